@@ -1,0 +1,5 @@
+import sys
+
+from oldphoto.cli import main
+
+sys.exit(main())

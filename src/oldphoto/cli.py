@@ -1,0 +1,56 @@
+"""The ``oldphoto`` command.
+
+Each subcommand lives in the module that owns its concern and exposes
+``register(subparsers)``; that function adds its parser and sets ``func`` (called with the parsed
+arguments, returning the exit code).  Registration modules keep heavy imports (torch, training code)
+inside their functions so that ``oldphoto --help`` stays fast and ``restore`` never imports training code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from oldphoto import __version__
+
+# subcommand -> module with register(subparsers)
+SUBCOMMANDS = {
+    "restore": "oldphoto.batch",
+    "weights": "oldphoto.weights.cli",
+    "synth": "oldphoto.synth.cli",
+    "data": "oldphoto.synth.corpus_cli",
+    "train": "oldphoto.train.cli",
+    "evaluate": "oldphoto.metrics.cli",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="oldphoto",
+        description="Restore old photographs (Wan et al., 'Bringing Old Photos Back to Life').",
+    )
+    parser.add_argument("--version", action="version", version=f"oldphoto {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in SUBCOMMANDS.values():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("oldphoto"):
+                continue  # subcommand not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
