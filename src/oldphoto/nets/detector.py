@@ -96,7 +96,8 @@ class DefectDetector(nn.Module):
         self.config = {"in_channels": in_channels, "out_channels": out_channels, "depth": depth,
                        "width": width, "conv_num": conv_num}
         self.depth = depth
-        self.first = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(in_channels, width, 7), nn.LeakyReLU(0.2, True))
+        self.first = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(in_channels, width, 7),
+                                   nn.LeakyReLU(0.2, True))
         # registration order = official state_dict order (down_path before down_sample)
         self.down_path = nn.ModuleList()
         self.down_sample = nn.ModuleList()
