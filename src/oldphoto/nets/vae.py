@@ -20,7 +20,7 @@ from oldphoto.nets.blocks import ResnetBlock, instance_norm, require_key
 
 
 class _Encoder(nn.Sequential):
-    """``nn.Sequential`` (keys ``encoder.<i>.*`` as in the official checkpoint) that rejects sizes it would floor."""
+    """``nn.Sequential`` (keys ``encoder.<i>.*``, as official) that rejects sizes it would floor."""
 
     def __init__(self, *layers: nn.Module, multiple: int) -> None:
         super().__init__(*layers)
