@@ -1,0 +1,84 @@
+"""EXIF orientation, EXIF carry-over and the provenance record written into every restored photo."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from typing import Any
+
+import numpy as np
+from PIL import ExifTags, Image
+
+from oldphoto import __version__
+
+ORIENTATION = 0x0112
+SOFTWARE = 0x0131
+IMAGE_HISTORY = 0x9213  # TIFF/EP "ImageHistory": where our JSON provenance goes (not the user's fields)
+PIXEL_X = 0xA002
+PIXEL_Y = 0xA003
+_THUMBNAIL_TAGS = (0x0201, 0x0202, 0x0103)  # JPEGInterchangeFormat(+Length), Compression: IFD1 leftovers
+_IMAGE_STRUCTURE_TAGS = (0x0100, 0x0101, 0x0102, 0x0106, 0x0111, 0x0115, 0x0116, 0x0117, 0x011C, 0x0152)
+
+PROVENANCE_KEY = "oldphoto:provenance"  # PNG text keyword
+
+
+def software_name() -> str:
+    return f"oldphoto {__version__}"
+
+
+def apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn stored pixels (``H×W`` or ``H×W×C``) into displayed pixels for EXIF orientation 1-8."""
+    ops = {
+        1: lambda a: a,
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+        8: lambda a: np.rot90(a, 1),
+    }
+    return np.ascontiguousarray(ops.get(orientation, ops[1])(array))
+
+
+def copy_exif(exif: Image.Exif | None) -> Image.Exif:
+    """A detached copy (nested Exif/GPS IFDs included) that can be edited freely."""
+    out = Image.Exif()
+    if exif is not None and len(exif):
+        out.load(exif.tobytes())
+    return out
+
+
+def provenance_record(models: dict[str, str] | None = None, options: dict[str, Any] | None = None,
+                      source: str | None = None) -> dict[str, Any]:
+    """What a restored file says about how it was made (a restoration is a reconstruction)."""
+    record: dict[str, Any] = {
+        "software": "oldphoto",
+        "version": __version__,
+        "restored_at": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "note": "digitally restored: damaged areas and faces are reconstructions, not original detail",
+        "models": dict(models or {}),
+        "options": dict(options or {}),
+    }
+    if source:
+        record["source"] = source
+    return record
+
+
+def provenance_json(record: dict[str, Any]) -> str:
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def output_exif(exif: Image.Exif | None, width: int, height: int, provenance: str | None) -> Image.Exif:
+    """The input's EXIF, made true for the output: upright, no thumbnail, new pixel size, provenance."""
+    out = copy_exif(exif)
+    for tag in _THUMBNAIL_TAGS + _IMAGE_STRUCTURE_TAGS:
+        out.pop(tag, None)
+    out[ORIENTATION] = 1
+    exif_ifd = out.get_ifd(ExifTags.IFD.Exif)
+    exif_ifd[PIXEL_X] = int(width)
+    exif_ifd[PIXEL_Y] = int(height)  # Exif.tobytes writes the edited sub-IFD
+    if provenance is not None:
+        out[SOFTWARE] = software_name()
+        out[IMAGE_HISTORY] = provenance
+    return out

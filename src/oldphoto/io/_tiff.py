@@ -1,0 +1,155 @@
+"""TIFF pixels through tifffile (8/16-bit gray, RGB, CMYK, alpha, first page of many) and TIFF metadata.
+
+Pillow reads 16-bit colour TIFFs as 8-bit and cannot write them, so tifffile does the pixel work.
+tifffile will not write an EXIF sub-IFD pointer, so we write a placeholder tag next to it, append the
+sub-IFD (serialised by Pillow) at the end of the file and patch the placeholder into the real pointer.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from PIL import ExifTags, Image, TiffImagePlugin
+
+_log = logging.getLogger(__name__)
+
+# sub-IFD pointer tag -> placeholder tag written by tifffile (adjacent number keeps the entries sorted)
+_SUB_IFDS = {int(ExifTags.IFD.Exif): 34666, int(ExifTags.IFD.GPSInfo): 34854}
+# IFD0 tags tifffile writes itself, or that describe the pixel layout: never copied from the input
+_OWN_TAGS = {254, 255, 256, 257, 258, 259, 262, 266, 269, 273, 274, 277, 278, 279, 282, 283, 284, 296, 305,
+             270, 317, 320, 322, 323, 324, 325, 330, 338, 339, 340, 341, 347, 529, 530, 531, 532, 34665,
+             34675, 34853, 0x0201, 0x0202, 700, 33723, 34377}
+
+
+@dataclass
+class TiffPixels:
+    data: np.ndarray        # H×W×C (C = 1 gray, 3 RGB, 4 CMYK), uint8 or uint16, stored orientation
+    space: str              # "GRAY" | "RGB" | "CMYK"
+    alpha: np.ndarray | None
+    associated_alpha: bool
+    pages: int
+    icc: bytes | None
+
+
+def read_tiff(path: Path, max_pixels: int | None) -> TiffPixels:
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages.first
+        pages = len(tif.pages)
+        h, w = int(page.imagelength), int(page.imagewidth)
+        if max_pixels is not None and h * w > max_pixels:
+            raise _TooLarge(w, h)
+        arr = page.asarray()
+        axes = page.axes
+        photometric = int(page.photometric)
+        extras = tuple(int(e) for e in (page.extrasamples or ()))
+        colormap = page.colormap
+        icc_tag = page.tags.get(34675)
+        icc = bytes(icc_tag.value) if icc_tag is not None else None
+    if axes == "YX":
+        arr = arr[:, :, None]
+    elif axes == "SYX":
+        arr = np.moveaxis(arr, 0, -1)
+    elif axes != "YXS":
+        raise ValueError(f"unsupported TIFF layout {axes!r}")
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8) * 255
+    elif arr.dtype.kind == "f":
+        arr = np.rint(np.clip(arr, 0.0, 1.0) * 65535).astype(np.uint16)
+    elif arr.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"unsupported TIFF sample type {arr.dtype}")
+    if photometric == 3:  # palette: colour map entries are 16-bit
+        if colormap is None:
+            raise ValueError("palette TIFF without a colour map")
+        rgb = np.moveaxis(np.asarray(colormap)[:, arr[..., 0]], 0, -1)
+        eight_bit = np.all(np.asarray(colormap) % 257 == 0)
+        arr = (rgb // 257).astype(np.uint8) if eight_bit else rgb.astype(np.uint16)
+        return TiffPixels(arr, "RGB", None, False, pages, icc)
+    colour = {0: 1, 1: 1, 2: 3, 5: 4}.get(photometric)
+    if colour is None:
+        raise ValueError(f"unsupported TIFF photometric interpretation {photometric}")
+    if photometric == 0:  # min-is-white
+        arr = np.iinfo(arr.dtype).max - arr
+    alpha = arr[..., colour] if arr.shape[-1] > colour else None
+    space = {1: "GRAY", 3: "RGB", 4: "CMYK"}[colour]
+    return TiffPixels(np.ascontiguousarray(arr[..., :colour]), space,
+                      None if alpha is None else np.ascontiguousarray(alpha),
+                      bool(extras) and extras[0] == 1, pages, icc)
+
+
+class _TooLarge(Exception):
+    def __init__(self, width: int, height: int):
+        super().__init__(f"{width}x{height}")
+        self.width, self.height = width, height
+
+
+def _ascii_tags(exif: Image.Exif | None) -> list[tuple]:
+    """IFD0 text tags of the input (Make, Model, Artist, Copyright, DateTime, ...) as tifffile extratags."""
+    tags = []
+    for tag, value in (exif or {}).items():
+        if tag in _OWN_TAGS or tag in _SUB_IFDS or not isinstance(value, str):
+            continue
+        tags.append((int(tag), 2, 0, value, True))
+    return tags
+
+
+def write_tiff(path: Path, data: np.ndarray, space: str, alpha: np.ndarray | None, associated_alpha: bool,
+               icc: bytes | None, dpi: tuple[float, float] | None, exif: Image.Exif | None,
+               description: str | None, software: str | None) -> None:
+    """Write one page (zlib + predictor) with ICC, resolution, IFD0 text tags and EXIF/GPS sub-IFDs."""
+    pixels = data if data.ndim == 3 else data[:, :, None]
+    if alpha is not None:
+        pixels = np.concatenate([pixels, alpha[:, :, None].astype(pixels.dtype)], axis=-1)
+    photometric = {"GRAY": "minisblack", "RGB": "rgb", "CMYK": "separated"}[space]
+    extrasamples = (("assocalpha" if associated_alpha else "unassalpha"),) if alpha is not None else None
+    extratags = _ascii_tags(exif)
+    if exif is not None:
+        extratags.append((274, 3, 1, int(exif.get(274, 1)), True))
+        for tag, placeholder in _SUB_IFDS.items():
+            if exif.get_ifd(tag):
+                extratags.append((placeholder, 4, 1, 0, True))
+    kwargs = {}
+    if dpi:
+        kwargs.update(resolution=(float(dpi[0]), float(dpi[1])), resolutionunit="INCH")
+    tifffile.imwrite(
+        path, pixels if pixels.shape[-1] > 1 else pixels[..., 0], photometric=photometric,
+        extrasamples=extrasamples, planarconfig="contig", compression="zlib", predictor=True,
+        iccprofile=icc, description=description, software=software or False, metadata=None,
+        extratags=extratags, **kwargs,
+    )
+    if exif is not None:
+        _append_sub_ifds(path, exif)
+
+
+def _append_sub_ifds(path: Path, exif: Image.Exif) -> None:
+    with tifffile.TiffFile(path) as tif:
+        offsets = {}
+        for tag, placeholder in _SUB_IFDS.items():
+            entry = tif.pages.first.tags.get(placeholder)
+            if entry is not None:
+                offsets[tag] = entry.valueoffset
+        order = tif.byteorder
+    if not offsets:
+        return
+    head = (b"II*\x00" if order == "<" else b"MM\x00*") + b"\x08\x00\x00\x00"[:: 1 if order == "<" else -1]
+    with open(path, "r+b") as fh:
+        for tag, valueoffset in offsets.items():
+            values = dict(exif.get_ifd(tag))
+            interop = int(ExifTags.IFD.Interop)
+            if tag == int(ExifTags.IFD.Exif) and interop in values and not isinstance(values[interop], dict):
+                values[interop] = exif.get_ifd(interop)
+            ifd = TiffImagePlugin.ImageFileDirectory_v2(ifh=head, group=tag)
+            for key, value in values.items():
+                ifd[key] = value
+            end = fh.seek(0, 2)
+            if end % 2:
+                fh.write(b"\0")
+                end += 1
+            fh.write(ifd.tobytes(end))
+            # the IFD entry is 8 bytes before its value: tag(2) type(2) count(4) value(4)
+            fh.seek(valueoffset - 8)
+            fh.write(struct.pack(order + "HHII", tag, 4, 1, end))

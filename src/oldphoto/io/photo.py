@@ -1,0 +1,484 @@
+"""Read a photo into sRGB float pixels plus everything needed to write the restoration back faithfully.
+
+Reading: the content decides the format (a misnamed file is read and warned about), EXIF orientation
+is applied, the ICC profile is converted to sRGB, alpha is set aside untouched, 16-bit samples stay
+16-bit in float32.  Writing: same displayed size, original profile and colour model (gray stays gray
+unless colour was added, CMYK stays CMYK in JPEG/TIFF), 16-bit where the format allows, EXIF made true
+for the new file, a provenance record, and an atomic replace so no half-written file is ever visible.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from oldphoto.io import _colour, _metadata, _png, _tiff
+
+DEFAULT_MAX_PIXELS = 120_000_000  # an 8x10" print scanned at 1200 dpi is 115 Mpx
+DEFAULT_JPEG_QUALITY = 95
+GRAY_TOLERANCE = 0.02  # chroma (max-min channel) above which a gray input is said to have gained colour
+
+# Pillow's format name -> format family
+FORMAT_FAMILY = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "TIFF": "tiff", "WEBP": "webp", "BMP": "bmp",
+                 "DIB": "bmp", "GIF": "gif"}
+EXTENSION_FAMILY = {".jpg": "jpeg", ".jpeg": "jpeg", ".jpe": "jpeg", ".jfif": "jpeg", ".png": "png",
+                    ".tif": "tiff", ".tiff": "tiff", ".webp": "webp", ".bmp": "bmp", ".dib": "bmp",
+                    ".gif": "gif"}
+IMAGE_EXTENSIONS = frozenset(EXTENSION_FAMILY)
+WRITABLE_FAMILIES = ("jpeg", "png", "tiff", "webp")
+# --format same: BMP and GIF cannot carry a profile, EXIF or provenance, so they become PNG (lossless)
+SAME_FAMILY = {"jpeg": "jpeg", "png": "png", "tiff": "tiff", "webp": "webp", "bmp": "png", "gif": "png"}
+DEFAULT_SUFFIX = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif", "webp": ".webp"}
+_FORMAT_ALIASES = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "tif": "tiff", "tiff": "tiff", "webp": "webp"}
+_DROPPED_TEXT = {"raw profile type exif", "raw profile type app1", "software", _metadata.PROVENANCE_KEY}
+
+
+class PhotoError(Exception):
+    """A photo that cannot be read (or written); the message names the file and the reason."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = Path(path)
+        self.reason = reason
+
+
+@dataclass
+class Photo:
+    """A decoded photo.  ``pixels`` is what the restorer sees; the rest is what writing back needs."""
+
+    path: Path
+    format: str                   # Pillow's name of the content's format: "JPEG", "PNG", "TIFF", ...
+    family: str                   # "jpeg" | "png" | "tiff" | "webp" | "bmp" | "gif"
+    pixels: np.ndarray            # float32 H×W×3 sRGB in [0, 1], displayed orientation
+    space: str                    # colour model of the file: "GRAY" | "RGB" | "CMYK"
+    bit_depth: int                # 8 or 16 bits per sample
+    mode: str                     # how the file stores pixels ("P", "I;16", "RGBA", "CMYK", "tiff RGB", ...)
+    alpha: np.ndarray | None = None   # raw alpha samples (uint8/uint16), displayed orientation, untouched
+    associated_alpha: bool = False
+    icc_profile: bytes | None = None  # the embedded profile when it is usable for this colour model
+    exif: Image.Exif = field(default_factory=Image.Exif)
+    orientation: int = 1
+    text: dict[str, str] = field(default_factory=dict)    # PNG text chunks
+    dpi: tuple[float, float] | None = None
+    pages: int = 1
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Displayed (width, height)."""
+        return int(self.pixels.shape[1]), int(self.pixels.shape[0])
+
+    @property
+    def is_gray(self) -> bool:
+        return self.space == "GRAY"
+
+
+# ----------------------------------------------------------------------------------------------- reading
+
+@contextlib.contextmanager
+def _own_pixel_limit() -> Iterator[None]:
+    """Let Pillow open anything; we apply our own (configurable) limit before decoding."""
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def _bomb_reason(width: int, height: int, max_pixels: int) -> str:
+    return (f"decompression bomb guard: {width}x{height} = {width * height / 1e6:.1f} Mpx exceeds the limit "
+            f"of {max_pixels / 1e6:.1f} Mpx (raise it with --max-pixels if the photo is genuine)")
+
+
+def read_photo(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Photo:
+    """Decode ``path`` (format detected from the content).  Raises ``PhotoError`` naming the problem."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+    except OSError as exc:
+        raise PhotoError(p, f"cannot read ({exc.strerror or exc})") from exc
+    if not p.is_file():
+        raise PhotoError(p, "not a regular file")
+    if size == 0:
+        raise PhotoError(p, "empty file (0 bytes)")
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(64)
+    except OSError as exc:
+        raise PhotoError(p, f"cannot read ({exc.strerror or exc})") from exc
+    with _own_pixel_limit():
+        try:
+            image = Image.open(p)
+        except UnidentifiedImageError as exc:
+            raise PhotoError(p, "not an image: the content is not a recognised image format"
+                             + (f" (despite the {p.suffix} name)" if p.suffix.lower() in IMAGE_EXTENSIONS
+                                else "")) from exc
+        except MemoryError:
+            raise
+        except Exception as exc:  # Pillow raises many types for broken headers
+            raise PhotoError(p, f"unreadable image header ({exc})") from exc
+        with image:
+            return _read_open_image(p, image, head, max_pixels)
+
+
+def _read_open_image(p: Path, image: Image.Image, head: bytes, max_pixels: int | None) -> Photo:
+    family = FORMAT_FAMILY.get(image.format or "")
+    if family is None:
+        raise PhotoError(p, f"unsupported image format {image.format}")
+    notes: list[str] = []
+    named = EXTENSION_FAMILY.get(p.suffix.lower())
+    if named != family:
+        name = p.suffix or "(no extension)"
+        notes.append(f"named {name} but the content is {image.format}; read by content")
+    width, height = image.size
+    if max_pixels is not None and width * height > max_pixels:
+        raise PhotoError(p, _bomb_reason(width, height, max_pixels))
+    pages = int(getattr(image, "n_frames", 1) or 1)
+    if pages > 1:
+        kind = "multi-page TIFF" if family == "tiff" else f"multi-frame {image.format}"
+        notes.append(f"{kind} with {pages} pages: only the first page is restored")
+    try:
+        exif = image.getexif()
+        orientation = int(exif.get(_metadata.ORIENTATION, 1) or 1)
+    except Exception as exc:  # broken EXIF must not cost the photo
+        notes.append(f"EXIF unreadable and ignored ({exc})")
+        exif, orientation = Image.Exif(), 1
+    if orientation not in range(1, 9):
+        notes.append(f"invalid EXIF orientation {orientation} ignored")
+        orientation = 1
+    try:
+        data, space, alpha, assoc, bit_depth, mode, icc = _decode(p, image, family, head, max_pixels)
+        text = {str(k): str(v) for k, v in getattr(image, "text", {}).items()} if family == "png" else {}
+    except PhotoError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise PhotoError(p, f"truncated or corrupt image data ({exc})") from exc
+    icc = icc or image.info.get("icc_profile") or None
+    icc, icc_note = _usable_profile(icc, space)
+    if icc_note:
+        notes.append(icc_note)
+    if orientation != 1:
+        data = _metadata.apply_orientation(data, orientation)
+        alpha = None if alpha is None else _metadata.apply_orientation(alpha, orientation)
+    values = data.astype(np.float32) / np.float32(65535.0 if bit_depth == 16 else 255.0)
+    try:
+        pixels = _colour.to_srgb(values, icc, space, high_precision=bit_depth == 16)
+    except _colour.ProfileError as exc:
+        notes.append(f"{exc}; colours taken as sRGB")
+        icc = None
+        pixels = _colour.to_srgb(values, None, space) if space != "RGB" else values
+    dpi = image.info.get("dpi")
+    return Photo(
+        path=p, format=image.format or family.upper(), family=family, pixels=np.ascontiguousarray(pixels),
+        space=space, bit_depth=bit_depth, mode=mode, alpha=alpha, associated_alpha=assoc, icc_profile=icc,
+        exif=exif, orientation=orientation, text=text,
+        dpi=(float(dpi[0]), float(dpi[1])) if dpi and len(dpi) == 2 and dpi[0] and dpi[1] else None,
+        pages=pages, warnings=notes,
+    )
+
+
+def _usable_profile(icc: bytes | None, space: str) -> tuple[bytes | None, str | None]:
+    if not icc:
+        return None, None
+    try:
+        profile_space = _colour.profile_space(icc)
+    except _colour.ProfileError as exc:
+        return None, f"{exc}; colours taken as sRGB and the profile is not carried over"
+    if profile_space != space:
+        return None, f"ICC profile is for {profile_space} but the pixels are {space}; profile ignored"
+    return icc, None
+
+
+def _decode(p: Path, image: Image.Image, family: str, head: bytes, max_pixels: int | None):
+    """-> (H×W×C samples, space, alpha, associated alpha, bit depth, mode description, icc or None)."""
+    if family == "tiff":
+        try:
+            t = _tiff.read_tiff(p, max_pixels)
+        except _tiff._TooLarge as exc:
+            raise PhotoError(p, _bomb_reason(exc.width, exc.height, max_pixels or 0)) from exc
+        except MemoryError:
+            raise
+        except Exception:
+            pass  # e.g. a compression tifffile has no codec for: Pillow (8-bit) below
+        else:
+            bits = 16 if t.data.dtype == np.uint16 else 8
+            return t.data, t.space, t.alpha, t.associated_alpha, bits, f"tiff {t.space} {bits}-bit", t.icc
+    header = _png.png_header(head) if family == "png" else None
+    if header is not None and header[0] == 16:
+        return _decode_png16(p, header[1])
+    image.seek(0)
+    image.load()
+    mode = image.mode
+    alpha = None
+    if mode in ("P", "PA"):
+        has_alpha = mode == "PA" or "transparency" in image.info
+        image = image.convert("RGBA" if has_alpha else "RGB")
+    elif mode in ("RGBa", "RGBX", "YCbCr", "La", "1"):
+        image = image.convert({"RGBa": "RGBA", "RGBX": "RGB", "YCbCr": "RGB", "La": "LA", "1": "L"}[mode])
+    arr = np.asarray(image)
+    m = image.mode
+    if m in ("L", "LA"):
+        data, space, bits = arr if arr.ndim == 3 else arr[:, :, None], "GRAY", 8
+    elif m.startswith("I;16") or m == "I":
+        data, space, bits = np.clip(arr, 0, 65535).astype(np.uint16)[:, :, None], "GRAY", 16
+    elif m == "F":
+        data, space, bits = np.rint(np.clip(arr, 0, 1) * 65535).astype(np.uint16)[:, :, None], "GRAY", 16
+    elif m in ("RGB", "RGBA"):
+        data, space, bits = arr, "RGB", 8
+    elif m == "CMYK":
+        data, space, bits = arr, "CMYK", 8
+    else:
+        raise PhotoError(p, f"unsupported colour mode {m}")
+    channels = {"GRAY": 1, "RGB": 3, "CMYK": 4}[space]
+    if data.shape[2] > channels:
+        alpha = np.ascontiguousarray(data[:, :, channels])
+        data = data[:, :, :channels]
+    return np.ascontiguousarray(data), space, alpha, False, bits, mode, None
+
+
+def _decode_png16(p: Path, colour_type: int):
+    import cv2  # Pillow reads 16-bit colour PNGs as 8-bit; OpenCV keeps all 16 bits
+
+    buf = np.fromfile(p, dtype=np.uint8)
+    arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.dtype != np.uint16:
+        raise ValueError("the 16-bit PNG data could not be decoded")
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    alpha = None
+    if colour_type in (0, 4):  # gray (OpenCV expands gray+alpha to BGRA)
+        if arr.shape[2] == 4:
+            alpha = arr[:, :, 3]
+        data, space = arr[:, :, :1], "GRAY"
+    else:
+        if arr.shape[2] == 4:
+            alpha = arr[:, :, 3]
+        data, space = arr[:, :, 2::-1], "RGB"
+    mode = {0: "I;16", 4: "LA;16", 2: "RGB;16", 6: "RGBA;16"}.get(colour_type, "16-bit")
+    return (np.ascontiguousarray(data), space, None if alpha is None else np.ascontiguousarray(alpha),
+            False, 16, mode, None)
+
+
+# ----------------------------------------------------------------------------------------------- writing
+
+def normalise_format(name: str | None) -> str | None:
+    """'jpg'/'jpeg' -> 'jpeg', 'tif' -> 'tiff', ...; None or 'same' -> None."""
+    if name is None or name.lower() == "same":
+        return None
+    try:
+        return _FORMAT_ALIASES[name.lower()]
+    except KeyError:
+        raise ValueError(f"unknown output format {name!r} (use png, jpg, tiff, webp or same)") from None
+
+
+def output_family(photo: Photo, requested: str | None = None) -> str:
+    """The family a restoration of ``photo`` is written in (``requested`` = --format value)."""
+    return normalise_format(requested) or SAME_FAMILY[photo.family]
+
+
+def output_suffix(photo: Photo, family: str) -> str:
+    """Keep the input's own spelling (.JPG, .jpeg, .tiff) when it names the output's family."""
+    if EXTENSION_FAMILY.get(photo.path.suffix.lower()) == family == photo.family:
+        return photo.path.suffix
+    return DEFAULT_SUFFIX[family]
+
+
+def has_colour(pixels: np.ndarray, tolerance: float = GRAY_TOLERANCE) -> bool:
+    """True when a restoration of a gray photo has visibly gained colour (not just rounding tints)."""
+    step = max(1, int(np.sqrt(pixels.shape[0] * pixels.shape[1] / 250_000)))
+    sample = pixels[::step, ::step]
+    chroma = sample.max(axis=-1) - sample.min(axis=-1)
+    return bool(np.percentile(chroma, 99) > tolerance)
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Run ``write(temporary path)`` in the destination folder, then rename over ``path``.
+
+    An interrupted or failed write leaves no partial file: the temporary file is removed, and the
+    destination either does not exist or is the complete previous version.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def _quantise(values: np.ndarray, bits: int) -> np.ndarray:
+    top = 65535.0 if bits == 16 else 255.0
+    return np.rint(np.clip(values, 0.0, 1.0) * top).astype(np.uint16 if bits == 16 else np.uint8)
+
+
+def _rescale_alpha(alpha: np.ndarray, bits: int) -> np.ndarray:
+    if bits == 16 and alpha.dtype == np.uint8:
+        return alpha.astype(np.uint16) * 257
+    if bits == 8 and alpha.dtype == np.uint16:
+        return ((alpha.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    return alpha
+
+
+def write_photo(path: str | os.PathLike, pixels: np.ndarray, like: Photo | None = None, *,
+                format: str | None = None, quality: int = DEFAULT_JPEG_QUALITY,
+                provenance: dict[str, Any] | None = None, strip_metadata: bool = False,
+                gray_tolerance: float = GRAY_TOLERANCE) -> list[str]:
+    """Write sRGB ``pixels`` (float32 H×W×3 in [0, 1]) atomically, faithful to ``like`` (the input).
+
+    ``format`` ('png', 'jpg', 'tiff', 'webp'; None = from the path's extension, else like's family).
+    Returns warnings (alpha dropped for JPEG, colour kept for a gray input, ...).
+    """
+    out = Path(path)
+    family = normalise_format(format) or EXTENSION_FAMILY.get(out.suffix.lower()) or (
+        SAME_FAMILY[like.family] if like else None)
+    if family not in WRITABLE_FAMILIES:
+        raise ValueError(f"{out}: cannot write format {family or out.suffix!r} (use png, jpg, tiff or webp)")
+    rgb = np.asarray(pixels, dtype=np.float32)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"{out}: pixels must be H×W×3, got {rgb.shape}")
+    if like is not None and rgb.shape[:2] != like.pixels.shape[:2]:
+        raise ValueError(f"{out}: restored image is {rgb.shape[1]}x{rgb.shape[0]} but the input "
+                         f"{like.path.name} is {like.size[0]}x{like.size[1]}")
+    rgb = np.clip(np.nan_to_num(rgb, nan=0.0), 0.0, 1.0)
+    notes: list[str] = []
+    src_space = like.space if like else "RGB"
+    if src_space == "GRAY":
+        space = "GRAY" if not has_colour(rgb, gray_tolerance) else "RGB"
+        if space == "RGB":
+            notes.append("the gray input gained colour in restoration; written as RGB")
+    elif src_space == "CMYK" and family in ("jpeg", "tiff"):
+        space = "CMYK"
+    else:
+        space = "RGB"
+    if family == "webp" and space == "GRAY":
+        space = "RGB"  # WebP has no gray mode
+    bits = 16 if like is not None and like.bit_depth == 16 and family in ("png", "tiff") else 8
+    src_icc = None if strip_metadata or like is None else like.icc_profile
+    high = bits == 16
+    if src_icc is not None and space == src_space:
+        out_icc = src_icc
+        values = _colour.from_srgb(rgb, src_icc, space, high_precision=high)
+    else:
+        # a changed colour model (gray gained colour, CMYK into PNG): the pixels stay sRGB and say so
+        out_icc = _colour.srgb_icc_bytes() if src_icc is not None and space == "RGB" else None
+        values = _colour.from_srgb(rgb, None, space)
+    data = _quantise(values, bits)
+    if data.shape[2] == 1:
+        data = data[:, :, 0]
+    alpha = like.alpha if like is not None else None
+    if alpha is not None and family == "jpeg":
+        notes.append("JPEG cannot hold transparency: alpha dropped (use --format png or tiff to keep it)")
+        alpha = None
+    if alpha is not None:
+        alpha = _rescale_alpha(alpha, bits)
+    record = None if strip_metadata else provenance
+    prov = _metadata.provenance_json(record) if record is not None else None
+    exif = None
+    if not strip_metadata:
+        exif = _metadata.output_exif(like.exif if like else None, rgb.shape[1], rgb.shape[0], prov)
+    dpi = like.dpi if like is not None and not strip_metadata else None
+    text = {} if strip_metadata or like is None else {
+        k: v for k, v in like.text.items() if k.lower() not in _DROPPED_TEXT}
+
+    def encode(tmp: Path) -> None:
+        if family == "png":
+            _write_png(tmp, data, alpha, out_icc, dpi, exif, text, prov)
+        elif family == "tiff":
+            description = exif.get(0x010E) if exif is not None else None
+            assoc = bool(like and like.associated_alpha)
+            _tiff.write_tiff(tmp, data, space, alpha, assoc, out_icc, dpi, exif,
+                             description if isinstance(description, str) else None,
+                             _metadata.software_name() if prov else None)
+        else:
+            _write_pillow(tmp, family, data, space, alpha, out_icc, dpi, exif, quality, notes)
+
+    atomic_write(out, encode)
+    return notes
+
+
+def _write_png(tmp: Path, data: np.ndarray, alpha: np.ndarray | None, icc: bytes | None,
+               dpi: tuple[float, float] | None, exif: Any, text: dict[str, str], prov: str | None) -> None:
+    chunks = []
+    if icc:
+        chunks.append(_png.iccp_chunk(icc))
+    if dpi:
+        chunks.append(_png.phys_chunk(dpi))
+    for key, value in text.items():
+        chunks.append(_png.text_chunk(key, value))
+    if prov is not None:
+        chunks.append(_png.text_chunk("Software", _metadata.software_name()))
+        chunks.append(_png.text_chunk(_metadata.PROVENANCE_KEY, prov))
+    if exif is not None:
+        chunks.append(_png.chunk(b"eXIf", exif.tobytes()[6:]))  # without the "Exif\0\0" JPEG prefix
+    pixels = data if alpha is None else np.dstack([data, alpha.astype(data.dtype)])
+    tmp.write_bytes(_png.encode_png(pixels, chunks))
+
+
+def _write_pillow(tmp: Path, family: str, data: np.ndarray, space: str, alpha: np.ndarray | None,
+                  icc: bytes | None, dpi: tuple[float, float] | None, exif: Any, quality: int,
+                  notes: list[str]) -> None:
+    mode = {"GRAY": "L", "RGB": "RGB", "CMYK": "CMYK"}[space]
+    h, w = data.shape[:2]
+    image = Image.frombytes(mode, (w, h), np.ascontiguousarray(data).tobytes())
+    if alpha is not None:
+        image = image.convert("RGBA")
+        image.putalpha(Image.frombytes("L", (w, h), np.ascontiguousarray(alpha, dtype=np.uint8).tobytes()))
+    params: dict[str, Any] = {"quality": int(quality)}
+    if family == "jpeg":
+        params.update(subsampling=0 if quality >= 90 else 2, optimize=True)
+    else:
+        params.update(method=4)
+    if icc:
+        params["icc_profile"] = icc
+    if dpi:
+        params["dpi"] = dpi
+    if exif is not None:
+        blob = exif.tobytes()
+        if family == "jpeg" and len(blob) > 65533:  # one APP1 segment; maker notes are the usual bulk
+            exif.get_ifd(0x8769).pop(0x927C, None)
+            blob = exif.tobytes()
+            notes.append("EXIF too large for JPEG: maker note dropped")
+        params["exif"] = blob
+    image.save(tmp, "JPEG" if family == "jpeg" else "WEBP", **params)
+
+
+def read_provenance(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The provenance record oldphoto wrote into ``path``, or None."""
+    with Image.open(path) as image:
+        raw = None
+        if image.format == "PNG":
+            image.load()
+            raw = image.text.get(_metadata.PROVENANCE_KEY)
+        if raw is None:
+            raw = image.getexif().get(_metadata.IMAGE_HISTORY)
+    if raw is None:
+        return None
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    return json.loads(str(raw).rstrip("\0"))
