@@ -26,7 +26,7 @@ from oldphoto.nets.blocks import ResnetBlock, conv_in_relu, require_key
 
 # Working-set budget of one chunk of attention rows: the q×N logits (and the softmax of it) are the only
 # buffers that grow with the photo, so bounding them bounds the peak of the whole block.
-DEFAULT_CHUNK_BYTES = 64 * 2**20
+DEFAULT_CHUNK_BYTES = 256 * 2**20
 # F.normalize's default eps, used by the official L1 renormalisation of the attention rows.
 _L1_EPS = 1e-12
 
@@ -164,8 +164,9 @@ class PartialNonLocal(nn.Module):
     ``out = y`` everywhere (what the official code computes). All-clean input: ``out = x`` exactly; at
     inference the attention is then skipped.
 
-    ``chunk_bytes`` bounds one chunk of logits (default 64 MiB); ``dense = True`` computes the N×N
-    matrix in one go (the reference used by the tests; memory O(N²)).
+    ``chunk_bytes`` bounds one chunk of logits (default 256 MiB: 256 query rows at N = 512², near full
+    matmul throughput, see benchmarks/nonlocal.md); ``dense = True`` computes the N×N matrix in one go
+    (the reference used by the tests; memory O(N²)).
     """
 
     def __init__(self, channels: int = 512, inter_channels: int = 512, n_res_blocks: int = 3) -> None:
