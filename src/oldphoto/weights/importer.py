@@ -1,0 +1,379 @@
+"""Import the official BOPBTL checkpoints into a weights folder.
+
+Accepted inputs: the release zips (``global_checkpoints.zip``, ``face_checkpoints.zip``), their extracted
+folders, or single ``.pth`` / ``.pt`` files.  Inside zips and folders a checkpoint is imported when it
+sits at an official location (e.g. ``…/VAE_A_quality/latest_net_G.pth``); the location gives its role
+and its keys must match that role's architecture.  A single file is recognised from its keys; the
+three VAEs (and the two face generators) have identical layouts, so such a file needs ``role=``
+unless its path names the official folder.
+
+Safety: checkpoints are read with ``torch.load(weights_only=True)``; a pickle that would run code or
+build arbitrary objects is refused.  Atomicity: all outputs are staged in a temporary folder inside the
+destination and moved into place only after every checkpoint converted; on any error the destination
+is left as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import pickle
+import pickletools
+import re
+import shutil
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import torch
+from torch import nn
+
+from oldphoto.weights.store import (
+    ROLES,
+    Card,
+    WeightsError,
+    build_module,
+    check_state_dict,
+    default_weights_dir,
+    roles_for_architecture,
+    save_model,
+)
+
+__all__ = [
+    "ImportResult", "import_checkpoints", "read_checkpoint", "recognise", "convert", "role_from_path",
+]
+
+# (folder name, file name) -> role; the folder is the checkpoint's parent directory
+_OFFICIAL_LOCATIONS: dict[tuple[str, str], str] = {
+    ("VAE_A_quality", "latest_net_G.pth"): "vae_a",
+    ("VAE_B_quality", "latest_net_G.pth"): "vae_b_quality",
+    ("VAE_B_scratch", "latest_net_G.pth"): "vae_b_scratch",
+    ("mapping_quality", "latest_net_mapping_net.pth"): "mapping_quality",
+    ("mapping_scratch", "latest_net_mapping_net.pth"): "mapping_scratch",
+    ("mapping_Patch_Attention", "latest_net_mapping_net.pth"): "mapping_hr",
+    ("Setting_9_epoch_100", "latest_net_G.pth"): "face_256",
+    ("FaceSR_512", "latest_net_G.pth"): "face_512",
+}
+_DETECTOR_FILE = "FT_Epoch_latest.pt"
+_FACE_SIZES = {"face_256": 256, "face_512": 512}
+_CHECKPOINT_SUFFIXES = (".pth", ".pt")
+
+# architecture -> keys whose presence identifies it (checked in this order)
+_SIGNATURES: list[tuple[str, tuple[str, ...]]] = [
+    ("detector", ("first.1.weight", "down_path.0.block.1.weight", "last.1.weight")),
+    ("face_generator", ("fc.weight", "head_0.norm_0.mlp_shared.0.weight", "conv_img.weight")),
+    ("mapping_patch_attention", ("before_NL.0.weight", "NL_scale_1.F_Combine.weight")),
+    ("mapping_scratch", ("before_NL.0.weight", "NL.theta.weight", "NL.g.weight")),
+    ("mapping_quality", ("model.0.weight",)),
+    ("vae", ("encoder.1.weight",)),
+]
+
+
+@dataclass
+class ImportResult:
+    imported: list[Card] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # "source: why" for files that were not imported
+
+
+def role_from_path(parts: Sequence[str]) -> str | None:
+    """The role an official checkpoint location implies (path components), or None."""
+    if not parts:
+        return None
+    name = parts[-1]
+    if name == _DETECTOR_FILE:
+        return "detector"
+    if len(parts) >= 2:
+        return _OFFICIAL_LOCATIONS.get((parts[-2], name))
+    return None
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_checkpoint(path: Path, name: str) -> dict[str, torch.Tensor]:
+    """Load a checkpoint file safely and return its flat tensor state dict.
+
+    Unwraps the detector's ``{'model_state': ...}`` and a uniform ``module.`` (DataParallel) prefix."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        culprits = _pickle_globals(path, str(exc))
+        if culprits:
+            raise WeightsError(f"{name}: refused: the file carries pickled code or objects "
+                               f"({', '.join(culprits[:5])}), not just tensors; oldphoto only loads plain "
+                               f"weights (torch.load weights_only=True)") from None
+        raise WeightsError(f"{name}: not a PyTorch checkpoint (its contents cannot be unpickled as "
+                           f"tensors)") from None
+    except Exception as exc:  # torch raises KeyError/RuntimeError/OSError/... on non-checkpoints
+        raise WeightsError(f"{name}: not a readable PyTorch checkpoint ({type(exc).__name__}: "
+                           f"{_first_line(str(exc))}); is the file truncated?") from None
+    if isinstance(obj, dict) and "model_state" in obj and isinstance(obj["model_state"], dict):
+        obj = obj["model_state"]  # FT_Epoch_latest.pt: training state with the weights under 'model_state'
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not obj:
+        raise WeightsError(f"{name}: not a state dict (found {type(obj).__name__})")
+    bad = [str(k) for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        raise WeightsError(f"{name}: not a state dict (entries that are not named tensors: "
+                           f"{', '.join(bad[:5])})")
+    sd: dict[str, torch.Tensor] = dict(obj)
+    if all(k.startswith("module.") for k in sd):
+        sd = {k[len("module."):]: v for k, v in sd.items()}
+    return sd
+
+
+def _first_line(msg: str) -> str:
+    return msg.strip().splitlines()[0] if msg.strip() else "unknown error"
+
+
+def _pickle_globals(path: Path, message: str) -> list[str]:
+    """Names of the globals (callables/classes) a refused pickle references, found without executing it."""
+    found = re.findall(r"GLOBAL (\S+)", message)
+    if found:
+        return found
+    try:
+        return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:
+        pass
+    # a bare pickle (not torch.save's format): scan its opcodes
+    names: list[str] = []
+    try:
+        with open(path, "rb") as f:
+            strings: list[str] = []
+            for op, arg, _pos in pickletools.genops(f):
+                if op.name == "GLOBAL":
+                    names.append(str(arg).replace(" ", "."))
+                elif op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE"):
+                    strings.append(str(arg))
+                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    names.append(f"{strings[-2]}.{strings[-1]}")
+                elif op.name == "STACK_GLOBAL":
+                    names.append("<global>")
+    except Exception:
+        pass
+    return names
+
+
+def recognise(sd: dict[str, torch.Tensor], name: str) -> str:
+    """The architecture whose official key pattern ``sd`` follows."""
+    for arch, keys in _SIGNATURES:
+        if all(k in sd for k in keys):
+            return arch
+    sample = ", ".join(list(sd)[:4])
+    raise WeightsError(f"{name}: unrecognised checkpoint: its {len(sd)} keys (e.g. {sample}) match none of "
+                       f"the known networks ({', '.join(sorted({a for a, _ in _SIGNATURES}))})")
+
+
+def _config_for(arch: str, sd: dict[str, torch.Tensor], name: str, role: str | None) -> dict[str, Any]:
+    from oldphoto.nets import architecture
+
+    try:
+        cls = architecture(arch)
+    except (KeyError, ImportError) as exc:
+        raise WeightsError(f"{name}: architecture {arch!r} is not available in this build ({exc})") from None
+    try:
+        if arch == "face_generator":
+            return cls.config_from_state_dict(sd, size=_FACE_SIZES.get(role or "", 256))
+        return cls.config_from_state_dict(sd)
+    except (KeyError, ValueError, IndexError, AttributeError) as exc:
+        msg = exc.args[0] if exc.args else exc
+        raise WeightsError(f"{name}: weights do not fit the {arch!r} architecture: {msg}") from None
+
+
+def convert(sd: dict[str, torch.Tensor], arch: str, name: str = "<state dict>", role: str | None = None,
+            dtype: torch.dtype = torch.float32) -> nn.Module:
+    """Official-layout state dict → our module (eval mode), strictly: every key present, none extra,
+    every shape right.  The module is built in ``dtype`` BEFORE loading, so float64 weights keep their
+    precision.  The face generator is returned in the inference form (spectral norm folded)."""
+    config = _config_for(arch, sd, name, role)
+    sd = dict(sd)
+    if arch == "detector":
+        sd = _detector_constants(sd, config, name)
+    # shape check on a meta-device copy (no memory), so the error lists every bad key at once
+    with torch.device("meta"):
+        probe = build_module(arch, config, name)
+    check_state_dict(probe, sd, name)
+    del probe
+    if arch == "face_generator" and config.get("spectral_norm"):
+        from oldphoto.nets.face import fold_spectral_norm
+
+        try:
+            sd = fold_spectral_norm(sd)
+        except ValueError as exc:
+            raise WeightsError(f"{name}: {exc}") from None
+        config = {**config, "spectral_norm": False}
+    module = build_module(arch, config, name, dtype)
+    check_state_dict(module, sd, name)
+    module.load_state_dict(sd, strict=True)
+    bad = [k for k, v in module.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise WeightsError(f"{name}: non-finite values in {', '.join(bad[:5])}")
+    return module.eval()
+
+
+def _detector_constants(sd: dict[str, torch.Tensor], config: dict[str, Any],
+                        name: str) -> dict[str, torch.Tensor]:
+    """Fill absent blur-pool filters (architecture constants); reject ones that differ from the constant."""
+    from oldphoto.nets.detector import blur_filter
+
+    width = int(config["width"])
+    for i in range(int(config["depth"])):
+        key = f"down_sample.{i}.4.filt"
+        const = blur_filter(width * 2**i)
+        if key not in sd:
+            sd[key] = const
+        elif sd[key].shape == const.shape and not torch.allclose(sd[key].float(), const, atol=1e-6):
+            raise WeightsError(f"{name}: {key} is not the blur-pool constant [1,2,1]ᵀ[1,2,1]/16")
+    return sd
+
+
+@dataclass
+class _Candidate:
+    name: str  # shown to the user and stored as the card's source
+    role: str | None
+    open: Callable[[Path], tuple[Path, str]]  # staging dir -> (local file, sha256)
+
+
+def _candidates(path: Path, stack: contextlib.ExitStack) -> Iterator[_Candidate | str]:
+    """Checkpoint candidates in one input path; plain strings are 'skipped' notes."""
+    if not path.exists():
+        raise WeightsError(f"{path}: no such file or folder")
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in _CHECKPOINT_SUFFIXES)
+        found = False
+        for f in files:
+            rel = f.relative_to(path)
+            name = f"{path.name}/{rel.as_posix()}"
+            role = role_from_path(f.parts)
+            if role is None:
+                yield f"{name}: not an official inference checkpoint location, skipped"
+                continue
+            found = True
+            yield _Candidate(name, role, lambda _stage, f=f: (f, _sha256_file(f)))
+        if not found:
+            raise WeightsError(f"{path}: no official checkpoints found in this folder (expected e.g. "
+                               f"restoration/VAE_A_quality/latest_net_G.pth or detection/FT_Epoch_latest.pt)")
+        return
+    is_zip = path.suffix.lower() == ".zip"
+    if is_zip or (path.suffix not in _CHECKPOINT_SUFFIXES and zipfile.is_zipfile(path)):
+        yield from _zip_candidates(path, stack)
+        return
+    yield _Candidate(path.name, role_from_path(path.resolve().parts),
+                     lambda _stage: (path, _sha256_file(path)))
+
+
+def _zip_candidates(path: Path, stack: contextlib.ExitStack) -> Iterator[_Candidate | str]:
+    try:
+        zf = stack.enter_context(zipfile.ZipFile(path))  # stays open until the import finishes
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise WeightsError(f"{path}: not a readable zip archive ({exc}); the download may be "
+                           f"truncated") from None
+    found = False
+    for info in zf.infolist():
+        if info.is_dir() or "__MACOSX" in info.filename:
+            continue
+        member = PurePosixPath(info.filename)
+        if member.suffix not in _CHECKPOINT_SUFFIXES:
+            continue
+        name = f"{path.name}:{info.filename}"
+        role = role_from_path(member.parts)
+        if role is None:
+            yield f"{name}: not an official inference checkpoint location, skipped"
+            continue
+        found = True
+
+        def extract(stage: Path, info: zipfile.ZipInfo = info, name: str = name) -> tuple[Path, str]:
+            out = stage / f"member-{hashlib.sha1(info.filename.encode()).hexdigest()[:12]}.pth"
+            h = hashlib.sha256()
+            try:
+                with zf.open(info) as src, open(out, "wb") as dst:
+                    for block in iter(lambda: src.read(1 << 20), b""):
+                        h.update(block)
+                        dst.write(block)
+            except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+                raise WeightsError(f"{name}: cannot extract ({exc}); the zip may be truncated or corrupt") \
+                    from None
+            return out, h.hexdigest()
+
+        yield _Candidate(name, role, extract)
+    if not found:
+        raise WeightsError(f"{path}: no official checkpoints in this zip (expected global_checkpoints.zip "
+                           f"or face_checkpoints.zip from the official release)")
+
+
+def import_checkpoints(paths: Sequence[str | os.PathLike], dest: str | os.PathLike | None = None,
+                       role: str | None = None, log: Callable[[str], None] | None = None) -> ImportResult:
+    """Import official checkpoints from ``paths`` into ``dest`` (default: the user weights folder).
+
+    ``role`` names the role of a single checkpoint file whose role cannot be told from its keys or path
+    (one of the VAEs or face generators).  Raises :class:`WeightsError`; ``dest`` is unchanged then."""
+    if role is not None and role not in ROLES:
+        raise WeightsError(f"unknown role {role!r}; known roles: {', '.join(ROLES)}")
+    if not paths:
+        raise WeightsError("nothing to import: give the official zips, their folders or .pth files")
+    dest_dir = Path(dest) if dest is not None else default_weights_dir()
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    result = ImportResult()
+    stage = Path(tempfile.mkdtemp(prefix=".import-", dir=dest_dir))
+    stack = contextlib.ExitStack()
+    try:
+        # collect every candidate of every input first so errors in any input stop before any conversion
+        candidates: list[_Candidate] = []
+        for p in paths:
+            for c in _candidates(Path(p), stack):
+                if isinstance(c, str):
+                    result.skipped.append(c)
+                else:
+                    candidates.append(c)
+        if role is not None and len(candidates) != 1:
+            raise WeightsError(f"--role applies to a single checkpoint file, but the inputs hold "
+                               f"{len(candidates)} checkpoints")
+        seen: dict[str, str] = {}
+        for cand in candidates:
+            local, digest = cand.open(stage)
+            sd = read_checkpoint(local, cand.name)
+            arch = recognise(sd, cand.name)
+            chosen = role or cand.role
+            if chosen is None:
+                options = roles_for_architecture(arch)
+                if len(options) != 1:
+                    raise WeightsError(f"{cand.name}: a {arch!r} checkpoint can be any of "
+                                       f"{', '.join(options)} "
+                                       f"(their layouts are identical); say which with --role")
+                chosen = options[0]
+            if ROLES[chosen] != arch:
+                raise WeightsError(f"{cand.name}: holds a {arch!r} network, but role {chosen!r} needs "
+                                   f"{ROLES[chosen]!r}")
+            if chosen in seen:
+                raise WeightsError(f"two checkpoints for role {chosen!r}: {seen[chosen]} and {cand.name}")
+            seen[chosen] = cand.name
+            module = convert(sd, arch, cand.name, role=chosen)
+            del sd
+            if local.parent == stage:
+                local.unlink()  # extracted zip member: free the disk space now
+            card = save_model(module, chosen, stage, source=cand.name, sha256=digest,
+                              notes="imported from the official BOPBTL release checkpoint")
+            del module
+            result.imported.append(card)
+            if log:
+                log(f"converted {chosen} ({arch}, {card.parameters:,} params) from {cand.name}")
+        # everything converted: move into place (same file system, so each move is an atomic rename)
+        for card in result.imported:
+            for suffix in (".safetensors", ".json"):
+                os.replace(stage / f"{card.role}{suffix}", dest_dir / f"{card.role}{suffix}")
+            card.path = dest_dir / f"{card.role}.safetensors"
+    finally:
+        stack.close()
+        shutil.rmtree(stage, ignore_errors=True)
+    return result

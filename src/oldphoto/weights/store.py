@@ -1,0 +1,356 @@
+"""The weights store: ``<role>.safetensors`` + ``<role>.json`` (the card) per network in a weights folder.
+
+A card says which architecture and constructor arguments rebuild the network, where the weights came
+from (source name and the sha256 of the source file) and optional metrics/notes.  The safetensors file
+carries the same architecture/config in its metadata so that a file copied without its card is still
+self-describing, and so that a card that does not belong to its weights file is detected.
+
+Folders searched by :func:`load_model`: the given folder (or the user folder, see
+:func:`default_weights_dir`), then the bundled folder shipped inside the package.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = [
+    "FORMAT_VERSION", "ROLES", "OFFICIAL_SOURCES", "Card", "WeightsError", "MissingWeightsError",
+    "default_weights_dir", "bundled_weights_dir", "save_model", "load_model", "find_card", "installed",
+    "scan", "count_parameters", "check_state_dict", "build_module", "roles_for_architecture", "describe",
+]
+
+FORMAT_VERSION = 1
+
+# role -> architecture of the networks the restoration pipeline uses
+ROLES: dict[str, str] = {
+    "vae_a": "vae",
+    "vae_b_quality": "vae",
+    "vae_b_scratch": "vae",
+    "mapping_quality": "mapping_quality",
+    "mapping_scratch": "mapping_scratch",
+    "mapping_hr": "mapping_patch_attention",
+    "detector": "detector",
+    "face_256": "face_generator",
+    "face_512": "face_generator",
+}
+
+# role -> (official release asset, path inside the official checkout)
+OFFICIAL_SOURCES: dict[str, tuple[str, str]] = {
+    "vae_a": ("global_checkpoints.zip", "restoration/VAE_A_quality/latest_net_G.pth"),
+    "vae_b_quality": ("global_checkpoints.zip", "restoration/VAE_B_quality/latest_net_G.pth"),
+    "vae_b_scratch": ("global_checkpoints.zip", "restoration/VAE_B_scratch/latest_net_G.pth"),
+    "mapping_quality": ("global_checkpoints.zip", "restoration/mapping_quality/latest_net_mapping_net.pth"),
+    "mapping_scratch": ("global_checkpoints.zip", "restoration/mapping_scratch/latest_net_mapping_net.pth"),
+    "mapping_hr": ("global_checkpoints.zip",
+                   "restoration/mapping_Patch_Attention/latest_net_mapping_net.pth"),
+    "detector": ("global_checkpoints.zip", "detection/FT_Epoch_latest.pt"),
+    "face_256": ("face_checkpoints.zip", "Setting_9_epoch_100/latest_net_G.pth"),
+    "face_512": ("face_checkpoints.zip", "FaceSR_512/latest_net_G.pth"),
+}
+
+_ROLE_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+
+
+class WeightsError(Exception):
+    """A weights file or card is broken, or an import failed (the message names the file and the problem)."""
+
+
+class MissingWeightsError(WeightsError):
+    """No weights are installed for a role (the message says how to install them)."""
+
+
+@dataclass
+class Card:
+    role: str
+    architecture: str
+    config: dict[str, Any]
+    source: str
+    sha256: str
+    format_version: int = FORMAT_VERSION
+    metrics: dict[str, Any] | None = None
+    notes: str | None = None
+    parameters: int | None = None
+    # where the weights file lies (not stored in the card itself)
+    path: Path | None = field(default=None, compare=False, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"role": self.role, "architecture": self.architecture, "config": self.config,
+                                "source": self.source, "sha256": self.sha256,
+                                "format_version": self.format_version}
+        for name in ("metrics", "notes", "parameters"):
+            if getattr(self, name) is not None:
+                data[name] = getattr(self, name)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any, path: Path | None = None) -> Card:
+        where = f"{path}: " if path else ""
+        if not isinstance(data, dict):
+            raise WeightsError(f"{where}a weights card must be a JSON object")
+        missing = [k for k in ("role", "architecture", "config", "source", "sha256") if k not in data]
+        if missing:
+            raise WeightsError(f"{where}weights card lacks {', '.join(missing)}")
+        version = data.get("format_version", FORMAT_VERSION)
+        if version != FORMAT_VERSION:
+            raise WeightsError(f"{where}weights card format_version {version!r} is not supported "
+                               f"(this oldphoto reads {FORMAT_VERSION}); re-import the weights")
+        if not isinstance(data["config"], dict):
+            raise WeightsError(f"{where}weights card 'config' must be an object")
+        return cls(role=str(data["role"]), architecture=str(data["architecture"]), config=data["config"],
+                   source=str(data["source"]), sha256=str(data["sha256"]), format_version=version,
+                   metrics=data.get("metrics"), notes=data.get("notes"), parameters=data.get("parameters"),
+                   path=path.with_suffix(".safetensors") if path else None)
+
+
+def default_weights_dir() -> Path:
+    """$OLDPHOTO_WEIGHTS, else $XDG_DATA_HOME/oldphoto/weights, else ~/.local/share/oldphoto/weights."""
+    env = os.environ.get("OLDPHOTO_WEIGHTS", "").strip()
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME", "").strip()
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
+    return base / "oldphoto" / "weights"
+
+
+def bundled_weights_dir() -> Path:
+    """The small weights shipped inside the package (same layout as a user weights folder)."""
+    return Path(__file__).resolve().parent / "bundled"
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _install_hint(role: str) -> str:
+    asset = OFFICIAL_SOURCES.get(role, ("global_checkpoints.zip",))[0]
+    return (f"run `oldphoto weights import {asset}` (the official release asset of "
+            f"microsoft/Bringing-Old-Photos-Back-to-Life; its extracted folder works too), or point "
+            f"OLDPHOTO_WEIGHTS at a folder holding {role}.safetensors and {role}.json")
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _write_atomic(path: Path, write) -> None:
+    """Write via a temp file in the same folder, then os.replace (never a half-written ``path``)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _storable_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    # safetensors wants contiguous tensors that share no memory
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in module.state_dict().items()}
+
+
+def save_model(module: nn.Module, role: str, dest_dir: str | os.PathLike, source: str = "",
+               sha256: str = "", metrics: dict[str, Any] | None = None, notes: str | None = None) -> Card:
+    """Write ``<role>.safetensors`` and ``<role>.json`` into ``dest_dir`` (each atomically).
+
+    ``module`` must follow the network protocol (``ARCH_NAME``, ``config``).  A face generator in the
+    training form (spectral-norm hooks) is stored folded (inference form).
+    """
+    from safetensors.torch import save_file
+
+    if not _ROLE_RE.match(role):
+        raise WeightsError(f"invalid role name {role!r} (lower-case letters, digits and '_')")
+    arch = getattr(module, "ARCH_NAME", None)
+    config = getattr(module, "config", None)
+    if not isinstance(arch, str) or not isinstance(config, dict):
+        raise WeightsError(f"{type(module).__name__} is not an oldphoto network (needs ARCH_NAME and config)")
+    if role in ROLES and ROLES[role] != arch:
+        raise WeightsError(f"role {role!r} needs architecture {ROLES[role]!r}, got {arch!r}")
+    if config.get("spectral_norm") and hasattr(module, "folded"):
+        module = module.folded()
+        config = module.config
+    try:
+        config_json = json.dumps(config, sort_keys=True)
+    except TypeError as exc:
+        raise WeightsError(f"config of {arch!r} is not JSON-serialisable: {exc}") from None
+    dest = Path(dest_dir)
+    dest.mkdir(parents=True, exist_ok=True)
+    card = Card(role=role, architecture=arch, config=json.loads(config_json), source=source, sha256=sha256,
+                metrics=metrics, notes=notes, parameters=count_parameters(module),
+                path=dest / f"{role}.safetensors")
+    tensors = _storable_state(module)
+    meta = {"format_version": str(FORMAT_VERSION), "role": role, "architecture": arch, "config": config_json}
+    _write_atomic(dest / f"{role}.safetensors", lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+    def write_card(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(card.to_json(), f, indent=2, sort_keys=False)
+            f.write("\n")
+
+    _write_atomic(dest / f"{role}.json", write_card)
+    return card
+
+
+def _read_card(json_path: Path) -> Card:
+    try:
+        data = json.loads(json_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WeightsError(f"{json_path}: cannot read weights card ({exc}); re-import the weights") from None
+    card = Card.from_json(data, json_path)
+    if card.role != json_path.stem:
+        raise WeightsError(f"{json_path}: card is for role {card.role!r} but the file is named "
+                           f"{json_path.name}")
+    return card
+
+
+def _search_dirs(weights_dir: str | os.PathLike | None) -> list[Path]:
+    first = Path(weights_dir) if weights_dir is not None else default_weights_dir()
+    dirs = [first]
+    if bundled_weights_dir() != first.resolve():
+        dirs.append(bundled_weights_dir())
+    return dirs
+
+
+def find_card(role: str, weights_dir: str | os.PathLike | None = None) -> Card | None:
+    """The card for ``role`` in ``weights_dir`` (default: the user folder), else in the bundled folder.
+
+    A card whose weights file is missing, or that cannot be read, raises :class:`WeightsError`."""
+    for d in _search_dirs(weights_dir):
+        json_path = d / f"{role}.json"
+        st_path = d / f"{role}.safetensors"
+        if not json_path.is_file():
+            if st_path.is_file():
+                raise WeightsError(f"{st_path} has no card {json_path.name}; re-import the weights")
+            continue
+        if not st_path.is_file():
+            raise WeightsError(f"{json_path}: weights file {st_path.name} is missing; re-import the weights")
+        return _read_card(json_path)
+    return None
+
+
+def scan(weights_dir: str | os.PathLike | None = None) -> tuple[list[Card], list[str]]:
+    """(valid cards, problem descriptions) for one folder (default: the user folder), sorted by role."""
+    d = Path(weights_dir) if weights_dir is not None else default_weights_dir()
+    cards: list[Card] = []
+    problems: list[str] = []
+    if not d.is_dir():
+        return cards, problems
+    stems = sorted({p.stem for p in d.iterdir()
+                    if p.suffix in (".json", ".safetensors") and not p.name.startswith(".")})
+    for stem in stems:
+        json_path, st_path = d / f"{stem}.json", d / f"{stem}.safetensors"
+        if not st_path.is_file():
+            if json_path.is_file():
+                problems.append(f"{json_path}: weights file {st_path.name} is missing")
+            continue
+        if not json_path.is_file():
+            problems.append(f"{st_path}: no card {json_path.name}")
+            continue
+        try:
+            cards.append(_read_card(json_path))
+        except WeightsError as exc:
+            problems.append(str(exc))
+    return cards, problems
+
+
+def installed(weights_dir: str | os.PathLike | None = None) -> list[Card]:
+    """The readable cards in one folder (default: the user folder), sorted by role."""
+    return scan(weights_dir)[0]
+
+
+def check_state_dict(module: nn.Module, sd: dict[str, torch.Tensor], where: str) -> None:
+    """Raise :class:`WeightsError` naming missing, unexpected and mis-shaped keys (as a strict load)."""
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    missing = [k for k in expected if k not in sd]
+    unexpected = [k for k in sd if k not in expected]
+    misshaped = [f"{k} {tuple(sd[k].shape)} (expected {expected[k]})"
+                 for k in expected if k in sd and tuple(sd[k].shape) != expected[k]]
+    parts = []
+    for label, items in (("missing keys", missing), ("unexpected keys", unexpected),
+                         ("mis-shaped keys", misshaped)):
+        if items:
+            shown = ", ".join(items[:8]) + (f", … ({len(items)} in all)" if len(items) > 8 else "")
+            parts.append(f"{label}: {shown}")
+    if parts:
+        raise WeightsError(f"{where}: weights do not fit {type(module).__name__}({_fmt_config(module)}): "
+                           + "; ".join(parts))
+
+
+def _fmt_config(module: nn.Module) -> str:
+    cfg = getattr(module, "config", {}) or {}
+    return ", ".join(f"{k}={v}" for k, v in cfg.items())
+
+
+def build_module(architecture_name: str, config: dict[str, Any], where: str,
+                 dtype: torch.dtype = torch.float32) -> nn.Module:
+    """Instantiate a registered architecture in ``dtype`` (so loaded values keep their precision)."""
+    from oldphoto.nets import architecture
+
+    try:
+        cls = architecture(architecture_name)
+    except (KeyError, ImportError) as exc:
+        raise WeightsError(f"{where}: architecture {architecture_name!r} is not available ({exc})") from None
+    try:
+        module = cls(**config)
+    except (TypeError, ValueError) as exc:
+        raise WeightsError(f"{where}: cannot build {architecture_name!r} with config {config}: "
+                           f"{exc}") from None
+    return module.to(dtype)
+
+
+def load_model(role: str, weights_dir: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+               dtype: torch.dtype = torch.float32) -> nn.Module:
+    """The network installed for ``role``, in eval mode on ``device`` in ``dtype``.
+
+    Looks in ``weights_dir`` (default: the user folder), then in the bundled folder."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+
+    card = find_card(role, weights_dir)
+    if card is None:
+        looked = " and ".join(str(d) for d in _search_dirs(weights_dir))
+        raise MissingWeightsError(f"no weights installed for {role!r} (looked in {looked}); "
+                                  f"{_install_hint(role)}")
+    assert card.path is not None
+    st_path = card.path
+    try:
+        with safe_open(str(st_path), framework="pt") as f:
+            meta = f.metadata() or {}
+        sd = load_file(str(st_path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsError(f"{st_path}: unreadable weights file ({exc}); re-import the weights") from None
+    if meta.get("architecture", card.architecture) != card.architecture or (
+            "config" in meta and json.loads(meta["config"]) != card.config):
+        raise WeightsError(f"{st_path}: the weights file and its card {st_path.with_suffix('.json').name} "
+                           f"describe different networks; re-import the weights")
+    module = build_module(card.architecture, card.config, str(st_path), dtype)
+    check_state_dict(module, sd, str(st_path))
+    module.load_state_dict(sd, strict=True)
+    return module.to(device).eval()
+
+
+def roles_for_architecture(arch: str) -> list[str]:
+    return [r for r, a in ROLES.items() if a == arch]
+
+
+def describe(cards: Iterable[Card]) -> list[str]:
+    """One line per card for listings."""
+    lines = []
+    for c in cards:
+        params = f"{c.parameters:,}" if c.parameters is not None else "?"
+        lines.append(f"{c.role:<16} {c.architecture:<24} {params:>12} params  {c.source}  "
+                     f"sha256 {c.sha256[:12]}")
+    return lines
