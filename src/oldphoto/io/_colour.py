@@ -135,8 +135,8 @@ def to_srgb(values: np.ndarray, icc: bytes | None, space: str, high_precision: b
     if space == "RGB" and is_srgb(icc):
         return values.astype(np.float32)
     if icc is None:
-        if space == "CMYK":  # the naive conversion Pillow uses for untagged CMYK
-            return np.clip(1.0 - (values[..., :3] + values[..., 3:4]), 0.0, 1.0).astype(np.float32)
+        if space == "CMYK":  # untagged CMYK: the multiplicative formula Pillow's convert("RGB") uses
+            return ((1.0 - values[..., :3]) * (1.0 - values[..., 3:4])).astype(np.float32)
         raise ValueError(f"no conversion for colour space {space}")
     if space == "RGB" and high_precision:
         return _apply_lut(values, _lut(icc, space, True))
@@ -156,8 +156,11 @@ def from_srgb(rgb: np.ndarray, icc: bytes | None, space: str, high_precision: bo
         return rgb.astype(np.float32)
     if icc is None:
         if space == "CMYK":
-            cmy = 1.0 - np.clip(rgb, 0.0, 1.0)
-            return np.concatenate([cmy, np.zeros_like(cmy[..., :1])], axis=-1).astype(np.float32)
+            # full black generation: K = 1 - max(RGB); the exact inverse of the formula in to_srgb
+            rgb = np.clip(rgb, 0.0, 1.0)
+            k = 1.0 - rgb.max(axis=-1, keepdims=True)
+            cmy = (1.0 - rgb - k) / np.maximum(1.0 - k, 1e-6)
+            return np.concatenate([cmy, k], axis=-1).astype(np.float32)
         raise ValueError(f"no conversion for colour space {space}")
     if high_precision and space == "GRAY":
         luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)

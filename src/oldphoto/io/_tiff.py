@@ -81,6 +81,17 @@ def read_tiff(path: Path, max_pixels: int | None) -> TiffPixels:
                       bool(extras) and extras[0] == 1, pages, icc)
 
 
+def ifd0_tags(path: Path) -> dict[int, object]:
+    """Orientation and the text tags of the first page (for TIFFs Pillow cannot open)."""
+    out: dict[int, object] = {}
+    with tifffile.TiffFile(path) as tif:
+        for tag in tif.pages.first.tags.values():
+            text = isinstance(tag.value, str) and (tag.code not in _OWN_TAGS or tag.code == 305)
+            if tag.code == 274 or text:
+                out[int(tag.code)] = tag.value if isinstance(tag.value, str) else int(tag.value)
+    return out
+
+
 class _TooLarge(Exception):
     def __init__(self, width: int, height: int):
         super().__init__(f"{width}x{height}")

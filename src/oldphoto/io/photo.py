@@ -123,13 +123,15 @@ def read_photo(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
         try:
             image = Image.open(p)
         except UnidentifiedImageError as exc:
+            if head[:4] in (b"II*\0", b"MM\0*"):  # TIFFs Pillow cannot open (16-bit gray+alpha, ...)
+                return _read_tiff_only(p, max_pixels)
             raise PhotoError(p, "not an image: the content is not a recognised image format"
                              + (f" (despite the {p.suffix} name)" if p.suffix.lower() in IMAGE_EXTENSIONS
                                 else "")) from exc
         except MemoryError:
             raise
         except Exception as exc:  # Pillow raises many types for broken headers
-            raise PhotoError(p, f"unreadable image header ({exc})") from exc
+            raise PhotoError(p, f"unreadable or truncated image header ({exc})") from exc
         with image:
             return _read_open_image(p, image, head, max_pixels)
 
@@ -151,7 +153,7 @@ def _read_open_image(p: Path, image: Image.Image, head: bytes, max_pixels: int |
         kind = "multi-page TIFF" if family == "tiff" else f"multi-frame {image.format}"
         notes.append(f"{kind} with {pages} pages: only the first page is restored")
     try:
-        exif = image.getexif()
+        exif = _metadata.copy_exif(image.getexif())  # detached: TIFF sub-IFDs are read lazily from the file
         orientation = int(exif.get(_metadata.ORIENTATION, 1) or 1)
     except Exception as exc:  # broken EXIF must not cost the photo
         notes.append(f"EXIF unreadable and ignored ({exc})")
@@ -190,6 +192,40 @@ def _read_open_image(p: Path, image: Image.Image, head: bytes, max_pixels: int |
         dpi=(float(dpi[0]), float(dpi[1])) if dpi and len(dpi) == 2 and dpi[0] and dpi[1] else None,
         pages=pages, warnings=notes,
     )
+
+
+def _read_tiff_only(p: Path, max_pixels: int | None) -> Photo:
+    """A TIFF only tifffile understands: pixels and IFD0 metadata from tifffile."""
+    try:
+        t = _tiff.read_tiff(p, max_pixels)
+        tags = _tiff.ifd0_tags(p)
+    except _tiff._TooLarge as exc:
+        raise PhotoError(p, _bomb_reason(exc.width, exc.height, max_pixels or 0)) from exc
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise PhotoError(p, f"truncated or corrupt TIFF ({exc})") from exc
+    exif = Image.Exif()
+    for code, value in tags.items():
+        exif[code] = value
+    orientation = int(exif.get(_metadata.ORIENTATION, 1) or 1)
+    orientation = orientation if orientation in range(1, 9) else 1
+    bits = 16 if t.data.dtype == np.uint16 else 8
+    notes = ["EXIF sub-IFD not read (file only readable by tifffile)"]
+    if t.pages > 1:
+        notes.append(f"multi-page TIFF with {t.pages} pages: only the first page is restored")
+    icc, icc_note = _usable_profile(t.icc, t.space)
+    notes += [icc_note] if icc_note else []
+    data, alpha = t.data, t.alpha
+    if orientation != 1:
+        data = _metadata.apply_orientation(data, orientation)
+        alpha = None if alpha is None else _metadata.apply_orientation(alpha, orientation)
+    values = data.astype(np.float32) / np.float32(65535.0 if bits == 16 else 255.0)
+    pixels = _colour.to_srgb(values, icc, t.space, high_precision=bits == 16)
+    return Photo(path=p, format="TIFF", family="tiff", pixels=np.ascontiguousarray(pixels), space=t.space,
+                 bit_depth=bits, mode=f"tiff {t.space} {bits}-bit", alpha=alpha,
+                 associated_alpha=t.associated_alpha, icc_profile=icc, exif=exif, orientation=orientation,
+                 pages=t.pages, warnings=notes)
 
 
 def _usable_profile(icc: bytes | None, space: str) -> tuple[bytes | None, str | None]:
@@ -470,6 +506,11 @@ def _write_pillow(tmp: Path, family: str, data: np.ndarray, space: str, alpha: n
 
 def read_provenance(path: str | os.PathLike) -> dict[str, Any] | None:
     """The provenance record oldphoto wrote into ``path``, or None."""
+    with open(path, "rb") as fh:
+        is_tiff = fh.read(4) in (b"II*\0", b"MM\0*")
+    if is_tiff:
+        raw = _tiff.ifd0_tags(Path(path)).get(_metadata.IMAGE_HISTORY)
+        return None if raw is None else json.loads(str(raw))
     with Image.open(path) as image:
         raw = None
         if image.format == "PNG":

@@ -1,0 +1,81 @@
+"""Broken files are refused with the file name and a reason; misnamed images are read by content."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from oldphoto.io import PhotoError, atomic_write, read_photo, write_photo
+
+
+def _png_bomb(path, width=100_000, height=100_000):
+    """A tiny PNG whose header claims a huge image (the classic decompression bomb shape)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\0" * (width + 1) * 4)  # a few rows are enough to be a plausible file
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+def _good(path, fmt="PNG"):
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(path, fmt)
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda p: p.write_bytes(b""), "empty file"),
+    (lambda p: p.write_text("these are my holiday notes\n"), "not an image"),
+    (lambda p: (_good(p, "JPEG"), p.write_bytes(p.read_bytes()[:400])), "truncated"),
+    (lambda p: _png_bomb(p), "decompression bomb"),
+])
+def test_bad_file_reported_with_reason(tmp_path, make, reason):
+    path = tmp_path / "photo.jpg"
+    make(path)
+    with pytest.raises(PhotoError) as info:
+        read_photo(path)
+    assert reason in str(info.value) and "photo.jpg" in str(info.value)
+
+
+def test_truncated_png(tmp_path):
+    path = tmp_path / "cut.png"
+    _good(path)
+    path.write_bytes(path.read_bytes()[:-200])
+    with pytest.raises(PhotoError, match="truncated"):
+        read_photo(path)
+
+
+def test_pixel_limit_is_configurable(tmp_path):
+    path = tmp_path / "big.png"
+    _good(path)
+    assert read_photo(path, max_pixels=64 * 64).size == (64, 64)
+    with pytest.raises(PhotoError, match="--max-pixels"):
+        read_photo(path, max_pixels=64 * 64 - 1)
+
+
+def test_misnamed_image_read_by_content(tmp_path):
+    path = tmp_path / "actually_png.jpg"
+    _good(path)
+    photo = read_photo(path)
+    assert photo.family == "png" and any("content is PNG" in w for w in photo.warnings)
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    dest = tmp_path / "out.png"
+    dest.write_bytes(b"previous complete version")
+
+    def half_then_fail(tmp):
+        tmp.write_bytes(b"\x89PNG half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(dest, half_then_fail)
+    assert dest.read_bytes() == b"previous complete version"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
+
+
+def test_write_rejects_unknown_format(tmp_path):
+    with pytest.raises(ValueError, match="cannot write"):
+        write_photo(tmp_path / "x.bmp", np.zeros((2, 2, 3), np.float32))

@@ -1,0 +1,356 @@
+"""Every format and mode round-trips with the displayed size, samples and metadata (identity restorer)."""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+import pytest
+import tifffile
+from helpers import (
+    adobe_like_icc,
+    exif_with_thumbnail,
+    gray_gamma_icc,
+    insert_jpeg_app1,
+    insert_png_chunks,
+    png_chunk,
+)
+from PIL import ExifTags, Image, ImageCms, ImageOps
+
+from oldphoto.io import (
+    PhotoError,
+    apply_orientation,
+    provenance_record,
+    read_photo,
+    read_provenance,
+    write_photo,
+)
+
+RNG = np.random.default_rng(0)
+
+
+def _smooth(h: int, w: int, c: int, top: int = 255) -> np.ndarray:
+    """A smooth image (JPEG-friendly) with values over the whole range."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    chans = [(np.sin(x / w * 3 + k) * np.cos(y / h * 2 + k) + 1) / 2 for k in range(c)]
+    return np.rint(np.stack(chans, -1) * top).astype(np.uint16 if top > 255 else np.uint8)
+
+
+def _exif(**tags) -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x010F] = "TestCam"
+    exif[0x0110] = "Model 7"
+    exif[0x013B] = "A. Archivist"
+    exif[0x8298] = "(c) 1931 family archive"
+    exif.get_ifd(ExifTags.IFD.Exif)[0x9003] = "1931:05:06 07:08:09"
+    exif.get_ifd(ExifTags.IFD.Exif)[0xA002] = 9999  # stale pixel size must be corrected
+    for k, v in tags.items():
+        exif[int(k[1:])] = v
+    return exif
+
+
+def _check_exif_carried(path, size) -> Image.Exif:
+    with Image.open(path) as im:
+        assert im.size == size
+        exif = im.getexif()
+        assert exif.get(0x0112) == 1
+        assert exif.get(0x010F) == "TestCam" and exif.get(0x0110) == "Model 7"
+        assert exif.get(0x013B) == "A. Archivist" and exif.get(0x8298) == "(c) 1931 family archive"
+        sub = exif.get_ifd(ExifTags.IFD.Exif)
+        assert sub.get(0x9003) == "1931:05:06 07:08:09"
+        assert (sub.get(0xA002), sub.get(0xA003)) == size
+        assert exif.get(0x0131, "").startswith("oldphoto")
+    prov = read_provenance(path)
+    assert prov["software"] == "oldphoto" and prov["models"] == {"vae_a": "test"}
+    assert prov["options"] == {"scratches": True}
+    return exif
+
+
+PROV = provenance_record({"vae_a": "test"}, {"scratches": True})
+
+
+# ------------------------------------------------------------------------------------- orientation
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_orientation_matches_pillow(orientation):
+    stored = RNG.integers(0, 255, (5, 7, 3), dtype=np.uint8)
+    im = Image.fromarray(stored)
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    im.info["exif"] = exif.tobytes()
+    expected = np.asarray(ImageOps.exif_transpose(im))
+    assert np.array_equal(apply_orientation(stored, orientation), expected)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("fmt", ["png", "tiff", "jpg"])
+def test_orientation_roundtrip(tmp_path, orientation, fmt):
+    stored = _smooth(20, 32, 3)
+    src = tmp_path / f"in.{fmt}"
+    Image.fromarray(stored).save(src, exif=_exif(o274=orientation).tobytes(), quality=98)
+    photo = read_photo(src)
+    displayed = apply_orientation(stored, orientation)
+    assert photo.pixels.shape == displayed.shape and photo.orientation == orientation
+    if fmt != "jpg":
+        assert np.array_equal(np.rint(photo.pixels * 255).astype(np.uint8), displayed)
+    out = tmp_path / f"out.{fmt}"
+    write_photo(out, photo.pixels, like=photo, provenance=PROV)
+    _check_exif_carried(out, (displayed.shape[1], displayed.shape[0]))
+    with Image.open(out) as im:
+        got = np.asarray(im.convert("RGB"))
+    tolerance = 0 if fmt != "jpg" else 12  # two JPEG generations
+    assert np.abs(got.astype(int) - displayed).max() <= tolerance
+
+
+def test_jpeg_thumbnail_dropped_and_orientation_reset(tmp_path):
+    base = io.BytesIO()
+    Image.fromarray(_smooth(24, 40, 3)).save(base, "JPEG", quality=95)
+    thumb = io.BytesIO()
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(thumb, "JPEG")
+    src = tmp_path / "thumb.jpg"
+    src.write_bytes(insert_jpeg_app1(base.getvalue(), exif_with_thumbnail(6, thumb.getvalue())))
+    photo = read_photo(src)
+    assert photo.size == (24, 40) and photo.orientation == 6
+    out = tmp_path / "out.jpg"
+    write_photo(out, photo.pixels, like=photo, provenance=PROV)
+    with Image.open(out) as im:
+        exif = im.getexif()
+        assert im.size == (24, 40)
+        assert exif.get(0x0112) == 1 and exif.get(0x010F) == "TestCam"
+        assert not exif.get_ifd(ExifTags.IFD.IFD1)
+        assert thumb.getvalue()[:64] not in im.info["exif"]
+
+
+# ------------------------------------------------------------------------------------- ICC profiles
+
+def test_non_srgb_profile_converted_and_restored(tmp_path):
+    icc = adobe_like_icc()
+    raw = _smooth(16, 24, 3)
+    src = tmp_path / "adobe.png"
+    Image.fromarray(raw).save(src, icc_profile=icc)
+    photo = read_photo(src)
+    transform = ImageCms.buildTransform(ImageCms.ImageCmsProfile(io.BytesIO(icc)),
+                                        ImageCms.createProfile("sRGB"), "RGB", "RGB",
+                                        ImageCms.Intent.RELATIVE_COLORIMETRIC)
+    expected = np.asarray(ImageCms.applyTransform(Image.fromarray(raw), transform))
+    assert np.array_equal(np.rint(photo.pixels * 255).astype(np.uint8), expected)
+    assert not np.array_equal(expected, raw)  # the profile really is not sRGB
+    for fmt in ("png", "jpg", "tiff", "webp"):
+        out = tmp_path / f"out.{fmt}"
+        write_photo(out, photo.pixels, like=photo, provenance=PROV)
+        with Image.open(out) as im:
+            assert im.info.get("icc_profile") == icc or _tiff_icc(out) == icc
+            back = np.asarray(im.convert("RGB")).astype(int)
+        # back in the original profile: within gamut-clipping and 8-bit rounding (+ codec loss)
+        tolerance = 4 if fmt == "png" or fmt == "tiff" else 10
+        assert np.percentile(np.abs(back - raw), 95) <= tolerance, fmt
+
+
+def _tiff_icc(path):
+    try:
+        with tifffile.TiffFile(path) as tif:
+            tag = tif.pages.first.tags.get(34675)
+            return bytes(tag.value) if tag else None
+    except tifffile.TiffFileError:
+        return None
+
+
+def test_16bit_with_profile_keeps_precision(tmp_path):
+    icc = adobe_like_icc()
+    # muted colours: inside both gamuts, so the only loss would be precision
+    raw = (16384 + _smooth(32, 48, 3, top=65535) // 2).astype(np.uint16)
+    src = tmp_path / "wide16.tif"
+    tifffile.imwrite(src, raw, photometric="rgb", iccprofile=icc)
+    photo = read_photo(src)
+    assert photo.bit_depth == 16 and photo.icc_profile == icc
+    assert len(np.unique(photo.pixels[..., 1])) > 1000  # not quantised to 8-bit levels
+    out = tmp_path / "out.tif"
+    write_photo(out, photo.pixels, like=photo, provenance=PROV)
+    back = tifffile.imread(out)
+    assert back.dtype == np.uint16 and _tiff_icc(out) == icc
+    assert np.percentile(np.abs(back.astype(int) - raw), 95) <= 0.004 * 65535
+
+
+def test_gray_profile(tmp_path):
+    icc = gray_gamma_icc(1.8)
+    raw = _smooth(16, 20, 1)[..., 0]
+    src = tmp_path / "gray.jpg"
+    Image.fromarray(raw, "L").save(src, icc_profile=icc, quality=100)
+    photo = read_photo(src)
+    assert photo.space == "GRAY" and photo.icc_profile == icc
+    out = tmp_path / "out.jpg"
+    write_photo(out, photo.pixels, like=photo, provenance=PROV)
+    with Image.open(out) as im:
+        assert im.mode == "L" and im.info.get("icc_profile") == icc
+        assert np.abs(np.asarray(im).astype(int) - raw).max() <= 4
+
+
+# ------------------------------------------------------------------------------------- 16-bit
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+@pytest.mark.parametrize("fmt", ["png", "tiff"])
+def test_16bit_exact(tmp_path, fmt, channels):
+    raw = RNG.integers(0, 65536, (9, 13, channels), dtype=np.uint16)
+    src = tmp_path / f"in16.{fmt}"
+    if fmt == "png":
+        bgr = raw[..., 0] if channels == 1 else raw[..., [2, 1, 0, 3][:channels]]
+        ok, buf = cv2.imencode(".png", bgr)
+        exif = _exif(o274=8).tobytes()[6:]
+        src.write_bytes(insert_png_chunks(buf.tobytes(), [png_chunk(b"eXIf", exif)]))
+        orientation = 8
+    else:
+        photometric = "minisblack" if channels == 1 else "rgb"
+        tifffile.imwrite(src, raw if channels > 1 else raw[..., 0], photometric=photometric,
+                         extrasamples=("unassalpha",) if channels == 4 else None,
+                         extratags=[(274, 3, 1, 8, True), (271, 2, 0, "TestCam", True)])
+        orientation = 8
+    photo = read_photo(src)
+    assert photo.bit_depth == 16 and photo.orientation == orientation
+    colour = raw[..., :3] if channels > 1 else np.repeat(raw[..., :1], 3, -1)
+    shown = apply_orientation(colour, orientation)
+    assert np.array_equal(np.rint(photo.pixels * 65535).astype(np.uint16), shown)
+    if channels == 4:
+        assert np.array_equal(photo.alpha, apply_orientation(raw[..., 3], orientation))
+    out = tmp_path / f"out.{fmt}"
+    write_photo(out, photo.pixels, like=photo, provenance=PROV)
+    back = cv2.imread(str(out), cv2.IMREAD_UNCHANGED) if fmt == "png" else tifffile.imread(out)
+    if fmt == "png" and back.ndim == 3:
+        back = back[..., [2, 1, 0, 3][:back.shape[2]]]
+    expected = apply_orientation(raw if channels > 1 else raw[..., 0], orientation)
+    assert back.dtype == np.uint16 and np.array_equal(back, expected)
+    with Image.open(out) as im:
+        assert im.getexif().get(0x0112) == 1 and im.getexif().get(0x010F) == "TestCam"
+    assert read_provenance(out)["version"]
+
+
+# ------------------------------------------------------------------------------------- modes
+
+@pytest.mark.parametrize("fmt", ["png", "tiff", "jpg", "webp"])
+def test_gray_stays_gray_unless_colour_added(tmp_path, fmt):
+    raw = _smooth(12, 18, 1)[..., 0]
+    src = tmp_path / f"g.{fmt}"
+    Image.fromarray(raw, "L").save(src, quality=100, lossless=True)
+    photo = read_photo(src)
+    out = tmp_path / f"out.{fmt}"
+    write_photo(out, photo.pixels, like=photo)
+    with Image.open(out) as im:
+        assert im.mode == ("RGB" if fmt == "webp" else "L")
+        assert im.size == (18, 12)
+    sepia = photo.pixels * np.array([1.0, 0.85, 0.6], np.float32)
+    notes = write_photo(tmp_path / f"sepia.{fmt}", sepia, like=photo)
+    with Image.open(tmp_path / f"sepia.{fmt}") as im:
+        assert im.mode == "RGB"
+    assert any("gained colour" in n for n in notes) == (photo.space == "GRAY")
+
+
+@pytest.mark.parametrize("fmt", ["png", "tiff", "webp"])
+@pytest.mark.parametrize("mode", ["RGBA", "LA"])
+def test_alpha_carried_unchanged(tmp_path, fmt, mode):
+    raw = RNG.integers(0, 256, (10, 14, len(mode)), dtype=np.uint8)
+    src = tmp_path / f"a.{fmt}"
+    Image.fromarray(raw, mode).save(src, lossless=True)
+    photo = read_photo(src)
+    assert photo.alpha is not None
+    inverted = 1.0 - photo.pixels  # any restoration: alpha must not change
+    out = tmp_path / f"out.{fmt}"
+    write_photo(out, inverted, like=photo)
+    with Image.open(out) as im:
+        assert im.size == (14, 10)
+        assert np.array_equal(np.asarray(im.getchannel("A")), np.asarray(Image.open(src).getchannel("A")))
+
+
+def test_alpha_dropped_for_jpeg_with_warning(tmp_path):
+    src = tmp_path / "a.png"
+    Image.fromarray(RNG.integers(0, 256, (6, 6, 4), dtype=np.uint8), "RGBA").save(src)
+    photo = read_photo(src)
+    notes = write_photo(tmp_path / "a.jpg", photo.pixels, like=photo)
+    assert any("alpha dropped" in n for n in notes)
+
+
+@pytest.mark.parametrize("transparent", [False, True])
+def test_palette(tmp_path, transparent):
+    raw = RNG.integers(0, 256, (12, 9, 3), dtype=np.uint8)
+    pal = Image.fromarray(raw).quantize(16)
+    src = tmp_path / "p.png"
+    pal.save(src, transparency=0) if transparent else pal.save(src)
+    photo = read_photo(src)
+    reference = Image.open(src).convert("RGBA" if transparent else "RGB")
+    assert photo.mode == "P" and (photo.alpha is not None) == transparent
+    write_photo(tmp_path / "out.png", photo.pixels, like=photo)
+    with Image.open(tmp_path / "out.png") as im:
+        assert im.mode == reference.mode and im.size == (9, 12)
+        assert np.array_equal(np.asarray(im), np.asarray(reference))
+
+
+@pytest.mark.parametrize("fmt", ["jpg", "tiff"])
+def test_cmyk_written_back_as_cmyk(tmp_path, fmt):
+    cmyk = _smooth(16, 20, 4)
+    cmyk[..., 3] //= 3
+    src = tmp_path / f"c.{fmt}"
+    Image.frombytes("CMYK", (20, 16), cmyk.tobytes()).save(src, quality=100, exif=_exif(o274=6).tobytes())
+    photo = read_photo(src)
+    assert photo.space == "CMYK" and photo.size == (16, 20)
+    decoded = tifffile.imread(src) if fmt == "tiff" else np.asarray(Image.open(src))
+    as_rgb = Image.frombytes("CMYK", (20, 16), decoded.tobytes()).convert("RGB")
+    reference = apply_orientation(np.asarray(as_rgb), 6)
+    assert np.abs(np.rint(photo.pixels * 255) - reference).max() <= 1
+    out = tmp_path / f"out.{fmt}"
+    write_photo(out, photo.pixels, like=photo, provenance=PROV)
+    _check_exif_carried(out, (16, 20))
+    with Image.open(out) as im:
+        assert im.mode == "CMYK"
+        decoded = tifffile.imread(out) if fmt == "tiff" else np.asarray(im)
+    back = np.asarray(Image.frombytes("CMYK", (16, 20), decoded.tobytes()).convert("RGB")).astype(int)
+    assert np.abs(back - reference).max() <= (1 if fmt == "tiff" else 8)
+
+
+def test_webp_and_bmp_inputs(tmp_path):
+    raw = _smooth(10, 16, 3)
+    Image.fromarray(raw).save(tmp_path / "w.webp", lossless=True, exif=_exif(o274=3).tobytes())
+    photo = read_photo(tmp_path / "w.webp")
+    assert photo.family == "webp" and np.array_equal(
+        np.rint(photo.pixels * 255).astype(np.uint8), apply_orientation(raw, 3))
+    write_photo(tmp_path / "out.webp", photo.pixels, like=photo, provenance=PROV)
+    _check_exif_carried(tmp_path / "out.webp", (16, 10))
+    Image.fromarray(raw).save(tmp_path / "b.bmp")
+    bmp = read_photo(tmp_path / "b.bmp")
+    assert bmp.family == "bmp" and np.array_equal(np.rint(bmp.pixels * 255).astype(np.uint8), raw)
+
+
+def test_multipage_tiff_reads_first_page_and_says_so(tmp_path):
+    pages = [Image.fromarray(np.full((6, 8, 3), v, np.uint8)) for v in (10, 200)]
+    pages[0].save(tmp_path / "m.tif", save_all=True, append_images=pages[1:])
+    photo = read_photo(tmp_path / "m.tif")
+    assert photo.pages == 2 and any("first page" in w for w in photo.warnings)
+    assert np.allclose(photo.pixels, 10 / 255)
+
+
+def test_strip_metadata(tmp_path):
+    src = tmp_path / "s.jpg"
+    Image.fromarray(_smooth(8, 8, 3)).save(src, exif=_exif(o274=6).tobytes(), icc_profile=adobe_like_icc())
+    photo = read_photo(src)
+    out = tmp_path / "out.jpg"
+    write_photo(out, photo.pixels, like=photo, provenance=PROV, strip_metadata=True)
+    with Image.open(out) as im:
+        assert not im.getexif() and "icc_profile" not in im.info
+        # pixels stay sRGB, which is what an untagged file means
+        assert np.abs(np.asarray(im).astype(int) - np.rint(photo.pixels * 255)).max() <= 12
+    assert read_provenance(out) is None
+
+
+def test_size_mismatch_refused(tmp_path):
+    Image.new("RGB", (5, 4)).save(tmp_path / "x.png")
+    photo = read_photo(tmp_path / "x.png")
+    with pytest.raises(ValueError, match="4x5"):
+        write_photo(tmp_path / "o.png", np.zeros((5, 4, 3), np.float32), like=photo)
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_unreadable_profile_is_reported_not_fatal(tmp_path):
+    src = tmp_path / "bad_icc.jpg"
+    Image.new("RGB", (4, 4), (10, 20, 30)).save(src, icc_profile=b"not a profile" * 20)
+    photo = read_photo(src)
+    assert photo.icc_profile is None and any("ICC" in w for w in photo.warnings)
+    with pytest.raises(PhotoError):
+        read_photo(tmp_path / "missing.jpg")
