@@ -1,0 +1,270 @@
+"""``oldphoto evaluate``: per-image metrics, the benchmark, and the NIQE/BRISQUE calibration check."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+DESCRIPTION = """Measure restoration quality.
+  metrics    one CSV row per image (column `file`, then one column per metric); with --reference,
+             images are paired with references by file stem
+  benchmark  all methods on the synthetic and real-old benchmark sets -> Table 2 / Table 4 shaped
+             Markdown + CSV, contact sheets
+  calibrate  NIQE / BRISQUE on the IQA-PyTorch calibration images against the official values"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("evaluate", help="image-quality metrics and the benchmark",
+                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="evaluate_command", metavar="WHAT")
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    m = sub.add_parser("metrics", help="per-image metrics of a folder -> CSV")
+    m.add_argument("images", type=Path, metavar="IMAGES_DIR")
+    m.add_argument("--reference", type=Path, metavar="DIR", help="ground-truth folder (paired by file stem)")
+    m.add_argument("--csv", type=Path, required=True, metavar="FILE")
+    m.add_argument("--metrics", default=None,
+                   help="comma-separated (psnr,ssim,psnr_y,ssim_y,niqe,brisque,lpips_proxy_hedvgg,lpips_alex,"
+                        "lpips_vgg); default: all classical ones that apply")
+    _lpips_args(m)
+    m.add_argument("--fid-weights", type=Path, metavar="FILE",
+                   help="Inception-v3 weights (pt_inception-2015-12-05-6726825d.pth): print FID vs "
+                        "--reference")
+    m.add_argument("--fid-proxy", action="store_true",
+                   help="print the EfficientNet-Lite0 Fréchet distance (fid_proxy_effnetlite0) vs "
+                        "--reference")
+    m.add_argument("--no-progress", action="store_true")
+    m.set_defaults(func=cmd_metrics)
+
+    b = sub.add_parser("benchmark", help="methods × benchmark sets -> paper-style tables and contact sheets")
+    b.add_argument("--out", type=Path, required=True, metavar="DIR")
+    b.add_argument("--corpus", type=Path, metavar="DIR",
+                   help="an `oldphoto data build` corpus: its held-out clean and real old photos")
+    b.add_argument("--clean", type=Path, metavar="DIR",
+                   help="folder of held-out clean photos (default: corpus, else the built-in held-out "
+                        "scikit-image photos)")
+    b.add_argument("--real-old", type=Path, metavar="DIR", help="folder of real old photos (no reference)")
+    b.add_argument("--sets", default="synthetic_unstructured,synthetic_mixed,real_old")
+    b.add_argument("--methods", default="input,classical,ours,official",
+                   help="comma-separated: input, classical, ours (bundled weights), official (imported)")
+    b.add_argument("--limit", type=int, default=None, help="at most N photos per set")
+    b.add_argument("--seed", type=int, default=0, help="synthesis seed of the first photo (photo i: seed+i)")
+    b.add_argument("--max-side", type=int, default=512, help="downscale photos to this longer side (0: keep)")
+    b.add_argument("--proxies", default="lpips,fid",
+                   help="offline proxy metrics to add: lpips (HED-VGG16), fid (EfficientNet-Lite0); "
+                        "'' for none")
+    _lpips_args(b)
+    b.add_argument("--fid-weights", type=Path, metavar="FILE", help="Inception-v3 weights for standard FID")
+    b.add_argument("--no-progress", action="store_true")
+    b.set_defaults(func=cmd_benchmark)
+
+    c = sub.add_parser("calibrate", help="check NIQE/BRISQUE against the official values")
+    c.add_argument("source", type=Path, metavar="PYIQA_WHEEL_OR_DIR",
+                   help="pyiqa wheel (`pip download --no-deps pyiqa`) or an extracted ResultsCalibra folder")
+    c.add_argument("--csv", type=Path, metavar="FILE")
+    c.set_defaults(func=cmd_calibrate)
+
+
+def _lpips_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lpips-backbone", type=Path, metavar="FILE",
+                   help="torchvision AlexNet/VGG16 weights (alexnet-owt-7be5be79.pth / "
+                        "vgg16-397923af.pth) for standard LPIPS")
+    p.add_argument("--lpips-net", choices=("alex", "vgg"), default="alex")
+    p.add_argument("--lpips-heads", type=Path, metavar="FILE",
+                   help="LPIPS head file (default: from the installed lpips package)")
+
+
+def _fail(message: str) -> int:
+    print(f"oldphoto evaluate: error: {message}", file=sys.stderr)
+    return 2
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from oldphoto.metrics import report
+    from oldphoto.metrics.benchmark import list_images, read_image
+    from oldphoto.metrics.per_image import (
+        DEFAULT_FULL_REFERENCE,
+        DEFAULT_NO_REFERENCE,
+        build_metrics,
+        evaluate_image,
+    )
+
+    try:
+        images = list_images(args.images)
+        refs = {p.stem: p for p in list_images(args.reference)} if args.reference else None
+    except FileNotFoundError as exc:
+        return _fail(str(exc))
+    if not images:
+        return _fail(f"{args.images}: no images found")
+    names = [n.strip() for n in args.metrics.split(",") if n.strip()] if args.metrics else (
+        DEFAULT_FULL_REFERENCE if refs is not None else DEFAULT_NO_REFERENCE)
+    if args.lpips_backbone and not args.metrics:
+        names = [*names, f"lpips_{args.lpips_net}"]
+    try:
+        metrics = build_metrics(names, args.lpips_net, args.lpips_backbone, args.lpips_heads)
+    except Exception as exc:  # noqa: BLE001 - bad option or missing optional package: clear message
+        return _fail(str(exc))
+    if refs is None and any(m.full_reference for m in metrics):
+        return _fail("full-reference metrics (" + ", ".join(m.name for m in metrics if m.full_reference)
+                     + ") need --reference DIR")
+    missing = [p.name for p in images if refs is not None and p.stem not in refs]
+    if missing:
+        return _fail(f"no reference in {args.reference} for: {', '.join(missing[:5])}"
+                     + (" ..." if len(missing) > 5 else ""))
+    extractors = {}
+    if args.fid_weights or args.fid_proxy:
+        if refs is None:
+            return _fail("FID needs --reference DIR (the reference distribution)")
+        from oldphoto.metrics import fid
+
+        try:
+            if args.fid_weights:
+                extractors["fid"] = fid.fid_extractor(args.fid_weights)
+            if args.fid_proxy:
+                extractors["fid_proxy_effnetlite0"] = fid.fid_proxy_extractor()
+        except Exception as exc:  # noqa: BLE001
+            return _fail(str(exc))
+    rows, feats = [], {k: ([], []) for k in extractors}
+    for path in tqdm(images, desc="metrics", unit="img", disable=args.no_progress, file=sys.stderr):
+        try:
+            image = read_image(path)
+            reference = read_image(refs[path.stem]) if refs is not None else None
+            if reference is not None and reference.shape != image.shape:
+                return _fail(f"{path.name}: size {image.shape[1]}×{image.shape[0]} differs from its "
+                             f"reference {refs[path.stem].name} ({reference.shape[1]}×{reference.shape[0]})")
+            row: dict[str, object] = {"file": path.name}
+            row.update(evaluate_image(metrics, image, reference))
+        except ValueError as exc:
+            return _fail(f"{path}: {exc}")
+        rows.append(row)
+        for k, ex in extractors.items():
+            feats[k][0].append(ex(image))
+            feats[k][1].append(ex(reference))
+    columns = ["file", *[m.name for m in metrics]]
+    report.write_csv(args.csv, rows, columns)
+    print(f"wrote {args.csv} ({len(rows)} images)")
+    for m in metrics:
+        vals = np.array([float(r[m.name]) for r in rows if m.name in r])
+        vals = vals[np.isfinite(vals)]
+        if vals.size:
+            print(f"  mean {m.name:<20} {vals.mean():.4f}")
+    if extractors:
+        from oldphoto.metrics.fid import frechet_from_features
+
+        for k, (a, b) in feats.items():
+            if len(a) < 2:
+                print(f"  {k}: needs at least 2 images")
+                continue
+            print(f"  {k:<25} {frechet_from_features(np.stack(a), np.stack(b)):.3f}  (n={len(a)})")
+    return 0
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from oldphoto.metrics import benchmark as bm
+    from oldphoto.metrics.per_image import build_metrics
+
+    notes: list[str] = []
+    sets_wanted = [s.strip() for s in args.sets.split(",") if s.strip()]
+    unknown = set(sets_wanted) - {"synthetic_unstructured", "synthetic_mixed", "real_old"}
+    if unknown:
+        return _fail(f"unknown set(s): {', '.join(sorted(unknown))}")
+    limit = args.limit
+    try:
+        clean, real = _benchmark_inputs(args, notes)
+    except Exception as exc:  # noqa: BLE001 - unreadable folder/corpus: clear message
+        return _fail(str(exc))
+    clean = [(n, bm.fit_max_side(im, args.max_side)) for n, im in clean[:limit]]
+    real = [(n, bm.fit_max_side(im, args.max_side)) for n, im in real[:limit]]
+    sets: dict[str, list[bm.Sample]] = {}
+    for kind in ("unstructured", "mixed"):
+        if f"synthetic_{kind}" in sets_wanted and clean:
+            sets[f"synthetic_{kind}"] = bm.synthetic_set(clean, kind, args.seed)
+    if "real_old" in sets_wanted:
+        if real:
+            sets["real_old"] = [bm.Sample(n, im) for n, im in real]
+        else:
+            notes.append("real_old set skipped: no real old photos (use --real-old DIR or --corpus)")
+    if not sets:
+        return _fail("nothing to evaluate (no clean photos and no real old photos)")
+    methods = bm.default_methods([m.strip() for m in args.methods.split(",") if m.strip()], notes)
+    if not methods:
+        return _fail("no method can run: " + "; ".join(notes))
+    metric_names = ["psnr", "ssim", "psnr_y", "ssim_y", "niqe", "brisque"]
+    proxies = {p.strip() for p in args.proxies.split(",") if p.strip()}
+    distribution = []
+    try:
+        if args.lpips_backbone:
+            metric_names.insert(4, f"lpips_{args.lpips_net}")
+        if "lpips" in proxies:
+            metric_names.insert(4, "lpips_proxy_hedvgg")
+        metrics = build_metrics(metric_names, args.lpips_net, args.lpips_backbone, args.lpips_heads)
+        from oldphoto.metrics import fid
+
+        if args.fid_weights:
+            distribution.append(bm.DistributionMetric("fid", fid.fid_extractor(args.fid_weights)))
+        if "fid" in proxies:
+            distribution.append(bm.DistributionMetric("fid_proxy_effnetlite0", fid.fid_proxy_extractor()))
+    except Exception as exc:  # noqa: BLE001 - optional packages missing: say which
+        return _fail(f"{exc} (or leave the proxy out with --proxies '')")
+    latents = None
+    if "real_old" in sets and clean:
+        weights = {}
+        if "Ours (bundled weights)" in methods:
+            from oldphoto.weights import bundled_weights_dir
+
+            weights["Ours (bundled weights)"] = bundled_weights_dir()
+        if "Ours (official weights)" in methods:
+            weights["Ours (official weights)"] = bm.official_weights_dir()
+        mixed = sets.get("synthetic_mixed") or bm.synthetic_set(clean, "mixed", args.seed)
+        latents = bm.latent_table([s.degraded for s in sets["real_old"]], [s.degraded for s in mixed],
+                                  weights, args.seed, notes)
+    result = bm.run_benchmark(sets, methods, metrics, args.out, distribution, progress=not args.no_progress,
+                              notes=notes, latents=latents)
+    for n in result.notes:
+        print(f"note: {n}", file=sys.stderr)
+    print((args.out / "report.md").read_text(encoding="utf-8"))
+    print(f"wrote {len(result.files)} files to {args.out}")
+    return 0
+
+
+def _benchmark_inputs(args: argparse.Namespace, notes: list[str]):
+    from oldphoto.metrics import benchmark as bm
+
+    clean: list = []
+    real: list = []
+    if args.corpus:
+        from oldphoto.synth.corpus import Corpus
+
+        corpus = Corpus(args.corpus)
+        cs, rs = corpus.clean("heldout"), corpus.real_old("heldout")
+        clean = [(Path(cs.keys[i]).stem, cs[i]) for i in range(len(cs))]
+        real = [(Path(rs.keys[i]).stem, rs[i]) for i in range(len(rs))]
+    if args.clean:
+        clean = [(p.stem, bm.read_image(p)) for p in bm.list_images(args.clean)]
+    if not clean:
+        clean = bm.builtin_heldout_clean()
+        notes.append(f"clean set: the {len(clean)} built-in held-out scikit-image photos (tiny; pass "
+                     "--corpus or --clean for a real benchmark)")
+    if args.real_old:
+        real = [(p.stem, bm.read_image(p)) for p in bm.list_images(args.real_old)]
+    return clean, real
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from oldphoto.metrics import calibration
+
+    try:
+        folder = calibration.locate(args.source)
+        rows = calibration.run(folder)
+    except (FileNotFoundError, ValueError) as exc:
+        return _fail(str(exc))
+    print(calibration.markdown(rows))
+    if args.csv:
+        from oldphoto.metrics import report
+
+        report.write_csv(args.csv, rows, list(rows[0]))
+    return 0

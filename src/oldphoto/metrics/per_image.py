@@ -1,0 +1,76 @@
+"""Per-image metrics by name, for ``oldphoto evaluate metrics`` and the benchmark.
+
+A metric is full-reference (``fn(image, reference)``) or no-reference (``fn(image)``).  Networks are built
+lazily, once.  Proxy metrics carry ``proxy`` in their names; standard LPIPS needs user weight files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Metric:
+    name: str
+    full_reference: bool
+    fn: Callable[..., float]
+
+
+def build_metrics(names: list[str], lpips_net: str = "alex", lpips_backbone: str | Path | None = None,
+                  lpips_heads: str | Path | None = None) -> list[Metric]:
+    """Metric objects for ``names`` (see ``AVAILABLE``); raises ValueError for unknown names."""
+    from oldphoto.metrics import brisque, fullref, niqe
+
+    out: list[Metric] = []
+    for name in names:
+        if name == "psnr":
+            out.append(Metric(name, True, fullref.psnr))
+        elif name == "ssim":
+            out.append(Metric(name, True, fullref.ssim))
+        elif name == "psnr_y":
+            out.append(Metric(name, True, fullref.psnr_y))
+        elif name == "ssim_y":
+            out.append(Metric(name, True, fullref.ssim_y))
+        elif name == "niqe":
+            out.append(Metric(name, False, niqe.niqe))
+        elif name == "brisque":
+            out.append(Metric(name, False, brisque.brisque))
+        elif name == "lpips_proxy_hedvgg":
+            from oldphoto.metrics.lpips import LPIPS
+
+            out.append(Metric(name, True, LPIPS.proxy_hed_vgg16().distance))
+        elif name in ("lpips_alex", "lpips_vgg", "lpips"):
+            if lpips_backbone is None:
+                raise ValueError(f"{name} needs --lpips-backbone FILE (torchvision AlexNet/VGG16 weights); "
+                                 "offline, use lpips_proxy_hedvgg")
+            from oldphoto.metrics.lpips import LPIPS
+
+            net = name.removeprefix("lpips_") if name != "lpips" else lpips_net
+            model = LPIPS.standard(net, lpips_backbone, lpips_heads)
+            out.append(Metric(model.name, True, model.distance))
+        else:
+            raise ValueError(f"unknown metric {name!r}; available: {', '.join(AVAILABLE)}")
+    return out
+
+
+AVAILABLE = ("psnr", "ssim", "psnr_y", "ssim_y", "niqe", "brisque", "lpips_proxy_hedvgg", "lpips_alex",
+             "lpips_vgg")
+DEFAULT_FULL_REFERENCE = ["psnr", "ssim", "psnr_y", "ssim_y", "niqe", "brisque"]
+DEFAULT_NO_REFERENCE = ["niqe", "brisque"]
+
+
+def evaluate_image(metrics: list[Metric], image: np.ndarray, reference: np.ndarray | None
+                   ) -> dict[str, float]:
+    row: dict[str, float] = {}
+    for m in metrics:
+        if m.full_reference:
+            if reference is None:
+                continue
+            row[m.name] = float(m.fn(image, reference))
+        else:
+            row[m.name] = float(m.fn(image))
+    return row
