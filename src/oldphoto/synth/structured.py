@@ -28,21 +28,26 @@ def blend(image: np.ndarray, colour: np.ndarray, strength: np.ndarray, mode: str
     Modes: ``add`` (layer addition), ``lighten`` (lighten-only), ``screen`` (the paper's three) and
     ``multiply`` (dark defects such as dirt or negative scratches).
     """
-    colour = np.asarray(colour, dtype=np.float32)
-    if mode == "add":
-        target = np.minimum(image + colour, 1.0)
-    elif mode == "lighten":
-        target = np.maximum(image, colour)
-    elif mode == "screen":
-        target = 1.0 - (1.0 - image) * (1.0 - colour)
-    elif mode == "multiply":
-        target = image * colour
-    elif mode == "replace":
-        target = np.broadcast_to(colour, image.shape)
-    else:
+    if mode not in ("add", "lighten", "screen", "multiply", "replace"):
         raise ValueError(f"unknown blend mode {mode!r}")
-    s = strength[:, :, None].astype(np.float32)
-    return (image + s * (target - image)).astype(np.float32)
+    colour = np.asarray(colour, dtype=np.float32)
+    # Defects cover a few percent of the pixels: blend only where the layer is non-zero.
+    where = strength > (1.0 / 1024.0)
+    out = np.array(image, dtype=np.float32, copy=True)
+    img = out[where]
+    col = colour[where] if colour.ndim == 3 else colour
+    if mode == "add":
+        target = np.minimum(img + col, 1.0)
+    elif mode == "lighten":
+        target = np.maximum(img, col)
+    elif mode == "screen":
+        target = 1.0 - (1.0 - img) * (1.0 - col)
+    elif mode == "multiply":
+        target = img * col
+    else:
+        target = np.broadcast_to(col, img.shape)
+    out[where] = img + strength[where][:, None].astype(np.float32) * (target - img)
+    return out
 
 
 def defect_mask(strength: np.ndarray, threshold: float = 0.3) -> np.ndarray:
@@ -63,22 +68,22 @@ def _walk(rng: np.random.Generator, start: np.ndarray, angle: float, length: flo
 
 def _draw_polyline(canvas: np.ndarray, pts: np.ndarray, width: np.ndarray, value: np.ndarray) -> None:
     """Draw a polyline on the supersampled canvas with per-segment width (px) and intensity."""
-    p = np.round(pts * SS * 16).astype(np.int32)  # 4 fractional bits for cv2 shift
+    p = np.round(np.clip(pts * SS * 16, -2**24, 2**24)).astype(np.int32).tolist()  # 4 fractional bits
+    thick = np.maximum(1, np.round(np.asarray(width) * SS)).astype(int).tolist()
+    vals = np.asarray(value, dtype=float).tolist()
     for i in range(len(p) - 1):
-        v = float(value[i])
-        if v <= 0.02:
+        if vals[i] <= 0.02:
             continue
-        thick = max(1, int(round(width[i] * SS)))
-        cv2.line(canvas, (int(p[i, 0]), int(p[i, 1])), (int(p[i + 1, 0]), int(p[i + 1, 1])), v,
-                 thickness=thick, lineType=cv2.LINE_AA, shift=4)
+        cv2.line(canvas, p[i], p[i + 1], vals[i], thickness=thick[i], lineType=cv2.LINE_AA, shift=4)
 
 
 def _profile(rng: np.random.Generator, n: int, base: float, var: float, gaps: bool) -> np.ndarray:
     """Smoothly varying values along a stroke; optional gaps (broken scratches)."""
     t = np.linspace(0, 1, n)
     k = int(rng.integers(2, 6))
-    wave = sum(rng.uniform(-1, 1) * np.sin(2 * np.pi * (j + 1) * t + rng.uniform(0, 6.3))
-               for j in range(k)) / k
+    amps = rng.uniform(-1, 1, size=(k, 1))
+    phases = rng.uniform(0, 6.3, size=(k, 1))
+    wave = (amps * np.sin(2 * np.pi * np.arange(1, k + 1)[:, None] * t[None, :] + phases)).sum(0) / k
     out = base * (1.0 + var * wave)
     if gaps and n > 8:
         for _ in range(int(rng.integers(0, 4))):

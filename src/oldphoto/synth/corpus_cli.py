@@ -1,0 +1,120 @@
+"""``oldphoto data build`` and ``oldphoto data patches``: assemble the training-photo corpus."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DEFAULT_CORPUS = Path("assets/corpus")
+DEFAULT_PATCHES = Path("assets/patches")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("data", help="build the training-photo corpus and patch packs",
+                              description="Assemble clean and real old photos for training.")
+    sub = p.add_subparsers(dest="data_command", metavar="STEP")
+
+    b = sub.add_parser("build", help="collect photos into a corpus folder with a fixed held-out split",
+                       description="Collect clean photos (debian wallpapers, scikit-image, folders) and real "
+                                   "old photos into OUT, with manifest.json and the fixed held-out split.")
+    b.add_argument("--out", type=Path, default=DEFAULT_CORPUS, help="corpus folder (default assets/corpus)")
+    b.add_argument("--source", action="append", default=None, metavar="debian|skimage|FOLDER",
+                   help="clean-photo source, repeatable (default: debian and skimage); a FOLDER is scanned "
+                        "recursively (Pascal VOC, DIV2K, FFHQ layouts)")
+    b.add_argument("--old", action="append", default=None, metavar="FOLDER",
+                   help="folder of real old photos, repeatable (default: ../shared/data/real_old if present; "
+                        "the debian source adds the Solvay 1927 photo)")
+    b.add_argument("--cache", type=Path, default=Path("assets/cache"),
+                   help="where .deb files are downloaded and unpacked (default assets/cache)")
+    b.add_argument("--max-side", type=int, default=2048, help="downscale photos to this longer side (2048)")
+    b.set_defaults(func=_build)
+
+    q = sub.add_parser("patches", help="pack random 256² JPEG crops of a corpus into a few .npz files",
+                       description="Pack JPEG crops of a corpus (held-out, real old, clean train) within a "
+                                   "size budget, e.g. to ship to a GPU machine.")
+    q.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="photo corpus (default assets/corpus)")
+    q.add_argument("--out", type=Path, default=DEFAULT_PATCHES, help="output folder (default assets/patches)")
+    q.add_argument("--size", type=int, default=256, help="patch side (256)")
+    q.add_argument("--budget-mib", type=float, default=60.0, help="total size budget in MiB (60)")
+    q.add_argument("--quality", type=int, default=90, help="JPEG quality of the patches (90)")
+    q.add_argument("--per-old", type=int, default=40, help="patches per real old photo (40)")
+    q.add_argument("--per-heldout", type=int, default=8, help="patches per held-out clean photo (8)")
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(func=_patches)
+
+    s = sub.add_parser("info", help="print the counts of a corpus or patch folder")
+    s.add_argument("root", type=Path, nargs="?", default=DEFAULT_CORPUS)
+    s.set_defaults(func=_info)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _build(args: argparse.Namespace) -> int:
+    from oldphoto.synth.corpus import CorpusError
+    from oldphoto.synth.sources import (
+        build_corpus,
+        debian_photos,
+        default_real_old_folder,
+        folder_photos,
+        skimage_photos,
+    )
+
+    try:
+        found = []
+        sources = args.source or ["debian", "skimage"]
+        for src in sources:
+            if src == "debian":
+                found += debian_photos(args.cache)
+            elif src == "skimage":
+                found += skimage_photos()
+            else:
+                found += folder_photos(Path(src), "clean")
+        olds = args.old if args.old is not None else [p for p in [default_real_old_folder()] if p]
+        for folder in olds:
+            found += folder_photos(Path(folder), "real_old", source="real_old" if args.old is None else None)
+        corpus = build_corpus(args.out, found, max_side=args.max_side)
+    except CorpusError as exc:
+        print(f"oldphoto data build: error: {exc}")
+        return 1
+    _print_summary(corpus)
+    return 0
+
+
+def _patches(args: argparse.Namespace) -> int:
+    from oldphoto.synth.corpus import Corpus, CorpusError
+    from oldphoto.synth.sources import build_patches
+
+    try:
+        counts = build_patches(Corpus(args.corpus), args.out, size=args.size, budget_mib=args.budget_mib,
+                               quality=args.quality, per_heldout=args.per_heldout, per_old=args.per_old,
+                               seed=args.seed)
+    except CorpusError as exc:
+        print(f"oldphoto data patches: error: {exc}")
+        return 1
+    total = sum(f.stat().st_size for f in args.out.glob("*.npz"))
+    for name, n in sorted(counts.items()):
+        print(f"{name:18s} {n:6d} patches")
+    print(f"total {total / 2**20:.1f} MiB in {args.out}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from oldphoto.synth.corpus import Corpus, CorpusError
+
+    try:
+        _print_summary(Corpus(args.root))
+    except CorpusError as exc:
+        print(f"oldphoto data info: error: {exc}")
+        return 1
+    return 0
+
+
+def _print_summary(corpus) -> None:
+    print(f"{corpus.root} ({corpus.format})")
+    for name, n in corpus.summary().items():
+        print(f"  {name:18s} {n:6d}")
+    if corpus.entries:
+        by_source: dict[str, int] = {}
+        for e in corpus.entries:
+            by_source[e.source] = by_source.get(e.source, 0) + 1
+        for src, n in sorted(by_source.items()):
+            print(f"  source {src:32s} {n:4d}")

@@ -1,0 +1,339 @@
+"""Where clean and real old photos come from, and building a corpus / patch packs from them.
+
+Built-in sources (all offline-reachable, see ../shared/ASSETS.md, need 1):
+* ``debian``: real photographs inside Debian wallpaper/game packages, fetched with ``apt-get download`` and
+  unpacked with ``dpkg -x`` (no root, nothing installed); only files judged to be photographs are used.
+  ``visp-images-data`` adds the Solvay 1927 conference photo as a real old photo.
+* ``skimage``: the photographs bundled in scikit-image (CC0 / public domain).
+* any folder: every image below it (Pascal VOC ``JPEGImages``, DIV2K, FFHQ, … layouts all work).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from oldphoto.synth.corpus import (
+    CORPUS_FORMAT,
+    IMAGE_EXTENSIONS,
+    PATCHES_FORMAT,
+    Corpus,
+    CorpusError,
+    Entry,
+    encode_jpeg,
+    entry_dict,
+    image_bytes_jpeg,
+    load_image,
+    split_of,
+    write_json,
+    write_pack,
+)
+
+# package -> (license, [(path inside the package, name in the corpus)]); photos only (judged by eye).
+_MATE = "/usr/share/backgrounds/mate/nature/"
+_LOMIRI = "/usr/share/backgrounds/"
+_PLASMA = "/usr/share/wallpapers/"
+_PALAPELI = "/usr/share/palapeli/collection/"
+DEBIAN_PHOTOS: dict[str, tuple[str, list[str]]] = {
+    "mate-backgrounds": ("GPL-2+", [_MATE + n + ".jpg" for n in (
+        "Aqua", "Blinds", "Dune", "FreshFlower", "Garden", "GreenMeadow", "LadyBird", "RainDrops", "Storm",
+        "TwoWings", "Wood", "YellowFlower")]),
+    "lomiri-wallpapers-16.04": ("CC-BY-4.0 / CC-BY-SA-4.0 (per file)", [_LOMIRI + n + ".jpg" for n in (
+        "Bridge_by_Sander_Klootwijk", "Dragonfly_by_Bolly", "Picture_0B_by_freespace",
+        "Picture_1A_by_freespace",
+        "Wine_by_Jakkub_Mede", "aitzgorri_by_Aitzol_Berasategi", "analogpattern_by_Peter_Nerlich",
+        "free_by_Peter_Nerlich", "friends_by_Aitzol_Berasategi", "greentock_by_Peter_Nerlich",
+        "life_by_Aitzol_Berasategi", "picosdeeuropa_by_Aitzol_Berasategi", "seeding_by_Clements_Engelhardt",
+        "sunset_by_Aitzol_Berasategi")]),
+    "lomiri-wallpapers-20.04": ("CC-BY-SA-4.0", [_LOMIRI + "Kleiber_by_Lukas_Baubkus.jpg"]),
+    # plasma: one folder per wallpaper with several sizes; the largest is taken (see _plasma_file).
+    "plasma-workspace-wallpapers": ("GPL-2+ / LGPL-3 (KDE)", [_PLASMA + n for n in (
+        "BytheWater", "ColdRipple", "ColorfulCups", "DarkestHour", "EveningGlow", "FallenLeaf", "Grey",
+        "Kite",
+        "OneStandsOut", "Path", "summer_1am")]),
+    "palapeli-data": ("GPL-2+ (Wikimedia Commons photos)", [_PALAPELI + n + ".jpg" for n in (
+        "castle-maintenon", "cincinnati-bridge", "citrus-fruits", "european-honey-bee",
+        "panther-chameleon-female")]),
+}
+DEBIAN_OLD = {"visp-images-data": ("public domain photo (1927) in a GPL-2 package", [
+    "/usr/share/visp-images-data/ViSP-images/Solvay/Solvay_conference_1927_Version2_2126x1463.png"])}
+# Files in skimage/data (read directly: no pooch, works offline).  motorcycle_right is left out: it is the
+# stereo twin of motorcycle_left and would leak across the split.
+SKIMAGE_PHOTOS = ("astronaut.png", "camera.png", "chelsea.png", "coffee.png", "rocket.jpg",
+                  "motorcycle_left.png", "coins.png", "moon.png", "brick.png", "grass.png", "gravel.png",
+                  "hubble_deep_field.jpg")
+
+
+@dataclass
+class Found:
+    """A photo located in a source, before it is copied into the corpus."""
+
+    source: str
+    name: str  # file name inside the corpus source folder (unique per source)
+    kind: str  # "clean" | "real_old"
+    license: str
+    origin: str
+    load: Callable[[], np.ndarray]
+
+
+Log = Callable[[str], None]
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+# --------------------------------------------------------------------------------------------- debian
+def fetch_debs(packages: Iterable[str], cache: Path, log: Log = _log) -> dict[str, Path]:
+    """``apt-get download`` each package into ``cache/debs`` (skipped when present), ``dpkg -x`` it into
+    ``cache/root/<package>``; returns package -> unpacked root.  Nothing is installed."""
+    debs = cache / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    roots: dict[str, Path] = {}
+    missing = [p for p in packages if not list(debs.glob(f"{p}_*.deb"))]
+    if missing:
+        if not shutil.which("apt-get") or not shutil.which("dpkg"):
+            raise CorpusError("apt-get/dpkg not found: the debian source needs a Debian/Ubuntu system "
+                              "(or use --source skimage / a folder)")
+        log(f"apt-get download {' '.join(missing)}")
+        res = subprocess.run(["apt-get", "download", *missing], cwd=debs, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise CorpusError(f"apt-get download failed ({res.returncode}): {res.stderr.strip()[-500:]} "
+                              "(try `apt-get update` first)")
+    for pkg in packages:
+        found = sorted(debs.glob(f"{pkg}_*.deb"))
+        if not found:
+            raise CorpusError(f"{debs}: no .deb for {pkg} after download")
+        root = cache / "root" / pkg
+        stamp = root / ".unpacked"
+        if not stamp.exists():
+            root.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["dpkg", "-x", str(found[-1]), str(root)], check=True, capture_output=True)
+            stamp.write_text(found[-1].name)
+        roots[pkg] = root
+    return roots
+
+
+def _plasma_file(folder: Path) -> Path | None:
+    """The largest image of a plasma wallpaper folder (``contents/images/WxH.jpg``)."""
+    best, best_px = None, -1
+    for f in (folder / "contents" / "images").glob("*"):
+        try:
+            w, h = (int(v) for v in f.stem.split("x"))
+        except ValueError:
+            continue
+        if w * h > best_px:
+            best, best_px = f, w * h
+    return best
+
+
+def debian_photos(cache: Path, log: Log = _log, with_old: bool = True) -> list[Found]:
+    wanted = dict(DEBIAN_PHOTOS)
+    if with_old:
+        wanted.update(DEBIAN_OLD)
+    roots = fetch_debs(list(wanted), cache, log)
+    found: list[Found] = []
+    for pkg, (lic, paths) in wanted.items():
+        kind = "real_old" if pkg in DEBIAN_OLD else "clean"
+        for rel in paths:
+            p = roots[pkg] / rel.lstrip("/")
+            if pkg == "plasma-workspace-wallpapers":
+                f = _plasma_file(p)
+                name = p.name + (f.suffix if f else ".jpg")
+                p = f if f else p
+            else:
+                name = p.name
+            if not p or not p.is_file():
+                log(f"warning: {pkg}: {rel} missing in this package version; skipped")
+                continue
+            found.append(Found(pkg, name, kind, lic, f"{pkg}:{rel}", lambda p=p: load_image(p)))
+    return found
+
+
+# --------------------------------------------------------------------------------------------- others
+def skimage_photos() -> list[Found]:
+    import importlib.util
+
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or spec.origin is None:
+        raise CorpusError("scikit-image is not installed (needed for --source skimage)")
+    folder = Path(spec.origin).parent / "data"
+    found = []
+    for name in SKIMAGE_PHOTOS:
+        p = folder / name
+        if p.is_file():
+            found.append(Found("skimage", name, "clean", "CC0 / public domain (skimage/data/README.txt)",
+                               f"skimage/data/{name}", lambda p=p: load_image(p)))
+    return found
+
+
+def folder_photos(folder: Path, kind: str, source: str | None = None) -> list[Found]:
+    """Every image below ``folder`` (sorted, recursive); the corpus name keeps the relative path."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CorpusError(f"{folder}: not a folder")
+    source = source or f"folder-{folder.resolve().name}"
+    found = []
+    for p in sorted(folder.rglob("*")):
+        if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and not p.name.startswith("."):
+            name = "__".join(p.relative_to(folder).parts)
+            found.append(Found(source, name, kind, "see source folder", str(p), lambda p=p: load_image(p)))
+    if not found:
+        raise CorpusError(f"{folder}: no images found ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+    return found
+
+
+def default_real_old_folder() -> Path | None:
+    """``../shared/data/real_old`` beside the repository (or $OLDPHOTO_SHARED/data/real_old) if present."""
+    import os
+
+    env = os.environ.get("OLDPHOTO_SHARED")
+    candidates = [Path(env) / "data" / "real_old"] if env else []
+    candidates.append(Path(__file__).resolve().parents[3].parent / "shared" / "data" / "real_old")
+    return next((c for c in candidates if c.is_dir()), None)
+
+
+# --------------------------------------------------------------------------------------------- build
+def _resize_max(image: np.ndarray, max_side: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    s = max_side / max(h, w)
+    if s >= 1.0:
+        return image
+    return np.clip(cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA), 0, 1)
+
+
+def build_corpus(out: Path, found: list[Found], max_side: int = 2048, log: Log = _log) -> Corpus:
+    """Copy photos into ``out`` (downscaled to ``max_side``; clean → JPEG q95, real old → PNG) and write the
+    manifest with the fixed split.  Existing files are reused, so re-running is cheap."""
+    out.mkdir(parents=True, exist_ok=True)
+    entries: list[Entry] = []
+    seen: set[str] = set()
+    for f in found:
+        key = f"{f.source}/{f.name}"
+        if key in seen:
+            continue
+        seen.add(key)
+        stem = Path(f.name).stem
+        ext = ".png" if f.kind == "real_old" else ".jpg"
+        rel = Path(f.kind) / f.source / (stem + ext)
+        dest = out / rel
+        if dest.is_file():
+            h, w = load_image(dest).shape[:2]
+        else:
+            try:
+                img = _resize_max(f.load(), max_side)
+            except CorpusError as exc:
+                log(f"warning: skipped {f.origin}: {exc}")
+                continue
+            h, w = img.shape[:2]
+            if min(h, w) < 64:
+                log(f"warning: skipped {f.origin}: too small ({w}×{h})")
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if ext == ".png":
+                data = encode_png(img)
+            else:
+                data = image_bytes_jpeg(img, 95)
+            tmp = dest.with_name(dest.name + ".tmp")
+            tmp.write_bytes(data)
+            tmp.replace(dest)
+        entries.append(Entry(key=key, source=f.source, path=rel.as_posix(), kind=f.kind, split=split_of(key),
+                             width=int(w), height=int(h), origin=f.origin, license=f.license))
+    write_json(out / "manifest.json", {"format": CORPUS_FORMAT, "version": 1, "max_side": max_side,
+                                       "images": [entry_dict(e) for e in entries]})
+    return Corpus(out)
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    u8 = (np.clip(image, 0, 1) * 255.0 + 0.5).astype(np.uint8)
+    ok, buf = cv2.imencode(".png", u8[:, :, ::-1])
+    if not ok:  # pragma: no cover
+        raise RuntimeError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def _crops_from(image: np.ndarray, n: int, size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """``n`` crops at random scales: the photo is first resized so its shorter side is U(size, 3·size)
+    (Pascal-VOC-like framing: a crop shows a good part of the scene, not a zoomed-in texture)."""
+    h, w = image.shape[:2]
+    crops = []
+    for _ in range(n):
+        short = rng.uniform(size, max(size, min(3 * size, min(h, w))) + 1e-3)
+        s = short / min(h, w)
+        img = image if abs(s - 1) < 1e-3 else np.clip(cv2.resize(
+            image, (max(size, round(w * s)), max(size, round(h * s))),
+            interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC), 0, 1)
+        y = int(rng.integers(img.shape[0] - size + 1))
+        x = int(rng.integers(img.shape[1] - size + 1))
+        crops.append(img[y:y + size, x:x + size])
+    return crops
+
+
+def build_patches(corpus: Corpus, out: Path, size: int = 256, budget_mib: float = 60.0, quality: int = 90,
+                  per_heldout: int = 8, per_old: int = 40, seed: int = 0, log: Log = _log) -> dict[str, int]:
+    """Pack random ``size²`` JPEG crops of a photo corpus into ``out`` within ``budget_mib`` in total.
+
+    Order of filling: held-out clean (``per_heldout`` per photo), real old (``per_old`` per photo), then the
+    clean training photos round-robin (a photo's crop count grows with its area) until the budget is used.
+    """
+    if corpus.format != CORPUS_FORMAT:
+        raise CorpusError(f"{corpus.root}: data patches needs a photo corpus (from `oldphoto data build`)")
+    rng = np.random.default_rng(seed)
+    budget = int(budget_mib * 2**20)
+    packs: dict[str, tuple[list[bytes], list[str]]] = {}
+    used = 0
+    entries = corpus.entries
+
+    def add(pack: str, crop: np.ndarray, key: str) -> None:
+        nonlocal used
+        blob = encode_jpeg(crop, quality)
+        blobs, keys = packs.setdefault(pack, ([], []))
+        blobs.append(blob)
+        keys.append(key)
+        used += len(blob) + 200  # + npz/key overhead estimate
+
+    for kind, split, per in (("clean", "heldout", per_heldout), ("real_old", "train", per_old),
+                             ("real_old", "heldout", per_old)):
+        for e in entries:
+            if e.kind == kind and e.split == split:
+                for c in _crops_from(load_image(corpus.root / e.path), per, size, rng):
+                    add(f"{kind}_{split}", c, e.key)
+    train = [e for e in entries if e.kind == "clean" and e.split == "train"]
+    if not train:
+        raise CorpusError(f"{corpus.root}: no clean training photos in the corpus")
+    log(f"reserved {used / 2**20:.1f} MiB for held-out and real old patches; filling clean_train")
+    # One photo in memory at a time: estimate the crop count the budget allows (bytes per crop measured
+    # on a first photo), share it out ∝ sqrt(area) (big photos give more crops, small ones still some),
+    # then stop exactly at the budget.
+    first = _crops_from(load_image(corpus.root / train[0].path), 8, size, rng)
+    per_crop = np.mean([len(encode_jpeg(c, quality)) + 200 for c in first])
+    total = max(len(train), int((budget - used) / per_crop))
+    weight = np.array([np.sqrt(e.width * e.height) for e in train])
+    share = np.maximum(1, np.floor(weight / weight.sum() * total)).astype(int)
+    for e, n in zip(train, share, strict=True):
+        if used >= budget:
+            break
+        for c in _crops_from(load_image(corpus.root / e.path), int(n), size, rng):
+            if used >= budget:
+                break
+            add("clean_train", c, e.key)
+    out.mkdir(parents=True, exist_ok=True)
+    counts: dict[str, int] = {}
+    files: dict[str, str] = {}
+    for name, (blobs, keys) in packs.items():
+        write_pack(out / f"{name}.npz", blobs, keys)
+        counts[name] = len(blobs)
+        files[name] = f"{name}.npz"
+    total = sum((out / f).stat().st_size for f in files.values())
+    write_json(out / "manifest.json", {"format": PATCHES_FORMAT, "version": 1, "size": size,
+                                       "quality": quality, "seed": seed, "packs": files, "counts": counts,
+                                       "bytes": total,
+                                       "photos": {e.key: e.split for e in entries}})
+    return counts
