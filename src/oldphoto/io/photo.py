@@ -125,6 +125,9 @@ def read_photo(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
         except UnidentifiedImageError as exc:
             if head[:4] in (b"II*\0", b"MM\0*"):  # TIFFs Pillow cannot open (16-bit gray+alpha, ...)
                 return _read_tiff_only(p, max_pixels)
+            signature = _signature(head)
+            if signature:
+                raise PhotoError(p, f"truncated or corrupt {signature} file (header unreadable)") from exc
             raise PhotoError(p, "not an image: the content is not a recognised image format"
                              + (f" (despite the {p.suffix} name)" if p.suffix.lower() in IMAGE_EXTENSIONS
                                 else "")) from exc
@@ -134,6 +137,21 @@ def read_photo(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
             raise PhotoError(p, f"unreadable or truncated image header ({exc})") from exc
         with image:
             return _read_open_image(p, image, head, max_pixels)
+
+
+def _signature(head: bytes) -> str | None:
+    """The format a file's magic bytes announce (to tell a broken image from a non-image)."""
+    if head.startswith(_png.PNG_SIGNATURE):
+        return "PNG"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "GIF"
+    if head.startswith(b"BM"):
+        return "BMP"
+    return None
 
 
 def _read_open_image(p: Path, image: Image.Image, head: bytes, max_pixels: int | None) -> Photo:

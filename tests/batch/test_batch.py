@@ -1,0 +1,293 @@
+"""The batch runner with a deterministic fake restorer (colour inversion): no networks involved."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import signal
+import struct
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from oldphoto import batch
+from oldphoto.io import read_photo, read_provenance
+
+
+@dataclass
+class FakeResult:
+    image: np.ndarray
+    mask: np.ndarray | None = None
+    faces: list = field(default_factory=list)
+    models: dict = field(default_factory=lambda: {"fake": "invert"})
+
+
+class Inverter:
+    """A real, checkable image operation; can misbehave on chosen names."""
+
+    def __init__(self, on_call=None):
+        self.calls: list[tuple[np.ndarray, np.ndarray | None]] = []
+        self.on_call = on_call
+
+    def __call__(self, pixels, mask):
+        self.calls.append((pixels, mask))
+        if self.on_call is not None:
+            self.on_call(len(self.calls), pixels)
+        return FakeResult(1.0 - pixels, mask, faces=[object()] * 2)
+
+
+def _parser():
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    batch.register(sub)
+    return parser
+
+
+def _run(argv, restore, stream=None):
+    args = _parser().parse_args(["restore", "--no-progress", *argv])
+    out = stream or io.StringIO()
+    code = batch.main(args, restore=restore, stream=out)
+    return code, out.getvalue() if stream is None else ""
+
+
+def _img(path: Path, value=(30, 90, 200), size=(12, 8), fmt=None, **kw):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, value).save(path, fmt, **kw)
+    return path
+
+
+def _bomb(path: Path):
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = chunk(b"IHDR", struct.pack(">IIBBBBB", 60000, 60000, 8, 0, 0, 0, 0))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + ihdr
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b""))
+
+
+def _no_partials(root: Path):
+    leftovers = [p for p in root.rglob("*") if p.name.endswith(".part") or p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_mixed_batch(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    _img(src / "good.jpg", quality=95)
+    _img(src / "sub" / "nested.png")
+    tifffile.imwrite(src / "gray16.tif", np.full((6, 5), 40000, np.uint16))
+    _img(src / "really_png.jpg", fmt="PNG")                  # wrongly named: read by content
+    (src / "empty.jpg").write_bytes(b"")                       # zero bytes
+    (src / "notes.txt").write_text("scanned 1998")             # non-image in a folder: skipped
+    (src / "letter.jpg").write_text("Dear Ann, ...")           # text named .jpg
+    data = (_img(tmp_path / "t.png")).read_bytes()
+    (src / "cut.png").write_bytes(data[: len(data) // 2])      # truncated
+    _bomb(src / "bomb.png")                                    # decompression bomb
+    _img(src / "huge_alloc.png", value=(1, 2, 3))             # restorer runs out of memory on it
+
+    def oom(n, pixels):
+        if np.allclose(pixels[0, 0], np.array([1, 2, 3]) / 255, atol=1e-6):
+            raise MemoryError
+
+    restorer = Inverter(on_call=oom)
+    code, log = _run([str(src), "-r", "-o", str(out), "--report", str(tmp_path / "r.json")], restorer)
+    assert code == 1
+    report = json.loads((tmp_path / "r.json").read_text())
+    by_name = {Path(e["input"]).name: e for e in report["inputs"]}
+    assert {n: e["status"] for n, e in by_name.items()} == {
+        "good.jpg": "ok", "nested.png": "ok", "gray16.tif": "ok", "really_png.jpg": "ok",
+        "empty.jpg": "failed", "notes.txt": "skipped", "letter.jpg": "failed", "cut.png": "failed",
+        "bomb.png": "failed", "huge_alloc.png": "failed"}
+    assert "empty file" in by_name["empty.jpg"]["reason"]
+    assert "not an image" in by_name["letter.jpg"]["reason"]
+    assert "not an image file" in by_name["notes.txt"]["reason"]
+    assert "truncated" in by_name["cut.png"]["reason"]
+    assert "decompression bomb" in by_name["bomb.png"]["reason"]
+    assert "out of memory" in by_name["huge_alloc.png"]["reason"]
+    assert any("content is PNG" in w for w in by_name["really_png.jpg"]["warnings"])
+    ok = by_name["good.jpg"]
+    assert (ok["width"], ok["height"], ok["faces"], ok["models"]) == (12, 8, 2, {"fake": "invert"})
+    assert ok["bytes"] > 0 and ok["seconds"] >= 0
+    assert report["summary"] == {"ok": 4, "skipped": 1, "failed": 5, "not processed": 0}
+    # outputs keep relative paths, formats and modes; pixels really are the restorer's
+    assert (out / "sub" / "nested.png").exists() and (out / "good.jpg").exists()
+    assert (out / "really_png.png").exists()
+    gray = read_photo(out / "gray16.tif")
+    assert gray.bit_depth == 16 and gray.space == "GRAY"
+    assert np.allclose(gray.pixels, 1 - 40000 / 65535, atol=1 / 65535)
+    assert np.allclose(read_photo(out / "sub" / "nested.png").pixels[0, 0], 1 - np.array([30, 90, 200]) / 255)
+    assert read_provenance(out / "good.jpg")["models"] == {"fake": "invert"}
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == [
+        "good.jpg", "gray16.tif", "nested.png", "really_png.png"]
+    _no_partials(out)
+    for name in ("empty.jpg", "letter.jpg", "cut.png", "bomb.png", "huge_alloc.png"):
+        assert name in log  # every failure reported by name
+    assert "4 restored, 1 skipped, 5 failed" in log.splitlines()[-1]
+
+
+def test_all_good_or_skipped_exits_zero(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    _img(src / "a.png")
+    (src / "readme.md").write_text("x")
+    assert _run([str(src), "-o", str(out)], Inverter())[0] == 0
+
+
+def _five(src: Path) -> list[Path]:
+    return [_img(src / f"p{i}.png", value=(i * 40, 10, 10)) for i in range(5)]
+
+
+def test_interrupted_batch_resumes(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    _five(src)
+    jobs, pre = batch.collect_inputs([str(src)])
+    stop = batch.threading.Event()
+    config = batch.BatchConfig(outdir=out)
+
+    def press_ctrl_c_twice(n, pixels):
+        if n == 2:
+            stop.set()               # first Ctrl-C during photo 2: photo 2 still completes
+
+    report = batch.run_batch(jobs, Inverter(press_ctrl_c_twice), config, stop=stop)
+    assert report.exit_code == 130
+    assert [e.status for e in report.entries] == ["ok", "ok"] + ["not processed"] * 3
+    assert sorted(p.name for p in out.iterdir()) == ["p0.png", "p1.png"]
+
+    def abort_photo(n, pixels):  # second Ctrl-C inside photo 1 of the rerun (p2): aborts it
+        if n == 1:
+            raise KeyboardInterrupt
+
+    jobs, _ = batch.collect_inputs([str(src)])
+    report = batch.run_batch(jobs, Inverter(abort_photo), config)
+    assert [e.status for e in report.entries] == ["skipped", "skipped", "not processed", "not processed",
+                                                  "not processed"]
+    assert sorted(p.name for p in out.iterdir()) == ["p0.png", "p1.png"]
+    _no_partials(out)
+
+    restorer = Inverter()
+    code, log = _run([str(src), "-o", str(out)], restorer)
+    assert code == 0 and len(restorer.calls) == 3  # only the missing three were restored
+    assert "3 restored, 2 skipped, 0 failed" in log
+    code, _ = _run([str(src), "-o", str(out), "--overwrite"], restorer)
+    assert code == 0 and len(restorer.calls) == 8
+
+
+def test_real_sigint_stops_after_current_photo(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    _five(src)
+
+    def sigint(n, pixels):
+        if n == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    code, log = _run([str(src), "-o", str(out), "--report", str(tmp_path / "r.json")], Inverter(sigint))
+    assert code == 130
+    assert sorted(p.name for p in out.iterdir()) == ["p0.png"]
+    statuses = [e["status"] for e in json.loads((tmp_path / "r.json").read_text())["inputs"]]
+    assert statuses == ["ok"] + ["not processed"] * 4
+    assert "stopping after the current photo" in log
+
+
+def test_collisions_never_overwrite(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    _img(src / "a.jpg", value=(200, 0, 0))
+    _img(src / "a.png", value=(0, 200, 0))
+    _img(src / "a.tif", value=(0, 0, 200))
+    code, _ = _run([str(src), "-o", str(out), "--format", "png"], Inverter())
+    assert code == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["a.png", "a_jpg.png", "a_tif.png"]
+    assert np.allclose(read_photo(out / "a.png").pixels[0, 0], 1 - np.array([0, 200, 0]) / 255)
+    code, _ = _run([str(src), "-o", str(tmp_path / "same")], Inverter())
+    assert sorted(p.name for p in (tmp_path / "same").iterdir()) == ["a.jpg", "a.png", "a.tif"]
+
+
+def test_masks_matched_by_stem_not_order(tmp_path):
+    src, masks, out = tmp_path / "in", tmp_path / "masks", tmp_path / "out"
+    _img(src / "a.png")
+    _img(src / "b.png")
+    _img(src / "c.png")
+    masks.mkdir()
+    Image.new("L", (12, 8), 255).save(masks / "b.png")       # all defect
+    m = np.zeros((8, 12), np.uint8)
+    m[2:4, 3:9] = 255
+    Image.fromarray(m).save(masks / "a.png")
+    Image.new("L", (5, 5), 255).save(masks / "c.png")        # wrong size
+    Image.new("L", (12, 8), 255).save(masks / "zzz.png")     # stray mask, never used
+    restorer = Inverter()
+    code, log = _run([str(src), "-o", str(out), "--mask-dir", str(masks)], restorer)
+    assert code == 1
+    (pa, ma), (pb, mb) = restorer.calls
+    assert ma.dtype == bool and ma.shape == (8, 12) and ma.sum() == 12 and ma[2:4, 3:9].all()
+    assert mb.all()
+    assert "mask is 5x5 but the photo is 12x8" in log
+
+
+def test_mask_oriented_like_displayed_photo(tmp_path):
+    src, masks, out = tmp_path / "in", tmp_path / "masks", tmp_path / "out"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 12x8, displayed 8x12
+    _img(src / "rot.jpg", exif=exif.tobytes())
+    masks.mkdir()
+    Image.new("L", (8, 12), 255).save(masks / "rot.png")
+    restorer = Inverter()
+    assert _run([str(src), "-o", str(out), "--mask-dir", str(masks)], restorer)[0] == 0
+    assert restorer.calls[0][1].shape == (12, 8)
+    assert Image.open(out / "rot.jpg").size == (8, 12)
+
+
+def test_globs_and_files(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    _img(src / "x" / "one.png")
+    _img(src / "x" / "two.png")
+    _img(src / "y" / "three.png")
+    code, _ = _run([str(src / "*" / "*.png"), str(src / "x" / "one.png"), str(tmp_path / "missing.png"),
+                    "-o", str(out)], Inverter())
+    assert code == 1  # the missing file
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.png")) == [
+        "x/one.png", "x/two.png", "y/three.png"]
+
+
+def test_progress_plain_lines_and_tty_bar(tmp_path):
+    src = tmp_path / "in"
+    _img(src / "a.png")
+    args = _parser().parse_args(["restore", str(src), "-o", str(tmp_path / "o1")])
+    plain = io.StringIO()
+    assert batch.main(args, restore=Inverter(), stream=plain) == 0
+    assert "[1/1] ok:" in plain.getvalue()
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty = Tty()
+    args = _parser().parse_args(["restore", str(src), "-o", str(tmp_path / "o2")])
+    assert batch.main(args, restore=Inverter(), stream=tty) == 0
+    assert "photo" in tty.getvalue() and "[1/1]" not in tty.getvalue()
+
+
+def test_strip_metadata_and_quality(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    exif = Image.Exif()
+    exif[0x010F] = "Cam"
+    _img(src / "a.jpg", exif=exif.tobytes(), size=(64, 48))
+    assert _run([str(src), "-o", str(out), "--strip-metadata", "--quality", "40"], Inverter())[0] == 0
+    with Image.open(out / "a.jpg") as im:
+        assert not im.getexif()
+    assert read_provenance(out / "a.jpg") is None
+    assert _run([str(src), "-o", str(out), "--quality", "0"], Inverter())[0] == 2
+
+
+def test_cli_wiring_with_real_pipeline(tmp_path):
+    pytest.importorskip("oldphoto.pipeline")
+    from oldphoto.cli import build_parser
+
+    args = build_parser().parse_args(["restore", str(tmp_path), "-o", str(tmp_path / "out")])
+    assert args.func is batch.main
+    from oldphoto.pipeline import RestoreOptions
+
+    assert RestoreOptions.from_args(args) is not None
