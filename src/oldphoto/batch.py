@@ -192,11 +192,15 @@ def collect_inputs(specs: Sequence[str], recursive: bool = False) -> tuple[list[
 
 def _content_family(path: Path) -> str | None:
     """The format family by content (header only), so a misnamed file gets the right output name."""
+    import warnings
+
     from PIL import Image
 
     try:
-        with Image.open(path) as image:
-            return FORMAT_FAMILY.get(image.format or "")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return FORMAT_FAMILY.get(image.format or "")
     except Exception:
         return EXTENSION_FAMILY.get(path.suffix.lower())
 

@@ -447,7 +447,8 @@ def write_photo(path: str | os.PathLike, pixels: np.ndarray, like: Photo | None 
         data = data[:, :, 0]
     alpha = like.alpha if like is not None else None
     if alpha is not None and family == "jpeg":
-        notes.append("JPEG cannot hold transparency: alpha dropped (use --format png or tiff to keep it)")
+        if alpha.min() < np.iinfo(alpha.dtype).max:  # an all-opaque alpha loses nothing
+            notes.append("JPEG cannot hold transparency: alpha dropped (use --format png or tiff)")
         alpha = None
     if alpha is not None:
         alpha = _rescale_alpha(alpha, bits)
