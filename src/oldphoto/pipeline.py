@@ -1,0 +1,446 @@
+"""The in-process restoration pipeline: defects → global restoration → faces.
+
+``Restorer(options).restore(image, mask=None) -> Result`` restores one photo (numpy float32 RGB ``H×W×3``
+in [0, 1]); a Restorer loads each model at most once (on first use) and can restore any number of photos.
+``RestoreOptions`` holds every option of ``oldphoto restore`` that affects pixels, devices or weights and
+adds them to an argparse parser.  Reading and writing files, metadata and mask pairing by file stem are
+done by :mod:`oldphoto.batch`; the semantics of a given mask are handled here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from oldphoto.stages import compat as compat_rules
+from oldphoto.stages.defects import (
+    SCRATCH_MODES,
+    DefectStage,
+    dilate_official,
+    needs_inpainting,
+    official_mask,
+    user_mask,
+)
+from oldphoto.stages.faces import FaceDetector, FaceInfo, FaceStage, face_detection_available
+from oldphoto.stages.restore import BYTES_PER_PIXEL, PATH_MULTIPLE, PathModels, RestoreStage, tile_side
+from oldphoto.stages.runtime import PRECISIONS, Runner, resolve_device
+from oldphoto.stages.tiling import parse_memory, tile_side_for_budget
+from oldphoto.stages.tone import Tone, fit_tone, luma
+
+__all__ = ["RestoreOptions", "Restorer", "Result", "FaceInfo", "PipelineError"]
+
+log = logging.getLogger(__name__)
+
+# roles (weights-file stems) each path needs
+PATH_ROLES = {
+    "quality": ("vae_a", "mapping_quality", "vae_b_quality"),
+    "scratch": ("vae_a", "mapping_scratch", "vae_b_scratch"),
+    "hr": ("vae_a", "mapping_hr", "vae_b_scratch"),
+}
+FACE_ROLES = {256: "face_256", 512: "face_512"}
+
+_face_notice_shown = False
+
+
+class PipelineError(RuntimeError):
+    """A configuration the pipeline cannot run (the message says what to change)."""
+
+
+@dataclass
+class RestoreOptions:
+    """Options of ``oldphoto restore`` that decide pixels, devices and weights (see docs/restore.md)."""
+
+    scratches: str = "auto"
+    mask_threshold: float = 0.4
+    mask_dilation: int | None = None
+    detect_size: int | None = None
+    scratch_min_area: float = 2e-4
+    hr: bool = False
+    hr_above: float = 4.0
+    faces: bool | None = None
+    face_detector: str = "hog"
+    face_size: int | None = None
+    face_batch: int = 4
+    face_threshold: float = 0.3
+    face_upsample: int | None = None
+    keep_tone: bool = True
+    compat: str = "none"
+    device: str = "auto"
+    precision: str = "fp32"
+    weights: Path | None = None
+    max_memory: str = "2G"
+    tile: int | None = None
+
+    def validate(self) -> None:
+        if self.scratches not in SCRATCH_MODES:
+            raise ValueError(f"--scratches must be one of {', '.join(SCRATCH_MODES)}, got {self.scratches!r}")
+        if self.compat not in ("none", "official"):
+            raise ValueError(f"--compat must be none or official, got {self.compat!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if not 0.0 < self.mask_threshold < 1.0:
+            raise ValueError(f"--mask-threshold must be between 0 and 1, got {self.mask_threshold}")
+        if self.mask_dilation is not None and self.mask_dilation < 0:
+            raise ValueError(f"--mask-dilation must be >= 0, got {self.mask_dilation}")
+        if self.face_detector not in ("hog", "cnn"):
+            raise ValueError(f"--face-detector must be hog or cnn, got {self.face_detector!r}")
+        if self.face_size not in (None, 256, 512):
+            raise ValueError(f"--face-size must be 256 or 512, got {self.face_size}")
+        if self.face_batch < 1:
+            raise ValueError(f"--face-batch must be >= 1, got {self.face_batch}")
+        if self.tile is not None and self.tile < 64:
+            raise ValueError(f"--tile must be at least 64 pixels, got {self.tile}")
+        if self.detect_size is not None and self.detect_size < 64:
+            raise ValueError(f"--detect-size must be at least 64 pixels, got {self.detect_size}")
+        parse_memory(self.max_memory)
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        """Add the pixel/device/weights options to ``parser`` (file options belong to the caller)."""
+        d = RestoreOptions()
+        g = parser.add_argument_group("defects")
+        g.add_argument("--scratches", choices=SCRATCH_MODES, default=d.scratches,
+                       help="inpaint scratches/dust: auto = when the predicted mask finds defects (default)")
+        g.add_argument("--mask-threshold", type=float, default=d.mask_threshold, metavar="P",
+                       help="defect probability threshold (default 0.4, as the official detector)")
+        g.add_argument("--mask-dilation", type=int, default=d.mask_dilation, metavar="PX",
+                       help="grow predicted masks by a disk of PX pixels (default: 0; the HR path always "
+                            "adds the official 3×3×3 dilation)")
+        g.add_argument("--detect-size", type=int, default=d.detect_size, metavar="PX",
+                       help="run the detector at this short side instead of the photo's own resolution")
+        g.add_argument("--scratch-min-area", type=float, default=d.scratch_min_area, metavar="FRACTION",
+                       help="--scratches auto: smallest defect area (fraction of the photo) that selects "
+                            "the scratch path (default 0.0002)")
+        g = parser.add_argument_group("restoration")
+        g.add_argument("--hr", action="store_true", default=d.hr,
+                       help="high-resolution mode: multi-scale patch attention for defects, 512 faces")
+        g.add_argument("--hr-above", type=float, default=d.hr_above, metavar="MPIX",
+                       help="use patch attention for defects above this many megapixels (default 4)")
+        g.add_argument("--keep-tone", action=argparse.BooleanOptionalAction, default=d.keep_tone,
+                       help="keep black-and-white and toned (sepia) photos in their own tone (default on)")
+        g.add_argument("--compat", choices=("none", "official"), default=d.compat,
+                       help="official = reproduce the official stage-1 output exactly (sizes rounded to "
+                            "×4/×16, min–max stretched); see docs/restore.md")
+        g = parser.add_argument_group("faces")
+        g.add_argument("--faces", action=argparse.BooleanOptionalAction, default=d.faces,
+                       help="enhance faces (default: on when face weights are installed)")
+        g.add_argument("--face-detector", choices=("hog", "cnn"), default=d.face_detector,
+                       help="dlib HOG (fast, frontal) or CNN (slower, finds more faces)")
+        g.add_argument("--face-size", type=int, choices=(256, 512), default=d.face_size,
+                       help="face generator resolution (default 256, 512 with --hr)")
+        g.add_argument("--face-batch", type=int, default=d.face_batch, metavar="N",
+                       help="faces per generator batch (default 4)")
+        g.add_argument("--face-threshold", type=float, default=d.face_threshold, metavar="SCORE",
+                       help="smallest detector score of a face (default 0.3)")
+        g.add_argument("--face-upsample", type=int, default=d.face_upsample, metavar="N",
+                       help="dlib upsampling steps to find small faces (default: 1 below 1024 px, else 0)")
+        g = parser.add_argument_group("device and weights")
+        g.add_argument("--device", default=d.device, help="auto | cpu | cuda | cuda:N | mps (default auto)")
+        g.add_argument("--precision", choices=tuple(PRECISIONS), default=d.precision,
+                       help="fp32 (default), bf16 (CPU or CUDA), fp16 (CUDA or MPS)")
+        g.add_argument("--weights", type=Path, default=d.weights, metavar="DIR",
+                       help="weights folder (default: $OLDPHOTO_WEIGHTS or ~/.local/share/oldphoto/weights, "
+                            "then the bundled weights)")
+        g.add_argument("--max-memory", default=d.max_memory, metavar="SIZE",
+                       help="working-memory budget that sets the tile size, e.g. 2G, 800M (default 2G)")
+        g.add_argument("--tile", type=int, default=d.tile, metavar="PX",
+                       help="force this tile side instead of deriving it from --max-memory")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> RestoreOptions:
+        values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+        options = cls(**values)
+        options.validate()
+        return options
+
+
+@dataclass
+class Result:
+    """What :meth:`Restorer.restore` returns."""
+
+    image: np.ndarray  # float32 H×W×3 in [0,1] (input size; compat mode: the official ×4/×16 size)
+    mask: np.ndarray | None  # bool, True = defect, the mask the restoration used (None: quality path)
+    faces: list[FaceInfo]
+    timings: dict[str, float]
+    models: dict[str, str]
+    path: str = "quality"  # quality | scratch | hr
+    stage1: np.ndarray | None = field(default=None, repr=False)  # global restoration before faces
+
+
+def _missing_weights_error(role: str, weights_dir: Path | None) -> Exception:
+    try:
+        from oldphoto.weights import MissingWeightsError
+    except ImportError:  # pragma: no cover - the weights package is part of the product
+        return PipelineError(f"no weights for {role!r}: the oldphoto.weights package is not installed")
+    where = weights_dir or "the user weights folder"
+    return MissingWeightsError(
+        f"no weights for {role!r} in {where} or the bundled weights. Import the official checkpoints with "
+        "`oldphoto weights import global_checkpoints.zip` (and face_checkpoints.zip for faces), "
+        "or pass --weights DIR.")
+
+
+class Restorer:
+    """Restores photos with one set of loaded models.
+
+    ``models`` (keyword only) supplies modules by role instead of loading weights files: for tests and
+    benchmarks that build networks explicitly.  Product code leaves it None, and a role whose weights
+    are not installed raises ``MissingWeightsError`` (never random weights).
+    """
+
+    def __init__(self, options: RestoreOptions | None = None, *,
+                 models: Mapping[str, nn.Module] | None = None, **overrides: Any) -> None:
+        options = dataclasses.replace(options or RestoreOptions(), **overrides)
+        options.validate()
+        self.options = options
+        self.device = resolve_device(options.device)
+        self.runner = Runner(self.device, options.precision)
+        self.budget = parse_memory(options.max_memory)
+        self.notices: list[str] = []
+        self._explicit = dict(models) if models is not None else None
+        self._loaded: dict[str, nn.Module] = {}
+        self._face_stage: FaceStage | None = None
+        self.faces_enabled = self._decide_faces()
+        for role in self.required_roles():
+            if not self._available(role):
+                raise _missing_weights_error(role, options.weights)
+
+    # ----------------------------------------------------------------------------------- models
+    @property
+    def compat(self) -> bool:
+        return self.options.compat == "official"
+
+    def required_roles(self) -> list[str]:
+        """Roles that must be installed for this configuration (checked up front, loaded lazily)."""
+        roles = list(PATH_ROLES["quality"])
+        if self.options.scratches != "off":
+            roles += ["detector", "mapping_scratch", "vae_b_scratch"]
+            if self.options.hr or not self.compat:
+                roles.append("mapping_hr")  # default mode may pick HR by size
+        if self.faces_enabled:
+            roles.append(FACE_ROLES[self.face_size])
+        return list(dict.fromkeys(roles))
+
+    def _available(self, role: str) -> bool:
+        if self._explicit is not None:
+            return role in self._explicit
+        try:
+            from oldphoto.weights import find_card
+        except ImportError:
+            return False
+        return find_card(role, self.options.weights) is not None
+
+    def model(self, role: str) -> nn.Module:
+        """The module for ``role``, loaded once."""
+        if role not in self._loaded:
+            if self._explicit is not None:
+                if role not in self._explicit:
+                    raise _missing_weights_error(role, self.options.weights)
+                module = self._explicit[role].to(self.device).eval()
+            else:
+                from oldphoto.weights import load_model
+
+                module = load_model(role, self.options.weights, device=str(self.device), dtype=torch.float32)
+            for p in module.parameters():
+                p.requires_grad_(False)
+            self._loaded[role] = module
+        return self._loaded[role]
+
+    def model_info(self) -> dict[str, str]:
+        """role -> "source sha256[:12]" for every role this configuration uses (provenance tags)."""
+        info: dict[str, str] = {}
+        for role in self.required_roles():
+            if self._explicit is not None:
+                info[role] = f"explicit {type(self._explicit[role]).__name__} (no weights file)"
+                continue
+            from oldphoto.weights import find_card
+
+            card = find_card(role, self.options.weights)
+            if card is not None:
+                info[role] = f"{_card_field(card, 'source')} {_card_field(card, 'sha256')[:12]}".strip()
+        return info
+
+    def path_models(self, path: str) -> PathModels:
+        a, mapping, b = (self.model(r) for r in PATH_ROLES[path])
+        return PathModels(a.encoder, mapping, b.decoder, masked=path != "quality")
+
+    # ----------------------------------------------------------------------------------- faces
+    @property
+    def face_size(self) -> int:
+        if self.options.face_size:
+            return self.options.face_size
+        preferred = 512 if self.options.hr else 256
+        other = 256 if preferred == 512 else 512
+        if not self._available(FACE_ROLES[preferred]) and self._available(FACE_ROLES[other]):
+            return other
+        return preferred
+
+    def _decide_faces(self) -> bool:
+        global _face_notice_shown
+        wanted = self.options.faces
+        weights_there = any(self._available(r) for r in FACE_ROLES.values())
+        dlib_there = face_detection_available()
+        if wanted is None:
+            if weights_there and dlib_there:
+                return True
+            reason = ("no face weights are installed (import face_checkpoints.zip with "
+                      "`oldphoto weights import`)" if not weights_there
+                      else "dlib-bin / face-recognition-models are not installed")
+            notice = f"face enhancement is off: {reason}"
+            self.notices.append(notice)
+            if not _face_notice_shown:
+                log.warning(notice)
+                _face_notice_shown = True
+            return False
+        if wanted and not dlib_there:
+            raise PipelineError("--faces needs the pip packages dlib-bin and face-recognition-models "
+                                "(pip install 'oldphoto[faces]')")
+        return bool(wanted)
+
+    def face_stage(self) -> FaceStage:
+        if self._face_stage is None:
+            generator = self.model(FACE_ROLES[self.face_size])
+            runner = self.runner
+
+            def enhance(batch: np.ndarray) -> np.ndarray:
+                x = torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2))) * 2.0 - 1.0
+                y = runner(generator, x).cpu()
+                return ((y + 1.0) * 0.5).clamp_(0.0, 1.0).permute(0, 2, 3, 1).numpy()
+
+            detector = _ScoredDetector(self.options.face_detector, self.options.face_upsample,
+                                       self.options.face_threshold)
+            self._face_stage = FaceStage(enhance, self.face_size, detector, self.options.face_batch,
+                                         self.compat)
+        return self._face_stage
+
+    # ----------------------------------------------------------------------------------- stages
+    def _tile(self, kind: str) -> int:
+        if self.compat:
+            return 1 << 30  # the official code runs whole images
+        if self.options.tile:
+            return self.options.tile
+        if kind == "detector":
+            return tile_side_for_budget(self.budget, BYTES_PER_PIXEL["detector"], 16, minimum=256)
+        return tile_side(kind, self.budget)
+
+    def _run_module(self, fn: Any, *tensors: torch.Tensor) -> torch.Tensor:
+        return self.runner(fn, *tensors)
+
+    def choose_path(self, mask: np.ndarray | None, shape: tuple[int, int]) -> str:
+        """quality without defects; scratch with them; hr with --hr or above --hr-above megapixels."""
+        o = self.options
+        if o.scratches == "off" or mask is None:
+            return "quality"
+        if o.scratches == "auto" and not needs_inpainting(mask, o.scratch_min_area):
+            return "quality"
+        big = not self.compat and shape[0] * shape[1] > o.hr_above * 1e6
+        return "hr" if (o.hr or big) else "scratch"
+
+    def restore(self, image: np.ndarray, mask: np.ndarray | None = None) -> Result:
+        """Restore one photo.  ``mask`` (optional, the photo's size, white/True = defect) replaces the
+        predicted defect mask (unless ``--scratches off``)."""
+        image = _check_image(image)
+        o = self.options
+        timings: dict[str, float] = {}
+        shape = image.shape[:2]
+        tone: Tone | None = fit_tone(image) if (o.keep_tone and not self.compat) else None
+
+        t = time.perf_counter()
+        defect_mask: np.ndarray | None = None
+        image16 = None
+        if o.scratches != "off":
+            if self.compat:
+                image16 = compat_rules.scratch_input(image)
+                if mask is not None:
+                    defect_mask = user_mask(mask, shape)
+                else:
+                    detector = self.model("detector")
+                    defect_mask = official_mask(lambda x: self.runner(detector, x), image16, o.mask_threshold)
+            elif mask is not None:
+                defect_mask = user_mask(mask, shape)
+            else:
+                detector = self.model("detector")
+                stage = DefectStage(lambda x: self.runner(detector, x), o.mask_threshold,
+                                    o.mask_dilation or 0, tile=self._tile("detector"),
+                                    short_side=o.detect_size)
+                defect_mask = stage(image)
+        path = self.choose_path(defect_mask, shape)
+        if path == "hr" and defect_mask is not None and not self.compat:
+            defect_mask = dilate_official(defect_mask)
+        timings["defects"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        models = self.path_models(path)
+        restorer = RestoreStage(self._run_module, tile=self._tile(path))
+        used_mask = defect_mask if path != "quality" else None
+        if self.compat:
+            out = restorer.official(image, models, path, used_mask, image16)
+            if used_mask is not None and used_mask.shape != out.shape[:2]:
+                used_mask = _resize_mask(used_mask, out.shape[:2])
+            if path == "hr" and used_mask is not None:
+                used_mask = dilate_official(used_mask)
+        else:
+            out = restorer(image, models, path, used_mask)
+            if tone is not None:
+                out = tone.apply(luma(out))
+        timings["restore"] = time.perf_counter() - t
+        stage1 = out
+
+        faces: list[FaceInfo] = []
+        if self.faces_enabled:
+            t = time.perf_counter()
+            out, faces = self.face_stage()(out, tone)
+            timings["faces"] = time.perf_counter() - t
+        return Result(image=np.ascontiguousarray(out, dtype=np.float32), mask=used_mask, faces=faces,
+                      timings=timings, models=self.model_info(), path=path, stage1=stage1)
+
+
+class _ScoredDetector(FaceDetector):
+    """FaceDetector that drops detections below a score (dlib's HOG reports weak false positives)."""
+
+    def __init__(self, kind: str, upsample: int | None, threshold: float) -> None:
+        super().__init__(kind, upsample)
+        self.threshold = threshold
+
+    def __call__(self, image_u8: np.ndarray) -> list[FaceInfo]:
+        return [f for f in super().__call__(image_u8) if f.score >= self.threshold]
+
+
+def _resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    scaled = Image.fromarray(mask.astype(np.uint8) * 255).resize((shape[1], shape[0]), Image.NEAREST)
+    return np.asarray(scaled) >= 128
+
+
+def _card_field(card: Any, name: str) -> str:
+    value = card.get(name) if isinstance(card, dict) else getattr(card, name, None)
+    return str(value or "")
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    """Validate and normalise the API input: float RGB ``H×W×3`` in [0,1] (gray ``H×W`` is accepted)."""
+    a = np.asarray(image)
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=2)
+    if a.ndim != 3 or a.shape[2] != 3:
+        raise ValueError(f"expected an RGB image H×W×3 (or gray H×W), got shape {a.shape}")
+    if not np.issubdtype(a.dtype, np.floating):
+        raise ValueError(f"expected float pixels in [0,1], got dtype {a.dtype} (divide 8-bit images by 255)")
+    if a.shape[0] < 8 or a.shape[1] < 8:
+        raise ValueError(f"image of {a.shape[1]}×{a.shape[0]} pixels is too small to restore (min 8×8)")
+    if not np.isfinite(a).all():
+        raise ValueError("image contains NaN or infinite values")
+    return np.clip(a.astype(np.float32, copy=False), 0.0, 1.0)
+
+
+__all__ += ["PATH_ROLES", "PATH_MULTIPLE"]

@@ -1,0 +1,118 @@
+"""Defect (scratch, dust, tear) masks: prediction, user masks, and the decision whether to inpaint.
+
+Default mode: the detector sees the photo's luma at its own resolution (or at ``short_side`` when
+given), reflect-padded to a multiple of 16 and run in overlapping blended tiles whose size comes from the
+memory budget, so a 4000-pixel scan costs memory of one tile.  The probability map is thresholded
+(``threshold``, 0.4 as the official) and optionally dilated by a disk of ``dilation`` pixels.
+
+Compat mode (``official_mask``): exactly the official detection.py on the ×16 BICUBIC-resized 8-bit image:
+PIL luma, bilinear rescale to a 256-pixel short side, sigmoid, nearest upsample, ``≥ 0.4``, and the
+saved-mask quirk that a constant mask (all or nothing) becomes empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from oldphoto.stages import compat
+from oldphoto.stages.tiling import crop_to, pad_to_multiple, plan_tiles, run_tiled
+from oldphoto.stages.tone import luma
+
+# detector forward under the pipeline's device/precision: 1×1×h×w in [-1,1] -> 1×1×h×w logits
+DetectorFn = Callable[[torch.Tensor], torch.Tensor]
+
+SCRATCH_MODES = ("auto", "on", "off")
+DETECTOR_MULTIPLE = 16
+
+
+@dataclass
+class DefectStage:
+    """Predicts defect masks with a loaded detector.
+
+    ``tile``/``overlap``: detector tile side and overlap in pixels (the pipeline derives ``tile`` from
+    the memory budget).  ``short_side``: run the detector at this short side instead of full resolution.
+    """
+
+    detector: DetectorFn
+    threshold: float = 0.4
+    dilation: int = 0
+    tile: int = 1024
+    overlap: int = 64
+    short_side: int | None = None
+
+    def probabilities(self, image: np.ndarray) -> np.ndarray:
+        """Defect probability ``H×W`` float32 in [0,1] at the photo's resolution."""
+        h, w = image.shape[:2]
+        gray = torch.from_numpy(np.ascontiguousarray(luma(image)))[None, None] * 2.0 - 1.0
+        if self.short_side and min(h, w) != self.short_side:
+            s = self.short_side / min(h, w)
+            size = (max(DETECTOR_MULTIPLE, round(h * s)), max(DETECTOR_MULTIPLE, round(w * s)))
+            gray = F.interpolate(gray, size=size, mode="bilinear", align_corners=False, antialias=s < 1)
+        padded, size = pad_to_multiple(gray, DETECTOR_MULTIPLE)
+        plan = plan_tiles(padded.shape[-2], padded.shape[-1], self.tile, self.overlap, DETECTOR_MULTIPLE)
+        logits = crop_to(run_tiled(self.detector, [padded], plan, out_channels=1), size)
+        prob = torch.sigmoid(logits)
+        if prob.shape[-2:] != (h, w):
+            prob = F.interpolate(prob, size=(h, w), mode="bilinear", align_corners=False)
+        return prob[0, 0].numpy().astype(np.float32)
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        """Boolean defect mask ``H×W`` (True = defect)."""
+        return dilate(self.probabilities(image) >= self.threshold, self.dilation)
+
+
+def official_mask(detector: DetectorFn, image16_u8: np.ndarray, threshold: float = 0.4) -> np.ndarray:
+    """The official detection.py mask for an image already resized to ×16 (8-bit RGB), as stored on disk."""
+    gray = torch.from_numpy(compat.pil_gray(image16_u8).astype(np.float32) / 255.0)[None, None]
+    gray = (gray - 0.5) / 0.5
+    small = compat.detector_resample(gray)
+    prob = torch.sigmoid(detector(small)).float().cpu()
+    prob = F.interpolate(prob, size=image16_u8.shape[:2], mode="nearest")
+    return compat.stretch_mask((prob[0, 0] >= threshold).numpy())
+
+
+def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Grow a boolean mask by a disk of ``radius`` pixels (0 = unchanged)."""
+    if radius <= 0:
+        return mask
+    k = 2 * radius + 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    return cv2.dilate(mask.astype(np.uint8), kernel) > 0
+
+
+def dilate_official(mask: np.ndarray) -> np.ndarray:
+    """HR-mode dilation of the official test.py: 3×3 square kernel, 3 iterations."""
+    return cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=3) > 0
+
+
+def user_mask(mask: np.ndarray, shape: tuple[int, int], name: str = "mask") -> np.ndarray:
+    """A user-supplied mask (bool, integer 0/255 or float [0,1]; gray, RGB or RGBA) -> bool ``H×W``.
+
+    White (or True) = defect.  The mask must have the photo's size: a mask for another photo is far more
+    likely than one that merely needs scaling, so a mismatch is an error.
+    """
+    m = np.asarray(mask)
+    if m.ndim == 3:
+        m = m[..., :3].max(axis=2) if m.shape[2] >= 3 else m[..., 0]
+    if m.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D mask, got shape {np.shape(mask)}")
+    if m.shape != tuple(shape):
+        raise ValueError(f"{name}: mask is {m.shape[1]}×{m.shape[0]} pixels but the photo is "
+                         f"{shape[1]}×{shape[0]}")
+    if m.dtype == bool:
+        return m.copy()
+    if np.issubdtype(m.dtype, np.integer):
+        top = 255 if m.max() > 1 else 1
+        return m >= (top + 1) / 2
+    return m >= 0.5
+
+
+def needs_inpainting(mask: np.ndarray | None, min_fraction: float) -> bool:
+    """``--scratches auto``: the scratch path when defects cover at least ``min_fraction`` of the photo."""
+    return mask is not None and mask.size > 0 and float(mask.mean()) >= min_fraction and bool(mask.any())

@@ -1,0 +1,136 @@
+"""Global restoration: VAE_A encoder → latent mapping → VAE_B decoder, at any size, in bounded memory.
+
+Three paths (OFFICIAL_CODE_FACTS.md §1, §2):
+
+* ``quality``: no defects; ``QualityMapping`` and the quality VAE_B.
+* ``scratch``: defects; masked pixels are whitened (the input the scratch models were trained on) and
+  ``ScratchMapping`` (partial nonlocal) inpaints them; the scratch VAE_B decodes.
+* ``hr``: like ``scratch`` with ``PatchAttentionMapping`` (multi-scale patch attention), used with
+  ``--hr`` or for photos above a size.
+
+Default mode: reflect-pad to the networks' multiple and crop back (exact input size), tile photos that
+exceed the memory budget with blended overlaps, clip the output to [0,1].  Compat mode
+(:meth:`RestoreStage.official`): the official resize rules, whole image, per-image min–max stretch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from oldphoto.stages import compat
+from oldphoto.stages.defects import dilate_official
+from oldphoto.stages.tiling import crop_to, pad_to_multiple, plan_tiles, run_tiled, tile_side_for_budget
+from oldphoto.tensors import image_to_tensor, mask_to_tensor, tensor_to_image
+
+PATHS = ("quality", "scratch", "hr")
+
+# size multiple of each path's input (the VAE needs 4; 16 keeps the mapping's latent grid aligned with
+# the detector's and with the official scratch-mode rounding)
+PATH_MULTIPLE = {"quality": 4, "scratch": 16, "hr": 16}
+
+# Working memory per input pixel in fp32 at the official network sizes, measured with
+# benchmarks/bench_restore.py (peak RSS growth over a 512² run, rounded up ~20 %); the tile side is
+# sqrt(budget / this).  Chunked attention keeps the scratch/HR figures independent of the tile size.
+BYTES_PER_PIXEL = {"quality": 1400, "scratch": 3400, "hr": 2400, "detector": 3600}
+
+
+@dataclass
+class PathModels:
+    """The three networks of one path (callables so tests and the runner can wrap them)."""
+
+    encoder: Callable[[torch.Tensor], torch.Tensor]
+    mapping: Callable[..., torch.Tensor]
+    decoder: Callable[[torch.Tensor], torch.Tensor]
+    masked: bool  # mapping takes (z, mask)
+
+    def __call__(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        z = self.encoder(x)
+        z = self.mapping(z, mask) if self.masked else self.mapping(z)
+        return self.decoder(z)
+
+
+def whiten(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Set defect pixels to white, as the official test.py "hole-fills" the scratch-path input."""
+    out = np.array(image, dtype=np.float32, copy=True)
+    out[mask] = 1.0
+    return out
+
+
+def tile_side(path: str, budget_bytes: int, scale: float = 1.0) -> int:
+    """Tile side for ``path`` under ``budget_bytes`` (``scale``: network width relative to official)."""
+    return tile_side_for_budget(budget_bytes, BYTES_PER_PIXEL[path] * scale, PATH_MULTIPLE[path], minimum=256)
+
+
+class RestoreStage:
+    """Runs one path's networks on a photo.
+
+    ``run(fn, *tensors)`` executes a callable under the pipeline's device/precision (a
+    :class:`~oldphoto.stages.runtime.Runner`).  ``tile``/``overlap`` are in input pixels.
+    """
+
+    def __init__(self, run: Callable[..., torch.Tensor], tile: int = 1024, overlap: int = 128) -> None:
+        self.run = run
+        self.tile = tile
+        self.overlap = overlap
+
+    def __call__(self, image: np.ndarray, models: PathModels, path: str,
+                 mask: np.ndarray | None = None) -> np.ndarray:
+        """Default mode: restored ``H×W×3`` float32 in [0,1], exactly the input's size."""
+        if path not in PATHS:
+            raise ValueError(f"unknown restoration path {path!r}")
+        multiple = PATH_MULTIPLE[path]
+        if models.masked:
+            m = np.zeros(image.shape[:2], bool) if mask is None else mask
+            x = image_to_tensor(whiten(image, m))
+            mt = mask_to_tensor(m)
+        else:
+            x, mt = image_to_tensor(image), None
+        x, size = pad_to_multiple(x, multiple)
+        inputs = [x]
+        if mt is not None:
+            mt, _ = pad_to_multiple(mt, multiple)
+            inputs.append(mt)
+        plan = plan_tiles(x.shape[-2], x.shape[-1], self.tile, self.overlap, multiple)
+
+        def fn(*tiles: torch.Tensor) -> torch.Tensor:
+            return self.run(models, *tiles)
+
+        y = crop_to(run_tiled(fn, inputs, plan, out_channels=3), size)
+        del x, inputs
+        return tensor_to_image(y)
+
+    def official(self, image: np.ndarray, models: PathModels, path: str, mask16: np.ndarray | None = None,
+                 image16_u8: np.ndarray | None = None) -> np.ndarray:
+        """Compat mode: the official test.py on one photo; returns the stretched output at the official size.
+
+        Quality: 8-bit, BILINEAR to ×4.  Scratch/HR: the ×16 BICUBIC image (``image16_u8``, as detection.py
+        wrote it) and its stored mask ``mask16``; HR dilates the mask 3×3 ×3; defect pixels become white.
+        """
+        if path == "quality":
+            u8 = compat.quality_input(image)
+            x = _official_tensor(u8)
+            y = self.run(models, x)
+        else:
+            u8 = compat.scratch_input(image) if image16_u8 is None else image16_u8
+            m = np.zeros(u8.shape[:2], bool) if mask16 is None else mask16
+            if m.shape != u8.shape[:2]:  # a user mask for the original size: nearest, like a PIL resize
+                m = np.asarray(Image.fromarray(m.astype(np.uint8) * 255).resize(
+                    (u8.shape[1], u8.shape[0]), Image.NEAREST)) >= 128
+            if path == "hr":
+                m = dilate_official(m)
+            u8 = u8.copy()
+            u8[m] = 255
+            x = _official_tensor(u8)
+            y = self.run(models, x, torch.from_numpy(m.astype(np.float32))[None, None])
+        return compat.stretch_output(y)
+
+
+def _official_tensor(u8: np.ndarray) -> torch.Tensor:
+    """ToTensor + Normalize(0.5, 0.5) exactly as torchvision computes them."""
+    t = torch.from_numpy(np.ascontiguousarray(u8.transpose(2, 0, 1))).float().div(255)
+    return t.sub(0.5).div(0.5)[None]

@@ -1,0 +1,66 @@
+"""Device and precision handling shared by the stages: one place that knows about autocast."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+
+import torch
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then the CPU; an explicit device that is absent is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but PyTorch sees no CUDA GPU (try --device auto)")
+    if device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError("--device mps was asked for but this PyTorch has no Apple MPS support")
+    return device
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """Reject combinations autocast cannot run; bf16 on a CPU without native bf16 only gets a notice."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision == "fp16" and device.type == "cpu":
+        raise ValueError("--precision fp16 needs a GPU (cuda or mps); on a CPU use bf16 or fp32")
+    if precision == "bf16" and device.type == "mps":
+        raise ValueError("--precision bf16 is not supported on Apple MPS; use fp16 or fp32")
+    if precision == "bf16" and device.type == "cpu":
+        capability = torch.backends.cpu.get_cpu_capability()
+        if "AVX512" not in capability and "AMX" not in capability:
+            log.info("this CPU (%s) has no native bf16 instructions; bf16 will be emulated and may be "
+                     "slower than fp32", capability)
+
+
+class Runner:
+    """Runs modules on one device under one precision; inputs and outputs stay float32 on the CPU side."""
+
+    def __init__(self, device: torch.device | str = "cpu", precision: str = "fp32") -> None:
+        self.device = torch.device(device)
+        check_precision(precision, self.device)
+        self.precision = precision
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=PRECISIONS[self.precision])
+
+    def __call__(self, fn: Callable[..., torch.Tensor], *tensors: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode(), self.autocast():
+            out = fn(*[t.to(self.device, non_blocking=True) for t in tensors])
+        return out.float()
