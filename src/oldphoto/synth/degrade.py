@@ -124,7 +124,7 @@ def degrade(clean: np.ndarray, rng: np.random.Generator | int | None = None,
     # 3. ageing of the print
     if cfg.kind in ("mixed", "oldlook"):
         if rng.random() < cfg.p_fade:
-            out = oldlook.fade(out, rng)
+            out = oldlook.fade(out, rng, colour=not (ops and ops[0].startswith(("grayscale", "tone:"))))
             ops.append("fade")
         if rng.random() < cfg.p_yellow:
             out = oldlook.yellowing(out, rng)
@@ -138,6 +138,7 @@ def degrade(clean: np.ndarray, rng: np.random.Generator | int | None = None,
 
     # 4. local damage; strength = how much content each pixel lost
     strength = np.zeros((h, w), np.float32)
+    before = out
     if cfg.kind in ("mixed", "structured"):
         for name, p, fn in (
             ("crease", cfg.p_crease, structured.crease),
@@ -150,6 +151,8 @@ def degrade(clean: np.ndarray, rng: np.random.Generator | int | None = None,
                 strength = np.maximum(strength, s)
                 ops.append(name)
 
+    change = np.abs(out - before).max(axis=2)
+
     # 5. scanning / film: grain and a slight blur over everything (defects included)
     if cfg.kind != "unstructured":
         if rng.random() < cfg.p_grain:
@@ -159,7 +162,8 @@ def degrade(clean: np.ndarray, rng: np.random.Generator | int | None = None,
             sigma = float(rng.uniform(0.3, 0.9))
             out = cv2.GaussianBlur(out, (0, 0), sigma)
             strength = cv2.GaussianBlur(strength, (0, 0), sigma)
+            change = cv2.GaussianBlur(change, (0, 0), sigma)
             ops.append("scan_blur")
 
-    mask = structured.defect_mask(strength, cfg.mask_threshold).astype(np.float32)
+    mask = structured.defect_mask(strength, cfg.mask_threshold, change).astype(np.float32)
     return Degraded(np.clip(out, 0.0, 1.0).astype(np.float32), target.astype(np.float32), mask, ops)

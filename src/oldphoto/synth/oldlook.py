@@ -39,8 +39,11 @@ def random_tone(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray
     return tone(image, name, float(rng.uniform(0.5, 1.0))), name
 
 
-def fade(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Contrast loss and lifted blacks: dyes and silver fade towards the paper colour."""
+def fade(image: np.ndarray, rng: np.random.Generator, colour: bool = True) -> np.ndarray:
+    """Contrast loss and lifted blacks: dyes and silver fade towards the paper colour.
+
+    ``colour``: also fade the three dyes unequally (colour prints only; a silver print has no dyes).
+    """
     contrast = np.float32(rng.uniform(0.55, 0.9))
     black = np.float32(rng.uniform(0.03, 0.2))
     # Shadows fade more than highlights (a gamma > 1 on the inverted image).
@@ -49,6 +52,8 @@ def fade(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     # Per-channel dye fading (cyan dye fades first in colour prints -> reddish casts).
     dye = rng.uniform(0.9, 1.0, size=3).astype(np.float32)
     dye[int(rng.integers(3))] = 1.0
+    if not colour:
+        dye[:] = 1.0
     out = 1.0 - (1.0 - out) * dye
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 

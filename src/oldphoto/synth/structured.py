@@ -50,9 +50,20 @@ def blend(image: np.ndarray, colour: np.ndarray, strength: np.ndarray, mode: str
     return out
 
 
-def defect_mask(strength: np.ndarray, threshold: float = 0.3) -> np.ndarray:
-    """Binary defect mask (bool ``H×W``): where the defect replaced at least ``threshold`` of the content."""
-    return strength >= threshold
+def defect_mask(strength: np.ndarray, threshold: float = 0.3, change: np.ndarray | None = None,
+                visible: float = 0.06) -> np.ndarray:
+    """Binary defect mask (bool ``H×W``): where the defect replaced at least ``threshold`` of the content.
+
+    With ``change`` (max-over-channels |after − before| of the defect stage) the mask keeps only defects that
+    are visible (change ≥ ``visible`` within one pixel): a white scratch over white sky or a dark one over
+    black shadow changes nothing, and a detector must not be taught to find it.  Every pixel that changed by
+    more than ``threshold`` is still inside the mask (its strength is at least that change).
+    """
+    mask = strength >= threshold
+    if change is not None:
+        seen = cv2.dilate((change >= visible).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        mask &= seen
+    return mask
 
 
 # --------------------------------------------------------------------------------------------- strokes
@@ -170,7 +181,7 @@ def scratches(image: np.ndarray, rng: np.random.Generator, count: tuple[int, int
     return out, strength
 
 
-def dust(image: np.ndarray, rng: np.random.Generator, density: tuple[float, float] = (5.0, 60.0)
+def dust(image: np.ndarray, rng: np.random.Generator, density: tuple[float, float] = (5.0, 40.0)
          ) -> tuple[np.ndarray, np.ndarray]:
     """Dust specks, spots and hairs/fibres; white (emulsion loss) or dark (dirt). ``density`` per 256² px."""
     h, w = image.shape[:2]
@@ -181,7 +192,7 @@ def dust(image: np.ndarray, rng: np.random.Generator, density: tuple[float, floa
         canvas = dark if rng.random() < 0.3 else light
         x, y = rng.uniform(0, w) * SS, rng.uniform(0, h) * SS
         v = float(rng.uniform(0.6, 1.0))
-        if rng.random() < 0.85:  # speck or blob
+        if rng.random() < 0.93:  # speck or blob (hairs are rarer)
             r = rng.pareto(2.5) * 0.6 + 0.4  # mostly tiny, a few larger spots
             r = float(min(r, 6.0)) * SS
             axes = (max(1, int(r * rng.uniform(0.6, 1.0))), max(1, int(r * rng.uniform(0.6, 1.0))))

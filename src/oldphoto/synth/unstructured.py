@@ -20,20 +20,26 @@ def _clip(image: np.ndarray) -> np.ndarray:
     return np.clip(image, 0.0, 1.0, out=image).astype(np.float32, copy=False)
 
 
+def _noise_field(shape: tuple[int, ...], rng: np.random.Generator, p_mono: float) -> np.ndarray:
+    """Unit Gaussian noise, per channel or (with probability ``p_mono``) shared by the three channels:
+    luminance-only noise is what film and analogue scans show, per-channel noise what sensors show."""
+    if rng.random() < p_mono:
+        return np.repeat(rng.standard_normal(shape[:2] + (1,), dtype=np.float32), shape[2], axis=2)
+    return rng.standard_normal(shape, dtype=np.float32)
+
+
 def gaussian_noise(image: np.ndarray, rng: np.random.Generator,
-                   sigma: tuple[float, float] = (5.0, 50.0)) -> np.ndarray:
+                   sigma: tuple[float, float] = (5.0, 50.0), p_mono: float = 0.5) -> np.ndarray:
     """Additive white Gaussian noise, σ ~ U(sigma) on the 0–255 scale."""
     s = rng.uniform(*sigma) / 255.0
-    noise = rng.standard_normal(image.shape, dtype=np.float32) * np.float32(s)
-    return _clip(image + noise)
+    return _clip(image + _noise_field(image.shape, rng, p_mono) * np.float32(s))
 
 
 def speckle_noise(image: np.ndarray, rng: np.random.Generator,
-                  sigma: tuple[float, float] = (5.0, 50.0)) -> np.ndarray:
+                  sigma: tuple[float, float] = (5.0, 50.0), p_mono: float = 0.5) -> np.ndarray:
     """Multiplicative noise ``x + x·N(0, σ)``, σ ~ U(sigma)/255 (as in the released code)."""
     s = rng.uniform(*sigma) / 255.0
-    noise = rng.standard_normal(image.shape, dtype=np.float32) * np.float32(s)
-    return _clip(image + image * noise)
+    return _clip(image + image * _noise_field(image.shape, rng, p_mono) * np.float32(s))
 
 
 def salt_pepper_noise(image: np.ndarray, rng: np.random.Generator,
