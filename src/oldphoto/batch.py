@@ -44,6 +44,10 @@ OK, SKIPPED, FAILED, NOT_PROCESSED = "ok", "skipped", "failed", "not processed"
 EXIT_INTERRUPTED = 130
 
 
+class SetupError(RuntimeError):
+    """The restorer itself cannot run (missing weights, bad device): stop, no photo is to blame."""
+
+
 class RestoreFn(Protocol):
     """``restore(pixels float32 H×W×3 sRGB [0,1], mask bool H×W | None)`` -> a Result-like object
     (``.image``, optionally ``.faces`` and ``.models``) or a bare image array."""
@@ -94,6 +98,7 @@ class BatchReport:
     started: float
     finished: float
     interrupted: bool = False
+    fatal: str | None = None     # why the batch stopped early (SetupError), if it did
 
     def counts(self) -> dict[str, int]:
         counts = {OK: 0, SKIPPED: 0, FAILED: 0, NOT_PROCESSED: 0}
@@ -105,13 +110,15 @@ class BatchReport:
     def exit_code(self) -> int:
         if self.interrupted:
             return EXIT_INTERRUPTED
-        return 0 if self.counts()[FAILED] == 0 else 1
+        return 0 if self.counts()[FAILED] == 0 and self.fatal is None else 1
 
     def summary(self) -> str:
         c = self.counts()
         text = (f"{len(self.entries)} inputs: {c[OK]} restored, {c[SKIPPED]} skipped, {c[FAILED]} failed"
                 f" in {self.finished - self.started:.1f} s")
-        if c[NOT_PROCESSED] or self.interrupted:
+        if self.fatal:
+            text += f"; stopped, {c[NOT_PROCESSED]} not processed: {self.fatal}"
+        elif c[NOT_PROCESSED] or self.interrupted:
             text += f"; interrupted, {c[NOT_PROCESSED]} not processed"
         return text
 
@@ -121,6 +128,7 @@ class BatchReport:
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started)),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.finished)),
             "interrupted": self.interrupted,
+            "fatal": self.fatal,
             "exit_code": self.exit_code,
             "summary": self.counts(),
             "inputs": [dataclasses.asdict(e) for e in self.entries],
@@ -362,7 +370,7 @@ def restore_one(job: Job, restore: RestoreFn, config: BatchConfig) -> Entry:
                                           strip_metadata=config.strip_metadata))
     except PhotoError as exc:
         entry.status, entry.reason = FAILED, exc.reason if exc.path == job.input else str(exc)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SetupError):
         raise
     except Exception as exc:
         if _is_out_of_memory(exc):
@@ -391,6 +399,7 @@ def run_batch(jobs: list[Job], restore: RestoreFn, config: BatchConfig, *,
         for entry in pre_entries:
             progress.update(entry)
     interrupted = False
+    fatal = None
     for index, job in enumerate(jobs):
         if stop is not None and stop.is_set():
             interrupted = True
@@ -402,11 +411,17 @@ def run_batch(jobs: list[Job], restore: RestoreFn, config: BatchConfig, *,
         except KeyboardInterrupt:
             interrupted = True
             entry = Entry(str(job.input), NOT_PROCESSED, "interrupted while processing; no output written")
+        except SetupError as exc:
+            fatal = str(exc)
+            entries.extend(Entry(str(j.input), NOT_PROCESSED, fatal) for j in jobs[index:])
+            if progress is not None:
+                progress.log(f"error: {fatal}")
+            break
         entries.append(entry)
         if progress is not None:
             progress.update(entry)
     interrupted = interrupted or (stop is not None and stop.is_set())
-    return BatchReport(entries, started, time.time(), interrupted)
+    return BatchReport(entries, started, time.time(), interrupted, fatal)
 
 
 @dataclass
@@ -447,8 +462,13 @@ class _LazyRestorer:
         if self._restorer is None:
             from oldphoto.pipeline import RestoreOptions, Restorer
 
-            self.options = RestoreOptions.from_args(self.args)
-            self._restorer = Restorer(self.options)
+            try:
+                self.options = RestoreOptions.from_args(self.args)
+                self._restorer = Restorer(self.options)
+            except (KeyboardInterrupt, MemoryError):
+                raise
+            except Exception as exc:  # missing weights, unknown device: no photo's fault
+                raise SetupError(f"cannot set up the restorer: {exc}") from exc
         return self._restorer
 
     def __call__(self, pixels: np.ndarray, mask: np.ndarray | None):

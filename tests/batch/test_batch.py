@@ -291,3 +291,17 @@ def test_cli_wiring_with_real_pipeline(tmp_path):
     from oldphoto.pipeline import RestoreOptions
 
     assert RestoreOptions.from_args(args) is not None
+
+
+def test_setup_error_stops_batch_with_reason(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    _five(src)
+
+    def no_weights(pixels, mask):
+        raise batch.SetupError("cannot set up the restorer: no weights for 'vae_a'")
+
+    code, log = _run([str(src), "-o", str(out), "--report", str(tmp_path / "r.json")], no_weights)
+    assert code == 1 and not out.exists()
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [e["status"] for e in report["inputs"]] == ["not processed"] * 5
+    assert "no weights for 'vae_a'" in report["fatal"] and "no weights" in log.splitlines()[-1]
