@@ -1,0 +1,121 @@
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from oldphoto.synth import corpus as C
+from oldphoto.synth import sources as SRC
+
+
+def _write_photos(folder: Path, n: int, size=(300, 200), prefix="img") -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rs = np.random.default_rng(0)
+    paths = []
+    for i in range(n):
+        img = (rs.random((size[1] // 10, size[0] // 10, 3)) * 255).astype(np.uint8)
+        img = cv2.resize(img, size, interpolation=cv2.INTER_CUBIC)
+        p = folder / f"{prefix}{i:02d}.jpg"
+        cv2.imwrite(str(p), img)
+        paths.append(p)
+    return paths
+
+
+def test_hash_rule_is_stable_and_near_the_fraction():
+    keys = [f"src/{i}.jpg" for i in range(2000)]
+    held = [k for k in keys if C.hash_heldout(k)]
+    assert 0.12 < len(held) / len(keys) < 0.18
+    assert C.hash_heldout("mate-backgrounds/Storm.jpg")  # frozen example (sha1 does not change)
+    assert not C.hash_heldout("mate-backgrounds/Garden.jpg")
+
+
+def _builtin_keys() -> list[str]:
+    keys = []
+    for pkg, (_, paths) in {**SRC.DEBIAN_PHOTOS, **SRC.DEBIAN_OLD}.items():
+        for p in paths:
+            name = Path(p).name + (".jpg" if pkg == "plasma-workspace-wallpapers" else "")
+            keys.append(f"{pkg}/{name}")
+    return keys + [f"skimage/{n}" for n in SRC.SKIMAGE_PHOTOS]
+
+
+def test_committed_heldout_list_matches_the_hash_rule():
+    committed = C.committed_heldout()
+    builtin = _builtin_keys()
+    by_rule = {k for k in builtin if C.hash_heldout(k)}
+    assert by_rule <= committed  # the rule's picks are frozen in the list
+    assert len(by_rule) >= 8
+    extra = committed - by_rule
+    assert extra == {"visp-images-data/Solvay_conference_1927_Version2_2126x1463.png",
+                     "real_old/scratched_boy_portrait.png"}
+    for k in committed:
+        assert C.split_of(k) == "heldout"
+    assert sum(C.split_of(k) == "train" for k in builtin) >= 40
+
+
+def test_build_corpus_and_patches_from_folders(tmp_path):
+    _write_photos(tmp_path / "voc" / "JPEGImages", 14)
+    _write_photos(tmp_path / "old", 2, prefix="old")
+    found = SRC.folder_photos(tmp_path / "voc", "clean") + SRC.folder_photos(tmp_path / "old", "real_old")
+    corpus = SRC.build_corpus(tmp_path / "corpus", found, max_side=256, log=lambda m: None)
+    manifest = json.loads((tmp_path / "corpus" / "manifest.json").read_text())
+    assert manifest["format"] == "oldphoto-corpus" and len(manifest["images"]) == 16
+    train, held = corpus.clean("train"), corpus.clean("heldout")
+    assert len(train) + len(held) == 14 and not set(train.keys) & set(held.keys)
+    for e in corpus.entries:
+        assert e.split == C.split_of(e.key)
+        assert max(e.width, e.height) <= 256
+    img = train[0]
+    assert img.dtype == np.float32 and img.shape[2] == 3 and max(img.shape[:2]) == 256
+    assert len(corpus.real_old("all")) == 2
+
+    counts = SRC.build_patches(corpus, tmp_path / "patches", size=64, budget_mib=0.2, per_heldout=2,
+                               per_old=3, log=lambda m: None)
+    old_split = C.split_of(corpus.real_old("all").keys[0])
+    assert counts["clean_train"] > 10 and counts["real_old_" + old_split] >= 3
+    total = sum(p.stat().st_size for p in (tmp_path / "patches").glob("*.npz"))
+    assert total <= 0.2 * 2**20 * 1.05
+    packs = C.Corpus(tmp_path / "patches")
+    pt = packs.clean("train")
+    assert pt[0].shape == (64, 64, 3) and pt[0].dtype == np.float32
+    held_keys = set(held.keys)
+    assert not held_keys & set(pt.keys)  # no crop of a held-out photo reaches training
+    if held_keys:
+        assert set(packs.clean("heldout").keys) <= held_keys
+
+
+def test_pack_round_trip(tmp_path, photo):
+    blobs = [C.encode_jpeg(photo, 95), C.encode_jpeg(photo[:64], 95)]
+    C.write_pack(tmp_path / "p.npz", blobs, ["a/x.jpg", "b/y.jpg"])
+    pack = C.PackedImages(tmp_path / "p.npz")
+    assert len(pack) == 2 and pack.keys == ["a/x.jpg", "b/y.jpg"]
+    assert pack.image(1).shape == (64, 128, 3)
+    assert np.abs(pack.image(0) - photo).mean() < 0.02
+    assert pack.raw(0) == blobs[0]
+
+
+def test_errors_name_the_file(tmp_path):
+    with pytest.raises(C.CorpusError, match="manifest.json"):
+        C.Corpus(tmp_path)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(C.CorpusError, match="bad.jpg"):
+        C.load_image(bad)
+    with pytest.raises(C.CorpusError, match="no images"):
+        SRC.folder_photos(tmp_path / "empty" if (tmp_path / "empty").mkdir() is None else tmp_path, "clean")
+    with pytest.raises(C.CorpusError, match="not a valid patch pack"):
+        C.PackedImages(bad)
+
+
+def test_random_crop_and_sample_pair(photo):
+    small = photo[:100, :120]
+    crop = C.random_crop(small, 128, 0)
+    assert crop.shape == (128, 128, 3)
+    crop = C.random_crop(photo, 64, 1)
+    assert crop.shape == (64, 64, 3)
+    s1 = C.sample_pair([photo, small], 3, size=64)
+    s2 = C.sample_pair([photo, small], 3, size=64)
+    np.testing.assert_array_equal(s1.degraded, s2.degraded)
+    assert s1.degraded.shape == (64, 64, 3)
+    with pytest.raises(C.CorpusError):
+        C.sample_pair([], 0)
