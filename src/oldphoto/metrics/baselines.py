@@ -20,9 +20,13 @@ def _to_u8(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.clip(np.round(np.asarray(image) * 255.0), 0, 255).astype(np.uint8))
 
 
-def classical_scratch_mask(image: np.ndarray, line_length: int | None = None, threshold: float = 0.12,
-                           min_area: int = 12) -> np.ndarray:
-    """Bool ``H×W`` mask of thin, high-contrast structures (scratches, dust) by white/black top-hats."""
+def classical_scratch_mask(image: np.ndarray, line_length: int | None = None, threshold: float = 0.15,
+                           max_fraction: float = 0.03) -> np.ndarray:
+    """Bool ``H×W`` mask of thin, high-contrast structures (scratches, dust) by white/black top-hats.
+
+    Only line-like components (long and thin) and small spots survive, so that ordinary image detail is
+    not inpainted; the threshold rises until at most ``max_fraction`` of the pixels are marked.
+    """
     import cv2
 
     gray = cv2.cvtColor(_to_u8(image), cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
@@ -31,12 +35,16 @@ def classical_scratch_mask(image: np.ndarray, line_length: int | None = None, th
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
     tophat = np.maximum(cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, kernel),
                         cv2.morphologyEx(gray, cv2.MORPH_BLACKHAT, kernel))
-    mask = (tophat > threshold).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    keep = np.zeros(count, bool)
-    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_area  # isolated noise pixels are not defects
-    mask = keep[labels].astype(np.uint8)
-    return cv2.dilate(mask, np.ones((3, 3), np.uint8)).astype(bool)
+    level = max(threshold, float(np.quantile(tophat, 1.0 - max_fraction)))
+    binary = (tophat > level).astype(np.uint8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    area = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
+    length = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]).astype(np.float64)
+    thin = (length >= 2 * size) & (area <= 0.35 * length * size)  # long, narrow strokes
+    spot = (area >= 4) & (area <= size * size / 2) & (length <= size)  # isolated dust specks
+    keep = thin | spot
+    keep[0] = False
+    return cv2.dilate(keep[labels].astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
 
 
 def classical_restore(image: np.ndarray, mask: np.ndarray | None = None, h: float = 10.0,

@@ -188,7 +188,6 @@ def default_methods(names: Sequence[str], notes: list[str]) -> dict[str, Method]
                 raise ValueError(f"unknown method {name!r} (input, classical, ours, official)")
         except MethodUnavailable as exc:
             notes.append(f"method '{name}' skipped: {exc}")
-            print(f"evaluate benchmark: method '{name}' skipped: {exc}", file=sys.stderr)
     return methods
 
 
