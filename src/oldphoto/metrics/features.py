@@ -165,17 +165,27 @@ class AlexNetFeatures(TapNet):
         )
 
 
-def load_vgg16(path: str | Path, normalization: str = "lpips", width: float = 1.0) -> VGG16Features:
+def _width(sd: dict[str, torch.Tensor], key: str, standard: int, path: str | Path) -> float:
+    """Width multiplier implied by a file (1.0 for standard weights; stand-ins in tests are narrower)."""
+    if key not in sd:
+        raise FeatureWeightsError(f"{path}: {key} missing; not a weights file for this network")
+    return int(sd[key].shape[0]) / standard
+
+
+def load_vgg16(path: str | Path, normalization: str = "lpips", width: float | None = None) -> VGG16Features:
     """VGG16 from a torchvision-layout state dict (``vgg16-397923af.pth``); eval mode, no grad."""
-    net = VGG16Features(normalization, width)
-    _load_subset(net, load_state_dict_file(path), str(path))
+    sd = load_state_dict_file(path)
+    net = VGG16Features(normalization, width or _width(sd, "features.0.weight", 64, path))
+    _load_subset(net, sd, str(path))
     return net.eval().requires_grad_(False)
 
 
-def load_alexnet(path: str | Path, normalization: str = "lpips", width: float = 1.0) -> AlexNetFeatures:
+def load_alexnet(path: str | Path, normalization: str = "lpips", width: float | None = None
+                 ) -> AlexNetFeatures:
     """AlexNet from a torchvision-layout state dict (``alexnet-owt-7be5be79.pth``)."""
-    net = AlexNetFeatures(normalization, width)
-    _load_subset(net, load_state_dict_file(path), str(path))
+    sd = load_state_dict_file(path)
+    net = AlexNetFeatures(normalization, width or _width(sd, "features.0.weight", 64, path))
+    _load_subset(net, sd, str(path))
     return net.eval().requires_grad_(False)
 
 
@@ -432,12 +442,13 @@ class InceptionV3(nn.Module):
         return x.mean(dim=(2, 3))
 
 
-def load_inception(path: str | Path, width: float = 1.0) -> InceptionV3:
+def load_inception(path: str | Path, width: float | None = None) -> InceptionV3:
     """Inception-v3 from the FID weights (1008 classes -> TF-FID variant) or torchvision's (1000)."""
     sd = load_state_dict_file(path)
     if "fc.weight" not in sd:
         raise FeatureWeightsError(f"{path}: no fc.weight, not an Inception-v3 state dict")
     classes = int(sd["fc.weight"].shape[0])
+    width = width or _width(sd, "Conv2d_1a_3x3.conv.weight", 32, path)
     net = InceptionV3(fid=classes == 1008, width=width, num_classes=classes)
     _load_subset(net, sd, str(path))
     return net.eval().requires_grad_(False)

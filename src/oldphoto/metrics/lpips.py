@@ -62,7 +62,7 @@ class LPIPS(nn.Module):
 
     @classmethod
     def standard(cls, net: str, backbone_weights: str | Path, heads: str | Path | None = None,
-                 width: float = 1.0) -> LPIPS:
+                 width: float | None = None) -> LPIPS:
         if net == "alex":
             backbone: feat.TapNet = feat.load_alexnet(backbone_weights, "lpips", width)
         elif net == "vgg":
