@@ -220,16 +220,29 @@ def hole_shape(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
         r *= 1.3
     else:
         cx, cy = rng.uniform(0.15, 0.85) * w, rng.uniform(0.15, 0.85) * h
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     ang = float(rng.uniform(0, np.pi))
     ax = float(rng.uniform(0.5, 1.0))
+    # Work only in the blob's bounding box (dist + rough < 1 needs dist < 1.5): most of the frame is empty.
+    reach = 1.6 * r
+    y0, y1 = max(0, int(cy - reach)), min(h, int(cy + reach) + 1)
+    x0, x1 = max(0, int(cx - reach)), min(w, int(cx + reach) + 1)
+    out = np.zeros((h, w), np.float32)
+    bh, bw = y1 - y0, x1 - x0
+    # The noise is drawn at a fixed size so the random stream does not depend on the clipping.
+    big_a = smooth_noise(int(2 * reach) + 2, int(2 * reach) + 2, rng, scale=max(r / 2.0, 4.0))
+    big_b = smooth_noise(int(2 * reach) + 2, int(2 * reach) + 2, rng, 4.0)
+    if bh <= 0 or bw <= 0:
+        return out
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
     dx, dy = xx - cx, yy - cy
     u = (dx * np.cos(ang) + dy * np.sin(ang)) / r
     v = (-dx * np.sin(ang) + dy * np.cos(ang)) / (r * ax)
     dist = np.sqrt(u * u + v * v)
-    # Ragged outline: perturb the radius with multi-scale noise.
-    rough = smooth_noise(h, w, rng, scale=max(r / 2.0, 4.0)) * 0.35 + smooth_noise(h, w, rng, 4.0) * 0.12
-    return (dist + rough < 1.0).astype(np.float32)
+    # Ragged outline: perturb the radius with multi-scale noise (indexed in blob coordinates).
+    oy, ox = y0 - int(cy - reach), x0 - int(cx - reach)
+    rough = big_a[oy:oy + bh, ox:ox + bw] * 0.35 + big_b[oy:oy + bh, ox:ox + bw] * 0.12
+    out[y0:y1, x0:x1] = (dist + rough < 1.0).astype(np.float32)
+    return out
 
 
 def holes(image: np.ndarray, rng: np.random.Generator, count: tuple[int, int] = (1, 2),
