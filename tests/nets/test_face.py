@@ -13,6 +13,15 @@ from oldphoto.nets.face import FaceGenerator, fold_spectral_norm
 OFFICIAL_PARAMS = 92_059_587
 
 
+@pytest.fixture
+def one_thread():
+    # tiny networks: a second intra-op thread only adds synchronisation cost (large on a busy machine)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def test_official_layout_and_parameter_count(conformance_dir):
     from standin import read_keys
 
@@ -46,7 +55,7 @@ def test_fold_uses_stored_vectors_not_power_iteration():
     assert folded["b.weight"] is w
 
 
-def test_training_form_eval_equals_folded_form_batched():
+def test_training_form_eval_equals_folded_form_batched(one_thread):
     torch.manual_seed(0)
     net = FaceGenerator(ngf=2, size=64, spade_hidden=8).double()
     net.train()
