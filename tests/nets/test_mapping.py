@@ -226,16 +226,18 @@ def test_gradients_flow_through_chunked_path_and_match_dense():
     z = torch.randn(1, 4, 6, 7, dtype=torch.float64)
     mask = _mask(1, 24, 28, 7)
     grads = {}
-    for dense in (True, False):
+    for mode in ("dense", "chunked", "checkpointed"):
         net = _tiny_scratch(seed=1).train()
-        net.NL.dense = dense
+        net.NL.dense = mode == "dense"
+        net.NL.checkpoint = mode == "checkpointed"
         net.NL.chunk_bytes = 4 * 42 * 8  # 4 rows per chunk, 42 = 4·10 + 2
         zz = z.clone().requires_grad_(True)
         net(zz, mask).square().sum().backward()
-        grads[dense] = (zz.grad, net.NL.theta.weight.grad, net.NL.phi.weight.grad, net.NL.g.weight.grad)
-    for a, b in zip(grads[True], grads[False], strict=True):
-        assert b is not None and b.abs().sum() > 0
-        assert torch.allclose(a, b, rtol=1e-9, atol=1e-12)
+        grads[mode] = (zz.grad, net.NL.theta.weight.grad, net.NL.phi.weight.grad, net.NL.g.weight.grad)
+    for mode in ("chunked", "checkpointed"):
+        for a, b in zip(grads["dense"], grads[mode], strict=True):
+            assert b is not None and b.abs().sum() > 0
+            assert torch.allclose(a, b, rtol=1e-9, atol=1e-12), mode
 
 
 def test_valid_key_mask_official_rule():

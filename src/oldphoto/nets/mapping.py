@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 from oldphoto.nets.blocks import ResnetBlock, conv_in_relu, require_key
@@ -135,18 +136,28 @@ def _attend_rows(theta_rows: torch.Tensor, phi: torch.Tensor, g: torch.Tensor,
 
 
 def partial_attention(theta: torch.Tensor, phi: torch.Tensor, g: torch.Tensor, key_mask: torch.Tensor,
-                      chunk_rows: int | None = None) -> torch.Tensor:
+                      chunk_rows: int | None = None, checkpoint: bool = False) -> torch.Tensor:
     """``y = renorm(softmax(θᵀφ) ⊙ m) · g`` computed in chunks of ``chunk_rows`` query rows.
 
     Shapes: ``theta`` b×N×C (queries), ``phi`` b×C×N (keys), ``g`` b×N×C (values), ``key_mask`` b×N
     (1 = valid key). ``chunk_rows=None`` means all rows at once (the dense reference).
     Returns b×N×C. Never holds more than ``chunk_rows × N`` logits per sample (plus their softmax).
+    With autograd, each chunk saves its q×N buffers for the backward pass (O(N²) in total, like the
+    official block); ``checkpoint=True`` recomputes them in the backward instead (O(N·C) saved).
     """
     n = theta.shape[1]
     if chunk_rows is None or chunk_rows >= n:
-        return _attend_rows(theta, phi, g, key_mask)
-    parts = [_attend_rows(theta[:, s:s + chunk_rows], phi, g, key_mask) for s in range(0, n, chunk_rows)]
-    return torch.cat(parts, dim=1)
+        chunk_rows = n
+    recompute = checkpoint and torch.is_grad_enabled()
+    parts = []
+    for s in range(0, n, chunk_rows):
+        rows = theta[:, s:s + chunk_rows]
+        if recompute:
+            parts.append(torch.utils.checkpoint.checkpoint(_attend_rows, rows, phi, g, key_mask,
+                                                           use_reentrant=False))
+        else:
+            parts.append(_attend_rows(rows, phi, g, key_mask))
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
 
 class PartialNonLocal(nn.Module):
@@ -166,7 +177,8 @@ class PartialNonLocal(nn.Module):
 
     ``chunk_bytes`` bounds one chunk of logits (default 256 MiB: 256 query rows at N = 512², near full
     matmul throughput, see benchmarks/nonlocal.md); ``dense = True`` computes the N×N matrix in one go
-    (the reference used by the tests; memory O(N²)).
+    (the reference used by the tests; memory O(N²)). ``checkpoint = True`` (training on large crops)
+    recomputes each chunk in the backward pass instead of keeping its attention rows.
     """
 
     def __init__(self, channels: int = 512, inter_channels: int = 512, n_res_blocks: int = 3) -> None:
@@ -181,6 +193,7 @@ class PartialNonLocal(nn.Module):
         nn.init.zeros_(self.W.bias)
         self.chunk_bytes = DEFAULT_CHUNK_BYTES
         self.dense = False
+        self.checkpoint = False
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
@@ -191,7 +204,7 @@ class PartialNonLocal(nn.Module):
         phi = self.phi(x).flatten(2)                                # b×C×N
         g = self.g(x).flatten(2).transpose(1, 2)                    # b×N×C
         rows = None if self.dense else attention_chunk_rows(h * w, b, x.element_size(), self.chunk_bytes)
-        y = partial_attention(theta, phi, g, m.flatten(1), rows)
+        y = partial_attention(theta, phi, g, m.flatten(1), rows, checkpoint=self.checkpoint)
         y = y.transpose(1, 2).reshape(b, -1, h, w)
         y = self.res_block(self.W(y))
         return m * x + (1 - m) * y
