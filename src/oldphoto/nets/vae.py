@@ -97,7 +97,9 @@ class VAE(nn.Module):
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None,
                 sample: bool | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         z = self.encoder(x)
-        if self.training if sample is None else sample:
+        if sample is None:
+            sample = self.training
+        if sample:
             noise = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
             recon = self.decoder(z + noise)
         else:
