@@ -189,7 +189,7 @@ class PartialNonLocal(nn.Module):
         self.theta = nn.Conv2d(channels, inter_channels, 1)
         self.phi = nn.Conv2d(channels, inter_channels, 1)
         self.res_block = nn.Sequential(*[ResnetBlock(channels) for _ in range(n_res_blocks)])
-        nn.init.zeros_(self.W.weight)  # as the official init: the block starts as "copy the local features"
+        nn.init.zeros_(self.W.weight)  # official init: the nonlocal term starts as res_block(0)
         nn.init.zeros_(self.W.bias)
         self.chunk_bytes = DEFAULT_CHUNK_BYTES
         self.dense = False
