@@ -210,9 +210,10 @@ class Restorer:
         self._loaded: dict[str, nn.Module] = {}
         self._face_stage: FaceStage | None = None
         self.faces_enabled = self._decide_faces()
-        for role in self.required_roles():
-            if not self._available(role):
-                raise _missing_weights_error(role, options.weights)
+        if self._explicit is None:  # explicit modules (tests, benchmarks) are checked when used
+            for role in self.required_roles():
+                if not self._available(role):
+                    raise _missing_weights_error(role, options.weights)
 
     # ----------------------------------------------------------------------------------- models
     @property
@@ -260,7 +261,8 @@ class Restorer:
         info: dict[str, str] = {}
         for role in self.required_roles():
             if self._explicit is not None:
-                info[role] = f"explicit {type(self._explicit[role]).__name__} (no weights file)"
+                if role in self._explicit:
+                    info[role] = f"explicit {type(self._explicit[role]).__name__} (no weights file)"
                 continue
             from oldphoto.weights import find_card
 
@@ -316,8 +318,8 @@ class Restorer:
                 y = runner(generator, x).cpu()
                 return ((y + 1.0) * 0.5).clamp_(0.0, 1.0).permute(0, 2, 3, 1).numpy()
 
-            detector = _ScoredDetector(self.options.face_detector, self.options.face_upsample,
-                                       self.options.face_threshold)
+            detector = FaceDetector(self.options.face_detector, self.options.face_upsample,
+                                    self.options.face_threshold)
             self._face_stage = FaceStage(enhance, self.face_size, detector, self.options.face_batch,
                                          self.compat)
         return self._face_stage
@@ -402,17 +404,6 @@ class Restorer:
             timings["faces"] = time.perf_counter() - t
         return Result(image=np.ascontiguousarray(out, dtype=np.float32), mask=used_mask, faces=faces,
                       timings=timings, models=self.model_info(), path=path, stage1=stage1)
-
-
-class _ScoredDetector(FaceDetector):
-    """FaceDetector that drops detections below a score (dlib's HOG reports weak false positives)."""
-
-    def __init__(self, kind: str, upsample: int | None, threshold: float) -> None:
-        super().__init__(kind, upsample)
-        self.threshold = threshold
-
-    def __call__(self, image_u8: np.ndarray) -> list[FaceInfo]:
-        return [f for f in super().__call__(image_u8) if f.score >= self.threshold]
 
 
 def _resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -120,9 +120,13 @@ def face_detection_available() -> bool:
 
 
 class FaceDetector:
-    """dlib face detector (``hog`` or ``cnn``) plus the 68-point landmark predictor."""
+    """dlib face detector (``hog`` or ``cnn``) plus the 68-point landmark predictor.
 
-    def __init__(self, kind: str = "hog", upsample: int | None = None) -> None:
+    ``min_score`` drops weak detections (dlib's HOG reports false positives with scores near 0 when
+    upsampling; real faces score above ~0.5).  ``upsample``: None = 1 below 1024 px, else 0.
+    """
+
+    def __init__(self, kind: str = "hog", upsample: int | None = None, min_score: float = 0.3) -> None:
         try:
             import dlib
         except ImportError as exc:  # pragma: no cover - depends on the installation
@@ -131,6 +135,7 @@ class FaceDetector:
             raise ValueError(f"unknown face detector {kind!r}; choose hog or cnn")
         self.kind = kind
         self.upsample = upsample
+        self.min_score = min_score
         self._predictor = dlib.shape_predictor(str(_model_file("shape_predictor_68_face_landmarks.dat")))
         if kind == "hog":
             self._detector = dlib.get_frontal_face_detector()
@@ -157,6 +162,8 @@ class FaceDetector:
             found = [(d.rect, d.confidence) for d in self._detector(image_u8, up)]
         faces = []
         for rect, score in found:
+            if score < self.min_score:
+                continue
             box = dlib.rectangle(rect.left(), rect.top(), rect.right(), rect.bottom())
             shape = self._predictor(image_u8, box)
             lm68 = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)

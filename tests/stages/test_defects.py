@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+import torch
+
+from oldphoto.stages.defects import DefectStage, dilate, needs_inpainting, user_mask
+
+
+def dark_line_detector(x: torch.Tensor) -> torch.Tensor:
+    """A pointwise stand-in detector: dark pixels (gray < -0.5) are defects; checks the 16 multiple."""
+    assert x.shape[-2] % 16 == 0 and x.shape[-1] % 16 == 0
+    return (-0.5 - x) * 20.0
+
+
+def photo_with_scratch(h=203, w=157):
+    img = np.full((h, w, 3), 0.6, np.float32)
+    img[h // 2, 5:w - 5] = 0.02  # a 1-px dark scratch
+    return img
+
+
+@pytest.mark.parametrize("tile", [48, 4096])
+def test_full_resolution_mask_for_any_size_and_tiling(tile):
+    img = photo_with_scratch()
+    mask = DefectStage(dark_line_detector, tile=tile, overlap=16)(img)
+    expected = np.zeros(img.shape[:2], bool)
+    expected[101, 5:152] = True
+    assert mask.shape == (203, 157) and np.array_equal(mask, expected)
+
+
+def test_tiles_are_used_for_big_photos():
+    shapes = []
+
+    def det(x):
+        shapes.append(tuple(x.shape[-2:]))
+        return dark_line_detector(x)
+
+    DefectStage(det, tile=64, overlap=16)(photo_with_scratch(200, 130))
+    assert len(shapes) > 4 and all(max(s) <= 64 for s in shapes)
+
+
+def test_threshold_and_dilation():
+    img = photo_with_scratch()
+    probs = DefectStage(dark_line_detector).probabilities(img)
+    assert probs[101, 50] > 0.99 and probs[0, 0] < 0.01
+    grown = DefectStage(dark_line_detector, dilation=2)(img)
+    assert grown[99:104, 50].all() and not grown[98, 50] and not grown[104, 50]
+    assert not DefectStage(dark_line_detector, threshold=0.999999)(img).any()
+
+
+def test_short_side_option_runs_the_detector_smaller():
+    shapes = []
+
+    def det(x):
+        shapes.append(tuple(x.shape[-2:]))
+        return dark_line_detector(x)
+
+    img = np.full((512, 384, 3), 0.6, np.float32)
+    img[250:262, 20:300] = 0.0
+    mask = DefectStage(det, short_side=192)(img)
+    assert shapes == [(256, 192)] and mask.shape == (512, 384)
+    assert mask[256, 100] and not mask[100, 100]
+
+
+def test_user_masks_in_every_format():
+    m = np.zeros((6, 5), bool)
+    m[2, 1:4] = True
+    for variant in (m, m.astype(np.uint8) * 255, m.astype(np.float32), m.astype(np.uint8),
+                    np.repeat(m[..., None].astype(np.uint8) * 255, 3, axis=2),
+                    np.concatenate([np.repeat(m[..., None] * 255, 3, 2), np.full((6, 5, 1), 255)], 2)):
+        assert np.array_equal(user_mask(variant, (6, 5)), m)
+    with pytest.raises(ValueError, match=r"mask\.png: mask is 4×6 pixels but the photo is 5×6"):
+        user_mask(np.zeros((6, 4)), (6, 5), name="mask.png")
+
+
+def test_auto_decision_and_dilate():
+    m = np.zeros((100, 100), bool)
+    assert not needs_inpainting(m, 1e-4)
+    assert not needs_inpainting(None, 1e-4)
+    m[50, 50] = True
+    assert needs_inpainting(m, 1e-4) and not needs_inpainting(m, 1e-3)
+    assert dilate(m, 1).sum() == 5 and dilate(m, 0).sum() == 1

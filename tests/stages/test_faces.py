@@ -1,0 +1,177 @@
+"""Face stage on scikit-image's astronaut and matplotlib's grace_hopper (real dlib detection)."""
+
+import matplotlib.cbook
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from oldphoto.stages.faces import (
+    FaceDetector,
+    FaceStage,
+    apply_affine,
+    face_mask,
+    match_quantiles,
+    similarity_transform,
+    template_points,
+)
+from oldphoto.stages.tone import fit_tone, luma
+
+pytest.importorskip("dlib")
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return FaceDetector()
+
+
+def astronaut():
+    return data.astronaut().astype(np.float32) / 255
+
+
+def grace_hopper():
+    with Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg")) as im:
+        return np.asarray(im.convert("RGB")).astype(np.float32) / 255
+
+
+PORTRAITS = {"astronaut": astronaut, "grace_hopper": grace_hopper}
+
+
+def test_template_matches_the_official_numbers():
+    assert np.allclose(template_points(256), [(89.0, 108.5), (167.0, 108.5), (128.0, 147.5),
+                                              (104.6, 195.86), (151.4, 195.86)])
+    assert np.allclose(template_points(512)[0], (178, 217))
+
+
+def test_similarity_transform_recovers_a_known_one():
+    rng = np.random.default_rng(0)
+    src = rng.random((5, 2)) * 100
+    angle, scale, t = 0.3, 1.7, np.array([12.0, -4.0])
+    rot = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    m = similarity_transform(src, src @ rot.T + t)
+    assert np.allclose(m[:, :2], rot) and np.allclose(m[:, 2], t)
+
+
+@pytest.mark.parametrize("name", list(PORTRAITS))
+def test_one_face_found_with_landmarks_inside_the_box(detector, name):
+    img = PORTRAITS[name]()
+    faces = FaceStage(lambda x: x, detector=detector).detect(img)
+    assert len(faces) == 1
+    f = faces[0]
+    x0, y0, x1, y1 = f.box
+    assert f.score > 0.5 and f.landmarks.shape == (5, 2) and f.landmarks68.shape == (68, 2)
+    assert (f.landmarks[:, 0] > x0 - 5).all() and (f.landmarks[:, 0] < x1 + 5).all()
+    assert (f.landmarks[:, 1] > y0 - 5).all() and (f.landmarks[:, 1] < y1 + 5).all()
+    assert f.landmarks[0, 0] < f.landmarks[1, 0]  # left eye left of right eye (image coordinates)
+
+
+@pytest.mark.parametrize("size", [256, 512])
+@pytest.mark.parametrize("name", list(PORTRAITS))
+def test_alignment_puts_eyes_on_the_template(detector, name, size):
+    img = PORTRAITS[name]()
+    stage = FaceStage(lambda x: x, size=size, detector=detector)
+    face = stage.detect(img)[0]
+    aligned = apply_affine(stage.transform(face), face.landmarks)
+    target = template_points(size)
+    eye_error = np.linalg.norm(aligned[:2] - target[:2], axis=1).max()
+    assert eye_error < 0.05 * size
+    # and a crop really contains the face: re-detecting on the aligned crop finds one
+    from oldphoto.stages.faces import align_face
+
+    crop = align_face(img, stage.transform(face), size)
+    assert crop.shape == (size, size, 3) and len(detector(np.round(crop * 255).astype(np.uint8))) == 1
+
+
+@pytest.mark.parametrize("name", list(PORTRAITS))
+def test_paste_back_touches_only_the_face(detector, name):
+    img = PORTRAITS[name]()
+    red = lambda batch: np.broadcast_to(np.array([1.0, 0.0, 0.0], np.float32), batch.shape).copy()  # noqa: E731
+    stage = FaceStage(red, detector=detector)
+    out, faces = stage(img)
+    changed = np.abs(out - img).max(axis=2) > 1e-6
+    x0, y0, x1, y1 = faces[0].box
+    w = x1 - x0
+    ys, xs = np.nonzero(changed)
+    # everything changed lies near the detected face box
+    assert xs.min() > x0 - 0.35 * w and xs.max() < x1 + 0.35 * w
+    assert ys.min() > y0 - 0.6 * w and ys.max() < y1 + 0.35 * w
+    # the face centre is (nearly) fully replaced, the crop square's corners are untouched: no visible square
+    cx, cy = faces[0].landmarks[2]
+    assert np.abs(out[int(cy), int(cx)] - img[int(cy), int(cx)]).max() > 0.0
+    m = stage.transform(faces[0])
+    import cv2
+
+    corners = apply_affine(cv2.invertAffineTransform(m), [(3, 3), (252, 3), (3, 252), (252, 252)])
+    for x, y in corners:
+        if 0 <= x < img.shape[1] and 0 <= y < img.shape[0]:
+            assert not changed[int(y), int(x)]
+    # feathered: the transition from face to background spans several pixels
+    row = np.abs(out[int(cy)] - img[int(cy)]).max(axis=1)
+    ramp = ((row > 0.02) & (row < 0.98 * row.max())).sum()
+    assert ramp >= 4
+
+
+@pytest.mark.parametrize("name", list(PORTRAITS))
+def test_identity_enhancer_leaves_the_photo_nearly_unchanged(detector, name):
+    img = PORTRAITS[name]()
+    out, _ = FaceStage(lambda x: x, detector=detector)(img)
+    assert np.abs(out - img).mean() < 0.002
+
+
+def test_gray_photo_stays_gray(detector):
+    g = luma(astronaut())
+    gray = np.repeat(g[..., None], 3, axis=2)
+    colourful = lambda batch: np.clip(batch * [1.2, 0.8, 0.5], 0, 1).astype(np.float32)  # noqa: E731
+    out, faces = FaceStage(colourful, detector=detector)(gray, fit_tone(gray))
+    assert len(faces) == 1 and np.abs(out - gray).max() > 0.01
+    assert np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 1], out[..., 2])
+
+
+def test_sepia_photo_keeps_sepia_faces(detector):
+    g = luma(grace_hopper())
+    sepia = np.clip(np.stack([g * 1.07 + 0.03, g * 0.95 + 0.01, g * 0.78], axis=2), 0, 1).astype(np.float32)
+    tone = fit_tone(sepia)
+    blue = lambda batch: np.clip(batch * [0.6, 0.9, 1.3], 0, 1).astype(np.float32)  # noqa: E731
+    out, faces = FaceStage(blue, detector=detector)(sepia, tone)
+    changed = np.abs(out - sepia).max(axis=2) > 1e-4
+    assert changed.sum() > 1000
+    retoned = tone.apply(luma(out))
+    diff = np.abs(out - retoned)[changed]
+    assert diff.mean() < 0.003 and diff.max() < 0.04  # the face is in the photo's own tone (blend: ~exact)
+
+
+def test_faces_go_through_the_generator_in_batches(detector):
+    a = astronaut()
+    b = np.asarray(Image.fromarray(np.round(grace_hopper() * 255).astype(np.uint8)).resize((437, 512)))
+    both = np.concatenate([a, b.astype(np.float32) / 255], axis=1)
+    calls = []
+
+    def enhancer(batch):
+        calls.append(len(batch))
+        return batch
+
+    _, faces = FaceStage(enhancer, detector=detector, batch_size=1)(both)
+    assert len(faces) == 2 and calls == [1, 1]
+    calls.clear()
+    FaceStage(enhancer, detector=detector, batch_size=4)(both)
+    assert calls == [2]
+
+
+def test_face_mask_is_face_shaped_and_feathered():
+    lm = np.zeros((68, 2))
+    t = np.linspace(np.pi * 0.1, np.pi * 0.9, 17)  # a jaw arc below the eyes
+    lm[0:17] = np.stack([128 - 70 * np.cos(t), 120 + 80 * np.sin(t)], 1)
+    lm[17:27] = np.stack([np.linspace(70, 186, 10), np.full(10, 95.0)], 1)
+    lm[8] = (128, 200)
+    mask = face_mask(lm, 256)
+    assert mask[150, 128] > 0.99 and mask[5, 5] == 0 and mask[250, 250] == 0
+    assert ((mask > 0.05) & (mask < 0.95)).sum() > 500  # a soft edge, not a hard cut
+
+
+def test_quantile_matching_maps_distributions():
+    rng = np.random.default_rng(0)
+    src = rng.random(5000).astype(np.float32)
+    ref = (rng.random(5000) ** 2).astype(np.float32)
+    out = match_quantiles(src, ref)
+    assert abs(np.median(out) - np.median(ref)) < 0.02
+    assert np.all(np.diff(out[np.argsort(src)]) >= -1e-6)  # monotone
