@@ -251,6 +251,7 @@ def run_benchmark(sets: dict[str, list[Sample]], methods: dict[str, Method], met
     result = BenchmarkResult(notes=list(notes or []))
     total = sum(len(s) for s in sets.values()) * len(methods)
     bar = tqdm(total=total, desc="evaluate", unit="img", disable=not progress, file=sys.stderr)
+    errors: dict[str, str] = {}
     for set_name, samples in sets.items():
         outputs: dict[str, list[np.ndarray]] = {m: [] for m in methods}
         per_method: dict[str, list[dict[str, object]]] = {m: [] for m in methods}
@@ -264,7 +265,7 @@ def run_benchmark(sets: dict[str, list[Sample]], methods: dict[str, Method], met
                                        f"{sample.degraded.shape} -> {restored.shape}")
                 row: dict[str, object] = {"set": set_name, "file": sample.name, "method": method_name,
                                           "seconds": seconds}
-                row.update(evaluate_image(metrics, restored, sample.clean))
+                row.update(evaluate_image(metrics, restored, sample.clean, errors))
                 per_method[method_name].append(row)
                 result.rows.append(row)
                 outputs[method_name].append(restored)
@@ -285,8 +286,9 @@ def run_benchmark(sets: dict[str, list[Sample]], methods: dict[str, Method], met
             for metric in metrics:
                 vals = [float(r[metric.name]) for r in rows if metric.name in r]
                 finite = [v for v in vals if math.isfinite(v)]
-                if vals:
-                    entry[metric.name] = float(np.mean(finite)) if finite else float("inf")
+                finite = [v for v in vals if not math.isnan(v)]  # NaN: undefined here (see notes)
+                if finite:
+                    entry[metric.name] = float(np.mean(finite))
             entry.update(dist_values[m])
             if rows:
                 entry["seconds_per_image"] = float(np.median([float(r["seconds"]) for r in rows]))
@@ -296,6 +298,7 @@ def run_benchmark(sets: dict[str, list[Sample]], methods: dict[str, Method], met
         result.tables[set_name] = table
         _write_sheets(set_name, samples, outputs, out_dir / "sheets", sheet_rows, result)
     bar.close()
+    result.notes += [f"{name}: undefined on some images (left blank): {msg}" for name, msg in errors.items()]
     _write_tables(result, metrics, distribution, out_dir)
     return result
 

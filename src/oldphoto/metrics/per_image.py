@@ -63,14 +63,20 @@ DEFAULT_FULL_REFERENCE = ["psnr", "ssim", "psnr_y", "ssim_y", "niqe", "brisque"]
 DEFAULT_NO_REFERENCE = ["niqe", "brisque"]
 
 
-def evaluate_image(metrics: list[Metric], image: np.ndarray, reference: np.ndarray | None
-                   ) -> dict[str, float]:
+def evaluate_image(metrics: list[Metric], image: np.ndarray, reference: np.ndarray | None,
+                   errors: dict[str, str] | None = None) -> dict[str, float]:
+    """Metric values of one image.  A metric that cannot handle the image (e.g. NIQE on an image with
+    fewer than two 96×96 blocks) raises ValueError, unless ``errors`` is given: then its value is NaN and
+    the reason is stored in ``errors[name]``."""
     row: dict[str, float] = {}
     for m in metrics:
-        if m.full_reference:
-            if reference is None:
-                continue
-            row[m.name] = float(m.fn(image, reference))
-        else:
-            row[m.name] = float(m.fn(image))
+        if m.full_reference and reference is None:
+            continue
+        try:
+            row[m.name] = float(m.fn(image, reference) if m.full_reference else m.fn(image))
+        except ValueError as exc:
+            if errors is None:
+                raise
+            row[m.name] = float("nan")
+            errors.setdefault(m.name, str(exc))
     return row
