@@ -121,3 +121,33 @@ def test_benchmark_cli_end_to_end(tmp_path, astronaut, capsys):
     again = (out / "table2_synthetic_unstructured.csv").read_text()
     # same seed -> same synthetic set -> identical input row
     assert first.splitlines()[1].split(",")[:6] == again.splitlines()[1].split(",")[:6]
+
+
+def _tiny_weights(folder):
+    """Tiny random quality-path networks, saved like real weights (wiring test only)."""
+    import torch
+
+    from oldphoto import weights
+    from oldphoto.nets.mapping import QualityMapping
+    from oldphoto.nets.vae import VAE
+
+    torch.manual_seed(0)
+    for role in ("vae_a", "vae_b_quality"):
+        weights.save_model(VAE(width=8, n_res_encoder=1, n_res_decoder=1), role, folder, source="test")
+    weights.save_model(QualityMapping(latent_channels=8, width=16, n_blocks=1), "mapping_quality", folder,
+                       source="test")
+    return folder
+
+
+def test_restorer_method_and_latent_wasserstein_on_tiny_weights(tmp_path, photo):
+    pytest.importorskip("oldphoto.pipeline")
+    folder = _tiny_weights(tmp_path / "w")
+    method = bm.restorer_method(folder, scratches="off", faces=False)
+    out = method(photo[:64, :80], None)
+    assert out.shape == (64, 80, 3) and out.dtype == np.float32
+    notes: list[str] = []
+    real = [photo[:64, :64], photo[64:128, 64:128]]
+    synth = [add_noise(r, 0.2) for r in real]
+    table = bm.latent_table(real, synth, {"tiny": folder, "none": tmp_path / "empty"}, 0, notes)
+    assert table["tiny"]["wasserstein"] > 0 and table["tiny"]["wasserstein_sliced"] > 0
+    assert "none" not in table and any("'none' skipped" in n for n in notes)

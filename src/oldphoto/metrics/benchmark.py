@@ -140,7 +140,7 @@ def restorer_method(weights_dir: Path | None, **overrides: object) -> Method:
     except ImportError as exc:
         raise MethodUnavailable(f"oldphoto.pipeline is not available ({exc})") from exc
     try:
-        restorer = Restorer(weights_dir=weights_dir, **overrides)
+        restorer = Restorer(weights=weights_dir, **overrides)
     except Exception as exc:  # noqa: BLE001 - missing/broken weights: skip this method with the reason
         raise MethodUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
