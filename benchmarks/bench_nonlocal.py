@@ -3,13 +3,15 @@
 Each configuration runs in a fresh child process (so ``ru_maxrss`` is that configuration's own peak):
 the child builds the official-size network (51.3 M parameters, RANDOM weights: this measures cost,
 not quality), a latent of the photo size / 4 and a full-resolution scratch mask, then times one
-fp32 ``torch.no_grad()`` forward.
+fp32 ``torch.no_grad()`` forward. Wall time AND the child's CPU time (user + sys) are reported: on a
+shared machine the CPU time is the steadier number.
 
-    python benchmarks/bench_nonlocal.py                       # 256², 512² both paths, 1024² chunked
-    python benchmarks/bench_nonlocal.py --photos 2048 --modes chunked --append   # the big one (long)
+    python benchmarks/bench_nonlocal.py                       # 256², 512² both paths
+    python benchmarks/bench_nonlocal.py --photos 2048 --modes chunked --append --timeout-min 40
 
-Writes a Markdown table to benchmarks/nonlocal.md (``--out``); with ``--append`` rows are added to the
-existing table. Rows are written as soon as each configuration finishes.
+A child that runs past ``--timeout-min`` is stopped; its row then reports the progress it logged
+(stages finished, attention chunks done, peak RSS so far) and an extrapolation of the attention time,
+marked as such. Writes benchmarks/nonlocal.md (``--out``); rows appear as each configuration finishes.
 """
 
 from __future__ import annotations
@@ -21,22 +23,33 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 COMMANDS = "\n## Commands\n\n"
-HEADER = ("| photo | latent N | path | chunk rows | forward s | peak RSS GiB | RSS before forward GiB "
-          "| dense N×N matrix GiB |\n|---|---|---|---|---|---|---|---|\n")
+HEADER = ("| photo | latent N | path | chunk rows | forward wall s | forward CPU s | peak RSS GiB "
+          "| RSS before forward GiB | dense N×N matrix GiB | notes |\n"
+          "|---|---|---|---|---|---|---|---|---|---|\n")
 
 
-def _child(photo: int, mode: str, chunk_mib: int) -> None:
+def _cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _peak_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # ru_maxrss is KiB on Linux
+
+
+def _child(photo: int, mode: str, chunk_mib: int, progress: Path | None) -> None:
     import torch
 
-    from oldphoto.nets.mapping import ScratchMapping, attention_chunk_rows
+    import oldphoto.nets.mapping as mapping
 
     torch.manual_seed(0)
-    net = ScratchMapping().eval()
+    net = mapping.ScratchMapping().eval()
     net.NL.dense = mode == "dense"
     net.NL.chunk_bytes = chunk_mib * 2**20
     side = photo // 4
@@ -49,33 +62,85 @@ def _child(photo: int, mode: str, chunk_mib: int) -> None:
     mask[..., photo // 3: photo // 3 + 2, :] = 1
     with torch.no_grad():  # warm-up (oneDNN primitive creation) on a small input, not timed
         net(torch.randn(1, 64, 16, 16), mask[..., :64, :64])
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     n = side * side
-    rows = n if mode == "dense" else min(n, attention_chunk_rows(n, 1, 4, net.NL.chunk_bytes))
+    rows = n if mode == "dense" else min(n, mapping.attention_chunk_rows(n, 1, 4, net.NL.chunk_bytes))
+    n_chunks = -(-n // rows)
+    start = {"wall": 0.0, "cpu": 0.0}
+
+    def log(event: str, **extra) -> None:
+        if progress is not None:
+            with progress.open("a") as f:
+                f.write(json.dumps({"event": event, "wall": time.perf_counter() - start["wall"],
+                                    "cpu": _cpu_seconds() - start["cpu"], "peak_gib": _peak_gib(),
+                                    "n_chunks": n_chunks, **extra}) + "\n")
+
+    # Progress instrumentation (benchmark only): count attention chunks and log stage ends.
+    original = mapping._attend_rows
+    done = {"chunks": 0}
+
+    def counted(*args):
+        out = original(*args)
+        done["chunks"] += 1
+        if done["chunks"] in (1, 2) or done["chunks"] % 16 == 0:
+            log("chunk", chunks=done["chunks"])
+        return out
+
+    mapping._attend_rows = counted
+    for name in ("before_NL", "NL", "after_NL"):
+        getattr(net, name).register_forward_hook(lambda *_, name=name: log(f"end {name}"))
+
+    rss_before = _peak_gib()
     with torch.no_grad():
-        t0 = time.perf_counter()
+        start["wall"], start["cpu"] = time.perf_counter(), _cpu_seconds()
         out = net(z, mask)
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - start["wall"], _cpu_seconds() - start["cpu"]
     assert torch.isfinite(out).all()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(json.dumps({"photo": photo, "n": n, "mode": mode, "rows": rows, "seconds": seconds,
-                      "peak_gib": peak / 2**20, "before_gib": rss_before / 2**20,
+    print(json.dumps({"photo": photo, "n": n, "mode": mode, "rows": rows, "seconds": seconds, "cpu": cpu,
+                      "peak_gib": _peak_gib(), "before_gib": rss_before,
                       "dense_matrix_gib": 4 * n * n / 2**30}))
+
+
+def _unfinished_row(photo: int, mode: str, minutes: float, progress: Path) -> str:
+    """Row for a child stopped at the timeout, from its progress log (clearly marked as partial)."""
+    events = [json.loads(line) for line in progress.read_text().splitlines()] if progress.exists() else []
+    if not events:
+        return f"| {photo}² | | {mode} | | stopped after {minutes:g} min, no progress logged | | | | | |\n"
+    last = events[-1]
+    n = (photo // 4) ** 2
+    before = next((e for e in events if e["event"] == "end before_NL"), None)
+    chunk_events = [e for e in events if e["event"] == "chunk"]
+    note = f"STOPPED after {minutes:g} min (not finished): last event '{last['event']}'"
+    if before and len(chunk_events) >= 2:
+        first, latest = chunk_events[0], chunk_events[-1]
+        k = latest["chunks"] - first["chunks"]
+        per_wall = (latest["wall"] - first["wall"]) / k
+        per_cpu = (latest["cpu"] - first["cpu"]) / k
+        total = last["n_chunks"]
+        note += (f", {latest['chunks']}/{total} attention chunks done; before_NL took {before['wall']:.0f} s "
+                 f"wall / {before['cpu']:.0f} s CPU; one chunk {per_wall:.1f} s wall / {per_cpu:.1f} s CPU → "
+                 f"all chunks ≈ {per_wall * total / 60:.1f} min wall / {per_cpu * total / 60:.1f} min CPU "
+                 "(extrapolated)")
+    rows = last["n_chunks"] and -(-n // last["n_chunks"])
+    return (f"| {photo}² | {n} | {mode} | {rows} | > {last['wall']:.0f} | > {last['cpu']:.0f} "
+            f"| ≥ {last['peak_gib']:.2f} (so far) | | {4 * n * n / 2**30:.2f} | {note} |\n")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--photos", default="256,512,1024", help="comma-separated square photo sizes")
+    parser.add_argument("--photos", default="256,512", help="comma-separated square photo sizes")
     parser.add_argument("--modes", default="chunked,dense", help="chunked and/or dense")
     parser.add_argument("--dense-max", type=int, default=512, help="largest photo for the dense path")
     parser.add_argument("--chunk-mib", type=int, default=256, help="PartialNonLocal.chunk_bytes in MiB")
+    parser.add_argument("--timeout-min", type=float, default=None, help="stop a child after this long")
     parser.add_argument("--out", type=Path, default=HERE / "nonlocal.md")
     parser.add_argument("--append", action="store_true", help="add rows to an existing table")
-    parser.add_argument("--child", nargs=3, metavar=("PHOTO", "MODE", "CHUNK_MIB"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=4, metavar=("PHOTO", "MODE", "CHUNK_MIB", "PROGRESS"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(int(args.child[0]), args.child[1], int(args.child[2]))
+        photo, mode, chunk_mib, progress = args.child
+        _child(int(photo), mode, int(chunk_mib), Path(progress) if progress != "-" else None)
         return 0
 
     import torch
@@ -87,11 +152,12 @@ def main() -> int:
         table = (
             "# Partial nonlocal: chunked vs dense (official-size ScratchMapping forward)\n\n"
             f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores **shared with other engineers' "
-            f"jobs** (timings are noisy and pessimistic), torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads, fp32, `torch.no_grad()`, random weights, batch 1, ~2% of "
-            "the pixels masked. Each row is a fresh subprocess; peak RSS = its `ru_maxrss` (includes the "
-            "~0.2 GiB of weights and the Python/torch baseline). Dense N×N matrix = one float32 N×N "
-            "buffer; the official block holds three of them at once, our dense reference two.\n\n" + HEADER)
+            f"jobs** (wall times are noisy and pessimistic; CPU s = the child's user+sys time), torch "
+            f"{torch.__version__}, {torch.get_num_threads()} threads, fp32, `torch.no_grad()`, random "
+            "weights, batch 1, ~2% of the pixels masked. Each row is a fresh subprocess; peak RSS = its "
+            "`ru_maxrss` (includes the ~0.2 GiB of weights and the Python/torch baseline). Dense N×N "
+            "matrix = one float32 N×N buffer; the official block holds three of them at once, our dense "
+            "reference two.\n\n" + HEADER)
         commands = ""
     commands += f"- `{command}`\n"
 
@@ -104,15 +170,24 @@ def main() -> int:
             if mode == "dense" and photo > args.dense_max:
                 continue
             env = dict(os.environ, PYTHONPATH=str(HERE.parent / "src"))
-            child = [sys.executable, __file__, "--child", str(photo), mode, str(args.chunk_mib)]
-            proc = subprocess.run(child, capture_output=True, text=True, env=env)
-            if proc.returncode != 0:
-                row = f"| {photo}² | | {mode} | | failed (rc {proc.returncode}) | | | |\n"
-                print(proc.stderr[-2000:], file=sys.stderr)
-            else:
-                r = json.loads(proc.stdout.strip().splitlines()[-1])
-                row = (f"| {photo}² | {r['n']} | {mode} | {r['rows']} | {r['seconds']:.1f} "
-                       f"| {r['peak_gib']:.2f} | {r['before_gib']:.2f} | {r['dense_matrix_gib']:.2f} |\n")
+            with tempfile.TemporaryDirectory() as tmp:
+                progress = Path(tmp) / "progress.jsonl"
+                child = [sys.executable, __file__, "--child", str(photo), mode, str(args.chunk_mib),
+                         str(progress)]
+                timeout = args.timeout_min * 60 if args.timeout_min else None
+                try:
+                    proc = subprocess.run(child, capture_output=True, text=True, env=env, timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    row = _unfinished_row(photo, mode, args.timeout_min, progress)
+                else:
+                    if proc.returncode != 0:
+                        row = f"| {photo}² | | {mode} | | failed (rc {proc.returncode}) | | | | | |\n"
+                        print(proc.stderr[-2000:], file=sys.stderr)
+                    else:
+                        r = json.loads(proc.stdout.strip().splitlines()[-1])
+                        row = (f"| {photo}² | {r['n']} | {mode} | {r['rows']} | {r['seconds']:.1f} "
+                               f"| {r['cpu']:.1f} | {r['peak_gib']:.2f} | {r['before_gib']:.2f} "
+                               f"| {r['dense_matrix_gib']:.2f} | |\n")
             print(row, end="", flush=True)
             table += row
             save()
