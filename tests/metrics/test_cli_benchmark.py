@@ -150,4 +150,7 @@ def test_restorer_method_and_latent_wasserstein_on_tiny_weights(tmp_path, photo)
     synth = [add_noise(r, 0.2) for r in real]
     table = bm.latent_table(real, synth, {"tiny": folder, "none": tmp_path / "empty"}, 0, notes)
     assert table["tiny"]["wasserstein"] > 0 and table["tiny"]["wasserstein_sliced"] > 0
-    assert "none" not in table and any("'none' skipped" in n for n in notes)
+    from oldphoto.weights import find_card
+
+    if find_card("vae_a", tmp_path / "empty") is None:  # no bundled VAE A either: skipped with the reason
+        assert "none" not in table and any("'none' skipped" in n for n in notes)
