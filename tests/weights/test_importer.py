@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -35,7 +37,10 @@ def official_detector_checkpoint(conformance_dir: Path) -> dict:
     sd = standin(conformance_dir, "detector")
     for i, c in enumerate((64, 128, 256, 512)):
         sd[f"down_sample.{i}.4.filt"] = blur_filter(c)
-    return {"model_state": sd, "epoch": 12, "optimizer_state": {"state": {}, "param_groups": []}}
+    # training scripts often leave numpy scalars and an args Namespace next to the weights: inert data
+    return {"model_state": sd, "epoch": np.int64(12), "loss": np.float32(0.25), "hist": np.zeros(3),
+            "args": argparse.Namespace(lr=2e-4, name="FT"),
+            "optimizer_state": {"state": {}, "param_groups": []}}
 
 
 def trained_face(size: int, seed: int) -> FaceGenerator:

@@ -105,7 +105,7 @@ def read_checkpoint(path: Path, name: str) -> dict[str, torch.Tensor]:
 
     Unwraps the detector's ``{'model_state': ...}`` and a uniform ``module.`` (DataParallel) prefix."""
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = _safe_load(path)
     except pickle.UnpicklingError as exc:
         culprits = _pickle_globals(path, str(exc))
         if culprits:
@@ -131,6 +131,41 @@ def read_checkpoint(path: Path, name: str) -> dict[str, torch.Tensor]:
     if all(k.startswith("module.") for k in sd):
         sd = {k[len("module."):]: v for k, v in sd.items()}
     return sd
+
+
+# Data-only globals that training scripts commonly leave in a checkpoint next to the weights (an args
+# Namespace, numpy scalars/arrays for the epoch or loss).  Unpickling them builds plain data, never runs
+# code, so they are allowed; anything else (functions, other classes) is refused.
+_INERT_GLOBALS = re.compile(r"^(argparse\.Namespace|numpy\.(dtype|ndarray)"
+                            r"|numpy\.(_core|core)\.multiarray\.(scalar|_reconstruct)|numpy\.dtypes\.\w+DType)$")
+
+
+def _safe_load(path: Path) -> Any:
+    """torch.load(weights_only=True), additionally allowing the inert data globals above."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        try:
+            names = list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+        except Exception:
+            names = []
+        if not names or not all(_INERT_GLOBALS.match(n) for n in names):
+            raise
+        allowed = [_resolve_global(n) for n in names]
+        if any(n.startswith("numpy.") for n in names):
+            import numpy.dtypes  # numpy scalars also rebuild their dtype classes (plain data types)
+
+            allowed += [v for v in vars(numpy.dtypes).values()
+                        if isinstance(v, type) and v.__name__.endswith("DType")]
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _resolve_global(name: str) -> Any:
+    import importlib
+
+    module, _, attr = name.rpartition(".")
+    return getattr(importlib.import_module(module), attr)
 
 
 def _first_line(msg: str) -> str:
