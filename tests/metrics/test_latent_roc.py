@@ -62,3 +62,17 @@ def test_roc_from_masks():
     assert roc_auc(s, y) == 1.0
     with pytest.raises(ValueError, match="both positive and negative"):
         roc_auc(np.zeros(3), np.zeros(3))
+
+
+def test_plot_roc_png(tmp_path):
+    from PIL import Image
+
+    from oldphoto.metrics.roc import plot_roc
+
+    rng = np.random.default_rng(0)
+    y = rng.random(300) < 0.4
+    s = y + rng.normal(0, 0.7, 300)
+    fpr, tpr, _ = roc_curve(s, y)
+    path = plot_roc({"synthetic only": (fpr, tpr)}, tmp_path / "roc.png")
+    with Image.open(path) as im:
+        assert im.format == "PNG" and im.size == (540, 540)
