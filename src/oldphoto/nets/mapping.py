@@ -148,11 +148,18 @@ def partial_attention(theta: torch.Tensor, phi: torch.Tensor, g: torch.Tensor, k
     n = theta.shape[1]
     if chunk_rows is None or chunk_rows >= n:
         chunk_rows = n
-    recompute = checkpoint and torch.is_grad_enabled()
+    if not torch.is_grad_enabled():
+        # Inference: write each chunk straight into a b×C×N result (no list + cat doubling, and the
+        # layout the caller reshapes to b×C×h×w without another copy).
+        out = theta.new_empty(theta.shape[0], g.shape[2], n)
+        for s in range(0, n, chunk_rows):
+            chunk = _attend_rows(theta[:, s:s + chunk_rows], phi, g, key_mask)
+            out[:, :, s:s + chunk_rows] = chunk.transpose(1, 2)
+        return out.transpose(1, 2)
     parts = []
     for s in range(0, n, chunk_rows):
         rows = theta[:, s:s + chunk_rows]
-        if recompute:
+        if checkpoint:
             parts.append(torch.utils.checkpoint.checkpoint(_attend_rows, rows, phi, g, key_mask,
                                                            use_reentrant=False))
         else:
@@ -205,6 +212,7 @@ class PartialNonLocal(nn.Module):
         g = self.g(x).flatten(2).transpose(1, 2)                    # b×N×C
         rows = None if self.dense else attention_chunk_rows(h * w, b, x.element_size(), self.chunk_bytes)
         y = partial_attention(theta, phi, g, m.flatten(1), rows, checkpoint=self.checkpoint)
+        del theta, phi, g  # three b×C×N maps: free them before the ResnetBlocks run
         y = y.transpose(1, 2).reshape(b, -1, h, w)
         y = self.res_block(self.W(y))
         return m * x + (1 - m) * y
