@@ -28,8 +28,9 @@ import time
 from pathlib import Path
 
 CPU_STAGES = ["idle", "psnr", "ssim", "niqe", "brisque", "scratch_mask", "nlm", "telea", "classical",
-              "lpips_proxy", "fid_proxy_features", "restorer"]
-GPU_STAGES = ["lpips_proxy", "fid_proxy_features", "restorer"]
+              "lpips_proxy", "fid_proxy_features", "restorer", "restorer_quality_random"]
+GPU_STAGES = ["lpips_proxy", "fid_proxy_features", "restorer", "restorer_quality_random"]
+HEAVY = {"lpips_proxy", "restorer", "restorer_quality_random"}  # capped by --heavy-max-size on CPU
 
 
 def _photo(size: int):
@@ -107,11 +108,21 @@ def _stage_fn(stage: str, size: int, device: str):
             sync()
 
         return run, {}
-    if stage == "restorer":
+    if stage in ("restorer", "restorer_quality_random"):
         from oldphoto.metrics.benchmark import official_weights_dir
         from oldphoto.pipeline import Restorer
 
-        restorer = Restorer(weights=official_weights_dir(), device=device)
+        if stage == "restorer":  # installed weights (imported official, else bundled), default options
+            restorer = Restorer(weights=official_weights_dir(), device=device)
+        else:
+            # speed only: official-size quality path with explicitly RANDOM weights (timing does not depend
+            # on weight values); never used for pictures or quality numbers
+            from oldphoto.nets.mapping import QualityMapping
+            from oldphoto.nets.vae import VAE
+
+            torch.manual_seed(0)
+            models = {"vae_a": VAE(), "vae_b_quality": VAE(), "mapping_quality": QualityMapping()}
+            restorer = Restorer(models=models, faces=False, scratches="off", device=device)
         last: dict = {}
 
         def run():
@@ -180,7 +191,7 @@ def render(rows: list[dict], meta: dict) -> str:
             base = by_key.get((r["stage"], "cpu", r["size"]))
             if base and "median_s" in base:
                 ratio = f"{base['median_s'] / r['median_s']:.2f}× vs CPU"
-        elif r["stage"] == "restorer":
+        elif r["stage"].startswith("restorer"):
             base = by_key.get(("classical", "cpu", r["size"]))
             if base and "median_s" in base:
                 ratio = f"{base['median_s'] / r['median_s']:.2f}× vs classical"
@@ -205,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stages", nargs="+", default=CPU_STAGES)
     p.add_argument("--devices", nargs="+", default=None, help="default: cpu, plus cuda when available")
     p.add_argument("--quick", action="store_true", help="sizes 256 512, 3 repeats")
+    p.add_argument("--heavy-max-size", type=int, default=512,
+                   help="largest size for the network stages on CPU (they take minutes beyond)")
     p.add_argument("--out", type=Path, default=Path(__file__).with_name("speed.md"))
     p.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -223,7 +236,10 @@ def main(argv: list[str] | None = None) -> int:
     for device in devices:
         stages = args.stages if device == "cpu" else [s for s in args.stages if s in GPU_STAGES]
         for stage in stages:
-            for size in args.sizes if stage != "idle" else args.sizes[:1]:
+            sizes = args.sizes if stage != "idle" else args.sizes[:1]
+            if device == "cpu" and stage in HEAVY:
+                sizes = [z for z in sizes if z <= args.heavy_max_size]
+            for size in sizes:
                 r = run_child(stage, size, device, args.repeats)
                 r.update(stage=stage, size=size, device=device)
                 rows.append(r)
