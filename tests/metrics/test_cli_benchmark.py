@@ -154,3 +154,24 @@ def test_restorer_method_and_latent_wasserstein_on_tiny_weights(tmp_path, photo)
 
     if find_card("vae_a", tmp_path / "empty") is None:  # no bundled VAE A either: skipped with the reason
         assert "none" not in table and any("'none' skipped" in n for n in notes)
+
+
+def test_detector_roc_with_tiny_detector(tmp_path, photo, astronaut):
+    import torch
+
+    from oldphoto import weights
+    from oldphoto.nets.detector import DefectDetector
+
+    torch.manual_seed(0)
+    folder = tmp_path / "w"
+    weights.save_model(DefectDetector(width=2, depth=1), "detector", folder, source="test")
+    clean = [("a", photo), ("b", np.ascontiguousarray(astronaut[200:392, 200:392]))]
+    samples = bm.synthetic_set(clean, "mixed", 0, degrade_fn=_tiny_degrade)
+    notes: list[str] = []
+    aucs = bm.detector_roc(samples, {"tiny": folder}, tmp_path, notes)
+    assert set(aucs) == {"classical top-hat mask", "tiny"} and all(0 <= v <= 1 for v in aucs.values())
+    assert aucs["classical top-hat mask"] > 0.6  # white 2-px scratches on a photo are easy
+    assert (tmp_path / "fig6_roc.png").is_file()
+    assert (tmp_path / "fig6_roc.md").read_text().startswith("| detector | AUC ↑ |")
+    assert bm.detector_roc([bm.Sample("x", photo)], {}, tmp_path, notes) == {}
+    assert "no defect masks" in notes[-1]

@@ -20,12 +20,28 @@ def _to_u8(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.clip(np.round(np.asarray(image) * 255.0), 0, 255).astype(np.uint8))
 
 
+def _line_kernels(length: int, angles: int = 8) -> list[np.ndarray]:
+    import cv2
+
+    kernels = []
+    c = length // 2
+    for k in range(angles):
+        t = np.pi * k / angles
+        dx, dy = int(round(c * np.cos(t))), int(round(c * np.sin(t)))
+        kernel = np.zeros((length, length), np.uint8)
+        cv2.line(kernel, (c - dx, c - dy), (c + dx, c + dy), 1, 1)
+        kernels.append(kernel)
+    return kernels
+
+
 def classical_scratch_mask(image: np.ndarray, line_length: int | None = None, threshold: float = 0.15,
                            max_fraction: float = 0.03) -> np.ndarray:
     """Bool ``H×W`` mask of thin, high-contrast structures (scratches, dust) by white/black top-hats.
 
-    Only line-like components (long and thin) and small spots survive, so that ordinary image detail is
-    not inpainted; the threshold rises until at most ``max_fraction`` of the pixels are marked.
+    Candidate pixels (top-hat above a level that marks at most ``max_fraction`` of the image) are kept
+    when they lie on a straight run of ``2·size+1`` pixels in one of 8 directions (scratches; a union of
+    morphological openings with line elements) or form a small isolated speck (dust), so ordinary image
+    detail and noise are not inpainted.
     """
     import cv2
 
@@ -37,14 +53,16 @@ def classical_scratch_mask(image: np.ndarray, line_length: int | None = None, th
                         cv2.morphologyEx(gray, cv2.MORPH_BLACKHAT, kernel))
     level = max(threshold, float(np.quantile(tophat, 1.0 - max_fraction)))
     binary = (tophat > level).astype(np.uint8)
+    lines = np.zeros_like(binary)
+    for k in _line_kernels(2 * size + 1):
+        lines |= cv2.morphologyEx(binary, cv2.MORPH_OPEN, k)
     _, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-    area = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
-    length = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]).astype(np.float64)
-    thin = (length >= 2 * size) & (area <= 0.35 * length * size)  # long, narrow strokes
-    spot = (area >= 4) & (area <= size * size / 2) & (length <= size)  # isolated dust specks
-    keep = thin | spot
-    keep[0] = False
-    return cv2.dilate(keep[labels].astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    area = stats[:, cv2.CC_STAT_AREA]
+    extent = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
+    spot = (area >= 6) & (area <= size * size // 2) & (extent <= size)  # isolated dust specks
+    spot[0] = False
+    mask = lines.astype(bool) | spot[labels]
+    return cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
 
 
 def classical_restore(image: np.ndarray, mask: np.ndarray | None = None, h: float = 10.0,

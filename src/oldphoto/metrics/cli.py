@@ -211,14 +211,19 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     except Exception as exc:  # noqa: BLE001 - optional packages missing: say which
         return _fail(f"{exc} (or leave the proxy out with --proxies '')")
     latents = None
-    if "real_old" in sets and clean:
-        weights = {}
-        if "Ours (bundled weights)" in methods:
-            from oldphoto.weights import bundled_weights_dir
+    weights = {}
+    if "Ours (bundled weights)" in methods:
+        from oldphoto.weights import bundled_weights_dir
 
-            weights["Ours (bundled weights)"] = bundled_weights_dir()
-        if "Ours (official weights)" in methods:
-            weights["Ours (official weights)"] = bm.official_weights_dir()
+        weights["Ours (bundled weights)"] = bundled_weights_dir()
+    if "Ours (official weights)" in methods:
+        weights["Ours (official weights)"] = bm.official_weights_dir()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if "synthetic_mixed" in sets:
+        aucs = bm.detector_roc(sets["synthetic_mixed"], weights, args.out, notes)
+        for label, value in aucs.items():
+            notes.append(f"defect detection AUC on synthetic_mixed, {label}: {value:.3f} (fig6_roc.png)")
+    if "real_old" in sets and clean:
         mixed = sets.get("synthetic_mixed") or bm.synthetic_set(clean, "mixed", args.seed)
         latents = bm.latent_table([s.degraded for s in sets["real_old"]], [s.degraded for s in mixed],
                                   weights, args.seed, notes)
