@@ -80,6 +80,7 @@ class RestoreOptions:
     weights: Path | None = None
     max_memory: str = "2G"
     tile: int | None = None
+    tile_norm: str = "global"
 
     def validate(self) -> None:
         if self.scratches not in SCRATCH_MODES:
@@ -102,6 +103,8 @@ class RestoreOptions:
             raise ValueError(f"--tile must be at least 64 pixels, got {self.tile}")
         if self.detect_size is not None and self.detect_size < 64:
             raise ValueError(f"--detect-size must be at least 64 pixels, got {self.detect_size}")
+        if self.tile_norm not in ("global", "tile"):
+            raise ValueError(f"--tile-norm must be global or tile, got {self.tile_norm!r}")
         parse_memory(self.max_memory)
 
     @staticmethod
@@ -155,6 +158,9 @@ class RestoreOptions:
                        help="working-memory budget that sets the tile size, e.g. 2G, 800M (default 2G)")
         g.add_argument("--tile", type=int, default=d.tile, metavar="PX",
                        help="force this tile side instead of deriving it from --max-memory")
+        g.add_argument("--tile-norm", choices=("global", "tile"), default=d.tile_norm,
+                       help="tiled photos: normalise features with whole-photo statistics (global, default; "
+                            "one extra pass) or per tile (faster, tiles may differ in tone)")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RestoreOptions:
@@ -168,13 +174,14 @@ class RestoreOptions:
 class Result:
     """What :meth:`Restorer.restore` returns."""
 
-    image: np.ndarray  # float32 H×W×3 in [0,1] (input size; compat mode: the official ×4/×16 size)
+    image: np.ndarray  # float32 H×W×3 in [0,1], exactly the input's size
     mask: np.ndarray | None  # bool, True = defect, the mask the restoration used (None: quality path)
     faces: list[FaceInfo]
     timings: dict[str, float]
     models: dict[str, str]
     path: str = "quality"  # quality | scratch | hr
-    stage1: np.ndarray | None = field(default=None, repr=False)  # global restoration before faces
+    # global restoration before faces; in compat mode the official stage-1 output at its ×4/×16 size
+    stage1: np.ndarray | None = field(default=None, repr=False)
 
 
 def _missing_weights_error(role: str, weights_dir: Path | None) -> Exception:
@@ -273,7 +280,7 @@ class Restorer:
 
     def path_models(self, path: str) -> PathModels:
         a, mapping, b = (self.model(r) for r in PATH_ROLES[path])
-        return PathModels(a.encoder, mapping, b.decoder, masked=path != "quality")
+        return PathModels(a.encoder, mapping, b.decoder, masked=path != "quality", modules=[a, mapping, b])
 
     # ----------------------------------------------------------------------------------- faces
     @property
@@ -382,14 +389,17 @@ class Restorer:
 
         t = time.perf_counter()
         models = self.path_models(path)
-        restorer = RestoreStage(self._run_module, tile=self._tile(path))
+        restorer = RestoreStage(self._run_module, tile=self._tile(path),
+                                norm_passes=1 if o.tile_norm == "global" else 0)
         used_mask = defect_mask if path != "quality" else None
         if self.compat:
             out = restorer.official(image, models, path, used_mask, image16)
-            if used_mask is not None and used_mask.shape != out.shape[:2]:
-                used_mask = _resize_mask(used_mask, out.shape[:2])
-            if path == "hr" and used_mask is not None:
-                used_mask = dilate_official(used_mask)
+            if used_mask is not None:
+                if used_mask.shape != out.shape[:2]:
+                    used_mask = _resize_mask(used_mask, out.shape[:2])
+                if path == "hr":
+                    used_mask = dilate_official(used_mask)
+                used_mask = _resize_mask(used_mask, shape)
         else:
             out = restorer(image, models, path, used_mask)
             if tone is not None:
@@ -402,6 +412,17 @@ class Restorer:
             t = time.perf_counter()
             out, faces = self.face_stage()(out, tone)
             timings["faces"] = time.perf_counter() - t
+        if out.shape[:2] != shape:
+            # compat mode worked at the official ×4/×16 size (kept in Result.stage1); the result has the
+            # input's size like every Result, so files can be written over the original's geometry
+            out = _resize_image(out, shape)
+            scale = np.array([shape[1] / stage1.shape[1], shape[0] / stage1.shape[0]])
+            for f in faces:
+                f.landmarks = f.landmarks * scale
+                f.landmarks68 = f.landmarks68 * scale
+                x0, y0, x1, y1 = f.box
+                sx, sy = scale
+                f.box = (round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy))
         return Result(image=np.ascontiguousarray(out, dtype=np.float32), mask=used_mask, faces=faces,
                       timings=timings, models=self.model_info(), path=path, stage1=stage1)
 
@@ -411,6 +432,12 @@ def _resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
     scaled = Image.fromarray(mask.astype(np.uint8) * 255).resize((shape[1], shape[0]), Image.NEAREST)
     return np.asarray(scaled) >= 128
+
+
+def _resize_image(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    return np.clip(cv2.resize(image, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC), 0.0, 1.0)
 
 
 def _card_field(card: Any, name: str) -> str:

@@ -16,7 +16,7 @@ exceed the memory budget with blended overlaps, clip the output to [0,1].  Compa
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ from PIL import Image
 
 from oldphoto.stages import compat
 from oldphoto.stages.defects import dilate_official
+from oldphoto.stages.normstats import GlobalInstanceNorm
 from oldphoto.stages.tiling import crop_to, pad_to_multiple, plan_tiles, run_tiled, tile_side_for_budget
 from oldphoto.tensors import image_to_tensor, mask_to_tensor, tensor_to_image
 
@@ -47,6 +48,7 @@ class PathModels:
     mapping: Callable[..., torch.Tensor]
     decoder: Callable[[torch.Tensor], torch.Tensor]
     masked: bool  # mapping takes (z, mask)
+    modules: list[torch.nn.Module] = field(default_factory=list)  # for whole-photo instance-norm statistics
 
     def __call__(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         z = self.encoder(x)
@@ -73,10 +75,12 @@ class RestoreStage:
     :class:`~oldphoto.stages.runtime.Runner`).  ``tile``/``overlap`` are in input pixels.
     """
 
-    def __init__(self, run: Callable[..., torch.Tensor], tile: int = 1024, overlap: int = 128) -> None:
+    def __init__(self, run: Callable[..., torch.Tensor], tile: int = 1024, overlap: int = 128,
+                 norm_passes: int = 1) -> None:
         self.run = run
         self.tile = tile
         self.overlap = overlap
+        self.norm_passes = norm_passes  # collect passes for whole-photo instance norm (0 = per tile)
 
     def __call__(self, image: np.ndarray, models: PathModels, path: str,
                  mask: np.ndarray | None = None) -> np.ndarray:
@@ -97,10 +101,21 @@ class RestoreStage:
             inputs.append(mt)
         plan = plan_tiles(x.shape[-2], x.shape[-1], self.tile, self.overlap, multiple)
 
-        def fn(*tiles: torch.Tensor) -> torch.Tensor:
-            return self.run(models, *tiles)
+        if plan.count == 1 or self.norm_passes <= 0 or not models.modules:
+            y = run_tiled(lambda *t: self.run(models, *t), inputs, plan, out_channels=3)
+        else:
+            with GlobalInstanceNorm(models.modules) as norms:
+                def fn(*tiles: torch.Tensor) -> torch.Tensor:
+                    norms.start_tile()
+                    return self.run(models, *tiles)
 
-        y = crop_to(run_tiled(fn, inputs, plan, out_channels=3), size)
+                for _ in range(self.norm_passes):
+                    norms.collect()
+                    for y0, x0, y1, x1 in plan.boxes():
+                        fn(*[t[..., y0:y1, x0:x1] for t in inputs])
+                norms.apply()
+                y = run_tiled(fn, inputs, plan, out_channels=3)
+        y = crop_to(y, size)
         del x, inputs
         return tensor_to_image(y)
 

@@ -27,15 +27,18 @@ def pad_amounts(size: int, multiple: int) -> int:
     return (-size) % multiple
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int,
-                    mode: str = "reflect") -> tuple[torch.Tensor, tuple[int, int]]:
+def pad_to_multiple(x: torch.Tensor, multiple: int, mode: str = "reflect",
+                    min_size: int = 64) -> tuple[torch.Tensor, tuple[int, int]]:
     """Pad ``N×C×H×W`` at the bottom/right up to multiples of ``multiple``; returns (padded, (H, W)).
 
-    Reflection needs the pad to be smaller than the side; for tiny inputs we fall back to replicating
-    the edge (the padded pixels are cropped away afterwards, they only give the convolutions context).
+    Sides are also padded to at least ``min_size``: the networks' deepest levels (1/16 of the input for
+    the detector) need a few pixels for their own reflection padding.  Reflection needs the pad to be
+    smaller than the side; for tiny inputs we fall back to replicating the edge (the padded pixels are
+    cropped away afterwards, they only give the convolutions context).
     """
     h, w = x.shape[-2:]
-    ph, pw = pad_amounts(h, multiple), pad_amounts(w, multiple)
+    ph = max(pad_amounts(h, multiple), max(0, min_size - h) + pad_amounts(max(h, min_size), multiple))
+    pw = max(pad_amounts(w, multiple), max(0, min_size - w) + pad_amounts(max(w, min_size), multiple))
     if ph == 0 and pw == 0:
         return x, (h, w)
     if mode == "reflect" and (ph >= h or pw >= w):

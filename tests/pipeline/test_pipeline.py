@@ -1,0 +1,224 @@
+"""Restorer end to end with tiny random networks passed explicitly (the product loads weights files)."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import smooth_image, tiny_models
+from oldphoto.pipeline import RestoreOptions, Restorer
+from oldphoto.stages.tone import fit_tone
+
+
+class StripeDetector(torch.nn.Module):
+    """Stand-in detector: defect where the gray input is very dark (so tests control the mask)."""
+
+    def forward(self, x):
+        return (-0.8 - x) * 30.0
+
+
+def restorer(models, **kw):
+    kw.setdefault("faces", False)
+    return Restorer(models=models, device="cpu", **kw)
+
+
+@pytest.mark.parametrize("h,w", [(37, 53), (101, 77), (64, 64), (9, 130)])
+@pytest.mark.parametrize("scratches", ["off", "on"])
+def test_output_has_exactly_the_input_size(models_no_faces, h, w, scratches):
+    img = smooth_image(h, w)
+    result = restorer(models_no_faces, scratches=scratches).restore(img)
+    assert result.image.shape == (h, w, 3) and result.image.dtype == np.float32
+    assert np.isfinite(result.image).all() and result.image.min() >= 0 and result.image.max() <= 1
+    assert result.path == ("quality" if scratches == "off" else "scratch")
+    assert set(result.timings) >= {"defects", "restore"}
+
+
+def test_hr_path_by_flag_and_by_size(models_no_faces):
+    img = smooth_image(48, 80)
+    mask = np.zeros((48, 80), bool)
+    mask[20:22, 10:60] = True
+    assert restorer(models_no_faces, hr=True).restore(img, mask=mask).path == "hr"
+    assert restorer(models_no_faces, hr_above=0.003).restore(img, mask=mask).path == "hr"  # 3840 px > 3000
+    r = restorer(models_no_faces).restore(img, mask=mask)
+    assert r.path == "scratch" and np.array_equal(r.mask, mask)
+    hr = restorer(models_no_faces, hr=True).restore(img, mask=mask)
+    assert hr.mask.sum() > mask.sum()  # the HR path dilates the mask (official 3×3 ×3)
+
+
+def test_user_mask_overrides_detection_and_off_ignores_it(models_no_faces):
+    img = smooth_image(40, 40)
+    mask = np.zeros((40, 40), np.uint8)
+    mask[10:12] = 255
+    r = restorer(models_no_faces, scratches="auto").restore(img, mask=mask)
+    assert r.path == "scratch" and np.array_equal(r.mask, mask > 0)
+    assert restorer(models_no_faces, scratches="off").restore(img, mask=mask).path == "quality"
+    with pytest.raises(ValueError, match="mask is 30×40 pixels but the photo is 40×40"):
+        restorer(models_no_faces).restore(img, mask=np.zeros((40, 30)))
+
+
+def test_auto_decides_from_the_predicted_mask(models_no_faces):
+    models = dict(models_no_faces, detector=StripeDetector())
+    clean = smooth_image(64, 48)
+    assert restorer(models).restore(clean).path == "quality"
+    scratched = clean.copy()
+    scratched[30, 4:44] = 0.0
+    r = restorer(models).restore(scratched)
+    assert r.path == "scratch" and r.mask[30, 10] and r.mask.sum() == 40
+    assert restorer(models, mask_dilation=1).restore(scratched).mask.sum() > 40
+    # a tiny speck below --scratch-min-area stays on the quality path
+    speck = clean.copy()
+    speck[5, 5] = 0.0
+    assert restorer(models, scratch_min_area=0.01).restore(speck).path == "quality"
+    assert restorer(models, scratches="on").restore(clean).path == "scratch"
+
+
+def test_scratch_pixels_change_where_the_mask_is(models_no_faces):
+    img = smooth_image(64, 64)
+    mask = np.zeros((64, 64), bool)
+    mask[30:33] = True
+    with_mask = restorer(models_no_faces, scratches="on").restore(img, mask=mask).image
+    without = restorer(models_no_faces, scratches="on").restore(img, mask=np.zeros_like(mask)).image
+    diff = np.abs(with_mask - without).mean(axis=2)
+    assert diff[30:33].mean() > diff[:10].mean()
+
+
+def test_deterministic(models_no_faces):
+    img = smooth_image(70, 90, seed=3)
+    mask = np.zeros((70, 90), bool)
+    mask[40, :] = True
+    a = restorer(models_no_faces).restore(img, mask=mask).image
+    b = restorer(models_no_faces).restore(img, mask=mask).image
+    c = restorer(models_no_faces).restore(img.copy(), mask=mask.copy()).image
+    assert np.array_equal(a, b) and np.array_equal(a, c)
+
+
+def test_tiled_photo_has_no_seams_and_whole_photo_norms_help(models_no_faces):
+    """Exact agreement is tested with exact statistics in tests/stages/test_normstats.py; here the product
+    path: random tiny networks are very sensitive to instance-norm statistics, so we check that the
+    whole-photo statistics bring tiles closer to the whole-image result than per-tile ones, and that no
+    seam is visible."""
+    img = smooth_image(192, 256, seed=5)
+    whole = restorer(models_no_faces, scratches="off").restore(img).image
+    diffs = {}
+    for mode in ("global", "tile"):
+        tiled = restorer(models_no_faces, scratches="off", tile=128, tile_norm=mode).restore(img).image
+        assert tiled.shape == whole.shape
+        diffs[mode] = np.abs(tiled - whole).mean()
+        if mode == "global":
+            # no visible seam: column-to-column change at tile boundaries is like elsewhere
+            gx = np.abs(np.diff(tiled, axis=1)).mean(axis=(0, 2))
+            gy = np.abs(np.diff(tiled, axis=0)).mean(axis=(1, 2))
+            assert gx.max() < 3 * np.median(gx) and gy.max() < 3 * np.median(gy)
+    assert diffs["global"] < diffs["tile"]
+
+
+def test_bf16_close_to_fp32(models_no_faces):
+    img = smooth_image(64, 80, seed=7)
+    fp32 = restorer(models_no_faces, scratches="off").restore(img).image
+    bf16 = restorer(models_no_faces, scratches="off", precision="bf16").restore(img).image
+    assert np.abs(bf16 - fp32).mean() < 0.02 and not np.array_equal(bf16, fp32)
+
+
+def test_fp16_on_cpu_is_refused(models_no_faces):
+    with pytest.raises(ValueError, match="fp16 needs a GPU"):
+        restorer(models_no_faces, precision="fp16")
+
+
+def test_gray_photo_stays_gray(models_no_faces):
+    g = smooth_image(64, 64)[..., 0]
+    gray = np.repeat(g[..., None], 3, axis=2)
+    out = restorer(models_no_faces, scratches="off").restore(gray).image
+    assert fit_tone(gray).gray
+    assert np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 0], out[..., 2])
+    coloured = restorer(models_no_faces, scratches="off", keep_tone=False).restore(gray).image
+    assert not np.array_equal(coloured[..., 0], coloured[..., 2])  # random nets do tint it
+
+
+@pytest.mark.parametrize("h,w,scratches,size", [(37, 53, "off", (36, 52)), (37, 53, "on", (32, 48)),
+                                                (450, 298, "off", (448, 296))])
+def test_compat_mode_follows_the_official_sizes_and_stretch(models_no_faces, h, w, scratches, size):
+    img = smooth_image(h, w)
+    r = restorer(models_no_faces, compat="official", scratches=scratches).restore(img)
+    assert r.stage1.shape[:2] == size
+    assert r.stage1.min() == 0.0 and r.stage1.max() == 1.0  # min–max stretched
+    levels = r.stage1 * 255
+    assert np.array_equal(levels, np.round(levels))  # exactly 8-bit levels, as the official PNG
+    assert r.image.shape == (h, w, 3)  # resized back for writing over the original
+
+
+def test_compat_quality_equals_the_official_formula(models_no_faces):
+    """Stage-1 compat output = save_image((VAE_B.dec(map(VAE_A.enc(x)))+1)/2, normalize=True)."""
+    img = smooth_image(41, 30)
+    r = restorer(models_no_faces, compat="official", scratches="off").restore(img)
+    u8 = (np.clip(np.floor(img * 255 + 0.5), 0, 255)).astype(np.uint8)
+    u8 = np.asarray(Image.fromarray(u8).resize((32, 40), Image.BILINEAR))
+    x = torch.from_numpy(np.ascontiguousarray(u8.transpose(2, 0, 1))).float().div(255).sub(0.5).div(0.5)[None]
+    m = models_no_faces
+    with torch.no_grad():
+        y = m["vae_b_quality"].decoder(m["mapping_quality"](m["vae_a"].encoder(x)))
+    t = ((y + 1) / 2)[0]
+    lo, hi = float(t.min()), float(t.max())
+    expected = t.clamp(lo, hi).sub(lo).div(max(hi - lo, 1e-5)).mul(255).add(0.5).clamp(0, 255).to(torch.uint8)
+    assert np.array_equal(np.round(r.stage1 * 255).astype(np.uint8), expected.permute(1, 2, 0).numpy())
+
+
+def test_models_are_loaded_once_and_reused(models_no_faces):
+    r = restorer(models_no_faces)
+    img = smooth_image(32, 32)
+    r.restore(img)
+    first = dict(r._loaded)
+    r.restore(img)
+    assert r._loaded == first and all(first[k] is r._loaded[k] for k in first)
+
+
+def test_faces_off_with_a_notice_when_no_face_weights(models_no_faces):
+    r = Restorer(models=models_no_faces, device="cpu")
+    assert not r.faces_enabled and any("face enhancement is off" in n for n in r.notices)
+
+
+def test_faces_on_by_default_with_face_weights(models):
+    r = Restorer(models=models, device="cpu")
+    assert r.faces_enabled and r.face_size == 256
+
+
+def test_options_round_trip_through_argparse():
+    parser = argparse.ArgumentParser()
+    RestoreOptions.add_arguments(parser)
+    args = parser.parse_args(["--scratches", "on", "--hr", "--no-faces", "--precision", "bf16",
+                              "--max-memory", "1G", "--mask-dilation", "2", "--compat", "official"])
+    o = RestoreOptions.from_args(args)
+    assert (o.scratches, o.hr, o.faces, o.precision, o.max_memory, o.mask_dilation, o.compat) == (
+        "on", True, False, "bf16", "1G", 2, "official")
+    assert RestoreOptions.from_args(parser.parse_args([])) == RestoreOptions()
+    with pytest.raises(ValueError, match="--mask-threshold"):
+        RestoreOptions(mask_threshold=1.5).validate()
+
+
+def test_missing_weights_is_an_error_that_says_what_to_do(tmp_path, monkeypatch):
+    store = pytest.importorskip("oldphoto.weights.store")
+    monkeypatch.setenv("OLDPHOTO_WEIGHTS", str(tmp_path / "none"))
+    monkeypatch.setattr(store, "bundled_weights_dir", lambda: tmp_path / "nobundle")
+    with pytest.raises(store.MissingWeightsError, match="oldphoto weights import"):
+        Restorer(weights=tmp_path / "empty", device="cpu", faces=False)
+
+
+def test_bad_images_are_rejected(models_no_faces):
+    r = restorer(models_no_faces)
+    with pytest.raises(ValueError, match="float pixels"):
+        r.restore(np.zeros((16, 16, 3), np.uint8))
+    with pytest.raises(ValueError, match="RGB image"):
+        r.restore(np.zeros((16, 16, 4), np.float32))
+    with pytest.raises(ValueError, match="NaN"):
+        r.restore(np.full((16, 16, 3), np.nan, np.float32))
+
+
+def test_explicit_models_are_checked_when_used():
+    r = Restorer(models=tiny_models(faces=False), device="cpu", faces=False, scratches="off")
+    r.restore(smooth_image(16, 16))
+    incomplete = {k: v for k, v in tiny_models(faces=False).items() if k != "mapping_scratch"}
+    with pytest.raises(Exception, match="mapping_scratch"):
+        Restorer(models=incomplete, device="cpu", faces=False, scratches="on").restore(smooth_image(16, 16))
