@@ -55,8 +55,12 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
 def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path,
              title: str = "Defect detection ROC") -> Path:
     """Write a PNG with one ROC curve per entry (label -> (fpr, tpr)), AUC in the legend."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError as exc:
+        from oldphoto.metrics.features import OptionalPackageMissing
 
+        raise OptionalPackageMissing("the ROC plot needs matplotlib: pip install matplotlib") from exc
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
