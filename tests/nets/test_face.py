@@ -13,9 +13,9 @@ from oldphoto.nets.face import FaceGenerator, fold_spectral_norm
 OFFICIAL_PARAMS = 92_059_587
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def one_thread():
-    # tiny networks: a second intra-op thread only adds synchronisation cost (large on a busy machine)
+    # on the shared 2-core machine a second intra-op thread makes these forwards many times slower
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -55,7 +55,7 @@ def test_fold_uses_stored_vectors_not_power_iteration():
     assert folded["b.weight"] is w
 
 
-def test_training_form_eval_equals_folded_form_batched(one_thread):
+def test_training_form_eval_equals_folded_form_batched():
     torch.manual_seed(0)
     net = FaceGenerator(ngf=2, size=64, spade_hidden=8).double()
     net.train()
