@@ -1,0 +1,581 @@
+"""Stage definitions: what each training stage builds, feeds and optimises.
+
+* ``vae_a``: VAE_A (G) + image D + latent D; KL + α·L1 + LSGAN + λ_feat·FM + λ_vgg·VGG on real old and
+  synthetic photos, plus the latent LSGAN between real-old and synthetic latents (Eq. 2–4);
+* ``vae_b``: VAE_B (G) + image D on clean photos, the same loss without the latent term;
+* ``mapping_quality``: QualityMapping (M) + conditional D, VAE_A encoder and VAE_B decoder frozen;
+  λ1·L1(M(z_x), z_y) + LSGAN + λ2·(FM + VGG) (Eq. 5–6);
+* ``mapping_scratch``: ScratchMapping (partial non-local), same loss, photos with white-filled defects;
+* ``mapping_hr``: PatchAttentionMapping, same;
+* ``detector``: DefectDetector, weighted CE + β·focal (Eq. 11–15) on synthetic scratches;
+* ``face``: FaceGenerator + face D, λ_vgg·VGG + LSGAN (+ FM) (Eq. 17–18); its input is the stage-1
+  output of degraded faces when a stage-1 chain is configured (joint training).
+
+GAN terms start at ``gan_start`` (a reconstruction warm-up; 0 = from the first step, as in the paper).
+``lambda_*`` weights follow the paper (α = 10, λ1 = 60, λ2 = 10) in the official config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from oldphoto.train import data as D
+from oldphoto.train import distributed
+from oldphoto.train.distributed import DistInfo
+from oldphoto.train.losses import detector_loss, feature_matching_loss, kl_loss, lsgan_loss
+
+
+def build_net(arch: str, config: dict[str, Any]) -> nn.Module:
+    from oldphoto.nets import architecture
+
+    return architecture(arch)(**config)
+
+
+def _requires_grad(module: nn.Module, flag: bool) -> None:
+    for p in module.parameters():
+        p.requires_grad_(flag)
+
+
+def load_trained(source: str | Path, role: str, arch: str, net_key: str = "G") -> nn.Module:
+    """A frozen network from a training run directory (``checkpoint.pt``) or a weights folder
+    (``<role>.safetensors``)."""
+    source = Path(source)
+    ckpt = source / "checkpoint.pt" if source.is_dir() else source
+    if ckpt.name == "checkpoint.pt" and ckpt.is_file():
+        from oldphoto.train.trainer import load_checkpoint
+
+        state = load_checkpoint(ckpt)
+        cfg = state["config"]["nets"][net_key]
+        net = build_net(arch, cfg)
+        net.load_state_dict(state["nets"][net_key])
+    elif source.is_dir() and (source / f"{role}.safetensors").is_file():
+        from oldphoto.weights import load_model
+
+        net = load_model(role, weights_dir=source)
+    else:
+        raise FileNotFoundError(f"{source}: neither a training run (checkpoint.pt) nor a weights folder "
+                                f"with {role}.safetensors")
+    net.eval()
+    _requires_grad(net, False)
+    return net
+
+
+class Stage:
+    """Base class: networks, Adam optimisers, DDP wrappers, checkpoint state."""
+
+    name = ""
+    #: stage network key -> (weights role, architecture) written by ``oldphoto train export``
+    exports: dict[str, tuple[str, str]] = {}
+
+    def __init__(self, cfg: dict[str, Any], info: DistInfo) -> None:
+        self.cfg = cfg
+        self.info = info
+        self.device = info.device
+        self.nets: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.ddp: dict[str, nn.Module] = {}
+        self.batch_size = int(cfg.get("batch_size", 4))
+        self.crop = int(cfg.get("crop", 128))
+        self.gan_start = int(cfg.get("gan_start", 0))
+        self._perceptual = None
+
+    # -- construction helpers
+    def add_net(self, key: str, arch: str, default: dict[str, Any] | None = None) -> nn.Module:
+        cfg = dict(default or {})
+        cfg.update(self.cfg.get("nets", {}).get(key, {}))
+        self.cfg.setdefault("nets", {})[key] = cfg  # record the resolved config in checkpoints
+        net = build_net(arch, cfg).to(self.device)
+        net.train()
+        self.nets[key] = net
+        lr = float(self.cfg.get("lr", 2e-4))
+        betas = tuple(self.cfg.get("betas", (0.5, 0.999)))
+        self.optimizers[key] = torch.optim.Adam(net.parameters(), lr=lr, betas=betas)
+        return net
+
+    def perceptual(self):
+        if self._perceptual is None:
+            from oldphoto.train.perceptual import PerceptualLoss, build_feature_net
+
+            feats = build_feature_net(self.cfg.get("vgg19"), int(self.cfg.get("vgg_layers", 5)))
+            self._perceptual = PerceptualLoss(feats).to(self.device)
+        return self._perceptual
+
+    def wrap_distributed(self) -> None:
+        find_unused = bool(self.cfg.get("find_unused_parameters", False))
+        self.ddp = {k: distributed.wrap(v, self.info, find_unused) for k, v in self.nets.items()}
+
+    def net_states(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {k: v.state_dict() for k, v in self.nets.items()}
+
+    def load_state(self, nets: dict[str, Any], optims: dict[str, Any]) -> None:
+        for k, net in self.nets.items():
+            net.load_state_dict(nets[k])
+        for k, opt in self.optimizers.items():
+            opt.load_state_dict(optims[k])
+
+    def weight(self, name: str, default: float) -> float:
+        return float(self.cfg.get(name, default))
+
+    def to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+    # -- GAN helpers
+    def gan_active(self, step: int) -> bool:
+        return step >= self.gan_start and self.weight("lambda_gan", 1.0) > 0
+
+    def generator_gan_terms(self, d_key: str, fake_in: torch.Tensor, real_in: torch.Tensor
+                            ) -> dict[str, torch.Tensor]:
+        """LSGAN + feature matching for the generator, through the *unwrapped* D (no DDP sync, no D grads)."""
+        disc = self.nets[d_key]
+        _requires_grad(disc, False)
+        fake_out = disc(fake_in)
+        terms = {"g_gan": lsgan_loss(fake_out, True) * self.weight("lambda_gan", 1.0)}
+        lam_feat = self.weight("lambda_feat", 10.0)
+        if lam_feat > 0:
+            with torch.no_grad():
+                real_out = disc(real_in)
+            terms["g_feat"] = feature_matching_loss(fake_out, real_out) * lam_feat
+        _requires_grad(disc, True)
+        return terms
+
+    def discriminator_step(self, d_key: str, fake_in: torch.Tensor, real_in: torch.Tensor) -> torch.Tensor:
+        disc = self.ddp[d_key]
+        opt = self.optimizers[d_key]
+        loss = 0.5 * (lsgan_loss(disc(fake_in.detach()), False) + lsgan_loss(disc(real_in), True))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    def idle_step(self, key: str) -> None:
+        """Keep a net's optimizer/scheduler bookkeeping consistent while its loss is switched off."""
+
+    # -- interface for the trainer
+    def batches(self, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def samples(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {}
+
+    def main_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The stage's supervised objective on ``batch`` without updating anything (tests, monitoring)."""
+        raise NotImplementedError
+
+    def pool(self, rng: np.random.Generator | None = None) -> list[np.ndarray]:
+        if not hasattr(self, "_pool"):
+            sources = self.cfg.get("photos", ["corpus:train", "skimage"])
+            self._pool, self.photo_source = D.resolve_pool(sources, int(self.cfg.get("max_side", 768)),
+                                                           self.crop)
+            self.cfg["photo_source_used"] = self.photo_source
+            if self.info.is_main:
+                print(f"[{self.name}] {len(self._pool)} clean photos from {self.photo_source}", flush=True)
+        return self._pool
+
+
+# ---------------------------------------------------------------------------------------------------------
+class VAEStage(Stage):
+    """VAE_B on clean photos (``vae_b``); the base of VAE_A."""
+
+    name = "vae_b"
+    exports = {"G": ("vae_b_quality", "vae")}
+
+    def __init__(self, cfg: dict[str, Any], info: DistInfo) -> None:
+        super().__init__(cfg, info)
+        self.add_net("G", "vae", {"width": 64})
+        if self.weight("lambda_gan", 1.0) > 0:
+            self.add_net("D", "multiscale_discriminator", {"in_channels": 3})
+
+    def images(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        pool = self.pool()
+        crops = [D.random_crop(pool, rng, self.crop) for _ in range(self.batch_size)]
+        return {"image": D.to_batch(crops)}
+
+    def batches(self, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
+        while True:
+            yield self.images(rng)
+
+    def vae_terms(self, x: torch.Tensor, step: int
+                  ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        recon, z, _ = self.ddp["G"](x)
+        terms = {"kl": kl_loss(z) * self.weight("lambda_kl", 1.0),
+                 "l1": F.l1_loss(recon, x) * self.weight("lambda_l1", 10.0)}
+        lam_vgg = self.weight("lambda_vgg", 10.0)
+        if lam_vgg > 0 and step >= int(self.cfg.get("vgg_start", 0)):
+            terms["vgg"] = self.perceptual()(recon, x) * lam_vgg
+        if "D" in self.nets and self.gan_active(step):
+            terms.update(self.generator_gan_terms("D", recon, x))
+        return terms, recon, z
+
+    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        x = self.to_device(batch)["image"]
+        terms, recon, _ = self.vae_terms(x, step)
+        loss = sum(terms.values())
+        opt = self.optimizers["G"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        out = {k: v.detach() for k, v in terms.items()}
+        if "D" in self.nets and self.gan_active(step):
+            out["d"] = self.discriminator_step("D", recon, x)
+        out["total"] = loss.detach()
+        return out
+
+    def main_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        x = self.to_device(batch)["image"]
+        with torch.no_grad():
+            recon, z, _ = self.nets["G"](x)
+            return (F.l1_loss(recon, x) * self.weight("lambda_l1", 10.0)
+                    + kl_loss(z) * self.weight("lambda_kl", 1.0))
+
+    def samples(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        x = self.to_device(batch)["image"]
+        g = self.nets["G"]
+        g.eval()
+        with torch.no_grad():
+            y = g.decode(g.encode(x))
+        g.train()
+        return {"input": x, "reconstruction": y}
+
+
+class VAEAStage(VAEStage):
+    """VAE_A on real old photos + synthetic degraded photos, with the latent discriminator (Eq. 3–4)."""
+
+    name = "vae_a"
+    exports = {"G": ("vae_a", "vae")}
+
+    def __init__(self, cfg: dict[str, Any], info: DistInfo) -> None:
+        super().__init__(cfg, info)
+        self.latent_gan = self.weight("lambda_latent_gan", 1.0) > 0
+        if self.latent_gan:
+            width = int(self.cfg["nets"]["G"].get("width", 64))
+            self.add_net("DL", "latent_discriminator", {"in_channels": width})
+
+    def real_pool(self) -> list[np.ndarray]:
+        if not hasattr(self, "_real_pool"):
+            src = self.cfg.get("real_old") or [str(D.default_real_old_dir())]
+            self._real_pool, used = D.resolve_pool(src, int(self.cfg.get("max_side", 768)), self.crop)
+            self.cfg["real_old_used"] = used
+            if self.info.is_main:
+                print(f"[{self.name}] {len(self._real_pool)} real old photos from {used}", flush=True)
+        return self._real_pool
+
+    def images(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        n_real = max(1, self.batch_size // 2)
+        real = [D.random_crop(self.real_pool(), rng, self.crop) for _ in range(n_real)]
+        kind = self.cfg.get("degradation", "mixed")
+        synth = [D.synthesize(D.random_crop(self.pool(), rng, self.crop), rng, kind)[0]
+                 for _ in range(self.batch_size - n_real)]
+        is_real = torch.tensor([True] * len(real) + [False] * len(synth))
+        return {"image": D.to_batch(real + synth), "is_real": is_real}
+
+    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        b = self.to_device(batch)
+        x, is_real = b["image"], b["is_real"]
+        terms, recon, z = self.vae_terms(x, step)
+        use_latent = self.latent_gan and step >= int(self.cfg.get("latent_gan_start", 0))
+        if use_latent and is_real.any() and (~is_real).any():
+            dl = self.nets["DL"]
+            _requires_grad(dl, False)
+            # the encoder tries to make real-old latents look synthetic ("real" for DL)
+            terms["latent_g"] = lsgan_loss(dl(z[is_real]), True) * self.weight("lambda_latent_gan", 1.0)
+            _requires_grad(dl, True)
+        loss = sum(terms.values())
+        opt = self.optimizers["G"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        out = {k: v.detach() for k, v in terms.items()}
+        if "D" in self.nets and self.gan_active(step):
+            out["d"] = self.discriminator_step("D", recon, x)
+        if "latent_g" in terms:
+            dl = self.ddp["DL"]
+            zd = z.detach()
+            d_loss = 0.5 * (lsgan_loss(dl(zd[~is_real]), True) + lsgan_loss(dl(zd[is_real]), False))
+            self.optimizers["DL"].zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.optimizers["DL"].step()
+            out["d_latent"] = d_loss.detach()
+        out["total"] = loss.detach()
+        return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+class MappingStage(Stage):
+    """Latent mapping between frozen VAEs (quality: no mask)."""
+
+    name = "mapping_quality"
+    arch = "mapping_quality"
+    exports = {"M": ("mapping_quality", "mapping_quality")}
+    uses_mask = False
+
+    def __init__(self, cfg: dict[str, Any], info: DistInfo) -> None:
+        super().__init__(cfg, info)
+        for key in ("vae_a", "vae_b"):
+            if not cfg.get(key):
+                raise ValueError(f"stage {self.name} needs '{key}': a trained run directory "
+                                 "or weights folder")
+        self.vae_a = load_trained(cfg["vae_a"], "vae_a", "vae").to(self.device)
+        self.vae_b = load_trained(cfg["vae_b"], "vae_b_quality", "vae").to(self.device)
+        width_a = self.vae_a.config["width"]
+        width_b = self.vae_b.config["width"]
+        if width_a != width_b:
+            raise ValueError(f"VAE_A latent width {width_a} != VAE_B latent width {width_b}")
+        self.add_net("M", self.arch, {"latent_channels": width_a})
+        if self.weight("lambda_gan", 1.0) > 0:
+            self.add_net("D", "multiscale_discriminator", {"in_channels": 6})
+
+    def batches(self, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
+        pool = self.pool()
+        while True:
+            clean, degraded, masks = [], [], []
+            for _ in range(self.batch_size):
+                crop = D.random_crop(pool, rng, self.crop)
+                if self.uses_mask:
+                    kind = "unstructured" if rng.random() < float(self.cfg.get("p_no_hole", 0.3)) else "mixed"
+                    x, y, m = D.synthesize(crop, rng, kind)
+                    x = x * (1 - m[..., None]) + m[..., None]  # holes are white, as at test time
+                    masks.append(m)
+                else:
+                    x, y, _ = D.synthesize(crop, rng, self.cfg.get("degradation", "unstructured"))
+                clean.append(y)
+                degraded.append(x)
+            batch = {"clean": D.to_batch(clean), "degraded": D.to_batch(degraded)}
+            if self.uses_mask:
+                batch["mask"] = torch.from_numpy(np.stack(masks))[:, None]
+            yield batch
+
+    def map(self, net: nn.Module, z: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return net(z, mask) if self.uses_mask else net(z)
+
+    def map_train(self, z: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return self.map(self.ddp["M"], z, mask)
+
+    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        b = self.to_device(batch)
+        x, y, mask = b["degraded"], b["clean"], b.get("mask")
+        with torch.no_grad():
+            z_x = self.vae_a.encode(x)
+            z_y = self.vae_b.encode(y)
+        z_m = self.map_train(z_x, mask)
+        terms = {"latent_l1": F.l1_loss(z_m, z_y) * self.weight("lambda_latent", 60.0)}
+        need_image = any(self.weight(k, d) > 0 for k, d in (("lambda_vgg", 10.0), ("lambda_image_l1", 0.0))) \
+            or ("D" in self.nets and self.gan_active(step))
+        out_img = None
+        if need_image:
+            out_img = self.vae_b.decode(z_m)
+            if self.weight("lambda_image_l1", 0.0) > 0:
+                terms["image_l1"] = F.l1_loss(out_img, y) * self.weight("lambda_image_l1", 0.0)
+            if self.weight("lambda_vgg", 10.0) > 0:
+                terms["vgg"] = self.perceptual()(out_img, y) * self.weight("lambda_vgg", 10.0)
+            if "D" in self.nets and self.gan_active(step):
+                terms.update(self.generator_gan_terms("D", torch.cat([x, out_img], 1), torch.cat([x, y], 1)))
+        loss = sum(terms.values())
+        opt = self.optimizers["M"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        out = {k: v.detach() for k, v in terms.items()}
+        if out_img is not None and "D" in self.nets and self.gan_active(step):
+            out["d"] = self.discriminator_step("D", torch.cat([x, out_img.detach()], 1), torch.cat([x, y], 1))
+        out["total"] = loss.detach()
+        return out
+
+    def main_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        b = self.to_device(batch)
+        with torch.no_grad():
+            z_m = self.map(self.nets["M"], self.vae_a.encode(b["degraded"]), b.get("mask"))
+            return F.l1_loss(z_m, self.vae_b.encode(b["clean"])) * self.weight("lambda_latent", 60.0)
+
+    def samples(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        b = self.to_device(batch)
+        m = self.nets["M"]
+        m.eval()
+        with torch.no_grad():
+            out = self.vae_b.decode(self.map(m, self.vae_a.encode(b["degraded"]), b.get("mask")))
+        m.train()
+        return {"degraded": b["degraded"], "restored": out, "clean": b["clean"]}
+
+
+class ScratchMappingStage(MappingStage):
+    name = "mapping_scratch"
+    arch = "mapping_scratch"
+    exports = {"M": ("mapping_scratch", "mapping_scratch")}
+    uses_mask = True
+
+
+class PatchAttentionMappingStage(MappingStage):
+    name = "mapping_hr"
+    arch = "mapping_patch_attention"
+    exports = {"M": ("mapping_hr", "mapping_patch_attention")}
+    uses_mask = True
+
+    def map_train(self, z: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        # the training form (soft all-vs-all attention) is differentiable; DDP needs forward(), so the
+        # training form is only used unwrapped (single process) and the wrapped call uses forward()
+        net = self.ddp["M"]
+        if net is self.nets["M"] and hasattr(net, "training_forward"):
+            return net.training_forward(z, mask)
+        return net(z, mask)
+
+
+# ---------------------------------------------------------------------------------------------------------
+class DetectorStage(Stage):
+    name = "detector"
+    exports = {"N": ("detector", "detector")}
+
+    def __init__(self, cfg: dict[str, Any], info: DistInfo) -> None:
+        super().__init__(cfg, info)
+        if self.crop % 16:
+            raise ValueError(f"detector crop must be a multiple of 16, got {self.crop}")
+        self.add_net("N", "detector", {"width": 64, "depth": 4})
+
+    def batches(self, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
+        pool = self.pool()
+        while True:
+            imgs, masks = [], []
+            for _ in range(self.batch_size):
+                x, _, m = D.synthesize(D.random_crop(pool, rng, self.crop), rng,
+                                       self.cfg.get("degradation", "mixed"))
+                imgs.append(D.gray(x)[..., None])
+                masks.append(m)
+            yield {"image": D.to_batch(imgs), "mask": torch.from_numpy(np.stack(masks))[:, None]}
+
+    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        b = self.to_device(batch)
+        logits = self.ddp["N"](b["image"])
+        loss, parts = detector_loss(logits, b["mask"], gamma=self.weight("focal_gamma", 0.2),
+                                    beta=self.weight("focal_beta", 10.0))
+        opt = self.optimizers["N"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {**parts, "total": loss.detach()}
+
+    def main_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        b = self.to_device(batch)
+        with torch.no_grad():
+            return detector_loss(self.nets["N"](b["image"]), b["mask"], self.weight("focal_gamma", 0.2),
+                                 self.weight("focal_beta", 10.0))[0]
+
+    def samples(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        b = self.to_device(batch)
+        n = self.nets["N"]
+        n.eval()
+        with torch.no_grad():
+            p = torch.sigmoid(n(b["image"]))
+        n.train()
+        return {"input": b["image"], "mask": b["mask"] * 2 - 1, "prediction": p * 2 - 1}
+
+
+# ---------------------------------------------------------------------------------------------------------
+class FaceStage(Stage):
+    """Face generator on a folder of aligned faces; joint training feeds it stage-1 outputs."""
+
+    name = "face"
+    exports = {"G": ("face_256", "face_generator")}
+
+    def __init__(self, cfg: dict[str, Any], info: DistInfo) -> None:
+        super().__init__(cfg, info)
+        g = self.add_net("G", "face_generator", {"size": 256})
+        self.size = int(g.config["size"])
+        if self.weight("lambda_gan", 1.0) > 0:
+            self.add_net("D", "multiscale_discriminator", {"in_channels": 3})
+        self.stage1 = None
+        if cfg.get("vae_a") and cfg.get("vae_b") and cfg.get("mapping"):
+            mapping = load_trained(cfg["mapping"], "mapping_quality", "mapping_quality", "M")
+            vae_a = load_trained(cfg["vae_a"], "vae_a", "vae")
+            vae_b = load_trained(cfg["vae_b"], "vae_b_quality", "vae")
+            self.stage1 = (vae_a.to(self.device), mapping.to(self.device), vae_b.to(self.device))
+
+    def batches(self, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
+        faces_dir = self.cfg.get("faces")
+        if not faces_dir:
+            raise ValueError("stage face needs 'faces': a folder of aligned face crops")
+        pool = D.load_pool(faces_dir, max_side=self.size, min_side=32)
+        while True:
+            clean, degraded = [], []
+            for _ in range(self.batch_size):
+                face = _resize(pool[int(rng.integers(len(pool)))], self.size)
+                y = D.random_crop([face], rng, self.size)  # full-size "crop" + random flip
+                x, y, _ = D.synthesize(y, rng, self.cfg.get("degradation", "unstructured"))
+                clean.append(y)
+                degraded.append(x)
+            yield {"clean": D.to_batch(clean), "degraded": D.to_batch(degraded)}
+
+    def stage1_output(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stage1 is None:
+            return x
+        vae_a, mapping, vae_b = self.stage1
+        with torch.no_grad():
+            return vae_b.decode(mapping(vae_a.encode(x)))
+
+    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        b = self.to_device(batch)
+        x = self.stage1_output(b["degraded"])
+        y = b["clean"]
+        out = self.ddp["G"](x)
+        terms = {"vgg": self.perceptual()(out, y) * self.weight("lambda_vgg", 10.0)}
+        if self.weight("lambda_image_l1", 0.0) > 0:
+            terms["image_l1"] = F.l1_loss(out, y) * self.weight("lambda_image_l1", 0.0)
+        if "D" in self.nets and self.gan_active(step):
+            terms.update(self.generator_gan_terms("D", out, y))
+        loss = sum(terms.values())
+        opt = self.optimizers["G"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        res = {k: v.detach() for k, v in terms.items()}
+        if "D" in self.nets and self.gan_active(step):
+            res["d"] = self.discriminator_step("D", out, y)
+        res["total"] = loss.detach()
+        return res
+
+    def main_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        b = self.to_device(batch)
+        with torch.no_grad():
+            out = self.nets["G"](self.stage1_output(b["degraded"]))
+            return self.perceptual()(out, b["clean"]) * self.weight("lambda_vgg", 10.0)
+
+    def samples(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        b = self.to_device(batch)
+        x = self.stage1_output(b["degraded"])
+        with torch.no_grad():
+            out = self.nets["G"](x)
+        return {"degraded": b["degraded"], "stage1": x, "enhanced": out, "clean": b["clean"]}
+
+
+def _resize(img: np.ndarray, size: int) -> np.ndarray:
+    from PIL import Image
+
+    if img.shape[0] == size and img.shape[1] == size:
+        return img
+    return np.asarray(Image.fromarray(img).resize((size, size), Image.Resampling.BICUBIC))
+
+
+STAGES: dict[str, type[Stage]] = {
+    "vae_a": VAEAStage,
+    "vae_b": VAEStage,
+    "mapping_quality": MappingStage,
+    "mapping_scratch": ScratchMappingStage,
+    "mapping_hr": PatchAttentionMappingStage,
+    "detector": DetectorStage,
+    "face": FaceStage,
+}
+
+
+def build_stage(name: str, cfg: dict[str, Any], info: DistInfo) -> Stage:
+    try:
+        cls = STAGES[name]
+    except KeyError:
+        raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}") from None
+    return cls(cfg, info)

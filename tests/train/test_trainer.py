@@ -1,0 +1,119 @@
+"""Checkpoints, --resume, the LR schedule, the CLI and the DDP path (2 CPU processes, gloo)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from oldphoto.train.config import ConfigError, load_stage_config
+from oldphoto.train.trainer import linear_decay, load_checkpoint, train
+
+# GAN + VGG off: the resume test is about state, and a smaller graph keeps it fast
+CFG = ["lambda_vgg=0", "nets.D.num_D=1"]
+
+
+def _cfg(tmp_path, stage="vae_b", extra=()):
+    return load_stage_config("tiny", stage, [*CFG, *extra], runs_dir=tmp_path)
+
+
+def test_linear_decay_schedule():
+    f = linear_decay(10, 4)
+    assert [f(s) for s in (0, 3, 4, 7, 10, 12)] == [1.0, 1.0, 1.0, 0.5, 0.0, 0.0]
+
+
+def test_resume_restores_optimizer_state_and_continues_identically(tmp_path):
+    straight = train("vae_b", _cfg(tmp_path), tmp_path / "a", steps=4, quiet=True)
+    train("vae_b", _cfg(tmp_path), tmp_path / "b", steps=2, quiet=True)
+    ckpt = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
+    assert ckpt["step"] == 2
+    saved_state = ckpt["optims"]["G"]["state"]
+    assert saved_state and all(int(s["step"]) == 2 for s in saved_state.values())
+
+    resumed = train("vae_b", _cfg(tmp_path), tmp_path / "b", steps=4, resume=True, quiet=True)
+    assert resumed["step"] == 4
+    # the optimiser state was restored (Adam step counters continue from 2) ...
+    opt_state = resumed["stage"].optimizers["G"].state_dict()["state"]
+    assert all(int(s["step"]) == 4 for s in opt_state.values())
+    # ... and so were weights, moments, scheduler and RNG streams: same result as an uninterrupted run
+    a = straight["stage"].nets["G"].state_dict()
+    b = resumed["stage"].nets["G"].state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    sched = load_checkpoint(tmp_path / "b" / "checkpoint.pt")["scheds"]["G"]
+    assert sched["last_epoch"] == 4
+
+
+def test_resume_refuses_other_stage(tmp_path):
+    train("vae_b", _cfg(tmp_path, extra=["lambda_gan=0"]), tmp_path / "r", steps=1, quiet=True)
+    cfg = _cfg(tmp_path, "detector", ["crop=32"])
+    with pytest.raises(RuntimeError, match="belongs to stage"):
+        train("detector", cfg, tmp_path / "r", steps=1, resume=True, quiet=True)
+
+
+def test_logs_and_samples_written(tmp_path):
+    cfg = _cfg(tmp_path, extra=["lambda_gan=0", "sample_every=1"])
+    train("vae_b", cfg, tmp_path / "l", steps=1, quiet=True)
+    lines = (tmp_path / "l" / "log.jsonl").read_text().splitlines()
+    assert "loss/l1" in json.loads(lines[-1])
+    assert list((tmp_path / "l" / "samples").glob("step_*.png"))
+    assert json.loads((tmp_path / "l" / "config.json").read_text())["stage"] == "vae_b"
+
+
+def test_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="no such config"):
+        load_stage_config("nope", "vae_b")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    with pytest.raises(ConfigError, match="bad.json"):
+        load_stage_config(str(bad), "vae_b")
+    with pytest.raises(ConfigError, match="key=value"):
+        load_stage_config("tiny", "vae_b", ["oops"])
+    cfg = load_stage_config("tiny", "mapping_quality", ["nets.M.width=24"], runs_dir="R")
+    assert cfg["vae_a"] == "R/vae_a" and cfg["nets"]["M"]["width"] == 24
+
+
+def _env():
+    env = dict(os.environ)
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+@pytest.mark.slow
+def test_cli_train_then_export(tmp_path):
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "oldphoto", "train", "detector", "--config", "tiny", "--out",
+           str(runs / "detector"), "--steps", "2", "--threads", "1", "--set", "crop=32"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "done at step 2" in proc.stdout
+    dest = tmp_path / "weights"
+    proc = subprocess.run([sys.executable, "-m", "oldphoto", "train", "export", "--runs", str(runs),
+                           "--dest", str(dest)], capture_output=True, text=True, env=_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    card = json.loads((dest / "detector.json").read_text())
+    assert card["architecture"] == "detector" and "2 steps" in card["notes"]
+    from oldphoto.weights import load_model
+
+    net = load_model("detector", weights_dir=dest)
+    assert net.config["width"] == 4
+    bad = subprocess.run([sys.executable, "-m", "oldphoto", "train", "vae_b", "--config", "missing.json"],
+                         capture_output=True, text=True, env=_env(), timeout=300)
+    assert bad.returncode == 2 and "missing.json" in bad.stderr
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_with_torchrun(tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "oldphoto", "train", "vae_b", "--config", "tiny", "--out", str(out), "--steps", "2",
+           "--device", "cpu", "--threads", "1", "--set", "lambda_vgg=0", "--set", "nets.D.num_D=1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert "2 ranks, parameters identical: True" in proc.stdout
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    assert ckpt["world_size"] == 2 and ckpt["step"] == 2
