@@ -164,6 +164,11 @@ def test_folder_and_single_file_imports(tmp_path, conformance_dir, capsys, one_t
     rc, out, err = run_cli(["weights", "import", str(lone), "--role", "vae_a", "--dest", str(dest)], capsys)
     assert rc == 0, err
     assert weights.find_card("vae_a", dest).source == "my_vae.pth"
+    bare = tmp_path / "vae_without_suffix"  # torch.save's own zip format must not pass for a release zip
+    torch.save(vae, bare)
+    rc, out, err = run_cli(["weights", "import", str(bare), "--role", "vae_b_quality", "--dest", str(dest)],
+                           capsys)
+    assert rc == 0, err
     rc, _, err = run_cli(["weights", "import", str(lone), "--role", "detector", "--dest", str(dest)], capsys)
     assert rc == 1 and "holds a 'vae' network, but role 'detector' needs 'detector'" in err
 

@@ -301,11 +301,23 @@ def _candidates(path: Path, stack: contextlib.ExitStack) -> Iterator[_Candidate 
                                f"restoration/VAE_A_quality/latest_net_G.pth or detection/FT_Epoch_latest.pt)")
         return
     is_zip = path.suffix.lower() == ".zip"
-    if is_zip or (path.suffix not in _CHECKPOINT_SUFFIXES and zipfile.is_zipfile(path)):
+    if is_zip or (path.suffix not in _CHECKPOINT_SUFFIXES and zipfile.is_zipfile(path)
+                  and not _is_torch_archive(path)):
         yield from _zip_candidates(path, stack)
         return
     yield _Candidate(path.name, role_from_path(path.resolve().parts),
                      lambda _stage: (path, _sha256_file(path)))
+
+
+def _is_torch_archive(path: Path) -> bool:
+    """torch.save writes a zip too (``<name>/data.pkl``); tell it apart from a release zip."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return any(n.endswith("/data.pkl") or n == "data.pkl" for n in names) and not any(
+        n.endswith(_CHECKPOINT_SUFFIXES) for n in names)
 
 
 def _zip_candidates(path: Path, stack: contextlib.ExitStack) -> Iterator[_Candidate | str]:
