@@ -75,6 +75,17 @@ def test_config_errors(tmp_path):
     assert cfg["vae_a"] == "R/vae_a" and cfg["nets"]["M"]["width"] == 24
 
 
+def test_official_preset_builds_official_sizes():
+    from oldphoto.train.stages import build_net
+
+    cfg = load_stage_config("official", "vae_a")
+    vae = build_net("vae", cfg["nets"]["G"])
+    assert sum(p.numel() for p in vae.parameters()) == 872_131
+    cfg = load_stage_config("official", "detector")
+    det = build_net("detector", cfg["nets"]["N"])
+    assert sum(p.numel() for p in det.parameters()) == 37_626_177  # the release's UNet
+
+
 def _env():
     env = dict(os.environ)
     src = str(Path(__file__).resolve().parents[2] / "src")

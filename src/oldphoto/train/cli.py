@@ -45,6 +45,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--metrics", help="JSON file of measured metrics to put into the cards")
     e.add_argument("--stages", nargs="*", help="only these stages (default: every run with a checkpoint)")
     e.set_defaults(func=_run_export)
+    v = sub.add_parser("evaluate", help="held-out PSNR/SSIM vs degraded input and NLM+Telea, detector "
+                                        "ROC-AUC, latent gap (the bundled weights' acceptance table)")
+    src = v.add_mutually_exclusive_group(required=True)
+    src.add_argument("--weights",
+                     help="weights folder to evaluate (also runs the `oldphoto restore` pipeline)")
+    src.add_argument("--runs", help="runs folder to evaluate (networks only)")
+    v.add_argument("--out", help="write the result JSON here")
+    v.add_argument("--latent-gap", nargs="*", default=[], metavar="NAME=RUN",
+                   help="VAE_A runs to compare by real-old vs synthetic latent distance, e.g. "
+                        "with_latent_D=runs/small/vae_a without=runs/small/vae_a_nold")
+    v.set_defaults(func=_run_evaluate)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
 
@@ -76,6 +87,32 @@ def _run_stage(args: argparse.Namespace) -> int:
         print(f"oldphoto train {args.stage}: {exc}", file=sys.stderr)
         return 1
     print(f"[{args.stage}] done at step {result['step']}; checkpoint {out / 'checkpoint.pt'}")
+    return 0
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from oldphoto.train.evaluate import main_evaluate, markdown_table
+
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    gaps = {}
+    for item in args.latent_gap:
+        name, sep, path = item.partition("=")
+        if not sep:
+            print(f"oldphoto train evaluate: --latent-gap {item!r}: expected NAME=RUN", file=sys.stderr)
+            return 2
+        gaps[name] = path
+    try:
+        result = main_evaluate(args.runs, args.weights, args.out, gaps or None)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"oldphoto train evaluate: {exc}", file=sys.stderr)
+        return 1
+    print(markdown_table(result))
+    extra = {k: v for k, v in result.items() if k not in ("unstructured", "mixed")}
+    print(json.dumps(extra, indent=2))
     return 0
 
 

@@ -11,7 +11,10 @@ same photographic tone).  Rows:
 * ``classical``: OpenCV non-local-means + Telea inpainting of the mask our detector finds (unstructured:
   NLM only);
 * ``restored``: our networks as the pipeline chains them: unstructured → VAE_A encoder, quality mapping,
-  VAE_B decoder; mixed → detector mask (p ≥ 0.4), defects filled white, scratch mapping with the mask.
+  VAE_B decoder; mixed → detector mask (p ≥ 0.4), defects filled white, scratch mapping with the mask;
+* ``pipeline``: (with a weights folder) ``oldphoto.Restorer`` itself, i.e. what ``oldphoto restore``
+  writes (faces off), which adds the pipeline's own choices (scratch path only when the mask is large
+  enough, tone keeping, …).
 
 Also: detector ROC-AUC on the mixed crops' masks, and the sliced Wasserstein distance between VAE_A latents
 of real old photos and of synthetic degraded photos (for the latent-discriminator ablation).
@@ -120,7 +123,7 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-def evaluate_restoration(chain: Chain, cases: list[Case]) -> dict[str, Any]:
+def evaluate_restoration(chain: Chain, cases: list[Case], restorer: Any = None) -> dict[str, Any]:
     from oldphoto.metrics.baselines import classical_restore
     from oldphoto.metrics.fullref import psnr, ssim
     from oldphoto.metrics.roc import roc_auc
@@ -145,6 +148,8 @@ def evaluate_restoration(chain: Chain, cases: list[Case]) -> dict[str, Any]:
         rows = {"degraded": case.degraded, "classical": classical}
         if can_restore:
             rows["restored"] = chain.restore(case.degraded, mask)
+        if restorer is not None:
+            rows["pipeline"] = restorer.restore(case.degraded).image
         for row, img in rows.items():
             entry = table.setdefault(case.kind, {}).setdefault(row, {"psnr": [], "ssim": []})
             entry["psnr"].append(psnr(img, case.clean))
@@ -200,11 +205,12 @@ def latent_gap_inputs(size: int = 128, n: int = 24, seed: int = 7,
 def markdown_table(result: dict[str, Any]) -> str:
     lines = ["| degradation | row | PSNR (dB) | SSIM | n |", "|---|---|---|---|---|"]
     for kind in ("unstructured", "mixed"):
-        for row in ("degraded", "classical", "restored"):
+        for row in ("degraded", "classical", "restored", "pipeline"):
             r = result.get(kind, {}).get(row)
             if r:
                 label = {"degraded": "degraded input", "classical": "NLM + Telea (detected mask)",
-                         "restored": "oldphoto (bundled small)"}[row]
+                         "restored": "small networks (chained directly)",
+                         "pipeline": "`oldphoto restore` (bundled weights, faces off)"}[row]
                 lines.append(f"| {kind} | {label} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['n']} |")
     return "\n".join(lines)
 
@@ -212,8 +218,13 @@ def markdown_table(result: dict[str, Any]) -> str:
 def main_evaluate(runs: str | Path | None, weights: str | Path | None, out: str | Path | None,
                   ablation_runs: dict[str, str] | None = None) -> dict[str, Any]:
     chain = Chain.from_weights(weights) if weights else Chain.from_runs(runs)
+    restorer = None
+    if weights:
+        from oldphoto.pipeline import Restorer
+
+        restorer = Restorer(weights=Path(weights), faces=False, device="cpu")
     cases, used = heldout_cases()
-    result = evaluate_restoration(chain, cases)
+    result = evaluate_restoration(chain, cases, restorer)
     result["heldout_source"] = used
     if ablation_runs:
         from oldphoto.train.stages import load_trained
