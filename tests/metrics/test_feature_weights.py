@@ -52,8 +52,8 @@ def test_inception_fid_weights_load_without_bn_counters(tmp_path):
     sd = {k: v for k, v in ref.state_dict().items() if not k.endswith("num_batches_tracked")}
     net = feat.load_inception(_save(sd, tmp_path / "pt_inception_standin.pth"))
     assert net.fid and net.feature_dim == ref.feature_dim
-    x = torch.rand(1, 3, 80, 80)
-    assert torch.allclose(net(net.prepare(x)), ref(ref.prepare(x)))
+    x = torch.rand(1, 3, 80, 80)  # the network directly (not resized to 299): loading is what is tested
+    assert torch.allclose(net(x), ref(x))
     # torchvision-style file (1000 classes) selects the torchvision variant
     tv = feat.InceptionV3(fid=False, width=W, num_classes=1000)
     assert not feat.load_inception(_save(tv.state_dict(), tmp_path / "tv.pth")).fid
@@ -73,9 +73,9 @@ def test_fid_extractor_on_standin(tmp_path, photo):
     path = _save(feat.InceptionV3(width=W).state_dict(), tmp_path / "inc.pth")
     ex = fid_extractor(path)
     # same-size inputs
-    imgs = [photo[i:i + 96, i:i + 96] for i in range(0, 60, 20)]
+    imgs = [photo[i:i + 96, i:i + 96] for i in range(0, 60, 30)]
     f = np.stack([ex(i) for i in imgs])
-    assert f.shape == (3, 2048 // 8)
+    assert f.shape == (2, 2048 // 8)
     assert frechet_from_features(f, f) == pytest.approx(0.0, abs=1e-6)
 
 
