@@ -42,7 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--runs", required=True, help="folder holding the stage run directories (e.g. runs/small)")
     e.add_argument("--dest", required=True,
                    help="weights folder to write (e.g. src/oldphoto/weights/bundled)")
-    e.add_argument("--metrics", help="JSON file of measured metrics to put into the cards")
+    e.add_argument("--metrics", help="JSON file of measured metrics to put into the cards (the output of "
+                                     "`oldphoto train evaluate --out`, or role -> metrics)")
+    e.add_argument("--note", help="text prepended to every card's notes")
     e.add_argument("--stages", nargs="*", help="only these stages (default: every run with a checkpoint)")
     e.set_defaults(func=_run_export)
     v = sub.add_parser("evaluate", help="held-out PSNR/SSIM vs degraded input and NLM+Telea, detector "
@@ -128,8 +130,14 @@ def _run_export(args: argparse.Namespace) -> int:
         except (OSError, json.JSONDecodeError) as exc:
             print(f"oldphoto train export: {args.metrics}: {exc}", file=sys.stderr)
             return 2
+        if not isinstance(metrics, dict):
+            print(f"oldphoto train export: {args.metrics}: expected a JSON object", file=sys.stderr)
+            return 2
+        if "unstructured" in metrics or "mixed" in metrics:  # an `oldphoto train evaluate --out` file
+            metrics = {"*": metrics}
     try:
-        written = export_runs(Path(args.runs), Path(args.dest), stages=args.stages, metrics=metrics)
+        written = export_runs(Path(args.runs), Path(args.dest), stages=args.stages, metrics=metrics,
+                              notes={"*": args.note} if args.note else None)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"oldphoto train export: {exc}", file=sys.stderr)
         return 1

@@ -183,6 +183,25 @@ class Stage:
 
 
 # ---------------------------------------------------------------------------------------------------------
+class _NoisyVAE(nn.Module):
+    """Training form of a VAE with a configurable sampling noise: ``decode(z + std·ε)``.
+
+    ``std = 1`` is the official reduced VAE.  The instance norms inside the encoder bound the latent's
+    scale (a few units), so a narrow, briefly trained VAE drowns in unit noise; small configs lower it.
+    The wrapper (not the VAE) is what DDP wraps, so gradients stay synchronised.
+    """
+
+    def __init__(self, vae: nn.Module, std: float) -> None:
+        super().__init__()
+        self.vae = vae
+        self.std = std
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.vae.encode(x)
+        noisy = z + self.std * torch.randn_like(z) if self.std > 0 else z
+        return self.vae.decode(noisy), z
+
+
 class VAEStage(Stage):
     """VAE_B on clean photos (``vae_b``); the base of VAE_A."""
 
@@ -204,9 +223,15 @@ class VAEStage(Stage):
         while True:
             yield self.images(rng)
 
+    def wrap_distributed(self) -> None:
+        find_unused = bool(self.cfg.get("find_unused_parameters", False))
+        self.ddp = {k: distributed.wrap(v, self.info, find_unused) for k, v in self.nets.items() if k != "G"}
+        noisy = _NoisyVAE(self.nets["G"], self.weight("latent_noise", 1.0))
+        self.ddp["G"] = distributed.wrap(noisy, self.info, find_unused)
+
     def vae_terms(self, x: torch.Tensor, step: int
                   ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
-        recon, z, _ = self.ddp["G"](x)
+        recon, z = self.ddp["G"](x)
         terms = {"kl": kl_loss(z) * self.weight("lambda_kl", 1.0),
                  "l1": F.l1_loss(recon, x) * self.weight("lambda_l1", 10.0)}
         lam_vgg = self.weight("lambda_vgg", 10.0)
@@ -233,7 +258,7 @@ class VAEStage(Stage):
     def main_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         x = self.to_device(batch)["image"]
         with torch.no_grad():
-            recon, z, _ = self.nets["G"](x)
+            recon, z = _NoisyVAE(self.nets["G"], self.weight("latent_noise", 1.0))(x)
             return (F.l1_loss(recon, x) * self.weight("lambda_l1", 10.0)
                     + kl_loss(z) * self.weight("lambda_kl", 1.0))
 
