@@ -44,13 +44,15 @@ class Tone:
         return np.clip(out, 0.0, 1.0)
 
 
-def fit_tone(image: np.ndarray, max_residual: float = 0.012, gray_tolerance: float = 1.5 / 255,
+def fit_tone(image: np.ndarray, max_residual: float = 0.005, gray_tolerance: float = 1.5 / 255,
              max_samples: int = 200_000) -> Tone | None:
     """The photo's :class:`Tone`, or None when it is a colour photo.
 
     ``gray_tolerance``: largest channel difference (95th percentile) still counted as pure gray (8-bit
     scans of gray prints often carry ±1 level of chroma noise).  ``max_residual``: mean absolute
-    difference between the photo and its re-toned luma below which the photo counts as toned.
+    difference between the photo and its re-toned luma below which the photo counts as toned.  It is
+    strict on purpose: a faded colour photo (an autochrome, say) can have a residual of only ~0.009, and
+    re-toning it would erase what colour it has; a photo that is not clearly toned keeps its colours.
     """
     pixels = np.asarray(image, dtype=np.float32).reshape(-1, 3)
     if pixels.shape[0] > max_samples:  # a fixed stride keeps the decision deterministic

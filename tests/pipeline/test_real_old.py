@@ -1,0 +1,55 @@
+"""End to end on the real old photos in ../shared/data/real_old (tiny random networks, real dlib)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import tiny_models
+from oldphoto.pipeline import Restorer
+from oldphoto.stages.tone import fit_tone
+
+PORTRAITS = {"porter_autochrome", "portrait_boy_glasses", "scratched_boy_portrait",
+             "scratched_girl_cigarette"}
+
+
+class ThinDarkLineDetector(torch.nn.Module):
+    """Stand-in detector (a random one marks everything): defects where a pixel is much darker than its
+    3×3 neighbourhood's maximum, i.e. thin dark scratches and dust, a small fraction of a photo."""
+
+    def forward(self, x):
+        local_max = torch.nn.functional.max_pool2d(x, 3, stride=1, padding=1)
+        return (local_max - x - 0.5) * 40.0
+
+
+@pytest.fixture(scope="module")
+def restorer():
+    pytest.importorskip("dlib")
+    models = dict(tiny_models(), detector=ThinDarkLineDetector())
+    # one Restorer for every photo: models are loaded once and reused; tiles of 512 exercise tiling
+    return Restorer(models=models, device="cpu", tile=512)
+
+
+@pytest.mark.slow
+def test_every_real_old_photo(real_old_dir, restorer):
+    photos = sorted(real_old_dir.glob("*.png"))
+    assert len(photos) >= 6
+    for path in photos:
+        with Image.open(path) as im:
+            img = np.asarray(im.convert("RGB")).astype(np.float32) / 255
+        result = restorer.restore(img)
+        assert result.mask is None or result.mask.mean() < 0.2, path.name
+        assert result.image.shape == img.shape, path.name
+        assert result.image.dtype == np.float32 and np.isfinite(result.image).all()
+        assert 0.0 <= result.image.min() and result.image.max() <= 1.0
+        assert set(result.timings) == {"defects", "restore", "faces"}
+        assert result.mask is None or result.mask.shape == img.shape[:2]
+        if path.stem in PORTRAITS:
+            assert len(result.faces) >= 1 and all(f.enhanced for f in result.faces), path.name
+        tone = fit_tone(img)
+        if tone is not None and tone.gray:
+            out = result.image
+            assert np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 1], out[..., 2])
+    assert len(restorer._loaded) >= 4  # loaded once, reused across photos
