@@ -216,6 +216,7 @@ class Restorer:
         self._explicit = dict(models) if models is not None else None
         self._loaded: dict[str, nn.Module] = {}
         self._face_stage: FaceStage | None = None
+        self._info: dict[str, str] | None = None
         self.faces_enabled = self._decide_faces()
         if self._explicit is None:  # explicit modules (tests, benchmarks) are checked when used
             for role in self.required_roles():
@@ -265,6 +266,11 @@ class Restorer:
 
     def model_info(self) -> dict[str, str]:
         """role -> "source sha256[:12]" for every role this configuration uses (provenance tags)."""
+        if self._info is None:
+            self._info = self._model_info()
+        return dict(self._info)
+
+    def _model_info(self) -> dict[str, str]:
         info: dict[str, str] = {}
         for role in self.required_roles():
             if self._explicit is not None:
