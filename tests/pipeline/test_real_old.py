@@ -9,7 +9,7 @@ from PIL import Image
 
 from conftest import tiny_models
 from oldphoto.pipeline import Restorer
-from oldphoto.stages.tone import fit_tone
+from oldphoto.stages.tone import fit_tone, luma
 
 PORTRAITS = {"porter_autochrome", "portrait_boy_glasses", "scratched_boy_portrait",
              "scratched_girl_cigarette"}
@@ -24,10 +24,28 @@ class ThinDarkLineDetector(torch.nn.Module):
         return (local_max - x - 0.5) * 40.0
 
 
+class PassThroughVAE(torch.nn.Module):
+    """Stand-in VAE honouring the contract (encoder to H/4×W/4, decoder back) that reproduces its input,
+    so faces and defects survive stage 1 and the test can check geometry on real photos."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = torch.nn.PixelUnshuffle(4)
+        self.decoder = torch.nn.PixelShuffle(4)
+
+
+class PassThroughMapping(torch.nn.Module):
+    def forward(self, z, mask=None):
+        return z
+
+
 @pytest.fixture(scope="module")
 def restorer():
     pytest.importorskip("dlib")
-    models = dict(tiny_models(), detector=ThinDarkLineDetector())
+    models = dict(tiny_models(), detector=ThinDarkLineDetector(), vae_a=PassThroughVAE(),
+                  vae_b_quality=PassThroughVAE(), vae_b_scratch=PassThroughVAE(),
+                  mapping_quality=PassThroughMapping(), mapping_scratch=PassThroughMapping(),
+                  mapping_hr=PassThroughMapping())
     # one Restorer for every photo: models are loaded once and reused; tiles of 512 exercise tiling
     return Restorer(models=models, device="cpu", tile=512)
 
@@ -46,9 +64,16 @@ def test_every_real_old_photo(real_old_dir, restorer):
         assert 0.0 <= result.image.min() and result.image.max() <= 1.0
         assert set(result.timings) == {"defects", "restore", "faces"}
         assert result.mask is None or result.mask.shape == img.shape[:2]
+        # stage 1 passes the photo through: no shift, crop or padding leak (defects are whitened)
+        keep = np.ones(img.shape[:2], bool) if result.mask is None else ~result.mask
+        tone = fit_tone(img)
+        expected = img if tone is None else tone.apply(luma(img))  # toned photos are re-toned
+        assert np.abs(result.stage1 - expected)[keep].max() < 1e-5, path.name
         if path.stem in PORTRAITS:
             assert len(result.faces) >= 1 and all(f.enhanced for f in result.faces), path.name
-        tone = fit_tone(img)
+            assert np.abs(result.image - result.stage1).max() > 0.05  # the (tiny) generator replaced them
+        else:
+            assert np.array_equal(result.image, result.stage1) == (not result.faces)
         if tone is not None and tone.gray:
             out = result.image
             assert np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 1], out[..., 2])
