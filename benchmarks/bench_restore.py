@@ -231,11 +231,11 @@ def main() -> None:
                     help="run only this many tiles per pass (peak-RSS checks of huge sizes; seconds are "
                          "extrapolated)")
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("restore.json"))
-    ap.add_argument("--render", type=Path, help="print the Markdown table of a results file and exit")
+    ap.add_argument("--render", type=Path, nargs="+", help="print the Markdown table of result files, exit")
     args = ap.parse_args()
     if args.render:
-        data = json.loads(args.render.read_text())
-        sys.stdout.write(render(data["rows"], data["meta"]))
+        files = [json.loads(p.read_text()) for p in args.render]
+        sys.stdout.write(render([r for d in files for r in d["rows"]], files[0]["meta"]))
         return
     import torch
 

@@ -1,0 +1,37 @@
+"""The product path: networks come from a weights folder through oldphoto.weights (no explicit modules)."""
+
+import numpy as np
+import pytest
+
+from conftest import smooth_image, tiny_models
+from oldphoto.pipeline import Restorer
+
+
+@pytest.fixture(scope="module")
+def weights_dir(tmp_path_factory):
+    store = pytest.importorskip("oldphoto.weights.store")
+    folder = tmp_path_factory.mktemp("weights")
+    for role, module in tiny_models(faces=False).items():
+        store.save_model(module, role, folder, source=f"test:{role}", sha256="0123456789abcdef" * 4)
+    return folder
+
+
+def test_restores_with_models_from_a_weights_folder(weights_dir):
+    r = Restorer(weights=weights_dir, device="cpu", faces=None)
+    assert not r.faces_enabled  # no face weights in the folder: faces off with a notice
+    img = smooth_image(40, 56)
+    mask = np.zeros((40, 56), bool)
+    mask[20, 5:50] = True
+    result = r.restore(img, mask=mask)
+    assert result.image.shape == img.shape and result.path == "scratch"
+    assert result.models["vae_a"] == "test:vae_a 0123456789ab"
+    assert set(result.models) >= {"vae_a", "mapping_scratch", "vae_b_scratch", "detector"}
+    # same networks as the modules that were saved: same output as passing them explicitly
+    explicit = Restorer(models=tiny_models(faces=False), device="cpu", faces=False).restore(img, mask=mask)
+    assert np.allclose(result.image, explicit.image, atol=1e-6)
+
+
+def test_asking_for_faces_without_face_weights_fails(weights_dir):
+    store = pytest.importorskip("oldphoto.weights.store")
+    with pytest.raises(store.MissingWeightsError):
+        Restorer(weights=weights_dir, device="cpu", faces=True)
