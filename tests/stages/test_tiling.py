@@ -16,15 +16,19 @@ from oldphoto.stages.tiling import (
 @pytest.mark.parametrize("h,w,m", [(37, 53, 4), (101, 77, 16), (5, 3, 16), (64, 48, 16)])
 def test_pad_then_crop_gives_back_the_input(h, w, m):
     x = torch.rand(1, 3, h, w)
-    padded, size = pad_to_multiple(x, m)
+    padded, size = pad_to_multiple(x, m, min_size=0)
     assert padded.shape[-2] % m == 0 and padded.shape[-1] % m == 0
     assert padded.shape[-2] - h < m and padded.shape[-1] - w < m
+    assert torch.equal(crop_to(padded, size), x)
+    # by default tiny sides grow to at least 64 (room for the deepest layers' own padding)
+    padded, size = pad_to_multiple(x, m)
+    assert min(padded.shape[-2:]) >= 64 and padded.shape[-2] % m == 0 and padded.shape[-1] % m == 0
     assert torch.equal(crop_to(padded, size), x)
 
 
 def test_reflect_padding_mirrors_the_border():
     x = torch.arange(6.0).reshape(1, 1, 1, 6).expand(1, 1, 3, 6).contiguous()
-    padded, _ = pad_to_multiple(x, 4)
+    padded, _ = pad_to_multiple(x, 4, min_size=0)
     assert padded[0, 0, 0].tolist() == [0, 1, 2, 3, 4, 5, 4, 3]
 
 
