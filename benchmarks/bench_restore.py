@@ -197,7 +197,7 @@ def render(rows: list[dict], meta: dict) -> str:
              "`detector` = the defect detector alone at full resolution (what `--scratches auto|on` "
              "adds). `scratch`/`hr` use a fixed 1 % scratch mask. Ratio = seconds / fp32 quality at the "
              "same size.", "",
-             "| path | size | precision | tile | seconds | ratio vs quality fp32 | peak RSS (GB) | load |",
+             "| path | size | precision | tile | seconds | ratio vs quality fp32 | peak RSS (GiB) | load |",
              "|---|---|---|---|---|---|---|---|"]
     base = {r["size"]: r["seconds"] for r in rows
             if r.get("path") == "quality" and r.get("precision") == "fp32" and "seconds" in r}
