@@ -41,3 +41,21 @@ def test_vae_cannot_see_global_levels_which_is_why_this_exists():
     shifted = 0.5 * x + torch.tensor([0.2, -0.1, 0.3]).view(1, 3, 1, 1)
     with torch.no_grad():
         assert torch.allclose(net.encode(x), net.encode(shifted), atol=1e-3)
+
+
+def test_restore_stage_takes_levels_from_the_photo():
+    import numpy as np
+
+    from oldphoto.stages.restore import PathModels, RestoreStage
+
+    shuffle = torch.nn.PixelUnshuffle(4), torch.nn.PixelShuffle(4)
+    # a decoder that renders the right picture at the wrong levels, as an instance-normed VAE may
+    models = PathModels(encoder=shuffle[0], mapping=lambda z: z,
+                        decoder=lambda z: 0.4 * shuffle[1](z) - 0.3, masked=False)
+    rng = np.random.default_rng(0)
+    photo = rng.uniform(0.1, 0.9, (37, 50, 3)).astype(np.float32)
+    fitted = RestoreStage(lambda fn, *t: fn(*t))(photo, models, "quality")
+    raw = RestoreStage(lambda fn, *t: fn(*t), fit_levels=False)(photo, models, "quality")
+    assert fitted.shape == photo.shape
+    assert np.abs(fitted - photo).max() < 1e-4
+    assert np.abs(raw - photo).max() > 0.2

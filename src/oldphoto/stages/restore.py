@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from oldphoto.levels import match_levels
 from oldphoto.stages import compat
 from oldphoto.stages.defects import dilate_official
 from oldphoto.stages.normstats import GlobalInstanceNorm
@@ -76,8 +77,9 @@ class RestoreStage:
     """
 
     def __init__(self, run: Callable[..., torch.Tensor], tile: int = 1024, overlap: int = 128,
-                 norm_passes: int = 1) -> None:
+                 norm_passes: int = 1, fit_levels: bool = True) -> None:
         self.run = run
+        self.fit_levels = fit_levels  # default mode only; compat mode stretches min–max like the official
         self.tile = tile
         self.overlap = overlap
         self.norm_passes = norm_passes  # collect passes for whole-photo instance norm (0 = per tile)
@@ -116,6 +118,11 @@ class RestoreStage:
                 norms.apply()
                 y = run_tiled(fn, inputs, plan, out_channels=3)
         y = crop_to(y, size)
+        if self.fit_levels:
+            # The networks cannot see global levels (see oldphoto.levels): take them from the photo,
+            # fitted over the whole photo (not per tile) and away from the whitened defects.
+            y = match_levels(y.float(), crop_to(x, size).float(),
+                             exclude=None if mt is None else crop_to(mt, size))
         del x, inputs
         return tensor_to_image(y)
 
