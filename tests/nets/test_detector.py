@@ -13,13 +13,6 @@ from oldphoto.nets.detector import DefectDetector, blur_filter
 OFFICIAL_PARAMS = 37_626_177
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # on the shared 2-core machine a second intra-op thread makes these forwards ~15× slower
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _keys(conformance_dir):

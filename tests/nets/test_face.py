@@ -13,13 +13,6 @@ from oldphoto.nets.face import FaceGenerator, fold_spectral_norm
 OFFICIAL_PARAMS = 92_059_587
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # on the shared 2-core machine a second intra-op thread makes these forwards many times slower
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_official_layout_and_parameter_count(conformance_dir):
