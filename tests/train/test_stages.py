@@ -100,3 +100,30 @@ def test_mapping_rejects_mismatched_latent_widths(tmp_path, tiny_runs):
     train("vae_b", cfg, tmp_path / "vae_b12", steps=1, quiet=True)
     with pytest.raises(ValueError, match="latent width"):
         _stage("mapping_quality", tiny_runs, [f"vae_b={tmp_path / 'vae_b12'}"])
+
+
+@pytest.mark.parametrize("name", ["vae_b", "mapping_scratch"])
+def test_level_aligned_image_loss_ignores_global_offset(name, tiny_runs):
+    """With ``level_align`` the image-space L1 compares match_levels(output, input) with the target, so a
+    per-channel offset of the decoded image (which the instance-normed VAE encoder cannot see) costs
+    nothing; without it the same offset changes the loss (the test can fail)."""
+    offset = torch.tensor([0.3, -0.2, 0.1]).view(1, 3, 1, 1)
+    common = ["lambda_gan=0", "lambda_vgg=0", "lambda_image_l1=10"]
+
+    def image_loss(level_align: bool, shift: bool) -> float:
+        stage = _stage(name, tiny_runs, [*common, f"level_align={str(level_align).lower()}"])
+        vae = stage.nets["G"] if name == "vae_b" else stage.vae_b
+        decode = vae.decode
+        if shift:
+            vae.decode = lambda z: decode(z) + offset
+        batch = next(stage.batches(np.random.default_rng(0)))
+        if name == "mapping_scratch":
+            assert batch["mask"].sum() > 0  # the defect mask is excluded from the fit
+        torch.manual_seed(3)  # the same sampling noise in the VAE
+        logs = stage.train_step(batch, 0)
+        return float(logs["l1" if name == "vae_b" else "image_l1"])
+
+    aligned = image_loss(True, False)
+    assert image_loss(True, True) == pytest.approx(aligned, rel=1e-4, abs=1e-5)
+    raw = image_loss(False, False)
+    assert abs(image_loss(False, True) - raw) > 0.01 * raw

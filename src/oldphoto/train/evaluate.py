@@ -12,6 +12,8 @@ same photographic tone).  Rows:
   NLM only);
 * ``restored``: our networks as the pipeline chains them: unstructured → VAE_A encoder, quality mapping,
   VAE_B decoder; mixed → detector mask (p ≥ 0.4), defects filled white, scratch mapping with the mask;
+  then the output's levels fitted onto the network input (:func:`oldphoto.levels.match_levels`, defects
+  excluded), since the VAE encoder cannot see global levels (``restored_raw``: without that fit);
 * ``pipeline``: (with a weights folder) ``oldphoto.Restorer`` itself, i.e. what ``oldphoto restore``
   writes (faces off), which adds the pipeline's own choices (scratch path only when the mask is large
   enough, tone keeping, …).
@@ -106,8 +108,11 @@ class Chain:
         return torch.sigmoid(self.nets["detector"](x))[0, 0].numpy()
 
     @torch.no_grad()
-    def restore(self, image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    def restore(self, image: np.ndarray, mask: np.ndarray | None, level_align: bool = True) -> np.ndarray:
+        from oldphoto.levels import match_levels
+
         x = D.to_batch([image])
+        m = None
         if mask is None:
             z = self.nets["vae_a"].encode(x)
             y = self.nets["vae_b_quality"].decode(self.nets["mapping_quality"](z))
@@ -116,6 +121,9 @@ class Chain:
             x = x * (1 - m) + m  # defects white, as the official test.py does
             z = self.nets["vae_a"].encode(x)
             y = self.nets["vae_b_scratch"].decode(self.nets["mapping_scratch"](z, m))
+        if level_align:
+            # the reference is the network input (as the pipeline and training use it), defects excluded
+            y = match_levels(y, x, m)
         return ((y[0].permute(1, 2, 0).numpy() + 1) * 0.5).clip(0, 1).astype(np.float32)
 
 
@@ -155,9 +163,10 @@ def evaluate_restoration(chain: Chain, cases: list[Case], restorer: Any = None) 
         rows = {"degraded": case.degraded, "classical": classical}
         if can_restore:
             rows["restored"] = chain.restore(case.degraded, mask)
+            rows["restored_raw"] = chain.restore(case.degraded, mask, level_align=False)
             # diagnostic: the instance norms of the VAE encoder discard absolute colour; this row shows
             # what a global colour transfer from the input would recover (not part of the pipeline)
-            rows["restored_colour_matched"] = colour_transfer(rows["restored"], case.degraded)
+            rows["restored_colour_matched"] = colour_transfer(rows["restored_raw"], case.degraded)
         if restorer is not None:
             rows["pipeline"] = restorer.restore(case.degraded).image
         for row, img in rows.items():
@@ -219,7 +228,8 @@ def markdown_table(result: dict[str, Any]) -> str:
     lines = ["| degradation | row | PSNR (dB) | SSIM | PSNR-Y (dB) | SSIM-Y | n |",
              "|---|---|---|---|---|---|---|"]
     labels = {"degraded": "degraded input", "classical": "NLM + Telea (detected mask)",
-              "restored": "small networks (chained directly)",
+              "restored": "small networks (chained directly, levels fitted to the input)",
+              "restored_raw": "small networks (chained directly, raw levels)",
               "pipeline": "`oldphoto restore` (bundled weights, faces off)",
               "restored_colour_matched": "diagnostic: networks + global colour transfer from the input"}
     for kind in ("unstructured", "mixed"):

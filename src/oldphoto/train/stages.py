@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from oldphoto.levels import match_levels
 from oldphoto.train import data as D
 from oldphoto.train import distributed
 from oldphoto.train.distributed import DistInfo
@@ -122,6 +123,18 @@ class Stage:
 
     def weight(self, name: str, default: float) -> float:
         return float(self.cfg.get(name, default))
+
+    def align(self, output: torch.Tensor, reference: torch.Tensor,
+              exclude: torch.Tensor | None = None) -> torch.Tensor:
+        """``output`` as the image-space losses see it.
+
+        With ``level_align`` the output's per-channel gain and offset are fitted to ``reference`` (the
+        network's INPUT, as at inference; defects excluded): the VAE encoder is invariant to global levels,
+        so the raw output's levels are arbitrary and a loss on them fights what the nets cannot represent.
+        """
+        if not bool(self.cfg.get("level_align", False)):
+            return output
+        return match_levels(output, reference, exclude)
 
     def to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
@@ -232,6 +245,7 @@ class VAEStage(Stage):
     def vae_terms(self, x: torch.Tensor, step: int
                   ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         recon, z = self.ddp["G"](x)
+        recon = self.align(recon, x)  # the reference is the VAE's own input
         terms = {"kl": kl_loss(z) * self.weight("lambda_kl", 1.0),
                  "l1": F.l1_loss(recon, x) * self.weight("lambda_l1", 10.0)}
         lam_vgg = self.weight("lambda_vgg", 10.0)
@@ -259,6 +273,7 @@ class VAEStage(Stage):
         x = self.to_device(batch)["image"]
         with torch.no_grad():
             recon, z = _NoisyVAE(self.nets["G"], self.weight("latent_noise", 1.0))(x)
+            recon = self.align(recon, x)
             return (F.l1_loss(recon, x) * self.weight("lambda_l1", 10.0)
                     + kl_loss(z) * self.weight("lambda_kl", 1.0))
 
@@ -267,7 +282,7 @@ class VAEStage(Stage):
         g = self.nets["G"]
         g.eval()
         with torch.no_grad():
-            y = g.decode(g.encode(x))
+            y = self.align(g.decode(g.encode(x)), x)
         g.train()
         return {"input": x, "reconstruction": y}
 
@@ -397,7 +412,8 @@ class MappingStage(Stage):
             or ("D" in self.nets and self.gan_active(step))
         out_img = None
         if need_image:
-            out_img = self.vae_b.decode(z_m)
+            # levels fitted onto the degraded input (never the clean target), defects excluded
+            out_img = self.align(self.vae_b.decode(z_m), x, mask)
             if self.weight("lambda_image_l1", 0.0) > 0:
                 terms["image_l1"] = F.l1_loss(out_img, y) * self.weight("lambda_image_l1", 0.0)
             if self.weight("lambda_vgg", 10.0) > 0:
@@ -427,6 +443,7 @@ class MappingStage(Stage):
         m.eval()
         with torch.no_grad():
             out = self.vae_b.decode(self.map(m, self.vae_a.encode(b["degraded"]), b.get("mask")))
+            out = self.align(out, b["degraded"], b.get("mask"))
         m.train()
         return {"degraded": b["degraded"], "restored": out, "clean": b["clean"]}
 
