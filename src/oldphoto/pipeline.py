@@ -52,6 +52,9 @@ FACE_ROLES = {256: "face_256", 512: "face_512"}
 _face_notice_shown = False
 
 
+OFFICIAL_MASK_THRESHOLD = 0.4  # detection.py's threshold for the official detector
+
+
 class PipelineError(RuntimeError):
     """A configuration the pipeline cannot run (the message says what to change)."""
 
@@ -61,7 +64,7 @@ class RestoreOptions:
     """Options of ``oldphoto restore`` that decide pixels, devices and weights (see docs/restore.md)."""
 
     scratches: str = "auto"
-    mask_threshold: float = 0.4
+    mask_threshold: float | None = None  # None: the detector card's calibrated threshold, else 0.4
     mask_dilation: int | None = None
     detect_size: int | None = None
     scratch_min_area: float = 2e-4
@@ -89,7 +92,7 @@ class RestoreOptions:
             raise ValueError(f"--compat must be none or official, got {self.compat!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if not 0.0 < self.mask_threshold < 1.0:
+        if self.mask_threshold is not None and not 0.0 < self.mask_threshold < 1.0:
             raise ValueError(f"--mask-threshold must be between 0 and 1, got {self.mask_threshold}")
         if self.mask_dilation is not None and self.mask_dilation < 0:
             raise ValueError(f"--mask-dilation must be >= 0, got {self.mask_dilation}")
@@ -115,7 +118,9 @@ class RestoreOptions:
         g.add_argument("--scratches", choices=SCRATCH_MODES, default=d.scratches,
                        help="inpaint scratches/dust: auto = when the predicted mask finds defects (default)")
         g.add_argument("--mask-threshold", type=float, default=d.mask_threshold, metavar="P",
-                       help="defect probability threshold (default 0.4, as the official detector)")
+                       help="defect probability threshold (default: the threshold calibrated for the "
+                            "installed detector, written in its card; 0.4, the official value, when it "
+                            "has none or with --compat official)")
         g.add_argument("--mask-dilation", type=int, default=d.mask_dilation, metavar="PX",
                        help="grow predicted masks by a disk of PX pixels (default: 0; the HR path always "
                             "adds the official 3×3×3 dilation)")
@@ -264,6 +269,18 @@ class Restorer:
             self._loaded[role] = module
         return self._loaded[role]
 
+    def mask_threshold(self) -> float:
+        """The user's threshold, else the one calibrated for the detector's weights, else the official 0.4."""
+        if self.options.mask_threshold is not None:
+            return self.options.mask_threshold
+        if self.compat or self._explicit is not None:
+            return OFFICIAL_MASK_THRESHOLD
+        from oldphoto.weights import find_card
+
+        card = find_card("detector", self.options.weights)
+        threshold = getattr(card, "threshold", None)
+        return OFFICIAL_MASK_THRESHOLD if threshold is None else float(threshold)
+
     def model_info(self) -> dict[str, str]:
         """role -> "source sha256[:12]" for every role this configuration uses (provenance tags)."""
         if self._info is None:
@@ -379,12 +396,13 @@ class Restorer:
                     defect_mask = user_mask(mask, shape)
                 else:
                     detector = self.model("detector")
-                    defect_mask = official_mask(lambda x: self.runner(detector, x), image16, o.mask_threshold)
+                    defect_mask = official_mask(lambda x: self.runner(detector, x), image16,
+                                                self.mask_threshold())
             elif mask is not None:
                 defect_mask = user_mask(mask, shape)
             else:
                 detector = self.model("detector")
-                stage = DefectStage(lambda x: self.runner(detector, x), o.mask_threshold,
+                stage = DefectStage(lambda x: self.runner(detector, x), self.mask_threshold(),
                                     o.mask_dilation or 0, tile=self._tile("detector"),
                                     short_side=o.detect_size)
                 defect_mask = stage(image)

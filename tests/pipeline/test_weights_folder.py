@@ -35,3 +35,23 @@ def test_asking_for_faces_without_face_weights_fails(weights_dir):
     store = pytest.importorskip("oldphoto.weights.store")
     with pytest.raises(store.MissingWeightsError):
         Restorer(weights=weights_dir, device="cpu", faces=True)
+
+
+def test_mask_threshold_comes_from_the_detector_card(tmp_path):
+    import json
+    import shutil
+
+    store = pytest.importorskip("oldphoto.weights.store")
+    folder = tmp_path / "w"
+    folder.mkdir()
+    for role, module in tiny_models(faces=False).items():
+        store.save_model(module, role, folder, source=f"test:{role}", sha256="0123456789abcdef" * 4)
+    assert Restorer(weights=folder, device="cpu", faces=False).mask_threshold() == 0.4  # no calibration
+    card = json.loads((folder / "detector.json").read_text())
+    card["threshold"] = 0.77
+    (folder / "detector.json").write_text(json.dumps(card))
+    assert store.find_card("detector", folder).threshold == 0.77
+    assert Restorer(weights=folder, device="cpu", faces=False).mask_threshold() == 0.77
+    assert Restorer(weights=folder, device="cpu", faces=False, mask_threshold=0.5).mask_threshold() == 0.5
+    assert Restorer(weights=folder, device="cpu", faces=False, compat="official").mask_threshold() == 0.4
+    shutil.rmtree(folder)

@@ -71,7 +71,7 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
 
 
 @pytest.mark.slow
-def test_official_zips_end_to_end(tmp_path, conformance_dir, capsys, one_thread):
+def test_official_zips_end_to_end(tmp_path, conformance_dir, capsys):
     torch.manual_seed(0)
     vae = standin(conformance_dir, "vae")
     refs = {
@@ -146,7 +146,7 @@ def test_official_zips_end_to_end(tmp_path, conformance_dir, capsys, one_thread)
             torch.testing.assert_close(weights.load_model(role, dest)(x), net(x), rtol=1e-4, atol=1e-5)
 
 
-def test_folder_and_single_file_imports(tmp_path, conformance_dir, capsys, one_thread):
+def test_folder_and_single_file_imports(tmp_path, conformance_dir, capsys):
     vae = standin(conformance_dir, "vae")
     folder = tmp_path / "checkpoints"
     (folder / "restoration" / "VAE_B_scratch").mkdir(parents=True)

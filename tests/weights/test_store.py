@@ -25,7 +25,7 @@ def test_default_weights_dir(monkeypatch, tmp_path):
     assert (weights.bundled_weights_dir() / "README.md").is_file()
 
 
-def test_save_load_roundtrip(tmp_path, one_thread):
+def test_save_load_roundtrip(tmp_path):
     torch.manual_seed(0)
     net = DefectDetector(width=4, depth=2).eval()
     card = weights.save_model(net, "detector", tmp_path, source="unit", sha256="ab" * 32,
@@ -50,7 +50,7 @@ def test_save_load_roundtrip(tmp_path, one_thread):
         torch.testing.assert_close(loaded(x.double()).float(), net(x), rtol=1e-5, atol=1e-6)
 
 
-def test_training_form_face_is_saved_folded(tmp_path, one_thread):
+def test_training_form_face_is_saved_folded(tmp_path):
     torch.manual_seed(0)
     net = FaceGenerator(ngf=2, size=32, spade_hidden=8).eval()
     card = weights.save_model(net, "face_256", tmp_path)
@@ -73,7 +73,7 @@ def test_missing_weights_message(tmp_path, monkeypatch):
     assert weights.find_card("detector", tmp_path / "user") is None
 
 
-def test_bundled_fallback_and_user_priority(tmp_path, monkeypatch, one_thread):
+def test_bundled_fallback_and_user_priority(tmp_path, monkeypatch):
     bundled = tmp_path / "bundled"
     monkeypatch.setattr(store, "bundled_weights_dir", lambda: bundled)
     monkeypatch.setenv("OLDPHOTO_WEIGHTS", str(tmp_path / "user"))
@@ -85,7 +85,7 @@ def test_bundled_fallback_and_user_priority(tmp_path, monkeypatch, one_thread):
     assert weights.load_model("detector").config["width"] == 4
 
 
-def test_broken_files_raise_weights_error(tmp_path, one_thread):
+def test_broken_files_raise_weights_error(tmp_path):
     weights.save_model(DefectDetector(width=2, depth=1), "detector", tmp_path)
     st = tmp_path / "detector.safetensors"
     good = st.read_bytes()

@@ -52,6 +52,35 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return auc(*roc_curve(scores, labels)[:2])
 
 
+def best_f1_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(threshold, F1) of the score threshold ``score >= t`` that maximises F1 on these labels.
+
+    A detector trained with class-balanced weights is not calibrated: its probabilities overstate
+    defects, so the official 0.4 would mark much of a clean photo.  This picks the operating point.
+    """
+    fpr, tpr, thresholds = roc_curve(scores, labels)
+    y = np.asarray(labels).ravel().astype(bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    tp, fp = tpr[1:] * n_pos, fpr[1:] * n_neg
+    f1 = 2 * tp / np.maximum(tp + fp + n_pos, 1)
+    best = int(np.argmax(f1))
+    return float(thresholds[1:][best]), float(f1[best])
+
+
+def threshold_for_precision(scores: np.ndarray, labels: np.ndarray, min_precision: float
+                            ) -> tuple[float, float, float]:
+    """(threshold, precision, recall) of the lowest threshold whose precision reaches ``min_precision``
+    (the highest-precision threshold when none does): the operating point for "flag only what is
+    almost surely a defect"."""
+    fpr, tpr, thresholds = roc_curve(scores, labels)
+    y = np.asarray(labels).ravel().astype(bool)
+    tp, fp = tpr[1:] * int(y.sum()), fpr[1:] * int((~y).sum())
+    precision = tp / np.maximum(tp + fp, 1)
+    ok = np.nonzero(precision >= min_precision)[0]
+    i = int(ok[-1]) if ok.size else int(np.argmax(precision))
+    return float(thresholds[1:][i]), float(precision[i]), float(tpr[1:][i])
+
+
 def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path,
              title: str = "Defect detection ROC") -> Path:
     """Write a PNG with one ROC curve per entry (label -> (fpr, tpr)), AUC in the legend."""

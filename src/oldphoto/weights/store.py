@@ -80,6 +80,8 @@ class Card:
     metrics: dict[str, Any] | None = None
     notes: str | None = None
     parameters: int | None = None
+    # detector only: the probability threshold calibrated for these weights (None: the official 0.4)
+    threshold: float | None = None
     # where the weights file lies (not stored in the card itself)
     path: Path | None = field(default=None, compare=False, repr=False)
 
@@ -87,7 +89,7 @@ class Card:
         data: dict[str, Any] = {"role": self.role, "architecture": self.architecture, "config": self.config,
                                 "source": self.source, "sha256": self.sha256,
                                 "format_version": self.format_version}
-        for name in ("metrics", "notes", "parameters"):
+        for name in ("metrics", "notes", "parameters", "threshold"):
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)
         return data
@@ -109,6 +111,7 @@ class Card:
         return cls(role=str(data["role"]), architecture=str(data["architecture"]), config=data["config"],
                    source=str(data["source"]), sha256=str(data["sha256"]), format_version=version,
                    metrics=data.get("metrics"), notes=data.get("notes"), parameters=data.get("parameters"),
+                   threshold=None if data.get("threshold") is None else float(data["threshold"]),
                    path=path.with_suffix(".safetensors") if path else None)
 
 
