@@ -9,20 +9,12 @@ measured held-out numbers when given (a JSON object: role -> metrics, or "*" for
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 EXTRA_ROLES = {"vae_b": {"G": ["vae_b_scratch"]}}
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _training_summary(stage: str, state: dict[str, Any]) -> str:
@@ -43,6 +35,7 @@ def export_runs(runs: Path, dest: Path, stages: list[str] | None = None,
     from oldphoto.train.stages import STAGES, build_net
     from oldphoto.train.trainer import load_checkpoint
     from oldphoto.weights import save_model
+    from oldphoto.weights.store import sha256_file
 
     if not runs.is_dir():
         raise FileNotFoundError(f"{runs}: no such runs folder")
@@ -57,7 +50,7 @@ def export_runs(runs: Path, dest: Path, stages: list[str] | None = None,
         state = load_checkpoint(ckpt)
         if state.get("stage") != stage:
             raise ValueError(f"{ckpt} holds stage {state.get('stage')!r}, expected {stage!r}")
-        digest = _sha256(ckpt)
+        digest = sha256_file(ckpt)
         summary = _training_summary(stage, state)
         for key, (role, arch) in STAGES[stage].exports.items():
             net = build_net(arch, state["config"]["nets"][key])

@@ -42,6 +42,7 @@ from oldphoto.weights.store import (
     default_weights_dir,
     roles_for_architecture,
     save_model,
+    sha256_file,
 )
 
 __all__ = [
@@ -91,13 +92,6 @@ def role_from_path(parts: Sequence[str]) -> str | None:
         return _OFFICIAL_LOCATIONS.get((parts[-2], name))
     return None
 
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_checkpoint(path: Path, name: str) -> dict[str, torch.Tensor]:
@@ -295,7 +289,7 @@ def _candidates(path: Path, stack: contextlib.ExitStack) -> Iterator[_Candidate 
                 yield f"{name}: not an official inference checkpoint location, skipped"
                 continue
             found = True
-            yield _Candidate(name, role, lambda _stage, f=f: (f, _sha256_file(f)))
+            yield _Candidate(name, role, lambda _stage, f=f: (f, sha256_file(f)))
         if not found:
             raise WeightsError(f"{path}: no official checkpoints found in this folder (expected e.g. "
                                f"restoration/VAE_A_quality/latest_net_G.pth or detection/FT_Epoch_latest.pt)")
@@ -306,7 +300,7 @@ def _candidates(path: Path, stack: contextlib.ExitStack) -> Iterator[_Candidate 
         yield from _zip_candidates(path, stack)
         return
     yield _Candidate(path.name, role_from_path(path.resolve().parts),
-                     lambda _stage: (path, _sha256_file(path)))
+                     lambda _stage: (path, sha256_file(path)))
 
 
 def _is_torch_archive(path: Path) -> bool:

@@ -11,6 +11,7 @@ Folders searched by :func:`load_model`: the given folder (or the user folder, se
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -357,3 +358,12 @@ def describe(cards: Iterable[Card]) -> list[str]:
         lines.append(f"{c.role:<16} {c.architecture:<24} {params:>12} params  {c.source}  "
                      f"sha256 {c.sha256[:12]}")
     return lines
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks (cards record the source file's hash)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
