@@ -160,12 +160,16 @@ class Stage:
 
     def discriminator_step(self, d_key: str, fake_in: torch.Tensor, real_in: torch.Tensor) -> torch.Tensor:
         disc = self.ddp[d_key]
-        opt = self.optimizers[d_key]
         loss = 0.5 * (lsgan_loss(disc(fake_in.detach()), False) + lsgan_loss(disc(real_in), True))
+        self.optimize(d_key, loss)
+        return loss.detach()
+
+    def optimize(self, key: str, loss: torch.Tensor) -> None:
+        """One optimizer step of net ``key`` on ``loss``."""
+        opt = self.optimizers[key]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return loss.detach()
 
     def idle_step(self, key: str) -> None:
         """Keep a net's optimizer/scheduler bookkeeping consistent while its loss is switched off."""
@@ -259,10 +263,7 @@ class VAEStage(Stage):
         x = self.to_device(batch)["image"]
         terms, recon, _ = self.vae_terms(x, step)
         loss = sum(terms.values())
-        opt = self.optimizers["G"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        self.optimize("G", loss)
         out = {k: v.detach() for k, v in terms.items()}
         if "D" in self.nets and self.gan_active(step):
             out["d"] = self.discriminator_step("D", recon, x)
@@ -330,10 +331,7 @@ class VAEAStage(VAEStage):
             terms["latent_g"] = lsgan_loss(dl(z[is_real]), True) * self.weight("lambda_latent_gan", 1.0)
             _requires_grad(dl, True)
         loss = sum(terms.values())
-        opt = self.optimizers["G"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        self.optimize("G", loss)
         out = {k: v.detach() for k, v in terms.items()}
         if "D" in self.nets and self.gan_active(step):
             out["d"] = self.discriminator_step("D", recon, x)
@@ -341,9 +339,7 @@ class VAEAStage(VAEStage):
             dl = self.ddp["DL"]
             zd = z.detach()
             d_loss = 0.5 * (lsgan_loss(dl(zd[~is_real]), True) + lsgan_loss(dl(zd[is_real]), False))
-            self.optimizers["DL"].zero_grad(set_to_none=True)
-            d_loss.backward()
-            self.optimizers["DL"].step()
+            self.optimize("DL", d_loss)
             out["d_latent"] = d_loss.detach()
         out["total"] = loss.detach()
         return out
@@ -421,10 +417,7 @@ class MappingStage(Stage):
             if "D" in self.nets and self.gan_active(step):
                 terms.update(self.generator_gan_terms("D", torch.cat([x, out_img], 1), torch.cat([x, y], 1)))
         loss = sum(terms.values())
-        opt = self.optimizers["M"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        self.optimize("M", loss)
         out = {k: v.detach() for k, v in terms.items()}
         if out_img is not None and "D" in self.nets and self.gan_active(step):
             out["d"] = self.discriminator_step("D", torch.cat([x, out_img.detach()], 1), torch.cat([x, y], 1))
@@ -497,10 +490,7 @@ class DetectorStage(Stage):
         logits = self.ddp["N"](b["image"])
         loss, parts = detector_loss(logits, b["mask"], gamma=self.weight("focal_gamma", 0.2),
                                     beta=self.weight("focal_beta", 10.0))
-        opt = self.optimizers["N"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        self.optimize("N", loss)
         return {**parts, "total": loss.detach()}
 
     def main_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -572,10 +562,7 @@ class FaceStage(Stage):
         if "D" in self.nets and self.gan_active(step):
             terms.update(self.generator_gan_terms("D", out, y))
         loss = sum(terms.values())
-        opt = self.optimizers["G"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        self.optimize("G", loss)
         res = {k: v.detach() for k, v in terms.items()}
         if "D" in self.nets and self.gan_active(step):
             res["d"] = self.discriminator_step("D", out, y)
