@@ -222,6 +222,7 @@ class Restorer:
         self._loaded: dict[str, nn.Module] = {}
         self._face_stage: FaceStage | None = None
         self._info: dict[str, str] | None = None
+        self._threshold: float | None = None
         self.faces_enabled = self._decide_faces()
         if self._explicit is None:  # explicit modules (tests, benchmarks) are checked when used
             for role in self.required_roles():
@@ -270,16 +271,19 @@ class Restorer:
         return self._loaded[role]
 
     def mask_threshold(self) -> float:
-        """The user's threshold, else the one calibrated for the detector's weights, else the official 0.4."""
+        """The user's threshold, else the one calibrated for the detector's weights, else the official 0.4.
+
+        Read from the card once per Restorer, like the detector itself, so that both stay paired."""
         if self.options.mask_threshold is not None:
             return self.options.mask_threshold
         if self.compat or self._explicit is not None:
             return OFFICIAL_MASK_THRESHOLD
-        from oldphoto.weights import find_card
+        if self._threshold is None:
+            from oldphoto.weights import find_card
 
-        card = find_card("detector", self.options.weights)
-        threshold = getattr(card, "threshold", None)
-        return OFFICIAL_MASK_THRESHOLD if threshold is None else float(threshold)
+            threshold = getattr(find_card("detector", self.options.weights), "threshold", None)
+            self._threshold = OFFICIAL_MASK_THRESHOLD if threshold is None else float(threshold)
+        return self._threshold
 
     def model_info(self) -> dict[str, str]:
         """role -> "source sha256[:12]" for every role this configuration uses (provenance tags)."""
