@@ -25,20 +25,14 @@ def build_metrics(names: list[str], lpips_net: str = "alex", lpips_backbone: str
     """Metric objects for ``names`` (see ``AVAILABLE``); raises ValueError for unknown names."""
     from oldphoto.metrics import brisque, fullref, niqe
 
+    # name -> (needs a reference, function)
+    plain = {"psnr": (True, fullref.psnr), "ssim": (True, fullref.ssim),
+             "psnr_y": (True, fullref.psnr_y), "ssim_y": (True, fullref.ssim_y),
+             "niqe": (False, niqe.niqe), "brisque": (False, brisque.brisque)}
     out: list[Metric] = []
     for name in names:
-        if name == "psnr":
-            out.append(Metric(name, True, fullref.psnr))
-        elif name == "ssim":
-            out.append(Metric(name, True, fullref.ssim))
-        elif name == "psnr_y":
-            out.append(Metric(name, True, fullref.psnr_y))
-        elif name == "ssim_y":
-            out.append(Metric(name, True, fullref.ssim_y))
-        elif name == "niqe":
-            out.append(Metric(name, False, niqe.niqe))
-        elif name == "brisque":
-            out.append(Metric(name, False, brisque.brisque))
+        if name in plain:
+            out.append(Metric(name, *plain[name]))
         elif name == "lpips_proxy_hedvgg":
             from oldphoto.metrics.lpips import LPIPS
 
