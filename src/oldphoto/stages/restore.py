@@ -121,7 +121,7 @@ class RestoreStage:
         if self.fit_levels:
             # The networks cannot see global levels (see oldphoto.levels): take them from the photo,
             # fitted over the whole photo (not per tile) and away from the whitened defects.
-            y = match_levels(y.float(), crop_to(x, size).float(),
+            y = match_levels(y, crop_to(x, size),
                              exclude=None if mt is None else crop_to(mt, size))
         del x, inputs
         return tensor_to_image(y)
