@@ -72,6 +72,16 @@ def test_detector_stage(tmp_path):
     assert {"ce", "focal"} <= set(logs)
 
 
+def test_detector_clean_negatives(tmp_path):
+    """p_clean=1: every crop is a defect-free old-look crop, so every target mask is empty."""
+    stage = _stage("detector", tmp_path, ["crop=32", "p_clean=1", "batch_size=6"])
+    batch = next(stage.batches(np.random.default_rng(3)))
+    assert batch["mask"].sum() == 0
+    stage = _stage("detector", tmp_path, ["crop=32", "p_clean=0", "batch_size=6"])
+    batch = next(stage.batches(np.random.default_rng(3)))
+    assert batch["mask"].sum() > 0
+
+
 def test_face_stage_joint(tmp_path, tiny_runs):
     from PIL import Image
     from skimage import data

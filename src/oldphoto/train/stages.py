@@ -476,11 +476,14 @@ class DetectorStage(Stage):
 
     def batches(self, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
         pool = self.pool()
+        p_clean = self.weight("p_clean", 0.0)
         while True:
             imgs, masks = [], []
             for _ in range(self.batch_size):
-                x, _, m = D.synthesize(D.random_crop(pool, rng, self.crop), rng,
-                                       self.cfg.get("degradation", "mixed"))
+                # defect-free old-look crops (fading, yellowing, grain, noise) teach the detector that
+                # bright skies, paper white and grain are not defects: without them it flags flat areas
+                kind = "oldlook" if rng.random() < p_clean else self.cfg.get("degradation", "mixed")
+                x, _, m = D.synthesize(D.random_crop(pool, rng, self.crop), rng, kind)
                 imgs.append(D.gray(x)[..., None])
                 masks.append(m)
             yield {"image": D.to_batch(imgs), "mask": torch.from_numpy(np.stack(masks))[:, None]}
