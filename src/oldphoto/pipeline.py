@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from oldphoto.stages import compat as compat_rules
+from oldphoto.stages.colour import COLOUR_MODES, photo_colour
 from oldphoto.stages.defects import (
     SCRATCH_MODES,
     DefectStage,
@@ -77,6 +78,7 @@ class RestoreOptions:
     face_threshold: float = 0.3
     face_upsample: int | None = None
     keep_tone: bool = True
+    colour: str = "photo"
     compat: str = "none"
     device: str = "auto"
     precision: str = "fp32"
@@ -88,6 +90,8 @@ class RestoreOptions:
     def validate(self) -> None:
         if self.scratches not in SCRATCH_MODES:
             raise ValueError(f"--scratches must be one of {', '.join(SCRATCH_MODES)}, got {self.scratches!r}")
+        if self.colour not in COLOUR_MODES:
+            raise ValueError(f"--colour must be one of {', '.join(COLOUR_MODES)}, got {self.colour!r}")
         if self.compat not in ("none", "official"):
             raise ValueError(f"--compat must be none or official, got {self.compat!r}")
         if self.precision not in PRECISIONS:
@@ -136,6 +140,10 @@ class RestoreOptions:
                        help="use patch attention for defects above this many megapixels (default 4)")
         g.add_argument("--keep-tone", action=argparse.BooleanOptionalAction, default=d.keep_tone,
                        help="keep black-and-white and toned (sepia) photos in their own tone (default on)")
+        g.add_argument("--colour", choices=COLOUR_MODES, default=d.colour,
+                       help="colour photos: photo = restored luminance with the photo's own colours, "
+                            "denoised and filled in under defects (default); network = the networks' "
+                            "colours (see docs/restore.md)")
         g.add_argument("--compat", choices=("none", "official"), default=d.compat,
                        help="official = reproduce the official stage-1 output exactly (sizes rounded to "
                             "×4/×16, min–max stretched); see docs/restore.md")
@@ -432,6 +440,8 @@ class Restorer:
             out = restorer(image, models, path, used_mask)
             if tone is not None:
                 out = tone.apply(luma(out))
+            elif o.colour == "photo":
+                out = photo_colour(out, image, used_mask)
         timings["restore"] = time.perf_counter() - t
         stage1 = out
 

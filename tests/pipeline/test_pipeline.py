@@ -134,8 +134,20 @@ def test_gray_photo_stays_gray(models_no_faces):
     out = restorer(models_no_faces, scratches="off").restore(gray).image
     assert fit_tone(gray).gray
     assert np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 0], out[..., 2])
-    coloured = restorer(models_no_faces, scratches="off", keep_tone=False).restore(gray).image
+    coloured = restorer(models_no_faces, scratches="off", keep_tone=False, colour="network").restore(gray).image
     assert not np.array_equal(coloured[..., 0], coloured[..., 2])  # random nets do tint it
+
+
+def test_colour_photo_keeps_the_photos_chroma(models_no_faces):
+    from oldphoto.stages.colour import _TO_YCC
+
+    img = smooth_image(64, 64, seed=3)
+    chroma = lambda x: x @ _TO_YCC[1:].T  # noqa: E731
+    own = restorer(models_no_faces, scratches="off").restore(img).image
+    net = restorer(models_no_faces, scratches="off", colour="network").restore(img).image
+    assert np.abs(chroma(own) - chroma(img)).mean() < 0.5 * np.abs(chroma(net) - chroma(img)).mean()
+    with pytest.raises(ValueError, match="--colour"):
+        RestoreOptions(colour="sepia").validate()
 
 
 @pytest.mark.parametrize("h,w,scratches,size", [(37, 53, "off", (36, 52)), (37, 53, "on", (32, 48)),

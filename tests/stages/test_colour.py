@@ -1,0 +1,65 @@
+"""--colour photo: the restored luma with the photo's own chroma, filled in under defects."""
+
+import numpy as np
+import pytest
+from skimage import data
+
+from oldphoto.metrics.fullref import psnr
+from oldphoto.stages.colour import guided_filter, photo_colour
+from oldphoto.stages.tone import luma
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return (data.astronaut()[100:228, 100:228] / 255.0).astype(np.float32)
+
+
+def test_colours_of_the_photo_come_back_onto_a_gray_restoration(photo):
+    restored = np.repeat(luma(photo)[..., None], 3, axis=2)  # all colour lost, structure kept
+    out = photo_colour(restored, photo)
+    assert psnr(restored, photo) < 25
+    assert psnr(out, photo) > 35
+    # the luma is the restoration's, not the photo's
+    assert np.abs(luma(out) - luma(restored)).mean() < 0.01
+
+
+def test_luma_comes_from_the_restoration(photo):
+    restored = np.clip(photo * 0.5 + 0.25, 0, 1)  # different luma, same hue
+    out = photo_colour(restored, photo)
+    assert np.abs(luma(out) - luma(restored)).mean() < 0.01
+    assert np.abs(luma(out) - luma(photo)).mean() > 0.05
+
+
+def test_chroma_under_a_defect_is_filled_from_around_it():
+    red = np.zeros((64, 64, 3), np.float32)
+    red[...] = (0.8, 0.2, 0.2)
+    photo = red.copy()
+    mask = np.zeros((64, 64), bool)
+    mask[:, 30:34] = True
+    photo[mask] = 1.0  # a white scratch: neutral chroma
+    restored = red.copy()
+    with_fill = photo_colour(restored, photo, mask)
+    without = photo_colour(restored, photo)
+    err = lambda img: np.abs(img[mask] - red[mask]).mean()  # noqa: E731
+    assert err(with_fill) < 0.02 < err(without)
+
+
+def test_gray_photo_stays_gray(photo):
+    gray = np.repeat(luma(photo)[..., None], 3, axis=2)
+    out = photo_colour(gray * 0.9, gray)
+    assert np.abs(out - out.mean(axis=2, keepdims=True)).max() < 1e-5
+
+
+def test_guided_filter_removes_noise_but_keeps_the_guides_edges():
+    rng = np.random.default_rng(0)
+    step = np.zeros((64, 64), np.float32)
+    step[:, 32:] = 1.0
+    noisy = step + rng.normal(0, 0.1, step.shape).astype(np.float32)
+    out = guided_filter(step, noisy)
+    assert np.abs(out - step).mean() < 0.5 * np.abs(noisy - step).mean()
+    assert out[:, 34:].mean() - out[:, :30].mean() > 0.9  # the edge is not smeared
+
+
+def test_shape_mismatch_is_an_error(photo):
+    with pytest.raises(ValueError, match="H×W×3"):
+        photo_colour(photo[:10], photo)
