@@ -11,7 +11,7 @@ same photographic tone).  Rows:
 * ``classical``: OpenCV non-local-means + Telea inpainting of the mask our detector finds (unstructured:
   NLM only);
 * ``restored``: our networks as the pipeline chains them: unstructured → VAE_A encoder, quality mapping,
-  VAE_B decoder; mixed → detector mask (p ≥ 0.4), defects filled white, scratch mapping with the mask;
+  VAE_B decoder; mixed → detector mask (p ≥ the card's calibrated threshold, else 0.4), defects filled white, scratch mapping with the mask;
   then the output's levels fitted onto the network input (:func:`oldphoto.levels.match_levels`, defects
   excluded), since the VAE encoder cannot see global levels (``restored_raw``: without that fit);
 * ``pipeline``: (with a weights folder) ``oldphoto.Restorer`` itself, i.e. what ``oldphoto restore``
@@ -82,7 +82,9 @@ class Chain:
                      "detector"):
             if find_card(role, weights_dir) is not None:
                 nets[role] = load_model(role, weights_dir=weights_dir)
-        return cls(nets)
+        card = find_card("detector", weights_dir)
+        # the threshold the pipeline uses for these weights
+        return cls(nets, card.threshold if card is not None and card.threshold is not None else 0.4)
 
     @classmethod
     def from_runs(cls, runs: str | Path) -> Chain:
