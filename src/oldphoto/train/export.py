@@ -16,7 +16,6 @@ from typing import Any
 EXTRA_ROLES = {"vae_b": {"G": ["vae_b_scratch"]}}
 
 
-
 def _training_summary(stage: str, state: dict[str, Any]) -> str:
     cfg = dict(state["config"])
     keep = {k: v for k, v in cfg.items() if k not in ("nets",)}
