@@ -87,9 +87,19 @@ def ifd0_tags(path: Path) -> dict[int, object]:
     with tifffile.TiffFile(path) as tif:
         for tag in tif.pages.first.tags.values():
             text = isinstance(tag.value, str) and (tag.code not in _OWN_TAGS or tag.code == 305)
-            if tag.code == 274 or text:
-                out[int(tag.code)] = tag.value if isinstance(tag.value, str) else int(tag.value)
+            if text:
+                out[int(tag.code)] = _raw_ascii(tif, tag)
+            elif tag.code == 274:
+                out[274] = int(tag.value)
     return out
+
+
+def _raw_ascii(tif: tifffile.TiffFile, tag: tifffile.TiffTag) -> str:
+    """An ASCII tag's text as stored (tifffile strips surrounding whitespace, e.g. a copyright of ' ')."""
+    fh = tif.filehandle
+    fh.seek(tag.valueoffset)
+    raw = fh.read(tag.valuebytecount)
+    return raw.rstrip(b"\0").decode("utf-8", errors="replace")
 
 
 class _TooLarge(Exception):
