@@ -47,7 +47,8 @@ def restorer():
                   mapping_quality=PassThroughMapping(), mapping_scratch=PassThroughMapping(),
                   mapping_hr=PassThroughMapping())
     # one Restorer for every photo: models are loaded once and reused; tiles of 512 exercise tiling
-    return Restorer(models=models, device="cpu", tile=512)
+    # colour="network": this checks geometry with pass-through nets (the colour stage has its own tests)
+    return Restorer(models=models, device="cpu", tile=512, colour="network")
 
 
 @pytest.mark.slow
