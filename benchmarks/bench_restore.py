@@ -196,16 +196,17 @@ def render(rows: list[dict], meta: dict) -> str:
              "excluded), *peak RSS* = the whole process (Python, torch, models, buffers). "
              "`detector` = the defect detector alone at full resolution (what `--scratches auto|on` "
              "adds). `scratch`/`hr` use a fixed 1 % scratch mask. Ratio = seconds / fp32 quality at the "
-             "same size.", "",
+             "same size in the same run.", "",
              "| path | size | precision | tile | seconds | ratio vs quality fp32 | peak RSS (GiB) | load |",
              "|---|---|---|---|---|---|---|---|"]
-    base = {r["size"]: r["seconds"] for r in rows
+    base = {(r.get("run", 0), r["size"]): r["seconds"] for r in rows
             if r.get("path") == "quality" and r.get("precision") == "fp32" and "seconds" in r}
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['path']} | {r['size']} | {r['precision']} | | {r['error']} | | | |")
             continue
-        ratio = f"{r['seconds'] / base[r['size']]:.2f}" if r["size"] in base else ""
+        key = (r.get("run", 0), r["size"])
+        ratio = f"{r['seconds'] / base[key]:.2f}" if key in base else ""
         partial = r.get("tiles_run", 0) and r["tiles_run"] < r.get("tiles_total", 0)
         secs = (f"~{r['seconds']:.0f} (extrapolated from {r['tiles_run']}/{r['tiles_total']} tiles)"
                 if partial else f"{r['seconds']:.1f}")
@@ -235,7 +236,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.render:
         files = [json.loads(p.read_text()) for p in args.render]
-        sys.stdout.write(render([r for d in files for r in d["rows"]], files[0]["meta"]))
+        # a row's ratio is taken against the quality row of its own file (the same run and load)
+        rows = [dict(r, run=i) for i, d in enumerate(files) for r in d["rows"]]
+        sys.stdout.write(render(rows, files[0]["meta"]))
         return
     import torch
 
