@@ -2,8 +2,8 @@
 
 The global-restoration networks see colour poorly: the VAE encoder is blind to global levels and casts,
 and the latent space is shared with real old photos, which are mostly black-and-white, so the decoded
-chroma comes out faded (measured on held-out colour crops with the bundled networks: restored PSNR
-20.3 dB with the network's colour, 22.7 dB with the photo's). Structure, noise and defects live mostly in
+chroma comes out faded (held-out crops, bundled networks chained: 21.4 dB with the networks' colour,
+22.8 dB with the photo's; the first bundled set: 20.3 and 22.7 dB). Structure, noise and defects live mostly in
 luma, so the default keeps the restored luma and takes chroma (YCbCr Cb, Cr) from the input photo:
 
 * under the defect mask the photo's chroma is the defect's (a white scratch is neutral), so it is filled
