@@ -25,8 +25,10 @@ from torch import nn
 from oldphoto.stages import compat as compat_rules
 from oldphoto.stages.colour import COLOUR_MODES, photo_colour
 from oldphoto.stages.defects import (
+    OFFICIAL_THRESHOLD,
     SCRATCH_MODES,
     DefectStage,
+    calibrated_threshold,
     dilate_official,
     needs_inpainting,
     official_mask,
@@ -51,9 +53,6 @@ PATH_ROLES = {
 FACE_ROLES = {256: "face_256", 512: "face_512"}
 
 _face_notice_shown = False
-
-
-OFFICIAL_MASK_THRESHOLD = 0.4  # detection.py's threshold for the official detector
 
 
 class PipelineError(RuntimeError):
@@ -285,12 +284,9 @@ class Restorer:
         if self.options.mask_threshold is not None:
             return self.options.mask_threshold
         if self.compat or self._explicit is not None:
-            return OFFICIAL_MASK_THRESHOLD
+            return OFFICIAL_THRESHOLD
         if self._threshold is None:
-            from oldphoto.weights import find_card
-
-            threshold = getattr(find_card("detector", self.options.weights), "threshold", None)
-            self._threshold = OFFICIAL_MASK_THRESHOLD if threshold is None else float(threshold)
+            self._threshold = calibrated_threshold(self.options.weights)
         return self._threshold
 
     def model_info(self) -> dict[str, str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -29,6 +30,17 @@ DetectorFn = Callable[[torch.Tensor], torch.Tensor]
 
 SCRATCH_MODES = ("auto", "on", "off")
 DETECTOR_MULTIPLE = 16
+OFFICIAL_THRESHOLD = 0.4  # detection.py's threshold for the official detector
+
+
+def calibrated_threshold(weights_dir: str | Path | None = None) -> float:
+    """The threshold calibrated for the installed detector (its card's ``threshold``), else the official 0.4.
+
+    ``weights_dir`` is searched like :func:`oldphoto.weights.find_card` (then the bundled weights)."""
+    from oldphoto.weights import find_card
+
+    card = find_card("detector", weights_dir)
+    return OFFICIAL_THRESHOLD if card is None or card.threshold is None else float(card.threshold)
 
 
 @dataclass
@@ -40,7 +52,7 @@ class DefectStage:
     """
 
     detector: DetectorFn
-    threshold: float = 0.4
+    threshold: float = OFFICIAL_THRESHOLD
     dilation: int = 0
     tile: int = 1024
     overlap: int = 64
@@ -67,7 +79,8 @@ class DefectStage:
         return dilate(self.probabilities(image) >= self.threshold, self.dilation)
 
 
-def official_mask(detector: DetectorFn, image16_u8: np.ndarray, threshold: float = 0.4) -> np.ndarray:
+def official_mask(detector: DetectorFn, image16_u8: np.ndarray, threshold: float = OFFICIAL_THRESHOLD
+                  ) -> np.ndarray:
     """The official detection.py mask for an image already resized to ×16 (8-bit RGB), as stored on disk."""
     gray = torch.from_numpy(compat.pil_gray(image16_u8).astype(np.float32) / 255.0)[None, None]
     gray = (gray - 0.5) / 0.5

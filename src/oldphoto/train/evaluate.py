@@ -11,7 +11,8 @@ same photographic tone).  Rows:
 * ``classical``: OpenCV non-local-means + Telea inpainting of the mask our detector finds (unstructured:
   NLM only);
 * ``restored``: our networks as the pipeline chains them: unstructured → VAE_A encoder, quality mapping,
-  VAE_B decoder; mixed → detector mask (p ≥ the card's calibrated threshold, else 0.4), defects filled white, scratch mapping with the mask;
+  VAE_B decoder; mixed → detector mask (p ≥ the card's calibrated threshold, else 0.4), defects filled
+  white, scratch mapping with the mask;
   then the output's levels fitted onto the network input (:func:`oldphoto.levels.match_levels`, defects
   excluded), since the VAE encoder cannot see global levels (``restored_raw``: without that fit);
 * ``pipeline``: (with a weights folder) ``oldphoto.Restorer`` itself, i.e. what ``oldphoto restore``
@@ -33,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from oldphoto.stages.defects import OFFICIAL_THRESHOLD
 from oldphoto.train import data as D
 
 
@@ -69,12 +71,13 @@ def heldout_cases(sources: list[str] | None = None, size: int = 256, crops: int 
 class Chain:
     """The trained networks, chained the way the restoration pipeline uses them."""
 
-    def __init__(self, nets: dict[str, nn.Module], threshold: float = 0.4) -> None:
+    def __init__(self, nets: dict[str, nn.Module], threshold: float = OFFICIAL_THRESHOLD) -> None:
         self.nets = {k: v.eval() for k, v in nets.items()}
         self.threshold = threshold
 
     @classmethod
     def from_weights(cls, weights_dir: str | Path) -> Chain:
+        from oldphoto.stages.defects import calibrated_threshold
         from oldphoto.weights import find_card, load_model
 
         nets = {}
@@ -82,9 +85,7 @@ class Chain:
                      "detector"):
             if find_card(role, weights_dir) is not None:
                 nets[role] = load_model(role, weights_dir=weights_dir)
-        card = find_card("detector", weights_dir)
-        # the threshold the pipeline uses for these weights
-        return cls(nets, card.threshold if card is not None and card.threshold is not None else 0.4)
+        return cls(nets, calibrated_threshold(weights_dir))  # the threshold the pipeline uses
 
     @classmethod
     def from_runs(cls, runs: str | Path) -> Chain:
@@ -110,7 +111,8 @@ class Chain:
         return torch.sigmoid(self.nets["detector"](x))[0, 0].numpy()
 
     @torch.no_grad()
-    def restore(self, image: np.ndarray, mask: np.ndarray | None, level_align: bool = True) -> np.ndarray:
+    def restore(self, image: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(output with its levels fitted to the network input, raw decoder output), from one pass."""
         from oldphoto.levels import match_levels
 
         x = D.to_batch([image])
@@ -123,10 +125,13 @@ class Chain:
             x = x * (1 - m) + m  # defects white, as the official test.py does
             z = self.nets["vae_a"].encode(x)
             y = self.nets["vae_b_scratch"].decode(self.nets["mapping_scratch"](z, m))
-        if level_align:
-            # the reference is the network input (as the pipeline and training use it), defects excluded
-            y = match_levels(y, x, m)
-        return ((y[0].permute(1, 2, 0).numpy() + 1) * 0.5).clip(0, 1).astype(np.float32)
+        # the reference is the network input (as the pipeline and training use it), defects excluded
+        fitted = match_levels(y, x, m)
+        return _to_image(fitted), _to_image(y)
+
+
+def _to_image(y: torch.Tensor) -> np.ndarray:
+    return ((y[0].permute(1, 2, 0).numpy() + 1) * 0.5).clip(0, 1).astype(np.float32)
 
 
 def colour_transfer(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -164,8 +169,7 @@ def evaluate_restoration(chain: Chain, cases: list[Case], restorer: Any = None) 
                 k in chain.nets for k in ("vae_a", "vae_b_scratch", "mapping_scratch"))
         rows = {"degraded": case.degraded, "classical": classical}
         if can_restore:
-            rows["restored"] = chain.restore(case.degraded, mask)
-            rows["restored_raw"] = chain.restore(case.degraded, mask, level_align=False)
+            rows["restored"], rows["restored_raw"] = chain.restore(case.degraded, mask)
             # diagnostic: the instance norms of the VAE encoder discard absolute colour; this row shows
             # what a global colour transfer from the input would recover (not part of the pipeline)
             rows["restored_colour_matched"] = colour_transfer(rows["restored_raw"], case.degraded)
