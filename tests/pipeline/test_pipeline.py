@@ -134,7 +134,8 @@ def test_gray_photo_stays_gray(models_no_faces):
     out = restorer(models_no_faces, scratches="off").restore(gray).image
     assert fit_tone(gray).gray
     assert np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 0], out[..., 2])
-    coloured = restorer(models_no_faces, scratches="off", keep_tone=False, colour="network").restore(gray).image
+    network_colour = restorer(models_no_faces, scratches="off", keep_tone=False, colour="network")
+    coloured = network_colour.restore(gray).image
     assert not np.array_equal(coloured[..., 0], coloured[..., 2])  # random nets do tint it
 
 

@@ -11,7 +11,7 @@ def test_heldout_cases_are_deterministic_and_cover_both_kinds():
     b, _ = heldout_cases(["skimage:heldout"], size=64, crops=1, max_side=128)
     assert used == "skimage:heldout"
     assert {c.kind for c in a} == {"unstructured", "mixed"}
-    assert all(np.array_equal(x.degraded, y.degraded) for x, y in zip(a, b))
+    assert all(np.array_equal(x.degraded, y.degraded) for x, y in zip(a, b, strict=True))
     assert all(not c.mask.any() for c in a if c.kind == "unstructured")
 
 

@@ -52,19 +52,24 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return auc(*roc_curve(scores, labels)[:2])
 
 
+def _counts(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(true positives, false positives, thresholds, positives) at each ROC threshold ``score >= t``."""
+    fpr, tpr, thresholds = roc_curve(scores, labels)
+    y = np.asarray(labels).ravel().astype(bool)
+    n_pos = int(y.sum())
+    return tpr[1:] * n_pos, fpr[1:] * int((~y).sum()), thresholds[1:], n_pos
+
+
 def best_f1_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     """(threshold, F1) of the score threshold ``score >= t`` that maximises F1 on these labels.
 
     A detector trained with class-balanced weights is not calibrated: its probabilities overstate
     defects, so the official 0.4 would mark much of a clean photo.  This picks the operating point.
     """
-    fpr, tpr, thresholds = roc_curve(scores, labels)
-    y = np.asarray(labels).ravel().astype(bool)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    tp, fp = tpr[1:] * n_pos, fpr[1:] * n_neg
+    tp, fp, thresholds, n_pos = _counts(scores, labels)
     f1 = 2 * tp / np.maximum(tp + fp + n_pos, 1)
     best = int(np.argmax(f1))
-    return float(thresholds[1:][best]), float(f1[best])
+    return float(thresholds[best]), float(f1[best])
 
 
 def threshold_for_precision(scores: np.ndarray, labels: np.ndarray, min_precision: float
@@ -72,13 +77,11 @@ def threshold_for_precision(scores: np.ndarray, labels: np.ndarray, min_precisio
     """(threshold, precision, recall) of the lowest threshold whose precision reaches ``min_precision``
     (the highest-precision threshold when none does): the operating point for "flag only what is
     almost surely a defect"."""
-    fpr, tpr, thresholds = roc_curve(scores, labels)
-    y = np.asarray(labels).ravel().astype(bool)
-    tp, fp = tpr[1:] * int(y.sum()), fpr[1:] * int((~y).sum())
+    tp, fp, thresholds, n_pos = _counts(scores, labels)
     precision = tp / np.maximum(tp + fp, 1)
     ok = np.nonzero(precision >= min_precision)[0]
     i = int(ok[-1]) if ok.size else int(np.argmax(precision))
-    return float(thresholds[1:][i]), float(precision[i]), float(tpr[1:][i])
+    return float(thresholds[i]), float(precision[i]), float(tp[i] / n_pos)
 
 
 def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path,

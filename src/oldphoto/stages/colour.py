@@ -3,8 +3,8 @@
 The global-restoration networks see colour poorly: the VAE encoder is blind to global levels and casts,
 and the latent space is shared with real old photos, which are mostly black-and-white, so the decoded
 chroma comes out faded (held-out crops, bundled networks chained: 21.4 dB with the networks' colour,
-22.8 dB with the photo's; the first bundled set: 20.3 and 22.7 dB). Structure, noise and defects live mostly in
-luma, so the default keeps the restored luma and takes chroma (YCbCr Cb, Cr) from the input photo:
+22.8 dB with the photo's; the first bundled set: 20.3 and 22.7 dB).  Structure, noise and defects live
+mostly in luma, so the default keeps the restored luma and takes chroma (YCbCr Cb, Cr) from the input photo:
 
 * under the defect mask the photo's chroma is the defect's (a white scratch is neutral), so it is filled
   in from the surrounding chroma (OpenCV Telea inpainting);
@@ -19,10 +19,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from oldphoto.stages.tone import LUMA, luma
+
 COLOUR_MODES = ("photo", "network")
 
 # ITU-R BT.601 full-range YCbCr (the JPEG convention), chroma centred on 0
-_TO_YCC = np.array([[0.299, 0.587, 0.114],
+_TO_YCC = np.array([LUMA,
                     [-0.168736, -0.331264, 0.5],
                     [0.5, -0.418688, -0.081312]], dtype=np.float32)
 _TO_RGB = np.linalg.inv(_TO_YCC).astype(np.float32)
@@ -66,14 +68,14 @@ def photo_colour(restored: np.ndarray, photo: np.ndarray, mask: np.ndarray | Non
     """
     if restored.shape != photo.shape or restored.ndim != 3 or restored.shape[2] != 3:
         raise ValueError(f"restored {restored.shape} and photo {photo.shape} must both be H×W×3")
-    luma = restored @ _TO_YCC[0]
+    y = luma(restored)
     chroma = []
     for k in (1, 2):
         c = photo @ _TO_YCC[k]
         if mask is not None and mask.any():
             c = _inpaint_chroma(c, mask)
-        chroma.append(guided_filter(luma, c, radius, eps))
+        chroma.append(guided_filter(y, c, radius, eps))
     out = np.empty_like(restored)
     for k in range(3):
-        out[..., k] = luma + _TO_RGB[k, 1] * chroma[0] + _TO_RGB[k, 2] * chroma[1]
+        out[..., k] = y + _TO_RGB[k, 1] * chroma[0] + _TO_RGB[k, 2] * chroma[1]
     return np.clip(out, 0.0, 1.0, out=out)

@@ -93,7 +93,6 @@ def role_from_path(parts: Sequence[str]) -> str | None:
     return None
 
 
-
 def read_checkpoint(path: Path, name: str) -> dict[str, torch.Tensor]:
     """Load a checkpoint file safely and return its flat tensor state dict.
 
