@@ -82,6 +82,16 @@ def test_detector_clean_negatives(tmp_path):
     assert batch["mask"].sum() > 0
 
 
+def test_degradation_kind_list_is_drawn_per_crop(tmp_path):
+    rng = np.random.default_rng(0)
+    stage = _stage("detector", tmp_path, ["crop=32", 'degradation=["mixed", "unstructured"]'])
+    assert {stage.degradation_kind(rng, "mixed") for _ in range(40)} == {"mixed", "unstructured"}
+    stage = _stage("detector", tmp_path, ["crop=32", "degradation=structured"])
+    assert stage.degradation_kind(rng, "mixed") == "structured"
+    stage = _stage("detector", tmp_path, ["crop=32"])
+    assert stage.degradation_kind(rng, "oldlook") == "oldlook"  # unset: the stage's default
+
+
 def test_face_stage_joint(tmp_path, tiny_runs):
     from PIL import Image
     from skimage import data

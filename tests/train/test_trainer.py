@@ -128,3 +128,23 @@ def test_ddp_two_cpu_processes_with_torchrun(tmp_path):
     assert "2 ranks, parameters identical: True" in proc.stdout
     ckpt = load_checkpoint(out / "checkpoint.pt")
     assert ckpt["world_size"] == 2 and ckpt["step"] == 2
+
+
+def test_init_from_warm_starts_matching_networks_at_step_zero(tmp_path):
+    source = train("vae_b", _cfg(tmp_path, extra=["lambda_gan=0"]), tmp_path / "b", steps=2, quiet=True)
+    cfg = _cfg(tmp_path, "vae_a", ["lambda_gan=0", f"init_from={json.dumps(str(tmp_path / 'b'))}"])
+    warm = train("vae_a", cfg, tmp_path / "a", steps=0, quiet=True)
+    assert warm["step"] == 0
+    a = source["stage"].nets["G"].state_dict()
+    b = warm["stage"].nets["G"].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # the latent discriminator, absent from the source, keeps its fresh initialisation and Adam starts over
+    assert "DL" in warm["stage"].nets
+    assert not warm["stage"].optimizers["G"].state_dict()["state"]
+
+
+def test_init_from_without_shared_networks_is_an_error(tmp_path):
+    train("vae_b", _cfg(tmp_path, extra=["lambda_gan=0"]), tmp_path / "b", steps=1, quiet=True)
+    cfg = _cfg(tmp_path, "detector", ["crop=32", f"init_from={json.dumps(str(tmp_path / 'b'))}"])
+    with pytest.raises(RuntimeError, match="none of the networks"):
+        train("detector", cfg, tmp_path / "d", steps=1, quiet=True)

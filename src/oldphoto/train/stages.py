@@ -136,6 +136,14 @@ class Stage:
             return output
         return match_levels(output, reference, exclude)
 
+    def degradation_kind(self, rng: np.random.Generator, default: str) -> str:
+        """The synthesis kind of the next crop: config ``degradation`` is one kind or a list of kinds
+        drawn uniformly per crop (e.g. VAE_A on ["mixed", "unstructured"] also sees unfaded colour)."""
+        kinds = self.cfg.get("degradation", default)
+        if isinstance(kinds, str):
+            return kinds
+        return str(kinds[int(rng.integers(len(kinds)))])
+
     def to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
@@ -313,8 +321,8 @@ class VAEAStage(VAEStage):
     def images(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         n_real = max(1, self.batch_size // 2)
         real = [D.random_crop(self.real_pool(), rng, self.crop) for _ in range(n_real)]
-        kind = self.cfg.get("degradation", "mixed")
-        synth = [D.synthesize(D.random_crop(self.pool(), rng, self.crop), rng, kind)[0]
+        synth = [D.synthesize(D.random_crop(self.pool(), rng, self.crop), rng,
+                              self.degradation_kind(rng, "mixed"))[0]
                  for _ in range(self.batch_size - n_real)]
         is_real = torch.tensor([True] * len(real) + [False] * len(synth))
         return {"image": D.to_batch(real + synth), "is_real": is_real}
@@ -382,7 +390,7 @@ class MappingStage(Stage):
                     x = x * (1 - m[..., None]) + m[..., None]  # holes are white, as at test time
                     masks.append(m)
                 else:
-                    x, y, _ = D.synthesize(crop, rng, self.cfg.get("degradation", "unstructured"))
+                    x, y, _ = D.synthesize(crop, rng, self.degradation_kind(rng, "unstructured"))
                 clean.append(y)
                 degraded.append(x)
             batch = {"clean": D.to_batch(clean), "degraded": D.to_batch(degraded)}
@@ -482,7 +490,7 @@ class DetectorStage(Stage):
             for _ in range(self.batch_size):
                 # defect-free old-look crops (fading, yellowing, grain, noise) teach the detector that
                 # bright skies, paper white and grain are not defects: without them it flags flat areas
-                kind = "oldlook" if rng.random() < p_clean else self.cfg.get("degradation", "mixed")
+                kind = "oldlook" if rng.random() < p_clean else self.degradation_kind(rng, "mixed")
                 x, _, m = D.synthesize(D.random_crop(pool, rng, self.crop), rng, kind)
                 imgs.append(D.gray(x)[..., None])
                 masks.append(m)
@@ -542,7 +550,7 @@ class FaceStage(Stage):
             for _ in range(self.batch_size):
                 face = _resize(pool[int(rng.integers(len(pool)))], self.size)
                 y = D.random_crop([face], rng, self.size)  # full-size "crop" + random flip
-                x, y, _ = D.synthesize(y, rng, self.cfg.get("degradation", "unstructured"))
+                x, y, _ = D.synthesize(y, rng, self.degradation_kind(rng, "unstructured"))
                 clean.append(y)
                 degraded.append(x)
             yield {"clean": D.to_batch(clean), "degraded": D.to_batch(degraded)}

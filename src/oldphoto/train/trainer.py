@@ -157,6 +157,8 @@ def train(stage_name: str, config: dict[str, Any], out_dir: str | Path, *, resum
             np.random.set_state(rng["numpy_legacy"])
             random.setstate(rng["python"])
             data_rng.bit_generator.state = rng["data"]
+    elif cfg.get("init_from"):
+        _init_from(stage, Path(str(cfg["init_from"])), info.is_main and not quiet)
     stage.wrap_distributed()
 
     if info.is_main:
@@ -217,6 +219,24 @@ def train(stage_name: str, config: dict[str, Any], out_dir: str | Path, *, resum
         if info.is_main and not quiet:
             print(f"[{stage_name}] {info.world_size} ranks, parameters identical: {result['ranks_in_sync']}")
     return result
+
+
+def _init_from(stage, source: Path, verbose: bool) -> None:
+    """Warm start (config ``init_from``): the networks of another run's checkpoint that this stage also
+    has, with fresh optimisers, schedule and step 0 (unlike --resume, which continues a run as it was).
+    Networks the source lacks (e.g. VAE_A's latent discriminator when starting from a run without it)
+    keep their fresh initialisation."""
+    path = source / CHECKPOINT if source.is_dir() else source
+    ckpt = load_checkpoint(path)
+    loaded = []
+    for key, net in stage.nets.items():
+        if key in ckpt["nets"]:
+            net.load_state_dict(ckpt["nets"][key])  # strict: a width mismatch is an error, not a surprise
+            loaded.append(key)
+    if not loaded:
+        raise RuntimeError(f"init_from {path}: none of the networks {sorted(stage.nets)} is in it")
+    if verbose:
+        print(f"[train] initialised {', '.join(loaded)} from {path} (step {ckpt.get('step')})", flush=True)
 
 
 def _ranks_in_sync(stage, info: distributed.DistInfo) -> bool:
