@@ -25,9 +25,11 @@ from torch import nn
 from oldphoto.stages import compat as compat_rules
 from oldphoto.stages.colour import COLOUR_MODES, photo_colour
 from oldphoto.stages.defects import (
+    DEFAULT_MIN_AREA,
     OFFICIAL_THRESHOLD,
     SCRATCH_MODES,
     DefectStage,
+    calibrated_min_area,
     calibrated_threshold,
     dilate_official,
     needs_inpainting,
@@ -67,7 +69,7 @@ class RestoreOptions:
     mask_threshold: float | None = None  # None: the detector card's calibrated threshold, else 0.4
     mask_dilation: int | None = None
     detect_size: int | None = None
-    scratch_min_area: float = 2e-4
+    scratch_min_area: float | None = None  # None: the detector card's calibrated area, else 2e-4
     hr: bool = False
     hr_above: float = 4.0
     faces: bool | None = None
@@ -95,6 +97,8 @@ class RestoreOptions:
             raise ValueError(f"--compat must be none or official, got {self.compat!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.scratch_min_area is not None and not 0.0 <= self.scratch_min_area <= 1.0:
+            raise ValueError(f"--scratch-min-area must be a fraction in [0, 1], got {self.scratch_min_area}")
         if self.mask_threshold is not None and not 0.0 < self.mask_threshold < 1.0:
             raise ValueError(f"--mask-threshold must be between 0 and 1, got {self.mask_threshold}")
         if self.mask_dilation is not None and self.mask_dilation < 0:
@@ -131,7 +135,8 @@ class RestoreOptions:
                        help="run the detector at this short side instead of the photo's own resolution")
         g.add_argument("--scratch-min-area", type=float, default=d.scratch_min_area, metavar="FRACTION",
                        help="--scratches auto: smallest defect area (fraction of the photo) that selects "
-                            "the scratch path (default 0.0002)")
+                            "the scratch path (default: the value calibrated for the installed detector, "
+                            "written in its card; 0.0002 when it has none)")
         g = parser.add_argument_group("restoration")
         g.add_argument("--hr", action="store_true", default=d.hr,
                        help="high-resolution mode: multi-scale patch attention for defects, 512 faces")
@@ -230,6 +235,7 @@ class Restorer:
         self._face_stage: FaceStage | None = None
         self._info: dict[str, str] | None = None
         self._threshold: float | None = None
+        self._min_area: float | None = None
         self.faces_enabled = self._decide_faces()
         if self._explicit is None:  # explicit modules (tests, benchmarks) are checked when used
             for role in self.required_roles():
@@ -276,6 +282,16 @@ class Restorer:
                 p.requires_grad_(False)
             self._loaded[role] = module
         return self._loaded[role]
+
+    def min_defect_area(self) -> float:
+        """The user's --scratch-min-area, else the area calibrated with the detector's weights, else 2e-4."""
+        if self.options.scratch_min_area is not None:
+            return self.options.scratch_min_area
+        if self.compat or self._explicit is not None:
+            return DEFAULT_MIN_AREA
+        if self._min_area is None:
+            self._min_area = calibrated_min_area(self.options.weights)
+        return self._min_area
 
     def mask_threshold(self) -> float:
         """The user's threshold, else the one calibrated for the detector's weights, else the official 0.4.
@@ -380,7 +396,7 @@ class Restorer:
         o = self.options
         if o.scratches == "off" or mask is None:
             return "quality"
-        if o.scratches == "auto" and not needs_inpainting(mask, o.scratch_min_area):
+        if o.scratches == "auto" and not needs_inpainting(mask, self.min_defect_area()):
             return "quality"
         big = not self.compat and shape[0] * shape[1] > o.hr_above * 1e6
         return "hr" if (o.hr or big) else "scratch"

@@ -209,6 +209,8 @@ def test_options_round_trip_through_argparse():
     assert RestoreOptions.from_args(parser.parse_args([])) == RestoreOptions()
     with pytest.raises(ValueError, match="--mask-threshold"):
         RestoreOptions(mask_threshold=1.5).validate()
+    with pytest.raises(ValueError, match="--scratch-min-area"):
+        RestoreOptions(scratch_min_area=-0.1).validate()
 
 
 def test_missing_weights_is_an_error_that_says_what_to_do(tmp_path, monkeypatch):

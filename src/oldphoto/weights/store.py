@@ -83,6 +83,8 @@ class Card:
     parameters: int | None = None
     # detector only: the probability threshold calibrated for these weights (None: the official 0.4)
     threshold: float | None = None
+    # detector only: the smallest defect area (fraction of the photo) calibrated to pick the scratch path
+    scratch_min_area: float | None = None
     # where the weights file lies (not stored in the card itself)
     path: Path | None = field(default=None, compare=False, repr=False)
 
@@ -90,7 +92,7 @@ class Card:
         data: dict[str, Any] = {"role": self.role, "architecture": self.architecture, "config": self.config,
                                 "source": self.source, "sha256": self.sha256,
                                 "format_version": self.format_version}
-        for name in ("metrics", "notes", "parameters", "threshold"):
+        for name in ("metrics", "notes", "parameters", "threshold", "scratch_min_area"):
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)
         return data
@@ -112,8 +114,13 @@ class Card:
         return cls(role=str(data["role"]), architecture=str(data["architecture"]), config=data["config"],
                    source=str(data["source"]), sha256=str(data["sha256"]), format_version=version,
                    metrics=data.get("metrics"), notes=data.get("notes"), parameters=data.get("parameters"),
-                   threshold=None if data.get("threshold") is None else float(data["threshold"]),
+                   threshold=_optional_float(data.get("threshold")),
+                   scratch_min_area=_optional_float(data.get("scratch_min_area")),
                    path=path.with_suffix(".safetensors") if path else None)
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def default_weights_dir() -> Path:
