@@ -31,8 +31,6 @@ DetectorFn = Callable[[torch.Tensor], torch.Tensor]
 SCRATCH_MODES = ("auto", "on", "off")
 DETECTOR_MULTIPLE = 16
 OFFICIAL_THRESHOLD = 0.4  # detection.py's threshold for the official detector
-
-
 DEFAULT_MIN_AREA = 2e-4  # --scratches auto: defect fraction that selects the scratch path, uncalibrated
 
 
