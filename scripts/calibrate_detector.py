@@ -89,9 +89,7 @@ def calibrate_min_area(weights: Path, photos: list[np.ndarray], crops: int, size
     from oldphoto.pipeline import Restorer
 
     quality = Restorer(weights=weights, faces=False, device="cpu", scratches="off")
-    scratch = Restorer(weights=weights, faces=False, device="cpu", scratches="on")
-    detector = scratch.model("detector")
-    stage = DefectStage(lambda x: scratch.runner(detector, x), scratch.mask_threshold())
+    scratch = Restorer(weights=weights, faces=False, device="cpu", scratches="on")  # detects as auto does
     kinds = ("mixed", "unstructured", "oldlook")
     flagged, gain = [], []  # per crop: flagged fraction, PSNR(scratch path) - PSNR(quality path)
     base = 0.0
@@ -99,12 +97,12 @@ def calibrate_min_area(weights: Path, photos: list[np.ndarray], crops: int, size
         rng = np.random.default_rng([seed, i])
         crop = random_crop(photos[i % len(photos)], size, rng)
         sample = degrade(crop, rng, DegradeConfig(kind=kinds[i % len(kinds)]))
-        mask = stage(sample.degraded)
         q = psnr(quality.restore(sample.degraded).image, sample.clean)
+        restored = scratch.restore(sample.degraded)  # the scratch path with the predicted mask
         base += q
-        flagged.append(float(mask.mean()))
-        gain.append(psnr(scratch.restore(sample.degraded, mask=mask).image, sample.clean) - q
-                    if mask.any() else 0.0)
+        flagged.append(float(restored.mask.mean()))
+        # no pixel flagged: auto takes the quality path at any area
+        gain.append(psnr(restored.image, sample.clean) - q if restored.mask.any() else 0.0)
     f, g = np.array(flagged), np.array(gain)
     # candidate areas: each crop's own fraction (the rule "scratch path iff flagged >= area")
     candidates = np.unique(np.concatenate([[0.0], f[f > 0]]))

@@ -29,8 +29,7 @@ from oldphoto.stages.defects import (
     OFFICIAL_THRESHOLD,
     SCRATCH_MODES,
     DefectStage,
-    calibrated_min_area,
-    calibrated_threshold,
+    calibration,
     dilate_official,
     needs_inpainting,
     official_mask,
@@ -234,8 +233,7 @@ class Restorer:
         self._loaded: dict[str, nn.Module] = {}
         self._face_stage: FaceStage | None = None
         self._info: dict[str, str] | None = None
-        self._threshold: float | None = None
-        self._min_area: float | None = None
+        self._calibration: tuple[float, float] | None = None
         self.faces_enabled = self._decide_faces()
         if self._explicit is None:  # explicit modules (tests, benchmarks) are checked when used
             for role in self.required_roles():
@@ -287,23 +285,23 @@ class Restorer:
         """The user's --scratch-min-area, else the area calibrated with the detector's weights, else 2e-4."""
         if self.options.scratch_min_area is not None:
             return self.options.scratch_min_area
-        if self.compat or self._explicit is not None:
-            return DEFAULT_MIN_AREA
-        if self._min_area is None:
-            self._min_area = calibrated_min_area(self.options.weights)
-        return self._min_area
+        return self._detector_calibration()[1]
 
     def mask_threshold(self) -> float:
-        """The user's threshold, else the one calibrated for the detector's weights, else the official 0.4.
-
-        Read from the card once per Restorer, like the detector itself, so that both stay paired."""
+        """The user's threshold, else the one calibrated for the detector's weights, else the official 0.4."""
         if self.options.mask_threshold is not None:
             return self.options.mask_threshold
+        return self._detector_calibration()[0]
+
+    def _detector_calibration(self) -> tuple[float, float]:
+        """(threshold, scratch-path area) for the detector in use: the official values in compat mode and
+        for explicit modules, else its card's, read once per Restorer like the detector itself, so that
+        they stay paired."""
         if self.compat or self._explicit is not None:
-            return OFFICIAL_THRESHOLD
-        if self._threshold is None:
-            self._threshold = calibrated_threshold(self.options.weights)
-        return self._threshold
+            return OFFICIAL_THRESHOLD, DEFAULT_MIN_AREA
+        if self._calibration is None:
+            self._calibration = calibration(self.options.weights)
+        return self._calibration
 
     def model_info(self) -> dict[str, str]:
         """role -> "source sha256[:12]" for every role this configuration uses (provenance tags)."""

@@ -34,25 +34,23 @@ OFFICIAL_THRESHOLD = 0.4  # detection.py's threshold for the official detector
 DEFAULT_MIN_AREA = 2e-4  # --scratches auto: defect fraction that selects the scratch path, uncalibrated
 
 
-def calibrated_threshold(weights_dir: str | Path | None = None) -> float:
-    """The threshold calibrated for the installed detector (its card's ``threshold``), else the official 0.4.
+def calibration(weights_dir: str | Path | None = None) -> tuple[float, float]:
+    """(threshold, scratch-path area) calibrated for the installed detector, read once from its card
+    (``threshold``, ``scratch_min_area``); the official 0.4 and :data:`DEFAULT_MIN_AREA` where it has none.
 
     ``weights_dir`` is searched like :func:`oldphoto.weights.find_card` (then the bundled weights)."""
-    card = _detector_card(weights_dir)
-    return OFFICIAL_THRESHOLD if card is None or card.threshold is None else float(card.threshold)
-
-
-def calibrated_min_area(weights_dir: str | Path | None = None) -> float:
-    """The scratch-path area calibrated for the installed detector (its card's ``scratch_min_area``),
-    else :data:`DEFAULT_MIN_AREA`."""
-    card = _detector_card(weights_dir)
-    return DEFAULT_MIN_AREA if card is None or card.scratch_min_area is None else float(card.scratch_min_area)
-
-
-def _detector_card(weights_dir: str | Path | None):
     from oldphoto.weights import find_card
 
-    return find_card("detector", weights_dir)
+    card = find_card("detector", weights_dir)
+    threshold = None if card is None else card.threshold
+    area = None if card is None else card.scratch_min_area
+    return (OFFICIAL_THRESHOLD if threshold is None else float(threshold),
+            DEFAULT_MIN_AREA if area is None else float(area))
+
+
+def calibrated_threshold(weights_dir: str | Path | None = None) -> float:
+    """The threshold of :func:`calibration`."""
+    return calibration(weights_dir)[0]
 
 
 @dataclass
