@@ -30,11 +30,13 @@ def restorer(models, **kw):
 @pytest.mark.parametrize("scratches", ["off", "on"])
 def test_output_has_exactly_the_input_size(models_no_faces, h, w, scratches):
     img = smooth_image(h, w)
-    result = restorer(models_no_faces, scratches=scratches).restore(img)
+    mask = np.zeros((h, w), bool)
+    mask[h // 2, w // 4:] = True
+    result = restorer(models_no_faces, scratches=scratches).restore(img, mask=mask)
     assert result.image.shape == (h, w, 3) and result.image.dtype == np.float32
     assert np.isfinite(result.image).all() and result.image.min() >= 0 and result.image.max() <= 1
     assert result.path == ("quality" if scratches == "off" else "scratch")
-    assert set(result.timings) >= {"defects", "restore"}
+    assert set(result.timings) >= {"defects", "restore"} | ({"repair"} if scratches == "on" else set())
 
 
 def test_hr_path_by_flag_and_by_size(models_no_faces):
@@ -69,11 +71,15 @@ def test_auto_decides_from_the_predicted_mask(models_no_faces):
     r = restorer(models).restore(scratched)
     assert r.path == "scratch" and r.mask[30, 10] and r.mask.sum() == 40
     assert restorer(models, mask_dilation=1).restore(scratched).mask.sum() > 40
-    # a tiny speck below --scratch-min-area stays on the quality path
+    # one speck is not worth a repair in auto mode, nor a scratch below --scratch-min-area
     speck = clean.copy()
     speck[5, 5] = 0.0
-    assert restorer(models, scratch_min_area=0.01).restore(speck).path == "quality"
-    assert restorer(models, scratches="on").restore(clean).path == "scratch"
+    assert restorer(models).restore(speck).path == "quality"
+    assert restorer(models, scratches="on").restore(speck).path == "scratch"
+    assert restorer(models, scratch_min_area=0.05).restore(scratched).path == "quality"
+    # nothing to repair: "on" takes the quality path too (compat mode sends it through the scratch path)
+    assert restorer(models, scratches="on").restore(clean).path == "quality"
+    assert restorer(models, scratches="on", compat="official").restore(clean).path == "scratch"
 
 
 def test_scratch_pixels_change_where_the_mask_is(models_no_faces):
@@ -235,5 +241,8 @@ def test_explicit_models_are_checked_when_used():
     r = Restorer(models=tiny_models(faces=False), device="cpu", faces=False, scratches="off")
     r.restore(smooth_image(16, 16))
     incomplete = {k: v for k, v in tiny_models(faces=False).items() if k != "mapping_scratch"}
+    mask = np.zeros((16, 16), bool)
+    mask[8, 2:14] = True
     with pytest.raises(Exception, match="mapping_scratch"):
-        Restorer(models=incomplete, device="cpu", faces=False, scratches="on").restore(smooth_image(16, 16))
+        Restorer(models=incomplete, device="cpu", faces=False, scratches="on").restore(smooth_image(16, 16),
+                                                                                      mask=mask)
