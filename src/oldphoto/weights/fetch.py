@@ -113,7 +113,8 @@ def fetch(url: str, cache_dir: str | os.PathLike | None = None, *, timeout: floa
         try:
             for attempt in range(retries + 1):
                 try:
-                    _attempt(opener, url, part, meta, timeout, bar)
+                    if _attempt(opener, url, part, meta, timeout, bar) == 0:
+                        resumed_from = 0  # the earlier bytes were not used: the file came whole
                     break
                 except _Retry as exc:
                     if attempt == retries:
@@ -148,8 +149,10 @@ def _remove_if_empty(folder: Path) -> None:
 
 
 def _attempt(opener: urllib.request.OpenerDirector, url: str, part: Path, meta: Path, timeout: float,
-             bar: Any) -> None:
-    """One request: append the missing bytes to ``part`` (or rewrite it when the server cannot resume)."""
+             bar: Any) -> int:
+    """One request: append the missing bytes to ``part`` (or rewrite it when the server cannot resume).
+
+    Returns the offset the server's answer started at (0: the whole file)."""
     info = _read_meta(meta, url)
     have = part.stat().st_size if part.is_file() and info else 0
     headers = {"User-Agent": _user_agent(), "Accept-Encoding": "identity"}
@@ -162,7 +165,7 @@ def _attempt(opener: urllib.request.OpenerDirector, url: str, part: Path, meta: 
     except urllib.error.HTTPError as exc:
         with exc:
             _http_error(exc, url, have, info, part, meta)
-        return  # 416 on a part that already holds the whole file
+        return have  # 416 on a part that already holds the whole file
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         raise _Retry(_network_problem(exc, timeout)) from None
     with response:
@@ -205,6 +208,7 @@ def _attempt(opener: urllib.request.OpenerDirector, url: str, part: Path, meta: 
     if total is not None and size > total:
         _discard(part, meta)
         raise _Retry(f"the server sent {size - total} bytes more than it announced; starting over")
+    return have
 
 
 def _http_error(exc: urllib.error.HTTPError, url: str, have: int, info: dict[str, Any], part: Path,
