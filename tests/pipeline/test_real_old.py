@@ -1,4 +1,4 @@
-"""End to end on the real old photos in ../shared/data/real_old (tiny random networks, real dlib)."""
+"""End to end on the real old photos in examples/real_old (tiny random networks, real dlib)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ class PassThroughMapping(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def restorer():
-    pytest.importorskip("dlib")
+    pytest.importorskip("dlib", reason="dlib not installed: pip install 'oldphoto[faces]' (as .ci/run does)")
     models = dict(tiny_models(), detector=ThinDarkLineDetector(), vae_a=PassThroughVAE(),
                   vae_b_quality=PassThroughVAE(), vae_b_scratch=PassThroughVAE(),
                   mapping_quality=PassThroughMapping(), mapping_scratch=PassThroughMapping(),

@@ -10,7 +10,7 @@ from oldphoto.train.perceptual import (
 
 
 def test_hed_vgg16_features_and_loss():
-    pytest.importorskip("h5py")
+    pytest.importorskip("h5py", reason="h5py not installed: pip install 'oldphoto[train]' (as .ci/run does)")
     try:
         net = build_feature_net(None, max_layers=2)
     except PerceptualError as exc:

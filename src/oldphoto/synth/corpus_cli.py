@@ -22,8 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="clean-photo source, repeatable (default: debian and skimage); a FOLDER is scanned "
                         "recursively (Pascal VOC, DIV2K, FFHQ layouts)")
     b.add_argument("--old", action="append", default=None, metavar="FOLDER",
-                   help="folder of real old photos, repeatable (default: ../shared/data/real_old if present; "
-                        "the debian source adds the Solvay 1927 photo)")
+                   help="folder of real old photos, repeatable (default: $OLDPHOTO_REAL_OLD, else "
+                        "examples/real_old of a source checkout, if present; the debian source adds the "
+                        "Solvay 1927 photo)")
     b.add_argument("--cache", type=Path, default=Path("assets/cache"),
                    help="where .deb files are downloaded and unpacked (default assets/cache)")
     b.add_argument("--max-side", type=int, default=2048, help="downscale photos to this longer side (2048)")

@@ -1,6 +1,6 @@
 """Where clean and real old photos come from, and building a corpus / patch packs from them.
 
-Built-in sources (all offline-reachable, see ../shared/ASSETS.md, need 1):
+Built-in sources (all reachable without a web download; see docs/synthesis-and-data.md):
 * ``debian``: real photographs inside Debian wallpaper/game packages, fetched with ``apt-get download`` and
   unpacked with ``dpkg -x`` (no root, nothing installed); only files judged to be photographs are used.
   ``visp-images-data`` adds the Solvay 1927 conference photo as a real old photo.
@@ -190,14 +190,21 @@ def folder_photos(folder: Path, kind: str, source: str | None = None) -> list[Fo
     return found
 
 
+REAL_OLD_ENV = "OLDPHOTO_REAL_OLD"
+
+
 def default_real_old_folder() -> Path | None:
-    """``../shared/data/real_old`` beside the repository (or $OLDPHOTO_SHARED/data/real_old) if present."""
+    """The folder of real old photos used when none is given: ``$OLDPHOTO_REAL_OLD``, else, when oldphoto
+    runs from a source checkout, its ``examples/real_old`` (six photos of the official project's test
+    set); None when neither is there.  An installed package has no such folder of its own."""
     import os
 
-    env = os.environ.get("OLDPHOTO_SHARED")
-    candidates = [Path(env) / "data" / "real_old"] if env else []
-    candidates.append(Path(__file__).resolve().parents[3].parent / "shared" / "data" / "real_old")
-    return next((c for c in candidates if c.is_dir()), None)
+    env = os.environ.get(REAL_OLD_ENV, "").strip()
+    if env:
+        return Path(env).expanduser()
+    checkout = Path(__file__).resolve().parents[3]  # src/oldphoto/synth/sources.py -> the checkout
+    folder = checkout / "examples" / "real_old"
+    return folder if (checkout / "pyproject.toml").is_file() and folder.is_dir() else None
 
 
 # --------------------------------------------------------------------------------------------- build
