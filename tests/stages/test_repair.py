@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from oldphoto.stages.repair import reach, repair, repair_weight, windows
+from oldphoto.stages.repair import reach, regions, repair, repair_weight, windows
 
 
 def test_weight_is_one_on_the_grown_mask_and_zero_beyond_its_reach():
@@ -14,21 +14,22 @@ def test_weight_is_one_on_the_grown_mask_and_zero_beyond_its_reach():
     assert (w[far] == 0).all() and 0 < w[34, 30] < 1  # then fades out
 
 
-def test_windows_cover_each_defect_with_context_and_never_overlap():
+def test_windows_cover_each_defect_with_context_once():
     m = np.zeros((400, 300), bool)
     m[50, 40:60] = True  # two close defects: one window
     m[70, 45:55] = True
     m[350, 250] = True  # a far speck: its own window
-    boxes = windows(m, context=20, min_side=64)
-    assert len(boxes) == 2
-    for a in boxes:
-        assert a[2] - a[0] >= 64 and a[3] - a[1] >= 64
-        for b in boxes:
-            assert a == b or not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3])
+    m[200, 5] = m[200, 290] = True  # far apart on one row: merging would cost a wide window
+    labels, stats = regions(m)
+    groups = windows(stats, m.shape, context=20, min_side=64)
+    assert len(groups) == 4
+    assert sorted(i for _, own in groups for i in own) == list(range(1, 6))  # each region once
     covered = np.zeros_like(m)
-    for y0, x0, y1, x1 in boxes:
+    for (y0, x0, y1, x1), own in groups:
+        assert y1 - y0 >= 64 and x1 - x0 >= 64
+        assert np.isin(labels[y0:y1, x0:x1], own).sum() == np.isin(labels, own).sum()  # wholly inside
         covered[y0:y1, x0:x1] = True
-    assert covered[m].all() and covered[30, 20] and not covered[200, 150]
+    assert covered[m].all() and covered[30, 20] and not covered[150, 150]
 
 
 def test_repair_changes_only_pixels_near_the_defects():
@@ -51,6 +52,22 @@ def test_repair_changes_only_pixels_near_the_defects():
     assert np.allclose(out[m], 1.0)  # on them: the inpainting
     assert len(calls) == 2 and out.dtype == np.float32
     assert np.array_equal(repair(base, photo, np.zeros_like(m), inpaint), base)
+
+
+def test_a_defect_near_another_windows_defect_is_masked_there_too():
+    photo = np.full((200, 400, 3), 0.5, np.float32)
+    m = np.zeros((200, 400), bool)
+    m[100, 20:60] = True
+    m[100, 130:140] = True  # close enough to share context, far enough for two windows
+    seen = []
+
+    def inpaint(window, wm):
+        seen.append(int(wm.sum()))
+        return np.zeros_like(window)
+
+    out = repair(photo, photo, m, inpaint, context=100)
+    assert np.allclose(out[m], 0.0)
+    assert max(seen) == 50  # a window that contains both defects masks both
 
 
 @pytest.mark.parametrize("grow,feather", [(0, 0.0), (3, 1.0)])

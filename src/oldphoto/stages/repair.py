@@ -44,26 +44,40 @@ def reach(grow: int = GROW, feather: float = FEATHER) -> int:
     return grow + int(np.ceil(3 * feather))
 
 
-def windows(mask: np.ndarray, context: int = CONTEXT, min_side: int = MIN_WINDOW) -> list[Box]:
-    """Windows covering every defect with ``context`` px around it; overlapping windows are merged, so
-    no two windows overlap.  A large merged window is kept whole: the restore stage tiles it."""
-    h, w = mask.shape
-    n, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    boxes: list[Box] = []
+def regions(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, stats) of the 8-connected regions of ``mask`` (OpenCV's layout; label 0 = background)."""
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    return labels, stats
+
+
+def windows(stats: np.ndarray, shape: tuple[int, int], context: int = CONTEXT, min_side: int = MIN_WINDOW
+            ) -> list[tuple[Box, list[int]]]:
+    """Windows covering every region (``stats`` of :func:`regions`) with ``context`` px around it.
+
+    Returns ``(box, labels)`` pairs: the labels of the regions each window repairs; every region belongs
+    to exactly one window.  Windows are merged only when that costs little (their union not much larger
+    than the two), so that scattered dust does not turn into one window over the whole photo: the
+    inpainting cost grows faster than the area.
+    """
+    h, w = shape
+    n = len(stats)
+    groups = []
     for i in range(1, n):
         x, y, bw, bh = (int(v) for v in stats[i, :4])
-        boxes.append(_grown((y, x, y + bh, x + bw), context, min_side, h, w))
-    return _merge(boxes)
+        groups.append((_grown((y, x, y + bh, x + bw), context, min_side, h, w), [i]))
+    return _merge(groups)
 
 
 def _grown(box: Box, context: int, min_side: int, h: int, w: int) -> Box:
     y0, x0, y1, x1 = box
     y0, x0, y1, x1 = y0 - context, x0 - context, y1 + context, x1 + context
-    # at least min_side on each axis (centred), then clipped to the photo
+    # at least min_side on each axis (centred, shifted back inside at the borders), within the photo
     for lo, hi, limit, axis in ((y0, y1, h, 0), (x0, x1, w, 1)):
         short = min_side - (hi - lo)
         if short > 0:
             lo, hi = lo - short // 2, hi + short - short // 2
+            shift = max(0, -lo) - max(0, hi - limit)
+            lo, hi = lo + shift, hi + shift
         lo, hi = max(0, lo), min(limit, hi)
         if axis == 0:
             y0, y1 = lo, hi
@@ -72,28 +86,34 @@ def _grown(box: Box, context: int, min_side: int, h: int, w: int) -> Box:
     return y0, x0, y1, x1
 
 
-def _overlap(a: Box, b: Box) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+def _area(b: Box) -> int:
+    return (b[2] - b[0]) * (b[3] - b[1])
 
 
-def _merge(boxes: list[Box]) -> list[Box]:
-    """Union overlapping boxes until none overlap (their union may overlap a third: repeat)."""
-    boxes = sorted(boxes)
+def _union(a: Box, b: Box) -> Box:
+    return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
+
+
+MERGE_SLACK = 1.25  # merge two windows when their union is at most this much larger than both together
+
+
+def _merge(groups: list[tuple[Box, list[int]]]) -> list[tuple[Box, list[int]]]:
+    groups = sorted(groups)
     changed = True
     while changed:
         changed = False
-        out: list[Box] = []
-        for box in boxes:
-            for k, other in enumerate(out):
-                if _overlap(box, other):
-                    out[k] = (min(box[0], other[0]), min(box[1], other[1]),
-                              max(box[2], other[2]), max(box[3], other[3]))
+        out: list[tuple[Box, list[int]]] = []
+        for box, labels in groups:
+            for k, (other, other_labels) in enumerate(out):
+                union = _union(box, other)
+                if _area(union) <= MERGE_SLACK * (_area(box) + _area(other)):
+                    out[k] = (union, other_labels + labels)
                     changed = True
                     break
             else:
-                out.append(box)
-        boxes = sorted(out)
-    return boxes
+                out.append((box, labels))
+        groups = sorted(out)
+    return groups
 
 
 def repair(base: np.ndarray, photo: np.ndarray, mask: np.ndarray,
@@ -107,19 +127,20 @@ def repair(base: np.ndarray, photo: np.ndarray, mask: np.ndarray,
         mask: ``H×W`` bool, True = defect.
         inpaint: restores a window of the photo given its defect mask (same size in and out).
     Returns a new ``H×W×3`` float32 array; pixels farther than :func:`reach` from the mask equal ``base``.
+    Defects closer than that to each other are repaired together, so no pixel is blended twice; every
+    defect inside a window is masked for the network, also those another window repairs.
     """
     out = np.array(base, dtype=np.float32, copy=True)
     if not mask.any():
         return out
     margin = reach(grow, feather)
     grown = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(
-        cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))) > 0
-    for y0, x0, y1, x1 in windows(grown, max(context - margin, 0)):
+        cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1)))
+    labels, stats = regions(grown)
+    for (y0, x0, y1, x1), own in windows(stats, mask.shape, max(context - margin, 0)):
         m = mask[y0:y1, x0:x1]
-        if not m.any():
-            continue
         fixed = inpaint(photo[y0:y1, x0:x1], m)
-        alpha = repair_weight(m, grow, feather)[..., None]
+        alpha = repair_weight(m & np.isin(labels[y0:y1, x0:x1], own), grow, feather)[..., None]
         window = out[y0:y1, x0:x1]
         window += alpha * (fixed - window)
     return out
