@@ -57,7 +57,8 @@ def test_mask_threshold_comes_from_the_detector_card(tmp_path):
     # --scratches auto: no area rule by default (the defects' shapes decide), the user's when given,
     # the official 2e-4 in compat mode
     assert Restorer(weights=folder, device="cpu", faces=False).min_defect_area() == 0.0
-    assert Restorer(weights=folder, device="cpu", faces=False, scratch_min_area=0.01).min_defect_area() == 0.01
+    given = Restorer(weights=folder, device="cpu", faces=False, scratch_min_area=0.01)
+    assert given.min_defect_area() == 0.01
     assert Restorer(weights=folder, device="cpu", faces=False, compat="official").min_defect_area() == 2e-4
     img = smooth_image(40, 64)
     assert Restorer(weights=folder, device="cpu", faces=False).restore(img).image.shape == img.shape
