@@ -30,6 +30,7 @@ packages=$(printf '%s\n' chromium chromium-common $packages | sort -u)
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/debs" "$tmp/root"
+chmod 755 "$tmp" && chmod 777 "$tmp/debs"  # apt's download user writes there when run as root
 (cd "$tmp/debs" && apt-get download -qq $packages)
 for deb in "$tmp"/debs/*.deb; do
     dpkg -x "$deb" "$tmp/root"

@@ -194,7 +194,7 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
             engine.check_choices(choices)
         except OptionError as exc:
             return error(request, session, 400, str(exc))
-        limit_text = (f"{name} is larger than this server accepts ({max_upload / 1e6:.0f} MB per photo; "
+        limit_text = (f"{name} is larger than this server accepts ({_size(max_upload)} per photo; "
                       "the server's --max-upload-mb sets it)")
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > max_upload:
@@ -306,6 +306,10 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
     ]
     app = Starlette(routes=routes)
     return Guard(app, credentials=credentials, hosts=LOOPBACK_HOSTS if loopback_only else None)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 
 def _zip(outputs: list[Path], folder: Path) -> str:

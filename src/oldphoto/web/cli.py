@@ -104,7 +104,10 @@ def main(args: argparse.Namespace, stream=None) -> int:
         webbrowser.open(url)
     try:
         serve(app, sock)
+    except KeyboardInterrupt:  # uvicorn stops gracefully on Ctrl-C, then passes the signal on
+        pass
     finally:
         engine.close()
         sock.close()
+    print("oldphoto serve: stopped; temporary files deleted", file=stream)
     return 0
