@@ -43,5 +43,8 @@ mkdir -p "$dest"
 rm -rf "$dest/root"
 mv "$tmp/root" "$dest/root"
 printf '%s\n' "$libs" > "$dest/env"
-"$browser" --version 2>/dev/null || true
+if ! LD_LIBRARY_PATH="$libs" "$browser" --version; then
+    echo "fetch-chromium: the browser in $dest does not start (a library missing?)" >&2
+    exit 1
+fi
 echo "chromium fetched into $dest"

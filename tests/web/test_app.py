@@ -107,7 +107,8 @@ def test_bad_uploads_get_clear_messages_and_the_server_goes_on(tmp_path):
         assert status == 400 and "fidelity" in body["error"]
         status, body = client.upload("fine.png", png_bytes())
         assert status == 202 and client.wait(body["id"])["status"] == "done"
-        assert not list((tmp_path / "root").rglob("big.bin")) and not list((tmp_path / "root").rglob("chunked.png"))
+        root = tmp_path / "root"
+        assert not list(root.rglob("big.bin")) and not list(root.rglob("chunked.png"))
 
 
 def test_sessions_are_separate_and_end_with_their_files(tmp_path):

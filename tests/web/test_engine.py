@@ -12,18 +12,28 @@ from web_support import FakeRestorer, png_bytes
 
 from oldphoto.io import PhotoError, read_provenance
 from oldphoto.pipeline import RestoreOptions
-from oldphoto.web.engine import DONE, FAILED, QUEUED, Busy, Choices, Engine, OptionError, parse_choices, safe_name
+from oldphoto.web.engine import (
+    DONE,
+    FAILED,
+    QUEUED,
+    Busy,
+    Choices,
+    Engine,
+    OptionError,
+    parse_choices,
+    safe_name,
+)
 
 
 def _engine(tmp_path, **kw) -> Engine:
     return Engine(kw.pop("restorer", None) or FakeRestorer(), tmp_path / "root", **kw)
 
 
-def _add(engine: Engine, session, name: str, data: bytes, choices: Choices = Choices()):
+def _add(engine: Engine, session, name: str, data: bytes, choices: Choices | None = None):
     job = engine.reserve(session, name)
     job.input.write_bytes(data)
     engine.inspect(job)
-    engine.submit(job, choices)
+    engine.submit(job, choices or Choices())
     return job
 
 
@@ -39,7 +49,8 @@ def _wait(engine: Engine, job, timeout=30.0) -> dict:
 
 @pytest.mark.parametrize("given,expected", [
     ("photo.jpg", "photo.jpg"), ("../../etc/passwd", "passwd"), ("C:\\Users\\me\\scan 1.tif", "scan 1.tif"),
-    (".hidden.png", "hidden.png"), ("Großmutter (1931).jpg", "Großmutter (1931).jpg"), ("a\x00b;c.png", "a_b_c.png"),
+    (".hidden.png", "hidden.png"), ("Großmutter (1931).jpg", "Großmutter (1931).jpg"),
+    ("a\x00b;c.png", "a_b_c.png"),
     ("", "photo"), ("...", "photo"), ("x" * 300 + ".jpeg", "x" * 115 + ".jpeg"),
 ])
 def test_safe_name(given, expected):
@@ -184,7 +195,8 @@ def test_output_format_and_removal(tmp_path):
     engine = _engine(tmp_path, restorer=FakeRestorer(RestoreOptions(faces=False)))
     try:
         session = engine.session(None)
-        job = _add(engine, session, "scan.png", png_bytes(), parse_choices({"format": "jpg", "quality": "70"}))
+        choices = parse_choices({"format": "jpg", "quality": "70"})
+        job = _add(engine, session, "scan.png", png_bytes(), choices)
         assert _wait(engine, job)["output"] == "scan.jpg"
         assert Image.open(job.output).format == "JPEG"
         engine.remove(job)

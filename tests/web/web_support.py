@@ -24,8 +24,8 @@ from oldphoto.pipeline import RestoreOptions
 from oldphoto.stages.defects import Defects
 from oldphoto.stages.faces import FaceInfo
 
-CHROMIUM_HINT = ("Debian's Chromium is not here: run scripts/fetch-chromium.sh (apt-get download + dpkg -x into "
-                 "~/.cache/oldphoto/chromium, no root needed once apt knows the package), or set "
+CHROMIUM_HINT = ("Debian's Chromium is not here: run scripts/fetch-chromium.sh (apt-get download + dpkg -x "
+                 "into ~/.cache/oldphoto/chromium, no root needed once apt knows the package), or set "
                  "OLDPHOTO_CHROMIUM_DIR to where it put it")
 
 

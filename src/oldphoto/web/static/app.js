@@ -155,6 +155,7 @@ function comparison(photo) {
     el("span", {class: "tag tag-after", text: "After"}));
   frame.style.aspectRatio = `${photo.width} / ${photo.height}`;
   frame.style.width = `min(100%, calc(78vh * ${ratio}))`;
+  frame.style.setProperty("--pos", "50%");
   const slider = el("input", {type: "range", class: "slider", min: "0", max: "100", value: "50", step: "0.1",
                               "aria-label": "Slide to compare before and after"});
   slider.addEventListener("input", () => frame.style.setProperty("--pos", slider.value + "%"));
@@ -167,8 +168,7 @@ function comparison(photo) {
   }
   const maskToggle = el("input", {type: "checkbox", class: "show-mask"});
   maskToggle.addEventListener("change", () => { $(".overlay", frame).hidden = !maskToggle.checked; });
-  const tools = el("div", {class: "tools"},
-    el("span", {class: "summary", text: describeRepair(photo)}));
+  const tools = el("div", {class: "tools"});
   if (photo.restoration && photo.restoration.path !== "quality") {
     tools.append(el("label", {}, maskToggle, " Show repaired areas ", el("span", {class: "swatch mask"})));
   }
@@ -179,9 +179,10 @@ function comparison(photo) {
                     el("span", {class: "swatch face"})));
   }
   tools.append(
-    el("a", {class: "button primary download", href: `${base}/download`, download: photo.output || "", text: "Download restored photo"}),
-    el("a", {class: "button mask-download", href: `${base}/mask`, download: "", text: "Download mask"}));
-  const box = el("div", {class: "compare"}, frame, tools);
+    el("span", {class: "spacer"}),
+    el("a", {class: "button quiet mask-download", href: `${base}/mask`, download: "", text: "Download mask"}),
+    el("a", {class: "button primary download", href: `${base}/download`, download: photo.output || "", text: "Download restored photo"}));
+  const box = el("div", {class: "compare"}, frame, el("p", {class: "summary", text: describeRepair(photo)}), tools);
   if (photo.warnings && photo.warnings.length) {
     const list = el("ul", {class: "warnings"});
     for (const w of photo.warnings) list.append(el("li", {text: w}));
@@ -246,6 +247,8 @@ async function sendAll() {
   sending = true;
   const params = chosenOptions();
   refreshButton();
+  const first = pending.find(p => !p.sent && !p.removed);
+  if (first) first.card.scrollIntoView({behavior: "smooth", block: "start"});
   for (const item of pending) {
     if (item.sent || item.removed) continue;
     if (item.file.size > config.max_upload) {
