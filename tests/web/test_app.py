@@ -183,9 +183,10 @@ def test_other_addresses_are_opt_in_with_a_warning(monkeypatch):
     assert "cannot set up the restorer" in out.getvalue()
 
 
-def test_the_real_command_serves_and_cleans_up_on_ctrl_c(tmp_path):
-    """`oldphoto serve --port 0` as a user starts it: prints the address, serves, and on Ctrl-C stops and
-    deletes its temporary folder."""
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_the_real_command_serves_and_cleans_up_when_stopped(tmp_path, stop):
+    """`oldphoto serve --port 0` as a user starts it: prints the address, serves, and on Ctrl-C (or the
+    SIGTERM of kill and service managers) stops and deletes its temporary folder."""
     env = dict(os.environ, TMPDIR=str(tmp_path), PYTHONPATH=str(ROOT / "src"))
     proc = subprocess.Popen([sys.executable, "-m", "oldphoto.cli", "serve", "--port", "0", "--device", "cpu"],
                             stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
@@ -205,7 +206,7 @@ def test_the_real_command_serves_and_cleans_up_on_ctrl_c(tmp_path):
         assert status == 200 and config["defaults"]["scratches"] == "auto"
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith("oldphoto-serve-")]
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop)
         code = proc.wait(timeout=60)
     assert code == 0
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("oldphoto-serve-")]

@@ -154,11 +154,11 @@ def test_full_queue_says_busy_and_sessions_take_turns(tmp_path):
         while engine.describe(first)["status"] == QUEUED:  # the worker holds it at the gate
             time.sleep(0.01)
         mine = [_add(engine, many, f"{i}.png", png_bytes()) for i in (1, 2, 3)]
-        with pytest.raises(Busy, match="you have 3 photos waiting") as busy:
+        with pytest.raises(Busy, match="^3 photos of yours are waiting already$") as busy:
             engine.reserve(many, "4.png")
         assert 5 <= busy.value.retry_after <= 120
         theirs = _add(engine, one, "b.png", png_bytes())
-        with pytest.raises(Busy, match="the server has 4 photos waiting"):
+        with pytest.raises(Busy, match="^4 photos are waiting already$"):
             engine.reserve(engine.session(None), "c.png")
         # one's single photo goes before many's others (many had the last turn); the running one counts
         assert engine.describe(theirs)["ahead"] == 1

@@ -4,6 +4,7 @@ exists in every install and says how to get them."""
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from oldphoto.io import DEFAULT_MAX_PIXELS
@@ -17,6 +18,10 @@ def _credentials(text: str) -> tuple[str, str]:
     if not sep or not user or not password:
         raise argparse.ArgumentTypeError("expected USER:PASSWORD")
     return user, password
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def register(subparsers) -> None:
@@ -102,11 +107,15 @@ def main(args: argparse.Namespace, stream=None) -> int:
         import webbrowser
 
         webbrowser.open(url)
+    # uvicorn stops gracefully on Ctrl-C or SIGTERM, then raises the signal again with the handlers it
+    # found: make SIGTERM (kill, systemd) end like Ctrl-C, so that the temporary files are deleted
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         serve(app, sock)
-    except KeyboardInterrupt:  # uvicorn stops gracefully on Ctrl-C, then passes the signal on
+    except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         engine.close()
         sock.close()
     print("oldphoto serve: stopped; temporary files deleted", file=stream)

@@ -236,9 +236,10 @@ class Engine:
             waiting = len(self._queue) + self._reserved
             mine = sum(1 for j in session.photos.values() if j.status in (UPLOADING, QUEUED))
             if waiting >= self.max_queue or mine >= self.max_per_session:
-                who = "you have" if mine >= self.max_per_session else "the server has"
                 count = mine if mine >= self.max_per_session else waiting
-                raise Busy(f"{who} {count} photos waiting already; this one will be sent when some are done",
+                whose = "of yours " if mine >= self.max_per_session else ""
+                verb = "is" if count == 1 else "are"
+                raise Busy(f"{count} photo{'s' if count != 1 else ''} {whose}{verb} waiting already",
                            self._retry_after(count))
             job_id = secrets.token_hex(8)
             folder = session.folder / job_id
@@ -400,6 +401,8 @@ class Engine:
 
         def restore(pixels, mask):
             result = restorer.restore(pixels, mask=mask)
+            if self._closing:  # the server stops: write nothing into folders being deleted
+                raise RuntimeError("the server is stopping")
             seen["pixels"], seen["result"] = pixels, result
             return result
 
@@ -431,12 +434,13 @@ class Engine:
         return None if rate is None else round(rate * max(megapixels, 0.01), 1)
 
     # ------------------------------------------------------------------------------ shutdown
-    def close(self) -> None:
-        """Stop the worker (after the photo in hand) and delete every session's files."""
+    def close(self, wait: float = 5.0) -> None:
+        """Stop the worker and delete every session's files.  A photo being restored gets ``wait``
+        seconds to finish; after that it is abandoned unwritten (the worker is a daemon thread)."""
         with self._lock:
             self._closing = True
             self._lock.notify_all()
-        self._worker.join(timeout=600)
+        self._worker.join(timeout=wait)
         with self._lock:
             for session in list(self.sessions.values()):
                 self._end(session)

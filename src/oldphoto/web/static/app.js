@@ -126,6 +126,7 @@ function update(card, photo) {
     setState(card, "done", `restored in ${seconds(photo.seconds)}`);
     bar.hidden = true;
     card.append(comparison(photo));
+    $("#zip").hidden = false;
   }
 }
 
@@ -170,13 +171,13 @@ function comparison(photo) {
   maskToggle.addEventListener("change", () => { $(".overlay", frame).hidden = !maskToggle.checked; });
   const tools = el("div", {class: "tools"});
   if (photo.restoration && photo.restoration.path !== "quality") {
-    tools.append(el("label", {}, maskToggle, " Show repaired areas ", el("span", {class: "swatch mask"})));
+    tools.append(el("label", {}, maskToggle, " Show repaired areas ", el("span", {class: "swatch swatch-mask"})));
   }
   if (photo.faces && photo.faces.length) {
     const facesToggle = el("input", {type: "checkbox", class: "show-faces"});
     facesToggle.addEventListener("change", () => { $(".faces", frame).hidden = !facesToggle.checked; });
     tools.append(el("label", {}, facesToggle, ` Show the ${photo.faces.length} face${photo.faces.length > 1 ? "s" : ""} found `,
-                    el("span", {class: "swatch face"})));
+                    el("span", {class: "swatch swatch-face"})));
   }
   tools.append(
     el("span", {class: "spacer"}),
@@ -338,6 +339,7 @@ async function start() {
     cards.clear();
     $("#cards").replaceChildren();
     $("#results").hidden = true;
+    $("#zip").hidden = true;
     refreshButton();
   });
   await poll();
