@@ -210,3 +210,29 @@ def test_the_real_command_serves_and_cleans_up_when_stopped(tmp_path, stop):
         code = proc.wait(timeout=60)
     assert code == 0
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("oldphoto-serve-")]
+
+
+def test_sixteen_bit_and_cmyk_photos_come_back_as_they_went(tmp_path):
+    """The page shows 8-bit previews, but the downloads keep the original's depth and colour model."""
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    deep = np.zeros((24, 32, 3), np.uint16) + np.array([40000, 20000, 1000], np.uint16)
+    ok, png16 = cv2.imencode(".png", deep)
+    cmyk = io.BytesIO()
+    Image.new("CMYK", (32, 24), (10, 80, 160, 20)).save(cmyk, format="JPEG", quality=95)
+    with served(_engine(tmp_path)) as url:
+        client = Client(url)
+        for name, data, check in [
+            ("deep.png", png16.tobytes(), lambda im: cv2.imdecode(np.frombuffer(im, np.uint8),
+                                                                  cv2.IMREAD_UNCHANGED).dtype == np.uint16),
+            ("print.jpg", cmyk.getvalue(), lambda im: Image.open(io.BytesIO(im)).mode == "CMYK"),
+        ]:
+            status, photo = client.upload(name, data)
+            assert status == 202, photo
+            assert client.wait(photo["id"])["status"] == "done"
+            status, _, out = client.request("GET", f"/api/photos/{photo['id']}/download")
+            assert status == 200 and check(out), name
+            _, _, preview = client.request("GET", f"/api/photos/{photo['id']}/preview/after.jpg")
+            assert Image.open(io.BytesIO(preview)).mode == "RGB"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -201,5 +202,23 @@ def test_output_format_and_removal(tmp_path):
         assert Image.open(job.output).format == "JPEG"
         engine.remove(job)
         assert not job.folder.exists() and engine.photo(session, job.id) is None
+    finally:
+        engine.close()
+
+
+class _FaceReady(FakeRestorer):
+    """Started with --no-faces, but face weights and dlib are installed."""
+
+    def with_options(self, **overrides):
+        other = FakeRestorer(dataclasses.replace(self.options, **overrides))
+        other.faces_enabled = bool(overrides.get("faces"))
+        return other
+
+
+@pytest.mark.parametrize("restorer,possible", [(FakeRestorer, False), (_FaceReady, True)])
+def test_faces_are_offered_when_they_can_be_enhanced(tmp_path, restorer, possible):
+    engine = _engine(tmp_path, restorer=restorer())
+    try:
+        assert engine.faces_possible() is possible
     finally:
         engine.close()

@@ -54,6 +54,8 @@ class FakeRestorer:
         self.notices = ["face enhancement is off: fake"]
 
     def with_options(self, **overrides: Any) -> FakeRestorer:
+        if overrides.get("faces"):
+            raise RuntimeError("--faces needs dlib (fake)")
         self.shared["restorers"] += 1
         return FakeRestorer(dataclasses.replace(self.options, **overrides), self.gate, self.shared)
 

@@ -176,7 +176,7 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
             "version": __version__,
             "defaults": {name: getattr(options, name) for name in USER_OPTIONS}
             | {"format": "same", "quality": DEFAULT_JPEG_QUALITY},
-            "faces_available": bool(engine.base.faces_enabled),
+            "faces_available": await run_in_threadpool(engine.faces_possible),
             "notices": list(getattr(engine.base, "notices", [])),
             "max_upload": max_upload, "max_pixels": engine.max_pixels,
         }))

@@ -187,6 +187,7 @@ class Engine:
         self._seq = itertools.count(1)
         self._turns = itertools.count(1)
         self._seconds_per_mpx: float | None = None
+        self._faces_possible: bool | None = None
         self._lock = threading.Condition()
         self._closing = False
         self._worker = threading.Thread(target=self._work, name="oldphoto-restore", daemon=True)
@@ -383,6 +384,17 @@ class Engine:
                 del self._restorers[oldest]
         self._restorers.move_to_end(key)
         return restorer
+
+    def faces_possible(self) -> bool:
+        """Whether a user may ask for face enhancement: on by default, or installable per photo
+        (face weights and dlib present although the server was started with --no-faces)."""
+        if self._faces_possible is None:
+            try:
+                self._faces_possible = bool(self.base.faces_enabled) or bool(
+                    self.base.with_options(faces=True).faces_enabled)
+            except Exception:  # no face weights, or no dlib
+                self._faces_possible = False
+        return self._faces_possible
 
     def check_choices(self, choices: Choices) -> None:
         """Raise OptionError now (at upload) for options the restorer would refuse."""

@@ -33,8 +33,9 @@ function applyDefaults() {
   if (!config.faces_available) {
     const note = $("#faces-note");
     note.hidden = false;
-    note.textContent = "Not available on this server: " +
-      (config.notices.find(n => n.includes("face")) || "face enhancement is off").replace(/^face enhancement is off: /, "");
+    const why = config.notices.find(n => n.startsWith("face enhancement is off: "));
+    note.textContent = "Not available on this server" +
+      (why ? ": " + why.replace(/^face enhancement is off: /, "") : ".");
   }
   $("#hr").checked = d.hr;
   $("#keep_tone").checked = d.keep_tone;
