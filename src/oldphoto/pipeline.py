@@ -57,7 +57,8 @@ PATH_ROLES = {
     "hr": ("vae_a", "mapping_hr", "vae_b_scratch"),
 }
 FACE_ROLES = {256: "face_256", 512: "face_512"}
-# --fidelity default: see docs/restore.md for the measurements behind it
+# --fidelity for quality-path weights whose card recommends none (e.g. imported official weights): an even
+# blend; the bundled weights' card carries the value measured for them (docs/restore.md)
 DEFAULT_FIDELITY = 0.5
 
 _face_notice_shown = False
@@ -76,7 +77,7 @@ class RestoreOptions:
     mask_dilation: int | None = None
     detect_size: int | None = None
     scratch_min_area: float | None = None  # None: no area rule (default mode); 2e-4 in compat mode
-    fidelity: float = DEFAULT_FIDELITY
+    fidelity: float | None = None  # None: the quality-path card's measured value, else DEFAULT_FIDELITY
     hr: bool = False
     hr_above: float = 4.0
     faces: bool | None = None
@@ -104,7 +105,7 @@ class RestoreOptions:
             raise ValueError(f"--compat must be none or official, got {self.compat!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if not 0.0 <= self.fidelity <= 1.0:
+        if self.fidelity is not None and not 0.0 <= self.fidelity <= 1.0:
             raise ValueError(f"--fidelity must be in [0, 1], got {self.fidelity}")
         if self.scratch_min_area is not None and not 0.0 <= self.scratch_min_area <= 1.0:
             raise ValueError(f"--scratch-min-area must be a fraction in [0, 1], got {self.scratch_min_area}")
@@ -149,7 +150,8 @@ class RestoreOptions:
         g.add_argument("--fidelity", type=float, default=d.fidelity, metavar="F",
                        help="away from the defects, 1 keeps the photo's own structure and detail (only "
                             "denoised), 0 takes the networks' restoration as is; values between blend them "
-                            f"(default {d.fidelity}; ignored with --compat official)")
+                            "(default: the value measured for the installed weights, written in their "
+                            f"card; {DEFAULT_FIDELITY} when it has none; ignored with --compat official)")
         g.add_argument("--hr", action="store_true", default=d.hr,
                        help="high-resolution mode: multi-scale patch attention for defects, 512 faces")
         g.add_argument("--hr-above", type=float, default=d.hr_above, metavar="MPIX",
@@ -249,6 +251,7 @@ class Restorer:
         self._face_stage: FaceStage | None = None
         self._info: dict[str, str] | None = None
         self._threshold: float | None = None
+        self._fidelity: float | None = None
         self.faces_enabled = self._decide_faces()
         if self._explicit is None:  # explicit modules (tests, benchmarks) are checked when used
             for role in self.required_roles():
@@ -320,6 +323,20 @@ class Restorer:
         if self.options.scratch_min_area is not None:
             return self.options.scratch_min_area
         return DEFAULT_MIN_AREA if self.compat else 0.0
+
+    def fidelity(self) -> float:
+        """The user's --fidelity, else the one measured for the quality-path weights (their card), else
+        :data:`DEFAULT_FIDELITY`."""
+        if self.options.fidelity is not None:
+            return self.options.fidelity
+        if self._fidelity is None:
+            card = None
+            if self._explicit is None:
+                from oldphoto.weights import find_card
+
+                card = find_card("mapping_quality", self.options.weights)
+            self._fidelity = DEFAULT_FIDELITY if card is None or card.fidelity is None else card.fidelity
+        return self._fidelity
 
     def mask_threshold(self) -> float:
         """The user's threshold, else the one calibrated for the detector's weights, else the official 0.4."""
@@ -474,7 +491,7 @@ class Restorer:
                 f.box = (round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy))
         return Result(image=np.ascontiguousarray(out, dtype=np.float32), mask=used_mask, faces=faces,
                       timings=timings, models=self.model_info(), path=path, stage1=stage1, defects=defects,
-                      fidelity=None if self.compat else self.options.fidelity)
+                      fidelity=None if self.compat else self.fidelity())
 
     def _default(self, image: np.ndarray, mask: np.ndarray | None, timings: dict[str, float]
                  ) -> tuple[np.ndarray, np.ndarray | None, str, Defects | None, Tone | None]:
@@ -510,7 +527,7 @@ class Restorer:
     def _base(self, image: np.ndarray) -> np.ndarray:
         """The photo away from its defects: ``--fidelity`` blends the quality path's restoration with
         the photo itself, denoised (the networks are not run at fidelity 1, the denoiser not at 0)."""
-        f = self.options.fidelity
+        f = self.fidelity()
         network = None if f == 1.0 else self._restore_stage("quality")(image, self.path_models("quality"),
                                                                         "quality")
         photo = None if f == 0.0 else denoised_photo(image)

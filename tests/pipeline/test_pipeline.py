@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -260,3 +261,50 @@ def test_explicit_models_are_checked_when_used():
     with pytest.raises(Exception, match="mapping_scratch"):
         Restorer(models=incomplete, device="cpu", faces=False, scratches="on").restore(smooth_image(16, 16),
                                                                                       mask=mask)
+
+
+class Forbidden(torch.nn.Module):
+    def forward(self, *args):
+        raise AssertionError("this network must not run")
+
+
+def test_fidelity_one_keeps_the_photo_and_runs_no_network(models_no_faces):
+    from oldphoto.stages.fidelity import denoised_photo
+
+    gray = np.repeat(smooth_image(48, 64)[..., :1], 3, axis=2)
+    models = dict(models_no_faces, mapping_quality=Forbidden())
+    out = restorer(models, scratches="off", fidelity=1.0).restore(gray)
+    assert out.fidelity == 1.0 and out.path == "quality"
+    assert np.allclose(out.image, denoised_photo(gray), atol=1e-6)
+
+
+def test_fidelity_zero_is_the_networks_restoration(models_no_faces):
+    from oldphoto.stages.restore import RestoreStage
+
+    img = smooth_image(48, 64, seed=4)
+    r = restorer(models_no_faces, scratches="off", fidelity=0.0, colour="network", keep_tone=False)
+    expected = RestoreStage(r._run_module)(img, r.path_models("quality"), "quality")
+    assert np.array_equal(r.restore(img).image, expected)
+    half = restorer(models_no_faces, scratches="off", fidelity=0.5, colour="network", keep_tone=False)
+    from oldphoto.stages.fidelity import denoised_photo
+
+    assert np.allclose(half.restore(img).image, 0.5 * expected + 0.5 * denoised_photo(img), atol=1e-5)
+
+
+@pytest.mark.parametrize("fidelity", [0.0, 0.5])
+def test_local_repair_leaves_pixels_far_from_the_defects_alone(models_no_faces, fidelity):
+    from oldphoto.stages.repair import reach, repair_weight
+
+    img = smooth_image(160, 200, seed=2)
+    mask = np.zeros((160, 200), bool)
+    mask[80, 30:90] = True
+    r = restorer(models_no_faces, fidelity=fidelity)
+    repaired = r.restore(img, mask=mask)
+    untouched = restorer(models_no_faces, fidelity=fidelity, scratches="off").restore(img)
+    assert repaired.path == "scratch" and untouched.path == "quality"
+    near = repair_weight(mask) > 0
+    # the colour stage's guided filter (radius 2) carries a repair's chroma 2 px further
+    far = ~(cv2.dilate(near.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0)
+    assert np.abs(repaired.image - untouched.image)[far].max() < 1e-5
+    assert np.abs(repaired.image - untouched.image)[mask].mean() > 1e-3
+    assert reach() <= 10

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import smooth_image, tiny_models
-from oldphoto.pipeline import Restorer
+from oldphoto.pipeline import DEFAULT_FIDELITY, Restorer
 
 
 @pytest.fixture(scope="module")
@@ -62,4 +62,11 @@ def test_mask_threshold_comes_from_the_detector_card(tmp_path):
     assert Restorer(weights=folder, device="cpu", faces=False, compat="official").min_defect_area() == 2e-4
     img = smooth_image(40, 64)
     assert Restorer(weights=folder, device="cpu", faces=False).restore(img).image.shape == img.shape
+    # --fidelity: the user's, else the quality mapping card's measured value, else the default
+    assert Restorer(weights=folder, device="cpu", faces=False).fidelity() == DEFAULT_FIDELITY
+    card = json.loads((folder / "mapping_quality.json").read_text())
+    (folder / "mapping_quality.json").write_text(json.dumps(card | {"fidelity": 0.8}))
+    assert Restorer(weights=folder, device="cpu", faces=False).fidelity() == 0.8
+    assert Restorer(weights=folder, device="cpu", faces=False, fidelity=0.1).fidelity() == 0.1
+    assert Restorer(weights=folder, device="cpu", faces=False).restore(img).fidelity == 0.8
     shutil.rmtree(folder)

@@ -88,6 +88,9 @@ class Card:
     threshold: float | None = None
     # detector only: the smallest defect area (fraction of the photo) calibrated to pick the scratch path
     scratch_min_area: float | None = None
+    # quality mapping only: the --fidelity at which these weights were measured to restore best without
+    # making any held-out photo worse (None: the pipeline's default), see docs/restore.md
+    fidelity: float | None = None
     # downloaded weights: the file that was fetched ({"url", "file", "size", "sha256"}), see weights.download
     origin: dict[str, Any] | None = None
     # where the weights file lies (not stored in the card itself)
@@ -97,7 +100,7 @@ class Card:
         data: dict[str, Any] = {"role": self.role, "architecture": self.architecture, "config": self.config,
                                 "source": self.source, "sha256": self.sha256,
                                 "format_version": self.format_version}
-        for name in ("metrics", "notes", "parameters", "threshold", "scratch_min_area", "origin"):
+        for name in ("metrics", "notes", "parameters", "threshold", "scratch_min_area", "fidelity", "origin"):
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)
         return data
@@ -121,6 +124,7 @@ class Card:
                    metrics=data.get("metrics"), notes=data.get("notes"), parameters=data.get("parameters"),
                    threshold=_optional_float(data.get("threshold")),
                    scratch_min_area=_optional_float(data.get("scratch_min_area")),
+                   fidelity=_optional_float(data.get("fidelity")),
                    origin=data.get("origin") if isinstance(data.get("origin"), dict) else None,
                    path=path.with_suffix(".safetensors") if path else None)
 
