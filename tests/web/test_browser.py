@@ -162,9 +162,10 @@ def test_restore_in_the_browser_equals_the_cli(tmp_path, real_old_dir, browser, 
 
 
 def test_busy_server_faces_zip_and_forgetting(tmp_path, browser):
-    """With the fake restorer (instant, one 'face' per photo) and a queue of one: the third photo is told
-    to wait, the page says so and sends it again by itself; faces show as boxes on demand; the zip holds
-    every result; 'Delete my files' empties the page and the server's folder."""
+    """With the fake restorer (instant, one 'face' per photo) and a queue of one: the options chosen on
+    the page reach the restorer (and only those); the third photo is told to wait, the page says so and
+    sends it again by itself; faces show as boxes on demand; the zip holds every result; 'Delete my
+    files' empties the page and the server's folder."""
     gate = threading.Event()
     engine = Engine(FakeRestorer(gate=gate), tmp_path / "root", max_queue=1, max_per_session=1)
     names = []
@@ -178,12 +179,20 @@ def test_busy_server_faces_zip_and_forgetting(tmp_path, browser):
         page.wait_for_selector("#version:not(:empty)")
         assert page.locator("#zip").is_hidden()
         page.set_input_files("#files", [str(p) for p in names])
+        page.check("input[name=scratches][value=off]")
+        page.focus("#fidelity")
+        page.keyboard.press("ArrowRight")  # one step: 0.5 -> 0.55
+        assert page.locator("#fidelity-value").inner_text() == "0.55"
         page.click("#go")
         busy = page.locator(".card .state", has_text="The server is busy")
         busy.wait_for(timeout=30_000)  # one restoring (held), one queued, the third told to wait
         assert "Trying again in" in busy.inner_text()
         gate.set()
         page.locator(".card[data-status=done]").nth(2).wait_for(timeout=60_000)
+        chosen = [options for _, options in engine.base.shared["calls"]]
+        assert len(chosen) == 3
+        assert all(o.scratches == "off" and abs(o.fidelity - 0.55) < 1e-9 for o in chosen)
+        assert all(o.hr is False and o.keep_tone is True and o.mask_threshold is None for o in chosen)
         card = page.locator(".card[data-status=done]").first
         boxes = card.locator(".face")
         assert boxes.count() == 1 and boxes.first.is_hidden()

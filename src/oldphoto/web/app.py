@@ -44,7 +44,6 @@ from oldphoto.io import DEFAULT_JPEG_QUALITY, PhotoError
 from oldphoto.web.engine import (
     DONE,
     UPLOADING,
-    USER_OPTIONS,
     Busy,
     Engine,
     OptionError,
@@ -171,11 +170,9 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
 
     async def config(request: Request) -> Response:
         session = session_of(request)
-        options = engine.base.options
         return reply(request, session, JSONResponse({
             "version": __version__,
-            "defaults": {name: getattr(options, name) for name in USER_OPTIONS}
-            | {"format": "same", "quality": DEFAULT_JPEG_QUALITY},
+            "defaults": engine.defaults() | {"format": "same", "quality": DEFAULT_JPEG_QUALITY},
             "faces_available": await run_in_threadpool(engine.faces_possible),
             "notices": list(getattr(engine.base, "notices", [])),
             "max_upload": max_upload, "max_pixels": engine.max_pixels,

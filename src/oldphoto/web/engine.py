@@ -33,6 +33,7 @@ from PIL import Image
 
 from oldphoto.batch import OK, BatchConfig, Entry, Job, plan_outputs, restore_one
 from oldphoto.io import DEFAULT_JPEG_QUALITY, DEFAULT_MAX_PIXELS, normalise_format, read_photo
+from oldphoto.pipeline import DEFAULT_FIDELITY
 from oldphoto.web.previews import PREVIEW_SIDE, write_overlay, write_preview
 
 UPLOADING, QUEUED, RUNNING, DONE, FAILED = "uploading", "queued", "running", "done", "failed"
@@ -384,6 +385,16 @@ class Engine:
                 del self._restorers[oldest]
         self._restorers.move_to_end(key)
         return restorer
+
+    def defaults(self) -> dict[str, Any]:
+        """The options a photo gets when its user changes nothing, as the page shows them: the server's
+        options, with the fidelity the restorer will actually use (its weights' measured value when
+        --fidelity was not given)."""
+        values = {name: getattr(self.base.options, name) for name in USER_OPTIONS}
+        effective = getattr(self.base, "fidelity", None)
+        if values["fidelity"] is None:
+            values["fidelity"] = effective() if callable(effective) else DEFAULT_FIDELITY
+        return values
 
     def faces_possible(self) -> bool:
         """Whether a user may ask for face enhancement: on by default, or installable per photo

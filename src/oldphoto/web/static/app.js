@@ -51,7 +51,9 @@ function applyDefaults() {
 }
 
 function showFidelity() {
-  $("#fidelity-value").textContent = Number($("#fidelity").value).toFixed(2);
+  const slider = $("#fidelity");
+  const value = slider.dataset.touched ? Number(slider.value) : config.defaults.fidelity;
+  $("#fidelity-value").textContent = value.toFixed(2);
 }
 
 // Only the options the user changed are sent: the others are the server's defaults, exactly as an
@@ -67,6 +69,7 @@ function chosenOptions() {
     let value = input.type === "checkbox" ? input.checked : input.value;
     let initial = d[id];
     if (id === "faces") initial = config.faces_available && d.faces !== false;
+    if (input.type === "range" && !input.dataset.touched) continue;  // (a default off the slider's steps)
     if (input.type === "number" || input.type === "range") {
       if (value === "") continue;
       if (initial !== null && Number(value) === Number(initial)) continue;
@@ -321,7 +324,7 @@ async function poll() {
 async function start() {
   config = await (await fetch("/api/config")).json();
   applyDefaults();
-  $("#fidelity").addEventListener("input", showFidelity);
+  $("#fidelity").addEventListener("input", () => { $("#fidelity").dataset.touched = "1"; showFidelity(); });
   const input = $("#files");
   input.addEventListener("change", () => { addFiles(input.files); input.value = ""; });
   const drop = $("#drop");
