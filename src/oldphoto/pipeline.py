@@ -258,6 +258,24 @@ class Restorer:
                 if not self._available(role):
                     raise _missing_weights_error(role, options.weights)
 
+    # Options every model depends on: a Restorer sharing models with another must agree on these.
+    SHARED_OPTIONS = ("device", "weights")
+
+    def with_options(self, **overrides: Any) -> Restorer:
+        """A Restorer for other options that shares this one's loaded models (loaded or not yet).
+
+        A server that lets each user choose options keeps one copy of each model this way.  The
+        Restorers must be used one at a time (models are not thread-safe); ``device`` and ``weights``
+        cannot change, since the models are tied to them.
+        """
+        fixed = [name for name in self.SHARED_OPTIONS
+                 if name in overrides and overrides[name] != getattr(self.options, name)]
+        if fixed:
+            raise ValueError(f"cannot change {', '.join(fixed)} of a Restorer that shares models")
+        other = Restorer(dataclasses.replace(self.options, **overrides), models=self._explicit)
+        other._loaded = self._loaded  # the same dict: a model loaded by either is there for both
+        return other
+
     # ----------------------------------------------------------------------------------- models
     @property
     def compat(self) -> bool:

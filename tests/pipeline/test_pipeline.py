@@ -195,6 +195,20 @@ def test_models_are_loaded_once_and_reused(models_no_faces):
     assert r._loaded == first and all(first[k] is r._loaded[k] for k in first)
 
 
+def test_with_options_shares_the_loaded_models(models_no_faces):
+    base = restorer(models_no_faces, scratches="off")
+    img = smooth_image(32, 32)
+    base.restore(img)
+    other = base.with_options(scratches="on", fidelity=0.2)
+    assert other.options.fidelity == 0.2 and base.options.fidelity != 0.2
+    assert "detector" not in base._loaded
+    other.restore(img)  # scratches on: loads the detector into the shared dict
+    assert "detector" in base._loaded
+    assert all(other._loaded[k] is base._loaded[k] for k in base._loaded)
+    with pytest.raises(ValueError, match="device"):
+        base.with_options(device="meta")
+
+
 def test_faces_off_with_a_notice_when_no_face_weights(models_no_faces):
     r = Restorer(models=models_no_faces, device="cpu")
     assert not r.faces_enabled and any("face enhancement is off" in n for n in r.notices)
