@@ -28,18 +28,21 @@ def main() -> None:
     ap.add_argument("--split", default="heldout", choices=("heldout", "train"),
                     help="train: tune on training photos without touching the held-out ones")
     ap.add_argument("--crops", type=int, default=2)
+    ap.add_argument("--scratches", default="auto", choices=("auto", "on", "off"),
+                    help="off: judge the fidelity alone, without the defect repair")
+    ap.add_argument("--kinds", nargs="+", default=["unstructured", "mixed"])
     args = ap.parse_args()
     cases, used = heldout_cases([f"corpus:{args.split}", f"skimage:{args.split}"], crops=args.crops)
     print(f"{len(cases)} cases from {used}\n")
     print("| kind | fidelity | PSNR | SSIM | worse than input (PSNR / SSIM) | worst ΔPSNR | worst ΔSSIM |")
     print("|---|---|---|---|---|---|---|")
-    for kind in ("unstructured", "mixed"):
+    for kind in args.kinds:
         subset = [c for c in cases if c.kind == kind]
         base_p = np.array([psnr(c.degraded, c.clean) for c in subset])
         base_s = np.array([ssim(c.degraded, c.clean) for c in subset])
         print(f"| {kind} | input | {base_p.mean():.2f} | {base_s.mean():.4f} | | | |")
         for f in args.fidelity:
-            restorer = Restorer(weights=args.weights, faces=False, fidelity=f)
+            restorer = Restorer(weights=args.weights, faces=False, fidelity=f, scratches=args.scratches)
             outs = [restorer.restore(c.degraded).image for c in subset]
             p = np.array([psnr(o, c.clean) for o, c in zip(outs, subset, strict=True)])
             s = np.array([ssim(o, c.clean) for o, c in zip(outs, subset, strict=True)])
