@@ -26,7 +26,7 @@ from oldphoto.io.photo import PhotoHeader
 
 # whole-photo bytes per pixel of each path, beyond the decoded input's float copy (12 B/px), measured
 # at 1.9 and 12 Mpx (slope of the peak) and rounded up
-PATH_BYTES_PER_PIXEL = {"quality": 64, "scratch": 96, "hr": 112}
+PATH_BYTES_PER_PIXEL = {"quality": 64, "scratch": 104, "hr": 112}
 FLOAT_PIXEL = 12                 # float32 RGB: the decoded photo, and its restoration
 RUNTIME_BYTES = 512 << 20        # networks' weights, the runtime's own buffers
 DEFAULT_TILE_BUDGET = 2 << 30    # --max-memory's default

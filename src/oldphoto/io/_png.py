@@ -15,7 +15,7 @@ import numpy as np
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOUR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type
-_BLOCK_ROWS = 256
+_BLOCK_BYTES = 1 << 20  # rows are filtered in blocks of about this many bytes (int16 temporaries: ~12x)
 
 
 def chunk(kind: bytes, data: bytes) -> bytes:
@@ -76,8 +76,9 @@ def encode_png(data: np.ndarray, chunks: Iterable[bytes] = (), level: int = 6) -
     compressor = zlib.compressobj(level)
     idat = []
     previous = None
-    for start in range(0, h, _BLOCK_ROWS):
-        block = raw[start:start + _BLOCK_ROWS]
+    rows = max(1, _BLOCK_BYTES // max(raw.shape[1], 1))
+    for start in range(0, h, rows):
+        block = raw[start:start + rows]
         idat.append(compressor.compress(_paeth_filter(block, previous, bpp).tobytes()))
         previous = block[-1]
     idat.append(compressor.flush())
