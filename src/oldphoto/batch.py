@@ -98,6 +98,7 @@ class BatchConfig:
     options: dict[str, Any] = field(default_factory=dict)   # restore options, for provenance
     models: Callable[[], dict[str, str]] | None = None     # model descriptions when results lack them
     memory_limit: int | None = None      # bytes a photo may need; None = what is available then
+    estimate_options: dict[str, Any] | None = None  # restore options the memory estimate assumes
 
 
 @dataclass
@@ -436,7 +437,8 @@ def run_batch(jobs: list[Job], restore: RestoreFn, config: BatchConfig, *,
         plan_outputs(jobs, config.outdir, config.format)
     reserved = frozenset(str(job.output).lower() for job in jobs)
     inputs = frozenset(job.input.resolve() for job in jobs)
-    guard = footprint.Guard(options=config.options, limit=config.memory_limit,
+    options = config.estimate_options if config.estimate_options is not None else config.options
+    guard = footprint.Guard(options=options, limit=config.memory_limit,
                             on_long=progress.log if progress is not None else None)
     entries = list(pre_entries)
     if progress is not None:
@@ -641,11 +643,13 @@ def main(args, restore: RestoreFn | None = None, stream=None) -> int:
     if restore is None:
         lazy = _LazyRestorer(args)
         restore = lazy
+    restore_options = _options_record(args)
     config = BatchConfig(
         outdir=Path(args.outdir), format=normalise_format(args.format), quality=args.quality,
         overwrite=args.overwrite, strip_metadata=args.strip_metadata, max_pixels=args.max_pixels or None,
-        mask_dir=args.mask_dir, options=_options_record(args) if lazy is not None else {},
+        mask_dir=args.mask_dir, options=restore_options if lazy is not None else {},
         models=lazy.model_info if lazy is not None else None, memory_limit=memory_limit,
+        estimate_options=restore_options,
     )
     jobs, pre = collect_inputs(args.inputs, recursive=args.recursive, exclude=folder.exclude)
     plan_outputs(jobs, config.outdir, config.format)
@@ -656,7 +660,7 @@ def main(args, restore: RestoreFn | None = None, stream=None) -> int:
     stop = StopFlag()
     try:
         with outputs.FolderLock(config.outdir) as lock:
-            _clean_leftovers(config.outdir, lock.held, args.report, progress.log)
+            _clean_leftovers(config.outdir, lock.held, args.report, folder.input_folders, progress.log)
             with _SignalHandler(stop, progress.log) as handler:
                 report = run_batch(jobs, restore, config, pre_entries=pre, progress=progress, stop=stop,
                                    busy=handler.busy, on_progress=writer)
@@ -668,11 +672,12 @@ def main(args, restore: RestoreFn | None = None, stream=None) -> int:
     return report.exit_code
 
 
-def _clean_leftovers(outdir: Path, locked: bool, report: Path | None, say: Callable[[str], None]) -> None:
+def _clean_leftovers(outdir: Path, locked: bool, report: Path | None, inputs: Sequence[Path],
+                     say: Callable[[str], None]) -> None:
     """Temporary files of writes killed mid-way (``.NAME.xxxxxxxx.part``): ours only, in the output folder
-    (and the report's own beside the report)."""
+    but not in input folders inside it (and the report's own beside the report)."""
     if locked:
-        removed = outputs.clean_stale_parts(outdir)
+        removed = outputs.clean_stale_parts(outdir, spare=inputs)
         if removed:
             say(f"removed {len(removed)} temporary file(s) left in {outdir} by an interrupted earlier run")
     elif outdir.is_dir():

@@ -24,9 +24,10 @@ from typing import Any
 from oldphoto.io import PhotoError
 from oldphoto.io.photo import PhotoHeader
 
-# whole-photo bytes per pixel of each path, beyond the decoded input's float copy (12 B/px), measured
-# at 1.9 and 12 Mpx (slope of the peak) and rounded up
-PATH_BYTES_PER_PIXEL = {"quality": 64, "scratch": 104, "hr": 112}
+# whole-photo bytes per pixel of each path beyond the decoded input's float copy (12 B/px): the slope of
+# the measured peak between photo sizes (quality ~57 from 3 to 12 Mpx, hr ~96 from 1.9 to 5.6 Mpx; the
+# scratch path differs from hr only in its mapping network), with a margin
+PATH_BYTES_PER_PIXEL = {"quality": 72, "scratch": 104, "hr": 112}
 FLOAT_PIXEL = 12                 # float32 RGB: the decoded photo, and its restoration
 RUNTIME_BYTES = 512 << 20        # networks' weights, the runtime's own buffers
 DEFAULT_TILE_BUDGET = 2 << 30    # --max-memory's default

@@ -35,6 +35,7 @@ class FolderCheck:
     error: str | None = None         # the batch must not run (exit 2)
     exclude: Path | None = None      # resolved output folder to leave out of input walks
     notes: list[str] = field(default_factory=list)
+    input_folders: list[Path] = field(default_factory=list)  # resolved; never cleaned of temporary files
 
 
 def _input_folders(specs: Sequence[str], glob_root) -> Iterator[tuple[str, Path, str]]:
@@ -54,6 +55,7 @@ def check_folder(specs: Sequence[str], outdir: Path, glob_root) -> FolderCheck:
     out = outdir.resolve()
     check = FolderCheck()
     for spec, folder, kind in _input_folders(specs, glob_root):
+        check.input_folders.append(folder)
         if out == folder:
             what = {"folder": "the input folder", "file": "the folder of the input file",
                     "glob": "the folder the pattern searches"}[kind]
@@ -199,11 +201,14 @@ class FolderLock:
             self.fd = None
 
 
-def clean_stale_parts(folder: Path, only_name: str | None = None) -> list[Path]:
+def clean_stale_parts(folder: Path, only_name: str | None = None, spare: Iterable[Path] = ()) -> list[Path]:
     """Remove temporary files of interrupted atomic writes under ``folder`` (``.NAME.xxxxxxxx.part``,
-    regular files only); ``only_name``: just those of that one file, in ``folder`` itself."""
+    regular files only); ``only_name``: just those of that one file, in ``folder`` itself; ``spare``:
+    resolved folders (input folders inside the output folder) whose files are left alone."""
     if not folder.is_dir():
         return []
+    root = folder.resolve()
+    spare = [s for s in spare if s != root and s.is_relative_to(root)]  # not the output folder's parents
     removed = []
     found = folder.glob(f".{glob.escape(only_name)}.*.part" if only_name else "**/.*.part")
     for path in found:
@@ -211,6 +216,8 @@ def clean_stale_parts(folder: Path, only_name: str | None = None) -> list[Path]:
         if match is None or (only_name is not None and match["name"] != only_name):
             continue
         if path.is_symlink() or not path.is_file():
+            continue
+        if any(path.resolve().is_relative_to(s) for s in spare):
             continue
         with contextlib.suppress(OSError):
             path.unlink()
