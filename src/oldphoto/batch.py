@@ -366,11 +366,15 @@ def restore_one(job: Job, restore: RestoreFn, config: BatchConfig, *, reserved: 
     try:
         entry.bytes = job.input.stat().st_size
         source = outputs.source_record(job.relative, outputs.file_sha256(job.input))
+    except OSError as exc:
+        entry.status, entry.reason, entry.output = FAILED, f"cannot read ({exc.strerror or exc})", None
+        return entry
+    try:
         decision = outputs.decide(job.natural or job.output, job.input, source, reserved=reserved,
                                   own=job.output, inputs=inputs | {job.input.resolve()},
                                   overwrite=config.overwrite, strip_metadata=config.strip_metadata)
     except OSError as exc:
-        entry.status, entry.reason, entry.output = FAILED, f"cannot read ({exc.strerror or exc})", None
+        entry.status, entry.reason, entry.output = FAILED, f"cannot place the output: {exc}", None
         return entry
     entry.output = str(decision.output)
     entry.warnings.extend(decision.notes)

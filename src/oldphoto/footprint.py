@@ -9,8 +9,8 @@ estimate (from the photos this batch already restored) is long.
 The figures are the whole process's peak per pixel, measured on CPU with explicit small networks at two
 photo sizes (the slope), so they count the whole-photo arrays of the pipeline and the batch (input,
 output, masks, colour and tone planes); the networks' tile working memory is bounded by the tile budget
-(``--max-memory``), which is added in full.  tests/batch/test_footprint.py checks the estimate against a
-measured peak.
+(``--max-memory``), which is added in full.  tests/batch/test_archive.py checks the quality path's figure
+against a measured peak.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ from oldphoto.io import PhotoError
 from oldphoto.io.photo import PhotoHeader
 
 # whole-photo bytes per pixel of each path beyond the decoded input's float copy (12 B/px): the slope of
-# the measured peak between photo sizes (quality ~57 from 3 to 12 Mpx, hr ~96 from 1.9 to 5.6 Mpx; the
-# scratch path differs from hr only in its mapping network), with a margin
-PATH_BYTES_PER_PIXEL = {"quality": 72, "scratch": 104, "hr": 112}
+# the peak RSS between a 1 and a 3.8 Mpx photo, each in a fresh process, tiny networks, 256 MB tile
+# budget (quality 73, hr 85; the scratch path differs from hr only in its mapping network, whose working
+# memory is per tile), with a margin of about 20 %
+PATH_BYTES_PER_PIXEL = {"quality": 88, "scratch": 104, "hr": 108}
 FLOAT_PIXEL = 12                 # float32 RGB: the decoded photo, and its restoration
 RUNTIME_BYTES = 512 << 20        # networks' weights, the runtime's own buffers
 DEFAULT_TILE_BUDGET = 2 << 30    # --max-memory's default
