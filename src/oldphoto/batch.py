@@ -483,7 +483,7 @@ def run_batch(jobs: list[Job], restore: RestoreFn, config: BatchConfig, *,
                 busy.clear()
         entries.append(entry)
         if entry.status == OK and entry.width and entry.height:
-            guard.rates.append(entry.seconds / max(entry.width * entry.height / 1e6, 1e-3))
+            guard.record(entry.width * entry.height / 1e6, entry.seconds)
         if progress is not None:
             progress.update(entry)
         snapshot(index + 1)

@@ -119,15 +119,23 @@ def human_seconds(s: float) -> str:
 class Guard:
     """``read_photo``'s guard for a batch: refuse photos that cannot fit, warn about long ones.
 
-    ``limit``: bytes, or None for the memory available when each photo starts.  ``rates``: seconds per
-    megapixel of the photos this batch restored, for the time estimate.
+    ``limit``: bytes, or None for the memory available when each photo starts.  ``record(megapixels,
+    seconds)`` after each restored photo feeds the time estimate.
     """
 
     options: Mapping[str, Any] = field(default_factory=dict)
     limit: int | None = None
-    rates: list[float] = field(default_factory=list)
+    rates: list[float] = field(default_factory=list)    # seconds per megapixel
+    restored: int = 0
     available: Callable[[], int | None] = available_memory
     on_long: Callable[[str], None] | None = None   # told before a long photo starts
+
+    def record(self, megapixels: float, seconds: float) -> None:
+        """A restored photo's time.  The first one is left out (it loads the networks), and so are
+        photos under 0.25 Mpx (fixed costs would make their rate per megapixel meaningless)."""
+        self.restored += 1
+        if self.restored > 1 and megapixels >= 0.25:
+            self.rates.append(seconds / megapixels)
 
     def rate(self) -> float | None:
         # the slowest rate seen: a photo may take the slow (defect) path even if the last ones did not

@@ -361,7 +361,11 @@ def test_guard_refuses_or_warns():
     with pytest.raises(PhotoError, match=r"not enough memory: a 11000x10000 \(110.0 Mpx\) photo needs about"):
         guard(_header(11000, 10000))
     guard.available = lambda: 64 << 30
-    guard.rates += [2.0, 30.0]  # seconds per Mpx of earlier photos: the slowest one counts
+    guard.record(0.5, 100.0)  # the first photo loads the networks: not a rate
+    guard.record(0.1, 10.0)   # too small to tell
+    assert guard(_header(6000, 4000)) == []
+    guard.record(1.0, 2.0)
+    guard.record(2.0, 60.0)   # seconds per Mpx: the slowest photo counts
     (note,) = guard(_header(6000, 4000))
     assert note.startswith("large photo 6000x4000 (24.0 Mpx): about 12 min") and said
 
