@@ -55,9 +55,9 @@ def windows(stats: np.ndarray, shape: tuple[int, int], context: int = CONTEXT, m
     """Windows covering every region (``stats`` of :func:`regions`) with ``context`` px around it.
 
     Returns ``(box, labels)`` pairs: the labels of the regions each window repairs; every region belongs
-    to exactly one window.  Windows are merged only when that costs little (their union not much larger
-    than the two), so that scattered dust does not turn into one window over the whole photo: the
-    inpainting cost grows faster than the area.
+    to exactly one window (windows may overlap).  Windows are merged only when that costs little (their
+    union not much larger than the two, and small), so that scattered dust does not turn into one window
+    over the whole photo: the inpainting cost grows faster than the area.
     """
     h, w = shape
     n = len(stats)
@@ -95,6 +95,9 @@ def _union(a: Box, b: Box) -> Box:
 
 
 MERGE_SLACK = 1.25  # merge two windows when their union is at most this much larger than both together
+# ... and no larger than this (px) on either side: the inpainting's attention costs the square of a
+# window's area, so many small windows are far cheaper than one that merged them
+MERGE_MAX_SIDE = 256
 
 
 def _merge(groups: list[tuple[Box, list[int]]]) -> list[tuple[Box, list[int]]]:
@@ -106,7 +109,8 @@ def _merge(groups: list[tuple[Box, list[int]]]) -> list[tuple[Box, list[int]]]:
         for box, labels in groups:
             for k, (other, other_labels) in enumerate(out):
                 union = _union(box, other)
-                if _area(union) <= MERGE_SLACK * (_area(box) + _area(other)):
+                small = max(union[2] - union[0], union[3] - union[1]) <= MERGE_MAX_SIDE
+                if small and _area(union) <= MERGE_SLACK * (_area(box) + _area(other)):
                     out[k] = (union, other_labels + labels)
                     changed = True
                     break
