@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from oldphoto import __version__, footprint, outputs
+from oldphoto.files import sha256_file
 from oldphoto.io import (
     DEFAULT_JPEG_QUALITY,
     DEFAULT_MAX_PIXELS,
@@ -402,7 +403,7 @@ def restore_one(job: Job, restore: RestoreFn, config: BatchConfig, *, reserved: 
     entry = Entry(str(job.input), OK, output=str(job.output))
     try:
         entry.bytes = job.input.stat().st_size
-        source = outputs.source_record(job.relative, outputs.file_sha256(job.input))
+        source = outputs.source_record(job.relative, sha256_file(job.input))
     except OSError as exc:
         entry.status, entry.reason, entry.output = FAILED, f"cannot read ({exc.strerror or exc})", None
         return entry
