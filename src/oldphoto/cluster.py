@@ -349,10 +349,7 @@ def run(jobs: list[Job], args: argparse.Namespace, config: BatchConfig, *, resto
 
     say = progress.log if progress is not None else (lambda text: None)
     started = time.time()
-    owned = not ray.is_initialized()
-    if owned:
-        ray.init(address=args.ray or None, logging_level="WARNING", configure_logging=True,
-                 include_dashboard=False if args.ray == "local" else None)
+    owned = False
     entries_pre = list(pre_entries)
     if progress is not None:
         for entry in entries_pre:
@@ -362,6 +359,15 @@ def run(jobs: list[Job], args: argparse.Namespace, config: BatchConfig, *, resto
     fatal: str | None = None
     duplicates = 0
     try:
+        if not ray.is_initialized():
+            try:
+                ray.init(address=args.ray or None, logging_level="WARNING", configure_logging=True,
+                         include_dashboard=False if args.ray == "local" else None)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                fatal = f"cannot connect to the Ray cluster {args.ray or '(default)'}: {_first_line(exc)}"
+                say(f"error: {fatal}")
+                return _report(entries_pre, jobs, received, started, False, fatal, stop, running=False)
+            owned = True
         layout = _layout(ray, args)
         say(layout.describe())
         _configure_data(ray)

@@ -8,12 +8,15 @@ driver.  The reference is the local batch on the same photos with the same optio
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -95,11 +98,11 @@ def test_rate_and_eta():
 @pytest.fixture(scope="module")
 def ray_cluster():
     """A head and one more node, one CPU each, on 127.0.0.1; ``marker`` is in their processes' env."""
-    pytest.importorskip("ray.data")
-    from ray.cluster_utils import Cluster
-
+    if importlib.util.find_spec("ray") is None:  # (that of ray.data would import Ray already)
+        pytest.skip("Ray is not installed (pip install 'oldphoto[ray]')")
     marker = uuid.uuid4().hex
     saved = dict(os.environ)
+    # set before Ray is imported here: it reads them once
     os.environ.update({
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # Ray's own choice of address: loopback, never the LAN's
         "RAY_USAGE_STATS_ENABLED": "0",
@@ -107,8 +110,12 @@ def ray_cluster():
         # the nodes' workers import this checkout (an installed oldphoto needs nothing)
         "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT / "src"), saved.get("PYTHONPATH")) if p),
     })
+    from ray.cluster_utils import Cluster
+
+    # a short folder of its own (Ray's sockets live there), not the machine's shared /tmp/ray
+    temp = tempfile.mkdtemp(prefix="opray", dir="/tmp")
     head = {"num_cpus": 1, "num_gpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": False,
-            "object_store_memory": 200 * 2**20}
+            "object_store_memory": 200 * 2**20, "temp_dir": temp}
     nodes = Cluster(initialize_head=True, head_node_args=head, shutdown_at_exit=True)
     try:
         nodes.add_node(num_cpus=1, num_gpus=0, node_ip_address="127.0.0.1", object_store_memory=200 * 2**20)
@@ -118,6 +125,7 @@ def ray_cluster():
         nodes.shutdown()
         os.environ.clear()
         os.environ.update(saved)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -292,3 +300,35 @@ def test_a_worker_killed_mid_run_is_replaced_and_every_photo_written_once(
     _assert_same_outputs(local_out, out)
     _no_partials(out)
 
+
+
+class _DiesOnOnePhoto:
+    """A stand-in restorer (colour inversion) whose worker process dies on the 13x11 photo, every time."""
+
+    def __call__(self, pixels, mask):
+        if pixels.shape[:2] == (11, 13):
+            os._exit(1)
+        return 1.0 - pixels
+
+
+@pytest.mark.slow
+def test_a_photo_that_kills_its_worker_every_time_is_reported_and_the_run_goes_on(ray_cluster, tmp_path):
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the actors cannot import tests
+    src, out, report = tmp_path / "in", tmp_path / "out", tmp_path / "report.json"
+    src.mkdir()
+    for i in range(6):
+        Image.new("RGB", (12, 8), (10 * i, 90, 200)).save(src / f"a{i}.png")
+    Image.new("RGB", (13, 11), (200, 90, 10)).save(src / "poison.png")
+    args = _parser().parse_args(["restore", "--no-progress", str(src), "-o", str(out),
+                                 "--report", str(report), "--ray", ray_cluster["address"]])
+    log = io.StringIO()
+    code = batch.main(args, restore=_DiesOnOnePhoto(), stream=log)
+    entries = {Path(e["input"]).name: e for e in json.loads(report.read_text())["inputs"]}
+    assert code == 1, log.getvalue()[-3000:]
+    assert entries["poison.png"]["status"] == "failed" and "lost" in entries["poison.png"]["reason"]
+    assert [entries[f"a{i}.png"]["status"] for i in range(6)] == ["ok"] * 6
+    assert _files(out) == [f"a{i}.png" for i in range(6)]
+    with Image.open(out / "a1.png") as im:
+        assert im.getpixel((0, 0)) == (245, 165, 55)
