@@ -44,14 +44,22 @@ def _env() -> dict[str, str]:
         p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH")) if p))
 
 
-def _run(argv: list[str]) -> tuple[float, str]:
-    command = [sys.executable, "-m", "oldphoto.cli", "restore", "--no-progress", *argv]
+def _run(argv: list[str], report: Path, **env: str) -> tuple[float, str, dict]:
+    command = [sys.executable, "-m", "oldphoto.cli", "restore", "--no-progress", "--report", str(report),
+               *argv]
     started = time.perf_counter()
-    proc = subprocess.run(command, env=_env(), capture_output=True, text=True)
+    proc = subprocess.run(command, env=dict(_env(), **env), capture_output=True, text=True)
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{proc.stderr[-3000:]}")
-    return elapsed, proc.stderr
+    return elapsed, proc.stderr, json.loads(report.read_text())
+
+
+def _busy(report: dict, seconds: float) -> dict:
+    """Seconds spent on the photos (the report's, summed) and how many were worked on at once."""
+    spent = sum(e["seconds"] for e in report["inputs"] if e["status"] == "ok")
+    done = sum(1 for e in report["inputs"] if e["status"] == "ok")
+    return {"seconds_per_photo": round(spent / max(done, 1), 2), "concurrency": round(spent / seconds, 2)}
 
 
 def main() -> None:
@@ -63,6 +71,8 @@ def main() -> None:
     parser.add_argument("--gpus", type=int, default=0, help="GPUs the head node offers Ray")
     parser.add_argument("--options", default="--no-faces", help="restore options of every run")
     parser.add_argument("--no-local", action="store_true", help="skip the local batch")
+    parser.add_argument("--local-threads", type=int, default=1,
+                        help="torch threads of the local batch (1 = as one CPU actor)")
     parser.add_argument("--out", type=Path, help="write a Markdown table here (and .json beside it)")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
@@ -79,25 +89,29 @@ def main() -> None:
     try:
         _photos(work / "in", args.photos, (width, height))
         if not args.no_local:
-            elapsed, _ = _run([str(work / "in"), "-o", str(work / "local"), *options])
+            threads = str(args.local_threads)
+            elapsed, _, report = _run([str(work / "in"), "-o", str(work / "local"), *options],
+                                      work / "local.json", OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
             rows.append({"run": "local batch", "workers": None, "seconds": round(elapsed, 2),
-                         "photos_per_s": round(args.photos / elapsed, 3), "note": "whole process"})
+                         "photos_per_s": round(args.photos / elapsed, 3), **_busy(report, elapsed),
+                         "note": f"whole process, torch on {threads} thread(s)", "load": os.getloadavg()[0]})
             print(rows[-1], flush=True)
         head = {"num_cpus": args.node_cpus, "num_gpus": args.gpus, "node_ip_address": "127.0.0.1",
                 "include_dashboard": False, "temp_dir": str(work / "ray")}
         nodes = Cluster(initialize_head=True, head_node_args=head)
         nodes.add_node(num_cpus=args.node_cpus, num_gpus=0, node_ip_address="127.0.0.1")
         nodes.wait_for_nodes()
-        for workers in args.workers:
-            out = work / f"ray{workers}"
-            elapsed, log = _run([str(work / "in"), "-o", str(out), *options, "--ray", nodes.address,
-                                 "--ray-workers", str(workers)])
+        for run, workers in enumerate(args.workers):
+            out = work / f"ray{run}"  # a fresh folder each time: a second run into one would skip all
+            argv = [str(work / "in"), "-o", str(out), *options, "--ray", nodes.address,
+                    "--ray-workers", str(workers)]
+            elapsed, log, report = _run(argv, work / f"ray{run}.json")
             match = re.search(r"cluster: (\d+) of \d+ photos in ([\d.]+) s", log)
             seconds = float(match.group(2)) if match else elapsed
             layout = re.search(r"Ray cluster: .*", log)
             rows.append({"run": "cluster", "workers": workers, "seconds": round(seconds, 2),
-                         "photos_per_s": round(args.photos / seconds, 3),
-                         "note": layout.group(0) if layout else ""})
+                         "photos_per_s": round(args.photos / seconds, 3), **_busy(report, seconds),
+                         "note": layout.group(0) if layout else "", "load": os.getloadavg()[0]})
             print(rows[-1], flush=True)
     finally:
         if nodes is not None:
@@ -120,10 +134,14 @@ def main() -> None:
                  f"{meta['load_after']}; {args.photos} photos of {args.size}, options `{args.options}`; "
                  f"a cluster of two nodes with {args.node_cpus} CPU(s) each on this machine.",
                  "", f"Command: `python {meta['command']}`", "",
-                 "| run | workers | seconds | photos/s | vs 1 worker | note |", "|---|---|---|---|---|---|"]
+                 "| run | workers | seconds | photos/s | vs 1 worker | s per photo | photos at once | load "
+                 "| note |",
+                 "|---|---|---|---|---|---|---|---|---|"]
         for row in rows:
             lines.append(f"| {row['run']} | {row['workers'] or ''} | {row['seconds']} | "
-                         f"{row['photos_per_s']} | {row.get('speedup_vs_1_worker', '')} | {row['note']} |")
+                         f"{row['photos_per_s']} | {row.get('speedup_vs_1_worker', '')} | "
+                         f"{row['seconds_per_photo']} | {row['concurrency']} | {row['load']:.1f} | "
+                         f"{row['note']} |")
         args.out.write_text("\n".join(lines) + "\n")
 
 

@@ -254,6 +254,16 @@ class _Layout:
     cluster_cpus: float
     cluster_gpus: int
 
+    def shortfall(self) -> str | None:
+        """Why some workers would wait for resources the cluster does not have now (None: they fit)."""
+        if self.gpus and self.workers > self.cluster_gpus:
+            return (f"{self.workers} workers need {self.workers} GPUs, the cluster has {self.cluster_gpus} "
+                    "now: the others wait until an autoscaler adds GPUs")
+        if self.workers * self.cpus + TASK_CPUS > self.cluster_cpus:
+            return (f"{self.workers} workers with {self.cpus:g} CPU each and the decode/write tasks need "
+                    f"more than the cluster's {self.cluster_cpus:g} CPUs now: some wait for an autoscaler")
+        return None
+
     def describe(self) -> str:
         each = "1 GPU" if self.gpus else f"{self.cpus:g} CPU"
         return (f"Ray cluster: {self.nodes} node(s), {self.cluster_cpus:g} CPU(s), "
@@ -370,6 +380,8 @@ def run(jobs: list[Job], args: argparse.Namespace, config: BatchConfig, *, resto
             owned = True
         layout = _layout(ray, args)
         say(layout.describe())
+        if layout.shortfall():
+            say(f"note: {layout.shortfall()}")
         _configure_data(ray)
         worker_config = dataclasses.replace(
             config, outdir=config.outdir.absolute(),

@@ -332,3 +332,25 @@ def test_a_photo_that_kills_its_worker_every_time_is_reported_and_the_run_goes_o
     assert _files(out) == [f"a{i}.png" for i in range(6)]
     with Image.open(out / "a1.png") as im:
         assert im.getpixel((0, 0)) == (245, 165, 55)
+
+
+def test_layout_defaults_and_shortfall():
+    class FakeRay:
+        def __init__(self, cpus, gpus):
+            self.cpus, self.gpus = cpus, gpus
+
+        def nodes(self):
+            return [{"Alive": True, "Resources": {"CPU": c}} for c in self.cpus]
+
+        def cluster_resources(self):
+            return {"CPU": sum(self.cpus), "GPU": self.gpus}
+
+    args = argparse.Namespace(ray_workers=None, ray_cpus=None)
+    gpu = cluster._layout(FakeRay([8, 16, 16], 4), args)
+    assert (gpu.workers, gpu.cpus, gpu.gpus, gpu.shortfall()) == (4, 1.0, 1, None)
+    cpu = cluster._layout(FakeRay([8, 16], 0), args)
+    assert (cpu.workers, cpu.cpus, cpu.gpus, cpu.shortfall()) == (2, 7.0, 0, None)
+    tiny = cluster._layout(FakeRay([1, 1], 0), args)
+    assert (tiny.workers, tiny.cpus, tiny.shortfall()) == (2, 0.5, None)
+    many = cluster._layout(FakeRay([8], 2), argparse.Namespace(ray_workers=3, ray_cpus=None))
+    assert "3 GPUs" in many.shortfall()
