@@ -642,7 +642,9 @@ class _SignalHandler:
         if signum == signal.SIGTERM:
             self.stop.terminated = True
             self.stop.set()
-            self._say("terminated (SIGTERM): the current photo is abandoned, nothing half-written")
+            self._say("terminated (SIGTERM): the " + ("photos in progress are" if self.abort_at_once
+                                                        else "current photo is")
+                      + " abandoned, nothing half-written")
         elif self.abort_at_once:
             self.stop.set()
             self._say("interrupt: stopping; the photos in progress are abandoned, nothing half-written "

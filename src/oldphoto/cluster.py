@@ -30,6 +30,7 @@ import dataclasses
 import importlib.util
 import logging
 import pickle
+import signal
 import threading
 import time
 import warnings
@@ -370,9 +371,11 @@ def run(jobs: list[Job], args: argparse.Namespace, config: BatchConfig, *, resto
     duplicates = 0
     try:
         if not ray.is_initialized():
+            handlers = _signal_handlers()
             try:
                 ray.init(address=args.ray or None, logging_level="WARNING", configure_logging=True,
                          include_dashboard=False if args.ray == "local" else None)
+                _signal_handlers(handlers)  # Ray's own would end the driver at once on SIGTERM
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 fatal = f"cannot connect to the Ray cluster {args.ray or '(default)'}: {_first_line(exc)}"
                 say(f"error: {fatal}")
@@ -461,6 +464,18 @@ def run(jobs: list[Job], args: argparse.Namespace, config: BatchConfig, *, resto
     return _report(entries_pre, jobs, received, started, interrupted, fatal, stop, running=False)
 
 
+def _signal_handlers(restore: dict[int, Any] | None = None) -> dict[int, Any]:
+    """The Python handlers of SIGINT and SIGTERM; with ``restore``, put those back (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    if restore is not None:
+        for signum, handler in restore.items():
+            if handler is not None:
+                signal.signal(signum, handler)
+        return restore
+    return {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+
 def _report(pre: list[Entry], jobs: list[Job], received: dict[int, Entry], started: float, interrupted: bool,
             fatal: str | None, stop: threading.Event | None, running: bool) -> BatchReport:
     """Every input once, in the local batch's order: those the cluster answered, and the others."""
@@ -469,7 +484,8 @@ def _report(pre: list[Entry], jobs: list[Job], received: dict[int, Entry], start
     elif fatal:
         missing = fatal
     elif interrupted:
-        missing = "batch interrupted"
+        missing = ("batch interrupted before this photo was reported (one in flight may have been written; "
+                   "a rerun skips it then)")
     else:
         missing = None
     entries = list(pre)

@@ -302,6 +302,30 @@ def test_a_worker_killed_mid_run_is_replaced_and_every_photo_written_once(
 
 
 
+@pytest.mark.slow
+def test_sigterm_stops_the_driver_with_a_whole_report(ray_cluster, photos, tmp_path):
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    argv = [str(photos), "-r", "-o", str(out), "--report", str(report), *OPTIONS]
+    driver = subprocess.Popen(_command(argv, ray_cluster["address"]), env=_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while driver.poll() is None and time.monotonic() < deadline:
+            if len([p for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")]) >= 4:
+                driver.send_signal(signal.SIGTERM)
+                break
+            time.sleep(0.05)
+        text, _ = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 143, text[-3000:]
+    result = json.loads(report.read_text())
+    assert result["terminated"] and not result["running"] and result["exit_code"] == 143
+    assert len(result["inputs"]) == PHOTOS + 2 and result["summary"]["not processed"] > 0
+    _no_partials(out)
+
+
 class _DiesOnOnePhoto:
     """A stand-in restorer (colour inversion) whose worker process dies on the 13x11 photo, every time."""
 
