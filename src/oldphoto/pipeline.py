@@ -519,10 +519,10 @@ class Restorer:
             out = repair(out, image, used_mask,
                          lambda windows, masks: stage.many(windows, models, path, masks))
             timings["repair"] = time.perf_counter() - t
-        if tone is not None:
+        if tone is not None and tone.gray:
             out = tone.apply(luma(out))
-        elif o.colour == "photo":
-            out = photo_colour(out, image, None if used_mask is None else dilate(used_mask, GROW))
+        elif tone is not None or o.colour == "photo":  # a toned photo keeps its own chroma (near its tone)
+            out = photo_colour(out, image, None if used_mask is None else dilate(used_mask, GROW), tone)
         return out, used_mask, path, defects, tone
 
     def _base(self, image: np.ndarray) -> np.ndarray:
