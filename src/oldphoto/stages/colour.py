@@ -24,7 +24,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from oldphoto.stages.fidelity import noise_sigma
+from oldphoto.stages.fidelity import MIN_SIGMA, noise_sigma
 from oldphoto.stages.tone import LUMA, Tone, luma
 
 COLOUR_MODES = ("photo", "network")
@@ -85,7 +85,9 @@ def photo_colour(restored: np.ndarray, photo: np.ndarray, mask: np.ndarray | Non
     chroma = []
     for k in (1, 2):
         c = photo @ _TO_YCC[k]
-        limit = CHROMA_CLAMP * noise_sigma(c)
+        sigma = noise_sigma(c)
+        # chroma as clean as an 8-bit quantisation: what the estimate sees is colour texture, kept as it is
+        limit = CHROMA_CLAMP * sigma if sigma >= MIN_SIGMA else 0.0
         if mask is not None and mask.any():
             c = _inpaint_chroma(c, mask)
         smooth = guided_filter(y, c, radius, eps) if toned is None else toned @ _TO_YCC[k]
