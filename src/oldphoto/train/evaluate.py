@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from oldphoto.files import atomic_write_text
 from oldphoto.pipeline import Restorer
 from oldphoto.train import data as D
 
@@ -244,5 +245,5 @@ def main_evaluate(runs: str | Path | None, weights: str | Path | None, out: str 
         result["latent_gap"] = {name: latent_gap(load_trained(path, "vae_a", "vae"), real, synth)
                                 for name, path in ablation_runs.items()}
     if out:
-        Path(out).write_text(json.dumps(result, indent=2))
+        atomic_write_text(out, json.dumps(result, indent=2))
     return result

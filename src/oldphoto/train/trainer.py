@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import sys
 import time
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from oldphoto.files import atomic_write, atomic_write_text
 from oldphoto.train import distributed
 
 CHECKPOINT = "checkpoint.pt"
@@ -95,10 +95,8 @@ class Logger:
         from PIL import Image
 
         path = self.out_dir / "samples" / f"step_{step:07d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.png")
-        Image.fromarray((sheet * 255 + 0.5).astype(np.uint8)).save(tmp)
-        os.replace(tmp, path)
+        image = Image.fromarray((sheet * 255 + 0.5).astype(np.uint8))
+        atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
 
     def close(self) -> None:
         if self.writer is not None:
@@ -106,9 +104,7 @@ class Logger:
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -162,9 +158,7 @@ def train(stage_name: str, config: dict[str, Any], out_dir: str | Path, *, resum
     stage.wrap_distributed()
 
     if info.is_main:
-        tmp = out_dir / "config.json.tmp"
-        tmp.write_text(json.dumps({"stage": stage_name, **cfg}, indent=2))
-        os.replace(tmp, out_dir / "config.json")
+        atomic_write_text(out_dir / "config.json", json.dumps({"stage": stage_name, **cfg}, indent=2))
     logger = Logger(out_dir, info.is_main)
     batches = stage.batches(data_rng)
     log_every = int(cfg.get("log_every", 10))
