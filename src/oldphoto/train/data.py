@@ -220,8 +220,10 @@ def to_batch(images: list[np.ndarray]) -> torch.Tensor:
 
 
 def gray(image: np.ndarray) -> np.ndarray:
-    """RGB -> luma (ITU-R 601, as PIL's convert("L") used by the official detector)."""
-    return (image[..., 0] * 0.299 + image[..., 1] * 0.587 + image[..., 2] * 0.114).astype(np.float32)
+    """RGB -> luma (:func:`oldphoto.luma.luma`, the official detector's input)."""
+    from oldphoto.luma import luma
+
+    return luma(image)
 
 
 def infinite(fn, *args) -> Iterator:
