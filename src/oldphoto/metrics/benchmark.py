@@ -59,48 +59,27 @@ def fit_max_side(image: np.ndarray, max_side: int | None) -> np.ndarray:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """Float RGB in [0, 1] through ``oldphoto.io`` (orientation, colour management) when present."""
-    try:
-        from oldphoto.io import read_photo
-    except ImportError:
-        read_photo = None
-    if read_photo is not None:
-        return read_photo(path).pixels
-    from PIL import Image, ImageOps
+    """Float RGB in [0, 1] as ``oldphoto restore`` reads it (orientation, colour management)."""
+    from oldphoto.io import read_photo
 
-    try:
-        with Image.open(path) as im:
-            return np.asarray(ImageOps.exif_transpose(im).convert("RGB"), np.float32) / 255.0
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read image ({exc})") from exc
-
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+    return read_photo(path).pixels
 
 
 def list_images(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: not a folder")
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    from oldphoto.io import IMAGE_EXTENSIONS
+
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
 
 
 def builtin_heldout_clean() -> list[tuple[str, np.ndarray]]:
-    """The held-out CC0 scikit-image photos of the committed split (tiny; use a corpus for real runs)."""
-    import skimage.io
+    """The held-out CC0 scikit-image photos of the corpus split (tiny; use a corpus for real runs)."""
+    from oldphoto.synth.corpus import split_of
+    from oldphoto.synth.sources import skimage_photos
 
-    from oldphoto.synth.corpus import committed_heldout
-
-    data_dir = Path(skimage.data.__file__).parent
-    out = []
-    for key in sorted(committed_heldout()):
-        source, _, name = key.partition("/")
-        if source == "skimage" and (data_dir / name).is_file():
-            img = np.asarray(skimage.io.imread(data_dir / name), np.float32)
-            img = img / (65535.0 if img.max() > 255 else 255.0)
-            if img.ndim == 2:
-                img = np.repeat(img[..., None], 3, axis=2)
-            out.append((Path(name).stem, img[..., :3]))
-    return out
+    return [(Path(f.name).stem, f.load()) for f in skimage_photos()
+            if split_of(f"skimage/{f.name}") == "heldout"]
 
 
 def synthetic_set(clean: Sequence[tuple[str, np.ndarray]], kind: str, seed: int,

@@ -32,7 +32,6 @@ from oldphoto.synth.degrade import DegradeConfig, Degraded, as_generator, degrad
 
 HELDOUT_FRACTION = 0.15
 HELDOUT_LIST = Path(__file__).with_name("heldout.txt")
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 CORPUS_FORMAT = "oldphoto-corpus"
 PATCHES_FORMAT = "oldphoto-patches"
 
@@ -64,8 +63,14 @@ def split_of(key: str) -> str:
 
 # --------------------------------------------------------------------------------------------- images
 def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as float32 RGB ``H×W×3`` in [0, 1] (EXIF orientation applied, alpha dropped)."""
-    return _read_pil(Path(path), str(path))
+    """Read an image file as float32 RGB ``H×W×3`` in [0, 1] as ``oldphoto restore`` reads it
+    (:func:`oldphoto.io.read_photo`: EXIF orientation, colour management; alpha dropped)."""
+    from oldphoto.io import PhotoError, read_photo
+
+    try:
+        return read_photo(path).pixels
+    except PhotoError as exc:
+        raise CorpusError(str(exc)) from None
 
 
 def load_image_bytes(data: bytes, label: str) -> np.ndarray:
@@ -109,19 +114,24 @@ def encode_jpeg(image: np.ndarray, quality: int = 92) -> bytes:
 def random_crop(image: np.ndarray, size: int, rng: np.random.Generator | int | None = None,
                 flip: bool = True) -> np.ndarray:
     """A random ``size×size`` crop (shorter side first resized to ``size`` bicubic if smaller, as the
-    released code does), randomly mirrored horizontally."""
+    released code does), randomly mirrored horizontally; float32 in [0, 1] (``image``: float in [0, 1]
+    or uint8, as the training pools hold photos)."""
     rng = as_generator(rng)
     h, w = image.shape[:2]
     if min(h, w) < size:
         scale = size / min(h, w)
         nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-        image = np.clip(cv2.resize(image, (nw, nh), interpolation=cv2.INTER_CUBIC), 0, 1)
+        image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_CUBIC)  # uint8 saturates by itself
+        if image.dtype != np.uint8:
+            image = np.clip(image, 0, 1)
         h, w = nh, nw
     y = int(rng.integers(h - size + 1))
     x = int(rng.integers(w - size + 1))
     crop = image[y:y + size, x:x + size]
     if flip and rng.random() < 0.5:
         crop = crop[:, ::-1]
+    if crop.dtype == np.uint8:
+        return np.ascontiguousarray(crop, dtype=np.float32) / 255.0
     return np.ascontiguousarray(crop, dtype=np.float32)
 
 

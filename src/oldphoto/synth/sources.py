@@ -25,9 +25,9 @@ import cv2
 import numpy as np
 
 from oldphoto.files import atomic_write_bytes
+from oldphoto.io import IMAGE_EXTENSIONS
 from oldphoto.synth.corpus import (
     CORPUS_FORMAT,
-    IMAGE_EXTENSIONS,
     PATCHES_FORMAT,
     Corpus,
     CorpusError,
