@@ -45,6 +45,7 @@ from oldphoto.stages.restore import BYTES_PER_PIXEL, PATH_MULTIPLE, PathModels, 
 from oldphoto.stages.runtime import PRECISIONS, Runner, resolve_device
 from oldphoto.stages.tiling import parse_memory, tile_side_for_budget
 from oldphoto.stages.tone import Tone, fit_tone, luma
+from oldphoto.tensors import batch_to_images, images_to_batch
 
 __all__ = ["RestoreOptions", "Restorer", "Result", "FaceInfo", "PipelineError"]
 
@@ -411,9 +412,7 @@ class Restorer:
             runner = self.runner
 
             def enhance(batch: np.ndarray) -> np.ndarray:
-                x = torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2))) * 2.0 - 1.0
-                y = runner(generator, x).cpu()
-                return ((y + 1.0) * 0.5).clamp_(0.0, 1.0).permute(0, 2, 3, 1).numpy()
+                return batch_to_images(runner(generator, images_to_batch(batch)))
 
             detector = FaceDetector(self.options.face_detector, self.options.face_upsample,
                                     self.options.face_threshold)

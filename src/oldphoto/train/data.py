@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from oldphoto.tensors import images_to_batch
+
 
 class DataError(RuntimeError):
     """A data source is missing or empty."""
@@ -192,9 +194,8 @@ def _config(kind: str):
 
 
 def to_batch(images: list[np.ndarray]) -> torch.Tensor:
-    """List of H×W×C float [0, 1] -> N×C×H×W in [-1, 1]."""
-    arr = np.stack([im if im.ndim == 3 else im[..., None] for im in images]).transpose(0, 3, 1, 2)
-    return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)) * 2.0 - 1.0
+    """List of H×W×C float [0, 1] -> N×C×H×W in [-1, 1] (:func:`oldphoto.tensors.images_to_batch`)."""
+    return images_to_batch(images)
 
 
 def gray(image: np.ndarray) -> np.ndarray:

@@ -40,6 +40,7 @@ from torch import nn
 
 from oldphoto.files import atomic_write_text
 from oldphoto.pipeline import Restorer
+from oldphoto.tensors import image_to_tensor
 from oldphoto.train import data as D
 
 
@@ -192,7 +193,7 @@ def latent_gap(vae: nn.Module, real_old: list[np.ndarray], synthetic: list[np.nd
     def vectors(images: list[np.ndarray]) -> np.ndarray:
         out = []
         for img in images:
-            z = vae.encode(D.to_batch([img]))[0]
+            z = vae.encode(image_to_tensor(img))[0]
             v = z.reshape(z.shape[0], -1).T.numpy()
             out.append(v[rng.choice(len(v), min(per_image, len(v)), replace=False)])
         return np.concatenate(out)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from oldphoto.files import atomic_write, atomic_write_text
+from oldphoto.tensors import batch_to_images
 from oldphoto.train import distributed
 
 CHECKPOINT = "checkpoint.pt"
@@ -82,16 +83,16 @@ class Logger:
             return
         rows = []
         for name, t in images.items():
-            t = ((t.detach().float().cpu()[:4] + 1) * 0.5).clamp(0, 1)
-            if t.shape[1] == 1:
-                t = t.repeat(1, 3, 1, 1)
+            t = batch_to_images(t[:4])  # N×H×W×C in [0, 1]
+            if t.shape[3] == 1:
+                t = np.repeat(t, 3, axis=3)
             if self.writer is not None:
-                self.writer.add_images(name, t, step)
-            rows.append(torch.cat(list(t), dim=2))  # C×H×(N·W)
-        width = max(r.shape[2] for r in rows)
-        rows = [torch.nn.functional.pad(r, (0, width - r.shape[2])) for r in rows
-                if r.shape[1] == rows[0].shape[1]]
-        sheet = torch.cat(rows, dim=1).permute(1, 2, 0).numpy()
+                self.writer.add_images(name, t, step, dataformats="NHWC")
+            rows.append(np.concatenate(list(t), axis=1))  # H×(N·W)×C
+        width = max(r.shape[1] for r in rows)
+        rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows
+                if r.shape[0] == rows[0].shape[0]]
+        sheet = np.concatenate(rows, axis=0)
         from PIL import Image
 
         path = self.out_dir / "samples" / f"step_{step:07d}.png"
