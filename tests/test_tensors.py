@@ -3,7 +3,13 @@
 import numpy as np
 import torch
 
-from oldphoto.tensors import batch_to_images, image_to_tensor, images_to_batch, mask_to_tensor, tensor_to_image
+from oldphoto.tensors import (
+    batch_to_images,
+    image_to_tensor,
+    images_to_batch,
+    mask_to_tensor,
+    tensor_to_image,
+)
 
 
 def test_single_image_round_trip_and_ranges():

@@ -56,3 +56,19 @@ def test_evaluation_without_a_detector_has_no_mixed_network_rows(bundled):
     assert "restored" in result["unstructured"]
     assert set(result["mixed"]) == {"degraded", "classical"}
     assert "detector_roc_auc" not in result
+
+
+def test_runs_folder_is_evaluated_through_a_restorer_with_its_networks(tmp_path, bundled):
+    from oldphoto.stages.defects import OFFICIAL_THRESHOLD
+    from oldphoto.train.config import load_stage_config
+    from oldphoto.train.evaluate import runs_models
+    from oldphoto.train.trainer import train
+
+    cfg = load_stage_config("tiny", "detector", ["crop=32", "lambda_gan=0"], runs_dir=tmp_path)
+    train("detector", cfg, tmp_path / "detector", steps=1, quiet=True)
+    assert set(runs_models(tmp_path)) == {"detector"}
+    restorer = evaluation_restorer(runs=tmp_path)
+    assert restorer.mask_threshold() == OFFICIAL_THRESHOLD  # no card: the official threshold
+    result = evaluate_restoration(restorer, bundled[2])
+    assert set(result["mixed"]) == {"degraded", "classical"}  # no VAE in these runs: no network rows
+    assert 0.0 <= result["detector_roc_auc"] <= 1.0
