@@ -19,13 +19,14 @@ import hashlib
 import io
 import json
 import os
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from oldphoto.files import atomic_write, atomic_write_text
 from oldphoto.synth.degrade import DegradeConfig, Degraded, as_generator, degrade
@@ -62,36 +63,25 @@ def split_of(key: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------- images
-def load_image(path: str | os.PathLike) -> np.ndarray:
+def load_image(path: str | os.PathLike, label: str | None = None) -> np.ndarray:
     """Read an image file as float32 RGB ``H×W×3`` in [0, 1] as ``oldphoto restore`` reads it
-    (:func:`oldphoto.io.read_photo`: EXIF orientation, colour management; alpha dropped)."""
+    (:func:`oldphoto.io.read_photo`: EXIF orientation, colour management; alpha dropped); ``label``
+    names it in errors (default: the path)."""
     from oldphoto.io import PhotoError, read_photo
 
     try:
         return read_photo(path).pixels
     except PhotoError as exc:
-        raise CorpusError(str(exc)) from None
+        raise CorpusError(f"{label or path}: {exc.reason}") from None
 
 
 def load_image_bytes(data: bytes, label: str) -> np.ndarray:
     """:func:`load_image` for an encoded image held in memory (e.g. read from a package archive);
-    ``label`` names it in errors."""
-    return _read_pil(io.BytesIO(data), label)
-
-
-def _read_pil(source: Path | io.BytesIO, label: str) -> np.ndarray:
-    try:
-        with Image.open(source) as im:
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("I;16", "I;16B", "I"):
-                arr = np.asarray(im, dtype=np.float32) / 65535.0
-                return np.repeat(np.clip(arr, 0, 1)[:, :, None], 3, axis=2)
-            arr = np.asarray(im.convert("RGB"))
-    except FileNotFoundError:
-        raise CorpusError(f"{label}: no such file") from None
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise CorpusError(f"{label}: cannot read image ({exc})") from None
-    return arr.astype(np.float32) / 255.0
+    ``label`` names it in errors.  (Decoded from a temporary file: one reader for every photo.)"""
+    with tempfile.TemporaryDirectory(prefix="oldphoto-") as folder:
+        path = Path(folder) / "image"
+        path.write_bytes(data)
+        return load_image(path, label)
 
 
 def decode_image(data: bytes | np.ndarray) -> np.ndarray:
