@@ -33,6 +33,7 @@ if [[ ${#smoke[@]} -gt 0 ]]; then
     export OMP_NUM_THREADS=1
 else
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | sed 's/^/[gpu] /'
+    echo "[gpu] $(nproc) CPUs; /dev/shm: $(df -h /dev/shm 2>/dev/null | awk 'NR==2 {print $4 " free"}')"
 fi
 
 "${nice_cmd[@]}" "$python" -m oldphoto train leg "${smoke[@]}" --pack "$pack" --out "$out" "${budget[@]}" "$@" \

@@ -148,9 +148,35 @@ def test_smoke_leg_end_to_end(tmp_path, pack):
     assert (out / "leg.log").is_file() and (out / "runs_logs.tar.gz").is_file()
     parts = sorted(out.glob("weights.tar.part*"))
     assert parts and all(p.stat().st_size <= 15 * 2**20 for p in parts)
-    subprocess.run(f"cat {' '.join(str(p) for p in parts)} | tar xf - -C {tmp_path}", shell=True, check=True)
+    from oldphoto.train.leg import import_leg
     from oldphoto.weights import load_model
 
+    assert len(import_leg(out, tmp_path / "weights")) == 7
     card = json.loads((tmp_path / "weights" / "vae_a.json").read_text())
     assert "SMOKE" in card["notes"] and "steps" in card["notes"] and "on cpu" in card["notes"]
     assert load_model("mapping_scratch", weights_dir=tmp_path / "weights").config["width"] == 128
+
+
+def test_weights_parts_round_trip_and_import_checks(tmp_path):
+    import tarfile
+
+    from oldphoto.train.leg import PART_BYTES, _bundle_weights, import_leg
+
+    train("detector", load_stage_config("tiny", "detector", ["crop=32"], runs_dir=tmp_path / "r"),
+          tmp_path / "r" / "detector", steps=1, quiet=True)
+    export_runs(tmp_path / "r", tmp_path / "w")
+    (tmp_path / "out").mkdir()
+    parts = _bundle_weights(tmp_path / "w", tmp_path / "out")
+    assert parts == ["weights.tar.part0"] and (tmp_path / "out" / parts[0]).stat().st_size < PART_BYTES
+    assert import_leg(tmp_path / "out", tmp_path / "dest", metrics={"x": 1}) == ["detector"]
+    assert json.loads((tmp_path / "dest" / "detector.json").read_text())["metrics"] == {"x": 1}
+    with pytest.raises(FileExistsError, match="--replace"):
+        import_leg(tmp_path / "out", tmp_path / "dest")
+    assert import_leg(tmp_path / "out", tmp_path / "dest", replace=True) == ["detector"]
+    # a tar that would write outside its folder is refused before anything is written
+    (tmp_path / "evil").mkdir()
+    with tarfile.open(tmp_path / "evil" / "weights.tar.part0", "w") as tar:
+        tar.add(tmp_path / "w" / "detector.json", arcname="../detector.json")
+    with pytest.raises(ValueError, match="unexpected entry"):
+        import_leg(tmp_path / "evil", tmp_path / "dest2")
+    assert not (tmp_path / "dest2").exists()

@@ -84,6 +84,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="tiny batches and budgets on the CPU: checks the whole leg in about a minute")
     g.add_argument("--no-eval", action="store_true", help="skip the evaluation")
     g.set_defaults(func=_run_leg)
+    i = sub.add_parser("import-leg", help="copy a GPU leg's returned weights into a weights folder",
+                       description="Rebuild the weights folder from a leg's weights.tar.part* (or take a "
+                                   "weights folder), check that every role loads, and copy it into --dest "
+                                   "(cards kept, metrics replaced by --metrics).")
+    i.add_argument("source", help="folder holding weights.tar.part0… (the leg's $OUT), or a weights folder")
+    i.add_argument("--dest", required=True, help="weights folder to write (e.g. runs/legs/1/weights)")
+    i.add_argument("--metrics", help="`oldphoto train evaluate --out` JSON to put into every card")
+    i.add_argument("--replace", action="store_true", help="overwrite roles that --dest already has")
+    i.set_defaults(func=_run_import_leg)
     e = sub.add_parser("export", help="write trained runs as <role>.safetensors + card into a weights folder")
     e.add_argument("--runs", required=True, help="folder holding the stage run directories (e.g. runs/small)")
     e.add_argument("--dest", required=True,
@@ -238,3 +247,21 @@ def _run_leg(args: argparse.Namespace) -> int:
         return 1
     failed = [s for s, e in summary["stages"].items() if "error" in e]
     return 1 if failed or not summary.get("weights_parts") else 0
+
+
+def _run_import_leg(args: argparse.Namespace) -> int:
+    import json
+
+    from oldphoto.train.leg import import_leg
+    from oldphoto.weights.store import WeightsError
+
+    metrics = None
+    try:
+        if args.metrics:
+            metrics = json.loads(Path(args.metrics).read_text(encoding="utf-8"))
+        roles = import_leg(args.source, args.dest, metrics=metrics, replace=args.replace)
+    except (OSError, ValueError, WeightsError) as exc:
+        print(f"oldphoto train import-leg: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.dest}: {', '.join(roles)}")
+    return 0

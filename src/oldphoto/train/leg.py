@@ -99,6 +99,8 @@ def run_leg(pack: str | Path, out: str | Path, *, budget_s: float = 540.0, reser
         cfg.update(pack_sources(pack))
         cfg["init_from"] = str(init_from)
         cfg["time_budget"] = round(stage_budget, 1)
+        # leave a core to the training process and one to the pinning thread
+        cfg["data_workers"] = min(int(cfg.get("data_workers", 0)), max(1, (os.cpu_count() or 1) - 2))
         for key in ("vae_a", "vae_b"):  # a VAE this leg failed to train: the mappings use the old one
             if key in cfg and not (runs / key / "checkpoint.pt").is_file():
                 cfg[key] = str(init_from)
@@ -106,7 +108,20 @@ def run_leg(pack: str | Path, out: str | Path, *, budget_s: float = 540.0, reser
         t0 = time.time()
         entry: dict[str, Any] = {"budget_s": round(stage_budget, 1)}
         try:
-            result = train(stage, cfg, runs / stage, device=device)
+            try:
+                result = train(stage, cfg, runs / stage, device=device)
+            except Exception as exc:  # noqa: BLE001
+                if int(cfg.get("data_workers", 0)) <= 0:
+                    raise
+                # worker processes can fail where the stage itself works (e.g. a small /dev/shm):
+                # spend the rest of this stage's time in one process rather than lose the stage
+                log(f"[leg] {stage} failed with {cfg['data_workers']} data workers ({type(exc).__name__}: "
+                    f"{exc}); again without workers")
+                entry["workers_error"] = f"{type(exc).__name__}: {exc}"
+                cfg["data_workers"] = 0
+                cfg["time_budget"] = max(2.0, round(stage_budget - (time.time() - t0), 1))
+                shutil.rmtree(runs / stage, ignore_errors=True)
+                result = train(stage, cfg, runs / stage, device=device)
             entry.update(steps=result["step"], train_s=result["seconds"], batch=cfg.get("batch_size"),
                          crop=cfg.get("crop"), losses={k: round(v, 5) for k, v in result["losses"].items()})
             entry["crops_per_s"] = round(result["step"] * int(cfg.get("batch_size", 1))
@@ -217,3 +232,65 @@ def quick_evaluate(folders: dict[str, Path], crops: int = 2, size: int = 256, lo
         log(f"[leg] evaluation of {name} ({folder}) on {len(cases)} cases of {used}, "
             f"{time.time() - t0:.0f} s:\n{markdown_table(res)}")
     return results
+
+
+# ------------------------------------------------------------------------------------------------ import
+def _unpack_parts(folder: Path, into: Path) -> Path:
+    """Rebuild ``weights.tar`` from ``weights.tar.part0…`` and extract its plain files into ``into``."""
+    parts = sorted(folder.glob("weights.tar.part*"), key=lambda p: int(p.name.rsplit("part", 1)[1] or -1))
+    tar_path = into / "weights.tar"
+    with open(tar_path, "wb") as f:
+        for p in parts:
+            f.write(p.read_bytes())
+    out = into / "weights"
+    out.mkdir()
+    try:
+        with tarfile.open(tar_path) as tar:
+            for member in tar.getmembers():
+                name = Path(member.name)
+                if member.isdir() and name == Path("weights"):
+                    continue
+                # only weights/<role>.json|.safetensors: nothing that could land outside the folder
+                if (not member.isfile() or name.parent != Path("weights")
+                        or name.suffix not in (".json", ".safetensors")):
+                    raise ValueError(f"{folder}: unexpected entry {member.name!r} in the weights tar")
+                data = tar.extractfile(member)
+                assert data is not None
+                (out / name.name).write_bytes(data.read())
+    except tarfile.TarError as exc:
+        raise ValueError(f"{folder}: broken weights tar ({exc}); were all parts fetched?") from exc
+    return out
+
+
+def import_leg(source: str | Path, dest: str | Path, metrics: dict[str, Any] | None = None,
+               replace: bool = False) -> list[str]:
+    """Copy a leg's weights into ``dest``: ``source`` is the folder the leg's ``weights.tar.part*`` came
+    back in, or a weights folder.  Every role is checked to load before anything is written; cards keep
+    all their fields (a detector calibration too), ``metrics`` (the output of ``oldphoto train evaluate``)
+    replaces their metrics.  Existing roles in ``dest`` are only replaced with ``replace``."""
+    from oldphoto.weights import load_model
+    from oldphoto.weights.store import _write_atomic
+
+    source, dest = Path(source), Path(dest)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = _unpack_parts(source, Path(tmp)) if any(source.glob("weights.tar.part*")) else source
+        roles = sorted(p.stem for p in folder.glob("*.safetensors"))
+        if not roles:
+            raise FileNotFoundError(f"{source}: neither weights.tar.part* nor <role>.safetensors files")
+        for role in roles:
+            if not (folder / f"{role}.json").is_file():
+                raise ValueError(f"{folder / role}.safetensors has no card")
+            load_model(role, weights_dir=folder)  # strict: a broken or mismatched file stops here
+        clash = [r for r in roles if (dest / f"{r}.safetensors").exists()]
+        if clash and not replace:
+            raise FileExistsError(f"{dest} already holds {', '.join(clash)}: pass --replace to overwrite")
+        dest.mkdir(parents=True, exist_ok=True)
+        for role in roles:
+            card = json.loads((folder / f"{role}.json").read_text(encoding="utf-8"))
+            if metrics is not None:
+                card["metrics"] = metrics
+            blob = (folder / f"{role}.safetensors").read_bytes()
+            _write_atomic(dest / f"{role}.safetensors", lambda t, b=blob: Path(t).write_bytes(b))
+            text = json.dumps(card, indent=2) + "\n"
+            _write_atomic(dest / f"{role}.json", lambda t, x=text: Path(t).write_text(x, encoding="utf-8"))
+    return roles
