@@ -485,13 +485,18 @@ class DetectorStage(Stage):
     def batches(self, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
         pool = self.pool()
         p_clean = self.weight("p_clean", 0.0)
+        # ``synth``: DegradeConfig fields, e.g. p_content (scene content drawn as hard negatives:
+        # lettering, ropes, fabric, collars, highlights, foliage) and the extra positives p_thin_crack,
+        # p_faint_scratch, p_tear
+        options = self.cfg.get("synth") or {}
+        D.synth_config("mixed", options)  # a bad option fails here, before any training
         while True:
             imgs, masks = [], []
             for _ in range(self.batch_size):
                 # defect-free old-look crops (fading, yellowing, grain, noise) teach the detector that
                 # bright skies, paper white and grain are not defects: without them it flags flat areas
                 kind = "oldlook" if rng.random() < p_clean else self.degradation_kind(rng, "mixed")
-                x, _, m = D.synthesize(D.random_crop(pool, rng, self.crop), rng, kind)
+                x, _, m = D.synthesize(D.random_crop(pool, rng, self.crop), rng, kind, options)
                 imgs.append(D.gray(x)[..., None])
                 masks.append(m)
             yield {"image": D.to_batch(imgs), "mask": torch.from_numpy(np.stack(masks))[:, None]}

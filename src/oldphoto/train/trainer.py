@@ -225,9 +225,15 @@ def _init_from(stage, source: Path, verbose: bool) -> None:
     """Warm start (config ``init_from``): the networks of another run's checkpoint that this stage also
     has, with fresh optimisers, schedule and step 0 (unlike --resume, which continues a run as it was).
     Networks the source lacks (e.g. VAE_A's latent discriminator when starting from a run without it)
-    keep their fresh initialisation."""
+    keep their fresh initialisation.  ``source`` may also be a weights folder (e.g. the bundled weights):
+    the stage's exported roles found there (``<role>.safetensors``) are loaded."""
     path = source / CHECKPOINT if source.is_dir() else source
-    ckpt = load_checkpoint(path)
+    if source.is_dir() and not path.is_file() and any(
+            (source / f"{role}.safetensors").is_file() for role, _ in stage.exports.values()):
+        ckpt = {"nets": _exported_nets(stage, source), "step": "exported weights"}
+        path = source
+    else:
+        ckpt = load_checkpoint(path)
     loaded = []
     for key, net in stage.nets.items():
         if key in ckpt["nets"]:
@@ -237,6 +243,17 @@ def _init_from(stage, source: Path, verbose: bool) -> None:
         raise RuntimeError(f"init_from {path}: none of the networks {sorted(stage.nets)} is in it")
     if verbose:
         print(f"[train] initialised {', '.join(loaded)} from {path} (step {ckpt.get('step')})", flush=True)
+
+
+def _exported_nets(stage, folder: Path) -> dict[str, dict[str, torch.Tensor]]:
+    """State dicts of the stage's networks from the roles they are exported under in a weights folder."""
+    from oldphoto.weights import load_model
+
+    nets = {}
+    for key, (role, _) in stage.exports.items():
+        if (folder / f"{role}.safetensors").is_file():
+            nets[key] = load_model(role, weights_dir=folder).state_dict()
+    return nets
 
 
 def _ranks_in_sync(stage, info: distributed.DistInfo) -> bool:
