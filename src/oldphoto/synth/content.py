@@ -2,10 +2,11 @@
 
 A detector trained only on photos plus synthetic damage takes any thin, high-contrast structure for a
 scratch: shop-sign lettering and poster frames, white patterned fabric, ropes and rigging, collars and
-blouses, hair bows and petals, highlights in eyes and glasses, bright sky through leaves.  The photo corpus
-has too few of them, so :func:`add_content` draws such structures into a CLEAN photo before any degradation
-(``DegradeConfig.p_content``): they then age with the scene (tone, blur, noise, fading, grain, the defects
-drawn over them) and are labelled 0, because the defect mask only comes from the damage drawn afterwards.
+blouses, hair bows and petals, highlights in eyes and glasses, bright sky through leaves, blown-out white
+areas.  The photo corpus has too few of them, so :func:`add_content` draws such structures into a CLEAN
+photo before any degradation (``DegradeConfig.p_content``): they then age with the scene (tone, blur,
+noise, fading, grain, the defects drawn over them) and are labelled 0, because the defect mask only comes
+from the damage drawn afterwards.
 
 Each drawer blends one structure into the image through a coverage map (``alpha``, H×W in [0, 1]) drawn
 2× supersampled and area-downsampled like the strokes of :mod:`oldphoto.synth.structured`, then softened a
@@ -80,8 +81,8 @@ def _finish(canvas: np.ndarray, h: int, w: int, rng: np.random.Generator) -> np.
 
 def _paint(image: np.ndarray, alpha: np.ndarray, colour: np.ndarray) -> np.ndarray:
     """``image`` with ``colour`` (RGB, or an ``H×W×3`` field) laid over it at coverage ``alpha``."""
-    a = alpha[:, :, None]
-    return (image * (1.0 - a) + np.asarray(colour, np.float32) * a).astype(np.float32)
+    a = np.clip(alpha, 0.0, 1.0)[:, :, None]
+    return np.clip(image * (1.0 - a) + np.asarray(colour, np.float32) * a, 0.0, 1.0).astype(np.float32)
 
 
 def _tint(rng: np.random.Generator, level: float) -> np.ndarray:
@@ -225,10 +226,27 @@ def _pattern(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     return (ring | net).astype(np.float32)
 
 
+def _garment(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """Where the cloth is: a polygon (a sleeve, a skirt panel), an irregular blob, or the whole frame."""
+    u = rng.random()
+    if u < 0.15:
+        return np.ones((h, w), np.float32)
+    if u < 0.5:
+        return hole_shape(h, w, rng)
+    canvas = _canvas(h, w)
+    c = np.array([rng.uniform(0.2, 0.8) * w, rng.uniform(0.2, 0.8) * h])
+    k = int(rng.integers(3, 7))
+    angles = np.sort(rng.uniform(0, 2 * np.pi, k))
+    radii = rng.uniform(0.2, 0.6, k) * min(h, w)
+    pts = c + np.stack([np.cos(angles) * radii, np.sin(angles) * radii], 1)
+    cv2.fillPoly(canvas, [np.array([_pt(*p) for p in pts])], 1.0, cv2.LINE_AA)
+    return cv2.resize(canvas, (w, h), interpolation=cv2.INTER_AREA)
+
+
 def fabric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A patch of patterned cloth (a blouse, dress, tablecloth): pattern warped by folds and shaded."""
     h, w = image.shape[:2]
-    region = hole_shape(h, w, rng) if rng.random() < 0.85 else np.ones((h, w), np.float32)
+    region = _garment(h, w, rng)
     hs, ws = h * SS, w * SS
     pat = cv2.resize(_pattern(hs, ws, rng), (w, h), interpolation=cv2.INTER_AREA)
     pat = elastic(pat, rng, alpha=float(rng.uniform(0.5, 4.0)), sigma=float(rng.uniform(12, 40)))
@@ -351,6 +369,24 @@ def foliage(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return _paint(out, _finish(twigs, h, w, rng), leaf_colour)
 
 
+def bright_area(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A blown-out or white area: overexposed sky, a white wall, a shirt front, snow, with a sharp or a
+    soft edge.  The twin of a hole showing bare paper: without it a detector learns that anything flat and
+    near-white is damage."""
+    h, w = image.shape[:2]
+    region = hole_shape(h, w, rng) if rng.random() < 0.6 else np.ones((h, w), np.float32)
+    if rng.random() < 0.4:  # a straight edge, like a wall or the horizon
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        a = rng.uniform(0, 2 * np.pi)
+        region = ((xx - w / 2) * np.cos(a) + (yy - h / 2) * np.sin(a) > rng.uniform(-0.4, 0.4) * min(h, w))
+        region = region.astype(np.float32)
+    alpha = cv2.GaussianBlur(region, (0, 0), float(np.exp(rng.uniform(np.log(0.4), np.log(6.0)))))
+    level = float(rng.uniform(0.85, 1.0))
+    shade = level + float(rng.uniform(0.0, 0.08)) * smooth_noise(h, w, rng, float(rng.uniform(20, 80)))
+    field = np.clip(shade[:, :, None] * _tint(rng, 1.0)[None, None, :], 0.0, 1.0)
+    return _paint(image, alpha, field)
+
+
 DRAWERS: dict[str, Drawer] = {
     "lettering": lettering,
     "lines": lines,
@@ -358,9 +394,10 @@ DRAWERS: dict[str, Drawer] = {
     "bright_shapes": bright_shapes,
     "highlights": highlights,
     "foliage": foliage,
+    "bright_area": bright_area,
 }
 # lettering, lines and light shapes were the commonest false alarms on real photos
-WEIGHTS = np.array([0.25, 0.2, 0.15, 0.15, 0.13, 0.12])
+WEIGHTS = np.array([0.22, 0.18, 0.13, 0.14, 0.11, 0.11, 0.11])
 
 
 def add_content(image: np.ndarray, rng: np.random.Generator, count: tuple[int, int] = (1, 3)
