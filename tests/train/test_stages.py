@@ -82,6 +82,13 @@ def test_detector_clean_negatives(tmp_path):
     assert batch["mask"].sum() > 0
 
 
+def test_detector_sharp_clean_crops_have_no_defects(tmp_path):
+    stage = _stage("detector", tmp_path, ["crop=32", "p_sharp_clean=1", "batch_size=6", "degradation=mixed",
+                                          'synth={"p_tear": 1.0, "p_content": 0.5}'])
+    batch = next(stage.batches(np.random.default_rng(3)))
+    assert batch["mask"].sum() == 0
+
+
 def test_detector_synth_options_reach_the_synthesis(tmp_path):
     """``synth``: DegradeConfig fields for the detector's crops; content alone never makes a positive."""
     from oldphoto.train import data as D
