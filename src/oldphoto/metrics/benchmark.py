@@ -181,8 +181,8 @@ def default_methods(names: Sequence[str], notes: list[str]) -> dict[str, Method]
             elif name == "official":
                 folder = official_weights_dir()
                 if folder is None:
-                    raise MethodUnavailable("no imported official weights (run `oldphoto weights import "
-                                            "global_checkpoints.zip ...`)")
+                    raise MethodUnavailable("no imported official weights (run `oldphoto weights download`"
+                                            " or `oldphoto weights import global_checkpoints.zip ...`)")
                 methods["Ours (official weights)"] = restorer_method(folder)
             else:
                 raise ValueError(f"unknown method {name!r} (input, classical, ours, official)")
@@ -389,6 +389,6 @@ def _write_tables(result: BenchmarkResult, metrics: list[Metric], distribution: 
     if result.notes:
         md += ["## Notes", ""] + [f"- {n}" for n in result.notes] + [""]
     md += ["Proxy metrics (`*_proxy_*`) use offline substitute networks and are not comparable with "
-           "published LPIPS/FID values. FID-style values on a few images are strongly biased; compare "
+           "published FID values. FID-style values on a few images are strongly biased; compare "
            "methods only within one run.", ""]
     result.files.append(report.write_text(out_dir / "report.md", "\n".join(md)))

