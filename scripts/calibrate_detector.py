@@ -54,7 +54,8 @@ def main() -> None:
     ap.add_argument("--max-clean-area", type=float, default=0.0025,
                     help="highest mean flagged fraction allowed on the clean training photos")
     ap.add_argument("--clean-side", type=int, default=1024, help="clean photos fitted to this longest side")
-    ap.add_argument("--path-crops", type=int, default=96, help="crops for the scratch-path area")
+    ap.add_argument("--path-crops", type=int, default=96,
+                    help="crops for the scratch-path area (0: skip it and drop the card's area)")
     args = ap.parse_args()
 
     photos = Corpus(args.corpus).clean("train")
@@ -81,8 +82,12 @@ def main() -> None:
     card = json.loads(card_path.read_text())
     card["threshold"] = round(threshold, 4)
     _write_card(card_path, card)  # the path calibration below runs the pipeline with this threshold
-    area = calibrate_min_area(args.weights, photos, args.path_crops, args.size, args.seed + 1)
-    card["scratch_min_area"] = area["scratch_min_area"]
+    area: dict[str, object] | None = None
+    if args.path_crops > 0:
+        area = calibrate_min_area(args.weights, photos, args.path_crops, args.size, args.seed + 1)
+        card["scratch_min_area"] = area["scratch_min_area"]
+    else:  # an area measured for another detector (or threshold) would be wrong for this one
+        card.pop("scratch_min_area", None)
     card.setdefault("metrics", {})["calibration"] = {
         "threshold": round(threshold, 4), "min_precision": args.min_precision,
         "ignore_band_px": args.ignore_band, "strict_precision": round(_precision(s, y, threshold), 4),
@@ -95,7 +100,8 @@ def main() -> None:
         "crops": args.crops, "size": args.size, "seed": args.seed,
         "data": "corpus train split: synth kind=mixed crops; the clean photos as they are",
         "command": "python scripts/calibrate_detector.py",
-        "scratch_path": area}
+        "scratch_path": area if area is not None else "not measured (--path-crops 0): the default "
+                        "pipeline decides from the defects' shapes; --scratch-min-area sets an area rule"}
     _write_card(card_path, card)
     print(json.dumps(card["metrics"]["calibration"], indent=1))
 
@@ -121,9 +127,10 @@ def calibrate_min_area(weights: Path, photos: list[np.ndarray], crops: int, size
         q = psnr(quality.restore(sample.degraded).image, sample.clean)
         restored = scratch.restore(sample.degraded)  # the scratch path with the predicted mask
         base += q
-        flagged.append(float(restored.mask.mean()))
-        # no pixel flagged: auto takes the quality path at any area
-        gain.append(psnr(restored.image, sample.clean) - q if restored.mask.any() else 0.0)
+        # no defect found (no mask: the quality path was taken): auto takes the quality path at any area
+        found = restored.mask is not None and bool(restored.mask.any())
+        flagged.append(float(restored.mask.mean()) if found else 0.0)
+        gain.append(psnr(restored.image, sample.clean) - q if found else 0.0)
     f, g = np.array(flagged), np.array(gain)
     # candidate areas: each crop's own fraction (the rule "scratch path iff flagged >= area")
     candidates = np.unique(np.concatenate([[0.0], f[f > 0]]))
