@@ -169,3 +169,11 @@ def test_a_branching_crack_network_is_a_defect_and_a_wide_region_is_not():
     patch[60:200:7, 95:135] = True  # a ragged outline: long, but not thin
     gray2[patch] = 0.9
     assert not find_defects(_prob_from(patch, 0.6), gray2, 0.5).mask.any()
+    # a lattice of thin lines as long as the crack (plaid, railings) is a pattern, not a crack
+    lattice = np.zeros_like(region)
+    for k in range(40, 220, 20):
+        lattice[k:k + 2, 40:220] = True
+        lattice[40:220, k:k + 2] = True
+    gray3 = np.full((256, 256), 0.35, np.float32)
+    gray3[lattice] = 0.9
+    assert not find_defects(_prob_from(lattice, 0.6), gray3, 0.5).mask.any()
