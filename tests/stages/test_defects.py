@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -146,3 +147,33 @@ def test_repeated_short_strokes_are_lettering_not_scratches():
     assert not d.mask[50:80, 100:200].any()
     assert d.mask[200:230, 300:302].all() and d.mask[100:390, 20].all() and d.mask[100:390, 60].all()
     assert (d.strokes, d.content) == (3, 5)
+
+
+def test_a_branching_crack_network_is_a_defect_and_a_wide_region_is_not():
+    from oldphoto.stages.defects import find_defects
+
+    gray = np.full((256, 256), 0.35, np.float32)
+    crack = np.zeros_like(gray, np.uint8)
+    # a fold crack across the photo with branches (one component, far too wide a box for a stroke)
+    for (x0, y0), (x1, y1) in (((0, 120), (250, 60)), ((90, 98), (90, 250)), ((180, 77), (240, 200)),
+                               ((40, 110), (20, 10))):
+        cv2.line(crack, (x0, y0), (x1, y1), 1, 2)
+    region = crack > 0
+    gray[region] = 0.9
+    d = find_defects(_prob_from(region), gray, 0.5)
+    assert d.mask[region].all() and d.strokes == 1
+    # a ragged flagged patch as wide as a hand (a white wall, say) stays scene content
+    gray2 = np.full((256, 256), 0.35, np.float32)
+    patch = np.zeros_like(region)
+    patch[60:200, 100:130] = True
+    patch[60:200:7, 95:135] = True  # a ragged outline: long, but not thin
+    gray2[patch] = 0.9
+    assert not find_defects(_prob_from(patch, 0.6), gray2, 0.5).mask.any()
+    # a lattice of thin lines as long as the crack (plaid, railings) is a pattern, not a crack
+    lattice = np.zeros_like(region)
+    for k in range(40, 220, 20):
+        lattice[k:k + 2, 40:220] = True
+        lattice[40:220, k:k + 2] = True
+    gray3 = np.full((256, 256), 0.35, np.float32)
+    gray3[lattice] = 0.9
+    assert not find_defects(_prob_from(lattice, 0.6), gray3, 0.5).mask.any()

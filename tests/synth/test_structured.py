@@ -9,6 +9,9 @@ DEFECTS = {
     "dust": S.dust,
     "holes": S.holes,
     "crease": S.crease,
+    "thin_cracks": S.thin_cracks,
+    "faint_scratches": S.faint_scratches,
+    "tear": S.tear,
 }
 
 
@@ -41,7 +44,7 @@ def test_mask_covers_every_strongly_changed_pixel(name, seed, photo):
     assert mask.mean() < 0.5
 
 
-@pytest.mark.parametrize("name", ["scratches", "holes", "crease"])
+@pytest.mark.parametrize("name", ["scratches", "holes", "crease", "thin_cracks", "faint_scratches", "tear"])
 def test_defects_are_drawn(name, photo):
     masks = [S.defect_mask(*DEFECTS[name](photo, rng(s))[::-1][:1], 0.3) for s in range(6)]
     assert sum(m.any() for m in masks) >= 5
@@ -133,3 +136,33 @@ def test_elastic_keeps_shape_and_moves_content():
     assert warped.shape == layer.shape
     assert not np.array_equal(warped > 0.5, layer > 0.5)
     assert warped.sum() == pytest.approx(layer.sum(), rel=0.3)
+
+
+def test_thin_cracks_are_hairlines(photo):
+    widths = []
+    for s in range(4):
+        _, strength = S.thin_cracks(photo, rng(s))
+        mask = S.defect_mask(strength, 0.3)
+        if mask.any():
+            # thin: eroding by one pixel in each direction removes nearly all of it
+            import cv2
+
+            core = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8))
+            widths.append(core.sum() / mask.sum())
+    assert widths and max(widths) < 0.15
+
+
+def test_faint_scratches_are_masked_by_coverage_not_opacity(gray_card):
+    out, strength = S.faint_scratches(gray_card, rng(2))
+    change = np.abs(out - gray_card).max(axis=2)
+    mask = S.defect_mask(strength, 0.3, change)
+    assert mask.any() and change.max() < 0.5  # low contrast, still damage
+    assert change[mask].mean() > 0.05
+
+
+def test_tear_has_dark_edges_beside_a_light_core(gray_card):
+    out, strength = S.tear(gray_card, rng(4))
+    y = out.mean(axis=2)
+    assert y.max() > 0.85 and y.min() < 0.4  # paper core and soiled rim
+    mask = S.defect_mask(strength, 0.3, np.abs(out - gray_card).max(axis=2))
+    assert (y[mask] < 0.45).any() and (y[mask] > 0.8).any()  # both are labelled damage

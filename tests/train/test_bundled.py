@@ -50,3 +50,89 @@ def test_bundled_weights_restore_a_photo(real_old_dir):
 def test_no_face_model_is_bundled(role):
     # no face dataset could be had: the small face model did not beat "no face stage" (docs/training.md)
     assert not (bundled_weights_dir() / f"{role}.safetensors").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the bundled detector on defect-free content it used to take for damage (issue: "a detector that knows
+# real photos"); the fixtures are rendered here with Pillow's own font, so no system font is needed
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow without a scalable built-in font
+        return ImageFont.load_default()
+
+
+def _printed_text() -> np.ndarray:
+    """A printed page (dark text on paper) above a shop sign (light letters on a dark board)."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(0)
+    im = Image.new("L", (384, 320), 232)
+    draw = ImageDraw.Draw(im)
+    words = ["PHOTOGRAPHIE", "Maison", "fondee", "en", "1887", "portraits", "&", "agrandissements", "rue",
+             "de", "la", "Paix", "No.", "14", "Paris"]
+    y = 8
+    for size in (11, 12, 14, 16, 18, 20):
+        line = " ".join(rng.choice(words, 5))
+        draw.text((10, y), line, fill=25, font=_font(size))
+        y += int(size * 1.5)
+    draw.rectangle((12, 200, 372, 300), fill=40)
+    draw.text((30, 215), "MOULIN ROUGE", fill=235, font=_font(40))
+    draw.text((30, 265), "BAL  TOUS LES SOIRS", fill=220, font=_font(20))
+    page = np.asarray(im, np.float32) / 255.0
+    return np.repeat(page[..., None], 3, axis=2)
+
+
+def _clean_sky() -> np.ndarray:
+    """A blue sky, lighter to the horizon, with soft clouds and a little grain."""
+    import cv2
+
+    rng = np.random.default_rng(1)
+    h, w = 320, 384
+    t = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
+    sky = np.array([0.35, 0.55, 0.85], np.float32) * (1 - t) + np.array([0.75, 0.82, 0.9], np.float32) * t
+    clouds = cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (0, 0), 18)
+    clouds = np.clip((clouds / clouds.std() - 0.3) * 0.6, 0, 1)[..., None]
+    sky = sky * (1 - clouds) + 0.97 * clouds
+    sky = sky + rng.normal(0, 0.01, (h, w, 1)).astype(np.float32)
+    return np.clip(sky * np.ones((h, w, 3), np.float32), 0, 1).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def bundled_detect():
+    """The bundled detector as the pipeline runs it: (raw probabilities >= the card's threshold, the
+    defects left after find_defects' shape rules, i.e. what would be repaired)."""
+    import torch
+
+    from oldphoto import Restorer
+    from oldphoto.stages.defects import DefectStage, calibrated_threshold
+
+    folder = bundled_weights_dir()
+    net = load_model("detector", weights_dir=folder)
+    stage = DefectStage(net, calibrated_threshold(folder))
+    restorer = Restorer(weights=folder, faces=False, device="cpu")
+
+    def detect(image):
+        with torch.no_grad():
+            raw = stage(image)
+        return raw, restorer.detect(image)
+
+    return detect
+
+
+# Measured: the bundled detector flags 1.3 % of the printed page raw (parts of the sign's razor-sharp white
+# letters on black; soft letters of a real photograph fare better) and 0.24 % after the shape rules; the
+# previous bundled detector flagged 9.4 % raw.  So the raw bound for text (2 %) is a guard against that
+# regression, not the issue's 0.5 % held-out bar, which clean photographs meet (0.31 % on average).
+RAW_BOUND = {"printed_text": 0.02, "clean_sky": 1e-3}
+
+
+@pytest.mark.parametrize("scene", ["printed_text", "clean_sky"])
+def test_bundled_detector_flags_almost_nothing_on_defect_free_content(scene, bundled_detect):
+    image = {"printed_text": _printed_text, "clean_sky": _clean_sky}[scene]()
+    raw, defects = bundled_detect(image)
+    assert raw.mean() < RAW_BOUND[scene], f"{scene}: {100 * raw.mean():.2f} % of the pixels flagged"
+    assert defects.area < 5e-3, f"{scene}: {100 * defects.area:.2f} % would be repaired"

@@ -82,6 +82,28 @@ def test_detector_clean_negatives(tmp_path):
     assert batch["mask"].sum() > 0
 
 
+def test_detector_sharp_clean_crops_have_no_defects(tmp_path):
+    stage = _stage("detector", tmp_path, ["crop=32", "p_sharp_clean=1", "batch_size=6", "degradation=mixed",
+                                          'synth={"p_tear": 1.0, "p_content": 0.5}'])
+    batch = next(stage.batches(np.random.default_rng(3)))
+    assert batch["mask"].sum() == 0
+
+
+def test_detector_synth_options_reach_the_synthesis(tmp_path):
+    """``synth``: DegradeConfig fields for the detector's crops; content alone never makes a positive."""
+    from oldphoto.train import data as D
+
+    opts = ["crop=32", "p_clean=0", "batch_size=4", "degradation=structured",
+            'synth={"p_content": 1.0, "p_scratch": 0, "p_dust": 0, "p_hole": 0, "p_crease": 0}']
+    batch = next(_stage("detector", tmp_path, opts).batches(np.random.default_rng(3)))
+    assert batch["mask"].sum() == 0
+    cfg = D.synth_config("mixed", {"p_content": 0.5, "content_count": [1, 2]})
+    assert cfg.p_content == 0.5 and cfg.content_count == (1, 2) and cfg.kind == "mixed"
+    with pytest.raises(ValueError, match="synth options"):
+        next(_stage("detector", tmp_path, ["crop=32", 'synth={"p_contnet": 1}']).batches(
+            np.random.default_rng(0)))
+
+
 def test_degradation_kind_list_is_drawn_per_crop(tmp_path):
     rng = np.random.default_rng(0)
     stage = _stage("detector", tmp_path, ["crop=32", 'degradation=["mixed", "unstructured"]'])

@@ -148,3 +148,17 @@ def test_init_from_without_shared_networks_is_an_error(tmp_path):
     cfg = _cfg(tmp_path, "detector", ["crop=32", f"init_from={json.dumps(str(tmp_path / 'b'))}"])
     with pytest.raises(RuntimeError, match="none of the networks"):
         train("detector", cfg, tmp_path / "d", steps=1, quiet=True)
+
+
+def test_init_from_a_weights_folder_loads_the_exported_roles(tmp_path):
+    """``init_from`` also takes a weights folder (fine-tuning the bundled detector)."""
+    from oldphoto.train.export import export_runs
+
+    source = train("detector", _cfg(tmp_path, "detector", ["crop=32"]), tmp_path / "runs" / "detector",
+                   steps=1, quiet=True)
+    export_runs(tmp_path / "runs", tmp_path / "weights")
+    cfg = _cfg(tmp_path, "detector", ["crop=32", f"init_from={json.dumps(str(tmp_path / 'weights'))}"])
+    warm = train("detector", cfg, tmp_path / "d", steps=0, quiet=True)
+    a = source["stage"].nets["N"].state_dict()
+    b = warm["stage"].nets["N"].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -162,6 +162,16 @@ REPEAT_REACH = 3.0
 REPEAT_LENGTH_RATIO = 1.5
 REPEAT_ANGLE = 20.0
 REPEAT_MAX_LENGTH = 0.1
+# a branching crack network (one component: a crack with its branches, as on a folded print) is too
+# wide for its bounding box to pass as a stroke; it is a stroke when it spans at least
+# NETWORK_MIN_LENGTH of the short side, is thin everywhere (twice its area over its outline's length,
+# and twice its largest distance to the background, junctions aside, within the stroke width) and is a
+# tree: cracks branch but rarely close, while a lattice of thin lines (plaid, lace, railings, window
+# bars) encloses many holes, at most NETWORK_MAX_HOLES of NETWORK_HOLE_AREA px or more.  Letters and
+# collars are shorter; a wide flagged region is not thin.
+NETWORK_MIN_LENGTH = 0.1
+NETWORK_MAX_HOLES = 2
+NETWORK_HOLE_AREA = 4
 
 
 @dataclass(frozen=True)
@@ -215,7 +225,7 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float) -> Defect
         y0, x0, y1, x1 = max(0, y - 4), max(0, x - 4), min(h, y + bh + 4), min(w, x + bw + 4)
         region = labels[y0:y1, x0:x1] == i
         kinds[i], rect = _classify(region, gray[y0:y1, x0:x1], prob[y0:y1, x0:x1], area, ring_kernel,
-                                   min_length, max_width, max_speck)
+                                   min_length, max_width, max_speck, NETWORK_MIN_LENGTH * short)
         if kinds[i] == "stroke":
             (cx, cy), length, angle = rect
             strokes[i] = (cx + x0, cy + y0, length, angle)
@@ -246,7 +256,7 @@ def _repeated(strokes: dict[int, tuple[float, float, float, float]], max_length:
 
 
 def _classify(region: np.ndarray, gray: np.ndarray, prob: np.ndarray, area: int, ring_kernel: np.ndarray,
-              min_length: float, max_width: float, max_speck: float
+              min_length: float, max_width: float, max_speck: float, min_network: float
               ) -> tuple[str, tuple[tuple[float, float], float, float] | None]:
     """(kind, ((cx, cy), length, angle in degrees) of a stroke, else None)."""
     ring = (cv2.dilate(region.astype(np.uint8), ring_kernel) > 0) & ~region
@@ -262,7 +272,24 @@ def _classify(region: np.ndarray, gray: np.ndarray, prob: np.ndarray, area: int,
     points = np.column_stack(np.nonzero(region)[::-1]).astype(np.float32)  # x, y
     centre, (a, b), angle = cv2.minAreaRect(points)
     length = max(a, b, 1.0)
-    if length >= min_length and area / length <= max_width:
+    if (length >= min_length and area / length <= max_width) or (
+            length >= min_network and _crack_network(region, area, max_width)):
         # the angle of the long side, in [0, 180)
         return "stroke", (centre, length, (angle + (90.0 if b > a else 0.0)) % 180.0)
     return ("blob" if float(prob[region].mean()) >= BLOB_MIN_PROBABILITY else "content"), None
+
+
+def _crack_network(region: np.ndarray, area: int, max_width: float) -> bool:
+    """Whether a region of any shape is a branching line at most ``max_width`` wide: its mean width
+    (twice the area over the outline's length) and its widest point (twice the distance to the
+    background, 99th percentile so that junctions do not count) both within it, and few closed loops."""
+    contours, hierarchy = cv2.findContours(region.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
+    outline = sum(cv2.arcLength(c, True) for c in contours)
+    if 2.0 * area / max(outline, 1.0) > max_width:
+        return False
+    holes = sum(1 for c, h in zip(contours, hierarchy[0], strict=True)
+                if h[3] >= 0 and cv2.contourArea(c) >= NETWORK_HOLE_AREA)
+    if holes > NETWORK_MAX_HOLES:
+        return False
+    inside = cv2.distanceTransform(np.pad(region, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
+    return 2.0 * float(np.percentile(inside[region], 99)) <= 2.0 * max_width

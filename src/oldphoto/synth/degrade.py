@@ -1,12 +1,19 @@
 """Compose the synthesis stages into one call: ``degrade(clean, rng, config) -> Degraded``.
 
 Order (mirrors how a print ages and is then digitised; paper §4.2):
+0. (optional, ``p_content``) scene content drawn into the clean photo (``content.py``): lettering, ropes,
+   patterned fabric, collars, highlights, foliage; hard negatives for the defect detector, part of the
+   clean target and never of the mask.
 1. photographic tone: 10 % grayscale, else sometimes a toner (sepia, …). Applied to the clean target too,
    because restoration must not colourise (the released code greys both A and B).
 2. unstructured ops of the paper in random order, each dropped with p = 0.3 (``unstructured.py``).
 3. old-print look: fading/contrast loss, yellowing, vignetting (degraded only).
 4. print damage: paper surface, creases, holes revealing paper, scratches, dust (``structured.py``);
-   their strength maps give the defect mask.
+   optionally (``p_thin_crack``, ``p_faint_scratch``, ``p_tear``) hairline cracks, low-contrast scratches
+   and tears with dark edges; their strength maps give the defect mask.
+
+The optional steps default to probability 0 and then draw nothing from the random stream, so a seed gives
+the same sample as before they existed.
 5. scan: film grain and an optional slight blur (paper: "film grain noise and blur … at this stage").
 """
 
@@ -18,7 +25,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from oldphoto.synth import oldlook, structured
+from oldphoto.synth import content, oldlook, structured
 from oldphoto.synth.unstructured import apply_unstructured, to_grayscale
 
 KINDS = ("mixed", "unstructured", "oldlook", "structured")
@@ -48,6 +55,12 @@ class DegradeConfig:
     p_crease: float = 0.2
     p_grain: float = 0.6
     p_scan_blur: float = 0.3
+    # optional (0 = off, and no random draw): hard negatives and the positives the detector needs most
+    p_content: float = 0.0  # scene content drawn into the clean photo (content.py), labelled 0
+    content_count: tuple[int, int] = (1, 3)
+    p_thin_crack: float = 0.0
+    p_faint_scratch: float = 0.0
+    p_tear: float = 0.0
     scratch_count: tuple[int, int] = (1, 8)
     mask_threshold: float = 0.3  # strength above which content counts as destroyed (mask = 1)
     use_paper_tiles: bool = True
@@ -106,6 +119,11 @@ def degrade(clean: np.ndarray, rng: np.random.Generator | int | None = None,
     h, w = image.shape[:2]
     ops: list[str] = []
 
+    # 0. scene content that is no defect (part of the clean target)
+    if cfg.p_content > 0 and rng.random() < cfg.p_content:
+        image, drawn = content.add_content(image, rng, cfg.content_count)
+        ops += [f"content:{name}" for name in drawn]
+
     # 1. photographic tone (shared with the target)
     if rng.random() < cfg.p_gray:
         image = to_grayscale(image)
@@ -113,6 +131,7 @@ def degrade(clean: np.ndarray, rng: np.random.Generator | int | None = None,
     elif rng.random() < cfg.p_tone and cfg.kind != "unstructured":
         image, name = oldlook.random_tone(image, rng)
         ops.append(f"tone:{name}")
+    toned = bool(ops) and ops[-1].startswith(("grayscale", "tone:"))
     target = image.copy()
     out = image
 
@@ -124,7 +143,7 @@ def degrade(clean: np.ndarray, rng: np.random.Generator | int | None = None,
     # 3. ageing of the print
     if cfg.kind in ("mixed", "oldlook"):
         if rng.random() < cfg.p_fade:
-            out = oldlook.fade(out, rng, colour=not (ops and ops[0].startswith(("grayscale", "tone:"))))
+            out = oldlook.fade(out, rng, colour=not toned)
             ops.append("fade")
         if rng.random() < cfg.p_yellow:
             out = oldlook.yellowing(out, rng)
@@ -147,6 +166,15 @@ def degrade(clean: np.ndarray, rng: np.random.Generator | int | None = None,
             ("dust", cfg.p_dust, structured.dust),
         ):
             if rng.random() < p:
+                out, s = fn(out, rng)
+                strength = np.maximum(strength, s)
+                ops.append(name)
+        for name, p, fn in (
+            ("thin_cracks", cfg.p_thin_crack, structured.thin_cracks),
+            ("faint_scratches", cfg.p_faint_scratch, structured.faint_scratches),
+            ("tear", cfg.p_tear, structured.tear),
+        ):
+            if p > 0 and rng.random() < p:
                 out, s = fn(out, rng)
                 strength = np.maximum(strength, s)
                 ops.append(name)

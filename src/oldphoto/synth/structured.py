@@ -145,16 +145,16 @@ def scratch_strokes(h: int, w: int, rng: np.random.Generator, count: int) -> np.
 
 
 def _crack(canvas: np.ndarray, rng: np.random.Generator, start: np.ndarray, angle: float, length: float,
-           depth: int) -> None:
+           depth: int, widths: tuple[float, float] = (0.7, 2.5)) -> None:
     pts = _walk(rng, start, angle, length, rng.uniform(2.0, 5.0), 0.3, 0.35)
-    width = _profile(rng, len(pts), rng.uniform(0.7, 2.5) / (1 + depth), 0.6, False)
+    width = _profile(rng, len(pts), rng.uniform(*widths) / (1 + depth), 0.6, False)
     value = _profile(rng, len(pts), rng.uniform(0.75, 1.0), 0.3, False)
     _draw_polyline(canvas, pts, width, value)
     if depth < 2:
         for _ in range(int(rng.poisson(1.5 if depth == 0 else 0.7))):
             i = int(rng.integers(len(pts)))
             branch_angle = angle + rng.choice([-1, 1]) * rng.uniform(0.4, 1.3)
-            _crack(canvas, rng, pts[i], branch_angle, length * rng.uniform(0.15, 0.5), depth + 1)
+            _crack(canvas, rng, pts[i], branch_angle, length * rng.uniform(0.15, 0.5), depth + 1, widths)
 
 
 def _defect_colour(rng: np.random.Generator, dark: bool) -> np.ndarray:
@@ -179,6 +179,59 @@ def scratches(image: np.ndarray, rng: np.random.Generator, count: tuple[int, int
         mode = BLEND_MODES[int(rng.integers(len(BLEND_MODES)))]
         out = blend(image, _defect_colour(rng, False), strength, mode)
     return out, strength
+
+
+def _light_or_dark(image: np.ndarray, rng: np.random.Generator, alpha: np.ndarray, p_dark: float
+                   ) -> np.ndarray:
+    """Blend a defect layer (opacity already in ``alpha``) light (random mode) or, with ``p_dark``, dark."""
+    if rng.random() < p_dark:
+        return blend(image, _defect_colour(rng, True), alpha, "multiply")
+    return blend(image, _defect_colour(rng, False), alpha, BLEND_MODES[int(rng.integers(len(BLEND_MODES)))])
+
+
+def thin_cracks(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Hairline cracks of the emulsion (about 0.3–1.2 px wide), often faint: the fine crazing that real
+    prints show beside their bold scratches, and that a detector trained on bold strokes misses.
+
+    The strength is the cracks' coverage, not their opacity: a faint crack is still damage to repair, and
+    where it changes nothing visible :func:`defect_mask` drops it anyway."""
+    h, w = image.shape[:2]
+    canvas = np.zeros((h * SS, w * SS), np.float32)
+    size = float(max(h, w))
+    for _ in range(int(rng.integers(1, 5))):
+        start, angle = _random_start(rng, h, w)
+        _crack(canvas, rng, start, angle, rng.uniform(0.1, 0.6) * size, depth=0, widths=(0.35, 1.2))
+    coverage = _downsample(canvas, h, w)
+    opacity = np.float32(rng.uniform(0.3, 1.0))
+    return _light_or_dark(image, rng, coverage * opacity, 0.25), coverage
+
+
+def faint_scratches(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Low-contrast scratches (opacity 0.2–0.5): worn, half-filled grooves; the strength is their coverage
+    (see :func:`thin_cracks`)."""
+    h, w = image.shape[:2]
+    layer = elastic(scratch_strokes(h, w, rng, int(rng.integers(1, 5))), rng,
+                    alpha=float(rng.uniform(1.0, 4.0)), sigma=float(rng.uniform(16, 48)))
+    opacity = np.float32(rng.uniform(0.2, 0.5))
+    return _light_or_dark(image, rng, layer * opacity, 0.2), layer
+
+
+def tear(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A torn or deeply cracked line: a jagged strip (1.5–4 px) of bare paper with soiled dark edges, the
+    way cracks across old prints collect dirt.  Both the strip and the dark edges are damage."""
+    h, w = image.shape[:2]
+    canvas = np.zeros((h * SS, w * SS), np.float32)
+    start, angle = _random_start(rng, h, w)
+    pts = _walk(rng, start, angle, rng.uniform(0.3, 1.2) * max(h, w), rng.uniform(2.0, 4.0), 0.3, 0.25)
+    width = _profile(rng, len(pts), rng.uniform(1.5, 4.0), 0.5, False)
+    _draw_polyline(canvas, pts, width, np.ones(len(pts)))
+    core = _downsample(canvas, h, w)
+    reach = float(rng.uniform(0.8, 2.0))
+    rim = np.clip(cv2.GaussianBlur(core, (0, 0), reach) * 2.5 - core, 0.0, 1.0)
+    rim *= np.float32(rng.uniform(0.5, 1.0))
+    out = blend(image, _defect_colour(rng, True), rim, "multiply")
+    out = blend(out, _defect_colour(rng, False), core, "replace")
+    return out, np.maximum(core, rim)
 
 
 def dust(image: np.ndarray, rng: np.random.Generator, density: tuple[float, float] = (5.0, 40.0)

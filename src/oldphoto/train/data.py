@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -167,17 +168,19 @@ def random_crop(pool: list[np.ndarray], rng: np.random.Generator, size: int) -> 
 # degradations (thin adapters over oldphoto.synth, so that the training stream and the evaluation
 # protocol use the same synthesis)
 
-def synthesize(clean: np.ndarray, rng: np.random.Generator, kind: str = "unstructured"
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def synthesize(clean: np.ndarray, rng: np.random.Generator, kind: str = "unstructured",
+               options: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``oldphoto.synth.degrade`` of one crop: (degraded, target, mask).
 
     ``target`` is the clean crop with the photographic tone (grey/sepia) the synthesis chose, which the
     restoration must keep; ``mask`` is float32 H×W in {0, 1} (1 = structured defect).
     ``kind``: "unstructured" (quality mapping), "mixed" (everything), "oldlook", "structured".
+    ``options``: other :class:`~oldphoto.synth.degrade.DegradeConfig` fields (a stage config's ``synth``
+    section, e.g. ``{"p_content": 0.7}``).
     """
     from oldphoto.synth.degrade import degrade
 
-    out = degrade(clean, rng, _config(kind))
+    out = degrade(clean, rng, synth_config(kind, options))
     mask = (np.asarray(out.mask, dtype=np.float32) > 0.5).astype(np.float32)
     return out.degraded, out.clean, mask
 
@@ -185,12 +188,20 @@ def synthesize(clean: np.ndarray, rng: np.random.Generator, kind: str = "unstruc
 _CONFIGS: dict = {}
 
 
-def _config(kind: str):
+def synth_config(kind: str, options: dict[str, Any] | None = None):
+    """The (cached) ``DegradeConfig`` of ``kind`` with ``options``; JSON lists become tuples."""
     from oldphoto.synth.degrade import DegradeConfig
 
-    if kind not in _CONFIGS:
-        _CONFIGS[kind] = DegradeConfig(kind=kind)
-    return _CONFIGS[kind]
+    opts = {k: tuple(v) if isinstance(v, list) else v for k, v in (options or {}).items()}
+    key = (kind, tuple(sorted(opts.items())))
+    if key not in _CONFIGS:
+        if "kind" in opts:
+            raise ValueError("synth options: set the kind with 'degradation', not 'synth.kind'")
+        try:
+            _CONFIGS[key] = DegradeConfig(kind=kind, **opts)
+        except TypeError as exc:  # an unknown field name
+            raise ValueError(f"synth options: {exc}") from exc
+    return _CONFIGS[key]
 
 
 def to_batch(images: list[np.ndarray]) -> torch.Tensor:

@@ -499,6 +499,11 @@ class PatchAttentionMappingStage(MappingStage):
 
 
 # ---------------------------------------------------------------------------------------------------------
+# the detector's sharp clean crops: the "structured" synthesis (tone, local defects, grain) without defects
+SHARP_CLEAN = {"p_scratch": 0.0, "p_dust": 0.0, "p_hole": 0.0, "p_crease": 0.0, "p_thin_crack": 0.0,
+               "p_faint_scratch": 0.0, "p_tear": 0.0}
+
+
 class DetectorStage(Stage):
     name = "detector"
     exports = {"N": ("detector", "detector")}
@@ -512,13 +517,27 @@ class DetectorStage(Stage):
     def batches(self, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
         pool = self.pool()
         p_clean = self.weight("p_clean", 0.0)
+        p_sharp = self.weight("p_sharp_clean", 0.0)
+        # ``synth``: DegradeConfig fields, e.g. p_content (scene content drawn as hard negatives:
+        # lettering, ropes, fabric, collars, highlights, foliage) and the extra positives p_thin_crack,
+        # p_faint_scratch, p_tear
+        options = self.cfg.get("synth") or {}
+        sharp = {**options, **SHARP_CLEAN}
+        D.synth_config("mixed", options)  # a bad option fails here, before any training
         while True:
             imgs, masks = [], []
             for _ in range(self.batch_size):
                 # defect-free old-look crops (fading, yellowing, grain, noise) teach the detector that
-                # bright skies, paper white and grain are not defects: without them it flags flat areas
-                kind = "oldlook" if rng.random() < p_clean else self.degradation_kind(rng, "mixed")
-                x, _, m = D.synthesize(D.random_crop(pool, rng, self.crop), rng, kind)
+                # bright skies, paper white and grain are not defects: without them it flags flat areas;
+                # sharp defect-free crops (tone, scene content, a little grain) that a clean photo's fine
+                # bright lines and edges are not either
+                u = rng.random()
+                if u < p_sharp:
+                    kind, opts = "structured", sharp
+                else:
+                    kind = "oldlook" if u < p_sharp + p_clean else self.degradation_kind(rng, "mixed")
+                    opts = options
+                x, _, m = D.synthesize(D.random_crop(pool, rng, self.crop), rng, kind, opts)
                 imgs.append(D.gray(x)[..., None])
                 masks.append(m)
             yield {"image": D.to_batch(imgs), "mask": torch.from_numpy(np.stack(masks))[:, None]}
