@@ -175,11 +175,29 @@ class FaceDetector:
 # ---------------------------------------------------------------------------------------------------------
 # alignment and paste-back geometry
 
-def align_face(image: np.ndarray, m: np.ndarray, size: int, reflect: bool = True) -> np.ndarray:
-    """The ``size×size`` crop for the image->crop transform ``m`` (bilinear)."""
+def align_face(image: np.ndarray, m: np.ndarray, size: int, reflect: bool = True,
+               antialias: bool = True) -> np.ndarray:
+    """The ``size×size`` crop for the image->crop transform ``m`` (bilinear).
+
+    When ``m`` shrinks the face (a large face in a big scan, or a 1024² synthetic face into a 512 crop)
+    bilinear sampling alone aliases (jagged hair, moiré); with ``antialias`` the crop's footprint is first
+    area-resized to about the crop's scale, so training crops and inference crops are sampled alike.
+    """
     border = cv2.BORDER_REFLECT_101 if reflect else cv2.BORDER_CONSTANT
-    return cv2.warpAffine(np.ascontiguousarray(image, dtype=np.float32), m, (size, size),
-                          flags=cv2.INTER_LINEAR, borderMode=border, borderValue=(0, 0, 0))
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+    if antialias and scale < 0.8:
+        y0, x0, y1, x1 = _footprint(m, size, image.shape[:2], margin=int(np.ceil(2.0 / scale)) + 2)
+        if y1 - y0 > 1 and x1 - x0 > 1:
+            nw, nh = max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))
+            small = cv2.resize(image[y0:y1, x0:x1], (nw, nh), interpolation=cv2.INTER_AREA)
+            fx, fy = nw / (x1 - x0), nh / (y1 - y0)
+            # small-image coordinates q = ((x - x0)·fx, (y - y0)·fy), so x = q/f + x0
+            m = np.concatenate([m[:, :2] @ np.diag([1.0 / fx, 1.0 / fy]),
+                                (m[:, :2] @ np.array([x0, y0], dtype=np.float64) + m[:, 2])[:, None]], axis=1)
+            image = small if small.ndim == 3 or image.ndim == 2 else small[..., None]
+    return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=border,
+                          borderValue=(0, 0, 0))
 
 
 def face_mask(landmarks68_crop: np.ndarray, size: int) -> np.ndarray:
@@ -338,7 +356,8 @@ class FaceStage:
         if not faces:
             return image, faces
         transforms = [self.transform(f) for f in faces]
-        crops = np.stack([align_face(image, m, self.size, reflect=not self.compat) for m in transforms])
+        crops = np.stack([align_face(image, m, self.size, reflect=not self.compat, antialias=not self.compat)
+                          for m in transforms])
         enhanced = np.concatenate([self.enhance(crops[i:i + self.batch_size])
                                    for i in range(0, len(crops), self.batch_size)])
         out = np.array(image, dtype=np.float32, copy=True)
@@ -346,7 +365,8 @@ class FaceStage:
         for face, m, crop, new in zip(faces, transforms, crops, enhanced, strict=True):
             if self.compat:
                 # the official mask is the crop's footprint inside the photo (black border excluded)
-                valid = align_face(np.ones(image.shape[:2] + (1,), np.float32), m, self.size, reflect=False)
+                valid = align_face(np.ones(image.shape[:2] + (1,), np.float32), m, self.size, reflect=False,
+                                   antialias=False)
                 valid = (valid.reshape(self.size, self.size) > 0.5).astype(np.float32)
                 new = match_histograms_official(new, crop)
                 mask = square_mask_official(valid)
