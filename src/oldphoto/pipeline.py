@@ -35,7 +35,7 @@ from oldphoto.stages.defects import (
     official_mask,
     user_mask,
 )
-from oldphoto.stages.faces import FaceDetector, FaceInfo, FaceStage, face_detection_available
+from oldphoto.stages.faces import DETECT_ON, FaceDetector, FaceInfo, FaceStage, face_detection_available
 from oldphoto.stages.restore import BYTES_PER_PIXEL, PATH_MULTIPLE, PathModels, RestoreStage, tile_side
 from oldphoto.stages.runtime import PRECISIONS, Runner, resolve_device
 from oldphoto.stages.tiling import parse_memory, tile_side_for_budget
@@ -77,6 +77,7 @@ class RestoreOptions:
     face_batch: int = 4
     face_threshold: float = 0.3
     face_upsample: int | None = None
+    face_detect_on: str = "original"
     keep_tone: bool = True
     colour: str = "photo"
     compat: str = "none"
@@ -106,6 +107,9 @@ class RestoreOptions:
             raise ValueError(f"--face-detector must be hog or cnn, got {self.face_detector!r}")
         if self.face_size not in (None, 256, 512):
             raise ValueError(f"--face-size must be 256 or 512, got {self.face_size}")
+        if self.face_detect_on not in DETECT_ON:
+            raise ValueError(f"--face-detect-on must be one of {', '.join(DETECT_ON)}, "
+                             f"got {self.face_detect_on!r}")
         if self.face_batch < 1:
             raise ValueError(f"--face-batch must be >= 1, got {self.face_batch}")
         if self.tile is not None and self.tile < 64:
@@ -162,7 +166,11 @@ class RestoreOptions:
         g.add_argument("--face-threshold", type=float, default=d.face_threshold, metavar="SCORE",
                        help="smallest detector score of a face (default 0.3)")
         g.add_argument("--face-upsample", type=int, default=d.face_upsample, metavar="N",
-                       help="dlib upsampling steps to find small faces (default: 1 below 1024 px, else 0)")
+                       help="dlib upsampling steps to find small faces (default: enough for the smallest "
+                            "face the photo can hold, 1/40 of its short side, at least 28 px)")
+        g.add_argument("--face-detect-on", choices=DETECT_ON, default=d.face_detect_on,
+                       help="find faces on the original photo (default: faces are clearest there), on the "
+                            "restored one, or on both (merged)")
         g = parser.add_argument_group("device and weights")
         g.add_argument("--device", default=d.device, help="auto | cpu | cuda | cuda:N | mps (default auto)")
         g.add_argument("--precision", choices=tuple(PRECISIONS), default=d.precision,
@@ -373,7 +381,7 @@ class Restorer:
             detector = FaceDetector(self.options.face_detector, self.options.face_upsample,
                                     self.options.face_threshold)
             self._face_stage = FaceStage(enhance, self.face_size, detector, self.options.face_batch,
-                                         self.compat)
+                                         self.compat, self.options.face_detect_on)
         return self._face_stage
 
     # ----------------------------------------------------------------------------------- stages
@@ -458,7 +466,7 @@ class Restorer:
         faces: list[FaceInfo] = []
         if self.faces_enabled:
             t = time.perf_counter()
-            out, faces = self.face_stage()(out, tone)
+            out, faces = self.face_stage()(out, tone, original=image)
             timings["faces"] = time.perf_counter() - t
         if out.shape[:2] != shape:
             # compat mode worked at the official ×4/×16 size (kept in Result.stage1); the result has the
