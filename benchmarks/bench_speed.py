@@ -28,9 +28,9 @@ import time
 from pathlib import Path
 
 CPU_STAGES = ["idle", "psnr", "ssim", "niqe", "brisque", "scratch_mask", "nlm", "telea", "classical",
-              "lpips_proxy", "fid_proxy_features", "restorer", "restorer_quality_random"]
-GPU_STAGES = ["lpips_proxy", "fid_proxy_features", "restorer", "restorer_quality_random"]
-HEAVY = {"lpips_proxy", "restorer", "restorer_quality_random"}  # capped by --heavy-max-size on CPU
+              "lpips_alex", "fid_proxy_features", "restorer", "restorer_quality_random"]
+GPU_STAGES = ["lpips_alex", "fid_proxy_features", "restorer", "restorer_quality_random"]
+HEAVY = {"lpips_alex", "restorer", "restorer_quality_random"}  # capped by --heavy-max-size on CPU
 
 
 def _photo(size: int):
@@ -86,10 +86,10 @@ def _stage_fn(stage: str, size: int, device: str):
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     x = torch.from_numpy(degraded.transpose(2, 0, 1).copy())[None].to(device)
     y = torch.from_numpy(clean.transpose(2, 0, 1).copy())[None].to(device)
-    if stage == "lpips_proxy":
+    if stage == "lpips_alex":
         from oldphoto.metrics.lpips import LPIPS
 
-        metric = LPIPS.proxy_hed_vgg16().to(device)
+        metric = LPIPS.standard("alex").to(device)
         metric.heads = [h.to(device) for h in metric.heads]
 
         def run():

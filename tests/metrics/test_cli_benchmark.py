@@ -17,7 +17,8 @@ def _save(path, image):
     Image.fromarray(np.round(image * 255).astype(np.uint8)).save(path)
 
 
-def test_evaluate_metrics_csv(tmp_path, photo, capsys):
+def test_evaluate_metrics_csv(tmp_path, photo, capsys, monkeypatch):
+    monkeypatch.setenv("OLDPHOTO_WEIGHTS", str(tmp_path / "no_weights"))  # no LPIPS/DISTS networks
     out, ref = tmp_path / "out", tmp_path / "ref"
     out.mkdir()
     ref.mkdir()
@@ -30,12 +31,34 @@ def test_evaluate_metrics_csv(tmp_path, photo, capsys):
     with open(csv_path, newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert list(rows[0]) == ["file", "psnr", "ssim", "psnr_y", "ssim_y", "niqe", "brisque"]
+    assert "oldphoto data perception" in capsys.readouterr().err  # says how to add LPIPS/DISTS
     assert [r["file"] for r in rows] == ["img0.png", "img1.jpg"]  # paired by stem
     assert float(rows[0]["psnr"]) > float(rows[1]["psnr"])
     # no-reference form
     assert main(["evaluate", "metrics", str(out), "--csv", str(csv_path), "--no-progress"]) == 0
     with open(csv_path, newline="") as fh:
         assert next(csv.reader(fh)) == ["file", "niqe", "brisque"]
+
+
+def test_evaluate_metrics_reports_lpips_and_dists(tmp_path, photo, perception_weights):
+    import torch
+
+    torch.set_num_threads(1)
+    out, ref = tmp_path / "out", tmp_path / "ref"
+    out.mkdir()
+    ref.mkdir()
+    crop = photo[:96, :96]
+    for i, sigma in enumerate((0.02, 0.15)):
+        _save(ref / f"img{i}.png", crop)
+        _save(out / f"img{i}.png", add_noise(crop, sigma, seed=i))
+    csv_path = tmp_path / "m.csv"
+    assert main(["evaluate", "metrics", str(out), "--reference", str(ref), "--csv", str(csv_path),
+                 "--no-progress", "--metrics", "psnr,lpips_alex,lpips_vgg,dists"]) == 0
+    with open(csv_path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["file", "psnr", "lpips_alex", "lpips_vgg", "dists"]
+    for name in ("lpips_alex", "lpips_vgg", "dists"):  # more noise, larger distance
+        assert 0 < float(rows[0][name]) < float(rows[1][name]), name
 
 
 def test_evaluate_metrics_errors(tmp_path, photo, capsys):
@@ -111,13 +134,13 @@ def test_benchmark_cli_end_to_end(tmp_path, astronaut, capsys):
         _save(clean / f"c{i}.png", astronaut[i * 64:i * 64 + 200, 100:300])
     out = tmp_path / "bench"
     assert main(["evaluate", "benchmark", "--out", str(out), "--clean", str(clean), "--sets",
-                 "synthetic_unstructured", "--methods", "input,classical", "--proxies", "", "--limit", "2",
-                 "--seed", "3", "--no-progress"]) == 0
+                 "synthetic_unstructured", "--methods", "input,classical", "--proxies", "",
+                 "--perceptual", "", "--limit", "2", "--seed", "3", "--no-progress"]) == 0
     first = (out / "table2_synthetic_unstructured.csv").read_text()
     assert first.splitlines()[0].startswith("method,psnr,ssim,psnr_y,ssim_y,niqe,brisque")
     assert main(["evaluate", "benchmark", "--out", str(out), "--clean", str(clean), "--sets",
-                 "synthetic_unstructured", "--methods", "input", "--proxies", "", "--seed", "3",
-                 "--no-progress"]) == 0
+                 "synthetic_unstructured", "--methods", "input", "--proxies", "", "--perceptual", "",
+                 "--seed", "3", "--no-progress"]) == 0
     again = (out / "table2_synthetic_unstructured.csv").read_text()
     # same seed -> same synthetic set -> identical input row
     assert first.splitlines()[1].split(",")[:6] == again.splitlines()[1].split(",")[:6]

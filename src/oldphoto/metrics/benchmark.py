@@ -389,6 +389,6 @@ def _write_tables(result: BenchmarkResult, metrics: list[Metric], distribution: 
     if result.notes:
         md += ["## Notes", ""] + [f"- {n}" for n in result.notes] + [""]
     md += ["Proxy metrics (`*_proxy_*`) use offline substitute networks and are not comparable with "
-           "published LPIPS/FID values. FID-style values on a few images are strongly biased; compare "
+           "published FID values. FID-style values on a few images are strongly biased; compare "
            "methods only within one run.", ""]
     result.files.append(report.write_text(out_dir / "report.md", "\n".join(md)))

@@ -11,7 +11,10 @@ DESCRIPTION = """Measure restoration quality.
              images are paired with references by file stem
   benchmark  all methods on the synthetic and real-old benchmark sets -> Table 2 / Table 4 shaped
              Markdown + CSV, contact sheets
-  calibrate  NIQE / BRISQUE on the IQA-PyTorch calibration images against the official values"""
+  calibrate  NIQE / BRISQUE (and LPIPS / DISTS when installed) on the IQA-PyTorch calibration images
+             against the published values
+
+LPIPS (alex, vgg) and DISTS use the real ImageNet networks installed once by `oldphoto data perception`."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,9 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument("--reference", type=Path, metavar="DIR", help="ground-truth folder (paired by file stem)")
     m.add_argument("--csv", type=Path, required=True, metavar="FILE")
     m.add_argument("--metrics", default=None,
-                   help="comma-separated (psnr,ssim,psnr_y,ssim_y,niqe,brisque,lpips_proxy_hedvgg,lpips_alex,"
-                        "lpips_vgg); default: all classical ones that apply")
-    _lpips_args(m)
+                   help="comma-separated (psnr,ssim,psnr_y,ssim_y,niqe,brisque,lpips_alex,lpips_vgg,dists); "
+                        "default: all that apply (LPIPS/DISTS when `oldphoto data perception` was run)")
     m.add_argument("--fid-weights", type=Path, metavar="FILE",
                    help="Inception-v3 weights (pt_inception-2015-12-05-6726825d.pth): print FID vs "
                         "--reference")
@@ -51,28 +53,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--limit", type=int, default=None, help="at most N photos per set")
     b.add_argument("--seed", type=int, default=0, help="synthesis seed of the first photo (photo i: seed+i)")
     b.add_argument("--max-side", type=int, default=512, help="downscale photos to this longer side (0: keep)")
-    b.add_argument("--proxies", default="lpips,fid",
-                   help="offline proxy metrics to add: lpips (HED-VGG16), fid (EfficientNet-Lite0); "
-                        "'' for none")
-    _lpips_args(b)
+    b.add_argument("--perceptual", default=None, metavar="LIST",
+                   help="perceptual metrics, comma-separated from lpips_alex,lpips_vgg,dists (default: all "
+                        "three when `oldphoto data perception` was run, else none); '' for none")
+    b.add_argument("--proxies", default="fid",
+                   help="offline proxy metrics to add: fid (EfficientNet-Lite0 Fréchet distance, for want of "
+                        "the Inception weights); '' for none")
     b.add_argument("--fid-weights", type=Path, metavar="FILE", help="Inception-v3 weights for standard FID")
     b.add_argument("--no-progress", action="store_true")
     b.set_defaults(func=cmd_benchmark)
 
-    c = sub.add_parser("calibrate", help="check NIQE/BRISQUE against the official values")
+    c = sub.add_parser("calibrate", help="check NIQE/BRISQUE (and LPIPS/DISTS) against the official values")
     c.add_argument("source", type=Path, metavar="PYIQA_WHEEL_OR_DIR",
                    help="pyiqa wheel (`pip download --no-deps pyiqa`) or an extracted ResultsCalibra folder")
     c.add_argument("--csv", type=Path, metavar="FILE")
     c.set_defaults(func=cmd_calibrate)
-
-
-def _lpips_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lpips-backbone", type=Path, metavar="FILE",
-                   help="torchvision AlexNet/VGG16 weights (alexnet-owt-7be5be79.pth / "
-                        "vgg16-397923af.pth) for standard LPIPS")
-    p.add_argument("--lpips-net", choices=("alex", "vgg"), default="alex")
-    p.add_argument("--lpips-heads", type=Path, metavar="FILE",
-                   help="LPIPS head file (default: from the installed lpips package)")
 
 
 def _fail(message: str) -> int:
@@ -90,6 +85,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         DEFAULT_FULL_REFERENCE,
         DEFAULT_NO_REFERENCE,
         build_metrics,
+        default_perceptual,
         evaluate_image,
     )
 
@@ -100,12 +96,17 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if not images:
         return _fail(f"{args.images}: no images found")
-    names = [n.strip() for n in args.metrics.split(",") if n.strip()] if args.metrics else (
-        DEFAULT_FULL_REFERENCE if refs is not None else DEFAULT_NO_REFERENCE)
-    if args.lpips_backbone and not args.metrics:
-        names = [*names, f"lpips_{args.lpips_net}"]
+    notes: list[str] = []
+    if args.metrics:
+        names = [n.strip() for n in args.metrics.split(",") if n.strip()]
+    elif refs is not None:
+        names = [*DEFAULT_FULL_REFERENCE, *default_perceptual(notes)]
+    else:
+        names = list(DEFAULT_NO_REFERENCE)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     try:
-        metrics = build_metrics(names, args.lpips_net, args.lpips_backbone, args.lpips_heads)
+        metrics = build_metrics(names)
     except Exception as exc:  # noqa: BLE001 - bad option or missing optional package: clear message
         return _fail(str(exc))
     if refs is None and any(m.full_reference for m in metrics):
@@ -165,7 +166,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from oldphoto.metrics import benchmark as bm
-    from oldphoto.metrics.per_image import build_metrics
+    from oldphoto.metrics.per_image import PERCEPTUAL, build_metrics, default_perceptual
 
     notes: list[str] = []
     sets_wanted = [s.strip() for s in args.sets.split(",") if s.strip()]
@@ -193,15 +194,20 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     methods = bm.default_methods([m.strip() for m in args.methods.split(",") if m.strip()], notes)
     if not methods:
         return _fail("no method can run: " + "; ".join(notes))
-    metric_names = ["psnr", "ssim", "psnr_y", "ssim_y", "niqe", "brisque"]
+    if args.perceptual is None:
+        perceptual = default_perceptual(notes)
+    else:
+        perceptual = [p.strip() for p in args.perceptual.split(",") if p.strip()]
+        wrong = [p for p in perceptual if p not in PERCEPTUAL]
+        if wrong:
+            return _fail(f"--perceptual: unknown {', '.join(wrong)} (choose from {', '.join(PERCEPTUAL)})")
+    metric_names = ["psnr", "ssim", "psnr_y", "ssim_y", *perceptual, "niqe", "brisque"]
     proxies = {p.strip() for p in args.proxies.split(",") if p.strip()}
+    if proxies - {"fid"}:
+        return _fail(f"--proxies: unknown {', '.join(sorted(proxies - {'fid'}))} (only fid has a proxy)")
     distribution = []
     try:
-        if args.lpips_backbone:
-            metric_names.insert(4, f"lpips_{args.lpips_net}")
-        if "lpips" in proxies:
-            metric_names.insert(4, "lpips_proxy_hedvgg")
-        metrics = build_metrics(metric_names, args.lpips_net, args.lpips_backbone, args.lpips_heads)
+        metrics = build_metrics(metric_names)
         from oldphoto.metrics import fid
 
         if args.fid_weights:
@@ -209,7 +215,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         if "fid" in proxies:
             distribution.append(bm.DistributionMetric("fid_proxy_effnetlite0", fid.fid_proxy_extractor()))
     except Exception as exc:  # noqa: BLE001 - optional packages missing: say which
-        return _fail(f"{exc} (or leave the proxy out with --proxies '')")
+        return _fail(f"{exc} (or leave it out with --perceptual '' / --proxies '')")
     latents = None
     weights = {}
     if "Ours (bundled weights)" in methods:

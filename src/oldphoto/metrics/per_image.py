@@ -1,14 +1,15 @@
 """Per-image metrics by name, for ``oldphoto evaluate metrics`` and the benchmark.
 
 A metric is full-reference (``fn(image, reference)``) or no-reference (``fn(image)``).  Networks are built
-lazily, once.  Proxy metrics carry ``proxy`` in their names; standard LPIPS needs user weight files.
+lazily, once.  The perceptual metrics (LPIPS-alex, LPIPS-vgg, DISTS) need the ImageNet weights of
+``oldphoto data perception``; without them, building one raises ``MissingPerceptionWeights`` naming the
+command.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -20,8 +21,7 @@ class Metric:
     fn: Callable[..., float]
 
 
-def build_metrics(names: list[str], lpips_net: str = "alex", lpips_backbone: str | Path | None = None,
-                  lpips_heads: str | Path | None = None) -> list[Metric]:
+def build_metrics(names: list[str]) -> list[Metric]:
     """Metric objects for ``names`` (see ``AVAILABLE``); raises ValueError for unknown names."""
     from oldphoto.metrics import brisque, fullref, niqe
 
@@ -33,28 +33,33 @@ def build_metrics(names: list[str], lpips_net: str = "alex", lpips_backbone: str
     for name in names:
         if name in plain:
             out.append(Metric(name, *plain[name]))
-        elif name == "lpips_proxy_hedvgg":
+        elif name in ("lpips_alex", "lpips_vgg"):
             from oldphoto.metrics.lpips import LPIPS
 
-            out.append(Metric(name, True, LPIPS.proxy_hed_vgg16().distance))
-        elif name in ("lpips_alex", "lpips_vgg", "lpips"):
-            if lpips_backbone is None:
-                raise ValueError(f"{name} needs --lpips-backbone FILE (torchvision AlexNet/VGG16 weights); "
-                                 "offline, use lpips_proxy_hedvgg")
-            from oldphoto.metrics.lpips import LPIPS
+            out.append(Metric(name, True, LPIPS.standard(name.removeprefix("lpips_")).distance))
+        elif name == "dists":
+            from oldphoto.metrics.dists import DISTS
 
-            net = name.removeprefix("lpips_") if name != "lpips" else lpips_net
-            model = LPIPS.standard(net, lpips_backbone, lpips_heads)
-            out.append(Metric(model.name, True, model.distance))
+            out.append(Metric(name, True, DISTS.standard().distance))
         else:
             raise ValueError(f"unknown metric {name!r}; available: {', '.join(AVAILABLE)}")
     return out
 
 
-AVAILABLE = ("psnr", "ssim", "psnr_y", "ssim_y", "niqe", "brisque", "lpips_proxy_hedvgg", "lpips_alex",
-             "lpips_vgg")
+PERCEPTUAL = ["lpips_alex", "lpips_vgg", "dists"]
+AVAILABLE = ("psnr", "ssim", "psnr_y", "ssim_y", "niqe", "brisque", *PERCEPTUAL)
 DEFAULT_FULL_REFERENCE = ["psnr", "ssim", "psnr_y", "ssim_y", "niqe", "brisque"]
 DEFAULT_NO_REFERENCE = ["niqe", "brisque"]
+
+
+def default_perceptual(notes: list[str]) -> list[str]:
+    """The perceptual metrics when their weights are installed, else none (and a note how to add them)."""
+    from oldphoto.metrics.perception import COMMAND, installed
+
+    if installed():
+        return list(PERCEPTUAL)
+    notes.append(f"LPIPS and DISTS left out: their ImageNet weights are not installed (run `{COMMAND}`)")
+    return []
 
 
 def evaluate_image(metrics: list[Metric], image: np.ndarray, reference: np.ndarray | None,

