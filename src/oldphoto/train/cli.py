@@ -74,7 +74,7 @@ def _run_stage(args: argparse.Namespace) -> int:
     if args.seed is not None:
         cfg["seed"] = args.seed
     if args.data:
-        cfg["photos"] = args.data
+        cfg["faces" if args.stage == "face" else "photos"] = args.data
     if args.vgg19:
         cfg["vgg19"] = args.vgg19
     import torch
