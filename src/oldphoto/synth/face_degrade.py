@@ -78,8 +78,6 @@ def degrade_face(clean: np.ndarray, rng: np.random.Generator,
         ops.append("noise")
     if rng.random() < cfg.p_jpeg:
         out = jpeg(out, rng, cfg.jpeg_quality)
-        if "gray" in ops:  # JPEG chroma rounding would add faint colour to a gray photo
-            out = to_grayscale(out)
         ops.append("jpeg")
     if out.shape[:2] != (h, w):
         interp = cv2.INTER_CUBIC if rng.random() < 0.5 else cv2.INTER_LINEAR
@@ -89,9 +87,6 @@ def degrade_face(clean: np.ndarray, rng: np.random.Generator,
     if rng.random() < cfg.p_fade:
         out = oldlook.fade(out, rng, colour=not mono)
         ops.append("fade")
-    if rng.random() < cfg.p_yellow:
-        out = oldlook.yellowing(out, rng)
-        ops.append("yellowing")
     if rng.random() < cfg.p_dust:
         out, _ = structured.dust(out, rng)
         ops.append("dust")
@@ -101,4 +96,9 @@ def degrade_face(clean: np.ndarray, rng: np.random.Generator,
     if rng.random() < cfg.p_grain:
         out = structured.film_grain(out, rng)
         ops.append("grain")
+    if "gray" in ops:  # a silver print has neither chroma grain nor coloured dust; only its paper yellows
+        out = to_grayscale(out)
+    if rng.random() < cfg.p_yellow:
+        out = oldlook.yellowing(out, rng)
+        ops.append("yellowing")
     return np.clip(out, 0.0, 1.0).astype(np.float32), target.astype(np.float32), ops

