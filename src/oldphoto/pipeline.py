@@ -35,7 +35,14 @@ from oldphoto.stages.defects import (
     official_mask,
     user_mask,
 )
-from oldphoto.stages.faces import DETECT_ON, FaceDetector, FaceInfo, FaceStage, face_detection_available
+from oldphoto.stages.faces import (
+    CROP_FROM,
+    DETECT_ON,
+    FaceDetector,
+    FaceInfo,
+    FaceStage,
+    face_detection_available,
+)
 from oldphoto.stages.restore import BYTES_PER_PIXEL, PATH_MULTIPLE, PathModels, RestoreStage, tile_side
 from oldphoto.stages.runtime import PRECISIONS, Runner, resolve_device
 from oldphoto.stages.tiling import parse_memory, tile_side_for_budget
@@ -78,6 +85,7 @@ class RestoreOptions:
     face_threshold: float = 0.3
     face_upsample: int | None = None
     face_detect_on: str = "original"
+    face_input: str = "restored"
     keep_tone: bool = True
     colour: str = "photo"
     compat: str = "none"
@@ -107,6 +115,8 @@ class RestoreOptions:
             raise ValueError(f"--face-detector must be hog or cnn, got {self.face_detector!r}")
         if self.face_size not in (None, 256, 512):
             raise ValueError(f"--face-size must be 256 or 512, got {self.face_size}")
+        if self.face_input not in CROP_FROM:
+            raise ValueError(f"--face-input must be one of {', '.join(CROP_FROM)}, got {self.face_input!r}")
         if self.face_detect_on not in DETECT_ON:
             raise ValueError(f"--face-detect-on must be one of {', '.join(DETECT_ON)}, "
                              f"got {self.face_detect_on!r}")
@@ -171,6 +181,9 @@ class RestoreOptions:
         g.add_argument("--face-detect-on", choices=DETECT_ON, default=d.face_detect_on,
                        help="find faces on the original photo (default: faces are clearest there), on the "
                             "restored one, or on both (merged)")
+        g.add_argument("--face-input", choices=CROP_FROM, default=d.face_input,
+                       help="what the face model enhances: the face of the restored photo (default) or of "
+                            "the original; the result takes the restored photo's tones either way")
         g = parser.add_argument_group("device and weights")
         g.add_argument("--device", default=d.device, help="auto | cpu | cuda | cuda:N | mps (default auto)")
         g.add_argument("--precision", choices=tuple(PRECISIONS), default=d.precision,
@@ -381,7 +394,7 @@ class Restorer:
             detector = FaceDetector(self.options.face_detector, self.options.face_upsample,
                                     self.options.face_threshold)
             self._face_stage = FaceStage(enhance, self.face_size, detector, self.options.face_batch,
-                                         self.compat, self.options.face_detect_on)
+                                         self.compat, self.options.face_detect_on, self.options.face_input)
         return self._face_stage
 
     # ----------------------------------------------------------------------------------- stages

@@ -409,6 +409,7 @@ def match_colours(face: np.ndarray, reference: np.ndarray, weight: np.ndarray,
 
 Enhancer = Callable[[np.ndarray], np.ndarray]  # N×S×S×3 [0,1] -> N×S×S×3 [0,1]
 DETECT_ON = ("original", "restored", "both")
+CROP_FROM = ("restored", "original")
 
 
 class FaceStage:
@@ -416,20 +417,30 @@ class FaceStage:
 
     ``enhance`` runs the face generator on a batch of aligned crops (``N×S×S×3`` in [0,1]); the
     pipeline builds it from the loaded generator and the device/precision runner.
+
+    ``crop_from``: the generator's input is the face cut from the restored photo (``restored``, the
+    paper's order) or from the original (``original``): the face model is trained on faces degraded the
+    way old photos are, which is what the original holds, while stage 1 may have smoothed small faces
+    into something no training face looks like.  Either way the result takes the restored photo's tones
+    and is pasted into it.
     """
 
     def __init__(self, enhance: Enhancer, size: int = 256, detector: FaceDetector | None = None,
-                 batch_size: int = 4, compat: bool = False, detect_on: str = "original") -> None:
+                 batch_size: int = 4, compat: bool = False, detect_on: str = "original",
+                 crop_from: str = "restored") -> None:
         if size not in (256, 512):
             raise ValueError(f"face size must be 256 or 512, got {size}")
         if detect_on not in DETECT_ON:
             raise ValueError(f"detect_on must be one of {', '.join(DETECT_ON)}, got {detect_on!r}")
+        if crop_from not in CROP_FROM:
+            raise ValueError(f"crop_from must be one of {', '.join(CROP_FROM)}, got {crop_from!r}")
         self.enhance = enhance
         self.size = size
         self.detector = detector or FaceDetector()
         self.batch_size = max(1, int(batch_size))
         self.compat = compat
         self.detect_on = detect_on
+        self.crop_from = crop_from
 
     def detect(self, image: np.ndarray, original: np.ndarray | None = None) -> list[FaceInfo]:
         """Faces of the restored ``image``, found where they are most findable (``detect_on``).
@@ -464,10 +475,18 @@ class FaceStage:
         if not faces:
             return image, faces
         transforms = [self.transform(f) for f in faces]
-        crops = np.stack([align_face(image, m, self.size, reflect=not self.compat, antialias=not self.compat)
-                          for m in transforms])
-        enhanced = np.concatenate([self.enhance(crops[i:i + self.batch_size])
-                                   for i in range(0, len(crops), self.batch_size)])
+
+        def crops_of(img: np.ndarray) -> np.ndarray:
+            return np.stack([align_face(img, m, self.size, reflect=not self.compat, antialias=not self.compat)
+                             for m in transforms])
+
+        # the colour reference is always the restored photo (the face must take its tones); the
+        # generator's input is the original's face with ``crop_from="original"`` (see the class doc)
+        crops = crops_of(image)
+        use_original = self.crop_from == "original" and original is not None and not self.compat
+        inputs = crops_of(original) if use_original else crops
+        enhanced = np.concatenate([self.enhance(inputs[i:i + self.batch_size])
+                                   for i in range(0, len(inputs), self.batch_size)])
         out = np.array(image, dtype=np.float32, copy=True)
         full = np.ones((self.size, self.size), dtype=np.float32)
         for face, m, crop, new in zip(faces, transforms, crops, enhanced, strict=True):

@@ -85,6 +85,10 @@ class Card:
     threshold: float | None = None
     # detector only: the smallest defect area (fraction of the photo) calibrated to pick the scratch path
     scratch_min_area: float | None = None
+    # what the weights were trained on, under which licence they may be used, and for how many steps
+    data: str | None = None
+    licence: str | None = None
+    steps: int | None = None
     # where the weights file lies (not stored in the card itself)
     path: Path | None = field(default=None, compare=False, repr=False)
 
@@ -92,7 +96,8 @@ class Card:
         data: dict[str, Any] = {"role": self.role, "architecture": self.architecture, "config": self.config,
                                 "source": self.source, "sha256": self.sha256,
                                 "format_version": self.format_version}
-        for name in ("metrics", "notes", "parameters", "threshold", "scratch_min_area"):
+        for name in ("metrics", "notes", "parameters", "threshold", "scratch_min_area", "data", "licence",
+                     "steps"):
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)
         return data
@@ -116,11 +121,17 @@ class Card:
                    metrics=data.get("metrics"), notes=data.get("notes"), parameters=data.get("parameters"),
                    threshold=_optional_float(data.get("threshold")),
                    scratch_min_area=_optional_float(data.get("scratch_min_area")),
+                   data=_optional_str(data.get("data")), licence=_optional_str(data.get("licence")),
+                   steps=None if data.get("steps") is None else int(data["steps"]),
                    path=path.with_suffix(".safetensors") if path else None)
 
 
 def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def default_weights_dir() -> Path:
@@ -174,7 +185,8 @@ def _storable_state(module: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save_model(module: nn.Module, role: str, dest_dir: str | os.PathLike, source: str = "",
-               sha256: str = "", metrics: dict[str, Any] | None = None, notes: str | None = None) -> Card:
+               sha256: str = "", metrics: dict[str, Any] | None = None, notes: str | None = None,
+               data: str | None = None, licence: str | None = None, steps: int | None = None) -> Card:
     """Write ``<role>.safetensors`` and ``<role>.json`` into ``dest_dir`` (each atomically).
 
     ``module`` must follow the network protocol (``ARCH_NAME``, ``config``).  A face generator in the
@@ -200,8 +212,8 @@ def save_model(module: nn.Module, role: str, dest_dir: str | os.PathLike, source
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
     card = Card(role=role, architecture=arch, config=json.loads(config_json), source=source, sha256=sha256,
-                metrics=metrics, notes=notes, parameters=count_parameters(module),
-                path=dest / f"{role}.safetensors")
+                metrics=metrics, notes=notes, parameters=count_parameters(module), data=data,
+                licence=licence, steps=steps, path=dest / f"{role}.safetensors")
     tensors = _storable_state(module)
     meta = {"format_version": str(FORMAT_VERSION), "role": role, "architecture": arch, "config": config_json}
     _write_atomic(dest / f"{role}.safetensors", lambda tmp: save_file(tensors, tmp, metadata=meta))
@@ -364,6 +376,8 @@ def describe(cards: Iterable[Card]) -> list[str]:
         params = f"{c.parameters:,}" if c.parameters is not None else "?"
         lines.append(f"{c.role:<16} {c.architecture:<24} {params:>12} params  {c.source}  "
                      f"sha256 {c.sha256[:12]}")
+        if c.licence:  # e.g. the bundled face model's non-commercial terms: shown wherever it is listed
+            lines.append(f"{'':<16} licence: {c.licence}")
     return lines
 
 
