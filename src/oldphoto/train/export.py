@@ -20,8 +20,9 @@ def _training_summary(stage: str, state: dict[str, Any]) -> str:
     cfg = dict(state["config"])
     keep = {k: v for k, v in cfg.items() if k not in ("nets",)}
     losses = {k: v for k, v in keep.items() if k.startswith("lambda_")}
+    side = cfg["nets"]["G"].get("size") if stage == "face" else cfg.get("crop")  # faces: whole aligned crops
     return (f"Trained with `oldphoto train {stage} --config {cfg.get('config_name', '?')}` "
-            f"for {state['step']} steps of batch {cfg.get('batch_size')} × {cfg.get('crop')}² crops "
+            f"for {state['step']} steps of batch {cfg.get('batch_size')} × {side}² crops "
             f"(clean photos: "
             f"{cfg.get('photo_source_used', cfg.get('photos'))}; world size {state.get('world_size', 1)}). "
             f"Loss weights: {json.dumps(losses, sort_keys=True)}. Full training config: "
@@ -51,7 +52,8 @@ def export_runs(runs: Path, dest: Path, stages: list[str] | None = None,
             raise ValueError(f"{ckpt} holds stage {state.get('stage')!r}, expected {stage!r}")
         digest = sha256_file(ckpt)
         summary = _training_summary(stage, state)
-        for key, (role, arch) in STAGES[stage].exports.items():
+        extra = {"steps": int(state["step"]), **STAGES[stage].card_fields(state["config"])}
+        for key, (role, arch) in STAGES[stage].exports_for(state["config"]).items():
             net = build_net(arch, state["config"]["nets"][key])
             net.load_state_dict(state["nets"][key])
             net.eval()
@@ -65,6 +67,6 @@ def export_runs(runs: Path, dest: Path, stages: list[str] | None = None,
                 if r != role:
                     text = f"Same weights as {role} (one VAE_B serves both paths in the small set). {text}"
                 card = save_model(net, r, dest, source=f"oldphoto-train:{runs.name}/{stage}@{state['step']}",
-                                  sha256=digest, metrics=role_metrics, notes=text)
+                                  sha256=digest, metrics=role_metrics, notes=text, **extra)
                 written[r] = card.path
     return written

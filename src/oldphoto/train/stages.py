@@ -17,6 +17,7 @@ GAN terms start at ``gan_start`` (a reconstruction warm-up; 0 = from the first s
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,16 @@ class Stage:
     name = ""
     #: stage network key -> (weights role, architecture) written by ``oldphoto train export``
     exports: dict[str, tuple[str, str]] = {}
+
+    @classmethod
+    def exports_for(cls, config: dict[str, Any]) -> dict[str, tuple[str, str]]:
+        """``exports`` for a run with this (resolved) config."""
+        return cls.exports
+
+    @classmethod
+    def card_fields(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """Extra card fields (``data``, ``licence``) for weights exported from a run with this config."""
+        return {}
 
     def __init__(self, cfg: dict[str, Any], info: DistInfo) -> None:
         self.cfg = cfg
@@ -545,8 +556,6 @@ class FaceStage(Stage):
         super().__init__(cfg, info)
         g = self.add_net("G", "face_generator", {"size": 256})
         self.size = int(g.config["size"])
-        if self.size == 512:
-            self.exports = {"G": ("face_512", "face_generator")}
         if self.weight("lambda_gan", 1.0) > 0:
             self.add_net("D", "multiscale_discriminator", {"in_channels": 6, "spectral_norm": True})
         self.stage1 = None
@@ -555,6 +564,37 @@ class FaceStage(Stage):
             vae_a = load_trained(cfg["vae_a"], "vae_a", "vae")
             vae_b = load_trained(cfg["vae_b"], "vae_b_quality", "vae")
             self.stage1 = (vae_a.to(self.device), mapping.to(self.device), vae_b.to(self.device))
+
+    @classmethod
+    def exports_for(cls, config: dict[str, Any]) -> dict[str, tuple[str, str]]:
+        return {"G": (f"face_{int(config['nets']['G'].get('size', 256))}", "face_generator")}
+
+    @classmethod
+    def card_fields(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """What the faces were (from each folder's manifest.json) and their licence, which binds the model."""
+        sources = config.get("faces") or []
+        data, licences = [], []
+        for src in [sources] if isinstance(sources, str) else sources:
+            path = Path(src) / "manifest.json"
+            if not path.is_file():
+                data.append(f"faces from {src}")
+                continue
+            m = json.loads(path.read_text(encoding="utf-8"))
+            n = len(m.get("faces", []))
+            if m.get("kind") == "synthetic":
+                data.append(f"{n} synthetic faces of {m.get('generator')} (seed {m.get('seed')}, truncation "
+                            f"{m.get('truncation')}, sha256 {str(m.get('generator_sha256'))[:16]}), "
+                            f"aligned {m.get('size')}²")
+            else:
+                data.append(f"{n} faces of the photos in {m.get('source', src)}")
+            if m.get("licence"):
+                licences.append(m["licence"])
+        out: dict[str, Any] = {}
+        if data:
+            out["data"] = "; ".join(data)
+        if licences:
+            out["licence"] = " ".join(dict.fromkeys(licences))
+        return out
 
     def face_pool(self) -> list[np.ndarray]:
         if not hasattr(self, "_faces"):
