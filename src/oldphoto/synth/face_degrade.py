@@ -26,11 +26,13 @@ class FaceDegradeConfig:
     p_gray: float = 0.35  # most old photos are black and white
     p_tone: float = 0.25  # sepia & co. when not gray
     p_blur: float = 0.8
-    blur_sigma: tuple[float, float] = (0.3, 2.0)  # Gaussian σ in pixels of the shrunk face
+    blur_sigma: tuple[float, float] = (0.2, 1.5)  # Gaussian σ in pixels of the shrunk face
     p_down: float = 0.9
     down: tuple[float, float] = (1.0, 8.0)  # shrink factor, log-uniform (256² -> 32²)
     p_noise: float = 0.7
-    noise_sigma: tuple[float, float] = (1.0, 20.0)  # on the 0–255 scale, on the shrunk face
+    # on the 0–255 scale, on the shrunk face: enlarged, strong noise becomes blotches no print shows (the
+    # film's own grain is added at full size below)
+    noise_sigma: tuple[float, float] = (1.0, 10.0)
     p_jpeg: float = 0.5
     jpeg_quality: tuple[int, int] = (35, 95)
     p_fade: float = 0.4

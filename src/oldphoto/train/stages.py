@@ -611,9 +611,14 @@ class FaceStage(Stage):
         return self._faces
 
     def degrade(self, face: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        from oldphoto.synth.face_degrade import degrade_face
+        from oldphoto.synth.face_degrade import FaceDegradeConfig, degrade_face
 
-        degraded, target, _ = degrade_face(face, rng)
+        if not hasattr(self, "_degrade_cfg"):
+            # config ``face_degradation``: FaceDegradeConfig fields, e.g. {"noise_sigma": [1, 10]}
+            fields = {k: tuple(v) if isinstance(v, list) else v
+                      for k, v in dict(self.cfg.get("face_degradation", {})).items()}
+            self._degrade_cfg = FaceDegradeConfig(**fields)
+        degraded, target, _ = degrade_face(face, rng, self._degrade_cfg)
         return degraded, target
 
     def batches(self, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
