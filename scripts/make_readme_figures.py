@@ -20,9 +20,9 @@ from oldphoto.pipeline import Restorer
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = [
     ROOT / "examples" / "solvay_1927.jpg",
-    ROOT.parent / "shared" / "data" / "real_old" / "scratched_girl_cigarette.png",
-    ROOT.parent / "shared" / "data" / "real_old" / "scratched_boy_portrait.png",
-    ROOT.parent / "shared" / "data" / "real_old" / "porter_autochrome.png",
+    ROOT / "examples" / "real_old" / "scratched_girl_cigarette.png",
+    ROOT / "examples" / "real_old" / "scratched_boy_portrait.png",
+    ROOT / "examples" / "real_old" / "porter_autochrome.png",
 ]
 
 

@@ -77,6 +77,8 @@ class Entry:
     bytes: int | None = None
     faces: int | None = None
     models: dict[str, str] = field(default_factory=dict)
+    restoration: dict[str, Any] | None = None  # what was done: path, repaired area, fidelity, defects
+    mask: str | None = None  # the saved defect mask (--save-mask)
 
 
 @dataclass
@@ -88,6 +90,7 @@ class BatchConfig:
     strip_metadata: bool = False
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     mask_dir: Path | None = None
+    save_mask: bool = False
     options: dict[str, Any] = field(default_factory=dict)   # restore options, for provenance
     models: Callable[[], dict[str, str]] | None = None     # model descriptions when results lack them
 
@@ -335,6 +338,40 @@ def _result_parts(result: Any) -> tuple[np.ndarray, int | None, dict[str, str] |
     return result.image, (len(faces) if faces is not None else None), (dict(models) if models else None)
 
 
+def restoration_record(result: Any) -> dict[str, Any] | None:
+    """What the restorer did to a photo, for the report and the provenance tag (None: not known)."""
+    path = getattr(result, "path", None)
+    if path is None:
+        return None
+    mask = getattr(result, "mask", None)
+    record: dict[str, Any] = {
+        "path": path,
+        "repaired_fraction": round(float(mask.mean()), 6) if mask is not None else 0.0,
+        "fidelity": getattr(result, "fidelity", None),
+    }
+    defects = getattr(result, "defects", None)
+    if defects is not None:
+        record["defects"] = {"strokes": defects.strokes, "specks": defects.specks, "blobs": defects.blobs,
+                             "left_as_content": defects.content}
+    return record
+
+
+def saved_mask_path(output: Path) -> Path:
+    """Where --save-mask puts an output's defect mask: beside it, ``<stem>.mask.png``."""
+    return output.with_name(f"{output.stem}.mask.png")
+
+
+def write_mask(path: Path, mask: np.ndarray | None, size: tuple[int, int]) -> None:
+    """An 8-bit gray PNG of the displayed photo's size, white = repaired (all black: nothing was)."""
+    from PIL import Image
+
+    width, height = size
+    pixels = np.zeros((height, width), np.uint8) if mask is None else mask.astype(np.uint8) * 255
+    if pixels.shape != (height, width):
+        raise ValueError(f"mask is {pixels.shape[1]}x{pixels.shape[0]}, the photo {width}x{height}")
+    atomic_write(path, lambda tmp: Image.fromarray(pixels).save(tmp, format="PNG"))
+
+
 def restore_one(job: Job, restore: RestoreFn, config: BatchConfig) -> Entry:
     """Read, restore and write one photo; every failure becomes a 'failed' entry with the reason."""
     assert job.output is not None
@@ -364,10 +401,16 @@ def restore_one(job: Job, restore: RestoreFn, config: BatchConfig) -> Entry:
         if models is None and config.models is not None:
             models = config.models()
         entry.faces, entry.models = faces, models or {}
-        record = provenance_record(entry.models, config.options, source=job.input.name)
+        entry.restoration = restoration_record(result)
+        record = provenance_record(entry.models, config.options, source=job.input.name,
+                                   restoration=entry.restoration)
         entry.warnings.extend(write_photo(job.output, image, like=photo, format=config.format,
                                           quality=config.quality, provenance=record,
                                           strip_metadata=config.strip_metadata))
+        if config.save_mask:
+            target = saved_mask_path(job.output)
+            write_mask(target, getattr(result, "mask", None), photo.size)
+            entry.mask = str(target)
     except PhotoError as exc:
         entry.status, entry.reason = FAILED, exc.reason if exc.path == job.input else str(exc)
     except (KeyboardInterrupt, SetupError):
@@ -511,6 +554,9 @@ def register(subparsers) -> None:
                         help=f"refuse images larger than N pixels (decompression-bomb guard; default "
                              f"{DEFAULT_MAX_PIXELS}; 0 = no limit)")
     parser.add_argument("--report", type=Path, metavar="FILE.json", help="write a JSON report of every input")
+    parser.add_argument("--save-mask", action="store_true",
+                        help="also write the repaired defect mask beside each output, as NAME.mask.png "
+                             "(white = repaired)")
     parser.add_argument("--no-progress", action="store_true", help="plain log lines even on a terminal")
     try:
         from oldphoto.pipeline import RestoreOptions
@@ -538,7 +584,8 @@ def main(args, restore: RestoreFn | None = None, stream=None) -> int:
     config = BatchConfig(
         outdir=Path(args.outdir), format=normalise_format(args.format), quality=args.quality,
         overwrite=args.overwrite, strip_metadata=args.strip_metadata, max_pixels=args.max_pixels or None,
-        mask_dir=args.mask_dir, options=_options_record(args) if lazy is not None else {},
+        mask_dir=args.mask_dir, save_mask=args.save_mask,
+        options=_options_record(args) if lazy is not None else {},
         models=lazy.model_info if lazy is not None else None,
     )
     jobs, pre = collect_inputs(args.inputs, recursive=args.recursive)

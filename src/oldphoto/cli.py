@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "data": "oldphoto.synth.corpus_cli",
     "train": "oldphoto.train.cli",
     "evaluate": "oldphoto.metrics.cli",
+    "serve": "oldphoto.web.cli",
 }
 
 

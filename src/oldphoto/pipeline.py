@@ -28,9 +28,12 @@ from oldphoto.stages.defects import (
     DEFAULT_MIN_AREA,
     OFFICIAL_THRESHOLD,
     SCRATCH_MODES,
+    Defects,
     DefectStage,
     calibration,
+    dilate,
     dilate_official,
+    find_defects,
     needs_inpainting,
     official_mask,
     user_mask,
@@ -43,6 +46,8 @@ from oldphoto.stages.faces import (
     FaceStage,
     face_detection_available,
 )
+from oldphoto.stages.fidelity import blend, denoised_photo
+from oldphoto.stages.repair import GROW, repair
 from oldphoto.stages.restore import BYTES_PER_PIXEL, PATH_MULTIPLE, PathModels, RestoreStage, tile_side
 from oldphoto.stages.runtime import PRECISIONS, Runner, resolve_device
 from oldphoto.stages.tiling import parse_memory, tile_side_for_budget
@@ -59,6 +64,9 @@ PATH_ROLES = {
     "hr": ("vae_a", "mapping_hr", "vae_b_scratch"),
 }
 FACE_ROLES = {256: "face_256", 512: "face_512"}
+# --fidelity for quality-path weights whose card recommends none (e.g. imported official weights): an even
+# blend; the bundled weights' card carries the value measured for them (docs/restore.md)
+DEFAULT_FIDELITY = 0.5
 
 _face_notice_shown = False
 
@@ -75,7 +83,8 @@ class RestoreOptions:
     mask_threshold: float | None = None  # None: the detector card's calibrated threshold, else 0.4
     mask_dilation: int | None = None
     detect_size: int | None = None
-    scratch_min_area: float | None = None  # None: the detector card's calibrated area, else 2e-4
+    scratch_min_area: float | None = None  # None: no area rule (default mode); 2e-4 in compat mode
+    fidelity: float | None = None  # None: the quality-path card's measured value, else DEFAULT_FIDELITY
     hr: bool = False
     hr_above: float = 4.0
     faces: bool | None = None
@@ -105,6 +114,8 @@ class RestoreOptions:
             raise ValueError(f"--compat must be none or official, got {self.compat!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.fidelity is not None and not 0.0 <= self.fidelity <= 1.0:
+            raise ValueError(f"--fidelity must be in [0, 1], got {self.fidelity}")
         if self.scratch_min_area is not None and not 0.0 <= self.scratch_min_area <= 1.0:
             raise ValueError(f"--scratch-min-area must be a fraction in [0, 1], got {self.scratch_min_area}")
         if self.mask_threshold is not None and not 0.0 < self.mask_threshold < 1.0:
@@ -147,10 +158,14 @@ class RestoreOptions:
         g.add_argument("--detect-size", type=int, default=d.detect_size, metavar="PX",
                        help="run the detector at this short side instead of the photo's own resolution")
         g.add_argument("--scratch-min-area", type=float, default=d.scratch_min_area, metavar="FRACTION",
-                       help="--scratches auto: smallest defect area (fraction of the photo) that selects "
-                            "the scratch path (default: the value calibrated for the installed detector, "
-                            "written in its card; 0.0002 when it has none)")
+                       help="--scratches auto: also require the defects to cover at least this fraction "
+                            "of the photo (default: no area rule; 0.0002 with --compat official)")
         g = parser.add_argument_group("restoration")
+        g.add_argument("--fidelity", type=float, default=d.fidelity, metavar="F",
+                       help="away from the defects, 1 keeps the photo's own structure and detail (only "
+                            "denoised), 0 takes the networks' restoration as is; values between blend them "
+                            "(default: the value measured for the installed weights, written in their "
+                            f"card; {DEFAULT_FIDELITY} when it has none; ignored with --compat official)")
         g.add_argument("--hr", action="store_true", default=d.hr,
                        help="high-resolution mode: multi-scale patch attention for defects, 512 faces")
         g.add_argument("--hr-above", type=float, default=d.hr_above, metavar="MPIX",
@@ -216,9 +231,11 @@ class Result:
     faces: list[FaceInfo]
     timings: dict[str, float]
     models: dict[str, str]
-    path: str = "quality"  # quality | scratch | hr
+    path: str = "quality"  # quality: nothing repaired; scratch | hr: the path that repaired the defects
     # global restoration before faces; in compat mode the official stage-1 output at its ×4/×16 size
     stage1: np.ndarray | None = field(default=None, repr=False)
+    defects: Defects | None = field(default=None, repr=False)  # what the detector found (or the user mask)
+    fidelity: float | None = None  # None in compat mode
 
 
 def _missing_weights_error(role: str, weights_dir: Path | None) -> Exception:
@@ -228,9 +245,9 @@ def _missing_weights_error(role: str, weights_dir: Path | None) -> Exception:
         return PipelineError(f"no weights for {role!r}: the oldphoto.weights package is not installed")
     where = weights_dir or "the user weights folder"
     return MissingWeightsError(
-        f"no weights for {role!r} in {where} or the bundled weights. Import the official checkpoints with "
-        "`oldphoto weights import global_checkpoints.zip` (and face_checkpoints.zip for faces), "
-        "or pass --weights DIR.")
+        f"no weights for {role!r} in {where} or the bundled weights. Download and import the official "
+        "checkpoints with `oldphoto weights download` (or, with the files at hand, `oldphoto weights import "
+        "global_checkpoints.zip face_checkpoints.zip`), or pass --weights DIR.")
 
 
 class Restorer:
@@ -254,12 +271,31 @@ class Restorer:
         self._loaded: dict[str, nn.Module] = {}
         self._face_stage: FaceStage | None = None
         self._info: dict[str, str] | None = None
-        self._calibration: tuple[float, float] | None = None
+        self._threshold: float | None = None
+        self._fidelity: float | None = None
         self.faces_enabled = self._decide_faces()
         if self._explicit is None:  # explicit modules (tests, benchmarks) are checked when used
             for role in self.required_roles():
                 if not self._available(role):
                     raise _missing_weights_error(role, options.weights)
+
+    # Options every model depends on: a Restorer sharing models with another must agree on these.
+    SHARED_OPTIONS = ("device", "weights")
+
+    def with_options(self, **overrides: Any) -> Restorer:
+        """A Restorer for other options that shares this one's loaded models (loaded or not yet).
+
+        A server that lets each user choose options keeps one copy of each model this way.  The
+        Restorers must be used one at a time (models are not thread-safe); ``device`` and ``weights``
+        cannot change, since the models are tied to them.
+        """
+        fixed = [name for name in self.SHARED_OPTIONS
+                 if name in overrides and overrides[name] != getattr(self.options, name)]
+        if fixed:
+            raise ValueError(f"cannot change {', '.join(fixed)} of a Restorer that shares models")
+        other = Restorer(dataclasses.replace(self.options, **overrides), models=self._explicit)
+        other._loaded = self._loaded  # the same dict: a model loaded by either is there for both
+        return other
 
     # ----------------------------------------------------------------------------------- models
     @property
@@ -303,26 +339,35 @@ class Restorer:
         return self._loaded[role]
 
     def min_defect_area(self) -> float:
-        """The user's --scratch-min-area, else the area calibrated with the detector's weights, else 2e-4."""
+        """--scratches auto's area rule: the user's --scratch-min-area; none (0) in default mode, where
+        the defects' shapes decide (:meth:`Defects.worth_repairing`); 2e-4 in compat mode."""
         if self.options.scratch_min_area is not None:
             return self.options.scratch_min_area
-        return self._detector_calibration()[1]
+        return DEFAULT_MIN_AREA if self.compat else 0.0
+
+    def fidelity(self) -> float:
+        """The user's --fidelity, else the one measured for the quality-path weights (their card), else
+        :data:`DEFAULT_FIDELITY`."""
+        if self.options.fidelity is not None:
+            return self.options.fidelity
+        if self._fidelity is None:
+            card = None
+            if self._explicit is None:
+                from oldphoto.weights import find_card
+
+                card = find_card("mapping_quality", self.options.weights)
+            self._fidelity = DEFAULT_FIDELITY if card is None or card.fidelity is None else card.fidelity
+        return self._fidelity
 
     def mask_threshold(self) -> float:
         """The user's threshold, else the one calibrated for the detector's weights, else the official 0.4."""
         if self.options.mask_threshold is not None:
             return self.options.mask_threshold
-        return self._detector_calibration()[0]
-
-    def _detector_calibration(self) -> tuple[float, float]:
-        """(threshold, scratch-path area) for the detector in use: the official values in compat mode and
-        for explicit modules, else its card's, read once per Restorer like the detector itself, so that
-        they stay paired."""
         if self.compat or self._explicit is not None:
-            return OFFICIAL_THRESHOLD, DEFAULT_MIN_AREA
-        if self._calibration is None:
-            self._calibration = calibration(self.options.weights)
-        return self._calibration
+            return OFFICIAL_THRESHOLD
+        if self._threshold is None:  # read once per Restorer, like the detector itself
+            self._threshold = calibration(self.options.weights)[0]
+        return self._threshold
 
     def model_info(self) -> dict[str, str]:
         """role -> "source sha256[:12]" for every role this configuration uses (provenance tags)."""
@@ -367,8 +412,8 @@ class Restorer:
         if wanted is None:
             if weights_there and dlib_there:
                 return True
-            reason = ("no face weights are installed (import face_checkpoints.zip with "
-                      "`oldphoto weights import`)" if not weights_there
+            reason = ("no face weights are installed (`oldphoto weights download` fetches and imports "
+                      "them)" if not weights_there
                       else "dlib-bin / face-recognition-models are not installed")
             notice = f"face enhancement is off: {reason}"
             self.notices.append(notice)
@@ -410,70 +455,43 @@ class Restorer:
     def _run_module(self, fn: Any, *tensors: torch.Tensor) -> torch.Tensor:
         return self.runner(fn, *tensors)
 
-    def choose_path(self, mask: np.ndarray | None, shape: tuple[int, int]) -> str:
-        """quality without defects; scratch with them; hr with --hr or above --hr-above megapixels."""
+    def choose_path(self, defects: Defects | None, shape: tuple[int, int], user: bool = False) -> str:
+        """quality when nothing is to be repaired; else scratch, or hr with --hr or above --hr-above
+        megapixels.  ``user``: the mask came from the user (repaired as given)."""
         o = self.options
-        if o.scratches == "off" or mask is None:
+        if o.scratches == "off" or defects is None:
             return "quality"
-        if o.scratches == "auto" and not needs_inpainting(mask, self.min_defect_area()):
+        # the official --with_scratch sends every photo through the scratch path; ours repairs defects
+        if not defects.mask.any() and not (self.compat and o.scratches == "on"):
             return "quality"
+        if o.scratches == "auto":
+            if not needs_inpainting(defects.mask, self.min_defect_area()):
+                return "quality"
+            if not (user or self.compat or defects.worth_repairing()):
+                return "quality"
         big = not self.compat and shape[0] * shape[1] > o.hr_above * 1e6
         return "hr" if (o.hr or big) else "scratch"
+
+    def detect(self, image: np.ndarray) -> Defects:
+        """The defects the detector finds on ``image`` (default mode), scene content filtered out."""
+        detector = self.model("detector")
+        stage = DefectStage(lambda x: self.runner(detector, x), self.mask_threshold(), 0,
+                            tile=self._tile("detector"), short_side=self.options.detect_size)
+        defects = find_defects(stage.probabilities(image), luma(image), self.mask_threshold())
+        if self.options.mask_dilation:
+            defects = dataclasses.replace(defects, mask=dilate(defects.mask, self.options.mask_dilation))
+        return defects
 
     def restore(self, image: np.ndarray, mask: np.ndarray | None = None) -> Result:
         """Restore one photo.  ``mask`` (optional, the photo's size, white/True = defect) replaces the
         predicted defect mask (unless ``--scratches off``)."""
         image = _check_image(image)
-        o = self.options
         timings: dict[str, float] = {}
         shape = image.shape[:2]
-        tone: Tone | None = fit_tone(image) if (o.keep_tone and not self.compat) else None
-
-        t = time.perf_counter()
-        defect_mask: np.ndarray | None = None
-        image16 = None
-        if o.scratches != "off":
-            if self.compat:
-                image16 = compat_rules.scratch_input(image)
-                if mask is not None:
-                    defect_mask = user_mask(mask, shape)
-                else:
-                    detector = self.model("detector")
-                    defect_mask = official_mask(lambda x: self.runner(detector, x), image16,
-                                                self.mask_threshold())
-            elif mask is not None:
-                defect_mask = user_mask(mask, shape)
-            else:
-                detector = self.model("detector")
-                stage = DefectStage(lambda x: self.runner(detector, x), self.mask_threshold(),
-                                    o.mask_dilation or 0, tile=self._tile("detector"),
-                                    short_side=o.detect_size)
-                defect_mask = stage(image)
-        path = self.choose_path(defect_mask, shape)
-        if path == "hr" and defect_mask is not None and not self.compat:
-            defect_mask = dilate_official(defect_mask)
-        timings["defects"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        models = self.path_models(path)
-        restorer = RestoreStage(self._run_module, tile=self._tile(path),
-                                norm_passes=1 if o.tile_norm == "global" else 0)
-        used_mask = defect_mask if path != "quality" else None
         if self.compat:
-            out = restorer.official(image, models, path, used_mask, image16)
-            if used_mask is not None:
-                if used_mask.shape != out.shape[:2]:
-                    used_mask = _resize_mask(used_mask, out.shape[:2])
-                if path == "hr":
-                    used_mask = dilate_official(used_mask)
-                used_mask = _resize_mask(used_mask, shape)
+            out, used_mask, path, defects, tone = self._official(image, mask, timings)
         else:
-            out = restorer(image, models, path, used_mask)
-            if tone is not None:
-                out = tone.apply(luma(out))
-            elif o.colour == "photo":
-                out = photo_colour(out, image, used_mask)
-        timings["restore"] = time.perf_counter() - t
+            out, used_mask, path, defects, tone = self._default(image, mask, timings)
         stage1 = out
 
         faces: list[FaceInfo] = []
@@ -493,7 +511,82 @@ class Restorer:
                 sx, sy = scale
                 f.box = (round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy))
         return Result(image=np.ascontiguousarray(out, dtype=np.float32), mask=used_mask, faces=faces,
-                      timings=timings, models=self.model_info(), path=path, stage1=stage1)
+                      timings=timings, models=self.model_info(), path=path, stage1=stage1, defects=defects,
+                      fidelity=None if self.compat else self.fidelity())
+
+    def _default(self, image: np.ndarray, mask: np.ndarray | None, timings: dict[str, float]
+                 ) -> tuple[np.ndarray, np.ndarray | None, str, Defects | None, Tone | None]:
+        """Default mode: a fidelity blend of the quality path and the denoised photo, defects repaired
+        locally by the scratch (or HR) path, then the photo's own tone or colours."""
+        o = self.options
+        tone = fit_tone(image) if o.keep_tone else None
+        t = time.perf_counter()
+        defects: Defects | None = None
+        if o.scratches != "off":
+            defects = Defects(user_mask(mask, image.shape[:2])) if mask is not None else self.detect(image)
+        path = self.choose_path(defects, image.shape[:2], user=mask is not None)
+        used_mask = None
+        if path != "quality":
+            used_mask = dilate_official(defects.mask) if path == "hr" else defects.mask
+        timings["defects"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        out = self._base(image)
+        timings["restore"] = time.perf_counter() - t
+        if used_mask is not None and used_mask.any():
+            t = time.perf_counter()
+            models = self.path_models(path)
+            stage = self._restore_stage(path)
+            out = repair(out, image, used_mask, lambda window, m: stage(window, models, path, m))
+            timings["repair"] = time.perf_counter() - t
+        if tone is not None:
+            out = tone.apply(luma(out))
+        elif o.colour == "photo":
+            out = photo_colour(out, image, None if used_mask is None else dilate(used_mask, GROW))
+        return out, used_mask, path, defects, tone
+
+    def _base(self, image: np.ndarray) -> np.ndarray:
+        """The photo away from its defects: ``--fidelity`` blends the quality path's restoration with
+        the photo itself, denoised (the networks are not run at fidelity 1, the denoiser not at 0)."""
+        f = self.fidelity()
+        network = None if f == 1.0 else self._restore_stage("quality")(image, self.path_models("quality"),
+                                                                        "quality")
+        photo = None if f == 0.0 else denoised_photo(image)
+        return blend(network, photo, f)
+
+    def _restore_stage(self, path: str) -> RestoreStage:
+        return RestoreStage(self._run_module, tile=self._tile(path),
+                            norm_passes=1 if self.options.tile_norm == "global" else 0)
+
+    def _official(self, image: np.ndarray, mask: np.ndarray | None, timings: dict[str, float]
+                  ) -> tuple[np.ndarray, np.ndarray | None, str, Defects | None, None]:
+        """Compat mode: the official stage 1 (whole photo through one path, at the official sizes)."""
+        shape = image.shape[:2]
+        t = time.perf_counter()
+        defects: Defects | None = None
+        image16 = None
+        if self.options.scratches != "off":
+            image16 = compat_rules.scratch_input(image)
+            if mask is not None:
+                defects = Defects(user_mask(mask, shape))
+            else:
+                detector = self.model("detector")
+                defects = Defects(official_mask(lambda x: self.runner(detector, x), image16,
+                                                self.mask_threshold()))
+        path = self.choose_path(defects, shape, user=mask is not None)
+        timings["defects"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        used_mask = defects.mask if path != "quality" else None
+        out = self._restore_stage(path).official(image, self.path_models(path), path, used_mask, image16)
+        if used_mask is not None:
+            if used_mask.shape != out.shape[:2]:
+                used_mask = _resize_mask(used_mask, out.shape[:2])
+            if path == "hr":
+                used_mask = dilate_official(used_mask)
+            used_mask = _resize_mask(used_mask, shape)
+        timings["restore"] = time.perf_counter() - t
+        return out, used_mask, path, defects, None
 
 
 def _resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

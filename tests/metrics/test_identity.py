@@ -5,7 +5,8 @@ import pytest
 
 HAS_FACES = importlib.util.find_spec("dlib") is not None and \
     importlib.util.find_spec("face_recognition_models") is not None
-pytestmark = pytest.mark.skipif(not HAS_FACES, reason="dlib-bin / face-recognition-models not installed")
+pytestmark = pytest.mark.skipif(not HAS_FACES, reason="dlib / face-recognition-models not installed: pip "
+                                "install 'oldphoto[faces]' (as .ci/run does)")
 
 
 def test_identity_distance_same_and_different_person(astronaut):

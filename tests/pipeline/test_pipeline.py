@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -30,11 +31,13 @@ def restorer(models, **kw):
 @pytest.mark.parametrize("scratches", ["off", "on"])
 def test_output_has_exactly_the_input_size(models_no_faces, h, w, scratches):
     img = smooth_image(h, w)
-    result = restorer(models_no_faces, scratches=scratches).restore(img)
+    mask = np.zeros((h, w), bool)
+    mask[h // 2, w // 4:] = True
+    result = restorer(models_no_faces, scratches=scratches).restore(img, mask=mask)
     assert result.image.shape == (h, w, 3) and result.image.dtype == np.float32
     assert np.isfinite(result.image).all() and result.image.min() >= 0 and result.image.max() <= 1
     assert result.path == ("quality" if scratches == "off" else "scratch")
-    assert set(result.timings) >= {"defects", "restore"}
+    assert set(result.timings) >= {"defects", "restore"} | ({"repair"} if scratches == "on" else set())
 
 
 def test_hr_path_by_flag_and_by_size(models_no_faces):
@@ -69,11 +72,15 @@ def test_auto_decides_from_the_predicted_mask(models_no_faces):
     r = restorer(models).restore(scratched)
     assert r.path == "scratch" and r.mask[30, 10] and r.mask.sum() == 40
     assert restorer(models, mask_dilation=1).restore(scratched).mask.sum() > 40
-    # a tiny speck below --scratch-min-area stays on the quality path
+    # one speck is not worth a repair in auto mode, nor a scratch below --scratch-min-area
     speck = clean.copy()
     speck[5, 5] = 0.0
-    assert restorer(models, scratch_min_area=0.01).restore(speck).path == "quality"
-    assert restorer(models, scratches="on").restore(clean).path == "scratch"
+    assert restorer(models).restore(speck).path == "quality"
+    assert restorer(models, scratches="on").restore(speck).path == "scratch"
+    assert restorer(models, scratch_min_area=0.05).restore(scratched).path == "quality"
+    # nothing to repair: "on" takes the quality path too (compat mode sends it through the scratch path)
+    assert restorer(models, scratches="on").restore(clean).path == "quality"
+    assert restorer(models, scratches="on", compat="official").restore(clean).path == "scratch"
 
 
 def test_scratch_pixels_change_where_the_mask_is(models_no_faces):
@@ -188,6 +195,20 @@ def test_models_are_loaded_once_and_reused(models_no_faces):
     assert r._loaded == first and all(first[k] is r._loaded[k] for k in first)
 
 
+def test_with_options_shares_the_loaded_models(models_no_faces):
+    base = restorer(models_no_faces, scratches="off")
+    img = smooth_image(32, 32)
+    base.restore(img)
+    other = base.with_options(scratches="on", fidelity=0.2)
+    assert other.options.fidelity == 0.2 and base.options.fidelity != 0.2
+    assert "detector" not in base._loaded
+    other.restore(img)  # scratches on: loads the detector into the shared dict
+    assert "detector" in base._loaded
+    assert all(other._loaded[k] is base._loaded[k] for k in base._loaded)
+    with pytest.raises(ValueError, match="device"):
+        base.with_options(device="meta")
+
+
 def test_faces_off_with_a_notice_when_no_face_weights(models_no_faces):
     r = Restorer(models=models_no_faces, device="cpu")
     assert not r.faces_enabled and any("face enhancement is off" in n for n in r.notices)
@@ -217,7 +238,7 @@ def test_missing_weights_is_an_error_that_says_what_to_do(tmp_path, monkeypatch)
     store = pytest.importorskip("oldphoto.weights.store")
     monkeypatch.setenv("OLDPHOTO_WEIGHTS", str(tmp_path / "none"))
     monkeypatch.setattr(store, "bundled_weights_dir", lambda: tmp_path / "nobundle")
-    with pytest.raises(store.MissingWeightsError, match="oldphoto weights import"):
+    with pytest.raises(store.MissingWeightsError, match="`oldphoto weights download`.*weights import"):
         Restorer(weights=tmp_path / "empty", device="cpu", faces=False)
 
 
@@ -235,5 +256,55 @@ def test_explicit_models_are_checked_when_used():
     r = Restorer(models=tiny_models(faces=False), device="cpu", faces=False, scratches="off")
     r.restore(smooth_image(16, 16))
     incomplete = {k: v for k, v in tiny_models(faces=False).items() if k != "mapping_scratch"}
+    mask = np.zeros((16, 16), bool)
+    mask[8, 2:14] = True
     with pytest.raises(Exception, match="mapping_scratch"):
-        Restorer(models=incomplete, device="cpu", faces=False, scratches="on").restore(smooth_image(16, 16))
+        Restorer(models=incomplete, device="cpu", faces=False, scratches="on").restore(smooth_image(16, 16),
+                                                                                      mask=mask)
+
+
+class Forbidden(torch.nn.Module):
+    def forward(self, *args):
+        raise AssertionError("this network must not run")
+
+
+def test_fidelity_one_keeps_the_photo_and_runs_no_network(models_no_faces):
+    from oldphoto.stages.fidelity import denoised_photo
+
+    gray = np.repeat(smooth_image(48, 64)[..., :1], 3, axis=2)
+    models = dict(models_no_faces, mapping_quality=Forbidden())
+    out = restorer(models, scratches="off", fidelity=1.0).restore(gray)
+    assert out.fidelity == 1.0 and out.path == "quality"
+    assert np.allclose(out.image, denoised_photo(gray), atol=1e-6)
+
+
+def test_fidelity_zero_is_the_networks_restoration(models_no_faces):
+    from oldphoto.stages.restore import RestoreStage
+
+    img = smooth_image(48, 64, seed=4)
+    r = restorer(models_no_faces, scratches="off", fidelity=0.0, colour="network", keep_tone=False)
+    expected = RestoreStage(r._run_module)(img, r.path_models("quality"), "quality")
+    assert np.array_equal(r.restore(img).image, expected)
+    half = restorer(models_no_faces, scratches="off", fidelity=0.5, colour="network", keep_tone=False)
+    from oldphoto.stages.fidelity import denoised_photo
+
+    assert np.allclose(half.restore(img).image, 0.5 * expected + 0.5 * denoised_photo(img), atol=1e-5)
+
+
+@pytest.mark.parametrize("fidelity", [0.0, 0.5])
+def test_local_repair_leaves_pixels_far_from_the_defects_alone(models_no_faces, fidelity):
+    from oldphoto.stages.repair import reach, repair_weight
+
+    img = smooth_image(160, 200, seed=2)
+    mask = np.zeros((160, 200), bool)
+    mask[80, 30:90] = True
+    r = restorer(models_no_faces, fidelity=fidelity)
+    repaired = r.restore(img, mask=mask)
+    untouched = restorer(models_no_faces, fidelity=fidelity, scratches="off").restore(img)
+    assert repaired.path == "scratch" and untouched.path == "quality"
+    near = repair_weight(mask) > 0
+    # the colour stage's guided filter (radius 2) carries a repair's chroma 2 px further
+    far = ~(cv2.dilate(near.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0)
+    assert np.abs(repaired.image - untouched.image)[far].max() < 1e-5
+    assert np.abs(repaired.image - untouched.image)[mask].mean() > 1e-3
+    assert reach() <= 10

@@ -1,4 +1,4 @@
-"""End to end on the real old photos in ../shared/data/real_old (tiny random networks, real dlib)."""
+"""End to end on the real old photos in examples/real_old (tiny random networks, real dlib)."""
 
 from __future__ import annotations
 
@@ -41,14 +41,15 @@ class PassThroughMapping(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def restorer():
-    pytest.importorskip("dlib")
+    pytest.importorskip("dlib", reason="dlib not installed: pip install 'oldphoto[faces]' (as .ci/run does)")
     models = dict(tiny_models(), detector=ThinDarkLineDetector(), vae_a=PassThroughVAE(),
                   vae_b_quality=PassThroughVAE(), vae_b_scratch=PassThroughVAE(),
                   mapping_quality=PassThroughMapping(), mapping_scratch=PassThroughMapping(),
                   mapping_hr=PassThroughMapping())
     # one Restorer for every photo: models are loaded once and reused; tiles of 512 exercise tiling
     # colour="network": this checks geometry with pass-through nets (the colour stage has its own tests)
-    return Restorer(models=models, device="cpu", tile=512, colour="network")
+    # fidelity 0: the output is the networks' alone, so the pass-through can be checked exactly
+    return Restorer(models=models, device="cpu", tile=512, colour="network", fidelity=0.0)
 
 
 @pytest.mark.slow
@@ -63,7 +64,8 @@ def test_every_real_old_photo(real_old_dir, restorer):
         assert result.image.shape == img.shape, path.name
         assert result.image.dtype == np.float32 and np.isfinite(result.image).all()
         assert 0.0 <= result.image.min() and result.image.max() <= 1.0
-        assert set(result.timings) == {"defects", "restore", "faces"}
+        assert {"defects", "restore", "faces"} <= set(result.timings) <= {"defects", "restore", "repair",
+                                                                          "faces"}
         assert result.mask is None or result.mask.shape == img.shape[:2]
         # stage 1 passes the photo through: no shift, crop or padding leak (defects are whitened)
         keep = np.ones(img.shape[:2], bool) if result.mask is None else ~result.mask

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import smooth_image, tiny_models
-from oldphoto.pipeline import Restorer
+from oldphoto.pipeline import DEFAULT_FIDELITY, Restorer
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def test_asking_for_faces_without_face_weights_fails(weights_dir):
         Restorer(weights=weights_dir, device="cpu", faces=True)
 
 
-def test_mask_threshold_and_scratch_area_come_from_the_detector_card(tmp_path):
+def test_mask_threshold_comes_from_the_detector_card(tmp_path):
     import json
     import shutil
 
@@ -48,26 +48,25 @@ def test_mask_threshold_and_scratch_area_come_from_the_detector_card(tmp_path):
         store.save_model(module, role, folder, source=f"test:{role}", sha256="0123456789abcdef" * 4)
     assert Restorer(weights=folder, device="cpu", faces=False).mask_threshold() == 0.4  # no calibration
     card = json.loads((folder / "detector.json").read_text())
-    assert Restorer(weights=folder, device="cpu", faces=False).min_defect_area() == 2e-4
     card["threshold"] = 0.77
-    card["scratch_min_area"] = 0.003
     (folder / "detector.json").write_text(json.dumps(card))
     assert store.find_card("detector", folder).threshold == 0.77
-    assert store.find_card("detector", folder).scratch_min_area == 0.003
     assert Restorer(weights=folder, device="cpu", faces=False).mask_threshold() == 0.77
     assert Restorer(weights=folder, device="cpu", faces=False, mask_threshold=0.5).mask_threshold() == 0.5
     assert Restorer(weights=folder, device="cpu", faces=False, compat="official").mask_threshold() == 0.4
-    # the scratch-path area follows the card too, unless the user gives one
-    assert Restorer(weights=folder, device="cpu", faces=False).min_defect_area() == 0.003
-    assert Restorer(weights=folder, device="cpu", faces=False, scratch_min_area=0.0).min_defect_area() == 0.0
+    # --scratches auto: no area rule by default (the defects' shapes decide), the user's when given,
+    # the official 2e-4 in compat mode
+    assert Restorer(weights=folder, device="cpu", faces=False).min_defect_area() == 0.0
+    given = Restorer(weights=folder, device="cpu", faces=False, scratch_min_area=0.01)
+    assert given.min_defect_area() == 0.01
     assert Restorer(weights=folder, device="cpu", faces=False, compat="official").min_defect_area() == 2e-4
-    # a speck covering 1/640 of the photo: below the card's area, so the quality path
     img = smooth_image(40, 64)
-    speck = np.zeros((40, 64), bool)
-    speck[10, 10:14] = True
-    r = Restorer(weights=folder, device="cpu", faces=False, scratches="auto")
-    assert r.choose_path(speck, speck.shape) == "quality"
-    speck[10, 10:30] = True  # 20/2560 = 0.0078: scratch path
-    assert r.choose_path(speck, speck.shape) == "scratch"
-    assert r.restore(img).image.shape == img.shape
+    assert Restorer(weights=folder, device="cpu", faces=False).restore(img).image.shape == img.shape
+    # --fidelity: the user's, else the quality mapping card's measured value, else the default
+    assert Restorer(weights=folder, device="cpu", faces=False).fidelity() == DEFAULT_FIDELITY
+    card = json.loads((folder / "mapping_quality.json").read_text())
+    (folder / "mapping_quality.json").write_text(json.dumps(card | {"fidelity": 0.8}))
+    assert Restorer(weights=folder, device="cpu", faces=False).fidelity() == 0.8
+    assert Restorer(weights=folder, device="cpu", faces=False, fidelity=0.1).fidelity() == 0.1
+    assert Restorer(weights=folder, device="cpu", faces=False).restore(img).fidelity == 0.8
     shutil.rmtree(folder)

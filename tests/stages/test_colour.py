@@ -63,3 +63,21 @@ def test_guided_filter_removes_noise_but_keeps_the_guides_edges():
 def test_shape_mismatch_is_an_error(photo):
     with pytest.raises(ValueError, match="H×W×3"):
         photo_colour(photo[:10], photo)
+
+
+def test_a_clean_photos_colour_detail_is_kept_and_chroma_noise_removed():
+    # red and green stripes of equal luma: the guide (luma) is flat, so an unclamped guided filter
+    # would average them to grey-brown; the photo is clean, so nothing may change
+    yy, xx = np.mgrid[0:64, 0:64]
+    stripes = np.where((xx // 3) % 2 == 0, 1.0, 0.0)[..., None].astype(np.float32)
+    red, green = np.array([0.6, 0.3, 0.3], np.float32), np.array([0.3, 0.453, 0.3], np.float32)
+    assert abs(luma(red[None, None])[0, 0] - luma(green[None, None])[0, 0]) < 1e-3
+    clean = stripes * red + (1 - stripes) * green
+    assert np.abs(photo_colour(clean, clean) - clean).max() < 0.01
+    # chroma noise on a photo whose colours follow its luma still goes
+    rng = np.random.default_rng(1)
+    photo = (data.astronaut()[100:228, 100:228] / 255.0).astype(np.float32)
+    noisy = np.clip(photo + rng.normal(0, 0.03, photo.shape).astype(np.float32), 0, 1)
+    out = photo_colour(photo, noisy)
+    chroma_error = lambda img: np.abs(img - luma(img)[..., None] - (photo - luma(photo)[..., None])).mean()  # noqa: E731
+    assert chroma_error(out) < 0.6 * chroma_error(noisy)

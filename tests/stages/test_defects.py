@@ -78,3 +78,52 @@ def test_auto_decision_and_dilate():
     m[50, 50] = True
     assert needs_inpainting(m, 1e-4) and not needs_inpainting(m, 1e-3)
     assert dilate(m, 1).sum() == 5 and dilate(m, 0).sum() == 1
+
+
+def _prob_from(mask: np.ndarray, p: float = 0.95) -> np.ndarray:
+    return np.where(mask, p, 0.0).astype(np.float32)
+
+
+def test_a_bright_scratch_is_a_defect_and_one_side_of_an_edge_is_not():
+    from oldphoto.stages.defects import find_defects
+
+    gray = np.full((200, 200), 0.3, np.float32)
+    gray[:, 120:] = 0.8  # a step edge in the scene
+    gray[40, 10:110] = 0.95  # a thin bright scratch over the dark side
+    flagged = np.zeros_like(gray, bool)
+    flagged[40, 10:110] = True
+    flagged[60:160, 120:122] = True  # the detector's typical mistake: the bright side of the edge
+    d = find_defects(_prob_from(flagged), gray, 0.5)
+    assert d.mask[40, 10:110].all() and not d.mask[:, 115:].any()
+    assert (d.strokes, d.content) == (1, 1) and d.worth_repairing()
+
+
+def test_hysteresis_takes_the_soft_edges_of_a_defect_only():
+    from oldphoto.stages.defects import hysteresis
+
+    prob = np.zeros((50, 50), np.float32)
+    prob[20, 5:45] = 0.9
+    prob[19, 5:45] = prob[21, 5:45] = 0.3  # the scratch's soft edges
+    prob[40, 5:45] = 0.3  # weak everywhere: not a defect
+    m = hysteresis(prob, 0.5, 0.25)
+    assert m[19:22, 5:45].all() and not m[40].any()
+
+
+def test_specks_count_and_a_doubtful_large_region_is_left_alone():
+    from oldphoto.stages.defects import find_defects
+
+    gray = np.full((300, 300), 0.4, np.float32)
+    flagged = np.zeros_like(gray, bool)
+    for y, x in ((30, 30), (100, 200), (250, 80)):
+        gray[y:y + 2, x:x + 2] = 0.95
+        flagged[y:y + 2, x:x + 2] = True
+    one = find_defects(_prob_from(flagged), gray, 0.5)
+    assert one.specks == 3 and one.worth_repairing()
+    two = find_defects(_prob_from(flagged & (np.arange(300) < 50)[:, None]), gray, 0.5)
+    assert two.specks == 1 and not two.worth_repairing()  # a single speck is not worth a repair
+    # a large bright patch (a sky, say) flagged with middling confidence is scene content
+    gray[150:230, 150:230] = 0.95
+    patch = np.zeros_like(flagged)
+    patch[150:230, 150:230] = True
+    assert not find_defects(_prob_from(patch, 0.6), gray, 0.5).mask.any()
+    assert find_defects(_prob_from(patch, 0.95), gray, 0.5).blobs == 1  # a sure hole is repaired

@@ -17,7 +17,7 @@ from oldphoto.stages.faces import (
 )
 from oldphoto.stages.tone import fit_tone, luma
 
-pytest.importorskip("dlib")
+pytest.importorskip("dlib", reason="dlib not installed: pip install 'oldphoto[faces]' (as .ci/run does)")
 
 
 @pytest.fixture(scope="module")

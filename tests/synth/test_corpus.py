@@ -31,11 +31,18 @@ def test_hash_rule_is_stable_and_near_the_fraction():
 
 
 def _builtin_keys() -> list[str]:
+    from oldphoto.synth import gcompris
+    from oldphoto.synth.pypi_photos import PYPI_PHOTOS
+
     keys = []
     for pkg, (_, paths) in {**SRC.DEBIAN_PHOTOS, **SRC.DEBIAN_OLD}.items():
         for p in paths:
+            p = p if isinstance(p, str) else p[0]
             name = Path(p).name + (".jpg" if pkg == "plasma-workspace-wallpapers" else "")
             keys.append(f"{pkg}/{name}")
+    for activities in (gcompris.PHOTOS, gcompris.OLD_PHOTOS):
+        keys += [f"{gcompris.PACKAGE}/{a}__{Path(r).name}" for a, rs in activities.items() for r in rs]
+    keys += [f"{w.source}/{Path(m).name}" for w in PYPI_PHOTOS for m, _ in w.members]
     return keys + [f"skimage/{n}" for n in SRC.SKIMAGE_PHOTOS]
 
 
@@ -44,13 +51,34 @@ def test_committed_heldout_list_matches_the_hash_rule():
     builtin = _builtin_keys()
     by_rule = {k for k in builtin if C.hash_heldout(k)}
     assert by_rule <= committed  # the rule's picks are frozen in the list
-    assert len(by_rule) >= 8
+    assert len(by_rule) >= 30
     extra = committed - by_rule
     assert extra == {"visp-images-data/Solvay_conference_1927_Version2_2126x1463.png",
                      "real_old/scratched_boy_portrait.png"}
     for k in committed:
         assert C.split_of(k) == "heldout"
-    assert sum(C.split_of(k) == "train" for k in builtin) >= 40
+    assert len(builtin) == len(set(builtin)) >= 200
+    assert sum(C.split_of(k) == "train" for k in builtin) >= 160
+    # the photos of the first corpus keep their split (never move a photo between splits)
+    for k in ("mate-backgrounds/Storm.jpg", "palapeli-data/citrus-fruits.jpg", "skimage/camera.png"):
+        assert C.split_of(k) == "heldout"
+    for k in ("mate-backgrounds/Garden.jpg", "skimage/astronaut.png",
+              "lomiri-wallpapers-16.04/Wine_by_Jakkub_Mede.jpg"):
+        assert C.split_of(k) == "train"
+
+
+def test_no_source_lists_reserved_or_excluded_photos():
+    """opencv-doc's samples are for evaluation only; renders and near-duplicates stay out."""
+    keys = _builtin_keys()
+    assert not any("opencv" in k for k in keys)
+    for dropped in ("36444540", "7303994", "7303995", "7303788", "7303842", "3062948", "karola-g"):
+        assert not any(dropped in k for k in keys), dropped
+    assert not any("Gogh" in k or "details__" in k for k in keys)  # paintings
+    from oldphoto.synth import gcompris
+
+    assert sum(len(v) for v in gcompris.PHOTOS.values()) == 119
+    assert f"{gcompris.PACKAGE}/explore_monuments__castleClinton.webp" in keys  # as a real old photo
+    assert all("castleClinton" not in r for rs in gcompris.PHOTOS.values() for r in rs)
 
 
 def test_build_corpus_and_patches_from_folders(tmp_path):

@@ -20,14 +20,14 @@ def perceptual_net() -> None:
 
 
 @pytest.fixture(scope="session")
-def tiny_runs(tmp_path_factory, shared_dir, perceptual_net) -> Path:
+def tiny_runs(tmp_path_factory, real_old_dir, perceptual_net) -> Path:
     """Tiny VAE_A / VAE_B runs (one step each) that the mapping stages load as their frozen VAEs."""
     from oldphoto.train.config import load_stage_config
     from oldphoto.train.trainer import train
 
     runs = tmp_path_factory.mktemp("runs")
     for stage in ("vae_b", "vae_a"):
-        real_old = f"real_old={shared_dir / 'data' / 'real_old'}"
+        real_old = f"real_old={real_old_dir}"
         cfg = load_stage_config("tiny", stage, [real_old], runs_dir=runs)
         train(stage, cfg, runs / stage, steps=1, quiet=True)
     return runs

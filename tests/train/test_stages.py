@@ -48,8 +48,8 @@ def _check(stage, steps=3):
 
 
 @pytest.mark.parametrize("name", ["vae_b", "vae_a"])
-def test_vae_stages(name, tmp_path, shared_dir, perceptual_net):
-    stage = _stage(name, tmp_path, [f"real_old={shared_dir / 'data' / 'real_old'}"])
+def test_vae_stages(name, tmp_path, real_old_dir, perceptual_net):
+    stage = _stage(name, tmp_path, [f"real_old={real_old_dir}"])
     logs = _check(stage)
     assert "g_gan" in logs and "d" in logs and "g_feat" in logs and "vgg" in logs
     if name == "vae_a":

@@ -67,6 +67,7 @@ def test_missing_weights_message(tmp_path, monkeypatch):
         weights.load_model("mapping_hr", tmp_path / "user")
     msg = str(info.value)
     assert "mapping_hr" in msg and "oldphoto weights import global_checkpoints.zip" in msg
+    assert msg.index("`oldphoto weights download`") < msg.index("weights import")  # the one-step way first
     assert str(tmp_path / "user") in msg
     with pytest.raises(weights.MissingWeightsError, match="face_checkpoints.zip"):
         weights.load_model("face_512", tmp_path / "user")

@@ -50,7 +50,8 @@ def copy_exif(exif: Image.Exif | None) -> Image.Exif:
 
 
 def provenance_record(models: dict[str, str] | None = None, options: dict[str, Any] | None = None,
-                      source: str | None = None) -> dict[str, Any]:
+                      source: str | None = None, restoration: dict[str, Any] | None = None
+                      ) -> dict[str, Any]:
     """What a restored file says about how it was made (a restoration is a reconstruction)."""
     record: dict[str, Any] = {
         "software": "oldphoto",
@@ -62,6 +63,8 @@ def provenance_record(models: dict[str, str] | None = None, options: dict[str, A
     }
     if source:
         record["source"] = source
+    if restoration:
+        record["restoration"] = dict(restoration)  # path taken, repaired fraction, fidelity, defects
     return record
 
 

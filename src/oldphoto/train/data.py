@@ -7,7 +7,8 @@ Sources of clean photos, in order of preference:
 * a directory of images (``--data DIR`` or a config ``photos`` entry);
 * ``skimage``: the CC0 photographs inside scikit-image (a fallback when the corpus is not built).
 
-Real old photos (domain R of VAE_A) come from a directory (default ``<shared>/data/real_old``).
+Real old photos (domain R of VAE_A) come from the config's ``real_old`` sources, then from the folder
+``$OLDPHOTO_REAL_OLD`` (default: ``examples/real_old`` of a source checkout), see :func:`real_old_sources`.
 Degradations are synthesised on the fly with :mod:`oldphoto.synth` so every batch is new; all randomness
 comes from the ``numpy.random.Generator`` the trainer passes in, so a seed reproduces the stream.
 """
@@ -32,12 +33,19 @@ class DataError(RuntimeError):
     """A data source is missing or empty."""
 
 
-def shared_dir() -> Path:
-    return Path(os.environ.get("OLDPHOTO_SHARED", Path(__file__).resolve().parents[4] / "shared"))
+def real_old_sources(configured: list[str] | str | None = None) -> list[str]:
+    """Sources of real old photos, in order: ``configured`` (a config's ``real_old``), then the default
+    folder ($OLDPHOTO_REAL_OLD, else a source checkout's examples/real_old) when there is one."""
+    from oldphoto.synth.sources import default_real_old_folder
 
-
-def default_real_old_dir() -> Path:
-    return shared_dir() / "data" / "real_old"
+    sources = [configured] if isinstance(configured, str) else list(configured or [])
+    folder = default_real_old_folder()
+    if folder is not None and str(folder) not in sources:
+        sources.append(str(folder))
+    if not sources:
+        raise DataError("no real old photos: build the corpus (`oldphoto data build --old FOLDER`), set "
+                        "OLDPHOTO_REAL_OLD to a folder of them, or pass --set real_old=FOLDER")
+    return sources
 
 
 def _load_rgb(path: Path, max_side: int) -> np.ndarray:

@@ -223,7 +223,7 @@ def latent_gap_inputs(size: int = 128, n: int = 24, seed: int = 7,
                       real_sources: list[str] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Fixed crops of the real old photos and synthetic ('mixed') crops of held-out clean photos."""
     rng = np.random.default_rng(seed)
-    real_pool, _ = D.resolve_pool(real_sources or ["real_old:all", str(D.default_real_old_dir())], 512, size)
+    real_pool, _ = D.resolve_pool(D.real_old_sources(real_sources or ["real_old:all"]), 512, size)
     clean_pool, _ = D.resolve_pool(["corpus:heldout", "skimage:heldout"], 512, size)
     real = [D.random_crop(real_pool, rng, size) for _ in range(n)]
     synth = [D.synthesize(D.random_crop(clean_pool, rng, size), rng, "mixed")[0] for _ in range(n)]

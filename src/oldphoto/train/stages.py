@@ -325,7 +325,7 @@ class VAEAStage(VAEStage):
 
     def real_pool(self) -> list[np.ndarray]:
         if not hasattr(self, "_real_pool"):
-            src = self.cfg.get("real_old") or [str(D.default_real_old_dir())]
+            src = D.real_old_sources(self.cfg.get("real_old"))
             self._real_pool, used = D.resolve_pool(src, int(self.cfg.get("max_side", 768)), self.crop)
             self.cfg["real_old_used"] = used
             if self.info.is_main:

@@ -14,7 +14,7 @@ _EXPORTS = {
     "OFFICIAL_SOURCES": "store", "default_weights_dir": "store", "bundled_weights_dir": "store",
     "load_model": "store", "find_card": "store", "installed": "store", "save_model": "store", "scan": "store",
     "import_checkpoints": "importer", "convert": "importer", "read_checkpoint": "importer",
-    "ImportResult": "importer",
+    "ImportResult": "importer", "download_weights": "download", "DownloadError": "fetch",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,4 +1,4 @@
-"""``oldphoto weights``: import the official checkpoints and list installed weights."""
+"""``oldphoto weights``: download or import the official checkpoints and list installed weights."""
 
 from __future__ import annotations
 
@@ -8,9 +8,32 @@ import sys
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "weights", help="import official checkpoints / list installed weights",
+        "weights", help="download or import official checkpoints / list installed weights",
         description="Manage the network weights oldphoto uses (see docs/weights.md).")
     sub = parser.add_subparsers(dest="weights_command", metavar="ACTION")
+
+    dl = sub.add_parser(
+        "download", help="download the official checkpoints and import them",
+        description="Download the official 'Bringing Old Photos Back to Life' release assets "
+                    "(global_checkpoints.zip and face_checkpoints.zip) or checkpoint archives at the given "
+                    "URLs into the download cache, then import them as `weights import` does. An "
+                    "interrupted download resumes where it stopped when the command is run again. Proxies "
+                    "are taken from https_proxy / http_proxy / no_proxy.")
+    dl.add_argument("sources", nargs="*", metavar="official|URL",
+                    help="`official` (the default) or http(s) URLs of checkpoint archives")
+    dl.add_argument("--dest", metavar="DIR", help="weights folder (default: $OLDPHOTO_WEIGHTS or "
+                                                  "~/.local/share/oldphoto/weights)")
+    dl.add_argument("--cache", metavar="DIR", help="download cache (default: $OLDPHOTO_CACHE or "
+                                                   "~/.cache/oldphoto)")
+    dl.add_argument("--timeout", type=_positive_float, default=30.0, metavar="S",
+                    help="seconds to wait for the server before an attempt fails (default 30)")
+    dl.add_argument("--retries", type=int, choices=range(0, 11), default=3, metavar="N",
+                    help="further attempts after a timeout or a dropped connection, each resuming "
+                         "(default 3)")
+    dl.add_argument("--no-progress", action="store_true", help="no progress bar")
+    dl.add_argument("--remove-downloads", action="store_true",
+                    help="delete the downloaded archives from the cache once imported")
+    dl.set_defaults(func=_cmd_download)
 
     imp = sub.add_parser(
         "import", help="import official checkpoints (zips, extracted folders or .pth/.pt files)",
@@ -52,6 +75,48 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from oldphoto.weights.download import download_weights
+    from oldphoto.weights.store import WeightsError, default_weights_dir
+
+    dest = args.dest if args.dest else default_weights_dir()
+    try:
+        result = download_weights(args.sources, dest=dest, cache_dir=args.cache, timeout=args.timeout,
+                                  retries=args.retries, progress=False if args.no_progress else None,
+                                  keep=not args.remove_downloads,
+                                  log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    except WeightsError as exc:  # DownloadError included
+        print(f"oldphoto weights download: error: {exc}", file=sys.stderr)
+        print(f"nothing was changed in {dest}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("oldphoto weights download: interrupted; run the same command again to resume the download "
+              f"(nothing was changed in {dest})", file=sys.stderr)
+        return 130
+    for note in result.imported.skipped:
+        print(f"skipped {note}", file=sys.stderr)
+    for card in result.imported.imported:
+        print(f"imported {card.role}: {card.architecture}, {card.parameters:,} params, from {card.source} "
+              f"-> {card.path}")
+    print(f"{len(result.imported.imported)} network(s) imported into {dest}")
+    if not args.remove_downloads:
+        total = sum(item.size for item in result.fetched)
+        folders = sorted({str(item.path.parent.parent) for item in result.fetched})
+        print(f"the downloads ({total / 2**20:,.1f} MiB) stay in {', '.join(folders)}; "
+              f"--remove-downloads deletes them after importing", file=sys.stderr)
+    return 0
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from oldphoto.weights.store import ROLES, bundled_weights_dir, default_weights_dir, describe, scan
 
@@ -72,6 +137,6 @@ def _cmd_list(args: argparse.Namespace) -> int:
         seen.update(c.role for c in cards)
     missing = [r for r in ROLES if r not in seen]
     if missing:
-        print(f"not installed: {', '.join(missing)} (run `oldphoto weights import global_checkpoints.zip "
-              f"face_checkpoints.zip`)")
+        print(f"not installed: {', '.join(missing)} (run `oldphoto weights download`, or `oldphoto weights "
+              f"import global_checkpoints.zip face_checkpoints.zip` with the files at hand)")
     return status

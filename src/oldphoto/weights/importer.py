@@ -25,7 +25,7 @@ import shutil
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -47,6 +47,7 @@ from oldphoto.weights.store import (
 
 __all__ = [
     "ImportResult", "import_checkpoints", "read_checkpoint", "recognise", "convert", "role_from_path",
+    "official_roles",
 ]
 
 # (folder name, file name) -> role; the folder is the checkpoint's parent directory
@@ -271,6 +272,7 @@ class _Candidate:
     name: str  # shown to the user and stored as the card's source
     role: str | None
     open: Callable[[Path], tuple[Path, str]]  # staging dir -> (local file, sha256)
+    input: Path  # the input path (zip, folder or file) it comes from
 
 
 def _candidates(path: Path, stack: contextlib.ExitStack) -> Iterator[_Candidate | str]:
@@ -288,7 +290,7 @@ def _candidates(path: Path, stack: contextlib.ExitStack) -> Iterator[_Candidate 
                 yield f"{name}: not an official inference checkpoint location, skipped"
                 continue
             found = True
-            yield _Candidate(name, role, lambda _stage, f=f: (f, sha256_file(f)))
+            yield _Candidate(name, role, lambda _stage, f=f: (f, sha256_file(f)), path)
         if not found:
             raise WeightsError(f"{path}: no official checkpoints found in this folder (expected e.g. "
                                f"restoration/VAE_A_quality/latest_net_G.pth or detection/FT_Epoch_latest.pt)")
@@ -299,7 +301,15 @@ def _candidates(path: Path, stack: contextlib.ExitStack) -> Iterator[_Candidate 
         yield from _zip_candidates(path, stack)
         return
     yield _Candidate(path.name, role_from_path(path.resolve().parts),
-                     lambda _stage: (path, sha256_file(path)))
+                     lambda _stage: (path, sha256_file(path)), path)
+
+
+def official_roles(path: str | os.PathLike) -> list[str]:
+    """The roles of the checkpoints at official locations in a zip or folder (listed, not read).
+
+    Raises :class:`WeightsError` when ``path`` holds none or is not a readable zip."""
+    with contextlib.ExitStack() as stack, _blame(Path(path)):
+        return [c.role for c in _candidates(Path(path), stack) if isinstance(c, _Candidate) and c.role]
 
 
 def _is_torch_archive(path: Path) -> bool:
@@ -346,18 +356,21 @@ def _zip_candidates(path: Path, stack: contextlib.ExitStack) -> Iterator[_Candid
                     from None
             return out, h.hexdigest()
 
-        yield _Candidate(name, role, extract)
+        yield _Candidate(name, role, extract, path)
     if not found:
         raise WeightsError(f"{path}: no official checkpoints in this zip (expected global_checkpoints.zip "
                            f"or face_checkpoints.zip from the official release)")
 
 
 def import_checkpoints(paths: Sequence[str | os.PathLike], dest: str | os.PathLike | None = None,
-                       role: str | None = None, log: Callable[[str], None] | None = None) -> ImportResult:
+                       role: str | None = None, log: Callable[[str], None] | None = None,
+                       origins: Mapping[str, dict[str, Any]] | None = None) -> ImportResult:
     """Import official checkpoints from ``paths`` into ``dest`` (default: the user weights folder).
 
     ``role`` names the role of a single checkpoint file whose role cannot be told from its keys or path
-    (one of the VAEs or face generators).  Raises :class:`WeightsError`; ``dest`` is unchanged then."""
+    (one of the VAEs or face generators).  ``origins`` maps an input path (as given) to the record of the
+    download it came from, stored in the cards of its networks.  Raises :class:`WeightsError`, whose
+    ``input`` is the input path at fault when one input is; ``dest`` is unchanged then."""
     if role is not None and role not in ROLES:
         raise WeightsError(f"unknown role {role!r}; known roles: {', '.join(ROLES)}")
     if not paths:
@@ -371,43 +384,24 @@ def import_checkpoints(paths: Sequence[str | os.PathLike], dest: str | os.PathLi
         # collect every candidate of every input first so errors in any input stop before any conversion
         candidates: list[_Candidate] = []
         for p in paths:
-            for c in _candidates(Path(p), stack):
-                if isinstance(c, str):
-                    result.skipped.append(c)
-                else:
-                    candidates.append(c)
+            with _blame(Path(p)):
+                for c in _candidates(Path(p), stack):
+                    if isinstance(c, str):
+                        result.skipped.append(c)
+                    else:
+                        candidates.append(c)
         if role is not None and len(candidates) != 1:
             raise WeightsError(f"--role applies to a single checkpoint file, but the inputs hold "
                                f"{len(candidates)} checkpoints")
-        seen: dict[str, str] = {}
+        seen: dict[str, str] = {}  # role -> name of the checkpoint imported for it
+        origin_of = {Path(k): v for k, v in (origins or {}).items()}
         for cand in candidates:
-            local, digest = cand.open(stage)
-            sd = read_checkpoint(local, cand.name)
-            arch = recognise(sd, cand.name)
-            chosen = role or cand.role
-            if chosen is None:
-                options = roles_for_architecture(arch)
-                if len(options) != 1:
-                    raise WeightsError(f"{cand.name}: a {arch!r} checkpoint can be any of "
-                                       f"{', '.join(options)} "
-                                       f"(their layouts are identical); say which with --role")
-                chosen = options[0]
-            if ROLES[chosen] != arch:
-                raise WeightsError(f"{cand.name}: holds a {arch!r} network, but role {chosen!r} needs "
-                                   f"{ROLES[chosen]!r}")
-            if chosen in seen:
-                raise WeightsError(f"two checkpoints for role {chosen!r}: {seen[chosen]} and {cand.name}")
-            seen[chosen] = cand.name
-            module = convert(sd, arch, cand.name, role=chosen)
-            del sd
-            if local.parent == stage:
-                local.unlink()  # extracted zip member: free the disk space now
-            card = save_model(module, chosen, stage, source=cand.name, sha256=digest,
-                              notes="imported from the official BOPBTL release checkpoint")
-            del module
+            with _blame(cand.input):
+                card = _import_one(cand, stage, role, seen, origin_of.get(cand.input))
             result.imported.append(card)
             if log:
-                log(f"converted {chosen} ({arch}, {card.parameters:,} params) from {cand.name}")
+                log(f"converted {card.role} ({card.architecture}, {card.parameters:,} params) from "
+                    f"{cand.name}")
         # everything converted: move into place (same file system, so each move is an atomic rename)
         for card in result.imported:
             for suffix in (".safetensors", ".json"):
@@ -417,3 +411,43 @@ def import_checkpoints(paths: Sequence[str | os.PathLike], dest: str | os.PathLi
         stack.close()
         shutil.rmtree(stage, ignore_errors=True)
     return result
+
+
+def _import_one(cand: _Candidate, stage: Path, role: str | None, seen: dict[str, str],
+                origin: dict[str, Any] | None) -> Card:
+    """Convert one checkpoint and write its weights and card into ``stage``."""
+    local, digest = cand.open(stage)
+    sd = read_checkpoint(local, cand.name)
+    arch = recognise(sd, cand.name)
+    chosen = role or cand.role
+    if chosen is None:
+        options = roles_for_architecture(arch)
+        if len(options) != 1:
+            raise WeightsError(f"{cand.name}: a {arch!r} checkpoint can be any of {', '.join(options)} "
+                               f"(their layouts are identical); say which with --role")
+        chosen = options[0]
+    if ROLES[chosen] != arch:
+        raise WeightsError(f"{cand.name}: holds a {arch!r} network, but role {chosen!r} needs "
+                           f"{ROLES[chosen]!r}")
+    if chosen in seen:
+        error = WeightsError(f"two checkpoints for role {chosen!r}: {seen[chosen]} and {cand.name}")
+        error.input = None  # two inputs share the blame
+        raise error
+    seen[chosen] = cand.name
+    module = convert(sd, arch, cand.name, role=chosen)
+    del sd
+    if local.parent == stage:
+        local.unlink()  # extracted zip member: free the disk space now
+    return save_model(module, chosen, stage, source=cand.name, sha256=digest,
+                      notes="imported from the official BOPBTL release checkpoint", origin=origin)
+
+
+@contextlib.contextmanager
+def _blame(path: Path) -> Iterator[None]:
+    """Name ``path`` as the input at fault in a WeightsError raised inside (unless one is named)."""
+    try:
+        yield
+    except WeightsError as exc:
+        if "input" not in vars(exc):
+            exc.input = path
+        raise

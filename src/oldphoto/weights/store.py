@@ -65,6 +65,9 @@ _ROLE_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 class WeightsError(Exception):
     """A weights file or card is broken, or an import failed (the message names the file and the problem)."""
 
+    # an import failure that one of several inputs caused names it here (the importer sets it)
+    input: Path | None = None
+
 
 class MissingWeightsError(WeightsError):
     """No weights are installed for a role (the message says how to install them)."""
@@ -89,6 +92,11 @@ class Card:
     data: str | None = None
     licence: str | None = None
     steps: int | None = None
+    # quality mapping only: the --fidelity at which these weights were measured to restore best without
+    # making any held-out photo worse (None: the pipeline's default), see docs/restore.md
+    fidelity: float | None = None
+    # downloaded weights: the file that was fetched ({"url", "file", "size", "sha256"}), see weights.download
+    origin: dict[str, Any] | None = None
     # where the weights file lies (not stored in the card itself)
     path: Path | None = field(default=None, compare=False, repr=False)
 
@@ -96,8 +104,8 @@ class Card:
         data: dict[str, Any] = {"role": self.role, "architecture": self.architecture, "config": self.config,
                                 "source": self.source, "sha256": self.sha256,
                                 "format_version": self.format_version}
-        for name in ("metrics", "notes", "parameters", "threshold", "scratch_min_area", "data", "licence",
-                     "steps"):
+        for name in ("metrics", "notes", "parameters", "threshold", "scratch_min_area", "fidelity", "origin",
+                     "data", "licence", "steps"):
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)
         return data
@@ -121,6 +129,8 @@ class Card:
                    metrics=data.get("metrics"), notes=data.get("notes"), parameters=data.get("parameters"),
                    threshold=_optional_float(data.get("threshold")),
                    scratch_min_area=_optional_float(data.get("scratch_min_area")),
+                   fidelity=_optional_float(data.get("fidelity")),
+                   origin=data.get("origin") if isinstance(data.get("origin"), dict) else None,
                    data=_optional_str(data.get("data")), licence=_optional_str(data.get("licence")),
                    steps=None if data.get("steps") is None else int(data["steps"]),
                    path=path.with_suffix(".safetensors") if path else None)
@@ -155,8 +165,9 @@ def count_parameters(module: nn.Module) -> int:
 
 def _install_hint(role: str) -> str:
     asset = OFFICIAL_SOURCES.get(role, ("global_checkpoints.zip",))[0]
-    return (f"run `oldphoto weights import {asset}` (the official release asset of "
-            f"microsoft/Bringing-Old-Photos-Back-to-Life; its extracted folder works too), or point "
+    return (f"run `oldphoto weights download` (fetches and imports the official checkpoints), or "
+            f"`oldphoto weights import {asset}` with the official release asset of "
+            f"microsoft/Bringing-Old-Photos-Back-to-Life at hand (its extracted folder works too), or point "
             f"OLDPHOTO_WEIGHTS at a folder holding {role}.safetensors and {role}.json")
 
 
@@ -186,11 +197,13 @@ def _storable_state(module: nn.Module) -> dict[str, torch.Tensor]:
 
 def save_model(module: nn.Module, role: str, dest_dir: str | os.PathLike, source: str = "",
                sha256: str = "", metrics: dict[str, Any] | None = None, notes: str | None = None,
-               data: str | None = None, licence: str | None = None, steps: int | None = None) -> Card:
+               origin: dict[str, Any] | None = None, data: str | None = None, licence: str | None = None,
+               steps: int | None = None) -> Card:
     """Write ``<role>.safetensors`` and ``<role>.json`` into ``dest_dir`` (each atomically).
 
     ``module`` must follow the network protocol (``ARCH_NAME``, ``config``).  A face generator in the
-    training form (spectral-norm hooks) is stored folded (inference form).
+    training form (spectral-norm hooks) is stored folded (inference form).  ``origin`` records the
+    downloaded file the weights came from (see :mod:`oldphoto.weights.download`).
     """
     from safetensors.torch import save_file
 
@@ -212,8 +225,8 @@ def save_model(module: nn.Module, role: str, dest_dir: str | os.PathLike, source
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
     card = Card(role=role, architecture=arch, config=json.loads(config_json), source=source, sha256=sha256,
-                metrics=metrics, notes=notes, parameters=count_parameters(module), data=data,
-                licence=licence, steps=steps, path=dest / f"{role}.safetensors")
+                metrics=metrics, notes=notes, parameters=count_parameters(module), origin=origin,
+                data=data, licence=licence, steps=steps, path=dest / f"{role}.safetensors")
     tensors = _storable_state(module)
     meta = {"format_version": str(FORMAT_VERSION), "role": role, "architecture": arch, "config": config_json}
     _write_atomic(dest / f"{role}.safetensors", lambda tmp: save_file(tensors, tmp, metadata=meta))

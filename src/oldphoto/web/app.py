@@ -1,0 +1,325 @@
+"""The HTTP side of ``oldphoto serve``: one plain HTML page and a small JSON API, on Starlette.
+
+Every file the page uses is served from this package (no CDN, no web fonts, no analytics), and the
+Content-Security-Policy header forbids the browser to load anything from elsewhere.  The API:
+
+  GET    /api/config                    defaults and limits for the page
+  POST   /api/photos?name=N&OPTIONS     the photo's bytes as the body -> 202 (queued), 4xx/503 {error}
+  GET    /api/photos                    this session's photos
+  GET    /api/photos/ID                 one photo's state: queued (ahead), running, done, failed (reason)
+  GET    /api/photos/ID/preview/KIND    before.jpg | after.jpg | overlay.png (for looking only)
+  GET    /api/photos/ID/download        the restored file, as `oldphoto restore` writes it
+  GET    /api/photos/ID/mask            the repaired-areas mask, as `oldphoto restore --save-mask` writes it
+  DELETE /api/photos/ID                 forget a photo and delete its files
+  GET    /api/download.zip              every restored file of the session
+  DELETE /api/session                   end the session: delete all its files
+
+A session is a cookie; a photo id of another session is answered 404 like any unknown id.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import importlib.resources
+import mimetypes
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from oldphoto import __version__
+from oldphoto.io import DEFAULT_JPEG_QUALITY, PhotoError
+from oldphoto.web.engine import (
+    DONE,
+    UPLOADING,
+    Busy,
+    Engine,
+    OptionError,
+    PhotoJob,
+    Session,
+    parse_choices,
+)
+
+STATIC = {"app.js": "text/javascript", "app.css": "text/css"}
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+       "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+STORED = {".jpg", ".jpeg", ".png", ".webp"}  # already compressed: zipped as they are
+
+
+def _static(name: str) -> bytes:
+    return importlib.resources.files("oldphoto.web").joinpath("static", name).read_bytes()
+
+
+class Guard:
+    """ASGI middleware: DNS-rebinding guard (the Host must be a loopback name when the server listens
+    on loopback only), HTTP Basic authentication (``--auth``), cross-site writes refused, and the
+    security headers (CSP: nothing may be loaded from another origin)."""
+
+    def __init__(self, app: Any, *, credentials: tuple[str, str] | None, hosts: frozenset[str] | None):
+        self.app = app
+        self.credentials = credentials
+        self.hosts = hosts
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        host = headers.get("host", "")
+        if self.hosts is not None and _host_name(host) not in self.hosts:
+            await _plain(send, 421, "this server only answers requests addressed to 127.0.0.1 or localhost")
+            return
+        if self.credentials is not None and not self._authorised(headers.get("authorization", "")):
+            await _plain(send, 401, "this server needs a user name and password",
+                         [("www-authenticate", 'Basic realm="oldphoto", charset="UTF-8"')])
+            return
+        origin = headers.get("origin")
+        if scope["method"] not in ("GET", "HEAD") and origin and origin.split("://", 1)[-1] != host:
+            await _plain(send, 403, "requests from other web sites are refused")
+            return
+
+        async def send_secured(message) -> None:
+            if message["type"] == "http.response.start":
+                out = MutableHeaders(scope=message)
+                out["content-security-policy"] = CSP
+                out["x-content-type-options"] = "nosniff"
+                out["referrer-policy"] = "no-referrer"
+                out["cross-origin-resource-policy"] = "same-origin"
+                out.setdefault("cache-control", "no-store")
+            await send(message)
+
+        await self.app(scope, receive, send_secured)
+
+    def _authorised(self, header: str) -> bool:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "basic" or self.credentials is None:
+            return False
+        try:
+            user, _, password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        want_user, want_password = self.credentials
+        # both compared, always, in constant time: no early exit that tells which one was wrong
+        ok_user = hmac.compare_digest(user.encode(), want_user.encode())
+        ok_password = hmac.compare_digest(password.encode(), want_password.encode())
+        return ok_user and ok_password
+
+
+def _host_name(host: str) -> str:
+    if host.startswith("["):
+        return host[: host.find("]") + 1]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+async def _plain(send, status: int, text: str, extra: Iterable[tuple[str, str]] = ()) -> None:
+    body = (text + "\n").encode()
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.encode(), v.encode()) for k, v in extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class TooLarge(Exception):
+    pass
+
+
+def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tuple[str, str] | None = None,
+               loopback_only: bool = True, cookie: str = "oldphoto_session") -> Guard:
+    """The ASGI app over ``engine``.  ``max_upload``: bytes per photo; ``loopback_only``: answer only
+    requests addressed to a loopback name (the default binding)."""
+
+    def session_of(request: Request) -> Session:
+        return engine.session(request.cookies.get(cookie))
+
+    def reply(request: Request, session: Session, response: Response) -> Response:
+        if request.cookies.get(cookie) != session.id:
+            response.set_cookie(cookie, session.id, httponly=True, samesite="strict")
+        return response
+
+    def error(request: Request, session: Session, status: int, message: str,
+              photo: PhotoJob | None = None, headers: dict[str, str] | None = None) -> Response:
+        body: dict[str, Any] = {"error": message}
+        if photo is not None:
+            body["photo"] = engine.describe(photo)
+        return reply(request, session, JSONResponse(body, status_code=status, headers=headers))
+
+    def found(request: Request, session: Session) -> PhotoJob | None:
+        return engine.photo(session, request.path_params["photo"])
+
+    async def index(request: Request) -> Response:
+        return Response(_static("index.html"), media_type="text/html; charset=utf-8")
+
+    async def static(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in STATIC:
+            return Response("not found\n", status_code=404, media_type="text/plain")
+        return Response(_static(name), media_type=STATIC[name], headers={"cache-control": "no-cache"})
+
+    async def config(request: Request) -> Response:
+        session = session_of(request)
+        return reply(request, session, JSONResponse({
+            "version": __version__,
+            "defaults": engine.defaults() | {"format": "same", "quality": DEFAULT_JPEG_QUALITY},
+            "faces_available": await run_in_threadpool(engine.faces_possible),
+            "notices": list(getattr(engine.base, "notices", [])),
+            "max_upload": max_upload, "max_pixels": engine.max_pixels,
+        }))
+
+    async def list_photos(request: Request) -> Response:
+        session = session_of(request)
+        photos = [engine.describe(job) for job in list(session.photos.values()) if job.status != UPLOADING]
+        return reply(request, session, JSONResponse({"photos": photos, "queue": engine.queue_length()}))
+
+    async def upload(request: Request) -> Response:
+        session = session_of(request)
+        name = request.query_params.get("name") or "photo"
+        try:
+            choices = parse_choices(request.query_params)
+            engine.check_choices(choices)
+        except OptionError as exc:
+            return error(request, session, 400, str(exc))
+        limit_text = (f"{name} is larger than this server accepts ({_size(max_upload)} per photo; "
+                      "the server's --max-upload-mb sets it)")
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > max_upload:
+            return error(request, session, 413, limit_text)
+        try:
+            job = engine.reserve(session, name)
+        except Busy as exc:
+            return error(request, session, 503, f"The server is busy: {exc}.",
+                         headers={"retry-after": str(exc.retry_after)})
+        try:
+            size = 0
+            with open(job.input, "wb") as fh:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > max_upload:
+                        raise TooLarge
+                    fh.write(chunk)
+        except TooLarge:
+            engine.fail_upload(job, limit_text)
+            return error(request, session, 413, limit_text, job)
+        except ClientDisconnect:
+            engine.fail_upload(job, "the upload was interrupted")
+            engine.remove(job)
+            return Response(status_code=400)
+        try:
+            await run_in_threadpool(engine.inspect, job)
+        except PhotoError as exc:
+            engine.fail_upload(job, exc.reason)
+            return error(request, session, 422, f"{job.name}: {exc.reason}", job)
+        engine.submit(job, choices)
+        return reply(request, session, JSONResponse(engine.describe(job), status_code=202))
+
+    async def photo_state(request: Request) -> Response:
+        session = session_of(request)
+        job = found(request, session)
+        if job is None:
+            return error(request, session, 404, "no such photo")
+        return reply(request, session, JSONResponse(engine.describe(job)))
+
+    async def delete_photo(request: Request) -> Response:
+        session = session_of(request)
+        job = found(request, session)
+        if job is None:
+            return error(request, session, 404, "no such photo")
+        engine.remove(job)
+        return reply(request, session, Response(status_code=204))
+
+    def file_reply(request: Request, session: Session, path: Path | None, *, attachment: bool) -> Response:
+        if path is None or not path.is_file():
+            return error(request, session, 404, "not ready")
+        media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        if attachment:
+            return reply(request, session, FileResponse(path, media_type=media, filename=path.name))
+        return reply(request, session, FileResponse(path, media_type=media))
+
+    async def preview(request: Request) -> Response:
+        session = session_of(request)
+        job = found(request, session)
+        kind = request.path_params["kind"].split(".")[0]
+        if job is None or not job.previews or kind not in ("before", "after", "overlay"):
+            return error(request, session, 404, "no such preview")
+        return file_reply(request, session, job.preview(kind), attachment=False)
+
+    async def download(request: Request) -> Response:
+        session = session_of(request)
+        job = found(request, session)
+        if job is None or job.status != DONE:
+            return error(request, session, 404, "no restored photo with this id")
+        return file_reply(request, session, job.output, attachment=True)
+
+    async def mask(request: Request) -> Response:
+        session = session_of(request)
+        job = found(request, session)
+        if job is None or job.status != DONE:
+            return error(request, session, 404, "no restored photo with this id")
+        return file_reply(request, session, job.mask, attachment=True)
+
+    async def download_zip(request: Request) -> Response:
+        session = session_of(request)
+        outputs = [job.output for job in list(session.photos.values())
+                   if job.status == DONE and job.output is not None and job.output.is_file()]
+        if not outputs:
+            return error(request, session, 404, "no restored photos yet")
+        path = await run_in_threadpool(_zip, outputs, session.folder)
+        return reply(request, session, FileResponse(path, media_type="application/zip",
+                                                    filename="restored-photos.zip",
+                                                    background=BackgroundTask(os.unlink, path)))
+
+    async def end_session(request: Request) -> Response:
+        session = session_of(request)
+        engine.end_session(session)
+        response = Response(status_code=204)
+        response.delete_cookie(cookie)
+        return response
+
+    routes = [
+        Route("/", index),
+        Route("/static/{name}", static),
+        Route("/api/config", config),
+        Route("/api/photos", list_photos, methods=["GET"]),
+        Route("/api/photos", upload, methods=["POST"]),
+        Route("/api/photos/{photo}", photo_state, methods=["GET"]),
+        Route("/api/photos/{photo}", delete_photo, methods=["DELETE"]),
+        Route("/api/photos/{photo}/preview/{kind}", preview),
+        Route("/api/photos/{photo}/download", download),
+        Route("/api/photos/{photo}/mask", mask),
+        Route("/api/download.zip", download_zip),
+        Route("/api/session", end_session, methods=["DELETE"]),
+    ]
+    app = Starlette(routes=routes)
+    return Guard(app, credentials=credentials, hosts=LOOPBACK_HOSTS if loopback_only else None)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+
+
+def _zip(outputs: list[Path], folder: Path) -> str:
+    """A zip of ``outputs`` in ``folder`` (names made distinct: two uploads may share a name)."""
+    fd, name = tempfile.mkstemp(prefix=".download-", suffix=".zip", dir=folder)
+    os.close(fd)
+    used: set[str] = set()
+    with zipfile.ZipFile(name, "w") as archive:
+        for path in outputs:
+            arcname, n = path.name, 2
+            while arcname.lower() in used:
+                arcname, n = f"{path.stem}_{n}{path.suffix}", n + 1
+            used.add(arcname.lower())
+            method = zipfile.ZIP_STORED if path.suffix.lower() in STORED else zipfile.ZIP_DEFLATED
+            archive.write(path, arcname, compress_type=method)
+    return name

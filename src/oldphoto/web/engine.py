@@ -1,0 +1,471 @@
+"""The work behind ``oldphoto serve``, free of any web framework (so it is tested without one).
+
+- Sessions: each browser session has a random id and its own folder; a session sees only its photos.
+  A session ends when its user deletes their files or after ``session_ttl`` seconds without a request;
+  its folder is deleted then, and the whole temporary root when the server stops.
+- One queue, one worker thread, one set of models: photos are restored one at a time (the models are
+  not thread-safe and one copy is all the memory a CPU machine can spare).  Sessions take turns, so one
+  user's 100 photos do not hold up another's one.  A full queue refuses new photos with ``Busy``
+  (the page waits and retries).
+- Each photo is restored and written by :func:`oldphoto.batch.restore_one`, the function behind
+  ``oldphoto restore --save-mask``: the download is byte for byte what the CLI writes for the same photo
+  and options (but the provenance's ``restored_at`` time).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+import unicodedata
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from oldphoto.batch import OK, BatchConfig, Entry, Job, plan_outputs, restore_one
+from oldphoto.io import DEFAULT_JPEG_QUALITY, DEFAULT_MAX_PIXELS, normalise_format, read_photo
+from oldphoto.pipeline import DEFAULT_FIDELITY
+from oldphoto.web.previews import PREVIEW_SIDE, write_overlay, write_preview
+
+UPLOADING, QUEUED, RUNNING, DONE, FAILED = "uploading", "queued", "running", "done", "failed"
+
+# Restore options a user may choose per photo (everything else, device and weights above all, is the
+# server's).  Name -> parser of the text a form sends.
+_TRUE, _FALSE = {"1", "true", "on", "yes"}, {"0", "false", "off", "no"}
+
+
+def _bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ValueError(f"expected on or off, got {text!r}")
+
+
+USER_OPTIONS: dict[str, Callable[[str], Any]] = {
+    "scratches": str, "fidelity": float, "faces": _bool, "hr": _bool, "keep_tone": _bool, "colour": str,
+    "mask_threshold": float, "mask_dilation": int, "face_detector": str,
+}
+RESTORERS_KEPT = 8  # restorers for distinct option sets (they share the models; each is small)
+
+
+class Busy(Exception):
+    """The queue is full: try again after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class OptionError(ValueError):
+    """An option the user sent cannot be used (the message says which and why)."""
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What one photo is restored and written with: restore option overrides, output format, quality."""
+
+    overrides: tuple[tuple[str, Any], ...] = ()
+    format: str | None = None   # None: the input's family, as `--format same`
+    quality: int = DEFAULT_JPEG_QUALITY
+
+
+def parse_choices(form: Mapping[str, str]) -> Choices:
+    """The options a page or API client sent (unknown names are ignored; bad values are errors)."""
+    overrides = {}
+    for name, parse in USER_OPTIONS.items():
+        if name in form and form[name] != "":
+            try:
+                overrides[name] = parse(form[name])
+            except ValueError as exc:
+                raise OptionError(f"option {name}: {exc}") from None
+    try:
+        fmt = normalise_format(form.get("format") or None)
+    except ValueError as exc:
+        raise OptionError(str(exc)) from None
+    try:
+        quality = int(form.get("quality") or DEFAULT_JPEG_QUALITY)
+    except ValueError:
+        raise OptionError(f"option quality: expected a whole number, got {form.get('quality')!r}") from None
+    if not 1 <= quality <= 100:
+        raise OptionError("option quality: must be between 1 and 100")
+    return Choices(tuple(sorted(overrides.items())), fmt, quality)
+
+
+def safe_name(name: str) -> str:
+    """An uploaded file's name made safe as a file name: no folders, no hidden or control characters;
+    letters of every script are kept (the name is recorded as the restoration's source)."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    base = unicodedata.normalize("NFC", base)
+    kept = "".join(c if (c.isalnum() or c in " ._-()+,") else "_" for c in base).strip(" .")
+    if not kept:
+        return "photo"
+    if len(kept) > 120:
+        stem, dot, ext = kept.rpartition(".")
+        kept = (stem[: 120 - len(ext) - 1] + "." + ext) if dot and len(ext) <= 8 else kept[:120]
+    return kept
+
+
+@dataclass(eq=False)
+class Session:
+    id: str
+    folder: Path
+    last_seen: float
+    turn: int = 0  # when this session last had a photo started (queue fairness)
+    photos: dict[str, PhotoJob] = field(default_factory=dict)
+    ended: bool = False
+
+
+@dataclass(eq=False)
+class PhotoJob:
+    id: str
+    session: Session
+    name: str
+    folder: Path
+    input: Path
+    seq: int
+    choices: Choices = field(default_factory=Choices)
+    status: str = UPLOADING
+    reason: str = ""
+    submitted: float = 0.0
+    started: float | None = None
+    finished: float | None = None
+    estimate: float | None = None  # expected seconds of work, from the photos restored before
+    entry: Entry | None = None
+    faces: list[list[float]] = field(default_factory=list)  # boxes as fractions x0, y0, x1, y1
+    previews: bool = False
+    megapixels: float = 0.0  # from the file's header, for the time estimate
+
+    @property
+    def output(self) -> Path | None:
+        return Path(self.entry.output) if self.entry is not None and self.entry.output else None
+
+    @property
+    def mask(self) -> Path | None:
+        return Path(self.entry.mask) if self.entry is not None and self.entry.mask else None
+
+    def preview(self, kind: str) -> Path:
+        return self.folder / "preview" / {"before": "before.jpg", "after": "after.jpg",
+                                          "overlay": "overlay.png"}[kind]
+
+
+class Engine:
+    """Sessions, the queue and the worker thread for ``oldphoto serve``.
+
+    ``restorer``: the server's Restorer (device, weights and the default options); per-photo options
+    get Restorers made from it by :meth:`Restorer.with_options`, sharing its models.
+    """
+
+    def __init__(self, restorer: Any, root: Path | None = None, *, max_queue: int = 64,
+                 max_per_session: int = 32, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                 session_ttl: float = 3600.0, preview_side: int = PREVIEW_SIDE,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.base = restorer
+        self._own_root = root is None
+        self.root = Path(tempfile.mkdtemp(prefix="oldphoto-serve-")) if root is None else Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.max_queue = max_queue
+        self.max_per_session = max_per_session
+        self.max_pixels = max_pixels
+        self.session_ttl = session_ttl
+        self.preview_side = preview_side
+        self.clock = clock
+        self.sessions: dict[str, Session] = {}
+        self._queue: list[PhotoJob] = []   # queued photos in submission order
+        self._reserved = 0                 # photos being uploaded (they count against the queue's size)
+        self._running: PhotoJob | None = None
+        self._restorers: OrderedDict[tuple, Any] = OrderedDict({(): restorer})
+        self._seq = itertools.count(1)
+        self._turns = itertools.count(1)
+        self._seconds_per_mpx: float | None = None
+        self._faces_possible: bool | None = None
+        self._lock = threading.Condition()
+        self._closing = False
+        self._worker = threading.Thread(target=self._work, name="oldphoto-restore", daemon=True)
+        self._worker.start()
+
+    # ------------------------------------------------------------------------------ sessions
+    def session(self, session_id: str | None) -> Session:
+        """The live session with this id, or a new one (unknown, ended or expired ids get a new one)."""
+        now = self.clock()
+        with self._lock:
+            self._expire(now)
+            session = self.sessions.get(session_id or "")
+            if session is None:
+                new_id = secrets.token_urlsafe(24)
+                session = Session(new_id, self.root / new_id, now)
+                session.folder.mkdir()
+                self.sessions[new_id] = session
+            session.last_seen = now
+            return session
+
+    def end_session(self, session: Session) -> None:
+        """Forget a session and delete its files (a photo being restored is deleted when it finishes)."""
+        with self._lock:
+            self._end(session)
+
+    def _end(self, session: Session) -> None:
+        session.ended = True
+        self.sessions.pop(session.id, None)
+        self._queue = [job for job in self._queue if job.session is not session]
+        shutil.rmtree(session.folder, ignore_errors=True)
+        self._lock.notify_all()
+
+    def _expire(self, now: float) -> None:
+        for session in list(self.sessions.values()):
+            if now - session.last_seen > self.session_ttl:
+                self._end(session)
+
+    def sweep(self) -> None:
+        """End the sessions idle for longer than ``session_ttl`` (also done on every request)."""
+        with self._lock:
+            self._expire(self.clock())
+
+    # ------------------------------------------------------------------------------ photos
+    def reserve(self, session: Session, name: str) -> PhotoJob:
+        """A place in the queue for a photo about to be uploaded to ``job.input``; ``Busy`` when full."""
+        with self._lock:
+            waiting = len(self._queue) + self._reserved
+            mine = sum(1 for j in session.photos.values() if j.status in (UPLOADING, QUEUED))
+            if waiting >= self.max_queue or mine >= self.max_per_session:
+                count = mine if mine >= self.max_per_session else waiting
+                whose = "of yours " if mine >= self.max_per_session else ""
+                verb = "is" if count == 1 else "are"
+                raise Busy(f"{count} photo{'s' if count != 1 else ''} {whose}{verb} waiting already",
+                           self._retry_after(count))
+            job_id = secrets.token_hex(8)
+            folder = session.folder / job_id
+            clean = safe_name(name)
+            job = PhotoJob(job_id, session, clean, folder, folder / "in" / clean, next(self._seq))
+            job.input.parent.mkdir(parents=True)
+            session.photos[job_id] = job
+            self._reserved += 1
+            return job
+
+    def inspect(self, job: PhotoJob) -> None:
+        """A quick look at an uploaded file before it is queued, so that a file that is no photo, or
+        too many pixels, is refused at once with oldphoto.io's reason (``PhotoError``).  Only the header
+        is read; a photo whose data is broken fails when its turn comes, with the reason too."""
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(job.input) as image:
+                    width, height = image.size
+        except Exception:  # let oldphoto.io say why (or read what Pillow cannot, e.g. some TIFFs)
+            width, height = read_photo(job.input, max_pixels=self.max_pixels).size
+        if self.max_pixels is not None and width * height > self.max_pixels:
+            read_photo(job.input, max_pixels=self.max_pixels)  # refuses before decoding, with the reason
+        job.megapixels = width * height / 1e6
+
+    def submit(self, job: PhotoJob, choices: Choices) -> None:
+        """Queue an uploaded photo."""
+        with self._lock:
+            self._reserved -= 1
+            if job.session.ended or job.id not in job.session.photos:
+                return
+            job.choices = choices
+            job.status, job.submitted = QUEUED, self.clock()
+            self._queue.append(job)
+            self._lock.notify_all()
+
+    def fail_upload(self, job: PhotoJob, reason: str) -> None:
+        """The upload was refused (too large, bad options): keep the reason to show, drop the file."""
+        with self._lock:
+            self._reserved -= 1
+            job.status, job.reason = FAILED, reason
+            shutil.rmtree(job.folder / "in", ignore_errors=True)
+
+    def remove(self, job: PhotoJob) -> None:
+        with self._lock:
+            job.session.photos.pop(job.id, None)
+            if job in self._queue:
+                self._queue.remove(job)
+            shutil.rmtree(job.folder, ignore_errors=True)
+
+    def photo(self, session: Session, job_id: str) -> PhotoJob | None:
+        """A photo of this session (another session's id is unknown here: None)."""
+        return session.photos.get(job_id)
+
+    def describe(self, job: PhotoJob) -> dict[str, Any]:
+        """What the page shows of a photo."""
+        with self._lock:
+            position = self._order().index(job) if job.status == QUEUED else None
+            ahead = position if position is None else position + (1 if self._running is not None else 0)
+            now = self.clock()
+            info: dict[str, Any] = {
+                "id": job.id, "name": job.name, "status": job.status, "reason": job.reason,
+                "ahead": ahead, "estimate": job.estimate,
+                "elapsed": round(now - job.started, 1) if job.started is not None and job.finished is None
+                else None,
+            }
+            entry = job.entry
+            if entry is not None:
+                info.update(seconds=entry.seconds, width=entry.width, height=entry.height, faces=job.faces,
+                            warnings=list(entry.warnings), restoration=entry.restoration,
+                            output=job.output.name if job.output else None, previews=job.previews)
+            return info
+
+    def queue_length(self) -> int:
+        with self._lock:
+            return len(self._queue) + (1 if self._running is not None else 0)
+
+    # ------------------------------------------------------------------------------ the queue
+    def _order(self) -> list[PhotoJob]:
+        """Queued photos in the order the worker will take them: sessions take turns (the session
+        whose last photo started longest ago goes first), each session's photos in upload order."""
+        turns = {job.session.id: job.session.turn for job in self._queue}
+        remaining = sorted(self._queue, key=lambda j: j.seq)
+        order = []
+        tick = max(turns.values(), default=0)
+        while remaining:
+            job = min(remaining, key=lambda j: (turns[j.session.id], j.seq))
+            order.append(job)
+            remaining.remove(job)
+            tick += 1
+            turns[job.session.id] = tick
+        return order
+
+    def _retry_after(self, waiting: int) -> int:
+        per_photo = 10.0 if self._seconds_per_mpx is None else max(1.0, self._seconds_per_mpx)
+        return int(min(120, max(5, waiting * per_photo / 4)))
+
+    def _next(self) -> PhotoJob | None:
+        with self._lock:
+            while not self._closing and not self._queue:
+                self._lock.wait(timeout=30.0)
+                self._expire(self.clock())
+            if self._closing:
+                return None
+            job = self._order()[0]
+            self._queue.remove(job)
+            job.status, job.started = RUNNING, self.clock()
+            job.estimate = self.estimate_for(job.megapixels)
+            job.session.turn = next(self._turns)
+            self._running = job
+            return job
+
+    def _work(self) -> None:
+        while True:
+            job = self._next()
+            if job is None:
+                return
+            try:
+                self._run(job)
+            except Exception as exc:  # never lose the worker: the photo fails, the server goes on
+                job.entry, job.reason, job.status = None, f"{type(exc).__name__}: {exc}", FAILED
+            with self._lock:
+                job.finished = self.clock()
+                self._running = None
+                if job.session.ended or job.id not in job.session.photos:
+                    shutil.rmtree(job.session.folder if job.session.ended else job.folder, ignore_errors=True)
+                self._lock.notify_all()
+
+    def restorer_for(self, choices: Choices) -> Any:
+        """The Restorer for these options (made once, sharing the server's models)."""
+        key = choices.overrides
+        restorer = self._restorers.get(key)
+        if restorer is None:
+            try:
+                restorer = self.base.with_options(**dict(key))
+            except ValueError as exc:
+                raise OptionError(str(exc)) from None
+            self._restorers[key] = restorer
+            while len(self._restorers) > RESTORERS_KEPT:
+                oldest = next(k for k in self._restorers if k != ())
+                del self._restorers[oldest]
+        self._restorers.move_to_end(key)
+        return restorer
+
+    def defaults(self) -> dict[str, Any]:
+        """The options a photo gets when its user changes nothing, as the page shows them: the server's
+        options, with the fidelity the restorer will actually use (its weights' measured value when
+        --fidelity was not given)."""
+        values = {name: getattr(self.base.options, name) for name in USER_OPTIONS}
+        effective = getattr(self.base, "fidelity", None)
+        if values["fidelity"] is None:
+            values["fidelity"] = effective() if callable(effective) else DEFAULT_FIDELITY
+        return values
+
+    def faces_possible(self) -> bool:
+        """Whether a user may ask for face enhancement: on by default, or installable per photo
+        (face weights and dlib present although the server was started with --no-faces)."""
+        if self._faces_possible is None:
+            try:
+                self._faces_possible = bool(self.base.faces_enabled) or bool(
+                    self.base.with_options(faces=True).faces_enabled)
+            except Exception:  # no face weights, or no dlib
+                self._faces_possible = False
+        return self._faces_possible
+
+    def check_choices(self, choices: Choices) -> None:
+        """Raise OptionError now (at upload) for options the restorer would refuse."""
+        try:
+            dataclasses.replace(self.base.options, **dict(choices.overrides)).validate()
+        except (TypeError, ValueError) as exc:
+            raise OptionError(str(exc)) from None
+
+    def _run(self, job: PhotoJob) -> None:
+        try:
+            restorer = self.restorer_for(job.choices)
+        except Exception as exc:  # e.g. faces asked for without face detection installed
+            job.status, job.reason = FAILED, str(exc)
+            return
+        seen: dict[str, Any] = {}
+
+        def restore(pixels, mask):
+            result = restorer.restore(pixels, mask=mask)
+            if self._closing:  # the server stops: write nothing into folders being deleted
+                raise RuntimeError("the server is stopping")
+            seen["pixels"], seen["result"] = pixels, result
+            return result
+
+        config = BatchConfig(outdir=job.folder / "out", format=job.choices.format,
+                             quality=job.choices.quality, max_pixels=self.max_pixels, save_mask=True,
+                             options=dataclasses.asdict(restorer.options), models=restorer.model_info)
+        batch_job = Job(job.input, Path(job.input.name))
+        plan_outputs([batch_job], config.outdir, config.format)
+        entry = restore_one(batch_job, restore, config)
+        job.entry = entry
+        if entry.status != OK:
+            job.status, job.reason = FAILED, entry.reason
+            return
+        result = seen["result"]
+        height, width = result.image.shape[:2]
+        job.faces = [[round(v / s, 5) for v, s in zip(face.box, (width, height, width, height), strict=True)]
+                     for face in result.faces]
+        write_preview(job.preview("before"), seen["pixels"], self.preview_side)
+        write_preview(job.preview("after"), result.image, self.preview_side)
+        write_overlay(job.preview("overlay"), result.mask, (width, height), self.preview_side)
+        job.previews = True
+        rate = entry.seconds / max(width * height / 1e6, 0.01)
+        old = self._seconds_per_mpx
+        self._seconds_per_mpx = rate if old is None else 0.7 * old + 0.3 * rate  # follows the machine's load
+        job.status = DONE
+
+    def estimate_for(self, megapixels: float) -> float | None:
+        rate = self._seconds_per_mpx
+        return None if rate is None else round(rate * max(megapixels, 0.01), 1)
+
+    # ------------------------------------------------------------------------------ shutdown
+    def close(self, wait: float = 5.0) -> None:
+        """Stop the worker and delete every session's files.  A photo being restored gets ``wait``
+        seconds to finish; after that it is abandoned unwritten (the worker is a daemon thread)."""
+        with self._lock:
+            self._closing = True
+            self._lock.notify_all()
+        self._worker.join(timeout=wait)
+        with self._lock:
+            for session in list(self.sessions.values()):
+                self._end(session)
+        if self._own_root:
+            shutil.rmtree(self.root, ignore_errors=True)

@@ -1,0 +1,77 @@
+"""Listening: a socket bound before the server starts (so port 0 means a free port, and a port in use is
+reported before anything else happens), and uvicorn serving the app on it, in front or in a thread."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+from typing import Any
+
+import uvicorn
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` names only this machine (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host``:``port`` (IPv6 when the host is an IPv6 address)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}/"
+
+
+def _server(app: Any) -> uvicorn.Server:
+    # h11 (pure Python): nothing to compile; the server's work is restoring photos, not parsing HTTP
+    config = uvicorn.Config(app, log_level="warning", http="h11", lifespan="off", timeout_keep_alive=30)
+    return uvicorn.Server(config)
+
+
+def serve(app: Any, sock: socket.socket) -> None:
+    """Serve until Ctrl-C."""
+    _server(app).run(sockets=[sock])
+
+
+class BackgroundServer:
+    """The app served from a thread (tests, or embedding): ``url``; ``stop()`` waits for the end."""
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.sock = bind(host, port)
+        self.url = url_of(self.sock)
+        self.server = _server(app)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
+                                       name="oldphoto-serve", daemon=True)
+        self.thread.start()
+        for _ in range(200):
+            if self.server.started:
+                break
+            self.thread.join(0.05)
+        if not self.server.started:
+            raise RuntimeError("the web server did not start")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+        self.sock.close()

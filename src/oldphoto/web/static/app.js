@@ -1,0 +1,353 @@
+// oldphoto serve: the page.  Plain JavaScript, no library, nothing loaded from elsewhere.
+"use strict";
+
+const $ = (selector, root = document) => root.querySelector(selector);
+const OPTION_IDS = ["fidelity", "faces", "hr", "keep_tone", "colour", "mask_threshold", "mask_dilation",
+                    "face_detector", "format", "quality"];
+let config = null;
+const pending = [];          // files chosen but not sent yet: {file, card}
+const cards = new Map();     // photo id -> card element
+let sending = false;
+let polling = null;
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) if (child) node.append(child);
+  return node;
+}
+
+function megabytes(bytes) { return (bytes / 1e6).toFixed(bytes < 1e7 ? 1 : 0) + " MB"; }
+
+// ------------------------------------------------------------------------------------------- options
+function applyDefaults() {
+  const d = config.defaults;
+  for (const radio of document.querySelectorAll("input[name=scratches]")) radio.checked = radio.value === d.scratches;
+  $("#fidelity").value = d.fidelity;
+  $("#faces").checked = config.faces_available && d.faces !== false;
+  $("#faces").disabled = !config.faces_available;
+  if (!config.faces_available) {
+    const note = $("#faces-note");
+    note.hidden = false;
+    const why = config.notices.find(n => n.startsWith("face enhancement is off: "));
+    note.textContent = "Not available on this server" +
+      (why ? ": " + why.replace(/^face enhancement is off: /, "") : ".");
+  }
+  $("#hr").checked = d.hr;
+  $("#keep_tone").checked = d.keep_tone;
+  $("#colour").value = d.colour;
+  $("#mask_threshold").value = d.mask_threshold ?? "";
+  $("#mask_dilation").value = d.mask_dilation ?? "";
+  $("#face_detector").value = d.face_detector;
+  $("#format").value = d.format;
+  $("#quality").value = d.quality;
+  showFidelity();
+  $("#drop-note").textContent = `JPEG, PNG, TIFF or WebP, up to ${megabytes(config.max_upload)} each`;
+  $("#version").textContent = `oldphoto ${config.version}`;
+}
+
+function showFidelity() {
+  const slider = $("#fidelity");
+  const value = slider.dataset.touched ? Number(slider.value) : config.defaults.fidelity;
+  $("#fidelity-value").textContent = value.toFixed(2);
+}
+
+// Only the options the user changed are sent: the others are the server's defaults, exactly as an
+// `oldphoto restore` without those flags.
+function chosenOptions() {
+  const d = config.defaults;
+  const params = new URLSearchParams();
+  const scratches = $("input[name=scratches]:checked").value;
+  if (scratches !== d.scratches) params.set("scratches", scratches);
+  for (const id of OPTION_IDS) {
+    const input = $("#" + id);
+    if (input.disabled) continue;
+    let value = input.type === "checkbox" ? input.checked : input.value;
+    let initial = d[id];
+    if (id === "faces") initial = config.faces_available && d.faces !== false;
+    if (input.type === "range" && !input.dataset.touched) continue;  // (a default off the slider's steps)
+    if (input.type === "number" || input.type === "range") {
+      if (value === "") continue;
+      if (initial !== null && Number(value) === Number(initial)) continue;
+    } else if (value === initial) continue;
+    params.set(id, input.type === "checkbox" ? (value ? "on" : "off") : value);
+  }
+  return params;
+}
+
+// ------------------------------------------------------------------------------------------- cards
+function makeCard(name) {
+  const card = el("li", {class: "card", "data-status": "ready"},
+    el("div", {class: "card-head"},
+      el("span", {class: "name", text: name}),
+      el("span", {class: "state", text: "ready to restore"}),
+      el("button", {class: "remove quiet", title: "Remove this photo", "aria-label": "Remove " + name, text: "\u00d7"})),
+    el("progress", {max: "1", hidden: ""}));
+  $("#cards").append(card);
+  $("#results").hidden = false;
+  return card;
+}
+
+function setState(card, status, text) {
+  card.dataset.status = status;
+  $(".state", card).textContent = text;
+}
+
+function showError(card, text) {
+  let box = $(".error", card);
+  if (!box) { box = el("p", {class: "error", role: "alert"}); card.append(box); }
+  box.textContent = text;
+  $("progress", card).hidden = true;
+}
+
+function seconds(s) {
+  if (s < 90) return `${Math.round(s)} s`;
+  return `${Math.round(s / 60)} min`;
+}
+
+function update(card, photo) {
+  card.dataset.id = photo.id;
+  const bar = $("progress", card);
+  if (photo.status === "queued") {
+    setState(card, "queued", photo.ahead ? `waiting: ${photo.ahead} photo${photo.ahead > 1 ? "s" : ""} before this one` : "waiting");
+    bar.hidden = false; bar.removeAttribute("value");
+  } else if (photo.status === "running") {
+    let text = `restoring\u2026 ${seconds(photo.elapsed || 0)}`;
+    if (photo.estimate) text += ` of about ${seconds(photo.estimate)}`;
+    setState(card, "running", text);
+    bar.hidden = false;
+    if (photo.estimate) bar.value = Math.min(0.95, (photo.elapsed || 0) / photo.estimate);
+    else bar.removeAttribute("value");
+  } else if (photo.status === "failed") {
+    setState(card, "failed", "could not be restored");
+    showError(card, photo.reason || "failed");
+  } else if (photo.status === "done" && card.dataset.shown !== photo.id) {
+    card.dataset.shown = photo.id;
+    setState(card, "done", `restored in ${seconds(photo.seconds)}`);
+    bar.hidden = true;
+    card.append(comparison(photo));
+    $("#zip").hidden = false;
+  }
+}
+
+function describeRepair(photo) {
+  const r = photo.restoration;
+  if (!r) return "";
+  if (r.path === "quality") return "No scratches or dust needed repair.";
+  const parts = [];
+  const d = r.defects || {};
+  if (d.strokes) parts.push(`${d.strokes} scratch${d.strokes > 1 ? "es" : ""}`);
+  if (d.specks) parts.push(`${d.specks} dust speck${d.specks > 1 ? "s" : ""}`);
+  if (d.blobs) parts.push(`${d.blobs} hole${d.blobs > 1 ? "s" : ""} or stain${d.blobs > 1 ? "s" : ""}`);
+  const pct = (100 * r.repaired_fraction).toFixed(r.repaired_fraction < 0.01 ? 2 : 1);
+  return `Repaired ${pct}% of the photo` + (parts.length ? ` (${parts.join(", ")}).` : ".");
+}
+
+function comparison(photo) {
+  const base = `/api/photos/${photo.id}`;
+  const ratio = photo.width / photo.height;
+  const frame = el("div", {class: "frame"},
+    el("img", {class: "after", src: `${base}/preview/after.jpg`, alt: "restored"}),
+    el("img", {class: "before", src: `${base}/preview/before.jpg`, alt: "original"}),
+    el("img", {class: "overlay", src: `${base}/preview/overlay.png`, alt: "repaired areas", hidden: ""}),
+    el("div", {class: "faces", hidden: ""}),
+    el("div", {class: "handle"}),
+    el("span", {class: "tag tag-before", text: "Before"}),
+    el("span", {class: "tag tag-after", text: "After"}));
+  frame.style.aspectRatio = `${photo.width} / ${photo.height}`;
+  frame.style.width = `min(100%, calc(78vh * ${ratio}))`;
+  frame.style.setProperty("--pos", "50%");
+  const slider = el("input", {type: "range", class: "slider", min: "0", max: "100", value: "50", step: "0.1",
+                              "aria-label": "Slide to compare before and after"});
+  slider.addEventListener("input", () => frame.style.setProperty("--pos", slider.value + "%"));
+  frame.append(slider);
+  for (const box of photo.faces || []) {
+    const face = el("div", {class: "face"});
+    face.style.left = `${100 * box[0]}%`; face.style.top = `${100 * box[1]}%`;
+    face.style.width = `${100 * (box[2] - box[0])}%`; face.style.height = `${100 * (box[3] - box[1])}%`;
+    $(".faces", frame).append(face);
+  }
+  const maskToggle = el("input", {type: "checkbox", class: "show-mask"});
+  maskToggle.addEventListener("change", () => { $(".overlay", frame).hidden = !maskToggle.checked; });
+  const tools = el("div", {class: "tools"});
+  if (photo.restoration && photo.restoration.path !== "quality") {
+    tools.append(el("label", {}, maskToggle, " Show repaired areas ", el("span", {class: "swatch swatch-mask"})));
+  }
+  if (photo.faces && photo.faces.length) {
+    const facesToggle = el("input", {type: "checkbox", class: "show-faces"});
+    facesToggle.addEventListener("change", () => { $(".faces", frame).hidden = !facesToggle.checked; });
+    tools.append(el("label", {}, facesToggle, ` Show the ${photo.faces.length} face${photo.faces.length > 1 ? "s" : ""} found `,
+                    el("span", {class: "swatch swatch-face"})));
+  }
+  tools.append(
+    el("span", {class: "spacer"}),
+    el("a", {class: "button quiet mask-download", href: `${base}/mask`, download: "", text: "Download mask"}),
+    el("a", {class: "button primary download", href: `${base}/download`, download: photo.output || "", text: "Download restored photo"}));
+  const box = el("div", {class: "compare"}, frame, el("p", {class: "summary", text: describeRepair(photo)}), tools);
+  if (photo.warnings && photo.warnings.length) {
+    const list = el("ul", {class: "warnings"});
+    for (const w of photo.warnings) list.append(el("li", {text: w}));
+    box.append(list);
+  }
+  return box;
+}
+
+// ------------------------------------------------------------------------------------------- sending
+function addFiles(files) {
+  for (const file of files) {
+    const card = makeCard(file.name);
+    const item = {file, card};
+    $(".remove", card).addEventListener("click", () => removeCard(card, item));
+    pending.push(item);
+  }
+  refreshButton();
+}
+
+function refreshButton() {
+  const n = pending.filter(p => !p.sent).length;
+  $("#go").disabled = n === 0 || sending;
+  $("#go").textContent = n > 1 ? `Restore ${n} photos` : "Restore photo" + (n === 1 ? "" : "s");
+  $("#go-note").textContent = n === 0 ? (sending ? "" : "Add photos first.") : "";
+}
+
+async function removeCard(card, item) {
+  if (item) item.removed = true;
+  const index = pending.indexOf(item);
+  if (index >= 0 && !item.sent) pending.splice(index, 1);
+  if (card.dataset.id) {
+    await fetch(`/api/photos/${card.dataset.id}`, {method: "DELETE"});
+    cards.delete(card.dataset.id);
+  }
+  card.remove();
+  refreshButton();
+}
+
+function upload(item, params) {
+  return new Promise(resolve => {
+    const request = new XMLHttpRequest();
+    const query = new URLSearchParams(params);
+    query.set("name", item.file.name);
+    request.open("POST", "/api/photos?" + query.toString());
+    request.responseType = "json";
+    request.upload.onprogress = event => {
+      if (event.lengthComputable) {
+        setState(item.card, "uploading", `sending ${Math.round(100 * event.loaded / event.total)}%`);
+        const bar = $("progress", item.card);
+        bar.hidden = false; bar.value = event.loaded / event.total;
+      }
+    };
+    request.onload = () => resolve({status: request.status, body: request.response,
+                                    retry: Number(request.getResponseHeader("Retry-After") || 10)});
+    request.onerror = () => resolve({status: 0, body: {error: "the server could not be reached"}, retry: 10});
+    request.send(item.file);
+  });
+}
+
+async function sendAll() {
+  if (sending) return;
+  sending = true;
+  const params = chosenOptions();
+  refreshButton();
+  const first = pending.find(p => !p.sent && !p.removed);
+  if (first) first.card.scrollIntoView({behavior: "smooth", block: "start"});
+  for (const item of pending) {
+    if (item.sent || item.removed) continue;
+    if (item.file.size > config.max_upload) {
+      item.sent = true;
+      setState(item.card, "failed", "not sent");
+      showError(item.card, `${item.file.name} is ${megabytes(item.file.size)}; this server accepts up to ${megabytes(config.max_upload)} per photo.`);
+      continue;
+    }
+    for (;;) {
+      const reply = await upload(item, params);
+      if (reply.status === 503 || reply.status === 0) {
+        // busy (or gone for a moment): wait as told, then send again
+        let wait = Math.max(1, reply.retry);
+        const why = (reply.body && reply.body.error) || "the server is busy";
+        while (wait > 0 && !item.removed) {
+          setState(item.card, "queued", `${why} Trying again in ${wait} s.`);
+          await new Promise(r => setTimeout(r, 1000));
+          wait -= 1;
+        }
+        if (item.removed) break;
+        continue;
+      }
+      item.sent = true;
+      const photo = reply.body && (reply.body.photo || (reply.body.id ? reply.body : null));
+      if (photo) { cards.set(photo.id, item.card); update(item.card, photo); }
+      if (reply.status >= 400) {
+        setState(item.card, "failed", "could not be restored");
+        showError(item.card, (reply.body && reply.body.error) || `error ${reply.status}`);
+      }
+      break;
+    }
+    startPolling();
+  }
+  pending.splice(0, pending.length, ...pending.filter(p => !p.sent && !p.removed));
+  sending = false;
+  refreshButton();
+}
+
+// ------------------------------------------------------------------------------------------- polling
+function startPolling() {
+  if (!polling) polling = setInterval(poll, 1000);
+}
+
+async function poll() {
+  let body;
+  try {
+    const response = await fetch("/api/photos");
+    body = await response.json();
+  } catch (e) {
+    return;  // the server may be busy: try again at the next tick
+  }
+  let active = false;
+  for (const photo of body.photos) {
+    let card = cards.get(photo.id);
+    if (!card) {  // a photo of this session from before a reload (or sent by another tab)
+      if (sending) continue;  // may be the one being sent now: its card learns its id from the reply
+      card = makeCard(photo.name);
+      $(".remove", card).addEventListener("click", () => removeCard(card, null));
+      cards.set(photo.id, card);
+    }
+    update(card, photo);
+    if (photo.status === "queued" || photo.status === "running" || photo.status === "uploading") active = true;
+  }
+  if (!active && !sending) { clearInterval(polling); polling = null; }
+}
+
+// ------------------------------------------------------------------------------------------- start
+async function start() {
+  config = await (await fetch("/api/config")).json();
+  applyDefaults();
+  $("#fidelity").addEventListener("input", () => { $("#fidelity").dataset.touched = "1"; showFidelity(); });
+  const input = $("#files");
+  input.addEventListener("change", () => { addFiles(input.files); input.value = ""; });
+  const drop = $("#drop");
+  for (const name of ["dragenter", "dragover"]) {
+    drop.addEventListener(name, event => { event.preventDefault(); drop.classList.add("over"); });
+  }
+  for (const name of ["dragleave", "drop"]) {
+    drop.addEventListener(name, () => drop.classList.remove("over"));
+  }
+  drop.addEventListener("drop", event => { event.preventDefault(); addFiles(event.dataTransfer.files); });
+  $("#go").addEventListener("click", sendAll);
+  $("#forget").addEventListener("click", async () => {
+    if (!confirm("Delete all your photos and results from this server?")) return;
+    await fetch("/api/session", {method: "DELETE"});
+    pending.length = 0;
+    cards.clear();
+    $("#cards").replaceChildren();
+    $("#results").hidden = true;
+    $("#zip").hidden = true;
+    refreshButton();
+  });
+  await poll();
+  startPolling();
+}
+
+document.addEventListener("DOMContentLoaded", start);

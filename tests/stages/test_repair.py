@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+
+from oldphoto.stages.repair import reach, regions, repair, repair_weight, windows
+
+
+def test_weight_is_one_on_the_grown_mask_and_zero_beyond_its_reach():
+    m = np.zeros((60, 60), bool)
+    m[30, 10:50] = True
+    w = repair_weight(m, grow=2, feather=2.0)
+    assert (w[28:33, 10:50] == 1.0).all()  # the defect and 2 px around it are fully repaired
+    far = np.ones_like(m)
+    far[30 - reach(2, 2.0):30 + reach(2, 2.0) + 1, 10 - reach(2, 2.0):50 + reach(2, 2.0) + 1] = False
+    assert (w[far] == 0).all() and 0 < w[34, 30] < 1  # then fades out
+
+
+def test_windows_cover_each_defect_with_context_once():
+    m = np.zeros((400, 300), bool)
+    m[50, 40:60] = True  # two close defects: one window
+    m[70, 45:55] = True
+    m[350, 250] = True  # a far speck: its own window
+    m[200, 5] = m[200, 290] = True  # far apart on one row: merging would cost a wide window
+    labels, stats = regions(m)
+    groups = windows(stats, m.shape, context=20, min_side=64)
+    assert len(groups) == 4
+    assert sorted(i for _, own in groups for i in own) == list(range(1, 6))  # each region once
+    covered = np.zeros_like(m)
+    for (y0, x0, y1, x1), own in groups:
+        assert y1 - y0 >= 64 and x1 - x0 >= 64
+        assert np.isin(labels[y0:y1, x0:x1], own).sum() == np.isin(labels, own).sum()  # wholly inside
+        covered[y0:y1, x0:x1] = True
+    assert covered[m].all() and covered[30, 20] and not covered[150, 150]
+
+
+def test_repair_changes_only_pixels_near_the_defects():
+    rng = np.random.default_rng(0)
+    photo = rng.random((300, 400, 3)).astype(np.float32)
+    base = photo * 0.5
+    m = np.zeros((300, 400), bool)
+    m[60, 20:100] = True
+    m[250, 350] = True
+    calls = []
+
+    def inpaint(window, wm):
+        calls.append(window.shape)
+        assert wm.shape == window.shape[:2] and wm.any()
+        return np.ones_like(window)
+
+    out = repair(base, photo, m, inpaint)
+    near = repair_weight(m) > 0
+    assert np.array_equal(out[~near], base[~near])  # far from the defects: the base, untouched
+    assert np.allclose(out[m], 1.0)  # on them: the inpainting
+    assert len(calls) == 2 and out.dtype == np.float32
+    assert np.array_equal(repair(base, photo, np.zeros_like(m), inpaint), base)
+
+
+def test_a_defect_near_another_windows_defect_is_masked_there_too():
+    photo = np.full((200, 400, 3), 0.5, np.float32)
+    m = np.zeros((200, 400), bool)
+    m[100, 20:60] = True
+    m[100, 130:140] = True  # close enough to share context, far enough for two windows
+    seen = []
+
+    def inpaint(window, wm):
+        seen.append(int(wm.sum()))
+        return np.zeros_like(window)
+
+    out = repair(photo, photo, m, inpaint, context=100)
+    assert np.allclose(out[m], 0.0)
+    assert max(seen) == 50  # a window that contains both defects masks both
+
+
+@pytest.mark.parametrize("grow,feather", [(0, 0.0), (3, 1.0)])
+def test_weight_variants(grow, feather):
+    m = np.zeros((20, 20), bool)
+    m[10, 10] = True
+    w = repair_weight(m, grow, feather)
+    assert w[10, 10] == 1.0 and w.max() <= 1.0 and (w > 0).sum() >= (2 * grow + 1) ** 2 * 0.7

@@ -1,0 +1,238 @@
+"""The HTTP side of `oldphoto serve` on a loopback port, with the fake restorer; and the real command."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from web_support import Client, FakeRestorer, png_bytes, served
+
+from oldphoto.web.engine import Engine
+
+pytest.importorskip("starlette", reason="the web extra is not installed: pip install 'oldphoto[web]'")
+pytest.importorskip("uvicorn", reason="the web extra is not installed: pip install 'oldphoto[web]'")
+
+ROOT = Path(__file__).resolve().parents[2]
+STATIC = ROOT / "src" / "oldphoto" / "web" / "static"
+
+
+def _engine(tmp_path, **kw) -> Engine:
+    return Engine(FakeRestorer(), tmp_path / "root", **kw)
+
+
+def test_page_and_static_files_name_no_other_host():
+    """Nothing the page is made of points outside the server: no http(s) URL, no protocol-relative
+    one, no @import; the CSP header (below) makes the browser refuse any it would still find."""
+    for path in STATIC.iterdir():
+        text = path.read_text()
+        assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, re.I), path.name
+        assert "@import" not in text and "fonts." not in text, path.name
+    html = (STATIC / "index.html").read_text()
+    for url in re.findall(r'(?:src|href)="([^"]*)"', html):
+        assert url.startswith("/") or url.startswith("data:"), url
+
+
+def test_upload_restore_download_and_zip(tmp_path):
+    with served(_engine(tmp_path)) as url:
+        client = Client(url)
+        status, head, page = client.request("GET", "/")
+        assert status == 200 and b"Drop photos here" in page
+        assert "default-src 'none'" in head["content-security-policy"]
+        assert "script-src 'self'" in head["content-security-policy"]
+        status, head, data = client.request("GET", "/api/config")
+        config = json.loads(data)
+        assert client.cookie and "httponly" in head["set-cookie"].lower() and "samesite=strict" in head[
+            "set-cookie"].lower()
+        assert config["defaults"]["fidelity"] == 0.5 and config["faces_available"] is False
+        status, photo = client.upload("first scan.png", png_bytes())
+        assert status == 202 and photo["status"] in ("queued", "running", "done")
+        done = client.wait(photo["id"])
+        assert done["status"] == "done" and done["output"] == "first scan.png"
+        status, head, data = client.request("GET", f"/api/photos/{photo['id']}/download")
+        assert status == 200 and data[:8] == b"\x89PNG\r\n\x1a\n"
+        assert head["content-disposition"] == "attachment; filename*=utf-8''first%20scan.png"
+        assert data == (tmp_path / "root").joinpath(*_output_parts(tmp_path, "first scan.png")).read_bytes()
+        for kind in ("before.jpg", "after.jpg", "overlay.png"):
+            status, _, _ = client.request("GET", f"/api/photos/{photo['id']}/preview/{kind}")
+            assert status == 200
+        status, _, mask = client.request("GET", f"/api/photos/{photo['id']}/mask")
+        assert status == 200 and mask[:4] == b"\x89PNG"
+        _, second = client.upload("first scan.png", png_bytes(value=(10, 200, 30)))  # same name again
+        client.wait(second["id"])
+        status, head, data = client.request("GET", "/api/download.zip")
+        assert status == 200 and head["content-type"] == "application/zip"
+        names = sorted(zipfile.ZipFile(io.BytesIO(data)).namelist())
+        assert names == ["first scan.png", "first scan_2.png"]
+        status, listing = client.json("GET", "/api/photos")
+        assert [p["id"] for p in listing["photos"]] == [photo["id"], second["id"]]
+        status, _, _ = client.request("DELETE", f"/api/photos/{second['id']}")
+        assert status == 204 and client.json("GET", f"/api/photos/{second['id']}")[0] == 404
+
+
+def _output_parts(tmp_path, name):
+    found = [p for p in (tmp_path / "root").rglob(name) if p.parent.name == "out"]
+    assert len(found) == 1
+    return found[0].relative_to(tmp_path / "root").parts
+
+
+def test_bad_uploads_get_clear_messages_and_the_server_goes_on(tmp_path):
+    with served(_engine(tmp_path, max_pixels=100 * 100), max_upload=20_000) as url:
+        client = Client(url)
+        status, body = client.upload("letter.jpg", b"Dear Sir, this is not a photo")
+        assert status == 422 and "not an image" in body["error"] and body["photo"]["status"] == "failed"
+        status, body = client.upload("huge.png", png_bytes((120, 120)))
+        assert status == 422 and "decompression bomb guard" in body["error"]
+        status, body = client.upload("big.bin", b"\0" * 30_000)
+        assert status == 413 and "larger than this server accepts (20 kB per photo" in body["error"]
+        # no Content-Length (chunked): the limit is counted while the bytes arrive
+        status, _, data = client.request("POST", "/api/photos?name=chunked.png",
+                                         body=iter([b"\0" * 10_000] * 3))
+        assert status == 413, data
+        status, body = client.upload("cut.png", png_bytes()[:-40])
+        assert status == 202
+        failed = client.wait(body["id"])
+        assert failed["status"] == "failed" and "truncated" in failed["reason"]
+        status, body = client.upload("x.png", png_bytes(), fidelity="7")
+        assert status == 400 and "fidelity" in body["error"]
+        status, body = client.upload("fine.png", png_bytes())
+        assert status == 202 and client.wait(body["id"])["status"] == "done"
+        root = tmp_path / "root"
+        assert not list(root.rglob("big.bin")) and not list(root.rglob("chunked.png"))
+
+
+def test_sessions_are_separate_and_end_with_their_files(tmp_path):
+    with served(_engine(tmp_path)) as url:
+        alice, bob = Client(url), Client(url)
+        _, photo = alice.upload("alice.png", png_bytes())
+        alice.wait(photo["id"])
+        bob.json("GET", "/api/config")
+        assert bob.cookie != alice.cookie
+        for path in ("", "/download", "/mask", "/preview/after.jpg"):
+            status, _, _ = bob.request("GET", f"/api/photos/{photo['id']}{path}")
+            assert status == 404
+        assert bob.json("GET", "/api/photos")[1]["photos"] == []
+        assert bob.request("DELETE", f"/api/photos/{photo['id']}")[0] == 404
+        assert bob.request("GET", "/api/download.zip")[0] == 404
+        folders = [p for p in (tmp_path / "root").iterdir()]
+        assert len(folders) == 2
+        assert alice.request("DELETE", "/api/session")[0] == 204
+        assert len(list((tmp_path / "root").iterdir())) == 1
+        assert alice.request("GET", f"/api/photos/{photo['id']}")[0] == 404
+
+
+def test_auth_host_and_cross_site_guards(tmp_path):
+    with served(_engine(tmp_path), credentials=("ann", "s3cret:x")) as url:
+        client = Client(url)
+        status, head, _ = client.request("GET", "/")
+        assert status == 401 and head["www-authenticate"].startswith("Basic")
+        wrong = "Basic " + base64.b64encode(b"ann:guess").decode()
+        assert client.request("GET", "/", headers={"Authorization": wrong})[0] == 401
+        right = "Basic " + base64.b64encode(b"ann:s3cret:x").decode()
+        client.headers["Authorization"] = right
+        assert client.request("GET", "/")[0] == 200
+        # a page of another site (or a rebound DNS name) cannot use the server
+        assert client.request("GET", "/", headers={"Host": "evil.example:80"})[0] == 421
+        status, _, _ = client.request("POST", "/api/photos?name=a.png", body=png_bytes(),
+                                      headers={"Origin": "http://evil.example"})
+        assert status == 403
+        status, _, _ = client.request("POST", "/api/photos?name=a.png", body=png_bytes(),
+                                      headers={"Origin": url.rstrip("/")})
+        assert status == 202
+
+
+def test_serve_without_the_web_extra_says_how_to_get_it(monkeypatch):
+    from oldphoto.web import cli
+
+    monkeypatch.setitem(sys.modules, "starlette", None)
+    out = io.StringIO()
+    assert cli.main(argparse.Namespace(), stream=out) == 2
+    assert "pip install 'oldphoto[web]'" in out.getvalue()
+
+
+def _parse(argv):
+    from oldphoto.cli import build_parser
+
+    return build_parser().parse_args(["serve", *argv])
+
+
+def test_other_addresses_are_opt_in_with_a_warning(monkeypatch):
+    from oldphoto.web import cli, server
+
+    seen = {}
+    monkeypatch.setattr(server, "serve", lambda app, sock: seen.update(app=app, sock=sock))
+    out = io.StringIO()
+    assert cli.main(_parse(["--host", "0.0.0.0", "--port", "0", "--device", "cpu"]), stream=out) == 0
+    assert "warning: listening on 0.0.0.0" in out.getvalue() and "no --auth" in out.getvalue()
+    assert seen["app"].hosts is None and seen["sock"].fileno() == -1  # closed after serving
+    out = io.StringIO()
+    assert cli.main(_parse(["--port", "0", "--device", "cpu"]), stream=out) == 0
+    assert "warning" not in out.getvalue() and "open http://127.0.0.1:" in out.getvalue()
+    assert seen["app"].hosts is not None
+    assert cli.main(_parse(["--port", "0", "--fidelity", "2"]), stream=out) == 1
+    assert "cannot set up the restorer" in out.getvalue()
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_the_real_command_serves_and_cleans_up_when_stopped(tmp_path, stop):
+    """`oldphoto serve --port 0` as a user starts it: prints the address, serves, and on Ctrl-C (or the
+    SIGTERM of kill and service managers) stops and deletes its temporary folder."""
+    env = dict(os.environ, TMPDIR=str(tmp_path), PYTHONPATH=str(ROOT / "src"))
+    proc = subprocess.Popen([sys.executable, "-m", "oldphoto.cli", "serve", "--port", "0", "--device", "cpu"],
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        url = None
+        end = time.monotonic() + 120
+        while url is None and time.monotonic() < end:
+            line = proc.stderr.readline()
+            assert line or proc.poll() is None, "the server exited early"
+            match = re.search(r"open (http://127\.0\.0\.1:\d+/)", line)
+            url = match.group(1) if match else None
+        assert url, "no address printed"
+        client = Client(url)
+        status, _, page = client.request("GET", "/")
+        assert status == 200 and b"oldphoto" in page
+        status, config = client.json("GET", "/api/config")
+        assert status == 200 and config["defaults"]["scratches"] == "auto"
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith("oldphoto-serve-")]
+    finally:
+        proc.send_signal(stop)
+        code = proc.wait(timeout=60)
+    assert code == 0
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("oldphoto-serve-")]
+
+
+def test_sixteen_bit_and_cmyk_photos_come_back_as_they_went(tmp_path):
+    """The page shows 8-bit previews, but the downloads keep the original's depth and colour model."""
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    deep = np.zeros((24, 32, 3), np.uint16) + np.array([40000, 20000, 1000], np.uint16)
+    ok, png16 = cv2.imencode(".png", deep)
+    cmyk = io.BytesIO()
+    Image.new("CMYK", (32, 24), (10, 80, 160, 20)).save(cmyk, format="JPEG", quality=95)
+    with served(_engine(tmp_path)) as url:
+        client = Client(url)
+        for name, data, check in [
+            ("deep.png", png16.tobytes(), lambda im: cv2.imdecode(np.frombuffer(im, np.uint8),
+                                                                  cv2.IMREAD_UNCHANGED).dtype == np.uint16),
+            ("print.jpg", cmyk.getvalue(), lambda im: Image.open(io.BytesIO(im)).mode == "CMYK"),
+        ]:
+            status, photo = client.upload(name, data)
+            assert status == 202, photo
+            assert client.wait(photo["id"])["status"] == "done"
+            status, _, out = client.request("GET", f"/api/photos/{photo['id']}/download")
+            assert status == 200 and check(out), name
+            _, _, preview = client.request("GET", f"/api/photos/{photo['id']}/preview/after.jpg")
+            assert Image.open(io.BytesIO(preview)).mode == "RGB"

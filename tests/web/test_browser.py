@@ -1,0 +1,214 @@
+"""End to end in a real browser: headless Debian Chromium (scripts/fetch-chromium.sh) driven by Playwright
+(pointed at that executable; it never downloads a browser).  A user drops a real old photo and two
+broken files, presses Restore, compares, downloads: the file is byte for byte what `oldphoto restore`
+writes (the provenance clock is frozen for both, so even its `restored_at` agrees), the broken files
+get their reasons on the page, and the page asks for nothing outside the server.
+
+Screenshots go to the test's folder, and also to $OLDPHOTO_SCREENSHOTS when set (docs/img/serve.png is
+one of them)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import threading
+import types
+import zipfile
+from pathlib import Path
+
+import pytest
+from web_support import CHROMIUM_HINT, FakeRestorer, chromium, png_bytes, served
+
+from oldphoto import cli
+from oldphoto.io import _metadata
+from oldphoto.pipeline import RestoreOptions, Restorer
+from oldphoto.web.engine import Engine
+
+pytest.importorskip("starlette", reason="the web extra is not installed: pip install 'oldphoto[web]'")
+sync_api = pytest.importorskip("playwright.sync_api",
+                               reason="Playwright is not installed: pip install playwright (part of "
+                                      "oldphoto[dev]; no browser download is needed)")
+
+BROWSER_ARGS = ["--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+PHOTO = "scratched_boy_portrait.png"
+
+
+class _FrozenDatetime(dt.datetime):
+    @classmethod
+    def now(cls, tz=None):
+        return dt.datetime(2024, 5, 1, 12, 0, 0, tzinfo=tz)
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch):
+    """The provenance record's `restored_at` for every file written in this test."""
+    clock = types.SimpleNamespace(datetime=_FrozenDatetime, timezone=dt.timezone)
+    monkeypatch.setattr(_metadata, "_dt", clock)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    found = chromium()
+    if found is None:
+        pytest.skip(CHROMIUM_HINT)
+    executable, env = found
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, env=env, args=BROWSER_ARGS)
+        yield browser
+        browser.close()
+
+
+def _keep(path: Path) -> None:
+    target = os.environ.get("OLDPHOTO_SCREENSHOTS")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(target) / path.name)
+
+
+def test_restore_in_the_browser_equals_the_cli(tmp_path, real_old_dir, browser, frozen_clock):
+    photo = real_old_dir / PHOTO
+    letter = tmp_path / "letter.jpg"
+    letter.write_text("Dear Sir, this is a letter, not a photo.")
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(photo.read_bytes()[:40_000])  # a download that broke off
+
+    # what `oldphoto restore` writes for this photo with the default options
+    assert cli.main(["restore", str(photo), "-o", str(tmp_path / "cli"), "--save-mask", "--no-progress"]) == 0
+
+    engine = Engine(Restorer(RestoreOptions()), tmp_path / "root")
+    with served(engine) as url:
+        context = browser.new_context(viewport={"width": 1100, "height": 900}, accept_downloads=True)
+        requests: list[str] = []
+        foreign: list[str] = []
+
+        def route(r):
+            requests.append(r.request.url)
+            if r.request.url.startswith(url) or r.request.url.startswith("data:"):
+                r.continue_()
+            else:
+                foreign.append(r.request.url)
+                r.abort()
+
+        context.route("**/*", route)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(url)
+        page.wait_for_selector("#version:not(:empty)")
+        assert page.locator("#go").is_disabled()
+        page.screenshot(path=str(tmp_path / "serve-empty.png"), full_page=True)
+
+        page.set_input_files("#files", [str(photo), str(letter), str(cut)])
+        assert page.locator("#go").inner_text() == "Restore 3 photos"
+        page.click("#go")
+        done = page.locator(".card[data-status=done]")
+        done.wait_for(timeout=240_000)
+        failed = page.locator(".card[data-status=failed]")
+        failed.nth(1).wait_for(timeout=240_000)  # (the page's CSP forbids wait_for_function's eval)
+        texts = {failed.nth(i).locator(".name").inner_text(): failed.nth(i).locator(".error").inner_text()
+                 for i in range(2)}
+        assert "not an image" in texts["letter.jpg"], texts
+        assert "truncated" in texts["cut.png"], texts
+        assert "Repaired" in done.locator(".summary").inner_text()  # what was done, in words
+        for kind in ("before", "after"):
+            image = done.locator(f".frame img.{kind}")
+            for _ in range(100):
+                if image.evaluate("img => img.complete && img.naturalWidth > 0"):
+                    break
+                page.wait_for_timeout(100)
+            else:
+                raise AssertionError(f"the {kind} preview did not load")
+
+        # the comparison: a slider over before and after; the repaired areas on demand
+        overlay = done.locator(".overlay")
+        assert overlay.is_hidden()
+        done.locator(".frame").scroll_into_view_if_needed()
+        frame = done.locator(".frame").bounding_box()
+        page.mouse.click(frame["x"] + 0.3 * frame["width"], frame["y"] + 0.5 * frame["height"])
+        position = done.locator(".frame").evaluate("f => f.style.getPropertyValue('--pos')")
+        position = float(position.rstrip("%"))
+        assert 25 < position < 35
+        page.mouse.click(frame["x"] + 0.5 * frame["width"], frame["y"] + 0.5 * frame["height"])
+        page.screenshot(path=str(tmp_path / "serve.png"), full_page=True)
+        done.locator(".show-mask").check()
+        assert overlay.is_visible()
+        page.screenshot(path=str(tmp_path / "serve-mask.png"), full_page=True)
+
+        # the downloads are the CLI's files, byte for byte
+        with page.expect_download() as download:
+            done.locator(".download").click()
+        assert download.value.suggested_filename == PHOTO
+        download.value.save_as(tmp_path / "web.png")
+        assert (tmp_path / "web.png").read_bytes() == (tmp_path / "cli" / PHOTO).read_bytes()
+        with page.expect_download() as download:
+            done.locator(".mask-download").click()
+        download.value.save_as(tmp_path / "web.mask.png")
+        mask_name = PHOTO.replace(".png", ".mask.png")
+        assert (tmp_path / "web.mask.png").read_bytes() == (tmp_path / "cli" / mask_name).read_bytes()
+
+        # a reload finds the session's photos again
+        page.reload()
+        page.locator(".card[data-status=done] .frame").wait_for(timeout=30_000)
+        assert page.locator(".card").count() == 3
+        context.close()
+
+    for name in ("serve-empty.png", "serve.png", "serve-mask.png"):
+        _keep(tmp_path / name)
+    assert not errors, errors
+    assert not foreign, f"the page asked for outside addresses: {foreign}"
+    assert any("/preview/after" in u for u in requests) and any("/api/photos?" in u for u in requests)
+
+
+def test_busy_server_faces_zip_and_forgetting(tmp_path, browser):
+    """With the fake restorer (instant, one 'face' per photo) and a queue of one: the options chosen on
+    the page reach the restorer (and only those); the third photo is told to wait, the page says so and
+    sends it again by itself; faces show as boxes on demand; the zip holds every result; 'Delete my
+    files' empties the page and the server's folder."""
+    gate = threading.Event()
+    engine = Engine(FakeRestorer(gate=gate), tmp_path / "root", max_queue=1, max_per_session=1)
+    names = []
+    for i in range(3):
+        names.append(tmp_path / f"photo{i}.png")
+        names[-1].write_bytes(png_bytes(value=(60 * i + 50, 120, 90)))
+    with served(engine) as url:
+        context = browser.new_context(viewport={"width": 1000, "height": 800}, accept_downloads=True)
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("#version:not(:empty)")
+        assert page.locator("#zip").is_hidden()
+        page.set_input_files("#files", [str(p) for p in names])
+        page.check("input[name=scratches][value=off]")
+        page.focus("#fidelity")
+        page.keyboard.press("ArrowRight")  # one step: 0.5 -> 0.55
+        assert page.locator("#fidelity-value").inner_text() == "0.55"
+        page.click("#go")
+        busy = page.locator(".card .state", has_text="The server is busy")
+        busy.wait_for(timeout=30_000)  # one restoring (held), one queued, the third told to wait
+        assert "Trying again in" in busy.inner_text()
+        gate.set()
+        page.locator(".card[data-status=done]").nth(2).wait_for(timeout=60_000)
+        chosen = [options for _, options in engine.base.shared["calls"]]
+        assert len(chosen) == 3
+        assert all(o.scratches == "off" and abs(o.fidelity - 0.55) < 1e-9 for o in chosen)
+        assert all(o.hr is False and o.keep_tone is True and o.mask_threshold is None for o in chosen)
+        card = page.locator(".card[data-status=done]").first
+        boxes = card.locator(".face")
+        assert boxes.count() == 1 and boxes.first.is_hidden()
+        card.locator(".show-faces").check()
+        assert boxes.first.is_visible()
+        box = boxes.first.bounding_box()
+        frame = card.locator(".frame").bounding_box()
+        assert abs(box["x"] - (frame["x"] + 0.25 * frame["width"])) < 3  # the fake's face: x from 1/4 to 1/2
+        assert abs(box["width"] - 0.25 * frame["width"]) < 4
+        with page.expect_download() as download:
+            page.click("#zip")
+        download.value.save_as(tmp_path / "all.zip")
+        assert sorted(zipfile.ZipFile(tmp_path / "all.zip").namelist()) == [p.name for p in names]
+        page.on("dialog", lambda dialog: dialog.accept())
+        page.click("#forget")
+        page.locator("#results").wait_for(state="hidden")
+        assert page.locator(".card").count() == 0
+        assert list((tmp_path / "root").iterdir()) == []
+        context.close()

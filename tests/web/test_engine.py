@@ -1,0 +1,224 @@
+"""The engine of `oldphoto serve` without any web framework: sessions, queue, files, cleanup."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+from web_support import FakeRestorer, png_bytes
+
+from oldphoto.io import PhotoError, read_provenance
+from oldphoto.pipeline import RestoreOptions
+from oldphoto.web.engine import (
+    DONE,
+    FAILED,
+    QUEUED,
+    Busy,
+    Choices,
+    Engine,
+    OptionError,
+    parse_choices,
+    safe_name,
+)
+
+
+def _engine(tmp_path, **kw) -> Engine:
+    return Engine(kw.pop("restorer", None) or FakeRestorer(), tmp_path / "root", **kw)
+
+
+def _add(engine: Engine, session, name: str, data: bytes, choices: Choices | None = None):
+    job = engine.reserve(session, name)
+    job.input.write_bytes(data)
+    engine.inspect(job)
+    engine.submit(job, choices or Choices())
+    return job
+
+
+def _wait(engine: Engine, job, timeout=30.0) -> dict:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        info = engine.describe(job)
+        if info["status"] in (DONE, FAILED):
+            return info
+        time.sleep(0.02)
+    raise AssertionError("not finished")
+
+
+@pytest.mark.parametrize("given,expected", [
+    ("photo.jpg", "photo.jpg"), ("../../etc/passwd", "passwd"), ("C:\\Users\\me\\scan 1.tif", "scan 1.tif"),
+    (".hidden.png", "hidden.png"), ("Großmutter (1931).jpg", "Großmutter (1931).jpg"),
+    ("a\x00b;c.png", "a_b_c.png"),
+    ("", "photo"), ("...", "photo"), ("x" * 300 + ".jpeg", "x" * 115 + ".jpeg"),
+])
+def test_safe_name(given, expected):
+    assert safe_name(given) == expected
+
+
+def test_parse_choices_keeps_known_options_and_refuses_bad_values():
+    c = parse_choices({"fidelity": "0.8", "faces": "off", "scratches": "on", "name": "x.png", "format": "jpg",
+                       "quality": "80", "unknown": "1"})
+    assert dict(c.overrides) == {"fidelity": 0.8, "faces": False, "scratches": "on"}
+    assert c.format == "jpeg" and c.quality == 80
+    assert parse_choices({}) == Choices()
+    for bad in ({"fidelity": "lots"}, {"hr": "maybe"}, {"quality": "0"}, {"format": "gif"}):
+        with pytest.raises(OptionError):
+            parse_choices(bad)
+
+
+def test_restores_writes_the_cli_files_and_previews(tmp_path):
+    engine = _engine(tmp_path)
+    try:
+        session = engine.session(None)
+        job = _add(engine, session, "scan.png", png_bytes())
+        info = _wait(engine, job)
+        assert info["status"] == DONE, info
+        assert info["output"] == "scan.png" and info["width"] == 40 and info["height"] == 30
+        assert info["restoration"]["path"] == "scratch" and info["faces"] == [[0.25, 0.23333, 0.5, 0.5]]
+        out = np.asarray(Image.open(job.output))
+        assert np.array_equal(out, 255 - np.asarray(Image.open(job.input)))  # the fake inverts
+        assert read_provenance(job.output)["source"] == "scan.png"
+        mask = np.asarray(Image.open(job.mask))  # --save-mask's file: white where repaired
+        assert job.mask.name == "scan.mask.png" and mask[15].min() == 255 and mask[0].max() == 0
+        overlay = np.asarray(Image.open(job.preview("overlay")))
+        assert overlay.shape == (30, 40, 4) and overlay[15, :, 3].min() > 0 and overlay[0, :, 3].max() == 0
+        assert Image.open(job.preview("before")).format == "JPEG"
+    finally:
+        engine.close()
+    assert not (tmp_path / "root").exists() or not any((tmp_path / "root").iterdir())
+
+
+def test_bad_files_are_refused_with_the_reason_and_the_engine_goes_on(tmp_path):
+    engine = _engine(tmp_path, max_pixels=50 * 50)
+    try:
+        session = engine.session(None)
+        for name, data, reason in [("notes.jpg", b"hello, not a photo", "not an image"),
+                                   ("empty.png", b"", "empty file"),
+                                   ("big.png", png_bytes((60, 60)), "decompression bomb guard")]:
+            job = engine.reserve(session, name)
+            job.input.write_bytes(data)
+            with pytest.raises(PhotoError, match=reason):
+                engine.inspect(job)
+            engine.fail_upload(job, "refused")
+        truncated = png_bytes()[:-40]  # header fine, data cut: found when its turn comes
+        job = _add(engine, session, "cut.png", truncated)
+        info = _wait(engine, job)
+        assert info["status"] == FAILED and "truncated" in info["reason"]
+        good = _add(engine, session, "good.png", png_bytes())
+        assert _wait(engine, good)["status"] == DONE
+    finally:
+        engine.close()
+
+
+def test_sessions_see_only_their_own_photos_and_end_with_their_files(tmp_path):
+    engine = _engine(tmp_path)
+    try:
+        alice, bob = engine.session(None), engine.session(None)
+        assert alice.id != bob.id and engine.session(alice.id) is alice
+        assert engine.session("forged-id") not in (alice, bob)
+        job = _add(engine, alice, "a.png", png_bytes())
+        _wait(engine, job)
+        assert engine.photo(alice, job.id) is job and engine.photo(bob, job.id) is None
+        assert job.output.is_file()
+        engine.end_session(alice)
+        assert not alice.folder.exists() and engine.session(alice.id) is not alice
+        assert bob.folder.exists()
+    finally:
+        engine.close()
+
+
+def test_idle_sessions_expire(tmp_path):
+    now = [1000.0]
+    engine = _engine(tmp_path, session_ttl=60, clock=lambda: now[0])
+    try:
+        old = engine.session(None)
+        _wait(engine, _add(engine, old, "a.png", png_bytes()))
+        now[0] += 30
+        fresh = engine.session(None)
+        now[0] += 31  # old: 61 s idle, fresh: 31 s
+        engine.sweep()
+        assert not old.folder.exists() and fresh.folder.exists()
+        assert old.id not in engine.sessions and fresh.id in engine.sessions
+    finally:
+        engine.close()
+
+
+def test_full_queue_says_busy_and_sessions_take_turns(tmp_path):
+    gate = threading.Event()
+    engine = _engine(tmp_path, restorer=FakeRestorer(gate=gate), max_queue=4, max_per_session=3)
+    try:
+        many, one = engine.session(None), engine.session(None)
+        first = _add(engine, many, "0.png", png_bytes())
+        while engine.describe(first)["status"] == QUEUED:  # the worker holds it at the gate
+            time.sleep(0.01)
+        mine = [_add(engine, many, f"{i}.png", png_bytes()) for i in (1, 2, 3)]
+        with pytest.raises(Busy, match="^3 photos of yours are waiting already$") as busy:
+            engine.reserve(many, "4.png")
+        assert 5 <= busy.value.retry_after <= 120
+        theirs = _add(engine, one, "b.png", png_bytes())
+        with pytest.raises(Busy, match="^4 photos are waiting already$"):
+            engine.reserve(engine.session(None), "c.png")
+        # one's single photo goes before many's others (many had the last turn); the running one counts
+        assert engine.describe(theirs)["ahead"] == 1
+        assert [engine.describe(j)["ahead"] for j in mine] == [2, 3, 4]
+        gate.set()
+        assert all(_wait(engine, j)["status"] == DONE for j in [first, *mine, theirs])
+        assert len(engine.base.shared["calls"]) == 5
+        assert theirs.started < mine[0].started
+    finally:
+        gate.set()
+        engine.close()
+
+
+def test_options_make_one_restorer_each_and_bad_ones_are_refused(tmp_path):
+    engine = _engine(tmp_path)
+    try:
+        session = engine.session(None)
+        jobs = [_add(engine, session, f"{i}.png", png_bytes(), parse_choices({"fidelity": f}))
+                for i, f in enumerate(["0.2", "0.2", "0.9"])]
+        for job in jobs:
+            assert _wait(engine, job)["status"] == DONE
+        assert [o.fidelity for _, o in engine.base.shared["calls"]] == [0.2, 0.2, 0.9]
+        assert engine.base.shared["restorers"] == 3  # the server's own and one per new option set
+        assert read_provenance(jobs[2].output)["options"]["fidelity"] == 0.9
+        with pytest.raises(OptionError, match="fidelity"):
+            engine.check_choices(parse_choices({"fidelity": "3"}))
+        with pytest.raises(OptionError, match="scratches"):
+            engine.check_choices(parse_choices({"scratches": "sometimes"}))
+    finally:
+        engine.close()
+
+
+def test_output_format_and_removal(tmp_path):
+    engine = _engine(tmp_path, restorer=FakeRestorer(RestoreOptions(faces=False)))
+    try:
+        session = engine.session(None)
+        choices = parse_choices({"format": "jpg", "quality": "70"})
+        job = _add(engine, session, "scan.png", png_bytes(), choices)
+        assert _wait(engine, job)["output"] == "scan.jpg"
+        assert Image.open(job.output).format == "JPEG"
+        engine.remove(job)
+        assert not job.folder.exists() and engine.photo(session, job.id) is None
+    finally:
+        engine.close()
+
+
+class _FaceReady(FakeRestorer):
+    """Started with --no-faces, but face weights and dlib are installed."""
+
+    def with_options(self, **overrides):
+        other = FakeRestorer(dataclasses.replace(self.options, **overrides))
+        other.faces_enabled = bool(overrides.get("faces"))
+        return other
+
+
+@pytest.mark.parametrize("restorer,possible", [(FakeRestorer, False), (_FaceReady, True)])
+def test_faces_are_offered_when_they_can_be_enhanced(tmp_path, restorer, possible):
+    engine = _engine(tmp_path, restorer=restorer())
+    try:
+        assert engine.faces_possible() is possible
+    finally:
+        engine.close()
