@@ -165,7 +165,11 @@ def chroma(img: np.ndarray, weight: np.ndarray) -> tuple[float, float]:
     return float((lab[..., 1] * w).sum()), float((lab[..., 2] * w).sum())
 
 
-def real(enhance, size: int, kodak: Path | None, sheet_dir: Path | None, crop_from: str) -> dict:
+def real(enhance, size: int, kodak: Path | None, sheet_dir: Path | None, crop_from: str,
+         restored: dict[str, Path] | None = None) -> dict:
+    """``restored``: name -> a stage-1 restoration of that photo (``oldphoto restore --no-faces``); the face
+    stage then runs on it as in the pipeline (faces found on the original, pasted into the restored photo)
+    and the identity is measured between the ORIGINAL's face and the result's."""
     from oldphoto.metrics.identity import identity_distance
     from oldphoto.metrics.niqe import niqe
     from oldphoto.stages.faces import FaceDetector, FaceStage, align_face, apply_affine, face_mask
@@ -176,8 +180,9 @@ def real(enhance, size: int, kodak: Path | None, sheet_dir: Path | None, crop_fr
     pairs = []
     for name, img in real_photos(kodak).items():
         tone = fit_tone(img)
+        base = read_rgb(restored[name]) if restored and name in restored else img
         t = time.perf_counter()
-        out, faces = stage(img, tone, original=img)
+        out, faces = stage(base, tone, original=img)
         seconds = time.perf_counter() - t
         rows = []
         for f in faces:
@@ -194,6 +199,7 @@ def real(enhance, size: int, kodak: Path | None, sheet_dir: Path | None, crop_fr
         gray_out = float(np.abs(out - out[..., :1]).max()) if tone is not None and tone.gray else None
         result["photos"][name] = {
             "size": list(img.shape[:2]), "faces": len(faces), "seconds": seconds,
+            "on_restored": base is not img,
             "tone": None if tone is None else ("gray" if tone.gray else "toned"),
             "max_channel_difference_out": gray_out, "per_face": rows,
             "identity_max": max((r["identity"] for r in rows), default=None)}
@@ -248,6 +254,8 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks")
     p.add_argument("--sheets", type=Path, default=ROOT / "docs" / "img")
     p.add_argument("--skip-real", action="store_true")
+    p.add_argument("--restored", action="append", default=[], metavar="NAME=FILE",
+                   help="stage-1 result of a real photo (e.g. solvay_1927=out/solvay_1927.jpg)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -258,7 +266,9 @@ def main() -> int:
                                         args.sheets / "faces_synthetic.jpg")
     if not args.skip_real:
         kodak = args.kodak if args.kodak.exists() else None
-        report["real"] = real(enhance, args.size, kodak, args.sheets, args.crop_from)
+        restored = dict((k, Path(v)) for k, v in (r.split("=", 1) for r in args.restored))
+        report["real"] = real(enhance, args.size, kodak, args.sheets, args.crop_from, restored)
+        report["real"]["crop_from"] = args.crop_from
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "faces.json").write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps({k: v for k, v in report.get("synthetic", {}).items() if k != "faces"}, indent=1))
