@@ -31,7 +31,8 @@ def test_colour_target_is_the_clean_face(photo):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_shrinking_removes_detail(photo, seed):
-    cfg = FaceDegradeConfig(p_gray=0.0, p_tone=0.0, p_down=1.0, down=(4.0, 4.0), p_blur=0.0, p_noise=0.0,
+    cfg = FaceDegradeConfig(p_sharp=0.0, p_gray=0.0, p_tone=0.0, p_down=1.0, down=(4.0, 4.0), p_blur=0.0,
+                            p_noise=0.0,
                             p_jpeg=0.0, p_fade=0.0, p_yellow=0.0, p_grain=0.0, p_dust=0.0, p_scratch=0.0)
     x, y, ops = degrade_face(photo, np.random.default_rng(seed), cfg)
     assert ops == ["down:4.0"]
@@ -42,3 +43,10 @@ def test_shrinking_removes_detail(photo, seed):
 
     assert detail(x) < 0.6 * detail(y)
     assert np.abs(x.mean() - y.mean()) < 0.02  # the content is kept
+
+
+def test_sharp_prints_keep_their_resolution(photo):
+    cfg = FaceDegradeConfig(p_sharp=1.0, p_gray=0.0, p_tone=0.0, p_fade=0.0, p_yellow=0.0, p_grain=0.0,
+                            p_dust=0.0, p_scratch=0.0)
+    x, y, ops = degrade_face(photo, np.random.default_rng(0), cfg)
+    assert ops == ["sharp"] and np.array_equal(x, y)

@@ -23,6 +23,8 @@ from oldphoto.synth.unstructured import gaussian_noise, jpeg, to_grayscale
 
 @dataclass(frozen=True)
 class FaceDegradeConfig:
+    p_sharp: float = 0.1  # no loss of resolution at all (a well-kept print): the enhancer must leave such
+    # faces as they are, not smooth them
     p_gray: float = 0.35  # most old photos are black and white
     p_tone: float = 0.25  # sepia & co. when not gray
     p_blur: float = 0.8
@@ -65,20 +67,23 @@ def degrade_face(clean: np.ndarray, rng: np.random.Generator,
     # the lost resolution: shrink, then blur (optics, focus), noise (film, sensor) and JPEG at the small size,
     # then enlarge back as inference does (bilinear or bicubic)
     out = image
-    if rng.random() < cfg.p_down:
+    sharp = rng.random() < cfg.p_sharp
+    if sharp:
+        ops.append("sharp")
+    if not sharp and rng.random() < cfg.p_down:
         factor = float(np.exp(rng.uniform(np.log(cfg.down[0]), np.log(cfg.down[1]))))
         if factor > 1.05:
             out = cv2.resize(out, (max(8, round(w / factor)), max(8, round(h / factor))),
                              interpolation=cv2.INTER_AREA)
             ops.append(f"down:{factor:.1f}")
-    if rng.random() < cfg.p_blur:
+    if not sharp and rng.random() < cfg.p_blur:
         sigma = float(rng.uniform(*cfg.blur_sigma))
         out = cv2.GaussianBlur(out, (0, 0), sigma, borderType=cv2.BORDER_REFLECT101)
         ops.append(f"blur:{sigma:.1f}")
-    if rng.random() < cfg.p_noise:
+    if not sharp and rng.random() < cfg.p_noise:
         out = gaussian_noise(out, rng, cfg.noise_sigma, p_mono=1.0 if mono else 0.5)
         ops.append("noise")
-    if rng.random() < cfg.p_jpeg:
+    if not sharp and rng.random() < cfg.p_jpeg:
         out = jpeg(out, rng, cfg.jpeg_quality)
         ops.append("jpeg")
     if out.shape[:2] != (h, w):
