@@ -581,6 +581,8 @@ class FaceStage(Stage):
                 continue
             m = json.loads(path.read_text(encoding="utf-8"))
             n = len(m.get("faces", []))
+            if len(sources) == 1 and config.get("faces_used"):  # what the run loaded, not what is there now
+                n = int(config["faces_used"])
             if m.get("kind") == "synthetic":
                 data.append(f"{n} synthetic faces of {m.get('generator')} (seed {m.get('seed')}, truncation "
                             f"{m.get('truncation')}, sha256 {str(m.get('generator_sha256'))[:16]}), "
@@ -605,6 +607,8 @@ class FaceStage(Stage):
             sources = [sources] if isinstance(sources, str) else list(sources)
             self._faces = [im for src in sources
                            for im in D.load_pool(src, max_side=self.size, min_side=32)]
+            # recorded in checkpoints: a face folder may grow while (or after) a run trains on it
+            self.cfg["faces_used"] = len(self._faces)
             if self.info.is_main:
                 print(f"[{self.name}] {len(self._faces)} faces from {', '.join(map(str, sources))}",
                       flush=True)
