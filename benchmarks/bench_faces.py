@@ -242,6 +242,24 @@ def write_before_after(path: Path, before: np.ndarray, after: np.ndarray, faces)
     write_sheet(path, np.concatenate([before[y0:y1, x0:x1], gap, after[y0:y1, x0:x1]], axis=1))
 
 
+def card_metrics(report: dict) -> dict:
+    """The summary that goes into the model card (``oldphoto train export --metrics``)."""
+    out: dict = {}
+    syn = report.get("synthetic")
+    if syn:
+        out["synthetic_heldout"] = {
+            k: {name: round(syn[name][k], 4) for name in ("degraded", "classical", "restored")}
+            for k in ("psnr", "ssim", "lpips", "identity")}
+        out["synthetic_heldout"]["n"] = syn["n"]
+        out["synthetic_heldout"]["seconds_per_face_model"] = round(syn["seconds_per_face_model"], 3)
+    real = report.get("real")
+    if real:
+        out["real_faces"] = {k: round(real[k], 4) if isinstance(real[k], float) else real[k]
+                             for k in ("faces", "identity_max", "identity_mean", "niqe_in_mean",
+                                       "niqe_out_mean", "seconds_per_face_stage")}
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, required=True, help="weights folder or training run / checkpoint.pt")
@@ -271,6 +289,8 @@ def main() -> int:
         report["real"]["crop_from"] = args.crop_from
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "faces.json").write_text(json.dumps(report, indent=1) + "\n")
+    (args.out / "faces_card_metrics.json").write_text(json.dumps({f"face_{args.size}": card_metrics(report)},
+                                                                 indent=1) + "\n")
     print(json.dumps({k: v for k, v in report.get("synthetic", {}).items() if k != "faces"}, indent=1))
     if "real" in report:
         r = report["real"]
