@@ -5,12 +5,17 @@ with a small deterministic image operation; ``register`` wires it to ``oldphoto.
 which is built lazily (a rerun where every output already exists never loads a model).
 
 Guarantees: one bad photo never stops the batch; outputs keep relative paths and never overwrite each
-other; existing outputs are skipped unless ``--overwrite`` (so a rerun resumes); writes are atomic; the
-first Ctrl-C stops after the current photo, a second aborts it without leaving a partial file.
+other, an input, or a file oldphoto did not make from the same source (``oldphoto.outputs``); an output
+already made from the same source is skipped unless ``--overwrite`` (so a rerun resumes); writes are
+atomic and leftovers of killed writes are removed on start; a photo that cannot fit in memory is refused
+from its header (``oldphoto.footprint``); the first Ctrl-C stops after the current photo, a second one
+or SIGTERM aborts it without leaving a partial file; the report is rewritten as the batch goes, so even
+a killed batch leaves one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import glob
@@ -26,7 +31,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from oldphoto import __version__
+from oldphoto import __version__, footprint, outputs
+from oldphoto.files import sha256_file
 from oldphoto.io import (
     DEFAULT_JPEG_QUALITY,
     DEFAULT_MAX_PIXELS,
@@ -42,6 +48,8 @@ from oldphoto.io.photo import DEFAULT_SUFFIX, FORMAT_FAMILY, SAME_FAMILY, normal
 
 OK, SKIPPED, FAILED, NOT_PROCESSED = "ok", "skipped", "failed", "not processed"
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 128 + signal.SIGTERM
+REPORT_INTERVAL = 1.0  # seconds between two rewrites of the report while the batch runs
 
 
 class SetupError(RuntimeError):
@@ -59,7 +67,8 @@ class RestoreFn(Protocol):
 class Job:
     input: Path
     relative: Path          # where the output goes under the output folder (suffix decided later)
-    output: Path | None = None
+    output: Path | None = None    # planned output (distinct within the batch)
+    natural: Path | None = None   # the first name of its candidate sequence (outputs.candidates)
 
 
 @dataclass
@@ -93,6 +102,8 @@ class BatchConfig:
     save_mask: bool = False
     options: dict[str, Any] = field(default_factory=dict)   # restore options, for provenance
     models: Callable[[], dict[str, str]] | None = None     # model descriptions when results lack them
+    memory_limit: int | None = None      # bytes a photo may need; None = what is available then
+    estimate_options: dict[str, Any] | None = None  # restore options the memory estimate assumes
 
 
 @dataclass
@@ -102,6 +113,8 @@ class BatchReport:
     finished: float
     interrupted: bool = False
     fatal: str | None = None     # why the batch stopped early (SetupError), if it did
+    terminated: bool = False     # stopped by SIGTERM
+    running: bool = False        # a snapshot written while the batch runs
 
     def counts(self) -> dict[str, int]:
         counts = {OK: 0, SKIPPED: 0, FAILED: 0, NOT_PROCESSED: 0}
@@ -111,6 +124,8 @@ class BatchReport:
 
     @property
     def exit_code(self) -> int:
+        if self.terminated:
+            return EXIT_TERMINATED
         if self.interrupted:
             return EXIT_INTERRUPTED
         return 0 if self.counts()[FAILED] == 0 and self.fatal is None else 1
@@ -121,6 +136,8 @@ class BatchReport:
                 f" in {self.finished - self.started:.1f} s")
         if self.fatal:
             text += f"; stopped, {c[NOT_PROCESSED]} not processed: {self.fatal}"
+        elif self.terminated:
+            text += f"; terminated (SIGTERM), {c[NOT_PROCESSED]} not processed"
         elif c[NOT_PROCESSED] or self.interrupted:
             text += f"; interrupted, {c[NOT_PROCESSED]} not processed"
         return text
@@ -129,10 +146,13 @@ class BatchReport:
         return {
             "software": f"oldphoto {__version__}",
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started)),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.finished)),
+            "finished": (None if self.running
+                         else time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.finished))),
+            "running": self.running,
             "interrupted": self.interrupted,
+            "terminated": self.terminated,
             "fatal": self.fatal,
-            "exit_code": self.exit_code,
+            "exit_code": None if self.running else self.exit_code,
             "summary": self.counts(),
             "inputs": [dataclasses.asdict(e) for e in self.entries],
         }
@@ -158,17 +178,19 @@ def _glob_root(spec: str) -> Path:
     return Path(*root) if root else Path(".")
 
 
-def collect_inputs(specs: Sequence[str], recursive: bool = False) -> tuple[list[Job], list[Entry]]:
+def collect_inputs(specs: Sequence[str], recursive: bool = False,
+                   exclude: Path | None = None) -> tuple[list[Job], list[Entry]]:
     """Expand files, folders and globs into jobs; non-image files in folders become 'skipped' entries,
     missing paths 'failed' ones.  Relative output paths: a file's name, a folder's relative path, or a
-    glob match's path relative to the glob's fixed prefix."""
+    glob match's path relative to the glob's fixed prefix.  Files that folders and globs find under
+    ``exclude`` (a resolved folder: the output folder) are left out."""
     jobs: list[Job] = []
     entries: list[Entry] = []
     seen: set[Path] = set()
 
     def add(path: Path, relative: Path, from_folder: bool) -> None:
         key = path.resolve()
-        if key in seen:
+        if key in seen or (from_folder and exclude is not None and key.is_relative_to(exclude)):
             return
         seen.add(key)
         if from_folder and path.suffix.lower() not in IMAGE_EXTENSIONS:
@@ -230,7 +252,7 @@ def plan_outputs(jobs: list[Job], outdir: Path, fmt: str | None) -> None:
     for job in jobs:
         family = family_of[id(job)]
         own = job.input.suffix if EXTENSION_FAMILY.get(job.input.suffix.lower()) == family else None
-        job.output = outdir / job.relative.with_suffix(own or DEFAULT_SUFFIX[family])
+        job.output = job.natural = outdir / job.relative.with_suffix(own or DEFAULT_SUFFIX[family])
         wanted.setdefault(str(job.output).lower(), []).append(job)
     taken = {key for key, claimants in wanted.items() if len(claimants) == 1}
     for key, claimants in sorted(wanted.items()):
@@ -239,11 +261,9 @@ def plan_outputs(jobs: list[Job], outdir: Path, fmt: str | None) -> None:
         claimants.sort(key=lambda j: (j.input.suffix.lower() != j.output.suffix.lower(), str(j.relative)))
         taken.add(key)
         for job in claimants[1:]:
-            base = job.output
-            stem = f"{base.stem}_{job.input.suffix.lstrip('.').lower() or 'noext'}"
-            candidate, n = base.with_name(stem + base.suffix), 2
-            while str(candidate).lower() in taken or str(candidate).lower() in wanted:
-                candidate, n = base.with_name(f"{stem}_{n}{base.suffix}"), n + 1
+            for candidate in outputs.candidates(job.output, job.input.suffix):
+                if str(candidate).lower() not in taken and str(candidate).lower() not in wanted:
+                    break
             taken.add(str(candidate).lower())
             job.output = candidate
 
@@ -372,45 +392,33 @@ def write_mask(path: Path, mask: np.ndarray | None, size: tuple[int, int]) -> No
     atomic_write(path, lambda tmp: Image.fromarray(pixels).save(tmp, format="PNG"))
 
 
-def restore_one(job: Job, restore: RestoreFn, config: BatchConfig) -> Entry:
-    """Read, restore and write one photo; every failure becomes a 'failed' entry with the reason."""
-    assert job.output is not None
+@dataclass
+class Opened:
+    """A photo hashed, placed and decoded: the first of ``restore_one``'s three steps, ready to restore."""
+
+    job: Job
+    entry: Entry
+    source: dict[str, str]      # what the provenance will say the output was made from
+    output: Path                # where the output goes (``outputs.decide``)
+    photo: Any                  # oldphoto.io.Photo, its pixels still there
+    mask: np.ndarray | None     # the user's defect mask (--mask-dir)
+
+
+@dataclass
+class Restored:
+    """A photo restored, ready to write: the second step's product."""
+
+    opened: Opened
+    image: np.ndarray
+    repaired: np.ndarray | None  # the mask the restorer repaired (--save-mask only)
+
+
+@contextlib.contextmanager
+def _photo_step(entry: Entry, job: Job) -> Iterator[None]:
+    """Turn a step's failure into a 'failed' entry with the reason, and add the step's time to it."""
     started = time.perf_counter()
-    entry = Entry(str(job.input), OK, output=str(job.output))
     try:
-        entry.bytes = job.input.stat().st_size
-    except OSError:
-        pass
-    if job.output.exists() and not config.overwrite:
-        entry.status, entry.reason = SKIPPED, "output already exists (use --overwrite to redo it)"
-        return entry
-    try:
-        photo = read_photo(job.input, max_pixels=config.max_pixels)
-        entry.width, entry.height = photo.size
-        entry.warnings.extend(photo.warnings)
-        mask = None
-        if config.mask_dir is not None:
-            mask_path = find_mask(config.mask_dir, job)
-            if mask_path is None:
-                entry.warnings.append(f"no mask named {job.input.stem}.* in {config.mask_dir}; "
-                                      "defects detected automatically")
-            else:
-                mask = read_mask(mask_path, photo.size, config.max_pixels)
-        result = restore(photo.pixels, mask)
-        image, faces, models = _result_parts(result)
-        if models is None and config.models is not None:
-            models = config.models()
-        entry.faces, entry.models = faces, models or {}
-        entry.restoration = restoration_record(result)
-        record = provenance_record(entry.models, config.options, source=job.input.name,
-                                   restoration=entry.restoration)
-        entry.warnings.extend(write_photo(job.output, image, like=photo, format=config.format,
-                                          quality=config.quality, provenance=record,
-                                          strip_metadata=config.strip_metadata))
-        if config.save_mask:
-            target = saved_mask_path(job.output)
-            write_mask(target, getattr(result, "mask", None), photo.size)
-            entry.mask = str(target)
+        yield
     except PhotoError as exc:
         entry.status, entry.reason = FAILED, exc.reason if exc.path == job.input else str(exc)
     except (KeyboardInterrupt, SetupError):
@@ -423,26 +431,146 @@ def restore_one(job: Job, restore: RestoreFn, config: BatchConfig) -> Entry:
         else:
             entry.status, entry.reason = FAILED, f"{type(exc).__name__}: {exc}"
     finally:
-        entry.seconds = round(time.perf_counter() - started, 3)
-    if entry.status == FAILED:
-        entry.output = None
+        entry.seconds = round(entry.seconds + time.perf_counter() - started, 3)
+        if entry.status == FAILED:
+            entry.output = None
+
+
+def open_photo(job: Job, config: BatchConfig, *, reserved: frozenset[str] = frozenset(),
+               inputs: frozenset[Path] = frozenset(), guard: footprint.Guard | None = None) -> Opened | Entry:
+    """Step 1: hash the input, decide where its output goes, decode it (and its user mask).  Returns the
+    final entry instead when there is nothing to restore: skipped (already restored) or failed."""
+    assert job.output is not None
+    entry = Entry(str(job.input), OK, output=str(job.output))
+    with _photo_step(entry, job):
+        try:
+            entry.bytes = job.input.stat().st_size
+            source = outputs.source_record(job.relative, sha256_file(job.input))
+        except OSError as exc:
+            entry.status, entry.reason, entry.output = FAILED, f"cannot read ({exc.strerror or exc})", None
+            return entry
+        try:
+            decision = outputs.decide(job.natural or job.output, job.input, source, reserved=reserved,
+                                      own=job.output, inputs=inputs | {job.input.resolve()},
+                                      overwrite=config.overwrite, strip_metadata=config.strip_metadata)
+        except OSError as exc:
+            entry.status, entry.reason, entry.output = FAILED, f"cannot place the output: {exc}", None
+            return entry
+        entry.output = str(decision.output)
+        entry.warnings.extend(decision.notes)
+        if not decision.write:
+            entry.status = SKIPPED
+            entry.reason = "already restored from this source (use --overwrite to redo it)"
+            return entry
+        photo = read_photo(job.input, max_pixels=config.max_pixels, guard=guard)
+        entry.width, entry.height = photo.size
+        entry.warnings.extend(photo.warnings)
+        mask = None
+        if config.mask_dir is not None:
+            mask_path = find_mask(config.mask_dir, job)
+            if mask_path is None:
+                entry.warnings.append(f"no mask named {job.input.stem}.* in {config.mask_dir}; "
+                                      "defects detected automatically")
+            else:
+                mask = read_mask(mask_path, photo.size, config.max_pixels)
+        return Opened(job, entry, source, decision.output, photo, mask)
+    return entry  # failed while decoding
+
+
+def restore_photo(work: Opened, restore: RestoreFn, config: BatchConfig) -> Restored | Entry:
+    """Step 2: run the restorer (the failed entry instead if it fails on this photo; ``SetupError``, when
+    the restorer itself cannot run, is raised)."""
+    entry = work.entry
+    with _photo_step(entry, work.job):
+        pixels = work.photo.pixels
+        work.photo.release_pixels()  # the restorer holds the only input copy; freed once it returns
+        mask, work.mask = work.mask, None
+        result = restore(pixels, mask)
+        del pixels, mask
+        image, faces, models = _result_parts(result)
+        entry.restoration = restoration_record(result)
+        repaired = getattr(result, "mask", None) if config.save_mask else None
+        del result  # intermediate images of the result (e.g. before faces) are freed before writing
+        if models is None and config.models is not None:
+            models = config.models()
+        entry.faces, entry.models = faces, models or {}
+        return Restored(work, image, repaired)
     return entry
+
+
+def write_restored(work: Restored, config: BatchConfig, *, reserved: frozenset[str] = frozenset()) -> Entry:
+    """Step 3: write the restoration (and --save-mask's mask) atomically, with its provenance."""
+    opened = work.opened
+    entry = opened.entry
+    with _photo_step(entry, opened.job):
+        record = provenance_record(entry.models, config.options, source=opened.source,
+                                   restoration=entry.restoration)
+        image, work.image = work.image, None
+        entry.warnings.extend(write_photo(opened.output, image, like=opened.photo, format=config.format,
+                                          quality=config.quality, provenance=record,
+                                          strip_metadata=config.strip_metadata))
+        del image
+        if config.save_mask:
+            target = saved_mask_path(opened.output)
+            if str(target).lower() in reserved:  # another input's output has that name: never replace it
+                entry.warnings.append(f"mask not saved: {target.name} is another photo's output")
+            else:
+                write_mask(target, work.repaired, opened.photo.size)
+                entry.mask = str(target)
+    return entry
+
+
+def restore_one(job: Job, restore: RestoreFn, config: BatchConfig, *, reserved: frozenset[str] = frozenset(),
+                inputs: frozenset[Path] = frozenset(), guard: footprint.Guard | None = None) -> Entry:
+    """Read, restore and write one photo; every failure becomes a 'failed' entry with the reason.
+
+    ``reserved``: lower-cased planned outputs of the batch's jobs; ``inputs``: their resolved inputs
+    (see ``outputs.decide``); ``guard``: the memory/time guard run on the header before decoding.  The
+    three steps (``open_photo``, ``restore_photo``, ``write_restored``) run apart on a cluster
+    (``oldphoto.cluster``).
+    """
+    step: Opened | Restored | Entry = open_photo(job, config, reserved=reserved, inputs=inputs, guard=guard)
+    if isinstance(step, Opened):
+        step = restore_photo(step, restore, config)
+    if isinstance(step, Restored):
+        step = write_restored(step, config, reserved=reserved)
+    return step
 
 
 def run_batch(jobs: list[Job], restore: RestoreFn, config: BatchConfig, *,
               pre_entries: Sequence[Entry] = (), progress: Progress | None = None,
-              stop: threading.Event | None = None) -> BatchReport:
+              stop: threading.Event | None = None, busy: threading.Event | None = None,
+              on_progress: Callable[[BatchReport], None] | None = None) -> BatchReport:
     """Process ``jobs`` in order.  ``stop`` set (first Ctrl-C) -> finish the current photo, mark the
-    rest 'not processed'; KeyboardInterrupt inside a photo (second Ctrl-C) -> that photo too."""
+    rest 'not processed'; KeyboardInterrupt inside a photo (second Ctrl-C, SIGTERM) -> that photo too.
+
+    ``busy`` is set while a photo is processed (signal handlers raise only then);  ``on_progress`` gets
+    a snapshot of the report (inputs not reached yet marked 'not processed') before the first photo and
+    after each one.
+    """
     started = time.time()
     if any(job.output is None for job in jobs):
         plan_outputs(jobs, config.outdir, config.format)
+    reserved = frozenset(str(job.output).lower() for job in jobs)
+    inputs = frozenset(job.input.resolve() for job in jobs)
+    options = config.estimate_options if config.estimate_options is not None else config.options
+    guard = footprint.Guard(options=options, limit=config.memory_limit,
+                            on_long=progress.log if progress is not None else None)
     entries = list(pre_entries)
     if progress is not None:
         for entry in pre_entries:
             progress.update(entry)
     interrupted = False
     fatal = None
+
+    def snapshot(done: int) -> None:
+        if on_progress is not None:
+            pending = [Entry(str(j.input), NOT_PROCESSED, "not reached yet: the batch was running when this "
+                             "report was written") for j in jobs[done:]]
+            on_progress(BatchReport(entries + pending, started, time.time(), interrupted, fatal,
+                                    terminated=bool(getattr(stop, "terminated", False)), running=True))
+
+    snapshot(0)
     for index, job in enumerate(jobs):
         if stop is not None and stop.is_set():
             interrupted = True
@@ -450,7 +578,9 @@ def run_batch(jobs: list[Job], restore: RestoreFn, config: BatchConfig, *,
             entries.extend(Entry(str(j.input), NOT_PROCESSED, "batch interrupted") for j in jobs[index:])
             break
         try:
-            entry = restore_one(job, restore, config)
+            if busy is not None:
+                busy.set()
+            entry = restore_one(job, restore, config, reserved=reserved, inputs=inputs, guard=guard)
         except KeyboardInterrupt:
             interrupted = True
             entry = Entry(str(job.input), NOT_PROCESSED, "interrupted while processing; no output written")
@@ -460,35 +590,77 @@ def run_batch(jobs: list[Job], restore: RestoreFn, config: BatchConfig, *,
             if progress is not None:
                 progress.log(f"error: {fatal}")
             break
+        finally:
+            if busy is not None:
+                busy.clear()
         entries.append(entry)
+        if entry.status == OK and entry.width and entry.height:
+            guard.record(entry.width * entry.height / 1e6, entry.seconds)
         if progress is not None:
             progress.update(entry)
+        snapshot(index + 1)
     interrupted = interrupted or (stop is not None and stop.is_set())
-    return BatchReport(entries, started, time.time(), interrupted, fatal)
+    return BatchReport(entries, started, time.time(), interrupted, fatal,
+                       terminated=bool(getattr(stop, "terminated", False)))
+
+
+class StopFlag(threading.Event):
+    """Set by the first Ctrl-C, or by SIGTERM (then ``terminated``)."""
+
+    terminated = False
 
 
 @dataclass
-class _SigintHandler:
-    """First Ctrl-C: set ``stop`` and say so; second: KeyboardInterrupt (aborts the current photo)."""
+class _SignalHandler:
+    """First Ctrl-C: set ``stop`` and say so; second Ctrl-C: abort the current photo (KeyboardInterrupt);
+    SIGTERM (a shutdown, a scheduler, ``kill``; SIGKILL usually follows soon): both at once.
 
-    stop: threading.Event
+    Exceptions are raised only while ``busy`` (a photo is being processed, where ``run_batch`` turns them
+    into a 'not processed' entry); between photos the flag alone stops the batch, so the report is
+    always written.
+    """
+
+    stop: StopFlag
     say: Callable[[str], None]
-    previous: Any = None
+    busy: threading.Event = field(default_factory=threading.Event)
+    previous: dict[int, Any] = field(default_factory=dict)
+    # a cluster batch cannot finish "the current photo" (many are in flight): the first Ctrl-C aborts
+    abort_at_once: bool = False
 
-    def __enter__(self) -> _SigintHandler:
+    def __enter__(self) -> _SignalHandler:
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self.previous[signum] = signal.signal(signum, self._handle)
         return self
 
+    def _say(self, text: str) -> None:
+        try:
+            self.say(text)
+        except RuntimeError:  # the signal came in the middle of a write to the same stream
+            pass
+
     def _handle(self, signum, frame) -> None:
-        if self.stop.is_set():
+        if signum == signal.SIGTERM:
+            self.stop.terminated = True
+            self.stop.set()
+            self._say("terminated (SIGTERM): the " + ("photos in progress are" if self.abort_at_once
+                                                        else "current photo is")
+                      + " abandoned, nothing half-written")
+        elif self.abort_at_once:
+            self.stop.set()
+            self._say("interrupt: stopping; the photos in progress are abandoned, nothing half-written "
+                      "(a rerun resumes)")
+        elif not self.stop.is_set():
+            self.stop.set()
+            self._say("interrupt: stopping after the current photo (Ctrl-C again to abort it)")
+            return
+        if self.busy.is_set():
             raise KeyboardInterrupt
-        self.stop.set()
-        self.say("interrupt: stopping after the current photo (Ctrl-C again to abort it)")
 
     def __exit__(self, *exc) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for signum, previous in self.previous.items():
+            if previous is not None:
+                signal.signal(signum, previous)
 
 
 # ------------------------------------------------------------------------------------------ CLI
@@ -553,11 +725,18 @@ def register(subparsers) -> None:
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
                         help=f"refuse images larger than N pixels (decompression-bomb guard; default "
                              f"{DEFAULT_MAX_PIXELS}; 0 = no limit)")
-    parser.add_argument("--report", type=Path, metavar="FILE.json", help="write a JSON report of every input")
+    parser.add_argument("--memory-limit", default="auto", metavar="SIZE",
+                        help="refuse photos estimated (from their header, before decoding) to need more "
+                             "memory than SIZE, e.g. 8G (default auto: what the system has available)")
+    parser.add_argument("--report", type=Path, metavar="FILE.json",
+                        help="write a JSON report of every input (rewritten as the batch goes)")
     parser.add_argument("--save-mask", action="store_true",
                         help="also write the repaired defect mask beside each output, as NAME.mask.png "
                              "(white = repaired)")
     parser.add_argument("--no-progress", action="store_true", help="plain log lines even on a terminal")
+    from oldphoto import cluster
+
+    cluster.add_arguments(parser)
     try:
         from oldphoto.pipeline import RestoreOptions
     except ModuleNotFoundError as exc:
@@ -577,28 +756,127 @@ def main(args, restore: RestoreFn | None = None, stream=None) -> int:
     if args.mask_dir is not None and not args.mask_dir.is_dir():
         print(f"oldphoto restore: --mask-dir {args.mask_dir} is not a folder", file=stream)
         return 2
+    on_cluster = getattr(args, "ray", None) is not None
+    if on_cluster:
+        from oldphoto import cluster
+
+        problem = cluster.check_arguments(args)
+        if problem:
+            print(f"oldphoto restore: {problem}", file=stream)
+            return 2
+    memory_limit = None
+    if getattr(args, "memory_limit", "auto") not in (None, "auto"):
+        from oldphoto.stages.tiling import parse_memory
+
+        try:
+            memory_limit = parse_memory(args.memory_limit)
+        except ValueError as exc:
+            print(f"oldphoto restore: --memory-limit: {exc}", file=stream)
+            return 2
+    folder = outputs.check_folder(args.inputs, Path(args.outdir), _glob_root)
+    if folder.error:
+        print(f"oldphoto restore: {folder.error}", file=stream)
+        return 2
     lazy = None
     if restore is None:
         lazy = _LazyRestorer(args)
         restore = lazy
+    restore_options = _options_record(args)
     config = BatchConfig(
         outdir=Path(args.outdir), format=normalise_format(args.format), quality=args.quality,
         overwrite=args.overwrite, strip_metadata=args.strip_metadata, max_pixels=args.max_pixels or None,
         mask_dir=args.mask_dir, save_mask=args.save_mask,
-        options=_options_record(args) if lazy is not None else {},
-        models=lazy.model_info if lazy is not None else None,
+        options=restore_options if lazy is not None else {},
+        models=lazy.model_info if lazy is not None else None, memory_limit=memory_limit,
+        estimate_options=restore_options,
     )
-    jobs, pre = collect_inputs(args.inputs, recursive=args.recursive)
+    jobs, pre = collect_inputs(args.inputs, recursive=args.recursive, exclude=folder.exclude)
     plan_outputs(jobs, config.outdir, config.format)
     progress = Progress(len(jobs) + len(pre), stream=stream, enabled=not args.no_progress)
-    stop = threading.Event()
+    for note in folder.notes:
+        progress.log(f"note: {note}")
+    writer = _ReportWriter(args.report, progress.log) if args.report is not None else None
+    stop = StopFlag()
     try:
-        with _SigintHandler(stop, progress.log):
-            report = run_batch(jobs, restore, config, pre_entries=pre, progress=progress, stop=stop)
+        with outputs.FolderLock(config.outdir) as lock:
+            _clean_leftovers(config.outdir, lock.held, args.report, folder.input_folders, progress.log)
+            with _SignalHandler(stop, progress.log, abort_at_once=on_cluster) as handler:
+                if not on_cluster:
+                    report = run_batch(jobs, restore, config, pre_entries=pre, progress=progress, stop=stop,
+                                       busy=handler.busy, on_progress=writer)
+                else:
+                    report = cluster.run(jobs, args, config, restore=None if lazy is not None else restore,
+                                         pre_entries=pre, progress=progress, stop=stop, busy=handler.busy,
+                                         on_progress=writer)
+            if on_cluster and lock.held:
+                # a worker lost in the middle of a write leaves its temporary file; its photo was redone
+                removed = outputs.clean_stale_parts(config.outdir, spare=folder.input_folders)
+                if removed:
+                    progress.log(f"removed {len(removed)} temporary file(s) of writes lost with their worker")
     finally:
         progress.close()
-    if args.report is not None:
-        report.write(args.report)
+    if writer is not None:
+        writer(report, force=True)
     print(report.summary(), file=stream, flush=True)
     return report.exit_code
 
+
+def _clean_leftovers(outdir: Path, locked: bool, report: Path | None, inputs: Sequence[Path],
+                     say: Callable[[str], None]) -> None:
+    """Temporary files of writes killed mid-way (``.NAME.xxxxxxxx.part``): ours only, in the output folder
+    but not in input folders inside it (and the report's own beside the report)."""
+    if locked:
+        removed = outputs.clean_stale_parts(outdir, spare=inputs)
+        if removed:
+            say(f"removed {len(removed)} temporary file(s) left in {outdir} by an interrupted earlier run")
+    elif outdir.is_dir():
+        say(f"note: another oldphoto batch is writing into {outdir}; its temporary files are left alone")
+    if report is not None:
+        outputs.clean_stale_parts(report.parent, only_name=report.name)
+
+
+class _ReportWriter:
+    """Rewrites the report atomically while the batch runs, so that a batch killed even by SIGKILL leaves a
+    usable one.  At most one write per ``REPORT_INTERVAL`` seconds (a resumed batch skips thousands of
+    photos a second); a snapshot held back is written by a timer, so a quick photo followed by a long
+    one is on disk during the long one.  A failed write is said once, and is not fatal."""
+
+    def __init__(self, path: Path, say: Callable[[str], None]):
+        self.path = path
+        self.say = say
+        self.lock = threading.Lock()
+        self.pending: BatchReport | None = None
+        self.timer: threading.Timer | None = None
+        self.last = float("-inf")
+        self.failed = False
+
+    def __call__(self, report: BatchReport, force: bool = False) -> None:
+        with self.lock:
+            self.pending = report
+            wait = self.last + REPORT_INTERVAL - time.monotonic()
+            if force or wait <= 0:
+                if self.timer is not None:
+                    self.timer.cancel()
+                    self.timer = None
+                self._flush(force)
+            elif self.timer is None:
+                self.timer = threading.Timer(wait, self._timed)
+                self.timer.daemon = True
+                self.timer.start()
+
+    def _timed(self) -> None:
+        with self.lock:
+            self.timer = None
+            self._flush(False)
+
+    def _flush(self, final: bool) -> None:
+        report, self.pending = self.pending, None
+        if report is None:
+            return
+        self.last = time.monotonic()
+        try:
+            report.write(self.path)
+        except OSError as exc:
+            if final or not self.failed:
+                self.say(f"error: cannot write the report {self.path}: {exc}")
+            self.failed = True

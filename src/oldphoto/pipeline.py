@@ -537,7 +537,8 @@ class Restorer:
             t = time.perf_counter()
             models = self.path_models(path)
             stage = self._restore_stage(path)
-            out = repair(out, image, used_mask, lambda window, m: stage(window, models, path, m))
+            out = repair(out, image, used_mask,
+                         lambda windows, masks: stage.many(windows, models, path, masks))
             timings["repair"] = time.perf_counter() - t
         if tone is not None:
             out = tone.apply(luma(out))

@@ -41,10 +41,10 @@ def test_repair_changes_only_pixels_near_the_defects():
     m[250, 350] = True
     calls = []
 
-    def inpaint(window, wm):
-        calls.append(window.shape)
-        assert wm.shape == window.shape[:2] and wm.any()
-        return np.ones_like(window)
+    def inpaint(windows, masks):
+        calls.extend(w.shape for w in windows)
+        assert all(m.shape == w.shape[:2] and m.any() for w, m in zip(windows, masks, strict=True))
+        return [np.ones_like(w) for w in windows]
 
     out = repair(base, photo, m, inpaint)
     near = repair_weight(m) > 0
@@ -61,9 +61,9 @@ def test_a_defect_near_another_windows_defect_is_masked_there_too():
     m[100, 130:140] = True  # close enough to share context, far enough for two windows
     seen = []
 
-    def inpaint(window, wm):
-        seen.append(int(wm.sum()))
-        return np.zeros_like(window)
+    def inpaint(windows, masks):
+        seen.extend(int(m.sum()) for m in masks)
+        return [np.zeros_like(w) for w in windows]
 
     out = repair(photo, photo, m, inpaint, context=100)
     assert np.allclose(out[m], 0.0)

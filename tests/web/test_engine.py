@@ -80,7 +80,7 @@ def test_restores_writes_the_cli_files_and_previews(tmp_path):
         assert info["restoration"]["path"] == "scratch" and info["faces"] == [[0.25, 0.23333, 0.5, 0.5]]
         out = np.asarray(Image.open(job.output))
         assert np.array_equal(out, 255 - np.asarray(Image.open(job.input)))  # the fake inverts
-        assert read_provenance(job.output)["source"] == "scan.png"
+        assert read_provenance(job.output)["source"]["path"] == "scan.png"
         mask = np.asarray(Image.open(job.mask))  # --save-mask's file: white where repaired
         assert job.mask.name == "scan.mask.png" and mask[15].min() == 255 and mask[0].max() == 0
         overlay = np.asarray(Image.open(job.preview("overlay")))

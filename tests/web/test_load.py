@@ -110,7 +110,7 @@ def test_twenty_concurrent_users(tmp_path, real_old_dir):
                          if p.parent.name == "out" and ".mask" not in p.name)
         assert len(outputs) == len(accepted) + 1
         for path in outputs:
-            assert read_provenance(path)["source"] == path.name  # each written from its own upload
+            assert read_provenance(path)["source"]["path"] == path.name  # each written from its own upload
 
         # one copy of the models: every restorer made for an option set shares the server's
         made = list(engine._restorers.values())

@@ -50,9 +50,14 @@ def copy_exif(exif: Image.Exif | None) -> Image.Exif:
 
 
 def provenance_record(models: dict[str, str] | None = None, options: dict[str, Any] | None = None,
-                      source: str | None = None, restoration: dict[str, Any] | None = None
-                      ) -> dict[str, Any]:
-    """What a restored file says about how it was made (a restoration is a reconstruction)."""
+                      source: str | dict[str, str] | None = None,
+                      restoration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a restored file says about how it was made (a restoration is a reconstruction).
+
+    ``source``: what it was made from; the batch runner gives ``{"path": relative path, "sha256": hash of
+    the input file's bytes}``, which is how a rerun tells whether an existing output is this input's.
+    ``restoration``: what was done to it (path taken, repaired fraction, fidelity, defects found).
+    """
     record: dict[str, Any] = {
         "software": "oldphoto",
         "version": __version__,

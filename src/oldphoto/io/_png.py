@@ -15,7 +15,7 @@ import numpy as np
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOUR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type
-_BLOCK_ROWS = 256
+_BLOCK_BYTES = 1 << 20  # rows are filtered in blocks of about this many bytes (int16 temporaries: ~12x)
 
 
 def chunk(kind: bytes, data: bytes) -> bytes:
@@ -76,8 +76,9 @@ def encode_png(data: np.ndarray, chunks: Iterable[bytes] = (), level: int = 6) -
     compressor = zlib.compressobj(level)
     idat = []
     previous = None
-    for start in range(0, h, _BLOCK_ROWS):
-        block = raw[start:start + _BLOCK_ROWS]
+    rows = max(1, _BLOCK_BYTES // max(raw.shape[1], 1))
+    for start in range(0, h, rows):
+        block = raw[start:start + rows]
         idat.append(compressor.compress(_paeth_filter(block, previous, bpp).tobytes()))
         previous = block[-1]
     idat.append(compressor.flush())
@@ -91,3 +92,124 @@ def png_header(head: bytes) -> tuple[int, int] | None:
     if len(head) < 26 or not head.startswith(PNG_SIGNATURE) or head[12:16] != b"IHDR":
         return None
     return head[24], head[25]
+
+
+# ------------------------------------------------------------------------------------------- checking
+
+_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> samples per pixel
+# Adam7 passes: (first column, column step, first row, row step)
+_ADAM7 = ((0, 8, 0, 8), (4, 8, 0, 8), (0, 4, 4, 8), (2, 4, 0, 4), (0, 2, 2, 4), (1, 2, 0, 2), (0, 1, 1, 2))
+_INFLATE_STEP = 1 << 20
+
+
+def raw_size(width: int, height: int, depth: int, colour_type: int, interlaced: bool) -> int:
+    """Bytes of filtered scanlines (one filter byte per row) that the IDAT stream must inflate to."""
+    bits = depth * _CHANNELS[colour_type]
+
+    def rows(w: int, h: int) -> int:
+        return 0 if w <= 0 or h <= 0 else h * (1 + (w * bits + 7) // 8)
+
+    if not interlaced:
+        return rows(width, height)
+    return sum(rows((width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy) for x0, dx, y0, dy in _ADAM7)
+
+
+def check_data(path) -> str | None:
+    """Why the image data of the PNG at ``path`` is incomplete, or None when it holds every row.
+
+    Pillow and libpng accept a zlib stream that ends properly but holds fewer rows than the header
+    promises (the missing rows come out black), so the stream is inflated here, without keeping the
+    output, and its length compared with the header's.  Memory stays bounded whatever the header says.
+    """
+    with open(path, "rb") as fh:
+        if fh.read(8) != PNG_SIGNATURE:
+            return None
+        header = None
+        inflater = zlib.decompressobj()
+        produced = 0
+        expected = 0
+        while True:
+            head = fh.read(8)
+            if len(head) < 8:
+                break  # the file ends before IEND
+            length, kind = struct.unpack(">I4s", head)
+            if kind == b"IHDR":
+                ihdr = fh.read(length)
+                if len(ihdr) < 13 or ihdr[9] not in _CHANNELS:
+                    return None  # left to the decoder, which names the problem
+                width, height, depth, colour_type, _, _, interlace = struct.unpack(">IIBBBBB", ihdr[:13])
+                header = (width, height, interlace == 1)
+                expected = raw_size(width, height, depth, colour_type, interlace == 1)
+                fh.seek(4, 1)
+            elif kind == b"IDAT" and header is not None:
+                left = length
+                while left > 0:
+                    data = fh.read(min(left, _INFLATE_STEP))
+                    if not data:
+                        break
+                    left -= len(data)
+                    try:
+                        produced += len(inflater.decompress(data, _INFLATE_STEP))
+                        while inflater.unconsumed_tail and produced < expected:
+                            produced += len(inflater.decompress(inflater.unconsumed_tail, _INFLATE_STEP))
+                    except zlib.error as exc:
+                        return f"corrupt PNG image data ({exc})"
+                    if produced >= expected:
+                        return None
+                fh.seek(4, 1)
+            elif kind == b"IEND":
+                break
+            else:
+                fh.seek(length + 4, 1)
+    if header is None or produced >= expected:
+        return None
+    width, height, interlaced = header
+    if interlaced:
+        return (f"truncated PNG: the image data holds {100 * produced / expected:.0f} % of the "
+                f"{width}x{height} pixels its header announces")
+    row_bytes = expected // height
+    return (f"truncated PNG: the image data holds {produced // row_bytes} of the {height} rows its header "
+            f"announces")
+
+
+def find_chunks(path, kinds: Iterable[bytes]) -> dict[bytes, list[bytes]]:
+    """The bodies of the chunks of ``kinds`` (e.g. tEXt, eXIf), read without decoding any pixels."""
+    wanted = set(kinds)
+    found: dict[bytes, list[bytes]] = {}
+    with open(path, "rb") as fh:
+        if fh.read(8) != PNG_SIGNATURE:
+            return found
+        while True:
+            head = fh.read(8)
+            if len(head) < 8:
+                break
+            length, kind = struct.unpack(">I4s", head)
+            if kind == b"IEND":
+                break
+            if kind in wanted:
+                found.setdefault(kind, []).append(fh.read(length))
+                fh.seek(4, 1)
+            else:
+                fh.seek(length + 4, 1)
+    return found
+
+
+def text_value(body: bytes, kind: bytes) -> tuple[str, str] | None:
+    """(keyword, text) of a tEXt, zTXt or iTXt chunk body, or None when it is malformed."""
+    key, sep, rest = body.partition(b"\0")
+    if not sep:
+        return None
+    keyword = key.decode("latin-1")
+    try:
+        if kind == b"tEXt":
+            return keyword, rest.decode("latin-1")
+        if kind == b"zTXt":
+            return keyword, zlib.decompress(rest[1:]).decode("latin-1")
+        if kind == b"iTXt":
+            compressed, _method = rest[0], rest[1]
+            _lang, _, rest = rest[2:].partition(b"\0")
+            _translated, _, text = rest.partition(b"\0")
+            return keyword, (zlib.decompress(text) if compressed else text).decode("utf-8")
+    except (zlib.error, UnicodeDecodeError, IndexError):
+        return None
+    return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,13 +37,18 @@ class TiffPixels:
     icc: bytes | None
 
 
-def read_tiff(path: Path, max_pixels: int | None) -> TiffPixels:
+def read_tiff(path: Path, max_pixels: int | None,
+              on_header: Callable[[int, int, int, int, int], None] | None = None) -> TiffPixels:
+    """The first page's pixels; ``on_header(width, height, samples, bits, pages)`` runs before decoding."""
     with tifffile.TiffFile(path) as tif:
         page = tif.pages.first
         pages = len(tif.pages)
         h, w = int(page.imagelength), int(page.imagewidth)
         if max_pixels is not None and h * w > max_pixels:
             raise _TooLarge(w, h)
+        if on_header is not None:
+            bits = 16 if int(page.bitspersample) > 8 else 8
+            on_header(w, h, int(page.samplesperpixel), bits, pages)
         arr = page.asarray()
         axes = page.axes
         photometric = int(page.photometric)

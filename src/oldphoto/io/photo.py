@@ -12,17 +12,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 import warnings
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
-from oldphoto.io import _colour, _metadata, _png, _tiff
+from oldphoto.io import _colour, _jpeg, _metadata, _png, _tiff
 
 DEFAULT_MAX_PIXELS = 120_000_000  # an 8x10" print scanned at 1200 dpi is 115 Mpx
 DEFAULT_JPEG_QUALITY = 95
@@ -41,6 +43,9 @@ SAME_FAMILY = {"jpeg": "jpeg", "png": "png", "tiff": "tiff", "webp": "webp", "bm
 DEFAULT_SUFFIX = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif", "webp": ".webp"}
 _FORMAT_ALIASES = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "tif": "tiff", "tiff": "tiff", "webp": "webp"}
 _DROPPED_TEXT = {"raw profile type exif", "raw profile type app1", "software", _metadata.PROVENANCE_KEY}
+_BLOCK_PIXELS = 1 << 20  # float conversions run in row blocks of about this many pixels
+# atomic_write's temporary files: ".<name>.<8 characters from tempfile>.part"
+TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.part$")
 
 
 class PhotoError(Exception):
@@ -82,20 +87,76 @@ class Photo:
     def is_gray(self) -> bool:
         return self.space == "GRAY"
 
+    def release_pixels(self) -> None:
+        """Drop the pixel array but keep its shape (a zero-byte view), e.g. once the restorer has made its
+        own copy: a huge photo then holds one float copy less while its restoration is written."""
+        self.pixels = _released(self.pixels.shape)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a released photo travels (pickled, e.g. between the steps of a cluster batch) without
+        # materialising its zero-byte view into a full array of zeros
+        state = dict(self.__dict__)
+        pixels = self.pixels
+        if pixels.ndim == 3 and pixels.size and pixels.strides[:2] == (0, 0) and not pixels[0, 0].any():
+            state["pixels"] = _ReleasedPixels(tuple(self.pixels.shape))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if isinstance(state.get("pixels"), _ReleasedPixels):
+            state = {**state, "pixels": _released(state["pixels"].shape)}
+        self.__dict__.update(state)
+
+
+@dataclass(frozen=True)
+class _ReleasedPixels:
+    shape: tuple[int, ...]
+
+
+def _released(shape: tuple[int, ...]) -> np.ndarray:
+    return np.broadcast_to(np.zeros((1, 1, 3), np.float32), shape)
+
+
+@dataclass
+class PhotoHeader:
+    """What the header says, before any pixel is decoded (for memory and time estimates)."""
+
+    path: Path
+    format: str
+    family: str
+    width: int          # stored size (EXIF orientation not applied: the cost is the same)
+    height: int
+    channels: int       # samples per pixel, alpha included
+    bit_depth: int      # 8 or 16
+    pages: int = 1
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+# ``guard(header)`` runs after the header and the data checks, before decoding: it raises PhotoError to
+# refuse the photo, or returns warnings
+Guard = Callable[[PhotoHeader], list[str] | None]
+
 
 # ----------------------------------------------------------------------------------------------- reading
 
 @contextlib.contextmanager
 def _own_pixel_limit() -> Iterator[None]:
-    """Let Pillow open anything; we apply our own (configurable) limit before decoding."""
-    saved = Image.MAX_IMAGE_PIXELS
+    """Let Pillow open anything; we apply our own (configurable) limit before decoding.
+
+    Truncated images stay errors whatever another library set globally: Pillow would otherwise fill
+    missing data with black and call the photo read.
+    """
+    saved = Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES
     Image.MAX_IMAGE_PIXELS = None
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             yield
     finally:
-        Image.MAX_IMAGE_PIXELS = saved
+        Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = saved
 
 
 def _bomb_reason(width: int, height: int, max_pixels: int) -> str:
@@ -103,8 +164,13 @@ def _bomb_reason(width: int, height: int, max_pixels: int) -> str:
             f"of {max_pixels / 1e6:.1f} Mpx (raise it with --max-pixels if the photo is genuine)")
 
 
-def read_photo(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Photo:
-    """Decode ``path`` (format detected from the content).  Raises ``PhotoError`` naming the problem."""
+def read_photo(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+               guard: Guard | None = None) -> Photo:
+    """Decode ``path`` (format detected from the content).  Raises ``PhotoError`` naming the problem.
+
+    Before decoding: the pixel limit, a check that the image data is complete (PNG, JPEG, WebP: their
+    decoders accept some truncated files silently), then ``guard(header)`` (see ``Guard``).
+    """
     p = Path(path)
     try:
         size = p.stat().st_size
@@ -119,12 +185,15 @@ def read_photo(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
             head = fh.read(64)
     except OSError as exc:
         raise PhotoError(p, f"cannot read ({exc.strerror or exc})") from exc
+    riff = _riff_shortfall(head, size)
+    if riff:
+        raise PhotoError(p, riff)
     with _own_pixel_limit():
         try:
             image = Image.open(p)
         except UnidentifiedImageError as exc:
             if head[:4] in (b"II*\0", b"MM\0*"):  # TIFFs Pillow cannot open (16-bit gray+alpha, ...)
-                return _read_tiff_only(p, max_pixels)
+                return _read_tiff_only(p, max_pixels, guard)
             signature = _signature(head)
             if signature:
                 raise PhotoError(p, f"truncated or corrupt {signature} file (header unreadable)") from exc
@@ -136,7 +205,33 @@ def read_photo(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
         except Exception as exc:  # Pillow raises many types for broken headers
             raise PhotoError(p, f"unreadable or truncated image header ({exc})") from exc
         with image:
-            return _read_open_image(p, image, head, max_pixels)
+            return _read_open_image(p, image, head, max_pixels, guard)
+
+
+def _riff_shortfall(head: bytes, size: int) -> str | None:
+    """A WebP file shorter than its RIFF header says (libwebp then only says it cannot decode)."""
+    if head[:4] != b"RIFF" or head[8:12] != b"WEBP" or len(head) < 12:
+        return None
+    announced = int.from_bytes(head[4:8], "little") + 8
+    if size < announced:
+        return f"truncated WebP: the file has {size} of the {announced} bytes its header announces"
+    return None
+
+
+def _data_problem(p: Path, family: str) -> tuple[str | None, list[str]]:
+    """(why the image data is incomplete, warnings), checked without a full decode."""
+    if family == "png":
+        return _png.check_data(p), []
+    if family == "jpeg":
+        return _jpeg.check_data(p.read_bytes())
+    return None, []
+
+
+def _header_of(p: Path, image: Image.Image, family: str, head: bytes, pages: int) -> PhotoHeader:
+    png = _png.png_header(head) if family == "png" else None
+    sixteen = (png is not None and png[0] == 16) or image.mode.startswith(("I;16", "I", "F"))
+    return PhotoHeader(p, image.format or family.upper(), family, image.size[0], image.size[1],
+                       len(image.getbands()), 16 if sixteen else 8, pages)
 
 
 def _signature(head: bytes) -> str | None:
@@ -154,7 +249,8 @@ def _signature(head: bytes) -> str | None:
     return None
 
 
-def _read_open_image(p: Path, image: Image.Image, head: bytes, max_pixels: int | None) -> Photo:
+def _read_open_image(p: Path, image: Image.Image, head: bytes, max_pixels: int | None,
+                     guard: Guard | None) -> Photo:
     family = FORMAT_FAMILY.get(image.format or "")
     if family is None:
         raise PhotoError(p, f"unsupported image format {image.format}")
@@ -170,6 +266,15 @@ def _read_open_image(p: Path, image: Image.Image, head: bytes, max_pixels: int |
     if pages > 1:
         kind = "multi-page TIFF" if family == "tiff" else f"multi-frame {image.format}"
         notes.append(f"{kind} with {pages} pages: only the first page is restored")
+    try:
+        problem, data_notes = _data_problem(p, family)
+    except OSError as exc:
+        raise PhotoError(p, f"cannot read ({exc.strerror or exc})") from exc
+    if problem:
+        raise PhotoError(p, problem)
+    notes += data_notes
+    if guard is not None:
+        notes += guard(_header_of(p, image, family, head, pages)) or []
     try:
         exif = _metadata.copy_exif(image.getexif())  # detached: TIFF sub-IFDs are read lazily from the file
         orientation = int(exif.get(_metadata.ORIENTATION, 1) or 1)
@@ -195,13 +300,8 @@ def _read_open_image(p: Path, image: Image.Image, head: bytes, max_pixels: int |
     if orientation != 1:
         data = _metadata.apply_orientation(data, orientation)
         alpha = None if alpha is None else _metadata.apply_orientation(alpha, orientation)
-    values = data.astype(np.float32) / np.float32(65535.0 if bit_depth == 16 else 255.0)
-    try:
-        pixels = _colour.to_srgb(values, icc, space, high_precision=bit_depth == 16)
-    except _colour.ProfileError as exc:
-        notes.append(f"{exc}; colours taken as sRGB")
-        icc = None
-        pixels = _colour.to_srgb(values, None, space) if space != "RGB" else values
+    pixels, icc = _to_pixels(data, bit_depth, icc, space, notes)
+    del data
     dpi = image.info.get("dpi")
     return Photo(
         path=p, format=image.format or family.upper(), family=family, pixels=np.ascontiguousarray(pixels),
@@ -212,24 +312,31 @@ def _read_open_image(p: Path, image: Image.Image, head: bytes, max_pixels: int |
     )
 
 
-def _read_tiff_only(p: Path, max_pixels: int | None) -> Photo:
+def _read_tiff_only(p: Path, max_pixels: int | None, guard: Guard | None) -> Photo:
     """A TIFF only tifffile understands: pixels and IFD0 metadata from tifffile."""
+    guard_notes: list[str] = []
+
+    def on_header(width: int, height: int, channels: int, bits: int, pages: int) -> None:
+        if guard is not None:
+            header = PhotoHeader(p, "TIFF", "tiff", width, height, channels, bits, pages)
+            guard_notes.extend(guard(header) or [])
+
     try:
-        t = _tiff.read_tiff(p, max_pixels)
+        t = _tiff.read_tiff(p, max_pixels, on_header)
         tags = _tiff.ifd0_tags(p)
     except _tiff._TooLarge as exc:
         raise PhotoError(p, _bomb_reason(exc.width, exc.height, max_pixels or 0)) from exc
-    except MemoryError:
+    except (MemoryError, PhotoError):
         raise
     except Exception as exc:
-        raise PhotoError(p, f"truncated or corrupt TIFF ({exc})") from exc
+        raise PhotoError(p, _tiff_reason(exc)) from exc
     exif = Image.Exif()
     for code, value in tags.items():
         exif[code] = value
     orientation = int(exif.get(_metadata.ORIENTATION, 1) or 1)
     orientation = orientation if orientation in range(1, 9) else 1
     bits = 16 if t.data.dtype == np.uint16 else 8
-    notes = ["EXIF sub-IFD not read (file only readable by tifffile)"]
+    notes = ["EXIF sub-IFD not read (file only readable by tifffile)", *guard_notes]
     if t.pages > 1:
         notes.append(f"multi-page TIFF with {t.pages} pages: only the first page is restored")
     icc, icc_note = _usable_profile(t.icc, t.space)
@@ -238,12 +345,47 @@ def _read_tiff_only(p: Path, max_pixels: int | None) -> Photo:
     if orientation != 1:
         data = _metadata.apply_orientation(data, orientation)
         alpha = None if alpha is None else _metadata.apply_orientation(alpha, orientation)
-    values = data.astype(np.float32) / np.float32(65535.0 if bits == 16 else 255.0)
-    pixels = _colour.to_srgb(values, icc, t.space, high_precision=bits == 16)
+    pixels, icc = _to_pixels(data, bits, icc, t.space, notes)
+    del data
     return Photo(path=p, format="TIFF", family="tiff", pixels=np.ascontiguousarray(pixels), space=t.space,
                  bit_depth=bits, mode=f"tiff {t.space} {bits}-bit", alpha=alpha,
                  associated_alpha=t.associated_alpha, icc_profile=icc, exif=exif, orientation=orientation,
                  pages=t.pages, warnings=notes)
+
+
+def _tiff_reason(exc: Exception) -> str:
+    """tifffile's complaint about a TIFF, with truncation named as such."""
+    text = str(exc)
+    cut = isinstance(exc, (zlib.error, EOFError)) or any(
+        word in text.lower() for word in ("failed to read", "truncated", "incomplete"))
+    return f"truncated TIFF: the image data is incomplete ({text})" if cut else f"corrupt TIFF ({text})"
+
+
+def _block_rows(width: int) -> int:
+    return max(1, _BLOCK_PIXELS // max(int(width), 1))
+
+
+def _to_pixels(data: np.ndarray, bits: int, icc: bytes | None, space: str,
+               notes: list[str]) -> tuple[np.ndarray, bytes | None]:
+    """Stored samples -> float32 sRGB pixels, in row blocks so that only one full float copy exists.
+
+    Returns (pixels, the profile actually used: None when it proved unusable, with a note)."""
+    top = np.float32(65535.0 if bits == 16 else 255.0)
+    h, w = data.shape[:2]
+    out = np.empty((h, w, 3), np.float32)
+    rows = _block_rows(w)
+    for attempt in (icc, None):
+        try:
+            for y in range(0, h, rows):
+                values = data[y:y + rows].astype(np.float32)
+                values /= top
+                out[y:y + rows] = _colour.to_srgb(values, attempt, space, high_precision=bits == 16)
+            return out, attempt
+        except _colour.ProfileError as exc:
+            if attempt is None:
+                raise
+            notes.append(f"{exc}; colours taken as sRGB")
+    raise AssertionError("unreachable")
 
 
 def _usable_profile(icc: bytes | None, space: str) -> tuple[bytes | None, str | None]:
@@ -267,8 +409,11 @@ def _decode(p: Path, image: Image.Image, family: str, head: bytes, max_pixels: i
             raise PhotoError(p, _bomb_reason(exc.width, exc.height, max_pixels or 0)) from exc
         except MemoryError:
             raise
-        except Exception:
-            pass  # e.g. a compression tifffile has no codec for: Pillow (8-bit) below
+        except Exception as exc:
+            reason = _tiff_reason(exc)
+            if reason.startswith("truncated"):
+                raise PhotoError(p, reason) from exc
+            # e.g. a compression tifffile has no codec for: Pillow (8-bit) below
         else:
             bits = 16 if t.data.dtype == np.uint16 else 8
             return t.data, t.space, t.alpha, t.associated_alpha, bits, f"tiff {t.space} {bits}-bit", t.icc
@@ -355,7 +500,7 @@ def output_suffix(photo: Photo, family: str) -> str:
 def has_colour(pixels: np.ndarray, tolerance: float = GRAY_TOLERANCE) -> bool:
     """True when a restoration of a gray photo has visibly gained colour (not just rounding tints)."""
     step = max(1, int(np.sqrt(pixels.shape[0] * pixels.shape[1] / 250_000)))
-    sample = pixels[::step, ::step]
+    sample = np.clip(np.nan_to_num(np.asarray(pixels[::step, ::step], np.float32), nan=0.0), 0.0, 1.0)
     chroma = sample.max(axis=-1) - sample.min(axis=-1)
     return bool(np.percentile(chroma, 99) > tolerance)
 
@@ -419,7 +564,6 @@ def write_photo(path: str | os.PathLike, pixels: np.ndarray, like: Photo | None 
     if like is not None and rgb.shape[:2] != like.pixels.shape[:2]:
         raise ValueError(f"{out}: restored image is {rgb.shape[1]}x{rgb.shape[0]} but the input "
                          f"{like.path.name} is {like.size[0]}x{like.size[1]}")
-    rgb = np.clip(np.nan_to_num(rgb, nan=0.0), 0.0, 1.0)
     notes: list[str] = []
     src_space = like.space if like else "RGB"
     if src_space == "GRAY":
@@ -434,15 +578,13 @@ def write_photo(path: str | os.PathLike, pixels: np.ndarray, like: Photo | None 
         space = "RGB"  # WebP has no gray mode
     bits = 16 if like is not None and like.bit_depth == 16 and family in ("png", "tiff") else 8
     src_icc = None if strip_metadata or like is None else like.icc_profile
-    high = bits == 16
     if src_icc is not None and space == src_space:
-        out_icc = src_icc
-        values = _colour.from_srgb(rgb, src_icc, space, high_precision=high)
+        out_icc = convert_icc = src_icc
     else:
         # a changed colour model (gray gained colour, CMYK into PNG): the pixels stay sRGB and say so
         out_icc = _colour.srgb_icc_bytes() if src_icc is not None and space == "RGB" else None
-        values = _colour.from_srgb(rgb, None, space)
-    data = _quantise(values, bits)
+        convert_icc = None
+    data = _to_samples(rgb, convert_icc, space, bits)
     if data.shape[2] == 1:
         data = data[:, :, 0]
     alpha = like.alpha if like is not None else None
@@ -475,6 +617,18 @@ def write_photo(path: str | os.PathLike, pixels: np.ndarray, like: Photo | None 
 
     atomic_write(out, encode)
     return notes
+
+
+def _to_samples(rgb: np.ndarray, icc: bytes | None, space: str, bits: int) -> np.ndarray:
+    """sRGB float pixels -> quantised samples of ``space``, in row blocks (no full float temporaries)."""
+    h, w = rgb.shape[:2]
+    channels = {"GRAY": 1, "RGB": 3, "CMYK": 4}[space]
+    out = np.empty((h, w, channels), np.uint16 if bits == 16 else np.uint8)
+    rows = _block_rows(w)
+    for y in range(0, h, rows):
+        block = np.clip(np.nan_to_num(rgb[y:y + rows], nan=0.0), 0.0, 1.0)
+        out[y:y + rows] = _quantise(_colour.from_srgb(block, icc, space, high_precision=bits == 16), bits)
+    return out
 
 
 def _write_png(tmp: Path, data: np.ndarray, alpha: np.ndarray | None, icc: bytes | None,
@@ -526,19 +680,37 @@ def _write_pillow(tmp: Path, family: str, data: np.ndarray, space: str, alpha: n
 def read_provenance(path: str | os.PathLike) -> dict[str, Any] | None:
     """The provenance record oldphoto wrote into ``path``, or None."""
     with open(path, "rb") as fh:
-        is_tiff = fh.read(4) in (b"II*\0", b"MM\0*")
+        head = fh.read(33)
+    is_tiff = head[:4] in (b"II*\0", b"MM\0*")
     if is_tiff:
         raw = _tiff.ifd0_tags(Path(path)).get(_metadata.IMAGE_HISTORY)
-        return None if raw is None else json.loads(str(raw))
-    with Image.open(path) as image:
-        raw = None
-        if image.format == "PNG":
-            image.load()
-            raw = image.text.get(_metadata.PROVENANCE_KEY)
-        if raw is None:
+    elif _png.png_header(head) is not None:
+        raw = _png_provenance(Path(path))
+    else:
+        with Image.open(path) as image:
             raw = image.getexif().get(_metadata.IMAGE_HISTORY)
     if raw is None:
         return None
     if isinstance(raw, bytes):
         raw = raw.decode("utf-8", "replace")
-    return json.loads(str(raw).rstrip("\0"))
+    try:
+        record = json.loads(str(raw).rstrip("\0"))
+    except ValueError:
+        return None  # another program's ImageHistory text
+    return record if isinstance(record, dict) and record.get("software") == "oldphoto" else None
+
+
+def _png_provenance(path: Path) -> str | bytes | None:
+    """From the text chunk, else the eXIf chunk; chunks are walked, pixels never decoded."""
+    chunks = _png.find_chunks(path, (b"tEXt", b"iTXt", b"zTXt", b"eXIf"))
+    for kind in (b"tEXt", b"iTXt", b"zTXt"):
+        for body in chunks.get(kind, []):
+            item = _png.text_value(body, kind)
+            if item is not None and item[0] == _metadata.PROVENANCE_KEY:
+                return item[1]
+    for body in chunks.get(b"eXIf", []):
+        exif = Image.Exif()
+        exif.load(b"Exif\0\0" + body)
+        if exif.get(_metadata.IMAGE_HISTORY) is not None:
+            return exif.get(_metadata.IMAGE_HISTORY)
+    return None

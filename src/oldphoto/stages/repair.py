@@ -55,9 +55,9 @@ def windows(stats: np.ndarray, shape: tuple[int, int], context: int = CONTEXT, m
     """Windows covering every region (``stats`` of :func:`regions`) with ``context`` px around it.
 
     Returns ``(box, labels)`` pairs: the labels of the regions each window repairs; every region belongs
-    to exactly one window.  Windows are merged only when that costs little (their union not much larger
-    than the two), so that scattered dust does not turn into one window over the whole photo: the
-    inpainting cost grows faster than the area.
+    to exactly one window (windows may overlap).  Windows are merged only when that costs little (their
+    union not much larger than the two, and small), so that scattered dust does not turn into one window
+    over the whole photo: the inpainting cost grows faster than the area.
     """
     h, w = shape
     n = len(stats)
@@ -95,6 +95,9 @@ def _union(a: Box, b: Box) -> Box:
 
 
 MERGE_SLACK = 1.25  # merge two windows when their union is at most this much larger than both together
+# ... and no larger than this (px) on either side: the inpainting's attention costs the square of a
+# window's area, so many small windows are far cheaper than one that merged them
+MERGE_MAX_SIDE = 256
 
 
 def _merge(groups: list[tuple[Box, list[int]]]) -> list[tuple[Box, list[int]]]:
@@ -106,7 +109,8 @@ def _merge(groups: list[tuple[Box, list[int]]]) -> list[tuple[Box, list[int]]]:
         for box, labels in groups:
             for k, (other, other_labels) in enumerate(out):
                 union = _union(box, other)
-                if _area(union) <= MERGE_SLACK * (_area(box) + _area(other)):
+                small = max(union[2] - union[0], union[3] - union[1]) <= MERGE_MAX_SIDE
+                if small and _area(union) <= MERGE_SLACK * (_area(box) + _area(other)):
                     out[k] = (union, other_labels + labels)
                     changed = True
                     break
@@ -117,15 +121,16 @@ def _merge(groups: list[tuple[Box, list[int]]]) -> list[tuple[Box, list[int]]]:
 
 
 def repair(base: np.ndarray, photo: np.ndarray, mask: np.ndarray,
-           inpaint: Callable[[np.ndarray, np.ndarray], np.ndarray],
+           inpaint: Callable[[list[np.ndarray], list[np.ndarray]], list[np.ndarray]],
            context: int = CONTEXT, grow: int = GROW, feather: float = FEATHER) -> np.ndarray:
-    """``base`` with the defects of ``photo`` repaired by ``inpaint(window, window_mask)``.
+    """``base`` with the defects of ``photo`` repaired by ``inpaint(windows, window_masks)``.
 
     Args:
         base: ``H×W×3`` float32, what the photo looks like away from the defects.
         photo: ``H×W×3`` float32, the input photo (what the inpainting network sees).
         mask: ``H×W`` bool, True = defect.
-        inpaint: restores a window of the photo given its defect mask (same size in and out).
+        inpaint: restores windows of the photo given their defect masks (one call for all windows, so
+            that it can batch them; same sizes out as in).
     Returns a new ``H×W×3`` float32 array; pixels farther than :func:`reach` from the mask equal ``base``.
     Defects closer than that to each other are repaired together, so no pixel is blended twice; every
     defect inside a window is masked for the network, also those another window repairs.
@@ -137,10 +142,13 @@ def repair(base: np.ndarray, photo: np.ndarray, mask: np.ndarray,
     grown = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(
         cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1)))
     labels, stats = regions(grown)
-    for (y0, x0, y1, x1), own in windows(stats, mask.shape, max(context - margin, 0)):
+    groups = windows(stats, mask.shape, max(context - margin, 0))
+    boxes = [box for box, _ in groups]
+    fixed = inpaint([photo[y0:y1, x0:x1] for y0, x0, y1, x1 in boxes],
+                    [mask[y0:y1, x0:x1] for y0, x0, y1, x1 in boxes])
+    for ((y0, x0, y1, x1), own), result in zip(groups, fixed, strict=True):
         m = mask[y0:y1, x0:x1]
-        fixed = inpaint(photo[y0:y1, x0:x1], m)
         alpha = repair_weight(m & np.isin(labels[y0:y1, x0:x1], own), grow, feather)[..., None]
         window = out[y0:y1, x0:x1]
-        window += alpha * (fixed - window)
+        window += alpha * (result - window)
     return out

@@ -1,0 +1,216 @@
+"""The output folder of a batch: never over the originals, resumed from what each output was made of.
+
+* ``check_folder``: an output folder that *is* an input folder (a folder input, a glob's fixed prefix,
+  the folder of a file input) is refused; one that lies inside an input folder is excluded from the
+  inputs, so restored files are never read back as inputs.
+* ``decide``: where one photo's output goes.  Every output carries its source in the provenance record
+  (relative path + SHA-256 of the input file's bytes); an existing file is skipped (or, with
+  ``--overwrite``, redone) only when it was made from this very source.  A file made from another source,
+  or one oldphoto did not write (an original), is left untouched and the output takes the next free name
+  in a fixed sequence (``a.jpg``, ``a_jpg.jpg``, ``a_jpg_2.jpg``, ...), which a later run walks the same
+  way, so it finds its earlier output again.
+* ``FolderLock`` / ``clean_stale_parts``: temporary files of writes killed mid-way (``.NAME.xxxxxxxx.part``)
+  are removed when a batch starts, unless another batch holds the folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from oldphoto.io import read_provenance
+from oldphoto.io.photo import TEMP_NAME
+
+MAX_CANDIDATES = 1000
+
+
+@dataclass
+class FolderCheck:
+    error: str | None = None         # the batch must not run (exit 2)
+    exclude: Path | None = None      # resolved output folder to leave out of input walks
+    notes: list[str] = field(default_factory=list)
+    input_folders: list[Path] = field(default_factory=list)  # resolved; never cleaned of temporary files
+
+
+def _input_folders(specs: Sequence[str], glob_root) -> Iterator[tuple[str, Path, str]]:
+    """(spec, resolved folder, kind) for every folder the inputs come from."""
+    for spec in specs:
+        path = Path(spec)
+        if path.is_dir():
+            yield spec, path.resolve(), "folder"
+        elif path.exists():
+            yield spec, path.resolve().parent, "file"
+        elif any(ch in spec for ch in "*?["):
+            yield spec, glob_root(spec).resolve(), "glob"
+
+
+def check_folder(specs: Sequence[str], outdir: Path, glob_root) -> FolderCheck:
+    """Refuse an output folder that is an input folder; exclude one that lies inside an input folder."""
+    out = outdir.resolve()
+    check = FolderCheck()
+    for spec, folder, kind in _input_folders(specs, glob_root):
+        check.input_folders.append(folder)
+        if out == folder:
+            what = {"folder": "the input folder", "file": "the folder of the input file",
+                    "glob": "the folder the pattern searches"}[kind]
+            suggestion = Path(spec) / "restored" if kind == "folder" else Path(outdir) / "restored"
+            check.error = (f"the output folder {outdir} is {what} {spec}: restored files would sit beside "
+                           f"the originals and be read as inputs by the next run; choose another folder, "
+                           f"e.g. -o {suggestion}")
+            return check
+        if out.is_relative_to(folder) and check.exclude is None:
+            check.exclude = out
+            check.notes.append(f"the output folder {outdir} lies inside the input folder of {spec}: "
+                               "files under it are not read as inputs")
+    return check
+
+
+# ------------------------------------------------------------------------------------------ names
+
+def candidates(natural: Path, input_suffix: str) -> Iterator[Path]:
+    """``a.jpg``, ``a_jpg.jpg``, ``a_jpg_2.jpg``, ...: the names one input's output may take, in order."""
+    yield natural
+    stem = f"{natural.stem}_{input_suffix.lstrip('.').lower() or 'noext'}"
+    yield natural.with_name(stem + natural.suffix)
+    for n in range(2, MAX_CANDIDATES):
+        yield natural.with_name(f"{stem}_{n}{natural.suffix}")
+
+
+def source_record(relative: Path, sha256: str) -> dict[str, str]:
+    """What the provenance says an output was made from."""
+    return {"path": relative.as_posix(), "sha256": sha256}
+
+
+def _made_from(record: dict[str, Any] | None, source: dict[str, str]) -> bool | None:
+    """True: made from ``source``; False: from another one; None: unknown (no record)."""
+    if record is None:
+        return None
+    made = record.get("source")
+    if isinstance(made, dict):
+        return made.get("sha256") == source["sha256"] and made.get("path") == source["path"]
+    # records of earlier versions name the input file only: its name is the best one can compare
+    return isinstance(made, str) and made == Path(source["path"]).name
+
+
+def _other_source(record: dict[str, Any] | None) -> str:
+    made = (record or {}).get("source")
+    if isinstance(made, dict):
+        return f"{made.get('path', '?')} (sha256 {str(made.get('sha256', ''))[:12]})"
+    return str(made or "an unknown source")
+
+
+@dataclass
+class Decision:
+    output: Path
+    write: bool                 # False: an output made from this source is already there
+    replaces: bool = False      # write over an existing output of this source (--overwrite)
+    notes: list[str] = field(default_factory=list)
+
+
+def decide(natural: Path, input_path: Path, source: dict[str, str], *, reserved: Iterable[str] = (),
+           own: Path | None = None, inputs: Iterable[Path] = (), overwrite: bool = False,
+           strip_metadata: bool = False) -> Decision:
+    """Where the output of ``input_path`` goes, or that it is already there.
+
+    ``reserved``: lower-cased output paths planned for the batch's other inputs (skipped, except ``own``,
+    this input's planned path); ``inputs``: resolved input paths, never written over.  With
+    ``strip_metadata`` outputs carry no provenance, so an existing file without one at the planned path
+    is taken for an earlier output of this input (it cannot be checked).
+    """
+    reserved = set(reserved)
+    own_key = str(own).lower() if own is not None else None
+    inputs = set(inputs)
+    notes: list[str] = []
+    for candidate in candidates(natural, input_path.suffix):
+        key = str(candidate).lower()
+        if key in reserved and key != own_key:
+            continue
+        if not candidate.exists() and not candidate.is_symlink():
+            return Decision(candidate, True, notes=notes)
+        if not candidate.is_file() or candidate.is_symlink():
+            notes.append(f"{candidate} exists and is not a plain file: left untouched")
+            continue
+        if candidate.resolve() in inputs:
+            notes.append(f"{candidate} is an input of this batch: left untouched")
+            continue
+        try:
+            record = read_provenance(candidate)
+        except Exception:  # unreadable or not an image: certainly not an output of this source
+            record = None
+        same = _made_from(record, source)
+        if same is None and strip_metadata and key == own_key:
+            same = True  # stripped outputs carry no record: the planned name is taken at its word
+        if same:
+            return Decision(candidate, overwrite, replaces=overwrite, notes=notes)
+        if same is None:
+            notes.append(f"{candidate} exists and was not written by oldphoto: left untouched")
+        else:
+            notes.append(f"{candidate} is the restoration of another source, {_other_source(record)}: "
+                         "left untouched")
+    raise OSError(f"no free output name for {input_path.name} after {MAX_CANDIDATES} tries")
+
+
+# ------------------------------------------------------------------------------------------ leftovers
+
+class FolderLock:
+    """An advisory lock on the output folder for the batch's lifetime (POSIX ``flock`` on the folder).
+
+    Only the holder cleans temporary files, so two batches writing into one folder never delete each
+    other's writes in progress.  A lock a killed process held is released by the system with it.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.fd: int | None = None
+        self.held = False
+
+    def __enter__(self) -> FolderLock:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; cleaning is still safe for a single batch
+            self.held = self.folder.is_dir()
+            return self
+        if not self.folder.is_dir():
+            return self  # nothing to clean yet; the folder is made on the first write
+        try:
+            self.fd = os.open(self.folder, os.O_RDONLY)
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self.held = True
+        except OSError:
+            self.held = False
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)  # closing releases the lock
+            self.fd = None
+
+
+def clean_stale_parts(folder: Path, only_name: str | None = None, spare: Iterable[Path] = ()) -> list[Path]:
+    """Remove temporary files of interrupted atomic writes under ``folder`` (``.NAME.xxxxxxxx.part``,
+    regular files only); ``only_name``: just those of that one file, in ``folder`` itself; ``spare``:
+    resolved folders (input folders inside the output folder) whose files are left alone."""
+    if not folder.is_dir():
+        return []
+    root = folder.resolve()
+    spare = [s for s in spare if s != root and s.is_relative_to(root)]  # not the output folder's parents
+    removed = []
+    found = folder.glob(f".{glob.escape(only_name)}.*.part" if only_name else "**/.*.part")
+    for path in found:
+        match = TEMP_NAME.match(path.name)
+        if match is None or (only_name is not None and match["name"] != only_name):
+            continue
+        if path.is_symlink() or not path.is_file():
+            continue
+        if any(path.resolve().is_relative_to(s) for s in spare):
+            continue
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed.append(path)
+    return removed

@@ -1,0 +1,460 @@
+"""Batches that can never hurt an archive: output folders, resume by source, signals, leftovers, memory.
+
+A deterministic fake restorer (colour inversion) stands in for the networks; the signal tests run the
+batch in a child process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import oldphoto
+from oldphoto import batch, footprint, outputs
+from oldphoto.io import PhotoError, read_photo, read_provenance
+from oldphoto.io.photo import PhotoHeader
+
+
+class Inverter:
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, pixels, mask):
+        self.calls += 1
+        return 1.0 - pixels
+
+
+def _run(argv, restore=None):
+    parser = argparse.ArgumentParser()
+    batch.register(parser.add_subparsers())
+    args = parser.parse_args(["restore", "--no-progress", *map(str, argv)])
+    log = io.StringIO()
+    code = batch.main(args, restore=restore or Inverter(), stream=log)
+    return code, log.getvalue()
+
+
+def _img(path: Path, value=(30, 90, 200), size=(12, 8)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, value).save(path)
+    return path
+
+
+def _hashes(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _report(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+# ------------------------------------------------------------------------------ output folder vs inputs
+
+@pytest.mark.parametrize("spec, out", [("scans", "scans"), ("scans/*.jpg", "scans"), ("scans/a.jpg", "scans"),
+                                       ("scans", "scans/../scans")])
+def test_output_folder_that_is_an_input_folder_is_refused(tmp_path, monkeypatch, spec, out):
+    monkeypatch.chdir(tmp_path)
+    _img(Path("scans/a.jpg"))
+    _img(Path("scans/b.jpg"), (200, 10, 10))
+    before = _hashes(tmp_path)
+    restorer = Inverter()
+    code, log = _run([spec, "-o", out, "--overwrite"], restorer)
+    assert code == 2 and restorer.calls == 0
+    assert "is the" in log and "choose another folder" in log
+    assert _hashes(tmp_path) == before  # nothing replaced, nothing added
+
+
+@pytest.mark.parametrize("spec", ["nest", "nest/**/*.jpg"])
+def test_output_folder_inside_the_input_folder_is_never_read_back(tmp_path, monkeypatch, spec):
+    monkeypatch.chdir(tmp_path)
+    _img(Path("nest/a.jpg"))
+    _img(Path("nest/sub/b.jpg"), (10, 200, 10))
+    originals = _hashes(tmp_path / "nest")
+    restorer = Inverter()
+    code, log = _run([spec, "-r", "-o", "nest/restored"], restorer)
+    assert code == 0 and restorer.calls == 2
+    assert "not read as inputs" in log
+    code, log = _run([spec, "-r", "-o", "nest/restored", "--report", "r.json"], restorer)
+    assert code == 0 and restorer.calls == 2  # the second run restores nothing: its outputs are not inputs
+    assert [e["status"] for e in _report(Path("r.json"))["inputs"]] == ["skipped", "skipped"]
+    assert not Path("nest/restored/restored").exists()
+    assert sorted(str(p.relative_to("nest/restored")) for p in Path("nest/restored").rglob("*.jpg")) == [
+        "a.jpg", "sub/b.jpg"]
+    after = _hashes(tmp_path / "nest")
+    assert {k: v for k, v in after.items() if not k.startswith("restored")} == originals
+
+
+def test_check_folder_directly(tmp_path):
+    (tmp_path / "in").mkdir()
+    ok = outputs.check_folder([str(tmp_path / "in")], tmp_path / "out", batch._glob_root)
+    assert ok.error is None and ok.exclude is None
+    inside = outputs.check_folder([str(tmp_path / "in")], tmp_path / "in" / "x", batch._glob_root)
+    assert inside.error is None and inside.exclude == (tmp_path / "in" / "x").resolve()
+
+
+# ------------------------------------------------------------------------------ resume by source
+
+def test_resume_decides_from_the_source_not_the_name(tmp_path):
+    d1, d2, out = tmp_path / "d1", tmp_path / "d2", tmp_path / "o"
+    _img(d1 / "a.png", (200, 0, 0))
+    _img(d2 / "a.png", (0, 0, 200))
+    assert _run([d1 / "a.png", d2 / "a.png", "-o", out])[0] == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "a_png.png"]
+    prov = read_provenance(out / "a_png.png")
+    d2_hash = hashlib.sha256((d2 / "a.png").read_bytes()).hexdigest()
+    assert prov["source"] == {"path": "a.png", "sha256": d2_hash}
+    kept = _hashes(out)
+
+    # d2's photo alone: o/a.png is d1's restoration, so it is not taken for d2's; a_png.png is found
+    restorer = Inverter()
+    code, _ = _run([d2 / "a.png", "-o", out, "--report", tmp_path / "r.json"], restorer)
+    assert code == 0 and restorer.calls == 0
+    (entry,) = _report(tmp_path / "r.json")["inputs"]
+    assert entry["status"] == "skipped" and entry["output"] == str(out / "a_png.png")
+    assert any("restoration of another source" in w for w in entry["warnings"])
+
+    # a changed d2/a.png is another source: it gets a new name, the old outputs stay as they were
+    _img(d2 / "a.png", (0, 200, 0))
+    code, _ = _run([d2 / "a.png", "-o", out], restorer)
+    assert code == 0 and restorer.calls == 1
+    assert {k: v for k, v in _hashes(out).items() if k in kept} == kept
+    assert np.allclose(read_photo(out / "a_png_2.png").pixels[0, 0], 1 - np.array([0, 200, 0]) / 255)
+
+    # --overwrite redoes an output of the same source in place, and nothing else
+    before = _hashes(out)
+    code, _ = _run([d1 / "a.png", "-o", out, "--overwrite"], restorer)
+    assert code == 0 and restorer.calls == 2
+    after = _hashes(out)
+    assert sorted(after) == sorted(before) and after["a_png.png"] == before["a_png.png"]
+
+
+def test_overwrite_never_replaces_a_file_oldphoto_did_not_write(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    _img(src / "b.png", (1, 2, 3))
+    original = _img(out / "b.png", (9, 9, 9)).read_bytes()  # someone's own file in the output folder
+    code, _ = _run([src, "-o", out, "--overwrite", "--report", tmp_path / "r.json"])
+    assert code == 0 and (out / "b.png").read_bytes() == original
+    (entry,) = _report(tmp_path / "r.json")["inputs"]
+    assert entry["output"] == str(out / "b_png.png")
+    assert any("not written by oldphoto" in w for w in entry["warnings"])
+
+
+def test_stripped_outputs_resume_by_name(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    _img(src / "a.png")
+    restorer = Inverter()
+    assert _run([src, "-o", out, "--strip-metadata"], restorer)[0] == 0
+    assert _run([src, "-o", out, "--strip-metadata"], restorer)[0] == 0
+    assert restorer.calls == 1 and sorted(p.name for p in out.iterdir()) == ["a.png"]
+
+
+# ------------------------------------------------------------------------------ leftovers
+
+OURS = [".a.png.k3j4l5m6.part", "sub/.b.jpg.x_y1z2w3.part"]
+DECOYS = [".notes.part", "a.part", ".a.png.part", ".a.png.toolongname.part", "keep.png.abcd1234.part"]
+
+
+def _leftovers(out: Path, src: Path) -> None:
+    for name in OURS + DECOYS:
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_bytes(b"half")
+    (src / ".c.png.abcd1234.part").write_bytes(b"not in the output folder")
+
+
+@pytest.mark.parametrize("inside", [False, True])
+def test_stale_temporary_files_cleaned_on_start(tmp_path, inside):
+    src = tmp_path / "in"
+    out = src / "restored" if inside else tmp_path / "out"
+    _img(src / "a.png")
+    _leftovers(out, src)
+    code, log = _run([src, "-r", "-o", out])
+    assert code == 0 and "removed 2 temporary file(s)" in log
+    assert not any((out / name).exists() for name in OURS)
+    assert all((out / name).exists() for name in DECOYS)
+    assert (src / ".c.png.abcd1234.part").exists()
+
+
+def test_input_folder_inside_the_output_folder_is_not_cleaned(tmp_path):
+    out = tmp_path / "out"
+    src = out / "scans"
+    _img(src / "a.png")
+    _leftovers(out, src)
+    code, log = _run([src, "-o", out])
+    assert code == 0 and "removed 2 temporary file(s)" in log
+    assert (src / ".c.png.abcd1234.part").exists()
+
+
+def test_temporary_files_of_a_running_batch_are_left_alone(tmp_path):
+    fcntl = pytest.importorskip("fcntl")
+    src, out = tmp_path / "in", tmp_path / "out"
+    _img(src / "a.png")
+    _leftovers(out, src)
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as another batch writing into the same folder holds it
+        code, log = _run([src, "-o", out])
+    finally:
+        os.close(fd)
+    assert code == 0 and "another oldphoto batch" in log
+    assert all((out / name).exists() for name in OURS)
+
+
+# ------------------------------------------------------------------------------ signals, live report
+
+CHILD = r"""
+import argparse, os, signal, sys, time
+from oldphoto import batch
+from oldphoto.io import photo as photo_module
+
+mode, argv = sys.argv[1], sys.argv[2:]
+calls = []
+
+def restore(pixels, mask):
+    calls.append(1)
+    print(f"photo {len(calls)}", flush=True)
+    if mode == "slow" and len(calls) >= 3:
+        time.sleep(60)  # the parent sends SIGTERM meanwhile
+    return 1.0 - pixels
+
+if mode == "kill-in-write":
+    real = photo_module._write_png
+    def dying(tmp, *args, **kwargs):
+        if len(calls) == 3:
+            tmp.write_bytes(b"half a png")
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(tmp, *args, **kwargs)
+    photo_module._write_png = dying
+
+parser = argparse.ArgumentParser()
+batch.register(parser.add_subparsers())
+sys.exit(batch.main(parser.parse_args(["restore", "--no-progress", *argv]), restore=restore))
+"""
+
+
+def _child(tmp_path: Path, mode: str, argv) -> subprocess.Popen:
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    env = dict(os.environ, PYTHONPATH=str(Path(oldphoto.__file__).parents[1]))
+    return subprocess.Popen([sys.executable, str(script), mode, *map(str, argv)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _five(src: Path) -> None:
+    for i in range(5):
+        _img(src / f"p{i}.png", (i * 40, 10, 10))
+
+
+def _wait_for(condition, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def _ok_count(path: Path) -> int:
+    try:
+        return [e["status"] for e in _report(path)["inputs"]].count("ok")
+    except (OSError, ValueError):
+        return -1
+
+
+def test_sigterm_writes_the_report_and_exits_143(tmp_path):
+    src, out, report = tmp_path / "in", tmp_path / "out", tmp_path / "r.json"
+    _five(src)
+    child = _child(tmp_path, "slow", [src, "-o", out, "--report", report])
+    try:
+        _wait_for(lambda: _ok_count(report) == 2)  # the live report shows the finished photos
+        live = _report(report)
+        assert live["running"] is True and live["finished"] is None and live["exit_code"] is None
+        assert [e["status"] for e in live["inputs"]] == ["ok", "ok"] + ["not processed"] * 3
+        assert child.stdout.readline().strip() == "photo 1"
+        _wait_for(lambda: child.stdout.readline().strip() == "photo 3")
+        child.send_signal(signal.SIGTERM)
+        code = child.wait(timeout=30)
+    finally:
+        child.kill()
+    assert code == 143
+    final = _report(report)
+    assert final["running"] is False and final["terminated"] is True and final["exit_code"] == 143
+    assert [e["status"] for e in final["inputs"]] == ["ok", "ok"] + ["not processed"] * 3
+    assert "abandoned" in child.stdout.read()
+    assert sorted(p.name for p in out.iterdir()) == ["p0.png", "p1.png"]
+
+
+def test_sigkill_during_a_write_leaves_a_report_and_the_next_run_cleans_up(tmp_path):
+    src, out, report = tmp_path / "in", tmp_path / "out", tmp_path / "r.json"
+    _five(src)
+    child = _child(tmp_path, "kill-in-write", [src, "-o", out, "--report", report])
+    assert child.wait(timeout=60) == -signal.SIGKILL
+    left = _report(report)  # whatever it says, it is whole JSON listing every input once
+    assert left["running"] is True and len(left["inputs"]) == 5
+    for entry in left["inputs"]:
+        assert entry["status"] in ("ok", "not processed")
+        assert entry["status"] != "ok" or Path(entry["output"]).exists()
+    assert [p.name for p in out.glob(".p2.png.*.part")]  # the killed write's temporary file
+
+    code, log = _run([src, "-o", out, "--report", report])
+    assert code == 0 and "removed 1 temporary file(s)" in log
+    assert sorted(p.name for p in out.iterdir()) == [f"p{i}.png" for i in range(5)]
+    assert [e["status"] for e in _report(report)["inputs"]] == ["skipped", "skipped", "ok", "ok", "ok"]
+
+
+# ------------------------------------------------------------------------------ memory and time
+
+def test_photo_that_cannot_fit_is_refused_from_its_header(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    _img(src / "small.png")
+    Image.new("RGB", (4000, 3000), (50, 60, 70)).save(src / "large.png")  # 12 Mpx: about 3.9 GB
+    restorer = Inverter()
+    started = time.perf_counter()
+    code, log = _run([src, "-o", out, "--memory-limit", "3G", "--report", tmp_path / "r.json"], restorer)
+    assert code == 1 and restorer.calls == 1 and time.perf_counter() - started < 10
+    by_name = {Path(e["input"]).name: e for e in _report(tmp_path / "r.json")["inputs"]}
+    assert by_name["small.png"]["status"] == "ok"
+    reason = by_name["large.png"]["reason"]
+    assert reason.startswith("not enough memory: a 4000x3000 (12.0 Mpx) photo needs about 3.")
+    assert "--memory-limit of 3.0 GB" in reason
+    # a smaller tile budget brings the same photo under the limit
+    code, _ = _run([src, "-o", out, "--memory-limit", "3G", "--max-memory", "256M"], restorer)
+    assert code == 0 and restorer.calls == 2
+
+
+@pytest.mark.parametrize("value", ["lots", "-1G", "0"])
+def test_bad_memory_limit_exits_2(tmp_path, value):
+    _img(tmp_path / "in" / "a.png")
+    code, log = _run([tmp_path / "in", "-o", tmp_path / "out", f"--memory-limit={value}"])
+    assert code == 2 and "--memory-limit" in log and not (tmp_path / "out").exists()
+
+
+def _header(width: int, height: int) -> PhotoHeader:
+    return PhotoHeader(Path("x.tif"), "TIFF", "tiff", width, height, 3, 8)
+
+
+def test_estimate_follows_the_path_the_options_allow():
+    quality = footprint.estimate(_header(4000, 3000), {"scratches": "off"})
+    scratch = footprint.estimate(_header(4000, 3000), {"hr_above": 20})
+    hr = footprint.estimate(_header(4000, 3000), {})  # 12 Mpx > --hr-above 4: HR may be taken
+    assert (quality.path, scratch.path, hr.path) == ("quality", "scratch", "hr")
+    assert quality.bytes < scratch.bytes < hr.bytes
+    small_budget = footprint.estimate(_header(4000, 3000), {"scratches": "off", "max_memory": "256M"})
+    assert quality.bytes - small_budget.bytes == (2 << 30) - (256 << 20)
+
+
+def test_guard_refuses_or_warns():
+    said = []
+    guard = footprint.Guard(available=lambda: 4 << 30, on_long=said.append)
+    assert guard(_header(2000, 1500)) == []
+    with pytest.raises(PhotoError, match=r"not enough memory: a 11000x10000 \(110.0 Mpx\) photo needs about"):
+        guard(_header(11000, 10000))
+    guard.available = lambda: 64 << 30
+    guard.record(0.5, 100.0)  # the first photo loads the networks: not a rate
+    guard.record(0.1, 10.0)   # too small to tell
+    assert guard(_header(6000, 4000)) == []
+    guard.record(1.0, 2.0)
+    guard.record(2.0, 60.0)   # seconds per Mpx: the slowest photo counts
+    (note,) = guard(_header(6000, 4000))
+    assert note.startswith("large photo 6000x4000 (24.0 Mpx): about 12 min") and said
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the peak RSS from /proc")
+def test_estimate_covers_the_measured_peak(tmp_path):
+    """The per-pixel figure of the quality path against the real peak of the pipeline (tiny networks).
+
+    One fresh process per photo size (memory freed by an earlier photo would hide a later peak); the
+    slope between two sizes cancels the fixed costs (runtime, weights, tiles).  A minute or two.
+    """
+    pytest.importorskip("torch")
+    script = tmp_path / "peak.py"
+    script.write_text(PEAK)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(oldphoto.__file__).parents[1]),
+                                                        str(Path(__file__).parents[1] / "pipeline")]))
+    sizes = [(800, 1200), (1600, 2400)]
+    peaks = [int(subprocess.run([sys.executable, str(script), str(h), str(w)], env=env, capture_output=True,
+                                text=True, timeout=900, check=True).stdout.split()[-1]) for h, w in sizes]
+    slope = (peaks[1] - peaks[0]) / (sizes[1][0] * sizes[1][1] - sizes[0][0] * sizes[0][1])
+    assert footprint.FLOAT_PIXEL < slope < footprint.FLOAT_PIXEL + footprint.PATH_BYTES_PER_PIXEL["quality"]
+
+
+PEAK = r"""
+import sys
+from conftest import smooth_image, tiny_models
+from oldphoto.pipeline import Restorer
+
+restorer = Restorer(models=tiny_models(faces=False), device="cpu", faces=False, scratches="off",
+                    max_memory="256M")
+import numpy as np
+h, w = int(sys.argv[1]), int(sys.argv[2])
+image = np.tile(smooth_image(100, 150), (h // 100, w // 150, 1))  # no full-size temporaries
+restorer.restore(image)
+with open("/proc/self/status") as fh:
+    print(next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM")))
+"""
+
+
+# ------------------------------------------------------------------------------ soak
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _hostile(path: Path, kind: int, rng) -> None:
+    """Empty, text named .png, cut PNG, PNG with rows missing, JPEG cut and closed (named .png)."""
+    noise = rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)
+    png, jpeg = io.BytesIO(), io.BytesIO()
+    Image.fromarray(noise).save(png, "PNG")
+    Image.fromarray(noise).save(jpeg, "JPEG")
+    png_data, jpeg_data = png.getvalue(), jpeg.getvalue()
+    rows = zlib.compress(b"".join(b"\0" + bytes(96) for _ in range(5)))
+    path.write_bytes([
+        b"",
+        b"scanned in 1998 by aunt Ann",
+        png_data[: len(png_data) // 2],
+        png_data[:33] + _chunk(b"IDAT", rows) + _chunk(b"IEND", b""),
+        jpeg_data[: len(jpeg_data) * 6 // 10] + b"\xff\xd9",
+    ][kind])
+
+
+@pytest.mark.slow
+def test_soak_with_hostile_files(tmp_path, monkeypatch):
+    """1,000 small files, 10 % hostile, the output folder inside the input folder, run twice."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(7)
+    root = Path("archive")
+    for i in range(1000):
+        path = root / f"box{i % 7}" / f"p{i:04d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if i % 10 == 3:
+            _hostile(path, i // 10 % 5, rng)
+        else:
+            Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(path)
+    originals = _hashes(root)
+    for run in range(2):
+        code, _ = _run([root, "-r", "-o", root / "restored", "--report", "r.json"])
+        assert code == 1
+        inputs = _report(Path("r.json"))["inputs"]
+        assert len({e["input"] for e in inputs}) == len(inputs) == 1000  # every file exactly once
+        good = {e["status"] for e in inputs if not e["input"].endswith("3.png")}
+        assert good == ({"ok"} if run == 0 else {"skipped"})
+        failed = [e for e in inputs if e["status"] == "failed"]
+        assert len(failed) == 100 and all(e["reason"] for e in failed)
+        cut = [e for e in failed if int(Path(e["input"]).stem[1:]) // 10 % 5 >= 2]
+        assert len(cut) == 60 and all("truncated" in e["reason"] for e in cut)
+    after = _hashes(root)
+    assert {k: v for k, v in after.items() if not k.startswith("restored")} == originals
+    restored = [p for p in (root / "restored").rglob("*") if p.is_file()]
+    assert len(restored) == 900 and not any(p.name.startswith(".") for p in restored)
