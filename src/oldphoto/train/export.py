@@ -30,8 +30,8 @@ def _training_summary(stage: str, state: dict[str, Any]) -> str:
 
 
 def export_runs(runs: Path, dest: Path, stages: list[str] | None = None,
-                metrics: dict[str, Any] | None = None, notes: dict[str, str] | None = None
-                ) -> dict[str, Path]:
+                metrics: dict[str, Any] | None = None, notes: dict[str, str] | None = None,
+                half: bool = False) -> dict[str, Path]:
     from oldphoto.train.stages import STAGES, build_net
     from oldphoto.train.trainer import load_checkpoint
     from oldphoto.weights import save_model
@@ -67,6 +67,6 @@ def export_runs(runs: Path, dest: Path, stages: list[str] | None = None,
                 if r != role:
                     text = f"Same weights as {role} (one VAE_B serves both paths in the small set). {text}"
                 card = save_model(net, r, dest, source=f"oldphoto-train:{runs.name}/{stage}@{state['step']}",
-                                  sha256=digest, metrics=role_metrics, notes=text, **extra)
+                                  sha256=digest, metrics=role_metrics, notes=text, half=half, **extra)
                 written[r] = card.path
     return written

@@ -191,20 +191,25 @@ def _write_atomic(path: Path, write) -> None:
         raise
 
 
-def _storable_state(module: nn.Module) -> dict[str, torch.Tensor]:
-    # safetensors wants contiguous tensors that share no memory
-    return {k: v.detach().to("cpu").contiguous().clone() for k, v in module.state_dict().items()}
+def _storable_state(module: nn.Module, half: bool = False) -> dict[str, torch.Tensor]:
+    # safetensors wants contiguous tensors that share no memory; ``half`` stores floating tensors as float16
+    # (half the file; load_state_dict casts them back into the module's dtype)
+    def store(v: torch.Tensor) -> torch.Tensor:
+        v = v.detach().to("cpu")
+        return v.to(torch.float16) if half and v.is_floating_point() else v
+    return {k: store(v).contiguous().clone() for k, v in module.state_dict().items()}
 
 
 def save_model(module: nn.Module, role: str, dest_dir: str | os.PathLike, source: str = "",
                sha256: str = "", metrics: dict[str, Any] | None = None, notes: str | None = None,
                origin: dict[str, Any] | None = None, data: str | None = None, licence: str | None = None,
-               steps: int | None = None) -> Card:
+               steps: int | None = None, half: bool = False) -> Card:
     """Write ``<role>.safetensors`` and ``<role>.json`` into ``dest_dir`` (each atomically).
 
     ``module`` must follow the network protocol (``ARCH_NAME``, ``config``).  A face generator in the
     training form (spectral-norm hooks) is stored folded (inference form).  ``origin`` records the
-    downloaded file the weights came from (see :mod:`oldphoto.weights.download`).
+    downloaded file the weights came from (see :mod:`oldphoto.weights.download`).  ``half``: floating
+    tensors stored as float16 (for bundled weights that must stay small; loaded back in float32).
     """
     from safetensors.torch import save_file
 
@@ -228,7 +233,7 @@ def save_model(module: nn.Module, role: str, dest_dir: str | os.PathLike, source
     card = Card(role=role, architecture=arch, config=json.loads(config_json), source=source, sha256=sha256,
                 metrics=metrics, notes=notes, parameters=count_parameters(module), origin=origin,
                 data=data, licence=licence, steps=steps, path=dest / f"{role}.safetensors")
-    tensors = _storable_state(module)
+    tensors = _storable_state(module, half)
     meta = {"format_version": str(FORMAT_VERSION), "role": role, "architecture": arch, "config": config_json}
     _write_atomic(dest / f"{role}.safetensors", lambda tmp: save_file(tensors, tmp, metadata=meta))
 
