@@ -85,3 +85,11 @@ def test_export_writes_a_card_with_data_licence_and_steps(faces_dir, tmp_path, p
     assert not net.config["spectral_norm"]  # stored folded, the inference form
     with torch.no_grad():
         assert net(torch.zeros(1, 3, 64, 64)).shape == (1, 3, 64, 64)
+    # a leg warm-started from that run: the card counts both legs' steps and names the source
+    leg2 = tmp_path / "runs2"
+    cfg = load_stage_config("tiny", "face", [f"faces={faces_dir}", "nets.G.size=64",
+                                             f"init_from={runs / 'face'}"], runs_dir=leg2)
+    train("face", cfg, leg2 / "face", steps=1, quiet=True)
+    export_runs(leg2, tmp_path / "w2", stages=["face"])
+    card = find_card("face_64", tmp_path / "w2")
+    assert card.steps == 3 and f"Warm-started from {runs / 'face'} (step 2)" in card.notes
