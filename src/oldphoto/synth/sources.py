@@ -24,9 +24,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from oldphoto.files import atomic_write_bytes
+from oldphoto.io import IMAGE_EXTENSIONS
 from oldphoto.synth.corpus import (
     CORPUS_FORMAT,
-    IMAGE_EXTENSIONS,
     PATCHES_FORMAT,
     Corpus,
     CorpusError,
@@ -273,9 +274,7 @@ def build_corpus(out: Path, found: list[Found], max_side: int = 2048, log: Log =
                 data = encode_png(img)
             else:
                 data = image_bytes_jpeg(img, 95)
-            tmp = dest.with_name(dest.name + ".tmp")
-            tmp.write_bytes(data)
-            tmp.replace(dest)
+            atomic_write_bytes(dest, data)
         entries.append(Entry(key=key, source=f.source, path=rel.as_posix(), kind=f.kind, split=split_of(key),
                              width=int(w), height=int(h), origin=f.origin, license=f.license))
     write_json(out / "manifest.json", {"format": CORPUS_FORMAT, "version": 1, "max_side": max_side,

@@ -28,7 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt if present")
         p.add_argument("--steps", type=int, help="total number of steps (overrides the config)")
         p.add_argument("--seed", type=int, help="random seed (overrides the config)")
-        p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
+        p.add_argument("--device", default="auto",
+                       help="auto (CUDA, then Apple MPS, then the CPU) | cpu | cuda | cuda:N | mps; a device "
+                            "that is not there is an error")
         p.add_argument("--data", action="append",
                        help="clean-photo source: a folder, corpus:train or skimage:train "
                             "(repeatable; the first that works is used)")

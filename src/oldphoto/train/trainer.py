@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import sys
 import time
@@ -23,6 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from oldphoto.files import atomic_write, atomic_write_text
+from oldphoto.tensors import batch_to_images
 from oldphoto.train import distributed
 
 CHECKPOINT = "checkpoint.pt"
@@ -82,23 +83,21 @@ class Logger:
             return
         rows = []
         for name, t in images.items():
-            t = ((t.detach().float().cpu()[:4] + 1) * 0.5).clamp(0, 1)
-            if t.shape[1] == 1:
-                t = t.repeat(1, 3, 1, 1)
+            t = batch_to_images(t[:4])  # N×H×W×C in [0, 1]
+            if t.shape[3] == 1:
+                t = np.repeat(t, 3, axis=3)
             if self.writer is not None:
-                self.writer.add_images(name, t, step)
-            rows.append(torch.cat(list(t), dim=2))  # C×H×(N·W)
-        width = max(r.shape[2] for r in rows)
-        rows = [torch.nn.functional.pad(r, (0, width - r.shape[2])) for r in rows
-                if r.shape[1] == rows[0].shape[1]]
-        sheet = torch.cat(rows, dim=1).permute(1, 2, 0).numpy()
+                self.writer.add_images(name, t, step, dataformats="NHWC")
+            rows.append(np.concatenate(list(t), axis=1))  # H×(N·W)×C
+        width = max(r.shape[1] for r in rows)
+        rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows
+                if r.shape[0] == rows[0].shape[0]]
+        sheet = np.concatenate(rows, axis=0)
         from PIL import Image
 
         path = self.out_dir / "samples" / f"step_{step:07d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.png")
-        Image.fromarray((sheet * 255 + 0.5).astype(np.uint8)).save(tmp)
-        os.replace(tmp, path)
+        image = Image.fromarray((sheet * 255 + 0.5).astype(np.uint8))
+        atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
 
     def close(self) -> None:
         if self.writer is not None:
@@ -106,9 +105,7 @@ class Logger:
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -162,9 +159,7 @@ def train(stage_name: str, config: dict[str, Any], out_dir: str | Path, *, resum
     stage.wrap_distributed()
 
     if info.is_main:
-        tmp = out_dir / "config.json.tmp"
-        tmp.write_text(json.dumps({"stage": stage_name, **cfg}, indent=2))
-        os.replace(tmp, out_dir / "config.json")
+        atomic_write_text(out_dir / "config.json", json.dumps({"stage": stage_name, **cfg}, indent=2))
     logger = Logger(out_dir, info.is_main)
     batches = stage.batches(data_rng)
     log_every = int(cfg.get("log_every", 10))
