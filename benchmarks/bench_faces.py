@@ -12,7 +12,8 @@
   toned photo kept its tone; the time per face;
 * contact sheets (JPEG) for looking at the results at 100 %.
 
-Writes ``faces.json`` and ``faces.md`` into ``--out`` and the sheets into ``--sheets``.
+Writes ``faces.json`` and ``faces_card_metrics.json`` into ``--out``, the sheets into ``--sheets`` and, with
+``--summary PATH``, one small sheet for the docs (two held-out rows over four real pairs).
 """
 
 from __future__ import annotations
@@ -227,10 +228,10 @@ def real(enhance, size: int, kodak: Path | None, sheet_dir: Path | None, crop_fr
     return result
 
 
-def write_sheet(path: Path, image: np.ndarray) -> None:
+def write_sheet(path: Path, image: np.ndarray, quality: int = 92) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     u8 = (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
-    cv2.imwrite(str(path), u8[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
+    cv2.imwrite(str(path), u8[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
 
 
 def write_before_after(path: Path, before: np.ndarray, after: np.ndarray, faces) -> None:
@@ -242,6 +243,18 @@ def write_before_after(path: Path, before: np.ndarray, after: np.ndarray, faces)
     x1 = min(x1, x0 + 700)
     gap = np.ones((y1 - y0, 8, 3), np.float32)
     write_sheet(path, np.concatenate([before[y0:y1, x0:x1], gap, after[y0:y1, x0:x1]], axis=1))
+
+
+def summary_sheet(sheets: Path, path: Path, synthetic_rows=(0, 4), real_pairs=(0, 5, 29, 30)) -> None:
+    """One small sheet for the docs, at 100 %: two held-out rows (clean | degraded | classical | enhanced)
+    over real pairs (input | enhanced: by default two Solvay faces, the astronaut, Grace Hopper), cut from
+    ``faces_synthetic.jpg`` and ``faces_real_crops.jpg`` (256² tiles; 4 pairs per row of the latter)."""
+    syn = read_rgb(sheets / "faces_synthetic.jpg")
+    crops = read_rgb(sheets / "faces_real_crops.jpg")
+    rows = [syn[r * 256:(r + 1) * 256] for r in synthetic_rows]
+    pairs = [crops[(k // 4) * 256:(k // 4 + 1) * 256, (k % 4) * 512:(k % 4 + 1) * 512] for k in real_pairs]
+    rows += [np.concatenate(pairs[i:i + 2], axis=1) for i in range(0, len(pairs), 2)]
+    write_sheet(path, np.concatenate(rows, axis=0), quality=85)
 
 
 def card_metrics(report: dict) -> dict:
@@ -277,7 +290,13 @@ def main() -> int:
     p.add_argument("--restored", action="append", default=[], metavar="NAME=FILE",
                    help="stage-1 result of a real photo (e.g. solvay_1927=out/solvay_1927.jpg)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--summary", type=Path,
+                   help="also write the small docs sheet here (e.g. docs/img/faces.jpg)")
+    p.add_argument("--summary-only", action="store_true", help="only cut --summary from existing --sheets")
     args = p.parse_args()
+    if args.summary_only:
+        summary_sheet(args.sheets, args.summary)
+        return 0
     torch.set_num_threads(args.threads)
     enhance = make_enhancer(load_generator(args.model, args.size))
     report: dict = {"model": str(args.model), "size": args.size}
@@ -289,6 +308,8 @@ def main() -> int:
         restored = dict((k, Path(v)) for k, v in (r.split("=", 1) for r in args.restored))
         report["real"] = real(enhance, args.size, kodak, args.sheets, args.crop_from, restored)
         report["real"]["crop_from"] = args.crop_from
+    if args.summary is not None and args.heldout and not args.skip_real:
+        summary_sheet(args.sheets, args.summary)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "faces.json").write_text(json.dumps(report, indent=1) + "\n")
     (args.out / "faces_card_metrics.json").write_text(json.dumps({f"face_{args.size}": card_metrics(report)},
