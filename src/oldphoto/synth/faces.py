@@ -25,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from oldphoto.io import IMAGE_EXTENSIONS
 from oldphoto.stages.faces import (
     FaceDetector,
     FaceInfo,
@@ -33,7 +34,7 @@ from oldphoto.stages.faces import (
     similarity_transform,
     template_points,
 )
-from oldphoto.synth.corpus import IMAGE_EXTENSIONS, CorpusError, image_bytes_jpeg, load_image, write_json
+from oldphoto.synth.corpus import CorpusError, image_bytes_jpeg, load_image, write_json
 
 GENERATOR_PACKAGE = "random-face"
 GENERATOR_VERSION = "2021.7.21.1"
