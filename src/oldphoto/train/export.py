@@ -26,7 +26,9 @@ def _training_summary(stage: str, state: dict[str, Any]) -> str:
               else "clean photos: " + str(cfg.get("photo_source_used", cfg.get("photos"))))
     return (f"Trained with `oldphoto train {stage} --config {cfg.get('config_name', '?')}` "
             f"for {state['step']} steps of batch {cfg.get('batch_size')} × {side}² crops "
-            f"({source}; world size {state.get('world_size', 1)}). "
+            f"({source}; world size {state.get('world_size', 1)}"
+            f"{'; on ' + str(cfg['device_used']) if cfg.get('device_used') else ''}"
+            f"{'; ' + str(cfg['precision']) if cfg.get('precision') else ''}). "
             f"Loss weights: {json.dumps(losses, sort_keys=True)}. Full training config: "
             f"{json.dumps(keep, sort_keys=True)}")
 
