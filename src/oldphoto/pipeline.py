@@ -38,7 +38,14 @@ from oldphoto.stages.defects import (
     official_mask,
     user_mask,
 )
-from oldphoto.stages.faces import FaceDetector, FaceInfo, FaceStage, face_detection_available
+from oldphoto.stages.faces import (
+    CROP_FROM,
+    DETECT_ON,
+    FaceDetector,
+    FaceInfo,
+    FaceStage,
+    face_detection_available,
+)
 from oldphoto.stages.fidelity import blend, denoised_photo
 from oldphoto.stages.repair import GROW, repair
 from oldphoto.stages.restore import BYTES_PER_PIXEL, PATH_MULTIPLE, PathModels, RestoreStage, tile_side
@@ -87,6 +94,8 @@ class RestoreOptions:
     face_batch: int = 4
     face_threshold: float = 0.3
     face_upsample: int | None = None
+    face_detect_on: str = "original"
+    face_input: str = "restored"
     keep_tone: bool = True
     colour: str = "photo"
     compat: str = "none"
@@ -118,6 +127,11 @@ class RestoreOptions:
             raise ValueError(f"--face-detector must be hog or cnn, got {self.face_detector!r}")
         if self.face_size not in (None, 256, 512):
             raise ValueError(f"--face-size must be 256 or 512, got {self.face_size}")
+        if self.face_input not in CROP_FROM:
+            raise ValueError(f"--face-input must be one of {', '.join(CROP_FROM)}, got {self.face_input!r}")
+        if self.face_detect_on not in DETECT_ON:
+            raise ValueError(f"--face-detect-on must be one of {', '.join(DETECT_ON)}, "
+                             f"got {self.face_detect_on!r}")
         if self.face_batch < 1:
             raise ValueError(f"--face-batch must be >= 1, got {self.face_batch}")
         if self.tile is not None and self.tile < 64:
@@ -178,7 +192,14 @@ class RestoreOptions:
         g.add_argument("--face-threshold", type=float, default=d.face_threshold, metavar="SCORE",
                        help="smallest detector score of a face (default 0.3)")
         g.add_argument("--face-upsample", type=int, default=d.face_upsample, metavar="N",
-                       help="dlib upsampling steps to find small faces (default: 1 below 1024 px, else 0)")
+                       help="dlib upsampling steps to find small faces (default: enough for the smallest "
+                            "face the photo can hold, 1/40 of its short side, at least 28 px)")
+        g.add_argument("--face-detect-on", choices=DETECT_ON, default=d.face_detect_on,
+                       help="find faces on the original photo (default: faces are clearest there), on the "
+                            "restored one, or on both (merged)")
+        g.add_argument("--face-input", choices=CROP_FROM, default=d.face_input,
+                       help="what the face model enhances: the face of the restored photo (default) or of "
+                            "the original; the result takes the restored photo's tones either way")
         g = parser.add_argument_group("device and weights")
         g.add_argument("--device", default=d.device, help="auto | cpu | cuda | cuda:N | mps (default auto)")
         g.add_argument("--precision", choices=tuple(PRECISIONS), default=d.precision,
@@ -417,7 +438,7 @@ class Restorer:
             detector = FaceDetector(self.options.face_detector, self.options.face_upsample,
                                     self.options.face_threshold)
             self._face_stage = FaceStage(enhance, self.face_size, detector, self.options.face_batch,
-                                         self.compat)
+                                         self.compat, self.options.face_detect_on, self.options.face_input)
         return self._face_stage
 
     # ----------------------------------------------------------------------------------- stages
@@ -496,7 +517,7 @@ class Restorer:
         faces: list[FaceInfo] = []
         if self.faces_enabled:
             t = time.perf_counter()
-            out, faces = self.face_stage()(out, tone)
+            out, faces = self.face_stage()(out, tone, original=image)
             timings["faces"] = time.perf_counter() - t
         if out.shape[:2] != shape:
             # compat mode worked at the official ×4/×16 size (kept in Result.stage1); the result has the

@@ -106,3 +106,27 @@ def test_conformance_face_256(conformance_dir, face_standin):
 @pytest.mark.slow
 def test_conformance_face_512(conformance_dir, face_standin):
     _run_case(conformance_dir, face_standin, "face_512", "face_512", 512)
+
+
+def test_gated_generator_blends_with_its_input_and_round_trips():
+    import torch
+
+    from oldphoto.nets.face import FaceGenerator
+
+    torch.manual_seed(0)
+    plain = FaceGenerator(ngf=2, size=32, spade_hidden=4).eval()
+    gated = FaceGenerator(ngf=2, size=32, spade_hidden=4, gate=True).eval()
+    missing, unexpected = gated.load_state_dict(plain.state_dict(), strict=False)
+    assert set(missing) == {"conv_gate.weight", "conv_gate.bias"} and not unexpected
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        a, b = plain(x), gated(x)
+        g = torch.sigmoid(torch.tensor(3.0))
+        assert torch.allclose(b, g * a + (1 - g) * x, atol=1e-6)  # starts as the plain generator, 5 % input
+        gated.conv_gate.bias.fill_(-30.0)
+        assert torch.allclose(gated(x), x, atol=1e-6)  # closed gate: the input as is
+    assert FaceGenerator.config_from_state_dict(gated.state_dict(), size=32)["gate"] is True
+    assert "gate" not in FaceGenerator.config_from_state_dict(plain.state_dict(), size=32)
+    folded = gated.folded()
+    with torch.no_grad():
+        assert torch.allclose(folded(x), gated(x), atol=1e-5)

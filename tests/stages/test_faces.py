@@ -175,3 +175,61 @@ def test_quantile_matching_maps_distributions():
     out = match_quantiles(src, ref)
     assert abs(np.median(out) - np.median(ref)) < 0.02
     assert np.all(np.diff(out[np.argsort(src)]) >= -1e-6)  # monotone
+
+
+# ---------------------------------------------------------------------------------------------------------
+# finding faces in group photos
+
+def test_detection_scale_follows_the_smallest_face_a_photo_holds():
+    from oldphoto.stages.faces import HOG_MIN_FACE, MAX_DETECT_PIXELS, MIN_FACE_PX, detection_scale
+
+    assert detection_scale((881, 1280)) == pytest.approx(HOG_MIN_FACE / MIN_FACE_PX)  # 1/40 of 881 < 28 px
+    assert detection_scale((1200, 1600)) == pytest.approx(HOG_MIN_FACE / 30.0)  # 1/40 of the short side
+    assert detection_scale((6000, 8000)) == 1.0  # faces that small need no enlarging
+    big = detection_scale((2500, 2500), min_face=10)  # capped by the pixel budget
+    assert 2500 * 2500 * big ** 2 == pytest.approx(MAX_DETECT_PIXELS)
+
+
+def test_merge_keeps_the_clearer_of_overlapping_faces():
+    from oldphoto.stages.faces import FaceInfo, merge_faces
+
+    def face(x, score):
+        return FaceInfo((x, 10, x + 40, 50), np.zeros((5, 2)), score)
+
+    a = [face(0, 0.5), face(100, 1.0)]
+    b = [face(4, 0.9), face(200, 0.4)]  # the first overlaps a[0] and scores higher
+    merged = merge_faces(a, b)
+    assert [(f.box[0], f.score) for f in merged] == [(4, 0.9), (100, 1.0), (200, 0.4)]
+
+
+def test_align_face_antialiases_when_shrinking():
+    from oldphoto.stages.faces import align_face
+
+    rng = np.random.default_rng(0)
+    img = rng.random((800, 800, 3)).astype(np.float32)  # white noise: pure aliasing when subsampled
+    m = np.array([[0.25, 0.0, 0.0], [0.0, 0.25, 0.0]])
+    smooth = align_face(img, m, 128)
+    aliased = align_face(img, m, 128, antialias=False)
+    assert smooth.shape == aliased.shape == (128, 128, 3)
+    assert smooth.std() < 0.5 * aliased.std()
+    assert abs(smooth.mean() - 0.5) < 0.01  # same content, averaged
+    # enlarging is unchanged by the option
+    up = np.array([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+    assert np.array_equal(align_face(img, up, 64), align_face(img, up, 64, antialias=False))
+
+
+@pytest.mark.slow  # ~20-60 s on a shared CPU: HOG on the photo enlarged 2.6x, CNN checks
+def test_all_29_faces_of_the_solvay_photo_are_found():
+    from pathlib import Path
+
+    from oldphoto.stages.faces import box_iou
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "solvay_1927.jpg"
+    with Image.open(path) as im:
+        img = np.asarray(im.convert("RGB"))
+    faces = FaceDetector()(img)
+    assert len(faces) == 29
+    for i, a in enumerate(faces):
+        assert all(box_iou(a.box, b.box) < 0.3 for b in faces[i + 1:])
+        w = a.box[2] - a.box[0]
+        assert 25 <= w <= 60  # every face of this photo is 30-45 px wide: no false positive

@@ -61,6 +61,23 @@ def test_training_form_face_is_saved_folded(tmp_path):
         torch.testing.assert_close(loaded(x), net(x), rtol=1e-4, atol=1e-5)
 
 
+def test_half_storage_halves_the_file_and_loads_in_float32(tmp_path):
+    torch.manual_seed(0)
+    net = DefectDetector(width=8, depth=2).eval()
+    full = weights.save_model(net, "detector", tmp_path / "full")
+    half = weights.save_model(net, "detector", tmp_path / "half", half=True)
+    assert half.path.stat().st_size < 0.6 * full.path.stat().st_size
+    from safetensors.torch import load_file
+
+    assert {v.dtype for v in load_file(str(half.path)).values()} <= {torch.float16, torch.int64}
+    loaded = weights.load_model("detector", tmp_path / "half")
+    assert next(loaded.parameters()).dtype == torch.float32
+    x = torch.rand(2, 1, 32, 32) * 2 - 1
+    with torch.no_grad():
+        a, b = loaded(x), net(x)
+    assert 0 < (a - b).abs().max() < 1e-3  # float16 rounding of the weights, nothing more
+
+
 def test_missing_weights_message(tmp_path, monkeypatch):
     monkeypatch.setattr(store, "bundled_weights_dir", lambda: tmp_path / "bundled")
     with pytest.raises(weights.MissingWeightsError) as info:

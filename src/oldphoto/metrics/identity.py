@@ -37,8 +37,14 @@ def _models():
             dlib.face_recognition_model_v1(str(files["dlib_face_recognition_resnet_model_v1"])))
 
 
-def face_embedding(face: np.ndarray, detect: bool = True) -> np.ndarray:
-    """128-d embedding of the (largest) face in ``face`` (float RGB ``H×W×3`` in [0, 1])."""
+def face_embedding(face: np.ndarray, detect: bool = True,
+                   box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """128-d embedding of the (largest) face in ``face`` (float RGB ``H×W×3`` in [0, 1]).
+
+    ``box`` (x0, y0, x1, y1) skips detection: comparing several versions of one aligned face (clean,
+    degraded, restored) with the same box keeps a detection failure on the degraded one from moving the
+    landmarks, so only the faces' content differs.
+    """
     import dlib
 
     detector, predictor, encoder = _models()
@@ -47,13 +53,17 @@ def face_embedding(face: np.ndarray, detect: bool = True) -> np.ndarray:
         raise ValueError(f"expected an H×W×3 RGB face image, got shape {arr.shape}")
     u8 = np.ascontiguousarray(np.clip(np.round(arr * 255.0), 0, 255).astype(np.uint8))
     h, w = u8.shape[:2]
-    boxes = list(detector(u8, 1)) if detect else []
-    box = max(boxes, key=lambda r: r.area()) if boxes else dlib.rectangle(0, 0, w - 1, h - 1)
-    shape = predictor(u8, box)
+    if box is not None:
+        rect = dlib.rectangle(*(int(v) for v in box))
+    else:
+        boxes = list(detector(u8, 1)) if detect else []
+        rect = max(boxes, key=lambda r: r.area()) if boxes else dlib.rectangle(0, 0, w - 1, h - 1)
+    shape = predictor(u8, rect)
     return np.asarray(encoder.compute_face_descriptor(u8, shape), np.float64)
 
 
-def identity_distance(restored_face: np.ndarray, original_face: np.ndarray, detect: bool = True) -> float:
+def identity_distance(restored_face: np.ndarray, original_face: np.ndarray, detect: bool = True,
+                      box: tuple[int, int, int, int] | None = None) -> float:
     """Distance between the identities of two face images (lower = more alike; < 0.6 same person)."""
-    a, b = face_embedding(restored_face, detect), face_embedding(original_face, detect)
+    a, b = face_embedding(restored_face, detect, box), face_embedding(original_face, detect, box)
     return float(np.linalg.norm(a - b))

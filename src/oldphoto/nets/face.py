@@ -6,7 +6,9 @@ The degraded face (N×3×S×S in [-1, 1]) is both the seed and the condition:
   (3×3 conv → 16·ngf);
 * ``head_0`` at S/32, nearest ×2, ``G_middle_0`` and ``G_middle_1`` at S/16, then ``up_0..up_3`` each after a
   nearest ×2 (16→8→4→2→1 ·ngf channels), ending at S×S;
-* ``conv_img``: LeakyReLU(0.2), 3×3 conv ngf→3, tanh.
+* ``conv_img``: LeakyReLU(0.2), 3×3 conv ngf→3, tanh;
+* optional (``gate=True``, not in the official models): ``conv_gate``, 3×3 conv ngf→1 + sigmoid, a per-pixel
+  blend between that output and the degraded input.
 
 Every residual block normalises with a parameter-free BatchNorm (running statistics at inference) and then
 modulates with γ, β predicted from the degraded face resized (bilinear) to that feature size (SPADE), so the
@@ -110,12 +112,14 @@ class FaceGenerator(nn.Module):
     ARCH_NAME = "face_generator"
 
     def __init__(self, *, ngf: int = 64, size: int = 256, spectral_norm: bool = True, image_channels: int = 3,
-                 spade_hidden: int = 128) -> None:
+                 spade_hidden: int = 128, gate: bool = False) -> None:
         super().__init__()
         if size % 32 or size < 32:
             raise ValueError(f"size must be a positive multiple of 32 (5 upsamplings), got {size}")
         self.config = {"ngf": ngf, "size": size, "spectral_norm": spectral_norm,
                        "image_channels": image_channels, "spade_hidden": spade_hidden}
+        if gate:  # only recorded when on, so official / ungated configs stay as they were
+            self.config["gate"] = True
         self.size = size
         self.seed_size = size // 32
         kw = {"spectral_norm": spectral_norm, "cond_channels": image_channels, "hidden": spade_hidden}
@@ -128,6 +132,13 @@ class FaceGenerator(nn.Module):
         self.up_2 = SPADEResBlock(4 * ngf, 2 * ngf, **kw)
         self.up_3 = SPADEResBlock(2 * ngf, 1 * ngf, **kw)
         self.conv_img = nn.Conv2d(ngf, image_channels, 3, padding=1)
+        if gate:
+            # a per-pixel gate between the generated face and the input face: a small generator re-synthesises
+            # everything from an 8×8 seed and so also redraws what was already fine; the gate lets it keep
+            # the input where the input is good.  Starts open (σ(3) ≈ 0.95: the plain generator).
+            self.conv_gate = nn.Conv2d(ngf, 1, 3, padding=1)
+            nn.init.zeros_(self.conv_gate.weight)
+            nn.init.constant_(self.conv_gate.bias, 3.0)
 
     def forward(self, degraded: torch.Tensor) -> torch.Tensor:
         c = self.config["image_channels"]
@@ -155,7 +166,12 @@ class FaceGenerator(nn.Module):
         for block in (self.up_0, self.up_1, self.up_2, self.up_3):
             x = up(x)
             x = block(x, cond(x))
-        return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))
+        feat = F.leaky_relu(x, 0.2)
+        out = torch.tanh(self.conv_img(feat))
+        if self.config.get("gate"):
+            g = torch.sigmoid(self.conv_gate(feat))
+            out = g * out + (1.0 - g) * degraded
+        return out
 
     def folded(self) -> FaceGenerator:
         """An inference-form copy (plain conv weights; σ from the current u, v), in eval mode."""
@@ -176,6 +192,9 @@ class FaceGenerator(nn.Module):
             shared = sd["head_0.norm_0.mlp_shared.0.weight"]
         except KeyError as exc:
             raise KeyError(f"not a face-generator state dict: missing {exc.args[0]!r}") from None
-        return {"ngf": int(conv_img.shape[1]), "size": int(size),
-                "spectral_norm": "head_0.conv_0.weight_orig" in sd,
-                "image_channels": int(conv_img.shape[0]), "spade_hidden": int(shared.shape[0])}
+        config = {"ngf": int(conv_img.shape[1]), "size": int(size),
+                  "spectral_norm": "head_0.conv_0.weight_orig" in sd,
+                  "image_channels": int(conv_img.shape[0]), "spade_hidden": int(shared.shape[0])}
+        if "conv_gate.weight" in sd:
+            config["gate"] = True
+        return config

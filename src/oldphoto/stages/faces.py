@@ -119,14 +119,66 @@ def face_detection_available() -> bool:
             and importlib.util.find_spec("face_recognition_models") is not None)
 
 
+# dlib's HOG window finds faces whose box is about 72 px wide or more (80 px window); smaller faces need the
+# photo enlarged by 72 / face width.
+HOG_MIN_FACE = 72.0
+# The smallest face a photo is expected to hold: 1/40 of its short side (a large group photo), but never
+# below 28 px (smaller faces are too small to enhance: a 256² crop of them would be mostly invented).
+MIN_FACE_FRACTION = 1.0 / 40.0
+MIN_FACE_PX = 28.0
+# Enlarging is capped at this many pixels (HOG time and memory grow with them: ~1 s per 3 MP here).
+MAX_DETECT_PIXELS = 12e6
+# HOG candidates scoring between VERIFY_SCORE and min_score are confirmed (or dropped) by the CNN detector
+# on a small window around them: turned or shadowed faces of group photos score there, next to rare
+# false positives.  The CNN on the whole photo would find them too, but costs minutes on a CPU.
+VERIFY_SCORE = -0.5
+VERIFY_CONFIDENCE = 0.3
+MAX_VERIFY = 8  # at most this many CNN checks per photo (the best-scoring candidates; ~1 s each)
+
+
+def detection_scale(shape: tuple[int, ...], min_face: float | None = None) -> float:
+    """How much to enlarge a photo so that HOG finds the smallest face it can hold.
+
+    ``min_face`` (px) defaults to ``max(28, short side / 40)``; the result is capped so that the enlarged
+    photo stays under MAX_DETECT_PIXELS, and is never below 1 (HOG then runs at native size).
+    """
+    h, w = shape[:2]
+    if min_face is None:
+        min_face = max(MIN_FACE_PX, min(h, w) * MIN_FACE_FRACTION)
+    scale = HOG_MIN_FACE / min_face
+    scale = min(scale, float(np.sqrt(MAX_DETECT_PIXELS / max(1, h * w))))
+    return max(1.0, scale)
+
+
+def box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def merge_faces(*groups: list[FaceInfo], iou: float = 0.3) -> list[FaceInfo]:
+    """One list of faces from several detections of the same photo: overlapping boxes are one face, and
+    the detection with the higher score (the clearer view) is kept.  Sorted left to right."""
+    kept: list[FaceInfo] = []
+    for face in sorted((f for g in groups for f in g), key=lambda f: -f.score):
+        if all(box_iou(face.box, k.box) < iou for k in kept):
+            kept.append(face)
+    return sorted(kept, key=lambda f: (f.box[0], f.box[1]))
+
+
 class FaceDetector:
     """dlib face detector (``hog`` or ``cnn``) plus the 68-point landmark predictor.
 
-    ``min_score`` drops weak detections (dlib's HOG reports false positives with scores near 0 when
-    upsampling; real faces score above ~0.5).  ``upsample``: None = 1 below 1024 px, else 0.
+    ``upsample``: None (default) enlarges the photo just enough for the smallest face it can hold
+    (:func:`detection_scale`); an integer N doubles it N times as dlib does.  ``min_score`` is the HOG score
+    above which a face is taken as is (real faces score above ~0.5, false positives near 0); with ``verify``
+    the HOG candidates between -0.5 and ``min_score`` are kept when the CNN detector confirms them.
     """
 
-    def __init__(self, kind: str = "hog", upsample: int | None = None, min_score: float = 0.3) -> None:
+    def __init__(self, kind: str = "hog", upsample: int | None = None, min_score: float = 0.3,
+                 verify: bool = True) -> None:
         try:
             import dlib
         except ImportError as exc:  # pragma: no cover - depends on the installation
@@ -136,50 +188,103 @@ class FaceDetector:
         self.kind = kind
         self.upsample = upsample
         self.min_score = min_score
+        self.verify = verify
         self._predictor = dlib.shape_predictor(str(_model_file("shape_predictor_68_face_landmarks.dat")))
+        self._cnn = None
         if kind == "hog":
             self._detector = dlib.get_frontal_face_detector()
         else:
-            cnn_file = _model_file("mmod_human_face_detector.dat")
-            self._detector = dlib.cnn_face_detection_model_v1(str(cnn_file))
+            self._detector = self._cnn_detector()
 
-    def _upsample_for(self, image: np.ndarray) -> int:
-        if self.upsample is not None:
-            return self.upsample
-        # dlib's HOG window is 80 px; doubling small photos finds ~40 px faces. On big scans doubling
-        # costs 4× time and memory for faces that are already large enough.
-        return 1 if min(image.shape[:2]) < 1024 else 0
-
-    def __call__(self, image_u8: np.ndarray) -> list[FaceInfo]:
+    def _cnn_detector(self):
         import dlib
 
+        if self._cnn is None:
+            self._cnn = dlib.cnn_face_detection_model_v1(str(_model_file("mmod_human_face_detector.dat")))
+        return self._cnn
+
+    def scale_for(self, image: np.ndarray) -> float:
+        if self.upsample is not None:
+            return float(2 ** self.upsample)
+        if self.kind == "cnn":  # the CNN costs ~50× HOG: only the old rule (double photos below 1024 px)
+            return 2.0 if min(image.shape[:2]) < 1024 else 1.0
+        return detection_scale(image.shape)
+
+    def _confirmed(self, image_u8: np.ndarray, box: tuple[float, float, float, float]) -> bool:
+        """Does the CNN detector find a face at ``box`` in a small window around it?"""
+        x0, y0, x1, y1 = box
+        side = max(x1 - x0, y1 - y0)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        # a window of 2 face sides, resampled so that the face is ~90 px (the CNN's window is 80 px); the
+        # CNN costs ~50 µs per pixel here, so the window is kept small (~1 s)
+        k = 90.0 / max(side, 1.0)
+        win = int(round(2.0 * side * k))
+        m = np.array([[k, 0, win / 2 - k * cx], [0, k, win / 2 - k * cy]])
+        crop = cv2.warpAffine(image_u8, m, (win, win), flags=cv2.INTER_LINEAR if k > 1 else cv2.INTER_AREA,
+                              borderMode=cv2.BORDER_REFLECT_101)
+        target = (round(win / 2 - 45), round(win / 2 - 45), round(win / 2 + 45), round(win / 2 + 45))
+        for d in self._cnn_detector()(np.ascontiguousarray(crop), 0):
+            r = d.rect
+            if d.confidence >= VERIFY_CONFIDENCE and box_iou((r.left(), r.top(), r.right(), r.bottom()),
+                                                             target) >= 0.3:
+                return True
+        return False
+
+    def __call__(self, image_u8: np.ndarray) -> list[FaceInfo]:
         image_u8 = np.ascontiguousarray(image_u8)
-        up = self._upsample_for(image_u8)
+        scale = self.scale_for(image_u8)
+        # enlarged here (bilinear) rather than by dlib's pyramid_up, so that any scale can be used; the
+        # landmarks are fitted on the enlarged photo too (sub-pixel precision on small faces)
+        big = image_u8 if scale == 1.0 else cv2.resize(image_u8, None, fx=scale, fy=scale,
+                                                       interpolation=cv2.INTER_LINEAR)
         if self.kind == "hog":
-            rects, scores, _ = self._detector.run(image_u8, up, 0.0)
+            low = min(VERIFY_SCORE, self.min_score) if self.verify else self.min_score
+            rects, scores, _ = self._detector.run(big, 0, low)
             found = list(zip(rects, scores, strict=True))
         else:
-            found = [(d.rect, d.confidence) for d in self._detector(image_u8, up)]
+            found = [(d.rect, d.confidence) for d in self._detector(big, 0)]
         faces = []
-        for rect, score in found:
+        checks = 0
+        for rect, score in sorted(found, key=lambda rs: -rs[1]):
+            box = (rect.left() / scale, rect.top() / scale, rect.right() / scale, rect.bottom() / scale)
             if score < self.min_score:
-                continue
-            box = dlib.rectangle(rect.left(), rect.top(), rect.right(), rect.bottom())
-            shape = self._predictor(image_u8, box)
-            lm68 = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
-            faces.append(FaceInfo((rect.left(), rect.top(), rect.right(), rect.bottom()),
-                                  five_points(lm68), float(score), lm68))
+                if self.kind != "hog" or not self.verify or checks >= MAX_VERIFY:
+                    continue
+                checks += 1
+                if not self._confirmed(image_u8, box):
+                    continue
+            shape = self._predictor(big, rect)
+            lm68 = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64) / scale
+            faces.append(FaceInfo(tuple(int(round(v)) for v in box), five_points(lm68), float(score), lm68))
         return faces
 
 
 # ---------------------------------------------------------------------------------------------------------
 # alignment and paste-back geometry
 
-def align_face(image: np.ndarray, m: np.ndarray, size: int, reflect: bool = True) -> np.ndarray:
-    """The ``size×size`` crop for the image->crop transform ``m`` (bilinear)."""
+def align_face(image: np.ndarray, m: np.ndarray, size: int, reflect: bool = True,
+               antialias: bool = True) -> np.ndarray:
+    """The ``size×size`` crop for the image->crop transform ``m`` (bilinear).
+
+    When ``m`` shrinks the face (a large face in a big scan, or a 1024² synthetic face into a 512 crop)
+    bilinear sampling alone aliases (jagged hair, moiré); with ``antialias`` the crop's footprint is first
+    area-resized to about the crop's scale, so training crops and inference crops are sampled alike.
+    """
     border = cv2.BORDER_REFLECT_101 if reflect else cv2.BORDER_CONSTANT
-    return cv2.warpAffine(np.ascontiguousarray(image, dtype=np.float32), m, (size, size),
-                          flags=cv2.INTER_LINEAR, borderMode=border, borderValue=(0, 0, 0))
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+    if antialias and scale < 0.8:
+        y0, x0, y1, x1 = _footprint(m, size, image.shape[:2], margin=int(np.ceil(2.0 / scale)) + 2)
+        if y1 - y0 > 1 and x1 - x0 > 1:
+            nw, nh = max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))
+            small = cv2.resize(image[y0:y1, x0:x1], (nw, nh), interpolation=cv2.INTER_AREA)
+            fx, fy = nw / (x1 - x0), nh / (y1 - y0)
+            # small-image coordinates q = ((x - x0)·fx, (y - y0)·fy), so x = q/f + x0
+            m = np.concatenate([m[:, :2] @ np.diag([1.0 / fx, 1.0 / fy]),
+                                (m[:, :2] @ np.array([x0, y0], dtype=np.float64) + m[:, 2])[:, None]], axis=1)
+            image = small if small.ndim == 3 or image.ndim == 2 else small[..., None]
+    return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=border,
+                          borderValue=(0, 0, 0))
 
 
 def face_mask(landmarks68_crop: np.ndarray, size: int) -> np.ndarray:
@@ -303,6 +408,8 @@ def match_colours(face: np.ndarray, reference: np.ndarray, weight: np.ndarray,
 # the stage
 
 Enhancer = Callable[[np.ndarray], np.ndarray]  # N×S×S×3 [0,1] -> N×S×S×3 [0,1]
+DETECT_ON = ("original", "restored", "both")
+CROP_FROM = ("restored", "original")
 
 
 class FaceStage:
@@ -310,20 +417,49 @@ class FaceStage:
 
     ``enhance`` runs the face generator on a batch of aligned crops (``N×S×S×3`` in [0,1]); the
     pipeline builds it from the loaded generator and the device/precision runner.
+
+    ``crop_from``: the generator's input is the face cut from the restored photo (``restored``, the
+    paper's order) or from the original (``original``): the face model is trained on faces degraded the
+    way old photos are, which is what the original holds, while stage 1 may have smoothed small faces
+    into something no training face looks like.  Either way the result takes the restored photo's tones
+    and is pasted into it.
     """
 
     def __init__(self, enhance: Enhancer, size: int = 256, detector: FaceDetector | None = None,
-                 batch_size: int = 4, compat: bool = False) -> None:
+                 batch_size: int = 4, compat: bool = False, detect_on: str = "original",
+                 crop_from: str = "restored") -> None:
         if size not in (256, 512):
             raise ValueError(f"face size must be 256 or 512, got {size}")
+        if detect_on not in DETECT_ON:
+            raise ValueError(f"detect_on must be one of {', '.join(DETECT_ON)}, got {detect_on!r}")
+        if crop_from not in CROP_FROM:
+            raise ValueError(f"crop_from must be one of {', '.join(CROP_FROM)}, got {crop_from!r}")
         self.enhance = enhance
         self.size = size
         self.detector = detector or FaceDetector()
         self.batch_size = max(1, int(batch_size))
         self.compat = compat
+        self.detect_on = detect_on
+        self.crop_from = crop_from
 
-    def detect(self, image: np.ndarray) -> list[FaceInfo]:
-        faces = self.detector(np.clip(np.floor(image * 255.0 + 0.5), 0, 255).astype(np.uint8))
+    def detect(self, image: np.ndarray, original: np.ndarray | None = None) -> list[FaceInfo]:
+        """Faces of the restored ``image``, found where they are most findable (``detect_on``).
+
+        ``original`` (the input photo, same size) is where faces are usually clearest: stage 1 smooths
+        small faces (on the Solvay photo HOG finds 29 of 29 faces in the original, 3 in the restored one).
+        Compat mode detects on the restored image only, as the official code does.
+        """
+        def run(img: np.ndarray) -> list[FaceInfo]:
+            return self.detector(np.clip(np.floor(img * 255.0 + 0.5), 0, 255).astype(np.uint8))
+
+        if self.compat or original is None or self.detect_on == "restored":
+            faces = run(image)
+        elif original.shape[:2] != image.shape[:2]:
+            raise ValueError(f"original {original.shape[:2]} and restored {image.shape[:2]} differ in size")
+        elif self.detect_on == "original":
+            faces = run(original)
+        else:
+            faces = merge_faces(run(original), run(image))
         if self.compat:
             for f in faces:
                 f.landmarks = five_points(f.landmarks68, integer_eyes=True)
@@ -333,20 +469,31 @@ class FaceStage:
         """image -> aligned-crop similarity transform of one face."""
         return similarity_transform(face.landmarks, template_points(self.size))
 
-    def __call__(self, image: np.ndarray, tone: Tone | None = None) -> tuple[np.ndarray, list[FaceInfo]]:
-        faces = self.detect(image)
+    def __call__(self, image: np.ndarray, tone: Tone | None = None,
+                 original: np.ndarray | None = None) -> tuple[np.ndarray, list[FaceInfo]]:
+        faces = self.detect(image, original)
         if not faces:
             return image, faces
         transforms = [self.transform(f) for f in faces]
-        crops = np.stack([align_face(image, m, self.size, reflect=not self.compat) for m in transforms])
-        enhanced = np.concatenate([self.enhance(crops[i:i + self.batch_size])
-                                   for i in range(0, len(crops), self.batch_size)])
+
+        def crops_of(img: np.ndarray) -> np.ndarray:
+            return np.stack([align_face(img, m, self.size, reflect=not self.compat, antialias=not self.compat)
+                             for m in transforms])
+
+        # the colour reference is always the restored photo (the face must take its tones); the
+        # generator's input is the original's face with ``crop_from="original"`` (see the class doc)
+        crops = crops_of(image)
+        use_original = self.crop_from == "original" and original is not None and not self.compat
+        inputs = crops_of(original) if use_original else crops
+        enhanced = np.concatenate([self.enhance(inputs[i:i + self.batch_size])
+                                   for i in range(0, len(inputs), self.batch_size)])
         out = np.array(image, dtype=np.float32, copy=True)
         full = np.ones((self.size, self.size), dtype=np.float32)
         for face, m, crop, new in zip(faces, transforms, crops, enhanced, strict=True):
             if self.compat:
                 # the official mask is the crop's footprint inside the photo (black border excluded)
-                valid = align_face(np.ones(image.shape[:2] + (1,), np.float32), m, self.size, reflect=False)
+                valid = align_face(np.ones(image.shape[:2] + (1,), np.float32), m, self.size, reflect=False,
+                                   antialias=False)
                 valid = (valid.reshape(self.size, self.size) > 0.5).astype(np.float32)
                 new = match_histograms_official(new, crop)
                 mask = square_mask_official(valid)

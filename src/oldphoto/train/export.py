@@ -20,19 +20,41 @@ def _training_summary(stage: str, state: dict[str, Any]) -> str:
     cfg = dict(state["config"])
     keep = {k: v for k, v in cfg.items() if k not in ("nets",)}
     losses = {k: v for k, v in keep.items() if k.startswith("lambda_")}
+    side = cfg["nets"]["G"].get("size") if stage == "face" else cfg.get("crop")  # faces: whole aligned crops
+    # the face stage trains on aligned faces (the card's ``data``), not on the clean photo sources
+    source = ("faces: " + str(cfg.get("faces")) if stage == "face"
+              else "clean photos: " + str(cfg.get("photo_source_used", cfg.get("photos"))))
     return (f"Trained with `oldphoto train {stage} --config {cfg.get('config_name', '?')}` "
-            f"for {state['step']} steps of batch {cfg.get('batch_size')} × {cfg.get('crop')}² crops "
-            f"(clean photos: "
-            f"{cfg.get('photo_source_used', cfg.get('photos'))}; world size {state.get('world_size', 1)}"
+            f"for {state['step']} steps of batch {cfg.get('batch_size')} × {side}² crops "
+            f"({source}; world size {state.get('world_size', 1)}"
             f"{'; on ' + str(cfg['device_used']) if cfg.get('device_used') else ''}"
             f"{'; ' + str(cfg['precision']) if cfg.get('precision') else ''}). "
             f"Loss weights: {json.dumps(losses, sort_keys=True)}. Full training config: "
             f"{json.dumps(keep, sort_keys=True)}")
 
 
+def _warm_starts(config: dict[str, Any]) -> list[tuple[str, int]]:
+    """The chain of runs this one was warm-started from (``init_from``), nearest first, with the step each
+    was at: their steps are part of the exported network's training.  Stops where a checkpoint is gone."""
+    from oldphoto.train.trainer import CHECKPOINT, load_checkpoint
+
+    chain: list[tuple[str, int]] = []
+    source = config.get("init_from")
+    while source and len(chain) < 16:
+        path = Path(str(source))
+        path = path / CHECKPOINT if path.is_dir() else path
+        if not path.is_file():
+            chain.append((str(source), -1))  # recorded, but its steps are unknown here
+            break
+        state = load_checkpoint(path)
+        chain.append((str(source), int(state["step"])))
+        source = state.get("config", {}).get("init_from")
+    return chain
+
+
 def export_runs(runs: Path, dest: Path, stages: list[str] | None = None,
-                metrics: dict[str, Any] | None = None, notes: dict[str, str] | None = None
-                ) -> dict[str, Path]:
+                metrics: dict[str, Any] | None = None, notes: dict[str, str] | None = None,
+                half: bool = False) -> dict[str, Path]:
     from oldphoto.train.stages import STAGES, build_net
     from oldphoto.train.trainer import load_checkpoint
     from oldphoto.weights import save_model
@@ -53,7 +75,15 @@ def export_runs(runs: Path, dest: Path, stages: list[str] | None = None,
             raise ValueError(f"{ckpt} holds stage {state.get('stage')!r}, expected {stage!r}")
         digest = sha256_file(ckpt)
         summary = _training_summary(stage, state)
-        for key, (role, arch) in STAGES[stage].exports.items():
+        steps = int(state["step"])
+        chain = _warm_starts(state["config"])
+        if chain:
+            # the card's steps count the whole training, warm-start legs included
+            steps += sum(s for _, s in chain if s > 0)
+            legs = " ← ".join(f"{src} (step {s})" if s >= 0 else f"{src} (steps unknown)" for src, s in chain)
+            summary = f"{summary} Warm-started from {legs}: {steps} steps in all."
+        extra = {"steps": steps, **STAGES[stage].card_fields(state["config"])}
+        for key, (role, arch) in STAGES[stage].exports_for(state["config"]).items():
             net = build_net(arch, state["config"]["nets"][key])
             net.load_state_dict(state["nets"][key])
             net.eval()
@@ -67,6 +97,6 @@ def export_runs(runs: Path, dest: Path, stages: list[str] | None = None,
                 if r != role:
                     text = f"Same weights as {role} (one VAE_B serves both paths in the small set). {text}"
                 card = save_model(net, r, dest, source=f"oldphoto-train:{runs.name}/{stage}@{state['step']}",
-                                  sha256=digest, metrics=role_metrics, notes=text)
+                                  sha256=digest, metrics=role_metrics, notes=text, half=half, **extra)
                 written[r] = card.path
     return written

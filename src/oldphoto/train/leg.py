@@ -268,8 +268,8 @@ def import_leg(source: str | Path, dest: str | Path, metrics: dict[str, Any] | N
     back in, or a weights folder.  Every role is checked to load before anything is written; cards keep
     all their fields (a detector calibration too), ``metrics`` (the output of ``oldphoto train evaluate``)
     replaces their metrics.  Existing roles in ``dest`` are only replaced with ``replace``."""
+    from oldphoto.files import atomic_write_bytes, atomic_write_text
     from oldphoto.weights import load_model
-    from oldphoto.weights.store import _write_atomic
 
     source, dest = Path(source), Path(dest)
     with tempfile.TemporaryDirectory() as tmp:
@@ -290,7 +290,7 @@ def import_leg(source: str | Path, dest: str | Path, metrics: dict[str, Any] | N
             if metrics is not None:
                 card["metrics"] = metrics
             blob = (folder / f"{role}.safetensors").read_bytes()
-            _write_atomic(dest / f"{role}.safetensors", lambda t, b=blob: Path(t).write_bytes(b))
+            atomic_write_bytes(dest / f"{role}.safetensors", blob)
             text = json.dumps(card, indent=2) + "\n"
-            _write_atomic(dest / f"{role}.json", lambda t, x=text: Path(t).write_text(x, encoding="utf-8"))
+            atomic_write_text(dest / f"{role}.json", text)
     return roles

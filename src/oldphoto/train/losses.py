@@ -42,6 +42,34 @@ def lsgan_loss(outputs, target_is_real: bool) -> torch.Tensor:
     return total / len(scales)
 
 
+def hinge_loss(outputs, target_is_real: bool, for_discriminator: bool = True) -> torch.Tensor:
+    """Hinge GAN loss (SPADE, which the face generator comes from), mean over scales.
+
+    Discriminator: ``relu(1 − D(real))`` and ``relu(1 + D(fake))``; generator: ``−D(fake)``.
+    """
+    scales = _scales(outputs)
+    total = 0.0
+    for feats in scales:
+        pred = feats[-1]
+        if not for_discriminator:
+            total = total - pred.mean()
+        elif target_is_real:
+            total = total + F.relu(1.0 - pred).mean()
+        else:
+            total = total + F.relu(1.0 + pred).mean()
+    return total / len(scales)
+
+
+def gan_loss(outputs, target_is_real: bool, mode: str = "lsgan", for_discriminator: bool = True
+             ) -> torch.Tensor:
+    """``lsgan`` (pix2pixHD, the global stage) or ``hinge`` (SPADE, the face stage)."""
+    if mode == "lsgan":
+        return lsgan_loss(outputs, target_is_real)
+    if mode == "hinge":
+        return hinge_loss(outputs, target_is_real, for_discriminator)
+    raise ValueError(f"unknown gan_mode {mode!r}; choose lsgan or hinge")
+
+
 def feature_matching_loss(fake_outputs, real_outputs) -> torch.Tensor:
     """L1 between discriminator features of fake and (detached) real inputs.
 

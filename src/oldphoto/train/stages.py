@@ -17,6 +17,7 @@ GAN terms start at ``gan_start`` (a reconstruction warm-up; 0 = from the first s
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from oldphoto.levels import match_levels
 from oldphoto.train import data as D
 from oldphoto.train import distributed
 from oldphoto.train.distributed import DistInfo
-from oldphoto.train.losses import detector_loss, feature_matching_loss, kl_loss, lsgan_loss
+from oldphoto.train.losses import detector_loss, feature_matching_loss, gan_loss, kl_loss, lsgan_loss
 
 
 def build_net(arch: str, config: dict[str, Any]) -> nn.Module:
@@ -74,6 +75,16 @@ class Stage:
     name = ""
     #: stage network key -> (weights role, architecture) written by ``oldphoto train export``
     exports: dict[str, tuple[str, str]] = {}
+
+    @classmethod
+    def exports_for(cls, config: dict[str, Any]) -> dict[str, tuple[str, str]]:
+        """``exports`` for a run with this (resolved) config."""
+        return cls.exports
+
+    @classmethod
+    def card_fields(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """Extra card fields (``data``, ``licence``) for weights exported from a run with this config."""
+        return {}
 
     def __init__(self, cfg: dict[str, Any], info: DistInfo) -> None:
         self.cfg = cfg
@@ -174,7 +185,9 @@ class Stage:
         disc = self.nets[d_key]
         _requires_grad(disc, False)
         fake_out = disc(fake_in)
-        terms = {"g_gan": lsgan_loss(fake_out, True) * self.weight("lambda_gan", 1.0)}
+        mode = str(self.cfg.get("gan_mode", "lsgan"))
+        terms = {"g_gan": gan_loss(fake_out, True, mode, for_discriminator=False)
+                 * self.weight("lambda_gan", 1.0)}
         lam_feat = self.weight("lambda_feat", 10.0)
         if lam_feat > 0:
             with torch.no_grad():
@@ -185,7 +198,8 @@ class Stage:
 
     def discriminator_step(self, d_key: str, fake_in: torch.Tensor, real_in: torch.Tensor) -> torch.Tensor:
         disc = self.ddp[d_key]
-        loss = 0.5 * (lsgan_loss(disc(fake_in.detach()), False) + lsgan_loss(disc(real_in), True))
+        mode = str(self.cfg.get("gan_mode", "lsgan"))
+        loss = 0.5 * (gan_loss(disc(fake_in.detach()), False, mode) + gan_loss(disc(real_in), True, mode))
         self.optimize(d_key, loss)
         return loss.detach()
 
@@ -568,17 +582,28 @@ class DetectorStage(Stage):
 
 # ---------------------------------------------------------------------------------------------------------
 class FaceStage(Stage):
-    """Face generator on a folder of aligned faces; joint training feeds it stage-1 outputs."""
+    """Face generator (progressive SPADE) on aligned faces degraded by :mod:`oldphoto.synth.face_degrade`.
+
+    Losses (paper Eq. 17–18, in the SPADE form the generator comes from): VGG perceptual, multi-scale
+    GAN (``gan_mode`` hinge by default) with discriminator feature matching, plus an optional pixel L1
+    (``lambda_image_l1``) that ties the face to its input.  The discriminator is conditional: it sees the
+    degraded face next to the real or generated one, so a sharp face that is not *this* face loses.
+
+    ``faces``: a folder (or list of folders) of aligned face crops (``oldphoto data faces``).  With a
+    stage-1 chain configured (``vae_a``, ``vae_b``, ``mapping``) the generator's input is the stage-1
+    output of the degraded face (the paper's joint training).
+    """
 
     name = "face"
     exports = {"G": ("face_256", "face_generator")}
 
     def __init__(self, cfg: dict[str, Any], info: DistInfo) -> None:
+        cfg.setdefault("gan_mode", "hinge")
         super().__init__(cfg, info)
         g = self.add_net("G", "face_generator", {"size": 256})
         self.size = int(g.config["size"])
         if self.weight("lambda_gan", 1.0) > 0:
-            self.add_net("D", "multiscale_discriminator", {"in_channels": 3})
+            self.add_net("D", "multiscale_discriminator", {"in_channels": 6, "spectral_norm": True})
         self.stage1 = None
         if cfg.get("vae_a") and cfg.get("vae_b") and cfg.get("mapping"):
             mapping = load_trained(cfg["mapping"], "mapping_quality", "mapping_quality", "M")
@@ -589,17 +614,75 @@ class FaceStage(Stage):
     def prepare_data(self) -> None:
         """Faces are read by :meth:`batches` itself."""
 
+    @classmethod
+    def exports_for(cls, config: dict[str, Any]) -> dict[str, tuple[str, str]]:
+        return {"G": (f"face_{int(config['nets']['G'].get('size', 256))}", "face_generator")}
+
+    @classmethod
+    def card_fields(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """What the faces were (from each folder's manifest.json) and their licence, which binds the model."""
+        sources = config.get("faces") or []
+        data, licences = [], []
+        for src in [sources] if isinstance(sources, str) else sources:
+            path = Path(src) / "manifest.json"
+            if not path.is_file():
+                data.append(f"faces from {src}")
+                continue
+            m = json.loads(path.read_text(encoding="utf-8"))
+            n = len(m.get("faces", []))
+            if len(sources) == 1 and config.get("faces_used"):  # what the run loaded, not what is there now
+                n = int(config["faces_used"])
+            if m.get("kind") == "synthetic":
+                data.append(f"{n} synthetic faces of {m.get('generator')} (seed {m.get('seed')}, truncation "
+                            f"{m.get('truncation')}, sha256 {str(m.get('generator_sha256'))[:16]}), "
+                            f"aligned {m.get('size')}²")
+            else:
+                data.append(f"{n} faces of the photos in {m.get('source', src)}")
+            if m.get("licence"):
+                licences.append(m["licence"])
+        out: dict[str, Any] = {}
+        if data:
+            out["data"] = "; ".join(data)
+        if licences:
+            out["licence"] = " ".join(dict.fromkeys(licences))
+        return out
+
+    def face_pool(self) -> list[np.ndarray]:
+        if not hasattr(self, "_faces"):
+            sources = self.cfg.get("faces")
+            if not sources:
+                raise ValueError("stage face needs 'faces': a folder of aligned face crops "
+                                 "(oldphoto data faces --synthetic N --out DIR)")
+            sources = [sources] if isinstance(sources, str) else list(sources)
+            self._faces = [im for src in sources
+                           for im in D.load_pool(src, max_side=self.size, min_side=32)]
+            # recorded in checkpoints: a face folder may grow while (or after) a run trains on it
+            self.cfg["faces_used"] = len(self._faces)
+            if self.info.is_main:
+                print(f"[{self.name}] {len(self._faces)} faces from {', '.join(map(str, sources))}",
+                      flush=True)
+        return self._faces
+
+    def degrade(self, face: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        from oldphoto.synth.face_degrade import FaceDegradeConfig, degrade_face
+
+        if not hasattr(self, "_degrade_cfg"):
+            # config ``face_degradation``: FaceDegradeConfig fields, e.g. {"noise_sigma": [1, 10]}
+            fields = {k: tuple(v) if isinstance(v, list) else v
+                      for k, v in dict(self.cfg.get("face_degradation", {})).items()}
+            self._degrade_cfg = FaceDegradeConfig(**fields)
+        degraded, target, _ = degrade_face(face, rng, self._degrade_cfg)
+        return degraded, target
+
     def batches(self, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
-        faces_dir = self.cfg.get("faces")
-        if not faces_dir:
-            raise ValueError("stage face needs 'faces': a folder of aligned face crops")
-        pool = D.load_pool(faces_dir, max_side=self.size, min_side=32)
+        pool = self.face_pool()
         while True:
             clean, degraded = [], []
             for _ in range(self.batch_size):
-                face = _resize(pool[int(rng.integers(len(pool)))], self.size)
-                y = D.random_crop([face], rng, self.size)  # full-size "crop" + random flip
-                x, y, _ = D.synthesize(y, rng, self.degradation_kind(rng, "unstructured"))
+                face = _resize(pool[int(rng.integers(len(pool)))], self.size).astype(np.float32) / 255.0
+                if rng.random() < 0.5:
+                    face = face[:, ::-1]  # the template is symmetric: a mirrored face is aligned too
+                x, y = self.degrade(np.ascontiguousarray(face), rng)
                 clean.append(y)
                 degraded.append(x)
             yield {"clean": D.to_batch(clean), "degraded": D.to_batch(degraded)}
@@ -611,36 +694,56 @@ class FaceStage(Stage):
         with torch.no_grad():
             return vae_b.decode(mapping(vae_a.encode(x)))
 
+    def reconstruction_terms(self, out: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        terms = {}
+        if self.weight("lambda_vgg", 10.0) > 0:
+            # ``vgg_crop``: the VGG loss on one random square of that side (the same place in both), a
+            # quarter of the cost at 128 of 256 while keeping full-resolution detail; every place is
+            # visited over the steps.  The crop position comes from torch's seeded generator.
+            side = int(self.cfg.get("vgg_crop", 0))
+            if 0 < side < out.shape[-1]:
+                oy, ox = (int(v) for v in torch.randint(0, out.shape[-1] - side + 1, (2,)))
+                out, y = out[..., oy:oy + side, ox:ox + side], y[..., oy:oy + side, ox:ox + side]
+            terms["vgg"] = self.perceptual()(out, y) * self.weight("lambda_vgg", 10.0)
+        if self.weight("lambda_image_l1", 0.0) > 0:
+            terms["image_l1"] = F.l1_loss(out, y) * self.weight("lambda_image_l1", 0.0)
+        return terms
+
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
         b = self.to_device(batch)
         x = self.stage1_output(b["degraded"])
         y = b["clean"]
         out = self.ddp["G"](x)
-        terms = {"vgg": self.perceptual()(out, y) * self.weight("lambda_vgg", 10.0)}
-        if self.weight("lambda_image_l1", 0.0) > 0:
-            terms["image_l1"] = F.l1_loss(out, y) * self.weight("lambda_image_l1", 0.0)
-        if "D" in self.nets and self.gan_active(step):
-            terms.update(self.generator_gan_terms("D", out, y))
+        terms = self.reconstruction_terms(out, y)
+        gan = "D" in self.nets and self.gan_active(step)
+        if gan:
+            terms.update(self.generator_gan_terms("D", torch.cat([x, out], 1), torch.cat([x, y], 1)))
         loss = sum(terms.values())
         self.optimize("G", loss)
         res = {k: v.detach() for k, v in terms.items()}
-        if "D" in self.nets and self.gan_active(step):
-            res["d"] = self.discriminator_step("D", out, y)
+        if gan:
+            res["d"] = self.discriminator_step("D", torch.cat([x, out], 1), torch.cat([x, y], 1))
         res["total"] = loss.detach()
         return res
 
     def main_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         b = self.to_device(batch)
-        with torch.no_grad():
+        with torch.no_grad():  # batch statistics, as in training (the running ones lag after a few steps)
             out = self.nets["G"](self.stage1_output(b["degraded"]))
-            return self.perceptual()(out, b["clean"]) * self.weight("lambda_vgg", 10.0)
+            return sum(self.reconstruction_terms(out, b["clean"]).values())
 
     def samples(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         b = self.to_device(batch)
         x = self.stage1_output(b["degraded"])
+        g = self.nets["G"]
+        g.eval()
         with torch.no_grad():
-            out = self.nets["G"](x)
-        return {"degraded": b["degraded"], "stage1": x, "enhanced": out, "clean": b["clean"]}
+            out = g(x)
+        g.train()
+        rows = {"degraded": b["degraded"], "enhanced": out, "clean": b["clean"]}
+        if self.stage1 is not None:
+            rows["stage1"] = x
+        return rows
 
 
 def _resize(img: np.ndarray, size: int) -> np.ndarray:

@@ -358,7 +358,13 @@ def _init_from(stage, source: Path, verbose: bool) -> None:
     loaded = []
     for key, net in stage.nets.items():
         if key in ckpt["nets"]:
-            net.load_state_dict(ckpt["nets"][key])  # strict: a width mismatch is an error, not a surprise
+            # a width mismatch or an unknown tensor is an error, not a surprise; tensors the source lacks
+            # (a module added since, e.g. the face generator's gate) keep their fresh initialisation
+            missing, unexpected = net.load_state_dict(ckpt["nets"][key], strict=False)
+            if unexpected:
+                raise RuntimeError(f"init_from {path}: {key} has no tensors {', '.join(unexpected)}")
+            if missing and verbose:
+                print(f"[train] {key}: fresh {', '.join(missing)} (not in {path})", flush=True)
             loaded.append(key)
     if not loaded:
         raise RuntimeError(f"init_from {path}: none of the networks {sorted(stage.nets)} is in it")

@@ -91,6 +91,10 @@ class Card:
     threshold: float | None = None
     # detector only: the smallest defect area (fraction of the photo) calibrated to pick the scratch path
     scratch_min_area: float | None = None
+    # what the weights were trained on, under which licence they may be used, and for how many steps
+    data: str | None = None
+    licence: str | None = None
+    steps: int | None = None
     # quality mapping only: the --fidelity at which these weights were measured to restore best without
     # making any held-out photo worse (None: the pipeline's default), see docs/restore.md
     fidelity: float | None = None
@@ -103,7 +107,8 @@ class Card:
         data: dict[str, Any] = {"role": self.role, "architecture": self.architecture, "config": self.config,
                                 "source": self.source, "sha256": self.sha256,
                                 "format_version": self.format_version}
-        for name in ("metrics", "notes", "parameters", "threshold", "scratch_min_area", "fidelity", "origin"):
+        for name in ("metrics", "notes", "parameters", "threshold", "scratch_min_area", "fidelity", "origin",
+                     "data", "licence", "steps"):
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)
         return data
@@ -129,11 +134,17 @@ class Card:
                    scratch_min_area=_optional_float(data.get("scratch_min_area")),
                    fidelity=_optional_float(data.get("fidelity")),
                    origin=data.get("origin") if isinstance(data.get("origin"), dict) else None,
+                   data=_optional_str(data.get("data")), licence=_optional_str(data.get("licence")),
+                   steps=None if data.get("steps") is None else int(data["steps"]),
                    path=path.with_suffix(".safetensors") if path else None)
 
 
 def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def default_weights_dir() -> Path:
@@ -169,19 +180,25 @@ def _umask() -> int:
     return mask
 
 
-def _storable_state(module: nn.Module) -> dict[str, torch.Tensor]:
-    # safetensors wants contiguous tensors that share no memory
-    return {k: v.detach().to("cpu").contiguous().clone() for k, v in module.state_dict().items()}
+def _storable_state(module: nn.Module, half: bool = False) -> dict[str, torch.Tensor]:
+    # safetensors wants contiguous tensors that share no memory; ``half`` stores floating tensors as float16
+    # (half the file; load_state_dict casts them back into the module's dtype)
+    def store(v: torch.Tensor) -> torch.Tensor:
+        v = v.detach().to("cpu")
+        return v.to(torch.float16) if half and v.is_floating_point() else v
+    return {k: store(v).contiguous().clone() for k, v in module.state_dict().items()}
 
 
 def save_model(module: nn.Module, role: str, dest_dir: str | os.PathLike, source: str = "",
                sha256: str = "", metrics: dict[str, Any] | None = None, notes: str | None = None,
-               origin: dict[str, Any] | None = None) -> Card:
+               origin: dict[str, Any] | None = None, data: str | None = None, licence: str | None = None,
+               steps: int | None = None, half: bool = False) -> Card:
     """Write ``<role>.safetensors`` and ``<role>.json`` into ``dest_dir`` (each atomically).
 
     ``module`` must follow the network protocol (``ARCH_NAME``, ``config``).  A face generator in the
     training form (spectral-norm hooks) is stored folded (inference form).  ``origin`` records the
-    downloaded file the weights came from (see :mod:`oldphoto.weights.download`).
+    downloaded file the weights came from (see :mod:`oldphoto.weights.download`).  ``half``: floating
+    tensors stored as float16 (for bundled weights that must stay small; loaded back in float32).
     """
     from safetensors.torch import save_file
 
@@ -204,8 +221,8 @@ def save_model(module: nn.Module, role: str, dest_dir: str | os.PathLike, source
     dest.mkdir(parents=True, exist_ok=True)
     card = Card(role=role, architecture=arch, config=json.loads(config_json), source=source, sha256=sha256,
                 metrics=metrics, notes=notes, parameters=count_parameters(module), origin=origin,
-                path=dest / f"{role}.safetensors")
-    tensors = _storable_state(module)
+                data=data, licence=licence, steps=steps, path=dest / f"{role}.safetensors")
+    tensors = _storable_state(module, half)
     meta = {"format_version": str(FORMAT_VERSION), "role": role, "architecture": arch, "config": config_json}
     atomic_write(dest / f"{role}.safetensors", lambda tmp: save_file(tensors, tmp, metadata=meta))
 
@@ -367,6 +384,8 @@ def describe(cards: Iterable[Card]) -> list[str]:
         params = f"{c.parameters:,}" if c.parameters is not None else "?"
         lines.append(f"{c.role:<16} {c.architecture:<24} {params:>12} params  {c.source}  "
                      f"sha256 {c.sha256[:12]}")
+        if c.licence:  # e.g. the bundled face model's non-commercial terms: shown wherever it is listed
+            lines.append(f"{'':<16} licence: {c.licence}")
     return lines
 
 

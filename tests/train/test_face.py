@@ -1,0 +1,95 @@
+"""The face stage: tiny generator, hinge GAN + feature matching + VGG + L1, export with data and licence."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from oldphoto.train.config import load_stage_config
+from oldphoto.train.distributed import DistInfo
+from oldphoto.train.stages import build_stage
+
+
+@pytest.fixture
+def faces_dir(tmp_path):
+    """Two "aligned faces" (crops of the astronaut) and the manifest `oldphoto data faces` would write."""
+    from skimage import data
+
+    root = tmp_path / "faces"
+    (root / "faces").mkdir(parents=True)
+    img = data.astronaut()
+    Image.fromarray(img[60:188, 160:288]).save(root / "faces" / "000000.jpg")
+    Image.fromarray(img[40:200, 140:300]).save(root / "faces" / "000001.jpg")
+    manifest = {"format": "oldphoto-faces-1", "kind": "synthetic", "seed": 0, "truncation": 0.7, "size": 128,
+                "generator": "random-face==2021.7.21.1 (test)", "generator_sha256": "ab" * 32,
+                "licence": "NON-COMMERCIAL test licence",
+                "faces": [{"file": "faces/000000.jpg", "index": 0}, {"file": "faces/000001.jpg", "index": 1}]}
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return root
+
+
+def _stage(faces_dir, tmp_path, overrides=()):
+    cfg = load_stage_config("tiny", "face", ["lr=0.002", f"faces={faces_dir}", *overrides], runs_dir=tmp_path)
+    torch.manual_seed(0)
+    stage = build_stage("face", cfg, DistInfo())
+    stage.wrap_distributed()
+    return stage
+
+
+def test_face_loss_goes_down_on_a_fixed_batch(faces_dir, tmp_path, perceptual_net):
+    stage = _stage(faces_dir, tmp_path, ["lambda_image_l1=10", "batch_size=2"])
+    assert stage.cfg["gan_mode"] == "hinge"
+    assert stage.nets["D"].config["in_channels"] == 6  # conditional: degraded face next to the face
+    batch = next(stage.batches(np.random.default_rng(0)))
+    assert batch["degraded"].shape == batch["clean"].shape == (2, 3, 32, 32)
+    assert not torch.equal(batch["degraded"], batch["clean"])
+    torch.manual_seed(1)
+    before = stage.main_loss(batch).item()
+    for step in range(8):
+        logs = stage.train_step(batch, step)
+    assert {"vgg", "image_l1", "g_gan", "g_feat", "d"} <= set(logs)
+    assert all(torch.isfinite(v) for v in logs.values())
+    torch.manual_seed(1)
+    assert stage.main_loss(batch).item() < before
+
+
+def test_hinge_losses():
+    from oldphoto.train.losses import gan_loss
+
+    pred = [[torch.tensor([[2.0, -0.5]])]]
+    assert gan_loss(pred, True, "hinge").item() == pytest.approx((0.0 + 1.5) / 2)
+    assert gan_loss(pred, False, "hinge").item() == pytest.approx((3.0 + 0.5) / 2)
+    assert gan_loss(pred, True, "hinge", for_discriminator=False).item() == pytest.approx(-0.75)
+    with pytest.raises(ValueError, match="gan_mode"):
+        gan_loss(pred, True, "wgan")
+
+
+def test_export_writes_a_card_with_data_licence_and_steps(faces_dir, tmp_path, perceptual_net):
+    from oldphoto.train.export import export_runs
+    from oldphoto.train.trainer import train
+    from oldphoto.weights import load_model
+    from oldphoto.weights.store import find_card
+
+    runs = tmp_path / "runs"
+    cfg = load_stage_config("tiny", "face", [f"faces={faces_dir}", "nets.G.size=64"], runs_dir=runs)
+    train("face", cfg, runs / "face", steps=2, quiet=True)
+    written = export_runs(runs, tmp_path / "w", stages=["face"])
+    assert set(written) == {"face_64"}
+    card = find_card("face_64", tmp_path / "w")
+    assert card.steps == 2 and card.licence == "NON-COMMERCIAL test licence"
+    assert "2 synthetic faces of random-face" in card.data and "seed 0" in card.data
+    assert json.loads((tmp_path / "w" / "face_64.json").read_text())["licence"] == card.licence
+    net = load_model("face_64", weights_dir=tmp_path / "w")
+    assert not net.config["spectral_norm"]  # stored folded, the inference form
+    with torch.no_grad():
+        assert net(torch.zeros(1, 3, 64, 64)).shape == (1, 3, 64, 64)
+    # a leg warm-started from that run: the card counts both legs' steps and names the source
+    leg2 = tmp_path / "runs2"
+    cfg = load_stage_config("tiny", "face", [f"faces={faces_dir}", "nets.G.size=64",
+                                             f"init_from={runs / 'face'}"], runs_dir=leg2)
+    train("face", cfg, leg2 / "face", steps=1, quiet=True)
+    export_runs(leg2, tmp_path / "w2", stages=["face"])
+    card = find_card("face_64", tmp_path / "w2")
+    assert card.steps == 3 and f"Warm-started from {runs / 'face'} (step 2)" in card.notes
