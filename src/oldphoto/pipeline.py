@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from oldphoto.nets.inference import InferenceOptions, prepare
 from oldphoto.stages import compat as compat_rules
 from oldphoto.stages.colour import COLOUR_MODES, photo_colour
 from oldphoto.stages.defects import (
@@ -41,7 +42,14 @@ from oldphoto.stages.defects import (
 from oldphoto.stages.faces import FaceDetector, FaceInfo, FaceStage, face_detection_available
 from oldphoto.stages.fidelity import blend, denoised_photo
 from oldphoto.stages.repair import GROW, repair
-from oldphoto.stages.restore import BYTES_PER_PIXEL, PATH_MULTIPLE, PathModels, RestoreStage, tile_side
+from oldphoto.stages.restore import (
+    BYTES_PER_PIXEL,
+    PATH_MULTIPLE,
+    PathModels,
+    RestoreStage,
+    memory_scale,
+    tile_side,
+)
 from oldphoto.stages.runtime import PRECISIONS, Runner, resolve_device
 from oldphoto.stages.tiling import parse_memory, tile_side_for_budget
 from oldphoto.stages.tone import Tone, fit_tone, luma
@@ -243,6 +251,8 @@ class Restorer:
         options.validate()
         self.options = options
         self.device = resolve_device(options.device)
+        # how networks are put in their inference form (benchmarks may change it before the first load)
+        self.inference = InferenceOptions.for_device(self.device)
         self.runner = Runner(self.device, options.precision)
         self.budget = parse_memory(options.max_memory)
         self.notices: list[str] = []
@@ -314,6 +324,8 @@ class Restorer:
                 module = load_model(role, self.options.weights, device=str(self.device), dtype=torch.float32)
             for p in module.parameters():
                 p.requires_grad_(False)
+            # modules handed in (tests, benchmarks) keep their structure and state dict
+            prepare(module, self.inference, owned=self._explicit is None)
             self._loaded[role] = module
         return self._loaded[role]
 
@@ -423,13 +435,16 @@ class Restorer:
 
     # ----------------------------------------------------------------------------------- stages
     def _tile(self, kind: str) -> int:
+        """Largest tile side for the detector or a path: the memory budget over the bytes per pixel
+        the loaded networks need at their widths (:func:`memory_scale`)."""
         if self.compat:
             return 1 << 30  # the official code runs whole images
         if self.options.tile:
             return self.options.tile
         if kind == "detector":
-            return tile_side_for_budget(self.budget, BYTES_PER_PIXEL["detector"], 16, minimum=256)
-        return tile_side(kind, self.budget)
+            scale = memory_scale([self.model("detector")])
+            return tile_side_for_budget(self.budget, BYTES_PER_PIXEL["detector"] * scale, 16, minimum=256)
+        return tile_side(kind, self.budget, memory_scale([self.model(r) for r in PATH_ROLES[kind]]))
 
     def _run_module(self, fn: Any, *tensors: torch.Tensor) -> torch.Tensor:
         return self.runner(fn, *tensors)

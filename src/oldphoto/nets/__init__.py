@@ -38,3 +38,20 @@ def architecture(name: str) -> type:
 
 def architecture_names() -> list[str]:
     return sorted(_ARCHITECTURES)
+
+
+def width_ratio(module: object) -> float:
+    """The module's ``width`` relative to its class's default (the official size); 1.0 when it has none.
+
+    Feature maps, and so the working memory per pixel, grow with the width: the pipeline scales the
+    memory figures measured at the official sizes by this ratio to size tiles for the networks loaded.
+    """
+    import inspect
+
+    config = getattr(module, "config", None)
+    if not isinstance(config, dict) or "width" not in config:
+        return 1.0
+    default = inspect.signature(type(module).__init__).parameters.get("width")
+    if default is None or not isinstance(default.default, int) or default.default <= 0:
+        return 1.0
+    return float(config["width"]) / default.default

@@ -37,7 +37,8 @@ PATH_MULTIPLE = {"quality": 4, "scratch": 16, "hr": 16}
 
 # Working memory per input pixel in fp32 at the official network sizes, measured with
 # benchmarks/bench_restore.py (peak RSS growth over a 512² run, rounded up ~20 %); the tile side is
-# sqrt(budget / this).  Chunked attention keeps the scratch/HR figures independent of the tile size.
+# sqrt(budget / (this · memory_scale(networks))).  Chunked attention keeps the scratch/HR figures
+# independent of the tile size.
 BYTES_PER_PIXEL = {"quality": 1400, "scratch": 3400, "hr": 2400, "detector": 3600}
 
 # RestoreStage.many: small images are padded up to multiples of BATCH_STEP (a multiple of every path's
@@ -72,6 +73,16 @@ def whiten(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def tile_side(path: str, budget_bytes: int, scale: float = 1.0) -> int:
     """Tile side for ``path`` under ``budget_bytes`` (``scale``: network width relative to official)."""
     return tile_side_for_budget(budget_bytes, BYTES_PER_PIXEL[path] * scale, PATH_MULTIPLE[path], minimum=256)
+
+
+def memory_scale(modules: list[torch.nn.Module]) -> float:
+    """Working memory of these networks relative to the official sizes the figures were measured at:
+    the largest width ratio among them (features grow with the width; the widest network decides).
+    Never above 1 for smaller networks, so their tiles only grow (the bundled set: 0.5, four times
+    the area per tile)."""
+    from oldphoto.nets import width_ratio
+
+    return max((width_ratio(m) for m in modules), default=1.0)
 
 
 class RestoreStage:

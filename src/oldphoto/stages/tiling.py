@@ -88,7 +88,8 @@ class TilePlan:
 
     height: int
     width: int
-    tile: int
+    tile_h: int
+    tile_w: int
     overlap: int
     ys: tuple[int, ...]
     xs: tuple[int, ...]
@@ -97,9 +98,13 @@ class TilePlan:
     def count(self) -> int:
         return len(self.ys) * len(self.xs)
 
+    @property
+    def tile(self) -> int:
+        return max(self.tile_h, self.tile_w)
+
     def boxes(self) -> list[tuple[int, int, int, int]]:
         """(y0, x0, y1, x1) of every tile, row by row."""
-        th, tw = min(self.tile, self.height), min(self.tile, self.width)
+        th, tw = min(self.tile_h, self.height), min(self.tile_w, self.width)
         return [(y, x, y + th, x + tw) for y in self.ys for x in self.xs]
 
     def weight(self, box: tuple[int, int, int, int]) -> torch.Tensor:
@@ -110,13 +115,33 @@ class TilePlan:
         return wy[:, None] * wx[None, :]
 
 
+def balanced_side(length: int, tile: int, overlap: int, multiple: int) -> int:
+    """The smallest tile side (a multiple of ``multiple``, at most ``tile``) that covers ``length`` with
+    as few tiles as ``tile`` itself does: the tiles share the length evenly instead of the last one
+    overlapping its neighbour by most of its size (2048 px in tiles of at most 1236: two of 1088)."""
+    if tile >= length:
+        return length
+    n = len(tile_starts(length, tile, overlap, multiple))
+    side = -(-(length + (n - 1) * overlap) // n)
+    side = -(-side // multiple) * multiple
+    while side < tile and len(tile_starts(length, side, overlap, multiple)) > n:
+        side += multiple
+    return min(side, tile)
+
+
 def plan_tiles(height: int, width: int, tile: int, overlap: int, multiple: int) -> TilePlan:
-    """Tile layout for a padded ``height×width`` input (both multiples of ``multiple``)."""
+    """Tile layout for a padded ``height×width`` input (both multiples of ``multiple``).
+
+    ``tile`` is the largest side a tile may have (its area, ``tile²``, is what the memory budget
+    allows); each axis uses the smallest side that needs no more tiles (:func:`balanced_side`).
+    """
     tile = max(multiple, tile // multiple * multiple)
     overlap = min(overlap, tile // 2)
-    return TilePlan(height, width, tile, overlap,
-                    tuple(tile_starts(height, tile, overlap, multiple)),
-                    tuple(tile_starts(width, tile, overlap, multiple)))
+    th = balanced_side(height, tile, overlap, multiple)
+    tw = balanced_side(width, tile, overlap, multiple)
+    return TilePlan(height, width, th, tw, overlap,
+                    tuple(tile_starts(height, th, overlap, multiple)),
+                    tuple(tile_starts(width, tw, overlap, multiple)))
 
 
 def run_tiled(fn: Callable[..., torch.Tensor], inputs: list[torch.Tensor], plan: TilePlan,
