@@ -15,6 +15,7 @@ a killed batch leaves one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import glob
@@ -31,6 +32,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from oldphoto import __version__, footprint, outputs
+from oldphoto.files import sha256_file
 from oldphoto.io import (
     DEFAULT_JPEG_QUALITY,
     DEFAULT_MAX_PIXELS,
@@ -390,70 +392,33 @@ def write_mask(path: Path, mask: np.ndarray | None, size: tuple[int, int]) -> No
     atomic_write(path, lambda tmp: Image.fromarray(pixels).save(tmp, format="PNG"))
 
 
-def restore_one(job: Job, restore: RestoreFn, config: BatchConfig, *, reserved: frozenset[str] = frozenset(),
-                inputs: frozenset[Path] = frozenset(), guard: footprint.Guard | None = None) -> Entry:
-    """Read, restore and write one photo; every failure becomes a 'failed' entry with the reason.
+@dataclass
+class Opened:
+    """A photo hashed, placed and decoded: the first of ``restore_one``'s three steps, ready to restore."""
 
-    ``reserved``: lower-cased planned outputs of the batch's jobs; ``inputs``: their resolved inputs
-    (see ``outputs.decide``); ``guard``: the memory/time guard run on the header before decoding.
-    """
-    assert job.output is not None
+    job: Job
+    entry: Entry
+    source: dict[str, str]      # what the provenance will say the output was made from
+    output: Path                # where the output goes (``outputs.decide``)
+    photo: Any                  # oldphoto.io.Photo, its pixels still there
+    mask: np.ndarray | None     # the user's defect mask (--mask-dir)
+
+
+@dataclass
+class Restored:
+    """A photo restored, ready to write: the second step's product."""
+
+    opened: Opened
+    image: np.ndarray
+    repaired: np.ndarray | None  # the mask the restorer repaired (--save-mask only)
+
+
+@contextlib.contextmanager
+def _photo_step(entry: Entry, job: Job) -> Iterator[None]:
+    """Turn a step's failure into a 'failed' entry with the reason, and add the step's time to it."""
     started = time.perf_counter()
-    entry = Entry(str(job.input), OK, output=str(job.output))
     try:
-        entry.bytes = job.input.stat().st_size
-        source = outputs.source_record(job.relative, outputs.file_sha256(job.input))
-    except OSError as exc:
-        entry.status, entry.reason, entry.output = FAILED, f"cannot read ({exc.strerror or exc})", None
-        return entry
-    try:
-        decision = outputs.decide(job.natural or job.output, job.input, source, reserved=reserved,
-                                  own=job.output, inputs=inputs | {job.input.resolve()},
-                                  overwrite=config.overwrite, strip_metadata=config.strip_metadata)
-    except OSError as exc:
-        entry.status, entry.reason, entry.output = FAILED, f"cannot place the output: {exc}", None
-        return entry
-    entry.output = str(decision.output)
-    entry.warnings.extend(decision.notes)
-    if not decision.write:
-        entry.status = SKIPPED
-        entry.reason = "already restored from this source (use --overwrite to redo it)"
-        return entry
-    try:
-        photo = read_photo(job.input, max_pixels=config.max_pixels, guard=guard)
-        entry.width, entry.height = photo.size
-        entry.warnings.extend(photo.warnings)
-        mask = None
-        if config.mask_dir is not None:
-            mask_path = find_mask(config.mask_dir, job)
-            if mask_path is None:
-                entry.warnings.append(f"no mask named {job.input.stem}.* in {config.mask_dir}; "
-                                      "defects detected automatically")
-            else:
-                mask = read_mask(mask_path, photo.size, config.max_pixels)
-        pixels = photo.pixels
-        photo.release_pixels()  # the restorer holds the only input copy; freed once it returns
-        result = restore(pixels, mask)
-        del pixels
-        image, faces, models = _result_parts(result)
-        entry.restoration = restoration_record(result)
-        repaired = getattr(result, "mask", None) if config.save_mask else None
-        del result  # intermediate images of the result (e.g. before faces) are freed before writing
-        if models is None and config.models is not None:
-            models = config.models()
-        entry.faces, entry.models = faces, models or {}
-        record = provenance_record(entry.models, config.options, source=source,
-                                   restoration=entry.restoration)
-        entry.warnings.extend(write_photo(decision.output, image, like=photo, format=config.format,
-                                          quality=config.quality, provenance=record,
-                                          strip_metadata=config.strip_metadata))
-        if config.save_mask:
-            target = saved_mask_path(decision.output)
-            if str(target).lower() in reserved:  # another input's output has that name: never replace it
-                entry.warnings.append(f"mask not saved: {target.name} is another photo's output")
-            else:
-                write_mask(target, repaired, photo.size)
-                entry.mask = str(target)
+        yield
     except PhotoError as exc:
         entry.status, entry.reason = FAILED, exc.reason if exc.path == job.input else str(exc)
     except (KeyboardInterrupt, SetupError):
@@ -466,10 +431,110 @@ def restore_one(job: Job, restore: RestoreFn, config: BatchConfig, *, reserved: 
         else:
             entry.status, entry.reason = FAILED, f"{type(exc).__name__}: {exc}"
     finally:
-        entry.seconds = round(time.perf_counter() - started, 3)
-    if entry.status == FAILED:
-        entry.output = None
+        entry.seconds = round(entry.seconds + time.perf_counter() - started, 3)
+        if entry.status == FAILED:
+            entry.output = None
+
+
+def open_photo(job: Job, config: BatchConfig, *, reserved: frozenset[str] = frozenset(),
+               inputs: frozenset[Path] = frozenset(), guard: footprint.Guard | None = None) -> Opened | Entry:
+    """Step 1: hash the input, decide where its output goes, decode it (and its user mask).  Returns the
+    final entry instead when there is nothing to restore: skipped (already restored) or failed."""
+    assert job.output is not None
+    entry = Entry(str(job.input), OK, output=str(job.output))
+    with _photo_step(entry, job):
+        try:
+            entry.bytes = job.input.stat().st_size
+            source = outputs.source_record(job.relative, sha256_file(job.input))
+        except OSError as exc:
+            entry.status, entry.reason, entry.output = FAILED, f"cannot read ({exc.strerror or exc})", None
+            return entry
+        try:
+            decision = outputs.decide(job.natural or job.output, job.input, source, reserved=reserved,
+                                      own=job.output, inputs=inputs | {job.input.resolve()},
+                                      overwrite=config.overwrite, strip_metadata=config.strip_metadata)
+        except OSError as exc:
+            entry.status, entry.reason, entry.output = FAILED, f"cannot place the output: {exc}", None
+            return entry
+        entry.output = str(decision.output)
+        entry.warnings.extend(decision.notes)
+        if not decision.write:
+            entry.status = SKIPPED
+            entry.reason = "already restored from this source (use --overwrite to redo it)"
+            return entry
+        photo = read_photo(job.input, max_pixels=config.max_pixels, guard=guard)
+        entry.width, entry.height = photo.size
+        entry.warnings.extend(photo.warnings)
+        mask = None
+        if config.mask_dir is not None:
+            mask_path = find_mask(config.mask_dir, job)
+            if mask_path is None:
+                entry.warnings.append(f"no mask named {job.input.stem}.* in {config.mask_dir}; "
+                                      "defects detected automatically")
+            else:
+                mask = read_mask(mask_path, photo.size, config.max_pixels)
+        return Opened(job, entry, source, decision.output, photo, mask)
+    return entry  # failed while decoding
+
+
+def restore_photo(work: Opened, restore: RestoreFn, config: BatchConfig) -> Restored | Entry:
+    """Step 2: run the restorer (the failed entry instead if it fails on this photo; ``SetupError``, when
+    the restorer itself cannot run, is raised)."""
+    entry = work.entry
+    with _photo_step(entry, work.job):
+        pixels = work.photo.pixels
+        work.photo.release_pixels()  # the restorer holds the only input copy; freed once it returns
+        mask, work.mask = work.mask, None
+        result = restore(pixels, mask)
+        del pixels, mask
+        image, faces, models = _result_parts(result)
+        entry.restoration = restoration_record(result)
+        repaired = getattr(result, "mask", None) if config.save_mask else None
+        del result  # intermediate images of the result (e.g. before faces) are freed before writing
+        if models is None and config.models is not None:
+            models = config.models()
+        entry.faces, entry.models = faces, models or {}
+        return Restored(work, image, repaired)
     return entry
+
+
+def write_restored(work: Restored, config: BatchConfig, *, reserved: frozenset[str] = frozenset()) -> Entry:
+    """Step 3: write the restoration (and --save-mask's mask) atomically, with its provenance."""
+    opened = work.opened
+    entry = opened.entry
+    with _photo_step(entry, opened.job):
+        record = provenance_record(entry.models, config.options, source=opened.source,
+                                   restoration=entry.restoration)
+        image, work.image = work.image, None
+        entry.warnings.extend(write_photo(opened.output, image, like=opened.photo, format=config.format,
+                                          quality=config.quality, provenance=record,
+                                          strip_metadata=config.strip_metadata))
+        del image
+        if config.save_mask:
+            target = saved_mask_path(opened.output)
+            if str(target).lower() in reserved:  # another input's output has that name: never replace it
+                entry.warnings.append(f"mask not saved: {target.name} is another photo's output")
+            else:
+                write_mask(target, work.repaired, opened.photo.size)
+                entry.mask = str(target)
+    return entry
+
+
+def restore_one(job: Job, restore: RestoreFn, config: BatchConfig, *, reserved: frozenset[str] = frozenset(),
+                inputs: frozenset[Path] = frozenset(), guard: footprint.Guard | None = None) -> Entry:
+    """Read, restore and write one photo; every failure becomes a 'failed' entry with the reason.
+
+    ``reserved``: lower-cased planned outputs of the batch's jobs; ``inputs``: their resolved inputs
+    (see ``outputs.decide``); ``guard``: the memory/time guard run on the header before decoding.  The
+    three steps (``open_photo``, ``restore_photo``, ``write_restored``) run apart on a cluster
+    (``oldphoto.cluster``).
+    """
+    step: Opened | Restored | Entry = open_photo(job, config, reserved=reserved, inputs=inputs, guard=guard)
+    if isinstance(step, Opened):
+        step = restore_photo(step, restore, config)
+    if isinstance(step, Restored):
+        step = write_restored(step, config, reserved=reserved)
+    return step
 
 
 def run_batch(jobs: list[Job], restore: RestoreFn, config: BatchConfig, *,
@@ -559,6 +624,8 @@ class _SignalHandler:
     say: Callable[[str], None]
     busy: threading.Event = field(default_factory=threading.Event)
     previous: dict[int, Any] = field(default_factory=dict)
+    # a cluster batch cannot finish "the current photo" (many are in flight): the first Ctrl-C aborts
+    abort_at_once: bool = False
 
     def __enter__(self) -> _SignalHandler:
         if threading.current_thread() is threading.main_thread():
@@ -576,7 +643,13 @@ class _SignalHandler:
         if signum == signal.SIGTERM:
             self.stop.terminated = True
             self.stop.set()
-            self._say("terminated (SIGTERM): the current photo is abandoned, nothing half-written")
+            self._say("terminated (SIGTERM): the " + ("photos in progress are" if self.abort_at_once
+                                                        else "current photo is")
+                      + " abandoned, nothing half-written")
+        elif self.abort_at_once:
+            self.stop.set()
+            self._say("interrupt: stopping; the photos in progress are abandoned, nothing half-written "
+                      "(a rerun resumes)")
         elif not self.stop.is_set():
             self.stop.set()
             self._say("interrupt: stopping after the current photo (Ctrl-C again to abort it)")
@@ -661,6 +734,9 @@ def register(subparsers) -> None:
                         help="also write the repaired defect mask beside each output, as NAME.mask.png "
                              "(white = repaired)")
     parser.add_argument("--no-progress", action="store_true", help="plain log lines even on a terminal")
+    from oldphoto import cluster
+
+    cluster.add_arguments(parser)
     try:
         from oldphoto.pipeline import RestoreOptions
     except ModuleNotFoundError as exc:
@@ -680,6 +756,14 @@ def main(args, restore: RestoreFn | None = None, stream=None) -> int:
     if args.mask_dir is not None and not args.mask_dir.is_dir():
         print(f"oldphoto restore: --mask-dir {args.mask_dir} is not a folder", file=stream)
         return 2
+    on_cluster = getattr(args, "ray", None) is not None
+    if on_cluster:
+        from oldphoto import cluster
+
+        problem = cluster.check_arguments(args)
+        if problem:
+            print(f"oldphoto restore: {problem}", file=stream)
+            return 2
     memory_limit = None
     if getattr(args, "memory_limit", "auto") not in (None, "auto"):
         from oldphoto.stages.tiling import parse_memory
@@ -716,9 +800,19 @@ def main(args, restore: RestoreFn | None = None, stream=None) -> int:
     try:
         with outputs.FolderLock(config.outdir) as lock:
             _clean_leftovers(config.outdir, lock.held, args.report, folder.input_folders, progress.log)
-            with _SignalHandler(stop, progress.log) as handler:
-                report = run_batch(jobs, restore, config, pre_entries=pre, progress=progress, stop=stop,
-                                   busy=handler.busy, on_progress=writer)
+            with _SignalHandler(stop, progress.log, abort_at_once=on_cluster) as handler:
+                if not on_cluster:
+                    report = run_batch(jobs, restore, config, pre_entries=pre, progress=progress, stop=stop,
+                                       busy=handler.busy, on_progress=writer)
+                else:
+                    report = cluster.run(jobs, args, config, restore=None if lazy is not None else restore,
+                                         pre_entries=pre, progress=progress, stop=stop, busy=handler.busy,
+                                         on_progress=writer)
+            if on_cluster and lock.held:
+                # a worker lost in the middle of a write leaves its temporary file; its photo was redone
+                removed = outputs.clean_stale_parts(config.outdir, spare=folder.input_folders)
+                if removed:
+                    progress.log(f"removed {len(removed)} temporary file(s) of writes lost with their worker")
     finally:
         progress.close()
     if writer is not None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import hashlib
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -80,14 +79,6 @@ def candidates(natural: Path, input_suffix: str) -> Iterator[Path]:
     yield natural.with_name(stem + natural.suffix)
     for n in range(2, MAX_CANDIDATES):
         yield natural.with_name(f"{stem}_{n}{natural.suffix}")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def source_record(relative: Path, sha256: str) -> dict[str, str]:

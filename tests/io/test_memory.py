@@ -61,3 +61,27 @@ def test_one_float_copy(tmp_path, fmt, ext, kw):
         assert error.max() <= 0.5 / 255 + 1e-6
     else:
         assert error.mean() < 0.01
+
+
+def test_a_released_photo_pickles_without_its_pixels(tmp_path):
+    """A cluster batch sends the decoded photo between machines after the restorer took its pixels: only
+    the metadata travels, and it writes the restoration back as faithfully as the original object."""
+    import pickle
+
+    src = tmp_path / "in.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated: the displayed size is H x W
+    _scan(src, "JPEG", quality=95, icc_profile=adobe_like_icc(), exif=exif.tobytes())
+    photo = read_photo(src)
+    whole = pickle.loads(pickle.dumps(photo))
+    assert np.array_equal(whole.pixels, photo.pixels)  # pixels still there: they travel
+    restored = np.ascontiguousarray(1.0 - photo.pixels)
+    photo.release_pixels()
+    data = pickle.dumps(photo)
+    assert len(data) < FLOAT_COPY / 20
+    copy = pickle.loads(data)
+    assert copy.size == photo.size == (H, W) and copy.pixels.base.nbytes == 12
+    assert copy.icc_profile == photo.icc_profile and copy.orientation == photo.orientation
+    write_photo(tmp_path / "a.jpg", restored, like=photo)
+    write_photo(tmp_path / "b.jpg", restored, like=copy)
+    assert (tmp_path / "a.jpg").read_bytes() == (tmp_path / "b.jpg").read_bytes()

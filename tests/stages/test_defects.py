@@ -127,3 +127,22 @@ def test_specks_count_and_a_doubtful_large_region_is_left_alone():
     patch[150:230, 150:230] = True
     assert not find_defects(_prob_from(patch, 0.6), gray, 0.5).mask.any()
     assert find_defects(_prob_from(patch, 0.95), gray, 0.5).blobs == 1  # a sure hole is repaired
+
+
+def test_repeated_short_strokes_are_lettering_not_scratches():
+    from oldphoto.stages.defects import find_defects
+
+    gray = np.full((400, 400), 0.3, np.float32)
+    flagged = np.zeros_like(gray, bool)
+    for x in range(100, 200, 20):  # "IIIII": five equal bright bars side by side
+        gray[50:80, x:x + 2] = 0.95
+        flagged[50:80, x:x + 2] = True
+    gray[200:230, 300:302] = 0.95  # one bar of the same size alone: a scratch
+    flagged[200:230, 300:302] = True
+    for x in (20, 60):  # two long parallel scratches (film): never judged as a pattern
+        gray[100:390, x] = 0.95
+        flagged[100:390, x] = True
+    d = find_defects(_prob_from(flagged), gray, 0.5)
+    assert not d.mask[50:80, 100:200].any()
+    assert d.mask[200:230, 300:302].all() and d.mask[100:390, 20].all() and d.mask[100:390, 60].all()
+    assert (d.strokes, d.content) == (3, 5)

@@ -90,7 +90,30 @@ class Photo:
     def release_pixels(self) -> None:
         """Drop the pixel array but keep its shape (a zero-byte view), e.g. once the restorer has made its
         own copy: a huge photo then holds one float copy less while its restoration is written."""
-        self.pixels = np.broadcast_to(np.zeros((1, 1, 3), np.float32), self.pixels.shape)
+        self.pixels = _released(self.pixels.shape)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a released photo travels (pickled, e.g. between the steps of a cluster batch) without
+        # materialising its zero-byte view into a full array of zeros
+        state = dict(self.__dict__)
+        pixels = self.pixels
+        if pixels.ndim == 3 and pixels.size and pixels.strides[:2] == (0, 0) and not pixels[0, 0].any():
+            state["pixels"] = _ReleasedPixels(tuple(self.pixels.shape))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if isinstance(state.get("pixels"), _ReleasedPixels):
+            state = {**state, "pixels": _released(state["pixels"].shape)}
+        self.__dict__.update(state)
+
+
+@dataclass(frozen=True)
+class _ReleasedPixels:
+    shape: tuple[int, ...]
+
+
+def _released(shape: tuple[int, ...]) -> np.ndarray:
+    return np.broadcast_to(np.zeros((1, 1, 3), np.float32), shape)
 
 
 @dataclass

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from oldphoto.metrics import features as feat
+from oldphoto.metrics.lpips import pair_distance
 
 C1 = C2 = 1e-6
 
@@ -104,10 +105,4 @@ class DISTS(nn.Module):
 
     def distance(self, image: np.ndarray, reference: np.ndarray) -> float:
         """DISTS between two float RGB ``H×W×3`` images in [0, 1]."""
-        if np.shape(image) != np.shape(reference):
-            raise ValueError(f"image sizes differ: {np.shape(image)} vs {np.shape(reference)}")
-
-        def t(a: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(np.ascontiguousarray(np.asarray(a, np.float32).transpose(2, 0, 1)))[None]
-
-        return float(self(t(image), t(reference))[0])
+        return pair_distance(self, image, reference)

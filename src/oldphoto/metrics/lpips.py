@@ -16,6 +16,15 @@ import torch
 from torch import nn
 
 from oldphoto.metrics import features as feat
+from oldphoto.tensors import image_to_tensor
+
+
+def pair_distance(metric: nn.Module, image: np.ndarray, reference: np.ndarray) -> float:
+    """``metric(x, y)`` of two float RGB ``H×W×3`` images in [0, 1] (the networks take [0, 1] here)."""
+    if np.shape(image) != np.shape(reference):
+        raise ValueError(f"image sizes differ: {np.shape(image)} vs {np.shape(reference)}")
+    x, y = ((image_to_tensor(a) + 1.0) * 0.5 for a in (image, reference))
+    return float(metric(x, y)[0])
 
 BACKBONE_FILES = {"alex": "alexnet_imagenet", "vgg": "vgg16_imagenet"}
 
@@ -78,10 +87,4 @@ class LPIPS(nn.Module):
 
     def distance(self, image: np.ndarray, reference: np.ndarray) -> float:
         """Distance between two float RGB ``H×W×3`` images in [0, 1]."""
-        if np.shape(image) != np.shape(reference):
-            raise ValueError(f"image sizes differ: {np.shape(image)} vs {np.shape(reference)}")
-
-        def t(a: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(np.ascontiguousarray(np.asarray(a, np.float32).transpose(2, 0, 1)))[None]
-
-        return float(self(t(image), t(reference))[0])
+        return pair_distance(self, image, reference)

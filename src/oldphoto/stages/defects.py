@@ -153,6 +153,14 @@ STROKE_MAX_WIDTH = (3.0, 0.01)  # mean width; the larger applies
 SPECK_MAX_AREA = (30, 1e-4)  # px, fraction of the photo: the larger applies
 BLOB_MIN_PROBABILITY = 0.85  # larger compact regions (holes, tears) only when the detector is sure
 MIN_SPECKS = 3  # --scratches auto: so many specks (or one stroke or blob) make a photo worth repairing
+# repeated strokes are scene structure: at least REPEAT_NEIGHBOURS others within REPEAT_REACH lengths,
+# lengths within a factor REPEAT_LENGTH_RATIO, directions within REPEAT_ANGLE degrees; only strokes
+# shorter than REPEAT_MAX_LENGTH of the short side (letters, collars), never long scratches
+REPEAT_NEIGHBOURS = 2
+REPEAT_REACH = 3.0
+REPEAT_LENGTH_RATIO = 1.5
+REPEAT_ANGLE = 20.0
+REPEAT_MAX_LENGTH = 0.1
 
 
 @dataclass(frozen=True)
@@ -188,7 +196,8 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float) -> Defect
     """Defects from a probability map ``prob`` (H×W in [0, 1]) of the photo whose luma is ``gray``.
 
     The mask is grown by hysteresis (down to ``LOW_THRESHOLD_RATIO·threshold``), then each connected
-    region is classified by its shape and contrast; regions that look like scene content are dropped.
+    region is classified by its shape and contrast; regions that look like scene content are dropped,
+    and so are short strokes that repeat (:func:`_repeated`: lettering, stripes, railings, collars).
     """
     candidates = hysteresis(prob, threshold, threshold * LOW_THRESHOLD_RATIO)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(candidates.astype(np.uint8), connectivity=8)
@@ -198,21 +207,47 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float) -> Defect
     max_width = max(STROKE_MAX_WIDTH[0], STROKE_MAX_WIDTH[1] * short)
     max_speck = max(SPECK_MAX_AREA[0], SPECK_MAX_AREA[1] * h * w)
     ring_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
-    keep = np.zeros(n, bool)
-    counts = {"stroke": 0, "speck": 0, "blob": 0, "content": 0}
+    kinds = ["content"] * n
+    strokes: dict[int, tuple[float, float, float, float]] = {}  # label -> (cx, cy, length, angle)
     for i in range(1, n):
         x, y, bw, bh, area = (int(v) for v in stats[i])
         y0, x0, y1, x1 = max(0, y - 4), max(0, x - 4), min(h, y + bh + 4), min(w, x + bw + 4)
         region = labels[y0:y1, x0:x1] == i
-        kind = _classify(region, gray[y0:y1, x0:x1], prob[y0:y1, x0:x1], area, ring_kernel,
-                         min_length, max_width, max_speck)
-        counts[kind] += 1
-        keep[i] = kind != "content"
+        kinds[i], rect = _classify(region, gray[y0:y1, x0:x1], prob[y0:y1, x0:x1], area, ring_kernel,
+                                   min_length, max_width, max_speck)
+        if kinds[i] == "stroke":
+            (cx, cy), length, angle = rect
+            strokes[i] = (cx + x0, cy + y0, length, angle)
+    for i in _repeated(strokes, REPEAT_MAX_LENGTH * short):
+        kinds[i] = "content"
+    keep = np.array([k != "content" for k in kinds])
+    counts = {k: kinds[1:].count(k) for k in ("stroke", "speck", "blob", "content")}
     return Defects(keep[labels], counts["stroke"], counts["speck"], counts["blob"], counts["content"])
 
 
+def _repeated(strokes: dict[int, tuple[float, float, float, float]], max_length: float) -> list[int]:
+    """Short strokes with at least ``REPEAT_NEIGHBOURS`` others of about their length and direction
+    nearby (within ``REPEAT_REACH`` lengths): the regular structure of lettering, stripes, railings,
+    window bars or a row of collars.  Damage is irregular: cracks branch at random angles, and long
+    film scratches (longer than ``max_length``) are never judged this way."""
+    short = {i: v for i, v in strokes.items() if v[2] < max_length}
+    out = []
+    for i, (cx, cy, length, angle) in short.items():
+        alike = 0
+        for j, (dx, dy, other, other_angle) in short.items():
+            turn = abs((angle - other_angle + 90.0) % 180.0 - 90.0)
+            if (j != i and np.hypot(dx - cx, dy - cy) <= REPEAT_REACH * length
+                    and abs(np.log(other / length)) <= np.log(REPEAT_LENGTH_RATIO) and turn <= REPEAT_ANGLE):
+                alike += 1
+        if alike >= REPEAT_NEIGHBOURS:
+            out.append(i)
+    return out
+
+
 def _classify(region: np.ndarray, gray: np.ndarray, prob: np.ndarray, area: int, ring_kernel: np.ndarray,
-              min_length: float, max_width: float, max_speck: float) -> str:
+              min_length: float, max_width: float, max_speck: float
+              ) -> tuple[str, tuple[tuple[float, float], float, float] | None]:
+    """(kind, ((cx, cy), length, angle in degrees) of a stroke, else None)."""
     ring = (cv2.dilate(region.astype(np.uint8), ring_kernel) > 0) & ~region
     inside, around = gray[region], gray[ring]
     if around.size:
@@ -220,12 +255,13 @@ def _classify(region: np.ndarray, gray: np.ndarray, prob: np.ndarray, area: int,
         lo, hi = np.percentile(around, (25, 75))
         # bright defects stand above most of their surroundings, dark ones below
         if max(mean - hi, lo - mean) < MIN_CONTRAST:
-            return "content"
+            return "content", None
     if area <= max_speck:
-        return "speck"
-    points = np.column_stack(np.nonzero(region)).astype(np.float32)
-    (_, _), (a, b), _ = cv2.minAreaRect(points)
+        return "speck", None
+    points = np.column_stack(np.nonzero(region)[::-1]).astype(np.float32)  # x, y
+    centre, (a, b), angle = cv2.minAreaRect(points)
     length = max(a, b, 1.0)
     if length >= min_length and area / length <= max_width:
-        return "stroke"
-    return "blob" if float(prob[region].mean()) >= BLOB_MIN_PROBABILITY else "content"
+        # the angle of the long side, in [0, 180)
+        return "stroke", (centre, length, (angle + (90.0 if b > a else 0.0)) % 180.0)
+    return ("blob" if float(prob[region].mean()) >= BLOB_MIN_PROBABILITY else "content"), None

@@ -6,24 +6,17 @@ them in memory.  ``apt-get download`` of Debian packages lives with the Debian s
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import sys
 import tarfile
 import zipfile
 from pathlib import Path
 
+from oldphoto.files import sha256_file
+
 
 class PackageError(RuntimeError):
     """An archive could not be fetched, is not the expected one, or lacks a member."""
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 SDIST_SUFFIXES = (".tar.gz", ".zip")

@@ -11,7 +11,6 @@ Folders searched by :func:`load_model`: the given folder (or the user folder, se
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -23,6 +22,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from oldphoto.files import sha256_file  # noqa: F401  (cards record the source file's hash)
 
 __all__ = [
     "FORMAT_VERSION", "ROLES", "OFFICIAL_SOURCES", "Card", "WeightsError", "MissingWeightsError",
@@ -380,10 +381,3 @@ def describe(cards: Iterable[Card]) -> list[str]:
     return lines
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks (cards record the source file's hash)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

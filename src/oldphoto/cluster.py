@@ -1,0 +1,504 @@
+"""``oldphoto restore --ray``: the batch of ``oldphoto.batch`` spread over a Ray cluster (Ray Data).
+
+The driver lists and plans the photos exactly as the local batch does (``collect_inputs``,
+``plan_outputs``), then streams them through three Ray Data stages, the three steps of
+``batch.restore_one``:
+
+1. CPU tasks: hash the input, decide where its output goes (skip it if made from this source), decode it
+   (``batch.open_photo``);
+2. an actor pool: restore (``batch.restore_photo``); each actor builds the Restorer once, on its first
+   photo; one GPU per actor where the cluster has GPUs, CPU actors otherwise;
+3. CPU tasks: encode and write atomically, with the provenance (``batch.write_restored``).
+
+Every photo comes back to the driver as its report entry, keyed by its index: the report lists every
+input exactly once (a duplicate from a retried task is dropped), progress and the report are the local
+batch's.  Paths travel absolute; inputs, masks and the output folder must be at the same paths on every
+node (a shared filesystem).
+
+Failures: a photo that fails is a 'failed' entry and the run goes on; a worker that dies (crash, killed,
+node lost) is replaced by Ray and its photos are redone (retried tasks write to the decided name with an
+atomic replace, so never a partial file nor a second copy; the driver removes temporary files of writes
+lost with their worker at the end).  A photo whose workers die ``RETRIES + 1`` times is reported failed
+instead of stopping the run.  The restorer failing to start at all (no weights) stops the run with the
+reason, as locally.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import logging
+import pickle
+import signal
+import threading
+import time
+import warnings
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from oldphoto import __version__, footprint
+from oldphoto.batch import (
+    FAILED,
+    NOT_PROCESSED,
+    REPORT_INTERVAL,
+    BatchConfig,
+    BatchReport,
+    Entry,
+    Job,
+    Opened,
+    Progress,
+    Restored,
+    SetupError,
+    _LazyRestorer,
+    open_photo,
+    restore_photo,
+    write_restored,
+)
+
+INSTALL_HINT = ("--ray needs Ray with Ray Data, an optional extra: pip install 'oldphoto[ray]' "
+                "(or pip install 'ray[data]'), the same version on every node of the cluster")
+RETRIES = 3            # retries of a task or actor call whose worker died, before its photos are failed
+TASK_CPUS = 0.5        # CPUs one decode/encode task reserves (they mostly wait on files)
+MAX_BLOCKS = 10_000    # the photo list is cut into at most this many blocks (driver-side bookkeeping)
+BLOCK_BYTES = 1 << 20  # a decoded photo larger than this travels alone (so it can be restored in parallel)
+RATE_EVERY = 30.0      # seconds between two "done, rate, ETA" lines in plain (non-terminal) output
+RATE_WINDOW = 120.0    # the rate is measured over about this many seconds
+
+
+# ------------------------------------------------------------------------------------------ arguments
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("cluster (Ray; docs/cluster.md)")
+    g.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run on a Ray cluster: ADDRESS host:port or ray://host:port; 'auto' = the cluster "
+                        "started on this machine; 'local' = a Ray instance of this machine alone; without "
+                        "ADDRESS: $RAY_ADDRESS, else the cluster of this machine, else a local instance. "
+                        "Put it after the inputs, or write --ray=ADDRESS")
+    g.add_argument("--ray-workers", type=int, default=None, metavar="N",
+                   help="restorer actors (default: one per GPU of the cluster; without GPUs, one per node)")
+    g.add_argument("--ray-cpus", type=float, default=None, metavar="C",
+                   help="CPUs each restorer actor reserves and uses for its threads (default: 1 with GPUs; "
+                        "without GPUs, all but one of the smallest node's, or 0.5 on one-CPU nodes)")
+
+
+def ray_available() -> bool:
+    return importlib.util.find_spec("ray") is not None and importlib.util.find_spec("ray.data") is not None
+
+
+def check_arguments(args: argparse.Namespace) -> str | None:
+    """Why ``--ray`` cannot run as given (None: it can); nothing is started."""
+    address = args.ray or ""
+    if address and address not in ("auto", "local") and ":" not in address:
+        taken = " (it is a file or folder: was it meant as an input?)" if Path(address).exists() else ""
+        return (f"--ray {address!r} is not a cluster address (host:port, ray://host:port, auto or "
+                f"local){taken}; write the inputs before --ray, or --ray=ADDRESS")
+    if args.ray_workers is not None and args.ray_workers < 1:
+        return f"--ray-workers must be at least 1, got {args.ray_workers}"
+    cpus = args.ray_cpus
+    if cpus is not None and not (0 < cpus <= 1 or (cpus > 1 and cpus == int(cpus))):
+        return f"--ray-cpus must be a fraction up to 1 or a whole number, got {cpus}"
+    if not ray_available():
+        return INSTALL_HINT
+    return None
+
+
+# ------------------------------------------------------------------------------------------ worker side
+
+@dataclass
+class _Shared:
+    """What every stage needs, put once into the object store (a million photos' reserved names are too
+    large to ship with each task)."""
+
+    config: BatchConfig
+    reserved: frozenset[str]
+    inputs: frozenset[Path]
+    estimate_options: dict[str, Any]
+    memory_limit: int | None
+
+
+class _SharedHandle:
+    """Carries the object reference inside a list so that Ray does not resolve it for every task; each
+    worker process fetches the shared state once and keeps it."""
+
+    _cache: dict[str, _Shared] = {}
+
+    def __init__(self, ref: Any):
+        self.ref = [ref]
+
+    def get(self) -> _Shared:
+        key = self.ref[0].hex()
+        shared = self._cache.get(key)
+        if shared is None:
+            import ray
+
+            self._cache.clear()  # a worker process serves one run at a time
+            shared = self._cache[key] = ray.get(self.ref[0])
+        return shared
+
+
+def _row(index: int, kind: str, value: Any) -> dict[str, Any]:
+    # the work travels pickled: a Photo with its metadata is not a table column
+    return {"index": index, "kind": kind, "data": pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)}
+
+
+def _step_row(index: int, step: Opened | Restored | Entry) -> dict[str, Any]:
+    return _row(index, "entry" if isinstance(step, Entry) else "work", step)
+
+
+def _open_stage(row: dict[str, Any], shared: _SharedHandle) -> dict[str, Any]:
+    """CPU task: hash, place and decode one photo (batch.open_photo)."""
+    s = shared.get()
+    job: Job = pickle.loads(row["data"])
+    guard = footprint.Guard(options=s.estimate_options, limit=s.memory_limit)
+    step = open_photo(job, s.config, reserved=s.reserved, inputs=s.inputs, guard=guard)
+    return _step_row(row["index"], step)
+
+
+def _write_stage(row: dict[str, Any], shared: _SharedHandle) -> dict[str, Any]:
+    """CPU task: encode and write one restored photo (batch.write_restored)."""
+    if row["kind"] != "work":
+        return row
+    s = shared.get()
+    work: Restored = pickle.loads(row["data"])
+    return _step_row(row["index"], write_restored(work, s.config, reserved=s.reserved))
+
+
+class _RestoreWorker:
+    """An actor of the pool: builds the Restorer once (on its first photo, so a rerun where everything is
+    done loads no model) and restores photo after photo."""
+
+    def __init__(self, shared: _SharedHandle, options: dict[str, Any] | None, restore: Any,
+                 threads: int, version: str):
+        if version != __version__:
+            raise SetupError(f"this node has oldphoto {__version__}, the driver {version}: install the "
+                             "same version on every node")
+        try:
+            import torch
+
+            torch.set_num_threads(threads)  # what the actor reserved, not the whole machine
+        except ImportError:
+            pass
+        self.shared = shared
+        if restore is None:
+            restore = _LazyRestorer(argparse.Namespace(**(options or {})))
+        self.restore = restore
+        self.config: BatchConfig | None = None
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        if row["kind"] != "work":
+            return row
+        if self.config is None:
+            models = getattr(self.restore, "model_info", None)
+            self.config = dataclasses.replace(self.shared.get().config, models=models)
+        work: Opened = pickle.loads(row["data"])
+        try:
+            step = restore_photo(work, self.restore, self.config)
+        except SetupError as exc:  # the restorer cannot run at all: the driver stops the run
+            return _row(row["index"], "fatal", str(exc))
+        return _step_row(row["index"], step)
+
+
+# ------------------------------------------------------------------------------------------ driver side
+
+class _Rate:
+    """Photos done per second over the last ``RATE_WINDOW`` seconds, and the time left at that rate."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.started = time.monotonic()
+        self.samples: deque[tuple[float, int]] = deque([(self.started, 0)])
+        self.last_line = self.started
+
+    def add(self, done: int) -> None:
+        now = time.monotonic()
+        self.samples.append((now, done))
+        while len(self.samples) > 2 and now - self.samples[1][0] > RATE_WINDOW:
+            self.samples.popleft()
+
+    def rate(self) -> float | None:
+        (t0, d0), (t1, d1) = self.samples[0], self.samples[-1]
+        return (d1 - d0) / (t1 - t0) if t1 > t0 and d1 > d0 else None
+
+    def line(self, done: int) -> str:
+        rate = self.rate()
+        text = f"progress: {done}/{self.total} photos"
+        if rate is not None:
+            left = (self.total - done) / rate
+            text += f", {rate:.2f} photos/s, ETA {_clock(left)}"
+        return text
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self.last_line >= RATE_EVERY:
+            self.last_line = now
+            return True
+        return False
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+@dataclass
+class _Layout:
+    """How the cluster is used: restorer actors and what each reserves."""
+
+    workers: int
+    cpus: float
+    gpus: int
+    nodes: int
+    cluster_cpus: float
+    cluster_gpus: int
+
+    def shortfall(self) -> str | None:
+        """Why some workers would wait for resources the cluster does not have now (None: they fit)."""
+        if self.gpus and self.workers > self.cluster_gpus:
+            return (f"{self.workers} workers need {self.workers} GPUs, the cluster has {self.cluster_gpus} "
+                    "now: the others wait until an autoscaler adds GPUs")
+        if self.workers * self.cpus + TASK_CPUS > self.cluster_cpus:
+            return (f"{self.workers} workers with {self.cpus:g} CPU each and the decode/write tasks need "
+                    f"more than the cluster's {self.cluster_cpus:g} CPUs now: some wait for an autoscaler")
+        return None
+
+    def describe(self) -> str:
+        each = "1 GPU" if self.gpus else f"{self.cpus:g} CPU"
+        return (f"Ray cluster: {self.nodes} node(s), {self.cluster_cpus:g} CPU(s), "
+                f"{self.cluster_gpus} GPU(s); {self.workers} restorer worker(s) with {each} each")
+
+
+def _layout(ray: Any, args: argparse.Namespace) -> _Layout:
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    resources = ray.cluster_resources()
+    cluster_gpus = int(resources.get("GPU", 0))
+    cluster_cpus = float(resources.get("CPU", 0))
+    if cluster_gpus:
+        workers = args.ray_workers or cluster_gpus
+        cpus = args.ray_cpus or 1.0
+    else:
+        workers = args.ray_workers or max(1, len(nodes))
+        smallest = min((n.get("Resources", {}).get("CPU", 0) for n in nodes), default=1)
+        cpus = args.ray_cpus or (float(int(smallest) - 1) if smallest >= 2 else 0.5)
+    return _Layout(workers, cpus, 1 if cluster_gpus else 0, len(nodes), cluster_cpus, cluster_gpus)
+
+
+def _absolute(job: Job) -> Job:
+    return Job(job.input.absolute(), job.relative, job.output.absolute() if job.output else None,
+               job.natural.absolute() if job.natural else None)
+
+
+def _as_given(entry: Entry, job: Job, outdir: Path) -> Entry:
+    """The entry with the paths the user gave (workers saw absolute ones), as the local batch writes."""
+    entry.input = str(job.input)
+    root = outdir.absolute()
+    for name in ("output", "mask"):
+        value = getattr(entry, name)
+        if value is not None and Path(value).is_relative_to(root):
+            setattr(entry, name, str(outdir / Path(value).relative_to(root)))
+    return entry
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[-1] if lines else ''}"
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """What the actors' restorer is built from (the restore options of the command line)."""
+    try:
+        from oldphoto.pipeline import RestoreOptions
+    except ModuleNotFoundError:
+        return {}
+    fields = dataclasses.fields(RestoreOptions)
+    return {f.name: getattr(args, f.name) for f in fields if hasattr(args, f.name)}
+
+
+def _configure_data(ray: Any) -> None:
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # no "execution finished" lines
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False      # the driver prints its own progress (done, rate, ETA)
+    ctx.print_on_execution_start = False
+    ctx.max_errored_blocks = -1           # a photo lost with its workers after the retries is reported
+    ctx.target_max_block_size = BLOCK_BYTES
+
+
+def _pipeline(ray: Any, jobs: list[Job], shared: _SharedHandle, layout: _Layout, options: dict[str, Any],
+              restore: Any) -> Any:
+    """The Ray Data dataset: one row per photo, through open (task), restore (actor), write (task)."""
+    items = [_row(index, "job", job) for index, job in enumerate(jobs)]
+    data = ray.data.from_items(items, override_num_blocks=min(len(jobs), MAX_BLOCKS))
+    restorer_args = {"shared": shared, "options": options, "restore": restore,
+                     "threads": max(1, int(layout.cpus)), "version": __version__}
+    # retries are bounded (Ray Data's default is forever, which a photo that kills its worker every
+    # time would never leave); Ray 2.6x warns that these arguments will change
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
+        data = data.map(_open_stage, fn_kwargs={"shared": shared}, num_cpus=TASK_CPUS, max_retries=RETRIES)
+        data = data.map(_RestoreWorker, fn_constructor_kwargs=restorer_args,
+                        compute=ray.data.ActorPoolStrategy(size=layout.workers),
+                        num_cpus=layout.cpus, num_gpus=layout.gpus, max_task_retries=RETRIES)
+        data = data.map(_write_stage, fn_kwargs={"shared": shared}, num_cpus=TASK_CPUS, max_retries=RETRIES)
+    return data
+
+
+def run(jobs: list[Job], args: argparse.Namespace, config: BatchConfig, *, restore: Any = None,
+        pre_entries: Sequence[Entry] = (), progress: Progress | None = None,
+        stop: threading.Event | None = None, busy: threading.Event | None = None,
+        on_progress: Callable[[BatchReport], None] | None = None) -> BatchReport:
+    """Restore ``jobs`` (planned, see ``batch.plan_outputs``) on the Ray cluster that ``args.ray`` names.
+
+    ``restore``: a picklable callable that replaces the pipeline in every actor (tests); None = the
+    Restorer from the command line's options.  ``stop``/``busy`` as in ``batch.run_batch``, except that
+    an interrupt abandons the photos in flight (``busy`` is set while waiting for the cluster).
+    """
+    import ray
+    import ray.data
+
+    say = progress.log if progress is not None else (lambda text: None)
+    started = time.time()
+    owned = False
+    entries_pre = list(pre_entries)
+    if progress is not None:
+        for entry in entries_pre:
+            progress.update(entry)
+    received: dict[int, Entry] = {}
+    interrupted = False
+    fatal: str | None = None
+    duplicates = 0
+    try:
+        if not ray.is_initialized():
+            handlers = _signal_handlers()
+            try:
+                ray.init(address=args.ray or None, logging_level="WARNING", configure_logging=True,
+                         include_dashboard=False if args.ray == "local" else None)
+                _signal_handlers(handlers)  # Ray's own would end the driver at once on SIGTERM
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                fatal = f"cannot connect to the Ray cluster {args.ray or '(default)'}: {_first_line(exc)}"
+                say(f"error: {fatal}")
+                return _report(entries_pre, jobs, received, started, False, fatal, stop, running=False)
+            owned = True
+        layout = _layout(ray, args)
+        say(layout.describe())
+        if layout.shortfall():
+            say(f"note: {layout.shortfall()}")
+        _configure_data(ray)
+        worker_config = dataclasses.replace(
+            config, outdir=config.outdir.absolute(),
+            mask_dir=config.mask_dir.absolute() if config.mask_dir is not None else None, models=None)
+        work_jobs = [_absolute(job) for job in jobs]
+        shared = _SharedHandle(ray.put(_Shared(
+            worker_config,
+            reserved=frozenset(str(job.output).lower() for job in work_jobs),
+            inputs=frozenset(job.input.resolve() for job in work_jobs),
+            estimate_options=dict(config.estimate_options if config.estimate_options is not None
+                                  else config.options),
+            memory_limit=config.memory_limit)))
+        rate = _Rate(len(jobs))
+        next_snapshot = 0.0
+
+        def snapshot() -> None:
+            # a million-line report takes seconds to build and write: at most a tenth of the driver's time
+            nonlocal next_snapshot
+            if on_progress is None or time.monotonic() < next_snapshot:
+                return
+            begun = time.monotonic()
+            on_progress(_report(entries_pre, jobs, received, started, interrupted, fatal, stop, running=True))
+            next_snapshot = time.monotonic() + max(REPORT_INTERVAL, 10 * (time.monotonic() - begun))
+
+        snapshot()
+        if jobs:
+            data = _pipeline(ray, work_jobs, shared, layout, _options(args), restore)
+            rows = iter(data.iter_rows())
+            try:
+                while not (stop is not None and stop.is_set()):
+                    if busy is not None:
+                        busy.set()  # an interrupt raises in here: the photos in flight are abandoned
+                    try:
+                        row = next(rows, None)
+                    finally:
+                        if busy is not None:
+                            busy.clear()
+                    if row is None:
+                        break
+                    index, kind = int(row["index"]), row["kind"]
+                    value = pickle.loads(row["data"])
+                    if kind == "fatal":
+                        fatal = str(value)
+                        say(f"error: {fatal}")
+                        break
+                    if index in received:  # a retried task's second answer
+                        duplicates += 1
+                        continue
+                    entry = received[index] = _as_given(value, jobs[index], config.outdir)
+                    if progress is not None:
+                        progress.update(entry)
+                    rate.add(len(received))
+                    if progress is not None and progress.bar is None and rate.due():
+                        say(rate.line(len(received)))
+                    snapshot()
+            except KeyboardInterrupt:
+                interrupted = True
+            except Exception as exc:  # the cluster itself failed (an actor cannot start, lost head)
+                fatal = f"the Ray run failed: {_first_line(exc)}"
+                say(f"error: {fatal}")
+            finally:
+                close = getattr(rows, "close", None)
+                if close is not None:
+                    close()
+        if duplicates:
+            say(f"note: {duplicates} photo(s) were answered twice by retried tasks; each is reported once")
+        elapsed = time.time() - started
+        if jobs and received:
+            say(f"cluster: {len(received)} of {len(jobs)} photos in {elapsed:.1f} s, "
+                f"{len(received) / max(elapsed, 1e-9):.2f} photos/s")
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if owned:
+            ray.shutdown()
+    interrupted = interrupted or (stop is not None and stop.is_set())
+    return _report(entries_pre, jobs, received, started, interrupted, fatal, stop, running=False)
+
+
+def _signal_handlers(restore: dict[int, Any] | None = None) -> dict[int, Any]:
+    """The Python handlers of SIGINT and SIGTERM; with ``restore``, put those back (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    if restore is not None:
+        for signum, handler in restore.items():
+            if handler is not None:
+                signal.signal(signum, handler)
+        return restore
+    return {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _report(pre: list[Entry], jobs: list[Job], received: dict[int, Entry], started: float, interrupted: bool,
+            fatal: str | None, stop: threading.Event | None, running: bool) -> BatchReport:
+    """Every input once, in the local batch's order: those the cluster answered, and the others."""
+    if running:
+        missing = "not reached yet: the batch was running when this report was written"
+    elif fatal:
+        missing = fatal
+    elif interrupted:
+        missing = ("batch interrupted before this photo was reported (one in flight may have been written; "
+                   "a rerun skips it then)")
+    else:
+        missing = None
+    entries = list(pre)
+    for index, job in enumerate(jobs):
+        entry = received.get(index)
+        if entry is None:
+            if missing is not None:
+                entry = Entry(str(job.input), NOT_PROCESSED, missing)
+            else:
+                entry = Entry(str(job.input), FAILED,
+                              f"lost: the workers processing it died {RETRIES + 1} times (a crash or out of "
+                              "memory); nothing was written, a rerun tries again")
+        entries.append(entry)
+    return BatchReport(entries, started, time.time(), interrupted, fatal,
+                       terminated=bool(getattr(stop, "terminated", False)), running=running)
+

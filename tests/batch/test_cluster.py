@@ -1,0 +1,380 @@
+"""``oldphoto restore --ray``: the local batch's outputs and report, on a Ray cluster of two nodes.
+
+One cluster for the module (a head and a second node, one CPU each, loopback only), started in this
+process with Ray's own test cluster; every run is the real command line in a subprocess, as a user's
+driver.  The reference is the local batch on the same photos with the same options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from oldphoto import batch, cluster
+from oldphoto.io import read_provenance
+
+ROOT = Path(__file__).resolve().parents[2]
+PHOTOS = 40
+OPTIONS = ["--no-faces", "--save-mask"]  # faces need the optional dlib models; everything else default
+TIMEOUT = 420  # seconds one driver may take (2 busy cores, a cold cluster)
+
+
+def _parser():
+    parser = argparse.ArgumentParser()
+    batch.register(parser.add_subparsers())
+    return parser
+
+
+def _main(argv: list[str]) -> tuple[int, str]:
+    args = _parser().parse_args(["restore", "--no-progress", *argv])
+    out = io.StringIO()
+    return batch.main(args, stream=out), out.getvalue()
+
+
+# ------------------------------------------------------------------------------------------ no cluster
+
+def test_without_ray_the_option_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(cluster, "ray_available", lambda: False)
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "in" / "a.png")
+    code, log = _main([str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--ray"])
+    assert code == 2 and "pip install 'oldphoto[ray]'" in log
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_input_taken_for_the_address_is_refused(tmp_path):
+    (tmp_path / "in").mkdir()
+    code, log = _main(["--ray", str(tmp_path / "in"), str(tmp_path / "in"), "-o", str(tmp_path / "out")])
+    assert code == 2 and "is not a cluster address" in log and "was it meant as an input" in log
+
+
+@pytest.mark.parametrize("argv, message", [(["--ray-workers", "0"], "--ray-workers"),
+                                           (["--ray-cpus", "1.5"], "--ray-cpus")])
+def test_bad_cluster_options_exit_2(tmp_path, argv, message):
+    (tmp_path / "in").mkdir()
+    code, log = _main([str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--ray=auto", *argv])
+    assert code == 2 and message in log
+
+
+def test_report_accounts_for_every_input():
+    jobs = [batch.Job(Path(f"p{i}.png"), Path(f"p{i}.png")) for i in range(3)]
+    done = {0: batch.Entry("p0.png", batch.OK), 2: batch.Entry("p2.png", batch.SKIPPED)}
+    pre = [batch.Entry("notes.txt", batch.SKIPPED, "not an image file")]
+    report = cluster._report(pre, jobs, done, 0.0, False, None, None, running=False)
+    assert [(e.input, e.status) for e in report.entries] == [
+        ("notes.txt", "skipped"), ("p0.png", "ok"), ("p1.png", "failed"), ("p2.png", "skipped")]
+    assert "lost" in report.entries[2].reason and report.exit_code == 1
+    stopped = cluster._report(pre, jobs, done, 0.0, True, None, None, running=False)
+    assert stopped.entries[2].status == "not processed" and stopped.exit_code == 130
+    running = cluster._report(pre, jobs, done, 0.0, False, None, None, running=True)
+    assert running.entries[2].status == "not processed" and running.to_json()["exit_code"] is None
+
+
+def test_rate_and_eta():
+    rate = cluster._Rate(100)
+    assert rate.line(0) == "progress: 0/100 photos"
+    rate.samples.clear()
+    rate.samples.extend([(0.0, 0), (10.0, 20)])
+    assert rate.line(20) == "progress: 20/100 photos, 2.00 photos/s, ETA 0:00:40"
+
+
+# ------------------------------------------------------------------------------------------ cluster
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A head and one more node, one CPU each, on 127.0.0.1; ``marker`` is in their processes' env."""
+    if importlib.util.find_spec("ray") is None:  # (that of ray.data would import Ray already)
+        pytest.skip("Ray is not installed (pip install 'oldphoto[ray]')")
+    marker = uuid.uuid4().hex
+    saved = dict(os.environ)
+    # set before Ray is imported here: it reads them once
+    os.environ.update({
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # Ray's own choice of address: loopback, never the LAN's
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "OLDPHOTO_TEST_CLUSTER": marker,
+        # the nodes' workers import this checkout (an installed oldphoto needs nothing)
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT / "src"), saved.get("PYTHONPATH")) if p),
+    })
+    from ray.cluster_utils import Cluster
+
+    # a short folder of its own (Ray's sockets live there), not the machine's shared /tmp/ray
+    temp = tempfile.mkdtemp(prefix="opray", dir="/tmp")
+    head = {"num_cpus": 1, "num_gpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": False,
+            "object_store_memory": 200 * 2**20, "temp_dir": temp}
+    nodes = Cluster(initialize_head=True, head_node_args=head, shutdown_at_exit=True)
+    try:
+        nodes.add_node(num_cpus=1, num_gpus=0, node_ip_address="127.0.0.1", object_store_memory=200 * 2**20)
+        nodes.wait_for_nodes()
+        yield {"address": nodes.address, "marker": marker}
+    finally:
+        nodes.shutdown()
+        os.environ.clear()
+        os.environ.update(saved)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory, real_old_dir) -> Path:
+    """40 small photos of several kinds (EXIF rotation, gray, 16-bit, RGBA), one truncated file and one
+    that is not an image."""
+    folder = tmp_path_factory.mktemp("cluster") / "photos"
+    (folder / "album").mkdir(parents=True)
+    sources = sorted(real_old_dir.glob("*.png"))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    for i in range(PHOTOS):
+        with Image.open(sources[i % len(sources)]) as im:
+            im = im.convert("RGB")
+            im = im.crop((0, 0, min(im.width, 400), min(im.height, 300)))
+            im = im.resize((72 + i % 5 * 8, 56 + i % 3 * 8))
+        kind = i % 5
+        target = folder / ("album" if i % 2 else "") / f"p{i:02d}"
+        if kind == 0:
+            im.save(target.with_suffix(".jpg"), quality=90, exif=exif.tobytes())
+        elif kind == 1:
+            im.convert("L").save(target.with_suffix(".png"))
+        elif kind == 2:
+            np16 = (np.asarray(im, np.uint16) * 257).astype(np.uint16)
+            import tifffile
+
+            tifffile.imwrite(target.with_suffix(".tif"), np16, photometric="rgb")
+        elif kind == 3:
+            rgba = im.convert("RGBA")
+            rgba.putalpha(200)
+            rgba.save(target.with_suffix(".png"))
+        else:
+            im.save(target.with_suffix(".png"))
+    good = (folder / "p00.jpg").read_bytes()
+    (folder / "broken.jpg").write_bytes(good[: len(good) // 2])
+    (folder / "notes.txt").write_text("not a photo\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def local_reference(photos, tmp_path_factory) -> tuple[Path, dict]:
+    """The local batch on the same photos with the same options, and torch on one thread as in the
+    cluster's actors (the order of float sums changes with the thread count, which 16-bit outputs can
+    show as a difference of 1/65535 in a few samples)."""
+    out = tmp_path_factory.mktemp("local") / "out"
+    report = out.parent / "report.json"
+    proc = _cli([str(photos), "-r", "-o", str(out), "--report", str(report), *OPTIONS], None,
+                OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    assert proc.returncode == 1, proc.stdout[-3000:]  # broken.jpg failed
+    return out, json.loads(report.read_text())
+
+
+def _command(argv: list[str], address: str | None) -> list[str]:
+    command = [sys.executable, "-m", "oldphoto.cli", "restore", "--no-progress", *argv]
+    return command + ["--ray", address] if address is not None else command
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH")) if p), **extra)
+
+
+def _cli(argv: list[str], address: str | None, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(_command(argv, address), env=_env(**env), capture_output=True, text=True,
+                          timeout=TIMEOUT)
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def _assert_same_outputs(reference: Path, out: Path) -> None:
+    assert _files(out) == _files(reference)
+    for name in _files(reference):
+        with Image.open(reference / name) as a, Image.open(out / name) as b:
+            assert (a.mode, a.size, a.info.get("icc_profile")) == (b.mode, b.size, b.info.get("icc_profile"))
+            assert np.array_equal(np.asarray(a), np.asarray(b)), name
+            assert dict(a.getexif()).keys() == dict(b.getexif()).keys(), name
+        if not name.endswith(".mask.png"):
+            ra, rb = read_provenance(reference / name), read_provenance(out / name)
+            assert ra.pop("restored_at") and rb.pop("restored_at")
+            assert ra == rb, name
+
+
+def _assert_same_report(local: dict, remote: dict, local_out: Path, out: Path) -> None:
+    assert remote["summary"] == local["summary"] and remote["exit_code"] == local["exit_code"]
+    for a, b in zip(local["inputs"], remote["inputs"], strict=True):
+        for key in ("input", "status", "reason", "width", "height", "bytes", "models", "restoration"):
+            assert a[key] == b[key], (a["input"], key)
+        for key in ("output", "mask"):
+            if a[key] is not None:
+                assert Path(a[key]).relative_to(local_out) == Path(b[key]).relative_to(out)
+
+
+def _no_partials(folder: Path) -> None:
+    assert [p for p in folder.rglob("*") if p.name.endswith(".part")] == []
+
+
+@pytest.mark.slow
+def test_cluster_batch_equals_the_local_batch(
+        ray_cluster, photos, local_reference, tmp_path):
+    local_out, local_report = local_reference
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    argv = [str(photos), "-r", "-o", str(out), "--report", str(report), *OPTIONS]
+    proc = _cli(argv, ray_cluster["address"])
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "2 node(s)" in proc.stderr and "2 restorer worker(s)" in proc.stderr
+    _assert_same_outputs(local_out, out)
+    remote = json.loads(report.read_text())
+    _assert_same_report(local_report, remote, local_out, out)
+    assert remote["summary"] == {"ok": PHOTOS, "skipped": 1, "failed": 1, "not processed": 0}
+    _no_partials(out)
+
+
+def _restorer_pids(marker: str) -> list[int]:
+    """Processes of this test's cluster that host a restorer actor."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            title = (proc / "cmdline").read_bytes()
+            if b"_RestoreWorker" in title and marker.encode() in (proc / "environ").read_bytes():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the worker through /proc")
+def test_a_worker_killed_mid_run_is_replaced_and_every_photo_written_once(
+        ray_cluster, photos, local_reference, tmp_path):
+    local_out, local_report = local_reference
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    argv = [str(photos), "-r", "-o", str(out), "--report", str(report), *OPTIONS]
+    log = tmp_path / "driver.log"
+    with open(log, "w") as sink:
+        driver = subprocess.Popen(_command(argv, ray_cluster["address"]), env=_env(), stdout=sink,
+                                  stderr=subprocess.STDOUT)
+        try:
+            killed = None
+            deadline = time.monotonic() + TIMEOUT
+            while killed is None and driver.poll() is None and time.monotonic() < deadline:
+                written = [p for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")]
+                pids = _restorer_pids(ray_cluster["marker"])
+                if len(written) >= 6 and pids:  # mid-run: some photos are written, most are not
+                    os.kill(pids[0], signal.SIGKILL)
+                    killed = (pids[0], len(written))
+                time.sleep(0.05)
+            code = driver.wait(timeout=max(1.0, deadline - time.monotonic()))
+        finally:
+            if driver.poll() is None:
+                driver.kill()
+    text = log.read_text()
+    assert killed is not None, f"no restorer process found to kill:\n{text[-3000:]}"
+    assert killed[1] < 2 * PHOTOS - 10, "the run was nearly over when the worker was killed"
+    assert code == 1, text[-3000:]  # broken.jpg only
+    remote = json.loads(report.read_text())
+    inputs = [e["input"] for e in remote["inputs"]]
+    assert len(inputs) == len(set(inputs)) == PHOTOS + 2
+    assert remote["summary"] == {"ok": PHOTOS, "skipped": 1, "failed": 1, "not processed": 0}, text[-3000:]
+    _assert_same_outputs(local_out, out)  # every photo once, restored as locally, no second copy
+    _assert_same_report(local_report, remote, local_out, out)
+    _no_partials(out)
+    assert killed[0] not in _restorer_pids(ray_cluster["marker"])
+
+    rerun = _cli(argv, ray_cluster["address"])
+    assert rerun.returncode == 1, rerun.stderr[-3000:]
+    assert json.loads(report.read_text())["summary"] == {"ok": 0, "skipped": PHOTOS + 1, "failed": 1,
+                                                         "not processed": 0}
+    _assert_same_outputs(local_out, out)
+    _no_partials(out)
+
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_driver_with_a_whole_report(ray_cluster, photos, tmp_path):
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    argv = [str(photos), "-r", "-o", str(out), "--report", str(report), *OPTIONS]
+    driver = subprocess.Popen(_command(argv, ray_cluster["address"]), env=_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while driver.poll() is None and time.monotonic() < deadline:
+            if len([p for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")]) >= 4:
+                driver.send_signal(signal.SIGTERM)
+                break
+            time.sleep(0.05)
+        text, _ = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 143, text[-3000:]
+    result = json.loads(report.read_text())
+    assert result["terminated"] and not result["running"] and result["exit_code"] == 143
+    assert len(result["inputs"]) == PHOTOS + 2 and result["summary"]["not processed"] > 0
+    _no_partials(out)
+
+
+class _DiesOnOnePhoto:
+    """A stand-in restorer (colour inversion) whose worker process dies on the 13x11 photo, every time."""
+
+    def __call__(self, pixels, mask):
+        if pixels.shape[:2] == (11, 13):
+            os._exit(1)
+        return 1.0 - pixels
+
+
+@pytest.mark.slow
+def test_a_photo_that_kills_its_worker_every_time_is_reported_and_the_run_goes_on(ray_cluster, tmp_path):
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the actors cannot import tests
+    src, out, report = tmp_path / "in", tmp_path / "out", tmp_path / "report.json"
+    src.mkdir()
+    for i in range(6):
+        Image.new("RGB", (12, 8), (10 * i, 90, 200)).save(src / f"a{i}.png")
+    Image.new("RGB", (13, 11), (200, 90, 10)).save(src / "poison.png")
+    args = _parser().parse_args(["restore", "--no-progress", str(src), "-o", str(out),
+                                 "--report", str(report), "--ray", ray_cluster["address"]])
+    log = io.StringIO()
+    code = batch.main(args, restore=_DiesOnOnePhoto(), stream=log)
+    entries = {Path(e["input"]).name: e for e in json.loads(report.read_text())["inputs"]}
+    assert code == 1, log.getvalue()[-3000:]
+    assert entries["poison.png"]["status"] == "failed" and "lost" in entries["poison.png"]["reason"]
+    assert [entries[f"a{i}.png"]["status"] for i in range(6)] == ["ok"] * 6
+    assert _files(out) == [f"a{i}.png" for i in range(6)]
+    with Image.open(out / "a1.png") as im:
+        assert im.getpixel((0, 0)) == (245, 165, 55)
+
+
+def test_layout_defaults_and_shortfall():
+    class FakeRay:
+        def __init__(self, cpus, gpus):
+            self.cpus, self.gpus = cpus, gpus
+
+        def nodes(self):
+            return [{"Alive": True, "Resources": {"CPU": c}} for c in self.cpus]
+
+        def cluster_resources(self):
+            return {"CPU": sum(self.cpus), "GPU": self.gpus}
+
+    args = argparse.Namespace(ray_workers=None, ray_cpus=None)
+    gpu = cluster._layout(FakeRay([8, 16, 16], 4), args)
+    assert (gpu.workers, gpu.cpus, gpu.gpus, gpu.shortfall()) == (4, 1.0, 1, None)
+    cpu = cluster._layout(FakeRay([8, 16], 0), args)
+    assert (cpu.workers, cpu.cpus, cpu.gpus, cpu.shortfall()) == (2, 7.0, 0, None)
+    tiny = cluster._layout(FakeRay([1, 1], 0), args)
+    assert (tiny.workers, tiny.cpus, tiny.shortfall()) == (2, 0.5, None)
+    many = cluster._layout(FakeRay([8], 2), argparse.Namespace(ray_workers=3, ray_cpus=None))
+    assert "3 GPUs" in many.shortfall()
