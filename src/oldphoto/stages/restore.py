@@ -93,8 +93,11 @@ class RestoreStage:
     """
 
     def __init__(self, run: Callable[..., torch.Tensor], tile: int = 1024, overlap: int = 128,
-                 norm_passes: int = 1, fit_levels: bool = True) -> None:
+                 norm_passes: int = 1, fit_levels: bool = True, device: torch.device | str = "cpu") -> None:
         self.run = run
+        # where the photo's tensors live: on an accelerator, padding, the level fit and the blending of
+        # a one-tile photo stay there (no photo-sized round trips to the host between the stages)
+        self.device = torch.device(device)
         self.fit_levels = fit_levels  # default mode only; compat mode stretches min–max like the official
         self.tile = tile
         self.overlap = overlap
@@ -108,10 +111,10 @@ class RestoreStage:
         multiple = PATH_MULTIPLE[path]
         if models.masked:
             m = np.zeros(image.shape[:2], bool) if mask is None else mask
-            x = image_to_tensor(whiten(image, m))
-            mt = mask_to_tensor(m)
+            x = image_to_tensor(whiten(image, m), self.device)
+            mt = mask_to_tensor(m, self.device)
         else:
-            x, mt = image_to_tensor(image), None
+            x, mt = image_to_tensor(image, self.device), None
         x, size = pad_to_multiple(x, multiple)
         inputs = [x]
         if mt is not None:
@@ -133,7 +136,7 @@ class RestoreStage:
                         fn(*[t[..., y0:y1, x0:x1] for t in inputs])
                 norms.apply()
                 y = run_tiled(fn, inputs, plan, out_channels=3)
-        y = crop_to(y, size)
+        y = crop_to(y.to(x.device), size)
         if self.fit_levels:
             # The networks cannot see global levels (see oldphoto.levels): take them from the photo,
             # fitted over the whole photo (not per tile) and away from the whitened defects.
@@ -175,10 +178,10 @@ class RestoreStage:
         for image, mask in zip(images, masks, strict=True):
             if models.masked:
                 m = np.zeros(image.shape[:2], bool) if mask is None else mask
-                x, mt = image_to_tensor(whiten(image, m)), mask_to_tensor(m)
+                x, mt = image_to_tensor(whiten(image, m), self.device), mask_to_tensor(m, self.device)
                 ms.append(_pad_to(mt, size))
             else:
-                x = image_to_tensor(image)
+                x = image_to_tensor(image, self.device)
             xs.append(_pad_to(x, size))
         x = torch.cat(xs)
         mt = torch.cat(ms) if ms else None

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from oldphoto.options import parse_memory  # noqa: F401  (re-exported: the notation of --max-memory)
+
 
 def pad_amounts(size: int, multiple: int) -> int:
     """How many pixels to add after ``size`` to reach the next multiple of ``multiple``."""
@@ -149,10 +151,11 @@ def run_tiled(fn: Callable[..., torch.Tensor], inputs: list[torch.Tensor], plan:
     """Run ``fn(*tiles)`` over the tiles of ``inputs`` (each ``1×C×H×W``) and blend the results.
 
     ``fn`` must return ``1×out_channels×(h·scale)×(w·scale)`` for tiles of ``h×w``.  The output lives on
-    the CPU in float32 (the photo-sized buffers never have to fit on the accelerator).
+    the CPU in float32 (the photo-sized buffers never have to fit on the accelerator), except for a
+    single tile, which stays where ``inputs`` are (it fitted there already).
     """
     if plan.count == 1:
-        return fn(*inputs).float().cpu()
+        return fn(*inputs).float().to(inputs[0].device)
     out = torch.zeros(1, out_channels, plan.height * scale, plan.width * scale)
     total = torch.zeros(1, 1, plan.height * scale, plan.width * scale)
     for box in plan.boxes():
@@ -166,27 +169,6 @@ def run_tiled(fn: Callable[..., torch.Tensor], inputs: list[torch.Tensor], plan:
         out[..., y0 * scale:y1 * scale, x0 * scale:x1 * scale] += result * weight
         total[..., y0 * scale:y1 * scale, x0 * scale:x1 * scale] += weight
     return out / total
-
-
-def parse_memory(text: str | int | float | None) -> int | None:
-    """``"3G"``, ``"512M"``, ``"1.5GB"``, ``"2GiB"`` or a number of bytes -> bytes (None stays None)."""
-    if text is None:
-        return None
-    if isinstance(text, int | float):
-        return int(text)
-    s = text.strip().upper().removesuffix("IB").removesuffix("B")
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    factor = 1
-    if s and s[-1] in units:
-        factor = units[s[-1]]
-        s = s[:-1]
-    try:
-        value = float(s)
-    except ValueError:
-        raise ValueError(f"cannot read memory size {text!r} (use e.g. 3G, 512M or a byte count)") from None
-    if value <= 0:
-        raise ValueError(f"memory size must be positive, got {text!r}")
-    return int(value * factor)
 
 
 def tile_side_for_budget(budget_bytes: int, bytes_per_pixel: float, multiple: int,
