@@ -57,8 +57,11 @@ def child(photo: Path, options: list[str], save: Path | None) -> None:
     total = time.perf_counter() - t
     if save is not None:
         np.save(save, result.image)
+        np.save(save.with_suffix(".mask.npy"), np.zeros(pixels.shape[:2], bool) if result.mask is None
+                else result.mask)
     # process start -> first restored photo (the interpreter's own start is before t0; add it from ps)
-    print(json.dumps({"imports": imports, "setup": setup, "load": load, "restore_total": total, "timings": result.timings,
+    print(json.dumps({"imports": imports, "setup": setup, "load": load, "restore_total": total,
+                      "timings": result.timings,
                       "path": result.path, "to_first_photo": time.perf_counter() - t0,
                       "threads": __import__("torch").get_num_threads()}))
 
@@ -102,18 +105,25 @@ def main() -> None:
                 rows[s].append(run(s, args.photo, args.options, outs[s]))
                 load.append(os.getloadavg()[0])
         ref = np.load(outs[args.src[0]])
+        ref_mask = np.load(outs[args.src[0]].with_suffix(".mask.npy"))
         diffs = {}
         for s in args.src:
             d = np.abs(np.load(outs[s]).astype(np.float64) - ref)
-            diffs[s] = (float(d.max()), float(d.mean()))
+            mask = np.load(outs[s].with_suffix(".mask.npy"))
+            mask_changed = int((mask != ref_mask).sum())
+            # max, mean, fraction of pixels off by more than one 8-bit level, defect-mask pixels changed
+            off = float((d.max(axis=2) > 1 / 255).mean())
+            diffs[s] = (float(d.max()), float(d.mean()), off, mask_changed)
 
     import torch
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"load {min(load):.1f}-{max(load):.1f}; photo {args.photo.name}; options: {' '.join(args.options)}")
-    keys = ["imports", "setup", "load", "defects", "restore", "repair", "faces", "restore_total", "process_wall"]
-    print("| source | path | " + " | ".join(keys) + " | max abs diff | mean abs diff |")
-    print("|---" * (len(keys) + 4) + "|")
+    keys = ["imports", "setup", "load", "defects", "restore", "repair", "faces", "restore_total",
+            "process_wall"]
+    print("| source | path | " + " | ".join(keys)
+          + " | max abs diff | mean abs diff | pixels > 1/255 | mask pixels changed |")
+    print("|---" * (len(keys) + 6) + "|")
     summary = {}
     for s, rs in rows.items():
         def med(k: str, rs=rs) -> float:
@@ -121,7 +131,7 @@ def main() -> None:
             return statistics.median(vals)
         summary[s] = {k: med(k) for k in keys} | {"diff": diffs[s], "path": rs[0]["path"]}
         print(f"| {s} | {rs[0]['path']} | " + " | ".join(f"{med(k):.2f}" for k in keys)
-              + f" | {diffs[s][0]:.2e} | {diffs[s][1]:.2e} |")
+              + f" | {diffs[s][0]:.2e} | {diffs[s][1]:.2e} | {diffs[s][2] * 100:.3f} % | {diffs[s][3]} |")
     ref = summary[args.src[0]]
     for s in args.src[1:]:
         print(f"{s}: restore_total ratio {summary[s]['restore_total'] / ref['restore_total']:.3f}, "
