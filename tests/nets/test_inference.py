@@ -93,3 +93,28 @@ def test_balanced_tiles_are_no_more_and_no_larger(length, tile):
     assert len(tile_starts(length, side, 128, 16)) == n
     if length > tile:
         assert side < tile  # shared evenly instead of one tile overlapping its neighbour by most of it
+
+
+def test_whole_photo_statistics_pass_only_with_several_tiles():
+    """--tile-norm global adds its statistics pass only when the photo is cut into tiles."""
+    import numpy as np
+
+    from oldphoto.stages.restore import PathModels, RestoreStage
+
+    torch.manual_seed(0)
+    vae = VAE(width=8, n_res_encoder=1, n_res_decoder=1).eval()
+    mapping = QualityMapping(latent_channels=8, width=16, n_blocks=1).eval()
+    calls = []
+
+    def run(models, *tensors):
+        calls.append(tuple(tensors[0].shape[-2:]))
+        with torch.inference_mode():
+            return models(*tensors)
+
+    models = PathModels(vae.encoder, mapping, vae.decoder, masked=False, modules=[vae, mapping])
+    image = np.random.default_rng(0).random((120, 200, 3), dtype=np.float32)
+    RestoreStage(run, tile=256, overlap=32, norm_passes=1)(image, models, "quality")
+    assert len(calls) == 1  # one tile: one pass, its own statistics are the whole photo's
+    calls.clear()
+    RestoreStage(run, tile=128, overlap=32, norm_passes=1)(image, models, "quality")
+    assert len(calls) == 2 * 2  # two tiles, each in the statistics pass and in the output pass
