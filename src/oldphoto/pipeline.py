@@ -296,17 +296,24 @@ class Restorer:
         return self._face_stage
 
     # ----------------------------------------------------------------------------------- stages
-    def _tile(self, kind: str) -> int:
+    def _tile(self, kind: str, shape: tuple[int, int] | None = None) -> int:
         """Largest tile side for the detector or a path: the memory budget over the bytes per pixel
-        the loaded networks need at their widths (:func:`memory_scale`)."""
+        the loaded networks need at their widths (:func:`memory_scale`).
+
+        The budget bounds a tile's area: a photo of ``shape`` whose area fits runs whole, whatever its
+        aspect (a 2-megapixel 4:3 photo is wider than the square tile of the same area)."""
         if self.compat:
             return 1 << 30  # the official code runs whole images
         if self.options.tile:
             return self.options.tile
         if kind == "detector":
             scale = memory_scale([self.model("detector")])
-            return tile_side_for_budget(self.budget, BYTES_PER_PIXEL["detector"] * scale, 16, minimum=256)
-        return tile_side(kind, self.budget, memory_scale([self.model(r) for r in PATH_ROLES[kind]]))
+            side = tile_side_for_budget(self.budget, BYTES_PER_PIXEL["detector"] * scale, 16, minimum=256)
+        else:
+            side = tile_side(kind, self.budget, memory_scale([self.model(r) for r in PATH_ROLES[kind]]))
+        if shape is not None and (shape[0] + 64) * (shape[1] + 64) <= side * side:
+            return max(side, max(shape) + 64)  # + 64: room for the padding to the networks' multiple
+        return side
 
     def _run_module(self, fn: Any, *tensors: torch.Tensor) -> torch.Tensor:
         return self.runner(fn, *tensors)
@@ -331,8 +338,9 @@ class Restorer:
     def detect(self, image: np.ndarray) -> Defects:
         """The defects the detector finds on ``image`` (default mode), scene content filtered out."""
         detector = self.model("detector")
+        whole = None if self.options.detect_size else image.shape[:2]  # resized first: no shape known
         stage = DefectStage(lambda x: self.runner(detector, x), self.mask_threshold(), 0,
-                            tile=self._tile("detector"), short_side=self.options.detect_size)
+                            tile=self._tile("detector", whole), short_side=self.options.detect_size)
         defects = find_defects(stage.probabilities(image), luma(image), self.mask_threshold())
         if self.options.mask_dilation:
             defects = dataclasses.replace(defects, mask=dilate(defects.mask, self.options.mask_dilation))
@@ -406,13 +414,13 @@ class Restorer:
         """The photo away from its defects: ``--fidelity`` blends the quality path's restoration with
         the photo itself, denoised (the networks are not run at fidelity 1, the denoiser not at 0)."""
         f = self.fidelity()
-        network = None if f == 1.0 else self._restore_stage("quality")(image, self.path_models("quality"),
-                                                                        "quality")
+        network = None if f == 1.0 else self._restore_stage("quality", image.shape[:2])(
+            image, self.path_models("quality"), "quality")
         photo = None if f == 0.0 else denoised_photo(image)
         return blend(network, photo, f)
 
-    def _restore_stage(self, path: str) -> RestoreStage:
-        return RestoreStage(self._run_module, tile=self._tile(path),
+    def _restore_stage(self, path: str, shape: tuple[int, int] | None = None) -> RestoreStage:
+        return RestoreStage(self._run_module, tile=self._tile(path, shape),
                             norm_passes=1 if self.options.tile_norm == "global" else 0, device=self.device)
 
     def _official(self, image: np.ndarray, mask: np.ndarray | None, timings: dict[str, float]

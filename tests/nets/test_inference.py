@@ -118,3 +118,25 @@ def test_whole_photo_statistics_pass_only_with_several_tiles():
     calls.clear()
     RestoreStage(run, tile=128, overlap=32, norm_passes=1)(image, models, "quality")
     assert len(calls) == 2 * 2  # two tiles, each in the statistics pass and in the output pass
+
+
+def test_restorer_tiles_follow_the_loaded_widths_and_the_photo_area():
+    """Tile sides come from the loaded modules' channels (not the official sizes), and a photo whose area
+    fits the budget runs whole even when one side is longer than the square tile."""
+    from oldphoto.pipeline import Restorer
+
+    official = {"vae_a": VAE(), "mapping_quality": QualityMapping(), "vae_b_quality": VAE(),
+                "detector": DefectDetector()}
+    bundled = {"vae_a": VAE(width=32), "mapping_quality": QualityMapping(latent_channels=32, width=128),
+               "vae_b_quality": VAE(width=32), "detector": DefectDetector(width=16)}
+    big = Restorer(models=official, device="cpu", faces=False, scratches="off")
+    small = Restorer(models=bundled, device="cpu", faces=False, scratches="off")
+    for kind in ("quality", "detector"):
+        assert small._tile(kind) >= 1.4 * big._tile(kind)
+    side = small._tile("quality")
+    wide = (side // 2, side * 3 // 2)  # 3/4 of the tile's area, 1.5 times its side
+    assert small._tile("quality", wide) >= max(wide)
+    assert small._tile("quality", (side * 2, side)) == side  # twice the area: tiled
+    assert Restorer(models=bundled, device="cpu", faces=False, tile=256)._tile("quality", wide) == 256
+    # a 2-megapixel 4:3 photo runs in one pass through the detector and the quality path
+    assert min(small._tile("detector", (1225, 1633)), small._tile("quality", (1225, 1633))) >= 1633
