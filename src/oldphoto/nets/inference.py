@@ -41,7 +41,7 @@ class InferenceOptions:
         if device.type == "cpu":
             return cls()
         # GPUs: channels-last everywhere feeds the tensor cores; instance norm keeps cuDNN's kernel
-        # (benchmarks/gpu_session.sh measures the alternatives)
+        # (benchmarks/gpu_bench.sh measures the result)
         cuda = device.type == "cuda"
         return cls(channels_last=cuda, channels_last_norm=cuda, fast_norm=False)
 
