@@ -15,9 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_gpu_bench_smoke_runs_every_row(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_bench.py"), "--smoke", "--device", "cpu",
-                           "--precisions", "fp32", "--out", str(tmp_path)], env=env, capture_output=True,
-                          text=True, timeout=600, check=False)
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "gpu_bench.py"), "--smoke", "--device", "cpu",
+           "--precisions", "fp32", "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     record = json.loads((tmp_path / "gpu_bench.json").read_text())
     kinds = {r["row"] for r in record["rows"]}
