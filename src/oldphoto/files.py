@@ -1,9 +1,57 @@
-"""Small file utilities shared by the weights store, the batch runner and the data tools."""
+"""Small file utilities shared by the photo writer, the weights store, the batch runner, the metrics
+reports, training and the data tools: the one atomic write and the one sha256 of a file."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+
+# atomic_write's temporary files: ".<name>.<8 characters from tempfile>.part" (found and removed by
+# oldphoto.outputs.clean_stale_parts when a write was killed mid-way)
+TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.part$")
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Run ``write(temporary path)`` in the destination folder, then rename over ``path``.
+
+    An interrupted or failed write leaves no partial file: the temporary file is removed, and the
+    destination either does not exist or is the complete previous version.  The temporary name does not
+    end in the destination's suffix: writers that infer a format from it must be told the format.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """:func:`atomic_write` of ``data``."""
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """:func:`atomic_write` of ``text`` in UTF-8."""
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def sha256_file(path: str | Path) -> str:

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from oldphoto.files import TEMP_NAME
 from oldphoto.io import read_provenance
-from oldphoto.io.photo import TEMP_NAME
 
 MAX_CANDIDATES = 1000
 

@@ -52,6 +52,7 @@ from oldphoto.stages.restore import (
 from oldphoto.stages.runtime import Runner, resolve_device
 from oldphoto.stages.tiling import tile_side_for_budget
 from oldphoto.stages.tone import Tone, fit_tone, luma
+from oldphoto.tensors import batch_to_images, images_to_batch
 
 __all__ = ["RestoreOptions", "Restorer", "Result", "FaceInfo", "PipelineError"]
 
@@ -285,9 +286,7 @@ class Restorer:
             runner = self.runner
 
             def enhance(batch: np.ndarray) -> np.ndarray:
-                x = torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2))) * 2.0 - 1.0
-                y = runner(generator, x).cpu()
-                return ((y + 1.0) * 0.5).clamp_(0.0, 1.0).permute(0, 2, 3, 1).numpy()
+                return batch_to_images(runner(generator, images_to_batch(batch)))
 
             detector = FaceDetector(self.options.face_detector, self.options.face_upsample,
                                     self.options.face_threshold)
@@ -335,13 +334,34 @@ class Restorer:
         big = not self.compat and shape[0] * shape[1] > o.hr_above * 1e6
         return "hr" if (o.hr or big) else "scratch"
 
-    def detect(self, image: np.ndarray) -> Defects:
-        """The defects the detector finds on ``image`` (default mode), scene content filtered out."""
+    def probabilities(self, image: np.ndarray) -> np.ndarray:
+        """The detector's defect probability ``H×W`` on ``image``, as :meth:`detect` computes it (padded,
+        tiled, at ``--detect-size``), before thresholding and the shape filter."""
         detector = self.model("detector")
         whole = None if self.options.detect_size else image.shape[:2]  # resized first: no shape known
         stage = DefectStage(lambda x: self.runner(detector, x), self.mask_threshold(), 0,
                             tile=self._tile("detector", whole), short_side=self.options.detect_size)
-        defects = find_defects(stage.probabilities(image), luma(image), self.mask_threshold())
+        return stage.probabilities(_check_image(image))
+
+    def networks(self, image: np.ndarray, path: str = "quality", mask: np.ndarray | None = None,
+                 fit_levels: bool = True) -> np.ndarray:
+        """One path's networks alone on the whole photo, as the default mode runs them (padded, tiled,
+        levels fitted to the input unless ``fit_levels`` is False; ``mask``: the defects the scratch/HR
+        path fills): no fidelity blend, local repair, tone or faces.  For evaluating the networks the
+        pipeline uses (``oldphoto train evaluate``)."""
+        if self.compat:
+            raise PipelineError("Restorer.networks runs the default mode's stages (not --compat official)")
+        stage = self._restore_stage(path, np.shape(image)[:2])
+        stage.fit_levels = fit_levels
+        return stage(_check_image(image), self.path_models(path), path, mask)
+
+    def has_models(self, *roles: str) -> bool:
+        """Whether the weights (or explicit modules) of all ``roles`` are there."""
+        return all(self._available(role) for role in roles)
+
+    def detect(self, image: np.ndarray) -> Defects:
+        """The defects the detector finds on ``image`` (default mode), scene content filtered out."""
+        defects = find_defects(self.probabilities(image), luma(image), self.mask_threshold())
         if self.options.mask_dilation:
             defects = dataclasses.replace(defects, mask=dilate(defects.mask, self.options.mask_dilation))
         return defects
@@ -404,10 +424,10 @@ class Restorer:
             out = repair(out, image, used_mask,
                          lambda windows, masks: stage.many(windows, models, path, masks))
             timings["repair"] = time.perf_counter() - t
-        if tone is not None:
+        if tone is not None and tone.gray:
             out = tone.apply(luma(out))
-        elif o.colour == "photo":
-            out = photo_colour(out, image, None if used_mask is None else dilate(used_mask, GROW))
+        elif tone is not None or o.colour == "photo":  # a toned photo keeps its own chroma (near its tone)
+            out = photo_colour(out, image, None if used_mask is None else dilate(used_mask, GROW), tone)
         return out, used_mask, path, defects, tone
 
     def _base(self, image: np.ndarray) -> np.ndarray:

@@ -37,3 +37,18 @@ def mask_to_tensor(mask: np.ndarray, device: torch.device | str = "cpu",
     if array.ndim == 3:
         array = array[..., 0]
     return torch.from_numpy(np.ascontiguousarray(array))[None, None].to(device=device, dtype=dtype)
+
+
+def images_to_batch(images: list[np.ndarray] | np.ndarray, device: torch.device | str = "cpu",
+                    dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Same-size ``H×W×C`` (or ``H×W``) float images in [0, 1] (a list or an ``N×H×W×C`` array) ->
+    ``N×C×H×W`` tensor in [-1, 1]."""
+    array = np.stack([np.atleast_3d(np.asarray(im, np.float32)) for im in images])
+    tensor = torch.from_numpy(np.ascontiguousarray(array.transpose(0, 3, 1, 2)))
+    return tensor.to(device=device, dtype=dtype) * 2.0 - 1.0
+
+
+def batch_to_images(tensor: torch.Tensor) -> np.ndarray:
+    """``N×C×H×W`` tensor in [-1, 1] -> ``N×H×W×C`` float32 images in [0, 1], clipped."""
+    array = ((tensor.detach().float().cpu() + 1.0) * 0.5).clamp_(0.0, 1.0).numpy()
+    return np.ascontiguousarray(array.transpose(0, 2, 3, 1))

@@ -38,9 +38,13 @@ def test_csv_and_atomic_write(tmp_path):
         assert list(csv.reader(fh)) == [["file", "psnr", "ssim", "niqe"], ["a.png", "inf", "0.500000", ""]]
     target = tmp_path / "keep.txt"
     target.write_text("old")
-    with pytest.raises(RuntimeError), report.atomic_path(target) as tmp:
-        open(tmp, "w").write("half")
-        raise RuntimeError("crash")
+
+    class Crash(dict):
+        def get(self, key, default=None):
+            raise RuntimeError("crash")
+
+    with pytest.raises(RuntimeError):  # the first row is written, then the writer fails
+        report.write_csv(target, [{"file": "a.png"}, Crash()], ["file"])
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 

@@ -308,3 +308,32 @@ def test_local_repair_leaves_pixels_far_from_the_defects_alone(models_no_faces, 
     assert np.abs(repaired.image - untouched.image)[far].max() < 1e-5
     assert np.abs(repaired.image - untouched.image)[mask].mean() > 1e-3
     assert reach() <= 10
+
+
+def test_networks_alone_are_the_restorations_own_stages(models_no_faces):
+    """Restorer.networks (what `oldphoto train evaluate` scores) is the fidelity-0 restoration's network
+    output; raw levels differ from fitted ones; compat mode has no such stage."""
+    img = smooth_image(48, 64, seed=4)
+    r = restorer(models_no_faces, scratches="off", fidelity=0.0, colour="network", keep_tone=False)
+    alone = r.networks(img, "quality")
+    assert np.array_equal(alone, r.restore(img).image)
+    assert not np.allclose(r.networks(img, "quality", fit_levels=False), alone, atol=1e-3)
+    mask = np.zeros(img.shape[:2], bool)
+    mask[10:20, 5:40] = True
+    scratch = r.networks(img, "scratch", mask)
+    assert scratch.shape == img.shape and not np.allclose(scratch, r.networks(img, "scratch"), atol=1e-4)
+    with pytest.raises(Exception, match="compat"):
+        restorer(models_no_faces, compat="official").networks(img)
+
+
+def test_probabilities_are_what_detect_thresholds(models_no_faces):
+    from oldphoto.stages.defects import find_defects
+    from oldphoto.stages.tone import luma
+
+    img = smooth_image(64, 96, seed=2)
+    img[20:23, 10:80] = 0.0  # a dark stripe: a defect for the stand-in detector
+    r = restorer({**models_no_faces, "detector": StripeDetector()})
+    prob = r.probabilities(img)
+    assert prob.shape == img.shape[:2] and prob[21, 40] > 0.9 and prob[50, 40] < 0.1
+    assert np.array_equal(r.detect(img).mask, find_defects(prob, luma(img), r.mask_threshold()).mask)
+    assert r.has_models("detector", "vae_a") and not r.has_models("face_256")

@@ -81,3 +81,27 @@ def test_a_clean_photos_colour_detail_is_kept_and_chroma_noise_removed():
     out = photo_colour(photo, noisy)
     chroma_error = lambda img: np.abs(img - luma(img)[..., None] - (photo - luma(photo)[..., None])).mean()  # noqa: E731
     assert chroma_error(out) < 0.6 * chroma_error(noisy)
+
+
+def test_a_toned_photo_moves_towards_its_tone_only_as_far_as_its_chroma_noise():
+    from oldphoto.stages.tone import fit_tone
+
+    rng = np.random.default_rng(2)
+    y = (data.camera()[::4, ::4] / 255.0).astype(np.float32)
+    sepia = np.clip(y[..., None] + np.array([0.06, 0.01, -0.07], np.float32) * (1 - y[..., None]), 0, 1)
+    # a print whose chroma is not exactly a function of its luma: a faint warmer patch (real content)
+    print_ = sepia.copy()
+    print_[20:60, 20:60] += np.array([0.02, 0.0, -0.02], np.float32)
+    noisy = np.clip(print_ + rng.normal(0, 0.01, print_.shape).astype(np.float32) * [1, 0.2, 1], 0, 1)
+    tone = fit_tone(noisy, max_residual=0.02)
+    assert tone is not None and not tone.gray
+    out = photo_colour(noisy, noisy, tone=tone)
+    retoned = tone.apply(luma(noisy))
+    # re-toning outright erases the warmer patch; the clamped move keeps it and still removes chroma noise
+    assert psnr(out, print_) > psnr(retoned, print_)
+    assert psnr(out, print_) > psnr(noisy, print_)
+    # under a defect the chroma becomes the tone's
+    mask = np.zeros(y.shape, bool)
+    mask[100:110, :] = True
+    out = photo_colour(noisy, noisy, mask, tone)
+    assert np.abs(out[mask] - retoned[mask]).max() < 0.02

@@ -147,3 +147,18 @@ def test_random_crop_and_sample_pair(photo):
     assert s1.degraded.shape == (64, 64, 3)
     with pytest.raises(C.CorpusError):
         C.sample_pair([], 0)
+
+
+def test_in_memory_images_are_read_like_files(tmp_path):
+    """Archive members (load_image_bytes) go through the same reader as files: EXIF orientation too."""
+    import io
+
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # displayed rotated 90°: 30 wide, 50 high
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((30, 50, 3), np.uint8)).save(buf, format="JPEG", exif=exif)
+    assert C.load_image_bytes(buf.getvalue(), "pkg/a.jpg").shape == (50, 30, 3)
+    with pytest.raises(C.CorpusError, match="pkg/b.png"):
+        C.load_image_bytes(b"not an image", "pkg/b.png")

@@ -1,8 +1,10 @@
 """The held-out evaluation behind the weights' cards: rows, protocol and the pipeline's threshold."""
 
 import numpy as np
+import pytest
 
-from oldphoto.train.evaluate import Chain, evaluate_restoration, heldout_cases, markdown_table
+from oldphoto.metrics.fullref import psnr
+from oldphoto.train.evaluate import evaluate_restoration, evaluation_restorer, heldout_cases, markdown_table
 from oldphoto.weights import bundled_weights_dir, find_card
 
 
@@ -15,14 +17,58 @@ def test_heldout_cases_are_deterministic_and_cover_both_kinds():
     assert all(not c.mask.any() for c in a if c.kind == "unstructured")
 
 
-def test_bundled_evaluation_rows_and_threshold():
+@pytest.fixture(scope="module")
+def bundled():
     folder = bundled_weights_dir()
-    chain = Chain.from_weights(folder)
-    assert chain.threshold == find_card("detector", folder).threshold  # what the pipeline uses
+    restorer = evaluation_restorer(weights=folder)
     cases, _ = heldout_cases(["skimage:heldout"], size=64, crops=1, max_side=128)
-    result = evaluate_restoration(chain, cases[:4])
+    return folder, restorer, cases[:4]
+
+
+def test_bundled_evaluation_runs_through_the_restorer(bundled):
+    folder, restorer, cases = bundled
+    assert restorer.mask_threshold() == find_card("detector", folder).threshold  # what `restore` uses
+    result = evaluate_restoration(restorer, cases, pipeline=True)
     for kind in ("unstructured", "mixed"):
-        assert {"degraded", "classical", "restored", "restored_raw"} <= set(result[kind])
-        for row in result[kind].values():
-            assert np.isfinite(row["psnr"]) and 0 < row["ssim"] <= 1
+        rows = result[kind]
+        assert {"degraded", "classical", "restored", "restored_raw", "pipeline"} <= set(rows)
+        n = sum(c.kind == kind for c in cases)
+        assert all(row["n"] == n for row in rows.values())
+        # the networks cannot see global levels: the fit onto the input is worth several dB
+        assert rows["restored"]["psnr"] > rows["restored_raw"]["psnr"] + 3
+    # the table's rows are the product's outputs: the same figures from the Restorer's own calls
+    unstructured = [c for c in cases if c.kind == "unstructured"]
+    expected = np.mean([psnr(restorer.networks(c.degraded, "quality"), c.clean) for c in unstructured])
+    assert result["unstructured"]["restored"]["psnr"] == pytest.approx(expected, abs=1e-4)
+    expected = np.mean([psnr(restorer.restore(c.degraded).image, c.clean) for c in unstructured])
+    assert result["unstructured"]["pipeline"]["psnr"] == pytest.approx(expected, abs=1e-4)
+    assert result["detector_roc_auc"] > 0.5
     assert "degraded input" in markdown_table(result)
+
+
+def test_evaluation_without_a_detector_has_no_mixed_network_rows(bundled):
+    from oldphoto.pipeline import Restorer
+    from oldphoto.weights import load_model
+
+    _, _, cases = bundled
+    nets = {r: load_model(r, bundled_weights_dir()) for r in ("vae_a", "mapping_quality", "vae_b_quality")}
+    result = evaluate_restoration(Restorer(models=nets, faces=False, device="cpu"), cases)
+    assert "restored" in result["unstructured"]
+    assert set(result["mixed"]) == {"degraded", "classical"}
+    assert "detector_roc_auc" not in result
+
+
+def test_runs_folder_is_evaluated_through_a_restorer_with_its_networks(tmp_path, bundled):
+    from oldphoto.stages.defects import OFFICIAL_THRESHOLD
+    from oldphoto.train.config import load_stage_config
+    from oldphoto.train.evaluate import runs_models
+    from oldphoto.train.trainer import train
+
+    cfg = load_stage_config("tiny", "detector", ["crop=32", "lambda_gan=0"], runs_dir=tmp_path)
+    train("detector", cfg, tmp_path / "detector", steps=1, quiet=True)
+    assert set(runs_models(tmp_path)) == {"detector"}
+    restorer = evaluation_restorer(runs=tmp_path)
+    assert restorer.mask_threshold() == OFFICIAL_THRESHOLD  # no card: the official threshold
+    result = evaluate_restoration(restorer, bundled[2])
+    assert set(result["mixed"]) == {"degraded", "classical"}  # no VAE in these runs: no network rows
+    assert 0.0 <= result["detector_roc_auc"] <= 1.0

@@ -147,3 +147,23 @@ def test_level_aligned_image_loss_ignores_global_offset(name, tiny_runs):
     assert image_loss(True, True) == pytest.approx(aligned, rel=1e-4, abs=1e-5)
     raw = image_loss(False, False)
     assert abs(image_loss(False, True) - raw) > 0.01 * raw
+
+
+def test_training_device_is_resolved_like_restore_and_never_falls_back():
+    """`train --device mps` or `cuda:1` used to run on the CPU without a word."""
+    import pytest
+    import torch
+
+    from oldphoto.train.distributed import init
+
+    assert init("cpu").device == torch.device("cpu")
+    if not torch.cuda.is_available():
+        for name in ("cuda", "cuda:1"):
+            with pytest.raises(ValueError, match="CUDA"):
+                init(name)
+    mps = getattr(torch.backends, "mps", None)
+    if mps is None or not mps.is_available():
+        with pytest.raises(ValueError, match="MPS"):
+            init("mps")
+    with pytest.raises(RuntimeError):
+        init("gpu")

@@ -14,6 +14,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageCms
 
+from oldphoto.luma import luma
+
 _INTENT = ImageCms.Intent.RELATIVE_COLORIMETRIC
 _PIL_MODE = {"RGB": "RGB", "GRAY": "L", "CMYK": "CMYK"}
 
@@ -151,7 +153,7 @@ def from_srgb(rgb: np.ndarray, icc: bytes | None, space: str, high_precision: bo
     """sRGB ``H×W×3`` -> device values for ``space`` (``H×W×C`` float32 in [0, 1])."""
     if space == "GRAY" and (icc is None or is_srgb(icc)):
         # Rec. 601 luma, the weights Pillow's convert("L") uses; exact for neutral pixels
-        return (rgb @ np.array([0.299, 0.587, 0.114], np.float32))[..., None].astype(np.float32)
+        return luma(rgb)[..., None]
     if space == "RGB" and is_srgb(icc):
         return rgb.astype(np.float32)
     if icc is None:
@@ -163,8 +165,7 @@ def from_srgb(rgb: np.ndarray, icc: bytes | None, space: str, high_precision: bo
             return np.concatenate([cmy, k], axis=-1).astype(np.float32)
         raise ValueError(f"no conversion for colour space {space}")
     if high_precision and space == "GRAY":
-        luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
-        return np.interp(luma, _RAMP, _gray_ramp(icc, False)[:, 0])[..., None].astype(np.float32)
+        return np.interp(luma(rgb), _RAMP, _gray_ramp(icc, False)[:, 0])[..., None].astype(np.float32)
     if high_precision:
         return _apply_lut(rgb, _lut(icc, space, False))
     return _apply_8bit(rgb, _transform(icc, space, False), "RGB")

@@ -12,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
-import tempfile
 import warnings
 import zlib
 from collections.abc import Callable, Iterator
@@ -24,6 +22,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from oldphoto.files import TEMP_NAME, atomic_write  # noqa: F401 - re-exported by oldphoto.io
 from oldphoto.io import _colour, _jpeg, _metadata, _png, _tiff
 
 DEFAULT_MAX_PIXELS = 120_000_000  # an 8x10" print scanned at 1200 dpi is 115 Mpx
@@ -44,8 +43,6 @@ DEFAULT_SUFFIX = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif", "webp": ".webp"
 _FORMAT_ALIASES = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "tif": "tiff", "tiff": "tiff", "webp": "webp"}
 _DROPPED_TEXT = {"raw profile type exif", "raw profile type app1", "software", _metadata.PROVENANCE_KEY}
 _BLOCK_PIXELS = 1 << 20  # float conversions run in row blocks of about this many pixels
-# atomic_write's temporary files: ".<name>.<8 characters from tempfile>.part"
-TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.part$")
 
 
 class PhotoError(Exception):
@@ -503,32 +500,6 @@ def has_colour(pixels: np.ndarray, tolerance: float = GRAY_TOLERANCE) -> bool:
     sample = np.clip(np.nan_to_num(np.asarray(pixels[::step, ::step], np.float32), nan=0.0), 0.0, 1.0)
     chroma = sample.max(axis=-1) - sample.min(axis=-1)
     return bool(np.percentile(chroma, 99) > tolerance)
-
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Run ``write(temporary path)`` in the destination folder, then rename over ``path``.
-
-    An interrupted or failed write leaves no partial file: the temporary file is removed, and the
-    destination either does not exist or is the complete previous version.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 def _quantise(values: np.ndarray, bits: int) -> np.ndarray:

@@ -18,9 +18,7 @@ distance when a VAE-A encoder is available), ``sheets/<set>_NN.png`` contact she
 
 from __future__ import annotations
 
-import math
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,21 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from oldphoto.metrics import report
-from oldphoto.metrics.per_image import Metric, evaluate_image
-
-Method = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
+from oldphoto.metrics.harness import Method, Sample, mean_row, score_set
+from oldphoto.metrics.per_image import Metric
 
 
 class MethodUnavailable(RuntimeError):
     """A method cannot run here (missing module or weights); the message says why."""
-
-
-@dataclass
-class Sample:
-    name: str
-    degraded: np.ndarray
-    clean: np.ndarray | None = None
-    mask: np.ndarray | None = None
 
 
 @dataclass
@@ -70,48 +59,27 @@ def fit_max_side(image: np.ndarray, max_side: int | None) -> np.ndarray:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """Float RGB in [0, 1] through ``oldphoto.io`` (orientation, colour management) when present."""
-    try:
-        from oldphoto.io import read_photo
-    except ImportError:
-        read_photo = None
-    if read_photo is not None:
-        return read_photo(path).pixels
-    from PIL import Image, ImageOps
+    """Float RGB in [0, 1] as ``oldphoto restore`` reads it (orientation, colour management)."""
+    from oldphoto.io import read_photo
 
-    try:
-        with Image.open(path) as im:
-            return np.asarray(ImageOps.exif_transpose(im).convert("RGB"), np.float32) / 255.0
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read image ({exc})") from exc
-
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+    return read_photo(path).pixels
 
 
 def list_images(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: not a folder")
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    from oldphoto.io import IMAGE_EXTENSIONS
+
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
 
 
 def builtin_heldout_clean() -> list[tuple[str, np.ndarray]]:
-    """The held-out CC0 scikit-image photos of the committed split (tiny; use a corpus for real runs)."""
-    import skimage.io
+    """The held-out CC0 scikit-image photos of the corpus split (tiny; use a corpus for real runs)."""
+    from oldphoto.synth.corpus import split_of
+    from oldphoto.synth.sources import skimage_photos
 
-    from oldphoto.synth.corpus import committed_heldout
-
-    data_dir = Path(skimage.data.__file__).parent
-    out = []
-    for key in sorted(committed_heldout()):
-        source, _, name = key.partition("/")
-        if source == "skimage" and (data_dir / name).is_file():
-            img = np.asarray(skimage.io.imread(data_dir / name), np.float32)
-            img = img / (65535.0 if img.max() > 255 else 255.0)
-            if img.ndim == 2:
-                img = np.repeat(img[..., None], 3, axis=2)
-            out.append((Path(name).stem, img[..., :3]))
-    return out
+    return [(Path(f.name).stem, f.load()) for f in skimage_photos()
+            if split_of(f"skimage/{f.name}") == "heldout"]
 
 
 def synthetic_set(clean: Sequence[tuple[str, np.ndarray]], kind: str, seed: int,
@@ -233,19 +201,6 @@ def latent_table(real_old: Sequence[np.ndarray], synthetic: Sequence[np.ndarray]
 
 
 # ------------------------------------------------------------------------------------------ detector ROC
-def detector_scores(image: np.ndarray, detector) -> np.ndarray:
-    """Per-pixel defect probability of a ``DefectDetector`` on the photo's luma (reflect-padded to ×16)."""
-    import torch
-    import torch.nn.functional as F
-
-    gray = np.asarray(image, np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    h, w = gray.shape
-    x = torch.from_numpy(gray)[None, None] * 2.0 - 1.0
-    x = F.pad(x, (0, (-w) % 16, 0, (-h) % 16), mode="reflect")
-    with torch.no_grad():
-        return torch.sigmoid(detector(x))[0, 0, :h, :w].float().numpy()
-
-
 def detector_roc(samples: Sequence[Sample], weights: dict[str, Path | None], out_dir: Path,
                  notes: list[str]) -> dict[str, float]:
     """Pixel ROC of each detector (and of the classical mask, a single operating point) against the
@@ -262,13 +217,15 @@ def detector_roc(samples: Sequence[Sample], weights: dict[str, Path | None], out
     curves["classical top-hat mask"] = roc_curve(s, y)[:2]
     for label, folder in weights.items():
         try:
+            from oldphoto.pipeline import Restorer
             from oldphoto.weights import load_model
 
-            det = load_model("detector", folder)
+            # the pipeline's own detector pass (only the detector is needed, so it is passed explicitly)
+            restorer = Restorer(models={"detector": load_model("detector", folder)}, faces=False)
         except Exception as exc:  # noqa: BLE001 - no detector weights: only the classical curve
             notes.append(f"detector ROC for '{label}' skipped: {type(exc).__name__}: {exc}")
             continue
-        s, y = pixels_from_masks([detector_scores(x.degraded, det) for x in samples], masks)
+        s, y = pixels_from_masks([restorer.probabilities(x.degraded) for x in samples], masks)
         curves[label] = roc_curve(s, y)[:2]
     plot_roc(curves, out_dir / "fig6_roc.png", title="Defect detection ROC (synthetic_mixed)")
     aucs = {k: auc(*v) for k, v in curves.items()}
@@ -298,23 +255,11 @@ def run_benchmark(sets: dict[str, list[Sample]], methods: dict[str, Method], met
     bar = tqdm(total=total, desc="evaluate", unit="img", disable=not progress, file=sys.stderr)
     errors: dict[str, str] = {}
     for set_name, samples in sets.items():
-        outputs: dict[str, list[np.ndarray]] = {m: [] for m in methods}
-        per_method: dict[str, list[dict[str, object]]] = {m: [] for m in methods}
-        for sample in samples:
-            for method_name, method in methods.items():
-                t0 = time.perf_counter()
-                restored = np.clip(np.asarray(method(sample.degraded, None), np.float32), 0.0, 1.0)
-                seconds = time.perf_counter() - t0
-                if restored.shape != sample.degraded.shape:
-                    raise RuntimeError(f"method {method_name!r} changed the size of {sample.name}: "
-                                       f"{sample.degraded.shape} -> {restored.shape}")
-                row: dict[str, object] = {"set": set_name, "file": sample.name, "method": method_name,
-                                          "seconds": seconds}
-                row.update(evaluate_image(metrics, restored, sample.clean, errors))
-                per_method[method_name].append(row)
-                result.rows.append(row)
-                outputs[method_name].append(restored)
-                bar.update(1)
+        scores = score_set(samples, methods, metrics, errors, on_image=lambda: bar.update(1))
+        per_method, outputs = scores.rows, scores.outputs
+        for i in range(len(samples)):  # image by image, as they ran
+            for m in methods:
+                result.rows.append({"set": set_name} | per_method[m][i])
         # distribution metrics: outputs against the clean targets of the set (synthetic sets only)
         cleans = [s.clean for s in samples if s.clean is not None]
         dist_values: dict[str, dict[str, float]] = {m: {} for m in methods}
@@ -328,12 +273,7 @@ def run_benchmark(sets: dict[str, list[Sample]], methods: dict[str, Method], met
         for m in methods:
             rows = per_method[m]
             entry: dict[str, object] = {"method": m, "n": len(rows)}
-            for metric in metrics:
-                vals = [float(r[metric.name]) for r in rows if metric.name in r]
-                finite = [v for v in vals if math.isfinite(v)]
-                finite = [v for v in vals if not math.isnan(v)]  # NaN: undefined here (see notes)
-                if finite:
-                    entry[metric.name] = float(np.mean(finite))
+            entry.update(mean_row(rows, metrics))  # NaN: undefined on that image (see notes)
             entry.update(dist_values[m])
             if rows:
                 entry["seconds_per_image"] = float(np.median([float(r["seconds"]) for r in rows]))

@@ -79,6 +79,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
+    from oldphoto.io import PhotoError
     from oldphoto.metrics import report
     from oldphoto.metrics.benchmark import list_images, read_image
     from oldphoto.metrics.per_image import (
@@ -139,6 +140,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
                              f"reference {refs[path.stem].name} ({reference.shape[1]}×{reference.shape[0]})")
             row: dict[str, object] = {"file": path.name}
             row.update(evaluate_image(metrics, image, reference))
+        except PhotoError as exc:  # names the file already
+            return _fail(str(exc))
         except ValueError as exc:
             return _fail(f"{path}: {exc}")
         rows.append(row)

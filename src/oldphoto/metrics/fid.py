@@ -22,6 +22,7 @@ import torch
 from scipy import linalg
 
 from oldphoto.metrics import features as feat
+from oldphoto.tensors import image_to_tensor
 
 Extractor = Callable[[np.ndarray], np.ndarray]
 
@@ -75,7 +76,7 @@ class FeatureStats:
 def _extractor(net: torch.nn.Module) -> Extractor:
     @torch.no_grad()
     def run(image: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(np.asarray(image, np.float32).transpose(2, 0, 1)))[None]
+        x = (image_to_tensor(image) + 1.0) * 0.5  # the networks' prepare() takes [0, 1]
         return net(net.prepare(x.clamp(0, 1)))[0].double().numpy()
 
     return run

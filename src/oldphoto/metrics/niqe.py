@@ -23,6 +23,8 @@ import numpy as np
 from scipy.ndimage import convolve
 from scipy.special import gamma as gamma_fn
 
+from oldphoto.luma import luma
+
 BLOCK = 96
 
 # Look-up table of the generalized-Gaussian ratio r(α) = Γ(2/α)² / (Γ(1/α) Γ(3/α)) used to invert the
@@ -146,7 +148,7 @@ def luma255(image: np.ndarray) -> np.ndarray:
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     if arr.ndim == 3:
-        arr = arr[..., :3] @ np.array([0.299, 0.587, 0.114])
+        arr = luma(arr, np.float64)
     elif arr.ndim != 2:
         raise ValueError(f"expected an H×W×3 or H×W image, got shape {arr.shape}")
     return np.round(np.clip(arr, 0.0, 1.0) * 255.0)

@@ -1,19 +1,18 @@
 """Outputs of the evaluation: CSV/Markdown tables shaped like the paper's, and contact sheets.
 
-All files are written atomically (temporary file in the same folder, then ``os.replace``).
+All files are written atomically (:func:`oldphoto.files.atomic_write`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import math
-import os
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from oldphoto.files import atomic_write, atomic_write_text
 
 # column -> (header in the Markdown table, higher is better?)
 COLUMN_INFO: dict[str, tuple[str, bool | None]] = {
@@ -29,25 +28,8 @@ COLUMN_INFO: dict[str, tuple[str, bool | None]] = {
 }
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[str]:
-    """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write_text(path: str | Path, text: str) -> Path:
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    return Path(path)
+    return atomic_write_text(path, text)
 
 
 def _cell(value: object, digits: int = 4) -> str:
@@ -59,11 +41,14 @@ def _cell(value: object, digits: int = 4) -> str:
 
 
 def write_csv(path: str | Path, rows: Sequence[dict[str, object]], columns: Sequence[str]) -> Path:
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow([_cell(row.get(c), 6) for c in columns])
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(columns)
+            for row in rows:
+                writer.writerow([_cell(row.get(c), 6) for c in columns])
+
+    atomic_write(path, write)
     return Path(path)
 
 
@@ -143,6 +128,5 @@ def contact_sheet(rows: Sequence[Sequence[tuple[str, np.ndarray | None]]], path:
             draw.text((x + 2, y + 2), label[:40], fill=(0, 0, 0), font=font)
             if image is not None:
                 sheet.paste(Image.fromarray(_fit(image, tile)), (x, y + label_h))
-    with atomic_path(path) as tmp:
-        sheet.save(tmp, format="PNG")
+    atomic_write(path, lambda tmp: sheet.save(tmp, format="PNG"))
     return Path(path)

@@ -96,7 +96,7 @@ def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from oldphoto.metrics.report import atomic_path
+    from oldphoto.files import atomic_write
 
     fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=120)
     for label, (fpr, tpr) in curves.items():
@@ -106,7 +106,6 @@ def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path,
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)
     return path

@@ -25,6 +25,7 @@ from oldphoto.options import SCRATCH_MODES  # noqa: F401  (re-exported)
 from oldphoto.stages import compat
 from oldphoto.stages.tiling import crop_to, pad_to_multiple, plan_tiles, run_tiled
 from oldphoto.stages.tone import luma
+from oldphoto.tensors import image_to_tensor
 
 # detector forward under the pipeline's device/precision: 1×1×h×w in [-1,1] -> 1×1×h×w logits
 DetectorFn = Callable[[torch.Tensor], torch.Tensor]
@@ -71,7 +72,7 @@ class DefectStage:
     def probabilities(self, image: np.ndarray) -> np.ndarray:
         """Defect probability ``H×W`` float32 in [0,1] at the photo's resolution."""
         h, w = image.shape[:2]
-        gray = torch.from_numpy(np.ascontiguousarray(luma(image)))[None, None] * 2.0 - 1.0
+        gray = image_to_tensor(luma(image))
         if self.short_side and min(h, w) != self.short_side:
             s = self.short_side / min(h, w)
             size = (max(DETECTOR_MULTIPLE, round(h * s)), max(DETECTOR_MULTIPLE, round(w * s)))

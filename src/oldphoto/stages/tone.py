@@ -13,13 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+from oldphoto.luma import LUMA, luma  # noqa: F401 - luma is imported from here by the stages
+
 _BINS = 64
-
-
-def luma(image: np.ndarray) -> np.ndarray:
-    """ITU-R 601 luma ``H×W`` of an ``H×W×3`` image."""
-    return np.asarray(image, dtype=np.float32) @ LUMA
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from oldphoto.files import atomic_write_bytes
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -29,7 +31,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _write(path: Path, image) -> None:
     """Atomic PNG/JPEG write of a float image (H×W×3 or H×W) in [0, 1]."""
-    import os
 
     import cv2
     import numpy as np
@@ -40,9 +41,7 @@ def _write(path: Path, image) -> None:
     ok, buf = cv2.imencode(path.suffix, u8)
     if not ok:
         raise OSError(f"{path}: cannot encode")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(buf.tobytes())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buf.tobytes())
 
 
 def side_by_side(degraded, clean, mask, gap: int = 4):

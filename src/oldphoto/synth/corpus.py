@@ -26,13 +26,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
+from oldphoto.files import atomic_write, atomic_write_text
 from oldphoto.synth.degrade import DegradeConfig, Degraded, as_generator, degrade
 
 HELDOUT_FRACTION = 0.15
 HELDOUT_LIST = Path(__file__).with_name("heldout.txt")
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 CORPUS_FORMAT = "oldphoto-corpus"
 PATCHES_FORMAT = "oldphoto-patches"
 
@@ -63,30 +63,25 @@ def split_of(key: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------- images
-def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as float32 RGB ``H×W×3`` in [0, 1] (EXIF orientation applied, alpha dropped)."""
-    return _read_pil(Path(path), str(path))
+def load_image(path: str | os.PathLike, label: str | None = None) -> np.ndarray:
+    """Read an image file as float32 RGB ``H×W×3`` in [0, 1] as ``oldphoto restore`` reads it
+    (:func:`oldphoto.io.read_photo`: EXIF orientation, colour management; alpha dropped); ``label``
+    names it in errors (default: the path)."""
+    from oldphoto.io import PhotoError, read_photo
+
+    try:
+        return read_photo(path).pixels
+    except PhotoError as exc:
+        raise CorpusError(f"{label or path}: {exc.reason}") from None
 
 
 def load_image_bytes(data: bytes, label: str) -> np.ndarray:
     """:func:`load_image` for an encoded image held in memory (e.g. read from a package archive);
-    ``label`` names it in errors."""
-    return _read_pil(io.BytesIO(data), label)
-
-
-def _read_pil(source: Path | io.BytesIO, label: str) -> np.ndarray:
-    try:
-        with Image.open(source) as im:
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("I;16", "I;16B", "I"):
-                arr = np.asarray(im, dtype=np.float32) / 65535.0
-                return np.repeat(np.clip(arr, 0, 1)[:, :, None], 3, axis=2)
-            arr = np.asarray(im.convert("RGB"))
-    except FileNotFoundError:
-        raise CorpusError(f"{label}: no such file") from None
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise CorpusError(f"{label}: cannot read image ({exc})") from None
-    return arr.astype(np.float32) / 255.0
+    ``label`` names it in errors.  (Decoded from a temporary file: one reader for every photo.)"""
+    with tempfile.TemporaryDirectory(prefix="oldphoto-") as folder:
+        path = Path(folder) / "image"
+        path.write_bytes(data)
+        return load_image(path, label)
 
 
 def decode_image(data: bytes | np.ndarray) -> np.ndarray:
@@ -109,19 +104,24 @@ def encode_jpeg(image: np.ndarray, quality: int = 92) -> bytes:
 def random_crop(image: np.ndarray, size: int, rng: np.random.Generator | int | None = None,
                 flip: bool = True) -> np.ndarray:
     """A random ``size×size`` crop (shorter side first resized to ``size`` bicubic if smaller, as the
-    released code does), randomly mirrored horizontally."""
+    released code does), randomly mirrored horizontally; float32 in [0, 1] (``image``: float in [0, 1]
+    or uint8, as the training pools hold photos)."""
     rng = as_generator(rng)
     h, w = image.shape[:2]
     if min(h, w) < size:
         scale = size / min(h, w)
         nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-        image = np.clip(cv2.resize(image, (nw, nh), interpolation=cv2.INTER_CUBIC), 0, 1)
+        image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_CUBIC)  # uint8 saturates by itself
+        if image.dtype != np.uint8:
+            image = np.clip(image, 0, 1)
         h, w = nh, nw
     y = int(rng.integers(h - size + 1))
     x = int(rng.integers(w - size + 1))
     crop = image[y:y + size, x:x + size]
     if flip and rng.random() < 0.5:
         crop = crop[:, ::-1]
+    if crop.dtype == np.uint8:
+        return np.ascontiguousarray(crop, dtype=np.float32) / 255.0
     return np.ascontiguousarray(crop, dtype=np.float32)
 
 
@@ -207,23 +207,18 @@ def write_pack(path: Path, blobs: list[bytes], keys: list[str]) -> int:
     offsets = np.zeros(len(blobs) + 1, np.int64)
     offsets[1:] = np.cumsum([len(b) for b in blobs])
     data = np.frombuffer(b"".join(blobs), np.uint8) if blobs else np.zeros(0, np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:  # a file object: np.savez would add ".npz" to a bare name
             np.savez(fh, data=data, offsets=offsets, keys=np.array(keys, dtype=str))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write)
     return path.stat().st_size
 
 
 def write_json(path: Path, obj: object) -> None:
     """Atomic JSON write."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=False) + "\n")
 
 
 # --------------------------------------------------------------------------------------------- Corpus

@@ -24,9 +24,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from oldphoto.files import atomic_write_bytes
+from oldphoto.io import IMAGE_EXTENSIONS
 from oldphoto.synth.corpus import (
     CORPUS_FORMAT,
-    IMAGE_EXTENSIONS,
     PATCHES_FORMAT,
     Corpus,
     CorpusError,
@@ -273,9 +274,7 @@ def build_corpus(out: Path, found: list[Found], max_side: int = 2048, log: Log =
                 data = encode_png(img)
             else:
                 data = image_bytes_jpeg(img, 95)
-            tmp = dest.with_name(dest.name + ".tmp")
-            tmp.write_bytes(data)
-            tmp.replace(dest)
+            atomic_write_bytes(dest, data)
         entries.append(Entry(key=key, source=f.source, path=rel.as_posix(), kind=f.kind, split=split_of(key),
                              width=int(w), height=int(h), origin=f.origin, license=f.license))
     write_json(out / "manifest.json", {"format": CORPUS_FORMAT, "version": 1, "max_side": max_side,
@@ -308,12 +307,19 @@ def _crops_from(image: np.ndarray, n: int, size: int, rng: np.random.Generator) 
     return crops
 
 
+#: sources reserved for evaluation: never packed for training (matched as substrings of the source name)
+EVALUATION_ONLY_SOURCES = ("opencv",)
+
+
 def build_patches(corpus: Corpus, out: Path, size: int = 256, budget_mib: float = 60.0, quality: int = 90,
-                  per_heldout: int = 8, per_old: int = 40, seed: int = 0, log: Log = _log) -> dict[str, int]:
+                  per_heldout: int = 8, per_old: int = 40, seed: int = 0, log: Log = _log,
+                  exclude_sources: tuple[str, ...] = EVALUATION_ONLY_SOURCES) -> dict[str, int]:
     """Pack random ``size²`` JPEG crops of a photo corpus into ``out`` within ``budget_mib`` in total.
 
-    Order of filling: held-out clean (``per_heldout`` per photo), real old (``per_old`` per photo), then the
-    clean training photos round-robin (a photo's crop count grows with its area) until the budget is used.
+    Order of filling: held-out clean (``per_heldout`` per photo; 0 packs none), real old (``per_old`` per
+    photo), then the clean training photos round-robin (a photo's crop count grows with its area) until the
+    budget is used.  Photos of a source whose name contains one of ``exclude_sources`` are never packed.
+    The manifest lists every packed photo's split, source, origin and licence.
     """
     if corpus.format != CORPUS_FORMAT:
         raise CorpusError(f"{corpus.root}: data patches needs a photo corpus (from `oldphoto data build`)")
@@ -321,7 +327,7 @@ def build_patches(corpus: Corpus, out: Path, size: int = 256, budget_mib: float 
     budget = int(budget_mib * 2**20)
     packs: dict[str, tuple[list[bytes], list[str]]] = {}
     used = 0
-    entries = corpus.entries
+    entries = [e for e in corpus.entries if not any(x in e.source for x in exclude_sources)]
 
     def add(pack: str, crop: np.ndarray, key: str) -> None:
         nonlocal used
@@ -334,28 +340,40 @@ def build_patches(corpus: Corpus, out: Path, size: int = 256, budget_mib: float 
     for kind, split, per in (("clean", "heldout", per_heldout), ("real_old", "train", per_old),
                              ("real_old", "heldout", per_old)):
         for e in entries:
-            if e.kind == kind and e.split == split:
+            if per > 0 and e.kind == kind and e.split == split:
                 for c in _crops_from(load_image(corpus.root / e.path), per, size, rng):
                     add(f"{kind}_{split}", c, e.key)
     train = [e for e in entries if e.kind == "clean" and e.split == "train"]
     if not train:
         raise CorpusError(f"{corpus.root}: no clean training photos in the corpus")
     log(f"reserved {used / 2**20:.1f} MiB for held-out and real old patches; filling clean_train")
-    # One photo in memory at a time: estimate the crop count the budget allows (bytes per crop measured
-    # on a first photo), share it out ∝ sqrt(area) (big photos give more crops, small ones still some),
-    # then stop exactly at the budget.
-    first = _crops_from(load_image(corpus.root / train[0].path), 8, size, rng)
-    per_crop = np.mean([len(encode_jpeg(c, quality)) + 200 for c in first])
-    total = max(len(train), int((budget - used) / per_crop))
-    weight = np.array([np.sqrt(e.width * e.height) for e in train])
-    share = np.maximum(1, np.floor(weight / weight.sum() * total)).astype(int)
-    for e, n in zip(train, share, strict=True):
+    # One photo in memory at a time.  First pass: one crop of every training photo (in a random order, so
+    # that a budget too small for all of them does not favour one source), which also measures the bytes
+    # per crop; second pass: the rest of the budget shared out ∝ sqrt(area) (big photos give more crops),
+    # stopping exactly at the budget.
+    order = [train[i] for i in rng.permutation(len(train))]
+    first_used = used
+    for e in order:
         if used >= budget:
             break
-        for c in _crops_from(load_image(corpus.root / e.path), int(n), size, rng):
+        add("clean_train", _crops_from(load_image(corpus.root / e.path), 1, size, rng)[0], e.key)
+    n_first = len(packs.get("clean_train", ([], []))[0])
+    per_crop = (used - first_used) / max(1, n_first)
+    extra = int(max(0, budget - used) / per_crop)
+    if extra > 0:
+        weight = np.array([np.sqrt(e.width * e.height) for e in order])
+        exact = weight / weight.sum() * extra
+        share = np.floor(exact).astype(int)
+        share[np.argsort(share - exact)[:extra - int(share.sum())]] += 1  # largest remainders
+        for e, n in zip(order, share, strict=True):
             if used >= budget:
                 break
-            add("clean_train", c, e.key)
+            if n <= 0:
+                continue
+            for c in _crops_from(load_image(corpus.root / e.path), int(n), size, rng):
+                if used >= budget:
+                    break
+                add("clean_train", c, e.key)
     out.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
     files: dict[str, str] = {}
@@ -367,5 +385,13 @@ def build_patches(corpus: Corpus, out: Path, size: int = 256, budget_mib: float 
     write_json(out / "manifest.json", {"format": PATCHES_FORMAT, "version": 1, "size": size,
                                        "quality": quality, "seed": seed, "packs": files, "counts": counts,
                                        "bytes": total,
-                                       "photos": {e.key: e.split for e in entries}})
+                                       "photos": {e.key: e.split for e in entries},
+                                       "sources": _packed_sources(entries, packs)})
     return counts
+
+
+def _packed_sources(entries: list, packs: dict[str, tuple[list[bytes], list[str]]]) -> dict[str, dict]:
+    """Split, source, origin and licence of every photo that has crops in the packs."""
+    packed = {k for _, keys in packs.values() for k in keys}
+    return {e.key: {"kind": e.kind, "split": e.split, "source": e.source, "origin": e.origin,
+                    "license": e.license} for e in entries if e.key in packed}

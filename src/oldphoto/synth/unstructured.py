@@ -13,6 +13,8 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from oldphoto.luma import luma
+
 Op = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
@@ -107,8 +109,7 @@ def color_jitter(image: np.ndarray, rng: np.random.Generator, shift: float = 20.
 
 def to_grayscale(image: np.ndarray) -> np.ndarray:
     """ITU-R 601 luma replicated to three channels (PIL ``convert("L")`` weights)."""
-    y = image @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    return np.repeat(y[:, :, None], 3, axis=2).astype(np.float32)
+    return np.repeat(luma(image)[:, :, None], 3, axis=2)
 
 
 # The paper's operation list (§4.2) plus the released code's extra noise kinds and resampling.

@@ -28,7 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt if present")
         p.add_argument("--steps", type=int, help="total number of steps (overrides the config)")
         p.add_argument("--seed", type=int, help="random seed (overrides the config)")
-        p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
+        p.add_argument("--device", default="auto",
+                       help="auto (CUDA, then Apple MPS, then the CPU) | cpu | cuda | cuda:N | mps; a device "
+                            "that is not there is an error")
         p.add_argument("--data", action="append",
                        help="clean-photo source: a folder, corpus:train or skimage:train "
                             "(repeatable; the first that works is used)")
@@ -37,7 +39,62 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value (dotted keys, JSON values), e.g. --set nets.G.width=32")
         p.add_argument("--threads", type=int, help="torch CPU threads")
+        p.add_argument("--time-budget", type=float, metavar="SECONDS",
+                       help="stop after this much training time (the LR decays over it); --steps stays a "
+                            "maximum")
+        p.add_argument("--precision", choices=("fp32", "bf16"),
+                       help="bf16: forward passes under bfloat16 autocast (GPUs); default fp32")
+        p.add_argument("--workers", type=int, metavar="N",
+                       help="DataLoader worker processes that cut and degrade the crops (default 0: in the "
+                            "training process, the reproducible stream)")
         p.set_defaults(func=_run_stage, stage=stage)
+    k = sub.add_parser("pack", help="pack a GPU leg's training crops (train split only) into one folder",
+                       description="Pack JPEG crops of a photo corpus' training photos and real old photos, "
+                                   "with their licences and the first taps of the ImageNet VGG16, into a "
+                                   "folder small enough to travel to a GPU machine (see docs/training.md, "
+                                   "'A GPU leg'). Held-out photos and evaluation-only sources are never "
+                                   "packed. Read it as corpus:PACK:train and real_old:PACK:all.")
+    k.add_argument("--corpus", required=True, help="photo corpus from `oldphoto data build`")
+    k.add_argument("--out", default="packs/gpu_leg", help="pack folder (default packs/gpu_leg)")
+    k.add_argument("--budget-mib", type=float, default=12.0,
+                   help="size of the whole pack in MiB (default 12: the repository's tracked files take "
+                        "most of what one device call can carry)")
+    k.add_argument("--size", type=int, default=256, help="crop side (256)")
+    k.add_argument("--quality", type=int, default=90, help="JPEG quality (90)")
+    k.add_argument("--per-old", type=int, default=16, help="crops per real old photo (16)")
+    k.add_argument("--vgg-layers", type=int, default=3,
+                   help="VGG16 taps to pack for the perceptual loss (0: none; default 3 = up to relu3_1)")
+    k.add_argument("--seed", type=int, default=0)
+    k.set_defaults(func=_run_pack)
+    g = sub.add_parser("leg", help="train every stage within one time budget (a GPU leg), export, evaluate",
+                       description="One training leg (scripts/gpu_leg.sh; docs/training.md 'A GPU leg'): "
+                                   "every stage warm-started from a weights folder and trained for its share "
+                                   "of one wall-clock budget, then exported and evaluated; results in --out.")
+    g.add_argument("--pack", required=True, help="pack folder from `oldphoto train pack`")
+    g.add_argument("--out", required=True, help="results folder (summary.json, weights.tar.part*, logs)")
+    g.add_argument("--budget", type=float, help="seconds for the whole leg (default 540; smoke 60)")
+    g.add_argument("--reserve", type=float,
+                   help="seconds of the budget kept for export and evaluation (default 75; smoke 30)")
+    g.add_argument("--init-from", help="weights folder to warm-start from (default: the bundled weights)")
+    g.add_argument("--config", default="gpu_leg", help="config file or preset (default gpu_leg)")
+    g.add_argument("--stages", nargs="*", help="only these stages, in this order")
+    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value of every stage")
+    g.add_argument("--device", default="auto", help="auto (CUDA, required unless --smoke), cpu or cuda")
+    g.add_argument("--work", help="folder for the run directories (default: a new temporary folder)")
+    g.add_argument("--smoke", action="store_true",
+                   help="tiny batches and budgets on the CPU: checks the whole leg in about a minute")
+    g.add_argument("--no-eval", action="store_true", help="skip the evaluation")
+    g.set_defaults(func=_run_leg)
+    i = sub.add_parser("import-leg", help="copy a GPU leg's returned weights into a weights folder",
+                       description="Rebuild the weights folder from a leg's weights.tar.part* (or take a "
+                                   "weights folder), check that every role loads, and copy it into --dest "
+                                   "(cards kept, metrics replaced by --metrics).")
+    i.add_argument("source", help="folder holding weights.tar.part0… (the leg's $OUT), or a weights folder")
+    i.add_argument("--dest", required=True, help="weights folder to write (e.g. runs/legs/1/weights)")
+    i.add_argument("--metrics", help="`oldphoto train evaluate --out` JSON to put into every card")
+    i.add_argument("--replace", action="store_true", help="overwrite roles that --dest already has")
+    i.set_defaults(func=_run_import_leg)
     e = sub.add_parser("export", help="write trained runs as <role>.safetensors + card into a weights folder")
     e.add_argument("--runs", required=True, help="folder holding the stage run directories (e.g. runs/small)")
     e.add_argument("--dest", required=True,
@@ -77,6 +134,12 @@ def _run_stage(args: argparse.Namespace) -> int:
         cfg["photos"] = args.data
     if args.vgg19:
         cfg["vgg19"] = args.vgg19
+    if args.time_budget is not None:
+        cfg["time_budget"] = args.time_budget
+    if args.precision:
+        cfg["precision"] = args.precision
+    if args.workers is not None:
+        cfg["data_workers"] = args.workers
     import torch
 
     if args.threads:
@@ -143,4 +206,64 @@ def _run_export(args: argparse.Namespace) -> int:
         return 1
     for role, path in written.items():
         print(f"{role}: {path}")
+    return 0
+
+
+def _run_pack(args: argparse.Namespace) -> int:
+    from oldphoto.train.pack import TRAVEL_LIMIT_MIB, PackError, build_pack, tracked_bytes
+
+    try:
+        manifest = build_pack(args.corpus, args.out, budget_mib=args.budget_mib, size=args.size,
+                              quality=args.quality, per_old=args.per_old, vgg_layers=args.vgg_layers,
+                              seed=args.seed)
+    except PackError as exc:
+        print(f"oldphoto train pack: {exc}", file=sys.stderr)
+        return 1
+    mib = manifest["bytes"] / 2**20
+    print(f"{args.out}: {mib:.1f} MiB ({', '.join(f'{n} {k}' for k, n in manifest['counts'].items())}; "
+          f"{len(manifest['sources'])} photos)")
+    tree = tracked_bytes(Path.cwd())
+    if tree is not None:
+        total = tree / 2**20 + mib
+        verdict = "fits" if total <= TRAVEL_LIMIT_MIB * 0.97 else "is TOO LARGE for"
+        print(f"tracked files {tree / 2**20:.1f} MiB + pack = {total:.1f} MiB: {verdict} one device call "
+              f"({TRAVEL_LIMIT_MIB:.0f} MiB)")
+    return 0
+
+
+def _run_leg(args: argparse.Namespace) -> int:
+    from oldphoto.train.leg import ORDER, run_leg
+
+    budget = args.budget if args.budget is not None else (60.0 if args.smoke else 540.0)
+    reserve = args.reserve if args.reserve is not None else (30.0 if args.smoke else 75.0)
+    if args.smoke:
+        import torch
+
+        torch.set_num_threads(1)
+    try:
+        summary = run_leg(args.pack, args.out, budget_s=budget, reserve_s=reserve, init_from=args.init_from,
+                          config=args.config, stages=tuple(args.stages or ORDER), overrides=args.set,
+                          device=args.device, smoke=args.smoke, evaluate=not args.no_eval, work=args.work)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"oldphoto train leg: {exc}", file=sys.stderr)
+        return 1
+    failed = [s for s, e in summary["stages"].items() if "error" in e]
+    return 1 if failed or not summary.get("weights_parts") else 0
+
+
+def _run_import_leg(args: argparse.Namespace) -> int:
+    import json
+
+    from oldphoto.train.leg import import_leg
+    from oldphoto.weights.store import WeightsError
+
+    metrics = None
+    try:
+        if args.metrics:
+            metrics = json.loads(Path(args.metrics).read_text(encoding="utf-8"))
+        roles = import_leg(args.source, args.dest, metrics=metrics, replace=args.replace)
+    except (OSError, ValueError, WeightsError) as exc:
+        print(f"oldphoto train import-leg: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.dest}: {', '.join(roles)}")
     return 0

@@ -23,10 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-# scikit-image photographs that ship in the wheel (the rest are pooch downloads or non-photos)
-SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "motorcycle_right",
-                  "hubble_deep_field", "immunohistochemistry", "camera")
+from oldphoto.tensors import images_to_batch
 
 
 class DataError(RuntimeError):
@@ -49,16 +46,13 @@ def real_old_sources(configured: list[str] | str | None = None) -> list[str]:
 
 
 def _load_rgb(path: Path, max_side: int) -> np.ndarray:
+    """A photo as ``oldphoto restore`` reads it (EXIF orientation, colour management), fitted."""
+    from oldphoto.io import PhotoError, read_photo
+
     try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            scale = max_side / max(im.size)
-            if scale < 1:
-                im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
-                               Image.Resampling.BICUBIC)
-            return np.asarray(im, dtype=np.uint8).copy()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read image ({exc})") from exc
+        return _fit(read_photo(path).pixels, max_side)
+    except PhotoError as exc:
+        raise DataError(str(exc)) from exc
 
 
 def _fit(img: np.ndarray, max_side: int) -> np.ndarray:
@@ -84,23 +78,17 @@ def _split_of(key: str) -> str:
 
 
 def _skimage_photos(max_side: int, split: str = "all") -> list[np.ndarray]:
-    """scikit-image's CC0 photos; ``split`` uses the corpus hash rule on the key ``skimage/<name>``."""
-    from skimage import data as skdata
+    """scikit-image's CC0 photos, the corpus' list (:func:`oldphoto.synth.sources.skimage_photos`);
+    ``split`` uses the corpus rule on the same keys (``skimage/<file name>``)."""
+    from oldphoto.synth.corpus import CorpusError
+    from oldphoto.synth.sources import skimage_photos
 
-    out = []
-    for name in SKIMAGE_PHOTOS:
-        if split != "all" and _split_of(f"skimage/{name}") != split:
-            continue
-        try:
-            img = getattr(skdata, name)()
-        except Exception:  # noqa: BLE001 - some are pooch downloads, unavailable offline
-            continue
-        if isinstance(img, tuple):
-            img = img[0]
-        if img.dtype != np.uint8:
-            img = np.clip(img / max(1e-9, float(img.max())), 0, 1)
-        out.append(_fit(np.asarray(img), max_side))
-    return out
+    try:
+        found = skimage_photos()
+    except CorpusError:  # scikit-image is not installed
+        return []
+    return [_fit(f.load(), max_side) for f in found
+            if split == "all" or _split_of(f"skimage/{f.name}") == split]
 
 
 def default_corpus_root() -> Path:
@@ -144,7 +132,9 @@ def load_pool(source: str | Path, max_side: int = 768, min_side: int = 64) -> li
         root = Path(source)
         if not root.is_dir():
             raise DataError(f"{root}: photo directory not found")
-        paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        from oldphoto.io import IMAGE_EXTENSIONS
+
+        paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
         images = [_load_rgb(p, max_side) for p in paths]
     images = [im for im in images if min(im.shape[:2]) >= min_side]
     if not images:
@@ -166,21 +156,11 @@ def resolve_pool(sources: list[str] | str, max_side: int, min_side: int) -> tupl
 
 
 def random_crop(pool: list[np.ndarray], rng: np.random.Generator, size: int) -> np.ndarray:
-    """A random ``size``² crop (upscaled when the photo is smaller), random h-flip; float32 [0, 1]."""
-    img = pool[int(rng.integers(len(pool)))]
-    h, w = img.shape[:2]
-    if min(h, w) < size:
-        scale = size / min(h, w)
-        pil = Image.fromarray(img).resize((max(size, round(w * scale)), max(size, round(h * scale))),
-                                          Image.Resampling.BICUBIC)
-        img = np.asarray(pil)
-        h, w = img.shape[:2]
-    y = int(rng.integers(h - size + 1))
-    x = int(rng.integers(w - size + 1))
-    crop = img[y:y + size, x:x + size]
-    if rng.random() < 0.5:
-        crop = crop[:, ::-1]
-    return np.ascontiguousarray(crop, dtype=np.float32) / 255.0
+    """A random photo of ``pool``, then :func:`oldphoto.synth.corpus.random_crop` of it (``size``²,
+    upscaled when the photo is smaller, random h-flip); float32 [0, 1]."""
+    from oldphoto.synth.corpus import random_crop as crop
+
+    return crop(pool[int(rng.integers(len(pool)))], size, rng)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -214,14 +194,15 @@ def _config(kind: str):
 
 
 def to_batch(images: list[np.ndarray]) -> torch.Tensor:
-    """List of H×W×C float [0, 1] -> N×C×H×W in [-1, 1]."""
-    arr = np.stack([im if im.ndim == 3 else im[..., None] for im in images]).transpose(0, 3, 1, 2)
-    return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)) * 2.0 - 1.0
+    """List of H×W×C float [0, 1] -> N×C×H×W in [-1, 1] (:func:`oldphoto.tensors.images_to_batch`)."""
+    return images_to_batch(images)
 
 
 def gray(image: np.ndarray) -> np.ndarray:
-    """RGB -> luma (ITU-R 601, as PIL's convert("L") used by the official detector)."""
-    return (image[..., 0] * 0.299 + image[..., 1] * 0.587 + image[..., 2] * 0.114).astype(np.float32)
+    """RGB -> luma (:func:`oldphoto.luma.luma`, the official detector's input)."""
+    from oldphoto.luma import luma
+
+    return luma(image)
 
 
 def infinite(fn, *args) -> Iterator:

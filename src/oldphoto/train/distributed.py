@@ -36,19 +36,29 @@ class DistInfo:
 def init(device: str = "auto") -> DistInfo:
     """Initialise the process group from torchrun's environment (no-op for a single process).
 
-    ``device``: "auto" (CUDA when available, one GPU per local rank), "cpu" or "cuda".
+    ``device`` is resolved like ``oldphoto restore --device``
+    (:func:`~oldphoto.stages.runtime.resolve_device`: auto = CUDA, then MPS, then CPU; a device that is
+    absent is an error).  CUDA without an index uses
+    one GPU per local rank; ``cuda:N`` is honoured in a single process.
     """
+    from oldphoto.stages.runtime import resolve_device
+
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
-    if use_cuda and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda requested but CUDA is not available")
-    if use_cuda:
-        torch.cuda.set_device(local_rank)
-        dev = torch.device("cuda", local_rank)
-    else:
-        dev = torch.device("cpu")
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        if dev.index is not None and world_size > 1:
+            raise ValueError(f"--device {device} picks one GPU; under torchrun use --device cuda (one GPU "
+                             "per local rank)")
+        if dev.index is None:
+            dev = torch.device("cuda", local_rank)
+        if dev.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {dev}: PyTorch sees {torch.cuda.device_count()} CUDA GPU(s)")
+        torch.cuda.set_device(dev)
+    elif dev.type == "mps" and world_size > 1:
+        raise ValueError(f"--device {device}: distributed training runs on CUDA or the CPU")
+    use_cuda = dev.type == "cuda"
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo", rank=rank, world_size=world_size)
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=dev)

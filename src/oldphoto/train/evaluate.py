@@ -10,14 +10,18 @@ same photographic tone).  Rows:
 * ``degraded``: the input itself;
 * ``classical``: OpenCV non-local-means + Telea inpainting of the mask our detector finds (unstructured:
   NLM only);
-* ``restored``: our networks as the pipeline chains them: unstructured → VAE_A encoder, quality mapping,
-  VAE_B decoder; mixed → detector mask (p ≥ the card's calibrated threshold, else 0.4), defects filled
-  white, scratch mapping with the mask;
+* ``restored``: our networks alone, run by the pipeline itself (:meth:`oldphoto.pipeline.Restorer.networks`,
+  the default mode's padding, tiling and whitening): unstructured → the quality path (VAE_A encoder,
+  quality mapping, VAE_B decoder); mixed → the detector's probability (:meth:`Restorer.probabilities`)
+  ≥ the Restorer's threshold (the card's calibrated one, else 0.4) as the mask of the scratch path;
   then the output's levels fitted onto the network input (:func:`oldphoto.levels.match_levels`, defects
   excluded), since the VAE encoder cannot see global levels (``restored_raw``: without that fit);
-* ``pipeline``: (with a weights folder) ``oldphoto.Restorer`` itself, i.e. what ``oldphoto restore``
-  writes (faces off), which adds the pipeline's own choices (scratch path only when the mask is large
-  enough, tone keeping, …).
+* ``pipeline``: (with a weights folder) ``Restorer.restore``, i.e. what ``oldphoto restore`` writes
+  (faces off), which adds the pipeline's own choices (defects repaired locally where their shapes say
+  so, fidelity blend, tone keeping, …).
+
+Rows are scored by the evaluation harness that ``oldphoto evaluate benchmark`` uses
+(:mod:`oldphoto.metrics.harness`).
 
 Also: detector ROC-AUC on the mixed crops' masks, and the sliced Wasserstein distance between VAE_A latents
 of real old photos and of synthetic degraded photos (for the latent-discriminator ablation).
@@ -34,7 +38,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from oldphoto.stages.defects import OFFICIAL_THRESHOLD
+from oldphoto.files import atomic_write_text
+from oldphoto.pipeline import Restorer
+from oldphoto.tensors import image_to_tensor
 from oldphoto.train import data as D
 
 
@@ -68,70 +74,31 @@ def heldout_cases(sources: list[str] | None = None, size: int = 256, crops: int 
     return cases, used
 
 
-class Chain:
-    """The trained networks, chained the way the restoration pipeline uses them."""
+def runs_models(runs: str | Path) -> dict[str, nn.Module]:
+    """The trained networks of a runs folder by role (the quality VAE_B also serves the scratch path,
+    as in training)."""
+    from oldphoto.train.stages import load_trained
 
-    def __init__(self, nets: dict[str, nn.Module], threshold: float = OFFICIAL_THRESHOLD) -> None:
-        self.nets = {k: v.eval() for k, v in nets.items()}
-        self.threshold = threshold
-
-    @classmethod
-    def from_weights(cls, weights_dir: str | Path) -> Chain:
-        from oldphoto.stages.defects import calibrated_threshold
-        from oldphoto.weights import find_card, load_model
-
-        nets = {}
-        for role in ("vae_a", "vae_b_quality", "vae_b_scratch", "mapping_quality", "mapping_scratch",
-                     "detector"):
-            if find_card(role, weights_dir) is not None:
-                nets[role] = load_model(role, weights_dir=weights_dir)
-        return cls(nets, calibrated_threshold(weights_dir))  # the threshold the pipeline uses
-
-    @classmethod
-    def from_runs(cls, runs: str | Path) -> Chain:
-        from oldphoto.train.stages import load_trained
-
-        runs = Path(runs)
-        spec = {"vae_a": ("vae_a", "vae", "G"), "vae_b_quality": ("vae_b", "vae", "G"),
-                "mapping_quality": ("mapping_quality", "mapping_quality", "M"),
-                "mapping_scratch": ("mapping_scratch", "mapping_scratch", "M"),
-                "detector": ("detector", "detector", "N")}
-        nets = {}
-        for role, (stage, arch, key) in spec.items():
-            if (runs / stage / "checkpoint.pt").is_file():
-                nets[role] = load_trained(runs / stage, role, arch, key)
-        if "vae_b_quality" in nets:
-            nets["vae_b_scratch"] = nets["vae_b_quality"]
-        return cls(nets)
-
-    @torch.no_grad()
-    def detect(self, image: np.ndarray) -> np.ndarray:
-        """Defect probability H×W (the image sides must be multiples of 2**depth)."""
-        x = torch.from_numpy(D.gray(image))[None, None] * 2 - 1
-        return torch.sigmoid(self.nets["detector"](x))[0, 0].numpy()
-
-    @torch.no_grad()
-    def restore(self, image: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """(output with its levels fitted to the network input, raw decoder output), from one pass."""
-        from oldphoto.levels import match_levels
-
-        x = D.to_batch([image])
-        m = None
-        if mask is None:
-            z = self.nets["vae_a"].encode(x)
-            y = self.nets["vae_b_quality"].decode(self.nets["mapping_quality"](z))
-        else:
-            m = torch.from_numpy(mask.astype(np.float32))[None, None]
-            x = x * (1 - m) + m  # defects white, as the official test.py does
-            z = self.nets["vae_a"].encode(x)
-            y = self.nets["vae_b_scratch"].decode(self.nets["mapping_scratch"](z, m))
-        # the reference is the network input (as the pipeline and training use it), defects excluded
-        fitted = match_levels(y, x, m)
-        return _to_image(fitted), _to_image(y)
+    runs = Path(runs)
+    spec = {"vae_a": ("vae_a", "vae", "G"), "vae_b_quality": ("vae_b", "vae", "G"),
+            "mapping_quality": ("mapping_quality", "mapping_quality", "M"),
+            "mapping_scratch": ("mapping_scratch", "mapping_scratch", "M"),
+            "detector": ("detector", "detector", "N")}
+    nets = {}
+    for role, (stage, arch, key) in spec.items():
+        if (runs / stage / "checkpoint.pt").is_file():
+            nets[role] = load_trained(runs / stage, role, arch, key)
+    if "vae_b_quality" in nets:
+        nets["vae_b_scratch"] = nets["vae_b_quality"]
+    return nets
 
 
-def _to_image(y: torch.Tensor) -> np.ndarray:
-    return ((y[0].permute(1, 2, 0).numpy() + 1) * 0.5).clip(0, 1).astype(np.float32)
+def evaluation_restorer(runs: str | Path | None = None, weights: str | Path | None = None) -> Restorer:
+    """The Restorer whose networks are evaluated: a weights folder's (with its calibrated threshold and
+    fidelity, as ``oldphoto restore`` uses them), else a runs folder's networks (official threshold)."""
+    if weights:
+        return Restorer(weights=Path(weights), faces=False, device="cpu")
+    return Restorer(models=runs_models(runs), faces=False, device="cpu")
 
 
 def colour_transfer(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -141,51 +108,70 @@ def colour_transfer(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return np.clip((image - mu_i) / sd_i * sd_r + mu_r, 0, 1).astype(np.float32)
 
 
-def _mean(values: list[float]) -> float:
-    return float(np.mean(values)) if values else float("nan")
+class _Memo:
+    """One computation per (image object, variant): the harness runs every row on the same array, so a
+    case's detector pass (and network pass) serves all its rows and the detector ROC."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+        self.values: dict[tuple[int, Any], Any] = {}
+
+    def __call__(self, image: np.ndarray, *variant: Any) -> Any:
+        key = (id(image), variant)
+        if key not in self.values:
+            self.values[key] = self.fn(image, *variant)
+        return self.values[key]
 
 
-def evaluate_restoration(chain: Chain, cases: list[Case], restorer: Any = None) -> dict[str, Any]:
+def row_methods(restorer: Restorer, kind: str, pipeline: bool) -> tuple[dict[str, Any], Any]:
+    """The table's rows for one degradation kind as harness methods (see the module docstring), and the
+    detector's (memoised) probabilities when this kind uses the detector, else None."""
     from oldphoto.metrics.baselines import classical_restore
-    from oldphoto.metrics.fullref import psnr, psnr_y, ssim, ssim_y
+    from oldphoto.pipeline import PATH_ROLES
+
+    path = "quality" if kind == "unstructured" else "scratch"
+    detector = kind != "unstructured" and restorer.has_models("detector")
+    threshold = restorer.mask_threshold()
+    probabilities = _Memo(lambda image: restorer.probabilities(image))
+    networks = _Memo(lambda image, fit: restorer.networks(
+        image, path, probabilities(image) >= threshold if detector else None, fit_levels=fit))
+
+    def detected(image: np.ndarray) -> np.ndarray:
+        return probabilities(image) >= threshold if detector else np.zeros(image.shape[:2], bool)
+
+    rows: dict[str, Any] = {"degraded": lambda image, _: image,
+                            "classical": lambda image, _: classical_restore(image, detected(image))}
+    if restorer.has_models(*PATH_ROLES[path]) and (detector or kind == "unstructured"):
+        rows["restored"] = lambda image, _: networks(image, True)
+        rows["restored_raw"] = lambda image, _: networks(image, False)
+        # diagnostic: the instance norms of the VAE encoder discard absolute colour; this row shows
+        # what a global colour transfer from the input would recover (not part of the pipeline)
+        rows["restored_colour_matched"] = lambda image, _: colour_transfer(networks(image, False), image)
+    if pipeline:
+        rows["pipeline"] = lambda image, _: restorer.restore(image).image
+    return rows, probabilities if detector else None
+
+
+def evaluate_restoration(restorer: Restorer, cases: list[Case], pipeline: bool = False) -> dict[str, Any]:
+    """The held-out table through the evaluation harness (:mod:`oldphoto.metrics.harness`): every row
+    of every kind, mean PSNR/SSIM (RGB and luma) and n; the detector's ROC-AUC on the mixed cases."""
+    from oldphoto.metrics.harness import Sample, mean_row, score_set
+    from oldphoto.metrics.per_image import build_metrics
     from oldphoto.metrics.roc import roc_auc
 
-    table: dict[str, dict[str, dict[str, list[float]]]] = {}
+    metrics = build_metrics(["psnr", "ssim", "psnr_y", "ssim_y"])
+    result: dict[str, Any] = {}
     scores, labels = [], []
-    for case in cases:
-        prob = chain.detect(case.degraded) if "detector" in chain.nets else None
-        if case.kind == "mixed" and prob is not None:
-            scores.append(prob.ravel())
-            labels.append(case.mask.ravel() > 0.5)
-        if case.kind == "unstructured":
-            mask = None
-            classical = classical_restore(case.degraded, np.zeros(case.mask.shape, bool))
-            can_restore = all(k in chain.nets for k in ("vae_a", "vae_b_quality", "mapping_quality"))
-        else:
-            mask = (prob >= chain.threshold) if prob is not None else None
-            classical = classical_restore(case.degraded, mask if mask is not None
-                                          else np.zeros(case.mask.shape, bool))
-            can_restore = mask is not None and all(
-                k in chain.nets for k in ("vae_a", "vae_b_scratch", "mapping_scratch"))
-        rows = {"degraded": case.degraded, "classical": classical}
-        if can_restore:
-            rows["restored"], rows["restored_raw"] = chain.restore(case.degraded, mask)
-            # diagnostic: the instance norms of the VAE encoder discard absolute colour; this row shows
-            # what a global colour transfer from the input would recover (not part of the pipeline)
-            rows["restored_colour_matched"] = colour_transfer(rows["restored_raw"], case.degraded)
-        if restorer is not None:
-            rows["pipeline"] = restorer.restore(case.degraded).image
-        for row, img in rows.items():
-            entry = table.setdefault(case.kind, {}).setdefault(
-                row, {"psnr": [], "ssim": [], "psnr_y": [], "ssim_y": []})
-            entry["psnr"].append(psnr(img, case.clean))
-            entry["ssim"].append(ssim(img, case.clean))
-            entry["psnr_y"].append(psnr_y(img, case.clean))
-            entry["ssim_y"].append(ssim_y(img, case.clean))
-    result: dict[str, Any] = {
-        kind: {row: {m: round(_mean(v), 4) for m, v in metrics.items()} | {"n": len(metrics["psnr"])}
-               for row, metrics in rows.items()}
-        for kind, rows in table.items()}
+    for kind in dict.fromkeys(c.kind for c in cases):
+        samples = [Sample(c.name, c.degraded, c.clean, c.mask) for c in cases if c.kind == kind]
+        methods, probabilities = row_methods(restorer, kind, pipeline)
+        if kind == "mixed" and probabilities is not None:
+            for sample in samples:
+                scores.append(probabilities(sample.degraded).ravel())
+                labels.append(sample.mask.ravel() > 0.5)
+        rows = score_set(samples, methods, metrics).rows
+        result[kind] = {row: {m: round(v, 4) for m, v in mean_row(values, metrics).items()}
+                        | {"n": len(values)} for row, values in rows.items()}
     if scores:
         s, lab = np.concatenate(scores), np.concatenate(labels)
         result["detector_roc_auc"] = round(float(roc_auc(s, lab)), 4) if lab.any() and (~lab).any() else None
@@ -207,7 +193,7 @@ def latent_gap(vae: nn.Module, real_old: list[np.ndarray], synthetic: list[np.nd
     def vectors(images: list[np.ndarray]) -> np.ndarray:
         out = []
         for img in images:
-            z = vae.encode(D.to_batch([img]))[0]
+            z = vae.encode(image_to_tensor(img))[0]
             v = z.reshape(z.shape[0], -1).T.numpy()
             out.append(v[rng.choice(len(v), min(per_image, len(v)), replace=False)])
         return np.concatenate(out)
@@ -234,8 +220,8 @@ def markdown_table(result: dict[str, Any]) -> str:
     lines = ["| degradation | row | PSNR (dB) | SSIM | PSNR-Y (dB) | SSIM-Y | n |",
              "|---|---|---|---|---|---|---|"]
     labels = {"degraded": "degraded input", "classical": "NLM + Telea (detected mask)",
-              "restored": "small networks (chained directly, levels fitted to the input)",
-              "restored_raw": "small networks (chained directly, raw levels)",
+              "restored": "small networks alone (levels fitted to the input)",
+              "restored_raw": "small networks alone (raw levels)",
               "pipeline": "`oldphoto restore` (bundled weights, faces off)",
               "restored_colour_matched": "diagnostic: networks + global colour transfer from the input"}
     for kind in ("unstructured", "mixed"):
@@ -249,14 +235,9 @@ def markdown_table(result: dict[str, Any]) -> str:
 
 def main_evaluate(runs: str | Path | None, weights: str | Path | None, out: str | Path | None,
                   ablation_runs: dict[str, str] | None = None) -> dict[str, Any]:
-    chain = Chain.from_weights(weights) if weights else Chain.from_runs(runs)
-    restorer = None
-    if weights:
-        from oldphoto.pipeline import Restorer
-
-        restorer = Restorer(weights=Path(weights), faces=False, device="cpu")
+    restorer = evaluation_restorer(runs, weights)
     cases, used = heldout_cases()
-    result = evaluate_restoration(chain, cases, restorer)
+    result = evaluate_restoration(restorer, cases, pipeline=bool(weights))
     result["heldout_source"] = used
     if ablation_runs:
         from oldphoto.train.stages import load_trained
@@ -265,5 +246,5 @@ def main_evaluate(runs: str | Path | None, weights: str | Path | None, out: str 
         result["latent_gap"] = {name: latent_gap(load_trained(path, "vae_a", "vae"), real, synth)
                                 for name, path in ablation_runs.items()}
     if out:
-        Path(out).write_text(json.dumps(result, indent=2))
+        atomic_write_text(out, json.dumps(result, indent=2))
     return result

@@ -23,7 +23,9 @@ def _training_summary(stage: str, state: dict[str, Any]) -> str:
     return (f"Trained with `oldphoto train {stage} --config {cfg.get('config_name', '?')}` "
             f"for {state['step']} steps of batch {cfg.get('batch_size')} × {cfg.get('crop')}² crops "
             f"(clean photos: "
-            f"{cfg.get('photo_source_used', cfg.get('photos'))}; world size {state.get('world_size', 1)}). "
+            f"{cfg.get('photo_source_used', cfg.get('photos'))}; world size {state.get('world_size', 1)}"
+            f"{'; on ' + str(cfg['device_used']) if cfg.get('device_used') else ''}"
+            f"{'; ' + str(cfg['precision']) if cfg.get('precision') else ''}). "
             f"Loss weights: {json.dumps(losses, sort_keys=True)}. Full training config: "
             f"{json.dumps(keep, sort_keys=True)}")
 

@@ -85,6 +85,7 @@ class Stage:
         self.batch_size = int(cfg.get("batch_size", 4))
         self.crop = int(cfg.get("crop", 128))
         self.gan_start = int(cfg.get("gan_start", 0))
+        self.channels_last = bool(cfg.get("channels_last", False))
         self._perceptual = None
 
     # -- construction helpers
@@ -93,6 +94,8 @@ class Stage:
         cfg.update(self.cfg.get("nets", {}).get(key, {}))
         self.cfg.setdefault("nets", {})[key] = cfg  # record the resolved config in checkpoints
         net = build_net(arch, cfg).to(self.device)
+        if self.channels_last:
+            net = net.to(memory_format=torch.channels_last)
         net.train()
         self.nets[key] = net
         lr = float(self.cfg.get("lr", 2e-4))
@@ -105,8 +108,13 @@ class Stage:
             from oldphoto.train.perceptual import PerceptualLoss, build_feature_net
 
             feats = build_feature_net(self.cfg.get("vgg19"), int(self.cfg.get("vgg_layers", 5)))
-            self._perceptual = PerceptualLoss(feats).to(self.device)
+            self._perceptual = self.frozen(PerceptualLoss(feats))
         return self._perceptual
+
+    def frozen(self, net: nn.Module) -> nn.Module:
+        """A frozen helper network on the stage's device, in its memory format."""
+        net = net.to(self.device)
+        return net.to(memory_format=torch.channels_last) if self.channels_last else net
 
     def wrap_distributed(self) -> None:
         find_unused = bool(self.cfg.get("find_unused_parameters", False))
@@ -134,7 +142,9 @@ class Stage:
         """
         if not bool(self.cfg.get("level_align", False)):
             return output
-        return match_levels(output, reference, exclude)
+        # the least-squares fit in float32 even under bf16 autocast (sums over a whole crop)
+        return match_levels(output.float(), reference.float(),
+                            None if exclude is None else exclude.float())
 
     def degradation_kind(self, rng: np.random.Generator, default: str) -> str:
         """The synthesis kind of the next crop: config ``degradation`` is one kind or a list of kinds
@@ -145,7 +155,14 @@ class Stage:
         return str(kinds[int(rng.integers(len(kinds)))])
 
     def to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        out = {}
+        for k, v in batch.items():
+            if isinstance(v, torch.Tensor):
+                v = v.to(self.device, non_blocking=True)  # pinned batches from DataLoader workers
+                if self.channels_last and v.dim() == 4:
+                    v = v.contiguous(memory_format=torch.channels_last)
+            out[k] = v
+        return out
 
     # -- GAN helpers
     def gan_active(self, step: int) -> bool:
@@ -176,8 +193,10 @@ class Stage:
         """One optimizer step of net ``key`` on ``loss``."""
         opt = self.optimizers[key]
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        # backward and the update outside autocast (the trainer's bf16 mode covers forward passes only)
+        with torch.autocast(self.device.type, enabled=False):
+            loss.float().backward()
+            opt.step()
 
     def idle_step(self, key: str) -> None:
         """Keep a net's optimizer/scheduler bookkeeping consistent while its loss is switched off."""
@@ -185,6 +204,10 @@ class Stage:
     # -- interface for the trainer
     def batches(self, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
         raise NotImplementedError
+
+    def prepare_data(self) -> None:
+        """Load what :meth:`batches` draws from (before DataLoader workers fork, so they share it)."""
+        self.pool()
 
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -318,6 +341,10 @@ class VAEAStage(VAEStage):
                 print(f"[{self.name}] {len(self._real_pool)} real old photos from {used}", flush=True)
         return self._real_pool
 
+    def prepare_data(self) -> None:
+        super().prepare_data()
+        self.real_pool()
+
     def images(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         n_real = max(1, self.batch_size // 2)
         real = [D.random_crop(self.real_pool(), rng, self.crop) for _ in range(n_real)]
@@ -368,8 +395,8 @@ class MappingStage(Stage):
             if not cfg.get(key):
                 raise ValueError(f"stage {self.name} needs '{key}': a trained run directory "
                                  "or weights folder")
-        self.vae_a = load_trained(cfg["vae_a"], "vae_a", "vae").to(self.device)
-        self.vae_b = load_trained(cfg["vae_b"], "vae_b_quality", "vae").to(self.device)
+        self.vae_a = self.frozen(load_trained(cfg["vae_a"], "vae_a", "vae"))
+        self.vae_b = self.frozen(load_trained(cfg["vae_b"], "vae_b_quality", "vae"))
         width_a = self.vae_a.config["width"]
         width_b = self.vae_b.config["width"]
         if width_a != width_b:
@@ -498,7 +525,7 @@ class DetectorStage(Stage):
 
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
         b = self.to_device(batch)
-        logits = self.ddp["N"](b["image"])
+        logits = self.ddp["N"](b["image"]).float()  # the focal/CE terms in float32 under bf16
         loss, parts = detector_loss(logits, b["mask"], gamma=self.weight("focal_gamma", 0.2),
                                     beta=self.weight("focal_beta", 10.0))
         self.optimize("N", loss)
@@ -538,7 +565,10 @@ class FaceStage(Stage):
             mapping = load_trained(cfg["mapping"], "mapping_quality", "mapping_quality", "M")
             vae_a = load_trained(cfg["vae_a"], "vae_a", "vae")
             vae_b = load_trained(cfg["vae_b"], "vae_b_quality", "vae")
-            self.stage1 = (vae_a.to(self.device), mapping.to(self.device), vae_b.to(self.device))
+            self.stage1 = (self.frozen(vae_a), self.frozen(mapping), self.frozen(vae_b))
+
+    def prepare_data(self) -> None:
+        """Faces are read by :meth:`batches` itself."""
 
     def batches(self, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
         faces_dir = self.cfg.get("faces")

@@ -7,13 +7,24 @@ checkpoints (networks + optimisers + schedulers + step + RNG states, written ato
 when ``tensorboard`` is installed, always a ``log.jsonl`` and PNG sample sheets) and DDP.
 
 Checkpoint layout in ``out_dir``: ``checkpoint.pt`` (the latest) and ``config.json`` (the resolved config).
+
+Accelerator options (config keys; all off by default, so CPU runs are unchanged):
+
+* ``time_budget`` (seconds): the run stops when its time is up instead of at ``steps`` (which stays an
+  upper bound); the learning rate then follows the same constant-then-linear shape over *time*, decaying
+  from ``time_decay_start`` (fraction of the budget, default 0.5) to 0 at the end.  A GPU leg shares one
+  wall-clock budget between stages this way, whatever the machine's speed;
+* ``precision``: ``"bf16"`` runs the forward passes under ``torch.autocast`` in bfloat16 (backward and the
+  optimiser steps outside it, parameters stay float32; bf16 needs no loss scaling);
+* ``channels_last``: networks and image batches in NHWC memory format (faster convolutions on GPUs);
+* ``data_workers``: crops are cut and degraded in that many DataLoader worker processes (each with its own
+  seeded generator), since the synthesis on the CPU, not the GPU, bounds a small network's speed.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import sys
 import time
@@ -23,9 +34,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from oldphoto.files import atomic_write, atomic_write_text
+from oldphoto.tensors import batch_to_images
 from oldphoto.train import distributed
 
 CHECKPOINT = "checkpoint.pt"
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
 
 def linear_decay(total_steps: int, decay_start: int):
@@ -38,6 +52,75 @@ def linear_decay(total_steps: int, decay_start: int):
         return max(0.0, 1.0 - (step - decay_start) / decay_len)
 
     return factor
+
+
+def time_decay(budget_s: float, decay_start: float, clock: dict[str, float]):
+    """LR multiplier over wall-clock time: 1 until ``decay_start`` (fraction of ``budget_s``), then linearly
+    to 0 at the end of the budget.  ``clock["t0"]`` is the start of training (set once the data is ready)."""
+    decay_start = min(max(decay_start, 0.0), 0.999)
+
+    def factor(step: int) -> float:
+        t0 = clock.get("t0")
+        if t0 is None:
+            return 1.0
+        frac = (time.time() - t0) / budget_s
+        if frac < decay_start:
+            return 1.0
+        return max(0.0, 1.0 - (frac - decay_start) / (1.0 - decay_start))
+
+    return factor
+
+
+def autocast_context(device: torch.device, precision: str):
+    """``torch.autocast`` for ``precision`` ("fp32": a no-op context)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    dtype = PRECISIONS[precision]
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return str(device)
+
+
+class _StageStream(torch.utils.data.IterableDataset):
+    """A stage's batch generator run inside DataLoader workers, each with its own seeded generator."""
+
+    def __init__(self, stage, seed: int, rank: int, start: int) -> None:
+        super().__init__()
+        self.stage, self.seed, self.rank, self.start = stage, seed, rank, start
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        worker = info.id if info is not None else 0
+        torch.set_num_threads(1)  # one process per core does the parallelism
+        try:
+            import cv2
+
+            cv2.setNumThreads(1)
+        except ImportError:  # pragma: no cover
+            pass
+        # stream 0 is the single-process generator; workers draw from streams 1..N
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.rank, self.start, 1 + worker]))
+        return self.stage.batches(rng)
+
+
+def batch_stream(stage, data_rng: np.random.Generator, workers: int, seed: int, rank: int, start: int,
+                 pin: bool):
+    """The training batches: the stage's own generator (``workers`` = 0, the reproducible path) or a
+    DataLoader over ``workers`` forked processes."""
+    if workers <= 0:
+        return stage.batches(data_rng)
+    import multiprocessing
+
+    stage.prepare_data()  # decode the photo pools once, before forking, so workers share them
+    ctx = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
+    loader = torch.utils.data.DataLoader(_StageStream(stage, seed, rank, start), batch_size=None,
+                                         num_workers=workers, pin_memory=pin, prefetch_factor=4,
+                                         multiprocessing_context=ctx)
+    return iter(loader)
 
 
 def seed_everything(seed: int, rank: int = 0, step: int = 0) -> np.random.Generator:
@@ -82,23 +165,21 @@ class Logger:
             return
         rows = []
         for name, t in images.items():
-            t = ((t.detach().float().cpu()[:4] + 1) * 0.5).clamp(0, 1)
-            if t.shape[1] == 1:
-                t = t.repeat(1, 3, 1, 1)
+            t = batch_to_images(t[:4])  # N×H×W×C in [0, 1]
+            if t.shape[3] == 1:
+                t = np.repeat(t, 3, axis=3)
             if self.writer is not None:
-                self.writer.add_images(name, t, step)
-            rows.append(torch.cat(list(t), dim=2))  # C×H×(N·W)
-        width = max(r.shape[2] for r in rows)
-        rows = [torch.nn.functional.pad(r, (0, width - r.shape[2])) for r in rows
-                if r.shape[1] == rows[0].shape[1]]
-        sheet = torch.cat(rows, dim=1).permute(1, 2, 0).numpy()
+                self.writer.add_images(name, t, step, dataformats="NHWC")
+            rows.append(np.concatenate(list(t), axis=1))  # H×(N·W)×C
+        width = max(r.shape[1] for r in rows)
+        rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows
+                if r.shape[0] == rows[0].shape[0]]
+        sheet = np.concatenate(rows, axis=0)
         from PIL import Image
 
         path = self.out_dir / "samples" / f"step_{step:07d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.png")
-        Image.fromarray((sheet * 255 + 0.5).astype(np.uint8)).save(tmp)
-        os.replace(tmp, path)
+        image = Image.fromarray((sheet * 255 + 0.5).astype(np.uint8))
+        atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
 
     def close(self) -> None:
         if self.writer is not None:
@@ -106,9 +187,7 @@ class Logger:
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -131,6 +210,14 @@ def train(stage_name: str, config: dict[str, Any], out_dir: str | Path, *, resum
     total = int(cfg.get("steps", 1000))
     decay_start = int(cfg.get("decay_start", total // 2))
     seed = int(cfg.get("seed", 0))
+    budget = float(cfg.get("time_budget") or 0)
+    precision = str(cfg.get("precision", "fp32"))
+    autocast_context(info.device, precision)  # validates the name before anything is built
+    if info.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop sizes: let cuDNN pick its fastest kernels
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    cfg["device_used"] = device_name(info.device)
     if info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
     distributed.barrier(info)
@@ -144,8 +231,12 @@ def train(stage_name: str, config: dict[str, Any], out_dir: str | Path, *, resum
     start = int(ckpt["step"]) if ckpt else 0
 
     data_rng = seed_everything(seed, info.rank, start)
+    if cfg.get("init_from") and ckpt is None:
+        _adopt_card_configs(stage_name, cfg, Path(str(cfg["init_from"])))
     stage = build_stage(stage_name, cfg, info)
-    factor = linear_decay(total, decay_start)
+    clock: dict[str, float] = {}
+    factor = (time_decay(budget, float(cfg.get("time_decay_start", 0.5)), clock) if budget > 0
+              else linear_decay(total, decay_start))
     schedulers = {k: torch.optim.lr_scheduler.LambdaLR(opt, factor) for k, opt in stage.optimizers.items()}
     if ckpt is not None:
         stage.load_state(ckpt["nets"], ckpt["optims"])
@@ -162,11 +253,10 @@ def train(stage_name: str, config: dict[str, Any], out_dir: str | Path, *, resum
     stage.wrap_distributed()
 
     if info.is_main:
-        tmp = out_dir / "config.json.tmp"
-        tmp.write_text(json.dumps({"stage": stage_name, **cfg}, indent=2))
-        os.replace(tmp, out_dir / "config.json")
+        atomic_write_text(out_dir / "config.json", json.dumps({"stage": stage_name, **cfg}, indent=2))
     logger = Logger(out_dir, info.is_main)
-    batches = stage.batches(data_rng)
+    batches = batch_stream(stage, data_rng, int(cfg.get("data_workers", 0)), seed, info.rank, start,
+                           pin=info.device.type == "cuda")
     log_every = int(cfg.get("log_every", 10))
     sample_every = int(cfg.get("sample_every", 200))
     ckpt_every = int(cfg.get("checkpoint_every", 200))
@@ -187,14 +277,23 @@ def train(stage_name: str, config: dict[str, Any], out_dir: str | Path, *, resum
     losses: dict[str, float] = {}
     t0 = time.time()
     step = start
+    saved = start if ckpt is not None else -1
+
+    def out_of_time() -> bool:
+        return budget > 0 and "t0" in clock and time.time() - clock["t0"] >= budget
+
     try:
-        while step < total:
+        while step < total and not out_of_time():
             batch = next(batches)
-            raw = stage.train_step(batch, step)
+            if "t0" not in clock:
+                clock["t0"] = t0 = time.time()  # the budget counts training, not worker start-up
+            with autocast_context(info.device, precision):
+                raw = stage.train_step(batch, step)
             for sch in schedulers.values():
                 sch.step()
             step += 1
-            if step % log_every == 0 or step == total:
+            last = step == total or out_of_time()
+            if step % log_every == 0 or last:
                 losses = {k: float(distributed.mean_across(v.detach().float(), info)) for k, v in raw.items()}
                 if not all(math.isfinite(v) for v in losses.values()):
                     raise FloatingPointError(f"non-finite loss at step {step}: {losses}")
@@ -207,13 +306,18 @@ def train(stage_name: str, config: dict[str, Any], out_dir: str | Path, *, resum
                           flush=True)
             else:
                 losses = {k: float(v.detach()) for k, v in raw.items()}
-            if step % sample_every == 0 or step == total:
+            if step % sample_every == 0 or last:
                 logger.images(step, stage.samples(batch))
-            if step % ckpt_every == 0 or step == total:
+            if step % ckpt_every == 0 or last:
                 checkpoint(step)
+                saved = step
+        if saved != step:  # e.g. steps=0: still leave a checkpoint of what was trained
+            checkpoint(step)
     finally:
         logger.close()
-    result: dict[str, Any] = {"step": step, "losses": losses, "stage": stage}
+        del batches  # shuts DataLoader workers down
+    result: dict[str, Any] = {"step": step, "losses": losses, "stage": stage,
+                              "seconds": round(time.time() - t0, 2), "device": cfg["device_used"]}
     if info.enabled:
         result["ranks_in_sync"] = _ranks_in_sync(stage, info)
         if info.is_main and not quiet:
@@ -221,11 +325,34 @@ def train(stage_name: str, config: dict[str, Any], out_dir: str | Path, *, resum
     return result
 
 
+def _is_weights_folder(source: Path) -> bool:
+    return source.is_dir() and not (source / CHECKPOINT).is_file() and any(source.glob("*.safetensors"))
+
+
+def _adopt_card_configs(stage_name: str, cfg: dict[str, Any], source: Path) -> None:
+    """``init_from`` a weights folder (e.g. the bundled one): the exported networks take the configs of
+    their cards, so a warm start always builds them at the widths the weights have."""
+    if not _is_weights_folder(source):
+        return
+    from oldphoto.train.stages import STAGES
+    from oldphoto.weights import find_card
+
+    for key, (role, _arch) in STAGES[stage_name].exports.items():
+        if (source / f"{role}.safetensors").is_file():
+            card = find_card(role, source)
+            if card is not None:
+                cfg.setdefault("nets", {})[key] = dict(card.config)
+
+
 def _init_from(stage, source: Path, verbose: bool) -> None:
     """Warm start (config ``init_from``): the networks of another run's checkpoint that this stage also
     has, with fresh optimisers, schedule and step 0 (unlike --resume, which continues a run as it was).
     Networks the source lacks (e.g. VAE_A's latent discriminator when starting from a run without it)
-    keep their fresh initialisation."""
+    keep their fresh initialisation.  ``source`` may also be a weights folder (``<role>.safetensors`` +
+    card, e.g. the bundled weights): then the networks the stage exports are loaded from their roles."""
+    if _is_weights_folder(source):
+        _init_from_weights(stage, source, verbose)
+        return
     path = source / CHECKPOINT if source.is_dir() else source
     ckpt = load_checkpoint(path)
     loaded = []
@@ -237,6 +364,22 @@ def _init_from(stage, source: Path, verbose: bool) -> None:
         raise RuntimeError(f"init_from {path}: none of the networks {sorted(stage.nets)} is in it")
     if verbose:
         print(f"[train] initialised {', '.join(loaded)} from {path} (step {ckpt.get('step')})", flush=True)
+
+
+def _init_from_weights(stage, source: Path, verbose: bool) -> None:
+    from oldphoto.weights import load_model
+
+    loaded = []
+    for key, (role, _arch) in type(stage).exports.items():
+        if (source / f"{role}.safetensors").is_file():  # never the fallback to the bundled folder
+            net = load_model(role, weights_dir=source)
+            stage.nets[key].load_state_dict(net.state_dict())  # strict: widths must match
+            loaded.append(f"{key}<-{role}")
+    if not loaded:
+        roles = sorted(r for r, _ in type(stage).exports.values())
+        raise RuntimeError(f"init_from {source}: none of {', '.join(roles)} is in this weights folder")
+    if verbose:
+        print(f"[train] initialised {', '.join(loaded)} from the weights folder {source}", flush=True)
 
 
 def _ranks_in_sync(stage, info: distributed.DistInfo) -> bool:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from oldphoto.files import atomic_write_text
 from oldphoto.weights.store import WeightsError, sha256_file
 
 __all__ = ["DownloadError", "Fetched", "default_cache_dir", "cache_path", "fetch"]
@@ -264,9 +265,7 @@ def _read_meta(meta: Path, url: str) -> dict[str, Any]:
 
 
 def _write_meta(meta: Path, info: dict[str, Any]) -> None:
-    tmp = meta.with_name(meta.name + ".tmp")
-    tmp.write_text(json.dumps(info), encoding="utf-8")
-    os.replace(tmp, meta)
+    atomic_write_text(meta, json.dumps(info))
 
 
 def _discard(part: Path, meta: Path) -> None:

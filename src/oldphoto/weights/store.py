@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from oldphoto.files import sha256_file  # noqa: F401  (cards record the source file's hash)
+from oldphoto.files import (
+    atomic_write,
+    sha256_file,  # noqa: F401  (cards record the source file's hash)
+)
 
 __all__ = [
     "FORMAT_VERSION", "ROLES", "OFFICIAL_SOURCES", "Card", "WeightsError", "MissingWeightsError",
@@ -167,19 +169,6 @@ def _umask() -> int:
     return mask
 
 
-def _write_atomic(path: Path, write) -> None:
-    """Write via a temp file in the same folder, then os.replace (never a half-written ``path``)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _storable_state(module: nn.Module) -> dict[str, torch.Tensor]:
     # safetensors wants contiguous tensors that share no memory
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in module.state_dict().items()}
@@ -218,14 +207,14 @@ def save_model(module: nn.Module, role: str, dest_dir: str | os.PathLike, source
                 path=dest / f"{role}.safetensors")
     tensors = _storable_state(module)
     meta = {"format_version": str(FORMAT_VERSION), "role": role, "architecture": arch, "config": config_json}
-    _write_atomic(dest / f"{role}.safetensors", lambda tmp: save_file(tensors, tmp, metadata=meta))
+    atomic_write(dest / f"{role}.safetensors", lambda tmp: save_file(tensors, tmp, metadata=meta))
 
     def write_card(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(card.to_json(), f, indent=2, sort_keys=False)
             f.write("\n")
 
-    _write_atomic(dest / f"{role}.json", write_card)
+    atomic_write(dest / f"{role}.json", write_card)
     return card
 
 

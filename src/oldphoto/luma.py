@@ -1,0 +1,22 @@
+"""The one BT.601 luma: ``Y = 0.299 R + 0.587 G + 0.114 B`` (full range).
+
+These are the weights of Pillow's ``convert("L")``, which made the official detector's input, so the
+detector, the tone and colour stages, gray output files, the synthesis and NIQE all use them.  (The
+PSNR-Y/SSIM-Y metrics use MATLAB's studio-range ``rgb2ycbcr`` instead, as the literature does:
+:func:`oldphoto.metrics.fullref.rgb_to_luma`.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+WEIGHTS = (0.299, 0.587, 0.114)
+LUMA = np.array(WEIGHTS, dtype=np.float32)
+
+
+def luma(image: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+    """Luma ``H×W`` of an ``H×W×3`` image (channels past the third are ignored), computed in ``dtype``."""
+    array = np.asarray(image, dtype=dtype)
+    if array.ndim != 3 or array.shape[2] < 3:
+        raise ValueError(f"expected an H×W×3 image, got shape {array.shape}")
+    return array[..., :3] @ np.array(WEIGHTS, dtype=dtype)

@@ -1,0 +1,37 @@
+"""Training data reads photos as `oldphoto restore` does and splits scikit-image's photos as the corpus."""
+
+import numpy as np
+from PIL import Image
+
+from oldphoto.synth.corpus import split_of
+from oldphoto.train import data as D
+
+
+def test_training_reader_honours_exif_orientation(tmp_path):
+    pixels = np.zeros((60, 100, 3), np.uint8)
+    pixels[:, :50] = 255  # left half white as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # displayed rotated 90° clockwise: 60 wide, 100 high, white on top
+    Image.fromarray(pixels).save(tmp_path / "rotated.jpg", exif=exif, quality=95)
+    (pool,) = D.load_pool(tmp_path, max_side=200, min_side=16)
+    assert pool.shape == (100, 60, 3)
+    assert pool[:40].mean() > 200 and pool[60:].mean() < 50
+
+
+def test_random_crop_is_float_in_range_and_upscales_small_photos():
+    rng = np.random.default_rng(0)
+    pool = [np.full((40, 50, 3), 200, np.uint8)]
+    crop = D.random_crop(pool, rng, 64)
+    assert crop.shape == (64, 64, 3) and crop.dtype == np.float32
+    assert np.allclose(crop, 200 / 255, atol=1e-3)
+
+
+def test_skimage_pools_use_the_corpus_split():
+    train = D.load_pool("skimage:train", max_side=64, min_side=16)
+    heldout = D.load_pool("skimage:heldout", max_side=64, min_side=16)
+    everything = D.load_pool("skimage", max_side=64, min_side=16)
+    assert len(train) + len(heldout) == len(everything)
+    from oldphoto.synth.sources import skimage_photos
+
+    expected = sum(split_of(f"skimage/{f.name}") == "heldout" for f in skimage_photos())
+    assert len(heldout) == expected >= 1

@@ -1,0 +1,182 @@
+"""The GPU leg's pieces on the CPU: the pack, time budgets, warm starts from a weights folder, bf16 /
+channels-last / worker batches, and (slow) the whole leg in smoke mode."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from oldphoto.synth import sources as SRC
+from oldphoto.synth.corpus import Corpus, split_of
+from oldphoto.train.config import load_stage_config
+from oldphoto.train.data import load_pool
+from oldphoto.train.export import export_runs
+from oldphoto.train.pack import build_pack, pack_sources
+from oldphoto.train.trainer import load_checkpoint, train
+
+ROOT = Path(__file__).resolve().parents[2]
+FAST = ["lambda_vgg=0", "lambda_gan=0"]
+
+
+def _write_photos(folder: Path, n: int, prefix: str, size=(320, 240)) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rs = np.random.default_rng(len(prefix))
+    for i in range(n):
+        img = (rs.random((size[1] // 16, size[0] // 16, 3)) * 255).astype(np.uint8)
+        img = cv2.resize(img, size, interpolation=cv2.INTER_CUBIC)
+        cv2.imwrite(str(folder / f"{prefix}{i:02d}.jpg"), img)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """A photo corpus with held-out photos, an evaluation-only source and two real old photos."""
+    base = tmp_path_factory.mktemp("leg_corpus")
+    _write_photos(base / "photos", 16, "p")
+    _write_photos(base / "opencv-doc", 3, "cv")
+    _write_photos(base / "old", 2, "old")
+    found = (SRC.folder_photos(base / "photos", "clean")
+             + SRC.folder_photos(base / "opencv-doc", "clean", source="opencv-doc")
+             + SRC.folder_photos(base / "old", "real_old"))
+    SRC.build_corpus(base / "corpus", found, max_side=320, log=lambda m: None)
+    return base / "corpus"
+
+
+@pytest.fixture(scope="module")
+def pack(corpus, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("leg_pack") / "pack"
+    build_pack(corpus, out, budget_mib=0.3, size=64, per_old=3, vgg_layers=0, log=lambda m: None)
+    return out
+
+
+def test_pack_holds_only_training_photos_with_their_licences(corpus, pack):
+    entries = Corpus(corpus).entries
+    held = {e.key for e in entries if e.kind == "clean" and e.split == "heldout"}
+    assert held, "the test corpus needs held-out photos"
+    manifest = json.loads((pack / "manifest.json").read_text())
+    clean = Corpus(pack).clean("train")
+    assert len(clean) > 16 and clean[0].shape == (64, 64, 3)
+    assert not set(clean.keys) & held  # no crop of a held-out photo
+    assert all(split_of(k) == "train" for k in clean.keys)
+    assert not any("opencv" in k for k in clean.keys)  # evaluation-only source never packed
+    assert "clean_heldout" not in manifest["packs"]
+    assert {e.key for e in entries if e.kind == "clean" and e.split == "train"
+            and "opencv" not in e.source} <= set(clean.keys)  # every training photo has a crop
+    for key in clean.keys:
+        assert manifest["sources"][key]["license"] and manifest["sources"][key]["split"] == "train"
+    assert manifest["bytes"] <= 0.3 * 2**20 * 1.05
+    # the training loader reads it through the configs' source names
+    src = pack_sources(pack)
+    assert len(load_pool(src["photos"][0], 768, 64)) == len(clean)
+    assert len(load_pool(src["real_old"][0], 768, 64)) == 6
+
+
+def test_pack_refuses_to_replace_a_folder_that_is_not_a_pack(corpus, tmp_path):
+    from oldphoto.train.pack import PackError
+
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "keep.txt").write_text("mine")
+    with pytest.raises(PackError, match="not a pack"):
+        build_pack(corpus, tmp_path / "x", budget_mib=0.1, size=64, vgg_layers=0, log=lambda m: None)
+    assert (tmp_path / "x" / "keep.txt").read_text() == "mine"
+
+
+def test_time_budget_stops_the_run_and_decays_the_lr(tmp_path):
+    cfg = load_stage_config("tiny", "vae_b", [*FAST, "time_budget=1.5", "log_every=1"], runs_dir=tmp_path)
+    result = train("vae_b", cfg, tmp_path / "b", steps=100000, quiet=True)
+    assert 0 < result["step"] < 100000
+    assert result["seconds"] < 10
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["step"] == result["step"]
+    lrs = [json.loads(line)["lr"] for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert lrs[0] == pytest.approx(2e-4) and lrs[-1] < 0.5e-4  # constant, then down towards 0 at the end
+
+
+def test_init_from_a_weights_folder_takes_its_widths_and_weights(tmp_path):
+    source = train("vae_b", load_stage_config("tiny", "vae_b", FAST, runs_dir=tmp_path / "r"),
+                   tmp_path / "r" / "vae_b", steps=1, quiet=True)
+    export_runs(tmp_path / "r", tmp_path / "w")
+    # the config asks for another width: a warm start from a weights folder builds what the card says
+    cfg = load_stage_config("tiny", "vae_b", [*FAST, "nets.G.width=4", f"init_from={tmp_path / 'w'}"],
+                            runs_dir=tmp_path)
+    warm = train("vae_b", cfg, tmp_path / "b", steps=0, quiet=True)
+    a = source["stage"].nets["G"].state_dict()
+    b = warm["stage"].nets["G"].state_dict()
+    assert warm["stage"].nets["G"].config["width"] == 8
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not warm["stage"].optimizers["G"].state_dict()["state"]  # fresh Adam
+    # a folder without the stage's role is an error, not a silent fall-back to the bundled weights
+    cfg = load_stage_config("tiny", "vae_a", [*FAST, f"init_from={tmp_path / 'w'}"], runs_dir=tmp_path)
+    cfg["real_old"] = [str(ROOT / "examples" / "real_old")]
+    with pytest.raises(RuntimeError, match="none of vae_a"):
+        train("vae_a", cfg, tmp_path / "a", steps=1, quiet=True)
+
+
+def test_bf16_channels_last_and_worker_batches(tmp_path, pack):
+    sets = [*FAST, "precision=\"bf16\"", "channels_last=true", "data_workers=1", "lambda_latent_gan=1.0"]
+    cfg = load_stage_config("tiny", "vae_a", sets, runs_dir=tmp_path)
+    cfg.update(pack_sources(pack))
+    result = train("vae_a", cfg, tmp_path / "a", steps=2, quiet=True)
+    assert result["step"] == 2 and all(np.isfinite(v) for v in result["losses"].values())
+    assert "latent_g" in result["losses"]
+    g = result["stage"].nets["G"]
+    assert all(p.dtype == torch.float32 for p in g.parameters())  # autocast leaves the weights in fp32
+    assert result["stage"].cfg["photo_source_used"].startswith("corpus:")  # pools loaded before forking
+    bad = load_stage_config("tiny", "vae_b", [*FAST, "precision=\"fp8\""], runs_dir=tmp_path)
+    with pytest.raises(ValueError, match="precision"):
+        train("vae_b", bad, tmp_path / "x", steps=1, quiet=True)
+
+
+@pytest.mark.slow
+def test_smoke_leg_end_to_end(tmp_path, pack):
+    """scripts/gpu_leg.sh --smoke: every stage, export, split weights, evaluation, logs."""
+    out = tmp_path / "out"
+    env = {"OUT": str(out), "GPU_LEG_PACK": str(pack), "PYTHON": sys.executable, "GPU_LEG_BUDGET": "40",
+           "OLDPHOTO_CORPUS": str(tmp_path / "no_corpus"), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_leg.sh"), "--smoke", "--reserve", "15",
+                           "--work", str(tmp_path / "work")], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["stages"]) == {"vae_b", "vae_a", "detector", "mapping_quality", "mapping_scratch",
+                                      "mapping_hr"}
+    assert all(e["steps"] > 0 and e["precision"] == "bf16" for e in summary["stages"].values())
+    assert summary["evaluation"]["new"]["unstructured"]["restored"]["n"] > 0
+    assert (out / "leg.log").is_file() and (out / "runs_logs.tar.gz").is_file()
+    parts = sorted(out.glob("weights.tar.part*"))
+    assert parts and all(p.stat().st_size <= 15 * 2**20 for p in parts)
+    from oldphoto.train.leg import import_leg
+    from oldphoto.weights import load_model
+
+    assert len(import_leg(out, tmp_path / "weights")) == 7
+    card = json.loads((tmp_path / "weights" / "vae_a.json").read_text())
+    assert "SMOKE" in card["notes"] and "steps" in card["notes"] and "on cpu" in card["notes"]
+    assert load_model("mapping_scratch", weights_dir=tmp_path / "weights").config["width"] == 128
+
+
+def test_weights_parts_round_trip_and_import_checks(tmp_path):
+    import tarfile
+
+    from oldphoto.train.leg import PART_BYTES, _bundle_weights, import_leg
+
+    train("detector", load_stage_config("tiny", "detector", ["crop=32"], runs_dir=tmp_path / "r"),
+          tmp_path / "r" / "detector", steps=1, quiet=True)
+    export_runs(tmp_path / "r", tmp_path / "w")
+    (tmp_path / "out").mkdir()
+    parts = _bundle_weights(tmp_path / "w", tmp_path / "out")
+    assert parts == ["weights.tar.part0"] and (tmp_path / "out" / parts[0]).stat().st_size < PART_BYTES
+    assert import_leg(tmp_path / "out", tmp_path / "dest", metrics={"x": 1}) == ["detector"]
+    assert json.loads((tmp_path / "dest" / "detector.json").read_text())["metrics"] == {"x": 1}
+    with pytest.raises(FileExistsError, match="--replace"):
+        import_leg(tmp_path / "out", tmp_path / "dest")
+    assert import_leg(tmp_path / "out", tmp_path / "dest", replace=True) == ["detector"]
+    # a tar that would write outside its folder is refused before anything is written
+    (tmp_path / "evil").mkdir()
+    with tarfile.open(tmp_path / "evil" / "weights.tar.part0", "w") as tar:
+        tar.add(tmp_path / "w" / "detector.json", arcname="../detector.json")
+    with pytest.raises(ValueError, match="unexpected entry"):
+        import_leg(tmp_path / "evil", tmp_path / "dest2")
+    assert not (tmp_path / "dest2").exists()
