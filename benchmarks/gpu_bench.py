@@ -148,13 +148,17 @@ def main() -> None:
     ap.add_argument("--budget-s", type=float, default=450.0, help="stop starting rows after this")
     ap.add_argument("--precisions", nargs="+", default=None)
     ap.add_argument("--folder-count", type=int, default=None)
+    ap.add_argument("--max-memory", default="auto",
+                    help="tile budget passed to the pipeline; auto: half the GPU's free memory on CUDA "
+                         "(the product's default 2G would cut a 4096×3072 photo into 12 tiles run twice), "
+                         "else the product's default")
     args = ap.parse_args()
     preflight()
 
     import numpy as np
     import torch
 
-    from oldphoto.pipeline import Restorer
+    from oldphoto.pipeline import RestoreOptions, Restorer
     from oldphoto.stages.runtime import resolve_device
 
     clock = Clock(args.budget_s)
@@ -180,7 +184,12 @@ def main() -> None:
         t = time.perf_counter()
         standin_weights(tmp / "weights", args.smoke)
         meta["weights_seconds"] = round(time.perf_counter() - t, 2)
-        common = {"device": str(device), "weights": tmp / "weights", "faces": False}
+        max_memory = args.max_memory
+        if max_memory == "auto":
+            max_memory = (str(torch.cuda.mem_get_info(device)[0] // 2) if device.type == "cuda"
+                          else RestoreOptions().max_memory)
+        meta["max_memory"] = max_memory
+        common = {"device": str(device), "weights": tmp / "weights", "faces": False, "max_memory": max_memory}
 
         # quality path: every size, every precision; the restorers share loaded networks
         base = Restorer(scratches="off", fidelity=0.0, **common)
@@ -236,8 +245,15 @@ def main() -> None:
 
         # a folder through the command line: decode, restore, encode and write included
         w, h = plan["folder"]
-        row = {"row": "folder", "size": f"{w}x{h}", "precision": "bf16" if "bf16" in precisions else "fp32",
-               "photos": folder_count}
+        precision = "bf16" if "bf16" in precisions else "fp32"
+        # fewer photos when the budget left would not hold them all (estimated from the in-process row
+        # of that size, plus 0.3 s per photo for decoding, encoding and writing)
+        per_photo = next((r["seconds"] for r in rows if r["row"] == "quality" and r["size"] == f"{w}x{h}"
+                          and r["precision"] == precision and "seconds" in r), None)
+        if per_photo and not args.smoke:
+            fits = int((clock.left() - 40) / (per_photo + 0.3))
+            folder_count = max(10, min(folder_count, fits))
+        row = {"row": "folder", "size": f"{w}x{h}", "precision": precision, "photos": folder_count}
         if clock.left() < 60 and not args.smoke:
             rows.append(row | {"note": "skipped: time budget"})
         else:
@@ -252,7 +268,8 @@ def main() -> None:
                 for i in range(folder_count):
                     Image.fromarray(np.roll(img8, i * 7, axis=1)).save(src / f"p{i:03d}.jpg", quality=90)
                 argv = ["restore", str(src), "-o", str(dst), "--device", str(device), "--weights",
-                        str(tmp / "weights"), "--precision", row["precision"], "--scratches", "off",
+                        str(tmp / "weights"), "--precision", row["precision"], "--max-memory", max_memory,
+                        "--scratches", "off",
                         "--fidelity", "0", "--no-faces", "--no-progress"]
                 t = time.perf_counter()
                 rc = cli(argv)
@@ -276,6 +293,7 @@ def render(meta: dict, rows: list[dict]) -> str:
             if r["row"] == "quality" and r["precision"] == "fp32" and "seconds" in r}
     lines = [f"Device: {meta.get('gpu', meta['device'])} (CUDA {meta.get('cuda', '-')}); "
              f"torch {meta['torch']}; {meta['cpus']} CPUs; stand-in official-size networks; "
+             f"--max-memory {meta.get('max_memory')}; "
              f"command `{meta['command']}`"
              + (" (SMOKE: tiny sizes, narrow networks)" if meta["smoke"] else ""), "",
              "| row | size | precision | seconds | ratio vs fp32 | photos/s | peak GiB | stages (s) | note |",
