@@ -695,7 +695,7 @@ class _LazyRestorer:
 
 def _options_record(args) -> dict[str, Any]:
     try:
-        from oldphoto.pipeline import RestoreOptions
+        from oldphoto.options import RestoreOptions
 
         options = RestoreOptions.from_args(args)
         return dataclasses.asdict(options) if dataclasses.is_dataclass(options) else dict(vars(options))
@@ -738,7 +738,7 @@ def register(subparsers) -> None:
 
     cluster.add_arguments(parser)
     try:
-        from oldphoto.pipeline import RestoreOptions
+        from oldphoto.options import RestoreOptions
     except ModuleNotFoundError as exc:
         if not (exc.name or "").startswith("oldphoto"):
             raise
@@ -766,7 +766,7 @@ def main(args, restore: RestoreFn | None = None, stream=None) -> int:
             return 2
     memory_limit = None
     if getattr(args, "memory_limit", "auto") not in (None, "auto"):
-        from oldphoto.stages.tiling import parse_memory
+        from oldphoto.options import parse_memory
 
         try:
             memory_limit = parse_memory(args.memory_limit)

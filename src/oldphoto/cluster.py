@@ -310,7 +310,7 @@ def _first_line(exc: BaseException) -> str:
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     """What the actors' restorer is built from (the restore options of the command line)."""
     try:
-        from oldphoto.pipeline import RestoreOptions
+        from oldphoto.options import RestoreOptions
     except ModuleNotFoundError:
         return {}
     fields = dataclasses.fields(RestoreOptions)

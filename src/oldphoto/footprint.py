@@ -68,7 +68,7 @@ def estimate(header: PhotoHeader, options: Mapping[str, Any] | None = None,
     # decoding: the decoder's buffer, our samples, their oriented copy, then the float pixels
     reading = px * (3 * sample_bytes + 4 + FLOAT_PIXEL)
     restoring = px * (FLOAT_PIXEL + PATH_BYTES_PER_PIXEL[path])
-    from oldphoto.stages.tiling import parse_memory  # the notation of --max-memory (imports torch)
+    from oldphoto.options import parse_memory  # the notation of --max-memory
 
     budget = parse_memory(_option(options, "max_memory", DEFAULT_TILE_BUDGET)) or DEFAULT_TILE_BUDGET
     total = max(reading, restoring + budget) + RUNTIME_BYTES

@@ -9,7 +9,6 @@ done by :mod:`oldphoto.batch`; the semantics of a given mask are handled here.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 import time
@@ -22,12 +21,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from oldphoto.nets.inference import InferenceOptions, prepare
+from oldphoto.options import DEFAULT_FIDELITY, RestoreOptions, parse_memory
 from oldphoto.stages import compat as compat_rules
-from oldphoto.stages.colour import COLOUR_MODES, photo_colour
+from oldphoto.stages.colour import photo_colour
 from oldphoto.stages.defects import (
     DEFAULT_MIN_AREA,
     OFFICIAL_THRESHOLD,
-    SCRATCH_MODES,
     Defects,
     DefectStage,
     calibration,
@@ -38,19 +38,19 @@ from oldphoto.stages.defects import (
     official_mask,
     user_mask,
 )
-from oldphoto.stages.faces import (
-    CROP_FROM,
-    DETECT_ON,
-    FaceDetector,
-    FaceInfo,
-    FaceStage,
-    face_detection_available,
-)
+from oldphoto.stages.faces import FaceDetector, FaceInfo, FaceStage, face_detection_available
 from oldphoto.stages.fidelity import blend, denoised_photo
 from oldphoto.stages.repair import GROW, repair
-from oldphoto.stages.restore import BYTES_PER_PIXEL, PATH_MULTIPLE, PathModels, RestoreStage, tile_side
-from oldphoto.stages.runtime import PRECISIONS, Runner, resolve_device
-from oldphoto.stages.tiling import parse_memory, tile_side_for_budget
+from oldphoto.stages.restore import (
+    BYTES_PER_PIXEL,
+    PATH_MULTIPLE,
+    PathModels,
+    RestoreStage,
+    memory_scale,
+    tile_side,
+)
+from oldphoto.stages.runtime import Runner, resolve_device
+from oldphoto.stages.tiling import tile_side_for_budget
 from oldphoto.stages.tone import Tone, fit_tone, luma
 from oldphoto.tensors import batch_to_images, images_to_batch
 
@@ -65,162 +65,11 @@ PATH_ROLES = {
     "hr": ("vae_a", "mapping_hr", "vae_b_scratch"),
 }
 FACE_ROLES = {256: "face_256", 512: "face_512"}
-# --fidelity for quality-path weights whose card recommends none (e.g. imported official weights): an even
-# blend; the bundled weights' card carries the value measured for them (docs/restore.md)
-DEFAULT_FIDELITY = 0.5
-
 _face_notice_shown = False
 
 
 class PipelineError(RuntimeError):
     """A configuration the pipeline cannot run (the message says what to change)."""
-
-
-@dataclass
-class RestoreOptions:
-    """Options of ``oldphoto restore`` that decide pixels, devices and weights (see docs/restore.md)."""
-
-    scratches: str = "auto"
-    mask_threshold: float | None = None  # None: the detector card's calibrated threshold, else 0.4
-    mask_dilation: int | None = None
-    detect_size: int | None = None
-    scratch_min_area: float | None = None  # None: no area rule (default mode); 2e-4 in compat mode
-    fidelity: float | None = None  # None: the quality-path card's measured value, else DEFAULT_FIDELITY
-    hr: bool = False
-    hr_above: float = 4.0
-    faces: bool | None = None
-    face_detector: str = "hog"
-    face_size: int | None = None
-    face_batch: int = 4
-    face_threshold: float = 0.3
-    face_upsample: int | None = None
-    face_detect_on: str = "original"
-    face_input: str = "restored"
-    keep_tone: bool = True
-    colour: str = "photo"
-    compat: str = "none"
-    device: str = "auto"
-    precision: str = "fp32"
-    weights: Path | None = None
-    max_memory: str = "2G"
-    tile: int | None = None
-    tile_norm: str = "global"
-
-    def validate(self) -> None:
-        if self.scratches not in SCRATCH_MODES:
-            raise ValueError(f"--scratches must be one of {', '.join(SCRATCH_MODES)}, got {self.scratches!r}")
-        if self.colour not in COLOUR_MODES:
-            raise ValueError(f"--colour must be one of {', '.join(COLOUR_MODES)}, got {self.colour!r}")
-        if self.compat not in ("none", "official"):
-            raise ValueError(f"--compat must be none or official, got {self.compat!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.fidelity is not None and not 0.0 <= self.fidelity <= 1.0:
-            raise ValueError(f"--fidelity must be in [0, 1], got {self.fidelity}")
-        if self.scratch_min_area is not None and not 0.0 <= self.scratch_min_area <= 1.0:
-            raise ValueError(f"--scratch-min-area must be a fraction in [0, 1], got {self.scratch_min_area}")
-        if self.mask_threshold is not None and not 0.0 < self.mask_threshold < 1.0:
-            raise ValueError(f"--mask-threshold must be between 0 and 1, got {self.mask_threshold}")
-        if self.mask_dilation is not None and self.mask_dilation < 0:
-            raise ValueError(f"--mask-dilation must be >= 0, got {self.mask_dilation}")
-        if self.face_detector not in ("hog", "cnn"):
-            raise ValueError(f"--face-detector must be hog or cnn, got {self.face_detector!r}")
-        if self.face_size not in (None, 256, 512):
-            raise ValueError(f"--face-size must be 256 or 512, got {self.face_size}")
-        if self.face_input not in CROP_FROM:
-            raise ValueError(f"--face-input must be one of {', '.join(CROP_FROM)}, got {self.face_input!r}")
-        if self.face_detect_on not in DETECT_ON:
-            raise ValueError(f"--face-detect-on must be one of {', '.join(DETECT_ON)}, "
-                             f"got {self.face_detect_on!r}")
-        if self.face_batch < 1:
-            raise ValueError(f"--face-batch must be >= 1, got {self.face_batch}")
-        if self.tile is not None and self.tile < 64:
-            raise ValueError(f"--tile must be at least 64 pixels, got {self.tile}")
-        if self.detect_size is not None and self.detect_size < 64:
-            raise ValueError(f"--detect-size must be at least 64 pixels, got {self.detect_size}")
-        if self.tile_norm not in ("global", "tile"):
-            raise ValueError(f"--tile-norm must be global or tile, got {self.tile_norm!r}")
-        parse_memory(self.max_memory)
-
-    @staticmethod
-    def add_arguments(parser: argparse.ArgumentParser) -> None:
-        """Add the pixel/device/weights options to ``parser`` (file options belong to the caller)."""
-        d = RestoreOptions()
-        g = parser.add_argument_group("defects")
-        g.add_argument("--scratches", choices=SCRATCH_MODES, default=d.scratches,
-                       help="inpaint scratches/dust: auto = when the predicted mask finds defects (default)")
-        g.add_argument("--mask-threshold", type=float, default=d.mask_threshold, metavar="P",
-                       help="defect probability threshold (default: the threshold calibrated for the "
-                            "installed detector, written in its card; 0.4, the official value, when it "
-                            "has none or with --compat official)")
-        g.add_argument("--mask-dilation", type=int, default=d.mask_dilation, metavar="PX",
-                       help="grow predicted masks by a disk of PX pixels (default: 0; the HR path always "
-                            "adds the official 3×3×3 dilation)")
-        g.add_argument("--detect-size", type=int, default=d.detect_size, metavar="PX",
-                       help="run the detector at this short side instead of the photo's own resolution")
-        g.add_argument("--scratch-min-area", type=float, default=d.scratch_min_area, metavar="FRACTION",
-                       help="--scratches auto: also require the defects to cover at least this fraction "
-                            "of the photo (default: no area rule; 0.0002 with --compat official)")
-        g = parser.add_argument_group("restoration")
-        g.add_argument("--fidelity", type=float, default=d.fidelity, metavar="F",
-                       help="away from the defects, 1 keeps the photo's own structure and detail (only "
-                            "denoised), 0 takes the networks' restoration as is; values between blend them "
-                            "(default: the value measured for the installed weights, written in their "
-                            f"card; {DEFAULT_FIDELITY} when it has none; ignored with --compat official)")
-        g.add_argument("--hr", action="store_true", default=d.hr,
-                       help="high-resolution mode: multi-scale patch attention for defects, 512 faces")
-        g.add_argument("--hr-above", type=float, default=d.hr_above, metavar="MPIX",
-                       help="use patch attention for defects above this many megapixels (default 4)")
-        g.add_argument("--keep-tone", action=argparse.BooleanOptionalAction, default=d.keep_tone,
-                       help="keep black-and-white and toned (sepia) photos in their own tone (default on)")
-        g.add_argument("--colour", choices=COLOUR_MODES, default=d.colour,
-                       help="colour photos: photo = restored luminance with the photo's own colours, "
-                            "denoised and filled in under defects (default); network = the networks' "
-                            "colours (see docs/restore.md)")
-        g.add_argument("--compat", choices=("none", "official"), default=d.compat,
-                       help="official = reproduce the official stage-1 output exactly (sizes rounded to "
-                            "×4/×16, min–max stretched); see docs/restore.md")
-        g = parser.add_argument_group("faces")
-        g.add_argument("--faces", action=argparse.BooleanOptionalAction, default=d.faces,
-                       help="enhance faces (default: on when face weights are installed)")
-        g.add_argument("--face-detector", choices=("hog", "cnn"), default=d.face_detector,
-                       help="dlib HOG (fast, frontal) or CNN (slower, finds more faces)")
-        g.add_argument("--face-size", type=int, choices=(256, 512), default=d.face_size,
-                       help="face generator resolution (default 256, 512 with --hr)")
-        g.add_argument("--face-batch", type=int, default=d.face_batch, metavar="N",
-                       help="faces per generator batch (default 4)")
-        g.add_argument("--face-threshold", type=float, default=d.face_threshold, metavar="SCORE",
-                       help="smallest detector score of a face (default 0.3)")
-        g.add_argument("--face-upsample", type=int, default=d.face_upsample, metavar="N",
-                       help="dlib upsampling steps to find small faces (default: enough for the smallest "
-                            "face the photo can hold, 1/40 of its short side, at least 28 px)")
-        g.add_argument("--face-detect-on", choices=DETECT_ON, default=d.face_detect_on,
-                       help="find faces on the original photo (default: faces are clearest there), on the "
-                            "restored one, or on both (merged)")
-        g.add_argument("--face-input", choices=CROP_FROM, default=d.face_input,
-                       help="what the face model enhances: the face of the restored photo (default) or of "
-                            "the original; the result takes the restored photo's tones either way")
-        g = parser.add_argument_group("device and weights")
-        g.add_argument("--device", default=d.device, help="auto | cpu | cuda | cuda:N | mps (default auto)")
-        g.add_argument("--precision", choices=tuple(PRECISIONS), default=d.precision,
-                       help="fp32 (default), bf16 (CPU or CUDA), fp16 (CUDA or MPS)")
-        g.add_argument("--weights", type=Path, default=d.weights, metavar="DIR",
-                       help="weights folder (default: $OLDPHOTO_WEIGHTS or ~/.local/share/oldphoto/weights, "
-                            "then the bundled weights)")
-        g.add_argument("--max-memory", default=d.max_memory, metavar="SIZE",
-                       help="working-memory budget that sets the tile size, e.g. 2G, 800M (default 2G)")
-        g.add_argument("--tile", type=int, default=d.tile, metavar="PX",
-                       help="force this tile side instead of deriving it from --max-memory")
-        g.add_argument("--tile-norm", choices=("global", "tile"), default=d.tile_norm,
-                       help="tiled photos: normalise features with whole-photo statistics (global, default; "
-                            "one extra pass) or per tile (faster, tiles may differ in tone)")
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> RestoreOptions:
-        values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
-        options = cls(**values)
-        options.validate()
-        return options
 
 
 @dataclass
@@ -265,6 +114,8 @@ class Restorer:
         options.validate()
         self.options = options
         self.device = resolve_device(options.device)
+        # how networks are put in their inference form (benchmarks may change it before the first load)
+        self.inference = InferenceOptions.for_device(self.device)
         self.runner = Runner(self.device, options.precision)
         self.budget = parse_memory(options.max_memory)
         self.notices: list[str] = []
@@ -336,6 +187,8 @@ class Restorer:
                 module = load_model(role, self.options.weights, device=str(self.device), dtype=torch.float32)
             for p in module.parameters():
                 p.requires_grad_(False)
+            # modules handed in (tests, benchmarks) keep their structure and state dict
+            prepare(module, self.inference, owned=self._explicit is None)
             self._loaded[role] = module
         return self._loaded[role]
 
@@ -442,14 +295,24 @@ class Restorer:
         return self._face_stage
 
     # ----------------------------------------------------------------------------------- stages
-    def _tile(self, kind: str) -> int:
+    def _tile(self, kind: str, shape: tuple[int, int] | None = None) -> int:
+        """Largest tile side for the detector or a path: the memory budget over the bytes per pixel
+        the loaded networks need at their widths (:func:`memory_scale`).
+
+        The budget bounds a tile's area: a photo of ``shape`` whose area fits runs whole, whatever its
+        aspect (a 2-megapixel 4:3 photo is wider than the square tile of the same area)."""
         if self.compat:
             return 1 << 30  # the official code runs whole images
         if self.options.tile:
             return self.options.tile
         if kind == "detector":
-            return tile_side_for_budget(self.budget, BYTES_PER_PIXEL["detector"], 16, minimum=256)
-        return tile_side(kind, self.budget)
+            scale = memory_scale([self.model("detector")])
+            side = tile_side_for_budget(self.budget, BYTES_PER_PIXEL["detector"] * scale, 16, minimum=256)
+        else:
+            side = tile_side(kind, self.budget, memory_scale([self.model(r) for r in PATH_ROLES[kind]]))
+        if shape is not None and (shape[0] + 64) * (shape[1] + 64) <= side * side:
+            return max(side, max(shape) + 64)  # + 64: room for the padding to the networks' multiple
+        return side
 
     def _run_module(self, fn: Any, *tensors: torch.Tensor) -> torch.Tensor:
         return self.runner(fn, *tensors)
@@ -475,8 +338,9 @@ class Restorer:
         """The detector's defect probability ``H×W`` on ``image``, as :meth:`detect` computes it (padded,
         tiled, at ``--detect-size``), before thresholding and the shape filter."""
         detector = self.model("detector")
+        whole = None if self.options.detect_size else image.shape[:2]  # resized first: no shape known
         stage = DefectStage(lambda x: self.runner(detector, x), self.mask_threshold(), 0,
-                            tile=self._tile("detector"), short_side=self.options.detect_size)
+                            tile=self._tile("detector", whole), short_side=self.options.detect_size)
         return stage.probabilities(_check_image(image))
 
     def networks(self, image: np.ndarray, path: str = "quality", mask: np.ndarray | None = None,
@@ -487,7 +351,7 @@ class Restorer:
         pipeline uses (``oldphoto train evaluate``)."""
         if self.compat:
             raise PipelineError("Restorer.networks runs the default mode's stages (not --compat official)")
-        stage = self._restore_stage(path)
+        stage = self._restore_stage(path, np.shape(image)[:2])
         stage.fit_levels = fit_levels
         return stage(_check_image(image), self.path_models(path), path, mask)
 
@@ -570,14 +434,14 @@ class Restorer:
         """The photo away from its defects: ``--fidelity`` blends the quality path's restoration with
         the photo itself, denoised (the networks are not run at fidelity 1, the denoiser not at 0)."""
         f = self.fidelity()
-        network = None if f == 1.0 else self._restore_stage("quality")(image, self.path_models("quality"),
-                                                                        "quality")
+        network = None if f == 1.0 else self._restore_stage("quality", image.shape[:2])(
+            image, self.path_models("quality"), "quality")
         photo = None if f == 0.0 else denoised_photo(image)
         return blend(network, photo, f)
 
-    def _restore_stage(self, path: str) -> RestoreStage:
-        return RestoreStage(self._run_module, tile=self._tile(path),
-                            norm_passes=1 if self.options.tile_norm == "global" else 0)
+    def _restore_stage(self, path: str, shape: tuple[int, int] | None = None) -> RestoreStage:
+        return RestoreStage(self._run_module, tile=self._tile(path, shape),
+                            norm_passes=1 if self.options.tile_norm == "global" else 0, device=self.device)
 
     def _official(self, image: np.ndarray, mask: np.ndarray | None, timings: dict[str, float]
                   ) -> tuple[np.ndarray, np.ndarray | None, str, Defects | None, None]:

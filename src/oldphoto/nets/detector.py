@@ -28,7 +28,8 @@ __all__ = ["DefectDetector", "BlurPool", "blur_filter"]
 
 def blur_filter(channels: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """The constant depthwise blur-pool filter ``[1,2,1]ᵀ[1,2,1]/16`` repeated for ``channels`` (C×1×3×3)."""
-    a = torch.tensor([1.0, 2.0, 1.0], dtype=torch.float64)
+    # built on the CPU whatever the default device (a meta-device build of the network stays cheap)
+    a = torch.tensor([1.0, 2.0, 1.0], dtype=torch.float64, device="cpu")
     k = (a[:, None] * a[None, :]) / 16.0
     return k[None, None].repeat(channels, 1, 1, 1).to(dtype)
 

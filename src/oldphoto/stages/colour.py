@@ -24,10 +24,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from oldphoto.options import COLOUR_MODES  # noqa: F401  (re-exported)
 from oldphoto.stages.fidelity import MIN_SIGMA, noise_sigma
 from oldphoto.stages.tone import LUMA, Tone, luma
-
-COLOUR_MODES = ("photo", "network")
 
 # ITU-R BT.601 full-range YCbCr (the JPEG convention), chroma centred on 0
 _TO_YCC = np.array([LUMA,

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from oldphoto.options import SCRATCH_MODES  # noqa: F401  (re-exported)
 from oldphoto.stages import compat
 from oldphoto.stages.tiling import crop_to, pad_to_multiple, plan_tiles, run_tiled
 from oldphoto.stages.tone import luma
@@ -29,7 +30,6 @@ from oldphoto.tensors import image_to_tensor
 # detector forward under the pipeline's device/precision: 1×1×h×w in [-1,1] -> 1×1×h×w logits
 DetectorFn = Callable[[torch.Tensor], torch.Tensor]
 
-SCRATCH_MODES = ("auto", "on", "off")
 DETECTOR_MULTIPLE = 16
 OFFICIAL_THRESHOLD = 0.4  # detection.py's threshold for the official detector
 DEFAULT_MIN_AREA = 2e-4  # --scratches auto: defect fraction that selects the scratch path, uncalibrated

@@ -31,6 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from oldphoto.options import FACE_DETECT_ON, FACE_INPUT
 from oldphoto.stages.tone import Tone, luma
 
 log = logging.getLogger(__name__)
@@ -408,8 +409,6 @@ def match_colours(face: np.ndarray, reference: np.ndarray, weight: np.ndarray,
 # the stage
 
 Enhancer = Callable[[np.ndarray], np.ndarray]  # N×S×S×3 [0,1] -> N×S×S×3 [0,1]
-DETECT_ON = ("original", "restored", "both")
-CROP_FROM = ("restored", "original")
 
 
 class FaceStage:
@@ -430,10 +429,10 @@ class FaceStage:
                  crop_from: str = "restored") -> None:
         if size not in (256, 512):
             raise ValueError(f"face size must be 256 or 512, got {size}")
-        if detect_on not in DETECT_ON:
-            raise ValueError(f"detect_on must be one of {', '.join(DETECT_ON)}, got {detect_on!r}")
-        if crop_from not in CROP_FROM:
-            raise ValueError(f"crop_from must be one of {', '.join(CROP_FROM)}, got {crop_from!r}")
+        if detect_on not in FACE_DETECT_ON:
+            raise ValueError(f"detect_on must be one of {', '.join(FACE_DETECT_ON)}, got {detect_on!r}")
+        if crop_from not in FACE_INPUT:
+            raise ValueError(f"crop_from must be one of {', '.join(FACE_INPUT)}, got {crop_from!r}")
         self.enhance = enhance
         self.size = size
         self.detector = detector or FaceDetector()

@@ -37,7 +37,8 @@ PATH_MULTIPLE = {"quality": 4, "scratch": 16, "hr": 16}
 
 # Working memory per input pixel in fp32 at the official network sizes, measured with
 # benchmarks/bench_restore.py (peak RSS growth over a 512² run, rounded up ~20 %); the tile side is
-# sqrt(budget / this).  Chunked attention keeps the scratch/HR figures independent of the tile size.
+# sqrt(budget / (this · memory_scale(networks))).  Chunked attention keeps the scratch/HR figures
+# independent of the tile size.
 BYTES_PER_PIXEL = {"quality": 1400, "scratch": 3400, "hr": 2400, "detector": 3600}
 
 # RestoreStage.many: small images are padded up to multiples of BATCH_STEP (a multiple of every path's
@@ -74,6 +75,16 @@ def tile_side(path: str, budget_bytes: int, scale: float = 1.0) -> int:
     return tile_side_for_budget(budget_bytes, BYTES_PER_PIXEL[path] * scale, PATH_MULTIPLE[path], minimum=256)
 
 
+def memory_scale(modules: list[torch.nn.Module]) -> float:
+    """Working memory of these networks relative to the official sizes the figures were measured at:
+    the largest width ratio among them (features grow with the width; the widest network decides).
+    Never above 1 for smaller networks, so their tiles only grow (the bundled set: 0.5, four times
+    the area per tile)."""
+    from oldphoto.nets import width_ratio
+
+    return max((width_ratio(m) for m in modules), default=1.0)
+
+
 class RestoreStage:
     """Runs one path's networks on a photo.
 
@@ -82,8 +93,11 @@ class RestoreStage:
     """
 
     def __init__(self, run: Callable[..., torch.Tensor], tile: int = 1024, overlap: int = 128,
-                 norm_passes: int = 1, fit_levels: bool = True) -> None:
+                 norm_passes: int = 1, fit_levels: bool = True, device: torch.device | str = "cpu") -> None:
         self.run = run
+        # where the photo's tensors live: on an accelerator, padding, the level fit and the blending of
+        # a one-tile photo stay there (no photo-sized round trips to the host between the stages)
+        self.device = torch.device(device)
         self.fit_levels = fit_levels  # default mode only; compat mode stretches min–max like the official
         self.tile = tile
         self.overlap = overlap
@@ -97,10 +111,10 @@ class RestoreStage:
         multiple = PATH_MULTIPLE[path]
         if models.masked:
             m = np.zeros(image.shape[:2], bool) if mask is None else mask
-            x = image_to_tensor(whiten(image, m))
-            mt = mask_to_tensor(m)
+            x = image_to_tensor(whiten(image, m), self.device)
+            mt = mask_to_tensor(m, self.device)
         else:
-            x, mt = image_to_tensor(image), None
+            x, mt = image_to_tensor(image, self.device), None
         x, size = pad_to_multiple(x, multiple)
         inputs = [x]
         if mt is not None:
@@ -122,7 +136,7 @@ class RestoreStage:
                         fn(*[t[..., y0:y1, x0:x1] for t in inputs])
                 norms.apply()
                 y = run_tiled(fn, inputs, plan, out_channels=3)
-        y = crop_to(y, size)
+        y = crop_to(y.to(x.device), size)
         if self.fit_levels:
             # The networks cannot see global levels (see oldphoto.levels): take them from the photo,
             # fitted over the whole photo (not per tile) and away from the whitened defects.
@@ -164,10 +178,10 @@ class RestoreStage:
         for image, mask in zip(images, masks, strict=True):
             if models.masked:
                 m = np.zeros(image.shape[:2], bool) if mask is None else mask
-                x, mt = image_to_tensor(whiten(image, m)), mask_to_tensor(m)
+                x, mt = image_to_tensor(whiten(image, m), self.device), mask_to_tensor(m, self.device)
                 ms.append(_pad_to(mt, size))
             else:
-                x = image_to_tensor(image)
+                x = image_to_tensor(image, self.device)
             xs.append(_pad_to(x, size))
         x = torch.cat(xs)
         mt = torch.cat(ms) if ms else None

@@ -10,6 +10,7 @@ import torch
 
 log = logging.getLogger(__name__)
 
+# the names of --precision (oldphoto.options.PRECISION_NAMES) -> autocast dtypes
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -54,6 +55,10 @@ class Runner:
         self.device = torch.device(device)
         check_precision(precision, self.device)
         self.precision = precision
+        if self.device.type == "cuda":
+            # photos of one size (a folder, the tiles of a photo) repeat the same shapes: let cuDNN pick
+            # its fastest algorithm per shape once (changes nothing on a CPU)
+            torch.backends.cudnn.benchmark = True
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.precision == "fp32":

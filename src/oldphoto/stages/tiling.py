@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from oldphoto.options import parse_memory  # noqa: F401  (re-exported: the notation of --max-memory)
+
 
 def pad_amounts(size: int, multiple: int) -> int:
     """How many pixels to add after ``size`` to reach the next multiple of ``multiple``."""
@@ -88,7 +90,8 @@ class TilePlan:
 
     height: int
     width: int
-    tile: int
+    tile_h: int
+    tile_w: int
     overlap: int
     ys: tuple[int, ...]
     xs: tuple[int, ...]
@@ -97,9 +100,13 @@ class TilePlan:
     def count(self) -> int:
         return len(self.ys) * len(self.xs)
 
+    @property
+    def tile(self) -> int:
+        return max(self.tile_h, self.tile_w)
+
     def boxes(self) -> list[tuple[int, int, int, int]]:
         """(y0, x0, y1, x1) of every tile, row by row."""
-        th, tw = min(self.tile, self.height), min(self.tile, self.width)
+        th, tw = min(self.tile_h, self.height), min(self.tile_w, self.width)
         return [(y, x, y + th, x + tw) for y in self.ys for x in self.xs]
 
     def weight(self, box: tuple[int, int, int, int]) -> torch.Tensor:
@@ -110,13 +117,33 @@ class TilePlan:
         return wy[:, None] * wx[None, :]
 
 
+def balanced_side(length: int, tile: int, overlap: int, multiple: int) -> int:
+    """The smallest tile side (a multiple of ``multiple``, at most ``tile``) that covers ``length`` with
+    as few tiles as ``tile`` itself does: the tiles share the length evenly instead of the last one
+    overlapping its neighbour by most of its size (2048 px in tiles of at most 1236: two of 1088)."""
+    if tile >= length:
+        return length
+    n = len(tile_starts(length, tile, overlap, multiple))
+    side = -(-(length + (n - 1) * overlap) // n)
+    side = -(-side // multiple) * multiple
+    while side < tile and len(tile_starts(length, side, overlap, multiple)) > n:
+        side += multiple
+    return min(side, tile)
+
+
 def plan_tiles(height: int, width: int, tile: int, overlap: int, multiple: int) -> TilePlan:
-    """Tile layout for a padded ``height×width`` input (both multiples of ``multiple``)."""
+    """Tile layout for a padded ``height×width`` input (both multiples of ``multiple``).
+
+    ``tile`` is the largest side a tile may have (its area, ``tile²``, is what the memory budget
+    allows); each axis uses the smallest side that needs no more tiles (:func:`balanced_side`).
+    """
     tile = max(multiple, tile // multiple * multiple)
     overlap = min(overlap, tile // 2)
-    return TilePlan(height, width, tile, overlap,
-                    tuple(tile_starts(height, tile, overlap, multiple)),
-                    tuple(tile_starts(width, tile, overlap, multiple)))
+    th = balanced_side(height, tile, overlap, multiple)
+    tw = balanced_side(width, tile, overlap, multiple)
+    return TilePlan(height, width, th, tw, overlap,
+                    tuple(tile_starts(height, th, overlap, multiple)),
+                    tuple(tile_starts(width, tw, overlap, multiple)))
 
 
 def run_tiled(fn: Callable[..., torch.Tensor], inputs: list[torch.Tensor], plan: TilePlan,
@@ -124,10 +151,11 @@ def run_tiled(fn: Callable[..., torch.Tensor], inputs: list[torch.Tensor], plan:
     """Run ``fn(*tiles)`` over the tiles of ``inputs`` (each ``1×C×H×W``) and blend the results.
 
     ``fn`` must return ``1×out_channels×(h·scale)×(w·scale)`` for tiles of ``h×w``.  The output lives on
-    the CPU in float32 (the photo-sized buffers never have to fit on the accelerator).
+    the CPU in float32 (the photo-sized buffers never have to fit on the accelerator), except for a
+    single tile, which stays where ``inputs`` are (it fitted there already).
     """
     if plan.count == 1:
-        return fn(*inputs).float().cpu()
+        return fn(*inputs).float().to(inputs[0].device)
     out = torch.zeros(1, out_channels, plan.height * scale, plan.width * scale)
     total = torch.zeros(1, 1, plan.height * scale, plan.width * scale)
     for box in plan.boxes():
@@ -141,27 +169,6 @@ def run_tiled(fn: Callable[..., torch.Tensor], inputs: list[torch.Tensor], plan:
         out[..., y0 * scale:y1 * scale, x0 * scale:x1 * scale] += result * weight
         total[..., y0 * scale:y1 * scale, x0 * scale:x1 * scale] += weight
     return out / total
-
-
-def parse_memory(text: str | int | float | None) -> int | None:
-    """``"3G"``, ``"512M"``, ``"1.5GB"``, ``"2GiB"`` or a number of bytes -> bytes (None stays None)."""
-    if text is None:
-        return None
-    if isinstance(text, int | float):
-        return int(text)
-    s = text.strip().upper().removesuffix("IB").removesuffix("B")
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    factor = 1
-    if s and s[-1] in units:
-        factor = units[s[-1]]
-        s = s[:-1]
-    try:
-        value = float(s)
-    except ValueError:
-        raise ValueError(f"cannot read memory size {text!r} (use e.g. 3G, 512M or a byte count)") from None
-    if value <= 0:
-        raise ValueError(f"memory size must be positive, got {text!r}")
-    return int(value * factor)
 
 
 def tile_side_for_budget(budget_bytes: int, bytes_per_pixel: float, multiple: int,

@@ -51,7 +51,7 @@ def register(subparsers) -> None:
                    help="delete a browser session's files after this many minutes without a visit "
                         "(default 60; all files are deleted when the server stops)")
     try:
-        from oldphoto.pipeline import RestoreOptions
+        from oldphoto.options import RestoreOptions
     except ModuleNotFoundError as exc:
         if not (exc.name or "").startswith("oldphoto"):
             raise

@@ -33,7 +33,7 @@ from PIL import Image
 
 from oldphoto.batch import OK, BatchConfig, Entry, Job, plan_outputs, restore_one
 from oldphoto.io import DEFAULT_JPEG_QUALITY, DEFAULT_MAX_PIXELS, normalise_format, read_photo
-from oldphoto.pipeline import DEFAULT_FIDELITY
+from oldphoto.options import DEFAULT_FIDELITY
 from oldphoto.web.previews import PREVIEW_SIDE, write_overlay, write_preview
 
 UPLOADING, QUEUED, RUNNING, DONE, FAILED = "uploading", "queued", "running", "done", "failed"

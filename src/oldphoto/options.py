@@ -1,0 +1,196 @@
+"""The options of ``oldphoto restore`` that decide pixels, devices and weights (:class:`RestoreOptions`).
+
+Kept apart from :mod:`oldphoto.pipeline` and free of torch (and of every other heavy import) so that
+``oldphoto --help``, argument checking and the batch/cluster/web front ends can build their parsers and
+validate options without loading PyTorch: starting the command line costs tens of milliseconds instead of
+seconds.  The stages import the mode names from here, so each list of choices exists once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["RestoreOptions", "DEFAULT_FIDELITY", "SCRATCH_MODES", "COLOUR_MODES", "PRECISION_NAMES",
+           "parse_memory"]
+
+SCRATCH_MODES = ("auto", "on", "off")
+COLOUR_MODES = ("photo", "network")
+FACE_DETECT_ON = ("original", "restored", "both")  # where faces are looked for
+FACE_INPUT = ("restored", "original")  # which photo's face the face model enhances
+PRECISION_NAMES = ("fp32", "bf16", "fp16")  # oldphoto.stages.runtime.PRECISIONS maps them to dtypes
+
+# --fidelity for quality-path weights whose card recommends none (e.g. imported official weights): an even
+# blend; the bundled weights' card carries the value measured for them (docs/restore.md)
+DEFAULT_FIDELITY = 0.5
+
+
+@dataclass
+class RestoreOptions:
+    """Options of ``oldphoto restore`` that decide pixels, devices and weights (see docs/restore.md)."""
+
+    scratches: str = "auto"
+    mask_threshold: float | None = None  # None: the detector card's calibrated threshold, else 0.4
+    mask_dilation: int | None = None
+    detect_size: int | None = None
+    scratch_min_area: float | None = None  # None: no area rule (default mode); 2e-4 in compat mode
+    fidelity: float | None = None  # None: the quality-path card's measured value, else DEFAULT_FIDELITY
+    hr: bool = False
+    hr_above: float = 4.0
+    faces: bool | None = None
+    face_detector: str = "hog"
+    face_size: int | None = None
+    face_batch: int = 4
+    face_threshold: float = 0.3
+    face_upsample: int | None = None
+    face_detect_on: str = "original"
+    face_input: str = "restored"
+    keep_tone: bool = True
+    colour: str = "photo"
+    compat: str = "none"
+    device: str = "auto"
+    precision: str = "fp32"
+    weights: Path | None = None
+    max_memory: str = "2G"
+    tile: int | None = None
+    tile_norm: str = "global"
+
+    def validate(self) -> None:
+        if self.scratches not in SCRATCH_MODES:
+            raise ValueError(f"--scratches must be one of {', '.join(SCRATCH_MODES)}, got {self.scratches!r}")
+        if self.colour not in COLOUR_MODES:
+            raise ValueError(f"--colour must be one of {', '.join(COLOUR_MODES)}, got {self.colour!r}")
+        if self.compat not in ("none", "official"):
+            raise ValueError(f"--compat must be none or official, got {self.compat!r}")
+        if self.precision not in PRECISION_NAMES:
+            raise ValueError(f"--precision must be one of {', '.join(PRECISION_NAMES)}, "
+                             f"got {self.precision!r}")
+        if self.fidelity is not None and not 0.0 <= self.fidelity <= 1.0:
+            raise ValueError(f"--fidelity must be in [0, 1], got {self.fidelity}")
+        if self.scratch_min_area is not None and not 0.0 <= self.scratch_min_area <= 1.0:
+            raise ValueError(f"--scratch-min-area must be a fraction in [0, 1], got {self.scratch_min_area}")
+        if self.mask_threshold is not None and not 0.0 < self.mask_threshold < 1.0:
+            raise ValueError(f"--mask-threshold must be between 0 and 1, got {self.mask_threshold}")
+        if self.mask_dilation is not None and self.mask_dilation < 0:
+            raise ValueError(f"--mask-dilation must be >= 0, got {self.mask_dilation}")
+        if self.face_detector not in ("hog", "cnn"):
+            raise ValueError(f"--face-detector must be hog or cnn, got {self.face_detector!r}")
+        if self.face_size not in (None, 256, 512):
+            raise ValueError(f"--face-size must be 256 or 512, got {self.face_size}")
+        if self.face_batch < 1:
+            raise ValueError(f"--face-batch must be >= 1, got {self.face_batch}")
+        if self.face_input not in FACE_INPUT:
+            raise ValueError(f"--face-input must be one of {', '.join(FACE_INPUT)}, got {self.face_input!r}")
+        if self.face_detect_on not in FACE_DETECT_ON:
+            raise ValueError(f"--face-detect-on must be one of {', '.join(FACE_DETECT_ON)}, "
+                             f"got {self.face_detect_on!r}")
+        if self.tile is not None and self.tile < 64:
+            raise ValueError(f"--tile must be at least 64 pixels, got {self.tile}")
+        if self.detect_size is not None and self.detect_size < 64:
+            raise ValueError(f"--detect-size must be at least 64 pixels, got {self.detect_size}")
+        if self.tile_norm not in ("global", "tile"):
+            raise ValueError(f"--tile-norm must be global or tile, got {self.tile_norm!r}")
+        parse_memory(self.max_memory)
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        """Add the pixel/device/weights options to ``parser`` (file options belong to the caller)."""
+        d = RestoreOptions()
+        g = parser.add_argument_group("defects")
+        g.add_argument("--scratches", choices=SCRATCH_MODES, default=d.scratches,
+                       help="inpaint scratches/dust: auto = when the predicted mask finds defects (default)")
+        g.add_argument("--mask-threshold", type=float, default=d.mask_threshold, metavar="P",
+                       help="defect probability threshold (default: the threshold calibrated for the "
+                            "installed detector, written in its card; 0.4, the official value, when it "
+                            "has none or with --compat official)")
+        g.add_argument("--mask-dilation", type=int, default=d.mask_dilation, metavar="PX",
+                       help="grow predicted masks by a disk of PX pixels (default: 0; the HR path always "
+                            "adds the official 3×3×3 dilation)")
+        g.add_argument("--detect-size", type=int, default=d.detect_size, metavar="PX",
+                       help="run the detector at this short side instead of the photo's own resolution")
+        g.add_argument("--scratch-min-area", type=float, default=d.scratch_min_area, metavar="FRACTION",
+                       help="--scratches auto: also require the defects to cover at least this fraction "
+                            "of the photo (default: no area rule; 0.0002 with --compat official)")
+        g = parser.add_argument_group("restoration")
+        g.add_argument("--fidelity", type=float, default=d.fidelity, metavar="F",
+                       help="away from the defects, 1 keeps the photo's own structure and detail (only "
+                            "denoised), 0 takes the networks' restoration as is; values between blend them "
+                            "(default: the value measured for the installed weights, written in their "
+                            f"card; {DEFAULT_FIDELITY} when it has none; ignored with --compat official)")
+        g.add_argument("--hr", action="store_true", default=d.hr,
+                       help="high-resolution mode: multi-scale patch attention for defects, 512 faces")
+        g.add_argument("--hr-above", type=float, default=d.hr_above, metavar="MPIX",
+                       help="use patch attention for defects above this many megapixels (default 4)")
+        g.add_argument("--keep-tone", action=argparse.BooleanOptionalAction, default=d.keep_tone,
+                       help="keep black-and-white and toned (sepia) photos in their own tone (default on)")
+        g.add_argument("--colour", choices=COLOUR_MODES, default=d.colour,
+                       help="colour photos: photo = restored luminance with the photo's own colours, "
+                            "denoised and filled in under defects (default); network = the networks' "
+                            "colours (see docs/restore.md)")
+        g.add_argument("--compat", choices=("none", "official"), default=d.compat,
+                       help="official = reproduce the official stage-1 output exactly (sizes rounded to "
+                            "×4/×16, min–max stretched); see docs/restore.md")
+        g = parser.add_argument_group("faces")
+        g.add_argument("--faces", action=argparse.BooleanOptionalAction, default=d.faces,
+                       help="enhance faces (default: on when face weights are installed)")
+        g.add_argument("--face-detector", choices=("hog", "cnn"), default=d.face_detector,
+                       help="dlib HOG (fast, frontal) or CNN (slower, finds more faces)")
+        g.add_argument("--face-size", type=int, choices=(256, 512), default=d.face_size,
+                       help="face generator resolution (default 256, 512 with --hr)")
+        g.add_argument("--face-batch", type=int, default=d.face_batch, metavar="N",
+                       help="faces per generator batch (default 4)")
+        g.add_argument("--face-threshold", type=float, default=d.face_threshold, metavar="SCORE",
+                       help="smallest detector score of a face (default 0.3)")
+        g.add_argument("--face-upsample", type=int, default=d.face_upsample, metavar="N",
+                       help="dlib upsampling steps to find small faces (default: enough for the smallest "
+                            "face the photo can hold, 1/40 of its short side, at least 28 px)")
+        g.add_argument("--face-detect-on", choices=FACE_DETECT_ON, default=d.face_detect_on,
+                       help="find faces on the original photo (default: faces are clearest there), on the "
+                            "restored one, or on both (merged)")
+        g.add_argument("--face-input", choices=FACE_INPUT, default=d.face_input,
+                       help="what the face model enhances: the face of the restored photo (default) or of "
+                            "the original; the result takes the restored photo's tones either way")
+        g = parser.add_argument_group("device and weights")
+        g.add_argument("--device", default=d.device, help="auto | cpu | cuda | cuda:N | mps (default auto)")
+        g.add_argument("--precision", choices=PRECISION_NAMES, default=d.precision,
+                       help="fp32 (default), bf16 (CPU or CUDA), fp16 (CUDA or MPS)")
+        g.add_argument("--weights", type=Path, default=d.weights, metavar="DIR",
+                       help="weights folder (default: $OLDPHOTO_WEIGHTS or ~/.local/share/oldphoto/weights, "
+                            "then the bundled weights)")
+        g.add_argument("--max-memory", default=d.max_memory, metavar="SIZE",
+                       help="working-memory budget that sets the tile size, e.g. 2G, 800M (default 2G)")
+        g.add_argument("--tile", type=int, default=d.tile, metavar="PX",
+                       help="force this tile side instead of deriving it from --max-memory")
+        g.add_argument("--tile-norm", choices=("global", "tile"), default=d.tile_norm,
+                       help="tiled photos: normalise features with whole-photo statistics (global, default; "
+                            "one extra pass) or per tile (faster, tiles may differ in tone)")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> RestoreOptions:
+        values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+        options = cls(**values)
+        options.validate()
+        return options
+
+
+def parse_memory(text: str | int | float | None) -> int | None:
+    """``"3G"``, ``"512M"``, ``"1.5GB"``, ``"2GiB"`` or a number of bytes -> bytes (None stays None)."""
+    if text is None:
+        return None
+    if isinstance(text, int | float):
+        return int(text)
+    s = text.strip().upper().removesuffix("IB").removesuffix("B")
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    factor = 1
+    if s and s[-1] in units:
+        factor = units[s[-1]]
+        s = s[:-1]
+    try:
+        value = float(s)
+    except ValueError:
+        raise ValueError(f"cannot read memory size {text!r} (use e.g. 3G, 512M or a byte count)") from None
+    if value <= 0:
+        raise ValueError(f"memory size must be positive, got {text!r}")
+    return int(value * factor)
