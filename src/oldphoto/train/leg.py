@@ -219,15 +219,18 @@ def _bundle_logs(runs: Path, out: Path) -> None:
 
 def quick_evaluate(folders: dict[str, Path], crops: int = 2, size: int = 256, log=print) -> dict[str, Any]:
     """The held-out table of :mod:`oldphoto.train.evaluate` for several weights folders on the same crops."""
-    from oldphoto.pipeline import Restorer
-    from oldphoto.train.evaluate import Chain, evaluate_restoration, heldout_cases, markdown_table
+    from oldphoto.train.evaluate import (
+        evaluate_restoration,
+        evaluation_restorer,
+        heldout_cases,
+        markdown_table,
+    )
 
     cases, used = heldout_cases(crops=crops, size=size)
     results: dict[str, Any] = {"heldout_source": used, "cases": len(cases)}
     for name, folder in folders.items():
         t0 = time.time()
-        restorer = Restorer(weights=Path(folder), faces=False, device="cpu")
-        res = evaluate_restoration(Chain.from_weights(folder), cases, restorer)
+        res = evaluate_restoration(evaluation_restorer(weights=folder), cases, pipeline=True)
         results[name] = res
         log(f"[leg] evaluation of {name} ({folder}) on {len(cases)} cases of {used}, "
             f"{time.time() - t0:.0f} s:\n{markdown_table(res)}")

@@ -96,12 +96,8 @@ class _StageStream(torch.utils.data.IterableDataset):
         info = torch.utils.data.get_worker_info()
         worker = info.id if info is not None else 0
         torch.set_num_threads(1)  # one process per core does the parallelism
-        try:
-            import cv2
-
-            cv2.setNumThreads(1)
-        except ImportError:  # pragma: no cover
-            pass
+        # (not cv2.setNumThreads: in a process forked after OpenCV's thread pool ran, it waits forever on
+        # that pool's lock; tests/train hung there)
         # stream 0 is the single-process generator; workers draw from streams 1..N
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.rank, self.start, 1 + worker]))
         return self.stage.batches(rng)
