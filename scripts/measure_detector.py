@@ -13,7 +13,7 @@
   beside the overlays, not a false-alarm rate.
 
     python scripts/measure_detector.py --weights src/oldphoto/weights/bundled \\
-        --real ../shared/data/real_old examples/solvay_1927.jpg --out detector_metrics.json
+        --real examples/real_old examples/solvay_1927.jpg --out detector_metrics.json
 """
 
 from __future__ import annotations

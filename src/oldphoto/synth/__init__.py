@@ -16,14 +16,18 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# imported on first use, so that ``oldphoto --help`` (which imports oldphoto.synth.cli) stays fast
+# The function ``degrade`` shares its name with its module: once anything imports the module
+# ``oldphoto.synth.degrade``, the import system binds that name on this package to the module, and a
+# lazy attribute would then hand out the module instead of the function.  So that module is imported
+# here, eagerly; the corpus is imported on first use, to keep ``oldphoto --help`` fast.
+from oldphoto.synth.degrade import KINDS, DegradeConfig, Degraded, degrade  # noqa: E402, F401
+
 _EXPORTS = {
     "Corpus": "corpus", "CorpusError": "corpus", "ImageSet": "corpus", "load_image": "corpus",
     "random_crop": "corpus", "sample_pair": "corpus",
-    "KINDS": "degrade", "DegradeConfig": "degrade", "Degraded": "degrade", "degrade": "degrade",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted([*_EXPORTS, "KINDS", "DegradeConfig", "Degraded", "degrade"])
 
 
 def __getattr__(name: str) -> Any:
