@@ -318,7 +318,7 @@ def test_sigkill_during_a_write_leaves_a_report_and_the_next_run_cleans_up(tmp_p
 def test_photo_that_cannot_fit_is_refused_from_its_header(tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     _img(src / "small.png")
-    Image.new("RGB", (4000, 3000), (50, 60, 70)).save(src / "large.png")  # 12 Mpx: about 3.9 GB
+    Image.new("RGB", (4000, 3000), (50, 60, 70)).save(src / "large.png")  # 12 Mpx: about 4.1 GB
     restorer = Inverter()
     started = time.perf_counter()
     code, log = _run([src, "-o", out, "--memory-limit", "3G", "--report", tmp_path / "r.json"], restorer)
@@ -326,7 +326,7 @@ def test_photo_that_cannot_fit_is_refused_from_its_header(tmp_path):
     by_name = {Path(e["input"]).name: e for e in _report(tmp_path / "r.json")["inputs"]}
     assert by_name["small.png"]["status"] == "ok"
     reason = by_name["large.png"]["reason"]
-    assert reason.startswith("not enough memory: a 4000x3000 (12.0 Mpx) photo needs about 3.")
+    assert reason.startswith("not enough memory: a 4000x3000 (12.0 Mpx) photo needs about 4.")
     assert "--memory-limit of 3.0 GB" in reason
     # a smaller tile budget brings the same photo under the limit
     code, _ = _run([src, "-o", out, "--memory-limit", "3G", "--max-memory", "256M"], restorer)
