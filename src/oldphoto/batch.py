@@ -737,13 +737,9 @@ def register(subparsers) -> None:
     from oldphoto import cluster
 
     cluster.add_arguments(parser)
-    try:
-        from oldphoto.options import RestoreOptions
-    except ModuleNotFoundError as exc:
-        if not (exc.name or "").startswith("oldphoto"):
-            raise
-    else:
-        RestoreOptions.add_arguments(parser)
+    from oldphoto.options import RestoreOptions  # torch-free: --help stays fast
+
+    RestoreOptions.add_arguments(parser)
     parser.set_defaults(func=main)
 
 

@@ -50,13 +50,9 @@ def register(subparsers) -> None:
     g.add_argument("--session-minutes", type=float, default=60.0, metavar="MIN",
                    help="delete a browser session's files after this many minutes without a visit "
                         "(default 60; all files are deleted when the server stops)")
-    try:
-        from oldphoto.options import RestoreOptions
-    except ModuleNotFoundError as exc:
-        if not (exc.name or "").startswith("oldphoto"):
-            raise
-    else:
-        RestoreOptions.add_arguments(parser)
+    from oldphoto.options import RestoreOptions  # torch-free: --help stays fast
+
+    RestoreOptions.add_arguments(parser)
     parser.set_defaults(func=main)
 
 
