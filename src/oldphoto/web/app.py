@@ -27,7 +27,7 @@ import mimetypes
 import os
 import tempfile
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -255,19 +255,19 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
             return error(request, session, 404, "no such preview")
         return file_reply(request, session, job.preview(kind), attachment=False)
 
-    async def download(request: Request) -> Response:
+    def restored_file(request: Request, file_of: Callable[[PhotoJob], Path | None]) -> Response:
+        """A file of a finished photo (its result or its mask), as an attachment."""
         session = session_of(request)
         job = found(request, session)
         if job is None or job.status != DONE:
             return error(request, session, 404, "no restored photo with this id")
-        return file_reply(request, session, job.output, attachment=True)
+        return file_reply(request, session, file_of(job), attachment=True)
+
+    async def download(request: Request) -> Response:
+        return restored_file(request, lambda job: job.output)
 
     async def mask(request: Request) -> Response:
-        session = session_of(request)
-        job = found(request, session)
-        if job is None or job.status != DONE:
-            return error(request, session, 404, "no restored photo with this id")
-        return file_reply(request, session, job.mask, attachment=True)
+        return restored_file(request, lambda job: job.mask)
 
     async def download_zip(request: Request) -> Response:
         session = session_of(request)
