@@ -87,7 +87,7 @@ def photo_colour(restored: np.ndarray, photo: np.ndarray, mask: np.ndarray | Non
         sigma = noise_sigma(c)
         # chroma as clean as an 8-bit quantisation: what the estimate sees is colour texture, kept as it is
         limit = CHROMA_CLAMP * sigma if sigma >= MIN_SIGMA else 0.0
-        if mask is not None and mask.any():
+        if mask is not None and mask.any() and toned is None:  # (a toned photo takes its tone's there)
             c = _inpaint_chroma(c, mask)
         smooth = guided_filter(y, c, radius, eps) if toned is None else toned @ _TO_YCC[k]
         if mask is not None and mask.any():  # under the defects the filled-in chroma is free to change
