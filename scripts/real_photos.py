@@ -9,7 +9,7 @@ from the repairs: the energy of the luma high-pass (the photo minus its Gaussian
 7-px dilation of the repaired mask, as a fraction of the input's.  The classical reference is OpenCV's
 non-local means (h = 10, the `classical` baseline of `oldphoto evaluate`).  Writes a Markdown table to
 stdout and, per photo, a 100 % contact sheet `input | mask | ours | non-local means` (a crop, see
---crop) so that a person can judge it.
+--crop) so that a person can judge it; `--summary FILE` stacks them into one JPEG.
 """
 
 from __future__ import annotations
@@ -72,6 +72,8 @@ def main() -> None:
     ap.add_argument("--crop", action="append", default=[], metavar="STEM=X,Y",
                     help="top-left corner of a photo's contact-sheet crop (default: its centre)")
     ap.add_argument("--crop-size", type=int, default=320)
+    ap.add_argument("--summary", type=Path, default=None,
+                    help="also write every contact sheet, one under the other, to this JPEG (for docs)")
     args = ap.parse_args()
     crops = dict(c.split("=", 1) for c in args.crop)
     options = {"faces": False, "weights": args.weights}
@@ -101,6 +103,14 @@ def main() -> None:
                 np.repeat(result.mask[..., None], 3, axis=2).astype(np.float32)
             box = crop_box(photo.shape[:2], args.crop_size, crops.get(path.stem))
             contact_sheet([photo, mask, result.image, nlm], box, args.out / f"{path.stem}.png")
+    if args.out and args.summary:
+        sheets = [np.asarray(Image.open(args.out / f"{p.stem}.png")) for p in args.photos]
+        width = max(s.shape[1] for s in sheets)
+        rows = []
+        for s in sheets:
+            rows += [np.pad(s, ((0, 0), (0, width - s.shape[1]), (0, 0)), constant_values=255),
+                     np.full((6, width, 3), 255, np.uint8)]
+        Image.fromarray(np.concatenate(rows[:-1])).save(args.summary, quality=88)
 
 
 if __name__ == "__main__":

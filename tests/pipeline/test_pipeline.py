@@ -68,11 +68,15 @@ def test_auto_decides_from_the_predicted_mask(models_no_faces):
     clean = smooth_image(64, 48)
     assert restorer(models).restore(clean).path == "quality"
     scratched = clean.copy()
-    scratched[30, 4:44] = 0.0
+    scratched[2:62, 30] = 0.0  # down the photo: 1.25 short sides
     r = restorer(models).restore(scratched)
-    assert r.path == "scratch" and r.mask[30, 10] and r.mask.sum() == 40
-    assert restorer(models, mask_dilation=1).restore(scratched).mask.sum() > 40
-    # one speck is not worth a repair in auto mode, nor a scratch below --scratch-min-area
+    assert r.path == "scratch" and r.mask[10, 30] and r.mask.sum() == 60
+    assert restorer(models, mask_dilation=1).restore(scratched).mask.sum() > 60
+    # a short stroke or one speck is not worth a repair in auto mode, nor a scratch below
+    # --scratch-min-area
+    short = clean.copy()
+    short[4:30, 30] = 0.0
+    assert restorer(models).restore(short).path == "quality"
     speck = clean.copy()
     speck[5, 5] = 0.0
     assert restorer(models).restore(speck).path == "quality"

@@ -96,7 +96,23 @@ def test_a_bright_scratch_is_a_defect_and_one_side_of_an_edge_is_not():
     flagged[60:160, 120:122] = True  # the detector's typical mistake: the bright side of the edge
     d = find_defects(_prob_from(flagged), gray, 0.5)
     assert d.mask[40, 10:110].all() and not d.mask[:, 115:].any()
-    assert (d.strokes, d.content) == (1, 1) and d.worth_repairing()
+    assert (d.strokes, d.content) == (1, 1)
+    assert d.stroke_length == pytest.approx(0.5, abs=0.02)  # 100 px of a 200-px photo
+    assert not d.worth_repairing()  # one short stroke is no proof: letters and collars look like it
+
+
+def test_auto_repairs_strokes_that_add_up_to_the_photo_side():
+    from oldphoto.stages.defects import find_defects
+
+    gray = np.full((200, 300), 0.3, np.float32)
+    flagged = np.zeros_like(gray, bool)
+    for y in (40, 100, 160):  # three scratches, 90 px each: 1.35 short sides
+        gray[y, 20:110] = 0.95
+        flagged[y, 20:110] = True
+    d = find_defects(_prob_from(flagged), gray, 0.5)
+    assert d.strokes == 3 and d.stroke_length == pytest.approx(1.35, abs=0.05) and d.worth_repairing()
+    one = find_defects(_prob_from(flagged & (np.arange(200) < 70)[:, None]), gray, 0.5)
+    assert one.strokes == 1 and not one.worth_repairing()
 
 
 def test_hysteresis_takes_the_soft_edges_of_a_defect_only():
@@ -119,9 +135,8 @@ def test_specks_count_and_a_doubtful_large_region_is_left_alone():
         gray[y:y + 2, x:x + 2] = 0.95
         flagged[y:y + 2, x:x + 2] = True
     one = find_defects(_prob_from(flagged), gray, 0.5)
-    assert one.specks == 3 and one.worth_repairing()
-    two = find_defects(_prob_from(flagged & (np.arange(300) < 50)[:, None]), gray, 0.5)
-    assert two.specks == 1 and not two.worth_repairing()  # a single speck is not worth a repair
+    assert one.specks == 3 and one.mask.sum() == 12
+    assert not one.worth_repairing()  # specks alone prove nothing: collars and highlights look like dust
     # a large bright patch (a sky, say) flagged with middling confidence is scene content
     gray[150:230, 150:230] = 0.95
     patch = np.zeros_like(flagged)

@@ -1,6 +1,7 @@
 """The bundled small weights load and restore a photo with no further step."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -138,6 +139,21 @@ def test_bundled_detector_flags_almost_nothing_on_defect_free_content(scene, bun
     raw, defects = bundled_detect(image)
     assert raw.mean() < RAW_BOUND[scene], f"{scene}: {100 * raw.mean():.2f} % of the pixels flagged"
     assert defects.area < 5e-3, f"{scene}: {100 * defects.area:.2f} % would be repaired"
+    assert not defects.worth_repairing(), f"{scene}: --scratches auto would repair it"
+
+
+# the real old photos in examples/real_old: which of them carry scratches, as a person sees them
+SCRATCHED = {"scratched_boy_portrait", "scratched_girl_cigarette"}
+
+
+def test_auto_repairs_the_scratched_real_photos_and_leaves_the_others_alone(real_old_dir, bundled_detect):
+    from oldphoto.io import read_photo
+
+    solvay = Path(__file__).resolve().parents[2] / "examples" / "solvay_1927.jpg"  # no scratches either
+    for path in [*sorted(real_old_dir.glob("*.png")), solvay]:
+        _, defects = bundled_detect(read_photo(path).pixels)
+        assert defects.worth_repairing() == (path.stem in SCRATCHED), (
+            f"{path.stem}: strokes add up to {defects.stroke_length:.2f} short sides, blobs {defects.blobs}")
 
 
 def test_faces_are_off_by_default_with_the_bundled_weights(tmp_path, monkeypatch):
