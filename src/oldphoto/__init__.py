@@ -6,14 +6,11 @@ and ``oldphoto --help`` do not pay for torch).
 
 from __future__ import annotations
 
+from oldphoto.lazy import lazy_exports
+
 __version__ = "0.1.0"
 
 __all__ = ["Restorer", "RestoreOptions", "Result", "__version__"]
 
-
-def __getattr__(name: str):
-    if name in ("Restorer", "RestoreOptions", "Result"):
-        from oldphoto import pipeline
-
-        return getattr(pipeline, name)
-    raise AttributeError(f"module 'oldphoto' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, {"Restorer": "pipeline", "RestoreOptions": "pipeline",
+                                               "Result": "pipeline"}, eager=("__version__",))

@@ -13,8 +13,7 @@ Images are float32 RGB ``H×W×3`` in [0, 1].  Exports are lazy, so importing th
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from oldphoto.lazy import lazy_exports
 
 _EXPORTS = {
     "psnr": "fullref", "ssim": "fullref", "psnr_y": "fullref", "ssim_y": "fullref", "rgb_to_luma": "fullref",
@@ -29,12 +28,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"oldphoto.metrics.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'oldphoto.metrics' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -13,8 +13,7 @@ Trainers use::
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from oldphoto.lazy import lazy_exports
 
 # The function ``degrade`` shares its name with its module: once anything imports the module
 # ``oldphoto.synth.degrade``, the import system binds that name on this package to the module, and a
@@ -27,14 +26,8 @@ _EXPORTS = {
     "random_crop": "corpus", "sample_pair": "corpus",
 }
 
-__all__ = sorted([*_EXPORTS, "KINDS", "DegradeConfig", "Degraded", "degrade"])
+_EAGER = ("KINDS", "DegradeConfig", "Degraded", "degrade")
 
+__all__ = sorted([*_EXPORTS, *_EAGER])
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"oldphoto.synth.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'oldphoto.synth' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, eager=_EAGER)

@@ -6,8 +6,7 @@ command) does not import torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from oldphoto.lazy import lazy_exports
 
 _EXPORTS = {
     "Card": "store", "WeightsError": "store", "MissingWeightsError": "store", "ROLES": "store",
@@ -19,12 +18,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"oldphoto.weights.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'oldphoto.weights' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
