@@ -90,6 +90,17 @@ def test_bad_images_are_rejected():
         degrade(np.zeros((4, 4, 3), np.float32), 0)
 
 
-def test_uint8_range_input_is_clipped_not_crashing(photo):
-    s = degrade(photo.astype(np.float64), 0)
-    assert s.degraded.dtype == np.float32
+def test_0_255_data_is_refused_with_a_clear_error(photo):
+    with pytest.raises(ValueError, match="divide 8-bit data by 255"):
+        degrade((photo * 255).astype(np.uint8), 0)
+    with pytest.raises(ValueError, match=r"values up to 2\d\d"):
+        degrade(photo.astype(np.float64) * 255, 0)
+
+
+def test_a_slight_overshoot_is_clipped_and_float64_accepted(photo):
+    over = photo.astype(np.float64)
+    over[0, 0] = 1.02  # what a resampling filter leaves
+    s = degrade(over, 0)
+    assert s.degraded.dtype == np.float32 and s.clean.max() <= 1.0
+    ref = degrade(np.clip(over, 0, 1).astype(np.float32), 0)
+    assert np.array_equal(s.degraded, ref.degraded)

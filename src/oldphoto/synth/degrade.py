@@ -94,15 +94,24 @@ def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
     return np.random.default_rng(rng)
 
 
+MAX_OVERSHOOT = 1.5  # above this, a float image holds 0–255 data, not [0, 1]
+
+
 def _check_image(image: np.ndarray) -> np.ndarray:
     arr = np.asarray(image)
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise ValueError(f"expected an H×W×3 RGB image, got shape {arr.shape}")
     if arr.shape[0] < 8 or arr.shape[1] < 8:
         raise ValueError(f"image too small for synthesis: {arr.shape[1]}×{arr.shape[0]}")
-    if arr.dtype != np.float32:
-        arr = arr.astype(np.float32)
-    return np.clip(arr, 0.0, 1.0)
+    # 8-bit data clipped to [0, 1] would silently become a white image: refuse it instead
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(f"expected a float RGB image in [0, 1], got {arr.dtype} (divide 8-bit data by 255)")
+    top = float(arr.max()) if arr.size else 0.0
+    if top > MAX_OVERSHOOT:
+        raise ValueError(f"expected a float RGB image in [0, 1], got values up to {top:g} "
+                         "(divide 8-bit data by 255)")
+    # resampling overshoots [0, 1] a little: that is clipped
+    return np.clip(arr.astype(np.float32, copy=False), 0.0, 1.0)
 
 
 def degrade(clean: np.ndarray, rng: np.random.Generator | int | None = None,
