@@ -21,26 +21,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from oldphoto.modes import DefaultMode, Mode, OfficialMode
 from oldphoto.nets.inference import InferenceOptions, prepare
 from oldphoto.options import DEFAULT_FIDELITY, RestoreOptions, parse_memory
-from oldphoto.stages import compat as compat_rules
-from oldphoto.stages.colour import photo_colour
 from oldphoto.stages.defects import (
-    DEFAULT_MIN_AREA,
     OFFICIAL_THRESHOLD,
     Defects,
     DefectStage,
     calibration,
     dilate,
-    dilate_official,
     find_defects,
     needs_inpainting,
-    official_mask,
-    user_mask,
 )
 from oldphoto.stages.faces import FaceDetector, FaceInfo, FaceStage, face_detection_available
-from oldphoto.stages.fidelity import blend, denoised_photo
-from oldphoto.stages.repair import GROW, repair
 from oldphoto.stages.restore import (
     BYTES_PER_PIXEL,
     PATH_MULTIPLE,
@@ -51,7 +44,7 @@ from oldphoto.stages.restore import (
 )
 from oldphoto.stages.runtime import Runner, resolve_device
 from oldphoto.stages.tiling import tile_side_for_budget
-from oldphoto.stages.tone import Tone, fit_tone, luma
+from oldphoto.stages.tone import luma
 from oldphoto.tensors import batch_to_images, images_to_batch
 
 __all__ = ["RestoreOptions", "Restorer", "Result", "FaceInfo", "PipelineError"]
@@ -125,6 +118,7 @@ class Restorer:
         self._info: dict[str, str] | None = None
         self._threshold: float | None = None
         self._fidelity: float | None = None
+        self.mode: Mode = OfficialMode(self) if options.compat == "official" else DefaultMode(self)
         self.faces_enabled = self._decide_faces()
         if self._explicit is None:  # explicit modules (tests, benchmarks) are checked when used
             for role in self.required_roles():
@@ -150,17 +144,13 @@ class Restorer:
         return other
 
     # ----------------------------------------------------------------------------------- models
-    @property
-    def compat(self) -> bool:
-        return self.options.compat == "official"
-
     def required_roles(self) -> list[str]:
         """Roles that must be installed for this configuration (checked up front, loaded lazily)."""
         roles = list(PATH_ROLES["quality"])
         if self.options.scratches != "off":
             roles += ["detector", "mapping_scratch", "vae_b_scratch"]
-            if self.options.hr or not self.compat:
-                roles.append("mapping_hr")  # default mode may pick HR by size
+            if self.options.hr or self.mode.hr_by_size:
+                roles.append("mapping_hr")
         if self.faces_enabled:
             roles.append(FACE_ROLES[self.face_size])
         return list(dict.fromkeys(roles))
@@ -193,11 +183,11 @@ class Restorer:
         return self._loaded[role]
 
     def min_defect_area(self) -> float:
-        """--scratches auto's area rule: the user's --scratch-min-area; none (0) in default mode, where
-        the defects' shapes decide (:meth:`Defects.worth_repairing`); 2e-4 in compat mode."""
+        """--scratches auto's area rule: the user's --scratch-min-area, else the mode's (none in default
+        mode, where the defects' shapes decide: :meth:`Defects.worth_repairing`)."""
         if self.options.scratch_min_area is not None:
             return self.options.scratch_min_area
-        return DEFAULT_MIN_AREA if self.compat else 0.0
+        return self.mode.min_defect_area
 
     def fidelity(self) -> float:
         """The user's --fidelity, else the one measured for the quality-path weights (their card), else
@@ -217,7 +207,7 @@ class Restorer:
         """The user's threshold, else the one calibrated for the detector's weights, else the official 0.4."""
         if self.options.mask_threshold is not None:
             return self.options.mask_threshold
-        if self.compat or self._explicit is not None:
+        if not self.mode.calibrated_threshold or self._explicit is not None:
             return OFFICIAL_THRESHOLD
         if self._threshold is None:  # read once per Restorer, like the detector itself
             self._threshold = calibration(self.options.weights)[0]
@@ -291,7 +281,8 @@ class Restorer:
             detector = FaceDetector(self.options.face_detector, self.options.face_upsample,
                                     self.options.face_threshold)
             self._face_stage = FaceStage(enhance, self.face_size, detector, self.options.face_batch,
-                                         self.compat, self.options.face_detect_on, self.options.face_input)
+                                         self.mode.official, self.options.face_detect_on,
+                                         self.options.face_input)
         return self._face_stage
 
     # ----------------------------------------------------------------------------------- stages
@@ -301,8 +292,8 @@ class Restorer:
 
         The budget bounds a tile's area: a photo of ``shape`` whose area fits runs whole, whatever its
         aspect (a 2-megapixel 4:3 photo is wider than the square tile of the same area)."""
-        if self.compat:
-            return 1 << 30  # the official code runs whole images
+        if self.mode.whole_images:
+            return 1 << 30
         if self.options.tile:
             return self.options.tile
         if kind == "detector":
@@ -323,15 +314,14 @@ class Restorer:
         o = self.options
         if o.scratches == "off" or defects is None:
             return "quality"
-        # the official --with_scratch sends every photo through the scratch path; ours repairs defects
-        if not defects.mask.any() and not (self.compat and o.scratches == "on"):
+        if not defects.mask.any() and not (self.mode.on_repairs_every_photo and o.scratches == "on"):
             return "quality"
         if o.scratches == "auto":
             if not needs_inpainting(defects.mask, self.min_defect_area()):
                 return "quality"
-            if not (user or self.compat or defects.worth_repairing()):
+            if self.mode.shape_rules and not (user or defects.worth_repairing()):
                 return "quality"
-        big = not self.compat and shape[0] * shape[1] > o.hr_above * 1e6
+        big = self.mode.hr_by_size and shape[0] * shape[1] > o.hr_above * 1e6
         return "hr" if (o.hr or big) else "scratch"
 
     def probabilities(self, image: np.ndarray) -> np.ndarray:
@@ -349,9 +339,9 @@ class Restorer:
         levels fitted to the input unless ``fit_levels`` is False; ``mask``: the defects the scratch/HR
         path fills): no fidelity blend, local repair, tone or faces.  For evaluating the networks the
         pipeline uses (``oldphoto train evaluate``)."""
-        if self.compat:
+        if self.mode.official:
             raise PipelineError("Restorer.networks runs the default mode's stages (not --compat official)")
-        stage = self._restore_stage(path, np.shape(image)[:2])
+        stage = self.restore_stage(path, np.shape(image)[:2])
         stage.fit_levels = fit_levels
         return stage(_check_image(image), self.path_models(path), path, mask)
 
@@ -372,10 +362,7 @@ class Restorer:
         image = _check_image(image)
         timings: dict[str, float] = {}
         shape = image.shape[:2]
-        if self.compat:
-            out, used_mask, path, defects, tone = self._official(image, mask, timings)
-        else:
-            out, used_mask, path, defects, tone = self._default(image, mask, timings)
+        out, used_mask, path, defects, tone = self.mode.stage1(image, mask, timings)
         stage1 = out
 
         faces: list[FaceInfo] = []
@@ -396,89 +383,12 @@ class Restorer:
                 f.box = (round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy))
         return Result(image=np.ascontiguousarray(out, dtype=np.float32), mask=used_mask, faces=faces,
                       timings=timings, models=self.model_info(), path=path, stage1=stage1, defects=defects,
-                      fidelity=None if self.compat else self.fidelity())
+                      fidelity=self.mode.fidelity())
 
-    def _default(self, image: np.ndarray, mask: np.ndarray | None, timings: dict[str, float]
-                 ) -> tuple[np.ndarray, np.ndarray | None, str, Defects | None, Tone | None]:
-        """Default mode: a fidelity blend of the quality path and the denoised photo, defects repaired
-        locally by the scratch (or HR) path, then the photo's own tone or colours."""
-        o = self.options
-        tone = fit_tone(image) if o.keep_tone else None
-        t = time.perf_counter()
-        defects: Defects | None = None
-        if o.scratches != "off":
-            defects = Defects(user_mask(mask, image.shape[:2])) if mask is not None else self.detect(image)
-        path = self.choose_path(defects, image.shape[:2], user=mask is not None)
-        used_mask = None
-        if path != "quality":
-            used_mask = dilate_official(defects.mask) if path == "hr" else defects.mask
-        timings["defects"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        out = self._base(image)
-        timings["restore"] = time.perf_counter() - t
-        if used_mask is not None and used_mask.any():
-            t = time.perf_counter()
-            models = self.path_models(path)
-            stage = self._restore_stage(path)
-            out = repair(out, image, used_mask,
-                         lambda windows, masks: stage.many(windows, models, path, masks))
-            timings["repair"] = time.perf_counter() - t
-        if tone is not None and tone.gray:
-            out = tone.apply(luma(out))
-        elif tone is not None or o.colour == "photo":  # a toned photo keeps its own chroma (near its tone)
-            out = photo_colour(out, image, None if used_mask is None else dilate(used_mask, GROW), tone)
-        return out, used_mask, path, defects, tone
-
-    def _base(self, image: np.ndarray) -> np.ndarray:
-        """The photo away from its defects: ``--fidelity`` blends the quality path's restoration with
-        the photo itself, denoised (the networks are not run at fidelity 1, the denoiser not at 0)."""
-        f = self.fidelity()
-        network = None if f == 1.0 else self._restore_stage("quality", image.shape[:2])(
-            image, self.path_models("quality"), "quality")
-        photo = None if f == 0.0 else denoised_photo(image)
-        return blend(network, photo, f)
-
-    def _restore_stage(self, path: str, shape: tuple[int, int] | None = None) -> RestoreStage:
+    def restore_stage(self, path: str, shape: tuple[int, int] | None = None) -> RestoreStage:
+        """The restoration stage of ``path`` as the modes run it (tile for a photo of ``shape``)."""
         return RestoreStage(self._run_module, tile=self._tile(path, shape),
                             norm_passes=1 if self.options.tile_norm == "global" else 0, device=self.device)
-
-    def _official(self, image: np.ndarray, mask: np.ndarray | None, timings: dict[str, float]
-                  ) -> tuple[np.ndarray, np.ndarray | None, str, Defects | None, None]:
-        """Compat mode: the official stage 1 (whole photo through one path, at the official sizes)."""
-        shape = image.shape[:2]
-        t = time.perf_counter()
-        defects: Defects | None = None
-        image16 = None
-        if self.options.scratches != "off":
-            image16 = compat_rules.scratch_input(image)
-            if mask is not None:
-                defects = Defects(user_mask(mask, shape))
-            else:
-                detector = self.model("detector")
-                defects = Defects(official_mask(lambda x: self.runner(detector, x), image16,
-                                                self.mask_threshold()))
-        path = self.choose_path(defects, shape, user=mask is not None)
-        timings["defects"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        used_mask = defects.mask if path != "quality" else None
-        out = self._restore_stage(path).official(image, self.path_models(path), path, used_mask, image16)
-        if used_mask is not None:
-            if used_mask.shape != out.shape[:2]:
-                used_mask = _resize_mask(used_mask, out.shape[:2])
-            if path == "hr":
-                used_mask = dilate_official(used_mask)
-            used_mask = _resize_mask(used_mask, shape)
-        timings["restore"] = time.perf_counter() - t
-        return out, used_mask, path, defects, None
-
-
-def _resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    from PIL import Image
-
-    scaled = Image.fromarray(mask.astype(np.uint8) * 255).resize((shape[1], shape[0]), Image.NEAREST)
-    return np.asarray(scaled) >= 128
 
 
 def _resize_image(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

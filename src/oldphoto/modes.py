@@ -1,0 +1,157 @@
+"""The two ways a :class:`~oldphoto.pipeline.Restorer` runs stage 1 (defects and global restoration).
+
+* :class:`DefaultMode`: exact size, tiles from the memory budget, the detector at full resolution with
+  shape rules, ``--fidelity`` away from the defects, defects repaired locally, levels fitted, the photo's
+  own tone and colours.
+* :class:`OfficialMode` (``--compat official``): the official stage 1, whole photo through one path at
+  the official ×4/×16 sizes (OFFICIAL_CODE_FACTS §1, §3, §8b).
+
+What differs between them beyond the flow itself is said once, by the class attributes of :class:`Mode`,
+so that the Restorer asks its mode instead of branching on the option.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from oldphoto.stages import compat as compat_rules
+from oldphoto.stages.colour import photo_colour
+from oldphoto.stages.defects import (
+    DEFAULT_MIN_AREA,
+    Defects,
+    dilate,
+    dilate_official,
+    official_mask,
+    user_mask,
+)
+from oldphoto.stages.fidelity import blend, denoised_photo
+from oldphoto.stages.repair import GROW, repair
+from oldphoto.stages.tone import Tone, fit_tone, luma
+
+if TYPE_CHECKING:
+    from oldphoto.pipeline import Restorer
+
+# what stage 1 hands on: restored photo, the mask it repaired (None: nothing), path, defects, tone
+Stage1 = tuple[np.ndarray, "np.ndarray | None", str, "Defects | None", "Tone | None"]
+
+
+class Mode:
+    """A Restorer's stage 1, and the rules that go with it."""
+
+    official = False  # the official stage 1 (compat mode), faces included
+    whole_images = False  # True: never tile (the official code runs whole photos)
+    calibrated_threshold = True  # the detector card's threshold; False: the official 0.4
+    min_defect_area = 0.0  # --scratches auto's area rule when the user gives none
+    shape_rules = True  # --scratches auto also asks the defects' shapes (Defects.worth_repairing)
+    hr_by_size = True  # the HR path above --hr-above megapixels, not only with --hr
+    on_repairs_every_photo = False  # --scratches on sends a photo without defects through the scratch path
+
+    def __init__(self, restorer: Restorer) -> None:
+        self.restorer = restorer
+
+    def stage1(self, image: np.ndarray, mask: np.ndarray | None, timings: dict[str, float]) -> Stage1:
+        raise NotImplementedError
+
+    def fidelity(self) -> float | None:
+        """The fidelity recorded with a result (None: the mode has none)."""
+        return None
+
+
+class DefaultMode(Mode):
+    """A fidelity blend of the quality path and the denoised photo, defects repaired locally by the
+    scratch (or HR) path, then the photo's own tone or colours."""
+
+    def stage1(self, image: np.ndarray, mask: np.ndarray | None, timings: dict[str, float]) -> Stage1:
+        r = self.restorer
+        o = r.options
+        tone = fit_tone(image) if o.keep_tone else None
+        t = time.perf_counter()
+        defects: Defects | None = None
+        if o.scratches != "off":
+            defects = Defects(user_mask(mask, image.shape[:2])) if mask is not None else r.detect(image)
+        path = r.choose_path(defects, image.shape[:2], user=mask is not None)
+        used_mask = None
+        if path != "quality":
+            used_mask = dilate_official(defects.mask) if path == "hr" else defects.mask
+        timings["defects"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        out = self.base(image)
+        timings["restore"] = time.perf_counter() - t
+        if used_mask is not None and used_mask.any():
+            t = time.perf_counter()
+            models = r.path_models(path)
+            stage = r.restore_stage(path)
+            out = repair(out, image, used_mask,
+                         lambda windows, masks: stage.many(windows, models, path, masks))
+            timings["repair"] = time.perf_counter() - t
+        if tone is not None and tone.gray:
+            out = tone.apply(luma(out))
+        elif tone is not None or o.colour == "photo":  # a toned photo keeps its own chroma (near its tone)
+            out = photo_colour(out, image, None if used_mask is None else dilate(used_mask, GROW), tone)
+        return out, used_mask, path, defects, tone
+
+    def base(self, image: np.ndarray) -> np.ndarray:
+        """The photo away from its defects: ``--fidelity`` blends the quality path's restoration with
+        the photo itself, denoised (the networks are not run at fidelity 1, the denoiser not at 0)."""
+        r = self.restorer
+        f = r.fidelity()
+        network = None if f == 1.0 else r.restore_stage("quality", image.shape[:2])(
+            image, r.path_models("quality"), "quality")
+        photo = None if f == 0.0 else denoised_photo(image)
+        return blend(network, photo, f)
+
+    def fidelity(self) -> float | None:
+        return self.restorer.fidelity()
+
+
+class OfficialMode(Mode):
+    """The official stage 1: the whole photo through one path, at the official sizes, min–max stretched
+    (``Result.stage1`` has the official size; the Restorer resizes the result back)."""
+
+    official = True
+    whole_images = True
+    calibrated_threshold = False
+    min_defect_area = DEFAULT_MIN_AREA
+    shape_rules = False
+    hr_by_size = False
+    on_repairs_every_photo = True  # the official --with_scratch
+
+    def stage1(self, image: np.ndarray, mask: np.ndarray | None, timings: dict[str, float]) -> Stage1:
+        r = self.restorer
+        shape = image.shape[:2]
+        t = time.perf_counter()
+        defects: Defects | None = None
+        image16 = None
+        if r.options.scratches != "off":
+            image16 = compat_rules.scratch_input(image)
+            if mask is not None:
+                defects = Defects(user_mask(mask, shape))
+            else:
+                detector = r.model("detector")
+                defects = Defects(official_mask(lambda x: r.runner(detector, x), image16, r.mask_threshold()))
+        path = r.choose_path(defects, shape, user=mask is not None)
+        timings["defects"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        used_mask = defects.mask if path != "quality" else None
+        out = r.restore_stage(path).official(image, r.path_models(path), path, used_mask, image16)
+        if used_mask is not None:
+            if used_mask.shape != out.shape[:2]:
+                used_mask = resize_mask(used_mask, out.shape[:2])
+            if path == "hr":
+                used_mask = dilate_official(used_mask)
+            used_mask = resize_mask(used_mask, shape)
+        timings["restore"] = time.perf_counter() - t
+        return out, used_mask, path, defects, None
+
+
+def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of a boolean mask (a PIL resize of the stored 8-bit mask)."""
+    from PIL import Image
+
+    scaled = Image.fromarray(mask.astype(np.uint8) * 255).resize((shape[1], shape[0]), Image.NEAREST)
+    return np.asarray(scaled) >= 128
