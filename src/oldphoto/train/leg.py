@@ -97,13 +97,15 @@ def run_leg(pack: str | Path, out: str | Path, *, budget_s: float = 540.0, reser
         left = deadline - time.time() - reserve_s
         stage_budget = max(2.0, shares[stage] * _share_budgets(shares, left))
         shares.pop(stage)
-        cfg.update(pack_sources(pack))
+        # the resolved config holds every setting of its stage: only VAE_A has real old photos
+        cfg.update({k: v for k, v in pack_sources(pack).items() if k in cfg})
         cfg["init_from"] = str(init_from)
         cfg["time_budget"] = round(stage_budget, 1)
         # leave a core to the training process and one to the pinning thread
         cfg["data_workers"] = min(int(cfg["data_workers"]), max(1, (os.cpu_count() or 1) - 2))
         for key in ("vae_a", "vae_b"):  # a VAE this leg failed to train: the mappings use the old one
-            if key in cfg and not (runs / key / "checkpoint.pt").is_file():
+            # (only where the config names a VAE run: every mapping config has the key, None when unset)
+            if cfg.get(key) is not None and not (runs / key / "checkpoint.pt").is_file():
                 cfg[key] = str(init_from)
         log(f"[leg] {stage}: {stage_budget:.0f} s of training")
         t0 = time.time()

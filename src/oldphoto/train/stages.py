@@ -399,7 +399,6 @@ class MappingStage(Stage):
     """Latent mapping between frozen VAEs (quality: no mask)."""
 
     name = "mapping_quality"
-    arch = "mapping_quality"
     exports = {"M": ("mapping_quality", "mapping_quality")}
     uses_mask = False
 
@@ -492,14 +491,12 @@ class MappingStage(Stage):
 
 class ScratchMappingStage(MappingStage):
     name = "mapping_scratch"
-    arch = "mapping_scratch"
     exports = {"M": ("mapping_scratch", "mapping_scratch")}
     uses_mask = True
 
 
 class PatchAttentionMappingStage(MappingStage):
     name = "mapping_hr"
-    arch = "mapping_patch_attention"
     exports = {"M": ("mapping_hr", "mapping_patch_attention")}
     uses_mask = True
 
