@@ -64,7 +64,7 @@ def test_runs_folder_is_evaluated_through_a_restorer_with_its_networks(tmp_path,
     from oldphoto.train.evaluate import runs_models
     from oldphoto.train.trainer import train
 
-    cfg = load_stage_config("tiny", "detector", ["crop=32", "lambda_gan=0"], runs_dir=tmp_path)
+    cfg = load_stage_config("tiny", "detector", ["crop=32"], runs_dir=tmp_path)
     train("detector", cfg, tmp_path / "detector", steps=1, quiet=True)
     assert set(runs_models(tmp_path)) == {"detector"}
     restorer = evaluation_restorer(runs=tmp_path)

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-STAGE_NAMES = ("vae_a", "vae_b", "mapping_quality", "mapping_scratch", "mapping_hr", "detector", "face")
+from oldphoto.train.schema import STAGE_NAMES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -79,7 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--config", default="gpu_leg", help="config file or preset (default gpu_leg)")
     g.add_argument("--stages", nargs="*", help="only these stages, in this order")
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value of every stage")
+                   help="override a config value of every stage that has the key")
     g.add_argument("--device", default="auto", help="auto (CUDA, required unless --smoke), cpu or cuda")
     g.add_argument("--work", help="folder for the run directories (default: a new temporary folder)")
     g.add_argument("--smoke", action="store_true",

@@ -55,6 +55,7 @@ def _warm_starts(config: dict[str, Any]) -> list[tuple[str, int]]:
 def export_runs(runs: Path, dest: Path, stages: list[str] | None = None,
                 metrics: dict[str, Any] | None = None, notes: dict[str, str] | None = None,
                 half: bool = False) -> dict[str, Path]:
+    from oldphoto.train.schema import check_stored
     from oldphoto.train.stages import STAGES, build_net
     from oldphoto.train.trainer import load_checkpoint
     from oldphoto.weights import save_model
@@ -73,6 +74,7 @@ def export_runs(runs: Path, dest: Path, stages: list[str] | None = None,
         state = load_checkpoint(ckpt)
         if state.get("stage") != stage:
             raise ValueError(f"{ckpt} holds stage {state.get('stage')!r}, expected {stage!r}")
+        check_stored(stage, state.get("config"), str(ckpt))  # a ConfigError (a ValueError) names the key
         digest = sha256_file(ckpt)
         summary = _training_summary(stage, state)
         steps = int(state["step"])

@@ -88,21 +88,24 @@ def run_leg(pack: str | Path, out: str | Path, *, budget_s: float = 540.0, reser
     log(f"[leg] torch {torch.__version__}, device {device}, gpu {summary['gpu']}; pack {pack} "
         f"({pack_manifest.get('counts')}); warm start from {init_from}; budget {budget_s:.0f} s")
 
-    cfgs = {s: load_stage_config(config, s, sets, runs_dir=runs) for s in stages}
-    shares = {s: float(cfgs[s].get("leg_share", 1.0)) for s in stages}
+    # the leg's --set is given for every stage: each stage takes the keys it has
+    cfgs = {s: load_stage_config(config, s, runs_dir=runs, shared_overrides=sets) for s in stages}
+    shares = {s: float(cfgs[s]["leg_share"]) for s in stages}
     done: list[str] = []
     for stage in stages:
         cfg = cfgs[stage]
         left = deadline - time.time() - reserve_s
         stage_budget = max(2.0, shares[stage] * _share_budgets(shares, left))
         shares.pop(stage)
-        cfg.update(pack_sources(pack))
+        # the resolved config holds every setting of its stage: only VAE_A has real old photos
+        cfg.update({k: v for k, v in pack_sources(pack).items() if k in cfg})
         cfg["init_from"] = str(init_from)
         cfg["time_budget"] = round(stage_budget, 1)
         # leave a core to the training process and one to the pinning thread
-        cfg["data_workers"] = min(int(cfg.get("data_workers", 0)), max(1, (os.cpu_count() or 1) - 2))
+        cfg["data_workers"] = min(int(cfg["data_workers"]), max(1, (os.cpu_count() or 1) - 2))
         for key in ("vae_a", "vae_b"):  # a VAE this leg failed to train: the mappings use the old one
-            if key in cfg and not (runs / key / "checkpoint.pt").is_file():
+            # (only where the config names a VAE run: every mapping config has the key, None when unset)
+            if cfg.get(key) is not None and not (runs / key / "checkpoint.pt").is_file():
                 cfg[key] = str(init_from)
         log(f"[leg] {stage}: {stage_budget:.0f} s of training")
         t0 = time.time()
@@ -111,7 +114,7 @@ def run_leg(pack: str | Path, out: str | Path, *, budget_s: float = 540.0, reser
             try:
                 result = train(stage, cfg, runs / stage, device=device)
             except Exception as exc:  # noqa: BLE001
-                if int(cfg.get("data_workers", 0)) <= 0:
+                if int(cfg["data_workers"]) <= 0:
                     raise
                 # worker processes can fail where the stage itself works (e.g. a small /dev/shm):
                 # spend the rest of this stage's time in one process rather than lose the stage
@@ -122,12 +125,12 @@ def run_leg(pack: str | Path, out: str | Path, *, budget_s: float = 540.0, reser
                 cfg["time_budget"] = max(2.0, round(stage_budget - (time.time() - t0), 1))
                 shutil.rmtree(runs / stage, ignore_errors=True)
                 result = train(stage, cfg, runs / stage, device=device)
-            entry.update(steps=result["step"], train_s=result["seconds"], batch=cfg.get("batch_size"),
-                         crop=cfg.get("crop"), losses={k: round(v, 5) for k, v in result["losses"].items()})
-            entry["crops_per_s"] = round(result["step"] * int(cfg.get("batch_size", 1))
+            entry.update(steps=result["step"], train_s=result["seconds"], batch=cfg["batch_size"],
+                         crop=cfg["crop"], losses={k: round(v, 5) for k, v in result["losses"].items()})
+            entry["crops_per_s"] = round(result["step"] * int(cfg["batch_size"])
                                          / max(1e-9, result["seconds"]), 1)
             entry["device"] = result["device"]
-            entry["precision"] = cfg.get("precision", "fp32")
+            entry["precision"] = cfg["precision"]
             done.append(stage)
             del result
         except Exception as exc:  # noqa: BLE001 - one failed stage must not cost the others their time

@@ -93,24 +93,27 @@ class Stage:
         self.nets: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.ddp: dict[str, nn.Module] = {}
-        self.batch_size = int(cfg.get("batch_size", 4))
-        self.crop = int(cfg.get("crop", 128))
-        self.gan_start = int(cfg.get("gan_start", 0))
-        self.channels_last = bool(cfg.get("channels_last", False))
+        # ``cfg`` is resolved (oldphoto.train.schema): every setting of the stage is there, defaults included
+        self.batch_size = int(cfg["batch_size"])
+        self.crop = int(cfg["crop"])
+        self.channels_last = bool(cfg["channels_last"])
         self._perceptual = None
 
     # -- construction helpers
-    def add_net(self, key: str, arch: str, default: dict[str, Any] | None = None) -> nn.Module:
-        cfg = dict(default or {})
-        cfg.update(self.cfg.get("nets", {}).get(key, {}))
-        self.cfg.setdefault("nets", {})[key] = cfg  # record the resolved config in checkpoints
-        net = build_net(arch, cfg).to(self.device)
+    def add_net(self, key: str, derived: dict[str, Any] | None = None) -> nn.Module:
+        """Network ``key`` of the stage (its architecture and defaults: :data:`schema.STAGE_NETS`);
+        ``derived``: arguments that follow from other networks (a latent width), the config may override."""
+        from oldphoto.train.schema import STAGE_NETS
+
+        cfg = {**(derived or {}), **self.cfg["nets"].get(key, {})}
+        self.cfg["nets"][key] = cfg  # record the resolved config in checkpoints
+        net = build_net(STAGE_NETS[self.name][key].arch, cfg).to(self.device)
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
         net.train()
         self.nets[key] = net
-        lr = float(self.cfg.get("lr", 2e-4))
-        betas = tuple(self.cfg.get("betas", (0.5, 0.999)))
+        lr = float(self.cfg["lr"])
+        betas = tuple(self.cfg["betas"])
         self.optimizers[key] = torch.optim.Adam(net.parameters(), lr=lr, betas=betas)
         return net
 
@@ -118,7 +121,7 @@ class Stage:
         if self._perceptual is None:
             from oldphoto.train.perceptual import PerceptualLoss, build_feature_net
 
-            feats = build_feature_net(self.cfg.get("vgg19"), int(self.cfg.get("vgg_layers", 5)))
+            feats = build_feature_net(self.cfg["vgg19"], int(self.cfg["vgg_layers"]))
             self._perceptual = self.frozen(PerceptualLoss(feats))
         return self._perceptual
 
@@ -128,7 +131,7 @@ class Stage:
         return net.to(memory_format=torch.channels_last) if self.channels_last else net
 
     def wrap_distributed(self) -> None:
-        find_unused = bool(self.cfg.get("find_unused_parameters", False))
+        find_unused = bool(self.cfg["find_unused_parameters"])
         self.ddp = {k: distributed.wrap(v, self.info, find_unused) for k, v in self.nets.items()}
 
     def net_states(self) -> dict[str, dict[str, torch.Tensor]]:
@@ -140,8 +143,8 @@ class Stage:
         for k, opt in self.optimizers.items():
             opt.load_state_dict(optims[k])
 
-    def weight(self, name: str, default: float) -> float:
-        return float(self.cfg.get(name, default))
+    def weight(self, name: str) -> float:
+        return float(self.cfg[name])
 
     def align(self, output: torch.Tensor, reference: torch.Tensor,
               exclude: torch.Tensor | None = None) -> torch.Tensor:
@@ -151,16 +154,16 @@ class Stage:
         network's INPUT, as at inference; defects excluded): the VAE encoder is invariant to global levels,
         so the raw output's levels are arbitrary and a loss on them fights what the nets cannot represent.
         """
-        if not bool(self.cfg.get("level_align", False)):
+        if not bool(self.cfg["level_align"]):
             return output
         # the least-squares fit in float32 even under bf16 autocast (sums over a whole crop)
         return match_levels(output.float(), reference.float(),
                             None if exclude is None else exclude.float())
 
-    def degradation_kind(self, rng: np.random.Generator, default: str) -> str:
+    def degradation_kind(self, rng: np.random.Generator) -> str:
         """The synthesis kind of the next crop: config ``degradation`` is one kind or a list of kinds
         drawn uniformly per crop (e.g. VAE_A on ["mixed", "unstructured"] also sees unfaded colour)."""
-        kinds = self.cfg.get("degradation", default)
+        kinds = self.cfg["degradation"]
         if isinstance(kinds, str):
             return kinds
         return str(kinds[int(rng.integers(len(kinds)))])
@@ -177,7 +180,7 @@ class Stage:
 
     # -- GAN helpers
     def gan_active(self, step: int) -> bool:
-        return step >= self.gan_start and self.weight("lambda_gan", 1.0) > 0
+        return step >= int(self.cfg["gan_start"]) and self.weight("lambda_gan") > 0
 
     def generator_gan_terms(self, d_key: str, fake_in: torch.Tensor, real_in: torch.Tensor
                             ) -> dict[str, torch.Tensor]:
@@ -185,10 +188,10 @@ class Stage:
         disc = self.nets[d_key]
         _requires_grad(disc, False)
         fake_out = disc(fake_in)
-        mode = str(self.cfg.get("gan_mode", "lsgan"))
+        mode = str(self.cfg["gan_mode"])
         terms = {"g_gan": gan_loss(fake_out, True, mode, for_discriminator=False)
-                 * self.weight("lambda_gan", 1.0)}
-        lam_feat = self.weight("lambda_feat", 10.0)
+                 * self.weight("lambda_gan")}
+        lam_feat = self.weight("lambda_feat")
         if lam_feat > 0:
             with torch.no_grad():
                 real_out = disc(real_in)
@@ -198,7 +201,7 @@ class Stage:
 
     def discriminator_step(self, d_key: str, fake_in: torch.Tensor, real_in: torch.Tensor) -> torch.Tensor:
         disc = self.ddp[d_key]
-        mode = str(self.cfg.get("gan_mode", "lsgan"))
+        mode = str(self.cfg["gan_mode"])
         loss = 0.5 * (gan_loss(disc(fake_in.detach()), False, mode) + gan_loss(disc(real_in), True, mode))
         self.optimize(d_key, loss)
         return loss.detach()
@@ -235,8 +238,7 @@ class Stage:
 
     def pool(self, rng: np.random.Generator | None = None) -> list[np.ndarray]:
         if not hasattr(self, "_pool"):
-            sources = self.cfg.get("photos", ["corpus:train", "skimage"])
-            self._pool, self.photo_source = D.resolve_pool(sources, int(self.cfg.get("max_side", 768)),
+            self._pool, self.photo_source = D.resolve_pool(self.cfg["photos"], int(self.cfg["max_side"]),
                                                            self.crop)
             self.cfg["photo_source_used"] = self.photo_source
             if self.info.is_main:
@@ -272,9 +274,9 @@ class VAEStage(Stage):
 
     def __init__(self, cfg: dict[str, Any], info: DistInfo) -> None:
         super().__init__(cfg, info)
-        self.add_net("G", "vae", {"width": 64})
-        if self.weight("lambda_gan", 1.0) > 0:
-            self.add_net("D", "multiscale_discriminator", {"in_channels": 3})
+        self.add_net("G")
+        if self.weight("lambda_gan") > 0:
+            self.add_net("D")
 
     def images(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         pool = self.pool()
@@ -286,19 +288,19 @@ class VAEStage(Stage):
             yield self.images(rng)
 
     def wrap_distributed(self) -> None:
-        find_unused = bool(self.cfg.get("find_unused_parameters", False))
+        find_unused = bool(self.cfg["find_unused_parameters"])
         self.ddp = {k: distributed.wrap(v, self.info, find_unused) for k, v in self.nets.items() if k != "G"}
-        noisy = _NoisyVAE(self.nets["G"], self.weight("latent_noise", 1.0))
+        noisy = _NoisyVAE(self.nets["G"], self.weight("latent_noise"))
         self.ddp["G"] = distributed.wrap(noisy, self.info, find_unused)
 
     def vae_terms(self, x: torch.Tensor, step: int
                   ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         recon, z = self.ddp["G"](x)
         recon = self.align(recon, x)  # the reference is the VAE's own input
-        terms = {"kl": kl_loss(z) * self.weight("lambda_kl", 1.0),
-                 "l1": F.l1_loss(recon, x) * self.weight("lambda_l1", 10.0)}
-        lam_vgg = self.weight("lambda_vgg", 10.0)
-        if lam_vgg > 0 and step >= int(self.cfg.get("vgg_start", 0)):
+        terms = {"kl": kl_loss(z) * self.weight("lambda_kl"),
+                 "l1": F.l1_loss(recon, x) * self.weight("lambda_l1")}
+        lam_vgg = self.weight("lambda_vgg")
+        if lam_vgg > 0 and step >= int(self.cfg["vgg_start"]):
             terms["vgg"] = self.perceptual()(recon, x) * lam_vgg
         if "D" in self.nets and self.gan_active(step):
             terms.update(self.generator_gan_terms("D", recon, x))
@@ -318,10 +320,9 @@ class VAEStage(Stage):
     def main_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         x = self.to_device(batch)["image"]
         with torch.no_grad():
-            recon, z = _NoisyVAE(self.nets["G"], self.weight("latent_noise", 1.0))(x)
+            recon, z = _NoisyVAE(self.nets["G"], self.weight("latent_noise"))(x)
             recon = self.align(recon, x)
-            return (F.l1_loss(recon, x) * self.weight("lambda_l1", 10.0)
-                    + kl_loss(z) * self.weight("lambda_kl", 1.0))
+            return F.l1_loss(recon, x) * self.weight("lambda_l1") + kl_loss(z) * self.weight("lambda_kl")
 
     def samples(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         x = self.to_device(batch)["image"]
@@ -341,15 +342,14 @@ class VAEAStage(VAEStage):
 
     def __init__(self, cfg: dict[str, Any], info: DistInfo) -> None:
         super().__init__(cfg, info)
-        self.latent_gan = self.weight("lambda_latent_gan", 1.0) > 0
+        self.latent_gan = self.weight("lambda_latent_gan") > 0
         if self.latent_gan:
-            width = int(self.cfg["nets"]["G"].get("width", 64))
-            self.add_net("DL", "latent_discriminator", {"in_channels": width})
+            self.add_net("DL", {"in_channels": int(self.nets["G"].config["width"])})
 
     def real_pool(self) -> list[np.ndarray]:
         if not hasattr(self, "_real_pool"):
-            src = D.real_old_sources(self.cfg.get("real_old"))
-            self._real_pool, used = D.resolve_pool(src, int(self.cfg.get("max_side", 768)), self.crop)
+            src = D.real_old_sources(self.cfg["real_old"])
+            self._real_pool, used = D.resolve_pool(src, int(self.cfg["max_side"]), self.crop)
             self.cfg["real_old_used"] = used
             if self.info.is_main:
                 print(f"[{self.name}] {len(self._real_pool)} real old photos from {used}", flush=True)
@@ -363,7 +363,7 @@ class VAEAStage(VAEStage):
         n_real = max(1, self.batch_size // 2)
         real = [D.random_crop(self.real_pool(), rng, self.crop) for _ in range(n_real)]
         synth = [D.synthesize(D.random_crop(self.pool(), rng, self.crop), rng,
-                              self.degradation_kind(rng, "mixed"))[0]
+                              self.degradation_kind(rng))[0]
                  for _ in range(self.batch_size - n_real)]
         is_real = torch.tensor([True] * len(real) + [False] * len(synth))
         return {"image": D.to_batch(real + synth), "is_real": is_real}
@@ -372,12 +372,12 @@ class VAEAStage(VAEStage):
         b = self.to_device(batch)
         x, is_real = b["image"], b["is_real"]
         terms, recon, z = self.vae_terms(x, step)
-        use_latent = self.latent_gan and step >= int(self.cfg.get("latent_gan_start", 0))
+        use_latent = self.latent_gan and step >= int(self.cfg["latent_gan_start"])
         if use_latent and is_real.any() and (~is_real).any():
             dl = self.nets["DL"]
             _requires_grad(dl, False)
             # the encoder tries to make real-old latents look synthetic ("real" for DL)
-            terms["latent_g"] = lsgan_loss(dl(z[is_real]), True) * self.weight("lambda_latent_gan", 1.0)
+            terms["latent_g"] = lsgan_loss(dl(z[is_real]), True) * self.weight("lambda_latent_gan")
             _requires_grad(dl, True)
         loss = sum(terms.values())
         self.optimize("G", loss)
@@ -399,14 +399,13 @@ class MappingStage(Stage):
     """Latent mapping between frozen VAEs (quality: no mask)."""
 
     name = "mapping_quality"
-    arch = "mapping_quality"
     exports = {"M": ("mapping_quality", "mapping_quality")}
     uses_mask = False
 
     def __init__(self, cfg: dict[str, Any], info: DistInfo) -> None:
         super().__init__(cfg, info)
         for key in ("vae_a", "vae_b"):
-            if not cfg.get(key):
+            if not cfg[key]:
                 raise ValueError(f"stage {self.name} needs '{key}': a trained run directory "
                                  "or weights folder")
         self.vae_a = self.frozen(load_trained(cfg["vae_a"], "vae_a", "vae"))
@@ -415,9 +414,9 @@ class MappingStage(Stage):
         width_b = self.vae_b.config["width"]
         if width_a != width_b:
             raise ValueError(f"VAE_A latent width {width_a} != VAE_B latent width {width_b}")
-        self.add_net("M", self.arch, {"latent_channels": width_a})
-        if self.weight("lambda_gan", 1.0) > 0:
-            self.add_net("D", "multiscale_discriminator", {"in_channels": 6})
+        self.add_net("M", {"latent_channels": width_a})
+        if self.weight("lambda_gan") > 0:
+            self.add_net("D")
 
     def batches(self, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
         pool = self.pool()
@@ -426,12 +425,12 @@ class MappingStage(Stage):
             for _ in range(self.batch_size):
                 crop = D.random_crop(pool, rng, self.crop)
                 if self.uses_mask:
-                    kind = "unstructured" if rng.random() < float(self.cfg.get("p_no_hole", 0.3)) else "mixed"
+                    kind = "unstructured" if rng.random() < self.weight("p_no_hole") else "mixed"
                     x, y, m = D.synthesize(crop, rng, kind)
                     x = x * (1 - m[..., None]) + m[..., None]  # holes are white, as at test time
                     masks.append(m)
                 else:
-                    x, y, _ = D.synthesize(crop, rng, self.degradation_kind(rng, "unstructured"))
+                    x, y, _ = D.synthesize(crop, rng, self.degradation_kind(rng))
                 clean.append(y)
                 degraded.append(x)
             batch = {"clean": D.to_batch(clean), "degraded": D.to_batch(degraded)}
@@ -452,17 +451,17 @@ class MappingStage(Stage):
             z_x = self.vae_a.encode(x)
             z_y = self.vae_b.encode(y)
         z_m = self.map_train(z_x, mask)
-        terms = {"latent_l1": F.l1_loss(z_m, z_y) * self.weight("lambda_latent", 60.0)}
-        need_image = any(self.weight(k, d) > 0 for k, d in (("lambda_vgg", 10.0), ("lambda_image_l1", 0.0))) \
+        terms = {"latent_l1": F.l1_loss(z_m, z_y) * self.weight("lambda_latent")}
+        need_image = any(self.weight(k) > 0 for k in ("lambda_vgg", "lambda_image_l1")) \
             or ("D" in self.nets and self.gan_active(step))
         out_img = None
         if need_image:
             # levels fitted onto the degraded input (never the clean target), defects excluded
             out_img = self.align(self.vae_b.decode(z_m), x, mask)
-            if self.weight("lambda_image_l1", 0.0) > 0:
-                terms["image_l1"] = F.l1_loss(out_img, y) * self.weight("lambda_image_l1", 0.0)
-            if self.weight("lambda_vgg", 10.0) > 0:
-                terms["vgg"] = self.perceptual()(out_img, y) * self.weight("lambda_vgg", 10.0)
+            if self.weight("lambda_image_l1") > 0:
+                terms["image_l1"] = F.l1_loss(out_img, y) * self.weight("lambda_image_l1")
+            if self.weight("lambda_vgg") > 0:
+                terms["vgg"] = self.perceptual()(out_img, y) * self.weight("lambda_vgg")
             if "D" in self.nets and self.gan_active(step):
                 terms.update(self.generator_gan_terms("D", torch.cat([x, out_img], 1), torch.cat([x, y], 1)))
         loss = sum(terms.values())
@@ -477,7 +476,7 @@ class MappingStage(Stage):
         b = self.to_device(batch)
         with torch.no_grad():
             z_m = self.map(self.nets["M"], self.vae_a.encode(b["degraded"]), b.get("mask"))
-            return F.l1_loss(z_m, self.vae_b.encode(b["clean"])) * self.weight("lambda_latent", 60.0)
+            return F.l1_loss(z_m, self.vae_b.encode(b["clean"])) * self.weight("lambda_latent")
 
     def samples(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         b = self.to_device(batch)
@@ -492,14 +491,12 @@ class MappingStage(Stage):
 
 class ScratchMappingStage(MappingStage):
     name = "mapping_scratch"
-    arch = "mapping_scratch"
     exports = {"M": ("mapping_scratch", "mapping_scratch")}
     uses_mask = True
 
 
 class PatchAttentionMappingStage(MappingStage):
     name = "mapping_hr"
-    arch = "mapping_patch_attention"
     exports = {"M": ("mapping_hr", "mapping_patch_attention")}
     uses_mask = True
 
@@ -526,16 +523,16 @@ class DetectorStage(Stage):
         super().__init__(cfg, info)
         if self.crop % 16:
             raise ValueError(f"detector crop must be a multiple of 16, got {self.crop}")
-        self.add_net("N", "detector", {"width": 64, "depth": 4})
+        self.add_net("N")
 
     def batches(self, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
         pool = self.pool()
-        p_clean = self.weight("p_clean", 0.0)
-        p_sharp = self.weight("p_sharp_clean", 0.0)
+        p_clean = self.weight("p_clean")
+        p_sharp = self.weight("p_sharp_clean")
         # ``synth``: DegradeConfig fields, e.g. p_content (scene content drawn as hard negatives:
         # lettering, ropes, fabric, collars, highlights, foliage) and the extra positives p_thin_crack,
         # p_faint_scratch, p_tear
-        options = self.cfg.get("synth") or {}
+        options = self.cfg["synth"] or {}
         sharp = {**options, **SHARP_CLEAN}
         D.synth_config("mixed", options)  # a bad option fails here, before any training
         while True:
@@ -549,7 +546,7 @@ class DetectorStage(Stage):
                 if u < p_sharp:
                     kind, opts = "structured", sharp
                 else:
-                    kind = "oldlook" if u < p_sharp + p_clean else self.degradation_kind(rng, "mixed")
+                    kind = "oldlook" if u < p_sharp + p_clean else self.degradation_kind(rng)
                     opts = options
                 x, _, m = D.synthesize(D.random_crop(pool, rng, self.crop), rng, kind, opts)
                 imgs.append(D.gray(x)[..., None])
@@ -559,16 +556,16 @@ class DetectorStage(Stage):
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
         b = self.to_device(batch)
         logits = self.ddp["N"](b["image"]).float()  # the focal/CE terms in float32 under bf16
-        loss, parts = detector_loss(logits, b["mask"], gamma=self.weight("focal_gamma", 0.2),
-                                    beta=self.weight("focal_beta", 10.0))
+        loss, parts = detector_loss(logits, b["mask"], gamma=self.weight("focal_gamma"),
+                                    beta=self.weight("focal_beta"))
         self.optimize("N", loss)
         return {**parts, "total": loss.detach()}
 
     def main_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         b = self.to_device(batch)
         with torch.no_grad():
-            return detector_loss(self.nets["N"](b["image"]), b["mask"], self.weight("focal_gamma", 0.2),
-                                 self.weight("focal_beta", 10.0))[0]
+            return detector_loss(self.nets["N"](b["image"]), b["mask"], self.weight("focal_gamma"),
+                                 self.weight("focal_beta"))[0]
 
     def samples(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         b = self.to_device(batch)
@@ -598,14 +595,13 @@ class FaceStage(Stage):
     exports = {"G": ("face_256", "face_generator")}
 
     def __init__(self, cfg: dict[str, Any], info: DistInfo) -> None:
-        cfg.setdefault("gan_mode", "hinge")
         super().__init__(cfg, info)
-        g = self.add_net("G", "face_generator", {"size": 256})
+        g = self.add_net("G")
         self.size = int(g.config["size"])
-        if self.weight("lambda_gan", 1.0) > 0:
-            self.add_net("D", "multiscale_discriminator", {"in_channels": 6, "spectral_norm": True})
+        if self.weight("lambda_gan") > 0:
+            self.add_net("D")
         self.stage1 = None
-        if cfg.get("vae_a") and cfg.get("vae_b") and cfg.get("mapping"):
+        if cfg["vae_a"] and cfg["vae_b"] and cfg["mapping"]:
             mapping = load_trained(cfg["mapping"], "mapping_quality", "mapping_quality", "M")
             vae_a = load_trained(cfg["vae_a"], "vae_a", "vae")
             vae_b = load_trained(cfg["vae_b"], "vae_b_quality", "vae")
@@ -616,7 +612,7 @@ class FaceStage(Stage):
 
     @classmethod
     def exports_for(cls, config: dict[str, Any]) -> dict[str, tuple[str, str]]:
-        return {"G": (f"face_{int(config['nets']['G'].get('size', 256))}", "face_generator")}
+        return {"G": (f"face_{int(config['nets']['G']['size'])}", "face_generator")}
 
     @classmethod
     def card_fields(cls, config: dict[str, Any]) -> dict[str, Any]:
@@ -649,7 +645,7 @@ class FaceStage(Stage):
 
     def face_pool(self) -> list[np.ndarray]:
         if not hasattr(self, "_faces"):
-            sources = self.cfg.get("faces")
+            sources = self.cfg["faces"]
             if not sources:
                 raise ValueError("stage face needs 'faces': a folder of aligned face crops "
                                  "(oldphoto data faces --synthetic N --out DIR)")
@@ -669,7 +665,7 @@ class FaceStage(Stage):
         if not hasattr(self, "_degrade_cfg"):
             # config ``face_degradation``: FaceDegradeConfig fields, e.g. {"noise_sigma": [1, 10]}
             fields = {k: tuple(v) if isinstance(v, list) else v
-                      for k, v in dict(self.cfg.get("face_degradation", {})).items()}
+                      for k, v in dict(self.cfg["face_degradation"]).items()}
             self._degrade_cfg = FaceDegradeConfig(**fields)
         degraded, target, _ = degrade_face(face, rng, self._degrade_cfg)
         return degraded, target
@@ -696,17 +692,17 @@ class FaceStage(Stage):
 
     def reconstruction_terms(self, out: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         terms = {}
-        if self.weight("lambda_vgg", 10.0) > 0:
+        if self.weight("lambda_vgg") > 0:
             # ``vgg_crop``: the VGG loss on one random square of that side (the same place in both), a
             # quarter of the cost at 128 of 256 while keeping full-resolution detail; every place is
             # visited over the steps.  The crop position comes from torch's seeded generator.
-            side = int(self.cfg.get("vgg_crop", 0))
+            side = int(self.cfg["vgg_crop"])
             if 0 < side < out.shape[-1]:
                 oy, ox = (int(v) for v in torch.randint(0, out.shape[-1] - side + 1, (2,)))
                 out, y = out[..., oy:oy + side, ox:ox + side], y[..., oy:oy + side, ox:ox + side]
-            terms["vgg"] = self.perceptual()(out, y) * self.weight("lambda_vgg", 10.0)
-        if self.weight("lambda_image_l1", 0.0) > 0:
-            terms["image_l1"] = F.l1_loss(out, y) * self.weight("lambda_image_l1", 0.0)
+            terms["vgg"] = self.perceptual()(out, y) * self.weight("lambda_vgg")
+        if self.weight("lambda_image_l1") > 0:
+            terms["image_l1"] = F.l1_loss(out, y) * self.weight("lambda_image_l1")
         return terms
 
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:

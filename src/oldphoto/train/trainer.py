@@ -8,6 +8,9 @@ when ``tensorboard`` is installed, always a ``log.jsonl`` and PNG sample sheets)
 
 Checkpoint layout in ``out_dir``: ``checkpoint.pt`` (the latest) and ``config.json`` (the resolved config).
 
+The config is checked and completed from the schema (:mod:`oldphoto.train.schema`, where every default
+lives); ``--resume`` also checks the config stored in the checkpoint.
+
 Accelerator options (config keys; all off by default, so CPU runs are unchanged):
 
 * ``time_budget`` (seconds): the run stops when its time is up instead of at ``steps`` (which stays an
@@ -36,10 +39,10 @@ import torch
 
 from oldphoto.files import atomic_write, atomic_write_text
 from oldphoto.tensors import batch_to_images
-from oldphoto.train import distributed
+from oldphoto.train import distributed, schema
 
 CHECKPOINT = "checkpoint.pt"
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # the names: schema.PRECISIONS
 
 
 def linear_decay(total_steps: int, decay_start: int):
@@ -199,15 +202,16 @@ def train(stage_name: str, config: dict[str, Any], out_dir: str | Path, *, resum
     from oldphoto.train.stages import build_stage
 
     out_dir = Path(out_dir)
+    # checked and completed here too: callers add keys after load_stage_config (the CLI, the leg)
+    cfg = schema.resolve(stage_name, config, f"stage {stage_name} config")
     info = distributed.init(device)
-    cfg = dict(config)
     if steps is not None:
         cfg["steps"] = int(steps)
-    total = int(cfg.get("steps", 1000))
-    decay_start = int(cfg.get("decay_start", total // 2))
-    seed = int(cfg.get("seed", 0))
-    budget = float(cfg.get("time_budget") or 0)
-    precision = str(cfg.get("precision", "fp32"))
+    total = int(cfg["steps"])
+    decay_start = total // 2 if cfg["decay_start"] is None else int(cfg["decay_start"])
+    seed = int(cfg["seed"])
+    budget = float(cfg["time_budget"] or 0)
+    precision = str(cfg["precision"])
     autocast_context(info.device, precision)  # validates the name before anything is built
     if info.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed crop sizes: let cuDNN pick its fastest kernels
@@ -224,14 +228,16 @@ def train(stage_name: str, config: dict[str, Any], out_dir: str | Path, *, resum
         print(f"[train] --resume: no checkpoint in {out_dir}, starting from step 0", file=sys.stderr)
     if ckpt is not None and ckpt.get("stage") != stage_name:
         raise RuntimeError(f"{ckpt_path} belongs to stage {ckpt.get('stage')!r}, not {stage_name!r}")
+    if ckpt is not None:
+        schema.check_stored(stage_name, ckpt.get("config"), str(ckpt_path))
     start = int(ckpt["step"]) if ckpt else 0
 
     data_rng = seed_everything(seed, info.rank, start)
-    if cfg.get("init_from") and ckpt is None:
+    if cfg["init_from"] and ckpt is None:
         _adopt_card_configs(stage_name, cfg, Path(str(cfg["init_from"])))
     stage = build_stage(stage_name, cfg, info)
     clock: dict[str, float] = {}
-    factor = (time_decay(budget, float(cfg.get("time_decay_start", 0.5)), clock) if budget > 0
+    factor = (time_decay(budget, float(cfg["time_decay_start"]), clock) if budget > 0
               else linear_decay(total, decay_start))
     schedulers = {k: torch.optim.lr_scheduler.LambdaLR(opt, factor) for k, opt in stage.optimizers.items()}
     if ckpt is not None:
@@ -244,18 +250,18 @@ def train(stage_name: str, config: dict[str, Any], out_dir: str | Path, *, resum
             np.random.set_state(rng["numpy_legacy"])
             random.setstate(rng["python"])
             data_rng.bit_generator.state = rng["data"]
-    elif cfg.get("init_from"):
+    elif cfg["init_from"]:
         _init_from(stage, Path(str(cfg["init_from"])), info.is_main and not quiet)
     stage.wrap_distributed()
 
     if info.is_main:
         atomic_write_text(out_dir / "config.json", json.dumps({"stage": stage_name, **cfg}, indent=2))
     logger = Logger(out_dir, info.is_main)
-    batches = batch_stream(stage, data_rng, int(cfg.get("data_workers", 0)), seed, info.rank, start,
+    batches = batch_stream(stage, data_rng, int(cfg["data_workers"]), seed, info.rank, start,
                            pin=info.device.type == "cuda")
-    log_every = int(cfg.get("log_every", 10))
-    sample_every = int(cfg.get("sample_every", 200))
-    ckpt_every = int(cfg.get("checkpoint_every", 200))
+    log_every = int(cfg["log_every"])
+    sample_every = int(cfg["sample_every"])
+    ckpt_every = int(cfg["checkpoint_every"])
 
     def checkpoint(step: int) -> None:
         if info.is_main:
