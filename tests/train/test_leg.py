@@ -13,11 +13,12 @@ import torch
 
 from oldphoto.synth import sources as SRC
 from oldphoto.synth.corpus import Corpus, split_of
+from oldphoto.train.checkpoints import load_checkpoint
 from oldphoto.train.config import load_stage_config
 from oldphoto.train.data import load_pool
 from oldphoto.train.export import export_runs
 from oldphoto.train.pack import build_pack, pack_sources
-from oldphoto.train.trainer import load_checkpoint, train
+from oldphoto.train.trainer import train
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = ["lambda_vgg=0", "lambda_gan=0"]

@@ -6,11 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from oldphoto.train.checkpoints import load_checkpoint
 from oldphoto.train.config import ConfigError, load_stage_config
-from oldphoto.train.trainer import linear_decay, load_checkpoint, train
+from oldphoto.train.trainer import linear_decay, train
 
 # GAN + VGG off: the resume test is about state, and a smaller graph keeps it fast
 CFG = ["lambda_vgg=0", "nets.D.num_D=1"]
@@ -47,6 +49,22 @@ def test_resume_restores_optimizer_state_and_continues_identically(tmp_path):
     assert sched["last_epoch"] == 4
 
 
+def test_checkpoints_load_without_running_pickled_code(tmp_path):
+    train("detector", _cfg(tmp_path, "detector", ["crop=32"]), tmp_path / "d", steps=1, quiet=True)
+    path = tmp_path / "d" / "checkpoint.pt"
+    state = torch.load(path, map_location="cpu", weights_only=True)  # plain data: no allow-list needed
+    assert state["step"] == 1 and isinstance(state["rng"]["numpy_legacy"][1], list)
+    # a checkpoint of an earlier version held numpy's RNG state as an array: inert data, still read
+    state["rng"]["numpy_legacy"] = np.random.get_state()
+    torch.save(state, tmp_path / "old.pt")
+    assert load_checkpoint(tmp_path / "old.pt")["rng"]["numpy_legacy"][1].shape == (624,)
+    # an object that would run code when unpickled is refused
+    state["rng"]["hook"] = print
+    torch.save(state, tmp_path / "evil.pt")
+    with pytest.raises(RuntimeError, match="unreadable checkpoint"):
+        load_checkpoint(tmp_path / "evil.pt")
+
+
 def test_resume_refuses_other_stage(tmp_path):
     train("vae_b", _cfg(tmp_path, extra=["lambda_gan=0"]), tmp_path / "r", steps=1, quiet=True)
     cfg = _cfg(tmp_path, "detector", ["crop=32"])
@@ -77,7 +95,7 @@ def test_config_errors(tmp_path):
 
 
 def test_official_preset_builds_official_sizes():
-    from oldphoto.train.stages import build_net
+    from oldphoto.train.networks import build_net
 
     cfg = load_stage_config("official", "vae_a")
     vae = build_net("vae", cfg["nets"]["G"])

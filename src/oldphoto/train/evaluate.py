@@ -77,7 +77,7 @@ def heldout_cases(sources: list[str] | None = None, size: int = 256, crops: int 
 def runs_models(runs: str | Path) -> dict[str, nn.Module]:
     """The trained networks of a runs folder by role (the quality VAE_B also serves the scratch path,
     as in training)."""
-    from oldphoto.train.stages import load_trained
+    from oldphoto.train.checkpoints import load_trained
 
     runs = Path(runs)
     spec = {"vae_a": ("vae_a", "vae", "G"), "vae_b_quality": ("vae_b", "vae", "G"),
@@ -240,7 +240,7 @@ def main_evaluate(runs: str | Path | None, weights: str | Path | None, out: str 
     result = evaluate_restoration(restorer, cases, pipeline=bool(weights))
     result["heldout_source"] = used
     if ablation_runs:
-        from oldphoto.train.stages import load_trained
+        from oldphoto.train.checkpoints import load_trained
 
         real, synth = latent_gap_inputs()
         result["latent_gap"] = {name: latent_gap(load_trained(path, "vae_a", "vae"), real, synth)

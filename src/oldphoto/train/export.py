@@ -36,7 +36,7 @@ def _training_summary(stage: str, state: dict[str, Any]) -> str:
 def _warm_starts(config: dict[str, Any]) -> list[tuple[str, int]]:
     """The chain of runs this one was warm-started from (``init_from``), nearest first, with the step each
     was at: their steps are part of the exported network's training.  Stops where a checkpoint is gone."""
-    from oldphoto.train.trainer import CHECKPOINT, load_checkpoint
+    from oldphoto.train.checkpoints import CHECKPOINT, load_checkpoint
 
     chain: list[tuple[str, int]] = []
     source = config.get("init_from")
@@ -55,9 +55,10 @@ def _warm_starts(config: dict[str, Any]) -> list[tuple[str, int]]:
 def export_runs(runs: Path, dest: Path, stages: list[str] | None = None,
                 metrics: dict[str, Any] | None = None, notes: dict[str, str] | None = None,
                 half: bool = False) -> dict[str, Path]:
+    from oldphoto.train.checkpoints import load_checkpoint
+    from oldphoto.train.networks import build_net
     from oldphoto.train.schema import check_stored
-    from oldphoto.train.stages import STAGES, build_net
-    from oldphoto.train.trainer import load_checkpoint
+    from oldphoto.train.stages import STAGES
     from oldphoto.weights import save_model
     from oldphoto.weights.store import sha256_file
 

@@ -40,8 +40,9 @@ import torch
 from oldphoto.files import atomic_write, atomic_write_text
 from oldphoto.tensors import batch_to_images
 from oldphoto.train import distributed, schema
+from oldphoto.train.checkpoints import CHECKPOINT, load_checkpoint, save_checkpoint
+from oldphoto.train.stages import STAGES, build_stage
 
-CHECKPOINT = "checkpoint.pt"
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # the names: schema.PRECISIONS
 
 
@@ -185,22 +186,15 @@ class Logger:
             self.writer.close()
 
 
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001
-        raise RuntimeError(f"{path}: unreadable checkpoint ({exc})") from exc
+def _numpy_state() -> tuple[str, list[int], int, int, float]:
+    """numpy's legacy RNG state as plain Python data (a checkpoint then loads with weights_only=True)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return name, keys.tolist(), int(pos), int(has_gauss), float(cached)
 
 
 def train(stage_name: str, config: dict[str, Any], out_dir: str | Path, *, resume: bool = False,
           steps: int | None = None, device: str = "auto", quiet: bool = False) -> dict[str, Any]:
     """Run (or continue) one stage.  Returns ``{"step", "losses"}`` of the last step."""
-    from oldphoto.train.stages import build_stage
-
     out_dir = Path(out_dir)
     # checked and completed here too: callers add keys after load_stage_config (the CLI, the leg)
     cfg = schema.resolve(stage_name, config, f"stage {stage_name} config")
@@ -270,7 +264,7 @@ def train(stage_name: str, config: dict[str, Any], out_dir: str | Path, *, resum
                 "nets": stage.net_states(),
                 "optims": {k: o.state_dict() for k, o in stage.optimizers.items()},
                 "scheds": {k: s.state_dict() for k, s in schedulers.items()},
-                "rng": {"torch": torch.get_rng_state(), "numpy_legacy": np.random.get_state(),
+                "rng": {"torch": torch.get_rng_state(), "numpy_legacy": _numpy_state(),
                         "python": random.getstate(), "data": data_rng.bit_generator.state},
             }
             save_checkpoint(ckpt_path, state)
@@ -336,7 +330,6 @@ def _adopt_card_configs(stage_name: str, cfg: dict[str, Any], source: Path) -> N
     their cards, so a warm start always builds them at the widths the weights have."""
     if not _is_weights_folder(source):
         return
-    from oldphoto.train.stages import STAGES
     from oldphoto.weights import find_card
 
     for key, (role, _arch) in STAGES[stage_name].exports.items():

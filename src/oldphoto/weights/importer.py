@@ -99,7 +99,7 @@ def read_checkpoint(path: Path, name: str) -> dict[str, torch.Tensor]:
 
     Unwraps the detector's ``{'model_state': ...}`` and a uniform ``module.`` (DataParallel) prefix."""
     try:
-        obj = _safe_load(path)
+        obj = safe_load(path)
     except pickle.UnpicklingError as exc:
         culprits = _pickle_globals(path, str(exc))
         if culprits:
@@ -134,8 +134,9 @@ _INERT_GLOBALS = re.compile(r"^(argparse\.Namespace|numpy\.(dtype|ndarray)"
                             r"|numpy\.(_core|core)\.multiarray\.(scalar|_reconstruct)|numpy\.dtypes\.\w+DType)$")
 
 
-def _safe_load(path: Path) -> Any:
-    """torch.load(weights_only=True), additionally allowing the inert data globals above."""
+def safe_load(path: Path) -> Any:
+    """torch.load(weights_only=True), additionally allowing the inert data globals above (also the
+    reader of training checkpoints: :func:`oldphoto.train.checkpoints.load_checkpoint`)."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
