@@ -34,10 +34,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def load_generator(source: Path, size: int) -> torch.nn.Module:
     """The inference-form face generator from a run (checkpoint.pt) or a weights folder (face_<size>)."""
     from oldphoto.nets.face import FaceGenerator
+    from oldphoto.train.checkpoints import load_checkpoint
 
     ckpt = source / "checkpoint.pt" if source.is_dir() else source
     if ckpt.is_file() and ckpt.suffix == ".pt":
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        state = load_checkpoint(ckpt)
         g = FaceGenerator(**{**state["config"]["nets"]["G"], "size": size})
         g.load_state_dict(state["nets"]["G"])
         return g.folded()

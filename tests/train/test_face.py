@@ -5,29 +5,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from oldphoto.train.config import load_stage_config
 from oldphoto.train.distributed import DistInfo
 from oldphoto.train.stages import build_stage
-
-
-@pytest.fixture
-def faces_dir(tmp_path):
-    """Two "aligned faces" (crops of the astronaut) and the manifest `oldphoto data faces` would write."""
-    from skimage import data
-
-    root = tmp_path / "faces"
-    (root / "faces").mkdir(parents=True)
-    img = data.astronaut()
-    Image.fromarray(img[60:188, 160:288]).save(root / "faces" / "000000.jpg")
-    Image.fromarray(img[40:200, 140:300]).save(root / "faces" / "000001.jpg")
-    manifest = {"format": "oldphoto-faces-1", "kind": "synthetic", "seed": 0, "truncation": 0.7, "size": 128,
-                "generator": "random-face==2021.7.21.1 (test)", "generator_sha256": "ab" * 32,
-                "licence": "NON-COMMERCIAL test licence",
-                "faces": [{"file": "faces/000000.jpg", "index": 0}, {"file": "faces/000001.jpg", "index": 1}]}
-    (root / "manifest.json").write_text(json.dumps(manifest))
-    return root
 
 
 def _stage(faces_dir, tmp_path, overrides=()):

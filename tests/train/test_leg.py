@@ -180,3 +180,43 @@ def test_weights_parts_round_trip_and_import_checks(tmp_path):
     with pytest.raises(ValueError, match="unexpected entry"):
         import_leg(tmp_path / "evil", tmp_path / "dest2")
     assert not (tmp_path / "dest2").exists()
+
+
+# ------------------------------------------------------------------------------------------- a face leg
+def test_face_pack_holds_shrunk_faces_with_their_licence(faces_dir, tmp_path):
+    from oldphoto.train.leg import pack_stages
+
+    out = tmp_path / "face_pack"
+    manifest = build_pack(None, out, budget_mib=1.0, vgg_layers=0, faces=faces_dir, face_size=64,
+                          log=lambda m: None)
+    assert manifest["counts"] == {"faces": 2} and manifest["corpus"] is None
+    packed = json.loads((out / "faces" / "manifest.json").read_text())
+    assert packed["licence"].startswith("NON-COMMERCIAL") and packed["size"] == 64
+    assert [f["source_file"] for f in packed["faces"]] == ["faces/000000.jpg", "faces/000001.jpg"]
+    assert all(load_pool(str(out / "faces"), 256, 32)[i].shape == (64, 64, 3) for i in range(2))
+    assert pack_sources(out) == {"faces": [str(out / "faces")]} and pack_stages(out) == ("face",)
+    # the budget bounds how many faces travel
+    small = build_pack(None, tmp_path / "small", budget_mib=3e-3, vgg_layers=0, faces=faces_dir,
+                       face_size=64, log=lambda m: None)
+    assert small["counts"] == {"faces": 1}
+
+
+def test_face_leg_trains_a_new_face_model_and_returns_only_it(faces_dir, tmp_path):
+    from oldphoto.train.leg import import_leg, run_leg
+    from oldphoto.weights import load_model
+
+    pack = tmp_path / "face_pack"
+    build_pack(None, pack, budget_mib=1.0, vgg_layers=0, faces=faces_dir, face_size=64, log=lambda m: None)
+    out = tmp_path / "out"
+    summary = run_leg(pack, out, budget_s=12, reserve_s=4, smoke=True, work=tmp_path / "work",
+                      overrides=["lambda_vgg=0"], log=lambda m: None)
+    assert list(summary["stages"]) == ["face"] and summary["stages"]["face"]["steps"] > 0
+    assert summary["exported_roles"] == ["face_64"] and summary["copied_roles"] == []  # no global set
+    assert "evaluation" not in summary  # a face model is judged here, with dlib (bench_faces.py)
+    assert import_leg(out, tmp_path / "weights") == ["face_64"]
+    card = json.loads((tmp_path / "weights" / "face_64.json").read_text())
+    assert card["licence"].startswith("NON-COMMERCIAL") and "SMOKE" in card["notes"]
+    net = load_model("face_64", weights_dir=tmp_path / "weights")
+    assert net.config["ngf"] == 8
+    with pytest.raises(ValueError, match="no data for vae_b"):
+        run_leg(pack, tmp_path / "out2", stages=("vae_b",), smoke=True, log=lambda m: None)

@@ -141,7 +141,7 @@ def test_a_dict_given_to_train_is_checked_too(tmp_path):
 def _tamper(ckpt_path, **config):
     import torch
 
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     state["config"].update(config)
     torch.save(state, ckpt_path)
 

@@ -50,11 +50,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.set_defaults(func=_run_stage, stage=stage)
     k = sub.add_parser("pack", help="pack a GPU leg's training crops (train split only) into one folder",
                        description="Pack JPEG crops of a photo corpus' training photos and real old photos, "
-                                   "with their licences and the first taps of the ImageNet VGG16, into a "
-                                   "folder small enough to travel to a GPU machine (see docs/training.md, "
-                                   "'A GPU leg'). Held-out photos and evaluation-only sources are never "
-                                   "packed. Read it as corpus:PACK:train and real_old:PACK:all.")
-    k.add_argument("--corpus", required=True, help="photo corpus from `oldphoto data build`")
+                                   "with their licences, and/or aligned faces, with the first taps of the "
+                                   "ImageNet VGG16, into a folder small enough to travel to a GPU machine "
+                                   "(see docs/training.md, 'A GPU leg'). Held-out photos and "
+                                   "evaluation-only sources are never packed. Read it as corpus:PACK:train, "
+                                   "real_old:PACK:all and PACK/faces.")
+    k.add_argument("--corpus", help="photo corpus from `oldphoto data build` (leave out for a face leg)")
+    k.add_argument("--faces", help="face folder from `oldphoto data faces` (training faces only)")
+    k.add_argument("--face-size", type=int, default=256, help="side of the packed faces (256)")
+    k.add_argument("--face-quality", type=int, default=85, help="JPEG quality of the packed faces (85)")
     k.add_argument("--out", default="packs/gpu_leg", help="pack folder (default packs/gpu_leg)")
     k.add_argument("--budget-mib", type=float, default=12.0,
                    help="size of the whole pack in MiB (default 12: the repository's tracked files take "
@@ -77,7 +81,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="seconds of the budget kept for export and evaluation (default 75; smoke 30)")
     g.add_argument("--init-from", help="weights folder to warm-start from (default: the bundled weights)")
     g.add_argument("--config", default="gpu_leg", help="config file or preset (default gpu_leg)")
-    g.add_argument("--stages", nargs="*", help="only these stages, in this order")
+    g.add_argument("--stages", nargs="*",
+                   help="only these stages, in this order (default: every stage the pack has data for)")
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value of every stage that has the key")
     g.add_argument("--device", default="auto", help="auto (CUDA, required unless --smoke), cpu or cuda")
@@ -217,7 +222,8 @@ def _run_pack(args: argparse.Namespace) -> int:
     try:
         manifest = build_pack(args.corpus, args.out, budget_mib=args.budget_mib, size=args.size,
                               quality=args.quality, per_old=args.per_old, vgg_layers=args.vgg_layers,
-                              seed=args.seed)
+                              seed=args.seed, faces=args.faces, face_size=args.face_size,
+                              face_quality=args.face_quality)
     except PackError as exc:
         print(f"oldphoto train pack: {exc}", file=sys.stderr)
         return 1
@@ -234,7 +240,7 @@ def _run_pack(args: argparse.Namespace) -> int:
 
 
 def _run_leg(args: argparse.Namespace) -> int:
-    from oldphoto.train.leg import ORDER, run_leg
+    from oldphoto.train.leg import run_leg
 
     budget = args.budget if args.budget is not None else (60.0 if args.smoke else 540.0)
     reserve = args.reserve if args.reserve is not None else (30.0 if args.smoke else 75.0)
@@ -244,7 +250,8 @@ def _run_leg(args: argparse.Namespace) -> int:
         torch.set_num_threads(1)
     try:
         summary = run_leg(args.pack, args.out, budget_s=budget, reserve_s=reserve, init_from=args.init_from,
-                          config=args.config, stages=tuple(args.stages or ORDER), overrides=args.set,
+                          config=args.config, stages=tuple(args.stages) if args.stages else None,
+                          overrides=args.set,
                           device=args.device, smoke=args.smoke, evaluate=not args.no_eval, work=args.work)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"oldphoto train leg: {exc}", file=sys.stderr)

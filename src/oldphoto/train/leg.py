@@ -2,19 +2,23 @@
 
 A leg (``scripts/gpu_leg.sh`` on the device machine, docs/training.md "A GPU leg"):
 
-1. trains ``vae_b``, ``vae_a``, ``detector``, then the mappings on the new VAEs, each warm-started
-   from a weights folder (``init_from``, default the bundled weights, whose cards give the widths) and
-   stopped by time: stage *i* gets ``leg_share_i / Σ(shares left)`` of the time left before the deadline
+1. trains ``vae_b``, ``vae_a``, ``detector``, then the mappings on the new VAEs, and the ``face`` stage,
+   as far as the pack has their data (photo crops, faces; ``--stages`` chooses), each warm-started
+   from a weights folder (``init_from``, default the bundled weights, whose cards give the widths; the
+   face generator starts from scratch when that folder has no face model) and stopped by time:
+   stage *i* gets ``leg_share_i / Σ(shares left)`` of the time left before the deadline
    minus ``reserve`` (export and evaluation), so one slow start-up does not push the leg past its limit;
 2. exports the trained networks as a weights folder (``<role>.safetensors`` + card, device, precision,
-   steps and seconds in the notes); roles not trained in this leg are copied from ``init_from`` so the
-   folder is complete;
-3. evaluates the new folder and ``init_from`` on the same held-out crops (``corpus:heldout`` where the
-   corpus is present, else scikit-image's held-out photos: a sanity check, not the acceptance table);
+   steps and seconds in the notes; the face generator in float16, as it would be bundled); roles not
+   trained in this leg are copied from ``init_from`` so the folder is complete;
+3. evaluates the new global networks and ``init_from`` on the same held-out crops (``corpus:heldout``
+   where the corpus is present, else scikit-image's held-out photos: a sanity check, not the acceptance
+   table);
 4. writes into ``out``: ``summary.json``, ``weights.tar.partN`` (the weights folder as a tar cut into
    pieces under 15 MiB, since the device tool returns at most 16 MiB per file) and ``runs_logs.tar.gz``
    (configs, ``log.jsonl``, sample sheets; checkpoints stay behind: the exported weights are what the
-   next leg warm-starts from).
+   next leg warm-starts from).  A face model is evaluated here, after the import, where dlib is
+   (``benchmarks/bench_faces.py``; the device machine has none).
 
 ``smoke=True`` runs the same path on the CPU with tiny batches and budgets (about a minute).
 """
@@ -31,9 +35,19 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-ORDER = ("vae_b", "vae_a", "detector", "mapping_quality", "mapping_scratch", "mapping_hr")
+GLOBAL_STAGES = ("vae_b", "vae_a", "detector", "mapping_quality", "mapping_scratch", "mapping_hr")
+ORDER = (*GLOBAL_STAGES, "face")
 PART_BYTES = 15 * 2**20  # the device tool returns files of at most 16 MiB
 SMOKE_SETS = ("batch_size=2", "crop=64", "log_every=5", "data_workers=1", "checkpoint_every=1000000")
+SMOKE_FACE_NETS = {"G": {"ngf": 8, "spade_hidden": 8, "size": 64}, "D": {"ndf": 8, "n_layers": 2, "num_D": 1}}
+
+
+def pack_stages(pack: str | Path) -> tuple[str, ...]:
+    """The stages a pack has data for, in leg order: the global ones (photo crops), ``face`` (faces)."""
+    from oldphoto.train.pack import pack_sources
+
+    sources = pack_sources(pack)
+    return (*(GLOBAL_STAGES if "photos" in sources else ()), *(("face",) if "faces" in sources else ()))
 
 
 def _share_budgets(shares: dict[str, float], left_s: float) -> float:
@@ -41,8 +55,9 @@ def _share_budgets(shares: dict[str, float], left_s: float) -> float:
 
 
 def run_leg(pack: str | Path, out: str | Path, *, budget_s: float = 540.0, reserve_s: float = 75.0,
-            init_from: str | Path | None = None, config: str = "gpu_leg", stages: tuple[str, ...] = ORDER,
-            overrides: list[str] | tuple[str, ...] = (), device: str = "auto", smoke: bool = False,
+            init_from: str | Path | None = None, config: str = "gpu_leg",
+            stages: tuple[str, ...] | None = None, overrides: list[str] | tuple[str, ...] = (),
+            device: str = "auto", smoke: bool = False,
             evaluate: bool = True, work: str | Path | None = None, log=print) -> dict[str, Any]:
     import torch
 
@@ -62,9 +77,15 @@ def run_leg(pack: str | Path, out: str | Path, *, budget_s: float = 540.0, reser
     pack_manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     if not any(init_from.glob("*.safetensors")):
         raise FileNotFoundError(f"{init_from}: no weights to warm-start from")
+    stages = tuple(stages) if stages else pack_stages(pack)
     unknown = [s for s in stages if s not in ORDER]
     if unknown:
         raise ValueError(f"unknown leg stages {unknown}; a leg trains {', '.join(ORDER)}")
+    sources = pack_sources(pack)
+    missing = [s for s in stages if ("faces" if s == "face" else "photos") not in sources]
+    if missing or not stages:
+        raise ValueError(f"{pack} has no data for {', '.join(missing) or 'any stage'} (pack photo crops "
+                         f"with --corpus, faces with --faces)")
     if device == "auto" and not smoke and not torch.cuda.is_available():
         raise RuntimeError("no CUDA device: a leg is meant for a GPU (pass --device cpu or --smoke to run "
                            "it on the CPU anyway)")
@@ -98,8 +119,14 @@ def run_leg(pack: str | Path, out: str | Path, *, budget_s: float = 540.0, reser
         stage_budget = max(2.0, shares[stage] * _share_budgets(shares, left))
         shares.pop(stage)
         # the resolved config holds every setting of its stage: only VAE_A has real old photos
-        cfg.update({k: v for k, v in pack_sources(pack).items() if k in cfg})
+        cfg.update({k: v for k, v in sources.items() if k in cfg})
         cfg["init_from"] = str(init_from)
+        if stage == "face":
+            if smoke:
+                cfg["nets"] = {k: {**cfg["nets"].get(k, {}), **v} for k, v in SMOKE_FACE_NETS.items()}
+            size = int(cfg["nets"].get("G", {}).get("size", 256))
+            if not (init_from / f"face_{size}.safetensors").is_file():
+                cfg["init_from"] = None  # no face model to start from: a new one
         cfg["time_budget"] = round(stage_budget, 1)
         # leave a core to the training process and one to the pinning thread
         cfg["data_workers"] = min(int(cfg["data_workers"]), max(1, (os.cpu_count() or 1) - 2))
@@ -109,7 +136,7 @@ def run_leg(pack: str | Path, out: str | Path, *, budget_s: float = 540.0, reser
                 cfg[key] = str(init_from)
         log(f"[leg] {stage}: {stage_budget:.0f} s of training")
         t0 = time.time()
-        entry: dict[str, Any] = {"budget_s": round(stage_budget, 1)}
+        entry: dict[str, Any] = {"budget_s": round(stage_budget, 1), "init_from": cfg["init_from"]}
         try:
             try:
                 result = train(stage, cfg, runs / stage, device=device)
@@ -143,11 +170,12 @@ def run_leg(pack: str | Path, out: str | Path, *, budget_s: float = 540.0, reser
             torch.cuda.empty_cache()
 
     weights = work / "weights"
+    global_done = [s for s in done if s in GLOBAL_STAGES]
     if done:
         summary.update(_export(runs, weights, done, init_from, summary))
         summary["weights_parts"] = _bundle_weights(weights, out)
     _write_summary(out, summary)
-    if evaluate and done:
+    if evaluate and global_done:
         try:
             summary["evaluation"] = quick_evaluate({"new": weights, "init_from": init_from},
                                                    crops=1 if smoke else 2, size=128 if smoke else 256,
@@ -172,18 +200,28 @@ def _export(runs: Path, weights: Path, done: list[str], init_from: Path, summary
             ) -> dict[str, Any]:
     from oldphoto.train.export import export_runs
 
-    note = (f"GPU leg of {summary['started']} ({summary['gpu'] or 'CPU'}, torch {summary['torch']}), "
-            f"warm-started from {init_from.name}; per stage: "
-            + "; ".join(f"{s} {e['steps']} steps in {e['train_s']:.0f} s ({e['precision']})"
-                        for s, e in summary["stages"].items() if "steps" in e) + ".")
-    if summary["smoke"]:
-        note = "SMOKE RUN (tiny batches, not for use). " + note
+    def note(start: str) -> str:
+        text = (f"GPU leg of {summary['started']} ({summary['gpu'] or 'CPU'}, torch {summary['torch']}), "
+                f"{start}; per stage: "
+                + "; ".join(f"{s} {e['steps']} steps in {e['train_s']:.0f} s ({e['precision']})"
+                            for s, e in summary["stages"].items() if "steps" in e) + ".")
+        return ("SMOKE RUN (tiny batches, not for use). " + text) if summary["smoke"] else text
+
     if weights.exists():
         shutil.rmtree(weights)
-    written = export_runs(runs, weights, stages=done, notes={"*": note})
+    written = export_runs(runs, weights, stages=[s for s in done if s != "face"],
+                          notes={"*": note(f"warm-started from {init_from.name}")})
+    if "face" in done:  # float16, as a face model is bundled (and half the bytes to send back)
+        start = summary["stages"]["face"].get("init_from")
+        face_note = note(f"warm-started from {start}" if start else "from scratch")
+        written.update(export_runs(runs, weights, stages=["face"], half=True, notes={"*": face_note}))
     copied = []
-    for card in sorted(init_from.glob("*.json")):
+    # a leg of the global stages returns a complete global set (what it did not train, from init_from);
+    # a face leg returns only its face model: with the global set it would not fit the device's 64 MiB
+    for card in sorted(init_from.glob("*.json")) if any(s in GLOBAL_STAGES for s in done) else ():
         role = card.stem
+        if role.startswith("face_"):
+            continue
         if role not in written and (init_from / f"{role}.safetensors").is_file():
             shutil.copy2(card, weights / card.name)
             shutil.copy2(init_from / f"{role}.safetensors", weights / f"{role}.safetensors")

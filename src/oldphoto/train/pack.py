@@ -8,13 +8,18 @@ nothing else: no corpus, no user weights folder.  The pack holds what the traini
   reserved for evaluation (opencv-doc's samples) is packed;
 * ``real_old_train.npz`` / ``real_old_heldout.npz``: crops of the real old photos, which VAE_A trains on
   (the configs' ``real_old:all``);
+* ``faces/``: aligned faces for the ``face`` stage (``--faces``, from ``oldphoto data faces``), shrunk to
+  the training size and re-encoded, with their own ``manifest.json`` (generator, seed, licence: the card
+  of a face model trained on them carries it); a pack may hold faces only (``--corpus`` left out), for a
+  face leg;
 * ``manifest.json``: counts, sizes and every packed photo's source, origin and licence;
 * ``perception/vgg16_imagenet.safetensors``: the first ``vgg_layers`` taps of the ImageNet VGG16 of
   ``oldphoto data perception`` in float16 (relu1_1 … relu3_1: 1 MB instead of 59 MB), so that a leg
   can turn the perceptual loss on (``lambda_vgg`` > 0 with ``vgg_layers`` ≤ the packed taps).  Point
   ``$OLDPHOTO_WEIGHTS`` at the pack to use it.
 
-Read it as sources ``corpus:PACK:train`` (clean photos) and ``real_old:PACK:all``.
+Read it as sources ``corpus:PACK:train`` (clean photos), ``real_old:PACK:all`` and ``PACK/faces``
+(:func:`pack_sources`).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any
 
 #: what the device tool sends at most: the working tree and the carried paths together
 TRAVEL_LIMIT_MIB = 64.0
+FACES = "faces"  # the pack's face folder
 
 
 class PackError(RuntimeError):
@@ -34,8 +40,58 @@ class PackError(RuntimeError):
 
 
 def pack_sources(pack: str | Path) -> dict[str, list[str]]:
-    """Config values that read a pack: ``photos`` and ``real_old``."""
-    return {"photos": [f"corpus:{pack}:train"], "real_old": [f"real_old:{pack}:all"]}
+    """Config values that read what the pack holds: ``photos`` and ``real_old`` (photo crops), ``faces``."""
+    pack = Path(pack)
+    sources: dict[str, list[str]] = {}
+    if (pack / "clean_train.npz").is_file():
+        sources.update(photos=[f"corpus:{pack}:train"], real_old=[f"real_old:{pack}:all"])
+    if (pack / FACES / "manifest.json").is_file():
+        sources["faces"] = [str(pack / FACES)]
+    return sources
+
+
+def pack_faces(source: str | Path, out: Path, budget_mib: float, size: int = 256, quality: int = 85,
+               log=print) -> int:
+    """Faces of an ``oldphoto data faces`` folder into ``out`` (``faces/*.jpg`` + ``manifest.json``),
+    shrunk to ``size``² and re-encoded, in the source's order until ``budget_mib`` is used; returns how
+    many.  The manifest keeps the source's description and licence; landmarks are scaled."""
+    import io
+
+    from PIL import Image
+
+    from oldphoto.synth.corpus import write_json
+
+    source = Path(source)
+    try:
+        manifest = json.loads((source / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PackError(f"{source}: not a face folder of `oldphoto data faces` ({exc})") from exc
+    entries = manifest.get("faces") or []
+    if not entries:
+        raise PackError(f"{source}: the manifest lists no faces")
+    budget = int(budget_mib * 2**20)
+    (out / "faces").mkdir(parents=True)
+    kept, used = [], 0
+    for entry in entries:
+        with Image.open(source / entry["file"]) as im:
+            scale = size / im.width
+            face = im.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
+        buf = io.BytesIO()
+        face.save(buf, format="JPEG", quality=quality)
+        if used + buf.tell() > budget:
+            break
+        name = f"faces/{len(kept):06d}.jpg"
+        (out / name).write_bytes(buf.getvalue())
+        used += buf.tell()
+        points = [[round(x * scale, 2), round(y * scale, 2)] for x, y in entry.get("points", [])]
+        kept.append({**entry, "file": name, "points": points, "source_file": entry["file"]})
+    if not kept:
+        raise PackError(f"--faces: not one face fits {budget_mib:.1f} MiB")
+    write_json(out / "manifest.json", {**manifest, "size": size, "faces": kept,
+                                       "packed": f"{len(kept)} of {len(entries)} faces of {source}, "
+                                                 f"{size}² JPEG quality {quality}"})
+    log(f"packed {len(kept)} of {len(entries)} faces ({used / 2**20:.1f} MiB)")
+    return len(kept)
 
 
 def _vgg_subset(vgg_layers: int) -> dict[str, Any]:
@@ -63,10 +119,14 @@ def _vgg_subset(vgg_layers: int) -> dict[str, Any]:
     return out
 
 
-def build_pack(corpus_root: str | Path, out: str | Path, budget_mib: float = 12.0, size: int = 256,
+def build_pack(corpus_root: str | Path | None, out: str | Path, budget_mib: float = 12.0, size: int = 256,
                quality: int = 90, per_old: int = 16, vgg_layers: int = 3, seed: int = 0,
+               faces: str | Path | None = None, face_size: int = 256, face_quality: int = 85,
                log=print) -> dict[str, Any]:
-    """Write the pack into ``out`` (replaced as a whole, never left half-written); returns its manifest."""
+    """Write the pack into ``out`` (replaced as a whole, never left half-written); returns its manifest.
+
+    ``corpus_root`` (photo crops) and ``faces`` (a face folder) may each be None, not both; with both,
+    they share the budget left after the VGG16 taps evenly."""
     from safetensors.torch import save_file
 
     from oldphoto.synth.corpus import CORPUS_FORMAT, Corpus, CorpusError, write_json
@@ -75,12 +135,16 @@ def build_pack(corpus_root: str | Path, out: str | Path, budget_mib: float = 12.
     out = Path(out)
     if out.exists() and not (out / "manifest.json").is_file():
         raise PackError(f"{out} exists and is not a pack: refusing to replace it")
-    try:
-        corpus = Corpus(corpus_root)
-    except CorpusError as exc:
-        raise PackError(str(exc)) from exc
-    if corpus.format != CORPUS_FORMAT:
-        raise PackError(f"{corpus_root}: needs a photo corpus from `oldphoto data build`")
+    if corpus_root is None and faces is None:
+        raise PackError("nothing to pack: give a corpus, faces, or both")
+    corpus = None
+    if corpus_root is not None:
+        try:
+            corpus = Corpus(corpus_root)
+        except CorpusError as exc:
+            raise PackError(str(exc)) from exc
+        if corpus.format != CORPUS_FORMAT:
+            raise PackError(f"{corpus_root}: needs a photo corpus from `oldphoto data build`")
     vgg_bytes = 0
     vgg = _vgg_subset(vgg_layers) if vgg_layers > 0 else {}
     if vgg:
@@ -88,12 +152,22 @@ def build_pack(corpus_root: str | Path, out: str | Path, budget_mib: float = 12.
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        patch_budget = budget_mib - vgg_bytes / 2**20
-        if patch_budget <= 0:
-            raise PackError(f"--budget-mib {budget_mib} leaves nothing for the crops")
-        counts = build_patches(corpus, tmp, size=size, budget_mib=patch_budget, quality=quality,
-                               per_heldout=0, per_old=per_old, seed=seed, log=log)
-        manifest = json.loads((tmp / "manifest.json").read_text(encoding="utf-8"))
+        data_budget = budget_mib - vgg_bytes / 2**20
+        if data_budget <= 0:
+            raise PackError(f"--budget-mib {budget_mib} leaves nothing for the crops or faces")
+        if corpus is not None and faces is not None:
+            data_budget /= 2
+        manifest: dict[str, Any] = {"counts": {}, "sources": []}
+        if corpus is not None:
+            build_patches(corpus, tmp, size=size, budget_mib=data_budget, quality=quality, per_heldout=0,
+                          per_old=per_old, seed=seed, log=log)
+            manifest = json.loads((tmp / "manifest.json").read_text(encoding="utf-8"))
+        else:
+            tmp.mkdir(parents=True)
+        if faces is not None:
+            n = pack_faces(faces, tmp / FACES, data_budget, size=face_size, quality=face_quality, log=log)
+            manifest["counts"]["faces"] = n
+            manifest["faces"] = {"source": str(Path(faces).resolve()), "size": face_size}
         if vgg:
             (tmp / "perception").mkdir()
             save_file(vgg, str(tmp / "perception" / "vgg16_imagenet.safetensors"),
@@ -101,7 +175,7 @@ def build_pack(corpus_root: str | Path, out: str | Path, budget_mib: float = 12.
                                 "taps": str(vgg_layers)})
         manifest["purpose"] = ("training data of a GPU leg (`scripts/gpu_leg.sh`): no held-out photo, no "
                                "evaluation-only source")
-        manifest["corpus"] = str(Path(corpus_root).resolve())
+        manifest["corpus"] = None if corpus_root is None else str(Path(corpus_root).resolve())
         manifest["vgg_layers"] = vgg_layers
         manifest["bytes"] = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
         write_json(tmp / "manifest.json", manifest)
@@ -111,7 +185,7 @@ def build_pack(corpus_root: str | Path, out: str | Path, budget_mib: float = 12.
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log(f"packed {', '.join(f'{n} {k}' for k, n in sorted(counts.items()))}")
+    log(f"packed {', '.join(f'{n} {k}' for k, n in sorted(manifest['counts'].items()))}")
     return manifest
 
 
