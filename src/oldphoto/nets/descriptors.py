@@ -156,8 +156,9 @@ DESCRIPTORS: tuple[ArchitectureDescriptor, ...] = (
         tile_bytes_per_pixel=2400),
     ArchitectureDescriptor(
         "detector", "oldphoto.nets.detector:DefectDetector",
-        # 2**depth at the official depth 4 (four blur-pool downsamplings)
-        size=SizeRequirements(multiple=16, minimum=16),
+        # 2**depth at the official depth 4 (four blur-pool downsamplings); at 32 the deepest level is 2×2,
+        # enough for its reflection padding
+        size=SizeRequirements(multiple=16, minimum=32),
         roles=(Role("detector", OfficialCheckpoint(GLOBAL_ASSET, "detection/FT_Epoch_latest.pt",
                                                    match_parts=1)),),
         signature=("first.1.weight", "down_path.0.block.1.weight", "last.1.weight"),
