@@ -22,9 +22,12 @@ import torch
 from torch import nn
 
 from oldphoto.modes import DefaultMode, Mode, OfficialMode
+from oldphoto.nets.descriptors import descriptor
 from oldphoto.nets.inference import InferenceOptions, prepare
 from oldphoto.options import DEFAULT_FIDELITY, RestoreOptions, parse_memory
 from oldphoto.stages.defects import (
+    DETECTOR,
+    DETECTOR_MULTIPLE,
     OFFICIAL_THRESHOLD,
     Defects,
     DefectStage,
@@ -35,8 +38,8 @@ from oldphoto.stages.defects import (
 )
 from oldphoto.stages.faces import FaceDetector, FaceInfo, FaceStage, face_detection_available
 from oldphoto.stages.restore import (
-    BYTES_PER_PIXEL,
     PATH_MULTIPLE,
+    PATH_ROLES,
     PathModels,
     RestoreStage,
     memory_scale,
@@ -51,13 +54,8 @@ __all__ = ["RestoreOptions", "Restorer", "Result", "FaceInfo", "PipelineError"]
 
 log = logging.getLogger(__name__)
 
-# roles (weights-file stems) each path needs
-PATH_ROLES = {
-    "quality": ("vae_a", "mapping_quality", "vae_b_quality"),
-    "scratch": ("vae_a", "mapping_scratch", "vae_b_scratch"),
-    "hr": ("vae_a", "mapping_hr", "vae_b_scratch"),
-}
-FACE_ROLES = {256: "face_256", 512: "face_512"}
+# face generator role per face size (256, 512)
+FACE_ROLES = {int(r.config["size"]): r.name for r in descriptor("face_generator").roles}
 _face_notice_shown = False
 
 
@@ -200,7 +198,8 @@ class Restorer:
                 from oldphoto.weights import find_card
 
                 card = find_card("mapping_quality", self.options.weights)
-            self._fidelity = DEFAULT_FIDELITY if card is None or card.fidelity is None else card.fidelity
+            self._fidelity = DEFAULT_FIDELITY if card is None else card.calibration.get("fidelity",
+                                                                                        DEFAULT_FIDELITY)
         return self._fidelity
 
     def mask_threshold(self) -> float:
@@ -298,7 +297,8 @@ class Restorer:
             return self.options.tile
         if kind == "detector":
             scale = memory_scale([self.model("detector")])
-            side = tile_side_for_budget(self.budget, BYTES_PER_PIXEL["detector"] * scale, 16, minimum=256)
+            side = tile_side_for_budget(self.budget, DETECTOR.tile_bytes_per_pixel * scale, DETECTOR_MULTIPLE,
+                                        minimum=256)
         else:
             side = tile_side(kind, self.budget, memory_scale([self.model(r) for r in PATH_ROLES[kind]]))
         if shape is not None and (shape[0] + 64) * (shape[1] + 64) <= side * side:

@@ -50,7 +50,7 @@ def test_mask_threshold_comes_from_the_detector_card(tmp_path):
     card = json.loads((folder / "detector.json").read_text())
     card["threshold"] = 0.77
     (folder / "detector.json").write_text(json.dumps(card))
-    assert store.find_card("detector", folder).threshold == 0.77
+    assert store.find_card("detector", folder).calibration["threshold"] == 0.77
     assert Restorer(weights=folder, device="cpu", faces=False).mask_threshold() == 0.77
     assert Restorer(weights=folder, device="cpu", faces=False, mask_threshold=0.5).mask_threshold() == 0.5
     assert Restorer(weights=folder, device="cpu", faces=False, compat="official").mask_threshold() == 0.4

@@ -27,7 +27,7 @@ def bundled():
 
 def test_bundled_evaluation_runs_through_the_restorer(bundled):
     folder, restorer, cases = bundled
-    assert restorer.mask_threshold() == find_card("detector", folder).threshold  # what `restore` uses
+    assert restorer.mask_threshold() == find_card("detector", folder).calibration["threshold"]  # as `restore`
     result = evaluate_restoration(restorer, cases, pipeline=True)
     for kind in ("unstructured", "mixed"):
         rows = result[kind]

@@ -74,3 +74,30 @@ def test_export_writes_a_card_with_data_licence_and_steps(faces_dir, tmp_path, p
     export_runs(leg2, tmp_path / "w2", stages=["face"])
     card = find_card("face_64", tmp_path / "w2")
     assert card.steps == 3 and f"Warm-started from {runs / 'face'} (step 2)" in card.notes
+
+
+def test_the_role_follows_the_trained_size(tmp_path):
+    """Export, and a warm start from a weights folder, use the face role of the generator's size."""
+    from oldphoto.nets.descriptors import descriptor
+    from oldphoto.nets.face import FaceGenerator
+    from oldphoto.train.stages import STAGES, FaceStage
+    from oldphoto.train.trainer import _adopt_card_configs, _init_from_weights
+    from oldphoto.weights import save_model
+
+    for role in descriptor("face_generator").roles:  # the pipeline's face roles, by their size
+        assert FaceStage.exports_for({"nets": {"G": dict(role.config)}})["G"] == (role.name, "face_generator")
+    assert STAGES["face"].exports_for({})["G"][0] == "face_256"  # the stage's default size
+    folder = tmp_path / "w"
+    torch.manual_seed(0)
+    nets = {size: FaceGenerator(ngf=2 if size == 256 else 1, size=size, spade_hidden=4, spectral_norm=False)
+            for size in (256, 512)}
+    for size, net in nets.items():
+        save_model(net, f"face_{size}", folder)
+    cfg = {"nets": {"G": {"size": 512}}}
+    _adopt_card_configs("face", cfg, folder)
+    assert cfg["nets"]["G"] == nets[512].config
+    stage = object.__new__(FaceStage)  # only what the warm start reads: its config and networks
+    stage.cfg = cfg
+    stage.nets = {"G": FaceGenerator(**nets[512].config)}
+    _init_from_weights(stage, folder, verbose=False)
+    torch.testing.assert_close(stage.nets["G"].state_dict(), nets[512].state_dict())

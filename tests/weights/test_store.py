@@ -52,11 +52,11 @@ def test_save_load_roundtrip(tmp_path):
 
 def test_training_form_face_is_saved_folded(tmp_path):
     torch.manual_seed(0)
-    net = FaceGenerator(ngf=2, size=32, spade_hidden=8).eval()
+    net = FaceGenerator(ngf=2, size=256, spade_hidden=8).eval()  # face_256: the role fixes the size
     card = weights.save_model(net, "face_256", tmp_path)
     assert card.config["spectral_norm"] is False
     loaded = weights.load_model("face_256", tmp_path)
-    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    x = torch.rand(2, 3, 256, 256) * 2 - 1
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), net(x), rtol=1e-4, atol=1e-5)
 
@@ -132,3 +132,28 @@ def test_save_model_rejects_wrong_architecture_for_role(tmp_path):
     with pytest.raises(weights.WeightsError, match="invalid role"):
         weights.save_model(DefectDetector(width=2, depth=1), "../evil", tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bundled_cards_load_and_write_back_unchanged():
+    """Calibration fields (the detector's threshold, the quality mapping's fidelity) are the descriptor's
+    card fields: the cards on disk keep their format, and a card writes back exactly as it was read."""
+    folder = weights.bundled_weights_dir()
+    cards = weights.installed(folder)
+    assert len(cards) == 7
+    for card in cards:
+        data = json.loads((folder / f"{card.role}.json").read_text())
+        assert card.to_json() == data and list(card.to_json()) == list(data)
+    by_role = {c.role: c for c in cards}
+    assert by_role["detector"].calibration["threshold"] == 0.61
+    assert by_role["mapping_quality"].calibration == {"fidelity": 1.0}
+    assert by_role["vae_a"].calibration == {}
+
+
+def test_calibration_fields_belong_to_their_architecture(tmp_path):
+    net = DefectDetector(width=4, depth=2).eval()
+    weights.save_model(net, "detector", tmp_path)
+    data = json.loads((tmp_path / "detector.json").read_text())
+    # a detector card carries the detector's fields; another architecture's field is not read as one
+    (tmp_path / "detector.json").write_text(json.dumps({**data, "threshold": 0.5, "fidelity": 0.3}))
+    card = weights.find_card("detector", tmp_path)
+    assert card.calibration == {"threshold": 0.5}

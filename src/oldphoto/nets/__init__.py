@@ -2,7 +2,8 @@
 
 Every network class follows one protocol so that weights files can carry their configuration:
 
-* ``ARCH_NAME``: a stable string stored in weight cards (the key of :data:`ARCHITECTURES`);
+* ``ARCH_NAME``: a stable string stored in weight cards (the name of its descriptor in
+  :mod:`oldphoto.nets.descriptors`);
 * ``__init__(**config)``: keyword arguments only, JSON-serialisable; ``self.config`` keeps them;
 * ``config_from_state_dict(sd)`` (classmethod): the constructor arguments derived from tensor shapes
   of an official-layout state dict, so that importing never needs a guess;
@@ -12,34 +13,18 @@ Every network class follows one protocol so that weights files can carry their c
 from __future__ import annotations
 
 import functools
-import importlib
 
-# ARCH_NAME -> "module:Class"; resolved lazily so importing one network does not import all of them.
-_ARCHITECTURES = {
-    "vae": "oldphoto.nets.vae:VAE",
-    "mapping_quality": "oldphoto.nets.mapping:QualityMapping",
-    "mapping_scratch": "oldphoto.nets.mapping:ScratchMapping",
-    "mapping_patch_attention": "oldphoto.nets.mapping:PatchAttentionMapping",
-    "detector": "oldphoto.nets.detector:DefectDetector",
-    "face_generator": "oldphoto.nets.face:FaceGenerator",
-    "multiscale_discriminator": "oldphoto.nets.discriminators:MultiscaleDiscriminator",
-    "latent_discriminator": "oldphoto.nets.discriminators:LatentDiscriminator",
-}
+from oldphoto.nets.descriptors import DESCRIPTORS, descriptor
 
 
 def architecture(name: str) -> type:
-    """The network class registered under ``name`` (raises ``KeyError`` with the known names)."""
-    try:
-        target = _ARCHITECTURES[name]
-    except KeyError:
-        raise KeyError(f"unknown architecture {name!r}; known: {', '.join(sorted(_ARCHITECTURES))}") from None
-    module_name, class_name = target.split(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    """The network class of architecture ``name`` (raises ``KeyError`` with the known names).  Each class
+    is imported on first use, so that importing one network does not import all of them."""
+    return descriptor(name).network_class()
 
 
 def architecture_names() -> list[str]:
-    return sorted(_ARCHITECTURES)
-
+    return sorted(d.name for d in DESCRIPTORS)
 
 
 def _first_width(module: object) -> int | None:

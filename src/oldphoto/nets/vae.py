@@ -5,7 +5,8 @@ have this architecture (872,131 parameters at the official size). The latent is
 ``latent × H/4 × W/4`` (64 channels): two stride-2 convolutions, reflect padding, instance norm
 without affine parameters, ``tanh`` output.
 
-Image size: ``H`` and ``W`` must be multiples of :attr:`VAE.pad_multiple` (= 4). The official encoder
+Image size: ``H`` and ``W`` must be multiples of :attr:`VAE.pad_multiple` (= 4, the descriptor's
+``size.multiple``: :mod:`oldphoto.nets.descriptors`). The official encoder
 floors odd sizes silently (each stride-2 conv maps ``n`` to ``floor(n/2)``), so the decoded image came
 back smaller than the input (``4·floor(H/4)``). Here the encoder raises ``ValueError`` instead: the caller
 pads (reflect) to a multiple of 4 and crops the result back.
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from oldphoto.nets.blocks import ResnetBlock, instance_norm, require_key
+from oldphoto.nets.descriptors import descriptor
 
 
 class _Encoder(nn.Sequential):
@@ -58,7 +60,7 @@ class VAE(nn.Module):
     """
 
     ARCH_NAME = "vae"
-    pad_multiple = 4
+    pad_multiple = descriptor(ARCH_NAME).size.multiple  # type: ignore[union-attr]  (two stride-2 convs)
 
     def __init__(self, *, in_channels: int = 3, out_channels: int = 3, width: int = 64,
                  n_res_encoder: int = 4, n_res_decoder: int = 4) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from oldphoto.nets.descriptors import descriptor
 from oldphoto.options import SCRATCH_MODES  # noqa: F401  (re-exported)
 from oldphoto.stages import compat
 from oldphoto.stages.tiling import crop_to, pad_to_multiple, plan_tiles, run_tiled
@@ -30,7 +31,8 @@ from oldphoto.tensors import image_to_tensor
 # detector forward under the pipeline's device/precision: 1×1×h×w in [-1,1] -> 1×1×h×w logits
 DetectorFn = Callable[[torch.Tensor], torch.Tensor]
 
-DETECTOR_MULTIPLE = 16
+DETECTOR = descriptor("detector")
+DETECTOR_MULTIPLE = DETECTOR.size.multiple if DETECTOR.size else 1
 OFFICIAL_THRESHOLD = 0.4  # detection.py's threshold for the official detector
 DEFAULT_MIN_AREA = 2e-4  # --scratches auto: defect fraction that selects the scratch path, uncalibrated
 
@@ -43,8 +45,8 @@ def calibration(weights_dir: str | Path | None = None) -> tuple[float, float]:
     from oldphoto.weights import find_card
 
     card = find_card("detector", weights_dir)
-    threshold = None if card is None else card.threshold
-    area = None if card is None else card.scratch_min_area
+    threshold = None if card is None else card.calibration.get("threshold")
+    area = None if card is None else card.calibration.get("scratch_min_area")
     return (OFFICIAL_THRESHOLD if threshold is None else float(threshold),
             DEFAULT_MIN_AREA if area is None else float(area))
 

@@ -23,23 +23,29 @@ import torch
 from PIL import Image
 
 from oldphoto.levels import match_levels
+from oldphoto.nets.descriptors import architecture_of, photo_multiple
 from oldphoto.stages import compat
 from oldphoto.stages.defects import dilate_official
 from oldphoto.stages.normstats import GlobalInstanceNorm
 from oldphoto.stages.tiling import crop_to, pad_to_multiple, plan_tiles, run_tiled, tile_side_for_budget
 from oldphoto.tensors import image_to_tensor, mask_to_tensor, tensor_to_image
 
-PATHS = ("quality", "scratch", "hr")
+# roles (weights-file stems) of each path's networks: VAE_A encoder, mapping, VAE_B decoder
+PATH_ROLES = {
+    "quality": ("vae_a", "mapping_quality", "vae_b_quality"),
+    "scratch": ("vae_a", "mapping_scratch", "vae_b_scratch"),
+    "hr": ("vae_a", "mapping_hr", "vae_b_scratch"),
+}
+PATHS = tuple(PATH_ROLES)
 
-# size multiple of each path's input (the VAE needs 4; 16 keeps the mapping's latent grid aligned with
-# the detector's and with the official scratch-mode rounding)
-PATH_MULTIPLE = {"quality": 4, "scratch": 16, "hr": 16}
+# size multiple of each path's input: what every network of the path needs (the VAE 4; the scratch and HR
+# mappings 16, see their descriptors)
+PATH_MULTIPLE = {path: photo_multiple(roles) for path, roles in PATH_ROLES.items()}
 
-# Working memory per input pixel in fp32 at the official network sizes, measured with
-# benchmarks/bench_restore.py (peak RSS growth over a 512² run, rounded up ~20 %); the tile side is
-# sqrt(budget / (this · memory_scale(networks))).  Chunked attention keeps the scratch/HR figures
-# independent of the tile size.
-BYTES_PER_PIXEL = {"quality": 1400, "scratch": 3400, "hr": 2400, "detector": 3600}
+# Working memory per input pixel of a tile in fp32 at the official network sizes (the mapping's
+# descriptor, which holds the measured figure of its path); the tile side is
+# sqrt(budget / (this · memory_scale(networks))).
+BYTES_PER_PIXEL = {path: architecture_of(roles[1]).tile_bytes_per_pixel for path, roles in PATH_ROLES.items()}
 
 # RestoreStage.many: small images are padded up to multiples of BATCH_STEP (a multiple of every path's
 # size multiple) and run BATCH_SIZE at a time

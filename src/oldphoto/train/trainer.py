@@ -332,7 +332,7 @@ def _adopt_card_configs(stage_name: str, cfg: dict[str, Any], source: Path) -> N
         return
     from oldphoto.weights import find_card
 
-    for key, (role, _arch) in STAGES[stage_name].exports.items():
+    for key, (role, _arch) in STAGES[stage_name].exports_for(cfg).items():  # face: the trained size's role
         if (source / f"{role}.safetensors").is_file():
             card = find_card(role, source)
             if card is not None:
@@ -371,13 +371,14 @@ def _init_from_weights(stage, source: Path, verbose: bool) -> None:
     from oldphoto.weights import load_model
 
     loaded = []
-    for key, (role, _arch) in type(stage).exports.items():
+    exports = type(stage).exports_for(stage.cfg)
+    for key, (role, _arch) in exports.items():
         if (source / f"{role}.safetensors").is_file():  # never the fallback to the bundled folder
             net = load_model(role, weights_dir=source)
             stage.nets[key].load_state_dict(net.state_dict())  # strict: widths must match
             loaded.append(f"{key}<-{role}")
     if not loaded:
-        roles = sorted(r for r, _ in type(stage).exports.values())
+        roles = sorted(r for r, _ in exports.values())
         raise RuntimeError(f"init_from {source}: none of {', '.join(roles)} is in this weights folder")
     if verbose:
         print(f"[train] initialised {', '.join(loaded)} from the weights folder {source}", flush=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from oldphoto.nets.descriptors import DESCRIPTORS  # torch-free
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -43,8 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     imp.add_argument("paths", nargs="+", metavar="PATH")
     imp.add_argument("--dest", metavar="DIR", help="weights folder (default: $OLDPHOTO_WEIGHTS or "
                                                    "~/.local/share/oldphoto/weights)")
-    imp.add_argument("--role", help="role of a single checkpoint whose role its keys do not tell "
-                                    "(vae_a, vae_b_quality, vae_b_scratch, face_256, face_512, ...)")
+    shared = [r.name for d in DESCRIPTORS if len(d.roles) > 1 for r in d.roles]  # identical layouts
+    imp.add_argument("--role", help=f"role of a single checkpoint whose role its keys do not tell "
+                                    f"({', '.join(shared)})")
     imp.set_defaults(func=_cmd_import)
 
     lst = sub.add_parser("list", help="list installed weights")

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from oldphoto.nets import descriptors
 from oldphoto.weights.store import (
     ROLES,
     Card,
@@ -50,30 +51,7 @@ __all__ = [
     "official_roles",
 ]
 
-# (folder name, file name) -> role; the folder is the checkpoint's parent directory
-_OFFICIAL_LOCATIONS: dict[tuple[str, str], str] = {
-    ("VAE_A_quality", "latest_net_G.pth"): "vae_a",
-    ("VAE_B_quality", "latest_net_G.pth"): "vae_b_quality",
-    ("VAE_B_scratch", "latest_net_G.pth"): "vae_b_scratch",
-    ("mapping_quality", "latest_net_mapping_net.pth"): "mapping_quality",
-    ("mapping_scratch", "latest_net_mapping_net.pth"): "mapping_scratch",
-    ("mapping_Patch_Attention", "latest_net_mapping_net.pth"): "mapping_hr",
-    ("Setting_9_epoch_100", "latest_net_G.pth"): "face_256",
-    ("FaceSR_512", "latest_net_G.pth"): "face_512",
-}
-_DETECTOR_FILE = "FT_Epoch_latest.pt"
-_FACE_SIZES = {"face_256": 256, "face_512": 512}
 _CHECKPOINT_SUFFIXES = (".pth", ".pt")
-
-# architecture -> keys whose presence identifies it (checked in this order)
-_SIGNATURES: list[tuple[str, tuple[str, ...]]] = [
-    ("detector", ("first.1.weight", "down_path.0.block.1.weight", "last.1.weight")),
-    ("face_generator", ("fc.weight", "head_0.norm_0.mlp_shared.0.weight", "conv_img.weight")),
-    ("mapping_patch_attention", ("before_NL.0.weight", "NL_scale_1.F_Combine.weight")),
-    ("mapping_scratch", ("before_NL.0.weight", "NL.theta.weight", "NL.g.weight")),
-    ("mapping_quality", ("model.0.weight",)),
-    ("vae", ("encoder.1.weight",)),
-]
 
 
 @dataclass
@@ -84,13 +62,11 @@ class ImportResult:
 
 def role_from_path(parts: Sequence[str]) -> str | None:
     """The role an official checkpoint location implies (path components), or None."""
-    if not parts:
-        return None
-    name = parts[-1]
-    if name == _DETECTOR_FILE:
-        return "detector"
-    if len(parts) >= 2:
-        return _OFFICIAL_LOCATIONS.get((parts[-2], name))
+    parts = tuple(parts)
+    for role, official in descriptors.official_sources().items():
+        n = official.match_parts
+        if len(parts) >= n and parts[-n:] == official.tail:
+            return role
     return None
 
 
@@ -197,15 +173,18 @@ def _pickle_globals(path: Path, message: str) -> list[str]:
 
 def recognise(sd: dict[str, torch.Tensor], name: str) -> str:
     """The architecture whose official key pattern ``sd`` follows."""
-    for arch, keys in _SIGNATURES:
-        if all(k in sd for k in keys):
-            return arch
+    for d in descriptors.DESCRIPTORS:
+        if d.recognises(sd):
+            return d.name
     sample = ", ".join(list(sd)[:4])
+    known = sorted(d.name for d in descriptors.DESCRIPTORS if d.signature)
     raise WeightsError(f"{name}: unrecognised checkpoint: its {len(sd)} keys (e.g. {sample}) match none of "
-                       f"the known networks ({', '.join(sorted({a for a, _ in _SIGNATURES}))})")
+                       f"the known networks ({', '.join(known)})")
 
 
 def _config_for(arch: str, sd: dict[str, torch.Tensor], name: str, role: str | None) -> dict[str, Any]:
+    """The constructor arguments the weights show, with those the role fixes (the face generator's size,
+    which its weights cannot tell)."""
     from oldphoto.nets import architecture
 
     try:
@@ -213,12 +192,11 @@ def _config_for(arch: str, sd: dict[str, torch.Tensor], name: str, role: str | N
     except (KeyError, ImportError) as exc:
         raise WeightsError(f"{name}: architecture {arch!r} is not available in this build ({exc})") from None
     try:
-        if arch == "face_generator":
-            return cls.config_from_state_dict(sd, size=_FACE_SIZES.get(role or "", 256))
-        return cls.config_from_state_dict(sd)
+        config = cls.config_from_state_dict(sd)
     except (KeyError, ValueError, IndexError, AttributeError) as exc:
         msg = exc.args[0] if exc.args else exc
         raise WeightsError(f"{name}: weights do not fit the {arch!r} architecture: {msg}") from None
+    return {**config, **(descriptors.role(role).config if role in ROLES else {})}
 
 
 def convert(sd: dict[str, torch.Tensor], arch: str, name: str = "<state dict>", role: str | None = None,

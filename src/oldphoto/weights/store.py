@@ -26,6 +26,7 @@ from oldphoto.files import (
     atomic_write,
     sha256_file,  # noqa: F401  (cards record the source file's hash)
 )
+from oldphoto.nets import descriptors
 
 __all__ = [
     "FORMAT_VERSION", "ROLES", "OFFICIAL_SOURCES", "Card", "WeightsError", "MissingWeightsError",
@@ -35,32 +36,11 @@ __all__ = [
 
 FORMAT_VERSION = 1
 
-# role -> architecture of the networks the restoration pipeline uses
-ROLES: dict[str, str] = {
-    "vae_a": "vae",
-    "vae_b_quality": "vae",
-    "vae_b_scratch": "vae",
-    "mapping_quality": "mapping_quality",
-    "mapping_scratch": "mapping_scratch",
-    "mapping_hr": "mapping_patch_attention",
-    "detector": "detector",
-    "face_256": "face_generator",
-    "face_512": "face_generator",
-}
-
-# role -> (official release asset, path inside the official checkout)
+# role -> architecture of the networks the restoration pipeline uses, and role -> (official release asset,
+# path inside the official checkout): views of the architecture descriptors, which hold these facts
+ROLES: dict[str, str] = descriptors.roles()
 OFFICIAL_SOURCES: dict[str, tuple[str, str]] = {
-    "vae_a": ("global_checkpoints.zip", "restoration/VAE_A_quality/latest_net_G.pth"),
-    "vae_b_quality": ("global_checkpoints.zip", "restoration/VAE_B_quality/latest_net_G.pth"),
-    "vae_b_scratch": ("global_checkpoints.zip", "restoration/VAE_B_scratch/latest_net_G.pth"),
-    "mapping_quality": ("global_checkpoints.zip", "restoration/mapping_quality/latest_net_mapping_net.pth"),
-    "mapping_scratch": ("global_checkpoints.zip", "restoration/mapping_scratch/latest_net_mapping_net.pth"),
-    "mapping_hr": ("global_checkpoints.zip",
-                   "restoration/mapping_Patch_Attention/latest_net_mapping_net.pth"),
-    "detector": ("global_checkpoints.zip", "detection/FT_Epoch_latest.pt"),
-    "face_256": ("face_checkpoints.zip", "Setting_9_epoch_100/latest_net_G.pth"),
-    "face_512": ("face_checkpoints.zip", "FaceSR_512/latest_net_G.pth"),
-}
+    r: (c.asset, c.member) for r, c in descriptors.official_sources().items()}
 
 _ROLE_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 
@@ -87,17 +67,13 @@ class Card:
     metrics: dict[str, Any] | None = None
     notes: str | None = None
     parameters: int | None = None
-    # detector only: the probability threshold calibrated for these weights (None: the official 0.4)
-    threshold: float | None = None
-    # detector only: the smallest defect area (fraction of the photo) calibrated to pick the scratch path
-    scratch_min_area: float | None = None
     # what the weights were trained on, under which licence they may be used, and for how many steps
     data: str | None = None
     licence: str | None = None
     steps: int | None = None
-    # quality mapping only: the --fidelity at which these weights were measured to restore best without
-    # making any held-out photo worse (None: the pipeline's default), see docs/restore.md
-    fidelity: float | None = None
+    # the numbers calibrated for these weights that only cards of this architecture carry (top-level keys
+    # of the card on disk, e.g. the detector's ``threshold``): the descriptor's ``card_fields`` name them
+    calibration: dict[str, float] = field(default_factory=dict)
     # downloaded weights: the file that was fetched ({"url", "file", "size", "sha256"}), see weights.download
     origin: dict[str, Any] | None = None
     # where the weights file lies (not stored in the card itself)
@@ -107,8 +83,11 @@ class Card:
         data: dict[str, Any] = {"role": self.role, "architecture": self.architecture, "config": self.config,
                                 "source": self.source, "sha256": self.sha256,
                                 "format_version": self.format_version}
-        for name in ("metrics", "notes", "parameters", "threshold", "scratch_min_area", "fidelity", "origin",
-                     "data", "licence", "steps"):
+        for name in ("metrics", "notes", "parameters"):
+            if getattr(self, name) is not None:
+                data[name] = getattr(self, name)
+        data.update(self.calibration)
+        for name in ("origin", "data", "licence", "steps"):
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)
         return data
@@ -130,17 +109,21 @@ class Card:
         return cls(role=str(data["role"]), architecture=str(data["architecture"]), config=data["config"],
                    source=str(data["source"]), sha256=str(data["sha256"]), format_version=version,
                    metrics=data.get("metrics"), notes=data.get("notes"), parameters=data.get("parameters"),
-                   threshold=_optional_float(data.get("threshold")),
-                   scratch_min_area=_optional_float(data.get("scratch_min_area")),
-                   fidelity=_optional_float(data.get("fidelity")),
+                   calibration=_calibration(str(data["architecture"]), data),
                    origin=data.get("origin") if isinstance(data.get("origin"), dict) else None,
                    data=_optional_str(data.get("data")), licence=_optional_str(data.get("licence")),
                    steps=None if data.get("steps") is None else int(data["steps"]),
                    path=path.with_suffix(".safetensors") if path else None)
 
 
-def _optional_float(value: Any) -> float | None:
-    return None if value is None else float(value)
+def _calibration(architecture: str, data: dict[str, Any]) -> dict[str, float]:
+    """The card fields the architecture's descriptor names (an unknown architecture has none; its card
+    still loads, and building the network names the problem)."""
+    try:
+        names = descriptors.descriptor(architecture).card_fields
+    except KeyError:
+        return {}
+    return {n: float(data[n]) for n in names if data.get(n) is not None}
 
 
 def _optional_str(value: Any) -> str | None:
@@ -208,8 +191,8 @@ def save_model(module: nn.Module, role: str, dest_dir: str | os.PathLike, source
     config = getattr(module, "config", None)
     if not isinstance(arch, str) or not isinstance(config, dict):
         raise WeightsError(f"{type(module).__name__} is not an oldphoto network (needs ARCH_NAME and config)")
-    if role in ROLES and ROLES[role] != arch:
-        raise WeightsError(f"role {role!r} needs architecture {ROLES[role]!r}, got {arch!r}")
+    if role in ROLES:
+        _check_role(role, arch, config)
     if config.get("spectral_norm") and hasattr(module, "folded"):
         module = module.folded()
         config = module.config
@@ -233,6 +216,21 @@ def save_model(module: nn.Module, role: str, dest_dir: str | os.PathLike, source
 
     atomic_write(dest / f"{role}.json", write_card)
     return card
+
+
+def _check_role(role: str, arch: str, config: dict[str, Any]) -> None:
+    """A pipeline role takes only its architecture, with the constructor arguments the role fixes (a 512
+    face generator is not a ``face_256``)."""
+    if ROLES[role] != arch:
+        raise WeightsError(f"role {role!r} needs architecture {ROLES[role]!r}, got {arch!r}")
+    fixed = descriptors.role(role).config
+    wrong = {k: config.get(k) for k, v in fixed.items() if config.get(k) != v}
+    if wrong:
+        try:
+            hint = f"; its role is {descriptors.role_for(arch, **config)!r}"
+        except KeyError:
+            hint = ""
+        raise WeightsError(f"role {role!r} needs {arch!r} with {dict(fixed)}, got {wrong}{hint}")
 
 
 def _read_card(json_path: Path) -> Card:

@@ -51,7 +51,7 @@ class FaceStage(Stage):
 
     @classmethod
     def exports_for(cls, config: dict[str, Any]) -> dict[str, tuple[str, str]]:
-        return {"G": (f"face_{int(config['nets']['G']['size'])}", "face_generator")}
+        return {"G": (f"face_{int(config.get('nets', {}).get('G', {}).get('size', 256))}", "face_generator")}
 
     @classmethod
     def card_fields(cls, config: dict[str, Any]) -> dict[str, Any]:
