@@ -9,11 +9,14 @@ VAE_B decoder on the whole photo, in ``torch.inference_mode``, fp32, eager.  Row
   group-norm instance norm, BatchNorm folding): what the inference form gains on its own;
 * ``chain+compile``: ``--compile``: the prepared chain under ``torch.compile`` (compile time excluded);
 * ``pipeline``: ``Restorer().restore()`` with the default options (what ``oldphoto restore`` runs);
+* ``pipeline scratches on``: the same with ``--scratches on``: whatever the detector keeps is repaired
+  (``auto`` repairs only photos with real evidence of damage, and the resized Solvay photo has none), so
+  this row measures what a scratched photo's repair stage costs;
 * ``pipeline fidelity 0``: the same with ``--fidelity 0``: the networks' restoration itself runs
   (the bundled weights' card sets fidelity 1, where the quality path is not run at all);
 
-The photo is ``examples/solvay_1927.jpg`` resized to each size (a real old photo: the detector finds
-real defects, so the default pipeline's repair stage has real work).  Each row: median of ``--repeats``
+The photo is ``examples/solvay_1927.jpg`` resized to each size (a real old photo without scratches: the
+default pipeline takes the quality path; ``pipeline scratches on`` repairs what the detector flags).  Each row: median of ``--repeats``
 runs after one warm-up (``--repeats 0``: the warm-up is the measurement), all rows of one size in the
 same process, rows interleaved repeat by repeat.  The repair stage has no counterpart in the chain: the
 table also gives each pipeline row without it (its repair time subtracted).
@@ -37,7 +40,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT / "examples" / "solvay_1927.jpg"
-ROWS = ["chain", "chain+prepare", "chain+compile", "pipeline", "pipeline fidelity 0"]
+ROWS = ["chain", "chain+prepare", "chain+compile", "pipeline", "pipeline scratches on", "pipeline fidelity 0"]
 
 
 def _photo(size: int):
@@ -93,6 +96,8 @@ def child(size: int, repeats: int, rows: list[str], threads: int | None) -> None
             fns["chain+compile"] = _chain({r: torch.compile(m, dynamic=False) for r, m in prepared.items()})
     if "pipeline" in rows:
         fns["pipeline"] = Restorer().restore
+    if "pipeline scratches on" in rows:
+        fns["pipeline scratches on"] = Restorer(scratches="on").restore
     if "pipeline fidelity 0" in rows:
         fns["pipeline fidelity 0"] = Restorer(fidelity=0.0).restore
     times: dict[str, list[float]] = {k: [] for k in fns}
