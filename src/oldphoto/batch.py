@@ -371,7 +371,9 @@ def restoration_record(result: Any) -> dict[str, Any] | None:
     }
     defects = getattr(result, "defects", None)
     if defects is not None:
-        record["defects"] = {"strokes": defects.strokes, "specks": defects.specks, "blobs": defects.blobs,
+        # stroke_length (in short sides of the photo) is what --scratches auto weighs
+        record["defects"] = {"strokes": defects.strokes, "stroke_length": round(defects.stroke_length, 3),
+                             "specks": defects.specks, "blobs": defects.blobs,
                              "left_as_content": defects.content}
     return record
 

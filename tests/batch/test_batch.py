@@ -327,7 +327,7 @@ def test_saved_mask_report_and_provenance_say_what_was_repaired(tmp_path):
             return Repaired(pixels, None, path="quality", defects=Defects(np.zeros((8, 12), bool)))
         m = np.zeros(pixels.shape[:2], bool)
         m[1:3, :] = True  # the top two displayed rows
-        return Repaired(pixels, m, defects=Defects(m, strokes=1, specks=4, content=2))
+        return Repaired(pixels, m, defects=Defects(m, strokes=1, specks=4, content=2, stroke_length=1.25))
 
     report = tmp_path / "report.json"
     assert _run([str(src), "-o", str(out), "--save-mask", "--report", str(report)], restore)[0] == 0
@@ -341,7 +341,8 @@ def test_saved_mask_report_and_provenance_say_what_was_repaired(tmp_path):
     rot = entries["rot.jpg"]
     assert rot["mask"] == str(out / "rot.mask.png")
     assert rot["restoration"] == {"path": "scratch", "repaired_fraction": pytest.approx(16 / 96, abs=1e-6),
-                                  "fidelity": 0.5, "defects": {"strokes": 1, "specks": 4, "blobs": 0,
+                                  "fidelity": 0.5, "defects": {"strokes": 1, "stroke_length": 1.25,
+                                                               "specks": 4, "blobs": 0,
                                                                "left_as_content": 2}}
     assert entries["clean.png"]["restoration"]["path"] == "quality"
     assert read_provenance(out / "rot.jpg")["restoration"] == rot["restoration"]
