@@ -137,7 +137,13 @@ function update(card, photo) {
 function describeRepair(photo) {
   const r = photo.restoration;
   if (!r) return "";
-  if (r.path === "quality") return "No scratches or dust needed repair.";
+  if (r.path === "quality") {
+    const d = r.defects;
+    if (!d) return "Scratches and dust were not looked for.";
+    return d.strokes || d.specks
+      ? "Nothing was repaired: no clear scratches or tears (a few small marks were left as they are)."
+      : "No scratches or dust were found.";
+  }
   const parts = [];
   const d = r.defects || {};
   if (d.strokes) parts.push(`${d.strokes} scratch${d.strokes > 1 ? "es" : ""}`);
