@@ -13,8 +13,8 @@ What the collect pass runs on is the caller's choice.  The restore stage runs it
 scaled down to one tile's area (:func:`oldphoto.stages.restore.overview`): every layer there sees the
 statistics of its own whole (smaller) image, so the estimate has no tile-statistics error upstream, only
 the change of scale.  On real photos that came closer to the whole-image result than a collect pass over
-all full-resolution tiles (whose upstream layers still normalise per tile), at a third to two thirds of
-its cost (``benchmarks/cpu_speed.md``, "Tiled photos: the statistics pass").  With exact statistics,
+all full-resolution tiles (whose upstream layers still normalise per tile), at a quarter to two thirds
+of its cost (``benchmarks/cpu_speed.md``, "Tiled photos: the statistics pass").  With exact statistics,
 tiles match the whole-image result up to the networks' receptive field.
 """
 

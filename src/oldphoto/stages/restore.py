@@ -166,7 +166,8 @@ class RestoreStage:
         the photo scaled down to one tile's area (:func:`overview`), normalised with its own statistics
         throughout.  A consistent whole-image computation at a smaller scale, it came closer to the
         whole-image result than a pass over all full-resolution tiles (each normalised with its own
-        statistics upstream) at a third to two thirds of that pass's cost (benchmarks/bench_tile_norm.py)."""
+        statistics upstream) at a quarter to two thirds of that pass's cost
+        (benchmarks/bench_tile_norm.py)."""
         fn(*overview(inputs, self.tile, multiple))
 
     def many(self, images: list[np.ndarray], models: PathModels, path: str,
