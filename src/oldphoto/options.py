@@ -165,7 +165,8 @@ class RestoreOptions:
                        help="force this tile side instead of deriving it from --max-memory")
         g.add_argument("--tile-norm", choices=("global", "tile"), default=d.tile_norm,
                        help="tiled photos: normalise features with whole-photo statistics (global, default; "
-                            "one extra pass) or per tile (faster, tiles may differ in tone)")
+                            "one extra pass over the photo scaled down to one tile) or per tile (faster, "
+                            "tiles may differ in tone)")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RestoreOptions:

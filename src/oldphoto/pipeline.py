@@ -388,7 +388,7 @@ class Restorer:
     def restore_stage(self, path: str, shape: tuple[int, int] | None = None) -> RestoreStage:
         """The restoration stage of ``path`` as the modes run it (tile for a photo of ``shape``)."""
         return RestoreStage(self._run_module, tile=self._tile(path, shape),
-                            norm_passes=1 if self.options.tile_norm == "global" else 0, device=self.device)
+                            global_norm=self.options.tile_norm == "global", device=self.device)
 
 
 def _resize_image(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

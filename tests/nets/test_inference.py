@@ -96,7 +96,8 @@ def test_balanced_tiles_are_no_more_and_no_larger(length, tile):
 
 
 def test_whole_photo_statistics_pass_only_with_several_tiles():
-    """--tile-norm global adds its statistics pass only when the photo is cut into tiles."""
+    """--tile-norm global adds its statistics pass only when the photo is cut into tiles: one call on the
+    photo scaled down to one tile's area."""
     import numpy as np
 
     from oldphoto.stages.restore import PathModels, RestoreStage
@@ -113,11 +114,14 @@ def test_whole_photo_statistics_pass_only_with_several_tiles():
 
     models = PathModels(vae.encoder, mapping, vae.decoder, masked=False, modules=[vae, mapping])
     image = np.random.default_rng(0).random((120, 200, 3), dtype=np.float32)
-    RestoreStage(run, tile=256, overlap=32, norm_passes=1)(image, models, "quality")
-    assert len(calls) == 1  # one tile: one pass, its own statistics are the whole photo's
+    RestoreStage(run, tile=256, overlap=32)(image, models, "quality")
+    assert calls == [(120, 200)]  # one tile: one pass, its own statistics are the whole photo's
     calls.clear()
-    RestoreStage(run, tile=128, overlap=32, norm_passes=1)(image, models, "quality")
-    assert len(calls) == 2 * 2  # two tiles, each in the statistics pass and in the output pass
+    RestoreStage(run, tile=128, overlap=32)(image, models, "quality")
+    assert calls == [(96, 164), (120, 116), (120, 116)]  # the photo at 0.82 scale (area <= 128²), two tiles
+    calls.clear()
+    RestoreStage(run, tile=128, overlap=32, global_norm=False)(image, models, "quality")
+    assert len(calls) == 2  # --tile-norm tile: no statistics pass
 
 
 def test_restorer_tiles_follow_the_loaded_widths_and_the_photo_area():

@@ -5,12 +5,17 @@ and variance over the *whole* image.  Run tile by tile, each tile would be norma
 statistics, so a tile showing mostly sky and one showing mostly a dark coat would be restored with
 different contrast and tone — blending hides the seam but not the blotchy result.
 
-:class:`GlobalInstanceNorm` fixes that with one extra pass: in the *collect* pass every tile runs
-normally while the per-channel mean and mean square of each instance-norm input are accumulated over all
-tiles (pixel-weighted); in the *apply* pass every instance norm uses those whole-photo statistics.  The
-collected statistics are approximate in that upstream layers of the collect pass still used tile
-statistics.  (With exact statistics, tiles match the whole-image result up to the networks' receptive
-field; further collect passes did not converge on random test networks, so the pipeline uses one.)
+:class:`GlobalInstanceNorm` fixes that with one extra pass: in the *collect* pass the networks run
+normally while the per-channel mean and mean square of each instance-norm input are accumulated over
+every call (pixel-weighted); in the *apply* pass every instance norm uses those statistics.
+
+What the collect pass runs on is the caller's choice.  The restore stage runs it once on the photo
+scaled down to one tile's area (:func:`oldphoto.stages.restore.overview`): every layer there sees the
+statistics of its own whole (smaller) image, so the estimate has no tile-statistics error upstream, only
+the change of scale.  On real photos that came closer to the whole-image result than a collect pass over
+all full-resolution tiles (whose upstream layers still normalise per tile), at a quarter to two thirds
+of its cost (``benchmarks/cpu_speed.md``, "Tiled photos: the statistics pass").  With exact statistics,
+tiles match the whole-image result up to the networks' receptive field.
 """
 
 from __future__ import annotations
@@ -29,9 +34,13 @@ class GlobalInstanceNorm:
         self.norms = [m for module in modules for m in module.modules()
                       if isinstance(m, nn.InstanceNorm2d) and not m.affine and not m.track_running_stats]
         self.mode = "collect"
-        self._call = 0
-        self._acc: dict[int, list[torch.Tensor]] = {}  # call index -> [count, sum, sum of squares]
-        self._stats: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        # statistics are keyed by (norm, how many times that norm ran before in this tile): a network may
+        # skip a branch on some tiles (the partial nonlocal on a tile without defects), so the n-th norm
+        # call of one tile need not be the n-th of another
+        self._index = {id(m): i for i, m in enumerate(self.norms)}
+        self._calls: dict[int, int] = {}
+        self._acc: dict[tuple[int, int], list[torch.Tensor]] = {}  # key -> [count, sum, sum of squares]
+        self._stats: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def __enter__(self) -> GlobalInstanceNorm:
         for norm in self.norms:
@@ -43,8 +52,8 @@ class GlobalInstanceNorm:
             del norm.forward  # back to the class's forward
 
     def start_tile(self) -> None:
-        """Call before each tile: statistics are matched to norms by call order within one forward."""
-        self._call = 0
+        """Call before each tile (or other forward): counts each norm's calls from zero again."""
+        self._calls = {}
 
     def collect(self) -> None:
         """Start a collect pass (statistics of the previous pass, if any, normalise meanwhile)."""
@@ -66,12 +75,13 @@ class GlobalInstanceNorm:
         owner = self
 
         def forward(norm: nn.InstanceNorm2d, x: torch.Tensor) -> torch.Tensor:
-            k = owner._call
-            owner._call += 1
+            i = owner._index[id(norm)]
+            k = (i, owner._calls.get(i, 0))
+            owner._calls[i] = k[1] + 1
             xf = x.float()
             if owner.mode == "collect":
-                # whole tiles count (overlaps twice): measured closer to the exact statistics than
-                # counting only each tile's own core region
+                # every call counts whole (tiles collected one by one: overlaps twice, measured closer to
+                # the exact statistics than counting only each tile's own core region)
                 var, mean = torch.var_mean(xf, dim=(0, 2, 3), correction=0)
                 n = xf.shape[0] * xf.shape[2] * xf.shape[3]
                 acc = owner._acc.get(k)
@@ -80,6 +90,9 @@ class GlobalInstanceNorm:
                 owner._acc[k] = sums if acc is None else [a + b for a, b in zip(acc, sums, strict=True)]
                 if k not in owner._stats:  # first pass: plain per-tile instance norm
                     return _normalise(xf, mean, var, norm.eps).to(x.dtype)
+            elif k not in owner._stats:  # a norm the collect pass never reached: this tile's statistics
+                var, mean = torch.var_mean(xf, dim=(2, 3), keepdim=True, correction=0)
+                return ((xf - mean) * torch.rsqrt(var + norm.eps)).to(x.dtype)
             mean, var = owner._stats[k]
             return _normalise(xf, mean, var, norm.eps).to(x.dtype)
 

@@ -9,7 +9,9 @@ Three paths (OFFICIAL_CODE_FACTS.md §1, §2):
   ``--hr`` or for photos above a size.
 
 Default mode: reflect-pad to the networks' multiple and crop back (exact input size), tile photos that
-exceed the memory budget with blended overlaps, clip the output to [0,1].  Compat mode
+exceed the memory budget with blended overlaps, clip the output to [0,1].  Tiled photos normalise their
+features with whole-photo instance-norm statistics taken from one pass over a scaled-down copy of the
+photo (:func:`overview`; ``benchmarks/cpu_speed.md``, "Tiled photos: the statistics pass").  Compat mode
 (:meth:`RestoreStage.official`): the official resize rules, whole image, per-image min–max stretch.
 """
 
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from oldphoto.levels import match_levels
@@ -27,7 +30,14 @@ from oldphoto.nets.descriptors import architecture_of, photo_multiple
 from oldphoto.stages import compat
 from oldphoto.stages.defects import dilate_official
 from oldphoto.stages.normstats import GlobalInstanceNorm
-from oldphoto.stages.tiling import crop_to, pad_to_multiple, plan_tiles, run_tiled, tile_side_for_budget
+from oldphoto.stages.tiling import (
+    TilePlan,
+    crop_to,
+    pad_to_multiple,
+    plan_tiles,
+    run_tiled,
+    tile_side_for_budget,
+)
 from oldphoto.tensors import image_to_tensor, mask_to_tensor, tensor_to_image
 
 # roles (weights-file stems) of each path's networks: VAE_A encoder, mapping, VAE_B decoder
@@ -99,7 +109,8 @@ class RestoreStage:
     """
 
     def __init__(self, run: Callable[..., torch.Tensor], tile: int = 1024, overlap: int = 128,
-                 norm_passes: int = 1, fit_levels: bool = True, device: torch.device | str = "cpu") -> None:
+                 global_norm: bool = True, fit_levels: bool = True,
+                 device: torch.device | str = "cpu") -> None:
         self.run = run
         # where the photo's tensors live: on an accelerator, padding, the level fit and the blending of
         # a one-tile photo stay there (no photo-sized round trips to the host between the stages)
@@ -107,7 +118,7 @@ class RestoreStage:
         self.fit_levels = fit_levels  # default mode only; compat mode stretches min–max like the official
         self.tile = tile
         self.overlap = overlap
-        self.norm_passes = norm_passes  # collect passes for whole-photo instance norm (0 = per tile)
+        self.global_norm = global_norm  # tiled photos: whole-photo instance-norm statistics (else per tile)
 
     def __call__(self, image: np.ndarray, models: PathModels, path: str,
                  mask: np.ndarray | None = None) -> np.ndarray:
@@ -128,7 +139,7 @@ class RestoreStage:
             inputs.append(mt)
         plan = plan_tiles(x.shape[-2], x.shape[-1], self.tile, self.overlap, multiple)
 
-        if plan.count == 1 or self.norm_passes <= 0 or not models.modules:
+        if plan.count == 1 or not self.global_norm or not models.modules:
             y = run_tiled(lambda *t: self.run(models, *t), inputs, plan, out_channels=3)
         else:
             with GlobalInstanceNorm(models.modules) as norms:
@@ -136,10 +147,8 @@ class RestoreStage:
                     norms.start_tile()
                     return self.run(models, *tiles)
 
-                for _ in range(self.norm_passes):
-                    norms.collect()
-                    for y0, x0, y1, x1 in plan.boxes():
-                        fn(*[t[..., y0:y1, x0:x1] for t in inputs])
+                norms.collect()
+                self.statistics_pass(fn, inputs, plan, multiple)
                 norms.apply()
                 y = run_tiled(fn, inputs, plan, out_channels=3)
         y = crop_to(y.to(x.device), size)
@@ -150,6 +159,16 @@ class RestoreStage:
                              exclude=None if mt is None else crop_to(mt, size))
         del x, inputs
         return tensor_to_image(y)
+
+    def statistics_pass(self, fn: Callable[..., torch.Tensor], inputs: list[torch.Tensor], plan: TilePlan,
+                        multiple: int) -> None:
+        """Run the networks once for :class:`GlobalInstanceNorm` to collect whole-photo statistics: on
+        the photo scaled down to one tile's area (:func:`overview`), normalised with its own statistics
+        throughout.  A consistent whole-image computation at a smaller scale, it came closer to the
+        whole-image result than a pass over all full-resolution tiles (each normalised with its own
+        statistics upstream) at a quarter to two thirds of that pass's cost
+        (benchmarks/bench_tile_norm.py)."""
+        fn(*overview(inputs, self.tile, multiple))
 
     def many(self, images: list[np.ndarray], models: PathModels, path: str,
              masks: list[np.ndarray | None] | None = None) -> list[np.ndarray]:
@@ -225,6 +244,22 @@ class RestoreStage:
             x = _official_tensor(u8)
             y = self.run(models, x, torch.from_numpy(m.astype(np.float32))[None, None])
         return compat.stretch_output(y)
+
+
+def overview(inputs: list[torch.Tensor], tile: int, multiple: int) -> list[torch.Tensor]:
+    """``inputs`` (the padded photo, and the mask if any) scaled down to the largest size whose area fits
+    one ``tile × tile`` tile (sides multiples of ``multiple``, at least 64): what the statistics pass of
+    a tiled photo runs on.  Antialiased, so the copy's feature statistics are those of the photo seen
+    smaller; a mask is thresholded back to 0/1 (a defect that covers a quarter of a small pixel counts:
+    the whitened pixels it leaves are still bright there)."""
+    h, w = inputs[0].shape[-2:]
+    scale = min(1.0, tile / (h * w) ** 0.5)
+    size = tuple(max(64, int(side * scale) // multiple * multiple) for side in (h, w))
+    if size == (h, w):
+        return inputs
+    small = [F.interpolate(t.float(), size=size, mode="bilinear", antialias=True, align_corners=False)
+             for t in inputs]
+    return [small[0]] + [(m > 0.25).float() for m in small[1:]]
 
 
 def _pad_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
