@@ -16,10 +16,11 @@ VAE_B decoder on the whole photo, in ``torch.inference_mode``, fp32, eager.  Row
   (the bundled weights' card sets fidelity 1, where the quality path is not run at all);
 
 The photo is ``examples/solvay_1927.jpg`` resized to each size (a real old photo without scratches: the
-default pipeline takes the quality path; ``pipeline scratches on`` repairs what the detector flags).  Each row: median of ``--repeats``
-runs after one warm-up (``--repeats 0``: the warm-up is the measurement), all rows of one size in the
-same process, rows interleaved repeat by repeat.  The repair stage has no counterpart in the chain: the
-table also gives each pipeline row without it (its repair time subtracted).
+default pipeline takes the quality path; ``pipeline scratches on`` repairs what the detector flags).
+Each row: median of ``--repeats`` runs after one warm-up (``--repeats 0``: the warm-up is the
+measurement), all rows of one size in the same process, rows interleaved repeat by repeat.  The repair
+stage has no counterpart in the chain: the table also gives each pipeline row without it (its repair
+time subtracted).
 
 Usage::
 
