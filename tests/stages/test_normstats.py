@@ -23,6 +23,21 @@ def photo():
     return x * 2 - 1
 
 
+def tiled_with_whole_statistics(m: nn.Module, x: torch.Tensor, plan) -> torch.Tensor:
+    """``m`` run tile by tile, every norm using the statistics of one pass over the whole of ``x``."""
+    with GlobalInstanceNorm([m]) as norms:
+        norms.collect()
+        norms.start_tile()
+        m(x)
+        norms.apply()
+
+        def fn(t):
+            norms.start_tile()
+            return m(t)
+
+        return run_tiled(fn, [x], plan, 3)
+
+
 def test_override_equals_instance_norm_on_one_tile():
     m, x = net(), photo()
     with torch.no_grad():
@@ -44,17 +59,7 @@ def test_tiles_with_exact_statistics_agree_with_the_whole_image():
     with torch.no_grad():
         whole = m(x)
         per_tile = run_tiled(m, [x], plan, 3)
-        with GlobalInstanceNorm([m]) as norms:
-            norms.collect()
-            norms.start_tile()
-            m(x)  # statistics of the whole photo
-            norms.apply()
-
-            def fn(t):
-                norms.start_tile()
-                return m(t)
-
-            tiled = run_tiled(fn, [x], plan, 3)
+        tiled = tiled_with_whole_statistics(m, x, plan)
     err = (tiled - whole).abs()
     assert err.max() < 0.05 and err.mean() < 2e-3  # only the 3-px receptive field at tile edges differs
     assert (per_tile - whole).abs().mean() > 10 * err.mean()  # per-tile statistics are far off
@@ -147,16 +152,6 @@ def test_statistics_follow_each_norm_when_tiles_skip_a_branch():
     plan = plan_tiles(96, 160, 64, 32, 16)
     with torch.no_grad():
         whole = m(x)
-        with GlobalInstanceNorm([m]) as norms:
-            norms.collect()
-            norms.start_tile()
-            m(x)
-            norms.apply()
-
-            def fn(t):
-                norms.start_tile()
-                return m(t)
-
-            tiled = run_tiled(fn, [x], plan, 3)
+        tiled = tiled_with_whole_statistics(m, x, plan)
     err = (tiled - whole).abs()
     assert err.max() < 0.05 and err.mean() < 2e-3
