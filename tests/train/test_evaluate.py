@@ -34,6 +34,9 @@ def test_bundled_evaluation_runs_through_the_restorer(bundled):
         assert {"degraded", "classical", "restored", "restored_raw", "pipeline"} <= set(rows)
         n = sum(c.kind == kind for c in cases)
         assert all(row["n"] == n for row in rows.values())
+        from oldphoto.metrics.perception import installed
+
+        assert ("lpips_alex" in rows["degraded"]) == installed()  # the perceptual column where it can be
         # the networks cannot see global levels: the fit onto the input is worth several dB
         assert rows["restored"]["psnr"] > rows["restored_raw"]["psnr"] + 3
     # the table's rows are the product's outputs: the same figures from the Restorer's own calls

@@ -154,12 +154,15 @@ def row_methods(restorer: Restorer, kind: str, pipeline: bool) -> tuple[dict[str
 
 def evaluate_restoration(restorer: Restorer, cases: list[Case], pipeline: bool = False) -> dict[str, Any]:
     """The held-out table through the evaluation harness (:mod:`oldphoto.metrics.harness`): every row
-    of every kind, mean PSNR/SSIM (RGB and luma) and n; the detector's ROC-AUC on the mixed cases."""
+    of every kind, mean PSNR/SSIM (RGB and luma), LPIPS-alex where its ImageNet weights are installed
+    (``oldphoto data perception``), and n; the detector's ROC-AUC on the mixed cases."""
     from oldphoto.metrics.harness import Sample, mean_row, score_set
     from oldphoto.metrics.per_image import build_metrics
+    from oldphoto.metrics.perception import installed as perception_installed
     from oldphoto.metrics.roc import roc_auc
 
-    metrics = build_metrics(["psnr", "ssim", "psnr_y", "ssim_y"])
+    metrics = build_metrics(["psnr", "ssim", "psnr_y", "ssim_y",
+                             *(["lpips_alex"] if perception_installed() else [])])
     result: dict[str, Any] = {}
     scores, labels = [], []
     for kind in dict.fromkeys(c.kind for c in cases):
@@ -217,8 +220,8 @@ def latent_gap_inputs(size: int = 128, n: int = 24, seed: int = 7,
 
 
 def markdown_table(result: dict[str, Any]) -> str:
-    lines = ["| degradation | row | PSNR (dB) | SSIM | PSNR-Y (dB) | SSIM-Y | n |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| degradation | row | PSNR (dB) | SSIM | PSNR-Y (dB) | SSIM-Y | LPIPS-alex | n |",
+             "|---|---|---|---|---|---|---|---|"]
     labels = {"degraded": "degraded input", "classical": "NLM + Telea (detected mask)",
               "restored": "small networks alone (levels fitted to the input)",
               "restored_raw": "small networks alone (raw levels)",
@@ -228,8 +231,9 @@ def markdown_table(result: dict[str, Any]) -> str:
         for row, label in labels.items():
             r = result.get(kind, {}).get(row)
             if r:
+                lpips = f"{r['lpips_alex']:.4f}" if "lpips_alex" in r else "–"
                 lines.append(f"| {kind} | {label} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['psnr_y']:.2f} "
-                             f"| {r['ssim_y']:.4f} | {r['n']} |")
+                             f"| {r['ssim_y']:.4f} | {lpips} | {r['n']} |")
     return "\n".join(lines)
 
 
