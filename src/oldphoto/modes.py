@@ -4,7 +4,8 @@
   shape rules, ``--fidelity`` away from the defects, defects repaired locally, levels fitted, the photo's
   own tone and colours.
 * :class:`OfficialMode` (``--compat official``): the official stage 1, whole photo through one path at
-  the official ×4/×16 sizes (OFFICIAL_CODE_FACTS §1, §3, §8b).
+  the official ×4/×16 sizes (docs/restore.md, "How the default mode differs from
+  `--compat official`").
 
 What differs between them beyond the flow itself is said once, by the class attributes of :class:`Mode`,
 so that the Restorer asks its mode instead of branching on the option.

@@ -1,10 +1,10 @@
 """The official stage-1 rules that decide exact outputs (``--compat official``).
 
-See OFFICIAL_CODE_FACTS.md §1 ("Resizing at each stage", "Stage-1 tensor I/O"), §3 and §8b.  Everything
-here works like the official code does: on 8-bit PIL images, with Python's ``round`` (banker's rounding)
-on ``size / multiple``, PIL ``BILINEAR`` for the quality path and ``BICUBIC`` for the scratch path and
-the detector, the detector's pass at a 256-pixel short side, and torchvision's ``save_image(normalize=True)``
-per-image min–max stretch with round-half-up quantisation.
+The rules are listed in docs/restore.md ("How the default mode differs from `--compat official`").
+Everything here works like the official code does: on 8-bit PIL images, with Python's ``round``
+(banker's rounding) on ``size / multiple``, PIL ``BILINEAR`` for the quality path and ``BICUBIC`` for the
+scratch path and the detector, the detector's pass at a 256-pixel short side, and torchvision's
+``save_image(normalize=True)`` per-image min–max stretch with round-half-up quantisation.
 """
 
 from __future__ import annotations

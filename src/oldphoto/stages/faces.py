@@ -3,8 +3,8 @@
 Detection uses dlib (HOG+SVM by default, the MMOD CNN detector as an option) and its 68-point landmark
 model, the files of the ``face-recognition-models`` package.  Five points (eye centres, nose tip, mouth
 corners) are aligned by a least-squares similarity transform to the official template at face scale 1.3
-(OFFICIAL_CODE_FACTS.md §4), the aligned crops go through the face generator in batches, each result is
-colour-matched to the crop it came from and pasted back through a feathered mask.
+(as the official alignment stage does), the aligned crops go through the face generator in batches,
+each result is colour-matched to the crop it came from and pasted back through a feathered mask.
 
 Differences from the official stages 2–4 (``compat=False``):
 

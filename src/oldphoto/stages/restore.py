@@ -1,6 +1,6 @@
 """Global restoration: VAE_A encoder → latent mapping → VAE_B decoder, at any size, in bounded memory.
 
-Three paths (OFFICIAL_CODE_FACTS.md §1, §2):
+Three paths, as in the official stage 1:
 
 * ``quality``: no defects; ``QualityMapping`` and the quality VAE_B.
 * ``scratch``: defects; masked pixels are whitened (the input the scratch models were trained on) and

@@ -2,7 +2,7 @@
 
 Every operation takes a float32 RGB ``H×W×3`` image in [0, 1] and a ``numpy.random.Generator`` and returns a
 new float32 image in [0, 1]; all randomness comes from the generator so a seed reproduces the result.
-Parameter ranges follow the paper and the released ``online_add_degradation_v2`` (OFFICIAL_CODE_FACTS §6);
+Parameter ranges follow the paper and the released ``online_add_degradation_v2``;
 the paper's "σ ∈ (5, 50)" is on the 0–255 scale.
 """
 
