@@ -142,17 +142,9 @@ class OfficialMode(Mode):
         out = r.restore_stage(path).official(image, r.path_models(path), path, used_mask, image16)
         if used_mask is not None:
             if used_mask.shape != out.shape[:2]:
-                used_mask = resize_mask(used_mask, out.shape[:2])
+                used_mask = compat_rules.resize_mask(used_mask, out.shape[:2])
             if path == "hr":
                 used_mask = dilate_official(used_mask)
-            used_mask = resize_mask(used_mask, shape)
+            used_mask = compat_rules.resize_mask(used_mask, shape)
         timings["restore"] = time.perf_counter() - t
         return out, used_mask, path, defects, None
-
-
-def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize of a boolean mask (a PIL resize of the stored 8-bit mask)."""
-    from PIL import Image
-
-    scaled = Image.fromarray(mask.astype(np.uint8) * 255).resize((shape[1], shape[0]), Image.NEAREST)
-    return np.asarray(scaled) >= 128

@@ -46,6 +46,12 @@ def scratch_input(image: np.ndarray) -> np.ndarray:
     return resize_to_multiple(to_uint8(image), 16, Image.BICUBIC)
 
 
+def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A boolean mask resized to ``shape`` the way a PIL ``NEAREST`` resize of the stored 8-bit mask does."""
+    scaled = Image.fromarray(mask.astype(np.uint8) * 255).resize((shape[1], shape[0]), Image.NEAREST)
+    return np.asarray(scaled) >= 128
+
+
 def pil_gray(image_u8: np.ndarray) -> np.ndarray:
     """PIL ``convert("L")`` (ITU-R 601 luma with PIL's integer rounding) as uint8 ``H×W``."""
     return np.asarray(Image.fromarray(image_u8).convert("L"))

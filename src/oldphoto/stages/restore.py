@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from oldphoto.levels import match_levels
 from oldphoto.nets.descriptors import architecture_of, photo_multiple
@@ -234,9 +233,8 @@ class RestoreStage:
         else:
             u8 = compat.scratch_input(image) if image16_u8 is None else image16_u8
             m = np.zeros(u8.shape[:2], bool) if mask16 is None else mask16
-            if m.shape != u8.shape[:2]:  # a user mask for the original size: nearest, like a PIL resize
-                m = np.asarray(Image.fromarray(m.astype(np.uint8) * 255).resize(
-                    (u8.shape[1], u8.shape[0]), Image.NEAREST)) >= 128
+            if m.shape != u8.shape[:2]:  # a user mask for the original size
+                m = compat.resize_mask(m, u8.shape[:2])
             if path == "hr":
                 m = dilate_official(m)
             u8 = u8.copy()
