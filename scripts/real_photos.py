@@ -54,13 +54,16 @@ def crop_box(shape: tuple[int, int], size: int, spec: str | None) -> tuple[int, 
     return y, x, min(h, y + size), min(w, x + size)
 
 
-def contact_sheet(panels: list[np.ndarray], box: tuple[int, int, int, int], path: Path) -> None:
+def contact_sheet(panels: list[np.ndarray], box: tuple[int, int, int, int], path: Path) -> np.ndarray:
+    """The panels' crops side by side, saved to ``path``; returns the 8-bit sheet."""
     y0, x0, y1, x1 = box
     gap = np.ones((y1 - y0, 6, 3), np.float32)
     row = []
     for p in panels:
         row += [p[y0:y1, x0:x1], gap]
-    Image.fromarray((np.clip(np.concatenate(row[:-1], axis=1), 0, 1) * 255 + 0.5).astype(np.uint8)).save(path)
+    sheet = (np.clip(np.concatenate(row[:-1], axis=1), 0, 1) * 255 + 0.5).astype(np.uint8)
+    Image.fromarray(sheet).save(path)
+    return sheet
 
 
 def main() -> None:
@@ -84,6 +87,7 @@ def main() -> None:
         args.out.mkdir(parents=True, exist_ok=True)
     print("| photo | path | repaired | strokes / specks / blobs / content | detail kept: ours | NLM | time |")
     print("|---|---|---|---|---|---|---|")
+    sheets: list[np.ndarray] = []
     for path in args.photos:
         photo = read_photo(path).pixels
         t = time.perf_counter()
@@ -102,9 +106,8 @@ def main() -> None:
             mask = np.zeros(photo.shape, np.float32) if result.mask is None else \
                 np.repeat(result.mask[..., None], 3, axis=2).astype(np.float32)
             box = crop_box(photo.shape[:2], args.crop_size, crops.get(path.stem))
-            contact_sheet([photo, mask, result.image, nlm], box, args.out / f"{path.stem}.png")
+            sheets.append(contact_sheet([photo, mask, result.image, nlm], box, args.out / f"{path.stem}.png"))
     if args.out and args.summary:
-        sheets = [np.asarray(Image.open(args.out / f"{p.stem}.png")) for p in args.photos]
         width = max(s.shape[1] for s in sheets)
         rows = []
         for s in sheets:
