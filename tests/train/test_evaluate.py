@@ -45,6 +45,11 @@ def test_bundled_evaluation_runs_through_the_restorer(bundled):
     assert result["unstructured"]["restored"]["psnr"] == pytest.approx(expected, abs=1e-4)
     expected = np.mean([psnr(restorer.restore(c.degraded).image, c.clean) for c in unstructured])
     assert result["unstructured"]["pipeline"]["psnr"] == pytest.approx(expected, abs=1e-4)
+    # the diagnostic row: the pipeline given each case's own defect mask (a perfect detector)
+    assert "pipeline_true_mask" not in result["unstructured"]
+    mixed = [c for c in cases if c.kind == "mixed"]
+    expected = np.mean([psnr(restorer.restore(c.degraded, mask=c.mask > 0.5).image, c.clean) for c in mixed])
+    assert result["mixed"]["pipeline_true_mask"]["psnr"] == pytest.approx(expected, abs=1e-4)
     assert result["detector_roc_auc"] > 0.5
     assert "degraded input" in markdown_table(result)
 

@@ -18,7 +18,10 @@ same photographic tone).  Rows:
   excluded), since the VAE encoder cannot see global levels (``restored_raw``: without that fit);
 * ``pipeline``: (with a weights folder) ``Restorer.restore``, i.e. what ``oldphoto restore`` writes
   (faces off), which adds the pipeline's own choices (defects repaired locally where their shapes say
-  so, fidelity blend, tone keeping, …).
+  so, fidelity blend, tone keeping, …);
+* ``pipeline_true_mask`` (mixed, diagnostic): the same with the synthesis' own defect mask given as the
+  user's mask (``oldphoto restore --mask-dir``), i.e. what a perfect detector would give: the gap to
+  ``pipeline`` is the detector's share of what is lost, the rest is the restoration's.
 
 Rows are scored by the evaluation harness that ``oldphoto evaluate benchmark`` uses
 (:mod:`oldphoto.metrics.harness`).
@@ -123,9 +126,12 @@ class _Memo:
         return self.values[key]
 
 
-def row_methods(restorer: Restorer, kind: str, pipeline: bool) -> tuple[dict[str, Any], Any]:
+def row_methods(restorer: Restorer, kind: str, pipeline: bool,
+                true_masks: dict[int, np.ndarray] | None = None) -> tuple[dict[str, Any], Any]:
     """The table's rows for one degradation kind as harness methods (see the module docstring), and the
-    detector's (memoised) probabilities when this kind uses the detector, else None."""
+    detector's (memoised) probabilities when this kind uses the detector, else None.  ``true_masks``:
+    the cases' defect masks by ``id`` of their degraded image (the harness hands methods the image
+    only), for the ``pipeline_true_mask`` row."""
     from oldphoto.metrics.baselines import classical_restore
     from oldphoto.pipeline import PATH_ROLES
 
@@ -149,6 +155,9 @@ def row_methods(restorer: Restorer, kind: str, pipeline: bool) -> tuple[dict[str
         rows["restored_colour_matched"] = lambda image, _: colour_transfer(networks(image, False), image)
     if pipeline:
         rows["pipeline"] = lambda image, _: restorer.restore(image).image
+        if kind != "unstructured" and true_masks:
+            rows["pipeline_true_mask"] = lambda image, _: restorer.restore(
+                image, mask=true_masks[id(image)] > 0.5).image
     return rows, probabilities if detector else None
 
 
@@ -167,7 +176,8 @@ def evaluate_restoration(restorer: Restorer, cases: list[Case], pipeline: bool =
     scores, labels = [], []
     for kind in dict.fromkeys(c.kind for c in cases):
         samples = [Sample(c.name, c.degraded, c.clean, c.mask) for c in cases if c.kind == kind]
-        methods, probabilities = row_methods(restorer, kind, pipeline)
+        true_masks = {id(s.degraded): s.mask for s in samples}
+        methods, probabilities = row_methods(restorer, kind, pipeline, true_masks)
         if kind == "mixed" and probabilities is not None:
             for sample in samples:
                 scores.append(probabilities(sample.degraded).ravel())
@@ -226,6 +236,7 @@ def markdown_table(result: dict[str, Any]) -> str:
               "restored": "small networks alone (levels fitted to the input)",
               "restored_raw": "small networks alone (raw levels)",
               "pipeline": "`oldphoto restore` (bundled weights, faces off)",
+              "pipeline_true_mask": "diagnostic: `oldphoto restore` given the true defect mask",
               "restored_colour_matched": "diagnostic: networks + global colour transfer from the input"}
     for kind in ("unstructured", "mixed"):
         for row, label in labels.items():
