@@ -412,6 +412,13 @@ def saved_mask_path(output: Path) -> Path:
     return output.with_name(f"{output.stem}.mask.png")
 
 
+def _mask_paths(output: Path) -> tuple[Path, Path]:
+    """``<stem>.mask.png``, then, when another output of that stem (``a.jpg`` beside ``a.tif``) holds it,
+    ``<stem>_<suffix>.mask.png``, like the outputs' own collision names."""
+    suffix = output.suffix.lstrip(".").lower()
+    return saved_mask_path(output), output.with_name(f"{output.stem}_{suffix}.mask.png")
+
+
 def write_mask(path: Path, mask: np.ndarray | None, size: tuple[int, int],
                provenance: dict[str, Any] | None = None) -> None:
     """An 8-bit gray PNG of the displayed photo's size, white = repaired (all black: nothing was).
@@ -549,15 +556,19 @@ def write_restored(work: Restored, config: BatchConfig, *, reserved: frozenset[s
                                           strip_metadata=config.strip_metadata))
         del image
         if config.save_mask:
-            target = saved_mask_path(opened.output)
-            why = (f"{target.name} is another photo's output" if str(target).lower() in reserved
-                   else outputs.leave_alone(target, opened.source, unmarked_ours=config.strip_metadata))
-            if why:  # never replace another input's output, or a file this source's batch did not write
-                entry.warnings.append(f"mask not saved: {why}")
-            else:
+            refused = []
+            for target in _mask_paths(opened.output):
+                why = (f"{target.name} is another photo's output" if str(target).lower() in reserved
+                       else outputs.leave_alone(target, opened.source, unmarked_ours=config.strip_metadata))
+                if why:  # never replace another input's output, or a file not made from this source
+                    refused.append(why)
+                    continue
                 write_mask(target, work.repaired, opened.photo.size,
                            provenance=None if config.strip_metadata else record)
                 entry.mask = str(target)
+                break
+            else:
+                entry.warnings.append("mask not saved: " + "; ".join(refused))
     return entry
 
 

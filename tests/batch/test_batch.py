@@ -418,7 +418,12 @@ def test_saved_mask_never_replaces_a_file_it_did_not_write(tmp_path):
     foreign = _img(out / "a.mask.png", value=(1, 2, 3))
     before = foreign.read_bytes()
     code, log = _run([str(src), "-o", str(out), "--save-mask"], Inverter())
+    assert code == 0 and foreign.read_bytes() == before and "mask not saved" not in log
+    assert read_provenance(out / "a_png.mask.png")["source"]["path"] == "a.png"  # the next name
+    (out / "a_png.mask.png").write_bytes(b"mine now")
+    code, log = _run([str(src), "-o", str(out), "--save-mask", "--overwrite"], Inverter())
     assert code == 0 and foreign.read_bytes() == before
+    assert (out / "a_png.mask.png").read_bytes() == b"mine now"
     assert "a.mask.png exists and was not written by oldphoto" in log
     ours = out / "b.mask.png"
     assert ours.exists() and read_provenance(ours)["source"]["path"] == "b.png"
@@ -426,8 +431,20 @@ def test_saved_mask_never_replaces_a_file_it_did_not_write(tmp_path):
     code, log = _run([str(src), "-o", str(out), "--save-mask", "--overwrite"], Inverter())
     assert code == 0 and foreign.read_bytes() == before and ours.read_bytes() == b""
     ours.unlink()
+    (out / "b_png.mask.png").unlink()
     code, log = _run([str(src), "-o", str(out), "--save-mask", "--overwrite"], Inverter())
     first = ours.read_bytes()
     code, log = _run([str(src), "-o", str(out), "--save-mask", "--overwrite"], Inverter())
     assert code == 0 and "b.mask.png" not in log and ours.read_bytes() != b"" and ours.exists()
     assert read_provenance(ours)["source"]["path"] == "b.png" and len(first) > 0
+
+
+def test_saved_masks_of_outputs_sharing_a_stem_do_not_collide(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    _img(src / "a.jpg")
+    _img(src / "a.tif", fmt="TIFF")
+    for _ in range(2):  # the rerun (--overwrite) finds each mask again
+        code, log = _run([str(src), "-o", str(out), "--save-mask", "--overwrite"], Inverter())
+        assert code == 0 and "mask not saved" not in log
+        assert read_provenance(out / "a.mask.png")["source"]["path"] == "a.jpg"
+        assert read_provenance(out / "a_tif.mask.png")["source"]["path"] == "a.tif"
