@@ -20,6 +20,7 @@ import dataclasses
 import gc
 import glob
 import json
+import re
 import signal
 import sys
 import threading
@@ -44,6 +45,7 @@ from oldphoto.io import (
     read_photo,
     write_photo,
 )
+from oldphoto.io._metadata import PROVENANCE_KEY, provenance_json
 from oldphoto.io.photo import DEFAULT_SUFFIX, FORMAT_FAMILY, SAME_FAMILY, normalise_format
 
 OK, SKIPPED, FAILED, NOT_PROCESSED = "ok", "skipped", "failed", "not processed"
@@ -106,6 +108,10 @@ class BatchConfig:
     estimate_options: dict[str, Any] | None = None  # restore options the memory estimate assumes
 
 
+# how every report BatchReport.write makes begins (json.dumps with indent=2)
+_REPORT_START = re.compile(rb'\A\{\s*"software": "oldphoto ')
+
+
 @dataclass
 class BatchReport:
     entries: list[Entry]
@@ -162,6 +168,26 @@ class BatchReport:
         atomic_write(Path(path), lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
 
 
+def report_problem(path: Path) -> str | None:
+    """Why ``--report path`` must not be written, or None.  Only an earlier report (or an empty file) is
+    replaced: a photo (an input of the batch, say) or someone's own file given there by mistake is not."""
+    if path.is_dir():
+        return f"--report {path} is a folder"
+    if path.exists() or path.is_symlink():
+        if not path.is_file():
+            return f"--report {path} exists and is not a plain file"
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(256)
+        except OSError as exc:
+            return f"cannot read the existing report {path} ({exc.strerror or exc})"
+        if head and _REPORT_START.match(head) is None:
+            return (f"--report {path} exists and is not an oldphoto report: it is left untouched; "
+                    "choose another name")
+    problem = outputs.unwritable(path.parent)
+    return f"cannot write the report {path}: {problem}" if problem else None
+
+
 # ------------------------------------------------------------------------------------------ inputs
 
 def _is_glob(spec: str) -> bool:
@@ -207,6 +233,9 @@ def collect_inputs(specs: Sequence[str], recursive: bool = False,
                 hidden = any(part.startswith(".") for part in child.relative_to(path).parts)
                 if child.is_file() and not hidden:
                     add(child, child.relative_to(path), from_folder=True)
+        elif path.exists() and not path.is_file():
+            # a FIFO or a device: opening or hashing it would block or never end
+            entries.append(Entry(spec, FAILED, "not a regular file"))
         elif path.exists():
             add(path, Path(path.name), from_folder=False)
         elif _is_glob(spec):
@@ -383,15 +412,29 @@ def saved_mask_path(output: Path) -> Path:
     return output.with_name(f"{output.stem}.mask.png")
 
 
-def write_mask(path: Path, mask: np.ndarray | None, size: tuple[int, int]) -> None:
-    """An 8-bit gray PNG of the displayed photo's size, white = repaired (all black: nothing was)."""
-    from PIL import Image
+def _mask_paths(output: Path) -> tuple[Path, Path]:
+    """``<stem>.mask.png``, then, when another output of that stem (``a.jpg`` beside ``a.tif``) holds it,
+    ``<stem>_<suffix>.mask.png``, like the outputs' own collision names."""
+    suffix = output.suffix.lstrip(".").lower()
+    return saved_mask_path(output), output.with_name(f"{output.stem}_{suffix}.mask.png")
+
+
+def write_mask(path: Path, mask: np.ndarray | None, size: tuple[int, int],
+               provenance: dict[str, Any] | None = None) -> None:
+    """An 8-bit gray PNG of the displayed photo's size, white = repaired (all black: nothing was).
+    ``provenance``: the output's record, in the PNG text chunk the photos use, so that a rerun knows the
+    mask for its own (``outputs.leave_alone``) and never replaces a file of the same name it did not write."""
+    from PIL import Image, PngImagePlugin
 
     width, height = size
     pixels = np.zeros((height, width), np.uint8) if mask is None else mask.astype(np.uint8) * 255
     if pixels.shape != (height, width):
         raise ValueError(f"mask is {pixels.shape[1]}x{pixels.shape[0]}, the photo {width}x{height}")
-    atomic_write(path, lambda tmp: Image.fromarray(pixels).save(tmp, format="PNG"))
+    info = None
+    if provenance is not None:
+        info = PngImagePlugin.PngInfo()
+        info.add_text(PROVENANCE_KEY, provenance_json(provenance))  # iTXt when not Latin-1
+    atomic_write(path, lambda tmp: Image.fromarray(pixels).save(tmp, format="PNG", pnginfo=info))
 
 
 @dataclass
@@ -513,12 +556,19 @@ def write_restored(work: Restored, config: BatchConfig, *, reserved: frozenset[s
                                           strip_metadata=config.strip_metadata))
         del image
         if config.save_mask:
-            target = saved_mask_path(opened.output)
-            if str(target).lower() in reserved:  # another input's output has that name: never replace it
-                entry.warnings.append(f"mask not saved: {target.name} is another photo's output")
-            else:
-                write_mask(target, work.repaired, opened.photo.size)
+            refused = []
+            for target in _mask_paths(opened.output):
+                why = (f"{target.name} is another photo's output" if str(target).lower() in reserved
+                       else outputs.leave_alone(target, opened.source, unmarked_ours=config.strip_metadata))
+                if why:  # never replace another input's output, or a file not made from this source
+                    refused.append(why)
+                    continue
+                write_mask(target, work.repaired, opened.photo.size,
+                           provenance=None if config.strip_metadata else record)
                 entry.mask = str(target)
+                break
+            else:
+                entry.warnings.append("mask not saved: " + "; ".join(refused))
     return entry
 
 
@@ -751,6 +801,9 @@ def main(args, restore: RestoreFn | None = None, stream=None) -> int:
     if not 1 <= args.quality <= 100:
         print("oldphoto restore: --quality must be between 1 and 100", file=stream)
         return 2
+    if args.max_pixels < 0:
+        print("oldphoto restore: --max-pixels must be 0 (no limit) or a positive pixel count", file=stream)
+        return 2
     if args.mask_dir is not None and not args.mask_dir.is_dir():
         print(f"oldphoto restore: --mask-dir {args.mask_dir} is not a folder", file=stream)
         return 2
@@ -774,6 +827,15 @@ def main(args, restore: RestoreFn | None = None, stream=None) -> int:
     folder = outputs.check_folder(args.inputs, Path(args.outdir), _glob_root)
     if folder.error:
         print(f"oldphoto restore: {folder.error}", file=stream)
+        return 2
+    # found out now rather than after restoring every photo (and never over an input or a user's file)
+    problem = outputs.unwritable(Path(args.outdir))
+    if problem:
+        print(f"oldphoto restore: cannot write into the output folder {args.outdir}: {problem}", file=stream)
+        return 2
+    problem = report_problem(args.report) if args.report is not None else None
+    if problem:
+        print(f"oldphoto restore: {problem}", file=stream)
         return 2
     lazy = None
     if restore is None:
@@ -813,10 +875,13 @@ def main(args, restore: RestoreFn | None = None, stream=None) -> int:
                     progress.log(f"removed {len(removed)} temporary file(s) of writes lost with their worker")
     finally:
         progress.close()
+    code = report.exit_code
     if writer is not None:
         writer(report, force=True)
+        if not writer.ok and code == 0:
+            code = 1  # the report asked for is not there: a script reading it must not take this for success
     print(report.summary(), file=stream, flush=True)
-    return report.exit_code
+    return code
 
 
 def _clean_leftovers(outdir: Path, locked: bool, report: Path | None, inputs: Sequence[Path],
@@ -847,6 +912,7 @@ class _ReportWriter:
         self.timer: threading.Timer | None = None
         self.last = float("-inf")
         self.failed = False
+        self.ok = True  # whether the latest write succeeded
 
     def __call__(self, report: BatchReport, force: bool = False) -> None:
         with self.lock:
@@ -874,7 +940,9 @@ class _ReportWriter:
         self.last = time.monotonic()
         try:
             report.write(self.path)
+            self.ok = True
         except OSError as exc:
             if final or not self.failed:
                 self.say(f"error: cannot write the report {self.path}: {exc}")
             self.failed = True
+            self.ok = False

@@ -70,6 +70,21 @@ def check_folder(specs: Sequence[str], outdir: Path, glob_root) -> FolderCheck:
     return check
 
 
+def unwritable(folder: Path) -> str | None:
+    """Why nothing could be written into ``folder`` (made on the first write if missing), or None.
+    Checked before any photo is restored, without writing anything: a batch into a read-only folder
+    would otherwise restore every photo and fail every write."""
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):  # EROFS too, even for root
+        return f"{existing} is not writable" + ("" if existing == folder.absolute() else
+                                                 " (the folder would be made there)")
+    return None
+
+
 # ------------------------------------------------------------------------------------------ names
 
 def candidates(natural: Path, input_suffix: str) -> Iterator[Path]:
@@ -110,6 +125,26 @@ class Decision:
     write: bool                 # False: an output made from this source is already there
     replaces: bool = False      # write over an existing output of this source (--overwrite)
     notes: list[str] = field(default_factory=list)
+
+
+def leave_alone(path: Path, source: dict[str, str], *, unmarked_ours: bool = False) -> str | None:
+    """Why the existing ``path`` (a side file such as ``--save-mask``'s mask) must not be replaced by a file
+    made from ``source``, or None when it may be: missing, or made from this very source.  With
+    ``unmarked_ours`` (``--strip-metadata``: files carry no record) one without a record is taken as ours."""
+    if not path.exists() and not path.is_symlink():
+        return None
+    if not path.is_file() or path.is_symlink():
+        return f"{path} exists and is not a plain file: left untouched"
+    try:
+        record = read_provenance(path)
+    except Exception:  # unreadable or not an image: certainly not made from this source
+        record = None
+    same = _made_from(record, source)
+    if same or (same is None and unmarked_ours):
+        return None
+    if same is None:
+        return f"{path} exists and was not written by oldphoto: left untouched"
+    return f"{path} was made from another source, {_other_source(record)}: left untouched"
 
 
 def decide(natural: Path, input_path: Path, source: dict[str, str], *, reserved: Iterable[str] = (),

@@ -347,3 +347,104 @@ def test_saved_mask_report_and_provenance_say_what_was_repaired(tmp_path):
     assert entries["clean.png"]["restoration"]["path"] == "quality"
     assert read_provenance(out / "rot.jpg")["restoration"] == rot["restoration"]
     assert read_provenance(out / "clean.png")["restoration"]["repaired_fraction"] == 0.0
+
+
+def test_report_never_replaces_an_input_or_a_file_it_did_not_write(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    photo = _img(src / "a.png")
+    before = photo.read_bytes()
+    restorer = Inverter()
+    code, log = _run([str(src), "-o", str(out), "--report", str(photo)], restorer)
+    assert code == 2 and photo.read_bytes() == before and not restorer.calls
+    assert "not an oldphoto report" in log
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"mine": 1}')
+    assert _run([str(src), "-o", str(out), "--report", str(notes)], restorer)[0] == 2
+    assert notes.read_text() == '{"mine": 1}' and not restorer.calls
+    report = tmp_path / "report.json"
+    assert _run([str(src), "-o", str(out), "--report", str(report)], restorer)[0] == 0
+    assert _run([str(src), "-o", str(out), "--report", str(report)], restorer)[0] == 0  # its own: rewritten
+    assert json.loads(report.read_text())["summary"]["skipped"] == 1
+
+
+def test_unwritable_output_folder_or_report_refused_before_any_work(tmp_path):
+    src = tmp_path / "in"
+    _img(src / "a.png")
+    blocker = tmp_path / "plain_file"
+    blocker.write_text("not a folder")
+    restorer = Inverter()
+    code, log = _run([str(src), "-o", str(blocker / "out")], restorer)
+    assert code == 2 and not restorer.calls and "cannot write into the output folder" in log
+    code, log = _run([str(src), "-o", str(tmp_path / "out"), "--report", str(blocker / "r.json")], restorer)
+    assert code == 2 and not restorer.calls and "cannot write the report" in log
+    assert not (tmp_path / "out").exists()
+
+
+def test_report_lost_at_the_end_is_a_failure(tmp_path):
+    src, out, reports = tmp_path / "in", tmp_path / "out", tmp_path / "reports"
+    _img(src / "a.png")
+    reports.mkdir()
+
+    def lose_the_report_folder(calls, pixels):
+        for child in reports.iterdir():
+            child.unlink()
+        reports.rmdir()
+        reports.write_text("the folder is gone")
+
+    code, log = _run([str(src), "-o", str(out), "--report", str(reports / "r.json")],
+                     Inverter(lose_the_report_folder))
+    assert (out / "a.png").exists() and "cannot write the report" in log
+    assert code == 1
+
+
+def test_special_files_fail_without_being_opened(tmp_path):
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)  # opening it would block forever: no writer
+    jobs, entries = batch.collect_inputs([str(fifo)])
+    assert jobs == [] and [(e.status, e.reason) for e in entries] == [("failed", "not a regular file")]
+
+
+def test_negative_max_pixels_is_a_bad_option(tmp_path):
+    _img(tmp_path / "in" / "a.png")
+    restorer = Inverter()
+    code, log = _run([str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--max-pixels", "-5"], restorer)
+    assert code == 2 and "--max-pixels" in log and not restorer.calls
+
+
+def test_saved_mask_never_replaces_a_file_it_did_not_write(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    _img(src / "a.png")
+    _img(src / "b.png")
+    foreign = _img(out / "a.mask.png", value=(1, 2, 3))
+    before = foreign.read_bytes()
+    code, log = _run([str(src), "-o", str(out), "--save-mask"], Inverter())
+    assert code == 0 and foreign.read_bytes() == before and "mask not saved" not in log
+    assert read_provenance(out / "a_png.mask.png")["source"]["path"] == "a.png"  # the next name
+    (out / "a_png.mask.png").write_bytes(b"mine now")
+    code, log = _run([str(src), "-o", str(out), "--save-mask", "--overwrite"], Inverter())
+    assert code == 0 and foreign.read_bytes() == before
+    assert (out / "a_png.mask.png").read_bytes() == b"mine now"
+    assert "a.mask.png exists and was not written by oldphoto" in log
+    ours = out / "b.mask.png"
+    assert ours.exists() and read_provenance(ours)["source"]["path"] == "b.png"
+    ours.write_bytes(b"")  # made unrecognisable: from now on it is a file of someone else's
+    code, log = _run([str(src), "-o", str(out), "--save-mask", "--overwrite"], Inverter())
+    assert code == 0 and foreign.read_bytes() == before and ours.read_bytes() == b""
+    ours.unlink()
+    (out / "b_png.mask.png").unlink()
+    code, log = _run([str(src), "-o", str(out), "--save-mask", "--overwrite"], Inverter())
+    first = ours.read_bytes()
+    code, log = _run([str(src), "-o", str(out), "--save-mask", "--overwrite"], Inverter())
+    assert code == 0 and "b.mask.png" not in log and ours.read_bytes() != b"" and ours.exists()
+    assert read_provenance(ours)["source"]["path"] == "b.png" and len(first) > 0
+
+
+def test_saved_masks_of_outputs_sharing_a_stem_do_not_collide(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    _img(src / "a.jpg")
+    _img(src / "a.tif", fmt="TIFF")
+    for _ in range(2):  # the rerun (--overwrite) finds each mask again
+        code, log = _run([str(src), "-o", str(out), "--save-mask", "--overwrite"], Inverter())
+        assert code == 0 and "mask not saved" not in log
+        assert read_provenance(out / "a.mask.png")["source"]["path"] == "a.jpg"
+        assert read_provenance(out / "a_tif.mask.png")["source"]["path"] == "a.tif"

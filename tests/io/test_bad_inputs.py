@@ -51,8 +51,10 @@ def test_pixel_limit_is_configurable(tmp_path):
     path = tmp_path / "big.png"
     _good(path)
     assert read_photo(path, max_pixels=64 * 64).size == (64, 64)
-    with pytest.raises(PhotoError, match="--max-pixels"):
+    with pytest.raises(PhotoError, match="--max-pixels") as info:
         read_photo(path, max_pixels=64 * 64 - 1)
+    # in the option's own unit, exact: a small limit does not read "0.0 Mpx exceeds 0.0 Mpx"
+    assert "64x64 = 4,096 pixels exceeds the limit of 4,095 pixels" in str(info.value)
 
 
 def test_misnamed_image_read_by_content(tmp_path):
@@ -79,3 +81,19 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
 def test_write_rejects_unknown_format(tmp_path):
     with pytest.raises(ValueError, match="cannot write"):
         write_photo(tmp_path / "x.bmp", np.zeros((2, 2, 3), np.float32))
+
+
+@pytest.mark.parametrize("dtype, top", [(np.int32, 250_000), (np.int16, 300)])
+def test_integer_samples_beyond_16_bits_are_refused_not_clipped(tmp_path, dtype, top):
+    import tifffile
+
+    values = np.linspace(0, top, 64 * 48).reshape(48, 64).astype(dtype)
+    if dtype == np.int16:
+        values[:8] = -500  # signed samples below zero
+    tifffile.imwrite(tmp_path / "deep.tif", values)
+    with pytest.raises(PhotoError, match="16-bit") as info:
+        read_photo(tmp_path / "deep.tif")
+    assert "deep.tif" in str(info.value)
+    tifffile.imwrite(tmp_path / "fits.tif", np.linspace(0, 65535, 64 * 48).reshape(48, 64).astype(np.int32))
+    photo = read_photo(tmp_path / "fits.tif")  # whole 16-bit range in a 32-bit file: read as it is
+    assert photo.pixels.max() == pytest.approx(1.0) and photo.pixels.min() == 0.0

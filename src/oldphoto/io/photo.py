@@ -157,8 +157,8 @@ def _own_pixel_limit() -> Iterator[None]:
 
 
 def _bomb_reason(width: int, height: int, max_pixels: int) -> str:
-    return (f"decompression bomb guard: {width}x{height} = {width * height / 1e6:.1f} Mpx exceeds the limit "
-            f"of {max_pixels / 1e6:.1f} Mpx (raise it with --max-pixels if the photo is genuine)")
+    return (f"decompression bomb guard: {width}x{height} = {width * height:,} pixels exceeds the limit of "
+            f"{max_pixels:,} pixels (raise it with --max-pixels if the photo is genuine)")
 
 
 def read_photo(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
@@ -431,7 +431,11 @@ def _decode(p: Path, image: Image.Image, family: str, head: bytes, max_pixels: i
     if m in ("L", "LA"):
         data, space, bits = arr if arr.ndim == 3 else arr[:, :, None], "GRAY", 8
     elif m.startswith("I;16") or m == "I":
-        data, space, bits = np.clip(arr, 0, 65535).astype(np.uint16)[:, :, None], "GRAY", 16
+        low, high = (int(arr.min()), int(arr.max())) if arr.size else (0, 0)
+        if low < 0 or high > 65535:  # 32-bit or signed samples: clipping would lose them silently
+            raise PhotoError(p, f"unsupported samples: integer values {low}..{high} do not fit 16-bit "
+                                "0..65535 (convert the file to 16-bit first)")
+        data, space, bits = arr.astype(np.uint16)[:, :, None], "GRAY", 16
     elif m == "F":
         data, space, bits = np.rint(np.clip(arr, 0, 1) * 65535).astype(np.uint16)[:, :, None], "GRAY", 16
     elif m in ("RGB", "RGBA"):
