@@ -100,7 +100,11 @@ class RestoreOptions:
         d = RestoreOptions()
         g = parser.add_argument_group("defects")
         g.add_argument("--scratches", choices=SCRATCH_MODES, default=d.scratches,
-                       help="inpaint scratches/dust: auto = when the predicted mask finds defects (default)")
+                       help="inpaint scratches/dust. auto (default): only on clear evidence of damage, "
+                            "a hole or scratches adding up to the photo's short side (with --compat "
+                            "official: defects covering --scratch-min-area); on: whatever the detector "
+                            "keeps, also on undamaged photos, where it can take letters, spectacle rims "
+                            "or thin bright lines for scratches; off: never")
         g.add_argument("--mask-threshold", type=float, default=d.mask_threshold, metavar="P",
                        help="defect probability threshold (default: the threshold calibrated for the "
                             "installed detector, written in its card; 0.4, the official value, when it "

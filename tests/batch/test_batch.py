@@ -293,6 +293,20 @@ def test_cli_wiring_with_real_pipeline(tmp_path):
     assert RestoreOptions.from_args(args) is not None
 
 
+def test_scratches_help_says_what_auto_and_on_repair():
+    """The help once said auto repairs "when the predicted mask finds defects": it repairs only on a
+    hole or strokes adding up to the short side, and `on` also repairs scene content on clean photos."""
+    import argparse
+
+    from oldphoto.options import RestoreOptions
+
+    parser = argparse.ArgumentParser()
+    RestoreOptions.add_arguments(parser)
+    action = next(a for a in parser._actions if "--scratches" in a.option_strings)
+    assert "short side" in action.help and "finds defects" not in action.help
+    assert "letters" in action.help  # what `on` takes for scratches
+
+
 def test_setup_error_stops_batch_with_reason(tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     _five(src)
