@@ -111,6 +111,34 @@ def test_bad_uploads_get_clear_messages_and_the_server_goes_on(tmp_path):
         assert not list(root.rglob("big.bin")) and not list(root.rglob("chunked.png"))
 
 
+def test_long_names_and_failed_writes_keep_the_queue_going(tmp_path):
+    """A long name in a script of several bytes a letter is stored (a file system counts bytes, not
+    letters); a file the server cannot write (a full disk) is refused with a reason, and its place in
+    the queue is given back (a queue of one would otherwise be busy for ever)."""
+    engine = _engine(tmp_path, max_queue=1, max_per_session=1)
+    reserve = engine.reserve
+
+    def unwritable(session, name):
+        job = reserve(session, name)
+        if name.startswith("unwritable"):
+            job.input.parent.rmdir()
+            job.input.parent.write_bytes(b"")  # a file where the folder should be: open() fails
+        return job
+
+    engine.reserve = unwritable
+    with served(engine) as url:
+        client = Client(url)
+        status, body = client.upload("写" * 200 + ".png", png_bytes())
+        assert status == 202, body
+        assert client.wait(body["id"])["status"] == "done"
+        status, body = client.upload("unwritable.png", png_bytes())
+        assert status == 507 and "could not store the file" in body["error"], body
+        assert "Traceback" not in body["error"]
+        status, body = client.upload("next.png", png_bytes())
+        assert status == 202, body
+        assert client.wait(body["id"])["status"] == "done"
+
+
 def test_sessions_are_separate_and_end_with_their_files(tmp_path):
     with served(_engine(tmp_path)) as url:
         alice, bob = Client(url), Client(url)

@@ -53,9 +53,13 @@ def _wait(engine: Engine, job, timeout=30.0) -> dict:
     (".hidden.png", "hidden.png"), ("Großmutter (1931).jpg", "Großmutter (1931).jpg"),
     ("a\x00b;c.png", "a_b_c.png"),
     ("", "photo"), ("...", "photo"), ("x" * 300 + ".jpeg", "x" * 115 + ".jpeg"),
+    ("写" * 200 + ".jpg", "写" * 38 + ".jpg"), ("é" * 100 + "." + "x" * 20, "é" * 60),
 ])
 def test_safe_name(given, expected):
     assert safe_name(given) == expected
+    # a file system allows 255 bytes (not characters) per name: room is left for ".mask.png" and the
+    # temporary name of an atomic write
+    assert len(safe_name(given).encode()) <= 120
 
 
 def test_parse_choices_keeps_known_options_and_refuses_bad_values():

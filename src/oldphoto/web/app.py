@@ -216,6 +216,10 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
             engine.fail_upload(job, "the upload was interrupted")
             engine.remove(job)
             return Response(status_code=400)
+        except OSError as exc:  # e.g. a full disk: the photo's place in the queue must be given back
+            reason = f"the server could not store the file ({exc.strerror or exc})"
+            engine.fail_upload(job, reason)
+            return error(request, session, 507, f"{job.name}: {reason}", job)
         try:
             await run_in_threadpool(engine.inspect, job)
         except PhotoError as exc:

@@ -56,6 +56,9 @@ USER_OPTIONS: dict[str, Callable[[str], Any]] = {
     "scratches": str, "fidelity": float, "faces": _bool, "hr": _bool, "keep_tone": _bool, "colour": str,
     "mask_threshold": float, "mask_dilation": int, "face_detector": str,
 }
+# Longest stored name, in bytes of UTF-8 (file systems allow 255 bytes, not characters: 120 leaves room for
+# the output's ".mask.png" and the temporary ".NAME.XXXXXXXX.part" of an atomic write)
+NAME_BYTES = 120
 RESTORERS_KEPT = 8  # restorers for distinct option sets (they share the models; each is small)
 
 
@@ -110,10 +113,18 @@ def safe_name(name: str) -> str:
     kept = "".join(c if (c.isalnum() or c in " ._-()+,") else "_" for c in base).strip(" .")
     if not kept:
         return "photo"
-    if len(kept) > 120:
+    if len(kept.encode()) > NAME_BYTES:
         stem, dot, ext = kept.rpartition(".")
-        kept = (stem[: 120 - len(ext) - 1] + "." + ext) if dot and len(ext) <= 8 else kept[:120]
+        if dot and len(ext) <= 8:
+            kept = _clip(stem, NAME_BYTES - len(ext.encode()) - 1).rstrip(" .") + "." + ext
+        else:
+            kept = _clip(kept, NAME_BYTES)
     return kept
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` bytes of UTF-8, never inside a character."""
+    return text.encode()[:limit].decode(errors="ignore")
 
 
 @dataclass(eq=False)
