@@ -68,7 +68,10 @@ def test_parse_choices_keeps_known_options_and_refuses_bad_values():
     assert dict(c.overrides) == {"fidelity": 0.8, "faces": False, "scratches": "on"}
     assert c.format == "jpeg" and c.quality == 80
     assert parse_choices({}) == Choices()
-    for bad in ({"fidelity": "lots"}, {"hr": "maybe"}, {"quality": "0"}, {"format": "gif"}):
+    assert dict(parse_choices({"mask_dilation": "50"}).overrides) == {"mask_dilation": 50}
+    # a disk of 100 000 px would hold the one worker (every user) for hours: refused at upload
+    for bad in ({"fidelity": "lots"}, {"hr": "maybe"}, {"quality": "0"}, {"format": "gif"},
+                {"mask_dilation": "51"}, {"mask_dilation": "100000"}):
         with pytest.raises(OptionError):
             parse_choices(bad)
 

@@ -52,9 +52,22 @@ def _bool(text: str) -> bool:
     raise ValueError(f"expected on or off, got {text!r}")
 
 
+# Largest mask growth a page user may ask for (the page's own field stops there too).  The disk's cost
+# grows with its area: 2000 px on a 6 Mpx photo would hold the one restoring worker, so every other
+# user, for the better part of an hour (the server's own --mask-dilation is not limited).
+MAX_DILATION = 50
+
+
+def _dilation(text: str) -> int:
+    value = int(text)
+    if value > MAX_DILATION:
+        raise ValueError(f"at most {MAX_DILATION} pixels on this page, got {value}")
+    return value
+
+
 USER_OPTIONS: dict[str, Callable[[str], Any]] = {
     "scratches": str, "fidelity": float, "faces": _bool, "hr": _bool, "keep_tone": _bool, "colour": str,
-    "mask_threshold": float, "mask_dilation": int, "face_detector": str,
+    "mask_threshold": float, "mask_dilation": _dilation, "face_detector": str,
 }
 # Longest stored name, in bytes of UTF-8 (file systems allow 255 bytes, not characters: 120 leaves room for
 # the output's ".mask.png" and the temporary ".NAME.XXXXXXXX.part" of an atomic write)
