@@ -481,9 +481,10 @@ class Engine:
         return None if rate is None else round(rate * max(megapixels, 0.01), 1)
 
     # ------------------------------------------------------------------------------ shutdown
-    def close(self, wait: float = 5.0) -> None:
+    def close(self, wait: float = 5.0) -> bool:
         """Stop the worker and delete every session's files.  A photo being restored gets ``wait``
-        seconds to finish; after that it is abandoned unwritten (the worker is a daemon thread)."""
+        seconds to finish; after that it is abandoned unwritten (the worker is a daemon thread).
+        True when the worker has stopped, False when it was abandoned in the middle of a photo."""
         with self._lock:
             self._closing = True
             self._lock.notify_all()
@@ -493,3 +494,4 @@ class Engine:
                 self._end(session)
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
+        return not self._worker.is_alive()
