@@ -248,4 +248,9 @@ def test_removing_a_photo_while_it_is_sent(tmp_path, browser):
             page.wait_for_timeout(100)
         assert names == ["small.png"]
         assert [shape for shape, _ in engine.base.shared["calls"]] == [(30, 40, 3)]
+        # the last result removed: no 'Download all' left that would answer 'no restored photos yet'
+        assert page.locator("#zip").is_visible()
+        page.locator(".card .remove").click()
+        page.locator("#results").wait_for(state="hidden", timeout=10_000)
+        assert page.locator("#zip").is_hidden()
         context.close()

@@ -233,6 +233,9 @@ async function removeCard(card, item) {
     cards.delete(card.dataset.id);
   }
   card.remove();
+  // nothing restored left: no 'Download all' that would fetch an empty answer; no card: no results
+  if (!$("#cards .card[data-status=done]")) $("#zip").hidden = true;
+  if (!$("#cards .card")) $("#results").hidden = true;
   refreshButton();
 }
 
