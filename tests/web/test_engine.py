@@ -195,6 +195,10 @@ def test_options_make_one_restorer_each_and_bad_ones_are_refused(tmp_path):
             engine.check_choices(parse_choices({"fidelity": "3"}))
         with pytest.raises(OptionError, match="scratches"):
             engine.check_choices(parse_choices({"scratches": "sometimes"}))
+        # faces on a server that cannot enhance them: refused at upload, not after the photo's wait
+        with pytest.raises(OptionError, match="face enhancement is not available"):
+            engine.check_choices(parse_choices({"faces": "on"}))
+        engine.check_choices(parse_choices({"faces": "off"}))
     finally:
         engine.close()
 

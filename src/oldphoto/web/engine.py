@@ -437,6 +437,8 @@ class Engine:
             dataclasses.replace(self.base.options, **dict(choices.overrides)).validate()
         except (TypeError, ValueError) as exc:
             raise OptionError(str(exc)) from None
+        if dict(choices.overrides).get("faces") and not self.faces_possible():
+            raise OptionError("option faces: face enhancement is not available on this server")
 
     def _run(self, job: PhotoJob) -> None:
         try:
