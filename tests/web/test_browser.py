@@ -254,3 +254,23 @@ def test_removing_a_photo_while_it_is_sent(tmp_path, browser):
         page.locator("#results").wait_for(state="hidden", timeout=10_000)
         assert page.locator("#zip").is_hidden()
         context.close()
+
+
+def test_an_unreachable_server_is_said_in_a_sentence(tmp_path, browser):
+    """A photo that could not be sent (the server stopped, the network gone) says so in a sentence and
+    is sent again by itself."""
+    small = tmp_path / "small.png"
+    small.write_bytes(png_bytes())
+    with served(Engine(FakeRestorer(), tmp_path / "root")) as url:
+        context = browser.new_context()
+        context.route("**/api/photos?*", lambda r: r.abort() if r.request.method == "POST" else r.continue_())
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("#version:not(:empty)")
+        page.set_input_files("#files", [str(small)])
+        page.click("#go")
+        state = page.locator(".card .state", has_text="Trying again in")
+        state.wait_for(timeout=10_000)
+        text = state.inner_text()
+        assert text.startswith("The server could not be reached. Trying again in"), text
+        context.close()

@@ -255,7 +255,7 @@ function upload(item, params) {
     };
     request.onload = () => resolve({status: request.status, body: request.response,
                                     retry: Number(request.getResponseHeader("Retry-After") || 10)});
-    request.onerror = () => resolve({status: 0, body: {error: "the server could not be reached"}, retry: 10});
+    request.onerror = () => resolve({status: 0, body: {error: "The server could not be reached."}, retry: 10});
     request.onabort = () => resolve({status: 0, body: null, retry: 0});
     item.request = request;
     request.send(item.file);
