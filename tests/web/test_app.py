@@ -15,6 +15,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from web_support import Client, FakeRestorer, png_bytes, served
 
@@ -109,6 +110,34 @@ def test_bad_uploads_get_clear_messages_and_the_server_goes_on(tmp_path):
         assert status == 202 and client.wait(body["id"])["status"] == "done"
         root = tmp_path / "root"
         assert not list(root.rglob("big.bin")) and not list(root.rglob("chunked.png"))
+
+
+def test_long_names_and_failed_writes_keep_the_queue_going(tmp_path):
+    """A long name in a script of several bytes a letter is stored (a file system counts bytes, not
+    letters); a file the server cannot write (a full disk) is refused with a reason, and its place in
+    the queue is given back (a queue of one would otherwise be busy for ever)."""
+    engine = _engine(tmp_path, max_queue=1, max_per_session=1)
+    reserve = engine.reserve
+
+    def unwritable(session, name):
+        job = reserve(session, name)
+        if name.startswith("unwritable"):
+            job.input.parent.rmdir()
+            job.input.parent.write_bytes(b"")  # a file where the folder should be: open() fails
+        return job
+
+    engine.reserve = unwritable
+    with served(engine) as url:
+        client = Client(url)
+        status, body = client.upload("写" * 200 + ".png", png_bytes())
+        assert status == 202, body
+        assert client.wait(body["id"])["status"] == "done"
+        status, body = client.upload("unwritable.png", png_bytes())
+        assert status == 507 and "could not store the file" in body["error"], body
+        assert "Traceback" not in body["error"]
+        status, body = client.upload("next.png", png_bytes())
+        assert status == 202, body
+        assert client.wait(body["id"])["status"] == "done"
 
 
 def test_sessions_are_separate_and_end_with_their_files(tmp_path):
@@ -209,6 +238,43 @@ def test_the_real_command_serves_and_cleans_up_when_stopped(tmp_path, stop):
         proc.send_signal(stop)
         code = proc.wait(timeout=60)
     assert code == 0
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("oldphoto-serve-")]
+
+
+def test_stopping_the_real_command_while_a_photo_is_restored(tmp_path):
+    """Ctrl-C while a large photo is being restored: the photo is abandoned after a few seconds, the
+    files are deleted, and the command ends with 0, not with an abort from PyTorch's threads
+    ('terminate called without an active exception', 134) as the interpreter shuts down around them."""
+    import cv2
+
+    env = dict(os.environ, TMPDIR=str(tmp_path), PYTHONPATH=str(ROOT / "src"))
+    proc = subprocess.Popen([sys.executable, "-m", "oldphoto.cli", "serve", "--port", "0", "--device", "cpu"],
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        url = None
+        end = time.monotonic() + 120
+        while url is None and time.monotonic() < end:
+            line = proc.stderr.readline()
+            assert line or proc.poll() is None, "the server exited early"
+            match = re.search(r"open (http://127\.0\.0\.1:\d+/)", line)
+            url = match.group(1) if match else None
+        assert url, "no address printed"
+        # a smooth 12 Mpx photo (a small JPEG): tens of seconds of work on a CPU
+        small = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+        ok, jpeg = cv2.imencode(".jpg", cv2.resize(small, (4000, 3000), interpolation=cv2.INTER_CUBIC))
+        client = Client(url)
+        status, photo = client.upload("large.jpg", jpeg.tobytes(), fidelity="0.5")
+        assert status == 202, photo
+        while client.json("GET", f"/api/photos/{photo['id']}")[1]["status"] == "queued":
+            time.sleep(0.1)
+        time.sleep(1.0)
+        assert client.json("GET", f"/api/photos/{photo['id']}")[1]["status"] == "running"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+    errors = proc.stderr.read()
+    assert code == 0, errors
+    assert "terminate called" not in errors and "stopped; temporary files deleted" in errors
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("oldphoto-serve-")]
 
 

@@ -17,7 +17,9 @@ import types
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from web_support import CHROMIUM_HINT, FakeRestorer, chromium, png_bytes, served
 
 from oldphoto import cli
@@ -211,4 +213,64 @@ def test_busy_server_faces_zip_and_forgetting(tmp_path, browser):
         page.locator("#results").wait_for(state="hidden")
         assert page.locator(".card").count() == 0
         assert list((tmp_path / "root").iterdir()) == []
+        context.close()
+
+
+def test_removing_a_photo_while_it_is_sent(tmp_path, browser):
+    """A photo removed from the page while its bytes are on their way is not restored (its upload is
+    stopped, or the server told to forget it), and the photos after it are still sent."""
+    engine = Engine(FakeRestorer(), tmp_path / "root")
+    noise = np.random.default_rng(0).integers(0, 256, (500, 500, 3), dtype=np.uint8)
+    large = tmp_path / "large.png"
+    Image.fromarray(noise).save(large)  # ~750 kB: seconds to send at the throttled speed below
+    small = tmp_path / "small.png"
+    small.write_bytes(png_bytes())
+    with served(engine) as url:
+        context = browser.new_context(viewport={"width": 1000, "height": 800})
+        page = context.new_page()
+        cdp = context.new_cdp_session(page)
+        cdp.send("Network.enable")
+        cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0,
+                                                      "downloadThroughput": -1, "uploadThroughput": 150_000})
+        page.goto(url)
+        page.wait_for_selector("#version:not(:empty)")
+        page.set_input_files("#files", [str(large), str(small)])
+        page.click("#go")
+        first = page.locator(".card").first
+        first.locator(".state", has_text="sending").wait_for(timeout=10_000)
+        first.locator(".remove").click()
+        page.locator(".card[data-status=done]").wait_for(timeout=30_000)
+        assert [n.inner_text() for n in page.locator(".card .name").all()] == ["small.png"]
+        for _ in range(50):  # the removed upload's end (aborted, or deleted once answered)
+            names = [job.name for s in engine.sessions.values() for job in s.photos.values()]
+            if names == ["small.png"]:
+                break
+            page.wait_for_timeout(100)
+        assert names == ["small.png"]
+        assert [shape for shape, _ in engine.base.shared["calls"]] == [(30, 40, 3)]
+        # the last result removed: no 'Download all' left that would answer 'no restored photos yet'
+        assert page.locator("#zip").is_visible()
+        page.locator(".card .remove").click()
+        page.locator("#results").wait_for(state="hidden", timeout=10_000)
+        assert page.locator("#zip").is_hidden()
+        context.close()
+
+
+def test_an_unreachable_server_is_said_in_a_sentence(tmp_path, browser):
+    """A photo that could not be sent (the server stopped, the network gone) says so in a sentence and
+    is sent again by itself."""
+    small = tmp_path / "small.png"
+    small.write_bytes(png_bytes())
+    with served(Engine(FakeRestorer(), tmp_path / "root")) as url:
+        context = browser.new_context()
+        context.route("**/api/photos?*", lambda r: r.abort() if r.request.method == "POST" else r.continue_())
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("#version:not(:empty)")
+        page.set_input_files("#files", [str(small)])
+        page.click("#go")
+        state = page.locator(".card .state", has_text="Trying again in")
+        state.wait_for(timeout=10_000)
+        text = state.inner_text()
+        assert text.startswith("The server could not be reached. Trying again in"), text
         context.close()

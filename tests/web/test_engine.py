@@ -53,9 +53,13 @@ def _wait(engine: Engine, job, timeout=30.0) -> dict:
     (".hidden.png", "hidden.png"), ("Großmutter (1931).jpg", "Großmutter (1931).jpg"),
     ("a\x00b;c.png", "a_b_c.png"),
     ("", "photo"), ("...", "photo"), ("x" * 300 + ".jpeg", "x" * 115 + ".jpeg"),
+    ("写" * 200 + ".jpg", "写" * 38 + ".jpg"), ("é" * 100 + "." + "x" * 20, "é" * 60),
 ])
 def test_safe_name(given, expected):
     assert safe_name(given) == expected
+    # a file system allows 255 bytes (not characters) per name: room is left for ".mask.png" and the
+    # temporary name of an atomic write
+    assert len(safe_name(given).encode()) <= 120
 
 
 def test_parse_choices_keeps_known_options_and_refuses_bad_values():
@@ -64,7 +68,10 @@ def test_parse_choices_keeps_known_options_and_refuses_bad_values():
     assert dict(c.overrides) == {"fidelity": 0.8, "faces": False, "scratches": "on"}
     assert c.format == "jpeg" and c.quality == 80
     assert parse_choices({}) == Choices()
-    for bad in ({"fidelity": "lots"}, {"hr": "maybe"}, {"quality": "0"}, {"format": "gif"}):
+    assert dict(parse_choices({"mask_dilation": "50"}).overrides) == {"mask_dilation": 50}
+    # a disk of 100 000 px would hold the one worker (every user) for hours: refused at upload
+    for bad in ({"fidelity": "lots"}, {"hr": "maybe"}, {"quality": "0"}, {"format": "gif"},
+                {"mask_dilation": "51"}, {"mask_dilation": "100000"}):
         with pytest.raises(OptionError):
             parse_choices(bad)
 
@@ -188,6 +195,10 @@ def test_options_make_one_restorer_each_and_bad_ones_are_refused(tmp_path):
             engine.check_choices(parse_choices({"fidelity": "3"}))
         with pytest.raises(OptionError, match="scratches"):
             engine.check_choices(parse_choices({"scratches": "sometimes"}))
+        # faces on a server that cannot enhance them: refused at upload, not after the photo's wait
+        with pytest.raises(OptionError, match="face enhancement is not available"):
+            engine.check_choices(parse_choices({"faces": "on"}))
+        engine.check_choices(parse_choices({"faces": "off"}))
     finally:
         engine.close()
 

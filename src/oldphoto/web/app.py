@@ -188,7 +188,7 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
         name = request.query_params.get("name") or "photo"
         try:
             choices = parse_choices(request.query_params)
-            engine.check_choices(choices)
+            await run_in_threadpool(engine.check_choices, choices)  # (may look for face weights once)
         except OptionError as exc:
             return error(request, session, 400, str(exc))
         limit_text = (f"{name} is larger than this server accepts ({_size(max_upload)} per photo; "
@@ -216,6 +216,10 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
             engine.fail_upload(job, "the upload was interrupted")
             engine.remove(job)
             return Response(status_code=400)
+        except OSError as exc:  # e.g. a full disk: the photo's place in the queue must be given back
+            reason = f"the server could not store the file ({exc.strerror or exc})"
+            engine.fail_upload(job, reason)
+            return error(request, session, 507, f"{job.name}: {reason}", job)
         try:
             await run_in_threadpool(engine.inspect, job)
         except PhotoError as exc:

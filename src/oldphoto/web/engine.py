@@ -52,10 +52,26 @@ def _bool(text: str) -> bool:
     raise ValueError(f"expected on or off, got {text!r}")
 
 
+# Largest mask growth a page user may ask for (the page's own field stops there too).  The disk's cost
+# grows with its area: 2000 px on a 6 Mpx photo would hold the one restoring worker, so every other
+# user, for the better part of an hour (the server's own --mask-dilation is not limited).
+MAX_DILATION = 50
+
+
+def _dilation(text: str) -> int:
+    value = int(text)
+    if value > MAX_DILATION:
+        raise ValueError(f"at most {MAX_DILATION} pixels on this page, got {value}")
+    return value
+
+
 USER_OPTIONS: dict[str, Callable[[str], Any]] = {
     "scratches": str, "fidelity": float, "faces": _bool, "hr": _bool, "keep_tone": _bool, "colour": str,
-    "mask_threshold": float, "mask_dilation": int, "face_detector": str,
+    "mask_threshold": float, "mask_dilation": _dilation, "face_detector": str,
 }
+# Longest stored name, in bytes of UTF-8 (file systems allow 255 bytes, not characters: 120 leaves room for
+# the output's ".mask.png" and the temporary ".NAME.XXXXXXXX.part" of an atomic write)
+NAME_BYTES = 120
 RESTORERS_KEPT = 8  # restorers for distinct option sets (they share the models; each is small)
 
 
@@ -110,10 +126,18 @@ def safe_name(name: str) -> str:
     kept = "".join(c if (c.isalnum() or c in " ._-()+,") else "_" for c in base).strip(" .")
     if not kept:
         return "photo"
-    if len(kept) > 120:
+    if len(kept.encode()) > NAME_BYTES:
         stem, dot, ext = kept.rpartition(".")
-        kept = (stem[: 120 - len(ext) - 1] + "." + ext) if dot and len(ext) <= 8 else kept[:120]
+        if dot and len(ext) <= 8:
+            kept = _clip(stem, NAME_BYTES - len(ext.encode()) - 1).rstrip(" .") + "." + ext
+        else:
+            kept = _clip(kept, NAME_BYTES)
     return kept
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` bytes of UTF-8, never inside a character."""
+    return text.encode()[:limit].decode(errors="ignore")
 
 
 @dataclass(eq=False)
@@ -413,6 +437,8 @@ class Engine:
             dataclasses.replace(self.base.options, **dict(choices.overrides)).validate()
         except (TypeError, ValueError) as exc:
             raise OptionError(str(exc)) from None
+        if dict(choices.overrides).get("faces") and not self.faces_possible():
+            raise OptionError("option faces: face enhancement is not available on this server")
 
     def _run(self, job: PhotoJob) -> None:
         try:
@@ -457,9 +483,10 @@ class Engine:
         return None if rate is None else round(rate * max(megapixels, 0.01), 1)
 
     # ------------------------------------------------------------------------------ shutdown
-    def close(self, wait: float = 5.0) -> None:
+    def close(self, wait: float = 5.0) -> bool:
         """Stop the worker and delete every session's files.  A photo being restored gets ``wait``
-        seconds to finish; after that it is abandoned unwritten (the worker is a daemon thread)."""
+        seconds to finish; after that it is abandoned unwritten (the worker is a daemon thread).
+        True when the worker has stopped, False when it was abandoned in the middle of a photo."""
         with self._lock:
             self._closing = True
             self._lock.notify_all()
@@ -469,3 +496,4 @@ class Engine:
                 self._end(session)
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
+        return not self._worker.is_alive()

@@ -221,14 +221,21 @@ function refreshButton() {
 }
 
 async function removeCard(card, item) {
-  if (item) item.removed = true;
+  if (item) {
+    item.removed = true;
+    if (item.request) item.request.abort();  // being sent: stop (sendAll forgets it if it arrived)
+  }
+  // (while sendAll walks `pending`, taking an item out would make it skip the next: it drops them after)
   const index = pending.indexOf(item);
-  if (index >= 0 && !item.sent) pending.splice(index, 1);
+  if (index >= 0 && !item.sent && !sending) pending.splice(index, 1);
   if (card.dataset.id) {
     await fetch(`/api/photos/${card.dataset.id}`, {method: "DELETE"});
     cards.delete(card.dataset.id);
   }
   card.remove();
+  // nothing restored left: no 'Download all' that would fetch an empty answer; no card: no results
+  if (!$("#cards .card[data-status=done]")) $("#zip").hidden = true;
+  if (!$("#cards .card")) $("#results").hidden = true;
   refreshButton();
 }
 
@@ -248,7 +255,9 @@ function upload(item, params) {
     };
     request.onload = () => resolve({status: request.status, body: request.response,
                                     retry: Number(request.getResponseHeader("Retry-After") || 10)});
-    request.onerror = () => resolve({status: 0, body: {error: "the server could not be reached"}, retry: 10});
+    request.onerror = () => resolve({status: 0, body: {error: "The server could not be reached."}, retry: 10});
+    request.onabort = () => resolve({status: 0, body: null, retry: 0});
+    item.request = request;
     request.send(item.file);
   });
 }
@@ -270,6 +279,12 @@ async function sendAll() {
     }
     for (;;) {
       const reply = await upload(item, params);
+      item.request = null;
+      if (item.removed) {  // removed from the page while it was sent: the server forgets it too
+        const sent = reply.body && (reply.body.photo || reply.body);
+        if (sent && sent.id) fetch(`/api/photos/${sent.id}`, {method: "DELETE"});
+        break;
+      }
       if (reply.status === 503 || reply.status === 0) {
         // busy (or gone for a moment): wait as told, then send again
         let wait = Math.max(1, reply.retry);
