@@ -274,3 +274,21 @@ def test_an_unreachable_server_is_said_in_a_sentence(tmp_path, browser):
         text = state.inner_text()
         assert text.startswith("The server could not be reached. Trying again in"), text
         context.close()
+
+
+def test_the_faces_note_shows_commands_as_code_not_backticks(tmp_path, browser):
+    """The server's reason for having no face enhancement names a command in backticks: the page shows it
+    as code, and as text (a message is never parsed as HTML)."""
+    fake = FakeRestorer()
+    fake.notices = ["face enhancement is off: no face weights (`oldphoto weights download` <b>fetches</b>)"]
+    with served(Engine(fake, tmp_path / "root")) as url:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("#version:not(:empty)")
+        note = page.locator("#faces-note")
+        assert note.inner_text() == ("Not available on this server: no face weights (oldphoto weights "
+                                     "download <b>fetches</b>)")
+        assert note.locator("code").inner_text() == "oldphoto weights download"
+        assert note.locator("b").count() == 0
+        context.close()

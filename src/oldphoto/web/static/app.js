@@ -24,6 +24,16 @@ function el(tag, attrs = {}, ...children) {
 function megabytes(bytes) { return (bytes / 1e6).toFixed(bytes < 1e7 ? 1 : 0) + " MB"; }
 
 // ------------------------------------------------------------------------------------------- options
+// a server message into an element: `quoted commands` as <code>, the rest as text (never parsed as HTML)
+function showCode(element, message) {
+  element.replaceChildren(...message.split("`").map((part, i) => {
+    if (i % 2 === 0) return document.createTextNode(part);
+    const code = document.createElement("code");
+    code.textContent = part;
+    return code;
+  }));
+}
+
 function applyDefaults() {
   const d = config.defaults;
   for (const radio of document.querySelectorAll("input[name=scratches]")) radio.checked = radio.value === d.scratches;
@@ -34,8 +44,8 @@ function applyDefaults() {
     const note = $("#faces-note");
     note.hidden = false;
     const why = config.notices.find(n => n.startsWith("face enhancement is off: "));
-    note.textContent = "Not available on this server" +
-      (why ? ": " + why.replace(/^face enhancement is off: /, "") : ".");
+    showCode(note, "Not available on this server" +
+      (why ? ": " + why.replace(/^face enhancement is off: /, "") : "."));
   }
   $("#hr").checked = d.hr;
   $("#keep_tone").checked = d.keep_tone;
