@@ -101,6 +101,26 @@ def test_a_bright_scratch_is_a_defect_and_one_side_of_an_edge_is_not():
     assert not d.worth_repairing()  # one short stroke is no proof: letters and collars look like it
 
 
+def test_a_bright_line_along_the_boundary_of_two_regions_is_an_outline_not_a_scratch():
+    from oldphoto.stages.defects import OUTLINE_MAX_STEP, find_defects
+
+    gray = np.full((200, 200), 0.25, np.float32)
+    gray[:, 100:] = 0.6  # two regions of the scene (a badge on a jacket, a spoon on a saucer)
+    gray[20:180, 99:101] = 0.95  # a bright rim between them: it stands out from both sides
+    gray[150, 20:180] = 0.95  # a scratch crossing both regions, and the rim
+    outline = np.zeros_like(gray, bool)
+    outline[20:140, 99:101] = True
+    scratch = np.zeros_like(gray, bool)
+    scratch[150, 20:180] = True
+    d = find_defects(_prob_from(outline | scratch), gray, 0.5)
+    assert d.mask[150, 20:180].all() and not d.mask[20:140].any()
+    assert (d.strokes, d.content) == (1, 1)
+    # the same rim with alike sides is a scratch: the rule reads the sides, not the line
+    flat = gray.copy()
+    flat[:, 100:] = 0.25 + 0.9 * OUTLINE_MAX_STEP
+    assert find_defects(_prob_from(outline), flat, 0.5).strokes == 1
+
+
 def test_auto_repairs_strokes_that_add_up_to_the_photo_side():
     from oldphoto.stages.defects import find_defects
 

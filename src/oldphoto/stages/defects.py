@@ -180,6 +180,16 @@ REPEAT_MAX_LENGTH = 0.1
 NETWORK_MIN_LENGTH = 0.1
 NETWORK_MAX_HOLES = 2
 NETWORK_HOLE_AREA = 4
+# a bright or dark line that runs along the boundary between two different regions of the scene is an
+# outline (a lit rim, a badge's frame, a spoon's edge, the print's torn white border), not a scratch: a
+# scratch crosses the scene, so its two sides are alike along most of its length.  A stroke whose two
+# sides, read OUTLINE_SIDE_GAP px beyond its edges across it, differ in luma by more than
+# OUTLINE_MAX_STEP at the median point is scene content.  On 226 synthetic training crops (structured and
+# mixed, the bundled detector) this drops 19 % of the length of the false strokes and loses 1.5 % of the
+# true ones'; scratches on real photos have medians of 0.01–0.13 (a deep crack's shadowed edge).
+OUTLINE_MAX_STEP = 0.15
+OUTLINE_SIDE_GAP = 3.0
+OUTLINE_TANGENT_RADIUS = 5  # px of skeleton around each point that give its direction
 
 
 @dataclass(frozen=True)
@@ -231,7 +241,8 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float) -> Defect
     strokes: dict[int, tuple[float, float, float, float]] = {}  # label -> (cx, cy, length, angle)
     for i in range(1, n):
         x, y, bw, bh, area = (int(v) for v in stats[i])
-        y0, x0, y1, x1 = max(0, y - 4), max(0, x - 4), min(h, y + bh + 4), min(w, x + bw + 4)
+        # the margin holds the sides an outline is judged by (see _side_step)
+        y0, x0, y1, x1 = max(0, y - 8), max(0, x - 8), min(h, y + bh + 8), min(w, x + bw + 8)
         region = labels[y0:y1, x0:x1] == i
         kinds[i], rect = _classify(region, gray[y0:y1, x0:x1], prob[y0:y1, x0:x1], area, ring_kernel,
                                    min_length, max_width, max_speck, NETWORK_MIN_LENGTH * short)
@@ -285,6 +296,8 @@ def _classify(region: np.ndarray, gray: np.ndarray, prob: np.ndarray, area: int,
     length = max(a, b, 1.0)
     if (length >= min_length and area / length <= max_width) or (
             length >= min_network and _crack_network(region, area, max_width)):
+        if _side_step(region, gray) > OUTLINE_MAX_STEP:
+            return "content", None
         # the angle of the long side, in [0, 180)
         return "stroke", (centre, length, (angle + (90.0 if b > a else 0.0)) % 180.0)
     return ("blob" if float(prob[region].mean()) >= BLOB_MIN_PROBABILITY else "content"), None
@@ -304,3 +317,40 @@ def _crack_network(region: np.ndarray, area: int, max_width: float) -> bool:
         return False
     inside = cv2.distanceTransform(np.pad(region, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
     return 2.0 * float(np.percentile(inside[region], 99)) <= 2.0 * max_width
+
+
+def _side_step(region: np.ndarray, gray: np.ndarray) -> float:
+    """Median luma difference between the two sides of a thin region: at each point of its skeleton,
+    across it (normal to the skeleton's local direction), ``OUTLINE_SIDE_GAP`` px beyond its edge."""
+    from skimage.morphology import skeletonize  # only photos with candidate strokes pay for the import
+
+    skeleton = skeletonize(region)
+    ys, xs = np.nonzero(skeleton)
+    if xs.size < 3:
+        return 0.0
+    # the local direction: principal axis of the skeleton points within OUTLINE_TANGENT_RADIUS (box sums
+    # of their coordinate moments)
+    size = (2 * OUTLINE_TANGENT_RADIUS + 1,) * 2
+    dots = skeleton.astype(np.float32)
+    gy, gx = np.mgrid[:region.shape[0], :region.shape[1]].astype(np.float32)
+
+    def local_sum(a: np.ndarray) -> np.ndarray:
+        return cv2.boxFilter(a, -1, size, normalize=False, borderType=cv2.BORDER_CONSTANT)[ys, xs]
+
+    n = local_sum(dots)
+    mx, my = local_sum(dots * gx) / n, local_sum(dots * gy) / n
+    cxx = local_sum(dots * gx * gx) / n - mx * mx
+    cyy = local_sum(dots * gy * gy) / n - my * my
+    cxy = local_sum(dots * gx * gy) / n - mx * my
+    theta = 0.5 * np.arctan2(2.0 * cxy, cxx - cyy)
+    nx, ny = -np.sin(theta), np.cos(theta)
+    half_width = cv2.distanceTransform(np.pad(region, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1][ys, xs]
+    reach = half_width + OUTLINE_SIDE_GAP
+    smooth = cv2.GaussianBlur(np.ascontiguousarray(gray, dtype=np.float32), (0, 0), 1.0)
+
+    def read(px: np.ndarray, py: np.ndarray) -> np.ndarray:
+        return cv2.remap(smooth, px.astype(np.float32)[None], py.astype(np.float32)[None], cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REFLECT)[0]
+
+    one, other = read(xs + reach * nx, ys + reach * ny), read(xs - reach * nx, ys - reach * ny)
+    return float(np.median(np.abs(one - other)))
