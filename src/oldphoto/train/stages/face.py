@@ -22,8 +22,9 @@ class FaceStage(Stage):
 
     Losses (paper Eq. 17–18, in the SPADE form the generator comes from): VGG perceptual, multi-scale
     GAN (``gan_mode`` hinge by default) with discriminator feature matching, plus an optional pixel L1
-    (``lambda_image_l1``) that ties the face to its input.  The discriminator is conditional: it sees the
-    degraded face next to the real or generated one, so a sharp face that is not *this* face loses.
+    (``lambda_image_l1``) to the clean face, which keeps the result close to the person at a small
+    budget.  The discriminator is conditional: it sees the degraded face next to the real or generated
+    one, so a sharp face that is not *this* face loses.
 
     ``faces``: a folder (or list of folders) of aligned face crops (``oldphoto data faces``).  With a
     stage-1 chain configured (``vae_a``, ``vae_b``, ``mapping``) the generator's input is the stage-1
