@@ -149,7 +149,8 @@ class RestoreOptions:
                        help="smallest detector score of a face (default 0.3)")
         g.add_argument("--face-upsample", type=int, default=d.face_upsample, metavar="N",
                        help="dlib upsampling steps to find small faces (default: enough for the smallest "
-                            "face the photo can hold, 1/40 of its short side, at least 28 px)")
+                            "face the photo can hold, 1/40 of its short side, at least 28 px; with the "
+                            "CNN detector, 2× when the short side is under 1024 px)")
         g.add_argument("--face-detect-on", choices=FACE_DETECT_ON, default=d.face_detect_on,
                        help="find faces on the original photo (default: faces are clearest there), on the "
                             "restored one, or on both (merged)")

@@ -2,7 +2,7 @@
 
 The scratch (or HR) path re-renders the whole image it is given, and with anything weaker than perfect
 weights that softens the whole photo for the sake of a few scratches.  Here it runs only on windows
-around the defects (each defect's bounding box grown by ``context`` pixels, overlapping windows merged),
+around the defects (each defect's bounding box grown by ``context`` pixels, nearby windows merged when cheap),
 and its output is blended in through the defect mask, grown by ``grow`` pixels (the detector marks the
 core of a scratch, its soft edge is a few pixels wider) and feathered over ``feather`` pixels so that no
 edge of the repair shows.  Everywhere else the photo keeps the base restoration (see
