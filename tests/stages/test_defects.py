@@ -121,6 +121,25 @@ def test_a_bright_line_along_the_boundary_of_two_regions_is_an_outline_not_a_scr
     assert find_defects(_prob_from(outline), flat, 0.5).strokes == 1
 
 
+def test_a_kept_defect_takes_its_bright_fringe_and_nothing_else():
+    from oldphoto.stages.defects import find_defects
+
+    rng = np.random.default_rng(0)
+    gray = (0.3 + 0.02 * rng.standard_normal((120, 160))).astype(np.float32)  # a grainy background
+    gray[60, 20:140] = 0.95  # the crack's core: what the detector is sure of
+    gray[59, 20:140] = gray[61, 20:140] = 0.7  # its white fringe, one pixel each side
+    gray[62:66, 20:140] += 0.03  # shading within the grain: not a fringe
+    core = np.zeros_like(gray, bool)
+    core[60, 20:140] = True
+    d = find_defects(_prob_from(core), gray, 0.5)
+    assert d.strokes == 1
+    assert d.mask[59:62, 22:138].all()  # the core and its fringe are repaired together
+    assert not d.mask[62:].any() and not d.mask[:59].any()
+    # a dark crack's fringe is dark
+    dark = 0.6 - (gray - 0.3)
+    assert find_defects(_prob_from(core), dark, 0.5).mask[59:62, 22:138].all()
+
+
 def test_auto_repairs_strokes_that_add_up_to_the_photo_side():
     from oldphoto.stages.defects import find_defects
 

@@ -173,8 +173,9 @@ REPEAT_ANGLE = 20.0
 REPEAT_MAX_LENGTH = 0.1
 # a branching crack network (one component: a crack with its branches, as on a folded print) is too
 # wide for its bounding box to pass as a stroke; it is a stroke when it spans at least
-# NETWORK_MIN_LENGTH of the short side, is thin everywhere (twice its area over its outline's length,
-# and twice its largest distance to the background, junctions aside, within the stroke width) and is a
+# NETWORK_MIN_LENGTH of the short side, is thin everywhere (twice its area over its outline's length
+# within the stroke width, and twice its largest distance to the background, junctions aside, within
+# twice the stroke width: a crack's widest point, where its core is deepest, is wider than its mean) and is a
 # tree: cracks branch but rarely close, while a lattice of thin lines (plaid, lace, railings, window
 # bars) encloses many holes, at most NETWORK_MAX_HOLES of NETWORK_HOLE_AREA px or more.  Letters and
 # collars are shorter; a wide flagged region is not thin.
@@ -191,6 +192,16 @@ NETWORK_HOLE_AREA = 4
 OUTLINE_MAX_STEP = 0.15
 OUTLINE_SIDE_GAP = 3.0
 OUTLINE_TANGENT_RADIUS = 5  # px of skeleton around each point that give its direction
+# A deep crack's white (or dark) fringe is weaker than its core in the detector's eyes, so the mask holds
+# the core and the inpainting takes the fringe for context: the fill came out as a lighter, greyer patch
+# on the scratched girl's widest crack.  Each kept defect therefore takes the pixels within FRINGE_REACH
+# px that stand out from its background, read FRINGE_BACKGROUND px away, by at least MIN_CONTRAST beyond
+# that background's 10th–90th percentiles, on the defect's side (brighter for a bright defect).  A plain
+# dilation (--mask-dilation 2) blends that crack in too but masks good pixels everywhere: on the
+# structured training crops 27.55 dB / SSIM 0.8313 against 27.68 / 0.8342 without growth, the fringe
+# 27.64 / 0.8335 (synthetic defects have no fringe to take), and on the real cracks it takes the patch away.
+FRINGE_REACH = 2
+FRINGE_BACKGROUND = (3, 6)
 
 
 @dataclass(frozen=True)
@@ -229,6 +240,7 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float) -> Defect
     The mask is grown by hysteresis (down to ``LOW_THRESHOLD_RATIO·threshold``), then each connected
     region is classified by its shape and contrast; regions that look like scene content are dropped,
     and so are short strokes that repeat (:func:`_repeated`: lettering, stripes, railings, collars).
+    Each defect kept takes its fringe (:func:`_fringe`).
     """
     candidates = hysteresis(prob, threshold, threshold * LOW_THRESHOLD_RATIO)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(candidates.astype(np.uint8), connectivity=8)
@@ -238,12 +250,14 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float) -> Defect
     max_width = max(STROKE_MAX_WIDTH[0], STROKE_MAX_WIDTH[1] * short)
     max_speck = max(SPECK_MAX_AREA[0], SPECK_MAX_AREA[1] * h * w)
     ring_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+    # room for the sides an outline is judged by (_side_step: a stroke's half-width plus the gap)
+    side_margin = int(np.ceil(max_width / 2 + OUTLINE_SIDE_GAP)) + 4
     kinds = ["content"] * n
     strokes: dict[int, tuple[float, float, float, float]] = {}  # label -> (cx, cy, length, angle)
     for i in range(1, n):
         x, y, bw, bh, area = (int(v) for v in stats[i])
-        # the margin holds the sides an outline is judged by (see _side_step)
-        y0, x0, y1, x1 = max(0, y - 8), max(0, x - 8), min(h, y + bh + 8), min(w, x + bw + 8)
+        y0, x0 = max(0, y - side_margin), max(0, x - side_margin)
+        y1, x1 = min(h, y + bh + side_margin), min(w, x + bw + side_margin)
         region = labels[y0:y1, x0:x1] == i
         kinds[i], rect = _classify(region, gray[y0:y1, x0:x1], prob[y0:y1, x0:x1], area, ring_kernel,
                                    min_length, max_width, max_speck, NETWORK_MIN_LENGTH * short)
@@ -253,10 +267,36 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float) -> Defect
     for i in _repeated(strokes, REPEAT_MAX_LENGTH * short):
         kinds[i] = "content"
     keep = np.array([k != "content" for k in kinds])
+    mask = keep[labels]
+    margin = FRINGE_BACKGROUND[1] + 1
+    for i in np.flatnonzero(keep):
+        x, y, bw, bh, _ = (int(v) for v in stats[i])
+        y0, x0 = max(0, y - margin), max(0, x - margin)
+        y1, x1 = min(h, y + bh + margin), min(w, x + bw + margin)
+        mask[y0:y1, x0:x1] |= _fringe(labels[y0:y1, x0:x1] == i, gray[y0:y1, x0:x1])
     counts = {k: kinds[1:].count(k) for k in ("stroke", "speck", "blob", "content")}
     length = sum(v[2] for i, v in strokes.items() if kinds[i] == "stroke") / short
-    return Defects(keep[labels], counts["stroke"], counts["speck"], counts["blob"], counts["content"],
-                   length)
+    return Defects(mask, counts["stroke"], counts["speck"], counts["blob"], counts["content"], length)
+
+
+def _disk(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+def _fringe(region: np.ndarray, gray: np.ndarray) -> np.ndarray:
+    """The pixels next to a defect (within ``FRINGE_REACH``) that stand out from its background like the
+    defect does: the white or dark edge of a deep crack (see ``FRINGE_REACH``)."""
+    core = region.astype(np.uint8)
+    near, inner, outer = (cv2.dilate(core, _disk(r)) > 0 for r in (FRINGE_REACH, *FRINGE_BACKGROUND))
+    background = gray[outer & ~inner]
+    if background.size == 0:
+        return np.zeros_like(region)
+    low, middle, high = np.percentile(background, (10, 50, 90))
+    if float(gray[region].mean()) > middle:
+        beyond = gray > high + MIN_CONTRAST
+    else:
+        beyond = gray < low - MIN_CONTRAST
+    return near & ~region & beyond
 
 
 def _repeated(strokes: dict[int, tuple[float, float, float, float]], max_length: float) -> list[int]:
@@ -306,8 +346,8 @@ def _classify(region: np.ndarray, gray: np.ndarray, prob: np.ndarray, area: int,
 
 def _crack_network(region: np.ndarray, area: int, max_width: float) -> bool:
     """Whether a region of any shape is a branching line at most ``max_width`` wide: its mean width
-    (twice the area over the outline's length) and its widest point (twice the distance to the
-    background, 99th percentile so that junctions do not count) both within it, and few closed loops."""
+    (twice the area over the outline's length) within it, its widest point (twice the distance to the
+    background, 99th percentile so that junctions do not count) within twice that, and few closed loops."""
     contours, hierarchy = cv2.findContours(region.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
     outline = sum(cv2.arcLength(c, True) for c in contours)
     if 2.0 * area / max(outline, 1.0) > max_width:
@@ -353,5 +393,9 @@ def _side_step(region: np.ndarray, gray: np.ndarray) -> float:
         return cv2.remap(smooth, px.astype(np.float32)[None], py.astype(np.float32)[None], cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_REFLECT)[0]
 
-    one, other = read(xs + reach * nx, ys + reach * ny), read(xs - reach * nx, ys - reach * ny)
-    return float(np.median(np.abs(one - other)))
+    def across(distance: np.ndarray) -> np.ndarray:  # one side minus the other, ``distance`` px out
+        return read(xs + distance * nx, ys + distance * ny) - read(xs - distance * nx, ys - distance * ny)
+
+    # (a ramp-free step, 2·d(r) − d(2r), spared scratches down steep shading but kept fewer outlines out:
+    # the astronaut's badge came back blurred, and the coffee cup lost 0.8 dB more)
+    return float(np.median(np.abs(across(reach))))
