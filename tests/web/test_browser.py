@@ -373,3 +373,23 @@ def test_the_100_percent_view(tmp_path, browser):
         assert rendered(little) == [40, 30, 40, 30]
         context.close()
     assert not errors, errors
+
+
+def test_no_100_percent_view_above_the_limit(tmp_path, browser):
+    """A photo with more pixels than the server makes full-size pictures for: '100 %' cannot be turned
+    on, and the page says why and what to do instead."""
+    small = tmp_path / "small.png"
+    small.write_bytes(png_bytes())  # 40 x 30 = 1200 pixels
+    with served(Engine(FakeRestorer(), tmp_path / "root", full_view_pixels=1000)) as url:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("#version:not(:empty)")
+        page.set_input_files("#files", [str(small)])
+        page.click("#go")
+        card = page.locator(".card[data-status=done]")
+        card.wait_for(timeout=30_000)
+        assert card.locator(".actual-size").is_disabled()
+        note = card.locator(".actual-note").inner_text()
+        assert "too large for the 100 % view here" in note and "download it" in note, note
+        context.close()

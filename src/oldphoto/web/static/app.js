@@ -22,6 +22,7 @@ function el(tag, attrs = {}, ...children) {
 }
 
 function megabytes(bytes) { return (bytes / 1e6).toFixed(bytes < 1e7 ? 1 : 0) + " MB"; }
+function megapixels(pixels) { return (pixels / 1e6).toFixed(pixels < 1e7 ? 1 : 0) + " Mpx"; }
 
 // ------------------------------------------------------------------------------------------- options
 // a server message into an element: `quoted commands` as <code>, the rest as text (never parsed as HTML)
@@ -219,8 +220,8 @@ function comparison(photo) {
   if (limit && photo.width * photo.height > limit) {
     actualToggle.disabled = true;
     actualNote.hidden = false;
-    actualNote.textContent = `(${(photo.width * photo.height / 1e6).toFixed(0)} Mpx: too large for the ` +
-      `100 % view here, at most ${(limit / 1e6).toFixed(0)} Mpx; download it to see it at full size)`;
+    actualNote.textContent = `(${megapixels(photo.width * photo.height)}: too large for the 100 % view ` +
+      `here, at most ${megapixels(limit)}; download it to see it at full size)`;
   }
   tools.append(actualNote);
   if (photo.restoration && photo.restoration.path !== "quality") {
