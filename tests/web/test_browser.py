@@ -325,6 +325,11 @@ def test_the_100_percent_view(tmp_path, browser):
                 "img => { const r = img.getBoundingClientRect(); return [r.width * devicePixelRatio, "
                 "r.height * devicePixelRatio, img.naturalWidth, img.naturalHeight]; }")
 
+        for card in (big, little):  # the previews loaded
+            for _ in range(100):
+                if card.locator("img.after").evaluate("img => img.complete && img.naturalWidth > 0"):
+                    break
+                page.wait_for_timeout(100)
         # fitted: a small photo at its own size, not blown up; a large one within the page
         assert rendered(little)[:2] == [40, 30]
         fitted = rendered(big)

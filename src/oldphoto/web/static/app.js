@@ -261,12 +261,13 @@ async function loadFull(frame, base, note) {
       }
       return [kind, await response.blob()];
     }));
-    for (const [kind, blob] of blobs) {
+    await Promise.all(blobs.map(([kind, blob]) => new Promise((resolve, reject) => {
       const img = $("img." + kind, frame);
       const url = URL.createObjectURL(blob);
-      img.addEventListener("load", () => URL.revokeObjectURL(url), {once: true});
+      img.addEventListener("load", () => { URL.revokeObjectURL(url); resolve(); }, {once: true});
+      img.addEventListener("error", () => { URL.revokeObjectURL(url); reject(new Error("not shown")); }, {once: true});
       img.src = url;
-    }
+    })));
     frame.dataset.full = "done";
     note.hidden = true;
   } catch (e) {
