@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from web_support import Client, FakeRestorer, png_bytes, served
 
 from oldphoto.web.engine import Engine
@@ -302,3 +303,90 @@ def test_sixteen_bit_and_cmyk_photos_come_back_as_they_went(tmp_path):
             assert status == 200 and check(out), name
             _, _, preview = client.request("GET", f"/api/photos/{photo['id']}/preview/after.jpg")
             assert Image.open(io.BytesIO(preview)).mode == "RGB"
+
+
+def _decoded(data: bytes) -> np.ndarray:
+    import cv2
+
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+
+
+def test_full_size_pictures_for_the_100_percent_view(tmp_path):
+    """The 100 % view's pictures: the photo's size (previews of 16 px here, so they are not), lossless
+    8-bit, the download's pixels (a 16-bit download as 8-bit); made on first request, then kept; never
+    for another session; deleted with the photo; refused above the limit, with the reason."""
+    import cv2
+
+    from oldphoto.web.previews import OVERLAY_RGBA
+
+    rng = np.random.default_rng(1)
+    noise = rng.integers(0, 65536, (30, 40, 3), dtype=np.uint16)
+    noise[15, :] = 0  # the fake's 'defects': a dark line
+    ok, png16 = cv2.imencode(".png", noise)
+    engine = _engine(tmp_path, preview_side=16, full_view_pixels=40 * 30)
+    with served(engine) as url:
+        alice, bob = Client(url), Client(url)
+        status, config = alice.json("GET", "/api/config")
+        assert config["full_view_pixels"] == 40 * 30
+        _, photo = alice.upload("deep.png", png16.tobytes())
+        assert alice.wait(photo["id"])["status"] == "done"
+        base = f"/api/photos/{photo['id']}"
+        _, _, preview = alice.request("GET", f"{base}/preview/after.jpg")
+        assert Image.open(io.BytesIO(preview)).size == (16, 12)
+        _, _, download = alice.request("GET", f"{base}/download")
+        restored = _decoded(download)
+        assert restored.dtype == np.uint16
+
+        status, head, data = alice.request("GET", f"{base}/preview/after_full.png")
+        assert status == 200 and head["content-type"] == "image/png"
+        after = Image.open(io.BytesIO(data))
+        assert after.size == (40, 30) and after.mode == "RGB"
+        want = np.rint(restored[..., ::-1] / 257.0).astype(np.uint8)  # (OpenCV reads BGR)
+        assert np.array_equal(np.asarray(after), want)
+        status, _, data = alice.request("GET", f"{base}/preview/before_full.png")
+        before = np.asarray(Image.open(io.BytesIO(data)))
+        assert status == 200 and np.array_equal(before, np.rint(noise[..., ::-1] / 257.0).astype(np.uint8))
+        status, _, data = alice.request("GET", f"{base}/preview/overlay_full.png")
+        overlay = np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))
+        _, _, mask = alice.request("GET", f"{base}/mask")
+        marked = _decoded(mask) > 0
+        assert status == 200 and overlay.shape == (30, 40, 4) and marked.any() and not marked.all()
+        assert np.array_equal(overlay[..., 3] > 0, marked) and tuple(overlay[marked][0]) == OVERLAY_RGBA
+
+        # made once: the second request gets the same file (an atomic rewrite would be a new inode)
+        made = [p for p in (tmp_path / "root").rglob("*_full.png")]
+        assert sorted(p.name for p in made) == ["after_full.png", "before_full.png", "overlay_full.png"]
+        stamps = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in made}
+        assert alice.request("GET", f"{base}/preview/after_full.png")[0] == 200
+        assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in made} == stamps
+
+        for path in ("after_full.png", "before_full.png", "overlay_full.png"):
+            assert bob.request("GET", f"{base}/preview/{path}")[0] == 404
+        assert alice.request("GET", f"{base}/preview/sideways_full.png")[0] == 404
+        assert alice.request("GET", f"{base}/preview/after_half.png")[0] == 404
+
+        assert alice.request("DELETE", base)[0] == 204
+        assert not any(p.exists() for p in made)
+        assert alice.request("GET", f"{base}/preview/after_full.png")[0] == 404
+
+        _, large = alice.upload("large.png", png_bytes((41, 30)))  # one column above the limit
+        assert alice.wait(large["id"])["status"] == "done"
+        status, body = alice.json("GET", f"/api/photos/{large['id']}/preview/after_full.png")
+        assert status == 422 and "too many to show at 100 %" in body["error"], body
+        assert not list((tmp_path / "root").rglob("*_full.png"))
+
+
+def test_a_small_photo_full_size_overlay_is_its_preview(tmp_path):
+    """A photo no longer than the previews: its overlay preview is already full size and lossless, and
+    is what the 100 % view gets; before and after still come as PNGs (the previews are JPEGs)."""
+    with served(_engine(tmp_path)) as url:
+        client = Client(url)
+        _, photo = client.upload("small.png", png_bytes())
+        client.wait(photo["id"])
+        base = f"/api/photos/{photo['id']}/preview"
+        _, _, preview = client.request("GET", f"{base}/overlay.png")
+        assert client.request("GET", f"{base}/overlay_full.png")[2] == preview
+        _, _, download = client.request("GET", f"/api/photos/{photo['id']}/download")
+        status, _, after = client.request("GET", f"{base}/after_full.png")
+        assert status == 200 and np.array_equal(np.asarray(Image.open(io.BytesIO(after))),
+                                                np.asarray(Image.open(io.BytesIO(download)).convert("RGB")))

@@ -292,3 +292,109 @@ def test_the_faces_note_shows_commands_as_code_not_backticks(tmp_path, browser):
         assert note.locator("code").inner_text() == "oldphoto weights download"
         assert note.locator("b").count() == 0
         context.close()
+
+
+def test_the_100_percent_view(tmp_path, browser):
+    """'100 %' shows the photo at one photo pixel per device pixel (a screen of 2 device pixels per CSS
+    pixel here), from full-size pictures fetched only then, in a view scrolled to where the user last
+    clicked; the slider still moves the split there.  The fitted view never enlarges a small photo."""
+    height, width = 1600, 2400  # larger than the previews (1600 px): the 100 % view needs its own pictures
+    y, x = np.mgrid[0:height, 0:width]
+    pixels = np.stack([x * 255 // width, y * 255 // height, (x // 40 + y // 40) % 2 * 200 + 30], axis=-1)
+    pixels[height // 2, :] = 0  # the fake's 'defect': a dark line
+    large = tmp_path / "large.png"
+    Image.fromarray(pixels.astype(np.uint8)).save(large, compress_level=1)
+    small = tmp_path / "small.png"
+    small.write_bytes(png_bytes())  # 40 x 30
+    with served(Engine(FakeRestorer(), tmp_path / "root")) as url:
+        context = browser.new_context(viewport={"width": 800, "height": 600}, device_scale_factor=2)
+        requests: list[str] = []
+        context.on("request", lambda r: requests.append(r.url))
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(url)
+        page.wait_for_selector("#version:not(:empty)")
+        page.set_input_files("#files", [str(large), str(small)])
+        page.click("#go")
+        page.locator(".card[data-status=done]").nth(1).wait_for(timeout=120_000)
+        big, little = page.locator(".card").nth(0), page.locator(".card").nth(1)
+
+        def rendered(card, kind="after"):  # the picture's (width, height) in device pixels, and its own
+            return card.locator(f"img.{kind}").evaluate(
+                "img => { const r = img.getBoundingClientRect(); return [r.width * devicePixelRatio, "
+                "r.height * devicePixelRatio, img.naturalWidth, img.naturalHeight]; }")
+
+        for card in (big, little):  # the previews loaded
+            for _ in range(100):
+                if card.locator("img.after").evaluate("img => img.complete && img.naturalWidth > 0"):
+                    break
+                page.wait_for_timeout(100)
+        # fitted: a small photo at its own size, not blown up; a large one within the page
+        assert rendered(little)[:2] == [40, 30]
+        fitted = rendered(big)
+        assert fitted[0] < width and fitted[2:] == [1600, 1067]
+        assert not [u for u in requests if "_full" in u]  # nothing full-size fetched before it is asked for
+
+        # a click in the fitted view at (60 %, 60 %), then '100 %' from the keyboard
+        frame = big.locator(".frame")
+        frame.scroll_into_view_if_needed()
+        box = frame.bounding_box()
+        page.mouse.click(box["x"] + 0.6 * box["width"], box["y"] + 0.6 * box["height"])
+        big.locator(".actual-size").focus()
+        page.keyboard.press("Space")
+        big.locator(".frame[data-full=done]").wait_for(timeout=60_000)
+        assert rendered(big) == [width, height, width, height]
+        assert rendered(big, "before")[:2] == [width, height] and rendered(big, "before")[2] == width
+        assert sorted(u.rsplit("/", 1)[1] for u in requests if "_full" in u) == [
+            "after_full.png", "before_full.png", "overlay_full.png"]
+        view = big.locator(".view")
+        scroll = view.evaluate("v => [v.scrollLeft, v.scrollTop, v.clientWidth, v.clientHeight, "
+                               "v.scrollWidth, v.scrollHeight]")
+        assert scroll[4] == width / 2 and scroll[5] == height / 2  # (CSS pixels)
+        assert scroll[2] < width / 2 and scroll[3] < height / 2 and scroll[3] <= 0.78 * 600 + 1
+        assert abs(scroll[0] + scroll[2] / 2 - 0.6 * width / 2) <= 1  # the point clicked, in the middle
+        assert abs(scroll[1] + scroll[3] / 2 - 0.6 * height / 2) <= 1
+
+        # the slider moves the split to where the view is clicked (and the view stays where it is)
+        view.scroll_into_view_if_needed()
+        seen, box = view.bounding_box(), frame.bounding_box()
+        click = seen["x"] + 0.25 * seen["width"]
+        page.mouse.click(click, seen["y"] + 0.5 * seen["height"])
+        position = float(frame.evaluate("f => f.style.getPropertyValue('--pos')").rstrip("%"))
+        assert abs(position - 100 * (click - box["x"]) / box["width"]) < 0.2, position
+        handle = big.locator(".handle").bounding_box()
+        assert abs(handle["x"] + handle["width"] / 2 - click) < 2
+        assert view.evaluate("v => v.scrollLeft") == scroll[0]
+        big.screenshot(path=str(tmp_path / "serve-100.png"))
+        big.locator(".show-mask").check()
+        assert rendered(big, "overlay") == [width, height, width, height]
+
+        # back to fitted: within the page again; a small photo at 100 % is the same size as fitted
+        big.locator(".actual-size").uncheck()
+        assert rendered(big)[0] == fitted[0]
+        little.locator(".actual-size").check()
+        little.locator(".frame[data-full=done]").wait_for(timeout=30_000)
+        assert rendered(little) == [40, 30, 40, 30]
+        context.close()
+    assert not errors, errors
+
+
+def test_no_100_percent_view_above_the_limit(tmp_path, browser):
+    """A photo with more pixels than the server makes full-size pictures for: '100 %' cannot be turned
+    on, and the page says why and what to do instead."""
+    small = tmp_path / "small.png"
+    small.write_bytes(png_bytes())  # 40 x 30 = 1200 pixels
+    with served(Engine(FakeRestorer(), tmp_path / "root", full_view_pixels=1000)) as url:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("#version:not(:empty)")
+        page.set_input_files("#files", [str(small)])
+        page.click("#go")
+        card = page.locator(".card[data-status=done]")
+        card.wait_for(timeout=30_000)
+        assert card.locator(".actual-size").is_disabled()
+        note = card.locator(".actual-note").inner_text()
+        assert "too large for the 100 % view here" in note and "download it" in note, note
+        context.close()

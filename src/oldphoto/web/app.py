@@ -7,7 +7,8 @@ Content-Security-Policy header forbids the browser to load anything from elsewhe
   POST   /api/photos?name=N&OPTIONS     the photo's bytes as the body -> 202 (queued), 4xx/503 {error}
   GET    /api/photos                    this session's photos
   GET    /api/photos/ID                 one photo's state: queued (ahead), running, done, failed (reason)
-  GET    /api/photos/ID/preview/KIND    before.jpg | after.jpg | overlay.png (for looking only)
+  GET    /api/photos/ID/preview/KIND    before.jpg | after.jpg | overlay.png (for looking only);
+                                        before_full.png | after_full.png | overlay_full.png: full size
   GET    /api/photos/ID/download        the restored file, as `oldphoto restore` writes it
   GET    /api/photos/ID/mask            the repaired-areas mask, as `oldphoto restore --save-mask` writes it
   DELETE /api/photos/ID                 forget a photo and delete its files
@@ -49,6 +50,7 @@ from oldphoto.web.engine import (
     OptionError,
     PhotoJob,
     Session,
+    TooLargeToView,
     parse_choices,
 )
 
@@ -176,6 +178,7 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
             "faces_available": await run_in_threadpool(engine.faces_possible),
             "notices": list(getattr(engine.base, "notices", [])),
             "max_upload": max_upload, "max_pixels": engine.max_pixels,
+            "full_view_pixels": engine.full_view_pixels,
         }))
 
     async def list_photos(request: Request) -> Response:
@@ -254,10 +257,19 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
     async def preview(request: Request) -> Response:
         session = session_of(request)
         job = found(request, session)
-        kind = request.path_params["kind"].split(".")[0]
-        if job is None or not job.previews or kind not in ("before", "after", "overlay"):
+        kind, _, full = request.path_params["kind"].split(".")[0].partition("_")
+        known = kind in ("before", "after", "overlay") and full in ("", "full")
+        if job is None or not job.previews or not known or (full and job.status != DONE):
             return error(request, session, 404, "no such preview")
-        return file_reply(request, session, job.preview(kind), attachment=False)
+        if not full:
+            return file_reply(request, session, job.preview(kind), attachment=False)
+        try:  # made on first request (seconds for a large photo): off the event loop
+            path = await run_in_threadpool(engine.full_view, job, kind)
+        except TooLargeToView as exc:
+            return error(request, session, 422, str(exc))
+        except (PhotoError, OSError):  # its files deleted meanwhile (the photo removed, the session ended)
+            return error(request, session, 404, "no such preview")
+        return file_reply(request, session, path, attachment=False)
 
     def restored_file(request: Request, file_of: Callable[[PhotoJob], Path | None]) -> Response:
         """A file of a finished photo (its result or its mask), as an attachment."""

@@ -31,10 +31,17 @@ from typing import Any
 
 from PIL import Image
 
-from oldphoto.batch import OK, BatchConfig, Entry, Job, plan_outputs, restore_one
+from oldphoto.batch import OK, BatchConfig, Entry, Job, plan_outputs, read_mask, restore_one
 from oldphoto.io import DEFAULT_JPEG_QUALITY, DEFAULT_MAX_PIXELS, normalise_format, read_photo
 from oldphoto.options import DEFAULT_FIDELITY
-from oldphoto.web.previews import PREVIEW_SIDE, write_overlay, write_preview
+from oldphoto.web.previews import (
+    FULL_VIEW_PIXELS,
+    PREVIEW_SIDE,
+    preview_size,
+    write_full,
+    write_overlay,
+    write_preview,
+)
 
 UPLOADING, QUEUED, RUNNING, DONE, FAILED = "uploading", "queued", "running", "done", "failed"
 
@@ -85,6 +92,10 @@ class Busy(Exception):
 
 class OptionError(ValueError):
     """An option the user sent cannot be used (the message says which and why)."""
+
+
+class TooLargeToView(Exception):
+    """A photo with more pixels than the 100 % view is made for (the message says so)."""
 
 
 @dataclass(frozen=True)
@@ -179,8 +190,11 @@ class PhotoJob:
         return Path(self.entry.mask) if self.entry is not None and self.entry.mask else None
 
     def preview(self, kind: str) -> Path:
+        """``kind``: before, after, overlay (the previews), or the same + ``_full`` (the 100 % view's)."""
         return self.folder / "preview" / {"before": "before.jpg", "after": "after.jpg",
-                                          "overlay": "overlay.png"}[kind]
+                                          "overlay": "overlay.png", "before_full": "before_full.png",
+                                          "after_full": "after_full.png",
+                                          "overlay_full": "overlay_full.png"}[kind]
 
 
 class Engine:
@@ -193,6 +207,7 @@ class Engine:
     def __init__(self, restorer: Any, root: Path | None = None, *, max_queue: int = 64,
                  max_per_session: int = 32, max_pixels: int | None = DEFAULT_MAX_PIXELS,
                  session_ttl: float = 3600.0, preview_side: int = PREVIEW_SIDE,
+                 full_view_pixels: int | None = FULL_VIEW_PIXELS,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.base = restorer
         self._own_root = root is None
@@ -203,6 +218,7 @@ class Engine:
         self.max_pixels = max_pixels
         self.session_ttl = session_ttl
         self.preview_side = preview_side
+        self.full_view_pixels = full_view_pixels
         self.clock = clock
         self.sessions: dict[str, Session] = {}
         self._queue: list[PhotoJob] = []   # queued photos in submission order
@@ -214,6 +230,7 @@ class Engine:
         self._seconds_per_mpx: float | None = None
         self._faces_possible: bool | None = None
         self._lock = threading.Condition()
+        self._full_lock = threading.Lock()  # one full-size picture made at a time (memory), each once
         self._closing = False
         self._worker = threading.Thread(target=self._work, name="oldphoto-restore", daemon=True)
         self._worker.start()
@@ -319,6 +336,35 @@ class Engine:
     def photo(self, session: Session, job_id: str) -> PhotoJob | None:
         """A photo of this session (another session's id is unknown here: None)."""
         return session.photos.get(job_id)
+
+    def full_view(self, job: PhotoJob, kind: str) -> Path:
+        """The full-size picture of a restored photo for the page's 100 % view: ``kind`` before (the
+        photo as the restorer saw it: upright, sRGB), after (the restored file as downloaded) or overlay
+        (its mask), 8-bit and lossless.  Made from the job's files on first request, then kept with the
+        previews (and deleted with them).  ``TooLargeToView`` above ``full_view_pixels``; ``PhotoError``
+        or ``OSError`` when a file is gone (e.g. the photo was removed meanwhile)."""
+        entry = job.entry
+        assert job.status == DONE and entry is not None and entry.width and entry.height
+        size = (entry.width, entry.height)
+        if self.full_view_pixels is not None and size[0] * size[1] > self.full_view_pixels:
+            raise TooLargeToView(f"{job.name} has {size[0] * size[1] / 1e6:.0f} Mpx: too many to show at "
+                                 f"100 % on this page (at most {self.full_view_pixels / 1e6:.0f} Mpx); "
+                                 "download it to look at it at full size")
+        if kind == "overlay" and preview_size(*size, self.preview_side) == size:
+            return job.preview("overlay")  # already full size, and lossless
+        path = job.preview(kind + "_full")
+        with self._full_lock:
+            if not path.is_file():
+                if kind == "overlay":
+                    mask = None if job.mask is None else read_mask(job.mask, size, self.max_pixels)
+                    write_overlay(path, mask, size, side=None)
+                else:
+                    source = job.input if kind == "before" else job.output
+                    write_full(path, read_photo(source, max_pixels=self.max_pixels).pixels)
+        with self._lock:
+            if job.id not in job.session.photos:  # removed while it was made: no file left behind
+                shutil.rmtree(job.folder, ignore_errors=True)
+        return path
 
     def describe(self, job: PhotoJob) -> dict[str, Any]:
         """What the page shows of a photo."""

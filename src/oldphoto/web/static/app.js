@@ -22,6 +22,7 @@ function el(tag, attrs = {}, ...children) {
 }
 
 function megabytes(bytes) { return (bytes / 1e6).toFixed(bytes < 1e7 ? 1 : 0) + " MB"; }
+function megapixels(pixels) { return (pixels / 1e6).toFixed(pixels < 1e7 ? 1 : 0) + " Mpx"; }
 
 // ------------------------------------------------------------------------------------------- options
 // a server message into an element: `quoted commands` as <code>, the rest as text (never parsed as HTML)
@@ -165,7 +166,6 @@ function describeRepair(photo) {
 
 function comparison(photo) {
   const base = `/api/photos/${photo.id}`;
-  const ratio = photo.width / photo.height;
   const frame = el("div", {class: "frame"},
     el("img", {class: "after", src: `${base}/preview/after.jpg`, alt: "restored"}),
     el("img", {class: "before", src: `${base}/preview/before.jpg`, alt: "original"}),
@@ -174,13 +174,20 @@ function comparison(photo) {
     el("div", {class: "handle"}),
     el("span", {class: "tag tag-before", text: "Before"}),
     el("span", {class: "tag tag-after", text: "After"}));
-  frame.style.aspectRatio = `${photo.width} / ${photo.height}`;
-  frame.style.width = `min(100%, calc(78vh * ${ratio}))`;
+  // its size in app.css from the photo's pixels: fitted (never above 100 %), or 100 % in a scrolled view
+  frame.style.setProperty("--w", photo.width);
+  frame.style.setProperty("--h", photo.height);
   frame.style.setProperty("--pos", "50%");
+  const view = el("div", {class: "view"}, frame);
   const slider = el("input", {type: "range", class: "slider", min: "0", max: "100", value: "50", step: "0.1",
                               "aria-label": "Slide to compare before and after"});
   slider.addEventListener("input", () => frame.style.setProperty("--pos", slider.value + "%"));
   frame.append(slider);
+  let focus = {x: 0.5, y: 0.5};  // where the 100 % view opens: the last point clicked, else the centre
+  slider.addEventListener("pointerdown", event => {
+    const r = frame.getBoundingClientRect();
+    focus = {x: (event.clientX - r.left) / r.width, y: (event.clientY - r.top) / r.height};
+  });
   for (const box of photo.faces || []) {
     const face = el("div", {class: "face"});
     face.style.left = `${100 * box[0]}%`; face.style.top = `${100 * box[1]}%`;
@@ -190,6 +197,33 @@ function comparison(photo) {
   const maskToggle = el("input", {type: "checkbox", class: "show-mask"});
   maskToggle.addEventListener("change", () => { $(".overlay", frame).hidden = !maskToggle.checked; });
   const tools = el("div", {class: "tools"});
+  const actualNote = el("span", {class: "note actual-note", hidden: ""});
+  const actualToggle = el("input", {type: "checkbox", class: "actual-size"});
+  const inSight = () => {  // the part of the frame in the view: the tags and the handle's grip stay there
+    frame.style.setProperty("--seen-top", view.scrollTop + "px");
+    frame.style.setProperty("--seen-left", view.scrollLeft + "px");
+    frame.style.setProperty("--seen-right", Math.max(0, frame.offsetWidth - view.scrollLeft - view.clientWidth) + "px");
+    frame.style.setProperty("--seen-height", Math.min(frame.offsetHeight, view.clientHeight) + "px");
+  };
+  view.addEventListener("scroll", inSight);
+  actualToggle.addEventListener("change", () => {
+    if (actualToggle.checked && !frame.dataset.full) loadFull(frame, base, actualNote);
+    view.classList.toggle("actual", actualToggle.checked);
+    if (actualToggle.checked) {  // the point in the middle of the view (the split passes through it)
+      view.scrollLeft = focus.x * frame.offsetWidth - view.clientWidth / 2;
+      view.scrollTop = focus.y * frame.offsetHeight - view.clientHeight / 2;
+      inSight();
+    }
+  });
+  tools.append(el("label", {title: "One pixel of the photo on each pixel of the screen"}, actualToggle, " 100 %"));
+  const limit = config.full_view_pixels;
+  if (limit && photo.width * photo.height > limit) {
+    actualToggle.disabled = true;
+    actualNote.hidden = false;
+    actualNote.textContent = `(${megapixels(photo.width * photo.height)}: too large for the 100 % view ` +
+      `here, at most ${megapixels(limit)}; download it to see it at full size)`;
+  }
+  tools.append(actualNote);
   if (photo.restoration && photo.restoration.path !== "quality") {
     tools.append(el("label", {}, maskToggle, " Show repaired areas ", el("span", {class: "swatch swatch-mask"})));
   }
@@ -203,13 +237,43 @@ function comparison(photo) {
     el("span", {class: "spacer"}),
     el("a", {class: "button quiet mask-download", href: `${base}/mask`, download: "", text: "Download mask"}),
     el("a", {class: "button primary download", href: `${base}/download`, download: photo.output || "", text: "Download restored photo"}));
-  const box = el("div", {class: "compare"}, frame, el("p", {class: "summary", text: describeRepair(photo)}), tools);
+  const box = el("div", {class: "compare"}, view, el("p", {class: "summary", text: describeRepair(photo)}), tools);
   if (photo.warnings && photo.warnings.length) {
     const list = el("ul", {class: "warnings"});
     for (const w of photo.warnings) list.append(el("li", {text: w}));
     box.append(list);
   }
   return box;
+}
+
+// The full-size pictures, fetched the first time the 100 % view is asked for (lossless PNGs made by the
+// server on that request); until they arrive the previews stand in, enlarged.
+async function loadFull(frame, base, note) {
+  frame.dataset.full = "loading";
+  note.hidden = false;
+  note.textContent = "Loading the full-size photo\u2026";
+  try {
+    const blobs = await Promise.all(["before", "after", "overlay"].map(async kind => {
+      const response = await fetch(`${base}/preview/${kind}_full.png`);
+      if (!response.ok) {
+        const body = await response.json().catch(() => ({}));
+        throw new Error(body.error || `error ${response.status}`);
+      }
+      return [kind, await response.blob()];
+    }));
+    await Promise.all(blobs.map(([kind, blob]) => new Promise((resolve, reject) => {
+      const img = $("img." + kind, frame);
+      const url = URL.createObjectURL(blob);
+      img.addEventListener("load", () => { URL.revokeObjectURL(url); resolve(); }, {once: true});
+      img.addEventListener("error", () => { URL.revokeObjectURL(url); reject(new Error("not shown")); }, {once: true});
+      img.src = url;
+    })));
+    frame.dataset.full = "done";
+    note.hidden = true;
+  } catch (e) {
+    delete frame.dataset.full;  // (turning the view on again tries again)
+    note.textContent = `The full-size photo could not be loaded: ${e.message}`;
+  }
 }
 
 // ------------------------------------------------------------------------------------------- sending
@@ -352,7 +416,13 @@ async function poll() {
 }
 
 // ------------------------------------------------------------------------------------------- start
+function showPixelRatio() {  // (it changes with the browser's zoom, and between screens)
+  document.documentElement.style.setProperty("--dpr", window.devicePixelRatio || 1);
+}
+
 async function start() {
+  showPixelRatio();
+  window.addEventListener("resize", showPixelRatio);
   config = await (await fetch("/api/config")).json();
   applyDefaults();
   $("#fidelity").addEventListener("input", () => { $("#fidelity").dataset.touched = "1"; showFidelity(); });
