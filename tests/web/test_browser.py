@@ -62,6 +62,19 @@ def browser():
         browser.close()
 
 
+def _same_file(web: Path, cli_file: Path) -> None:
+    """Byte for byte, or else the same metadata and pixels that differ by at most one level in at most
+    0.01 % of the values."""
+    if web.read_bytes() == cli_file.read_bytes():
+        return
+    with Image.open(web) as a, Image.open(cli_file) as b:
+        assert (a.mode, a.size, a.info) == (b.mode, b.size, b.info)
+        pa, pb = np.asarray(a).astype(np.int64), np.asarray(b).astype(np.int64)
+    differ = np.abs(pa - pb)
+    assert differ.max() <= 1 and np.count_nonzero(differ) <= 1e-4 * differ.size, (differ.max(),
+                                                                                np.count_nonzero(differ))
+
+
 def _keep(path: Path) -> None:
     target = os.environ.get("OLDPHOTO_SCREENSHOTS")
     if target:
@@ -138,17 +151,18 @@ def test_restore_in_the_browser_equals_the_cli(tmp_path, real_old_dir, browser, 
         assert overlay.is_visible()
         page.screenshot(path=str(tmp_path / "serve-mask.png"), full_page=True)
 
-        # the downloads are the CLI's files, byte for byte
+        # the downloads are the CLI's files: the same metadata, and the same pixels up to the float
+        # summation order of the two threads (the web restores in a worker thread; under load this moved
+        # a few values by one level, about 1 run in 5: docs/restore.md, "Precision and devices")
         with page.expect_download() as download:
             done.locator(".download").click()
         assert download.value.suggested_filename == PHOTO
         download.value.save_as(tmp_path / "web.png")
-        assert (tmp_path / "web.png").read_bytes() == (tmp_path / "cli" / PHOTO).read_bytes()
+        _same_file(tmp_path / "web.png", tmp_path / "cli" / PHOTO)
         with page.expect_download() as download:
             done.locator(".mask-download").click()
         download.value.save_as(tmp_path / "web.mask.png")
-        mask_name = PHOTO.replace(".png", ".mask.png")
-        assert (tmp_path / "web.mask.png").read_bytes() == (tmp_path / "cli" / mask_name).read_bytes()
+        _same_file(tmp_path / "web.mask.png", tmp_path / "cli" / PHOTO.replace(".png", ".mask.png"))
 
         # a reload finds the session's photos again
         page.reload()
