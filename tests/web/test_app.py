@@ -213,22 +213,32 @@ def test_other_addresses_are_opt_in_with_a_warning(monkeypatch):
     assert "cannot set up the restorer" in out.getvalue()
 
 
+def _start_serve(tmp_path):
+    """`oldphoto serve --port 0` in its own process, its temporary folder under ``tmp_path``."""
+    env = dict(os.environ, TMPDIR=str(tmp_path), PYTHONPATH=str(ROOT / "src"))
+    return subprocess.Popen([sys.executable, "-m", "oldphoto.cli", "serve", "--port", "0", "--device", "cpu"],
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+
+
+def _served_address(proc) -> str:
+    """The address the command prints once it serves."""
+    end = time.monotonic() + 120
+    while time.monotonic() < end:
+        line = proc.stderr.readline()
+        assert line or proc.poll() is None, "the server exited early"
+        match = re.search(r"open (http://127\.0\.0\.1:\d+/)", line)
+        if match:
+            return match.group(1)
+    raise AssertionError("no address printed")
+
+
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_the_real_command_serves_and_cleans_up_when_stopped(tmp_path, stop):
     """`oldphoto serve --port 0` as a user starts it: prints the address, serves, and on Ctrl-C (or the
     SIGTERM of kill and service managers) stops and deletes its temporary folder."""
-    env = dict(os.environ, TMPDIR=str(tmp_path), PYTHONPATH=str(ROOT / "src"))
-    proc = subprocess.Popen([sys.executable, "-m", "oldphoto.cli", "serve", "--port", "0", "--device", "cpu"],
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    proc = _start_serve(tmp_path)
     try:
-        url = None
-        end = time.monotonic() + 120
-        while url is None and time.monotonic() < end:
-            line = proc.stderr.readline()
-            assert line or proc.poll() is None, "the server exited early"
-            match = re.search(r"open (http://127\.0\.0\.1:\d+/)", line)
-            url = match.group(1) if match else None
-        assert url, "no address printed"
+        url = _served_address(proc)
         client = Client(url)
         status, _, page = client.request("GET", "/")
         assert status == 200 and b"oldphoto" in page
@@ -248,18 +258,9 @@ def test_stopping_the_real_command_while_a_photo_is_restored(tmp_path):
     ('terminate called without an active exception', 134) as the interpreter shuts down around them."""
     import cv2
 
-    env = dict(os.environ, TMPDIR=str(tmp_path), PYTHONPATH=str(ROOT / "src"))
-    proc = subprocess.Popen([sys.executable, "-m", "oldphoto.cli", "serve", "--port", "0", "--device", "cpu"],
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    proc = _start_serve(tmp_path)
     try:
-        url = None
-        end = time.monotonic() + 120
-        while url is None and time.monotonic() < end:
-            line = proc.stderr.readline()
-            assert line or proc.poll() is None, "the server exited early"
-            match = re.search(r"open (http://127\.0\.0\.1:\d+/)", line)
-            url = match.group(1) if match else None
-        assert url, "no address printed"
+        url = _served_address(proc)
         # a smooth 12 Mpx photo (a small JPEG): tens of seconds of work on a CPU
         small = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
         ok, jpeg = cv2.imencode(".jpg", cv2.resize(small, (4000, 3000), interpolation=cv2.INTER_CUBIC))
