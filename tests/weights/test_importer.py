@@ -273,3 +273,23 @@ def test_nonexistent_path_and_unknown_role(tmp_path, capsys):
     empty.mkdir()
     rc, _, err = run_cli(["weights", "import", str(empty), "--dest", str(tmp_path / "d")], capsys)
     assert rc == 1 and "no official checkpoints found" in err
+
+
+def test_weights_list_reports_a_weights_file_that_cannot_be_loaded(tmp_path, capsys):
+    """A card whose weights file is damaged (or describes another network) is listed as BROKEN, not as
+    installed, and the listing exits 1: restore would refuse it."""
+    import shutil
+
+    bundled = weights.bundled_weights_dir()
+    for name in ("vae_a.json", "vae_a.safetensors", "vae_b_quality.json", "vae_b_quality.safetensors"):
+        shutil.copy(bundled / name, tmp_path / name)
+    rc, out, _ = run_cli(["weights", "list", "--dest", str(tmp_path)], capsys)
+    assert rc == 0 and "BROKEN" not in out
+    (tmp_path / "vae_a.safetensors").write_bytes(b"not a safetensors file")
+    shutil.copy(bundled / "detector.safetensors", tmp_path / "vae_b_quality.safetensors")
+    rc, out, _ = run_cli(["weights", "list", "--dest", str(tmp_path)], capsys)
+    mine = out.split(f"{bundled}:")[0]
+    assert rc == 1
+    assert "BROKEN" in mine and "vae_a.safetensors: unreadable weights file" in mine
+    assert "vae_b_quality.safetensors: the weights file and its card" in mine
+    assert "  vae_a " not in mine and "  vae_b_quality " not in mine

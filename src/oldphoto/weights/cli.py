@@ -121,7 +121,15 @@ def _cmd_download(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from oldphoto.weights.store import ROLES, bundled_weights_dir, default_weights_dir, describe, scan
+    from oldphoto.weights.store import (
+        ROLES,
+        WeightsError,
+        bundled_weights_dir,
+        check_weights_file,
+        default_weights_dir,
+        describe,
+        scan,
+    )
 
     folders = [args.dest] if args.dest else [default_weights_dir()]
     folders.append(bundled_weights_dir())
@@ -129,6 +137,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
     status = 0
     for folder in folders:
         cards, problems = scan(folder)
+        for card in list(cards):
+            try:
+                check_weights_file(card)
+            except WeightsError as exc:  # listed as broken, not as installed: restore would refuse it
+                cards.remove(card)
+                problems.append(str(exc))
         print(f"{folder}:")
         if not cards and not problems:
             print("  (no weights)")

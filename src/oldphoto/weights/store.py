@@ -353,7 +353,7 @@ def load_model(role: str, weights_dir: str | os.PathLike | None = None, device: 
 
     Looks in ``weights_dir`` (default: the user folder), then in the bundled folder."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
+    from safetensors.torch import load_file
 
     card = find_card(role, weights_dir)
     if card is None:
@@ -362,16 +362,11 @@ def load_model(role: str, weights_dir: str | os.PathLike | None = None, device: 
                                   f"{_install_hint(role)}")
     assert card.path is not None
     st_path = card.path
+    check_weights_file(card)
     try:
-        with safe_open(str(st_path), framework="pt") as f:
-            meta = f.metadata() or {}
         sd = load_file(str(st_path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"{st_path}: unreadable weights file ({exc}); re-import the weights") from None
-    if meta.get("architecture", card.architecture) != card.architecture or (
-            "config" in meta and json.loads(meta["config"]) != card.config):
-        raise WeightsError(f"{st_path}: the weights file and its card {st_path.with_suffix('.json').name} "
-                           f"describe different networks; re-import the weights")
     # built on the meta device and given the file's tensors themselves (assign): no random initialisation
     # of parameters that are overwritten anyway and no second copy of the weights (start-up time)
     module = build_module(card.architecture, card.config, str(st_path), dtype, device="meta")
@@ -388,6 +383,25 @@ def load_model(role: str, weights_dir: str | os.PathLike | None = None, device: 
             if t.data_ptr() % 64:
                 t.data = t.data.clone()
     return module.to(device=device, dtype=dtype).eval()
+
+
+def check_weights_file(card: Card) -> None:
+    """Raise :class:`WeightsError` unless the card's weights file has a readable header that describes
+    the card's network (reads the header only: cheap enough for listings)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import safe_open
+
+    assert card.path is not None
+    st_path = card.path
+    try:
+        with safe_open(str(st_path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsError(f"{st_path}: unreadable weights file ({exc}); re-import the weights") from None
+    if meta.get("architecture", card.architecture) != card.architecture or (
+            "config" in meta and json.loads(meta["config"]) != card.config):
+        raise WeightsError(f"{st_path}: the weights file and its card {st_path.with_suffix('.json').name} "
+                           f"describe different networks; re-import the weights")
 
 
 def roles_for_architecture(arch: str) -> list[str]:
