@@ -12,7 +12,9 @@ from oldphoto.train.data import DataError, real_old_sources
 
 ROOT = Path(__file__).resolve().parents[1]
 # a team folder beside the checkout, by any of the names it went by
-OUTSIDE = re.compile(r"OLDPHOTO_SHARED|\.\./shared|parents\[4\]|\{shared\}|/ ?\"shared\"")
+OUTSIDE = re.compile(r"OLDPHOTO_SHARED|\.\./shared|parents\[4\]|\{shared\}|/ ?\"shared\"|beside the checkout")
+# what the package ships besides code: configs, cards, pages, lists
+SHIPPED_TEXT = ("*.json", "*.md", "*.txt", "*.html", "*.js", "*.css", "*.yml")
 
 
 @pytest.mark.parametrize("tree", ["src", "tests", "scripts", "benchmarks"])
@@ -20,6 +22,15 @@ def test_no_code_reaches_outside_the_checkout(tree):
     root = Path(oldphoto.__file__).resolve().parent if tree == "src" else ROOT / tree
     offenders = [f"{p.relative_to(root)}:{m.group(0)}" for p in sorted(root.rglob("*.py"))
                  if p.resolve() != Path(__file__).resolve()
+                 for m in OUTSIDE.finditer(p.read_text(encoding="utf-8"))]
+    assert offenders == []
+
+
+def test_no_shipped_text_names_a_folder_outside_the_package():
+    """Cards, configs and pages travel with the package: none may point at a folder beside the checkout."""
+    root = Path(oldphoto.__file__).resolve().parent
+    offenders = [f"{p.relative_to(root)}:{m.group(0)}" for pattern in SHIPPED_TEXT
+                 for p in sorted(root.rglob(pattern))
                  for m in OUTSIDE.finditer(p.read_text(encoding="utf-8"))]
     assert offenders == []
 
