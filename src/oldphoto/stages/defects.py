@@ -279,15 +279,10 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float) -> Defect
     return Defects(mask, counts["stroke"], counts["speck"], counts["blob"], counts["content"], length)
 
 
-def _disk(radius: int) -> np.ndarray:
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-
-
 def _fringe(region: np.ndarray, gray: np.ndarray) -> np.ndarray:
     """The pixels next to a defect (within ``FRINGE_REACH``) that stand out from its background like the
     defect does: the white or dark edge of a deep crack (see ``FRINGE_REACH``)."""
-    core = region.astype(np.uint8)
-    near, inner, outer = (cv2.dilate(core, _disk(r)) > 0 for r in (FRINGE_REACH, *FRINGE_BACKGROUND))
+    near, inner, outer = (dilate(region, r) for r in (FRINGE_REACH, *FRINGE_BACKGROUND))
     background = gray[outer & ~inner]
     if background.size == 0:
         return np.zeros_like(region)
