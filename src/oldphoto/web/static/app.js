@@ -21,8 +21,9 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-function megabytes(bytes) { return (bytes / 1e6).toFixed(bytes < 1e7 ? 1 : 0) + " MB"; }
-function megapixels(pixels) { return (pixels / 1e6).toFixed(pixels < 1e7 ? 1 : 0) + " Mpx"; }
+function millions(n, unit) { return (n / 1e6).toFixed(n < 1e7 ? 1 : 0) + " " + unit; }
+function megabytes(bytes) { return millions(bytes, "MB"); }
+function megapixels(pixels) { return millions(pixels, "Mpx"); }
 
 // ------------------------------------------------------------------------------------------- options
 // a server message into an element: `quoted commands` as <code>, the rest as text (never parsed as HTML)
