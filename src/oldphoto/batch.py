@@ -869,12 +869,8 @@ def main(args, restore: RestoreFn | None = None, stream=None) -> int:
                                          pre_entries=pre, progress=progress, stop=stop, busy=handler.busy,
                                          on_progress=writer)
             if on_cluster and lock.held:
-                # a worker lost in the middle of a write leaves its temporary file; its photo was redone.
-                # After an interrupt the workers are still being stopped when the run returns, and one cut
-                # off in a write leaves its file a moment later: the folder is swept until it stays clean
-                removed = (outputs.sweep_stale_parts(config.outdir, spare=folder.input_folders)
-                           if report.interrupted else
-                           outputs.clean_stale_parts(config.outdir, spare=folder.input_folders))
+                # a worker lost in the middle of a write leaves its temporary file; its photo was redone
+                removed = outputs.clean_stale_parts(config.outdir, spare=folder.input_folders)
                 if removed:
                     progress.log(f"removed {len(removed)} temporary file(s) of writes lost with their worker")
     finally:

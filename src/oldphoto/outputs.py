@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,22 +225,6 @@ class FolderLock:
             with contextlib.suppress(OSError):
                 os.close(self.fd)  # closing releases the lock
             self.fd = None
-
-
-def sweep_stale_parts(folder: Path, spare: Iterable[Path] = (), quiet: float = 1.5,
-                      limit: float = 15.0) -> list[Path]:
-    """:func:`clean_stale_parts` again and again until none has turned up for ``quiet`` seconds (at most
-    ``limit`` seconds in all): for writers that are still being stopped."""
-    spare = list(spare)
-    removed = clean_stale_parts(folder, spare=spare)
-    start = last = time.monotonic()
-    while time.monotonic() - last < quiet and time.monotonic() - start < limit:
-        time.sleep(0.1)
-        more = clean_stale_parts(folder, spare=spare)
-        if more:
-            removed += more
-            last = time.monotonic()
-    return removed
 
 
 def clean_stale_parts(folder: Path, only_name: str | None = None, spare: Iterable[Path] = ()) -> list[Path]:

@@ -8,8 +8,6 @@ import json
 import os
 import signal
 import struct
-import threading
-import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -464,25 +462,3 @@ def test_saved_masks_of_outputs_sharing_a_stem_do_not_collide(tmp_path):
         assert code == 0 and "mask not saved" not in log
         assert read_provenance(out / "a.mask.png")["source"]["path"] == "a.jpg"
         assert read_provenance(out / "a_tif.mask.png")["source"]["path"] == "a.tif"
-
-
-def test_a_sweep_removes_temporary_files_that_turn_up_late(tmp_path):
-    """After an interrupted cluster run a worker being stopped can be cut off in a write a moment after
-    the run returned: the sweep keeps cleaning until the folder stays clean."""
-    from oldphoto import outputs
-
-    (tmp_path / "album").mkdir()
-    (tmp_path / ".a.png.abcdefgh.part").write_bytes(b"x")
-    keep = tmp_path / "album" / "b.png"
-    keep.write_bytes(b"a photo")
-
-    def late_write():
-        time.sleep(0.5)
-        (tmp_path / "album" / ".b.mask.png.ecri74da.part").write_bytes(b"y")
-
-    writer = threading.Thread(target=late_write)
-    writer.start()
-    removed = outputs.sweep_stale_parts(tmp_path, quiet=1.0)
-    writer.join()
-    assert sorted(p.name for p in removed) == [".a.png.abcdefgh.part", ".b.mask.png.ecri74da.part"]
-    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["b.png"]
