@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -54,10 +55,13 @@ def test_upload_restore_download_and_zip(tmp_path):
         assert "script-src 'self'" in head["content-security-policy"]
         status, head, data = client.request("GET", "/api/config")
         config = json.loads(data)
+        assert config["defaults"]["fidelity"] == 0.5 and config["faces_available"] is False
+        assert client.cookie is None  # looking starts no session: the first upload does
+        status, head, data = client.request("POST", "/api/photos", body=png_bytes(),
+                                            query={"name": "first scan.png"})
+        photo = json.loads(data)
         assert client.cookie and "httponly" in head["set-cookie"].lower() and "samesite=strict" in head[
             "set-cookie"].lower()
-        assert config["defaults"]["fidelity"] == 0.5 and config["faces_available"] is False
-        status, photo = client.upload("first scan.png", png_bytes())
         assert status == 202 and photo["status"] in ("queued", "running", "done")
         done = client.wait(photo["id"])
         assert done["status"] == "done" and done["output"] == "first scan.png"
@@ -147,18 +151,48 @@ def test_sessions_are_separate_and_end_with_their_files(tmp_path):
         _, photo = alice.upload("alice.png", png_bytes())
         alice.wait(photo["id"])
         bob.json("GET", "/api/config")
-        assert bob.cookie != alice.cookie
+        assert bob.cookie is None and alice.cookie
         for path in ("", "/download", "/mask", "/preview/after.jpg"):
             status, _, _ = bob.request("GET", f"/api/photos/{photo['id']}{path}")
             assert status == 404
         assert bob.json("GET", "/api/photos")[1]["photos"] == []
         assert bob.request("DELETE", f"/api/photos/{photo['id']}")[0] == 404
         assert bob.request("GET", "/api/download.zip")[0] == 404
-        folders = [p for p in (tmp_path / "root").iterdir()]
-        assert len(folders) == 2
+        assert bob.request("DELETE", "/api/session")[0] == 204
+        assert len(list((tmp_path / "root").iterdir())) == 1  # alice's only: bob has only looked
+        _, bobs = bob.upload("bob.png", png_bytes())
+        assert bob.cookie != alice.cookie and len(list((tmp_path / "root").iterdir())) == 2
+        assert bob.json("GET", f"/api/photos/{bobs['id']}")[0] == 200
         assert alice.request("DELETE", "/api/session")[0] == 204
         assert len(list((tmp_path / "root").iterdir())) == 1
         assert alice.request("GET", f"/api/photos/{photo['id']}")[0] == 404
+
+
+def test_requests_without_a_session_leave_nothing_behind(tmp_path):
+    """A client that keeps no cookie (a script, a crawler) polling the API makes no sessions or folders."""
+    engine = _engine(tmp_path)
+    with served(engine) as url:
+        for path in ("/api/config", "/api/photos", "/api/photos/0123456789abcdef", "/api/download.zip",
+                     "/api/photos/0123456789abcdef/preview/after.jpg"):
+            for _ in range(3):
+                Client(url).request("GET", path)
+        Client(url).request("DELETE", "/api/session")
+        assert engine.sessions == {} and list((tmp_path / "root").iterdir()) == []
+
+
+def test_an_upload_that_stops_sending_gives_its_queue_place_back(tmp_path):
+    engine = _engine(tmp_path, max_queue=1)
+    with served(engine, upload_idle=0.5) as url:
+        client = Client(url)
+        host = client.host or ""
+        with socket.create_connection((host, client.port)) as conn:
+            conn.sendall(b"POST /api/photos?name=slow.png HTTP/1.1\r\nHost: " + host.encode() +
+                         b"\r\nContent-Length: 100000\r\n\r\n" + png_bytes()[:50])
+            conn.settimeout(30)
+            answer = conn.recv(65536).decode("latin-1")
+        assert answer.startswith("HTTP/1.1 408") and "nothing was received for 0.5 s" in answer
+        status, photo = client.upload("next.png", png_bytes())  # the queue's one place is free again
+        assert status == 202 and client.wait(photo["id"])["status"] == "done"
 
 
 def test_auth_host_and_cross_site_guards(tmp_path):

@@ -20,6 +20,7 @@ A session is a cookie; a photo id of another session is answered 404 like any un
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
@@ -138,28 +139,46 @@ class TooLarge(Exception):
     pass
 
 
+class Stalled(Exception):
+    pass
+
+
+async def _chunks(request: Request, idle: float):
+    """The request body's chunks; ``Stalled`` when none comes for ``idle`` seconds."""
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            yield await asyncio.wait_for(stream.__anext__(), idle)
+        except StopAsyncIteration:
+            return
+        except asyncio.TimeoutError:
+            raise Stalled from None
+
+
 def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tuple[str, str] | None = None,
-               loopback_only: bool = True, cookie: str = "oldphoto_session") -> Guard:
+               loopback_only: bool = True, cookie: str = "oldphoto_session", upload_idle: float = 60.0) -> Guard:
     """The ASGI app over ``engine``.  ``max_upload``: bytes per photo; ``loopback_only``: answer only
-    requests addressed to a loopback name (the default binding)."""
+    requests addressed to a loopback name (the default binding); ``upload_idle``: seconds an upload may
+    send nothing before it is dropped (it holds a place in the queue meanwhile)."""
 
-    def session_of(request: Request) -> Session:
-        return engine.session(request.cookies.get(cookie))
+    def session_of(request: Request) -> Session | None:
+        """The caller's live session, if any: only an upload starts one."""
+        return engine.live_session(request.cookies.get(cookie))
 
-    def reply(request: Request, session: Session, response: Response) -> Response:
-        if request.cookies.get(cookie) != session.id:
+    def reply(request: Request, session: Session | None, response: Response) -> Response:
+        if session is not None and request.cookies.get(cookie) != session.id:
             response.set_cookie(cookie, session.id, httponly=True, samesite="strict")
         return response
 
-    def error(request: Request, session: Session, status: int, message: str,
+    def error(request: Request, session: Session | None, status: int, message: str,
               photo: PhotoJob | None = None, headers: dict[str, str] | None = None) -> Response:
         body: dict[str, Any] = {"error": message}
         if photo is not None:
             body["photo"] = engine.describe(photo)
         return reply(request, session, JSONResponse(body, status_code=status, headers=headers))
 
-    def found(request: Request, session: Session) -> PhotoJob | None:
-        return engine.photo(session, request.path_params["photo"])
+    def found(request: Request, session: Session | None) -> PhotoJob | None:
+        return None if session is None else engine.photo(session, request.path_params["photo"])
 
     async def index(request: Request) -> Response:
         return Response(_static("index.html"), media_type="text/html; charset=utf-8")
@@ -171,19 +190,19 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
         return Response(_static(name), media_type=STATIC[name], headers={"cache-control": "no-cache"})
 
     async def config(request: Request) -> Response:
-        session = session_of(request)
-        return reply(request, session, JSONResponse({
+        return JSONResponse({
             "version": __version__,
             "defaults": engine.defaults() | {"format": "same", "quality": DEFAULT_JPEG_QUALITY},
             "faces_available": await run_in_threadpool(engine.faces_possible),
             "notices": list(getattr(engine.base, "notices", [])),
             "max_upload": max_upload, "max_pixels": engine.max_pixels,
             "full_view_pixels": engine.full_view_pixels,
-        }))
+        })
 
     async def list_photos(request: Request) -> Response:
         session = session_of(request)
-        photos = [engine.describe(job) for job in list(session.photos.values()) if job.status != UPLOADING]
+        jobs = list(session.photos.values()) if session is not None else []
+        photos = [engine.describe(job) for job in jobs if job.status != UPLOADING]
         return reply(request, session, JSONResponse({"photos": photos, "queue": engine.queue_length()}))
 
     async def upload(request: Request) -> Response:
@@ -199,6 +218,7 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > max_upload:
             return error(request, session, 413, limit_text)
+        session = engine.session(request.cookies.get(cookie))  # the caller's, or the one it starts
         try:
             job = engine.reserve(session, name)
         except Busy as exc:
@@ -207,7 +227,7 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
         try:
             size = 0
             with open(job.input, "wb") as fh:
-                async for chunk in request.stream():
+                async for chunk in _chunks(request, upload_idle):
                     size += len(chunk)
                     if size > max_upload:
                         raise TooLarge
@@ -219,6 +239,10 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
             engine.fail_upload(job, "the upload was interrupted")
             engine.remove(job)
             return Response(status_code=400)
+        except Stalled:  # a client that stopped sending gives its queue place back
+            reason = f"nothing was received for {upload_idle:g} s: the upload was dropped; send it again"
+            engine.fail_upload(job, reason)
+            return error(request, session, 408, f"{job.name}: {reason}", job)
         except OSError as exc:  # e.g. a full disk: the photo's place in the queue must be given back
             reason = f"the server could not store the file ({exc.strerror or exc})"
             engine.fail_upload(job, reason)
@@ -246,7 +270,7 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
         engine.remove(job)
         return reply(request, session, Response(status_code=204))
 
-    def file_reply(request: Request, session: Session, path: Path | None, *, attachment: bool) -> Response:
+    def file_reply(request: Request, session: Session | None, path: Path | None, *, attachment: bool) -> Response:
         if path is None or not path.is_file():
             return error(request, session, 404, "not ready")
         media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
@@ -287,9 +311,10 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
 
     async def download_zip(request: Request) -> Response:
         session = session_of(request)
-        outputs = [job.output for job in list(session.photos.values())
+        jobs = list(session.photos.values()) if session is not None else []
+        outputs = [job.output for job in jobs
                    if job.status == DONE and job.output is not None and job.output.is_file()]
-        if not outputs:
+        if session is None or not outputs:
             return error(request, session, 404, "no restored photos yet")
         path = await run_in_threadpool(_zip, outputs, session.folder)
         return reply(request, session, FileResponse(path, media_type="application/zip",
@@ -298,7 +323,8 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
 
     async def end_session(request: Request) -> Response:
         session = session_of(request)
-        engine.end_session(session)
+        if session is not None:
+            engine.end_session(session)
         response = Response(status_code=204)
         response.delete_cookie(cookie)
         return response

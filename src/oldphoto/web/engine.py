@@ -238,16 +238,24 @@ class Engine:
     # ------------------------------------------------------------------------------ sessions
     def session(self, session_id: str | None) -> Session:
         """The live session with this id, or a new one (unknown, ended or expired ids get a new one)."""
+        with self._lock:
+            session = self.live_session(session_id)
+            if session is None:
+                new_id = secrets.token_urlsafe(24)
+                session = Session(new_id, self.root / new_id, self.clock())
+                session.folder.mkdir()
+                self.sessions[new_id] = session
+            return session
+
+    def live_session(self, session_id: str | None) -> Session | None:
+        """The live session with this id, or None (unknown, ended or expired).  Requests that only look
+        use this: a client without a cookie must not leave a session and a folder behind each time."""
         now = self.clock()
         with self._lock:
             self._expire(now)
             session = self.sessions.get(session_id or "")
-            if session is None:
-                new_id = secrets.token_urlsafe(24)
-                session = Session(new_id, self.root / new_id, now)
-                session.folder.mkdir()
-                self.sessions[new_id] = session
-            session.last_seen = now
+            if session is not None:
+                session.last_seen = now
             return session
 
     def end_session(self, session: Session) -> None:
