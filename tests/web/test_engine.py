@@ -21,6 +21,7 @@ from oldphoto.web.engine import (
     Choices,
     Engine,
     OptionError,
+    PhotoTimes,
     parse_choices,
     safe_name,
 )
@@ -135,6 +136,17 @@ def test_sessions_see_only_their_own_photos_and_end_with_their_files(tmp_path):
         assert bob.folder.exists()
     finally:
         engine.close()
+
+
+def test_time_estimates_separate_the_fixed_part_from_the_part_per_megapixel():
+    times = PhotoTimes()
+    assert times.predict(1.0) is None
+    times.add(0.25, 3.5)  # one size seen: proportional
+    assert times.predict(1.0) == pytest.approx(14.0)
+    for megapixels in (0.25, 0.5, 1.0, 2.0):  # 3 s per photo + 2 s per megapixel
+        times.add(megapixels, 3.0 + 2.0 * megapixels)
+    assert times.predict(12.0) == pytest.approx(27.0, rel=0.05)  # not 12 x 14 s = 168 s
+    assert times.predict(0.01) == pytest.approx(3.0, abs=0.3)
 
 
 def test_idle_sessions_expire(tmp_path):

@@ -156,7 +156,8 @@ async def _chunks(request: Request, idle: float):
 
 
 def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tuple[str, str] | None = None,
-               loopback_only: bool = True, cookie: str = "oldphoto_session", upload_idle: float = 60.0) -> Guard:
+               loopback_only: bool = True, cookie: str = "oldphoto_session",
+               upload_idle: float = 60.0) -> Guard:
     """The ASGI app over ``engine``.  ``max_upload``: bytes per photo; ``loopback_only``: answer only
     requests addressed to a loopback name (the default binding); ``upload_idle``: seconds an upload may
     send nothing before it is dropped (it holds a place in the queue meanwhile)."""
@@ -270,7 +271,8 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
         engine.remove(job)
         return reply(request, session, Response(status_code=204))
 
-    def file_reply(request: Request, session: Session | None, path: Path | None, *, attachment: bool) -> Response:
+    def file_reply(request: Request, session: Session | None, path: Path | None, *,
+                   attachment: bool) -> Response:
         if path is None or not path.is_file():
             return error(request, session, 404, "not ready")
         media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"

@@ -23,12 +23,13 @@ import threading
 import time
 import unicodedata
 import warnings
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from oldphoto.batch import OK, BatchConfig, Entry, Job, plan_outputs, read_mask, restore_one
@@ -197,6 +198,33 @@ class PhotoJob:
                                           "overlay_full": "overlay_full.png"}[kind]
 
 
+class PhotoTimes:
+    """Seconds a photo takes, learned from the latest ones restored: a fixed part (per photo) plus a
+    part per megapixel, so that small photos, where the fixed part dominates, do not make a large one's
+    estimate several times too long.  Until photos of different sizes have been seen, it is
+    proportional to the pixels."""
+
+    KEEP = 20  # photos remembered: recent enough to follow the machine's load
+
+    def __init__(self) -> None:
+        self.samples: deque[tuple[float, float]] = deque(maxlen=self.KEEP)
+
+    def add(self, megapixels: float, seconds: float) -> None:
+        self.samples.append((max(megapixels, 0.01), seconds))
+
+    def predict(self, megapixels: float) -> float | None:
+        if not self.samples:
+            return None
+        m = np.array([s[0] for s in self.samples])
+        t = np.array([s[1] for s in self.samples])
+        megapixels = max(megapixels, 0.01)
+        if m.max() > 1.5 * m.min():
+            slope, fixed = np.polyfit(m, t, 1)
+            if slope > 0 and fixed >= 0:
+                return float(fixed + slope * megapixels)
+        return float(np.median(t / m) * megapixels)
+
+
 class Engine:
     """Sessions, the queue and the worker thread for ``oldphoto serve``.
 
@@ -227,7 +255,7 @@ class Engine:
         self._restorers: OrderedDict[tuple, Any] = OrderedDict({(): restorer})
         self._seq = itertools.count(1)
         self._turns = itertools.count(1)
-        self._seconds_per_mpx: float | None = None
+        self._times = PhotoTimes()
         self._faces_possible: bool | None = None
         self._lock = threading.Condition()
         self._full_lock = threading.Lock()  # one full-size picture made at a time (memory), each once
@@ -414,7 +442,8 @@ class Engine:
         return order
 
     def _retry_after(self, waiting: int) -> int:
-        per_photo = 10.0 if self._seconds_per_mpx is None else max(1.0, self._seconds_per_mpx)
+        typical = self._times.predict(1.0)
+        per_photo = 10.0 if typical is None else max(1.0, typical)
         return int(min(120, max(5, waiting * per_photo / 4)))
 
     def _next(self) -> PhotoJob | None:
@@ -527,14 +556,12 @@ class Engine:
         write_preview(job.preview("after"), result.image, self.preview_side)
         write_overlay(job.preview("overlay"), result.mask, (width, height), self.preview_side)
         job.previews = True
-        rate = entry.seconds / max(width * height / 1e6, 0.01)
-        old = self._seconds_per_mpx
-        self._seconds_per_mpx = rate if old is None else 0.7 * old + 0.3 * rate  # follows the machine's load
+        self._times.add(width * height / 1e6, entry.seconds)
         job.status = DONE
 
     def estimate_for(self, megapixels: float) -> float | None:
-        rate = self._seconds_per_mpx
-        return None if rate is None else round(rate * max(megapixels, 0.01), 1)
+        seconds = self._times.predict(megapixels)
+        return None if seconds is None else round(seconds, 1)
 
     # ------------------------------------------------------------------------------ shutdown
     def close(self, wait: float = 5.0) -> bool:
