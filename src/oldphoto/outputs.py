@@ -205,20 +205,30 @@ class FolderLock:
         self.held = False
 
     def __enter__(self) -> FolderLock:
+        self.take()
+        return self
+
+    def take(self) -> bool:
+        """Lock the folder if it is not yet: a folder made by the batch's first write can be locked only
+        then (to clean what that batch's lost writes left).  Whether the lock is held now."""
+        if self.held:
+            return True
         try:
             import fcntl
         except ImportError:  # Windows: no flock; cleaning is still safe for a single batch
             self.held = self.folder.is_dir()
-            return self
+            return self.held
         if not self.folder.is_dir():
-            return self  # nothing to clean yet; the folder is made on the first write
+            return False  # nothing to clean yet; the folder is made on the first write
+        fd = None
         try:
-            self.fd = os.open(self.folder, os.O_RDONLY)
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            self.held = True
+            fd = os.open(self.folder, os.O_RDONLY)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self.fd, self.held = fd, True
         except OSError:
-            self.held = False
-        return self
+            if fd is not None:
+                os.close(fd)
+        return self.held
 
     def __exit__(self, *exc) -> None:
         if self.fd is not None:

@@ -462,3 +462,25 @@ def test_saved_masks_of_outputs_sharing_a_stem_do_not_collide(tmp_path):
         assert code == 0 and "mask not saved" not in log
         assert read_provenance(out / "a.mask.png")["source"]["path"] == "a.jpg"
         assert read_provenance(out / "a_tif.mask.png")["source"]["path"] == "a.tif"
+
+
+def test_a_cluster_run_into_a_new_folder_cleans_what_its_lost_writes_left(tmp_path, monkeypatch):
+    """The output folder is made by the run's first write, so it could not be locked at the start; the
+    lock is taken at the end to remove temporary files of writes cut off (here: as on SIGTERM)."""
+    from oldphoto import cluster
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    _img(src / "a.png")
+
+    def fake_run(jobs, args, config, **kw):
+        (out / "album").mkdir(parents=True)
+        (out / "album" / ".a.mask.png.ecri74da.part").write_bytes(b"cut off")
+        (out / "a.png").write_bytes(b"a photo")
+        return batch.BatchReport([batch.Entry(str(jobs[0].input), batch.NOT_PROCESSED, "interrupted")],
+                                 0.0, 1.0, True, None)
+
+    monkeypatch.setattr(cluster, "check_arguments", lambda args: None)
+    monkeypatch.setattr(cluster, "run", fake_run)
+    code, log = _run([str(src), "-o", str(out), "--ray", "local"], Inverter())
+    assert "removed 1 temporary file(s)" in log, log
+    assert sorted(p.name for p in out.rglob("*")) == ["a.png", "album"]
