@@ -400,8 +400,9 @@ def restoration_record(result: Any) -> dict[str, Any] | None:
     }
     defects = getattr(result, "defects", None)
     if defects is not None:
-        # stroke_length (in short sides of the photo) is what --scratches auto weighs
+        # stroke_length (in short sides of the photo) and stroke_alignment are what --scratches auto weighs
         record["defects"] = {"strokes": defects.strokes, "stroke_length": round(defects.stroke_length, 3),
+                             "stroke_alignment": round(defects.stroke_alignment, 3),
                              "specks": defects.specks, "blobs": defects.blobs,
                              "left_as_content": defects.content}
     return record

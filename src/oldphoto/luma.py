@@ -1,4 +1,4 @@
-"""The one BT.601 luma: ``Y = 0.299 R + 0.587 G + 0.114 B`` (full range).
+"""The one BT.601 luma: ``Y = 0.299 R + 0.587 G + 0.114 B`` (full range), and the chroma beside it.
 
 These are the weights of Pillow's ``convert("L")``, which made the official detector's input, so the
 detector, the tone and colour stages, gray output files, the synthesis and NIQE all use them.  (The
@@ -20,3 +20,10 @@ def luma(image: np.ndarray, dtype: type = np.float32) -> np.ndarray:
     if array.ndim != 3 or array.shape[2] < 3:
         raise ValueError(f"expected an H×W×3 image, got shape {array.shape}")
     return array[..., :3] @ np.array(WEIGHTS, dtype=dtype)
+
+
+def chroma(image: np.ndarray) -> np.ndarray:
+    """The BT.601 colour-difference planes ``H×W×2`` (Cb, Cr), full range: 0 for gray, up to about ±0.5."""
+    rgb = np.asarray(image, dtype=np.float32)[..., :3]
+    y = luma(rgb)
+    return np.stack([0.564 * (rgb[..., 2] - y), 0.713 * (rgb[..., 0] - y)], axis=-1)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from oldphoto.luma import chroma, luma
 from oldphoto.modes import DefaultMode, Mode, OfficialMode
 from oldphoto.nets.descriptors import descriptor
 from oldphoto.nets.inference import InferenceOptions, prepare
@@ -47,7 +48,7 @@ from oldphoto.stages.restore import (
 )
 from oldphoto.stages.runtime import Runner, resolve_device
 from oldphoto.stages.tiling import tile_side_for_budget
-from oldphoto.stages.tone import luma
+from oldphoto.stages.tone import fit_tone
 from oldphoto.tensors import batch_to_images, images_to_batch
 
 __all__ = ["RestoreOptions", "Restorer", "Result", "FaceInfo", "PipelineError"]
@@ -351,7 +352,9 @@ class Restorer:
 
     def detect(self, image: np.ndarray) -> Defects:
         """The defects the detector finds on ``image`` (default mode), scene content filtered out."""
-        defects = find_defects(self.probabilities(image), luma(image), self.mask_threshold())
+        # in a gray or toned photo colour follows luma and says nothing more: the colour rules need colour
+        colour = chroma(image) if fit_tone(image) is None else None
+        defects = find_defects(self.probabilities(image), luma(image), self.mask_threshold(), colour)
         if self.options.mask_dilation:
             defects = dataclasses.replace(defects, mask=dilate(defects.mask, self.options.mask_dilation))
         return defects

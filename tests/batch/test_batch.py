@@ -356,6 +356,7 @@ def test_saved_mask_report_and_provenance_say_what_was_repaired(tmp_path):
     assert rot["mask"] == str(out / "rot.mask.png")
     assert rot["restoration"] == {"path": "scratch", "repaired_fraction": pytest.approx(16 / 96, abs=1e-6),
                                   "fidelity": 0.5, "defects": {"strokes": 1, "stroke_length": 1.25,
+                                                               "stroke_alignment": 0.0,
                                                                "specks": 4, "blobs": 0,
                                                                "left_as_content": 2}}
     assert entries["clean.png"]["restoration"]["path"] == "quality"

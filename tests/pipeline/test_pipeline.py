@@ -335,13 +335,29 @@ def test_networks_alone_are_the_restorations_own_stages(models_no_faces):
 
 
 def test_probabilities_are_what_detect_thresholds(models_no_faces):
+    from oldphoto.luma import chroma, luma
     from oldphoto.stages.defects import find_defects
-    from oldphoto.stages.tone import luma
 
     img = smooth_image(64, 96, seed=2)
     img[20:23, 10:80] = 0.0  # a dark stripe: a defect for the stand-in detector
     r = restorer({**models_no_faces, "detector": StripeDetector()})
     prob = r.probabilities(img)
     assert prob.shape == img.shape[:2] and prob[21, 40] > 0.9 and prob[50, 40] < 0.1
-    assert np.array_equal(r.detect(img).mask, find_defects(prob, luma(img), r.mask_threshold()).mask)
+    found = find_defects(prob, luma(img), r.mask_threshold(), chroma(img))
+    assert np.array_equal(r.detect(img).mask, found.mask)
+
+
+def test_colour_rules_see_colour_only_in_colour_photos(models_no_faces, monkeypatch):
+    """In a gray or toned photo colour follows luma, so the detector's colour rules get no colour."""
+    import oldphoto.pipeline as pipeline
+    from oldphoto.synth.oldlook import tone
+
+    seen = []
+    real = pipeline.find_defects
+    monkeypatch.setattr(pipeline, "find_defects", lambda *a: seen.append(a[3]) or real(*a))
+    r = restorer({**models_no_faces, "detector": StripeDetector()})
+    colour = smooth_image(64, 96, seed=2)
+    for img in (colour, tone(colour, "sepia"), np.repeat(colour.mean(axis=2, keepdims=True), 3, axis=2)):
+        r.detect(img)
+    assert seen[0] is not None and seen[0].shape == (64, 96, 2) and seen[1] is None and seen[2] is None
     assert r.has_models("detector", "vae_a") and not r.has_models("face_256")

@@ -121,6 +121,31 @@ def test_a_bright_line_along_the_boundary_of_two_regions_is_an_outline_not_a_scr
     assert find_defects(_prob_from(outline), flat, 0.5).strokes == 1
 
 
+def test_coloured_lines_and_lines_between_two_colours_are_scene_content():
+    """A grass blade more colourful than its sides, or a cable's lit edge between a gray cable and a blue
+    sky (luma alike), is content; a white scratch across a colourful scene is a scratch."""
+    from oldphoto.luma import chroma, luma
+    from oldphoto.stages.defects import find_defects
+
+    def photo(left, right, line, rows=slice(20, 180)):
+        img = np.empty((200, 200, 3), np.float32)
+        img[:, :100], img[:, 100:] = left, right
+        img[rows, 99:101] = line
+        flagged = np.zeros((200, 200), bool)
+        flagged[rows, 99:101] = True
+        return find_defects(_prob_from(flagged), luma(img), 0.5, chroma(img))
+
+    green = (0.25, 0.45, 0.2)
+    assert photo(green, green, (0.9, 0.9, 0.85)).strokes == 1  # white scratch across grass
+    assert photo(green, green, (0.95, 0.8, 0.2)).content == 1  # a yellow blade: adds colour
+    sky, cable = (0.45, 0.6, 0.85), (0.62, 0.59, 0.58)  # luma 0.575 and 0.596: alike in gray
+    assert photo(sky, cable, (0.95, 0.95, 0.95)).content == 1
+    gray_sky, gray_cable = (0.575,) * 3, (0.596,) * 3
+    assert photo(gray_sky, gray_cable, (0.95, 0.95, 0.95)).strokes == 1  # the same in gray: a scratch
+    sepia = (0.55, 0.45, 0.33)
+    assert photo(sepia, sepia, (0.92, 0.9, 0.86)).strokes == 1  # a white scratch on a toned print
+
+
 def test_a_kept_defect_takes_its_bright_fringe_and_nothing_else():
     from oldphoto.stages.defects import find_defects
 
@@ -152,6 +177,34 @@ def test_auto_repairs_strokes_that_add_up_to_the_photo_side():
     assert d.strokes == 3 and d.stroke_length == pytest.approx(1.35, abs=0.05) and d.worth_repairing()
     one = find_defects(_prob_from(flagged & (np.arange(200) < 70)[:, None]), gray, 0.5)
     assert one.strokes == 1 and not one.worth_repairing()
+
+
+def _strokes(angles: list[float], size: int = 400, length: int = 120) -> np.ndarray:
+    """Bright lines of ``length`` px at the given angles (degrees), on a grid of centres."""
+    img = np.full((size, size), 0.3, np.float32)
+    for k, angle in enumerate(angles):
+        cx, cy = 70 + 130 * (k % 3), 70 + 130 * (k // 3)
+        dx, dy = np.cos(np.radians(angle)) * length / 2, np.sin(np.radians(angle)) * length / 2
+        cv2.line(img, (round(cx - dx), round(cy - dy)), (round(cx + dx), round(cy + dy)), 0.95, 1)
+    return img
+
+
+def test_auto_does_not_take_many_lines_of_one_direction_for_damage():
+    """Six short lines of one direction, or of two at right angles, are the scene's (the verticals of a
+    house, a plaid); six in every direction, a few parallel ones, or long parallel ones (film-transport
+    scratches) are damage."""
+    from oldphoto.stages.defects import find_defects
+
+    for angles, length, alignment, repair in (([88, 90, 92, 89, 91, 90], 100, 1.0, False),
+                                              ([0, 30, 60, 90, 120, 150], 100, 0.0, True),
+                                              ([0, 90, 0, 90, 0, 90], 100, 1.0, False),  # a grid
+                                              ([90, 90, 90, 90, 90], 100, 0.0, True),
+                                              ([90, 90, 90, 90, 90, 90], 126, 0.0, True)):
+        gray = _strokes(angles, length=length)
+        d = find_defects(_prob_from(gray > 0.5), gray, 0.5)
+        assert d.strokes == len(angles) and d.stroke_length >= 1.0
+        assert d.stroke_alignment == pytest.approx(alignment, abs=0.02)
+        assert d.worth_repairing() == repair, angles
 
 
 def test_hysteresis_takes_the_soft_edges_of_a_defect_only():

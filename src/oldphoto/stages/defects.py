@@ -163,6 +163,16 @@ BLOB_MIN_PROBABILITY = 0.85  # larger compact regions (holes, tears) only when t
 # ones to 1.04 and 1.43).  A photo that is not repaired keeps all of its content; `--scratches on`
 # repairs anyway.
 AUTO_MIN_STROKE_LENGTH = 1.0
+# Short strokes that mostly run one way are no proof either: damage on a print runs in every direction,
+# while the lines of a scene often share one (the verticals of buildings, grass bent by the wind,
+# circuit traces) or two at right angles (a plaid, a grid).  When AUTO_ALIGNED_MIN_STROKES or more
+# strokes shorter than AUTO_ALIGNED_MAX_LENGTH short sides concentrate in direction beyond
+# AUTO_MAX_ALIGNMENT (:func:`_alignment`: 0 for all directions alike, 1 for parallel lines or a square
+# grid), their length does not count for auto.  The scratched portraits' strokes have 0.28 and 0.45; photos of houses, a circuit board and
+# dune grass 0.84–1.0.  Long strokes always count: parallel film scratches run across the whole frame.
+AUTO_ALIGNED_MIN_STROKES = 6
+AUTO_ALIGNED_MAX_LENGTH = 0.3
+AUTO_MAX_ALIGNMENT = 0.7
 # repeated strokes are scene structure: at least REPEAT_NEIGHBOURS others within REPEAT_REACH lengths,
 # lengths within a factor REPEAT_LENGTH_RATIO, directions within REPEAT_ANGLE degrees; only strokes
 # shorter than REPEAT_MAX_LENGTH of the short side (letters, collars), never long scratches
@@ -190,6 +200,11 @@ NETWORK_HOLE_AREA = 4
 # mixed, the bundled detector) this drops 19 % of the length of the false strokes and loses 1.5 % of the
 # true ones'; scratches on real photos have medians of 0.01–0.13 (a deep crack's shadowed edge).
 OUTLINE_MAX_STEP = 0.15
+# damage takes colour away (bare paper, lost emulsion, dust, a hair), it does not add any: a stroke
+# more colourful than its two sides (chroma of the line minus the mean of its sides, median along it,
+# above COLOUR_MAX_GAIN) is a coloured line of the scene: a grass blade, a cable, a vein.  TODO numbers
+COLOUR_MAX_GAIN = 0.02
+OUTLINE_MAX_COLOUR_STEP = 0.05
 OUTLINE_SIDE_GAP = 3.0
 OUTLINE_TANGENT_RADIUS = 5  # px of skeleton around each point that give its direction
 # A deep crack's white (or dark) fringe is weaker than its core in the detector's eyes, so the mask holds
@@ -214,14 +229,17 @@ class Defects:
     blobs: int = 0  # holes, tears, stains
     content: int = 0  # flagged regions judged to be scene content and left alone
     stroke_length: float = 0.0  # the strokes' lengths added up, in short sides of the photo
+    stroke_alignment: float = 0.0  # how much the short strokes share a direction (0: every way, 1: one)
+    aligned_length: float = 0.0  # the short strokes' length when they share one (not counted by auto)
 
     @property
     def area(self) -> float:
         return float(self.mask.mean()) if self.mask.size else 0.0
 
     def worth_repairing(self) -> bool:
-        """``--scratches auto``: a blob, or strokes adding up to :data:`AUTO_MIN_STROKE_LENGTH`."""
-        return self.blobs > 0 or self.stroke_length >= AUTO_MIN_STROKE_LENGTH
+        """``--scratches auto``: a blob, or strokes adding up to :data:`AUTO_MIN_STROKE_LENGTH`, short
+        strokes that share one direction aside (:data:`AUTO_MAX_ALIGNMENT`)."""
+        return self.blobs > 0 or self.stroke_length - self.aligned_length >= AUTO_MIN_STROKE_LENGTH
 
 
 def hysteresis(prob: np.ndarray, high: float, low: float) -> np.ndarray:
@@ -234,8 +252,10 @@ def hysteresis(prob: np.ndarray, high: float, low: float) -> np.ndarray:
     return strong[labels]
 
 
-def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float) -> Defects:
-    """Defects from a probability map ``prob`` (H×W in [0, 1]) of the photo whose luma is ``gray``.
+def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float,
+                 chroma: np.ndarray | None = None) -> Defects:
+    """Defects from a probability map ``prob`` (H×W in [0, 1]) of the photo whose luma is ``gray`` and
+    whose colourfulness is ``chroma`` (:func:`chroma_of`; None for a gray photo).
 
     The mask is grown by hysteresis (down to ``LOW_THRESHOLD_RATIO·threshold``), then each connected
     region is classified by its shape and contrast; regions that look like scene content are dropped,
@@ -259,7 +279,8 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float) -> Defect
         y0, x0 = max(0, y - side_margin), max(0, x - side_margin)
         y1, x1 = min(h, y + bh + side_margin), min(w, x + bw + side_margin)
         region = labels[y0:y1, x0:x1] == i
-        kinds[i], rect = _classify(region, gray[y0:y1, x0:x1], prob[y0:y1, x0:x1], area, ring_kernel,
+        colour = None if chroma is None else chroma[y0:y1, x0:x1]
+        kinds[i], rect = _classify(region, gray[y0:y1, x0:x1], colour, prob[y0:y1, x0:x1], area, ring_kernel,
                                    min_length, max_width, max_speck, NETWORK_MIN_LENGTH * short)
         if kinds[i] == "stroke":
             (cx, cy), length, angle = rect
@@ -275,8 +296,25 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float) -> Defect
         y1, x1 = min(h, y + bh + margin), min(w, x + bw + margin)
         mask[y0:y1, x0:x1] |= _fringe(labels[y0:y1, x0:x1] == i, gray[y0:y1, x0:x1])
     counts = {k: kinds[1:].count(k) for k in ("stroke", "speck", "blob", "content")}
-    length = sum(v[2] for i, v in strokes.items() if kinds[i] == "stroke") / short
-    return Defects(mask, counts["stroke"], counts["speck"], counts["blob"], counts["content"], length)
+    kept = [v for i, v in strokes.items() if kinds[i] == "stroke"]
+    length = sum(v[2] for v in kept) / short
+    shorter = [v for v in kept if v[2] < AUTO_ALIGNED_MAX_LENGTH * short]
+    alignment = _alignment(shorter) if len(shorter) >= AUTO_ALIGNED_MIN_STROKES else 0.0
+    aligned = sum(v[2] for v in shorter) / short if alignment > AUTO_MAX_ALIGNMENT else 0.0
+    return Defects(mask, counts["stroke"], counts["speck"], counts["blob"], counts["content"], length,
+                   alignment, aligned)
+
+
+def _alignment(strokes: list[tuple[float, float, float, float]]) -> float:
+    """How much the strokes share one direction, or two at right angles: the larger length-weighted mean
+    resultant length of their angles doubled (directions are axial: 0° and 180° are one) and quadrupled
+    (90° apart are one).  1 for parallel lines or a square grid, near 0 when they run every way."""
+    if not strokes:
+        return 0.0
+    lengths = np.array([v[2] for v in strokes])
+    angles = np.radians(np.array([v[3] for v in strokes]))
+    return max(float(np.hypot((lengths * np.cos(k * angles)).sum(), (lengths * np.sin(k * angles)).sum())
+                     / lengths.sum()) for k in (2, 4))
 
 
 def _fringe(region: np.ndarray, gray: np.ndarray) -> np.ndarray:
@@ -313,7 +351,8 @@ def _repeated(strokes: dict[int, tuple[float, float, float, float]], max_length:
     return out
 
 
-def _classify(region: np.ndarray, gray: np.ndarray, prob: np.ndarray, area: int, ring_kernel: np.ndarray,
+def _classify(region: np.ndarray, gray: np.ndarray, chroma: np.ndarray | None, prob: np.ndarray, area: int,
+              ring_kernel: np.ndarray,
               min_length: float, max_width: float, max_speck: float, min_network: float
               ) -> tuple[str, tuple[tuple[float, float], float, float] | None]:
     """(kind, ((cx, cy), length, angle in degrees) of a stroke, else None)."""
@@ -332,7 +371,8 @@ def _classify(region: np.ndarray, gray: np.ndarray, prob: np.ndarray, area: int,
     length = max(a, b, 1.0)
     if (length >= min_length and area / length <= max_width) or (
             length >= min_network and _crack_network(region, area, max_width)):
-        if _side_step(region, gray) > OUTLINE_MAX_STEP:
+        step, colour_step, colour_gain = _sides(region, gray, chroma)
+        if step > OUTLINE_MAX_STEP or colour_step > OUTLINE_MAX_COLOUR_STEP or colour_gain > COLOUR_MAX_GAIN:
             return "content", None
         # the angle of the long side, in [0, 180)
         return "stroke", (centre, length, (angle + (90.0 if b > a else 0.0)) % 180.0)
@@ -355,15 +395,17 @@ def _crack_network(region: np.ndarray, area: int, max_width: float) -> bool:
     return 2.0 * float(np.percentile(inside[region], 99)) <= 2.0 * max_width
 
 
-def _side_step(region: np.ndarray, gray: np.ndarray) -> float:
-    """Median luma difference between the two sides of a thin region: at each point of its skeleton,
-    across it (normal to the skeleton's local direction), ``OUTLINE_SIDE_GAP`` px beyond its edge."""
+def _sides(region: np.ndarray, gray: np.ndarray, chroma: np.ndarray | None) -> tuple[float, float, float]:
+    """A thin region against its two sides, read at each point of its skeleton across it (normal to the
+    skeleton's local direction), ``OUTLINE_SIDE_GAP`` px beyond its edge: the median luma difference
+    between the sides (an outline's step) and the median colourfulness the line has beyond its sides'
+    mean (a coloured line; 0 without ``chroma``)."""
     from skimage.morphology import skeletonize  # only photos with candidate strokes pay for the import
 
     skeleton = skeletonize(region)
     ys, xs = np.nonzero(skeleton)
     if xs.size < 3:
-        return 0.0
+        return 0.0, 0.0, 0.0
     # the local direction: principal axis of the skeleton points within OUTLINE_TANGENT_RADIUS (box sums
     # of their coordinate moments)
     size = (2 * OUTLINE_TANGENT_RADIUS + 1,) * 2
@@ -382,16 +424,28 @@ def _side_step(region: np.ndarray, gray: np.ndarray) -> float:
     nx, ny = -np.sin(theta), np.cos(theta)
     half_width = cv2.distanceTransform(np.pad(region, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1][ys, xs]
     reach = half_width + OUTLINE_SIDE_GAP
-    smooth = cv2.GaussianBlur(np.ascontiguousarray(gray, dtype=np.float32), (0, 0), 1.0)
 
-    def read(px: np.ndarray, py: np.ndarray) -> np.ndarray:
-        return cv2.remap(smooth, px.astype(np.float32)[None], py.astype(np.float32)[None], cv2.INTER_LINEAR,
+    def read(plane: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
+        return cv2.remap(plane, px.astype(np.float32)[None], py.astype(np.float32)[None], cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_REFLECT)[0]
 
-    def across(distance: np.ndarray) -> np.ndarray:  # one side minus the other, ``distance`` px out
-        return read(xs + distance * nx, ys + distance * ny) - read(xs - distance * nx, ys - distance * ny)
+    def smooth(plane: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(np.ascontiguousarray(plane, dtype=np.float32), (0, 0), 1.0)
 
+    def sides(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # the two sides, ``reach`` px out
+        return (read(plane, xs + reach * nx, ys + reach * ny), read(plane, xs - reach * nx, ys - reach * ny))
+
+    one, other = sides(smooth(gray))
     # (2·d(r) − d(2r), which cancels a smooth ramp of shading, was tried: at the threshold that keeps
     # the scratched girl's widest crack it left more scene lines to be repaired on synthetic photos,
     # 0.2 dB lower on the astronaut, 0.9 dB on the coffee cup)
-    return float(np.median(np.abs(across(reach))))
+    step = float(np.median(np.abs(one - other)))
+    if chroma is None:
+        return step, 0.0, 0.0
+    cb_one, cb_other = sides(smooth(chroma[..., 0]))
+    cr_one, cr_other = sides(smooth(chroma[..., 1]))
+    colour_step = float(np.median(np.hypot(cb_one - cb_other, cr_one - cr_other)))
+    amount = np.hypot(chroma[..., 0], chroma[..., 1])
+    one, other = sides(smooth(amount))
+    return step, colour_step, float(np.median(amount[ys, xs] - 0.5 * (one + other)))
+
