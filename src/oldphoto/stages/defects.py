@@ -168,8 +168,9 @@ AUTO_MIN_STROKE_LENGTH = 1.0
 # circuit traces) or two at right angles (a plaid, a grid).  When AUTO_ALIGNED_MIN_STROKES or more
 # strokes shorter than AUTO_ALIGNED_MAX_LENGTH short sides concentrate in direction beyond
 # AUTO_MAX_ALIGNMENT (:func:`_alignment`: 0 for all directions alike, 1 for parallel lines or a square
-# grid), their length does not count for auto.  The scratched portraits' strokes have 0.28 and 0.45; photos of houses, a circuit board and
-# dune grass 0.84–1.0.  Long strokes always count: parallel film scratches run across the whole frame.
+# grid), their length does not count for auto.  The scratched girl's 15 short strokes have 0.28 (the
+# scratched boy's are long); photos of houses, a circuit board and dune grass 0.84–1.0.  Long strokes
+# always count: parallel film scratches run across the whole frame.
 AUTO_ALIGNED_MIN_STROKES = 6
 AUTO_ALIGNED_MAX_LENGTH = 0.3
 AUTO_MAX_ALIGNMENT = 0.7
@@ -200,9 +201,14 @@ NETWORK_HOLE_AREA = 4
 # mixed, the bundled detector) this drops 19 % of the length of the false strokes and loses 1.5 % of the
 # true ones'; scratches on real photos have medians of 0.01–0.13 (a deep crack's shadowed edge).
 OUTLINE_MAX_STEP = 0.15
-# damage takes colour away (bare paper, lost emulsion, dust, a hair), it does not add any: a stroke
-# more colourful than its two sides (chroma of the line minus the mean of its sides, median along it,
-# above COLOUR_MAX_GAIN) is a coloured line of the scene: a grass blade, a cable, a vein.  TODO numbers
+# In colour photos colour tells more.  Damage takes colour away (bare paper, lost emulsion, dust, a
+# hair), it does not add any: a stroke more colourful than its two sides (the length of its (Cb, Cr)
+# minus its sides' mean, median along it, above COLOUR_MAX_GAIN) is a coloured line of the scene (a
+# grass blade, a red wire).  And an outline may separate two colours of alike luma (a gray cable's lit
+# edge against a blue sky): two sides differing in colour by more than OUTLINE_MAX_COLOUR_STEP (median
+# (Cb, Cr) distance) make a stroke an outline too.  On the 881 strokes of 226 synthetic training crops
+# the two rules drop 24 % of the false strokes' length and lose 1.2 % of the true ones' (synthetic
+# scratches are never more colourful than their sides: 99th percentile +0.013).
 COLOUR_MAX_GAIN = 0.02
 OUTLINE_MAX_COLOUR_STEP = 0.05
 OUTLINE_SIDE_GAP = 3.0
