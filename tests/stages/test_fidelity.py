@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from oldphoto.stages.fidelity import blend, denoise_luma, denoised_photo, noise_sigma
+from oldphoto.stages.fidelity import blend, denoise_luma, denoised_photo, donoho_sigma, noise_sigma
 
 
 def _scene(h=128, w=128):
@@ -17,6 +17,38 @@ def test_noise_estimate_follows_the_noise_not_the_content(sigma):
     noisy = _scene() + rng.normal(0, sigma, (128, 128)).astype(np.float32)
     assert noise_sigma(noisy) == pytest.approx(sigma, rel=0.25)
     assert noise_sigma(_scene()) < 0.004
+
+
+def _texture(h=256, w=256, seed=4):
+    """Fine texture (like fur or foliage: blurred white noise, 0.1 std) over three quarters of the photo,
+    flat elsewhere."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    y = np.full((h, w), 0.45, np.float32)
+    texture = cv2.GaussianBlur(rng.normal(0, 0.25, (h, w)).astype(np.float32), (0, 0), 0.7)
+    y[:, : 3 * w // 4] += texture[:, : 3 * w // 4]
+    return np.clip(y, 0, 1)
+
+
+def test_texture_is_not_taken_for_noise():
+    """Donoho's estimate reads fine texture as noise; the flat-block estimate reads the flat quarter."""
+    rng = np.random.default_rng(5)
+    textured = _texture()
+    noisy = np.clip(textured + rng.normal(0, 0.01, textured.shape).astype(np.float32), 0, 1)
+    assert donoho_sigma(noisy) > 2.0 * 0.01  # the texture inflates it
+    assert noise_sigma(noisy) == pytest.approx(0.01, rel=0.2)
+    assert noise_sigma(textured) < 0.1 * donoho_sigma(textured)
+
+
+def test_the_noise_estimate_needs_unclipped_blocks_and_enough_of_them():
+    rng = np.random.default_rng(6)
+    noisy = np.clip(0.5 + rng.normal(0, 0.02, (256, 256)), 0, 1).astype(np.float32)
+    white = noisy.copy()
+    white[:, :150] = 1.0  # blown-out highlights have no noise: they do not count
+    assert noise_sigma(white) == pytest.approx(0.02, rel=0.25)
+    small = noisy[:20, :20]  # too few blocks: Donoho's estimate
+    assert noise_sigma(small) == donoho_sigma(small)
 
 
 def test_denoising_removes_noise_and_keeps_a_clean_photo():

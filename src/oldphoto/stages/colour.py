@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from oldphoto.options import COLOUR_MODES  # noqa: F401  (re-exported)
-from oldphoto.stages.fidelity import MIN_SIGMA, noise_sigma
+from oldphoto.stages.fidelity import MIN_SIGMA, donoho_sigma
 from oldphoto.stages.tone import LUMA, Tone, luma
 
 # ITU-R BT.601 full-range YCbCr (the JPEG convention), chroma centred on 0
@@ -84,7 +84,7 @@ def photo_colour(restored: np.ndarray, photo: np.ndarray, mask: np.ndarray | Non
     chroma = []
     for k in (1, 2):
         c = photo @ _TO_YCC[k]
-        sigma = noise_sigma(c)
+        sigma = donoho_sigma(c)  # (a chroma plane is centred on 0: the flat-block estimate reads luma)
         # chroma as clean as an 8-bit quantisation: what the estimate sees is colour texture, kept as it is
         limit = CHROMA_CLAMP * sigma if sigma >= MIN_SIGMA else 0.0
         if mask is not None and mask.any() and toned is None:  # (a toned photo takes its tone's there)

@@ -24,29 +24,69 @@ import numpy as np
 from oldphoto.stages.tone import luma
 
 # NLM filter strength per unit of noise standard deviation (OpenCV's ``h``, both in 16-bit levels);
-# chosen on training crops of the corpus (never the held-out ones), see docs/restore.md.
-NLM_STRENGTH = 1.0
+# chosen on training crops of the corpus (never the held-out ones) with :func:`noise_sigma`'s estimate,
+# see docs/restore.md.
+NLM_STRENGTH = 1.5
 # below this noise level (8-bit levels) denoising would only blur grain-free detail
 MIN_SIGMA = 0.5 / 255.0
 NLM_PATCH = 5
 NLM_SEARCH = 13
+# noise_sigma: blocks of NOISE_BLOCK² finest diagonal details (2·NOISE_BLOCK px square), the
+# NOISE_PERCENTILE-th percentile of their RMS; NOISE_UNBIAS is that percentile for pure Gaussian noise
+# (the RMS of NOISE_BLOCK² standard normal values: sqrt(chi²₆₄ / 64) at 5 %), so that it reads σ
+NOISE_BLOCK = 8
+NOISE_PERCENTILE = 5.0
+NOISE_UNBIAS = 0.8531
+NOISE_MIN_BLOCKS = 20
+CLIPPED = 2.0 / 255.0  # a block reaching this close to black or white has its noise clipped away
+
+
+def _diagonal_detail(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The finest diagonal Haar detail of a luma image and the 2×2 means it sits on (half size)."""
+    y = np.asarray(y, dtype=np.float32)
+    h, w = (y.shape[0] // 2) * 2, (y.shape[1] // 2) * 2
+    a, b = y[0:h:2, 0:w:2], y[0:h:2, 1:w:2]
+    c, d = y[1:h:2, 0:w:2], y[1:h:2, 1:w:2]
+    return (a - b - c + d) * 0.5, (a + b + c + d) * 0.25
+
+
+def donoho_sigma(y: np.ndarray) -> float:
+    """Donoho's robust estimate of white noise: the median absolute value of the finest diagonal Haar
+    detail over 0.6745.  Image structure barely reaches that band, but fine texture does (fur, foliage,
+    a circuit board), and reads as noise."""
+    detail, _ = _diagonal_detail(y)
+    return _donoho(detail)
+
+
+def _donoho(detail: np.ndarray) -> float:
+    return float(np.median(np.abs(detail)) / 0.6745) if detail.size else 0.0
 
 
 def noise_sigma(y: np.ndarray) -> float:
     """Standard deviation of the white noise in a luma image ``H×W`` in [0, 1].
 
-    Donoho's robust estimator: the median absolute value of the finest diagonal Haar detail over
-    0.6745.  Image structure barely reaches that band, so the estimate follows the noise (grain, sensor
-    noise, JPEG speckle) rather than the content.
+    Noise covers the whole photo, texture does not: the finest diagonal detail is read in blocks and
+    the noise is that of the flattest ones (the ``NOISE_PERCENTILE``-th percentile of the blocks' RMS,
+    unbiased for Gaussian noise), blocks clipped at black or white aside.  On a textured photo (fur,
+    foliage, a circuit board's lettering) Donoho's estimate over the whole photo (:func:`donoho_sigma`)
+    reads the texture as noise, up to several times the real level, and the denoiser then wipes texture
+    and faint lettering out.  Never above Donoho's estimate over the same (unclipped) blocks; Donoho's
+    alone on photos with fewer than ``NOISE_MIN_BLOCKS`` unclipped blocks.
     """
-    y = np.asarray(y, dtype=np.float32)
-    h, w = (y.shape[0] // 2) * 2, (y.shape[1] // 2) * 2
-    if h < 2 or w < 2:
-        return 0.0
-    a, b = y[0:h:2, 0:w:2], y[0:h:2, 1:w:2]
-    c, d = y[1:h:2, 0:w:2], y[1:h:2, 1:w:2]
-    diagonal = (a - b - c + d) * 0.5
-    return float(np.median(np.abs(diagonal)) / 0.6745)
+    detail, mean = _diagonal_detail(y)
+    n = NOISE_BLOCK
+    bh, bw = detail.shape[0] // n, detail.shape[1] // n
+    if bh * bw < NOISE_MIN_BLOCKS:
+        return _donoho(detail)
+    blocks = detail[:bh * n, :bw * n].reshape(bh, n, bw, n).transpose(0, 2, 1, 3)
+    means = mean[:bh * n, :bw * n].reshape(bh, n, bw, n).transpose(0, 2, 1, 3)
+    unclipped = (means.min(axis=(2, 3)) > CLIPPED) & (means.max(axis=(2, 3)) < 1.0 - CLIPPED)
+    if int(unclipped.sum()) < NOISE_MIN_BLOCKS:
+        return _donoho(detail)
+    kept = blocks[unclipped]  # (blocks, n, n)
+    rms = np.sqrt(np.mean(np.square(kept), axis=(1, 2)))
+    flat = float(np.percentile(rms, NOISE_PERCENTILE)) / NOISE_UNBIAS
+    return min(_donoho(kept), flat)
 
 
 def denoise_luma(y: np.ndarray, sigma: float | None = None, strength: float = NLM_STRENGTH) -> np.ndarray:
