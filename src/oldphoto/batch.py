@@ -352,7 +352,7 @@ class Progress:
     def _line(self, entry: Entry) -> str:
         head = f"[{self.done}/{self.total}] {entry.status}: {entry.input}"
         if entry.status == OK:
-            head += f" -> {entry.output} ({entry.seconds:.1f} s)"
+            head += f" -> {entry.output} ({entry.seconds:.1f} s{_repair_note(entry.restoration)})"
         elif entry.reason:
             head += f": {entry.reason}"
         return head + "".join(f"\n    warning: {w}" for w in entry.warnings)
@@ -360,6 +360,22 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+# scratch-like strokes adding up to this many short sides, left alone by --scratches auto, are worth a note
+NOTE_STROKE_LENGTH = 0.5
+
+
+def _repair_note(record: dict[str, Any] | None) -> str:
+    """What the photo's progress line says about its defects: how much was repaired, or that --scratches
+    auto left scratch-like lines alone (a user who sees scratches in the result knows what to do)."""
+    if not record:
+        return ""
+    if record.get("path") in ("scratch", "hr"):
+        return f"; {100 * record.get('repaired_fraction', 0.0):.2f} % repaired"
+    if (record.get("defects") or {}).get("stroke_length", 0.0) >= NOTE_STROKE_LENGTH:
+        return "; scratch-like lines left alone, they may be the scene's: --scratches on repairs them"
+    return ""
 
 
 # ------------------------------------------------------------------------------------------ runner

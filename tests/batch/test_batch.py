@@ -485,3 +485,19 @@ def test_a_cluster_run_into_a_new_folder_cleans_what_its_lost_writes_left(tmp_pa
     code, log = _run([str(src), "-o", str(out), "--ray", "local"], Inverter())
     assert "removed 1 temporary file(s)" in log, log
     assert sorted(p.name for p in out.rglob("*")) == ["a.png", "album"]
+
+
+def test_progress_lines_say_what_was_repaired_or_left_alone():
+    from oldphoto.batch import OK, Entry, Progress
+
+    stream = io.StringIO()
+    progress = Progress(3, stream=stream, enabled=False)
+    scratched = {"path": "scratch", "repaired_fraction": 0.0299, "defects": {"stroke_length": 1.43}}
+    lines = {"path": "quality", "repaired_fraction": 0.0, "defects": {"stroke_length": 0.99}}
+    clean = {"path": "quality", "repaired_fraction": 0.0, "defects": {"stroke_length": 0.2}}
+    for name, record in (("a.png", scratched), ("b.png", lines), ("c.png", clean)):
+        progress.update(Entry(name, OK, output=f"out/{name}", seconds=1.0, restoration=record))
+    a, b, c = stream.getvalue().splitlines()
+    assert a.endswith("(1.0 s; 2.99 % repaired)")
+    assert "scratch-like lines left alone" in b and "--scratches on repairs them" in b
+    assert c.endswith("(1.0 s)")
