@@ -261,7 +261,8 @@ def hysteresis(prob: np.ndarray, high: float, low: float) -> np.ndarray:
 def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float,
                  chroma: np.ndarray | None = None) -> Defects:
     """Defects from a probability map ``prob`` (H×W in [0, 1]) of the photo whose luma is ``gray`` and
-    whose colourfulness is ``chroma`` (:func:`chroma_of`; None for a gray photo).
+    whose colour-difference planes are ``chroma`` (H×W×2, :func:`oldphoto.luma.chroma`; None for a gray
+    or toned photo, where colour says nothing more than luma).
 
     The mask is grown by hysteresis (down to ``LOW_THRESHOLD_RATIO·threshold``), then each connected
     region is classified by its shape and contrast; regions that look like scene content are dropped,
@@ -404,8 +405,9 @@ def _crack_network(region: np.ndarray, area: int, max_width: float) -> bool:
 def _sides(region: np.ndarray, gray: np.ndarray, chroma: np.ndarray | None) -> tuple[float, float, float]:
     """A thin region against its two sides, read at each point of its skeleton across it (normal to the
     skeleton's local direction), ``OUTLINE_SIDE_GAP`` px beyond its edge: the median luma difference
-    between the sides (an outline's step) and the median colourfulness the line has beyond its sides'
-    mean (a coloured line; 0 without ``chroma``)."""
+    between the sides (an outline's step), the median (Cb, Cr) distance between them (an outline between
+    two colours) and the median colourfulness the line has beyond its sides' mean (a coloured line); the
+    last two are 0 without ``chroma``."""
     from skimage.morphology import skeletonize  # only photos with candidate strokes pay for the import
 
     skeleton = skeletonize(region)
