@@ -152,6 +152,11 @@ function describeRepair(photo) {
   if (r.path === "quality") {
     const d = r.defects;
     if (!d) return "Scratches and dust were not looked for.";
+    if (d.stroke_length >= 0.5) {  // as the command line says it (oldphoto.batch.NOTE_STROKE_LENGTH)
+      return "Nothing was repaired: lines that look like scratches were found, but they may belong to " +
+        "the picture (wires, grass, edges). To repair them, choose \u201cRepair every defect found\u201d " +
+        "and send the photo again.";
+    }
     return d.strokes || d.specks
       ? "Nothing was repaired: no clear scratches or tears (a few small marks were left as they are)."
       : "No scratches or dust were found.";
