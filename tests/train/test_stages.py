@@ -89,6 +89,26 @@ def test_detector_sharp_clean_crops_have_no_defects(tmp_path):
     assert batch["mask"].sum() == 0
 
 
+def test_detector_hard_negatives_are_defect_free_crops_of_the_mined_folder(tmp_path):
+    """p_hard=1: every crop comes from the mined folder (here: one striped picture, found in every
+    crop), defect-free; without the folder the option is an error."""
+    from PIL import Image
+
+    mined = tmp_path / "mined"
+    mined.mkdir()
+    stripes = np.zeros((64, 64, 3), np.uint8)
+    stripes[:, ::4] = 255  # bright thin lines, as the twigs and eaves that are mined
+    Image.fromarray(stripes).save(mined / "p000_gray_10_10.png")
+    stage = _stage("detector", tmp_path, ["crop=32", "p_hard=1", "batch_size=4", f"hard_negatives={mined}",
+                                          "degradation=mixed"])
+    batch = next(stage.batches(np.random.default_rng(3)))
+    assert batch["mask"].sum() == 0
+    columns = batch["image"][:, 0].mean(dim=1)  # every crop shows the stripes (tone and grain aside)
+    assert all(float(c.max() - c.min()) > 0.3 for c in columns)
+    with pytest.raises(ValueError, match="needs hard_negatives"):
+        next(_stage("detector", tmp_path, ["crop=32", "p_hard=0.5"]).batches(np.random.default_rng(0)))
+
+
 def test_detector_synth_options_reach_the_synthesis(tmp_path):
     """``synth``: DegradeConfig fields for the detector's crops; content alone never makes a positive."""
     from oldphoto.train import data as D

@@ -130,6 +130,10 @@ class DetectorSettings(Common, _Photos):
     degradation: str | list[str] = "mixed"  # synthesis kind(s) of the defect crops, drawn per crop
     p_clean: float = 0.0  # share of defect-free old-look crops (negatives)
     p_sharp_clean: float = 0.0  # share of sharp defect-free crops with scene content (negatives)
+    # a folder of crops of clean photos where the detector fired (scripts/mine_hard_negatives.py) and
+    # the share of crops taken from it, defect-free (negatives)
+    hard_negatives: str | None = None
+    p_hard: float = 0.0
     synth: dict[str, Any] = field(default_factory=dict)  # DegradeConfig fields (e.g. p_content)
     focal_gamma: float = 0.2  # focal loss gamma
     focal_beta: float = 10.0  # focal loss weight (the paper's beta)

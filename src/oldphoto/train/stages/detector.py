@@ -32,6 +32,8 @@ class DetectorStage(Stage):
         pool = self.pool()
         p_clean = self.weight("p_clean")
         p_sharp = self.weight("p_sharp_clean")
+        p_hard = self.weight("p_hard")
+        hard = self.hard_negatives() if p_hard > 0 else []
         # ``synth``: DegradeConfig fields, e.g. p_content (scene content drawn as hard negatives:
         # lettering, ropes, fabric, collars, highlights, foliage) and the extra positives p_thin_crack,
         # p_faint_scratch, p_tear
@@ -45,16 +47,28 @@ class DetectorStage(Stage):
                 # bright skies, paper white and grain are not defects: without them it flags flat areas;
                 # sharp defect-free crops (tone, scene content, a little grain) that a clean photo's fine
                 # bright lines and edges are not either
+                # mined crops of clean photos where an earlier detector fired (twigs, eaves, filaments),
+                # defect-free like the sharp crops
                 u = rng.random()
-                if u < p_sharp:
+                source = pool
+                if u < p_hard:
+                    kind, opts, source = "structured", sharp, hard
+                elif u < p_hard + p_sharp:
                     kind, opts = "structured", sharp
                 else:
-                    kind = "oldlook" if u < p_sharp + p_clean else self.degradation_kind(rng)
+                    kind = "oldlook" if u < p_hard + p_sharp + p_clean else self.degradation_kind(rng)
                     opts = options
-                x, _, m = D.synthesize(D.random_crop(pool, rng, self.crop), rng, kind, opts)
+                x, _, m = D.synthesize(D.random_crop(source, rng, self.crop), rng, kind, opts)
                 imgs.append(D.gray(x)[..., None])
                 masks.append(m)
             yield {"image": D.to_batch(imgs), "mask": torch.from_numpy(np.stack(masks))[:, None]}
+
+    def hard_negatives(self) -> list[np.ndarray]:
+        """The mined hard negatives (config ``hard_negatives``: a folder of crops)."""
+        folder = self.cfg.get("hard_negatives")
+        if not folder:
+            raise ValueError("detector: p_hard > 0 needs hard_negatives, a folder of mined crops")
+        return D.load_pool(folder, max_side=int(self.cfg["max_side"]), min_side=self.crop)
 
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
         b = self.to_device(batch)
