@@ -213,10 +213,11 @@ class PhotoTimes:
         self.samples.append((max(megapixels, 0.01), seconds))
 
     def predict(self, megapixels: float) -> float | None:
-        if not self.samples:
+        samples = list(self.samples)  # one copy (the worker thread adds while requests read)
+        if not samples:
             return None
-        m = np.array([s[0] for s in self.samples])
-        t = np.array([s[1] for s in self.samples])
+        m = np.array([s[0] for s in samples])
+        t = np.array([s[1] for s in samples])
         megapixels = max(megapixels, 0.01)
         if m.max() > 1.5 * m.min():
             slope, fixed = np.polyfit(m, t, 1)
