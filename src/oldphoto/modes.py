@@ -72,7 +72,10 @@ class DefaultMode(Mode):
         t = time.perf_counter()
         defects: Defects | None = None
         if o.scratches != "off":
-            defects = Defects(user_mask(mask, image.shape[:2])) if mask is not None else r.detect(image)
+            if mask is not None:
+                defects = Defects(user_mask(mask, image.shape[:2]))
+            else:  # (the tone, when fitted, says whether colour means anything)
+                defects = r.detect(image, toned=tone is not None if o.keep_tone else None)
         path = r.choose_path(defects, image.shape[:2], user=mask is not None)
         used_mask = None
         if path != "quality":

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from oldphoto.luma import chroma, luma
+from oldphoto.luma import luma
 from oldphoto.modes import DefaultMode, Mode, OfficialMode
 from oldphoto.nets.descriptors import descriptor
 from oldphoto.nets.inference import InferenceOptions, prepare
@@ -350,10 +350,13 @@ class Restorer:
         """Whether the weights (or explicit modules) of all ``roles`` are there."""
         return all(self._available(role) for role in roles)
 
-    def detect(self, image: np.ndarray) -> Defects:
-        """The defects the detector finds on ``image`` (default mode), scene content filtered out."""
+    def detect(self, image: np.ndarray, toned: bool | None = None) -> Defects:
+        """The defects the detector finds on ``image`` (default mode), scene content filtered out.
+        ``toned``: whether the photo is gray or toned, when its tone is known already (else fitted)."""
+        if toned is None:
+            toned = fit_tone(image) is not None
         # in a gray or toned photo colour follows luma and says nothing more: the colour rules need colour
-        colour = chroma(image) if fit_tone(image) is None else None
+        colour = None if toned else image
         defects = find_defects(self.probabilities(image), luma(image), self.mask_threshold(), colour)
         if self.options.mask_dilation:
             defects = dataclasses.replace(defects, mask=dilate(defects.mask, self.options.mask_dilation))

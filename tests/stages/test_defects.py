@@ -124,7 +124,7 @@ def test_a_bright_line_along_the_boundary_of_two_regions_is_an_outline_not_a_scr
 def test_coloured_lines_and_lines_between_two_colours_are_scene_content():
     """A grass blade more colourful than its sides, or a cable's lit edge between a gray cable and a blue
     sky (luma alike), is content; a white scratch across a colourful scene is a scratch."""
-    from oldphoto.luma import chroma, luma
+    from oldphoto.luma import luma
     from oldphoto.stages.defects import find_defects
 
     def photo(left, right, line, rows=slice(20, 180)):
@@ -133,7 +133,7 @@ def test_coloured_lines_and_lines_between_two_colours_are_scene_content():
         img[rows, 99:101] = line
         flagged = np.zeros((200, 200), bool)
         flagged[rows, 99:101] = True
-        return find_defects(_prob_from(flagged), luma(img), 0.5, chroma(img))
+        return find_defects(_prob_from(flagged), luma(img), 0.5, img)
 
     green = (0.25, 0.45, 0.2)
     assert photo(green, green, (0.9, 0.9, 0.85)).strokes == 1  # white scratch across grass

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from oldphoto.luma import chroma
 from oldphoto.nets.descriptors import descriptor
 from oldphoto.options import SCRATCH_MODES  # noqa: F401  (re-exported)
 from oldphoto.stages import compat
@@ -259,10 +260,10 @@ def hysteresis(prob: np.ndarray, high: float, low: float) -> np.ndarray:
 
 
 def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float,
-                 chroma: np.ndarray | None = None) -> Defects:
-    """Defects from a probability map ``prob`` (H×W in [0, 1]) of the photo whose luma is ``gray`` and
-    whose colour-difference planes are ``chroma`` (H×W×2, :func:`oldphoto.luma.chroma`; None for a gray
-    or toned photo, where colour says nothing more than luma).
+                 colour: np.ndarray | None = None) -> Defects:
+    """Defects from a probability map ``prob`` (H×W in [0, 1]) of the photo whose luma is ``gray``;
+    ``colour``: the photo itself (H×W×3) when it is a colour photo, None for a gray or toned one, where
+    colour says nothing more than luma (its (Cb, Cr) are read only around the strokes judged).
 
     The mask is grown by hysteresis (down to ``LOW_THRESHOLD_RATIO·threshold``), then each connected
     region is classified by its shape and contrast; regions that look like scene content are dropped,
@@ -277,7 +278,7 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float,
     max_width = max(STROKE_MAX_WIDTH[0], STROKE_MAX_WIDTH[1] * short)
     max_speck = max(SPECK_MAX_AREA[0], SPECK_MAX_AREA[1] * h * w)
     ring_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
-    # room for the sides an outline is judged by (_side_step: a stroke's half-width plus the gap)
+    # room for the sides an outline is judged by (_sides: a stroke's half-width plus the gap)
     side_margin = int(np.ceil(max_width / 2 + OUTLINE_SIDE_GAP)) + 4
     kinds = ["content"] * n
     strokes: dict[int, tuple[float, float, float, float]] = {}  # label -> (cx, cy, length, angle)
@@ -286,8 +287,8 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float,
         y0, x0 = max(0, y - side_margin), max(0, x - side_margin)
         y1, x1 = min(h, y + bh + side_margin), min(w, x + bw + side_margin)
         region = labels[y0:y1, x0:x1] == i
-        colour = None if chroma is None else chroma[y0:y1, x0:x1]
-        kinds[i], rect = _classify(region, gray[y0:y1, x0:x1], colour, prob[y0:y1, x0:x1], area, ring_kernel,
+        crop = None if colour is None else colour[y0:y1, x0:x1]
+        kinds[i], rect = _classify(region, gray[y0:y1, x0:x1], crop, prob[y0:y1, x0:x1], area, ring_kernel,
                                    min_length, max_width, max_speck, NETWORK_MIN_LENGTH * short)
         if kinds[i] == "stroke":
             (cx, cy), length, angle = rect
@@ -358,7 +359,7 @@ def _repeated(strokes: dict[int, tuple[float, float, float, float]], max_length:
     return out
 
 
-def _classify(region: np.ndarray, gray: np.ndarray, chroma: np.ndarray | None, prob: np.ndarray, area: int,
+def _classify(region: np.ndarray, gray: np.ndarray, colour: np.ndarray | None, prob: np.ndarray, area: int,
               ring_kernel: np.ndarray,
               min_length: float, max_width: float, max_speck: float, min_network: float
               ) -> tuple[str, tuple[tuple[float, float], float, float] | None]:
@@ -378,7 +379,7 @@ def _classify(region: np.ndarray, gray: np.ndarray, chroma: np.ndarray | None, p
     length = max(a, b, 1.0)
     if (length >= min_length and area / length <= max_width) or (
             length >= min_network and _crack_network(region, area, max_width)):
-        step, colour_step, colour_gain = _sides(region, gray, chroma)
+        step, colour_step, colour_gain = _sides(region, gray, colour)
         if step > OUTLINE_MAX_STEP or colour_step > OUTLINE_MAX_COLOUR_STEP or colour_gain > COLOUR_MAX_GAIN:
             return "content", None
         # the angle of the long side, in [0, 180)
@@ -402,12 +403,12 @@ def _crack_network(region: np.ndarray, area: int, max_width: float) -> bool:
     return 2.0 * float(np.percentile(inside[region], 99)) <= 2.0 * max_width
 
 
-def _sides(region: np.ndarray, gray: np.ndarray, chroma: np.ndarray | None) -> tuple[float, float, float]:
+def _sides(region: np.ndarray, gray: np.ndarray, colour: np.ndarray | None) -> tuple[float, float, float]:
     """A thin region against its two sides, read at each point of its skeleton across it (normal to the
     skeleton's local direction), ``OUTLINE_SIDE_GAP`` px beyond its edge: the median luma difference
     between the sides (an outline's step), the median (Cb, Cr) distance between them (an outline between
     two colours) and the median colourfulness the line has beyond its sides' mean (a coloured line); the
-    last two are 0 without ``chroma``."""
+    last two are 0 without ``colour`` (the RGB crop)."""
     from skimage.morphology import skeletonize  # only photos with candidate strokes pay for the import
 
     skeleton = skeletonize(region)
@@ -448,12 +449,13 @@ def _sides(region: np.ndarray, gray: np.ndarray, chroma: np.ndarray | None) -> t
     # the scratched girl's widest crack it left more scene lines to be repaired on synthetic photos,
     # 0.2 dB lower on the astronaut, 0.9 dB on the coffee cup)
     step = float(np.median(np.abs(one - other)))
-    if chroma is None:
+    if colour is None:
         return step, 0.0, 0.0
-    cb_one, cb_other = sides(smooth(chroma[..., 0]))
-    cr_one, cr_other = sides(smooth(chroma[..., 1]))
+    planes = chroma(colour)
+    cb_one, cb_other = sides(smooth(planes[..., 0]))
+    cr_one, cr_other = sides(smooth(planes[..., 1]))
     colour_step = float(np.median(np.hypot(cb_one - cb_other, cr_one - cr_other)))
-    amount = np.hypot(chroma[..., 0], chroma[..., 1])
+    amount = np.hypot(planes[..., 0], planes[..., 1])
     one, other = sides(smooth(amount))
     return step, colour_step, float(np.median(amount[ys, xs] - 0.5 * (one + other)))
 
