@@ -1,7 +1,17 @@
+import cv2
 import numpy as np
 import pytest
 
-from oldphoto.stages.repair import reach, regions, repair, repair_weight, windows
+from oldphoto.stages.repair import (
+    SPLIT_CELL,
+    SPLIT_FADE,
+    reach,
+    regions,
+    repair,
+    repair_weight,
+    units,
+    windows,
+)
 
 
 def test_weight_is_one_on_the_grown_mask_and_zero_beyond_its_reach():
@@ -21,12 +31,14 @@ def test_windows_cover_each_defect_with_context_once():
     m[350, 250] = True  # a far speck: its own window
     m[200, 5] = m[200, 290] = True  # far apart on one row: merging would cost a wide window
     labels, stats = regions(m)
-    groups = windows(stats, m.shape, context=20, min_side=64)
+    boxes = [(y, x, y + h, x + w) for x, y, w, h in stats[1:, :4]]
+    groups = windows(boxes, m.shape, context=20, min_side=64)
     assert len(groups) == 4
-    assert sorted(i for _, own in groups for i in own) == list(range(1, 6))  # each region once
+    assert sorted(i for _, own in groups for i in own) == list(range(5))  # each region once
     covered = np.zeros_like(m)
     for (y0, x0, y1, x1), own in groups:
         assert y1 - y0 >= 64 and x1 - x0 >= 64
+        own = [i + 1 for i in own]  # box i is region i + 1
         assert np.isin(labels[y0:y1, x0:x1], own).sum() == np.isin(labels, own).sum()  # wholly inside
         covered[y0:y1, x0:x1] = True
     assert covered[m].all() and covered[30, 20] and not covered[150, 150]
@@ -76,3 +88,48 @@ def test_weight_variants(grow, feather):
     m[10, 10] = True
     w = repair_weight(m, grow, feather)
     assert w[10, 10] == 1.0 and w.max() <= 1.0 and (w > 0).sum() >= (2 * grow + 1) ** 2 * 0.7
+
+
+def _diagonal_scratch(side: int, width: int = 3) -> np.ndarray:
+    m = np.zeros((side, side), np.uint8)
+    cv2.line(m, (10, 20), (side - 10, side - 30), 1, width)
+    return m.astype(bool)
+
+
+def test_a_long_thin_region_is_cut_into_cells_whose_shares_add_up_to_one():
+    m = _diagonal_scratch(900)
+    labels, stats = regions(m)
+    parts = units(labels, stats, m, context=40)
+    assert len(parts) > 6 and {u.label for u in parts} == {1}
+    total = np.zeros(m.shape, np.float32)
+    for u in parts:
+        y0, x0, y1, x1 = u.box
+        assert max(y1 - y0, x1 - x0) <= SPLIT_CELL + 2 * SPLIT_FADE
+        total += np.asarray(u.share((0, 0, *m.shape)))[..., 0]
+    assert np.allclose(total[m], 1.0)  # every pixel of the scratch repaired once, cross-faded at the cuts
+    cut = [u for u in parts if u.cell == (0, 0)][0].cuts[1][0]
+    share = np.asarray(parts[0].share((0, 0, *m.shape)))[0, :, 0]
+    assert share[cut - SPLIT_FADE - 1] == 1.0 and 0 < share[cut] < 1 and share[cut + SPLIT_FADE] == 0.0
+
+
+def test_short_and_wide_regions_stay_whole():
+    m = np.zeros((900, 900), bool)
+    m[100, 100:200] = True  # short: its window is small anyway
+    m[400:700, 300:600] = True  # a hole: its middle needs context from far
+    labels, stats = regions(m)
+    assert [u.cuts for u in units(labels, stats, m, context=40)] == [None, None]
+
+
+def test_a_long_scratch_is_repaired_in_small_windows_without_seams():
+    m = _diagonal_scratch(900)
+    photo = np.full((900, 900, 3), 0.5, np.float32)
+    sides = []
+
+    def inpaint(windows, masks):
+        sides.extend(max(w.shape[:2]) for w in windows)
+        return [np.full_like(w, 0.9) for w in windows]
+
+    out = repair(photo, photo, m, inpaint)
+    assert max(sides) <= 256 and len(sides) > 4  # not one 900² window: attention costs its area squared
+    assert np.allclose(out[m], 0.9, atol=1e-5)  # the cells' repairs add up to exactly one repair
+    assert np.array_equal(out[repair_weight(m) == 0], photo[repair_weight(m) == 0])
