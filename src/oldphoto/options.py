@@ -113,7 +113,8 @@ class RestoreOptions:
                        help="grow predicted masks by a disk of PX pixels (default: 0; the HR path always "
                             "adds the official 3×3×3 dilation)")
         g.add_argument("--detect-size", type=int, default=d.detect_size, metavar="PX",
-                       help="run the detector at this short side instead of the photo's own resolution")
+                       help="run the detector at this short side instead of the photo's own resolution "
+                            "(on a large scan whose scratches are left alone, 512 finds them)")
         g.add_argument("--scratch-min-area", type=float, default=d.scratch_min_area, metavar="FRACTION",
                        help="--scratches auto: also require the defects to cover at least this fraction "
                             "of the photo (default: no area rule; 0.0002 with --compat official)")
