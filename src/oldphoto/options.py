@@ -34,7 +34,7 @@ class RestoreOptions:
     scratches: str = "auto"
     mask_threshold: float | None = None  # None: the detector card's calibrated threshold, else 0.4
     mask_dilation: int | None = None
-    detect_size: int | None = None
+    detect_size: int | None = None  # None: at most DETECT_SHORT_SIDE (stages.defects); 0: full resolution
     scratch_min_area: float | None = None  # None: no area rule (default mode); 2e-4 in compat mode
     fidelity: float | None = None  # None: the quality-path card's measured value, else DEFAULT_FIDELITY
     hr: bool = False
@@ -88,8 +88,9 @@ class RestoreOptions:
                              f"got {self.face_detect_on!r}")
         if self.tile is not None and self.tile < 64:
             raise ValueError(f"--tile must be at least 64 pixels, got {self.tile}")
-        if self.detect_size is not None and self.detect_size < 64:
-            raise ValueError(f"--detect-size must be at least 64 pixels, got {self.detect_size}")
+        if self.detect_size is not None and self.detect_size != 0 and self.detect_size < 64:
+            raise ValueError(f"--detect-size must be 0 (full resolution) or at least 64 pixels, "
+                             f"got {self.detect_size}")
         if self.tile_norm not in ("global", "tile"):
             raise ValueError(f"--tile-norm must be global or tile, got {self.tile_norm!r}")
         parse_memory(self.max_memory)
@@ -113,8 +114,9 @@ class RestoreOptions:
                        help="grow predicted masks by a disk of PX pixels (default: 0; the HR path always "
                             "adds the official 3×3×3 dilation)")
         g.add_argument("--detect-size", type=int, default=d.detect_size, metavar="PX",
-                       help="run the detector at this short side instead of the photo's own resolution "
-                            "(on a large scan whose scratches are left alone, 512 finds them)")
+                       help="run the detector at this short side (default: the photo's own, scaled down "
+                            "to 512 when larger, where the detector knows the scratches' widths; "
+                            "0: full resolution always)")
         g.add_argument("--scratch-min-area", type=float, default=d.scratch_min_area, metavar="FRACTION",
                        help="--scratches auto: also require the defects to cover at least this fraction "
                             "of the photo (default: no area rule; 0.0002 with --compat official)")

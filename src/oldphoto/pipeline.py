@@ -33,6 +33,7 @@ from oldphoto.stages.defects import (
     Defects,
     DefectStage,
     calibration,
+    detection_short_side,
     dilate,
     find_defects,
     needs_inpainting,
@@ -329,9 +330,10 @@ class Restorer:
         """The detector's defect probability ``H×W`` on ``image``, as :meth:`detect` computes it (padded,
         tiled, at ``--detect-size``), before thresholding and the shape filter."""
         detector = self.model("detector")
-        whole = None if self.options.detect_size else image.shape[:2]  # resized first: no shape known
+        short_side = detection_short_side(self.options.detect_size, np.shape(image)[:2])
+        whole = None if short_side else np.shape(image)[:2]  # resized first: no shape known
         stage = DefectStage(lambda x: self.runner(detector, x), self.mask_threshold(), 0,
-                            tile=self._tile("detector", whole), short_side=self.options.detect_size)
+                            tile=self._tile("detector", whole), short_side=short_side)
         return stage.probabilities(_check_image(image))
 
     def networks(self, image: np.ndarray, path: str = "quality", mask: np.ndarray | None = None,

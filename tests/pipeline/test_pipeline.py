@@ -242,6 +242,9 @@ def test_options_round_trip_through_argparse():
         RestoreOptions(mask_threshold=1.5).validate()
     with pytest.raises(ValueError, match="--scratch-min-area"):
         RestoreOptions(scratch_min_area=-0.1).validate()
+    RestoreOptions(detect_size=0).validate()  # 0: full resolution
+    with pytest.raises(ValueError, match="--detect-size"):
+        RestoreOptions(detect_size=10).validate()
 
 
 def test_missing_weights_is_an_error_that_says_what_to_do(tmp_path, monkeypatch):
@@ -347,6 +350,33 @@ def test_probabilities_are_what_detect_thresholds(models_no_faces):
     assert prob.shape == img.shape[:2] and prob[21, 40] > 0.9 and prob[50, 40] < 0.1
     found = find_defects(prob, luma(img), r.mask_threshold(), img)
     assert np.array_equal(r.detect(img).mask, found.mask)
+
+
+class SizeSpy(StripeDetector):
+    """The stand-in detector, noting the sizes it is run at."""
+
+    def __init__(self):
+        super().__init__()
+        self.sizes = []
+
+    def forward(self, x):
+        self.sizes.append(tuple(x.shape[-2:]))
+        return super().forward(x)
+
+
+@pytest.mark.parametrize("option,short,small", [(None, 512, 400), (0, 600, 400), (256, 256, 256)])
+def test_large_photos_are_scanned_for_defects_at_a_512_short_side(models_no_faces, option, short, small):
+    """The detector knows scratches a few pixels wide: a large scan's wider ones it finds scaled down."""
+    spy = SizeSpy()
+    r = restorer({**models_no_faces, "detector": spy}, detect_size=option, max_memory="8G")
+    img = smooth_image(600, 900, seed=3)
+    img[300:306, 100:800] = 0.0  # a dark scratch
+    prob = r.probabilities(img)
+    assert prob.shape == (600, 900) and prob[303, 450] > 0.9 and prob[100, 450] < 0.1
+    assert min(min(s) for s in spy.sizes) in range(short, short + 16)  # padded to the detector's multiple
+    spy.sizes.clear()
+    r.probabilities(img[:400, :500])  # by default a smaller photo keeps its own resolution
+    assert min(min(s) for s in spy.sizes) in range(small, small + 16)
 
 
 def test_colour_rules_see_colour_only_in_colour_photos(models_no_faces, monkeypatch):
