@@ -177,7 +177,7 @@ BLOB_MIN_PROBABILITY = 0.85  # larger compact regions (holes, tears) only when t
 # sure of it), or strokes that together span at least AUTO_MIN_STROKE_LENGTH short sides of the photo.
 # One short stroke or a few specks prove nothing: the letters of a shop sign, spectacle rims, cloth
 # folds and a row of white collars pass the shape rules too (on real unscratched photos the strokes
-# add up to 0.09–0.51 short sides and the "specks" are collars, up to 148 of them; on the two scratched
+# add up to 0.04–0.40 short sides and the "specks" are collars, up to 30 of them; on the two scratched
 # ones to 1.04 and 1.43).  A photo that is not repaired keeps all of its content; `--scratches on`
 # repairs anyway.
 AUTO_MIN_STROKE_LENGTH = 1.0
