@@ -330,8 +330,9 @@ class Restorer:
         """The detector's defect probability ``H×W`` on ``image``, as :meth:`detect` computes it (padded,
         tiled, at ``--detect-size``), before thresholding and the shape filter."""
         detector = self.model("detector")
-        short_side = detection_short_side(self.options.detect_size, np.shape(image)[:2])
-        whole = None if short_side else np.shape(image)[:2]  # resized first: no shape known
+        shape = np.shape(image)[:2]
+        short_side = detection_short_side(self.options.detect_size, shape)
+        whole = None if short_side else shape  # resized first: no shape known
         stage = DefectStage(lambda x: self.runner(detector, x), self.mask_threshold(), 0,
                             tile=self._tile("detector", whole), short_side=short_side)
         return stage.probabilities(_check_image(image))

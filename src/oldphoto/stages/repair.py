@@ -125,17 +125,25 @@ def units(labels: np.ndarray, stats: np.ndarray, mask: np.ndarray, context: int 
     """What the windows repair: each region (``labels``/``stats`` of :func:`regions`, ``mask`` the defects
     in them) whole, or in cells when it is thin and its window (``context`` px around it) would be wider
     than ``MERGE_MAX_SIDE`` (see ``SPLIT_CELL``)."""
-    depth = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
-    deepest = np.zeros(len(stats), np.float32)
-    np.maximum.at(deepest, labels[mask], depth[mask])
     out = []
     for label in range(1, len(stats)):
         x, y, bw, bh = (int(v) for v in stats[label, :4])
-        if max(bh, bw) + 2 * context <= MERGE_MAX_SIDE or deepest[label] > SPLIT_THIN:
-            out.append(Unit(label, (y, x, y + bh, x + bw)))
-        else:
-            out.extend(_cells(labels[y:y + bh, x:x + bw] == label, label, y, x))
+        if max(bh, bw) + 2 * context > MERGE_MAX_SIDE:
+            own = labels[y:y + bh, x:x + bw] == label
+            if _depth(mask[y:y + bh, x:x + bw] & own) <= SPLIT_THIN:
+                out.extend(_cells(own, label, y, x))
+                continue
+        out.append(Unit(label, (y, x, y + bh, x + bw)))
     return out
+
+
+def _depth(defects: np.ndarray) -> float:
+    """How far the deepest defect pixel is from an undamaged one (px).  ``defects``: a region's crop,
+    whose undamaged margin (the regions are the defects grown by the repair's reach) holds the nearest
+    undamaged pixel of each."""
+    if not defects.any():
+        return 0.0
+    return float(cv2.distanceTransform(np.pad(defects, 1).astype(np.uint8), cv2.DIST_L2, 3).max())
 
 
 def _cells(own: np.ndarray, label: int, y: int, x: int) -> list[Unit]:
