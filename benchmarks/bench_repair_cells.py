@@ -10,7 +10,7 @@ seconds of the whole restoration and the PSNR against the clean photo over all o
 repairs (within the repair weight's reach of the mask), then a JSON line of the means.  The photos of
 ``examples/real_old`` carry their own damage, which counts as part of the clean photo here.
 
-    python benchmarks/bench_repair_cells.py --size 2048
+    python benchmarks/bench_repair_cells.py --size 2048 [--detect-size 0]
 """
 
 from __future__ import annotations
@@ -58,9 +58,11 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=2048, help="long side of the photos (px)")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--detect-size", type=int, default=None,
+                        help="as oldphoto restore's (default: the pipeline's; 0: full resolution)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    restorer = Restorer(RestoreOptions(faces=False, scratches="on"))
+    restorer = Restorer(RestoreOptions(faces=False, scratches="on", detect_size=args.detect_size))
     rng = np.random.default_rng(args.seed)
     thin = repair.SPLIT_THIN
     restorer.restore(photo(PHOTOS[0], 256))  # warm-up: model loading and first calls are not timed
@@ -85,7 +87,8 @@ def main() -> None:
               f"whole {w['s']:.1f} s {w['psnr']:.2f} dB near {w['near_psnr']:.2f}", flush=True)
     means = {name: {k: float(np.nanmean([r[name][k] for r in rows])) for k in ("s", "psnr", "near_psnr")}
              for name in ("cells", "whole")}
-    print(json.dumps({"size": args.size, "threads": args.threads, "photos": len(rows), **means}))
+    print(json.dumps({"size": args.size, "detect_size": args.detect_size, "threads": args.threads,
+                      "photos": len(rows), **means}))
 
 
 if __name__ == "__main__":
