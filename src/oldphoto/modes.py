@@ -90,7 +90,8 @@ class DefaultMode(Mode):
             models = r.path_models(path)
             stage = r.restore_stage(path)
             out = repair(out, image, used_mask,
-                         lambda windows, masks: stage.many(windows, models, path, masks))
+                         lambda windows, masks: stage.many(windows, models, path, masks),
+                         diffuse_depth=r.diffusion_depth(path))
             timings["repair"] = time.perf_counter() - t
         if tone is not None and tone.gray:
             out = tone.apply(luma(out))

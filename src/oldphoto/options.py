@@ -37,6 +37,7 @@ class RestoreOptions:
     detect_size: int | None = None  # None: at most DETECT_SHORT_SIDE (stages.defects); 0: full resolution
     scratch_min_area: float | None = None  # None: no area rule (default mode); 2e-4 in compat mode
     fidelity: float | None = None  # None: the quality-path card's measured value, else DEFAULT_FIDELITY
+    diffusion_depth: float | None = None  # None: the repairing mapping's card, else 0 (networks fill all)
     hr: bool = False
     hr_above: float = 4.0
     faces: bool | None = None
@@ -69,6 +70,8 @@ class RestoreOptions:
                              f"got {self.precision!r}")
         if self.fidelity is not None and not 0.0 <= self.fidelity <= 1.0:
             raise ValueError(f"--fidelity must be in [0, 1], got {self.fidelity}")
+        if self.diffusion_depth is not None and self.diffusion_depth < 0:
+            raise ValueError(f"--diffusion-depth must be >= 0, got {self.diffusion_depth}")
         if self.scratch_min_area is not None and not 0.0 <= self.scratch_min_area <= 1.0:
             raise ValueError(f"--scratch-min-area must be a fraction in [0, 1], got {self.scratch_min_area}")
         if self.mask_threshold is not None and not 0.0 < self.mask_threshold < 1.0:
@@ -120,6 +123,11 @@ class RestoreOptions:
         g.add_argument("--scratch-min-area", type=float, default=d.scratch_min_area, metavar="FRACTION",
                        help="--scratches auto: also require the defects to cover at least this fraction "
                             "of the photo (default: no area rule; 0.0002 with --compat official)")
+        g.add_argument("--diffusion-depth", type=float, default=d.diffusion_depth, metavar="PX",
+                       help="fill defects whose every pixel lies within PX pixels of an undamaged one "
+                            "(hairlines, thin scratches, dust) by diffusion from their edges instead of "
+                            "the networks (default: the value measured for the installed scratch weights, "
+                            "written in their card; 0, the networks fill everything, when it has none)")
         g = parser.add_argument_group("restoration")
         g.add_argument("--fidelity", type=float, default=d.fidelity, metavar="F",
                        help="away from the defects, 1 keeps the photo's own structure and detail (only "

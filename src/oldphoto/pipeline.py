@@ -117,7 +117,7 @@ class Restorer:
         self._face_stage: FaceStage | None = None
         self._info: dict[str, str] | None = None
         self._threshold: float | None = None
-        self._fidelity: float | None = None
+        self._card_values: dict[tuple[str, str], float] = {}
         self.mode: Mode = OfficialMode(self) if options.compat == "official" else DefaultMode(self)
         self.faces_enabled = self._decide_faces()
         if self._explicit is None:  # explicit modules (tests, benchmarks) are checked when used
@@ -194,15 +194,27 @@ class Restorer:
         :data:`DEFAULT_FIDELITY`."""
         if self.options.fidelity is not None:
             return self.options.fidelity
-        if self._fidelity is None:
+        return self._card_value("mapping_quality", "fidelity", DEFAULT_FIDELITY)
+
+    def diffusion_depth(self, path: str) -> float:
+        """The user's --diffusion-depth, else the one measured for the mapping that repairs on ``path``
+        (its card), else 0: the networks fill every defect."""
+        if self.options.diffusion_depth is not None:
+            return self.options.diffusion_depth
+        return self._card_value(PATH_ROLES[path][1], "diffusion_depth", 0.0)
+
+    def _card_value(self, role: str, name: str, default: float) -> float:
+        """Calibration ``name`` of the installed ``role``'s card (read once), else ``default`` (also for
+        modules handed in, which have no card)."""
+        key = (role, name)
+        if key not in self._card_values:
             card = None
             if self._explicit is None:
                 from oldphoto.weights import find_card
 
-                card = find_card("mapping_quality", self.options.weights)
-            self._fidelity = DEFAULT_FIDELITY if card is None else card.calibration.get("fidelity",
-                                                                                        DEFAULT_FIDELITY)
-        return self._fidelity
+                card = find_card(role, self.options.weights)
+            self._card_values[key] = default if card is None else card.calibration.get(name, default)
+        return self._card_values[key]
 
     def mask_threshold(self) -> float:
         """The user's threshold, else the one calibrated for the detector's weights, else the official 0.4."""

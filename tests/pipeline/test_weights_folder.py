@@ -69,4 +69,12 @@ def test_mask_threshold_comes_from_the_detector_card(tmp_path):
     assert Restorer(weights=folder, device="cpu", faces=False).fidelity() == 0.8
     assert Restorer(weights=folder, device="cpu", faces=False, fidelity=0.1).fidelity() == 0.1
     assert Restorer(weights=folder, device="cpu", faces=False).restore(img).fidelity == 0.8
+    # --diffusion-depth: the user's, else the card of the mapping that repairs on the path, else 0
+    assert Restorer(weights=folder, device="cpu", faces=False).diffusion_depth("scratch") == 0.0
+    card = json.loads((folder / "mapping_scratch.json").read_text())
+    (folder / "mapping_scratch.json").write_text(json.dumps(card | {"diffusion_depth": 2.5}))
+    assert Restorer(weights=folder, device="cpu", faces=False).diffusion_depth("scratch") == 2.5
+    assert Restorer(weights=folder, device="cpu", faces=False).diffusion_depth("hr") == 0.0
+    given = Restorer(weights=folder, device="cpu", faces=False, diffusion_depth=0)
+    assert given.diffusion_depth("scratch") == 0
     shutil.rmtree(folder)

@@ -5,6 +5,7 @@ import pytest
 from oldphoto.stages.repair import (
     SPLIT_CELL,
     SPLIT_FADE,
+    diffuse,
     reach,
     regions,
     repair,
@@ -133,3 +134,39 @@ def test_a_long_scratch_is_repaired_in_small_windows_without_seams():
     assert max(sides) <= 256 and len(sides) > 4  # not one 900² window: attention costs its area squared
     assert np.allclose(out[m], 0.9, atol=1e-5)  # the cells' repairs add up to exactly one repair
     assert np.array_equal(out[repair_weight(m) == 0], photo[repair_weight(m) == 0])
+
+
+def test_thin_defects_are_filled_by_diffusion_and_wide_ones_by_the_network():
+    yy, xx = np.mgrid[0:200, 0:300].astype(np.float32)
+    clean = np.stack([xx / 300, yy / 200, (xx + yy) / 500], axis=-1)  # smooth ramps: diffusion is exact
+    photo = clean.copy()
+    m = np.zeros((200, 300), bool)
+    m[40:43, 20:280] = True  # a scratch 3 px wide (depth 2)
+    m[150, 40] = m[151, 41] = True  # a speck
+    m[120:160, 200:240] = True  # a hole (depth 20)
+    photo[m] = 1.0
+    calls = []
+
+    def inpaint(windows, masks):
+        calls.extend(mk.copy() for mk in masks)
+        return [np.zeros_like(w) for w in windows]
+
+    out = repair(clean, photo, m, inpaint, diffuse_depth=2.5)
+    assert len(calls) == 1 and calls[0].sum() == 40 * 40  # only the hole went to the network
+    assert np.allclose(out[120:160, 200:240], 0.0)
+    thin = m.copy()
+    thin[120:160, 200:240] = False
+    assert np.abs(out[thin] - clean[thin]).max() < 0.02  # the ramp continued under the scratch and speck
+    calls.clear()
+    assert np.allclose(repair(clean, photo, m, inpaint)[thin], 0.0, atol=1e-5)  # default: the network fills
+    assert sum(int(c.sum()) for c in calls) >= m.sum()
+
+
+def test_diffusion_fills_a_thin_line_from_beyond_its_grown_edge():
+    window = np.full((40, 40, 3), 0.3, np.float32)
+    window[:, 20] = 1.0  # the line, as masked
+    window[:, 19] = window[:, 21] = 0.7  # its soft edge, not masked but within the growth
+    mask = np.zeros((40, 40), bool)
+    mask[:, 20] = True
+    assert np.allclose(diffuse(window, mask, grow=2)[:, 17:24], 0.3, atol=1e-3)
+    assert diffuse(window, mask, grow=0)[:, 20].mean() > 0.5  # without growth the edge bleeds in

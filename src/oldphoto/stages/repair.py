@@ -8,6 +8,10 @@ core of a scratch, its soft edge is a few pixels wider) and feathered over ``fea
 edge of the repair shows.  Everywhere else the photo keeps the base restoration (see
 :mod:`oldphoto.stages.fidelity`).  A photo with a few specks of dust costs a few small network calls,
 and a long scratch a row of small ones along it (:func:`units`).
+
+Defects no deeper than ``diffuse_depth`` px (every pixel that close to an undamaged one: hairlines, thin
+scratches, dust specks) can instead be filled by diffusion from their edges (:func:`diffuse`), when the
+installed networks were measured to fill them worse than that (the scratch weights' card says so).
 """
 
 from __future__ import annotations
@@ -38,6 +42,12 @@ MIN_WINDOW = 96  # px; smaller windows give instance normalisation too few pixel
 SPLIT_CELL = 128
 SPLIT_FADE = 16
 SPLIT_THIN = 16
+
+# Diffusion fill (OpenCV's Navier-Stokes inpainting): each defect is filled from the pixels within
+# DIFFUSION_RADIUS px of its edge, the defects grown by GROW px first (the soft edge of a scratch is
+# damage too).  It only suits thin defects: across a wide one the fill carries its edge's values (and any
+# faint halo the mask missed) all the way, where the networks take context from farther away.
+DIFFUSION_RADIUS = 3
 
 Box = tuple[int, int, int, int]  # y0, x0, y1, x1 (end exclusive)
 
@@ -121,12 +131,15 @@ def _cuts(start: int, size: int) -> tuple[int, ...]:
     return tuple(start + round(k * size / n) for k in range(1, n))
 
 
-def units(labels: np.ndarray, stats: np.ndarray, mask: np.ndarray, context: int = CONTEXT) -> list[Unit]:
+def units(labels: np.ndarray, stats: np.ndarray, mask: np.ndarray, context: int = CONTEXT,
+          skip: frozenset[int] = frozenset()) -> list[Unit]:
     """What the windows repair: each region (``labels``/``stats`` of :func:`regions`, ``mask`` the defects
-    in them) whole, or in cells when it is thin and its window (``context`` px around it) would be wider
-    than ``MERGE_MAX_SIDE`` (see ``SPLIT_CELL``)."""
+    in them; those in ``skip`` aside) whole, or in cells when it is thin and its window (``context`` px
+    around it) would be wider than ``MERGE_MAX_SIDE`` (see ``SPLIT_CELL``)."""
     out = []
     for label in range(1, len(stats)):
+        if label in skip:
+            continue
         x, y, bw, bh = (int(v) for v in stats[label, :4])
         if max(bh, bw) + 2 * context > MERGE_MAX_SIDE:
             own = labels[y:y + bh, x:x + bw] == label
@@ -144,6 +157,30 @@ def _depth(defects: np.ndarray) -> float:
     if not defects.any():
         return 0.0
     return float(cv2.distanceTransform(np.pad(defects, 1).astype(np.uint8), cv2.DIST_L2, 3).max())
+
+
+def shallow(labels: np.ndarray, stats: np.ndarray, mask: np.ndarray, depth: float) -> frozenset[int]:
+    """The regions (of :func:`regions`) whose defects (``mask``) all lie within ``depth`` px of an
+    undamaged pixel."""
+    if depth <= 0:
+        return frozenset()
+    out = set()
+    for label in range(1, len(stats)):
+        x, y, bw, bh = (int(v) for v in stats[label, :4])
+        if _depth(mask[y:y + bh, x:x + bw] & (labels[y:y + bh, x:x + bw] == label)) <= depth:
+            out.add(label)
+    return frozenset(out)
+
+
+def diffuse(window: np.ndarray, mask: np.ndarray, grow: int = GROW) -> np.ndarray:
+    """``window`` (``h×w×3`` float32) with its defects (``mask``, grown by ``grow`` px) filled by
+    diffusion from their edges, channel by channel in float."""
+    m = mask.astype(np.uint8)
+    if grow > 0:
+        m = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+    window = np.ascontiguousarray(window, dtype=np.float32)
+    return np.stack([cv2.inpaint(np.ascontiguousarray(window[..., c]), m, DIFFUSION_RADIUS, cv2.INPAINT_NS)
+                     for c in range(window.shape[2])], axis=-1)
 
 
 def _cells(own: np.ndarray, label: int, y: int, x: int) -> list[Unit]:
@@ -220,8 +257,10 @@ def _merge(groups: list[tuple[Box, list[int]]]) -> list[tuple[Box, list[int]]]:
 
 def repair(base: np.ndarray, photo: np.ndarray, mask: np.ndarray,
            inpaint: Callable[[list[np.ndarray], list[np.ndarray]], list[np.ndarray]],
-           context: int = CONTEXT, grow: int = GROW, feather: float = FEATHER) -> np.ndarray:
-    """``base`` with the defects of ``photo`` repaired by ``inpaint(windows, window_masks)``.
+           context: int = CONTEXT, grow: int = GROW, feather: float = FEATHER,
+           diffuse_depth: float = 0.0) -> np.ndarray:
+    """``base`` with the defects of ``photo`` repaired by ``inpaint(windows, window_masks)``, those no
+    deeper than ``diffuse_depth`` px by :func:`diffuse` instead.
 
     Args:
         base: ``H×W×3`` float32, what the photo looks like away from the defects.
@@ -243,7 +282,17 @@ def repair(base: np.ndarray, photo: np.ndarray, mask: np.ndarray,
         cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))) > 0
     labels, stats = regions(grown)
     context = max(context - margin, 0)  # the regions hold the margin already
-    parts = units(labels, stats, mask, context)
+    thin = shallow(labels, stats, mask, diffuse_depth)
+    for label in thin:
+        x, y, bw, bh = (int(v) for v in stats[label, :4])
+        y0, x0 = max(y - DIFFUSION_RADIUS, 0), max(x - DIFFUSION_RADIUS, 0)
+        y1, x1 = y + bh + DIFFUSION_RADIUS, x + bw + DIFFUSION_RADIUS
+        m = mask[y0:y1, x0:x1]
+        alpha = repair_weight(m & (labels[y0:y1, x0:x1] == label), grow, feather)[..., None]
+        out[y0:y1, x0:x1] += alpha * (diffuse(photo[y0:y1, x0:x1], m, grow) - base[y0:y1, x0:x1])
+    parts = units(labels, stats, mask, context, skip=thin)
+    if not parts:
+        return out
     groups = windows([u.box for u in parts], mask.shape, context)
     boxes = [box for box, _ in groups]
     fixed = inpaint([photo[y0:y1, x0:x1] for y0, x0, y1, x1 in boxes],
