@@ -1,4 +1,4 @@
-"""Thin defects filled by diffusion against the networks' fill: quality where the clean photo is known, and time.
+"""Thin defects filled by diffusion against the networks' fill: quality where the clean photo is known, time.
 
 The local repair (:mod:`oldphoto.stages.repair`) fills defects no deeper than ``--diffusion-depth`` px by
 diffusion from their edges, the rest by the scratch (or HR) path.  This draws the training synthesis's
@@ -9,7 +9,7 @@ mask under ``--scratches on`` (what a user gets).  It prints the PSNR of the lum
 near the repairs (within the repair weight's reach of the true mask) and the seconds of the restoration,
 per kind of defect, then a JSON line.  Photos: ``examples/`` (default) or a folder (``--photos``).
 
-    python benchmarks/bench_diffusion_fill.py --size 768 --depths 0,2.5 [--hr] [--detected]
+    python benchmarks/bench_diffusion_fill.py --size 768 --depths 0,2.5 [--hr] [--detected] [--weights DIR]
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--depths", default="0,2.5", help="--diffusion-depth values to compare")
     parser.add_argument("--photos", type=Path, help="a folder of clean photos (default: examples/)")
     parser.add_argument("--n", type=int, default=0, help="at most this many photos (0: all)")
+    parser.add_argument("--weights", type=Path, help="a weights folder (default: the installed ones)")
     parser.add_argument("--hr", action="store_true", help="repair with the HR path")
     parser.add_argument("--detected", action="store_true", help="also with the detector's mask")
     parser.add_argument("--seed", type=int, default=5)
@@ -72,7 +73,7 @@ def main() -> None:
         if args.photos else EXAMPLES
     paths = paths[:args.n] if args.n else paths
     depths = [float(d) for d in args.depths.split(",")]
-    base = Restorer(RestoreOptions(faces=False, scratches="on", hr=args.hr))
+    base = Restorer(RestoreOptions(faces=False, scratches="on", hr=args.hr, weights=args.weights))
     restorers = {d: base.with_options(diffusion_depth=d) for d in depths}
     base.restore(photo(paths[0], 256))  # warm-up: model loading and first calls are not timed
     rng = np.random.default_rng(args.seed)
@@ -88,14 +89,14 @@ def main() -> None:
             continue
         row = {"photo": path.name, "kind": kind}
         for which in masks:
-            for k, (d, r) in enumerate(restorers.items() if i % 2 else list(restorers.items())[::-1]):
-                start = time.perf_counter()  # (the depths take turns to run first)
+            for d, r in list(restorers.items())[::1 if i % 2 else -1]:  # the depths take turns to go first
+                start = time.perf_counter()
                 result = r.restore(damaged, mask=true_mask if which == "true" else None)
                 row[f"{which}@{d:g}"] = {"s": time.perf_counter() - start,
                                          "near_psnr": near_psnr(result.image, clean, true_mask)}
         rows.append(row)
-        print(f"{path.name:32s} {kind:8s} " + " | ".join(
-            f"{key} {v['near_psnr']:.2f} dB {v['s']:.2f} s" for key, v in row.items() if "@" in key), flush=True)
+        cells = [f"{key} {v['near_psnr']:.2f} dB {v['s']:.2f} s" for key, v in row.items() if "@" in key]
+        print(f"{path.name:32s} {kind:8s} " + " | ".join(cells), flush=True)
     summary: dict[str, dict] = {}
     for kind in [*KINDS, "all"]:
         chosen = [r for r in rows if kind in ("all", r["kind"])]
