@@ -373,7 +373,7 @@ def _repair_note(record: dict[str, Any] | None) -> str:
         return ""
     if record.get("path") in ("scratch", "hr"):
         return f"; {100 * record.get('repaired_fraction', 0.0):.2f} % repaired"
-    if (record.get("defects") or {}).get("stroke_length", 0.0) >= NOTE_STROKE_LENGTH:
+    if (record.get("defects") or {}).get("lines_left_alone"):
         return "; scratch-like lines left alone, they may be the scene's: --scratches on repairs them"
     return ""
 
@@ -420,7 +420,11 @@ def restoration_record(result: Any) -> dict[str, Any] | None:
         record["defects"] = {"strokes": defects.strokes, "stroke_length": round(defects.stroke_length, 3),
                              "stroke_alignment": round(defects.stroke_alignment, 3),
                              "specks": defects.specks, "blobs": defects.blobs,
-                             "left_as_content": defects.content}
+                             "left_as_content": defects.content,
+                             # nothing repaired, but enough scratch-like strokes for a user to be told
+                             # (the progress line and the web page say it)
+                             "lines_left_alone": path == "quality"
+                             and defects.stroke_length >= NOTE_STROKE_LENGTH}
     return record
 
 

@@ -358,7 +358,8 @@ def test_saved_mask_report_and_provenance_say_what_was_repaired(tmp_path):
                                   "fidelity": 0.5, "defects": {"strokes": 1, "stroke_length": 1.25,
                                                                "stroke_alignment": 0.0,
                                                                "specks": 4, "blobs": 0,
-                                                               "left_as_content": 2}}
+                                                               "left_as_content": 2,
+                                                               "lines_left_alone": False}}
     assert entries["clean.png"]["restoration"]["path"] == "quality"
     assert read_provenance(out / "rot.jpg")["restoration"] == rot["restoration"]
     assert read_provenance(out / "clean.png")["restoration"]["repaired_fraction"] == 0.0
@@ -487,14 +488,31 @@ def test_a_cluster_run_into_a_new_folder_cleans_what_its_lost_writes_left(tmp_pa
     assert sorted(p.name for p in out.rglob("*")) == ["a.png", "album"]
 
 
+def test_the_record_says_when_scratch_like_lines_were_left_alone():
+    from types import SimpleNamespace
+
+    from oldphoto.batch import NOTE_STROKE_LENGTH, restoration_record
+    from oldphoto.stages.defects import Defects
+
+    def record(path, length):
+        d = Defects(np.zeros((8, 8), bool), strokes=3, stroke_length=length)
+        return restoration_record(SimpleNamespace(path=path, mask=None, fidelity=1.0, defects=d))["defects"]
+
+    assert record("quality", NOTE_STROKE_LENGTH)["lines_left_alone"] is True
+    assert record("quality", NOTE_STROKE_LENGTH - 0.01)["lines_left_alone"] is False
+    assert record("scratch", 1.5)["lines_left_alone"] is False  # repaired: nothing was left alone
+
+
 def test_progress_lines_say_what_was_repaired_or_left_alone():
     from oldphoto.batch import OK, Entry, Progress
 
     stream = io.StringIO()
     progress = Progress(3, stream=stream, enabled=False)
     scratched = {"path": "scratch", "repaired_fraction": 0.0299, "defects": {"stroke_length": 1.43}}
-    lines = {"path": "quality", "repaired_fraction": 0.0, "defects": {"stroke_length": 0.99}}
-    clean = {"path": "quality", "repaired_fraction": 0.0, "defects": {"stroke_length": 0.2}}
+    lines = {"path": "quality", "repaired_fraction": 0.0,
+             "defects": {"stroke_length": 0.99, "lines_left_alone": True}}
+    clean = {"path": "quality", "repaired_fraction": 0.0,
+             "defects": {"stroke_length": 0.2, "lines_left_alone": False}}
     for name, record in (("a.png", scratched), ("b.png", lines), ("c.png", clean)):
         progress.update(Entry(name, OK, output=f"out/{name}", seconds=1.0, restoration=record))
     a, b, c = stream.getvalue().splitlines()

@@ -152,7 +152,7 @@ function describeRepair(photo) {
   if (r.path === "quality") {
     const d = r.defects;
     if (!d) return "Scratches and dust were not looked for.";
-    if (d.stroke_length >= 0.5) {  // as the command line says it (oldphoto.batch.NOTE_STROKE_LENGTH)
+    if (d.lines_left_alone) {  // the record says so where the command line does (oldphoto.batch)
       return "Nothing was repaired: lines that look like scratches were found, but they may belong to " +
         "the picture (wires, grass, edges). To repair them, choose \u201cRepair every defect found\u201d " +
         "and send the photo again.";
