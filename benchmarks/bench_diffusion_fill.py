@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--photos", type=Path, help="a folder of clean photos (default: examples/)")
     parser.add_argument("--n", type=int, default=0, help="at most this many photos (0: all)")
     parser.add_argument("--weights", type=Path, help="a weights folder (default: the installed ones)")
-    parser.add_argument("--hr", action="store_true", help="repair with the HR path")
+    parser.add_argument("--hr", action="store_true", help="repair with the HR path (else: scratch)")
     parser.add_argument("--detected", action="store_true", help="also with the detector's mask")
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
@@ -73,7 +73,9 @@ def main() -> None:
         if args.photos else EXAMPLES
     paths = paths[:args.n] if args.n else paths
     depths = [float(d) for d in args.depths.split(",")]
-    base = Restorer(RestoreOptions(faces=False, scratches="on", hr=args.hr, weights=args.weights))
+    # without --hr the scratch path at every size (by default photos over 4 megapixels take the HR path)
+    base = Restorer(RestoreOptions(faces=False, scratches="on", hr=args.hr, hr_above=float("inf"),
+                                   weights=args.weights))
     restorers = {d: base.with_options(diffusion_depth=d) for d in depths}
     base.restore(photo(paths[0], 256))  # warm-up: model loading and first calls are not timed
     rng = np.random.default_rng(args.seed)
