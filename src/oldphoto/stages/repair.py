@@ -183,6 +183,17 @@ def diffuse(window: np.ndarray, mask: np.ndarray, grow: int = GROW) -> np.ndarra
                      for c in range(window.shape[2])], axis=-1)
 
 
+def _diffuse_region(out: np.ndarray, base: np.ndarray, photo: np.ndarray, mask: np.ndarray,
+                    labels: np.ndarray, stats: np.ndarray, label: int, grow: int, feather: float) -> None:
+    """Blend region ``label``'s fill by :func:`diffuse` into ``out`` (in place), as the windows' are."""
+    x, y, bw, bh = (int(v) for v in stats[label, :4])  # (the region holds the repair's reach already)
+    y0, x0 = max(y - DIFFUSION_RADIUS, 0), max(x - DIFFUSION_RADIUS, 0)
+    y1, x1 = y + bh + DIFFUSION_RADIUS, x + bw + DIFFUSION_RADIUS
+    m = mask[y0:y1, x0:x1]  # every defect there: none is taken for context
+    alpha = repair_weight(m & (labels[y0:y1, x0:x1] == label), grow, feather)[..., None]
+    out[y0:y1, x0:x1] += alpha * (diffuse(photo[y0:y1, x0:x1], m, grow) - base[y0:y1, x0:x1])
+
+
 def _cells(own: np.ndarray, label: int, y: int, x: int) -> list[Unit]:
     """Region ``label`` (``own``: its pixels in its bounding box, whose corner is ``(y, x)``) cut into
     cells of at most ``SPLIT_CELL`` px: one unit per cell it reaches, each holding the region's pixels
@@ -284,12 +295,7 @@ def repair(base: np.ndarray, photo: np.ndarray, mask: np.ndarray,
     context = max(context - margin, 0)  # the regions hold the margin already
     thin = shallow(labels, stats, mask, diffuse_depth)
     for label in thin:
-        x, y, bw, bh = (int(v) for v in stats[label, :4])
-        y0, x0 = max(y - DIFFUSION_RADIUS, 0), max(x - DIFFUSION_RADIUS, 0)
-        y1, x1 = y + bh + DIFFUSION_RADIUS, x + bw + DIFFUSION_RADIUS
-        m = mask[y0:y1, x0:x1]
-        alpha = repair_weight(m & (labels[y0:y1, x0:x1] == label), grow, feather)[..., None]
-        out[y0:y1, x0:x1] += alpha * (diffuse(photo[y0:y1, x0:x1], m, grow) - base[y0:y1, x0:x1])
+        _diffuse_region(out, base, photo, mask, labels, stats, label, grow, feather)
     parts = units(labels, stats, mask, context, skip=thin)
     if not parts:
         return out
