@@ -21,32 +21,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from bench_repair_cells import PHOTOS as EXAMPLES  # (benchmarks/ is on the path of a script run there)
+from bench_repair_cells import photo
 
 import oldphoto.stages.repair as repair
 from oldphoto import RestoreOptions, Restorer
-from oldphoto.io import read_photo
 from oldphoto.luma import luma
 from oldphoto.synth import structured
 from oldphoto.synth.oldlook import tone
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = sorted((ROOT / "examples" / "real_old").glob("*.png")) + [ROOT / "examples" / "solvay_1927.jpg"]
 KINDS = {
     "scratch": lambda im, rng: structured.scratches(im, rng, count=(2, 5)),
     "crack": structured.thin_cracks,
     "dust": structured.dust,
     "hole": structured.holes,
 }
-
-
-def photo(path: Path, size: int) -> np.ndarray:
-    pixels = read_photo(path).pixels
-    h, w = pixels.shape[:2]
-    scale = size / max(h, w)
-    u8 = Image.fromarray((pixels * 255 + 0.5).astype(np.uint8))
-    return np.asarray(u8.resize((round(w * scale), round(h * scale)), Image.Resampling.LANCZOS),
-                      np.float32) / 255.0
 
 
 def near_psnr(image: np.ndarray, clean: np.ndarray, mask: np.ndarray) -> float:
