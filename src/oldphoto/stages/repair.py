@@ -16,6 +16,7 @@ installed networks were measured to fill them worse than that (the scratch weigh
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -132,22 +133,33 @@ def _cuts(start: int, size: int) -> tuple[int, ...]:
 
 
 def units(labels: np.ndarray, stats: np.ndarray, mask: np.ndarray, context: int = CONTEXT,
-          skip: frozenset[int] = frozenset()) -> list[Unit]:
+          skip: frozenset[int] = frozenset(), depth: Callable[[int], float] | None = None) -> list[Unit]:
     """What the windows repair: each region (``labels``/``stats`` of :func:`regions`, ``mask`` the defects
     in them; those in ``skip`` aside) whole, or in cells when it is thin and its window (``context`` px
-    around it) would be wider than ``MERGE_MAX_SIDE`` (see ``SPLIT_CELL``)."""
+    around it) would be wider than ``MERGE_MAX_SIDE`` (see ``SPLIT_CELL``).  ``depth``: the regions'
+    :func:`region_depths`, when the caller has them already."""
+    depth = depth or region_depths(labels, stats, mask)
     out = []
     for label in range(1, len(stats)):
         if label in skip:
             continue
         x, y, bw, bh = (int(v) for v in stats[label, :4])
-        if max(bh, bw) + 2 * context > MERGE_MAX_SIDE:
-            own = labels[y:y + bh, x:x + bw] == label
-            if _depth(mask[y:y + bh, x:x + bw] & own) <= SPLIT_THIN:
-                out.extend(_cells(own, label, y, x))
-                continue
-        out.append(Unit(label, (y, x, y + bh, x + bw)))
+        if max(bh, bw) + 2 * context > MERGE_MAX_SIDE and depth(label) <= SPLIT_THIN:
+            out.extend(_cells(labels[y:y + bh, x:x + bw] == label, label, y, x))
+        else:
+            out.append(Unit(label, (y, x, y + bh, x + bw)))
     return out
+
+
+def region_depths(labels: np.ndarray, stats: np.ndarray, mask: np.ndarray) -> Callable[[int], float]:
+    """``depth(label)``: how far region ``label``'s deepest defect (``mask``) lies from an undamaged pixel
+    (px), read on the region's crop once, when first asked."""
+    @functools.cache
+    def depth(label: int) -> float:
+        x, y, bw, bh = (int(v) for v in stats[label, :4])
+        return _depth(mask[y:y + bh, x:x + bw] & (labels[y:y + bh, x:x + bw] == label))
+
+    return depth
 
 
 def _depth(defects: np.ndarray) -> float:
@@ -159,17 +171,12 @@ def _depth(defects: np.ndarray) -> float:
     return float(cv2.distanceTransform(np.pad(defects, 1).astype(np.uint8), cv2.DIST_L2, 3).max())
 
 
-def shallow(labels: np.ndarray, stats: np.ndarray, mask: np.ndarray, depth: float) -> frozenset[int]:
-    """The regions (of :func:`regions`) whose defects (``mask``) all lie within ``depth`` px of an
-    undamaged pixel."""
-    if depth <= 0:
+def shallow(count: int, depth: Callable[[int], float], limit: float) -> frozenset[int]:
+    """The regions (labels 1 to ``count`` - 1, their :func:`region_depths` ``depth``) whose defects all
+    lie within ``limit`` px of an undamaged pixel."""
+    if limit <= 0:
         return frozenset()
-    out = set()
-    for label in range(1, len(stats)):
-        x, y, bw, bh = (int(v) for v in stats[label, :4])
-        if _depth(mask[y:y + bh, x:x + bw] & (labels[y:y + bh, x:x + bw] == label)) <= depth:
-            out.add(label)
-    return frozenset(out)
+    return frozenset(label for label in range(1, count) if depth(label) <= limit)
 
 
 def diffuse(window: np.ndarray, mask: np.ndarray, grow: int = GROW) -> np.ndarray:
@@ -293,10 +300,11 @@ def repair(base: np.ndarray, photo: np.ndarray, mask: np.ndarray,
         cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))) > 0
     labels, stats = regions(grown)
     context = max(context - margin, 0)  # the regions hold the margin already
-    thin = shallow(labels, stats, mask, diffuse_depth)
+    depth = region_depths(labels, stats, mask)  # (each region's read once, for both questions)
+    thin = shallow(len(stats), depth, diffuse_depth)
     for label in thin:
         _diffuse_region(out, base, photo, mask, labels, stats, label, grow, feather)
-    parts = units(labels, stats, mask, context, skip=thin)
+    parts = units(labels, stats, mask, context, skip=thin, depth=depth)
     if not parts:
         return out
     groups = windows([u.box for u in parts], mask.shape, context)
