@@ -1,15 +1,20 @@
-"""Thin defects filled by diffusion against the networks' fill: quality where the clean photo is known, time.
+"""The local repair's fills (networks, diffusion, copied texture): quality near the repairs, and time.
 
 The local repair (:mod:`oldphoto.stages.repair`) fills defects no deeper than ``--diffusion-depth`` px by
-diffusion from their edges, the rest by the scratch (or HR) path.  This draws the training synthesis's
-defects on photos (scratches, hairline cracks, dust, holes in turn; toned gray or sepia as old prints are;
-seeded) and restores each with every depth given, in one run, after a warm-up: with the true defect mask
-(``restore(photo, mask=...)``: the fill alone is compared) and, with ``--detected``, with the detector's
-mask under ``--scratches on`` (what a user gets).  It prints the PSNR of the luma against the clean photo
-near the repairs (within the repair weight's reach of the true mask) and the seconds of the restoration,
-per kind of defect, then a JSON line.  Photos: ``examples/`` (default) or a folder (``--photos``).
+diffusion from their edges, those no deeper than ``--texture-depth`` px (when given) with copied texture,
+the rest by the scratch (or HR) path.  This draws the training synthesis's defects on photos (scratches,
+hairline cracks, dust, holes in turn; toned gray or sepia as old prints are, or with ``--colour`` in their
+own colours, every third one sepia; seeded) and restores each with every diffusion depth given, in one
+run, after a warm-up: with the true defect mask (``restore(photo, mask=...)``: the fill alone is
+compared) and, with ``--detected``, with the detector's mask under ``--scratches on`` (what a user gets).
+``--enlarge F`` enlarges each damaged photo (and its clean photo and mask) F times after the defects are
+drawn, as a print scanned at a higher resolution.  It prints the PSNR against the clean photo near the
+repairs (within the repair weight's reach of the true mask; of the luma, or with ``--colour`` of RGB)
+and the seconds of the restoration, per kind of defect, then a JSON line.  Photos: ``examples/``
+(default) or a folder (``--photos``).
 
-    python benchmarks/bench_diffusion_fill.py --size 768 --depths 0,2.5 [--hr] [--detected] [--weights DIR]
+    python benchmarks/bench_diffusion_fill.py --size 768 --depths 0,2.5 [--texture-depth PX] [--hr]
+        [--detected] [--colour] [--enlarge F] [--weights DIR]
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import json
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from bench_repair_cells import PHOTOS as EXAMPLES  # (benchmarks/ is on the path of a script run there)
@@ -38,10 +44,19 @@ KINDS = {
 }
 
 
-def near_psnr(image: np.ndarray, clean: np.ndarray, mask: np.ndarray) -> float:
+def near_psnr(image: np.ndarray, clean: np.ndarray, mask: np.ndarray, rgb: bool = False) -> float:
     near = repair.repair_weight(mask) > 0
-    err = float(((luma(image) - luma(clean)) ** 2)[near].mean())
+    diff = image - clean if rgb else luma(image) - luma(clean)
+    err = float((diff ** 2)[near].mean())
     return 10.0 * np.log10(1.0 / max(err, 1e-10))
+
+
+def enlarged(image: np.ndarray, factor: float) -> np.ndarray:
+    h, w = image.shape[:2]
+    size = (round(w * factor), round(h * factor))
+    if image.dtype == bool:
+        return cv2.resize(image.astype(np.uint8), size, interpolation=cv2.INTER_LINEAR) > 0
+    return np.clip(cv2.resize(image, size, interpolation=cv2.INTER_CUBIC), 0.0, 1.0)
 
 
 def main() -> None:
@@ -54,6 +69,10 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, help="a weights folder (default: the installed ones)")
     parser.add_argument("--hr", action="store_true", help="repair with the HR path (else: scratch)")
     parser.add_argument("--detected", action="store_true", help="also with the detector's mask")
+    parser.add_argument("--texture-depth", type=float, default=None, help="--texture-depth of every run")
+    parser.add_argument("--colour", action="store_true",
+                        help="photos in their own colours (every third sepia), RGB PSNR")
+    parser.add_argument("--enlarge", type=float, default=1.0, help="enlarge damaged photos F times")
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -64,7 +83,7 @@ def main() -> None:
     depths = [float(d) for d in args.depths.split(",")]
     # without --hr the scratch path at every size (by default photos over 4 megapixels take the HR path)
     base = Restorer(RestoreOptions(faces=False, scratches="on", hr=args.hr, hr_above=float("inf"),
-                                   weights=args.weights))
+                                   weights=args.weights, texture_depth=args.texture_depth))
     restorers = {d: base.with_options(diffusion_depth=d) for d in depths}
     base.restore(photo(paths[0], 256))  # warm-up: model loading and first calls are not timed
     rng = np.random.default_rng(args.seed)
@@ -72,10 +91,14 @@ def main() -> None:
     rows = []
     for i, path in enumerate(paths):
         kind = list(KINDS)[i % len(KINDS)]
-        clean = tone(photo(path, args.size), "sepia" if i % 2 else "neutral", 0.8)
+        clean = photo(path, args.size)
+        if not args.colour or i % 3 == 2:
+            clean = tone(clean, "sepia" if i % 2 or args.colour else "neutral", 0.8)
         damaged, strength = KINDS[kind](clean, rng)
         # the training's own definition: where the defect replaced >= 30 % of the content, visibly
         true_mask = structured.defect_mask(strength, change=np.abs(damaged - clean).max(axis=2))
+        if args.enlarge != 1.0:
+            clean, damaged, true_mask = (enlarged(a, args.enlarge) for a in (clean, damaged, true_mask))
         if not true_mask.any():
             continue
         row = {"photo": path.name, "kind": kind}
@@ -84,7 +107,7 @@ def main() -> None:
                 start = time.perf_counter()
                 result = r.restore(damaged, mask=true_mask if which == "true" else None)
                 row[f"{which}@{d:g}"] = {"s": time.perf_counter() - start,
-                                         "near_psnr": near_psnr(result.image, clean, true_mask)}
+                                         "near_psnr": near_psnr(result.image, clean, true_mask, args.colour)}
         rows.append(row)
         cells = [f"{key} {v['near_psnr']:.2f} dB {v['s']:.2f} s" for key, v in row.items() if "@" in key]
         print(f"{path.name:32s} {kind:8s} " + " | ".join(cells), flush=True)
@@ -96,7 +119,9 @@ def main() -> None:
                                    for m in ("near_psnr", "s")}
                              for key in chosen[0] if "@" in key} | {"n": len(chosen)}
             print(kind, json.dumps(summary[kind]))
-    print(json.dumps({"size": args.size, "hr": args.hr, "photos": len(rows), "summary": summary}))
+    print(json.dumps({"size": args.size, "hr": args.hr, "texture_depth": args.texture_depth,
+                      "colour": args.colour, "enlarge": args.enlarge, "photos": len(rows),
+                      "summary": summary}))
 
 
 if __name__ == "__main__":

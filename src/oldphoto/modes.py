@@ -85,18 +85,24 @@ class DefaultMode(Mode):
         t = time.perf_counter()
         out = self.base(image)
         timings["restore"] = time.perf_counter() - t
+        copied = None  # pixels filled with copied texture: their colour is that texture's
         if used_mask is not None and used_mask.any():
             t = time.perf_counter()
             models = r.path_models(path)
             stage = r.restore_stage(path)
+            copied = np.zeros(used_mask.shape, bool)
             out = repair(out, image, used_mask,
                          lambda windows, masks: stage.many(windows, models, path, masks),
-                         diffuse_depth=r.diffusion_depth(path))
+                         diffuse_depth=r.diffusion_depth(path), texture_depth=r.texture_depth(path),
+                         copied=copied)
             timings["repair"] = time.perf_counter() - t
         if tone is not None and tone.gray:
             out = tone.apply(luma(out))
         elif tone is not None or o.colour == "photo":  # a toned photo keeps its own chroma (near its tone)
-            out = photo_colour(out, image, None if used_mask is None else dilate(used_mask, GROW), tone)
+            fill = None if used_mask is None else dilate(used_mask, GROW)
+            if copied is not None:
+                fill &= ~copied
+            out = photo_colour(out, image, fill, tone, own=copied)
         return out, used_mask, path, defects, tone
 
     def base(self, image: np.ndarray) -> np.ndarray:

@@ -38,6 +38,7 @@ class RestoreOptions:
     scratch_min_area: float | None = None  # None: no area rule (default mode); 2e-4 in compat mode
     fidelity: float | None = None  # None: the quality-path card's measured value, else DEFAULT_FIDELITY
     diffusion_depth: float | None = None  # None: the repairing mapping's card, else 0 (networks fill all)
+    texture_depth: float | None = None  # None: the repairing mapping's card, else 0 (no texture fill)
     hr: bool = False
     hr_above: float = 4.0
     faces: bool | None = None
@@ -72,6 +73,8 @@ class RestoreOptions:
             raise ValueError(f"--fidelity must be in [0, 1], got {self.fidelity}")
         if self.diffusion_depth is not None and self.diffusion_depth < 0:
             raise ValueError(f"--diffusion-depth must be >= 0, got {self.diffusion_depth}")
+        if self.texture_depth is not None and self.texture_depth < 0:
+            raise ValueError(f"--texture-depth must be >= 0, got {self.texture_depth}")
         if self.scratch_min_area is not None and not 0.0 <= self.scratch_min_area <= 1.0:
             raise ValueError(f"--scratch-min-area must be a fraction in [0, 1], got {self.scratch_min_area}")
         if self.mask_threshold is not None and not 0.0 < self.mask_threshold < 1.0:
@@ -128,6 +131,12 @@ class RestoreOptions:
                             "(hairlines, thin scratches, dust) by diffusion from their edges instead of "
                             "the networks (default: the value measured for the installed scratch weights, "
                             "written in their card; 0, the networks fill everything, when it has none)")
+        g.add_argument("--texture-depth", type=float, default=d.texture_depth, metavar="PX",
+                       help="fill the deeper defects whose every pixel lies within PX pixels of an "
+                            "undamaged one (scratches and cracks on high-resolution scans) with patches "
+                            "of the undamaged texture around them instead of the networks (default: the "
+                            "value measured for the installed scratch weights, written in their card; 0, "
+                            "none, when it has none)")
         g = parser.add_argument_group("restoration")
         g.add_argument("--fidelity", type=float, default=d.fidelity, metavar="F",
                        help="away from the defects, 1 keeps the photo's own structure and detail (only "

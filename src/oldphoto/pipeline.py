@@ -203,6 +203,13 @@ class Restorer:
             return self.options.diffusion_depth
         return self._card_value(PATH_ROLES[path][1], "diffusion_depth", 0.0)
 
+    def texture_depth(self, path: str) -> float:
+        """The user's --texture-depth, else the one measured for the mapping that repairs on ``path``
+        (its card), else 0: no defect is filled with copied texture."""
+        if self.options.texture_depth is not None:
+            return self.options.texture_depth
+        return self._card_value(PATH_ROLES[path][1], "texture_depth", 0.0)
+
     def _card_value(self, role: str, name: str, default: float) -> float:
         """Calibration ``name`` of the installed ``role``'s card (read once), else ``default`` (also for
         modules handed in, which have no card)."""

@@ -323,6 +323,20 @@ def test_local_repair_leaves_pixels_far_from_the_defects_alone(models_no_faces, 
     assert reach() <= 10
 
 
+def test_texture_fill_keeps_a_colour_photos_colours_under_a_scratch(models_no_faces):
+    yy, xx = np.mgrid[0:160, 0:200].astype(np.float32)
+    wave = lambda period, phase: 0.5 + 0.3 * np.sin(2 * np.pi * (xx + phase * yy) / period)  # noqa: E731
+    clean = np.stack([wave(12, 0), wave(16, 1), wave(8, 0.5)], axis=-1)  # a smooth colourful pattern
+    img = clean.copy()
+    mask = np.zeros((160, 200), bool)
+    mask[76:84, 20:180] = True  # a scratch 8 px wide (depth 4)
+    img[mask] = 1.0
+    copied = restorer(models_no_faces, texture_depth=8, fidelity=1.0).restore(img, mask=mask)
+    networks = restorer(models_no_faces, fidelity=1.0).restore(img, mask=mask)
+    err = lambda result: np.abs(result.image[mask] - clean[mask]).mean()  # noqa: E731
+    assert err(copied) < 0.05 < 0.1 < err(networks)  # (as good as off the scratch; tiny random networks)
+
+
 def test_networks_alone_are_the_restorations_own_stages(models_no_faces):
     """Restorer.networks (what `oldphoto train evaluate` scores) is the fidelity-0 restoration's network
     output; raw levels differ from fitted ones; compat mode has no such stage."""

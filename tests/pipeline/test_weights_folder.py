@@ -77,4 +77,10 @@ def test_mask_threshold_comes_from_the_detector_card(tmp_path):
     assert Restorer(weights=folder, device="cpu", faces=False).diffusion_depth("hr") == 0.0
     given = Restorer(weights=folder, device="cpu", faces=False, diffusion_depth=0)
     assert given.diffusion_depth("scratch") == 0
+    # --texture-depth: the same rule; no texture fill without the user's or the card's value
+    assert Restorer(weights=folder, device="cpu", faces=False).texture_depth("scratch") == 0.0
+    (folder / "mapping_scratch.json").write_text(json.dumps(card | {"texture_depth": 12.0}))
+    assert Restorer(weights=folder, device="cpu", faces=False).texture_depth("scratch") == 12.0
+    assert Restorer(weights=folder, device="cpu", faces=False).texture_depth("hr") == 0.0
+    assert Restorer(weights=folder, device="cpu", faces=False, texture_depth=6).texture_depth("scratch") == 6
     shutil.rmtree(folder)

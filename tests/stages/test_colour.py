@@ -44,6 +44,21 @@ def test_chroma_under_a_defect_is_filled_from_around_it():
     assert err(with_fill) < 0.02 < err(without)
 
 
+def test_where_the_repair_copied_texture_its_colour_is_kept():
+    red = np.zeros((64, 64, 3), np.float32)
+    red[...] = (0.8, 0.2, 0.2)
+    photo = red.copy()
+    photo[:, 27:37] = 1.0  # a white crack, and its fringe that the mask misses
+    mask = np.zeros((64, 64), bool)
+    mask[:, 30:34] = True
+    copied = np.zeros((64, 64), bool)
+    copied[:, 26:38] = True  # what the texture fill reached (the defect, grown)
+    restored = red.copy()  # the copies' colour
+    err = lambda img: np.abs(img[copied] - red[copied]).max()  # noqa: E731
+    assert err(photo_colour(restored, photo, mask & ~copied, own=copied)) < 0.02
+    assert err(photo_colour(restored, photo, mask)) > 0.1  # filled in from the fringe: paler
+
+
 def test_gray_photo_stays_gray(photo):
     gray = np.repeat(luma(photo)[..., None], 3, axis=2)
     out = photo_colour(gray * 0.9, gray)

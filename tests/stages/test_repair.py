@@ -10,6 +10,7 @@ from oldphoto.stages.repair import (
     regions,
     repair,
     repair_weight,
+    texture_fill,
     units,
     windows,
 )
@@ -170,3 +171,62 @@ def test_diffusion_fills_a_thin_line_from_beyond_its_grown_edge():
     mask[:, 20] = True
     assert np.allclose(diffuse(window, mask, grow=2)[:, 17:24], 0.3, atol=1e-3)
     assert diffuse(window, mask, grow=0)[:, 20].mean() > 0.5  # without growth the edge bleeds in
+
+
+def _periodic_texture(h: int, w: int, period: int = 7) -> np.ndarray:
+    tile = np.random.default_rng(3).uniform(0.2, 0.8, (period, period, 3)).astype(np.float32)
+    return np.tile(tile, (h // period + 1, w // period + 1, 1))[:h, :w]
+
+
+def test_texture_fill_carries_the_texture_across_a_scratch_where_diffusion_smooths_it():
+    clean = _periodic_texture(80, 120)
+    hole = np.zeros((80, 120), bool)
+    hole[36:44, 10:110] = True  # a scratch 8 px wide (depth 4)
+    damaged = clean.copy()
+    damaged[hole] = 1.0
+    filled = texture_fill(damaged, hole, ~hole)
+    assert np.array_equal(filled[~hole], damaged[~hole])  # only the hole is touched
+    assert np.abs(filled[hole] - clean[hole]).mean() < 0.01  # the texture continues exactly
+    assert np.abs(diffuse(damaged, hole, grow=0)[hole] - clean[hole]).mean() > 0.08
+
+
+def test_texture_fill_copies_neither_from_outside_its_source_nor_undetected_damage():
+    rng = np.random.default_rng(5)
+    photo = (0.5 + rng.normal(0, 0.02, (80, 120, 1))).repeat(3, axis=2).astype(np.float32)
+    hole = np.zeros((80, 120), bool)
+    hole[38:42, 5:115] = True
+    photo[hole] = 1.0
+    photo[30:34, :] = 0.0  # a dark line that is no source (as beside another defect)
+    source = np.ones((80, 120), bool)
+    source[28:36, :] = False
+    specks = rng.random((80, 120)) < 0.02  # bright specks the mask missed, in the source
+    specks[28:44, :] = False
+    photo[specks] = 1.0
+    filled = texture_fill(photo, hole, source)
+    assert filled[hole].min() > 0.3 and filled[hole].max() < 0.7
+
+
+def test_defects_between_the_diffusion_and_texture_depths_take_copied_texture():
+    clean = _periodic_texture(260, 300)
+    photo = clean.copy()
+    m = np.zeros((260, 300), bool)
+    m[40:42, 20:280] = True  # thin (depth 1): diffusion
+    m[90:98, 20:280] = True  # 8 px wide (depth 4): texture
+    m[200:240, 200:240] = True  # a hole (depth 20): the network
+    photo[m] = 1.0
+    calls = []
+
+    def inpaint(windows, masks):
+        calls.extend(mk.copy() for mk in masks)
+        return [np.zeros_like(w) for w in windows]
+
+    copied = np.zeros_like(m)
+    out = repair(clean, photo, m, inpaint, diffuse_depth=2.5, texture_depth=8, copied=copied)
+    assert len(calls) == 1 and calls[0].sum() == 40 * 40  # only the hole went to the network
+    band = np.zeros_like(m)
+    band[90:98, 30:270] = True
+    assert np.abs(out[band] - clean[band]).mean() < 0.02
+    assert copied[band].all() and not copied[40:42].any() and not copied[200:240, 200:240].any()
+    calls.clear()
+    repair(clean, photo, m, inpaint, diffuse_depth=2.5)  # default: no texture fill, the band to the network
+    assert sum(int(c.sum()) for c in calls) >= 40 * 40 + 8 * 260

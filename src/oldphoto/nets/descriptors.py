@@ -147,16 +147,16 @@ DESCRIPTORS: tuple[ArchitectureDescriptor, ...] = (
         size=SizeRequirements(multiple=4, minimum=2), input_scale=4,
         roles=(Role("mapping_scratch", _official("mapping_scratch", _MAPPING_FILE)),),
         signature=("before_NL.0.weight", "NL.theta.weight", "NL.g.weight"),
-        # defects no deeper than this (px) are filled by diffusion: these weights were measured to fill
-        # them worse (docs/restore.md, step 3)
-        card_fields=("diffusion_depth",),
+        # defects no deeper than these (px) are filled by diffusion, then by copied texture: these
+        # weights were measured to fill them worse (docs/restore.md, step 3)
+        card_fields=("diffusion_depth", "texture_depth"),
         tile_bytes_per_pixel=3400),
     ArchitectureDescriptor(
         "mapping_patch_attention", "oldphoto.nets.mapping:PatchAttentionMapping",
         size=SizeRequirements(multiple=4, minimum=2), input_scale=4,  # as the scratch mapping
         roles=(Role("mapping_hr", _official("mapping_Patch_Attention", _MAPPING_FILE)),),
         signature=("before_NL.0.weight", "NL_scale_1.F_Combine.weight"),
-        card_fields=("diffusion_depth",),  # as the scratch mapping's
+        card_fields=("diffusion_depth", "texture_depth"),  # as the scratch mapping's
         tile_bytes_per_pixel=2400),
     ArchitectureDescriptor(
         "detector", "oldphoto.nets.detector:DefectDetector",

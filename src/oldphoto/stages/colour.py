@@ -7,7 +7,10 @@ chroma comes out faded (held-out crops, bundled networks chained: 21.4 dB with t
 mostly in luma, so the default keeps the restored luma and takes chroma (YCbCr Cb, Cr) from the input photo:
 
 * under the defect mask the photo's chroma is the defect's (a white scratch is neutral), so it is filled
-  in from the surrounding chroma (OpenCV Telea inpainting);
+  in from the surrounding chroma (OpenCV Telea inpainting), except where the repair copied texture
+  (``own``): there the copies bring the chroma of the undamaged pixels they came from, while filling
+  in from the mask's edge would take in a crack's white fringe where the mask misses it (gray fills on
+  the scratched girl's brown curtain);
 * chroma noise is removed with a guided filter (He et al., 2010) whose guide is the restored luma, so the
   colours follow the restored edges instead of bleeding across them; the filter may move a chroma value
   by at most ``CHROMA_CLAMP`` times the photo's own chroma noise, so real colour detail that the luma
@@ -66,7 +69,8 @@ def _inpaint_chroma(chroma: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def photo_colour(restored: np.ndarray, photo: np.ndarray, mask: np.ndarray | None = None,
-                 tone: Tone | None = None, radius: int = GUIDE_RADIUS, eps: float = GUIDE_EPS) -> np.ndarray:
+                 tone: Tone | None = None, radius: int = GUIDE_RADIUS, eps: float = GUIDE_EPS,
+                 own: np.ndarray | None = None) -> np.ndarray:
     """``restored``'s luma with ``photo``'s chroma (inpainted under ``mask``, denoised along the luma).
 
     Args:
@@ -75,6 +79,7 @@ def photo_colour(restored: np.ndarray, photo: np.ndarray, mask: np.ndarray | Non
         mask: optional H×W bool, True = defect (its chroma is not the photo's).
         tone: the photo's tone, when it is monochrome: the chroma moves towards the tone's chroma of the
             restored luma (and takes it under ``mask``) rather than towards a filtered chroma.
+        own: optional H×W bool, pixels whose chroma is ``restored``'s (texture the repair copied there).
     Returns H×W×3 float32 in [0, 1]. Works one channel at a time to keep big scans within memory.
     """
     if restored.shape != photo.shape or restored.ndim != 3 or restored.shape[2] != 3:
@@ -89,6 +94,8 @@ def photo_colour(restored: np.ndarray, photo: np.ndarray, mask: np.ndarray | Non
         limit = CHROMA_CLAMP * sigma if sigma >= MIN_SIGMA else 0.0
         if mask is not None and mask.any() and toned is None:  # (a toned photo takes its tone's there)
             c = _inpaint_chroma(c, mask)
+        if own is not None and own.any() and toned is None:
+            c = np.where(own, restored @ _TO_YCC[k], c)
         smooth = guided_filter(y, c, radius, eps) if toned is None else toned @ _TO_YCC[k]
         if mask is not None and mask.any():  # under the defects the filled-in chroma is free to change
             limit = np.where(mask, np.inf, limit).astype(np.float32)

@@ -10,8 +10,10 @@ edge of the repair shows.  Everywhere else the photo keeps the base restoration 
 and a long scratch a row of small ones along it (:func:`units`).
 
 Defects no deeper than ``diffuse_depth`` px (every pixel that close to an undamaged one: hairlines, thin
-scratches, dust specks) can instead be filled by diffusion from their edges (:func:`diffuse`), when the
-installed networks were measured to fill them worse than that (the scratch weights' card says so).
+scratches, dust specks) can instead be filled by diffusion from their edges (:func:`diffuse`), and those
+no deeper than ``texture_depth`` px by patches of the undamaged texture around them
+(:func:`texture_fill`), when the installed networks were measured to fill them worse than that (the
+scratch weights' card says so).
 """
 
 from __future__ import annotations
@@ -50,15 +52,35 @@ SPLIT_THIN = 16
 # faint halo the mask missed) all the way, where the networks take context from farther away.
 DIFFUSION_RADIUS = 3
 
+# Texture fill (exemplar-based inpainting, after Criminisi, Pérez and Toyama, 2004; ``--texture-depth``,
+# off unless asked for): a defect too deep for diffusion but no hole is filled from its edge
+# inwards, each step copying into the missing pixels around the outermost one those of the undamaged
+# TEXTURE_PATCH² patch within TEXTURE_SEARCH px that best matches the pixels known around it (least
+# squares).  The networks fill such a defect smoothly, and on a print scanned at a high resolution a
+# smooth band across cloth, wood or grain shows nearly as much as the scratch did (the scratched girl
+# enlarged 3×: gray bands on her curtain); copied patches carry the texture.  Only the TEXTURE_STEP²
+# pixels around the outermost one are copied per step, so that each step is matched on pixels already
+# in place.  Patches come only from pixels farther than TEXTURE_AVOID px from every defect, and one that
+# would bring pixels lighter or darker than all those known around the target by TEXTURE_OUTLIER only
+# when nothing else is left: undetected damage nearby would be copied in as specks.  A crack's rim (its
+# shadowed or lifted edge) grows with its width and the detector's mask misses it, so the fill covers
+# the defect grown by TEXTURE_RIM times its depth more.  Holes, deeper than the depth asked for, stay
+# with the networks: copied patches build wrong structure across them.  Not the default: across a
+# face's features (a brow, a hairline) copies leave blotches where the networks leave a soft smudge,
+# and near the repairs it scores below the networks (docs/restore.md, step 3).
+TEXTURE_PATCH = 9
+TEXTURE_STEP = 3
+TEXTURE_SEARCH = 40
+TEXTURE_AVOID = 6
+TEXTURE_OUTLIER = 0.1  # brightness (mean of the channels), 0-1
+TEXTURE_RIM = 0.5
+
 Box = tuple[int, int, int, int]  # y0, x0, y1, x1 (end exclusive)
 
 
 def repair_weight(mask: np.ndarray, grow: int = GROW, feather: float = FEATHER) -> np.ndarray:
     """Float32 ``H×W`` in [0, 1]: 1 on the defects grown by ``grow`` px, falling smoothly to 0 outside."""
-    m = mask.astype(np.uint8)
-    if grow > 0:
-        m = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
-    core = m.astype(np.float32)
+    core = _dilated(mask, grow).astype(np.float32)
     if feather <= 0:
         return core
     # blur the grown mask and keep the core at 1: the ramp lies outside the grown mask only
@@ -182,9 +204,7 @@ def shallow(count: int, depth: Callable[[int], float], limit: float) -> frozense
 def diffuse(window: np.ndarray, mask: np.ndarray, grow: int = GROW) -> np.ndarray:
     """``window`` (``h×w×3`` float32) with its defects (``mask``, grown by ``grow`` px) filled by
     diffusion from their edges, channel by channel in float."""
-    m = mask.astype(np.uint8)
-    if grow > 0:
-        m = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+    m = _dilated(mask, grow).astype(np.uint8)
     window = np.ascontiguousarray(window, dtype=np.float32)
     return np.stack([cv2.inpaint(np.ascontiguousarray(window[..., c]), m, DIFFUSION_RADIUS, cv2.INPAINT_NS)
                      for c in range(window.shape[2])], axis=-1)
@@ -199,6 +219,100 @@ def _diffuse_region(out: np.ndarray, base: np.ndarray, photo: np.ndarray, mask: 
     m = mask[y0:y1, x0:x1]  # every defect there: none is taken for context
     alpha = repair_weight(m & (labels[y0:y1, x0:x1] == label), grow, feather)[..., None]
     out[y0:y1, x0:x1] += alpha * (diffuse(photo[y0:y1, x0:x1], m, grow) - base[y0:y1, x0:x1])
+
+
+def texture_fill(image: np.ndarray, hole: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """``image`` (``h×w×3`` float32) with the pixels of ``hole`` filled by copying patches that lie wholly
+    in ``source`` (see ``TEXTURE_PATCH``), from the edge of the hole inwards; a pixel with no such patch
+    within four times ``TEXTURE_SEARCH`` px is filled by diffusion."""
+    half, step = TEXTURE_PATCH // 2, TEXTURE_STEP // 2
+    img = cv2.copyMakeBorder(np.ascontiguousarray(image, dtype=np.float32), half, half, half, half,
+                             cv2.BORDER_REFLECT)
+    todo = np.pad(hole, half)  # (the reflected border is known: it only completes patches at the edge)
+    # centres of the patches that may be copied: every pixel of the patch in the source, none in the hole
+    whole = np.ones((TEXTURE_PATCH, TEXTURE_PATCH), np.uint8)
+    centres = cv2.erode(np.pad(source & ~hole, half).astype(np.uint8), whole,
+                        borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
+    # the darkest and lightest brightness (mean of the channels) each copy would bring: its inner pixels
+    brightness = img.mean(axis=2)
+    inner_square = np.ones((TEXTURE_STEP, TEXTURE_STEP), np.uint8)
+    bounds = (cv2.erode(brightness, inner_square), cv2.dilate(brightness, inner_square))
+    ys, xs = np.nonzero(todo)
+    depth = cv2.distanceTransform(todo.astype(np.uint8), cv2.DIST_L2, 3)[ys, xs]
+    for k in np.argsort(depth, kind="stable"):  # outermost first
+        y, x = int(ys[k]), int(xs[k])
+        if not todo[y, x]:
+            continue
+        patch = np.s_[y - half:y + half + 1, x - half:x + half + 1]
+        found = _best_patch(img, centres, bounds, img[patch], ~todo[patch], y, x)
+        if found is None:
+            continue
+        inner = np.s_[y - step:y + step + 1, x - step:x + step + 1]
+        cy, cx = found
+        fill = todo[inner]
+        img[inner][fill] = img[cy - step:cy + step + 1, cx - step:cx + step + 1][fill]
+        todo[inner] = False
+    out = img[half:-half, half:-half]
+    left = todo[half:-half, half:-half]
+    return diffuse(out, left, grow=0) if left.any() else np.ascontiguousarray(out)
+
+
+def _best_patch(img: np.ndarray, centres: np.ndarray, bounds: tuple[np.ndarray, np.ndarray],
+                template: np.ndarray, known: np.ndarray, y: int, x: int) -> tuple[int, int] | None:
+    """The centre of the patch (one of ``centres``, near ``(y, x)``) whose pixels best match ``template``
+    where ``known``, or None when there is none within four times ``TEXTURE_SEARCH`` px.  Patches whose
+    copied pixels (``bounds``: their darkest and lightest brightness) would be lighter or darker than
+    every known pixel of the template by ``TEXTURE_OUTLIER`` are taken only when no other is left: they
+    are most often damage the mask missed (a crack's branch), which a copy would carry into the fill."""
+    half = TEXTURE_PATCH // 2
+    h, w = centres.shape
+    weight = np.repeat(known[..., None], 3, axis=2).astype(np.float32)
+    seen = template.mean(axis=2)[known]
+    low, high = (float(seen.min()) - TEXTURE_OUTLIER, float(seen.max()) + TEXTURE_OUTLIER) if seen.size \
+        else (-np.inf, np.inf)
+    for reach in (TEXTURE_SEARCH, 2 * TEXTURE_SEARCH, 4 * TEXTURE_SEARCH):
+        y0, y1 = max(y - reach, half), min(y + reach, h - 1 - half)
+        x0, x1 = max(x - reach, half), min(x + reach, w - 1 - half)
+        allowed = centres[y0:y1 + 1, x0:x1 + 1]
+        if not allowed.any():
+            continue
+        area = img[y0 - half:y1 + half + 1, x0 - half:x1 + half + 1]
+        cost = cv2.matchTemplate(area, template, cv2.TM_SQDIFF, mask=weight)
+        cost[~allowed] = np.inf
+        darkest, lightest = (b[y0:y1 + 1, x0:x1 + 1] for b in bounds)
+        cost[(darkest < low) | (lightest > high)] += 1e6  # (still finite: used when nothing else is)
+        j = int(np.argmin(cost))
+        return y0 + j // cost.shape[1], x0 + j % cost.shape[1]
+    return None
+
+
+def _texture_region(out: np.ndarray, base: np.ndarray, mask: np.ndarray, labels: np.ndarray,
+                    stats: np.ndarray, label: int, depth: float, grow: int, feather: float,
+                    copied: np.ndarray | None) -> None:
+    """Blend region ``label``'s fill by :func:`texture_fill` of ``base`` into ``out`` (in place), as the
+    windows' are, and mark the pixels it reaches in ``copied``; patches are copied from within
+    ``TEXTURE_SEARCH`` px of it (farther when none is)."""
+    x, y, bw, bh = (int(v) for v in stats[label, :4])
+    rim = int(np.ceil(depth * TEXTURE_RIM))
+    reach = TEXTURE_SEARCH + TEXTURE_PATCH + rim
+    y0, x0 = max(y - reach, 0), max(x - reach, 0)
+    y1, x1 = min(y + bh + reach, mask.shape[0]), min(x + bw + reach, mask.shape[1])
+    m = mask[y0:y1, x0:x1]
+    own = m & (labels[y0:y1, x0:x1] == label)
+    source = ~_dilated(m, grow + rim + TEXTURE_AVOID)
+    filled = texture_fill(base[y0:y1, x0:x1], _dilated(own, grow + 1 + rim), source)
+    alpha = repair_weight(own, grow + rim, feather)[..., None]
+    out[y0:y1, x0:x1] += alpha * (filled - base[y0:y1, x0:x1])
+    if copied is not None:
+        copied[y0:y1, x0:x1] |= alpha[..., 0] > 0
+
+
+def _dilated(mask: np.ndarray, radius: int) -> np.ndarray:
+    """``mask`` (bool) grown by a disk of ``radius`` px (a copy as it is for 0)."""
+    if radius <= 0:
+        return mask.astype(bool)
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.dilate(mask.astype(np.uint8), disk) > 0
 
 
 def _cells(own: np.ndarray, label: int, y: int, x: int) -> list[Unit]:
@@ -276,9 +390,12 @@ def _merge(groups: list[tuple[Box, list[int]]]) -> list[tuple[Box, list[int]]]:
 def repair(base: np.ndarray, photo: np.ndarray, mask: np.ndarray,
            inpaint: Callable[[list[np.ndarray], list[np.ndarray]], list[np.ndarray]],
            context: int = CONTEXT, grow: int = GROW, feather: float = FEATHER,
-           diffuse_depth: float = 0.0) -> np.ndarray:
+           diffuse_depth: float = 0.0, texture_depth: float = 0.0, copied: np.ndarray | None = None
+           ) -> np.ndarray:
     """``base`` with the defects of ``photo`` repaired by ``inpaint(windows, window_masks)``, those no
-    deeper than ``diffuse_depth`` px by :func:`diffuse` instead.
+    deeper than ``diffuse_depth`` px by :func:`diffuse` instead, the rest of those no deeper than
+    ``texture_depth`` px by :func:`texture_fill` of ``base`` (the pixels that fill reaches are set in
+    ``copied``, bool ``H×W``, when given: their colour is the copied texture's, not to be filled in again).
 
     Args:
         base: ``H×W×3`` float32, what the photo looks like away from the defects.
@@ -286,7 +403,8 @@ def repair(base: np.ndarray, photo: np.ndarray, mask: np.ndarray,
         mask: ``H×W`` bool, True = defect.
         inpaint: restores windows of the photo given their defect masks (one call for all windows, so
             that it can batch them; same sizes out as in).
-    Returns a new ``H×W×3`` float32 array; pixels farther than :func:`reach` from the mask equal ``base``.
+    Returns a new ``H×W×3`` float32 array; pixels farther than :func:`reach` from the mask (with texture
+    fills, their rim farther: ``TEXTURE_RIM``) equal ``base``.
     Defects closer than that to each other are repaired together (the cells of a long one cross-fade),
     so no pixel is blended twice; every defect inside a window is masked for the network, also those
     another window repairs.
@@ -296,15 +414,18 @@ def repair(base: np.ndarray, photo: np.ndarray, mask: np.ndarray,
     if not mask.any():
         return out
     margin = reach(grow, feather)
-    grown = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(
-        cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))) > 0
-    labels, stats = regions(grown)
+    if texture_depth > diffuse_depth:  # (a texture fill reaches its rim farther: the regions hold it too)
+        margin += int(np.ceil(texture_depth * TEXTURE_RIM))
+    labels, stats = regions(_dilated(mask, margin))
     context = max(context - margin, 0)  # the regions hold the margin already
     depth = region_depths(labels, stats, mask)  # (each region's read once, for both questions)
     thin = shallow(len(stats), depth, diffuse_depth)
     for label in thin:
         _diffuse_region(out, base, photo, mask, labels, stats, label, grow, feather)
-    parts = units(labels, stats, mask, context, skip=thin, depth=depth)
+    textured = shallow(len(stats), depth, texture_depth) - thin
+    for label in textured:
+        _texture_region(out, base, mask, labels, stats, label, depth(label), grow, feather, copied)
+    parts = units(labels, stats, mask, context, skip=thin | textured, depth=depth)
     if not parts:
         return out
     groups = windows([u.box for u in parts], mask.shape, context)
