@@ -59,6 +59,21 @@ def test_where_the_repair_copied_texture_its_colour_is_kept():
     assert err(photo_colour(restored, photo, mask)) > 0.1  # filled in from the fringe: paler
 
 
+def test_a_toned_photo_takes_its_tone_where_the_repair_copied_texture(photo):
+    from oldphoto.stages.tone import fit_tone
+
+    sepia = np.clip(luma(photo)[..., None] * np.array([1.0, 0.85, 0.65], np.float32), 0, 1)
+    tone = fit_tone(sepia)
+    assert tone is not None
+    damaged = sepia.copy()
+    copied = np.zeros(sepia.shape[:2], bool)
+    copied[:, 20:28] = True
+    damaged[copied] = 1.0  # a white crack: neutral
+    out = photo_colour(sepia, damaged, None, tone, own=copied)
+    expected = tone.apply(luma(sepia))
+    assert np.abs(out[copied] - expected[copied]).max() < 0.02
+
+
 def test_gray_photo_stays_gray(photo):
     gray = np.repeat(luma(photo)[..., None], 3, axis=2)
     out = photo_colour(gray * 0.9, gray)

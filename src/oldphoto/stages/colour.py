@@ -79,7 +79,8 @@ def photo_colour(restored: np.ndarray, photo: np.ndarray, mask: np.ndarray | Non
         mask: optional H×W bool, True = defect (its chroma is not the photo's).
         tone: the photo's tone, when it is monochrome: the chroma moves towards the tone's chroma of the
             restored luma (and takes it under ``mask``) rather than towards a filtered chroma.
-        own: optional H×W bool, pixels whose chroma is ``restored``'s (texture the repair copied there).
+        own: optional H×W bool, pixels whose chroma is ``restored``'s (texture the repair copied there;
+            in a toned photo the tone's, as under ``mask``).
     Returns H×W×3 float32 in [0, 1]. Works one channel at a time to keep big scans within memory.
     """
     if restored.shape != photo.shape or restored.ndim != 3 or restored.shape[2] != 3:
@@ -97,8 +98,11 @@ def photo_colour(restored: np.ndarray, photo: np.ndarray, mask: np.ndarray | Non
         if own is not None and own.any() and toned is None:
             c = np.where(own, restored @ _TO_YCC[k], c)
         smooth = guided_filter(y, c, radius, eps) if toned is None else toned @ _TO_YCC[k]
-        if mask is not None and mask.any():  # under the defects the filled-in chroma is free to change
-            limit = np.where(mask, np.inf, limit).astype(np.float32)
+        free = mask  # where the chroma may change freely: under the defects, in a toned photo copies too
+        if toned is not None and own is not None:
+            free = own if free is None else free | own
+        if free is not None and free.any():
+            limit = np.where(free, np.inf, limit).astype(np.float32)
         chroma.append(c + np.clip(smooth - c, -limit, limit))
     out = np.empty_like(restored)
     for k in range(3):
