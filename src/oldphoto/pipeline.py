@@ -32,7 +32,6 @@ from oldphoto.stages.defects import (
     OFFICIAL_THRESHOLD,
     Defects,
     DefectStage,
-    calibration,
     detection_short_side,
     dilate,
     find_defects,
@@ -116,7 +115,6 @@ class Restorer:
         self._loaded: dict[str, nn.Module] = {}
         self._face_stage: FaceStage | None = None
         self._info: dict[str, str] | None = None
-        self._threshold: float | None = None
         self._card_values: dict[tuple[str, str], float] = {}
         self.mode: Mode = OfficialMode(self) if options.compat == "official" else DefaultMode(self)
         self.faces_enabled = self._decide_faces()
@@ -227,11 +225,9 @@ class Restorer:
         """The user's threshold, else the one calibrated for the detector's weights, else the official 0.4."""
         if self.options.mask_threshold is not None:
             return self.options.mask_threshold
-        if not self.mode.calibrated_threshold or self._explicit is not None:
+        if not self.mode.calibrated_threshold:
             return OFFICIAL_THRESHOLD
-        if self._threshold is None:  # read once per Restorer, like the detector itself
-            self._threshold = calibration(self.options.weights)[0]
-        return self._threshold
+        return self._card_value("detector", "threshold", OFFICIAL_THRESHOLD)
 
     def model_info(self) -> dict[str, str]:
         """role -> "source sha256[:12]" for every role this configuration uses (provenance tags)."""

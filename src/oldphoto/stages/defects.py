@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -56,25 +55,6 @@ def detection_short_side(option: int | None, shape: tuple[int, int]) -> int | No
     if option is None:
         return DETECT_SHORT_SIDE if min(shape) > DETECT_SHORT_SIDE else None
     return option or None
-
-
-def calibration(weights_dir: str | Path | None = None) -> tuple[float, float]:
-    """(threshold, scratch-path area) calibrated for the installed detector, read once from its card
-    (``threshold``, ``scratch_min_area``); the official 0.4 and :data:`DEFAULT_MIN_AREA` where it has none.
-
-    ``weights_dir`` is searched like :func:`oldphoto.weights.find_card` (then the bundled weights)."""
-    from oldphoto.weights import find_card
-
-    card = find_card("detector", weights_dir)
-    threshold = None if card is None else card.calibration.get("threshold")
-    area = None if card is None else card.calibration.get("scratch_min_area")
-    return (OFFICIAL_THRESHOLD if threshold is None else float(threshold),
-            DEFAULT_MIN_AREA if area is None else float(area))
-
-
-def calibrated_threshold(weights_dir: str | Path | None = None) -> float:
-    """The threshold of :func:`calibration`."""
-    return calibration(weights_dir)[0]
 
 
 @dataclass
