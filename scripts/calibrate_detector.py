@@ -18,7 +18,8 @@ defect-free photos, and the scratch path then whitens and repaints them.  On fur
 (``mixed``, and the defect-free kinds ``unstructured`` and ``oldlook``) the script restores each crop by
 both paths with the whole pipeline (``--weights``) and stores as ``scratch_min_area`` the smallest
 flagged fraction above which the scratch path pays on average (highest mean PSNR of the resulting
-choice), the pipeline's default when ``--scratch-min-area`` is not given.
+choice).  It is recorded, not applied: the default mode decides by the defects' shapes
+(``Defects.worth_repairing``) and uses an area rule only when ``--scratch-min-area`` is given.
 
     python scripts/calibrate_detector.py --weights src/oldphoto/weights/bundled --corpus assets/corpus
 """
