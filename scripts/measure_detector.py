@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from oldphoto.metrics.roc import pixels_from_masks, roc_auc
-from oldphoto.stages.defects import DefectStage, calibrated_threshold
+from oldphoto.pipeline import Restorer
+from oldphoto.stages.defects import DefectStage
 from oldphoto.train import data as D
 from oldphoto.train.evaluate import heldout_cases
 from oldphoto.weights import load_model
@@ -111,7 +112,7 @@ def main() -> None:
     args = ap.parse_args()
 
     detector = load_model("detector", args.weights)
-    threshold = calibrated_threshold(args.weights)
+    threshold = Restorer(weights=args.weights, faces=False, device="cpu").mask_threshold()  # the card's
 
     def run(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

@@ -117,12 +117,12 @@ def bundled_detect():
     import torch
 
     from oldphoto import Restorer
-    from oldphoto.stages.defects import DefectStage, calibrated_threshold
+    from oldphoto.stages.defects import DefectStage
 
     folder = bundled_weights_dir()
     net = load_model("detector", weights_dir=folder)
-    stage = DefectStage(net, calibrated_threshold(folder))
     restorer = Restorer(weights=folder, faces=False, device="cpu")
+    stage = DefectStage(net, restorer.mask_threshold())
 
     def detect(image):
         with torch.no_grad():
