@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from oldphoto.stages.defects import dilate
+
 # Repair weight: the mask grown by GROW px is fully repaired, then the weight falls to 0 over FEATHER px.
 GROW = 2
 FEATHER = 2.0
@@ -80,7 +82,7 @@ Box = tuple[int, int, int, int]  # y0, x0, y1, x1 (end exclusive)
 
 def repair_weight(mask: np.ndarray, grow: int = GROW, feather: float = FEATHER) -> np.ndarray:
     """Float32 ``H×W`` in [0, 1]: 1 on the defects grown by ``grow`` px, falling smoothly to 0 outside."""
-    core = _dilated(mask, grow).astype(np.float32)
+    core = dilate(mask, grow).astype(np.float32)
     if feather <= 0:
         return core
     # blur the grown mask and keep the core at 1: the ramp lies outside the grown mask only
@@ -204,7 +206,7 @@ def shallow(count: int, depth: Callable[[int], float], limit: float) -> frozense
 def diffuse(window: np.ndarray, mask: np.ndarray, grow: int = GROW) -> np.ndarray:
     """``window`` (``h×w×3`` float32) with its defects (``mask``, grown by ``grow`` px) filled by
     diffusion from their edges, channel by channel in float."""
-    m = _dilated(mask, grow).astype(np.uint8)
+    m = dilate(mask, grow).astype(np.uint8)
     window = np.ascontiguousarray(window, dtype=np.float32)
     return np.stack([cv2.inpaint(np.ascontiguousarray(window[..., c]), m, DIFFUSION_RADIUS, cv2.INPAINT_NS)
                      for c in range(window.shape[2])], axis=-1)
@@ -299,20 +301,12 @@ def _texture_region(out: np.ndarray, base: np.ndarray, mask: np.ndarray, labels:
     y1, x1 = min(y + bh + reach, mask.shape[0]), min(x + bw + reach, mask.shape[1])
     m = mask[y0:y1, x0:x1]
     own = m & (labels[y0:y1, x0:x1] == label)
-    source = ~_dilated(m, grow + rim + TEXTURE_AVOID)
-    filled = texture_fill(base[y0:y1, x0:x1], _dilated(own, grow + 1 + rim), source)
+    source = ~dilate(m, grow + rim + TEXTURE_AVOID)
+    filled = texture_fill(base[y0:y1, x0:x1], dilate(own, grow + 1 + rim), source)
     alpha = repair_weight(own, grow + rim, feather)[..., None]
     out[y0:y1, x0:x1] += alpha * (filled - base[y0:y1, x0:x1])
     if copied is not None:
         copied[y0:y1, x0:x1] |= alpha[..., 0] > 0
-
-
-def _dilated(mask: np.ndarray, radius: int) -> np.ndarray:
-    """``mask`` (bool) grown by a disk of ``radius`` px (a copy as it is for 0)."""
-    if radius <= 0:
-        return mask.astype(bool)
-    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    return cv2.dilate(mask.astype(np.uint8), disk) > 0
 
 
 def _cells(own: np.ndarray, label: int, y: int, x: int) -> list[Unit]:
@@ -416,7 +410,7 @@ def repair(base: np.ndarray, photo: np.ndarray, mask: np.ndarray,
     margin = reach(grow, feather)
     if texture_depth > diffuse_depth:  # (a texture fill reaches its rim farther: the regions hold it too)
         margin += int(np.ceil(texture_depth * TEXTURE_RIM))
-    labels, stats = regions(_dilated(mask, margin))
+    labels, stats = regions(dilate(mask, margin))
     context = max(context - margin, 0)  # the regions hold the margin already
     depth = region_depths(labels, stats, mask)  # (each region's read once, for both questions)
     thin = shallow(len(stats), depth, diffuse_depth)
