@@ -130,3 +130,24 @@ def test_gated_generator_blends_with_its_input_and_round_trips():
     folded = gated.folded()
     with torch.no_grad():
         assert torch.allclose(folded(x), gated(x), atol=1e-5)
+
+
+def test_residual_generator_starts_at_its_input_and_adds_a_clipped_correction():
+    import torch
+
+    from oldphoto.nets.face import FaceGenerator
+
+    torch.manual_seed(0)
+    net = FaceGenerator(ngf=2, size=32, spade_hidden=4, residual=True).eval()
+    assert net.config["residual"] is True
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(net(x), x)  # untrained: the degraded face as it is
+        net.conv_img.bias.fill_(0.5)
+        y = net(x)
+        assert torch.allclose(y, (x + 0.5).clamp(-1, 1), atol=1e-6)
+        assert float(y.max()) == 1.0  # clipped, not squashed by tanh
+        folded = net.folded()
+        assert folded.config["residual"] is True and torch.allclose(folded(x), y, atol=1e-5)
+    with pytest.raises(ValueError, match="gated or residual"):
+        FaceGenerator(ngf=2, size=32, spade_hidden=4, gate=True, residual=True)

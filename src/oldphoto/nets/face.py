@@ -8,7 +8,10 @@ The degraded face (N×3×S×S in [-1, 1]) is both the seed and the condition:
   nearest ×2 (16→8→4→2→1 ·ngf channels), ending at S×S;
 * ``conv_img``: LeakyReLU(0.2), 3×3 conv ngf→3, tanh;
 * optional (``gate=True``, not in the official models): ``conv_gate``, 3×3 conv ngf→1 + sigmoid, a per-pixel
-  blend between that output and the degraded input.
+  blend between that output and the degraded input;
+* optional (``residual=True``, not in the official models): ``conv_img`` without tanh predicts a correction
+  added to the degraded face (clipped to [-1, 1]); it starts at zero, so the untrained generator returns its
+  input.  The weights have the same keys either way: the card's config says which.
 
 Every residual block normalises with a parameter-free BatchNorm (running statistics at inference) and then
 modulates with γ, β predicted from the degraded face resized (bilinear) to that feature size (SPADE), so the
@@ -112,14 +115,18 @@ class FaceGenerator(nn.Module):
     ARCH_NAME = "face_generator"
 
     def __init__(self, *, ngf: int = 64, size: int = 256, spectral_norm: bool = True, image_channels: int = 3,
-                 spade_hidden: int = 128, gate: bool = False) -> None:
+                 spade_hidden: int = 128, gate: bool = False, residual: bool = False) -> None:
         super().__init__()
         if size % 32 or size < 32:
             raise ValueError(f"size must be a positive multiple of 32 (5 upsamplings), got {size}")
+        if gate and residual:
+            raise ValueError("a face generator is gated or residual, not both")
         self.config = {"ngf": ngf, "size": size, "spectral_norm": spectral_norm,
                        "image_channels": image_channels, "spade_hidden": spade_hidden}
         if gate:  # only recorded when on, so official / ungated configs stay as they were
             self.config["gate"] = True
+        if residual:
+            self.config["residual"] = True
         self.size = size
         self.seed_size = size // 32
         kw = {"spectral_norm": spectral_norm, "cond_channels": image_channels, "hidden": spade_hidden}
@@ -139,6 +146,12 @@ class FaceGenerator(nn.Module):
             self.conv_gate = nn.Conv2d(ngf, 1, 3, padding=1)
             nn.init.zeros_(self.conv_gate.weight)
             nn.init.constant_(self.conv_gate.bias, 3.0)
+        if residual:
+            # a correction to the degraded face rather than a face drawn anew from an 8×8 seed: a small
+            # generator then keeps the face's geometry (its identity) and what was already fine, and learns
+            # only what the degradation took away; from zero, so training starts at the input itself
+            nn.init.zeros_(self.conv_img.weight)
+            nn.init.zeros_(self.conv_img.bias)
 
     def forward(self, degraded: torch.Tensor) -> torch.Tensor:
         c = self.config["image_channels"]
@@ -167,6 +180,8 @@ class FaceGenerator(nn.Module):
             x = up(x)
             x = block(x, cond(x))
         feat = F.leaky_relu(x, 0.2)
+        if self.config.get("residual"):
+            return (degraded + self.conv_img(feat)).clamp(-1.0, 1.0)
         out = torch.tanh(self.conv_img(feat))
         if self.config.get("gate"):
             g = torch.sigmoid(self.conv_gate(feat))
