@@ -101,3 +101,31 @@ def test_the_role_follows_the_trained_size(tmp_path):
     stage.nets = {"G": FaceGenerator(**nets[512].config)}
     _init_from_weights(stage, folder, verbose=False)
     torch.testing.assert_close(stage.nets["G"].state_dict(), nets[512].state_dict())
+
+
+def test_residual_generator_trains_from_its_input_and_exports_as_residual(faces_dir, tmp_path, perceptual_net):
+    from oldphoto.train.export import export_runs
+    from oldphoto.train.trainer import train
+    from oldphoto.weights import load_model
+    from oldphoto.weights.store import find_card
+
+    stage = _stage(faces_dir, tmp_path, ["lambda_gan=0", "batch_size=2", "nets.G.residual=true"])
+    batch = next(stage.batches(np.random.default_rng(0)))
+    with torch.no_grad():
+        assert torch.equal(stage.nets["G"](batch["degraded"]), batch["degraded"])  # starts at the input
+    before = stage.main_loss(batch).item()
+    for step in range(8):
+        stage.train_step(batch, step)
+    assert stage.main_loss(batch).item() < before
+
+    runs = tmp_path / "runs"
+    cfg = load_stage_config("tiny", "face", [f"faces={faces_dir}", "nets.G.size=64", "nets.G.residual=true",
+                                             "lambda_gan=0", "lr=0.002"], runs_dir=runs)
+    train("face", cfg, runs / "face", steps=3, quiet=True)
+    export_runs(runs, tmp_path / "w", stages=["face"])
+    assert find_card("face_64", tmp_path / "w").config["residual"] is True  # same keys: the card says it
+    net = load_model("face_64", weights_dir=tmp_path / "w")
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        y = net(x)
+    assert net.config["residual"] is True and not torch.equal(y, x)
