@@ -233,3 +233,27 @@ def test_all_29_faces_of_the_solvay_photo_are_found():
         assert all(box_iou(a.box, b.box) < 0.3 for b in faces[i + 1:])
         w = a.box[2] - a.box[0]
         assert 25 <= w <= 60  # every face of this photo is 30-45 px wide: no false positive
+
+
+def test_paste_back_of_a_shrunk_face_keeps_the_detail_the_crop_could_not_hold():
+    from oldphoto.stages.faces import align_face, paste_back
+
+    rng = np.random.default_rng(1)
+    img = (0.3 + 0.4 * rng.random((400, 400, 3))).astype(np.float32)  # detail at every pixel
+    m = np.array([[0.5, 0.0, 36.0], [0.0, 0.5, 36.0]])  # a 400-px face into a 256 crop: shrunk 2x
+    crop = align_face(img, m, 256)
+    mask = np.zeros((256, 256), np.float32)
+    mask[64:192, 64:192] = 1.0
+    brighter = crop + 0.1  # the model's change: brighter, nothing else
+    kept = paste_back(img.copy(), brighter, mask, m, crop=crop)
+    centre = (slice(150, 250), slice(150, 250))  # well inside the mask
+    assert np.abs(kept[centre] - (img[centre] + 0.1)).max() < 1e-4  # the photo's own pixels, brighter
+    blurred = paste_back(img.copy(), brighter, mask, m)  # the crop itself: its resolution, half the photo's
+    assert np.abs(blurred[centre] - (img[centre] + 0.1)).mean() > 0.05
+    assert np.array_equal(kept[:20], img[:20])  # outside the mask: untouched either way
+
+
+def test_a_large_face_comes_back_with_its_own_pixels_when_the_model_changes_nothing(detector):
+    img = grace_hopper()  # a 208-px face: the 256 crop (face about 130 px wide in it) shrinks it
+    out, faces = FaceStage(lambda x: x, detector=detector)(img)
+    assert faces and np.abs(out - img).max() < 1e-3  # was up to 0.24 when the crop itself was pasted

@@ -324,12 +324,15 @@ def _footprint(m: np.ndarray, size: int, shape: tuple[int, int],
     return max(0, y0), max(0, x0), min(h, y1), min(w, x1)
 
 
-def paste_back(image: np.ndarray, face: np.ndarray, mask: np.ndarray, m: np.ndarray) -> np.ndarray:
+def paste_back(image: np.ndarray, face: np.ndarray, mask: np.ndarray, m: np.ndarray,
+               crop: np.ndarray | None = None) -> np.ndarray:
     """Blend ``face`` (crop space, ``S×S×3``) into ``image`` through ``mask`` (crop space ``S×S``).
 
     Both are warped back by the inverse of the image->crop transform ``m`` (bicubic for the face, bilinear
-    for the mask), only inside the bounding box of the crop's footprint.  ``image`` is modified in place
-    and returned.
+    for the mask), only inside the bounding box of the crop's footprint.  ``crop``: the crop of ``image``
+    the face was made from; when given, what the crop was too small to hold is kept: the image's detail
+    finer than the crop's pixels (the image minus the crop warped back) is added to the face.  ``image``
+    is modified in place and returned.
     """
     size = face.shape[0]
     y0, x0, y1, x1 = _footprint(m, size, image.shape[:2])
@@ -345,6 +348,10 @@ def paste_back(image: np.ndarray, face: np.ndarray, mask: np.ndarray, m: np.ndar
                            flags=cv2.INTER_LINEAR | flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     alpha = np.clip(alpha, 0.0, 1.0)[..., None]
     region = image[y0:y1, x0:x1]
+    if crop is not None:
+        back = back + region - cv2.warpAffine(np.ascontiguousarray(crop, dtype=np.float32), shift,
+                                              (x1 - x0, y1 - y0), flags=cv2.INTER_CUBIC | flags,
+                                              borderMode=cv2.BORDER_REPLICATE)
     image[y0:y1, x0:x1] = np.clip(back, 0.0, 1.0) * alpha + region * (1.0 - alpha)
     return image
 
@@ -499,6 +506,10 @@ class FaceStage:
             else:
                 mask = face_mask(apply_affine(m, face.landmarks68), self.size)
                 new = match_colours(new, crop, mask if mask.sum() > 0 else full, tone)
-            paste_back(out, new, mask, m)
+            # a face larger in the photo than in the crop (a portrait, a big scan) would come back at the
+            # crop's resolution, blurred (Kodak I04's 300-px face: NIQE 5.2 -> 10.5); it keeps its own
+            # finer detail and takes the model's change (compat: the official paste, as it was)
+            shrunk = not self.compat and float(np.sqrt(abs(np.linalg.det(m[:, :2])))) < 1.0
+            paste_back(out, new, mask, m, crop=crop if shrunk else None)
             face.enhanced = True
         return out, faces
