@@ -217,6 +217,6 @@ def test_face_leg_trains_a_new_face_model_and_returns_only_it(faces_dir, tmp_pat
     card = json.loads((tmp_path / "weights" / "face_64.json").read_text())
     assert card["licence"].startswith("NON-COMMERCIAL") and "SMOKE" in card["notes"]
     net = load_model("face_64", weights_dir=tmp_path / "weights")
-    assert net.config["ngf"] == 8
+    assert net.config["ngf"] == 8 and net.config["residual"] is True  # the leg's generator corrects its input
     with pytest.raises(ValueError, match="no data for vae_b"):
         run_leg(pack, tmp_path / "out2", stages=("vae_b",), smoke=True, log=lambda m: None)
