@@ -263,6 +263,11 @@ class FaceDetector:
 # ---------------------------------------------------------------------------------------------------------
 # alignment and paste-back geometry
 
+def crop_scale(m: np.ndarray) -> float:
+    """How much the image->crop similarity ``m`` enlarges the face (below 1: the crop shrinks it)."""
+    return float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+
+
 def align_face(image: np.ndarray, m: np.ndarray, size: int, reflect: bool = True,
                antialias: bool = True) -> np.ndarray:
     """The ``size×size`` crop for the image->crop transform ``m`` (bilinear).
@@ -273,7 +278,7 @@ def align_face(image: np.ndarray, m: np.ndarray, size: int, reflect: bool = True
     """
     border = cv2.BORDER_REFLECT_101 if reflect else cv2.BORDER_CONSTANT
     image = np.ascontiguousarray(image, dtype=np.float32)
-    scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+    scale = crop_scale(m)
     if antialias and scale < 0.8:
         y0, x0, y1, x1 = _footprint(m, size, image.shape[:2], margin=int(np.ceil(2.0 / scale)) + 2)
         if y1 - y0 > 1 and x1 - x0 > 1:
@@ -509,7 +514,7 @@ class FaceStage:
             # a face larger in the photo than in the crop (a portrait, a big scan) would come back at the
             # crop's resolution, blurred (Kodak I04's 300-px face: NIQE 5.2 -> 10.5); it keeps its own
             # finer detail and takes the model's change (compat: the official paste, as it was)
-            shrunk = not self.compat and float(np.sqrt(abs(np.linalg.det(m[:, :2])))) < 1.0
+            shrunk = not self.compat and crop_scale(m) < 1.0
             paste_back(out, new, mask, m, crop=crop if shrunk else None)
             face.enhanced = True
         return out, faces
