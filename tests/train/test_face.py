@@ -103,7 +103,7 @@ def test_the_role_follows_the_trained_size(tmp_path):
     torch.testing.assert_close(stage.nets["G"].state_dict(), nets[512].state_dict())
 
 
-def test_residual_generator_trains_from_its_input_and_exports_as_residual(faces_dir, tmp_path, perceptual_net):
+def test_residual_generator_trains_from_its_input_exports_as_residual(faces_dir, tmp_path, perceptual_net):
     from oldphoto.train.export import export_runs
     from oldphoto.train.trainer import train
     from oldphoto.weights import load_model

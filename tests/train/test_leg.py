@@ -86,6 +86,20 @@ def test_pack_refuses_to_replace_a_folder_that_is_not_a_pack(corpus, tmp_path):
     assert (tmp_path / "x" / "keep.txt").read_text() == "mine"
 
 
+def test_default_pack_budget_leaves_room_for_the_tracked_files(monkeypatch, tmp_path):
+    from oldphoto.train import pack
+
+    monkeypatch.setattr(pack, "tracked_bytes", lambda repo: 40 * 2**20)
+    assert pack.default_budget_mib(tmp_path) == pack.DEFAULT_BUDGET_MIB  # room to spare: the usual size
+    monkeypatch.setattr(pack, "tracked_bytes", lambda repo: int(50.3 * 2**20))  # the tree of 2026-12-01
+    budget = pack.default_budget_mib(tmp_path)
+    assert 11 < budget < 12
+    assert pack.fits_travel(int(50.3 * 2**20), budget)
+    assert not pack.fits_travel(int(50.3 * 2**20), 12.0)  # the old fixed default did not fit
+    monkeypatch.setattr(pack, "tracked_bytes", lambda repo: None)  # not a git checkout
+    assert pack.default_budget_mib(tmp_path) == pack.DEFAULT_BUDGET_MIB
+
+
 def test_time_budget_stops_the_run_and_decays_the_lr(tmp_path):
     cfg = load_stage_config("tiny", "vae_b", [*FAST, "time_budget=1.5", "log_every=1"], runs_dir=tmp_path)
     result = train("vae_b", cfg, tmp_path / "b", steps=100000, quiet=True)

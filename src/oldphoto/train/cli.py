@@ -60,9 +60,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     k.add_argument("--face-size", type=int, default=256, help="side of the packed faces (256)")
     k.add_argument("--face-quality", type=int, default=85, help="JPEG quality of the packed faces (85)")
     k.add_argument("--out", default="packs/gpu_leg", help="pack folder (default packs/gpu_leg)")
-    k.add_argument("--budget-mib", type=float, default=12.0,
-                   help="size of the whole pack in MiB (default 12: the repository's tracked files take "
-                        "most of what one device call can carry)")
+    k.add_argument("--budget-mib", type=float, default=None,
+                   help="size of the whole pack in MiB (default: 12, or what the repository's tracked files "
+                        "leave of one device call's 64 MiB, if less)")
     k.add_argument("--size", type=int, default=256, help="crop side (256)")
     k.add_argument("--quality", type=int, default=90, help="JPEG quality (90)")
     k.add_argument("--per-old", type=int, default=16, help="crops per real old photo (16)")
@@ -217,25 +217,33 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _run_pack(args: argparse.Namespace) -> int:
-    from oldphoto.train.pack import TRAVEL_LIMIT_MIB, PackError, build_pack, tracked_bytes
+    from oldphoto.train import pack
 
+    budget_mib = args.budget_mib
+    if budget_mib is None:
+        budget_mib = pack.default_budget_mib(Path.cwd())
+        print(f"pack budget {budget_mib:.2f} MiB (at most 12: what the tracked files leave of a device call)")
+    if budget_mib <= 0:
+        print("oldphoto train pack: the tracked files leave no room for a pack in one device call",
+              file=sys.stderr)
+        return 1
     try:
-        manifest = build_pack(args.corpus, args.out, budget_mib=args.budget_mib, size=args.size,
-                              quality=args.quality, per_old=args.per_old, vgg_layers=args.vgg_layers,
-                              seed=args.seed, faces=args.faces, face_size=args.face_size,
-                              face_quality=args.face_quality)
-    except PackError as exc:
+        manifest = pack.build_pack(args.corpus, args.out, budget_mib=budget_mib, size=args.size,
+                                   quality=args.quality, per_old=args.per_old, vgg_layers=args.vgg_layers,
+                                   seed=args.seed, faces=args.faces, face_size=args.face_size,
+                                   face_quality=args.face_quality)
+    except pack.PackError as exc:
         print(f"oldphoto train pack: {exc}", file=sys.stderr)
         return 1
     mib = manifest["bytes"] / 2**20
     print(f"{args.out}: {mib:.1f} MiB ({', '.join(f'{n} {k}' for k, n in manifest['counts'].items())}; "
           f"{len(manifest['sources'])} photos)")
-    tree = tracked_bytes(Path.cwd())
+    tree = pack.tracked_bytes(Path.cwd())
     if tree is not None:
         total = tree / 2**20 + mib
-        verdict = "fits" if total <= TRAVEL_LIMIT_MIB * 0.97 else "is TOO LARGE for"
+        verdict = "fits" if pack.fits_travel(tree, mib) else "is TOO LARGE for"
         print(f"tracked files {tree / 2**20:.1f} MiB + pack = {total:.1f} MiB: {verdict} one device call "
-              f"({TRAVEL_LIMIT_MIB:.0f} MiB)")
+              f"({pack.TRAVEL_LIMIT_MIB:.0f} MiB)")
     return 0
 
 

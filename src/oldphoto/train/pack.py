@@ -32,6 +32,10 @@ from typing import Any
 
 #: what the device tool sends at most: the working tree and the carried paths together
 TRAVEL_LIMIT_MIB = 64.0
+#: the share of it a pack and the tracked files may fill (the rest: files the tree gains meanwhile)
+TRAVEL_FILL = 0.97
+#: the pack's size when nothing says how much room the tree leaves (MiB)
+DEFAULT_BUDGET_MIB = 12.0
 FACES = "faces"  # the pack's face folder
 
 
@@ -187,6 +191,22 @@ def build_pack(corpus_root: str | Path | None, out: str | Path, budget_mib: floa
         raise
     log(f"packed {', '.join(f'{n} {k}' for k, n in sorted(manifest['counts'].items()))}")
     return manifest
+
+
+def fits_travel(tree_bytes: int, pack_mib: float) -> bool:
+    """Whether the tracked files and a pack of ``pack_mib`` travel together in one device call."""
+    return tree_bytes / 2**20 + pack_mib <= TRAVEL_LIMIT_MIB * TRAVEL_FILL
+
+
+def default_budget_mib(repo: Path) -> float:
+    """The pack's size when none is asked for: :data:`DEFAULT_BUDGET_MIB`, or less where the tracked
+    files of ``repo`` leave less room in one device call (they grow with every session's commits: at
+    50.3 MiB a 12 MiB pack no longer fit)."""
+    tree = tracked_bytes(repo)
+    if tree is None:
+        return DEFAULT_BUDGET_MIB
+    room = TRAVEL_LIMIT_MIB * TRAVEL_FILL - tree / 2**20
+    return round(min(DEFAULT_BUDGET_MIB, room - 0.05), 2)  # (0.05: the manifest written beside the crops)
 
 
 def tracked_bytes(repo: Path) -> int | None:
