@@ -102,8 +102,14 @@ def ray_cluster():
         pytest.skip("Ray is not installed (pip install 'oldphoto[ray]')")
     marker = uuid.uuid4().hex
     saved = dict(os.environ)
+    # a short folder of its own (Ray's sockets live there), not the machine's shared /tmp/ray; the
+    # head writes its address file into RAY_TMPDIR/ray without creating that folder (on a fresh machine
+    # /tmp/ray does not exist and the head failed)
+    temp = tempfile.mkdtemp(prefix="opray", dir="/tmp")
+    os.makedirs(os.path.join(temp, "ray"))
     # set before Ray is imported here: it reads them once
     os.environ.update({
+        "RAY_TMPDIR": temp,
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # Ray's own choice of address: loopback, never the LAN's
         "RAY_USAGE_STATS_ENABLED": "0",
         "OLDPHOTO_TEST_CLUSTER": marker,
@@ -112,8 +118,6 @@ def ray_cluster():
     })
     from ray.cluster_utils import Cluster
 
-    # a short folder of its own (Ray's sockets live there), not the machine's shared /tmp/ray
-    temp = tempfile.mkdtemp(prefix="opray", dir="/tmp")
     head = {"num_cpus": 1, "num_gpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": False,
             "object_store_memory": 200 * 2**20, "temp_dir": temp}
     nodes = Cluster(initialize_head=True, head_node_args=head, shutdown_at_exit=True)
