@@ -86,18 +86,16 @@ def test_pack_refuses_to_replace_a_folder_that_is_not_a_pack(corpus, tmp_path):
     assert (tmp_path / "x" / "keep.txt").read_text() == "mine"
 
 
-def test_default_pack_budget_leaves_room_for_the_tracked_files(monkeypatch, tmp_path):
+def test_default_pack_budget_leaves_room_for_the_tracked_files():
     from oldphoto.train import pack
 
-    monkeypatch.setattr(pack, "tracked_bytes", lambda repo: 40 * 2**20)
-    assert pack.default_budget_mib(tmp_path) == pack.DEFAULT_BUDGET_MIB  # room to spare: the usual size
-    monkeypatch.setattr(pack, "tracked_bytes", lambda repo: int(50.3 * 2**20))  # the tree of 2026-12-01
-    budget = pack.default_budget_mib(tmp_path)
+    assert pack.default_budget_mib(40 * 2**20) == pack.DEFAULT_BUDGET_MIB  # room to spare: the usual size
+    tree = int(50.3 * 2**20)  # the tree of 2026-12-01
+    budget = pack.default_budget_mib(tree)
     assert 11 < budget < 12
-    assert pack.fits_travel(int(50.3 * 2**20), budget)
-    assert not pack.fits_travel(int(50.3 * 2**20), 12.0)  # the old fixed default did not fit
-    monkeypatch.setattr(pack, "tracked_bytes", lambda repo: None)  # not a git checkout
-    assert pack.default_budget_mib(tmp_path) == pack.DEFAULT_BUDGET_MIB
+    assert pack.fits_travel(tree, budget)
+    assert not pack.fits_travel(tree, 12.0)  # the old fixed default did not fit
+    assert pack.default_budget_mib(None) == pack.DEFAULT_BUDGET_MIB  # not a git checkout
 
 
 def test_time_budget_stops_the_run_and_decays_the_lr(tmp_path):

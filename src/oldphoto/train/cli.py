@@ -219,9 +219,10 @@ def _run_export(args: argparse.Namespace) -> int:
 def _run_pack(args: argparse.Namespace) -> int:
     from oldphoto.train import pack
 
+    tree = pack.tracked_bytes(Path.cwd())  # (read once: it sizes the pack and checks the sum)
     budget_mib = args.budget_mib
     if budget_mib is None:
-        budget_mib = pack.default_budget_mib(Path.cwd())
+        budget_mib = pack.default_budget_mib(tree)
         print(f"pack budget {budget_mib:.2f} MiB (at most 12: what the tracked files leave of a device call)")
     if budget_mib <= 0:
         print("oldphoto train pack: the tracked files leave no room for a pack in one device call",
@@ -238,7 +239,6 @@ def _run_pack(args: argparse.Namespace) -> int:
     mib = manifest["bytes"] / 2**20
     print(f"{args.out}: {mib:.1f} MiB ({', '.join(f'{n} {k}' for k, n in manifest['counts'].items())}; "
           f"{len(manifest['sources'])} photos)")
-    tree = pack.tracked_bytes(Path.cwd())
     if tree is not None:
         total = tree / 2**20 + mib
         verdict = "fits" if pack.fits_travel(tree, mib) else "is TOO LARGE for"

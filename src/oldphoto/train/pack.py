@@ -198,14 +198,13 @@ def fits_travel(tree_bytes: int, pack_mib: float) -> bool:
     return tree_bytes / 2**20 + pack_mib <= TRAVEL_LIMIT_MIB * TRAVEL_FILL
 
 
-def default_budget_mib(repo: Path) -> float:
+def default_budget_mib(tree_bytes: int | None) -> float:
     """The pack's size when none is asked for: :data:`DEFAULT_BUDGET_MIB`, or less where the tracked
-    files of ``repo`` leave less room in one device call (they grow with every session's commits: at
-    50.3 MiB a 12 MiB pack no longer fit)."""
-    tree = tracked_bytes(repo)
-    if tree is None:
+    files (``tree_bytes``, from :func:`tracked_bytes`; None: unknown) leave less room in one device call
+    (they grow with every session's commits: at 50.3 MiB a 12 MiB pack no longer fit)."""
+    if tree_bytes is None:
         return DEFAULT_BUDGET_MIB
-    room = TRAVEL_LIMIT_MIB * TRAVEL_FILL - tree / 2**20
+    room = TRAVEL_LIMIT_MIB * TRAVEL_FILL - tree_bytes / 2**20
     return round(min(DEFAULT_BUDGET_MIB, room - 0.05), 2)  # (0.05: the manifest written beside the crops)
 
 
