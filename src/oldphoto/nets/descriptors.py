@@ -118,6 +118,10 @@ def _official(folder: str, file: str = "latest_net_G.pth") -> OfficialCheckpoint
 
 
 _MAPPING_FILE = "latest_net_mapping_net.pth"
+# the upscaler's working memory per input pixel of a tile in fp32 (its dense blocks' concatenations and the
+# ×4 output's features at 16 times the pixels): peak RSS growth between 128² and 256² tiles, 13.1 KB, + 20 %
+# (benchmarks/bench_upscale.py --memory)
+UPSCALER_BYTES_PER_PIXEL = 16000
 
 # In pipeline order (the order `oldphoto weights list` names missing roles in, and the official assets
 # are downloaded in).  Signatures are disjoint (tests/nets/test_descriptors.py checks it on every
@@ -178,6 +182,12 @@ DESCRIPTORS: tuple[ArchitectureDescriptor, ...] = (
                Role("face_512", OfficialCheckpoint(FACE_ASSET, "FaceSR_512/latest_net_G.pth"),
                     MappingProxyType({"size": 512}))),
         signature=("fc.weight", "head_0.norm_0.mlp_shared.0.weight", "conv_img.weight")),
+    ArchitectureDescriptor(
+        "rrdbnet", "oldphoto.nets.upscaler:RRDBNet",
+        size=SizeRequirements(multiple=1, minimum=8),
+        # --upscale: not part of the official release (`oldphoto weights download realesrgan`)
+        roles=(Role("upscale_x4"),),
+        tile_bytes_per_pixel=UPSCALER_BYTES_PER_PIXEL),
     # training only: no role, never imported from official checkpoints
     ArchitectureDescriptor("multiscale_discriminator",
                            "oldphoto.nets.discriminators:MultiscaleDiscriminator"),
