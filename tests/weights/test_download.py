@@ -194,10 +194,10 @@ def test_official_download_end_to_end(server, release, dirs, monkeypatch, capsys
     assert rc == 0, err
     assert "9 network(s) imported" in out
     assert sorted(p.name for p in dest.iterdir()) == sorted(
-        f"{r}{s}" for r in weights.ROLES for s in (".json", ".safetensors"))  # no staging left behind
+        f"{r}{s}" for r in weights.OFFICIAL_SOURCES for s in (".json", ".safetensors"))  # no staging left behind
     assert cache_files(cache) == sorted(release)  # complete files only, under their own names
     assert "the downloads" in err and "--remove-downloads" in err
-    for role in weights.ROLES:
+    for role in weights.OFFICIAL_SOURCES:
         card = weights.find_card(role, dest)
         asset = "face_checkpoints.zip" if role.startswith("face") else "global_checkpoints.zip"
         digest = hashlib.sha256(release[asset]).hexdigest()

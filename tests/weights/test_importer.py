@@ -108,11 +108,12 @@ def test_official_zips_end_to_end(tmp_path, conformance_dir, capsys):
     assert "9 network(s) imported" in out
     assert "latest_net_D.pth: not an official inference checkpoint location, skipped" in err
     assert sorted(p.name for p in dest.iterdir()) == sorted(
-        f"{r}{s}" for r in weights.ROLES for s in (".json", ".safetensors"))  # no staging left behind
+        f"{r}{s}" for r in weights.OFFICIAL_SOURCES for s in (".json", ".safetensors"))  # no staging left behind
 
     rc, out, _ = run_cli(["weights", "list", "--dest", str(dest)], capsys)
-    assert rc == 0 and "not installed" not in out
-    for role in weights.ROLES:
+    assert rc == 0 and out.count("not installed") == 1  # only the optional upscaler of --upscale
+    assert "not installed: upscale_x4, for --upscale (run `oldphoto weights download realesrgan`)" in out
+    for role in weights.OFFICIAL_SOURCES:
         assert f"  {role} " in out
 
     with zipfile.ZipFile(global_zip) as zf:

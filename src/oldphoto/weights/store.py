@@ -150,6 +150,8 @@ def count_parameters(module: nn.Module) -> int:
 
 
 def _install_hint(role: str) -> str:
+    if role not in OFFICIAL_SOURCES and role in ROLES:  # the upscaler: not in the official release
+        return "run `oldphoto weights download realesrgan` (fetches and converts Real-ESRGAN x4plus)"
     asset = OFFICIAL_SOURCES.get(role, ("global_checkpoints.zip",))[0]
     return (f"run `oldphoto weights download` (fetches and imports the official checkpoints), or "
             f"`oldphoto weights import {asset}` with the official release asset of "

