@@ -1,9 +1,9 @@
 """What ``--upscale`` costs: the upscaler's memory per input pixel, its seconds per megapixel, channels-last
 against the default memory format, and how close tiles come to one whole-window call.
 
-* ``--memory``: peak resident memory of one fp32 forward pass at two tile sides, each in a fresh process;
-  the slope (bytes per input pixel) is what ``UPSCALER_BYTES_PER_PIXEL`` in
-  :mod:`oldphoto.nets.descriptors` sizes tiles with (it adds a margin).
+* ``--memory``: peak resident memory of one fp32 forward pass at two tile sides (``--side`` and half of
+  it), each in a fresh process: the slope (bytes per input pixel) and what is left at zero size (the ×4
+  part's strips), from which ``UPSCALER_BYTES_PER_PIXEL`` in :mod:`oldphoto.nets.descriptors` is set.
 * speed (always): seconds of one forward pass of a ``--side``² tile, contiguous and channels-last, best of
   ``--repeat``, and the resulting seconds per input megapixel.
 * ``--seams PHOTO`` (needs the installed ``upscale_x4`` weights): a ``--side``² crop of the photo enlarged
@@ -100,10 +100,12 @@ def main() -> None:
         small, large = args.side // 2, args.side
         grow = {s: peak_growth(s) for s in (small, large)}
         slope = (grow[large] - grow[small]) / (large * large - small * small)
-        row["memory"] = {"peak_growth_bytes": grow, "bytes_per_input_pixel": round(slope)}
+        fixed = grow[large] - slope * large * large  # the ×4 part's strips (oldphoto.nets.upscaler)
+        row["memory"] = {"peak_growth_bytes": grow, "bytes_per_input_pixel": round(slope),
+                         "fixed_bytes": round(fixed)}
         mib = {s: grow[s] / 2**20 for s in grow}
         print(f"memory: peak grows {mib[small]:.0f} MiB at {small}², {mib[large]:.0f} MiB at {large}²: "
-              f"{slope / 1000:.1f} KB per input pixel")
+              f"{slope / 1000:.1f} KB per input pixel + {fixed / 2**20:.0f} MiB")
     net = RRDBNet().eval()
     for layout in (False, True):
         s = seconds(net, args.side, layout, args.repeat)

@@ -39,3 +39,15 @@ def test_registered_and_refuses_bad_input():
         RRDBNet(num_blocks=0)
     with pytest.raises(ValueError, match="N×3×H×W"):
         RRDBNet(num_feat=4, num_grow=2, num_blocks=1)(torch.zeros(1, 1, 8, 8))
+
+
+def test_inference_in_strips_is_the_whole_computation(monkeypatch):
+    torch.manual_seed(0)
+    net = RRDBNet(num_feat=8, num_grow=4, num_blocks=1).eval()
+    x = torch.rand(1, 3, 23, 9) * 2 - 1
+    whole = net(x.requires_grad_()).detach()  # with gradients: one piece
+    monkeypatch.setattr("oldphoto.nets.upscaler.TAIL_STRIP_PIXELS", 9 * 4)  # strips of 4 rows, 6 of them
+    with torch.no_grad():
+        strips = net(x)
+    assert strips.shape == whole.shape == (1, 3, 92, 36)
+    torch.testing.assert_close(strips, whole, atol=1e-6, rtol=0)

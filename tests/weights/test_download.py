@@ -193,8 +193,9 @@ def test_official_download_end_to_end(server, release, dirs, monkeypatch, capsys
     rc, out, err = run_cli(["weights", "download", "--dest", str(dest), "--cache", str(cache)], capsys)
     assert rc == 0, err
     assert "9 network(s) imported" in out
+    # no staging left behind
     assert sorted(p.name for p in dest.iterdir()) == sorted(
-        f"{r}{s}" for r in weights.OFFICIAL_SOURCES for s in (".json", ".safetensors"))  # no staging left behind
+        f"{r}{s}" for r in weights.OFFICIAL_SOURCES for s in (".json", ".safetensors"))
     assert cache_files(cache) == sorted(release)  # complete files only, under their own names
     assert "the downloads" in err and "--remove-downloads" in err
     for role in weights.OFFICIAL_SOURCES:

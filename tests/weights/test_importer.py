@@ -107,8 +107,9 @@ def test_official_zips_end_to_end(tmp_path, conformance_dir, capsys):
     assert "imported detector: detector, 37,626,177 params" in out
     assert "9 network(s) imported" in out
     assert "latest_net_D.pth: not an official inference checkpoint location, skipped" in err
+    # no staging left behind
     assert sorted(p.name for p in dest.iterdir()) == sorted(
-        f"{r}{s}" for r in weights.OFFICIAL_SOURCES for s in (".json", ".safetensors"))  # no staging left behind
+        f"{r}{s}" for r in weights.OFFICIAL_SOURCES for s in (".json", ".safetensors"))
 
     rc, out, _ = run_cli(["weights", "list", "--dest", str(dest)], capsys)
     assert rc == 0 and out.count("not installed") == 1  # only the optional upscaler of --upscale

@@ -118,10 +118,11 @@ def _official(folder: str, file: str = "latest_net_G.pth") -> OfficialCheckpoint
 
 
 _MAPPING_FILE = "latest_net_mapping_net.pth"
-# the upscaler's working memory per input pixel of a tile in fp32 (its dense blocks' concatenations and the
-# ×4 output's features at 16 times the pixels): peak RSS growth between 128² and 256² tiles, 13.1 KB, + 20 %
-# (benchmarks/bench_upscale.py --memory)
-UPSCALER_BYTES_PER_PIXEL = 16000
+# the upscaler's working memory per input pixel of a tile in fp32 (its dense blocks' concatenations; the ×4
+# part runs in strips, 62 MiB whatever the tile): peak RSS growth between 256² and 512² tiles, 2.9 KB, + 20 %,
+# which also covers the strips at the default 2 GiB budget (tiles of 783 px: 1.8 GiB by the measured slope)
+# (benchmarks/bench_upscale.py --memory --side 512)
+UPSCALER_BYTES_PER_PIXEL = 3500
 
 # In pipeline order (the order `oldphoto weights list` names missing roles in, and the official assets
 # are downloaded in).  Signatures are disjoint (tests/nets/test_descriptors.py checks it on every

@@ -29,6 +29,12 @@ from torch import nn
 
 __all__ = ["RRDBNet"]
 
+# the ×4 part of inference runs in strips of about this many input pixels (rows × width), each with
+# TAIL_HALO input rows of its neighbours: four 3×3 convolutions, one at ×2 and three at ×4, reach 1/2 + 3/4
+# of an input row
+TAIL_STRIP_PIXELS = 8192
+TAIL_HALO = 2
+
 
 def _conv(cin: int, cout: int) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 3, 1, 1)
@@ -92,6 +98,24 @@ class RRDBNet(nn.Module):
             raise ValueError(f"expected N×3×H×W, got {tuple(x.shape)}")
         feat = self.conv_first((x + 1.0) * 0.5)
         feat = feat + self.conv_body(self.body(feat))
+        if torch.is_grad_enabled():  # training: one piece, so that nothing is recomputed for the gradient
+            return self._enlarge(feat) * 2.0 - 1.0
+        # Inference: the ×4 part in strips of rows.  Its features have 16 times the pixels of the body's,
+        # and at full height they were most of the network's memory (13.3 KB per input pixel); in strips
+        # the tiles of a memory budget can be larger, so less of the photo is computed twice as context.
+        # Exact: the strips' convolutions reach less than TAIL_HALO input rows across a strip's edge.
+        h = feat.shape[-2]
+        strip = max(1, TAIL_STRIP_PIXELS // max(1, feat.shape[-1]))
+        pieces = []
+        for r0 in range(0, h, strip):
+            r1 = min(h, r0 + strip)
+            a0, a1 = max(0, r0 - TAIL_HALO), min(h, r1 + TAIL_HALO)
+            out = self._enlarge(feat[..., a0:a1, :])
+            pieces.append(out[..., (r0 - a0) * self.SCALE:(r1 - a0) * self.SCALE, :])
+        return torch.cat(pieces, dim=-2) * 2.0 - 1.0
+
+    def _enlarge(self, feat: torch.Tensor) -> torch.Tensor:
+        """Body features -> the ×4 image in [0, 1] (not clipped)."""
         feat = F.leaky_relu(self.conv_up1(F.interpolate(feat, scale_factor=2, mode="nearest")), 0.2)
         feat = F.leaky_relu(self.conv_up2(F.interpolate(feat, scale_factor=2, mode="nearest")), 0.2)
-        return self.conv_last(F.leaky_relu(self.conv_hr(feat), 0.2)) * 2.0 - 1.0
+        return self.conv_last(F.leaky_relu(self.conv_hr(feat), 0.2))

@@ -7,10 +7,10 @@ RRDBNet`, trained by Real-ESRGAN's authors on synthetic blur, resizing, noise an
 and clean surfaces at four times the size; ×2 is its ×4 output averaged down (area) by two.
 
 * **Tiles.**  The photo is cut into tiles whose working memory fits the budget (the network needs
-  about 16 KB per input pixel); each tile takes ``CONTEXT`` pixels of the photo around it as context and
+  about 3.5 KB per input pixel); each tile takes ``CONTEXT`` pixels of the photo around it as context and
   only its own part of the output is kept, so no seam shows (tiles of 64 px differ from one call by 0.04
   levels of 255 on average, 7 at most: benchmarks/upscale.md).  The context is
-  computed twice: at the default budget (2 GB, tiles of 366 px) a photo costs about 1.8 times its area.
+  computed twice: at the default budget (2 GiB, tiles of 783 px) a photo costs about 1.3 times its area.
 * **The photo's own colours and tone.**  The output keeps the network's luma (BT.601) and takes its
   chroma from the photo enlarged by bicubic interpolation: a black-and-white photo stays exactly gray, a
   sepia one keeps its tone, and the network cannot shift the colours (adding the luma difference to the
