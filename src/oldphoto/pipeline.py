@@ -23,7 +23,7 @@ from torch import nn
 
 from oldphoto.luma import luma
 from oldphoto.modes import DefaultMode, Mode, OfficialMode
-from oldphoto.nets.descriptors import descriptor
+from oldphoto.nets.descriptors import UPSCALE_ROLE, descriptor
 from oldphoto.nets.inference import InferenceOptions, prepare
 from oldphoto.options import DEFAULT_FIDELITY, RestoreOptions, parse_memory
 from oldphoto.stages.defects import (
@@ -60,7 +60,6 @@ log = logging.getLogger(__name__)
 # face generator role per face size (256, 512)
 FACE_ROLES = {int(r.config["size"]): r.name for r in descriptor("face_generator").roles}
 UPSCALER = descriptor("rrdbnet")
-UPSCALE_ROLE = UPSCALER.roles[0].name
 _face_notice_shown = False
 
 

@@ -308,6 +308,44 @@ def test_the_faces_note_shows_commands_as_code_not_backticks(tmp_path, browser):
         context.close()
 
 
+def test_enlarging_from_the_page(tmp_path, browser):
+    """'Enlarge' can be chosen only where the upscaler is installed (elsewhere the note names the command
+    that installs it); chosen, the photo is sent with it, and the restored picture is the larger one: the
+    100 % view has its pixels, with the original enlarged beside it."""
+    small = tmp_path / "small.png"
+    small.write_bytes(png_bytes())  # 40 x 30
+    with served(Engine(FakeRestorer(), tmp_path / "without")) as url:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("#version:not(:empty)")
+        assert page.locator("#upscale").is_disabled()
+        assert page.locator("#upscale-note code").inner_text() == "oldphoto weights download realesrgan"
+        context.close()
+    fake = FakeRestorer(shared={"calls": [], "restorers": 1, "upscaler": True})
+    with served(Engine(fake, tmp_path / "with")) as url:
+        context = browser.new_context()
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(url)
+        page.wait_for_selector("#version:not(:empty)")
+        assert page.locator("#upscale").is_enabled() and page.locator("#upscale").input_value() == "1"
+        page.select_option("#upscale", "2")
+        page.set_input_files("#files", [str(small)])
+        page.click("#go")
+        card = page.locator(".card[data-status=done]").first
+        card.wait_for(timeout=60_000)
+        assert [options.upscale for _, options in fake.shared["calls"]] == [2]
+        card.locator(".actual-size").check()
+        card.locator(".frame[data-full=done]").wait_for(timeout=30_000)
+        sizes = {kind: card.locator(f"img.{kind}").evaluate(
+            "img => [img.getBoundingClientRect().width, img.naturalWidth]") for kind in ("after", "before")}
+        assert sizes == {"after": [80, 80], "before": [80, 40]}
+        context.close()
+    assert not errors, errors
+
+
 def test_the_100_percent_view(tmp_path, browser):
     """'100 %' shows the photo at one photo pixel per device pixel (a screen of 2 device pixels per CSS
     pixel here), from full-size pictures fetched only then, in a view scrolled to where the user last

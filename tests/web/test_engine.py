@@ -229,6 +229,45 @@ def test_output_format_and_removal(tmp_path):
         engine.close()
 
 
+def test_an_enlarged_photo_keeps_its_faces_and_repairs_in_place_and_its_own_time_estimates(tmp_path):
+    """--upscale chosen on the page: the output is twice the photo's size; the face boxes (fractions of
+    the picture) and the repaired areas, found on the photo, still fall where they are, in the previews
+    and in the 100 % view; its seconds are learned apart from plain restorations'."""
+    restorer = FakeRestorer(shared={"calls": [], "restorers": 1, "upscaler": True})
+    engine = _engine(tmp_path, restorer=restorer, preview_side=16)
+    try:
+        assert engine.upscale_possible()
+        session = engine.session(None)
+        plain = _add(engine, session, "a.png", png_bytes())
+        big = _add(engine, session, "b.png", png_bytes(), parse_choices({"upscale": "2"}))
+        p, b = _wait(engine, plain), _wait(engine, big)
+        assert b["status"] == DONE and (b["width"], b["height"]) == (80, 60)
+        assert (p["width"], p["height"]) == (40, 30)
+        assert b["faces"] == p["faces"] == [[0.25, 0.23333, 0.5, 0.5]]
+        assert Image.open(big.mask).size == (40, 30)  # --save-mask's file: the photo's defects
+        overlay = np.asarray(Image.open(big.preview("overlay")))
+        assert overlay.shape == (12, 16, 4) and overlay[6, :, 3].min() > 0 and overlay[0, :, 3].max() == 0
+        full = np.asarray(Image.open(engine.full_view(big, "overlay")))
+        assert full.shape == (60, 80, 4)  # the output's size: the dark line (photo row 15) on rows 30-31
+        assert np.array_equal(np.flatnonzero(full[..., 3].any(axis=1)), [30, 31])
+        assert len(engine._times[1].samples) == len(engine._times[2].samples) == 1
+    finally:
+        engine.close()
+
+
+def test_enlarging_is_refused_at_upload_where_the_upscaler_is_not_installed(tmp_path):
+    engine = _engine(tmp_path)
+    try:
+        assert not engine.upscale_possible()
+        with pytest.raises(OptionError, match="weights download realesrgan"):
+            engine.check_choices(parse_choices({"upscale": "4"}))
+        engine.check_choices(parse_choices({"upscale": "1"}))
+        with pytest.raises(OptionError, match="upscale"):
+            engine.check_choices(parse_choices({"upscale": "3"}))
+    finally:
+        engine.close()
+
+
 class _FaceReady(FakeRestorer):
     """Started with --no-faces, but face weights and dlib are installed."""
 

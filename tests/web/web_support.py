@@ -41,7 +41,8 @@ class FakeResult:
 
 
 class FakeRestorer:
-    """Restorer-shaped: inverts colours; pixels darker than 0.1 are the 'defects'; one 'face' box.
+    """Restorer-shaped: inverts colours; pixels darker than 0.1 are the 'defects'; one 'face' box;
+    ``--upscale k`` repeats each pixel k×k times (when ``shared["upscaler"]`` says it is installed).
     ``gate`` (an Event), when given, holds every restore until it is set (to fill the queue)."""
 
     def __init__(self, options: RestoreOptions | None = None, gate: threading.Event | None = None,
@@ -62,6 +63,9 @@ class FakeRestorer:
     def model_info(self) -> dict[str, str]:
         return {"fake": "invert"}
 
+    def has_models(self, *roles: str) -> bool:
+        return all(r == "upscale_x4" and self.shared.get("upscaler", False) for r in roles)
+
     def restore(self, pixels: np.ndarray, mask: np.ndarray | None = None) -> FakeResult:
         if self.gate is not None:
             assert self.gate.wait(30), "the test never opened the gate"
@@ -69,7 +73,10 @@ class FakeRestorer:
         defects = pixels.mean(axis=-1) < 0.1
         h, w = pixels.shape[:2]
         face = FaceInfo(box=(w // 4, h // 4, w // 2, h // 2), landmarks=np.zeros((5, 2)), score=1.0)
-        return FakeResult(1.0 - pixels, defects if defects.any() else None, [face],
+        k = self.options.upscale
+        assert k == 1 or self.has_models("upscale_x4"), "the engine let --upscale through without its weights"
+        image = (1.0 - pixels).repeat(k, axis=0).repeat(k, axis=1)
+        return FakeResult(image, defects if defects.any() else None, [face],
                           path="scratch" if defects.any() else "quality", defects=Defects(defects, strokes=1),
                           fidelity=self.options.fidelity)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 __all__ = [
     "SizeRequirements", "OfficialCheckpoint", "Role", "ArchitectureDescriptor", "DESCRIPTORS", "descriptor",
-    "role", "roles", "role_for", "architecture_of", "photo_multiple", "official_sources",
+    "role", "roles", "role_for", "architecture_of", "photo_multiple", "official_sources", "UPSCALE_ROLE",
 ]
 
 # the official release assets (microsoft/Bringing-Old-Photos-Back-to-Life, v1.0)
@@ -123,6 +123,8 @@ _MAPPING_FILE = "latest_net_mapping_net.pth"
 # which also covers the strips at the default 2 GiB budget (tiles of 783 px: 1.8 GiB by the measured slope)
 # (benchmarks/bench_upscale.py --memory --side 512)
 UPSCALER_BYTES_PER_PIXEL = 3500
+# the role of --upscale's network (Real-ESRGAN x4plus, `oldphoto weights download realesrgan`)
+UPSCALE_ROLE = "upscale_x4"
 
 # In pipeline order (the order `oldphoto weights list` names missing roles in, and the official assets
 # are downloaded in).  Signatures are disjoint (tests/nets/test_descriptors.py checks it on every
@@ -187,7 +189,7 @@ DESCRIPTORS: tuple[ArchitectureDescriptor, ...] = (
         "rrdbnet", "oldphoto.nets.upscaler:RRDBNet",
         size=SizeRequirements(multiple=1, minimum=8),
         # --upscale: not part of the official release (`oldphoto weights download realesrgan`)
-        roles=(Role("upscale_x4"),),
+        roles=(Role(UPSCALE_ROLE),),
         tile_bytes_per_pixel=UPSCALER_BYTES_PER_PIXEL),
     # training only: no role, never imported from official checkpoints
     ArchitectureDescriptor("multiscale_discriminator",

