@@ -14,6 +14,8 @@ Rows (each after one warm-up, median of ``--repeats``; ratios to fp32 of the sam
   result), 512², 1024², 2048², 4096×3072 in fp32, bf16, fp16;
 * ``scratch``: the same photo with a 2.4 % scratch mask given as the defect mask, 4096×3072, bf16 then
   fp32 (the networks repair the windows around the defects);
+* ``upscale``: the quality path of a 1024² photo with ``--upscale 2`` (the Real-ESRGAN x4plus network,
+  RRDBNet, as a stand-in too), in every precision: its ``upscale`` stage against the rest;
 * ``folder``: ``oldphoto restore FOLDER -o OUT`` on ``--folder-count`` JPEGs of 2048² (decode, restore,
   encode, write), photos/s, bf16.
 
@@ -42,8 +44,9 @@ from pathlib import Path
 REQUIRED = ["torch", "numpy", "cv2", "PIL", "safetensors"]
 
 FULL = {"sizes": [(512, 512), (1024, 1024), (2048, 2048), (4096, 3072)], "scratch": (4096, 3072),
-        "folder": (2048, 2048), "repeats": 3}
-SMOKE = {"sizes": [(64, 64), (96, 80)], "scratch": (128, 96), "folder": (64, 64), "repeats": 1}
+        "upscale": (1024, 1024), "folder": (2048, 2048), "repeats": 3}
+SMOKE = {"sizes": [(64, 64), (96, 80)], "scratch": (128, 96), "upscale": (48, 40), "folder": (64, 64),
+         "repeats": 1}
 
 
 def preflight() -> None:
@@ -61,6 +64,7 @@ def standin_weights(dest: Path, smoke: bool) -> None:
 
     from oldphoto.nets.detector import DefectDetector
     from oldphoto.nets.mapping import PatchAttentionMapping, QualityMapping, ScratchMapping
+    from oldphoto.nets.upscaler import RRDBNet
     from oldphoto.nets.vae import VAE
     from oldphoto.weights import save_model
 
@@ -74,6 +78,7 @@ def standin_weights(dest: Path, smoke: bool) -> None:
         "mapping_scratch": ScratchMapping(**mapping, **({"inter_channels": 16} if smoke else {})),
         "mapping_hr": PatchAttentionMapping(**mapping),
         "detector": DefectDetector(**({"width": 8} if smoke else {})),
+        "upscale_x4": RRDBNet(**({"num_feat": 8, "num_grow": 4, "num_blocks": 1} if smoke else {})),
     }
     for role, net in nets.items():
         save_model(net.eval(), role, dest, source="gpu_bench stand-in (random weights, official size)")
@@ -243,6 +248,29 @@ def main() -> None:
             rows.append(row)
             write()
 
+        # --upscale 2 after the quality path: the enlargement's own time is its "upscale" stage
+        w, h = plan["upscale"]
+        image = photo(w, h, 3)
+        for precision in precisions:
+            row = {"row": "upscale", "size": f"{w}x{h}", "precision": precision}
+            if clock.left() < 60 and not args.smoke:
+                rows.append(row | {"note": "skipped: time budget"})
+                continue
+            try:
+                r = base.with_options(upscale=2, precision=precision)
+                last = {}
+
+                def run(r=r, image=image, last=last):
+                    last["result"] = r.restore(image)
+
+                times, note = timed(run, device, plan["repeats"], clock)
+                row |= {"seconds": statistics.median(times), "runs": len(times), "note": note,
+                        "stages": last["result"].timings}
+            except Exception as exc:
+                row["note"] = f"failed: {type(exc).__name__}: {str(exc)[:200]}"
+            rows.append(row)
+            write()
+
         # a folder through the command line: decode, restore, encode and write included
         w, h = plan["folder"]
         precision = "bf16" if "bf16" in precisions else "fp32"
@@ -289,8 +317,7 @@ def main() -> None:
 
 
 def render(meta: dict, rows: list[dict]) -> str:
-    fp32 = {r["size"]: r["seconds"] for r in rows
-            if r["row"] == "quality" and r["precision"] == "fp32" and "seconds" in r}
+    fp32 = {(r["row"], r["size"]): r["seconds"] for r in rows if r["precision"] == "fp32" and "seconds" in r}
     lines = [f"Device: {meta.get('gpu', meta['device'])} (CUDA {meta.get('cuda', '-')}); "
              f"torch {meta['torch']}; {meta['cpus']} CPUs; stand-in official-size networks; "
              f"--max-memory {meta.get('max_memory')}; "
@@ -300,7 +327,8 @@ def render(meta: dict, rows: list[dict]) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         s = r.get("seconds")
-        ratio = f"{fp32[r['size']] / s:.2f}x" if s and r["row"] == "quality" and r["size"] in fp32 else ""
+        key = (r["row"], r["size"])
+        ratio = f"{fp32[key] / s:.2f}x" if s and r["row"] != "folder" and key in fp32 else ""
         stages = ", ".join(f"{k} {v:.2f}" for k, v in (r.get("stages") or {}).items())
         pps = f"{r['photos_per_s']:.2f}" if "photos_per_s" in r else ""
         peak = f"{r['peak_gib']:.1f}" if "peak_gib" in r else ""

@@ -21,11 +21,13 @@ def test_gpu_bench_smoke_runs_every_row(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     record = json.loads((tmp_path / "gpu_bench.json").read_text())
     kinds = {r["row"] for r in record["rows"]}
-    assert kinds == {"quality", "scratch", "folder"}
+    assert kinds == {"quality", "scratch", "upscale", "folder"}
     for row in record["rows"]:
         assert row.get("seconds", 0) > 0, row
     folder = next(r for r in record["rows"] if r["row"] == "folder")
     assert folder["exit_code"] == 0 and folder["photos_per_s"] > 0
     scratch = next(r for r in record["rows"] if r["row"] == "scratch")
     assert scratch["path"] == "scratch" and "repair" in scratch["stages"]
+    upscale = next(r for r in record["rows"] if r["row"] == "upscale")
+    assert upscale["stages"]["upscale"] > 0
     assert "| quality |" in (tmp_path / "gpu_bench.md").read_text()
