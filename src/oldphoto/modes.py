@@ -102,17 +102,18 @@ class DefaultMode(Mode):
             fill = None if used_mask is None else dilate(used_mask, GROW)
             if copied is not None:
                 fill &= ~copied
-            out = photo_colour(out, image, fill, tone, own=copied)
+            out = photo_colour(out, image, fill, tone, own=copied, denoise=o.denoise)
         return out, used_mask, path, defects, tone
 
     def base(self, image: np.ndarray) -> np.ndarray:
         """The photo away from its defects: ``--fidelity`` blends the quality path's restoration with
-        the photo itself, denoised (the networks are not run at fidelity 1, the denoiser not at 0)."""
+        the photo itself, denoised unless ``--no-denoise`` (the networks are not run at fidelity 1, the
+        denoiser not at 0)."""
         r = self.restorer
         f = r.fidelity()
         network = None if f == 1.0 else r.restore_stage("quality", image.shape[:2])(
             image, r.path_models("quality"), "quality")
-        photo = None if f == 0.0 else denoised_photo(image)
+        photo = None if f == 0.0 else denoised_photo(image) if r.options.denoise else image
         return blend(network, photo, f)
 
     def fidelity(self) -> float | None:

@@ -38,6 +38,7 @@ class RestoreOptions:
     detect_size: int | None = None  # None: at most DETECT_SHORT_SIDE (stages.defects); 0: full resolution
     scratch_min_area: float | None = None  # None: no area rule (default mode); 2e-4 in compat mode
     fidelity: float | None = None  # None: the quality-path card's measured value, else DEFAULT_FIDELITY
+    denoise: bool = True  # away from the defects, the photo's noise is removed (luma and chroma)
     diffusion_depth: float | None = None  # None: the repairing mapping's card, else 0 (networks fill all)
     texture_depth: float | None = None  # None: the repairing mapping's card, else 0 (no texture fill)
     hr: bool = False
@@ -148,6 +149,11 @@ class RestoreOptions:
                             "denoised), 0 takes the networks' restoration as is; values between blend them "
                             "(default: the value measured for the installed weights, written in their "
                             f"card; {DEFAULT_FIDELITY} when it has none; ignored with --compat official)")
+        g.add_argument("--denoise", action=argparse.BooleanOptionalAction, default=d.denoise,
+                       help="remove the photo's noise away from the defects, in its luma (non-local means "
+                            "at the noise level it reads) and colours (default on). --no-denoise keeps "
+                            "the photo's own pixels there: for a clean photo, whose fine texture the "
+                            "noise estimate may take for noise (a small photo before --upscale)")
         g.add_argument("--hr", action="store_true", default=d.hr,
                        help="high-resolution mode: multi-scale patch attention for defects, 512 faces")
         g.add_argument("--hr-above", type=float, default=d.hr_above, metavar="MPIX",
@@ -164,8 +170,8 @@ class RestoreOptions:
         g.add_argument("--upscale", type=int, choices=UPSCALE_CHOICES, default=d.upscale,
                        help="enlarge the restored photo 2 or 4 times with the Real-ESRGAN x4plus network "
                             "(`oldphoto weights download realesrgan`; not part of the paper's method; slow "
-                            "on a CPU: about 7 minutes per megapixel of the photo). Default 1: the photo's "
-                            "own size")
+                            "on a CPU: about 7 minutes per megapixel of the photo; for a clean photo add "
+                            "--no-denoise). Default 1: the photo's own size")
         g = parser.add_argument_group("faces")
         g.add_argument("--faces", action=argparse.BooleanOptionalAction, default=d.faces,
                        help="enhance faces (default: on when face weights are installed)")

@@ -291,6 +291,25 @@ def test_fidelity_one_keeps_the_photo_and_runs_no_network(models_no_faces):
     assert np.allclose(out.image, denoised_photo(gray), atol=1e-6)
 
 
+def test_no_denoise_keeps_the_photo_away_from_the_defects(models_no_faces):
+    """--no-denoise: a noisy colour photo comes back as it is (luma and colours) where nothing is
+    repaired, and only the repairs change it; with the default the noise is taken out."""
+    rng = np.random.default_rng(3)
+    noisy = np.clip(smooth_image(64, 80, seed=5) + rng.normal(0, 0.04, (64, 80, 3)), 0, 1).astype(np.float32)
+    models = dict(models_no_faces, mapping_quality=Forbidden())
+    kept = restorer(models, scratches="off", fidelity=1.0, denoise=False, keep_tone=False).restore(noisy)
+    assert np.abs(kept.image - noisy).max() < 1e-5
+    denoised = restorer(models, scratches="off", fidelity=1.0, keep_tone=False).restore(noisy)
+    assert np.abs(denoised.image - noisy).mean() > 0.01
+    mask = np.zeros((64, 80), bool)
+    mask[30:33, 10:70] = True
+    plain = restorer(models_no_faces, fidelity=1.0, denoise=False, keep_tone=False)
+    repaired = plain.restore(noisy, mask=mask)
+    far = np.abs(np.arange(64) - 31) > 12  # rows beyond the repair's reach
+    assert repaired.path == "scratch" and np.abs(repaired.image - noisy)[far].max() < 1e-5
+    assert np.abs(repaired.image - noisy)[mask].mean() > 0.01
+
+
 def test_fidelity_zero_is_the_networks_restoration(models_no_faces):
     from oldphoto.stages.restore import RestoreStage
 

@@ -70,7 +70,7 @@ def _inpaint_chroma(chroma: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def photo_colour(restored: np.ndarray, photo: np.ndarray, mask: np.ndarray | None = None,
                  tone: Tone | None = None, radius: int = GUIDE_RADIUS, eps: float = GUIDE_EPS,
-                 own: np.ndarray | None = None) -> np.ndarray:
+                 own: np.ndarray | None = None, denoise: bool = True) -> np.ndarray:
     """``restored``'s luma with ``photo``'s chroma (inpainted under ``mask``, denoised along the luma).
 
     Args:
@@ -81,6 +81,7 @@ def photo_colour(restored: np.ndarray, photo: np.ndarray, mask: np.ndarray | Non
             restored luma (and takes it under ``mask``) rather than towards a filtered chroma.
         own: optional H×W bool, pixels whose chroma is ``restored``'s (texture the repair copied there;
             in a toned photo the tone's, as under ``mask``).
+        denoise: False keeps the photo's chroma as it is away from ``mask`` and ``own`` (``--no-denoise``).
     Returns H×W×3 float32 in [0, 1]. Works one channel at a time to keep big scans within memory.
     """
     if restored.shape != photo.shape or restored.ndim != 3 or restored.shape[2] != 3:
@@ -92,7 +93,7 @@ def photo_colour(restored: np.ndarray, photo: np.ndarray, mask: np.ndarray | Non
         c = photo @ _TO_YCC[k]
         sigma = donoho_sigma(c)  # (a chroma plane is centred on 0: the flat-block estimate reads luma)
         # chroma as clean as an 8-bit quantisation: what the estimate sees is colour texture, kept as it is
-        limit = CHROMA_CLAMP * sigma if sigma >= MIN_SIGMA else 0.0
+        limit = CHROMA_CLAMP * sigma if sigma >= MIN_SIGMA and denoise else 0.0
         if mask is not None and mask.any() and toned is None:  # (a toned photo takes its tone's there)
             c = _inpaint_chroma(c, mask)
         if own is not None and own.any() and toned is None:

@@ -2,7 +2,7 @@
 "use strict";
 
 const $ = (selector, root = document) => root.querySelector(selector);
-const OPTION_IDS = ["fidelity", "faces", "hr", "upscale", "keep_tone", "colour", "mask_threshold",
+const OPTION_IDS = ["fidelity", "faces", "hr", "upscale", "denoise", "keep_tone", "colour", "mask_threshold",
                     "mask_dilation", "face_detector", "format", "quality"];
 let config = null;
 const pending = [];          // files chosen but not sent yet: {file, card}
@@ -55,6 +55,7 @@ function applyDefaults() {
   if (!config.upscale_available) {
     showCode($("#upscale-note"), "Not available on this server: `oldphoto weights download realesrgan` installs it.");
   }
+  $("#denoise").checked = d.denoise;
   $("#keep_tone").checked = d.keep_tone;
   $("#colour").value = d.colour;
   $("#mask_threshold").value = d.mask_threshold ?? "";
