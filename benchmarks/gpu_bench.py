@@ -196,8 +196,32 @@ def main() -> None:
         meta["max_memory"] = max_memory
         common = {"device": str(device), "weights": tmp / "weights", "faces": False, "max_memory": max_memory}
 
-        # quality path: every size, every precision; the restorers share loaded networks
+        # the restorers share loaded networks
         base = Restorer(scratches="off", fidelity=0.0, **common)
+
+        def measure(row: dict, image, mask=None, repeats: int = plan["repeats"], **options) -> None:
+            """``restore(image, mask)`` with ``options`` timed into ``row``; a row that fails is reported,
+            the others still run."""
+            try:
+                r = base.with_options(**options)
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(device)
+                last = {}
+
+                def run():
+                    last["result"] = r.restore(image, mask)
+
+                times, note = timed(run, device, repeats, clock)
+                row |= {"seconds": statistics.median(times), "runs": len(times), "note": note,
+                        "stages": last["result"].timings, "path": last["result"].path}
+                if device.type == "cuda":
+                    row["peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+            except Exception as exc:
+                row["note"] = f"failed: {type(exc).__name__}: {str(exc)[:200]}"
+            rows.append(row)
+            write()
+
+        # quality path: every size, every precision
         for w, h in plan["sizes"]:
             image = photo(w, h)
             for precision in precisions:
@@ -205,24 +229,7 @@ def main() -> None:
                 if clock.left() < 10:
                     rows.append(row | {"note": "skipped: time budget"})
                     continue
-                try:
-                    r = base.with_options(precision=precision)
-                    if device.type == "cuda":
-                        torch.cuda.reset_peak_memory_stats(device)
-                    last = {}
-
-                    def run(r=r, image=image, last=last):
-                        last["result"] = r.restore(image)
-
-                    times, note = timed(run, device, plan["repeats"], clock)
-                    row |= {"seconds": statistics.median(times), "runs": len(times), "note": note,
-                            "stages": last["result"].timings}
-                    if device.type == "cuda":
-                        row["peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
-                except Exception as exc:  # a row that fails is reported, the others still run
-                    row["note"] = f"failed: {type(exc).__name__}: {str(exc)[:200]}"
-                rows.append(row)
-                write()
+                measure(row, image, precision=precision)
 
         # scratch path: a 2.4 % scratch mask as the photo's defect mask
         w, h = plan["scratch"]
@@ -233,20 +240,8 @@ def main() -> None:
             if clock.left() < 60 and not args.smoke:
                 rows.append(row | {"note": "skipped: time budget"})
                 continue
-            try:
-                r = base.with_options(scratches="on", precision=precision)
-                last = {}
-
-                def run(r=r, last=last):
-                    last["result"] = r.restore(image, mask)
-
-                times, note = timed(run, device, 1 if not args.smoke else plan["repeats"], clock)
-                row |= {"seconds": statistics.median(times), "runs": len(times), "note": note,
-                        "stages": last["result"].timings, "path": last["result"].path}
-            except Exception as exc:
-                row["note"] = f"failed: {type(exc).__name__}: {str(exc)[:200]}"
-            rows.append(row)
-            write()
+            measure(row, image, mask, 1 if not args.smoke else plan["repeats"], scratches="on",
+                    precision=precision)
 
         # --upscale 2 after the quality path: the enlargement's own time is its "upscale" stage
         w, h = plan["upscale"]
@@ -256,20 +251,7 @@ def main() -> None:
             if clock.left() < 60 and not args.smoke:
                 rows.append(row | {"note": "skipped: time budget"})
                 continue
-            try:
-                r = base.with_options(upscale=2, precision=precision)
-                last = {}
-
-                def run(r=r, image=image, last=last):
-                    last["result"] = r.restore(image)
-
-                times, note = timed(run, device, plan["repeats"], clock)
-                row |= {"seconds": statistics.median(times), "runs": len(times), "note": note,
-                        "stages": last["result"].timings}
-            except Exception as exc:
-                row["note"] = f"failed: {type(exc).__name__}: {str(exc)[:200]}"
-            rows.append(row)
-            write()
+            measure(row, image, upscale=2, precision=precision)
 
         # a folder through the command line: decode, restore, encode and write included
         w, h = plan["folder"]
