@@ -183,7 +183,6 @@ class PhotoJob:
     previews: bool = False
     megapixels: float = 0.0  # from the file's header, for the time estimate
     size: tuple[int, int] | None = None  # width, height of the restored picture (the photo's × --upscale)
-    source_size: tuple[int, int] | None = None  # width, height of the photo (and of its mask)
 
     @property
     def output(self) -> Path | None:
@@ -397,9 +396,9 @@ class Engine:
         path = job.preview(kind + "_full")
         with self._full_lock:
             if not path.is_file():
-                if kind == "overlay":  # the mask has the photo's size, the output may be larger (--upscale)
-                    mask = (None if job.mask is None or job.source_size is None
-                            else read_mask(job.mask, job.source_size, self.max_pixels))
+                if kind == "overlay":  # the mask has the photo's size (the entry's), the output may be larger
+                    mask = (None if job.mask is None
+                            else read_mask(job.mask, (entry.width, entry.height), self.max_pixels))
                     write_overlay(path, mask, size, side=None)
                 else:
                     source = job.input if kind == "before" else job.output
@@ -525,8 +524,7 @@ class Engine:
     def upscale_possible(self) -> bool:
         """Whether a user may ask for ``--upscale``: the upscaler's weights are installed."""
         if self._upscale_possible is None:
-            has_models = getattr(self.base, "has_models", None)
-            self._upscale_possible = bool(has_models is not None and has_models(UPSCALE_ROLE))
+            self._upscale_possible = bool(self.base.has_models(UPSCALE_ROLE))
         return self._upscale_possible
 
     def upscale_of(self, job: PhotoJob) -> int:
@@ -573,7 +571,6 @@ class Engine:
         result = seen["result"]
         # face boxes and the mask are the photo's; the output is larger with --upscale
         height, width = seen["pixels"].shape[:2]
-        job.source_size = (width, height)
         job.faces = [[round(v / s, 5) for v, s in zip(face.box, (width, height, width, height), strict=True)]
                      for face in result.faces]
         write_preview(job.preview("before"), seen["pixels"], self.preview_side)
