@@ -1,6 +1,7 @@
 """Held-out synthetic photos restored by `oldphoto restore` at several --fidelity values.
 
     python scripts/fidelity_sweep.py --fidelity 0 0.25 0.5 0.75 1 [--weights DIR] [--split heldout]
+    python scripts/fidelity_sweep.py --clean 256 128 64     # clean crops, shrunk: given back unchanged?
 
 The cases are those of `oldphoto train evaluate` (every held-out clean photo of the corpus, fixed crops,
 degraded by the synthesis at fixed seeds, `unstructured` and `mixed`).  Each is restored by the same
@@ -9,6 +10,10 @@ fidelity: mean PSNR and SSIM, and how many photos came out *worse than their deg
 or SSIM, with the worst margin: the never-worse criterion is about every photo, not the mean.  A photo
 counts as worse when it lost more than 0.01 dB or 0.001 SSIM (float rounding of a photo left as it was
 moves both by less); PSNR is capped at 60 dB, so that an undegraded crop (infinite PSNR) can be compared.
+
+``--clean SIDE...`` asks the other half of never worse: the same crops *undegraded*, shrunk (area) to
+each side, restored with the default fidelity, and compared with themselves; a clean photo should come
+back as it was (counted below 35 and 30 dB, with the worst).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from oldphoto.metrics.fullref import psnr, ssim
@@ -41,9 +47,14 @@ def main() -> None:
     ap.add_argument("--scratches", default="auto", choices=("auto", "on", "off"),
                     help="off: judge the fidelity alone, without the defect repair")
     ap.add_argument("--kinds", nargs="+", default=["unstructured", "mixed"])
+    ap.add_argument("--clean", type=int, nargs="+", default=None, metavar="SIDE",
+                    help="restore the clean crops shrunk to these sides instead, compared with themselves")
     args = ap.parse_args()
     cases, used = heldout_cases([f"corpus:{args.split}", f"skimage:{args.split}"], crops=args.crops)
     print(f"{len(cases)} cases from {used}\n")
+    if args.clean:
+        clean_crops([c for c in cases if c.kind == args.kinds[0]], args.clean, args.weights, args.scratches)
+        return
     print("| kind | fidelity | PSNR | SSIM | worse than input (PSNR / SSIM) | worst ΔPSNR | worst ΔSSIM |")
     print("|---|---|---|---|---|---|---|")
     for kind in args.kinds:
@@ -63,6 +74,19 @@ def main() -> None:
             for c, a, b in zip(subset, dp, ds, strict=True):
                 if a < -WORSE_DB or b < -WORSE_SSIM:
                     print(f"<!-- worse: {c.name} {a:+.3f} dB {b:+.4f} SSIM -->", flush=True)
+
+
+def clean_crops(cases: list, sides: list[int], weights: Path | None, scratches: str) -> None:
+    restorer = Restorer(weights=weights, faces=False, scratches=scratches)
+    print("| side | crops | PSNR against itself | below 35 dB | below 30 dB | worst |")
+    print("|---|---|---|---|---|---|")
+    for side in sides:
+        crops = [c.clean if c.clean.shape[0] == side else
+                 cv2.resize(c.clean, (side, side), interpolation=cv2.INTER_AREA) for c in cases]
+        p = np.array([capped_psnr(restorer.restore(c).image, c) for c in crops])
+        worst = np.argsort(p)[:3]
+        print(f"| {side}² | {len(p)} | {p.mean():.2f} | {(p < 35).sum()} | {(p < 30).sum()} | "
+              + ", ".join(f"{cases[i].name} {p[i]:.1f}" for i in worst) + " |", flush=True)
 
 
 if __name__ == "__main__":

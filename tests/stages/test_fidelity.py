@@ -47,8 +47,24 @@ def test_the_noise_estimate_needs_unclipped_blocks_and_enough_of_them():
     white = noisy.copy()
     white[:, :150] = 1.0  # blown-out highlights have no noise: they do not count
     assert noise_sigma(white) == pytest.approx(0.02, rel=0.25)
-    small = noisy[:20, :20]  # too few blocks: Donoho's estimate
-    assert noise_sigma(small) == donoho_sigma(small)
+    tiny = noisy[:16, :16]  # too few blocks even of the smallest size: Donoho's estimate
+    assert noise_sigma(tiny) == donoho_sigma(tiny)
+
+
+@pytest.mark.parametrize("side, rel", [(64, 0.6), (128, 0.25)])
+def test_a_small_photo_reads_its_noise_in_smaller_blocks(side, rel):
+    """A small photo has too few 16-px blocks for their 5th percentile to find its flat part (at 64² there
+    are 16, and Donoho's estimate read the texture as noise): smaller blocks find it, unbiased for their
+    size.  At 64² the blocks are 4 px, whose RMS varies so much that with a quarter of them flat the 5th
+    percentile reads over the noise (the flat blocks' 20th percentile), still far below Donoho's."""
+    rng = np.random.default_rng(7)
+    textured = _texture(side, side)
+    noisy = np.clip(textured + rng.normal(0, 0.01, textured.shape).astype(np.float32), 0, 1)
+    assert noise_sigma(noisy) == pytest.approx(0.01, rel=rel)
+    assert noise_sigma(noisy) < 0.6 * donoho_sigma(noisy)
+    assert noise_sigma(textured) < 0.2 * donoho_sigma(textured)
+    flat = np.clip(0.5 + rng.normal(0, 0.02, (side, side)), 0, 1).astype(np.float32)
+    assert noise_sigma(flat) == pytest.approx(0.02, rel=0.25)
 
 
 def test_denoising_removes_noise_and_keeps_a_clean_photo():

@@ -31,12 +31,14 @@ NLM_STRENGTH = 1.5
 MIN_SIGMA = 0.5 / 255.0
 NLM_PATCH = 5
 NLM_SEARCH = 13
-# noise_sigma: blocks of NOISE_BLOCK² finest diagonal details (2·NOISE_BLOCK px square), the
-# NOISE_PERCENTILE-th percentile of their RMS; NOISE_UNBIAS is that percentile for pure Gaussian noise
-# (the RMS of NOISE_BLOCK² standard normal values: sqrt(chi²₆₄ / 64) at 5 %), so that it reads σ
-NOISE_BLOCK = 8
+# noise_sigma: blocks of n² finest diagonal details (2n px square), the NOISE_PERCENTILE-th percentile
+# of their RMS, unbiased by that percentile for pure Gaussian noise (the RMS of n² standard normal values:
+# sqrt(chi²ₙ² / n²) at 5 %) so that it reads σ.  The largest n of NOISE_BLOCKS that gives at least
+# NOISE_ENOUGH_BLOCKS usable blocks: a small photo has few large blocks, every one holding texture, and
+# their 5th percentile reads that texture as noise (docs/restore.md, "Never worse").
+NOISE_BLOCKS = {8: 0.8531, 4: 0.7054, 2: 0.4215}
 NOISE_PERCENTILE = 5.0
-NOISE_UNBIAS = 0.8531
+NOISE_ENOUGH_BLOCKS = 100
 NOISE_MIN_BLOCKS = 20
 CLIPPED = 2.0 / 255.0  # a block reaching this close to black or white has its noise clipped away
 
@@ -70,22 +72,23 @@ def noise_sigma(y: np.ndarray) -> float:
     unbiased for Gaussian noise), blocks clipped at black or white aside.  On a textured photo (fur,
     foliage, a circuit board's lettering) Donoho's estimate over the whole photo (:func:`donoho_sigma`)
     reads the texture as noise, up to several times the real level, and the denoiser then wipes texture
-    and faint lettering out.  Never above Donoho's estimate over the same (unclipped) blocks; Donoho's
-    alone on photos with fewer than ``NOISE_MIN_BLOCKS`` unclipped blocks.
+    and faint lettering out.  Blocks of 16 px, or smaller where a small photo has fewer than
+    ``NOISE_ENOUGH_BLOCKS`` of them.  Never above Donoho's estimate over the same (unclipped) blocks;
+    Donoho's alone on photos with fewer than ``NOISE_MIN_BLOCKS`` unclipped blocks of the smallest size.
     """
     detail, mean = _diagonal_detail(y)
-    n = NOISE_BLOCK
-    bh, bw = detail.shape[0] // n, detail.shape[1] // n
-    if bh * bw < NOISE_MIN_BLOCKS:
-        return _donoho(detail)
-    blocks = detail[:bh * n, :bw * n].reshape(bh, n, bw, n).transpose(0, 2, 1, 3)
-    means = mean[:bh * n, :bw * n].reshape(bh, n, bw, n).transpose(0, 2, 1, 3)
-    unclipped = (means.min(axis=(2, 3)) > CLIPPED) & (means.max(axis=(2, 3)) < 1.0 - CLIPPED)
+    for n, unbias in NOISE_BLOCKS.items():
+        bh, bw = detail.shape[0] // n, detail.shape[1] // n
+        blocks = detail[:bh * n, :bw * n].reshape(bh, n, bw, n).transpose(0, 2, 1, 3)
+        means = mean[:bh * n, :bw * n].reshape(bh, n, bw, n).transpose(0, 2, 1, 3)
+        unclipped = (means.min(axis=(2, 3)) > CLIPPED) & (means.max(axis=(2, 3)) < 1.0 - CLIPPED)
+        if int(unclipped.sum()) >= NOISE_ENOUGH_BLOCKS:
+            break
     if int(unclipped.sum()) < NOISE_MIN_BLOCKS:
         return _donoho(detail)
     kept = blocks[unclipped]  # (blocks, n, n)
     rms = np.sqrt(np.mean(np.square(kept), axis=(1, 2)))
-    flat = float(np.percentile(rms, NOISE_PERCENTILE)) / NOISE_UNBIAS
+    flat = float(np.percentile(rms, NOISE_PERCENTILE)) / unbias
     return min(_donoho(kept), flat)
 
 
