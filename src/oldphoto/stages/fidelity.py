@@ -77,7 +77,7 @@ def noise_sigma(y: np.ndarray) -> float:
     Donoho's alone on photos with fewer than ``NOISE_MIN_BLOCKS`` unclipped blocks of the smallest size.
     """
     detail, mean = _diagonal_detail(y)
-    for n, unbias in NOISE_BLOCKS.items():
+    for n in NOISE_BLOCKS:
         bh, bw = detail.shape[0] // n, detail.shape[1] // n
         blocks = detail[:bh * n, :bw * n].reshape(bh, n, bw, n).transpose(0, 2, 1, 3)
         means = mean[:bh * n, :bw * n].reshape(bh, n, bw, n).transpose(0, 2, 1, 3)
@@ -88,7 +88,7 @@ def noise_sigma(y: np.ndarray) -> float:
         return _donoho(detail)
     kept = blocks[unclipped]  # (blocks, n, n)
     rms = np.sqrt(np.mean(np.square(kept), axis=(1, 2)))
-    flat = float(np.percentile(rms, NOISE_PERCENTILE)) / unbias
+    flat = float(np.percentile(rms, NOISE_PERCENTILE)) / NOISE_BLOCKS[n]
     return min(_donoho(kept), flat)
 
 
