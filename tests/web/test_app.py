@@ -87,6 +87,31 @@ def test_upload_restore_download_and_zip(tmp_path):
         assert status == 204 and client.json("GET", f"/api/photos/{second['id']}")[0] == 404
 
 
+def test_marks_send_a_restored_photo_back(tmp_path):
+    """POST /api/photos/ID/marks: the defects marked on the page (a gray PNG) restore the photo again."""
+    with served(_engine(tmp_path)) as url:
+        client = Client(url)
+        _, photo = client.upload("scan.png", png_bytes())  # 40x30, the fake's 'defects': row 15
+        client.wait(photo["id"])
+        marks = np.full((30, 40), 128, np.uint8)
+        marks[2, :] = 255
+        marks[15, :] = 0
+        buf = io.BytesIO()
+        Image.fromarray(marks, "L").save(buf, format="PNG")
+        status, queued = client.json("POST", f"/api/photos/{photo['id']}/marks", body=buf.getvalue())
+        assert status == 202 and queued["revision"] == 1 and queued["marked"], queued
+        done = client.wait(photo["id"])
+        assert done["status"] == "done"
+        assert done["restoration"]["repaired_fraction"] == 0.033333  # row 2 alone: 1/30 of the photo
+        _, _, mask = client.request("GET", f"/api/photos/{photo['id']}/mask")
+        rows = np.asarray(Image.open(io.BytesIO(mask))).max(axis=1)
+        assert rows[2] == 255 and rows[15] == 0 and rows.sum() == 255
+        status, body = client.json("POST", f"/api/photos/{photo['id']}/marks", body=b"scribble")
+        assert status == 422 and "not an image" in body["error"] and body["photo"]["status"] == "done"
+        assert client.json("POST", "/api/photos/0123456789abcdef/marks", body=buf.getvalue())[0] == 404
+        assert Client(url).json("POST", f"/api/photos/{photo['id']}/marks", body=buf.getvalue())[0] == 404
+
+
 def _output_parts(tmp_path, name):
     found = [p for p in (tmp_path / "root").rglob(name) if p.parent.name == "out"]
     assert len(found) == 1

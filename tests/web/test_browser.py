@@ -230,6 +230,51 @@ def test_busy_server_faces_zip_and_forgetting(tmp_path, browser):
         context.close()
 
 
+def test_marking_defects_by_hand(tmp_path, browser):
+    """After a restoration the user paints over a scratch it missed and unmarks part of what it
+    repaired; the photo comes back restored with exactly that mask (the fake's 'defect': its dark middle
+    row), the page showing the new result."""
+    engine = Engine(FakeRestorer(), tmp_path / "root")
+    photo = tmp_path / "scan.png"
+    photo.write_bytes(png_bytes(size=(200, 150)))
+    with served(engine) as url:
+        context = browser.new_context(viewport={"width": 1000, "height": 800})
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(url)
+        page.wait_for_selector("#version:not(:empty)")
+        page.set_input_files("#files", [str(photo)])
+        page.click("#go")
+        card = page.locator(".card[data-status=done]")
+        card.wait_for(timeout=30_000)
+        card.locator(".mark-start").click()
+        canvas = card.locator("canvas.marks")
+        canvas.scroll_into_view_if_needed()
+        box = canvas.bounding_box()
+        assert abs(box["width"] - 200) < 1  # the photo at its own size, the marks over it
+
+        def drag(y: float, x0: float, x1: float) -> None:
+            page.mouse.move(box["x"] + x0 * box["width"], box["y"] + y * box["height"])
+            page.mouse.down()
+            page.mouse.move(box["x"] + x1 * box["width"], box["y"] + y * box["height"], steps=12)
+            page.mouse.up()
+
+        drag(0.25, 0.2, 0.8)   # a scratch the repair missed
+        card.locator(".unmark").check()
+        drag(0.5, 0.05, 0.45)  # part of the repaired row: no defect after all
+        page.screenshot(path=str(tmp_path / "serve-marks.png"), full_page=True)
+        card.locator(".mark-send").click()
+        page.locator(".card[data-status=done] .summary", has_text="marked by hand").wait_for(timeout=30_000)
+        assert page.locator(".card .compare").count() == 1 and page.locator("canvas.marks").count() == 0
+        job = next(iter(next(iter(engine.sessions.values())).photos.values()))
+        mask = np.asarray(Image.open(job.mask)) > 0
+        assert mask[37, 45:155].all() and not mask[10:30].any() and not mask[100:].any()
+        assert not mask[75, 15:85].any() and mask[75, 110:].all()
+        context.close()
+    assert not errors, errors
+
+
 def test_removing_a_photo_while_it_is_sent(tmp_path, browser):
     """A photo removed from the page while its bytes are on their way is not restored (its upload is
     stopped, or the server told to forget it), and the photos after it are still sent."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import threading
 import time
 
@@ -20,11 +21,13 @@ from oldphoto.web.engine import (
     Busy,
     Choices,
     Engine,
+    NotRestored,
     OptionError,
     PhotoTimes,
     parse_choices,
     safe_name,
 )
+from oldphoto.web.marks import MarksError
 
 
 def _engine(tmp_path, **kw) -> Engine:
@@ -99,6 +102,53 @@ def test_restores_writes_the_cli_files_and_previews(tmp_path):
     finally:
         engine.close()
     assert not (tmp_path / "root").exists() or not any((tmp_path / "root").iterdir())
+
+
+def _marks(size, fill=128) -> tuple[np.ndarray, callable]:
+    """A marks image of ``size`` (width, height) at ``fill``, and a function that makes its PNG."""
+    levels = np.full((size[1], size[0]), fill, np.uint8)
+
+    def data() -> bytes:
+        buf = io.BytesIO()
+        Image.fromarray(levels, "L").save(buf, format="PNG")
+        return buf.getvalue()
+    return levels, data
+
+
+def test_marked_defects_are_repaired_and_unmarked_ones_left(tmp_path):
+    """The page's marks (its preview's size, here half the photo's) are applied to the mask repaired
+    last: the photo is restored again with that mask, repaired as given, and its files replaced."""
+    engine = _engine(tmp_path)
+    try:
+        session = engine.session(None)
+        job = _add(engine, session, "scan.png", png_bytes())  # 40x30, 'defects': the dark row 15
+        assert _wait(engine, job)["status"] == DONE and engine.describe(job)["revision"] == 0
+        levels, data = _marks((20, 15))
+        levels[3, :] = 255   # a scratch the detector missed: rows 6-7 of the photo
+        levels[7, :5] = 0    # not a defect: the first 10 pixels of row 15 (rows 14-15)
+        engine.repair_marked(job, data())
+        info = engine.describe(job)
+        assert info["status"] == QUEUED and info["revision"] == 1 and info["marked"]
+        with pytest.raises(NotRestored):  # not twice at once
+            engine.repair_marked(job, data())
+        assert _wait(engine, job)["status"] == DONE
+        mask = np.asarray(Image.open(job.mask)) > 0
+        expected = np.zeros((30, 40), bool)
+        expected[6:8] = True
+        expected[15, 10:] = True
+        assert np.array_equal(mask, expected)
+        assert read_provenance(job.output)["options"]["scratches"] == "on"  # the marks, as given
+        assert job.output.name == "scan.png" and job.previews
+        # a second round starts from the mask repaired last: all gray changes nothing
+        engine.repair_marked(job, _marks((40, 30))[1]())
+        assert _wait(engine, job)["status"] == DONE and engine.describe(job)["revision"] == 2
+        assert np.array_equal(np.asarray(Image.open(job.mask)) > 0, expected)
+        for bad in (b"not an image", _marks((10, 30))[1]()):
+            with pytest.raises(MarksError):
+                engine.repair_marked(job, bad)
+        assert engine.describe(job)["status"] == DONE  # bad marks change nothing
+    finally:
+        engine.close()
 
 
 def test_bad_files_are_refused_with_the_reason_and_the_engine_goes_on(tmp_path):

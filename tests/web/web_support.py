@@ -41,7 +41,8 @@ class FakeResult:
 
 
 class FakeRestorer:
-    """Restorer-shaped: inverts colours; pixels darker than 0.1 are the 'defects'; one 'face' box;
+    """Restorer-shaped: inverts colours; pixels darker than 0.1 are the 'defects' (a user mask, when
+    given, replaces them, as in the Restorer); one 'face' box;
     ``--upscale k`` repeats each pixel k×k times (when ``shared["upscaler"]`` says it is installed).
     ``gate`` (an Event), when given, holds every restore until it is set (to fill the queue)."""
 
@@ -70,7 +71,7 @@ class FakeRestorer:
         if self.gate is not None:
             assert self.gate.wait(30), "the test never opened the gate"
         self.shared["calls"].append((pixels.shape, self.options))
-        defects = pixels.mean(axis=-1) < 0.1
+        defects = pixels.mean(axis=-1) < 0.1 if mask is None else mask
         h, w = pixels.shape[:2]
         face = FaceInfo(box=(w // 4, h // 4, w // 2, h // 2), landmarks=np.zeros((5, 2)), score=1.0)
         k = self.options.upscale

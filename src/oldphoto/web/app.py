@@ -11,6 +11,8 @@ Content-Security-Policy header forbids the browser to load anything from elsewhe
                                         before_full.png | after_full.png | overlay_full.png: full size
   GET    /api/photos/ID/download        the restored file, as `oldphoto restore` writes it
   GET    /api/photos/ID/mask            the repaired-areas mask, as `oldphoto restore --save-mask` writes it
+  POST   /api/photos/ID/marks           defects marked by hand (a gray PNG, web.marks) as the body: restore
+                                        the photo again with them -> 202 (queued), 4xx/503 {error}
   DELETE /api/photos/ID                 forget a photo and delete its files
   GET    /api/download.zip              every restored file of the session
   DELETE /api/session                   end the session: delete all its files
@@ -48,18 +50,21 @@ from oldphoto.web.engine import (
     UPLOADING,
     Busy,
     Engine,
+    NotRestored,
     OptionError,
     PhotoJob,
     Session,
     TooLargeToView,
     parse_choices,
 )
+from oldphoto.web.marks import MarksError
 
 STATIC = {"app.js": "text/javascript", "app.css": "text/css"}
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
        "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 STORED = {".jpg", ".jpeg", ".png", ".webp"}  # already compressed: zipped as they are
+MAX_MARKS_BYTES = 20_000_000  # the page's marks: a gray PNG of its preview's size, mostly one level
 
 
 def _static(name: str) -> bytes:
@@ -312,6 +317,30 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
     async def mask(request: Request) -> Response:
         return restored_file(request, lambda job: job.mask)
 
+    async def marks(request: Request) -> Response:
+        session = session_of(request)
+        job = found(request, session)
+        if job is None:
+            return error(request, session, 404, "no such photo")
+        body = b""
+        try:
+            async for chunk in _chunks(request, upload_idle):
+                body += chunk
+                if len(body) > MAX_MARKS_BYTES:
+                    return error(request, session, 413, "the marks are too large an image", job)
+        except (ClientDisconnect, Stalled):
+            return error(request, session, 400, "the marks did not arrive", job)
+        try:
+            await run_in_threadpool(engine.repair_marked, job, body)
+        except NotRestored as exc:
+            return error(request, session, 409, str(exc), job)
+        except MarksError as exc:
+            return error(request, session, 422, str(exc), job)
+        except Busy as exc:
+            return error(request, session, 503, f"The server is busy: {exc}.", job,
+                         headers={"retry-after": str(exc.retry_after)})
+        return reply(request, session, JSONResponse(engine.describe(job), status_code=202))
+
     async def download_zip(request: Request) -> Response:
         session = session_of(request)
         jobs = list(session.photos.values()) if session is not None else []
@@ -343,6 +372,7 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
         Route("/api/photos/{photo}/preview/{kind}", preview),
         Route("/api/photos/{photo}/download", download),
         Route("/api/photos/{photo}/mask", mask),
+        Route("/api/photos/{photo}/marks", marks, methods=["POST"]),
         Route("/api/download.zip", download_zip),
         Route("/api/session", end_session, methods=["DELETE"]),
     ]

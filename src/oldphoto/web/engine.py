@@ -10,6 +10,8 @@
 - Each photo is restored and written by :func:`oldphoto.batch.restore_one`, the function behind
   ``oldphoto restore --save-mask``: the download is byte for byte what the CLI writes for the same photo
   and options (but the provenance's ``restored_at`` time).
+- A restored photo may be restored again with defects marked by hand on the page
+  (:meth:`Engine.repair_marked`, :mod:`oldphoto.web.marks`): as ``oldphoto restore --mask-dir``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from oldphoto.batch import OK, BatchConfig, Entry, Job, plan_outputs, read_mask,
 from oldphoto.io import DEFAULT_JPEG_QUALITY, DEFAULT_MAX_PIXELS, normalise_format, read_photo
 from oldphoto.nets.descriptors import UPSCALE_ROLE
 from oldphoto.options import DEFAULT_FIDELITY
+from oldphoto.web.marks import apply_marks
 from oldphoto.web.previews import (
     FULL_VIEW_PIXELS,
     PREVIEW_SIDE,
@@ -98,6 +101,10 @@ class OptionError(ValueError):
 
 class TooLargeToView(Exception):
     """A photo with more pixels than the 100 % view is made for (the message says so)."""
+
+
+class NotRestored(Exception):
+    """Marks sent for a photo that is not restored (yet, or is being restored again)."""
 
 
 @dataclass(frozen=True)
@@ -183,6 +190,8 @@ class PhotoJob:
     previews: bool = False
     megapixels: float = 0.0  # from the file's header, for the time estimate
     size: tuple[int, int] | None = None  # width, height of the restored picture (the photo's × --upscale)
+    marks: Path | None = None  # the mask marked by hand on the page, repaired as given (a --mask-dir file)
+    revision: int = 0  # how many times it was sent back with marks (the page shows each new result)
 
     @property
     def output(self) -> Path | None:
@@ -317,14 +326,7 @@ class Engine:
     def reserve(self, session: Session, name: str) -> PhotoJob:
         """A place in the queue for a photo about to be uploaded to ``job.input``; ``Busy`` when full."""
         with self._lock:
-            waiting = len(self._queue) + self._reserved
-            mine = sum(1 for j in session.photos.values() if j.status in (UPLOADING, QUEUED))
-            if waiting >= self.max_queue or mine >= self.max_per_session:
-                count = mine if mine >= self.max_per_session else waiting
-                whose = "of yours " if mine >= self.max_per_session else ""
-                verb = "is" if count == 1 else "are"
-                raise Busy(f"{count} photo{'s' if count != 1 else ''} {whose}{verb} waiting already",
-                           self._retry_after(count))
+            self._check_room(session)
             job_id = secrets.token_hex(8)
             folder = session.folder / job_id
             clean = safe_name(name)
@@ -333,6 +335,17 @@ class Engine:
             session.photos[job_id] = job
             self._reserved += 1
             return job
+
+    def _check_room(self, session: Session) -> None:
+        """``Busy`` when the queue, or this session's share of it, is full (call with the lock held)."""
+        waiting = len(self._queue) + self._reserved
+        mine = sum(1 for j in session.photos.values() if j.status in (UPLOADING, QUEUED))
+        if waiting >= self.max_queue or mine >= self.max_per_session:
+            count = mine if mine >= self.max_per_session else waiting
+            whose = "of yours " if mine >= self.max_per_session else ""
+            verb = "is" if count == 1 else "are"
+            raise Busy(f"{count} photo{'s' if count != 1 else ''} {whose}{verb} waiting already",
+                       self._retry_after(count))
 
     def inspect(self, job: PhotoJob) -> None:
         """A quick look at an uploaded file before it is queued, so that a file that is no photo, or
@@ -356,6 +369,35 @@ class Engine:
             if job.session.ended or job.id not in job.session.photos:
                 return
             job.choices = choices
+            job.status, job.submitted = QUEUED, self.clock()
+            self._queue.append(job)
+            self._lock.notify_all()
+
+    def repair_marked(self, job: PhotoJob, marks: bytes) -> None:
+        """Queue a restored photo again, to be repaired where its user marked defects on the page and
+        not where they unmarked them (``marks``: the page's gray image, :mod:`oldphoto.web.marks`), the
+        rest as before.  The new mask is the last one repaired with the marks applied, repaired as given
+        (``--scratches on`` with a user mask, as ``oldphoto restore --mask-dir``); the photo's files are
+        replaced when it is done.  ``NotRestored`` unless it is restored and not queued again already;
+        ``MarksError`` for marks that cannot be used; ``Busy`` when the queue is full."""
+        with self._lock:  # (held throughout: a second request for the same photo waits, then is refused)
+            entry = job.entry
+            if job.status != DONE or entry is None or job.id not in job.session.photos:
+                raise NotRestored(f"{job.name} is not restored{' yet' if job.status != DONE else ''}")
+            self._check_room(job.session)
+            size = (entry.width, entry.height)  # the photo's (marks are never on the enlarged picture)
+            repaired = None if job.mask is None else read_mask(job.mask, size, self.max_pixels)
+            mask = apply_marks(repaired, marks, size)
+            job.marks = job.folder / "marks" / f"{job.input.stem}.png"
+            job.marks.parent.mkdir(exist_ok=True)
+            Image.fromarray(mask.astype(np.uint8) * 255, "L").save(job.marks)
+            for folder in ("out", "preview"):
+                shutil.rmtree(job.folder / folder, ignore_errors=True)
+            overrides = dict(job.choices.overrides) | {"scratches": "on"}
+            job.choices = dataclasses.replace(job.choices, overrides=tuple(sorted(overrides.items())))
+            job.entry, job.faces, job.previews, job.size = None, [], False, None
+            job.started = job.finished = job.estimate = None
+            job.revision += 1
             job.status, job.submitted = QUEUED, self.clock()
             self._queue.append(job)
             self._lock.notify_all()
@@ -419,6 +461,7 @@ class Engine:
                 "ahead": ahead, "estimate": job.estimate,
                 "elapsed": round(now - job.started, 1) if job.started is not None and job.finished is None
                 else None,
+                "revision": job.revision, "marked": job.marks is not None,
             }
             entry = job.entry
             if entry is not None:
@@ -560,6 +603,7 @@ class Engine:
 
         config = BatchConfig(outdir=job.folder / "out", format=job.choices.format,
                              quality=job.choices.quality, max_pixels=self.max_pixels, save_mask=True,
+                             mask_dir=None if job.marks is None else job.marks.parent,
                              options=dataclasses.asdict(restorer.options), models=restorer.model_info)
         batch_job = Job(job.input, Path(job.input.name))
         plan_outputs([batch_job], config.outdir, config.format)

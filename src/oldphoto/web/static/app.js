@@ -143,10 +143,12 @@ function update(card, photo) {
   } else if (photo.status === "failed") {
     setState(card, "failed", "could not be restored");
     showError(card, photo.reason || "failed");
-  } else if (photo.status === "done" && card.dataset.shown !== photo.id) {
-    card.dataset.shown = photo.id;
+  } else if (photo.status === "done" && card.dataset.shown !== `${photo.id}:${photo.revision}`) {
+    card.dataset.shown = `${photo.id}:${photo.revision}`;  // (sent back with marks: a new result)
     setState(card, "done", `restored in ${seconds(photo.seconds)}`);
     bar.hidden = true;
+    const old = $(".compare", card);
+    if (old) old.remove();
     card.append(comparison(photo));
     $("#zip").hidden = false;
   }
@@ -156,6 +158,7 @@ function describeRepair(photo) {
   const r = photo.restoration;
   if (!r) return "";
   if (r.path === "quality") {
+    if (photo.marked) return "Nothing was repaired: no area is marked as a defect.";
     const d = r.defects;
     if (!d) return "Scratches and dust were not looked for.";
     if (d.lines_left_alone) {  // the record says so where the command line does (oldphoto.batch)
@@ -167,12 +170,13 @@ function describeRepair(photo) {
       ? "Nothing was repaired: no clear scratches or tears (a few small marks were left as they are)."
       : "No scratches or dust were found.";
   }
+  const pct = (100 * r.repaired_fraction).toFixed(r.repaired_fraction < 0.01 ? 2 : 1);
+  if (photo.marked) return `Repaired ${pct}% of the photo: the areas marked by hand.`;
   const parts = [];
   const d = r.defects || {};
   if (d.strokes) parts.push(`${d.strokes} scratch${d.strokes > 1 ? "es" : ""}`);
   if (d.specks) parts.push(`${d.specks} dust speck${d.specks > 1 ? "s" : ""}`);
   if (d.blobs) parts.push(`${d.blobs} hole${d.blobs > 1 ? "s" : ""} or stain${d.blobs > 1 ? "s" : ""}`);
-  const pct = (100 * r.repaired_fraction).toFixed(r.repaired_fraction < 0.01 ? 2 : 1);
   return `Repaired ${pct}% of the photo` + (parts.length ? ` (${parts.join(", ")}).` : ".");
 }
 
@@ -245,17 +249,117 @@ function comparison(photo) {
     tools.append(el("label", {}, facesToggle, ` Show the ${photo.faces.length} face${photo.faces.length > 1 ? "s" : ""} found `,
                     el("span", {class: "swatch swatch-face"})));
   }
+  const markButton = el("button", {class: "quiet mark-start", text: "Mark defects by hand\u2026",
+                                   title: "Paint over the scratches and dust the repair missed, or unmark what it should have left alone"});
+  tools.append(markButton);
   tools.append(
     el("span", {class: "spacer"}),
     el("a", {class: "button quiet mask-download", href: `${base}/mask`, download: "", text: "Download mask"}),
     el("a", {class: "button primary download", href: `${base}/download`, download: photo.output || "", text: "Download restored photo"}));
   const box = el("div", {class: "compare"}, view, el("p", {class: "summary", text: describeRepair(photo)}), tools);
+  markButton.addEventListener("click", () => startMarking(photo, frame, box, markButton));
   if (photo.warnings && photo.warnings.length) {
     const list = el("ul", {class: "warnings"});
     for (const w of photo.warnings) list.append(el("li", {text: w}));
     box.append(list);
   }
   return box;
+}
+
+// ------------------------------------------------------------------------------------------- marking
+// Defects marked by hand: the user paints over the original (the repaired areas shown in red) in yellow
+// where a defect was missed, in blue where something was repaired that should not have been; the marks
+// go to the server as a gray picture (white: defect, black: not one, gray: as repaired) of at most
+// MARKS_SIDE pixels, which restores the photo again with them (oldphoto.web.marks).
+const MARKS_SIDE = 1600;
+const MARK_RGB = [255, 205, 0], UNMARK_RGB = [0, 150, 255];
+
+function startMarking(photo, frame, box, markButton) {
+  const scale = Math.min(1, MARKS_SIDE / Math.max(photo.width, photo.height));
+  const canvas = el("canvas", {class: "marks", width: String(Math.max(1, Math.round(photo.width * scale))),
+                               height: String(Math.max(1, Math.round(photo.height * scale)))});
+  const paint = canvas.getContext("2d");
+  const size = el("input", {type: "range", min: "2", max: "80", value: "14", class: "brush",
+                            "aria-label": "Brush size"});
+  const erase = el("input", {type: "checkbox", class: "unmark"});
+  const note = el("span", {class: "note marking-note", role: "status"});
+  const send = el("button", {class: "primary mark-send", text: "Repair marked areas"});
+  const clear = el("button", {class: "quiet", text: "Clear marks"});
+  const cancel = el("button", {class: "quiet", text: "Cancel"});
+  const bar = el("div", {class: "tools marking-tools"},
+    el("span", {text: "Paint over what the repair missed "}), el("span", {class: "swatch swatch-marked"}),
+    el("label", {title: "Paint over areas that were repaired but are no defects"}, erase, " Unmark ",
+       el("span", {class: "swatch swatch-unmarked"})),
+    el("label", {}, "Brush ", size), clear, el("span", {class: "spacer"}), note, cancel, send);
+  box.append(bar);
+  const overlay = $(".overlay", frame);
+  const overlayWas = overlay.hidden;
+  frame.append(canvas);
+  frame.classList.add("marking");
+  overlay.hidden = false;
+  markButton.disabled = true;
+  let last = null, marked = false;
+  const point = event => {
+    const r = canvas.getBoundingClientRect();
+    return [(event.clientX - r.left) * canvas.width / r.width, (event.clientY - r.top) * canvas.height / r.height,
+            Number(size.value) * canvas.width / r.width];
+  };
+  const stroke = event => {
+    const [x, y, width] = point(event);
+    const [r, g, b] = erase.checked ? UNMARK_RGB : MARK_RGB;
+    paint.strokeStyle = paint.fillStyle = `rgb(${r}, ${g}, ${b})`;
+    paint.lineWidth = width;
+    paint.lineCap = paint.lineJoin = "round";
+    paint.beginPath();
+    if (last) { paint.moveTo(last[0], last[1]); paint.lineTo(x, y); paint.stroke(); }
+    else { paint.arc(x, y, width / 2, 0, 2 * Math.PI); paint.fill(); }
+    last = [x, y];
+    marked = true;
+  };
+  canvas.addEventListener("pointerdown", event => { canvas.setPointerCapture(event.pointerId); last = null; stroke(event); });
+  canvas.addEventListener("pointermove", event => { if (event.buttons) stroke(event); });
+  canvas.addEventListener("pointerup", () => { last = null; });
+  clear.addEventListener("click", () => { paint.clearRect(0, 0, canvas.width, canvas.height); marked = false; });
+  const stop = () => {
+    canvas.remove(); bar.remove();
+    frame.classList.remove("marking");
+    overlay.hidden = overlayWas;
+    markButton.disabled = false;
+  };
+  cancel.addEventListener("click", stop);
+  send.addEventListener("click", async () => {
+    if (!marked) { note.textContent = "Nothing is marked yet."; return; }
+    send.disabled = true;
+    note.textContent = "Sending\u2026";
+    try {
+      const reply = await fetch(`/api/photos/${photo.id}/marks`, {method: "POST", body: await marksPicture(canvas)});
+      const body = await reply.json().catch(() => ({}));
+      if (!reply.ok) throw new Error(body.error || `error ${reply.status}`);
+      const card = box.closest(".card");
+      box.remove();
+      update(card, body);
+      startPolling();
+    } catch (e) {
+      note.textContent = `Not sent: ${e.message}`;
+      send.disabled = false;
+    }
+  });
+}
+
+// The painted canvas as the server's marks: opaque yellow -> white, opaque blue -> black, the rest gray.
+function marksPicture(canvas) {
+  const painted = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  const out = document.createElement("canvas");
+  out.width = canvas.width; out.height = canvas.height;
+  const context = out.getContext("2d");
+  const gray = context.createImageData(canvas.width, canvas.height);
+  for (let i = 0; i < painted.length; i += 4) {
+    const level = painted[i + 3] < 128 ? 128 : painted[i] >= 128 ? 255 : 0;
+    gray.data[i] = gray.data[i + 1] = gray.data[i + 2] = level;
+    gray.data[i + 3] = 255;
+  }
+  context.putImageData(gray, 0, 0);
+  return new Promise((resolve, reject) => out.toBlob(blob => blob ? resolve(blob) : reject(new Error("no picture")), "image/png"));
 }
 
 // The full-size pictures, fetched the first time the 100 % view is asked for (lossless PNGs made by the
