@@ -298,13 +298,18 @@ def plan_outputs(jobs: list[Job], outdir: Path, fmt: str | None) -> None:
 
 
 def find_mask(mask_dir: Path, job: Job) -> Path | None:
-    """The user mask for a job: same stem (never sort order), beside the same relative folder first."""
+    """The user mask for a job, by its exact stem (never sort order, nor a longer name beginning alike:
+    ``a.2.png`` is the mask of ``a.2.jpg``, not of ``a.jpg``), beside the same relative folder first;
+    PNG preferred.  ``<stem>.mask.*`` before ``<stem>.*``: that is how ``--save-mask`` names a mask, so
+    an output folder can be given back as ``--mask-dir`` once its masks are edited (there ``<stem>.*``
+    is the restored photo itself)."""
     for folder in (mask_dir / job.relative.parent, mask_dir):
-        candidates = sorted(p for p in folder.glob(glob.escape(job.input.stem) + ".*")
-                            if p.suffix.lower() in IMAGE_EXTENSIONS)
-        if candidates:
-            png = [p for p in candidates if p.suffix.lower() == ".png"]
-            return (png or candidates)[0]
+        for stem in (job.input.stem + ".mask", job.input.stem):
+            candidates = sorted(p for p in folder.glob(glob.escape(stem) + ".*")
+                                if p.stem == stem and p.suffix.lower() in IMAGE_EXTENSIONS)
+            if candidates:
+                png = [p for p in candidates if p.suffix.lower() == ".png"]
+                return (png or candidates)[0]
     return None
 
 

@@ -227,6 +227,30 @@ def test_masks_matched_by_stem_not_order(tmp_path):
     assert "mask is 5x5 but the photo is 12x8" in log
 
 
+def test_masks_by_exact_stem_and_saved_masks_given_back(tmp_path):
+    """``a.2.png`` is the mask of ``a.2``, not of ``a`` (it sorts first); and an output folder written with
+    --save-mask, its masks edited, serves as --mask-dir: ``a.mask.png`` there, not the restored ``a.png``."""
+    src, masks, out = tmp_path / "in", tmp_path / "masks", tmp_path / "out"
+    _img(src / "a.png")
+    _img(src / "a.2.png")
+    masks.mkdir()
+    top, left = np.zeros((8, 12), np.uint8), np.zeros((8, 12), np.uint8)
+    top[0], left[:, 0] = 255, 255
+    Image.fromarray(top).save(masks / "a.png")
+    Image.fromarray(left).save(masks / "a.2.png")
+    restorer = Inverter()
+    assert _run([str(src), "-o", str(out), "--mask-dir", str(masks), "--save-mask"], restorer)[0] == 0
+    (_, mask_a2), (_, mask_a) = restorer.calls  # inputs in name order: a.2.png, a.png
+    assert np.array_equal(mask_a2, left > 0) and np.array_equal(mask_a, top > 0)
+    assert sorted(p.name for p in out.iterdir()) == ["a.2.mask.png", "a.2.png", "a.mask.png", "a.png"]
+    edited = np.zeros((8, 12), np.uint8)
+    edited[5, 2:7] = 255
+    Image.fromarray(edited).save(out / "a.mask.png")  # the user's edit of the saved mask
+    restorer = Inverter()
+    assert _run([str(src / "a.png"), "-o", str(tmp_path / "again"), "--mask-dir", str(out)], restorer)[0] == 0
+    assert np.array_equal(restorer.calls[0][1], edited > 0)
+
+
 def test_mask_oriented_like_displayed_photo(tmp_path):
     src, masks, out = tmp_path / "in", tmp_path / "masks", tmp_path / "out"
     exif = Image.Exif()
