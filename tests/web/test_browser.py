@@ -231,8 +231,8 @@ def test_busy_server_faces_zip_and_forgetting(tmp_path, browser):
 
 
 def test_marking_defects_by_hand(tmp_path, browser):
-    """After a restoration the user paints over a scratch it missed and unmarks part of what it
-    repaired; the photo comes back restored with exactly that mask (the fake's 'defect': its dark middle
+    """After a restoration the user paints over a scratch it missed, unmarks part of what it repaired
+    and undoes a stroke; the photo comes back restored with exactly that mask (the fake's 'defect': its dark middle
     row), the page showing the new result."""
     engine = Engine(FakeRestorer(), tmp_path / "root")
     photo = tmp_path / "scan.png"
@@ -263,6 +263,8 @@ def test_marking_defects_by_hand(tmp_path, browser):
         drag(0.25, 0.2, 0.8)   # a scratch the repair missed
         card.locator(".unmark").check()
         drag(0.5, 0.05, 0.45)  # part of the repaired row: no defect after all
+        drag(0.85, 0.2, 0.8)   # a slip of the hand...
+        card.locator(".mark-undo").click()  # ...taken back
         page.screenshot(path=str(tmp_path / "serve-marks.png"), full_page=True)
         card.locator(".mark-send").click()
         page.locator(".card[data-status=done] .summary", has_text="marked by hand").wait_for(timeout=30_000)

@@ -284,51 +284,82 @@ function startMarking(photo, frame, box, markButton) {
   const erase = el("input", {type: "checkbox", class: "unmark"});
   const note = el("span", {class: "note marking-note", role: "status"});
   const send = el("button", {class: "primary mark-send", text: "Repair marked areas"});
+  const undo = el("button", {class: "quiet mark-undo", text: "Undo", title: "Undo the last stroke (Ctrl+Z)"});
   const clear = el("button", {class: "quiet", text: "Clear marks"});
+  const cursor = el("div", {class: "brush-cursor", hidden: ""});
   const cancel = el("button", {class: "quiet", text: "Cancel"});
   const bar = el("div", {class: "tools marking-tools"},
     el("span", {text: "Paint over what the repair missed "}), el("span", {class: "swatch swatch-marked"}),
     el("label", {title: "Paint over areas that were repaired but are no defects"}, erase, " Unmark ",
        el("span", {class: "swatch swatch-unmarked"})),
-    el("label", {}, "Brush ", size), clear, el("span", {class: "spacer"}), note, cancel, send);
+    el("label", {}, "Brush ", size), undo, clear, el("span", {class: "spacer"}), note, cancel, send);
   box.append(bar);
   const overlay = $(".overlay", frame);
   const overlayWas = overlay.hidden;
-  frame.append(canvas);
+  frame.append(canvas, cursor);
   frame.classList.add("marking");
   overlay.hidden = false;
   markButton.disabled = true;
-  let last = null, marked = false;
+  // the strokes, kept as lines so that Undo can draw the others again: {erase, width, points}
+  const strokes = [];
   const point = event => {
     const r = canvas.getBoundingClientRect();
-    return [(event.clientX - r.left) * canvas.width / r.width, (event.clientY - r.top) * canvas.height / r.height,
-            Number(size.value) * canvas.width / r.width];
+    return [(event.clientX - r.left) * canvas.width / r.width, (event.clientY - r.top) * canvas.height / r.height];
   };
-  const stroke = event => {
-    const [x, y, width] = point(event);
-    const [r, g, b] = erase.checked ? UNMARK_RGB : MARK_RGB;
+  const draw = (stroke, from) => {
+    const [r, g, b] = stroke.erase ? UNMARK_RGB : MARK_RGB;
     paint.strokeStyle = paint.fillStyle = `rgb(${r}, ${g}, ${b})`;
-    paint.lineWidth = width;
+    paint.lineWidth = stroke.width;
     paint.lineCap = paint.lineJoin = "round";
+    const p = stroke.points;
     paint.beginPath();
-    if (last) { paint.moveTo(last[0], last[1]); paint.lineTo(x, y); paint.stroke(); }
-    else { paint.arc(x, y, width / 2, 0, 2 * Math.PI); paint.fill(); }
-    last = [x, y];
-    marked = true;
+    if (p.length === 1) { paint.arc(p[0][0], p[0][1], stroke.width / 2, 0, 2 * Math.PI); paint.fill(); return; }
+    paint.moveTo(p[from][0], p[from][1]);
+    for (let i = from + 1; i < p.length; i++) paint.lineTo(p[i][0], p[i][1]);
+    paint.stroke();
   };
-  canvas.addEventListener("pointerdown", event => { canvas.setPointerCapture(event.pointerId); last = null; stroke(event); });
-  canvas.addEventListener("pointermove", event => { if (event.buttons) stroke(event); });
-  canvas.addEventListener("pointerup", () => { last = null; });
-  clear.addEventListener("click", () => { paint.clearRect(0, 0, canvas.width, canvas.height); marked = false; });
+  const redraw = () => {
+    paint.clearRect(0, 0, canvas.width, canvas.height);
+    for (const stroke of strokes) draw(stroke, 0);
+  };
+  const showCursor = event => {  // a circle of the brush's size under the pointer
+    const r = frame.getBoundingClientRect();
+    cursor.hidden = false;
+    cursor.style.width = cursor.style.height = size.value + "px";
+    cursor.style.left = (event.clientX - r.left) + "px";
+    cursor.style.top = (event.clientY - r.top) + "px";
+  };
+  canvas.addEventListener("pointerdown", event => {
+    canvas.setPointerCapture(event.pointerId);
+    const width = Number(size.value) * canvas.width / canvas.getBoundingClientRect().width;
+    strokes.push({erase: erase.checked, width, points: [point(event)]});
+    draw(strokes[strokes.length - 1], 0);
+  });
+  canvas.addEventListener("pointermove", event => {
+    showCursor(event);
+    const stroke = strokes[strokes.length - 1];
+    if (!event.buttons || !stroke) return;
+    stroke.points.push(point(event));
+    draw(stroke, stroke.points.length - 2);
+  });
+  canvas.addEventListener("pointerleave", () => { cursor.hidden = true; });
+  const undoLast = () => { strokes.pop(); redraw(); };
+  undo.addEventListener("click", undoLast);
+  const keys = event => {
+    if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z") { event.preventDefault(); undoLast(); }
+  };
+  document.addEventListener("keydown", keys);
+  clear.addEventListener("click", () => { strokes.length = 0; redraw(); });
   const stop = () => {
-    canvas.remove(); bar.remove();
+    document.removeEventListener("keydown", keys);
+    canvas.remove(); cursor.remove(); bar.remove();
     frame.classList.remove("marking");
     overlay.hidden = overlayWas;
     markButton.disabled = false;
   };
   cancel.addEventListener("click", stop);
   send.addEventListener("click", async () => {
-    if (!marked) { note.textContent = "Nothing is marked yet."; return; }
+    if (!strokes.length) { note.textContent = "Nothing is marked yet."; return; }
     send.disabled = true;
     note.textContent = "Sending\u2026";
     try {
@@ -336,6 +367,7 @@ function startMarking(photo, frame, box, markButton) {
       const body = await reply.json().catch(() => ({}));
       if (!reply.ok) throw new Error(body.error || `error ${reply.status}`);
       const card = box.closest(".card");
+      document.removeEventListener("keydown", keys);
       box.remove();
       update(card, body);
       startPolling();
