@@ -556,10 +556,15 @@ def restore_photo(work: Opened, restore: RestoreFn, config: BatchConfig) -> Rest
         pixels = work.photo.pixels
         work.photo.release_pixels()  # the restorer holds the only input copy; freed once it returns
         mask, work.mask = work.mask, None
+        user_mask = mask is not None
         result = restore(pixels, mask)
         del pixels, mask
         image, faces, models = _result_parts(result)
         entry.restoration = restoration_record(result)
+        if entry.restoration is not None:  # whose the repaired areas are: the detector's or the user's
+            entry.restoration["mask"] = "user" if user_mask else "detected"
+            if user_mask:  # (the detector did not run: no counts of what it found)
+                entry.restoration.pop("defects", None)
         repaired = getattr(result, "mask", None) if config.save_mask else None
         del result  # intermediate images of the result (e.g. before faces) are freed before writing
         if models is None and config.models is not None:

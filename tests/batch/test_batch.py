@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import struct
+import types
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -246,9 +247,19 @@ def test_masks_by_exact_stem_and_saved_masks_given_back(tmp_path):
     edited = np.zeros((8, 12), np.uint8)
     edited[5, 2:7] = 255
     Image.fromarray(edited).save(out / "a.mask.png")  # the user's edit of the saved mask
-    restorer = Inverter()
-    assert _run([str(src / "a.png"), "-o", str(tmp_path / "again"), "--mask-dir", str(out)], restorer)[0] == 0
-    assert np.array_equal(restorer.calls[0][1], edited > 0)
+    from oldphoto.stages.defects import Defects
+
+    given = []
+
+    def repair(pixels, mask):
+        given.append(mask)
+        return types.SimpleNamespace(image=1.0 - pixels, mask=mask, faces=[], models={"fake": "invert"},
+                                     path="scratch", fidelity=1.0, defects=Defects(np.zeros_like(mask)))
+
+    assert _run([str(src / "a.png"), "-o", str(tmp_path / "again"), "--mask-dir", str(out)], repair)[0] == 0
+    assert len(given) == 1 and np.array_equal(given[0], edited > 0)
+    record = read_provenance(tmp_path / "again" / "a.png")["restoration"]
+    assert record["mask"] == "user" and "defects" not in record  # the file says whose mask it was
 
 
 def test_mask_oriented_like_displayed_photo(tmp_path):
@@ -379,7 +390,8 @@ def test_saved_mask_report_and_provenance_say_what_was_repaired(tmp_path):
     rot = entries["rot.jpg"]
     assert rot["mask"] == str(out / "rot.mask.png")
     assert rot["restoration"] == {"path": "scratch", "repaired_fraction": pytest.approx(16 / 96, abs=1e-6),
-                                  "fidelity": 0.5, "defects": {"strokes": 1, "stroke_length": 1.25,
+                                  "fidelity": 0.5, "mask": "detected",
+                                  "defects": {"strokes": 1, "stroke_length": 1.25,
                                                                "stroke_alignment": 0.0,
                                                                "specks": 4, "blobs": 0,
                                                                "left_as_content": 2,

@@ -103,6 +103,7 @@ def test_marks_send_a_restored_photo_back(tmp_path):
         done = client.wait(photo["id"])
         assert done["status"] == "done"
         assert done["restoration"]["repaired_fraction"] == 0.033333  # row 2 alone: 1/30 of the photo
+        assert done["restoration"]["mask"] == "user"
         _, _, mask = client.request("GET", f"/api/photos/{photo['id']}/mask")
         rows = np.asarray(Image.open(io.BytesIO(mask))).max(axis=1)
         assert rows[2] == 255 and rows[15] == 0 and rows.sum() == 255

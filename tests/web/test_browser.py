@@ -232,8 +232,8 @@ def test_busy_server_faces_zip_and_forgetting(tmp_path, browser):
 
 def test_marking_defects_by_hand(tmp_path, browser):
     """After a restoration the user paints over a scratch it missed, unmarks part of what it repaired
-    and undoes a stroke; the photo comes back restored with exactly that mask (the fake's 'defect': its dark middle
-    row), the page showing the new result."""
+    and undoes a stroke; the photo comes back restored with exactly that mask (the fake's 'defect': its
+    dark middle row), the page showing the new result."""
     engine = Engine(FakeRestorer(), tmp_path / "root")
     photo = tmp_path / "scan.png"
     photo.write_bytes(png_bytes(size=(200, 150)))
