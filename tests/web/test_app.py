@@ -87,8 +87,9 @@ def test_upload_restore_download_and_zip(tmp_path):
         assert status == 204 and client.json("GET", f"/api/photos/{second['id']}")[0] == 404
 
 
-def test_marks_send_a_restored_photo_back(tmp_path):
-    """POST /api/photos/ID/marks: the defects marked on the page (a gray PNG) restore the photo again."""
+def test_marks_and_options_send_a_restored_photo_back(tmp_path):
+    """POST /api/photos/ID/marks: the defects marked on the page (a gray PNG) restore the photo again;
+    POST /api/photos/ID/again?OPTIONS: so do other options."""
     with served(_engine(tmp_path)) as url:
         client = Client(url)
         _, photo = client.upload("scan.png", png_bytes())  # 40x30, the fake's 'defects': row 15
@@ -111,6 +112,13 @@ def test_marks_send_a_restored_photo_back(tmp_path):
         assert status == 422 and "not an image" in body["error"] and body["photo"]["status"] == "done"
         assert client.json("POST", "/api/photos/0123456789abcdef/marks", body=buf.getvalue())[0] == 404
         assert Client(url).json("POST", f"/api/photos/{photo['id']}/marks", body=buf.getvalue())[0] == 404
+        # again, with other options: the defects found afresh
+        status, body = client.json("POST", f"/api/photos/{photo['id']}/again", query={"fidelity": "lots"})
+        assert status == 400 and "fidelity" in body["error"]
+        status, queued = client.json("POST", f"/api/photos/{photo['id']}/again", query={"fidelity": "0.7"})
+        assert status == 202 and queued["revision"] == 2 and not queued["marked"]
+        done = client.wait(photo["id"])
+        assert done["status"] == "done" and done["restoration"]["mask"] == "detected"
 
 
 def _output_parts(tmp_path, name):

@@ -9,6 +9,7 @@ one of them)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import shutil
@@ -273,6 +274,36 @@ def test_marking_defects_by_hand(tmp_path, browser):
         mask = np.asarray(Image.open(job.mask)) > 0
         assert mask[37, 45:155].all() and not mask[10:30].any() and not mask[100:].any()
         assert not mask[75, 15:85].any() and mask[75, 110:].all()
+        context.close()
+    assert not errors, errors
+
+
+def test_restore_again_with_other_options(tmp_path, browser):
+    """'Restore again' sends a restored photo back with the options now chosen above (only those the
+    user changed), and the page shows the new result in place of the old one."""
+    engine = Engine(FakeRestorer(), tmp_path / "root")
+    photo = tmp_path / "scan.png"
+    photo.write_bytes(png_bytes(size=(200, 150)))
+    with served(engine) as url:
+        context = browser.new_context(viewport={"width": 1000, "height": 800})
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(url)
+        page.wait_for_selector("#version:not(:empty)")
+        page.set_input_files("#files", [str(photo)])
+        page.click("#go")
+        card = page.locator(".card[data-status=done]")
+        card.wait_for(timeout=30_000)
+        assert "Repaired" in card.locator(".summary").inner_text()
+        page.check("input[name=scratches][value=off]")
+        card.locator(".restore-again").click()
+        second = page.locator(".card[data-status=done][data-shown$=':1'] .compare")  # the new result
+        second.wait_for(timeout=30_000)
+        assert page.locator(".card .compare").count() == 1
+        calls = [options for _, options in engine.base.shared["calls"]]
+        assert [o.scratches for o in calls] == ["auto", "off"]
+        assert calls[1] == dataclasses.replace(calls[0], scratches="off")  # nothing else changed
         context.close()
     assert not errors, errors
 

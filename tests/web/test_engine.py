@@ -151,6 +151,31 @@ def test_marked_defects_are_repaired_and_unmarked_ones_left(tmp_path):
         engine.close()
 
 
+def test_restore_again_with_other_options_drops_the_marks(tmp_path):
+    engine = _engine(tmp_path)
+    try:
+        session = engine.session(None)
+        job = _add(engine, session, "scan.png", png_bytes())
+        assert _wait(engine, job)["status"] == DONE
+        levels, data = _marks((40, 30))
+        levels[2] = 255
+        engine.repair_marked(job, data())
+        assert _wait(engine, job)["status"] == DONE and job.marks is not None
+        engine.restore_again(job, Choices((("fidelity", 0.8),), "jpeg"))
+        with pytest.raises(NotRestored):  # queued already
+            engine.restore_again(job, Choices())
+        info = _wait(engine, job)
+        assert info["status"] == DONE and info["revision"] == 2 and not info["marked"]
+        assert not (job.folder / "marks").exists() and job.output.name == "scan.jpg"
+        assert sorted(p.name for p in (job.folder / "out").iterdir()) == ["scan.jpg", "scan.mask.png"]
+        options = engine.base.shared["calls"][-1][1]
+        assert options.fidelity == 0.8 and options.scratches == "auto"  # found afresh, not the marks' "on"
+        mask = np.asarray(Image.open(job.mask)) > 0
+        assert mask[15].all() and not mask[2].any()  # the detector's (the fake's dark row), not the marks
+    finally:
+        engine.close()
+
+
 def test_bad_files_are_refused_with_the_reason_and_the_engine_goes_on(tmp_path):
     engine = _engine(tmp_path, max_pixels=50 * 50)
     try:

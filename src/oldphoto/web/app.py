@@ -13,6 +13,7 @@ Content-Security-Policy header forbids the browser to load anything from elsewhe
   GET    /api/photos/ID/mask            the repaired-areas mask, as `oldphoto restore --save-mask` writes it
   POST   /api/photos/ID/marks           defects marked by hand (a gray PNG, web.marks) as the body: restore
                                         the photo again with them -> 202 (queued), 4xx/503 {error}
+  POST   /api/photos/ID/again?OPTIONS   restore the photo again with these options -> 202, 4xx/503 {error}
   DELETE /api/photos/ID                 forget a photo and delete its files
   GET    /api/download.zip              every restored file of the session
   DELETE /api/session                   end the session: delete all its files
@@ -317,21 +318,21 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
     async def mask(request: Request) -> Response:
         return restored_file(request, lambda job: job.mask)
 
-    async def marks(request: Request) -> Response:
+    async def send_back(request: Request, queue: Callable[[PhotoJob], Any]) -> Response:
+        """Restore one of the caller's photos again (``queue(job)`` queues it): 202 and its state, or why
+        not, with its state."""
         session = session_of(request)
         job = found(request, session)
         if job is None:
             return error(request, session, 404, "no such photo")
-        body = b""
         try:
-            async for chunk in _chunks(request, upload_idle):
-                body += chunk
-                if len(body) > MAX_MARKS_BYTES:
-                    return error(request, session, 413, "the marks are too large an image", job)
+            await queue(job)
+        except TooLarge:
+            return error(request, session, 413, "the marks are too large an image", job)
         except (ClientDisconnect, Stalled):
-            return error(request, session, 400, "the marks did not arrive", job)
-        try:
-            await run_in_threadpool(engine.repair_marked, job, body)
+            return error(request, session, 400, "the request did not arrive whole", job)
+        except OptionError as exc:
+            return error(request, session, 400, str(exc), job)
         except NotRestored as exc:
             return error(request, session, 409, str(exc), job)
         except MarksError as exc:
@@ -340,6 +341,23 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
             return error(request, session, 503, f"The server is busy: {exc}.", job,
                          headers={"retry-after": str(exc.retry_after)})
         return reply(request, session, JSONResponse(engine.describe(job), status_code=202))
+
+    async def marks(request: Request) -> Response:
+        async def queue(job: PhotoJob) -> None:
+            body = b""
+            async for chunk in _chunks(request, upload_idle):
+                body += chunk
+                if len(body) > MAX_MARKS_BYTES:
+                    raise TooLarge
+            await run_in_threadpool(engine.repair_marked, job, body)
+        return await send_back(request, queue)
+
+    async def again(request: Request) -> Response:
+        async def queue(job: PhotoJob) -> None:
+            choices = parse_choices(request.query_params)
+            await run_in_threadpool(engine.check_choices, choices)  # (may look for face weights once)
+            engine.restore_again(job, choices)
+        return await send_back(request, queue)
 
     async def download_zip(request: Request) -> Response:
         session = session_of(request)
@@ -373,6 +391,7 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
         Route("/api/photos/{photo}/download", download),
         Route("/api/photos/{photo}/mask", mask),
         Route("/api/photos/{photo}/marks", marks, methods=["POST"]),
+        Route("/api/photos/{photo}/again", again, methods=["POST"]),
         Route("/api/download.zip", download_zip),
         Route("/api/session", end_session, methods=["DELETE"]),
     ]

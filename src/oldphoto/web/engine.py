@@ -10,8 +10,9 @@
 - Each photo is restored and written by :func:`oldphoto.batch.restore_one`, the function behind
   ``oldphoto restore --save-mask``: the download is byte for byte what the CLI writes for the same photo
   and options (but the provenance's ``restored_at`` time).
-- A restored photo may be restored again with defects marked by hand on the page
-  (:meth:`Engine.repair_marked`, :mod:`oldphoto.web.marks`): as ``oldphoto restore --mask-dir``.
+- A restored photo may be restored again with other options (:meth:`Engine.restore_again`) or with
+  defects marked by hand on the page (:meth:`Engine.repair_marked`, :mod:`oldphoto.web.marks`): as
+  ``oldphoto restore --mask-dir``.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ class TooLargeToView(Exception):
 
 
 class NotRestored(Exception):
-    """Marks sent for a photo that is not restored (yet, or is being restored again)."""
+    """Marks or new options sent for a photo that is not restored (yet, or is being restored again)."""
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,7 @@ class PhotoJob:
     megapixels: float = 0.0  # from the file's header, for the time estimate
     size: tuple[int, int] | None = None  # width, height of the restored picture (the photo's × --upscale)
     marks: Path | None = None  # the mask marked by hand on the page, repaired as given (a --mask-dir file)
-    revision: int = 0  # how many times it was sent back with marks (the page shows each new result)
+    revision: int = 0  # how many times it was sent back (marks, options): the page shows each new result
 
     @property
     def output(self) -> Path | None:
@@ -391,16 +392,35 @@ class Engine:
             job.marks = job.folder / "marks" / f"{job.input.stem}.png"
             job.marks.parent.mkdir(exist_ok=True)
             Image.fromarray(mask.astype(np.uint8) * 255, "L").save(job.marks)
-            for folder in ("out", "preview"):
-                shutil.rmtree(job.folder / folder, ignore_errors=True)
             overrides = dict(job.choices.overrides) | {"scratches": "on"}
-            job.choices = dataclasses.replace(job.choices, overrides=tuple(sorted(overrides.items())))
-            job.entry, job.faces, job.previews, job.size = None, [], False, None
-            job.started = job.finished = job.estimate = None
-            job.revision += 1
-            job.status, job.submitted = QUEUED, self.clock()
-            self._queue.append(job)
-            self._lock.notify_all()
+            self._requeue(job, dataclasses.replace(job.choices, overrides=tuple(sorted(overrides.items()))))
+
+    def restore_again(self, job: PhotoJob, choices: Choices) -> None:
+        """Queue a restored photo again with other options (``choices``, checked as an upload's): its
+        defects are found afresh, marks made by hand are dropped; the photo's files are replaced when it
+        is done.  ``NotRestored`` unless it is restored (or failed, its file kept) and not queued again
+        already; ``Busy`` when the queue is full."""
+        with self._lock:
+            if (job.status not in (DONE, FAILED) or job.id not in job.session.photos
+                    or not job.input.is_file()):
+                raise NotRestored(f"{job.name} is not restored{' yet' if job.status != FAILED else ''}")
+            self._check_room(job.session)
+            if job.marks is not None:
+                shutil.rmtree(job.marks.parent, ignore_errors=True)
+                job.marks = None
+            self._requeue(job, choices)
+
+    def _requeue(self, job: PhotoJob, choices: Choices) -> None:
+        """Put a finished photo back in the queue with ``choices``, its results gone (lock held)."""
+        for folder in ("out", "preview"):
+            shutil.rmtree(job.folder / folder, ignore_errors=True)
+        job.choices = choices
+        job.entry, job.faces, job.previews, job.size, job.reason = None, [], False, None, ""
+        job.started = job.finished = job.estimate = None
+        job.revision += 1
+        job.status, job.submitted = QUEUED, self.clock()
+        self._queue.append(job)
+        self._lock.notify_all()
 
     def fail_upload(self, job: PhotoJob, reason: str) -> None:
         """The upload was refused (too large, bad options): keep the reason to show, drop the file."""

@@ -164,7 +164,7 @@ function describeRepair(photo) {
     if (d.lines_left_alone) {  // the record says so where the command line does (oldphoto.batch)
       return "Nothing was repaired: lines that look like scratches were found, but they may belong to " +
         "the picture (wires, grass, edges). To repair them, choose \u201cRepair every defect found\u201d " +
-        "and send the photo again.";
+        "above and press \u201cRestore again\u201d, or mark them by hand.";
     }
     return d.strokes || d.specks
       ? "Nothing was repaired: no clear scratches or tears (a few small marks were left as they are)."
@@ -251,7 +251,10 @@ function comparison(photo) {
   }
   const markButton = el("button", {class: "quiet mark-start", text: "Mark defects by hand\u2026",
                                    title: "Paint over the scratches and dust the repair missed, or unmark what it should have left alone"});
-  tools.append(markButton);
+  const againButton = el("button", {class: "quiet restore-again", text: "Restore again",
+                                    title: "Restore this photo again with the options chosen above"});
+  againButton.addEventListener("click", () => sendBack(photo, `again?${chosenOptions()}`, null, againButton));
+  tools.append(markButton, againButton);
   tools.append(
     el("span", {class: "spacer"}),
     el("a", {class: "button quiet mask-download", href: `${base}/mask`, download: "", text: "Download mask"}),
@@ -298,6 +301,8 @@ function startMarking(photo, frame, box, markButton) {
   const overlayWas = overlay.hidden;
   frame.append(canvas, cursor);
   frame.classList.add("marking");
+  const again = $(".restore-again", box);
+  again.disabled = true;  // (one way back at a time)
   overlay.hidden = false;
   markButton.disabled = true;
   // the strokes, kept as lines so that Undo can draw the others again: {erase, width, points}
@@ -355,27 +360,39 @@ function startMarking(photo, frame, box, markButton) {
     canvas.remove(); cursor.remove(); bar.remove();
     frame.classList.remove("marking");
     overlay.hidden = overlayWas;
-    markButton.disabled = false;
+    markButton.disabled = again.disabled = false;
   };
   cancel.addEventListener("click", stop);
   send.addEventListener("click", async () => {
     if (!strokes.length) { note.textContent = "Nothing is marked yet."; return; }
-    send.disabled = true;
     note.textContent = "Sending\u2026";
-    try {
-      const reply = await fetch(`/api/photos/${photo.id}/marks`, {method: "POST", body: await marksPicture(canvas)});
-      const body = await reply.json().catch(() => ({}));
-      if (!reply.ok) throw new Error(body.error || `error ${reply.status}`);
-      const card = box.closest(".card");
+    if (await sendBack(photo, "marks", await marksPicture(canvas), send, note)) {
       document.removeEventListener("keydown", keys);
-      box.remove();
-      update(card, body);
-      startPolling();
-    } catch (e) {
-      note.textContent = `Not sent: ${e.message}`;
-      send.disabled = false;
     }
   });
+}
+
+// Restore a photo again (`what`: "marks" with the marks as the body, or "again?OPTIONS"): its result
+// makes way for its progress, then for the new result.  Why it could not be sent goes into `note`
+// (else the summary); true when it was sent.
+async function sendBack(photo, what, body, button, note) {
+  const box = button.closest(".compare");
+  const say = note || $(".summary", box);
+  button.disabled = true;
+  try {
+    const reply = await fetch(`/api/photos/${photo.id}/${what}`, {method: "POST", body});
+    const answer = await reply.json().catch(() => ({}));
+    if (!reply.ok) throw new Error(answer.error || `error ${reply.status}`);
+    const card = box.closest(".card");
+    box.remove();
+    update(card, answer);
+    startPolling();
+    return true;
+  } catch (e) {
+    say.textContent = `Not sent: ${e.message}`;
+    button.disabled = false;
+    return false;
+  }
 }
 
 // The painted canvas as the server's marks: opaque yellow -> white, opaque blue -> black, the rest gray.
