@@ -262,6 +262,15 @@ def test_masks_by_exact_stem_and_saved_masks_given_back(tmp_path):
     assert record["mask"] == "user" and "defects" not in record  # the file says whose mask it was
 
 
+def test_heic_photos_are_found_and_restored_as_jpeg(tmp_path):
+    pillow_heif = pytest.importorskip("pillow_heif", reason="HEIC support: pip install 'oldphoto[heif]'")
+    pillow_heif.register_heif_opener()
+    src, out = tmp_path / "in", tmp_path / "out"
+    _img(src / "IMG_0001.HEIC", fmt="HEIF")
+    assert _run([str(src), "-o", str(out)], Inverter())[0] == 0
+    assert [p.name for p in out.iterdir()] == ["IMG_0001.jpg"]
+
+
 def test_mask_oriented_like_displayed_photo(tmp_path):
     src, masks, out = tmp_path / "in", tmp_path / "masks", tmp_path / "out"
     exif = Image.Exif()

@@ -318,6 +318,28 @@ def test_webp_and_bmp_inputs(tmp_path):
     assert bmp.family == "bmp" and np.array_equal(np.rint(bmp.pixels * 255).astype(np.uint8), raw)
 
 
+def test_heic_read_upright_and_restored_as_jpeg(tmp_path, monkeypatch):
+    """What phones save by default: read through pillow-heif (upright, EXIF kept), written as JPEG; without
+    pillow-heif the reason says what to install."""
+    pillow_heif = pytest.importorskip("pillow_heif", reason="HEIC support: pip install 'oldphoto[heif]'")
+    from oldphoto.io import _heif
+    from oldphoto.io.photo import output_family
+
+    raw = _smooth(10, 16, 3)
+    pillow_heif.register_heif_opener()
+    Image.fromarray(raw).save(tmp_path / "IMG_0001.HEIC", format="HEIF", quality=100,
+                              exif=_exif(o274=6).tobytes())
+    photo = read_photo(tmp_path / "IMG_0001.HEIC")
+    assert (photo.family, photo.size, photo.space, photo.bit_depth) == ("heif", (10, 16), "RGB", 8)
+    assert np.abs(photo.pixels * 255 - apply_orientation(raw, 6)).mean() < 6  # (HEVC, 4:2:0, is lossy)
+    assert output_family(photo) == "jpeg"
+    write_photo(tmp_path / "out.jpg", photo.pixels, like=photo, provenance=PROV)
+    _check_exif_carried(tmp_path / "out.jpg", (10, 16))
+    monkeypatch.setattr(_heif, "_registered", False)
+    with pytest.raises(PhotoError, match=r"needs pillow-heif \(pip install 'oldphoto\[heif\]'\)"):
+        read_photo(tmp_path / "IMG_0001.HEIC")
+
+
 def test_multipage_tiff_reads_first_page_and_says_so(tmp_path):
     pages = [Image.fromarray(np.full((6, 8, 3), v, np.uint8)) for v in (10, 200)]
     pages[0].save(tmp_path / "m.tif", save_all=True, append_images=pages[1:])

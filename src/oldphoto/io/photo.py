@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from oldphoto.files import TEMP_NAME, atomic_write  # noqa: F401 - re-exported by oldphoto.io
-from oldphoto.io import _colour, _jpeg, _metadata, _png, _tiff
+from oldphoto.io import _colour, _heif, _jpeg, _metadata, _png, _tiff
 
 DEFAULT_MAX_PIXELS = 120_000_000  # an 8x10" print scanned at 1200 dpi is 115 Mpx
 DEFAULT_JPEG_QUALITY = 95
@@ -31,14 +31,16 @@ GRAY_TOLERANCE = 0.02  # chroma (max-min channel) above which a gray input is sa
 
 # Pillow's format name -> format family
 FORMAT_FAMILY = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "TIFF": "tiff", "WEBP": "webp", "BMP": "bmp",
-                 "DIB": "bmp", "GIF": "gif"}
+                 "DIB": "bmp", "GIF": "gif", "HEIF": "heif"}
 EXTENSION_FAMILY = {".jpg": "jpeg", ".jpeg": "jpeg", ".jpe": "jpeg", ".jfif": "jpeg", ".png": "png",
                     ".tif": "tiff", ".tiff": "tiff", ".webp": "webp", ".bmp": "bmp", ".dib": "bmp",
-                    ".gif": "gif"}
+                    ".gif": "gif", ".heic": "heif", ".heif": "heif", ".hif": "heif"}
 IMAGE_EXTENSIONS = frozenset(EXTENSION_FAMILY)
 WRITABLE_FAMILIES = ("jpeg", "png", "tiff", "webp")
-# --format same: BMP and GIF cannot carry a profile, EXIF or provenance, so they become PNG (lossless)
-SAME_FAMILY = {"jpeg": "jpeg", "png": "png", "tiff": "tiff", "webp": "webp", "bmp": "png", "gif": "png"}
+# --format same: BMP and GIF cannot carry a profile, EXIF or provenance, so they become PNG (lossless);
+# HEIC photos (read, not written: io._heif) become JPEG, which every program opens
+SAME_FAMILY = {"jpeg": "jpeg", "png": "png", "tiff": "tiff", "webp": "webp", "bmp": "png", "gif": "png",
+               "heif": "jpeg"}
 DEFAULT_SUFFIX = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif", "webp": ".webp"}
 _FORMAT_ALIASES = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "tif": "tiff", "tiff": "tiff", "webp": "webp"}
 _DROPPED_TEXT = {"raw profile type exif", "raw profile type app1", "software", _metadata.PROVENANCE_KEY}
@@ -60,7 +62,7 @@ class Photo:
 
     path: Path
     format: str                   # Pillow's name of the content's format: "JPEG", "PNG", "TIFF", ...
-    family: str                   # "jpeg" | "png" | "tiff" | "webp" | "bmp" | "gif"
+    family: str                   # "jpeg" | "png" | "tiff" | "webp" | "bmp" | "gif" | "heif"
     pixels: np.ndarray            # float32 H×W×3 sRGB in [0, 1], displayed orientation
     space: str                    # colour model of the file: "GRAY" | "RGB" | "CMYK"
     bit_depth: int                # 8 or 16 bits per sample
@@ -185,6 +187,8 @@ def read_photo(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
     riff = _riff_shortfall(head, size)
     if riff:
         raise PhotoError(p, riff)
+    if _heif.is_heif(head) and not _heif.register():
+        raise PhotoError(p, _heif.MISSING)
     with _own_pixel_limit():
         try:
             image = Image.open(p)
@@ -243,6 +247,8 @@ def _signature(head: bytes) -> str | None:
         return "GIF"
     if head.startswith(b"BM"):
         return "BMP"
+    if _heif.is_heif(head):
+        return "HEIF"
     return None
 
 

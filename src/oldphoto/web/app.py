@@ -45,7 +45,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from oldphoto import __version__
-from oldphoto.io import DEFAULT_JPEG_QUALITY, PhotoError
+from oldphoto.io import DEFAULT_JPEG_QUALITY, PhotoError, _heif
 from oldphoto.web.engine import (
     DONE,
     UPLOADING,
@@ -202,6 +202,7 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
             "defaults": engine.defaults() | {"format": "same", "quality": DEFAULT_JPEG_QUALITY},
             "faces_available": await run_in_threadpool(engine.faces_possible),
             "upscale_available": await run_in_threadpool(engine.upscale_possible),
+            "heic_available": _heif.register(),  # (pillow-heif installed)
             "notices": list(getattr(engine.base, "notices", [])),
             "max_upload": max_upload, "max_pixels": engine.max_pixels,
             "full_view_pixels": engine.full_view_pixels,

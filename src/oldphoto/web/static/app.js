@@ -64,7 +64,8 @@ function applyDefaults() {
   $("#format").value = d.format;
   $("#quality").value = d.quality;
   showFidelity();
-  $("#drop-note").textContent = `JPEG, PNG, TIFF or WebP, up to ${megabytes(config.max_upload)} each`;
+  const formats = config.heic_available ? "JPEG, PNG, TIFF, WebP or HEIC" : "JPEG, PNG, TIFF or WebP";
+  $("#drop-note").textContent = `${formats}, up to ${megabytes(config.max_upload)} each`;
   $("#version").textContent = `oldphoto ${config.version}`;
 }
 
