@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image
 
 from oldphoto.batch import OK, BatchConfig, Entry, Job, plan_outputs, read_mask, restore_one
-from oldphoto.io import DEFAULT_JPEG_QUALITY, DEFAULT_MAX_PIXELS, normalise_format, read_photo
+from oldphoto.io import DEFAULT_JPEG_QUALITY, DEFAULT_MAX_PIXELS, PhotoError, normalise_format, read_photo
 from oldphoto.nets.descriptors import UPSCALE_ROLE
 from oldphoto.options import DEFAULT_FIDELITY
 from oldphoto.web.marks import apply_marks
@@ -381,17 +381,32 @@ class Engine:
         (``--scratches on`` with a user mask, as ``oldphoto restore --mask-dir``); the photo's files are
         replaced when it is done.  ``NotRestored`` unless it is restored and not queued again already;
         ``MarksError`` for marks that cannot be used; ``Busy`` when the queue is full."""
-        with self._lock:  # (held throughout: a second request for the same photo waits, then is refused)
-            entry = job.entry
+        with self._lock:
+            entry, revision, repaired_file = job.entry, job.revision, job.mask
             if job.status != DONE or entry is None or job.id not in job.session.photos:
                 raise NotRestored(f"{job.name} is not restored{' yet' if job.status != DONE else ''}")
             self._check_room(job.session)
-            size = (entry.width, entry.height)  # the photo's (marks are never on the enlarged picture)
-            repaired = None if job.mask is None else read_mask(job.mask, size, self.max_pixels)
+        # the mask is made outside the lock (seconds for a large scan: other users' pages go on), then
+        # used only if the photo is still as it was: a second request meanwhile is refused
+        size = (entry.width, entry.height)  # the photo's (marks are never on the enlarged picture)
+        folder = job.folder / "marks"
+        part = folder / f".{secrets.token_hex(4)}.part"
+        try:
+            repaired = None if repaired_file is None else read_mask(repaired_file, size, self.max_pixels)
             mask = apply_marks(repaired, marks, size)
-            job.marks = job.folder / "marks" / f"{job.input.stem}.png"
-            job.marks.parent.mkdir(exist_ok=True)
-            Image.fromarray(mask.astype(np.uint8) * 255, "L").save(job.marks)
+            folder.mkdir(exist_ok=True)
+            Image.fromarray(mask.astype(np.uint8) * 255, "L").save(part, format="PNG")
+        except (PhotoError, OSError) as exc:  # its files deleted meanwhile (the photo removed)
+            raise NotRestored(f"{job.name} is no longer there") from exc
+        with self._lock:
+            try:
+                if job.status != DONE or job.revision != revision or job.id not in job.session.photos:
+                    raise NotRestored(f"{job.name} is being restored again already")
+                self._check_room(job.session)
+            except (NotRestored, Busy):
+                part.unlink(missing_ok=True)
+                raise
+            job.marks = part.replace(folder / f"{job.input.stem}.png")
             overrides = dict(job.choices.overrides) | {"scratches": "on"}
             self._requeue(job, dataclasses.replace(job.choices, overrides=tuple(sorted(overrides.items()))))
 
