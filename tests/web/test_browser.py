@@ -16,6 +16,7 @@ import shutil
 import threading
 import types
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -231,17 +232,17 @@ def test_busy_server_faces_zip_and_forgetting(tmp_path, browser):
         context.close()
 
 
-def test_marking_defects_by_hand(tmp_path, browser):
-    """After a restoration the user paints over a scratch it missed, unmarks part of what it repaired
-    and undoes a stroke; the photo comes back restored with exactly that mask (the fake's 'defect': its
-    dark middle row), the page showing the new result."""
+@contextmanager
+def _one_restored_photo(tmp_path, browser):
+    """The fake restorer behind the page, one 200×150 photo restored there: (engine, page, its card).
+    No script error may happen on the page meanwhile."""
     engine = Engine(FakeRestorer(), tmp_path / "root")
     photo = tmp_path / "scan.png"
     photo.write_bytes(png_bytes(size=(200, 150)))
+    errors: list[str] = []
     with served(engine) as url:
         context = browser.new_context(viewport={"width": 1000, "height": 800})
         page = context.new_page()
-        errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(url)
         page.wait_for_selector("#version:not(:empty)")
@@ -249,6 +250,16 @@ def test_marking_defects_by_hand(tmp_path, browser):
         page.click("#go")
         card = page.locator(".card[data-status=done]")
         card.wait_for(timeout=30_000)
+        yield engine, page, card
+        context.close()
+    assert not errors, errors
+
+
+def test_marking_defects_by_hand(tmp_path, browser):
+    """After a restoration the user paints over a scratch it missed, unmarks part of what it repaired
+    and undoes a stroke; the photo comes back restored with exactly that mask (the fake's 'defect': its
+    dark middle row), the page showing the new result."""
+    with _one_restored_photo(tmp_path, browser) as (engine, page, card):
         card.locator(".mark-start").click()
         canvas = card.locator("canvas.marks")
         canvas.scroll_into_view_if_needed()
@@ -274,27 +285,12 @@ def test_marking_defects_by_hand(tmp_path, browser):
         mask = np.asarray(Image.open(job.mask)) > 0
         assert mask[37, 45:155].all() and not mask[10:30].any() and not mask[100:].any()
         assert not mask[75, 15:85].any() and mask[75, 110:].all()
-        context.close()
-    assert not errors, errors
 
 
 def test_restore_again_with_other_options(tmp_path, browser):
     """'Restore again' sends a restored photo back with the options now chosen above (only those the
     user changed), and the page shows the new result in place of the old one."""
-    engine = Engine(FakeRestorer(), tmp_path / "root")
-    photo = tmp_path / "scan.png"
-    photo.write_bytes(png_bytes(size=(200, 150)))
-    with served(engine) as url:
-        context = browser.new_context(viewport={"width": 1000, "height": 800})
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(url)
-        page.wait_for_selector("#version:not(:empty)")
-        page.set_input_files("#files", [str(photo)])
-        page.click("#go")
-        card = page.locator(".card[data-status=done]")
-        card.wait_for(timeout=30_000)
+    with _one_restored_photo(tmp_path, browser) as (engine, page, card):
         assert "Repaired" in card.locator(".summary").inner_text()
         page.check("input[name=scratches][value=off]")
         card.locator(".restore-again").click()
@@ -304,8 +300,6 @@ def test_restore_again_with_other_options(tmp_path, browser):
         calls = [options for _, options in engine.base.shared["calls"]]
         assert [o.scratches for o in calls] == ["auto", "off"]
         assert calls[1] == dataclasses.replace(calls[0], scratches="off")  # nothing else changed
-        context.close()
-    assert not errors, errors
 
 
 def test_removing_a_photo_while_it_is_sent(tmp_path, browser):

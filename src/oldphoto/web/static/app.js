@@ -145,7 +145,7 @@ function update(card, photo) {
     setState(card, "failed", "could not be restored");
     showError(card, photo.reason || "failed");
   } else if (photo.status === "done" && card.dataset.shown !== `${photo.id}:${photo.revision}`) {
-    card.dataset.shown = `${photo.id}:${photo.revision}`;  // (sent back with marks: a new result)
+    card.dataset.shown = `${photo.id}:${photo.revision}`;  // (sent back: each new result shown once)
     setState(card, "done", `restored in ${seconds(photo.seconds)}`);
     bar.hidden = true;
     const old = $(".compare", card);
