@@ -327,10 +327,15 @@ def read_mask(path: Path, size: tuple[int, int], max_pixels: int | None) -> np.n
 class Progress:
     """A tqdm bar with ETA on a terminal; plain log lines otherwise."""
 
-    def __init__(self, total: int, stream=None, enabled: bool = True):
+    STEP_LINES_EVERY = 30.0  # seconds between two lines of a photo's progress when there is no bar
+
+    def __init__(self, total: int, stream=None, enabled: bool = True,
+                 clock: Callable[[], float] = time.monotonic):
         self.stream = stream if stream is not None else sys.stderr
         self.total = total
         self.done = 0
+        self.clock = clock
+        self._last_step: float | None = None
         self.bar = None
         if enabled and getattr(self.stream, "isatty", lambda: False)():
             from tqdm import tqdm
@@ -343,7 +348,18 @@ class Progress:
         else:
             print(text, file=self.stream, flush=True)
 
+    def step(self, what: str, fraction: float) -> None:
+        """How far a long stage of the current photo is (``--upscale`` on a CPU: minutes per photo)."""
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{what} {fraction:.0%}")
+            return
+        now = self.clock()
+        if fraction < 1.0 and (self._last_step is None or now - self._last_step >= self.STEP_LINES_EVERY):
+            self._last_step = now
+            self.log(f"    {what}: {fraction:.0%} of photo {self.done + 1}/{self.total}")
+
     def update(self, entry: Entry) -> None:
+        self._last_step = None
         self.done += 1
         name = Path(entry.input).name
         if self.bar is not None:
@@ -755,6 +771,7 @@ class _LazyRestorer:
         self.args = args
         self._restorer = None
         self.options: Any = None
+        self.progress: Progress | None = None  # told how far the long stages are
 
     def _get(self):
         if self._restorer is None:
@@ -763,6 +780,8 @@ class _LazyRestorer:
             try:
                 self.options = RestoreOptions.from_args(self.args)
                 self._restorer = Restorer(self.options)
+                if self.progress is not None:
+                    self._restorer.on_progress = self.progress.step
             except (KeyboardInterrupt, MemoryError):
                 raise
             except Exception as exc:  # missing weights, unknown device: no photo's fault
@@ -884,6 +903,8 @@ def main(args, restore: RestoreFn | None = None, stream=None) -> int:
     jobs, pre = collect_inputs(args.inputs, recursive=args.recursive, exclude=folder.exclude)
     plan_outputs(jobs, config.outdir, config.format)
     progress = Progress(len(jobs) + len(pre), stream=stream, enabled=not args.no_progress)
+    if lazy is not None and not on_cluster:  # (a cluster's restorers live in other processes)
+        lazy.progress = progress
     for note in folder.notes:
         progress.log(f"note: {note}")
     writer = _ReportWriter(args.report, progress.log) if args.report is not None else None

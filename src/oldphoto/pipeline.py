@@ -10,9 +10,10 @@ done by :mod:`oldphoto.batch`; the semantics of a given mask are handled here.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,8 @@ class Restorer:
         self.runner = Runner(self.device, options.precision)
         self.budget = parse_memory(options.max_memory)
         self.notices: list[str] = []
+        # told (stage, fraction done) during the long stages (--upscale on a CPU: minutes); the CLI's bar
+        self.on_progress: Callable[[str, float], None] | None = None
         self._explicit = dict(models) if models is not None else None
         self._loaded: dict[str, nn.Module] = {}
         self._face_stage: FaceStage | None = None
@@ -426,7 +429,10 @@ class Restorer:
                 f.box = (round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy))
         if self.options.upscale > 1:
             t = time.perf_counter()
-            out = self.upscale_stage()(out)
+            stage = self.upscale_stage()
+            if self.on_progress is not None:
+                stage.progress = functools.partial(self.on_progress, "enlarging")
+            out = stage(out)
             timings["upscale"] = time.perf_counter() - t
         return Result(image=np.ascontiguousarray(out, dtype=np.float32), mask=used_mask, faces=faces,
                       timings=timings, models=self.model_info(), path=path, stage1=stage1, defects=defects,

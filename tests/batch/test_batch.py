@@ -564,3 +564,14 @@ def test_progress_lines_say_what_was_repaired_or_left_alone():
     assert a.endswith("(1.0 s; 2.99 % repaired)")
     assert "scratch-like lines left alone" in b and "--scratches on repairs them" in b
     assert c.endswith("(1.0 s)")
+
+
+def test_a_long_stage_says_how_far_it_is_without_flooding_the_log():
+    from oldphoto.batch import Progress
+
+    stream, now = io.StringIO(), [0.0]
+    progress = Progress(2, stream=stream, enabled=False, clock=lambda: now[0])
+    for t, fraction in ((1, 0.1), (10, 0.3), (31, 0.5), (40, 0.6), (70, 0.9), (80, 1.0)):
+        now[0] = t
+        progress.step("enlarging", fraction)
+    assert stream.getvalue().splitlines() == [f"    enlarging: {p}% of photo 1/2" for p in (10, 50, 90)]

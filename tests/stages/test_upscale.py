@@ -28,9 +28,15 @@ def photo(h: int = 50, w: int = 70, seed: int = 0) -> np.ndarray:
 def test_size_and_tiles_that_meet_exactly(factor):
     image = photo()
     whole = UpscaleStage(nearest, factor, tile=1000, context=4)(image)
-    tiled = UpscaleStage(nearest, factor, tile=24, context=4)(image)  # 3 × 5 tiles
+    tiled = UpscaleStage(nearest, factor, tile=24, context=4)(image)  # 4 × 5 tiles
     assert whole.shape == (50 * factor, 70 * factor, 3) and whole.dtype == np.float32
     np.testing.assert_allclose(tiled, whole, atol=1e-6)
+
+
+def test_progress_after_each_tile():
+    told = []
+    UpscaleStage(nearest, 2, tile=24, context=4, progress=told.append)(photo())  # 4 × 5 tiles of 16 px
+    assert told == pytest.approx([k / 20 for k in range(1, 21)])
 
 
 def test_the_photos_colours_and_tone_are_kept():

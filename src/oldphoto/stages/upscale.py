@@ -54,10 +54,11 @@ class UpscaleStage:
     """``image`` ``H×W×3`` in [0, 1] -> ``fH×fW×3``.
 
     ``run`` applies the ×4 network to a ``1×3×h×w`` tensor in [-1, 1] (on its device, at its precision);
-    ``tile``: the largest input side of one network call, context included."""
+    ``tile``: the largest input side of one network call, context included; ``progress``, when given, is
+    told the fraction of the tiles done after each (on a CPU a megapixel takes minutes)."""
 
     def __init__(self, run: Callable[[torch.Tensor], torch.Tensor], factor: int, tile: int,
-                 context: int = CONTEXT) -> None:
+                 context: int = CONTEXT, progress: Callable[[float], None] | None = None) -> None:
         if factor not in UPSCALE_FACTORS:
             raise ValueError(f"upscale factor must be one of {UPSCALE_FACTORS}, got {factor}")
         if tile <= 2 * context:
@@ -66,18 +67,21 @@ class UpscaleStage:
         self.factor = factor
         self.tile = tile
         self.context = context
+        self.progress = progress
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
         f, c = self.factor, self.context
         out = np.empty((h * f, w * f, 3), np.float32)
         core = self.tile - 2 * c
-        for y0, y1 in _spans(h, core):
-            for x0, x1 in _spans(w, core):
-                a0, a1, b0, b1 = max(0, y0 - c), min(h, y1 + c), max(0, x0 - c), min(w, x1 + c)
-                big = self._enlarge(image[a0:a1, b0:b1])
-                keep = big[(y0 - a0) * f:(y1 - a0) * f, (x0 - b0) * f:(x1 - b0) * f]
-                out[y0 * f:y1 * f, x0 * f:x1 * f] = keep
+        tiles = [(rows, cols) for rows in _spans(h, core) for cols in _spans(w, core)]
+        for done, ((y0, y1), (x0, x1)) in enumerate(tiles, 1):
+            a0, a1, b0, b1 = max(0, y0 - c), min(h, y1 + c), max(0, x0 - c), min(w, x1 + c)
+            big = self._enlarge(image[a0:a1, b0:b1])
+            keep = big[(y0 - a0) * f:(y1 - a0) * f, (x0 - b0) * f:(x1 - b0) * f]
+            out[y0 * f:y1 * f, x0 * f:x1 * f] = keep
+            if self.progress is not None:
+                self.progress(done / len(tiles))
         return out
 
     def _enlarge(self, window: np.ndarray) -> np.ndarray:
