@@ -176,6 +176,30 @@ def test_restore_again_with_other_options_drops_the_marks(tmp_path):
         engine.close()
 
 
+def test_the_page_is_told_how_far_a_long_stage_is(tmp_path):
+    gate = threading.Event()
+
+    class Enlarging(FakeRestorer):
+        def restore(self, pixels, mask=None):
+            self.on_progress("enlarging", 0.4)
+            assert gate.wait(30)
+            return super().restore(pixels, mask)
+
+    engine = _engine(tmp_path, restorer=Enlarging())
+    try:
+        job = _add(engine, engine.session(None), "scan.png", png_bytes())
+        for _ in range(500):
+            if engine.describe(job)["stage"]:
+                break
+            time.sleep(0.01)
+        assert engine.describe(job)["stage"] == "enlarging 40%"
+        gate.set()
+        assert _wait(engine, job)["status"] == DONE and engine.describe(job)["stage"] == ""
+    finally:
+        gate.set()
+        engine.close()
+
+
 def test_bad_files_are_refused_with_the_reason_and_the_engine_goes_on(tmp_path):
     engine = _engine(tmp_path, max_pixels=50 * 50)
     try:

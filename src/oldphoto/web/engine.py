@@ -193,6 +193,7 @@ class PhotoJob:
     size: tuple[int, int] | None = None  # width, height of the restored picture (the photo's × --upscale)
     marks: Path | None = None  # the mask marked by hand on the page, repaired as given (a --mask-dir file)
     revision: int = 0  # how many times it was sent back (marks, options): the page shows each new result
+    stage: str = ""  # how far a long stage of its restoration is ("enlarging 40%"), while it runs
 
     @property
     def output(self) -> Path | None:
@@ -430,7 +431,7 @@ class Engine:
         for folder in ("out", "preview"):
             shutil.rmtree(job.folder / folder, ignore_errors=True)
         job.choices = choices
-        job.entry, job.faces, job.previews, job.size, job.reason = None, [], False, None, ""
+        job.entry, job.faces, job.previews, job.size, job.reason, job.stage = None, [], False, None, "", ""
         job.started = job.finished = job.estimate = None
         job.revision += 1
         job.status, job.submitted = QUEUED, self.clock()
@@ -497,6 +498,7 @@ class Engine:
                 "elapsed": round(now - job.started, 1) if job.started is not None and job.finished is None
                 else None,
                 "revision": job.revision, "marked": job.marks is not None,
+                "stage": job.stage if job.status == RUNNING else "",
             }
             entry = job.entry
             if entry is not None:
@@ -628,6 +630,11 @@ class Engine:
             job.status, job.reason = FAILED, str(exc)
             return
         seen: dict[str, Any] = {}
+
+        def stage(what: str, fraction: float) -> None:  # (--upscale takes minutes on a CPU)
+            job.stage = f"{what} {fraction:.0%}"
+
+        restorer.on_progress = stage  # (one worker: the restorer serves this photo alone meanwhile)
 
         def restore(pixels, mask):
             result = restorer.restore(pixels, mask=mask)

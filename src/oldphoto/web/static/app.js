@@ -137,6 +137,7 @@ function update(card, photo) {
   } else if (photo.status === "running") {
     let text = `restoring\u2026 ${seconds(photo.elapsed || 0)}`;
     if (photo.estimate) text += ` of about ${seconds(photo.estimate)}`;
+    if (photo.stage) text += ` (${photo.stage})`;  // e.g. enlarging 40%
     setState(card, "running", text);
     bar.hidden = false;
     if (photo.estimate) bar.value = Math.min(0.95, (photo.elapsed || 0) / photo.estimate);
