@@ -251,17 +251,20 @@ function comparison(photo) {
     tools.append(el("label", {}, facesToggle, ` Show the ${photo.faces.length} face${photo.faces.length > 1 ? "s" : ""} found `,
                     el("span", {class: "swatch swatch-face"})));
   }
-  const markButton = el("button", {class: "quiet mark-start", text: "Mark defects by hand\u2026",
-                                   title: "Paint over the scratches and dust the repair missed, or unmark what it should have left alone"});
-  const againButton = el("button", {class: "quiet restore-again", text: "Restore again",
-                                    title: "Restore this photo again with the options chosen above"});
-  againButton.addEventListener("click", () => sendBack(photo, `again?${chosenOptions()}`, null, againButton));
-  tools.append(markButton, againButton);
   tools.append(
     el("span", {class: "spacer"}),
     el("a", {class: "button quiet mask-download", href: `${base}/mask`, download: "", text: "Download mask"}),
     el("a", {class: "button primary download", href: `${base}/download`, download: photo.output || "", text: "Download restored photo"}));
-  const box = el("div", {class: "compare"}, view, el("p", {class: "summary", text: describeRepair(photo)}), tools);
+  // not quite right: the user's own marks, or other options, without sending the photo again
+  const markButton = el("button", {class: "quiet mark-start", text: "Mark defects by hand\u2026",
+                                   title: "Paint over the scratches and dust the repair missed, or unmark what it should have left alone"});
+  const againButton = el("button", {class: "quiet restore-again", text: "Restore again with the options above",
+                                    title: "Restore this photo again with the options now chosen above"});
+  againButton.addEventListener("click", () => sendBack(photo, `again?${chosenOptions()}`, null, againButton));
+  const fixes = el("div", {class: "tools fixes"}, el("span", {class: "note", text: "Not quite right?"}),
+                   markButton, againButton);
+  const box = el("div", {class: "compare"}, view, el("p", {class: "summary", text: describeRepair(photo)}), tools,
+                 fixes);
   markButton.addEventListener("click", () => startMarking(photo, frame, box, markButton));
   if (photo.warnings && photo.warnings.length) {
     const list = el("ul", {class: "warnings"});
