@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fnmatch
 import gc
 import glob
 import json
@@ -43,6 +44,7 @@ from oldphoto.io import (
     atomic_write,
     provenance_record,
     read_photo,
+    read_provenance,
     write_photo,
 )
 from oldphoto.io._metadata import PROVENANCE_KEY, provenance_json
@@ -298,19 +300,42 @@ def plan_outputs(jobs: list[Job], outdir: Path, fmt: str | None) -> None:
 
 
 def find_mask(mask_dir: Path, job: Job) -> Path | None:
-    """The user mask for a job, by its exact stem (never sort order, nor a longer name beginning alike:
-    ``a.2.png`` is the mask of ``a.2.jpg``, not of ``a.jpg``), beside the same relative folder first;
-    PNG preferred.  ``<stem>.mask.*`` before ``<stem>.*``: that is how ``--save-mask`` names a mask, so
-    an output folder can be given back as ``--mask-dir`` once its masks are edited (there ``<stem>.*``
-    is the restored photo itself)."""
+    """The user mask for a job, beside the same relative folder first, PNG preferred:
+
+    * a mask ``--save-mask`` wrote for this very input (``<stem>.mask.*``, or ``<stem>_<...>.mask.*``
+      when outputs of one stem collided; its provenance names the input), so that an output folder can
+      be given back as ``--mask-dir`` once its masks are edited, and another input's mask is not taken;
+    * else, among the files oldphoto did not write (a restored photo is never a mask), ``<stem>.mask.*``,
+      then ``<stem>.*``, by exact stem: ``a.2.png`` is the mask of ``a.2.jpg``, not of ``a.jpg``.
+    """
+    stem, source = glob.escape(job.input.stem), job.relative.as_posix()
     for folder in (mask_dir / job.relative.parent, mask_dir):
-        for stem in (job.input.stem + ".mask", job.input.stem):
-            candidates = sorted(p for p in folder.glob(glob.escape(stem) + ".*")
-                                if p.stem == stem and p.suffix.lower() in IMAGE_EXTENSIONS)
-            if candidates:
-                png = [p for p in candidates if p.suffix.lower() == ".png"]
-                return (png or candidates)[0]
+        saved = [p for p in _images(folder, stem + ".mask") + _images(folder, stem + "_*.mask")
+                 if (_provenance_of(p) or {}).get("source", {}).get("path") == source]
+        if saved:
+            return _png_first(saved)
+        for name in (stem + ".mask", stem):
+            own = [p for p in _images(folder, name) if _provenance_of(p) is None]
+            if own:
+                return _png_first(own)
     return None
+
+
+def _images(folder: Path, stem: str) -> list[Path]:
+    """The image files in ``folder`` whose stem matches the glob pattern ``stem``, in name order."""
+    return sorted(p for p in folder.glob(stem + ".*")
+                  if p.suffix.lower() in IMAGE_EXTENSIONS and fnmatch.fnmatchcase(p.stem, stem))
+
+
+def _provenance_of(path: Path) -> dict[str, Any] | None:
+    try:
+        return read_provenance(path)
+    except Exception:  # not readable as ours: a user's file (read_mask says what is wrong with it)
+        return None
+
+
+def _png_first(paths: list[Path]) -> Path:
+    return next((p for p in paths if p.suffix.lower() == ".png"), paths[0])
 
 
 def read_mask(path: Path, size: tuple[int, int], max_pixels: int | None) -> np.ndarray:
@@ -577,8 +602,9 @@ def restore_photo(work: Opened, restore: RestoreFn, config: BatchConfig) -> Rest
         del pixels, mask
         image, faces, models = _result_parts(result)
         entry.restoration = restoration_record(result)
-        if entry.restoration is not None:  # whose the repaired areas are: the detector's or the user's
-            entry.restoration["mask"] = "user" if user_mask else "detected"
+        if entry.restoration is not None:  # whose the repaired areas are: the detector's, the user's, none
+            looked = getattr(result, "defects", None) is not None  # (not with --scratches off)
+            entry.restoration["mask"] = ("user" if user_mask else "detected") if looked else "none"
             if user_mask:  # (the detector did not run: no counts of what it found)
                 entry.restoration.pop("defects", None)
         repaired = getattr(result, "mask", None) if config.save_mask else None

@@ -262,6 +262,35 @@ def test_masks_by_exact_stem_and_saved_masks_given_back(tmp_path):
     assert record["mask"] == "user" and "defects" not in record  # the file says whose mask it was
 
 
+def test_saved_masks_go_back_to_their_own_inputs_and_a_restored_photo_is_no_mask(tmp_path):
+    """a.jpg and a.tif share a stem: --save-mask names the second's mask a_tif.mask.png, and given back
+    each input gets its own (their provenance says whose); a folder written without --save-mask holds
+    restored photos named like the inputs, which are never taken for masks."""
+    from oldphoto.stages.defects import Defects
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    _img(src / "a.jpg", value=(10, 10, 10))
+    _img(src / "a.tif", value=(200, 200, 200))
+    given: dict[bool, list] = {True: [], False: []}
+
+    def repair(pixels, mask):
+        dark = bool(pixels.mean() < 0.5)
+        given[dark].append(mask)
+        row = np.zeros(pixels.shape[:2], bool)
+        row[1 if dark else 6] = True
+        return types.SimpleNamespace(image=pixels, mask=row if mask is None else mask, faces=[],
+                                     models={"fake": "rows"}, path="scratch", fidelity=1.0,
+                                     defects=Defects(row))
+
+    assert _run([str(src), "-o", str(out), "--save-mask"], repair)[0] == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "a.mask.png", "a.tif", "a_tif.mask.png"]
+    assert _run([str(src), "-o", str(tmp_path / "again"), "--mask-dir", str(out)], repair)[0] == 0
+    assert np.flatnonzero(given[True][1].any(axis=1)).tolist() == [1]   # a.jpg: its own mask
+    assert np.flatnonzero(given[False][1].any(axis=1)).tolist() == [6]  # a.tif: a_tif.mask.png
+    code, log = _run([str(src), "-o", str(tmp_path / "third"), "--mask-dir", str(tmp_path / "again")], repair)
+    assert given[True][2] is None and given[False][2] is None and "no mask named" in log
+
+
 def test_heic_photos_are_found_and_restored_as_jpeg(tmp_path):
     pillow_heif = pytest.importorskip("pillow_heif", reason="HEIC support: pip install 'oldphoto[heif]'")
     pillow_heif.register_heif_opener()

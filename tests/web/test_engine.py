@@ -151,6 +151,54 @@ def test_marked_defects_are_repaired_and_unmarked_ones_left(tmp_path):
         engine.close()
 
 
+def test_marks_start_from_the_last_marks_not_a_grown_repair(tmp_path):
+    """The HR path repairs a dilated copy of a user mask; a second round of marks must start from the
+    mask the user gave, or the mask would grow at every round."""
+
+    class Dilating(FakeRestorer):
+        def restore(self, pixels, mask=None):
+            result = super().restore(pixels, mask)
+            if mask is not None:
+                result.mask = mask | np.roll(mask, 1, axis=0) | np.roll(mask, -1, axis=0)
+            return result
+
+    engine = _engine(tmp_path, restorer=Dilating())
+    try:
+        job = _add(engine, engine.session(None), "scan.png", png_bytes(dark_line=False))
+        assert _wait(engine, job)["status"] == DONE
+        levels, data = _marks((40, 30))
+        levels[5] = 255
+        for _ in range(2):  # the second round marks nothing more
+            engine.repair_marked(job, data())
+            assert _wait(engine, job)["status"] == DONE
+            levels[:] = 128
+            rows = np.flatnonzero((np.asarray(Image.open(job.mask)) > 0).any(axis=1))
+            assert rows.tolist() == [4, 5, 6]
+    finally:
+        engine.close()
+
+
+def test_a_photo_sent_back_or_gone_is_refused_clearly(tmp_path):
+    engine = _engine(tmp_path)
+    try:
+        session = engine.session(None)
+        job = _add(engine, session, "scan.png", png_bytes())
+        assert _wait(engine, job)["status"] == DONE
+        revision = job.revision
+        engine.restore_again(job, Choices())
+        with pytest.raises(NotRestored):  # the 100 % view of a result being replaced
+            engine.full_view(job, "after")
+        assert _wait(engine, job)["status"] == DONE and job.revision == revision + 1
+        assert engine.full_view(job, "after").is_file()
+        engine.end_session(session)
+        for send in (lambda: engine.repair_marked(job, _marks((40, 30))[1]()),
+                     lambda: engine.restore_again(job, Choices())):
+            with pytest.raises(NotRestored, match="no longer there"):
+                send()
+    finally:
+        engine.close()
+
+
 def test_restore_again_with_other_options_drops_the_marks(tmp_path):
     engine = _engine(tmp_path)
     try:

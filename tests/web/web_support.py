@@ -59,7 +59,7 @@ class FakeRestorer:
         if overrides.get("faces"):
             raise RuntimeError("--faces needs dlib (fake)")
         self.shared["restorers"] += 1
-        return FakeRestorer(dataclasses.replace(self.options, **overrides), self.gate, self.shared)
+        return type(self)(dataclasses.replace(self.options, **overrides), self.gate, self.shared)
 
     def model_info(self) -> dict[str, str]:
         return {"fake": "invert"}

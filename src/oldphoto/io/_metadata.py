@@ -57,8 +57,8 @@ def provenance_record(models: dict[str, str] | None = None, options: dict[str, A
 
     ``source``: what it was made from; the batch runner gives ``{"path": relative path, "sha256": hash of
     the input file's bytes}``, which is how a rerun tells whether an existing output is this input's.
-    ``restoration``: what was done to it (path taken, repaired fraction, fidelity, whose mask: "detected"
-    or "user", defects found).
+    ``restoration``: what was done to it (path taken, repaired fraction, fidelity, whose mask: "detected",
+    "user" or "none", defects found).
     """
     record: dict[str, Any] = {
         "software": "oldphoto",

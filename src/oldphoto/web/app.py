@@ -301,7 +301,7 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
             path = await run_in_threadpool(engine.full_view, job, kind)
         except TooLargeToView as exc:
             return error(request, session, 422, str(exc))
-        except (PhotoError, OSError):  # its files deleted meanwhile (the photo removed, the session ended)
+        except (PhotoError, OSError, NotRestored):  # its files deleted or being replaced meanwhile
             return error(request, session, 404, "no such preview")
         return file_reply(request, session, path, attachment=False)
 

@@ -383,10 +383,10 @@ class Engine:
         replaced when it is done.  ``NotRestored`` unless it is restored and not queued again already;
         ``MarksError`` for marks that cannot be used; ``Busy`` when the queue is full."""
         with self._lock:
-            entry, revision, repaired_file = job.entry, job.revision, job.mask
-            if job.status != DONE or entry is None or job.id not in job.session.photos:
-                raise NotRestored(f"{job.name} is not restored{' yet' if job.status != DONE else ''}")
-            self._check_room(job.session)
+            # the marks start from the last mask given (the HR path repairs a dilated copy of it, and
+            # starting from that would grow the mask at every round), else from the mask repaired
+            self._check_resendable(job, DONE)  # (a restored photo has its entry)
+            entry, revision, repaired_file = job.entry, job.revision, job.marks or job.mask
         # the mask is made outside the lock (seconds for a large scan: other users' pages go on), then
         # used only if the photo is still as it was: a second request meanwhile is refused
         size = (entry.width, entry.height)  # the photo's (marks are never on the enlarged picture)
@@ -401,13 +401,15 @@ class Engine:
             raise NotRestored(f"{job.name} is no longer there") from exc
         with self._lock:
             try:
-                if job.status != DONE or job.revision != revision or job.id not in job.session.photos:
+                if job.revision != revision:
                     raise NotRestored(f"{job.name} is being restored again already")
-                self._check_room(job.session)
-            except (NotRestored, Busy):
+                self._check_resendable(job, DONE)
+                job.marks = part.replace(folder / f"{job.input.stem}.png")
+            except (NotRestored, Busy, OSError) as exc:
                 part.unlink(missing_ok=True)
+                if isinstance(exc, OSError):  # its folder deleted meanwhile (the session ended)
+                    raise NotRestored(f"{job.name} is no longer there") from exc
                 raise
-            job.marks = part.replace(folder / f"{job.input.stem}.png")
             overrides = dict(job.choices.overrides) | {"scratches": "on"}
             self._requeue(job, dataclasses.replace(job.choices, overrides=tuple(sorted(overrides.items()))))
 
@@ -417,14 +419,23 @@ class Engine:
         is done.  ``NotRestored`` unless it is restored (or failed, its file kept) and not queued again
         already; ``Busy`` when the queue is full."""
         with self._lock:
-            if (job.status not in (DONE, FAILED) or job.id not in job.session.photos
-                    or not job.input.is_file()):
-                raise NotRestored(f"{job.name} is not restored{' yet' if job.status != FAILED else ''}")
-            self._check_room(job.session)
+            self._check_resendable(job, DONE, FAILED)
+            if not job.input.is_file():
+                raise NotRestored(f"{job.name} is no longer there")
             if job.marks is not None:
                 shutil.rmtree(job.marks.parent, ignore_errors=True)
                 job.marks = None
             self._requeue(job, choices)
+
+    def _check_resendable(self, job: PhotoJob, *states: str) -> None:
+        """``NotRestored`` unless ``job``, in one of ``states``, can be queued again now; ``Busy`` when the
+        queue is full (lock held).  Not while the worker is still finishing it (its state is set before
+        the worker lets it go), nor after its session ended."""
+        if job.session.ended or job.id not in job.session.photos:
+            raise NotRestored(f"{job.name} is no longer there")
+        if job.status not in states or self._running is job:
+            raise NotRestored(f"{job.name} is not restored yet")
+        self._check_room(job.session)
 
     def _requeue(self, job: PhotoJob, choices: Choices) -> None:
         """Put a finished photo back in the queue with ``choices``, its results gone (lock held)."""
@@ -460,11 +471,13 @@ class Engine:
         """The full-size picture of a restored photo for the page's 100 % view: ``kind`` before (the
         photo as the restorer saw it: upright, sRGB), after (the restored file as downloaded) or overlay
         (its mask), 8-bit and lossless.  Made from the job's files on first request, then kept with the
-        previews (and deleted with them).  ``TooLargeToView`` above ``full_view_pixels``; ``PhotoError``
-        or ``OSError`` when a file is gone (e.g. the photo was removed meanwhile)."""
-        entry = job.entry
-        assert job.status == DONE and entry is not None and job.size is not None
-        size = job.size
+        previews (and deleted with them).  ``TooLargeToView`` above ``full_view_pixels``; ``NotRestored``
+        when the photo is not restored (or is sent back meanwhile: the picture would be the old result's);
+        ``PhotoError`` or ``OSError`` when a file is gone (e.g. the photo was removed meanwhile)."""
+        with self._lock:
+            entry, size, revision = job.entry, job.size, job.revision
+            if job.status != DONE or entry is None or size is None:
+                raise NotRestored(f"{job.name} is not restored")
         if self.full_view_pixels is not None and size[0] * size[1] > self.full_view_pixels:
             raise TooLargeToView(f"{job.name} has {size[0] * size[1] / 1e6:.0f} Mpx: too many to show at "
                                  f"100 % on this page (at most {self.full_view_pixels / 1e6:.0f} Mpx); "
@@ -484,6 +497,9 @@ class Engine:
         with self._lock:
             if job.id not in job.session.photos:  # removed while it was made: no file left behind
                 shutil.rmtree(job.folder, ignore_errors=True)
+            if job.revision != revision:  # sent back while it was made: this picture is the old result's
+                path.unlink(missing_ok=True)
+                raise NotRestored(f"{job.name} is being restored again")
         return path
 
     def describe(self, job: PhotoJob) -> dict[str, Any]:

@@ -339,23 +339,27 @@ function startMarking(photo, frame, box, markButton) {
     cursor.style.left = (event.clientX - r.left) + "px";
     cursor.style.top = (event.clientY - r.top) + "px";
   };
+  let active = null;  // the stroke being drawn: only a press on the canvas starts one
   canvas.addEventListener("pointerdown", event => {
     canvas.setPointerCapture(event.pointerId);
     const width = Number(size.value) * canvas.width / canvas.getBoundingClientRect().width;
-    strokes.push({erase: erase.checked, width, points: [point(event)]});
-    draw(strokes[strokes.length - 1], 0);
+    active = {erase: erase.checked, width, points: [point(event)]};
+    strokes.push(active);
+    draw(active, 0);
   });
   canvas.addEventListener("pointermove", event => {
     showCursor(event);
-    const stroke = strokes[strokes.length - 1];
-    if (!event.buttons || !stroke) return;
-    stroke.points.push(point(event));
-    draw(stroke, stroke.points.length - 2);
+    if (!active) return;
+    active.points.push(point(event));
+    draw(active, active.points.length - 2);
   });
+  for (const name of ["pointerup", "pointercancel"]) canvas.addEventListener(name, () => { active = null; });
   canvas.addEventListener("pointerleave", () => { cursor.hidden = true; });
-  const undoLast = () => { strokes.pop(); redraw(); };
+  const undoLast = () => { active = null; strokes.pop(); redraw(); };
   undo.addEventListener("click", undoLast);
-  const keys = event => {
+  const keys = event => {  // Ctrl+Z: the last stroke, unless typing in a field (or the marking is gone)
+    if (!canvas.isConnected) { document.removeEventListener("keydown", keys); return; }
+    if (event.target.closest && event.target.closest("input, select, textarea")) return;
     if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z") { event.preventDefault(); undoLast(); }
   };
   document.addEventListener("keydown", keys);
@@ -558,11 +562,15 @@ async function sendAll() {
 }
 
 // ------------------------------------------------------------------------------------------- polling
+let pollEpoch = 0;  // a poll answered before a photo was sent back must not stop the polling
+
 function startPolling() {
+  pollEpoch += 1;
   if (!polling) polling = setInterval(poll, 1000);
 }
 
 async function poll() {
+  const epoch = pollEpoch;
   let body;
   try {
     const response = await fetch("/api/photos");
@@ -582,7 +590,7 @@ async function poll() {
     update(card, photo);
     if (photo.status === "queued" || photo.status === "running" || photo.status === "uploading") active = true;
   }
-  if (!active && !sending) { clearInterval(polling); polling = null; }
+  if (!active && !sending && epoch === pollEpoch) { clearInterval(polling); polling = null; }
 }
 
 // ------------------------------------------------------------------------------------------- start
