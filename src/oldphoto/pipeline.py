@@ -119,7 +119,8 @@ class Restorer:
         self.runner = Runner(self.device, options.precision)
         self.budget = parse_memory(options.max_memory)
         self.notices: list[str] = []
-        # told (stage, fraction done) during the long stages (--upscale on a CPU: minutes); the CLI's bar
+        # told (stage, fraction done) during the long stages (--upscale on a CPU: minutes), for the CLI's
+        # progress bar and the web page
         self.on_progress: Callable[[str, float], None] | None = None
         self._explicit = dict(models) if models is not None else None
         self._loaded: dict[str, nn.Module] = {}
