@@ -1,7 +1,7 @@
 """Defects marked by hand on the page: what the detector missed, and what it should have left alone.
 
-The page paints over its preview of the photo (at most ``PREVIEW_SIDE`` pixels long) and sends a gray
-image of that size: white where the user marked a defect, black where they unmarked one, any middle
+The page paints over the photo on a canvas of the photo's size, at most 4096 pixels long, and sends a
+gray image of that size: white where the user marked a defect, black where they unmarked one, any middle
 gray where the restoration's own mask stands.  It is enlarged to the photo's size (nearest neighbour:
 marks stay marks) and applied to the mask the last restoration repaired; the photo is then restored
 again with that mask as its user mask (``oldphoto restore --mask-dir``), repaired as given.
@@ -17,7 +17,7 @@ from PIL import Image
 
 MARK_DEFECT = 192   # marks at or above this level: a defect
 MARK_CLEAN = 64     # marks below this level: not a defect
-MARKS_MAX_PIXELS = 16_000_000  # the page sends its preview's size; this only stops an absurd upload
+MARKS_MAX_PIXELS = 4096 * 4096  # the page's largest canvas; this only stops an absurd upload
 ASPECT_TOLERANCE = 0.02  # the marks' width/height against the photo's (previews are rounded to pixels)
 
 

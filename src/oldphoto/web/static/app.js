@@ -278,8 +278,9 @@ function comparison(photo) {
 // Defects marked by hand: the user paints over the original (the repaired areas shown in red) in yellow
 // where a defect was missed, in blue where something was repaired that should not have been; the marks
 // go to the server as a gray picture (white: defect, black: not one, gray: as repaired) of at most
-// MARKS_SIDE pixels, which restores the photo again with them (oldphoto.web.marks).
-const MARKS_SIDE = 1600;
+// MARKS_SIDE pixels, which restores the photo again with them (oldphoto.web.marks).  4096: a scan up to that
+// size is marked pixel for pixel in the 100 % view (a larger one a little coarser: generous marks).
+const MARKS_SIDE = 4096;
 const MARK_RGB = [255, 205, 0], UNMARK_RGB = [0, 150, 255];
 
 function startMarking(photo, frame, box, markButton) {
