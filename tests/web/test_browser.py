@@ -302,6 +302,36 @@ def test_restore_again_with_other_options(tmp_path, browser):
         assert calls[1] == dataclasses.replace(calls[0], scratches="off")  # nothing else changed
 
 
+def test_a_failed_photo_is_tried_again_with_other_options(tmp_path, browser):
+    class FailsAtThatFidelity(FakeRestorer):
+        def restore(self, pixels, mask=None):
+            if self.options.fidelity == 0.55:
+                raise RuntimeError("out of memory (a fake failure)")
+            return super().restore(pixels, mask)
+
+    engine = Engine(FailsAtThatFidelity(), tmp_path / "root")
+    photo = tmp_path / "scan.png"
+    photo.write_bytes(png_bytes(size=(200, 150)))
+    with served(engine) as url:
+        context = browser.new_context(viewport={"width": 1000, "height": 800})
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("#version:not(:empty)")
+        page.set_input_files("#files", [str(photo)])
+        page.focus("#fidelity")
+        page.keyboard.press("ArrowRight")  # 0.5 -> 0.55
+        page.click("#go")
+        failed = page.locator(".card[data-status=failed]")
+        failed.wait_for(timeout=30_000)
+        assert "out of memory" in failed.locator(".error .message").inner_text()
+        page.focus("#fidelity")
+        page.keyboard.press("ArrowLeft")  # back to the server's 0.5
+        failed.locator(".restore-again").click()
+        page.locator(".card[data-status=done] .compare").wait_for(timeout=30_000)
+        assert page.locator(".card .error").count() == 0
+        context.close()
+
+
 def test_removing_a_photo_while_it_is_sent(tmp_path, browser):
     """A photo removed from the page while its bytes are on their way is not restored (its upload is
     stopped, or the server told to forget it), and the photos after it are still sent."""

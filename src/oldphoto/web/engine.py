@@ -515,6 +515,8 @@ class Engine:
                 else None,
                 "revision": job.revision, "marked": job.marks is not None,
                 "stage": job.stage if job.status == RUNNING else "",
+                # a photo that failed can be tried again with other options while its file is kept
+                "retry": job.status == FAILED and job.input.is_file(),
             }
             entry = job.entry
             if entry is not None:

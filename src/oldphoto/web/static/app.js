@@ -118,8 +118,9 @@ function setState(card, status, text) {
 
 function showError(card, text) {
   let box = $(".error", card);
-  if (!box) { box = el("p", {class: "error", role: "alert"}); card.append(box); }
-  box.textContent = text;
+  if (!box) { box = el("p", {class: "error", role: "alert"}, el("span", {class: "message"})); card.append(box); }
+  const message = $(".message", box);
+  if (message.textContent !== text) message.textContent = text;  // (polled every second: nothing else moves)
   $("progress", card).hidden = true;
 }
 
@@ -145,6 +146,13 @@ function update(card, photo) {
   } else if (photo.status === "failed") {
     setState(card, "failed", "could not be restored");
     showError(card, photo.reason || "failed");
+    const error = $(".error", card);
+    if (photo.retry && !$(".restore-again", error)) {  // (e.g. faces asked for where they cannot be)
+      const again = el("button", {class: "quiet restore-again", text: "Try again with the options above"});
+      const note = el("span", {class: "note"});
+      again.addEventListener("click", () => sendBack(photo, `again?${chosenOptions()}`, null, again, note));
+      error.append(" ", again, " ", note);
+    }
   } else if (photo.status === "done" && card.dataset.shown !== `${photo.id}:${photo.revision}`) {
     card.dataset.shown = `${photo.id}:${photo.revision}`;  // (sent back: each new result shown once)
     setState(card, "done", `restored in ${seconds(photo.seconds)}`);
@@ -260,7 +268,8 @@ function comparison(photo) {
                                    title: "Paint over the scratches and dust the repair missed, or unmark what it should have left alone"});
   const againButton = el("button", {class: "quiet restore-again", text: "Restore again with the options above",
                                     title: "Restore this photo again with the options now chosen above"});
-  againButton.addEventListener("click", () => sendBack(photo, `again?${chosenOptions()}`, null, againButton));
+  againButton.addEventListener("click", () => sendBack(photo, `again?${chosenOptions()}`, null, againButton,
+                                                      $(".summary", box)));
   const fixes = el("div", {class: "tools fixes"}, el("span", {class: "note", text: "Not quite right?"}),
                    markButton, againButton);
   const box = el("div", {class: "compare"}, view, el("p", {class: "summary", text: describeRepair(photo)}), tools,
@@ -382,12 +391,11 @@ function startMarking(photo, frame, box, markButton) {
   });
 }
 
-// Restore a photo again (`what`: "marks" with the marks as the body, or "again?OPTIONS"): its result
-// makes way for its progress, then for the new result.  Why it could not be sent goes into `note`
-// (else the summary); true when it was sent.
+// Restore a photo again (`what`: "marks" with the marks as the body, or "again?OPTIONS"): its result (or
+// its error, `button`'s box) makes way for its progress, then for the new result.  Why it could not be
+// sent goes into `note`; true when it was sent.
 async function sendBack(photo, what, body, button, note) {
-  const box = button.closest(".compare");
-  const say = note || $(".summary", box);
+  const box = button.closest(".compare, .error");
   button.disabled = true;
   try {
     const reply = await fetch(`/api/photos/${photo.id}/${what}`, {method: "POST", body});
@@ -399,7 +407,7 @@ async function sendBack(photo, what, body, button, note) {
     startPolling();
     return true;
   } catch (e) {
-    say.textContent = `Not sent: ${e.message}`;
+    note.textContent = `Not sent: ${e.message}`;
     button.disabled = false;
     return false;
   }
