@@ -272,7 +272,11 @@ def test_marking_defects_by_hand(tmp_path, browser):
             page.mouse.move(box["x"] + x1 * box["width"], box["y"] + y * box["height"], steps=12)
             page.mouse.up()
 
+        card.locator(".paint-on-restored").check()  # to see what is still to repair...
+        assert card.locator(".frame img.before").is_hidden() and card.locator(".tag-after").is_visible()
         drag(0.25, 0.2, 0.8)   # a scratch the repair missed
+        card.locator(".paint-on-restored").uncheck()  # ...or what was repaired that should not have been
+        assert card.locator(".frame img.before").is_visible()
         card.locator(".unmark").check()
         drag(0.5, 0.05, 0.45)  # part of the repaired row: no defect after all
         drag(0.85, 0.2, 0.8)   # a slip of the hand...

@@ -36,7 +36,14 @@ import numpy as np
 from PIL import Image
 
 from oldphoto.batch import OK, BatchConfig, Entry, Job, plan_outputs, read_mask, restore_one
-from oldphoto.io import DEFAULT_JPEG_QUALITY, DEFAULT_MAX_PIXELS, PhotoError, normalise_format, read_photo
+from oldphoto.io import (
+    DEFAULT_JPEG_QUALITY,
+    DEFAULT_MAX_PIXELS,
+    PhotoError,
+    _heif,
+    normalise_format,
+    read_photo,
+)
 from oldphoto.nets.descriptors import UPSCALE_ROLE
 from oldphoto.options import DEFAULT_FIDELITY
 from oldphoto.web.marks import apply_marks
@@ -276,6 +283,7 @@ class Engine:
         self._lock = threading.Condition()
         self._full_lock = threading.Lock()  # one full-size picture made at a time (memory), each once
         self._closing = False
+        _heif.register()  # (where pillow-heif is installed, a HEIC upload's size is read from its header)
         self._worker = threading.Thread(target=self._work, name="oldphoto-restore", daemon=True)
         self._worker.start()
 

@@ -300,6 +300,7 @@ function startMarking(photo, frame, box, markButton) {
   const size = el("input", {type: "range", min: "2", max: "80", value: "14", class: "brush",
                             "aria-label": "Brush size"});
   const erase = el("input", {type: "checkbox", class: "unmark"});
+  const restored = el("input", {type: "checkbox", class: "paint-on-restored"});  // see what still needs it
   const note = el("span", {class: "note marking-note", role: "status"});
   const send = el("button", {class: "primary mark-send", text: "Repair marked areas"});
   const undo = el("button", {class: "quiet mark-undo", text: "Undo", title: "Undo the last stroke (Ctrl+Z)"});
@@ -310,7 +311,10 @@ function startMarking(photo, frame, box, markButton) {
     el("span", {text: "Paint over what the repair missed "}), el("span", {class: "swatch swatch-marked"}),
     el("label", {title: "Paint over areas that were repaired but are no defects"}, erase, " Unmark ",
        el("span", {class: "swatch swatch-unmarked"})),
-    el("label", {}, "Brush ", size), undo, clear, el("span", {class: "spacer"}), note, cancel, send);
+    el("label", {}, "Brush ", size), undo, clear,
+    el("label", {title: "Paint over the restored photo, to see what is still to repair"}, restored, " On the restored photo"),
+    el("span", {class: "spacer"}), note, cancel, send);
+  restored.addEventListener("change", () => frame.classList.toggle("marking-restored", restored.checked));
   box.append(bar);
   const overlay = $(".overlay", frame);
   const overlayWas = overlay.hidden;
@@ -377,7 +381,7 @@ function startMarking(photo, frame, box, markButton) {
   const stop = () => {
     document.removeEventListener("keydown", keys);
     canvas.remove(); cursor.remove(); bar.remove();
-    frame.classList.remove("marking");
+    frame.classList.remove("marking", "marking-restored");
     overlay.hidden = overlayWas;
     markButton.disabled = again.disabled = false;
   };
