@@ -112,9 +112,13 @@ def test_twenty_concurrent_users(tmp_path, real_old_dir):
         for path in outputs:
             assert read_provenance(path)["source"]["path"] == path.name  # each written from its own upload
 
-        # one copy of the models: every restorer made for an option set shares the server's
+        # one copy of the models: every restorer made for an option set shares the server's.  One per
+        # option set that ran (which users got a place is up to the scheduler: all three sets are not
+        # certain to be among them), the warm-up's being the second set, plus the server's own
+        sets = {frozenset(_options(i).items()) for i in [*accepted, waiting[0]]} | {
+            frozenset({"scratches": "off"}.items())}
         made = list(engine._restorers.values())
-        assert len(made) == 4 and all(r._loaded is restorer._loaded for r in made)  # the server's + 3
+        assert len(made) == 1 + len(sets) and all(r._loaded is restorer._loaded for r in made)
         assert sorted(restorer._loaded) == ["mapping_quality", "vae_a", "vae_b_quality"]
         grown = _rss_mb() - rss_before
         assert grown < 400, f"memory grew by {grown:.0f} MB serving {USERS} users"
