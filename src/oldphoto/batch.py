@@ -449,19 +449,22 @@ def _result_parts(result: Any) -> tuple[np.ndarray, int | None, dict[str, str] |
     return result.image, (len(faces) if faces is not None else None), (dict(models) if models else None)
 
 
-def restoration_record(result: Any) -> dict[str, Any] | None:
-    """What the restorer did to a photo, for the report and the provenance tag (None: not known)."""
+def restoration_record(result: Any, user_mask: bool = False) -> dict[str, Any] | None:
+    """What the restorer did to a photo, for the report and the provenance tag (None: not known).
+    ``user_mask``: the restorer was given the user's mask (``--mask-dir``, the web page's marks)."""
     path = getattr(result, "path", None)
     if path is None:
         return None
     mask = getattr(result, "mask", None)
+    defects = getattr(result, "defects", None)  # None: not looked for (--scratches off)
     record: dict[str, Any] = {
         "path": path,
         "repaired_fraction": round(float(mask.mean()), 6) if mask is not None else 0.0,
         "fidelity": getattr(result, "fidelity", None),
+        # whose the repaired areas are: the detector's, the user's, or nobody's
+        "mask": "none" if defects is None else "user" if user_mask else "detected",
     }
-    defects = getattr(result, "defects", None)
-    if defects is not None:
+    if defects is not None and not user_mask:  # (with the user's mask the detector did not run)
         # stroke_length (in short sides of the photo) and stroke_alignment are what --scratches auto weighs
         record["defects"] = {"strokes": defects.strokes, "stroke_length": round(defects.stroke_length, 3),
                              "stroke_alignment": round(defects.stroke_alignment, 3),
@@ -601,12 +604,7 @@ def restore_photo(work: Opened, restore: RestoreFn, config: BatchConfig) -> Rest
         result = restore(pixels, mask)
         del pixels, mask
         image, faces, models = _result_parts(result)
-        entry.restoration = restoration_record(result)
-        if entry.restoration is not None:  # whose the repaired areas are: the detector's, the user's, none
-            looked = getattr(result, "defects", None) is not None  # (not with --scratches off)
-            entry.restoration["mask"] = ("user" if user_mask else "detected") if looked else "none"
-            if user_mask:  # (the detector did not run: no counts of what it found)
-                entry.restoration.pop("defects", None)
+        entry.restoration = restoration_record(result, user_mask)
         repaired = getattr(result, "mask", None) if config.save_mask else None
         del result  # intermediate images of the result (e.g. before faces) are freed before writing
         if models is None and config.models is not None:

@@ -391,9 +391,9 @@ class Engine:
         replaced when it is done.  ``NotRestored`` unless it is restored and not queued again already;
         ``MarksError`` for marks that cannot be used; ``Busy`` when the queue is full."""
         with self._lock:
+            self._check_resendable(job, DONE)  # (a restored photo has its entry)
             # the marks start from the last mask given (the HR path repairs a dilated copy of it, and
             # starting from that would grow the mask at every round), else from the mask repaired
-            self._check_resendable(job, DONE)  # (a restored photo has its entry)
             entry, revision, repaired_file = job.entry, job.revision, job.marks or job.mask
         # the mask is made outside the lock (seconds for a large scan: other users' pages go on), then
         # used only if the photo is still as it was: a second request meanwhile is refused
