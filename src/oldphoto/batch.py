@@ -26,7 +26,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -551,7 +551,7 @@ def _photo_step(entry: Entry, job: Job) -> Iterator[None]:
             entry.output = None
 
 
-def open_photo(job: Job, config: BatchConfig, *, reserved: frozenset[str] = frozenset(),
+def open_photo(job: Job, config: BatchConfig, *, reserved: Collection[str] = frozenset(),
                inputs: frozenset[Path] = frozenset(), guard: footprint.Guard | None = None) -> Opened | Entry:
     """Step 1: hash the input, decide where its output goes, decode it (and its user mask).  Returns the
     final entry instead when there is nothing to restore: skipped (already restored) or failed."""
@@ -614,7 +614,7 @@ def restore_photo(work: Opened, restore: RestoreFn, config: BatchConfig) -> Rest
     return entry
 
 
-def write_restored(work: Restored, config: BatchConfig, *, reserved: frozenset[str] = frozenset()) -> Entry:
+def write_restored(work: Restored, config: BatchConfig, *, reserved: Collection[str] = frozenset()) -> Entry:
     """Step 3: write the restoration (and --save-mask's mask) atomically, with its provenance."""
     opened = work.opened
     entry = opened.entry
@@ -643,12 +643,13 @@ def write_restored(work: Restored, config: BatchConfig, *, reserved: frozenset[s
     return entry
 
 
-def restore_one(job: Job, restore: RestoreFn, config: BatchConfig, *, reserved: frozenset[str] = frozenset(),
+def restore_one(job: Job, restore: RestoreFn, config: BatchConfig, *, reserved: Collection[str] = frozenset(),
                 inputs: frozenset[Path] = frozenset(), guard: footprint.Guard | None = None) -> Entry:
     """Read, restore and write one photo; every failure becomes a 'failed' entry with the reason.
 
-    ``reserved``: lower-cased planned outputs of the batch's jobs; ``inputs``: their resolved inputs
-    (see ``outputs.decide``); ``guard``: the memory/time guard run on the header before decoding.  The
+    ``reserved``: lower-cased planned outputs of the batch's jobs (mapped to their inputs, an earlier
+    run's output is found again where another input's is planned now); ``inputs``: their resolved
+    inputs (see ``outputs.decide``); ``guard``: the memory/time guard run on the header before decoding.  The
     three steps (``open_photo``, ``restore_photo``, ``write_restored``) run apart on a cluster
     (``oldphoto.cluster``).
     """
@@ -674,7 +675,7 @@ def run_batch(jobs: list[Job], restore: RestoreFn, config: BatchConfig, *,
     started = time.time()
     if any(job.output is None for job in jobs):
         plan_outputs(jobs, config.outdir, config.format)
-    reserved = frozenset(str(job.output).lower() for job in jobs)
+    reserved = {str(job.output).lower(): job.input for job in jobs}  # (with whose output each is)
     inputs = frozenset(job.input.resolve() for job in jobs)
     options = config.estimate_options if config.estimate_options is not None else config.options
     guard = footprint.Guard(options=options, limit=config.memory_limit,

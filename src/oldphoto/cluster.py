@@ -35,7 +35,7 @@ import threading
 import time
 import warnings
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,7 +114,7 @@ class _Shared:
     large to ship with each task)."""
 
     config: BatchConfig
-    reserved: frozenset[str]
+    reserved: Mapping[str, Path]  # planned output -> its input (outputs.decide)
     inputs: frozenset[Path]
     estimate_options: dict[str, Any]
     memory_limit: int | None
@@ -392,7 +392,7 @@ def run(jobs: list[Job], args: argparse.Namespace, config: BatchConfig, *, resto
         work_jobs = [_absolute(job) for job in jobs]
         shared = _SharedHandle(ray.put(_Shared(
             worker_config,
-            reserved=frozenset(str(job.output).lower() for job in work_jobs),
+            reserved={str(job.output).lower(): job.input for job in work_jobs},
             inputs=frozenset(job.input.resolve() for job in work_jobs),
             estimate_options=dict(config.estimate_options if config.estimate_options is not None
                                   else config.options),

@@ -18,12 +18,12 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oldphoto.files import TEMP_NAME
+from oldphoto.files import TEMP_NAME, sha256_file
 from oldphoto.io import read_provenance
 
 MAX_CANDIDATES = 1000
@@ -153,10 +153,12 @@ def decide(natural: Path, input_path: Path, source: dict[str, str], *, reserved:
     """Where the output of ``input_path`` goes, or that it is already there.
 
     ``reserved``: lower-cased output paths planned for the batch's other inputs (skipped, except ``own``,
-    this input's planned path); ``inputs``: resolved input paths, never written over.  With
-    ``strip_metadata`` outputs carry no provenance, so an existing file without one at the planned path
-    is taken for an earlier output of this input (it cannot be checked).
+    this input's planned path, and one that holds this input's output from an earlier run: for that,
+    ``reserved`` maps each path to the input it is planned for); ``inputs``: resolved input paths, never
+    written over.  With ``strip_metadata`` outputs carry no provenance, so an existing file without one at
+    the planned path is taken for an earlier output of this input (it cannot be checked).
     """
+    owners = reserved if isinstance(reserved, Mapping) else {}
     reserved = set(reserved)
     own_key = str(own).lower() if own is not None else None
     inputs = set(inputs)
@@ -166,6 +168,14 @@ def decide(natural: Path, input_path: Path, source: dict[str, str], *, reserved:
         if key in reserved and key != own_key:
             continue
         if not candidate.exists() and not candidate.is_symlink():
+            if candidate != natural:
+                # a run given these inputs in another order, or only some of them, may have put this
+                # input's output under a name planned for another input now, or past a name free now:
+                # it is found again, or the photo would be restored a second time under a new name
+                earlier = _earlier_output(natural, input_path.suffix, source, reserved, owners, own_key,
+                                          inputs)
+                if earlier is not None:
+                    return Decision(earlier, overwrite, replaces=overwrite, notes=notes)
             return Decision(candidate, True, notes=notes)
         if not candidate.is_file() or candidate.is_symlink():
             notes.append(f"{candidate} exists and is not a plain file: left untouched")
@@ -188,6 +198,44 @@ def decide(natural: Path, input_path: Path, source: dict[str, str], *, reserved:
             notes.append(f"{candidate} is the restoration of another source, {_other_source(record)}: "
                          "left untouched")
     raise OSError(f"no free output name for {input_path.name} after {MAX_CANDIDATES} tries")
+
+
+def _earlier_output(natural: Path, input_suffix: str, source: dict[str, str], reserved: set[str],
+                    owners: Mapping[str, Path], own_key: str | None, inputs: set[Path]) -> Path | None:
+    """An existing file among the names ``natural`` may take that was made from ``source``, or None.  One
+    planned for another input (in ``reserved``; ``owners``: planned path -> input) is taken only when that
+    input is not a byte-identical copy of the same name (whose record would be the same); with no owner
+    known, not at all."""
+    try:
+        prefix = natural.stem.lower()
+        present = {p.name.lower() for p in natural.parent.iterdir() if p.name.lower().startswith(prefix)}
+    except OSError:
+        return None
+    for candidate in candidates(natural, input_suffix):
+        if not present:
+            return None
+        name = candidate.name.lower()
+        if name not in present:
+            continue
+        present.discard(name)
+        if not candidate.is_file() or candidate.is_symlink() or candidate.resolve() in inputs:
+            continue
+        try:
+            record = read_provenance(candidate)
+        except Exception:
+            continue
+        if not _made_from(record, source):
+            continue
+        key = str(candidate).lower()
+        if key in reserved and key != own_key:
+            owner = owners.get(key)
+            try:
+                if owner is None or sha256_file(owner) == source["sha256"]:
+                    continue  # (the identical copy's own output)
+            except OSError:
+                continue
+        return candidate
+    return None
 
 
 # ------------------------------------------------------------------------------------------ leftovers

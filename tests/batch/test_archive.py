@@ -142,6 +142,30 @@ def test_resume_decides_from_the_source_not_the_name(tmp_path):
     assert sorted(after) == sorted(before) and after["a_png.png"] == before["a_png.png"]
 
 
+def test_rerun_in_another_order_or_with_fewer_inputs_finds_every_earlier_output(tmp_path):
+    # two scanner folders with the same file names: whatever order or subset a rerun is given, every
+    # photo is found where an earlier run put it, never restored a second time under a new name
+    box1, box2, out = tmp_path / "box1", tmp_path / "box2", tmp_path / "o"
+    _img(box1 / "scan1.png", (200, 0, 0))
+    _img(box2 / "scan1.png", (0, 0, 200))
+    restorer = Inverter()
+    assert _run([box2, "-o", out], restorer)[0] == 0
+    for inputs in ([box1, box2], [box2, box1], [box1], [box2], [box1, box2]):
+        assert _run([*inputs, "-o", out], restorer)[0] == 0
+    assert restorer.calls == 2 and len(list(out.iterdir())) == 2
+    made = {read_provenance(p)["source"]["sha256"] for p in out.iterdir()}
+    assert made == {hashlib.sha256((b / "scan1.png").read_bytes()).hexdigest() for b in (box1, box2)}
+
+    # byte-identical copies of one name still get an output each, found again in any order
+    dup1, dup2, out2 = tmp_path / "dup1", tmp_path / "dup2", tmp_path / "o2"
+    _img(dup1 / "x.png")
+    _img(dup2 / "x.png")
+    restorer = Inverter()
+    for inputs in ([dup1, dup2], [dup2, dup1], [dup2]):
+        assert _run([*inputs, "-o", out2], restorer)[0] == 0
+    assert restorer.calls == 2 and sorted(p.name for p in out2.iterdir()) == ["x.png", "x_png.png"]
+
+
 def test_overwrite_never_replaces_a_file_oldphoto_did_not_write(tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     _img(src / "b.png", (1, 2, 3))
