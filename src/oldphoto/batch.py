@@ -882,6 +882,12 @@ def main(args, restore: RestoreFn | None = None, stream=None) -> int:
     if args.mask_dir is not None and not args.mask_dir.is_dir():
         print(f"oldphoto restore: --mask-dir {args.mask_dir} is not a folder", file=stream)
         return 2
+    from oldphoto.options import argument_problem
+
+    problem = argument_problem(args)
+    if problem:
+        print(f"oldphoto restore: {problem}", file=stream)
+        return 2
     on_cluster = getattr(args, "ray", None) is not None
     if on_cluster:
         from oldphoto import cluster

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,7 +106,10 @@ class RestoreOptions:
         if self.upscale not in UPSCALE_CHOICES:
             raise ValueError(f"--upscale must be one of {', '.join(map(str, UPSCALE_CHOICES))}, "
                              f"got {self.upscale}")
-        parse_memory(self.max_memory)
+        try:
+            parse_memory(self.max_memory)
+        except ValueError as exc:
+            raise ValueError(f"--max-memory: {exc}") from None
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -215,6 +219,25 @@ class RestoreOptions:
         options = cls(**values)
         options.validate()
         return options
+
+
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def argument_problem(args: argparse.Namespace) -> str | None:
+    """Why the restore options on a command line cannot be used, or None: checked before anything is
+    loaded or read, so that a typo is a bad option (exit 2) rather than a failure after the models are
+    loaded, or nothing at all when every photo is skipped."""
+    try:
+        options = RestoreOptions.from_args(args)
+    except ValueError as exc:
+        return str(exc)
+    if not DEVICE_PATTERN.fullmatch(options.device):
+        return f"--device must be auto, cpu, cuda, cuda:N or mps, got {options.device!r}"
+    if options.weights is not None and not Path(options.weights).is_dir():
+        return (f"--weights {options.weights} is not a folder (give the folder `oldphoto weights import "
+                "--dest` wrote, or leave --weights out for the installed weights)")
+    return None
 
 
 def parse_memory(text: str | int | float | None) -> int | None:

@@ -501,6 +501,22 @@ def test_negative_max_pixels_is_a_bad_option(tmp_path):
     assert code == 2 and "--max-pixels" in log and not restorer.calls
 
 
+@pytest.mark.parametrize("option, said", [
+    (["--fidelity", "7"], "--fidelity must be in [0, 1]"),
+    (["--tile", "5"], "--tile must be at least 64"),
+    (["--max-memory", "lots"], "--max-memory: cannot read memory size"),
+    (["--device", "foo"], "--device must be auto, cpu, cuda, cuda:N or mps"),
+    (["--weights", "no/such/folder"], "--weights no/such/folder is not a folder"),
+])
+def test_bad_restore_options_exit_2_before_any_photo(tmp_path, option, said):
+    # also when every photo would be skipped: a typo is never silently accepted
+    _img(tmp_path / "in" / "a.png")
+    restorer = Inverter()
+    assert _run([str(tmp_path / "in"), "-o", str(tmp_path / "out")], restorer)[0] == 0
+    code, log = _run([str(tmp_path / "in"), "-o", str(tmp_path / "out"), *option], restorer)
+    assert code == 2 and said in log and len(restorer.calls) == 1
+
+
 def test_saved_mask_never_replaces_a_file_it_did_not_write(tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     _img(src / "a.png")

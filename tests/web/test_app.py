@@ -280,8 +280,16 @@ def test_other_addresses_are_opt_in_with_a_warning(monkeypatch):
     assert cli.main(_parse(["--port", "0", "--device", "cpu"]), stream=out) == 0
     assert "warning" not in out.getvalue() and "open http://127.0.0.1:" in out.getvalue()
     assert seen["app"].hosts is not None
-    assert cli.main(_parse(["--port", "0", "--fidelity", "2"]), stream=out) == 1
-    assert "cannot set up the restorer" in out.getvalue()
+    # bad options are refused before anything is loaded or bound (exit 2, as `oldphoto restore`)
+    for argv, said in ((["--fidelity", "2"], "--fidelity must be in [0, 1]"),
+                       (["--port", "99999"], "--port must be between 0"),
+                       (["--port", "-1"], "--port must be between 0"),
+                       (["--max-pixels", "-1"], "--max-pixels must be"),
+                       (["--device", "gpu"], "--device must be"),
+                       (["--weights", "no/such/folder"], "is not a folder")):
+        out = io.StringIO()
+        assert cli.main(_parse([*argv] if "--port" in argv else ["--port", "0", *argv]), stream=out) == 2
+        assert said in out.getvalue() and "Traceback" not in out.getvalue()
 
 
 def _start_serve(tmp_path):

@@ -74,6 +74,19 @@ def main(args: argparse.Namespace, stream=None) -> int:
     if args.max_upload_mb <= 0 or args.queue < 1 or args.session_minutes <= 0:
         print("oldphoto serve: --max-upload-mb, --queue and --session-minutes must be positive", file=stream)
         return 2
+    if not 0 <= args.port <= 65535:
+        print(f"oldphoto serve: --port must be between 0 (any free port) and 65535, got {args.port}",
+              file=stream)
+        return 2
+    if args.max_pixels < 0:
+        print("oldphoto serve: --max-pixels must be 0 (no limit) or a positive pixel count", file=stream)
+        return 2
+    from oldphoto.options import argument_problem
+
+    problem = argument_problem(args)
+    if problem:
+        print(f"oldphoto serve: {problem}", file=stream)
+        return 2
     try:
         options = RestoreOptions.from_args(args)
         restorer = Restorer(options)
