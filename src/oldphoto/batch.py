@@ -231,10 +231,16 @@ def collect_inputs(specs: Sequence[str], recursive: bool = False,
         path = Path(spec)
         if path.is_dir():
             walker: Iterator[Path] = path.rglob("*") if recursive else path.iterdir()
-            for child in sorted(walker):
-                hidden = any(part.startswith(".") for part in child.relative_to(path).parts)
-                if child.is_file() and not hidden:
-                    add(child, child.relative_to(path), from_folder=True)
+            children = sorted(walker)
+            files = [c for c in children if c.is_file()
+                     and not any(part.startswith(".") for part in c.relative_to(path).parts)]
+            for child in files:
+                add(child, child.relative_to(path), from_folder=True)
+            if not any(exclude is None or not c.resolve().is_relative_to(exclude) for c in files):
+                # an empty folder, or one whose photos are in sub-folders, is not a batch that went well
+                folders = not recursive and any(c.is_dir() and not c.name.startswith(".") for c in children)
+                entries.append(Entry(spec, FAILED, "no photos in this folder" + (
+                    " (its photos may be in its sub-folders: add -r to look in them)" if folders else "")))
         elif path.exists() and not path.is_file():
             # a FIFO or a device: opening or hashing it would block or never end
             entries.append(Entry(spec, FAILED, "not a regular file"))

@@ -487,6 +487,18 @@ def test_report_lost_at_the_end_is_a_failure(tmp_path):
     assert code == 1
 
 
+def test_a_folder_without_photos_is_a_failure_that_says_why(tmp_path):
+    (tmp_path / "empty").mkdir()
+    _img(tmp_path / "boxes" / "1920" / "a.png")
+    restorer = Inverter()
+    code, log = _run([str(tmp_path / "empty"), "-o", str(tmp_path / "out")], restorer)
+    assert code == 1 and "empty: no photos in this folder" in log
+    code, log = _run([str(tmp_path / "boxes"), "-o", str(tmp_path / "out")], restorer)
+    assert code == 1 and "add -r" in log and not restorer.calls
+    code, log = _run([str(tmp_path / "boxes"), "-r", "-o", str(tmp_path / "out")], restorer)
+    assert code == 0 and len(restorer.calls) == 1
+
+
 def test_special_files_fail_without_being_opened(tmp_path):
     fifo = tmp_path / "pipe.jpg"
     os.mkfifo(fifo)  # opening it would block forever: no writer
