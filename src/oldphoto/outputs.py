@@ -63,7 +63,7 @@ def check_folder(specs: Sequence[str], outdir: Path, glob_root) -> FolderCheck:
                            f"the originals and be read as inputs by the next run; choose another folder, "
                            f"e.g. -o {suggestion}")
             return check
-        if out.is_relative_to(folder) and check.exclude is None:
+        if kind != "file" and out.is_relative_to(folder) and check.exclude is None:  # (files: no walk)
             check.exclude = out
             check.notes.append(f"the output folder {outdir} lies inside the input folder of {spec}: "
                                "files under it are not read as inputs")

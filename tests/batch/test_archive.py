@@ -104,6 +104,10 @@ def test_check_folder_directly(tmp_path):
     assert ok.error is None and ok.exclude is None
     inside = outputs.check_folder([str(tmp_path / "in")], tmp_path / "in" / "x", batch._glob_root)
     assert inside.error is None and inside.exclude == (tmp_path / "in" / "x").resolve()
+    # a file input is not walked: `oldphoto restore photo.jpg -o out/` beside it has nothing to note
+    _img(tmp_path / "in" / "a.png")
+    beside = outputs.check_folder([str(tmp_path / "in" / "a.png")], tmp_path / "in" / "out", batch._glob_root)
+    assert beside.error is None and beside.exclude is None and not beside.notes
 
 
 # ------------------------------------------------------------------------------ resume by source
