@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 
 import cv2
 import numpy as np
@@ -16,7 +17,7 @@ from helpers import (
     insert_png_chunks,
     png_chunk,
 )
-from PIL import ExifTags, Image, ImageCms, ImageOps
+from PIL import ExifTags, Image, ImageCms, ImageOps, PngImagePlugin
 
 from oldphoto.io import (
     PhotoError,
@@ -359,6 +360,33 @@ def test_strip_metadata(tmp_path):
         # pixels stay sRGB, which is what an untagged file means
         assert np.abs(np.asarray(im).astype(int) - np.rint(photo.pixels * 255)).max() <= 12
     assert read_provenance(out) is None
+
+
+def test_metadata_that_is_not_carried_over_is_said(tmp_path):
+    # XMP and IPTC (docs/files-and-batches.md: not carried over) are named in a warning of each photo,
+    # and so are PNG text chunks written into another format; nothing is said when metadata is stripped
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"/>'
+    pixels = _smooth(16, 16, 3)
+    Image.fromarray(pixels).save(tmp_path / "x.jpg", xmp=xmp)
+    iptc = b"Photoshop 3.0\x008BIM\x04\x04\x00\x00\x00\x00\x00\x00"
+    plain = io.BytesIO()
+    Image.fromarray(pixels).save(plain, "JPEG")
+    data = plain.getvalue()
+    app13 = b"\xff\xed" + struct.pack(">H", len(iptc) + 2) + iptc
+    (tmp_path / "i.jpg").write_bytes(data[:2] + app13 + data[2:])
+    tifffile.imwrite(tmp_path / "x.tif", pixels, photometric="rgb", extratags=[(700, 1, len(xmp), xmp, True)])
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Title", "Box 12")
+    Image.fromarray(pixels).save(tmp_path / "t.png", pnginfo=info)
+    for name, fmt, said in (("x.jpg", None, "XMP metadata"), ("i.jpg", None, "IPTC metadata"),
+                            ("x.tif", None, "XMP metadata"), ("t.png", "jpg", "PNG text (Title) metadata"),
+                            ("t.png", None, None)):
+        photo = read_photo(tmp_path / name)
+        notes = write_photo(tmp_path / f"o_{name}", photo.pixels, like=photo, format=fmt, provenance=PROV)
+        said_it = any(said in n for n in notes) if said else not any("metadata" in n for n in notes)
+        assert said_it, (name, notes)
+        assert not any("metadata" in n for n in write_photo(tmp_path / f"s_{name}", photo.pixels, like=photo,
+                                                            format=fmt, strip_metadata=True))
 
 
 def test_size_mismatch_refused(tmp_path):

@@ -76,6 +76,7 @@ class Photo:
     dpi: tuple[float, float] | None = None
     pages: int = 1
     warnings: list[str] = field(default_factory=list)
+    unkept: tuple[str, ...] = ()  # metadata blocks of the file that are not written back ("XMP", "IPTC")
 
     @property
     def size(self) -> tuple[int, int]:
@@ -311,8 +312,25 @@ def _read_open_image(p: Path, image: Image.Image, head: bytes, max_pixels: int |
         space=space, bit_depth=bit_depth, mode=mode, alpha=alpha, associated_alpha=assoc, icc_profile=icc,
         exif=exif, orientation=orientation, text=text,
         dpi=(float(dpi[0]), float(dpi[1])) if dpi and len(dpi) == 2 and dpi[0] and dpi[1] else None,
-        pages=pages, warnings=notes,
+        pages=pages, warnings=notes, unkept=_unkept_metadata(image, family),
     )
+
+
+def _unkept_metadata(image: Image.Image, family: str) -> tuple[str, ...]:
+    """The file's XMP and IPTC blocks, which are not written back (docs/files-and-batches.md): named, so
+    that the loss is said for each photo rather than only in the documentation.  (A PNG's XMP is a text
+    chunk, kept with the others.)"""
+    found = []
+    try:
+        if family == "tiff":
+            tags = getattr(image, "tag_v2", {})
+            found += ["XMP"] * (700 in tags) + ["IPTC"] * (33723 in tags or 34377 in tags)
+        elif family != "png":
+            found += ["XMP"] * bool(image.info.get("xmp"))
+            found += ["IPTC"] * any(marker == "APP13" for marker, _ in getattr(image, "applist", []))
+    except Exception:  # never cost the photo
+        return ()
+    return tuple(found)
 
 
 def _read_tiff_only(p: Path, max_pixels: int | None, guard: Guard | None) -> Photo:
@@ -596,6 +614,13 @@ def write_photo(path: str | os.PathLike, pixels: np.ndarray, like: Photo | None 
         dpi = (dpi[0] * enlarged, dpi[1] * enlarged)
     text = {} if strip_metadata or like is None else {
         k: v for k, v in like.text.items() if k.lower() not in _DROPPED_TEXT}
+    if like is not None and not strip_metadata:
+        lost = list(like.unkept)
+        if text and family != "png":
+            lost.append(f"PNG text ({', '.join(sorted(text))})")
+        if lost:
+            notes.append(f"{' and '.join(lost)} metadata of the original is not carried into the restored "
+                         "file (the original keeps it)")
 
     def encode(tmp: Path) -> None:
         if family == "png":
