@@ -4,7 +4,7 @@
 
 For each photo, through the same `Restorer` that `oldphoto restore` uses (faces off, so the global
 stage is judged on its own): the path taken, the repaired area and what the detector found (strokes,
-specks, blobs, regions judged to be scene content), the time, and how much fine detail survives away
+the print's edges left alone, specks, blobs, regions judged to be scene content), the time, and how much fine detail survives away
 from the repairs: the energy of the luma high-pass (the photo minus its Gaussian blur, σ = 1.5) outside a
 7-px dilation of the repaired mask, as a fraction of the input's.  The classical reference is OpenCV's
 non-local means (h = 10, the `classical` baseline of `oldphoto evaluate`).  Writes a Markdown table to
@@ -85,7 +85,7 @@ def main() -> None:
     restorer = Restorer(**options)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-    print("| photo | path | repaired | strokes / specks / blobs / content | detail kept: ours | NLM | time |")
+    print("| photo | path | repaired | strokes / print edges / specks / blobs / content | detail kept: ours | NLM | time |")
     print("|---|---|---|---|---|---|---|")
     sheets: list[np.ndarray] = []
     for path in args.photos:
@@ -98,7 +98,7 @@ def main() -> None:
         base = high_pass_energy(photo, keep)
         ours, theirs = high_pass_energy(result.image, keep) / base, high_pass_energy(nlm, keep) / base
         d = result.defects
-        found = "–" if d is None else f"{d.strokes} / {d.specks} / {d.blobs} / {d.content}"
+        found = "–" if d is None else f"{d.strokes} / {d.edges} / {d.specks} / {d.blobs} / {d.content}"
         area = 0.0 if result.mask is None else float(result.mask.mean())
         print(f"| {path.stem} | {result.path} | {area:.2%} | {found} | {ours:.0%} | {theirs:.0%} | "
               f"{seconds:.1f} s |", flush=True)

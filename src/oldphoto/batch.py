@@ -475,6 +475,7 @@ def restoration_record(result: Any, user_mask: bool = False) -> dict[str, Any] |
         record["defects"] = {"strokes": defects.strokes, "stroke_length": round(defects.stroke_length, 3),
                              "stroke_alignment": round(defects.stroke_alignment, 3),
                              "specks": defects.specks, "blobs": defects.blobs,
+                             "print_edges_left": defects.edges,
                              "left_as_content": defects.content,
                              # nothing repaired, but enough scratch-like strokes for a user to be told
                              # (the progress line and the web page say it)

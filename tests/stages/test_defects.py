@@ -284,3 +284,35 @@ def test_a_branching_crack_network_is_a_defect_and_a_wide_region_is_not():
     gray3 = np.full((256, 256), 0.35, np.float32)
     gray3[lattice] = 0.9
     assert not find_defects(_prob_from(lattice, 0.6), gray3, 0.5).mask.any()
+
+
+def test_the_prints_own_edge_is_counted_but_not_repaired_and_a_scratch_into_the_frame_is():
+    """A crease across a corner, the border curling in, a tear that joins a white margin: the print's
+    edge, where a fill would have the picture on one side only.  Left alone, still evidence for auto."""
+    from oldphoto.stages.defects import find_defects
+
+    def judged(lines, margin=False):
+        gray = np.full((300, 300), 0.3, np.float32)
+        if margin:
+            gray[:2] = 0.95  # the print's white border along the top
+        flagged = np.zeros((300, 300), np.uint8)
+        for start, end in lines:
+            cv2.line(flagged, start, end, 1, 1)
+        gray[flagged > 0] = 0.95
+        return find_defects(_prob_from(flagged > 0), gray, 0.5), flagged > 0
+
+    corner = ((264, 0), (299, 35))  # a crease across the top-right corner, 45°
+    curl = ((100, 299), (130, 284))  # the border curling in from the bottom, at 27° to it
+    into = ((0, 150), (35, 150))  # a scratch running into the left side of the frame
+    tear = ((150, 0), (150, 16))  # a tear down from the top, 2 px wide
+    tear_side = ((151, 0), (151, 16))
+    for edge in (corner, curl):
+        d, drawn = judged([edge, into])
+        assert (d.edges, d.strokes) == (1, 1)
+        assert not (d.mask & drawn)[:, 50:].any() and d.mask[150, :35].all()
+        # the edge still counts as evidence of damage
+        assert d.stroke_length > (33 + 35) / 300
+    with_margin, drawn = judged([tear, tear_side], margin=True)
+    assert (with_margin.edges, with_margin.strokes) == (1, 0) and not with_margin.mask.any()
+    alone, drawn = judged([tear, tear_side])
+    assert (alone.edges, alone.strokes) == (0, 1) and alone.mask[drawn].all()

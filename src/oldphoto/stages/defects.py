@@ -224,6 +224,21 @@ OUTLINE_TANGENT_RADIUS = 5  # px of skeleton around each point that give its dir
 # 27.64 / 0.8335 (synthetic defects have no fringe to take), and on the real cracks it takes the patch away.
 FRINGE_REACH = 2
 FRINGE_BACKGROUND = (3, 6)
+# A scanned print often shows its own edge: a torn or curled white border, a crease across a corner, the
+# edge of the print on the scanner's bed.  A stroke there is damage of the print, but a fill at the
+# frame has the picture on one side only and takes in the white margin: on the scratched girl the crease
+# across the top-right corner, the border curling in at the bottom right and a tear from the top edge
+# came out as gray-beige wedges and smears.  A stroke lying (FRAME_MIN_SHARE of its pixels) within
+# FRAME_BAND of the short side of the frame and meeting its nearest side of the frame is therefore the
+# print's **edge** when it runs along that side (within 45°) rather than into it, or when it joins a
+# bright margin: where
+# it meets the frame, the outermost FRAME_STRIP px are as bright as it (halfway from its surroundings'
+# median to its own mean) for more than twice the stroke width beyond it on a side.  An edge is left as
+# it is but still counts as evidence of damage for ``auto`` (a torn border is damage), so ``auto``
+# decides as before.  A scratch that runs into the frame (the end of the girl's widest crack) is repaired.
+FRAME_BAND = 0.06
+FRAME_MIN_SHARE = 0.9
+FRAME_STRIP = 3
 
 
 @dataclass(frozen=True)
@@ -234,6 +249,7 @@ class Defects:
     strokes: int = 0  # scratches, cracks, hairs
     specks: int = 0  # dust
     blobs: int = 0  # holes, tears, stains
+    edges: int = 0  # the print's own edge (torn or curled border, a corner's crease): counted, not repaired
     content: int = 0  # flagged regions judged to be scene content and left alone
     stroke_length: float = 0.0  # the strokes' lengths added up, in short sides of the photo
     stroke_alignment: float = 0.0  # how much the short strokes share a direction (0: every way, 1: one)
@@ -293,9 +309,11 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float,
         if kinds[i] == "stroke":
             (cx, cy), length, angle = rect
             strokes[i] = (cx + x0, cy + y0, length, angle)
+            if _print_edge(region, (x0, y0), (h, w), gray, angle, max_width, ring_kernel):
+                kinds[i] = "edge"
     for i in _repeated(strokes, REPEAT_MAX_LENGTH * short):
         kinds[i] = "content"
-    keep = np.array([k != "content" for k in kinds])
+    keep = np.array([k not in ("content", "edge") for k in kinds])
     mask = keep[labels]
     margin = FRINGE_BACKGROUND[1] + 1
     for i in np.flatnonzero(keep):
@@ -303,14 +321,47 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float,
         y0, x0 = max(0, y - margin), max(0, x - margin)
         y1, x1 = min(h, y + bh + margin), min(w, x + bw + margin)
         mask[y0:y1, x0:x1] |= _fringe(labels[y0:y1, x0:x1] == i, gray[y0:y1, x0:x1])
-    counts = {k: kinds[1:].count(k) for k in ("stroke", "speck", "blob", "content")}
-    kept = [v for i, v in strokes.items() if kinds[i] == "stroke"]
+    counts = {k: kinds[1:].count(k) for k in ("stroke", "speck", "blob", "edge", "content")}
+    kept = [v for i, v in strokes.items() if kinds[i] in ("stroke", "edge")]
     length = sum(v[2] for v in kept) / short
     shorter = [v for v in kept if v[2] < AUTO_ALIGNED_MAX_LENGTH * short]
     alignment = _alignment(shorter) if len(shorter) >= AUTO_ALIGNED_MIN_STROKES else 0.0
     aligned = sum(v[2] for v in shorter) / short if alignment > AUTO_MAX_ALIGNMENT else 0.0
-    return Defects(mask, counts["stroke"], counts["speck"], counts["blob"], counts["content"], length,
-                   alignment, aligned)
+    return Defects(mask, strokes=counts["stroke"], specks=counts["speck"], blobs=counts["blob"],
+                   edges=counts["edge"], content=counts["content"], stroke_length=length,
+                   stroke_alignment=alignment, aligned_length=aligned)
+
+
+def _print_edge(region: np.ndarray, offset: tuple[int, int], shape: tuple[int, int], gray: np.ndarray,
+                angle: float, max_width: float, ring_kernel: np.ndarray) -> bool:
+    """Whether a stroke (``region``: a crop of the photo at ``offset`` (x, y); ``angle`` of its long side
+    in degrees) is the print's own edge: see ``FRAME_BAND``."""
+    h, w = shape
+    ys, xs = np.nonzero(region)
+    xs, ys = xs + offset[0], ys + offset[1]
+    # distance to each side of the frame: top, bottom, left, right
+    dist = np.stack([ys, h - 1 - ys, xs, w - 1 - xs])
+    if float(np.mean(dist.min(axis=0) < FRAME_BAND * min(h, w))) < FRAME_MIN_SHARE:
+        return False
+    side = int(np.argmin(np.median(dist, axis=1)))
+    touching = dist[side] < FRAME_STRIP
+    if not touching.any():  # a line near the frame that does not meet it may be a film scratch
+        return False
+    along = 0.0 if side < 2 else 90.0
+    if abs((angle - along + 90.0) % 180.0 - 90.0) <= 45.0:
+        return True
+    # where it meets the frame, does a margin as bright as it run on beyond it?
+    ring = (cv2.dilate(region.astype(np.uint8), ring_kernel) > 0) & ~region
+    crop = gray[offset[1]:offset[1] + region.shape[0], offset[0]:offset[0] + region.shape[1]]
+    level = 0.5 * (float(crop[region].mean()) + float(np.median(crop[ring]))) if ring.any() else 1.0
+    strip = {0: gray[:FRAME_STRIP].max(axis=0), 1: gray[-FRAME_STRIP:].max(axis=0),
+             2: gray[:, :FRAME_STRIP].max(axis=1), 3: gray[:, -FRAME_STRIP:].max(axis=1)}[side] >= level
+    at = (xs if side < 2 else ys)[touching]
+    lo, hi = int(at.min()), int(at.max())
+    reach = int(np.ceil(2 * max_width))
+    before = strip[max(0, lo - reach):lo]
+    after = strip[hi + 1:hi + 1 + reach]
+    return bool((before.size == reach and before.all()) or (after.size == reach and after.all()))
 
 
 def _alignment(strokes: list[tuple[float, float, float, float]]) -> float:
