@@ -2,14 +2,14 @@
 
     python scripts/real_photos.py PHOTO... --out docs/img/real [--fidelity F] [--weights DIR]
 
-For each photo, through the same `Restorer` that `oldphoto restore` uses (faces off, so the global
-stage is judged on its own): the path taken, the repaired area and what the detector found (strokes,
-the print's edges left alone, specks, blobs, regions judged to be scene content), the time, and how much fine detail survives away
-from the repairs: the energy of the luma high-pass (the photo minus its Gaussian blur, σ = 1.5) outside a
-7-px dilation of the repaired mask, as a fraction of the input's.  The classical reference is OpenCV's
-non-local means (h = 10, the `classical` baseline of `oldphoto evaluate`).  Writes a Markdown table to
-stdout and, per photo, a 100 % contact sheet `input | mask | ours | non-local means` (a crop, see
---crop) so that a person can judge it; `--summary FILE` stacks them into one JPEG.
+For each photo, through the same `Restorer` that `oldphoto restore` uses (faces off, so the global stage
+is judged on its own): the path taken, the repaired area and what the detector found (strokes, the
+print's edges left alone, specks, blobs, regions judged to be scene content), the time, and how much fine
+detail survives away from the repairs: the energy of the luma high-pass (the photo minus its Gaussian
+blur, σ = 1.5) outside a 7-px dilation of the repaired mask, as a fraction of the input's.  The classical
+reference is OpenCV's non-local means (h = 10, the `classical` baseline of `oldphoto evaluate`).  Writes
+a Markdown table to stdout and, per photo, a 100 % contact sheet `input | mask | ours | non-local means`
+(a crop, see --crop) so that a person can judge it; `--summary FILE` stacks them into one JPEG.
 """
 
 from __future__ import annotations
@@ -85,7 +85,8 @@ def main() -> None:
     restorer = Restorer(**options)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-    print("| photo | path | repaired | strokes / print edges / specks / blobs / content | detail kept: ours | NLM | time |")
+    print("| photo | path | repaired | strokes / print edges / specks / blobs / content "
+          "| detail kept: ours | NLM | time |")
     print("|---|---|---|---|---|---|---|")
     sheets: list[np.ndarray] = []
     for path in args.photos:
