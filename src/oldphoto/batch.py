@@ -4,19 +4,21 @@ The runner core (``run_batch``) takes any ``restore(pixels, mask) -> result`` ca
 with a small deterministic image operation; ``register`` wires it to ``oldphoto.pipeline.Restorer``,
 which is built lazily (a rerun where every output already exists never loads a model).
 
-Guarantees: one bad photo never stops the batch; outputs keep relative paths and never overwrite each
-other, an input, or a file oldphoto did not make from the same source (``oldphoto.outputs``); an output
-already made from the same source is skipped unless ``--overwrite`` (so a rerun resumes); writes are
-atomic and leftovers of killed writes are removed on start; a photo that cannot fit in memory is refused
-from its header (``oldphoto.footprint``); the first Ctrl-C stops after the current photo, a second one
-or SIGTERM aborts it without leaving a partial file; the report is rewritten as the batch goes, so even
-a killed batch leaves one.
+Guarantees: one bad photo never stops the batch (a full disk does: the photo whose write found it full
+fails, naming its output, and the rest are not attempted); outputs keep relative paths and never
+overwrite each other, an input, or a file oldphoto did not make from the same source
+(``oldphoto.outputs``); an output already made from the same source is skipped unless ``--overwrite`` (so
+a rerun resumes); writes are atomic and leftovers of killed writes are removed on start; a photo that
+cannot fit in memory is refused from its header (``oldphoto.footprint``); the first Ctrl-C stops after
+the current photo, a second one or SIGTERM aborts it without leaving a partial file; the report is
+rewritten as the batch goes, so even a killed batch leaves one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import fnmatch
 import gc
 import glob
@@ -58,6 +60,35 @@ REPORT_INTERVAL = 1.0  # seconds between two rewrites of the report while the ba
 
 class SetupError(RuntimeError):
     """The restorer itself cannot run (missing weights, bad device): stop, no photo is to blame."""
+
+
+# a write that fails with one of these found its disk (or quota) full: every later write would fail too
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+DISK_FULL_ADVICE = "free space and run again: finished photos are kept and skipped"
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS
+
+
+class DiskFull(Exception):
+    """Writing ``path`` found no space left on its disk: the batch stops there rather than restore every
+    remaining photo only to fail its write.  ``entry``: the photo's failed entry (set by ``_photo_step``)."""
+
+    def __init__(self, path: Path, exc: OSError):
+        why = "disk quota exceeded" if exc.errno == errno.EDQUOT else "no space left on device"
+        super().__init__(f"cannot write {path}: the disk is full ({why})")
+        self.path = path
+        self.entry: Entry | None = None
+
+    @property
+    def fatal(self) -> str:
+        """Why the batch stopped, for the summary, the report and the photos not attempted."""
+        return disk_full_fatal(self.path)
+
+
+def disk_full_fatal(path: Path | str) -> str:
+    return f"the disk is full ({path} could not be written); {DISK_FULL_ADVICE}"
 
 
 class RestoreFn(Protocol):
@@ -543,6 +574,10 @@ def _photo_step(entry: Entry, job: Job) -> Iterator[None]:
         yield
     except PhotoError as exc:
         entry.status, entry.reason = FAILED, exc.reason if exc.path == job.input else str(exc)
+    except DiskFull as exc:  # this photo failed; the caller stops the batch
+        entry.status, entry.reason = FAILED, str(exc)
+        exc.entry = entry
+        raise
     except (KeyboardInterrupt, SetupError):
         raise
     except Exception as exc:
@@ -621,17 +656,31 @@ def restore_photo(work: Opened, restore: RestoreFn, config: BatchConfig) -> Rest
     return entry
 
 
+@contextlib.contextmanager
+def _disk_full_names(path: Path) -> Iterator[None]:
+    """A write of ``path`` that finds the disk full raises ``DiskFull`` naming it (the OSError names at
+    most the temporary file)."""
+    try:
+        yield
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise DiskFull(path, exc) from exc
+        raise
+
+
 def write_restored(work: Restored, config: BatchConfig, *, reserved: Collection[str] = frozenset()) -> Entry:
-    """Step 3: write the restoration (and --save-mask's mask) atomically, with its provenance."""
+    """Step 3: write the restoration (and --save-mask's mask) atomically, with its provenance.  A disk
+    found full raises ``DiskFull`` (its ``entry``: this photo, failed; nothing of it is left on disk)."""
     opened = work.opened
     entry = opened.entry
     with _photo_step(entry, opened.job):
         record = provenance_record(entry.models, config.options, source=opened.source,
                                    restoration=entry.restoration)
         image, work.image = work.image, None
-        entry.warnings.extend(write_photo(opened.output, image, like=opened.photo, format=config.format,
-                                          quality=config.quality, provenance=record,
-                                          strip_metadata=config.strip_metadata))
+        with _disk_full_names(opened.output):
+            entry.warnings.extend(write_photo(opened.output, image, like=opened.photo, format=config.format,
+                                              quality=config.quality, provenance=record,
+                                              strip_metadata=config.strip_metadata))
         del image
         if config.save_mask:
             refused = []
@@ -641,8 +690,9 @@ def write_restored(work: Restored, config: BatchConfig, *, reserved: Collection[
                 if why:  # never replace another input's output, or a file not made from this source
                     refused.append(why)
                     continue
-                write_mask(target, work.repaired, opened.photo.size,
-                           provenance=None if config.strip_metadata else record)
+                with _disk_full_names(target):
+                    write_mask(target, work.repaired, opened.photo.size,
+                               provenance=None if config.strip_metadata else record)
                 entry.mask = str(target)
                 break
             else:
@@ -720,6 +770,15 @@ def run_batch(jobs: list[Job], restore: RestoreFn, config: BatchConfig, *,
             entries.extend(Entry(str(j.input), NOT_PROCESSED, fatal) for j in jobs[index:])
             if progress is not None:
                 progress.log(f"error: {fatal}")
+            break
+        except DiskFull as exc:  # every later write would fail the same way: stop, the rest not attempted
+            fatal = exc.fatal
+            assert exc.entry is not None
+            entries.append(exc.entry)
+            if progress is not None:
+                progress.update(exc.entry)
+            entries.extend(Entry(str(j.input), NOT_PROCESSED, f"not attempted: {fatal}")
+                           for j in jobs[index + 1:])
             break
         finally:
             if busy is not None:

@@ -15,12 +15,13 @@ input exactly once (a duplicate from a retried task is dropped), progress and th
 batch's.  Paths travel absolute; inputs, masks and the output folder must be at the same paths on every
 node (a shared filesystem).
 
-Failures: a photo that fails is a 'failed' entry and the run goes on; a worker that dies (crash, killed,
-node lost) is replaced by Ray and its photos are redone (retried tasks write to the decided name with an
-atomic replace, so never a partial file nor a second copy; the driver removes temporary files of writes
-lost with their worker at the end).  A photo whose workers die ``RETRIES + 1`` times is reported failed
-instead of stopping the run.  The restorer failing to start at all (no weights) stops the run with the
-reason, as locally.
+Failures: a photo that fails is a 'failed' entry and the run goes on (a write that finds the disk full
+stops it, as locally: that photo fails naming its output, the others are not processed); a worker that
+dies (crash, killed, node lost) is replaced by Ray and its photos are redone (retried tasks write to the
+decided name with an atomic replace, so never a partial file nor a second copy; the driver removes
+temporary files of writes lost with their worker at the end).  A photo whose workers die
+``RETRIES + 1`` times is reported failed instead of stopping the run.  The restorer failing to start at all
+(no weights) stops the run with the reason, as locally.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from oldphoto.batch import (
     REPORT_INTERVAL,
     BatchConfig,
     BatchReport,
+    DiskFull,
     Entry,
     Job,
     Opened,
@@ -54,6 +56,7 @@ from oldphoto.batch import (
     Restored,
     SetupError,
     _LazyRestorer,
+    disk_full_fatal,
     open_photo,
     restore_photo,
     write_restored,
@@ -164,7 +167,10 @@ def _write_stage(row: dict[str, Any], shared: _SharedHandle) -> dict[str, Any]:
         return row
     s = shared.get()
     work: Restored = pickle.loads(row["data"])
-    return _step_row(row["index"], write_restored(work, s.config, reserved=s.reserved))
+    try:
+        return _step_row(row["index"], write_restored(work, s.config, reserved=s.reserved))
+    except DiskFull as exc:  # the photo failed (nothing of it left on disk); the driver stops the run
+        return _row(row["index"], "disk_full", (exc.entry, str(exc.path)))
 
 
 class _RestoreWorker:
@@ -294,12 +300,17 @@ def _absolute(job: Job) -> Job:
 def _as_given(entry: Entry, job: Job, outdir: Path) -> Entry:
     """The entry with the paths the user gave (workers saw absolute ones), as the local batch writes."""
     entry.input = str(job.input)
-    root = outdir.absolute()
     for name in ("output", "mask"):
         value = getattr(entry, name)
-        if value is not None and Path(value).is_relative_to(root):
-            setattr(entry, name, str(outdir / Path(value).relative_to(root)))
+        if value is not None:
+            setattr(entry, name, _given(value, outdir))
     return entry
+
+
+def _given(path: str, outdir: Path) -> str:
+    """A worker's absolute path under the output folder as the user gave the folder."""
+    root = outdir.absolute()
+    return str(outdir / Path(path).relative_to(root)) if Path(path).is_relative_to(root) else path
 
 
 def _first_line(exc: BaseException) -> str:
@@ -433,9 +444,15 @@ def run(jobs: list[Job], args: argparse.Namespace, config: BatchConfig, *, resto
                     if index in received:  # a retried task's second answer
                         duplicates += 1
                         continue
+                    if kind == "disk_full":  # every later write would fail too: stop, as the local batch
+                        value, written = value
+                        fatal = disk_full_fatal(_given(written, config.outdir))
+                        value.reason = value.reason.replace(written, _given(written, config.outdir), 1)
                     entry = received[index] = _as_given(value, jobs[index], config.outdir)
                     if progress is not None:
                         progress.update(entry)
+                    if fatal is not None:
+                        break
                     rate.add(len(received))
                     if progress is not None and progress.bar is None and rate.due():
                         say(rate.line(len(received)))

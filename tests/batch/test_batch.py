@@ -6,8 +6,10 @@ import argparse
 import io
 import json
 import os
+import pickle
 import signal
 import struct
+import sys
 import types
 import zlib
 from dataclasses import dataclass, field
@@ -633,3 +635,108 @@ def test_a_long_stage_says_how_far_it_is_without_flooding_the_log():
         now[0] = t
         progress.step("enlarging", fraction)
     assert stream.getvalue().splitlines() == [f"    enlarging: {p}% of photo 1/2" for p in (10, 50, 90)]
+
+
+def _disk_full_from(write: int, monkeypatch):
+    """From the ``write``-th photo written on, the disk is full: the photo writer's atomic write gets a
+    few bytes into its temporary file, then ENOSPC (as a real full disk does), and cleans up itself."""
+    import errno
+
+    from oldphoto.io import photo as photo_module
+
+    real = photo_module.atomic_write
+    count = {"writes": 0}
+
+    def atomic_write(path, write_fn):
+        count["writes"] += 1
+        if count["writes"] < write:
+            return real(path, write_fn)
+
+        def partial(tmp):
+            tmp.write_bytes(b"\x89PNG\r\n\x1a\n half")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        return real(path, partial)
+
+    monkeypatch.setattr(photo_module, "atomic_write", atomic_write)
+    return count
+
+
+def test_a_full_disk_stops_the_batch_at_the_first_write_it_refuses(tmp_path, monkeypatch):
+    src, out, report = tmp_path / "in", tmp_path / "out", tmp_path / "r.json"
+    _five(src)
+    _disk_full_from(2, monkeypatch)
+    restorer = Inverter()
+    code, log = _run([str(src), "-o", str(out), "--report", str(report)], restorer)
+    assert code == 1 and len(restorer.calls) == 2  # the three after the refused write are not restored
+    entries = json.loads(report.read_text())["inputs"]
+    assert [e["status"] for e in entries] == ["ok", "failed"] + ["not processed"] * 3
+    failed = entries[1]
+    assert failed["reason"] == f"cannot write {out / 'p1.png'}: the disk is full (no space left on device)"
+    assert failed["output"] is None and "Errno" not in log and "OSError" not in log
+    advice = "free space and run again: finished photos are kept and skipped"
+    assert all(e["reason"].startswith("not attempted: the disk is full") and advice in e["reason"]
+               for e in entries[2:])
+    summary = log.strip().splitlines()[-1]
+    assert "1 restored" in summary and "1 failed" in summary and "3 not processed" in summary
+    assert summary.endswith(advice) and str(out / "p1.png") in summary
+    assert json.loads(report.read_text())["fatal"].endswith(advice)
+    assert sorted(p.name for p in out.iterdir()) == ["p0.png"]
+    _no_partials(out)
+
+    monkeypatch.undo()  # space freed: the rerun keeps the finished photo and restores the others
+    restorer = Inverter()
+    code, log = _run([str(src), "-o", str(out)], restorer)
+    assert code == 0 and len(restorer.calls) == 4 and "4 restored, 1 skipped, 0 failed" in log
+
+
+def test_a_full_disk_stops_a_cluster_run_the_same_way(tmp_path, monkeypatch):
+    """The cluster's driver and its write stage (the Ray Data pipeline run in this process, Ray faked)."""
+    from oldphoto import cluster
+
+    class Ref:
+        def __init__(self, value):
+            self.value = value
+
+        def hex(self):
+            return f"{id(self):x}"
+
+    fake_ray = types.ModuleType("ray")
+    fake_ray.data = types.ModuleType("ray.data")
+    fake_ray.is_initialized = lambda: True
+    fake_ray.put = Ref
+    fake_ray.get = lambda ref: ref.value
+    monkeypatch.setitem(sys.modules, "ray", fake_ray)
+    monkeypatch.setitem(sys.modules, "ray.data", fake_ray.data)
+    restored = []
+
+    def pipeline(ray, jobs, shared, layout, options, restore):
+        def rows():
+            for index, job in enumerate(jobs):
+                row = cluster._open_stage(cluster._row(index, "job", job), shared)
+                if row["kind"] == "work":
+                    step = batch.restore_photo(pickle.loads(row["data"]), restore,
+                                               shared.get().config)
+                    restored.append(index)
+                    row = cluster._step_row(index, step)
+                yield cluster._write_stage(row, shared)
+        return types.SimpleNamespace(iter_rows=rows)
+
+    monkeypatch.setattr(cluster, "check_arguments", lambda args: None)
+    monkeypatch.setattr(cluster, "_layout", lambda ray, args: cluster._Layout(1, 1.0, 0, 1, 1.0, 0))
+    monkeypatch.setattr(cluster, "_configure_data", lambda ray: None)
+    monkeypatch.setattr(cluster, "_pipeline", pipeline)
+    src, out, report = tmp_path / "in", tmp_path / "out", tmp_path / "r.json"
+    _five(src)
+    _disk_full_from(3, monkeypatch)
+    code, log = _run([str(src), "-o", str(out), "--report", str(report), "--ray", "local"], Inverter())
+    assert code == 1 and restored == [0, 1, 2]
+    entries = json.loads(report.read_text())["inputs"]
+    assert [e["status"] for e in entries] == ["ok", "ok", "failed", "not processed", "not processed"]
+    assert entries[2]["reason"] == (f"cannot write {out / 'p2.png'}: the disk is full "
+                                    "(no space left on device)")
+    summary = log.strip().splitlines()[-1]
+    assert "2 not processed" in summary and str(out / "p2.png") in summary
+    assert summary.endswith("free space and run again: finished photos are kept and skipped")
+    assert sorted(p.name for p in out.iterdir()) == ["p0.png", "p1.png"]
+    _no_partials(out)
