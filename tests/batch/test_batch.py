@@ -740,3 +740,38 @@ def test_a_full_disk_stops_a_cluster_run_the_same_way(tmp_path, monkeypatch):
     assert summary.endswith("free space and run again: finished photos are kept and skipped")
     assert sorted(p.name for p in out.iterdir()) == ["p0.png", "p1.png"]
     _no_partials(out)
+
+
+def test_upscale_without_its_weights_is_a_bad_option_said_once_before_torch(tmp_path):
+    """``--upscale 2`` with no upscaler installed: exit 2 and the message once, before any photo is read,
+    and without importing torch (the real command, in a process of its own)."""
+    import subprocess
+
+    _img(tmp_path / "in" / "a.png")
+    src = Path(__file__).resolve().parents[2] / "src"
+    argv = ["restore", "--no-progress", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--upscale", "2"]
+    code = (f"import sys\nfrom oldphoto.cli import main\nrc = main({argv!r})\n"
+            "print('torch' in sys.modules)\nsys.exit(rc)\n")
+    env = {**os.environ, "OLDPHOTO_WEIGHTS": str(tmp_path / "no_weights"),
+           "PYTHONPATH": os.pathsep.join(p for p in (str(src), os.environ.get("PYTHONPATH")) if p)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("no weights for 'upscale_x4' (--upscale)") == 1, proc.stderr
+    assert "oldphoto weights download realesrgan" in proc.stderr and "restored" not in proc.stderr
+    assert proc.stdout.strip() == "False"  # torch not imported
+    assert not (tmp_path / "out").exists()
+
+
+def test_upscale_weights_are_looked_for_where_the_restorer_looks(tmp_path, monkeypatch):
+    from oldphoto.options import weights_problem
+
+    args = _parser().parse_args(["restore", "in", "-o", "out", "--upscale", "4"])
+    monkeypatch.setenv("OLDPHOTO_WEIGHTS", str(tmp_path / "user"))
+    assert "no weights for 'upscale_x4'" in weights_problem(args)
+    (tmp_path / "user").mkdir()
+    (tmp_path / "user" / "upscale_x4.json").write_text("{}")  # (a broken card is the loader's to name)
+    assert weights_problem(args) is None
+    args = _parser().parse_args(["restore", "in", "-o", "out", "--upscale", "2",
+                                 "--weights", str(tmp_path / "other")])
+    assert str(tmp_path / "other") in weights_problem(args)
+    assert weights_problem(_parser().parse_args(["restore", "in", "-o", "out"])) is None

@@ -81,9 +81,9 @@ def main(args: argparse.Namespace, stream=None) -> int:
     if args.max_pixels < 0:
         print("oldphoto serve: --max-pixels must be 0 (no limit) or a positive pixel count", file=stream)
         return 2
-    from oldphoto.options import argument_problem
+    from oldphoto.options import argument_problem, weights_problem
 
-    problem = argument_problem(args)
+    problem = argument_problem(args) or weights_problem(args)
     if problem:
         print(f"oldphoto serve: {problem}", file=stream)
         return 2

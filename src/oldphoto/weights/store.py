@@ -27,6 +27,7 @@ from oldphoto.files import (
     sha256_file,  # noqa: F401  (cards record the source file's hash)
 )
 from oldphoto.nets import descriptors
+from oldphoto.weights.locate import bundled_weights_dir, default_weights_dir
 
 __all__ = [
     "FORMAT_VERSION", "ROLES", "OFFICIAL_SOURCES", "Card", "WeightsError", "MissingWeightsError",
@@ -128,21 +129,6 @@ def _calibration(architecture: str, data: dict[str, Any]) -> dict[str, float]:
 
 def _optional_str(value: Any) -> str | None:
     return None if value is None else str(value)
-
-
-def default_weights_dir() -> Path:
-    """$OLDPHOTO_WEIGHTS, else $XDG_DATA_HOME/oldphoto/weights, else ~/.local/share/oldphoto/weights."""
-    env = os.environ.get("OLDPHOTO_WEIGHTS", "").strip()
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_DATA_HOME", "").strip()
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
-    return base / "oldphoto" / "weights"
-
-
-def bundled_weights_dir() -> Path:
-    """The small weights shipped inside the package (same layout as a user weights folder)."""
-    return Path(__file__).resolve().parent / "bundled"
 
 
 def count_parameters(module: nn.Module) -> int:
