@@ -47,10 +47,11 @@ from oldphoto.io import (
     provenance_record,
     read_photo,
     read_provenance,
+    too_small,
     write_photo,
 )
 from oldphoto.io._metadata import PROVENANCE_KEY, provenance_json
-from oldphoto.io.photo import DEFAULT_SUFFIX, FORMAT_FAMILY, SAME_FAMILY, normalise_format
+from oldphoto.io.photo import DEFAULT_SUFFIX, FORMAT_FAMILY, SAME_FAMILY, PhotoHeader, normalise_format
 
 OK, SKIPPED, FAILED, NOT_PROCESSED = "ok", "skipped", "failed", "not processed"
 EXIT_INTERRUPTED = 130
@@ -593,6 +594,17 @@ def _photo_step(entry: Entry, job: Job) -> Iterator[None]:
             entry.output = None
 
 
+def _size_checked(guard: footprint.Guard | None) -> Callable[[PhotoHeader], list[str] | None]:
+    """``guard``, after refusing a photo too small to restore (from its header, as a photo's reason rather
+    than the restorer's ValueError)."""
+    def check(header: PhotoHeader) -> list[str] | None:
+        small = too_small(header.width, header.height)
+        if small:
+            raise PhotoError(header.path, small)
+        return guard(header) if guard is not None else None
+    return check
+
+
 def open_photo(job: Job, config: BatchConfig, *, reserved: Collection[str] = frozenset(),
                inputs: frozenset[Path] = frozenset(), guard: footprint.Guard | None = None) -> Opened | Entry:
     """Step 1: hash the input, decide where its output goes, decode it (and its user mask).  Returns the
@@ -619,7 +631,7 @@ def open_photo(job: Job, config: BatchConfig, *, reserved: Collection[str] = fro
             entry.status = SKIPPED
             entry.reason = "already restored from this source (use --overwrite to redo it)"
             return entry
-        photo = read_photo(job.input, max_pixels=config.max_pixels, guard=guard)
+        photo = read_photo(job.input, max_pixels=config.max_pixels, guard=_size_checked(guard))
         entry.width, entry.height = photo.size
         entry.warnings.extend(photo.warnings)
         mask = None

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from oldphoto.io.photo import MIN_SIDE, too_small
 from oldphoto.luma import luma
 from oldphoto.modes import DefaultMode, Mode, OfficialMode
 from oldphoto.nets.descriptors import UPSCALE_ROLE, descriptor
@@ -465,8 +466,9 @@ def _check_image(image: np.ndarray) -> np.ndarray:
         raise ValueError(f"expected an RGB image H×W×3 (or gray H×W), got shape {a.shape}")
     if not np.issubdtype(a.dtype, np.floating):
         raise ValueError(f"expected float pixels in [0,1], got dtype {a.dtype} (divide 8-bit images by 255)")
-    if a.shape[0] < 8 or a.shape[1] < 8:
-        raise ValueError(f"image of {a.shape[1]}×{a.shape[0]} pixels is too small to restore (min 8×8)")
+    if too_small(a.shape[1], a.shape[0]):
+        raise ValueError(f"image of {a.shape[1]}×{a.shape[0]} pixels is too small to restore "
+                         f"(min {MIN_SIDE}×{MIN_SIDE})")
     if not np.isfinite(a).all():
         raise ValueError("image contains NaN or infinite values")
     return np.clip(a.astype(np.float32, copy=False), 0.0, 1.0)

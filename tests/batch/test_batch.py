@@ -83,7 +83,7 @@ def test_mixed_batch(tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     _img(src / "good.jpg", quality=95)
     _img(src / "sub" / "nested.png")
-    tifffile.imwrite(src / "gray16.tif", np.full((6, 5), 40000, np.uint16))
+    tifffile.imwrite(src / "gray16.tif", np.full((9, 10), 40000, np.uint16))
     _img(src / "really_png.jpg", fmt="PNG")                  # wrongly named: read by content
     (src / "empty.jpg").write_bytes(b"")                       # zero bytes
     (src / "notes.txt").write_text("scanned 1998")             # non-image in a folder: skipped
@@ -775,3 +775,18 @@ def test_upscale_weights_are_looked_for_where_the_restorer_looks(tmp_path, monke
                                  "--weights", str(tmp_path / "other")])
     assert str(tmp_path / "other") in weights_problem(args)
     assert weights_problem(_parser().parse_args(["restore", "in", "-o", "out"])) is None
+
+
+def test_a_photo_too_small_to_restore_fails_with_a_reason_not_an_exception(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    _img(src / "dot.png", size=(1, 1))
+    _img(src / "strip.jpg", size=(40, 7))
+    _img(src / "fine.png", size=(8, 8))
+    restorer = Inverter()
+    code, log = _run([str(src), "-o", str(out), "--report", str(tmp_path / "r.json")], restorer)
+    assert code == 1 and len(restorer.calls) == 1
+    entries = json.loads((tmp_path / "r.json").read_text())["inputs"]
+    reasons = {Path(e["input"]).name: e["reason"] for e in entries}
+    assert reasons["dot.png"] == "too small to restore: 1×1 pixels (at least 8×8 are needed)"
+    assert reasons["strip.jpg"] == "too small to restore: 40×7 pixels (at least 8×8 are needed)"
+    assert reasons["fine.png"] == "" and "Error" not in log

@@ -152,6 +152,16 @@ def test_bad_uploads_get_clear_messages_and_the_server_goes_on(tmp_path):
         assert not list(root.rglob("big.bin")) and not list(root.rglob("chunked.png"))
 
 
+def test_a_photo_too_small_to_restore_is_refused_at_upload(tmp_path):
+    with served(_engine(tmp_path)) as url:
+        client = Client(url)
+        status, body = client.upload("dot.png", png_bytes((1, 1), dark_line=False))
+        assert status == 422 and body["photo"]["status"] == "failed"
+        assert body["error"] == "dot.png: too small to restore: 1×1 pixels (at least 8×8 are needed)"
+        status, body = client.upload("small.png", png_bytes((8, 8)))
+        assert status == 202 and client.wait(body["id"])["status"] == "done"
+
+
 def test_long_names_and_failed_writes_keep_the_queue_going(tmp_path):
     """A long name in a script of several bytes a letter is stored (a file system counts bytes, not
     letters); a file the server cannot write (a full disk) is refused with a reason, and its place in

@@ -10,6 +10,7 @@ from oldphoto.io.photo import (
     DEFAULT_MAX_PIXELS,
     EXTENSION_FAMILY,
     IMAGE_EXTENSIONS,
+    MIN_SIDE,
     Photo,
     PhotoError,
     atomic_write,
@@ -19,12 +20,13 @@ from oldphoto.io.photo import (
     output_suffix,
     read_photo,
     read_provenance,
+    too_small,
     write_photo,
 )
 
 __all__ = [
-    "DEFAULT_JPEG_QUALITY", "DEFAULT_MAX_PIXELS", "EXTENSION_FAMILY", "IMAGE_EXTENSIONS",
+    "DEFAULT_JPEG_QUALITY", "DEFAULT_MAX_PIXELS", "EXTENSION_FAMILY", "IMAGE_EXTENSIONS", "MIN_SIDE",
     "Photo", "PhotoError",
     "apply_orientation", "atomic_write", "has_colour", "normalise_format", "output_family", "output_suffix",
-    "provenance_record", "read_photo", "read_provenance", "write_photo",
+    "provenance_record", "read_photo", "read_provenance", "too_small", "write_photo",
 ]

@@ -27,6 +27,7 @@ from oldphoto.io import _colour, _heif, _jpeg, _metadata, _png, _tiff
 
 DEFAULT_MAX_PIXELS = 120_000_000  # an 8x10" print scanned at 1200 dpi is 115 Mpx
 DEFAULT_JPEG_QUALITY = 95
+MIN_SIDE = 8  # the smallest width and height the restorer takes (oldphoto.pipeline)
 GRAY_TOLERANCE = 0.02  # chroma (max-min channel) above which a gray input is said to have gained colour
 
 # Pillow's format name -> format family
@@ -157,6 +158,14 @@ def _own_pixel_limit() -> Iterator[None]:
             yield
     finally:
         Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = saved
+
+
+def too_small(width: int, height: int) -> str | None:
+    """Why a photo of ``width``×``height`` pixels cannot be restored (smaller than ``MIN_SIDE`` on a side),
+    or None: said as a photo's reason, from its header, before it is restored (or queued)."""
+    if width >= MIN_SIDE and height >= MIN_SIDE:
+        return None
+    return f"too small to restore: {width}×{height} pixels (at least {MIN_SIDE}×{MIN_SIDE} are needed)"
 
 
 def _bomb_reason(width: int, height: int, max_pixels: int) -> str:

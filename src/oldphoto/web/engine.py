@@ -43,6 +43,7 @@ from oldphoto.io import (
     _heif,
     normalise_format,
     read_photo,
+    too_small,
 )
 from oldphoto.nets.descriptors import UPSCALE_ROLE
 from oldphoto.options import DEFAULT_FIDELITY
@@ -358,9 +359,10 @@ class Engine:
                        self._retry_after(count))
 
     def inspect(self, job: PhotoJob) -> None:
-        """A quick look at an uploaded file before it is queued, so that a file that is no photo, or
-        too many pixels, is refused at once with oldphoto.io's reason (``PhotoError``).  Only the header
-        is read; a photo whose data is broken fails when its turn comes, with the reason too."""
+        """A quick look at an uploaded file before it is queued, so that a file that is no photo, has
+        too many pixels or too few to restore, is refused at once with oldphoto.io's reason
+        (``PhotoError``).  Only the header is read; a photo whose data is broken fails when its turn
+        comes, with the reason too."""
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -370,6 +372,9 @@ class Engine:
             width, height = read_photo(job.input, max_pixels=self.max_pixels).size
         if self.max_pixels is not None and width * height > self.max_pixels:
             read_photo(job.input, max_pixels=self.max_pixels)  # refuses before decoding, with the reason
+        small = too_small(width, height)
+        if small:
+            raise PhotoError(job.input, small)
         job.megapixels = width * height / 1e6
 
     def submit(self, job: PhotoJob, choices: Choices) -> None:
