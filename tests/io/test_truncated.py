@@ -101,8 +101,8 @@ def test_progressive_jpeg_cut_between_scans(tmp_path):
     scans = [i for i in range(len(data) - 1) if data[i:i + 2] == b"\xff\xda"]
     path = tmp_path / "p.jpg"
     path.write_bytes(data[:scans[3]] + b"\xff\xd9")  # three whole scans: no decoder complains
-    assert _reason(path) == ("truncated JPEG: the file ends after 3 scan(s), before every coefficient of "
-                             "the image was sent in full")
+    assert _reason(path) == ("truncated JPEG, or damaged: the file ends after 3 scan(s), before every "
+                             "coefficient of the image was sent in full")
     path.write_bytes(data)
     assert read_photo(path).size == (120, 160)
 
@@ -151,3 +151,30 @@ def test_header_bomb_under_the_pixel_guard_fails_fast(tmp_path):
     assert reason == "truncated PNG: the image data holds 2 of the 10000 rows its header announces"
     assert time.perf_counter() - started < 2.0
     assert peak < 20 << 20
+
+
+def test_a_damaged_jpeg_is_told_from_one_cut_short(tmp_path):
+    """Bytes wrong but none missing: 'damaged', never 'truncated'; a file that ends early: 'truncated'."""
+    data = _jpeg()
+    sos, dht = data.find(b"\xff\xda"), data.find(b"\xff\xc4")
+    path = tmp_path / "photo.jpg"
+    cases = {
+        # a Huffman table of impossible codes: Pillow says "broken data stream"
+        "table": data[:dht + 5] + b"\xff" * 16 + data[dht + 21:],
+        # a marker that is no marker in the middle of the image data: a "segment" runs past the end
+        "marker": data[:(sos + len(data)) // 2] + b"\xff\xc8" + data[(sos + len(data)) // 2 + 2:],
+        # something else after the start of image
+        "header": data[:2] + b"\xffThis is a letter, not the rest of a photo. " * 40,
+        # a frame of 0x0 pixels
+        "size": data[:data.find(b"\xff\xc0") + 5] + b"\0\0\0\0" + data[data.find(b"\xff\xc0") + 9:],
+    }
+    for name, damaged in cases.items():
+        assert len(damaged) >= len(data) or name == "header"
+        path.write_bytes(damaged)
+        reason = _reason(path)
+        assert reason.startswith("damaged JPEG") and "truncated" not in reason, (name, reason)
+    for cut in (data[:10], data[:dht + 20], data[:sos + 4]):
+        path.write_bytes(cut)
+        assert _reason(path) == "truncated JPEG: the file is cut short inside its header"
+    path.write_bytes(data[:sos + 200])
+    assert _reason(path).startswith("truncated JPEG: the file ends inside the image data")

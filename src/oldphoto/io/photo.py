@@ -206,6 +206,8 @@ def read_photo(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
             if head[:4] in (b"II*\0", b"MM\0*"):  # TIFFs Pillow cannot open (16-bit gray+alpha, ...)
                 return _read_tiff_only(p, max_pixels, guard)
             signature = _signature(head)
+            if signature == "JPEG":
+                raise PhotoError(p, _jpeg_header_reason(p)) from exc
             if signature:
                 raise PhotoError(p, f"truncated or corrupt {signature} file (header unreadable)") from exc
             raise PhotoError(p, "not an image: the content is not a recognised image format"
@@ -214,9 +216,32 @@ def read_photo(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
         except MemoryError:
             raise
         except Exception as exc:  # Pillow raises many types for broken headers
+            if _signature(head) == "JPEG":
+                raise PhotoError(p, _jpeg_header_reason(p, str(exc))) from exc
             raise PhotoError(p, f"unreadable or truncated image header ({exc})") from exc
         with image:
             return _read_open_image(p, image, head, max_pixels, guard)
+
+
+def _jpeg_header_reason(p: Path, detail: str = "") -> str:
+    """Why Pillow cannot read the header of a file that starts as a JPEG: cut short, or damaged."""
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        return f"cannot read ({exc.strerror or exc})"
+    return _jpeg.header_reason(data, detail)
+
+
+def _decode_reason(image: Image.Image, exc: Exception) -> str:
+    """Why decoding failed, in the words of Pillow's errors: data that stops early (cut short) or that
+    cannot be decoded (damaged), else both possibilities."""
+    text = str(exc)
+    name = image.format or "image"
+    if "truncated" in text.lower():
+        return f"truncated {name}: the image data stops early, the file was cut short ({text})"
+    if "broken data stream" in text or "decoding error" in text:
+        return f"damaged {name}: its image data cannot be decoded ({text})"
+    return f"truncated or corrupt image data ({text})"
 
 
 def _riff_shortfall(head: bytes, size: int) -> str | None:
@@ -305,7 +330,7 @@ def _read_open_image(p: Path, image: Image.Image, head: bytes, max_pixels: int |
     except MemoryError:
         raise
     except Exception as exc:
-        raise PhotoError(p, f"truncated or corrupt image data ({exc})") from exc
+        raise PhotoError(p, _decode_reason(image, exc)) from exc
     icc = icc or image.info.get("icc_profile") or None
     icc, icc_note = _usable_profile(icc, space)
     if icc_note:
