@@ -109,7 +109,11 @@ def test_marks_and_options_send_a_restored_photo_back(tmp_path):
         rows = np.asarray(Image.open(io.BytesIO(mask))).max(axis=1)
         assert rows[2] == 255 and rows[15] == 0 and rows.sum() == 255
         status, body = client.json("POST", f"/api/photos/{photo['id']}/marks", body=b"scribble")
-        assert status == 422 and "not an image" in body["error"] and body["photo"]["status"] == "done"
+        assert status == 422 and body["photo"]["status"] == "done"
+        assert body["error"] == "the marks are not an image (a PNG was expected)"
+        status, body = client.json("POST", f"/api/photos/{photo['id']}/marks", body=buf.getvalue()[:-30])
+        assert status == 422 and body["error"].startswith("the marks image cannot be read (")
+        assert "BytesIO" not in body["error"] and body["error"].endswith("a whole PNG was expected")
         assert client.json("POST", "/api/photos/0123456789abcdef/marks", body=buf.getvalue())[0] == 404
         assert Client(url).json("POST", f"/api/photos/{photo['id']}/marks", body=buf.getvalue())[0] == 404
         # again, with other options: the defects found afresh

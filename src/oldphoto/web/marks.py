@@ -13,7 +13,7 @@ import io
 import warnings
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 MARK_DEFECT = 192   # marks at or above this level: a defect
 MARK_CLEAN = 64     # marks below this level: not a defect
@@ -37,8 +37,12 @@ def read_marks(data: bytes, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarr
                 gray = image.convert("L")
     except MarksError:
         raise
-    except Exception as exc:
-        raise MarksError(f"the marks are not an image ({exc})") from None
+    except UnidentifiedImageError:  # (Pillow's message names a memory buffer: nothing for a user)
+        raise MarksError("the marks are not an image (a PNG was expected)") from None
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise MarksError("the marks image has too many pixels") from None
+    except Exception as exc:  # an image whose data is cut short or broken
+        raise MarksError(f"the marks image cannot be read ({exc}); a whole PNG was expected") from None
     width, height = size
     if abs(gray.width / gray.height - width / height) > ASPECT_TOLERANCE * width / height:
         raise MarksError(f"the marks are {gray.width}x{gray.height}, not the shape of the photo "
