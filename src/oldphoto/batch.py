@@ -238,15 +238,34 @@ def _glob_root(spec: str) -> Path:
     return Path(*root) if root else Path(".")
 
 
-def collect_inputs(specs: Sequence[str], recursive: bool = False,
-                   exclude: Path | None = None) -> tuple[list[Job], list[Entry]]:
+def is_report(path: Path) -> bool:
+    """Whether ``path`` is a report oldphoto wrote (``--report``, whatever its name now): read from its
+    first bytes, for ``.json`` files only."""
+    if path.suffix.lower() != ".json":
+        return False
+    try:
+        with open(path, "rb") as fh:
+            return _REPORT_START.match(fh.read(256)) is not None
+    except OSError:
+        return False
+
+
+def collect_inputs(specs: Sequence[str], recursive: bool = False, exclude: Path | None = None,
+                   report: Path | None = None) -> tuple[list[Job], list[Entry]]:
     """Expand files, folders and globs into jobs; non-image files in folders become 'skipped' entries,
     missing paths 'failed' ones.  Relative output paths: a file's name, a folder's relative path, or a
     glob match's path relative to the glob's fixed prefix.  Files that folders and globs find under
-    ``exclude`` (a resolved folder: the output folder) are left out."""
+    ``exclude`` (a resolved folder: the output folder) are left out, and so are the batch's own
+    ``report`` and any earlier report of oldphoto's (``is_report``): a report written into the input
+    folder is not listed as a skipped input by every later run.  Other non-images (a scanner's
+    ``.json``, notes) are still listed, as a user may have meant them for photos."""
     jobs: list[Job] = []
     entries: list[Entry] = []
     seen: set[Path] = set()
+    own_report = report.resolve() if report is not None else None
+
+    def ours(path: Path) -> bool:
+        return path.resolve() == own_report or is_report(path)
 
     def add(path: Path, relative: Path, from_folder: bool) -> None:
         key = path.resolve()
@@ -265,7 +284,8 @@ def collect_inputs(specs: Sequence[str], recursive: bool = False,
             walker: Iterator[Path] = path.rglob("*") if recursive else path.iterdir()
             children = sorted(walker)
             files = [c for c in children if c.is_file()
-                     and not any(part.startswith(".") for part in c.relative_to(path).parts)]
+                     and not any(part.startswith(".") for part in c.relative_to(path).parts)
+                     and not ours(c)]
             for child in files:
                 add(child, child.relative_to(path), from_folder=True)
             if not any(exclude is None or not c.resolve().is_relative_to(exclude) for c in files):
@@ -285,7 +305,7 @@ def collect_inputs(specs: Sequence[str], recursive: bool = False,
             root = _glob_root(spec)
             for match in matches:
                 m = Path(match)
-                if m.is_file():
+                if m.is_file() and not ours(m):
                     add(m, m.relative_to(root) if m.is_relative_to(root) else Path(m.name), from_folder=True)
         else:
             entries.append(Entry(spec, FAILED, "no such file or directory"))
@@ -1016,7 +1036,8 @@ def main(args, restore: RestoreFn | None = None, stream=None) -> int:
         models=lazy.model_info if lazy is not None else None, memory_limit=memory_limit,
         estimate_options=restore_options,
     )
-    jobs, pre = collect_inputs(args.inputs, recursive=args.recursive, exclude=folder.exclude)
+    jobs, pre = collect_inputs(args.inputs, recursive=args.recursive, exclude=folder.exclude,
+                               report=args.report)
     plan_outputs(jobs, config.outdir, config.format)
     progress = Progress(len(jobs) + len(pre), stream=stream, enabled=not args.no_progress)
     if lazy is not None and not on_cluster:  # (a cluster's restorers live in other processes)

@@ -790,3 +790,27 @@ def test_a_photo_too_small_to_restore_fails_with_a_reason_not_an_exception(tmp_p
     assert reasons["dot.png"] == "too small to restore: 1×1 pixels (at least 8×8 are needed)"
     assert reasons["strip.jpg"] == "too small to restore: 40×7 pixels (at least 8×8 are needed)"
     assert reasons["fine.png"] == "" and "Error" not in log
+
+
+def test_a_report_written_into_the_input_folder_is_not_listed_as_an_input_by_later_runs(tmp_path):
+    src, out = tmp_path / "scans", tmp_path / "out"
+    _img(src / "a.png")
+    _img(src / "sub" / "b.png")
+    (src / "scanner.json").write_text('{"dpi": 600}')  # someone's own file: still said to be skipped
+    restorer = Inverter()
+
+    def inputs(report_path, *extra):
+        code, log = _run([str(src), "-r", "-o", str(out), "--report", str(report_path), *extra], restorer)
+        assert code == 0, log
+        return {Path(e["input"]).name: e["status"] for e in json.loads(report_path.read_text())["inputs"]}
+
+    assert inputs(src / "report.json") == {"a.png": "ok", "b.png": "ok", "scanner.json": "skipped"}
+    assert inputs(src / "report.json") == {"a.png": "skipped", "b.png": "skipped", "scanner.json": "skipped"}
+    (src / "report.json").rename(src / "sub" / "monday.json")  # an earlier report, moved: still ours
+    assert inputs(tmp_path / "r.json") == {"a.png": "skipped", "b.png": "skipped", "scanner.json": "skipped"}
+    # a glob finds them too; a folder holding nothing but reports has no photos
+    jobs, entries = batch.collect_inputs([str(src / "sub" / "*")])
+    assert [j.input.name for j in jobs] == ["b.png"] and entries == []
+    (src / "sub" / "b.png").unlink()
+    jobs, entries = batch.collect_inputs([str(src / "sub")])
+    assert jobs == [] and [(e.status, e.reason) for e in entries] == [("failed", "no photos in this folder")]
