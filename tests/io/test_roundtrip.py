@@ -349,6 +349,16 @@ def test_multipage_tiff_reads_first_page_and_says_so(tmp_path):
     assert np.allclose(photo.pixels, 10 / 255)
 
 
+def test_float_and_one_bit_samples_say_what_they_become(tmp_path):
+    tifffile.imwrite(tmp_path / "f.tif", np.array([[0.25, 1.5]], np.float32).repeat(8, 0).repeat(4, 1))
+    Image.fromarray(np.eye(8, dtype=bool)).save(tmp_path / "b.png")
+    floats = read_photo(tmp_path / "f.tif")
+    assert floats.bit_depth == 16 and any("16-bit integers" in w and "clipped" in w for w in floats.warnings)
+    assert floats.pixels.max() == 1.0  # (1.5 clipped, as the warning says)
+    bits = read_photo(tmp_path / "b.png")
+    assert bits.bit_depth == 8 and any("8-bit gray" in w for w in bits.warnings)
+
+
 def test_strip_metadata(tmp_path):
     src = tmp_path / "s.jpg"
     Image.fromarray(_smooth(8, 8, 3)).save(src, exif=_exif(o274=6).tobytes(), icc_profile=adobe_like_icc())

@@ -304,6 +304,9 @@ def _read_open_image(p: Path, image: Image.Image, head: bytes, max_pixels: int |
     if pages > 1:
         kind = "multi-page TIFF" if family == "tiff" else f"multi-frame {image.format}"
         notes.append(f"{kind} with {pages} pages: only the first page is restored")
+    stored_as = _STORED_AS.get(image.mode)
+    if stored_as:
+        notes.append(stored_as)
     try:
         problem, data_notes = _data_problem(p, family)
     except OSError as exc:
@@ -453,6 +456,14 @@ def _usable_profile(icc: bytes | None, space: str) -> tuple[bytes | None, str | 
     if profile_space != space:
         return None, f"ICC profile is for {profile_space} but the pixels are {space}; profile ignored"
     return icc, None
+
+
+# sample types that are restored, and written back, as another: said for each photo
+_STORED_AS = {
+    "F": "32-bit floating-point samples are read, and written back, as 16-bit integers (values outside "
+         "0-1 are clipped)",
+    "1": "1-bit (black and white) samples are restored, and written back, as 8-bit gray",
+}
 
 
 def _decode(p: Path, image: Image.Image, family: str, head: bytes, max_pixels: int | None):
