@@ -170,6 +170,21 @@ def test_rerun_in_another_order_or_with_fewer_inputs_finds_every_earlier_output(
     assert restorer.calls == 2 and sorted(p.name for p in out2.iterdir()) == ["x.png", "x_png.png"]
 
 
+def test_rerun_finds_an_earlier_output_past_a_natural_name_that_is_free_again(tmp_path):
+    # box1's photo went to scan1_png.png because box2's output held scan1.png; once that output is
+    # removed (to redo it), box1's photo is found where it is, not restored again into scan1.png
+    box1, box2, out = tmp_path / "box1", tmp_path / "box2", tmp_path / "o"
+    _img(box1 / "scan1.png", (200, 0, 0))
+    _img(box2 / "scan1.png", (0, 0, 200))
+    restorer = Inverter()
+    assert _run([box2, "-o", out], restorer)[0] == 0
+    assert _run([box1, "-o", out], restorer)[0] == 0
+    (out / "scan1.png").unlink()
+    assert _run([box1, box2, "-o", out], restorer)[0] == 0
+    made = [read_provenance(p)["source"]["sha256"] for p in out.iterdir()]
+    assert restorer.calls == 3 and len(made) == len(set(made)) == 2
+
+
 def test_overwrite_never_replaces_a_file_oldphoto_did_not_write(tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     _img(src / "b.png", (1, 2, 3))
