@@ -316,3 +316,18 @@ def test_the_prints_own_edge_is_counted_but_not_repaired_and_a_scratch_into_the_
     assert (with_margin.edges, with_margin.strokes) == (1, 0) and not with_margin.mask.any()
     alone, drawn = judged([tear, tear_side])
     assert (alone.edges, alone.strokes) == (0, 1) and alone.mask[drawn].all()
+
+
+def test_a_dark_scratch_running_into_the_frame_is_repaired_not_taken_for_the_prints_edge():
+    """The bright-margin test compares the frame with a stroke's brightness: for a dark stroke any
+    ordinary picture beyond it is brighter, and it was left alone as the print's edge."""
+    from oldphoto.stages.defects import find_defects
+
+    for value in (0.95, 0.02):  # a white tear, a dark scratch: both run into the top, no margin there
+        gray = np.full((300, 300), 0.5, np.float32)
+        flagged = np.zeros((300, 300), np.uint8)
+        cv2.line(flagged, (150, 0), (150, 16), 1, 1)
+        cv2.line(flagged, (151, 0), (151, 16), 1, 1)
+        gray[flagged > 0] = value
+        d = find_defects(_prob_from(flagged > 0), gray, 0.5)
+        assert (d.edges, d.strokes) == (0, 1) and d.mask[flagged > 0].all()

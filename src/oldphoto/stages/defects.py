@@ -353,7 +353,11 @@ def _print_edge(region: np.ndarray, offset: tuple[int, int], shape: tuple[int, i
     # where it meets the frame, does a margin as bright as it run on beyond it?
     ring = (cv2.dilate(region.astype(np.uint8), ring_kernel) > 0) & ~region
     crop = gray[offset[1]:offset[1] + region.shape[0], offset[0]:offset[0] + region.shape[1]]
-    level = 0.5 * (float(crop[region].mean()) + float(np.median(crop[ring]))) if ring.any() else 1.0
+    mean = float(crop[region].mean())
+    around = float(np.median(crop[ring])) if ring.any() else None
+    if around is not None and mean <= around:  # a dark stroke joins no bright margin: its own surroundings
+        return False                           # would pass for one (level is below them)
+    level = 0.5 * (mean + around) if around is not None else 1.0
     strip = {0: gray[:FRAME_STRIP].max(axis=0), 1: gray[-FRAME_STRIP:].max(axis=0),
              2: gray[:, :FRAME_STRIP].max(axis=1), 3: gray[:, -FRAME_STRIP:].max(axis=1)}[side] >= level
     at = (xs if side < 2 else ys)[touching]
