@@ -288,7 +288,8 @@ def collect_inputs(specs: Sequence[str], recursive: bool = False, exclude: Path 
                      and not ours(c)]
             for child in files:
                 add(child, child.relative_to(path), from_folder=True)
-            if not any(exclude is None or not c.resolve().is_relative_to(exclude) for c in files):
+            if not any(c.suffix.lower() in IMAGE_EXTENSIONS
+                       and (exclude is None or not c.resolve().is_relative_to(exclude)) for c in files):
                 # an empty folder, or one whose photos are in sub-folders, is not a batch that went well
                 folders = not recursive and any(c.is_dir() and not c.name.startswith(".") for c in children)
                 entries.append(Entry(spec, FAILED, "no photos in this folder" + (
@@ -722,9 +723,14 @@ def write_restored(work: Restored, config: BatchConfig, *, reserved: Collection[
                 if why:  # never replace another input's output, or a file not made from this source
                     refused.append(why)
                     continue
-                with _disk_full_names(target):
-                    write_mask(target, work.repaired, opened.photo.size,
-                               provenance=None if config.strip_metadata else record)
+                try:
+                    with _disk_full_names(target):
+                        write_mask(target, work.repaired, opened.photo.size,
+                                   provenance=None if config.strip_metadata else record)
+                except DiskFull:  # the photo fails whole: a rerun makes it again, with its mask
+                    with contextlib.suppress(OSError):
+                        opened.output.unlink()
+                    raise
                 entry.mask = str(target)
                 break
             else:

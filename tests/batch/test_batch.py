@@ -500,6 +500,9 @@ def test_a_folder_without_photos_is_a_failure_that_says_why(tmp_path):
     assert code == 1 and "add -r" in log and not restorer.calls
     code, log = _run([str(tmp_path / "boxes"), "-r", "-o", str(tmp_path / "out")], restorer)
     assert code == 0 and len(restorer.calls) == 1
+    (tmp_path / "boxes" / "index.txt").write_text("box list")  # a note beside the sub-folders is no photo
+    code, log = _run([str(tmp_path / "boxes"), "-o", str(tmp_path / "out2")], restorer)
+    assert code == 1 and "add -r" in log and len(restorer.calls) == 1
 
 
 def test_special_files_fail_without_being_opened(tmp_path):
@@ -814,3 +817,23 @@ def test_a_report_written_into_the_input_folder_is_not_listed_as_an_input_by_lat
     (src / "sub" / "b.png").unlink()
     jobs, entries = batch.collect_inputs([str(src / "sub")])
     assert jobs == [] and [(e.status, e.reason) for e in entries] == [("failed", "no photos in this folder")]
+
+
+def test_a_full_disk_at_the_mask_leaves_nothing_of_the_photo_and_the_rerun_makes_both(tmp_path, monkeypatch):
+    import errno
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    _img(src / "a.png")
+    real = batch.atomic_write
+
+    def atomic_write(path, write_fn):
+        if str(path).endswith(".mask.png"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(path, write_fn)
+
+    monkeypatch.setattr(batch, "atomic_write", atomic_write)
+    code, log = _run([str(src), "-o", str(out), "--save-mask"], Inverter())
+    assert code == 1 and "the disk is full" in log and not list(out.iterdir())
+    monkeypatch.undo()
+    code, log = _run([str(src), "-o", str(out), "--save-mask"], Inverter())
+    assert code == 0 and sorted(p.name for p in out.iterdir()) == ["a.mask.png", "a.png"]
