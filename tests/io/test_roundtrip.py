@@ -359,6 +359,17 @@ def test_float_and_one_bit_samples_say_what_they_become(tmp_path):
     assert bits.bit_depth == 8 and any("8-bit gray" in w for w in bits.warnings)
 
 
+def test_tiffs_only_tifffile_reads_say_what_their_samples_and_metadata_become(tmp_path):
+    # RGB float TIFFs and gray+alpha 16-bit TIFFs are read by tifffile, not Pillow: said the same way
+    tifffile.imwrite(tmp_path / "f.tif", np.full((8, 8, 3), 1.5, np.float32), photometric="rgb")
+    floats = read_photo(tmp_path / "f.tif")
+    assert floats.bit_depth == 16 and any("16-bit integers" in w and "clipped" in w for w in floats.warnings)
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"/>'
+    tifffile.imwrite(tmp_path / "x.tif", np.full((8, 8, 2), 100, np.uint16), photometric="minisblack",
+                     extrasamples=[2], extratags=[(700, 1, len(xmp), xmp, True)])
+    assert read_photo(tmp_path / "x.tif").unkept == ("XMP",)
+
+
 def test_strip_metadata(tmp_path):
     src = tmp_path / "s.jpg"
     Image.fromarray(_smooth(8, 8, 3)).save(src, exif=_exif(o274=6).tobytes(), icc_profile=adobe_like_icc())

@@ -35,6 +35,8 @@ class TiffPixels:
     associated_alpha: bool
     pages: int
     icc: bytes | None
+    stored_as: str | None = None  # "F" (float samples, clipped to 16-bit) or "1" (1-bit, as 8-bit): changed
+    unkept: tuple[str, ...] = ()  # metadata blocks not written back ("XMP", "IPTC")
 
 
 def read_tiff(path: Path, max_pixels: int | None,
@@ -56,12 +58,14 @@ def read_tiff(path: Path, max_pixels: int | None,
         colormap = page.colormap
         icc_tag = page.tags.get(34675)
         icc = bytes(icc_tag.value) if icc_tag is not None else None
+        unkept = tuple(["XMP"] * (700 in page.tags) + ["IPTC"] * (33723 in page.tags or 34377 in page.tags))
     if axes == "YX":
         arr = arr[:, :, None]
     elif axes == "SYX":
         arr = np.moveaxis(arr, 0, -1)
     elif axes != "YXS":
         raise ValueError(f"unsupported TIFF layout {axes!r}")
+    stored_as = "1" if arr.dtype == bool else "F" if arr.dtype.kind == "f" else None
     if arr.dtype == bool:
         arr = arr.astype(np.uint8) * 255
     elif arr.dtype.kind == "f":
@@ -74,7 +78,7 @@ def read_tiff(path: Path, max_pixels: int | None,
         rgb = np.moveaxis(np.asarray(colormap)[:, arr[..., 0]], 0, -1)
         eight_bit = np.all(np.asarray(colormap) % 257 == 0)
         arr = (rgb // 257).astype(np.uint8) if eight_bit else rgb.astype(np.uint16)
-        return TiffPixels(arr, "RGB", None, False, pages, icc)
+        return TiffPixels(arr, "RGB", None, False, pages, icc, stored_as, unkept)
     colour = {0: 1, 1: 1, 2: 3, 5: 4}.get(photometric)
     if colour is None:
         raise ValueError(f"unsupported TIFF photometric interpretation {photometric}")
@@ -84,7 +88,7 @@ def read_tiff(path: Path, max_pixels: int | None,
     space = {1: "GRAY", 3: "RGB", 4: "CMYK"}[colour]
     return TiffPixels(np.ascontiguousarray(arr[..., :colour]), space,
                       None if alpha is None else np.ascontiguousarray(alpha),
-                      bool(extras) and extras[0] == 1, pages, icc)
+                      bool(extras) and extras[0] == 1, pages, icc, stored_as, unkept)
 
 
 def ifd0_tags(path: Path) -> dict[int, object]:

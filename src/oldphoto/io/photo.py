@@ -397,6 +397,8 @@ def _read_tiff_only(p: Path, max_pixels: int | None, guard: Guard | None) -> Pho
     notes = ["EXIF sub-IFD not read (file only readable by tifffile)", *guard_notes]
     if t.pages > 1:
         notes.append(f"multi-page TIFF with {t.pages} pages: only the first page is restored")
+    if t.stored_as in _STORED_AS:
+        notes.append(_STORED_AS[t.stored_as])
     icc, icc_note = _usable_profile(t.icc, t.space)
     notes += [icc_note] if icc_note else []
     data, alpha = t.data, t.alpha
@@ -408,7 +410,7 @@ def _read_tiff_only(p: Path, max_pixels: int | None, guard: Guard | None) -> Pho
     return Photo(path=p, format="TIFF", family="tiff", pixels=np.ascontiguousarray(pixels), space=t.space,
                  bit_depth=bits, mode=f"tiff {t.space} {bits}-bit", alpha=alpha,
                  associated_alpha=t.associated_alpha, icc_profile=icc, exif=exif, orientation=orientation,
-                 pages=t.pages, warnings=notes)
+                 pages=t.pages, warnings=notes, unkept=t.unkept)
 
 
 def _tiff_reason(exc: Exception) -> str:
