@@ -28,6 +28,8 @@ from oldphoto.files import TEMP_NAME, sha256_file
 from oldphoto.io import read_provenance
 
 MAX_CANDIDATES = 1000
+# _earlier_output: missing names in a row after which no earlier output is looked for further
+EARLIER_MAX_GAP = 8
 
 
 @dataclass
@@ -214,19 +216,17 @@ def _earlier_output(natural: Path, input_suffix: str, source: dict[str, str], re
     """An existing file among the names ``natural`` may take that was made from ``source``, or None.  One
     planned for another input (in ``reserved``; ``owners``: planned path -> input) is taken only when that
     input is not a byte-identical copy of the same name (whose record would be the same); with no owner
-    known, not at all."""
-    try:
-        prefix = natural.stem.lower()
-        present = {p.name.lower() for p in natural.parent.iterdir() if p.name.lower().startswith(prefix)}
-    except OSError:
-        return None
+    known, not at all.  Names are given in order, first free first, so the search stops after
+    ``EARLIER_MAX_GAP`` missing names in a row (a few stats per photo, where listing a folder of scans
+    for every photo cost a first run of several boxes minutes)."""
+    missing = 0
     for candidate in candidates(natural, input_suffix):
-        if not present:
-            return None
-        name = candidate.name.lower()
-        if name not in present:
+        if not candidate.exists() and not candidate.is_symlink():
+            missing += 1
+            if missing >= EARLIER_MAX_GAP:
+                return None
             continue
-        present.discard(name)
+        missing = 0
         if not candidate.is_file() or candidate.is_symlink() or candidate.resolve() in inputs:
             continue
         try:
