@@ -146,14 +146,20 @@ def test_resume_decides_from_the_source_not_the_name(tmp_path):
     assert sorted(after) == sorted(before) and after["a_png.png"] == before["a_png.png"]
 
 
-def test_rerun_in_another_order_or_with_fewer_inputs_finds_every_earlier_output(tmp_path):
-    # two scanner folders with the same file names: whatever order or subset a rerun is given, every
-    # photo is found where an earlier run put it, never restored a second time under a new name
+def _two_boxes_box2_restored(tmp_path):
+    """Two scanner folders with the same file name, the second one restored: (box1, box2, out, restorer)."""
     box1, box2, out = tmp_path / "box1", tmp_path / "box2", tmp_path / "o"
     _img(box1 / "scan1.png", (200, 0, 0))
     _img(box2 / "scan1.png", (0, 0, 200))
     restorer = Inverter()
     assert _run([box2, "-o", out], restorer)[0] == 0
+    return box1, box2, out, restorer
+
+
+def test_rerun_in_another_order_or_with_fewer_inputs_finds_every_earlier_output(tmp_path):
+    # two scanner folders with the same file names: whatever order or subset a rerun is given, every
+    # photo is found where an earlier run put it, never restored a second time under a new name
+    box1, box2, out, restorer = _two_boxes_box2_restored(tmp_path)
     for inputs in ([box1, box2], [box2, box1], [box1], [box2], [box1, box2]):
         assert _run([*inputs, "-o", out], restorer)[0] == 0
     assert restorer.calls == 2 and len(list(out.iterdir())) == 2
@@ -173,11 +179,7 @@ def test_rerun_in_another_order_or_with_fewer_inputs_finds_every_earlier_output(
 def test_rerun_finds_an_earlier_output_past_a_natural_name_that_is_free_again(tmp_path):
     # box1's photo went to scan1_png.png because box2's output held scan1.png; once that output is
     # removed (to redo it), box1's photo is found where it is, not restored again into scan1.png
-    box1, box2, out = tmp_path / "box1", tmp_path / "box2", tmp_path / "o"
-    _img(box1 / "scan1.png", (200, 0, 0))
-    _img(box2 / "scan1.png", (0, 0, 200))
-    restorer = Inverter()
-    assert _run([box2, "-o", out], restorer)[0] == 0
+    box1, box2, out, restorer = _two_boxes_box2_restored(tmp_path)
     assert _run([box1, "-o", out], restorer)[0] == 0
     (out / "scan1.png").unlink()
     assert _run([box1, box2, "-o", out], restorer)[0] == 0
