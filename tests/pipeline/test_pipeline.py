@@ -250,7 +250,8 @@ def test_options_round_trip_through_argparse():
 def test_missing_weights_is_an_error_that_says_what_to_do(tmp_path, monkeypatch):
     store = pytest.importorskip("oldphoto.weights.store")
     monkeypatch.setenv("OLDPHOTO_WEIGHTS", str(tmp_path / "none"))
-    monkeypatch.setattr(store, "bundled_weights_dir", lambda: tmp_path / "nobundle")
+    locate = pytest.importorskip("oldphoto.weights.locate")
+    monkeypatch.setattr(locate, "bundled_weights_dir", lambda: tmp_path / "nobundle")
     with pytest.raises(store.MissingWeightsError, match="`oldphoto weights download`.*weights import"):
         Restorer(weights=tmp_path / "empty", device="cpu", faces=False)
 

@@ -10,7 +10,7 @@ import torch
 from oldphoto import weights
 from oldphoto.nets.detector import DefectDetector
 from oldphoto.nets.face import FaceGenerator
-from oldphoto.weights import store
+from oldphoto.weights import locate
 
 
 def test_default_weights_dir(monkeypatch, tmp_path):
@@ -79,7 +79,7 @@ def test_half_storage_halves_the_file_and_loads_in_float32(tmp_path):
 
 
 def test_missing_weights_message(tmp_path, monkeypatch):
-    monkeypatch.setattr(store, "bundled_weights_dir", lambda: tmp_path / "bundled")
+    monkeypatch.setattr(locate, "bundled_weights_dir", lambda: tmp_path / "bundled")
     with pytest.raises(weights.MissingWeightsError) as info:
         weights.load_model("mapping_hr", tmp_path / "user")
     msg = str(info.value)
@@ -93,7 +93,7 @@ def test_missing_weights_message(tmp_path, monkeypatch):
 
 def test_bundled_fallback_and_user_priority(tmp_path, monkeypatch):
     bundled = tmp_path / "bundled"
-    monkeypatch.setattr(store, "bundled_weights_dir", lambda: bundled)
+    monkeypatch.setattr(locate, "bundled_weights_dir", lambda: bundled)
     monkeypatch.setenv("OLDPHOTO_WEIGHTS", str(tmp_path / "user"))
     weights.save_model(DefectDetector(width=2, depth=1), "detector", bundled, source="bundled")
     assert weights.find_card("detector").source == "bundled"

@@ -27,7 +27,7 @@ from oldphoto.files import (
     sha256_file,  # noqa: F401  (cards record the source file's hash)
 )
 from oldphoto.nets import descriptors
-from oldphoto.weights.locate import bundled_weights_dir, default_weights_dir
+from oldphoto.weights.locate import bundled_weights_dir, default_weights_dir, search_dirs
 
 __all__ = [
     "FORMAT_VERSION", "ROLES", "OFFICIAL_SOURCES", "Card", "WeightsError", "MissingWeightsError",
@@ -233,19 +233,11 @@ def _read_card(json_path: Path) -> Card:
     return card
 
 
-def _search_dirs(weights_dir: str | os.PathLike | None) -> list[Path]:
-    first = Path(weights_dir) if weights_dir is not None else default_weights_dir()
-    dirs = [first]
-    if bundled_weights_dir() != first.resolve():
-        dirs.append(bundled_weights_dir())
-    return dirs
-
-
 def find_card(role: str, weights_dir: str | os.PathLike | None = None) -> Card | None:
     """The card for ``role`` in ``weights_dir`` (default: the user folder), else in the bundled folder.
 
     A card whose weights file is missing, or that cannot be read, raises :class:`WeightsError`."""
-    for d in _search_dirs(weights_dir):
+    for d in search_dirs(weights_dir):
         json_path = d / f"{role}.json"
         st_path = d / f"{role}.safetensors"
         if not json_path.is_file():
@@ -345,7 +337,7 @@ def load_model(role: str, weights_dir: str | os.PathLike | None = None, device: 
 
     card = find_card(role, weights_dir)
     if card is None:
-        looked = " and ".join(str(d) for d in _search_dirs(weights_dir))
+        looked = " and ".join(str(d) for d in search_dirs(weights_dir))
         raise MissingWeightsError(f"no weights installed for {role!r} (looked in {looked}); "
                                   f"{_install_hint(role)}")
     assert card.path is not None
