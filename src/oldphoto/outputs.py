@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import itertools
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -171,15 +170,13 @@ def decide(natural: Path, input_path: Path, source: dict[str, str], *, reserved:
         if key in reserved and key != own_key:
             continue
         if not candidate.exists() and not candidate.is_symlink():
-            if candidate != natural or _has_later_name(natural, input_path.suffix):
-                # a run given these inputs in another order, or only some of them, may have put this
-                # input's output under a name planned for another input now, or past a name free now
-                # (also the natural one, when the file an earlier run stepped over is gone since): it is
-                # found again, or the photo would be restored a second time under a new name
-                earlier = _earlier_output(natural, input_path.suffix, source, reserved, owners, own_key,
-                                          inputs)
-                if earlier is not None:
-                    return Decision(earlier, overwrite, replaces=overwrite, notes=notes)
+            # a run given these inputs in another order, or only some of them, may have put this input's
+            # output under a name planned for another input now, or past a name free now (also the
+            # natural one, when the file an earlier run stepped over is gone since): it is found again,
+            # or the photo would be restored a second time under a new name
+            earlier = _earlier_output(natural, input_path.suffix, source, reserved, owners, own_key, inputs)
+            if earlier is not None:
+                return Decision(earlier, overwrite, replaces=overwrite, notes=notes)
             return Decision(candidate, True, notes=notes)
         if not candidate.is_file() or candidate.is_symlink():
             notes.append(f"{candidate} exists and is not a plain file: left untouched")
@@ -202,13 +199,6 @@ def decide(natural: Path, input_path: Path, source: dict[str, str], *, reserved:
             notes.append(f"{candidate} is the restoration of another source, {_other_source(record)}: "
                          "left untouched")
     raise OSError(f"no free output name for {input_path.name} after {MAX_CANDIDATES} tries")
-
-
-def _has_later_name(natural: Path, input_suffix: str) -> bool:
-    """Whether the second name ``natural`` may take is there: then an earlier output may lie past a free
-    natural name (one stat, so that a first run does not list the folder for every photo)."""
-    second = next(itertools.islice(candidates(natural, input_suffix), 1, None))
-    return second.exists() or second.is_symlink()
 
 
 def _earlier_output(natural: Path, input_suffix: str, source: dict[str, str], reserved: set[str],
