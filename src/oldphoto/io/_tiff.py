@@ -27,6 +27,15 @@ _OWN_TAGS = {254, 255, 256, 257, 258, 259, 262, 266, 269, 273, 274, 277, 278, 27
              34675, 34853, 0x0201, 0x0202, 700, 33723, 34377}
 
 
+# TIFF tags whose blocks are not written back (the writer keeps IFD0's plain tags and EXIF)
+UNKEPT_TAGS = {700: "XMP", 33723: "IPTC", 34377: "IPTC"}  # (34377: Photoshop's resources, IPTC inside)
+
+
+def unkept_blocks(tags) -> tuple[str, ...]:
+    """The names of the blocks among ``tags`` (anything that answers ``code in tags``) not written back."""
+    return tuple(dict.fromkeys(name for code, name in UNKEPT_TAGS.items() if code in tags))
+
+
 @dataclass
 class TiffPixels:
     data: np.ndarray        # H×W×C (C = 1 gray, 3 RGB, 4 CMYK), uint8 or uint16, stored orientation
@@ -58,7 +67,7 @@ def read_tiff(path: Path, max_pixels: int | None,
         colormap = page.colormap
         icc_tag = page.tags.get(34675)
         icc = bytes(icc_tag.value) if icc_tag is not None else None
-        unkept = tuple(["XMP"] * (700 in page.tags) + ["IPTC"] * (33723 in page.tags or 34377 in page.tags))
+        unkept = unkept_blocks(page.tags)
     if axes == "YX":
         arr = arr[:, :, None]
     elif axes == "SYX":

@@ -360,8 +360,7 @@ def _unkept_metadata(image: Image.Image, family: str) -> tuple[str, ...]:
     found = []
     try:
         if family == "tiff":
-            tags = getattr(image, "tag_v2", {})
-            found += ["XMP"] * (700 in tags) + ["IPTC"] * (33723 in tags or 34377 in tags)
+            found += _tiff.unkept_blocks(getattr(image, "tag_v2", {}))
         elif family != "png":
             found += ["XMP"] * bool(image.info.get("xmp"))
             found += ["IPTC"] * any(marker == "APP13" for marker, _ in getattr(image, "applist", []))
