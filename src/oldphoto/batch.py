@@ -527,12 +527,12 @@ def restoration_record(result: Any, user_mask: bool = False) -> dict[str, Any] |
         # stroke_length (in short sides of the photo) and stroke_alignment are what --scratches auto weighs
         record["defects"] = {"strokes": defects.strokes, "stroke_length": round(defects.stroke_length, 3),
                              "stroke_alignment": round(defects.stroke_alignment, 3),
-                             "specks": defects.specks, "blobs": defects.blobs,
+                             "specks": defects.specks, "blobs": defects.blobs, "dust": defects.dust,
                              "print_edges_left": defects.edges,
                              "left_as_content": defects.content,
                              # nothing repaired, but enough scratch-like strokes for a user to be told
                              # (the progress line and the web page say it)
-                             "lines_left_alone": path == "quality"
+                             "lines_left_alone": (path == "quality" or defects.dust_only)
                              and defects.stroke_length >= NOTE_STROKE_LENGTH}
     return record
 

@@ -71,12 +71,15 @@ class DefaultMode(Mode):
         tone = fit_tone(image) if o.keep_tone else None
         t = time.perf_counter()
         defects: Defects | None = None
+        toned = tone is not None if o.keep_tone else None  # (when fitted, says whether colour means anything)
         if o.scratches != "off":
             if mask is not None:
                 defects = Defects(user_mask(mask, image.shape[:2]))
-            else:  # (the tone, when fitted, says whether colour means anything)
-                defects = r.detect(image, toned=tone is not None if o.keep_tone else None)
+            else:
+                defects = r.detect(image, toned=toned)
         path = r.choose_path(defects, image.shape[:2], user=mask is not None)
+        if o.dust:  # fine dust, asked for: repaired whatever was decided for the rest
+            defects, path = r.with_dust(image, defects, path, toned=toned)
         used_mask = None
         if path != "quality":
             used_mask = dilate_official(defects.mask) if path == "hr" else defects.mask

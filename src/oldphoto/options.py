@@ -38,6 +38,7 @@ class RestoreOptions:
     mask_dilation: int | None = None
     detect_size: int | None = None  # None: at most DETECT_SHORT_SIDE (stages.defects); 0: full resolution
     scratch_min_area: float | None = None  # None: no area rule (default mode); 2e-4 in compat mode
+    dust: bool = False  # also repair the fine dust the detector misses (oldphoto.stages.dust)
     fidelity: float | None = None  # None: the quality-path card's measured value, else DEFAULT_FIDELITY
     denoise: bool = True  # away from the defects, the photo's noise is removed (luma and chroma)
     diffusion_depth: float | None = None  # None: the repairing mapping's card, else 0 (networks fill all)
@@ -136,6 +137,10 @@ class RestoreOptions:
         g.add_argument("--scratch-min-area", type=float, default=d.scratch_min_area, metavar="FRACTION",
                        help="--scratches auto: also require the defects to cover at least this fraction "
                             "of the photo (default: no area rule; 0.0002 with --compat official)")
+        g.add_argument("--dust", action="store_true", default=d.dust,
+                       help="also remove fine dust: small bright specks on flat areas, which the detector "
+                            "misses (whatever --scratches decides for the rest). Off by default: it takes "
+                            "stars, city lights and glints on water for dust too")
         g.add_argument("--diffusion-depth", type=float, default=d.diffusion_depth, metavar="PX",
                        help="fill defects whose every pixel lies within PX pixels of an undamaged one "
                             "(hairlines, thin scratches, dust) by diffusion from their edges instead of "

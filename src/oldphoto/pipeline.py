@@ -39,6 +39,7 @@ from oldphoto.stages.defects import (
     find_defects,
     needs_inpainting,
 )
+from oldphoto.stages.dust import find_dust
 from oldphoto.stages.faces import FaceDetector, FaceInfo, FaceStage, face_detection_available
 from oldphoto.stages.restore import (
     PATH_MULTIPLE,
@@ -362,8 +363,12 @@ class Restorer:
                 return "quality"
             if self.mode.shape_rules and not (user or defects.worth_repairing()):
                 return "quality"
-        big = self.mode.hr_by_size and shape[0] * shape[1] > o.hr_above * 1e6
-        return "hr" if (o.hr or big) else "scratch"
+        return self._repair_path(shape)
+
+    def _repair_path(self, shape: tuple[int, int]) -> str:
+        """The path that repairs a photo of ``shape``: hr with --hr or above --hr-above megapixels."""
+        big = self.mode.hr_by_size and shape[0] * shape[1] > self.options.hr_above * 1e6
+        return "hr" if (self.options.hr or big) else "scratch"
 
     def probabilities(self, image: np.ndarray) -> np.ndarray:
         """The detector's defect probability ``H×W`` on ``image``, as :meth:`detect` computes it (padded,
@@ -403,6 +408,23 @@ class Restorer:
         if self.options.mask_dilation:
             defects = dataclasses.replace(defects, mask=dilate(defects.mask, self.options.mask_dilation))
         return defects
+
+    def with_dust(self, image: np.ndarray, defects: Defects | None, path: str, toned: bool | None = None
+                  ) -> tuple[Defects | None, str]:
+        """``--dust``: the defects to repair and the path, with the fine dust the detector misses
+        (:mod:`oldphoto.stages.dust`) added; a photo that was to be left as it is (``path`` quality) has
+        its dust repaired alone.  ``toned`` as for :meth:`detect`."""
+        if toned is None:
+            toned = fit_tone(image) is not None
+        dust, count = find_dust(luma(image), None if toned else image)
+        repaired = defects is not None and path != "quality"
+        if not count:
+            return defects, path
+        if repaired:
+            return dataclasses.replace(defects, mask=defects.mask | dust, dust=count), path
+        alone = Defects(dust) if defects is None else defects
+        return (dataclasses.replace(alone, mask=dust, dust=count, dust_only=True),
+                self._repair_path(image.shape[:2]))
 
     def restore(self, image: np.ndarray, mask: np.ndarray | None = None) -> Result:
         """Restore one photo.  ``mask`` (optional, the photo's size, white/True = defect) replaces the

@@ -433,7 +433,7 @@ def test_saved_mask_report_and_provenance_say_what_was_repaired(tmp_path):
                                   "fidelity": 0.5, "mask": "detected",
                                   "defects": {"strokes": 1, "stroke_length": 1.25,
                                                                "stroke_alignment": 0.0,
-                                                               "specks": 4, "blobs": 0,
+                                                               "specks": 4, "blobs": 0, "dust": 0,
                                                                "print_edges_left": 0,
                                                                "left_as_content": 2,
                                                                "lines_left_alone": False}}

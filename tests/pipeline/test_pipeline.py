@@ -93,6 +93,29 @@ def test_auto_decides_from_the_predicted_mask(models_no_faces):
     assert restorer(models, scratches="on", compat="official").restore(clean).path == "scratch"
 
 
+def test_dust_is_repaired_only_when_asked_and_whatever_auto_decides(models_no_faces):
+    """--dust: white specks on a flat area, which the detector does not see, are repaired, alone when
+    --scratches auto leaves the photo (and with off); with the scratches when it repairs them."""
+    models = dict(models_no_faces, detector=StripeDetector())
+    rng = np.random.default_rng(7)
+    photo = np.repeat(np.clip(0.35 + rng.normal(0, 0.01, (64, 80, 1)), 0, 1), 3, axis=2).astype(np.float32)
+    spots = [(10, 12), (40, 60), (52, 20)]
+    for cy, cx in spots:
+        photo[cy - 1:cy + 2, cx - 1:cx + 2] = 0.85
+    plain = restorer(models).restore(photo)
+    assert plain.path == "quality" and all(plain.image[cy, cx, 0] > 0.5 for cy, cx in spots)
+    for scratches in ("auto", "off"):
+        cleaned = restorer(models, dust=True, scratches=scratches).restore(photo)
+        assert cleaned.path == "scratch" and cleaned.defects.dust == len(spots)
+        assert all(abs(cleaned.image[cy, cx, 0] - 0.35) < 0.05 for cy, cx in spots)
+        assert cleaned.mask.sum() <= 9 * len(spots) + 12  # the specks (and their 2-px growth aside), no more
+    scratched = photo.copy()
+    scratched[30, 2:78] = 0.0  # a scratch across the photo (1.2 short sides), which auto repairs
+    both = restorer(models, dust=True).restore(scratched)
+    assert both.path == "scratch" and both.mask[30, 2:78].all() and both.mask[10, 12]
+    assert not both.defects.dust_only
+
+
 def test_scratch_pixels_change_where_the_mask_is(models_no_faces):
     img = smooth_image(64, 64)
     mask = np.zeros((64, 64), bool)

@@ -2,7 +2,7 @@
 "use strict";
 
 const $ = (selector, root = document) => root.querySelector(selector);
-const OPTION_IDS = ["fidelity", "faces", "hr", "upscale", "denoise", "keep_tone", "colour", "mask_threshold",
+const OPTION_IDS = ["dust", "fidelity", "faces", "hr", "upscale", "denoise", "keep_tone", "colour", "mask_threshold",
                     "mask_dilation", "face_detector", "format", "quality"];
 let config = null;
 const pending = [];          // files chosen but not sent yet: {file, card}
@@ -49,6 +49,7 @@ function applyDefaults() {
     showCode(note, "Not available on this server" +
       (why ? ": " + why.replace(/^face enhancement is off: /, "") : "."));
   }
+  $("#dust").checked = d.dust;
   $("#hr").checked = d.hr;
   $("#upscale").value = String(d.upscale);
   $("#upscale").disabled = !config.upscale_available;

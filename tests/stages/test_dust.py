@@ -1,0 +1,70 @@
+"""The fine-dust finder (``--dust``): bright specks on flat areas, not the scene's highlights."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from oldphoto.stages.dust import DUST_WORK_SIDE, find_dust
+
+
+def _grainy(h: int, w: int, level: float = 0.35, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.clip(level + rng.normal(0, 0.01, (h, w)), 0, 1).astype(np.float32)
+
+
+def _speck(y: np.ndarray, cy: int, cx: int, value: float, r: int = 1) -> None:
+    y[cy - r:cy + r + 1, cx - r:cx + r + 1] = value
+
+
+def test_white_specks_on_a_flat_area_are_found():
+    y = _grainy(160, 200)
+    spots = [(30, 40), (80, 150), (120, 60), (140, 180)]
+    for cy, cx in spots:
+        _speck(y, cy, cx, 0.8)
+    found, count = find_dust(y)
+    assert count == len(spots)
+    for cy, cx in spots:
+        assert found[cy, cx]
+    assert found.sum() <= len(spots) * 9 + 4  # the specks, not their surroundings
+
+
+def test_dark_specks_and_grain_are_left():
+    """Dark specks look like freckles, moles and pupils; plain grain is no dust."""
+    y = _grainy(160, 200, seed=1)
+    _speck(y, 50, 50, 0.02)
+    _speck(y, 100, 120, 0.05)
+    found, count = find_dust(y)
+    assert count == 0 and not found.any()
+
+
+def test_a_highlight_set_in_structure_is_left():
+    """A catch light (a white dot in a dark iris set in a light eye) and a glint on an edge between a
+    dark and a light area: their rings are not flat."""
+    y = _grainy(160, 200, level=0.6, seed=2)
+    cv2.circle(y, (60, 80), 6, 0.1, -1)  # the iris, about the size of the speck's ring
+    _speck(y, 78, 60, 0.95)  # its catch light, near its edge
+    y[100:, :] = 0.2  # a dark coat below a light wall
+    _speck(y, 100, 150, 0.95)  # a glint on its edge
+    found, count = find_dust(y)
+    assert count == 0, np.argwhere(found)
+
+
+def test_a_coloured_speck_in_a_colour_photo_is_content():
+    """Damage takes colour away: a small red flower in a green field is the scene's."""
+    y = _grainy(120, 120, seed=3)
+    rgb = np.repeat(y[..., None], 3, axis=2)
+    rgb[..., 1] += 0.05
+    rgb[58:61, 58:61] = (0.95, 0.3, 0.3)  # brighter in luma than the field, and red
+    rgb[28:31, 88:91] = 0.9  # white dust
+    luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    found, count = find_dust(luma, rgb)
+    assert count == 1 and found[29, 89] and not found[59, 59]
+
+
+def test_a_large_scan_is_searched_scaled_down_and_answered_at_full_size():
+    side = DUST_WORK_SIDE * 2
+    y = _grainy(side, side + 100, seed=4)
+    _speck(y, 900, 1300, 0.85, r=2)  # 5 px at full size, 2–3 at the working size
+    found, count = find_dust(y)
+    assert found.shape == y.shape and count == 1 and found[900, 1300]
