@@ -139,8 +139,9 @@ class RestoreOptions:
                             "of the photo (default: no area rule; 0.0002 with --compat official)")
         g.add_argument("--dust", action="store_true", default=d.dust,
                        help="also remove fine dust: small bright specks on flat areas, which the detector "
-                            "misses (whatever --scratches decides for the rest; not with --compat official). Off "
-                            "by default: it takes stars, city lights and glints on water for dust too")
+                            "misses (whatever --scratches decides for the rest; not with --compat "
+                            "official). Off by default: it takes stars, city lights and glints on water "
+                            "for dust too")
         g.add_argument("--diffusion-depth", type=float, default=d.diffusion_depth, metavar="PX",
                        help="fill defects whose every pixel lies within PX pixels of an undamaged one "
                             "(hairlines, thin scratches, dust) by diffusion from their edges instead of "
