@@ -121,6 +121,26 @@ def test_a_bright_line_along_the_boundary_of_two_regions_is_an_outline_not_a_scr
     assert find_defects(_prob_from(outline), flat, 0.5).strokes == 1
 
 
+def test_the_stretch_of_a_scratch_that_runs_along_an_outline_is_left_and_still_counts():
+    """A crack crosses a flat backdrop, then follows the edge of a dark notch for 40 px: that stretch
+    is left (a fill there would smear the notch into the backdrop), the rest is repaired, and the whole
+    length counts for auto."""
+    from oldphoto.stages.defects import OUTLINE_STRETCH_STEP, find_defects
+
+    gray = np.full((160, 160), 0.6, np.float32)
+    gray[100:, 120:] = 0.1  # the notch
+    crack = np.zeros_like(gray, bool)
+    crack[99, 20:140] = True  # across the backdrop, then along the notch's top edge (x 120–140)
+    crack[99:150, 119] = True  # and down its left edge
+    gray[crack] = 0.95
+    d = find_defects(_prob_from(crack), gray, 0.5)
+    assert d.strokes == 1 and d.mask[99, 20:100].all()
+    assert not d.mask[110:145, 119].any()  # along the notch's left edge: left as it is
+    whole = find_defects(_prob_from(crack), np.where(gray < 0.5, 0.6 - 0.9 * OUTLINE_STRETCH_STEP, gray), 0.5)
+    assert whole.mask[110:145, 119].all()  # a milder step: repaired
+    assert d.stroke_length == pytest.approx(whole.stroke_length)
+
+
 def test_coloured_lines_and_lines_between_two_colours_are_scene_content():
     """A grass blade more colourful than its sides, or a cable's lit edge between a gray cable and a blue
     sky (luma alike), is content; a white scratch across a colourful scene is a scratch."""

@@ -213,6 +213,17 @@ OUTLINE_MAX_STEP = 0.15
 COLOUR_MAX_GAIN = 0.02
 OUTLINE_MAX_COLOUR_STEP = 0.05
 OUTLINE_SIDE_GAP = 3.0
+# A crack network is judged as one region, and a scratch may run along an outline for part of its way:
+# on the scratched boy one branch of his crack network follows the edge of a dark torn notch, and its fill
+# mixed the notch into the backdrop (a soft dark smear where the print has a crisp edge).  The stretches
+# of a kept stroke where most of the line within OUTLINE_TANGENT_RADIUS has sides differing by more than
+# OUTLINE_STRETCH_STEP, at least OUTLINE_STRETCH px of line in all, are left as they are; the stroke still
+# counts in full for auto.  The step is twice the whole-stroke one: the scratched girl's widest crack has
+# a shadowed and a flaking edge whose sides read 0.15–0.25 apart, and at 0.15 part of it was left as a
+# white patch.  On 360 synthetic training crops (mixed and structured) the rule drops 382 wrongly
+# flagged pixels and 186 true ones and changes no auto decision.
+OUTLINE_STRETCH = 12
+OUTLINE_STRETCH_STEP = 0.3
 OUTLINE_TANGENT_RADIUS = 5  # px of skeleton around each point that give its direction
 # A deep crack's white (or dark) fringe is weaker than its core in the detector's eyes, so the mask holds
 # the core and the inpainting takes the fringe for context: the fill came out as a lighter, greyer patch
@@ -300,6 +311,7 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float,
     # room for the sides an outline is judged by (_sides: a stroke's half-width plus the gap)
     side_margin = int(np.ceil(max_width / 2 + OUTLINE_SIDE_GAP)) + 4
     kinds = ["content"] * n
+    outlines = np.zeros((h, w), bool)  # stretches of strokes that run along an outline: left as they are
     strokes: dict[int, tuple[float, float, float, float]] = {}  # label -> (cx, cy, length, angle)
     for i in range(1, n):
         x, y, bw, bh, area = (int(v) for v in stats[i])
@@ -307,8 +319,11 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float,
         y1, x1 = min(h, y + bh + side_margin), min(w, x + bw + side_margin)
         region = labels[y0:y1, x0:x1] == i
         crop = None if colour is None else colour[y0:y1, x0:x1]
-        kinds[i], rect = _classify(region, gray[y0:y1, x0:x1], crop, prob[y0:y1, x0:x1], area, ring_kernel,
-                                   min_length, max_width, max_speck, NETWORK_MIN_LENGTH * short)
+        kinds[i], rect, stretch = _classify(region, gray[y0:y1, x0:x1], crop, prob[y0:y1, x0:x1], area,
+                                            ring_kernel, min_length, max_width, max_speck,
+                                            NETWORK_MIN_LENGTH * short)
+        if stretch is not None and stretch.any():
+            outlines[y0:y1, x0:x1] |= stretch
         if kinds[i] == "stroke":
             (cx, cy), length, angle = rect
             strokes[i] = (cx + x0, cy + y0, length, angle)
@@ -317,13 +332,14 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float,
     for i in _repeated(strokes, REPEAT_MAX_LENGTH * short):
         kinds[i] = "content"
     keep = np.array([k not in ("content", "edge") for k in kinds])
-    mask = keep[labels]
+    mask = keep[labels] & ~outlines
     margin = FRINGE_BACKGROUND[1] + 1
     for i in np.flatnonzero(keep):
         x, y, bw, bh, _ = (int(v) for v in stats[i])
         y0, x0 = max(0, y - margin), max(0, x - margin)
         y1, x1 = min(h, y + bh + margin), min(w, x + bw + margin)
-        mask[y0:y1, x0:x1] |= _fringe(labels[y0:y1, x0:x1] == i, gray[y0:y1, x0:x1])
+        region = (labels[y0:y1, x0:x1] == i) & ~outlines[y0:y1, x0:x1]
+        mask[y0:y1, x0:x1] |= _fringe(region, gray[y0:y1, x0:x1]) & ~outlines[y0:y1, x0:x1]
     counts = {k: kinds[1:].count(k) for k in ("stroke", "speck", "blob", "edge", "content")}
     kept = [v for i, v in strokes.items() if kinds[i] in ("stroke", "edge")]
     length = sum(v[2] for v in kept) / short
@@ -420,8 +436,9 @@ def _repeated(strokes: dict[int, tuple[float, float, float, float]], max_length:
 def _classify(region: np.ndarray, gray: np.ndarray, colour: np.ndarray | None, prob: np.ndarray, area: int,
               ring_kernel: np.ndarray,
               min_length: float, max_width: float, max_speck: float, min_network: float
-              ) -> tuple[str, tuple[tuple[float, float], float, float] | None]:
-    """(kind, ((cx, cy), length, angle in degrees) of a stroke, else None)."""
+              ) -> tuple[str, tuple[tuple[float, float], float, float] | None, np.ndarray | None]:
+    """(kind, ((cx, cy), length, angle in degrees) of a stroke, else None, the stroke's stretches along an
+    outline (pixels of ``region``) or None)."""
     ring = (cv2.dilate(region.astype(np.uint8), ring_kernel) > 0) & ~region
     inside, around = gray[region], gray[ring]
     if around.size:
@@ -429,20 +446,20 @@ def _classify(region: np.ndarray, gray: np.ndarray, colour: np.ndarray | None, p
         lo, hi = np.percentile(around, (25, 75))
         # bright defects stand above most of their surroundings, dark ones below
         if max(mean - hi, lo - mean) < MIN_CONTRAST:
-            return "content", None
+            return "content", None, None
     if area <= max_speck:
-        return "speck", None
+        return "speck", None, None
     points = np.column_stack(np.nonzero(region)[::-1]).astype(np.float32)  # x, y
     centre, (a, b), angle = cv2.minAreaRect(points)
     length = max(a, b, 1.0)
     if (length >= min_length and area / length <= max_width) or (
             length >= min_network and _crack_network(region, area, max_width)):
-        step, colour_step, colour_gain = _sides(region, gray, colour)
+        step, colour_step, colour_gain, stretch = _sides(region, gray, colour)
         if step > OUTLINE_MAX_STEP or colour_step > OUTLINE_MAX_COLOUR_STEP or colour_gain > COLOUR_MAX_GAIN:
-            return "content", None
+            return "content", None, None
         # the angle of the long side, in [0, 180)
-        return "stroke", (centre, length, (angle + (90.0 if b > a else 0.0)) % 180.0)
-    return ("blob" if float(prob[region].mean()) >= BLOB_MIN_PROBABILITY else "content"), None
+        return "stroke", (centre, length, (angle + (90.0 if b > a else 0.0)) % 180.0), stretch
+    return ("blob" if float(prob[region].mean()) >= BLOB_MIN_PROBABILITY else "content"), None, None
 
 
 def _crack_network(region: np.ndarray, area: int, max_width: float) -> bool:
@@ -461,18 +478,20 @@ def _crack_network(region: np.ndarray, area: int, max_width: float) -> bool:
     return 2.0 * float(np.percentile(inside[region], 99)) <= 2.0 * max_width
 
 
-def _sides(region: np.ndarray, gray: np.ndarray, colour: np.ndarray | None) -> tuple[float, float, float]:
+def _sides(region: np.ndarray, gray: np.ndarray, colour: np.ndarray | None
+           ) -> tuple[float, float, float, np.ndarray]:
     """A thin region against its two sides, read at each point of its skeleton across it (normal to the
     skeleton's local direction), ``OUTLINE_SIDE_GAP`` px beyond its edge: the median luma difference
     between the sides (an outline's step), the median (Cb, Cr) distance between them (an outline between
     two colours) and the median colourfulness the line has beyond its sides' mean (a coloured line); the
-    last two are 0 without ``colour`` (the RGB crop)."""
+    last two are 0 without ``colour`` (the RGB crop).  Last, the stretches of the line that run along an
+    outline (:data:`OUTLINE_STRETCH`): a bool mask of the region's pixels, empty when there are none."""
     from skimage.morphology import skeletonize  # only photos with candidate strokes pay for the import
 
     skeleton = skeletonize(region)
     ys, xs = np.nonzero(skeleton)
     if xs.size < 3:
-        return 0.0, 0.0, 0.0
+        return 0.0, 0.0, 0.0, np.zeros_like(region)
     # the local direction: principal axis of the skeleton points within OUTLINE_TANGENT_RADIUS (box sums
     # of their coordinate moments)
     size = (2 * OUTLINE_TANGENT_RADIUS + 1,) * 2
@@ -506,14 +525,40 @@ def _sides(region: np.ndarray, gray: np.ndarray, colour: np.ndarray | None) -> t
     # (2·d(r) − d(2r), which cancels a smooth ramp of shading, was tried: at the threshold that keeps
     # the scratched girl's widest crack it left more scene lines to be repaired on synthetic photos,
     # 0.2 dB lower on the astronaut, 0.9 dB on the coffee cup)
-    step = float(np.median(np.abs(one - other)))
+    steps = np.abs(one - other)
+    step = float(np.median(steps))
+    share = local_sum(_at(skeleton, xs, ys, steps > OUTLINE_STRETCH_STEP)) / n  # of the line around
+    stretch = _outline_stretch(region, skeleton, xs, ys, share)
     if colour is None:
-        return step, 0.0, 0.0
+        return step, 0.0, 0.0, stretch
     planes = chroma(colour)
     cb_one, cb_other = sides(smooth(planes[..., 0]))
     cr_one, cr_other = sides(smooth(planes[..., 1]))
     colour_step = float(np.median(np.hypot(cb_one - cb_other, cr_one - cr_other)))
     amount = np.hypot(planes[..., 0], planes[..., 1])
     one, other = sides(smooth(amount))
-    return step, colour_step, float(np.median(amount[ys, xs] - 0.5 * (one + other)))
+    return step, colour_step, float(np.median(amount[ys, xs] - 0.5 * (one + other))), stretch
+
+
+def _at(like: np.ndarray, xs: np.ndarray, ys: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """A float32 plane of ``like``'s shape holding ``values`` at the points (xs, ys), 0 elsewhere."""
+    plane = np.zeros(like.shape, np.float32)
+    plane[ys, xs] = values
+    return plane
+
+
+def _outline_stretch(region: np.ndarray, skeleton: np.ndarray, xs: np.ndarray, ys: np.ndarray,
+                     share: np.ndarray) -> np.ndarray:
+    """The pixels of ``region`` nearest to the skeleton points where most of the skeleton around
+    (``share`` > 0.5, within ``OUTLINE_TANGENT_RADIUS``) runs along an outline, when those points make at
+    least ``OUTLINE_STRETCH`` px of line; else none."""
+    along = share > 0.5
+    if int(along.sum()) < OUTLINE_STRETCH:
+        return np.zeros_like(region)
+    # each pixel takes the label of its nearest skeleton pixel (labels number the zero pixels)
+    _, nearest = cv2.distanceTransformWithLabels((~skeleton).astype(np.uint8), cv2.DIST_L2, 3,
+                                                 labelType=cv2.DIST_LABEL_PIXEL)
+    outline_labels = np.zeros(int(nearest.max()) + 1, bool)
+    outline_labels[nearest[ys[along], xs[along]]] = True
+    return region & outline_labels[nearest]
 
