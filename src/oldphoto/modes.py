@@ -78,7 +78,10 @@ class DefaultMode(Mode):
             else:
                 defects = r.detect(image, toned=toned)
         path = r.choose_path(defects, image.shape[:2], user=mask is not None)
-        if o.dust:  # fine dust, asked for: repaired whatever was decided for the rest
+        # fine dust, asked for: repaired whatever was decided for the rest, but a user's mask (not ignored
+        # by --scratches off) is repaired as given: dust it leaves out (a star unmarked on the web page)
+        # stays out
+        if o.dust and (mask is None or o.scratches == "off"):
             defects, path = r.with_dust(image, defects, path, toned=toned)
         used_mask = None
         if path != "quality":

@@ -116,6 +116,21 @@ def test_dust_is_repaired_only_when_asked_and_whatever_auto_decides(models_no_fa
     assert not both.defects.dust_only
 
 
+def test_dust_leaves_a_user_mask_as_given(models_no_faces):
+    """A user's mask is repaired as given with --dust too: a speck it leaves out (unmarked on the web
+    page) is not added back; with --scratches off the mask is ignored and the dust repaired alone."""
+    rng = np.random.default_rng(1)
+    photo = np.clip(0.4 + rng.normal(0, 0.01, (64, 80, 3)), 0, 1).astype(np.float32)
+    photo[20:23, 30:33] = 0.9
+    mask = np.zeros((64, 80), bool)
+    mask[50, 10:20] = True
+    for scratches in ("auto", "on"):
+        given = restorer(models_no_faces, dust=True, scratches=scratches).restore(photo, mask=mask)
+        assert given.path == "scratch" and np.array_equal(given.mask, mask)
+    ignored = restorer(models_no_faces, dust=True, scratches="off").restore(photo, mask=mask)
+    assert ignored.mask[21, 31] and not ignored.mask[50].any() and ignored.defects.dust_only
+
+
 def test_scratch_pixels_change_where_the_mask_is(models_no_faces):
     img = smooth_image(64, 64)
     mask = np.zeros((64, 64), bool)
