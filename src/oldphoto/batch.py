@@ -476,11 +476,12 @@ def _repair_note(record: dict[str, Any] | None) -> str:
     auto left scratch-like lines alone (a user who sees scratches in the result knows what to do)."""
     if not record:
         return ""
-    if record.get("path") in ("scratch", "hr"):
-        return f"; {100 * record.get('repaired_fraction', 0.0):.2f} % repaired"
+    note = ""
+    if record.get("path") in ("scratch", "hr"):  # (with --dust, the dust alone may have been repaired)
+        note = f"; {100 * record.get('repaired_fraction', 0.0):.2f} % repaired"
     if (record.get("defects") or {}).get("lines_left_alone"):
-        return "; scratch-like lines left alone, they may be the scene's: --scratches on repairs them"
-    return ""
+        note += "; scratch-like lines left alone, they may be the scene's: --scratches on repairs them"
+    return note
 
 
 # ------------------------------------------------------------------------------------------ runner
@@ -528,6 +529,8 @@ def restoration_record(result: Any, user_mask: bool = False) -> dict[str, Any] |
         record["defects"] = {"strokes": defects.strokes, "stroke_length": round(defects.stroke_length, 3),
                              "stroke_alignment": round(defects.stroke_alignment, 3),
                              "specks": defects.specks, "blobs": defects.blobs, "dust": defects.dust,
+                             # --dust repaired the dust alone: the counts above were left as they are
+                             "dust_only": defects.dust_only,
                              "print_edges_left": defects.edges,
                              "left_as_content": defects.content,
                              # nothing repaired, but enough scratch-like strokes for a user to be told

@@ -434,6 +434,7 @@ def test_saved_mask_report_and_provenance_say_what_was_repaired(tmp_path):
                                   "defects": {"strokes": 1, "stroke_length": 1.25,
                                                                "stroke_alignment": 0.0,
                                                                "specks": 4, "blobs": 0, "dust": 0,
+                                                               "dust_only": False,
                                                                "print_edges_left": 0,
                                                                "left_as_content": 2,
                                                                "lines_left_alone": False}}
@@ -609,6 +610,10 @@ def test_the_record_says_when_scratch_like_lines_were_left_alone():
     assert record("quality", NOTE_STROKE_LENGTH)["lines_left_alone"] is True
     assert record("quality", NOTE_STROKE_LENGTH - 0.01)["lines_left_alone"] is False
     assert record("scratch", 1.5)["lines_left_alone"] is False  # repaired: nothing was left alone
+    # --dust repaired the dust alone: the lines were left all the same
+    d = Defects(np.zeros((8, 8), bool), strokes=3, stroke_length=0.7, dust=2, dust_only=True)
+    dust = restoration_record(SimpleNamespace(path="scratch", mask=None, fidelity=1.0, defects=d))["defects"]
+    assert dust["lines_left_alone"] is True and dust["dust_only"] is True
 
 
 def test_progress_lines_say_what_was_repaired_or_left_alone():
@@ -621,12 +626,15 @@ def test_progress_lines_say_what_was_repaired_or_left_alone():
              "defects": {"stroke_length": 0.99, "lines_left_alone": True}}
     clean = {"path": "quality", "repaired_fraction": 0.0,
              "defects": {"stroke_length": 0.2, "lines_left_alone": False}}
-    for name, record in (("a.png", scratched), ("b.png", lines), ("c.png", clean)):
+    dust = {"path": "scratch", "repaired_fraction": 0.0012,  # --dust: the dust alone repaired
+            "defects": {"stroke_length": 0.7, "dust": 5, "dust_only": True, "lines_left_alone": True}}
+    for name, record in (("a.png", scratched), ("b.png", lines), ("c.png", clean), ("d.png", dust)):
         progress.update(Entry(name, OK, output=f"out/{name}", seconds=1.0, restoration=record))
-    a, b, c = stream.getvalue().splitlines()
+    a, b, c, d = stream.getvalue().splitlines()
     assert a.endswith("(1.0 s; 2.99 % repaired)")
     assert "scratch-like lines left alone" in b and "--scratches on repairs them" in b
     assert c.endswith("(1.0 s)")
+    assert "0.12 % repaired; scratch-like lines left alone" in d
 
 
 def test_a_long_stage_says_how_far_it_is_without_flooding_the_log():

@@ -185,9 +185,18 @@ function describeRepair(photo) {
   if (photo.marked) return `Repaired ${pct}% of the photo: the areas marked by hand.`;
   const parts = [];
   const d = r.defects || {};
+  const dust = d.dust ? `${d.dust} speck${d.dust > 1 ? "s" : ""} of fine dust` : "";
+  if (d.dust_only) {  // --dust repaired the dust alone: what the detector found was left as it is
+    return `Repaired ${pct}% of the photo (${dust}).` + (d.lines_left_alone
+      ? " Lines that look like scratches were left alone: they may belong to the picture (wires, grass, " +
+        "edges). To repair them, choose \u201cRepair every defect found\u201d above and press " +
+        "\u201cRestore again\u201d, or mark them by hand."
+      : "");
+  }
   if (d.strokes) parts.push(`${d.strokes} scratch${d.strokes > 1 ? "es" : ""}`);
   if (d.specks) parts.push(`${d.specks} dust speck${d.specks > 1 ? "s" : ""}`);
   if (d.blobs) parts.push(`${d.blobs} hole${d.blobs > 1 ? "s" : ""} or stain${d.blobs > 1 ? "s" : ""}`);
+  if (dust) parts.push(dust);
   return `Repaired ${pct}% of the photo` + (parts.length ? ` (${parts.join(", ")}).` : ".");
 }
 
