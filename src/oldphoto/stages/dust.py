@@ -18,8 +18,10 @@ watch chain on the Solvay photo), so a speck counts as dust only when
 * in a colour photo, it is not more colourful than its ring (damage takes colour away; a small flower
   in foliage adds some).
 
-It is run only on photos the pipeline repairs (``--scratches auto`` found damage, or ``on``): a speck
-test has no evidence that a photo is damaged, and on an undamaged one what passes it is content.
+It is run only when asked (``--dust``), and then whatever ``--scratches`` decides (a photo that ``auto``
+leaves as it is has its dust repaired alone, :meth:`oldphoto.pipeline.Restorer.with_dust`): a speck test
+has no evidence that a photo is damaged, and on an undamaged one what passes it is content (stars, city
+lights, glints on water), so it is not the default.
 """
 
 from __future__ import annotations
