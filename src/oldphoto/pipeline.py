@@ -420,6 +420,8 @@ class Restorer:
         repaired = defects is not None and path != "quality"
         if not count:
             return defects, path
+        if self.options.mask_dilation:  # grown as the predicted mask is (detect)
+            dust = dilate(dust, self.options.mask_dilation)
         if repaired:
             return dataclasses.replace(defects, mask=defects.mask | dust, dust=count), path
         alone = Defects(dust) if defects is None else defects

@@ -116,6 +116,16 @@ def test_dust_is_repaired_only_when_asked_and_whatever_auto_decides(models_no_fa
     assert not both.defects.dust_only
 
 
+def test_dust_is_grown_by_mask_dilation_like_the_predicted_mask(models_no_faces):
+    rng = np.random.default_rng(2)
+    photo = np.clip(0.4 + rng.normal(0, 0.01, (64, 80, 3)), 0, 1).astype(np.float32)
+    photo[20:23, 30:33] = 0.9
+    plain = restorer(models_no_faces, dust=True).restore(photo)
+    grown = restorer(models_no_faces, dust=True, mask_dilation=2).restore(photo)
+    assert plain.mask[21, 31] and not plain.mask[18, 31] and grown.mask[18, 31]
+    assert grown.defects.dust == plain.defects.dust == 1
+
+
 def test_dust_leaves_a_user_mask_as_given(models_no_faces):
     """A user's mask is repaired as given with --dust too: a speck it leaves out (unmarked on the web
     page) is not added back; with --scratches off the mask is ignored and the dust repaired alone."""
