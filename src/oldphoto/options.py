@@ -122,7 +122,7 @@ class RestoreOptions:
                             "a hole or scratches adding up to the photo's short side (with --compat "
                             "official: defects covering --scratch-min-area); on: whatever the detector "
                             "keeps, also on undamaged photos, where it can take letters, spectacle rims "
-                            "or thin bright lines for scratches; off: never")
+                            "or thin bright lines for scratches; off: never (--dust aside)")
         g.add_argument("--mask-threshold", type=float, default=d.mask_threshold, metavar="P",
                        help="defect probability threshold (default: the threshold calibrated for the "
                             "installed detector, written in its card; 0.4, the official value, when it "
