@@ -533,7 +533,7 @@ def restoration_record(result: Any, user_mask: bool = False) -> dict[str, Any] |
                              "dust_only": defects.dust_only,
                              "print_edges_left": defects.edges,
                              "left_as_content": defects.content,
-                             # nothing repaired, but enough scratch-like strokes for a user to be told
+                             # nothing (or only dust) repaired, but strokes enough to tell the user
                              # (the progress line and the web page say it)
                              "lines_left_alone": (path == "quality" or defects.dust_only)
                              and defects.stroke_length >= NOTE_STROKE_LENGTH}
