@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from oldphoto.luma import chroma
+from oldphoto.stages.defects import COLOUR_MAX_GAIN
 from oldphoto.stages.fidelity import noise_sigma
 
 DUST_WORK_SIDE = 1024  # larger photos are searched scaled down to this short side (specks grow with the scan)
@@ -41,7 +42,6 @@ DUST_NOISE_K = 5.0
 DUST_RING = (1, 5)  # the ring a speck is judged against: this many px beyond it, inner and outer
 DUST_RING_K = 4.0
 DUST_MIN_RING = 12  # px: specks at the frame with less ring than this are not judged
-COLOUR_MAX_GAIN = 0.02  # (Cb, Cr) length above the ring's: a coloured speck is content
 
 
 def find_dust(gray: np.ndarray, colour: np.ndarray | None = None) -> tuple[np.ndarray, int]:
@@ -82,7 +82,7 @@ def find_dust(gray: np.ndarray, colour: np.ndarray | None = None) -> tuple[np.nd
         contrast = float(y[y0:y1, x0:x1][speck > 0].mean()) - float(middle)
         if contrast <= max(DUST_MIN_CONTRAST, DUST_RING_K * spread):
             continue
-        if cb_cr is not None:
+        if cb_cr is not None:  # damage takes colour away, as for the detector's strokes (defects)
             own = cb_cr[y0:y1, x0:x1]
             if float(own[speck > 0].mean()) - float(np.median(own[ring])) > COLOUR_MAX_GAIN:
                 continue

@@ -165,6 +165,10 @@ function update(card, photo) {
   }
 }
 
+// what a user can do about scratch-like lines that --scratches auto left alone
+const REPAIR_LINES = "To repair them, choose \u201cRepair every defect found\u201d above and press " +
+  "\u201cRestore again\u201d, or mark them by hand.";
+
 function describeRepair(photo) {
   const r = photo.restoration;
   if (!r) return "";
@@ -174,8 +178,7 @@ function describeRepair(photo) {
     if (!d) return "Scratches and dust were not looked for.";
     if (d.lines_left_alone) {  // the record says so where the command line does (oldphoto.batch)
       return "Nothing was repaired: lines that look like scratches were found, but they may belong to " +
-        "the picture (wires, grass, edges). To repair them, choose \u201cRepair every defect found\u201d " +
-        "above and press \u201cRestore again\u201d, or mark them by hand.";
+        "the picture (wires, grass, edges). " + REPAIR_LINES;
     }
     return d.strokes || d.specks
       ? "Nothing was repaired: no clear scratches or tears (a few small marks were left as they are)."
@@ -189,8 +192,7 @@ function describeRepair(photo) {
   if (d.dust_only) {  // --dust repaired the dust alone: what the detector found was left as it is
     return `Repaired ${pct}% of the photo (${dust}).` + (d.lines_left_alone
       ? " Lines that look like scratches were left alone: they may belong to the picture (wires, grass, " +
-        "edges). To repair them, choose \u201cRepair every defect found\u201d above and press " +
-        "\u201cRestore again\u201d, or mark them by hand."
+        "edges). " + REPAIR_LINES
       : "");
   }
   if (d.strokes) parts.push(`${d.strokes} scratch${d.strokes > 1 ? "es" : ""}`);
