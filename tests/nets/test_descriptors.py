@@ -39,12 +39,13 @@ def _forward(name: str, side: int) -> torch.Tensor:
 
 
 def test_every_role_has_a_descriptor_of_its_network():
-    from oldphoto.pipeline import FACE_ROLES, PATH_ROLES, UPSCALE_ROLE
+    from oldphoto.pipeline import DENOISER_ROLE, FACE_ROLES, PATH_ROLES, UPSCALE_ROLE
     from oldphoto.weights.store import OFFICIAL_SOURCES, ROLES
 
     used = {r for roles in PATH_ROLES.values() for r in roles} | {"detector", *FACE_ROLES.values()}
     assert used == set(OFFICIAL_SOURCES)
-    assert set(ROLES) == used | {UPSCALE_ROLE}  # the upscaler is not in the official release
+    # the upscaler and --remove-grain's denoiser are not in the official release
+    assert set(ROLES) == used | {UPSCALE_ROLE, DENOISER_ROLE}
     for role_name, arch in ROLES.items():
         d = descriptors.architecture_of(role_name)
         # official checkpoints are recognised by their keys (the importer); the upscaler is converted

@@ -210,3 +210,29 @@ def test_training_device_is_resolved_like_restore_and_never_falls_back():
             init("mps")
     with pytest.raises(RuntimeError):
         init("gpu")
+
+
+def test_denoiser_stage(tmp_path):
+    stage = _stage("denoiser", tmp_path, ["batch_size=6"])
+    logs = _check(stage, steps=5)
+    assert set(logs) == {"mse", "total"}
+
+
+def test_denoiser_target_keeps_the_input_levels_and_takes_the_clean_detail():
+    """The target is the clean crop's detail on the degraded crop's levels: a faded, noisy crop's target
+    has the faded levels and the clean (noise-free) detail."""
+    import cv2
+
+    from oldphoto.train.stages.denoiser import target_at_input_levels
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:96, 0:96].astype(np.float32)
+    clean = 0.5 + 0.3 * np.sin(xx / 3.0) * np.cos(yy / 5.0)
+    faded = 0.6 * clean + 0.3 + 0.05 * (xx / 96.0)  # contrast lost, lifted, and a slow vignette-like ramp
+    noisy = faded + rng.normal(0, 0.05, clean.shape).astype(np.float32)
+    target = target_at_input_levels(clean, noisy)
+    inner = (slice(16, -16), slice(16, -16))
+    assert np.abs(target - faded)[inner].mean() < 0.01
+    # and its low frequencies are the input's
+    low = cv2.GaussianBlur(target - noisy, (0, 0), 8)
+    assert np.abs(low[inner]).max() < 0.01

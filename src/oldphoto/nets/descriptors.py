@@ -178,6 +178,14 @@ DESCRIPTORS: tuple[ArchitectureDescriptor, ...] = (
         card_fields=("threshold", "scratch_min_area"),
         tile_bytes_per_pixel=3600),
     ArchitectureDescriptor(
+        "luma_denoiser", "oldphoto.nets.denoiser:LumaDenoiser",
+        size=SizeRequirements(multiple=1, minimum=2),
+        # not part of the paper or the official release: --remove-grain's denoiser of the photo away from
+        # the defects, in place of non-local means (bundled; docs/restore.md, step 2).  Memory per pixel of
+        # a strip: peak RSS growth over a 512×2048 strip at the bundled width, 142 B, + 25 %
+        roles=(Role("denoiser"),),
+        tile_bytes_per_pixel=180),
+    ArchitectureDescriptor(
         "face_generator", "oldphoto.nets.face:FaceGenerator",
         size=SizeRequirements(multiple=32, minimum=32, square=True),  # five upsamplings from a seed
         roles=(Role("face_256", OfficialCheckpoint(FACE_ASSET, "Setting_9_epoch_100/latest_net_G.pth"),

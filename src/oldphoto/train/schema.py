@@ -8,7 +8,7 @@ and the closest known key; so is a value of the wrong type.
 
 * :class:`Common`: what every stage reads (the trainer's loop, the optimisers, crops, ``nets``);
 * :class:`VAESettings` (``vae_a``, ``vae_b``), :class:`MappingSettings` (``mapping_*``),
-  :class:`DetectorSettings`, :class:`FaceSettings`;
+  :class:`DetectorSettings`, :class:`DenoiserSettings`, :class:`FaceSettings`;
 * ``nets.<KEY>``: the constructor arguments of the stage's networks (:data:`STAGE_NETS`, checked against
   the constructors' signatures in :mod:`oldphoto.nets`), with the stage's own defaults.
 
@@ -140,6 +140,14 @@ class DetectorSettings(Common, _Photos):
 
 
 @dataclass(frozen=True)
+class DenoiserSettings(Common, _Photos):
+    """``denoiser``: ``--remove-grain``'s luma denoiser (non-local means' place away from the defects)."""
+
+    degradation: str | list[str] = field(default_factory=lambda: ["unstructured", "oldlook"])  # per crop
+    p_clean: float = 0.15  # share of clean crops (input = target: a clean photo must come back as it was)
+
+
+@dataclass(frozen=True)
 class FaceSettings(Common, _Adversarial):
     """``face``: the face generator on aligned faces (optionally behind a frozen stage-1 chain)."""
 
@@ -160,6 +168,7 @@ STAGE_SETTINGS: dict[str, type[Common]] = {
     "mapping_scratch": MappingSettings,
     "mapping_hr": MappingSettings,
     "detector": DetectorSettings,
+    "denoiser": DenoiserSettings,
     "face": FaceSettings,
 }
 STAGE_NAMES = tuple(STAGE_SETTINGS)
@@ -182,6 +191,7 @@ STAGE_NETS: dict[str, dict[str, NetSpec]] = {
     "mapping_scratch": {"M": NetSpec("mapping_scratch"), "D": _D6},
     "mapping_hr": {"M": NetSpec("mapping_patch_attention"), "D": _D6},
     "detector": {"N": NetSpec("detector", {"width": 64, "depth": 4})},
+    "denoiser": {"N": NetSpec("luma_denoiser")},
     "face": {"G": NetSpec("face_generator", {"size": 256}),
              "D": NetSpec("multiscale_discriminator", {"in_channels": 6, "spectral_norm": True})},
 }

@@ -8,6 +8,8 @@
 * ``mapping_scratch``: ScratchMapping (partial non-local), same loss, photos with white-filled defects;
 * ``mapping_hr``: PatchAttentionMapping, same;
 * ``detector``: DefectDetector, weighted CE + β·focal (Eq. 11–15) on synthetic scratches;
+* ``denoiser``: LumaDenoiser (not in the paper: ``--remove-grain``'s denoiser of the photo away from the
+  defects, in non-local means' place), pixel MSE to the clean luma at the input's levels;
 * ``face``: FaceGenerator + face D, λ_vgg·VGG + LSGAN (+ FM) (Eq. 17–18); its input is the stage-1
   output of degraded faces when a stage-1 chain is configured (joint training).
 
@@ -21,6 +23,7 @@ from typing import Any
 
 from oldphoto.train.distributed import DistInfo
 from oldphoto.train.stages.base import Stage
+from oldphoto.train.stages.denoiser import DenoiserStage
 from oldphoto.train.stages.detector import DetectorStage
 from oldphoto.train.stages.face import FaceStage
 from oldphoto.train.stages.mapping import MappingStage, PatchAttentionMappingStage, ScratchMappingStage
@@ -35,6 +38,7 @@ STAGES: dict[str, type[Stage]] = {
     "mapping_scratch": ScratchMappingStage,
     "mapping_hr": PatchAttentionMappingStage,
     "detector": DetectorStage,
+    "denoiser": DenoiserStage,
     "face": FaceStage,
 }
 
