@@ -119,7 +119,7 @@ class DefaultMode(Mode):
         f = r.fidelity()
         network = None if f == 1.0 else r.restore_stage("quality", image.shape[:2])(
             image, r.path_models("quality"), "quality")
-        photo = None if f == 0.0 else denoised_photo(image) if r.options.denoise else image
+        photo = None if f == 0.0 else denoised_photo(image, r.luma_denoiser()) if r.options.denoise else image
         return blend(network, photo, f)
 
     def fidelity(self) -> float | None:

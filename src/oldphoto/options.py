@@ -41,6 +41,7 @@ class RestoreOptions:
     dust: bool = False  # also repair the fine dust the detector misses (oldphoto.stages.dust)
     fidelity: float | None = None  # None: the quality-path card's measured value, else DEFAULT_FIDELITY
     denoise: bool = True  # away from the defects, the photo's noise is removed (luma and chroma)
+    remove_grain: bool = False  # denoise with the learned denoiser, which removes film grain too
     diffusion_depth: float | None = None  # None: the repairing mapping's card, else 0 (networks fill all)
     texture_depth: float | None = None  # None: the repairing mapping's card, else 0 (no texture fill)
     hr: bool = False
@@ -76,6 +77,8 @@ class RestoreOptions:
                              f"got {self.precision!r}")
         if self.fidelity is not None and not 0.0 <= self.fidelity <= 1.0:
             raise ValueError(f"--fidelity must be in [0, 1], got {self.fidelity}")
+        if self.remove_grain and not self.denoise:
+            raise ValueError("--remove-grain removes grain with the noise: it cannot go with --no-denoise")
         if self.diffusion_depth is not None and self.diffusion_depth < 0:
             raise ValueError(f"--diffusion-depth must be >= 0, got {self.diffusion_depth}")
         if self.texture_depth is not None and self.texture_depth < 0:
@@ -164,6 +167,11 @@ class RestoreOptions:
                             "at the noise level it reads) and colours (default on). --no-denoise keeps "
                             "the photo's own pixels there: for a clean photo, whose fine texture the "
                             "noise estimate may take for noise (a small photo before --upscale)")
+        g.add_argument("--remove-grain", action="store_true", default=d.remove_grain,
+                       help="denoise with the bundled learned denoiser instead: it also removes film "
+                            "grain, JPEG blocks and some blur, for a smoother photo, and smooths skin "
+                            "texture and softens fine hair with them (docs/restore.md, step 2). Off by "
+                            "default: the default keeps the print's grain and detail")
         g.add_argument("--hr", action="store_true", default=d.hr,
                        help="high-resolution mode: multi-scale patch attention for defects, 512 faces")
         g.add_argument("--hr-above", type=float, default=d.hr_above, metavar="MPIX",

@@ -25,6 +25,7 @@ from torch import nn
 from oldphoto.io.photo import MIN_SIDE, too_small
 from oldphoto.luma import luma
 from oldphoto.modes import DefaultMode, Mode, OfficialMode
+from oldphoto.nets import width_ratio
 from oldphoto.nets.descriptors import UPSCALE_ROLE, descriptor
 from oldphoto.nets.inference import InferenceOptions, prepare
 from oldphoto.options import DEFAULT_FIDELITY, RestoreOptions, parse_memory
@@ -41,6 +42,7 @@ from oldphoto.stages.defects import (
 )
 from oldphoto.stages.dust import find_dust
 from oldphoto.stages.faces import FaceDetector, FaceInfo, FaceStage, face_detection_available
+from oldphoto.stages.fidelity import denoise_luma, denoise_luma_network
 from oldphoto.stages.restore import (
     PATH_MULTIPLE,
     PATH_ROLES,
@@ -63,6 +65,9 @@ log = logging.getLogger(__name__)
 # face generator role per face size (256, 512)
 FACE_ROLES = {int(r.config["size"]): r.name for r in descriptor("face_generator").roles}
 UPSCALER = descriptor("rrdbnet")
+# --remove-grain's learned denoiser of the photo away from the defects (bundled; not in the official release)
+DENOISER = descriptor("luma_denoiser")
+DENOISER_ROLE = DENOISER.roles[0].name
 _face_notice_shown = False
 
 
@@ -96,6 +101,10 @@ def _missing_weights_error(role: str, weights_dir: Path | None) -> Exception:
         from oldphoto.weights.locate import missing_upscaler
 
         return MissingWeightsError(missing_upscaler(weights_dir))
+    if role == DENOISER_ROLE:
+        return MissingWeightsError(f"no weights for {role!r} (--remove-grain) in {where} or the bundled "
+                                   "weights: they ship with oldphoto (reinstall it), or train them with "
+                                   "`oldphoto train denoiser --config small`")
     return MissingWeightsError(
         f"no weights for {role!r} in {where} or the bundled weights. Download and import the official "
         "checkpoints with `oldphoto weights download` (or, with the files at hand, `oldphoto weights import "
@@ -166,6 +175,8 @@ class Restorer:
             roles.append(FACE_ROLES[self.face_size])
         if self.options.upscale > 1:
             roles.append(UPSCALE_ROLE)
+        if self.uses_denoiser():
+            roles.append(DENOISER_ROLE)
         return list(dict.fromkeys(roles))
 
     def _available(self, role: str) -> bool:
@@ -263,6 +274,25 @@ class Restorer:
             if card is not None:
                 info[role] = f"{_card_field(card, 'source')} {_card_field(card, 'sha256')[:12]}".strip()
         return info
+
+    def uses_denoiser(self) -> bool:
+        """Whether the photo away from the defects is denoised by the ``denoiser`` network (--remove-grain,
+        in the default mode, at a fidelity above 0)."""
+        return self.options.remove_grain and not self.mode.official and self.fidelity() > 0.0
+
+    def luma_denoiser(self) -> Callable[[np.ndarray], np.ndarray]:
+        """What denoises the photo's luma away from the defects: with --remove-grain the ``denoiser``
+        network, in strips that fit the memory budget, else non-local means."""
+        if not self.options.remove_grain:
+            return denoise_luma
+        network = self.model(DENOISER_ROLE)
+        per_pixel = DENOISER.tile_bytes_per_pixel * width_ratio(network)
+
+        def denoise(y: np.ndarray) -> np.ndarray:
+            rows = int(self.budget // (per_pixel * max(1, y.shape[1])))
+            return denoise_luma_network(y, network, self.runner, rows=max(64, rows))
+
+        return denoise
 
     def path_models(self, path: str) -> PathModels:
         a, mapping, b = (self.model(r) for r in PATH_ROLES[path])

@@ -506,3 +506,30 @@ def test_upscale_without_its_weights_says_how_to_get_them(tmp_path, monkeypatch,
     monkeypatch.setenv("OLDPHOTO_WEIGHTS", str(tmp_path / "none"))
     with pytest.raises(MissingWeightsError, match="weights download realesrgan"):
         Restorer(device="cpu", faces=False, scratches="off", upscale=4)
+
+
+def test_remove_grain_denoises_with_the_denoiser_network_and_only_when_asked(models_no_faces):
+    from oldphoto.nets.denoiser import LumaDenoiser
+
+    torch.manual_seed(0)
+    denoiser = LumaDenoiser(width=8, depth=3).eval()
+    torch.nn.init.normal_(denoiser.body[-1].weight, std=0.05)  # not the identity, as a trained one is not
+    models = {**models_no_faces, "denoiser": denoiser}
+    photo = smooth_image(64, 64)  # carries noise of 0.02
+    plain = restorer(models, scratches="off").restore(photo)
+    assert "denoiser" not in restorer(models).required_roles() and "denoiser" not in plain.models
+    grain = restorer(models, scratches="off", remove_grain=True).restore(photo)
+    assert "denoiser" in grain.models
+    assert not np.allclose(grain.image, plain.image, atol=1e-3)
+    # at fidelity 0 the photo is not denoised at all, so the network is not needed
+    assert "denoiser" not in restorer(models, remove_grain=True, fidelity=0.0).required_roles()
+    # without its weights the error says what --remove-grain needs
+    from oldphoto.weights import MissingWeightsError
+
+    with pytest.raises(MissingWeightsError, match="remove-grain"):
+        restorer(models_no_faces, scratches="off", remove_grain=True).restore(photo)
+
+
+def test_remove_grain_cannot_go_with_no_denoise():
+    with pytest.raises(ValueError, match="--no-denoise"):
+        RestoreOptions(remove_grain=True, denoise=False).validate()

@@ -95,3 +95,37 @@ def test_blend_ends_and_middle():
     assert blend(None, b, 1.0) is b and blend(a, None, 0.0) is a
     with pytest.raises(ValueError, match="fidelity"):
         blend(a, b, 1.5)
+
+
+def _trained_looking_denoiser():
+    import torch
+
+    from oldphoto.nets.denoiser import LumaDenoiser
+
+    torch.manual_seed(0)
+    net = LumaDenoiser(width=8, depth=4).eval()
+    torch.nn.init.normal_(net.body[-1].weight, std=0.05)  # not the identity, as a trained one is not
+    return net
+
+
+def test_the_learned_denoiser_in_strips_equals_the_whole_photo():
+    """Strips with margins wider than the network's reach give the whole photo's result, odd rows too."""
+    from oldphoto.stages.fidelity import denoise_luma_network
+    from oldphoto.stages.runtime import Runner
+
+    net = _trained_looking_denoiser()
+    rng = np.random.default_rng(2)
+    y = np.clip(_scene(101, 77) + rng.normal(0, 0.03, (101, 77)).astype(np.float32), 0, 1)
+    whole = denoise_luma_network(y, net, Runner(), rows=1000, sigma=0.03)
+    assert not np.array_equal(whole, y)
+    for rows in (8, 30, 51):
+        np.testing.assert_allclose(denoise_luma_network(y, net, Runner(), rows=rows, sigma=0.03), whole,
+                                   atol=2e-6)
+
+
+def test_the_learned_denoiser_leaves_a_clean_photo_alone():
+    from oldphoto.stages.fidelity import denoise_luma_network
+    from oldphoto.stages.runtime import Runner
+
+    clean = _scene()
+    assert np.array_equal(denoise_luma_network(clean, _trained_looking_denoiser(), Runner()), clean)

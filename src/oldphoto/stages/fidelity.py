@@ -11,17 +11,27 @@ F = 1 keeps the photo's structure and detail (only its noise is removed; the net
 outside the defects), F = 0 takes the networks' restoration as it is.  Defects are repaired on top of
 ``base`` (:mod:`oldphoto.stages.repair`), so fidelity decides what happens *away* from the defects.
 
-``denoise`` is non-local means on the luma with a strength set from the photo's own noise level (a
-clean scan is left almost untouched); the photo's chroma is kept, since the colour and tone stages
-decide colour afterwards.
+``denoise`` works on the luma, at a strength set from the photo's own noise level (a clean scan is left
+almost untouched): non-local means, or with ``--remove-grain`` the bundled learned denoiser
+(:class:`oldphoto.nets.denoiser.LumaDenoiser`), which also takes film grain, JPEG blocks and some blur
+away, and with them skin texture and fine hair (docs/restore.md, step 2).  The photo's chroma is kept,
+since the colour and tone stages decide colour afterwards.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from oldphoto.stages.tone import luma
+
+if TYPE_CHECKING:  # torch only where the learned denoiser runs
+    import torch
+
+    from oldphoto.stages.runtime import Runner
 
 # NLM filter strength per unit of noise standard deviation (OpenCV's ``h``, both in 16-bit levels);
 # chosen on training crops of the corpus (never the held-out ones) with :func:`noise_sigma`'s estimate,
@@ -105,10 +115,38 @@ def denoise_luma(y: np.ndarray, sigma: float | None = None, strength: float = NL
     return out.astype(np.float32) / 65535.0
 
 
-def denoised_photo(image: np.ndarray) -> np.ndarray:
-    """The photo ``H×W×3`` with its luma denoised and its chroma unchanged."""
+def denoise_luma_network(y: np.ndarray, network: torch.nn.Module, run: Runner, rows: int = 512,
+                         sigma: float | None = None) -> np.ndarray:
+    """The learned denoiser (:class:`oldphoto.nets.denoiser.LumaDenoiser`) over a luma image ``H×W`` in
+    [0, 1], at the noise level :func:`noise_sigma` reads (a photo below ``MIN_SIGMA`` is left alone, as
+    by :func:`denoise_luma`).  The photo goes through in strips of ``rows`` rows, each with a margin wider
+    than the network's reach, so the working memory is bounded and the result is the whole photo's."""
+    import torch
+
+    y = np.asarray(y, dtype=np.float32)
+    sigma = noise_sigma(y) if sigma is None else sigma
+    if sigma < MIN_SIGMA:
+        return y.copy()
+    # each 3×3 convolution at half resolution reaches 2 px further; even, to keep the 2×2 fold's grid
+    margin = 2 * int(network.config["depth"]) + 4
+    rows = max(2, rows - rows % 2)
+    level = torch.tensor([sigma], dtype=torch.float32)
+    out = np.empty_like(y)
+    for top in range(0, y.shape[0], rows):
+        bottom = min(top + rows, y.shape[0])
+        lo, hi = max(0, top - margin), min(y.shape[0], bottom + margin)
+        strip = torch.from_numpy(np.ascontiguousarray(y[lo:hi]))[None, None]
+        done = run(network, strip, level)[0, 0].cpu().numpy()
+        out[top:bottom] = done[top - lo:bottom - lo]
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def denoised_photo(image: np.ndarray, denoise: Callable[[np.ndarray], np.ndarray] = denoise_luma
+                   ) -> np.ndarray:
+    """The photo ``H×W×3`` with its luma denoised by ``denoise`` (non-local means unless given) and its
+    chroma unchanged."""
     y = luma(image)
-    return np.clip(image + (denoise_luma(y) - y)[..., None], 0.0, 1.0)
+    return np.clip(image + (denoise(y) - y)[..., None], 0.0, 1.0)
 
 
 def blend(network: np.ndarray, photo: np.ndarray, fidelity: float) -> np.ndarray:

@@ -2,8 +2,8 @@
 "use strict";
 
 const $ = (selector, root = document) => root.querySelector(selector);
-const OPTION_IDS = ["dust", "fidelity", "faces", "hr", "upscale", "denoise", "keep_tone", "colour", "mask_threshold",
-                    "mask_dilation", "face_detector", "format", "quality"];
+const OPTION_IDS = ["dust", "fidelity", "faces", "hr", "upscale", "denoise", "remove_grain", "keep_tone", "colour",
+                    "mask_threshold", "mask_dilation", "face_detector", "format", "quality"];
 let config = null;
 const pending = [];          // files chosen but not sent yet: {file, card}
 const cards = new Map();     // photo id -> card element
@@ -57,6 +57,7 @@ function applyDefaults() {
     showCode($("#upscale-note"), "Not available on this server: `oldphoto weights download realesrgan` installs it.");
   }
   $("#denoise").checked = d.denoise;
+  $("#remove_grain").checked = d.remove_grain;
   $("#keep_tone").checked = d.keep_tone;
   $("#colour").value = d.colour;
   $("#mask_threshold").value = d.mask_threshold ?? "";
@@ -629,6 +630,13 @@ async function start() {
   config = await (await fetch("/api/config")).json();
   applyDefaults();
   $("#fidelity").addEventListener("input", () => { $("#fidelity").dataset.touched = "1"; showFidelity(); });
+  // grain goes with the noise: without denoising there is nothing to remove it with
+  const grainFollowsNoise = () => {
+    $("#remove_grain").disabled = !$("#denoise").checked;
+    if ($("#remove_grain").disabled) $("#remove_grain").checked = false;
+  };
+  $("#denoise").addEventListener("change", grainFollowsNoise);
+  grainFollowsNoise();
   const input = $("#files");
   input.addEventListener("change", () => { addFiles(input.files); input.value = ""; });
   const drop = $("#drop");
