@@ -2,6 +2,7 @@
 
     python scripts/fidelity_sweep.py --fidelity 0 0.25 0.5 0.75 1 [--weights DIR] [--split heldout]
     python scripts/fidelity_sweep.py --clean 256 128 64     # clean crops, shrunk: given back unchanged?
+    python scripts/fidelity_sweep.py --fidelity 1 --remove-grain     # the learned denoiser instead of NLM
 
 The cases are those of `oldphoto train evaluate` (every held-out clean photo of the corpus, fixed crops,
 degraded by the synthesis at fixed seeds, `unstructured` and `mixed`).  Each is restored by the same
@@ -47,13 +48,15 @@ def main() -> None:
     ap.add_argument("--scratches", default="auto", choices=("auto", "on", "off"),
                     help="off: judge the fidelity alone, without the defect repair")
     ap.add_argument("--kinds", nargs="+", default=["unstructured", "mixed"])
+    ap.add_argument("--remove-grain", action="store_true", help="denoise with the learned denoiser")
     ap.add_argument("--clean", type=int, nargs="+", default=None, metavar="SIDE",
                     help="restore the clean crops shrunk to these sides instead, compared with themselves")
     args = ap.parse_args()
     cases, used = heldout_cases([f"corpus:{args.split}", f"skimage:{args.split}"], crops=args.crops)
     print(f"{len(cases)} cases from {used}\n")
     if args.clean:
-        clean_crops([c for c in cases if c.kind == args.kinds[0]], args.clean, args.weights, args.scratches)
+        clean_crops([c for c in cases if c.kind == args.kinds[0]], args.clean, args.weights, args.scratches,
+                    args.remove_grain)
         return
     print("| kind | fidelity | PSNR | SSIM | worse than input (PSNR / SSIM) | worst ΔPSNR | worst ΔSSIM |")
     print("|---|---|---|---|---|---|---|")
@@ -63,7 +66,8 @@ def main() -> None:
         base_s = np.array([ssim(c.degraded, c.clean) for c in subset])
         print(f"| {kind} | input | {base_p.mean():.2f} | {base_s.mean():.4f} | | | |")
         for f in args.fidelity:
-            restorer = Restorer(weights=args.weights, faces=False, fidelity=f, scratches=args.scratches)
+            restorer = Restorer(weights=args.weights, faces=False, fidelity=f, scratches=args.scratches,
+                                remove_grain=args.remove_grain)
             outs = [restorer.restore(c.degraded).image for c in subset]
             p = np.array([capped_psnr(o, c.clean) for o, c in zip(outs, subset, strict=True)])
             s = np.array([ssim(o, c.clean) for o, c in zip(outs, subset, strict=True)])
@@ -76,8 +80,9 @@ def main() -> None:
                     print(f"<!-- worse: {c.name} {a:+.3f} dB {b:+.4f} SSIM -->", flush=True)
 
 
-def clean_crops(cases: list, sides: list[int], weights: Path | None, scratches: str) -> None:
-    restorer = Restorer(weights=weights, faces=False, scratches=scratches)
+def clean_crops(cases: list, sides: list[int], weights: Path | None, scratches: str,
+                remove_grain: bool = False) -> None:
+    restorer = Restorer(weights=weights, faces=False, scratches=scratches, remove_grain=remove_grain)
     print("| side | crops | PSNR against itself | below 35 dB | below 30 dB | worst |")
     print("|---|---|---|---|---|---|")
     for side in sides:

@@ -1,6 +1,6 @@
 """Never-worse check on real old photos: what `oldphoto restore` does to each, against non-local means.
 
-    python scripts/real_photos.py PHOTO... --out docs/img/real [--fidelity F] [--weights DIR]
+    python scripts/real_photos.py PHOTO... --out docs/img/real [--fidelity F] [--weights DIR] [--remove-grain]
 
 For each photo, through the same `Restorer` that `oldphoto restore` uses (faces off, so the global stage
 is judged on its own): the path taken, the repaired area and what the detector found (strokes, the
@@ -72,6 +72,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="folder for the contact sheets")
     ap.add_argument("--fidelity", type=float, default=None)
     ap.add_argument("--weights", type=Path, default=None)
+    ap.add_argument("--remove-grain", action="store_true", help="denoise with the learned denoiser")
     ap.add_argument("--crop", action="append", default=[], metavar="STEM=X,Y",
                     help="top-left corner of a photo's contact-sheet crop (default: its centre)")
     ap.add_argument("--crop-size", type=int, default=320)
@@ -79,7 +80,7 @@ def main() -> None:
                     help="also write every contact sheet, one under the other, to this JPEG (for docs)")
     args = ap.parse_args()
     crops = dict(c.split("=", 1) for c in args.crop)
-    options = {"faces": False, "weights": args.weights}
+    options = {"faces": False, "weights": args.weights, "remove_grain": args.remove_grain}
     if args.fidelity is not None:
         options["fidelity"] = args.fidelity
     restorer = Restorer(**options)
