@@ -433,3 +433,17 @@ def test_faces_are_offered_when_they_can_be_enhanced(tmp_path, restorer, possibl
         assert engine.faces_possible() is possible
     finally:
         engine.close()
+
+
+def test_no_denoise_from_the_page_turns_off_a_servers_remove_grain(tmp_path):
+    """The page disables (and so does not send) "remove_grain" once "Remove noise" is off: on a server
+    started with --remove-grain, denoise=off alone must not be refused as --remove-grain with --no-denoise."""
+    engine = _engine(tmp_path, restorer=FakeRestorer(RestoreOptions(faces=False, remove_grain=True)))
+    try:
+        choices = parse_choices({"denoise": "off"})
+        engine.check_choices(choices)
+        assert dict(choices.overrides) == {"denoise": False, "remove_grain": False}
+        with pytest.raises(OptionError, match="--no-denoise"):  # both asked for explicitly: still refused
+            engine.check_choices(parse_choices({"denoise": "off", "remove_grain": "on"}))
+    finally:
+        engine.close()

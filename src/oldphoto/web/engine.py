@@ -135,6 +135,10 @@ def parse_choices(form: Mapping[str, str]) -> Choices:
                 overrides[name] = parse(form[name])
             except ValueError as exc:
                 raise OptionError(f"option {name}: {exc}") from None
+    # no denoising means no grain removal either: the page sends no remove_grain once "Remove noise" is
+    # off (its box is disabled), and a server started with --remove-grain must not then refuse the photo
+    if overrides.get("denoise") is False:
+        overrides.setdefault("remove_grain", False)
     try:
         fmt = normalise_format(form.get("format") or None)
     except ValueError as exc:
