@@ -103,8 +103,9 @@ def _missing_weights_error(role: str, weights_dir: Path | None) -> Exception:
         return MissingWeightsError(missing_upscaler(weights_dir))
     if role == DENOISER_ROLE:
         return MissingWeightsError(f"no weights for {role!r} (--remove-grain) in {where} or the bundled "
-                                   "weights: they ship with oldphoto (reinstall it), or train them with "
-                                   "`oldphoto train denoiser --config small`")
+                                   "weights: they ship with oldphoto (reinstall it), or train them "
+                                   "(`oldphoto train denoiser --config small`, then `oldphoto train "
+                                   "export`)")
     return MissingWeightsError(
         f"no weights for {role!r} in {where} or the bundled weights. Download and import the official "
         "checkpoints with `oldphoto weights download` (or, with the files at hand, `oldphoto weights import "

@@ -157,3 +157,11 @@ def test_calibration_fields_belong_to_their_architecture(tmp_path):
     (tmp_path / "detector.json").write_text(json.dumps({**data, "threshold": 0.5, "fidelity": 0.3}))
     card = weights.find_card("detector", tmp_path)
     assert card.calibration == {"threshold": 0.5}
+
+
+def test_a_missing_denoiser_is_not_sent_to_the_upscalers_download(tmp_path, monkeypatch):
+    """--remove-grain's denoiser is bundled, not downloaded: its hint must not be Real-ESRGAN's."""
+    monkeypatch.setattr(locate, "bundled_weights_dir", lambda: tmp_path / "bundled")
+    with pytest.raises(weights.MissingWeightsError) as info:
+        weights.load_model("denoiser", tmp_path / "user")
+    assert "realesrgan" not in str(info.value) and "bundled" in str(info.value)

@@ -136,6 +136,9 @@ def count_parameters(module: nn.Module) -> int:
 
 
 def _install_hint(role: str) -> str:
+    if ROLES.get(role) == "luma_denoiser":  # --remove-grain's: not in the official release, but bundled
+        return ("it ships with oldphoto in the bundled weights: reinstall oldphoto, or train it "
+                "(`oldphoto train denoiser --config small`, then `oldphoto train export`)")
     if role not in OFFICIAL_SOURCES and role in ROLES:  # the upscaler: not in the official release
         return "run `oldphoto weights download realesrgan` (fetches and converts Real-ESRGAN x4plus)"
     asset = OFFICIAL_SOURCES.get(role, ("global_checkpoints.zip",))[0]
