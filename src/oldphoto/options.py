@@ -171,7 +171,8 @@ class RestoreOptions:
                        help="denoise with the bundled learned denoiser instead: it also removes film "
                             "grain, JPEG blocks and some blur, for a smoother photo, and smooths skin "
                             "texture and softens fine hair with them (docs/restore.md, step 2). Off by "
-                            "default: the default keeps the print's grain and detail")
+                            "default: the default keeps the print's grain and detail. Nothing at "
+                            "--fidelity 0 or with --compat official, where the photo is not denoised")
         g.add_argument("--hr", action="store_true", default=d.hr,
                        help="high-resolution mode: multi-scale patch attention for defects, 512 faces")
         g.add_argument("--hr-above", type=float, default=d.hr_above, metavar="MPIX",

@@ -262,9 +262,9 @@ def test_bundled_denoiser_removes_grain_only_when_asked(real_old_dir):
     # is read, sees little of it (non-local means at that level leaves most of it)
     grain = cv2.GaussianBlur(rng.normal(0, 1, scene.shape).astype(np.float32), (0, 0), 0.8)
     photo = np.repeat(np.clip(scene + 0.025 * grain / grain.std(), 0, 1)[..., None], 3, axis=2)
-    default = Restorer(weights=bundled_weights_dir(), faces=False, scratches="off", device="cpu").restore(photo)
-    smooth = Restorer(weights=bundled_weights_dir(), faces=False, scratches="off", device="cpu",
-                      remove_grain=True).restore(photo)
+    options = {"weights": bundled_weights_dir(), "faces": False, "scratches": "off", "device": "cpu"}
+    default = Restorer(**options).restore(photo)
+    smooth = Restorer(**options, remove_grain=True).restore(photo)
     assert "denoiser" in smooth.models and "denoiser" not in default.models
 
     def error(result):

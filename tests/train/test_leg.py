@@ -164,8 +164,9 @@ def test_smoke_leg_end_to_end(tmp_path, pack):
     from oldphoto.weights import load_model
 
     # the seven global roles, and --remove-grain's denoiser, which the leg does not train, as bundled
-    assert import_leg(out, tmp_path / "weights") == ["denoiser", "detector", "mapping_hr", "mapping_quality",
-                                                     "mapping_scratch", "vae_a", "vae_b_quality", "vae_b_scratch"]
+    assert import_leg(out, tmp_path / "weights") == [
+        "denoiser", "detector", "mapping_hr", "mapping_quality", "mapping_scratch", "vae_a", "vae_b_quality",
+        "vae_b_scratch"]
     card = json.loads((tmp_path / "weights" / "vae_a.json").read_text())
     assert "SMOKE" in card["notes"] and "steps" in card["notes"] and "on cpu" in card["notes"]
     assert load_model("mapping_scratch", weights_dir=tmp_path / "weights").config["width"] == 128
