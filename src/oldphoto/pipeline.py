@@ -102,10 +102,10 @@ def _missing_weights_error(role: str, weights_dir: Path | None) -> Exception:
 
         return MissingWeightsError(missing_upscaler(weights_dir))
     if role == DENOISER_ROLE:
-        return MissingWeightsError(f"no weights for {role!r} (--remove-grain) in {where} or the bundled "
-                                   "weights: they ship with oldphoto (reinstall it), or train them "
-                                   "(`oldphoto train denoiser --config small`, then `oldphoto train "
-                                   "export`)")
+        from oldphoto.weights import install_hint
+
+        return MissingWeightsError(f"no weights for {role!r} (--remove-grain) in {where}: "
+                                   f"{install_hint(role)}")
     return MissingWeightsError(
         f"no weights for {role!r} in {where} or the bundled weights. Download and import the official "
         "checkpoints with `oldphoto weights download` (or, with the files at hand, `oldphoto weights import "

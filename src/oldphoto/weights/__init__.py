@@ -12,6 +12,7 @@ _EXPORTS = {
     "Card": "store", "WeightsError": "store", "MissingWeightsError": "store", "ROLES": "store",
     "OFFICIAL_SOURCES": "store", "default_weights_dir": "store", "bundled_weights_dir": "store",
     "load_model": "store", "find_card": "store", "installed": "store", "save_model": "store", "scan": "store",
+    "install_hint": "store",
     "import_checkpoints": "importer", "convert": "importer", "read_checkpoint": "importer",
     "ImportResult": "importer", "download_weights": "download", "DownloadError": "fetch",
 }

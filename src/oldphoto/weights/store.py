@@ -135,7 +135,8 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def _install_hint(role: str) -> str:
+def install_hint(role: str) -> str:
+    """How to get the weights of ``role`` when none are installed (the end of a missing-weights error)."""
     if ROLES.get(role) == "luma_denoiser":  # --remove-grain's: not in the official release, but bundled
         return ("it ships with oldphoto in the bundled weights: reinstall oldphoto, or train it "
                 "(`oldphoto train denoiser --config small`, then `oldphoto train export`)")
@@ -342,7 +343,7 @@ def load_model(role: str, weights_dir: str | os.PathLike | None = None, device: 
     if card is None:
         looked = " and ".join(str(d) for d in search_dirs(weights_dir))
         raise MissingWeightsError(f"no weights installed for {role!r} (looked in {looked}); "
-                                  f"{_install_hint(role)}")
+                                  f"{install_hint(role)}")
     assert card.path is not None
     st_path = card.path
     check_weights_file(card)
