@@ -68,10 +68,15 @@ class DefaultMode(Mode):
     def stage1(self, image: np.ndarray, mask: np.ndarray | None, timings: dict[str, float]) -> Stage1:
         r = self.restorer
         o = r.options
-        tone = fit_tone(image) if o.keep_tone else None
+        detecting = o.scratches != "off" and mask is None
+        dusting = o.dust and (mask is None or o.scratches == "off")
+        # the tone is fitted once: kept, and asked by the detector and the dust finder (colour says
+        # nothing more in a gray or toned photo)
+        fitted = fit_tone(image) if o.keep_tone or detecting or dusting else None
+        tone = fitted if o.keep_tone else None
+        toned = fitted is not None
         t = time.perf_counter()
         defects: Defects | None = None
-        toned = tone is not None if o.keep_tone else None  # (when fitted, says whether colour means anything)
         if o.scratches != "off":
             if mask is not None:
                 defects = Defects(user_mask(mask, image.shape[:2]))
@@ -81,7 +86,7 @@ class DefaultMode(Mode):
         # fine dust, asked for: repaired whatever was decided for the rest, but a user's mask (not ignored
         # by --scratches off) is repaired as given: dust it leaves out (a star unmarked on the web page)
         # stays out
-        if o.dust and (mask is None or o.scratches == "off"):
+        if dusting:
             defects, path = r.with_dust(image, defects, path, toned=toned)
         used_mask = None
         if path != "quality":

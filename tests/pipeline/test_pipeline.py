@@ -116,6 +116,27 @@ def test_dust_is_repaired_only_when_asked_and_whatever_auto_decides(models_no_fa
     assert not both.defects.dust_only
 
 
+@pytest.mark.parametrize("keep_tone", [True, False])
+def test_the_tone_is_fitted_once_for_detection_dust_and_keeping(models_no_faces, monkeypatch, keep_tone):
+    import oldphoto.modes
+    import oldphoto.pipeline
+
+    calls = []
+
+    def counted(image, *args, **kwargs):
+        calls.append(image.shape)
+        return fit_tone(image, *args, **kwargs)
+
+    monkeypatch.setattr(oldphoto.modes, "fit_tone", counted)
+    monkeypatch.setattr(oldphoto.pipeline, "fit_tone", counted)
+    photo = smooth_image(40, 48)
+    restorer(models_no_faces, dust=True, keep_tone=keep_tone).restore(photo)
+    assert len(calls) == 1
+    calls.clear()
+    restorer(models_no_faces, scratches="off", keep_tone=keep_tone).restore(photo)
+    assert len(calls) == int(keep_tone)  # nothing asks for it
+
+
 def test_dust_is_grown_by_mask_dilation_like_the_predicted_mask(models_no_faces):
     rng = np.random.default_rng(2)
     photo = np.clip(0.4 + rng.normal(0, 0.01, (64, 80, 3)), 0, 1).astype(np.float32)
