@@ -111,7 +111,8 @@ class RestoreOptions:
             raise ValueError(f"--upscale must be one of {', '.join(map(str, UPSCALE_CHOICES))}, "
                              f"got {self.upscale}")
         try:
-            parse_memory(self.max_memory)
+            if parse_memory(self.max_memory) is None:  # tiles, strips and batches are all sized from it
+                raise ValueError("a budget is needed (e.g. '2G'); there is no unlimited setting")
         except ValueError as exc:
             raise ValueError(f"--max-memory: {exc}") from None
 

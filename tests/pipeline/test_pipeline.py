@@ -314,6 +314,10 @@ def test_options_round_trip_through_argparse():
     RestoreOptions(detect_size=0).validate()  # 0: full resolution
     with pytest.raises(ValueError, match="--detect-size"):
         RestoreOptions(detect_size=10).validate()
+    # in Python, None reads as "no limit": refused by name, not a TypeError deep in the tiling
+    with pytest.raises(ValueError, match="--max-memory: a budget is needed"):
+        RestoreOptions(max_memory=None).validate()
+    RestoreOptions(max_memory=3 << 30).validate()  # a byte count
 
 
 def test_missing_weights_is_an_error_that_says_what_to_do(tmp_path, monkeypatch):
