@@ -52,7 +52,8 @@ def main() -> None:
     ap.add_argument("--clean", type=int, nargs="+", default=None, metavar="SIDE",
                     help="restore the clean crops shrunk to these sides instead, compared with themselves")
     args = ap.parse_args()
-    cases, used = heldout_cases([f"corpus:{args.split}", f"skimage:{args.split}"], crops=args.crops)
+    cases, used = heldout_cases([f"corpus:{args.split}", f"skimage:{args.split}"], crops=args.crops,
+                                kinds=tuple(args.kinds))
     print(f"{len(cases)} cases from {used}\n")
     if args.clean:
         clean_crops([c for c in cases if c.kind == args.kinds[0]], args.clean, args.weights, args.scratches,
