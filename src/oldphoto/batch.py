@@ -525,8 +525,10 @@ def restoration_record(result: Any, user_mask: bool = False) -> dict[str, Any] |
         "mask": "none" if defects is None else "user" if user_mask else "detected",
     }
     if defects is not None and not user_mask:  # (with the user's mask the detector did not run)
-        # stroke_length (in short sides of the photo) and stroke_alignment are what --scratches auto weighs
+        # what --scratches auto weighs: stroke_length (in short sides of the photo) less its dark part
+        # and the short bright strokes' length when they share a direction (stroke_alignment)
         record["defects"] = {"strokes": defects.strokes, "stroke_length": round(defects.stroke_length, 3),
+                             "dark_length": round(defects.dark_length, 3),
                              "stroke_alignment": round(defects.stroke_alignment, 3),
                              "specks": defects.specks, "blobs": defects.blobs, "dust": defects.dust,
                              # --dust repaired the dust alone: the counts above were left as they are

@@ -432,6 +432,7 @@ def test_saved_mask_report_and_provenance_say_what_was_repaired(tmp_path):
     assert rot["restoration"] == {"path": "scratch", "repaired_fraction": pytest.approx(16 / 96, abs=1e-6),
                                   "fidelity": 0.5, "mask": "detected",
                                   "defects": {"strokes": 1, "stroke_length": 1.25,
+                                                               "dark_length": 0.0,
                                                                "stroke_alignment": 0.0,
                                                                "specks": 4, "blobs": 0, "dust": 0,
                                                                "dust_only": False,

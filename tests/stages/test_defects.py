@@ -199,6 +199,31 @@ def test_auto_repairs_strokes_that_add_up_to_the_photo_side():
     assert one.strokes == 1 and not one.worth_repairing()
 
 
+def test_dark_strokes_are_repaired_but_are_no_evidence_for_auto():
+    """Ink, wires and branches are dark lines of a scene; a print's scratches are bright: the same three
+    strokes that auto repairs when bright are left when dark, and a dark one counts for nothing beside a
+    bright one.  Once a photo is repaired, its dark strokes are repaired too."""
+    from oldphoto.stages.defects import find_defects
+
+    for level, repair in ((0.95, True), (0.0, False)):
+        gray = np.full((200, 300), 0.5, np.float32)
+        flagged = np.zeros_like(gray, bool)
+        for y in (40, 100, 160):  # 90 px each: 1.35 short sides
+            gray[y, 20:110] = level
+            flagged[y, 20:110] = True
+        d = find_defects(_prob_from(flagged), gray, 0.5)
+        assert d.strokes == 3 and d.stroke_length == pytest.approx(1.35, abs=0.05)
+        assert d.dark_length == pytest.approx(0.0 if repair else d.stroke_length)
+        assert d.worth_repairing() == repair and d.mask[100, 20:110].all()
+    gray[40, 20:110] = 0.95  # one bright (0.45 short sides) and two dark: not enough
+    assert not find_defects(_prob_from(flagged), gray, 0.5).worth_repairing()
+    gray[100, 20:110] = gray[160, 20:110] = 0.95
+    gray[20, 150:290] = 0.0  # three bright and a long dark one: repaired, the dark one with them
+    flagged[20, 150:290] = True
+    d = find_defects(_prob_from(flagged), gray, 0.5)
+    assert d.worth_repairing() and d.mask[20, 150:290].all() and d.dark_length == pytest.approx(0.7, abs=0.03)
+
+
 def _strokes(angles: list[float], size: int = 400, length: int = 120) -> np.ndarray:
     """Bright lines of ``length`` px at the given angles (degrees), on a grid of centres."""
     img = np.full((size, size), 0.3, np.float32)

@@ -148,6 +148,18 @@ def test_bundled_detector_flags_almost_nothing_on_defect_free_content(scene, bun
     assert not defects.worth_repairing(), f"{scene}: --scratches auto would repair it"
 
 
+def test_auto_leaves_dark_lines_of_the_scene_alone(bundled_detect):
+    """scikit-image's photo of handwriting: the detector takes its ink strokes and ruled lines for
+    scratches, 5.4 short sides of them, all dark.  Dark strokes are no evidence of damage (a print's
+    scratches take emulsion away and show bright paper), so auto leaves the ink as it is."""
+    import skimage.data
+
+    page = np.repeat(skimage.data.text()[..., None], 3, axis=2).astype(np.float32) / 255.0
+    _, defects = bundled_detect(page)
+    assert defects.stroke_length > 2.0 and defects.dark_length == pytest.approx(defects.stroke_length)
+    assert not defects.worth_repairing()
+
+
 # the real old photos in examples/real_old: which of them carry scratches, as a person sees them
 SCRATCHED = {"scratched_boy_portrait", "scratched_girl_cigarette"}
 
