@@ -230,3 +230,23 @@ def test_defects_between_the_diffusion_and_texture_depths_take_copied_texture():
     calls.clear()
     repair(clean, photo, m, inpaint, diffuse_depth=2.5)  # default: no texture fill, the band to the network
     assert sum(int(c.sum()) for c in calls) >= 40 * 40 + 8 * 260
+
+
+@pytest.mark.parametrize("depth", [1e6, float("inf")])
+def test_a_texture_depth_beyond_every_defect_is_the_same_as_the_deepest_one(depth):
+    # `--texture-depth inf` ("texture for every defect") raised OverflowError on every photo, and a large
+    # finite one grew the regions by a disk of depth / 2 px: minutes and gigabytes for nothing, since no
+    # defect is deeper than the photo holds
+    clean = _periodic_texture(120, 160)
+    photo = clean.copy()
+    m = np.zeros((120, 160), bool)
+    m[50:58, 10:150] = True
+    m[90:110, 60:80] = True
+    photo[m] = 1.0
+
+    def inpaint(windows, masks):
+        raise AssertionError("every defect is within the texture depth")
+
+    expected = repair(clean, photo, m, inpaint, diffuse_depth=2.5, texture_depth=10.0)
+    out = repair(clean, photo, m, inpaint, diffuse_depth=2.5, texture_depth=depth)
+    np.testing.assert_array_equal(out, expected)

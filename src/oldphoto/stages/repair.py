@@ -409,7 +409,8 @@ def repair(base: np.ndarray, photo: np.ndarray, mask: np.ndarray,
         return out
     margin = reach(grow, feather)
     if texture_depth > diffuse_depth:  # (a texture fill reaches its rim farther: the regions hold it too)
-        margin += int(np.ceil(texture_depth * TEXTURE_RIM))
+        # no rim is wider than the deepest defect's: a larger depth (inf: texture for every one) grows no more
+        margin += int(np.ceil(min(texture_depth, _depth(mask)) * TEXTURE_RIM))
     labels, stats = regions(dilate(mask, margin))
     context = max(context - margin, 0)  # the regions hold the margin already
     depth = region_depths(labels, stats, mask)  # (each region's read once, for both questions)
