@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,10 +80,15 @@ class RestoreOptions:
             raise ValueError(f"--fidelity must be in [0, 1], got {self.fidelity}")
         if self.remove_grain and not self.denoise:
             raise ValueError("--remove-grain removes grain with the noise: it cannot go with --no-denoise")
-        if self.diffusion_depth is not None and self.diffusion_depth < 0:
+        # (written ``not x >= 0``: nan compares false both ways and would pass ``x < 0`` unnoticed)
+        if self.diffusion_depth is not None and not self.diffusion_depth >= 0:
             raise ValueError(f"--diffusion-depth must be >= 0, got {self.diffusion_depth}")
-        if self.texture_depth is not None and self.texture_depth < 0:
+        if self.texture_depth is not None and not self.texture_depth >= 0:
             raise ValueError(f"--texture-depth must be >= 0, got {self.texture_depth}")
+        if not self.hr_above >= 0:
+            raise ValueError(f"--hr-above must be >= 0 megapixels, got {self.hr_above}")
+        if math.isnan(self.face_threshold):
+            raise ValueError(f"--face-threshold must be a number, got {self.face_threshold}")
         if self.scratch_min_area is not None and not 0.0 <= self.scratch_min_area <= 1.0:
             raise ValueError(f"--scratch-min-area must be a fraction in [0, 1], got {self.scratch_min_area}")
         if self.mask_threshold is not None and not 0.0 < self.mask_threshold < 1.0:

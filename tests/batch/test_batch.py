@@ -527,6 +527,11 @@ def test_negative_max_pixels_is_a_bad_option(tmp_path):
     (["--max-memory", "lots"], "--max-memory: cannot read memory size"),
     (["--device", "foo"], "--device must be auto, cpu, cuda, cuda:N or mps"),
     (["--weights", "no/such/folder"], "--weights no/such/folder is not a folder"),
+    (["--diffusion-depth", "nan"], "--diffusion-depth must be >= 0, got nan"),  # (nan < 0 is False)
+    (["--texture-depth", "nan"], "--texture-depth must be >= 0, got nan"),
+    (["--hr-above", "nan"], "--hr-above must be >= 0 megapixels, got nan"),
+    (["--hr-above", "-1"], "--hr-above must be >= 0 megapixels, got -1.0"),
+    (["--face-threshold", "nan"], "--face-threshold must be a number, got nan"),
 ])
 def test_bad_restore_options_exit_2_before_any_photo(tmp_path, option, said):
     # also when every photo would be skipped: a typo is never silently accepted
