@@ -644,10 +644,12 @@ def open_photo(job: Job, config: BatchConfig, *, reserved: Collection[str] = fro
         except OSError as exc:
             entry.status, entry.reason, entry.output = FAILED, f"cannot read ({exc.strerror or exc})", None
             return entry
+        size = outputs.displayed_size(job.input) if config.strip_metadata else None  # (of a stripped output)
         try:
             decision = outputs.decide(job.natural or job.output, job.input, source, reserved=reserved,
                                       own=job.output, inputs=inputs | {job.input.resolve()},
-                                      overwrite=config.overwrite, strip_metadata=config.strip_metadata)
+                                      overwrite=config.overwrite, strip_metadata=config.strip_metadata,
+                                      size=size)
         except OSError as exc:
             entry.status, entry.reason, entry.output = FAILED, f"cannot place the output: {exc}", None
             return entry
@@ -724,7 +726,8 @@ def write_restored(work: Restored, config: BatchConfig, *, reserved: Collection[
             refused = []
             for target in _mask_paths(opened.output):
                 why = (f"{target.name} is another photo's output" if str(target).lower() in reserved
-                       else outputs.leave_alone(target, opened.source, unmarked_ours=config.strip_metadata))
+                       else outputs.leave_alone(target, opened.source, unmarked_ours=config.strip_metadata,
+                                                size=opened.photo.size))
                 if why:  # never replace another input's output, or a file not made from this source
                     refused.append(why)
                     continue

@@ -18,13 +18,18 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from oldphoto.files import TEMP_NAME, sha256_file
 from oldphoto.io import read_provenance
+from oldphoto.io._metadata import ORIENTATION
+from oldphoto.options import UPSCALE_CHOICES
 
 MAX_CANDIDATES = 1000
 # _earlier_output: missing names in a row after which no earlier output is looked for further
@@ -121,6 +126,35 @@ def _other_source(record: dict[str, Any] | None) -> str:
     return str(made or "an unknown source")
 
 
+def displayed_size(path: Path) -> tuple[int, int] | None:
+    """``(width, height)`` of the photo at ``path`` as displayed (EXIF orientation applied), read from its
+    header, or None when Pillow cannot tell (reading the photo gives the reason)."""
+    try:
+        with warnings.catch_warnings(), Image.open(path) as image:
+            warnings.simplefilter("ignore")  # (a large scan's DecompressionBombWarning: a header is read)
+            width, height = image.size
+            turned = image.getexif().get(ORIENTATION, 1) in (5, 6, 7, 8)
+    except Exception:
+        return None
+    return (height, width) if turned else (width, height)
+
+
+def may_be_stripped(path: Path, size: tuple[int, int] | None, scales: Iterable[int] = (1,)) -> bool:
+    """Whether ``path``, which carries no provenance, may be a file written with ``--strip-metadata`` for a
+    photo displayed at ``size`` (None: not known) and enlarged by one of ``scales``: such a file is an image
+    of that size without EXIF or ICC profile.  Anything else (a user's own photo, a scan of another size, a
+    camera file) is not taken for one."""
+    try:
+        with warnings.catch_warnings(), Image.open(path) as image:
+            warnings.simplefilter("ignore")
+            shape, info = image.size, image.info
+    except Exception:  # not an image, or unreadable: not an output of ours
+        return False
+    if info.get("exif") or info.get("icc_profile"):
+        return False
+    return size is None or any(shape == (size[0] * k, size[1] * k) for k in scales)
+
+
 @dataclass
 class Decision:
     output: Path
@@ -129,10 +163,12 @@ class Decision:
     notes: list[str] = field(default_factory=list)
 
 
-def leave_alone(path: Path, source: dict[str, str], *, unmarked_ours: bool = False) -> str | None:
+def leave_alone(path: Path, source: dict[str, str], *, unmarked_ours: bool = False,
+                size: tuple[int, int] | None = None) -> str | None:
     """Why the existing ``path`` (a side file such as ``--save-mask``'s mask) must not be replaced by a file
     made from ``source``, or None when it may be: missing, or made from this very source.  With
-    ``unmarked_ours`` (``--strip-metadata``: files carry no record) one without a record is taken as ours."""
+    ``unmarked_ours`` (``--strip-metadata``: files carry no record) one without a record is taken as ours
+    when it may be a stripped file of ``size`` (:func:`may_be_stripped`)."""
     if not path.exists() and not path.is_symlink():
         return None
     if not path.is_file() or path.is_symlink():
@@ -142,7 +178,7 @@ def leave_alone(path: Path, source: dict[str, str], *, unmarked_ours: bool = Fal
     except Exception:  # unreadable or not an image: certainly not made from this source
         record = None
     same = _made_from(record, source)
-    if same or (same is None and unmarked_ours):
+    if same or (same is None and unmarked_ours and may_be_stripped(path, size)):
         return None
     if same is None:
         return f"{path} exists and was not written by oldphoto: left untouched"
@@ -151,14 +187,16 @@ def leave_alone(path: Path, source: dict[str, str], *, unmarked_ours: bool = Fal
 
 def decide(natural: Path, input_path: Path, source: dict[str, str], *, reserved: Iterable[str] = (),
            own: Path | None = None, inputs: Iterable[Path] = (), overwrite: bool = False,
-           strip_metadata: bool = False) -> Decision:
+           strip_metadata: bool = False, size: tuple[int, int] | None = None) -> Decision:
     """Where the output of ``input_path`` goes, or that it is already there.
 
     ``reserved``: lower-cased output paths planned for the batch's other inputs (skipped, except ``own``,
     this input's planned path, and one that holds this input's output from an earlier run: for that,
     ``reserved`` maps each path to the input it is planned for); ``inputs``: resolved input paths, never
-    written over.  With ``strip_metadata`` outputs carry no provenance, so an existing file without one at
-    the planned path is taken for an earlier output of this input (it cannot be checked).
+    written over.  With ``strip_metadata`` outputs carry no provenance, so an existing file without one
+    among this input's names is taken for its earlier output when it may be one: an image of the input's
+    displayed ``size`` (or 2 or 4 times it: ``--upscale``) without EXIF or ICC profile
+    (:func:`may_be_stripped`); anything else there is left untouched and the next name is tried.
     """
     owners = reserved if isinstance(reserved, Mapping) else {}
     reserved = set(reserved)
@@ -189,8 +227,8 @@ def decide(natural: Path, input_path: Path, source: dict[str, str], *, reserved:
         except Exception:  # unreadable or not an image: certainly not an output of this source
             record = None
         same = _made_from(record, source)
-        if same is None and strip_metadata and key == own_key:
-            same = True  # stripped outputs carry no record: the planned name is taken at its word
+        if same is None and strip_metadata and may_be_stripped(candidate, size, UPSCALE_CHOICES):
+            same = True  # stripped outputs carry no record: a file that may be one is taken at its word
         if same:
             return Decision(candidate, overwrite, replaces=overwrite, notes=notes)
         if same is None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 
 import oldphoto
 from oldphoto import batch, footprint, outputs
@@ -205,6 +205,34 @@ def test_stripped_outputs_resume_by_name(tmp_path):
     assert _run([src, "-o", out, "--strip-metadata"], restorer)[0] == 0
     assert _run([src, "-o", out, "--strip-metadata"], restorer)[0] == 0
     assert restorer.calls == 1 and sorted(p.name for p in out.iterdir()) == ["a.png"]
+
+
+def test_stripped_outputs_are_never_taken_for_someone_elses_photo(tmp_path):
+    # a file without provenance at the planned name was taken for this input's stripped output whatever
+    # it was: the photo was skipped as "already restored", and with --overwrite (or, for --save-mask's
+    # mask, even without) the user's own file was replaced.  A stripped output has the size of what was
+    # restored and carries no EXIF or ICC profile: a file that differs in either is someone else's.
+    src, out = tmp_path / "in", tmp_path / "out"
+    _img(src / "a.png")
+    _img(src / "b.png")
+    _img(src / "c.png")
+    theirs = {"a.png": _img(out / "a.png", value=(1, 2, 3), size=(40, 30)),    # another size
+              "b.png": out / "b.png",                                         # same size, a profile
+              "c.mask.png": _img(out / "c.mask.png", value=(4, 5, 6), size=(40, 30))}
+    Image.new("RGB", (12, 8), (7, 8, 9)).save(theirs["b.png"], icc_profile=ImageCms.ImageCmsProfile(
+        ImageCms.createProfile("sRGB")).tobytes())
+    before = {name: path.read_bytes() for name, path in theirs.items()}
+    restorer = Inverter()
+    for extra in ([], ["--overwrite"]):
+        code, log = _run([src, "-o", out, "--strip-metadata", "--save-mask", *extra], restorer)
+        assert code == 0 and {name: path.read_bytes() for name, path in theirs.items()} == before
+        assert "already restored" not in log and "not written by oldphoto" in log
+    assert restorer.calls == 6
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "a_png.mask.png", "a_png.png", "b.png",
+                                                     "b_png.mask.png", "b_png.png", "c.mask.png", "c.png",
+                                                     "c_png.mask.png"]
+    assert _run([src, "-o", out, "--strip-metadata", "--save-mask"], restorer)[0] == 0
+    assert restorer.calls == 6  # its own stripped outputs are still found again: the rerun resumes
 
 
 # ------------------------------------------------------------------------------ leftovers
