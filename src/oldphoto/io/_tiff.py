@@ -113,6 +113,12 @@ def ifd0_tags(path: Path) -> dict[int, object]:
     return out
 
 
+def has_exif_ifd(path: Path) -> bool:
+    """Whether the first page links an EXIF sub-IFD (which ``ifd0_tags`` does not read)."""
+    with tifffile.TiffFile(path) as tif:
+        return 34665 in tif.pages.first.tags
+
+
 def _raw_ascii(tif: tifffile.TiffFile, tag: tifffile.TiffTag) -> str:
     """An ASCII tag's text as stored (tifffile strips surrounding whitespace, e.g. a copyright of ' ')."""
     fh = tif.filehandle

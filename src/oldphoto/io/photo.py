@@ -381,6 +381,7 @@ def _read_tiff_only(p: Path, max_pixels: int | None, guard: Guard | None) -> Pho
     try:
         t = _tiff.read_tiff(p, max_pixels, on_header)
         tags = _tiff.ifd0_tags(p)
+        exif_ifd = _tiff.has_exif_ifd(p)
     except _tiff._TooLarge as exc:
         raise PhotoError(p, _bomb_reason(exc.width, exc.height, max_pixels or 0)) from exc
     except (MemoryError, PhotoError):
@@ -393,7 +394,8 @@ def _read_tiff_only(p: Path, max_pixels: int | None, guard: Guard | None) -> Pho
     orientation = int(exif.get(_metadata.ORIENTATION, 1) or 1)
     orientation = orientation if orientation in range(1, 9) else 1
     bits = 16 if t.data.dtype == np.uint16 else 8
-    notes = ["EXIF sub-IFD not read (file only readable by tifffile)", *guard_notes]
+    notes = ["EXIF sub-IFD not read (file only readable by tifffile)"] if exif_ifd else []
+    notes.extend(guard_notes)
     if t.pages > 1:
         notes.append(f"multi-page TIFF with {t.pages} pages: only the first page is restored")
     if t.stored_as in _STORED_AS:
