@@ -365,16 +365,18 @@ def find_mask(mask_dir: Path, job: Job) -> Path | None:
       when outputs of one stem collided; its provenance names the input), so that an output folder can
       be given back as ``--mask-dir`` once its masks are edited, and another input's mask is not taken;
     * else, among the files oldphoto did not write (a restored photo is never a mask), ``<stem>.mask.*``,
-      then ``<stem>.*``, by exact stem: ``a.2.png`` is the mask of ``a.2.jpg``, not of ``a.jpg``.
+      then ``<stem>.*``, by exact stem: ``a.2.png`` is the mask of ``a.2.jpg``, not of ``a.jpg``; the
+      photo itself is never its own mask (masks kept beside the photos, ``--mask-dir`` their folder).
     """
     stem, source = glob.escape(job.input.stem), job.relative.as_posix()
+    itself = job.input.resolve()
     for folder in (mask_dir / job.relative.parent, mask_dir):
         saved = [p for p in _images(folder, stem + ".mask") + _images(folder, stem + "_*.mask")
                  if (_provenance_of(p) or {}).get("source", {}).get("path") == source]
         if saved:
             return _png_first(saved)
         for name in (stem + ".mask", stem):
-            own = [p for p in _images(folder, name) if _provenance_of(p) is None]
+            own = [p for p in _images(folder, name) if p.resolve() != itself and _provenance_of(p) is None]
             if own:
                 return _png_first(own)
     return None

@@ -293,6 +293,23 @@ def test_saved_masks_go_back_to_their_own_inputs_and_a_restored_photo_is_no_mask
     assert given[True][2] is None and given[False][2] is None and "no mask named" in log
 
 
+def test_a_photo_is_never_its_own_mask(tmp_path):
+    # masks kept beside the photos (``--mask-dir`` the photos' own folder): a photo without a mask of its
+    # own matched ``<stem>.*`` with itself, and its bright half was "repaired" as defects, silently
+    src, out = tmp_path / "in", tmp_path / "out"
+    _img(src / "a.jpg")
+    _img(src / "b.jpg", value=(250, 250, 250))
+    m = np.zeros((8, 12), np.uint8)
+    m[3] = 255
+    Image.fromarray(m).save(src / "a.mask.png")
+    restorer = Inverter()
+    code, log = _run([str(src / "a.jpg"), str(src / "b.jpg"), "-o", str(out), "--mask-dir", str(src)],
+                     restorer)
+    assert code == 0 and len(restorer.calls) == 2
+    assert np.array_equal(restorer.calls[0][1], m > 0)  # a.jpg: its mask
+    assert restorer.calls[1][1] is None and "no mask named b.* in" in log  # b.jpg: detected as usual
+
+
 def test_heic_photos_are_found_and_restored_as_jpeg(tmp_path):
     pillow_heif = pytest.importorskip("pillow_heif", reason="HEIC support: pip install 'oldphoto[heif]'")
     pillow_heif.register_heif_opener()
