@@ -321,7 +321,7 @@ def _content_family(path: Path) -> str | None:
 
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore")  # (a bomb's, a damaged EXIF's: read_photo says what matters)
             with Image.open(path) as image:
                 return FORMAT_FAMILY.get(image.format or "")
     except Exception:

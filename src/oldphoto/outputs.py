@@ -130,10 +130,11 @@ def displayed_size(path: Path) -> tuple[int, int] | None:
     """``(width, height)`` of the photo at ``path`` as displayed (EXIF orientation applied), read from its
     header, or None when Pillow cannot tell (reading the photo gives the reason)."""
     try:
-        with warnings.catch_warnings(), Image.open(path) as image:
-            warnings.simplefilter("ignore")  # (a large scan's DecompressionBombWarning: a header is read)
-            width, height = image.size
-            turned = image.getexif().get(ORIENTATION, 1) in (5, 6, 7, 8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (a large scan's bomb warning, a damaged EXIF's: a header look)
+            with Image.open(path) as image:
+                width, height = image.size
+                turned = image.getexif().get(ORIENTATION, 1) in (5, 6, 7, 8)
     except Exception:
         return None
     return (height, width) if turned else (width, height)
@@ -145,9 +146,10 @@ def may_be_stripped(path: Path, size: tuple[int, int] | None, scales: Iterable[i
     of that size without EXIF or ICC profile.  Anything else (a user's own photo, a scan of another size, a
     camera file) is not taken for one."""
     try:
-        with warnings.catch_warnings(), Image.open(path) as image:
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            shape, info = image.size, image.info
+            with Image.open(path) as image:
+                shape, info = image.size, image.info
     except Exception:  # not an image, or unreadable: not an output of ours
         return False
     if info.get("exif") or info.get("icc_profile"):

@@ -310,6 +310,18 @@ def test_a_photo_is_never_its_own_mask(tmp_path):
     assert restorer.calls[1][1] is None and "no mask named b.* in" in log  # b.jpg: detected as usual
 
 
+def test_damaged_exif_is_said_in_the_photos_line_not_on_the_console(tmp_path, recwarn):
+    src, out = tmp_path / "in", tmp_path / "out"
+    data = _img(src / "a.jpg", size=(16, 16)).read_bytes()
+    payload = b"Exif\x00\x00II*\x00\x08\x00\x00\x00\xff\xff" + b"\x00" * 20  # an IFD of 65535 entries
+    app1 = b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
+    (src / "a.jpg").write_bytes(data[:2] + app1 + data[2:])
+    code, log = _run([str(src), "-o", str(out), "--report", str(tmp_path / "r.json")], Inverter())
+    assert code == 0 and not [w for w in recwarn if "EXIF" in str(w.message)]  # (plan_outputs' look too)
+    (entry,) = json.loads((tmp_path / "r.json").read_text())["inputs"]
+    assert entry["status"] == "ok" and any("Corrupt EXIF data" in w for w in entry["warnings"])
+
+
 def test_heic_photos_are_found_and_restored_as_jpeg(tmp_path):
     pillow_heif = pytest.importorskip("pillow_heif", reason="HEIC support: pip install 'oldphoto[heif]'")
     pillow_heif.register_heif_opener()

@@ -97,3 +97,21 @@ def test_integer_samples_beyond_16_bits_are_refused_not_clipped(tmp_path, dtype,
     tifffile.imwrite(tmp_path / "fits.tif", np.linspace(0, 65535, 64 * 48).reshape(48, 64).astype(np.int32))
     photo = read_photo(tmp_path / "fits.tif")  # whole 16-bit range in a 32-bit file: read as it is
     assert photo.pixels.max() == pytest.approx(1.0) and photo.pixels.min() == 0.0
+
+
+def test_damaged_exif_is_a_warning_of_the_photo_not_a_python_warning(tmp_path, recwarn):
+    # Pillow reads what it can of a damaged EXIF block and says "Corrupt EXIF data" as a Python
+    # UserWarning: printed on the console with Pillow's file and line, between the batch's lines, and
+    # missing from the photo's warnings (and so from the report)
+    good = tmp_path / "good.jpg"
+    _good(good, "JPEG")
+    data = good.read_bytes()
+    payload = b"Exif\x00\x00II*\x00\x08\x00\x00\x00\xff\xff" + b"\x00" * 20  # an IFD of 65535 entries
+    (tmp_path / "photo.jpg").write_bytes(data[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2)
+                                         + payload + data[2:])
+    photo = read_photo(tmp_path / "photo.jpg")
+    assert photo.size == (64, 64)
+    assert not [w for w in recwarn if "EXIF" in str(w.message)]
+    assert sum("Corrupt EXIF data" in w for w in photo.warnings) == 1, photo.warnings
+    write_photo(tmp_path / "out.jpg", photo.pixels, like=photo)
+    assert not [w for w in recwarn if "EXIF" in str(w.message)]

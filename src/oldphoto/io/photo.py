@@ -199,28 +199,53 @@ def read_photo(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
         raise PhotoError(p, riff)
     if _heif.is_heif(head) and not _heif.register():
         raise PhotoError(p, _heif.MISSING)
-    with _own_pixel_limit():
-        try:
-            image = Image.open(p)
-        except UnidentifiedImageError as exc:
-            if head[:4] in (b"II*\0", b"MM\0*"):  # TIFFs Pillow cannot open (16-bit gray+alpha, ...)
-                return _read_tiff_only(p, max_pixels, guard)
-            signature = _signature(head)
-            if signature == "JPEG":
-                raise PhotoError(p, _jpeg_header_reason(p)) from exc
-            if signature:
-                raise PhotoError(p, f"truncated or corrupt {signature} file (header unreadable)") from exc
-            raise PhotoError(p, "not an image: the content is not a recognised image format"
-                             + (f" (despite the {p.suffix} name)" if p.suffix.lower() in IMAGE_EXTENSIONS
-                                else "")) from exc
-        except MemoryError:
-            raise
-        except Exception as exc:  # Pillow raises many types for broken headers
-            if _signature(head) == "JPEG":
-                raise PhotoError(p, _jpeg_header_reason(p, str(exc))) from exc
-            raise PhotoError(p, f"unreadable or truncated image header ({exc})") from exc
-        with image:
-            return _read_open_image(p, image, head, max_pixels, guard)
+    said: list[str] = []
+    with _own_pixel_limit(), _exif_warnings(said):
+        photo = _open_photo(p, head, max_pixels, guard)
+    photo.warnings.extend(said)
+    return photo
+
+
+@contextlib.contextmanager
+def _exif_warnings(said: list[str]) -> Iterator[None]:
+    """Pillow's warnings about a damaged EXIF block (it keeps what it can read) go into ``said``, once
+    each, to become the photo's warnings, rather than to the console; other warnings pass on as they were."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        yield
+    for w in caught:
+        text = " ".join(str(w.message).split())
+        if "EXIF" in text:
+            note = f"EXIF partly unreadable: {text}; what could be read is kept"
+            if note not in said:
+                said.append(note)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+
+
+def _open_photo(p: Path, head: bytes, max_pixels: int | None, guard: Guard | None) -> Photo:
+    """``read_photo`` once the file is known to be there and not empty: open, check and decode it."""
+    try:
+        image = Image.open(p)
+    except UnidentifiedImageError as exc:
+        if head[:4] in (b"II*\0", b"MM\0*"):  # TIFFs Pillow cannot open (16-bit gray+alpha, ...)
+            return _read_tiff_only(p, max_pixels, guard)
+        signature = _signature(head)
+        if signature == "JPEG":
+            raise PhotoError(p, _jpeg_header_reason(p)) from exc
+        if signature:
+            raise PhotoError(p, f"truncated or corrupt {signature} file (header unreadable)") from exc
+        raise PhotoError(p, "not an image: the content is not a recognised image format"
+                         + (f" (despite the {p.suffix} name)" if p.suffix.lower() in IMAGE_EXTENSIONS
+                            else "")) from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # Pillow raises many types for broken headers
+        if _signature(head) == "JPEG":
+            raise PhotoError(p, _jpeg_header_reason(p, str(exc))) from exc
+        raise PhotoError(p, f"unreadable or truncated image header ({exc})") from exc
+    with image:
+        return _read_open_image(p, image, head, max_pixels, guard)
 
 
 def _jpeg_header_reason(p: Path, detail: str = "") -> str:
@@ -754,8 +779,10 @@ def read_provenance(path: str | os.PathLike) -> dict[str, Any] | None:
     elif _png.png_header(head) is not None:
         raw = _png_provenance(Path(path))
     else:
-        with Image.open(path) as image:
-            raw = image.getexif().get(_metadata.IMAGE_HISTORY)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (a damaged EXIF: what can be read of it is looked at)
+            with Image.open(path) as image:
+                raw = image.getexif().get(_metadata.IMAGE_HISTORY)
     if raw is None:
         return None
     if isinstance(raw, bytes):
