@@ -16,10 +16,15 @@ from oldphoto.stages.tone import fit_tone
 
 
 class StripeDetector(torch.nn.Module):
-    """Stand-in detector: defect where the gray input is very dark (so tests control the mask)."""
+    """Stand-in detector: defect where the gray input is very dark, or very bright with ``bright`` (so
+    tests control the mask)."""
+
+    def __init__(self, bright: bool = False):
+        super().__init__()
+        self.sign = 1.0 if bright else -1.0
 
     def forward(self, x):
-        return (-0.8 - x) * 30.0
+        return (self.sign * x - 0.8) * 30.0
 
 
 def restorer(models, **kw):
@@ -64,7 +69,7 @@ def test_user_mask_overrides_detection_and_off_ignores_it(models_no_faces):
 
 
 def test_auto_decides_from_the_predicted_mask(models_no_faces):
-    models = dict(models_no_faces, detector=StripeDetector())
+    models = dict(models_no_faces, detector=StripeDetector(bright=True))
     # gentler shading than smooth_image's: its valley at column 30 changes by 0.18 over the 8 px across
     # the line, and a line whose two sides differ that much is taken for an outline (test_defects); gray,
     # since its colour also changes by 0.1 there, and a line between two colours is an outline too
@@ -72,19 +77,25 @@ def test_auto_decides_from_the_predicted_mask(models_no_faces):
     clean = np.repeat(clean.mean(axis=2, keepdims=True), 3, axis=2)
     assert restorer(models).restore(clean).path == "quality"
     scratched = clean.copy()
-    scratched[2:62, 30] = 0.0  # down the photo: 1.25 short sides
+    scratched[2:62, 30] = 1.0  # down the photo: 1.25 short sides
     r = restorer(models).restore(scratched)
     # the line, and at most the 2 px of its fringe (here the valley of the shading it runs down)
     assert r.path == "scratch" and r.mask[2:62, 30].all()
     assert not r.mask[:, :28].any() and not r.mask[:, 33:].any()
     assert restorer(models, mask_dilation=1).restore(scratched).mask.sum() > r.mask.sum()
+    # the same line dark (ink, a wire; a print's scratches are bright) is no evidence for auto
+    dark_models = dict(models_no_faces, detector=StripeDetector())
+    inked = clean.copy()
+    inked[2:62, 30] = 0.0
+    assert restorer(dark_models).restore(inked).path == "quality"
+    assert restorer(dark_models, scratches="on").restore(inked).mask[2:62, 30].all()
     # a short stroke or one speck is not worth a repair in auto mode, nor a scratch below
     # --scratch-min-area
     short = clean.copy()
-    short[4:30, 30] = 0.0
+    short[4:30, 30] = 1.0
     assert restorer(models).restore(short).path == "quality"
     speck = clean.copy()
-    speck[5, 5] = 0.0
+    speck[5, 5] = 1.0
     assert restorer(models).restore(speck).path == "quality"
     assert restorer(models, scratches="on").restore(speck).path == "scratch"
     assert restorer(models, scratch_min_area=0.05).restore(scratched).path == "quality"
@@ -96,7 +107,7 @@ def test_auto_decides_from_the_predicted_mask(models_no_faces):
 def test_dust_is_repaired_only_when_asked_and_whatever_auto_decides(models_no_faces):
     """--dust: white specks on a flat area, which the detector does not see, are repaired, alone when
     --scratches auto leaves the photo (and with off); with the scratches when it repairs them."""
-    models = dict(models_no_faces, detector=StripeDetector())
+    models = dict(models_no_faces, detector=StripeDetector(bright=True))
     rng = np.random.default_rng(7)
     photo = np.repeat(np.clip(0.35 + rng.normal(0, 0.01, (64, 80, 1)), 0, 1), 3, axis=2).astype(np.float32)
     spots = [(10, 12), (40, 60), (52, 20)]
@@ -110,7 +121,7 @@ def test_dust_is_repaired_only_when_asked_and_whatever_auto_decides(models_no_fa
         assert all(abs(cleaned.image[cy, cx, 0] - 0.35) < 0.05 for cy, cx in spots)
         assert cleaned.mask.sum() <= 9 * len(spots) + 12  # the specks (and their 2-px growth aside), no more
     scratched = photo.copy()
-    scratched[30, 2:78] = 0.0  # a scratch across the photo (1.2 short sides), which auto repairs
+    scratched[30, 2:78] = 1.0  # a scratch across the photo (1.2 short sides), which auto repairs
     both = restorer(models, dust=True).restore(scratched)
     assert both.path == "scratch" and both.mask[30, 2:78].all() and both.mask[10, 12]
     assert not both.defects.dust_only
