@@ -235,3 +235,32 @@ def test_face_leg_trains_a_new_face_model_and_returns_only_it(faces_dir, tmp_pat
     assert net.config["ngf"] == 8 and net.config["residual"] is True  # the leg's generator corrects its input
     with pytest.raises(ValueError, match="no data for vae_b"):
         run_leg(pack, tmp_path / "out2", stages=("vae_b",), smoke=True, log=lambda m: None)
+
+
+def test_mappings_use_the_vae_the_leg_returns_when_a_vae_stage_fails(tmp_path, pack, monkeypatch):
+    """A VAE stage that fails after writing a checkpoint (e.g. a non-finite loss at step 4000 with
+    checkpoints every 2000) is not exported (the leg returns init_from's VAE): the mappings must then
+    train on init_from's VAE too, not on the failed run's checkpoint, or they would not fit the VAE
+    they are shipped with."""
+    import oldphoto.train.trainer as trainer
+    from oldphoto.train.leg import run_leg
+    from oldphoto.weights.store import bundled_weights_dir
+
+    real_train = trainer.train
+
+    def failing_vae_b(stage, cfg, out_dir, **kw):
+        result = real_train(stage, cfg, out_dir, **kw)
+        if stage == "vae_b":
+            assert (Path(out_dir) / "checkpoint.pt").is_file()
+            raise FloatingPointError("non-finite loss at step 4001")
+        return result
+
+    monkeypatch.setattr(trainer, "train", failing_vae_b)
+    summary = run_leg(pack, tmp_path / "out", budget_s=8, reserve_s=1, stages=("vae_b", "mapping_quality"),
+                      overrides=["data_workers=0"], smoke=True, evaluate=False, work=tmp_path / "work",
+                      log=lambda m: None)
+    assert "FloatingPointError" in summary["stages"]["vae_b"]["error"]
+    assert "steps" in summary["stages"]["mapping_quality"]
+    used = json.loads((tmp_path / "work" / "runs" / "mapping_quality" / "config.json").read_text())
+    assert used["vae_b"] == str(bundled_weights_dir())  # what the leg returns: init_from's vae_b
+    assert "vae_b_quality" in summary["copied_roles"]

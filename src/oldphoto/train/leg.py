@@ -130,9 +130,11 @@ def run_leg(pack: str | Path, out: str | Path, *, budget_s: float = 540.0, reser
         cfg["time_budget"] = round(stage_budget, 1)
         # leave a core to the training process and one to the pinning thread
         cfg["data_workers"] = min(int(cfg["data_workers"]), max(1, (os.cpu_count() or 1) - 2))
-        for key in ("vae_a", "vae_b"):  # a VAE this leg failed to train: the mappings use the old one
-            # (only where the config names a VAE run: every mapping config has the key, None when unset)
-            if cfg.get(key) is not None and not (runs / key / "checkpoint.pt").is_file():
+        for key in ("vae_a", "vae_b"):  # a VAE this leg did not train: the mappings use the old one
+            # (only where the config names a VAE run: every mapping config has the key, None when unset).
+            # Not "has a checkpoint": a stage that failed after a checkpoint is not exported, so the
+            # mappings must fit init_from's VAE, the one the leg returns.
+            if cfg.get(key) is not None and key not in done:
                 cfg[key] = str(init_from)
         log(f"[leg] {stage}: {stage_budget:.0f} s of training")
         t0 = time.time()
