@@ -13,11 +13,15 @@ Rows (each after one warm-up, median of ``--repeats``; ratios to fp32 of the sam
 * ``quality``: ``Restorer(scratches="off", fidelity=0).restore()`` (the networks' restoration is the
   result), 512², 1024², 2048², 4096×3072 in fp32, bf16, fp16;
 * ``scratch``: the same photo with a 2.4 % scratch mask given as the defect mask, 4096×3072, bf16 then
-  fp32 (the networks repair the windows around the defects);
+  fp32 (the networks repair the windows around the defects; above ``--hr-above``, 4 MP by default, the
+  pipeline repairs with the HR path's patch attention, so the table names the path the row took);
 * ``upscale``: the quality path of a 1024² photo with ``--upscale 2`` (the Real-ESRGAN x4plus network,
   RRDBNet, as a stand-in too), in every precision: its ``upscale`` stage against the rest;
 * ``folder``: ``oldphoto restore FOLDER -o OUT`` on ``--folder-count`` JPEGs of 2048² (decode, restore,
   encode, write), photos/s, bf16.
+
+On CUDA, ``fp32`` is PyTorch's default there: cuDNN convolutions in TF32 (``torch.backends.cudnn.
+allow_tf32``), matrix products in full fp32; the header records both flags.
 
 A time budget (``--budget-s``) skips the rows that would not fit (marked so in the table), so the script
 always ends with its files written.  ``--smoke`` runs every row at tiny sizes on any device (the CPU test
@@ -178,6 +182,9 @@ def main() -> None:
     if device.type == "cuda":
         meta["gpu"] = torch.cuda.get_device_name(device)
         meta["cuda"] = torch.version.cuda
+        # what "fp32" means there: PyTorch's defaults run cuDNN convolutions in TF32
+        meta["tf32"] = {"cudnn": bool(torch.backends.cudnn.allow_tf32),
+                        "matmul": bool(torch.backends.cuda.matmul.allow_tf32)}
     rows: list[dict] = []
 
     def write() -> None:
@@ -304,7 +311,10 @@ def render(meta: dict, rows: list[dict]) -> str:
              f"torch {meta['torch']}; {meta['cpus']} CPUs; stand-in official-size networks; "
              f"--max-memory {meta.get('max_memory')}; "
              f"command `{meta['command']}`"
-             + (" (SMOKE: tiny sizes, narrow networks)" if meta["smoke"] else ""), "",
+             + (" (SMOKE: tiny sizes, narrow networks)" if meta["smoke"] else "")
+             + (f"; fp32 rows: TF32 convolutions {'on' if meta['tf32']['cudnn'] else 'off'}, TF32 "
+                f"matrix products {'on' if meta['tf32']['matmul'] else 'off'}" if "tf32" in meta else ""),
+             "",
              "| row | size | precision | seconds | ratio vs fp32 | photos/s | peak GiB | stages (s) | note |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -314,7 +324,8 @@ def render(meta: dict, rows: list[dict]) -> str:
         stages = ", ".join(f"{k} {v:.2f}" for k, v in (r.get("stages") or {}).items())
         pps = f"{r['photos_per_s']:.2f}" if "photos_per_s" in r else ""
         peak = f"{r['peak_gib']:.1f}" if "peak_gib" in r else ""
-        lines.append(f"| {r['row']} | {r['size']} | {r['precision']} | {'' if s is None else f'{s:.3f}'} | "
+        name = r["row"] + (f" ({r['path']} path)" if r["row"] == "scratch" and r.get("path") else "")
+        lines.append(f"| {name} | {r['size']} | {r['precision']} | {'' if s is None else f'{s:.3f}'} | "
                      f"{ratio} | {pps} | {peak} | {stages} | {r.get('note', '')} {r.get('mask', '')} |")
     return "\n".join(lines) + "\n"
 

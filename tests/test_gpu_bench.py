@@ -31,3 +31,31 @@ def test_gpu_bench_smoke_runs_every_row(tmp_path):
     upscale = next(r for r in record["rows"] if r["row"] == "upscale")
     assert upscale["stages"]["upscale"] > 0
     assert "| quality |" in (tmp_path / "gpu_bench.md").read_text()
+
+
+def _bench_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_bench", ROOT / "benchmarks" / "gpu_bench.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_full_scratch_row_takes_the_hr_path_and_the_table_says_so():
+    """4096×3072 is above --hr-above (4 MP): the full run's scratch row measures the HR path (the smoke
+    row, at 128×96, the scratch path), so the table names the path; on CUDA it also says what fp32 is."""
+    from oldphoto.pipeline import Restorer
+
+    bench = _bench_module()
+    w, h = bench.FULL["scratch"]
+    assert Restorer(scratches="on", faces=False, device="cpu")._repair_path((h, w)) == "hr"
+    meta = {"device": "cuda", "gpu": "H200", "cuda": "13.0", "torch": "2.11", "cpus": 16, "smoke": False,
+            "command": "gpu_bench.py", "tf32": {"cudnn": True, "matmul": False}}
+    rows = [{"row": "scratch", "size": f"{w}x{h}", "precision": "fp32", "seconds": 2.0, "path": "hr"},
+            {"row": "scratch", "size": f"{w}x{h}", "precision": "bf16", "seconds": 1.0, "path": "hr"}]
+    text = bench.render(meta, rows)
+    assert "| scratch (hr path) | 4096x3072 | bf16 | 1.000 | 2.00x |" in text
+    assert "TF32 convolutions on, TF32 matrix products off" in text
+    cpu = {k: v for k, v in meta.items() if k not in ("tf32", "gpu", "cuda")} | {"device": "cpu"}
+    assert "TF32" not in bench.render(cpu, rows)
