@@ -14,7 +14,8 @@ Rows (each after one warm-up, median of ``--repeats``; ratios to fp32 of the sam
   result), 512², 1024², 2048², 4096×3072 in fp32, bf16, fp16;
 * ``scratch``: the same photo with a 2.4 % scratch mask given as the defect mask, 4096×3072, bf16 then
   fp32 (the networks repair the windows around the defects; above ``--hr-above``, 4 MP by default, the
-  pipeline repairs with the HR path's patch attention, so the table names the path the row took);
+  pipeline repairs with the HR path's patch attention, so the table names the path the row took;
+  ``--smoke`` scales ``--hr-above`` with its tiny photo, so it runs the path the full row runs);
 * ``upscale``: the quality path of a 1024² photo with ``--upscale 2`` (the Real-ESRGAN x4plus network,
   RRDBNet, as a stand-in too), in every precision: its ``upscale`` stage against the rest;
 * ``folder``: ``oldphoto restore FOLDER -o OUT`` on ``--folder-count`` JPEGs of 2048² (decode, restore,
@@ -241,6 +242,9 @@ def main() -> None:
         # scratch path: a 2.4 % scratch mask as the photo's defect mask
         w, h = plan["scratch"]
         image, mask = photo(w, h, 1), scratch_mask(w, h)
+        # --smoke: --hr-above scaled with the photo, so the tiny row takes the path the full one takes
+        fw, fh = FULL["scratch"]
+        path_options = {"hr_above": RestoreOptions().hr_above * (w * h) / (fw * fh)} if args.smoke else {}
         for precision in [p for p in ("bf16", "fp32") if p in precisions]:
             row = {"row": "scratch", "size": f"{w}x{h}", "precision": precision,
                    "mask": f"{mask.mean() * 100:.1f} %"}
@@ -248,7 +252,7 @@ def main() -> None:
                 rows.append(row | {"note": "skipped: time budget"})
                 continue
             measure(row, image, mask, 1 if not args.smoke else plan["repeats"], scratches="on",
-                    precision=precision)
+                    precision=precision, **path_options)
 
         # --upscale 2 after the quality path: the enlargement's own time is its "upscale" stage
         w, h = plan["upscale"]

@@ -27,7 +27,8 @@ def test_gpu_bench_smoke_runs_every_row(tmp_path):
     folder = next(r for r in record["rows"] if r["row"] == "folder")
     assert folder["exit_code"] == 0 and folder["photos_per_s"] > 0
     scratch = next(r for r in record["rows"] if r["row"] == "scratch")
-    assert scratch["path"] == "scratch" and "repair" in scratch["stages"]
+    # the path the full 4096×3072 row takes (--hr-above scaled down with the photo)
+    assert scratch["path"] == "hr" and "repair" in scratch["stages"]
     upscale = next(r for r in record["rows"] if r["row"] == "upscale")
     assert upscale["stages"]["upscale"] > 0
     assert "| quality |" in (tmp_path / "gpu_bench.md").read_text()
@@ -44,7 +45,8 @@ def _bench_module():
 
 def test_the_full_scratch_row_takes_the_hr_path_and_the_table_says_so():
     """4096×3072 is above --hr-above (4 MP): the full run's scratch row measures the HR path (the smoke
-    row, at 128×96, the scratch path), so the table names the path; on CUDA it also says what fp32 is."""
+    row takes it too, its --hr-above scaled with the photo), so the table names the path; on CUDA it also
+    says what fp32 is."""
     from oldphoto.pipeline import Restorer
 
     bench = _bench_module()
