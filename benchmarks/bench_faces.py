@@ -103,6 +103,7 @@ def synthetic(enhance, heldout: Path, n: int, size: int, sheet_path: Path | None
     from oldphoto.metrics.identity import identity_distance
     from oldphoto.metrics.lpips import LPIPS
     from oldphoto.synth.face_degrade import FaceDegradeConfig, degrade_face
+    from oldphoto.synth.faces import HELDOUT_SEED
 
     manifest = json.loads((heldout / "manifest.json").read_text())
     entries = manifest["faces"][:n]
@@ -112,7 +113,7 @@ def synthetic(enhance, heldout: Path, n: int, size: int, sheet_path: Path | None
     for i, e in enumerate(entries):
         clean = resize_face(read_rgb(heldout / e["file"]), size)
         # every held-out face degraded (no "sharp print" draws: those measure nothing here)
-        degraded, target, ops = degrade_face(clean, np.random.default_rng([9001, e["index"]]),
+        degraded, target, ops = degrade_face(clean, np.random.default_rng([HELDOUT_SEED, e["index"]]),
                                              FaceDegradeConfig(p_sharp=0.0))
         t = time.perf_counter()
         restored = enhance(degraded[None])[0]

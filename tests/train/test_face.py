@@ -129,3 +129,20 @@ def test_residual_generator_trains_from_its_input_exports_as_residual(faces_dir,
     with torch.no_grad():
         y = net(x)
     assert net.config["residual"] is True and not torch.equal(y, x)
+
+
+def test_the_held_out_faces_are_never_packed_or_trained_on(faces_dir, tmp_path):
+    """The faces of the held-out seed judge a face model (benchmarks/bench_faces.py): packing them for a
+    leg or training on them is refused by name; another seed's are taken."""
+    from oldphoto.synth.faces import HELDOUT_SEED
+    from oldphoto.train.pack import PackError, build_pack
+
+    manifest = json.loads((faces_dir / "manifest.json").read_text())
+    (faces_dir / "manifest.json").write_text(json.dumps({**manifest, "seed": HELDOUT_SEED}))
+    with pytest.raises(PackError, match="held-out faces"):
+        build_pack(None, tmp_path / "pack", budget_mib=1.0, vgg_layers=0, faces=faces_dir, face_size=64,
+                   log=lambda m: None)
+    with pytest.raises(ValueError, match="held-out faces"):
+        _stage(faces_dir, tmp_path / "runs").face_pool()
+    (faces_dir / "manifest.json").write_text(json.dumps(manifest))
+    assert len(_stage(faces_dir, tmp_path / "runs2").face_pool()) == 2

@@ -64,12 +64,17 @@ def pack_faces(source: str | Path, out: Path, budget_mib: float, size: int = 256
     from PIL import Image
 
     from oldphoto.synth.corpus import write_json
+    from oldphoto.synth.faces import refuse_heldout
 
     source = Path(source)
     try:
         manifest = json.loads((source / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise PackError(f"{source}: not a face folder of `oldphoto data faces` ({exc})") from exc
+    try:
+        refuse_heldout(manifest, source)
+    except ValueError as exc:
+        raise PackError(str(exc)) from None
     entries = manifest.get("faces") or []
     if not entries:
         raise PackError(f"{source}: the manifest lists no faces")

@@ -84,12 +84,18 @@ class FaceStage(Stage):
         return out
 
     def face_pool(self) -> list[np.ndarray]:
+        from oldphoto.synth.faces import refuse_heldout
+
         if not hasattr(self, "_faces"):
             sources = self.cfg["faces"]
             if not sources:
                 raise ValueError("stage face needs 'faces': a folder of aligned face crops "
                                  "(oldphoto data faces --synthetic N --out DIR)")
             sources = [sources] if isinstance(sources, str) else list(sources)
+            for src in sources:  # the held-out faces judge the model: never train on them
+                manifest = Path(src) / "manifest.json"
+                if manifest.is_file():
+                    refuse_heldout(json.loads(manifest.read_text(encoding="utf-8")), src)
             self._faces = [im for src in sources
                            for im in D.load_pool(src, max_side=self.size, min_side=32)]
             # recorded in checkpoints: a face folder may grow while (or after) a run trains on it
