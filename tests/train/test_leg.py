@@ -210,10 +210,14 @@ def test_face_pack_holds_shrunk_faces_with_their_licence(faces_dir, tmp_path):
     assert [f["source_file"] for f in packed["faces"]] == ["faces/000000.jpg", "faces/000001.jpg"]
     assert all(load_pool(str(out / "faces"), 256, 32)[i].shape == (64, 64, 3) for i in range(2))
     assert pack_sources(out) == {"faces": [str(out / "faces")]} and pack_stages(out) == ("face",)
-    # the budget bounds how many faces travel
+    # the budget bounds how many faces travel, their manifest counted with them
     small = build_pack(None, tmp_path / "small", budget_mib=3e-3, vgg_layers=0, faces=faces_dir,
                        face_size=64, log=lambda m: None)
     assert small["counts"] == {"faces": 1}
+    for budget in np.arange(3e-3, 8e-3, 2.5e-4):
+        packed = build_pack(None, tmp_path / f"b{budget}", budget_mib=budget, vgg_layers=0, faces=faces_dir,
+                            face_size=64, log=lambda m: None)
+        assert packed["bytes"] <= budget * 2**20, budget
 
 
 def test_face_leg_trains_a_new_face_model_and_returns_only_it(faces_dir, tmp_path):

@@ -80,20 +80,25 @@ def pack_faces(source: str | Path, out: Path, budget_mib: float, size: int = 256
         raise PackError(f"{source}: the manifest lists no faces")
     budget = int(budget_mib * 2**20)
     (out / "faces").mkdir(parents=True)
-    kept, used = [], 0
+    # the manifest travels too (a thousand faces' landmarks are a quarter of a MiB): its header (and the
+    # fields added below) and each face's entry count against the budget with the JPEGs
+    header = {k: v for k, v in manifest.items() if k != "faces"}
+    kept, used = [], len(json.dumps(header, indent=1)) + 512
     for entry in entries:
         with Image.open(source / entry["file"]) as im:
             scale = size / im.width
             face = im.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
         buf = io.BytesIO()
         face.save(buf, format="JPEG", quality=quality)
-        if used + buf.tell() > budget:
-            break
         name = f"faces/{len(kept):06d}.jpg"
-        (out / name).write_bytes(buf.getvalue())
-        used += buf.tell()
         points = [[round(x * scale, 2), round(y * scale, 2)] for x, y in entry.get("points", [])]
-        kept.append({**entry, "file": name, "points": points, "source_file": entry["file"]})
+        packed = {**entry, "file": name, "points": points, "source_file": entry["file"]}
+        cost = buf.tell() + len(json.dumps(packed, indent=3)) + 2  # (indent 3: at least its nesting's)
+        if used + cost > budget:
+            break
+        (out / name).write_bytes(buf.getvalue())
+        used += cost
+        kept.append(packed)
     if not kept:
         raise PackError(f"--faces: not one face fits {budget_mib:.1f} MiB")
     write_json(out / "manifest.json", {**manifest, "size": size, "faces": kept,
