@@ -27,7 +27,7 @@ from typing import Any
 from PIL import Image
 
 from oldphoto.files import TEMP_NAME, sha256_file
-from oldphoto.io import read_provenance
+from oldphoto.io import _heif, _tiff, read_provenance
 from oldphoto.io._metadata import ORIENTATION
 from oldphoto.options import UPSCALE_CHOICES
 
@@ -126,18 +126,35 @@ def _other_source(record: dict[str, Any] | None) -> str:
     return str(made or "an unknown source")
 
 
-def displayed_size(path: Path) -> tuple[int, int] | None:
-    """``(width, height)`` of the photo at ``path`` as displayed (EXIF orientation applied), read from its
-    header, or None when Pillow cannot tell (reading the photo gives the reason)."""
+def _header(path: Path) -> tuple[tuple[int, int], object, bool] | None:
+    """The image at ``path``'s stored ``(width, height)``, EXIF orientation and whether it carries EXIF or an
+    ICC profile, read from its header as :func:`oldphoto.io.read_photo` would read it; None when it cannot."""
     try:
+        with open(path, "rb") as fh:
+            if _heif.is_heif(fh.read(12)):
+                _heif.register()  # (read_photo registers pillow-heif when it reads the photo: after this)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # (a large scan's bomb warning, a damaged EXIF's: a header look)
             with Image.open(path) as image:
-                width, height = image.size
-                turned = image.getexif().get(ORIENTATION, 1) in (5, 6, 7, 8)
+                return (image.size, image.getexif().get(ORIENTATION, 1),
+                        bool(image.info.get("exif") or image.info.get("icc_profile")))
+    except Exception:
+        pass
+    try:  # a TIFF only tifffile reads (16-bit gray with alpha, floats)
+        size, metadata = _tiff.stored_header(path)
+        return size, _tiff.ifd0_tags(path).get(ORIENTATION, 1), metadata
     except Exception:
         return None
-    return (height, width) if turned else (width, height)
+
+
+def displayed_size(path: Path) -> tuple[int, int] | None:
+    """``(width, height)`` of the photo at ``path`` as displayed (EXIF orientation applied), read from its
+    header, or None when its header cannot tell (reading the photo gives the reason)."""
+    header = _header(path)
+    if header is None:
+        return None
+    (width, height), orientation, _ = header
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
 def may_be_stripped(path: Path, size: tuple[int, int] | None, scales: Iterable[int] = (1,)) -> bool:
@@ -145,16 +162,10 @@ def may_be_stripped(path: Path, size: tuple[int, int] | None, scales: Iterable[i
     photo displayed at ``size`` (None: not known) and enlarged by one of ``scales``: such a file is an image
     of that size without EXIF or ICC profile.  Anything else (a user's own photo, a scan of another size, a
     camera file) is not taken for one."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(path) as image:
-                shape, info = image.size, image.info
-    except Exception:  # not an image, or unreadable: not an output of ours
+    header = _header(path)
+    if header is None or header[2]:  # not an image, or unreadable; or one with metadata: not ours
         return False
-    if info.get("exif") or info.get("icc_profile"):
-        return False
-    return size is None or any(shape == (size[0] * k, size[1] * k) for k in scales)
+    return size is None or any(header[0] == (size[0] * k, size[1] * k) for k in scales)
 
 
 @dataclass

@@ -235,6 +235,40 @@ def test_stripped_outputs_are_never_taken_for_someone_elses_photo(tmp_path):
     assert restorer.calls == 6  # its own stripped outputs are still found again: the rerun resumes
 
 
+@pytest.mark.parametrize("kind", ["heic", "tifffile"])
+def test_stripped_outputs_of_photos_pillow_alone_cannot_open(tmp_path, monkeypatch, kind):
+    # headers were read with Pillow alone: for a HEIC photo before pillow-heif was registered (read_photo
+    # registers it once it reads the photo, after the output is placed) and for a TIFF only tifffile
+    # reads the size was unknown, and any file without EXIF at the planned name was taken for the stripped
+    # output (with --overwrite the user's own photo of another size was replaced); and such a TIFF's own
+    # stripped output, which Pillow cannot open either, was never found again
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    if kind == "heic":
+        pillow_heif = pytest.importorskip("pillow_heif", reason="HEIC support: pip install 'oldphoto[heif]'")
+        from oldphoto.io import _heif
+
+        monkeypatch.setattr(_heif, "_registered", None)  # a batch's first HEIC photo: not registered yet
+        monkeypatch.setattr(Image, "ID", [i for i in Image.ID if i != "HEIF"])
+        monkeypatch.delitem(Image.OPEN, "HEIF", raising=False)
+        pillow_heif.from_pillow(Image.new("RGB", (12, 8), (30, 90, 200))).save(src / "a.heic")
+        name = "a.jpg"
+    else:
+        import tifffile  # 16-bit gray with alpha: Pillow cannot open it
+
+        tifffile.imwrite(src / "a.tif", np.full((8, 12, 2), 30000, np.uint16), photometric="minisblack",
+                         extrasamples=[2])
+        name = "a.tif"
+    theirs = _img(out / name, value=(1, 2, 3), size=(40, 30))
+    before = theirs.read_bytes()
+    restorer = Inverter()
+    code, log = _run([src, "-o", out, "--strip-metadata", "--overwrite"], restorer)
+    assert code == 0 and theirs.read_bytes() == before and "not written by oldphoto" in log
+    assert restorer.calls == 1 and len(list(out.iterdir())) == 2
+    assert _run([src, "-o", out, "--strip-metadata"], restorer)[0] == 0
+    assert restorer.calls == 1  # its own stripped output is found again
+
+
 # ------------------------------------------------------------------------------ leftovers
 
 OURS = [".a.png.k3j4l5m6.part", "sub/.b.jpg.x_y1z2w3.part"]

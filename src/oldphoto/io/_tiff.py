@@ -100,6 +100,14 @@ def read_tiff(path: Path, max_pixels: int | None,
                       bool(extras) and extras[0] == 1, pages, icc, stored_as, unkept)
 
 
+def stored_header(path: Path) -> tuple[tuple[int, int], bool]:
+    """The first page's (width, height), orientation not applied, and whether it links an EXIF sub-IFD or
+    holds an ICC profile (for TIFFs Pillow cannot open)."""
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages.first
+        return (int(page.imagewidth), int(page.imagelength)), 34665 in page.tags or 34675 in page.tags
+
+
 def ifd0_tags(path: Path) -> dict[int, object]:
     """Orientation and the text tags of the first page (for TIFFs Pillow cannot open)."""
     out: dict[int, object] = {}
