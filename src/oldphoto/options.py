@@ -283,18 +283,20 @@ def parse_memory(text: str | int | float | None) -> int | None:
     """``"3G"``, ``"512M"``, ``"1.5GB"``, ``"2GiB"`` or a number of bytes -> bytes (None stays None)."""
     if text is None:
         return None
-    if isinstance(text, int | float):
-        return int(text)
-    s = text.strip().upper().removesuffix("IB").removesuffix("B")
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
     factor = 1
-    if s and s[-1] in units:
-        factor = units[s[-1]]
-        s = s[:-1]
-    try:
-        value = float(s)
-    except ValueError:
-        raise ValueError(f"cannot read memory size {text!r} (use e.g. 3G, 512M or a byte count)") from None
-    if value <= 0:
+    if isinstance(text, int | float):
+        value = text
+    else:
+        s = text.strip().upper().removesuffix("IB").removesuffix("B")
+        units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+        if s and s[-1] in units:
+            factor = units[s[-1]]
+            s = s[:-1]
+        try:
+            value = float(s)
+        except ValueError:
+            raise ValueError(f"cannot read memory size {text!r} (use e.g. 3G, 512M or a byte count)"
+                             ) from None
+    if not 0 < value * factor < math.inf:  # (float() reads "nan" and "inf" too: no size)
         raise ValueError(f"memory size must be positive, got {text!r}")
     return int(value * factor)

@@ -554,6 +554,7 @@ def test_negative_max_pixels_is_a_bad_option(tmp_path):
     (["--fidelity", "7"], "--fidelity must be in [0, 1]"),
     (["--tile", "5"], "--tile must be at least 64"),
     (["--max-memory", "lots"], "--max-memory: cannot read memory size"),
+    (["--max-memory", "inf"], "--max-memory: memory size must be positive"),
     (["--device", "foo"], "--device must be auto, cpu, cuda, cuda:N or mps"),
     (["--weights", "no/such/folder"], "--weights no/such/folder is not a folder"),
     (["--diffusion-depth", "nan"], "--diffusion-depth must be >= 0, got nan"),  # (nan < 0 is False)

@@ -78,6 +78,11 @@ def test_parse_memory_and_budget():
     assert parse_memory(1000) == 1000
     with pytest.raises(ValueError, match="cannot read"):
         parse_memory("lots")
+    # float() reads "inf" and "nan" too (inf raised OverflowError past --max-memory's check); a byte
+    # count is a size like any other
+    for odd in ("inf", "1e400G", "nan", float("inf"), float("nan"), 0, -5):
+        with pytest.raises(ValueError, match="memory size must be positive"):
+            parse_memory(odd)
     small = tile_side_for_budget(1 << 30, 1400, 16)
     big = tile_side_for_budget(4 << 30, 1400, 16)
     assert small % 16 == 0 and big % 16 == 0 and big > small
