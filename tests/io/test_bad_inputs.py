@@ -99,6 +99,23 @@ def test_integer_samples_beyond_16_bits_are_refused_not_clipped(tmp_path, dtype,
     assert photo.pixels.max() == pytest.approx(1.0) and photo.pixels.min() == 0.0
 
 
+def test_other_warnings_of_a_read_pass_on_also_when_it_fails(tmp_path, monkeypatch):
+    """Only EXIF warnings become the photo's; any other warning raised while reading reaches the caller,
+    whether the read succeeds or fails."""
+    import warnings
+
+    import oldphoto.io.photo as photo_module
+
+    def failing(path, *args):
+        warnings.warn("something else", UserWarning, stacklevel=2)
+        raise PhotoError(path, "cannot decode")
+
+    _good(tmp_path / "a.png", "PNG")
+    monkeypatch.setattr(photo_module, "_open_photo", failing)
+    with pytest.warns(UserWarning, match="something else"), pytest.raises(PhotoError, match="cannot decode"):
+        read_photo(tmp_path / "a.png")
+
+
 def test_damaged_exif_is_a_warning_of_the_photo_not_a_python_warning(tmp_path, recwarn):
     # Pillow reads what it can of a damaged EXIF block and says "Corrupt EXIF data" as a Python
     # UserWarning: printed on the console with Pillow's file and line, between the batch's lines, and

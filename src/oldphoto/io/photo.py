@@ -209,18 +209,22 @@ def read_photo(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
 @contextlib.contextmanager
 def _exif_warnings(said: list[str]) -> Iterator[None]:
     """Pillow's warnings about a damaged EXIF block (it keeps what it can read) go into ``said``, once
-    each, to become the photo's warnings, rather than to the console; other warnings pass on as they were."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", UserWarning)
-        yield
-    for w in caught:
-        text = " ".join(str(w.message).split())
-        if "EXIF" in text:
-            note = f"EXIF partly unreadable: {text}; what could be read is kept"
-            if note not in said:
-                said.append(note)
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+    each, to become the photo's warnings, rather than to the console; other warnings pass on as they were,
+    also when reading fails."""
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            yield
+    finally:
+        for w in caught:
+            text = " ".join(str(w.message).split())
+            if "EXIF" in text:
+                note = f"EXIF partly unreadable: {text}; what could be read is kept"
+                if note not in said:
+                    said.append(note)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
 
 
 def _open_photo(p: Path, head: bytes, max_pixels: int | None, guard: Guard | None) -> Photo:
