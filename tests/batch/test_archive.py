@@ -248,6 +248,9 @@ def test_stripped_outputs_of_photos_pillow_alone_cannot_open(tmp_path, monkeypat
         pillow_heif = pytest.importorskip("pillow_heif", reason="HEIC support: pip install 'oldphoto[heif]'")
         from oldphoto.io import _heif
 
+        # every plugin loaded first: one loaded later would join only the list replaced below, while
+        # Pillow, marked initialised, would never load it again (WebP unreadable in the tests after)
+        Image.init()
         monkeypatch.setattr(_heif, "_registered", None)  # a batch's first HEIC photo: not registered yet
         monkeypatch.setattr(Image, "ID", [i for i in Image.ID if i != "HEIF"])
         monkeypatch.delitem(Image.OPEN, "HEIF", raising=False)
