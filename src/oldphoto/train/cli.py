@@ -151,6 +151,7 @@ def _run_stage(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    from oldphoto.train import distributed
     from oldphoto.train.trainer import train
 
     try:
@@ -158,6 +159,8 @@ def _run_stage(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"oldphoto train {args.stage}: {exc}", file=sys.stderr)
         return 1
+    finally:
+        distributed.shutdown()  # (under torchrun: the process group ends with the command)
     print(f"[{args.stage}] done at step {result['step']}; checkpoint {out / 'checkpoint.pt'}")
     return 0
 

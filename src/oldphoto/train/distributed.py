@@ -89,6 +89,9 @@ def mean_across(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return value / info.world_size
 
 
-def shutdown(info: DistInfo) -> None:
-    if info.enabled and dist.is_initialized():
+def shutdown() -> None:
+    """End the process group, if one was started, before the process exits: left to the interpreter's
+    exit, gloo's threads sometimes outlive it and the process aborts ("terminate called without an
+    active exception") after its work is done and saved."""
+    if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
