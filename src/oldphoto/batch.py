@@ -51,6 +51,7 @@ from oldphoto.io import (
     write_photo,
 )
 from oldphoto.io._metadata import PROVENANCE_KEY, provenance_json
+from oldphoto.io._warnings import guarded_warnings
 from oldphoto.io.photo import DEFAULT_SUFFIX, FORMAT_FAMILY, SAME_FAMILY, PhotoHeader, normalise_format
 
 OK, SKIPPED, FAILED, NOT_PROCESSED = "ok", "skipped", "failed", "not processed"
@@ -320,7 +321,7 @@ def _content_family(path: Path) -> str | None:
     from PIL import Image
 
     try:
-        with warnings.catch_warnings():
+        with guarded_warnings():
             warnings.simplefilter("ignore")  # (a bomb's, a damaged EXIF's: read_photo says what matters)
             with Image.open(path) as image:
                 return FORMAT_FAMILY.get(image.format or "")

@@ -29,6 +29,7 @@ from PIL import Image
 from oldphoto.files import TEMP_NAME, sha256_file
 from oldphoto.io import _heif, _tiff, read_provenance
 from oldphoto.io._metadata import ORIENTATION
+from oldphoto.io._warnings import guarded_warnings
 from oldphoto.options import UPSCALE_CHOICES
 
 MAX_CANDIDATES = 1000
@@ -133,7 +134,7 @@ def _header(path: Path) -> tuple[tuple[int, int], object, bool] | None:
         with open(path, "rb") as fh:
             if _heif.is_heif(fh.read(12)):
                 _heif.register()  # (read_photo registers pillow-heif when it reads the photo: after this)
-        with warnings.catch_warnings():
+        with guarded_warnings():
             warnings.simplefilter("ignore")  # (a large scan's bomb warning, a damaged EXIF's: a header look)
             with Image.open(path) as image:
                 return (image.size, image.getexif().get(ORIENTATION, 1),

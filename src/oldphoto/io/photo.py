@@ -24,6 +24,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from oldphoto.files import TEMP_NAME, atomic_write  # noqa: F401 - re-exported by oldphoto.io
 from oldphoto.io import _colour, _heif, _jpeg, _metadata, _png, _tiff
+from oldphoto.io._warnings import guarded_warnings
 
 DEFAULT_MAX_PIXELS = 120_000_000  # an 8x10" print scanned at 1200 dpi is 115 Mpx
 DEFAULT_JPEG_QUALITY = 95
@@ -153,7 +154,7 @@ def _own_pixel_limit() -> Iterator[None]:
     Image.MAX_IMAGE_PIXELS = None
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
-        with warnings.catch_warnings():
+        with guarded_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             yield
     finally:
@@ -213,7 +214,7 @@ def _exif_warnings(said: list[str]) -> Iterator[None]:
     also when reading fails."""
     caught: list[warnings.WarningMessage] = []
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        with guarded_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
             yield
     finally:
@@ -783,7 +784,7 @@ def read_provenance(path: str | os.PathLike) -> dict[str, Any] | None:
     elif _png.png_header(head) is not None:
         raw = _png_provenance(Path(path))
     else:
-        with warnings.catch_warnings():
+        with guarded_warnings():
             warnings.simplefilter("ignore")  # (a damaged EXIF: what can be read of it is looked at)
             with Image.open(path) as image:
                 raw = image.getexif().get(_metadata.IMAGE_HISTORY)

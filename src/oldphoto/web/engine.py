@@ -45,6 +45,7 @@ from oldphoto.io import (
     read_photo,
     too_small,
 )
+from oldphoto.io._warnings import guarded_warnings
 from oldphoto.nets.descriptors import UPSCALE_ROLE
 from oldphoto.options import DEFAULT_FIDELITY
 from oldphoto.web.marks import apply_marks
@@ -369,7 +370,7 @@ class Engine:
         (``PhotoError``).  Only the header is read; a photo whose data is broken fails when its turn
         comes, with the reason too."""
         try:
-            with warnings.catch_warnings():
+            with guarded_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 with Image.open(job.input) as image:
                     width, height = image.size

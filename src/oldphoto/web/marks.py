@@ -15,6 +15,8 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from oldphoto.io._warnings import guarded_warnings
+
 MARK_DEFECT = 192   # marks at or above this level: a defect
 MARK_CLEAN = 64     # marks below this level: not a defect
 MARKS_MAX_PIXELS = 4096 * 4096  # the page's largest canvas; this only stops an absurd upload
@@ -29,7 +31,7 @@ def read_marks(data: bytes, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarr
     """(marked, unmarked): bool ``H×W`` masks at the photo's ``size`` (width, height) from the page's
     marks image, which has the photo's shape at any scale."""
     try:
-        with warnings.catch_warnings():
+        with guarded_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
                 if image.width * image.height > MARKS_MAX_PIXELS:
