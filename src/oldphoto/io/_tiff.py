@@ -100,12 +100,12 @@ def read_tiff(path: Path, max_pixels: int | None,
                       bool(extras) and extras[0] == 1, pages, icc, stored_as, unkept)
 
 
-def stored_header(path: Path) -> tuple[tuple[int, int], bool]:
-    """The first page's (width, height), orientation not applied, and whether it links an EXIF sub-IFD or
-    holds an ICC profile (for TIFFs Pillow cannot open)."""
+def stored_header(path: Path) -> tuple[tuple[int, int], bool, bool]:
+    """The first page's (width, height), orientation not applied, whether it links an EXIF sub-IFD (which
+    ``ifd0_tags`` does not read) and whether it holds an ICC profile (for TIFFs Pillow cannot open)."""
     with tifffile.TiffFile(path) as tif:
         page = tif.pages.first
-        return (int(page.imagewidth), int(page.imagelength)), 34665 in page.tags or 34675 in page.tags
+        return (int(page.imagewidth), int(page.imagelength)), 34665 in page.tags, 34675 in page.tags
 
 
 def ifd0_tags(path: Path) -> dict[int, object]:
@@ -119,12 +119,6 @@ def ifd0_tags(path: Path) -> dict[int, object]:
             elif tag.code == 274:
                 out[274] = int(tag.value)
     return out
-
-
-def has_exif_ifd(path: Path) -> bool:
-    """Whether the first page links an EXIF sub-IFD (which ``ifd0_tags`` does not read)."""
-    with tifffile.TiffFile(path) as tif:
-        return 34665 in tif.pages.first.tags
 
 
 def _raw_ascii(tif: tifffile.TiffFile, tag: tifffile.TiffTag) -> str:

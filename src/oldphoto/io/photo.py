@@ -411,7 +411,7 @@ def _read_tiff_only(p: Path, max_pixels: int | None, guard: Guard | None) -> Pho
     try:
         t = _tiff.read_tiff(p, max_pixels, on_header)
         tags = _tiff.ifd0_tags(p)
-        exif_ifd = _tiff.has_exif_ifd(p)
+        _, exif_ifd, _ = _tiff.stored_header(p)
     except _tiff._TooLarge as exc:
         raise PhotoError(p, _bomb_reason(exc.width, exc.height, max_pixels or 0)) from exc
     except (MemoryError, PhotoError):
