@@ -9,9 +9,11 @@ run, after a warm-up: with the true defect mask (``restore(photo, mask=...)``: t
 compared) and, with ``--detected``, with the detector's mask under ``--scratches on`` (what a user gets).
 ``--enlarge F`` enlarges each damaged photo (and its clean photo and mask) F times after the defects are
 drawn, as a print scanned at a higher resolution.  It prints the PSNR against the clean photo near the
-repairs (within the repair weight's reach of the true mask; of the luma, or with ``--colour`` of RGB)
+repairs (within the repair weight's reach of the true mask; of the luma, or with ``--colour`` of RGB),
+LPIPS-alex's distance map averaged over the same pixels (PSNR rewards a smooth fill; LPIPS sees a band
+or a smear), how much fine texture is there against the clean photo's (``near_texture``, 1: as much)
 and the seconds of the restoration, per kind of defect, then a JSON line.  Photos: ``examples/``
-(default) or a folder (``--photos``).
+(default) or a folder (``--photos``: its PNG, JPEG and WebP files).
 
     python benchmarks/bench_diffusion_fill.py --size 768 --depths 0,2.5 [--texture-depth PX] [--hr]
         [--detected] [--colour] [--enlarge F] [--weights DIR]
@@ -33,6 +35,7 @@ from bench_repair_cells import photo
 import oldphoto.stages.repair as repair
 from oldphoto import RestoreOptions, Restorer
 from oldphoto.luma import luma
+from oldphoto.metrics.lpips import LPIPS
 from oldphoto.synth import structured
 from oldphoto.synth.oldlook import tone
 
@@ -49,6 +52,27 @@ def near_psnr(image: np.ndarray, clean: np.ndarray, mask: np.ndarray, rgb: bool 
     diff = image - clean if rgb else luma(image) - luma(clean)
     err = float((diff ** 2)[near].mean())
     return 10.0 * np.log10(1.0 / max(err, 1e-10))
+
+
+def near_texture(image: np.ndarray, clean: np.ndarray, mask: np.ndarray) -> float:
+    """How much fine texture (grain, weave) the repair has near the defects, against the clean photo's
+    there: the RMS of the luma's high-pass (the luma minus its Gaussian blur, σ = 1.5) over the pixels
+    :func:`near_psnr` reads, as a ratio (1: as much as the clean photo; a smooth fill is well below)."""
+    near = repair.repair_weight(mask) > 0
+
+    def high_pass(a: np.ndarray) -> np.ndarray:
+        y = luma(a)
+        return y - cv2.GaussianBlur(y, (0, 0), 1.5)
+
+    ratio = np.mean(high_pass(image)[near] ** 2) / max(np.mean(high_pass(clean)[near] ** 2), 1e-12)
+    return float(np.sqrt(ratio))
+
+
+def near_lpips(metric, image: np.ndarray, clean: np.ndarray, mask: np.ndarray) -> float:
+    """LPIPS-alex's distance map (:meth:`oldphoto.metrics.lpips.LPIPS.distance_map`) averaged over the
+    pixels :func:`near_psnr` reads."""
+    near = repair.repair_weight(mask) > 0
+    return float(metric.distance_map(image, clean)[near].mean())
 
 
 def enlarged(image: np.ndarray, factor: float) -> np.ndarray:
@@ -77,7 +101,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    paths = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg")) \
+    photo_types = (".png", ".jpg", ".jpeg", ".webp")
+    paths = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in photo_types) \
         if args.photos else EXAMPLES
     paths = paths[:args.n] if args.n else paths
     depths = [float(d) for d in args.depths.split(",")]
@@ -85,6 +110,7 @@ def main() -> None:
     base = Restorer(RestoreOptions(faces=False, scratches="on", hr=args.hr, hr_above=float("inf"),
                                    weights=args.weights, texture_depth=args.texture_depth))
     restorers = {d: base.with_options(diffusion_depth=d) for d in depths}
+    lpips = LPIPS.standard("alex")
     base.restore(photo(paths[0], 256))  # warm-up: model loading and first calls are not timed
     rng = np.random.default_rng(args.seed)
     masks = ["true", "detected"] if args.detected else ["true"]
@@ -107,16 +133,19 @@ def main() -> None:
                 start = time.perf_counter()
                 result = r.restore(damaged, mask=true_mask if which == "true" else None)
                 row[f"{which}@{d:g}"] = {"s": time.perf_counter() - start,
-                                         "near_psnr": near_psnr(result.image, clean, true_mask, args.colour)}
+                                         "near_psnr": near_psnr(result.image, clean, true_mask, args.colour),
+                                         "near_lpips": near_lpips(lpips, result.image, clean, true_mask),
+                                         "near_texture": near_texture(result.image, clean, true_mask)}
         rows.append(row)
-        cells = [f"{key} {v['near_psnr']:.2f} dB {v['s']:.2f} s" for key, v in row.items() if "@" in key]
+        cells = [f"{key} {v['near_psnr']:.2f} dB {v['near_lpips']:.3f} ×{v['near_texture']:.2f} "
+                 f"{v['s']:.2f} s" for key, v in row.items() if "@" in key]
         print(f"{path.name:32s} {kind:8s} " + " | ".join(cells), flush=True)
     summary: dict[str, dict] = {}
     for kind in [*KINDS, "all"]:
         chosen = [r for r in rows if kind in ("all", r["kind"])]
         if chosen:
             summary[kind] = {key: {m: round(float(np.mean([r[key][m] for r in chosen])), 3)
-                                   for m in ("near_psnr", "s")}
+                                   for m in ("near_psnr", "near_lpips", "near_texture", "s")}
                              for key in chosen[0] if "@" in key} | {"n": len(chosen)}
             print(kind, json.dumps(summary[kind]))
     print(json.dumps({"size": args.size, "hr": args.hr, "texture_depth": args.texture_depth,

@@ -215,3 +215,16 @@ def test_lpips_vgg_and_dists_grow_with_noise(perception_weights, photo):
         assert metric.distance(crop, crop) == pytest.approx(0.0, abs=1e-5)
         d = [metric.distance(add_noise(crop, s), crop) for s in (0.02, 0.08, 0.25)]
         assert d == sorted(d) and d[0] > 0.001, (metric.name, d)
+
+
+def test_lpips_distance_map_averages_to_the_distance_and_shows_where(perception_weights, photo):
+    metric = LPIPS.standard("alex")
+    crop = photo[:96, :128]
+    noisy = crop.copy()
+    noisy[:, 64:] = add_noise(crop[:, 64:], 0.15)  # the right half differs
+    where = metric.distance_map(noisy, crop)
+    assert where.shape == crop.shape[:2]
+    assert float(where.mean()) == pytest.approx(metric.distance(noisy, crop), rel=0.02)
+    assert where[:, 80:].mean() > 5 * where[:, :48].mean()  # it says where the images differ
+    with pytest.raises(ValueError, match="sizes differ"):
+        metric.distance_map(crop, crop[:64])

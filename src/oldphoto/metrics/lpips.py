@@ -85,6 +85,25 @@ class LPIPS(nn.Module):
             total = total + ((a - b).pow(2) * w.to(a)).sum(1).mean(dim=(1, 2))
         return total
 
+    @torch.no_grad()
+    def distance_map(self, image: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        """Where two float RGB ``H×W×3`` images in [0, 1] differ: each layer's distance before its spatial
+        mean, enlarged (bilinear) to the images' size and summed (``H×W`` float32; its mean is close to
+        :meth:`distance`), so that a part of an image (the pixels near a repair) can be judged alone."""
+        if np.shape(image) != np.shape(reference):
+            raise ValueError(f"image sizes differ: {np.shape(image)} vs {np.shape(reference)}")
+        x, y = ((image_to_tensor(a) + 1.0) * 0.5 for a in (image, reference))
+        fx = self.backbone(self.backbone.prepare(x))
+        fy = self.backbone(self.backbone.prepare(y))
+        total = torch.zeros(x.shape[-2:], dtype=x.dtype)
+        for a, b, w in zip(fx, fy, self.heads, strict=True):
+            a = a / (a.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+            b = b / (b.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+            layer = ((a - b).pow(2) * w.to(a)).sum(1, keepdim=True)
+            total += torch.nn.functional.interpolate(layer, size=x.shape[-2:], mode="bilinear",
+                                                     align_corners=False)[0, 0]
+        return total.numpy()
+
     def distance(self, image: np.ndarray, reference: np.ndarray) -> float:
         """Distance between two float RGB ``H×W×3`` images in [0, 1]."""
         return pair_distance(self, image, reference)
