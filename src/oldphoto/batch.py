@@ -662,6 +662,13 @@ def open_photo(job: Job, config: BatchConfig, *, reserved: Collection[str] = fro
             entry.status = SKIPPED
             entry.reason = "already restored from this source (use --overwrite to redo it)"
             return entry
+        # the output folder was checked before the batch, its sub-folders only here: one that is read-only
+        # (another mount) or a plain file fails the photo now, not after restoring it only to fail its write
+        problem = outputs.unwritable(decision.output.parent)
+        if problem:
+            entry.status, entry.output = FAILED, None
+            entry.reason = f"cannot write {decision.output}: {problem}"
+            return entry
         photo = read_photo(job.input, max_pixels=config.max_pixels, guard=_size_checked(guard))
         entry.width, entry.height = photo.size
         entry.warnings.extend(photo.warnings)

@@ -737,6 +737,40 @@ def test_a_full_disk_stops_the_batch_at_the_first_write_it_refuses(tmp_path, mon
     assert code == 0 and len(restorer.calls) == 4 and "4 restored, 1 skipped, 0 failed" in log
 
 
+def test_a_sub_folder_that_cannot_be_written_fails_its_photos_before_they_are_restored(tmp_path, monkeypatch):
+    """Only the output folder itself is checked before the batch.  A sub-folder of it that cannot be
+    written (a read-only mount, or a plain file of that name) made its photos fail only after they were
+    restored, with a raw ``FileExistsError``/``OSError`` naming a temporary file; found by restoring a
+    nested folder into an output folder whose ``sub`` was a read-only tmpfs."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    _img(src / "a.png")
+    _img(src / "sub" / "b.png")
+    _img(src / "sub" / "deeper" / "c.png")
+    out.mkdir()
+    (out / "sub").write_bytes(b"a plain file, not a folder")
+    restorer = Inverter()
+    code, log = _run([str(src), "-r", "-o", str(out), "--report", str(tmp_path / "r.json")], restorer)
+    assert code == 1 and len(restorer.calls) == 1  # only a.png, whose folder can be written
+    entries = {Path(e["input"]).name: e for e in json.loads((tmp_path / "r.json").read_text())["inputs"]}
+    assert entries["a.png"]["status"] == "ok"
+    for name, output in (("b.png", out / "sub" / "b.png"), ("c.png", out / "sub" / "deeper" / "c.png")):
+        assert entries[name]["status"] == "failed"
+        assert entries[name]["reason"].startswith(f"cannot write {output}: ")
+        assert "is not a folder" in entries[name]["reason"]
+    assert "Error" not in log and (out / "sub").read_bytes() == b"a plain file, not a folder"
+    # a read-only sub-folder (os.access says so for root too on a read-only mount)
+    (out / "sub").unlink()
+    (out / "sub").mkdir()
+    real_access = os.access
+    monkeypatch.setattr(batch.outputs.os, "access",
+                        lambda path, mode: Path(path) != out / "sub" and real_access(path, mode))
+    restorer = Inverter()
+    code, log = _run([str(src), "-r", "-o", str(out)], restorer)
+    assert code == 1 and restorer.calls == []  # a.png is skipped: restored by the first run
+    assert f"cannot write {out / 'sub' / 'b.png'}: {out / 'sub'} is not writable" in log
+    assert not list((out / "sub").iterdir())
+
+
 def test_a_full_disk_stops_a_cluster_run_the_same_way(tmp_path, monkeypatch):
     """The cluster's driver and its write stage (the Ray Data pipeline run in this process, Ray faked)."""
     from oldphoto import cluster
