@@ -156,6 +156,23 @@ def test_bad_uploads_get_clear_messages_and_the_server_goes_on(tmp_path):
         assert not list(root.rglob("big.bin")) and not list(root.rglob("chunked.png"))
 
 
+def test_a_format_oldphoto_does_not_read_is_refused_at_upload(tmp_path):
+    """Pillow opens formats that oldphoto does not restore (ICO, TGA, PPM, AVIF): such an upload was
+    queued (202) and failed only when its turn came ('unsupported image format ICO'), unlike every other
+    file that is not a photo; found uploading an .ico and an .avif to `oldphoto serve`."""
+    with served(_engine(tmp_path)) as url:
+        client = Client(url)
+        for name, fmt in (("icon.ico", "ICO"), ("scan.tga", "TGA"), ("scan.ppm", "PPM")):
+            data = io.BytesIO()
+            Image.new("RGB", (32, 32), (200, 120, 40)).save(data, fmt)
+            status, body = client.upload(name, data.getvalue())
+            assert status == 422 and body["photo"]["status"] == "failed", (name, body)
+            assert body["error"] == f"{name}: unsupported image format {fmt}"
+        status, body = client.upload("fine.png", png_bytes())
+        assert status == 202 and client.wait(body["id"])["status"] == "done"
+        assert not [p for p in (tmp_path / "root").rglob("*") if p.suffix in (".ico", ".tga", ".ppm")]
+
+
 def test_a_photo_too_small_to_restore_is_refused_at_upload(tmp_path):
     with served(_engine(tmp_path)) as url:
         client = Client(url)

@@ -46,6 +46,7 @@ from oldphoto.io import (
     too_small,
 )
 from oldphoto.io._warnings import guarded_warnings
+from oldphoto.io.photo import FORMAT_FAMILY
 from oldphoto.nets.descriptors import UPSCALE_ROLE
 from oldphoto.options import DEFAULT_FIDELITY
 from oldphoto.web.marks import apply_marks
@@ -374,9 +375,13 @@ class Engine:
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 with Image.open(job.input) as image:
                     width, height = image.size
+                    # Pillow opens formats oldphoto does not restore (ICO, AVIF, TGA, PPM, ...): refused now,
+                    # not queued to fail when their turn comes
+                    supported = image.format in FORMAT_FAMILY
         except Exception:  # let oldphoto.io say why (or read what Pillow cannot, e.g. some TIFFs)
             width, height = read_photo(job.input, max_pixels=self.max_pixels).size
-        if self.max_pixels is not None and width * height > self.max_pixels:
+            supported = True
+        if not supported or (self.max_pixels is not None and width * height > self.max_pixels):
             read_photo(job.input, max_pixels=self.max_pixels)  # refuses before decoding, with the reason
         small = too_small(width, height)
         if small:
