@@ -303,7 +303,8 @@ def collect_inputs(specs: Sequence[str], recursive: bool = False, exclude: Path 
         elif _is_glob(spec):
             matches = sorted(glob.glob(spec, recursive=recursive))
             if not matches:
-                entries.append(Entry(spec, FAILED, "no file matches this pattern"))
+                entries.append(Entry(spec, FAILED, "no file matches this pattern" + (
+                    "" if recursive or "**" not in spec else f" ({STARSTAR_NOTE})")))
             root = _glob_root(spec)
             for match in matches:
                 m = Path(match)
@@ -312,6 +313,11 @@ def collect_inputs(specs: Sequence[str], recursive: bool = False, exclude: Path 
         else:
             entries.append(Entry(spec, FAILED, "no such file or directory"))
     return jobs, entries
+
+
+# without -r, glob's `**` is a plain `*` (one folder level): said, as a batch that finds some photos
+# and silently leaves out those above and below that level looks like a batch that went well
+STARSTAR_NOTE = "without -r, ** matches one folder level only; add -r to look in every sub-folder"
 
 
 def _content_family(path: Path) -> str | None:
@@ -1066,7 +1072,10 @@ def main(args, restore: RestoreFn | None = None, stream=None) -> int:
     progress = Progress(len(jobs) + len(pre), stream=stream, enabled=not args.no_progress)
     if lazy is not None and not on_cluster:  # (a cluster's restorers live in other processes)
         lazy.progress = progress
-    for note in folder.notes:
+    notes = list(folder.notes)
+    if not args.recursive and any(_is_glob(spec) and "**" in spec for spec in args.inputs):
+        notes.append(STARSTAR_NOTE)
+    for note in notes:
         progress.log(f"note: {note}")
     writer = _ReportWriter(args.report, progress.log) if args.report is not None else None
     stop = StopFlag()

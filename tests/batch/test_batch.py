@@ -771,6 +771,24 @@ def test_a_sub_folder_that_cannot_be_written_fails_its_photos_before_they_are_re
     assert not list((out / "sub").iterdir())
 
 
+def test_a_double_star_glob_without_r_says_it_looks_one_level_deep(tmp_path, monkeypatch):
+    """Without -r, glob's ``**`` is a plain ``*``: ``"scans/**/*.jpg"`` restored the photos one folder
+    down and silently left out those in scans/ itself and deeper, or failed with a bare "no file matches
+    this pattern" (found trying the README's ``**`` glob without -r).  Both now say what -r does."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("scans/top.png", "scans/a/one.png", "scans/a/b/two.png"):
+        _img(Path(name))
+    restorer = Inverter()
+    code, log = _run(["scans/**/*.png", "-o", "out"], restorer)
+    assert code == 0 and len(restorer.calls) == 1  # scans/a/one.png, as glob has it
+    assert f"note: {batch.STARSTAR_NOTE}" in log and "add -r" in batch.STARSTAR_NOTE
+    code, log = _run(["scans/**/*.jpg", "-o", "out2"], Inverter())
+    assert code == 1 and f"no file matches this pattern ({batch.STARSTAR_NOTE})" in log
+    restorer = Inverter()
+    code, log = _run(["scans/**/*.png", "-r", "-o", "out3"], restorer)
+    assert code == 0 and len(restorer.calls) == 3 and "note:" not in log
+
+
 def test_a_full_disk_stops_a_cluster_run_the_same_way(tmp_path, monkeypatch):
     """The cluster's driver and its write stage (the Ray Data pipeline run in this process, Ray faked)."""
     from oldphoto import cluster
