@@ -515,12 +515,20 @@ def _card_field(card: Any, name: str) -> str:
 def _check_image(image: np.ndarray) -> np.ndarray:
     """Validate and normalise the API input: float RGB ``H×W×3`` in [0,1] (gray ``H×W`` is accepted)."""
     a = np.asarray(image)
+    if a.ndim == 3 and a.shape[2] == 1:  # gray with its channel axis (what cv2 and some loaders give)
+        a = a[..., 0]
     if a.ndim == 2:
         a = np.repeat(a[..., None], 3, axis=2)
     if a.ndim != 3 or a.shape[2] != 3:
-        raise ValueError(f"expected an RGB image H×W×3 (or gray H×W), got shape {a.shape}")
+        alpha = " (with alpha: restore image[..., :3] and put the alpha back)" if (
+            a.ndim == 3 and a.shape[2] in (2, 4)) else ""
+        raise ValueError(f"expected an RGB image H×W×3 (or gray H×W), got shape {a.shape}{alpha}")
     if not np.issubdtype(a.dtype, np.floating):
-        raise ValueError(f"expected float pixels in [0,1], got dtype {a.dtype} (divide 8-bit images by 255)")
+        # the divisor is the dtype's own: "divide by 255" followed for a 16-bit image gave values up to
+        # 257, clipped below to a white photo without a word
+        scale = (f"divide by {np.iinfo(a.dtype).max}" if np.issubdtype(a.dtype, np.unsignedinteger)
+                 else "convert them to float")
+        raise ValueError(f"expected float pixels in [0,1], got dtype {a.dtype} ({scale})")
     if too_small(a.shape[1], a.shape[0]):
         raise ValueError(f"image of {a.shape[1]}×{a.shape[0]} pixels is too small to restore "
                          f"(min {MIN_SIDE}×{MIN_SIDE})")

@@ -350,6 +350,24 @@ def test_bad_images_are_rejected(models_no_faces):
         r.restore(np.full((16, 16, 3), np.nan, np.float32))
 
 
+def test_bad_image_messages_say_how_to_fix_them(models_no_faces):
+    """The API's messages for integer and alpha inputs (found feeding the README's Restorer the arrays
+    people have at hand): a uint16 photo was told "divide 8-bit images by 255", which, followed, gives
+    values up to 257 that are clipped to a white photo without a word."""
+    r = restorer(models_no_faces)
+    with pytest.raises(ValueError, match=r"got dtype uint8 \(divide by 255\)"):
+        r.restore(np.zeros((16, 16, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"got dtype uint16 \(divide by 65535\)"):
+        r.restore(np.zeros((16, 16, 3), np.uint16))
+    with pytest.raises(ValueError, match=r"got dtype bool \(convert them to float\)"):
+        r.restore(np.zeros((16, 16, 3), bool))
+    with pytest.raises(ValueError, match=r"\(with alpha: restore image\[\.\.\., :3\]"):
+        r.restore(np.zeros((16, 16, 4), np.float32))
+    # gray with a channel axis is gray
+    gray = np.random.default_rng(0).random((16, 16), np.float32)
+    np.testing.assert_array_equal(r.restore(gray[..., None]).image, r.restore(gray).image)
+
+
 def test_explicit_models_are_checked_when_used():
     r = Restorer(models=tiny_models(faces=False), device="cpu", faces=False, scratches="off")
     r.restore(smooth_image(16, 16))
