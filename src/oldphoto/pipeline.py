@@ -534,6 +534,11 @@ def _check_image(image: np.ndarray) -> np.ndarray:
                          f"(min {MIN_SIDE}×{MIN_SIDE})")
     if not np.isfinite(a).all():
         raise ValueError("image contains NaN or infinite values")
+    top = float(a.max())
+    if top > 2.0:  # an overshoot of a little is clipped below; 0-255 or 0-65535 floats are a mistake
+        scale = 255 if top <= 255 else 65535
+        raise ValueError(f"expected float pixels in [0,1], got values up to {top:g} "
+                         f"(8-bit or 16-bit values as floats? divide by {scale})")
     return np.clip(a.astype(np.float32, copy=False), 0.0, 1.0)
 
 

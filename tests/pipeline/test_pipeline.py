@@ -363,6 +363,12 @@ def test_bad_image_messages_say_how_to_fix_them(models_no_faces):
         r.restore(np.zeros((16, 16, 3), bool))
     with pytest.raises(ValueError, match=r"\(with alpha: restore image\[\.\.\., :3\]"):
         r.restore(np.zeros((16, 16, 4), np.float32))
+    # 8-bit values as floats (img.astype(np.float32)) were clipped to a white photo without a word
+    with pytest.raises(ValueError, match=r"got values up to 255 .*divide by 255\)"):
+        r.restore(np.full((16, 16, 3), 255.0, np.float32))
+    with pytest.raises(ValueError, match=r"divide by 65535\)"):
+        r.restore(np.full((16, 16, 3), 4000.0))
+    r.restore(np.full((16, 16, 3), 1.02, np.float32))  # a small overshoot is clipped, as before
     # gray with a channel axis is gray
     gray = np.random.default_rng(0).random((16, 16), np.float32)
     np.testing.assert_array_equal(r.restore(gray[..., None]).image, r.restore(gray).image)
