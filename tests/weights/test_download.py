@@ -293,6 +293,38 @@ def test_404_is_a_clear_error_and_leaves_nothing(server, dirs, capsys):
     assert snapshot(dest) == before
 
 
+def test_a_weights_folder_or_cache_that_cannot_be_written_is_said_before_downloading(
+        server, release, dirs, tmp_path, monkeypatch, capsys):
+    """A read-only --dest (or --cache), or a plain file there, was a traceback (OSError: Read-only file
+    system), for `download` after fetching the whole release; found running the weights commands with
+    --dest on a read-only mount.  Now one clear error, exit 1, before any request or conversion."""
+    from oldphoto import outputs
+
+    cache, dest = dirs
+    plain = tmp_path / "plain"
+    plain.write_text("not a folder\n")
+    url = server.url("/v1.0/global_checkpoints.zip")
+    rc, out, err = run_cli(["weights", "download", url, "--dest", str(plain), "--cache", str(cache)], capsys)
+    assert rc == 1 and "Traceback" not in err
+    assert err == (f"oldphoto weights download: error: cannot write into the weights folder {plain}: "
+                   f"{plain} is not a folder\nnothing was changed in {plain}\n")
+    rc, out, err = run_cli(["weights", "download", url, "--dest", str(dest), "--cache", str(plain / "c")],
+                           capsys)
+    assert rc == 1 and f"cannot write into the download cache {plain / 'c'}: {plain} is not a folder" in err
+    assert server.requests == [] and not cache.exists()
+    # a read-only weights folder (os.access says so for root too on a read-only mount)
+    real_access = outputs.os.access
+    monkeypatch.setattr(outputs.os, "access",
+                        lambda path, mode: Path(path) != dest and real_access(path, mode))
+    before = snapshot(dest)
+    archive = tmp_path / "global_checkpoints.zip"
+    archive.write_bytes(release["global_checkpoints.zip"])
+    for argv in (["download", url, "--cache", str(cache)], ["import", str(archive)]):
+        rc, out, err = run_cli(["weights", *argv, "--dest", str(dest)], capsys)
+        assert rc == 1 and f"cannot write into the weights folder {dest}: {dest} is not writable" in err
+    assert server.requests == [] and snapshot(dest) == before
+
+
 def test_truncated_body_gives_up_after_the_retries(server, release, dirs):
     cache, dest = dirs
     before = snapshot(dest)

@@ -59,11 +59,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
 
+def _folder_problem(command: str, dest, cache=None) -> str | None:
+    """Why the weights folder ``dest`` (or the download ``cache``) cannot be written, said before anything
+    is downloaded or converted (a read-only one was a traceback, after the download), or None."""
+    from pathlib import Path
+
+    from oldphoto.outputs import unwritable
+
+    for what, folder in (("the weights folder", dest), ("the download cache", cache)):
+        problem = None if folder is None else unwritable(Path(folder))
+        if problem:
+            return (f"oldphoto weights {command}: error: cannot write into {what} {folder}: {problem}\n"
+                    f"nothing was changed in {dest}")
+    return None
+
+
 def _cmd_import(args: argparse.Namespace) -> int:
     from oldphoto.weights.importer import import_checkpoints
     from oldphoto.weights.store import WeightsError, default_weights_dir
 
     dest = args.dest if args.dest else default_weights_dir()
+    problem = _folder_problem("import", dest)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     try:
         result = import_checkpoints(args.paths, dest=dest, role=args.role,
                                     log=lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -92,9 +111,14 @@ def _positive_float(text: str) -> float:
 
 def _cmd_download(args: argparse.Namespace) -> int:
     from oldphoto.weights.download import download_weights
+    from oldphoto.weights.fetch import default_cache_dir
     from oldphoto.weights.store import WeightsError, default_weights_dir
 
     dest = args.dest if args.dest else default_weights_dir()
+    problem = _folder_problem("download", dest, args.cache if args.cache else default_cache_dir())
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     sources = [s for s in args.sources if s != "realesrgan"]
     if len(sources) < len(args.sources):
         status = _download_upscaler(dest, args.cache)
