@@ -70,6 +70,12 @@ def test_user_masks_in_every_format():
         assert np.array_equal(user_mask(variant, (6, 5)), m)
     with pytest.raises(ValueError, match=r"mask\.png: mask is 4×6 pixels but the photo is 5×6"):
         user_mask(np.zeros((6, 4)), (6, 5), name="mask.png")
+    with pytest.raises(ValueError, match=r"^mask is 4×6 pixels"):  # the API's array: no "mask: mask is"
+        user_mask(np.zeros((6, 4)), (6, 5))
+    nan = np.zeros((6, 5))
+    nan[2, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):  # not silently "no defect there"
+        user_mask(nan, (6, 5))
 
 
 def test_auto_decision_and_dilate():
