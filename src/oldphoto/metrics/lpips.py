@@ -73,17 +73,19 @@ class LPIPS(nn.Module):
         head_file = heads if heads is not None else perception_file(f"lpips_{net}")
         return cls(backbone, load_heads(head_file, backbone.channels), f"lpips_{net}")
 
-    @torch.no_grad()
-    def forward(self, x01: torch.Tensor, y01: torch.Tensor) -> torch.Tensor:
-        """Per-sample distances of two ``N×3×H×W`` batches in [0, 1]."""
+    def _layers(self, x01: torch.Tensor, y01: torch.Tensor):
+        """Each layer's weighted distance at each of its positions (``N×1×h×w``), before the mean."""
         fx = self.backbone(self.backbone.prepare(x01))
         fy = self.backbone(self.backbone.prepare(y01))
-        total = torch.zeros(x01.shape[0], dtype=x01.dtype, device=x01.device)
         for a, b, w in zip(fx, fy, self.heads, strict=True):
             a = a / (a.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
             b = b / (b.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
-            total = total + ((a - b).pow(2) * w.to(a)).sum(1).mean(dim=(1, 2))
-        return total
+            yield ((a - b).pow(2) * w.to(a)).sum(1, keepdim=True)
+
+    @torch.no_grad()
+    def forward(self, x01: torch.Tensor, y01: torch.Tensor) -> torch.Tensor:
+        """Per-sample distances of two ``N×3×H×W`` batches in [0, 1]."""
+        return sum(layer.mean(dim=(1, 2, 3)) for layer in self._layers(x01, y01))
 
     @torch.no_grad()
     def distance_map(self, image: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -93,16 +95,10 @@ class LPIPS(nn.Module):
         if np.shape(image) != np.shape(reference):
             raise ValueError(f"image sizes differ: {np.shape(image)} vs {np.shape(reference)}")
         x, y = ((image_to_tensor(a) + 1.0) * 0.5 for a in (image, reference))
-        fx = self.backbone(self.backbone.prepare(x))
-        fy = self.backbone(self.backbone.prepare(y))
-        total = torch.zeros(x.shape[-2:], dtype=x.dtype)
-        for a, b, w in zip(fx, fy, self.heads, strict=True):
-            a = a / (a.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
-            b = b / (b.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
-            layer = ((a - b).pow(2) * w.to(a)).sum(1, keepdim=True)
-            total += torch.nn.functional.interpolate(layer, size=x.shape[-2:], mode="bilinear",
-                                                     align_corners=False)[0, 0]
-        return total.numpy()
+        size = x.shape[-2:]
+        enlarged = (torch.nn.functional.interpolate(layer, size=size, mode="bilinear", align_corners=False)
+                    for layer in self._layers(x, y))
+        return sum(enlarged)[0, 0].numpy()
 
     def distance(self, image: np.ndarray, reference: np.ndarray) -> float:
         """Distance between two float RGB ``H×W×3`` images in [0, 1]."""
