@@ -28,7 +28,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -284,9 +284,10 @@ def collect_inputs(specs: Sequence[str], recursive: bool = False, exclude: Path 
         if path.is_dir():
             walker: Iterator[Path] = path.rglob("*") if recursive else path.iterdir()
             children = sorted(walker)
-            files = [c for c in children if c.is_file()
-                     and not any(part.startswith(".") for part in c.relative_to(path).parts)
-                     and not ours(c)]
+            visible = [c for c in children
+                       if not any(part.startswith(".") for part in c.relative_to(path).parts)]
+            files = [c for c in visible if c.is_file() and not ours(c)]
+            entries.extend(_broken_links(visible))
             for child in files:
                 add(child, child.relative_to(path), from_folder=True)
             if not any(c.suffix.lower() in IMAGE_EXTENSIONS
@@ -306,6 +307,7 @@ def collect_inputs(specs: Sequence[str], recursive: bool = False, exclude: Path 
                 entries.append(Entry(spec, FAILED, "no file matches this pattern" + (
                     "" if recursive or "**" not in spec else f" ({STARSTAR_NOTE})")))
             root = _glob_root(spec)
+            entries.extend(_broken_links(Path(m) for m in matches))
             for match in matches:
                 m = Path(match)
                 if m.is_file() and not ours(m):
@@ -313,6 +315,13 @@ def collect_inputs(specs: Sequence[str], recursive: bool = False, exclude: Path 
         else:
             entries.append(Entry(spec, FAILED, "no such file or directory"))
     return jobs, entries
+
+
+def _broken_links(paths: Iterable[Path]) -> list[Entry]:
+    """A failed entry for each photo among ``paths`` that is a link to nothing (a moved or unmounted
+    archive): said, not silently left out of the batch as if it were not a file."""
+    return [Entry(str(p), FAILED, "broken link: the file it points to is missing")
+            for p in paths if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_symlink() and not p.exists()]
 
 
 # without -r, glob's `**` is a plain `*` (one folder level): said, as a batch that finds some photos

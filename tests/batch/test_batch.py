@@ -536,6 +536,18 @@ def test_a_folder_without_photos_is_a_failure_that_says_why(tmp_path):
     assert code == 1 and "add -r" in log and len(restorer.calls) == 1
 
 
+def test_a_broken_link_to_a_photo_is_reported_not_left_out(tmp_path):
+    src = tmp_path / "in"
+    _img(src / "a.png")
+    (src / "gone.jpg").symlink_to(tmp_path / "unmounted" / "gone.jpg")
+    (src / "notes.txt").symlink_to(tmp_path / "nowhere.txt")  # not a photo: nothing to say
+    for specs in ([str(src)], [str(src / "*.jpg"), str(src / "a.png")]):
+        jobs, entries = batch.collect_inputs(specs)
+        assert [j.input.name for j in jobs] == ["a.png"]
+        assert [(Path(e.input).name, e.status, e.reason) for e in entries] == [
+            ("gone.jpg", "failed", "broken link: the file it points to is missing")]
+
+
 def test_special_files_fail_without_being_opened(tmp_path):
     fifo = tmp_path / "pipe.jpg"
     os.mkfifo(fifo)  # opening it would block forever: no writer
