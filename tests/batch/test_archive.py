@@ -508,7 +508,7 @@ def test_estimate_covers_the_measured_peak(tmp_path):
 
 PEAK = r"""
 import sys
-from conftest import smooth_image, tiny_models
+from tiny_nets import smooth_image, tiny_models
 from oldphoto.pipeline import Restorer
 
 restorer = Restorer(models=tiny_models(faces=False), device="cpu", faces=False, scratches="off",

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tiny_nets import smooth_image, tiny_models
 
-from conftest import smooth_image, tiny_models
 from oldphoto.pipeline import RestoreOptions, Restorer
 from oldphoto.stages.tone import fit_tone
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tiny_nets import tiny_models
 
-from conftest import tiny_models
 from oldphoto.pipeline import Restorer
 from oldphoto.stages.colour import photo_colour
 from oldphoto.stages.defects import dilate

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
+from tiny_nets import smooth_image, tiny_models
 
-from conftest import smooth_image, tiny_models
 from oldphoto.pipeline import DEFAULT_FIDELITY, Restorer
 
 
