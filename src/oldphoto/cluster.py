@@ -134,13 +134,13 @@ class _SharedHandle:
 
     def get(self) -> _Shared:
         key = self.ref[0].hex()
-        shared = self._cache.get(key)
-        if shared is None:
+        state = self._cache.get(key)
+        if state is None:
             import ray
 
             self._cache.clear()  # a worker process serves one run at a time
-            shared = self._cache[key] = ray.get(self.ref[0])
-        return shared
+            state = self._cache[key] = ray.get(self.ref[0])
+        return state
 
 
 def _row(index: int, kind: str, value: Any) -> dict[str, Any]:
@@ -152,20 +152,20 @@ def _step_row(index: int, step: Opened | Restored | Entry) -> dict[str, Any]:
     return _row(index, "entry" if isinstance(step, Entry) else "work", step)
 
 
-def _open_stage(row: dict[str, Any], shared: _SharedHandle) -> dict[str, Any]:
+def _open_stage(row: dict[str, Any], handle: _SharedHandle) -> dict[str, Any]:
     """CPU task: hash, place and decode one photo (batch.open_photo)."""
-    s = shared.get()
+    s = handle.get()
     job: Job = pickle.loads(row["data"])
     guard = footprint.Guard(options=s.estimate_options, limit=s.memory_limit)
     step = open_photo(job, s.config, reserved=s.reserved, inputs=s.inputs, guard=guard)
     return _step_row(row["index"], step)
 
 
-def _write_stage(row: dict[str, Any], shared: _SharedHandle) -> dict[str, Any]:
+def _write_stage(row: dict[str, Any], handle: _SharedHandle) -> dict[str, Any]:
     """CPU task: encode and write one restored photo (batch.write_restored)."""
     if row["kind"] != "work":
         return row
-    s = shared.get()
+    s = handle.get()
     work: Restored = pickle.loads(row["data"])
     try:
         return _step_row(row["index"], write_restored(work, s.config, reserved=s.reserved))
@@ -177,7 +177,7 @@ class _RestoreWorker:
     """An actor of the pool: builds the Restorer once (on its first photo, so a rerun where everything is
     done loads no model) and restores photo after photo."""
 
-    def __init__(self, shared: _SharedHandle, options: dict[str, Any] | None, restore: Any,
+    def __init__(self, handle: _SharedHandle, options: dict[str, Any] | None, restore: Any,
                  threads: int, version: str):
         if version != __version__:
             raise SetupError(f"this node has oldphoto {__version__}, the driver {version}: install the "
@@ -188,7 +188,7 @@ class _RestoreWorker:
             torch.set_num_threads(threads)  # what the actor reserved, not the whole machine
         except ImportError:
             pass
-        self.shared = shared
+        self.handle = handle
         if restore is None:
             restore = _LazyRestorer(argparse.Namespace(**(options or {})))
         self.restore = restore
@@ -199,7 +199,7 @@ class _RestoreWorker:
             return row
         if self.config is None:
             models = getattr(self.restore, "model_info", None)
-            self.config = dataclasses.replace(self.shared.get().config, models=models)
+            self.config = dataclasses.replace(self.handle.get().config, models=models)
         work: Opened = pickle.loads(row["data"])
         try:
             step = restore_photo(work, self.restore, self.config)
@@ -337,22 +337,22 @@ def _configure_data(ray: Any) -> None:
     ctx.target_max_block_size = BLOCK_BYTES
 
 
-def _pipeline(ray: Any, jobs: list[Job], shared: _SharedHandle, layout: _Layout, options: dict[str, Any],
+def _pipeline(ray: Any, jobs: list[Job], handle: _SharedHandle, layout: _Layout, options: dict[str, Any],
               restore: Any) -> Any:
     """The Ray Data dataset: one row per photo, through open (task), restore (actor), write (task)."""
     items = [_row(index, "job", job) for index, job in enumerate(jobs)]
     data = ray.data.from_items(items, override_num_blocks=min(len(jobs), MAX_BLOCKS))
-    restorer_args = {"shared": shared, "options": options, "restore": restore,
+    restorer_args = {"handle": handle, "options": options, "restore": restore,
                      "threads": max(1, int(layout.cpus)), "version": __version__}
     # retries are bounded (Ray Data's default is forever, which a photo that kills its worker every
     # time would never leave); Ray 2.6x warns that these arguments will change
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
-        data = data.map(_open_stage, fn_kwargs={"shared": shared}, num_cpus=TASK_CPUS, max_retries=RETRIES)
+        data = data.map(_open_stage, fn_kwargs={"handle": handle}, num_cpus=TASK_CPUS, max_retries=RETRIES)
         data = data.map(_RestoreWorker, fn_constructor_kwargs=restorer_args,
                         compute=ray.data.ActorPoolStrategy(size=layout.workers),
                         num_cpus=layout.cpus, num_gpus=layout.gpus, max_task_retries=RETRIES)
-        data = data.map(_write_stage, fn_kwargs={"shared": shared}, num_cpus=TASK_CPUS, max_retries=RETRIES)
+        data = data.map(_write_stage, fn_kwargs={"handle": handle}, num_cpus=TASK_CPUS, max_retries=RETRIES)
     return data
 
 
@@ -401,7 +401,7 @@ def run(jobs: list[Job], args: argparse.Namespace, config: BatchConfig, *, resto
             config, outdir=config.outdir.absolute(),
             mask_dir=config.mask_dir.absolute() if config.mask_dir is not None else None, models=None)
         work_jobs = [_absolute(job) for job in jobs]
-        shared = _SharedHandle(ray.put(_Shared(
+        handle = _SharedHandle(ray.put(_Shared(
             worker_config,
             reserved={str(job.output).lower(): job.input for job in work_jobs},
             inputs=frozenset(job.input.resolve() for job in work_jobs),
@@ -422,7 +422,7 @@ def run(jobs: list[Job], args: argparse.Namespace, config: BatchConfig, *, resto
 
         snapshot()
         if jobs:
-            data = _pipeline(ray, work_jobs, shared, layout, _options(args), restore)
+            data = _pipeline(ray, work_jobs, handle, layout, _options(args), restore)
             rows = iter(data.iter_rows())
             try:
                 while not (stop is not None and stop.is_set()):
