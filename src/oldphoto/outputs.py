@@ -142,8 +142,8 @@ def _header(path: Path) -> tuple[tuple[int, int], object, bool] | None:
     except Exception:
         pass
     try:  # a TIFF only tifffile reads (16-bit gray with alpha, floats)
-        size, exif, icc = _tiff.stored_header(path)
-        return size, _tiff.ifd0_tags(path).get(ORIENTATION, 1), exif or icc
+        size, tags, exif, icc = _tiff.stored_header(path)
+        return size, tags.get(ORIENTATION, 1), exif or icc
     except Exception:
         return None
 

@@ -100,24 +100,30 @@ def read_tiff(path: Path, max_pixels: int | None,
                       bool(extras) and extras[0] == 1, pages, icc, stored_as, unkept)
 
 
-def stored_header(path: Path) -> tuple[tuple[int, int], bool, bool]:
-    """The first page's (width, height), orientation not applied, whether it links an EXIF sub-IFD (which
-    ``ifd0_tags`` does not read) and whether it holds an ICC profile (for TIFFs Pillow cannot open)."""
+def stored_header(path: Path) -> tuple[tuple[int, int], dict[int, object], bool, bool]:
+    """The first page's (width, height), orientation not applied, its :func:`ifd0_tags`, whether it links
+    an EXIF sub-IFD (which those tags do not read) and whether it holds an ICC profile (for TIFFs Pillow
+    cannot open), from one reading of the header."""
     with tifffile.TiffFile(path) as tif:
         page = tif.pages.first
-        return (int(page.imagewidth), int(page.imagelength)), 34665 in page.tags, 34675 in page.tags
+        return ((int(page.imagewidth), int(page.imagelength)), _ifd0_tags(tif, page),
+                34665 in page.tags, 34675 in page.tags)
 
 
 def ifd0_tags(path: Path) -> dict[int, object]:
     """Orientation and the text tags of the first page (for TIFFs Pillow cannot open)."""
-    out: dict[int, object] = {}
     with tifffile.TiffFile(path) as tif:
-        for tag in tif.pages.first.tags.values():
-            text = isinstance(tag.value, str) and (tag.code not in _OWN_TAGS or tag.code == 305)
-            if text:
-                out[int(tag.code)] = _raw_ascii(tif, tag)
-            elif tag.code == 274:
-                out[274] = int(tag.value)
+        return _ifd0_tags(tif, tif.pages.first)
+
+
+def _ifd0_tags(tif: tifffile.TiffFile, page) -> dict[int, object]:
+    out: dict[int, object] = {}
+    for tag in page.tags.values():
+        text = isinstance(tag.value, str) and (tag.code not in _OWN_TAGS or tag.code == 305)
+        if text:
+            out[int(tag.code)] = _raw_ascii(tif, tag)
+        elif tag.code == 274:
+            out[274] = int(tag.value)
     return out
 
 

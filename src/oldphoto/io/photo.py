@@ -410,8 +410,7 @@ def _read_tiff_only(p: Path, max_pixels: int | None, guard: Guard | None) -> Pho
 
     try:
         t = _tiff.read_tiff(p, max_pixels, on_header)
-        tags = _tiff.ifd0_tags(p)
-        _, exif_ifd, _ = _tiff.stored_header(p)
+        _, tags, exif_ifd, _ = _tiff.stored_header(p)
     except _tiff._TooLarge as exc:
         raise PhotoError(p, _bomb_reason(exc.width, exc.height, max_pixels or 0)) from exc
     except (MemoryError, PhotoError):
