@@ -47,18 +47,22 @@ KINDS = {
 }
 
 
-def near_psnr(image: np.ndarray, clean: np.ndarray, mask: np.ndarray, rgb: bool = False) -> float:
-    near = repair.repair_weight(mask) > 0
+def near_repairs(mask: np.ndarray) -> np.ndarray:
+    """The pixels the measures read: within the repair weight's reach of the true defect ``mask``."""
+    return repair.repair_weight(mask) > 0
+
+
+def near_psnr(image: np.ndarray, clean: np.ndarray, near: np.ndarray, rgb: bool = False) -> float:
     diff = image - clean if rgb else luma(image) - luma(clean)
     err = float((diff ** 2)[near].mean())
     return 10.0 * np.log10(1.0 / max(err, 1e-10))
 
 
-def near_texture(image: np.ndarray, clean: np.ndarray, mask: np.ndarray) -> float:
+def near_texture(image: np.ndarray, clean: np.ndarray, near: np.ndarray) -> float:
     """How much fine texture (grain, weave) the repair has near the defects, against the clean photo's
     there: the RMS of the luma's high-pass (the luma minus its Gaussian blur, σ = 1.5) over the pixels
-    :func:`near_psnr` reads, as a ratio (1: as much as the clean photo; a smooth fill is well below)."""
-    near = repair.repair_weight(mask) > 0
+    ``near`` (:func:`near_repairs`), as a ratio (1: as much as the clean photo; a smooth fill is well
+    below)."""
 
     def high_pass(a: np.ndarray) -> np.ndarray:
         y = luma(a)
@@ -68,10 +72,9 @@ def near_texture(image: np.ndarray, clean: np.ndarray, mask: np.ndarray) -> floa
     return float(np.sqrt(ratio))
 
 
-def near_lpips(metric, image: np.ndarray, clean: np.ndarray, mask: np.ndarray) -> float:
+def near_lpips(metric, image: np.ndarray, clean: np.ndarray, near: np.ndarray) -> float:
     """LPIPS-alex's distance map (:meth:`oldphoto.metrics.lpips.LPIPS.distance_map`) averaged over the
-    pixels :func:`near_psnr` reads."""
-    near = repair.repair_weight(mask) > 0
+    pixels ``near`` (:func:`near_repairs`)."""
     return float(metric.distance_map(image, clean)[near].mean())
 
 
@@ -128,14 +131,15 @@ def main() -> None:
         if not true_mask.any():
             continue
         row = {"photo": path.name, "kind": kind}
+        near = near_repairs(true_mask)
         for which in masks:
             for d, r in list(restorers.items())[::1 if i % 2 else -1]:  # the depths take turns to go first
                 start = time.perf_counter()
                 result = r.restore(damaged, mask=true_mask if which == "true" else None)
                 row[f"{which}@{d:g}"] = {"s": time.perf_counter() - start,
-                                         "near_psnr": near_psnr(result.image, clean, true_mask, args.colour),
-                                         "near_lpips": near_lpips(lpips, result.image, clean, true_mask),
-                                         "near_texture": near_texture(result.image, clean, true_mask)}
+                                         "near_psnr": near_psnr(result.image, clean, near, args.colour),
+                                         "near_lpips": near_lpips(lpips, result.image, clean, near),
+                                         "near_texture": near_texture(result.image, clean, near)}
         rows.append(row)
         cells = [f"{key} {v['near_psnr']:.2f} dB {v['near_lpips']:.3f} ×{v['near_texture']:.2f} "
                  f"{v['s']:.2f} s" for key, v in row.items() if "@" in key]
