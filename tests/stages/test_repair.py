@@ -94,6 +94,41 @@ def test_a_thin_defects_fill_comes_down_to_the_levels_of_its_sides():
     assert np.allclose(repair(base, base, wide, lighter)[wide], base[wide] + 0.1, atol=1e-5)
 
 
+def _grainy(shape, sigma, seed=0):
+    """A flat gray photo with film grain: white noise of ``sigma`` blurred a little, as a scan's is."""
+    noise = cv2.GaussianBlur(np.random.default_rng(seed).normal(0, 1, shape).astype(np.float32), (0, 0), 0.7)
+    grain = noise * (sigma / noise.std())
+    return np.repeat((0.45 + grain)[..., None], 3, axis=2)
+
+
+def _fine_detail(image):
+    y = image.mean(axis=2)
+    return y - cv2.GaussianBlur(y, (0, 0), 1.5)
+
+
+def test_a_holes_smooth_fill_takes_the_grain_around_it_and_a_thin_scratch_none():
+    photo = _grainy((200, 300), 0.03)
+    hole = np.zeros((200, 300), bool)
+    hole[60:120, 150:220] = True
+    scratch = np.zeros_like(hole)
+    scratch[160:162, 20:280] = True  # 2 px wide: its fill is its sides' blend, no grain
+
+    def smooth(windows, masks):  # the networks fill every defect with the photo's mean, no grain
+        return [np.where(m[..., None], np.float32(0.45), w) for w, m in zip(windows, masks, strict=True)]
+
+    out = repair(photo, photo, hole | scratch, smooth)
+    around = float(_fine_detail(photo)[40:140, 120:250][~hole[40:140, 120:250]].std())
+    inside = float(_fine_detail(out)[66:114, 156:214].std())
+    assert 0.7 * around < inside < 1.2 * around  # grain as around it (the smooth fill: none)
+    assert abs(float(out[66:114, 156:214].mean()) - 0.45) < 0.005  # the fill's tone is kept
+    assert np.allclose(out[160:162, 40:260], 0.45, atol=1e-6)  # the scratch's fill as the networks drew it
+    far = repair_weight(hole | scratch) == 0
+    assert np.array_equal(out[far], photo[far])
+    # a fill with the grain already gets hardly more
+    out = repair(photo, photo, hole, lambda windows, masks: windows)
+    assert float(_fine_detail(out)[66:114, 156:214].std()) < 1.1 * around
+
+
 def test_a_thin_defects_bright_halo_is_not_spread_into_its_fill():
     # the photo is lighter than the networks beside the crack: its halo, which the mask missed.  A fill
     # brought up to it would be a light streak; it stays as the networks drew it
