@@ -467,7 +467,8 @@ def test_saved_mask_report_and_provenance_say_what_was_repaired(tmp_path):
                                                                "dust_only": False,
                                                                "print_edges_left": 0,
                                                                "left_as_content": 2,
-                                                               "lines_left_alone": False}}
+                                                               "lines_left_alone": False,
+                                                               "lines_in_doubt": True}}
     assert entries["clean.png"]["restoration"]["path"] == "quality"
     assert read_provenance(out / "rot.jpg")["restoration"] == rot["restoration"]
     assert read_provenance(out / "clean.png")["restoration"]["repaired_fraction"] == 0.0
@@ -648,7 +649,7 @@ def test_a_cluster_run_into_a_new_folder_cleans_what_its_lost_writes_left(tmp_pa
 def test_the_record_says_when_scratch_like_lines_were_left_alone():
     from types import SimpleNamespace
 
-    from oldphoto.batch import NOTE_STROKE_LENGTH, restoration_record
+    from oldphoto.batch import NOTE_DOUBT_LENGTH, NOTE_STROKE_LENGTH, restoration_record
     from oldphoto.stages.defects import Defects
 
     def record(path, length):
@@ -658,6 +659,13 @@ def test_the_record_says_when_scratch_like_lines_were_left_alone():
     assert record("quality", NOTE_STROKE_LENGTH)["lines_left_alone"] is True
     assert record("quality", NOTE_STROKE_LENGTH - 0.01)["lines_left_alone"] is False
     assert record("scratch", 1.5)["lines_left_alone"] is False  # repaired: nothing was left alone
+    # repaired on evidence that undamaged photos' scene lines reach too: said; not on more, nor for a tear
+    assert record("scratch", 1.5)["lines_in_doubt"] is True
+    assert record("scratch", NOTE_DOUBT_LENGTH)["lines_in_doubt"] is False
+    assert record("quality", 0.9)["lines_in_doubt"] is False
+    torn = Defects(np.zeros((8, 8), bool), strokes=3, blobs=1, stroke_length=0.4)
+    assert restoration_record(SimpleNamespace(path="scratch", mask=None, fidelity=1.0,
+                                              defects=torn))["defects"]["lines_in_doubt"] is False
     # --dust repaired the dust alone: the lines were left all the same
     d = Defects(np.zeros((8, 8), bool), strokes=3, stroke_length=0.7, dust=2, dust_only=True)
     dust = restoration_record(SimpleNamespace(path="scratch", mask=None, fidelity=1.0, defects=d))["defects"]
@@ -680,6 +688,9 @@ def test_progress_lines_say_what_was_repaired_or_left_alone():
         progress.update(Entry(name, OK, output=f"out/{name}", seconds=1.0, restoration=record))
     a, b, c, d = stream.getvalue().splitlines()
     assert a.endswith("(1.0 s; 2.99 % repaired)")
+    progress.update(Entry("e.png", OK, output="out/e.png", seconds=1.0,
+                          restoration=scratched | {"defects": {"lines_in_doubt": True}}))
+    assert "--scratches off keeps them" in stream.getvalue().splitlines()[-1]
     assert "scratch-like lines left alone" in b and "--scratches on repairs them" in b
     assert c.endswith("(1.0 s)")
     assert "0.12 % repaired; scratch-like lines left alone" in d

@@ -288,11 +288,15 @@ class Defects:
     def area(self) -> float:
         return float(self.mask.mean()) if self.mask.size else 0.0
 
+    @property
+    def evidence(self) -> float:
+        """What ``--scratches auto`` weighs: the bright strokes' length (short sides of the photo), short
+        ones that share one direction aside (:data:`AUTO_MAX_ALIGNMENT`)."""
+        return self.stroke_length - self.dark_length - self.aligned_length
+
     def worth_repairing(self) -> bool:
-        """``--scratches auto``: a blob, or bright strokes adding up to :data:`AUTO_MIN_STROKE_LENGTH`,
-        short ones that share one direction aside (:data:`AUTO_MAX_ALIGNMENT`)."""
-        evidence = self.stroke_length - self.dark_length - self.aligned_length
-        return self.blobs > 0 or evidence >= AUTO_MIN_STROKE_LENGTH
+        """``--scratches auto``: a blob, or :attr:`evidence` of :data:`AUTO_MIN_STROKE_LENGTH`."""
+        return self.blobs > 0 or self.evidence >= AUTO_MIN_STROKE_LENGTH
 
 
 def hysteresis(prob: np.ndarray, high: float, low: float) -> np.ndarray:

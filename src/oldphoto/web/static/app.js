@@ -200,7 +200,12 @@ function describeRepair(photo) {
   if (d.specks) parts.push(`${d.specks} dust speck${d.specks > 1 ? "s" : ""}`);
   if (d.blobs) parts.push(`${d.blobs} hole${d.blobs > 1 ? "s" : ""} or stain${d.blobs > 1 ? "s" : ""}`);
   if (dust) parts.push(dust);
-  return `Repaired ${pct}% of the photo` + (parts.length ? ` (${parts.join(", ")}).` : ".");
+  return `Repaired ${pct}% of the photo` + (parts.length ? ` (${parts.join(", ")}).` : ".") +
+    (d.lines_in_doubt  // as the command line says it (oldphoto.batch)
+      ? " Some of these lines may belong to the picture (highlights, wires, branches): tick \u201cShow " +
+        "repaired areas\u201d and look; to keep them, choose \u201cLeave them alone\u201d above and press " +
+        "\u201cRestore again\u201d, or mark the real scratches by hand."
+      : "");
 }
 
 function comparison(photo) {
