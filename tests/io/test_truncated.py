@@ -116,6 +116,21 @@ def test_tiff_cut(tmp_path, compression):
     assert _reason(path).startswith("truncated TIFF")
 
 
+@pytest.mark.parametrize("keep", [8, 40, 100])
+@pytest.mark.parametrize("big", [False, True])
+def test_tiff_cut_in_its_header_says_so_and_logs_nothing(tmp_path, capfd, keep, big):
+    # a copy cut off before the pixels: tifffile complained of offsets and "corrupted IFD structure",
+    # and tifffile's log and Pillow's warnings reached the console
+    path = tmp_path / "t.tif"
+    tifffile.imwrite(path, PIXELS, bigtiff=big, metadata={"Description": "x" * 40})
+    data = path.read_bytes()
+    path.write_bytes(data[:keep])
+    reason = _reason(path)
+    assert reason.startswith("truncated TIFF: the file ends "), reason
+    assert "directory" in reason or "header" in reason
+    assert capfd.readouterr().err == ""
+
+
 def test_webp_cut(tmp_path):
     buf = io.BytesIO()
     Image.fromarray(PIXELS).save(buf, "WEBP", quality=90)

@@ -7,9 +7,10 @@ sub-IFD (serialised by Pillow) at the end of the file and patch the placeholder 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,68 @@ UNKEPT_TAGS = {700: "XMP", 33723: "IPTC", 34377: "IPTC"}  # (34377: Photoshop's 
 def unkept_blocks(tags) -> tuple[str, ...]:
     """The names of the blocks among ``tags`` (anything that answers ``code in tags``) not written back."""
     return tuple(dict.fromkeys(name for code, name in UNKEPT_TAGS.items() if code in tags))
+
+
+class _Drop(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """tifffile's own log lines (a broken file's "invalid offset to first page") kept off the console
+    while a photo is read: what went wrong becomes the photo's reason or warning instead."""
+    logger, drop = logging.getLogger("tifffile"), _Drop()
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
+
+
+def header_shortfall(path: Path) -> str | None:
+    """Why a (classic or Big) TIFF cannot be read, when the file ends before its first image directory
+    does (a copy or download cut short in the header), or None."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+            size = fh.seek(0, 2)
+            order = {b"II": "<", b"MM": ">"}.get(head[:2])
+            if order is None or len(head) < 8:
+                return f"truncated TIFF: the file ends inside its header ({size} bytes)"
+            big = struct.unpack(order + "H", head[2:4])[0] == 43
+            if big and len(head) < 16:
+                return f"truncated TIFF: the file ends inside its header ({size} bytes)"
+            offset = struct.unpack(order + ("Q" if big else "I"), head[8:16] if big else head[4:8])[0]
+            count_size, entry_size, next_size = (8, 20, 8) if big else (2, 12, 4)
+            if offset + count_size > size:
+                return (f"truncated TIFF: the file ends before its first image directory ({size} bytes, "
+                        f"the directory at byte {offset})")
+            fh.seek(offset)
+            count = struct.unpack(order + ("Q" if big else "H"), fh.read(count_size))[0]
+            end = offset + count_size + count * entry_size + next_size
+            if end <= size:  # the directory is there: are the values it points to?
+                entries = fh.read(count * entry_size)
+                inline = 8 if big else 4
+                for k in range(count):
+                    entry = entries[k * entry_size:(k + 1) * entry_size]
+                    kind = struct.unpack(order + "H", entry[2:4])[0]
+                    n = struct.unpack(order + ("Q" if big else "I"), entry[4:12] if big else entry[4:8])[0]
+                    length = n * _TYPE_SIZES.get(kind, 1)
+                    if length > inline:  # stored elsewhere: the entry's last field says where
+                        where = entry[12:20] if big else entry[8:12]
+                        end = max(end, struct.unpack(order + ("Q" if big else "I"), where)[0] + length)
+            if end > size:
+                return (f"truncated TIFF: the file ends inside its first image directory ({size} bytes of "
+                        f"the {end} it needs)")
+    except (OSError, struct.error):
+        return None
+    return None
+
+
+# bytes per value of each TIFF field type (BYTE, ASCII, SHORT, LONG, RATIONAL, ..., LONG8, SLONG8, IFD8)
+_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8,
+               18: 8}
 
 
 @dataclass

@@ -201,7 +201,7 @@ def read_photo(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
     if _heif.is_heif(head) and not _heif.register():
         raise PhotoError(p, _heif.MISSING)
     said: list[str] = []
-    with _own_pixel_limit(), _exif_warnings(said):
+    with _own_pixel_limit(), _exif_warnings(said), _tiff.quiet():
         photo = _open_photo(p, head, max_pixels, guard)
     photo.warnings.extend(said)
     return photo
@@ -220,8 +220,9 @@ def _exif_warnings(said: list[str]) -> Iterator[None]:
     finally:
         for w in caught:
             text = " ".join(str(w.message).split())
-            if "EXIF" in text:
-                note = f"EXIF partly unreadable: {text}; what could be read is kept"
+            if "EXIF" in text or text == "Truncated File Read":  # (the latter: Pillow on a cut TIFF)
+                note = (f"EXIF partly unreadable: {text}; what could be read is kept" if "EXIF" in text
+                        else "the file is shorter than its header says; what could be read is kept")
                 if note not in said:
                     said.append(note)
             else:
@@ -233,8 +234,8 @@ def _open_photo(p: Path, head: bytes, max_pixels: int | None, guard: Guard | Non
     try:
         image = Image.open(p)
     except UnidentifiedImageError as exc:
-        if head[:4] in (b"II*\0", b"MM\0*"):  # TIFFs Pillow cannot open (16-bit gray+alpha, ...)
-            return _read_tiff_only(p, max_pixels, guard)
+        if head[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):  # TIFFs (and BigTIFFs) Pillow cannot
+            return _read_tiff_only(p, max_pixels, guard)             # open: 16-bit gray+alpha, a cut header
         signature = _signature(head)
         if signature == "JPEG":
             raise PhotoError(p, _jpeg_header_reason(p)) from exc
@@ -416,7 +417,7 @@ def _read_tiff_only(p: Path, max_pixels: int | None, guard: Guard | None) -> Pho
     except (MemoryError, PhotoError):
         raise
     except Exception as exc:
-        raise PhotoError(p, _tiff_reason(exc)) from exc
+        raise PhotoError(p, _tiff_reason(p, exc)) from exc
     exif = Image.Exif()
     for code, value in tags.items():
         exif[code] = value
@@ -443,8 +444,12 @@ def _read_tiff_only(p: Path, max_pixels: int | None, guard: Guard | None) -> Pho
                  pages=t.pages, warnings=notes, unkept=t.unkept)
 
 
-def _tiff_reason(exc: Exception) -> str:
-    """tifffile's complaint about a TIFF, with truncation named as such."""
+def _tiff_reason(p: Path, exc: Exception) -> str:
+    """tifffile's complaint about a TIFF, with truncation named as such (a header cut short is found by
+    reading it: tifffile then complains of offsets and structures)."""
+    shortfall = _tiff.header_shortfall(p)
+    if shortfall:
+        return shortfall
     text = str(exc)
     cut = isinstance(exc, (zlib.error, EOFError)) or any(
         word in text.lower() for word in ("failed to read", "truncated", "incomplete"))
@@ -508,7 +513,7 @@ def _decode(p: Path, image: Image.Image, family: str, head: bytes, max_pixels: i
         except MemoryError:
             raise
         except Exception as exc:
-            reason = _tiff_reason(exc)
+            reason = _tiff_reason(p, exc)
             if reason.startswith("truncated"):
                 raise PhotoError(p, reason) from exc
             # e.g. a compression tifffile has no codec for: Pillow (8-bit) below
