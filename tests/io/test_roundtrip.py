@@ -454,3 +454,45 @@ def test_an_enlarged_restoration_keeps_the_print_size(tmp_path, fmt):
     for wrong in [(90, 120), (60, 81)]:  # three times, or not the same on both axes
         with pytest.raises(ValueError, match="or 2 or 4 times"):
             write_photo(tmp_path / f"bad.{fmt}", np.zeros((*wrong, 3), np.float32), like=photo)
+
+
+@pytest.mark.parametrize("src_fmt", ["jpg", "tif", "png"])
+@pytest.mark.parametrize("fmt", [None, "jpg", "png", "tiff"])
+def test_non_ascii_exif_text_is_written_back_as_stored(tmp_path, src_fmt, fmt):
+    # EXIF text in UTF-8 (what most software writes: an accented description, a photographer's name,
+    # a place) came back as "Grand-m??re": Pillow reads EXIF text as Latin-1 and wrote it as ASCII
+    texts = {"description": "Grand-mère à Paris, 1931", "artist": "Zoë Ørsted",
+             "owner": "Fåmily ärchive", "datum": "Tōkyō"}
+    marks = {k: f"<{k}>".ljust(len(v.encode()), "#") for k, v in texts.items()}  # as long as the UTF-8
+    exif = _exif()
+    exif[0x010E] = marks["description"]
+    exif[0x013B] = marks["artist"]
+    exif.get_ifd(ExifTags.IFD.Exif)[0xA430] = marks["owner"]    # CameraOwnerName (type unknown to Pillow)
+    exif.get_ifd(ExifTags.IFD.GPSInfo)[0x0012] = marks["datum"]  # GPSMapDatum
+    blob = exif.tobytes()
+    for key, mark in marks.items():  # stored as ASCII-typed text holding UTF-8 bytes, as exiftool writes it
+        blob = blob.replace(mark.encode(), texts[key].encode())
+    src = tmp_path / f"s.{src_fmt}"
+    if src_fmt == "tif":  # (Pillow's TIFF writer would itself turn the text into '?'; no sub-IFDs then)
+        tifffile.imwrite(src, _smooth(16, 16, 3), photometric="rgb", metadata=None,
+                         description=texts["description"].encode(),
+                         extratags=[(0x013B, 2, 0, texts["artist"].encode(), True), (0x010F, 2, 0, b"TestCam", True)])
+    else:
+        Image.fromarray(_smooth(16, 16, 3)).save(src, exif=blob)
+    photo = read_photo(src)
+    out = tmp_path / f"out.{fmt or src_fmt}"
+    write_photo(out, photo.pixels, like=photo, format=fmt, provenance=PROV)
+
+    def stored(value) -> str:
+        assert isinstance(value, str)  # still text (ASCII-typed), not UNDEFINED bytes
+        return value.encode("latin-1").decode("utf-8")  # (Pillow gives the stored bytes as Latin-1)
+
+    with Image.open(out) as im:
+        written = im.getexif()
+        assert stored(written[0x010E]) == texts["description"]
+        assert stored(written[0x013B]) == texts["artist"]
+        if src_fmt != "tif":
+            assert stored(written.get_ifd(ExifTags.IFD.Exif)[0xA430]) == texts["owner"]
+            assert stored(written.get_ifd(ExifTags.IFD.GPSInfo)[0x0012]) == texts["datum"]
+        assert written[0x010F] == "TestCam"
+    assert read_provenance(out)["software"] == "oldphoto"

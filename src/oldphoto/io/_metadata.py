@@ -43,11 +43,54 @@ def apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
 
 
 def copy_exif(exif: Image.Exif | None) -> Image.Exif:
-    """A detached copy (nested Exif/GPS IFDs included) that can be edited freely."""
+    """A detached copy (nested Exif/GPS IFDs included) that can be edited freely.  Text that is not ASCII
+    (a UTF-8 description, an accented name) is kept as it was stored (:class:`RawText`)."""
     out = Image.Exif()
     if exif is not None and len(exif):
+        keep_raw_text(exif)
         out.load(exif.tobytes())
+        keep_raw_text(out)
     return out
+
+
+class RawText(str):
+    """EXIF text that is not ASCII, as Pillow reads it (each stored byte one Latin-1 character), written
+    back as the bytes it was read from.
+
+    Pillow writes EXIF text as ``value.encode("ascii", "replace")``, every other character becoming ``?``:
+    "Grand-mère" stored in UTF-8 (as most software writes it) came back as "Grand-m??re".  Bytes would be
+    written as they are, but as UNDEFINED values where Pillow does not know a tag's type (LensModel,
+    CameraOwnerName, ...); this stays text, so its type stays ASCII, and an ASCII encoding of it (Pillow's,
+    tifffile's) gives the stored bytes.  Text never read from a file, with characters beyond Latin-1, is
+    written in UTF-8."""
+
+    def stored(self) -> bytes:
+        try:
+            return str.encode(self, "latin-1")
+        except UnicodeEncodeError:
+            return str.encode(self, "utf-8")
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        if encoding.lower().replace("-", "") in ("ascii", "usascii"):
+            return self.stored()
+        return str.encode(self, encoding, errors)
+
+
+def keep_raw_text(exif: Image.Exif) -> None:
+    """Make the non-ASCII text values of ``exif`` (IFD0, Exif, GPS and Interop IFDs) :class:`RawText`, in
+    place, so that they are written back as stored."""
+    def raw(values) -> None:
+        for tag, value in list(values.items()):
+            if isinstance(value, str) and not isinstance(value, RawText) and not value.isascii():
+                values[tag] = RawText(value)
+
+    raw(exif)
+    for tag in (ExifTags.IFD.Exif, ExifTags.IFD.GPSInfo):
+        if tag in exif:  # (get_ifd of a missing IFD would add an empty one to the file)
+            sub = exif.get_ifd(tag)
+            raw(sub)
+            if tag == ExifTags.IFD.Exif and ExifTags.IFD.Interop in sub:
+                raw(exif.get_ifd(ExifTags.IFD.Interop))
 
 
 def provenance_record(models: dict[str, str] | None = None, options: dict[str, Any] | None = None,

@@ -195,7 +195,8 @@ def _raw_ascii(tif: tifffile.TiffFile, tag: tifffile.TiffTag) -> str:
     fh = tif.filehandle
     fh.seek(tag.valueoffset)
     raw = fh.read(tag.valuebytecount)
-    return raw.rstrip(b"\0").decode("utf-8", errors="replace")
+    # (Latin-1, as Pillow reads EXIF text: every stored byte kept, to be written back as it was)
+    return raw.rstrip(b"\0").decode("latin-1")
 
 
 class _TooLarge(Exception):
