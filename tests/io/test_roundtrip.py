@@ -496,3 +496,23 @@ def test_non_ascii_exif_text_is_written_back_as_stored(tmp_path, src_fmt, fmt):
             assert stored(written.get_ifd(ExifTags.IFD.GPSInfo)[0x0012]) == texts["datum"]
         assert written[0x010F] == "TestCam"
     assert read_provenance(out)["software"] == "oldphoto"
+
+
+@pytest.mark.parametrize("fmt", ["jpg", "png", "webp"])
+def test_tiff_storage_tags_are_not_carried_into_another_format(tmp_path, fmt):
+    # a TIFF's IFD0 is its EXIF: its storage tags (tile offsets into the TIFF, predictor, sample format,
+    # a CMYK ICC profile) were copied into the EXIF of a JPEG/PNG/WebP restored from it, where they
+    # describe nothing (the profile contradicting the one the file embeds); its text tags are carried
+    icc = adobe_like_icc()
+    tifffile.imwrite(tmp_path / "s.tif", _smooth(64, 64, 3), photometric="rgb", tile=(32, 32),
+                     compression="zlib", predictor=True, iccprofile=icc, metadata=None,
+                     extratags=[(0x010F, 2, 0, "TestCam", True), (0x8298, 2, 0, "(c) archive", True),
+                                (0x0129, 3, 2, (0, 1), True)])
+    photo = read_photo(tmp_path / "s.tif")
+    out = tmp_path / f"out.{fmt}"
+    write_photo(out, photo.pixels, like=photo, format=fmt, provenance=PROV)
+    with Image.open(out) as im:
+        exif = im.getexif()
+        assert exif.get(0x010F) == "TestCam" and exif.get(0x8298) == "(c) archive"
+        left = {tag for tag in (0x0129, 0x013D, 0x0142, 0x0143, 0x0144, 0x0145, 0x0153, 0x8773) if tag in exif}
+        assert not left, sorted(hex(t) for t in left)

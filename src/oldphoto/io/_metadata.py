@@ -18,7 +18,14 @@ PIXEL_X = 0xA002
 PIXEL_Y = 0xA003
 RESOLUTION_TAGS = (0x011A, 0x011B)  # XResolution, YResolution (pixels per ResolutionUnit)
 _THUMBNAIL_TAGS = (0x0201, 0x0202, 0x0103)  # JPEGInterchangeFormat(+Length), Compression: IFD1 leftovers
-_IMAGE_STRUCTURE_TAGS = (0x0100, 0x0101, 0x0102, 0x0106, 0x0111, 0x0115, 0x0116, 0x0117, 0x011C, 0x0152)
+# how the input's pixels were stored (a TIFF's IFD0 is its EXIF): none of it is true of the output, whose
+# encoder writes its own.  Tiles and strips (offsets into the input file), predictor, sample format and
+# range, palette, sub-IFDs, JPEG tables, chroma subsampling, page number; and the ICC profile (34675),
+# which the output embeds in its own place, converted where its colour model changed (CMYK into PNG)
+_IMAGE_STRUCTURE_TAGS = (0x00FE, 0x00FF, 0x0100, 0x0101, 0x0102, 0x0106, 0x0107, 0x0108, 0x0109, 0x010A,
+                         0x0111, 0x0115, 0x0116, 0x0117, 0x0118, 0x0119, 0x011C, 0x0122, 0x0123, 0x0124,
+                         0x0125, 0x0129, 0x013D, 0x0140, 0x0142, 0x0143, 0x0144, 0x0145, 0x014A, 0x014C,
+                         0x0152, 0x0153, 0x0154, 0x0155, 0x015B, 0x0200, 0x0212, 0x8773)
 
 PROVENANCE_KEY = "oldphoto:provenance"  # PNG text keyword
 
