@@ -516,3 +516,24 @@ def test_tiff_storage_tags_are_not_carried_into_another_format(tmp_path, fmt):
         assert exif.get(0x010F) == "TestCam" and exif.get(0x8298) == "(c) archive"
         left = {tag for tag in (0x0129, 0x013D, 0x0142, 0x0143, 0x0144, 0x0145, 0x0153, 0x8773) if tag in exif}
         assert not left, sorted(hex(t) for t in left)
+
+
+@pytest.mark.parametrize("fmt", ["jpg", "png"])
+def test_a_tiffs_large_xmp_and_photoshop_blocks_do_not_fail_another_format(tmp_path, fmt):
+    # a scan's XMP (an editor's history) or Photoshop resources over 64 KB, read as part of the TIFF's
+    # EXIF, failed the JPEG write after the restoration ("ValueError: EXIF data is too long"); the photo's
+    # warning says they are not carried over, and now they are not, in any format
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/">' + b" " * 90_000 + b"</x:xmpmeta>"
+    resources = b"8BIM" + bytes(80_000)
+    tifffile.imwrite(tmp_path / "s.tif", _smooth(32, 32, 3), photometric="rgb", metadata=None,
+                     extratags=[(0x010F, 2, 0, "TestCam", True), (700, 1, len(xmp), xmp, True),
+                                (34377, 1, len(resources), resources, True)])
+    photo = read_photo(tmp_path / "s.tif")
+    out = tmp_path / f"out.{fmt}"
+    notes = write_photo(out, photo.pixels, like=photo, format=fmt, provenance=PROV)
+    assert any("XMP" in n and "not carried" in n for n in notes), notes
+    with Image.open(out) as im:
+        exif = im.getexif()
+        assert exif.get(0x010F) == "TestCam"
+        assert 700 not in exif and 34377 not in exif
+    assert read_provenance(out)["software"] == "oldphoto"

@@ -26,6 +26,10 @@ _IMAGE_STRUCTURE_TAGS = (0x00FE, 0x00FF, 0x0100, 0x0101, 0x0102, 0x0106, 0x0107,
                          0x0111, 0x0115, 0x0116, 0x0117, 0x0118, 0x0119, 0x011C, 0x0122, 0x0123, 0x0124,
                          0x0125, 0x0129, 0x013D, 0x0140, 0x0142, 0x0143, 0x0144, 0x0145, 0x014A, 0x014C,
                          0x0152, 0x0153, 0x0154, 0x0155, 0x015B, 0x0200, 0x0212, 0x8773)
+# a TIFF's XMP, IPTC and Photoshop resources (which the photo's warnings say are not carried over), and
+# Photoshop's layers of the unrestored image (ImageSourceData): in a JPEG's EXIF, which must fit one 64 KB
+# segment, a scan's XMP history made the write fail ("EXIF data is too long") after the restoration
+_UNCARRIED_BLOCKS = (0x02BC, 0x83BB, 0x8649, 0x935C)
 
 PROVENANCE_KEY = "oldphoto:provenance"  # PNG text keyword
 
@@ -134,7 +138,7 @@ def output_exif(exif: Image.Exif | None, width: int, height: int, provenance: st
     """The input's EXIF, made true for the output: upright, no thumbnail, new pixel size, provenance;
     ``enlarged`` times the input's resolution (pixels per inch), so that it still prints at its size."""
     out = copy_exif(exif)
-    for tag in _THUMBNAIL_TAGS + _IMAGE_STRUCTURE_TAGS:
+    for tag in _THUMBNAIL_TAGS + _IMAGE_STRUCTURE_TAGS + _UNCARRIED_BLOCKS:
         out.pop(tag, None)
     if enlarged != 1:
         for tag in RESOLUTION_TAGS:
