@@ -537,3 +537,27 @@ def test_a_tiffs_large_xmp_and_photoshop_blocks_do_not_fail_another_format(tmp_p
         assert exif.get(0x010F) == "TestCam"
         assert 700 not in exif and 34377 not in exif
     assert read_provenance(out)["software"] == "oldphoto"
+
+
+@pytest.mark.parametrize("src_fmt", ["jpg", "tif"])
+def test_windows_details_fields_are_carried_into_a_tiff(tmp_path, src_fmt):
+    # Windows Explorer's Details (Title, Comments, Tags, ...: UCS-2 BYTE tags of IFD0; the star rating,
+    # a SHORT) were dropped without a word from TIFF outputs, which carried IFD0 text tags only
+    title, keywords = "Oma in Köln".encode("utf-16-le") + b"\0\0", "family;1931".encode("utf-16-le") + b"\0\0"
+    src = tmp_path / f"s.{src_fmt}"
+    if src_fmt == "tif":
+        tifffile.imwrite(src, _smooth(16, 16, 3), photometric="rgb", metadata=None,
+                         extratags=[(0x9C9B, 1, len(title), title, True), (0x9C9E, 1, len(keywords), keywords, True),
+                                    (0x4746, 3, 1, 4, True), (0x010F, 2, 0, "TestCam", True)])
+    else:
+        exif = _exif()
+        exif[0x9C9B], exif[0x9C9E], exif[0x4746] = title, keywords, 4
+        Image.fromarray(_smooth(16, 16, 3)).save(src, exif=exif.tobytes())
+    photo = read_photo(src)
+    out = tmp_path / "out.tif"
+    write_photo(out, photo.pixels, like=photo, format="tiff", provenance=PROV)
+    with Image.open(out) as im:
+        exif = im.getexif()
+        assert bytes(exif.get(0x9C9B)) == title and bytes(exif.get(0x9C9E)) == keywords
+        assert exif.get(0x4746) == 4
+        assert exif.get(0x010F) == "TestCam"

@@ -205,13 +205,26 @@ class _TooLarge(Exception):
         self.width, self.height = width, height
 
 
+# IFD0 fields Windows Explorer shows and edits (Details: Title, Comments, Authors, Tags, Subject as UCS-2
+# bytes; the star rating), which an archive's catalogue often lives in: carried with their own types
+_WINDOWS_BYTE_TAGS = (0x9C9B, 0x9C9C, 0x9C9D, 0x9C9E, 0x9C9F)  # XPTitle ... XPSubject
+_WINDOWS_SHORT_TAGS = (0x4746, 0x4749)                          # Rating, RatingPercent
+
+
 def _ascii_tags(exif: Image.Exif | None) -> list[tuple]:
-    """IFD0 text tags of the input (Make, Model, Artist, Copyright, DateTime, ...) as tifffile extratags."""
+    """IFD0 text tags of the input (Make, Model, Artist, Copyright, DateTime, ...) as tifffile extratags,
+    and the Windows Details fields (XPTitle, XPKeywords, ..., Rating), which are not text tags."""
     tags = []
     for tag, value in (exif or {}).items():
-        if tag in _OWN_TAGS or tag in _SUB_IFDS or not isinstance(value, str):
+        if tag in _OWN_TAGS or tag in _SUB_IFDS:
             continue
-        tags.append((int(tag), 2, 0, value, True))
+        if isinstance(value, str):
+            tags.append((int(tag), 2, 0, value, True))
+        elif tag in _WINDOWS_BYTE_TAGS and isinstance(value, (bytes, tuple)):
+            raw = bytes(value)
+            tags.append((int(tag), 1, len(raw), raw, True))
+        elif tag in _WINDOWS_SHORT_TAGS and isinstance(value, int) and 0 <= value < 65536:
+            tags.append((int(tag), 3, 1, value, True))
     return tags
 
 
