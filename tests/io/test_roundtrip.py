@@ -561,3 +561,19 @@ def test_windows_details_fields_are_carried_into_a_tiff(tmp_path, src_fmt):
         assert bytes(exif.get(0x9C9B)) == title and bytes(exif.get(0x9C9E)) == keywords
         assert exif.get(0x4746) == 4
         assert exif.get(0x010F) == "TestCam"
+
+
+def test_a_tiff_only_tifffile_reads_keeps_its_description(tmp_path):
+    # such TIFFs keep their IFD0 text tags (docs/files-and-batches.md), but ImageDescription, the
+    # caption, was left out of them: restored without it, without a word
+    tifffile.imwrite(tmp_path / "g.tif", np.full((16, 16, 2), 30000, np.uint16), photometric="minisblack",
+                     extrasamples=[2], metadata=None, description="Box 12: the mill, 1931",
+                     extratags=[(0x013B, 2, 0, "A. Archivist", True)])
+    photo = read_photo(tmp_path / "g.tif")
+    out = tmp_path / "out.tif"
+    write_photo(out, photo.pixels, like=photo, provenance=PROV)
+    with tifffile.TiffFile(out) as tif:
+        tags = tif.pages.first.tags
+        assert tags["ImageDescription"].value == "Box 12: the mill, 1931"
+        assert tags["Artist"].value == "A. Archivist"
+    assert read_provenance(out)["software"] == "oldphoto"

@@ -182,7 +182,8 @@ def ifd0_tags(path: Path) -> dict[int, object]:
 def _ifd0_tags(tif: tifffile.TiffFile, page) -> dict[int, object]:
     out: dict[int, object] = {}
     for tag in page.tags.values():
-        text = isinstance(tag.value, str) and (tag.code not in _OWN_TAGS or tag.code == 305)
+        # (ImageDescription too: the caption a TIFF only tifffile reads (16-bit gray with alpha) was lost)
+        text = isinstance(tag.value, str) and (tag.code not in _OWN_TAGS or tag.code in (270, 305))
         if text:
             out[int(tag.code)] = _raw_ascii(tif, tag)
         elif tag.code == 274:
