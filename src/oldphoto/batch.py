@@ -1071,6 +1071,10 @@ def main(args, restore: RestoreFn | None = None, stream=None) -> int:
         print(f"oldphoto restore: cannot write into the output folder {args.outdir}: {problem}", file=stream)
         return 2
     problem = report_problem(args.report) if args.report is not None else None
+    if args.report is not None and Path(args.outdir).resolve().is_relative_to(args.report.resolve()):
+        # (not made yet, the folder would have been taken by the report's file: every photo failed)
+        problem = (f"--report {args.report} is where the output folder {args.outdir} goes: give the report "
+                   f"a file name, e.g. --report {Path(args.outdir) / 'report.json'}")
     if problem:
         print(f"oldphoto restore: {problem}", file=stream)
         return 2

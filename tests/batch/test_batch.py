@@ -956,3 +956,19 @@ def test_a_full_disk_at_the_mask_leaves_nothing_of_the_photo_and_the_rerun_makes
     monkeypatch.undo()
     code, log = _run([str(src), "-o", str(out), "--save-mask"], Inverter())
     assert code == 0 and sorted(p.name for p in out.iterdir()) == ["a.mask.png", "a.png"]
+
+
+def test_a_report_given_the_output_folders_path_is_refused(tmp_path):
+    # `-o restored --report restored` (the report's file name forgotten), the folder not made yet: the
+    # report was written as a file named `restored` before the first photo, and then every photo failed,
+    # "cannot write restored/a.png: restored is not a folder", exit 1
+    src, out = tmp_path / "in", tmp_path / "restored"
+    _img(src / "a.png")
+    restorer = Inverter()
+    for report in (out, tmp_path):  # the output folder itself, or a folder above it
+        code, log = _run([str(src), "-o", str(out), "--report", str(report)], restorer)
+        assert code == 2 and not restorer.calls, log
+        assert not out.exists()
+    assert "is where the output folder" in _run([str(src), "-o", str(out), "--report", str(out)], restorer)[1]
+    code, _ = _run([str(src), "-o", str(out), "--report", str(out / "report.json")], restorer)
+    assert code == 0 and (out / "a.png").is_file() and (out / "report.json").is_file()
