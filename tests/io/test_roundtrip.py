@@ -577,3 +577,22 @@ def test_a_tiff_only_tifffile_reads_keeps_its_description(tmp_path):
         assert tags["ImageDescription"].value == "Box 12: the mill, 1931"
         assert tags["Artist"].value == "A. Archivist"
     assert read_provenance(out)["software"] == "oldphoto"
+
+
+@pytest.mark.parametrize("fmt", [None, "png", "tiff"])
+def test_a_quarter_turned_photo_keeps_its_print_size(tmp_path, fmt):
+    # a photo stored across (EXIF orientation 6) at 300x600 dpi is written upright, so its horizontal and
+    # vertical resolutions swap; they were written as stored, changing the print's size and shape
+    exif = _exif(o274=6)
+    exif[0x011A], exif[0x011B], exif[0x0128] = 300.0, 600.0, 2
+    src = tmp_path / "s.jpg"
+    Image.fromarray(_smooth(20, 30, 3)).save(src, dpi=(300, 600), exif=exif.tobytes())
+    photo = read_photo(src)
+    assert photo.size == (20, 30) and photo.dpi == (600.0, 300.0)
+    out = tmp_path / f"out.{fmt or 'jpg'}"
+    write_photo(out, photo.pixels, like=photo, format=fmt, provenance=PROV)
+    with Image.open(out) as im:
+        assert im.size == (20, 30)
+        assert tuple(round(v) for v in im.info["dpi"]) == (600, 300)
+        written = im.getexif()
+        assert (float(written[0x011A]), float(written[0x011B])) == (600.0, 300.0)

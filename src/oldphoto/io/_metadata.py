@@ -134,12 +134,15 @@ def provenance_json(record: dict[str, Any]) -> str:
 
 
 def output_exif(exif: Image.Exif | None, width: int, height: int, provenance: str | None,
-                enlarged: int = 1) -> Image.Exif:
+                enlarged: int = 1, transposed: bool = False) -> Image.Exif:
     """The input's EXIF, made true for the output: upright, no thumbnail, new pixel size, provenance;
-    ``enlarged`` times the input's resolution (pixels per inch), so that it still prints at its size."""
+    ``enlarged`` times the input's resolution (pixels per inch), so that it still prints at its size;
+    ``transposed``: the input's orientation (5-8) turned it a quarter, so its X and Y resolutions swap."""
     out = copy_exif(exif)
     for tag in _THUMBNAIL_TAGS + _IMAGE_STRUCTURE_TAGS + _UNCARRIED_BLOCKS:
         out.pop(tag, None)
+    if transposed and all(tag in out for tag in RESOLUTION_TAGS):
+        out[RESOLUTION_TAGS[0]], out[RESOLUTION_TAGS[1]] = out[RESOLUTION_TAGS[1]], out[RESOLUTION_TAGS[0]]
     if enlarged != 1:
         for tag in RESOLUTION_TAGS:
             if tag in out:

@@ -375,6 +375,8 @@ def _read_open_image(p: Path, image: Image.Image, head: bytes, max_pixels: int |
     pixels, icc = _to_pixels(data, bit_depth, icc, space, notes)
     del data
     dpi = image.info.get("dpi")
+    if dpi and len(dpi) == 2 and orientation in (5, 6, 7, 8):  # stored across: displayed, it is turned
+        dpi = (dpi[1], dpi[0])
     return Photo(
         path=p, format=image.format or family.upper(), family=family, pixels=np.ascontiguousarray(pixels),
         space=space, bit_depth=bit_depth, mode=mode, alpha=alpha, associated_alpha=assoc, icc_profile=icc,
@@ -690,7 +692,8 @@ def write_photo(path: str | os.PathLike, pixels: np.ndarray, like: Photo | None 
     prov = _metadata.provenance_json(record) if record is not None else None
     exif = None
     if not strip_metadata:
-        exif = _metadata.output_exif(like.exif if like else None, rgb.shape[1], rgb.shape[0], prov, enlarged)
+        exif = _metadata.output_exif(like.exif if like else None, rgb.shape[1], rgb.shape[0], prov, enlarged,
+                                     transposed=bool(like) and like.orientation in (5, 6, 7, 8))
     dpi = like.dpi if like is not None and not strip_metadata else None
     if dpi is not None and enlarged != 1:
         dpi = (dpi[0] * enlarged, dpi[1] * enlarged)
