@@ -596,3 +596,22 @@ def test_a_quarter_turned_photo_keeps_its_print_size(tmp_path, fmt):
         assert tuple(round(v) for v in im.info["dpi"]) == (600, 300)
         written = im.getexif()
         assert (float(written[0x011A]), float(written[0x011B])) == (600.0, 300.0)
+
+
+def test_a_tiff_only_tifffile_reads_keeps_its_resolution(tmp_path):
+    # a 16-bit gray scan with alpha at 1200 dpi (read by tifffile, not Pillow) was restored without its
+    # resolution: tifffile wrote 1x1 with no unit, and the print size was lost
+    tifffile.imwrite(tmp_path / "g.tif", np.full((16, 16, 2), 30000, np.uint16), photometric="minisblack",
+                     extrasamples=[2], resolution=(1200, 1200), resolutionunit="INCH")
+    tifffile.imwrite(tmp_path / "c.tif", np.full((16, 16, 2), 30000, np.uint16), photometric="minisblack",
+                     extrasamples=[2], resolution=(400, 200), resolutionunit="CENTIMETER")
+    for name, dpi in (("g.tif", (1200.0, 1200.0)), ("c.tif", (1016.0, 508.0))):
+        photo = read_photo(tmp_path / name)
+        assert photo.dpi is not None and np.allclose(photo.dpi, dpi)
+        out = tmp_path / f"out_{name}"
+        write_photo(out, photo.pixels, like=photo, provenance=PROV)
+        with tifffile.TiffFile(out) as tif:  # (Pillow cannot open these either)
+            tags = tif.pages.first.tags
+            assert int(tags["ResolutionUnit"].value) == 2
+            written = [v[0] / v[1] for v in (tags["XResolution"].value, tags["YResolution"].value)]
+            assert np.allclose(written, dpi, rtol=1e-4)

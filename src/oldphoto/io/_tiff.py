@@ -109,6 +109,19 @@ class TiffPixels:
     icc: bytes | None
     stored_as: str | None = None  # "F" (float samples, clipped to 16-bit) or "1" (1-bit, as 8-bit): changed
     unkept: tuple[str, ...] = ()  # metadata blocks not written back ("XMP", "IPTC")
+    dpi: tuple[float, float] | None = None  # pixels per inch (stored axes), as Pillow's info["dpi"]
+
+
+def _dpi(tags) -> tuple[float, float] | None:
+    """X and Y resolution in pixels per inch (centimetres converted), or None: none, or no unit."""
+    try:
+        x, y = (tags[code].value for code in (282, 283))
+        unit = int(tags[296].value) if 296 in tags else 2
+        per = {2: 1.0, 3: 2.54}[unit]
+        dpi = (x[0] / x[1] * per, y[0] / y[1] * per)
+    except (KeyError, TypeError, IndexError, ZeroDivisionError):
+        return None
+    return dpi if dpi[0] > 0 and dpi[1] > 0 else None
 
 
 def read_tiff(path: Path, max_pixels: int | None,
@@ -131,6 +144,7 @@ def read_tiff(path: Path, max_pixels: int | None,
         icc_tag = page.tags.get(34675)
         icc = bytes(icc_tag.value) if icc_tag is not None else None
         unkept = unkept_blocks(page.tags)
+        dpi = _dpi(page.tags)
     if axes == "YX":
         arr = arr[:, :, None]
     elif axes == "SYX":
@@ -150,7 +164,7 @@ def read_tiff(path: Path, max_pixels: int | None,
         rgb = np.moveaxis(np.asarray(colormap)[:, arr[..., 0]], 0, -1)
         eight_bit = np.all(np.asarray(colormap) % 257 == 0)
         arr = (rgb // 257).astype(np.uint8) if eight_bit else rgb.astype(np.uint16)
-        return TiffPixels(arr, "RGB", None, False, pages, icc, stored_as, unkept)
+        return TiffPixels(arr, "RGB", None, False, pages, icc, stored_as, unkept, dpi)
     colour = {0: 1, 1: 1, 2: 3, 5: 4}.get(photometric)
     if colour is None:
         raise ValueError(f"unsupported TIFF photometric interpretation {photometric}")
@@ -160,7 +174,7 @@ def read_tiff(path: Path, max_pixels: int | None,
     space = {1: "GRAY", 3: "RGB", 4: "CMYK"}[colour]
     return TiffPixels(np.ascontiguousarray(arr[..., :colour]), space,
                       None if alpha is None else np.ascontiguousarray(alpha),
-                      bool(extras) and extras[0] == 1, pages, icc, stored_as, unkept)
+                      bool(extras) and extras[0] == 1, pages, icc, stored_as, unkept, dpi)
 
 
 def stored_header(path: Path) -> tuple[tuple[int, int], dict[int, object], bool, bool]:

@@ -440,7 +440,9 @@ def _read_tiff_only(p: Path, max_pixels: int | None, guard: Guard | None) -> Pho
         alpha = None if alpha is None else _metadata.apply_orientation(alpha, orientation)
     pixels, icc = _to_pixels(data, bits, icc, t.space, notes)
     del data
+    dpi = t.dpi if t.dpi is None or orientation not in (5, 6, 7, 8) else (t.dpi[1], t.dpi[0])
     return Photo(path=p, format="TIFF", family="tiff", pixels=np.ascontiguousarray(pixels), space=t.space,
+                 dpi=dpi,
                  bit_depth=bits, mode=f"tiff {t.space} {bits}-bit", alpha=alpha,
                  associated_alpha=t.associated_alpha, icc_profile=icc, exif=exif, orientation=orientation,
                  pages=t.pages, warnings=notes, unkept=t.unkept)
