@@ -63,19 +63,19 @@ SPLIT_THIN = 16
 
 # The networks fill a wide defect smoothly, and in a grainy print a smooth patch shows as much as the
 # defect did.  Where a fill lies deeper than GRAIN_FROM px inside the grown defects (full from GRAIN_RAMP
-# px further in; defects up to 2 px wide, whose fill is their sides' blend, get none) it takes the grain
-# of the nearest undamaged stretch of the photo, the fill's part shifted onto it whole (a copy keeps the
-# grain's own size and shape): the luma's detail finer than a Gaussian of GRAIN_SCALE px, clipped to
-# GRAIN_CLIP times its spread within GRAIN_RING px of the defect (an edge there would come in as a line),
-# and only as much as the fill lacks.  Measured (benchmarks/bench_diffusion_fill.py, 36 held-out photos
-# with synthetic defects, the true mask): holes' LPIPS 0.550 -> 0.396 near the repairs (PSNR 20.10 ->
-# 19.89 dB: grain that is not the lost one's costs PSNR), scratches, cracks and dust unchanged.
+# px further in; defects up to 2 px wide, whose fill is their sides' blend, get none) it takes grain:
+# noise drawn in two bands of detail, the finest (the luma less its Gaussian blur of GRAIN_BANDS[1] px:
+# grain) and the next (down to GRAIN_BANDS[2] px: the mottling of a print's grain and paper), each as
+# strong as the photo's there within GRAIN_RING px around the defect (the robust level over the whole
+# ring, varying as the nearest stretches of it do: sky beside sky, wall beside wall), only as much as
+# the fill lacks.  Drawn, not copied: copies of a nearby stretch of the photo carried its structure in
+# too (fur into sky as stripes, a window frame's lines into a wall).  Measured: docs/restore.md, step 3.
 GRAIN_FROM = 3.0
 GRAIN_RAMP = 2.0
-GRAIN_SCALE = 1.5
-GRAIN_CLIP = 2.5
-GRAIN_RING = 8
+GRAIN_BANDS = (0.0, 1.5, 4.0)
+GRAIN_RING = 16
 GRAIN_MIN = 0.5 / 255  # below this spread (luma, 0-1) there is no grain to give
+GRAIN_EDGE = 3.0  # detail beyond this many spreads is an edge, not grain: clipped there
 
 # Diffusion fill (OpenCV's Navier-Stokes inpainting): each defect is filled from the pixels within
 # DIFFUSION_RADIUS px of its edge, the defects grown by GROW px first (the soft edge of a scratch is
@@ -355,54 +355,96 @@ def _meet_sides(result: np.ndarray, base: np.ndarray, mask: np.ndarray, thin: np
     return result + spread * (dilate(thin, grow) | around)[..., None]
 
 
-def _add_grain(out: np.ndarray, base: np.ndarray, grown: np.ndarray, region: np.ndarray) -> None:
-    """Give the network fill of ``region`` (bool: pixels of a crop repaired by the windows) the grain of
-    the photo around it, in place (``out``, ``base`` and ``grown``, every defect grown by the repair's
-    ``grow``, are the same crop, which reaches the region's size beyond it on every side): the luma's
-    fine detail (``base`` less its Gaussian blur) of the nearest undamaged stretch of the photo, the
-    region shifted onto it whole, clipped to ``GRAIN_CLIP`` times its spread around the region, less
-    what the fill has already, added from ``GRAIN_FROM`` px inside over ``GRAIN_RAMP`` px (see
-    ``GRAIN_FROM``)."""
-    depth = cv2.distanceTransform(grown.astype(np.uint8), cv2.DIST_L2, 5)
-    weight = np.clip((depth - GRAIN_FROM) / GRAIN_RAMP, 0.0, 1.0) * region
-    ring = dilate(region, GRAIN_RING) & ~grown
-    if not weight.any() or not ring.any():
-        return
-    y = luma(base)
-    detail = y - cv2.GaussianBlur(y, (0, 0), GRAIN_SCALE)
-    spread = 1.4826 * float(np.median(np.abs(detail[ring])))
-    if spread < GRAIN_MIN:  # a photo without grain there: nothing to give
-        return
-    fill = luma(out)
-    fill_detail = fill - cv2.GaussianBlur(fill, (0, 0), GRAIN_SCALE)
-    n, parts, stats, _ = cv2.connectedComponentsWithStats((weight > 0).astype(np.uint8), connectivity=8)
-    for i in range(1, n):  # (a long crack may widen in a few places: each takes grain from near it)
-        py, px = np.nonzero(parts == i)
-        grain = _grain_from(detail, grown, py, px, max(int(stats[i, 2]), int(stats[i, 3])))
-        grain = np.clip(grain, -GRAIN_CLIP * spread, GRAIN_CLIP * spread)
-        own = 1.4826 * float(np.median(np.abs(fill_detail[py, px])))
-        share = np.sqrt(max(0.0, 1.0 - (own / spread) ** 2))
-        out[py, px] += (share * weight[py, px] * grain)[:, None]
-
-
-def _grain_from(detail: np.ndarray, grown: np.ndarray, py: np.ndarray, px: np.ndarray, span: int
-                ) -> np.ndarray:
-    """``detail`` at the pixels (py, px), which span ``span`` px, shifted whole onto undamaged pixels
-    (not ``grown``): by their span (then half and twice it) in eight directions, the nearest first, each
-    pixel taking the first shift whose source is in the crop and undamaged (0 where none is)."""
+def _add_grain(out: np.ndarray, base: np.ndarray, grown: np.ndarray, labels: np.ndarray, stats: np.ndarray,
+               label: int) -> None:
+    """Give the network fill of region ``label`` (of ``labels``/``stats``) the grain of the photo around
+    it, in place (see ``GRAIN_FROM``; ``grown``: every defect grown by the repair's ``grow``).  Each part
+    of it deep enough for grain is done in cells of at most ``SPLIT_CELL`` px, each in a crop of its own
+    that reaches the undamaged photo around it: the work follows the deep parts' width, not a long
+    crack's length."""
+    x, y, bw, bh = (int(v) for v in stats[label, :4])  # (the region holds the grown defects and more)
+    inside = np.pad(grown[y:y + bh, x:x + bw] & (labels[y:y + bh, x:x + bw] == label), 1)
+    depth = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    weight = np.clip((depth - GRAIN_FROM) / GRAIN_RAMP, 0.0, 1.0)
+    n, deep, boxes, _ = cv2.connectedComponentsWithStats((weight > 0).astype(np.uint8), connectivity=8)
     h, w = grown.shape
+    for i in range(1, n):
+        px, py, pw, ph = (int(v) for v in boxes[i, :4])
+        part = deep[py:py + ph, px:px + pw] == i
+        # every pixel of the part lies within its depth of the defect's edge: the crop reaches the ring
+        deepest = float(depth[py:py + ph, px:px + pw][part].max())
+        pad = int(np.ceil(deepest)) + GRAIN_RING
+        for cy0, cy1 in _spans(ph):
+            for cx0, cx1 in _spans(pw):
+                cell = part[cy0:cy1, cx0:cx1]
+                if not cell.any():
+                    continue
+                top, left = y + py + cy0, x + px + cx0
+                y0, x0 = max(top - pad, 0), max(left - pad, 0)
+                y1, x1 = min(top + (cy1 - cy0) + pad, h), min(left + (cx1 - cx0) + pad, w)
+                cell_weight = np.zeros((y1 - y0, x1 - x0), np.float32)
+                cell_weight[top - y0:top - y0 + cy1 - cy0, left - x0:left - x0 + cx1 - cx0] = \
+                    weight[py + cy0:py + cy1, px + cx0:px + cx1] * cell
+                crop = np.s_[y0:y1, x0:x1]  # (seeded by its place: the same photo gets the same grain)
+                _grain_part(out[crop], base[crop], grown[crop], cell_weight, max(deepest, GRAIN_RING),
+                            seed=top * w + left)
+
+
+def _spans(size: int) -> list[tuple[int, int]]:
+    """``[0, size)`` cut into equal spans of at most ``SPLIT_CELL`` px."""
+    edges = (0, *_cuts(0, size), size)
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def _grain_part(out: np.ndarray, base: np.ndarray, grown: np.ndarray, weight: np.ndarray, reach: float,
+                seed: int) -> None:
+    """Add grain to one deep part of a fill (``weight``, its share of grain per pixel, 0 outside it) in a
+    crop holding it and its surroundings (``out``, ``base``, ``grown`` the same crop): noise drawn in each
+    band of ``GRAIN_BANDS`` with the spread the luma of ``base`` has there around the defect, read within
+    about ``reach`` px of each pixel, less what the fill has already (seeded with ``seed``)."""
+    ring = dilate(grown, GRAIN_RING) & ~grown  # (the crop reaches beyond the part's defect)
+    if not ring.any():
+        return
+    py, px = np.nonzero(weight)
+    photo, fill = _bands(luma(base)), _bands(luma(out))
+    rng = np.random.default_rng(seed)
     grain = np.zeros(py.size, np.float32)
-    todo = np.ones(py.size, bool)
-    for reach in (span, max(span // 2, 1), 2 * span):
-        for dy, dx in ((0, 1), (1, 0), (0, -1), (-1, 0), (1, 1), (1, -1), (-1, 1), (-1, -1)):
-            sy, sx = py + dy * reach, px + dx * reach
-            ok = todo & (sy >= 0) & (sy < h) & (sx >= 0) & (sx < w)
-            ok[ok] = ~grown[sy[ok], sx[ok]]
-            grain[ok] = detail[sy[ok], sx[ok]]
-            todo &= ~ok
-            if not todo.any():
-                return grain
-    return grain
+    near_all = _wide_blur(ring.astype(np.float32), reach)
+    for around, have, noise in zip(photo, fill, _bands(rng.standard_normal(grown.shape).astype(np.float32)),
+                                   strict=True):
+        spread = _spread(around[ring])
+        if spread < GRAIN_MIN:  # a photo without grain there: nothing to give
+            continue
+        # the spread near each pixel (the ring's mean square, edges clipped, weighted by nearness): grain
+        # as strong as the sky's in the sky, as the wall's beside a wall
+        square = np.minimum(around ** 2, (GRAIN_EDGE * spread) ** 2) * ring
+        rms = np.sqrt(_wide_blur(square, reach) / np.maximum(near_all, 1e-6))
+        local = rms[py, px] * (spread / max(float(np.median(rms[ring])), 1e-12))  # (on the robust level)
+        lacking = np.sqrt(np.maximum(local ** 2 - _spread(have[py, px]) ** 2, 0.0))
+        grain += lacking / max(_spread(noise), 1e-12) * noise[py, px]
+    out[py, px] += (weight[py, px] * grain)[:, None]
+
+
+def _wide_blur(a: np.ndarray, sigma: float) -> np.ndarray:
+    """A Gaussian blur of ``sigma`` px, done on ``a`` shrunk so that the blur is 4 px there (a wide
+    blur's result is smooth: the shrinking costs nothing visible and saves most of the time)."""
+    k = max(1, int(sigma // 4))
+    if k == 1:
+        return cv2.GaussianBlur(a, (0, 0), sigma)
+    h, w = a.shape
+    small = cv2.resize(a, (max(1, w // k), max(1, h // k)), interpolation=cv2.INTER_AREA)
+    return cv2.resize(cv2.GaussianBlur(small, (0, 0), sigma / k), (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _bands(y: np.ndarray) -> list[np.ndarray]:
+    """``y`` split into the detail between successive Gaussian blurs of ``GRAIN_BANDS`` px (0: itself)."""
+    levels = [y if s == 0 else cv2.GaussianBlur(y, (0, 0), s) for s in GRAIN_BANDS]
+    return [fine - coarse for fine, coarse in zip(levels[:-1], levels[1:], strict=True)]
+
+
+def _spread(values: np.ndarray) -> float:
+    """A robust standard deviation (1.4826 × the median absolute value): a few edges do not count."""
+    return 1.4826 * float(np.median(np.abs(values))) if values.size else 0.0
 
 
 def _cells(own: np.ndarray, label: int, y: int, x: int) -> list[Unit]:
@@ -537,12 +579,7 @@ def repair(base: np.ndarray, photo: np.ndarray, mask: np.ndarray,
                     parts[k].share(box)
         out[y0:y1, x0:x1] += alpha * (result - base[y0:y1, x0:x1])
     grown = dilate(mask, grow)
-    h, w = mask.shape
     for label in sorted({u.label for u in parts}):
-        if depth(label) + grow <= GRAIN_FROM:  # too thin to take any grain
-            continue
-        x, y, bw, bh = (int(v) for v in stats[label, :4])
-        pad = 2 * max(bw, bh) + GRAIN_RING  # (room for the grain's sources and the ring)
-        crop = np.s_[max(y - pad, 0):min(y + bh + pad, h), max(x - pad, 0):min(x + bw + pad, w)]
-        _add_grain(out[crop], base[crop], grown[crop], labels[crop] == label)
+        if depth(label) + grow > GRAIN_FROM:  # (thinner ones take no grain)
+            _add_grain(out, base, grown, labels, stats, label)
     return out
