@@ -374,12 +374,15 @@ def test_tiffs_only_tifffile_reads_say_what_their_samples_and_metadata_become(tm
 
 def test_strip_metadata(tmp_path):
     src = tmp_path / "s.jpg"
-    Image.fromarray(_smooth(8, 8, 3)).save(src, exif=_exif(o274=6).tobytes(), icc_profile=adobe_like_icc())
+    Image.fromarray(_smooth(8, 8, 3)).save(src, exif=_exif(o274=6).tobytes(), icc_profile=adobe_like_icc(),
+                                           dpi=(300, 300))
     photo = read_photo(src)
     out = tmp_path / "out.jpg"
     write_photo(out, photo.pixels, like=photo, provenance=PROV, strip_metadata=True)
     with Image.open(out) as im:
         assert not im.getexif() and "icc_profile" not in im.info
+        # the resolution is the print's size, no one's personal data: kept (it was dropped unsaid)
+        assert tuple(round(v) for v in im.info["dpi"]) == (300, 300)
         # pixels stay sRGB, which is what an untagged file means
         assert np.abs(np.asarray(im).astype(int) - np.rint(photo.pixels * 255)).max() <= 12
     assert read_provenance(out) is None

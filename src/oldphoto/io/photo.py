@@ -696,7 +696,7 @@ def write_photo(path: str | os.PathLike, pixels: np.ndarray, like: Photo | None 
     if not strip_metadata:
         exif = _metadata.output_exif(like.exif if like else None, rgb.shape[1], rgb.shape[0], prov, enlarged,
                                      transposed=bool(like) and like.orientation in (5, 6, 7, 8))
-    dpi = like.dpi if like is not None and not strip_metadata else None
+    dpi = like.dpi if like is not None else None  # (kept when stripping: the print's size, nobody's data)
     if dpi is not None and enlarged != 1:
         dpi = (dpi[0] * enlarged, dpi[1] * enlarged)
     text = {} if strip_metadata or like is None else {
