@@ -995,7 +995,8 @@ def register(subparsers) -> None:
                         help=f"JPEG/WebP quality 1-100 (default {DEFAULT_JPEG_QUALITY})")
     parser.add_argument("--overwrite", action="store_true", help="redo photos whose output exists")
     parser.add_argument("--strip-metadata", action="store_true",
-                        help="write no EXIF, ICC profile or provenance (pixels are then plain sRGB)")
+                        help="write no EXIF, ICC profile, text or provenance (pixels are then plain sRGB; "
+                             "the resolution, DPI, is kept)")
     parser.add_argument("--mask-dir", type=Path, metavar="DIR",
                         help="user defect masks (white = defect), matched to inputs by file stem")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
