@@ -415,6 +415,21 @@ def test_metadata_that_is_not_carried_over_is_said(tmp_path):
                                                             format=fmt, strip_metadata=True))
 
 
+def test_exif_too_large_for_a_jpeg_loses_its_largest_tags_not_the_photo(tmp_path):
+    # a PNG's 70 kB description made the JPEG's EXIF too long for its one segment: the write failed after
+    # the restoration ("EXIF data is too long"); the largest tag is left out, said, and the rest kept
+    exif = Image.Exif()
+    exif[0x010E] = "x" * 70_000
+    exif[0x013B] = "Someone"
+    Image.fromarray(_smooth(16, 16, 3)).save(tmp_path / "big.png", exif=exif.tobytes())
+    photo = read_photo(tmp_path / "big.png")
+    notes = write_photo(tmp_path / "big.jpg", photo.pixels, like=photo, provenance=PROV)
+    with Image.open(tmp_path / "big.jpg") as im:
+        kept = im.getexif()
+    assert 0x010E not in kept and kept[0x013B] == "Someone" and read_provenance(tmp_path / "big.jpg")
+    assert any("ImageDescription left out" in n for n in notes) and not any("maker note" in n for n in notes)
+
+
 def test_size_mismatch_refused(tmp_path):
     Image.new("RGB", (5, 4)).save(tmp_path / "x.png")
     photo = read_photo(tmp_path / "x.png")
@@ -479,7 +494,8 @@ def test_non_ascii_exif_text_is_written_back_as_stored(tmp_path, src_fmt, fmt):
     if src_fmt == "tif":  # (Pillow's TIFF writer would itself turn the text into '?'; no sub-IFDs then)
         tifffile.imwrite(src, _smooth(16, 16, 3), photometric="rgb", metadata=None,
                          description=texts["description"].encode(),
-                         extratags=[(0x013B, 2, 0, texts["artist"].encode(), True), (0x010F, 2, 0, b"TestCam", True)])
+                         extratags=[(0x013B, 2, 0, texts["artist"].encode(), True),
+                                    (0x010F, 2, 0, b"TestCam", True)])
     else:
         Image.fromarray(_smooth(16, 16, 3)).save(src, exif=blob)
     photo = read_photo(src)
@@ -517,7 +533,8 @@ def test_tiff_storage_tags_are_not_carried_into_another_format(tmp_path, fmt):
     with Image.open(out) as im:
         exif = im.getexif()
         assert exif.get(0x010F) == "TestCam" and exif.get(0x8298) == "(c) archive"
-        left = {tag for tag in (0x0129, 0x013D, 0x0142, 0x0143, 0x0144, 0x0145, 0x0153, 0x8773) if tag in exif}
+        storage = (0x0129, 0x013D, 0x0142, 0x0143, 0x0144, 0x0145, 0x0153, 0x8773)
+        left = {tag for tag in storage if tag in exif}
         assert not left, sorted(hex(t) for t in left)
 
 
@@ -550,7 +567,8 @@ def test_windows_details_fields_are_carried_into_a_tiff(tmp_path, src_fmt):
     src = tmp_path / f"s.{src_fmt}"
     if src_fmt == "tif":
         tifffile.imwrite(src, _smooth(16, 16, 3), photometric="rgb", metadata=None,
-                         extratags=[(0x9C9B, 1, len(title), title, True), (0x9C9E, 1, len(keywords), keywords, True),
+                         extratags=[(0x9C9B, 1, len(title), title, True),
+                                    (0x9C9E, 1, len(keywords), keywords, True),
                                     (0x4746, 3, 1, 4, True), (0x010F, 2, 0, "TestCam", True)])
     else:
         exif = _exif()

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
 
 from oldphoto.files import TEMP_NAME, atomic_write  # noqa: F401 - re-exported by oldphoto.io
 from oldphoto.io import _colour, _heif, _jpeg, _metadata, _png, _tiff
@@ -774,13 +774,38 @@ def _write_pillow(tmp: Path, family: str, data: np.ndarray, space: str, alpha: n
     if dpi:
         params["dpi"] = dpi
     if exif is not None:
-        blob = exif.tobytes()
-        if family == "jpeg" and len(blob) > 65533:  # one APP1 segment; maker notes are the usual bulk
-            exif.get_ifd(0x8769).pop(0x927C, None)
-            blob = exif.tobytes()
-            notes.append("EXIF too large for JPEG: maker note dropped")
-        params["exif"] = blob
+        params["exif"] = _fit_jpeg_exif(exif, notes) if family == "jpeg" else exif.tobytes()
     image.save(tmp, "JPEG" if family == "jpeg" else "WEBP", **params)
+
+
+JPEG_EXIF_MAX = 65533  # bytes: EXIF goes in one APP1 segment
+
+
+def _fit_jpeg_exif(exif: Image.Exif, notes: list[str]) -> bytes:
+    """``exif`` serialised for a JPEG: when it is larger than one segment holds, the maker note (the
+    usual bulk) is left out, then the largest other tags until it fits (a PNG's or TIFF's 70 kB
+    description failed the write after the restoration), each named in ``notes``."""
+    blob = exif.tobytes()
+    if len(blob) <= JPEG_EXIF_MAX:
+        return blob
+    if exif.get_ifd(0x8769).pop(0x927C, None) is not None:
+        notes.append("EXIF too large for JPEG: maker note dropped")
+        blob = exif.tobytes()
+    dropped = []
+    while len(blob) > JPEG_EXIF_MAX:
+        sizes = [(len(str(value)), ifd, tag) for ifd in (None, 0x8769)
+                 for tag, value in (exif.items() if ifd is None else exif.get_ifd(ifd).items())
+                 if tag not in (0x8769, 0x8825, _metadata.IMAGE_HISTORY)]
+        if not sizes:
+            break
+        _, ifd, tag = max(sizes, key=lambda t: t[0])
+        (exif if ifd is None else exif.get_ifd(ifd)).pop(tag, None)
+        dropped.append(ExifTags.TAGS.get(tag, hex(tag)))
+        blob = exif.tobytes()
+    if dropped:
+        notes.append(f"EXIF too large for JPEG: {', '.join(dropped)} left out (the original keeps "
+                     f"{'it' if len(dropped) == 1 else 'them'})")
+    return blob
 
 
 def read_provenance(path: str | os.PathLike) -> dict[str, Any] | None:
