@@ -430,6 +430,18 @@ def test_exif_too_large_for_a_jpeg_loses_its_largest_tags_not_the_photo(tmp_path
     assert any("ImageDescription left out" in n for n in notes) and not any("maker note" in n for n in notes)
 
 
+def test_a_jpeg_without_a_resolution_gets_none_made_up(tmp_path):
+    # Pillow reports 72 dpi for a JPEG with EXIF but no resolution anywhere, and a TIFF output then said
+    # 72 dpi of a photo that never had one (found by the archivist review)
+    exif = Image.Exif()
+    exif[0x013B] = "Someone"
+    Image.fromarray(_smooth(16, 16, 3)).save(tmp_path / "a.jpg", exif=exif.tobytes())
+    assert read_photo(tmp_path / "a.jpg").dpi is None
+    exif[0x011A], exif[0x011B], exif[0x0128] = 240.0, 240.0, 2  # in the EXIF only: read from there
+    Image.fromarray(_smooth(16, 16, 3)).save(tmp_path / "b.jpg", exif=exif.tobytes())
+    assert read_photo(tmp_path / "b.jpg").dpi == (240.0, 240.0)
+
+
 def test_size_mismatch_refused(tmp_path):
     Image.new("RGB", (5, 4)).save(tmp_path / "x.png")
     photo = read_photo(tmp_path / "x.png")

@@ -375,6 +375,8 @@ def _read_open_image(p: Path, image: Image.Image, head: bytes, max_pixels: int |
     pixels, icc = _to_pixels(data, bit_depth, icc, space, notes)
     del data
     dpi = image.info.get("dpi")
+    if family == "jpeg" and image.info.get("jfif_unit") == 0 and 0x011A not in exif:
+        dpi = None  # Pillow's 72 for a JPEG with EXIF but no resolution anywhere: not the photo's
     if dpi and len(dpi) == 2 and orientation in (5, 6, 7, 8):  # stored across: displayed, it is turned
         dpi = (dpi[1], dpi[0])
     return Photo(
