@@ -148,6 +148,28 @@ def test_a_holes_grain_is_drawn_not_copied_from_the_structure_beside_it():
     assert 0.5 * 0.02 < float(_fine_detail(out)[68:132, 118:182].std()) < 2.0 * 0.02
 
 
+def test_a_holes_grain_is_read_beside_it_not_from_its_edge():
+    # a dark stain on a grain-free wall, and on a grainy one: the photo's detail beside it, blurred across
+    # the stain's edge, read as grain all along it (blotches on a clean modern photo's wall)
+    def smooth(windows, masks):
+        return [np.where(m[..., None], np.float32(0.45), w) for w, m in zip(windows, masks, strict=True)]
+
+    hole = np.zeros((200, 300), bool)
+    hole[60:140, 110:190] = True
+    for sigma in (0.0, 0.01):
+        photo = _grainy((200, 300), sigma) if sigma else np.full((200, 300, 3), 0.45, np.float32)
+        photo[hole] = 0.1
+        out = repair(photo, photo, hole, smooth)
+        inside = float(_fine_detail(out)[68:132, 118:182].std())
+        coarse = out[68:132, 118:182].mean(axis=2)
+        coarse = float((cv2.GaussianBlur(coarse, (0, 0), 1.5) - cv2.GaussianBlur(coarse, (0, 0), 4.0)).std())
+        if not sigma:
+            assert inside < 1e-4 and coarse < 1e-4  # smooth as the wall
+        else:
+            assert inside < 1.2 * float(_fine_detail(photo)[20:50, 20:100].std())
+            assert coarse < 0.5 * sigma  # (blurred grain has little at that scale)
+
+
 def test_a_thin_defects_bright_halo_is_not_spread_into_its_fill():
     # the photo is lighter than the networks beside the crack: its halo, which the mask missed.  A fill
     # brought up to it would be a light streak; it stays as the networks drew it

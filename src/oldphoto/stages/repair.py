@@ -406,7 +406,9 @@ def _grain_part(out: np.ndarray, base: np.ndarray, grown: np.ndarray, weight: np
     if not ring.any():
         return
     py, px = np.nonzero(weight)
-    photo, fill = _bands(luma(base)), _bands(luma(out))
+    # (the photo's bands without the defects: a blur reaching into them would read a hole's or a stain's
+    # edge as grain all along the ring)
+    photo, fill = _bands(luma(base), ~grown), _bands(luma(out))
     rng = np.random.default_rng(seed)
     grain = np.zeros(py.size, np.float32)
     near_all = _wide_blur(ring.astype(np.float32), reach)
@@ -436,9 +438,16 @@ def _wide_blur(a: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.resize(cv2.GaussianBlur(small, (0, 0), sigma / k), (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def _bands(y: np.ndarray) -> list[np.ndarray]:
-    """``y`` split into the detail between successive Gaussian blurs of ``GRAIN_BANDS`` px (0: itself)."""
-    levels = [y if s == 0 else cv2.GaussianBlur(y, (0, 0), s) for s in GRAIN_BANDS]
+def _bands(y: np.ndarray, valid: np.ndarray | None = None) -> list[np.ndarray]:
+    """``y`` split into the detail between successive Gaussian blurs of ``GRAIN_BANDS`` px (0: itself);
+    with ``valid`` (bool, ``y``'s shape) the blurs are of its pixels only (normalised: the rest count for
+    nothing, as if the valid pixels went on across them)."""
+    if valid is None:
+        levels = [y if s == 0 else cv2.GaussianBlur(y, (0, 0), s) for s in GRAIN_BANDS]
+    else:
+        v = valid.astype(np.float32)
+        levels = [y if s == 0 else cv2.GaussianBlur(y * v, (0, 0), s) /
+                  np.maximum(cv2.GaussianBlur(v, (0, 0), s), 1e-6) for s in GRAIN_BANDS]
     return [fine - coarse for fine, coarse in zip(levels[:-1], levels[1:], strict=True)]
 
 
