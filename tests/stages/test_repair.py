@@ -120,6 +120,8 @@ def test_a_holes_smooth_fill_takes_the_grain_around_it_and_a_thin_scratch_none()
     around = float(_fine_detail(photo)[40:140, 120:250][~hole[40:140, 120:250]].std())
     inside = float(_fine_detail(out)[66:114, 156:214].std())
     assert 0.7 * around < inside < 1.2 * around  # grain as around it (the smooth fill: none)
+    rim = hole & ~cv2.erode(hole.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    assert float(_fine_detail(out)[rim].std()) > 0.6 * around  # out to its edge: no smooth outline
     assert abs(float(out[66:114, 156:214].mean()) - 0.45) < 0.005  # the fill's tone is kept
     assert np.allclose(out[160:162, 40:260], 0.45, atol=1e-6)  # the scratch's fill as the networks drew it
     far = repair_weight(hole | scratch) == 0

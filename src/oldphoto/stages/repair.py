@@ -62,16 +62,21 @@ SPLIT_THIN = 16
 # within 0.03 dB.  Wide regions (holes) keep the networks' fill: their middle is far from their edge.
 
 # The networks fill a wide defect smoothly, and in a grainy print a smooth patch shows as much as the
-# defect did.  Where a fill lies deeper than GRAIN_FROM px inside the grown defects (full from GRAIN_RAMP
-# px further in; defects up to 2 px wide, whose fill is their sides' blend, get none) it takes grain:
-# noise drawn in two bands of detail, the finest (the luma less its Gaussian blur of GRAIN_BANDS[1] px:
-# grain) and the next (down to GRAIN_BANDS[2] px: the mottling of a print's grain and paper), each as
-# strong as the photo's there within GRAIN_RING px around the defect (the robust level over the whole
-# ring, varying as the nearest stretches of it do: sky beside sky, wall beside wall), only as much as
-# the fill lacks.  Drawn, not copied: copies of a nearby stretch of the photo carried its structure in
-# too (fur into sky as stripes, a window frame's lines into a wall).  Measured: docs/restore.md, step 3.
+# defect did.  A fill takes grain where it lies deeper than GRAIN_FROM px inside the grown defects (full
+# from GRAIN_RAMP px further in; defects up to 2 px wide, whose fill is their sides' blend, take none),
+# and a hole's (deeper than GRAIN_WIDE px somewhere) over its whole repair, out to the feathered edge: a
+# rim left smooth showed as an outline (on scratches of a scan enlarged twice the rim's grain cost LPIPS,
+# 0.154 -> 0.172, so they keep the ramp); thin stretches away from a hole take none.  The grain
+# is noise drawn in two bands of detail, the finest (the luma less its Gaussian blur of GRAIN_BANDS[1]
+# px: grain) and the next (down to GRAIN_BANDS[2] px: the mottling of a print's grain and paper), each
+# as strong as the photo's there within GRAIN_RING px around the defect (the robust level over the
+# whole ring, varying as the nearest stretches of it do: sky beside sky, wall beside wall), only as much
+# as the fill lacks.  Drawn, not copied: copies of a nearby stretch of the photo carried its structure
+# in too (fur into sky as stripes, a window frame's lines into a wall).  Measured: docs/restore.md,
+# step 3.
 GRAIN_FROM = 3.0
 GRAIN_RAMP = 2.0
+GRAIN_WIDE = 6.0
 GRAIN_BANDS = (0.0, 1.5, 4.0)
 GRAIN_RING = 16
 GRAIN_MIN = 0.5 / 255  # below this spread (luma, 0-1) there is no grain to give
@@ -355,22 +360,31 @@ def _meet_sides(result: np.ndarray, base: np.ndarray, mask: np.ndarray, thin: np
     return result + spread * (dilate(thin, grow) | around)[..., None]
 
 
-def _add_grain(out: np.ndarray, base: np.ndarray, grown: np.ndarray, labels: np.ndarray, stats: np.ndarray,
-               label: int) -> None:
+def _add_grain(out: np.ndarray, base: np.ndarray, mask: np.ndarray, grown: np.ndarray, labels: np.ndarray,
+               stats: np.ndarray, label: int, grow: int, feather: float) -> None:
     """Give the network fill of region ``label`` (of ``labels``/``stats``) the grain of the photo around
-    it, in place (see ``GRAIN_FROM``; ``grown``: every defect grown by the repair's ``grow``).  Each part
-    of it deep enough for grain is done in cells of at most ``SPLIT_CELL`` px, each in a crop of its own
-    that reaches the undamaged photo around it: the work follows the deep parts' width, not a long
-    crack's length."""
-    x, y, bw, bh = (int(v) for v in stats[label, :4])  # (the region holds the grown defects and more)
-    inside = np.pad(grown[y:y + bh, x:x + bw] & (labels[y:y + bh, x:x + bw] == label), 1)
-    depth = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    it, in place (see ``GRAIN_FROM``; ``grown``: the defects ``mask`` grown by ``grow``).  Where the fill
+    is deep enough for grain, its whole repair takes it, out to its feathered edge (``grow``,
+    ``feather``: the repair weight's), so that no smooth rim is left; thin stretches of it farther away
+    (a crack that leaves a hole) take none.  Each part is done in cells of at most ``SPLIT_CELL`` px, each
+    in a crop of its own that reaches the undamaged photo around it: the work follows the deep parts'
+    width, not a long crack's length."""
+    x, y, bw, bh = (int(v) for v in stats[label, :4])  # (the region holds the repair's reach and more)
+    own = labels[y:y + bh, x:x + bw] == label
+    depth = cv2.distanceTransform(np.pad(grown[y:y + bh, x:x + bw] & own, 1).astype(np.uint8), cv2.DIST_L2,
+                                  5)[1:-1, 1:-1]
     weight = np.clip((depth - GRAIN_FROM) / GRAIN_RAMP, 0.0, 1.0)
-    n, deep, boxes, _ = cv2.connectedComponentsWithStats((weight > 0).astype(np.uint8), connectivity=8)
+    if not weight.any():
+        return
+    wide = depth > GRAIN_WIDE
+    if wide.any():  # a hole's whole repair, out to its feathered edge
+        near = dilate(wide, int(np.ceil(GRAIN_WIDE)) + reach(grow, feather)) & own
+        weight = np.maximum(weight, repair_weight(mask[y:y + bh, x:x + bw] & own, grow, feather) * near)
+    n, parts, boxes, _ = cv2.connectedComponentsWithStats((weight > 0).astype(np.uint8), connectivity=8)
     h, w = grown.shape
     for i in range(1, n):
         px, py, pw, ph = (int(v) for v in boxes[i, :4])
-        part = deep[py:py + ph, px:px + pw] == i
+        part = parts[py:py + ph, px:px + pw] == i
         # every pixel of the part lies within its depth of the defect's edge: the crop reaches the ring
         deepest = float(depth[py:py + ph, px:px + pw][part].max())
         pad = int(np.ceil(deepest)) + GRAIN_RING
@@ -406,6 +420,7 @@ def _grain_part(out: np.ndarray, base: np.ndarray, grown: np.ndarray, weight: np
     if not ring.any():
         return
     py, px = np.nonzero(weight)
+    filled = grown[py, px]  # (the networks' own fill: beyond it the edge is feathered into the photo)
     # (the photo's bands without the defects: a blur reaching into them would read a hole's or a stain's
     # edge as grain all along the ring)
     photo, fill = _bands(luma(base), ~grown), _bands(luma(out))
@@ -422,7 +437,7 @@ def _grain_part(out: np.ndarray, base: np.ndarray, grown: np.ndarray, weight: np
         square = np.minimum(around ** 2, (GRAIN_EDGE * spread) ** 2) * ring
         rms = np.sqrt(_wide_blur(square, reach) / np.maximum(near_all, 1e-6))
         local = rms[py, px] * (spread / max(float(np.median(rms[ring])), 1e-12))  # (on the robust level)
-        lacking = np.sqrt(np.maximum(local ** 2 - _spread(have[py, px]) ** 2, 0.0))
+        lacking = np.sqrt(np.maximum(local ** 2 - _spread(have[py, px][filled]) ** 2, 0.0))
         grain += lacking / max(_spread(noise), 1e-12) * noise[py, px]
     out[py, px] += (weight[py, px] * grain)[:, None]
 
@@ -590,5 +605,5 @@ def repair(base: np.ndarray, photo: np.ndarray, mask: np.ndarray,
     grown = dilate(mask, grow)
     for label in sorted({u.label for u in parts}):
         if depth(label) + grow > GRAIN_FROM:  # (thinner ones take no grain)
-            _add_grain(out, base, grown, labels, stats, label)
+            _add_grain(out, base, mask, grown, labels, stats, label, grow, feather)
     return out
