@@ -264,6 +264,10 @@ def test_bad_files_are_refused_with_the_reason_and_the_engine_goes_on(tmp_path):
         job = _add(engine, session, "cut.png", truncated)
         info = _wait(engine, job)
         assert info["status"] == FAILED and "truncated" in info["reason"]
+        # no option mends a broken file: the page offers no "Try again with the options above" for it
+        assert info["retry"] is False
+        with pytest.raises(NotRestored):
+            engine.restore_again(job, Choices((("scratches", "on"),)))
         good = _add(engine, session, "good.png", png_bytes())
         assert _wait(engine, good)["status"] == DONE
     finally:

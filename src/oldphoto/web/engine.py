@@ -695,6 +695,10 @@ class Engine:
         job.entry = entry
         if entry.status != OK:
             job.status, job.reason = FAILED, entry.reason
+            if entry.width is None and not entry.reason.startswith("out of memory"):
+                # the file itself could not be read (truncated, broken data): no option makes it readable,
+                # so none is offered ("Try again with the options above" would fail the same way)
+                job.input.unlink(missing_ok=True)
             return
         result = seen["result"]
         # face boxes and the mask are the photo's; the output is larger with --upscale
