@@ -451,3 +451,18 @@ def test_no_denoise_from_the_page_turns_off_a_servers_remove_grain(tmp_path):
             engine.check_choices(parse_choices({"denoise": "off", "remove_grain": "on"}))
     finally:
         engine.close()
+
+
+def test_out_of_memory_is_said_for_the_page_not_with_the_command_lines_flags(tmp_path):
+    class Hungry(FakeRestorer):
+        def restore(self, pixels, mask=None):
+            raise MemoryError
+
+    engine = _engine(tmp_path, restorer=Hungry())
+    try:
+        info = _wait(engine, _add(engine, engine.session(None), "a.png", png_bytes()))
+        assert info["status"] == FAILED and info["reason"].startswith("out of memory (MemoryError)")
+        assert "--" not in info["reason"] and "Try again" in info["reason"], info["reason"]
+        assert info["retry"] is True  # its file is kept: it can be tried again
+    finally:
+        engine.close()

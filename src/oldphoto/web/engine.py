@@ -695,6 +695,11 @@ class Engine:
         job.entry = entry
         if entry.status != OK:
             job.status, job.reason = FAILED, entry.reason
+            if entry.reason.startswith("out of memory"):  # the command line's advice names its flags
+                job.reason = entry.reason.split(";")[0] + (
+                    ": this computer did not have enough memory for this photo just now. Try again "
+                    "later, or with fewer options above (no enlarging, no face enhancement); a smaller "
+                    "scan needs less.")
             if entry.width is None and not entry.reason.startswith("out of memory"):
                 # the file itself could not be read (truncated, broken data): no option makes it readable,
                 # so none is offered ("Try again with the options above" would fail the same way)
