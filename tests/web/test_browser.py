@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import re
 import shutil
 import threading
 import types
@@ -292,6 +293,21 @@ def test_marking_defects_by_hand(tmp_path, browser):
         mask = np.asarray(Image.open(job.mask)) > 0
         assert mask[37, 45:155].all() and not mask[10:30].any() and not mask[100:].any()
         assert not mask[75, 15:85].any() and mask[75, 110:].all()
+
+
+def test_the_advice_for_lines_in_doubt_can_be_followed(tmp_path, browser):
+    """A repair on modest evidence (the fake's one stroke) says some lines may be the picture's, and how
+    to keep them: each control it names is on the page, and the marking's way to keep a repaired line
+    is to unmark it (marking starts from what was repaired: marking 'the real scratches' keeps nothing)."""
+    with _one_restored_photo(tmp_path, browser) as (engine, page, card):
+        summary = card.locator(".summary").inner_text()
+        assert "may belong to the picture" in summary, summary
+        assert "\u201cUnmark\u201d" in summary and "mark the real scratches" not in summary, summary
+        card.locator(".mark-start").click()
+        shown = page.locator("body").inner_text()
+        for name in re.findall("\u201c([^\u201d]+)\u201d", summary):
+            assert name in shown, (name, summary)
+        card.locator(".marking-tools button", has_text="Cancel").click()
 
 
 def test_restore_again_with_other_options(tmp_path, browser):

@@ -203,8 +203,9 @@ function describeRepair(photo) {
   return `Repaired ${pct}% of the photo` + (parts.length ? ` (${parts.join(", ")}).` : ".") +
     (d.lines_in_doubt  // as the command line says it (oldphoto.batch)
       ? " Some of these lines may belong to the picture (highlights, wires, branches): tick \u201cShow " +
-        "repaired areas\u201d and look; to keep them, choose \u201cLeave them alone\u201d above and press " +
-        "\u201cRestore again\u201d, or mark the real scratches by hand."
+        "repaired areas\u201d and look. To keep them, press \u201cMark defects by hand\u2026\u201d, tick " +
+        "\u201cUnmark\u201d and paint over them; or choose \u201cLeave them alone\u201d above and press " +
+        "\u201cRestore again\u201d (no defect is repaired then)."
       : "");
 }
 
