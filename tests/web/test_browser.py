@@ -310,6 +310,22 @@ def test_the_advice_for_lines_in_doubt_can_be_followed(tmp_path, browser):
         card.locator(".marking-tools button", has_text="Cancel").click()
 
 
+def test_the_comparison_slider_shows_its_keyboard_focus(tmp_path, browser):
+    """The before/after slider is an invisible range input over the photo: reached with Tab, its focus
+    must show (on the frame and the split's grip), and the arrow keys move the split."""
+    with _one_restored_photo(tmp_path, browser) as (engine, page, card):
+        outline = ("() => [getComputedStyle(document.querySelector('.frame')).outlineStyle, "
+                   "getComputedStyle(document.querySelector('.frame .handle'), '::after').outlineStyle]")
+        assert page.evaluate(outline) == ["none", "none"]
+        card.locator(".remove").focus()
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.className") == "slider"
+        assert page.evaluate(outline) == ["solid", "solid"]
+        page.keyboard.press("ArrowLeft")
+        assert page.evaluate("document.querySelector('.frame').style.getPropertyValue('--pos')") != "50%"
+        page.screenshot(path=str(tmp_path / "slider-focus.png"))
+
+
 def test_restore_again_with_other_options(tmp_path, browser):
     """'Restore again' sends a restored photo back with the options now chosen above (only those the
     user changed), and the page shows the new result in place of the old one."""
