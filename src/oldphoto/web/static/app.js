@@ -186,7 +186,10 @@ function describeRepair(photo) {
       : "No scratches or dust were found.";
   }
   const pct = (100 * r.repaired_fraction).toFixed(r.repaired_fraction < 0.01 ? 2 : 1);
-  if (photo.marked) return `Repaired ${pct}% of the photo: the areas marked by hand.`;
+  if (photo.marked) {  // marking starts from the earlier repair's areas: the repair is theirs, edited
+    return `Repaired ${pct}% of the photo: the areas marked by hand (those the earlier restoration ` +
+      "repaired, if any, with your marks added and the areas you unmarked left out).";
+  }
   const parts = [];
   const d = r.defects || {};
   const dust = d.dust ? `${d.dust} speck${d.dust > 1 ? "s" : ""} of fine dust` : "";
