@@ -410,12 +410,12 @@ def _spans(size: int) -> list[tuple[int, int]]:
     return list(zip(edges[:-1], edges[1:], strict=True))
 
 
-def _grain_part(out: np.ndarray, base: np.ndarray, grown: np.ndarray, weight: np.ndarray, reach: float,
+def _grain_part(out: np.ndarray, base: np.ndarray, grown: np.ndarray, weight: np.ndarray, scale: float,
                 seed: int) -> None:
     """Add grain to one deep part of a fill (``weight``, its share of grain per pixel, 0 outside it) in a
     crop holding it and its surroundings (``out``, ``base``, ``grown`` the same crop): noise drawn in each
     band of ``GRAIN_BANDS`` with the spread the luma of ``base`` has there around the defect, read within
-    about ``reach`` px of each pixel, less what the fill has already (seeded with ``seed``)."""
+    about ``scale`` px of each pixel, less what the fill has already (seeded with ``seed``)."""
     ring = dilate(grown, GRAIN_RING) & ~grown  # (the crop reaches beyond the part's defect)
     if not ring.any():
         return
@@ -426,7 +426,7 @@ def _grain_part(out: np.ndarray, base: np.ndarray, grown: np.ndarray, weight: np
     photo, fill = _bands(luma(base), ~grown), _bands(luma(out))
     rng = np.random.default_rng(seed)
     grain = np.zeros(py.size, np.float32)
-    near_all = _wide_blur(ring.astype(np.float32), reach)
+    near_all = _wide_blur(ring.astype(np.float32), scale)
     for around, have, noise in zip(photo, fill, _bands(rng.standard_normal(grown.shape).astype(np.float32)),
                                    strict=True):
         spread = _spread(around[ring])
@@ -435,7 +435,7 @@ def _grain_part(out: np.ndarray, base: np.ndarray, grown: np.ndarray, weight: np
         # the spread near each pixel (the ring's mean square, edges clipped, weighted by nearness): grain
         # as strong as the sky's in the sky, as the wall's beside a wall
         square = np.minimum(around ** 2, (GRAIN_EDGE * spread) ** 2) * ring
-        rms = np.sqrt(_wide_blur(square, reach) / np.maximum(near_all, 1e-6))
+        rms = np.sqrt(_wide_blur(square, scale) / np.maximum(near_all, 1e-6))
         local = rms[py, px] * (spread / max(float(np.median(rms[ring])), 1e-12))  # (on the robust level)
         lacking = np.sqrt(np.maximum(local ** 2 - _spread(have[py, px][filled]) ** 2, 0.0))
         grain += lacking / max(_spread(noise), 1e-12) * noise[py, px]
