@@ -259,6 +259,21 @@ def _one_restored_photo(tmp_path, browser):
     assert not errors, errors
 
 
+def test_a_photo_removed_in_one_tab_leaves_the_other(tmp_path, browser):
+    """Two tabs of one session: a photo removed in one disappears from the other when it is looked at
+    again (its card stayed, and its downloads answered 404)."""
+    with _one_restored_photo(tmp_path, browser) as (engine, page, card):
+        other = page.context.new_page()
+        other.goto(page.url)
+        other.locator(".card[data-status=done]").wait_for(timeout=30_000)
+        card.locator(".remove").click()
+        page.locator(".card").wait_for(state="detached", timeout=10_000)
+        other.evaluate("window.dispatchEvent(new Event('focus'))")
+        other.locator(".card").wait_for(state="detached", timeout=10_000)
+        assert other.locator("#results").is_hidden()
+        other.close()
+
+
 def test_marking_defects_by_hand(tmp_path, browser):
     """After a restoration the user paints over a scratch it missed, unmarks part of what it repaired
     and undoes a stroke; the photo comes back restored with exactly that mask (the fake's 'defect': its

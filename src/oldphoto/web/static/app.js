@@ -516,6 +516,10 @@ async function removeCard(card, item) {
     cards.delete(card.dataset.id);
   }
   card.remove();
+  afterRemoval();
+}
+
+function afterRemoval() {
   // nothing restored left: no 'Download all' that would fetch an empty answer; no card: no results
   if (!$("#cards .card[data-status=done]")) $("#zip").hidden = true;
   if (!$("#cards .card")) $("#results").hidden = true;
@@ -606,6 +610,7 @@ function startPolling() {
 
 async function poll() {
   const epoch = pollEpoch;
+  const known = new Set(cards.keys());  // (a photo sent while this poll is answered is not in its answer)
   let body;
   try {
     const response = await fetch("/api/photos");
@@ -624,6 +629,14 @@ async function poll() {
     }
     update(card, photo);
     if (photo.status === "queued" || photo.status === "running" || photo.status === "uploading") active = true;
+  }
+  if (!sending) {  // photos removed in another tab of this session (or its files deleted there): gone here
+    const listed = new Set(body.photos.map(photo => photo.id));
+    let gone = false;
+    for (const [id, card] of cards) {
+      if (known.has(id) && !listed.has(id)) { cards.delete(id); card.remove(); gone = true; }
+    }
+    if (gone) afterRemoval();
   }
   if (!active && !sending && epoch === pollEpoch) { clearInterval(polling); polling = null; }
 }
@@ -669,6 +682,7 @@ async function start() {
   });
   await poll();
   startPolling();
+  window.addEventListener("focus", () => poll());  // back from another tab: what was done there shows here
 }
 
 document.addEventListener("DOMContentLoaded", start);
