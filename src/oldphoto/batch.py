@@ -688,6 +688,10 @@ def open_photo(job: Job, config: BatchConfig, *, reserved: Collection[str] = fro
         if not decision.write:
             entry.status = SKIPPED
             entry.reason = "already restored from this source (use --overwrite to redo it)"
+            if config.save_mask and not any(path.exists() for path in _mask_paths(decision.output)):
+                # (an earlier run without --save-mask: the mask is made only with the restoration)
+                entry.reason = ("already restored from this source, without its mask (use --overwrite to "
+                                "redo it with its mask)")
             return entry
         # the output folder was checked before the batch, its sub-folders only here: one that is read-only
         # (another mount) or a plain file fails the photo now, not after restoring it only to fail its write

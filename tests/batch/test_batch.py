@@ -293,6 +293,22 @@ def test_saved_masks_go_back_to_their_own_inputs_and_a_restored_photo_is_no_mask
     assert given[True][2] is None and given[False][2] is None and "no mask named" in log
 
 
+def test_a_rerun_with_save_mask_says_the_skipped_photos_masks_were_not_made(tmp_path):
+    # found by the archivist review: adding --save-mask to a rerun skipped every photo and wrote no mask,
+    # the log saying only "use --overwrite to redo it"
+    src, out = tmp_path / "in", tmp_path / "out"
+    _img(src / "a.png")
+    _img(src / "b.png", value=(200, 10, 10))
+    assert _run([str(src), "-o", str(out)], Inverter())[0] == 0
+    (out / "b.png").unlink()  # b is made again, with its mask; a is skipped, and says why it has none
+    code, log = _run([str(src), "-o", str(out), "--save-mask"], Inverter())
+    assert code == 0 and (out / "b.mask.png").exists() and not (out / "a.mask.png").exists()
+    assert "without its mask (use --overwrite to redo it with its mask)" in log, log
+    code, log = _run([str(src), "-o", str(out), "--save-mask"], Inverter())
+    lines = {name: next(line for line in log.splitlines() if f"{name}.png" in line) for name in "ab"}
+    assert "without its mask" in lines["a"] and "without its mask" not in lines["b"], log  # b has its mask
+
+
 def test_a_photo_is_never_its_own_mask(tmp_path):
     # masks kept beside the photos (``--mask-dir`` the photos' own folder): a photo without a mask of its
     # own matched ``<stem>.*`` with itself, and its bright half was "repaired" as defects, silently
