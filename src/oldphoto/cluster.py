@@ -31,6 +31,7 @@ import dataclasses
 import importlib.util
 import logging
 import pickle
+import re
 import signal
 import threading
 import time
@@ -297,14 +298,43 @@ def _absolute(job: Job) -> Job:
                job.natural.absolute() if job.natural else None)
 
 
-def _as_given(entry: Entry, job: Job, outdir: Path) -> Entry:
-    """The entry with the paths the user gave (workers saw absolute ones), as the local batch writes."""
+def _as_given(entry: Entry, job: Job, outdir: Path, mask_dir: Path | None = None) -> Entry:
+    """The entry with the paths the user gave (workers saw absolute ones), as the local batch writes: its
+    input, output and mask, and the paths its reason and warnings name (an output, a name left alone,
+    a mask of --mask-dir)."""
     entry.input = str(job.input)
     for name in ("output", "mask"):
         value = getattr(entry, name)
         if value is not None:
             setattr(entry, name, _given(value, outdir))
+    folders = [(outdir.absolute(), outdir)]
+    if mask_dir is not None:
+        folders.append((mask_dir.absolute(), mask_dir))
+    folders.append((job.input.absolute(), job.input))
+    entry.reason = _given_text(entry.reason, folders)
+    entry.warnings = [_given_text(text, folders) for text in entry.warnings]
     return entry
+
+
+# the one message whose path the local batch gives absolute too (outputs.unwritable, after "...: ")
+_ABSOLUTE_TAIL = re.compile(r"[^\n]* is not (a folder|writable)( \(the folder would be made there\))?")
+
+
+def _given_text(text: str, folders: Sequence[tuple[Path, Path]]) -> str:
+    """``text`` with the workers' absolute paths under ``folders`` (absolute, as given) written as given."""
+    for root, given in folders:
+        if root == given or str(root) not in text:
+            continue
+        pattern = re.compile(re.escape(str(root)) + r"(?=[/\\]|$|[^\w.\-])")
+
+        def replace(match: re.Match[str], given: Path = given) -> str:
+            whole = match.string
+            if whole[:match.start()].endswith(": ") and _ABSOLUTE_TAIL.fullmatch(whole[match.end():]):
+                return match.group(0)
+            return str(given)
+
+        text = pattern.sub(replace, text)
+    return text
 
 
 def _given(path: str, outdir: Path) -> str:
@@ -448,7 +478,7 @@ def run(jobs: list[Job], args: argparse.Namespace, config: BatchConfig, *, resto
                         value, written = value
                         fatal = disk_full_fatal(_given(written, config.outdir))
                         value.reason = value.reason.replace(written, _given(written, config.outdir), 1)
-                    entry = received[index] = _as_given(value, jobs[index], config.outdir)
+                    entry = received[index] = _as_given(value, jobs[index], config.outdir, config.mask_dir)
                     if progress is not None:
                         progress.update(entry)
                     if fatal is not None:

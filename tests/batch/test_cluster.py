@@ -85,6 +85,34 @@ def test_report_accounts_for_every_input():
     assert running.entries[2].status == "not processed" and running.to_json()["exit_code"] is None
 
 
+def test_reasons_and_warnings_name_the_paths_as_given(tmp_path, monkeypatch):
+    """The workers see absolute paths; their entries' reasons and warnings must read as the local batch's
+    (found on a run: 'cannot write /abs/out/a/photo.jpg: ...' where the local batch says 'out/a/...')."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in" / "a").mkdir(parents=True)
+    (tmp_path / "masks").mkdir()
+    for name in ("a/photo.png", "gray.png"):
+        Image.new("RGB", (64, 48), (90, 90, 90)).save(Path("in") / name)
+    Path("out").mkdir()
+    Path("out/a").write_text("a file where a sub-folder goes\n")
+    Path("out/gray.png").write_text("not made by oldphoto\n")  # the output takes a fallback name
+    jobs = [batch.Job(Path("in/a/photo.png"), Path("a/photo.png")), batch.Job(Path("in/gray.png"),
+                                                                              Path("gray.png"))]
+    batch.plan_outputs(jobs, Path("out"), None)
+    local_config = batch.BatchConfig(outdir=Path("out"), mask_dir=Path("masks"))
+    worker_config = batch.BatchConfig(outdir=Path("out").absolute(), mask_dir=Path("masks").absolute())
+    for job in jobs:
+        local = batch.open_photo(job, local_config)
+        local = local.entry if isinstance(local, batch.Opened) else local
+        remote = batch.open_photo(cluster._absolute(job), worker_config)
+        remote = remote.entry if isinstance(remote, batch.Opened) else remote
+        assert str(tmp_path) in remote.reason + "".join(remote.warnings)  # what the worker says
+        given = cluster._as_given(remote, job, Path("out"), Path("masks"))
+        assert (given.status, given.reason, given.warnings, given.output) == (
+            local.status, local.reason, local.warnings, local.output)
+    assert local.warnings[0].startswith("out/gray.png exists")  # (what the test is about)
+
+
 def test_rate_and_eta():
     rate = cluster._Rate(100)
     assert rate.line(0) == "progress: 0/100 photos"
