@@ -531,8 +531,9 @@ def _report(pre: list[Entry], jobs: list[Job], received: dict[int, Entry], start
     elif fatal:
         missing = fatal
     elif interrupted:
-        missing = ("batch interrupted before this photo was reported (one in flight may have been written; "
-                   "a rerun skips it then)")
+        # on a cluster many photos are in flight when the run stops: any of them may have been written
+        missing = ("batch interrupted before this photo was reported (it may have been in flight and "
+                   "written all the same; a rerun skips it then)")
     else:
         missing = None
     entries = list(pre)
