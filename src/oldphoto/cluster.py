@@ -360,6 +360,9 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 def _configure_data(ray: Any) -> None:
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # no "execution finished" lines
+    # nor "Progress bars disabled. To enable, set `ray.data.DataContext...`": the driver has its own
+    # progress (--no-progress: lines), and a command-line user cannot set that
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False      # the driver prints its own progress (done, rate, ETA)
     ctx.print_on_execution_start = False

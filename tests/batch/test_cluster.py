@@ -11,6 +11,7 @@ import argparse
 import importlib.util
 import io
 import json
+import logging
 import os
 import shutil
 import signal
@@ -114,6 +115,17 @@ def test_reasons_and_warnings_name_the_paths_as_given(tmp_path, monkeypatch):
         assert (given.status, given.reason, given.warnings, given.output) == (
             local.status, local.reason, local.warnings, local.output)
     assert local.warnings[0].startswith("out/gray.png exists")  # (what the test is about)
+
+
+def test_ray_data_does_not_tell_the_user_to_set_its_progress_bars():
+    """Found on every run: 'WARNING ... Progress bars disabled. To enable, set
+    `ray.data.DataContext.get_current().enable_progress_bars = True`.' among the photo lines."""
+    pytest.importorskip("ray.data")
+    import ray
+
+    cluster._configure_data(ray)
+    assert ray.data.DataContext.get_current().enable_progress_bars is False
+    assert not logging.getLogger("ray.data._internal.progress").isEnabledFor(logging.WARNING)
 
 
 def test_rate_and_eta():
