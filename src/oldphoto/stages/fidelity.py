@@ -67,11 +67,13 @@ def donoho_sigma(y: np.ndarray) -> float:
     detail over 0.6745.  Image structure barely reaches that band, but fine texture does (fur, foliage,
     a circuit board), and reads as noise."""
     detail, _ = _diagonal_detail(y)
-    return _donoho(detail)
+    return robust_sigma(detail)
 
 
-def _donoho(detail: np.ndarray) -> float:
-    return float(np.median(np.abs(detail)) / 0.6745) if detail.size else 0.0
+def robust_sigma(values: np.ndarray) -> float:
+    """The standard deviation of zero-mean noise in ``values``, robustly: the median absolute value over
+    0.6745 (a few edges or specks do not count); 0 for no values."""
+    return float(np.median(np.abs(values)) / 0.6745) if values.size else 0.0
 
 
 def noise_sigma(y: np.ndarray) -> float:
@@ -95,11 +97,11 @@ def noise_sigma(y: np.ndarray) -> float:
         if int(unclipped.sum()) >= NOISE_ENOUGH_BLOCKS:
             break
     if int(unclipped.sum()) < NOISE_MIN_BLOCKS:
-        return _donoho(detail)
+        return robust_sigma(detail)
     kept = blocks[unclipped]  # (blocks, n, n)
     rms = np.sqrt(np.mean(np.square(kept), axis=(1, 2)))
     flat = float(np.percentile(rms, NOISE_PERCENTILE)) / NOISE_BLOCKS[n]
-    return min(_donoho(kept), flat)
+    return min(robust_sigma(kept), flat)
 
 
 def denoise_luma(y: np.ndarray, sigma: float | None = None, strength: float = NLM_STRENGTH) -> np.ndarray:

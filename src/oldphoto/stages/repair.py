@@ -27,6 +27,7 @@ import numpy as np
 
 from oldphoto.luma import luma
 from oldphoto.stages.defects import dilate
+from oldphoto.stages.fidelity import robust_sigma
 
 # Repair weight: the mask grown by GROW px is fully repaired, then the weight falls to 0 over FEATHER px.
 GROW = 2
@@ -429,7 +430,7 @@ def _grain_part(out: np.ndarray, base: np.ndarray, grown: np.ndarray, weight: np
     near_all = _wide_blur(ring.astype(np.float32), scale)
     for around, have, noise in zip(photo, fill, _bands(rng.standard_normal(grown.shape).astype(np.float32)),
                                    strict=True):
-        spread = _spread(around[ring])
+        spread = robust_sigma(around[ring])
         if spread < GRAIN_MIN:  # a photo without grain there: nothing to give
             continue
         # the spread near each pixel (the ring's mean square, edges clipped, weighted by nearness): grain
@@ -437,8 +438,8 @@ def _grain_part(out: np.ndarray, base: np.ndarray, grown: np.ndarray, weight: np
         square = np.minimum(around ** 2, (GRAIN_EDGE * spread) ** 2) * ring
         rms = np.sqrt(_wide_blur(square, scale) / np.maximum(near_all, 1e-6))
         local = rms[py, px] * (spread / max(float(np.median(rms[ring])), 1e-12))  # (on the robust level)
-        lacking = np.sqrt(np.maximum(local ** 2 - _spread(have[py, px][filled]) ** 2, 0.0))
-        grain += lacking / max(_spread(noise), 1e-12) * noise[py, px]
+        lacking = np.sqrt(np.maximum(local ** 2 - robust_sigma(have[py, px][filled]) ** 2, 0.0))
+        grain += lacking / max(robust_sigma(noise), 1e-12) * noise[py, px]
     out[py, px] += (weight[py, px] * grain)[:, None]
 
 
@@ -464,11 +465,6 @@ def _bands(y: np.ndarray, valid: np.ndarray | None = None) -> list[np.ndarray]:
         levels = [y if s == 0 else cv2.GaussianBlur(y * v, (0, 0), s) /
                   np.maximum(cv2.GaussianBlur(v, (0, 0), s), 1e-6) for s in GRAIN_BANDS]
     return [fine - coarse for fine, coarse in zip(levels[:-1], levels[1:], strict=True)]
-
-
-def _spread(values: np.ndarray) -> float:
-    """A robust standard deviation (1.4826 × the median absolute value): a few edges do not count."""
-    return 1.4826 * float(np.median(np.abs(values))) if values.size else 0.0
 
 
 def _cells(own: np.ndarray, label: int, y: int, x: int) -> list[Unit]:
