@@ -15,11 +15,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["RestoreOptions", "DEFAULT_FIDELITY", "SCRATCH_MODES", "COLOUR_MODES", "PRECISION_NAMES",
-           "parse_memory"]
+__all__ = ["RestoreOptions", "DEFAULT_FIDELITY", "SCRATCH_MODES", "COLOUR_MODES", "UNFADE_MODES",
+           "PRECISION_NAMES", "parse_memory"]
 
 SCRATCH_MODES = ("auto", "on", "off")
 COLOUR_MODES = ("photo", "network")
+UNFADE_MODES = ("off", "contrast", "colour")  # oldphoto.stages.unfade
 FACE_DETECT_ON = ("original", "restored", "both")  # where faces are looked for
 FACE_INPUT = ("restored", "original")  # which photo's face the face model enhances
 PRECISION_NAMES = ("fp32", "bf16", "fp16")  # oldphoto.stages.runtime.PRECISIONS maps them to dtypes
@@ -57,6 +58,7 @@ class RestoreOptions:
     face_input: str = "restored"
     keep_tone: bool = True
     colour: str = "photo"
+    unfade: str = "off"
     compat: str = "none"
     device: str = "auto"
     precision: str = "fp32"
@@ -71,6 +73,8 @@ class RestoreOptions:
             raise ValueError(f"--scratches must be one of {', '.join(SCRATCH_MODES)}, got {self.scratches!r}")
         if self.colour not in COLOUR_MODES:
             raise ValueError(f"--colour must be one of {', '.join(COLOUR_MODES)}, got {self.colour!r}")
+        if self.unfade not in UNFADE_MODES:
+            raise ValueError(f"--unfade must be one of {', '.join(UNFADE_MODES)}, got {self.unfade!r}")
         if self.compat not in ("none", "official"):
             raise ValueError(f"--compat must be none or official, got {self.compat!r}")
         if self.precision not in PRECISION_NAMES:
@@ -190,6 +194,12 @@ class RestoreOptions:
                        help="colour photos: photo = restored luminance with the photo's own colours, "
                             "denoised and filled in under defects (default); network = the networks' "
                             "colours (see docs/restore.md)")
+        g.add_argument("--unfade", choices=UNFADE_MODES, default=d.unfade,
+                       help="undo fading: contrast = the photo's darkest and lightest tones become black and "
+                            "white, the same stretch for every channel (colours and tone kept); colour = "
+                            "each channel stretched on its own, which also removes the cast of unevenly "
+                            "faded dyes (and of a sunset: gray and toned photos are stretched as by "
+                            "contrast). Off by default: a dim or hazy scene looks faded too")
         g.add_argument("--compat", choices=("none", "official"), default=d.compat,
                        help="official = reproduce the official stage-1 output exactly (sizes rounded to "
                             "×4/×16, min–max stretched); see docs/restore.md")

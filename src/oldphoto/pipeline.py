@@ -1,4 +1,4 @@
-"""The in-process restoration pipeline: defects → global restoration → faces.
+"""The in-process restoration pipeline: defects → global restoration → faces (→ unfading, enlarging).
 
 ``Restorer(options).restore(image, mask=None) -> Result`` restores one photo (numpy float32 RGB ``H×W×3``
 in [0, 1]); a Restorer loads each model at most once (on first use) and can restore any number of photos.
@@ -54,6 +54,7 @@ from oldphoto.stages.restore import (
 from oldphoto.stages.runtime import Runner, resolve_device
 from oldphoto.stages.tiling import tile_side_for_budget
 from oldphoto.stages.tone import fit_tone
+from oldphoto.stages.unfade import unfade
 from oldphoto.stages.upscale import MIN_TILE as UPSCALE_MIN_TILE
 from oldphoto.stages.upscale import UpscaleStage
 from oldphoto.tensors import batch_to_images, images_to_batch
@@ -484,6 +485,10 @@ class Restorer:
                 x0, y0, x1, y1 = f.box
                 sx, sy = scale
                 f.box = (round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy))
+        if self.options.unfade != "off":
+            t = time.perf_counter()
+            out = unfade(out, self.options.unfade, toned=tone is not None)
+            timings["unfade"] = time.perf_counter() - t
         if self.options.upscale > 1:
             t = time.perf_counter()
             stage = self.upscale_stage()

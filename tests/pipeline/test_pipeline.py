@@ -329,6 +329,9 @@ def test_options_round_trip_through_argparse():
     with pytest.raises(ValueError, match="--max-memory: a budget is needed"):
         RestoreOptions(max_memory=None).validate()
     RestoreOptions(max_memory=3 << 30).validate()  # a byte count
+    assert RestoreOptions.from_args(parser.parse_args(["--unfade", "colour"])).unfade == "colour"
+    with pytest.raises(ValueError, match="--unfade must be one of off, contrast, colour"):
+        RestoreOptions(unfade="yes").validate()
 
 
 def test_missing_weights_is_an_error_that_says_what_to_do(tmp_path, monkeypatch):
@@ -417,6 +420,22 @@ def test_no_denoise_keeps_the_photo_away_from_the_defects(models_no_faces):
     far = np.abs(np.arange(64) - 31) > 12  # rows beyond the repair's reach
     assert repaired.path == "scratch" and np.abs(repaired.image - noisy)[far].max() < 1e-5
     assert np.abs(repaired.image - noisy)[mask].mean() > 0.01
+
+
+def test_unfade_stretches_the_restored_photo_only_when_asked(models_no_faces):
+    """--unfade: the restored photo's darkest and lightest tones become black and white (the stage's own
+    tests: tests/stages/test_unfade.py); by default the photo keeps its levels."""
+    from oldphoto.stages.unfade import unfade
+
+    gray = np.repeat(smooth_image(64, 80)[..., :1], 3, axis=2)
+    photo = (0.2 + 0.6 * (gray - gray.min()) / np.ptp(gray)).astype(np.float32)  # a faded print
+    models = dict(models_no_faces, mapping_quality=Forbidden())
+    kept = restorer(models, scratches="off", fidelity=1.0).restore(photo)
+    assert "unfade" not in kept.timings and kept.image.min() > 0.15 and kept.image.max() < 0.85
+    out = restorer(models, scratches="off", fidelity=1.0, unfade="contrast").restore(photo)
+    assert "unfade" in out.timings
+    assert np.allclose(out.image, unfade(kept.image, "contrast", toned=True), atol=1e-6)
+    assert out.image.min() < 0.05 and out.image.max() > 0.95
 
 
 def test_fidelity_zero_is_the_networks_restoration(models_no_faces):

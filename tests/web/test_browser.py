@@ -464,6 +464,26 @@ def test_the_faces_note_shows_commands_as_code_not_backticks(tmp_path, browser):
         context.close()
 
 
+def test_a_faded_photo_is_unfaded_when_chosen_on_the_page(tmp_path, browser):
+    """'Faded photo' starts at the server's default (keep its tones, sent as nothing); chosen, the photo is
+    restored with --unfade."""
+    small = tmp_path / "small.png"
+    small.write_bytes(png_bytes())
+    fake = FakeRestorer(shared={"calls": [], "restorers": 1})
+    with served(Engine(fake, tmp_path / "root")) as url:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("#version:not(:empty)")
+        assert page.locator("#unfade").input_value() == "off"
+        page.select_option("#unfade", "colour")
+        page.set_input_files("#files", [str(small)])
+        page.click("#go")
+        page.locator(".card[data-status=done]").first.wait_for(timeout=60_000)
+        assert [options.unfade for _, options in fake.shared["calls"]] == ["colour"]
+        context.close()
+
+
 def test_enlarging_from_the_page(tmp_path, browser):
     """'Enlarge' can be chosen only where the upscaler is installed (elsewhere the note names the command
     that installs it); chosen, the photo is sent with it, and the restored picture is the larger one: the

@@ -73,8 +73,10 @@ def test_parse_choices_keeps_known_options_and_refuses_bad_values():
     assert c.format == "jpeg" and c.quality == 80
     assert parse_choices({}) == Choices()
     assert dict(parse_choices({"mask_dilation": "50"}).overrides) == {"mask_dilation": 50}
-    chosen = parse_choices({"denoise": "off", "upscale": "4", "dust": "on", "remove_grain": "on"})
-    assert dict(chosen.overrides) == {"denoise": False, "upscale": 4, "dust": True, "remove_grain": True}
+    chosen = parse_choices({"denoise": "off", "upscale": "4", "dust": "on", "remove_grain": "on",
+                            "unfade": "colour"})
+    assert dict(chosen.overrides) == {"denoise": False, "upscale": 4, "dust": True, "remove_grain": True,
+                                      "unfade": "colour"}
     # a disk of 100 000 px would hold the one worker (every user) for hours: refused at upload
     for bad in ({"fidelity": "lots"}, {"hr": "maybe"}, {"quality": "0"}, {"format": "gif"},
                 {"mask_dilation": "51"}, {"mask_dilation": "100000"}):
@@ -360,6 +362,8 @@ def test_options_make_one_restorer_each_and_bad_ones_are_refused(tmp_path):
             engine.check_choices(parse_choices({"fidelity": "3"}))
         with pytest.raises(OptionError, match="scratches"):
             engine.check_choices(parse_choices({"scratches": "sometimes"}))
+        with pytest.raises(OptionError, match="unfade"):
+            engine.check_choices(parse_choices({"unfade": "sometimes"}))
         # faces on a server that cannot enhance them: refused at upload, not after the photo's wait
         with pytest.raises(OptionError, match="face enhancement is not available"):
             engine.check_choices(parse_choices({"faces": "on"}))

@@ -2,7 +2,7 @@
 "use strict";
 
 const $ = (selector, root = document) => root.querySelector(selector);
-const OPTION_IDS = ["dust", "fidelity", "faces", "hr", "upscale", "denoise", "remove_grain", "keep_tone", "colour",
+const OPTION_IDS = ["dust", "fidelity", "faces", "hr", "upscale", "unfade", "denoise", "remove_grain", "keep_tone", "colour",
                     "mask_threshold", "mask_dilation", "face_detector", "format", "quality"];
 let config = null;
 const pending = [];          // files chosen but not sent yet: {file, card}
@@ -52,6 +52,7 @@ function applyDefaults() {
   $("#dust").checked = d.dust;
   $("#hr").checked = d.hr;
   $("#upscale").value = String(d.upscale);
+  $("#unfade").value = d.unfade;
   $("#upscale").disabled = !config.upscale_available;
   if (!config.upscale_available) {
     showCode($("#upscale-note"), "Not available on this server: `oldphoto weights download realesrgan` installs it.");

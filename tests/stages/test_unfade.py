@@ -1,0 +1,108 @@
+"""--unfade: a faded print's black and white points stretched back (oldphoto.stages.unfade)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from oldphoto.luma import chroma, luma
+from oldphoto.stages.unfade import MAX_GAIN, unfade
+from oldphoto.synth.oldlook import tone
+
+
+def scene(h: int = 300, w: int = 400, seed: int = 0) -> np.ndarray:
+    """A colour photo spanning black to white: a diagonal ramp with coloured blobs and a little noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    ramp = (xx / (w - 1) + yy / (h - 1)) / 2.0
+    image = np.repeat(ramp[..., None], 3, axis=2)
+    image[40:120, 60:160] *= np.array([1.0, 0.55, 0.45], np.float32)  # a red-brown patch
+    image[180:260, 240:340] *= np.array([0.5, 0.8, 1.0], np.float32)  # a blue one
+    image[140:170, 200:230], image[60:90, 300:330] = 0.0, 1.0  # black and white inside the frame
+    image += rng.normal(0.0, 0.01, image.shape).astype(np.float32)
+    return np.clip(image, 0.0, 1.0).astype(np.float32)
+
+
+def faded(image: np.ndarray, black: float = 0.18, white: float = 0.8,
+          dye: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> np.ndarray:
+    """Lifted blacks, dimmed whites, and each channel's density scaled by ``dye`` (a cast)."""
+    out = black + image * (white - black)
+    return (1.0 - (1.0 - out) * np.asarray(dye, np.float32)).astype(np.float32)
+
+
+def test_off_returns_the_photo_as_it_is():
+    photo = faded(scene())
+    assert unfade(photo, "off") is photo
+
+
+def test_contrast_gives_a_faded_print_its_blacks_and_whites_back():
+    clean = scene()
+    photo = faded(clean)
+    out = unfade(photo, "contrast")
+    before, after = np.abs(photo - clean).mean(), np.abs(out - clean).mean()
+    assert after < before / 8, (before, after)
+    y = luma(out)
+    assert np.percentile(y, 0.5) < 0.03 and np.percentile(y, 99.5) > 0.97
+
+
+def test_contrast_keeps_the_balance_of_the_channels_and_colour_takes_a_cast_away():
+    clean = scene()
+    photo = faded(clean, dye=(1.0, 0.8, 0.85))  # the green and blue dyes faded more: a magenta cast
+    cast = chroma(photo).mean(axis=(0, 1)) - chroma(clean).mean(axis=(0, 1))
+    kept = unfade(photo, "contrast")
+    removed = unfade(photo, "colour")
+    # one stretch for the three channels: the cast stays (stretched with the contrast)
+    assert np.abs(chroma(kept).mean(axis=(0, 1)) - chroma(clean).mean(axis=(0, 1))).max() > \
+        np.abs(cast).max()
+    assert np.abs(chroma(removed).mean(axis=(0, 1)) - chroma(clean).mean(axis=(0, 1))).max() < \
+        np.abs(cast).max() / 4
+    assert np.abs(removed - clean).mean() < np.abs(kept - clean).mean()
+
+
+def test_a_toned_print_keeps_its_tone_in_colour_mode():
+    """Per-channel stretching would take a sepia print's tone away as a cast: a toned photo is stretched
+    as by ``contrast``."""
+    sepia = faded(tone(scene(), "sepia"))
+    out = unfade(sepia, "colour", toned=True)
+    assert np.array_equal(out, unfade(sepia, "contrast"))
+    neutralised = unfade(sepia, "colour", toned=False)
+    warmth = lambda im: float((im[..., 0] - im[..., 2]).mean())  # noqa: E731
+    assert warmth(out) > 2 * warmth(neutralised)
+
+
+def test_the_frame_does_not_pin_the_black_and_white_points():
+    """A print's white border and the scanner's black lid around it are left out of the reading."""
+    photo = faded(scene())
+    framed = photo.copy()
+    framed[:6], framed[-6:], framed[:, :6] = 1.0, 0.0, 1.0
+    out = unfade(framed, "contrast")
+    inner = (slice(20, -20), slice(20, -20))
+    assert np.abs(out[inner] - unfade(photo, "contrast")[inner]).max() < 0.03
+
+
+def test_a_narrow_scene_is_stretched_about_its_middle_by_at_most_the_limit():
+    """Fog spans a few tones: stretched by MAX_GAIN about its middle tone, not pushed to black and white."""
+    fog = 0.45 + 0.1 * scene()
+    out = unfade(fog, "contrast")
+    gain = np.std(luma(out)) / np.std(luma(fog))
+    assert gain == pytest.approx(MAX_GAIN, rel=0.02)
+    assert abs(float(np.median(luma(out))) - float(np.median(luma(fog)))) < 0.02
+
+
+def test_a_photo_that_spans_black_to_white_is_left_nearly_as_it_is():
+    clean = scene()
+    assert np.abs(unfade(clean, "colour") - clean).max() < 0.03
+
+
+def test_grain_and_dust_specks_do_not_pin_the_black_and_white_points():
+    """Read on the photo shrunk by area: single white and black specks (dust, dirt) and grain average out
+    instead of deciding the stretch."""
+    rng = np.random.default_rng(1)
+    clean = scene(768, 1024)
+    photo = faded(clean) + rng.normal(0.0, 0.02, clean.shape[:2])[..., None].astype(np.float32)
+    for value in (0.0, 1.0):
+        ys, xs = rng.integers(40, 728, 1000), rng.integers(40, 984, 1000)
+        photo[ys, xs] = value
+    out = unfade(np.clip(photo, 0.0, 1.0), "contrast")
+    black, white = out[140:170, 200:230].mean(), out[60:90, 300:330].mean()  # the scene's black and white
+    assert black < 0.03 and white > 0.97, (black, white)
