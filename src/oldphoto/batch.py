@@ -987,17 +987,19 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "restore", help="restore photos (files, folders, globs)",
         description="Restore old photos. Outputs keep the input's size, orientation, colour profile, "
-                    "bit depth and metadata, plus a provenance tag. Existing outputs are skipped, so a "
-                    "rerun resumes an interrupted batch.")
+                    "bit depth and metadata, plus a provenance tag. Photos already restored from the same "
+                    "source are skipped, so a rerun resumes an interrupted batch.")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
     parser.add_argument("-o", "--output", dest="outdir", required=True, metavar="OUTDIR",
-                        help="output folder (relative paths of folder inputs are kept)")
+                        help="output folder (relative paths of folder and glob inputs are kept)")
     parser.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
     parser.add_argument("--format", default="same", choices=["same", "png", "jpg", "tiff", "webp"],
-                        help="output format (default: same family as the input; BMP/GIF become PNG)")
+                        help="output format (default: same family as the input; BMP/GIF become PNG, HEIC "
+                             "becomes JPEG)")
     parser.add_argument("--quality", type=int, default=DEFAULT_JPEG_QUALITY, metavar="Q",
                         help=f"JPEG/WebP quality 1-100 (default {DEFAULT_JPEG_QUALITY})")
-    parser.add_argument("--overwrite", action="store_true", help="redo photos whose output exists")
+    parser.add_argument("--overwrite", action="store_true", help="redo photos whose output was made from the same source (a file "
+                        "oldphoto did not make from this source is never replaced)")
     parser.add_argument("--strip-metadata", action="store_true",
                         help="write no EXIF, ICC profile, text or provenance (pixels are then plain sRGB; "
                              "the resolution, DPI, is kept)")
@@ -1008,7 +1010,7 @@ def register(subparsers) -> None:
                              f"{DEFAULT_MAX_PIXELS}; 0 = no limit)")
     parser.add_argument("--memory-limit", default="auto", metavar="SIZE",
                         help="refuse photos estimated (from their header, before decoding) to need more "
-                             "memory than SIZE, e.g. 8G (default auto: what the system has available)")
+                             "memory than SIZE, e.g. 8G (default auto: 90 %% of what the system has available)")
     parser.add_argument("--report", type=Path, metavar="FILE.json",
                         help="write a JSON report of every input (rewritten as the batch goes)")
     parser.add_argument("--save-mask", action="store_true",
