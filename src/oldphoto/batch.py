@@ -704,7 +704,10 @@ def open_photo(job: Job, config: BatchConfig, *, reserved: Collection[str] = fro
         entry.width, entry.height = photo.size
         entry.warnings.extend(photo.warnings)
         mask = None
-        if config.mask_dir is not None:
+        # --scratches off ignores user masks and detects nothing: no mask is looked for, and none is said
+        # to be missing with "defects detected automatically"
+        scratches = (config.estimate_options or config.options or {}).get("scratches")
+        if config.mask_dir is not None and scratches != "off":
             mask_path = find_mask(config.mask_dir, job)
             if mask_path is None:
                 entry.warnings.append(f"no mask named {job.input.stem}.* in {config.mask_dir}; "

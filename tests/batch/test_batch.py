@@ -326,6 +326,21 @@ def test_a_photo_is_never_its_own_mask(tmp_path):
     assert restorer.calls[1][1] is None and "no mask named b.* in" in log  # b.jpg: detected as usual
 
 
+def test_scratches_off_looks_for_no_mask_and_says_none_is_missing(tmp_path):
+    # --scratches off ignores user masks and detects nothing: a photo without a mask was said to have
+    # "defects detected automatically", and a wrong-size mask that would be ignored failed its photo
+    src, masks, out = tmp_path / "in", tmp_path / "masks", tmp_path / "out"
+    _img(src / "a.png")
+    _img(src / "b.png")
+    masks.mkdir()
+    Image.new("L", (5, 5), 255).save(masks / "a.png")  # wrong size: ignored with the rest
+    restorer = Inverter()
+    code, log = _run([str(src), "-o", str(out), "--mask-dir", str(masks), "--scratches", "off"], restorer)
+    assert code == 0 and len(restorer.calls) == 2, log
+    assert all(mask is None for _, mask in restorer.calls)
+    assert "no mask named" not in log and "detected automatically" not in log, log
+
+
 def test_damaged_exif_is_said_in_the_photos_line_not_on_the_console(tmp_path, recwarn):
     src, out = tmp_path / "in", tmp_path / "out"
     data = _img(src / "a.jpg", size=(16, 16)).read_bytes()
