@@ -442,6 +442,27 @@ def test_a_jpeg_without_a_resolution_gets_none_made_up(tmp_path):
     assert read_photo(tmp_path / "b.jpg").dpi == (240.0, 240.0)
 
 
+def test_a_webp_keeps_the_print_size(tmp_path):
+    # WebP holds its resolution only in EXIF, which Pillow neither writes from dpi= nor reads into
+    # info["dpi"]: a JPEG scan's 300 dpi (in its JFIF header) was lost written as WebP, and a WebP's own
+    # resolution was not read, so a PNG written from it (or any output, with --strip-metadata) had none
+    Image.fromarray(_smooth(16, 16, 3)).save(tmp_path / "a.jpg", dpi=(300, 300))
+    photo = read_photo(tmp_path / "a.jpg")
+    write_photo(tmp_path / "a.webp", photo.pixels, like=photo, provenance=PROV)
+    with Image.open(tmp_path / "a.webp") as im:
+        exif = im.getexif()
+        assert (float(exif[0x011A]), float(exif[0x011B]), int(exif[0x0128])) == (300.0, 300.0, 2)
+    webp = read_photo(tmp_path / "a.webp")
+    assert webp.dpi == (300.0, 300.0)
+    write_photo(tmp_path / "b.png", webp.pixels, like=webp, strip_metadata=True)
+    with Image.open(tmp_path / "b.png") as im:
+        assert tuple(round(v) for v in im.info["dpi"]) == (300, 300)
+    exif = Image.Exif()
+    exif[0x011A], exif[0x011B], exif[0x0128] = 100.0, 100.0, 3  # per centimetre
+    Image.fromarray(_smooth(16, 16, 3)).save(tmp_path / "c.webp", exif=exif.tobytes())
+    assert np.allclose(read_photo(tmp_path / "c.webp").dpi, (254.0, 254.0))
+
+
 def test_size_mismatch_refused(tmp_path):
     Image.new("RGB", (5, 4)).save(tmp_path / "x.png")
     photo = read_photo(tmp_path / "x.png")

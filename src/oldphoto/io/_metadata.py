@@ -17,6 +17,7 @@ IMAGE_HISTORY = 0x9213  # TIFF/EP "ImageHistory": where our JSON provenance goes
 PIXEL_X = 0xA002
 PIXEL_Y = 0xA003
 RESOLUTION_TAGS = (0x011A, 0x011B)  # XResolution, YResolution (pixels per ResolutionUnit)
+RESOLUTION_UNIT = 0x0128  # 1 none, 2 inch (the default), 3 centimetre
 _THUMBNAIL_TAGS = (0x0201, 0x0202, 0x0103)  # JPEGInterchangeFormat(+Length), Compression: IFD1 leftovers
 # how the input's pixels were stored (a TIFF's IFD0 is its EXIF): none of it is true of the output, whose
 # encoder writes its own.  Tiles and strips (offsets into the input file), predictor, sample format and
@@ -131,6 +132,29 @@ def provenance_record(models: dict[str, str] | None = None, options: dict[str, A
 
 def provenance_json(record: dict[str, Any]) -> str:
     return json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def exif_dpi(exif: Image.Exif | None) -> tuple[float, float] | None:
+    """The resolution (pixels per inch, as stored) that ``exif`` records, or None: where a format's only
+    place for it is its EXIF (WebP), which Pillow does not read into ``info["dpi"]``."""
+    if exif is None or not all(tag in exif for tag in RESOLUTION_TAGS):
+        return None
+    per_inch = {2: 1.0, 3: 2.54}.get(int(exif.get(RESOLUTION_UNIT, 2) or 2))  # 1: no absolute unit
+    try:
+        x, y = (float(exif[tag]) for tag in RESOLUTION_TAGS)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    if per_inch is None or not (x > 0 and y > 0):
+        return None
+    return x * per_inch, y * per_inch
+
+
+def with_resolution(exif: Image.Exif, dpi: tuple[float, float]) -> Image.Exif:
+    """``exif`` recording ``dpi`` when it records no resolution of its own (WebP holds it only there)."""
+    if not any(tag in exif for tag in RESOLUTION_TAGS):
+        exif[RESOLUTION_TAGS[0]], exif[RESOLUTION_TAGS[1]] = float(dpi[0]), float(dpi[1])
+        exif[RESOLUTION_UNIT] = 2  # inches
+    return exif
 
 
 def output_exif(exif: Image.Exif | None, width: int, height: int, provenance: str | None,

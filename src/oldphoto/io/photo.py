@@ -377,6 +377,8 @@ def _read_open_image(p: Path, image: Image.Image, head: bytes, max_pixels: int |
     dpi = image.info.get("dpi")
     if family == "jpeg" and image.info.get("jfif_unit") == 0 and 0x011A not in exif:
         dpi = None  # Pillow's 72 for a JPEG with EXIF but no resolution anywhere: not the photo's
+    if not dpi:  # a WebP's resolution is in its EXIF only, which Pillow does not read as info["dpi"]
+        dpi = _metadata.exif_dpi(exif)
     if dpi and len(dpi) == 2 and orientation in (5, 6, 7, 8):  # stored across: displayed, it is turned
         dpi = (dpi[1], dpi[0])
     return Photo(
@@ -701,6 +703,10 @@ def write_photo(path: str | os.PathLike, pixels: np.ndarray, like: Photo | None 
     dpi = like.dpi if like is not None else None  # (kept when stripping: the print's size, nobody's data)
     if dpi is not None and enlarged != 1:
         dpi = (dpi[0] * enlarged, dpi[1] * enlarged)
+    if family == "webp" and dpi is not None and exif is not None:
+        # WebP has no resolution field of its own (Pillow ignores dpi= there): its EXIF records it, or none
+        # does (a JPEG scan's 300 dpi, in its JFIF header, was lost); stripped, it has no EXIF to hold it
+        exif = _metadata.with_resolution(exif, dpi)
     text = {} if strip_metadata or like is None else {
         k: v for k, v in like.text.items() if k.lower() not in _DROPPED_TEXT}
     if like is not None and not strip_metadata:
