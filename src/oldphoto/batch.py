@@ -1001,11 +1001,12 @@ def register(subparsers) -> None:
                              "becomes JPEG)")
     parser.add_argument("--quality", type=int, default=DEFAULT_JPEG_QUALITY, metavar="Q",
                         help=f"JPEG/WebP quality 1-100 (default {DEFAULT_JPEG_QUALITY})")
-    parser.add_argument("--overwrite", action="store_true", help="redo photos whose output was made from the same source (a file "
-                        "oldphoto did not make from this source is never replaced)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="redo photos whose output was made from the same source (a file oldphoto did "
+                             "not make from this source is never replaced)")
     parser.add_argument("--strip-metadata", action="store_true",
                         help="write no EXIF, ICC profile, text or provenance (pixels are then plain sRGB; "
-                             "the resolution, DPI, is kept)")
+                             "the resolution, DPI, is kept, except in WebP, which holds it only in EXIF)")
     parser.add_argument("--mask-dir", type=Path, metavar="DIR",
                         help="user defect masks (white = defect), matched to inputs by file stem")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
@@ -1013,7 +1014,8 @@ def register(subparsers) -> None:
                              f"{DEFAULT_MAX_PIXELS}; 0 = no limit)")
     parser.add_argument("--memory-limit", default="auto", metavar="SIZE",
                         help="refuse photos estimated (from their header, before decoding) to need more "
-                             "memory than SIZE, e.g. 8G (default auto: 90 %% of what the system has available)")
+                             "memory than SIZE, e.g. 8G (default auto: 90 %% of what the system has "
+                             "available)")
     parser.add_argument("--report", type=Path, metavar="FILE.json",
                         help="write a JSON report of every input (rewritten as the batch goes)")
     parser.add_argument("--save-mask", action="store_true",
