@@ -330,6 +330,9 @@ def test_options_round_trip_through_argparse():
         RestoreOptions(max_memory=None).validate()
     RestoreOptions(max_memory=3 << 30).validate()  # a byte count
     assert RestoreOptions.from_args(parser.parse_args(["--unfade", "colour"])).unfade == "colour"
+    # (it was ignored without a word)
+    with pytest.raises(ValueError, match="--dust is not part of the official stage 1"):
+        RestoreOptions(dust=True, compat="official").validate()
     with pytest.raises(ValueError, match="--unfade must be one of off, contrast, colour"):
         RestoreOptions(unfade="yes").validate()
 
