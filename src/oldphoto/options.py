@@ -74,7 +74,8 @@ class RestoreOptions:
         if self.colour not in COLOUR_MODES:
             raise ValueError(f"--colour must be one of {', '.join(COLOUR_MODES)}, got {self.colour!r}")
         if self.dust and self.compat == "official":
-            raise ValueError("--dust is not part of the official stage 1: it cannot go with --compat official")
+            raise ValueError("--dust is not part of the official stage 1: it cannot go with "
+                             "--compat official")
         if self.unfade not in UNFADE_MODES:
             raise ValueError(f"--unfade must be one of {', '.join(UNFADE_MODES)}, got {self.unfade!r}")
         if self.compat not in ("none", "official"):
