@@ -35,3 +35,15 @@ def test_skimage_pools_use_the_corpus_split():
 
     expected = sum(split_of(f"skimage/{f.name}") == "heldout" for f in skimage_photos())
     assert len(heldout) == expected >= 1
+
+
+def test_folder_pool_skips_a_broken_photo_and_says_which_were_left_out(tmp_path, capsys):
+    """One unreadable file does not make the whole folder unusable (training fell back to another source
+    or stopped); it and the photos too small for the crop are named, not dropped without a word."""
+    Image.fromarray(np.full((120, 160, 3), 90, np.uint8)).save(tmp_path / "good.jpg", quality=95)
+    Image.fromarray(np.full((40, 60, 3), 90, np.uint8)).save(tmp_path / "tiny.jpg", quality=95)
+    (tmp_path / "broken.jpg").write_bytes((tmp_path / "good.jpg").read_bytes()[:600])
+    pool = D.load_pool(tmp_path, max_side=200, min_side=64)
+    assert len(pool) == 1 and pool[0].shape == (120, 160, 3)
+    err = capsys.readouterr().err
+    assert "broken.jpg" in err and "tiny.jpg" in err and "good.jpg" not in err

@@ -16,6 +16,7 @@ comes from the ``numpy.random.Generator`` the trainer passes in, so a seed repro
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -136,11 +137,27 @@ def load_pool(source: str | Path, max_side: int = 768, min_side: int = 64) -> li
         from oldphoto.io import IMAGE_EXTENSIONS
 
         paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
-        images = [_load_rgb(p, max_side) for p in paths]
+        images, names = [], []
+        for path in paths:
+            try:  # a broken file is reported and left out, as `oldphoto data build` does
+                images.append(_load_rgb(path, max_side))
+                names.append(str(path))
+            except DataError as exc:
+                _warn(f"skipped {exc}")
+    small = [i for i, im in enumerate(images) if min(im.shape[:2]) < min_side]
+    if small:
+        which = (": " + ", ".join(names[i] for i in small[:5]) + (", …" if len(small) > 5 else "")
+                 if names else "")
+        _warn(f"{source}: {len(small)} photo(s) smaller than {min_side} px (the crop) on their short side "
+              f"left out{which}")
     images = [im for im in images if min(im.shape[:2]) >= min_side]
     if not images:
         raise DataError(f"no usable photos (min side {min_side}) in {source}")
     return images
+
+
+def _warn(text: str) -> None:
+    print(f"warning: {text}", file=sys.stderr, flush=True)
 
 
 def resolve_pool(sources: list[str] | str, max_side: int, min_side: int) -> tuple[list[np.ndarray], str]:
