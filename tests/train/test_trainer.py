@@ -181,3 +181,18 @@ def test_init_from_a_weights_folder_loads_the_exported_roles(tmp_path):
     a = source["stage"].nets["N"].state_dict()
     b = warm["stage"].nets["N"].state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_cli_refuses_to_start_over_in_a_folder_that_holds_a_run(tmp_path, capsys):
+    """Without --resume a new run in --out silently overwrote the run there (even another stage's)."""
+    from oldphoto.cli import main
+
+    out = tmp_path / "r"
+    train("detector", _cfg(tmp_path, "detector", ["crop=32"]), out, steps=1, quiet=True)
+    for stage in ("detector", "vae_b"):
+        assert main(["train", stage, "--config", "tiny", "--out", str(out), "--steps", "2"]) == 2
+        assert "already holds a run (stage detector, step 1)" in capsys.readouterr().err
+    assert load_checkpoint(out / "checkpoint.pt")["step"] == 1
+    assert main(["train", "detector", "--config", "tiny", "--out", str(out), "--steps", "2", "--resume",
+                 "--set", "crop=32"]) == 0
+    assert load_checkpoint(out / "checkpoint.pt")["step"] == 2

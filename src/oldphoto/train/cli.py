@@ -135,6 +135,11 @@ def _run_stage(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"oldphoto train: {exc}", file=sys.stderr)
         return 2
+    if not args.resume and (out / "checkpoint.pt").is_file():
+        # a fresh run here would overwrite that run's checkpoint (whatever its stage) from step 0
+        print(f"oldphoto train {args.stage}: {out} already holds a run ({_run_summary(out)}): add --resume "
+              "to continue it, or give another --out", file=sys.stderr)
+        return 2
     if args.seed is not None:
         cfg["seed"] = args.seed
     if args.data:
@@ -163,6 +168,17 @@ def _run_stage(args: argparse.Namespace) -> int:
         distributed.shutdown()  # (under torchrun: the process group ends with the command)
     print(f"[{args.stage}] done at step {result['step']}; checkpoint {out / 'checkpoint.pt'}")
     return 0
+
+
+def _run_summary(out: Path) -> str:
+    """"stage S, step N" of the run in ``out`` (its checkpoint.pt), as far as it can be read."""
+    from oldphoto.train.checkpoints import load_checkpoint
+
+    try:
+        state = load_checkpoint(out / "checkpoint.pt")
+        return f"stage {state.get('stage')}, step {state.get('step')}"
+    except RuntimeError:
+        return "an unreadable checkpoint.pt"
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
