@@ -196,3 +196,49 @@ def test_cli_refuses_to_start_over_in_a_folder_that_holds_a_run(tmp_path, capsys
     assert main(["train", "detector", "--config", "tiny", "--out", str(out), "--steps", "2", "--resume",
                  "--set", "crop=32"]) == 0
     assert load_checkpoint(out / "checkpoint.pt")["step"] == 2
+
+
+def test_ctrl_c_stops_after_the_step_and_leaves_its_checkpoint(tmp_path, monkeypatch, capsys):
+    """Ctrl-C used to end the run with a traceback, losing every step since the last periodic checkpoint;
+    now the step under way ends, its checkpoint is written, and --resume gives the uninterrupted result."""
+    import os
+    import signal
+
+    from oldphoto.cli import main
+    from oldphoto.train import trainer
+
+    real_build = trainer.build_stage
+
+    def build_interrupted(name, cfg, info):
+        stage = real_build(name, cfg, info)
+        step_once = stage.train_step
+
+        def train_step(batch, step):
+            if step == 2:
+                os.kill(os.getpid(), signal.SIGINT)  # the user's Ctrl-C, in the middle of step 3
+            return step_once(batch, step)
+
+        stage.train_step = train_step
+        return stage
+
+    cfg = ["--set", "crop=32", "--set", "checkpoint_every=100", "--set", "log_every=100"]
+    straight = train("detector", _cfg(tmp_path, "detector", ["crop=32", "checkpoint_every=100"]),
+                     tmp_path / "a", steps=5, quiet=True)
+    monkeypatch.setattr(trainer, "build_stage", build_interrupted)
+    out = tmp_path / "b"
+    try:
+        code = main(["train", "detector", "--config", "tiny", "--out", str(out), "--steps", "5", *cfg])
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped as a KeyboardInterrupt (a traceback for the user)")
+    assert code == 130
+    err = capsys.readouterr().err
+    assert "interrupted at step 3" in err and "Traceback" not in err
+    assert load_checkpoint(out / "checkpoint.pt")["step"] == 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    monkeypatch.setattr(trainer, "build_stage", real_build)
+    assert main(["train", "detector", "--config", "tiny", "--out", str(out), "--steps", "5", "--resume",
+                 *cfg]) == 0
+    resumed = load_checkpoint(out / "checkpoint.pt")
+    assert resumed["step"] == 5
+    a = straight["stage"].nets["N"].state_dict()
+    assert all(torch.allclose(a[k], resumed["nets"]["N"][k], atol=1e-6) for k in a)

@@ -157,13 +157,21 @@ def _run_stage(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     from oldphoto.train import distributed
-    from oldphoto.train.trainer import train
+    from oldphoto.train.trainer import TrainingInterrupted, train
 
     try:
         result = train(args.stage, cfg, out, resume=args.resume, steps=args.steps, device=args.device)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"oldphoto train {args.stage}: {exc}", file=sys.stderr)
         return 1
+    except TrainingInterrupted as exc:
+        print(f"[{args.stage}] interrupted at step {exc.step}; checkpoint {exc.checkpoint}: continue with "
+              "--resume", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print(f"oldphoto train {args.stage}: interrupted; --resume continues from the last checkpoint in "
+              f"{out} (written every checkpoint_every steps), if there is one", file=sys.stderr)
+        return 130
     finally:
         distributed.shutdown()  # (under torchrun: the process group ends with the command)
     print(f"[{args.stage}] done at step {result['step']}; checkpoint {out / 'checkpoint.pt'}")

@@ -26,10 +26,14 @@ Accelerator options (config keys; all off by default, so CPU runs are unchanged)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import random
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -100,6 +104,8 @@ class _StageStream(torch.utils.data.IterableDataset):
         info = torch.utils.data.get_worker_info()
         worker = info.id if info is not None else 0
         torch.set_num_threads(1)  # one process per core does the parallelism
+        # Ctrl-C reaches the workers too: the training process decides when to stop (and stops them)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         # (not cv2.setNumThreads: in a process forked after OpenCV's thread pool ran, it waits forever on
         # that pool's lock; tests/train hung there)
         # stream 0 is the single-process generator; workers draw from streams 1..N
@@ -186,6 +192,41 @@ class Logger:
             self.writer.close()
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT): the run stopped after a whole step and its checkpoint holds that step."""
+
+    def __init__(self, step: int, checkpoint: Path) -> None:
+        super().__init__(f"interrupted at step {step}")
+        self.step, self.checkpoint = step, checkpoint
+
+
+@contextlib.contextmanager
+def _stop_after_step(enabled: bool, name: str):
+    """While training: the first Ctrl-C sets ``state["stop"]`` (the loop ends after the step under way and
+    writes its checkpoint); a second one raises KeyboardInterrupt at once.  Left alone where SIGINT is
+    not Python's default (ignored, or someone else's handler), off the main thread and under DDP (every
+    rank must stop at the same step)."""
+    state = {"stop": False}
+    if (not enabled or threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield state
+        return
+
+    def handler(signum, frame):
+        if state["stop"]:
+            raise KeyboardInterrupt
+        state["stop"] = True
+        # os.write: a print() interrupted by this handler would be re-entered
+        os.write(2, f"[{name}] Ctrl-C: stopping after this step and writing its checkpoint "
+                    f"(Ctrl-C again to stop at once)\n".encode())
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield state
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _numpy_state() -> tuple[str, list[int], int, int, float]:
     """numpy's legacy RNG state as plain Python data (a checkpoint then loads with weights_only=True)."""
     name, keys, pos, has_gauss, cached = np.random.get_state()
@@ -251,8 +292,15 @@ def train(stage_name: str, config: dict[str, Any], out_dir: str | Path, *, resum
     if info.is_main:
         atomic_write_text(out_dir / "config.json", json.dumps({"stage": stage_name, **cfg}, indent=2))
     logger = Logger(out_dir, info.is_main)
-    batches = batch_stream(stage, data_rng, int(cfg["data_workers"]), seed, info.rank, start,
-                           pin=info.device.type == "cuda")
+    # installed before the DataLoader workers fork, so that a Ctrl-C sent to them too does not kill them
+    interrupt = _stop_after_step(info.world_size == 1, stage_name)
+    stop = interrupt.__enter__()
+    try:
+        batches = batch_stream(stage, data_rng, int(cfg["data_workers"]), seed, info.rank, start,
+                               pin=info.device.type == "cuda")
+    except BaseException:
+        interrupt.__exit__(None, None, None)
+        raise
     log_every = int(cfg["log_every"])
     sample_every = int(cfg["sample_every"])
     ckpt_every = int(cfg["checkpoint_every"])
@@ -279,7 +327,7 @@ def train(stage_name: str, config: dict[str, Any], out_dir: str | Path, *, resum
         return budget > 0 and "t0" in clock and time.time() - clock["t0"] >= budget
 
     try:
-        while step < total and not out_of_time():
+        while step < total and not out_of_time() and not stop["stop"]:
             batch = next(batches)
             if "t0" not in clock:
                 clock["t0"] = t0 = time.time()  # the budget counts training, not worker start-up
@@ -312,6 +360,9 @@ def train(stage_name: str, config: dict[str, Any], out_dir: str | Path, *, resum
     finally:
         logger.close()
         del batches  # shuts DataLoader workers down
+        interrupt.__exit__(None, None, None)
+    if stop["stop"] and step < total:
+        raise TrainingInterrupted(step, ckpt_path)
     result: dict[str, Any] = {"step": step, "losses": losses, "stage": stage,
                               "seconds": round(time.time() - t0, 2), "device": cfg["device_used"]}
     if info.enabled:
