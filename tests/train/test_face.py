@@ -146,3 +146,18 @@ def test_the_held_out_faces_are_never_packed_or_trained_on(faces_dir, tmp_path):
         _stage(faces_dir, tmp_path / "runs").face_pool()
     (faces_dir / "manifest.json").write_text(json.dumps(manifest))
     assert len(_stage(faces_dir, tmp_path / "runs2").face_pool()) == 2
+
+
+def test_export_says_when_restore_will_not_use_the_face_generator(faces_dir, tmp_path, capsys):
+    """A face run at 128 (the docs' first leg) exported face_128, which `oldphoto restore` never loads,
+    without a word: restore then said no face weights were installed."""
+    from oldphoto.cli import main
+    from oldphoto.train.trainer import train
+
+    runs = tmp_path / "runs"
+    cfg = load_stage_config("tiny", "face", [f"faces={faces_dir}", "nets.G.size=64", "lambda_vgg=0"],
+                            runs_dir=runs)
+    train("face", cfg, runs / "face", steps=1, quiet=True)
+    assert main(["train", "export", "--runs", str(runs), "--dest", str(tmp_path / "w")]) == 0
+    err = capsys.readouterr().err
+    assert "face_64 is not a network `oldphoto restore` uses" in err and "face_256, face_512" in err

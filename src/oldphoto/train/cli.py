@@ -240,6 +240,16 @@ def _run_export(args: argparse.Namespace) -> int:
         return 1
     for role, path in written.items():
         print(f"{role}: {path}")
+    from oldphoto.pipeline import FACE_ROLES
+    from oldphoto.weights.store import ROLES
+
+    for role in written:
+        if role not in ROLES:  # e.g. a face generator trained at 128: written, but restore never loads it
+            faces = ", ".join(FACE_ROLES.values())
+            hint = (f" (it restores faces with {faces} only: train the face stage at one of those sizes, "
+                    "--set nets.G.size=…)" if role.startswith("face_") else "")
+            print(f"warning: {role} is not a network `oldphoto restore` uses{hint}; it still serves "
+                  "init_from", file=sys.stderr)
     return 0
 
 
