@@ -85,3 +85,11 @@ def test_runs_folder_is_evaluated_through_a_restorer_with_its_networks(tmp_path,
     result = evaluate_restoration(restorer, bundled[2])
     assert set(result["mixed"]) == {"degraded", "classical"}  # no VAE in these runs: no network rows
     assert 0.0 <= result["detector_roc_auc"] <= 1.0
+
+
+def test_the_table_names_the_weights_evaluated_not_the_bundled_ones():
+    """`oldphoto train evaluate --weights mine` labelled its pipeline row 'bundled weights'."""
+    row = {"psnr": 20.0, "ssim": 0.5, "psnr_y": 21.0, "ssim_y": 0.6, "n": 2}
+    table = markdown_table({"unstructured": {"pipeline": row, "restored": row}, "weights": "runs/mine/w"})
+    assert "bundled" not in table and "small networks" not in table
+    assert "`oldphoto restore` (runs/mine/w, faces off)" in table

@@ -237,10 +237,12 @@ def latent_gap_inputs(size: int = 128, n: int = 24, seed: int = 7,
 def markdown_table(result: dict[str, Any]) -> str:
     lines = ["| degradation | row | PSNR (dB) | SSIM | PSNR-Y (dB) | SSIM-Y | LPIPS-alex | n |",
              "|---|---|---|---|---|---|---|---|"]
+    # the weights evaluated are whichever folder was given, not necessarily the bundled ones
+    weights = f"{result['weights']}, " if result.get("weights") else ""
     labels = {"degraded": "degraded input", "classical": "NLM + Telea (detected mask)",
-              "restored": "small networks alone (levels fitted to the input)",
-              "restored_raw": "small networks alone (raw levels)",
-              "pipeline": "`oldphoto restore` (bundled weights, faces off)",
+              "restored": "networks alone (levels fitted to the input)",
+              "restored_raw": "networks alone (raw levels)",
+              "pipeline": f"`oldphoto restore` ({weights}faces off)",
               "pipeline_true_mask": "diagnostic: `oldphoto restore` given the true defect mask",
               "restored_colour_matched": "diagnostic: networks + global colour transfer from the input"}
     for kind in ("unstructured", "mixed"):
@@ -259,6 +261,7 @@ def main_evaluate(runs: str | Path | None, weights: str | Path | None, out: str 
     cases, used = heldout_cases()
     result = evaluate_restoration(restorer, cases, pipeline=bool(weights))
     result["heldout_source"] = used
+    result["weights" if weights else "runs"] = str(weights or runs)
     if ablation_runs:
         from oldphoto.train.checkpoints import load_trained
 
