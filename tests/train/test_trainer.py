@@ -242,3 +242,15 @@ def test_ctrl_c_stops_after_the_step_and_leaves_its_checkpoint(tmp_path, monkeyp
     assert resumed["step"] == 5
     a = straight["stage"].nets["N"].state_dict()
     assert all(torch.allclose(a[k], resumed["nets"]["N"][k], atol=1e-6) for k in a)
+
+
+def test_cli_warns_when_steps_end_before_the_decay_starts(tmp_path, capsys):
+    """`--config small --steps 2000` kept small's decay_start (5500 for vae_b): the LR never decayed, while
+    the docs said the schedule follows --steps."""
+    from oldphoto.cli import main
+
+    args = ["train", "detector", "--config", "tiny", "--set", "crop=32", "--set", "decay_start=3"]
+    assert main([*args, "--out", str(tmp_path / "a"), "--steps", "2"]) == 0
+    assert "decay_start 3 ≥ steps 2: the learning rate never decays" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "b"), "--steps", "4"]) == 0
+    assert "never decays" not in capsys.readouterr().err

@@ -152,6 +152,12 @@ def _run_stage(args: argparse.Namespace) -> int:
         cfg["precision"] = args.precision
     if args.workers is not None:
         cfg["data_workers"] = args.workers
+    total = args.steps if args.steps is not None else cfg.get("steps")
+    decay_start = cfg.get("decay_start")
+    if not cfg.get("time_budget") and decay_start is not None and total is not None and decay_start >= total:
+        # a preset's decay_start is set for its own length: --steps alone does not move it
+        print(f"warning: decay_start {decay_start} ≥ steps {total}: the learning rate never decays in this "
+              f"run (--set decay_start=N to decay it from step N, e.g. {total // 2})", file=sys.stderr)
     import torch
 
     if args.threads:
