@@ -70,6 +70,7 @@ UPSCALER = descriptor("rrdbnet")
 DENOISER = descriptor("luma_denoiser")
 DENOISER_ROLE = DENOISER.roles[0].name
 _face_notice_shown = False
+_chain_notices_shown: set[str] = set()  # (each said once per process, as the face notice)
 
 
 class PipelineError(RuntimeError):
@@ -146,6 +147,7 @@ class Restorer:
             for role in self.required_roles():
                 if not self._available(role):
                     raise _missing_weights_error(role, options.weights)
+            self._check_chains()
 
     # Options every model depends on: a Restorer sharing models with another must agree on these.
     SHARED_OPTIONS = ("device", "weights")
@@ -180,6 +182,30 @@ class Restorer:
         if self.uses_denoiser():
             roles.append(DENOISER_ROLE)
         return list(dict.fromkeys(roles))
+
+    def _check_chains(self) -> None:
+        """Say so when a path's encoder, mapping and decoder come from different folders: the lookup
+        falls back role by role to the bundled weights, so a folder that lacks one of them runs it with
+        a network trained on another latent space, and the result is wrong without any error."""
+        from oldphoto.weights import find_card
+
+        required = set(self.required_roles())
+        for path, roles in PATH_ROLES.items():
+            if not set(roles) <= required:
+                continue
+            folders: dict[str, list[str]] = {}
+            for role in roles:
+                card = find_card(role, self.options.weights)
+                folder = str(card.path.parent) if card is not None and card.path is not None else "?"
+                folders.setdefault(folder, []).append(role)
+            if len(folders) > 1:
+                where = "; ".join(f"{', '.join(r)} from {d}" for d, r in folders.items())
+                notice = (f"the {path} path mixes networks of different weights folders ({where}): networks "
+                          "trained apart do not fit together; put all of them in one folder")
+                self.notices.append(notice)
+                if notice not in _chain_notices_shown:
+                    log.warning(notice)
+                    _chain_notices_shown.add(notice)
 
     def _available(self, role: str) -> bool:
         if self._explicit is not None:

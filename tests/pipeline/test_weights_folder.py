@@ -84,3 +84,22 @@ def test_mask_threshold_comes_from_the_detector_card(tmp_path):
     assert Restorer(weights=folder, device="cpu", faces=False).texture_depth("hr") == 0.0
     assert Restorer(weights=folder, device="cpu", faces=False, texture_depth=6).texture_depth("scratch") == 6
     shutil.rmtree(folder)
+
+
+def test_a_folder_missing_part_of_a_path_is_named_when_the_bundled_weights_fill_in(tmp_path, caplog):
+    """A weights folder without mapping_quality ran the user's VAEs with the bundled mapping (the
+    role-by-role fallback), trained on another latent space, without a word."""
+    store = pytest.importorskip("oldphoto.weights.store")
+    folder = tmp_path / "mine"
+    models = tiny_models(faces=False)
+    for role in ("vae_a", "vae_b_quality"):
+        store.save_model(models[role], role, folder, source=f"test:{role}", sha256="0123456789abcdef" * 4)
+    with caplog.at_level("WARNING"):
+        r = Restorer(weights=folder, device="cpu", faces=False, scratches="off")
+    notice = next(n for n in r.notices if "quality path mixes" in n)
+    assert f"vae_a, vae_b_quality from {folder}" in notice and "mapping_quality from " in notice
+    assert notice in caplog.text
+    whole = tmp_path / "whole"
+    for role, module in models.items():
+        store.save_model(module, role, whole, source=f"test:{role}", sha256="0123456789abcdef" * 4)
+    assert not any("mixes" in n for n in Restorer(weights=whole, device="cpu", faces=False).notices)
