@@ -254,3 +254,16 @@ def test_cli_warns_when_steps_end_before_the_decay_starts(tmp_path, capsys):
     assert "decay_start 3 ≥ steps 2: the learning rate never decays" in capsys.readouterr().err
     assert main([*args, "--out", str(tmp_path / "b"), "--steps", "4"]) == 0
     assert "never decays" not in capsys.readouterr().err
+
+
+def test_resume_with_other_networks_says_what_differs(tmp_path):
+    """--resume with another preset or width printed torch's list of every mismatched tensor, and with a
+    discriminator switched on it ended in a KeyError traceback."""
+    out = tmp_path / "r"
+    train("vae_b", _cfg(tmp_path, extra=["lambda_gan=0"]), out, steps=1, quiet=True)
+    with pytest.raises(RuntimeError, match=r"does not build the run's networks \(nets\.G: .*'width': 8.* in "
+                                           r"the run, .*'width': 4.* now\)"):
+        train("vae_b", _cfg(tmp_path, extra=["lambda_gan=0", "nets.G.width=4"]), out, steps=2, resume=True,
+              quiet=True)
+    with pytest.raises(RuntimeError, match=r"network D is not in the run.*init_from="):
+        train("vae_b", _cfg(tmp_path, extra=["lambda_gan=1"]), out, steps=2, resume=True, quiet=True)

@@ -276,7 +276,10 @@ def train(stage_name: str, config: dict[str, Any], out_dir: str | Path, *, resum
               else linear_decay(total, decay_start))
     schedulers = {k: torch.optim.lr_scheduler.LambdaLR(opt, factor) for k, opt in stage.optimizers.items()}
     if ckpt is not None:
-        stage.load_state(ckpt["nets"], ckpt["optims"])
+        try:
+            stage.load_state(ckpt["nets"], ckpt["optims"])
+        except (KeyError, RuntimeError, ValueError) as exc:  # torch lists every mismatched tensor
+            raise RuntimeError(_resume_mismatch(ckpt_path, ckpt, stage)) from exc
         for k, sch in schedulers.items():
             sch.load_state_dict(ckpt["scheds"][k])
         rng = ckpt.get("rng")
@@ -370,6 +373,21 @@ def train(stage_name: str, config: dict[str, Any], out_dir: str | Path, *, resum
         if info.is_main and not quiet:
             print(f"[{stage_name}] {info.world_size} ranks, parameters identical: {result['ranks_in_sync']}")
     return result
+
+
+def _resume_mismatch(path: Path, ckpt: dict[str, Any], stage) -> str:
+    """One line for a checkpoint whose networks this config does not build (another preset, a width,
+    a discriminator switched on): what differs, and what --resume needs."""
+    old = (ckpt.get("config") or {}).get("nets", {})
+    new = stage.cfg["nets"]
+    stored, built = set(ckpt.get("nets", {})), set(stage.nets)
+    diffs = [f"nets.{k}: {old.get(k)} in the run, {new.get(k)} now" for k in sorted(stored & built)
+             if old.get(k) != new.get(k)]
+    diffs += [f"network {k} is not in the run" for k in sorted(built - stored)]
+    diffs += [f"the run's network {k} is not built now" for k in sorted(stored - built)]
+    return (f"{path}: this config does not build the run's networks ({'; '.join(diffs) or 'other tensors'}); "
+            "--resume continues a run with the config it was started with (its config.json); to change "
+            "networks or losses, start a new run with --set init_from=" + str(path.parent))
 
 
 def _is_weights_folder(source: Path) -> bool:
