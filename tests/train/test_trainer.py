@@ -267,3 +267,15 @@ def test_resume_with_other_networks_says_what_differs(tmp_path):
               quiet=True)
     with pytest.raises(RuntimeError, match=r"network D is not in the run.*init_from="):
         train("vae_b", _cfg(tmp_path, extra=["lambda_gan=1"]), out, steps=2, resume=True, quiet=True)
+
+
+def test_export_takes_one_run_folder(tmp_path):
+    """The face runs of docs/training.md (`--out runs/face256`) could not be exported: --runs only took
+    the folder holding <stage>/ run folders."""
+    from oldphoto.train.export import export_runs
+
+    train("detector", _cfg(tmp_path, "detector", ["crop=32"]), tmp_path / "det128", steps=1, quiet=True)
+    written = export_runs(tmp_path / "det128", tmp_path / "w")
+    assert set(written) == {"detector"} and (tmp_path / "w" / "detector.safetensors").is_file()
+    with pytest.raises(ValueError, match="a run of stage detector"):
+        export_runs(tmp_path / "det128", tmp_path / "w", stages=["vae_b"])

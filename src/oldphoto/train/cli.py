@@ -101,7 +101,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     i.add_argument("--replace", action="store_true", help="overwrite roles that --dest already has")
     i.set_defaults(func=_run_import_leg)
     e = sub.add_parser("export", help="write trained runs as <role>.safetensors + card into a weights folder")
-    e.add_argument("--runs", required=True, help="folder holding the stage run directories (e.g. runs/small)")
+    e.add_argument("--runs", required=True,
+                   help="folder holding the stage run directories (e.g. runs/small), or one run directory "
+                        "(e.g. runs/face256)")
     e.add_argument("--dest", required=True,
                    help="weights folder to write (e.g. src/oldphoto/weights/bundled)")
     e.add_argument("--metrics", help="JSON file of measured metrics to put into the cards (the output of "

@@ -64,12 +64,21 @@ def export_runs(runs: Path, dest: Path, stages: list[str] | None = None,
 
     if not runs.is_dir():
         raise FileNotFoundError(f"{runs}: no such runs folder")
-    names = stages or [s for s in STAGES if (runs / s / "checkpoint.pt").is_file()]
+    run_dirs = {s: runs / s for s in STAGES}
+    if (runs / "checkpoint.pt").is_file():  # one run's own folder (e.g. the face legs' runs/face256)
+        stage = load_checkpoint(runs / "checkpoint.pt").get("stage")
+        if stage not in STAGES:
+            raise ValueError(f"{runs / 'checkpoint.pt'} holds no known stage ({stage!r})")
+        if stages and stage not in stages:
+            raise ValueError(f"{runs} is a run of stage {stage}, not of {', '.join(stages)}")
+        run_dirs = {stage: runs}
+        stages = [stage]
+    names = stages or [s for s in STAGES if (run_dirs[s] / "checkpoint.pt").is_file()]
     if not names:
         raise FileNotFoundError(f"{runs}: no stage run with a checkpoint.pt")
     written: dict[str, Path] = {}
     for stage in names:
-        ckpt = runs / stage / "checkpoint.pt"
+        ckpt = run_dirs.get(stage, runs / stage) / "checkpoint.pt"
         if not ckpt.is_file():
             raise FileNotFoundError(f"{ckpt}: missing")
         state = load_checkpoint(ckpt)
