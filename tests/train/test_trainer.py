@@ -279,3 +279,22 @@ def test_export_takes_one_run_folder(tmp_path):
     assert set(written) == {"detector"} and (tmp_path / "w" / "detector.safetensors").is_file()
     with pytest.raises(ValueError, match="a run of stage detector"):
         export_runs(tmp_path / "det128", tmp_path / "w", stages=["vae_b"])
+
+
+def test_export_says_when_a_mapping_was_trained_on_another_vae(tmp_path, real_old_dir):
+    """Training VAE_A on after its mapping (or a mapping trained with --set vae_a=elsewhere) exported the
+    pair without a word, and restore then ran the mapping on latents it never saw."""
+    from oldphoto.train.export import export_runs
+
+    runs = tmp_path / "runs"
+    quick = ["lambda_gan=0", f"real_old={real_old_dir}"]
+    for stage in ("vae_b", "vae_a", "mapping_quality"):
+        train(stage, _cfg(runs, stage, quick if stage != "mapping_quality" else ["lambda_gan=0"]),
+              runs / stage, steps=1, quiet=True)
+    said: list[str] = []
+    export_runs(runs, tmp_path / "w", warn=said.append)
+    assert said == []
+    train("vae_a", _cfg(runs, "vae_a", quick), runs / "vae_a", steps=2, resume=True, quiet=True)
+    export_runs(runs, tmp_path / "w2", warn=said.append)
+    assert len(said) == 1 and "mapping_quality was trained on another VAE_A" in said[0]
+    assert f"{runs / 'vae_a'} at step 2" in said[0]

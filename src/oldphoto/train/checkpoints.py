@@ -54,3 +54,16 @@ def load_trained(source: str | Path, role: str, arch: str, net_key: str = "G") -
     net.eval()
     set_requires_grad(net, False)
     return net
+
+
+def fingerprint(net: nn.Module) -> str:
+    """A short hash of a network's tensors (names, shapes and float32 values): whether two networks are
+    the same weights, wherever they were loaded from."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, value in sorted(net.state_dict().items()):
+        t = value.detach().to("cpu", torch.float32).contiguous()
+        h.update(f"{name}{tuple(t.shape)}".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()[:16]

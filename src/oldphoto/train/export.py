@@ -54,14 +54,16 @@ def _warm_starts(config: dict[str, Any]) -> list[tuple[str, int]]:
 
 def export_runs(runs: Path, dest: Path, stages: list[str] | None = None,
                 metrics: dict[str, Any] | None = None, notes: dict[str, str] | None = None,
-                half: bool = False) -> dict[str, Path]:
-    from oldphoto.train.checkpoints import load_checkpoint
+                half: bool = False, warn=None) -> dict[str, Path]:
+    """``warn``: told what does not fit (default: a line on stderr)."""
+    from oldphoto.train.checkpoints import fingerprint, load_checkpoint
     from oldphoto.train.networks import build_net
     from oldphoto.train.schema import check_stored
     from oldphoto.train.stages import STAGES
     from oldphoto.weights import save_model
     from oldphoto.weights.store import sha256_file
 
+    warn = warn or _stderr_warning
     if not runs.is_dir():
         raise FileNotFoundError(f"{runs}: no such runs folder")
     run_dirs = {s: runs / s for s in STAGES}
@@ -77,6 +79,8 @@ def export_runs(runs: Path, dest: Path, stages: list[str] | None = None,
     if not names:
         raise FileNotFoundError(f"{runs}: no stage run with a checkpoint.pt")
     written: dict[str, Path] = {}
+    exported_vaes: dict[str, tuple[str, str]] = {}  # vae_a / vae_b -> (fingerprint, run and step)
+    trained_on: dict[str, dict[str, str]] = {}  # mapping stage -> the VAEs it was trained on
     for stage in names:
         ckpt = run_dirs.get(stage, runs / stage) / "checkpoint.pt"
         if not ckpt.is_file():
@@ -95,10 +99,14 @@ def export_runs(runs: Path, dest: Path, stages: list[str] | None = None,
             legs = " ← ".join(f"{src} (step {s})" if s >= 0 else f"{src} (steps unknown)" for src, s in chain)
             summary = f"{summary} Warm-started from {legs}: {steps} steps in all."
         extra = {"steps": steps, **STAGES[stage].card_fields(state["config"])}
+        if isinstance(state["config"].get("vaes_used"), dict):
+            trained_on[stage] = state["config"]["vaes_used"]
         for key, (role, arch) in STAGES[stage].exports_for(state["config"]).items():
             net = build_net(arch, state["config"]["nets"][key])
             net.load_state_dict(state["nets"][key])
             net.eval()
+            if stage in ("vae_a", "vae_b"):
+                exported_vaes[stage] = (fingerprint(net), f"{ckpt.parent} at step {state['step']}")
             for r in [role, *EXTRA_ROLES.get(stage, {}).get(key, [])]:
                 role_metrics = None
                 if metrics:
@@ -111,4 +119,17 @@ def export_runs(runs: Path, dest: Path, stages: list[str] | None = None,
                 card = save_model(net, r, dest, source=f"oldphoto-train:{runs.name}/{stage}@{state['step']}",
                                   sha256=digest, metrics=role_metrics, notes=text, half=half, **extra)
                 written[r] = card.path
+    for stage, used in trained_on.items():
+        for vae, (print_, where) in exported_vaes.items():
+            if used.get(vae) not in (None, print_):
+                # oldphoto restore runs them together: the mapping's latents are another VAE's
+                warn(f"{stage} was trained on another {vae.upper()} than the one exported here ({where}): "
+                     f"they do not fit together; train {stage} again on it, or export the {vae.upper()} "
+                     "it was trained on")
     return written
+
+
+def _stderr_warning(text: str) -> None:
+    import sys
+
+    print(f"warning: {text}", file=sys.stderr, flush=True)

@@ -40,6 +40,7 @@ RECORDED = {
     "photo_source_used": "the clean-photo source that worked (first of `photos`)",
     "real_old_used": "the real-old source that worked (VAE_A)",
     "faces_used": "how many faces the face stage loaded",
+    "vaes_used": "fingerprints of the frozen VAE_A and VAE_B a mapping trained on (export checks them)",
 }
 
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from oldphoto.train import data as D
-from oldphoto.train.checkpoints import load_trained
+from oldphoto.train.checkpoints import fingerprint, load_trained
 from oldphoto.train.distributed import DistInfo
 from oldphoto.train.stages.base import Stage
 
@@ -33,6 +33,8 @@ class MappingStage(Stage):
                                  "or weights folder")
         self.vae_a = self.frozen(load_trained(cfg["vae_a"], "vae_a", "vae"))
         self.vae_b = self.frozen(load_trained(cfg["vae_b"], "vae_b_quality", "vae"))
+        # which VAEs these are: export checks that the VAEs it writes beside the mapping are the same
+        cfg["vaes_used"] = {"vae_a": fingerprint(self.vae_a), "vae_b": fingerprint(self.vae_b)}
         width_a = self.vae_a.config["width"]
         width_b = self.vae_b.config["width"]
         if width_a != width_b:
