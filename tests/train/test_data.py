@@ -47,3 +47,12 @@ def test_folder_pool_skips_a_broken_photo_and_says_which_were_left_out(tmp_path,
     assert len(pool) == 1 and pool[0].shape == (120, 160, 3)
     err = capsys.readouterr().err
     assert "broken.jpg" in err and "tiny.jpg" in err and "good.jpg" not in err
+
+
+def test_falling_back_to_the_next_source_says_why(tmp_path, capsys):
+    """A mistyped OLDPHOTO_CORPUS trained on scikit-image's photos with no word of the corpus."""
+    Image.fromarray(np.full((80, 80, 3), 90, np.uint8)).save(tmp_path / "a.jpg", quality=95)
+    pool, used = D.resolve_pool([f"corpus:{tmp_path / 'no_corpus'}:train", str(tmp_path)], 200, 16)
+    assert used == str(tmp_path) and len(pool) == 1
+    err = capsys.readouterr().err
+    assert f"corpus:{tmp_path / 'no_corpus'}:train" in err and f"trying {tmp_path}" in err

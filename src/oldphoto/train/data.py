@@ -165,11 +165,13 @@ def resolve_pool(sources: list[str] | str, max_side: int, min_side: int) -> tupl
     if isinstance(sources, str):
         sources = [sources]
     errors = []
-    for src in sources:
+    for i, src in enumerate(sources):
         try:
             return load_pool(src, max_side, min_side), src
         except DataError as exc:
             errors.append(str(exc))
+            if i + 1 < len(sources):  # falling back (e.g. to scikit-image's photos) says why
+                _warn(f"{exc}; trying {sources[i + 1]}")
     raise DataError("no photo source worked: " + "; ".join(errors))
 
 
