@@ -131,6 +131,15 @@ def test_cli_train_then_export(tmp_path):
 
     net = load_model("detector", weights_dir=dest)
     assert net.config["width"] == 4
+    # a folder's networks (e.g. imported official weights) are overwritten only with --replace
+    (dest / "detector.safetensors").write_bytes(b"official")
+    again = [sys.executable, "-m", "oldphoto", "train", "export", "--runs", str(runs), "--dest", str(dest)]
+    proc = subprocess.run(again, capture_output=True, text=True, env=_env(), timeout=300)
+    assert proc.returncode == 1 and "already holds detector: pass --replace" in proc.stderr, proc.stderr
+    assert (dest / "detector.safetensors").read_bytes() == b"official"
+    proc = subprocess.run([*again, "--replace"], capture_output=True, text=True, env=_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert load_model("detector", weights_dir=dest).config["width"] == 4
     bad = subprocess.run([sys.executable, "-m", "oldphoto", "train", "vae_b", "--config", "missing.json"],
                          capture_output=True, text=True, env=_env(), timeout=300)
     assert bad.returncode == 2 and "missing.json" in bad.stderr

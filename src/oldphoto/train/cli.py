@@ -112,6 +112,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--stages", nargs="*", help="only these stages (default: every run with a checkpoint)")
     e.add_argument("--half", action="store_true",
                    help="store the weights as float16 (half the size; loaded back in float32)")
+    e.add_argument("--replace", action="store_true",
+                   help="overwrite roles that --dest already has (e.g. imported official weights)")
     e.set_defaults(func=_run_export)
     v = sub.add_parser("evaluate", help="held-out PSNR/SSIM vs degraded input and NLM+Telea, detector "
                                         "ROC-AUC, latent gap (the bundled weights' acceptance table)")
@@ -225,7 +227,9 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 def _run_export(args: argparse.Namespace) -> int:
     import json
+    import tempfile
 
+    from oldphoto.files import atomic_write_bytes
     from oldphoto.train.export import export_runs
 
     metrics = None
@@ -240,10 +244,23 @@ def _run_export(args: argparse.Namespace) -> int:
             return 2
         if "unstructured" in metrics or "mixed" in metrics:  # an `oldphoto train evaluate --out` file
             metrics = {"*": metrics}
+    dest = Path(args.dest)
     try:
-        written = export_runs(Path(args.runs), Path(args.dest), stages=args.stages, metrics=metrics,
-                              notes={"*": args.note} if args.note else None, half=args.half)
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        # written aside first: the roles a run holds are known only once it is read, and a folder's
+        # networks (official weights imported there) are replaced only when asked
+        with tempfile.TemporaryDirectory() as tmp:
+            staged = export_runs(Path(args.runs), Path(tmp), stages=args.stages, metrics=metrics,
+                                 notes={"*": args.note} if args.note else None, half=args.half)
+            clash = [role for role in staged if (dest / f"{role}.safetensors").exists()]
+            if clash and not args.replace:
+                raise FileExistsError(f"{dest} already holds {', '.join(clash)}: pass --replace to "
+                                      "overwrite (nothing was written)")
+            written = {}
+            for role in staged:
+                for name in (f"{role}.safetensors", f"{role}.json"):  # the network and its card
+                    atomic_write_bytes(dest / name, (Path(tmp) / name).read_bytes())
+                written[role] = dest / f"{role}.safetensors"
+    except (FileNotFoundError, FileExistsError, ValueError, RuntimeError) as exc:
         print(f"oldphoto train export: {exc}", file=sys.stderr)
         return 1
     for role, path in written.items():
