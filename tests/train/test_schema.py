@@ -61,6 +61,11 @@ def test_wrong_type_is_rejected():
         load_stage_config("tiny", "vae_b", ["precision=fp16"])
     with pytest.raises(ConfigError, match="unknown degradation kind 'mixd'; did you mean 'mixed'"):
         load_stage_config("tiny", "vae_a", ["degradation=mixd"])
+    # counts below 1 (they failed deep in the loop: "need at least one array to stack")
+    with pytest.raises(ConfigError, match="'batch_size' must be at least 1, got 0"):
+        load_stage_config("tiny", "vae_b", ["batch_size=0"])
+    with pytest.raises(ConfigError, match="'checkpoint_every' must be at least 1"):
+        load_stage_config("tiny", "detector", ["checkpoint_every=-5"])
     # an int where a float is expected is fine (JSON has one kind of number)
     assert load_stage_config("tiny", "vae_b", ["lr=1"])["lr"] == 1
 

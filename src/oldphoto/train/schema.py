@@ -284,6 +284,10 @@ def _type_text(tp: Any) -> str:
     return str(tp).replace("typing.", "").replace("NoneType", "null")
 
 
+# counts that must be at least 1 (0 or less failed deep in the loop: "need at least one array to stack")
+AT_LEAST_ONE = ("steps", "batch_size", "crop", "log_every", "sample_every", "checkpoint_every")
+
+
 def check(stage: str, cfg: dict[str, Any], where: str, *, recorded: bool = False) -> None:
     """Raise :class:`ConfigError` for a key ``stage`` does not know or a value of the wrong type.
 
@@ -300,6 +304,8 @@ def check(stage: str, cfg: dict[str, Any], where: str, *, recorded: bool = False
         if not _conforms(value, hints[key]):
             raise ConfigError(f"{where}: stage {stage}: {key!r} must be {_type_text(hints[key])}, "
                               f"got {value!r} ({type(value).__name__})")
+        if key in AT_LEAST_ONE and value < 1:
+            raise ConfigError(f"{where}: stage {stage}: {key!r} must be at least 1, got {value!r}")
     if "nets" in cfg:
         check_nets(stage, cfg["nets"], where)
     if "synth" in cfg:
