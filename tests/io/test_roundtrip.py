@@ -187,6 +187,31 @@ def test_gray_profile(tmp_path):
         assert np.abs(np.asarray(im).astype(int) - raw).max() <= 4
 
 
+def test_16bit_gray_with_profile_comes_back_as_it_was(tmp_path):
+    """A 16-bit gray scan with a Gray Gamma 2.2 profile (the usual gray of scanners and Photoshop) keeps
+    its levels through a read and a write: sampled at 256 levels with 8-bit results, the profile's
+    transforms took its shadows up to 3 levels of 255 darker, in flat bands."""
+    icc = gray_gamma_icc(2.2)
+    raw = np.tile(np.rint(np.linspace(0, 0.25, 4000) * 65535).astype(np.uint16), (3, 1))  # shadows, smooth
+    eight = np.arange(0, 65, dtype=np.uint8)
+    raw[0, :65] = eight.astype(np.uint16) * 257  # and the 8-bit levels of the shadows
+    src = tmp_path / "gray22.tif"
+    tifffile.imwrite(src, raw, photometric="minisblack", iccprofile=icc)
+    photo = read_photo(src)
+    assert photo.bit_depth == 16 and photo.space == "GRAY" and photo.icc_profile == icc
+    # converted as littlecms converts it: at 8-bit levels, its 8-bit result within rounding
+    transform = ImageCms.buildTransform(ImageCms.ImageCmsProfile(io.BytesIO(icc)),
+                                        ImageCms.createProfile("sRGB"), "L", "RGB",
+                                        ImageCms.Intent.RELATIVE_COLORIMETRIC)
+    expected = np.asarray(ImageCms.applyTransform(Image.fromarray(eight[None]), transform))[0, :, 0] / 255
+    assert np.abs(photo.pixels[0, :65, 0] - expected).max() <= 0.6 / 255
+    out = tmp_path / "out.tif"
+    write_photo(out, photo.pixels, like=photo, provenance=PROV)
+    back = tifffile.imread(out)
+    assert back.dtype == np.uint16 and _tiff_icc(out) == icc
+    assert np.abs(back.astype(int) - raw).max() <= 4
+
+
 # ------------------------------------------------------------------------------------- 16-bit
 
 @pytest.mark.parametrize("channels", [1, 3, 4])

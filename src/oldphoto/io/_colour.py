@@ -1,14 +1,19 @@
 """Colour management: embedded ICC profiles -> sRGB for processing, and back for output.
 
-littlecms (through ``PIL.ImageCms``) does the conversions.  Pillow's littlecms bindings only take 8-bit
-images, so a 16-bit photo with a non-sRGB profile is converted through a 3-D lookup table sampled from
-the littlecms transform and interpolated in float (see ``_Lut``), which keeps 16-bit smoothness instead
-of quantising to 256 levels.  Photos already in sRGB (or without a profile) are never converted.
+littlecms (through ``PIL.ImageCms``) does the conversions.  Pillow's littlecms bindings take colour
+images in 8 bits only, so a 16-bit colour photo with a non-sRGB profile is converted through a 3-D lookup
+table sampled from the littlecms transform and interpolated in float (see ``_lut``), which keeps 16-bit
+smoothness instead of quantising to 256 levels.  A 16-bit gray photo's profile is converted at each of
+its 65536 levels by a 16-bit gray transform to a gray profile with sRGB's tone curve (``_gray_ramp16``),
+and back by that transform's inverse: sampled at 256 levels with 8-bit results, a Gray Gamma 2.2 scan's
+shadows came back from a round trip up to 3 levels of 255 darker, in flat bands.  Photos already in sRGB
+(or without a profile) are never converted.
 """
 
 from __future__ import annotations
 
 import io
+import struct
 from functools import lru_cache
 
 import numpy as np
@@ -98,16 +103,56 @@ def _lut(icc: bytes, space: str, to_srgb: bool) -> np.ndarray:
     return out.reshape(_LUT_SIZE, _LUT_SIZE, _LUT_SIZE, -1)
 
 
-_RAMP = np.arange(256, dtype=np.float32) / 255.0
+_LEVELS16 = np.arange(65536, dtype=np.float32) / 65535.0
+
+
+def _srgb_gray_icc() -> bytes:
+    """A gray ICC profile (v2, D50 white) whose tone curve is sRGB's: neutral sRGB as one channel."""
+    def s15(v: float) -> bytes:
+        return struct.pack(">i", round(v * 65536))
+
+    d50 = b"".join(s15(v) for v in (0.9642, 1.0, 0.8249))
+    v = np.linspace(0.0, 1.0, 4096)
+    linear = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+    text = b"sRGB tone curve gray\0"
+    tags = [(b"desc", b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text + b"\0" * 79),
+            (b"wtpt", b"XYZ \0\0\0\0" + d50),
+            (b"kTRC", b"curv\0\0\0\0" + struct.pack(">I", v.size)
+             + np.rint(linear * 65535).astype(">u2").tobytes())]
+    offset, table, blobs = 128 + 4 + 12 * len(tags), b"", b""
+    for sig, data in tags:
+        blobs += b"\0" * (-(offset + len(blobs)) % 4)
+        table += struct.pack(">4sII", sig, offset + len(blobs), len(data))
+        blobs += data
+    body = struct.pack(">I", len(tags)) + table + blobs
+    header = (struct.pack(">I", 128 + len(body)) + b"\0" * 4 + struct.pack(">I", 0x02100000) + b"mntrGRAYXYZ "
+              + b"\0" * 12 + b"acsp" + b"\0" * 28 + d50 + b"\0" * 48)
+    return header + body
 
 
 @lru_cache(maxsize=8)
-def _gray_ramp(icc: bytes, to_srgb: bool) -> np.ndarray:
-    """Gray transforms sampled at every 8-bit level (neutral sRGB in, for the reverse direction)."""
-    if to_srgb:
-        return _apply_8bit(_RAMP[None, :, None], _transform(icc, "GRAY", True), "L")[0]
-    neutral = np.repeat(_RAMP[None, :, None], 3, axis=-1)
-    return _apply_8bit(neutral, _transform(icc, "GRAY", False), "RGB")[0]
+def _gray_ramp16(icc: bytes) -> np.ndarray:
+    """A gray profile's transform to sRGB's gray at each of the 65536 16-bit levels (float, rising)."""
+    try:
+        transform = ImageCms.buildTransform(_profile(icc), _profile(_srgb_gray_icc()), "I;16", "I;16",
+                                            _INTENT)
+    except ImageCms.PyCMSError as exc:
+        raise ProfileError(f"cannot build a colour transform for this ICC profile ({exc})") from exc
+    levels = Image.fromarray(np.arange(65536, dtype=np.uint16).reshape(256, 256))
+    ramp = np.asarray(ImageCms.applyTransform(levels, transform), np.float32).reshape(-1) / 65535.0
+    return np.maximum.accumulate(ramp)
+
+
+@lru_cache(maxsize=8)
+def _gray_inverse16(icc: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """(sRGB gray values, the profile's levels they come from) of :func:`_gray_ramp16`, for ``np.interp``
+    back: the inverse of the very transform the photo was read with, so that a pixel left as it was
+    comes back as it was (littlecms's own reverse transform differs from it in the shadows by up to
+    1200 levels of 65535).  A run of levels that share one value gives its middle."""
+    ramp = _gray_ramp16(icc)
+    values, first = np.unique(ramp, return_index=True)
+    last = np.r_[first[1:], ramp.size] - 1
+    return values, (_LEVELS16[first] + _LEVELS16[last]) / 2
 
 
 def _apply_lut(values: np.ndarray, lut: np.ndarray) -> np.ndarray:
@@ -143,9 +188,8 @@ def to_srgb(values: np.ndarray, icc: bytes | None, space: str, high_precision: b
     if space == "RGB" and high_precision:
         return _apply_lut(values, _lut(icc, space, True))
     if space == "GRAY" and high_precision:
-        ramp = _gray_ramp(icc, True)  # 256×3: gray level -> sRGB
-        channels = [np.interp(values[..., 0], _RAMP, ramp[:, c]) for c in range(3)]
-        return np.stack(channels, -1).astype(np.float32)
+        gray = np.interp(values[..., 0], _LEVELS16, _gray_ramp16(icc)).astype(np.float32)
+        return np.repeat(gray[..., None], 3, axis=-1)
     return _apply_8bit(values, _transform(icc, space, True), _PIL_MODE[space])
 
 
@@ -165,7 +209,7 @@ def from_srgb(rgb: np.ndarray, icc: bytes | None, space: str, high_precision: bo
             return np.concatenate([cmy, k], axis=-1).astype(np.float32)
         raise ValueError(f"no conversion for colour space {space}")
     if high_precision and space == "GRAY":
-        return np.interp(luma(rgb), _RAMP, _gray_ramp(icc, False)[:, 0])[..., None].astype(np.float32)
+        return np.interp(luma(rgb), *_gray_inverse16(icc))[..., None].astype(np.float32)
     if high_precision:
         return _apply_lut(rgb, _lut(icc, space, False))
     return _apply_8bit(rgb, _transform(icc, space, False), "RGB")
