@@ -29,8 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from bench_repair_cells import PHOTOS as EXAMPLES  # (benchmarks/ is on the path of a script run there)
-from bench_repair_cells import photo
+from bench_repair_cells import photo, photo_paths  # (benchmarks/ is on the path of a script run there)
 
 import oldphoto.stages.repair as repair
 from oldphoto import RestoreOptions, Restorer
@@ -104,10 +103,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    photo_types = (".png", ".jpg", ".jpeg", ".webp")
-    paths = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in photo_types) \
-        if args.photos else EXAMPLES
-    paths = paths[:args.n] if args.n else paths
+    paths = photo_paths(args.photos, args.n)
     depths = [float(d) for d in args.depths.split(",")]
     # without --hr the scratch path at every size (by default photos over 4 megapixels take the HR path)
     base = Restorer(RestoreOptions(faces=False, scratches="on", hr=args.hr, hr_above=float("inf"),

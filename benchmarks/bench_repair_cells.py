@@ -35,6 +35,13 @@ ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = sorted((ROOT / "examples" / "real_old").glob("*.png")) + [ROOT / "examples" / "solvay_1927.jpg"]
 
 
+def photo_paths(folder: Path | None, n: int = 0) -> list[Path]:
+    """The PNG, JPEG and WebP photos of ``folder`` (default: :data:`PHOTOS`), at most ``n`` (0: all)."""
+    types = (".png", ".jpg", ".jpeg", ".webp")
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in types) if folder else PHOTOS
+    return paths[:n] if n else paths
+
+
 def photo(path: Path, size: int) -> np.ndarray:
     pixels = read_photo(path).pixels
     h, w = pixels.shape[:2]

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_repair_cells import PHOTOS as EXAMPLES  # (benchmarks/ is on the path of a script run there)
-from bench_repair_cells import photo
+from bench_repair_cells import photo, photo_paths  # (benchmarks/ is on the path of a script run there)
 
 from oldphoto import RestoreOptions, Restorer
+from oldphoto.metrics import fullref
 from oldphoto.metrics.lpips import LPIPS
 from oldphoto.synth.oldlook import fade, tone
 
@@ -31,7 +31,8 @@ MODES = ("off", "contrast", "colour")
 
 
 def psnr(image: np.ndarray, clean: np.ndarray) -> float:
-    return 10.0 * np.log10(1.0 / max(float(np.mean((image - clean) ** 2)), 1e-10))
+    """PSNR, 100 dB for an unchanged photo (so that means stay finite)."""
+    return min(fullref.psnr(image, clean), 100.0)
 
 
 def main() -> None:
@@ -45,10 +46,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    photo_types = (".png", ".jpg", ".jpeg", ".webp")
-    paths = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in photo_types) \
-        if args.photos else EXAMPLES
-    paths = paths[:args.n] if args.n else paths
+    paths = photo_paths(args.photos, args.n)
     base = Restorer(RestoreOptions(faces=False, scratches="off", weights=args.weights))
     restorers = {mode: base.with_options(unfade=mode) for mode in MODES}
     lpips = LPIPS.standard("alex")
