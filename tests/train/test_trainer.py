@@ -288,6 +288,9 @@ def test_export_takes_one_run_folder(tmp_path):
     assert set(written) == {"detector"} and (tmp_path / "w" / "detector.safetensors").is_file()
     with pytest.raises(ValueError, match="a run of stage detector"):
         export_runs(tmp_path / "det128", tmp_path / "w", stages=["vae_b"])
+    # a misspelt stage is named as such (it read "runs/vae_c/checkpoint.pt: missing")
+    with pytest.raises(ValueError, match="unknown stage vae_c"):
+        export_runs(tmp_path / "det128", tmp_path / "w", stages=["vae_c"])
 
 
 def test_export_says_when_a_mapping_was_trained_on_another_vae(tmp_path, real_old_dir):

@@ -66,6 +66,9 @@ def export_runs(runs: Path, dest: Path, stages: list[str] | None = None,
     warn = warn or _stderr_warning
     if not runs.is_dir():
         raise FileNotFoundError(f"{runs}: no such runs folder")
+    unknown = [s for s in stages or [] if s not in STAGES]
+    if unknown:
+        raise ValueError(f"unknown stage {', '.join(unknown)} (stages: {', '.join(STAGES)})")
     run_dirs = {s: runs / s for s in STAGES}
     if (runs / "checkpoint.pt").is_file():  # one run's own folder (e.g. the face legs' runs/face256)
         stage = load_checkpoint(runs / "checkpoint.pt").get("stage")
