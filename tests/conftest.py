@@ -48,3 +48,30 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped although OLDPHOTO_NO_SKIP=1: {reason}"
+
+
+@pytest.fixture
+def mps_standin():
+    """A context manager that makes the meta device behave like Apple MPS where it matters to code that
+    cannot be run on a Mac here: a float64 tensor on the device is refused (MPS has no float64), and a
+    copy to the host gives zeros of the right shape (meta tensors hold no values).  Code run under it on
+    meta tensors shows whether it keeps float64 work off the device."""
+    import torch
+    from torch.utils import _pytree as pytree
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class MPSStandIn(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func is torch.ops.aten._to_copy.default:
+                src, device = args[0], kwargs.get("device")
+                if src.device.type == "meta" and device is not None and torch.device(device).type == "cpu":
+                    return torch.zeros(src.shape, dtype=kwargs.get("dtype") or src.dtype)
+            out = func(*args, **kwargs)
+            for t in pytree.tree_leaves(out):
+                if isinstance(t, torch.Tensor) and t.device.type == "meta" and t.dtype == torch.float64:
+                    raise TypeError("Cannot convert a MPS Tensor to float64 dtype as the MPS framework "
+                                    "doesn't support float64 (meta stand-in)")
+            return out
+
+    return MPSStandIn

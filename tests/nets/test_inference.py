@@ -41,6 +41,16 @@ def test_folding_batchnorm_keeps_the_function():
     torch.testing.assert_close(net(x), ref, atol=1e-5, rtol=1e-5)
 
 
+def test_folding_batchnorm_keeps_float64_off_the_device(mps_standin):
+    # the detector's BatchNorms are folded when it is loaded onto the device: on Apple MPS (no float64)
+    # the fold in float64 must run on the host
+    net = nn.Sequential(nn.Conv2d(3, 6, 3, bias=False), nn.BatchNorm2d(6), nn.Conv2d(6, 4, 3),
+                        nn.BatchNorm2d(4)).eval().to("meta")
+    with mps_standin():
+        assert fold_batchnorm(net) == 2
+    assert net[0].bias.device.type == "meta" and net[0].bias.dtype == torch.float32
+
+
 @pytest.mark.parametrize("build", [lambda: VAE(width=16, n_res_encoder=1, n_res_decoder=1),
                                    lambda: DefectDetector(width=8, depth=2),
                                    lambda: QualityMapping(latent_channels=16, width=32, n_blocks=1)])

@@ -75,16 +75,20 @@ def fold_batchnorm(module: nn.Module) -> int:
                     and bn.running_mean is not None and conv.out_channels == bn.num_features):
                 continue
             with torch.no_grad():
-                scale = torch.rsqrt(bn.running_var.double() + bn.eps)
+                # in float64 on the host, whatever the module's device: Apple MPS has no float64
+                def host(t: torch.Tensor) -> torch.Tensor:
+                    return t.detach().cpu().double()
+
+                scale = torch.rsqrt(host(bn.running_var) + bn.eps)
                 if bn.affine:
-                    scale = scale * bn.weight.double()
-                shift = -bn.running_mean.double() * scale
+                    scale = scale * host(bn.weight)
+                shift = -host(bn.running_mean) * scale
                 if bn.affine:
-                    shift = shift + bn.bias.double()
-                bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(shift)
-                weight = conv.weight.double() * scale.reshape(-1, 1, 1, 1)
+                    shift = shift + host(bn.bias)
+                bias = host(conv.bias) if conv.bias is not None else torch.zeros_like(shift)
+                weight = host(conv.weight) * scale.reshape(-1, 1, 1, 1)
                 conv.weight.copy_(weight.to(conv.weight.dtype))
-                new_bias = (bias * scale + shift).to(conv.weight.dtype)
+                new_bias = (bias * scale + shift).to(device=conv.weight.device, dtype=conv.weight.dtype)
                 if conv.bias is None:
                     conv.bias = nn.Parameter(new_bias, requires_grad=False)
                 else:
