@@ -155,3 +155,18 @@ def test_statistics_follow_each_norm_when_tiles_skip_a_branch():
         tiled = tiled_with_whole_statistics(m, x, plan)
     err = (tiled - whole).abs()
     assert err.max() < 0.05 and err.mean() < 2e-3
+
+
+def test_statistics_stay_off_a_device_without_float64(mps_standin):
+    # tiled photos on Apple MPS: the float64 sums of the collect pass must be taken on the host, and the
+    # apply pass must bring the statistics back to the device
+    m = net().to("meta")
+    x = torch.empty(1, 3, 64, 64, device="meta")
+    with torch.no_grad(), mps_standin(), GlobalInstanceNorm([m]) as norms:
+        norms.collect()
+        norms.start_tile()
+        m(x)
+        norms.apply()
+        norms.start_tile()
+        out = m(x[..., :32, :32])
+    assert out.device.type == "meta" and out.dtype == torch.float32

@@ -26,6 +26,8 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from oldphoto.stages.runtime import host_for
+
 
 class GlobalInstanceNorm:
     """Context manager that overrides every parameter-free ``InstanceNorm2d`` inside ``modules``."""
@@ -85,8 +87,11 @@ class GlobalInstanceNorm:
                 var, mean = torch.var_mean(xf, dim=(0, 2, 3), correction=0)
                 n = xf.shape[0] * xf.shape[2] * xf.shape[3]
                 acc = owner._acc.get(k)
-                sums = [torch.tensor(float(n), dtype=torch.float64, device=x.device), mean.double() * n,
-                        (var.double() + mean.double() ** 2) * n]
+                # summed in float64: on the device where it has float64 (CPU, CUDA), else on the host (MPS)
+                where = host_for(x.device)
+                mean64, var64 = mean.to(where).double(), var.to(where).double()
+                sums = [torch.tensor(float(n), dtype=torch.float64, device=where), mean64 * n,
+                        (var64 + mean64 ** 2) * n]
                 owner._acc[k] = sums if acc is None else [a + b for a, b in zip(acc, sums, strict=True)]
                 if k not in owner._stats:  # first pass: plain per-tile instance norm
                     return _normalise(xf, mean, var, norm.eps).to(x.dtype)
@@ -94,7 +99,7 @@ class GlobalInstanceNorm:
                 var, mean = torch.var_mean(xf, dim=(2, 3), keepdim=True, correction=0)
                 return ((xf - mean) * torch.rsqrt(var + norm.eps)).to(x.dtype)
             mean, var = owner._stats[k]
-            return _normalise(xf, mean, var, norm.eps).to(x.dtype)
+            return _normalise(xf, mean.to(xf.device), var.to(xf.device), norm.eps).to(x.dtype)
 
         return forward
 

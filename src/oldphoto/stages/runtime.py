@@ -14,6 +14,19 @@ log = logging.getLogger(__name__)
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+# device types that run every kernel the stages use: float64 arithmetic, antialiased resampling.  On the
+# others (Apple MPS: no float64 at all, antialiased bilinear only in recent PyTorch) those few small steps
+# run on the host.
+FULL_KERNEL_DEVICES = ("cpu", "cuda")
+
+
+def host_for(device: torch.device | str) -> torch.device:
+    """Where the float64 and antialiasing steps for tensors on ``device`` run: ``device`` itself where
+    it has those kernels (CPU, CUDA), else the CPU."""
+    device = torch.device(device)
+    return device if device.type in FULL_KERNEL_DEVICES else torch.device("cpu")
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA, then Apple MPS, then the CPU; an explicit device that is absent is an error."""
     if name == "auto":
