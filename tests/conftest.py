@@ -53,12 +53,16 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture
 def mps_standin():
     """A context manager that makes the meta device behave like Apple MPS where it matters to code that
-    cannot be run on a Mac here: a float64 tensor on the device is refused (MPS has no float64), and a
-    copy to the host gives zeros of the right shape (meta tensors hold no values).  Code run under it on
-    meta tensors shows whether it keeps float64 work off the device."""
+    cannot be run on a Mac here: a float64 tensor on the device is refused (MPS has no float64), so is an
+    operator older PyTorch lacks there, and a copy to the host gives zeros of the right shape (meta
+    tensors hold no values).  Code run under it on meta tensors shows whether it keeps such work off
+    the device."""
     import torch
     from torch.utils import _pytree as pytree
     from torch.utils._python_dispatch import TorchDispatchMode
+
+    # operators MPS lacks in some supported PyTorch versions (antialiased bilinear: until 2025)
+    missing = {torch.ops.aten._upsample_bilinear2d_aa}
 
     class MPSStandIn(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
@@ -67,6 +71,11 @@ def mps_standin():
                 src, device = args[0], kwargs.get("device")
                 if src.device.type == "meta" and device is not None and torch.device(device).type == "cpu":
                     return torch.zeros(src.shape, dtype=kwargs.get("dtype") or src.dtype)
+            leaves = pytree.tree_leaves(args)
+            on_meta = any(isinstance(t, torch.Tensor) and t.device.type == "meta" for t in leaves)
+            if func.overloadpacket in missing and on_meta:
+                raise NotImplementedError(f"The operator '{func}' is not currently implemented for the MPS "
+                                          "device (meta stand-in)")
             out = func(*args, **kwargs)
             for t in pytree.tree_leaves(out):
                 if isinstance(t, torch.Tensor) and t.device.type == "meta" and t.dtype == torch.float64:

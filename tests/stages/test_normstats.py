@@ -170,3 +170,21 @@ def test_statistics_stay_off_a_device_without_float64(mps_standin):
         norms.start_tile()
         out = m(x[..., :32, :32])
     assert out.device.type == "meta" and out.dtype == torch.float32
+
+
+def test_a_tiled_photo_runs_on_a_device_like_mps(mps_standin):
+    # the whole tiled path with whole-photo statistics (the default) on the meta device standing in for
+    # Apple MPS: the overview's antialiased downscale and the float64 sums must run on the host
+    from oldphoto.stages.restore import PathModels, RestoreStage
+
+    m = net().to("meta")
+    models = PathModels(m, lambda z: z, lambda z: z, masked=False, modules=[m])
+
+    def run(fn, *t):
+        with torch.no_grad():
+            return fn(*t)
+
+    image = np.zeros((96, 160, 3), np.float32)
+    with mps_standin():
+        out = RestoreStage(run, tile=64, overlap=32, device="meta")(image, models, "quality")
+    assert out.shape == image.shape and out.dtype == np.float32

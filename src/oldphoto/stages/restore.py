@@ -29,6 +29,7 @@ from oldphoto.nets.descriptors import architecture_of, photo_multiple
 from oldphoto.stages import compat
 from oldphoto.stages.defects import dilate_official
 from oldphoto.stages.normstats import GlobalInstanceNorm
+from oldphoto.stages.runtime import host_for
 from oldphoto.stages.tiling import (
     TilePlan,
     crop_to,
@@ -255,8 +256,10 @@ def overview(inputs: list[torch.Tensor], tile: int, multiple: int) -> list[torch
     size = tuple(max(64, int(side * scale) // multiple * multiple) for side in (h, w))
     if size == (h, w):
         return inputs
-    small = [F.interpolate(t.float(), size=size, mode="bilinear", antialias=True, align_corners=False)
-             for t in inputs]
+    # antialiased bilinear is missing on Apple MPS before recent PyTorch: there it runs on the host
+    where = host_for(inputs[0].device)
+    small = [F.interpolate(t.float().to(where), size=size, mode="bilinear", antialias=True,
+                           align_corners=False).to(t.device) for t in inputs]
     return [small[0]] + [(m > 0.25).float() for m in small[1:]]
 
 
