@@ -59,6 +59,14 @@ def check_precision(precision: str, device: torch.device) -> None:
         if "AVX512" not in capability and "AMX" not in capability:
             log.info("this CPU (%s) has no native bf16 instructions; bf16 will be emulated and may be "
                      "slower than fp32", capability)
+    if precision != "fp32":
+        # autocast's own rules, asked up front rather than at the first network of the first photo: MPS
+        # autocast needs PyTorch 2.5 or later, and older PyTorch refuses bf16 on GPUs without it
+        try:
+            torch.autocast(device_type=device.type, dtype=PRECISIONS[precision])
+        except RuntimeError as exc:
+            raise ValueError(f"--precision {precision} cannot run on {device} with PyTorch "
+                             f"{torch.__version__} ({exc}); use --precision fp32") from None
 
 
 class Runner:

@@ -1,0 +1,28 @@
+"""Device and precision checks of oldphoto.stages.runtime, for devices this machine does not have
+(PyTorch's availability checks and autocast are replaced by fakes)."""
+
+import pytest
+import torch
+
+from oldphoto.stages import runtime
+
+
+def test_precision_that_autocast_refuses_is_an_option_error(monkeypatch):
+    # PyTorch before 2.5 has no MPS autocast: torch.autocast("mps") raises when it is made, which used to
+    # happen at the first network of the first photo (every photo of a folder failed on its own)
+    def old_autocast(device_type, dtype=None, enabled=True):
+        raise RuntimeError(f"User specified an unsupported autocast device_type '{device_type}'")
+
+    monkeypatch.setattr(torch, "autocast", old_autocast)
+    with pytest.raises(ValueError, match="--precision fp16 cannot run on mps"):
+        runtime.check_precision("fp16", torch.device("mps"))
+    runtime.check_precision("fp32", torch.device("mps"))  # fp32 needs no autocast
+
+
+def test_bf16_on_a_gpu_without_it_is_an_option_error(monkeypatch):
+    def old_autocast(device_type, dtype=None, enabled=True):
+        raise RuntimeError("Current CUDA Device does not support bfloat16. Please switch dtype to float16.")
+
+    monkeypatch.setattr(torch, "autocast", old_autocast)
+    with pytest.raises(ValueError, match="--precision bf16 cannot run on cuda"):
+        runtime.check_precision("bf16", torch.device("cuda"))
