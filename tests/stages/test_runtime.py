@@ -26,3 +26,14 @@ def test_bf16_on_a_gpu_without_it_is_an_option_error(monkeypatch):
     monkeypatch.setattr(torch, "autocast", old_autocast)
     with pytest.raises(ValueError, match="--precision bf16 cannot run on cuda"):
         runtime.check_precision("bf16", torch.device("cuda"))
+
+
+def test_a_gpu_index_beyond_the_gpus_is_refused_up_front(monkeypatch):
+    # models load lazily: without this check "--device cuda:1" on a one-GPU machine failed each photo
+    # with "invalid device ordinal" at the first model load instead of stopping before any photo
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert runtime.resolve_device("cuda:0") == torch.device("cuda", 0)
+    assert runtime.resolve_device("cuda") == torch.device("cuda")
+    with pytest.raises(ValueError, match="sees 1 CUDA GPU"):
+        runtime.resolve_device("cuda:1")
