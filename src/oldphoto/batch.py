@@ -518,14 +518,22 @@ def _is_out_of_memory(exc: BaseException) -> bool:
         return True
     torch = sys.modules.get("torch")  # only if the restorer already loaded it
     oom = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
-    return oom is not None and isinstance(exc, oom)
+    if oom is not None and isinstance(exc, oom):
+        return True
+    # Apple MPS reports running out of memory as a plain RuntimeError
+    return isinstance(exc, RuntimeError) and str(exc).startswith("MPS backend out of memory")
 
 
 def _free_memory() -> None:
     gc.collect()
     torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
+    if torch is None:
+        return
+    if torch.cuda.is_available():
         torch.cuda.empty_cache()
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available() and hasattr(torch, "mps"):
+        torch.mps.empty_cache()
 
 
 def _result_parts(result: Any) -> tuple[np.ndarray, int | None, dict[str, str] | None]:

@@ -1003,3 +1003,20 @@ def test_a_report_given_the_output_folders_path_is_refused(tmp_path):
     assert "is where the output folder" in _run([str(src), "-o", str(out), "--report", str(out)], restorer)[1]
     code, _ = _run([str(src), "-o", str(out), "--report", str(out / "report.json")], restorer)
     assert code == 0 and (out / "a.png").is_file() and (out / "report.json").is_file()
+
+
+def test_running_out_of_memory_on_apple_mps_counts_as_out_of_memory(monkeypatch):
+    # MPS raises a plain RuntimeError (not torch.OutOfMemoryError): the photo's reason must still say
+    # "out of memory" (with its advice), and the MPS cache be emptied as the CUDA one is
+    import torch
+
+    exc = RuntimeError("MPS backend out of memory (MPS allocated: 17.80 GB, other allocations: 1.20 GB, "
+                       "max allowed: 18.13 GB). Tried to allocate 256.00 MB on private pool.")
+    assert batch._is_out_of_memory(exc)
+    assert not batch._is_out_of_memory(RuntimeError("shapes cannot be multiplied"))
+    emptied = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    monkeypatch.setattr(torch.mps, "empty_cache", lambda: emptied.append(True))
+    batch._free_memory()
+    assert emptied == [True]
