@@ -310,3 +310,30 @@ def test_export_says_when_a_mapping_was_trained_on_another_vae(tmp_path, real_ol
     export_runs(runs, tmp_path / "w2", warn=said.append)
     assert len(said) == 1 and "mapping_quality was trained on another VAE_A" in said[0]
     assert f"{runs / 'vae_a'} at step 2" in said[0]
+
+
+def test_fp32_training_makes_no_autocast(monkeypatch):
+    """PyTorch before 2.5 refuses torch.autocast("mps") even with enabled=False: fp32 training on Apple
+    MPS failed before its first step (the trainer's context) and at every update (Stage.optimize)."""
+    from types import SimpleNamespace
+
+    from oldphoto.train.stages.base import Stage
+    from oldphoto.train.trainer import autocast_context
+
+    real = torch.autocast
+
+    def old_autocast(device_type, *args, **kwargs):
+        if device_type == "mps":
+            raise RuntimeError("User specified an unsupported autocast device_type 'mps'")
+        return real(device_type, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "autocast", old_autocast)
+    mps = torch.device("mps")
+    with autocast_context(mps, "fp32"):
+        pass
+    net = torch.nn.Linear(2, 1)
+    stage = SimpleNamespace(device=mps, cfg={"precision": "fp32"},
+                            optimizers={"G": torch.optim.SGD(net.parameters(), lr=0.1)})
+    before = net.weight.detach().clone()
+    Stage.optimize(stage, "G", net(torch.ones(1, 2)).sum())
+    assert not torch.equal(net.weight, before)

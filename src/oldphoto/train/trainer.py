@@ -84,7 +84,9 @@ def autocast_context(device: torch.device, precision: str):
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     dtype = PRECISIONS[precision]
-    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+    if dtype is None:  # no torch.autocast at all: before PyTorch 2.5 it refuses "mps" even disabled
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
 
 
 def device_name(device: torch.device) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -158,8 +159,11 @@ class Stage:
         """One optimizer step of net ``key`` on ``loss``."""
         opt = self.optimizers[key]
         opt.zero_grad(set_to_none=True)
-        # backward and the update outside autocast (the trainer's bf16 mode covers forward passes only)
-        with torch.autocast(self.device.type, enabled=False):
+        # backward and the update outside autocast (the trainer's bf16 mode covers forward passes only);
+        # fp32 has none to leave (and before PyTorch 2.5 torch.autocast refuses "mps" even disabled)
+        outside = (contextlib.nullcontext() if self.cfg.get("precision", "fp32") == "fp32"
+                   else torch.autocast(self.device.type, enabled=False))
+        with outside:
             loss.float().backward()
             opt.step()
 
