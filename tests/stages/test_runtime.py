@@ -37,3 +37,23 @@ def test_a_gpu_index_beyond_the_gpus_is_refused_up_front(monkeypatch):
     assert runtime.resolve_device("cuda") == torch.device("cuda")
     with pytest.raises(ValueError, match="sees 1 CUDA GPU"):
         runtime.resolve_device("cuda:1")
+
+
+def test_copies_to_a_device_other_than_cuda_are_blocking():
+    # PyTorch's MPS backend reads a non-blocking copy's pageable source when the stream runs: the face
+    # stage's temporary batch was freed by then (silently wrong pixels).  The meta device stands in.
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    copies = []
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func.overloadpacket in (torch.ops.aten._to_copy, torch.ops.aten.to):
+                copies.append((kwargs.get("device"), kwargs.get("non_blocking", False)))
+            return func(*args, **kwargs)
+
+    with Record():
+        out = runtime.Runner("meta")(lambda x: x * 2, torch.ones(1, 3, 8, 8))
+    assert out.device.type == "meta"
+    assert copies and not any(non_blocking for _, non_blocking in copies)

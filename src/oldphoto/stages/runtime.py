@@ -90,6 +90,9 @@ class Runner:
         return torch.autocast(device_type=self.device.type, dtype=PRECISIONS[self.precision])
 
     def __call__(self, fn: Callable[..., torch.Tensor], *tensors: torch.Tensor) -> torch.Tensor:
+        # non-blocking copies only to CUDA: on MPS a non-blocking copy from pageable host memory reads the
+        # source when the stream runs, and the caller's source (a temporary batch) may be freed by then
+        non_blocking = self.device.type == "cuda"
         with torch.inference_mode(), self.autocast():
-            out = fn(*[t.to(self.device, non_blocking=True) for t in tensors])
+            out = fn(*[t.to(self.device, non_blocking=non_blocking) for t in tensors])
         return out.float()

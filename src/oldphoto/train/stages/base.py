@@ -121,7 +121,9 @@ class Stage:
         out = {}
         for k, v in batch.items():
             if isinstance(v, torch.Tensor):
-                v = v.to(self.device, non_blocking=True)  # pinned batches from DataLoader workers
+                # pinned batches from DataLoader workers on CUDA; on MPS a non-blocking copy of pageable
+                # memory reads it when the stream runs, after the trainer may have dropped the batch
+                v = v.to(self.device, non_blocking=self.device.type == "cuda")
                 if self.channels_last and v.dim() == 4:
                     v = v.contiguous(memory_format=torch.channels_last)
             out[k] = v
