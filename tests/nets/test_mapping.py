@@ -222,6 +222,22 @@ def test_block_fusion_all_clean_all_masked_and_chunking():
     assert not torch.allclose(out, x)
 
 
+def test_chunks_under_half_precision_autocast_are_budgeted_as_float32(monkeypatch):
+    """Under autocast the attention's softmax comes out in float32 whatever the logits' precision: chunks
+    sized for 2-byte elements held twice the memory meant on a GPU in bf16/fp16."""
+    import oldphoto.nets.mapping as mapping
+
+    sizes = []
+    real = mapping.attention_chunk_rows
+    monkeypatch.setattr(mapping, "attention_chunk_rows", lambda n, b, size, budget: sizes.append(size) or
+                        real(n, b, size, budget))
+    block = _tiny_scratch().float().eval().NL
+    x = torch.randn(1, 8, 6, 9).bfloat16()  # the features a bf16 network hands on
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        block(x, _mask(1, 24, 36, 3).float())
+    assert sizes == [4]
+
+
 def test_gradients_flow_through_chunked_path_and_match_dense():
     z = torch.randn(1, 4, 6, 7, dtype=torch.float64)
     mask = _mask(1, 24, 28, 7)
