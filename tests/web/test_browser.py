@@ -341,6 +341,23 @@ def test_the_comparison_slider_shows_its_keyboard_focus(tmp_path, browser):
         page.screenshot(path=str(tmp_path / "slider-focus.png"))
 
 
+def test_every_option_has_a_name(tmp_path, browser):
+    """A screen reader names each control of the options: the faithfulness slider (a range in a fieldset,
+    not in a label) is read out by its legend, not as a bare "slider"."""
+    with served(Engine(FakeRestorer(), tmp_path / "root")) as url:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("#version:not(:empty)")
+        assert page.get_by_role("slider", name="Faithfulness to the original", exact=True).count() == 1
+        nameless = page.evaluate(
+            "() => [...document.querySelectorAll('main input, main select, main button')].filter(e => "
+            "!e.labels?.length && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby') && "
+            "!(e.tagName === 'BUTTON' && e.textContent.trim())).map(e => e.id || e.className)")
+        assert nameless == [], nameless
+        context.close()
+
+
 def test_restore_again_with_other_options(tmp_path, browser):
     """'Restore again' sends a restored photo back with the options now chosen above (only those the
     user changed), and the page shows the new result in place of the old one."""
