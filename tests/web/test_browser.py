@@ -358,6 +358,25 @@ def test_every_option_has_a_name(tmp_path, browser):
         context.close()
 
 
+def test_the_options_fit_a_narrow_phone(tmp_path, browser):
+    """On a 320 px wide screen (or 1280 px zoomed to 400 %) the options, Advanced open, stay within their
+    boxes and the page does not scroll sideways."""
+    with served(Engine(FakeRestorer(), tmp_path / "root")) as url:
+        context = browser.new_context(viewport={"width": 320, "height": 640})
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("#version:not(:empty)")
+        page.click(".advanced summary")
+        outside = page.evaluate(
+            "() => [...document.querySelectorAll('.step fieldset, .step label, .step select, .step input')]"
+            ".filter(e => { const r = e.getBoundingClientRect(), box = e.closest('.step').getBoundingClientRect();"
+            " return r.width > 0 && (r.left < box.left || r.right > box.right); }).map(e => e.id || e.tagName)")
+        assert outside == [], outside
+        assert page.evaluate("document.documentElement.scrollWidth") <= 320
+        page.screenshot(path=str(tmp_path / "serve-320.png"), full_page=True)
+        context.close()
+
+
 def test_restore_again_with_other_options(tmp_path, browser):
     """'Restore again' sends a restored photo back with the options now chosen above (only those the
     user changed), and the page shows the new result in place of the old one."""
