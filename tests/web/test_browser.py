@@ -327,7 +327,7 @@ def test_the_advice_for_lines_in_doubt_can_be_followed(tmp_path, browser):
 
 def test_the_comparison_slider_shows_its_keyboard_focus(tmp_path, browser):
     """The before/after slider is an invisible range input over the photo: reached with Tab, its focus
-    must show (on the frame and the split's grip), and the arrow keys move the split."""
+    must show (on the frame and the split's grip), and the arrow keys move the split by a step that shows."""
     with _one_restored_photo(tmp_path, browser) as (engine, page, card):
         outline = ("() => [getComputedStyle(document.querySelector('.frame')).outlineStyle, "
                    "getComputedStyle(document.querySelector('.frame .handle'), '::after').outlineStyle]")
@@ -336,8 +336,10 @@ def test_the_comparison_slider_shows_its_keyboard_focus(tmp_path, browser):
         page.keyboard.press("Tab")
         assert page.evaluate("document.activeElement.className") == "slider"
         assert page.evaluate(outline) == ["solid", "solid"]
-        page.keyboard.press("ArrowLeft")
-        assert page.evaluate("document.querySelector('.frame').style.getPropertyValue('--pos')") != "50%"
+        page.keyboard.press("ArrowLeft")  # one press moves the split by a step that shows: 1 % of the photo
+        assert page.evaluate("document.querySelector('.frame').style.getPropertyValue('--pos')") == "49%"
+        page.keyboard.press("PageUp")
+        assert page.evaluate("document.querySelector('.frame').style.getPropertyValue('--pos')") == "59%"
         page.screenshot(path=str(tmp_path / "slider-focus.png"))
 
 

@@ -228,7 +228,8 @@ function comparison(photo) {
   frame.style.setProperty("--h", photo.height);
   frame.style.setProperty("--pos", "50%");
   const view = el("div", {class: "view"}, frame);
-  const slider = el("input", {type: "range", class: "slider", min: "0", max: "100", value: "50", step: "0.1",
+  // step "any": a click puts the split exactly there, and an arrow key moves it by 1 % (0.1 was invisible)
+  const slider = el("input", {type: "range", class: "slider", min: "0", max: "100", value: "50", step: "any",
                               "aria-label": "Slide to compare before and after"});
   slider.addEventListener("input", () => frame.style.setProperty("--pos", slider.value + "%"));
   frame.append(slider);
