@@ -379,6 +379,27 @@ def test_the_options_fit_a_narrow_phone(tmp_path, browser):
         context.close()
 
 
+def _contrast(css_a: str, css_b: str) -> float:
+    """WCAG contrast ratio of two computed colours ('rgb(r, g, b)')."""
+    def luminance(css):
+        channels = [int(v) / 255 for v in re.findall(r"\d+", css)[:3]]
+        r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+    high, low = sorted((luminance(css_a), luminance(css_b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_the_focus_rings_of_our_own_stand_out(tmp_path, browser):
+    """The drop zone's and the comparison's focus rings (the page draws them: the file input and the slider
+    are invisible) have at least 3:1 contrast with the white card around them, for low vision."""
+    with _one_restored_photo(tmp_path, browser) as (engine, page, card):
+        ring = "sel => getComputedStyle(document.querySelector(sel)).outlineColor"
+        page.focus("#files")
+        assert _contrast(page.evaluate(ring, "#drop"), "rgb(255, 255, 255)") >= 3
+        card.locator(".slider").focus()
+        assert _contrast(page.evaluate(ring, ".frame"), "rgb(255, 255, 255)") >= 3
+
+
 def test_restore_again_with_other_options(tmp_path, browser):
     """'Restore again' sends a restored photo back with the options now chosen above (only those the
     user changed), and the page shows the new result in place of the old one."""
