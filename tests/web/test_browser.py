@@ -325,6 +325,23 @@ def test_the_advice_for_lines_in_doubt_can_be_followed(tmp_path, browser):
         card.locator(".marking-tools button", has_text="Cancel").click()
 
 
+def test_marking_from_the_keyboard_keeps_the_focus(tmp_path, browser):
+    """'Mark defects by hand…' pressed from the keyboard disables itself: the focus goes on to the marking's
+    tools (not to the page's start); Cancel removes itself: the focus comes back to 'Mark defects by
+    hand…' (a screen reader user is not left nowhere)."""
+    with _one_restored_photo(tmp_path, browser) as (engine, page, card):
+        inside = "sel => !!document.activeElement.closest(sel)"
+        card.locator(".mark-start").focus()
+        page.keyboard.press("Enter")
+        assert page.evaluate(inside, ".marking-tools")
+        card.locator(".marking-tools button", has_text="Cancel").focus()
+        page.keyboard.press("Enter")
+        assert card.locator("canvas.marks").count() == 0
+        assert page.evaluate(inside, ".mark-start")
+        page.keyboard.press("Tab")
+        assert page.evaluate(inside, ".restore-again")
+
+
 def test_the_comparison_slider_shows_its_keyboard_focus(tmp_path, browser):
     """The before/after slider is an invisible range input over the photo: reached with Tab, its focus
     must show (on the frame and the split's grip), and the arrow keys move the split by a step that shows."""

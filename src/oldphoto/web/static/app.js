@@ -348,6 +348,7 @@ function startMarking(photo, frame, box, markButton) {
   again.disabled = true;  // (one way back at a time)
   overlay.hidden = false;
   markButton.disabled = true;
+  erase.focus();  // (the button pressed is disabled: the keyboard goes on from the marking's tools)
   // the strokes, kept as lines so that Undo can draw the others again: {erase, width, points}
   const strokes = [];
   const point = event => {
@@ -408,6 +409,7 @@ function startMarking(photo, frame, box, markButton) {
     frame.classList.remove("marking", "marking-restored");
     overlay.hidden = overlayWas;
     markButton.disabled = again.disabled = false;
+    markButton.focus();  // (Cancel is gone with its bar: the keyboard goes back where it came from)
   };
   cancel.addEventListener("click", stop);
   send.addEventListener("click", async () => {
