@@ -342,6 +342,19 @@ def test_marking_from_the_keyboard_keeps_the_focus(tmp_path, browser):
         assert page.evaluate(inside, ".restore-again")
 
 
+def test_a_restored_photo_is_announced(tmp_path, browser):
+    """A screen reader user who pressed Restore hears when a photo is done (a status region, read out
+    politely, not shown); a reload does not announce the photos restored before it."""
+    with _one_restored_photo(tmp_path, browser) as (engine, page, card):
+        region = page.get_by_role("status").filter(has_text="scan.png")
+        assert region.count() == 1 and region.get_attribute("id") == "announce"
+        assert region.inner_text().startswith("scan.png: restored in")
+        assert region.bounding_box()["width"] <= 1
+        page.reload()
+        page.locator(".card[data-status=done]").wait_for(timeout=30_000)
+        assert page.locator("#announce").inner_text() == ""
+
+
 def test_the_comparison_slider_shows_its_keyboard_focus(tmp_path, browser):
     """The before/after slider is an invisible range input over the photo: reached with Tab, its focus
     must show (on the frame and the split's grip), and the arrow keys move the split by a step that shows."""

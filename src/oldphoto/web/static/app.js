@@ -127,6 +127,13 @@ function showError(card, text) {
   $("progress", card).hidden = true;
 }
 
+// a screen reader hears that a photo is restored (the cards' own states change every second: not read out)
+function announce(text) {
+  const region = $("#announce");
+  region.append(el("p", {text}));
+  while (region.childElementCount > 5) region.firstElementChild.remove();
+}
+
 function seconds(s) {
   if (s < 90) return `${Math.round(s)} s`;
   return `${Math.round(s / 60)} min`;
@@ -158,7 +165,9 @@ function update(card, photo) {
     }
   } else if (photo.status === "done" && card.dataset.shown !== `${photo.id}:${photo.revision}`) {
     card.dataset.shown = `${photo.id}:${photo.revision}`;  // (sent back: each new result shown once)
+    const waited = card.dataset.status !== "done";  // (not: a result from before a reload, shown again)
     setState(card, "done", `restored in ${seconds(photo.seconds)}`);
+    if (waited) announce(`${$(".name", card).textContent}: ${$(".state", card).textContent}`);
     bar.hidden = true;
     const old = $(".compare", card);
     if (old) old.remove();
@@ -628,6 +637,7 @@ async function poll() {
     if (!card) {  // a photo of this session from before a reload (or sent by another tab)
       if (sending) continue;  // may be the one being sent now: its card learns its id from the reply
       card = makeCard(photo.name);
+      card.dataset.status = photo.status;  // (restored before: not announced as new)
       $(".remove", card).addEventListener("click", () => removeCard(card, null));
       cards.set(photo.id, card);
     }
