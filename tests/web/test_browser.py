@@ -401,8 +401,10 @@ def test_the_options_fit_a_narrow_phone(tmp_path, browser):
         page.click(".advanced summary")
         outside = page.evaluate(
             "() => [...document.querySelectorAll('.step fieldset, .step label, .step select, .step input')]"
-            ".filter(e => { const r = e.getBoundingClientRect(), box = e.closest('.step').getBoundingClientRect();"
-            " return r.width > 0 && (r.left < box.left || r.right > box.right); }).map(e => e.id || e.tagName)")
+            ".filter(e => { const r = e.getBoundingClientRect(),"
+            " box = e.closest('.step').getBoundingClientRect();"
+            " return r.width > 0 && (r.left < box.left || r.right > box.right); })"
+            ".map(e => e.id || e.tagName)")
         assert outside == [], outside
         assert page.evaluate("document.documentElement.scrollWidth") <= 320
         page.screenshot(path=str(tmp_path / "serve-320.png"), full_page=True)
