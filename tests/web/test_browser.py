@@ -390,6 +390,20 @@ def test_every_option_has_a_name(tmp_path, browser):
         context.close()
 
 
+def test_a_cards_progress_bar_is_named_by_its_photo(tmp_path, browser):
+    """A screen reader read each card's progress as a bare "progress bar": it names the photo."""
+    small = tmp_path / "small.png"
+    small.write_bytes(png_bytes())
+    with served(Engine(FakeRestorer(), tmp_path / "root")) as url:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("#version:not(:empty)")
+        page.set_input_files("#files", [str(small)])
+        assert page.locator(".card progress").get_attribute("aria-label") == "Progress of small.png"
+        context.close()
+
+
 def test_the_options_fit_a_narrow_phone(tmp_path, browser):
     """On a 320 px wide screen (or 1280 px zoomed to 400 %) the options, Advanced open, stay within their
     boxes and the page does not scroll sideways."""

@@ -108,7 +108,7 @@ function makeCard(name) {
       el("span", {class: "name", text: name}),
       el("span", {class: "state", text: "ready to restore"}),
       el("button", {class: "remove quiet", title: "Remove this photo", "aria-label": "Remove " + name, text: "\u00d7"})),
-    el("progress", {max: "1", hidden: ""}));
+    el("progress", {max: "1", hidden: "", "aria-label": "Progress of " + name}));
   $("#cards").append(card);
   $("#results").hidden = false;
   return card;
@@ -568,7 +568,8 @@ async function sendAll() {
   const params = chosenOptions();
   refreshButton();
   const first = pending.find(p => !p.sent && !p.removed);
-  if (first) first.card.scrollIntoView({behavior: "smooth", block: "start"});
+  const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+  if (first) first.card.scrollIntoView({behavior: still ? "auto" : "smooth", block: "start"});
   for (const item of pending) {
     if (item.sent || item.removed) continue;
     if (item.file.size > config.max_upload) {
