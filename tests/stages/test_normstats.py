@@ -188,3 +188,48 @@ def test_a_tiled_photo_runs_on_a_device_like_mps(mps_standin):
     with mps_standin():
         out = RestoreStage(run, tile=64, overlap=32, device="meta")(image, models, "quality")
     assert out.shape == image.shape and out.dtype == np.float32
+
+
+def test_two_threads_with_their_own_statistics_on_shared_networks():
+    """A Restorer's siblings (``with_options``) share their networks: two threads tiling photos with
+    ``--tile-norm global`` at once each keep their own statistics (the override of one thread used to
+    replace the other's, giving wrong pixels, and its exit removed the other's, an AttributeError)."""
+    import threading
+
+    m = net()
+    dark, bright = photo()[..., :80], photo()[..., 80:]
+    with torch.no_grad():
+        expected = {"dark": m(dark), "bright": m(bright)}
+    entered, collected, first_done = threading.Event(), threading.Event(), threading.Event()
+    results, errors = {}, []
+
+    def one(name, x, before, after):
+        try:
+            with torch.no_grad(), GlobalInstanceNorm([m]) as norms:
+                norms.collect()
+                norms.start_tile()
+                m(x)
+                before()
+                norms.apply()
+                norms.start_tile()
+                results[name] = m(x)
+            after()
+        except Exception as exc:  # pragma: no cover - the failure this test is about
+            errors.append(exc)
+            after()
+
+    # the first thread collects, the second enters and collects, the first applies and leaves while
+    # the second is still inside, then the second applies and leaves
+    a = threading.Thread(target=one, args=("dark", dark, lambda: (entered.set(), collected.wait(10)),
+                                           first_done.set))
+    b = threading.Thread(target=one, args=("bright", bright, lambda: (collected.set(), first_done.wait(10)),
+                                           lambda: None))
+    a.start()
+    entered.wait(10)
+    b.start()
+    a.join(20)
+    b.join(20)
+    assert not errors
+    for name in ("dark", "bright"):
+        assert torch.allclose(results[name], expected[name], atol=1e-5), name
+    assert "forward" not in vars(m[1])  # every override removed
