@@ -144,6 +144,13 @@ class Restorer:
         self.mode: Mode = OfficialMode(self) if options.compat == "official" else DefaultMode(self)
         self.faces_enabled = self._decide_faces()
         if self._explicit is None:  # explicit modules (tests, benchmarks) are checked when used
+            if options.weights is not None and not Path(options.weights).is_dir():
+                # (else every role would silently come from the bundled weights, as from an empty folder)
+                from oldphoto.weights import MissingWeightsError
+
+                raise MissingWeightsError(
+                    f"weights folder {options.weights} is not a folder (give the folder `oldphoto weights "
+                    "import --dest` wrote, or leave weights unset for the installed weights)")
             for role in self.required_roles():
                 if not self._available(role):
                     raise _missing_weights_error(role, options.weights)

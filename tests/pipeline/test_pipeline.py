@@ -342,6 +342,7 @@ def test_missing_weights_is_an_error_that_says_what_to_do(tmp_path, monkeypatch)
     monkeypatch.setenv("OLDPHOTO_WEIGHTS", str(tmp_path / "none"))
     locate = pytest.importorskip("oldphoto.weights.locate")
     monkeypatch.setattr(locate, "bundled_weights_dir", lambda: tmp_path / "nobundle")
+    (tmp_path / "empty").mkdir()
     with pytest.raises(store.MissingWeightsError, match="`oldphoto weights download`.*weights import"):
         Restorer(weights=tmp_path / "empty", device="cpu", faces=False)
 

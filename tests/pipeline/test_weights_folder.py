@@ -103,3 +103,14 @@ def test_a_folder_missing_part_of_a_path_is_named_when_the_bundled_weights_fill_
     for role, module in models.items():
         store.save_model(module, role, whole, source=f"test:{role}", sha256="0123456789abcdef" * 4)
     assert not any("mixes" in n for n in Restorer(weights=whole, device="cpu", faces=False).notices)
+
+
+def test_a_weights_folder_that_is_not_there_is_an_error(tmp_path):
+    """``weights=`` naming no folder (a typo, an unmounted disk) is refused as the command line refuses
+    --weights, instead of every network silently coming from the bundled weights."""
+    store = pytest.importorskip("oldphoto.weights.store")
+    with pytest.raises(store.MissingWeightsError, match="is not a folder"):
+        Restorer(weights=tmp_path / "wieghts", device="cpu", faces=False)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(store.MissingWeightsError, match="is not a folder"):
+        Restorer(weights=tmp_path / "file", device="cpu", faces=False)
