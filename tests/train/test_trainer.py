@@ -81,6 +81,18 @@ def test_logs_and_samples_written(tmp_path):
     assert json.loads((tmp_path / "l" / "config.json").read_text())["stage"] == "vae_b"
 
 
+def test_a_resumed_run_does_not_log_the_steps_after_its_checkpoint_twice(tmp_path):
+    """A run killed hard (kill -9, a second Ctrl-C) after its last checkpoint had logged steps beyond it;
+    --resume runs them again and log.jsonl held them twice."""
+    cfg = _cfg(tmp_path, extra=["lambda_gan=0", "log_every=1", "checkpoint_every=2"])
+    train("vae_b", cfg, tmp_path / "k", steps=2, quiet=True)
+    with open(tmp_path / "k" / "log.jsonl", "a", encoding="utf-8") as f:  # as logged before the kill
+        f.write(json.dumps({"step": 3, "loss/l1": 1.0}) + "\n" + '{"step": 4, "lo')
+    train("vae_b", cfg, tmp_path / "k", steps=4, resume=True, quiet=True)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "k" / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+
+
 def test_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="no such config"):
         load_stage_config("nope", "vae_b")

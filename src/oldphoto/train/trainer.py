@@ -144,19 +144,40 @@ def seed_everything(seed: int, rank: int = 0, step: int = 0) -> np.random.Genera
 class Logger:
     """Scalars and images to TensorBoard (if importable) + ``log.jsonl`` + PNG sample sheets."""
 
-    def __init__(self, out_dir: Path, enabled: bool) -> None:
+    def __init__(self, out_dir: Path, enabled: bool, resumed_at: int | None = None) -> None:
+        """``resumed_at``: the step of the checkpoint a resumed run starts from.  What a run killed after
+        that checkpoint had logged beyond it is dropped (the resumed run logs those steps again)."""
         self.out_dir = out_dir
         self.enabled = enabled
         self.writer = None
         if not enabled:
             return
+        if resumed_at is not None:
+            self._drop_after(resumed_at)
         try:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(out_dir / "tb"))
+            purge = None if resumed_at is None else resumed_at + 1  # (TensorBoard's own way)
+            self.writer = SummaryWriter(str(out_dir / "tb"), purge_step=purge)
         except Exception as exc:  # noqa: BLE001 - TensorBoard is optional; say why it is off
             print(f"[train] TensorBoard logging off ({type(exc).__name__}: {exc}); "
                   f"scalars go to {out_dir / 'log.jsonl'}", file=sys.stderr)
+
+    def _drop_after(self, step: int) -> None:
+        path = self.out_dir / "log.jsonl"
+        if not path.is_file():
+            return
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+
+        def logged_after(line: str) -> bool:
+            try:
+                return int(json.loads(line)["step"]) > step
+            except (ValueError, KeyError, TypeError):
+                return True  # a line cut short by the kill (the next one would be written onto it)
+
+        kept = [line for line in lines if not logged_after(line)]
+        if len(kept) < len(lines):
+            atomic_write_text(path, "".join(kept))
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         if not self.enabled:
@@ -296,7 +317,7 @@ def train(stage_name: str, config: dict[str, Any], out_dir: str | Path, *, resum
 
     if info.is_main:
         atomic_write_text(out_dir / "config.json", json.dumps({"stage": stage_name, **cfg}, indent=2))
-    logger = Logger(out_dir, info.is_main)
+    logger = Logger(out_dir, info.is_main, resumed_at=start if ckpt is not None else None)
     # installed before the DataLoader workers fork, so that a Ctrl-C sent to them too does not kill them
     interrupt = _stop_after_step(info.world_size == 1, stage_name)
     stop = interrupt.__enter__()
