@@ -84,6 +84,8 @@ def autocast_context(device: torch.device, precision: str):
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     dtype = PRECISIONS[precision]
+    if dtype is not None and device.type == "mps":  # (MPS autocast warns and turns itself off: fp32 unsaid)
+        raise ValueError("precision bf16 is not supported on Apple MPS: train with precision fp32")
     if dtype is None:  # no torch.autocast at all: before PyTorch 2.5 it refuses "mps" even disabled
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
