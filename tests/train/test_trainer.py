@@ -305,6 +305,19 @@ def test_export_takes_one_run_folder(tmp_path):
         export_runs(tmp_path / "det128", tmp_path / "w", stages=["vae_c"])
 
 
+def test_an_idle_discriminator_brings_no_scheduler_warning(tmp_path, real_old_dir):
+    """vae_a before its latent discriminator starts (the small preset's first 1500 steps; the face stage
+    before its GAN starts) printed PyTorch's multi-line "lr_scheduler.step() before optimizer.step()"
+    warning on every run."""
+    import warnings
+
+    cfg = _cfg(tmp_path, "vae_a", ["lambda_gan=0", "latent_gan_start=100", f"real_old={real_old_dir}"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train("vae_a", cfg, tmp_path / "a", steps=2, quiet=True)
+    assert not [w for w in caught if "lr_scheduler" in str(w.message)]
+
+
 def test_export_says_when_a_mapping_was_trained_on_another_vae(tmp_path, real_old_dir):
     """Training VAE_A on after its mapping (or a mapping trained with --set vae_a=elsewhere) exported the
     pair without a word, and restore then ran the mapping on latents it never saw."""

@@ -35,6 +35,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -361,8 +362,13 @@ def train(stage_name: str, config: dict[str, Any], out_dir: str | Path, *, resum
                 clock["t0"] = t0 = time.time()  # the budget counts training, not worker start-up
             with autocast_context(info.device, precision):
                 raw = stage.train_step(batch, step)
-            for sch in schedulers.values():
-                sch.step()
+            with warnings.catch_warnings():
+                # a network whose loss is off so far (a discriminator before its GAN term starts) has not
+                # stepped its optimizer; its schedule advances all the same, so its learning rate is the
+                # step's when the loss starts: PyTorch's warning about that order does not apply
+                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+                for sch in schedulers.values():
+                    sch.step()
             step += 1
             last = step == total or out_of_time()
             if step % log_every == 0 or last:
