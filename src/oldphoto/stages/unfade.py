@@ -15,7 +15,8 @@ The darkest and lightest tones are the ``PERCENTILE``-th percentiles from either
 shrunk (by area) to a ``WORK_SIDE`` px short side, so that grain and single specks do not count, and
 without a frame of ``BORDER`` of each side, where a print's white border, a torn edge or the scanner's
 lid would pin them.  The gain is at most ``MAX_GAIN``: a scene that spans a narrow range of tones (fog, a
-night scene) is stretched about its middle tone by no more than that.
+night scene) is stretched by no more than that, about its middle tone, which becomes middle gray as it
+would with the full stretch.
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ def unfade(image: np.ndarray, mode: str, toned: bool = False) -> np.ndarray:
     low, high = black_and_white_points(image, per_channel=mode == "colour" and not toned)
     span = np.maximum(high - low, 1e-6)
     gain = np.minimum(1.0 / span, MAX_GAIN)
-    # where the gain is limited the stretch is about the middle tone, which stays where it is
+    # where the gain is limited the stretch is about the middle tone, which becomes middle gray (as the
+    # full stretch would make it)
     low = np.where(gain < 1.0 / span, (low + high) / 2.0 - 0.5 / gain, low)
-    return np.clip((image - low) * gain, 0.0, 1.0).astype(np.float32)
+    out = np.subtract(image, low, dtype=np.float32)  # (one photo-sized buffer: big scans)
+    out *= gain.astype(np.float32)
+    return np.clip(out, 0.0, 1.0, out=out)
