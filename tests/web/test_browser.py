@@ -237,10 +237,10 @@ def test_busy_server_faces_zip_and_forgetting(tmp_path, browser):
 
 
 @contextmanager
-def _one_restored_photo(tmp_path, browser):
-    """The fake restorer behind the page, one 200×150 photo restored there: (engine, page, its card).
-    No script error may happen on the page meanwhile."""
-    engine = Engine(FakeRestorer(), tmp_path / "root")
+def _one_restored_photo(tmp_path, browser, restorer=None):
+    """The fake restorer (or `restorer`) behind the page, one 200×150 photo restored there: (engine, page,
+    its card).  No script error may happen on the page meanwhile."""
+    engine = Engine(restorer or FakeRestorer(), tmp_path / "root")
     photo = tmp_path / "scan.png"
     photo.write_bytes(png_bytes(size=(200, 150)))
     errors: list[str] = []
@@ -340,6 +340,44 @@ def test_marking_from_the_keyboard_keeps_the_focus(tmp_path, browser):
         assert page.evaluate(inside, ".mark-start")
         page.keyboard.press("Tab")
         assert page.evaluate(inside, ".restore-again")
+
+
+def test_restoring_again_from_the_keyboard_keeps_the_focus(tmp_path, browser):
+    """'Restore again' and 'Repair marked areas' pressed from the keyboard: the result they are in makes
+    way for the progress, and the focus waits on the card's status line (it fell to the page's body); the
+    new result takes it, on its first control, unless the user has moved on meanwhile."""
+    gate = threading.Event()
+    gate.set()
+    with _one_restored_photo(tmp_path, browser, FakeRestorer(gate=gate)) as (engine, page, card):
+        active = "() => [document.activeElement.className, document.activeElement.closest('.card') !== null]"
+        gate.clear()  # the next restorations wait
+        card.locator(".restore-again").focus()
+        page.keyboard.press("Enter")
+        card.locator(".compare").wait_for(state="detached", timeout=10_000)
+        assert page.evaluate(active) == ["state", True]
+        gate.set()
+        card.locator(".compare").wait_for(timeout=30_000)
+        assert page.evaluate(active) == ["slider", True]
+        assert card.locator(".state").get_attribute("tabindex") is None  # (focusable while it waited only)
+
+        gate.clear()
+        card.locator(".mark-start").click()
+        box = card.locator("canvas.marks").bounding_box()
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 4)
+        card.locator(".mark-send").focus()
+        page.keyboard.press("Enter")
+        card.locator(".compare").wait_for(state="detached", timeout=10_000)
+        assert page.evaluate(active) == ["state", True]
+        page.focus("#dust")  # moved on: the new result does not take the focus back
+        gate.set()
+        page.locator(".card .summary", has_text="marked by hand").wait_for(timeout=30_000)
+        assert page.evaluate("document.activeElement.id") == "dust"
+
+        page.route("**/again?*", lambda r: r.abort())  # not sent: the focus is back on the button
+        card.locator(".restore-again").focus()
+        page.keyboard.press("Enter")
+        card.locator(".summary", has_text="Not sent").wait_for(timeout=10_000)
+        assert page.evaluate(active) == ["quiet restore-again", True]
 
 
 def test_a_restored_photo_is_announced(tmp_path, browser):

@@ -114,6 +114,20 @@ function makeCard(name) {
   return card;
 }
 
+// the first control in `root` that the keyboard can reach (a card's × button, a result's slider)
+function firstControl(root) {
+  return root.querySelector("button:not(:disabled), input:not(:disabled), select:not(:disabled), a[href]");
+}
+
+// While a card's result (or error) makes way for its progress, the focus waits on its status line, made
+// focusable for that while only: a screen reader reads where the photo is, Tab goes on from the card.
+function holdFocus(card) {
+  const state = $(".state", card);
+  state.tabIndex = -1;
+  state.addEventListener("blur", () => state.removeAttribute("tabindex"), {once: true});
+  state.focus();
+}
+
 function setState(card, status, text) {
   card.dataset.status = status;
   $(".state", card).textContent = text;
@@ -170,8 +184,13 @@ function update(card, photo) {
     if (waited) announce(`${$(".name", card).textContent}: ${$(".state", card).textContent}`);
     bar.hidden = true;
     const old = $(".compare", card);
+    // the focus on the card's status line (it was restored again) or on the result replaced: on the new one
+    const focused = document.activeElement;
+    const refocus = focused === $(".state", card) || (old && old.contains(focused));
     if (old) old.remove();
-    card.append(comparison(photo));
+    const box = comparison(photo);
+    card.append(box);
+    if (refocus) firstControl(box).focus();
     $("#zip").hidden = false;
   }
 }
@@ -435,19 +454,25 @@ function startMarking(photo, frame, box, markButton) {
 // sent goes into `note`; true when it was sent.
 async function sendBack(photo, what, body, button, note) {
   const box = button.closest(".compare, .error");
-  button.disabled = true;
+  const hadFocus = box.contains(document.activeElement);
+  button.disabled = true;  // (which may take the focus away from it: to the page's body)
   try {
     const reply = await fetch(`/api/photos/${photo.id}/${what}`, {method: "POST", body});
     const answer = await reply.json().catch(() => ({}));
     if (!reply.ok) throw new Error(answer.error || `error ${reply.status}`);
     const card = box.closest(".card");
+    // the focus in the box that goes (or lost with the disabled button), not moved on elsewhere meanwhile
+    const focused = document.activeElement;
+    const keep = box.contains(focused) || (hadFocus && (!focused || focused === document.body));
     box.remove();
+    if (keep) holdFocus(card);
     update(card, answer);
     startPolling();
     return true;
   } catch (e) {
     note.textContent = `Not sent: ${e.message}`;
     button.disabled = false;
+    if (hadFocus && document.activeElement === document.body) button.focus();  // (where it was)
     return false;
   }
 }
