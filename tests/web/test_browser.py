@@ -236,6 +236,25 @@ def test_busy_server_faces_zip_and_forgetting(tmp_path, browser):
         context.close()
 
 
+def test_deleting_my_files_from_the_keyboard_keeps_the_focus(tmp_path, browser):
+    """'Delete my files' goes with the results it deletes: the focus (it fell to the page's body) goes to
+    the file chooser, where photos are added again."""
+    small = tmp_path / "small.png"
+    small.write_bytes(png_bytes())
+    with served(Engine(FakeRestorer(), tmp_path / "root")) as url:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("#version:not(:empty)")
+        page.set_input_files("#files", [str(small)])
+        page.on("dialog", lambda dialog: dialog.accept())
+        page.focus("#forget")
+        page.keyboard.press("Enter")
+        page.locator("#results").wait_for(state="hidden")
+        assert page.evaluate("document.activeElement.id") == "files"
+        context.close()
+
+
 @contextmanager
 def _one_restored_photo(tmp_path, browser, restorer=None):
     """The fake restorer (or `restorer`) behind the page, one 200×150 photo restored there: (engine, page,

@@ -713,12 +713,16 @@ async function start() {
   $("#forget").addEventListener("click", async () => {
     if (!confirm("Delete all your photos and results from this server?")) return;
     await fetch("/api/session", {method: "DELETE"});
+    // the button goes with the results: the focus (unless moved on meanwhile) to where photos are added
+    const focused = document.activeElement;
+    const refocus = !focused || focused === document.body || $("#results").contains(focused);
     pending.length = 0;
     cards.clear();
     $("#cards").replaceChildren();
     $("#results").hidden = true;
     $("#zip").hidden = true;
     refreshButton();
+    if (refocus) $("#files").focus();
   });
   await poll();
   startPolling();
