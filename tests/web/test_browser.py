@@ -293,6 +293,36 @@ def test_a_photo_removed_in_one_tab_leaves_the_other(tmp_path, browser):
         other.close()
 
 
+def test_removing_photos_from_the_keyboard_keeps_the_focus(tmp_path, browser):
+    """A card's × takes the card and itself away: the focus (it fell to the page's body) goes to the next
+    card's first control, else the previous one's, else to the file chooser."""
+    names = []
+    for i in range(3):
+        names.append(tmp_path / f"photo{i}.png")
+        names[-1].write_bytes(png_bytes(value=(60 * i + 50, 120, 90)))
+    with served(Engine(FakeRestorer(), tmp_path / "root")) as url:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("#version:not(:empty)")
+        page.set_input_files("#files", [str(p) for p in names])
+        page.click("#go")
+        page.locator(".card[data-status=done]").nth(2).wait_for(timeout=30_000)
+        focused = "() => document.activeElement.getAttribute('aria-label') || document.activeElement.id"
+        cards = page.locator(".card")
+        cards.nth(1).locator(".remove").focus()
+        page.keyboard.press("Enter")  # the middle one: on to the next
+        cards.nth(2).wait_for(state="detached", timeout=10_000)
+        assert page.evaluate(focused) == "Remove photo2.png"
+        page.keyboard.press("Enter")  # the last one: back to the one before
+        cards.nth(1).wait_for(state="detached", timeout=10_000)
+        assert page.evaluate(focused) == "Remove photo0.png"
+        page.keyboard.press("Enter")  # none left: where photos are added
+        page.locator("#results").wait_for(state="hidden", timeout=10_000)
+        assert page.evaluate(focused) == "files"
+        context.close()
+
+
 def test_marking_defects_by_hand(tmp_path, browser):
     """After a restoration the user paints over a scratch it missed, unmarks part of what it repaired
     and undoes a stroke; the photo comes back restored with exactly that mask (the fake's 'defect': its

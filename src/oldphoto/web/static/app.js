@@ -553,8 +553,17 @@ async function removeCard(card, item) {
     await fetch(`/api/photos/${card.dataset.id}`, {method: "DELETE"});
     cards.delete(card.dataset.id);
   }
-  card.remove();
+  dropCard(card);
   afterRemoval();
+}
+
+// A card taken off the page: the focus in it (unless moved on meanwhile) goes to the next card's first
+// control, else the previous card's, else to the file chooser (a screen reader is not left on nothing).
+function dropCard(card) {
+  const refocus = card.contains(document.activeElement);
+  const neighbour = card.nextElementSibling || card.previousElementSibling;
+  card.remove();
+  if (refocus) ((neighbour && firstControl(neighbour)) || $("#files")).focus();
 }
 
 function afterRemoval() {
@@ -674,7 +683,7 @@ async function poll() {
     const listed = new Set(body.photos.map(photo => photo.id));
     let gone = false;
     for (const [id, card] of cards) {
-      if (known.has(id) && !listed.has(id)) { cards.delete(id); card.remove(); gone = true; }
+      if (known.has(id) && !listed.has(id)) { cards.delete(id); dropCard(card); gone = true; }
     }
     if (gone) afterRemoval();
   }
