@@ -429,6 +429,15 @@ def test_restoring_again_from_the_keyboard_keeps_the_focus(tmp_path, browser):
         assert page.evaluate(active) == ["quiet restore-again", True]
 
 
+def test_the_marking_canvas_is_named(tmp_path, browser):
+    """A screen reader names the canvas marks are painted on, and says that painting needs a mouse, pen or
+    touch (it was read as nothing)."""
+    with _one_restored_photo(tmp_path, browser) as (engine, page, card):
+        card.locator(".mark-start").click()
+        canvas = page.get_by_role("img", name=re.compile(r"^Marks over the photo.*mouse, pen or touch"))
+        assert canvas.count() == 1 and canvas.evaluate("c => c.matches('canvas.marks')")
+
+
 def test_a_restored_photo_is_announced(tmp_path, browser):
     """A screen reader user who pressed Restore hears when a photo is done (a status region, read out
     politely, not shown); a reload does not announce the photos restored before it."""

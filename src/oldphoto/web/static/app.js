@@ -347,7 +347,10 @@ const MARK_RGB = [255, 205, 0], UNMARK_RGB = [0, 150, 255];
 function startMarking(photo, frame, box, markButton) {
   const scale = Math.min(1, MARKS_SIDE / Math.max(photo.width, photo.height));
   const canvas = el("canvas", {class: "marks", width: String(Math.max(1, Math.round(photo.width * scale))),
-                               height: String(Math.max(1, Math.round(photo.height * scale)))});
+                               height: String(Math.max(1, Math.round(photo.height * scale))),
+                               role: "img",  // (a canvas has no name of its own: a screen reader says what it is)
+                               "aria-label": "Marks over the photo, painted with a mouse, pen or touch (not " +
+                                             "with the keyboard)"});
   const paint = canvas.getContext("2d");
   const size = el("input", {type: "range", min: "2", max: "80", value: "14", class: "brush",
                             "aria-label": "Brush size"});
