@@ -1,13 +1,14 @@
 """Colour management: embedded ICC profiles -> sRGB for processing, and back for output.
 
 littlecms (through ``PIL.ImageCms``) does the conversions.  Pillow's littlecms bindings take colour
-images in 8 bits only, so a 16-bit colour photo with a non-sRGB profile is converted through a 3-D lookup
-table sampled from the littlecms transform and interpolated in float (see ``_lut``), which keeps 16-bit
-smoothness instead of quantising to 256 levels.  A 16-bit gray photo's profile is converted at each of
-its 65536 levels by a 16-bit gray transform to a gray profile with sRGB's tone curve (``_gray_ramp16``),
-and back by that transform's inverse: sampled at 256 levels with 8-bit results, a Gray Gamma 2.2 scan's
-shadows came back from a round trip up to 3 levels of 255 darker, in flat bands.  Photos already in sRGB
-(or without a profile) are never converted.
+images in 8 bits only, so a 16-bit colour photo with a non-sRGB profile is converted in float: by the
+profile's own arithmetic where it is made of colorants and tone curves (``_matrix_transform``, exactly
+invertible), else through a 3-D lookup table sampled from the littlecms transform and interpolated in
+float (see ``_lut``), which keeps 16-bit smoothness instead of quantising to 256 levels.  A 16-bit gray
+photo's profile is converted at each of its 65536 levels by a 16-bit gray transform to a gray profile
+with sRGB's tone curve (``_gray_ramp16``), and back by that transform's inverse: sampled at 256 levels
+with 8-bit results, a Gray Gamma 2.2 scan's shadows came back from a round trip up to 3 levels of 255
+darker, in flat bands.  Photos already in sRGB (or without a profile) are never converted.
 """
 
 from __future__ import annotations
@@ -175,6 +176,93 @@ def _apply_lut(values: np.ndarray, lut: np.ndarray) -> np.ndarray:
     return out
 
 
+# ------------------------------------------------------------------------------------------------------
+# 16-bit RGB through a matrix/TRC profile (Adobe RGB, ProPhoto, most scanner profiles), in float.  The 3-D
+# lookup table above samples littlecms at 8 bits: a 16-bit Adobe RGB scan came back from a round trip up
+# to 671 levels of 65535 off where nothing was changed.  For a profile that holds only colorants and tone
+# curves the transform is that arithmetic (the curves, the colorants' matrix into the D50 connection
+# space, and sRGB's own, as littlecms builds sRGB), done here in float with an exact inverse.
+
+_MATRIX_TAGS = (b"rXYZ", b"gXYZ", b"bXYZ", b"rTRC", b"gTRC", b"bTRC")
+_LUT_TAGS = (b"A2B0", b"A2B1", b"A2B2", b"B2A0", b"B2A1", b"B2A2")  # with these, littlecms uses them
+_CURVE_SAMPLES = 65536
+
+
+def _tags(icc: bytes) -> dict[bytes, bytes]:
+    count = struct.unpack_from(">I", icc, 128)[0]
+    tags = {}
+    for i in range(count):
+        sig, offset, size = struct.unpack_from(">4sII", icc, 132 + 12 * i)
+        tags[sig] = icc[offset:offset + size]
+    return tags
+
+
+def _curve(data: bytes) -> np.ndarray:
+    """A tone curve tag ('curv' or 'para') sampled at ``_CURVE_SAMPLES`` points of [0, 1]."""
+    x = np.linspace(0.0, 1.0, _CURVE_SAMPLES)
+    kind = data[:4]
+    if kind == b"curv":
+        n = struct.unpack_from(">I", data, 8)[0]
+        if n == 0:
+            return x
+        if n == 1:
+            return x ** (struct.unpack_from(">H", data, 12)[0] / 256.0)
+        table = np.frombuffer(data, ">u2", n, 12).astype(np.float64) / 65535.0
+        return np.interp(x, np.linspace(0.0, 1.0, n), table)
+    if kind == b"para":
+        function = struct.unpack_from(">H", data, 8)[0]
+        count = {0: 1, 1: 3, 2: 4, 3: 5, 4: 7}[function]
+        g, a, b, c, d, e, f = (list(np.frombuffer(data, ">i4", count, 12) / 65536.0) + [0.0] * 7)[:7]
+        if function == 0:
+            return x ** g
+        if function == 1:  # CIE 122-1966
+            return np.where(x >= -b / a, np.maximum(a * x + b, 0.0) ** g, 0.0)
+        if function == 2:  # IEC 61966-3
+            return np.where(x >= -b / a, np.maximum(a * x + b, 0.0) ** g + c, c)
+        if function == 3:  # IEC 61966-2.1 (sRGB)
+            return np.where(x >= d, np.maximum(a * x + b, 0.0) ** g, c * x)
+        return np.where(x >= d, np.maximum(a * x + b, 0.0) ** g + e, c * x + f)
+    raise ValueError(f"tone curve of type {kind!r}")
+
+
+def _xyz_tag(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, ">i4", 3, 8) / 65536.0
+
+
+@lru_cache(maxsize=8)
+def _matrix_shaper(icc: bytes) -> tuple[np.ndarray, list[np.ndarray]] | None:
+    """(colorants as columns of a 3×3 matrix to D50 XYZ, the three sampled tone curves) of an RGB profile
+    made of those alone, else None (then the lookup table serves)."""
+    try:
+        tags = _tags(icc)
+        if any(t in tags for t in _LUT_TAGS) or not all(t in tags for t in _MATRIX_TAGS):
+            return None
+        matrix = np.stack([_xyz_tag(tags[t]) for t in _MATRIX_TAGS[:3]], axis=1)
+        curves = [np.maximum.accumulate(_curve(tags[t])) for t in _MATRIX_TAGS[3:]]
+    except (struct.error, ValueError, KeyError):
+        return None
+    return (matrix, curves) if abs(np.linalg.det(matrix)) > 1e-6 else None
+
+
+def _through_curves(values: np.ndarray, curves: list[np.ndarray], inverse: bool) -> np.ndarray:
+    x = np.linspace(0.0, 1.0, _CURVE_SAMPLES)
+    out = np.empty(values.shape, np.float64)
+    for k, curve in enumerate(curves):
+        v = np.clip(values[..., k], 0.0, 1.0)
+        out[..., k] = np.interp(v, curve, x) if inverse else np.interp(v, x, curve)
+    return out
+
+
+def _matrix_transform(values: np.ndarray, icc: bytes, to_srgb: bool) -> np.ndarray:
+    """``values`` (``H×W×3``) through the matrix/TRC profile ``icc`` to sRGB, or back (``to_srgb`` False)."""
+    source = _matrix_shaper(icc)
+    srgb = _matrix_shaper(srgb_icc_bytes())
+    first, second = (source, srgb) if to_srgb else (srgb, source)
+    linear = _through_curves(values, first[1], inverse=False)
+    mixed = linear @ (np.linalg.inv(second[0]) @ first[0]).T
+    return _through_curves(mixed, second[1], inverse=True).astype(np.float32)
+
+
 def to_srgb(values: np.ndarray, icc: bytes | None, space: str, high_precision: bool = False) -> np.ndarray:
     """Device values ``H×W×C`` (C = 1 gray, 3 RGB, 4 CMYK) in [0, 1] -> sRGB ``H×W×3`` float32."""
     if space == "GRAY" and (icc is None or is_srgb(icc)):
@@ -186,6 +274,8 @@ def to_srgb(values: np.ndarray, icc: bytes | None, space: str, high_precision: b
             return ((1.0 - values[..., :3]) * (1.0 - values[..., 3:4])).astype(np.float32)
         raise ValueError(f"no conversion for colour space {space}")
     if space == "RGB" and high_precision:
+        if _matrix_shaper(icc) is not None:
+            return _matrix_transform(values, icc, to_srgb=True)
         return _apply_lut(values, _lut(icc, space, True))
     if space == "GRAY" and high_precision:
         gray = np.interp(values[..., 0], _LEVELS16, _gray_ramp16(icc)).astype(np.float32)
@@ -210,6 +300,8 @@ def from_srgb(rgb: np.ndarray, icc: bytes | None, space: str, high_precision: bo
         raise ValueError(f"no conversion for colour space {space}")
     if high_precision and space == "GRAY":
         return np.interp(luma(rgb), *_gray_inverse16(icc))[..., None].astype(np.float32)
+    if high_precision and space == "RGB" and _matrix_shaper(icc) is not None:
+        return _matrix_transform(rgb, icc, to_srgb=False)
     if high_precision:
         return _apply_lut(rgb, _lut(icc, space, False))
     return _apply_8bit(rgb, _transform(icc, space, False), "RGB")
