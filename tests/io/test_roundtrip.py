@@ -148,6 +148,30 @@ def test_non_srgb_profile_converted_and_restored(tmp_path):
         assert np.percentile(np.abs(back - raw), 95) <= tolerance, fmt
 
 
+def test_16bit_with_a_sampled_tone_curve_profile_round_trips(tmp_path):
+    """Scanner profiles often hold their tone curves as sampled tables: read as littlecms reads them,
+    and back exactly."""
+    from helpers import ADOBE_LIKE, D50, _desc, _profile, _xyz
+
+    levels = np.linspace(0.0, 1.0, 1024) ** 1.9
+    table = b"curv\0\0\0\0" + struct.pack(">I", levels.size) + np.rint(levels * 65535).astype(">u2").tobytes()
+    r, g, b = ADOBE_LIKE
+    icc = _profile(b"RGB ", [(b"desc", _desc("Test sampled curves")), (b"wtpt", _xyz(D50)),
+                             (b"rXYZ", _xyz(r)), (b"gXYZ", _xyz(g)), (b"bXYZ", _xyz(b)),
+                             (b"rTRC", table), (b"gTRC", table), (b"bTRC", table)])
+    raw = (16384 + _smooth(32, 48, 3, top=65535) // 2).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "s.tif", raw, photometric="rgb", iccprofile=icc)
+    photo = read_photo(tmp_path / "s.tif")
+    write_photo(tmp_path / "out.tif", photo.pixels, like=photo, provenance=PROV)
+    assert np.abs(tifffile.imread(tmp_path / "out.tif").astype(int) - raw).max() <= 1
+    transform = ImageCms.buildTransform(ImageCms.ImageCmsProfile(io.BytesIO(icc)),
+                                        ImageCms.createProfile("sRGB"), "RGB", "RGB",
+                                        ImageCms.Intent.RELATIVE_COLORIMETRIC)
+    expected = np.asarray(ImageCms.applyTransform(Image.fromarray(np.rint(raw / 257.0).astype(np.uint8)),
+                                                  transform)).astype(float)
+    assert np.abs(photo.pixels * 255.0 - expected).max() <= 2
+
+
 def _tiff_icc(path):
     try:
         with tifffile.TiffFile(path) as tif:
