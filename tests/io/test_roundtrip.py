@@ -172,6 +172,31 @@ def test_16bit_with_a_sampled_tone_curve_profile_round_trips(tmp_path):
     assert np.abs(photo.pixels * 255.0 - expected).max() <= 2
 
 
+def test_16bit_with_float_tags_beside_colorants_is_read_as_littlecms_reads_it(tmp_path):
+    """A profile with colorants and curves may also hold float device-to-PCS tags (D2Bx), which littlecms
+    uses instead of them: its photo is not converted by the colorants' arithmetic."""
+    from helpers import ADOBE_LIKE, D50, _curve, _desc, _profile, _xyz
+
+    r, g, b = ADOBE_LIKE
+    matrix = np.array(ADOBE_LIKE).T  # linear RGB straight to XYZ, where the curves say gamma 2.2
+    element = (b"matf\0\0\0\0" + struct.pack(">HH", 3, 3) + struct.pack(">9f", *matrix.reshape(-1))
+               + struct.pack(">3f", 0.0, 0.0, 0.0))
+    mpet = b"mpet\0\0\0\0" + struct.pack(">HHIII", 3, 3, 1, 24, len(element)) + element
+    icc = _profile(b"RGB ", [(b"desc", _desc("Test float tags")), (b"wtpt", _xyz(D50)),
+                             (b"rXYZ", _xyz(r)), (b"gXYZ", _xyz(g)), (b"bXYZ", _xyz(b)),
+                             (b"rTRC", _curve(2.2)), (b"gTRC", _curve(2.2)), (b"bTRC", _curve(2.2)),
+                             (b"D2B1", mpet)])
+    raw = (16384 + _smooth(32, 48, 3, top=65535) // 2).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "f.tif", raw, photometric="rgb", iccprofile=icc)
+    photo = read_photo(tmp_path / "f.tif")
+    transform = ImageCms.buildTransform(ImageCms.ImageCmsProfile(io.BytesIO(icc)),
+                                        ImageCms.createProfile("sRGB"), "RGB", "RGB",
+                                        ImageCms.Intent.RELATIVE_COLORIMETRIC)
+    expected = np.asarray(ImageCms.applyTransform(Image.fromarray(np.rint(raw / 257.0).astype(np.uint8)),
+                                                  transform)).astype(float)
+    assert np.abs(photo.pixels * 255.0 - expected).max() <= 3
+
+
 def _tiff_icc(path):
     try:
         with tifffile.TiffFile(path) as tif:

@@ -184,7 +184,10 @@ def _apply_lut(values: np.ndarray, lut: np.ndarray) -> np.ndarray:
 # space, and sRGB's own, as littlecms builds sRGB), done here in float with an exact inverse.
 
 _MATRIX_TAGS = (b"rXYZ", b"gXYZ", b"bXYZ", b"rTRC", b"gTRC", b"bTRC")
-_LUT_TAGS = (b"A2B0", b"A2B1", b"A2B2", b"B2A0", b"B2A1", b"B2A2")  # with these, littlecms uses them
+# with any of these, littlecms may use them instead of the colorants and curves (the float D2Bx/B2Dx
+# tags even before the A2Bx/B2Ax ones): such a profile is left to the lookup table
+_LUT_TAGS = (b"A2B0", b"A2B1", b"A2B2", b"B2A0", b"B2A1", b"B2A2",
+             b"D2B0", b"D2B1", b"D2B2", b"D2B3", b"B2D0", b"B2D1", b"B2D2", b"B2D3")
 _CURVE_SAMPLES = 65536
 
 
