@@ -223,8 +223,9 @@ def test_block_fusion_all_clean_all_masked_and_chunking():
 
 
 def test_chunks_under_half_precision_autocast_are_budgeted_as_float32(monkeypatch):
-    """Under autocast the attention's softmax comes out in float32 whatever the logits' precision: chunks
-    sized for 2-byte elements held twice the memory meant on a GPU in bf16/fp16."""
+    """Under autocast on a GPU the attention's softmax comes out in float32 whatever the logits' precision:
+    chunks sized for 2-byte elements held twice the memory meant in bf16/fp16.  CPU autocast keeps the
+    softmax in bf16, so there the chunks stay sized for the features' precision."""
     import oldphoto.nets.mapping as mapping
 
     sizes = []
@@ -234,8 +235,13 @@ def test_chunks_under_half_precision_autocast_are_budgeted_as_float32(monkeypatc
     block = _tiny_scratch().float().eval().NL
     x = torch.randn(1, 8, 6, 9).bfloat16()  # the features a bf16 network hands on
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.softmax(x, dim=-1).dtype == torch.bfloat16  # (what the budget assumes on the CPU)
         block(x, _mask(1, 24, 36, 3).float())
-    assert sizes == [4]
+    assert sizes == [2]
+    # on a device other than the CPU (meta stands in for the GPU: no values, the same shapes)
+    block.to("meta", torch.bfloat16)
+    block(x.to("meta"), _mask(1, 24, 36, 3).to("meta", torch.bfloat16))
+    assert sizes == [2, 4]
 
 
 def test_gradients_flow_through_chunked_path_and_match_dense():

@@ -210,9 +210,10 @@ class PartialNonLocal(nn.Module):
         theta = self.theta(x).flatten(2).transpose(1, 2)            # b×N×C
         phi = self.phi(x).flatten(2)                                # b×C×N
         g = self.g(x).flatten(2).transpose(1, 2)                    # b×N×C
-        # under bf16/fp16 autocast the logits are half precision but their softmax is float32: budget the
-        # chunks as float32, or they would hold twice the memory meant
-        size = max(x.element_size(), 4)
+        # under bf16/fp16 autocast on a GPU the logits are half precision but their softmax is float32:
+        # budget the chunks as float32 there, or they would hold twice the memory meant (CPU autocast keeps
+        # the softmax in bf16: its chunks stay as large as the features' precision allows)
+        size = x.element_size() if x.device.type == "cpu" else max(x.element_size(), 4)
         rows = None if self.dense else attention_chunk_rows(h * w, b, size, self.chunk_bytes)
         y = partial_attention(theta, phi, g, m.flatten(1), rows, checkpoint=self.checkpoint)
         del theta, phi, g  # three b×C×N maps: free them before the ResnetBlocks run
