@@ -229,8 +229,8 @@ def _run_export(args: argparse.Namespace) -> int:
     import json
     import tempfile
 
-    from oldphoto.files import atomic_write_bytes
     from oldphoto.train.export import export_runs
+    from oldphoto.train.leg import import_leg
 
     metrics = None
     if args.metrics:
@@ -251,15 +251,8 @@ def _run_export(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             staged = export_runs(Path(args.runs), Path(tmp), stages=args.stages, metrics=metrics,
                                  notes={"*": args.note} if args.note else None, half=args.half)
-            clash = [role for role in staged if (dest / f"{role}.safetensors").exists()]
-            if clash and not args.replace:
-                raise FileExistsError(f"{dest} already holds {', '.join(clash)}: pass --replace to "
-                                      "overwrite (nothing was written)")
-            written = {}
-            for role in staged:
-                for name in (f"{role}.safetensors", f"{role}.json"):  # the network and its card
-                    atomic_write_bytes(dest / name, (Path(tmp) / name).read_bytes())
-                written[role] = dest / f"{role}.safetensors"
+            import_leg(tmp, dest, replace=args.replace)  # (a weights folder into another, as a leg's)
+            written = {role: dest / f"{role}.safetensors" for role in staged}
     except (FileNotFoundError, FileExistsError, ValueError, RuntimeError) as exc:
         print(f"oldphoto train export: {exc}", file=sys.stderr)
         return 1
