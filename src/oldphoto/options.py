@@ -201,8 +201,8 @@ class RestoreOptions:
                        help="undo fading: contrast = the photo's darkest and lightest tones become black and "
                             "white, the same stretch for every channel (colours and tone kept); colour = "
                             "each channel stretched on its own, which also removes the cast of unevenly "
-                            "faded dyes (and of a sunset: gray and toned photos are stretched as by "
-                            "contrast). Off by default: a dim or hazy scene looks faded too")
+                            "faded dyes (and of a sunset; gray and toned photos kept in their tone are "
+                            "stretched as by contrast). Off by default: a dim or hazy scene looks faded too")
         g.add_argument("--compat", choices=("none", "official"), default=d.compat,
                        help="official = reproduce the official stage-1 output exactly (sizes rounded to "
                             "×4/×16, min–max stretched); see docs/restore.md")

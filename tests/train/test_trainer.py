@@ -91,6 +91,12 @@ def test_a_resumed_run_does_not_log_the_steps_after_its_checkpoint_twice(tmp_pat
     train("vae_b", cfg, tmp_path / "k", steps=4, resume=True, quiet=True)
     steps = [json.loads(line)["step"] for line in (tmp_path / "k" / "log.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4]
+    # killed between the checkpoint's last line and its newline: the resumed run's first line goes below it
+    train("vae_b", cfg, tmp_path / "n", steps=2, quiet=True)
+    log = tmp_path / "n" / "log.jsonl"
+    log.write_text(log.read_text().rstrip("\n"))
+    train("vae_b", cfg, tmp_path / "n", steps=3, resume=True, quiet=True)
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [1, 2, 3]
 
 
 def test_config_errors(tmp_path):

@@ -9,7 +9,8 @@ sees that a photo is faded asks for this, as for the auto-levels of a photo edit
   same stretch, so colours keep their balance and a toned print its tone.
 * ``colour``: each channel takes its own black and white points, which also takes a faded dye's cast away
   (and the colour of a scene lit by a sunset, or of a green wall filling the frame).  A gray or toned
-  photo is stretched as by ``contrast``: its colour is its tone.
+  photo kept in its tone (``--keep-tone``, the default) is stretched as by ``contrast``: its colour is
+  its tone.
 
 The darkest and lightest tones are the ``PERCENTILE``-th percentiles from either end, read on the photo
 shrunk (by area) to a ``WORK_SIDE`` px short side, so that grain and single specks do not count, and

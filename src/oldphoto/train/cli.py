@@ -231,6 +231,7 @@ def _run_export(args: argparse.Namespace) -> int:
 
     from oldphoto.train.export import export_runs
     from oldphoto.train.leg import import_leg
+    from oldphoto.weights.store import WeightsError
 
     metrics = None
     if args.metrics:
@@ -253,7 +254,7 @@ def _run_export(args: argparse.Namespace) -> int:
                                  notes={"*": args.note} if args.note else None, half=args.half)
             import_leg(tmp, dest, replace=args.replace)  # (a weights folder into another, as a leg's)
             written = {role: dest / f"{role}.safetensors" for role in staged}
-    except (FileNotFoundError, FileExistsError, ValueError, RuntimeError) as exc:
+    except (FileNotFoundError, FileExistsError, ValueError, RuntimeError, WeightsError) as exc:
         print(f"oldphoto train export: {exc}", file=sys.stderr)
         return 1
     for role, path in written.items():

@@ -179,7 +179,9 @@ class Logger:
                 return True  # a line cut short by the kill (the next one would be written onto it)
 
         kept = [line for line in lines if not logged_after(line)]
-        if len(kept) < len(lines):
+        if kept and not kept[-1].endswith("\n"):  # (killed between a line and its end: the next goes on)
+            kept[-1] += "\n"
+        if kept != lines:
             atomic_write_text(path, "".join(kept))
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
