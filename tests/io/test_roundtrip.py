@@ -164,11 +164,7 @@ def test_16bit_with_a_sampled_tone_curve_profile_round_trips(tmp_path):
     photo = read_photo(tmp_path / "s.tif")
     write_photo(tmp_path / "out.tif", photo.pixels, like=photo, provenance=PROV)
     assert np.abs(tifffile.imread(tmp_path / "out.tif").astype(int) - raw).max() <= 1
-    transform = ImageCms.buildTransform(ImageCms.ImageCmsProfile(io.BytesIO(icc)),
-                                        ImageCms.createProfile("sRGB"), "RGB", "RGB",
-                                        ImageCms.Intent.RELATIVE_COLORIMETRIC)
-    expected = np.asarray(ImageCms.applyTransform(Image.fromarray(np.rint(raw / 257.0).astype(np.uint8)),
-                                                  transform)).astype(float)
+    expected = _littlecms_srgb8(raw, icc)
     assert np.abs(photo.pixels * 255.0 - expected).max() <= 2
 
 
@@ -189,11 +185,7 @@ def test_16bit_with_float_tags_beside_colorants_is_read_as_littlecms_reads_it(tm
     raw = (16384 + _smooth(32, 48, 3, top=65535) // 2).astype(np.uint16)
     tifffile.imwrite(tmp_path / "f.tif", raw, photometric="rgb", iccprofile=icc)
     photo = read_photo(tmp_path / "f.tif")
-    transform = ImageCms.buildTransform(ImageCms.ImageCmsProfile(io.BytesIO(icc)),
-                                        ImageCms.createProfile("sRGB"), "RGB", "RGB",
-                                        ImageCms.Intent.RELATIVE_COLORIMETRIC)
-    expected = np.asarray(ImageCms.applyTransform(Image.fromarray(np.rint(raw / 257.0).astype(np.uint8)),
-                                                  transform)).astype(float)
+    expected = _littlecms_srgb8(raw, icc)
     assert np.abs(photo.pixels * 255.0 - expected).max() <= 3
 
 
@@ -204,6 +196,15 @@ def _tiff_icc(path):
             return bytes(tag.value) if tag else None
     except tifffile.TiffFileError:
         return None
+
+
+def _littlecms_srgb8(raw16: np.ndarray, icc: bytes) -> np.ndarray:
+    """What littlecms makes of 16-bit RGB ``raw16`` in profile ``icc``, as 8-bit sRGB (float)."""
+    transform = ImageCms.buildTransform(ImageCms.ImageCmsProfile(io.BytesIO(icc)),
+                                        ImageCms.createProfile("sRGB"), "RGB", "RGB",
+                                        ImageCms.Intent.RELATIVE_COLORIMETRIC)
+    raw8 = Image.fromarray(np.rint(raw16 / 257.0).astype(np.uint8))
+    return np.asarray(ImageCms.applyTransform(raw8, transform)).astype(float)
 
 
 def test_16bit_with_profile_keeps_precision(tmp_path):
@@ -223,11 +224,7 @@ def test_16bit_with_profile_keeps_precision(tmp_path):
     # back as it was (through littlecms's 8-bit samples it was up to 671 levels of 65535 off)
     assert np.abs(back.astype(int) - raw).max() <= 1
     # and the colours are littlecms's (within its 8-bit rounding)
-    transform = ImageCms.buildTransform(ImageCms.ImageCmsProfile(io.BytesIO(icc)),
-                                        ImageCms.createProfile("sRGB"), "RGB", "RGB",
-                                        ImageCms.Intent.RELATIVE_COLORIMETRIC)
-    raw8 = np.rint(raw / 257.0).astype(np.uint8)
-    expected = np.asarray(ImageCms.applyTransform(Image.fromarray(raw8), transform)).astype(float)
+    expected = _littlecms_srgb8(raw, icc)
     assert np.abs(photo.pixels * 255.0 - expected).max() <= 2  # (the 8-bit input rounded, too)
 
 
