@@ -324,6 +324,26 @@ def test_an_idle_discriminator_brings_no_scheduler_warning(tmp_path, real_old_di
     assert not [w for w in caught if "lr_scheduler" in str(w.message)]
 
 
+def test_weights_exported_in_half_precision_keep_their_fingerprint():
+    """A mapping trained on VAEs loaded from a --half export was said to be trained on another VAE than
+    the float32 one exported beside it: fingerprints hashed float32 values."""
+    import copy
+
+    from oldphoto.nets.vae import VAE
+    from oldphoto.train.checkpoints import fingerprint
+
+    torch.manual_seed(0)
+    net = VAE(width=8, n_res_encoder=1, n_res_decoder=1)
+    half = copy.deepcopy(net)
+    other = copy.deepcopy(net)
+    with torch.no_grad():
+        for value in half.state_dict().values():
+            if value.is_floating_point():
+                value.copy_(value.half().float())  # as saved with --half and loaded back
+        next(iter(other.parameters())).add_(0.01)
+    assert fingerprint(half) == fingerprint(net) != fingerprint(other)
+
+
 def test_export_says_when_a_mapping_was_trained_on_another_vae(tmp_path, real_old_dir):
     """Training VAE_A on after its mapping (or a mapping trained with --set vae_a=elsewhere) exported the
     pair without a word, and restore then ran the mapping on latents it never saw."""

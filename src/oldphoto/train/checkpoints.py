@@ -57,13 +57,14 @@ def load_trained(source: str | Path, role: str, arch: str, net_key: str = "G") -
 
 
 def fingerprint(net: nn.Module) -> str:
-    """A short hash of a network's tensors (names, shapes and float32 values): whether two networks are
-    the same weights, wherever they were loaded from."""
+    """A short hash of a network's tensors (names, shapes and values): whether two networks are the same
+    weights, wherever they were loaded from.  The values are hashed at float16 precision, so that weights
+    exported with ``--half`` (float16 files, loaded back in float32) read as the weights they came from."""
     import hashlib
 
     h = hashlib.sha256()
     for name, value in sorted(net.state_dict().items()):
-        t = value.detach().to("cpu", torch.float32).contiguous()
+        t = value.detach().to("cpu", torch.float16).contiguous()
         h.update(f"{name}{tuple(t.shape)}".encode())
         h.update(t.numpy().tobytes())
     return h.hexdigest()[:16]
