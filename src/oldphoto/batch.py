@@ -142,6 +142,10 @@ class BatchConfig:
     memory_limit: int | None = None      # bytes a photo may need; None = what is available then
     estimate_options: dict[str, Any] | None = None  # restore options the memory estimate assumes
 
+    def restore_options(self) -> dict[str, Any]:
+        """The restore options the photos get: those the memory estimate assumes, else the recorded ones."""
+        return self.estimate_options if self.estimate_options is not None else self.options
+
 
 # how every report BatchReport.write makes begins (json.dumps with indent=2)
 _REPORT_START = re.compile(rb'\A\{\s*"software": "oldphoto ')
@@ -714,7 +718,7 @@ def open_photo(job: Job, config: BatchConfig, *, reserved: Collection[str] = fro
         mask = None
         # --scratches off ignores user masks and detects nothing: no mask is looked for, and none is said
         # to be missing with "defects detected automatically"
-        scratches = (config.estimate_options or config.options or {}).get("scratches")
+        scratches = config.restore_options().get("scratches")
         if config.mask_dir is not None and scratches != "off":
             mask_path = find_mask(config.mask_dir, job)
             if mask_path is None:
@@ -832,8 +836,7 @@ def run_batch(jobs: list[Job], restore: RestoreFn, config: BatchConfig, *,
         plan_outputs(jobs, config.outdir, config.format)
     reserved = {str(job.output).lower(): job.input for job in jobs}  # (with whose output each is)
     inputs = frozenset(job.input.resolve() for job in jobs)
-    options = config.estimate_options if config.estimate_options is not None else config.options
-    guard = footprint.Guard(options=options, limit=config.memory_limit,
+    guard = footprint.Guard(options=config.restore_options(), limit=config.memory_limit,
                             on_long=progress.log if progress is not None else None)
     entries = list(pre_entries)
     if progress is not None:
