@@ -78,7 +78,9 @@ def test_logs_and_samples_written(tmp_path):
     lines = (tmp_path / "l" / "log.jsonl").read_text().splitlines()
     assert "loss/l1" in json.loads(lines[-1])
     assert list((tmp_path / "l" / "samples").glob("step_*.png"))
-    assert json.loads((tmp_path / "l" / "config.json").read_text())["stage"] == "vae_b"
+    config = json.loads((tmp_path / "l" / "config.json").read_text())
+    # the photos actually used, known once they are read (config.json was written before and lacked them)
+    assert config["stage"] == "vae_b" and config["photo_source_used"].startswith("skimage")
 
 
 def test_a_resumed_run_does_not_log_the_steps_after_its_checkpoint_twice(tmp_path):

@@ -320,8 +320,11 @@ def train(stage_name: str, config: dict[str, Any], out_dir: str | Path, *, resum
         _init_from(stage, Path(str(cfg["init_from"])), info.is_main and not quiet)
     stage.wrap_distributed()
 
-    if info.is_main:
+    def write_config() -> None:  # (again with each checkpoint: the sources used are known once read)
         atomic_write_text(out_dir / "config.json", json.dumps({"stage": stage_name, **cfg}, indent=2))
+
+    if info.is_main:
+        write_config()
     logger = Logger(out_dir, info.is_main, resumed_at=start if ckpt is not None else None)
     # installed before the DataLoader workers fork, so that a Ctrl-C sent to them too does not kill them
     interrupt = _stop_after_step(info.world_size == 1, stage_name)
@@ -347,6 +350,7 @@ def train(stage_name: str, config: dict[str, Any], out_dir: str | Path, *, resum
                         "python": random.getstate(), "data": data_rng.bit_generator.state},
             }
             save_checkpoint(ckpt_path, state)
+            write_config()
         distributed.barrier(info)
 
     losses: dict[str, float] = {}
