@@ -70,8 +70,10 @@ def export_runs(runs: Path, dest: Path, stages: list[str] | None = None,
     if unknown:
         raise ValueError(f"unknown stage {', '.join(unknown)} (stages: {', '.join(STAGES)})")
     run_dirs = {s: runs / s for s in STAGES}
+    loaded: dict[Path, dict[str, Any]] = {}  # a checkpoint read to find its stage is not read again
     if (runs / "checkpoint.pt").is_file():  # one run's own folder (e.g. the face legs' runs/face256)
-        stage = load_checkpoint(runs / "checkpoint.pt").get("stage")
+        loaded[runs / "checkpoint.pt"] = load_checkpoint(runs / "checkpoint.pt")
+        stage = loaded[runs / "checkpoint.pt"].get("stage")
         if stage not in STAGES:
             raise ValueError(f"{runs / 'checkpoint.pt'} holds no known stage ({stage!r})")
         if stages and stage not in stages:
@@ -85,10 +87,10 @@ def export_runs(runs: Path, dest: Path, stages: list[str] | None = None,
     exported_vaes: dict[str, tuple[str, str]] = {}  # vae_a / vae_b -> (fingerprint, run and step)
     trained_on: dict[str, dict[str, str]] = {}  # mapping stage -> the VAEs it was trained on
     for stage in names:
-        ckpt = run_dirs.get(stage, runs / stage) / "checkpoint.pt"
+        ckpt = run_dirs[stage] / "checkpoint.pt"
         if not ckpt.is_file():
             raise FileNotFoundError(f"{ckpt}: missing")
-        state = load_checkpoint(ckpt)
+        state = loaded.pop(ckpt) if ckpt in loaded else load_checkpoint(ckpt)
         if state.get("stage") != stage:
             raise ValueError(f"{ckpt} holds stage {state.get('stage')!r}, expected {stage!r}")
         check_stored(stage, state.get("config"), str(ckpt))  # a ConfigError (a ValueError) names the key
