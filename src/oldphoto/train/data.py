@@ -143,12 +143,12 @@ def load_pool(source: str | Path, max_side: int = 768, min_side: int = 64) -> li
                 images.append(_load_rgb(path, max_side))
                 names.append(str(path))
             except DataError as exc:
-                _warn(f"skipped {exc}")
+                warn(f"skipped {exc}")
     small = [i for i, im in enumerate(images) if min(im.shape[:2]) < min_side]
     if small:
         which = (": " + ", ".join(names[i] for i in small[:5]) + (", …" if len(small) > 5 else "")
                  if names else "")
-        _warn(f"{source}: {len(small)} photo(s) smaller than {min_side} px (the crop) on their short side "
+        warn(f"{source}: {len(small)} photo(s) smaller than {min_side} px (the crop) on their short side "
               f"left out{which}")
     images = [im for im in images if min(im.shape[:2]) >= min_side]
     if not images:
@@ -156,7 +156,8 @@ def load_pool(source: str | Path, max_side: int = 768, min_side: int = 64) -> li
     return images
 
 
-def _warn(text: str) -> None:
+def warn(text: str) -> None:
+    """A warning line on stderr (training's data and export say what they left out or what does not fit)."""
     print(f"warning: {text}", file=sys.stderr, flush=True)
 
 
@@ -171,7 +172,7 @@ def resolve_pool(sources: list[str] | str, max_side: int, min_side: int) -> tupl
         except DataError as exc:
             errors.append(str(exc))
             if i + 1 < len(sources):  # falling back (e.g. to scikit-image's photos) says why
-                _warn(f"{exc}; trying {sources[i + 1]}")
+                warn(f"{exc}; trying {sources[i + 1]}")
     raise DataError("no photo source worked: " + "; ".join(errors))
 
 

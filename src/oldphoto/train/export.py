@@ -56,6 +56,7 @@ def export_runs(runs: Path, dest: Path, stages: list[str] | None = None,
                 metrics: dict[str, Any] | None = None, notes: dict[str, str] | None = None,
                 half: bool = False, warn=None) -> dict[str, Path]:
     """``warn``: told what does not fit (default: a line on stderr)."""
+    from oldphoto.train import data
     from oldphoto.train.checkpoints import fingerprint, load_checkpoint
     from oldphoto.train.networks import build_net
     from oldphoto.train.schema import check_stored
@@ -63,7 +64,7 @@ def export_runs(runs: Path, dest: Path, stages: list[str] | None = None,
     from oldphoto.weights import save_model
     from oldphoto.weights.store import sha256_file
 
-    warn = warn or _stderr_warning
+    warn = warn or data.warn
     if not runs.is_dir():
         raise FileNotFoundError(f"{runs}: no such runs folder")
     unknown = [s for s in stages or [] if s not in STAGES]
@@ -132,9 +133,3 @@ def export_runs(runs: Path, dest: Path, stages: list[str] | None = None,
                      f"they do not fit together; train {stage} again on it, or export the {vae.upper()} "
                      "it was trained on")
     return written
-
-
-def _stderr_warning(text: str) -> None:
-    import sys
-
-    print(f"warning: {text}", file=sys.stderr, flush=True)
