@@ -39,6 +39,16 @@ def software_name() -> str:
     return f"oldphoto {__version__}"
 
 
+TRANSPOSING = (5, 6, 7, 8)  # the EXIF orientations that turn the stored image a quarter to display it
+
+
+def displayed_dpi(dpi: tuple[float, float] | None, orientation: int) -> tuple[float, float] | None:
+    """A stored resolution (x, y) as the displayed photo has it: swapped by a quarter turn."""
+    if dpi and len(dpi) == 2 and orientation in TRANSPOSING:
+        return dpi[1], dpi[0]
+    return dpi
+
+
 def apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
     """Turn stored pixels (``H×W`` or ``H×W×C``) into displayed pixels for EXIF orientation 1-8."""
     ops = {

@@ -379,8 +379,7 @@ def _read_open_image(p: Path, image: Image.Image, head: bytes, max_pixels: int |
         dpi = None  # Pillow's 72 for a JPEG with EXIF but no resolution anywhere: not the photo's
     if not dpi:  # a WebP's resolution is in its EXIF only, which Pillow does not read as info["dpi"]
         dpi = _metadata.exif_dpi(exif)
-    if dpi and len(dpi) == 2 and orientation in (5, 6, 7, 8):  # stored across: displayed, it is turned
-        dpi = (dpi[1], dpi[0])
+    dpi = _metadata.displayed_dpi(dpi, orientation)
     return Photo(
         path=p, format=image.format or family.upper(), family=family, pixels=np.ascontiguousarray(pixels),
         space=space, bit_depth=bit_depth, mode=mode, alpha=alpha, associated_alpha=assoc, icc_profile=icc,
@@ -444,9 +443,8 @@ def _read_tiff_only(p: Path, max_pixels: int | None, guard: Guard | None) -> Pho
         alpha = None if alpha is None else _metadata.apply_orientation(alpha, orientation)
     pixels, icc = _to_pixels(data, bits, icc, t.space, notes)
     del data
-    dpi = t.dpi if t.dpi is None or orientation not in (5, 6, 7, 8) else (t.dpi[1], t.dpi[0])
     return Photo(path=p, format="TIFF", family="tiff", pixels=np.ascontiguousarray(pixels), space=t.space,
-                 dpi=dpi,
+                 dpi=_metadata.displayed_dpi(t.dpi, orientation),
                  bit_depth=bits, mode=f"tiff {t.space} {bits}-bit", alpha=alpha,
                  associated_alpha=t.associated_alpha, icc_profile=icc, exif=exif, orientation=orientation,
                  pages=t.pages, warnings=notes, unkept=t.unkept)
@@ -699,7 +697,7 @@ def write_photo(path: str | os.PathLike, pixels: np.ndarray, like: Photo | None 
     exif = None
     if not strip_metadata:
         exif = _metadata.output_exif(like.exif if like else None, rgb.shape[1], rgb.shape[0], prov, enlarged,
-                                     transposed=bool(like) and like.orientation in (5, 6, 7, 8))
+                                     transposed=bool(like) and like.orientation in _metadata.TRANSPOSING)
     dpi = like.dpi if like is not None else None  # (kept when stripping: the print's size, nobody's data)
     if dpi is not None and enlarged != 1:
         dpi = (dpi[0] * enlarged, dpi[1] * enlarged)
