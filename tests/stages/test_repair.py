@@ -131,6 +131,19 @@ def test_a_holes_smooth_fill_takes_the_grain_around_it_and_a_thin_scratch_none()
     assert float(_fine_detail(out)[66:114, 156:214].std()) < 1.1 * around
 
 
+def test_grain_on_a_fill_beside_white_stays_within_the_photos_range():
+    photo = np.clip(_grainy((120, 160), 0.04) + 0.53, 0.0, 1.0)  # paper white with grain, clipped
+    hole = np.zeros((120, 160), bool)
+    hole[30:90, 40:120] = True
+
+    def white(windows, masks):  # the networks fill with white
+        return [np.where(m[..., None], np.float32(1.0), w) for w, m in zip(windows, masks, strict=True)]
+
+    out = repair(photo, photo, hole, white)
+    assert float(_fine_detail(out)[40:80, 50:110].std()) > 0.01  # grain was drawn
+    assert out.min() >= 0.0 and out.max() <= 1.0
+
+
 def test_a_holes_grain_is_drawn_not_copied_from_the_structure_beside_it():
     # a hole in a grainy sky beside fur (strong vertical stripes): copying a nearby stretch brought the
     # stripes in; drawn grain has none, and no stronger grain than the sky's

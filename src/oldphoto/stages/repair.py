@@ -440,7 +440,8 @@ def _grain_part(out: np.ndarray, base: np.ndarray, grown: np.ndarray, weight: np
         local = rms[py, px] * (spread / max(float(np.median(rms[ring])), 1e-12))  # (on the robust level)
         lacking = np.sqrt(np.maximum(local ** 2 - robust_sigma(have[py, px][filled]) ** 2, 0.0))
         grain += lacking / max(robust_sigma(noise), 1e-12) * noise[py, px]
-    out[py, px] += (weight[py, px] * grain)[:, None]
+    # (grain on a fill next to white or black would leave the photo's range)
+    out[py, px] = np.clip(out[py, px] + (weight[py, px] * grain)[:, None], 0.0, 1.0)
 
 
 def _wide_blur(a: np.ndarray, sigma: float) -> np.ndarray:
