@@ -557,6 +557,27 @@ def test_large_photos_are_scanned_for_defects_at_a_512_short_side(models_no_face
     assert min(min(s) for s in spy.sizes) in range(small, small + 16)
 
 
+def test_a_large_photos_defects_are_judged_at_the_size_the_detector_saw(models_no_faces, monkeypatch):
+    """The shape rules measure in pixels (widths, the sides of an outline, the fringe): a photo scanned
+    for defects scaled down is judged at that size, and its mask given back at the photo's."""
+    import oldphoto.pipeline as pipeline
+
+    seen = []
+
+    def spy(prob, gray, threshold, colour=None):
+        seen.append((prob.shape, gray.shape))
+        return find(prob, gray, threshold, colour)
+
+    find = pipeline.find_defects
+    monkeypatch.setattr(pipeline, "find_defects", spy)
+    r = restorer({**models_no_faces, "detector": StripeDetector()}, max_memory="8G")
+    img = smooth_image(600, 900, seed=3)
+    img[300:306, 100:800] = 0.0  # a dark scratch
+    mask = r.detect(img).mask
+    assert seen == [((512, 768), (512, 768))]
+    assert mask.shape == (600, 900) and mask[300:306, 120:780].all() and not mask[:280].any()
+
+
 def test_colour_rules_see_colour_only_in_colour_photos(models_no_faces, monkeypatch):
     """In a gray or toned photo colour follows luma, so the detector's colour rules get no colour."""
     import oldphoto.pipeline as pipeline

@@ -11,7 +11,7 @@ from tiny_nets import tiny_models
 from oldphoto.pipeline import Restorer
 from oldphoto.stages.colour import photo_colour
 from oldphoto.stages.defects import dilate
-from oldphoto.stages.repair import GROW
+from oldphoto.stages.repair import reach
 from oldphoto.stages.tone import fit_tone, luma
 
 PORTRAITS = {"porter_autochrome", "portrait_boy_glasses", "scratched_boy_portrait",
@@ -70,8 +70,9 @@ def test_every_real_old_photo(real_old_dir, restorer):
         assert {"defects", "restore", "faces"} <= set(result.timings) <= {"defects", "restore", "repair",
                                                                           "faces"}
         assert result.mask is None or result.mask.shape == img.shape[:2]
-        # stage 1 passes the photo through: no shift, crop or padding leak (defects are whitened)
-        keep = np.ones(img.shape[:2], bool) if result.mask is None else ~dilate(result.mask, GROW)
+        # stage 1 passes the photo through: no shift, crop or padding leak (defects are whitened, and their
+        # repair is feathered out to its reach)
+        keep = np.ones(img.shape[:2], bool) if result.mask is None else ~dilate(result.mask, reach())
         tone = fit_tone(img)
         # gray photos are made exactly gray; toned ones move their chroma towards their tone
         expected = img if tone is None else tone.apply(luma(img)) if tone.gray else photo_colour(img, img,

@@ -72,8 +72,9 @@ class DefectStage:
     overlap: int = 64
     short_side: int | None = None
 
-    def probabilities(self, image: np.ndarray) -> np.ndarray:
-        """Defect probability ``H×W`` float32 in [0,1] at the photo's resolution."""
+    def probabilities(self, image: np.ndarray, photo_size: bool = True) -> np.ndarray:
+        """Defect probability float32 in [0,1], ``H×W`` at the photo's resolution; with ``photo_size``
+        False, at the smaller size the detector ran at when it ran on the photo scaled down."""
         h, w = image.shape[:2]
         gray = image_to_tensor(luma(image))
         if self.short_side and min(h, w) != self.short_side:
@@ -84,7 +85,8 @@ class DefectStage:
         plan = plan_tiles(padded.shape[-2], padded.shape[-1], self.tile, self.overlap, DETECTOR_MULTIPLE)
         logits = crop_to(run_tiled(self.detector, [padded], plan, out_channels=1), size)
         prob = torch.sigmoid(logits)
-        if prob.shape[-2:] != (h, w):
+        shrunk = prob.shape[-2] < h
+        if prob.shape[-2:] != (h, w) and (photo_size or not shrunk):
             prob = F.interpolate(prob, size=(h, w), mode="bilinear", align_corners=False)
         return prob[0, 0].numpy().astype(np.float32)
 
@@ -111,6 +113,12 @@ def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     k = 2 * radius + 1
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     return cv2.dilate(mask.astype(np.uint8), kernel) > 0
+
+
+def enlarge_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A mask found on the photo scaled down, at the photo's ``shape`` (bilinear, cut halfway)."""
+    grown = cv2.resize(mask.astype(np.float32), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    return grown >= 0.5
 
 
 def dilate_official(mask: np.ndarray) -> np.ndarray:
