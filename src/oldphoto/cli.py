@@ -45,12 +45,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    return int(args.func(args) or 0)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        # Ctrl-C where no subcommand handles it (while numpy and torch load, while a batch lists its
+        # inputs): one line and the usual status, not a traceback
+        print("oldphoto: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
