@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 from PIL import Image
 
 from oldphoto import batch, cli
@@ -22,3 +25,25 @@ def test_ctrl_c_before_the_batch_starts_is_one_line_and_exit_130(tmp_path, monke
     assert code == 130
     assert err == "oldphoto: interrupted\n"
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("unbuffered", ["1", ""])
+def test_a_closed_pipe_ends_quietly_with_141(tmp_path, unbuffered):
+    # `oldphoto weights list | head -1`: the listing went on into a closed pipe and ended in a
+    # BrokenPipeError traceback on the terminal (at once unbuffered, else when the output was flushed)
+    import os
+    import subprocess
+    import sys
+
+    src = Path(__file__).resolve().parents[1] / "src"
+    env = {**os.environ, "PYTHONUNBUFFERED": unbuffered, "OLDPHOTO_WEIGHTS": str(tmp_path / "weights"),
+           "PYTHONPATH": os.pathsep.join(p for p in (str(src), os.environ.get("PYTHONPATH")) if p)}
+    read, write = os.pipe()
+    os.close(read)  # nobody reads: the first write, or the flush at exit, finds the pipe closed
+    try:
+        proc = subprocess.run([sys.executable, "-m", "oldphoto", "weights", "list"], stdout=write,
+                              stderr=subprocess.PIPE, text=True, env=env, timeout=120)
+    finally:
+        os.close(write)
+    assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr
+    assert proc.returncode == 141, proc.stderr

@@ -9,10 +9,14 @@ inside their functions so that ``oldphoto --help`` stays fast and ``restore`` ne
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 
 from oldphoto import __version__
+
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a program a closed pipe stopped
 
 # subcommand -> module with register(subparsers)
 SUBCOMMANDS = {
@@ -51,12 +55,21 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 2
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # (a closed pipe shows here when the output fitted in the buffer)
+        return code
     except KeyboardInterrupt:
         # Ctrl-C where no subcommand handles it (while numpy and torch load, while a batch lists its
         # inputs): one line and the usual status, not a traceback
         print("oldphoto: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`oldphoto weights list | head -1`): stop quietly with the status of a
+        # program a closed pipe stops, 128 + SIGPIPE; what is left to flush goes nowhere, not into a
+        # traceback at exit
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":
