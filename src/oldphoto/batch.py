@@ -23,6 +23,7 @@ import fnmatch
 import gc
 import glob
 import json
+import logging
 import re
 import signal
 import sys
@@ -487,6 +488,21 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class _LogToProgress(logging.Handler):
+    """The pipeline's notices (``logging`` warnings: face enhancement off, weights folders mixed) said
+    through ``Progress.log``: on a line of their own above the bar, not written into the bar's line."""
+
+    def __init__(self, say: Callable[[str], None]):
+        super().__init__()
+        self.say = say
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.say(self.format(record))
+        except Exception:
+            self.handleError(record)
 
 
 # scratch-like strokes adding up to this many short sides, left alone by --scratches auto, are worth a note
@@ -1127,6 +1143,8 @@ def main(args, restore: RestoreFn | None = None, stream=None) -> int:
         progress.log(f"note: {note}")
     writer = _ReportWriter(args.report, progress.log) if args.report is not None else None
     stop = StopFlag()
+    notices = _LogToProgress(progress.log)
+    logging.getLogger("oldphoto").addHandler(notices)
     try:
         with outputs.FolderLock(config.outdir) as lock:
             _clean_leftovers(config.outdir, lock.held, args.report, folder.input_folders, progress.log)
@@ -1145,6 +1163,7 @@ def main(args, restore: RestoreFn | None = None, stream=None) -> int:
                 if removed:
                     progress.log(f"removed {len(removed)} temporary file(s) of writes lost with their worker")
     finally:
+        logging.getLogger("oldphoto").removeHandler(notices)
         progress.close()
     code = report.exit_code
     if writer is not None:

@@ -405,6 +405,31 @@ def test_progress_plain_lines_and_tty_bar(tmp_path):
     assert "photo" in tty.getvalue() and "[1/1]" not in tty.getvalue()
 
 
+def test_pipeline_notices_go_above_the_bar_not_into_it(tmp_path):
+    # "face enhancement is off: ..." (a logging warning of the pipeline, on every run with the bundled
+    # weights) went straight to the terminal, after the bar's "0/1 [00:00<?, ?photo/s]" on its line
+    import logging
+
+    src = tmp_path / "in"
+    _img(src / "a.png")
+    notice = "face enhancement is off: no face weights are installed"
+
+    def restore(pixels, mask):
+        logging.getLogger("oldphoto.pipeline").warning(notice)
+        return Inverter()(pixels, mask)
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    for stream in (Tty(), io.StringIO()):
+        args = _parser().parse_args(["restore", str(src), "-o", str(tmp_path / f"o{id(stream)}")])
+        assert batch.main(args, restore=restore, stream=stream) == 0
+        line = next(line for line in stream.getvalue().split("\n") if notice in line)
+        assert line.rsplit("\r", 1)[-1] == notice, repr(stream.getvalue())
+    assert not logging.getLogger("oldphoto").handlers  # (only while the batch runs)
+
+
 def test_strip_metadata_and_quality(tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     exif = Image.Exif()
