@@ -807,7 +807,9 @@ def write_restored(work: Restored, config: BatchConfig, *, reserved: Collection[
                     with _disk_full_names(target):
                         write_mask(target, work.repaired, opened.photo.size,
                                    provenance=None if config.strip_metadata else record)
-                except DiskFull:  # the photo fails whole: a rerun makes it again, with its mask
+                except (DiskFull, KeyboardInterrupt):
+                    # the photo fails (or, aborted, is not processed) whole: a rerun makes it again, with
+                    # its mask, rather than skip it as restored without one
                     with contextlib.suppress(OSError):
                         opened.output.unlink()
                     raise

@@ -195,6 +195,29 @@ def test_real_sigint_stops_after_current_photo(tmp_path):
     assert "stopping after the current photo" in log
 
 
+def test_an_abort_while_the_mask_is_written_leaves_the_photo_to_redo(tmp_path, monkeypatch):
+    # with --save-mask, a second Ctrl-C (or SIGTERM) while the mask was written kept the restored photo
+    # without its mask, reported "not processed, no output written"; the rerun then skipped it as
+    # "already restored from this source, without its mask", so it never got one without --overwrite
+    src, out = tmp_path / "in", tmp_path / "out"
+    _img(src / "a.png")
+    write_mask = batch.write_mask
+
+    def aborted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch, "write_mask", aborted)
+    jobs, _ = batch.collect_inputs([str(src)])
+    report = batch.run_batch(jobs, Inverter(), batch.BatchConfig(outdir=out, save_mask=True))
+    assert [e.status for e in report.entries] == ["not processed"] and report.exit_code == 130
+    assert list(out.iterdir()) == []  # nothing of the photo: neither half-written nor without its mask
+    monkeypatch.setattr(batch, "write_mask", write_mask)
+    restorer = Inverter()
+    code, log = _run([str(src), "-o", str(out), "--save-mask"], restorer)
+    assert code == 0 and len(restorer.calls) == 1, log  # redone, with its mask
+    assert sorted(p.name for p in out.iterdir()) == ["a.mask.png", "a.png"]
+
+
 def test_collisions_never_overwrite(tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     _img(src / "a.jpg", value=(200, 0, 0))
