@@ -1020,7 +1020,11 @@ def register(subparsers) -> None:
         "restore", help="restore photos (files, folders, globs)",
         description="Restore old photos. Outputs keep the input's size, orientation, colour profile, "
                     "bit depth and metadata, plus a provenance tag. Photos already restored from the same "
-                    "source are skipped, so a rerun resumes an interrupted batch.")
+                    "source are skipped, so a rerun resumes an interrupted batch.",
+        epilog="Exit status: 0 when every input was restored or skipped on purpose; 1 when any failed (a "
+               "missing path, a folder without photos, an unreadable photo); 2 for bad options, or an "
+               "output folder or report refused before any photo; 130 when interrupted (Ctrl-C); 143 after "
+               "SIGTERM; 141 when the reader of its log went away. Details: docs/files-and-batches.md.")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
     parser.add_argument("-o", "--output", dest="outdir", required=True, metavar="OUTDIR",
                         help="output folder (relative paths of folder and glob inputs are kept)")

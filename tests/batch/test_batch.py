@@ -476,6 +476,18 @@ def test_cli_wiring_with_real_pipeline(tmp_path):
     assert RestoreOptions.from_args(args) is not None
 
 
+def test_restore_help_gives_the_exit_codes(capsys):
+    # they were only in the docs: a script's author reading `oldphoto restore --help` could not tell
+    # "some photos failed" from "bad options" or an interrupt
+    from oldphoto.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["restore", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Exit status: 0 when every input was restored or skipped on purpose; 1 when any failed" in text
+    assert all(f"{code} " in text for code in ("2", "130", "143", "141"))
+
+
 def test_scratches_help_says_what_auto_and_on_repair():
     """The help once said auto repairs "when the predicted mask finds defects": it repairs only on a
     hole or strokes adding up to the short side, and `on` also repairs scene content on clean photos."""
