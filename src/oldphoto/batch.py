@@ -1018,6 +1018,8 @@ def _options_record(args) -> dict[str, Any]:
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "restore", help="restore photos (files, folders, globs)",
+        # (argparse's own lists every option: 30 lines above a misspelt value's one-line error)
+        usage="%(prog)s [options] INPUT... -o OUTDIR",
         description="Restore old photos. Outputs keep the input's size, orientation, colour profile, "
                     "bit depth and metadata, plus a provenance tag. Photos already restored from the same "
                     "source are skipped, so a rerun resumes an interrupted batch.",

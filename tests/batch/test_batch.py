@@ -488,6 +488,19 @@ def test_restore_help_gives_the_exit_codes(capsys):
     assert all(f"{code} " in text for code in ("2", "130", "143", "141"))
 
 
+def test_a_misspelt_option_value_is_said_in_two_lines(capsys):
+    # argparse printed its usage of every option, 30 lines, above the one line that says what is wrong
+    from oldphoto.cli import build_parser
+
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["restore", "a.jpg", "-o", "out", "--scratches", "of"])
+    lines = capsys.readouterr().err.splitlines()
+    assert exc.value.code == 2
+    assert lines == ["usage: oldphoto restore [options] INPUT... -o OUTDIR",
+                     "oldphoto restore: error: argument --scratches: invalid choice: 'of' (choose from "
+                     "'auto', 'on', 'off')"]
+
+
 def test_scratches_help_says_what_auto_and_on_repair():
     """The help once said auto repairs "when the predicted mask finds defects": it repairs only on a
     hole or strokes adding up to the short side, and `on` also repairs scene content on clean photos."""
