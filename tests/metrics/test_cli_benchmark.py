@@ -40,6 +40,19 @@ def test_evaluate_metrics_csv(tmp_path, photo, capsys, monkeypatch):
         assert next(csv.reader(fh)) == ["file", "niqe", "brisque"]
 
 
+def test_evaluate_metrics_draws_no_bar_into_a_log(tmp_path, photo, capsys, monkeypatch):
+    # stderr redirected to a file (CI): the bar's \r updates piled up there on one line
+    monkeypatch.setenv("OLDPHOTO_WEIGHTS", str(tmp_path / "no_weights"))
+    out = tmp_path / "out"
+    out.mkdir()
+    for i in range(2):
+        _save(out / f"img{i}.png", photo)
+    assert main(["evaluate", "metrics", str(out), "--csv", str(tmp_path / "m.csv"), "--metrics", "psnr,ssim",
+                 "--reference", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err and "img/s" not in err, repr(err)
+
+
 def test_evaluate_metrics_reports_lpips_and_dists(tmp_path, photo, perception_weights):
     import torch
 

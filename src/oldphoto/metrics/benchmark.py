@@ -252,7 +252,8 @@ def run_benchmark(sets: dict[str, list[Sample]], methods: dict[str, Method], met
     out_dir = Path(out_dir)
     result = BenchmarkResult(notes=list(notes or []))
     total = sum(len(s) for s in sets.values()) * len(methods)
-    bar = tqdm(total=total, desc="evaluate", unit="img", disable=not progress, file=sys.stderr)
+    bar = tqdm(total=total, desc="evaluate", unit="img", file=sys.stderr,
+               disable=not progress or not sys.stderr.isatty())  # (only on a terminal: no \r in logs)
     errors: dict[str, str] = {}
     for set_name, samples in sets.items():
         scores = score_set(samples, methods, metrics, errors, on_image=lambda: bar.update(1))

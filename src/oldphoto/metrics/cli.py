@@ -136,7 +136,10 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         except Exception as exc:  # noqa: BLE001
             return _fail(str(exc))
     rows, feats = [], {k: ([], []) for k in extractors}
-    for path in tqdm(images, desc="metrics", unit="img", disable=args.no_progress, file=sys.stderr):
+    # (a bar only on a terminal: in a log its \r updates pile up on one line)
+    bar = tqdm(images, desc="metrics", unit="img", file=sys.stderr,
+               disable=args.no_progress or not sys.stderr.isatty())
+    for path in bar:
         try:
             image = read_image(path)
             reference = read_image(refs[path.stem]) if refs is not None else None

@@ -217,8 +217,8 @@ def _open_manifest(out: Path, header: dict) -> dict:
 def _bar(total: int, initial: int, desc: str, enabled: bool):
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, desc=desc, unit="face", file=sys.stderr, disable=not enabled,
-                dynamic_ncols=True)
+    return tqdm(total=total, initial=initial, desc=desc, unit="face", file=sys.stderr, dynamic_ncols=True,
+                disable=not enabled or not sys.stderr.isatty())  # (only on a terminal: no \r in logs)
 
 
 def _entry(file: str, aligned: Aligned, **extra) -> dict:
