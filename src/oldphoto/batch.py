@@ -1114,6 +1114,10 @@ def main(args, restore: RestoreFn | None = None, stream=None) -> int:
         return 2
     # found out now rather than after restoring every photo (and never over an input or a user's file)
     problem = outputs.unwritable(Path(args.outdir))
+    if problem and Path(args.outdir).is_file():  # `-o restored.jpg`, `-o photo.jpg`: a file name given
+        print(f"oldphoto restore: -o {args.outdir} is a file; -o takes a folder, where the restored photos "
+              f"keep their names (e.g. -o {Path(args.outdir).parent / 'restored'})", file=stream)
+        return 2
     if problem:
         print(f"oldphoto restore: cannot write into the output folder {args.outdir}: {problem}", file=stream)
         return 2

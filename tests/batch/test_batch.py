@@ -609,6 +609,19 @@ def test_unwritable_output_folder_or_report_refused_before_any_work(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_an_output_given_as_a_file_says_that_o_takes_a_folder(tmp_path):
+    # `-o photo.jpg` (the input itself, or a file meant as the output's name) said only "cannot write into
+    # the output folder photo.jpg: .../photo.jpg is not a folder"
+    _img(tmp_path / "a.png")
+    before = (tmp_path / "a.png").read_bytes()
+    restorer = Inverter()
+    code, log = _run([str(tmp_path / "a.png"), "-o", str(tmp_path / "a.png")], restorer)
+    assert code == 2 and not restorer.calls
+    assert log == (f"oldphoto restore: -o {tmp_path / 'a.png'} is a file; -o takes a folder, where the "
+                   f"restored photos keep their names (e.g. -o {tmp_path / 'restored'})\n")
+    assert (tmp_path / "a.png").read_bytes() == before
+
+
 def test_report_lost_at_the_end_is_a_failure(tmp_path):
     src, out, reports = tmp_path / "in", tmp_path / "out", tmp_path / "reports"
     _img(src / "a.png")
