@@ -27,7 +27,8 @@ from oldphoto.pipeline import Restorer
 from oldphoto.train import data as D
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-SCRATCHED = [EXAMPLES / "real_old" / "scratched_girl_cigarette.png", EXAMPLES / "real_old" / "scratched_boy_portrait.png"]
+SCRATCHED = [EXAMPLES / "real_old" / f"{n}.png"
+             for n in ("scratched_girl_cigarette", "scratched_boy_portrait")]
 CLEAN_REAL = [EXAMPLES / "solvay_1927.jpg"] + [
     EXAMPLES / "real_old" / f"{n}.png" for n in ("garden_girl_autochrome", "moulin_rouge_autochrome",
                                                   "porter_autochrome", "portrait_boy_glasses")]
@@ -59,7 +60,8 @@ def main() -> None:
     args = ap.parse_args()
 
     restorer = Restorer(weights=args.weights, faces=False, device="cpu", scratches="auto")
-    rows: dict[str, dict[str, dict[str, object]]] = {"scratched": {}, "clean_real": {}, "clean": {}, "clean_gray": {}}
+    groups = ("scratched", "clean_real", "clean", "clean_gray")
+    rows: dict[str, dict[str, dict[str, object]]] = {g: {} for g in groups}
 
     def show(group: str, name: str, row: dict[str, object]) -> None:
         rows[group][name] = row
