@@ -41,7 +41,8 @@ OFFICIAL_THRESHOLD = 0.4  # detection.py's threshold for the official detector
 # defects scaled down to DETECT_SHORT_SIDE (the map is enlarged back): the portraits keep 0.68 short sides
 # or more at every enlargement up to four times, clean photos are taken for damaged about as often (corpus
 # at 1024 px: 7 of 114 instead of 9, gray copies 13 and 13; up to 2048 px: 4 of 37 instead of 3, gray
-# 6 and 6), and the detector costs a fraction of its full-resolution time on a large scan.  The price is
+# 6 and 6), and the detector costs a fraction of its full-resolution time on a large scan.  The defects
+# are then judged at that size too (Restorer.detect: the shape rules measure in pixels).  The price is
 # fine dust, which full resolution finds better (synthetic dust at 2048 px: 45 % of its pixels against
 # 7.5 %); the larger of the two maps would find both but takes more clean photos for damaged (corpus at
 # 1024 px: 12 of 114, gray copies 21).
