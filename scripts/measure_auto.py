@@ -56,10 +56,12 @@ def main() -> None:
     ap.add_argument("--clean-real", type=Path, nargs="*", default=CLEAN_REAL)
     ap.add_argument("--sources", nargs="*", default=["corpus:heldout"])
     ap.add_argument("--max-side", type=int, default=1024)
+    ap.add_argument("--detect-size", type=int, help="the detector's short side (default: restore's)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
 
-    restorer = Restorer(weights=args.weights, faces=False, device="cpu", scratches="auto")
+    restorer = Restorer(weights=args.weights, faces=False, device="cpu", scratches="auto",
+                        detect_size=args.detect_size)
     groups = ("scratched", "clean_real", "clean", "clean_gray")
     rows: dict[str, dict[str, dict[str, object]]] = {g: {} for g in groups}
 
