@@ -110,7 +110,10 @@ class DefaultMode(Mode):
         if tone is not None and tone.gray:
             out = tone.apply(luma(out))
         elif tone is not None or o.colour == "photo":  # a toned photo keeps its own chroma (near its tone)
-            fill = None if used_mask is None else dilate(used_mask, GROW)
+            # the chroma around a defect is the defect's for a pixel or two (its fringe, a JPEG's
+            # chroma blur), more on a photo scaled down to find its defects: filled in from beyond
+            scale = r.detection_scale(image.shape[:2])
+            fill = None if used_mask is None else dilate(used_mask, round(GROW * scale))
             if copied is not None:
                 fill &= ~copied
             out = photo_colour(out, image, fill, tone, own=copied, denoise=o.denoise)

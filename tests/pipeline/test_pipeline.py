@@ -578,6 +578,27 @@ def test_a_large_photos_defects_are_judged_at_the_size_the_detector_saw(models_n
     assert mask.shape == (600, 900) and mask[300:306, 120:780].all() and not mask[:280].any()
 
 
+def test_a_large_photos_fill_takes_its_colour_from_beyond_the_defects_neutral_halo(models_no_faces):
+    """Around a white crack the chroma is the crack's for a few pixels (its fringe, a JPEG's chroma
+    blur), more on a scan larger than the detector's view: the fill's colour is read beyond that halo,
+    not gray from it (the scratched girl's curtain enlarged four times: gray-blue fills on brown)."""
+    from oldphoto.luma import chroma
+
+    brown = np.array([0.5, 0.35, 0.2], np.float32)
+    img = np.clip(np.broadcast_to(brown, (1100, 1400, 3))
+                  + np.random.default_rng(0).normal(0, 0.01, (1100, 1400, 1)), 0, 1).astype(np.float32)
+    img[537:540] = img[552:555] = brown.mean()  # a neutral halo, 3 px each side
+    img[540:552] = 1.0  # a white crack, 12 px wide
+    mask = np.zeros((1100, 1400), bool)
+    mask[540:552] = True
+    r = restorer(models_no_faces, scratches="on", keep_tone=False)
+    assert r.detection_scale(img.shape[:2]) > 2
+    out = r.restore(img, mask=mask).image
+    fill = chroma(out[542:550, 100:1300]).reshape(-1, 2).mean(axis=0)
+    want = chroma(brown[None, None])[0, 0]
+    assert np.abs(fill - want).max() < 0.01, (fill, want)
+
+
 def test_colour_rules_see_colour_only_in_colour_photos(models_no_faces, monkeypatch):
     """In a gray or toned photo colour follows luma, so the detector's colour rules get no colour."""
     import oldphoto.pipeline as pipeline
