@@ -359,6 +359,57 @@ def test_marking_defects_by_hand(tmp_path, browser):
         assert not mask[75, 15:85].any() and mask[75, 110:].all()
 
 
+def test_marking_defects_with_the_keyboard(tmp_path, browser):
+    """Without a pointer: 'Mark defects by hand…' pressed from the keyboard puts the focus on the canvas,
+    where the arrow keys move the brush's circle (Shift: ten times farther), Space puts the brush down and
+    lifts it, U switches to unmarking, + widens the brush, Ctrl+Z takes a stroke back, each change said
+    in the status region; the marks reach the server's mask as a mouse's would."""
+    with _one_restored_photo(tmp_path, browser) as (engine, page, card):
+        card.locator(".mark-start").focus()
+        page.keyboard.press("Enter")
+        assert page.evaluate("document.activeElement.matches('canvas.marks')")
+        canvas, cursor = card.locator("canvas.marks"), card.locator(".brush-cursor")
+        assert cursor.is_visible()  # (its place: the photo's middle)
+        box, ring = canvas.bounding_box(), cursor.bounding_box()
+        assert abs(box["width"] - 200) < 1
+        assert abs(ring["x"] + ring["width"] / 2 - box["x"] - 100) < 1.5
+        assert abs(ring["y"] + ring["height"] / 2 - box["y"] - 75) < 1.5
+        announced = "() => document.querySelector('#announce').innerText"
+
+        def keys(*names: str) -> None:
+            for name in names:
+                page.keyboard.press(name)
+
+        keys(*["Shift+ArrowUp"] * 2, *["Shift+ArrowLeft"] * 4)  # to (20, 35): 20 pixels a step
+        keys("Space")  # a scratch the repair missed, painted from left to right
+        assert "painting" in cursor.get_attribute("class")
+        assert "Painting marks at 10% across, 23% down" in page.evaluate(announced)
+        keys(*["Shift+ArrowRight"] * 8, "Space")  # to (180, 35), lifted
+        assert "painting" not in cursor.get_attribute("class")
+        keys("u", *["Shift+ArrowDown"] * 2)  # unmarking, down to the repaired row (y 75)
+        assert card.locator(".unmark").is_checked() and "Unmark" in page.evaluate(announced)
+        keys("Space", *["Shift+ArrowLeft"] * 3, "Space")  # its right part, x 120 to 180: no defect
+        keys("u", "+", "+", "+")  # marking again, a 20-pixel brush
+        assert card.locator(".brush").input_value() == "20" and "Brush 20 pixels" in page.evaluate(announced)
+        assert abs(cursor.bounding_box()["width"] - 22) < 1  # (and its 1-pixel border)
+        keys(*["Shift+ArrowDown"] * 2, "ArrowDown", "ArrowDown")
+        keys("Space", "Shift+ArrowLeft", "Space")  # a slip...
+        keys("Control+z")  # ...taken back
+        assert "Last stroke taken back; 2 left" in page.evaluate(announced)
+        ring = cursor.bounding_box()  # the circle where the brush is: (100, 119)
+        assert abs(ring["x"] + ring["width"] / 2 - box["x"] - 100) < 1.5
+        assert abs(ring["y"] + ring["height"] / 2 - box["y"] - 119) < 1.5
+        page.screenshot(path=str(tmp_path / "serve-marks-keyboard.png"), full_page=True)
+        card.locator(".mark-send").focus()
+        page.keyboard.press("Enter")
+        page.locator(".card[data-status=done] .summary", has_text="marked by hand").wait_for(timeout=30_000)
+        job = next(iter(next(iter(engine.sessions.values())).photos.values()))
+        mask = np.asarray(Image.open(job.mask)) > 0
+        assert mask[30:41, 25:175].all() and not mask[:25].any()  # marked (a 14-pixel brush)
+        assert mask[75, :110].all() and not mask[75, 125:175].any()  # unmarked
+        assert not mask[90:].any()  # the stroke taken back
+
+
 def test_the_advice_for_lines_in_doubt_can_be_followed(tmp_path, browser):
     """A repair on modest evidence (the fake's one stroke) says some lines may be the picture's, and how
     to keep them: each control it names is on the page, and the marking's way to keep a repaired line
@@ -375,14 +426,16 @@ def test_the_advice_for_lines_in_doubt_can_be_followed(tmp_path, browser):
 
 
 def test_marking_from_the_keyboard_keeps_the_focus(tmp_path, browser):
-    """'Mark defects by hand…' pressed from the keyboard disables itself: the focus goes on to the marking's
-    tools (not to the page's start); Cancel removes itself: the focus comes back to 'Mark defects by
-    hand…' (a screen reader user is not left nowhere)."""
+    """'Mark defects by hand…' pressed from the keyboard disables itself: the focus goes on to the canvas
+    marks are painted on (not to the page's start), its focus shown on the frame; Cancel removes itself:
+    the focus comes back to 'Mark defects by hand…' (a screen reader user is not left nowhere)."""
     with _one_restored_photo(tmp_path, browser) as (engine, page, card):
         inside = "sel => !!document.activeElement.closest(sel)"
         card.locator(".mark-start").focus()
         page.keyboard.press("Enter")
-        assert page.evaluate(inside, ".marking-tools")
+        assert page.evaluate(inside, "canvas.marks")
+        outline = page.evaluate("getComputedStyle(document.querySelector('.frame')).outlineStyle")
+        assert outline == "solid"
         card.locator(".marking-tools button", has_text="Cancel").focus()
         page.keyboard.press("Enter")
         assert card.locator("canvas.marks").count() == 0
@@ -430,12 +483,19 @@ def test_restoring_again_from_the_keyboard_keeps_the_focus(tmp_path, browser):
 
 
 def test_the_marking_canvas_is_named(tmp_path, browser):
-    """A screen reader names the canvas marks are painted on, and says that painting needs a mouse, pen or
-    touch (it was read as nothing)."""
+    """A screen reader names the canvas marks are painted on (it was read as nothing), an application (the
+    arrow keys go to it, not to the screen reader's reading), and reads how to paint on it with the keyboard:
+    the keys shown under the photo."""
     with _one_restored_photo(tmp_path, browser) as (engine, page, card):
         card.locator(".mark-start").click()
-        canvas = page.get_by_role("img", name=re.compile(r"^Marks over the photo.*mouse, pen or touch"))
+        name = re.compile(r"^Marks over the photo.*mouse, pen or touch, or with the keyboard")
+        canvas = page.get_by_role("application", name=name)
         assert canvas.count() == 1 and canvas.evaluate("c => c.matches('canvas.marks')")
+        keys = page.locator("#" + canvas.get_attribute("aria-describedby"))
+        assert keys.is_visible()
+        for said in ("move the brush", "Shift", "Space", "starts or stops painting", "U", "unmarking",
+                     "brush\u2019s size", "Ctrl+Z"):
+            assert said in keys.inner_text(), said
 
 
 def test_a_restored_photo_is_announced(tmp_path, browser):

@@ -343,14 +343,21 @@ function comparison(photo) {
 // size is marked pixel for pixel in the 100 % view (a larger one a little coarser: generous marks).
 const MARKS_SIDE = 4096;
 const MARK_RGB = [255, 205, 0], UNMARK_RGB = [0, 150, 255];
+// With the keyboard: the arrow keys move the brush by these CSS pixels (with Shift: the second), + and -
+// change its size by BRUSH_STEP.
+const KEY_STEPS = [2, 20], BRUSH_STEP = 2;
+let markings = 0;  // (ids for the keys' description, one per marking)
 
 function startMarking(photo, frame, box, markButton) {
   const scale = Math.min(1, MARKS_SIDE / Math.max(photo.width, photo.height));
+  // (a canvas has no name of its own: a screen reader says what it is, and how to paint on it; an
+  // application, as it takes the arrow keys that a screen reader would otherwise keep for reading)
+  const keysId = `marking-keys-${++markings}`;
   const canvas = el("canvas", {class: "marks", width: String(Math.max(1, Math.round(photo.width * scale))),
                                height: String(Math.max(1, Math.round(photo.height * scale))),
-                               role: "img",  // (a canvas has no name of its own: a screen reader says what it is)
-                               "aria-label": "Marks over the photo, painted with a mouse, pen or touch (not " +
-                                             "with the keyboard)"});
+                               role: "application", tabindex: "0", "aria-describedby": keysId,
+                               "aria-label": "Marks over the photo, painted with a mouse, pen or touch, " +
+                                             "or with the keyboard"});
   const paint = canvas.getContext("2d");
   const size = el("input", {type: "range", min: "2", max: "80", value: "14", class: "brush",
                             "aria-label": "Brush size"});
@@ -368,7 +375,14 @@ function startMarking(photo, frame, box, markButton) {
        el("span", {class: "swatch swatch-unmarked"})),
     el("label", {}, "Brush ", size), undo, clear,
     el("label", {title: "Paint over the restored photo, to see what is still to repair"}, restored, " On the restored photo"),
-    el("span", {class: "spacer"}), note, cancel, send);
+    el("span", {class: "spacer"}), note, cancel, send,
+    el("p", {class: "note marking-keys", id: keysId}, "With the keyboard, on the photo: ",
+       el("kbd", {text: "\u2190"}), " ", el("kbd", {text: "\u2191"}), " ", el("kbd", {text: "\u2192"}), " ",
+       el("kbd", {text: "\u2193"}), " move the brush (with ", el("kbd", {text: "Shift"}), ", ten times farther); ",
+       el("kbd", {text: "Space"}), " or ", el("kbd", {text: "Enter"}), " starts or stops painting; ",
+       el("kbd", {text: "U"}), " switches between marking and unmarking; ", el("kbd", {text: "+"}), " and ",
+       el("kbd", {text: "\u2212"}), " change the brush\u2019s size; ", el("kbd", {text: "Ctrl+Z"}),
+       " takes the last stroke back."));
   restored.addEventListener("change", () => frame.classList.toggle("marking-restored", restored.checked));
   box.append(bar);
   const overlay = $(".overlay", frame);
@@ -379,7 +393,6 @@ function startMarking(photo, frame, box, markButton) {
   again.disabled = true;  // (one way back at a time)
   overlay.hidden = false;
   markButton.disabled = true;
-  erase.focus();  // (the button pressed is disabled: the keyboard goes on from the marking's tools)
   // the strokes, kept as lines so that Undo can draw the others again: {erase, width, points}
   const strokes = [];
   const point = event => {
@@ -402,30 +415,111 @@ function startMarking(photo, frame, box, markButton) {
     paint.clearRect(0, 0, canvas.width, canvas.height);
     for (const stroke of strokes) draw(stroke, 0);
   };
-  const showCursor = event => {  // a circle of the brush's size under the pointer
-    const r = frame.getBoundingClientRect();
+  // the brush: where the pointer is, or where the keyboard moved it (canvas pixels; at first the middle)
+  let at = [canvas.width / 2, canvas.height / 2];
+  let keyed = false;  // the keyboard moved the brush last: its circle stays when the pointer leaves
+  const perPixel = () => canvas.width / canvas.getBoundingClientRect().width;  // canvas pixels per CSS pixel
+  const showCursor = () => {  // a circle of the brush's size where it is; filled while the keyboard paints
     cursor.hidden = false;
     cursor.style.width = cursor.style.height = size.value + "px";
-    cursor.style.left = (event.clientX - r.left) + "px";
-    cursor.style.top = (event.clientY - r.top) + "px";
+    cursor.style.left = (at[0] / perPixel()) + "px";
+    cursor.style.top = (at[1] / perPixel()) + "px";
+    cursor.classList.toggle("unmarking", erase.checked);
+    cursor.classList.toggle("painting", Boolean(active && active.keyboard));
+    cursor.classList.toggle("keyed", keyed);
   };
-  let active = null;  // the stroke being drawn: only a press on the canvas starts one
-  canvas.addEventListener("pointerdown", event => {
-    canvas.setPointerCapture(event.pointerId);
-    const width = Number(size.value) * canvas.width / canvas.getBoundingClientRect().width;
-    active = {erase: erase.checked, width, points: [point(event)]};
+  let active = null;  // the stroke being drawn: only a press on the canvas (or Space on it) starts one
+  const begin = keyboard => {
+    active = {erase: erase.checked, width: Number(size.value) * perPixel(), points: [at.slice()], keyboard};
     strokes.push(active);
     draw(active, 0);
+  };
+  canvas.addEventListener("pointerdown", event => {
+    canvas.setPointerCapture(event.pointerId);
+    at = point(event);
+    keyed = false;
+    begin(false);
   });
   canvas.addEventListener("pointermove", event => {
-    showCursor(event);
+    if (active && active.keyboard) return;  // (the keyboard's stroke is not the mouse's to extend)
+    at = point(event);
+    keyed = false;
+    showCursor();
     if (!active) return;
     active.points.push(point(event));
     draw(active, active.points.length - 2);
   });
-  for (const name of ["pointerup", "pointercancel"]) canvas.addEventListener(name, () => { active = null; });
-  canvas.addEventListener("pointerleave", () => { cursor.hidden = true; });
-  const undoLast = () => { active = null; strokes.pop(); redraw(); };
+  for (const name of ["pointerup", "pointercancel"]) {
+    canvas.addEventListener(name, () => { if (active && !active.keyboard) active = null; });
+  }
+  canvas.addEventListener("pointerleave", () => { if (!keyed) cursor.hidden = true; });
+  // The keyboard: arrows move the brush, Space or Enter puts it down (a dot, then a line wherever it
+  // moves) or lifts it; U switches marking and unmarking, + and - the size (a stroke going on goes on as
+  // another with the new choice).  The changes are announced: a screen reader user cannot see them.
+  const view = frame.parentElement;
+  const inSight = () => {  // the brush on the screen: scrolled to in the 100 % view, and on the page
+    const margin = 24, x = at[0] / perPixel(), y = at[1] / perPixel();
+    if (view.classList.contains("actual")) {
+      if (x - margin < view.scrollLeft) view.scrollLeft = x - margin;
+      else if (x + margin > view.scrollLeft + view.clientWidth) view.scrollLeft = x + margin - view.clientWidth;
+      if (y - margin < view.scrollTop) view.scrollTop = y - margin;
+      else if (y + margin > view.scrollTop + view.clientHeight) view.scrollTop = y + margin - view.clientHeight;
+    }
+    const top = canvas.getBoundingClientRect().top + y;
+    if (top < margin) window.scrollBy(0, top - margin);
+    else if (top > window.innerHeight - margin) window.scrollBy(0, top - window.innerHeight + margin);
+  };
+  const where = () => `${Math.round(100 * at[0] / canvas.width)}% across, ${Math.round(100 * at[1] / canvas.height)}% down`;
+  const restart = () => { if (active && active.keyboard) begin(true); };
+  canvas.addEventListener("keydown", event => {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;  // (Ctrl+Z is the document's)
+    const arrows = {ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1]};
+    const key = event.key;
+    if (key in arrows) {
+      const step = KEY_STEPS[event.shiftKey ? 1 : 0] * perPixel();
+      at = [Math.min(canvas.width, Math.max(0, at[0] + arrows[key][0] * step)),
+            Math.min(canvas.height, Math.max(0, at[1] + arrows[key][1] * step))];
+      if (active && active.keyboard) {
+        active.points.push(at.slice());
+        draw(active, active.points.length - 2);
+      }
+    } else if (key === " " || key === "Enter") {
+      if (active && active.keyboard) {
+        active = null;
+        announce("Brush lifted.");
+      } else {
+        begin(true);
+        announce(`Painting ${erase.checked ? "unmarks" : "marks"} at ${where()}: the arrow keys paint, ` +
+                 "Space lifts the brush.");
+      }
+    } else if (key.toLowerCase() === "u") {
+      erase.checked = !erase.checked;
+      restart();
+      announce(erase.checked ? "Unmark: painting leaves areas unrepaired." : "Mark: painting marks defects to repair.");
+    } else if (key === "+" || key === "=" || key === "-" || key === "_") {
+      const grow = key === "+" || key === "=" ? BRUSH_STEP : -BRUSH_STEP;
+      size.value = String(Number(size.value) + grow);  // (the range keeps it within its bounds)
+      restart();
+      announce(`Brush ${size.value} pixels.`);
+    } else return;
+    event.preventDefault();  // (not the page's scrolling)
+    keyed = true;
+    showCursor();
+    inSight();
+  });
+  canvas.addEventListener("focus", () => { if (canvas.matches(":focus-visible")) { keyed = true; showCursor(); } });
+  canvas.addEventListener("blur", () => {
+    if (active && active.keyboard) active = null;
+    keyed = false;
+    cursor.hidden = true;
+  });
+  const undoLast = () => {
+    active = null;
+    const undone = strokes.pop();
+    redraw();
+    if (!cursor.hidden) showCursor();
+    announce(undone ? `Last stroke taken back; ${strokes.length} left.` : "Nothing to take back.");
+  };
   undo.addEventListener("click", undoLast);
   const keys = event => {  // Ctrl+Z: the last stroke, unless typing in a field (or the marking is gone)
     if (!canvas.isConnected) { document.removeEventListener("keydown", keys); return; }
@@ -443,6 +537,9 @@ function startMarking(photo, frame, box, markButton) {
     markButton.focus();  // (Cancel is gone with its bar: the keyboard goes back where it came from)
   };
   cancel.addEventListener("click", stop);
+  // (the button pressed is disabled: the keyboard goes on to the canvas, where it paints, the canvas's
+  // description saying how)
+  canvas.focus();
   send.addEventListener("click", async () => {
     if (!strokes.length) { note.textContent = "Nothing is marked yet."; return; }
     note.textContent = "Sending\u2026";
