@@ -410,6 +410,58 @@ def test_marking_defects_with_the_keyboard(tmp_path, browser):
         assert not mask[90:].any()  # the stroke taken back
 
 
+def test_escape_stops_marking_but_asks_before_dropping_strokes(tmp_path, browser):
+    """Escape in the marking (on the photo or its tools) does what Cancel does, the focus back on 'Mark
+    defects by hand…'; a key is pressed by mistake more easily than a button, so with strokes painted it
+    asks first, and keeps them when told no.  Painting from the keyboard, Escape first lifts the brush.
+    Stopped, nothing is sent; the strokes kept are sent with 'Repair marked areas'."""
+    with _one_restored_photo(tmp_path, browser) as (engine, page, card):
+        inside = "sel => !!document.activeElement.closest(sel)"
+        asked: list[str] = []
+        answer = {"accept": False}
+
+        def dialog(d):
+            asked.append(d.message)
+            d.accept() if answer["accept"] else d.dismiss()
+
+        page.on("dialog", dialog)
+        start = card.locator(".mark-start")
+        start.focus()
+        page.keyboard.press("Enter")
+        page.keyboard.press("Escape")  # nothing painted: stopped at once
+        assert card.locator("canvas.marks").count() == 0 and not asked
+        assert page.evaluate(inside, ".mark-start") and start.is_enabled()
+
+        page.keyboard.press("Enter")
+        for key in ("Shift+ArrowUp", "Shift+ArrowUp", "Space", "Shift+ArrowRight", "Escape"):
+            page.keyboard.press(key)  # painting; Escape lifts the brush...
+        assert "painting" not in card.locator(".brush-cursor").get_attribute("class")
+        assert card.locator("canvas.marks").count() == 1 and not asked
+        assert "Brush lifted" in page.evaluate("document.querySelector('#announce').innerText")
+        page.keyboard.press("Escape")  # ...then asks: no, go on marking
+        assert asked == ["Stop marking by hand? The 1 stroke painted will be dropped."]
+        assert card.locator("canvas.marks").count() == 1 and page.evaluate(inside, "canvas.marks")
+        card.locator(".unmark").focus()  # from the marking's tools too: yes, stop
+        answer["accept"] = True
+        page.keyboard.press("Escape")
+        assert len(asked) == 2 and card.locator("canvas.marks").count() == 0
+        assert page.evaluate(inside, ".mark-start")
+        job = next(iter(next(iter(engine.sessions.values())).photos.values()))
+        assert job.revision == 0  # nothing sent
+
+        page.keyboard.press("Enter")  # a stroke kept after a 'no' is the one sent
+        answer["accept"] = False
+        for key in ("Shift+ArrowUp", "Shift+ArrowUp", "Space", *["Shift+ArrowRight"] * 2, "Space", "Escape"):
+            page.keyboard.press(key)
+        assert len(asked) == 3
+        card.locator(".mark-send").focus()
+        page.keyboard.press("Enter")
+        page.locator(".card[data-status=done] .summary", has_text="marked by hand").wait_for(timeout=30_000)
+        mask = np.asarray(Image.open(job.mask)) > 0
+        assert mask[35, 100:140].all() and not mask[:25].any()  # the stroke, and the row repaired before
+        assert mask[75].all() and not mask[90:].any()
+
+
 def test_the_advice_for_lines_in_doubt_can_be_followed(tmp_path, browser):
     """A repair on modest evidence (the fake's one stroke) says some lines may be the picture's, and how
     to keep them: each control it names is on the page, and the marking's way to keep a repaired line

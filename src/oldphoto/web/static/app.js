@@ -368,7 +368,8 @@ function startMarking(photo, frame, box, markButton) {
   const undo = el("button", {class: "quiet mark-undo", text: "Undo", title: "Undo the last stroke (Ctrl+Z)"});
   const clear = el("button", {class: "quiet", text: "Clear marks"});
   const cursor = el("div", {class: "brush-cursor", hidden: ""});
-  const cancel = el("button", {class: "quiet", text: "Cancel"});
+  const cancel = el("button", {class: "quiet mark-cancel", text: "Cancel", "aria-keyshortcuts": "Escape",
+                               title: "Stop marking, dropping the marks (Escape)"});
   const bar = el("div", {class: "tools marking-tools"},
     el("span", {text: "Paint over what the repair missed "}), el("span", {class: "swatch swatch-marked"}),
     el("label", {title: "Paint over areas that were repaired but are no defects"}, erase, " Unmark ",
@@ -382,7 +383,8 @@ function startMarking(photo, frame, box, markButton) {
        el("kbd", {text: "Space"}), " or ", el("kbd", {text: "Enter"}), " starts or stops painting; ",
        el("kbd", {text: "U"}), " switches between marking and unmarking; ", el("kbd", {text: "+"}), " and ",
        el("kbd", {text: "\u2212"}), " change the brush\u2019s size; ", el("kbd", {text: "Ctrl+Z"}),
-       " takes the last stroke back."));
+       " takes the last stroke back; ", el("kbd", {text: "Esc"}), " lifts the brush, or else stops marking, " +
+       "as Cancel (asking first if anything is painted)."));
   restored.addEventListener("change", () => frame.classList.toggle("marking-restored", restored.checked));
   box.append(bar);
   const overlay = $(".overlay", frame);
@@ -492,6 +494,10 @@ function startMarking(photo, frame, box, markButton) {
         announce(`Painting ${erase.checked ? "unmarks" : "marks"} at ${where()}: the arrow keys paint, ` +
                  "Space lifts the brush.");
       }
+    } else if (key === "Escape" && active && active.keyboard) {  // (not yet the marking's Escape: below)
+      active = null;
+      event.stopPropagation();
+      announce("Brush lifted.");
     } else if (key.toLowerCase() === "u") {
       erase.checked = !erase.checked;
       restart();
@@ -530,6 +536,7 @@ function startMarking(photo, frame, box, markButton) {
   clear.addEventListener("click", () => { strokes.length = 0; redraw(); });
   const stop = () => {
     document.removeEventListener("keydown", keys);
+    box.removeEventListener("keydown", escape);
     canvas.remove(); cursor.remove(); bar.remove();
     frame.classList.remove("marking", "marking-restored");
     overlay.hidden = overlayWas;
@@ -537,6 +544,16 @@ function startMarking(photo, frame, box, markButton) {
     markButton.focus();  // (Cancel is gone with its bar: the keyboard goes back where it came from)
   };
   cancel.addEventListener("click", stop);
+  // Escape, anywhere in the marking (the photo, its tools): as Cancel, but a key is pressed by mistake
+  // more easily than a button: the strokes painted are dropped only once the user says so.
+  const escape = event => {
+    if (event.key !== "Escape" || event.defaultPrevented || send.disabled) return;  // (not while sent)
+    event.preventDefault();
+    const n = strokes.length;
+    if (n && !confirm(`Stop marking by hand? The ${n} stroke${n > 1 ? "s" : ""} painted will be dropped.`)) return;
+    stop();
+  };
+  box.addEventListener("keydown", escape);
   // (the button pressed is disabled: the keyboard goes on to the canvas, where it paints, the canvas's
   // description saying how)
   canvas.focus();
@@ -545,6 +562,7 @@ function startMarking(photo, frame, box, markButton) {
     note.textContent = "Sending\u2026";
     if (await sendBack(photo, "marks", await marksPicture(canvas), send, note)) {
       document.removeEventListener("keydown", keys);
+      box.removeEventListener("keydown", escape);
     }
   });
 }
