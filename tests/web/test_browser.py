@@ -462,6 +462,48 @@ def test_escape_stops_marking_but_asks_before_dropping_strokes(tmp_path, browser
         assert mask[75].all() and not mask[90:].any()
 
 
+def test_undo_from_the_keyboard_takes_back_one_stroke_of_one_marking(tmp_path, browser):
+    """Ctrl+Z takes back the last stroke of the marking the focus is in, also from its checkboxes and its
+    brush's slider (they have no Ctrl+Z of their own: it did nothing there); two photos marked at once,
+    the other keeps its strokes (both lost one); the focus outside both, the one used last."""
+    names = []
+    for i in range(2):
+        names.append(tmp_path / f"photo{i}.png")
+        names[-1].write_bytes(png_bytes(size=(200, 150), value=(60 * i + 50, 120, 90)))
+    with served(Engine(FakeRestorer(), tmp_path / "root")) as url:
+        context = browser.new_context(viewport={"width": 1000, "height": 800})
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("#version:not(:empty)")
+        page.set_input_files("#files", [str(p) for p in names])
+        page.click("#go")
+        cards = page.locator(".card[data-status=done]")
+        cards.nth(1).wait_for(timeout=30_000)
+        painted = "c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; " \
+                  "let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }"
+        for card in (cards.nth(0), cards.nth(1)):  # two strokes on each
+            card.locator(".mark-start").focus()
+            page.keyboard.press("Enter")
+            for key in ("Space", "Shift+ArrowRight", "Space", "Shift+ArrowDown", "Space", "Space"):
+                page.keyboard.press(key)
+        first, second = (cards.nth(i).locator("canvas.marks") for i in range(2))
+        both = first.evaluate(painted)
+        assert both > 0 and second.evaluate(painted) == both
+        cards.nth(1).locator(".brush").focus()  # on the second's brush slider
+        page.keyboard.press("Control+z")
+        one = second.evaluate(painted)
+        assert 0 < one < both and first.evaluate(painted) == both
+        announced = page.evaluate("document.querySelector('#announce').innerText")
+        assert "Last stroke taken back; 1 left" in announced
+        cards.nth(0).locator(".unmark").focus()  # on the first's Unmark
+        page.keyboard.press("Control+z")
+        assert first.evaluate(painted) == one and second.evaluate(painted) == one
+        page.locator("h1").click()  # the focus outside both: the first, used last
+        page.keyboard.press("Control+z")
+        assert first.evaluate(painted) == 0 and second.evaluate(painted) == one
+        context.close()
+
+
 def test_the_advice_for_lines_in_doubt_can_be_followed(tmp_path, browser):
     """A repair on modest evidence (the fake's one stroke) says some lines may be the picture's, and how
     to keep them: each control it names is on the page, and the marking's way to keep a repaired line

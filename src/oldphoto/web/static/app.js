@@ -347,6 +347,8 @@ const MARK_RGB = [255, 205, 0], UNMARK_RGB = [0, 150, 255];
 // change its size by BRUSH_STEP.
 const KEY_STEPS = [2, 20], BRUSH_STEP = 2;
 let markings = 0;  // (ids for the keys' description, one per marking)
+let lastMarking = null;  // the canvas of the marking used last (Ctrl+Z with the focus outside any)
+const TEXT_FIELDS = "textarea, input:not([type=checkbox]):not([type=radio]):not([type=range]):not([type=file])";
 
 function startMarking(photo, frame, box, markButton) {
   const scale = Math.min(1, MARKS_SIDE / Math.max(photo.width, photo.height));
@@ -527,10 +529,21 @@ function startMarking(photo, frame, box, markButton) {
     announce(undone ? `Last stroke taken back; ${strokes.length} left.` : "Nothing to take back.");
   };
   undo.addEventListener("click", undoLast);
-  const keys = event => {  // Ctrl+Z: the last stroke, unless typing in a field (or the marking is gone)
+  // Ctrl+Z: the last stroke (unless the marking is gone) of the marking the focus is in, from its photo
+  // or its tools (checkboxes and the brush's slider have no Ctrl+Z of their own); the focus elsewhere,
+  // of the marking used last, unless typing in a field.  (Two photos marked at once: one stroke, not two.)
+  box.addEventListener("focusin", () => { lastMarking = canvas; });
+  lastMarking = canvas;
+  const keys = event => {
     if (!canvas.isConnected) { document.removeEventListener("keydown", keys); return; }
-    if (event.target.closest && event.target.closest("input, select, textarea")) return;
-    if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z") { event.preventDefault(); undoLast(); }
+    if (!((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z")) return;
+    const target = event.target.closest ? event.target : document.body;
+    const marking = target.closest(".compare");
+    if (marking && marking.querySelector("canvas.marks")) {
+      if (marking !== box || target.closest(TEXT_FIELDS)) return;
+    } else if (lastMarking !== canvas || target.closest("input, select, textarea")) return;
+    event.preventDefault();
+    undoLast();
   };
   document.addEventListener("keydown", keys);
   clear.addEventListener("click", () => { strokes.length = 0; redraw(); });
