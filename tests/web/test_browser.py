@@ -410,6 +410,52 @@ def test_marking_defects_with_the_keyboard(tmp_path, browser):
         assert not mask[90:].any()  # the stroke taken back
 
 
+def test_the_keyboards_brush_stays_in_sight_in_the_100_percent_view(tmp_path, browser):
+    """Marked from the keyboard in the 100 % view (scrolled both ways), the view follows the brush: its
+    circle never leaves what is seen; its strokes land where it is."""
+    engine = Engine(FakeRestorer(), tmp_path / "root")
+    photo = tmp_path / "large.png"
+    photo.write_bytes(png_bytes(size=(1200, 900)))
+    with served(engine) as url:
+        context = browser.new_context(viewport={"width": 1000, "height": 800})
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("#version:not(:empty)")
+        page.set_input_files("#files", [str(photo)])
+        page.click("#go")
+        card = page.locator(".card[data-status=done]")
+        card.wait_for(timeout=30_000)
+        card.locator(".actual-size").check()
+        card.locator(".mark-start").focus()
+        page.keyboard.press("Enter")
+
+        def seen() -> bool:
+            ring, view = card.locator(".brush-cursor").bounding_box(), card.locator(".view").bounding_box()
+            middle = (ring["x"] + ring["width"] / 2, ring["y"] + ring["height"] / 2)
+            return (view["x"] <= middle[0] <= view["x"] + view["width"]
+                    and view["y"] <= middle[1] <= view["y"] + view["height"] and 0 <= middle[1] <= 800)
+
+        assert seen()
+        for key in ("Shift+ArrowUp",) * 5 + ("Space",):  # above the repaired row (y 450): y 350
+            page.keyboard.press(key)
+        for _ in range(29):  # from the middle to the right edge: 580 pixels, the view 1000 - 80 wide
+            page.keyboard.press("Shift+ArrowRight")
+            assert seen()
+        page.keyboard.press("Space")
+        for _ in range(27):  # to the bottom
+            page.keyboard.press("Shift+ArrowDown")
+            assert seen()
+        assert card.locator(".view").evaluate("v => [v.scrollLeft > 0, v.scrollTop > 0]") == [True, True]
+        card.locator(".mark-send").focus()
+        page.keyboard.press("Enter")
+        page.locator(".card[data-status=done] .summary", has_text="marked by hand").wait_for(timeout=30_000)
+        job = next(iter(next(iter(engine.sessions.values())).photos.values()))
+        mask = np.asarray(Image.open(job.mask)) > 0
+        assert mask[344:357, 600:1181].all() and not mask[:340].any() and not mask[360:440].any()
+        assert not mask[344:357, 1190:].any() and mask[450].all()
+        context.close()
+
+
 def test_escape_stops_marking_but_asks_before_dropping_strokes(tmp_path, browser):
     """Escape in the marking (on the photo or its tools) does what Cancel does, the focus back on 'Mark
     defects by hand…'; a key is pressed by mistake more easily than a button, so with strokes painted it
