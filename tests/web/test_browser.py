@@ -571,9 +571,12 @@ def test_marking_from_the_keyboard_keeps_the_focus(tmp_path, browser):
     the focus comes back to 'Mark defects by hand…' (a screen reader user is not left nowhere)."""
     with _one_restored_photo(tmp_path, browser) as (engine, page, card):
         inside = "sel => !!document.activeElement.closest(sel)"
-        card.locator(".mark-start").focus()
+        page.set_viewport_size({"width": 1000, "height": 240})  # the photo's top above the screen
+        card.locator(".mark-start").evaluate("b => { b.scrollIntoView({block: 'end'}); b.focus(); }")
+        scrolled = page.evaluate("window.scrollY")
         page.keyboard.press("Enter")
         assert page.evaluate(inside, "canvas.marks")
+        assert page.evaluate("window.scrollY") == scrolled  # (the page stays: the tools under the button)
         outline = page.evaluate("getComputedStyle(document.querySelector('.frame')).outlineStyle")
         assert outline == "solid"
         card.locator(".marking-tools button", has_text="Cancel").focus()

@@ -568,8 +568,9 @@ function startMarking(photo, frame, box, markButton) {
   };
   box.addEventListener("keydown", escape);
   // (the button pressed is disabled: the keyboard goes on to the canvas, where it paints, the canvas's
-  // description saying how)
-  canvas.focus();
+  // description saying how; the page stays where it is, the tools appearing under the button pressed:
+  // the brush starts in the photo's middle, and a key brings it into sight)
+  canvas.focus({preventScroll: true});
   send.addEventListener("click", async () => {
     if (!strokes.length) { note.textContent = "Nothing is marked yet."; return; }
     note.textContent = "Sending\u2026";
