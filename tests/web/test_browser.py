@@ -359,6 +359,51 @@ def test_marking_defects_by_hand(tmp_path, browser):
         assert not mask[75, 15:85].any() and mask[75, 110:].all()
 
 
+def test_marking_with_a_pen_and_with_touch(tmp_path, browser):
+    """A pen and a finger paint as the mouse does (pointer events of those kinds, through the browser's
+    own input, as a tablet sends them): each stroke reaches the server's mask."""
+    engine = Engine(FakeRestorer(), tmp_path / "root")
+    photo = tmp_path / "scan.png"
+    photo.write_bytes(png_bytes(size=(200, 150)))
+    with served(engine) as url:
+        context = browser.new_context(viewport={"width": 1000, "height": 800}, has_touch=True)
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("#version:not(:empty)")
+        page.set_input_files("#files", [str(photo)])
+        page.click("#go")
+        card = page.locator(".card[data-status=done]")
+        card.wait_for(timeout=30_000)
+        card.locator(".mark-start").click()
+        box = card.locator("canvas.marks").bounding_box()
+        cdp = context.new_cdp_session(page)
+
+        def at(x: float, y: float) -> dict:
+            return {"x": box["x"] + x * box["width"], "y": box["y"] + y * box["height"]}
+
+        def pen(kind: str, x: float, **more) -> None:
+            cdp.send("Input.dispatchMouseEvent", {"type": kind, **at(x, 0.25), "pointerType": "pen", **more})
+
+        pen("mouseMoved", 0.2)
+        pen("mousePressed", 0.2, button="left", clickCount=1)
+        for i in range(1, 13):
+            pen("mouseMoved", 0.2 + 0.05 * i, button="left", buttons=1)
+        pen("mouseReleased", 0.8, button="left", clickCount=1)
+        finger = [{**at(0.2, 0.85), "id": 1}]
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": finger})
+        for i in range(1, 13):
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove",
+                                                  "touchPoints": [{**at(0.2 + 0.05 * i, 0.85), "id": 1}]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        card.locator(".mark-send").click()
+        page.locator(".card[data-status=done] .summary", has_text="marked by hand").wait_for(timeout=30_000)
+        job = next(iter(next(iter(engine.sessions.values())).photos.values()))
+        mask = np.asarray(Image.open(job.mask)) > 0
+        assert mask[37, 45:155].all() and mask[127, 45:155].all()  # the pen's stroke, the finger's
+        assert not mask[:25].any() and not mask[50:70].any() and not mask[140:].any()
+        context.close()
+
+
 def test_marking_defects_with_the_keyboard(tmp_path, browser):
     """Without a pointer: 'Mark defects by hand…' pressed from the keyboard puts the focus on the canvas,
     where the arrow keys move the brush's circle (Shift: ten times farther), Space puts the brush down and
