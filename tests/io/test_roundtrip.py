@@ -269,6 +269,33 @@ def test_16bit_gray_with_profile_comes_back_as_it_was(tmp_path):
 
 # ------------------------------------------------------------------------------------- 16-bit
 
+@pytest.mark.parametrize("channels", [3, 4])
+def test_16bit_lzw_tiff_keeps_its_16_bits(tmp_path, monkeypatch, channels):
+    # scanners write LZW TIFFs, which tifffile decodes only with the optional imagecodecs package; the
+    # fallback, Pillow, reads 16-bit colour as 8 bits, so such a scan came back (and was written) 8-bit
+    try:
+        import imagecodecs  # noqa: F401 - with it tifffile decodes LZW itself: take its absence's path
+    except ImportError:
+        pass
+    else:
+        def no_codec(*args, **kwargs):
+            raise ValueError("<COMPRESSION.LZW: 5> requires the 'imagecodecs' package")
+
+        monkeypatch.setattr("oldphoto.io._tiff.read_tiff", no_codec)
+    raw = RNG.integers(0, 65536, (9, 13, channels), dtype=np.uint16)
+    src = tmp_path / "scan.tif"
+    assert cv2.imwrite(str(src), raw[..., [2, 1, 0, 3][:channels]])  # OpenCV writes TIFFs with LZW
+    photo = read_photo(src)
+    assert photo.bit_depth == 16 and photo.space == "RGB"
+    assert np.array_equal(np.rint(photo.pixels * 65535).astype(np.uint16), raw[..., :3])
+    if channels == 4:
+        assert np.array_equal(photo.alpha, raw[..., 3])
+    out = tmp_path / "out.tif"
+    write_photo(out, photo.pixels, like=photo, provenance=PROV)
+    with tifffile.TiffFile(out) as tif:
+        assert tif.pages.first.dtype == np.uint16
+
+
 @pytest.mark.parametrize("channels", [1, 3, 4])
 @pytest.mark.parametrize("fmt", ["png", "tiff"])
 def test_16bit_exact(tmp_path, fmt, channels):

@@ -177,6 +177,30 @@ def read_tiff(path: Path, max_pixels: int | None,
                       bool(extras) and extras[0] == 1, pages, icc, stored_as, unkept, dpi)
 
 
+def read_rgb16_by_opencv(path: Path) -> TiffPixels | None:
+    """A 16-bit RGB(A) TIFF that tifffile cannot decode (LZW, what scanners write, and other compressions
+    need the optional imagecodecs package) read by OpenCV's libtiff, which keeps the 16 bits that Pillow,
+    the other fallback, reduces to 8; None for any other TIFF (Pillow reads gray at 16 bits)."""
+    import cv2
+
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages.first
+        if (int(page.bitspersample) != 16 or int(page.photometric) != 2 or int(page.planarconfig) != 1
+                or int(page.samplesperpixel) not in (3, 4)):
+            return None
+        extras = tuple(int(e) for e in (page.extrasamples or ()))
+        icc_tag = page.tags.get(34675)
+        icc = bytes(icc_tag.value) if icc_tag is not None else None
+        pages, unkept, dpi = len(tif.pages), unkept_blocks(page.tags), _dpi(page.tags)
+    # (IMREAD_UNCHANGED: the stored orientation, as read_tiff gives it; the first page)
+    arr = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        return None
+    alpha = np.ascontiguousarray(arr[..., 3]) if arr.shape[2] == 4 else None
+    return TiffPixels(np.ascontiguousarray(arr[..., 2::-1]), "RGB", alpha, bool(extras) and extras[0] == 1,
+                      pages, icc, None, unkept, dpi)
+
+
 def stored_header(path: Path) -> tuple[tuple[int, int], dict[int, object], bool, bool]:
     """The first page's (width, height), orientation not applied, its :func:`ifd0_tags`, whether it links
     an EXIF sub-IFD (which those tags do not read) and whether it holds an ICC profile (for TIFFs Pillow

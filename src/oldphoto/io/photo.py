@@ -522,7 +522,15 @@ def _decode(p: Path, image: Image.Image, family: str, head: bytes, max_pixels: i
             reason = _tiff_reason(p, exc)
             if reason.startswith("truncated"):
                 raise PhotoError(p, reason) from exc
-            # e.g. a compression tifffile has no codec for: Pillow (8-bit) below
+            # e.g. a compression tifffile has no codec for: OpenCV for 16-bit colour, else Pillow below
+            try:
+                t = _tiff.read_rgb16_by_opencv(p)
+            except MemoryError:
+                raise
+            except Exception:
+                t = None
+            if t is not None:
+                return t.data, t.space, t.alpha, t.associated_alpha, 16, "tiff RGB 16-bit", t.icc
         else:
             bits = 16 if t.data.dtype == np.uint16 else 8
             return t.data, t.space, t.alpha, t.associated_alpha, bits, f"tiff {t.space} {bits}-bit", t.icc
