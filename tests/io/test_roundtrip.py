@@ -614,6 +614,22 @@ def test_an_enlarged_restoration_keeps_the_print_size(tmp_path, fmt):
             write_photo(tmp_path / f"bad.{fmt}", np.zeros((*wrong, 3), np.float32), like=photo)
 
 
+def test_a_tiff_without_a_resolution_gets_none(tmp_path):
+    # Pillow says (1, 1) dpi for a TIFF with no resolution tags (as Pillow and OpenCV write them): the
+    # restoration was written at 1 dpi (2 with --upscale 2), a print of 40 inches for 40 pixels
+    src = tmp_path / "in.tif"
+    Image.fromarray(_smooth(30, 40, 3)).save(src)
+    photo = read_photo(src)
+    assert photo.dpi is None
+    out = tmp_path / "out.tif"
+    big = cv2.resize(photo.pixels, (80, 60), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+    write_photo(out, big, like=photo, provenance=PROV)
+    with Image.open(out) as im:
+        assert "dpi" not in im.info  # (tifffile's 1:1 without a unit, if anything: an aspect, not a size)
+    Image.fromarray(_smooth(30, 40, 3)).save(src, dpi=(300, 300))  # (a resolution it has is kept)
+    assert read_photo(src).dpi == (300.0, 300.0)
+
+
 @pytest.mark.parametrize("src_fmt", ["jpg", "tif", "png"])
 @pytest.mark.parametrize("fmt", [None, "jpg", "png", "tiff"])
 def test_non_ascii_exif_text_is_written_back_as_stored(tmp_path, src_fmt, fmt):

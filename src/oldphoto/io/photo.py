@@ -377,6 +377,8 @@ def _read_open_image(p: Path, image: Image.Image, head: bytes, max_pixels: int |
     dpi = image.info.get("dpi")
     if family == "jpeg" and image.info.get("jfif_unit") == 0 and 0x011A not in exif:
         dpi = None  # Pillow's 72 for a JPEG with EXIF but no resolution anywhere: not the photo's
+    if family == "tiff" and 282 not in getattr(image, "tag_v2", {}):
+        dpi = None  # Pillow's (1, 1) for a TIFF without an XResolution tag: not the photo's
     if not dpi:  # a WebP's resolution is in its EXIF only, which Pillow does not read as info["dpi"]
         dpi = _metadata.exif_dpi(exif)
     dpi = _metadata.displayed_dpi(dpi, orientation)
