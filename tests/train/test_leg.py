@@ -98,6 +98,42 @@ def test_default_pack_budget_leaves_room_for_the_tracked_files():
     assert pack.default_budget_mib(None) == pack.DEFAULT_BUDGET_MIB  # not a git checkout
 
 
+
+def test_tree_size_counts_what_the_device_call_copies(tmp_path):
+    """Tracked files and untracked ones git does not ignore travel; ignored ones (packs/) do not."""
+    from oldphoto.train.pack import tracked_bytes
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / ".gitignore").write_text("/packs/\n")
+    (tmp_path / "tracked.txt").write_bytes(b"t" * 1000)
+    git("add", ".gitignore", "tracked.txt")
+    base = tracked_bytes(tmp_path)
+    assert base == 1000 + len("/packs/\n")
+    (tmp_path / "stray.bin").write_bytes(b"s" * 500)  # a stray output left in the tree travels too
+    (tmp_path / "packs" / "gpu_leg").mkdir(parents=True)
+    (tmp_path / "packs" / "gpu_leg" / "crops.npz").write_bytes(b"p" * 4000)  # carried only when named
+    assert tracked_bytes(tmp_path) == base + 500
+    assert tracked_bytes(tmp_path / "packs") is not None  # (inside the checkout too)
+
+
+def test_pack_command_fails_when_the_pack_cannot_travel(corpus, tmp_path, monkeypatch, capsys):
+    from oldphoto.cli import main
+    from oldphoto.train import pack
+
+    args = ["train", "pack", "--corpus", str(corpus), "--size", "64", "--per-old", "2", "--vgg-layers", "0",
+            "--budget-mib", "0.2"]
+    monkeypatch.setattr(pack, "tracked_bytes", lambda repo: int(40 * 2**20))
+    assert main([*args, "--out", str(tmp_path / "ok")]) == 0
+    assert "fits one device call" in capsys.readouterr().out
+    monkeypatch.setattr(pack, "tracked_bytes", lambda repo: int(62.05 * 2**20))  # 0.2 MiB more is too much
+    assert main([*args, "--out", str(tmp_path / "big")]) == 1
+    captured = capsys.readouterr()
+    assert "TOO LARGE" in captured.out and "cannot travel" in captured.err
+
+
 def test_time_budget_stops_the_run_and_decays_the_lr(tmp_path):
     cfg = load_stage_config("tiny", "vae_b", [*FAST, "time_budget=1.5", "log_every=1"], runs_dir=tmp_path)
     result = train("vae_b", cfg, tmp_path / "b", steps=100000, quiet=True)

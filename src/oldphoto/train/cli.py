@@ -297,9 +297,13 @@ def _run_pack(args: argparse.Namespace) -> int:
           f"{len(manifest['sources'])} photos)")
     if tree is not None:
         total = tree / 2**20 + mib
-        verdict = "fits" if pack.fits_travel(tree, mib) else "is TOO LARGE for"
-        print(f"tracked files {tree / 2**20:.1f} MiB + pack = {total:.1f} MiB: {verdict} one device call "
-              f"({pack.TRAVEL_LIMIT_MIB:.0f} MiB)")
+        fits = pack.fits_travel(tree, mib)
+        print(f"tracked files {tree / 2**20:.1f} MiB + pack = {total:.1f} MiB: "
+              f"{'fits' if fits else 'is TOO LARGE for'} one device call ({pack.TRAVEL_LIMIT_MIB:.0f} MiB)")
+        if not fits:  # (the pack stays: a smaller --budget-mib, or the default, replaces it)
+            print(f"oldphoto train pack: {args.out} cannot travel with the tree in one device call; rebuild "
+                  "it with a smaller --budget-mib (or leave the default, which fits)", file=sys.stderr)
+            return 1
     return 0
 
 

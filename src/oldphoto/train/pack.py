@@ -219,10 +219,12 @@ def default_budget_mib(tree_bytes: int | None) -> float:
 
 
 def tracked_bytes(repo: Path) -> int | None:
-    """Bytes of the files git tracks in ``repo`` (what travels besides the carried paths), or None."""
+    """Bytes of what travels of ``repo`` besides the carried paths, or None: the files git tracks and the
+    untracked ones it does not ignore (the device tool copies those too: a stray output left in the tree
+    counts against the pack's room)."""
     try:
-        names = subprocess.run(["git", "ls-files", "-z"], cwd=repo, capture_output=True, check=True,
-                               timeout=60).stdout.split(b"\0")
+        names = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                               cwd=repo, capture_output=True, check=True, timeout=60).stdout.split(b"\0")
     except (OSError, subprocess.SubprocessError):
         return None
     total = 0
