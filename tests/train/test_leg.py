@@ -134,6 +134,23 @@ def test_pack_command_fails_when_the_pack_cannot_travel(corpus, tmp_path, monkey
     assert "TOO LARGE" in captured.out and "cannot travel" in captured.err
 
 
+def test_prepare_script_checks_its_arguments_before_doing_anything(tmp_path):
+    script = ROOT / "scripts" / "prepare_gpu_legs.sh"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "OLDPHOTO_LEG_DATA": str(tmp_path / "data")}
+
+    def run(*args):
+        return subprocess.run(["bash", str(script), *args], capture_output=True, text=True, env=env,
+                              timeout=30)
+
+    assert "--faces N" in run("--help").stdout
+    for bad, message in ((["--faces", "many"], "whole number"), (["--faces", "0"], "at least 1"),
+                         (["--only", "both"], "gpu or face"), (["--heldout"], "needs a value"),
+                         (["--frobnicate"], "unknown argument")):
+        proc = run(*bad)
+        assert proc.returncode == 2 and message in proc.stderr, (bad, proc.stderr)
+    assert not (tmp_path / "data").exists()  # nothing made
+
+
 def test_time_budget_stops_the_run_and_decays_the_lr(tmp_path):
     cfg = load_stage_config("tiny", "vae_b", [*FAST, "time_budget=1.5", "log_every=1"], runs_dir=tmp_path)
     result = train("vae_b", cfg, tmp_path / "b", steps=100000, quiet=True)
