@@ -2,7 +2,8 @@
 # One GPU training leg: every stage warm-started from the bundled weights, trained in bf16 within one
 # wall-clock budget, exported and evaluated; results in $OUT (docs/training.md, "A GPU leg").
 #
-#   scripts/gpu_leg.sh            on the device machine, with packs/gpu_leg carried (oldphoto train pack)
+#   scripts/gpu_leg.sh            on the device machine, with packs/gpu_leg carried (built here by
+#                                 scripts/prepare_gpu_legs.sh, or oldphoto train pack)
 #   scripts/gpu_leg.sh --smoke    the same leg on this CPU with tiny batches (about two minutes)
 #
 # Environment: OUT (results folder; default runs/gpu_leg_out), GPU_LEG_PACK (default packs/gpu_leg),

@@ -20,7 +20,7 @@
 #
 # Options:
 #   --faces N     synthetic training faces to make (default 1000, docs/training.md; $PREP_FACES);
-#                 the face pack takes as many as its budget holds (~700 at a 52 MiB tree)
+#                 the face pack takes as many as its budget holds (~700-750 at a 52 MiB tree)
 #   --heldout N   held-out faces (default 100; 0 skips step 6; $PREP_HELDOUT)
 #   --only gpu    steps 1-3 (the photo leg);  --only face: steps 1, 4-6 (the face leg)
 #   --data DIR    where the corpus and faces go (default $OLDPHOTO_LEG_DATA, else /work/data)
@@ -198,7 +198,7 @@ fi
 
 if [[ "$only" != gpu ]]; then
     # 4. training faces (resumable: a rerun makes only the missing ones)
-    step_start faces "$faces synthetic training faces (seed 0; ~1.8 s each on 2 cores)"
+    step_start faces "$faces synthetic training faces (seed 0; ~1.3-1.8 s each on 2 cores)"
     "${oldphoto[@]}" data faces --synthetic "$faces" --seed 0 --out "$data/faces_synth" --no-progress \
         || fail "oldphoto data faces failed"
     step_end done
