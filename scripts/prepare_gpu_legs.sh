@@ -198,7 +198,7 @@ fi
 
 if [[ "$only" != gpu ]]; then
     # 4. training faces (resumable: a rerun makes only the missing ones)
-    step_start faces "$faces synthetic training faces (seed 0; ~1.3-1.8 s each on 2 cores)"
+    step_start faces "$faces synthetic training faces (seed 0; ~1.5-1.8 s each on 2 cores)"
     "${oldphoto[@]}" data faces --synthetic "$faces" --seed 0 --out "$data/faces_synth" --no-progress \
         || fail "oldphoto data faces failed"
     step_end done
