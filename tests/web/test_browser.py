@@ -40,6 +40,16 @@ BROWSER_ARGS = ["--disable-gpu", "--disable-background-networking", "--disable-c
 PHOTO = "scratched_boy_portrait.png"
 
 
+def open_page(browser, url: str, **options):
+    """A new browser context (``options``: viewport, touch, downloads…) and its page, opened at ``url``
+    and loaded (the server's version shown)."""
+    context = browser.new_context(**options)
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_selector("#version:not(:empty)")
+    return context, page
+
+
 class _FrozenDatetime(dt.datetime):
     @classmethod
     def now(cls, tz=None):
@@ -195,10 +205,8 @@ def test_busy_server_faces_zip_and_forgetting(tmp_path, browser):
         names.append(tmp_path / f"photo{i}.png")
         names[-1].write_bytes(png_bytes(value=(60 * i + 50, 120, 90)))
     with served(engine) as url:
-        context = browser.new_context(viewport={"width": 1000, "height": 800}, accept_downloads=True)
-        page = context.new_page()
-        page.goto(url)
-        page.wait_for_selector("#version:not(:empty)")
+        context, page = open_page(browser, url, viewport={"width": 1000, "height": 800},
+                                  accept_downloads=True)
         assert page.locator("#zip").is_hidden()
         page.set_input_files("#files", [str(p) for p in names])
         page.check("input[name=scratches][value=off]")
@@ -242,10 +250,7 @@ def test_deleting_my_files_from_the_keyboard_keeps_the_focus(tmp_path, browser):
     small = tmp_path / "small.png"
     small.write_bytes(png_bytes())
     with served(Engine(FakeRestorer(), tmp_path / "root")) as url:
-        context = browser.new_context()
-        page = context.new_page()
-        page.goto(url)
-        page.wait_for_selector("#version:not(:empty)")
+        context, page = open_page(browser, url)
         page.set_input_files("#files", [str(small)])
         page.on("dialog", lambda dialog: dialog.accept())
         page.focus("#forget")
@@ -301,10 +306,7 @@ def test_removing_photos_from_the_keyboard_keeps_the_focus(tmp_path, browser):
         names.append(tmp_path / f"photo{i}.png")
         names[-1].write_bytes(png_bytes(value=(60 * i + 50, 120, 90)))
     with served(Engine(FakeRestorer(), tmp_path / "root")) as url:
-        context = browser.new_context()
-        page = context.new_page()
-        page.goto(url)
-        page.wait_for_selector("#version:not(:empty)")
+        context, page = open_page(browser, url)
         page.set_input_files("#files", [str(p) for p in names])
         page.click("#go")
         page.locator(".card[data-status=done]").nth(2).wait_for(timeout=30_000)
@@ -366,10 +368,7 @@ def test_marking_with_a_pen_and_with_touch(tmp_path, browser):
     photo = tmp_path / "scan.png"
     photo.write_bytes(png_bytes(size=(200, 150)))
     with served(engine) as url:
-        context = browser.new_context(viewport={"width": 1000, "height": 800}, has_touch=True)
-        page = context.new_page()
-        page.goto(url)
-        page.wait_for_selector("#version:not(:empty)")
+        context, page = open_page(browser, url, viewport={"width": 1000, "height": 800}, has_touch=True)
         page.set_input_files("#files", [str(photo)])
         page.click("#go")
         card = page.locator(".card[data-status=done]")
@@ -462,10 +461,7 @@ def test_the_keyboards_brush_stays_in_sight_in_the_100_percent_view(tmp_path, br
     photo = tmp_path / "large.png"
     photo.write_bytes(png_bytes(size=(1200, 900)))
     with served(engine) as url:
-        context = browser.new_context(viewport={"width": 1000, "height": 800})
-        page = context.new_page()
-        page.goto(url)
-        page.wait_for_selector("#version:not(:empty)")
+        context, page = open_page(browser, url, viewport={"width": 1000, "height": 800})
         page.set_input_files("#files", [str(photo)])
         page.click("#go")
         card = page.locator(".card[data-status=done]")
@@ -562,10 +558,7 @@ def test_undo_from_the_keyboard_takes_back_one_stroke_of_one_marking(tmp_path, b
         names.append(tmp_path / f"photo{i}.png")
         names[-1].write_bytes(png_bytes(size=(200, 150), value=(60 * i + 50, 120, 90)))
     with served(Engine(FakeRestorer(), tmp_path / "root")) as url:
-        context = browser.new_context(viewport={"width": 1000, "height": 800})
-        page = context.new_page()
-        page.goto(url)
-        page.wait_for_selector("#version:not(:empty)")
+        context, page = open_page(browser, url, viewport={"width": 1000, "height": 800})
         page.set_input_files("#files", [str(p) for p in names])
         page.click("#go")
         cards = page.locator(".card[data-status=done]")
@@ -721,10 +714,7 @@ def test_every_option_has_a_name(tmp_path, browser):
     """A screen reader names each control of the options: the faithfulness slider (a range in a fieldset,
     not in a label) is read out by its legend, not as a bare "slider"."""
     with served(Engine(FakeRestorer(), tmp_path / "root")) as url:
-        context = browser.new_context()
-        page = context.new_page()
-        page.goto(url)
-        page.wait_for_selector("#version:not(:empty)")
+        context, page = open_page(browser, url)
         assert page.get_by_role("slider", name="Faithfulness to the original", exact=True).count() == 1
         nameless = page.evaluate(
             "() => [...document.querySelectorAll('main input, main select, main button')].filter(e => "
@@ -739,10 +729,7 @@ def test_a_cards_progress_bar_is_named_by_its_photo(tmp_path, browser):
     small = tmp_path / "small.png"
     small.write_bytes(png_bytes())
     with served(Engine(FakeRestorer(), tmp_path / "root")) as url:
-        context = browser.new_context()
-        page = context.new_page()
-        page.goto(url)
-        page.wait_for_selector("#version:not(:empty)")
+        context, page = open_page(browser, url)
         page.set_input_files("#files", [str(small)])
         assert page.locator(".card progress").get_attribute("aria-label") == "Progress of small.png"
         context.close()
@@ -752,10 +739,7 @@ def test_the_options_fit_a_narrow_phone(tmp_path, browser):
     """On a 320 px wide screen (or 1280 px zoomed to 400 %) the options, Advanced open, stay within their
     boxes and the page does not scroll sideways."""
     with served(Engine(FakeRestorer(), tmp_path / "root")) as url:
-        context = browser.new_context(viewport={"width": 320, "height": 640})
-        page = context.new_page()
-        page.goto(url)
-        page.wait_for_selector("#version:not(:empty)")
+        context, page = open_page(browser, url, viewport={"width": 320, "height": 640})
         page.click(".advanced summary")
         outside = page.evaluate(
             "() => [...document.querySelectorAll('.step fieldset, .step label, .step select, .step input')]"
@@ -816,10 +800,7 @@ def test_a_failed_photo_is_tried_again_with_other_options(tmp_path, browser):
     photo = tmp_path / "scan.png"
     photo.write_bytes(png_bytes(size=(200, 150)))
     with served(engine) as url:
-        context = browser.new_context(viewport={"width": 1000, "height": 800})
-        page = context.new_page()
-        page.goto(url)
-        page.wait_for_selector("#version:not(:empty)")
+        context, page = open_page(browser, url, viewport={"width": 1000, "height": 800})
         page.set_input_files("#files", [str(photo)])
         page.focus("#fidelity")
         page.keyboard.press("ArrowRight")  # 0.5 -> 0.55
@@ -901,10 +882,7 @@ def test_the_faces_note_shows_commands_as_code_not_backticks(tmp_path, browser):
     fake = FakeRestorer()
     fake.notices = ["face enhancement is off: no face weights (`oldphoto weights download` <b>fetches</b>)"]
     with served(Engine(fake, tmp_path / "root")) as url:
-        context = browser.new_context()
-        page = context.new_page()
-        page.goto(url)
-        page.wait_for_selector("#version:not(:empty)")
+        context, page = open_page(browser, url)
         note = page.locator("#faces-note")
         assert note.inner_text() == ("Not available on this server: no face weights (oldphoto weights "
                                      "download <b>fetches</b>)")
@@ -920,10 +898,7 @@ def test_a_faded_photo_is_unfaded_when_chosen_on_the_page(tmp_path, browser):
     small.write_bytes(png_bytes())
     fake = FakeRestorer(shared={"calls": [], "restorers": 1})
     with served(Engine(fake, tmp_path / "root")) as url:
-        context = browser.new_context()
-        page = context.new_page()
-        page.goto(url)
-        page.wait_for_selector("#version:not(:empty)")
+        context, page = open_page(browser, url)
         assert page.locator("#unfade").input_value() == "off"
         page.select_option("#unfade", "colour")
         page.set_input_files("#files", [str(small)])
@@ -940,10 +915,7 @@ def test_enlarging_from_the_page(tmp_path, browser):
     small = tmp_path / "small.png"
     small.write_bytes(png_bytes())  # 40 x 30
     with served(Engine(FakeRestorer(), tmp_path / "without")) as url:
-        context = browser.new_context()
-        page = context.new_page()
-        page.goto(url)
-        page.wait_for_selector("#version:not(:empty)")
+        context, page = open_page(browser, url)
         assert page.locator("#upscale").is_disabled()
         assert page.locator("#upscale-note code").inner_text() == "oldphoto weights download realesrgan"
         context.close()
@@ -1063,10 +1035,7 @@ def test_no_100_percent_view_above_the_limit(tmp_path, browser):
     small = tmp_path / "small.png"
     small.write_bytes(png_bytes())  # 40 x 30 = 1200 pixels
     with served(Engine(FakeRestorer(), tmp_path / "root", full_view_pixels=1000)) as url:
-        context = browser.new_context()
-        page = context.new_page()
-        page.goto(url)
-        page.wait_for_selector("#version:not(:empty)")
+        context, page = open_page(browser, url)
         page.set_input_files("#files", [str(small)])
         page.click("#go")
         card = page.locator(".card[data-status=done]")
