@@ -37,7 +37,6 @@ from oldphoto.stages.defects import (
     DefectStage,
     detection_short_side,
     dilate,
-    enlarge_mask,
     find_defects,
     needs_inpainting,
 )
@@ -436,17 +435,16 @@ class Restorer:
         big = self.mode.hr_by_size and shape[0] * shape[1] > self.options.hr_above * 1e6
         return "hr" if (self.options.hr or big) else "scratch"
 
-    def probabilities(self, image: np.ndarray, photo_size: bool = True) -> np.ndarray:
+    def probabilities(self, image: np.ndarray) -> np.ndarray:
         """The detector's defect probability ``H×W`` on ``image``, as :meth:`detect` computes it (padded,
-        tiled, at ``--detect-size``), before thresholding and the shape filter; with ``photo_size``
-        False, at the size the detector ran at when that is smaller than the photo."""
+        tiled, at ``--detect-size``), before thresholding and the shape filter."""
         detector = self.model("detector")
         shape = np.shape(image)[:2]
         short_side = detection_short_side(self.options.detect_size, shape)
         whole = None if short_side else shape  # resized first: no shape known
         stage = DefectStage(lambda x: self.runner(detector, x), self.mask_threshold(), 0,
                             tile=self._tile("detector", whole), short_side=short_side)
-        return stage.probabilities(_check_image(image), photo_size)
+        return stage.probabilities(_check_image(image))
 
     def networks(self, image: np.ndarray, path: str = "quality", mask: np.ndarray | None = None,
                  fit_levels: bool = True) -> np.ndarray:
@@ -475,20 +473,9 @@ class Restorer:
         ``toned``: whether the photo is gray or toned, when its tone is known already (else fitted)."""
         if toned is None:
             toned = fit_tone(image) is not None
-        # Defects are judged where the detector looked: on a photo scaled down for it (DETECT_SHORT_SIDE),
-        # the shape rules' pixel measures (a stroke's width, the sides an outline is read at, the fringe)
-        # then mean what they mean on a print scanned at that size, so a scan at four times the resolution
-        # is judged as its smaller scan is (the scratched girl enlarged 2-4 times: 0.71 short sides of
-        # evidence judged at full size, too little for auto, against 1.04 at her own size).
-        import cv2
-
-        prob = self.probabilities(image, photo_size=False)
-        seen = image if prob.shape == image.shape[:2] else cv2.resize(
-            np.asarray(image, np.float32), (prob.shape[1], prob.shape[0]), interpolation=cv2.INTER_AREA)
         # in a gray or toned photo colour follows luma and says nothing more: the colour rules need colour
-        defects = find_defects(prob, luma(seen), self.mask_threshold(), None if toned else seen)
-        if prob.shape != image.shape[:2]:
-            defects = dataclasses.replace(defects, mask=enlarge_mask(defects.mask, image.shape[:2]))
+        colour = None if toned else image
+        defects = find_defects(self.probabilities(image), luma(image), self.mask_threshold(), colour)
         if self.options.mask_dilation:
             defects = dataclasses.replace(defects, mask=dilate(defects.mask, self.options.mask_dilation))
         return defects

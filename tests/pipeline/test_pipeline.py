@@ -557,27 +557,6 @@ def test_large_photos_are_scanned_for_defects_at_a_512_short_side(models_no_face
     assert min(min(s) for s in spy.sizes) in range(small, small + 16)
 
 
-def test_a_large_photos_defects_are_judged_at_the_size_the_detector_saw(models_no_faces, monkeypatch):
-    """The shape rules measure in pixels (widths, the sides of an outline, the fringe): a photo scanned
-    for defects scaled down is judged at that size, and its mask given back at the photo's."""
-    import oldphoto.pipeline as pipeline
-
-    seen = []
-
-    def spy(prob, gray, threshold, colour=None):
-        seen.append((prob.shape, gray.shape))
-        return find(prob, gray, threshold, colour)
-
-    find = pipeline.find_defects
-    monkeypatch.setattr(pipeline, "find_defects", spy)
-    r = restorer({**models_no_faces, "detector": StripeDetector()}, max_memory="8G")
-    img = smooth_image(600, 900, seed=3)
-    img[300:306, 100:800] = 0.0  # a dark scratch
-    mask = r.detect(img).mask
-    assert seen == [((512, 768), (512, 768))]
-    assert mask.shape == (600, 900) and mask[300:306, 120:780].all() and not mask[:280].any()
-
-
 def test_a_large_photos_fill_takes_its_colour_from_beyond_the_defects_neutral_halo(models_no_faces):
     """Around a white crack the chroma is the crack's for a few pixels (its fringe, a JPEG's chroma
     blur), more on a scan larger than the detector's view: the fill's colour is read beyond that halo,

@@ -174,32 +174,6 @@ def test_auto_repairs_the_scratched_real_photos_and_leaves_the_others_alone(real
             f"{path.stem}: strokes add up to {defects.stroke_length:.2f} short sides, blobs {defects.blobs}")
 
 
-def test_a_scan_at_four_times_the_resolution_has_its_crack_found_as_at_its_own_size(real_old_dir):
-    """The scratched girl's widest crack (shadowed on one side, flaking on the other), in the photo
-    enlarged four times as a high-resolution scan shows it: judged at full size, the outline rule read its
-    sides 3 px out, still on the crack's own edges, and left 89 % of it unrepaired; judged at the size the
-    detector looked at, it is repaired as at the photo's own size (91 % there)."""
-    import cv2
-
-    from oldphoto import Restorer
-    from oldphoto.io import read_photo
-    from oldphoto.luma import luma
-
-    photo = read_photo(real_old_dir / "scratched_girl_cigarette.png").pixels
-    y = luma(photo)
-    h, w = y.shape
-    background = cv2.medianBlur((y * 255).astype(np.uint8), 9) / 255.0
-    crack = np.zeros((h, w), bool)
-    crack[230:275, 395:460] = (y - background)[230:275, 395:460] > 0.15  # its bright pixels
-    assert crack.sum() > 150
-    scan = np.clip(cv2.resize(photo, (4 * w, 4 * h), interpolation=cv2.INTER_LANCZOS4), 0.0, 1.0)
-    restorer = Restorer(weights=bundled_weights_dir(), faces=False, device="cpu", scratches="on")
-    mask = restorer.detect(scan).mask
-    assert mask.shape == scan.shape[:2]
-    covered = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) > 0.5
-    assert covered[crack].mean() > 0.7
-
-
 def test_faces_are_off_by_default_with_the_bundled_weights(tmp_path, monkeypatch):
     from oldphoto import Restorer
 

@@ -41,8 +41,7 @@ OFFICIAL_THRESHOLD = 0.4  # detection.py's threshold for the official detector
 # defects scaled down to DETECT_SHORT_SIDE (the map is enlarged back): the portraits keep 0.68 short sides
 # or more at every enlargement up to four times, clean photos are taken for damaged about as often (corpus
 # at 1024 px: 7 of 114 instead of 9, gray copies 13 and 13; up to 2048 px: 4 of 37 instead of 3, gray
-# 6 and 6), and the detector costs a fraction of its full-resolution time on a large scan.  The defects
-# are then judged at that size too (Restorer.detect: the shape rules measure in pixels).  The price is
+# 6 and 6), and the detector costs a fraction of its full-resolution time on a large scan.  The price is
 # fine dust, which full resolution finds better (synthetic dust at 2048 px: 45 % of its pixels against
 # 7.5 %); the larger of the two maps would find both but takes more clean photos for damaged (corpus at
 # 1024 px: 12 of 114, gray copies 21).
@@ -73,9 +72,8 @@ class DefectStage:
     overlap: int = 64
     short_side: int | None = None
 
-    def probabilities(self, image: np.ndarray, photo_size: bool = True) -> np.ndarray:
-        """Defect probability float32 in [0,1], ``H×W`` at the photo's resolution; with ``photo_size``
-        False, at the smaller size the detector ran at when it ran on the photo scaled down."""
+    def probabilities(self, image: np.ndarray) -> np.ndarray:
+        """Defect probability ``H×W`` float32 in [0,1] at the photo's resolution."""
         h, w = image.shape[:2]
         gray = image_to_tensor(luma(image))
         if self.short_side and min(h, w) != self.short_side:
@@ -86,8 +84,7 @@ class DefectStage:
         plan = plan_tiles(padded.shape[-2], padded.shape[-1], self.tile, self.overlap, DETECTOR_MULTIPLE)
         logits = crop_to(run_tiled(self.detector, [padded], plan, out_channels=1), size)
         prob = torch.sigmoid(logits)
-        shrunk = prob.shape[-2] < h
-        if prob.shape[-2:] != (h, w) and (photo_size or not shrunk):
+        if prob.shape[-2:] != (h, w):
             prob = F.interpolate(prob, size=(h, w), mode="bilinear", align_corners=False)
         return prob[0, 0].numpy().astype(np.float32)
 
@@ -114,12 +111,6 @@ def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     k = 2 * radius + 1
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     return cv2.dilate(mask.astype(np.uint8), kernel) > 0
-
-
-def enlarge_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """A mask found on the photo scaled down, at the photo's ``shape`` (bilinear, cut halfway)."""
-    grown = cv2.resize(mask.astype(np.float32), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
-    return grown >= 0.5
 
 
 def dilate_official(mask: np.ndarray) -> np.ndarray:
