@@ -19,6 +19,14 @@ def test_precision_that_autocast_refuses_is_an_option_error(monkeypatch):
     runtime.check_precision("fp32", torch.device("mps"))  # fp32 needs no autocast
 
 
+def test_bf16_on_a_cpu_without_native_bf16_is_said(monkeypatch, caplog):
+    # asked for to go faster, emulated bf16 can go several times slower than fp32: said, not only logged
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    with caplog.at_level("WARNING", logger=runtime.log.name):
+        runtime.check_precision("bf16", torch.device("cpu"))
+    assert any("emulated" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+
+
 def test_bf16_on_a_gpu_without_it_is_an_option_error(monkeypatch):
     def old_autocast(device_type, dtype=None, enabled=True):
         raise RuntimeError("Current CUDA Device does not support bfloat16. Please switch dtype to float16.")

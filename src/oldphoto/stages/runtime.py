@@ -60,8 +60,9 @@ def check_precision(precision: str, device: torch.device) -> None:
     if precision == "bf16" and device.type == "cpu":
         capability = torch.backends.cpu.get_cpu_capability()
         if "AVX512" not in capability and "AMX" not in capability:
-            log.info("this CPU (%s) has no native bf16 instructions; bf16 will be emulated and may be "
-                     "slower than fp32", capability)
+            # (a warning: asked for to go faster, it may go several times slower, which is worth saying)
+            log.warning("this CPU (%s) has no native bf16 instructions; bf16 will be emulated and may be "
+                        "slower than fp32", capability)
     if precision != "fp32":
         # autocast's own rules, asked up front rather than at the first network of the first photo: MPS
         # autocast needs PyTorch 2.5 or later, and older PyTorch refuses bf16 on GPUs without it
