@@ -148,9 +148,9 @@ class RestoreOptions:
                        help="grow predicted masks by a disk of PX pixels (default: 0; the HR path always "
                             "adds the official 3×3×3 dilation)")
         g.add_argument("--detect-size", type=int, default=d.detect_size, metavar="PX",
-                       help="run the detector at this short side (default: the photo's own, scaled down "
-                            "to 512 when larger, where the detector knows the scratches' widths; "
-                            "0: full resolution always)")
+                       help="run the detector at this short side, at most the photo's own (default: the "
+                            "photo's own, scaled down to 512 when larger, where the detector knows the "
+                            "scratches' widths; 0: full resolution always)")
         g.add_argument("--scratch-min-area", type=float, default=d.scratch_min_area, metavar="FRACTION",
                        help="--scratches auto: also require the defects to cover at least this fraction "
                             "of the photo (default: no area rule; 0.0002 with --compat official)")

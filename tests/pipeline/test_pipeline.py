@@ -542,9 +542,12 @@ class SizeSpy(StripeDetector):
         return super().forward(x)
 
 
-@pytest.mark.parametrize("option,short,small", [(None, 512, 400), (0, 600, 400), (256, 256, 256)])
+@pytest.mark.parametrize("option,short,small", [(None, 512, 400), (0, 600, 400), (256, 256, 256),
+                                                (500, 500, 400), (10000, 600, 400)])
 def test_large_photos_are_scanned_for_defects_at_a_512_short_side(models_no_faces, option, short, small):
-    """The detector knows scratches a few pixels wide: a large scan's wider ones it finds scaled down."""
+    """The detector knows scratches a few pixels wide: a large scan's wider ones it finds scaled down.
+    A --detect-size above the photo's short side never enlarges it (10000 took a 100-px photo nine
+    minutes)."""
     spy = SizeSpy()
     r = restorer({**models_no_faces, "detector": spy}, detect_size=option, max_memory="8G")
     img = smooth_image(600, 900, seed=3)
