@@ -152,8 +152,9 @@ class RestoreOptions:
                             "photo's own, scaled down to 512 when larger, where the detector knows the "
                             "scratches' widths; 0: full resolution always)")
         g.add_argument("--scratch-min-area", type=float, default=d.scratch_min_area, metavar="FRACTION",
-                       help="--scratches auto: also require the defects to cover at least this fraction "
-                            "of the photo (default: no area rule; 0.0002 with --compat official)")
+                       help="--scratches auto: also require the detected defects to cover at least this "
+                            "fraction of the photo (default: no area rule; 0.0002 with --compat official; "
+                            "a user mask is repaired as given)")
         g.add_argument("--dust", action="store_true", default=d.dust,
                        help="also remove fine dust: small bright specks on flat areas, which the detector "
                             "misses (whatever --scratches decides for the rest; not with --compat "

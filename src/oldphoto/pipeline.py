@@ -417,16 +417,17 @@ class Restorer:
 
     def choose_path(self, defects: Defects | None, shape: tuple[int, int], user: bool = False) -> str:
         """quality when nothing is to be repaired; else scratch, or hr with --hr or above --hr-above
-        megapixels.  ``user``: the mask came from the user (repaired as given)."""
+        megapixels.  ``user``: the mask came from the user (repaired as given: auto's area and shape
+        rules judge the detector's evidence, not the user's marks)."""
         o = self.options
         if o.scratches == "off" or defects is None:
             return "quality"
         if not defects.mask.any() and not (self.mode.on_repairs_every_photo and o.scratches == "on"):
             return "quality"
-        if o.scratches == "auto":
+        if o.scratches == "auto" and not user:
             if not needs_inpainting(defects.mask, self.min_defect_area()):
                 return "quality"
-            if self.mode.shape_rules and not (user or defects.worth_repairing()):
+            if self.mode.shape_rules and not defects.worth_repairing():
                 return "quality"
         return self._repair_path(shape)
 

@@ -68,6 +68,17 @@ def test_user_mask_overrides_detection_and_off_ignores_it(models_no_faces):
         restorer(models_no_faces).restore(img, mask=np.zeros((40, 30)))
 
 
+@pytest.mark.parametrize("kw", [{"scratch_min_area": 0.5}, {"compat": "official"}])
+def test_auto_repairs_a_small_user_mask_as_given(models_no_faces, kw):
+    """A user's mask is repaired as given: --scratches auto's area rule (--scratch-min-area, the official
+    mode's 0.0002) judges the detector's evidence, not one speck the user marked by hand."""
+    img = smooth_image(80, 80)
+    mask = np.zeros((80, 80), bool)
+    mask[40, 40] = True  # 1/6400 of the photo
+    r = restorer(models_no_faces, **kw).restore(img, mask=mask)
+    assert r.path == "scratch" and r.mask[40, 40]
+
+
 def test_auto_decides_from_the_predicted_mask(models_no_faces):
     models = dict(models_no_faces, detector=StripeDetector(bright=True))
     # gentler shading than smooth_image's: its valley at column 30 changes by 0.18 over the 8 px across
