@@ -102,6 +102,16 @@ class RestoreOptions:
             raise ValueError(f"--mask-threshold must be between 0 and 1, got {self.mask_threshold}")
         if self.mask_dilation is not None and self.mask_dilation < 0:
             raise ValueError(f"--mask-dilation must be >= 0, got {self.mask_dilation}")
+        if self.compat == "official":
+            # the official stage 1 detects at its own size, does not grow its mask and runs the whole photo
+            # through one path: these would change nothing, without a word
+            unused = [flag for flag, asked in (("--detect-size", self.detect_size is not None),
+                                               ("--mask-dilation", bool(self.mask_dilation)),
+                                               ("--diffusion-depth", bool(self.diffusion_depth)),
+                                               ("--texture-depth", bool(self.texture_depth))) if asked]
+            if unused:
+                raise ValueError(f"{', '.join(unused)} {'is' if len(unused) == 1 else 'are'} not part of "
+                                 "the official stage 1: cannot go with --compat official")
         if self.face_detector not in ("hog", "cnn"):
             raise ValueError(f"--face-detector must be hog or cnn, got {self.face_detector!r}")
         if self.face_size not in (None, 256, 512):
@@ -146,11 +156,11 @@ class RestoreOptions:
                             "has none or with --compat official)")
         g.add_argument("--mask-dilation", type=int, default=d.mask_dilation, metavar="PX",
                        help="grow predicted masks by a disk of PX pixels (default: 0; the HR path always "
-                            "adds the official 3×3×3 dilation)")
+                            "adds the official 3×3×3 dilation; not with --compat official)")
         g.add_argument("--detect-size", type=int, default=d.detect_size, metavar="PX",
                        help="run the detector at this short side, at most the photo's own (default: the "
                             "photo's own, scaled down to 512 when larger, where the detector knows the "
-                            "scratches' widths; 0: full resolution always)")
+                            "scratches' widths; 0: full resolution always; not with --compat official)")
         g.add_argument("--scratch-min-area", type=float, default=d.scratch_min_area, metavar="FRACTION",
                        help="--scratches auto: also require the detected defects to cover at least this "
                             "fraction of the photo (default: no area rule; 0.0002 with --compat official; "
@@ -164,13 +174,14 @@ class RestoreOptions:
                        help="fill defects whose every pixel lies within PX pixels of an undamaged one "
                             "(hairlines, thin scratches, dust) by diffusion from their edges instead of "
                             "the networks (default: the value measured for the installed scratch weights, "
-                            "written in their card; 0, the networks fill everything, when it has none)")
+                            "written in their card; 0, the networks fill everything, when it has none; not "
+                            "with --compat official)")
         g.add_argument("--texture-depth", type=float, default=d.texture_depth, metavar="PX",
                        help="fill the deeper defects whose every pixel lies within PX pixels of an "
                             "undamaged one (scratches and cracks on high-resolution scans) with patches "
                             "of the undamaged texture around them instead of the networks (default: the "
                             "value measured for the installed scratch weights, written in their card; 0, "
-                            "none, when it has none)")
+                            "none, when it has none; not with --compat official)")
         g = parser.add_argument_group("restoration")
         g.add_argument("--fidelity", type=float, default=d.fidelity, metavar="F",
                        help="away from the defects, 1 keeps the photo's own structure and detail (only "

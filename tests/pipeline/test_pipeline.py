@@ -324,10 +324,10 @@ def test_options_round_trip_through_argparse():
     parser = argparse.ArgumentParser()
     RestoreOptions.add_arguments(parser)
     args = parser.parse_args(["--scratches", "on", "--hr", "--no-faces", "--precision", "bf16",
-                              "--max-memory", "1G", "--mask-dilation", "2", "--compat", "official"])
+                              "--max-memory", "1G", "--mask-threshold", "0.3", "--compat", "official"])
     o = RestoreOptions.from_args(args)
-    assert (o.scratches, o.hr, o.faces, o.precision, o.max_memory, o.mask_dilation, o.compat) == (
-        "on", True, False, "bf16", "1G", 2, "official")
+    assert (o.scratches, o.hr, o.faces, o.precision, o.max_memory, o.mask_threshold, o.compat) == (
+        "on", True, False, "bf16", "1G", 0.3, "official")
     assert RestoreOptions.from_args(parser.parse_args([])) == RestoreOptions()
     with pytest.raises(ValueError, match="--mask-threshold"):
         RestoreOptions(mask_threshold=1.5).validate()
@@ -346,6 +346,19 @@ def test_options_round_trip_through_argparse():
         RestoreOptions(dust=True, compat="official").validate()
     with pytest.raises(ValueError, match="--unfade must be one of off, contrast, colour"):
         RestoreOptions(unfade="yes").validate()
+
+
+@pytest.mark.parametrize("flag,kw", [("--detect-size", {"detect_size": 0}),
+                                     ("--detect-size", {"detect_size": 256}),
+                                     ("--mask-dilation", {"mask_dilation": 2}),
+                                     ("--diffusion-depth", {"diffusion_depth": 2.5}),
+                                     ("--texture-depth", {"texture_depth": 12.0})])
+def test_options_the_official_stage_1_has_not_are_refused_with_compat_official(flag, kw):
+    """They changed nothing with --compat official (it detects at its own size, grows no mask and runs
+    the whole photo through one path), without a word; their defaults still go with it."""
+    with pytest.raises(ValueError, match=f"{flag} is not part of the official stage 1"):
+        RestoreOptions(compat="official", **kw).validate()
+    RestoreOptions(compat="official", mask_dilation=0, diffusion_depth=0.0, texture_depth=0.0).validate()
 
 
 def test_missing_weights_is_an_error_that_says_what_to_do(tmp_path, monkeypatch):
