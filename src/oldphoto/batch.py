@@ -595,7 +595,9 @@ def restoration_record(result: Any, user_mask: bool = False) -> dict[str, Any] |
                              "lines_left_alone": (path == "quality" or defects.dust_only)
                              and defects.stroke_length >= NOTE_STROKE_LENGTH,
                              # repaired for its lines alone, on evidence undamaged photos reach too
+                             # (not known of --compat official's mask, which is not judged by shape)
                              "lines_in_doubt": path != "quality" and not defects.dust_only
+                             and getattr(defects, "judged", True)
                              and not defects.blobs and defects.evidence < NOTE_DOUBT_LENGTH}
     return record
 

@@ -158,7 +158,8 @@ class OfficialMode(Mode):
                 defects = Defects(user_mask(mask, shape))
             else:
                 detector = r.model("detector")
-                defects = Defects(official_mask(lambda x: r.runner(detector, x), image16, r.mask_threshold()))
+                defects = Defects(official_mask(lambda x: r.runner(detector, x), image16, r.mask_threshold()),
+                                  judged=False)
         path = r.choose_path(defects, shape, user=mask is not None)
         timings["defects"] = time.perf_counter() - t
 

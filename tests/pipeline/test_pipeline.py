@@ -271,6 +271,20 @@ def test_compat_mode_follows_the_official_sizes_and_stretch(models_no_faces, h, 
     assert r.image.shape == (h, w, 3)  # resized back for writing over the original
 
 
+def test_compat_mode_says_no_doubt_about_lines_it_never_judged(models_no_faces):
+    """--compat official's mask is not judged by shape: every repaired photo was said to hold lines that
+    "may be the scene's" (also with 0.00 % repaired), from counts never measured."""
+    from oldphoto.batch import _repair_note, restoration_record
+
+    img = smooth_image(64, 64)
+    img[30:32, 5:60] = 1.0
+    r = restorer(dict(models_no_faces, detector=StripeDetector(bright=True)), compat="official",
+                 scratches="on").restore(img)
+    record = restoration_record(r)
+    assert r.path == "scratch" and record["mask"] == "detected" and not record["defects"]["lines_in_doubt"]
+    assert _repair_note(record).startswith("; ") and "scene" not in _repair_note(record)
+
+
 def test_compat_quality_equals_the_official_formula(models_no_faces):
     """Stage-1 compat output = save_image((VAE_B.dec(map(VAE_A.enc(x)))+1)/2, normalize=True)."""
     img = smooth_image(41, 30)

@@ -284,6 +284,7 @@ class Defects:
     dark_length: float = 0.0  # the part of stroke_length that is darker than its surroundings
     stroke_alignment: float = 0.0  # how much the short bright strokes share a direction (0: every way)
     aligned_length: float = 0.0  # the short bright strokes' length when they share one
+    judged: bool = True  # False: --compat official's mask, never judged by shape (the counts are not known)
 
     @property
     def area(self) -> float:
