@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import numbers
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,13 @@ FACE_DETECT_ON = ("original", "restored", "both")  # where faces are looked for
 FACE_INPUT = ("restored", "original")  # which photo's face the face model enhances
 PRECISION_NAMES = ("fp32", "bf16", "fp16")  # oldphoto.stages.runtime.PRECISIONS maps them to dtypes
 UPSCALE_CHOICES = (1, 2, 4)  # 1: the photo's own size; 2, 4: oldphoto.stages.upscale
+# options that count pixels or things, and options that are numbers (checked for their type first: from
+# Python or a JSON file, upscale=2.0 or mask_dilation=1.5 passed the range checks and failed in a stage
+# with a TypeError after the detector had run, fidelity="0.5" with a TypeError about "<=")
+WHOLE_NUMBER_OPTIONS = ("mask_dilation", "detect_size", "face_size", "face_batch", "face_upsample", "tile",
+                        "upscale")
+NUMBER_OPTIONS = ("mask_threshold", "scratch_min_area", "fidelity", "diffusion_depth", "texture_depth",
+                  "hr_above", "face_threshold")
 
 # --fidelity for quality-path weights whose card recommends none (e.g. imported official weights): an even
 # blend; the bundled weights' card carries the value measured for them (docs/restore.md)
@@ -69,6 +77,13 @@ class RestoreOptions:
     upscale: int = 1
 
     def validate(self) -> None:
+        for names, kind, what in ((WHOLE_NUMBER_OPTIONS, numbers.Integral, "a whole number"),
+                                  (NUMBER_OPTIONS, numbers.Real, "a number")):
+            for name in names:
+                value = getattr(self, name)
+                unset = value is None and getattr(RestoreOptions, name) is None  # (None: the default)
+                if not isinstance(value, kind) and not unset:
+                    raise ValueError(f"--{name.replace('_', '-')} must be {what}, got {value!r}")
         if self.scratches not in SCRATCH_MODES:
             raise ValueError(f"--scratches must be one of {', '.join(SCRATCH_MODES)}, got {self.scratches!r}")
         if self.colour not in COLOUR_MODES:

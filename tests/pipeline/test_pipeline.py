@@ -362,6 +362,23 @@ def test_options_round_trip_through_argparse():
         RestoreOptions(unfade="yes").validate()
 
 
+@pytest.mark.parametrize("kw,message", [({"upscale": 2.0}, "--upscale must be a whole number, got 2.0"),
+                                        ({"mask_dilation": 1.5}, "--mask-dilation must be a whole number"),
+                                        ({"tile": 100.5}, "--tile must be a whole number"),
+                                        ({"fidelity": "0.5"}, "--fidelity must be a number, got '0.5'"),
+                                        ({"hr_above": "4"}, "--hr-above must be a number"),
+                                        ({"face_threshold": None}, "--face-threshold must be a number")])
+def test_options_of_the_wrong_type_are_refused_up_front(kw, message):
+    """From Python or a JSON file: upscale=2.0 and mask_dilation=1.5 passed validation and failed with a
+    TypeError in a stage, after the detector had run; fidelity="0.5" with a TypeError about "<="."""
+    with pytest.raises(ValueError, match=message):
+        RestoreOptions(**kw).validate()
+
+
+def test_numpy_numbers_are_options_like_any_other():
+    RestoreOptions(fidelity=np.float32(0.5), tile=np.int64(128), texture_depth=np.int32(5)).validate()
+
+
 @pytest.mark.parametrize("flag,kw", [("--detect-size", {"detect_size": 0}),
                                      ("--detect-size", {"detect_size": 256}),
                                      ("--mask-dilation", {"mask_dilation": 2}),
