@@ -36,7 +36,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from oldphoto import __version__, footprint, outputs
+from oldphoto import __version__, footprint, masks, outputs
 from oldphoto.files import sha256_file
 from oldphoto.io import (
     DEFAULT_JPEG_QUALITY,
@@ -426,7 +426,7 @@ def read_mask(path: Path, size: tuple[int, int], max_pixels: int | None) -> np.n
     if mask_photo.size != size:
         raise PhotoError(path, f"mask is {mask_photo.size[0]}x{mask_photo.size[1]} but the photo is "
                                f"{size[0]}x{size[1]}")
-    return mask_photo.pixels.mean(axis=-1) >= 0.5
+    return masks.user_mask(mask_photo.pixels, mask_photo.pixels.shape[:2], name=path.name)
 
 
 # ------------------------------------------------------------------------------------------ progress

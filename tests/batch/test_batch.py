@@ -253,6 +253,19 @@ def test_masks_matched_by_stem_not_order(tmp_path):
     assert "mask is 5x5 but the photo is 12x8" in log
 
 
+def test_a_mask_files_coloured_marks_are_read_as_the_apis_are(tmp_path):
+    """A red brush on a black mask marks defects, in a --mask-dir file as in an array given to the API
+    (the file reader averaged the channels: pure red read as 0.33, no defect)."""
+    from oldphoto.stages.defects import user_mask
+
+    marks = np.zeros((8, 12, 3), np.uint8)
+    marks[2:4, 3:9] = (255, 0, 0)
+    Image.fromarray(marks).save(tmp_path / "a.png")
+    from_file = batch.read_mask(tmp_path / "a.png", (12, 8), None)
+    assert np.array_equal(from_file, user_mask(marks, (8, 12)))
+    assert from_file.sum() == 12 and from_file[2:4, 3:9].all()
+
+
 def test_masks_by_exact_stem_and_saved_masks_given_back(tmp_path):
     """``a.2.png`` is the mask of ``a.2``, not of ``a`` (it sorts first); and an output folder written with
     --save-mask, its masks edited, serves as --mask-dir: ``a.mask.png`` there, not the restored ``a.png``."""
