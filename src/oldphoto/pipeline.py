@@ -44,6 +44,8 @@ from oldphoto.stages.dust import find_dust
 from oldphoto.stages.faces import FaceDetector, FaceInfo, FaceStage, face_detection_available
 from oldphoto.stages.fidelity import denoise_luma, denoise_luma_network
 from oldphoto.stages.restore import (
+    BYTES_PER_PIXEL,
+    MIN_TILE_SIDE,
     PATH_MULTIPLE,
     PATH_ROLES,
     PathModels,
@@ -132,6 +134,14 @@ class Restorer:
         self.inference = InferenceOptions.for_device(self.device)
         self.runner = Runner(self.device, options.precision)
         self.budget = parse_memory(options.max_memory)
+        # (official-size networks: the figures tiles are planned by, smaller ones need less)
+        smallest = MIN_TILE_SIDE ** 2 * max(DETECTOR.tile_bytes_per_pixel, *BYTES_PER_PIXEL.values())
+        if self.budget < smallest:
+            from oldphoto.footprint import human_bytes
+
+            log.warning("--max-memory %s is less than the smallest tiles (%d px) need, about %s: they are "
+                        "used anyway, so more memory than that will be used", options.max_memory,
+                        MIN_TILE_SIDE, human_bytes(smallest))
         self.notices: list[str] = []
         # told (stage, fraction done) during the long stages (--upscale on a CPU: minutes), for the CLI's
         # progress bar and the web page
@@ -405,7 +415,7 @@ class Restorer:
         if kind == "detector":
             scale = memory_scale([self.model("detector")])
             side = tile_side_for_budget(self.budget, DETECTOR.tile_bytes_per_pixel * scale, DETECTOR_MULTIPLE,
-                                        minimum=256)
+                                        minimum=MIN_TILE_SIDE)
         else:
             side = tile_side(kind, self.budget, memory_scale([self.model(r) for r in PATH_ROLES[kind]]))
         if shape is not None and (shape[0] + 64) * (shape[1] + 64) <= side * side:

@@ -636,6 +636,18 @@ def test_a_large_photos_fill_takes_its_colour_from_beyond_the_defects_neutral_ha
     assert np.abs(fill - want).max() < 0.01, (fill, want)
 
 
+def test_a_memory_budget_below_the_smallest_tiles_is_said(models_no_faces, caplog):
+    """Tiles are never smaller than 256 px: a budget below what those need cannot be kept, and is said
+    (--max-memory 1K ran without a word, then used hundreds of megabytes)."""
+    with caplog.at_level("WARNING", logger="oldphoto"):
+        restorer(models_no_faces, max_memory="1K")
+    assert any("--max-memory 1K is less than the smallest tiles" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="oldphoto"):
+        restorer(models_no_faces, max_memory="2G")
+    assert not any("--max-memory" in r.getMessage() for r in caplog.records)
+
+
 def test_colour_rules_see_colour_only_in_colour_photos(models_no_faces, monkeypatch):
     """In a gray or toned photo colour follows luma, so the detector's colour rules get no colour."""
     import oldphoto.pipeline as pipeline

@@ -86,9 +86,15 @@ def whiten(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
+# the smallest tile side a memory budget may ask for (the detector's too): below it tiles are not made
+# smaller, and the budget is exceeded (said by the Restorer)
+MIN_TILE_SIDE = 256
+
+
 def tile_side(path: str, budget_bytes: int, scale: float = 1.0) -> int:
     """Tile side for ``path`` under ``budget_bytes`` (``scale``: network width relative to official)."""
-    return tile_side_for_budget(budget_bytes, BYTES_PER_PIXEL[path] * scale, PATH_MULTIPLE[path], minimum=256)
+    return tile_side_for_budget(budget_bytes, BYTES_PER_PIXEL[path] * scale, PATH_MULTIPLE[path],
+                                minimum=MIN_TILE_SIDE)
 
 
 def memory_scale(modules: list[torch.nn.Module]) -> float:
