@@ -25,7 +25,9 @@ def user_mask(mask: np.ndarray, shape: tuple[int, int], name: str = "mask") -> n
     if m.dtype == bool:
         return m.copy()
     if np.issubdtype(m.dtype, np.integer):
-        top = 255 if m.max() > 1 else 1
+        # 0/1, 8-bit 0/255, or a 16-bit mask's own range (its faint values are no defect)
+        peak = int(m.max())
+        top = 1 if peak <= 1 else 255 if peak <= 255 else np.iinfo(m.dtype).max
         return m >= (top + 1) / 2
     if not np.isfinite(m).all():  # NaN compares False: silently "no defect" where the mask says nothing
         raise ValueError(f"{where}mask contains NaN or infinite values")

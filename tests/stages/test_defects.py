@@ -68,6 +68,9 @@ def test_user_masks_in_every_format():
                     np.repeat(m[..., None].astype(np.uint8) * 255, 3, axis=2),
                     np.concatenate([np.repeat(m[..., None] * 255, 3, 2), np.full((6, 5, 1), 255)], 2)):
         assert np.array_equal(user_mask(variant, (6, 5)), m)
+    sixteen = m.astype(np.uint16) * 65535
+    sixteen[0, 0] = 200  # faint on a 16-bit mask's scale: no defect (it was read on the 8-bit one)
+    assert np.array_equal(user_mask(sixteen, (6, 5)), m)
     with pytest.raises(ValueError, match=r"mask\.png: mask is 4×6 pixels but the photo is 5×6"):
         user_mask(np.zeros((6, 4)), (6, 5), name="mask.png")
     with pytest.raises(ValueError, match=r"^mask is 4×6 pixels"):  # the API's array: no "mask: mask is"
