@@ -162,3 +162,15 @@ def test_in_memory_images_are_read_like_files(tmp_path):
     assert C.load_image_bytes(buf.getvalue(), "pkg/a.jpg").shape == (50, 30, 3)
     with pytest.raises(C.CorpusError, match="pkg/b.png"):
         C.load_image_bytes(b"not an image", "pkg/b.png")
+
+
+def test_build_corpus_keeps_photos_that_differ_only_in_extension(tmp_path):
+    a, b = _write_photos(tmp_path / "src", 2)
+    cv2.imwrite(str(tmp_path / "src" / "img00.png"), cv2.imread(str(b)))  # "img00.jpg" and "img00.png"
+    b.unlink()
+    corpus = SRC.build_corpus(tmp_path / "corpus", SRC.folder_photos(tmp_path / "src", "clean"), max_side=256,
+                              log=lambda m: None)
+    paths = [e.path for e in corpus.entries]
+    assert len(paths) == 2 and len(set(paths)) == 2  # two photos, two files: neither overwrites the other
+    first, second = (C.load_image(corpus.root / p) for p in paths)
+    assert np.abs(first - second).mean() > 0.05

@@ -248,14 +248,16 @@ def build_corpus(out: Path, found: list[Found], max_side: int = 2048, log: Log =
     out.mkdir(parents=True, exist_ok=True)
     entries: list[Entry] = []
     seen: set[str] = set()
+    taken: set[Path] = set()
     for f in found:
         key = f"{f.source}/{f.name}"
         if key in seen:
             continue
         seen.add(key)
-        stem = Path(f.name).stem
         ext = ".png" if f.kind == "real_old" else ".jpg"
-        rel = Path(f.kind) / f.source / (stem + ext)
+        rel = Path(f.kind) / f.source / (Path(f.name).stem + ext)
+        if rel in taken:  # "a.jpg" and "a.png" side by side: keep the whole name ("a.png.jpg")
+            rel = Path(f.kind) / f.source / (f.name + ext)
         dest = out / rel
         if dest.is_file():
             h, w = load_image(dest).shape[:2]
@@ -275,6 +277,7 @@ def build_corpus(out: Path, found: list[Found], max_side: int = 2048, log: Log =
             else:
                 data = image_bytes_jpeg(img, 95)
             atomic_write_bytes(dest, data)
+        taken.add(rel)
         entries.append(Entry(key=key, source=f.source, path=rel.as_posix(), kind=f.kind, split=split_of(key),
                              width=int(w), height=int(h), origin=f.origin, license=f.license))
     write_json(out / "manifest.json", {"format": CORPUS_FORMAT, "version": 1, "max_side": max_side,
