@@ -174,3 +174,17 @@ def test_build_corpus_keeps_photos_that_differ_only_in_extension(tmp_path):
     assert len(paths) == 2 and len(set(paths)) == 2  # two photos, two files: neither overwrites the other
     first, second = (C.load_image(corpus.root / p) for p in paths)
     assert np.abs(first - second).mean() > 0.05
+
+
+def test_build_corpus_skips_a_copy_of_a_photo_under_another_name(tmp_path):
+    (a,) = _write_photos(tmp_path / "src", 1)
+    (tmp_path / "src" / "nested").mkdir()
+    copies = [tmp_path / "src" / "nested" / f"copy {i}.jpg" for i in range(40)]
+    for c in copies:  # 40 names: with a 15 % hold-out, some copy would land in the other split
+        c.write_bytes(a.read_bytes())
+    for _ in range(2):  # a rerun, reusing the stored files, keeps the same one photo
+        logs: list[str] = []
+        corpus = SRC.build_corpus(tmp_path / "corpus", SRC.folder_photos(tmp_path / "src", "clean"),
+                                  max_side=256, log=logs.append)
+        assert [e.origin for e in corpus.entries] == [str(a)]
+        assert len(logs) == 40 and all("the same photo as" in m and str(a) in m for m in logs)

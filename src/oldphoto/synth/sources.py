@@ -14,6 +14,7 @@ opencv-doc's sample images are reserved for evaluation: no source here may inclu
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -249,6 +250,7 @@ def build_corpus(out: Path, found: list[Found], max_side: int = 2048, log: Log =
     entries: list[Entry] = []
     seen: set[str] = set()
     taken: set[Path] = set()
+    digests: dict[str, str] = {}  # sha1 of the stored file -> origin of the photo kept
     for f in found:
         key = f"{f.source}/{f.name}"
         if key in seen:
@@ -261,6 +263,7 @@ def build_corpus(out: Path, found: list[Found], max_side: int = 2048, log: Log =
         dest = out / rel
         if dest.is_file():
             h, w = load_image(dest).shape[:2]
+            data = dest.read_bytes()
         else:
             try:
                 img = _resize_max(f.load(), max_side)
@@ -271,11 +274,15 @@ def build_corpus(out: Path, found: list[Found], max_side: int = 2048, log: Log =
             if min(h, w) < 64:
                 log(f"warning: skipped {f.origin}: too small ({w}×{h})")
                 continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if ext == ".png":
-                data = encode_png(img)
-            else:
-                data = image_bytes_jpeg(img, 95)
+            data = encode_png(img) if ext == ".png" else image_bytes_jpeg(img, 95)
+        # a copy of a photo under another name would get its own split: one copy could train, the other
+        # be held out
+        digest = hashlib.sha1(data).hexdigest()
+        if digest in digests:
+            log(f"warning: skipped {f.origin}: the same photo as {digests[digest]}")
+            continue
+        digests[digest] = f.origin
+        if not dest.is_file():
             atomic_write_bytes(dest, data)
         taken.add(rel)
         entries.append(Entry(key=key, source=f.source, path=rel.as_posix(), kind=f.kind, split=split_of(key),
