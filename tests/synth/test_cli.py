@@ -48,3 +48,22 @@ def test_data_build_patches_info(tmp_path, photo):
                  "--budget-mib", "0.1", "--per-old", "2"]) == 0
     assert main(["data", "info", str(tmp_path / "pp")]) == 0
     assert main(["data", "build", "--out", str(out), "--source", str(tmp_path / "missing")]) == 1
+
+
+def test_data_build_refuses_an_out_that_is_not_a_corpus(tmp_path, photo, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        _photo_file(photos / f"{i}.png", np.roll(photo, 20 * i, axis=1))
+    other = tmp_path / "thesis"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    for out in (other, photos, photos / "corpus", tmp_path):
+        assert main(["data", "build", "--out", str(out), "--source", str(photos), "--old", str(photos)]) == 1
+        assert "oldphoto data build: error:" in capsys.readouterr().out
+    assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]
+    assert sorted(p.name for p in photos.iterdir()) == ["0.png", "1.png", "2.png"]
+    out = tmp_path / "corpus"
+    (out / "clean").mkdir(parents=True)  # what a first run interrupted before its manifest leaves
+    for _ in range(2):  # an interrupted corpus, then a finished one, are built on
+        assert main(["data", "build", "--out", str(out), "--source", str(photos), "--old", str(photos)]) == 0

@@ -8,6 +8,7 @@ from pathlib import Path
 
 DEFAULT_CORPUS = Path("assets/corpus")
 DEFAULT_PATCHES = Path("assets/patches")
+BUILTIN_SOURCES = ("debian", "gcompris", "pypi", "skimage")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -95,6 +96,7 @@ def _build(args: argparse.Namespace) -> int:
     from oldphoto.synth.corpus import CorpusError
     from oldphoto.synth.sources import (
         build_corpus,
+        check_corpus_out,
         debian_photos,
         default_real_old_folder,
         folder_photos,
@@ -104,8 +106,10 @@ def _build(args: argparse.Namespace) -> int:
     )
 
     try:
+        sources = args.source or list(BUILTIN_SOURCES)
+        olds = args.old if args.old is not None else [p for p in [default_real_old_folder()] if p]
+        check_corpus_out(args.out, [Path(s) for s in sources if s not in BUILTIN_SOURCES] + list(olds))
         found = []
-        sources = args.source or ["debian", "gcompris", "pypi", "skimage"]
         for src in sources:
             if src == "debian":
                 found += debian_photos(args.cache)
@@ -117,7 +121,6 @@ def _build(args: argparse.Namespace) -> int:
                 found += skimage_photos()
             else:
                 found += folder_photos(Path(src), "clean")
-        olds = args.old if args.old is not None else [p for p in [default_real_old_folder()] if p]
         for folder in olds:
             found += folder_photos(Path(folder), "real_old", source="real_old" if args.old is None else None)
         corpus = build_corpus(args.out, found, max_side=args.max_side)

@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from oldphoto.files import atomic_write_bytes
+from oldphoto.files import TEMP_NAME, atomic_write_bytes
 from oldphoto.io import IMAGE_EXTENSIONS
 from oldphoto.synth.corpus import (
     CORPUS_FORMAT,
@@ -243,9 +243,31 @@ def _resize_max(image: np.ndarray, max_side: int) -> np.ndarray:
     return np.clip(cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA), 0, 1)
 
 
+#: what a corpus folder holds (the first run's manifest is written last: an interrupted run leaves no manifest)
+_CORPUS_NAMES = {"manifest.json", "clean", "real_old"}
+
+
+def check_corpus_out(out: Path, folders: Iterable[Path] = ()) -> None:
+    """Refuse an ``out`` that already holds something other than a photo corpus, or that is, holds or lies
+    inside one of the source ``folders`` (the next build would read its own output as photos)."""
+    out = Path(out)
+    for folder in folders:
+        a, b = out.resolve(), Path(folder).resolve()
+        if a == b or b in a.parents or a in b.parents:
+            raise CorpusError(f"{out}: the corpus folder must be apart from the source folder {folder}")
+    if out.is_dir() and not (out / "manifest.json").is_file():
+        others = sorted(p.name for p in out.iterdir() if p.name not in _CORPUS_NAMES
+                        and not TEMP_NAME.match(p.name))
+        if others:
+            raise CorpusError(f"{out}: not a corpus folder (it holds {others[0]}); choose a new or empty folder")
+    elif out.is_dir() and Corpus(out).format != CORPUS_FORMAT:
+        raise CorpusError(f"{out}: not a photo corpus (a patch pack?); choose a new or empty folder")
+
+
 def build_corpus(out: Path, found: list[Found], max_side: int = 2048, log: Log = _log) -> Corpus:
     """Copy photos into ``out`` (downscaled to ``max_side``; clean → JPEG q95, real old → PNG) and write the
     manifest with the fixed split.  Existing files are reused, so re-running is cheap."""
+    check_corpus_out(out)
     out.mkdir(parents=True, exist_ok=True)
     entries: list[Entry] = []
     seen: set[str] = set()
