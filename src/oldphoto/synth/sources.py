@@ -243,7 +243,8 @@ def _resize_max(image: np.ndarray, max_side: int) -> np.ndarray:
     return np.clip(cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA), 0, 1)
 
 
-#: what a corpus folder holds (the first run's manifest is written last: an interrupted run leaves no manifest)
+#: what a corpus folder holds (the first run's manifest is written last: an interrupted run leaves
+#: no manifest)
 _CORPUS_NAMES = {"manifest.json", "clean", "real_old"}
 
 
@@ -259,7 +260,8 @@ def check_corpus_out(out: Path, folders: Iterable[Path] = ()) -> None:
         others = sorted(p.name for p in out.iterdir() if p.name not in _CORPUS_NAMES
                         and not TEMP_NAME.match(p.name))
         if others:
-            raise CorpusError(f"{out}: not a corpus folder (it holds {others[0]}); choose a new or empty folder")
+            raise CorpusError(f"{out}: not a corpus folder (it holds {others[0]}); "
+                              "choose a new or empty folder")
     elif out.is_dir() and Corpus(out).format != CORPUS_FORMAT:
         raise CorpusError(f"{out}: not a photo corpus (a patch pack?); choose a new or empty folder")
 
