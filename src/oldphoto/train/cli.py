@@ -7,6 +7,7 @@ Multi-GPU / multi-node: ``torchrun --nproc_per_node K -m oldphoto train STAGE --
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from pathlib import Path
 
@@ -170,7 +171,10 @@ def _run_stage(args: argparse.Namespace) -> int:
     from oldphoto.train.trainer import TrainingInterrupted, train
 
     try:
-        result = train(args.stage, cfg, out, resume=args.resume, steps=args.steps, device=args.device)
+        # (only the step is kept: the trained networks, DDP-wrapped under torchrun, must be gone before the
+        # process group ends; destroyed after it, at the interpreter's exit, they sometimes aborted the
+        # process, "terminate called without an active exception", after its work was saved)
+        step = train(args.stage, cfg, out, resume=args.resume, steps=args.steps, device=args.device)["step"]
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"oldphoto train {args.stage}: {exc}", file=sys.stderr)
         return 1
@@ -183,8 +187,9 @@ def _run_stage(args: argparse.Namespace) -> int:
               f"{out} (written every checkpoint_every steps), if there is one", file=sys.stderr)
         return 130
     finally:
+        gc.collect()  # (the networks' reference cycles too)
         distributed.shutdown()  # (under torchrun: the process group ends with the command)
-    print(f"[{args.stage}] done at step {result['step']}; checkpoint {out / 'checkpoint.pt'}")
+    print(f"[{args.stage}] done at step {step}; checkpoint {out / 'checkpoint.pt'}")
     return 0
 
 
