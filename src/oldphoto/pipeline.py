@@ -475,9 +475,9 @@ class Restorer:
 
     def detection_scale(self, shape: tuple[int, int]) -> float:
         """How many times larger a photo of ``shape`` is than the size its defects are found at (1: its
-        own size, or larger)."""
+        own size; it is never enlarged for them)."""
         short_side = detection_short_side(self.options.detect_size, shape)
-        return max(min(shape) / short_side, 1.0) if short_side else 1.0
+        return min(shape) / short_side if short_side else 1.0
 
     def detect(self, image: np.ndarray, toned: bool | None = None) -> Defects:
         """The defects the detector finds on ``image`` (default mode), scene content filtered out.
