@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from oldphoto.masks import user_mask
 from oldphoto.stages import compat as compat_rules
 from oldphoto.stages.colour import photo_colour
 from oldphoto.stages.defects import (
@@ -26,7 +27,6 @@ from oldphoto.stages.defects import (
     dilate,
     dilate_official,
     official_mask,
-    user_mask,
 )
 from oldphoto.stages.fidelity import blend, denoised_photo
 from oldphoto.stages.repair import GROW, repair

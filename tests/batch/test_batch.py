@@ -256,7 +256,7 @@ def test_masks_matched_by_stem_not_order(tmp_path):
 def test_a_mask_files_coloured_marks_are_read_as_the_apis_are(tmp_path):
     """A red brush on a black mask marks defects, in a --mask-dir file as in an array given to the API
     (the file reader averaged the channels: pure red read as 0.33, no defect)."""
-    from oldphoto.stages.defects import user_mask
+    from oldphoto.masks import user_mask
 
     marks = np.zeros((8, 12, 3), np.uint8)
     marks[2:4, 3:9] = (255, 0, 0)

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from oldphoto.stages.defects import DefectStage, dilate, needs_inpainting, user_mask
+from oldphoto.masks import user_mask
+from oldphoto.stages.defects import DefectStage, dilate, needs_inpainting
 
 
 def dark_line_detector(x: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 
 from oldphoto.luma import chroma
-from oldphoto.masks import user_mask  # noqa: F401  (re-exported)
 from oldphoto.nets.descriptors import descriptor
 from oldphoto.options import SCRATCH_MODES  # noqa: F401  (re-exported)
 from oldphoto.stages import compat
