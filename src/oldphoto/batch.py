@@ -744,6 +744,10 @@ def open_photo(job: Job, config: BatchConfig, *, reserved: Collection[str] = fro
                                       "defects detected automatically")
             else:
                 mask = read_mask(mask_path, photo.size, config.max_pixels)
+                try:  # said here, naming the mask's file, rather than by the restorer
+                    masks.check_marked_share(mask)
+                except ValueError as exc:
+                    raise PhotoError(mask_path, str(exc)) from None
         return Opened(job, entry, source, decision.output, photo, mask)
     return entry  # failed while decoding
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from oldphoto.masks import user_mask
+from oldphoto.masks import check_marked_share, user_mask
 from oldphoto.stages import compat as compat_rules
 from oldphoto.stages.colour import photo_colour
 from oldphoto.stages.defects import (
@@ -80,6 +80,7 @@ class DefaultMode(Mode):
         if o.scratches != "off":
             if mask is not None:
                 defects = Defects(user_mask(mask, image.shape[:2]))
+                check_marked_share(defects.mask)
             else:
                 defects = r.detect(image, toned=toned)
         path = r.choose_path(defects, image.shape[:2], user=mask is not None)
@@ -156,6 +157,7 @@ class OfficialMode(Mode):
             image16 = compat_rules.scratch_input(image)
             if mask is not None:
                 defects = Defects(user_mask(mask, shape))
+                check_marked_share(defects.mask)
             else:
                 detector = r.model("detector")
                 defects = Defects(official_mask(lambda x: r.runner(detector, x), image16, r.mask_threshold()),

@@ -238,7 +238,9 @@ def test_masks_matched_by_stem_not_order(tmp_path):
     _img(src / "b.png")
     _img(src / "c.png")
     masks.mkdir()
-    Image.new("L", (12, 8), 255).save(masks / "b.png")       # all defect
+    half = np.zeros((8, 12), np.uint8)
+    half[:, :6] = 255
+    Image.fromarray(half).save(masks / "b.png")              # the left half defect
     m = np.zeros((8, 12), np.uint8)
     m[2:4, 3:9] = 255
     Image.fromarray(m).save(masks / "a.png")
@@ -249,8 +251,24 @@ def test_masks_matched_by_stem_not_order(tmp_path):
     assert code == 1
     (pa, ma), (pb, mb) = restorer.calls
     assert ma.dtype == bool and ma.shape == (8, 12) and ma.sum() == 12 and ma[2:4, 3:9].all()
-    assert mb.all()
+    assert mb[:, :6].all() and not mb[:, 6:].any()
     assert "mask is 5x5 but the photo is 12x8" in log
+
+
+def test_an_inverted_mask_fails_its_photo_naming_the_mask(tmp_path):
+    """A mask marking almost the whole photo (black defects on white: inverted) is refused with its
+    file's name before the photo is restored; it would have painted the photo over."""
+    src, masks, out = tmp_path / "in", tmp_path / "masks", tmp_path / "out"
+    _img(src / "a.png")
+    masks.mkdir()
+    inverted = np.full((8, 12), 255, np.uint8)
+    inverted[3] = 0
+    Image.fromarray(inverted).save(masks / "a.png")
+    restorer = Inverter()
+    code, log = _run([str(src), "-o", str(out), "--mask-dir", str(masks)], restorer)
+    assert code == 1 and restorer.calls == []
+    assert f"{masks / 'a.png'}: the mask marks 88 % of the photo as damaged" in log
+    assert "is it inverted?" in log and not (out / "a.png").exists()
 
 
 def test_a_mask_files_coloured_marks_are_read_as_the_apis_are(tmp_path):
@@ -404,7 +422,7 @@ def test_mask_oriented_like_displayed_photo(tmp_path):
     exif[0x0112] = 6  # stored 12x8, displayed 8x12
     _img(src / "rot.jpg", exif=exif.tobytes())
     masks.mkdir()
-    Image.new("L", (8, 12), 255).save(masks / "rot.png")
+    Image.new("L", (8, 12), 0).save(masks / "rot.png")  # (8 wide, 12 high, as displayed)
     restorer = Inverter()
     assert _run([str(src), "-o", str(out), "--mask-dir", str(masks)], restorer)[0] == 0
     assert restorer.calls[0][1].shape == (12, 8)

@@ -68,6 +68,20 @@ def test_user_mask_overrides_detection_and_off_ignores_it(models_no_faces):
         restorer(models_no_faces).restore(img, mask=np.zeros((40, 30)))
 
 
+@pytest.mark.parametrize("kw", [{}, {"compat": "official"}])
+def test_a_mask_marking_most_of_the_photo_is_refused(models_no_faces, kw):
+    """Up to three quarters of a photo may be marked; more is an inverted mask far more often than a
+    photo to repaint, and is refused (--scratches off ignores a mask, and so this one too)."""
+    img = smooth_image(40, 40)
+    mask = np.ones((40, 40), bool)
+    mask[:10] = False  # 75 %
+    assert restorer(models_no_faces, **kw).restore(img, mask=mask).path == "scratch"
+    mask[9, 0] = True
+    with pytest.raises(ValueError, match=r"the mask marks 75 % .*: is it inverted\?"):
+        restorer(models_no_faces, **kw).restore(img, mask=mask)
+    assert restorer(models_no_faces, scratches="off").restore(img, mask=mask).path == "quality"
+
+
 @pytest.mark.parametrize("kw", [{"scratch_min_area": 0.5}, {"compat": "official"}])
 def test_auto_repairs_a_small_user_mask_as_given(models_no_faces, kw):
     """A user's mask is repaired as given: --scratches auto's area rule (--scratch-min-area, the official

@@ -145,6 +145,10 @@ def test_marked_defects_are_repaired_and_unmarked_ones_left(tmp_path):
         engine.repair_marked(job, _marks((40, 30))[1]())
         assert _wait(engine, job)["status"] == DONE and engine.describe(job)["revision"] == 2
         assert np.array_equal(np.asarray(Image.open(job.mask)) > 0, expected)
+        everything, data = _marks((40, 30))
+        everything[:] = 255  # the page says why; the restorer would refuse the mask
+        with pytest.raises(MarksError, match="the marks cover 100 % of the photo; at most 75 %"):
+            engine.repair_marked(job, data())
         for bad in (b"not an image", _marks((10, 30))[1]()):
             with pytest.raises(MarksError):
                 engine.repair_marked(job, bad)

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from oldphoto.io._warnings import guarded_warnings
+from oldphoto.masks import MAX_MARKED_SHARE, marked_share
 
 MARK_DEFECT = 192   # marks at or above this level: a defect
 MARK_CLEAN = 64     # marks below this level: not a defect
@@ -58,4 +59,9 @@ def apply_marks(repaired: np.ndarray | None, data: bytes, size: tuple[int, int])
     defects the user marked added and those they unmarked taken away."""
     marked, unmarked = read_marks(data, size)
     base = np.zeros_like(marked) if repaired is None else repaired
-    return (base | marked) & ~unmarked
+    mask = (base | marked) & ~unmarked
+    if marked_share(mask) > MAX_MARKED_SHARE:  # (the restorer would refuse it: said here in the page's words)
+        raise MarksError(f"the marks cover {100 * marked_share(mask):.0f} % of the photo; at most "
+                         f"{100 * MAX_MARKED_SHARE:.0f} % can be repaired, since a repair is made from the "
+                         "photo around it")
+    return mask
