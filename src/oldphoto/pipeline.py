@@ -177,12 +177,23 @@ class Restorer:
         cannot change, since the models are tied to them.
         """
         fixed = [name for name in self.SHARED_OPTIONS
-                 if name in overrides and overrides[name] != getattr(self.options, name)]
+                 if name in overrides and not self._same(name, overrides[name])]
         if fixed:
             raise ValueError(f"cannot change {', '.join(fixed)} of a Restorer that shares models")
         other = Restorer(dataclasses.replace(self.options, **overrides), models=self._explicit)
         other._loaded = self._loaded  # the same dict: a model loaded by either is there for both
         return other
+
+    def _same(self, name: str, value: Any) -> bool:
+        """Whether option ``name`` at ``value`` is this Restorer's own: a device by the device it names
+        (``auto`` and ``cpu`` on a machine without a GPU, ``cuda`` and ``cuda:0``)."""
+        if name != "device":
+            return value == getattr(self.options, name)
+        try:
+            device = resolve_device(value)
+        except (ValueError, RuntimeError):  # (a device that is not there is not this one)
+            return False
+        return (device.type, device.index or 0) == (self.device.type, self.device.index or 0)
 
     # ----------------------------------------------------------------------------------- models
     def required_roles(self) -> list[str]:

@@ -336,6 +336,8 @@ def test_with_options_shares_the_loaded_models(models_no_faces):
     assert all(other._loaded[k] is base._loaded[k] for k in base._loaded)
     with pytest.raises(ValueError, match="device"):
         base.with_options(device="meta")
+    # the device it already uses, by another name, is no change (auto is the CPU here)
+    assert Restorer(models=models_no_faces).with_options(device="cpu", fidelity=0.5).device.type == "cpu"
 
 
 def test_faces_off_with_a_notice_when_no_face_weights(models_no_faces):
