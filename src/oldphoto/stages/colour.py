@@ -60,11 +60,15 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int = GUIDE_RADIUS
 
 
 def _inpaint_chroma(chroma: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Fill ``chroma`` (H×W in [-0.5, 0.5]) under ``mask`` from its surroundings (8-bit Telea)."""
-    c8 = np.clip((chroma + 0.5) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    filled = cv2.inpaint(c8, mask.astype(np.uint8), 3, cv2.INPAINT_TELEA)
+    """Fill ``chroma`` (H×W in [-0.5, 0.5]) under ``mask`` from its surroundings (Telea, in 16 bits).
+
+    Neutral is exactly a level (32768), so a gray photo's fills stay gray: in 8 bits, 0 fell between
+    127 and 128 and every fill took half a level of Cb and Cr, up to 0.9 levels of colour in RGB.
+    (OpenCV's float32 Telea returns noise.)"""
+    c16 = np.clip(np.rint(chroma * 65535.0 + 32768.0), 0, 65535).astype(np.uint16)
+    filled = cv2.inpaint(c16, mask.astype(np.uint8), 3, cv2.INPAINT_TELEA)
     out = chroma.copy()
-    out[mask] = filled[mask].astype(np.float32) / 255.0 - 0.5
+    out[mask] = (filled[mask].astype(np.float32) - 32768.0) / 65535.0
     return out
 
 
