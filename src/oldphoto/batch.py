@@ -10,8 +10,8 @@ overwrite each other, an input, or a file oldphoto did not make from the same so
 (``oldphoto.outputs``); an output already made from the same source is skipped unless ``--overwrite`` (so
 a rerun resumes); writes are atomic and leftovers of killed writes are removed on start; a photo that
 cannot fit in memory is refused from its header (``oldphoto.footprint``); the first Ctrl-C stops after
-the current photo, a second one or SIGTERM aborts it without leaving a partial file; the report is
-rewritten as the batch goes, so even a killed batch leaves one.
+the current photo, a second one, SIGTERM or SIGHUP (the terminal closed) aborts it without leaving a
+partial file; the report is rewritten as the batch goes, so even a killed batch leaves one.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import gc
 import glob
 import json
 import logging
+import os
 import re
 import signal
 import sys
@@ -58,6 +59,10 @@ from oldphoto.io.photo import DEFAULT_SUFFIX, FORMAT_FAMILY, SAME_FAMILY, PhotoH
 OK, SKIPPED, FAILED, NOT_PROCESSED = "ok", "skipped", "failed", "not processed"
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 128 + signal.SIGTERM
+EXIT_HANGUP = 128 + 1  # SIGHUP (POSIX): the terminal the batch ran in was closed
+# the signals that end a batch: Ctrl-C, then those that abort the current photo at once
+ENDING_SIGNALS = (signal.SIGTERM, *((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()))
+STOP_SIGNALS = (signal.SIGINT, *ENDING_SIGNALS)
 REPORT_INTERVAL = 1.0  # seconds between two rewrites of the report while the batch runs
 
 
@@ -159,8 +164,9 @@ class BatchReport:
     finished: float
     interrupted: bool = False
     fatal: str | None = None     # why the batch stopped early (SetupError), if it did
-    terminated: bool = False     # stopped by SIGTERM
+    terminated: bool = False     # stopped by SIGTERM or SIGHUP
     running: bool = False        # a snapshot written while the batch runs
+    hangup: bool = False         # ... by SIGHUP: the terminal was closed
 
     def counts(self) -> dict[str, int]:
         counts = {OK: 0, SKIPPED: 0, FAILED: 0, NOT_PROCESSED: 0}
@@ -171,7 +177,7 @@ class BatchReport:
     @property
     def exit_code(self) -> int:
         if self.terminated:
-            return EXIT_TERMINATED
+            return EXIT_HANGUP if self.hangup else EXIT_TERMINATED
         if self.interrupted:
             return EXIT_INTERRUPTED
         return 0 if self.counts()[FAILED] == 0 and self.fatal is None else 1
@@ -183,7 +189,8 @@ class BatchReport:
         if self.fatal:
             text += f"; stopped, {c[NOT_PROCESSED]} not processed: {self.fatal}"
         elif self.terminated:
-            text += f"; terminated (SIGTERM), {c[NOT_PROCESSED]} not processed"
+            text += (f"; terminated ({'SIGHUP: the terminal was closed' if self.hangup else 'SIGTERM'}), "
+                     f"{c[NOT_PROCESSED]} not processed")
         elif c[NOT_PROCESSED] or self.interrupted:
             text += f"; interrupted, {c[NOT_PROCESSED]} not processed"
         return text
@@ -874,7 +881,8 @@ def run_batch(jobs: list[Job], restore: RestoreFn, config: BatchConfig, *,
             pending = [Entry(str(j.input), NOT_PROCESSED, "not reached yet: the batch was running when this "
                              "report was written") for j in jobs[done:]]
             on_progress(BatchReport(entries + pending, started, time.time(), interrupted, fatal,
-                                    terminated=bool(getattr(stop, "terminated", False)), running=True))
+                                    terminated=bool(getattr(stop, "terminated", False)), running=True,
+                                    hangup=bool(getattr(stop, "hangup", False))))
 
     snapshot(0)
     for index, job in enumerate(jobs):
@@ -916,19 +924,24 @@ def run_batch(jobs: list[Job], restore: RestoreFn, config: BatchConfig, *,
         snapshot(index + 1)
     interrupted = interrupted or (stop is not None and stop.is_set())
     return BatchReport(entries, started, time.time(), interrupted, fatal,
-                       terminated=bool(getattr(stop, "terminated", False)))
+                       terminated=bool(getattr(stop, "terminated", False)),
+                       hangup=bool(getattr(stop, "hangup", False)))
 
 
 class StopFlag(threading.Event):
-    """Set by the first Ctrl-C, or by SIGTERM (then ``terminated``)."""
+    """Set by the first Ctrl-C, or by SIGTERM or SIGHUP (then ``terminated``; ``hangup`` for SIGHUP)."""
 
     terminated = False
+    hangup = False
 
 
 @dataclass
 class _SignalHandler:
     """First Ctrl-C: set ``stop`` and say so; second Ctrl-C: abort the current photo (KeyboardInterrupt);
-    SIGTERM (a shutdown, a scheduler, ``kill``; SIGKILL usually follows soon): both at once.
+    SIGTERM (a shutdown, a scheduler, ``kill``; SIGKILL usually follows soon) or SIGHUP (POSIX: the
+    terminal was closed): both at once.  A SIGHUP ignored when the batch starts (``nohup``) stays ignored;
+    once the terminal is gone, what the batch would still write to it goes to the null device instead
+    (writes there fail, and would end the batch before its report).
 
     Exceptions are raised only while ``busy`` (a photo is being processed, where ``run_batch`` turns them
     into a 'not processed' entry); between photos the flag alone stops the batch, so the report is
@@ -939,28 +952,40 @@ class _SignalHandler:
     say: Callable[[str], None]
     busy: threading.Event = field(default_factory=threading.Event)
     previous: dict[int, Any] = field(default_factory=dict)
+    terminals: list[int] = field(default_factory=list)  # stdout and stderr, where they are terminals
     # a cluster batch cannot finish "the current photo" (many are in flight): the first Ctrl-C aborts
     abort_at_once: bool = False
 
     def __enter__(self) -> _SignalHandler:
         if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            self.terminals = [fd for fd in (1, 2) if _isatty(fd)]
+            for signum in STOP_SIGNALS:
+                if signum != signal.SIGINT and signal.getsignal(signum) is signal.SIG_IGN:
+                    continue  # (nohup)
                 self.previous[signum] = signal.signal(signum, self._handle)
         return self
 
-    def _say(self, text: str) -> None:
+    def _say(self, text: str) -> bool:
+        """Whether the terminal, if the text went to one, is still there."""
         try:
             self.say(text)
         except RuntimeError:  # the signal came in the middle of a write to the same stream
             pass
+        except OSError:  # EIO: the terminal is gone
+            return False
+        return True
 
     def _handle(self, signum, frame) -> None:
-        if signum == signal.SIGTERM:
+        if signum in ENDING_SIGNALS:
+            hangup = signum != signal.SIGTERM
             self.stop.terminated = True
+            self.stop.hangup = self.stop.hangup or hangup
             self.stop.set()
-            self._say("terminated (SIGTERM): the " + ("photos in progress are" if self.abort_at_once
-                                                        else "current photo is")
-                      + " abandoned, nothing half-written")
+            there = self._say(f"terminated ({signal.Signals(signum).name}): the "
+                              + ("photos in progress are" if self.abort_at_once else "current photo is")
+                              + " abandoned, nothing half-written")
+            if hangup and not there:
+                _silence(self.terminals)
         elif self.abort_at_once:
             self.stop.set()
             self._say("interrupt: stopping; the photos in progress are abandoned, nothing half-written "
@@ -976,6 +1001,24 @@ class _SignalHandler:
         for signum, previous in self.previous.items():
             if previous is not None:
                 signal.signal(signum, previous)
+
+
+def _isatty(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
+
+
+def _silence(fds: Sequence[int]) -> None:
+    """Point ``fds`` (a closed terminal's) at the null device."""
+    with contextlib.suppress(OSError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            for fd in fds:
+                os.dup2(null, fd)
+        finally:
+            os.close(null)
 
 
 # ------------------------------------------------------------------------------------------ CLI
@@ -1032,7 +1075,8 @@ def register(subparsers) -> None:
         epilog="Exit status: 0 when every input was restored or skipped on purpose; 1 when any failed (a "
                "missing path, a folder without photos, an unreadable photo); 2 for bad options, or an "
                "output folder or report refused before any photo; 130 when interrupted (Ctrl-C); 143 after "
-               "SIGTERM; 141 when the reader of its log went away. Details: docs/files-and-batches.md.")
+               "SIGTERM; 129 after SIGHUP (the terminal closed); 141 when the reader of its log went away. "
+               "Details: docs/files-and-batches.md.")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
     parser.add_argument("-o", "--output", dest="outdir", required=True, metavar="OUTDIR",
                         help="output folder (relative paths of folder and glob inputs are kept)")

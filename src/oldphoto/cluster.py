@@ -47,6 +47,7 @@ from oldphoto.batch import (
     FAILED,
     NOT_PROCESSED,
     REPORT_INTERVAL,
+    STOP_SIGNALS,
     BatchConfig,
     BatchReport,
     DiskFull,
@@ -515,7 +516,8 @@ def run(jobs: list[Job], args: argparse.Namespace, config: BatchConfig, *, resto
 
 
 def _signal_handlers(restore: dict[int, Any] | None = None) -> dict[int, Any]:
-    """The Python handlers of SIGINT and SIGTERM; with ``restore``, put those back (main thread only)."""
+    """The Python handlers of the signals that stop a batch (SIGINT, SIGTERM, SIGHUP); with ``restore``, put
+    those back (main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         return {}
     if restore is not None:
@@ -523,7 +525,7 @@ def _signal_handlers(restore: dict[int, Any] | None = None) -> dict[int, Any]:
             if handler is not None:
                 signal.signal(signum, handler)
         return restore
-    return {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    return {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
 
 
 def _report(pre: list[Entry], jobs: list[Job], received: dict[int, Entry], started: float, interrupted: bool,
@@ -551,5 +553,6 @@ def _report(pre: list[Entry], jobs: list[Job], received: dict[int, Entry], start
                               "memory); nothing was written, a rerun tries again")
         entries.append(entry)
     return BatchReport(entries, started, time.time(), interrupted, fatal,
-                       terminated=bool(getattr(stop, "terminated", False)), running=running)
+                       terminated=bool(getattr(stop, "terminated", False)), running=running,
+                       hangup=bool(getattr(stop, "hangup", False)))
 

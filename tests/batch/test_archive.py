@@ -340,6 +340,16 @@ def restore(pixels, mask):
         time.sleep(60)  # the parent sends SIGTERM meanwhile
     return 1.0 - pixels
 
+if mode == "hup-in-write":  # the terminal is closed while photo 3 is written: the parent closes the pty
+    real = photo_module._write_png
+    def slow(tmp, *args, **kwargs):
+        if len(calls) == 3:
+            tmp.write_bytes(b"half a png")
+            print("writing", flush=True)
+            time.sleep(60)
+        return real(tmp, *args, **kwargs)
+    photo_module._write_png = slow
+
 if mode == "kill-in-write":
     real = photo_module._write_png
     def dying(tmp, *args, **kwargs):
@@ -403,6 +413,52 @@ def test_sigterm_writes_the_report_and_exits_143(tmp_path):
     assert [e["status"] for e in final["inputs"]] == ["ok", "ok"] + ["not processed"] * 3
     assert "abandoned" in child.stdout.read()
     assert sorted(p.name for p in out.iterdir()) == ["p0.png", "p1.png"]
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX only")
+def test_a_closed_terminal_ends_the_batch_like_sigterm_with_129(tmp_path):
+    # SIGHUP (the terminal closed) killed the batch by default: the write in progress left its .part
+    # file, the report said "running": true for ever
+    import pty
+
+    src, out, report = tmp_path / "in", tmp_path / "out", tmp_path / "r.json"
+    _five(src)
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    env = dict(os.environ, PYTHONPATH=str(Path(oldphoto.__file__).parents[1]))
+    argv = [sys.executable, str(script), "hup-in-write", *map(str, [src, "-o", out, "--report", report])]
+    pid, terminal = pty.fork()  # the child's controlling terminal: closing it hangs the child up
+    if pid == 0:
+        os.execve(sys.executable, argv, env)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 60
+        while b"writing" not in seen:
+            assert time.monotonic() < deadline, seen
+            seen += os.read(terminal, 4096)
+    finally:
+        os.close(terminal)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 129, seen
+    final = _report(report)
+    assert final["running"] is False and final["terminated"] is True and final["exit_code"] == 129
+    assert [e["status"] for e in final["inputs"]] == ["ok", "ok"] + ["not processed"] * 3
+    assert sorted(p.name for p in out.iterdir()) == ["p0.png", "p1.png"]  # no .part left
+
+
+def test_a_batch_run_under_nohup_keeps_sighup_ignored():
+    if not hasattr(signal, "SIGHUP"):
+        pytest.skip("POSIX only")
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with batch._SignalHandler(batch.StopFlag(), print):
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        with batch._SignalHandler(batch.StopFlag(), print):
+            assert callable(signal.getsignal(signal.SIGHUP))
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGHUP, previous)
 
 
 def test_sigkill_during_a_write_leaves_a_report_and_the_next_run_cleans_up(tmp_path):
