@@ -231,7 +231,7 @@ def report_problem(path: Path) -> str | None:
         if head and _REPORT_START.match(head) is None:
             return (f"--report {path} exists and is not an oldphoto report: it is left untouched; "
                     "choose another name")
-    problem = outputs.unwritable(path.parent)
+    problem = outputs.unwritable(path.parent, probe=True)
     return f"cannot write the report {path}: {problem}" if problem else None
 
 
@@ -1163,7 +1163,7 @@ def main(args, restore: RestoreFn | None = None, stream=None) -> int:
         print(f"oldphoto restore: {folder.error}", file=stream)
         return 2
     # found out now rather than after restoring every photo (and never over an input or a user's file)
-    problem = outputs.unwritable(Path(args.outdir))
+    problem = outputs.unwritable(Path(args.outdir), probe=True)
     if problem and Path(args.outdir).is_file():  # `-o restored.jpg`, `-o photo.jpg`: a file name given
         print(f"oldphoto restore: -o {args.outdir} is a file; -o takes a folder, where the restored photos "
               f"keep their names (e.g. -o {Path(args.outdir).parent / 'restored'})", file=stream)

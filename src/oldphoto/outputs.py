@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import tempfile
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -78,18 +79,31 @@ def check_folder(specs: Sequence[str], outdir: Path, glob_root) -> FolderCheck:
     return check
 
 
-def unwritable(folder: Path) -> str | None:
+def unwritable(folder: Path, probe: bool = False) -> str | None:
     """Why nothing could be written into ``folder`` (made on the first write if missing), or None.
-    Checked before any photo is restored, without writing anything: a batch into a read-only folder
-    would otherwise restore every photo and fail every write."""
+    Checked before any photo is restored, without leaving anything: a batch into a read-only folder
+    would otherwise restore every photo and fail every write.  ``probe``: also make (and remove at once)
+    a file there, or a folder where ``folder`` would be made: permissions pass where nothing can be made
+    (``/proc``, ``/sys``, root in a folder it may not write)."""
     existing = folder.absolute()
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
         return f"{existing} is not a folder"
+    made_there = "" if existing == folder.absolute() else " (the folder would be made there)"
     if not os.access(existing, os.W_OK | os.X_OK):  # EROFS too, even for root
-        return f"{existing} is not writable" + ("" if existing == folder.absolute() else
-                                                 " (the folder would be made there)")
+        return f"{existing} is not writable{made_there}"
+    if probe:
+        try:
+            if made_there:
+                os.rmdir(tempfile.mkdtemp(prefix=".oldphoto-probe.", suffix=".part", dir=existing))
+            else:
+                fd, name = tempfile.mkstemp(prefix=".oldphoto-probe.", suffix=".part", dir=existing)
+                os.close(fd)
+                os.unlink(name)
+        except OSError as exc:
+            what = "a folder" if made_there else "a file"
+            return f"cannot make {what} in {existing} ({exc.strerror or exc})"
     return None
 
 

@@ -640,6 +640,24 @@ def test_unwritable_output_folder_or_report_refused_before_any_work(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc")
+def test_an_output_folder_that_cannot_be_made_is_refused_before_any_work(tmp_path):
+    # /proc passes a permission check (for root), yet nothing can be made in it: the first photo was
+    # restored, then failed its write, and every other photo after it
+    src = tmp_path / "in"
+    _img(src / "a.png")
+    _img(src / "b.png")
+    restorer = Inverter()
+    for outdir in ("/proc/oldphoto-out/x", "/proc"):
+        code, log = _run([str(src), "-o", outdir, "--report", str(tmp_path / "r.json")], restorer)
+        assert code == 2 and not restorer.calls, log
+        assert log.startswith(f"oldphoto restore: cannot write into the output folder {outdir}: ")
+        assert log.count("\n") == 1 and not (tmp_path / "r.json").exists()
+    code, log = _run([str(src), "-o", str(tmp_path / "out"), "--report", "/proc/r.json"], restorer)
+    assert code == 2 and not restorer.calls and "cannot write the report /proc/r.json: " in log
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_output_given_as_a_file_says_that_o_takes_a_folder(tmp_path):
     # `-o photo.jpg` (the input itself, or a file meant as the output's name) said only "cannot write into
     # the output folder photo.jpg: .../photo.jpg is not a folder"
