@@ -47,3 +47,26 @@ def test_a_closed_pipe_ends_quietly_with_141(tmp_path, unbuffered):
         os.close(write)
     assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr
     assert proc.returncode == 141, proc.stderr
+
+
+def test_long_options_are_never_abbreviated(tmp_path, capsys):
+    # `--over` was taken for `--overwrite`: with options sharing prefixes, an abbreviation that works today
+    # silently means another option once one is added
+    import argparse
+
+    def parsers(parser):
+        yield parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    yield from parsers(sub)
+
+    everyone = list(parsers(cli.build_parser()))
+    assert len(everyone) > 10 and all(not p.allow_abbrev for p in everyone), \
+        [p.prog for p in everyone if p.allow_abbrev]
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["restore", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--over"])
+    assert exit_.value.code == 2 and "unrecognized arguments: --over" in capsys.readouterr().err
+    # (short options still combine)
+    args = cli.build_parser().parse_args(["restore", "-r", str(tmp_path), "-ro", str(tmp_path / "out")])
+    assert args.recursive and args.outdir == str(tmp_path / "out")

@@ -30,8 +30,17 @@ SUBCOMMANDS = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """An argparse parser that takes long options only whole (``--over`` is not ``--overwrite``): with
+    options sharing prefixes, an abbreviation that works today would silently mean another option once
+    one is added.  Subcommands' parsers, theirs too, are of the class of the parser they are added to."""
+
+    def __init__(self, *args, allow_abbrev: bool = False, **kwargs):
+        super().__init__(*args, allow_abbrev=allow_abbrev, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="oldphoto",
         description="Restore old photographs (Wan et al., 'Bringing Old Photos Back to Life').",
     )
