@@ -38,6 +38,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from oldphoto import __version__, footprint, masks, outputs
+from oldphoto.cli import show_progress
 from oldphoto.files import sha256_file
 from oldphoto.io import (
     DEFAULT_JPEG_QUALITY,
@@ -451,7 +452,7 @@ class Progress:
         self.clock = clock
         self._last_step: float | None = None
         self.bar = None
-        if enabled and getattr(self.stream, "isatty", lambda: False)():
+        if show_progress(enabled, self.stream):
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, unit="photo", file=self.stream, dynamic_ncols=True)

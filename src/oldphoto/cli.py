@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import os
 import sys
+from typing import Any
 
 from oldphoto import __version__
 
@@ -37,6 +38,19 @@ class Parser(argparse.ArgumentParser):
 
     def __init__(self, *args, allow_abbrev: bool = False, **kwargs):
         super().__init__(*args, allow_abbrev=allow_abbrev, **kwargs)
+
+
+def show_progress(enabled: bool = True, stream: Any = None) -> bool:
+    """Whether to draw a progress bar on ``stream`` (default: stderr now): when ``enabled`` (no
+    ``--no-progress``) and only on a terminal, since in a log the bar's ``\r`` updates pile up on one line.
+    The one rule of every bar oldphoto draws (restore, weights downloads, evaluate, data faces)."""
+    if not enabled:
+        return False
+    stream = sys.stderr if stream is None else stream
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):  # no isatty, or a closed stream
+        return False
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from oldphoto.cli import show_progress
 from oldphoto.metrics import report
 from oldphoto.metrics.harness import Method, Sample, mean_row, score_set
 from oldphoto.metrics.per_image import Metric
@@ -253,7 +254,7 @@ def run_benchmark(sets: dict[str, list[Sample]], methods: dict[str, Method], met
     result = BenchmarkResult(notes=list(notes or []))
     total = sum(len(s) for s in sets.values()) * len(methods)
     bar = tqdm(total=total, desc="evaluate", unit="img", file=sys.stderr,
-               disable=not progress or not sys.stderr.isatty())  # (only on a terminal: no \r in logs)
+               disable=not show_progress(progress))
     errors: dict[str, str] = {}
     for set_name, samples in sets.items():
         scores = score_set(samples, methods, metrics, errors, on_image=lambda: bar.update(1))

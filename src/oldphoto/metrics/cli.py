@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from oldphoto.cli import show_progress
+
 DESCRIPTION = """Measure restoration quality.
   metrics    one CSV row per image (column `file`, then one column per metric); with --reference,
              images are paired with references by file stem
@@ -138,7 +140,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     rows, feats = [], {k: ([], []) for k in extractors}
     # (a bar only on a terminal: in a log its \r updates pile up on one line)
     bar = tqdm(images, desc="metrics", unit="img", file=sys.stderr,
-               disable=args.no_progress or not sys.stderr.isatty())
+               disable=not show_progress(not args.no_progress))
     for path in bar:
         try:
             image = read_image(path)

@@ -25,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from oldphoto.cli import show_progress
 from oldphoto.io import IMAGE_EXTENSIONS
 from oldphoto.stages.faces import (
     FaceDetector,
@@ -218,7 +219,7 @@ def _bar(total: int, initial: int, desc: str, enabled: bool):
     from tqdm import tqdm
 
     return tqdm(total=total, initial=initial, desc=desc, unit="face", file=sys.stderr, dynamic_ncols=True,
-                disable=not enabled or not sys.stderr.isatty())  # (only on a terminal: no \r in logs)
+                disable=not show_progress(enabled))
 
 
 def _entry(file: str, aligned: Aligned, **extra) -> dict:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from oldphoto.cli import show_progress
 from oldphoto.files import atomic_write_text
 from oldphoto.weights.store import WeightsError, sha256_file
 
@@ -103,7 +104,7 @@ def fetch(url: str, cache_dir: str | os.PathLike | None = None, *, timeout: floa
     part = target.with_name(target.name + ".part")
     meta = target.with_name(target.name + ".part.json")
     if progress is None:
-        progress = sys.stderr.isatty()
+        progress = show_progress()
     # a fresh opener per download: its ProxyHandler reads the proxy variables now (urlopen's shared
     # opener keeps the ones of its first use)
     opener = urllib.request.build_opener()
