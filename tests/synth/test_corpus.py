@@ -188,3 +188,20 @@ def test_build_corpus_skips_a_copy_of_a_photo_under_another_name(tmp_path):
                                   max_side=256, log=logs.append)
         assert [e.origin for e in corpus.entries] == [str(a)]
         assert len(logs) == 40 and all("the same photo as" in m and str(a) in m for m in logs)
+
+
+def test_build_corpus_says_each_skip_in_one_line_naming_the_photo_once(tmp_path):
+    # "warning: skipped /src/bad.jpg: /src/bad.jpg: ...": the reader's error named the photo again
+    _write_photos(tmp_path / "src", 1)
+    (tmp_path / "src" / "bad.jpg").write_bytes(b"not an image")
+    cv2.imwrite(str(tmp_path / "src" / "tiny.png"), np.zeros((40, 90, 3), np.uint8))
+    found = SRC.folder_photos(tmp_path / "src", "clean")
+    packed = SRC.Found("pkg", "b.png", "clean", "x", "pkg-1.0:data/b.png",
+                       lambda: C.load_image_bytes(b"not an image", "pkg-1.0:data/b.png"))
+    logs: list[str] = []
+    SRC.build_corpus(tmp_path / "corpus", [*found, packed], max_side=256, log=logs.append)
+    assert len(logs) == 3 and all("\n" not in m and m.startswith("warning: skipped ") for m in logs), logs
+    bad, tiny = str(tmp_path / "src" / "bad.jpg"), str(tmp_path / "src" / "tiny.png")
+    for origin in (bad, tiny, "pkg-1.0:data/b.png"):
+        (line,) = [m for m in logs if origin in m]
+        assert line.startswith(f"warning: skipped {origin}: ") and line.count(origin) == 1, line

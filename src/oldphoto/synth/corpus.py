@@ -38,7 +38,12 @@ PATCHES_FORMAT = "oldphoto-patches"
 
 
 class CorpusError(RuntimeError):
-    """A corpus folder or pack is missing or malformed (the message names the file)."""
+    """A corpus folder or pack is missing or malformed (the message names the file; ``reason``, when
+    given, is the message without the file's name, for a caller that names the file itself)."""
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason
 
 
 # --------------------------------------------------------------------------------------------- split
@@ -72,7 +77,7 @@ def load_image(path: str | os.PathLike, label: str | None = None) -> np.ndarray:
     try:
         return read_photo(path).pixels
     except PhotoError as exc:
-        raise CorpusError(f"{label or path}: {exc.reason}") from None
+        raise CorpusError(f"{label or path}: {exc.reason}", reason=exc.reason) from None
 
 
 def load_image_bytes(data: bytes, label: str) -> np.ndarray:

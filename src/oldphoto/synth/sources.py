@@ -291,8 +291,8 @@ def build_corpus(out: Path, found: list[Found], max_side: int = 2048, log: Log =
         else:
             try:
                 img = _resize_max(f.load(), max_side)
-            except CorpusError as exc:
-                log(f"warning: skipped {f.origin}: {exc}")
+            except CorpusError as exc:  # (its reason alone: the message names the photo, often by its origin)
+                log(f"warning: skipped {f.origin}: {' '.join((exc.reason or str(exc)).split())}")
                 continue
             h, w = img.shape[:2]
             if min(h, w) < 64:
