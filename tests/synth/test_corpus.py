@@ -205,3 +205,16 @@ def test_build_corpus_says_each_skip_in_one_line_naming_the_photo_once(tmp_path)
     for origin in (bad, tiny, "pkg-1.0:data/b.png"):
         (line,) = [m for m in logs if origin in m]
         assert line.startswith(f"warning: skipped {origin}: ") and line.count(origin) == 1, line
+
+
+def test_a_rerun_reads_each_stored_photo_once(tmp_path, monkeypatch):
+    # a rerun decoded each stored photo from its file for its size, then read the file again for its digest
+    _write_photos(tmp_path / "src", 3)
+    first = SRC.build_corpus(tmp_path / "corpus", SRC.folder_photos(tmp_path / "src", "clean"), max_side=256,
+                             log=lambda m: None)
+    decoded: list[Path] = []
+    real = SRC.load_image
+    monkeypatch.setattr(SRC, "load_image", lambda path, *a: decoded.append(Path(path)) or real(path, *a))
+    again = SRC.build_corpus(tmp_path / "corpus", SRC.folder_photos(tmp_path / "src", "clean"), max_side=256,
+                             log=lambda m: None)
+    assert decoded == [] and again.entries == first.entries

@@ -33,6 +33,7 @@ from oldphoto.synth.corpus import (
     Corpus,
     CorpusError,
     Entry,
+    decode_image,
     encode_jpeg,
     entry_dict,
     image_bytes_jpeg,
@@ -285,9 +286,12 @@ def build_corpus(out: Path, found: list[Found], max_side: int = 2048, log: Log =
         if rel in taken:  # "a.jpg" and "a.png" side by side: keep the whole name ("a.png.jpg")
             rel = Path(f.kind) / f.source / (f.name + ext)
         dest = out / rel
-        if dest.is_file():
-            h, w = load_image(dest).shape[:2]
+        if dest.is_file():  # stored by an earlier run: read once (written by cv2: no EXIF orientation)
             data = dest.read_bytes()
+            try:
+                h, w = decode_image(data).shape[:2]
+            except CorpusError:
+                raise CorpusError(f"{dest}: not a readable image; delete it to have it made again") from None
         else:
             try:
                 img = _resize_max(f.load(), max_side)
