@@ -56,3 +56,31 @@ def test_falling_back_to_the_next_source_says_why(tmp_path, capsys):
     assert used == str(tmp_path) and len(pool) == 1
     err = capsys.readouterr().err
     assert f"corpus:{tmp_path / 'no_corpus'}:train" in err and f"trying {tmp_path}" in err
+
+
+def test_an_installed_package_finds_the_corpus_where_data_build_writes_it(tmp_path, monkeypatch):
+    # from a wheel, parents[3] of train/data.py is lib/pythonX.Y: the default corpus was looked for in
+    # <venv>/lib/python3.11/assets/corpus, never where `oldphoto data build` puts it (./assets/corpus)
+    from oldphoto.synth.corpus_cli import DEFAULT_CORPUS
+
+    site = tmp_path / "venv" / "lib" / "python3.11" / "site-packages"
+    monkeypatch.setattr(D, "__file__", str(site / "oldphoto" / "train" / "data.py"))
+    monkeypatch.delenv("OLDPHOTO_CORPUS", raising=False)
+    work = tmp_path / "work"
+    (work / DEFAULT_CORPUS).mkdir(parents=True)
+    (work / DEFAULT_CORPUS / "manifest.json").write_text("{}")
+    monkeypatch.chdir(work)
+    assert D.default_corpus_root().resolve() == (work / DEFAULT_CORPUS).resolve()
+    monkeypatch.setenv("OLDPHOTO_CORPUS", str(tmp_path / "elsewhere"))
+    assert D.default_corpus_root() == tmp_path / "elsewhere"
+
+
+def test_a_checkout_finds_its_own_corpus_from_any_folder(tmp_path, monkeypatch):
+    checkout = tmp_path / "checkout"
+    (checkout / "assets" / "corpus").mkdir(parents=True)
+    (checkout / "assets" / "corpus" / "manifest.json").write_text("{}")
+    (checkout / "pyproject.toml").write_text("")
+    monkeypatch.setattr(D, "__file__", str(checkout / "src" / "oldphoto" / "train" / "data.py"))
+    monkeypatch.delenv("OLDPHOTO_CORPUS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert D.default_corpus_root() == (checkout / "assets" / "corpus").resolve()

@@ -94,14 +94,18 @@ def _skimage_photos(max_side: int, split: str = "all") -> list[np.ndarray]:
 
 
 def default_corpus_root() -> Path:
+    """``$OLDPHOTO_CORPUS``, else ``assets/corpus`` (or a pack in ``assets``) of the source checkout oldphoto
+    runs from, else of the current folder, where ``oldphoto data build`` writes it by default (an
+    installed package has no checkout: ``parents[3]`` of this file is then ``lib/pythonX.Y``)."""
     env = os.environ.get("OLDPHOTO_CORPUS")
     if env:
         return Path(env)
-    repo = Path(__file__).resolve().parents[3]
-    for cand in (repo / "assets" / "corpus", repo / "assets"):
+    checkout = Path(__file__).resolve().parents[3]  # src/oldphoto/train/data.py -> the checkout
+    base = checkout if (checkout / "pyproject.toml").is_file() else Path("")
+    for cand in (base / "assets" / "corpus", base / "assets"):
         if (cand / "manifest.json").is_file():
             return cand
-    return repo / "assets" / "corpus"
+    return base / "assets" / "corpus"
 
 
 def _corpus_images(spec: str, max_side: int) -> list[np.ndarray]:
