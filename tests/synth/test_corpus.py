@@ -190,6 +190,35 @@ def test_build_corpus_skips_a_copy_of_a_photo_under_another_name(tmp_path):
         assert len(logs) == 40 and all("the same photo as" in m and str(a) in m for m in logs)
 
 
+def test_near_copies_of_a_photo_share_its_split(tmp_path):
+    """Two scans of one print, a re-saved or gray copy: each kept, but in the split of the first found (one
+    training and the other held out would put the held-out photo in training); other photos keep theirs."""
+    src = tmp_path / "src"
+    (a, *others) = _write_photos(src, 6)
+    photo = cv2.imread(str(a))
+    variants = {"smaller": cv2.resize(photo, (240, 160), interpolation=cv2.INTER_AREA),
+                "brighter": np.clip(photo.astype(np.int16) * 11 // 10 + 8, 0, 255).astype(np.uint8),
+                "gray": np.repeat(cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)[..., None], 3, axis=2)}
+    names = {}
+    for kind, image in variants.items():  # a name whose own split is not img00's, for each variant
+        name = next(f"{kind} {i}.jpg" for i in range(1000)
+                    if C.split_of(f"folder-src/{kind} {i}.jpg") != C.split_of("folder-src/img00.jpg"))
+        cv2.imwrite(str(src / name), image, [cv2.IMWRITE_JPEG_QUALITY, 70])
+        names[name] = kind
+    for _ in range(2):  # a rerun, from the stored files, decides alike
+        logs: list[str] = []
+        corpus = SRC.build_corpus(tmp_path / "corpus", SRC.folder_photos(src, "clean"), max_side=512,
+                                  log=logs.append)
+        split = {Path(e.origin).name: e.split for e in corpus.entries}
+        assert len(split) == 9
+        group = [*names, "img00.jpg"]  # (the split of the first in the folder's order)
+        assert len({split[name] for name in group}) == 1
+        assert all(split[p.name] == C.split_of(f"folder-src/{p.name}") for p in others)
+        moved = [n for n in group if C.split_of(f"folder-src/{n}") != split[n]]
+        assert moved and len(logs) == len(moved)
+        assert all(f"{src / n} nearly copies" in m for n, m in zip(moved, logs, strict=True))
+
+
 def test_build_corpus_says_each_skip_in_one_line_naming_the_photo_once(tmp_path):
     # "warning: skipped /src/bad.jpg: /src/bad.jpg: ...": the reader's error named the photo again
     _write_photos(tmp_path / "src", 1)
