@@ -323,6 +323,31 @@ def test_other_addresses_are_opt_in_with_a_warning(monkeypatch):
         assert said in out.getvalue() and "Traceback" not in out.getvalue()
 
 
+def test_a_loopback_address_of_its_own_is_answered(monkeypatch):
+    """`--host 127.0.0.2` (or Debian's 127.0.1.1) is loopback, so the DNS-rebinding guard is on; it
+    refused every request addressed to the very URL the command printed (421), as the guard knew only
+    127.0.0.1, localhost and [::1]."""
+    from oldphoto.web import cli, server
+    from oldphoto.web.server import BackgroundServer
+
+    seen = {}
+    real_bind = server.bind
+    # (macOS has 127.0.0.1 only: the socket is bound there, the Host header says 127.0.0.2)
+    monkeypatch.setattr(server, "bind", lambda host, port: real_bind("127.0.0.1", 0))
+    monkeypatch.setattr(server, "serve", lambda app, sock: seen.update(app=app))
+    argv = ["--host", "127.0.0.2", "--port", "0", "--device", "cpu"]
+    assert cli.main(_parse(argv), stream=io.StringIO()) == 0
+    running = BackgroundServer(seen["app"])
+    try:
+        client = Client(running.url)
+        assert client.request("GET", "/", headers={"Host": f"127.0.0.2:{client.port}"})[0] == 200
+        assert client.request("GET", "/", headers={"Host": f"LOCALHOST:{client.port}"})[0] == 200
+        assert client.request("GET", "/", headers={"Host": f"127.0.0.3:{client.port}"})[0] == 421
+        assert client.request("GET", "/", headers={"Host": "evil.example"})[0] == 421
+    finally:
+        running.stop()
+
+
 def _start_serve(tmp_path):
     """`oldphoto serve --port 0` in its own process, its temporary folder under ``tmp_path``."""
     env = dict(os.environ, TMPDIR=str(tmp_path), PYTHONPATH=str(ROOT / "src"))

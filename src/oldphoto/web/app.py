@@ -88,7 +88,7 @@ class Guard:
             return
         headers = Headers(scope=scope)
         host = headers.get("host", "")
-        if self.hosts is not None and _host_name(host) not in self.hosts:
+        if self.hosts is not None and _host_name(host).lower() not in self.hosts:
             await _plain(send, 421, "this server only answers requests addressed to 127.0.0.1 or localhost")
             return
         if self.credentials is not None and not self._authorised(headers.get("authorization", "")):
@@ -133,6 +133,11 @@ def _host_name(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
+def _bracketed(host: str) -> str:
+    """``host`` as a Host header names it (an IPv6 address in brackets)."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
 async def _plain(send, status: int, text: str, extra: Iterable[tuple[str, str]] = ()) -> None:
     body = (text + "\n").encode()
     headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
@@ -162,11 +167,12 @@ async def _chunks(request: Request, idle: float):
 
 
 def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tuple[str, str] | None = None,
-               loopback_only: bool = True, cookie: str = "oldphoto_session",
+               loopback_only: bool = True, hosts: Iterable[str] = (), cookie: str = "oldphoto_session",
                upload_idle: float = 60.0) -> Guard:
     """The ASGI app over ``engine``.  ``max_upload``: bytes per photo; ``loopback_only``: answer only
-    requests addressed to a loopback name (the default binding); ``upload_idle``: seconds an upload may
-    send nothing before it is dropped (it holds a place in the queue meanwhile)."""
+    requests addressed to a loopback name (the default binding), or to one of ``hosts`` (the address it
+    listens on, say 127.0.0.2); ``upload_idle``: seconds an upload may send nothing before it is dropped
+    (it holds a place in the queue meanwhile)."""
 
     def session_of(request: Request) -> Session | None:
         """The caller's live session, if any: only an upload starts one."""
@@ -397,7 +403,8 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
         Route("/api/session", end_session, methods=["DELETE"]),
     ]
     app = Starlette(routes=routes)
-    return Guard(app, credentials=credentials, hosts=LOOPBACK_HOSTS if loopback_only else None)
+    names = LOOPBACK_HOSTS | {_bracketed(name).lower() for name in hosts}
+    return Guard(app, credentials=credentials, hosts=names if loopback_only else None)
 
 
 def _size(n: int) -> str:

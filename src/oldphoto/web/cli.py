@@ -110,7 +110,7 @@ def main(args: argparse.Namespace, stream=None) -> int:
                     max_pixels=args.max_pixels or None, session_ttl=args.session_minutes * 60)
     port = sock.getsockname()[1]
     app = create_app(engine, max_upload=int(args.max_upload_mb * 1e6), credentials=args.auth,
-                     loopback_only=loopback, cookie=f"oldphoto_session_{port}")
+                     loopback_only=loopback, hosts=[args.host], cookie=f"oldphoto_session_{port}")
     print(f"oldphoto serve: open {url} in a web browser (Ctrl-C stops the server and deletes its "
           "temporary files)", file=stream, flush=True)
     if args.open:
