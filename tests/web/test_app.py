@@ -387,6 +387,35 @@ def test_the_real_command_serves_and_cleans_up_when_stopped(tmp_path, stop):
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("oldphoto-serve-")]
 
 
+def test_stopping_the_real_command_while_an_upload_is_under_way(tmp_path):
+    """Ctrl-C while a photo is being uploaded (slowly, or stalled): uvicorn waited for the request without
+    limit, so the command did not stop, silently, until the upload ended or its 60 s of silence ran out
+    (a second Ctrl-C then printed a CancelledError traceback).  It now stops within a few seconds, the
+    uploading client told so, and deletes its files."""
+    proc = _start_serve(tmp_path)
+    try:
+        client = Client(_served_address(proc))
+        with socket.create_connection((client.host, client.port)) as conn:
+            conn.sendall(b"POST /api/photos?name=slow.png HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         b"Content-Length: 100000\r\n\r\n" + png_bytes()[:50])
+            time.sleep(0.5)
+            start = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            code = proc.wait(timeout=30)
+            assert time.monotonic() - start < 15
+            conn.settimeout(10)
+            answer = http.client.HTTPResponse(conn)
+            answer.begin()
+            assert answer.status == 503 and b"stopping" in answer.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    errors = proc.stderr.read()
+    assert code == 0 and "Traceback" not in errors and "temporary files deleted" in errors, errors
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("oldphoto-serve-")]
+
+
 def test_stopping_the_real_command_while_a_photo_is_restored(tmp_path):
     """Ctrl-C while a large photo is being restored: the photo is abandoned after a few seconds, the
     files are deleted, and the command ends with 0, not with an abort from PyTorch's threads

@@ -100,7 +100,10 @@ class Guard:
             await _plain(send, 403, "requests from other web sites are refused")
             return
 
+        started = False
+
         async def send_secured(message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
                 out = MutableHeaders(scope=message)
                 out["content-security-policy"] = CSP
@@ -108,9 +111,16 @@ class Guard:
                 out["referrer-policy"] = "no-referrer"
                 out["cross-origin-resource-policy"] = "same-origin"
                 out.setdefault("cache-control", "no-store")
+                started = True
             await send(message)
 
-        await self.app(scope, receive, send_secured)
+        try:
+            await self.app(scope, receive, send_secured)
+        except asyncio.CancelledError:
+            # the server stops (Ctrl-C) and its grace time is over: a request still running (an upload
+            # in progress, a download) ends with a word to its client, not with a traceback on the console
+            if not started:
+                await _plain(send, 503, "the server is stopping")
 
     def _authorised(self, header: str) -> bool:
         scheme, _, value = header.partition(" ")

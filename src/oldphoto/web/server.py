@@ -43,9 +43,16 @@ def url_of(sock: socket.socket) -> str:
     return f"http://{host}:{port}/"
 
 
+# Seconds requests still running get when the server stops (Ctrl-C) before they are cancelled: uvicorn
+# waits for them without limit by default, so an upload in progress (or a stalled one, until its 60 s)
+# kept the command from stopping, with no word on the console
+STOP_GRACE = 3
+
+
 def _server(app: Any) -> uvicorn.Server:
     # h11 (pure Python): nothing to compile; the server's work is restoring photos, not parsing HTTP
-    config = uvicorn.Config(app, log_level="warning", http="h11", lifespan="off", timeout_keep_alive=30)
+    config = uvicorn.Config(app, log_level="warning", http="h11", lifespan="off", timeout_keep_alive=30,
+                            timeout_graceful_shutdown=STOP_GRACE)
     return uvicorn.Server(config)
 
 
