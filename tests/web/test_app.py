@@ -387,6 +387,40 @@ def test_the_real_command_serves_and_cleans_up_when_stopped(tmp_path, stop):
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("oldphoto-serve-")]
 
 
+def test_a_killed_servers_files_are_deleted_when_the_next_one_starts(tmp_path):
+    """A server killed (kill -9, the out-of-memory killer, a crash, the power) cannot delete its temporary
+    folder: the photos uploaded to it stayed in the system's temporary folder, and a restart left them
+    there.  The next `oldphoto serve` deletes them; the folder of a server still running is kept."""
+    def roots():
+        return sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("oldphoto-serve-"))
+
+    first = _start_serve(tmp_path)
+    servers = [first]
+    try:
+        client = Client(_served_address(first))
+        status, photo = client.upload("family.png", png_bytes())
+        assert status == 202 and client.wait(photo["id"])["status"] == "done"
+        [killed] = roots()
+        first.kill()
+        first.wait(timeout=30)
+        assert roots() == [killed] and list((tmp_path / killed).rglob("family.png"))
+        second = _start_serve(tmp_path)
+        servers.append(second)
+        _served_address(second)
+        [running] = roots()
+        assert running != killed
+        third = _start_serve(tmp_path)  # starts while the second runs: its files are not touched
+        servers.append(third)
+        _served_address(third)
+        assert running in roots() and len(roots()) == 2
+    finally:
+        for proc in servers:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                proc.wait(timeout=60)
+    assert roots() == []
+
+
 def test_stopping_the_real_command_while_an_upload_is_under_way(tmp_path):
     """Ctrl-C while a photo is being uploaded (slowly, or stalled): uvicorn waited for the request without
     limit, so the command did not stop, silently, until the upload ended or its 60 s of silence ran out

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 import secrets
 import shutil
 import tempfile
@@ -97,6 +98,50 @@ USER_OPTIONS: dict[str, Callable[[str], Any]] = {
 # the output's ".mask.png" and the temporary ".NAME.XXXXXXXX.part" of an atomic write)
 NAME_BYTES = 120
 RESTORERS_KEPT = 8  # restorers for distinct option sets (they share the models; each is small)
+
+
+ROOT_PREFIX = "oldphoto-serve-"  # a server's temporary folder (in the system's), deleted when it stops
+ROOT_LOCK = ".lock"  # held locked by the server using the folder, for as long as it runs
+
+
+def _lock_root(root: Path) -> int | None:
+    """Mark ``root`` as in use by this process for as long as it runs: a file in it, locked (the lock goes
+    with the process, however it ends).  None where there are no such locks (Windows)."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    fd, part = tempfile.mkstemp(dir=root, prefix=".lock-")
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.replace(part, root / ROOT_LOCK)  # (named once locked: never seen unlocked while in use)
+    return fd
+
+
+def _sweep_abandoned_roots() -> None:
+    """Delete the temporary folders of servers that ended without deleting them (killed, crashed, the
+    machine switched off): the photos uploaded to them, which a clean stop deletes, stayed in the system's
+    temporary folder.  A folder is abandoned when its lock file can be locked; one in use (its server
+    running) or without a lock file (a server starting, or an older version's) is left alone."""
+    try:
+        import fcntl
+    except ImportError:
+        return
+    for folder in Path(tempfile.gettempdir()).glob(ROOT_PREFIX + "*"):
+        try:
+            if folder.is_symlink() or not folder.is_dir() or folder.stat().st_uid != os.getuid():
+                continue
+            fd = os.open(folder / ROOT_LOCK, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # its server is running
+            os.close(fd)
+            continue
+        try:
+            shutil.rmtree(folder, ignore_errors=True)
+        finally:
+            os.close(fd)
 
 
 class Busy(Exception):
@@ -268,7 +313,12 @@ class Engine:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.base = restorer
         self._own_root = root is None
-        self.root = Path(tempfile.mkdtemp(prefix="oldphoto-serve-")) if root is None else Path(root)
+        self._root_lock: int | None = None
+        if root is None:
+            _sweep_abandoned_roots()
+            root = Path(tempfile.mkdtemp(prefix=ROOT_PREFIX))
+            self._root_lock = _lock_root(root)
+        self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_queue = max_queue
         self.max_per_session = max_per_session
@@ -736,4 +786,7 @@ class Engine:
                 self._end(session)
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
+        if self._root_lock is not None:
+            os.close(self._root_lock)
+            self._root_lock = None
         return not self._worker.is_alive()
