@@ -283,6 +283,35 @@ def test_auth_host_and_cross_site_guards(tmp_path):
         assert status == 202
 
 
+def test_behind_a_reverse_proxy_with_allow_host(tmp_path, monkeypatch):
+    """A reverse proxy on the same machine (HTTPS for a family's or an archive's page) either passes the
+    public Host on (Caddy, nginx with `proxy_set_header Host $host`): 421 for every request; or sends its
+    own, 127.0.0.1:PORT (nginx's default) with the browser's Origin: the page loaded but every upload was
+    refused as another site's (403).  `--allow-host NAME` names the page's public address."""
+    public = "https://photos.example.org"
+    with served(_engine(tmp_path), proxied=["Photos.Example.org"]) as url:
+        client = Client(url)
+        passed = {"Host": "photos.example.org", "Origin": public}
+        assert client.request("GET", "/", headers={"Host": "photos.example.org"})[0] == 200
+
+        def upload(headers):
+            return client.request("POST", "/api/photos?name=a.png", body=png_bytes(), headers=headers)[0]
+
+        assert upload(passed) == 202
+        assert upload({"Origin": public}) == 202  # Host: 127.0.0.1:PORT
+        assert client.request("GET", "/", headers={"Host": "evil.example"})[0] == 421
+        for origin in ("https://evil.example", "https://photos.example.org.evil.example", "null"):
+            assert upload({"Origin": origin}) == 403, origin
+    from oldphoto.web import cli, server
+
+    seen = {}
+    monkeypatch.setattr(server, "serve", lambda app, sock: seen.update(app=app))
+    argv = ["--port", "0", "--device", "cpu", "--allow-host", "photos.example.org", "--allow-host", "pics"]
+    assert cli.main(_parse(argv), stream=io.StringIO()) == 0
+    assert seen["app"].proxied == {"photos.example.org", "pics"}
+    assert {"photos.example.org", "pics"} <= seen["app"].hosts
+
+
 def test_serve_without_the_web_extra_says_how_to_get_it(monkeypatch):
     from oldphoto.web import cli
 

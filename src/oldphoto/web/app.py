@@ -75,12 +75,16 @@ def _static(name: str) -> bytes:
 class Guard:
     """ASGI middleware: DNS-rebinding guard (the Host must be a loopback name when the server listens
     on loopback only), HTTP Basic authentication (``--auth``), cross-site writes refused, and the
-    security headers (CSP: nothing may be loaded from another origin)."""
+    security headers (CSP: nothing may be loaded from another origin).  ``proxied``: host names of the
+    page's address through a reverse proxy (--allow-host): a request from a page there is no other site's,
+    whatever Host the proxy sends."""
 
-    def __init__(self, app: Any, *, credentials: tuple[str, str] | None, hosts: frozenset[str] | None):
+    def __init__(self, app: Any, *, credentials: tuple[str, str] | None, hosts: frozenset[str] | None,
+                 proxied: frozenset[str] = frozenset()):
         self.app = app
         self.credentials = credentials
         self.hosts = hosts
+        self.proxied = proxied
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -96,7 +100,7 @@ class Guard:
                          [("www-authenticate", 'Basic realm="oldphoto", charset="UTF-8"')])
             return
         origin = headers.get("origin")
-        if scope["method"] not in ("GET", "HEAD") and origin and origin.split("://", 1)[-1] != host:
+        if scope["method"] not in ("GET", "HEAD") and origin and not self._same_site(origin, host):
             await _plain(send, 403, "requests from other web sites are refused")
             return
 
@@ -121,6 +125,11 @@ class Guard:
             # in progress, a download) ends with a word to its client, not with a traceback on the console
             if not started:
                 await _plain(send, 503, "the server is stopping")
+
+    def _same_site(self, origin: str, host: str) -> bool:
+        """Whether the page that sent a request with this Origin header is this server's own."""
+        authority = origin.split("://", 1)[-1]
+        return authority == host or _host_name(authority).lower() in self.proxied
 
     def _authorised(self, header: str) -> bool:
         scheme, _, value = header.partition(" ")
@@ -177,12 +186,13 @@ async def _chunks(request: Request, idle: float):
 
 
 def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tuple[str, str] | None = None,
-               loopback_only: bool = True, hosts: Iterable[str] = (), cookie: str = "oldphoto_session",
-               upload_idle: float = 60.0) -> Guard:
+               loopback_only: bool = True, hosts: Iterable[str] = (), proxied: Iterable[str] = (),
+               cookie: str = "oldphoto_session", upload_idle: float = 60.0) -> Guard:
     """The ASGI app over ``engine``.  ``max_upload``: bytes per photo; ``loopback_only``: answer only
     requests addressed to a loopback name (the default binding), or to one of ``hosts`` (the address it
     listens on, say 127.0.0.2); ``upload_idle``: seconds an upload may send nothing before it is dropped
-    (it holds a place in the queue meanwhile)."""
+    (it holds a place in the queue meanwhile); ``proxied``: host names the page is reached by through a
+    reverse proxy (``--allow-host``), answered as the loopback names, and whose pages may upload."""
 
     def session_of(request: Request) -> Session | None:
         """The caller's live session, if any: only an upload starts one."""
@@ -413,8 +423,9 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
         Route("/api/session", end_session, methods=["DELETE"]),
     ]
     app = Starlette(routes=routes)
-    names = LOOPBACK_HOSTS | {_bracketed(name).lower() for name in hosts}
-    return Guard(app, credentials=credentials, hosts=names if loopback_only else None)
+    proxy_names = frozenset(_bracketed(name).lower() for name in proxied)
+    names = LOOPBACK_HOSTS | {_bracketed(name).lower() for name in hosts} | proxy_names
+    return Guard(app, credentials=credentials, hosts=names if loopback_only else None, proxied=proxy_names)
 
 
 def _size(n: int) -> str:

@@ -40,6 +40,10 @@ def register(subparsers) -> None:
                    help=f"port (default {DEFAULT_PORT}; 0 = any free port)")
     g.add_argument("--auth", type=_credentials, metavar="USER:PASSWORD",
                    help="ask browsers for this user name and password (for a shared machine)")
+    g.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="a host name this page is reached by through a reverse proxy (e.g. "
+                        "photos.example.org; repeatable): answered, and its pages may upload, besides this "
+                        "computer's own names")
     g.add_argument("--open", action="store_true", help="open the page in the default web browser")
     g.add_argument("--max-upload-mb", type=float, default=200.0, metavar="MB",
                    help="largest photo file accepted, in MB (default 200)")
@@ -110,7 +114,8 @@ def main(args: argparse.Namespace, stream=None) -> int:
                     max_pixels=args.max_pixels or None, session_ttl=args.session_minutes * 60)
     port = sock.getsockname()[1]
     app = create_app(engine, max_upload=int(args.max_upload_mb * 1e6), credentials=args.auth,
-                     loopback_only=loopback, hosts=[args.host], cookie=f"oldphoto_session_{port}")
+                     loopback_only=loopback, hosts=[args.host],
+                     proxied=args.allow_host, cookie=f"oldphoto_session_{port}")
     print(f"oldphoto serve: open {url} in a web browser (Ctrl-C stops the server and deletes its "
           "temporary files)", file=stream, flush=True)
     if args.open:
