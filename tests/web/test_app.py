@@ -275,9 +275,13 @@ def test_auth_host_and_cross_site_guards(tmp_path):
         assert client.request("GET", "/")[0] == 200
         # a page of another site (or a rebound DNS name) cannot use the server
         assert client.request("GET", "/", headers={"Host": "evil.example:80"})[0] == 421
-        status, _, _ = client.request("POST", "/api/photos?name=a.png", body=png_bytes(),
-                                      headers={"Origin": "http://evil.example"})
-        assert status == 403
+        status, head, data = client.request("POST", "/api/photos?name=a.png", body=png_bytes(),
+                                            headers={"Origin": "http://evil.example"})
+        # the API's refusals are JSON, as its other errors, so that the page shows why (not 'error 403')
+        assert status == 403 and json.loads(data) == {"error": "requests from other web sites are refused"}
+        assert head["x-content-type-options"] == "nosniff"
+        status, head, data = client.request("GET", "/api/config", headers={"Host": "evil.example"})
+        assert status == 421 and "--allow-host" in json.loads(data)["error"]
         status, _, _ = client.request("POST", "/api/photos?name=a.png", body=png_bytes(),
                                       headers={"Origin": url.rstrip("/")})
         assert status == 202

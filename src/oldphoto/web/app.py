@@ -28,6 +28,7 @@ import base64
 import binascii
 import hmac
 import importlib.resources
+import json
 import mimetypes
 import os
 import tempfile
@@ -93,15 +94,17 @@ class Guard:
         headers = Headers(scope=scope)
         host = headers.get("host", "")
         if self.hosts is not None and _host_name(host).lower() not in self.hosts:
-            await _plain(send, 421, "this server only answers requests addressed to 127.0.0.1 or localhost")
+            await _refuse(scope, send, 421, "this server answers only requests addressed to the address "
+                          "`oldphoto serve` printed (127.0.0.1 or localhost), or to a name given to "
+                          "--allow-host")
             return
         if self.credentials is not None and not self._authorised(headers.get("authorization", "")):
-            await _plain(send, 401, "this server needs a user name and password",
+            await _refuse(scope, send, 401, "this server needs a user name and password",
                          [("www-authenticate", 'Basic realm="oldphoto", charset="UTF-8"')])
             return
         origin = headers.get("origin")
         if scope["method"] not in ("GET", "HEAD") and origin and not self._same_site(origin, host):
-            await _plain(send, 403, "requests from other web sites are refused")
+            await _refuse(scope, send, 403, "requests from other web sites are refused")
             return
 
         started = False
@@ -124,7 +127,7 @@ class Guard:
             # the server stops (Ctrl-C) and its grace time is over: a request still running (an upload
             # in progress, a download) ends with a word to its client, not with a traceback on the console
             if not started:
-                await _plain(send, 503, "the server is stopping")
+                await _refuse(scope, send, 503, "the server is stopping")
 
     def _same_site(self, origin: str, host: str) -> bool:
         """Whether the page that sent a request with this Origin header is this server's own."""
@@ -157,9 +160,16 @@ def _bracketed(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-async def _plain(send, status: int, text: str, extra: Iterable[tuple[str, str]] = ()) -> None:
-    body = (text + "\n").encode()
-    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+async def _refuse(scope, send, status: int, text: str, extra: Iterable[tuple[str, str]] = ()) -> None:
+    """A request refused before the app: ``{"error": text}`` for the API (the page shows it, as the app's
+    own errors), plain text for a browser's address bar."""
+    if scope.get("path", "").startswith("/api/"):
+        body, media = json.dumps({"error": text}).encode(), b"application/json"
+    else:
+        body, media = (text + "\n").encode(), b"text/plain; charset=utf-8"
+    headers = [(b"content-type", media), (b"content-length", str(len(body)).encode()),
+               (b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
+               (b"cache-control", b"no-store")]
     headers += [(k.encode(), v.encode()) for k, v in extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
