@@ -381,6 +381,24 @@ def test_a_loopback_address_of_its_own_is_answered(monkeypatch):
         running.stop()
 
 
+def test_the_password_can_come_from_the_environment(monkeypatch):
+    """On a shared machine `--auth ann:s3cret` is in the command line, which every user of the machine
+    reads (`ps`); OLDPHOTO_AUTH says the same out of sight."""
+    from oldphoto.web import cli, server
+
+    seen = {}
+    monkeypatch.setattr(server, "serve", lambda app, sock: seen.update(app=app))
+    monkeypatch.setenv("OLDPHOTO_AUTH", "ann:s3cret:x")
+    assert cli.main(_parse(["--port", "0", "--device", "cpu"]), stream=io.StringIO()) == 0
+    assert seen["app"].credentials == ("ann", "s3cret:x")
+    assert cli.main(_parse(["--port", "0", "--device", "cpu", "--auth", "bo:b"]), stream=io.StringIO()) == 0
+    assert seen["app"].credentials == ("bo", "b")  # the command line, where given, says it
+    monkeypatch.setenv("OLDPHOTO_AUTH", "no-password")
+    out = io.StringIO()
+    assert cli.main(_parse(["--port", "0", "--device", "cpu"]), stream=out) == 2
+    assert "OLDPHOTO_AUTH must be USER:PASSWORD" in out.getvalue()
+
+
 def _start_serve(tmp_path):
     """`oldphoto serve --port 0` in its own process, its temporary folder under ``tmp_path``."""
     env = dict(os.environ, TMPDIR=str(tmp_path), PYTHONPATH=str(ROOT / "src"))

@@ -12,6 +12,7 @@ from oldphoto.io import DEFAULT_MAX_PIXELS
 
 INSTALL_HINT = "pip install 'oldphoto[web]'"
 DEFAULT_PORT = 7860
+AUTH_ENV = "OLDPHOTO_AUTH"  # USER:PASSWORD, as --auth (a command line is readable by every user, `ps`)
 
 
 def _credentials(text: str) -> tuple[str, str]:
@@ -39,7 +40,9 @@ def register(subparsers) -> None:
     g.add_argument("--port", type=int, default=DEFAULT_PORT,
                    help=f"port (default {DEFAULT_PORT}; 0 = any free port)")
     g.add_argument("--auth", type=_credentials, metavar="USER:PASSWORD",
-                   help="ask browsers for this user name and password (for a shared machine)")
+                   help=f"ask browsers for this user name and password (for a shared machine); {AUTH_ENV} "
+                        "in the environment says the same without showing the password to every user of "
+                        "the machine in their process list")
     g.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="a host name this page is reached by through a reverse proxy (e.g. "
                         "photos.example.org; repeatable): answered, and its pages may upload, besides this "
@@ -87,6 +90,12 @@ def main(args: argparse.Namespace, stream=None) -> int:
         return 2
     from oldphoto.options import argument_problem, weights_problem
 
+    if args.auth is None and os.environ.get(AUTH_ENV):
+        try:
+            args.auth = _credentials(os.environ[AUTH_ENV])
+        except argparse.ArgumentTypeError:
+            print(f"oldphoto serve: {AUTH_ENV} must be USER:PASSWORD", file=stream)
+            return 2
     problem = argument_problem(args) or weights_problem(args)
     if problem:
         print(f"oldphoto serve: {problem}", file=stream)
