@@ -4,6 +4,7 @@ reported before anything else happens), and uvicorn serving the app on it, in fr
 from __future__ import annotations
 
 import ipaddress
+import signal
 import socket
 import threading
 from typing import Any
@@ -57,8 +58,20 @@ def _server(app: Any) -> uvicorn.Server:
 
 
 def serve(app: Any, sock: socket.socket) -> None:
-    """Serve until Ctrl-C."""
-    _server(app).run(sockets=[sock])
+    """Serve until Ctrl-C, SIGTERM or SIGHUP."""
+    server = _server(app)
+    # SIGHUP: the terminal the server was started in was closed, its most usual end for someone who does
+    # not use a terminal otherwise.  Python's default ends the process at once, leaving every photo in the
+    # temporary folder; uvicorn handles only SIGINT and SIGTERM.  Stop as for those (files deleted).
+    hangup = getattr(signal, "SIGHUP", None)  # (none on Windows)
+    previous = None
+    if hangup is not None and threading.current_thread() is threading.main_thread():
+        previous = signal.signal(hangup, lambda signum, frame: setattr(server, "should_exit", True))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        if previous is not None:
+            signal.signal(hangup, previous)
 
 
 class BackgroundServer:
