@@ -399,6 +399,24 @@ def test_the_password_can_come_from_the_environment(monkeypatch):
     assert "OLDPHOTO_AUTH must be USER:PASSWORD" in out.getvalue()
 
 
+def test_a_terminal_gone_does_not_fail_the_stop(monkeypatch):
+    """After SIGHUP (the terminal window closed) writing to the terminal fails (EIO): the last line,
+    'stopped', must not turn a clean stop into an error, or skip the exit that a photo still being
+    restored needs."""
+    from oldphoto.web import cli, server
+
+    class Gone(io.StringIO):
+        def write(self, text):
+            if "stopped" in text:
+                raise OSError(5, "Input/output error")
+            return super().write(text)
+
+    monkeypatch.setattr(server, "serve", lambda app, sock: None)
+    out = Gone()
+    assert cli.main(_parse(["--port", "0", "--device", "cpu"]), stream=out) == 0
+    assert "open http://" in out.getvalue()
+
+
 def _start_serve(tmp_path):
     """`oldphoto serve --port 0` in its own process, its temporary folder under ``tmp_path``."""
     env = dict(os.environ, TMPDIR=str(tmp_path), PYTHONPATH=str(ROOT / "src"))

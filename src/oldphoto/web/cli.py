@@ -142,12 +142,15 @@ def main(args: argparse.Namespace, stream=None) -> int:
         signal.signal(signal.SIGTERM, previous)
         stopped = engine.close()
         sock.close()
-    print("oldphoto serve: stopped; temporary files deleted", file=stream)
+    try:  # (a terminal window closed, SIGHUP: nothing can be written there any more)
+        print("oldphoto serve: stopped; temporary files deleted", file=stream)
+        stream.flush()
+        sys.stdout.flush()
+    except OSError:
+        pass
     if not stopped:
         # a photo was still being restored, in PyTorch's native code: an interpreter shutting down around
         # that thread aborts the process ("terminate called without an active exception", exit code
         # 134).  The files are deleted already: end here, without that shutdown.
-        stream.flush()
-        sys.stdout.flush()
         os._exit(0)
     return 0
