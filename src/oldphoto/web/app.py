@@ -127,7 +127,7 @@ class Guard:
             # the server stops (Ctrl-C) and its grace time is over: a request still running (an upload
             # in progress, a download) ends with a word to its client, not with a traceback on the console
             if not started:
-                await _refuse(scope, send, 503, "the server is stopping")
+                await _refuse(scope, send, 503, "The server is stopping.")
 
     def _same_site(self, origin: str, host: str) -> bool:
         """Whether the page that sent a request with this Origin header is this server's own."""
