@@ -49,6 +49,16 @@ def test_folder_pool_skips_a_broken_photo_and_says_which_were_left_out(tmp_path,
     assert "broken.jpg" in err and "tiny.jpg" in err and "good.jpg" not in err
 
 
+def test_a_corpus_or_skimage_pool_with_photos_too_small_says_so(capsys):
+    """A panorama fitted to max_side is under the crop on its short side: left out with a warning (the
+    warning failed with an UnboundLocalError for every source but a folder, `train evaluate --split
+    train` among them)."""
+    everything = D.load_pool("skimage", max_side=64, min_side=16)
+    kept = D.load_pool("skimage", max_side=64, min_side=60)
+    assert 0 < len(kept) < len(everything)
+    assert "smaller than 60 px (the crop) on their short side left out" in capsys.readouterr().err
+
+
 def test_falling_back_to_the_next_source_says_why(tmp_path, capsys):
     """A mistyped OLDPHOTO_CORPUS trained on scikit-image's photos with no word of the corpus."""
     Image.fromarray(np.full((80, 80, 3), 90, np.uint8)).save(tmp_path / "a.jpg", quality=95)

@@ -130,6 +130,7 @@ def load_pool(source: str | Path, max_side: int = 768, min_side: int = 64) -> li
     ``corpus:<root>:<split>``; ``real_old:<split>`` (the corpus' real old photos).
     """
     source = str(source)
+    names: list[str] = []  # a folder's file names, to say which photos are left out
     if source == "skimage" or source.startswith("skimage:"):
         images = _skimage_photos(max_side, source.split(":", 1)[1] if ":" in source else "all")
     elif source.startswith(("corpus:", "real_old:")):
@@ -141,7 +142,7 @@ def load_pool(source: str | Path, max_side: int = 768, min_side: int = 64) -> li
         from oldphoto.io import IMAGE_EXTENSIONS
 
         paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
-        images, names = [], []
+        images = []
         for path in paths:
             try:  # a broken file is reported and left out, as `oldphoto data build` does
                 images.append(_load_rgb(path, max_side))
