@@ -227,6 +227,43 @@ def test_cli_refuses_to_start_over_in_a_folder_that_holds_a_run(tmp_path, capsys
     assert load_checkpoint(out / "checkpoint.pt")["step"] == 2
 
 
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_stop_after_the_step_with_its_checkpoint(tmp_path, monkeypatch, capsys, name):
+    """A scheduler's SIGTERM, or the SIGHUP of a closed terminal or ssh session, killed the run at once,
+    losing every step since the last periodic checkpoint: now they end it as Ctrl-C does (exit 128+N)."""
+    import os
+    import signal
+
+    from oldphoto.cli import main
+    from oldphoto.train import trainer
+
+    signum = getattr(signal, name, None)
+    if signum is None:
+        pytest.skip(f"no {name} here")
+    real_build = trainer.build_stage
+
+    def build_signalled(stage_name, cfg, info):
+        stage = real_build(stage_name, cfg, info)
+        step_once = stage.train_step
+
+        def train_step(batch, step):
+            if step == 1:
+                os.kill(os.getpid(), signum)  # in the middle of step 2
+            return step_once(batch, step)
+
+        stage.train_step = train_step
+        return stage
+
+    monkeypatch.setattr(trainer, "build_stage", build_signalled)
+    out = tmp_path / "run"
+    code = main(["train", "detector", "--config", "tiny", "--out", str(out), "--steps", "5",
+                 "--set", "crop=32", "--set", "checkpoint_every=100", "--set", "log_every=100"])
+    assert code == 128 + signum
+    assert f"stopped by {name} at step 2" in capsys.readouterr().err
+    assert load_checkpoint(out / "checkpoint.pt")["step"] == 2
+    assert signal.getsignal(signum) is signal.SIG_DFL
+
+
 def test_ctrl_c_stops_after_the_step_and_leaves_its_checkpoint(tmp_path, monkeypatch, capsys):
     """Ctrl-C used to end the run with a traceback, losing every step since the last periodic checkpoint;
     now the step under way ends, its checkpoint is written, and --resume gives the uninterrupted result."""
@@ -393,3 +430,29 @@ def test_fp32_training_makes_no_autocast(monkeypatch):
     before = net.weight.detach().clone()
     Stage.optimize(stage, "G", net(torch.ones(1, 2)).sum())
     assert not torch.equal(net.weight, before)
+
+
+def test_a_progress_line_to_a_closed_terminal_does_not_end_the_run(monkeypatch):
+    """The terminal closing fails the next progress line with EIO before its SIGHUP is handled: that
+    ended the run (exit 1) without its checkpoint.  Now the lines go to /dev/null; other errors stay."""
+    import errno
+    import io
+
+    from oldphoto.train import trainer
+
+    class Failing(io.StringIO):
+        def __init__(self, err):
+            super().__init__()
+            self.err = err
+
+        def write(self, text):
+            raise OSError(self.err, os.strerror(self.err))
+
+    detached = []
+    monkeypatch.setattr(trainer, "_detach_from_closed_terminal", lambda: detached.append(True))
+    monkeypatch.setattr("sys.stdout", Failing(errno.EIO))
+    trainer._progress("[detector] step 3/5")
+    assert detached == [True]
+    monkeypatch.setattr("sys.stdout", Failing(errno.ENOSPC))
+    with pytest.raises(OSError):
+        trainer._progress("[detector] step 4/5")

@@ -179,9 +179,16 @@ def _run_stage(args: argparse.Namespace) -> int:
         print(f"oldphoto train {args.stage}: {exc}", file=sys.stderr)
         return 1
     except TrainingInterrupted as exc:
-        print(f"[{args.stage}] interrupted at step {exc.step}; checkpoint {exc.checkpoint}: continue with "
-              "--resume", file=sys.stderr)
-        return 130
+        import signal
+
+        what = ("interrupted" if exc.signum == signal.SIGINT
+                else f"stopped by {signal.Signals(exc.signum).name}")
+        try:  # (after SIGHUP stderr is /dev/null; a failing write must not hide the exit status)
+            print(f"[{args.stage}] {what} at step {exc.step}; checkpoint {exc.checkpoint}: continue with "
+                  "--resume", file=sys.stderr)
+        except OSError:
+            pass
+        return 128 + int(exc.signum)
     except KeyboardInterrupt:
         print(f"oldphoto train {args.stage}: interrupted; --resume continues from the last checkpoint in "
               f"{out} (written every checkpoint_every steps), if there is one", file=sys.stderr)

@@ -27,6 +27,7 @@ Accelerator options (config keys; all off by default, so CPU runs are unchanged)
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -109,8 +110,10 @@ class _StageStream(torch.utils.data.IterableDataset):
         info = torch.utils.data.get_worker_info()
         worker = info.id if info is not None else 0
         torch.set_num_threads(1)  # one process per core does the parallelism
-        # Ctrl-C reaches the workers too: the training process decides when to stop (and stops them)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # Ctrl-C (and a closed terminal's SIGHUP, a scheduler's SIGTERM) reaches the workers too: the
+        # training process decides when to stop, and stops them
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
         # (not cv2.setNumThreads: in a process forked after OpenCV's thread pool ran, it waits forever on
         # that pool's lock; tests/train hung there)
         # stream 0 is the single-process generator; workers draw from streams 1..N
@@ -221,38 +224,87 @@ class Logger:
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C (SIGINT): the run stopped after a whole step and its checkpoint holds that step."""
+    """Ctrl-C (SIGINT), SIGTERM or SIGHUP: the run stopped after a whole step and its checkpoint holds
+    that step (``signum``: the signal that stopped it)."""
 
-    def __init__(self, step: int, checkpoint: Path) -> None:
+    def __init__(self, step: int, checkpoint: Path, signum: int = signal.SIGINT) -> None:
         super().__init__(f"interrupted at step {step}")
-        self.step, self.checkpoint = step, checkpoint
+        self.step, self.checkpoint, self.signum = step, checkpoint, signum
+
+
+# Signals that end a run after the step under way, with its checkpoint: Ctrl-C; SIGTERM (a cluster
+# scheduler's notice before it kills the job, a shutdown); SIGHUP (POSIX: the terminal or the ssh
+# session the run was started from closed), whose default would lose every step since the last checkpoint.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()))
+
+
+def _say(text: str) -> None:
+    """A line on stderr from a signal handler (os.write: a print() it interrupted would be re-entered);
+    nothing where the terminal is gone."""
+    try:
+        os.write(2, text.encode())
+    except OSError:
+        pass
+
+
+def _detach_from_closed_terminal() -> None:
+    """After SIGHUP: stdout and stderr that were the closed terminal go to /dev/null (every write to them
+    would fail with an I/O error, and the first progress line would end the run before its checkpoint)."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in (1, 2):
+            try:
+                if os.isatty(fd):
+                    os.dup2(null, fd)
+            except OSError:  # (the terminal already gone: isatty may fail)
+                os.dup2(null, fd)
+    finally:
+        os.close(null)
+
+
+def _progress(line: str) -> None:
+    """A progress line on stdout.  The terminal closing fails the write (EIO) before its SIGHUP is
+    handled: the lines then go to /dev/null and the run goes on to stop with its checkpoint."""
+    try:
+        print(line, flush=True)
+    except OSError as exc:
+        if exc.errno != errno.EIO:
+            raise
+        _detach_from_closed_terminal()
 
 
 @contextlib.contextmanager
 def _stop_after_step(enabled: bool, name: str):
-    """While training: the first Ctrl-C sets ``state["stop"]`` (the loop ends after the step under way and
-    writes its checkpoint); a second one raises KeyboardInterrupt at once.  Left alone where SIGINT is
-    not Python's default (ignored, or someone else's handler), off the main thread and under DDP (every
-    rank must stop at the same step)."""
-    state = {"stop": False}
-    if (not enabled or threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+    """While training: the first Ctrl-C, SIGTERM or SIGHUP sets ``state["stop"]`` (the loop ends after
+    the step under way and writes its checkpoint; ``state["signal"]`` says which); a second Ctrl-C raises
+    KeyboardInterrupt at once.  Left alone off the main thread and under DDP (every rank must stop at the
+    same step); each signal is left alone where it is not at its default (SIGINT ignored or someone
+    else's handler; SIGHUP ignored under ``nohup``)."""
+    state: dict[str, Any] = {"stop": False, "signal": None}
+    defaults = {signal.SIGINT: signal.default_int_handler}
+    ours = [] if not enabled or threading.current_thread() is not threading.main_thread() else [
+        signum for signum in STOP_SIGNALS if signal.getsignal(signum) is defaults.get(signum, signal.SIG_DFL)]
+    if signal.SIGINT not in ours:  # (Ctrl-C not ours: nor the rest, as before)
         yield state
         return
 
     def handler(signum, frame):
-        if state["stop"]:
+        if signum == signal.SIGINT and state["stop"]:
             raise KeyboardInterrupt
-        state["stop"] = True
-        # os.write: a print() interrupted by this handler would be re-entered
-        os.write(2, f"[{name}] Ctrl-C: stopping after this step and writing its checkpoint "
-                    f"(Ctrl-C again to stop at once)\n".encode())
+        if hasattr(signal, "SIGHUP") and signum == signal.SIGHUP:
+            _detach_from_closed_terminal()
+        if not state["stop"]:
+            state["stop"], state["signal"] = True, signum
+            what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+            again = " (Ctrl-C again to stop at once)" if signum == signal.SIGINT else ""
+            _say(f"[{name}] {what}: stopping after this step and writing its checkpoint{again}\n")
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {signum: signal.signal(signum, handler) for signum in ours}
     try:
         yield state
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, before in previous.items():
+            signal.signal(signum, before)
 
 
 def _numpy_state() -> tuple[str, list[int], int, int, float]:
@@ -386,8 +438,7 @@ def train(stage_name: str, config: dict[str, Any], out_dir: str | Path, *, resum
                 if info.is_main and not quiet:
                     rate = (step - start) / max(1e-9, time.time() - t0)
                     text = " ".join(f"{k}={v:.4f}" for k, v in losses.items())
-                    print(f"[{stage_name}] step {step}/{total} {text} lr={lr:.2e} ({rate:.2f} it/s)",
-                          flush=True)
+                    _progress(f"[{stage_name}] step {step}/{total} {text} lr={lr:.2e} ({rate:.2f} it/s)")
             else:
                 losses = {k: float(v.detach()) for k, v in raw.items()}
             if step % sample_every == 0 or last:
@@ -402,7 +453,7 @@ def train(stage_name: str, config: dict[str, Any], out_dir: str | Path, *, resum
         del batches  # shuts DataLoader workers down
         interrupt.__exit__(None, None, None)
     if stop["stop"] and step < total:
-        raise TrainingInterrupted(step, ckpt_path)
+        raise TrainingInterrupted(step, ckpt_path, stop["signal"])
     result: dict[str, Any] = {"step": step, "losses": losses, "stage": stage,
                               "seconds": round(time.time() - t0, 2), "device": cfg["device_used"]}
     if info.enabled:
