@@ -227,19 +227,13 @@ def test_cli_refuses_to_start_over_in_a_folder_that_holds_a_run(tmp_path, capsys
     assert load_checkpoint(out / "checkpoint.pt")["step"] == 2
 
 
-@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
-def test_sigterm_and_sighup_stop_after_the_step_with_its_checkpoint(tmp_path, monkeypatch, capsys, name):
-    """A scheduler's SIGTERM, or the SIGHUP of a closed terminal or ssh session, killed the run at once,
-    losing every step since the last periodic checkpoint: now they end it as Ctrl-C does (exit 128+N)."""
+def _signal_during_step(monkeypatch, signum: int, at: int):
+    """Make the trainer's stages send this process ``signum`` in the middle of step ``at`` + 1; returns
+    the real ``build_stage`` (to put back)."""
     import os
-    import signal
 
-    from oldphoto.cli import main
     from oldphoto.train import trainer
 
-    signum = getattr(signal, name, None)
-    if signum is None:
-        pytest.skip(f"no {name} here")
     real_build = trainer.build_stage
 
     def build_signalled(stage_name, cfg, info):
@@ -247,14 +241,29 @@ def test_sigterm_and_sighup_stop_after_the_step_with_its_checkpoint(tmp_path, mo
         step_once = stage.train_step
 
         def train_step(batch, step):
-            if step == 1:
-                os.kill(os.getpid(), signum)  # in the middle of step 2
+            if step == at:
+                os.kill(os.getpid(), signum)
             return step_once(batch, step)
 
         stage.train_step = train_step
         return stage
 
     monkeypatch.setattr(trainer, "build_stage", build_signalled)
+    return real_build
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_stop_after_the_step_with_its_checkpoint(tmp_path, monkeypatch, capsys, name):
+    """A scheduler's SIGTERM, or the SIGHUP of a closed terminal or ssh session, killed the run at once,
+    losing every step since the last periodic checkpoint: now they end it as Ctrl-C does (exit 128+N)."""
+    import signal
+
+    from oldphoto.cli import main
+
+    signum = getattr(signal, name, None)
+    if signum is None:
+        pytest.skip(f"no {name} here")
+    _signal_during_step(monkeypatch, signum, at=1)  # in the middle of step 2
     out = tmp_path / "run"
     code = main(["train", "detector", "--config", "tiny", "--out", str(out), "--steps", "5",
                  "--set", "crop=32", "--set", "checkpoint_every=100", "--set", "log_every=100"])
@@ -267,30 +276,15 @@ def test_sigterm_and_sighup_stop_after_the_step_with_its_checkpoint(tmp_path, mo
 def test_ctrl_c_stops_after_the_step_and_leaves_its_checkpoint(tmp_path, monkeypatch, capsys):
     """Ctrl-C used to end the run with a traceback, losing every step since the last periodic checkpoint;
     now the step under way ends, its checkpoint is written, and --resume gives the uninterrupted result."""
-    import os
     import signal
 
     from oldphoto.cli import main
     from oldphoto.train import trainer
 
-    real_build = trainer.build_stage
-
-    def build_interrupted(name, cfg, info):
-        stage = real_build(name, cfg, info)
-        step_once = stage.train_step
-
-        def train_step(batch, step):
-            if step == 2:
-                os.kill(os.getpid(), signal.SIGINT)  # the user's Ctrl-C, in the middle of step 3
-            return step_once(batch, step)
-
-        stage.train_step = train_step
-        return stage
-
     cfg = ["--set", "crop=32", "--set", "checkpoint_every=100", "--set", "log_every=100"]
     straight = train("detector", _cfg(tmp_path, "detector", ["crop=32", "checkpoint_every=100"]),
                      tmp_path / "a", steps=5, quiet=True)
-    monkeypatch.setattr(trainer, "build_stage", build_interrupted)
+    real_build = _signal_during_step(monkeypatch, signal.SIGINT, at=2)  # Ctrl-C in the middle of step 3
     out = tmp_path / "b"
     try:
         code = main(["train", "detector", "--config", "tiny", "--out", str(out), "--steps", "5", *cfg])
