@@ -368,6 +368,8 @@ def train(stage_name: str, config: dict[str, Any], out_dir: str | Path, *, resum
             np.random.set_state(rng["numpy_legacy"])
             random.setstate(rng["python"])
             data_rng.bit_generator.state = rng["data"]
+            if "cuda" in rng and info.device.type == "cuda":  # (the VAEs' sampling noise is drawn there)
+                torch.cuda.set_rng_state(rng["cuda"], info.device)
     elif cfg["init_from"]:
         _init_from(stage, Path(str(cfg["init_from"])), info.is_main and not quiet)
     stage.wrap_distributed()
@@ -401,6 +403,8 @@ def train(stage_name: str, config: dict[str, Any], out_dir: str | Path, *, resum
                 "rng": {"torch": torch.get_rng_state(), "numpy_legacy": _numpy_state(),
                         "python": random.getstate(), "data": data_rng.bit_generator.state},
             }
+            if info.device.type == "cuda":
+                state["rng"]["cuda"] = torch.cuda.get_rng_state(info.device)
             save_checkpoint(ckpt_path, state)
             write_config()
         distributed.barrier(info)
