@@ -265,12 +265,17 @@ def test_sigterm_and_sighup_stop_after_the_step_with_its_checkpoint(tmp_path, mo
         pytest.skip(f"no {name} here")
     _signal_during_step(monkeypatch, signum, at=1)  # in the middle of step 2
     out = tmp_path / "run"
-    code = main(["train", "detector", "--config", "tiny", "--out", str(out), "--steps", "5",
-                 "--set", "crop=32", "--set", "checkpoint_every=100", "--set", "log_every=100"])
+    # at its default, as in a fresh process (an earlier test's Ray left its own SIGTERM handler here)
+    previous = signal.signal(signum, signal.SIG_DFL)
+    try:
+        code = main(["train", "detector", "--config", "tiny", "--out", str(out), "--steps", "5",
+                     "--set", "crop=32", "--set", "checkpoint_every=100", "--set", "log_every=100"])
+        assert signal.getsignal(signum) is signal.SIG_DFL
+    finally:
+        signal.signal(signum, previous)
     assert code == 128 + signum
     assert f"stopped by {name} at step 2" in capsys.readouterr().err
     assert load_checkpoint(out / "checkpoint.pt")["step"] == 2
-    assert signal.getsignal(signum) is signal.SIG_DFL
 
 
 def test_ctrl_c_stops_after_the_step_and_leaves_its_checkpoint(tmp_path, monkeypatch, capsys):
