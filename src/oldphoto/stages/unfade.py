@@ -6,7 +6,12 @@ many photos worse (docs/training.md), so by default the restoration keeps the ph
 sees that a photo is faded asks for this, as for the auto-levels of a photo editor:
 
 * ``contrast``: the photo's darkest and lightest tones become black and white.  The three channels take the
-  same stretch, so colours keep their balance and a toned print its tone.
+  same stretch, so colours keep their balance and a toned print its tone; its points are the darkest of the
+  channels' black points and the lightest of their white points, so no channel is clipped (as a photo
+  editor's auto contrast).  The luma's points were used first: on a warm print (the scratched girl) the
+  blue channel lies below the luma's black point, and 82 % of its pixels came out at 0 instead of 25 %,
+  the shadows orange; on 30 training photos of the corpus faded by the synthesis, sepia prints came back
+  at 24.7 dB with the luma's points and 29.9 dB with these, colour prints 24.7 and 25.6 dB.
 * ``colour``: each channel takes its own black and white points, which also takes a faded dye's cast away
   (and the colour of a scene lit by a sunset, or of a green wall filling the frame).  A gray or toned
   photo kept in its tone (``--keep-tone``, the default) is stretched as by ``contrast``: its colour is
@@ -24,8 +29,6 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-
-from oldphoto.luma import luma
 
 # Chosen on 60 training photos of the corpus at 768 px, faded by the training synthesis
 # (oldphoto.synth.oldlook.fade) and read with noise of 0.03 added (the stretch then applied to the
@@ -54,13 +57,14 @@ def _working_copy(image: np.ndarray) -> np.ndarray:
 
 
 def black_and_white_points(image: np.ndarray, per_channel: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The tones of ``image`` (``H×W×3`` in [0, 1]) that become black and white: two arrays of 3, the same
-    value thrice unless ``per_channel``."""
+    """The tones of ``image`` (``H×W×3`` in [0, 1]) that become black and white: two arrays of 3, each
+    channel's own if ``per_channel``, else the darkest of the channels' black points and the lightest of
+    their white points for all three (no channel is clipped beyond ``PERCENTILE``)."""
     core = _working_copy(image)
-    values = core.reshape(-1, 3) if per_channel else luma(core).reshape(-1, 1)
-    low, high = np.percentile(values, (PERCENTILE, 100.0 - PERCENTILE), axis=0)
-    low, high = (np.broadcast_to(v, (3,)).astype(np.float32) for v in (low, high))
-    return low, high
+    low, high = np.percentile(core.reshape(-1, 3), (PERCENTILE, 100.0 - PERCENTILE), axis=0)
+    if not per_channel:
+        low, high = np.full(3, low.min()), np.full(3, high.max())
+    return low.astype(np.float32), high.astype(np.float32)
 
 
 def unfade(image: np.ndarray, mode: str, toned: bool = False) -> np.ndarray:
