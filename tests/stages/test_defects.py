@@ -373,6 +373,26 @@ def test_the_prints_own_edge_is_counted_but_not_repaired_and_a_scratch_into_the_
     assert (alone.edges, alone.strokes) == (0, 1) and alone.mask[drawn].all()
 
 
+def test_a_curve_cutting_off_a_corner_is_the_prints_edge():
+    """The scratched girl's bottom-left corner curls in: a white curve from her left border to the bottom
+    side, most of it farther from either side than FRAME_BAND, was filled as a crack (a smear, her border
+    cut off).  A stroke within a corner's square that reaches both of its sides is the print's edge; one
+    that stops short of a side is a scratch."""
+    from oldphoto.stages.defects import find_defects
+
+    def judged(points):
+        gray = np.full((300, 300), 0.3, np.float32)
+        flagged = np.zeros((300, 300), np.uint8)
+        cv2.polylines(flagged, [np.array(points, np.int32)], False, 1, 1)
+        gray[flagged > 0] = 0.95
+        return find_defects(_prob_from(flagged > 0), gray, 0.5), flagged > 0
+
+    curl, drawn = judged([(4, 240), (30, 265), (55, 299)])  # from 4 px off the left side to the bottom
+    assert (curl.edges, curl.strokes) == (1, 0) and not (curl.mask & drawn).any()
+    short, drawn = judged([(15, 240), (38, 265), (60, 299)])  # 15 px short of the left side
+    assert (short.edges, short.strokes) == (0, 1) and short.mask[drawn].all()
+
+
 def test_a_dark_scratch_running_into_the_frame_is_repaired_not_taken_for_the_prints_edge():
     """The bright-margin test compares the frame with a stroke's brightness: for a dark stroke any
     ordinary picture beyond it is brighter, and it was left alone as the print's edge."""

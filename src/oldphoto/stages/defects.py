@@ -241,6 +241,14 @@ FRINGE_BACKGROUND = (3, 6)
 FRAME_BAND = 0.06
 FRAME_MIN_SHARE = 0.9
 FRAME_STRIP = 3
+# A stroke cutting off a corner is the print's edge too (a curled or torn corner, a crease across it): all of
+# it within the corner's square of CORNER_BAND of the short side, and coming within CORNER_REACH of the
+# short side (at least FRAME_STRIP px) of both of the corner's sides.  The scratched girl's bottom-left
+# corner curls in as a white curve from her left border to the bottom, most of it farther than FRAME_BAND
+# from either side: it was filled as a crack (a smear, her border cut off).  On the 720 crops above: 212
+# wrongly flagged pixels and 426 true ones dropped (0.15 % of them, 5 crops), no ``auto`` decision changed.
+CORNER_BAND = 0.2
+CORNER_REACH = 0.02
 
 
 @dataclass(frozen=True)
@@ -361,6 +369,12 @@ def _print_edge(region: np.ndarray, offset: tuple[int, int], shape: tuple[int, i
     xs, ys = xs + offset[0], ys + offset[1]
     # distance to each side of the frame: top, bottom, left, right
     dist = np.stack([ys, h - 1 - ys, xs, w - 1 - xs])
+    # a stroke across a corner, from one side to the other (a curled or torn corner, a crease across it)
+    corner, reach = CORNER_BAND * min(h, w), max(FRAME_STRIP, CORNER_REACH * min(h, w))
+    for across, down in ((0, 2), (0, 3), (1, 2), (1, 3)):
+        if ((dist[across] < corner) & (dist[down] < corner)).all() and dist[across].min() < reach \
+                and dist[down].min() < reach:
+            return True
     if float(np.mean(dist.min(axis=0) < FRAME_BAND * min(h, w))) < FRAME_MIN_SHARE:
         return False
     side = int(np.argmin(np.median(dist, axis=1)))
