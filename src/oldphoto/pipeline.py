@@ -503,12 +503,13 @@ class Restorer:
         colour = None if toned else image
         prob, gray, threshold = self.probabilities(image), luma(image), self.mask_threshold()
         defects = find_defects(prob, gray, threshold, colour)
-        if threshold < self._default_threshold():
+        default = self._default_threshold()
+        if threshold < default:
             # a lower threshold joins fainter pixels to the defects, and scene lines with them: a crack
             # joined to one is judged with it and may be left whole as scene content (the scratched boy at
             # 0.3: 1.3 % found, too little for auto, against 2.9 % at the calibrated 0.61).  A more
             # sensitive reading keeps what the calibrated one finds; its figures are the stronger one's
-            calibrated = find_defects(prob, gray, self._default_threshold(), colour)
+            calibrated = find_defects(prob, gray, default, colour)
             stronger = calibrated if calibrated.evidence > defects.evidence else defects
             defects = dataclasses.replace(stronger, mask=defects.mask | calibrated.mask)
         if self.options.mask_dilation:
