@@ -35,7 +35,8 @@ def test_evaluate_metrics_csv(tmp_path, photo, capsys, monkeypatch):
     assert [r["file"] for r in rows] == ["img0.png", "img1.jpg"]  # paired by stem
     assert float(rows[0]["psnr"]) > float(rows[1]["psnr"])
     # no-reference form
-    assert main(["evaluate", "metrics", str(out), "--csv", str(csv_path), "--no-progress"]) == 0
+    assert main(["evaluate", "metrics", str(out), "--csv", str(csv_path), "--no-progress",
+                 "--overwrite"]) == 0
     with open(csv_path, newline="") as fh:
         assert next(csv.reader(fh)) == ["file", "niqe", "brisque"]
 
@@ -87,6 +88,23 @@ def test_evaluate_metrics_errors(tmp_path, photo, capsys):
     assert main(["evaluate", "metrics", str(out), "--csv", x, "--metrics", "bogus"]) == 2
     assert "unknown metric" in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_evaluate_metrics_keeps_an_existing_csv_and_names_a_folder(tmp_path, photo, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    _save(out / "a.png", photo[:32, :32])
+    csv_path = tmp_path / "m.csv"
+    csv_path.write_text("earlier results\n")
+    args = ["evaluate", "metrics", str(out), "--reference", str(out), "--metrics", "psnr", "--no-progress"]
+    assert main([*args, "--csv", str(csv_path)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert csv_path.read_text() == "earlier results\n"
+    assert main([*args, "--csv", str(csv_path), "--overwrite"]) == 0
+    assert csv_path.read_text().startswith("file,psnr")
+    assert main([*args, "--csv", str(out)]) == 2  # a folder: one line, no traceback
+    err = capsys.readouterr().err
+    assert "is a folder" in err and "Traceback" not in err
 
 
 def _tiny_degrade(image, seed):

@@ -28,7 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     m = sub.add_parser("metrics", help="per-image metrics of a folder -> CSV")
     m.add_argument("images", type=Path, metavar="IMAGES_DIR")
     m.add_argument("--reference", type=Path, metavar="DIR", help="ground-truth folder (paired by file stem)")
-    m.add_argument("--csv", type=Path, required=True, metavar="FILE")
+    m.add_argument("--csv", type=Path, required=True, metavar="FILE",
+                   help="the table to write; an existing file is kept unless --overwrite")
+    m.add_argument("--overwrite", action="store_true", help="replace an existing --csv FILE")
     m.add_argument("--metrics", default=None,
                    help="comma-separated (psnr,ssim,psnr_y,ssim_y,niqe,brisque,lpips_alex,lpips_vgg,dists); "
                         "default: all that apply (LPIPS/DISTS when `oldphoto data perception` was run)")
@@ -104,6 +106,11 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if not images:
         return _fail(f"{args.images}: no images found")
+    # before any metric runs: a long run must not end in a traceback or replace an earlier table
+    if args.csv.is_dir():
+        return _fail(f"--csv {args.csv}: is a folder (give a file name)")
+    if args.csv.exists() and not args.overwrite:
+        return _fail(f"--csv {args.csv}: exists (use --overwrite to replace it)")
     notes: list[str] = []
     if args.metrics:
         names = [n.strip() for n in args.metrics.split(",") if n.strip()]
@@ -159,7 +166,10 @@ def cmd_metrics(args: argparse.Namespace) -> int:
             feats[k][0].append(ex(image))
             feats[k][1].append(ex(reference))
     columns = ["file", *[m.name for m in metrics]]
-    report.write_csv(args.csv, rows, columns)
+    try:
+        report.write_csv(args.csv, rows, columns)
+    except OSError as exc:
+        return _fail(f"--csv {args.csv}: cannot write: {exc.strerror or exc}")
     print(f"wrote {args.csv} ({len(rows)} images)")
     for m in metrics:
         vals = np.array([float(r[m.name]) for r in rows if m.name in r])
