@@ -107,6 +107,28 @@ def test_evaluate_metrics_keeps_an_existing_csv_and_names_a_folder(tmp_path, pho
     assert "is a folder" in err and "Traceback" not in err
 
 
+def test_evaluate_metrics_mean_says_when_identical_pairs_are_left_out(tmp_path, photo, capsys):
+    # an identical pair has PSNR inf: the mean was printed over the others without a word, and not at all
+    # when every pair was identical
+    out, ref = tmp_path / "out", tmp_path / "ref"
+    out.mkdir()
+    ref.mkdir()
+    crop = photo[:32, :32]
+    _save(ref / "a.png", crop)
+    _save(out / "a.png", crop)
+    args = ["evaluate", "metrics", str(out), "--reference", str(ref), "--metrics", "psnr,ssim",
+            "--no-progress"]
+    assert main([*args, "--csv", str(tmp_path / "one.csv")]) == 0
+    lines = {ln.split()[1]: ln for ln in capsys.readouterr().out.splitlines()
+             if ln.strip().startswith("mean")}
+    assert lines["psnr"].split()[2] == "inf" and lines["ssim"].split()[2] == "1.0000"
+    _save(ref / "b.png", crop)
+    _save(out / "b.png", add_noise(crop, 0.05, seed=0))
+    assert main([*args, "--csv", str(tmp_path / "two.csv")]) == 0
+    psnr_line = next(ln for ln in capsys.readouterr().out.splitlines() if "mean psnr" in ln)
+    assert "over 1 of 2" in psnr_line and "1 inf" in psnr_line, psnr_line
+
+
 def _tiny_degrade(image, seed):
     """Our own tiny degradation (noise + a scratch), independent of oldphoto.synth."""
     rng = np.random.default_rng(seed)

@@ -172,10 +172,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         return _fail(f"--csv {args.csv}: cannot write: {exc.strerror or exc}")
     print(f"wrote {args.csv} ({len(rows)} images)")
     for m in metrics:
-        vals = np.array([float(r[m.name]) for r in rows if m.name in r])
-        vals = vals[np.isfinite(vals)]
-        if vals.size:
-            print(f"  mean {m.name:<20} {vals.mean():.4f}")
+        print(_mean_line(m.name, [float(r[m.name]) for r in rows if m.name in r]))
     if extractors:
         from oldphoto.metrics.fid import frechet_from_features
 
@@ -185,6 +182,22 @@ def cmd_metrics(args: argparse.Namespace) -> int:
                 continue
             print(f"  {k:<25} {frechet_from_features(np.stack(a), np.stack(b)):.3f}  (n={len(a)})")
     return 0
+
+
+def _mean_line(name: str, values: list[float]) -> str:
+    """The printed mean of one metric column.  PSNR of an identical pair is inf: the mean is over the
+    finite values and says how many were left out (all inf: the mean is inf); NaN (a metric that could not
+    run on an image) is left out the same way."""
+    import math
+
+    finite = [v for v in values if math.isfinite(v)]
+    n_inf = sum(1 for v in values if math.isinf(v))
+    n_nan = len(values) - len(finite) - n_inf
+    mean = sum(finite) / len(finite) if finite else (math.inf if n_inf else math.nan)
+    left = [f"{n_inf} inf (identical)" if n_inf else "", f"{n_nan} not measurable" if n_nan else ""]
+    left = [x for x in left if x]
+    note = f"  (over {len(finite)} of {len(values)}; left out: {', '.join(left)})" if left and finite else ""
+    return f"  mean {name:<20} {mean:.4f}{note}" if math.isfinite(mean) else f"  mean {name:<20} {mean}"
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
