@@ -129,6 +129,22 @@ def test_evaluate_metrics_mean_says_when_identical_pairs_are_left_out(tmp_path, 
     assert "over 1 of 2" in psnr_line and "1 inf" in psnr_line, psnr_line
 
 
+def test_evaluate_metrics_refuses_two_references_of_one_stem(tmp_path, photo, capsys):
+    # a.jpg and a.png in the reference folder: one of them was taken without a word
+    out, ref = tmp_path / "out", tmp_path / "ref"
+    out.mkdir()
+    ref.mkdir()
+    crop = photo[:32, :32]
+    _save(out / "a.png", crop)
+    _save(ref / "a.png", crop)
+    _save(ref / "a.jpg", add_noise(crop, 0.1, seed=0))
+    assert main(["evaluate", "metrics", str(out), "--reference", str(ref), "--metrics", "psnr",
+                 "--csv", str(tmp_path / "m.csv"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "a.jpg and a.png" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "m.csv").exists()
+
+
 def _tiny_degrade(image, seed):
     """Our own tiny degradation (noise + a scratch), independent of oldphoto.synth."""
     rng = np.random.default_rng(seed)

@@ -101,9 +101,17 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
     try:
         images = list_images(args.images)
-        refs = {p.stem: p for p in list_images(args.reference)} if args.reference else None
+        ref_paths = list_images(args.reference) if args.reference else None
     except FileNotFoundError as exc:
         return _fail(str(exc))
+    refs = None
+    if ref_paths is not None:
+        refs = {}
+        for p in ref_paths:  # pairing is by stem: two references of one stem would be a silent pick
+            if p.stem in refs:
+                return _fail(f"{args.reference}: {refs[p.stem].name} and {p.name} are both the reference "
+                             f"of {p.stem}.* (keep one)")
+            refs[p.stem] = p
     if not images:
         return _fail(f"{args.images}: no images found")
     # before any metric runs: a long run must not end in a traceback or replace an earlier table
