@@ -145,6 +145,19 @@ def test_evaluate_metrics_refuses_two_references_of_one_stem(tmp_path, photo, ca
     assert not (tmp_path / "m.csv").exists()
 
 
+def test_evaluate_metrics_skips_hidden_files_as_restore_does(tmp_path, photo, capsys):
+    # a folder copied from a Mac holds "._a.png" beside a.png: it had no reference, and is no image
+    out = tmp_path / "out"
+    out.mkdir()
+    _save(out / "a.png", photo[:32, :32])
+    (out / "._a.png").write_bytes(b"\x00\x05\x16\x07 resource fork")
+    csv_path = tmp_path / "m.csv"
+    assert main(["evaluate", "metrics", str(out), "--reference", str(out), "--metrics", "psnr",
+                 "--csv", str(csv_path), "--no-progress"]) == 0, capsys.readouterr().err
+    with open(csv_path, newline="") as fh:
+        assert [r["file"] for r in csv.DictReader(fh)] == ["a.png"]
+
+
 def _tiny_degrade(image, seed):
     """Our own tiny degradation (noise + a scratch), independent of oldphoto.synth."""
     rng = np.random.default_rng(seed)

@@ -71,7 +71,10 @@ def list_images(folder: Path) -> list[Path]:
         raise FileNotFoundError(f"{folder}: not a folder")
     from oldphoto.io import IMAGE_EXTENSIONS
 
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    # hidden files are skipped as `oldphoto restore` skips them: macOS leaves "._a.png" resource forks
+    # beside every photo copied to a foreign disk, and they are not images
+    return sorted(p for p in folder.iterdir()
+                  if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file())
 
 
 def builtin_heldout_clean() -> list[tuple[str, np.ndarray]]:
