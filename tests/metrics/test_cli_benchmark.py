@@ -158,6 +158,23 @@ def test_evaluate_metrics_skips_hidden_files_as_restore_does(tmp_path, photo, ca
         assert [r["file"] for r in csv.DictReader(fh)] == ["a.png"]
 
 
+def test_evaluate_metrics_leaves_a_cell_empty_where_a_metric_cannot_measure(tmp_path, photo, capsys):
+    # one thumbnail under NIQE's 96×96 stopped the whole folder's run
+    out = tmp_path / "out"
+    out.mkdir()
+    _save(out / "big.png", photo)
+    _save(out / "thumb.png", photo[:64, :64])
+    csv_path = tmp_path / "m.csv"
+    assert main(["evaluate", "metrics", str(out), "--metrics", "niqe", "--csv", str(csv_path),
+                 "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert "thumb.png: niqe left empty" in captured.err and "96" in captured.err
+    with open(csv_path, newline="") as fh:
+        rows = {r["file"]: r["niqe"] for r in csv.DictReader(fh)}
+    assert rows["thumb.png"] == "" and float(rows["big.png"]) > 0
+    assert "over 1 of 2" in captured.out
+
+
 def _tiny_degrade(image, seed):
     """Our own tiny degradation (noise + a scratch), independent of oldphoto.synth."""
     rng = np.random.default_rng(seed)

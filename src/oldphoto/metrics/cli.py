@@ -164,7 +164,12 @@ def cmd_metrics(args: argparse.Namespace) -> int:
                 return _fail(f"{path.name}: size {image.shape[1]}×{image.shape[0]} differs from its "
                              f"reference {refs[path.stem].name} ({reference.shape[1]}×{reference.shape[0]})")
             row: dict[str, object] = {"file": path.name}
-            row.update(evaluate_image(metrics, image, reference))
+            # a metric that cannot measure this image (NIQE under 96×96 pixels) leaves its cell empty
+            # rather than ending the run for the whole folder
+            errors: dict[str, str] = {}
+            row.update(evaluate_image(metrics, image, reference, errors))
+            for name, reason in errors.items():
+                print(f"note: {path.name}: {name} left empty: {reason}", file=sys.stderr)
         except PhotoError as exc:  # names the file already
             return _fail(str(exc))
         except ValueError as exc:
