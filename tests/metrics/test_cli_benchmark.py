@@ -175,6 +175,19 @@ def test_evaluate_metrics_leaves_a_cell_empty_where_a_metric_cannot_measure(tmp_
     assert "over 1 of 2" in captured.out
 
 
+def test_evaluate_metrics_says_an_upscaled_restoration_is_k_times_its_reference(tmp_path, photo, capsys):
+    out, ref = tmp_path / "out", tmp_path / "ref"
+    out.mkdir()
+    ref.mkdir()
+    _save(ref / "a.png", photo[:32, :48])
+    _save(out / "a.png", np.repeat(np.repeat(photo[:32, :48], 2, 0), 2, 1))  # as --upscale 2 makes it
+    assert main(["evaluate", "metrics", str(out), "--reference", str(ref), "--metrics", "psnr",
+                 "--csv", str(tmp_path / "m.csv"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "96×64 differs from its reference a.png (48×32)" in err and "--upscale 2" in err, err
+    assert len(err.strip().splitlines()) == 1
+
+
 def _tiny_degrade(image, seed):
     """Our own tiny degradation (noise + a scratch), independent of oldphoto.synth."""
     rng = np.random.default_rng(seed)

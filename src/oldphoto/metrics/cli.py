@@ -162,7 +162,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
             reference = read_image(refs[path.stem]) if refs is not None else None
             if reference is not None and reference.shape != image.shape:
                 return _fail(f"{path.name}: size {image.shape[1]}×{image.shape[0]} differs from its "
-                             f"reference {refs[path.stem].name} ({reference.shape[1]}×{reference.shape[0]})")
+                             f"reference {refs[path.stem].name} ({reference.shape[1]}×{reference.shape[0]})"
+                             + _scale_hint(image.shape[:2], reference.shape[:2]))
             row: dict[str, object] = {"file": path.name}
             # a metric that cannot measure this image (NIQE under 96×96 pixels) leaves its cell empty
             # rather than ending the run for the whole folder
@@ -195,6 +196,18 @@ def cmd_metrics(args: argparse.Namespace) -> int:
                 continue
             print(f"  {k:<25} {frechet_from_features(np.stack(a), np.stack(b)):.3f}  (n={len(a)})")
     return 0
+
+
+def _scale_hint(size: tuple[int, ...], ref_size: tuple[int, ...]) -> str:
+    """For an image that is a whole multiple of its reference (``oldphoto restore --upscale K``'s output
+    against the original), how to compare them: the metrics do not resample either side."""
+    h, w = size
+    rh, rw = ref_size
+    if rh and rw and h % rh == 0 and w % rw == 0 and h // rh == w // rw > 1:
+        k = h // rh
+        return (f"; it is {k}× its reference (restored with --upscale {k}?): compare a restoration without "
+                "--upscale, or a reference of the upscaled size")
+    return ""
 
 
 def _mean_line(name: str, values: list[float]) -> str:
