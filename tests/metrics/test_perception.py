@@ -217,6 +217,11 @@ def test_lpips_vgg_and_dists_grow_with_noise(perception_weights, photo):
         assert d == sorted(d) and d[0] > 0.001, (metric.name, d)
 
 
+def test_dists_of_identical_images_is_zero_not_negative(perception_weights, astronaut):
+    image = astronaut[:256, :256]  # on this crop float32 rounding gave -1.2e-7
+    assert DISTS.standard().distance(image, image) == 0.0
+
+
 def test_lpips_distance_map_averages_to_the_distance_and_shows_where(perception_weights, photo):
     metric = LPIPS.standard("alex")
     crop = photo[:96, :128]

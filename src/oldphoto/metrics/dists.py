@@ -101,7 +101,9 @@ class DISTS(nn.Module):
             texture = (2 * mx * my + C1) / (mx * mx + my * my + C1)
             structure = (2 * cov + C2) / (vx + vy + C2)
             similarity = similarity + (texture * a).sum(1) + (structure * b).sum(1)
-        return 1.0 - similarity
+        # float32 rounding makes the similarity of identical images a hair above 1: a distance below 0
+        # means nothing (and an identical pair printed "-0.000000" in the CSV)
+        return (1.0 - similarity).clamp_min(0.0)
 
     def distance(self, image: np.ndarray, reference: np.ndarray) -> float:
         """DISTS between two float RGB ``H×W×3`` images in [0, 1]."""
