@@ -188,6 +188,15 @@ def test_evaluate_metrics_says_an_upscaled_restoration_is_k_times_its_reference(
     assert len(err.strip().splitlines()) == 1
 
 
+def test_evaluate_calibrate_keeps_an_existing_csv(tmp_path, capsys):
+    csv_path = tmp_path / "cal.csv"
+    csv_path.write_text("earlier\n")
+    # refused before the calibration images are even looked for
+    assert main(["evaluate", "calibrate", str(tmp_path / "no.whl"), "--csv", str(csv_path)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert csv_path.read_text() == "earlier\n"
+
+
 def _tiny_degrade(image, seed):
     """Our own tiny degradation (noise + a scratch), independent of oldphoto.synth."""
     rng = np.random.default_rng(seed)

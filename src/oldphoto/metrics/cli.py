@@ -75,8 +75,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c = sub.add_parser("calibrate", help="check NIQE/BRISQUE (and LPIPS/DISTS) against the official values")
     c.add_argument("source", type=Path, metavar="PYIQA_WHEEL_OR_DIR",
                    help="pyiqa wheel (`pip download --no-deps pyiqa`) or an extracted ResultsCalibra folder")
-    c.add_argument("--csv", type=Path, metavar="FILE")
+    c.add_argument("--csv", type=Path, metavar="FILE",
+                   help="also write the values as CSV; an existing file is kept unless --overwrite")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing --csv FILE")
     c.set_defaults(func=cmd_calibrate)
+
+
+def _csv_problem(path: Path | None, overwrite: bool) -> str | None:
+    """Why ``--csv path`` cannot be written, checked before the measuring starts."""
+    if path is None:
+        return None
+    if path.is_dir():
+        return f"--csv {path}: is a folder (give a file name)"
+    if path.exists() and not overwrite:
+        return f"--csv {path}: exists (use --overwrite to replace it)"
+    return None
 
 
 def _fail(message: str) -> int:
@@ -115,10 +128,9 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     if not images:
         return _fail(f"{args.images}: no images found")
     # before any metric runs: a long run must not end in a traceback or replace an earlier table
-    if args.csv.is_dir():
-        return _fail(f"--csv {args.csv}: is a folder (give a file name)")
-    if args.csv.exists() and not args.overwrite:
-        return _fail(f"--csv {args.csv}: exists (use --overwrite to replace it)")
+    problem = _csv_problem(args.csv, args.overwrite)
+    if problem:
+        return _fail(problem)
     notes: list[str] = []
     if args.metrics:
         names = [n.strip() for n in args.metrics.split(",") if n.strip()]
@@ -338,6 +350,9 @@ def _benchmark_inputs(args: argparse.Namespace, notes: list[str]):
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from oldphoto.metrics import calibration
 
+    problem = _csv_problem(args.csv, args.overwrite)
+    if problem:
+        return _fail(problem)
     try:
         folder = calibration.locate(args.source)
         rows = calibration.run(folder)
@@ -347,5 +362,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.csv:
         from oldphoto.metrics import report
 
-        report.write_csv(args.csv, rows, list(rows[0]))
+        try:
+            report.write_csv(args.csv, rows, list(rows[0]))
+        except OSError as exc:
+            return _fail(f"--csv {args.csv}: cannot write: {exc.strerror or exc}")
     return 0
