@@ -87,6 +87,8 @@ def test_evaluate_metrics_errors(tmp_path, photo, capsys):
     assert "need --reference" in capsys.readouterr().err
     assert main(["evaluate", "metrics", str(out), "--csv", x, "--metrics", "bogus"]) == 2
     assert "unknown metric" in capsys.readouterr().err
+    assert main(["evaluate", "metrics", str(out), "--csv", x, "--metrics", ","]) == 2
+    assert "no metric named" in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()
 
 

@@ -105,6 +105,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     from oldphoto.metrics import report
     from oldphoto.metrics.benchmark import list_images, read_image
     from oldphoto.metrics.per_image import (
+        AVAILABLE,
         DEFAULT_FULL_REFERENCE,
         DEFAULT_NO_REFERENCE,
         build_metrics,
@@ -134,6 +135,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     notes: list[str] = []
     if args.metrics:
         names = [n.strip() for n in args.metrics.split(",") if n.strip()]
+        if not names:  # "--metrics ," wrote a table of file names only
+            return _fail(f"--metrics {args.metrics!r}: no metric named; choose from {', '.join(AVAILABLE)}")
     elif refs is not None:
         names = [*DEFAULT_FULL_REFERENCE, *default_perceptual(notes)]
     else:
