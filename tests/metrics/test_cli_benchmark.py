@@ -199,6 +199,19 @@ def test_evaluate_calibrate_keeps_an_existing_csv(tmp_path, capsys):
     assert csv_path.read_text() == "earlier\n"
 
 
+def test_evaluate_metrics_names_references_without_an_image(tmp_path, photo, capsys):
+    out, ref = tmp_path / "out", tmp_path / "ref"
+    out.mkdir()
+    ref.mkdir()
+    crop = photo[:32, :32]
+    _save(out / "a.png", crop)
+    _save(ref / "a.png", crop)
+    _save(ref / "b.png", crop)  # its restoration is missing
+    assert main(["evaluate", "metrics", str(out), "--reference", str(ref), "--metrics", "psnr",
+                 "--csv", str(tmp_path / "m.csv"), "--no-progress"]) == 0
+    assert "without an image" in capsys.readouterr().err.replace("\n", " ")
+
+
 def _tiny_degrade(image, seed):
     """Our own tiny degradation (noise + a scratch), independent of oldphoto.synth."""
     rng = np.random.default_rng(seed)

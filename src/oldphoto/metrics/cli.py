@@ -154,6 +154,13 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     if missing:
         return _fail(f"no reference in {args.reference} for: {', '.join(missing[:5])}"
                      + (" ..." if len(missing) > 5 else ""))
+    if refs is not None:  # a photo whose restoration is missing would otherwise drop out of the means unseen
+        stems = {p.stem for p in images}
+        unused = [p.name for s, p in refs.items() if s not in stems]
+        if unused:
+            print(f"note: {len(unused)} reference(s) in {args.reference} without an image in {args.images}, "
+                  f"not measured: {', '.join(unused[:5])}" + (" ..." if len(unused) > 5 else ""),
+                  file=sys.stderr)
     extractors = {}
     if args.fid_weights or args.fid_proxy:
         if refs is None:
