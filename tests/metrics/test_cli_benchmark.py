@@ -212,6 +212,18 @@ def test_evaluate_metrics_names_references_without_an_image(tmp_path, photo, cap
     assert "without an image" in capsys.readouterr().err.replace("\n", " ")
 
 
+def test_official_method_needs_official_weights_not_just_the_upscaler(tmp_path, monkeypatch):
+    # a user folder with only upscale_x4 made an "Ours (official weights)" row that was the bundled weights
+    import oldphoto.weights as w
+
+    monkeypatch.setenv("OLDPHOTO_WEIGHTS", str(tmp_path))
+    monkeypatch.setattr(w, "installed", lambda folder=None: [types.SimpleNamespace(role="upscale_x4")])
+    assert bm.official_weights_dir() is None
+    role = next(iter(w.OFFICIAL_SOURCES))
+    monkeypatch.setattr(w, "installed", lambda folder=None: [types.SimpleNamespace(role=role)])
+    assert bm.official_weights_dir() == tmp_path
+
+
 def _tiny_degrade(image, seed):
     """Our own tiny degradation (noise + a scratch), independent of oldphoto.synth."""
     rng = np.random.default_rng(seed)

@@ -124,14 +124,18 @@ def restorer_method(weights_dir: Path | None, **overrides: object) -> Method:
 
 
 def official_weights_dir() -> Path | None:
-    """The user weights folder when it holds imported official weights, else None."""
+    """The user weights folder when it holds imported official weights, else None.
+
+    Only a role of the official release counts: a folder holding just the Real-ESRGAN upscaler (or the
+    perception networks) would restore with the bundled weights and be reported as "official"."""
     try:
-        from oldphoto.weights import default_weights_dir, installed
+        from oldphoto.weights import OFFICIAL_SOURCES, default_weights_dir, installed
     except ImportError:
         return None
     folder = default_weights_dir()
     try:
-        return folder if folder.is_dir() and installed(folder) else None
+        official = folder.is_dir() and any(card.role in OFFICIAL_SOURCES for card in installed(folder))
+        return folder if official else None
     except Exception:  # noqa: BLE001 - unreadable folder: treat as not installed
         return None
 
