@@ -299,6 +299,23 @@ def test_benchmark_cli_end_to_end(tmp_path, astronaut, capsys):
     assert first.splitlines()[1].split(",")[:6] == again.splitlines()[1].split(",")[:6]
 
 
+def test_benchmark_refuses_an_empty_folder_and_bad_limits_before_running(tmp_path, capsys):
+    # an empty --clean folder ran the built-in photos instead; --limit -1 dropped the last photo;
+    # a negative --max-side ended in an OpenCV traceback
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    common = ["evaluate", "benchmark", "--out", str(tmp_path / "b"), "--methods", "input", "--perceptual", "",
+              "--proxies", "", "--no-progress", "--sets", "synthetic_mixed"]
+    for extra, words in ((["--clean", str(empty)], "no images found"),
+                         (["--real-old", str(empty), "--sets", "real_old"], "no images found"),
+                         (["--limit", "-1"], "--limit -1"), (["--limit", "0"], "--limit 0"),
+                         (["--max-side", "-5"], "--max-side -5")):
+        assert main([*common, *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert words in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "b").exists()
+
+
 def _tiny_weights(folder):
     """Tiny random quality-path networks, saved like real weights (wiring test only)."""
     import torch

@@ -265,6 +265,12 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     if (args.out / "report.md").exists() and not args.overwrite:
         return _fail(f"--out {args.out}: holds an earlier benchmark (report.md); use --overwrite to "
                      "replace it, or another folder")
+    # (--limit -1 dropped the last photo, --limit 0 ended in "nothing to evaluate", a negative --max-side
+    # in an OpenCV traceback)
+    if args.limit is not None and args.limit < 1:
+        return _fail(f"--limit {args.limit}: give at least 1 photo per set (or leave it out: all)")
+    if args.max_side < 0:
+        return _fail(f"--max-side {args.max_side}: give a size in pixels, or 0 to keep the photos' size")
     limit = args.limit
     try:
         clean, real = _benchmark_inputs(args, notes)
@@ -356,12 +362,16 @@ def _benchmark_inputs(args: argparse.Namespace, notes: list[str]):
         real = [(Path(rs.keys[i]).stem, rs[i]) for i in range(len(rs))]
     if args.clean:
         clean = [(p.stem, bm.read_image(p)) for p in bm.list_images(args.clean)]
+        if not clean:  # not the built-in set instead of the one asked for
+            raise FileNotFoundError(f"--clean {args.clean}: no images found")
     if not clean:
         clean = bm.builtin_heldout_clean()
         notes.append(f"clean set: the {len(clean)} built-in held-out scikit-image photos (tiny; pass "
                      "--corpus or --clean for a real benchmark)")
     if args.real_old:
         real = [(p.stem, bm.read_image(p)) for p in bm.list_images(args.real_old)]
+        if not real:
+            raise FileNotFoundError(f"--real-old {args.real_old}: no images found")
     return clean, real
 
 
