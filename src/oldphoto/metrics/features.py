@@ -56,7 +56,13 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             sd = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any reader failure means a broken file for the user
-        raise FeatureWeightsError(f"{path}: cannot read weights ({exc})") from exc
+        # the reader's first line only: torch's weights_only refusal runs to a dozen lines and advises
+        # weights_only=False, which would run the file's code
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split("  (Could this")[0]
+        if "weights_only" in first or "Weights only" in first:
+            first = "torch's tensors-only reader refused it; nothing in it was run"
+        raise FeatureWeightsError(f"{path}: cannot read weights, not a PyTorch or safetensors weight file "
+                                  f"({first})") from exc
     for key in ("state_dict", "model", "model_state"):
         if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
             sd = sd[key]
