@@ -13,15 +13,21 @@ from oldphoto.metrics.per_image import build_metrics
 from .conftest import add_noise
 
 
+def _folders(tmp_path):
+    """Empty folders of restored photos and of their references."""
+    out, ref = tmp_path / "out", tmp_path / "ref"
+    out.mkdir()
+    ref.mkdir()
+    return out, ref
+
+
 def _save(path, image):
     Image.fromarray(np.round(image * 255).astype(np.uint8)).save(path)
 
 
 def test_evaluate_metrics_csv(tmp_path, photo, capsys, monkeypatch):
     monkeypatch.setenv("OLDPHOTO_WEIGHTS", str(tmp_path / "no_weights"))  # no LPIPS/DISTS networks
-    out, ref = tmp_path / "out", tmp_path / "ref"
-    out.mkdir()
-    ref.mkdir()
+    out, ref = _folders(tmp_path)
     for i, sigma in enumerate((0.02, 0.1)):
         _save(ref / f"img{i}.png", photo)
         _save(out / f"img{i}.jpg" if i else out / f"img{i}.png", add_noise(photo, sigma, seed=i))
@@ -58,9 +64,7 @@ def test_evaluate_metrics_reports_lpips_and_dists(tmp_path, photo, perception_we
     import torch
 
     torch.set_num_threads(1)
-    out, ref = tmp_path / "out", tmp_path / "ref"
-    out.mkdir()
-    ref.mkdir()
+    out, ref = _folders(tmp_path)
     crop = photo[:96, :96]
     for i, sigma in enumerate((0.02, 0.15)):
         _save(ref / f"img{i}.png", crop)
@@ -76,9 +80,7 @@ def test_evaluate_metrics_reports_lpips_and_dists(tmp_path, photo, perception_we
 
 
 def test_evaluate_metrics_errors(tmp_path, photo, capsys):
-    out, ref = tmp_path / "out", tmp_path / "ref"
-    out.mkdir()
-    ref.mkdir()
+    out, ref = _folders(tmp_path)
     _save(out / "lonely.png", photo)
     x = str(tmp_path / "x.csv")
     assert main(["evaluate", "metrics", str(out), "--reference", str(ref), "--csv", x]) == 2
@@ -112,9 +114,7 @@ def test_evaluate_metrics_keeps_an_existing_csv_and_names_a_folder(tmp_path, pho
 def test_evaluate_metrics_mean_says_when_identical_pairs_are_left_out(tmp_path, photo, capsys):
     # an identical pair has PSNR inf: the mean was printed over the others without a word, and not at all
     # when every pair was identical
-    out, ref = tmp_path / "out", tmp_path / "ref"
-    out.mkdir()
-    ref.mkdir()
+    out, ref = _folders(tmp_path)
     crop = photo[:32, :32]
     _save(ref / "a.png", crop)
     _save(out / "a.png", crop)
@@ -133,9 +133,7 @@ def test_evaluate_metrics_mean_says_when_identical_pairs_are_left_out(tmp_path, 
 
 def test_evaluate_metrics_refuses_two_references_of_one_stem(tmp_path, photo, capsys):
     # a.jpg and a.png in the reference folder: one of them was taken without a word
-    out, ref = tmp_path / "out", tmp_path / "ref"
-    out.mkdir()
-    ref.mkdir()
+    out, ref = _folders(tmp_path)
     crop = photo[:32, :32]
     _save(out / "a.png", crop)
     _save(ref / "a.png", crop)
@@ -178,9 +176,7 @@ def test_evaluate_metrics_leaves_a_cell_empty_where_a_metric_cannot_measure(tmp_
 
 
 def test_evaluate_metrics_says_an_upscaled_restoration_is_k_times_its_reference(tmp_path, photo, capsys):
-    out, ref = tmp_path / "out", tmp_path / "ref"
-    out.mkdir()
-    ref.mkdir()
+    out, ref = _folders(tmp_path)
     _save(ref / "a.png", photo[:32, :48])
     _save(out / "a.png", np.repeat(np.repeat(photo[:32, :48], 2, 0), 2, 1))  # as --upscale 2 makes it
     assert main(["evaluate", "metrics", str(out), "--reference", str(ref), "--metrics", "psnr",
@@ -200,9 +196,7 @@ def test_evaluate_calibrate_keeps_an_existing_csv(tmp_path, capsys):
 
 
 def test_evaluate_metrics_names_references_without_an_image(tmp_path, photo, capsys):
-    out, ref = tmp_path / "out", tmp_path / "ref"
-    out.mkdir()
-    ref.mkdir()
+    out, ref = _folders(tmp_path)
     crop = photo[:32, :32]
     _save(out / "a.png", crop)
     _save(ref / "a.png", crop)
