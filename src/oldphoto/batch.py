@@ -24,7 +24,6 @@ import gc
 import glob
 import json
 import logging
-import os
 import re
 import signal
 import sys
@@ -38,7 +37,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from oldphoto import __version__, footprint, masks, outputs
-from oldphoto.cli import show_progress
+from oldphoto.cli import show_progress, silence, terminal_fds
 from oldphoto.files import sha256_file
 from oldphoto.io import (
     DEFAULT_JPEG_QUALITY,
@@ -959,7 +958,7 @@ class _SignalHandler:
 
     def __enter__(self) -> _SignalHandler:
         if threading.current_thread() is threading.main_thread():
-            self.terminals = [fd for fd in (1, 2) if _isatty(fd)]
+            self.terminals = terminal_fds()
             for signum in STOP_SIGNALS:
                 if signum != signal.SIGINT and signal.getsignal(signum) is signal.SIG_IGN:
                     continue  # (nohup)
@@ -986,7 +985,7 @@ class _SignalHandler:
                               + ("photos in progress are" if self.abort_at_once else "current photo is")
                               + " abandoned, nothing half-written")
             if hangup and not there:
-                _silence(self.terminals)
+                silence(self.terminals)
         elif self.abort_at_once:
             self.stop.set()
             self._say("interrupt: stopping; the photos in progress are abandoned, nothing half-written "
@@ -1002,24 +1001,6 @@ class _SignalHandler:
         for signum, previous in self.previous.items():
             if previous is not None:
                 signal.signal(signum, previous)
-
-
-def _isatty(fd: int) -> bool:
-    try:
-        return os.isatty(fd)
-    except OSError:
-        return False
-
-
-def _silence(fds: Sequence[int]) -> None:
-    """Point ``fds`` (a closed terminal's) at the null device."""
-    with contextlib.suppress(OSError):
-        null = os.open(os.devnull, os.O_WRONLY)
-        try:
-            for fd in fds:
-                os.dup2(null, fd)
-        finally:
-            os.close(null)
 
 
 # ------------------------------------------------------------------------------------------ CLI

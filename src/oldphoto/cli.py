@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from oldphoto import __version__
@@ -51,6 +52,29 @@ def show_progress(enabled: bool = True, stream: Any = None) -> bool:
         return bool(stream.isatty())
     except (AttributeError, ValueError, OSError):  # no isatty, or a closed stream
         return False
+
+
+def terminal_fds() -> list[int]:
+    """stdout and stderr where they are terminals.  Read while the terminal is there: once it has hung up
+    (closed window, ssh session gone) ``isatty`` says False, though every write to it fails (EIO)."""
+    fds = []
+    for fd in (1, 2):
+        with contextlib.suppress(OSError):
+            if os.isatty(fd):
+                fds.append(fd)
+    return fds
+
+
+def silence(fds: Sequence[int]) -> None:
+    """Point ``fds`` (a closed terminal's, from :func:`terminal_fds`) at the null device, so that what a
+    command still writes there does not end it before its work is saved (a batch's report, a checkpoint)."""
+    with contextlib.suppress(OSError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            for fd in fds:
+                os.dup2(null, fd)
+        finally:
+            os.close(null)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -448,10 +448,10 @@ def test_a_progress_line_to_a_closed_terminal_does_not_end_the_run(monkeypatch):
             raise OSError(self.err, os.strerror(self.err))
 
     detached = []
-    monkeypatch.setattr(trainer, "_detach_from_closed_terminal", lambda: detached.append(True))
+    monkeypatch.setattr(trainer, "silence", lambda fds: detached.append(list(fds)))
     monkeypatch.setattr("sys.stdout", Failing(errno.EIO))
-    trainer._progress("[detector] step 3/5")
-    assert detached == [True]
+    trainer._progress("[detector] step 3/5", [1])
+    assert detached == [[1]]
     monkeypatch.setattr("sys.stdout", Failing(errno.ENOSPC))
     with pytest.raises(OSError):
-        trainer._progress("[detector] step 4/5")
+        trainer._progress("[detector] step 4/5", [1])

@@ -37,12 +37,14 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from oldphoto.cli import silence, terminal_fds
 from oldphoto.files import atomic_write, atomic_write_text
 from oldphoto.tensors import batch_to_images
 from oldphoto.train import distributed, schema
@@ -247,30 +249,16 @@ def _say(text: str) -> None:
         pass
 
 
-def _detach_from_closed_terminal() -> None:
-    """After SIGHUP: stdout and stderr that were the closed terminal go to /dev/null (every write to them
-    would fail with an I/O error, and the first progress line would end the run before its checkpoint)."""
-    null = os.open(os.devnull, os.O_WRONLY)
-    try:
-        for fd in (1, 2):
-            try:
-                if os.isatty(fd):
-                    os.dup2(null, fd)
-            except OSError:  # (the terminal already gone: isatty may fail)
-                os.dup2(null, fd)
-    finally:
-        os.close(null)
-
-
-def _progress(line: str) -> None:
+def _progress(line: str, terminals: Sequence[int]) -> None:
     """A progress line on stdout.  The terminal closing fails the write (EIO) before its SIGHUP is
-    handled: the lines then go to /dev/null and the run goes on to stop with its checkpoint."""
+    handled: the ``terminals`` (:func:`oldphoto.cli.terminal_fds`, read while it was there) then go to
+    the null device and the run goes on to stop with its checkpoint."""
     try:
         print(line, flush=True)
     except OSError as exc:
         if exc.errno != errno.EIO:
             raise
-        _detach_from_closed_terminal()
+        silence(terminals)
 
 
 @contextlib.contextmanager
@@ -280,7 +268,8 @@ def _stop_after_step(enabled: bool, name: str):
     KeyboardInterrupt at once.  Left alone off the main thread and under DDP (every rank must stop at the
     same step); each signal is left alone where it is not at its default (SIGINT ignored or someone
     else's handler; SIGHUP ignored under ``nohup``)."""
-    state: dict[str, Any] = {"stop": False, "signal": None}
+    # (the terminals are read now: once hung up, isatty says False)
+    state: dict[str, Any] = {"stop": False, "signal": None, "terminals": terminal_fds()}
     defaults = {signal.SIGINT: signal.default_int_handler}
     ours = [] if not enabled or threading.current_thread() is not threading.main_thread() else [
         signum for signum in STOP_SIGNALS if signal.getsignal(signum) is defaults.get(signum, signal.SIG_DFL)]
@@ -292,7 +281,7 @@ def _stop_after_step(enabled: bool, name: str):
         if signum == signal.SIGINT and state["stop"]:
             raise KeyboardInterrupt
         if hasattr(signal, "SIGHUP") and signum == signal.SIGHUP:
-            _detach_from_closed_terminal()
+            silence(state["terminals"])
         if not state["stop"]:
             state["stop"], state["signal"] = True, signum
             what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
@@ -442,7 +431,8 @@ def train(stage_name: str, config: dict[str, Any], out_dir: str | Path, *, resum
                 if info.is_main and not quiet:
                     rate = (step - start) / max(1e-9, time.time() - t0)
                     text = " ".join(f"{k}={v:.4f}" for k, v in losses.items())
-                    _progress(f"[{stage_name}] step {step}/{total} {text} lr={lr:.2e} ({rate:.2f} it/s)")
+                    _progress(f"[{stage_name}] step {step}/{total} {text} lr={lr:.2e} ({rate:.2f} it/s)",
+                              stop["terminals"])
             else:
                 losses = {k: float(v.detach()) for k, v in raw.items()}
             if step % sample_every == 0 or last:
