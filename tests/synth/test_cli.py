@@ -34,11 +34,16 @@ def test_synth_missing_input_is_an_error(tmp_path, capsys):
     assert "nope.jpg" in capsys.readouterr().out
 
 
+def _photo_folder(folder, photo, n):
+    """A folder of ``n`` distinct photos ``0.png`` … (``photo`` rolled sideways)."""
+    folder.mkdir()
+    for i in range(n):
+        _photo_file(folder / f"{i}.png", np.roll(photo, 20 * i, axis=1))
+    return folder
+
+
 def test_data_build_patches_info(tmp_path, photo):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(6):
-        _photo_file(photos / f"{i}.png", np.roll(photo, 20 * i, axis=1))
+    photos = _photo_folder(tmp_path / "photos", photo, 6)
     old = tmp_path / "old"
     old.mkdir()
     _photo_file(old / "o.png", photo[:, :, ::-1])
@@ -51,10 +56,7 @@ def test_data_build_patches_info(tmp_path, photo):
 
 
 def test_data_build_refuses_an_out_that_is_not_a_corpus(tmp_path, photo, capsys):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(3):
-        _photo_file(photos / f"{i}.png", np.roll(photo, 20 * i, axis=1))
+    photos = _photo_folder(tmp_path / "photos", photo, 3)
     other = tmp_path / "thesis"
     other.mkdir()
     (other / "notes.txt").write_text("mine")

@@ -60,8 +60,9 @@ def apply_marks(repaired: np.ndarray | None, data: bytes, size: tuple[int, int])
     marked, unmarked = read_marks(data, size)
     base = np.zeros_like(marked) if repaired is None else repaired
     mask = (base | marked) & ~unmarked
-    if marked_share(mask) > MAX_MARKED_SHARE:  # (the restorer would refuse it: said here in the page's words)
-        raise MarksError(f"the marks cover {100 * marked_share(mask):.0f} % of the photo; at most "
+    share = marked_share(mask)
+    if share > MAX_MARKED_SHARE:  # (the restorer would refuse it: said here in the page's words)
+        raise MarksError(f"the marks cover {100 * share:.0f} % of the photo; at most "
                          f"{100 * MAX_MARKED_SHARE:.0f} % can be repaired, since a repair is made from the "
                          "photo around it")
     return mask
