@@ -9,10 +9,12 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -156,6 +158,23 @@ def test_bad_uploads_get_clear_messages_and_the_server_goes_on(tmp_path):
         assert not list(root.rglob("big.bin")) and not list(root.rglob("chunked.png"))
 
 
+def test_an_upload_beyond_the_servers_storage_is_refused_and_not_sent_again(tmp_path):
+    with served(_engine(tmp_path, max_storage=1_000_000)) as url:
+        client = Client(url)
+        status, body = client.upload("fine.png", png_bytes())
+        assert status == 202 and client.wait(body["id"])["status"] == "done"
+        # 507, not the 503 after which the page waits and sends the photo again
+        status, body = client.upload("scan.png", b"\0" * 600_000)
+        assert status == 507, body
+        assert body["error"].startswith("scan.png was not kept: the server holds as many photos as it may "
+                                        "keep (")
+        assert not list((tmp_path / "root").rglob("scan.png"))
+    from oldphoto.web import cli
+
+    assert cli._max_storage(0) is None and cli._max_storage(2.5) == 2_500_000_000
+    assert 0 < cli._max_storage(None) <= shutil.disk_usage(tempfile.gettempdir()).free
+
+
 def test_a_format_oldphoto_does_not_read_is_refused_at_upload(tmp_path):
     """Pillow opens formats that oldphoto does not restore (ICO, TGA, PPM, AVIF): such an upload was
     queued (202) and failed only when its turn came ('unsupported image format ICO'), unlike every other
@@ -190,8 +209,8 @@ def test_long_names_and_failed_writes_keep_the_queue_going(tmp_path):
     engine = _engine(tmp_path, max_queue=1, max_per_session=1)
     reserve = engine.reserve
 
-    def unwritable(session, name):
-        job = reserve(session, name)
+    def unwritable(session, name, size=0):
+        job = reserve(session, name, size)
         if name.startswith("unwritable"):
             job.input.parent.rmdir()
             job.input.parent.write_bytes(b"")  # a file where the folder should be: open() fails
@@ -349,6 +368,7 @@ def test_other_addresses_are_opt_in_with_a_warning(monkeypatch):
                        (["--port", "99999"], "--port must be between 0"),
                        (["--port", "-1"], "--port must be between 0"),
                        (["--max-pixels", "-1"], "--max-pixels must be"),
+                       (["--max-storage-gb", "-1"], "--max-storage-gb must be 0"),
                        (["--device", "gpu"], "--device must be"),
                        (["--weights", "no/such/folder"], "is not a folder")):
         out = io.StringIO()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import shutil
 import threading
 import time
 
@@ -24,6 +25,7 @@ from oldphoto.web.engine import (
     NotRestored,
     OptionError,
     PhotoTimes,
+    StorageFull,
     parse_choices,
     safe_name,
 )
@@ -348,6 +350,31 @@ def test_full_queue_says_busy_and_sessions_take_turns(tmp_path):
         assert theirs.started < mine[0].started
     finally:
         gate.set()
+        engine.close()
+
+
+def test_uploads_beyond_the_storage_limit_are_refused_until_sessions_end(tmp_path, monkeypatch):
+    now = [1000.0]
+    engine = _engine(tmp_path, max_storage=10_000_000, session_ttl=60, clock=lambda: now[0])
+    try:
+        old = engine.session(None)
+        held = _wait(engine, _add(engine, old, "a.png", png_bytes()))
+        assert held["status"] == DONE
+        (old.folder / "big.bin").write_bytes(b"\0" * 6_000_000)  # (as a large upload and its outputs)
+        engine.reserve(old, "fits.png", 1_000_000)  # 6 MB held, 2 MB more needed: room
+        with pytest.raises(StorageFull, match=r"^the server holds as many photos as it may keep "
+                                              r"\(6 MB of 10 MB, its --max-storage-gb\)\. Photos are "
+                                              r"deleted 1 minute after their page was last open"):
+            engine.reserve(engine.session(None), "b.png", 2_500_000)  # 6 + 5 > 10 MB
+        now[0] += 61  # the old session ends, and its files with it
+        engine.reserve(engine.session(None), "b.png", 2_500_000)
+        # whatever the limit, an upload must leave the disk its last GB
+        free = shutil.disk_usage(engine.root).free
+        monkeypatch.setattr("oldphoto.web.engine.MIN_FREE_DISK", free)
+        engine.max_storage = None
+        with pytest.raises(StorageFull, match=r"^the server's disk is nearly full \(.* GB free\)"):
+            engine.reserve(engine.session(None), "c.png", 1)
+    finally:
         engine.close()
 
 

@@ -56,6 +56,7 @@ from oldphoto.web.engine import (
     OptionError,
     PhotoJob,
     Session,
+    StorageFull,
     TooLargeToView,
     parse_choices,
 )
@@ -264,11 +265,13 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
         if length.isdigit() and int(length) > max_upload:
             return error(request, session, 413, limit_text)
         session = engine.session(request.cookies.get(cookie))  # the caller's, or the one it starts
-        try:
-            job = engine.reserve(session, name)
+        try:  # (a length the client did not give is taken as the largest it may send)
+            job = engine.reserve(session, name, int(length) if length.isdigit() else max_upload)
         except Busy as exc:
             return error(request, session, 503, f"The server is busy: {exc}.",
                          headers={"retry-after": str(exc.retry_after)})
+        except StorageFull as exc:  # (not 503: the page would send it again and again)
+            return error(request, session, 507, f"{name} was not kept: {exc}.")
         try:
             size = 0
             with open(job.input, "wb") as fh:

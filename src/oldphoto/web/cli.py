@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import sys
+import tempfile
 
 from oldphoto.io import DEFAULT_MAX_PIXELS
 
@@ -55,6 +57,10 @@ def register(subparsers) -> None:
     g.add_argument("--queue", type=int, default=64, metavar="N",
                    help="photos that may wait at once, all users together (default 64; more are told to "
                         "wait and the page sends them later)")
+    g.add_argument("--max-storage-gb", type=float, default=None, metavar="GB",
+                   help="space the uploaded and restored photos of all sessions may take together, in GB "
+                        "(default: half the disk's free space when the server starts; 0 = up to the disk's "
+                        "last GB); an upload beyond it is refused until sessions end")
     g.add_argument("--session-minutes", type=float, default=60.0, metavar="MIN",
                    help="delete a browser session's files after this many minutes without a visit "
                         "(default 60; all files are deleted when the server stops)")
@@ -80,6 +86,10 @@ def main(args: argparse.Namespace, stream=None) -> int:
 
     if args.max_upload_mb <= 0 or args.queue < 1 or args.session_minutes <= 0:
         print("oldphoto serve: --max-upload-mb, --queue and --session-minutes must be positive", file=stream)
+        return 2
+    if args.max_storage_gb is not None and args.max_storage_gb < 0:
+        print("oldphoto serve: --max-storage-gb must be 0 (up to the disk's last GB) or positive",
+              file=stream)
         return 2
     if not 0 <= args.port <= 65535:
         print(f"oldphoto serve: --port must be between 0 (any free port) and 65535, got {args.port}",
@@ -120,7 +130,8 @@ def main(args: argparse.Namespace, stream=None) -> int:
               "this page" + ("" if args.auth else " (no --auth: no password is asked)"), file=stream)
         url = f"http://127.0.0.1:{port}/" if args.host in ("0.0.0.0", "::", "[::]") else url
     engine = Engine(restorer, max_queue=args.queue, max_per_session=max(1, args.queue // 2),
-                    max_pixels=args.max_pixels or None, session_ttl=args.session_minutes * 60)
+                    max_pixels=args.max_pixels or None, session_ttl=args.session_minutes * 60,
+                    max_storage=_max_storage(args.max_storage_gb))
     port = sock.getsockname()[1]
     app = create_app(engine, max_upload=int(args.max_upload_mb * 1e6), credentials=args.auth,
                      loopback_only=loopback, hosts=[args.host],
@@ -154,3 +165,11 @@ def main(args: argparse.Namespace, stream=None) -> int:
         # 134).  The files are deleted already: end here, without that shutdown.
         os._exit(0)
     return 0
+
+
+def _max_storage(gigabytes: float | None) -> int | None:
+    """``--max-storage-gb`` in bytes: by default half of what the temporary folder's disk has free now
+    (the sessions' folders are made there), None for 0 (only the engine's free-disk floor applies)."""
+    if gigabytes is None:
+        return shutil.disk_usage(tempfile.gettempdir()).free // 2
+    return int(gigabytes * 1e9) or None

@@ -7,6 +7,9 @@
   not thread-safe and one copy is all the memory a CPU machine can spare).  Sessions take turns, so one
   user's 100 photos do not hold up another's one.  A full queue refuses new photos with ``Busy``
   (the page waits and retries).
+- Storage: an upload is refused with ``StorageFull`` when the photos held, with it and what its restoration
+  writes, would exceed ``max_storage`` bytes, or would leave less than ``MIN_FREE_DISK`` free on the disk
+  (a server open to many people must not fill its machine's disk; sessions' files go when they expire).
 - Each photo is restored and written by :func:`oldphoto.batch.restore_one`, the function behind
   ``oldphoto restore --save-mask``: the download is byte for byte what the CLI writes for the same photo
   and options (but the provenance's ``restored_at`` time).
@@ -152,6 +155,29 @@ class Busy(Exception):
         self.retry_after = retry_after
 
 
+class StorageFull(Exception):
+    """No room for another upload: the photos held reach ``max_storage``, or the disk is nearly full."""
+
+
+# An upload is stored, then its restored photo, mask and previews are written beside it: about its own
+# size again (more with --upscale, whose output has 4 or 16 times the pixels; the disk floor covers that).
+STORAGE_PER_UPLOAD = 2
+# Free disk space an accepted upload must leave (bytes): the system and other programs need some.
+MIN_FREE_DISK = 1_000_000_000
+
+
+def stored_bytes(folder: Path) -> int:
+    """The bytes of the files under ``folder`` (files vanishing meanwhile, as sessions end, are skipped)."""
+    total = 0
+    for top, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(top, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
 class OptionError(ValueError):
     """An option the user sent cannot be used (the message says which and why)."""
 
@@ -214,6 +240,10 @@ def safe_name(name: str) -> str:
         else:
             kept = _clip(kept, NAME_BYTES)
     return kept
+
+
+def _gigabytes(size: int) -> str:
+    return f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{size / 1e6:.0f} MB"
 
 
 def _clip(text: str, limit: int) -> str:
@@ -303,13 +333,14 @@ class Engine:
     """Sessions, the queue and the worker thread for ``oldphoto serve``.
 
     ``restorer``: the server's Restorer (device, weights and the default options); per-photo options
-    get Restorers made from it by :meth:`Restorer.with_options`, sharing its models.
+    get Restorers made from it by :meth:`Restorer.with_options`, sharing its models.  ``max_storage``:
+    bytes the sessions' files may take in all (None: only the disk's free space limits them).
     """
 
     def __init__(self, restorer: Any, root: Path | None = None, *, max_queue: int = 64,
                  max_per_session: int = 32, max_pixels: int | None = DEFAULT_MAX_PIXELS,
                  session_ttl: float = 3600.0, preview_side: int = PREVIEW_SIDE,
-                 full_view_pixels: int | None = FULL_VIEW_PIXELS,
+                 full_view_pixels: int | None = FULL_VIEW_PIXELS, max_storage: int | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.base = restorer
         self._own_root = root is None
@@ -326,6 +357,7 @@ class Engine:
         self.session_ttl = session_ttl
         self.preview_side = preview_side
         self.full_view_pixels = full_view_pixels
+        self.max_storage = max_storage
         self.clock = clock
         self.sessions: dict[str, Session] = {}
         self._queue: list[PhotoJob] = []   # queued photos in submission order
@@ -391,10 +423,12 @@ class Engine:
             self._expire(self.clock())
 
     # ------------------------------------------------------------------------------ photos
-    def reserve(self, session: Session, name: str) -> PhotoJob:
-        """A place in the queue for a photo about to be uploaded to ``job.input``; ``Busy`` when full."""
+    def reserve(self, session: Session, name: str, size: int = 0) -> PhotoJob:
+        """A place in the queue for a photo of ``size`` bytes about to be uploaded to ``job.input``;
+        ``Busy`` when the queue is full, ``StorageFull`` when the server has no room to keep it."""
         with self._lock:
             self._check_room(session)
+            self._check_storage(size)
             job_id = secrets.token_hex(8)
             folder = session.folder / job_id
             clean = safe_name(name)
@@ -414,6 +448,22 @@ class Engine:
             verb = "is" if count == 1 else "are"
             raise Busy(f"{count} photo{'s' if count != 1 else ''} {whose}{verb} waiting already",
                        self._retry_after(count))
+
+    def _check_storage(self, size: int) -> None:
+        """``StorageFull`` when an upload of ``size`` bytes and its outputs do not fit (lock held)."""
+        need = STORAGE_PER_UPLOAD * size
+        if self.max_storage is not None:
+            held = stored_bytes(self.root)
+            if held + need > self.max_storage:
+                minutes = self.session_ttl / 60
+                raise StorageFull(
+                    f"the server holds as many photos as it may keep ({_gigabytes(held)} of "
+                    f"{_gigabytes(self.max_storage)}, its --max-storage-gb). Photos are deleted "
+                    f"{minutes:g} minute{'' if minutes == 1 else 's'} after their page was last open: "
+                    "remove the photos you have saved, or try again later")
+        free = shutil.disk_usage(self.root).free
+        if free - need < MIN_FREE_DISK:
+            raise StorageFull(f"the server's disk is nearly full ({_gigabytes(free)} free); try again later")
 
     def inspect(self, job: PhotoJob) -> None:
         """A quick look at an uploaded file before it is queued, so that a file that is no photo, has
