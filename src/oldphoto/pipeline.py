@@ -116,6 +116,19 @@ def _missing_weights_error(role: str, weights_dir: Path | None) -> Exception:
         "global_checkpoints.zip face_checkpoints.zip`), or pass --weights DIR.")
 
 
+@functools.cache
+def _say_if_below_smallest_tiles(max_memory: str, budget: int) -> None:
+    """Warn once per process and budget: a server's Restorer per job (``with_options``) said it each time."""
+    # (official-size networks: the figures tiles are planned by, smaller ones need less)
+    smallest = MIN_TILE_SIDE ** 2 * max(DETECTOR.tile_bytes_per_pixel, *BYTES_PER_PIXEL.values())
+    if budget < smallest:
+        from oldphoto.footprint import human_bytes
+
+        log.warning("--max-memory %s is less than the smallest tiles (%d px) need, about %s: they are "
+                    "used anyway, so more memory than that will be used", max_memory, MIN_TILE_SIDE,
+                    human_bytes(smallest))
+
+
 class Restorer:
     """Restores photos with one set of loaded models.
 
@@ -134,14 +147,7 @@ class Restorer:
         self.inference = InferenceOptions.for_device(self.device)
         self.runner = Runner(self.device, options.precision)
         self.budget = parse_memory(options.max_memory)
-        # (official-size networks: the figures tiles are planned by, smaller ones need less)
-        smallest = MIN_TILE_SIDE ** 2 * max(DETECTOR.tile_bytes_per_pixel, *BYTES_PER_PIXEL.values())
-        if self.budget < smallest:
-            from oldphoto.footprint import human_bytes
-
-            log.warning("--max-memory %s is less than the smallest tiles (%d px) need, about %s: they are "
-                        "used anyway, so more memory than that will be used", options.max_memory,
-                        MIN_TILE_SIDE, human_bytes(smallest))
+        _say_if_below_smallest_tiles(options.max_memory, self.budget)
         self.notices: list[str] = []
         # told (stage, fraction done) during the long stages (--upscale on a CPU: minutes), for the CLI's
         # progress bar and the web page

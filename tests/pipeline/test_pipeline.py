@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 from tiny_nets import smooth_image, tiny_models
 
+from oldphoto import pipeline
 from oldphoto.pipeline import RestoreOptions, Restorer
 from oldphoto.stages.tone import fit_tone
 
@@ -654,11 +655,17 @@ def test_a_large_photos_fill_takes_its_colour_from_beyond_the_defects_neutral_ha
 
 def test_a_memory_budget_below_the_smallest_tiles_is_said(models_no_faces, caplog):
     """Tiles are never smaller than 256 px: a budget below what those need cannot be kept, and is said
-    (--max-memory 1K ran without a word, then used hundreds of megabytes)."""
+    (--max-memory 1K ran without a word, then used hundreds of megabytes).  Once: a server's Restorer
+    per job (with_options) said it again for every photo."""
+    pipeline._say_if_below_smallest_tiles.cache_clear()  # (said once per process)
     with caplog.at_level("WARNING", logger="oldphoto"):
-        restorer(models_no_faces, max_memory="1K")
+        first = restorer(models_no_faces, max_memory="1K")
     assert any("--max-memory 1K is less than the smallest tiles" in r.getMessage() for r in caplog.records)
     caplog.clear()
+    with caplog.at_level("WARNING", logger="oldphoto"):
+        first.with_options(fidelity=0.5)
+        restorer(models_no_faces, max_memory="1K")
+    assert not any("--max-memory" in r.getMessage() for r in caplog.records)
     with caplog.at_level("WARNING", logger="oldphoto"):
         restorer(models_no_faces, max_memory="2G")
     assert not any("--max-memory" in r.getMessage() for r in caplog.records)
