@@ -22,6 +22,7 @@ import errno
 import fnmatch
 import gc
 import glob
+import itertools
 import json
 import logging
 import re
@@ -38,7 +39,7 @@ import numpy as np
 
 from oldphoto import __version__, footprint, masks, outputs
 from oldphoto.cli import show_progress, silence, terminal_fds
-from oldphoto.files import sha256_file
+from oldphoto.files import name_fits, sha256_file
 from oldphoto.io import (
     DEFAULT_JPEG_QUALITY,
     DEFAULT_MAX_PIXELS,
@@ -379,7 +380,10 @@ def plan_outputs(jobs: list[Job], outdir: Path, fmt: str | None) -> None:
         claimants.sort(key=lambda j: (j.input.suffix.lower() != j.output.suffix.lower(), str(j.relative)))
         taken.add(key)
         for job in claimants[1:]:
-            for candidate in outputs.candidates(job.output, job.input.suffix):
+            # (a name too long for a file is planned only where no other is left: the photo then fails,
+            # saying so, rather than share a name with another input)
+            for candidate in itertools.chain(outputs.candidates(job.output, job.input.suffix),
+                                             outputs.candidates(job.output, job.input.suffix, fitting=False)):
                 if str(candidate).lower() not in taken and str(candidate).lower() not in wanted:
                     break
             taken.add(str(candidate).lower())
@@ -725,7 +729,8 @@ def open_photo(job: Job, config: BatchConfig, *, reserved: Collection[str] = fro
         if not decision.write:
             entry.status = SKIPPED
             entry.reason = "already restored from this source (use --overwrite to redo it)"
-            if config.save_mask and not any(path.exists() for path in _mask_paths(decision.output)):
+            names = [path for path in _mask_paths(decision.output) if name_fits(path.name)]
+            if config.save_mask and names and not any(path.exists() for path in names):
                 # (an earlier run without --save-mask: the mask is made only with the restoration)
                 entry.reason = ("already restored from this source, without its mask (use --overwrite to "
                                 "redo it with its mask)")
@@ -811,6 +816,7 @@ def write_restored(work: Restored, config: BatchConfig, *, reserved: Collection[
             refused = []
             for target in _mask_paths(opened.output):
                 why = (f"{target.name} is another photo's output" if str(target).lower() in reserved
+                       else f"{target.name} is too long a file name" if not name_fits(target.name)
                        else outputs.leave_alone(target, opened.source, unmarked_ours=config.strip_metadata,
                                                 size=opened.photo.size))
                 if why:  # never replace another input's output, or a file not made from this source
@@ -820,9 +826,10 @@ def write_restored(work: Restored, config: BatchConfig, *, reserved: Collection[
                     with _disk_full_names(target):
                         write_mask(target, work.repaired, opened.photo.size,
                                    provenance=None if config.strip_metadata else record)
-                except (DiskFull, KeyboardInterrupt):
+                except BaseException:
                     # the photo fails (or, aborted, is not processed) whole: a rerun makes it again, with
-                    # its mask, rather than skip it as restored without one
+                    # its mask, rather than skip it as restored without one (and its failed entry does
+                    # not stand beside a restored photo on disk)
                     with contextlib.suppress(OSError):
                         opened.output.unlink()
                     raise

@@ -14,6 +14,23 @@ from pathlib import Path
 # atomic_write's temporary files: ".<name>.<8 characters from tempfile>.part" (found and removed by
 # oldphoto.outputs.clean_stale_parts when a write was killed mid-way)
 TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.part$")
+# the longest file name most file systems take (ext4, XFS, APFS, NTFS: 255 bytes, or UTF-16 units)
+NAME_MAX = 255
+_TEMP_EXTRA = len(".") + len(".xxxxxxxx.part")
+
+
+def name_fits(name: str) -> bool:
+    """Whether ``name`` is short enough to be a file name (``NAME_MAX`` bytes, as the system encodes it)."""
+    return len(os.fsencode(name)) <= NAME_MAX
+
+
+def temp_name_part(name: str) -> str:
+    """The ``NAME`` of ``name``'s temporary files (``.NAME.xxxxxxxx.part``): ``name`` itself, cut short (at a
+    character) where the whole would be longer than a file name may be: a photo whose name is 241 to 255
+    bytes long is written too."""
+    while len(os.fsencode(name)) > NAME_MAX - _TEMP_EXTRA:
+        name = name[:-1]
+    return name
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -28,7 +45,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{temp_name_part(path.name)}.", suffix=".part", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     try:

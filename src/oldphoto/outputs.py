@@ -27,7 +27,7 @@ from typing import Any
 
 from PIL import Image
 
-from oldphoto.files import TEMP_NAME, sha256_file
+from oldphoto.files import NAME_MAX, TEMP_NAME, name_fits, sha256_file, temp_name_part
 from oldphoto.io import _heif, _tiff, read_provenance
 from oldphoto.io._metadata import ORIENTATION
 from oldphoto.io._warnings import guarded_warnings
@@ -109,13 +109,24 @@ def unwritable(folder: Path, probe: bool = False) -> str | None:
 
 # ------------------------------------------------------------------------------------------ names
 
-def candidates(natural: Path, input_suffix: str) -> Iterator[Path]:
-    """``a.jpg``, ``a_jpg.jpg``, ``a_jpg_2.jpg``, ...: the names one input's output may take, in order."""
-    yield natural
+def candidates(natural: Path, input_suffix: str, fitting: bool = True) -> Iterator[Path]:
+    """``a.jpg``, ``a_jpg.jpg``, ``a_jpg_2.jpg``, ...: the names one input's output may take, in order;
+    with ``fitting``, those longer than a file name may be (``NAME_MAX`` bytes) are left out: none can
+    exist, and looking one up is an error."""
     stem = f"{natural.stem}_{input_suffix.lstrip('.').lower() or 'noext'}"
-    yield natural.with_name(stem + natural.suffix)
-    for n in range(2, MAX_CANDIDATES):
-        yield natural.with_name(f"{stem}_{n}{natural.suffix}")
+    for n in range(MAX_CANDIDATES):
+        name = natural if n == 0 else natural.with_name(f"{stem}{'' if n == 1 else f'_{n}'}{natural.suffix}")
+        if not fitting or name_fits(name.name):
+            yield name
+
+
+def too_long(natural: Path) -> str | None:
+    """Why no output can be named after ``natural``, or None."""
+    size = len(os.fsencode(natural.name))
+    if size <= NAME_MAX:
+        return None
+    return (f"the output's name, {natural.name}, would be {size} bytes long, more than the {NAME_MAX} a file "
+            "name may have: rename the photo (or choose a --format with a shorter extension)")
 
 
 def source_record(relative: Path, sha256: str) -> dict[str, str]:
@@ -231,6 +242,9 @@ def decide(natural: Path, input_path: Path, source: dict[str, str], *, reserved:
     own_key = str(own).lower() if own is not None else None
     inputs = set(inputs)
     notes: list[str] = []
+    problem = too_long(natural)
+    if problem:
+        raise OSError(problem)
     for candidate in candidates(natural, input_path.suffix):
         key = str(candidate).lower()
         if key in reserved and key != own_key:
@@ -264,7 +278,8 @@ def decide(natural: Path, input_path: Path, source: dict[str, str], *, reserved:
         else:
             notes.append(f"{candidate} is the restoration of another source, {_other_source(record)}: "
                          "left untouched")
-    raise OSError(f"no free output name for {input_path.name} after {MAX_CANDIDATES} tries")
+    raise OSError(f"no free output name for {input_path.name} among the {MAX_CANDIDATES} it may take (names "
+                  f"longer than the {NAME_MAX} bytes of a file name left out)")
 
 
 def _earlier_output(natural: Path, input_suffix: str, source: dict[str, str], reserved: set[str],
@@ -359,10 +374,11 @@ def clean_stale_parts(folder: Path, only_name: str | None = None, spare: Iterabl
     root = folder.resolve()
     spare = [s for s in spare if s != root and s.is_relative_to(root)]  # not the output folder's parents
     removed = []
-    found = folder.glob(f".{glob.escape(only_name)}.*.part" if only_name else "**/.*.part")
+    own = temp_name_part(only_name) if only_name else None
+    found = folder.glob(f".{glob.escape(own)}.*.part" if own else "**/.*.part")
     for path in found:
         match = TEMP_NAME.match(path.name)
-        if match is None or (only_name is not None and match["name"] != only_name):
+        if match is None or (own is not None and match["name"] != own):
             continue
         if path.is_symlink() or not path.is_file():
             continue

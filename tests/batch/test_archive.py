@@ -187,6 +187,34 @@ def test_rerun_finds_an_earlier_output_past_a_natural_name_that_is_free_again(tm
     assert restorer.calls == 3 and len(made) == len(set(made)) == 2
 
 
+def test_photos_whose_names_are_near_the_file_name_limit_are_restored_or_fail_saying_why(tmp_path):
+    """Names of 241 to 255 bytes: the temporary file of the write (15 bytes longer) and the search for an
+    earlier output (``_jpg_2``) made the batch fail with "File name too long", and a photo whose mask could
+    not be written failed with its restored file left on disk.  A name that cannot fit is said per photo."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    a, b, c, e = "a" * 246 + ".jpg", "b" * 236 + ".png", "c" * 247 + ".bmp", "é" * 125 + "e.jpg"  # 250 ... 255
+    for name in (a, b, "b" * 236 + ".jpg", c, e):
+        _img(src / name)
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in src.iterdir()}
+    code, log = _run([src, "-o", out, "--save-mask", "--report", tmp_path / "r.json"])
+    assert code == 0, log
+    made = sorted(p.name for p in out.iterdir())
+    assert sorted(made) == sorted({a, a[:-4] + ".mask.png", b, b[:-4] + ".mask.png", "b" * 236 + ".jpg",
+                                   "b" * 236 + "_png.mask.png", c[:-4] + ".png", e})
+    entries = {Path(e["input"]).name: e for e in _report(tmp_path / "r.json")["inputs"]}
+    for name in (c, e):  # their masks' names would be 260 bytes: not saved, said
+        assert entries[name]["status"] == "ok" and "is too long a file name" in entries[name]["warnings"][0]
+    code, log = _run([src, "-o", out, "--save-mask"])
+    assert code == 0 and "5 skipped" in log and "without its mask" not in log
+    code, log = _run([src, "-o", tmp_path / "webp", "--format", "webp", "--report", tmp_path / "w.json"])
+    entries = {Path(e["input"]).name: e for e in _report(tmp_path / "w.json")["inputs"]}
+    assert code == 1 and [n for n, entry in entries.items() if entry["status"] != "ok"] == [e]
+    assert entries[e]["reason"].startswith("cannot place the output: the output's name, ")
+    assert "would be 256 bytes long, more than the 255 a file name may have" in entries[e]["reason"]
+    assert not (tmp_path / "webp").exists() or len(list((tmp_path / "webp").iterdir())) == 4
+    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in src.iterdir()} == before
+
+
 def test_overwrite_never_replaces_a_file_oldphoto_did_not_write(tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     _img(src / "b.png", (1, 2, 3))
