@@ -626,7 +626,7 @@ def _mask_paths(output: Path) -> tuple[Path, Path]:
 
 
 def write_mask(path: Path, mask: np.ndarray | None, size: tuple[int, int],
-               provenance: dict[str, Any] | None = None) -> None:
+               provenance: dict[str, Any] | None = None, replace: bool = True) -> None:
     """An 8-bit gray PNG of the displayed photo's size, white = repaired (all black: nothing was).
     ``provenance``: the output's record, in the PNG text chunk the photos use, so that a rerun knows the
     mask for its own (``outputs.leave_alone``) and never replaces a file of the same name it did not write."""
@@ -640,7 +640,7 @@ def write_mask(path: Path, mask: np.ndarray | None, size: tuple[int, int],
     if provenance is not None:
         info = PngImagePlugin.PngInfo()
         info.add_text(PROVENANCE_KEY, provenance_json(provenance))  # iTXt when not Latin-1
-    atomic_write(path, lambda tmp: Image.fromarray(pixels).save(tmp, format="PNG", pnginfo=info))
+    atomic_write(path, lambda tmp: Image.fromarray(pixels).save(tmp, format="PNG", pnginfo=info), replace=replace)
 
 
 @dataclass
@@ -653,6 +653,7 @@ class Opened:
     output: Path                # where the output goes (``outputs.decide``)
     photo: Any                  # oldphoto.io.Photo, its pixels still there
     mask: np.ndarray | None     # the user's defect mask (--mask-dir)
+    replaces: bool = False      # the output replaces this source's earlier one (--overwrite); else it is new
 
 
 @dataclass
@@ -760,7 +761,7 @@ def open_photo(job: Job, config: BatchConfig, *, reserved: Collection[str] = fro
                     masks.check_marked_share(mask)
                 except ValueError as exc:
                     raise PhotoError(mask_path, str(exc)) from None
-        return Opened(job, entry, source, decision.output, photo, mask)
+        return Opened(job, entry, source, decision.output, photo, mask, replaces=decision.replaces)
     return entry  # failed while decoding
 
 
@@ -807,10 +808,22 @@ def write_restored(work: Restored, config: BatchConfig, *, reserved: Collection[
         record = provenance_record(entry.models, config.options, source=opened.source,
                                    restoration=entry.restoration)
         image, work.image = work.image, None
-        with _disk_full_names(opened.output):
-            entry.warnings.extend(write_photo(opened.output, image, like=opened.photo, format=config.format,
-                                              quality=config.quality, provenance=record,
-                                              strip_metadata=config.strip_metadata))
+        for _ in range(RACE_TRIES):
+            try:
+                # a name found free is taken only if still free: never over a file another batch writing
+                # into this folder (or a person) put there while this photo was restored
+                with _disk_full_names(opened.output):
+                    entry.warnings.extend(write_photo(opened.output, image, like=opened.photo,
+                                                      format=config.format, quality=config.quality,
+                                                      provenance=record, strip_metadata=config.strip_metadata,
+                                                      replace=opened.replaces))
+                break
+            except FileExistsError:
+                if not _placed_again(opened, entry, config, reserved):
+                    return entry  # (restored meanwhile by another batch: skipped)
+        else:
+            raise OSError(f"{opened.output}: other files kept appearing at the names this photo's output "
+                          "took while it was written")
         del image
         if config.save_mask:
             refused = []
@@ -825,7 +838,11 @@ def write_restored(work: Restored, config: BatchConfig, *, reserved: Collection[
                 try:
                     with _disk_full_names(target):
                         write_mask(target, work.repaired, opened.photo.size,
-                                   provenance=None if config.strip_metadata else record)
+                                   provenance=None if config.strip_metadata else record,
+                                   replace=target.exists())
+                except FileExistsError:  # (put there meanwhile, by another batch or a person)
+                    refused.append(f"{target} appeared while this photo was restored: left untouched")
+                    continue
                 except BaseException:
                     # the photo fails (or, aborted, is not processed) whole: a rerun makes it again, with
                     # its mask, rather than skip it as restored without one (and its failed entry does
@@ -838,6 +855,35 @@ def write_restored(work: Restored, config: BatchConfig, *, reserved: Collection[
             else:
                 entry.warnings.append("mask not saved: " + "; ".join(refused))
     return entry
+
+
+# writes of one photo whose free name was taken meanwhile, each time by another file, before it fails
+RACE_TRIES = 5
+
+
+def _placed_again(opened: Opened, entry: Entry, config: BatchConfig, reserved: Collection[str]) -> bool:
+    """A file appeared at ``opened.output`` while the photo was restored: decide again where the output goes.
+    One made from this very source (a second batch of the same photos, a retried cluster task) is
+    replaced; another is left untouched, said, and the next free name taken.  False: an output of this
+    source is there now, the photo is skipped."""
+    if outputs.leave_alone(opened.output, opened.source, unmarked_ours=config.strip_metadata,
+                           size=opened.photo.size) is None:
+        opened.replaces = True
+        return True
+    entry.warnings.append(f"{opened.output} appeared while this photo was restored (another batch writing "
+                          "into this folder?): left untouched")
+    job = opened.job
+    decision = outputs.decide(job.natural or job.output, job.input, opened.source, reserved=reserved,
+                              own=job.output, inputs=frozenset({job.input.resolve()}),
+                              overwrite=config.overwrite, strip_metadata=config.strip_metadata,
+                              size=opened.photo.size)
+    entry.output = str(decision.output)
+    if not decision.write:
+        entry.status = SKIPPED
+        entry.reason = "restored meanwhile by another batch writing into this folder"
+        return False
+    opened.output, opened.replaces = decision.output, decision.replaces
+    return True
 
 
 def restore_one(job: Job, restore: RestoreFn, config: BatchConfig, *, reserved: Collection[str] = frozenset(),

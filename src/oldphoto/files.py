@@ -4,6 +4,7 @@ reports, training and the data tools: the one atomic write and the one sha256 of
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -36,12 +37,14 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+def atomic_write(path: str | Path, write: Callable[[Path], None], replace: bool = True) -> Path:
     """Run ``write(temporary path)`` in the destination folder, then rename over ``path``.
 
     An interrupted or failed write leaves no partial file: the temporary file is removed, and the
     destination either does not exist or is the complete previous version.  The temporary name does not
     end in the destination's suffix: writers that infer a format from it must be told the format.
+    ``replace=False``: ``path`` must not exist; a file that appeared there while this one was written
+    (another process's) is left as it is and ``FileExistsError`` raised.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,12 +56,37 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            _place_new(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
     return path
+
+
+# link() refusals of file systems without hard links: the new file is then renamed after a last look
+_NO_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS, errno.EXDEV})
+
+
+def _place_new(tmp: Path, path: Path) -> None:
+    """Give the finished ``tmp`` the name ``path`` only if nothing has it: ``link`` refuses an existing
+    name, where a rename would replace it."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in _NO_LINKS:
+            raise
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
+        os.replace(tmp, path)
+        return
+    with contextlib.suppress(OSError):  # (a name left is a .part file: the next batch removes the name)
+        tmp.unlink()
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

@@ -215,6 +215,54 @@ def test_photos_whose_names_are_near_the_file_name_limit_are_restored_or_fail_sa
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in src.iterdir()} == before
 
 
+def test_a_file_put_at_the_output_name_while_the_photo_is_restored_is_never_replaced(tmp_path):
+    """Two batches writing into one folder (two terminals, d1/a.png and d2/a.png): both found out/a.png
+    free, both wrote it, both reported `ok -> out/a.png`, and the first restoration was lost.  Now a name
+    found free is taken only if still free; a file put there meanwhile is left untouched."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    _img(src / "a.png", (1, 2, 3))
+    _img(src / "b.png", (4, 5, 6))
+    other = tmp_path / "other" / "a.png"
+    _img(other, (7, 8, 9))
+
+    def racing(pixels, mask):  # while this batch restores, another one restores other/a.png, then b.png
+        nonlocal calls
+        calls += 1
+        jobs, _ = batch.collect_inputs([str(other if calls == 1 else src / "b.png")])
+        assert batch.run_batch(jobs, Inverter(), batch.BatchConfig(outdir=out)).exit_code == 0
+        return 1.0 - pixels
+
+    calls = 0
+    before = _hashes(out.parent / "other")
+    code, log = _run([src, "-o", out, "--report", tmp_path / "r.json"], restore=racing)
+    assert code == 0, log
+    a, b = _report(tmp_path / "r.json")["inputs"]
+    assert a["status"] == "ok" and a["output"] == str(out / "a_png.png")
+    assert "out/a.png appeared while this photo was restored" in a["warnings"][0]
+    assert b["status"] == "ok" and b["output"] == str(out / "b.png")  # the same source's: replaced
+    sources = {p.name: read_provenance(p)["source"]["path"] for p in out.iterdir()}
+    assert sources == {"a.png": "a.png", "a_png.png": "a.png", "b.png": "b.png"}
+    assert read_provenance(out / "a.png")["source"] != read_provenance(out / "a_png.png")["source"]
+    assert _hashes(out.parent / "other") == before and not list(out.glob(".*.part"))
+
+
+@pytest.mark.parametrize("links", [True, False])
+def test_a_write_that_must_not_replace_refuses_an_existing_file(tmp_path, monkeypatch, links):
+    from oldphoto import files
+
+    if not links:  # a file system without hard links (FAT, some network shares)
+        def no_link(*args):
+            raise PermissionError(1, "Operation not permitted")
+        monkeypatch.setattr(files.os, "link", no_link)
+    target = tmp_path / "a.png"
+    files.atomic_write_bytes(target, b"first")
+    with pytest.raises(FileExistsError):
+        files.atomic_write(target, lambda tmp: tmp.write_bytes(b"second"), replace=False)
+    assert target.read_bytes() == b"first" and sorted(tmp_path.iterdir()) == [target]
+    files.atomic_write(tmp_path / "b.png", lambda tmp: tmp.write_bytes(b"new"), replace=False)
+    assert (tmp_path / "b.png").read_bytes() == b"new" and len(list(tmp_path.iterdir())) == 2
+
+
 def test_overwrite_never_replaces_a_file_oldphoto_did_not_write(tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     _img(src / "b.png", (1, 2, 3))

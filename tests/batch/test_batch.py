@@ -883,16 +883,16 @@ def _disk_full_from(write: int, monkeypatch):
     real = photo_module.atomic_write
     count = {"writes": 0}
 
-    def atomic_write(path, write_fn):
+    def atomic_write(path, write_fn, **kwargs):
         count["writes"] += 1
         if count["writes"] < write:
-            return real(path, write_fn)
+            return real(path, write_fn, **kwargs)
 
         def partial(tmp):
             tmp.write_bytes(b"\x89PNG\r\n\x1a\n half")
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-        return real(path, partial)
+        return real(path, partial, **kwargs)
 
     monkeypatch.setattr(photo_module, "atomic_write", atomic_write)
     return count
@@ -1111,10 +1111,10 @@ def test_a_full_disk_at_the_mask_leaves_nothing_of_the_photo_and_the_rerun_makes
     _img(src / "a.png")
     real = batch.atomic_write
 
-    def atomic_write(path, write_fn):
+    def atomic_write(path, write_fn, **kwargs):
         if str(path).endswith(".mask.png"):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real(path, write_fn)
+        return real(path, write_fn, **kwargs)
 
     monkeypatch.setattr(batch, "atomic_write", atomic_write)
     code, log = _run([str(src), "-o", str(out), "--save-mask"], Inverter())

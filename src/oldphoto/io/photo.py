@@ -655,8 +655,9 @@ def _enlargement(shape: tuple[int, int], like: Photo, out: Path) -> int:
 def write_photo(path: str | os.PathLike, pixels: np.ndarray, like: Photo | None = None, *,
                 format: str | None = None, quality: int = DEFAULT_JPEG_QUALITY,
                 provenance: dict[str, Any] | None = None, strip_metadata: bool = False,
-                gray_tolerance: float = GRAY_TOLERANCE) -> list[str]:
+                gray_tolerance: float = GRAY_TOLERANCE, replace: bool = True) -> list[str]:
     """Write sRGB ``pixels`` (float32 H×W×3 in [0, 1]) atomically, faithful to ``like`` (the input).
+    ``replace=False``: never over a file at ``path`` (``FileExistsError``, the file left as it is).
 
     ``format`` ('png', 'jpg', 'tiff', 'webp'; None = from the path's extension, else like's family).
     Returns warnings (alpha dropped for JPEG, colour kept for a gray input, ...).
@@ -737,7 +738,7 @@ def write_photo(path: str | os.PathLike, pixels: np.ndarray, like: Photo | None 
         else:
             _write_pillow(tmp, family, data, space, alpha, out_icc, dpi, exif, quality, notes)
 
-    atomic_write(out, encode)
+    atomic_write(out, encode, replace=replace)
     return notes
 
 
