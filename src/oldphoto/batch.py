@@ -265,14 +265,15 @@ def is_report(path: Path) -> bool:
 
 
 def collect_inputs(specs: Sequence[str], recursive: bool = False, exclude: Path | None = None,
-                   report: Path | None = None) -> tuple[list[Job], list[Entry]]:
+                   report: Path | None = None, outdir: Path | None = None) -> tuple[list[Job], list[Entry]]:
     """Expand files, folders and globs into jobs; non-image files in folders become 'skipped' entries,
     missing paths 'failed' ones.  Relative output paths: a file's name, a folder's relative path, or a
     glob match's path relative to the glob's fixed prefix.  Files that folders and globs find under
     ``exclude`` (a resolved folder: the output folder) are left out, and so are the batch's own
     ``report`` and any earlier report of oldphoto's (``is_report``): a report written into the input
     folder is not listed as a skipped input by every later run.  Other non-images (a scanner's
-    ``.json``, notes) are still listed, as a user may have meant them for photos."""
+    ``.json``, notes) are still listed, as a user may have meant them for photos.  With ``recursive``, links
+    to folders are followed (not into ``outdir``, the resolved output folder, or ``exclude``)."""
     jobs: list[Job] = []
     entries: list[Entry] = []
     seen: set[Path] = set()
@@ -295,8 +296,7 @@ def collect_inputs(specs: Sequence[str], recursive: bool = False, exclude: Path 
     for spec in specs:
         path = Path(spec)
         if path.is_dir():
-            walker: Iterator[Path] = path.rglob("*") if recursive else path.iterdir()
-            children = sorted(walker)
+            children = sorted(_walk(path, outdir or exclude, entries) if recursive else path.iterdir())
             visible = [c for c in children
                        if not any(part.startswith(".") for part in c.relative_to(path).parts)]
             files = [c for c in visible if c.is_file() and not ours(c)]
@@ -328,6 +328,46 @@ def collect_inputs(specs: Sequence[str], recursive: bool = False, exclude: Path 
         else:
             entries.append(Entry(spec, FAILED, "no such file or directory"))
     return jobs, entries
+
+
+def _walk(root: Path, exclude: Path | None, entries: list[Entry]) -> list[Path]:
+    """Everything under ``root`` (``-r``), following links to folders (``scans/1950 -> /archive/1950``:
+    rglob leaves them out, and their photos were silently not restored).  Each real folder is walked
+    once, under its own name where it is inside ``root`` (links are followed after the real folders),
+    and a link to a folder holding ``root`` (a loop) or inside ``exclude`` (the output folder: restorations
+    are no inputs) is not.  A
+    sub-folder that cannot be listed is a failed entry of ``entries`` (rglob left it out without a word)."""
+    found: list[Path] = []
+    visited: set[Path] = set()
+    links: list[Path] = []
+
+    def walk(folder: Path) -> None:
+        real = folder.resolve()
+        if real in visited:
+            return
+        visited.add(real)
+        try:
+            children = sorted(folder.iterdir())
+        except OSError as exc:
+            if folder == root:
+                raise
+            entries.append(Entry(str(folder), FAILED, f"cannot read this folder ({exc.strerror or exc})"))
+            return
+        for child in children:
+            found.append(child)
+            if child.is_dir() and not child.name.startswith("."):
+                if child.is_symlink():
+                    links.append(child)
+                else:
+                    walk(child)
+
+    root_real = root.resolve()
+    walk(root)
+    while links:
+        real = (link := links.pop(0)).resolve()
+        if not root_real.is_relative_to(real) and (exclude is None or not real.is_relative_to(exclude)):
+            walk(link)
+    return found
 
 
 def _broken_links(paths: Iterable[Path]) -> list[Entry]:
@@ -1228,6 +1268,7 @@ def main(args, restore: RestoreFn | None = None, stream=None) -> int:
         estimate_options=restore_options,
     )
     jobs, pre = collect_inputs(args.inputs, recursive=args.recursive, exclude=folder.exclude,
+                               outdir=Path(args.outdir).resolve(),
                                report=args.report)
     plan_outputs(jobs, config.outdir, config.format)
     progress = Progress(len(jobs) + len(pre), stream=stream, enabled=not args.no_progress)

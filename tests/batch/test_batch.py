@@ -715,6 +715,37 @@ def test_a_broken_link_to_a_photo_is_reported_not_left_out(tmp_path):
             ("gone.jpg", "failed", "broken link: the file it points to is missing")]
 
 
+def test_a_linked_folder_is_restored_with_r_and_loops_and_unreadable_folders_are_said(tmp_path, monkeypatch):
+    """`scans/1950 -> /archive/1950`: with -r its photos were silently left out (rglob follows no link), the
+    batch reporting every photo done; a sub-folder that could not be listed was left out the same way."""
+    src, out = tmp_path / "scans", tmp_path / "out"
+    _img(src / "a.png")
+    _img(src / "sub" / "b.png")
+    _img(tmp_path / "archive" / "1950" / "c.png")
+    (src / "1950").symlink_to(tmp_path / "archive" / "1950")
+    (src / "sub" / "up").symlink_to(src)  # a loop
+    (src / "again").symlink_to(src / "sub")  # the same folder twice: restored once, under its own name
+    (src / "restored").symlink_to(out)  # restorations are never inputs
+    code, log = _run([str(src), "-r", "-o", str(out)], Inverter())
+    assert code == 0 and "3 restored" in log
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == ["1950/c.png", "a.png", "sub/b.png"]
+    code, log = _run([str(src), "-r", "-o", str(out)], Inverter())
+    assert code == 0 and "0 restored, 3 skipped" in log
+
+    real = Path.iterdir
+
+    def iterdir(self):
+        if self.name == "sub":
+            raise PermissionError(13, "Permission denied")
+        return real(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    jobs, entries = batch.collect_inputs([str(src)], recursive=True, outdir=out.resolve())
+    assert [j.relative.as_posix() for j in jobs] == ["1950/c.png", "a.png"]
+    assert [(Path(e.input).name, e.status, e.reason) for e in entries] == [
+        ("sub", "failed", "cannot read this folder (Permission denied)")]
+
+
 def test_special_files_fail_without_being_opened(tmp_path):
     fifo = tmp_path / "pipe.jpg"
     os.mkfifo(fifo)  # opening it would block forever: no writer
