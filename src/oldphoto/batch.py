@@ -25,6 +25,7 @@ import glob
 import itertools
 import json
 import logging
+import os
 import re
 import signal
 import sys
@@ -732,6 +733,16 @@ def _photo_step(entry: Entry, job: Job) -> Iterator[None]:
             entry.output = None
 
 
+def _changed(path: Path, before: os.stat_result) -> bool:
+    """Whether the file at ``path`` is no longer the one ``before`` describes (replaced, or written to)."""
+    try:
+        now = path.stat()
+    except OSError:
+        return True
+    return (now.st_ino, now.st_dev, now.st_size, now.st_mtime_ns) != (
+        before.st_ino, before.st_dev, before.st_size, before.st_mtime_ns)
+
+
 def _size_checked(guard: footprint.Guard | None) -> Callable[[PhotoHeader], list[str] | None]:
     """``guard``, after refusing a photo too small to restore (from its header, as a photo's reason rather
     than the restorer's ValueError)."""
@@ -751,7 +762,8 @@ def open_photo(job: Job, config: BatchConfig, *, reserved: Collection[str] = fro
     entry = Entry(str(job.input), OK, output=str(job.output))
     with _photo_step(entry, job):
         try:
-            entry.bytes = job.input.stat().st_size
+            before = job.input.stat()
+            entry.bytes = before.st_size
             source = outputs.source_record(job.relative, sha256_file(job.input))
         except OSError as exc:
             entry.status, entry.reason, entry.output = FAILED, f"cannot read ({exc.strerror or exc})", None
@@ -784,6 +796,10 @@ def open_photo(job: Job, config: BatchConfig, *, reserved: Collection[str] = fro
             entry.reason = f"cannot write {decision.output}: {problem}"
             return entry
         photo = read_photo(job.input, max_pixels=config.max_pixels, guard=_size_checked(guard))
+        if _changed(job.input, before):
+            # the pixels may not be those of the bytes hashed: the provenance (and resume) would lie
+            raise PhotoError(job.input, "the file changed while it was read (still being scanned or copied?); "
+                                        "run again once it is complete")
         entry.width, entry.height = photo.size
         entry.warnings.extend(photo.warnings)
         mask = None

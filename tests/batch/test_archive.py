@@ -263,6 +263,30 @@ def test_a_write_that_must_not_replace_refuses_an_existing_file(tmp_path, monkey
     assert (tmp_path / "b.png").read_bytes() == b"new" and len(list(tmp_path.iterdir())) == 2
 
 
+def test_a_photo_that_changes_while_it_is_read_fails_rather_than_claim_the_wrong_source(tmp_path, monkeypatch):
+    """A scan still being written (or replaced) between its hash and its decoding: the output's provenance
+    named the bytes hashed, its pixels came from others, and a rerun took it for another version's."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    photo = _img(src / "a.png", (1, 2, 3))
+    real = batch.read_photo
+
+    def rescanned(path, **kwargs):
+        if path == photo:
+            time.sleep(0.01)
+            _img(photo, (200, 100, 50))  # the scanner writes the file again
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(batch, "read_photo", rescanned)
+    code, log = _run([src, "-o", out, "--report", tmp_path / "r.json"])
+    (entry,) = _report(tmp_path / "r.json")["inputs"]
+    assert code == 1 and entry["status"] == "failed" and entry["reason"].startswith("the file changed while")
+    assert not out.exists() or not list(out.iterdir())
+    monkeypatch.undo()
+    code, log = _run([src, "-o", out])
+    sha = hashlib.sha256(photo.read_bytes()).hexdigest()
+    assert code == 0 and read_provenance(out / "a.png")["source"]["sha256"] == sha
+
+
 def test_overwrite_never_replaces_a_file_oldphoto_did_not_write(tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     _img(src / "b.png", (1, 2, 3))
