@@ -302,6 +302,10 @@ def collect_inputs(specs: Sequence[str], recursive: bool = False, exclude: Path 
                        if not any(part.startswith(".") for part in c.relative_to(path).parts)]
             files = [c for c in visible if c.is_file() and not ours(c)]
             entries.extend(_broken_links(visible))
+            # a FIFO, socket or device named like a photo (opening it could block): said, not left out
+            entries.extend(Entry(str(c), FAILED, "not a regular file") for c in visible
+                           if c.suffix.lower() in IMAGE_EXTENSIONS and c.exists() and not c.is_file()
+                           and not c.is_dir())
             for child in files:
                 add(child, child.relative_to(path), from_folder=True)
             if not any(c.suffix.lower() in IMAGE_EXTENSIONS

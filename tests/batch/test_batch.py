@@ -751,6 +751,12 @@ def test_special_files_fail_without_being_opened(tmp_path):
     os.mkfifo(fifo)  # opening it would block forever: no writer
     jobs, entries = batch.collect_inputs([str(fifo)])
     assert jobs == [] and [(e.status, e.reason) for e in entries] == [("failed", "not a regular file")]
+    _img(tmp_path / "a.png")  # in a folder, it was left out without a word
+    for recursive in (False, True):
+        jobs, entries = batch.collect_inputs([str(tmp_path)], recursive=recursive)
+        assert [j.input.name for j in jobs] == ["a.png"]
+        assert [(Path(e.input).name, e.status, e.reason) for e in entries] == [
+            ("pipe.jpg", "failed", "not a regular file")]
 
 
 def test_negative_max_pixels_is_a_bad_option(tmp_path):
