@@ -64,7 +64,7 @@ def check_folder(specs: Sequence[str], outdir: Path, glob_root) -> FolderCheck:
     check = FolderCheck()
     for spec, folder, kind in _input_folders(specs, glob_root):
         check.input_folders.append(folder)
-        if out == folder:
+        if out == folder or _same_folder(out, folder):
             what = {"folder": "the input folder", "file": "the folder of the input file",
                     "glob": "the folder the pattern searches"}[kind]
             suggestion = Path(spec) / "restored" if kind == "folder" else Path(outdir) / "restored"
@@ -77,6 +77,15 @@ def check_folder(specs: Sequence[str], outdir: Path, glob_root) -> FolderCheck:
             check.notes.append(f"the output folder {outdir} lies inside the input folder of {spec}: "
                                "files under it are not read as inputs")
     return check
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are one folder under two paths that resolve apart (a bind mount, a network
+    share mounted twice)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # (one of them is not there yet)
+        return False
 
 
 def unwritable(folder: Path, probe: bool = False) -> str | None:

@@ -98,6 +98,22 @@ def test_output_folder_inside_the_input_folder_is_never_read_back(tmp_path, monk
     assert {k: v for k, v in after.items() if not k.startswith("restored")} == originals
 
 
+def test_output_folder_that_is_an_input_folder_under_another_path_is_refused(tmp_path):
+    """`restore scans -o /mnt/scans` where /mnt/scans is scans bind-mounted (or a share mounted twice):
+    the paths resolve apart, and the restorations were written beside the originals."""
+    src, bound = tmp_path / "scans", tmp_path / "bound"
+    _img(src / "a.png")
+    bound.mkdir()
+    if subprocess.run(["mount", "--bind", str(src), str(bound)], capture_output=True).returncode != 0:
+        pytest.skip("a bind mount needs root (mount --bind)")
+    try:
+        before = _hashes(src)
+        code, log = _run([src, "-o", bound])
+        assert code == 2 and "is the input folder" in log and _hashes(src) == before
+    finally:
+        subprocess.run(["umount", str(bound)], check=True)
+
+
 def test_check_folder_directly(tmp_path):
     (tmp_path / "in").mkdir()
     ok = outputs.check_folder([str(tmp_path / "in")], tmp_path / "out", batch._glob_root)
