@@ -685,7 +685,8 @@ def write_mask(path: Path, mask: np.ndarray | None, size: tuple[int, int],
     if provenance is not None:
         info = PngImagePlugin.PngInfo()
         info.add_text(PROVENANCE_KEY, provenance_json(provenance))  # iTXt when not Latin-1
-    atomic_write(path, lambda tmp: Image.fromarray(pixels).save(tmp, format="PNG", pnginfo=info), replace=replace)
+    atomic_write(path, lambda tmp: Image.fromarray(pixels).save(tmp, format="PNG", pnginfo=info),
+                 replace=replace)
 
 
 @dataclass
@@ -802,8 +803,8 @@ def open_photo(job: Job, config: BatchConfig, *, reserved: Collection[str] = fro
         photo = read_photo(job.input, max_pixels=config.max_pixels, guard=_size_checked(guard))
         if _changed(job.input, before):
             # the pixels may not be those of the bytes hashed: the provenance (and resume) would lie
-            raise PhotoError(job.input, "the file changed while it was read (still being scanned or copied?); "
-                                        "run again once it is complete")
+            raise PhotoError(job.input, "the file changed while it was read (still being scanned or "
+                                        "copied?); run again once it is complete")
         entry.width, entry.height = photo.size
         entry.warnings.extend(photo.warnings)
         mask = None

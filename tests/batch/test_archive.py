@@ -208,7 +208,8 @@ def test_photos_whose_names_are_near_the_file_name_limit_are_restored_or_fail_sa
     earlier output (``_jpg_2``) made the batch fail with "File name too long", and a photo whose mask could
     not be written failed with its restored file left on disk.  A name that cannot fit is said per photo."""
     src, out = tmp_path / "in", tmp_path / "out"
-    a, b, c, e = "a" * 246 + ".jpg", "b" * 236 + ".png", "c" * 247 + ".bmp", "é" * 125 + "e.jpg"  # 250 ... 255
+    # 250, 240, 251 and 255 bytes
+    a, b, c, e = "a" * 246 + ".jpg", "b" * 236 + ".png", "c" * 247 + ".bmp", "é" * 125 + "e.jpg"
     for name in (a, b, "b" * 236 + ".jpg", c, e):
         _img(src / name)
     before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in src.iterdir()}
@@ -279,7 +280,7 @@ def test_a_write_that_must_not_replace_refuses_an_existing_file(tmp_path, monkey
     assert (tmp_path / "b.png").read_bytes() == b"new" and len(list(tmp_path.iterdir())) == 2
 
 
-def test_a_photo_that_changes_while_it_is_read_fails_rather_than_claim_the_wrong_source(tmp_path, monkeypatch):
+def test_a_photo_that_changes_while_it_is_read_fails_rather_than_claim_its_source(tmp_path, monkeypatch):
     """A scan still being written (or replaced) between its hash and its decoding: the output's provenance
     named the bytes hashed, its pixels came from others, and a rerun took it for another version's."""
     src, out = tmp_path / "in", tmp_path / "out"
