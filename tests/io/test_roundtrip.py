@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import warnings
 
 import cv2
 import numpy as np
@@ -464,6 +465,24 @@ def test_float_and_one_bit_samples_say_what_they_become(tmp_path):
     assert floats.pixels.max() == 1.0  # (1.5 clipped, as the warning says)
     bits = read_photo(tmp_path / "b.png")
     assert bits.bit_depth == 8 and any("8-bit gray" in w for w in bits.warnings)
+
+
+@pytest.mark.parametrize("shape, extra", [((8, 8), {}), ((8, 8, 3), {"photometric": "rgb"})])
+def test_float_samples_with_nan_are_refused_by_name_and_infinities_clipped(tmp_path, shape, extra):
+    # NaN has no value to clip to: it was cast to 0 (whatever the platform's cast gives), with numpy's
+    # "invalid value encountered in cast" on the console, and the photo restored with black holes
+    a = np.full(shape, 0.5, np.float32)
+    a[1, 1] = np.inf
+    a[2, 2] = -np.inf
+    tifffile.imwrite(tmp_path / "inf.tif", a, **extra)
+    pixels = read_photo(tmp_path / "inf.tif").pixels
+    assert pixels[1, 1].min() == 1.0 and pixels[2, 2].max() == 0.0
+    a[3, 3] = np.nan
+    tifffile.imwrite(tmp_path / "nan.tif", a, **extra)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(PhotoError, match=r"nan\.tif: .* of the \d+ floating-point samples are NaN"):
+            read_photo(tmp_path / "nan.tif")
 
 
 def test_tiffs_only_tifffile_reads_say_what_their_samples_and_metadata_become(tmp_path):

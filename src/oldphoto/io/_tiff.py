@@ -155,7 +155,7 @@ def read_tiff(path: Path, max_pixels: int | None,
     if arr.dtype == bool:
         arr = arr.astype(np.uint8) * 255
     elif arr.dtype.kind == "f":
-        arr = np.rint(np.clip(arr, 0.0, 1.0) * 65535).astype(np.uint16)
+        arr = float_samples_to_16bit(arr)
     elif arr.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"unsupported TIFF sample type {arr.dtype}")
     if photometric == 3:  # palette: colour map entries are 16-bit
@@ -236,6 +236,21 @@ def _raw_ascii(tif: tifffile.TiffFile, tag: tifffile.TiffTag) -> str:
     raw = fh.read(tag.valuebytecount)
     # (Latin-1, as Pillow reads EXIF text: every stored byte kept, to be written back as it was)
     return raw.rstrip(b"\0").decode("latin-1")
+
+
+class NotANumber(ValueError):
+    """Floating-point samples that hold NaN: no value to clip them to (a cast would make them 0, or
+    anything, with numpy's RuntimeWarning on the console)."""
+
+
+def float_samples_to_16bit(arr: np.ndarray) -> np.ndarray:
+    """Floating-point samples -> 16-bit integers, values outside 0-1 (infinities too) clipped; NaN
+    samples raise ``NotANumber`` saying how many."""
+    nan = int(np.count_nonzero(np.isnan(arr)))
+    if nan:
+        raise NotANumber(f"unsupported samples: {nan} of the {arr.size} floating-point samples are NaN (not "
+                         "a number); replace them, e.g. with 0, and save the file again")
+    return np.rint(np.clip(arr, 0.0, 1.0) * 65535).astype(np.uint16)
 
 
 class _TooLarge(Exception):

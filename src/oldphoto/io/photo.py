@@ -421,6 +421,8 @@ def _read_tiff_only(p: Path, max_pixels: int | None, guard: Guard | None) -> Pho
         _, tags, exif_ifd, _ = _tiff.stored_header(p)
     except _tiff._TooLarge as exc:
         raise PhotoError(p, _bomb_reason(exc.width, exc.height, max_pixels or 0)) from exc
+    except _tiff.NotANumber as exc:
+        raise PhotoError(p, str(exc)) from exc
     except (MemoryError, PhotoError):
         raise
     except Exception as exc:
@@ -518,6 +520,8 @@ def _decode(p: Path, image: Image.Image, family: str, head: bytes, max_pixels: i
             t = _tiff.read_tiff(p, max_pixels)
         except _tiff._TooLarge as exc:
             raise PhotoError(p, _bomb_reason(exc.width, exc.height, max_pixels or 0)) from exc
+        except _tiff.NotANumber as exc:
+            raise PhotoError(p, str(exc)) from exc
         except MemoryError:
             raise
         except Exception as exc:
@@ -559,7 +563,10 @@ def _decode(p: Path, image: Image.Image, family: str, head: bytes, max_pixels: i
                                 "0..65535 (convert the file to 16-bit first)")
         data, space, bits = arr.astype(np.uint16)[:, :, None], "GRAY", 16
     elif m == "F":
-        data, space, bits = np.rint(np.clip(arr, 0, 1) * 65535).astype(np.uint16)[:, :, None], "GRAY", 16
+        try:
+            data, space, bits = _tiff.float_samples_to_16bit(arr)[:, :, None], "GRAY", 16
+        except _tiff.NotANumber as exc:
+            raise PhotoError(p, str(exc)) from exc
     elif m in ("RGB", "RGBA"):
         data, space, bits = arr, "RGB", 8
     elif m == "CMYK":
