@@ -625,6 +625,10 @@ def _check_image(image: np.ndarray) -> np.ndarray:
         scale = 255 if top <= 255 else 65535
         raise ValueError(f"expected float pixels in [0,1], got values up to {top:g} "
                          f"(8-bit or 16-bit values as floats? divide by {scale})")
+    low = float(a.min())
+    if low < -0.5:  # pixels in [-1, 1] (the networks' own convention): clipped, the dark half went black
+        raise ValueError(f"expected float pixels in [0,1], got values down to {low:g} "
+                         "(pixels in [-1,1]? use (x + 1) / 2)")
     # C order: the stages sum in memory order, so a Fortran-ordered or transposed array would give other
     # pixels (by 1e-5) than the same photo in C order
     return np.ascontiguousarray(np.clip(a.astype(np.float32, copy=False), 0.0, 1.0))

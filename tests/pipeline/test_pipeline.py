@@ -448,6 +448,10 @@ def test_bad_image_messages_say_how_to_fix_them(models_no_faces):
     with pytest.raises(ValueError, match=r"divide by 65535\)"):
         r.restore(np.full((16, 16, 3), 4000.0))
     r.restore(np.full((16, 16, 3), 1.02, np.float32))  # a small overshoot is clipped, as before
+    # pixels in [-1, 1] were clipped without a word: every tone below mid-gray came back black
+    with pytest.raises(ValueError, match=r"got values down to -1 .*\(x \+ 1\) / 2\)"):
+        r.restore(np.linspace(-1, 1, 16 * 16 * 3, dtype=np.float32).reshape(16, 16, 3))
+    r.restore(np.full((16, 16, 3), -0.02, np.float32))  # a small undershoot is clipped, as before
     # gray with a channel axis is gray
     gray = np.random.default_rng(0).random((16, 16), np.float32)
     np.testing.assert_array_equal(r.restore(gray[..., None]).image, r.restore(gray).image)
