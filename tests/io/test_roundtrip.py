@@ -485,6 +485,19 @@ def test_float_samples_with_nan_are_refused_by_name_and_infinities_clipped(tmp_p
             read_photo(tmp_path / "nan.tif")
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_float_samples_of_every_width_keep_their_values(tmp_path, dtype):
+    # half floats were scaled to 16 bits in half precision, where 1.0 * 65535 overflows: every sample
+    # above 0.9995 became 0 (numpy's "overflow encountered in cast" on the console), a photo's whites black
+    ramp = np.linspace(0, 1, 8 * 16, dtype=np.float64).reshape(8, 16)
+    tifffile.imwrite(tmp_path / "f.tif", ramp.astype(dtype))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pixels = read_photo(tmp_path / "f.tif").pixels[..., 0]
+    assert pixels.max() == 1.0
+    np.testing.assert_allclose(pixels, ramp, atol=1e-3)
+
+
 def test_tiffs_only_tifffile_reads_say_what_their_samples_and_metadata_become(tmp_path):
     # RGB float TIFFs and gray+alpha 16-bit TIFFs are read by tifffile, not Pillow: said the same way
     tifffile.imwrite(tmp_path / "f.tif", np.full((8, 8, 3), 1.5, np.float32), photometric="rgb")

@@ -250,7 +250,10 @@ def float_samples_to_16bit(arr: np.ndarray) -> np.ndarray:
     if nan:
         raise NotANumber(f"unsupported samples: {nan} of the {arr.size} floating-point samples are NaN (not "
                          "a number); replace them, e.g. with 0, and save the file again")
-    return np.rint(np.clip(arr, 0.0, 1.0) * 65535).astype(np.uint16)
+    # (in float32 at least: half floats top out at 65504, and 1.0 * 65535 overflowed to infinity, a white
+    # sample cast to 0 with numpy's RuntimeWarning on the console)
+    arr = np.clip(arr.astype(np.promote_types(arr.dtype, np.float32), copy=False), 0.0, 1.0)
+    return np.rint(arr * 65535).astype(np.uint16)
 
 
 class _TooLarge(Exception):
