@@ -498,6 +498,26 @@ def test_float_samples_of_every_width_keep_their_values(tmp_path, dtype):
     np.testing.assert_allclose(pixels, ramp, atol=1e-3)
 
 
+@pytest.mark.parametrize("top, hint", [(255, "divide by 255"), (65535, "divide by 65535")])
+def test_float_samples_holding_integer_values_are_refused_by_name(tmp_path, top, hint):
+    # 8- or 16-bit values stored as floats (ImageJ, scientific software) were clipped to 0-1: the photo
+    # came back all white, reported ok; highlights above 1 are still clipped, as the warning says
+    ramp = np.linspace(0, top, 8 * 16, dtype=np.float32).reshape(8, 16)
+    tifffile.imwrite(tmp_path / "scaled.tif", ramp)
+    with pytest.raises(PhotoError, match=rf"scaled\.tif: .*samples are above 2, up to {top}.*{hint}"):
+        read_photo(tmp_path / "scaled.tif")
+    tifffile.imwrite(tmp_path / "rgb.tif", np.dstack([ramp] * 3), photometric="rgb")
+    with pytest.raises(PhotoError, match=rf"rgb\.tif: .*{hint}"):
+        read_photo(tmp_path / "rgb.tif")
+    hdr = np.linspace(0, 4, 8 * 16, dtype=np.float32).reshape(8, 16)  # half of it above 2: clipped
+    assert read_photo(_written(tmp_path / "hdr.tif", hdr)).pixels.max() == 1.0
+
+
+def _written(path, samples):
+    tifffile.imwrite(path, samples)
+    return path
+
+
 def test_tiffs_only_tifffile_reads_say_what_their_samples_and_metadata_become(tmp_path):
     # RGB float TIFFs and gray+alpha 16-bit TIFFs are read by tifffile, not Pillow: said the same way
     tifffile.imwrite(tmp_path / "f.tif", np.full((8, 8, 3), 1.5, np.float32), photometric="rgb")

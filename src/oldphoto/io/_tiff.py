@@ -238,18 +238,29 @@ def _raw_ascii(tif: tifffile.TiffFile, tag: tifffile.TiffTag) -> str:
     return raw.rstrip(b"\0").decode("latin-1")
 
 
-class NotANumber(ValueError):
-    """Floating-point samples that hold NaN: no value to clip them to (a cast would make them 0, or
-    anything, with numpy's RuntimeWarning on the console)."""
+class UnusableFloats(ValueError):
+    """Floating-point samples that cannot be read as a photo: NaN (no value to clip to: a cast made them
+    0, or anything, with numpy's RuntimeWarning on the console), or 8- or 16-bit values stored as floats
+    (clipped to 0-1, such a photo came back all white)."""
 
 
 def float_samples_to_16bit(arr: np.ndarray) -> np.ndarray:
-    """Floating-point samples -> 16-bit integers, values outside 0-1 (infinities too) clipped; NaN
-    samples raise ``NotANumber`` saying how many."""
+    """Floating-point samples -> 16-bit integers, values outside 0-1 (infinities too) clipped.  Raises
+    ``UnusableFloats`` for NaN samples, and when most samples are above 2, the API's bar for 8- or
+    16-bit values as floats (as ImageJ and scientific software save them): clipped, the photo would be
+    all white.  (A linear photo's highlights above 1 are clipped, as the photo's warning says.)"""
     nan = int(np.count_nonzero(np.isnan(arr)))
     if nan:
-        raise NotANumber(f"unsupported samples: {nan} of the {arr.size} floating-point samples are NaN (not "
-                         "a number); replace them, e.g. with 0, and save the file again")
+        raise UnusableFloats(f"unsupported samples: {nan} of the {arr.size} floating-point samples are NaN "
+                             "(not a number); replace them, e.g. with 0, and save the file again")
+    above = int(np.count_nonzero(arr > 2.0))
+    if above * 2 > arr.size:
+        top = float(arr.max())
+        scale = "" if top > 65535 else ("; 8-bit values stored as floats? divide by 255" if top <= 255
+                                        else "; 16-bit values stored as floats? divide by 65535")
+        raise UnusableFloats(f"unsupported samples: {100 * above / arr.size:.0f} % of the floating-point "
+                             f"samples are above 2, up to {top:g}, where 0-1 is expected: clipped, the photo "
+                             f"would be all white{scale}")
     # (in float32 at least: half floats top out at 65504, and 1.0 * 65535 overflowed to infinity, a white
     # sample cast to 0 with numpy's RuntimeWarning on the console)
     arr = np.clip(arr.astype(np.promote_types(arr.dtype, np.float32), copy=False), 0.0, 1.0)

@@ -421,7 +421,7 @@ def _read_tiff_only(p: Path, max_pixels: int | None, guard: Guard | None) -> Pho
         _, tags, exif_ifd, _ = _tiff.stored_header(p)
     except _tiff._TooLarge as exc:
         raise PhotoError(p, _bomb_reason(exc.width, exc.height, max_pixels or 0)) from exc
-    except _tiff.NotANumber as exc:
+    except _tiff.UnusableFloats as exc:
         raise PhotoError(p, str(exc)) from exc
     except (MemoryError, PhotoError):
         raise
@@ -520,7 +520,7 @@ def _decode(p: Path, image: Image.Image, family: str, head: bytes, max_pixels: i
             t = _tiff.read_tiff(p, max_pixels)
         except _tiff._TooLarge as exc:
             raise PhotoError(p, _bomb_reason(exc.width, exc.height, max_pixels or 0)) from exc
-        except _tiff.NotANumber as exc:
+        except _tiff.UnusableFloats as exc:
             raise PhotoError(p, str(exc)) from exc
         except MemoryError:
             raise
@@ -565,7 +565,7 @@ def _decode(p: Path, image: Image.Image, family: str, head: bytes, max_pixels: i
     elif m == "F":
         try:
             data, space, bits = _tiff.float_samples_to_16bit(arr)[:, :, None], "GRAY", 16
-        except _tiff.NotANumber as exc:
+        except _tiff.UnusableFloats as exc:
             raise PhotoError(p, str(exc)) from exc
     elif m in ("RGB", "RGBA"):
         data, space, bits = arr, "RGB", 8
