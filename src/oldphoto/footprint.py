@@ -33,6 +33,10 @@ PATH_BYTES_PER_PIXEL = {"quality": 115, "scratch": 131, "hr": 135}
 FLOAT_PIXEL = 12                 # float32 RGB: the decoded photo, and its restoration
 RUNTIME_BYTES = 512 << 20        # networks' weights, the runtime's own buffers
 DEFAULT_TILE_BUDGET = 2 << 30    # --max-memory's default
+# --compat official's detector sees the photo (rounded to ×16) at a 256-px short side, untiled: a thin
+# strip is enlarged many times (3000×10 -> 256×48128).  Its peak's slope over that pass, measured on CPU
+# with the bundled detector between a 1500×10 and a 3000×10 strip (3.6 and 6.8 GB), with a margin of 20 %
+COMPAT_DETECTOR_BYTES_PER_PIXEL = 620
 LONG_SECONDS = 600.0             # warn before a photo estimated to take longer than this
 _MEMORY_SHARE = 0.9              # of the available memory a photo may plan to use
 
@@ -42,6 +46,18 @@ class Footprint:
     bytes: int
     path: str                      # the costliest path these options may take for this photo
     seconds: float | None = None   # None: no rate known yet
+    why: str = ""                  # what makes it costly, when not the path itself
+
+
+def compat_detector_pixels(width: int, height: int) -> int:
+    """Pixels of --compat official's detector pass over a ``width``×``height`` photo: the photo rounded to
+    ×16 (banker's rounding, as the official code), then its short side scaled to 256, the long side
+    rounded to ×16 (``oldphoto.stages.compat``; here without torch)."""
+    h, w = (int(round(side / 16) * 16) for side in (height, width))
+    if not h or not w:
+        return 0  # refused by the official mode as too small
+    short, long = min(h, w), max(h, w)
+    return 256 * int(round(long / short * 256 / 16) * 16)
 
 
 def _option(options: Mapping[str, Any], name: str, default: Any) -> Any:
@@ -76,9 +92,16 @@ def estimate(header: PhotoHeader, options: Mapping[str, Any] | None = None,
     # (the upscaler's own working memory is per tile, within the budget)
     k = int(_option(options, "upscale", 1))
     enlarging = px * (2 * FLOAT_PIXEL + k * k * (FLOAT_PIXEL + 2 * sample_bytes)) if k > 1 else 0
-    total = max(reading, restoring + budget, enlarging + budget) + RUNTIME_BYTES
+    detecting, why = 0, ""
+    if _option(options, "compat", "none") == "official" and _option(options, "scratches", "auto") != "off":
+        seen = compat_detector_pixels(header.width, header.height)
+        detecting = px * 2 * FLOAT_PIXEL + seen * COMPAT_DETECTOR_BYTES_PER_PIXEL
+        if detecting > max(reading, restoring + budget, enlarging + budget):
+            why = (f"--compat official's detector, which sees it enlarged to a 256-px short side "
+                   f"({seen / 1e6:.1f} Mpx, untiled)")
+    total = max(reading, restoring + budget, enlarging + budget, detecting) + RUNTIME_BYTES
     seconds = seconds_per_mpx * px / 1e6 if seconds_per_mpx else None
-    return Footprint(int(total), path, seconds)
+    return Footprint(int(total), path, seconds, why)
 
 
 def available_memory() -> int | None:
@@ -156,11 +179,13 @@ class Guard:
             room = None if free is None else int(free * _MEMORY_SHARE)
             what = "the memory available,"
         if room is not None and need.bytes > room:
+            where = f"for {need.why}" if need.why else f"on the {need.path} path"
+            remedy = ("restore it without --compat official" if need.why
+                      else "lower the tile budget --max-memory")
             raise PhotoError(header.path, (
-                f"not enough memory: a {size} photo needs about {human_bytes(need.bytes)} on the "
-                f"{need.path} path, more than {what} {human_bytes(room)} (estimated from the header, nothing "
-                f"decoded); free memory, lower the tile budget --max-memory, or raise --memory-limit to "
-                f"try anyway"))
+                f"not enough memory: a {size} photo needs about {human_bytes(need.bytes)} {where}, more than "
+                f"{what} {human_bytes(room)} (estimated from the header, nothing decoded); free memory, "
+                f"{remedy}, or raise --memory-limit to try anyway"))
         notes = []
         if need.seconds is not None and need.seconds > LONG_SECONDS:
             note = (f"large photo {size}: about {human_seconds(need.seconds)} at this batch's rate so far, "

@@ -643,6 +643,26 @@ def test_estimate_follows_the_path_the_options_allow():
     assert four.bytes > 12e6 * 16 * 12  # at least the float result, sixteen times the photo
 
 
+def test_estimate_counts_the_official_detectors_enlarged_pass():
+    """--compat official's detector sees the photo at a 256-px short side, untiled: a 3000×10 strip
+    (256×48128 there) took 6.8 GB, a 12000×10 one would take 27 GB, and the guard, which counted the
+    photo's own 30 kpx, let it through to be killed by the system (the whole batch with it)."""
+    assert footprint.compat_detector_pixels(3000, 10) == 256 * 48128
+    assert footprint.compat_detector_pixels(10, 3000) == 256 * 48128
+    assert footprint.compat_detector_pixels(4000, 3000) == 256 * 336
+    assert footprint.compat_detector_pixels(7, 3000) == 0  # rounds to 0: the official mode refuses it
+    official = {"compat": "official"}
+    strip = footprint.estimate(_header(3000, 10), official)
+    assert strip.bytes > 6.8e9 and "256-px short side" in strip.why
+    assert footprint.estimate(_header(3000, 10), {}).bytes < 3e9  # the default mode tiles its detector
+    assert footprint.estimate(_header(3000, 10), {**official, "scratches": "off"}).bytes < 3e9
+    # an ordinary photo: the detector's pass is small, the estimate as before
+    assert footprint.estimate(_header(4000, 3000), official) == footprint.estimate(_header(4000, 3000), {})
+    guard = footprint.Guard(options=official, available=lambda: 8 << 30)
+    with pytest.raises(PhotoError, match=r"a 12000x10 .* needs about .* for --compat official's detector"):
+        guard(_header(12000, 10))
+
+
 def test_guard_refuses_or_warns():
     said = []
     guard = footprint.Guard(available=lambda: 4 << 30, on_long=said.append)
