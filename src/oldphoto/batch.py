@@ -748,15 +748,28 @@ def _changed(path: Path, before: os.stat_result) -> bool:
         before.st_ino, before.st_dev, before.st_size, before.st_mtime_ns)
 
 
-def _size_checked(guard: footprint.Guard | None) -> Callable[[PhotoHeader], list[str] | None]:
+def _size_checked(guard: footprint.Guard | None, options: dict[str, Any] | None = None
+                  ) -> Callable[[PhotoHeader], list[str] | None]:
     """``guard``, after refusing a photo too small to restore (from its header, as a photo's reason rather
-    than the restorer's ValueError)."""
+    than the restorer's ValueError) with ``options``."""
     def check(header: PhotoHeader) -> list[str] | None:
-        small = too_small(header.width, header.height)
+        small = too_small(header.width, header.height) or _too_small_for_official(header, options or {})
         if small:
             raise PhotoError(header.path, small)
         return guard(header) if guard is not None else None
     return check
+
+
+def _too_small_for_official(header: PhotoHeader, options: dict[str, Any]) -> str | None:
+    """--compat official's scratch path and detector round each side to ×16 (banker's rounding): a side of
+    8 px rounds to 0, which the restorer refused as "ValueError: image of 8×8 pixels is too small ..."."""
+    if options.get("compat") != "official" or options.get("scratches") == "off":
+        return None
+    if min(header.width, header.height) >= 9:  # round(9 / 16) = 1
+        return None
+    return (f"too small for --compat official: {header.width}×{header.height} pixels, whose sides it rounds "
+            "to multiples of 16 (at least 9×9 are needed; restore it without --compat official or with "
+            "--scratches off)")
 
 
 def open_photo(job: Job, config: BatchConfig, *, reserved: Collection[str] = frozenset(),
@@ -800,7 +813,8 @@ def open_photo(job: Job, config: BatchConfig, *, reserved: Collection[str] = fro
             entry.status, entry.output = FAILED, None
             entry.reason = f"cannot write {decision.output}: {problem}"
             return entry
-        photo = read_photo(job.input, max_pixels=config.max_pixels, guard=_size_checked(guard))
+        photo = read_photo(job.input, max_pixels=config.max_pixels,
+                           guard=_size_checked(guard, config.restore_options()))
         if _changed(job.input, before):
             # the pixels may not be those of the bytes hashed: the provenance (and resume) would lie
             raise PhotoError(job.input, "the file changed while it was read (still being scanned or "

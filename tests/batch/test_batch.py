@@ -1118,6 +1118,25 @@ def test_a_photo_too_small_to_restore_fails_with_a_reason_not_an_exception(tmp_p
     assert reasons["fine.png"] == "" and "Error" not in log
 
 
+def test_a_photo_too_small_for_the_official_mode_fails_with_a_reason_not_an_exception(tmp_path):
+    # --compat official rounds sides to ×16: 8 px rounds to 0, and the restorer's refusal reached the
+    # report as "ValueError: image of 8×8 pixels is too small for the official mode (rounds to 0×0)"
+    src, out = tmp_path / "in", tmp_path / "out"
+    _img(src / "eight.png", size=(129, 8))
+    _img(src / "nine.png", size=(9, 9))
+    restorer = Inverter()
+    code, log = _run([str(src), "-o", str(out), "--compat", "official", "--report", str(tmp_path / "r.json")],
+                     restorer)
+    assert code == 1 and len(restorer.calls) == 1 and "Error" not in log
+    entries = json.loads((tmp_path / "r.json").read_text())["inputs"]
+    reasons = {Path(e["input"]).name: e["reason"] for e in entries}
+    assert reasons["eight.png"].startswith("too small for --compat official: 129×8 pixels")
+    assert reasons["nine.png"] == ""
+    code, _ = _run([str(src), "-o", str(tmp_path / "off"), "--compat", "official", "--scratches", "off"],
+                   restorer)
+    assert code == 0  # (the quality path rounds to ×4: 8 px is enough)
+
+
 def test_a_report_written_into_the_input_folder_is_not_listed_as_an_input_by_later_runs(tmp_path):
     src, out = tmp_path / "scans", tmp_path / "out"
     _img(src / "a.png")
