@@ -57,6 +57,7 @@ from oldphoto.io import (
 from oldphoto.io._metadata import PROVENANCE_KEY, provenance_json
 from oldphoto.io._warnings import guarded_warnings
 from oldphoto.io.photo import DEFAULT_SUFFIX, FORMAT_FAMILY, SAME_FAMILY, PhotoHeader, normalise_format
+from oldphoto.stages.official_sizes import official_size
 
 OK, SKIPPED, FAILED, NOT_PROCESSED = "ok", "skipped", "failed", "not processed"
 EXIT_INTERRUPTED = 130
@@ -765,7 +766,7 @@ def _too_small_for_official(header: PhotoHeader, options: dict[str, Any]) -> str
     8 px rounds to 0, which the restorer refused as "ValueError: image of 8×8 pixels is too small ..."."""
     if options.get("compat") != "official" or options.get("scratches") == "off":
         return None
-    if min(header.width, header.height) >= 9:  # round(9 / 16) = 1
+    if all(official_size(header.height, header.width, 16)):
         return None
     return (f"too small for --compat official: {header.width}×{header.height} pixels, whose sides it rounds "
             "to multiples of 16 (at least 9×9 are needed; restore it without --compat official or with "

@@ -23,6 +23,7 @@ from typing import Any
 
 from oldphoto.io import PhotoError
 from oldphoto.io.photo import PhotoHeader
+from oldphoto.stages.official_sizes import detector_scale_size, official_size
 
 # whole-photo bytes per pixel of each path beyond the decoded input's float copy (12 B/px): the slope of
 # the peak RSS between a 1 and a 3.8 Mpx photo, each in a fresh process, tiny networks, 256 MB tile
@@ -51,13 +52,12 @@ class Footprint:
 
 def compat_detector_pixels(width: int, height: int) -> int:
     """Pixels of --compat official's detector pass over a ``width``×``height`` photo: the photo rounded to
-    ×16 (banker's rounding, as the official code), then its short side scaled to 256, the long side
-    rounded to ×16 (``oldphoto.stages.compat``; here without torch)."""
-    h, w = (int(round(side / 16) * 16) for side in (height, width))
+    ×16, then its short side scaled to 256 (0: the official mode refuses it as too small)."""
+    h, w = official_size(height, width, 16)
     if not h or not w:
-        return 0  # refused by the official mode as too small
-    short, long = min(h, w), max(h, w)
-    return 256 * int(round(long / short * 256 / 16) * 16)
+        return 0
+    nh, nw = detector_scale_size(h, w)
+    return nh * nw
 
 
 def _option(options: Mapping[str, Any], name: str, default: Any) -> Any:

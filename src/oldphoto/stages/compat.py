@@ -14,15 +14,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from oldphoto.stages.official_sizes import detector_scale_size, official_size
+
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """float [0,1] -> uint8 the way an 8-bit file would hold it (round half up, clipped)."""
     return np.clip(np.floor(np.asarray(image, dtype=np.float64) * 255.0 + 0.5), 0, 255).astype(np.uint8)
-
-
-def official_size(height: int, width: int, multiple: int) -> tuple[int, int]:
-    """``int(round(x / m) * m)`` per side (Python ``round``: halves go to the even neighbour)."""
-    return int(round(height / multiple) * multiple), int(round(width / multiple) * multiple)
 
 
 def resize_to_multiple(image_u8: np.ndarray, multiple: int, resample: int) -> np.ndarray:
@@ -55,15 +52,6 @@ def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 def pil_gray(image_u8: np.ndarray) -> np.ndarray:
     """PIL ``convert("L")`` (ITU-R 601 luma with PIL's integer rounding) as uint8 ``H×W``."""
     return np.asarray(Image.fromarray(image_u8).convert("L"))
-
-
-def detector_scale_size(height: int, width: int, short: int = 256) -> tuple[int, int]:
-    """Size of the detector's internal pass: shorter side ``short``, the other side rounded to ×16."""
-    if height < width:
-        nh, nw = short, width / height * short
-    else:
-        nh, nw = height / width * short, short
-    return int(round(nh / 16) * 16), int(round(nw / 16) * 16)
 
 
 def detector_resample(gray: torch.Tensor, short: int = 256) -> torch.Tensor:
