@@ -131,9 +131,9 @@ def candidates(natural: Path, input_suffix: str, fitting: bool = True) -> Iterat
 
 def too_long(natural: Path) -> str | None:
     """Why no output can be named after ``natural``, or None."""
-    size = len(os.fsencode(natural.name))
-    if size <= NAME_MAX:
+    if name_fits(natural.name):
         return None
+    size = len(os.fsencode(natural.name))
     return (f"the output's name, {natural.name}, would be {size} bytes long, more than the {NAME_MAX} a file "
             "name may have: rename the photo (or choose a --format with a shorter extension)")
 
