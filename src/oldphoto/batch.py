@@ -11,7 +11,9 @@ overwrite each other, an input, or a file oldphoto did not make from the same so
 a rerun resumes); writes are atomic and leftovers of killed writes are removed on start; a photo that
 cannot fit in memory is refused from its header (``oldphoto.footprint``); the first Ctrl-C stops after
 the current photo, a second one, SIGTERM or SIGHUP (the terminal closed) aborts it without leaving a
-partial file; the report is rewritten as the batch goes, so even a killed batch leaves one.
+partial file; the report is rewritten as the batch goes, so even a killed batch leaves one, and it is
+locked while the batch runs (``ReportLock``), so a second batch given the same report is refused at once
+rather than the two replacing each other's lines.
 """
 
 from __future__ import annotations
@@ -1213,7 +1215,8 @@ def register(subparsers) -> None:
                              "memory than SIZE, e.g. 8G (default auto: 90 %% of what the system has "
                              "available)")
     parser.add_argument("--report", type=Path, metavar="FILE.json",
-                        help="write a JSON report of every input (rewritten as the batch goes)")
+                        help="write a JSON report of every input (rewritten as the batch goes; a second "
+                             "batch given the same report while this one runs is refused)")
     parser.add_argument("--save-mask", action="store_true",
                         help="also write the repaired defect mask beside each output, as NAME.mask.png "
                              "(white = repaired)")
@@ -1290,6 +1293,24 @@ def main(args, restore: RestoreFn | None = None, stream=None) -> int:
     if problem:
         print(f"oldphoto restore: {problem}", file=stream)
         return 2
+    report_lock = ReportLock(args.report) if args.report is not None else None
+    if report_lock is not None:
+        problem = report_lock.take()
+        if problem:
+            print(f"oldphoto restore: {problem}", file=stream)
+            return 2
+    try:
+        return _restore(args, restore, stream, folder, memory_limit, on_cluster, report_lock)
+    finally:
+        if report_lock is not None:
+            report_lock.release()
+
+
+def _restore(args, restore: RestoreFn | None, stream, folder: outputs.FolderCheck, memory_limit: int | None,
+             on_cluster: bool, report_lock: ReportLock | None) -> int:
+    """``main``'s batch, once its options, output folder and report have been accepted."""
+    if on_cluster:
+        from oldphoto import cluster
     lazy = None
     if restore is None:
         lazy = _LazyRestorer(args)
@@ -1315,13 +1336,15 @@ def main(args, restore: RestoreFn | None = None, stream=None) -> int:
         notes.append(STARSTAR_NOTE)
     for note in notes:
         progress.log(f"note: {note}")
-    writer = _ReportWriter(args.report, progress.log) if args.report is not None else None
+    if report_lock is not None and report_lock.note:
+        progress.log(f"note: {report_lock.note}")
+    writer = _ReportWriter(report_lock, progress.log) if report_lock is not None else None
     stop = StopFlag()
     notices = _LogToProgress(progress.log)
     logging.getLogger("oldphoto").addHandler(notices)
     try:
         with outputs.FolderLock(config.outdir) as lock:
-            _clean_leftovers(config.outdir, lock.held, args.report, folder.input_folders, progress.log)
+            _clean_leftovers(config.outdir, lock.held, report_lock, folder.input_folders, progress.log)
             with _SignalHandler(stop, progress.log, abort_at_once=on_cluster) as handler:
                 if not on_cluster:
                     report = run_batch(jobs, restore, config, pre_entries=pre, progress=progress, stop=stop,
@@ -1348,18 +1371,161 @@ def main(args, restore: RestoreFn | None = None, stream=None) -> int:
     return code
 
 
-def _clean_leftovers(outdir: Path, locked: bool, report: Path | None, inputs: Sequence[Path],
+def _clean_leftovers(outdir: Path, locked: bool, report: ReportLock | None, inputs: Sequence[Path],
                      say: Callable[[str], None]) -> None:
     """Temporary files of writes killed mid-way (``.NAME.xxxxxxxx.part``): ours only, in the output folder
-    but not in input folders inside it (and the report's own beside the report)."""
+    but not in input folders inside it (and the report's own beside the report, unless another batch may
+    be writing it: its lock could not be taken there)."""
     if locked:
         removed = outputs.clean_stale_parts(outdir, spare=inputs)
         if removed:
             say(f"removed {len(removed)} temporary file(s) left in {outdir} by an interrupted earlier run")
     elif outdir.is_dir():
         say(f"note: another oldphoto batch is writing into {outdir}; its temporary files are left alone")
-    if report is not None:
-        outputs.clean_stale_parts(report.parent, only_name=report.name)
+    if report is not None and (report.held or not report.lockable):
+        outputs.clean_stale_parts(report.path.parent, only_name=report.path.name)
+
+
+def _open_to_lock(path: Path) -> int:
+    """A descriptor of ``path`` to lock, opened for writing where it may be (nothing is written through it:
+    an exclusive lock on an NFS share needs one), else for reading."""
+    try:
+        return os.open(path, os.O_RDWR)
+    except PermissionError:
+        return os.open(path, os.O_RDONLY)
+
+
+class _CannotLock(OSError):
+    """The report's file system refuses ``flock`` (ENOLCK, EOPNOTSUPP)."""
+
+
+class ReportLock:
+    """An exclusive advisory lock (POSIX ``flock``) on the report itself for the batch's lifetime, so that a
+    second batch given the same ``--report`` (another terminal, a cron job overlapping the previous one)
+    is refused at once rather than the two replacing each other's report, the last writer's lines alone
+    left.  The report is rewritten by renaming a new file over it, so each new file is locked before it
+    takes the name: the file under the name is always one the holder has locked, and a batch that locked a
+    file the name has left since looks again.  The lock is on the file, not on a path: a report reached
+    through a link, a linked folder or a bind mount is the same report (and is written through the link,
+    which stays a link).  A lock the holder's process held is released by the system with it (SIGKILL).
+
+    Where there is no ``flock`` (Windows) nothing is locked (``lockable`` False): as before, the batch that
+    writes last wins.  On a file system that refuses locks (some network shares) the batch runs without
+    the lock, with a ``note`` saying so."""
+
+    def __init__(self, path: Path):
+        self.given = Path(path)
+        self.path = self.given.resolve()  # (written through a link: the link stays a link)
+        self.fd: int | None = None
+        self.held = False
+        self.note: str | None = None
+        self.made = False   # the report was missing: ``take`` made it
+        self.rewrites = 0
+        try:
+            import fcntl
+        except ImportError:
+            fcntl = None
+        self._fcntl = fcntl
+        self.lockable = fcntl is not None
+
+    def _busy(self) -> str:
+        where = "" if self.path == self.given.absolute() else f" (that is, {self.path})"
+        return (f"another oldphoto batch is writing the report {self.given}{where}: it is left to that "
+                "batch; wait until it ends, or give this one another --report")
+
+    def take(self) -> str | None:
+        """Lock the report (made now, a report of no input yet, if it is missing).  Why the batch must not
+        run (another batch holds the lock: exit 2), or None."""
+        if not self.lockable:
+            return None
+        fcntl = self._fcntl
+        for _ in range(100):  # (each turn: the report was replaced by its holder meanwhile; rare)
+            try:
+                fd = _open_to_lock(self.path)
+            except FileNotFoundError:
+                now = time.time()
+                placeholder = BatchReport([], started=now, finished=now, running=True).to_json()
+                try:
+                    self.write(json.dumps(placeholder, indent=2) + "\n", replace=False)
+                except FileExistsError:  # another batch made it meanwhile: lock that one, or be refused
+                    continue
+                except _CannotLock as exc:  # (nothing was left: the report is made by the first snapshot)
+                    self._unlockable(exc)
+                    return None
+                except OSError as exc:
+                    return f"cannot write the report {self.given}: {exc.strerror or exc}"
+                self.made = True
+                return None
+            except OSError as exc:
+                return f"cannot read the existing report {self.given} ({exc.strerror or exc})"
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return self._busy()
+            except OSError as exc:  # ENOLCK, EOPNOTSUPP: a file system without locks
+                os.close(fd)
+                self._unlockable(exc)
+                return None
+            try:
+                here = os.stat(self.path)
+                mine = os.fstat(fd)
+                same = (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino)
+            except OSError:
+                same = False
+            if same:
+                self.fd, self.held = fd, True
+                return None
+            os.close(fd)  # locked a file its holder had just replaced: look again
+        return self._busy()
+
+    def _unlockable(self, exc: OSError) -> None:
+        self.note = (f"the report {self.given} cannot be locked there ({exc.strerror or exc}): a second "
+                     "batch given the same --report would not be refused")
+        self.lockable = False
+
+    def write(self, text: str, replace: bool = True) -> None:
+        """Write ``text`` as the report, atomically; while the lock is held (or to take it: ``replace``
+        False makes a missing report) the new file is locked before it takes the report's name."""
+        if not self.lockable or (replace and not self.held):
+            atomic_write(self.path, lambda tmp: tmp.write_text(text, encoding="utf-8"), replace=replace)
+            return
+        fcntl = self._fcntl
+        new_fd = None
+
+        def write(tmp: Path) -> None:
+            nonlocal new_fd
+            tmp.write_text(text, encoding="utf-8")
+            new_fd = _open_to_lock(tmp)
+            try:
+                fcntl.flock(new_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # (a new file: nobody else has it)
+            except OSError as exc:  # (a file system without locks)
+                raise _CannotLock(exc.errno, exc.strerror) from exc
+
+        try:
+            atomic_write(self.path, write, replace=replace)
+        except BaseException:
+            if new_fd is not None:
+                os.close(new_fd)
+            raise
+        old, self.fd, self.held = self.fd, new_fd, True
+        self.rewrites += replace
+        if old is not None:
+            with contextlib.suppress(OSError):
+                os.close(old)  # (the file the name has left)
+
+    def release(self) -> None:
+        """Unlock the report; one ``take`` made that was never written since (the batch failed before its
+        first snapshot) is removed, rather than left saying ``"running": true`` for ever."""
+        if self.fd is not None and self.made and not self.rewrites:
+            with contextlib.suppress(OSError):
+                here, mine = os.stat(self.path), os.fstat(self.fd)
+                if (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino):
+                    self.path.unlink()  # (still locked: no other batch is writing it)
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)  # closing releases the lock
+        self.fd, self.held = None, False
 
 
 class _ReportWriter:
@@ -1368,8 +1534,9 @@ class _ReportWriter:
     photos a second); a snapshot held back is written by a timer, so a quick photo followed by a long
     one is on disk during the long one.  A failed write is said once, and is not fatal."""
 
-    def __init__(self, path: Path, say: Callable[[str], None]):
-        self.path = path
+    def __init__(self, lock: ReportLock, say: Callable[[str], None]):
+        self.lock_on = lock
+        self.path = lock.given
         self.say = say
         self.lock = threading.Lock()
         self.pending: BatchReport | None = None
@@ -1403,7 +1570,7 @@ class _ReportWriter:
             return
         self.last = time.monotonic()
         try:
-            report.write(self.path)
+            self.lock_on.write(json.dumps(report.to_json(), indent=2, default=str) + "\n")
             self.ok = True
         except OSError as exc:
             if final or not self.failed:

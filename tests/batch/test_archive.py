@@ -457,6 +457,15 @@ def restore(pixels, mask):
         time.sleep(60)  # the parent sends SIGTERM meanwhile
     return 1.0 - pixels
 
+if mode == "hold":  # photo 1 waits until the parent makes the file "go" beside this script
+    real_restore = restore
+    def restore(pixels, mask):
+        if not calls:
+            print("holding", flush=True)
+            while not os.path.exists(os.path.join(os.path.dirname(sys.argv[0]), "go")):
+                time.sleep(0.05)
+        return real_restore(pixels, mask)
+
 if mode == "hup-in-write":  # the terminal is closed while photo 3 is written: the parent closes the pty
     real = photo_module._write_png
     def slow(tmp, *args, **kwargs):
@@ -594,6 +603,117 @@ def test_sigkill_during_a_write_leaves_a_report_and_the_next_run_cleans_up(tmp_p
     assert code == 0 and "removed 1 temporary file(s)" in log
     assert sorted(p.name for p in out.iterdir()) == [f"p{i}.png" for i in range(5)]
     assert [e["status"] for e in _report(report)["inputs"]] == ["skipped", "skipped", "ok", "ok", "ok"]
+
+
+# ------------------------------------------------------------------------------ one report, one batch
+
+def _stamps(root: Path) -> dict[str, tuple[str, int]]:
+    return {k: (v, (root / k).stat().st_mtime_ns) for k, v in _hashes(root).items()}
+
+
+def test_a_second_batch_given_the_same_report_is_refused_and_the_first_keeps_its_lines(tmp_path):
+    # two batches with one --report (two terminals, a cron job overlapping the previous one) rewrote it in
+    # turn: the last writer's lines alone were left.  The report may be reached through a link to it, a
+    # linked folder, or its own path: one report all the same
+    pytest.importorskip("fcntl")
+    src, other = tmp_path / "in", tmp_path / "in2"
+    _five(src)
+    _img(other / "x.png")
+    reports = tmp_path / "reports"
+    report = reports / "r.json"
+    assert _run([other, "-o", tmp_path / "first", "--report", report])[0] == 0  # an earlier report
+    latest = tmp_path / "latest.json"
+    latest.symlink_to(report)
+    (tmp_path / "linked").symlink_to(reports)
+    originals = {**_stamps(src), **{f"2/{k}": v for k, v in _stamps(other).items()}}
+
+    child = _child(tmp_path, "hold", [src, "-o", tmp_path / "out_a", "--report", latest])
+    try:
+        _wait_for(lambda: child.stdout.readline().strip() == "holding")
+        for given in (report, tmp_path / "linked" / "r.json", latest):
+            restorer = Inverter()
+            code, log = _run([other, "-o", tmp_path / "out_b", "--report", given], restorer)
+            assert code == 2 and restorer.calls == 0, log
+            assert log.startswith(f"oldphoto restore: another oldphoto batch is writing the report {given}")
+            assert log.count("\n") == 1 and not (tmp_path / "out_b").exists()
+        (tmp_path / "go").touch()
+        assert child.wait(timeout=60) == 0
+    finally:
+        child.kill()
+    assert latest.is_symlink()  # written through the link, which stays one
+    final = _report(report)
+    assert final["running"] is False and [Path(e["input"]).name for e in final["inputs"]] == [
+        f"p{i}.png" for i in range(5)] and final["summary"]["ok"] == 5
+    # the lock goes with the batch: the next one runs, and rewrites the report as ever
+    code, log = _run([other, "-o", tmp_path / "out_b", "--report", tmp_path / "linked" / "r.json"])
+    assert code == 0 and [Path(e["input"]).name for e in _report(report)["inputs"]] == ["x.png"]
+    assert {**_stamps(src), **{f"2/{k}": v for k, v in _stamps(other).items()}} == originals
+    assert not list(reports.glob(".*.part"))
+
+
+def test_the_report_lock_follows_the_report_through_its_rewrites(tmp_path):
+    fcntl = pytest.importorskip("fcntl")
+    path = tmp_path / "r.json"
+    first = batch.ReportLock(path)
+    assert first.take() is None and first.held and batch.is_report(path)  # made: a report of no input yet
+    assert _report(path)["running"] is True and _report(path)["inputs"] == []
+    for i in range(3):
+        first.write(json.dumps({"software": "oldphoto x", "n": i}) + "\n")
+        second = batch.ReportLock(path)
+        assert "another oldphoto batch is writing the report" in second.take() and not second.held
+    # a batch that opened the report just before its holder replaced it locks a file no longer there: it
+    # looks again, and finds the new one locked
+    fd = os.open(path, os.O_RDONLY)
+    first.write(json.dumps({"software": "oldphoto x", "n": 9}) + "\n")
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # (the file the name has left: nobody holds it)
+    os.close(fd)
+    assert "another oldphoto batch" in batch.ReportLock(path).take()
+    first.release()
+    again = batch.ReportLock(path)
+    assert again.take() is None and again.held
+    again.release()
+    assert _report(path)["n"] == 9  # taking the lock of an existing report does not touch it
+    # a report made by take() and never written since (the batch failed before its first snapshot) is
+    # not left saying "running" for ever
+    missing = tmp_path / "new.json"
+    lock = batch.ReportLock(missing)
+    assert lock.take() is None and missing.exists()
+    lock.release()
+    assert not missing.exists()
+
+
+def test_a_batch_that_fails_before_its_first_snapshot_leaves_no_report(tmp_path, monkeypatch):
+    src = tmp_path / "in"
+    _img(src / "a.png")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(batch, "collect_inputs", broken)
+    with pytest.raises(RuntimeError):
+        _run([src, "-o", tmp_path / "out", "--report", tmp_path / "r.json"])
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_without_locks_the_report_is_written_as_before(tmp_path, monkeypatch):
+    # Windows has no fcntl; some network shares refuse locks: the batch runs (and says so for the latter)
+    src = tmp_path / "in"
+    _img(src / "a.png")
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # `import fcntl` raises ImportError, as on Windows
+    code, log = _run([src, "-o", tmp_path / "out", "--report", tmp_path / "r.json"])
+    assert code == 0 and "cannot be locked" not in log and _report(tmp_path / "r.json")["summary"]["ok"] == 1
+    monkeypatch.undo()
+    fcntl = pytest.importorskip("fcntl")
+    import errno
+
+    def refuse(fd, op):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", refuse)
+    for name in ("r.json", "new.json"):  # an earlier report, and one to make
+        code, log = _run([src, "-o", tmp_path / f"out_{name}", "--report", tmp_path / name])
+        assert code == 0 and "cannot be locked there" in log
+        assert _report(tmp_path / name)["summary"]["ok"] == 1
 
 
 # ------------------------------------------------------------------------------ memory and time
