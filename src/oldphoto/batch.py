@@ -300,7 +300,8 @@ def collect_inputs(specs: Sequence[str], recursive: bool = False, exclude: Path 
     for spec in specs:
         path = Path(spec)
         if path.is_dir():
-            children = sorted(_walk(path, outdir or exclude, entries) if recursive else path.iterdir())
+            skip = [d for d in (outdir, exclude) if d is not None]  # (two paths: a bind mount joins them)
+            children = sorted(_walk(path, skip, entries) if recursive else path.iterdir())
             visible = [c for c in children
                        if not any(part.startswith(".") for part in c.relative_to(path).parts)]
             files = [c for c in visible if c.is_file() and not ours(c)]
@@ -338,12 +339,12 @@ def collect_inputs(specs: Sequence[str], recursive: bool = False, exclude: Path 
     return jobs, entries
 
 
-def _walk(root: Path, exclude: Path | None, entries: list[Entry]) -> list[Path]:
+def _walk(root: Path, exclude: Path | Sequence[Path] | None, entries: list[Entry]) -> list[Path]:
     """Everything under ``root`` (``-r``), following links to folders (``scans/1950 -> /archive/1950``:
     rglob leaves them out, and their photos were silently not restored).  Each real folder is walked
     once, under its own name where it is inside ``root`` (links are followed after the real folders),
-    and a link to a folder holding ``root`` (a loop) or inside ``exclude`` (the output folder: restorations
-    are no inputs) is not.  A
+    and a link to a folder holding ``root`` (a loop) or inside ``exclude`` (the output folder, under one or
+    more paths: restorations are no inputs) is not.  A
     sub-folder that cannot be listed is a failed entry of ``entries`` (rglob left it out without a word)."""
     found: list[Path] = []
     visited: set[Path] = set()
@@ -370,10 +371,11 @@ def _walk(root: Path, exclude: Path | None, entries: list[Entry]) -> list[Path]:
                     walk(child)
 
     root_real = root.resolve()
+    skip = [] if exclude is None else [exclude] if isinstance(exclude, Path) else list(exclude)
     walk(root)
     while links:
         real = (link := links.pop(0)).resolve()
-        if not root_real.is_relative_to(real) and (exclude is None or not real.is_relative_to(exclude)):
+        if not root_real.is_relative_to(real) and not any(real.is_relative_to(s) for s in skip):
             walk(link)
     return found
 

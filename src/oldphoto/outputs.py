@@ -2,7 +2,8 @@
 
 * ``check_folder``: an output folder that *is* an input folder (a folder input, a glob's fixed prefix,
   the folder of a file input) is refused; one that lies inside an input folder is excluded from the
-  inputs, so restored files are never read back as inputs.
+  inputs, so restored files are never read back as inputs.  Both also under another path (a bind mount,
+  a share mounted twice): folders are compared by device and inode.
 * ``decide``: where one photo's output goes.  Every output carries its source in the provenance record
   (relative path + SHA-256 of the input file's bytes); an existing file is skipped (or, with
   ``--overwrite``, redone) only when it was made from this very source.  A file made from another source,
@@ -72,9 +73,13 @@ def check_folder(specs: Sequence[str], outdir: Path, glob_root) -> FolderCheck:
                            f"the originals and be read as inputs by the next run; choose another folder, "
                            f"e.g. -o {suggestion}")
             return check
-        if kind != "file" and out.is_relative_to(folder) and check.exclude is None:  # (files: no walk)
-            check.exclude = out
-            check.notes.append(f"the output folder {outdir} lies inside the input folder of {spec}: "
+        if kind == "file" or check.exclude is not None:  # (a file input's folder is not walked)
+            continue
+        inside = out if out.is_relative_to(folder) else _inside_under_another_path(out, folder)
+        if inside is not None:
+            check.exclude = inside
+            there = "" if inside == out else f" (under another path: it is {inside} there)"
+            check.notes.append(f"the output folder {outdir} lies inside the input folder of {spec}{there}: "
                                "files under it are not read as inputs")
     return check
 
@@ -86,6 +91,26 @@ def _same_folder(a: Path, b: Path) -> bool:
         return os.path.samefile(a, b)
     except OSError:  # (one of them is not there yet)
         return False
+
+
+def _inside_under_another_path(out: Path, folder: Path) -> Path | None:
+    """Where the resolved ``out`` lies in the resolved ``folder`` when one of its ancestors is ``folder``
+    under a path that resolves apart (``/mnt/x/scans/restored`` with ``/mnt/x`` a bind mount of ``/data``,
+    for the input folder ``/data/scans``): ``folder`` joined with the rest of ``out``
+    (``/data/scans/restored``), the path its files have in the input's walk; None when it does not lie
+    inside ``folder``.  Folders are compared by ``(st_dev, st_ino)``; ancestors not there are passed over."""
+    try:
+        wanted = os.stat(folder)
+    except OSError:
+        return None
+    for ancestor in out.parents:
+        try:
+            found = os.stat(ancestor)
+        except OSError:  # (not made yet, or not reachable: cannot be the input folder)
+            continue
+        if (found.st_dev, found.st_ino) == (wanted.st_dev, wanted.st_ino):
+            return folder / out.relative_to(ancestor)
+    return None
 
 
 def unwritable(folder: Path, probe: bool = False) -> str | None:

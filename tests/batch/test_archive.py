@@ -114,6 +114,73 @@ def test_output_folder_that_is_an_input_folder_under_another_path_is_refused(tmp
         subprocess.run(["umount", str(bound)], check=True)
 
 
+def test_output_folder_inside_the_input_folder_under_another_path_is_left_out(tmp_path, monkeypatch):
+    """`restore /data/scans -r -o /mnt/x/scans/restored` where /mnt/x is /data bind-mounted: the paths
+    resolve apart, so the output folder was not seen inside the input folder and a rerun read the
+    restorations as inputs.  A bind mount is played here by a link that resolve() does not see through
+    (the kernel's path of a bind mount is no link); the real one is the test below."""
+    data = tmp_path / "data"
+    _img(data / "scans" / "a.png")
+    (tmp_path / "mnt").symlink_to(data)
+    real_resolve = Path.resolve
+
+    def resolve(self, strict=False):
+        path = Path(os.path.abspath(self))
+        return path if path.is_relative_to(tmp_path / "mnt") else real_resolve(self, strict)
+
+    monkeypatch.setattr(Path, "resolve", resolve)
+    out = tmp_path / "mnt" / "scans" / "restored"
+    for spec in (str(data / "scans"), str(data / "scans" / "**" / "*.png")):
+        check = outputs.check_folder([spec], out, batch._glob_root)
+        assert check.error is None and check.exclude == data / "scans" / "restored"
+        assert "lies inside the input folder" in check.notes[0]
+        assert f"it is {data / 'scans' / 'restored'} there" in check.notes[0]
+    # the output folder itself, under another path: still refused (not taken for one inside)
+    assert "is the input folder" in outputs.check_folder([str(data / "scans")], tmp_path / "mnt" / "scans",
+                                                         batch._glob_root).error
+    deeper = outputs.check_folder([str(data)], out / "x", batch._glob_root)
+    assert deeper.exclude == data / "scans" / "restored" / "x"
+    elsewhere = outputs.check_folder([str(data / "scans")], tmp_path / "mnt" / "other", batch._glob_root)
+    assert elsewhere.error is None and elsewhere.exclude is None and not elsewhere.notes
+
+
+BIND_MOUNTED_RUNS = """set -e
+mount --bind "$1" "$2"
+shift 2
+"$@"
+"$@"
+"""
+
+
+def test_output_folder_inside_the_input_folder_through_a_bind_mount_is_never_read_back(tmp_path):
+    # the real thing, where user namespaces allow it (`unshare -rm`: a mount of one's own, gone with it)
+    data, mnt = tmp_path / "data", tmp_path / "mnt"
+    _img(data / "scans" / "a.png")
+    _img(data / "scans" / "sub" / "b.png", (10, 200, 10))
+    mnt.mkdir()
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount --bind '{data}' '{mnt}'"],
+                           capture_output=True) if Path("/usr/bin/unshare").exists() else None
+    if probe is None or probe.returncode != 0:
+        pytest.skip("needs unshare -rm and mount --bind (user namespaces)")
+    originals = _stamps(data / "scans")
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    out, report = mnt / "scans" / "restored", tmp_path / "r.json"
+    env = dict(os.environ, PYTHONPATH=str(Path(oldphoto.__file__).parents[1]))
+    run = subprocess.run(["unshare", "-rm", "sh", "-c", BIND_MOUNTED_RUNS, "sh", str(data), str(mnt),
+                          sys.executable, str(script), "plain", str(data / "scans"), "-r", "-o", str(out),
+                          "--report", str(report)],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "under another path" in run.stderr
+    # the second run (the report is its) restored nothing: the restorations are not its inputs
+    assert [e["status"] for e in _report(report)["inputs"]] == ["skipped", "skipped"]
+    restored = data / "scans" / "restored"
+    assert sorted(str(p.relative_to(restored)) for p in restored.rglob("*") if p.is_file()) == [
+        "a.png", "sub/b.png"]
+    assert {k: v for k, v in _stamps(data / "scans").items() if not k.startswith("restored")} == originals
+
+
 def test_check_folder_directly(tmp_path):
     (tmp_path / "in").mkdir()
     ok = outputs.check_folder([str(tmp_path / "in")], tmp_path / "out", batch._glob_root)
