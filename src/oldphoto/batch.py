@@ -1340,7 +1340,7 @@ def _restore(args, restore: RestoreFn | None, stream, folder: outputs.FolderChec
         progress.log(f"note: {note}")
     if report_lock is not None and report_lock.note:
         progress.log(f"note: {report_lock.note}")
-    writer = _ReportWriter(report_lock, progress.log) if report_lock is not None else None
+    writer = _ReportWriter(report_lock.report, progress.log) if report_lock is not None else None
     stop = StopFlag()
     notices = _LogToProgress(progress.log)
     logging.getLogger("oldphoto").addHandler(notices)
@@ -1385,149 +1385,89 @@ def _clean_leftovers(outdir: Path, locked: bool, report: ReportLock | None, inpu
     elif outdir.is_dir():
         say(f"note: another oldphoto batch is writing into {outdir}; its temporary files are left alone")
     if report is not None and (report.held or not report.lockable):
-        outputs.clean_stale_parts(report.path.parent, only_name=report.path.name)
-
-
-def _open_to_lock(path: Path) -> int:
-    """A descriptor of ``path`` to lock, opened for writing where it may be (nothing is written through it:
-    an exclusive lock on an NFS share needs one), else for reading."""
-    try:
-        return os.open(path, os.O_RDWR)
-    except PermissionError:
-        return os.open(path, os.O_RDONLY)
-
-
-class _CannotLock(OSError):
-    """The report's file system refuses ``flock`` (ENOLCK, EOPNOTSUPP)."""
+        outputs.clean_stale_parts(report.report.parent, only_name=report.report.name)
 
 
 class ReportLock:
-    """An exclusive advisory lock (POSIX ``flock``) on the report itself for the batch's lifetime, so that a
-    second batch given the same ``--report`` (another terminal, a cron job overlapping the previous one)
-    is refused at once rather than the two replacing each other's report, the last writer's lines alone
-    left.  The report is rewritten by renaming a new file over it, so each new file is locked before it
-    takes the name: the file under the name is always one the holder has locked, and a batch that locked a
-    file the name has left since looks again.  The lock is on the file, not on a path: a report reached
-    through a link, a linked folder or a bind mount is the same report (and is written through the link,
-    which stays a link).  A lock the holder's process held is released by the system with it (SIGKILL).
+    """An exclusive advisory lock (POSIX ``flock``) held for the batch's lifetime on a hidden file beside
+    its report (``.NAME.lock``), so that a second batch given the same ``--report`` (another terminal, a
+    cron job overlapping the previous one) is refused at once, rather than the two rewriting the report in
+    turn and the last writer's lines alone being left.  The report itself cannot carry the lock: each
+    snapshot renames a new file over it.  The lock file is found beside the report's real file, so a report
+    reached through a link, a linked folder or a bind mount is the same report.  The system releases the
+    lock with its process (even SIGKILL; the file is then left, and reused); ``release`` removes the file.
 
-    Where there is no ``flock`` (Windows) nothing is locked (``lockable`` False): as before, the batch that
-    writes last wins.  On a file system that refuses locks (some network shares) the batch runs without
-    the lock, with a ``note`` saying so."""
+    Without ``flock`` (Windows) nothing is locked: as before, the batch that writes last wins.  Where the
+    lock file cannot be made or locked (a read-only folder, a network share refusing locks) the batch runs
+    without it, with a ``note`` saying so."""
 
-    def __init__(self, path: Path):
-        self.given = Path(path)
-        self.path = self.given.resolve()  # (written through a link: the link stays a link)
+    def __init__(self, report: Path):
+        self.report = Path(report).resolve()  # (written through a link: the link stays a link)
+        self.path = self.report.with_name(f".{self.report.name}.lock")
         self.fd: int | None = None
-        self.held = False
         self.note: str | None = None
-        self.made = False   # the report was missing: ``take`` made it
-        self.rewrites = 0
+        self.given = Path(report)
         try:
-            import fcntl
+            import fcntl  # noqa: F401
+            self.lockable = True
         except ImportError:
-            fcntl = None
-        self._fcntl = fcntl
-        self.lockable = fcntl is not None
+            self.lockable = False
 
-    def _busy(self) -> str:
-        where = "" if self.path == self.given.absolute() else f" (that is, {self.path})"
-        return (f"another oldphoto batch is writing the report {self.given}{where}: it is left to that "
-                "batch; wait until it ends, or give this one another --report")
+    @property
+    def held(self) -> bool:
+        return self.fd is not None
 
     def take(self) -> str | None:
-        """Lock the report (made now, a report of no input yet, if it is missing).  Why the batch must not
-        run (another batch holds the lock: exit 2), or None."""
+        """Lock the report.  Why the batch must not run (another batch holds the lock: exit 2), or None."""
         if not self.lockable:
             return None
-        fcntl = self._fcntl
-        for _ in range(100):  # (each turn: the report was replaced by its holder meanwhile; rare)
+        import fcntl
+        for _ in range(100):  # (each turn: the holder removed the lock file meanwhile; rare)
             try:
-                fd = _open_to_lock(self.path)
-            except FileNotFoundError:
-                now = time.time()
-                placeholder = BatchReport([], started=now, finished=now, running=True).to_json()
-                try:
-                    self.write(json.dumps(placeholder, indent=2) + "\n", replace=False)
-                except FileExistsError:  # another batch made it meanwhile: lock that one, or be refused
-                    continue
-                except _CannotLock as exc:  # (nothing was left: the report is made by the first snapshot)
-                    self._unlockable(exc)
-                    return None
-                except OSError as exc:
-                    return f"cannot write the report {self.given}: {exc.strerror or exc}"
-                self.made = True
-                return None
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as exc:
-                return f"cannot read the existing report {self.given} ({exc.strerror or exc})"
+                self.note = (f"the report {self.given} cannot be locked ({exc.strerror or exc}): a second "
+                             "batch given the same --report would not be refused")
+                return None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                return self._busy()
+                where = "" if self.report == self.given.absolute() else f" (that is, {self.report})"
+                return (f"another oldphoto batch is writing the report {self.given}{where}: it is left to "
+                        "that batch; wait until it ends, or give this one another --report")
             except OSError as exc:  # ENOLCK, EOPNOTSUPP: a file system without locks
                 os.close(fd)
-                self._unlockable(exc)
+                with contextlib.suppress(OSError):
+                    self.path.unlink()  # (of no use there)
+                self.note = (f"the report {self.given} cannot be locked there ({exc.strerror or exc}): a "
+                             "second batch given the same --report would not be refused")
                 return None
-            try:
-                here = os.stat(self.path)
-                mine = os.fstat(fd)
-                same = (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino)
-            except OSError:
-                same = False
-            if same:
-                self.fd, self.held = fd, True
+            if self._is_ours(fd):
+                self.fd = fd
                 return None
-            os.close(fd)  # locked a file its holder had just replaced: look again
-        return self._busy()
+            os.close(fd)  # locked a file its holder had just removed: look again
+        return None
 
-    def _unlockable(self, exc: OSError) -> None:
-        self.note = (f"the report {self.given} cannot be locked there ({exc.strerror or exc}): a second "
-                     "batch given the same --report would not be refused")
-        self.lockable = False
-
-    def write(self, text: str, replace: bool = True) -> None:
-        """Write ``text`` as the report, atomically; while the lock is held (or to take it: ``replace``
-        False makes a missing report) the new file is locked before it takes the report's name."""
-        if not self.lockable or (replace and not self.held):
-            atomic_write(self.path, lambda tmp: tmp.write_text(text, encoding="utf-8"), replace=replace)
-            return
-        fcntl = self._fcntl
-        new_fd = None
-
-        def write(tmp: Path) -> None:
-            nonlocal new_fd
-            tmp.write_text(text, encoding="utf-8")
-            new_fd = _open_to_lock(tmp)
-            try:
-                fcntl.flock(new_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # (a new file: nobody else has it)
-            except OSError as exc:  # (a file system without locks)
-                raise _CannotLock(exc.errno, exc.strerror) from exc
-
+    def _is_ours(self, fd: int) -> bool:
+        """Whether the lock file's name still leads to the file open as ``fd``."""
         try:
-            atomic_write(self.path, write, replace=replace)
-        except BaseException:
-            if new_fd is not None:
-                os.close(new_fd)
-            raise
-        old, self.fd, self.held = self.fd, new_fd, True
-        self.rewrites += replace
-        if old is not None:
-            with contextlib.suppress(OSError):
-                os.close(old)  # (the file the name has left)
+            here, mine = os.stat(self.path), os.fstat(fd)
+        except OSError:
+            return False
+        return (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino)
 
     def release(self) -> None:
-        """Unlock the report; one ``take`` made that was never written since (the batch failed before its
-        first snapshot) is removed, rather than left saying ``"running": true`` for ever."""
-        if self.fd is not None and self.made and not self.rewrites:
-            with contextlib.suppress(OSError):
-                here, mine = os.stat(self.path), os.fstat(self.fd)
-                if (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino):
-                    self.path.unlink()  # (still locked: no other batch is writing it)
-        if self.fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self.fd)  # closing releases the lock
-        self.fd, self.held = None, False
+        """Remove the lock file and unlock (in that order: a batch that opens the file meanwhile sees it
+        gone once it has the lock, and makes a new one)."""
+        if self.fd is None:
+            return
+        with contextlib.suppress(OSError):
+            if self._is_ours(self.fd):
+                self.path.unlink()
+        with contextlib.suppress(OSError):
+            os.close(self.fd)  # closing releases the lock
+        self.fd = None
 
 
 class _ReportWriter:
@@ -1536,9 +1476,8 @@ class _ReportWriter:
     photos a second); a snapshot held back is written by a timer, so a quick photo followed by a long
     one is on disk during the long one.  A failed write is said once, and is not fatal."""
 
-    def __init__(self, lock: ReportLock, say: Callable[[str], None]):
-        self.lock_on = lock
-        self.path = lock.given
+    def __init__(self, path: Path, say: Callable[[str], None]):
+        self.path = path
         self.say = say
         self.lock = threading.Lock()
         self.pending: BatchReport | None = None
@@ -1572,7 +1511,7 @@ class _ReportWriter:
             return
         self.last = time.monotonic()
         try:
-            self.lock_on.write(json.dumps(report.to_json(), indent=2, default=str) + "\n")
+            report.write(self.path)
             self.ok = True
         except OSError as exc:
             if final or not self.failed:

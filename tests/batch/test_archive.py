@@ -715,41 +715,35 @@ def test_a_second_batch_given_the_same_report_is_refused_and_the_first_keeps_its
     code, log = _run([other, "-o", tmp_path / "out_b", "--report", tmp_path / "linked" / "r.json"])
     assert code == 0 and [Path(e["input"]).name for e in _report(report)["inputs"]] == ["x.png"]
     assert {**_stamps(src), **{f"2/{k}": v for k, v in _stamps(other).items()}} == originals
-    assert not list(reports.glob(".*.part"))
+    assert not list(reports.glob(".*.part")) and not list(reports.glob(".*.lock"))
 
 
-def test_the_report_lock_follows_the_report_through_its_rewrites(tmp_path):
+def test_the_report_lock_is_a_file_beside_the_report_removed_at_the_end(tmp_path):
     fcntl = pytest.importorskip("fcntl")
     path = tmp_path / "r.json"
     first = batch.ReportLock(path)
-    assert first.take() is None and first.held and batch.is_report(path)  # made: a report of no input yet
-    assert _report(path)["running"] is True and _report(path)["inputs"] == []
-    for i in range(3):
-        first.write(json.dumps({"software": "oldphoto x", "n": i}) + "\n")
-        second = batch.ReportLock(path)
-        assert "another oldphoto batch is writing the report" in second.take() and not second.held
-    # a batch that opened the report just before its holder replaced it locks a file no longer there: it
-    # looks again, and finds the new one locked
-    fd = os.open(path, os.O_RDONLY)
-    first.write(json.dumps({"software": "oldphoto x", "n": 9}) + "\n")
+    assert first.take() is None and first.held and (tmp_path / ".r.json.lock").is_file()
+    assert not path.exists()  # the report itself is written by the batch's snapshots, not by the lock
+    second = batch.ReportLock(path)
+    assert "another oldphoto batch is writing the report" in second.take() and not second.held
+    # a batch that opened the lock file just before its holder removed it locks a file no longer there:
+    # it looks again, and makes and locks a new one
+    fd = os.open(tmp_path / ".r.json.lock", os.O_RDWR)
+    first.release()
+    assert not (tmp_path / ".r.json.lock").exists()
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # (the file the name has left: nobody holds it)
+    late = batch.ReportLock(path)
+    assert late.take() is None and late.held
     os.close(fd)
     assert "another oldphoto batch" in batch.ReportLock(path).take()
-    first.release()
+    late.release()
     again = batch.ReportLock(path)
     assert again.take() is None and again.held
     again.release()
-    assert _report(path)["n"] == 9  # taking the lock of an existing report does not touch it
-    # a report made by take() and never written since (the batch failed before its first snapshot) is
-    # not left saying "running" for ever
-    missing = tmp_path / "new.json"
-    lock = batch.ReportLock(missing)
-    assert lock.take() is None and missing.exists()
-    lock.release()
-    assert not missing.exists()
+    assert list(tmp_path.iterdir()) == []
 
 
-def test_a_batch_that_fails_before_its_first_snapshot_leaves_no_report(tmp_path, monkeypatch):
+def test_a_batch_that_fails_before_its_first_snapshot_leaves_no_report_nor_lock(tmp_path, monkeypatch):
     src = tmp_path / "in"
     _img(src / "a.png")
 
@@ -759,7 +753,7 @@ def test_a_batch_that_fails_before_its_first_snapshot_leaves_no_report(tmp_path,
     monkeypatch.setattr(batch, "collect_inputs", broken)
     with pytest.raises(RuntimeError):
         _run([src, "-o", tmp_path / "out", "--report", tmp_path / "r.json"])
-    assert not (tmp_path / "r.json").exists()
+    assert not (tmp_path / "r.json").exists() and not (tmp_path / ".r.json.lock").exists()
 
 
 def test_without_locks_the_report_is_written_as_before(tmp_path, monkeypatch):
@@ -779,7 +773,7 @@ def test_without_locks_the_report_is_written_as_before(tmp_path, monkeypatch):
     monkeypatch.setattr(fcntl, "flock", refuse)
     for name in ("r.json", "new.json"):  # an earlier report, and one to make
         code, log = _run([src, "-o", tmp_path / f"out_{name}", "--report", tmp_path / name])
-        assert code == 0 and "cannot be locked there" in log
+        assert code == 0 and "cannot be locked there" in log and not (tmp_path / f".{name}.lock").exists()
         assert _report(tmp_path / name)["summary"]["ok"] == 1
 
 
