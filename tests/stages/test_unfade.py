@@ -93,15 +93,69 @@ def test_the_frame_does_not_pin_the_black_and_white_points():
     assert np.abs(out[inner] - unfade(photo, "contrast")[inner]).max() < 0.03
 
 
-def test_a_narrow_scene_is_stretched_about_its_middle_by_at_most_the_limit():
-    """Fog spans a few tones: stretched by MAX_GAIN about its middle tone (which becomes middle gray, as
-    with the full stretch), not pushed to black and white."""
+def test_a_narrow_scene_is_stretched_by_at_most_the_limit_and_its_whites_are_not_dimmed():
+    """Fog spans a few light tones: stretched by MAX_GAIN, not pushed to black and white, and left light.
+    Its middle tone used to become middle gray, which dimmed its lightest tone from 0.75 to 0.625: an
+    unfading stretch deepens the darks and lightens the lights, it never does the opposite."""
     fog = 0.65 + 0.1 * scene()
     out = unfade(fog, "contrast")
     gain = np.std(luma(out)) / np.std(luma(fog))
     assert gain == pytest.approx(MAX_GAIN, rel=0.02)
-    assert np.percentile(luma(out), 0.5) > 0.3 and np.percentile(luma(out), 99.5) < 0.7
-    assert abs(float(np.median(luma(out))) - 0.5) < 0.03
+    assert np.percentile(luma(out), 99.5) == pytest.approx(np.percentile(luma(fog), 99.5), abs=0.02)
+    assert np.percentile(luma(out), 0.5) == pytest.approx(0.75 - MAX_GAIN * 0.1, abs=0.03)
+    assert float(np.median(luma(out))) > 0.6
+
+
+@pytest.mark.parametrize("low, high", [(0.0, 0.2), (0.1, 0.3), (0.4, 0.6), (0.7, 0.9), (0.8, 1.0)])
+def test_a_narrow_scene_keeps_the_middle_gray_rule_only_where_it_lifts_no_dark_and_dims_no_light(low, high):
+    """Where the limit binds the stretch is about the middle tone, which becomes middle gray, as far as
+    the darkest tone is not lifted nor the lightest dimmed (0.4-0.6, in the middle, takes the rule as it
+    is; the others would have one of their ends moved the wrong way by it)."""
+    photo = low + (high - low) * scene()
+    out = luma(unfade(photo, "contrast"))
+    dark, light = np.percentile(luma(photo), (0.01, 99.99))
+    assert np.percentile(out, 0.01) <= dark + 0.01 and np.percentile(out, 99.99) >= light - 0.01
+    if (low, high) == (0.4, 0.6):
+        assert float(np.median(out)) == pytest.approx(float(np.median(luma(photo))), abs=0.05)
+
+
+@pytest.mark.parametrize("mode", ["contrast", "colour"])
+@pytest.mark.parametrize("value", [0.0, 0.5, 1.0])
+def test_a_blank_photo_stays_as_it_is(mode, value):
+    """An all-white, all-black or all-gray photo has no range to stretch: it used to come back middle gray."""
+    blank = np.full((120, 160, 3), value, np.float32)
+    assert np.abs(unfade(blank, mode) - blank).max() < 1e-4
+
+
+def test_a_night_scene_stays_dark():
+    """A night scene spans the darkest fifth of the tones: its blacks stay black and it stays dark (it was
+    lifted to middle gray: 0.25 to 0.75; this is the rule that the darkest tone is not lifted)."""
+    night = 0.2 * scene()
+    out = luma(unfade(night, "contrast"))
+    assert np.percentile(out, 0.5) < 0.02
+    assert np.percentile(out, 99.5) == pytest.approx(0.2 * MAX_GAIN, abs=0.03)
+
+
+def test_a_nearly_blank_page_stays_white_and_its_faint_writing_darkens():
+    page = np.full((300, 400, 3), 0.93, np.float32)
+    for row in range(30, 270, 20):
+        page[row:row + 3, 40:360:2] = 0.8  # faint strokes
+    page += np.random.default_rng(2).normal(0.0, 0.005, page.shape[:2])[..., None].astype(np.float32)
+    page = np.clip(page, 0.0, 1.0)
+    out = unfade(page, "contrast")
+    paper, ink = (slice(35, 48), slice(40, 360)), (slice(30, 33), slice(40, 360, 2))
+    assert out[paper].mean() > page[paper].mean() - 0.04  # (it was 0.64: the page turned gray)
+    assert out[ink].mean() < page[ink].mean() - 0.1
+
+
+def test_colour_keeps_a_narrow_channel_where_it_lay():
+    """``colour`` stretches each channel by at most MAX_GAIN: a warm photo whose blue spans 0.05 to 0.25
+    keeps its blue low instead of having it lifted about middle gray (which turned the photo blue)."""
+    warm = scene()
+    warm[..., 2] = 0.05 + 0.2 * warm[..., 2]
+    out = unfade(warm, "colour")
+    assert out[..., 2].mean() < 0.7 * min(out[..., 0].mean(), out[..., 1].mean())  # (it was 0.5)
+    assert np.percentile(out[..., 2], 0.5) < 0.07  # (it was 0.25)
 
 
 def test_a_photo_that_spans_black_to_white_is_left_nearly_as_it_is():

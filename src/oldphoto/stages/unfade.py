@@ -21,8 +21,16 @@ The darkest and lightest tones are the ``PERCENTILE``-th percentiles from either
 shrunk (by area) to a ``WORK_SIDE`` px short side, so that grain and single specks do not count, and
 without a frame of ``BORDER`` of each side, where a print's white border, a torn edge or the scanner's
 lid would pin them.  The gain is at most ``MAX_GAIN``: a scene that spans a narrow range of tones (fog, a
-night scene) is stretched by no more than that, about its middle tone, which becomes middle gray as it
-would with the full stretch.
+night scene, a nearly blank page) is stretched by no more than that, about its middle tone, which becomes
+middle gray as it would with the full stretch, *as far as that lifts none of its darkest tones and dims
+none of its lightest*: a faded print has its blacks lifted and its whites dimmed, and the stretch moves
+both back, while a night scene has its blacks, fog and a blank page their whites, and an unfading stretch
+must not take them away.  So a night scene keeps its blacks and stays dark, fog and a page keep their
+whites, an all-white or all-black photo is left as it is, and in ``colour`` a narrow channel is not lifted
+about middle gray (a warm scene keeps its low blue).  Until 2026-12-04 the middle tone became middle gray
+whatever it moved: an all-white or all-black photo came back gray, a night scene (tones 0 to 0.2) was
+lifted to 0.25-0.75, a page of 0.93 with faint writing turned 0.65, and the warm scene turned blue
+(``benchmarks/bench_unfade_narrow.py``; docs/restore.md).
 """
 
 from __future__ import annotations
@@ -40,7 +48,8 @@ WORK_SIDE = 256
 BORDER = 0.03
 # The synthesis fades a print to 44 % of its range at the most (a gain of 2.3).  Scenes of a narrow range
 # are the photos a stretch makes worse: the worst of those 60 gray prints came out at 19.3 dB without a
-# limit and 20.0 dB with it (colour prints, per channel: 17.2 and 18.2 dB).
+# limit and 20.0 dB with it (colour prints, per channel: 17.2 and 18.2 dB; measured when a limited stretch
+# was about the middle tone whatever it moved).
 MAX_GAIN = 2.5
 
 
@@ -76,9 +85,11 @@ def unfade(image: np.ndarray, mode: str, toned: bool = False) -> np.ndarray:
     low, high = black_and_white_points(image, per_channel=mode == "colour" and not toned)
     span = np.maximum(high - low, 1e-6)
     gain = np.minimum(1.0 / span, MAX_GAIN)
-    # where the gain is limited the stretch is about the middle tone, which becomes middle gray (as the
-    # full stretch would make it)
-    low = np.where(gain < 1.0 / span, (low + high) / 2.0 - 0.5 / gain, low)
-    out = np.subtract(image, low, dtype=np.float32)  # (one photo-sized buffer: big scans)
+    # ``black``: the tone that becomes black.  Where the gain is limited the stretch is about the middle
+    # tone, which becomes middle gray (as the full stretch would make it), as far as the darkest tone is
+    # not lifted, (low - black) * gain <= low, nor the lightest dimmed, (high - black) * gain >= high
+    middle, shrink = (low + high) / 2.0 - 0.5 / gain, 1.0 - 1.0 / gain
+    black = np.where(gain < 1.0 / span, np.clip(middle, low * shrink, high * shrink), low)
+    out = np.subtract(image, black, dtype=np.float32)  # (one photo-sized buffer: big scans)
     out *= gain.astype(np.float32)
     return np.clip(out, 0.0, 1.0, out=out)
