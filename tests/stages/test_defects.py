@@ -311,6 +311,36 @@ def test_repeated_short_strokes_are_lettering_not_scratches():
     assert (d.strokes, d.content) == (3, 5)
 
 
+def test_a_line_of_white_writing_is_left_whole_on_a_photo_repaired_for_its_scratches():
+    from oldphoto.stages.defects import find_defects
+
+    gray = np.full((400, 400), 0.15, np.float32)  # a dark sweater
+    flagged = np.zeros_like(gray, bool)
+
+    def ink(y0, y1, x0, x1):
+        gray[y0:y1, x0:x1] = 0.9
+        flagged[y0:y1, x0:x1] = True
+
+    # "Paris, août" in white ink, as the detector flags it: two upright letters far apart (strokes, not
+    # a repeated pattern), round letters between them (rings: scene content), a comma and an accent
+    ink(300, 321, 40, 43)  # P's stem
+    for x in (56, 76, 96, 124, 144):  # a, r, s, o, u: rings of 2-px ink
+        ink(305, 321, x, x + 14)
+        gray[307:319, x + 2:x + 12] = 0.15
+        flagged[307:319, x + 2:x + 12] = False
+    ink(321, 326, 114, 117)  # the comma
+    ink(298, 302, 150, 154)  # the accent over u
+    ink(302, 321, 166, 169)  # t's stem
+    ink(20, 390, 250, 252)  # long scratches: the photo is repaired
+    ink(100, 380, 330, 332)
+    ink(150, 175, 60, 62)  # a short scratch alone
+    d = find_defects(_prob_from(flagged, 0.6), gray, 0.5)
+    assert d.worth_repairing()
+    assert not d.mask[295:330, 30:180].any()  # no letter, comma or accent is filled in
+    assert d.mask[20:390, 250:252].all() and d.mask[100:380, 330:332].all() and d.mask[150:175, 60:62].all()
+    assert d.strokes == 3
+
+
 def test_a_branching_crack_network_is_a_defect_and_a_wide_region_is_not():
     from oldphoto.stages.defects import find_defects
 

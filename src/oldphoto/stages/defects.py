@@ -173,6 +173,25 @@ REPEAT_REACH = 3.0
 REPEAT_LENGTH_RATIO = 1.5
 REPEAT_ANGLE = 20.0
 REPEAT_MAX_LENGTH = 0.1
+# A line of writing is lettering however its letters are judged one by one: the detector flags white
+# ink, and of a caption written across a dark part of a scratched print ("Paris, août" on the scratched
+# girl's sweater) the upright letters (P, i, t) passed as strokes, the comma, an accent and a dot as
+# specks, and the round ones (a, o, u) as scene content; once the photo was repaired for its scratches a
+# third of the ink was filled in, letters gone from the word.  Flagged regions of any kind at least
+# LETTER_MIN_HEIGHT px high (lower than REPEAT_MAX_LENGTH of the short side, no wider than twice their
+# height) are letters of one line when they sit side by side: heights within LETTER_HEIGHT_RATIO,
+# overlapping by half the lower one's height, at most LETTER_MAX_GAP heights apart (the detector flags
+# only some of the letters).  LETTER_MIN_COUNT of them or more, at least LETTER_MIN_ROUND of them as wide
+# as a third of their height (a, o, P, or the part of a letter the detector flags; a scratch's pieces are
+# thinner), in a line at least LETTER_MIN_SPAN heights long, are writing: the strokes and specks within
+# the line's box, grown by a height across and half a height up and down (accents, dots, commas), are
+# left alone.  The real photos' masks are unchanged, with auto and with on.
+LETTER_MIN_HEIGHT = 8
+LETTER_HEIGHT_RATIO = 1.6
+LETTER_MIN_COUNT = 4
+LETTER_MIN_ROUND = 3
+LETTER_MIN_SPAN = 2.5
+LETTER_MAX_GAP = 2.0
 # a branching crack network (one component: a crack with its branches, as on a folded print) is too
 # wide for its bounding box to pass as a stroke; it is a stroke when it spans at least
 # NETWORK_MIN_LENGTH of the short side, is thin everywhere (twice its area over its outline's length
@@ -339,6 +358,8 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float,
                 kinds[i] = "edge"
     for i in _repeated(strokes, REPEAT_MAX_LENGTH * short):
         kinds[i] = "content"
+    for i in _lettering(stats, kinds, REPEAT_MAX_LENGTH * short):
+        kinds[i] = "content"
     keep = np.array([k not in ("content", "edge") for k in kinds])
     mask = keep[labels] & ~outlines
     margin = FRINGE_BACKGROUND[1] + 1
@@ -445,6 +466,61 @@ def _repeated(strokes: dict[int, tuple[float, float, float, float]], max_length:
                 alike += 1
         if alike >= REPEAT_NEIGHBOURS:
             out.append(i)
+    return out
+
+
+def _lettering(stats: np.ndarray, kinds: list[str], max_height: float) -> list[int]:
+    """The strokes and specks (labels) that lie in a line of writing: see ``LETTER_MIN_HEIGHT``.
+    ``stats``: the flagged regions' OpenCV statistics (x, y, width, height, area), row 0 the background."""
+    letters = [i for i in range(1, len(kinds)) if kinds[i] in ("stroke", "speck", "content")
+               and LETTER_MIN_HEIGHT <= stats[i][3] < max_height and stats[i][2] <= 2 * stats[i][3]]
+    if len(letters) < LETTER_MIN_COUNT:
+        return []
+    parent = {i: i for i in letters}
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    box = {i: tuple(int(v) for v in stats[i][:4]) for i in letters}
+    order = sorted(letters, key=lambda i: box[i][0])
+    for k, i in enumerate(order):
+        x, y, w, h = box[i]
+        for j in order[k + 1:]:
+            ox, oy, ow, oh = box[j]
+            if ox - (x + w) > LETTER_MAX_GAP * max(h, oh):  # sorted by x: farther still (this height)
+                if ox - (x + w) > max_height:
+                    break
+                continue
+            if max(h, oh) > LETTER_HEIGHT_RATIO * min(h, oh):
+                continue
+            if min(y + h, oy + oh) - max(y, oy) < 0.5 * min(h, oh):
+                continue
+            parent[root(j)] = root(i)
+    lines: dict[int, list[int]] = {}
+    for i in letters:
+        lines.setdefault(root(i), []).append(i)
+    out = []
+    for members in lines.values():
+        if len(members) < LETTER_MIN_COUNT:
+            continue
+        if sum(1 for i in members if 3 * box[i][2] >= box[i][3]) < LETTER_MIN_ROUND:
+            continue
+        height = float(np.median([box[i][3] for i in members]))
+        x0 = min(box[i][0] for i in members)
+        x1 = max(box[i][0] + box[i][2] for i in members)
+        y0 = min(box[i][1] for i in members)
+        y1 = max(box[i][1] + box[i][3] for i in members)
+        if x1 - x0 < LETTER_MIN_SPAN * height:
+            continue
+        x0, x1, y0, y1 = x0 - height, x1 + height, y0 - height / 2, y1 + height / 2
+        for i in range(1, len(kinds)):
+            if kinds[i] in ("stroke", "speck"):
+                x, y, w, h = (int(v) for v in stats[i][:4])
+                if x >= x0 and x + w <= x1 and y >= y0 and y + h <= y1:
+                    out.append(i)
     return out
 
 
