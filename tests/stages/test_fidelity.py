@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from oldphoto.stages.fidelity import blend, denoise_luma, denoised_photo, donoho_sigma, noise_sigma
+from oldphoto.stages.fidelity import (
+    blend,
+    denoise_luma,
+    denoised_photo,
+    donoho_sigma,
+    noise_sigma,
+    printing_screen,
+)
 
 
 def _scene(h=128, w=128):
@@ -39,6 +46,45 @@ def test_texture_is_not_taken_for_noise():
     assert donoho_sigma(noisy) > 2.0 * 0.01  # the texture inflates it
     assert noise_sigma(noisy) == pytest.approx(0.01, rel=0.2)
     assert noise_sigma(textured) < 0.1 * donoho_sigma(textured)
+
+
+def _halftone(period, angle, h=384, w=384, seed=3):
+    """A halftone print of a smooth scene: a screen of round dots ``period`` px apart at ``angle``°, ink
+    0.1 on paper 0.9, dots growing with darkness, a scanner's blur and a little noise."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    scene = 0.5 + 0.4 * np.sin(xx / 40.0) * np.cos(yy / 55.0)
+    t = np.deg2rad(angle)
+    u = (xx * np.cos(t) + yy * np.sin(t)) / period
+    v = (-xx * np.sin(t) + yy * np.cos(t)) / period
+    r = np.hypot(u - np.round(u), v - np.round(v))
+    ink = np.clip((np.sqrt((1.0 - scene) / np.pi) - r) * period * 1.2 + 0.5, 0.0, 1.0)
+    out = cv2.GaussianBlur(0.9 - 0.8 * ink, (0, 0), 0.6) + rng.normal(0, 0.01, (h, w))
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+@pytest.mark.parametrize("period, angle", [(3.5, 45), (4.5, 45), (4.5, 15), (6.0, 0), (9.0, 45)])
+def test_a_halftone_print_is_left_as_it_is(period, angle):
+    """The noise estimate reads a halftone's dot screen as strong noise, and non-local means at that
+    strength smeared the dots into blotches: a printed screen is not denoised."""
+    print_ = _halftone(period, angle)
+    assert noise_sigma(print_) > 0.02  # (what the denoiser would have taken away: 5 levels or more)
+    assert printing_screen(print_)
+    assert np.array_equal(denoise_luma(print_), print_)
+
+
+def test_photos_texture_and_stripes_are_not_screens():
+    """A screen is a square lattice of dots; a photo, fine texture, noise and stripes (a fence, corduroy:
+    one direction only) are not, and are denoised as before."""
+    rng = np.random.default_rng(8)
+    yy, xx = np.mgrid[0:384, 0:384].astype(np.float32)
+    stripes = (0.5 + 0.3 * np.sign(np.sin(2 * np.pi * (xx + 0.3 * yy) / 5.0))).astype(np.float32)
+    noisy = np.clip(_scene(384, 384) + rng.normal(0, 0.03, (384, 384)), 0, 1).astype(np.float32)
+    for photo in (_scene(384, 384), _texture(384, 384), noisy, stripes, np.full((64, 64), 0.5, np.float32)):
+        assert not printing_screen(photo)
+    assert not np.array_equal(denoise_luma(noisy), noisy)
 
 
 def test_the_noise_estimate_needs_unclipped_blocks_and_enough_of_them():
