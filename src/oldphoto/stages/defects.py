@@ -485,24 +485,34 @@ def _lettering(stats: np.ndarray, kinds: list[str], max_height: float) -> list[i
         return i
 
     box = {i: tuple(int(v) for v in stats[i][:4]) for i in letters}
-    order = sorted(letters, key=lambda i: box[i][0])
-    for k, i in enumerate(order):
-        x, y, w, h = box[i]
-        for j in order[k + 1:]:
-            ox, oy, ow, oh = box[j]
-            if ox - (x + w) > LETTER_MAX_GAP * max(h, oh):  # sorted by x: farther still (this height)
-                if ox - (x + w) > max_height:
-                    break
-                continue
-            if max(h, oh) > LETTER_HEIGHT_RATIO * min(h, oh):
-                continue
-            if min(y + h, oy + oh) - max(y, oy) < 0.5 * min(h, oh):
-                continue
+    # each letter against the next ones by x, all letters at once (thousands of specks: pairs in Python
+    # took seconds); a letter stops looking at the first one too far to be beside it whatever its height
+    # (at most LETTER_HEIGHT_RATIO times its own, so LETTER_MAX_GAP of those away), or, as one by one,
+    # at the first one farther than twice their heights and than ``max_height``
+    order = np.array(sorted(letters, key=lambda i: box[i][0]))
+    x, y, w, h = (stats[order, c].astype(np.int64) for c in range(4))
+    looking = np.arange(len(order))
+    step = 1
+    while looking.size:
+        looking = looking[looking + step < len(order)]
+        a, b = looking, looking + step
+        gap = x[b] - (x[a] + w[a])
+        high, low = np.maximum(h[a], h[b]), np.minimum(h[a], h[b])
+        stop = (gap > LETTER_MAX_GAP * LETTER_HEIGHT_RATIO * h[a]) | (
+            (gap > LETTER_MAX_GAP * high) & (gap > max_height))
+        overlap = np.minimum(y[a] + h[a], y[b] + h[b]) - np.maximum(y[a], y[b])
+        beside = ~stop & (gap <= LETTER_MAX_GAP * high) & (high <= LETTER_HEIGHT_RATIO * low) & (
+            overlap >= 0.5 * low)
+        for i, j in zip(order[a[beside]].tolist(), order[b[beside]].tolist(), strict=True):
             parent[root(j)] = root(i)
+        looking = looking[~stop]
+        step += 1
     lines: dict[int, list[int]] = {}
     for i in letters:
         lines.setdefault(root(i), []).append(i)
-    out = []
+    judged = np.array([i for i in range(1, len(kinds)) if kinds[i] in ("stroke", "speck")], dtype=np.int64)
+    jx, jy, jw, jh = (stats[judged, c].astype(np.int64) for c in range(4))
+    out: list[int] = []
     for members in lines.values():
         if len(members) < LETTER_MIN_COUNT:
             continue
@@ -516,11 +526,8 @@ def _lettering(stats: np.ndarray, kinds: list[str], max_height: float) -> list[i
         if x1 - x0 < LETTER_MIN_SPAN * height:
             continue
         x0, x1, y0, y1 = x0 - height, x1 + height, y0 - height / 2, y1 + height / 2
-        for i in range(1, len(kinds)):
-            if kinds[i] in ("stroke", "speck"):
-                x, y, w, h = (int(v) for v in stats[i][:4])
-                if x >= x0 and x + w <= x1 and y >= y0 and y + h <= y1:
-                    out.append(i)
+        within = (jx >= x0) & (jx + jw <= x1) & (jy >= y0) & (jy + jh <= y1)
+        out.extend(judged[within].tolist())
     return out
 
 
