@@ -1424,6 +1424,9 @@ class ReportLock:
         import fcntl
         for _ in range(100):  # (each turn: the holder removed the lock file meanwhile; rare)
             try:
+                # a report's folder not made yet is made now (the first snapshot would make it): else two
+                # batches given a report there would both run unlocked
+                self.path.parent.mkdir(parents=True, exist_ok=True)
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as exc:
                 self.note = (f"the report {self.given} cannot be locked ({exc.strerror or exc}): a second "

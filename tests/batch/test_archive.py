@@ -743,6 +743,24 @@ def test_the_report_lock_is_a_file_beside_the_report_removed_at_the_end(tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_report_in_a_folder_not_made_yet_is_locked_too(tmp_path):
+    # `--report logs/r.json` with logs/ not there yet: the first snapshot makes the folder, but the lock
+    # file could not be made, so two such batches both ran unlocked (with a note saying so)
+    pytest.importorskip("fcntl")
+    path = tmp_path / "logs" / "2026" / "r.json"
+    first = batch.ReportLock(path)
+    assert first.take() is None and first.held and first.note is None
+    second = batch.ReportLock(path)
+    assert "another oldphoto batch is writing the report" in second.take() and not second.held
+    first.release()
+    assert list((tmp_path / "logs" / "2026").iterdir()) == []
+    src = tmp_path / "in"
+    _img(src / "a.png")
+    code, log = _run([src, "-o", tmp_path / "out", "--report", tmp_path / "new" / "r.json"])
+    assert code == 0 and "cannot be locked" not in log, log
+    assert _report(tmp_path / "new" / "r.json")["summary"]["ok"] == 1
+
+
 def test_a_batch_that_fails_before_its_first_snapshot_leaves_no_report_nor_lock(tmp_path, monkeypatch):
     src = tmp_path / "in"
     _img(src / "a.png")
