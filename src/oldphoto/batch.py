@@ -236,7 +236,8 @@ def report_problem(path: Path) -> str | None:
         if head and _REPORT_START.match(head) is None:
             return (f"--report {path} exists and is not an oldphoto report: it is left untouched; "
                     "choose another name")
-    problem = outputs.unwritable(path.parent, probe=True)
+    # (the report's real folder: a report given as a link is written through it, beside its file)
+    problem = outputs.unwritable(path.resolve().parent, probe=True)
     return f"cannot write the report {path}: {problem}" if problem else None
 
 

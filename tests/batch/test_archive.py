@@ -761,6 +761,26 @@ def test_a_report_in_a_folder_not_made_yet_is_locked_too(tmp_path):
     assert _report(tmp_path / "new" / "r.json")["summary"]["ok"] == 1
 
 
+def test_a_report_given_as_a_link_into_a_folder_that_cannot_be_written_is_refused_at_once(tmp_path,
+                                                                                            monkeypatch):
+    # a report given as a link is written through it, beside its real file: that folder is the one to
+    # check before the batch (the link's was: every photo was restored, then the report failed, exit 1)
+    src, locked, links = tmp_path / "in", tmp_path / "locked", tmp_path / "links"
+    _img(src / "a.png")
+    locked.mkdir()
+    links.mkdir()
+    (locked / "r.json").write_bytes(b"")
+    (links / "latest.json").symlink_to(locked / "r.json")
+    real_access = os.access
+    monkeypatch.setattr(batch.outputs.os, "access",  # (a read-only mount: os.access says so, root too)
+                        lambda path, mode: Path(path) != locked and real_access(path, mode))
+    restorer = Inverter()
+    code, log = _run([src, "-o", tmp_path / "out", "--report", links / "latest.json"], restorer)
+    assert code == 2 and restorer.calls == 0, log
+    assert f"cannot write the report {links / 'latest.json'}: {locked} is not writable" in log
+    assert (links / "latest.json").is_symlink() and (locked / "r.json").read_bytes() == b""
+
+
 def test_a_batch_that_fails_before_its_first_snapshot_leaves_no_report_nor_lock(tmp_path, monkeypatch):
     src = tmp_path / "in"
     _img(src / "a.png")
