@@ -781,6 +781,30 @@ def test_a_report_given_as_a_link_into_a_folder_that_cannot_be_written_is_refuse
     assert (links / "latest.json").is_symlink() and (locked / "r.json").read_bytes() == b""
 
 
+def test_a_lock_file_left_by_another_users_killed_batch_still_locks(tmp_path, monkeypatch):
+    # a batch killed by SIGKILL leaves its lock file (0644, its user's); another user's batch given the
+    # same report in a shared folder could not open it for writing, and ran unlocked (Permission denied)
+    pytest.importorskip("fcntl")
+    import errno
+
+    path = tmp_path / "r.json"
+    lock_file = tmp_path / ".r.json.lock"
+    lock_file.touch(mode=0o644)
+    real_open = os.open
+
+    def as_another_user(file, flags, *args, **kwargs):  # (root may write any file: played here)
+        if Path(file) == lock_file and flags & (os.O_WRONLY | os.O_RDWR):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(file))
+        return real_open(file, flags, *args, **kwargs)
+
+    monkeypatch.setattr(batch.os, "open", as_another_user)
+    first = batch.ReportLock(path)
+    assert first.take() is None and first.held and first.note is None
+    assert "another oldphoto batch is writing the report" in batch.ReportLock(path).take()
+    first.release()
+    assert not lock_file.exists()
+
+
 def test_a_batch_that_fails_before_its_first_snapshot_leaves_no_report_nor_lock(tmp_path, monkeypatch):
     src = tmp_path / "in"
     _img(src / "a.png")
