@@ -1428,9 +1428,13 @@ class ReportLock:
                 # a report's folder not made yet is made now (the first snapshot would make it): else two
                 # batches given a report there would both run unlocked
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                # (read only: flock needs no more, and a lock file another user's killed batch left,
+                # (for writing where it may be: an exclusive flock on an NFS share needs it; else read only,
+                # which is all flock needs elsewhere: a lock file another user's killed batch left,
                 # readable but not writable, still serves)
-                fd = os.open(self.path, os.O_RDONLY | os.O_CREAT, 0o644)
+                try:
+                    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                except PermissionError:
+                    fd = os.open(self.path, os.O_RDONLY)
             except OSError as exc:
                 self.note = (f"the report {self.given} cannot be locked ({exc.strerror or exc}): a second "
                              "batch given the same --report would not be refused")
