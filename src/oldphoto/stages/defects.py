@@ -177,9 +177,9 @@ REPEAT_MAX_LENGTH = 0.1
 # ink, and of a caption written across a dark part of a scratched print ("Paris, août" on the scratched
 # girl's sweater) the upright letters (P, i, t) passed as strokes, the comma, an accent and a dot as
 # specks, and the round ones (a, o, u) as scene content; once the photo was repaired for its scratches a
-# third of the ink was filled in, letters gone from the word.  Flagged regions of any kind at least
-# LETTER_MIN_HEIGHT px high (lower than REPEAT_MAX_LENGTH of the short side, no wider than twice their
-# height) are letters of one line when they sit side by side: heights within LETTER_HEIGHT_RATIO,
+# third of the ink was filled in, letters gone from the word.  Flagged regions (strokes, specks, content)
+# at least LETTER_MIN_HEIGHT px high (lower than REPEAT_MAX_LENGTH of the short side, no wider than twice
+# their height) are letters of one line when they sit side by side: heights within LETTER_HEIGHT_RATIO,
 # overlapping by half the lower one's height, at most LETTER_MAX_GAP heights apart (the detector flags
 # only some of the letters).  LETTER_MIN_COUNT of them or more, at least LETTER_MIN_ROUND of them as wide
 # as a third of their height (a, o, P, or the part of a letter the detector flags; a scratch's pieces are
