@@ -68,3 +68,22 @@ def test_a_large_scan_is_searched_scaled_down_and_answered_at_full_size():
     _speck(y, 900, 1300, 0.85, r=2)  # 5 px at full size, 2–3 at the working size
     found, count = find_dust(y)
     assert found.shape == y.shape and count == 1 and found[900, 1300]
+
+
+def test_the_dots_and_dashes_of_light_writing_on_a_dark_mount_are_left():
+    """A slide's cardboard mount (or an album page) printed in light ink: the dots of the i's, the full
+    stops and dashes stand out from their median as dust does, and were taken for it (a scan review,
+    2026-12-04: "Roma - Fontana di Trevi  No. 17" lost its dash, its i-dots and its full stop with
+    --dust).  Dust on the mount, away from the writing, is still found."""
+    y = _grainy(300, 520, level=0.11, seed=5)  # (letters are under a tenth of the short side)
+    cv2.putText(y, "Roma - di Trevi. No. 17 iii", (10, 40), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 0.85, 2,
+                cv2.LINE_AA)
+    cv2.putText(y, "KODACHROME - PROCESSED", (10, 80), cv2.FONT_HERSHEY_DUPLEX, 0.9, 0.85, 2,
+                cv2.LINE_AA)
+    _speck(y, 105, 400, 0.8)  # dust below the writing
+    _speck(y, 200, 150, 0.8)
+    writing = np.zeros(y.shape, bool)
+    writing[10:90, :] = True
+    found, count = find_dust(y)
+    assert found[105, 400] and found[200, 150]
+    assert not (found & writing).any(), np.argwhere(found & writing)

@@ -16,7 +16,13 @@ watch chain on the Solvay photo), so a speck counts as dust only when
   sits in structure (a catch light in an iris and its lashes, a button on a placket, links of a chain),
   dust on a print falls anywhere, mostly on the flat areas where it shows;
 * in a colour photo, it is not more colourful than its ring (damage takes colour away; a small flower
-  in foliage adds some).
+  in foliage adds some);
+* it is not part of a line of writing: light lettering on a dark ground (a slide's cardboard mount, a
+  caption in white ink on an album page) stands out from the median as the dust does, and the dots of
+  its i's, its full stops, dashes and the small pieces of its letters passed as specks.  Bright regions
+  of letter size on a flat ground are grouped into lines as the defect detector's flagged regions are
+  (:func:`oldphoto.stages.defects._lettering`), and what lies in a line's box is the writing's
+  (:func:`_in_writing`).
 
 It is run only when asked (``--dust``), and then whatever ``--scratches`` decides (a photo that ``auto``
 leaves as it is has its dust repaired alone, :meth:`oldphoto.pipeline.Restorer.with_dust`): a speck test
@@ -30,7 +36,7 @@ import cv2
 import numpy as np
 
 from oldphoto.luma import chroma
-from oldphoto.stages.defects import COLOUR_MAX_GAIN
+from oldphoto.stages.defects import COLOUR_MAX_GAIN, LETTER_MIN_HEIGHT, REPEAT_MAX_LENGTH, _lettering
 from oldphoto.stages.fidelity import noise_sigma
 
 DUST_WORK_SIDE = 1024  # larger photos are searched scaled down to this short side (specks grow with the scan)
@@ -42,6 +48,8 @@ DUST_NOISE_K = 5.0
 DUST_RING = (1, 5)  # the ring a speck is judged against: this many px beyond it, inner and outer
 DUST_RING_K = 4.0
 DUST_MIN_RING = 12  # px: specks at the frame with less ring than this are not judged
+DUST_LETTER_MEDIAN = 21  # px: the median that light letters stand out from whole (see _in_writing)
+DUST_LETTER_GROUND = 2.0  # a letter's ground is flat within this many times the photo's noise
 
 
 def find_dust(gray: np.ndarray, colour: np.ndarray | None = None) -> tuple[np.ndarray, int]:
@@ -61,8 +69,7 @@ def find_dust(gray: np.ndarray, colour: np.ndarray | None = None) -> tuple[np.nd
     candidates = (y - background) > max(DUST_MIN_CONTRAST, DUST_NOISE_K * sigma)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(candidates.astype(np.uint8), connectivity=8)
     cb_cr = None if colour is None else np.linalg.norm(chroma(colour), axis=-1)
-    found = np.zeros(y.shape, bool)
-    count = 0
+    passed: list[int] = []
     inner_kernel = np.ones((2 * DUST_RING[0] + 1,) * 2, np.uint8)
     outer_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * DUST_RING[1] + 1,) * 2)
     pad = DUST_RING[1] + 1
@@ -86,9 +93,48 @@ def find_dust(gray: np.ndarray, colour: np.ndarray | None = None) -> tuple[np.nd
             own = cb_cr[y0:y1, x0:x1]
             if float(own[speck > 0].mean()) - float(np.median(own[ring])) > COLOUR_MAX_GAIN:
                 continue
-        found[y0:y1, x0:x1] |= speck > 0
-        count += 1
+        passed.append(i)
+    writing = _in_writing(y, u8, max(DUST_MIN_CONTRAST, DUST_NOISE_K * sigma), sigma, stats[passed])
+    dust = [i for i, letter in zip(passed, writing, strict=True) if not letter]
+    found = np.isin(labels, dust) if dust else np.zeros(y.shape, bool)
+    count = len(dust)
     if scale < 1.0:
         grown = cv2.resize(found.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
         found = grown > 0.25
     return found, count
+
+
+def _in_writing(y: np.ndarray, u8: np.ndarray, contrast: float, sigma: float, specks: np.ndarray
+                ) -> list[bool]:
+    """Which of the ``specks`` (OpenCV statistics, one row each) lie in a line of light writing on a flat
+    ground.  The letters are the bright regions over a wider median than the specks' (a bold letter's
+    strokes are as wide as half of ``DUST_MEDIAN``, and over it they fall apart into pieces) whose
+    ground, the rest of their box grown by 2 px, is flat (a robust spread within ``DUST_LETTER_GROUND``
+    times the photo's noise, or 3 levels): print on a mount or a page.  The scene's bright regions sit
+    on structure (collars between faces and suits, flecks of light in foliage: 9 levels of spread or
+    more on the example photos), and grouped into lines they would take in most of a busy photo.  The
+    letters are grouped into lines as the defect detector's flagged regions are; the specks join them
+    as specks (never letters: they are lower than ``LETTER_MIN_HEIGHT``)."""
+    if len(specks) == 0:
+        return []
+    wide = cv2.medianBlur(u8, DUST_LETTER_MEDIAN).astype(np.float32)
+    bright = (u8.astype(np.float32) - wide) > contrast * 255.0
+    n, _, regions, _ = cv2.connectedComponentsWithStats(bright.astype(np.uint8), connectivity=8)
+    max_height = REPEAT_MAX_LENGTH * min(u8.shape)
+    flat_ground = max(DUST_LETTER_GROUND * sigma, 3.0 / 255.0)
+    kinds = ["background"] + ["scene"] * (n - 1)
+    for i in range(1, n):
+        x, t, bw, bh, _ = (int(v) for v in regions[i])
+        if not (LETTER_MIN_HEIGHT <= bh < max_height and bw <= 2 * bh):
+            continue
+        x0, y0 = max(0, x - 2), max(0, t - 2)
+        x1, y1 = min(u8.shape[1], x + bw + 2), min(u8.shape[0], t + bh + 2)
+        ground = y[y0:y1, x0:x1][~bright[y0:y1, x0:x1]]
+        if ground.size:
+            q1, q3 = np.percentile(ground, (25, 75))
+            if (q3 - q1) / 1.349 <= flat_ground:
+                kinds[i] = "content"
+    stats = np.concatenate([regions, specks])
+    kinds += ["speck"] * len(specks)
+    lettering = set(_lettering(stats, kinds, max_height))
+    return [n + k in lettering for k in range(len(specks))]
