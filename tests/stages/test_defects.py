@@ -444,15 +444,15 @@ def test_the_lines_of_writing_are_found_quickly_among_thousands_of_specks():
     # specks: 15 s, longer than the rest of find_defects; now a fraction of a second)
     import time
 
-    from oldphoto.stages.defects import _lettering
+    from oldphoto.stages.defects import lines_of_writing
 
     rows = [(0, 0, 4000, 4000, 0)] + [(20 + 27 * c, 20 + 27 * r, 11, 11, 97) for r in range(142)
                                       for c in range(142)]
     stats = np.array(rows, np.int32)
     kinds = ["content"] + ["speck"] * (len(rows) - 1)
     start = time.perf_counter()
-    found = _lettering(stats, kinds, 400.0)
+    found = lines_of_writing(stats, kinds, 400.0)
     assert time.perf_counter() - start < 2.0
     assert sorted(found) == list(range(1, len(rows)))  # (each row of the grid lines up as writing)
     stats[1::2, 1] += 13  # every other speck half a height lower: no line left (overlapping too little)
-    assert _lettering(stats, kinds, 400.0) == []
+    assert lines_of_writing(stats, kinds, 400.0) == []

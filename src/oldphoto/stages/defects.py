@@ -358,7 +358,7 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float,
                 kinds[i] = "edge"
     for i in _repeated(strokes, REPEAT_MAX_LENGTH * short):
         kinds[i] = "content"
-    for i in _lettering(stats, kinds, REPEAT_MAX_LENGTH * short):
+    for i in lines_of_writing(stats, kinds, REPEAT_MAX_LENGTH * short):
         kinds[i] = "content"
     keep = np.array([k not in ("content", "edge") for k in kinds])
     mask = keep[labels] & ~outlines
@@ -469,7 +469,7 @@ def _repeated(strokes: dict[int, tuple[float, float, float, float]], max_length:
     return out
 
 
-def _lettering(stats: np.ndarray, kinds: list[str], max_height: float) -> list[int]:
+def lines_of_writing(stats: np.ndarray, kinds: list[str], max_height: float) -> list[int]:
     """The strokes and specks (labels) that lie in a line of writing: see ``LETTER_MIN_HEIGHT``.
     ``stats``: the flagged regions' OpenCV statistics (x, y, width, height, area), row 0 the background."""
     letters = [i for i in range(1, len(kinds)) if kinds[i] in ("stroke", "speck", "content")

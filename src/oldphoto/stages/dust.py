@@ -21,7 +21,7 @@ watch chain on the Solvay photo), so a speck counts as dust only when
   caption in white ink on an album page) stands out from the median as the dust does, and the dots of
   its i's, its full stops, dashes and the small pieces of its letters passed as specks.  Bright regions
   of letter size on a flat ground are grouped into lines as the defect detector's flagged regions are
-  (:func:`oldphoto.stages.defects._lettering`), and what lies in a line's box is the writing's
+  (:func:`oldphoto.stages.defects.lines_of_writing`), and what lies in a line's box is the writing's
   (:func:`_in_writing`).
 
 It is run only when asked (``--dust``), and then whatever ``--scratches`` decides (a photo that ``auto``
@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from oldphoto.luma import chroma
-from oldphoto.stages.defects import COLOUR_MAX_GAIN, LETTER_MIN_HEIGHT, REPEAT_MAX_LENGTH, _lettering
+from oldphoto.stages.defects import COLOUR_MAX_GAIN, LETTER_MIN_HEIGHT, REPEAT_MAX_LENGTH, lines_of_writing
 from oldphoto.stages.fidelity import noise_sigma
 
 DUST_WORK_SIDE = 1024  # larger photos are searched scaled down to this short side (specks grow with the scan)
@@ -136,5 +136,5 @@ def _in_writing(y: np.ndarray, u8: np.ndarray, contrast: float, sigma: float, sp
                 kinds[i] = "content"
     stats = np.concatenate([regions, specks])
     kinds += ["speck"] * len(specks)
-    lettering = set(_lettering(stats, kinds, max_height))
+    lettering = set(lines_of_writing(stats, kinds, max_height))
     return [n + k in lettering for k in range(len(specks))]
