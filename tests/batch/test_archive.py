@@ -622,6 +622,9 @@ def test_a_closed_terminal_ends_the_batch_like_sigterm_with_129(tmp_path):
     argv = [sys.executable, str(script), "hup-in-write", *map(str, [src, "-o", out, "--report", report])]
     pid, terminal = pty.fork()  # the child's controlling terminal: closing it hangs the child up
     if pid == 0:
+        # (tests run under nohup: the batch keeps an ignored SIGHUP ignored, as it should, and the child
+        # would inherit it)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
         os.execve(sys.executable, argv, env)
     seen = b""
     try:
