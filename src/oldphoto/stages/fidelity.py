@@ -56,11 +56,12 @@ CLIPPED = 2.0 / 255.0  # a block reaching this close to black or white has its n
 # 85-133 lines per inch scanned at 300-600 dpi, where 2.5 had been added) and non-local means at that
 # strength half-smeared the dots into blotches and stripes.  A screen is a square lattice: a frequency of
 # period SCREEN_PERIODS px and the same turned by 90° (3×3 patches of the power spectrum), with their
-# mirror images, hold SCREEN_PEAK of a window's power or more (four times the weaker pair).  Measured:
-# such halftones 0.46-0.72; the corpus' 227 photos at most 0.002 (scikit-image's bricks and coins among
-# them), the held-out evaluation crops, degraded, at most 0.001; screens of 2-3 px under a scanner blur
-# of 1 px and noise are missed (0.005-0.09), but little of them is left to read as noise (2-6 levels).
-# A SCREEN_WINDOW² window at the centre or at a corner.
+# mirror images, hold SCREEN_PEAK of a window's power or more (four times the weaker pair).  Measured
+# (benchmarks/bench_printing_screen.py): such halftones made from the examples 0.11-0.67 (72 of 90 found;
+# the helper-made ones of the review 0.46-0.72); the corpus' and examples' 234 photos at most 0.002
+# (scikit-image's bricks and coins among them), the 288 held-out evaluation crops, degraded, at most
+# 0.005.  Screens of 2-3 px under a scanner blur of 1 px and noise are missed (0.005-0.09), but little
+# of them is left to read as noise there (2-6 levels).  A SCREEN_WINDOW² window at the centre or a corner.
 SCREEN_PERIODS = (2.0, 10.0)
 SCREEN_PEAK = 0.1
 SCREEN_WINDOW = 512
@@ -117,30 +118,40 @@ def noise_sigma(y: np.ndarray) -> float:
     return min(robust_sigma(kept), flat)
 
 
-def printing_screen(y: np.ndarray) -> bool:
-    """Whether the fine detail of a luma image ``H×W`` in [0, 1] is a printing screen (a halftone's dots):
-    one frequency of a period in ``SCREEN_PERIODS`` holds ``SCREEN_PEAK`` of the power of a window."""
+def screen_strength(y: np.ndarray) -> float:
+    """How much of a luma image ``H×W`` in [0, 1] is a printing screen (a halftone's square lattice of
+    dots): the largest share, over the windows, of a window's power held by a frequency of a period in
+    ``SCREEN_PERIODS`` together with the same turned by 90° and their mirror images (four times the
+    weaker of the two); 0 for an image under 32 px a side."""
     h, w = y.shape
     side = min(SCREEN_WINDOW, h, w)
     if side < 32:
-        return False
+        return 0.0
     taper = np.outer(np.hanning(side), np.hanning(side)).astype(np.float32)
     freq = np.fft.fftfreq(side)
     radius = np.hypot(freq[:, None], freq[None, :])
     band = (radius > 1.0 / SCREEN_PERIODS[1]) & (radius < 1.0 / SCREEN_PERIODS[0])
+    strength = 0.0
     for top, left in (((h - side) // 2, (w - side) // 2), (0, 0), (h - side, w - side)):
         window = np.asarray(y[top:top + side, left:left + side], dtype=np.float32)
         power = np.abs(np.fft.fft2((window - window.mean()) * taper)) ** 2
         total = float(power.sum() - power[0, 0])
+        if total <= 0.0:
+            continue
         # the taper and a screen's small irregularities spread its peak over the neighbouring frequencies
         peak = sum(np.roll(power, (dy, dx), axis=(0, 1)) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
         i, j = np.unravel_index(int(np.argmax(np.where(band, peak, 0.0))), peak.shape)
         # a screen is a square lattice of dots: the frequency turned by 90° holds as much (in stripes, a
         # fence or corduroy, it holds nothing), and the spectrum of a real image is symmetric: four peaks
         lattice = 4.0 * min(float(peak[i, j]), float(peak[-j % side, i]))
-        if total > 0.0 and lattice >= SCREEN_PEAK * total:
-            return True
-    return False
+        strength = max(strength, lattice / total)
+    return strength
+
+
+def printing_screen(y: np.ndarray) -> bool:
+    """Whether the fine detail of a luma image ``H×W`` in [0, 1] is a printing screen: its
+    :func:`screen_strength` reaches ``SCREEN_PEAK``."""
+    return screen_strength(y) >= SCREEN_PEAK
 
 
 def denoising_sigma(y: np.ndarray) -> float:
