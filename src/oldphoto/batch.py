@@ -340,12 +340,12 @@ def collect_inputs(specs: Sequence[str], recursive: bool = False, exclude: Path 
     return jobs, entries
 
 
-def _walk(root: Path, exclude: Path | Sequence[Path] | None, entries: list[Entry]) -> list[Path]:
+def _walk(root: Path, skip: Sequence[Path], entries: list[Entry]) -> list[Path]:
     """Everything under ``root`` (``-r``), following links to folders (``scans/1950 -> /archive/1950``:
     rglob leaves them out, and their photos were silently not restored).  Each real folder is walked
     once, under its own name where it is inside ``root`` (links are followed after the real folders),
-    and a link to a folder holding ``root`` (a loop) or inside ``exclude`` (the output folder, under one or
-    more paths: restorations are no inputs) is not.  A
+    and a link to a folder holding ``root`` (a loop) or inside one of ``skip`` (the output folder, under one
+    or more paths: restorations are no inputs) is not.  A
     sub-folder that cannot be listed is a failed entry of ``entries`` (rglob left it out without a word)."""
     found: list[Path] = []
     visited: set[Path] = set()
@@ -372,7 +372,6 @@ def _walk(root: Path, exclude: Path | Sequence[Path] | None, entries: list[Entry
                     walk(child)
 
     root_real = root.resolve()
-    skip = [] if exclude is None else [exclude] if isinstance(exclude, Path) else list(exclude)
     walk(root)
     while links:
         real = (link := links.pop(0)).resolve()
@@ -1462,10 +1461,9 @@ class ReportLock:
     def _is_ours(self, fd: int) -> bool:
         """Whether the lock file's name still leads to the file open as ``fd``."""
         try:
-            here, mine = os.stat(self.path), os.fstat(fd)
+            return os.path.samestat(os.stat(self.path), os.fstat(fd))
         except OSError:
             return False
-        return (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino)
 
     def release(self) -> None:
         """Remove the lock file and unlock (in that order: a batch that opens the file meanwhile sees it

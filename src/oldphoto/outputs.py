@@ -98,17 +98,10 @@ def _inside_under_another_path(out: Path, folder: Path) -> Path | None:
     under a path that resolves apart (``/mnt/x/scans/restored`` with ``/mnt/x`` a bind mount of ``/data``,
     for the input folder ``/data/scans``): ``folder`` joined with the rest of ``out``
     (``/data/scans/restored``), the path its files have in the input's walk; None when it does not lie
-    inside ``folder``.  Folders are compared by ``(st_dev, st_ino)``; ancestors not there are passed over."""
-    try:
-        wanted = os.stat(folder)
-    except OSError:
-        return None
+    inside ``folder``.  Folders are compared as :func:`_same_folder` compares them (ancestors not made
+    yet are not ``folder``)."""
     for ancestor in out.parents:
-        try:
-            found = os.stat(ancestor)
-        except OSError:  # (not made yet, or not reachable: cannot be the input folder)
-            continue
-        if (found.st_dev, found.st_ino) == (wanted.st_dev, wanted.st_ino):
+        if _same_folder(ancestor, folder):
             return folder / out.relative_to(ancestor)
     return None
 
