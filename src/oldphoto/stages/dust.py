@@ -66,7 +66,8 @@ def find_dust(gray: np.ndarray, colour: np.ndarray | None = None) -> tuple[np.nd
     u8 = np.clip(y * 255.0 + 0.5, 0, 255).astype(np.uint8)
     background = cv2.medianBlur(u8, DUST_MEDIAN).astype(np.float32) / 255.0
     sigma = max(noise_sigma(y), 1.0 / 255.0)
-    candidates = (y - background) > max(DUST_MIN_CONTRAST, DUST_NOISE_K * sigma)
+    standing_out = max(DUST_MIN_CONTRAST, DUST_NOISE_K * sigma)  # above the median, for specks and letters
+    candidates = (y - background) > standing_out
     n, labels, stats, _ = cv2.connectedComponentsWithStats(candidates.astype(np.uint8), connectivity=8)
     cb_cr = None if colour is None else np.linalg.norm(chroma(colour), axis=-1)
     passed: list[int] = []
@@ -94,7 +95,7 @@ def find_dust(gray: np.ndarray, colour: np.ndarray | None = None) -> tuple[np.nd
             if float(own[speck > 0].mean()) - float(np.median(own[ring])) > COLOUR_MAX_GAIN:
                 continue
         passed.append(i)
-    writing = _in_writing(y, u8, max(DUST_MIN_CONTRAST, DUST_NOISE_K * sigma), sigma, stats[passed])
+    writing = _in_writing(y, u8, standing_out, sigma, stats[passed])
     dust = [i for i, letter in zip(passed, writing, strict=True) if not letter]
     found = np.isin(labels, dust) if dust else np.zeros(y.shape, bool)
     count = len(dust)
