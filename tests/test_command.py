@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from oldphoto import batch, cli
+from oldphoto import cli
 
 
 def test_ctrl_c_before_the_batch_starts_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys):
@@ -19,7 +19,7 @@ def test_ctrl_c_before_the_batch_starts_is_one_line_and_exit_130(tmp_path, monke
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(batch, "collect_inputs", interrupted)
+    monkeypatch.setattr("oldphoto.batch.cli.collect_inputs", interrupted)
     code = cli.main(["restore", "--no-progress", str(tmp_path / "a.png"), "-o", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 130

@@ -22,7 +22,7 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a program a closed p
 
 # subcommand -> module with register(subparsers)
 SUBCOMMANDS = {
-    "restore": "oldphoto.batch",
+    "restore": "oldphoto.batch.cli",
     "weights": "oldphoto.weights.cli",
     "synth": "oldphoto.synth.cli",
     "data": "oldphoto.synth.corpus_cli",

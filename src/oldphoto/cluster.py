@@ -53,11 +53,11 @@ from oldphoto.batch import (
     DiskFull,
     Entry,
     Job,
+    LazyRestorer,
     Opened,
     Progress,
     Restored,
     SetupError,
-    _LazyRestorer,
     disk_full_fatal,
     open_photo,
     restore_photo,
@@ -192,7 +192,7 @@ class _RestoreWorker:
             pass
         self.handle = handle
         if restore is None:
-            restore = _LazyRestorer(argparse.Namespace(**(options or {})))
+            restore = LazyRestorer(argparse.Namespace(**(options or {})))
         self.restore = restore
         self.config: BatchConfig | None = None
 

@@ -25,6 +25,8 @@ from PIL import Image, ImageCms
 
 import oldphoto
 from oldphoto import batch, footprint, outputs
+from oldphoto.batch.inputs import glob_root
+from oldphoto.batch.signals import SignalHandler
 from oldphoto.io import PhotoError, read_photo, read_provenance
 from oldphoto.io.photo import PhotoHeader
 
@@ -131,16 +133,16 @@ def test_output_folder_inside_the_input_folder_under_another_path_is_left_out(tm
     monkeypatch.setattr(Path, "resolve", resolve)
     out = tmp_path / "mnt" / "scans" / "restored"
     for spec in (str(data / "scans"), str(data / "scans" / "**" / "*.png")):
-        check = outputs.check_folder([spec], out, batch._glob_root)
+        check = outputs.check_folder([spec], out, glob_root)
         assert check.error is None and check.exclude == data / "scans" / "restored"
         assert "lies inside the input folder" in check.notes[0]
         assert f"it is {data / 'scans' / 'restored'} there" in check.notes[0]
     # the output folder itself, under another path: still refused (not taken for one inside)
     assert "is the input folder" in outputs.check_folder([str(data / "scans")], tmp_path / "mnt" / "scans",
-                                                         batch._glob_root).error
-    deeper = outputs.check_folder([str(data)], out / "x", batch._glob_root)
+                                                         glob_root).error
+    deeper = outputs.check_folder([str(data)], out / "x", glob_root)
     assert deeper.exclude == data / "scans" / "restored" / "x"
-    elsewhere = outputs.check_folder([str(data / "scans")], tmp_path / "mnt" / "other", batch._glob_root)
+    elsewhere = outputs.check_folder([str(data / "scans")], tmp_path / "mnt" / "other", glob_root)
     assert elsewhere.error is None and elsewhere.exclude is None and not elsewhere.notes
 
 
@@ -183,13 +185,13 @@ def test_output_folder_inside_the_input_folder_through_a_bind_mount_is_never_rea
 
 def test_check_folder_directly(tmp_path):
     (tmp_path / "in").mkdir()
-    ok = outputs.check_folder([str(tmp_path / "in")], tmp_path / "out", batch._glob_root)
+    ok = outputs.check_folder([str(tmp_path / "in")], tmp_path / "out", glob_root)
     assert ok.error is None and ok.exclude is None
-    inside = outputs.check_folder([str(tmp_path / "in")], tmp_path / "in" / "x", batch._glob_root)
+    inside = outputs.check_folder([str(tmp_path / "in")], tmp_path / "in" / "x", glob_root)
     assert inside.error is None and inside.exclude == (tmp_path / "in" / "x").resolve()
     # a file input is not walked: `oldphoto restore photo.jpg -o out/` beside it has nothing to note
     _img(tmp_path / "in" / "a.png")
-    beside = outputs.check_folder([str(tmp_path / "in" / "a.png")], tmp_path / "in" / "out", batch._glob_root)
+    beside = outputs.check_folder([str(tmp_path / "in" / "a.png")], tmp_path / "in" / "out", glob_root)
     assert beside.error is None and beside.exclude is None and not beside.notes
 
 
@@ -352,7 +354,7 @@ def test_a_photo_that_changes_while_it_is_read_fails_rather_than_claim_its_sourc
     named the bytes hashed, its pixels came from others, and a rerun took it for another version's."""
     src, out = tmp_path / "in", tmp_path / "out"
     photo = _img(src / "a.png", (1, 2, 3))
-    real = batch.read_photo
+    real = read_photo
 
     def rescanned(path, **kwargs):
         if path == photo:
@@ -360,7 +362,7 @@ def test_a_photo_that_changes_while_it_is_read_fails_rather_than_claim_its_sourc
             _img(photo, (200, 100, 50))  # the scanner writes the file again
         return real(path, **kwargs)
 
-    monkeypatch.setattr(batch, "read_photo", rescanned)
+    monkeypatch.setattr("oldphoto.batch.run.read_photo", rescanned)
     code, log = _run([src, "-o", out, "--report", tmp_path / "r.json"])
     (entry,) = _report(tmp_path / "r.json")["inputs"]
     assert code == 1 and entry["status"] == "failed" and entry["reason"].startswith("the file changed while")
@@ -647,10 +649,10 @@ def test_a_batch_run_under_nohup_keeps_sighup_ignored():
         pytest.skip("POSIX only")
     previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
-        with batch._SignalHandler(batch.StopFlag(), print):
+        with SignalHandler(batch.StopFlag(), print):
             assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
-        with batch._SignalHandler(batch.StopFlag(), print):
+        with SignalHandler(batch.StopFlag(), print):
             assert callable(signal.getsignal(signal.SIGHUP))
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL
     finally:
@@ -775,7 +777,7 @@ def test_a_report_given_as_a_link_into_a_folder_that_cannot_be_written_is_refuse
     (locked / "r.json").write_bytes(b"")
     (links / "latest.json").symlink_to(locked / "r.json")
     real_access = os.access
-    monkeypatch.setattr(batch.outputs.os, "access",  # (a read-only mount: os.access says so, root too)
+    monkeypatch.setattr(outputs.os, "access",  # (a read-only mount: os.access says so, root too)
                         lambda path, mode: Path(path) != locked and real_access(path, mode))
     restorer = Inverter()
     code, log = _run([src, "-o", tmp_path / "out", "--report", links / "latest.json"], restorer)
@@ -800,7 +802,7 @@ def test_a_lock_file_left_by_another_users_killed_batch_still_locks(tmp_path, mo
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(file))
         return real_open(file, flags, *args, **kwargs)
 
-    monkeypatch.setattr(batch.os, "open", as_another_user)
+    monkeypatch.setattr(os, "open", as_another_user)
     first = batch.ReportLock(path)
     assert first.take() is None and first.held and first.note is None
     assert "another oldphoto batch is writing the report" in batch.ReportLock(path).take()
@@ -815,7 +817,7 @@ def test_a_batch_that_fails_before_its_first_snapshot_leaves_no_report_nor_lock(
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(batch, "collect_inputs", broken)
+    monkeypatch.setattr("oldphoto.batch.cli.collect_inputs", broken)
     with pytest.raises(RuntimeError):
         _run([src, "-o", tmp_path / "out", "--report", tmp_path / "r.json"])
     assert not (tmp_path / "r.json").exists() and not (tmp_path / ".r.json.lock").exists()

@@ -10,6 +10,7 @@ import pickle
 import signal
 import struct
 import sys
+import threading
 import types
 import zlib
 from dataclasses import dataclass, field
@@ -20,7 +21,8 @@ import pytest
 import tifffile
 from PIL import Image
 
-from oldphoto import batch
+from oldphoto import batch, outputs
+from oldphoto.batch import mask_files, run
 from oldphoto.io import read_photo, read_provenance
 
 
@@ -148,7 +150,7 @@ def test_interrupted_batch_resumes(tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     _five(src)
     jobs, pre = batch.collect_inputs([str(src)])
-    stop = batch.threading.Event()
+    stop = threading.Event()
     config = batch.BatchConfig(outdir=out)
 
     def press_ctrl_c_twice(n, pixels):
@@ -206,12 +208,12 @@ def test_an_abort_while_the_mask_is_written_leaves_the_photo_to_redo(tmp_path, m
     def aborted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(batch, "write_mask", aborted)
+    monkeypatch.setattr(run, "write_mask", aborted)
     jobs, _ = batch.collect_inputs([str(src)])
     report = batch.run_batch(jobs, Inverter(), batch.BatchConfig(outdir=out, save_mask=True))
     assert [e.status for e in report.entries] == ["not processed"] and report.exit_code == 130
     assert list(out.iterdir()) == []  # nothing of the photo: neither half-written nor without its mask
-    monkeypatch.setattr(batch, "write_mask", write_mask)
+    monkeypatch.setattr(run, "write_mask", write_mask)
     restorer = Inverter()
     code, log = _run([str(src), "-o", str(out), "--save-mask"], restorer)
     assert code == 0 and len(restorer.calls) == 1, log  # redone, with its mask
@@ -989,7 +991,7 @@ def test_a_sub_folder_that_cannot_be_written_fails_its_photos_before_they_are_re
     (out / "sub").unlink()
     (out / "sub").mkdir()
     real_access = os.access
-    monkeypatch.setattr(batch.outputs.os, "access",
+    monkeypatch.setattr(outputs.os, "access",
                         lambda path, mode: Path(path) != out / "sub" and real_access(path, mode))
     restorer = Inverter()
     code, log = _run([str(src), "-r", "-o", str(out)], restorer)
@@ -1166,14 +1168,14 @@ def test_a_full_disk_at_the_mask_leaves_nothing_of_the_photo_and_the_rerun_makes
 
     src, out = tmp_path / "in", tmp_path / "out"
     _img(src / "a.png")
-    real = batch.atomic_write
+    real = mask_files.atomic_write
 
     def atomic_write(path, write_fn, **kwargs):
         if str(path).endswith(".mask.png"):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real(path, write_fn, **kwargs)
 
-    monkeypatch.setattr(batch, "atomic_write", atomic_write)
+    monkeypatch.setattr(mask_files, "atomic_write", atomic_write)
     code, log = _run([str(src), "-o", str(out), "--save-mask"], Inverter())
     assert code == 1 and "the disk is full" in log and not list(out.iterdir())
     monkeypatch.undo()
@@ -1204,11 +1206,11 @@ def test_running_out_of_memory_on_apple_mps_counts_as_out_of_memory(monkeypatch)
 
     exc = RuntimeError("MPS backend out of memory (MPS allocated: 17.80 GB, other allocations: 1.20 GB, "
                        "max allowed: 18.13 GB). Tried to allocate 256.00 MB on private pool.")
-    assert batch._is_out_of_memory(exc)
-    assert not batch._is_out_of_memory(RuntimeError("shapes cannot be multiplied"))
+    assert run._is_out_of_memory(exc)
+    assert not run._is_out_of_memory(RuntimeError("shapes cannot be multiplied"))
     emptied = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
     monkeypatch.setattr(torch.mps, "empty_cache", lambda: emptied.append(True))
-    batch._free_memory()
+    run._free_memory()
     assert emptied == [True]

@@ -289,7 +289,8 @@ def test_compat_mode_follows_the_official_sizes_and_stretch(models_no_faces, h, 
 def test_compat_mode_says_no_doubt_about_lines_it_never_judged(models_no_faces):
     """--compat official's mask is not judged by shape: every repaired photo was said to hold lines that
     "may be the scene's" (also with 0.00 % repaired), from counts never measured."""
-    from oldphoto.batch import _repair_note, restoration_record
+    from oldphoto.batch import restoration_record
+    from oldphoto.batch.progress import _repair_note
 
     img = smooth_image(64, 64)
     img[30:32, 5:60] = 1.0
