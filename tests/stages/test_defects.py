@@ -456,3 +456,36 @@ def test_the_lines_of_writing_are_found_quickly_among_thousands_of_specks():
     assert sorted(found) == list(range(1, len(rows)))  # (each row of the grid lines up as writing)
     stats[1::2, 1] += 13  # every other speck half a height lower: no line left (overlapping too little)
     assert lines_of_writing(stats, kinds, 400.0) == []
+
+
+def _cursive(gray: np.ndarray, flagged: np.ndarray, x0: int, base: int, loops: int, value: float) -> None:
+    """A cursive word in ink of ``value``: a tall "l" (flagged, as the detector flags the tall letters of
+    handwriting) joined to a row of loops ("eeee", unflagged), 2 px pen."""
+    t = np.linspace(0, 2 * np.pi * loops, 40 * loops)
+    loop = np.column_stack([x0 + 14 + 2.2 * t + 3.5 * np.sin(t), base - 5 * (1 - np.cos(t))])
+    pen = np.zeros(gray.shape, np.uint8)
+    cv2.polylines(pen, [np.round(loop).astype(np.int32)], False, 1, 2)
+    cv2.line(pen, (x0, base), (x0 + 14, base), 1, 2)  # the join to the next letter
+    tall = np.zeros(gray.shape, np.uint8)
+    cv2.line(tall, (x0, base - 2), (x0 + 6, base - 26), 1, 2)
+    gray[(pen | tall) > 0] = value
+    flagged |= tall > 0
+
+
+def test_handwriting_on_a_plain_border_is_kept_when_the_detector_flags_only_its_tall_letters():
+    from oldphoto.stages.defects import find_defects
+
+    for ground, value in ((0.95, 0.15), (0.08, 0.9)):  # dark ink on a white border, white ink on a dark page
+        gray = np.full((300, 400), ground, np.float32)
+        gray += np.random.default_rng(0).normal(0, 0.01, gray.shape).astype(np.float32)  # paper grain
+        flagged = np.zeros(gray.shape, bool)
+        _cursive(gray, flagged, 40, 100, 5, value)  # "leeeee leeee": the first word's "l" flagged
+        _cursive(gray, np.zeros_like(flagged), 130, 100, 4, value)  # "leeee": not flagged at all
+        cv2.line(gray, (300, 200), (306, 178), value, 2)  # the same mark alone on the border: a scratch
+        scratch = np.zeros(gray.shape, np.uint8)
+        cv2.line(scratch, (300, 200), (306, 178), 1, 2)
+        flagged |= scratch > 0
+        d = find_defects(_prob_from(flagged), gray, 0.5)
+        assert not d.mask[70:110, 30:230].any(), ground  # the tall letter of the word is kept
+        assert d.mask[scratch > 0].all(), ground
+        assert d.strokes == 1
