@@ -39,6 +39,7 @@ from oldphoto.stages.defects import (
     dilate,
     find_defects,
     needs_inpainting,
+    print_on_surround,
 )
 from oldphoto.stages.dust import find_dust
 from oldphoto.stages.faces import FaceDetector, FaceInfo, FaceStage, face_detection_available
@@ -502,7 +503,19 @@ class Restorer:
 
     def detect(self, image: np.ndarray, toned: bool | None = None) -> Defects:
         """The defects the detector finds on ``image`` (default mode), scene content filtered out.
-        ``toned``: whether the photo is gray or toned, when its tone is known already (else fitted)."""
+        ``toned``: whether the photo is gray or toned, when its tone is known already (else fitted).
+        A print on a plain surround (a wide border, an album page, the scanner's bed) is judged as if it
+        had been cropped (:func:`print_on_surround`): its strokes are measured in its own short sides, and
+        the surround is never repaired."""
+        box = print_on_surround(luma(image))
+        if box is None:
+            return self._detect(image, toned)
+        inner = self._detect(image[box], toned)
+        mask = np.zeros(image.shape[:2], bool)
+        mask[box] = inner.mask
+        return dataclasses.replace(inner, mask=mask, print_box=box)
+
+    def _detect(self, image: np.ndarray, toned: bool | None) -> Defects:
         if toned is None:
             toned = fit_tone(image) is not None
         # in a gray or toned photo colour follows luma and says nothing more: the colour rules need colour

@@ -130,6 +130,32 @@ def test_auto_decides_from_the_predicted_mask(models_no_faces):
     assert restorer(models, scratches="on", compat="official").restore(clean).path == "scratch"
 
 
+def _print_on_an_album_page(scratch_from: int = 10) -> tuple[np.ndarray, tuple[slice, slice]]:
+    """A gray print (80×60) with a bright scratch down it from its row ``scratch_from`` to 5 px above its
+    bottom, on a dark album page with a little grain (a 120×100 scan); and where the print lies."""
+    rng = np.random.default_rng(5)
+    scan = np.clip(0.1 + rng.normal(0, 0.01, (120, 100, 1)), 0, 1).repeat(3, axis=2).astype(np.float32)
+    box = (slice(20, 100), slice(20, 80))
+    scan[box] = np.clip(0.4 + rng.normal(0, 0.01, (80, 60, 1)), 0, 1)
+    scan[20 + scratch_from:95, 50] = 1.0
+    return scan, box
+
+
+def test_auto_judges_a_print_on_a_plain_surround_not_the_scan(models_no_faces):
+    """A scratch of 65 px is 1.08 short sides of the print it runs down, and auto repairs the print
+    cropped; on an album page it was measured in the scan's short sides (0.65) and the print was left."""
+    models = dict(models_no_faces, detector=StripeDetector(bright=True))
+    scan, box = _print_on_an_album_page()
+    assert restorer(models).restore(scan[box]).path == "scratch"
+    r = restorer(models).restore(scan)
+    assert r.path == "scratch" and r.defects.print_box == box
+    assert r.defects.stroke_length == pytest.approx(65 / 60, abs=0.05)
+    assert r.mask[30:95, 50].all() and not r.mask[:, :45].any() and not r.mask[:, 56:].any()
+    # a short scratch, not enough for the print either: left
+    short, _ = _print_on_an_album_page(scratch_from=60)
+    assert restorer(models).restore(short).path == "quality"
+
+
 def test_dust_is_repaired_only_when_asked_and_whatever_auto_decides(models_no_faces):
     """--dust: white specks on a flat area, which the detector does not see, are repaired, alone when
     --scratches auto leaves the photo (and with off); with the scratches when it repairs them."""

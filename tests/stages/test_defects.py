@@ -489,3 +489,49 @@ def test_handwriting_on_a_plain_border_is_kept_when_the_detector_flags_only_its_
         assert not d.mask[70:110, 30:230].any(), ground  # the tall letter of the word is kept
         assert d.mask[scratch > 0].all(), ground
         assert d.strokes == 1
+
+
+def _print_scan(surround: float, top: int = 40, left: int = 50, size: tuple[int, int] = (120, 90),
+                scan: tuple[int, int] = (180, 170), angle: float = 0.0, seed: int = 3) -> np.ndarray:
+    """A print (mid-gray scene with some texture, size h×w) laid on a plain surround at (top, left) of a
+    scan, turned by ``angle`` degrees; the surround has a little grain, as an album page does."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    scene = np.clip(0.45 + 0.15 * np.sin(np.arange(w) / 9.0)[None] + rng.normal(0, 0.03, (h, w)), 0, 1)
+    out = surround + rng.normal(0, 0.01, scan)
+    placed = np.zeros(scan, np.float32)
+    placed[top:top + h, left:left + w] = 1.0
+    where = np.zeros(scan, np.float32)
+    where[top:top + h, left:left + w] = scene
+    if angle:
+        turn = cv2.getRotationMatrix2D((left + w / 2, top + h / 2), angle, 1.0)
+        placed = cv2.warpAffine(placed, turn, scan[::-1])
+        where = cv2.warpAffine(where.astype(np.float32), turn, scan[::-1])
+    return np.clip(placed * where + (1 - placed) * out, 0, 1).astype(np.float32)
+
+
+@pytest.mark.parametrize("surround", [0.97, 0.1, 0.85])  # a white border, a dark album page, a scanner bed
+def test_a_print_on_a_plain_surround_is_found(surround):
+    from oldphoto.stages.defects import print_on_surround
+
+    assert print_on_surround(_print_scan(surround)) == (slice(40, 160), slice(50, 140))
+    rows, cols = print_on_surround(_print_scan(surround, angle=2.0))  # skewed a little: its bounding box
+    assert abs(rows.start - 40) <= 5 and abs(rows.stop - 160) <= 5
+    assert abs(cols.start - 50) <= 5 and abs(cols.stop - 140) <= 5
+
+
+def test_a_photo_without_a_plain_surround_is_its_own_print():
+    """The whole photo is judged when there is no surround: a scene (one that reaches the frame), a plain
+    sky or backdrop that meets the frame on some sides only, a thing that is no rectangle on a plain
+    background, a print taking most of the scan (too little surround to matter) or a small part of it."""
+    from oldphoto.stages.defects import print_on_surround
+
+    scene = _print_scan(0.9)[40:160, 50:140]
+    assert print_on_surround(scene) is None
+    sky = _print_scan(0.95, top=60, left=0, size=(120, 170))  # a plain sky above the scene
+    assert print_on_surround(sky) is None
+    disk = np.full((180, 170), 0.95, np.float32)
+    cv2.circle(disk, (85, 90), 70, 0.3, -1)
+    assert print_on_surround(disk) is None
+    assert print_on_surround(_print_scan(0.1, top=4, left=4, size=(172, 162))) is None  # 91 % of the scan
+    assert print_on_surround(_print_scan(0.1, top=60, left=60, size=(70, 60))) is None  # 14 %
