@@ -98,25 +98,36 @@ class DefaultMode(Mode):
         out = self.base(image)
         timings["restore"] = time.perf_counter() - t
         copied = None  # pixels filled with copied texture: their colour is that texture's
+        # a print on a plain surround is repaired as if it had been cropped: a fill at its edge reaches
+        # beyond the defects (GROW, FEATHER) and smeared the print into a white border (Defects.print_box)
+        box = (slice(None), slice(None)) if defects is None or defects.print_box is None \
+            else defects.print_box
         if used_mask is not None and used_mask.any():
             t = time.perf_counter()
             models = r.path_models(path)
             stage = r.restore_stage(path)
             copied = np.zeros(used_mask.shape, bool)
-            out = repair(out, image, used_mask,
-                         lambda windows, masks: stage.many(windows, models, path, masks),
-                         diffuse_depth=r.diffusion_depth(path), texture_depth=r.texture_depth(path),
-                         copied=copied)
+            repaired = repair(out[box], image[box], used_mask[box],
+                              lambda windows, masks: stage.many(windows, models, path, masks),
+                              diffuse_depth=r.diffusion_depth(path), texture_depth=r.texture_depth(path),
+                              copied=copied[box])
+            if repaired.shape != out.shape:
+                out = out.copy()  # (base may be the input itself)
+                out[box] = repaired
+            else:
+                out = repaired
             timings["repair"] = time.perf_counter() - t
         if tone is not None and tone.gray:
             out = tone.apply(luma(out))
         elif tone is not None or o.colour == "photo":  # a toned photo keeps its own chroma (near its tone)
             # the chroma around a defect is the defect's for a pixel or two (its fringe, a JPEG's
             # chroma blur), more on a photo scaled down to find its defects: filled in from beyond
-            scale = r.detection_scale(image.shape[:2])
+            scale = r.detection_scale(image[box].shape[:2])
             fill = None if used_mask is None else dilate(used_mask, round(GROW * scale))
             if copied is not None:
                 fill &= ~copied
+            if fill is not None and defects is not None and defects.print_box is not None:
+                fill &= _within(fill.shape, box)
             out = photo_colour(out, image, fill, tone, own=copied, denoise=o.denoise)
         return out, used_mask, path, defects, tone
 
@@ -176,3 +187,10 @@ class OfficialMode(Mode):
             used_mask = compat_rules.resize_mask(used_mask, shape)
         timings["restore"] = time.perf_counter() - t
         return out, used_mask, path, defects, None
+
+
+def _within(shape: tuple[int, int], box: tuple[slice, slice]) -> np.ndarray:
+    """A bool mask of ``shape``, True within ``box``."""
+    inside = np.zeros(shape, bool)
+    inside[box] = True
+    return inside

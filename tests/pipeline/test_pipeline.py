@@ -156,6 +156,21 @@ def test_auto_judges_a_print_on_a_plain_surround_not_the_scan(models_no_faces):
     assert restorer(models).restore(short).path == "quality"
 
 
+def test_a_print_on_a_plain_surround_is_repaired_within_its_edges(models_no_faces):
+    """A fill reaches beyond its defects (the repair weight's growth and feather): a scratch that runs
+    into the print's edge smeared the print into the surround.  The print is repaired as if cropped, and
+    the surround comes out as the photo does without a repair."""
+    models = dict(models_no_faces, detector=StripeDetector(bright=True))
+    scan, box = _print_on_an_album_page(scratch_from=0)  # from the print's top edge
+    r = restorer(models).restore(scan)
+    assert r.path == "scratch" and r.mask[20:95, 50].all()
+    kept = restorer(models, scratches="off").restore(scan)
+    outside = np.ones(scan.shape[:2], bool)
+    outside[box] = False
+    assert np.array_equal(r.image[outside], kept.image[outside])
+    assert np.abs(r.image[20:40, 50] - kept.image[20:40, 48]).max() < 0.1  # the scratch is filled
+
+
 def test_dust_is_repaired_only_when_asked_and_whatever_auto_decides(models_no_faces):
     """--dust: white specks on a flat area, which the detector does not see, are repaired, alone when
     --scratches auto leaves the photo (and with off); with the scratches when it repairs them."""
