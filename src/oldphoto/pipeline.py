@@ -35,6 +35,7 @@ from oldphoto.stages.defects import (
     OFFICIAL_THRESHOLD,
     Defects,
     DefectStage,
+    Frame,
     detection_short_side,
     dilate,
     find_defects,
@@ -507,28 +508,28 @@ class Restorer:
         A print on a plain surround (a wide border, an album page, the scanner's bed) is judged as if it
         had been cropped (:func:`print_on_surround`): its strokes are measured in its own short sides, and
         the surround is never repaired."""
-        box = print_on_surround(luma(image))
-        if box is None:
+        found = print_on_surround(luma(image))
+        if found is None:
             return self._detect(image, toned)
-        inner = self._detect(image[box], toned)
+        inner = self._detect(image[found.box], toned, found.frame)
         mask = np.zeros(image.shape[:2], bool)
-        mask[box] = inner.mask
-        return dataclasses.replace(inner, mask=mask, print_box=box)
+        mask[found.box] = inner.mask
+        return dataclasses.replace(inner, mask=mask, print_box=found.box)
 
-    def _detect(self, image: np.ndarray, toned: bool | None) -> Defects:
+    def _detect(self, image: np.ndarray, toned: bool | None, frame: Frame | None = None) -> Defects:
         if toned is None:
             toned = fit_tone(image) is not None
         # in a gray or toned photo colour follows luma and says nothing more: the colour rules need colour
         colour = None if toned else image
         prob, gray, threshold = self.probabilities(image), luma(image), self.mask_threshold()
-        defects = find_defects(prob, gray, threshold, colour)
+        defects = find_defects(prob, gray, threshold, colour, frame)
         default = self._default_threshold()
         if threshold < default:
             # a lower threshold joins fainter pixels to the defects, and scene lines with them: a crack
             # joined to one is judged with it and may be left whole as scene content (the scratched boy at
             # 0.3: 1.3 % found, too little for auto, against 2.9 % at the calibrated 0.61).  A more
             # sensitive reading keeps what the calibrated one finds; its figures are the stronger one's
-            calibrated = find_defects(prob, gray, default, colour)
+            calibrated = find_defects(prob, gray, default, colour, frame)
             stronger = calibrated if calibrated.evidence > defects.evidence else defects
             defects = dataclasses.replace(stronger, mask=defects.mask | calibrated.mask)
         if self.options.mask_dilation:

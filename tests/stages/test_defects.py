@@ -514,10 +514,14 @@ def _print_scan(surround: float, top: int = 40, left: int = 50, size: tuple[int,
 def test_a_print_on_a_plain_surround_is_found(surround):
     from oldphoto.stages.defects import print_on_surround
 
-    assert print_on_surround(_print_scan(surround)) == (slice(40, 160), slice(50, 140))
-    rows, cols = print_on_surround(_print_scan(surround, angle=2.0))  # skewed a little: its bounding box
+    assert print_on_surround(_print_scan(surround)) == ((slice(40, 160), slice(50, 140)), None)
+    (rows, cols), frame = print_on_surround(_print_scan(surround, angle=2.0))  # askew: its bounding box
     assert abs(rows.start - 40) <= 5 and abs(rows.stop - 160) <= 5
     assert abs(cols.start - 50) <= 5 and abs(cols.stop - 140) <= 5
+    # its edge, in the box: centre, width, height (between the outermost pixels' centres), tilt
+    cx, cy, width, height, tilt = frame
+    assert abs(cx - (95 - cols.start)) < 1 and abs(cy - (100 - rows.start)) < 1
+    assert abs(width - 89) < 2 and abs(height - 119) < 2 and abs(abs(tilt) - 2) < 0.3
 
 
 def test_a_photo_without_a_plain_surround_is_its_own_print():
@@ -535,3 +539,29 @@ def test_a_photo_without_a_plain_surround_is_its_own_print():
     assert print_on_surround(disk) is None
     assert print_on_surround(_print_scan(0.1, top=4, left=4, size=(172, 162))) is None  # 91 % of the scan
     assert print_on_surround(_print_scan(0.1, top=60, left=60, size=(70, 60))) is None  # 14 %
+
+
+@pytest.mark.parametrize("tilt", [3.0, -3.0])
+def test_the_edge_of_a_print_lying_askew_is_its_own_not_the_boxs(tilt):
+    """A print found on a surround askew is judged in its bounding box, whose sides are not its edge: a
+    bright line along its curled left border, off the box's side by more than the strip the frame rules
+    allow, was repaired as a crack; read in the print's own axes, it is the print's edge."""
+    from oldphoto.stages.defects import find_defects, print_on_surround
+
+    scan = np.full((260, 210), 0.2, np.float32)
+    corners = cv2.boxPoints(((105.0, 130.0), (140.0, 190.0), tilt))
+    cv2.fillPoly(scan, [np.round(corners).astype(np.int32)], 0.3)
+    found = print_on_surround(scan)
+    assert found is not None and found.frame is not None
+    # the print's left side, from its top-left to its bottom-left corner, and the line 2 px inside it
+    left = sorted(corners, key=lambda p: p[0])[:2]
+    top, bottom = sorted(left, key=lambda p: p[1])
+    inward = np.array([np.cos(np.radians(tilt)), np.sin(np.radians(tilt))]) * 2
+    # the half of it farther from the box's side
+    a, b = (top, top + 0.45 * (bottom - top)) if tilt < 0 else (top + 0.55 * (bottom - top), bottom)
+    a, b = a + 0.1 * (b - a) + inward, b - 0.1 * (b - a) + inward
+    cv2.line(scan, tuple(np.round(a).astype(int)), tuple(np.round(b).astype(int)), 0.95, 1)
+    gray, flagged = scan[found.box], scan[found.box] > 0.9
+    askew = find_defects(_prob_from(flagged), gray, 0.5, frame=found.frame)
+    assert askew.edges == 1 and askew.strokes == 0 and not askew.mask.any()
+    assert find_defects(_prob_from(flagged), gray, 0.5).strokes == 1  # by the box's sides
