@@ -540,10 +540,17 @@ class Restorer:
                   ) -> tuple[Defects | None, str]:
         """``--dust``: the defects to repair and the path, with the fine dust the detector misses
         (:mod:`oldphoto.stages.dust`) added; a photo that was to be left as it is (``path`` quality) has
-        its dust repaired alone.  ``toned`` as for :meth:`detect`."""
+        its dust repaired alone.  ``toned`` as for :meth:`detect`.  On a print lying on a plain surround
+        (``Defects.print_box``) the dust is looked for on the print, as if it had been cropped: the
+        surround is not repaired."""
         if toned is None:
             toned = fit_tone(image) is not None
-        dust, count = find_dust(luma(image), None if toned else image)
+        box = None if defects is None else defects.print_box
+        if box is None:
+            dust, count = find_dust(luma(image), None if toned else image)
+        else:
+            dust = np.zeros(image.shape[:2], bool)
+            dust[box], count = find_dust(luma(image[box]), None if toned else image[box])
         repaired = defects is not None and path != "quality"
         if not count:
             return defects, path

@@ -171,6 +171,18 @@ def test_a_print_on_a_plain_surround_is_repaired_within_its_edges(models_no_face
     assert np.abs(r.image[20:40, 50] - kept.image[20:40, 48]).max() < 0.1  # the scratch is filled
 
 
+def test_the_dust_of_a_print_on_a_plain_surround_is_looked_for_on_the_print(models_no_faces):
+    """--dust on a print lying on an album page finds the print's dust as if it had been cropped, and
+    leaves the page's: the surround is not the photo (and is not repaired)."""
+    models = dict(models_no_faces, detector=StripeDetector(bright=True))
+    scan, box = _print_on_an_album_page()
+    scan[60:63, 30:33] = 0.85  # a speck on the print
+    scan[8:11, 8:11] = 0.85  # and one on the page
+    r = restorer(models, dust=True).restore(scan)
+    assert r.path == "scratch" and r.defects.print_box == box and r.defects.dust == 1
+    assert r.mask[61, 31] and not r.mask[:20].any()
+
+
 def test_dust_is_repaired_only_when_asked_and_whatever_auto_decides(models_no_faces):
     """--dust: white specks on a flat area, which the detector does not see, are repaired, alone when
     --scratches auto leaves the photo (and with off); with the scratches when it repairs them."""
