@@ -1,0 +1,111 @@
+"""What ``--scratches auto`` decides on prints lying on a plain surround, against the print on its own.
+
+Each photo is pasted on surrounds a scan of a print may have (``print_on_surround`` in
+:mod:`oldphoto.stages.defects`): a white border of a fifth of each side (``white20``; for the scratched
+portraits also a third and a sixth, ``white30``), a grained dark album page (``album``), the same with
+the print turned by 2° (``album_skew``), and a light gray scanner bed with a soft shadow (``bed``).  One
+line per scan: evidence (:attr:`Defects.evidence`, short sides), print edges, repaired or not, and the
+photo's own decision; then how many scans are decided as their photo on its own.  The real photos in
+``examples/``, and with ``--heldout`` the corpus' clean held-out photos and their gray copies:
+
+    OLDPHOTO_CORPUS=... python scripts/measure_surround.py --heldout --out surround.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from oldphoto.io import read_photo
+from oldphoto.pipeline import Restorer
+from oldphoto.train import data as D
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+REAL = sorted((EXAMPLES / "real_old").glob("*.png")) + [EXAMPLES / "solvay_1927.jpg"]
+
+
+def turned(image: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
+    """The photo turned (bicubic, canvas grown to hold it) and where it lies (coverage in [0, 1])."""
+    h, w = image.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    c, s = abs(m[0, 0]), abs(m[0, 1])
+    size = (int(h * s + w * c + 0.5), int(h * c + w * s + 0.5))
+    m[0, 2] += size[0] / 2 - w / 2
+    m[1, 2] += size[1] / 2 - h / 2
+    return (np.clip(cv2.warpAffine(image, m, size, flags=cv2.INTER_CUBIC), 0, 1),
+            cv2.warpAffine(np.ones((h, w), np.float32), m, size, flags=cv2.INTER_LINEAR))
+
+
+def on_surround(image: np.ndarray, kind: str, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    h, w = image.shape[:2]
+    if kind.startswith("white"):
+        my, mx = (int(0.2 * h), int(0.2 * w)) if kind == "white20" else (int(0.3 * h), int(0.15 * w))
+        scan = np.full((h + 2 * my, w + 2 * mx, 3), 1.0 if kind == "white20" else 0.97, np.float32)
+        scan[my:my + h, mx:mx + w] = image
+        return scan
+    if kind in ("album", "album_skew"):
+        photo, cover = (image, np.ones((h, w), np.float32)) if kind == "album" else turned(image, 2.0)
+        ph, pw = photo.shape[:2]
+        big_h, big_w = int(ph * 1.5), int(pw * 1.6)
+        grain = cv2.GaussianBlur(rng.normal(0, 0.03, (big_h, big_w)).astype(np.float32), (0, 0), 1.5)
+        scan = (np.array([0.10, 0.09, 0.08], np.float32) + grain[..., None]
+                + rng.normal(0, 0.008, (big_h, big_w, 1)).astype(np.float32))
+        y, x = (big_h - ph) // 3, (big_w - pw) // 2
+        page = scan[y:y + ph, x:x + pw]
+        scan[y:y + ph, x:x + pw] = cover[..., None] * photo + (1 - cover[..., None]) * page
+        return np.clip(scan, 0, 1)
+    if kind == "bed":
+        big_h, big_w = int(h * 1.35), int(w * 1.5)
+        scan = np.full((big_h, big_w, 3), 0.86, np.float32) + rng.normal(0, 0.004, (big_h, big_w, 1))
+        y, x = int(0.08 * big_h), int(0.1 * big_w)
+        shadow = np.zeros((big_h, big_w), np.float32)
+        shadow[y + 4:y + h + 4, x + 5:x + w + 5] = 1
+        scan *= (1 - 0.35 * cv2.GaussianBlur(shadow, (0, 0), 4))[..., None]
+        scan[y:y + h, x:x + w] = image
+        return np.clip(scan, 0, 1).astype(np.float32)
+    raise ValueError(kind)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--weights", type=Path, help="weights folder (default: the bundled weights)")
+    ap.add_argument("--heldout", action="store_true", help="also the corpus' clean held-out photos")
+    ap.add_argument("--max-side", type=int, default=1024)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    restorer = Restorer(weights=args.weights, faces=False, device="cpu", scratches="auto")
+
+    def decide(image: np.ndarray) -> dict[str, object]:
+        d = restorer.detect(image)
+        return {"evidence": round(d.evidence, 3), "edges": d.edges,
+                "repaired": restorer.choose_path(d, d.mask.shape) != "quality"}
+
+    photos = [(p.stem, read_photo(p).pixels, 0) for p in REAL]  # (name, pixels, the surround's seed)
+    if args.heldout:
+        for i, photo in enumerate(D.load_pool("corpus:heldout", max_side=args.max_side, min_side=64)):
+            image = photo.astype(np.float32) / 255.0
+            photos += [(f"heldout#{i}", image, i),
+                       (f"heldout#{i} gray", np.repeat(D.gray(image)[..., None], 3, axis=2), i)]
+    rows: dict[str, dict[str, object]] = {}
+    for name, image, seed in photos:
+        own = decide(image)
+        kinds = ["white20", "album", "album_skew", "bed"] + (["white30"] if "scratched" in name else [])
+        for kind in kinds:
+            row = dict(decide(on_surround(image, kind, seed)), own=own)
+            rows[f"{name} {kind}"] = row
+            print(f"{name:32s} {kind:10s} evidence {row['evidence']:6.3f} (own {own['evidence']:6.3f})  "
+                  f"edges {row['edges']:2d}  {'REPAIRED' if row['repaired'] else 'kept'}"
+                  f"{'' if row['repaired'] == own['repaired'] else '  (own: the other way)'}", flush=True)
+    same = sum(r["repaired"] == r["own"]["repaired"] for r in rows.values())  # type: ignore[index]
+    print(f"{same} of {len(rows)} scans decided as their photo on its own")
+    if args.out:
+        args.out.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
