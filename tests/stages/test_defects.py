@@ -541,6 +541,23 @@ def test_a_photo_without_a_plain_surround_is_its_own_print():
     assert print_on_surround(_print_scan(0.1, top=60, left=60, size=(70, 60))) is None  # 14 %
 
 
+def test_two_prints_on_one_page_are_judged_with_the_whole_scan():
+    """A page holding two prints side by side (or a stereo card): judging the larger one alone left the
+    other unrepaired even with --scratches on; a piece of a print cut off by its own areas of the page's
+    tone (a light wall on a light bed) is still that print's."""
+    from oldphoto.stages.defects import print_on_surround
+
+    page = _print_scan(0.97, top=15, left=10, size=(130, 80), scan=(160, 200))  # a third of the page
+    page[15:145, 110:190] = _print_scan(0.97, top=0, left=0, size=(130, 80), scan=(130, 80), seed=4)
+    assert print_on_surround(page[:, :100]) is not None  # either print alone is found
+    assert print_on_surround(page[:, 100:]) is not None
+    assert print_on_surround(page) is None
+    one = _print_scan(0.97, top=40, left=50, size=(120, 90))
+    one[45:60, 55:75] = 0.97  # a patch of the page's tone inside the print ...
+    one[48:57, 58:72] = 0.3  # ... around a part of the print it cuts off
+    assert print_on_surround(one) == ((slice(40, 160), slice(50, 140)), None)
+
+
 @pytest.mark.parametrize("tilt", [3.0, -3.0])
 def test_the_edge_of_a_print_lying_askew_is_its_own_not_the_boxs(tilt):
     """A print found on a surround askew is judged in its bounding box, whose sides are not its edge: a

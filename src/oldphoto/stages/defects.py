@@ -319,6 +319,11 @@ SURROUND_TOLERANCE = 0.06
 SURROUND_MEDIAN = 5
 PRINT_MIN_FILL = 0.85
 PRINT_AREA = (0.3, 0.9)
+# and nothing else on the surround, outside the print's box, may cover more than PRINT_ALONE of the
+# scan: a page holding two prints side by side (or a stereo card) had only the larger one judged and
+# repaired, the other left with its scratches even with `--scratches on`; such a scan is judged whole,
+# as before.  A caption, a corner mount or a stain on the page is smaller
+PRINT_ALONE = 0.02
 
 
 Frame = tuple[float, float, float, float, float]  # a rotated rectangle: centre x, y, width, height, tilt°
@@ -353,6 +358,12 @@ def print_on_surround(gray: np.ndarray) -> PrintOnSurround | None:
     i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     x, y, bw, bh, area = (int(v) for v in stats[i])
     if not PRINT_AREA[0] <= area / (h * w) <= PRINT_AREA[1]:
+        return None
+    # a region as large apart from it: two prints on one page, or a stereo card, each to be repaired
+    # (pieces of the print itself, cut off by its own areas of the surround's tone, lie in its box)
+    ox, oy, ow, oh, oarea = stats[1:].T
+    apart = (ox >= x + bw) | (ox + ow <= x) | (oy >= y + bh) | (oy + oh <= y)
+    if (oarea[apart] > PRINT_ALONE * h * w).any():
         return None
     if x == 0 or y == 0 or x + bw == w or y + bh == h:
         return None
