@@ -89,19 +89,22 @@ class DefaultMode(Mode):
         # stays out
         if dusting:
             defects, path = r.with_dust(image, defects, path, toned=toned)
+        # a print on a plain surround is repaired as if it had been cropped: a fill at its edge reaches
+        # beyond the defects (GROW, FEATHER) and smeared the print into a white border (Defects.print_box)
+        box = (slice(None), slice(None)) if defects is None or defects.print_box is None \
+            else defects.print_box
         used_mask = None
         if path != "quality":
-            used_mask = dilate_official(defects.mask) if path == "hr" else defects.mask
+            used_mask = defects.mask
+            if path == "hr":  # grown within the print: the mask saved is what was repaired
+                used_mask = np.zeros_like(defects.mask)
+                used_mask[box] = dilate_official(defects.mask[box])
         timings["defects"] = time.perf_counter() - t
 
         t = time.perf_counter()
         out = self.base(image)
         timings["restore"] = time.perf_counter() - t
         copied = None  # pixels filled with copied texture: their colour is that texture's
-        # a print on a plain surround is repaired as if it had been cropped: a fill at its edge reaches
-        # beyond the defects (GROW, FEATHER) and smeared the print into a white border (Defects.print_box)
-        box = (slice(None), slice(None)) if defects is None or defects.print_box is None \
-            else defects.print_box
         if used_mask is not None and used_mask.any():
             t = time.perf_counter()
             models = r.path_models(path)

@@ -545,17 +545,15 @@ class Restorer:
         surround is not repaired."""
         if toned is None:
             toned = fit_tone(image) is not None
-        box = None if defects is None else defects.print_box
-        if box is None:
-            dust, count = find_dust(luma(image), None if toned else image)
-        else:
-            dust = np.zeros(image.shape[:2], bool)
-            dust[box], count = find_dust(luma(image[box]), None if toned else image[box])
+        box = (slice(None), slice(None)) if defects is None or defects.print_box is None \
+            else defects.print_box
+        dust = np.zeros(image.shape[:2], bool)
+        dust[box], count = find_dust(luma(image[box]), None if toned else image[box])
         repaired = defects is not None and path != "quality"
         if not count:
             return defects, path
-        if self.options.mask_dilation:  # grown as the predicted mask is (detect)
-            dust = dilate(dust, self.options.mask_dilation)
+        if self.options.mask_dilation:  # grown as the predicted mask is (detect), within the print
+            dust[box] = dilate(dust[box], self.options.mask_dilation)
         if repaired:
             return dataclasses.replace(defects, mask=defects.mask | dust, dust=count), path
         alone = Defects(dust) if defects is None else defects

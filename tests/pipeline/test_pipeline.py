@@ -183,6 +183,21 @@ def test_the_dust_of_a_print_on_a_plain_surround_is_looked_for_on_the_print(mode
     assert r.mask[61, 31] and not r.mask[:20].any()
 
 
+def test_the_mask_of_a_print_on_a_plain_surround_is_grown_within_the_print(models_no_faces):
+    """The HR path's dilation and --mask-dilation of the dust grew the mask past the print's edge: the
+    saved mask (and the share said repaired) held surround pixels that were never repaired, and given
+    back with --mask-dir they were."""
+    models = dict(models_no_faces, detector=StripeDetector(bright=True))
+    scan, box = _print_on_an_album_page(scratch_from=0)  # from the print's top edge
+    scan[97:99, 30:32] = 0.85  # a speck at the print's bottom edge
+    outside = np.ones(scan.shape[:2], bool)
+    outside[box] = False
+    hr = restorer(models, hr=True).restore(scan)
+    assert hr.path == "hr" and hr.mask[20:95, 50].all() and not hr.mask[outside].any()
+    dust = restorer(models, dust=True, mask_dilation=3).restore(scan)
+    assert dust.mask[97, 30] and not dust.mask[outside].any() and not dust.defects.mask[outside].any()
+
+
 def test_dust_is_repaired_only_when_asked_and_whatever_auto_decides(models_no_faces):
     """--dust: white specks on a flat area, which the detector does not see, are repaired, alone when
     --scratches auto leaves the photo (and with off); with the scratches when it repairs them."""
