@@ -13,6 +13,7 @@ so that the Restorer asks its mode instead of branching on the option.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ from oldphoto.stages.defects import (
     dilate,
     dilate_official,
     official_mask,
+    print_on_surround,
 )
 from oldphoto.stages.fidelity import blend, denoised_photo
 from oldphoto.stages.repair import GROW, repair
@@ -79,7 +81,7 @@ class DefaultMode(Mode):
         defects: Defects | None = None
         if o.scratches != "off":
             if mask is not None:
-                defects = Defects(user_mask(mask, image.shape[:2]))
+                defects = _on_the_print(Defects(user_mask(mask, image.shape[:2])), image)
                 check_marked_share(defects.mask)
             else:
                 defects = r.detect(image, toned=toned)
@@ -190,6 +192,17 @@ class OfficialMode(Mode):
             used_mask = compat_rules.resize_mask(used_mask, shape)
         timings["restore"] = time.perf_counter() - t
         return out, used_mask, path, defects, None
+
+
+def _on_the_print(given: Defects, image: np.ndarray) -> Defects:
+    """A user's mask (``given``) that marks only a print lying on a plain surround is repaired within the
+    print, as the detector's is (Defects.print_box): a --save-mask mask given back, or the web page's
+    marks, which start from it, smeared the print into a white border; marks on the surround are
+    repaired as given."""
+    found = print_on_surround(luma(image))
+    if found is None or (given.mask & ~_within(given.mask.shape, found.box)).any():
+        return given
+    return dataclasses.replace(given, print_box=found.box)
 
 
 def _within(shape: tuple[int, int], box: tuple[slice, slice]) -> np.ndarray:

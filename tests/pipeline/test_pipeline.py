@@ -198,6 +198,23 @@ def test_the_mask_of_a_print_on_a_plain_surround_is_grown_within_the_print(model
     assert dust.mask[97, 30] and not dust.mask[outside].any() and not dust.defects.mask[outside].any()
 
 
+def test_a_users_mask_on_a_print_on_a_plain_surround_is_repaired_within_the_print(models_no_faces):
+    """A mask saved by --save-mask and given back with --mask-dir (the web page's marks start from it)
+    was repaired over the whole scan: the fill at the print's edge smeared it into the surround.  Marks
+    on the print alone are repaired as the detector's are; marks on the surround are repaired as given."""
+    models = dict(models_no_faces, detector=StripeDetector(bright=True))
+    scan, box = _print_on_an_album_page(scratch_from=0)  # from the print's top edge
+    outside = np.ones(scan.shape[:2], bool)
+    outside[box] = False
+    detected = restorer(models).restore(scan)
+    given = restorer(models).restore(scan, mask=detected.mask)
+    assert given.defects.print_box == box and np.array_equal(given.mask, detected.mask)
+    assert np.array_equal(given.image[outside], detected.image[outside])
+    on_the_page = detected.mask.copy()
+    on_the_page[5:8, 5:8] = True
+    assert restorer(models).restore(scan, mask=on_the_page).defects.print_box is None
+
+
 def test_dust_is_repaired_only_when_asked_and_whatever_auto_decides(models_no_faces):
     """--dust: white specks on a flat area, which the detector does not see, are repaired, alone when
     --scratches auto leaves the photo (and with off); with the scratches when it repairs them."""
