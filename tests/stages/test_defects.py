@@ -582,3 +582,24 @@ def test_the_edge_of_a_print_lying_askew_is_its_own_not_the_boxs(tilt):
     askew = find_defects(_prob_from(flagged), gray, 0.5, frame=found.frame)
     assert askew.edges == 1 and askew.strokes == 0 and not askew.mask.any()
     assert find_defects(_prob_from(flagged), gray, 0.5).strokes == 1  # by the box's sides
+
+
+def test_the_writing_checks_quick_median_and_ground_spread_are_numpys():
+    """ink_of_writing asks a median and a ground's spread for each short stroke or speck (thousands on a
+    grainy photo): its quicker ones give np.median's value and np.percentile's decision."""
+    from oldphoto.stages.defects import WRITING_MAX_SPREAD, _median, _plain_ground
+
+    rng = np.random.default_rng(0)
+    for k in range(3000):
+        h, w = (int(v) for v in rng.integers(1, 40, 2))
+        values = (0.5 + rng.normal(0, rng.choice([0.005, 0.01, 0.015, 0.02]), (h, w))).astype(np.float32)
+        if k % 2:
+            values = (np.round(values * 255) / 255).astype(np.float32)  # ties, as 8-bit scans have
+        assert _median(values) == float(np.median(values))
+        ground = rng.random((h, w)) < 0.7
+        box, grow = np.array([rng.integers(0, w), rng.integers(0, h), 4, 4]), int(rng.integers(0, 5))
+        x, y = int(box[0]), int(box[1])
+        near = (slice(max(0, y - grow), y + 4 + grow), slice(max(0, x - grow), x + 4 + grow))
+        around = values[near][ground[near]]
+        spread = around.size > 0 and np.subtract(*np.percentile(around, (90, 10))) < WRITING_MAX_SPREAD
+        assert _plain_ground(values, ground, box, grow) == spread
