@@ -542,11 +542,15 @@ class Restorer:
         (:mod:`oldphoto.stages.dust`) added; a photo that was to be left as it is (``path`` quality) has
         its dust repaired alone.  ``toned`` as for :meth:`detect`.  On a print lying on a plain surround
         (``Defects.print_box``) the dust is looked for on the print, as if it had been cropped: the
-        surround is not repaired."""
+        surround is not repaired; with ``--scratches off`` (no ``defects``) the print is looked for here."""
         if toned is None:
             toned = fit_tone(image) is not None
-        box = (slice(None), slice(None)) if defects is None or defects.print_box is None \
-            else defects.print_box
+        if defects is None:
+            found = print_on_surround(luma(image))
+            print_box = None if found is None else found.box
+        else:
+            print_box = defects.print_box
+        box = (slice(None), slice(None)) if print_box is None else print_box
         dust = np.zeros(image.shape[:2], bool)
         dust[box], count = find_dust(luma(image[box]), None if toned else image[box])
         repaired = defects is not None and path != "quality"
@@ -556,7 +560,7 @@ class Restorer:
             dust[box] = dilate(dust[box], self.options.mask_dilation)
         if repaired:
             return dataclasses.replace(defects, mask=defects.mask | dust, dust=count), path
-        alone = Defects(dust) if defects is None else defects
+        alone = Defects(dust, print_box=print_box) if defects is None else defects
         return (dataclasses.replace(alone, mask=dust, dust=count, dust_only=True),
                 self._repair_path(image.shape[:2]))
 

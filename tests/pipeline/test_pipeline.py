@@ -181,6 +181,12 @@ def test_the_dust_of_a_print_on_a_plain_surround_is_looked_for_on_the_print(mode
     r = restorer(models, dust=True).restore(scan)
     assert r.path == "scratch" and r.defects.print_box == box and r.defects.dust == 1
     assert r.mask[61, 31] and not r.mask[:20].any()
+    # and with --scratches off, where the detector does not look for the print: the page's speck was
+    # marked and repaired
+    off = restorer(models, dust=True, scratches="off").restore(scan)
+    assert off.defects.print_box == box and off.defects.dust == 1
+    assert off.mask[61, 31] and not off.mask[:20].any()
+    assert np.array_equal(off.image[:20], restorer(models, scratches="off").restore(scan).image[:20])
 
 
 def test_the_mask_of_a_print_on_a_plain_surround_is_grown_within_the_print(models_no_faces):
