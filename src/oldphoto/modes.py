@@ -93,8 +93,8 @@ class DefaultMode(Mode):
             defects, path = r.with_dust(image, defects, path, toned=toned)
         # a print on a plain surround is repaired as if it had been cropped: a fill at its edge reaches
         # beyond the defects (GROW, FEATHER) and smeared the print into a white border (Defects.print_box)
-        box = (slice(None), slice(None)) if defects is None or defects.print_box is None \
-            else defects.print_box
+        print_box = None if defects is None else defects.print_box
+        box = (slice(None), slice(None)) if print_box is None else print_box
         used_mask = None
         if path != "quality":
             used_mask = defects.mask
@@ -116,11 +116,11 @@ class DefaultMode(Mode):
                               lambda windows, masks: stage.many(windows, models, path, masks),
                               diffuse_depth=r.diffusion_depth(path), texture_depth=r.texture_depth(path),
                               copied=copied[box])
-            if repaired.shape != out.shape:
+            if print_box is None:
+                out = repaired
+            else:
                 out = out.copy()  # (base may be the input itself)
                 out[box] = repaired
-            else:
-                out = repaired
             timings["repair"] = time.perf_counter() - t
         if tone is not None and tone.gray:
             out = tone.apply(luma(out))
@@ -131,8 +131,8 @@ class DefaultMode(Mode):
             fill = None if used_mask is None else dilate(used_mask, round(GROW * scale))
             if copied is not None:
                 fill &= ~copied
-            if fill is not None and defects is not None and defects.print_box is not None:
-                fill &= _within(fill.shape, box)
+            if fill is not None and print_box is not None:
+                fill &= _within(fill.shape, print_box)
             out = photo_colour(out, image, fill, tone, own=copied, denoise=o.denoise)
         return out, used_mask, path, defects, tone
 

@@ -349,7 +349,7 @@ def print_on_surround(gray: np.ndarray) -> PrintOnSurround | None:
     # compared in 8-bit levels (a float copy of a 28-megapixel scan took a second)
     ground, reach = float(np.median(outermost)), SURROUND_TOLERANCE * 255
     near = cv2.inRange(smooth, max(0, math.ceil(ground - reach)), min(255, math.floor(ground + reach)))
-    n, labels = cv2.connectedComponents(near, connectivity=8)
+    _, labels = cv2.connectedComponents(near, connectivity=8)
     outer = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     surround = np.isin(labels, outer[outer > 0])
     n, labels, stats, _ = cv2.connectedComponentsWithStats((~surround).astype(np.uint8), connectivity=8)
@@ -691,29 +691,26 @@ def ink_of_writing(stats: np.ndarray, kinds: list[str], labels: np.ndarray, gray
             continue
         ink = (sign * (window - ground) >= WRITING_INK * contrast) | region
         n, pieces, boxes, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
-        own = np.unique(pieces[region])
-        top = int(boxes[own, 1].min())
-        bottom = int((boxes[own, 1] + boxes[own, 3]).max())
+        # the region is one 8-connected piece of the flagged mask, wholly in the window: one piece of ink
+        own = int(pieces[region][0])
+        top, bottom = int(boxes[own, 1]), int(boxes[own, 1] + boxes[own, 3])
         if (top == 0 < y0) or (bottom == y1 - y0 and y1 < h):
             continue  # the region's ink runs on beyond its line: a longer line, not a letter
         smooth = cv2.GaussianBlur(np.ascontiguousarray(window, dtype=np.float32), (0, 0), 1.0)
         not_ink = ~dilate(ink, 3)
-
-        def plain(j: int) -> bool:
-            return _plain_ground(smooth, not_ink, boxes[j][:4], height // 2)  # noqa: B023 (called at once)
-
-        if not all(plain(j) for j in own if j):
+        if not _plain_ground(smooth, not_ink, boxes[own][:4], height // 2):
             continue
         trail = -float(skeletonize(region).sum())  # the ink besides the flagged region itself
         for j in range(1, n):
             jx, jy, jw, jh, _ = (int(v) for v in boxes[j])
-            if j not in own:
+            if j != own:
                 in_line = min(jy + jh, bottom) - max(jy, top) >= 0.5 * min(jh, bottom - top)
                 cut = (jy == 0 < y0) or (jy + jh == y1 - y0 and y1 < h)  # runs on out of the line
-                if jh < LETTER_MIN_HEIGHT / 2 or not in_line or cut or not plain(j):
+                if jh < LETTER_MIN_HEIGHT / 2 or not in_line or cut \
+                        or not _plain_ground(smooth, not_ink, boxes[j][:4], height // 2):
                     continue
             length = float(skeletonize(pieces[jy:jy + jh, jx:jx + jw] == j).sum())
-            if j in own or length >= WRITING_MIN_WIGGLE * max(jw, jh):
+            if j == own or length >= WRITING_MIN_WIGGLE * max(jw, jh):
                 trail += length
         if trail >= WRITING_MIN_TRAIL * height:
             out.append(i)
