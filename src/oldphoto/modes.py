@@ -91,10 +91,14 @@ class DefaultMode(Mode):
         # stays out
         if dusting:
             defects, path = r.with_dust(image, defects, path, toned=toned)
-        # a print on a plain surround is repaired as if it had been cropped: a fill at its edge reaches
-        # beyond the defects (GROW, FEATHER) and smeared the print into a white border (Defects.print_box)
+        # a print on a plain surround is restored as if it had been cropped (Defects.print_box), and the
+        # surround is left as it is: a fill at the print's edge reaches beyond its defects (GROW, FEATHER)
+        # and smeared the print into a white border, and a plain border or page read as a noiseless part
+        # of the photo had the print denoised less than its crop is
         print_box = None if defects is None else defects.print_box
         box = (slice(None), slice(None)) if print_box is None else print_box
+        if print_box is not None and o.keep_tone:  # the print's tone, not the scan's with its border
+            tone = fit_tone(image[box])
         used_mask = None
         if path != "quality":
             used_mask = defects.mask
@@ -102,7 +106,20 @@ class DefaultMode(Mode):
                 used_mask = np.zeros_like(defects.mask)
                 used_mask[box] = dilate_official(defects.mask[box])
         timings["defects"] = time.perf_counter() - t
+        if print_box is None:
+            out = self.render(image, used_mask, path, tone, timings)
+        else:
+            out = image.copy()
+            out[box] = self.render(image[box], None if used_mask is None else used_mask[box], path, tone,
+                                   timings)
+        return out, used_mask, path, defects, tone
 
+    def render(self, image: np.ndarray, used_mask: np.ndarray | None, path: str, tone: Tone | None,
+               timings: dict[str, float]) -> np.ndarray:
+        """The photo restored once its defects (``used_mask``, repaired by ``path``) and its ``tone``
+        are known: the base (:meth:`base`), the defects repaired, the photo's tone or colours."""
+        r = self.restorer
+        o = r.options
         t = time.perf_counter()
         out = self.base(image)
         timings["restore"] = time.perf_counter() - t
@@ -112,29 +129,22 @@ class DefaultMode(Mode):
             models = r.path_models(path)
             stage = r.restore_stage(path)
             copied = np.zeros(used_mask.shape, bool)
-            repaired = repair(out[box], image[box], used_mask[box],
-                              lambda windows, masks: stage.many(windows, models, path, masks),
-                              diffuse_depth=r.diffusion_depth(path), texture_depth=r.texture_depth(path),
-                              copied=copied[box])
-            if print_box is None:
-                out = repaired
-            else:
-                out = out.copy()  # (base may be the input itself)
-                out[box] = repaired
+            out = repair(out, image, used_mask,
+                         lambda windows, masks: stage.many(windows, models, path, masks),
+                         diffuse_depth=r.diffusion_depth(path), texture_depth=r.texture_depth(path),
+                         copied=copied)
             timings["repair"] = time.perf_counter() - t
         if tone is not None and tone.gray:
             out = tone.apply(luma(out))
         elif tone is not None or o.colour == "photo":  # a toned photo keeps its own chroma (near its tone)
             # the chroma around a defect is the defect's for a pixel or two (its fringe, a JPEG's
             # chroma blur), more on a photo scaled down to find its defects: filled in from beyond
-            scale = r.detection_scale(image[box].shape[:2])
+            scale = r.detection_scale(image.shape[:2])
             fill = None if used_mask is None else dilate(used_mask, round(GROW * scale))
             if copied is not None:
                 fill &= ~copied
-            if fill is not None and print_box is not None:
-                fill &= _within(fill.shape, print_box)
             out = photo_colour(out, image, fill, tone, own=copied, denoise=o.denoise)
-        return out, used_mask, path, defects, tone
+        return out
 
     def base(self, image: np.ndarray) -> np.ndarray:
         """The photo away from its defects: ``--fidelity`` blends the quality path's restoration with

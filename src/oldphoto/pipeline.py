@@ -511,7 +511,7 @@ class Restorer:
         found = print_on_surround(luma(image))
         if found is None:
             return self._detect(image, toned)
-        inner = self._detect(image[found.box], toned, found.frame)
+        inner = self._detect(image[found.box], None, found.frame)  # (its tone fitted on the print)
         mask = np.zeros(image.shape[:2], bool)
         mask[found.box] = inner.mask
         return dataclasses.replace(inner, mask=mask, print_box=found.box)
