@@ -3,7 +3,9 @@
 Each photo is pasted on surrounds a scan of a print may have (``print_on_surround`` in
 :mod:`oldphoto.stages.defects`): a white border of a fifth of each side (``white20``; for the scratched
 portraits also a third and a sixth, ``white30``), a grained dark album page (``album``), the same with
-the print turned by 2° (``album_skew``), and a light gray scanner bed with a soft shadow (``bed``).  One
+the print turned by 2° (``album_skew``), and a light gray scanner bed with a soft shadow (``bed``); the
+scratched portraits also on dark pages of luma 0.08, 0.13 and 0.2 turned by 0, 1.5 and 3°, with and
+without that shadow (``page0.13_turn1.5_shadow``: their dark parts run into the page).  One
 line per scan: evidence (:attr:`Defects.evidence`, short sides), print edges, repaired or not, and the
 photo's own decision; then how many scans are decided as their photo on its own.  The real photos in
 ``examples/``, and with ``--heldout`` the corpus' clean held-out photos and their gray copies:
@@ -49,16 +51,10 @@ def on_surround(image: np.ndarray, kind: str, seed: int = 0) -> np.ndarray:
         scan[my:my + h, mx:mx + w] = image
         return scan
     if kind in ("album", "album_skew"):
-        photo, cover = (image, np.ones((h, w), np.float32)) if kind == "album" else turned(image, 2.0)
-        ph, pw = photo.shape[:2]
-        big_h, big_w = int(ph * 1.5), int(pw * 1.6)
-        grain = cv2.GaussianBlur(rng.normal(0, 0.03, (big_h, big_w)).astype(np.float32), (0, 0), 1.5)
-        scan = (np.array([0.10, 0.09, 0.08], np.float32) + grain[..., None]
-                + rng.normal(0, 0.008, (big_h, big_w, 1)).astype(np.float32))
-        y, x = (big_h - ph) // 3, (big_w - pw) // 2
-        page = scan[y:y + ph, x:x + pw]
-        scan[y:y + ph, x:x + pw] = cover[..., None] * photo + (1 - cover[..., None]) * page
-        return np.clip(scan, 0, 1)
+        return on_page(image, 0.09, 0.0 if kind == "album" else 2.0, False, rng)
+    if kind.startswith("page"):  # "page0.13_turn1.5" or "page0.13_turn1.5_shadow"
+        luma_, turn, *shadow = kind[4:].split("_")
+        return on_page(image, float(luma_), float(turn[4:]), bool(shadow), rng)
     if kind == "bed":
         big_h, big_w = int(h * 1.35), int(w * 1.5)
         scan = np.full((big_h, big_w, 3), 0.86, np.float32) + rng.normal(0, 0.004, (big_h, big_w, 1))
@@ -69,6 +65,29 @@ def on_surround(image: np.ndarray, kind: str, seed: int = 0) -> np.ndarray:
         scan[y:y + h, x:x + w] = image
         return np.clip(scan, 0, 1).astype(np.float32)
     raise ValueError(kind)
+
+
+def on_page(image: np.ndarray, page: float, degrees: float, shadow: bool,
+            rng: np.random.Generator) -> np.ndarray:
+    """The photo on a grained dark album page of luma ``page`` (a little warmer than gray), turned by
+    ``degrees``, with a soft shadow below and right of it as on the bed when ``shadow``."""
+    photo, cover = (image, np.ones(image.shape[:2], np.float32)) if not degrees else turned(image, degrees)
+    ph, pw = photo.shape[:2]
+    big_h, big_w = int(ph * 1.5), int(pw * 1.6)
+    grain = cv2.GaussianBlur(rng.normal(0, 0.03, (big_h, big_w)).astype(np.float32), (0, 0), 1.5)
+    tint = np.array([page + 0.01, page, page - 0.01], np.float32)  # 0.09: the album page as before
+    scan = tint + grain[..., None] + rng.normal(0, 0.008, (big_h, big_w, 1)).astype(np.float32)
+    y, x = (big_h - ph) // 3, (big_w - pw) // 2
+    if shadow:
+        fall = np.zeros((big_h, big_w), np.float32)
+        fall[y + 4:y + ph + 4, x + 5:x + pw + 5] = cover
+        scan *= (1 - 0.35 * cv2.GaussianBlur(fall, (0, 0), 4))[..., None]
+    page_under = scan[y:y + ph, x:x + pw]
+    scan[y:y + ph, x:x + pw] = cover[..., None] * photo + (1 - cover[..., None]) * page_under
+    return np.clip(scan, 0, 1)
+
+
+DARK_PAGES = [f"page{p}_turn{t}{s}" for p in (0.08, 0.13, 0.2) for t in (0, 1.5, 3) for s in ("", "_shadow")]
 
 
 def main() -> None:
@@ -94,7 +113,8 @@ def main() -> None:
     rows: dict[str, dict[str, object]] = {}
     for name, image, seed in photos:
         own = decide(image)
-        kinds = ["white20", "album", "album_skew", "bed"] + (["white30"] if "scratched" in name else [])
+        kinds = ["white20", "album", "album_skew", "bed"]
+        kinds += ["white30"] + DARK_PAGES if "scratched" in name else []
         for kind in kinds:
             row = dict(decide(on_surround(image, kind, seed)), own=own)
             rows[f"{name} {kind}"] = row

@@ -541,6 +541,54 @@ def test_a_photo_without_a_plain_surround_is_its_own_print():
     assert print_on_surround(_print_scan(0.1, top=60, left=60, size=(70, 60))) is None  # 14 %
 
 
+@pytest.mark.parametrize("angle", [0.0, 2.0])
+def test_a_print_whose_dark_parts_run_into_a_dark_page_is_found(angle):
+    """A dark sweater across the bottom of a print, 0.035 lighter than a black album page, runs into the
+    page within the surround's tolerance: what was left of the print (its top half, 18 % of the scan) was
+    no print, and the scan was judged whole.  The page is plainer than that all around, and read as
+    plainly as it is the sweater is the print's."""
+    from oldphoto.stages.defects import print_on_surround
+
+    page = 0.13
+    scan = _print_scan(page)
+    rng = np.random.default_rng(5)
+    scan[100:160, 50:140] = page + 0.035 + rng.normal(0, 0.01, (60, 90))  # the sweater, to the print's edges
+    if angle:
+        turn = cv2.getRotationMatrix2D((95.0, 100.0), angle, 1.0)
+        where = np.pad(np.ones((120, 90), np.float32), ((40, 20), (50, 30)))
+        placed = cv2.warpAffine(where, turn, (170, 180))
+        scan = placed * cv2.warpAffine(scan, turn, (170, 180)) + (1 - placed) * _print_scan(page, size=(0, 0))
+    found = print_on_surround(scan.astype(np.float32))
+    assert found is not None
+    (rows, cols), frame = found
+    assert abs(rows.start - 40) <= 3 and abs(rows.stop - 160) <= 3
+    assert abs(cols.start - 50) <= 3 and abs(cols.stop - 140) <= 3
+    assert (frame is None) == (angle == 0.0)
+
+
+def test_a_dark_photo_edge_to_edge_is_not_a_print_on_a_page():
+    """Dark photos whose frame is plain and dark all around, as a black album page is, are no prints on a
+    page: a portrait on a black backdrop (the sitter reaches the bottom), a lit window and its glow in a
+    night scene (no rectangle), and the scratched girl herself (her dark sweater and curtain at the frame)."""
+    from pathlib import Path
+
+    from oldphoto.io import read_photo
+    from oldphoto.stages.defects import print_on_surround
+    from oldphoto.stages.tone import luma
+
+    rng = np.random.default_rng(6)
+    portrait = (0.1 + rng.normal(0, 0.01, (180, 170))).astype(np.float32)
+    cv2.ellipse(portrait, (85, 70), (28, 36), 0, 0, 360, 0.6, -1)  # the face
+    cv2.fillPoly(portrait, [np.array([[40, 180], [60, 110], [110, 110], [130, 180]])], 0.125)  # a dark coat
+    assert print_on_surround(portrait) is None
+    night = (0.1 + rng.normal(0, 0.01, (180, 170))).astype(np.float32)
+    cv2.circle(night, (85, 90), 60, 0.14, -1)  # the window's glow, a little lighter than the night
+    night[60:120, 60:110] = 0.8
+    assert print_on_surround(night) is None
+    girl = Path(__file__).resolve().parents[2] / "examples" / "real_old" / "scratched_girl_cigarette.png"
+    assert print_on_surround(luma(read_photo(girl).pixels)) is None
+
+
 def test_two_prints_on_one_page_are_judged_with_the_whole_scan():
     """A page holding two prints side by side (or a stereo card): judging the larger one alone left the
     other unrepaired even with --scratches on; a piece of a print cut off by its own areas of the page's

@@ -316,6 +316,18 @@ CORNER_REACH = 0.02
 # scratched girl turned by 2 degrees on a dark page had her curled left border and bottom-left corner
 # filled as cracks (a dark smear, her border cut off), which upright they are not.
 SURROUND_TOLERANCE = 0.06
+# A print whose dark parts are of a dark page's tone runs into the page within SURROUND_TOLERANCE: the
+# scratched girl on a black album page of luma 0.13 lost her sweater, hair and curtain to it (what was
+# left filled half of its rectangle; 0.22 short sides, left by auto; 1.04 cropped).  When no print is
+# found so and the scan's outermost pixels lie within SURROUND_TIGHT of their median (all but
+# SURROUND_RING_OFF of them: a plain page all around, as a grained album page is, whose outermost pixels
+# spread 3-4 levels either way after the median), the surround is looked for again within SURROUND_TIGHT
+# and what is left must pass the same tests.  The girl is then found on pages of luma 0.08-0.13 and 0.2
+# turned 0-3 degrees (not at 0.15-0.17, where her curtain and hair are of the page's tone to within
+# 0.02); a soft shadow below the print is then taken with it (5-11 px on those sides).  A page lit
+# unevenly, or a scene's own frame, spreads wider and is left to the first pass.
+SURROUND_TIGHT = 0.02
+SURROUND_RING_OFF = 0.02
 SURROUND_MEDIAN = 5
 PRINT_MIN_FILL = 0.85
 PRINT_AREA = (0.3, 0.9)
@@ -339,7 +351,7 @@ class PrintOnSurround(NamedTuple):
 
 def print_on_surround(gray: np.ndarray) -> PrintOnSurround | None:
     """Where the print lies when the scan (luma ``gray``, H×W in [0, 1]) holds one on a plain surround,
-    else None: see :data:`SURROUND_TOLERANCE`."""
+    else None: see :data:`SURROUND_TOLERANCE` and :data:`SURROUND_TIGHT`."""
     h, w = gray.shape
     if min(h, w) < 16:
         return None
@@ -347,7 +359,24 @@ def print_on_surround(gray: np.ndarray) -> PrintOnSurround | None:
     smooth = cv2.medianBlur(np.clip(gray * 255 + 0.5, 0, 255).astype(np.uint8), SURROUND_MEDIAN)
     outermost = np.concatenate([smooth[0], smooth[-1], smooth[:, 0], smooth[:, -1]])
     # compared in 8-bit levels (a float copy of a 28-megapixel scan took a second)
-    ground, reach = float(np.median(outermost)), SURROUND_TOLERANCE * 255
+    ground = float(np.median(outermost))
+    found = _print_within(smooth, ground, SURROUND_TOLERANCE * 255)
+    if found is None and _plain_ring(outermost, ground, SURROUND_TIGHT * 255):
+        found = _print_within(smooth, ground, SURROUND_TIGHT * 255)
+    return found
+
+
+def _plain_ring(outermost: np.ndarray, ground: float, reach: float) -> bool:
+    """Whether the scan's outermost pixels lie within ``reach`` (8-bit levels) of their median but for
+    :data:`SURROUND_RING_OFF` of them: a page all around, as plain as the tighter pass needs."""
+    off = np.count_nonzero(np.abs(outermost.astype(np.float32) - ground) > reach)
+    return off <= SURROUND_RING_OFF * outermost.size
+
+
+def _print_within(smooth: np.ndarray, ground: float, reach: float) -> PrintOnSurround | None:
+    """The print on the surround of the scan (``smooth``: its luma in 8-bit levels, median-filtered)
+    that lies within ``reach`` levels of ``ground`` and is connected to the scan's frame, or None."""
+    h, w = smooth.shape
     near = cv2.inRange(smooth, max(0, math.ceil(ground - reach)), min(255, math.floor(ground + reach)))
     _, labels = cv2.connectedComponents(near, connectivity=8)
     outer = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
