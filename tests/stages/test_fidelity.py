@@ -3,6 +3,8 @@ import pytest
 
 from oldphoto.stages.fidelity import (
     blend,
+    clumped_grain,
+    coarse_grain,
     denoise_luma,
     denoised_photo,
     donoho_sigma,
@@ -121,6 +123,54 @@ def test_denoising_removes_noise_and_keeps_a_clean_photo():
     assert np.mean((out - clean) ** 2) < 0.4 * np.mean((noisy - clean) ** 2)
     # a clean photo is almost untouched (no blur of grain-free detail)
     assert np.abs(denoise_luma(clean) - clean).max() < 0.02
+
+
+def _clumped_grain_scan(strength, clump=0.7, side=704, seed=3):
+    """A smooth scene with clumped film grain of a 4000-dpi scan (clumps of several px, density following
+    the tone; benchmarks/bench_clumped_grain.py), plus a little fine noise."""
+    import cv2
+    from scipy.special import ndtri
+
+    rng = np.random.default_rng(seed)
+    scene = np.clip(cv2.resize(_scene(side // 4, side // 4), (side, side), interpolation=cv2.INTER_CUBIC),
+                    0.05, 0.95)
+    field = cv2.GaussianBlur(rng.standard_normal((side, side)).astype(np.float32), (0, 0), clump)
+    field /= field.std()
+    cover = cv2.GaussianBlur((1.0 / (1.0 + np.exp(-(ndtri(scene) - field) / 0.4))).astype(np.float32),
+                             (0, 0), 0.5)
+    grain = cover - cv2.GaussianBlur(cover, (0, 0), 8)
+    return np.clip(scene + strength * grain + rng.normal(0, 1 / 255, scene.shape), 0, 1).astype(np.float32)
+
+
+@pytest.mark.parametrize("strength, clump", [(0.15, 0.7), (0.25, 0.7), (0.35, 1.0)])
+def test_strong_clumped_grain_is_left_as_it_is(strength, clump):
+    """The noise estimate reads only the finest part of clumped grain, and non-local means at that level
+    linked the clumps into worms (4-20 % of the pixels changed by more than 8 levels): such a scan is not
+    denoised."""
+    scan = _clumped_grain_scan(strength, clump)
+    assert clumped_grain(scan)
+    assert noise_sigma(scan) > 1.5 / 255  # (the denoiser would have run)
+    assert np.array_equal(denoise_luma(scan), scan)
+    # an explicit level is obeyed (what the learned denoiser and callers that know the noise get)
+    assert not np.array_equal(denoise_luma(scan, noise_sigma(scan)), scan)
+
+
+@pytest.mark.parametrize("sigma", [0.01, 0.04, 0.08])
+def test_white_noise_and_fine_grain_are_still_denoised(sigma):
+    """White noise reads the same at the clumps' scale as at the finest: none of it is clumped grain,
+    however strong."""
+    rng = np.random.default_rng(4)
+    scene = np.clip(np.kron(_scene(176, 176), np.ones((4, 4), np.float32)), 0, 1)
+    noisy = np.clip(scene + rng.normal(0, sigma, scene.shape), 0, 1).astype(np.float32)
+    assert coarse_grain(noisy) < 0.5 * sigma
+    assert not clumped_grain(noisy)
+    out = denoise_luma(noisy)
+    assert np.mean((out - scene) ** 2) < 0.5 * np.mean((noisy - scene) ** 2)
+
+
+def test_clumped_grain_is_not_read_on_a_small_photo():
+    """On a small photo every block at the clumps' scale holds its own structure: none is read."""
+    assert coarse_grain(_clumped_grain_scan(0.35, side=512)) == 0.0
 
 
 def test_denoised_photo_keeps_chroma():
