@@ -11,6 +11,11 @@ photo's own decision; then how many scans are decided as their photo on its own.
 ``examples/``, and with ``--heldout`` the corpus' clean held-out photos and their gray copies:
 
     OLDPHOTO_CORPUS=... python scripts/measure_surround.py --heldout --out surround.json
+
+With ``--edges``, instead, each print pushed into the top-left corner of a white border, a dark page
+(upright and turned by 2°) and the bed, and against the left side of the border, the page and the bed
+(``corner_album``, ``side_bed``: the print touches the scan's frame there); ``found`` says whether the
+print was found or the whole scan judged.
 """
 
 from __future__ import annotations
@@ -43,13 +48,29 @@ def turned(image: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def on_surround(image: np.ndarray, kind: str, seed: int = 0) -> np.ndarray:
+    """The photo on the surround ``kind``; ``corner_KIND`` pushed into the scan's top-left corner (the
+    surround cut off above and left of it), ``side_KIND`` against its left side.  A print lying askew
+    (``corner_album_skew``) runs off the scan by 5 % of its long side along both sides (an album page cut
+    across it), so that its picture runs off them all along."""
+    layout, _, rest = kind.partition("_")
+    if layout not in ("corner", "side"):
+        return placed(image, kind, seed)[0]
+    scan, (y, x) = placed(image, rest, seed)
+    if rest.endswith("skew"):
+        cut = int(0.05 * max(image.shape[:2]))  # beyond the turned edges' 0.035 of the long side
+        y, x = y + cut, x + cut
+    return scan[y:, x:] if layout == "corner" else scan[:, x:]
+
+
+def placed(image: np.ndarray, kind: str, seed: int = 0) -> tuple[np.ndarray, tuple[int, int]]:
+    """The photo on the surround ``kind`` and where its box's top-left corner lies (row, column)."""
     rng = np.random.default_rng(seed)
     h, w = image.shape[:2]
     if kind.startswith("white"):
         my, mx = (int(0.2 * h), int(0.2 * w)) if kind == "white20" else (int(0.3 * h), int(0.15 * w))
         scan = np.full((h + 2 * my, w + 2 * mx, 3), 1.0 if kind == "white20" else 0.97, np.float32)
         scan[my:my + h, mx:mx + w] = image
-        return scan
+        return scan, (my, mx)
     if kind in ("album", "album_skew"):
         return on_page(image, 0.09, 0.0 if kind == "album" else 2.0, False, rng)
     if kind.startswith("page"):  # "page0.13_turn1.5" or "page0.13_turn1.5_shadow"
@@ -63,12 +84,12 @@ def on_surround(image: np.ndarray, kind: str, seed: int = 0) -> np.ndarray:
         shadow[y + 4:y + h + 4, x + 5:x + w + 5] = 1
         scan *= (1 - 0.35 * cv2.GaussianBlur(shadow, (0, 0), 4))[..., None]
         scan[y:y + h, x:x + w] = image
-        return np.clip(scan, 0, 1).astype(np.float32)
+        return np.clip(scan, 0, 1).astype(np.float32), (y, x)
     raise ValueError(kind)
 
 
 def on_page(image: np.ndarray, page: float, degrees: float, shadow: bool,
-            rng: np.random.Generator) -> np.ndarray:
+            rng: np.random.Generator) -> tuple[np.ndarray, tuple[int, int]]:
     """The photo on a grained dark album page of luma ``page`` (a little warmer than gray), turned by
     ``degrees``, with a soft shadow below and right of it as on the bed when ``shadow``."""
     photo, cover = (image, np.ones(image.shape[:2], np.float32)) if not degrees else turned(image, degrees)
@@ -84,9 +105,12 @@ def on_page(image: np.ndarray, page: float, degrees: float, shadow: bool,
         scan *= (1 - 0.35 * cv2.GaussianBlur(fall, (0, 0), 4))[..., None]
     page_under = scan[y:y + ph, x:x + pw]
     scan[y:y + ph, x:x + pw] = cover[..., None] * photo + (1 - cover[..., None]) * page_under
-    return np.clip(scan, 0, 1)
+    return np.clip(scan, 0, 1), (y, x)
 
 
+# pushed into a corner of the scan or against one side of it
+EDGE_KINDS = [f"{layout}_{kind}" for layout in ("corner", "side") for kind in ("white20", "album", "bed")]
+EDGE_KINDS.insert(2, "corner_album_skew")
 DARK_PAGES = [f"page{p}_turn{t}{s}" for p in (0.08, 0.13, 0.2) for t in (0, 1.5, 3) for s in ("", "_shadow")]
 
 
@@ -94,6 +118,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", type=Path, help="weights folder (default: the bundled weights)")
     ap.add_argument("--heldout", action="store_true", help="also the corpus' clean held-out photos")
+    ap.add_argument("--edges", action="store_true",
+                    help="the prints pushed into a corner of the scan or against one side instead")
     ap.add_argument("--max-side", type=int, default=1024)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
@@ -101,7 +127,7 @@ def main() -> None:
 
     def decide(image: np.ndarray) -> dict[str, object]:
         d = restorer.detect(image)
-        return {"evidence": round(d.evidence, 3), "edges": d.edges,
+        return {"evidence": round(d.evidence, 3), "edges": d.edges, "found": d.print_box is not None,
                 "repaired": restorer.choose_path(d, d.mask.shape) != "quality"}
 
     photos = [(p.stem, read_photo(p).pixels, 0) for p in REAL]  # (name, pixels, the surround's seed)
@@ -115,11 +141,13 @@ def main() -> None:
         own = decide(image)
         kinds = ["white20", "album", "album_skew", "bed"]
         kinds += ["white30"] + DARK_PAGES if "scratched" in name else []
+        kinds = EDGE_KINDS if args.edges else kinds
         for kind in kinds:
             row = dict(decide(on_surround(image, kind, seed)), own=own)
             rows[f"{name} {kind}"] = row
-            print(f"{name:32s} {kind:10s} evidence {row['evidence']:6.3f} (own {own['evidence']:6.3f})  "
-                  f"edges {row['edges']:2d}  {'REPAIRED' if row['repaired'] else 'kept'}"
+            print(f"{name:32s} {kind:18s} evidence {row['evidence']:6.3f} (own {own['evidence']:6.3f})  "
+                  f"edges {row['edges']:2d}  {'found' if row['found'] else 'whole'}  "
+                  f"{'REPAIRED' if row['repaired'] else 'kept'}"
                   f"{'' if row['repaired'] == own['repaired'] else '  (own: the other way)'}", flush=True)
     same = sum(r["repaired"] == r["own"]["repaired"] for r in rows.values())  # type: ignore[index]
     print(f"{same} of {len(rows)} scans decided as their photo on its own")
