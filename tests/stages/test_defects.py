@@ -524,6 +524,37 @@ def test_a_print_on_a_plain_surround_is_found(surround):
     assert abs(width - 89) < 2 and abs(height - 119) < 2 and abs(abs(tilt) - 2) < 0.3
 
 
+@pytest.mark.parametrize("surround", [0.97, 0.1, 0.85])  # a white border, a dark album page, a scanner bed
+def test_a_print_pushed_into_a_corner_or_against_a_side_is_found(surround):
+    """A print touching the scan's frame on one side, or on two that meet in a corner, was never found
+    (the whole scan judged); its surround is read from the plain sides, and its box reaches the frame."""
+    from oldphoto.stages.defects import print_on_surround
+
+    corner = _print_scan(surround)[40:, 50:]  # pushed into the top-left corner
+    assert print_on_surround(corner) == ((slice(0, 120), slice(0, 90)), None)
+    right = _print_scan(surround)[:, :140]  # against the right side
+    assert print_on_surround(right) == ((slice(40, 160), slice(50, 140)), None)
+    bottom_right = _print_scan(surround)[:160, :140]
+    assert print_on_surround(bottom_right) == ((slice(40, 160), slice(50, 140)), None)
+
+
+def test_a_photo_with_a_plain_band_along_its_sides_is_no_print_at_the_edge():
+    """A plain sky along the top (a seascape) leaves the scene on the three other sides, and black bars
+    above and below (a letterboxed still) leave it on two opposite sides: no print pushed into a corner."""
+    from oldphoto.stages.defects import print_on_surround
+
+    scene = _print_scan(0.9)[40:160, 50:140]
+    sky = np.vstack([np.full((60, 90), 0.85, np.float32), scene])
+    assert print_on_surround(sky) is None
+    bars = np.vstack([np.full((30, 90), 0.05, np.float32), scene, np.full((30, 90), 0.05, np.float32)])
+    assert print_on_surround(bars) is None
+    # and a plain wall along the right side too: the sky and the wall leave the scene in a corner, but
+    # the scene's own tone runs into them (not a print's straight edge) and it fills no rectangle
+    wall = np.hstack([sky, np.full((180, 60), 0.85, np.float32)])
+    wall[60:120, 40:90] = 0.86 + 0.02 * np.sin(np.arange(50) / 3.0)[None]
+    assert print_on_surround(wall) is None
+
+
 def test_a_photo_without_a_plain_surround_is_its_own_print():
     """The whole photo is judged when there is no surround: a scene (one that reaches the frame), a plain
     sky or backdrop that meets the frame on some sides only, a thing that is no rectangle on a plain

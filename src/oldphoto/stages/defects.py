@@ -338,6 +338,26 @@ PRINT_AREA = (0.3, 0.9)
 PRINT_ALONE = 0.02
 
 
+# A print pushed into a corner of the scan, or against one side of it (a print on the scanner's bed in
+# its corner, an album page whose print runs off one side), touches the frame, so it was never found: the
+# whole scan was judged and `auto` left the scratched girl pushed into a corner of a white border, a
+# dark page or the bed, or against one side (0.39-0.56 short sides; 1.04 cropped).  The surround is
+# then read from the sides of the frame that are plain: those whose outermost pixels lie within
+# SURROUND_TOLERANCE of their own median (all but SURROUND_RING_OFF of them), and of the median of those
+# sides together.  When two or
+# three sides are so, and the others are one side or two that meet in a corner, the surround is looked for
+# from the plain sides alone and the print is the largest region left, under the same rules as above; it
+# must reach the frame on exactly the other sides, and there hold PRINT_AT_EDGE of the outermost pixels
+# along its box (its picture runs off the scan there: the prints pushed into a corner in
+# scripts/measure_surround.py hold 0.94-1.0; a print turned by 2 degrees that touches the frame with one
+# corner, the page showing in a wedge beside it, 0.66-0.69, and is judged with the scan).  A plain sky
+# along one side leaves the scene on three, black bars above and below it on two opposite sides: neither
+# is taken for a print.  When the plain sides lie within SURROUND_TIGHT, a second look as on a dark page
+# follows.  The frame and corner rules read the print's edge from its box, whose touched sides are the
+# scan's frame, as for a photo on its own (a print cut by the frame has no rotated rectangle of its own).
+PRINT_AT_EDGE = 0.9
+CORNERS = (frozenset((0, 2)), frozenset((0, 3)), frozenset((1, 2)), frozenset((1, 3)))
+
 Frame = tuple[float, float, float, float, float]  # a rotated rectangle: centre x, y, width, height, tilt°
 
 
@@ -363,6 +383,33 @@ def print_on_surround(gray: np.ndarray) -> PrintOnSurround | None:
     found = _print_within(smooth, ground, SURROUND_TOLERANCE * 255)
     if found is None and _plain_ring(outermost, ground, SURROUND_TIGHT * 255):
         found = _print_within(smooth, ground, SURROUND_TIGHT * 255)
+    if found is None:
+        found = _print_at_edge(smooth)
+    return found
+
+
+def _frame_sides(smooth: np.ndarray) -> list[np.ndarray]:
+    """The scan's outermost pixels, side by side: top, bottom, left, right."""
+    return [smooth[0], smooth[-1], smooth[:, 0], smooth[:, -1]]
+
+
+def _print_at_edge(smooth: np.ndarray) -> PrintOnSurround | None:
+    """The print pushed against one side of the scan, or into a corner, on a plain surround (see
+    :data:`PRINT_AT_EDGE`), or None."""
+    reach = SURROUND_TOLERANCE * 255
+    sides = _frame_sides(smooth)
+    plain = [side for side in sides if _plain_ring(side, float(np.median(side)), reach)]
+    if len(plain) < 2:  # a sky or a backdrop along one side has the scene on the three others
+        return None
+    ground = float(np.median(np.concatenate(plain)))
+    seeds = tuple(i for i, side in enumerate(sides) if _plain_ring(side, ground, reach))
+    touched = frozenset(range(4)) - set(seeds)
+    if not (len(touched) == 1 or touched in CORNERS):
+        return None
+    found = _print_within(smooth, ground, reach, seeds)
+    outermost = np.concatenate([sides[i] for i in seeds])
+    if found is None and _plain_ring(outermost, ground, SURROUND_TIGHT * 255):
+        found = _print_within(smooth, ground, SURROUND_TIGHT * 255, seeds)  # as on a dark page all around
     return found
 
 
@@ -373,13 +420,15 @@ def _plain_ring(outermost: np.ndarray, ground: float, reach: float) -> bool:
     return off <= SURROUND_RING_OFF * outermost.size
 
 
-def _print_within(smooth: np.ndarray, ground: float, reach: float) -> PrintOnSurround | None:
+def _print_within(smooth: np.ndarray, ground: float, reach: float,
+                  seeds: tuple[int, ...] = (0, 1, 2, 3)) -> PrintOnSurround | None:
     """The print on the surround of the scan (``smooth``: its luma in 8-bit levels, median-filtered)
-    that lies within ``reach`` levels of ``ground`` and is connected to the scan's frame, or None."""
+    that lies within ``reach`` levels of ``ground`` and is connected to the scan's frame on the sides
+    ``seeds`` (top, bottom, left, right), or None.  The print touches the frame on the other sides."""
     h, w = smooth.shape
     near = cv2.inRange(smooth, max(0, math.ceil(ground - reach)), min(255, math.floor(ground + reach)))
     _, labels = cv2.connectedComponents(near, connectivity=8)
-    outer = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    outer = np.unique(np.concatenate([_frame_sides(labels)[i] for i in seeds]))
     surround = np.isin(labels, outer[outer > 0])
     n, labels, stats, _ = cv2.connectedComponentsWithStats((~surround).astype(np.uint8), connectivity=8)
     if n < 2:
@@ -394,7 +443,10 @@ def _print_within(smooth: np.ndarray, ground: float, reach: float) -> PrintOnSur
     apart = (ox >= x + bw) | (ox + ow <= x) | (oy >= y + bh) | (oy + oh <= y)
     if (oarea[apart] > PRINT_ALONE * h * w).any():
         return None
-    if x == 0 or y == 0 or x + bw == w or y + bh == h:
+    reaches = {i for i, at in enumerate((y == 0, y + bh == h, x == 0, x + bw == w)) if at}
+    if reaches != set(range(4)) - set(seeds):
+        return None
+    if not all(_runs_off(labels, i, side, (slice(y, y + bh), slice(x, x + bw))) for side in reaches):
         return None
     contours, _ = cv2.findContours((labels == i).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     rect = cv2.minAreaRect(max(contours, key=cv2.contourArea))
@@ -408,9 +460,17 @@ def _print_within(smooth: np.ndarray, ground: float, reach: float) -> PrintOnSur
     tilt = float(np.degrees(np.arctan2(one[1], one[0])))
     tilt = (tilt + 90.0) % 180.0 - 90.0
     frame = None
-    if np.radians(abs(tilt)) * max(bw, bh) >= 1.0:  # a corner a pixel or more off the box
+    # a print cut by the frame is read by its box, its sides at the frame being the scan's (PRINT_AT_EDGE)
+    if not reaches and np.radians(abs(tilt)) * max(bw, bh) >= 1.0:  # a corner a pixel or more off the box
         frame = (rect[0][0] - x, rect[0][1] - y, float(np.hypot(*one)), float(np.hypot(*other)), tilt)
     return PrintOnSurround((slice(y, y + bh), slice(x, x + bw)), frame)
+
+
+def _runs_off(labels: np.ndarray, i: int, side: int, box: tuple[slice, slice]) -> bool:
+    """Whether the print (label ``i`` of ``labels``) holds :data:`PRINT_AT_EDGE` of the frame's outermost
+    pixels on ``side`` (top, bottom, left, right) along its ``box``: its picture runs off the scan there."""
+    along = _frame_sides(labels)[side][box[1] if side < 2 else box[0]]
+    return bool(np.mean(along == i) >= PRINT_AT_EDGE)
 
 
 @dataclass(frozen=True)
