@@ -106,22 +106,26 @@ class DefaultMode(Mode):
                 used_mask = np.zeros_like(defects.mask)
                 used_mask[box] = dilate_official(defects.mask[box])
         timings["defects"] = time.perf_counter() - t
+        # the noise is read away from the detector's candidate regions (none without the detector: a
+        # user's mask, --scratches off)
+        candidates = None if defects is None else defects.candidates
         if print_box is None:
-            out = self.render(image, used_mask, path, tone, timings)
+            out = self.render(image, used_mask, path, tone, timings, candidates)
         else:
             out = image.copy()
             out[box] = self.render(image[box], None if used_mask is None else used_mask[box], path, tone,
-                                   timings)
+                                   timings, None if candidates is None else candidates[box])
         return out, used_mask, path, defects, tone
 
     def render(self, image: np.ndarray, used_mask: np.ndarray | None, path: str, tone: Tone | None,
-               timings: dict[str, float]) -> np.ndarray:
+               timings: dict[str, float], candidates: np.ndarray | None = None) -> np.ndarray:
         """The photo restored once its defects (``used_mask``, repaired by ``path``) and its ``tone``
-        are known: the base (:meth:`base`), the defects repaired, the photo's tone or colours."""
+        are known: the base (:meth:`base`, its noise read away from the detector's ``candidates``), the
+        defects repaired, the photo's tone or colours."""
         r = self.restorer
         o = r.options
         t = time.perf_counter()
-        out = self.base(image)
+        out = self.base(image, candidates)
         timings["restore"] = time.perf_counter() - t
         copied = None  # pixels filled with copied texture: their colour is that texture's
         if used_mask is not None and used_mask.any():
@@ -146,15 +150,17 @@ class DefaultMode(Mode):
             out = photo_colour(out, image, fill, tone, own=copied, denoise=o.denoise)
         return out
 
-    def base(self, image: np.ndarray) -> np.ndarray:
+    def base(self, image: np.ndarray, candidates: np.ndarray | None = None) -> np.ndarray:
         """The photo away from its defects: ``--fidelity`` blends the quality path's restoration with
         the photo itself, denoised unless ``--no-denoise`` (the networks are not run at fidelity 1, the
-        denoiser not at 0)."""
+        denoiser not at 0), at the noise level read away from the detector's ``candidates``
+        (:func:`oldphoto.stages.fidelity.noise_sigma`)."""
         r = self.restorer
         f = r.fidelity()
         network = None if f == 1.0 else r.restore_stage("quality", image.shape[:2])(
             image, r.path_models("quality"), "quality")
-        photo = None if f == 0.0 else denoised_photo(image, r.luma_denoiser()) if r.options.denoise else image
+        photo = None if f == 0.0 else (denoised_photo(image, r.luma_denoiser(), candidates)
+                                       if r.options.denoise else image)
         return blend(network, photo, f)
 
     def fidelity(self) -> float | None:

@@ -348,17 +348,19 @@ class Restorer:
         in the default mode, at a fidelity above 0)."""
         return self.options.remove_grain and not self.mode.official and self.fidelity() > 0.0
 
-    def luma_denoiser(self) -> Callable[[np.ndarray], np.ndarray]:
+    def luma_denoiser(self) -> Callable[..., np.ndarray]:
         """What denoises the photo's luma away from the defects: with --remove-grain the ``denoiser``
-        network, in strips that fit the memory budget, else non-local means."""
+        network, in strips that fit the memory budget, else non-local means.  Either takes ``exclude``,
+        the detector's candidate regions, where the noise level is not read
+        (:func:`oldphoto.stages.fidelity.noise_sigma`)."""
         if not self.options.remove_grain:
             return denoise_luma
         network = self.model(DENOISER_ROLE)
         per_pixel = DENOISER.tile_bytes_per_pixel * width_ratio(network)
 
-        def denoise(y: np.ndarray) -> np.ndarray:
+        def denoise(y: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
             rows = int(self.budget // (per_pixel * max(1, y.shape[1])))
-            return denoise_luma_network(y, network, self.runner, rows=max(64, rows))
+            return denoise_luma_network(y, network, self.runner, rows=max(64, rows), exclude=exclude)
 
         return denoise
 
@@ -514,7 +516,9 @@ class Restorer:
         inner = self._detect(image[found.box], None, found.frame)  # (its tone fitted on the print)
         mask = np.zeros(image.shape[:2], bool)
         mask[found.box] = inner.mask
-        return dataclasses.replace(inner, mask=mask, print_box=found.box)
+        candidates = np.zeros(image.shape[:2], bool)
+        candidates[found.box] = inner.candidates
+        return dataclasses.replace(inner, mask=mask, print_box=found.box, candidates=candidates)
 
     def _detect(self, image: np.ndarray, toned: bool | None, frame: Frame | None = None) -> Defects:
         if toned is None:
@@ -531,7 +535,8 @@ class Restorer:
             # sensitive reading keeps what the calibrated one finds; its figures are the stronger one's
             calibrated = find_defects(prob, gray, default, colour, frame)
             stronger = calibrated if calibrated.evidence > defects.evidence else defects
-            defects = dataclasses.replace(stronger, mask=defects.mask | calibrated.mask)
+            defects = dataclasses.replace(stronger, mask=defects.mask | calibrated.mask,
+                                          candidates=defects.candidates | calibrated.candidates)
         if self.options.mask_dilation:
             defects = dataclasses.replace(defects, mask=dilate(defects.mask, self.options.mask_dilation))
         return defects

@@ -174,6 +174,40 @@ def test_a_print_on_a_plain_surround_is_repaired_within_its_edges(models_no_face
     assert np.array_equal(r.image[box], crop.image)
 
 
+def test_the_noise_is_read_away_from_the_detectors_candidates(models_no_faces, monkeypatch):
+    """The denoiser reads the noise away from the detector's candidate regions (Defects.candidates, the
+    hysteresis mask before any region is judged: a crack network judged lace and left still holds
+    cracks), cropped to the print on a plain surround; with a user's mask or --scratches off no detector
+    runs, and the noise is read over the whole photo."""
+    from oldphoto import modes
+    from oldphoto.stages.defects import LOW_THRESHOLD_RATIO, hysteresis
+
+    seen = []
+
+    def spy(image, denoise, exclude=None):
+        seen.append(exclude)
+        return real(image, denoise, exclude)
+
+    real = modes.denoised_photo
+    monkeypatch.setattr(modes, "denoised_photo", spy)
+    models = dict(models_no_faces, detector=StripeDetector(bright=True), mapping_quality=Forbidden())
+    scan, box = _print_on_an_album_page()
+    r = restorer(models, fidelity=1.0)
+    crop = r.restore(scan[box])
+    prob = r.probabilities(scan[box])
+    low = r.mask_threshold() * LOW_THRESHOLD_RATIO
+    assert np.array_equal(crop.defects.candidates, hysteresis(prob, r.mask_threshold(), low))
+    assert crop.defects.candidates[10:75, 30].all() and np.array_equal(seen[-1], crop.defects.candidates)
+    whole = r.restore(scan)
+    assert whole.defects.candidates.shape == scan.shape[:2]
+    assert np.array_equal(whole.defects.candidates[box], crop.defects.candidates)
+    assert np.array_equal(seen[-1], crop.defects.candidates)  # the print's, as its crop's
+    mask = np.zeros(scan.shape[:2], bool)
+    mask[30:95, 50] = True
+    for given in (r.restore(scan, mask=mask), restorer(models, fidelity=1.0, scratches="off").restore(scan)):
+        assert seen[-1] is None and (given.defects is None or given.defects.candidates is None)
+
+
 def test_the_dust_of_a_print_on_a_plain_surround_is_looked_for_on_the_print(models_no_faces):
     """--dust on a print lying on an album page finds the print's dust as if it had been cropped, and
     leaves the page's: the surround is not the photo (and is not repaired)."""

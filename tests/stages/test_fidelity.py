@@ -99,6 +99,47 @@ def test_the_noise_estimate_needs_unclipped_blocks_and_enough_of_them():
     assert noise_sigma(tiny) == donoho_sigma(tiny)
 
 
+def _crazed(clear, side=1024, sigma=0.01, seed=9, cell=8):
+    """A flat noisy print crazed all over by thin bright lines (a Voronoi network of ``cell``-px cells: a
+    line through nearly every 16-px block) but for a square of ``clear``² blocks; and where the lines are."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    cells = cv2.Subdiv2D((0, 0, side, side))
+    for x, y in rng.uniform(0, side - 1, (side * side // cell**2, 2)):
+        cells.insert((float(x), float(y)))
+    facets, _ = cells.getVoronoiFacetList([])
+    lines = np.zeros((side, side), np.uint8)
+    cv2.polylines(lines, [f.astype(np.int32) for f in facets], True, 1, 1)
+    lines = lines > 0
+    lines[320:320 + 16 * clear, 320:320 + 16 * clear] = False
+    y = np.clip(0.5 + 0.25 * lines + rng.normal(0, sigma, (side, side)), 0, 1).astype(np.float32)
+    return y, lines
+
+
+def test_the_noise_is_read_away_from_the_detectors_candidates():
+    """A crack network (craquelure) puts a line in nearly every block, and the flattest blocks' 5th
+    percentile read the lines as noise (1.4 times the noise here); given as candidates (``exclude``), the
+    blocks they touch are left out, and the clean ones read the noise."""
+    crazed, lines = _crazed(clear=11)  # 121 clean blocks of 4096
+    assert noise_sigma(crazed) > 1.3 * 0.01
+    assert noise_sigma(crazed, lines) == pytest.approx(0.01, rel=0.1)
+    assert noise_sigma(crazed, np.zeros_like(lines)) == noise_sigma(crazed)
+    # the denoiser takes it (at 512², under clumped_grain's size: at 1024² the network reads as grain)
+    small, lines_small = _crazed(clear=11, side=512)
+    at_clean = denoise_luma(small, noise_sigma(small, lines_small))
+    assert not np.array_equal(at_clean, denoise_luma(small))
+    assert np.array_equal(denoise_luma(small, exclude=lines_small), at_clean)
+    photo = np.repeat(small[..., None], 3, axis=2)
+    expected = denoised_photo(photo, lambda y: denoise_luma(y, noise_sigma(y, lines_small)))
+    assert np.array_equal(denoised_photo(photo, exclude=lines_small), expected)
+    # too few blocks left clear (81, under NOISE_ENOUGH_BLOCKS): read as without
+    few, lines = _crazed(clear=9)
+    assert noise_sigma(few, lines) == noise_sigma(few)
+    with pytest.raises(ValueError):
+        noise_sigma(crazed, lines[:-1])
+
+
 @pytest.mark.parametrize("side, rel", [(64, 0.6), (128, 0.25)])
 def test_a_small_photo_reads_its_noise_in_smaller_blocks(side, rel):
     """A small photo has too few 16-px blocks for their 5th percentile to find its flat part (at 64² there

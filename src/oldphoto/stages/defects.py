@@ -493,6 +493,10 @@ class Defects:
     # the print's bounding box (rows, columns) when the scan holds it on a plain surround
     # (print_on_surround): the counts and lengths are the print's, and what is repaired stays within it
     print_box: tuple[slice, slice] | None = None
+    # the detector's candidate regions (bool H×W, the photo's size): the hysteresis mask find_defects starts
+    # from, before any region is judged content or defect; the noise is read away from them
+    # (oldphoto.stages.fidelity.noise_sigma).  None where no detector ran (a user's mask, --dust alone)
+    candidates: np.ndarray | None = None
 
     @property
     def area(self) -> float:
@@ -531,7 +535,8 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float,
     region is classified by its shape and contrast; regions that look like scene content are dropped,
     and so are short strokes that repeat (:func:`_repeated`: lettering, stripes, railings, collars) and
     the letters of writing (:func:`lines_of_writing`, :func:`ink_of_writing`).
-    Each defect kept takes its fringe (:func:`_fringe`).
+    Each defect kept takes its fringe (:func:`_fringe`).  The hysteresis mask itself is kept
+    (``Defects.candidates``): the noise is read away from it.
     """
     candidates = hysteresis(prob, threshold, threshold * LOW_THRESHOLD_RATIO)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(candidates.astype(np.uint8), connectivity=8)
@@ -589,7 +594,8 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float,
     aligned = sum(v[2] for v in shorter) / short if alignment > AUTO_MAX_ALIGNMENT else 0.0
     return Defects(mask, strokes=counts["stroke"], specks=counts["speck"], blobs=counts["blob"],
                    edges=counts["edge"], content=counts["content"], stroke_length=length,
-                   dark_length=dark_length, stroke_alignment=alignment, aligned_length=aligned)
+                   dark_length=dark_length, stroke_alignment=alignment, aligned_length=aligned,
+                   candidates=candidates)
 
 
 def _print_edge(region: np.ndarray, offset: tuple[int, int], shape: tuple[int, int], gray: np.ndarray,
