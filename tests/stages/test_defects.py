@@ -491,6 +491,34 @@ def test_handwriting_on_a_plain_border_is_kept_when_the_detector_flags_only_its_
         assert d.strokes == 1
 
 
+def test_handwriting_on_the_picture_itself_is_kept_when_its_trail_is_a_pens():
+    """A caption on a face or a sweater has no plain ground: its trail counts when it is a pen's (one
+    width along it, closing loops), while the wavering, loopless pieces of a crack beside a short crack
+    on the same ground are still no writing."""
+    from oldphoto.stages.defects import find_defects
+
+    yy, xx = np.mgrid[0:300, 0:400].astype(np.float32)
+    for value, ground in ((0.95, 0.45), (0.05, 0.6)):
+        gray = ground + 0.08 * np.sin(xx / 7.0) * np.cos(yy / 11.0)  # a ground that is no page or border
+        gray += np.random.default_rng(0).normal(0, 0.01, gray.shape).astype(np.float32)
+        ink = np.zeros(gray.shape, np.uint8)  # "ie nous" in script, 1-px pen: only the "i" flagged
+        cv2.putText(ink, "e nous", (46, 100), cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 1.0, 255, 1, cv2.LINE_AA)
+        tall = np.zeros(gray.shape, np.uint8)
+        cv2.line(tall, (40, 100), (44, 86), 255, 2)
+        gray = gray * (1 - np.maximum(ink, tall) / 255.0) + value * np.maximum(ink, tall) / 255.0
+        flagged = tall > 127
+        crack = np.zeros(gray.shape, np.uint8)  # a crack: a flagged stroke and unflagged pieces in its line
+        cv2.line(crack, (60, 230), (64, 206), 1, 2)
+        for x in range(80, 240, 16):  # pieces of changing width, kinked but closing no loop
+            cv2.polylines(crack, [np.array([[x, 228], [x + 4, 218], [x + 2, 212]], np.int32)], False, 1,
+                          1 + (x // 16) % 3)
+        gray[crack > 0] = value
+        flagged[200:240, 55:70] |= crack[200:240, 55:70] > 0
+        d = find_defects(_prob_from(flagged), gray.astype(np.float32), 0.5)
+        assert not d.mask[70:110, 30:150].any(), value  # the tall letter of the word is kept
+        assert d.mask[200:240, 55:70][crack[200:240, 55:70] > 0].all(), value
+
+
 def _print_scan(surround: float, top: int = 40, left: int = 50, size: tuple[int, int] = (120, 90),
                 scan: tuple[int, int] = (180, 170), angle: float = 0.0, seed: int = 3) -> np.ndarray:
     """A print (mid-gray scene with some texture, size h×w) laid on a plain surround at (top, left) of a
