@@ -811,9 +811,8 @@ def ink_of_writing(stats: np.ndarray, kinds: list[str], labels: np.ndarray, gray
         smooth = cv2.GaussianBlur(np.ascontiguousarray(window, dtype=np.float32), (0, 0), 1.0)
         not_ink = ~dilate(ink, 3)
         plain = _plain_ground(smooth, not_ink, boxes[own][:4], height // 2)
-        if not plain and not WRITING_PEN_MIN_LOOPS:
-            continue
-        # the ink besides the flagged region itself: on plain grounds only, and on any ground
+        # the ink besides the flagged region itself: on plain grounds only (trail), and on any ground
+        # (rough: then it must be a pen's, _pen_trail)
         trail = rough = -float(skeletonize(region).sum())
         used = []
         for j in range(1, n):
@@ -829,10 +828,10 @@ def ink_of_writing(stats: np.ndarray, kinds: list[str], labels: np.ndarray, gray
                 used.append(j)
                 if plain and (j == own or _plain_ground(smooth, not_ink, boxes[j][:4], height // 2)):
                     trail += length
-        if trail >= WRITING_MIN_TRAIL * height and plain:
+        if plain and trail >= WRITING_MIN_TRAIL * height:
             out.append(i)
-        elif WRITING_PEN_MIN_LOOPS and rough >= WRITING_MIN_TRAIL * height \
-                and _pen_trail(np.isin(pieces, used), boxes[used, 3], height):
+        elif rough >= WRITING_MIN_TRAIL * height and _pen_trail(np.isin(pieces, used), boxes[used, 3],
+                                                                 height):
             out.append(i)
     return out
 
