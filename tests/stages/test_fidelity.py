@@ -140,6 +140,16 @@ def test_the_noise_is_read_away_from_the_detectors_candidates():
         noise_sigma(crazed, lines[:-1])
 
 
+@pytest.mark.parametrize("side", [4, 8, 40])
+def test_an_exclude_of_another_shape_is_refused_on_a_small_photo_too(side):
+    """A small photo's noise is read before the blocks that ``exclude`` touches are counted (too few
+    blocks, or Donoho's estimate alone): a mask of the wrong shape was taken without a word there."""
+    y = np.full((side, side), 0.5, np.float32)
+    with pytest.raises(ValueError, match="must have the photo's shape"):
+        noise_sigma(y, np.zeros((side + 1, side), bool))
+    assert noise_sigma(y, np.zeros((side, side), bool)) == noise_sigma(y)
+
+
 @pytest.mark.parametrize("side, rel", [(64, 0.6), (128, 0.25)])
 def test_a_small_photo_reads_its_noise_in_smaller_blocks(side, rel):
     """A small photo has too few 16-px blocks for their 5th percentile to find its flat part (at 64² there
