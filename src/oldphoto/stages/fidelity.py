@@ -75,12 +75,12 @@ SCREEN_PERIODS = (2.0, 10.0)
 SCREEN_PEAK = 0.1
 SCREEN_WINDOW = 512
 # clumped_grain: strong film grain of a negative or slide scanned at about 4000 dpi is clumped over several
-# px, and noise_sigma reads only its finest part (a quarter or less); non-local means at that strength takes
-# the fine part and links the clumps into worm-like streaks.  The same flat-block estimate read on the 4×4
-# means (×4, so that white noise reads the same at both scales) gives the grain's power at the clumps'
-# scale; the part of it white noise of the finest level does not explain reaches GRAIN_COARSE (16-bit
-# levels of 255) on such grain and the photo is not denoised.  Measured
-# (benchmarks/bench_clumped_grain.py): clumped grain of 9-23 levels on 4× enlarged photos 13.6-48; the
+# px, and noise_sigma reads only its finest part (a sixth to a third of it); non-local means at that
+# strength takes the fine part and links the clumps into worm-like streaks.  The same flat-block estimate
+# read on the 4×4 means (×4, so that white noise reads the same at both scales) gives the grain's power at
+# the clumps' scale; the part of it white noise of the finest level does not explain reaches GRAIN_COARSE
+# (levels of 255) on such grain and the photo is not denoised.  Measured
+# (benchmarks/bench_clumped_grain.py): clumped grain of 9-26 levels on 4× enlarged photos 13.6-57; the
 # example photos at most 10.6 (the Moulin Rouge autochrome).  Read only where the photo holds enough
 # 16-px blocks at that scale (about 640² px and more): on fewer, the photo's structure reads as grain.
 GRAIN_COARSE = 12.5 / 255.0
