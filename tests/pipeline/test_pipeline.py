@@ -156,6 +156,18 @@ def test_auto_judges_a_print_on_a_plain_surround_not_the_scan(models_no_faces):
     assert restorer(models).restore(short).path == "quality"
 
 
+@pytest.mark.parametrize("left", [3, 0])  # on the surround, against the left side
+def test_a_small_scan_with_a_print_a_few_px_high_is_restored(models_no_faces, left):
+    """A 40×16 scan holding a print 6 px high failed as "image of 36×6 pixels is too small to restore":
+    the print was restored on its own.  It is judged with the scan."""
+    rng = np.random.default_rng(0)
+    scan = np.full((16, 40, 3), 0.95, np.float32)
+    scan[5:11, left:36] = rng.random((6, 36 - left, 3)) * 0.4
+    for kw in ({}, {"scratches": "on"}, {"scratches": "off", "dust": True}):
+        r = restorer(models_no_faces, **kw).restore(scan)
+        assert r.image.shape == scan.shape and (r.defects is None or r.defects.print_box is None)
+
+
 def test_a_print_on_a_plain_surround_is_repaired_within_its_edges(models_no_faces):
     """A fill reaches beyond its defects (the repair weight's growth and feather): a scratch that runs
     into the print's edge smeared the print into the surround.  The print is restored as its crop is,

@@ -566,6 +566,22 @@ def test_a_print_pushed_into_a_corner_or_against_a_side_is_found(surround):
     assert print_on_surround(bottom_right) == ((slice(40, 160), slice(50, 140)), None)
 
 
+def test_a_print_under_16_px_a_side_is_not_taken_for_one():
+    """The print is restored on its own: one a few px high on a small scan (16 px, under the pipeline's 8
+    px minimum) failed to restore; the scan is judged whole, as a scan under 16 px is."""
+    from oldphoto.stages.defects import print_on_surround
+
+    rng = np.random.default_rng(0)
+    for top, left in ((5, 3), (5, 0), (0, 0)):  # on the surround, against the left side, in a corner
+        scan = np.full((16, 40), 0.95, np.float32)
+        scan[top:top + 6, left:36] = rng.random((6, 36 - left)) * 0.4
+        assert print_on_surround(scan) is None
+    # 16 px is enough
+    scan = np.full((40, 60), 0.95, np.float32)
+    scan[12:28, 5:55] = rng.random((16, 50)) * 0.4
+    assert print_on_surround(scan) == ((slice(12, 28), slice(5, 55)), None)
+
+
 def test_a_photo_with_a_plain_band_along_its_sides_is_no_print_at_the_edge():
     """A plain sky along the top (a seascape) leaves the scene on the three other sides, and black bars
     above and below (a letterboxed still) leave it on two opposite sides: no print pushed into a corner."""

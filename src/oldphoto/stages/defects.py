@@ -346,6 +346,9 @@ SURROUND_TOLERANCE = 0.06
 SURROUND_TIGHT = 0.02
 SURROUND_RING_OFF = 0.02
 SURROUND_MEDIAN = 5
+# the scan, and the print found on it, are at least this many px a side: the print is restored on its own,
+# and a 6-px-high print on a 40×16 scan failed as "too small to restore" with a size never given
+SURROUND_MIN_SIDE = 16
 PRINT_MIN_FILL = 0.85
 PRINT_AREA = (0.3, 0.9)
 # and nothing else on the surround, outside the print's box, may cover more than PRINT_ALONE of the
@@ -390,7 +393,7 @@ def print_on_surround(gray: np.ndarray) -> PrintOnSurround | None:
     """Where the print lies when the scan (luma ``gray``, H×W in [0, 1]) holds one on a plain surround,
     else None: see :data:`SURROUND_TOLERANCE` and :data:`SURROUND_TIGHT`."""
     h, w = gray.shape
-    if min(h, w) < 16:
+    if min(h, w) < SURROUND_MIN_SIDE:
         return None
     # a median keeps the print's edge where it is (a blur would spread it into the surround)
     smooth = cv2.medianBlur(np.clip(gray * 255 + 0.5, 0, 255).astype(np.uint8), SURROUND_MEDIAN)
@@ -452,7 +455,7 @@ def _print_within(smooth: np.ndarray, ground: float, reach: float,
         return None
     i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     x, y, bw, bh, area = (int(v) for v in stats[i])
-    if not PRINT_AREA[0] <= area / (h * w) <= PRINT_AREA[1]:
+    if min(bw, bh) < SURROUND_MIN_SIDE or not PRINT_AREA[0] <= area / (h * w) <= PRINT_AREA[1]:
         return None
     # a region as large apart from it: two prints on one page, or a stereo card, each to be repaired
     # (pieces of the print itself, cut off by its own areas of the surround's tone, lie in its box)
