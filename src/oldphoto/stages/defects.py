@@ -397,14 +397,22 @@ def print_on_surround(gray: np.ndarray) -> PrintOnSurround | None:
         return None
     # a median keeps the print's edge where it is (a blur would spread it into the surround)
     smooth = cv2.medianBlur(np.clip(gray * 255 + 0.5, 0, 255).astype(np.uint8), SURROUND_MEDIAN)
-    outermost = np.concatenate([smooth[0], smooth[-1], smooth[:, 0], smooth[:, -1]])
     # compared in 8-bit levels (a float copy of a 28-megapixel scan took a second)
-    ground = float(np.median(outermost))
-    found = _print_within(smooth, ground, SURROUND_TOLERANCE * 255)
-    if found is None and _plain_ring(outermost, ground, SURROUND_TIGHT * 255):
-        found = _print_within(smooth, ground, SURROUND_TIGHT * 255)
+    ground = float(np.median(np.concatenate(_frame_sides(smooth))))
+    found = _print_looked_for(smooth, ground, (0, 1, 2, 3))
     if found is None:
         found = _print_at_edge(smooth)
+    return found
+
+
+def _print_looked_for(smooth: np.ndarray, ground: float, seeds: tuple[int, ...]) -> PrintOnSurround | None:
+    """The print on the surround of ``ground``'s tone connected to the frame's sides ``seeds`` (top,
+    bottom, left, right): within ``SURROUND_TOLERANCE``, else, when those sides are plain to within
+    ``SURROUND_TIGHT``, within that (a print whose dark parts run into a dark page), or None."""
+    found = _print_within(smooth, ground, SURROUND_TOLERANCE * 255, seeds)
+    outermost = np.concatenate([_frame_sides(smooth)[i] for i in seeds])
+    if found is None and _plain_ring(outermost, ground, SURROUND_TIGHT * 255):
+        found = _print_within(smooth, ground, SURROUND_TIGHT * 255, seeds)
     return found
 
 
@@ -426,11 +434,7 @@ def _print_at_edge(smooth: np.ndarray) -> PrintOnSurround | None:
     touched = frozenset(range(4)) - set(seeds)
     if not (len(touched) == 1 or touched in CORNERS):
         return None
-    found = _print_within(smooth, ground, reach, seeds)
-    outermost = np.concatenate([sides[i] for i in seeds])
-    if found is None and _plain_ring(outermost, ground, SURROUND_TIGHT * 255):
-        found = _print_within(smooth, ground, SURROUND_TIGHT * 255, seeds)  # as on a dark page all around
-    return found
+    return _print_looked_for(smooth, ground, seeds)
 
 
 def _plain_ring(outermost: np.ndarray, ground: float, reach: float) -> bool:
