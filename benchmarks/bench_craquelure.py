@@ -15,8 +15,9 @@ detector's candidate regions (after: ``Defects.candidates``, what the default re
 8-bit levels; the default restoration (faces off) before (the candidates not handed to the denoiser)
 and after, and the share of the luma's fine detail (``scripts/real_photos.py``'s high-pass energy) it
 keeps away from the cracks (7 px beyond the drawn network, and beyond what was repaired), over the
-whole photo and over the face (``FACES``).  With ``--out DIR``: 100 % crops ``cracked | before | after``
-of the face.
+whole photo and over the face (``FACES``); and the share of pixels more than 2 levels away from that
+restoration when its mask is given back (``--mask-dir``, the web page's re-run with marks).  With
+``--out DIR``: 100 % crops ``cracked | before | after`` of the face.
 
     PYTHONPATH=src python benchmarks/bench_craquelure.py [--out DIR]
 """
@@ -131,8 +132,9 @@ def main() -> None:
         args.out.mkdir(parents=True, exist_ok=True)
     restorer = Restorer(faces=False)
     print("| print | σ uncracked: whole / away | σ crazed: whole (before) / away (after) | candidates | "
-          "detail kept, photo: uncracked / before / after | face: uncracked / before / after |")
-    print("|---|---|---|---|---|---|")
+          "detail kept, photo: uncracked / before / after | face: uncracked / before / after | "
+          "mask given back: > 2 levels |")
+    print("|---|---|---|---|---|---|---|")
     for name, *_ in PRINTS:
         clean, crazed, cracks = crazed_print(name)
         y, y_clean = luma(crazed), luma(clean)
@@ -149,11 +151,13 @@ def main() -> None:
             face = np.zeros_like(keep)
             face[FACES[name]] = True
             kept[label] = [detail(out, k) / detail(image, k) for k in (keep, keep & face)]
+        again = restorer.restore(crazed, mask=mask).image
+        moved = np.mean(np.abs(again - outs["after"]).max(axis=2) > 2 / 255)
         print(f"| {name} | {sig[0]:.2f} / {sig[1]:.2f} | {sig[2]:.2f} / {sig[3]:.2f} | "
               f"{found.candidates.mean() * 100:.2f} % | "
               + " / ".join(f"{kept[k][0] * 100:.0f} %" for k in ("uncracked", "before", "after")) + " | "
-              + " / ".join(f"{kept[k][1] * 100:.0f} %" for k in ("uncracked", "before", "after")) + " |",
-              flush=True)
+              + " / ".join(f"{kept[k][1] * 100:.0f} %" for k in ("uncracked", "before", "after"))
+              + f" | {moved * 100:.2f} % |", flush=True)
         if args.out:
             box = FACES[name]
             gap = np.full((box[0].stop - box[0].start, 4, 3), 255, np.uint8)

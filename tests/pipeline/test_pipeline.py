@@ -189,8 +189,9 @@ def test_a_print_on_a_plain_surround_is_repaired_within_its_edges(models_no_face
 def test_the_noise_is_read_away_from_the_detectors_candidates(models_no_faces, monkeypatch):
     """The denoiser reads the noise away from the detector's candidate regions (Defects.candidates, the
     hysteresis mask before any region is judged: a crack network judged lace and left still holds
-    cracks), cropped to the print on a plain surround; with a user's mask or --scratches off no detector
-    runs, and the noise is read over the whole photo."""
+    cracks), cropped to the print on a plain surround, and from a user's mask too (the detector's mask
+    given back must be restored as on the first run); with --scratches off no detector runs, and the
+    noise is read over the whole photo."""
     from oldphoto import modes
     from oldphoto.stages.defects import LOW_THRESHOLD_RATIO, hysteresis
 
@@ -216,8 +217,11 @@ def test_the_noise_is_read_away_from_the_detectors_candidates(models_no_faces, m
     assert np.array_equal(seen[-1], crop.defects.candidates)  # the print's, as its crop's
     mask = np.zeros(scan.shape[:2], bool)
     mask[30:95, 50] = True
-    for given in (r.restore(scan, mask=mask), restorer(models, fidelity=1.0, scratches="off").restore(scan)):
-        assert seen[-1] is None and (given.defects is None or given.defects.candidates is None)
+    given = r.restore(scan, mask=mask)
+    assert np.array_equal(given.defects.candidates, whole.defects.candidates | mask)
+    assert np.array_equal(seen[-1], given.defects.candidates[box])
+    off = restorer(models, fidelity=1.0, scratches="off").restore(scan)
+    assert seen[-1] is None and off.defects is None
 
 
 def test_the_dust_of_a_print_on_a_plain_surround_is_looked_for_on_the_print(models_no_faces):

@@ -164,7 +164,7 @@ def restoration_record(result: Any, user_mask: bool = False) -> dict[str, Any] |
         # whose the repaired areas are: the detector's, the user's, or nobody's
         "mask": "none" if defects is None else "user" if user_mask else "detected",
     }
-    if defects is not None and not user_mask:  # (with the user's mask the detector did not run)
+    if defects is not None and not user_mask:  # (the user's mask is repaired as given: nothing weighed)
         # what --scratches auto weighs: stroke_length (in short sides of the photo) less its dark part
         # and the short bright strokes' length when they share a direction (stroke_alignment)
         record["defects"] = {"strokes": defects.strokes, "stroke_length": round(defects.stroke_length, 3),
