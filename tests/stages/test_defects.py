@@ -131,6 +131,28 @@ def test_a_bright_line_along_the_boundary_of_two_regions_is_an_outline_not_a_scr
     assert find_defects(_prob_from(outline), flat, 0.5).strokes == 1
 
 
+def test_a_speck_drawn_out_along_an_outline_is_the_scene_and_dust_is_not():
+    """The tip of the scratched boy's collar on his vest (29 px) and a fold of the scratched girl's bow
+    (27 px) were flagged, small enough for specks, which were never judged by their sides: filled."""
+    from oldphoto.stages.defects import find_defects
+
+    gray = np.full((200, 200), 0.3, np.float32)
+    gray[:, 100:] = 0.7  # two regions of the scene (a collar on a vest)
+    gray[40:52, 99:101] = 0.95  # a short bright rim between them: 24 px, a speck's size
+    gray[120:132, 40:42] = 0.95  # the same line on the flat: a fragment of a scratch
+    gray[150:153, 150:153] = 0.95  # a round speck of dust on the bright region
+    rim = np.zeros_like(gray, bool)
+    rim[40:52, 99:101] = True
+    flat = np.zeros_like(gray, bool)
+    flat[120:132, 40:42] = True
+    dust = np.zeros_like(gray, bool)
+    dust[150:153, 150:153] = True
+    d = find_defects(_prob_from(rim | flat | dust), gray, 0.5)
+    assert not d.mask[35:57, 90:110].any()
+    assert d.mask[flat].all() and d.mask[dust].all()
+    assert (d.specks, d.content) == (2, 1)
+
+
 def test_the_stretch_of_a_scratch_that_runs_along_an_outline_is_left_and_still_counts():
     """A crack crosses a flat backdrop, then follows the edge of a dark notch for 40 px: that stretch
     is left (a fill there would smear the notch into the backdrop), the rest is repaired, and the whole
