@@ -15,7 +15,9 @@ photo's own decision; then how many scans are decided as their photo on its own.
 With ``--edges``, instead, each print pushed into the top-left corner of a white border, a dark page
 (upright and turned by 2°) and the bed, and against the left side of the border, the page and the bed
 (``corner_album``, ``side_bed``: the print touches the scan's frame there); ``found`` says whether the
-print was found or the whole scan judged.
+print was found or the whole scan judged.  With ``--beds``, each print on a scanner's bed as scanned at
+home (``scanbed15_lid``: off centre, a shadow 15 px wide below and right of it, the lid's dark edge
+along the top; see :func:`on_bed`).
 """
 
 from __future__ import annotations
@@ -85,7 +87,41 @@ def placed(image: np.ndarray, kind: str, seed: int = 0) -> tuple[np.ndarray, tup
         scan *= (1 - 0.35 * cv2.GaussianBlur(shadow, (0, 0), 4))[..., None]
         scan[y:y + h, x:x + w] = image
         return np.clip(scan, 0, 1).astype(np.float32), (y, x)
+    if kind.startswith("scanbed"):  # "scanbed15", "scanbed15_one", "scanbed15_lid"
+        width, *rest = kind[7:].split("_")
+        return on_bed(image, int(width), "one" in rest, "lid" in rest, rng)
     raise ValueError(kind)
+
+
+def on_bed(image: np.ndarray, width: int, one: bool, lid: bool,
+           rng: np.random.Generator) -> tuple[np.ndarray, tuple[int, int]]:
+    """The photo on a scanner's bed as a family scans it: off centre, on a bed of luma 0.83-0.87 (a
+    faint gradient across it, a little noise), a shadow ``width`` px wide fading from 0.5 at the print's
+    edge to the bed's tone below and right of it (right only when ``one``), and with ``lid`` the dark
+    edge of the scanner's lid along the scan's top (a strip of luma 0.2, 2 % of its height)."""
+    h, w = image.shape[:2]
+    big_h, big_w = int(h * 1.3), int(w * 1.45)
+    bed = 0.83 + 0.04 * np.linspace(0, 1, big_w, dtype=np.float32)[None] + 0.01 * np.linspace(
+        0, 1, big_h, dtype=np.float32)[:, None]
+    bed = bed + rng.normal(0, 0.006, (big_h, big_w)).astype(np.float32)
+    y, x = int(0.06 * big_h), int(0.12 * big_w)
+    rows, cols = np.mgrid[:big_h, :big_w].astype(np.float32)
+    # depth of the shadow: 1 at the print's edge, 0 at ``width`` px from it, tapering at its ends
+    right = np.clip(1 - (cols - (x + w)) / width, 0, 1) * (cols >= x + w)
+    right *= np.clip((rows - y) / width, 0, 1) * np.clip((y + h + width - rows) / width, 0, 1)
+    shade = right
+    if not one:
+        below = np.clip(1 - (rows - (y + h)) / width, 0, 1) * (rows >= y + h)
+        below *= np.clip((cols - x) / width, 0, 1) * np.clip((x + w + width - cols) / width, 0, 1)
+        shade = np.maximum(shade, below)
+    scan = bed - (bed - 0.5) * shade**2
+    if lid:
+        edge = int(0.02 * big_h)
+        scan[:edge] = 0.2 + rng.normal(0, 0.006, (edge, big_w))
+        scan[edge:edge + 2] = 0.5  # its soft edge
+    scan = np.repeat(np.clip(scan, 0, 1)[..., None], 3, axis=2).astype(np.float32)
+    scan[y:y + h, x:x + w] = image
+    return scan, (y, x)
 
 
 def on_page(image: np.ndarray, page: float, degrees: float, shadow: bool,
@@ -112,6 +148,8 @@ def on_page(image: np.ndarray, page: float, degrees: float, shadow: bool,
 EDGE_KINDS = [f"{layout}_{kind}" for layout in ("corner", "side") for kind in ("white20", "album", "bed")]
 EDGE_KINDS.insert(2, "corner_album_skew")
 DARK_PAGES = [f"page{p}_turn{t}{s}" for p in (0.08, 0.13, 0.2) for t in (0, 1.5, 3) for s in ("", "_shadow")]
+# a scanner's bed as a family scans on it: the shadow's width, on one side or two, the lid's edge
+BEDS = [f"scanbed{w}{s}" for w in (5, 15, 30) for s in ("", "_one", "_lid")]
 
 
 def main() -> None:
@@ -120,6 +158,8 @@ def main() -> None:
     ap.add_argument("--heldout", action="store_true", help="also the corpus' clean held-out photos")
     ap.add_argument("--edges", action="store_true",
                     help="the prints pushed into a corner of the scan or against one side instead")
+    ap.add_argument("--beds", action="store_true",
+                    help="the prints on a scanner's bed as scanned at home (shadow, lid's edge) instead")
     ap.add_argument("--max-side", type=int, default=1024)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
@@ -141,7 +181,7 @@ def main() -> None:
         own = decide(image)
         kinds = ["white20", "album", "album_skew", "bed"]
         kinds += ["white30"] + DARK_PAGES if "scratched" in name else []
-        kinds = EDGE_KINDS if args.edges else kinds
+        kinds = EDGE_KINDS if args.edges else BEDS if args.beds else kinds
         for kind in kinds:
             row = dict(decide(on_surround(image, kind, seed)), own=own)
             rows[f"{name} {kind}"] = row

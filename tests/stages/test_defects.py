@@ -588,6 +588,35 @@ def test_a_print_pushed_into_a_corner_or_against_a_side_is_found(surround):
     assert print_on_surround(bottom_right) == ((slice(40, 160), slice(50, 140)), None)
 
 
+@pytest.mark.parametrize("width", [5, 12])
+@pytest.mark.parametrize("corner", [False, True])
+def test_the_beds_shadow_along_a_print_is_not_the_prints(width, corner):
+    """The lid's shadow below and right of a print on the scanner's bed, a ramp from 0.5 at the print's
+    edge to the bed's 0.85, joined the print beyond the surround's tolerance and its box grew by it (the
+    detector saw the shadow as the print's edge).  A print's own plain dark border is its own."""
+    from oldphoto.stages.defects import print_on_surround
+
+    scan = _print_scan(0.85)
+    rows, cols = np.mgrid[:180, :170]
+    # the scene varies down the print too (its columns, plain and darkening inward, would pass for it)
+    scan[40:160, 50:140] += 0.1 * np.sin(np.arange(120) / 5.0)[:, None]
+    right = np.clip(1 - (cols - 140) / width, 0, 1) * (cols >= 140) * (rows >= 40) * (rows < 160 + width)
+    below = np.clip(1 - (rows - 160) / width, 0, 1) * (rows >= 160) * (cols >= 50) * (cols < 140 + width)
+    scan = np.where((rows >= 40) & (rows < 160) & (cols >= 50) & (cols < 140), scan,
+                    scan - 0.35 * np.maximum(right, below) ** 2).astype(np.float32)
+    # (its two lines next to the print may stay: the 5-px median mixes the print into them)
+    top, bottom, left, right = (0, 120, 0, 90) if corner else (40, 160, 50, 140)
+    found = print_on_surround(scan[40:, 50:] if corner else scan)
+    assert found is not None and found.frame is None
+    rows, cols = found.box
+    assert (rows.start, cols.start) == (top, left)
+    assert 0 <= rows.stop - bottom <= 2 and 0 <= cols.stop - right <= 2, found.box
+    bordered = _print_scan(0.85)
+    # a dark border along its bottom, darkening outward
+    bordered[150:160, 50:140] = 0.45 + np.linspace(0, 0.08, 10)[:, None]
+    assert print_on_surround(bordered) == ((slice(40, 160), slice(50, 140)), None)
+
+
 def test_a_print_under_16_px_a_side_is_not_taken_for_one():
     """The print is restored on its own: one a few px high on a small scan (16 px, under the pipeline's 8
     px minimum) failed to restore; the scan is judged whole, as a scan under 16 px is."""

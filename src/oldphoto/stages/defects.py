@@ -385,6 +385,23 @@ PRINT_ALONE = 0.02
 PRINT_AT_EDGE = 0.9
 CORNERS = (frozenset((0, 2)), frozenset((0, 3)), frozenset((1, 2)), frozenset((1, 3)))
 
+# A print on the scanner's bed casts a soft shadow along one or two of its sides (the lid's, or the
+# print's own thickness): a ramp from the bed's tone down to its darkest at the print's edge.  Only
+# its outer part lies within SURROUND_TOLERANCE of the bed; the rest joined the print, whose box grew
+# by it (the scratched girl on the bed by 8 px below and right: 0.92 short sides, left; 1.04 cropped).
+# The box's sides on the surround are therefore peeled of the shadow's lines, a line at a time on each
+# side (shadows below and right of the print take each other's corner off the lines along them): each
+# plain along the side (SHADOW_PLAIN of its pixels within SURROUND_TIGHT of its median, its ends left
+# out: the shadow fades there) and darker than the line outside it (the surround's tone for the
+# outermost) by at most SHADOW_STEP (a ramp: a print's own plain border, black or white, steps away
+# from the bed at once, and a plain sky in the print is no ramp), up to SHADOW_MAX of the box's short
+# side, and two lines at least (one alone may be the print's own edge, as the girl's dark border on a
+# page of luma 0.2 is).  A print's lines are rarely plain from end to end; one that is, dark and
+# getting darker inward by the line, would lose at most SHADOW_MAX to the surround, left as scanned.
+SHADOW_PLAIN = 0.9
+SHADOW_STEP = 0.15
+SHADOW_MAX = 0.1
+
 Frame = tuple[float, float, float, float, float]  # a rotated rectangle: centre x, y, width, height, tilt°
 
 
@@ -494,7 +511,34 @@ def _print_within(smooth: np.ndarray, ground: float, reach: float,
     # a print cut by the frame is read by its box, its sides at the frame being the scan's (PRINT_AT_EDGE)
     if not reaches and np.radians(abs(tilt)) * max(bw, bh) >= 1.0:  # a corner a pixel or more off the box
         frame = (rect[0][0] - x, rect[0][1] - y, float(np.hypot(*one)), float(np.hypot(*other)), tilt)
-    return PrintOnSurround((slice(y, y + bh), slice(x, x + bw)), frame)
+    box = (slice(y, y + bh), slice(x, x + bw))
+    return PrintOnSurround(box if frame else _shadow_peeled(smooth[box], box, ground, seeds), frame)
+
+
+def _shadow_peeled(crop: np.ndarray, box: tuple[slice, slice], ground: float,
+                   sides: tuple[int, ...]) -> tuple[slice, slice]:
+    """The print's ``box`` (``crop``: the smoothed scan within it) without the bed's shadow along its
+    ``sides`` (top, bottom, left, right) that lie on the surround of ``ground``'s tone: see
+    :data:`SHADOW_MAX`."""
+    most = int(SHADOW_MAX * min(crop.shape))
+    cut = [0, 0, 0, 0]
+    outside = [ground] * 4  # the tone of the line outside the next one
+    going = set(sides)
+    while going:  # a line at a time on each side, so that shadows below and right of the print take
+        for side in sorted(going):  # each other's corner off the lines along them
+            rows, cols = slice(cut[0], crop.shape[0] - cut[1]), slice(cut[2], crop.shape[1] - cut[3])
+            at = (cut[0], -1 - cut[1], cut[2], -1 - cut[3])[side]
+            line = (crop[at, cols] if side < 2 else crop[rows, at]).astype(np.float32)[most:-most]
+            tone = float(np.median(line))
+            plain = np.mean(np.abs(line - tone) <= SURROUND_TIGHT * 255) >= SHADOW_PLAIN
+            ramp = outside[side] - SHADOW_STEP * 255 <= tone < outside[side]
+            if cut[side] >= most or not (plain and ramp):
+                going.discard(side)
+                continue
+            cut[side], outside[side] = cut[side] + 1, tone
+    cut = [depth if depth >= 2 else 0 for depth in cut]  # a ramp; one line alone may be the print's edge
+    rows, cols = box
+    return slice(rows.start + cut[0], rows.stop - cut[1]), slice(cols.start + cut[2], cols.stop - cut[3])
 
 
 def _runs_off(labels: np.ndarray, i: int, side: int, box: tuple[slice, slice]) -> bool:
