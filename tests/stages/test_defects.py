@@ -617,6 +617,22 @@ def test_the_beds_shadow_along_a_print_is_not_the_prints(width, corner):
     assert print_on_surround(bordered) == ((slice(40, 160), slice(50, 140)), None)
 
 
+@pytest.mark.parametrize("side", ["top", "right"])
+def test_the_lids_edge_across_a_bed_scan_is_no_second_print(side):
+    """The scanner lid's dark edge across the whole scan along one side (the bed scanned beyond the
+    glass) was taken for a second thing on the page, larger than a caption: the scan was judged whole.
+    A strip a tenth of the scan across is not the lid's edge, and still is."""
+    from oldphoto.stages.defects import print_on_surround
+
+    for depth, found in ((8, ((slice(40, 160), slice(50, 140)), None)), (18, None)):
+        scan = _print_scan(0.85)
+        if side == "top":
+            scan[:depth] = 0.2
+        else:
+            scan[:, -depth:] = 0.2
+        assert print_on_surround(scan) == found, depth
+
+
 def test_a_print_under_16_px_a_side_is_not_taken_for_one():
     """The print is restored on its own: one a few px high on a small scan (16 px, under the pipeline's 8
     px minimum) failed to restore; the scan is judged whole, as a scan under 16 px is."""

@@ -363,6 +363,10 @@ PRINT_AREA = (0.3, 0.9)
 # repaired, the other left with its scratches even with `--scratches on`; such a scan is judged whole,
 # as before.  A caption, a corner mount or a stain on the page is smaller
 PRINT_ALONE = 0.02
+# except a strip across the whole scan along one of its sides, under LID_EDGE of the scan across: the
+# lid's dark edge or the bed's frame beyond the glass, scanned with the bed (the girl on the bed, the
+# lid's edge along the top: judged whole, 0.39-0.46 short sides, left)
+LID_EDGE = 0.05
 
 
 # A print pushed into a corner of the scan, or against one side of it (a print on the scanner's bed in
@@ -489,7 +493,10 @@ def _print_within(smooth: np.ndarray, ground: float, reach: float,
     # (pieces of the print itself, cut off by its own areas of the surround's tone, lie in its box)
     ox, oy, ow, oh, oarea = stats[1:].T
     apart = (ox >= x + bw) | (ox + ow <= x) | (oy >= y + bh) | (oy + oh <= y)
-    if (oarea[apart] > PRINT_ALONE * h * w).any():
+    # a strip across the whole scan along one side is the scanner's lid or bed edge (LID_EDGE)
+    across = ((ow == w) & ((oy == 0) | (oy + oh == h)) & (oh <= LID_EDGE * h)) \
+        | ((oh == h) & ((ox == 0) | (ox + ow == w)) & (ow <= LID_EDGE * w))
+    if (oarea[apart & ~across] > PRINT_ALONE * h * w).any():
         return None
     reaches = {i for i, at in enumerate((y == 0, y + bh == h, x == 0, x + bw == w)) if at}
     if reaches != set(range(4)) - set(seeds):
