@@ -14,7 +14,8 @@ photo's own decision; then how many scans are decided as their photo on its own.
 
 With ``--edges``, instead, each print pushed into the top-left corner of a white border, a dark page
 (upright and turned by 2°) and the bed, and against the left side of the border, the page and the bed
-(``corner_album``, ``side_bed``: the print touches the scan's frame there); ``found`` says whether the
+(``corner_album``, ``side_bed``: the print touches the scan's frame there), and the print turned by 2°
+on the page with a corner 3 px off the left side (``touch_album_skew``); ``found`` says whether the
 print was found or the whole scan judged.  With ``--beds``, each print on a scanner's bed as scanned at
 home (``scanbed15_lid``: off centre, a shadow 15 px wide below and right of it, the lid's dark edge
 along the top; see :func:`on_bed`).
@@ -53,11 +54,14 @@ def on_surround(image: np.ndarray, kind: str, seed: int = 0) -> np.ndarray:
     """The photo on the surround ``kind``; ``corner_KIND`` pushed into the scan's top-left corner (the
     surround cut off above and left of it), ``side_KIND`` against its left side.  A print lying askew
     (``corner_album_skew``) runs off the scan by 5 % of its long side along both sides (an album page cut
-    across it), so that its picture runs off them all along."""
+    across it), so that its picture runs off them all along; ``touch_album_skew`` is pushed up to the
+    left side so that one corner runs 3 px off it."""
     layout, _, rest = kind.partition("_")
-    if layout not in ("corner", "side"):
+    if layout not in ("corner", "side", "touch"):
         return placed(image, kind, seed)[0]
     scan, (y, x) = placed(image, rest, seed)
+    if layout == "touch":  # askew, pushed up to the left side: a corner 3 px off it, the page beside it
+        return scan[:, x + 3:]
     if rest.endswith("skew"):
         cut = int(0.05 * max(image.shape[:2]))  # beyond the turned edges' 0.035 of the long side
         y, x = y + cut, x + cut
@@ -147,6 +151,7 @@ def on_page(image: np.ndarray, page: float, degrees: float, shadow: bool,
 # pushed into a corner of the scan or against one side of it
 EDGE_KINDS = [f"{layout}_{kind}" for layout in ("corner", "side") for kind in ("white20", "album", "bed")]
 EDGE_KINDS.insert(2, "corner_album_skew")
+EDGE_KINDS.append("touch_album_skew")
 DARK_PAGES = [f"page{p}_turn{t}{s}" for p in (0.08, 0.13, 0.2) for t in (0, 1.5, 3) for s in ("", "_shadow")]
 # a scanner's bed as a family scans on it: the shadow's width, on one side or two, the lid's edge
 BEDS = [f"scanbed{w}{s}" for w in (5, 15, 30) for s in ("", "_one", "_lid")]

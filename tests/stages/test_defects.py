@@ -617,6 +617,23 @@ def test_the_beds_shadow_along_a_print_is_not_the_prints(width, corner):
     assert print_on_surround(bordered) == ((slice(40, 160), slice(50, 140)), None)
 
 
+# a white border, a dark album page, a scanner bed
+@pytest.mark.parametrize("surround", [0.97, 0.1, 0.85])
+def test_a_print_askew_with_a_corner_off_the_scan_is_found(surround):
+    """A print turned by 2 degrees, pushed up to the scan's left side so that a corner runs a pixel off
+    it, met the frame (the surround in a wedge beside it along the rest of that side) and was not found;
+    it is read by its rotated rectangle.  Cut along all its side, it is read by its box, as before."""
+    from oldphoto.stages.defects import print_on_surround
+
+    found = print_on_surround(_print_scan(surround, angle=2.0)[:, 48:])
+    assert found is not None and found.frame is not None
+    (rows, cols), (cx, cy, width, height, tilt) = found
+    assert cols.start == 0 and abs(rows.start - 40) <= 5 and abs(cols.stop - 92) <= 5
+    assert abs(width - 89) < 2 and abs(height - 119) < 2 and abs(abs(tilt) - 2) < 0.3
+    cut = print_on_surround(_print_scan(surround, angle=2.0)[:, 52:])
+    assert cut is not None and cut.box[1].start == 0 and cut.frame is None
+
+
 @pytest.mark.parametrize("side", ["top", "right"])
 def test_the_lids_edge_across_a_bed_scan_is_no_second_print(side):
     """The scanner lid's dark edge across the whole scan along one side (the bed scanned beyond the

@@ -387,6 +387,15 @@ LID_EDGE = 0.05
 # follows.  The frame and corner rules read the print's edge from its box, whose touched sides are the
 # scan's frame, as for a photo on its own (a print cut by the frame has no rotated rectangle of its own).
 PRINT_AT_EDGE = 0.9
+# A print lying a degree or two askew on the bed or a page, pushed up to a side of the scan, meets
+# the frame with a corner only (the surround in a wedge beside it) and runs off the scan there by a
+# few pixels: it touched the frame and was not found (the scratched girl turned by 2 degrees, a corner
+# 3 px off the left side of a dark page: judged whole, 0.45 short sides, left).  The print may
+# therefore meet the frame, on the sides where the surround is, over at most PRINT_CORNER_OFF of its
+# box's side there (a corner cut off by the frame: an upright print meets it all along, a scene's
+# plain backdrop leaves it wider); it is read by its rotated rectangle, part of which lies beyond the
+# scan.
+PRINT_CORNER_OFF = 0.3
 CORNERS = (frozenset((0, 2)), frozenset((0, 3)), frozenset((1, 2)), frozenset((1, 3)))
 
 # A print on the scanner's bed casts a soft shadow along one or two of its sides (the lid's, or the
@@ -499,9 +508,11 @@ def _print_within(smooth: np.ndarray, ground: float, reach: float,
     if (oarea[apart & ~across] > PRINT_ALONE * h * w).any():
         return None
     reaches = {i for i, at in enumerate((y == 0, y + bh == h, x == 0, x + bw == w)) if at}
-    if reaches != set(range(4)) - set(seeds):
+    off = set(range(4)) - set(seeds)  # the sides it runs off the scan along
+    held = {side: _held(labels, i, side, (slice(y, y + bh), slice(x, x + bw))) for side in reaches}
+    if not off <= reaches or any(held[side] < PRINT_AT_EDGE for side in off):
         return None
-    if not all(_runs_off(labels, i, side, (slice(y, y + bh), slice(x, x + bw))) for side in reaches):
+    if any(held[side] > PRINT_CORNER_OFF for side in reaches - off):
         return None
     contours, _ = cv2.findContours((labels == i).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     rect = cv2.minAreaRect(max(contours, key=cv2.contourArea))
@@ -516,7 +527,7 @@ def _print_within(smooth: np.ndarray, ground: float, reach: float,
     tilt = (tilt + 90.0) % 180.0 - 90.0
     frame = None
     # a print cut by the frame is read by its box, its sides at the frame being the scan's (PRINT_AT_EDGE)
-    if not reaches and np.radians(abs(tilt)) * max(bw, bh) >= 1.0:  # a corner a pixel or more off the box
+    if not off and np.radians(abs(tilt)) * max(bw, bh) >= 1.0:  # a corner a pixel or more off the box
         frame = (rect[0][0] - x, rect[0][1] - y, float(np.hypot(*one)), float(np.hypot(*other)), tilt)
     box = (slice(y, y + bh), slice(x, x + bw))
     return PrintOnSurround(box if frame else _shadow_peeled(smooth[box], box, ground, seeds), frame)
@@ -548,11 +559,12 @@ def _shadow_peeled(crop: np.ndarray, box: tuple[slice, slice], ground: float,
     return slice(rows.start + cut[0], rows.stop - cut[1]), slice(cols.start + cut[2], cols.stop - cut[3])
 
 
-def _runs_off(labels: np.ndarray, i: int, side: int, box: tuple[slice, slice]) -> bool:
-    """Whether the print (label ``i`` of ``labels``) holds :data:`PRINT_AT_EDGE` of the frame's outermost
-    pixels on ``side`` (top, bottom, left, right) along its ``box``: its picture runs off the scan there."""
+def _held(labels: np.ndarray, i: int, side: int, box: tuple[slice, slice]) -> float:
+    """How much of the frame's outermost pixels on ``side`` (top, bottom, left, right) along its ``box``
+    the print (label ``i`` of ``labels``) holds: :data:`PRINT_AT_EDGE` and more, its picture runs off the
+    scan there; :data:`PRINT_CORNER_OFF` and less, a corner of it."""
     along = _frame_sides(labels)[side][box[1] if side < 2 else box[0]]
-    return bool(np.mean(along == i) >= PRINT_AT_EDGE)
+    return float(np.mean(along == i))
 
 
 @dataclass(frozen=True)
