@@ -1,4 +1,4 @@
-"""Dust on large scans: what the default restoration and ``--dust`` take of a dusty scan, and of the scene.
+"""Dust on large scans: what the default and ``--dust`` take of a dusty scan, and of the scene.
 
 Real photos (the garden girl, the porter, the Solvay photo) are enlarged with Lanczos to a 2048-3600 px
 scan, and seeded dust drawn on them as a dusty scan at 600 dpi has it: specks 2-60 px across (most of
@@ -129,8 +129,8 @@ def finder_table(name: str, clean: np.ndarray, dusty: np.ndarray, bright: np.nda
             touched = np.zeros(n, bool)
             touched[np.unique(labels[found])] = True
             _, on_clean = dust_finder.find_dust(luma(clean), clean)
-            row = [f"{touched[1:][(size >= lo) & (size < hi)].sum()}/{((size >= lo) & (size < hi)).sum()}"
-                   for lo, hi in bins]
+            within = [(size >= lo) & (size < hi) for lo, hi in bins]
+            row = [f"{touched[1:][b].sum()}/{b.sum()}" for b in within]
             print(f"| {name} | {side or 'full'} | " + " | ".join(row) + f" | {on_clean} |", flush=True)
     finally:
         dust_finder.DUST_WORK_SIDE = kept
