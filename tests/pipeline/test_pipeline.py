@@ -58,6 +58,27 @@ def test_hr_path_by_flag_and_by_size(models_no_faces):
     assert hr.mask.sum() > mask.sum()  # the HR path dilates the mask (official 3×3 ×3)
 
 
+def test_the_hr_path_does_not_grow_a_mask_found_on_a_smaller_view(models_no_faces):
+    """The HR path's official dilation (3×3, three times) is for a mask drawn at the photo's own size;
+    one found on a view scaled down and enlarged is as wide as its defects already, and grown again it
+    had detail beside hairlines filled from afar."""
+    # gray and gently shaded, as in test_auto_decides_from_the_predicted_mask: the line is no outline
+    img = (0.5 + 0.5 * (smooth_image(128, 96) - 0.5)).astype(np.float32)
+    img = np.repeat(img.mean(axis=2, keepdims=True), 3, axis=2)
+    img[4:124, 59:62] = 1.0  # a scratch down the photo, still one at two thirds of its size
+    models = {**models_no_faces, "detector": StripeDetector(bright=True)}
+    for detect_size in (0, 64):  # found at the photo's own size, then on a 64-px view
+        found = restorer(models, scratches="on", detect_size=detect_size).detect(img).mask
+        r = restorer(models, hr=True, scratches="on", detect_size=detect_size).restore(img)
+        assert r.path == "hr" and found[4:124, 59:62].all()
+        if detect_size:
+            assert np.array_equal(r.mask, found)  # repaired as found
+        else:
+            assert r.mask.sum() > found.sum()
+    given = restorer(models, hr=True, detect_size=64).restore(img, mask=found)
+    assert given.mask.sum() > found.sum()  # a user's mask is grown as the official code grows it
+
+
 def test_user_mask_overrides_detection_and_off_ignores_it(models_no_faces):
     img = smooth_image(40, 40)
     mask = np.zeros((40, 40), np.uint8)
