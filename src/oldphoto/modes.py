@@ -27,6 +27,7 @@ from oldphoto.stages.defects import (
     dilate,
     dilate_official,
     official_mask,
+    print_on_surround,
 )
 from oldphoto.stages.fidelity import blend, denoised_photo
 from oldphoto.stages.repair import GROW, repair
@@ -95,6 +96,9 @@ class DefaultMode(Mode):
         # and smeared the print into a white border, and a plain border or page read as a noiseless part
         # of the photo had the print denoised less than its crop is
         print_box = None if defects is None else defects.print_box
+        if defects is None:  # --scratches off: no detector has looked for the print, so look here
+            found = print_on_surround(luma(image))
+            print_box = None if found is None else found.box
         box = (slice(None), slice(None)) if print_box is None else print_box
         if print_box is not None and o.keep_tone:  # the print's tone, not the scan's with its border
             tone = fit_tone(image[box])

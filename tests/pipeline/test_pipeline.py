@@ -192,7 +192,7 @@ def test_a_small_scan_with_a_print_a_few_px_high_is_restored(models_no_faces, le
 def test_a_print_on_a_plain_surround_is_repaired_within_its_edges(models_no_faces):
     """A fill reaches beyond its defects (the repair weight's growth and feather): a scratch that runs
     into the print's edge smeared the print into the surround.  The print is restored as its crop is,
-    and the surround is left as it was scanned."""
+    and the surround is left as it was scanned (with --scratches off too)."""
     models = dict(models_no_faces, detector=StripeDetector(bright=True))
     scan, box = _print_on_an_album_page(scratch_from=0)  # from the print's top edge
     r = restorer(models).restore(scan)
@@ -205,6 +205,10 @@ def test_a_print_on_a_plain_surround_is_repaired_within_its_edges(models_no_face
     # the noise read, and the print was denoised less than its crop), in its own tone
     crop = restorer(models).restore(scan[box])
     assert np.array_equal(r.image[box], crop.image)
+    # with --scratches off too, where no detector looks for the print
+    off = restorer(models, scratches="off").restore(scan)
+    assert np.array_equal(off.image[outside], scan[outside])
+    assert np.array_equal(off.image[box], restorer(models, scratches="off").restore(scan[box]).image)
 
 
 def test_the_noise_is_read_away_from_the_detectors_candidates(models_no_faces, monkeypatch):
