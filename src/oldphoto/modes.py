@@ -108,8 +108,9 @@ class DefaultMode(Mode):
             # the HR path grows the mask as the official code does (3×3, three times), within the print
             # (the mask saved is what was repaired), but only a mask drawn at the photo's own size: one
             # found on a smaller view and enlarged is as wide as its defects already, and 3 px more of
-            # each crack were filled from afar (the fill drawn over detail beside a hairline)
-            if path == "hr" and (mask is not None or r.detection_scale(image.shape[:2]) == 1):
+            # each crack were filled from afar (the fill drawn over detail beside a hairline); the print's
+            # defects were found on the print (Restorer.detect)
+            if path == "hr" and (mask is not None or r.detection_scale(image[box].shape[:2]) == 1):
                 used_mask = np.zeros_like(defects.mask)
                 used_mask[box] = dilate_official(defects.mask[box])
         timings["defects"] = time.perf_counter() - t
