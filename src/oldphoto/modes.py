@@ -69,8 +69,10 @@ class DefaultMode(Mode):
     def stage1(self, image: np.ndarray, mask: np.ndarray | None, timings: dict[str, float]) -> Stage1:
         r = self.restorer
         o = r.options
+        if o.scratches == "off":  # a user's mask is ignored (--dust's specks are repaired alone), and
+            mask = None  # is no mask drawn at the photo's size for the HR path to grow below
         detecting = o.scratches != "off" and mask is None
-        dusting = o.dust and (mask is None or o.scratches == "off")
+        dusting = o.dust and mask is None
         # the tone is fitted once: kept, and asked by the detector and the dust finder (colour says
         # nothing more in a gray or toned photo)
         fitted = fit_tone(image) if o.keep_tone or detecting or dusting else None

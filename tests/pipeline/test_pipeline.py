@@ -79,6 +79,20 @@ def test_the_hr_path_does_not_grow_a_mask_found_on_a_smaller_view(models_no_face
     assert given.mask.sum() > found.sum()  # a user's mask is grown as the official code grows it
 
 
+def test_an_ignored_mask_does_not_grow_the_dust_on_the_hr_path(models_no_faces):
+    """--scratches off ignores a user's mask and repairs --dust's specks alone; on the HR path the mere
+    presence of the ignored mask had the dust, found on a smaller view, grown as a user's mask is."""
+    rng = np.random.default_rng(1)
+    photo = np.clip(0.4 + rng.normal(0, 0.01, (128, 160, 3)), 0, 1).astype(np.float32)
+    photo[40:43, 60:63] = 0.9
+    mask = np.zeros((128, 160), bool)
+    mask[100, 20:40] = True
+    r = restorer(models_no_faces, dust=True, scratches="off", hr=True, detect_size=64)
+    alone, ignored = r.restore(photo), r.restore(photo, mask=mask)
+    assert alone.path == ignored.path == "hr" and alone.mask[41, 61]
+    assert np.array_equal(ignored.mask, alone.mask) and np.array_equal(ignored.image, alone.image)
+
+
 def test_user_mask_overrides_detection_and_off_ignores_it(models_no_faces):
     img = smooth_image(40, 40)
     mask = np.zeros((40, 40), np.uint8)
