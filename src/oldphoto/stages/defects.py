@@ -589,7 +589,8 @@ class Defects:
     print_box: tuple[slice, slice] | None = None
     # the detector's candidate regions (bool H×W, the photo's size): the hysteresis mask find_defects starts
     # from, before any region is judged content or defect; the noise is read away from them
-    # (oldphoto.stages.fidelity.noise_sigma).  None where no detector ran (a user's mask, --dust alone)
+    # (oldphoto.stages.fidelity.noise_sigma), with a user's marks too.  None where no detector ran (--dust
+    # alone, with --scratches off)
     candidates: np.ndarray | None = None
 
     @property
