@@ -80,13 +80,15 @@ class DefaultMode(Mode):
         toned = fitted is not None
         t = time.perf_counter()
         defects: Defects | None = None
+        detected: Defects | None = None  # what the detector finds, also beside a user's mask
         if o.scratches != "off":
+            detected = r.detect(image, toned=toned)
             if mask is not None:
                 given = user_mask(mask, image.shape[:2])
                 check_marked_share(given)
-                defects = _as_given(given, r.detect(image, toned=toned))
+                defects = _as_given(given, detected)
             else:
-                defects = r.detect(image, toned=toned)
+                defects = detected
         path = r.choose_path(defects, image.shape[:2], user=mask is not None)
         # fine dust, asked for: repaired whatever was decided for the rest, but a user's mask (not ignored
         # by --scratches off) is repaired as given: dust it leaves out (a star unmarked on the web page)
@@ -107,14 +109,10 @@ class DefaultMode(Mode):
         used_mask = None
         if path != "quality":
             used_mask = defects.mask
-            # the HR path grows the mask as the official code does (3×3, three times), within the print
-            # (the mask saved is what was repaired), but only a mask drawn at the photo's own size: one
-            # found on a smaller view and enlarged is as wide as its defects already, and 3 px more of
-            # each crack were filled from afar (the fill drawn over detail beside a hairline); the print's
-            # defects were found on the print (Restorer.detect)
-            if path == "hr" and (mask is not None or r.detection_scale(image[box].shape[:2]) == 1):
+            if path == "hr":
                 used_mask = np.zeros_like(defects.mask)
-                used_mask[box] = dilate_official(defects.mask[box])
+                used_mask[box] = _hr_grown(defects.mask[box], None if mask is None else detected.mask[box],
+                                           r.detection_scale(image[box].shape[:2]) == 1)
         timings["defects"] = time.perf_counter() - t
         # the noise is read away from the detector's candidate regions (none with --scratches off)
         candidates = None if defects is None else defects.candidates
@@ -217,6 +215,21 @@ class OfficialMode(Mode):
             used_mask = compat_rules.resize_mask(used_mask, shape)
         timings["restore"] = time.perf_counter() - t
         return out, used_mask, path, defects, None
+
+
+def _hr_grown(mask: np.ndarray, found: np.ndarray | None, found_here: bool) -> np.ndarray:
+    """The mask the HR path repairs: ``mask`` grown as the official code grows it (3×3, three times;
+    the mask saved is what was repaired), but only where it was drawn at the photo's own size.  A mask
+    the detector found on a smaller view (``found_here`` False: the print's defects are found on the
+    print, Restorer.detect) and enlarged is as wide as its defects already, and 3 px more of each crack
+    were filled from afar (the fill drawn over detail beside a hairline).  A user's mask (``found``:
+    what the detector finds beside it) is grown where it is not what a run without it repairs, so that
+    the detector's mask given back (a --save-mask mask, the web page's marks) is repaired as on that
+    run, not 3 px wider (the Solvay photo: 3,805 px, given back 12,777), while new marks are grown."""
+    first = dilate_official(found) if found is not None and found_here else found
+    if first is None:
+        return dilate_official(mask) if found_here else mask
+    return (mask & first) | dilate_official(mask & ~first)
 
 
 def _as_given(given: np.ndarray, detected: Defects) -> Defects:

@@ -172,7 +172,7 @@ class RestoreOptions:
         g.add_argument("--mask-dilation", type=int, default=d.mask_dilation, metavar="PX",
                        help="grow predicted masks by a disk of PX pixels (default: 0; the HR path adds "
                             "the official 3×3×3 dilation to a mask drawn at the photo's own size, not to "
-                            "one found on a smaller view; not with --compat official)")
+                            "one found on a smaller view nor to one given back; not with --compat official)")
         g.add_argument("--detect-size", type=int, default=d.detect_size, metavar="PX",
                        help="run the detector at this short side, at most the photo's own (default: the "
                             "photo's own, scaled down to 512 when larger, where the detector knows the "

@@ -75,8 +75,13 @@ def test_the_hr_path_does_not_grow_a_mask_found_on_a_smaller_view(models_no_face
             assert np.array_equal(r.mask, found)  # repaired as found
         else:
             assert r.mask.sum() > found.sum()
-    given = restorer(models, hr=True, detect_size=64).restore(img, mask=found)
-    assert given.mask.sum() > found.sum()  # a user's mask is grown as the official code grows it
+        # the mask repaired, given back (--save-mask, the web page's marks), is repaired as it was, and a
+        # new mark is grown as the official code grows a mask
+        marked = r.mask.copy()
+        marked[20:23, 10:30] = True
+        again = restorer(models, hr=True, scratches="on", detect_size=detect_size).restore(img, mask=marked)
+        assert np.array_equal(again.mask[:, 40:], r.mask[:, 40:])
+        assert again.mask[17:26, 7:33].all()
 
 
 def test_an_ignored_mask_does_not_grow_the_dust_on_the_hr_path(models_no_faces):
