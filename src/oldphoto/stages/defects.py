@@ -546,6 +546,7 @@ def _shadow_peeled(crop: np.ndarray, box: tuple[slice, slice], ground: float,
         for side in sorted(going):  # each other's corner off the lines along them
             rows, cols = slice(cut[0], crop.shape[0] - cut[1]), slice(cut[2], crop.shape[1] - cut[3])
             at = (cut[0], -1 - cut[1], cut[2], -1 - cut[3])[side]
+            # (its ends left out as far as a shadow may reach in from the sides across it)
             line = (crop[at, cols] if side < 2 else crop[rows, at]).astype(np.float32)[most:-most]
             tone = float(np.median(line))
             plain = np.mean(np.abs(line - tone) <= SURROUND_TIGHT * 255) >= SHADOW_PLAIN
