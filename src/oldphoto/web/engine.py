@@ -301,6 +301,17 @@ class PhotoJob:
                                           "overlay_full": "overlay_full.png"}[kind]
 
 
+def too_many_pixels(width: int, height: int, max_pixels: int) -> str:
+    """Why a photo above the server's --max-pixels is refused, for the page's user (who cannot give the
+    server's flags, and has never heard of decompression bombs)."""
+    def mpx(pixels: int) -> str:
+        return f"{pixels / 1e6:,.0f}" if pixels >= 1e7 else f"{pixels / 1e6:.2g}"
+
+    return (f"too large to restore here: {width}×{height} pixels ({mpx(width * height)} megapixels); this "
+            f"server restores photos of up to {mpx(max_pixels)} megapixels (whoever started it can allow "
+            "more with --max-pixels)")
+
+
 class PhotoTimes:
     """Seconds a photo takes, learned from the latest ones restored: a fixed part (per photo) plus a
     part per megapixel, so that small photos, where the fixed part dominates, do not make a large one's
@@ -481,7 +492,11 @@ class Engine:
         except Exception:  # let oldphoto.io say why (or read what Pillow cannot, e.g. some TIFFs)
             width, height = read_photo(job.input, max_pixels=self.max_pixels).size
             supported = True
-        if not supported or (self.max_pixels is not None and width * height > self.max_pixels):
+        if self.max_pixels is not None and width * height > self.max_pixels and supported:
+            # (oldphoto.io's reason names a "decompression bomb guard" and a flag: the page's user is told
+            # in plain words, and who can change it)
+            raise PhotoError(job.input, too_many_pixels(width, height, self.max_pixels))
+        if not supported:
             read_photo(job.input, max_pixels=self.max_pixels)  # refuses before decoding, with the reason
         small = too_small(width, height)
         if small:
