@@ -891,6 +891,19 @@ def test_the_faces_note_shows_commands_as_code_not_backticks(tmp_path, browser):
         context.close()
 
 
+def test_the_high_resolution_mode_says_what_it_does(tmp_path, browser):
+    """'Large scans: high-resolution mode' had no word of explanation: its label suggested ticking it for
+    a large scan, which takes that path anyway (above the server's --hr-above).  Its note says so."""
+    fake = FakeRestorer()
+    fake.options = dataclasses.replace(fake.options, hr_above=6.0)
+    with served(Engine(fake, tmp_path / "root")) as url:
+        context, page = open_page(browser, url)
+        assert page.locator("#hr-note").inner_text() == (
+            "Photos of more than 6 megapixels are repaired this way anyway; ticked, smaller ones too "
+            "(slower), and faces are enhanced at 512 pixels.")
+        context.close()
+
+
 def test_a_faded_photo_is_unfaded_when_chosen_on_the_page(tmp_path, browser):
     """'Faded photo' starts at the server's default (keep its tones, sent as nothing); chosen, the photo is
     restored with --unfade."""

@@ -51,6 +51,10 @@ function applyDefaults() {
   }
   $("#dust").checked = d.dust;
   $("#hr").checked = d.hr;
+  if (config.hr_above !== null && config.hr_above !== undefined) {  // (the label alone suggests ticking it)
+    $("#hr-note").textContent = `Photos of more than ${config.hr_above} megapixels are repaired this way ` +
+      "anyway; ticked, smaller ones too (slower), and faces are enhanced at 512 pixels.";
+  }
   $("#upscale").value = String(d.upscale);
   $("#unfade").value = d.unfade;
   $("#upscale").disabled = !config.upscale_available;
