@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +134,16 @@ def _output_parts(tmp_path, name):
     return found[0].relative_to(tmp_path / "root").parts
 
 
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that says it is ``width``×``height`` (and holds one row): what an upload's check reads."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
+    row = zlib.compress(bytes(1 + 3 * width))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", row) + chunk(b"IEND", b"")
+
+
 def test_bad_uploads_get_clear_messages_and_the_server_goes_on(tmp_path):
     with served(_engine(tmp_path, max_pixels=100 * 100), max_upload=20_000) as url:
         client = Client(url)
@@ -144,6 +155,10 @@ def test_bad_uploads_get_clear_messages_and_the_server_goes_on(tmp_path):
         assert body["error"] == ("huge.png: too large to restore here: 120×120 pixels (0.014 megapixels); "
                                  "this server restores photos of up to 0.01 megapixels (whoever started it "
                                  "can allow more with --max-pixels)")
+        # also beyond Pillow's own guard (twice its 89 million pixels), which refused before ours spoke
+        status, body = client.upload("scan.png", _png_header(30_000, 30_000))
+        assert status == 422 and body["error"].startswith("scan.png: too large to restore here: "
+                                                          "30000×30000 pixels (900 megapixels)"), body
         status, body = client.upload("big.bin", b"\0" * 30_000)
         assert status == 413 and "larger than this server accepts (20 kB per photo" in body["error"]
         # no Content-Length (chunked): the limit is counted while the bytes arrive

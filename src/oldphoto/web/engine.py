@@ -29,7 +29,6 @@ import tempfile
 import threading
 import time
 import unicodedata
-import warnings
 from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -49,8 +48,7 @@ from oldphoto.io import (
     read_photo,
     too_small,
 )
-from oldphoto.io._warnings import guarded_warnings
-from oldphoto.io.photo import FORMAT_FAMILY
+from oldphoto.io.photo import FORMAT_FAMILY, _own_pixel_limit
 from oldphoto.nets.descriptors import UPSCALE_ROLE
 from oldphoto.options import DEFAULT_FIDELITY
 from oldphoto.web.marks import apply_marks
@@ -482,13 +480,11 @@ class Engine:
         (``PhotoError``).  Only the header is read; a photo whose data is broken fails when its turn
         comes, with the reason too."""
         try:
-            with guarded_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                with Image.open(job.input) as image:
-                    width, height = image.size
-                    # Pillow opens formats oldphoto does not restore (ICO, AVIF, TGA, PPM, ...): refused now,
-                    # not queued to fail when their turn comes
-                    supported = image.format in FORMAT_FAMILY
+            with _own_pixel_limit(), Image.open(job.input) as image:  # (not Pillow's limit: ours, below)
+                width, height = image.size
+                # Pillow opens formats oldphoto does not restore (ICO, AVIF, TGA, PPM, ...): refused now,
+                # not queued to fail when their turn comes
+                supported = image.format in FORMAT_FAMILY
         except Exception:  # let oldphoto.io say why (or read what Pillow cannot, e.g. some TIFFs)
             width, height = read_photo(job.input, max_pixels=self.max_pixels).size
             supported = True
