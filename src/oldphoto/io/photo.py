@@ -144,7 +144,7 @@ Guard = Callable[[PhotoHeader], list[str] | None]
 # ----------------------------------------------------------------------------------------------- reading
 
 @contextlib.contextmanager
-def _own_pixel_limit() -> Iterator[None]:
+def own_pixel_limit() -> Iterator[None]:
     """Let Pillow open anything; we apply our own (configurable) limit before decoding.
 
     Truncated images stay errors whatever another library set globally: Pillow would otherwise fill
@@ -201,7 +201,7 @@ def read_photo(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
     if _heif.is_heif(head) and not _heif.register():
         raise PhotoError(p, _heif.MISSING)
     said: list[str] = []
-    with _own_pixel_limit(), _exif_warnings(said), _tiff.quiet():
+    with own_pixel_limit(), _exif_warnings(said), _tiff.quiet():
         photo = _open_photo(p, head, max_pixels, guard)
     photo.warnings.extend(said)
     return photo

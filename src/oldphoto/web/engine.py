@@ -48,7 +48,7 @@ from oldphoto.io import (
     read_photo,
     too_small,
 )
-from oldphoto.io.photo import FORMAT_FAMILY, _own_pixel_limit
+from oldphoto.io.photo import FORMAT_FAMILY, own_pixel_limit
 from oldphoto.nets.descriptors import UPSCALE_ROLE
 from oldphoto.options import DEFAULT_FIDELITY
 from oldphoto.web.marks import apply_marks
@@ -480,7 +480,7 @@ class Engine:
         (``PhotoError``).  Only the header is read; a photo whose data is broken fails when its turn
         comes, with the reason too."""
         try:
-            with _own_pixel_limit(), Image.open(job.input) as image:  # (not Pillow's limit: ours, below)
+            with own_pixel_limit(), Image.open(job.input) as image:  # (not Pillow's limit: ours, below)
                 width, height = image.size
                 # Pillow opens formats oldphoto does not restore (ICO, AVIF, TGA, PPM, ...): refused now,
                 # not queued to fail when their turn comes
