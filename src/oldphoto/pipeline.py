@@ -466,9 +466,14 @@ class Restorer:
                 return "quality"
         return self._repair_path(shape)
 
+    @property
+    def hr_above(self) -> float | None:
+        """The megapixels above which defects take the HR path without --hr (None: only with --hr)."""
+        return self.options.hr_above if self.mode.hr_by_size else None
+
     def _repair_path(self, shape: tuple[int, int]) -> str:
-        """The path that repairs a photo of ``shape``: hr with --hr or above --hr-above megapixels."""
-        big = self.mode.hr_by_size and shape[0] * shape[1] > self.options.hr_above * 1e6
+        """The path that repairs a photo of ``shape``: hr with --hr or above :attr:`hr_above`."""
+        big = self.hr_above is not None and shape[0] * shape[1] > self.hr_above * 1e6
         return "hr" if (self.options.hr or big) else "scratch"
 
     def probabilities(self, image: np.ndarray) -> np.ndarray:

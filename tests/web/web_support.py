@@ -61,6 +61,10 @@ class FakeRestorer:
         self.shared["restorers"] += 1
         return type(self)(dataclasses.replace(self.options, **overrides), self.gate, self.shared)
 
+    @property
+    def hr_above(self) -> float | None:
+        return self.options.hr_above
+
     def model_info(self) -> dict[str, str]:
         return {"fake": "invert"}
 

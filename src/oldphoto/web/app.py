@@ -244,8 +244,7 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
             "max_upload": max_upload, "max_pixels": engine.max_pixels,
             "full_view_pixels": engine.full_view_pixels,
             # photos above this many megapixels take the high-resolution path unticked (None: only ticked)
-            "hr_above": engine.base.options.hr_above
-            if getattr(getattr(engine.base, "mode", None), "hr_by_size", True) else None,
+            "hr_above": engine.base.hr_above,
         })
 
     async def list_photos(request: Request) -> Response:
