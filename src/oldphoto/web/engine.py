@@ -488,12 +488,12 @@ class Engine:
         except Exception:  # let oldphoto.io say why (or read what Pillow cannot, e.g. some TIFFs)
             width, height = read_photo(job.input, max_pixels=self.max_pixels).size
             supported = True
-        if self.max_pixels is not None and width * height > self.max_pixels and supported:
+        if not supported:
+            read_photo(job.input, max_pixels=self.max_pixels)  # refuses before decoding, with the reason
+        if self.max_pixels is not None and width * height > self.max_pixels:
             # (oldphoto.io's reason names a "decompression bomb guard" and a flag: the page's user is told
             # in plain words, and who can change it)
             raise PhotoError(job.input, too_many_pixels(width, height, self.max_pixels))
-        if not supported:
-            read_photo(job.input, max_pixels=self.max_pixels)  # refuses before decoding, with the reason
         small = too_small(width, height)
         if small:
             raise PhotoError(job.input, small)
