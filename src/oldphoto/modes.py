@@ -20,7 +20,7 @@ import numpy as np
 
 from oldphoto.masks import check_marked_share, user_mask
 from oldphoto.stages import compat as compat_rules
-from oldphoto.stages.colour import photo_colour
+from oldphoto.stages.colour import gray_colour, photo_colour
 from oldphoto.stages.defects import (
     DEFAULT_MIN_AREA,
     Defects,
@@ -146,17 +146,19 @@ class DefaultMode(Mode):
                          diffuse_depth=r.diffusion_depth(path), texture_depth=r.texture_depth(path),
                          copied=copied)
             timings["repair"] = time.perf_counter() - t
-        if tone is not None and tone.gray:
-            out = tone.apply(luma(out))
-        elif tone is not None or o.colour == "photo":  # a toned photo keeps its own chroma (near its tone)
-            # the chroma around a defect is the defect's for a pixel or two (its fringe, a JPEG's
-            # chroma blur), more on a photo scaled down to find its defects: filled in from beyond
-            scale = r.detection_scale(image.shape[:2])
-            fill = None if used_mask is None else dilate(used_mask, round(GROW * scale))
+        if tone is None and o.colour != "photo":
+            return out
+        # the chroma around a defect is the defect's for a pixel or two (its fringe, a JPEG's chroma
+        # blur), more on a photo scaled down to find its defects: filled in from beyond
+        fill = None
+        if used_mask is not None:
+            fill = dilate(used_mask, round(GROW * r.detection_scale(image.shape[:2])))
             if copied is not None:
                 fill &= ~copied
-            out = photo_colour(out, image, fill, tone, own=copied, denoise=o.denoise)
-        return out
+        if tone is not None and tone.gray:  # exactly gray, but for what the photo holds in colour
+            return gray_colour(out, image, tone, fill, own=copied, denoise=o.denoise)
+        # a toned photo keeps its own chroma (near its tone)
+        return photo_colour(out, image, fill, tone, own=copied, denoise=o.denoise)
 
     def base(self, image: np.ndarray, candidates: np.ndarray | None = None) -> np.ndarray:
         """The photo away from its defects: ``--fidelity`` blends the quality path's restoration with

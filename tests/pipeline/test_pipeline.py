@@ -450,6 +450,16 @@ def test_gray_photo_stays_gray(models_no_faces):
     assert not np.array_equal(coloured[..., 0], coloured[..., 2])  # random nets do tint it
 
 
+def test_gray_photo_keeps_a_caption_in_coloured_ink(models_no_faces):
+    g = smooth_image(64, 64)[..., 0]
+    gray = np.repeat(g[..., None], 3, axis=2)
+    gray[40:42, 8:56] = (0.16, 0.16, 0.47)  # a line of blue ink
+    out = restorer(models_no_faces, scratches="off").restore(gray).image
+    spread = out.max(axis=2) - out.min(axis=2)
+    assert spread[40:42, 8:56].min() > 0.2 and (out[40:42, 8:56, 2] > out[40:42, 8:56, 0]).all()
+    assert spread[:36].max() == 0.0 and spread[46:].max() == 0.0
+
+
 def test_colour_photo_keeps_the_photos_chroma(models_no_faces):
     from oldphoto.stages.colour import _TO_YCC
 

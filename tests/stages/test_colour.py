@@ -5,8 +5,8 @@ import pytest
 from skimage import data
 
 from oldphoto.metrics.fullref import psnr
-from oldphoto.stages.colour import guided_filter, photo_colour
-from oldphoto.stages.tone import luma
+from oldphoto.stages.colour import MARK_FULL, colour_marks, gray_colour, guided_filter, photo_colour
+from oldphoto.stages.tone import fit_tone, luma
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +83,53 @@ def test_gray_photo_stays_gray(photo):
     for defects in (None, mask):
         out = photo_colour(gray * 0.9, gray, defects)
         assert np.abs(out - out.mean(axis=2, keepdims=True)).max() < 1e-5
+
+
+def _gray_with_blue_ink(photo):
+    """The photo made gray, with a stroke of blue ink across it (a caption, an arrow) on 2 % of it."""
+    gray = np.repeat(luma(photo)[..., None], 3, axis=2)
+    ink = np.zeros(gray.shape[:2], bool)
+    ink[60:63, 10:110] = True
+    inked = gray.copy()
+    inked[ink] = (0.16, 0.16, 0.47)
+    return gray, inked, ink
+
+
+def test_a_gray_photo_keeps_what_it_holds_in_colour(photo):
+    """A caption in blue ink on a gray photo is kept blue, and only it: re-toned from luma alone, it
+    was turned gray, and all but vanished into a background of its own lightness."""
+    gray, inked, ink = _gray_with_blue_ink(photo)
+    tone = fit_tone(inked)
+    assert tone is not None and tone.gray  # 2 % in colour: still a gray photo
+    marks = colour_marks(inked, tone)
+    assert marks[ink].min() == 1.0 and not marks[~ink].any()
+    assert colour_marks(gray, tone) is None
+    restored = inked * 0.95 + 0.02  # the restoration's luma, with a tint of its own
+    restored[..., 0] += 0.01
+    out = gray_colour(restored, inked, tone)
+    assert np.abs(out[ink] - (inked[ink] * 0.95 + 0.02)).max() < 0.02  # the ink, at the new luma
+    elsewhere = out[~ink]
+    assert (elsewhere.max(axis=1) == elsewhere.min(axis=1)).all()
+    assert np.allclose(luma(out), luma(restored), atol=1e-5)
+
+
+def test_colour_marks_under_a_defect_are_the_defects(photo):
+    """Under the defect mask the chroma is the defect's: a blue mark there comes back gray."""
+    _, inked, ink = _gray_with_blue_ink(photo)
+    tone = fit_tone(inked)
+    mask = np.zeros(ink.shape, bool)
+    mask[:, :60] = True
+    out = gray_colour(inked, inked, tone, mask)
+    spread = out.max(axis=2) - out.min(axis=2)
+    assert spread[mask].max() < 1e-6 and spread[ink & ~mask].min() > 0.2
+
+
+def test_faint_colour_is_a_scans_noise_not_a_mark(photo):
+    gray = np.repeat(luma(photo)[..., None], 3, axis=2)
+    noisy = gray + np.random.default_rng(0).normal(0, 1.0 / 255, gray.shape).astype(np.float32)
+    tone = fit_tone(gray)
+    assert colour_marks(noisy, tone) is None
+    assert colour_marks(gray + [0.0, 0.0, 3 * MARK_FULL], tone).min() == 1.0
 
 
 def test_guided_filter_removes_noise_but_keeps_the_guides_edges():

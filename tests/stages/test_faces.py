@@ -127,6 +127,22 @@ def test_gray_photo_stays_gray(detector):
     assert np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 1], out[..., 2])
 
 
+def test_a_gray_photos_colour_marks_stay_on_its_faces(detector):
+    """Blue ink across a face in a gray photo stays blue when the face is enhanced; the rest is gray."""
+    gray = np.repeat(luma(astronaut())[..., None], 3, axis=2)
+    ink = np.zeros(gray.shape[:2], bool)
+    ink[120:124, 150:320] = True  # across the face, below the eyes
+    gray[ink] = (0.16, 0.16, 0.47)
+    sharpen = lambda batch: np.clip(batch * 1.1 - 0.05, 0, 1).astype(np.float32)  # noqa: E731
+    out, faces = FaceStage(sharpen, detector=detector)(gray, fit_tone(gray))
+    assert len(faces) == 1
+    spread = out.max(axis=2) - out.min(axis=2)
+    rim = np.zeros_like(ink)
+    rim[117:127, 147:323] = True  # the ink and what the crop's resampling blends it into
+    assert spread[ink].min() > 0.2 and spread[~rim].max() == 0.0
+    assert np.abs(out - gray).max() > 0.01
+
+
 def test_sepia_photo_keeps_sepia_faces(detector):
     g = luma(grace_hopper())
     sepia = np.clip(np.stack([g * 1.07 + 0.03, g * 0.95 + 0.01, g * 0.78], axis=2), 0, 1).astype(np.float32)

@@ -20,6 +20,10 @@ Toned photos (sepia, cyanotype: their chroma is a function of luma, :mod:`oldpho
 their chroma towards the tone's instead of a filtered one, under the same clamp: re-toning them outright
 cost up to 0.6 dB on training crops, since a real toned print's chroma is not exactly a function of its
 luma (the clamp keeps the whole gain of removing chroma noise: no crop got worse).
+
+Gray photos come back exactly gray (:func:`gray_colour`), except where the photo holds clear colour:
+ink, a stamp, a tint or an arrow added to the print or the scan in colour, which re-toning from luma
+alone turned gray (a caption in blue ink on the Solvay photo all but vanished).
 """
 
 from __future__ import annotations
@@ -43,6 +47,12 @@ GUIDE_EPS = 1e-3
 # (unstructured degradations), 2 keeps the whole mean gain (+0.35 dB) while the worst crop goes from
 # -0.44 dB (unclamped: colour texture smoothed) to -0.03 dB.
 CHROMA_CLAMP = 2.0
+# Colour marks on a gray photo (:func:`colour_marks`), in Cb/Cr units: a gray photo's pixels are within
+# 1.5 levels of gray in 95 % of the photo (:func:`oldphoto.stages.tone.fit_tone`), its chroma noise a
+# fraction of a level; ballpoint ink and stamps are 20-60 levels of chroma.  From MARK_FROM a pixel's
+# colour fades in, from MARK_FULL it is the photo's.
+MARK_FROM = 4.0 / 255.0
+MARK_FULL = 8.0 / 255.0
 
 
 def _box(x: np.ndarray, radius: int) -> np.ndarray:
@@ -113,3 +123,34 @@ def photo_colour(restored: np.ndarray, photo: np.ndarray, mask: np.ndarray | Non
     for k in range(3):
         out[..., k] = y + _TO_RGB[k, 1] * chroma[0] + _TO_RGB[k, 2] * chroma[1]
     return np.clip(out, 0.0, 1.0, out=out)
+
+
+def colour_marks(photo: np.ndarray, tone: Tone) -> np.ndarray | None:
+    """How clearly each pixel of a monochrome ``photo`` (H×W×3 in [0, 1]) departs in colour from its
+    ``tone``, in [0, 1] (0: in tone, or within the scan's chroma noise); None when no pixel does."""
+    off = photo - tone.apply(luma(photo))
+    strength = np.zeros(photo.shape[:2], np.float32)
+    for k in (1, 2):
+        np.maximum(strength, np.abs(off @ _TO_YCC[k]), out=strength)
+    if not (strength > MARK_FROM).any():
+        return None
+    strength -= MARK_FROM
+    strength *= 1.0 / (MARK_FULL - MARK_FROM)
+    return np.clip(strength, 0.0, 1.0, out=strength)
+
+
+def gray_colour(restored: np.ndarray, photo: np.ndarray, tone: Tone, mask: np.ndarray | None = None,
+                own: np.ndarray | None = None, denoise: bool = True) -> np.ndarray:
+    """``restored``'s luma in a gray photo's ``tone``: exactly gray, but the photo's colour marks
+    (:func:`colour_marks`) keep their colour as :func:`photo_colour` gives it (none under ``mask`` and
+    ``own``, where the chroma is a defect's or copied texture's)."""
+    out = tone.apply(luma(restored))
+    marks = colour_marks(photo, tone)
+    if marks is None:
+        return out
+    rows, cols = np.flatnonzero(marks.any(axis=1)), np.flatnonzero(marks.any(axis=0))
+    box = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)  # marks are small: work on them
+    coloured = photo_colour(restored[box], photo[box], None if mask is None else mask[box], tone,
+                            own=None if own is None else own[box], denoise=denoise)
+    out[box] += marks[box][..., None] * (coloured - out[box])
+    return out

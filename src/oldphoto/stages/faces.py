@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from oldphoto.options import FACE_DETECT_ON, FACE_INPUT
+from oldphoto.stages.colour import colour_marks
 from oldphoto.stages.tone import Tone, luma
 
 log = logging.getLogger(__name__)
@@ -406,11 +407,16 @@ def match_colours(face: np.ndarray, reference: np.ndarray, weight: np.ndarray,
     """Colour-match an enhanced face to the crop it came from, over the face region ``weight``.
 
     Colour photo: per-channel quantile matching.  Monochrome photo (``tone``): match the luma only and
-    re-tone, so the face has exactly the photo's tone.
+    re-tone, so the face has exactly the photo's tone, but for what the crop holds in colour (ink, a
+    stamp, a tint: :func:`oldphoto.stages.colour.colour_marks`), which keeps its colour.
     """
     if tone is not None:
         y = match_quantiles(luma(face), luma(reference), weight, weight)
-        return tone.apply(y)
+        out = tone.apply(y)
+        marks = colour_marks(reference, tone)
+        if marks is not None:
+            out += marks[..., None] * (reference - tone.apply(luma(reference)))
+        return np.clip(out, 0.0, 1.0, out=out)
     out = np.empty_like(face, dtype=np.float32)
     for c in range(3):
         out[..., c] = match_quantiles(face[..., c], reference[..., c], weight, weight)
