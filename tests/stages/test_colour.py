@@ -130,6 +130,9 @@ def test_faint_colour_is_a_scans_noise_not_a_mark(photo):
     tone = fit_tone(gray)
     assert colour_marks(noisy, tone) is None
     assert colour_marks(gray + [0.0, 0.0, 3 * MARK_FULL], tone).min() == 1.0
+    speckled = gray.copy()  # coloured impulse noise: single pixels, not marks
+    speckled[::7, ::9] = (0.9, 0.1, 0.2)
+    assert colour_marks(speckled, tone) is None
 
 
 def test_guided_filter_removes_noise_but_keeps_the_guides_edges():
