@@ -135,6 +135,32 @@ def test_faint_colour_is_a_scans_noise_not_a_mark(photo):
     assert colour_marks(speckled, tone) is None
 
 
+def test_a_pale_hand_tint_on_a_gray_photo_keeps_its_colour(photo):
+    """Rouge brushed on a cheek of a gray print is a transparent dye: its chroma is a share of the
+    skin's lightness, 1-5 levels here, under the 4-8 levels that ink takes.  It was faded to a third and
+    its soft edge cut off; spread over an area as it is, it is kept (and a scan's chroma noise is not)."""
+    import cv2
+
+    gray = np.repeat(luma(photo)[..., None], 3, axis=2)
+    h, w = gray.shape[:2]
+    cheek = np.zeros((h, w), np.float32)
+    cv2.ellipse(cheek, (98, 28), (12, 9), 0, 0, 360, 1.0, -1)  # her left cheek
+    cheek = cv2.GaussianBlur(cheek, (0, 0), 4)[..., None]
+    tinted = np.rint(gray * (1 - 0.3 * cheek * np.array([0.0, 0.2, 0.2], np.float32)) * 255) / 255
+    tone = fit_tone(tinted)
+    assert tone is not None and tone.gray
+    chroma = np.abs((tinted - gray)[..., 0] - (tinted - gray)[..., 1]) * 255  # about R - G
+    dyed = chroma >= 3  # (a level and a half of Cr, and more)
+    assert dyed.sum() > 100
+    out = gray_colour(tinted, tinted, tone)
+    kept = (out[..., 0] - out[..., 1])[dyed].sum() / (tinted[..., 0] - tinted[..., 1])[dyed].sum()
+    assert kept > 0.9
+    far = cv2.dilate(dyed.astype(np.uint8), np.ones((15, 15), np.uint8)) == 0
+    assert (out[far].max(axis=1) == out[far].min(axis=1)).all()  # the rest stays exactly gray
+    noisy = gray + np.random.default_rng(1).normal(0, 1.0 / 255, gray.shape).astype(np.float32)
+    assert colour_marks(noisy, tone) is None
+
+
 def test_guided_filter_removes_noise_but_keeps_the_guides_edges():
     rng = np.random.default_rng(0)
     step = np.zeros((64, 64), np.float32)

@@ -56,6 +56,17 @@ CHROMA_CLAMP = 2.0
 MARK_FROM = 4.0 / 255.0
 MARK_FULL = 8.0 / 255.0
 MARK_MIN_AREA = 6
+# A hand-tint (rouge on the cheeks, a wash on the lips) is a transparent dye: its chroma is a share of the
+# print's lightness, 2-8 levels on mid-tone skin and less in its shadows and soft edges, so the ramp above
+# took most of it away (pale rouge on a gray astronaut, 2.7 levels of chroma median: 0.44 of it kept).
+# A wash is spread over an area where a scan's chroma noise is not: read on the chroma offsets blurred
+# by WASH_SIGMA px (noise of 1 level per channel falls to about 0.1 level), a pixel that departs from
+# gray by at least WASH_FLOOR is a mark from WASH_FROM of that blurred colour, in full from WASH_FULL
+# (a gray scan departs from gray by a fraction of a level: :func:`oldphoto.stages.tone.fit_tone`).
+WASH_SIGMA = 2.0
+WASH_FLOOR = 1.0 / 255.0
+WASH_FROM = 1.0 / 255.0
+WASH_FULL = 2.0 / 255.0
 
 
 def _box(x: np.ndarray, radius: int) -> np.ndarray:
@@ -133,18 +144,27 @@ def colour_marks(photo: np.ndarray, tone: Tone) -> np.ndarray | None:
     ``tone``, in [0, 1] (0: in tone, or within the scan's chroma noise); None when no pixel does."""
     off = photo - tone.apply(luma(photo))
     strength = np.zeros(photo.shape[:2], np.float32)
+    wash = np.zeros(photo.shape[:2], np.float32)  # the colour of the area around: a tint's wash
     for k in (1, 2):
-        np.maximum(strength, np.abs(off @ _TO_YCC[k]), out=strength)
-    coloured = (strength > MARK_FROM).astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(coloured, connectivity=8)
+        c = off @ _TO_YCC[k]
+        np.maximum(wash, np.abs(cv2.GaussianBlur(c, (0, 0), WASH_SIGMA, borderType=cv2.BORDER_REFLECT)),
+                   out=wash)
+        np.maximum(strength, np.abs(c), out=strength)
+    wash -= WASH_FROM
+    wash *= 1.0 / (WASH_FULL - WASH_FROM)
+    np.clip(wash, 0.0, 1.0, out=wash)
+    wash[strength < WASH_FLOOR] = 0.0  # (next to an ink stroke, a gray pixel is no mark)
+    strength -= MARK_FROM
+    strength *= 1.0 / (MARK_FULL - MARK_FROM)
+    np.clip(strength, 0.0, 1.0, out=strength)
+    np.maximum(strength, wash, out=strength)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats((strength > 0).astype(np.uint8), connectivity=8)
     marks = stats[:, cv2.CC_STAT_AREA] >= MARK_MIN_AREA
     marks[0] = False  # (the gray background)
     if not marks.any():
         return None
-    strength[~marks[labels]] = MARK_FROM
-    strength -= MARK_FROM
-    strength *= 1.0 / (MARK_FULL - MARK_FROM)
-    return np.clip(strength, 0.0, 1.0, out=strength)
+    strength[~marks[labels]] = 0.0
+    return strength
 
 
 def gray_colour(restored: np.ndarray, photo: np.ndarray, tone: Tone, mask: np.ndarray | None = None,
