@@ -26,8 +26,10 @@ from oldphoto.stages.defects import (
     Defects,
     dilate,
     dilate_official,
+    merged_prints,
     official_mask,
     print_on_surround,
+    prints_on_surround,
 )
 from oldphoto.stages.fidelity import blend, denoised_photo
 from oldphoto.stages.repair import GROW, repair
@@ -67,6 +69,39 @@ class DefaultMode(Mode):
     scratch (or HR) path, then the photo's own tone or colours."""
 
     def stage1(self, image: np.ndarray, mask: np.ndarray | None, timings: dict[str, float]) -> Stage1:
+        prints = prints_on_surround(luma(image))
+        if prints is not None:
+            marks = None if mask is None else user_mask(mask, image.shape[:2])
+            # a user's marks on the surround are repaired as given, on the whole scan
+            if marks is None or self.restorer.options.scratches == "off" \
+                    or not (marks & ~_within_any(image.shape[:2], prints)).any():
+                return self._each_print(image, marks, prints, timings)
+        return self._one_print(image, mask, timings)
+
+    def _each_print(self, image: np.ndarray, marks: np.ndarray | None, prints: list[tuple[slice, slice]],
+                    timings: dict[str, float]) -> Stage1:
+        """Several prints on a plain surround (``defects.PRINTS_MIN_SHARE``): each restored as if it had
+        been scanned alone (with its part of a user's ``marks``), the surround left as scanned."""
+        out = image.copy()
+        used = None
+        paths, parts = [], []
+        for box in prints:
+            own: dict[str, float] = {}
+            restored, repaired, path, defects, _ = self._one_print(
+                image[box], None if marks is None else marks[box], own)
+            for stage, seconds in own.items():
+                timings[stage] = timings.get(stage, 0.0) + seconds
+            out[box] = restored
+            if repaired is not None:
+                used = np.zeros(image.shape[:2], bool) if used is None else used
+                used[box] = repaired
+            paths.append(path)
+            parts.append((box, defects))
+        path = next((p for p in paths if p != "quality"), "quality")
+        tone = fit_tone(image) if self.restorer.options.keep_tone else None  # (for the faces, as before)
+        return out, used, path, merged_prints(parts, image.shape[:2]), tone
+
+    def _one_print(self, image: np.ndarray, mask: np.ndarray | None, timings: dict[str, float]) -> Stage1:
         r = self.restorer
         o = r.options
         if o.scratches == "off":  # a user's mask is ignored (--dust's specks are repaired alone), and
@@ -254,6 +289,12 @@ def _as_given(given: np.ndarray, detected: Defects) -> Defects:
 
 def _within(shape: tuple[int, int], box: tuple[slice, slice]) -> np.ndarray:
     """A bool mask of ``shape``, True within ``box``."""
+    return _within_any(shape, [box])
+
+
+def _within_any(shape: tuple[int, int], boxes: list[tuple[slice, slice]]) -> np.ndarray:
+    """A bool mask of ``shape``, True within any of ``boxes``."""
     inside = np.zeros(shape, bool)
-    inside[box] = True
+    for box in boxes:
+        inside[box] = True
     return inside

@@ -230,6 +230,31 @@ def test_a_print_on_a_plain_surround_is_repaired_within_its_edges(models_no_face
     assert np.array_equal(off.image[box], restorer(models, scratches="off").restore(scan[box]).image)
 
 
+def test_each_print_of_a_page_is_restored_as_its_crop_and_the_page_left_as_scanned(models_no_faces):
+    """Two prints on one album page were restored as one photo: a scratch's fill at a print's edge
+    smeared it into the page, and each print's evidence was read in the scan's short sides."""
+    models = dict(models_no_faces, detector=StripeDetector(bright=True))
+    one, box = _print_on_an_album_page(scratch_from=0)  # scratched from its top edge
+    two, _ = _print_on_an_album_page(scratch_from=200)  # no scratch
+    scan = np.concatenate([one, two[:, 10:]], axis=1)  # a 120×190 page, prints at columns 20-80, 110-170
+    other = (box[0], slice(110, 170))
+    r = restorer(models).restore(scan)
+    assert r.path == "scratch" and r.mask[20:95, 50].all() and not r.mask[:, 56:].any()
+    assert r.defects.print_box is None and r.defects.stroke_length == pytest.approx(75 / 60, abs=0.05)
+    page = np.ones(scan.shape[:2], bool)
+    page[box] = page[other] = False
+    assert np.array_equal(r.image[page], scan[page])
+    assert np.array_equal(r.image[box], restorer(models).restore(scan[box]).image)
+    assert np.array_equal(r.image[other], restorer(models).restore(scan[other]).image)
+    # a user's marks within the prints are repaired there, print by print; a mark on the page as given
+    marks = np.zeros(scan.shape[:2], bool)
+    marks[40:50, 130:140] = True
+    assert np.array_equal(restorer(models).restore(scan, marks).image[page], scan[page])
+    marks[5:8, 5:30] = True
+    on_page = restorer(models).restore(scan, marks)
+    assert not np.array_equal(on_page.image[5:8, 5:30], scan[5:8, 5:30]) and on_page.mask[5:8, 5:30].all()
+
+
 def test_the_noise_is_read_away_from_the_detectors_candidates(models_no_faces, monkeypatch):
     """The denoiser reads the noise away from the detector's candidate regions (Defects.candidates, the
     hysteresis mask before any region is judged: a crack network judged lace and left still holds

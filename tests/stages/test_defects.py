@@ -768,17 +768,27 @@ def test_a_dark_photo_edge_to_edge_is_not_a_print_on_a_page():
     assert print_on_surround(luma(read_photo(girl).pixels)) is None
 
 
-def test_two_prints_on_one_page_are_judged_with_the_whole_scan():
+def test_two_prints_on_one_page_are_found_each_and_not_as_one_print():
     """A page holding two prints side by side (or a stereo card): judging the larger one alone left the
-    other unrepaired even with --scratches on; a piece of a print cut off by its own areas of the page's
-    tone (a light wall on a light bed) is still that print's."""
-    from oldphoto.stages.defects import print_on_surround
+    other unrepaired even with --scratches on; each is found (prints_on_surround), to be restored on its
+    own; a piece of a print cut off by its own areas of the page's tone (a light wall on a light bed) is
+    still that print's."""
+    from oldphoto.stages.defects import print_on_surround, prints_on_surround
 
     page = _print_scan(0.97, top=15, left=10, size=(130, 80), scan=(160, 200))  # a third of the page
     page[15:145, 110:190] = _print_scan(0.97, top=0, left=0, size=(130, 80), scan=(130, 80), seed=4)
     assert print_on_surround(page[:, :100]) is not None  # either print alone is found
     assert print_on_surround(page[:, 100:]) is not None
     assert print_on_surround(page) is None
+    assert prints_on_surround(page) == [(slice(15, 145), slice(10, 90)), (slice(15, 145), slice(110, 190))]
+    assert prints_on_surround(page[:, :100]) is None  # one print: print_on_surround's
+    touching = page.copy()
+    touching[15:145, 90:110] = page[15:145, 20:40]  # the two prints joined into one
+    assert prints_on_surround(touching) is None
+    askew = page.copy()  # one of them lying 4 degrees askew: judged with the scan, as before
+    askew[:, 100:] = _print_scan(0.97, top=15, left=10, size=(130, 80), scan=(160, 100), angle=4.0, seed=4)
+    assert prints_on_surround(askew) is None
+    assert prints_on_surround(np.random.default_rng(0).random((160, 200)).astype(np.float32)) is None
     one = _print_scan(0.97, top=40, left=50, size=(120, 90))
     one[45:60, 55:75] = 0.97  # a patch of the page's tone inside the print ...
     one[48:57, 58:72] = 0.3  # ... around a part of the print it cuts off

@@ -12,6 +12,7 @@ saved-mask quirk that a constant mask (all or nothing) becomes empty.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -372,6 +373,16 @@ PRINT_ALONE = 0.02
 # lid's dark edge or the bed's frame beyond the glass, scanned with the bed (the girl on the bed, the
 # lid's edge along the top: judged whole, 0.39-0.46 short sides, left)
 LID_EDGE = 0.05
+# Two prints or more on one plain surround (an album page, a photo-booth strip, a stereo card, a contact
+# sheet) were judged and restored as one photo: a crack at the edge of one frame of a photo-booth strip
+# was filled across it into the white gap (38 px of it changed, by up to 80 levels), the girl's curled
+# border on an album page with `--scratches on` into her white mount (up to 110 levels), and each print's
+# evidence was measured in the whole scan's short sides.  Each print is now restored as if it had been
+# scanned alone (DefaultMode.stage1), the surround left as scanned, when every print lies apart from the
+# frame and from the others, is an upright rectangle (fills PRINTS_MIN_SHARE of its box; a print lying
+# askew is judged with the scan, as before) and covers more than PRINT_ALONE of the scan, the prints
+# together PRINT_AREA of it.
+PRINTS_MIN_SHARE = 0.95
 
 
 # A print pushed into a corner of the scan, or against one side of it (a print on the scanner's bed in
@@ -538,6 +549,70 @@ def _print_within(smooth: np.ndarray, ground: float, reach: float,
     return PrintOnSurround(box if frame else _shadow_peeled(smooth[box], box, ground, seeds), frame)
 
 
+def prints_on_surround(gray: np.ndarray) -> list[tuple[slice, slice]] | None:
+    """The prints' boxes (rows, columns) when the scan (luma ``gray``, H×W in [0, 1]) holds two or more
+    apart on a plain surround (an album page, a photo-booth strip, a stereo card), else None: see
+    :data:`PRINTS_MIN_SHARE`."""
+    h, w = gray.shape
+    if min(h, w) < SURROUND_MIN_SIDE or not _plain_frame(gray):
+        return None  # the surround lies all round the prints
+    levels = cv2.convertScaleAbs(np.asarray(gray, np.float32), alpha=255.0)  # (one pass: clip, round)
+    smooth = cv2.medianBlur(levels, SURROUND_MEDIAN)
+    outermost = np.concatenate(_frame_sides(smooth))
+    ground = float(np.median(outermost))
+    found = _prints_within(smooth, ground, SURROUND_TOLERANCE * 255)
+    if found is None and _plain_ring(outermost, ground, SURROUND_TIGHT * 255):
+        found = _prints_within(smooth, ground, SURROUND_TIGHT * 255)
+    return found
+
+
+def _plain_frame(gray: np.ndarray) -> bool:
+    """Whether the scan's outermost pixels are a plain surround (:func:`_plain_ring`), read on its
+    edges alone (a median over the whole of a 28 MP scan takes a third of a second)."""
+    band = 2 * SURROUND_MEDIAN
+    edges = [gray[:band], gray[-band:], gray[:, :band].T, gray[:, -band:].T]
+    sides = [cv2.medianBlur(cv2.convertScaleAbs(np.ascontiguousarray(e, np.float32), alpha=255.0),
+                            SURROUND_MEDIAN) for e in edges]
+    outermost = np.concatenate([sides[0][0], sides[1][-1], sides[2][0], sides[3][-1]])
+    return _plain_ring(outermost, float(np.median(outermost)), SURROUND_TOLERANCE * 255)
+
+
+def _prints_within(smooth: np.ndarray, ground: float, reach: float) -> list[tuple[slice, slice]] | None:
+    """:func:`prints_on_surround` on the surround within ``reach`` levels of ``ground`` all round."""
+    h, w = smooth.shape
+    near = cv2.inRange(smooth, max(0, math.ceil(ground - reach)), min(255, math.floor(ground + reach)))
+    n, labels = cv2.connectedComponents(near, connectivity=8)
+    outer = np.zeros(n, bool)  # (a lookup: np.isin over a 28 MP scan's labels takes a second)
+    outer[np.concatenate(_frame_sides(labels))] = True
+    outer[0] = False
+    surround = outer[labels]
+    n, labels, stats, _ = cv2.connectedComponentsWithStats((~surround).astype(np.uint8), connectivity=8)
+    x, y, bw, bh, area = stats[1:].T
+    # a strip across the whole scan along one side is the scanner's lid or bed edge (LID_EDGE)
+    across = ((bw == w) & ((y == 0) | (y + bh == h)) & (bh <= LID_EDGE * h)) \
+        | ((bh == h) & ((x == 0) | (x + bw == w)) & (bw <= LID_EDGE * w))
+    big = np.flatnonzero((area > PRINT_ALONE * h * w) & ~across)
+    # pieces of a print cut off by its own areas of the surround's tone lie within its box
+    inside = [i for i in big for j in big if i != j and x[j] <= x[i] and y[j] <= y[i]
+              and x[i] + bw[i] <= x[j] + bw[j] and y[i] + bh[i] <= y[j] + bh[j]]
+    prints = [i for i in big if i not in inside]
+    if len(prints) < 2 or not PRINT_AREA[0] <= area[prints].sum() / (h * w) <= PRINT_AREA[1]:
+        return None
+    boxes = []
+    for i in prints:
+        at_frame = x[i] == 0 or y[i] == 0 or x[i] + bw[i] == w or y[i] + bh[i] == h
+        if at_frame or min(bw[i], bh[i]) < SURROUND_MIN_SIDE:
+            return None  # the surround lies all round each print
+        if area[i] < PRINTS_MIN_SHARE * bw[i] * bh[i]:
+            return None  # not an upright rectangle
+        boxes.append((slice(int(y[i]), int(y[i] + bh[i])), slice(int(x[i]), int(x[i] + bw[i]))))
+    for a, (ra, ca) in enumerate(boxes):
+        for rb, cb in boxes[a + 1:]:
+            if ra.start < rb.stop and rb.start < ra.stop and ca.start < cb.stop and cb.start < ca.stop:
+                return None  # overlapping prints: judged as one scan
+    return boxes
+
+
 def _shadow_peeled(crop: np.ndarray, box: tuple[slice, slice], ground: float,
                    sides: tuple[int, ...]) -> tuple[slice, slice]:
     """The print's ``box`` (``crop``: the smoothed scan within it) without the bed's shadow along its
@@ -612,6 +687,29 @@ class Defects:
     def worth_repairing(self) -> bool:
         """``--scratches auto``: a blob, or :attr:`evidence` of :data:`AUTO_MIN_STROKE_LENGTH`."""
         return self.blobs > 0 or self.evidence >= AUTO_MIN_STROKE_LENGTH
+
+
+def merged_prints(parts: list[tuple[tuple[slice, slice], Defects | None]], shape: tuple[int, int]
+                  ) -> Defects | None:
+    """One :class:`Defects` for the prints of a scan restored apart (``parts``: each print's box and
+    defects, None where none were looked for): their masks and candidates placed on the scan, their
+    counts added, and the lengths of the print with the most evidence (each measured in its own short
+    sides)."""
+    found = [(box, d) for box, d in parts if d is not None]
+    if not found:
+        return None
+    mask = np.zeros(shape, bool)
+    candidates = None
+    for box, d in found:
+        mask[box] = d.mask
+        if d.candidates is not None:
+            candidates = np.zeros(shape, bool) if candidates is None else candidates
+            candidates[box] = d.candidates
+    counts = {k: sum(getattr(d, k) for _, d in found)
+              for k in ("strokes", "specks", "blobs", "edges", "content", "dust")}
+    strongest = max((d for _, d in found), key=lambda d: d.evidence)
+    return dataclasses.replace(strongest, mask=mask, candidates=candidates, print_box=None,
+                               dust_only=all(d.dust_only for _, d in found), **counts)
 
 
 def hysteresis(prob: np.ndarray, high: float, low: float) -> np.ndarray:
