@@ -98,7 +98,10 @@ class DefaultMode(Mode):
             paths.append(path)
             parts.append((box, defects))
         path = next((p for p in paths if p != "quality"), "quality")
-        tone = fit_tone(image) if self.restorer.options.keep_tone else None  # (for the faces, as before)
+        # the faces' and unfade's tone is the prints', not the scan's with its surround (as for one print,
+        # fitted on its box): read with a coloured page, two gray prints were 'toned' and their faces
+        # took the page's colour at its lightness (up to 34 levels on a green page)
+        tone = _prints_tone(image, prints) if self.restorer.options.keep_tone else None
         return out, used, path, merged_prints(parts, image.shape[:2]), tone
 
     def _one_print(self, image: np.ndarray, mask: np.ndarray | None, timings: dict[str, float]) -> Stage1:
@@ -253,6 +256,14 @@ class OfficialMode(Mode):
             used_mask = compat_rules.resize_mask(used_mask, shape)
         timings["restore"] = time.perf_counter() - t
         return out, used_mask, path, defects, None
+
+
+def _prints_tone(image: np.ndarray, prints: list[tuple[slice, slice]]) -> Tone | None:
+    """The tone of the prints on a scan (``prints``: their boxes) together, their surround left out:
+    each print sampled to a share of ``fit_tone``'s samples by its area (no full-size copy)."""
+    total = sum((b[0].stop - b[0].start) * (b[1].stop - b[1].start) for b in prints)
+    step = max(1, int(np.ceil(np.sqrt(total / 200_000))))
+    return fit_tone(np.concatenate([image[b][::step, ::step].reshape(-1, 3) for b in prints]))
 
 
 def _hr_grown(mask: np.ndarray, found: np.ndarray | None, found_here: bool) -> np.ndarray:

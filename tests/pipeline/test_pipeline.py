@@ -255,6 +255,27 @@ def test_each_print_of_a_page_is_restored_as_its_crop_and_the_page_left_as_scann
     assert not np.array_equal(on_page.image[5:8, 5:30], scan[5:8, 5:30]) and on_page.mask[5:8, 5:30].all()
 
 
+def test_the_tone_of_prints_on_a_coloured_page_is_the_prints(models_no_faces):
+    """The tone handed on to the faces (and unfade) is the prints', as for one print on a surround: fitted
+    on the whole scan, two gray prints on a green page were 'toned', and a face on them took the page's
+    green at its lightness."""
+    one, box = _print_on_an_album_page(scratch_from=200)
+    scan = np.concatenate([one, one[:, 10:]], axis=1)
+    scan[:] = np.where(_within_boxes(scan, [box, (box[0], slice(110, 170))])[..., None], scan,
+                       np.array([0.35, 0.5, 0.4], np.float32))
+    assert fit_tone(scan) is not None and not fit_tone(scan).gray  # the page makes the scan 'toned'
+    r = restorer(models_no_faces)
+    assert r.mode.stage1(scan, None, {})[4].gray
+    assert restorer(models_no_faces, keep_tone=False).mode.stage1(scan, None, {})[4] is None
+
+
+def _within_boxes(scan, boxes):
+    inside = np.zeros(scan.shape[:2], bool)
+    for b in boxes:
+        inside[b] = True
+    return inside
+
+
 def test_the_noise_is_read_away_from_the_detectors_candidates(models_no_faces, monkeypatch):
     """The denoiser reads the noise away from the detector's candidate regions (Defects.candidates, the
     hysteresis mask before any region is judged: a crack network judged lace and left still holds
