@@ -102,7 +102,7 @@ class DefaultMode(Mode):
         # fitted on its box): read with a coloured page, two gray prints were 'toned' and their faces
         # took the page's colour at its lightness (up to 34 levels on a green page)
         tone = _prints_tone(image, prints) if self.restorer.options.keep_tone else None
-        return out, used, path, merged_prints(parts, image.shape[:2]), tone
+        return out, used, path, merged_prints(parts, image.shape[:2], [p != "quality" for p in paths]), tone
 
     def _one_print(self, image: np.ndarray, mask: np.ndarray | None, timings: dict[str, float]) -> Stage1:
         r = self.restorer

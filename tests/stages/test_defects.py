@@ -561,6 +561,22 @@ def test_a_capital_does_not_make_a_caption_on_the_picture_a_crack():
         assert not d.mask[70:110, 40:130].any(), value
 
 
+def test_prints_restored_apart_were_repaired_for_dust_alone_when_every_print_repaired_was():
+    """A clean print (quality, nothing repaired) beside one repaired for its dust alone: the scan was
+    repaired for dust alone (the report said that lines repaired may be the scene's)."""
+    from oldphoto.stages.defects import Defects, merged_prints
+
+    dusty = Defects(np.ones((4, 4), bool), dust=3, dust_only=True, strokes=1, stroke_length=0.1)
+    clean = Defects(np.zeros((4, 4), bool))
+    scratched = Defects(np.ones((4, 4), bool), strokes=2, stroke_length=1.5)
+    a, b = (slice(0, 4), slice(0, 4)), (slice(0, 4), slice(6, 10))
+    merged = merged_prints([(a, dusty), (b, clean)], (4, 10), [True, False])
+    assert merged.dust_only and merged.dust == 3 and merged.mask[:, :4].all() and not merged.mask[:, 4:].any()
+    assert not merged_prints([(a, dusty), (b, scratched)], (4, 10), [True, True]).dust_only
+    assert not merged_prints([(a, clean), (b, clean)], (4, 10), [False, False]).dust_only
+    assert merged_prints([(a, None), (b, None)], (4, 10), [False, False]) is None
+
+
 def _print_scan(surround: float, top: int = 40, left: int = 50, size: tuple[int, int] = (120, 90),
                 scan: tuple[int, int] = (180, 170), angle: float = 0.0, seed: int = 3) -> np.ndarray:
     """A print (mid-gray scene with some texture, size h×w) laid on a plain surround at (top, left) of a

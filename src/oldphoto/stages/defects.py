@@ -695,12 +695,16 @@ class Defects:
         return self.blobs > 0 or self.evidence >= AUTO_MIN_STROKE_LENGTH
 
 
-def merged_prints(parts: list[tuple[tuple[slice, slice], Defects | None]], shape: tuple[int, int]
-                  ) -> Defects | None:
+def merged_prints(parts: list[tuple[tuple[slice, slice], Defects | None]], shape: tuple[int, int],
+                  repaired: list[bool]) -> Defects | None:
     """One :class:`Defects` for the prints of a scan restored apart (``parts``: each print's box and
-    defects, None where none were looked for): their masks and candidates placed on the scan, their
-    counts added, and the lengths of the print with the most evidence (each measured in its own short
-    sides)."""
+    defects, None where none were looked for; ``repaired``: whether each print was repaired, its path
+    not quality): their masks and candidates placed on the scan, their counts added, and the lengths of
+    the print with the most evidence (each measured in its own short sides).  Dust alone was repaired
+    when it was on every print repaired: a clean print beside one repaired for its dust alone made the
+    report say that lines repaired may be the scene's."""
+    dust_only = any(repaired) and all(d is not None and d.dust_only
+                                      for (_, d), fixed in zip(parts, repaired, strict=True) if fixed)
     found = [(box, d) for box, d in parts if d is not None]
     if not found:
         return None
@@ -715,7 +719,7 @@ def merged_prints(parts: list[tuple[tuple[slice, slice], Defects | None]], shape
               for k in ("strokes", "specks", "blobs", "edges", "content", "dust")}
     strongest = max((d for _, d in found), key=lambda d: d.evidence)
     return dataclasses.replace(strongest, mask=mask, candidates=candidates, print_box=None,
-                               dust_only=all(d.dust_only for _, d in found), **counts)
+                               dust_only=dust_only, **counts)
 
 
 def hysteresis(prob: np.ndarray, high: float, low: float) -> np.ndarray:
