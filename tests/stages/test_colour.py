@@ -113,15 +113,29 @@ def test_a_gray_photo_keeps_what_it_holds_in_colour(photo):
     assert np.allclose(luma(out), luma(restored), atol=1e-5)
 
 
-def test_colour_marks_under_a_defect_are_the_defects(photo):
-    """Under the defect mask the chroma is the defect's: a blue mark there comes back gray."""
-    _, inked, ink = _gray_with_blue_ink(photo)
-    tone = fit_tone(inked)
-    mask = np.zeros(ink.shape, bool)
-    mask[:, :60] = True
-    out = gray_colour(inked, inked, tone, mask)
+def test_under_a_defect_a_marks_colour_is_filled_in_from_around(photo):
+    """A brown stain on a gray print whose core alone is repaired took the tone's gray there, and left a
+    brown ring round a gray fill; its chroma is filled in from around, as a colour photo's is.  A defect
+    on the gray stays exactly gray."""
+    import cv2
+
+    gray = np.repeat(luma(photo)[..., None], 3, axis=2)
+    spot = np.zeros(gray.shape[:2], np.float32)
+    cv2.circle(spot, (40, 40), 6, 1.0, -1)
+    spot = cv2.GaussianBlur(spot, (0, 0), 3)[..., None]
+    brown = np.array([1.0, 0.76, 0.47], np.float32)
+    stained = np.rint((gray * (1 - 0.35 * spot) + 0.35 * spot * gray * brown) * 255) / 255
+    tone = fit_tone(stained)
+    assert tone is not None and tone.gray
+    mask = spot[..., 0] > 0.5  # the stain's core
+    mask[100:103, 10:120] = True  # a scratch across the gray
+    out = gray_colour(stained, stained, tone, mask)
+    warm = out[..., 0] - out[..., 2]
+    ring = (spot[..., 0] > 0.2) & ~mask
+    core = spot[..., 0] > 0.5
+    assert warm[core].mean() > 0.5 * warm[ring].mean() > 0.0
     spread = out.max(axis=2) - out.min(axis=2)
-    assert spread[mask].max() < 1e-6 and spread[ink & ~mask].min() > 0.2
+    assert spread[100:103].max() == 0.0
 
 
 def test_faint_colour_is_a_scans_noise_not_a_mark(photo):
@@ -171,8 +185,8 @@ def test_colour_marks_read_a_big_scan_without_whole_float_copies_of_it(photo):
 
     _, inked, ink = _gray_with_blue_ink(photo)
     sepia = np.clip(inked * [1.07, 0.95, 0.78] + [0.03, 0.01, 0.0], 0, 1).astype(np.float32)
-    for image, tone in ((inked, Tone(None)), (sepia, fit_tone(np.clip(luma(sepia)[..., None] * [1.07, 0.95, 0.78]
-                                                                            + [0.03, 0.01, 0.0], 0, 1)))):
+    sepia_tone = fit_tone(np.clip(luma(sepia)[..., None] * [1.07, 0.95, 0.78] + [0.03, 0.01, 0.0], 0, 1))
+    for image, tone in ((inked, Tone(None)), (sepia, sepia_tone)):
         whole = image - tone.apply(luma(image))
         for k, plane in zip((1, 2), _off_tone(image, tone, band=7), strict=True):
             assert np.array_equal(plane, whole @ _TO_YCC[k])

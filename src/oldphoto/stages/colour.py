@@ -185,15 +185,16 @@ def _off_tone(photo: np.ndarray, tone: Tone, band: int = 256) -> list[np.ndarray
 def gray_colour(restored: np.ndarray, photo: np.ndarray, tone: Tone, mask: np.ndarray | None = None,
                 own: np.ndarray | None = None, denoise: bool = True) -> np.ndarray:
     """``restored``'s luma in a gray photo's ``tone``: exactly gray, but the photo's colour marks
-    (:func:`colour_marks`) keep their colour as :func:`photo_colour` gives it (none under ``mask`` and
-    ``own``, where the chroma is a defect's or copied texture's)."""
+    (:func:`colour_marks`) keep their colour as :func:`photo_colour` gives a colour photo's: under
+    ``mask`` filled in from around (a stain whose core alone was repaired left a brown ring round a
+    gray fill), where the repair copied texture (``own``) the copies'."""
     out = tone.apply(luma(restored))
     marks = colour_marks(photo, tone)
     if marks is None:
         return out
     rows, cols = np.flatnonzero(marks.any(axis=1)), np.flatnonzero(marks.any(axis=0))
     box = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)  # marks are small: work on them
-    coloured = photo_colour(restored[box], photo[box], None if mask is None else mask[box], tone,
+    coloured = photo_colour(restored[box], photo[box], None if mask is None else mask[box],
                             own=None if own is None else own[box], denoise=denoise)
     out[box] += marks[box][..., None] * (coloured - out[box])
     return out
