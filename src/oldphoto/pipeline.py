@@ -40,6 +40,7 @@ from oldphoto.stages.defects import (
     dilate,
     find_defects,
     needs_inpainting,
+    pictures,
     print_on_surround,
 )
 from oldphoto.stages.dust import find_dust
@@ -601,7 +602,11 @@ class Restorer:
                 f.box = (round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy))
         if self.options.unfade != "off":
             t = time.perf_counter()
-            out = unfade(out, self.options.unfade, toned=tone is not None)
+            # each picture stretched by its own levels, its frame and surround left as scanned: read with
+            # them, each channel's white point came from a different thing (an instant photo's white
+            # frame turned yellow or green under `colour`, blue marker ink on it black)
+            for box in pictures(luma(image)):
+                out[box] = unfade(out[box], self.options.unfade, toned=tone is not None)
             timings["unfade"] = time.perf_counter() - t
         if self.options.upscale > 1:
             t = time.perf_counter()

@@ -776,6 +776,25 @@ def test_unfade_stretches_the_restored_photo_only_when_asked(models_no_faces):
     assert out.image.min() < 0.05 and out.image.max() > 0.95
 
 
+def test_unfade_stretches_each_picture_by_its_own_levels_and_leaves_its_frame(models_no_faces):
+    """An instant photo scanned with its white frame: read with the frame, each channel's white point
+    came from a different thing, and under `colour` the frame turned yellow (and marker ink on it black).
+    The picture within a plain frame, and each print on a page, is stretched as if cropped."""
+    from oldphoto.stages.unfade import unfade
+
+    rng = np.random.default_rng(2)
+    picture = (0.2 + 0.6 * smooth_image(60, 60, seed=6)) * np.array([0.82, 1.0, 1.06], np.float32)  # cyan
+    scan = np.clip(0.93 + rng.normal(0, 0.004, (100, 76, 1)), 0, 1).repeat(3, axis=2).astype(np.float32)
+    scan[8:68, 8:68] = np.clip(picture, 0, 1)  # a frame wider below, as an instant photo's
+    models = dict(models_no_faces, mapping_quality=Forbidden())
+    kept = restorer(models, scratches="off", fidelity=1.0).restore(scan)
+    out = restorer(models, scratches="off", fidelity=1.0, unfade="colour").restore(scan)
+    frame = np.ones(scan.shape[:2], bool)
+    frame[8:68, 8:68] = False
+    assert np.array_equal(out.image[frame], kept.image[frame])
+    assert np.allclose(out.image[8:68, 8:68], unfade(kept.image[8:68, 8:68], "colour"), atol=1e-6)
+
+
 def test_fidelity_zero_is_the_networks_restoration(models_no_faces):
     from oldphoto.stages.restore import RestoreStage
 

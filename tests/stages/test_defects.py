@@ -811,6 +811,20 @@ def test_two_prints_on_one_page_are_found_each_and_not_as_one_print():
     assert print_on_surround(one) == ((slice(40, 160), slice(50, 140)), None)
 
 
+def test_the_pictures_are_the_prints_and_the_pictures_within_their_frames():
+    from oldphoto.stages.defects import pictures
+
+    page = _print_scan(0.97, top=15, left=10, size=(130, 80), scan=(160, 200))
+    page[15:145, 110:190] = _print_scan(0.97, top=0, left=0, size=(130, 80), scan=(130, 80), seed=4)
+    assert pictures(page) == [(slice(15, 145), slice(10, 90)), (slice(15, 145), slice(110, 190))]
+    framed = _print_scan(0.2, top=30, left=30, size=(140, 110), scan=(200, 170))  # a dark page
+    framed[30:170, 30:140] = 0.95  # a white-framed print on it ...
+    framed[40:140, 40:130] = _print_scan(0.95, top=0, left=0, size=(100, 90), scan=(100, 90), seed=5)
+    assert pictures(framed) == [(slice(40, 140), slice(40, 130))]  # ... its picture within its frame
+    photo = np.random.default_rng(0).random((50, 60)).astype(np.float32)
+    assert pictures(photo) == [(slice(0, 50), slice(0, 60))]
+
+
 @pytest.mark.parametrize("tilt", [3.0, -3.0])
 def test_the_edge_of_a_print_lying_askew_is_its_own_not_the_boxs(tilt):
     """A print found on a surround askew is judged in its bounding box, whose sides are not its edge: a

@@ -573,6 +573,26 @@ def prints_on_surround(gray: np.ndarray) -> list[tuple[slice, slice]] | None:
     return found
 
 
+def pictures(gray: np.ndarray) -> list[tuple[slice, slice]]:
+    """The boxes (rows, columns) of the pictures on a scan (luma ``gray``): each print on a plain surround
+    (:func:`prints_on_surround`, :func:`print_on_surround`), and within a print the picture inside a
+    plain frame of its own (an instant photo's, a mount's, a white border), looked for once more; the
+    whole scan when it holds no print on a surround."""
+    boxes = prints_on_surround(gray)
+    if boxes is None:
+        found = print_on_surround(gray)
+        boxes = [(slice(0, gray.shape[0]), slice(0, gray.shape[1])) if found is None else found.box]
+    inner = []
+    for rows, cols in boxes:
+        found = print_on_surround(gray[rows, cols])
+        if found is not None:
+            r, c = found.box
+            rows = slice(rows.start + r.start, rows.start + r.stop)
+            cols = slice(cols.start + c.start, cols.start + c.stop)
+        inner.append((rows, cols))
+    return inner
+
+
 def _plain_frame(gray: np.ndarray) -> bool:
     """Whether the scan's outermost pixels are a plain surround (:func:`_plain_ring`), read on its
     edges alone (a median over the whole of a 28 MP scan takes a third of a second)."""
