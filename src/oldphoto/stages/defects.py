@@ -503,19 +503,37 @@ def _plain_ring(outermost: np.ndarray, ground: float, reach: float) -> bool:
     return off <= SURROUND_RING_OFF * outermost.size
 
 
+def _off_surround(smooth: np.ndarray, ground: float, reach: float, seeds: tuple[int, ...]
+                  ) -> tuple[int, np.ndarray, np.ndarray]:
+    """The regions of the scan (``smooth``: its luma in 8-bit levels, median-filtered) off its surround,
+    the part within ``reach`` levels of ``ground`` connected to the frame's sides ``seeds`` (top, bottom,
+    left, right): OpenCV's count, labels and statistics of them (label 0: the surround)."""
+    near = cv2.inRange(smooth, max(0, math.ceil(ground - reach)), min(255, math.floor(ground + reach)))
+    n, labels = cv2.connectedComponents(near, connectivity=8)
+    surround = np.zeros(n, bool)  # (a lookup: np.isin over a 28 MP scan's labels took 0.3 s)
+    surround[np.concatenate([_frame_sides(labels)[i] for i in seeds])] = True
+    surround[0] = False
+    off = (~surround[labels]).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(off, connectivity=8)
+    return n, labels, stats
+
+
+def _lid_strips(stats: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Which of the regions (``stats``: OpenCV's, label 0 left out) are a strip across the whole scan
+    along one of its sides, under ``LID_EDGE`` of it across: the scanner's lid or the bed's edge."""
+    h, w = shape
+    x, y, bw, bh = stats[1:, :4].T
+    return ((bw == w) & ((y == 0) | (y + bh == h)) & (bh <= LID_EDGE * h)) \
+        | ((bh == h) & ((x == 0) | (x + bw == w)) & (bw <= LID_EDGE * w))
+
+
 def _print_within(smooth: np.ndarray, ground: float, reach: float,
                   seeds: tuple[int, ...] = (0, 1, 2, 3)) -> PrintOnSurround | None:
     """The print on the surround of the scan (``smooth``: its luma in 8-bit levels, median-filtered)
     that lies within ``reach`` levels of ``ground`` and is connected to the scan's frame on the sides
     ``seeds`` (top, bottom, left, right), or None.  The print touches the frame on the other sides."""
     h, w = smooth.shape
-    near = cv2.inRange(smooth, max(0, math.ceil(ground - reach)), min(255, math.floor(ground + reach)))
-    n, labels = cv2.connectedComponents(near, connectivity=8)
-    outer = np.unique(np.concatenate([_frame_sides(labels)[i] for i in seeds]))
-    surround = np.zeros(n, bool)  # (a lookup: np.isin over a 28 MP scan's labels took 0.3 s)
-    surround[outer[outer > 0]] = True
-    surround = surround[labels]
-    n, labels, stats, _ = cv2.connectedComponentsWithStats((~surround).astype(np.uint8), connectivity=8)
+    n, labels, stats = _off_surround(smooth, ground, reach, seeds)
     if n < 2:
         return None
     i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
@@ -526,10 +544,7 @@ def _print_within(smooth: np.ndarray, ground: float, reach: float,
     # (pieces of the print itself, cut off by its own areas of the surround's tone, lie in its box)
     ox, oy, ow, oh, oarea = stats[1:].T
     apart = (ox >= x + bw) | (ox + ow <= x) | (oy >= y + bh) | (oy + oh <= y)
-    # a strip across the whole scan along one side is the scanner's lid or bed edge (LID_EDGE)
-    across = ((ow == w) & ((oy == 0) | (oy + oh == h)) & (oh <= LID_EDGE * h)) \
-        | ((oh == h) & ((ox == 0) | (ox + ow == w)) & (ow <= LID_EDGE * w))
-    if (oarea[apart & ~across] > PRINT_ALONE * h * w).any():
+    if (oarea[apart & ~_lid_strips(stats, (h, w))] > PRINT_ALONE * h * w).any():
         return None
     reaches = {i for i, at in enumerate((y == 0, y + bh == h, x == 0, x + bw == w)) if at}
     off = set(range(4)) - set(seeds)  # the sides it runs off the scan along
@@ -606,18 +621,9 @@ def _plain_frame(gray: np.ndarray) -> bool:
 def _prints_within(smooth: np.ndarray, ground: float, reach: float) -> list[tuple[slice, slice]] | None:
     """:func:`prints_on_surround` on the surround within ``reach`` levels of ``ground`` all round."""
     h, w = smooth.shape
-    near = cv2.inRange(smooth, max(0, math.ceil(ground - reach)), min(255, math.floor(ground + reach)))
-    n, labels = cv2.connectedComponents(near, connectivity=8)
-    outer = np.zeros(n, bool)  # (a lookup, as in _print_within)
-    outer[np.concatenate(_frame_sides(labels))] = True
-    outer[0] = False
-    surround = outer[labels]
-    n, labels, stats, _ = cv2.connectedComponentsWithStats((~surround).astype(np.uint8), connectivity=8)
+    _, _, stats = _off_surround(smooth, ground, reach, (0, 1, 2, 3))
     x, y, bw, bh, area = stats[1:].T
-    # a strip across the whole scan along one side is the scanner's lid or bed edge (LID_EDGE)
-    across = ((bw == w) & ((y == 0) | (y + bh == h)) & (bh <= LID_EDGE * h)) \
-        | ((bh == h) & ((x == 0) | (x + bw == w)) & (bw <= LID_EDGE * w))
-    big = np.flatnonzero((area > PRINT_ALONE * h * w) & ~across)
+    big = np.flatnonzero((area > PRINT_ALONE * h * w) & ~_lid_strips(stats, (h, w)))
     # pieces of a print cut off by its own areas of the surround's tone lie within its box
     inside = [i for i in big for j in big if i != j and x[j] <= x[i] and y[j] <= y[i]
               and x[i] + bw[i] <= x[j] + bw[j] and y[i] + bh[i] <= y[j] + bh[j]]
