@@ -198,6 +198,25 @@ def test_coloured_lines_and_lines_between_two_colours_are_scene_content():
     assert photo(sepia, sepia, (0.92, 0.9, 0.86)).strokes == 1  # a white scratch on a toned print
 
 
+def test_a_glowing_coloured_line_is_scene_content():
+    """A camera's date imprint: a bright orange digit whose dimmer orange glow reaches 6 px each side.
+    Read 3 px out its sides are as colourful as it is; read beyond the glow, it adds colour: content."""
+    from oldphoto.luma import luma
+    from oldphoto.stages.defects import find_defects
+
+    img = np.full((200, 200, 3), 0.4, np.float32)
+    line = np.zeros((200, 200), np.float32)
+    line[20:180, 99:101] = 1
+    glow = cv2.GaussianBlur(cv2.dilate(line, np.ones((1, 13), np.uint8)), (0, 0), 1.5)[..., None]
+    img = img * (1 - glow) + np.array((0.75, 0.35, 0.2), np.float32) * glow
+    img[line > 0] = (0.98, 0.6, 0.45)
+    d = find_defects(_prob_from(line > 0), luma(img), 0.5, img)
+    assert d.content == 1 and d.strokes == 0
+    white = img.copy()
+    white[line > 0] = (0.95, 0.95, 0.95)  # a white scratch through the same glow: less colourful
+    assert find_defects(_prob_from(line > 0), luma(white), 0.5, white).strokes == 1
+
+
 def test_a_kept_defect_takes_its_bright_fringe_and_nothing_else():
     from oldphoto.stages.defects import find_defects
 

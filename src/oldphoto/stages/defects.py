@@ -277,6 +277,10 @@ OUTLINE_MAX_STEP = 0.15
 COLOUR_MAX_GAIN = 0.02
 OUTLINE_MAX_COLOUR_STEP = 0.05
 OUTLINE_SIDE_GAP = 3.0
+# A glowing coloured line (a camera's date imprint: orange or red digits with a halo) lends its colour to
+# the sides read OUTLINE_SIDE_GAP px out, so its gain there is small (a red "1" 0.015); its gain is also
+# read COLOUR_FAR_GAP px out, beyond the glow (0.031), and the larger counts.
+COLOUR_FAR_GAP = 8.0
 # A crack network is judged as one region, and a scratch may run along an outline for part of its way:
 # on the scratched boy one branch of his crack network follows the edge of a dark torn notch, and its fill
 # mixed the notch into the backdrop (a soft dark smear where the print has a crisp edge).  The stretches
@@ -782,7 +786,7 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float,
     max_speck = max(SPECK_MAX_AREA[0], SPECK_MAX_AREA[1] * h * w)
     ring_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
     # room for the sides an outline is judged by (_sides: a stroke's half-width plus the gap)
-    side_margin = int(np.ceil(max_width / 2 + OUTLINE_SIDE_GAP)) + 4
+    side_margin = int(np.ceil(max_width / 2 + max(OUTLINE_SIDE_GAP, COLOUR_FAR_GAP))) + 4
     kinds = ["content"] * n
     outlines = np.zeros((h, w), bool)  # stretches of strokes that run along an outline: left as they are
     strokes: dict[int, tuple[float, float, float, float]] = {}  # label -> (cx, cy, length, angle)
@@ -1132,6 +1136,10 @@ def _classify(region: np.ndarray, gray: np.ndarray, colour: np.ndarray | None, p
         if length >= max(SPECK_LINE_LENGTH, SPECK_LINE * area / length) \
                 and _sides(region, gray, None)[0] > OUTLINE_MAX_STEP:
             return "content", None, None
+        # damage takes colour away, as for strokes below: a speck more colourful than its surroundings
+        # is the scene's (a date imprint's digit, a coloured dot on a sign)
+        if colour is not None and around.size and _speck_colour_gain(region, ring, colour) > COLOUR_MAX_GAIN:
+            return "content", None, None
         return "speck", None, None
     if (length >= min_length and area / length <= max_width) or (
             length >= min_network and _crack_network(region, area, max_width)):
@@ -1141,6 +1149,17 @@ def _classify(region: np.ndarray, gray: np.ndarray, colour: np.ndarray | None, p
         # the angle of the long side, in [0, 180)
         return "stroke", (centre, length, (angle + (90.0 if b > a else 0.0)) % 180.0, bright), stretch
     return ("blob" if float(prob[region].mean()) >= BLOB_MIN_PROBABILITY else "content"), None, None
+
+
+def _speck_colour_gain(region: np.ndarray, ring: np.ndarray, colour: np.ndarray) -> float:
+    """How much more colourful (length of (Cb, Cr)) a speck is than its surroundings: its mean against
+    the median of its ``ring`` and, beyond a glow, of the pixels ``COLOUR_FAR_GAP`` px away; the larger."""
+    planes = chroma(colour)
+    amount = np.hypot(planes[..., 0], planes[..., 1])
+    away = cv2.distanceTransform((~region).astype(np.uint8), cv2.DIST_L2, 3)
+    far = np.abs(away - COLOUR_FAR_GAP) <= 1.0
+    inside = float(amount[region].mean())
+    return max(inside - float(np.median(around)) for around in (amount[ring], amount[far]) if around.size)
 
 
 def _crack_network(region: np.ndarray, area: int, max_width: float) -> bool:
@@ -1190,7 +1209,6 @@ def _sides(region: np.ndarray, gray: np.ndarray, colour: np.ndarray | None
     theta = 0.5 * np.arctan2(2.0 * cxy, cxx - cyy)
     nx, ny = -np.sin(theta), np.cos(theta)
     half_width = cv2.distanceTransform(np.pad(region, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1][ys, xs]
-    reach = half_width + OUTLINE_SIDE_GAP
 
     def read(plane: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
         return cv2.remap(plane, px.astype(np.float32)[None], py.astype(np.float32)[None], cv2.INTER_LINEAR,
@@ -1199,7 +1217,8 @@ def _sides(region: np.ndarray, gray: np.ndarray, colour: np.ndarray | None
     def smooth(plane: np.ndarray) -> np.ndarray:
         return cv2.GaussianBlur(np.ascontiguousarray(plane, dtype=np.float32), (0, 0), 1.0)
 
-    def sides(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # the two sides, ``reach`` px out
+    def sides(plane: np.ndarray, gap: float = OUTLINE_SIDE_GAP) -> tuple[np.ndarray, np.ndarray]:
+        reach = half_width + gap  # the two sides, ``gap`` px beyond the line's edges
         return (read(plane, xs + reach * nx, ys + reach * ny), read(plane, xs - reach * nx, ys - reach * ny))
 
     one, other = sides(smooth(gray))
@@ -1217,8 +1236,10 @@ def _sides(region: np.ndarray, gray: np.ndarray, colour: np.ndarray | None
     cr_one, cr_other = sides(smooth(planes[..., 1]))
     colour_step = float(np.median(np.hypot(cb_one - cb_other, cr_one - cr_other)))
     amount = np.hypot(planes[..., 0], planes[..., 1])
-    one, other = sides(smooth(amount))
-    return step, colour_step, float(np.median(amount[ys, xs] - 0.5 * (one + other))), stretch
+    smoothed = smooth(amount)
+    gains = [float(np.median(amount[ys, xs] - 0.5 * (one + other)))
+             for one, other in (sides(smoothed, gap) for gap in (OUTLINE_SIDE_GAP, COLOUR_FAR_GAP))]
+    return step, colour_step, max(gains), stretch
 
 
 def _at(like: np.ndarray, xs: np.ndarray, ys: np.ndarray, values: np.ndarray) -> np.ndarray:
