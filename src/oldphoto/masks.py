@@ -44,11 +44,12 @@ def marked_share(mask: np.ndarray) -> float:
     return float(np.count_nonzero(mask)) / max(mask.size, 1)
 
 
-def check_marked_share(mask: np.ndarray) -> None:
+def check_marked_share(mask: np.ndarray, what: str = "the photo") -> None:
     """Refuse a bool user mask that marks more than ``MAX_MARKED_SHARE`` of the photo (its repair would
-    paint the photo over from the little left of it)."""
+    paint the photo over from the little left of it); ``what``: the part of the scan it covers, named in
+    the message (one print of several on a page)."""
     share = marked_share(mask)
     if share > MAX_MARKED_SHARE:
-        raise ValueError(f"the mask marks {100 * share:.0f} % of the photo as damaged (white marks a defect, "
+        raise ValueError(f"the mask marks {100 * share:.0f} % of {what} as damaged (white marks a defect, "
                          f"black keeps the photo): is it inverted?  At most {100 * MAX_MARKED_SHARE:.0f} % "
                          "can be repaired, since a repair is made from the photo around it")

@@ -85,10 +85,12 @@ class DefaultMode(Mode):
         out = image.copy()
         used = None
         paths, parts = [], []
-        for box in prints:
+        for k, box in enumerate(prints, 1):
             own: dict[str, float] = {}
             restored, repaired, path, defects, _ = self._one_print(
-                image[box], None if marks is None else marks[box], own)
+                image[box], None if marks is None else marks[box], own,
+                f"print {k} of the {len(prints)} on the scan (rows {box[0].start}-{box[0].stop - 1}, "
+                f"columns {box[1].start}-{box[1].stop - 1})")
             for stage, seconds in own.items():
                 timings[stage] = timings.get(stage, 0.0) + seconds
             out[box] = restored
@@ -104,7 +106,9 @@ class DefaultMode(Mode):
         tone = _prints_tone(image, prints) if self.restorer.options.keep_tone else None
         return out, used, path, merged_prints(parts, image.shape[:2], [p != "quality" for p in paths]), tone
 
-    def _one_print(self, image: np.ndarray, mask: np.ndarray | None, timings: dict[str, float]) -> Stage1:
+    def _one_print(self, image: np.ndarray, mask: np.ndarray | None, timings: dict[str, float],
+                   what: str = "the photo") -> Stage1:
+        """``what``: the part of the scan ``image`` is, named when a user's mask is refused."""
         r = self.restorer
         o = r.options
         if o.scratches == "off":  # a user's mask is ignored (--dust's specks are repaired alone), and
@@ -123,7 +127,7 @@ class DefaultMode(Mode):
             detected = r.detect(image, toned=toned)
             if mask is not None:
                 given = user_mask(mask, image.shape[:2])
-                check_marked_share(given)
+                check_marked_share(given, what)
                 defects = _as_given(given, detected)
             else:
                 defects = detected

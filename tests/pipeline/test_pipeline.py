@@ -253,6 +253,12 @@ def test_each_print_of_a_page_is_restored_as_its_crop_and_the_page_left_as_scann
     marks[5:8, 5:30] = True
     on_page = restorer(models).restore(scan, marks)
     assert not np.array_equal(on_page.image[5:8, 5:30], scan[5:8, 5:30]) and on_page.mask[5:8, 5:30].all()
+    # marks over most of one print are refused, naming that print rather than the page
+    marks = np.zeros(scan.shape[:2], bool)
+    marks[other] = True
+    refused = r"100 % of print 2 of the 2 on the scan \(rows 20-99, columns 110-169\)"
+    with pytest.raises(ValueError, match=refused):
+        restorer(models).restore(scan, marks)
 
 
 def test_the_tone_of_prints_on_a_coloured_page_is_the_prints(models_no_faces):
