@@ -217,6 +217,26 @@ def test_a_glowing_coloured_line_is_scene_content():
     assert find_defects(_prob_from(line > 0), luma(white), 0.5, white).strokes == 1
 
 
+def test_a_scratch_keeps_out_the_coloured_mark_it_touches():
+    """A white scratch that crosses an imprint's orange digit is flagged with the digit's bright pixels
+    (one region): the scratch is repaired, the digit's coloured pixels are not (damage takes colour away)."""
+    from oldphoto.luma import luma
+    from oldphoto.stages.defects import find_defects
+
+    img = np.full((200, 200, 3), 0.12, np.float32)  # a dark sky
+    img[90:96, 60:140] = (1.0, 0.55, 0.12)  # a digit's bar
+    img[20:180, 99:101] = (0.93, 0.93, 0.93)  # the scratch across it
+    flagged = np.zeros((200, 200), bool)
+    flagged[20:180, 99:101] = True
+    flagged[90:96, 80:120] = True  # the detector took the bar's middle with the scratch
+    d = find_defects(_prob_from(flagged), luma(img), 0.5, img)
+    assert d.strokes == 1
+    assert d.mask[20:90, 99:101].all() and d.mask[96:180, 99:101].all()
+    assert not d.mask[90:96, 80:99].any() and not d.mask[90:96, 101:120].any()
+    gray = np.repeat(luma(img)[..., None], 3, axis=2)  # in gray nothing tells the bar from damage
+    assert find_defects(_prob_from(flagged), luma(gray), 0.5, None).mask[90:96, 80:120].all()
+
+
 def test_a_kept_defect_takes_its_bright_fringe_and_nothing_else():
     from oldphoto.stages.defects import find_defects
 

@@ -281,6 +281,8 @@ OUTLINE_SIDE_GAP = 3.0
 # the sides read OUTLINE_SIDE_GAP px out, so its gain there is small (a red "1" 0.015); its gain is also
 # read COLOUR_FAR_GAP px out, beyond the glow (0.031), and the larger counts.
 COLOUR_FAR_GAP = 8.0
+COLOURED_PIXEL_GAIN = 0.06
+COLOURED_MIN_AREA = 6
 # A crack network is judged as one region, and a scratch may run along an outline for part of its way:
 # on the scratched boy one branch of his crack network follows the edge of a dark torn notch, and its fill
 # mixed the notch into the backdrop (a soft dark smear where the print has a crisp edge).  The stretches
@@ -817,13 +819,16 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float,
         kinds[i] = "content"
     keep = np.array([k not in ("content", "edge") for k in kinds])
     mask = keep[labels] & ~outlines
-    margin = FRINGE_BACKGROUND[1] + 1
+    margin = max(FRINGE_BACKGROUND[1], int(COLOUR_FAR_GAP)) + 2
     for i in np.flatnonzero(keep):
         x, y, bw, bh, _ = (int(v) for v in stats[i])
         y0, x0 = max(0, y - margin), max(0, x - margin)
         y1, x1 = min(h, y + bh + margin), min(w, x + bw + margin)
         region = (labels[y0:y1, x0:x1] == i) & ~outlines[y0:y1, x0:x1]
-        mask[y0:y1, x0:x1] |= _fringe(region, gray[y0:y1, x0:x1]) & ~outlines[y0:y1, x0:x1]
+        grown = region | _fringe(region, gray[y0:y1, x0:x1]) & ~outlines[y0:y1, x0:x1]
+        if colour is not None and kinds[i] == "stroke":
+            grown &= ~_coloured_pixels(region, colour[y0:y1, x0:x1])
+        mask[y0:y1, x0:x1] = (mask[y0:y1, x0:x1] & ~region) | grown
     counts = {k: kinds[1:].count(k) for k in ("stroke", "speck", "blob", "edge", "content")}
     kept = [i for i in strokes if kinds[i] in ("stroke", "edge")]
     length = sum(strokes[i][2] for i in kept) / short
@@ -1160,6 +1165,22 @@ def _speck_colour_gain(region: np.ndarray, ring: np.ndarray, colour: np.ndarray)
     far = np.abs(away - COLOUR_FAR_GAP) <= 1.0
     inside = float(amount[region].mean())
     return max(inside - float(np.median(around)) for around in (amount[ring], amount[far]) if around.size)
+
+
+def _coloured_pixels(region: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """The pixels of a stroke that are the scene's coloured marks it crosses: more colourful than the
+    pixels ``COLOUR_FAR_GAP`` px around by ``COLOURED_PIXEL_GAIN``, in groups of ``COLOURED_MIN_AREA``."""
+    planes = chroma(colour)
+    amount = np.hypot(planes[..., 0], planes[..., 1])
+    away = cv2.distanceTransform((~region).astype(np.uint8), cv2.DIST_L2, 3)
+    far = np.abs(away - COLOUR_FAR_GAP) <= 1.0
+    if not far.any():
+        return np.zeros_like(region)
+    coloured = region & (amount > float(np.median(amount[far])) + COLOURED_PIXEL_GAIN)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(coloured.astype(np.uint8), connectivity=8)
+    big = np.zeros(n, bool)
+    big[1:] = stats[1:, cv2.CC_STAT_AREA] >= COLOURED_MIN_AREA
+    return big[labels]
 
 
 def _crack_network(region: np.ndarray, area: int, max_width: float) -> bool:
