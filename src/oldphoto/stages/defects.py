@@ -1159,8 +1159,7 @@ def _classify(region: np.ndarray, gray: np.ndarray, colour: np.ndarray | None, p
 def _speck_colour_gain(region: np.ndarray, ring: np.ndarray, colour: np.ndarray) -> float:
     """How much more colourful (length of (Cb, Cr)) a speck is than its surroundings: its mean against
     the median of its ``ring`` and, beyond a glow, of the pixels ``COLOUR_FAR_GAP`` px away; the larger."""
-    planes = chroma(colour)
-    amount = np.hypot(planes[..., 0], planes[..., 1])
+    amount = _colourfulness(chroma(colour))
     away = cv2.distanceTransform((~region).astype(np.uint8), cv2.DIST_L2, 3)
     far = np.abs(away - COLOUR_FAR_GAP) <= 1.0
     inside = float(amount[region].mean())
@@ -1170,8 +1169,7 @@ def _speck_colour_gain(region: np.ndarray, ring: np.ndarray, colour: np.ndarray)
 def _coloured_pixels(region: np.ndarray, colour: np.ndarray) -> np.ndarray:
     """The pixels of a stroke that are the scene's coloured marks it crosses: more colourful than the
     pixels ``COLOUR_FAR_GAP`` px around by ``COLOURED_PIXEL_GAIN``, in groups of ``COLOURED_MIN_AREA``."""
-    planes = chroma(colour)
-    amount = np.hypot(planes[..., 0], planes[..., 1])
+    amount = _colourfulness(chroma(colour))
     away = cv2.distanceTransform((~region).astype(np.uint8), cv2.DIST_L2, 3)
     far = np.abs(away - COLOUR_FAR_GAP) <= 1.0
     if not far.any():
@@ -1181,6 +1179,11 @@ def _coloured_pixels(region: np.ndarray, colour: np.ndarray) -> np.ndarray:
     big = np.zeros(n, bool)
     big[1:] = stats[1:, cv2.CC_STAT_AREA] >= COLOURED_MIN_AREA
     return big[labels]
+
+
+def _colourfulness(planes: np.ndarray) -> np.ndarray:
+    """How colourful each pixel is: the length of its (Cb, Cr) (``planes``: :func:`chroma`'s H×W×2)."""
+    return np.hypot(planes[..., 0], planes[..., 1])
 
 
 def _crack_network(region: np.ndarray, area: int, max_width: float) -> bool:
@@ -1256,7 +1259,7 @@ def _sides(region: np.ndarray, gray: np.ndarray, colour: np.ndarray | None
     cb_one, cb_other = sides(smooth(planes[..., 0]))
     cr_one, cr_other = sides(smooth(planes[..., 1]))
     colour_step = float(np.median(np.hypot(cb_one - cb_other, cr_one - cr_other)))
-    amount = np.hypot(planes[..., 0], planes[..., 1])
+    amount = _colourfulness(planes)
     smoothed = smooth(amount)
     gains = [float(np.median(amount[ys, xs] - 0.5 * (one + other)))
              for one, other in (sides(smoothed, gap) for gap in (OUTLINE_SIDE_GAP, COLOUR_FAR_GAP))]
