@@ -787,8 +787,10 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float,
     max_width = max(STROKE_MAX_WIDTH[0], STROKE_MAX_WIDTH[1] * short)
     max_speck = max(SPECK_MAX_AREA[0], SPECK_MAX_AREA[1] * h * w)
     ring_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
-    # room for the sides an outline is judged by (_sides: a stroke's half-width plus the gap)
-    side_margin = int(np.ceil(max_width / 2 + max(OUTLINE_SIDE_GAP, COLOUR_FAR_GAP))) + 4
+    # room for the sides an outline is judged by (_sides: a stroke's half-width plus the gap; a colour
+    # photo's colour is read COLOUR_FAR_GAP out too); a gray photo's crops stay as small as they were
+    gap = OUTLINE_SIDE_GAP if colour is None else max(OUTLINE_SIDE_GAP, COLOUR_FAR_GAP)
+    side_margin = int(np.ceil(max_width / 2 + gap)) + 4
     kinds = ["content"] * n
     outlines = np.zeros((h, w), bool)  # stretches of strokes that run along an outline: left as they are
     strokes: dict[int, tuple[float, float, float, float]] = {}  # label -> (cx, cy, length, angle)
@@ -819,14 +821,16 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float,
         kinds[i] = "content"
     keep = np.array([k not in ("content", "edge") for k in kinds])
     mask = keep[labels] & ~outlines
-    margin = max(FRINGE_BACKGROUND[1], int(COLOUR_FAR_GAP)) + 2
     for i in np.flatnonzero(keep):
+        coloured = colour is not None and kinds[i] == "stroke"
+        # room for the fringe's background ring, and a colour stroke's pixels COLOUR_FAR_GAP + 1 px out
+        margin = max(FRINGE_BACKGROUND[1] + 1, int(COLOUR_FAR_GAP) + 2 if coloured else 0)
         x, y, bw, bh, _ = (int(v) for v in stats[i])
         y0, x0 = max(0, y - margin), max(0, x - margin)
         y1, x1 = min(h, y + bh + margin), min(w, x + bw + margin)
         region = (labels[y0:y1, x0:x1] == i) & ~outlines[y0:y1, x0:x1]
         grown = region | _fringe(region, gray[y0:y1, x0:x1]) & ~outlines[y0:y1, x0:x1]
-        if colour is not None and kinds[i] == "stroke":
+        if coloured:
             grown &= ~_coloured_pixels(region, colour[y0:y1, x0:x1])
         mask[y0:y1, x0:x1] = (mask[y0:y1, x0:x1] & ~region) | grown
     counts = {k: kinds[1:].count(k) for k in ("stroke", "speck", "blob", "edge", "content")}
