@@ -237,6 +237,23 @@ def test_a_scratch_keeps_out_the_coloured_mark_it_touches():
     assert find_defects(_prob_from(flagged), luma(gray), 0.5, None).mask[90:96, 80:120].all()
 
 
+def test_a_scratch_across_a_colourful_part_of_the_scene_is_repaired_there_too():
+    """A long white scratch, faded and soft-edged, crosses a red dress on a gray scene: over the dress
+    it is less colourful than the dress around it, damage, though more colourful than the gray that most
+    of its surroundings are (held against all of them, that stretch was left out of the repair)."""
+    from oldphoto.luma import luma
+    from oldphoto.stages.defects import find_defects
+
+    img = np.full((300, 300, 3), 0.5, np.float32)
+    img[120:180, 40:260] = (0.85, 0.15, 0.1)  # the dress
+    line = np.zeros((300, 300), np.float32)
+    line[20:280, 149:152] = 1
+    soft = 0.7 * cv2.GaussianBlur(line, (0, 0), 0.8)[..., None]
+    img = img * (1 - soft) + 0.95 * soft
+    d = find_defects(_prob_from(line > 0), luma(img), 0.5, img)
+    assert d.strokes == 1 and d.mask[20:280, 149:152].all()
+
+
 def test_a_kept_defect_takes_its_bright_fringe_and_nothing_else():
     from oldphoto.stages.defects import find_defects
 

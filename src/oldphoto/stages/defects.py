@@ -1181,13 +1181,22 @@ def _colourful_speck(region: np.ndarray, ring: np.ndarray, colour: np.ndarray) -
 
 def _coloured_pixels(region: np.ndarray, colour: np.ndarray) -> np.ndarray:
     """The pixels of a stroke that are the scene's coloured marks it crosses: more colourful than the
-    pixels ``COLOUR_FAR_GAP`` px around by ``COLOURED_PIXEL_GAIN``, in groups of ``COLOURED_MIN_AREA``."""
+    pixels ``COLOUR_FAR_GAP`` px around them by ``COLOURED_PIXEL_GAIN``, in groups of ``COLOURED_MIN_AREA``.
+    Each pixel is held against the far pixels near it (their mean within ``2·COLOUR_FAR_GAP``), not the
+    whole stroke's: a long scratch crosses colourful and plain parts of a scene, and its stretch over a
+    red dress is no more colourful than the dress (the median of all its far pixels, the gray wall's,
+    left that stretch unrepaired)."""
     amount = _colourfulness(chroma(colour))
     away = cv2.distanceTransform((~region).astype(np.uint8), cv2.DIST_L2, 3)
-    far = np.abs(away - COLOUR_FAR_GAP) <= 1.0
+    far = (np.abs(away - COLOUR_FAR_GAP) <= 1.0).astype(np.float32)
     if not far.any():
         return np.zeros_like(region)
-    coloured = region & (amount > float(np.median(amount[far])) + COLOURED_PIXEL_GAIN)
+    size = (4 * int(COLOUR_FAR_GAP) + 1,) * 2
+    total = cv2.boxFilter(amount * far, -1, size, normalize=False, borderType=cv2.BORDER_CONSTANT)
+    count = cv2.boxFilter(far, -1, size, normalize=False, borderType=cv2.BORDER_CONSTANT)
+    # a wide stroke's middle may have none within reach: the median of them all stands for them
+    around = np.where(count > 0.5, total / np.maximum(count, 1.0), float(np.median(amount[far > 0])))
+    coloured = region & (amount > around + COLOURED_PIXEL_GAIN)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(coloured.astype(np.uint8), connectivity=8)
     big = np.zeros(n, bool)
     big[1:] = stats[1:, cv2.CC_STAT_AREA] >= COLOURED_MIN_AREA
