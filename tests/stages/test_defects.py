@@ -237,6 +237,25 @@ def test_a_scratch_keeps_out_the_coloured_mark_it_touches():
     assert find_defects(_prob_from(flagged), luma(gray), 0.5, None).mask[90:96, 80:120].all()
 
 
+def test_a_coloured_mark_stays_out_of_the_mask_whichever_stroke_comes_first():
+    """A second white scratch passes 1 px beside the end of the orange bar the first one crosses: its
+    fringe reaches the bar's last pixels.  They stay out of the mask whether the second scratch starts
+    below the first (a later label: its fringe put them back) or above it."""
+    from oldphoto.luma import luma
+    from oldphoto.stages.defects import find_defects
+
+    for top in (92, 10):
+        img = np.full((200, 200, 3), 0.12, np.float32)
+        img[90:96, 60:140] = (1.0, 0.55, 0.12)
+        img[20:180, 99:101] = 0.93
+        img[top:180, 121:123] = 0.93
+        flagged = np.zeros((200, 200), bool)
+        flagged[20:180, 99:101] = flagged[90:96, 80:120] = flagged[top:180, 121:123] = True
+        d = find_defects(_prob_from(flagged), luma(img), 0.5, img)
+        assert d.strokes == 2 and d.mask[96:180, 121:123].all(), top
+        assert not d.mask[90:96, 80:99].any() and not d.mask[90:96, 101:120].any(), top
+
+
 def test_a_scratch_across_a_colourful_part_of_the_scene_is_repaired_there_too():
     """A long white scratch, faded and soft-edged, crosses a red dress on a gray scene: over the dress
     it is less colourful than the dress around it, damage, though more colourful than the gray that most

@@ -821,6 +821,7 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float,
         kinds[i] = "content"
     keep = np.array([k not in ("content", "edge") for k in kinds])
     mask = keep[labels] & ~outlines
+    marks = np.zeros((h, w), bool)  # the coloured marks kept strokes cross (_coloured_pixels): not repaired
     for i in np.flatnonzero(keep):
         coloured = colour is not None and kinds[i] == "stroke"
         # room for the fringe's background ring, and a colour stroke's pixels COLOUR_FAR_GAP + 1 px out
@@ -829,10 +830,12 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float,
         y0, x0 = max(0, y - margin), max(0, x - margin)
         y1, x1 = min(h, y + bh + margin), min(w, x + bw + margin)
         region = (labels[y0:y1, x0:x1] == i) & ~outlines[y0:y1, x0:x1]
-        grown = region | _fringe(region, gray[y0:y1, x0:x1]) & ~outlines[y0:y1, x0:x1]
+        mask[y0:y1, x0:x1] |= _fringe(region, gray[y0:y1, x0:x1]) & ~outlines[y0:y1, x0:x1]
         if coloured:
-            grown &= ~_coloured_pixels(region, colour[y0:y1, x0:x1])
-        mask[y0:y1, x0:x1] = (mask[y0:y1, x0:x1] & ~region) | grown
+            marks[y0:y1, x0:x1] |= _coloured_pixels(region, colour[y0:y1, x0:x1])
+    # left out once all fringes are in: a neighbour's fringe (within FRINGE_REACH) put back a mark's
+    # pixels when that neighbour came later in the labels' order, not when it came earlier
+    mask &= ~marks
     counts = {k: kinds[1:].count(k) for k in ("stroke", "speck", "blob", "edge", "content")}
     kept = [i for i in strokes if kinds[i] in ("stroke", "edge")]
     length = sum(strokes[i][2] for i in kept) / short
