@@ -217,6 +217,29 @@ def test_a_glowing_coloured_line_is_scene_content():
     assert find_defects(_prob_from(line > 0), luma(white), 0.5, white).strokes == 1
 
 
+def test_a_speck_more_colourful_than_its_surroundings_is_scene_content():
+    """Damage takes colour away: an orange speck on a dark sky (a piece of a date imprint's digit) is the
+    scene's, a white one is dust; and a glowing orange speck, whose ring is as orange as it is, is told
+    by the pixels 8 px out, beyond its glow.  A gray photo has no colour to tell them by."""
+    from oldphoto.luma import luma
+    from oldphoto.stages.defects import find_defects
+
+    img = np.full((120, 240, 3), 0.12, np.float32)  # a dark sky
+    flagged = np.zeros((120, 240), bool)
+    flagged[58:62, 38:42] = flagged[58:62, 118:122] = flagged[58:62, 198:202] = True
+    glow = np.zeros((120, 240), np.float32)  # 5 px round the middle speck, as colourful as its whiter core
+    cv2.circle(glow, (120, 60), 7, 1.0, -1)
+    glow = cv2.GaussianBlur(glow, (0, 0), 1.0)[..., None]
+    img = img * (1 - glow) + np.array((0.85, 0.45, 0.1), np.float32) * glow
+    img[58:62, 38:42] = (1.0, 0.55, 0.12)
+    img[58:62, 118:122] = (1.0, 0.7, 0.3)
+    img[58:62, 198:202] = 0.93
+    d = find_defects(_prob_from(flagged), luma(img), 0.5, img)
+    assert d.specks == 1 and d.content == 2
+    assert d.mask[58:62, 198:202].all() and not d.mask[:, :160].any()
+    assert find_defects(_prob_from(flagged), luma(img), 0.5, None).specks == 3
+
+
 def test_a_scratch_keeps_out_the_coloured_mark_it_touches():
     """A white scratch that crosses an imprint's orange digit is flagged with the digit's bright pixels
     (one region): the scratch is repaired, the digit's coloured pixels are not (damage takes colour away)."""
