@@ -27,3 +27,8 @@ def chroma(image: np.ndarray) -> np.ndarray:
     rgb = np.asarray(image, dtype=np.float32)[..., :3]
     y = luma(rgb)
     return np.stack([0.564 * (rgb[..., 2] - y), 0.713 * (rgb[..., 0] - y)], axis=-1)
+
+
+def colourfulness(planes: np.ndarray) -> np.ndarray:
+    """How colourful each pixel is: the length of its (Cb, Cr) (``planes``: :func:`chroma`'s ``H×W×2``)."""
+    return np.hypot(planes[..., 0], planes[..., 1])

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from oldphoto.luma import chroma
+from oldphoto.luma import chroma, colourfulness
 from oldphoto.nets.descriptors import descriptor
 from oldphoto.options import SCRATCH_MODES  # noqa: F401  (re-exported)
 from oldphoto.stages import compat
@@ -281,6 +281,7 @@ OUTLINE_SIDE_GAP = 3.0
 # the sides read OUTLINE_SIDE_GAP px out, so its gain there is small (a red "1" 0.015); its gain is also
 # read COLOUR_FAR_GAP px out, beyond the glow (0.031), and the larger counts.
 COLOUR_FAR_GAP = 8.0
+COLOUR_FAR_REACH = int(COLOUR_FAR_GAP) + 2  # px around a region that hold its pixels COLOUR_FAR_GAP + 1 out
 COLOURED_PIXEL_GAIN = 0.06
 COLOURED_MIN_AREA = 6
 # A crack network is judged as one region, and a scratch may run along an outline for part of its way:
@@ -825,7 +826,7 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float,
     for i in np.flatnonzero(keep):
         coloured = colour is not None and kinds[i] == "stroke"
         # room for the fringe's background ring, and a colour stroke's pixels COLOUR_FAR_GAP + 1 px out
-        margin = max(FRINGE_BACKGROUND[1] + 1, int(COLOUR_FAR_GAP) + 2 if coloured else 0)
+        margin = max(FRINGE_BACKGROUND[1] + 1, COLOUR_FAR_REACH if coloured else 0)
         x, y, bw, bh, _ = (int(v) for v in stats[i])
         y0, x0 = max(0, y - margin), max(0, x - margin)
         y1, x1 = min(h, y + bh + margin), min(w, x + bw + margin)
@@ -1164,22 +1165,28 @@ def _classify(region: np.ndarray, gray: np.ndarray, colour: np.ndarray | None, p
 
 
 def _colourful_speck(region: np.ndarray, ring: np.ndarray, colour: np.ndarray) -> bool:
-    """Whether a speck is more colourful (:func:`_colourfulness`) than its surroundings by more than
+    """Whether a speck is more colourful (:func:`colourfulness`) than its surroundings by more than
     ``COLOUR_MAX_GAIN``: its mean against the median of its ``ring`` (non-empty) or, beyond a glow, of
     the pixels ``COLOUR_FAR_GAP`` px away.  Asked of every speck on a colour photo (thousands on a grainy
     one), so it reads only the box those pixels lie in, and the far ones only when the ring does not
     decide."""
     x, y, w, h = cv2.boundingRect(region.astype(np.uint8))
-    reach = int(COLOUR_FAR_GAP) + 2  # holds the pixels up to COLOUR_FAR_GAP + 1 px out (and the ring)
+    reach = COLOUR_FAR_REACH  # (it holds the ring too)
     box = (slice(max(0, y - reach), y + h + reach), slice(max(0, x - reach), x + w + reach))
     region, ring = region[box], ring[box]
-    amount = _colourfulness(chroma(colour[box]))
+    amount = colourfulness(chroma(colour[box]))
     inside = float(amount[region].mean())
     if inside - _median(amount[ring]) > COLOUR_MAX_GAIN:
         return True
-    away = cv2.distanceTransform((~region).astype(np.uint8), cv2.DIST_L2, 3)
-    far = amount[np.abs(away - COLOUR_FAR_GAP) <= 1.0]
+    far = amount[_far_pixels(region)]
     return bool(far.size) and inside - _median(far) > COLOUR_MAX_GAIN
+
+
+def _far_pixels(region: np.ndarray) -> np.ndarray:
+    """The pixels ``COLOUR_FAR_GAP`` ± 1 px from ``region`` (beyond a glow), where its surroundings'
+    colour is read; a crop holds them ``COLOUR_FAR_REACH`` px around the region."""
+    away = cv2.distanceTransform((~region).astype(np.uint8), cv2.DIST_L2, 3)
+    return np.abs(away - COLOUR_FAR_GAP) <= 1.0
 
 
 def _coloured_pixels(region: np.ndarray, colour: np.ndarray) -> np.ndarray:
@@ -1189,9 +1196,8 @@ def _coloured_pixels(region: np.ndarray, colour: np.ndarray) -> np.ndarray:
     whole stroke's: a long scratch crosses colourful and plain parts of a scene, and its stretch over a
     red dress is no more colourful than the dress (the median of all its far pixels, the gray wall's,
     left that stretch unrepaired)."""
-    amount = _colourfulness(chroma(colour))
-    away = cv2.distanceTransform((~region).astype(np.uint8), cv2.DIST_L2, 3)
-    far = (np.abs(away - COLOUR_FAR_GAP) <= 1.0).astype(np.float32)
+    amount = colourfulness(chroma(colour))
+    far = _far_pixels(region).astype(np.float32)
     if not far.any():
         return np.zeros_like(region)
     size = (4 * int(COLOUR_FAR_GAP) + 1,) * 2
@@ -1204,11 +1210,6 @@ def _coloured_pixels(region: np.ndarray, colour: np.ndarray) -> np.ndarray:
     big = np.zeros(n, bool)
     big[1:] = stats[1:, cv2.CC_STAT_AREA] >= COLOURED_MIN_AREA
     return big[labels]
-
-
-def _colourfulness(planes: np.ndarray) -> np.ndarray:
-    """How colourful each pixel is: the length of its (Cb, Cr) (``planes``: :func:`chroma`'s H×W×2)."""
-    return np.hypot(planes[..., 0], planes[..., 1])
 
 
 def _crack_network(region: np.ndarray, area: int, max_width: float) -> bool:
@@ -1284,7 +1285,7 @@ def _sides(region: np.ndarray, gray: np.ndarray, colour: np.ndarray | None
     cb_one, cb_other = sides(smooth(planes[..., 0]))
     cr_one, cr_other = sides(smooth(planes[..., 1]))
     colour_step = float(np.median(np.hypot(cb_one - cb_other, cr_one - cr_other)))
-    amount = _colourfulness(planes)
+    amount = colourfulness(planes)
     smoothed = smooth(amount)
     gains = [float(np.median(amount[ys, xs] - 0.5 * (one + other)))
              for one, other in (sides(smoothed, gap) for gap in (OUTLINE_SIDE_GAP, COLOUR_FAR_GAP))]

@@ -35,7 +35,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from oldphoto.luma import chroma
+from oldphoto.luma import chroma, colourfulness
 from oldphoto.stages.defects import COLOUR_MAX_GAIN, LETTER_MIN_HEIGHT, REPEAT_MAX_LENGTH, lines_of_writing
 from oldphoto.stages.fidelity import noise_sigma
 
@@ -69,7 +69,7 @@ def find_dust(gray: np.ndarray, colour: np.ndarray | None = None) -> tuple[np.nd
     standing_out = max(DUST_MIN_CONTRAST, DUST_NOISE_K * sigma)  # above the median, for specks and letters
     candidates = (y - background) > standing_out
     n, labels, stats, _ = cv2.connectedComponentsWithStats(candidates.astype(np.uint8), connectivity=8)
-    cb_cr = None if colour is None else np.linalg.norm(chroma(colour), axis=-1)
+    cb_cr = None if colour is None else colourfulness(chroma(colour))
     passed: list[int] = []
     inner_kernel = np.ones((2 * DUST_RING[0] + 1,) * 2, np.uint8)
     outer_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * DUST_RING[1] + 1,) * 2)
