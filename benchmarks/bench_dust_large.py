@@ -7,7 +7,7 @@ edges, dark lint and bright dust both, at 50-100 % opacity; and a few fibres or 
 curves 30-300 px long, 1-3 px wide.  The density is ``--specks`` specks and a tenth as many fibres per
 4 megapixels.
 
-For each photo, default, ``--dust``, ``--scratches on`` and both (faces off):
+For each photo, default, ``--dust``, ``--scratches on``, both, and ``--dust --dark-dust`` (faces off):
 
 * **dust removed**: of the dust's pixels (those 8 levels or more away from the clean photo, in any
   channel), the share whose error the restoration at least halved;
@@ -19,10 +19,11 @@ For each photo, default, ``--dust``, ``--scratches on`` and both (faces off):
 
     PYTHONPATH=src python benchmarks/bench_dust_large.py [--out DIR] [--specks N] [--photos a,b]
 
-With ``--sides 1024,256,0``: no restoration, the finder of ``--dust`` alone searching at those short
-sides (``DUST_WORK_SIDE``; 0: full resolution): of the bright specks (each a connected region of dust
-pixels), how many it touches by their size (the square root of their area, px), and how many specks it
-finds on the clean photo (the scene's, and the photo's own dust).
+With ``--sides 1024,256,0``: no restoration, the finder of ``--dust`` (bright specks) and of
+``--dark-dust`` (dark ones) alone, searching at those short sides (``DUST_WORK_SIDE``; 0: full
+resolution): of the specks (each a connected region of dust pixels), how many it touches by their size
+(the square root of their area, px), and how many specks it finds on the clean photo (the scene's, and
+the photo's own dust).
 
 With ``--out``: the dusty scans, their outputs and 100 % crops (``dusty | default | --dust |
 --scratches on``) at the places with most dust.
@@ -115,23 +116,25 @@ def measure(restorer: Restorer, image: np.ndarray) -> tuple[np.ndarray, float]:
     return q8(out), time.perf_counter() - t
 
 
-def finder_table(name: str, clean: np.ndarray, dusty: np.ndarray, bright: np.ndarray, sides: list[int]
-                 ) -> None:
-    """The ``--sides`` rows: bright specks touched by size, and specks found on the clean photo."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(bright.astype(np.uint8), connectivity=8)
+def finder_table(name: str, clean: np.ndarray, dusty: np.ndarray, specks: np.ndarray, sides: list[int],
+                 dark: bool = False) -> None:
+    """The ``--sides`` rows: bright (``dark``: dark) specks touched by size, and specks found on the
+    clean photo."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(specks.astype(np.uint8), connectivity=8)
     size = np.sqrt(stats[1:, cv2.CC_STAT_AREA])
     bins = ((1, 3), (3, 6), (6, 12), (12, 25), (25, 80))
     kept = dust_finder.DUST_WORK_SIDE
     try:
         for side in sides:
             dust_finder.DUST_WORK_SIDE = side or 10**9
-            found, _ = dust_finder.find_dust(luma(dusty), dusty)
+            found, _ = dust_finder.find_dust(luma(dusty), dusty, dark=dark)
             touched = np.zeros(n, bool)
             touched[np.unique(labels[found])] = True
-            _, on_clean = dust_finder.find_dust(luma(clean), clean)
+            _, on_clean = dust_finder.find_dust(luma(clean), clean, dark=dark)
             within = [(size >= lo) & (size < hi) for lo, hi in bins]
             row = [f"{touched[1:][b].sum()}/{b.sum()}" for b in within]
-            print(f"| {name} | {side or 'full'} | " + " | ".join(row) + f" | {on_clean} |", flush=True)
+            print(f"| {name} | {'dark' if dark else 'bright'} | {side or 'full'} | " + " | ".join(row)
+                  + f" | {on_clean} |", flush=True)
     finally:
         dust_finder.DUST_WORK_SIDE = kept
 
@@ -144,22 +147,25 @@ def main() -> None:
     ap.add_argument("--sides", default=None, help="the finder alone at these short sides (0: full)")
     args = ap.parse_args()
     if args.sides:
-        print("| photo | searched at | bright specks touched, 1-3 px | 3-6 | 6-12 | 12-25 | 25-80 | "
+        print("| photo | specks | searched at | specks touched, 1-3 px | 3-6 | 6-12 | 12-25 | 25-80 | "
               "specks on the clean photo |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|")
         for name, file, scale, seed in PHOTOS:
             if name in args.photos.split(","):
                 clean = enlarged(file, scale)
                 alpha, tone = draw_dust(*clean.shape[:2], args.specks, seed)
                 dusty = q8(clean * (1 - alpha[..., None]) + (alpha * tone)[..., None])
-                bright = (np.abs(dusty - clean).max(-1) >= LEVEL) & (tone > 0.5)
-                finder_table(name, clean, dusty, bright, [int(v) for v in args.sides.split(",")])
+                seen = np.abs(dusty - clean).max(-1) >= LEVEL
+                for dark in (False, True):
+                    finder_table(name, clean, dusty, seen & ((tone < 0.5) if dark else (tone > 0.5)),
+                                 [int(v) for v in args.sides.split(",")], dark)
         return
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
     runs = {"default": Restorer(faces=False), "--dust": Restorer(faces=False, dust=True),
             "--scratches on": Restorer(faces=False, scratches="on"),
-            "--scratches on --dust": Restorer(faces=False, scratches="on", dust=True)}
+            "--scratches on --dust": Restorer(faces=False, scratches="on", dust=True),
+            "--dust --dark-dust": Restorer(faces=False, dust=True, dark_dust=True)}
     print("| photo | size | specks+fibres | run | dust removed: all / bright / dark | clean changed | "
           "clean photo: changed / vs default | s (dusty) |")
     print("|---|---|---|---|---|---|---|---|")

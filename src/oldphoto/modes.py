@@ -114,7 +114,7 @@ class DefaultMode(Mode):
         if o.scratches == "off":  # a user's mask is ignored (--dust's specks are repaired alone), and
             mask = None  # is no mask drawn at the photo's size for the HR path to grow below
         detecting = o.scratches != "off" and mask is None
-        dusting = o.dust and mask is None
+        dusting = (o.dust or o.dark_dust) and mask is None
         # the tone is fitted once: kept, and asked by the detector and the dust finder (colour says
         # nothing more in a gray or toned photo)
         fitted = fit_tone(image) if o.keep_tone or detecting or dusting else None

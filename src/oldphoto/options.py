@@ -49,6 +49,7 @@ class RestoreOptions:
     detect_size: int | None = None  # None: at most DETECT_SHORT_SIDE (stages.defects); 0: full resolution
     scratch_min_area: float | None = None  # None: no area rule (default mode); 2e-4 in compat mode
     dust: bool = False  # also repair the fine dust the detector misses (oldphoto.stages.dust)
+    dark_dust: bool = False  # and the dark specks: a slide's or transparency's dust, outside faces
     fidelity: float | None = None  # None: the quality-path card's measured value, else DEFAULT_FIDELITY
     denoise: bool = True  # away from the defects, the photo's noise is removed (luma and chroma)
     remove_grain: bool = False  # denoise with the learned denoiser, which removes film grain too
@@ -88,9 +89,10 @@ class RestoreOptions:
             raise ValueError(f"--scratches must be one of {', '.join(SCRATCH_MODES)}, got {self.scratches!r}")
         if self.colour not in COLOUR_MODES:
             raise ValueError(f"--colour must be one of {', '.join(COLOUR_MODES)}, got {self.colour!r}")
-        if self.dust and self.compat == "official":
-            raise ValueError("--dust is not part of the official stage 1: it cannot go with "
-                             "--compat official")
+        for name in ("dust", "dark_dust"):
+            if getattr(self, name) and self.compat == "official":
+                raise ValueError(f"--{name.replace('_', '-')} is not part of the official stage 1: it cannot "
+                                 "go with --compat official")
         if self.unfade not in UNFADE_MODES:
             raise ValueError(f"--unfade must be one of {', '.join(UNFADE_MODES)}, got {self.unfade!r}")
         if self.compat not in ("none", "official"):
@@ -164,7 +166,7 @@ class RestoreOptions:
                             "a hole or scratches adding up to the photo's short side (with --compat "
                             "official: defects covering --scratch-min-area); on: whatever the detector "
                             "keeps, also on undamaged photos, where it can take letters, spectacle rims "
-                            "or thin bright lines for scratches; off: never (--dust aside)")
+                            "or thin bright lines for scratches; off: never (--dust and --dark-dust aside)")
         g.add_argument("--mask-threshold", type=float, default=d.mask_threshold, metavar="P",
                        help="defect probability threshold (default: the threshold calibrated for the "
                             "installed detector, written in its card; 0.4, the official value, when it "
@@ -186,6 +188,13 @@ class RestoreOptions:
                             "misses (whatever --scratches decides for the rest; not with --compat "
                             "official). Off by default: it takes stars, city lights and glints on water "
                             "for dust too")
+        g.add_argument("--dark-dust", action="store_true", default=d.dark_dust,
+                       help="also remove small dark specks on flat areas: the dust of a slide, a "
+                            "transparency or a glass plate, which blocks the light, and dirt on a print "
+                            "(with --dust: both kinds). Faces are left (found with dlib-bin, as for face "
+                            "enhancement): moles and freckles look the same. Off by default: it takes "
+                            "dark dots of the scene too (buttons, knots, the dots of ink writing on a "
+                            "textured ground)")
         g.add_argument("--diffusion-depth", type=float, default=d.diffusion_depth, metavar="PX",
                        help="fill defects whose every pixel lies within PX pixels of an undamaged one "
                             "(hairlines, thin scratches, dust) by diffusion from their edges instead of "

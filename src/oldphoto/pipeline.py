@@ -74,6 +74,8 @@ UPSCALER = descriptor("rrdbnet")
 # --remove-grain's learned denoiser of the photo away from the defects (bundled; not in the official release)
 DENOISER = descriptor("luma_denoiser")
 DENOISER_ROLE = DENOISER.roles[0].name
+# --dark-dust leaves each face's box grown by this share of its side (the forehead, ears and neck)
+FACE_AREA_MARGIN = 0.35
 _face_notice_shown = False
 _chain_notices_shown: set[str] = set()  # (each said once per process, as the face notice)
 
@@ -158,6 +160,7 @@ class Restorer:
         self._explicit = dict(models) if models is not None else None
         self._loaded: dict[str, nn.Module] = {}
         self._face_stage: FaceStage | None = None
+        self._face_detector: FaceDetector | None = None
         self._info: dict[str, str] | None = None
         self._card_values: dict[tuple[str, str], float] = {}
         self.mode: Mode = OfficialMode(self) if options.compat == "official" else DefaultMode(self)
@@ -410,12 +413,18 @@ class Restorer:
             def enhance(batch: np.ndarray) -> np.ndarray:
                 return batch_to_images(runner(generator, images_to_batch(batch)))
 
-            detector = FaceDetector(self.options.face_detector, self.options.face_upsample,
-                                    self.options.face_threshold)
-            self._face_stage = FaceStage(enhance, self.face_size, detector, self.options.face_batch,
-                                         self.mode.official, self.options.face_detect_on,
-                                         self.options.face_input)
+            self._face_stage = FaceStage(enhance, self.face_size, self.face_detector(),
+                                         self.options.face_batch, self.mode.official,
+                                         self.options.face_detect_on, self.options.face_input)
         return self._face_stage
+
+    def face_detector(self) -> FaceDetector | None:
+        """The face detector of the face stage and of ``--dark-dust`` (None without dlib-bin and the
+        face-recognition models)."""
+        if self._face_detector is None and face_detection_available():
+            self._face_detector = FaceDetector(self.options.face_detector, self.options.face_upsample,
+                                               self.options.face_threshold)
+        return self._face_detector
 
     def upscale_stage(self) -> UpscaleStage:
         """The ×2/×4 enlargement of ``--upscale``, tiled for the memory budget."""
@@ -549,11 +558,12 @@ class Restorer:
 
     def with_dust(self, image: np.ndarray, defects: Defects | None, path: str, toned: bool | None = None
                   ) -> tuple[Defects | None, str]:
-        """``--dust``: the defects to repair and the path, with the fine dust the detector misses
-        (:mod:`oldphoto.stages.dust`) added; a photo that was to be left as it is (``path`` quality) has
-        its dust repaired alone.  ``toned`` as for :meth:`detect`.  On a print lying on a plain surround
-        (``Defects.print_box``) the dust is looked for on the print, as if it had been cropped: the
-        surround is not repaired; with ``--scratches off`` (no ``defects``) the print is looked for here."""
+        """``--dust``, ``--dark-dust``: the defects to repair and the path, with the fine dust the
+        detector misses (:mod:`oldphoto.stages.dust`; the dark specks outside the faces) added; a photo
+        that was to be left as it is (``path`` quality) has its dust repaired alone.  ``toned`` as for
+        :meth:`detect`.  On a print lying on a plain surround (``Defects.print_box``) the dust is looked
+        for on the print, as if it had been cropped: the surround is not repaired; with ``--scratches
+        off`` (no ``defects``) the print is looked for here."""
         if toned is None:
             toned = fit_tone(image) is not None
         if defects is None:
@@ -562,8 +572,15 @@ class Restorer:
         else:
             print_box = defects.print_box
         box = (slice(None), slice(None)) if print_box is None else print_box
+        gray, colour = luma(image[box]), None if toned else image[box]
         dust = np.zeros(image.shape[:2], bool)
-        dust[box], count = find_dust(luma(image[box]), None if toned else image[box])
+        count = 0
+        if self.options.dust:
+            dust[box], count = find_dust(gray, colour)
+        if self.options.dark_dust:
+            dark, more = find_dust(gray, colour, dark=True, leave=self._face_area(image[box]))
+            dust[box] |= dark
+            count += more
         repaired = defects is not None and path != "quality"
         if not count:
             return defects, path
@@ -574,6 +591,25 @@ class Restorer:
         alone = Defects(dust, print_box=print_box) if defects is None else defects
         return (dataclasses.replace(alone, mask=dust, dust=count, dust_only=True),
                 self._repair_path(image.shape[:2]))
+
+    def _face_area(self, image: np.ndarray) -> np.ndarray | None:
+        """Where the faces of ``image`` lie, for ``--dark-dust`` to leave their moles and freckles: each
+        face's box grown by ``FACE_AREA_MARGIN`` of its side (dlib's box runs from the brows to the chin:
+        the forehead, the ears and the neck are outside it).  None, with a notice, without a detector."""
+        detector = self.face_detector()
+        if detector is None:
+            notice = ("--dark-dust: faces are not looked for (dlib-bin / face-recognition-models are not "
+                      "installed), so a mole or a freckle can be taken for dust")
+            if notice not in self.notices:
+                self.notices.append(notice)
+                log.warning(notice)
+            return None
+        area = np.zeros(image.shape[:2], bool)
+        for face in detector(np.clip(np.floor(image * 255.0 + 0.5), 0, 255).astype(np.uint8)):
+            x0, y0, x1, y1 = face.box
+            grow = round(FACE_AREA_MARGIN * max(x1 - x0, y1 - y0))
+            area[max(0, y0 - grow):max(0, y1 + grow), max(0, x0 - grow):max(0, x1 + grow)] = True
+        return area
 
     def restore(self, image: np.ndarray, mask: np.ndarray | None = None) -> Result:
         """Restore one photo.  ``mask`` (optional, the photo's size, white/True = defect) replaces the

@@ -1017,3 +1017,28 @@ def test_remove_grain_denoises_with_the_denoiser_network_and_only_when_asked(mod
 def test_remove_grain_cannot_go_with_no_denoise():
     with pytest.raises(ValueError, match="--no-denoise"):
         RestoreOptions(remove_grain=True, denoise=False).validate()
+
+
+def test_dark_dust_is_repaired_when_asked_and_faces_keep_their_moles(models_no_faces, real_old_dir,
+                                                                     monkeypatch):
+    """--dark-dust: a dark speck on the boy's flat background is repaired; one on his cheek is a mole,
+    in the face dlib finds, and stays.  Without a face detector it would go, and the user is told."""
+    pytest.importorskip("dlib", reason="dlib not installed: pip install 'oldphoto[faces]' (as .ci/run does)")
+    with Image.open(real_old_dir / "portrait_boy_glasses.png") as im:
+        boy = np.asarray(im.convert("RGB")).astype(np.float32) / 255
+    for cy, cx in ((230, 110), (40, 40)):  # the mole on his cheek, dust on the wall behind him
+        boy[cy - 1:cy + 2, cx - 1:cx + 2] *= 0.35
+    plain = restorer(models_no_faces, scratches="off", dust=True).restore(boy)
+    assert plain.path == "quality" or not plain.mask[40, 40]  # bright dust alone: the dark speck stays
+    dark = restorer(models_no_faces, scratches="off", dark_dust=True).restore(boy)
+    assert dark.path == "scratch" and dark.mask[40, 40] and not dark.mask[230, 110]
+    blind = restorer(models_no_faces, scratches="off", dark_dust=True)
+    monkeypatch.setattr(blind, "face_detector", lambda: None)
+    unprotected = blind.restore(boy)
+    assert unprotected.mask[230, 110] and any("--dark-dust: faces are not looked for" in n
+                                              for n in blind.notices)
+
+
+def test_dark_dust_is_not_part_of_the_official_stage_1():
+    with pytest.raises(ValueError, match="--dark-dust is not part of the official stage 1"):
+        RestoreOptions(dark_dust=True, compat="official").validate()

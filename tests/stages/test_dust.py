@@ -87,3 +87,40 @@ def test_the_dots_and_dashes_of_light_writing_on_a_dark_mount_are_left():
     found, count = find_dust(y)
     assert found[105, 400] and found[200, 150]
     assert not (found & writing).any(), np.argwhere(found & writing)
+
+
+def test_dark_specks_are_found_when_asked_and_bright_ones_then_left():
+    """``dark``: the dust of a slide or a glass plate, which blocks the light, is judged as the bright
+    specks are in the negative."""
+    y = _grainy(160, 200, level=0.6, seed=6)
+    spots = [(30, 40), (80, 150), (140, 180)]
+    for cy, cx in spots:
+        _speck(y, cy, cx, 0.15)
+    _speck(y, 120, 60, 0.95)  # a bright one
+    found, count = find_dust(y, dark=True)
+    assert count == len(spots) and all(found[cy, cx] for cy, cx in spots) and not found[120, 60]
+
+
+def test_the_full_stops_and_i_dots_of_ink_writing_on_a_white_border_are_left():
+    """A caption in dark ink on a print's white border: its dots stand out from the median as dark dust
+    does; grouped into lines of writing, they are left.  A dark speck below the caption is dust."""
+    y = _grainy(300, 720, level=0.9, seed=7)
+    cv2.putText(y, "Aunt Ida in Nice, Sept. 1931 - Villa Fiori.", (10, 40), cv2.FONT_HERSHEY_SIMPLEX, 0.8,
+                0.15, 2, cv2.LINE_AA)
+    _speck(y, 150, 300, 0.2)
+    writing = np.zeros(y.shape, bool)
+    writing[10:50, :] = True
+    found, count = find_dust(y, dark=True)
+    assert found[150, 300] and not (found & writing).any(), np.argwhere(found & writing)
+
+
+def test_a_speck_touching_the_area_to_leave_is_not_dust():
+    """``leave`` (the faces, for dark specks): a mole in it is the photo's own, at any working scale."""
+    side = DUST_WORK_SIDE * 2
+    y = _grainy(side, side, level=0.6, seed=8)
+    _speck(y, 500, 500, 0.1, r=2)  # a mole in a face
+    _speck(y, 1500, 1500, 0.1, r=2)  # dust
+    face = np.zeros(y.shape, bool)
+    face[400:700, 400:650] = True
+    found, count = find_dust(y, dark=True, leave=face)
+    assert count == 1 and found[1500, 1500] and not found[500, 500]

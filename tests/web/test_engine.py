@@ -75,10 +75,10 @@ def test_parse_choices_keeps_known_options_and_refuses_bad_values():
     assert c.format == "jpeg" and c.quality == 80
     assert parse_choices({}) == Choices()
     assert dict(parse_choices({"mask_dilation": "50"}).overrides) == {"mask_dilation": 50}
-    chosen = parse_choices({"denoise": "off", "upscale": "4", "dust": "on", "remove_grain": "on",
-                            "unfade": "colour"})
-    assert dict(chosen.overrides) == {"denoise": False, "upscale": 4, "dust": True, "remove_grain": True,
-                                      "unfade": "colour"}
+    chosen = parse_choices({"denoise": "off", "upscale": "4", "dust": "on", "dark_dust": "on",
+                            "remove_grain": "on", "unfade": "colour"})
+    assert dict(chosen.overrides) == {"denoise": False, "upscale": 4, "dust": True, "dark_dust": True,
+                                      "remove_grain": True, "unfade": "colour"}
     # a disk of 100 000 px would hold the one worker (every user) for hours: refused at upload
     for bad in ({"fidelity": "lots"}, {"hr": "maybe"}, {"quality": "0"}, {"format": "gif"},
                 {"mask_dilation": "51"}, {"mask_dilation": "100000"}):

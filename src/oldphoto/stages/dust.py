@@ -9,8 +9,11 @@ watch chain on the Solvay photo), so a speck counts as dust only when
 
 * it is small and compact (at most ``DUST_MAX_AREA`` px, ``DUST_MAX_EXTENT`` px across, at the working
   scale);
-* it is bright: dust on a print is mostly emulsion lost down to the paper.  Dark specks are left, since
-  freckles, moles and pupils look just like dark dirt;
+* it is bright: dust on a print is mostly emulsion lost down to the paper.  Dark specks are looked for
+  only when asked (``dark``, ``--dark-dust``): on a slide, a transparency or a glass plate dust blocks
+  the light and shows dark, but on any photo freckles, moles and pupils look just like dark dirt (the
+  pipeline leaves the faces it finds, :meth:`oldphoto.pipeline.Restorer.with_dust`).  A dark speck is a
+  bright one of the negative, and is judged so, by every test below;
 * it stands out from a *flat* ring around it (between ``DUST_RING`` px): by more than ``DUST_RING_K``
   times the ring's own spread and ``DUST_NOISE_K`` times the photo's noise.  A highlight of the scene
   sits in structure (a catch light in an iris and its lashes, a button on a placket, links of a chain),
@@ -22,12 +25,14 @@ watch chain on the Solvay photo), so a speck counts as dust only when
   its i's, its full stops, dashes and the small pieces of its letters passed as specks.  Bright regions
   of letter size on a flat ground are grouped into lines as the defect detector's flagged regions are
   (:func:`oldphoto.stages.defects.lines_of_writing`), and what lies in a line's box is the writing's
-  (:func:`_in_writing`).
+  (:func:`_in_writing`).  For dark specks, dark writing on a light ground (a caption in ink on a
+  white border, print on a page) is the same in the negative.
 
-It is run only when asked (``--dust``), and then whatever ``--scratches`` decides (a photo that ``auto``
-leaves as it is has its dust repaired alone, :meth:`oldphoto.pipeline.Restorer.with_dust`): a speck test
-has no evidence that a photo is damaged, and on an undamaged one what passes it is content (stars, city
-lights, glints on water), so it is not the default.
+It is run only when asked (``--dust``, ``--dark-dust``), and then whatever ``--scratches`` decides (a
+photo that ``auto`` leaves as it is has its dust repaired alone,
+:meth:`oldphoto.pipeline.Restorer.with_dust`): a speck test has no evidence that a photo is damaged,
+and on an undamaged one what passes it is content (stars, city lights, glints on water), so it is not
+the default.
 """
 
 from __future__ import annotations
@@ -52,17 +57,25 @@ DUST_LETTER_MEDIAN = 21  # px: the median that light letters stand out from whol
 DUST_LETTER_GROUND = 2.0  # a letter's ground is flat within this many times the photo's noise
 
 
-def find_dust(gray: np.ndarray, colour: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+def find_dust(gray: np.ndarray, colour: np.ndarray | None = None, dark: bool = False,
+              leave: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """The dust specks of a photo whose luma is ``gray`` (``H×W`` in [0, 1]): a bool mask of the photo's
-    size and their number.  ``colour``: the photo (``H×W×3``) when it is a colour photo, else None."""
+    size and their number.  ``colour``: the photo (``H×W×3``) when it is a colour photo, else None.
+    ``dark``: the dark specks instead of the bright ones.  ``leave``: where specks are the photo's own
+    (a bool mask of its size, the faces for dark specks): one that touches it is not dust."""
     h, w = gray.shape
     scale = min(1.0, DUST_WORK_SIDE / min(h, w))
     y = np.asarray(gray, np.float32)
+    if dark:  # the negative, whose chroma is the photo's negated: as colourful, pixel for pixel
+        y = 1.0 - y
+        colour = None if colour is None else 1.0 - np.asarray(colour, np.float32)
     if scale < 1.0:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         y = cv2.resize(y, size, interpolation=cv2.INTER_AREA)
         colour = None if colour is None else cv2.resize(np.asarray(colour, np.float32), size,
                                                          interpolation=cv2.INTER_AREA)
+        if leave is not None:
+            leave = cv2.resize(leave.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0
     u8 = np.clip(y * 255.0 + 0.5, 0, 255).astype(np.uint8)
     background = cv2.medianBlur(u8, DUST_MEDIAN).astype(np.float32) / 255.0
     sigma = max(noise_sigma(y), 1.0 / 255.0)
@@ -81,6 +94,8 @@ def find_dust(gray: np.ndarray, colour: np.ndarray | None = None) -> tuple[np.nd
         x0, y0 = max(0, x - pad), max(0, t - pad)
         x1, y1 = min(y.shape[1], x + bw + pad), min(y.shape[0], t + bh + pad)
         speck = (labels[y0:y1, x0:x1] == i).astype(np.uint8)
+        if leave is not None and leave[y0:y1, x0:x1][speck > 0].any():
+            continue
         ring = (cv2.dilate(speck, outer_kernel) > 0) & (cv2.dilate(speck, inner_kernel) == 0)
         around = y[y0:y1, x0:x1][ring]
         if around.size < DUST_MIN_RING:

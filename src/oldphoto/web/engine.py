@@ -91,9 +91,9 @@ def _dilation(text: str) -> int:
 
 
 USER_OPTIONS: dict[str, Callable[[str], Any]] = {
-    "scratches": str, "dust": _bool, "fidelity": float, "denoise": _bool, "remove_grain": _bool,
-    "faces": _bool, "hr": _bool, "keep_tone": _bool, "colour": str, "unfade": str, "mask_threshold": float,
-    "mask_dilation": _dilation, "face_detector": str, "upscale": int,
+    "scratches": str, "dust": _bool, "dark_dust": _bool, "fidelity": float, "denoise": _bool,
+    "remove_grain": _bool, "faces": _bool, "hr": _bool, "keep_tone": _bool, "colour": str, "unfade": str,
+    "mask_threshold": float, "mask_dilation": _dilation, "face_detector": str, "upscale": int,
 }
 # Longest stored name, in bytes of UTF-8 (file systems allow 255 bytes, not characters: 120 leaves room for
 # the output's ".mask.png" and the temporary ".NAME.XXXXXXXX.part" of an atomic write)

@@ -2,7 +2,7 @@
 "use strict";
 
 const $ = (selector, root = document) => root.querySelector(selector);
-const OPTION_IDS = ["dust", "fidelity", "faces", "hr", "upscale", "unfade", "denoise", "remove_grain", "keep_tone", "colour",
+const OPTION_IDS = ["dust", "dark_dust", "fidelity", "faces", "hr", "upscale", "unfade", "denoise", "remove_grain", "keep_tone", "colour",
                     "mask_threshold", "mask_dilation", "face_detector", "format", "quality"];
 let config = null;
 const pending = [];          // files chosen but not sent yet: {file, card}
@@ -50,6 +50,7 @@ function applyDefaults() {
       (why ? ": " + why.replace(/^face enhancement is off: /, "") : "."));
   }
   $("#dust").checked = d.dust;
+  $("#dark_dust").checked = d.dark_dust;
   $("#hr").checked = d.hr;
   if (config.hr_above !== null && config.hr_above !== undefined) {  // (the label alone suggests ticking it)
     $("#hr-note").textContent = `Photos of more than ${config.hr_above} megapixels are repaired this way ` +
