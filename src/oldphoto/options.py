@@ -191,10 +191,10 @@ class RestoreOptions:
         g.add_argument("--dark-dust", action="store_true", default=d.dark_dust,
                        help="also remove small dark specks on flat areas: the dust of a slide, a "
                             "transparency or a glass plate, which blocks the light, and dirt on a print "
-                            "(with --dust: both kinds). Faces are left (found with dlib-bin, as for face "
-                            "enhancement): moles and freckles look the same. Off by default: it takes "
-                            "dark dots of the scene too (buttons, knots, the dots of ink writing on a "
-                            "textured ground)")
+                            "(with --dust: both kinds; not fibres or hairs). Faces are left (found with "
+                            "dlib-bin, as for face enhancement): moles and freckles look the same. Off by "
+                            "default: it takes dark dots of the scene too (knots, distant figures, the "
+                            "tips of spires)")
         g.add_argument("--diffusion-depth", type=float, default=d.diffusion_depth, metavar="PX",
                        help="fill defects whose every pixel lies within PX pixels of an undamaged one "
                             "(hairlines, thin scratches, dust) by diffusion from their edges instead of "

@@ -949,11 +949,13 @@ def _repeated(strokes: dict[int, tuple[float, float, float, float]], max_length:
     return out
 
 
-def lines_of_writing(stats: np.ndarray, kinds: list[str], max_height: float) -> list[int]:
-    """The strokes and specks (labels) that lie in a line of writing: see ``LETTER_MIN_HEIGHT``.
-    ``stats``: the flagged regions' OpenCV statistics (x, y, width, height, area), row 0 the background."""
+def lines_of_writing(stats: np.ndarray, kinds: list[str], max_height: float,
+                     min_height: float = LETTER_MIN_HEIGHT) -> list[int]:
+    """The strokes and specks (labels) that lie in a line of writing: see ``LETTER_MIN_HEIGHT``
+    (``min_height``).  ``stats``: the flagged regions' OpenCV statistics (x, y, width, height, area), row
+    0 the background."""
     letters = [i for i in range(1, len(kinds)) if kinds[i] in ("stroke", "speck", "content")
-               and LETTER_MIN_HEIGHT <= stats[i][3] < max_height and stats[i][2] <= 2 * stats[i][3]]
+               and min_height <= stats[i][3] < max_height and stats[i][2] <= 2 * stats[i][3]]
     if len(letters) < LETTER_MIN_COUNT:
         return []
     parent = {i: i for i in letters}

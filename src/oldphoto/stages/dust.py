@@ -20,13 +20,17 @@ watch chain on the Solvay photo), so a speck counts as dust only when
   dust on a print falls anywhere, mostly on the flat areas where it shows;
 * in a colour photo, it is not more colourful than its ring (damage takes colour away; a small flower
   in foliage adds some);
-* it is not part of a line of writing: light lettering on a dark ground (a slide's cardboard mount, a
-  caption in white ink on an album page) stands out from the median as the dust does, and the dots of
-  its i's, its full stops, dashes and the small pieces of its letters passed as specks.  Bright regions
-  of letter size on a flat ground are grouped into lines as the defect detector's flagged regions are
-  (:func:`oldphoto.stages.defects.lines_of_writing`), and what lies in a line's box is the writing's
-  (:func:`_in_writing`).  For dark specks, dark writing on a light ground (a caption in ink on a
-  white border, print on a page) is the same in the negative.
+* it is not the strongest stretch of something longer (:func:`_joins_a_line`): a seam between boards,
+  a wire, a hairline crack or the tip of a spire stands out from the median in pieces the size of a
+  speck, and at half the specks' threshold the piece joins the rest of it;
+* it is not part of writing: light lettering on a dark ground (a slide's cardboard mount, a caption in
+  white ink on an album page) stands out from the median as the dust does, and the dots of its i's,
+  its full stops, dashes and the small pieces of its letters passed as specks.  Bright regions of
+  letter size on a flat ground are grouped into lines as the defect detector's flagged regions are
+  (:func:`oldphoto.stages.defects.lines_of_writing`), and what lies in a line's box, or beside one
+  such region (a letter, or a word of small print), is the writing's (:func:`_in_writing`).  For dark
+  specks, dark writing on a light ground (a caption in ink on a white border, print on a page) is the
+  same in the negative.
 
 It is run only when asked (``--dust``, ``--dark-dust``), and then whatever ``--scratches`` decides (a
 photo that ``auto`` leaves as it is has its dust repaired alone,
@@ -41,7 +45,7 @@ import cv2
 import numpy as np
 
 from oldphoto.luma import chroma, colourfulness
-from oldphoto.stages.defects import COLOUR_MAX_GAIN, LETTER_MIN_HEIGHT, REPEAT_MAX_LENGTH, lines_of_writing
+from oldphoto.stages.defects import COLOUR_MAX_GAIN, REPEAT_MAX_LENGTH, lines_of_writing
 from oldphoto.stages.fidelity import noise_sigma
 
 DUST_WORK_SIDE = 1024  # larger photos are searched scaled down to this short side (specks grow with the scan)
@@ -53,6 +57,9 @@ DUST_NOISE_K = 5.0
 DUST_RING = (1, 5)  # the ring a speck is judged against: this many px beyond it, inner and outer
 DUST_RING_K = 4.0
 DUST_MIN_RING = 12  # px: specks at the frame with less ring than this are not judged
+DUST_LETTER_MIN_HEIGHT = 5  # px: small print's lower-case letters
+DUST_TAIL_K = 0.5  # a speck that, at this share of its threshold, joins something ...
+DUST_TAIL_EXTENT = 12  # px: ... this long or longer is part of a line of the scene
 DUST_LETTER_MEDIAN = 21  # px: the median that light letters stand out from whole (see _in_writing)
 DUST_LETTER_GROUND = 2.0  # a letter's ground is flat within this many times the photo's noise
 
@@ -82,6 +89,9 @@ def find_dust(gray: np.ndarray, colour: np.ndarray | None = None, dark: bool = F
     standing_out = max(DUST_MIN_CONTRAST, DUST_NOISE_K * sigma)  # above the median, for specks and letters
     candidates = (y - background) > standing_out
     n, labels, stats, _ = cv2.connectedComponentsWithStats(candidates.astype(np.uint8), connectivity=8)
+    # (the fainter regions around the candidates, see _joins_a_line)
+    _, tails, tail_stats, _ = cv2.connectedComponentsWithStats(
+        ((y - background) > DUST_TAIL_K * standing_out).astype(np.uint8), connectivity=8)
     cb_cr = None if colour is None else colourfulness(chroma(colour))
     passed: list[int] = []
     inner_kernel = np.ones((2 * DUST_RING[0] + 1,) * 2, np.uint8)
@@ -109,6 +119,8 @@ def find_dust(gray: np.ndarray, colour: np.ndarray | None = None, dark: bool = F
             own = cb_cr[y0:y1, x0:x1]
             if float(own[speck > 0].mean()) - float(np.median(own[ring])) > COLOUR_MAX_GAIN:
                 continue
+        if _joins_a_line(tails, tail_stats, labels, i, x, t):
+            continue
         passed.append(i)
     writing = _in_writing(y, u8, standing_out, sigma, stats[passed])
     dust = [i for i, letter in zip(passed, writing, strict=True) if not letter]
@@ -120,37 +132,58 @@ def find_dust(gray: np.ndarray, colour: np.ndarray | None = None, dark: bool = F
     return found, count
 
 
+def _joins_a_line(tails: np.ndarray, tail_stats: np.ndarray, labels: np.ndarray, i: int, x: int, t: int
+                  ) -> bool:
+    """Whether speck ``i`` (whose box starts at column ``x``, row ``t``) is the darkest (brightest)
+    stretch of something longer: the fainter region around it (``tails``, its statistics ``tail_stats``:
+    standing out by ``DUST_TAIL_K`` of the specks' threshold) reaches ``DUST_TAIL_EXTENT`` px."""
+    row = labels[t, x:x + DUST_MAX_EXTENT + 1]
+    k = tails[t, x + int(np.argmax(row == i))]
+    return max(tail_stats[k, cv2.CC_STAT_WIDTH], tail_stats[k, cv2.CC_STAT_HEIGHT]) >= DUST_TAIL_EXTENT
+
+
 def _in_writing(y: np.ndarray, u8: np.ndarray, contrast: float, sigma: float, specks: np.ndarray
                 ) -> list[bool]:
-    """Which of the ``specks`` (OpenCV statistics, one row each) lie in a line of light writing on a flat
-    ground.  The letters are the bright regions over a wider median than the specks' (a bold letter's
-    strokes are as wide as half of ``DUST_MEDIAN``, and over it they fall apart into pieces) whose
-    ground, the rest of their box grown by 2 px, is flat (a robust spread within ``DUST_LETTER_GROUND``
-    times the photo's noise, or 3 levels): print on a mount or a page.  The scene's bright regions sit
-    on structure (collars between faces and suits, flecks of light in foliage: 9 levels of spread or
-    more on the example photos), and grouped into lines they would take in most of a busy photo.  The
-    letters are grouped into lines as the defect detector's flagged regions are; the specks join them
-    as specks (never letters: they are lower than ``LETTER_MIN_HEIGHT``)."""
+    """Which of the ``specks`` (OpenCV statistics, one row each) lie in light writing on a flat ground.
+    The letters are the bright regions over a wider median than the specks' (a bold letter's strokes
+    are as wide as half of ``DUST_MEDIAN``, and over it they fall apart into pieces), at least
+    ``DUST_LETTER_MIN_HEIGHT`` px high, whose ground, the rest of their box grown by 2 px, is flat (a
+    robust spread within ``DUST_LETTER_GROUND`` times the photo's noise, or 3 levels): print on a mount
+    or a page.  The scene's bright regions sit on structure (collars between faces and suits, flecks of
+    light in foliage: 9 levels of spread or more on the example photos), and grouped into lines they
+    would take in most of a busy photo.  The letters are grouped into lines as the defect detector's
+    flagged regions are, the specks joining them as specks.  Small print's letters join over the wide
+    median into whole words, which no line of letters is made of (they are wider than two heights), so
+    each such region on a flat ground, letter or word, also holds the specks in its own box grown as a
+    line's is (a full stop, a comma, an i-dot), but not the speck it is itself."""
     if len(specks) == 0:
         return []
     wide = cv2.medianBlur(u8, DUST_LETTER_MEDIAN).astype(np.float32)
     bright = (u8.astype(np.float32) - wide) > contrast * 255.0
-    n, _, regions, _ = cv2.connectedComponentsWithStats(bright.astype(np.uint8), connectivity=8)
+    n, parts, regions, _ = cv2.connectedComponentsWithStats(bright.astype(np.uint8), connectivity=8)
     max_height = REPEAT_MAX_LENGTH * min(u8.shape)
     flat_ground = max(DUST_LETTER_GROUND * sigma, 3.0 / 255.0)
     kinds = ["background"] + ["scene"] * (n - 1)
+    in_words = np.zeros(len(specks), bool)
+    sx, sy, sw, sh = (specks[:, c] for c in range(4))
+    part_of = parts[sy + sh // 2, sx + sw // 2]  # the region each speck is a part of (a speck is no letter)
     for i in range(1, n):
         x, t, bw, bh, _ = (int(v) for v in regions[i])
-        if not (LETTER_MIN_HEIGHT <= bh < max_height and bw <= 2 * bh):
+        if not DUST_LETTER_MIN_HEIGHT <= bh < max_height:
             continue
         x0, y0 = max(0, x - 2), max(0, t - 2)
         x1, y1 = min(u8.shape[1], x + bw + 2), min(u8.shape[0], t + bh + 2)
         ground = y[y0:y1, x0:x1][~bright[y0:y1, x0:x1]]
-        if ground.size:
-            q1, q3 = np.percentile(ground, (25, 75))
-            if (q3 - q1) / 1.349 <= flat_ground:
-                kinds[i] = "content"
+        if not ground.size:
+            continue
+        q1, q3 = np.percentile(ground, (25, 75))
+        if (q3 - q1) / 1.349 > flat_ground:
+            continue
+        if bw <= 2 * bh:
+            kinds[i] = "content"
+        beside = (sx >= x - bh) & (sx + sw <= x + bw + bh) & (sy >= t - bh / 2) & (sy + sh <= t + bh + bh / 2)
+        in_words |= beside & (part_of != i)
     stats = np.concatenate([regions, specks])
     kinds += ["speck"] * len(specks)
-    lettering = set(lines_of_writing(stats, kinds, max_height))
-    return [n + k in lettering for k in range(len(specks))]
+    lettering = set(lines_of_writing(stats, kinds, max_height, DUST_LETTER_MIN_HEIGHT))
+    return [n + k in lettering or bool(in_words[k]) for k in range(len(specks))]
