@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from oldphoto.stages.dust import DUST_WORK_SIDE, find_dust
 
@@ -101,15 +102,24 @@ def test_dark_specks_are_found_when_asked_and_bright_ones_then_left():
     assert count == len(spots) and all(found[cy, cx] for cy, cx in spots) and not found[120, 60]
 
 
-def test_the_full_stops_and_i_dots_of_ink_writing_on_a_white_border_are_left():
-    """A caption in dark ink on a print's white border: its dots stand out from the median as dark dust
-    does; grouped into lines of writing, they are left.  A dark speck below the caption is dust."""
+@pytest.mark.parametrize("lines,scale,thickness", [
+    # a caption in dark ink on a print's white border: grouped into lines of writing
+    (("Aunt Ida in Nice, Sept. 1931 - Villa Fiori.",), 0.8, 2),
+    # small print, letters 5-9 px high, which join over the letters' wide median into whole words that
+    # make no line of letters: a word on a flat ground holds its full stops, commas and i-dots (a review of
+    # 2026-12-06: a page of 10-18 px print lost 96 of its 786 pieces of ink to dark dust)
+    (("Taf. i. Lindenstr. 4; Ida, Lili. i.j. Vgl. S. 12", "links: Tante Ida; rechts: Fritz."), 0.4, 1),
+])
+def test_the_full_stops_and_i_dots_of_dark_writing_are_left(lines, scale, thickness):
+    """Dark writing on a white border or a page: its dots stand out from the median as dark dust does,
+    and are left.  A dark speck below the writing is dust."""
     y = _grainy(300, 720, level=0.9, seed=7)
-    cv2.putText(y, "Aunt Ida in Nice, Sept. 1931 - Villa Fiori.", (10, 40), cv2.FONT_HERSHEY_SIMPLEX, 0.8,
-                0.15, 2, cv2.LINE_AA)
+    for row, text in enumerate(lines):
+        cv2.putText(y, text, (10, 40 + 24 * row), cv2.FONT_HERSHEY_SIMPLEX, scale, 0.15, thickness,
+                    cv2.LINE_AA)
     _speck(y, 150, 300, 0.2)
     writing = np.zeros(y.shape, bool)
-    writing[10:50, :] = True
+    writing[10:40 + 24 * len(lines), :] = True
     found, count = find_dust(y, dark=True)
     assert found[150, 300] and not (found & writing).any(), np.argwhere(found & writing)
 
@@ -124,21 +134,6 @@ def test_a_speck_touching_the_area_to_leave_is_not_dust():
     face[400:700, 400:650] = True
     found, count = find_dust(y, dark=True, leave=face)
     assert count == 1 and found[1500, 1500] and not found[500, 500]
-
-
-def test_the_dots_of_small_print_are_left():
-    """Small print (letters 5-9 px high) joins over the letters' wide median into whole words, which no
-    line of letters is made of: a word on a flat ground holds its full stops, commas and i-dots (a review
-    of 2026-12-06: a page of 10-18 px print lost 96 of its 786 pieces of ink to dark dust)."""
-    y = _grainy(200, 520, level=0.9, seed=9)
-    lines = ("Taf. i. Lindenstr. 4; Ida, Lili. i.j. Vgl. S. 12", "links: Tante Ida; rechts: Fritz.")
-    for row, text in enumerate(lines):
-        cv2.putText(y, text, (10, 30 + 22 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.4, 0.15, 1, cv2.LINE_AA)
-    _speck(y, 150, 300, 0.2)
-    writing = np.zeros(y.shape, bool)
-    writing[10:65, :] = True
-    found, count = find_dust(y, dark=True)
-    assert found[150, 300] and not (found & writing).any(), np.argwhere(found & writing)
 
 
 def test_the_darkest_stretch_of_a_faint_line_is_left():
