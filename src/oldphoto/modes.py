@@ -111,7 +111,7 @@ class DefaultMode(Mode):
         """``what``: the part of the scan ``image`` is, named when a user's mask is refused."""
         r = self.restorer
         o = r.options
-        if o.scratches == "off":  # a user's mask is ignored (--dust's specks are repaired alone), and
+        if o.scratches == "off":  # a user's mask is ignored (the dust's specks are repaired alone), and
             mask = None  # is no mask drawn at the photo's size for the HR path to grow below
         detecting = o.scratches != "off" and mask is None
         dusting = (o.dust or o.dark_dust) and mask is None
@@ -142,7 +142,7 @@ class DefaultMode(Mode):
         # and smeared the print into a white border, and a plain border or page read as a noiseless part
         # of the photo had the print denoised less than its crop is
         print_box = None if defects is None else defects.print_box
-        if defects is None:  # --scratches off: the detector has not looked for the print (with --dust
+        if defects is None:  # --scratches off: the detector has not looked for the print (with dust
             # the dust finder has, and found no dust: looked for again here, 1 s on a 28 MP scan)
             found = print_on_surround(luma(image))
             print_box = None if found is None else found.box

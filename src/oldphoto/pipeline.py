@@ -44,7 +44,7 @@ from oldphoto.stages.defects import (
     print_on_surround,
 )
 from oldphoto.stages.dust import find_dust
-from oldphoto.stages.faces import FaceDetector, FaceInfo, FaceStage, face_detection_available
+from oldphoto.stages.faces import FaceDetector, FaceInfo, FaceStage, detector_pixels, face_detection_available
 from oldphoto.stages.fidelity import denoise_luma, denoise_luma_network
 from oldphoto.stages.restore import (
     BYTES_PER_PIXEL,
@@ -578,9 +578,9 @@ class Restorer:
         if self.options.dust:
             dust[box], count = find_dust(gray, colour)
         if self.options.dark_dust:
-            dark, more = find_dust(gray, colour, dark=True, leave=self._face_area(image[box]))
+            dark, dark_count = find_dust(gray, colour, dark=True, leave=self._face_area(image[box]))
             dust[box] |= dark
-            count += more
+            count += dark_count
         repaired = defects is not None and path != "quality"
         if not count:
             return defects, path
@@ -605,7 +605,7 @@ class Restorer:
                 log.warning(notice)
             return None
         area = np.zeros(image.shape[:2], bool)
-        for face in detector(np.clip(np.floor(image * 255.0 + 0.5), 0, 255).astype(np.uint8)):
+        for face in detector(detector_pixels(image)):
             x0, y0, x1, y1 = face.box
             grow = round(FACE_AREA_MARGIN * max(x1 - x0, y1 - y0))
             area[max(0, y0 - grow):max(0, y1 + grow), max(0, x0 - grow):max(0, x1 + grow)] = True

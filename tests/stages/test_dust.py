@@ -145,3 +145,28 @@ def test_the_darkest_stretch_of_a_faint_line_is_left():
     _speck(y, 30, 50, 0.45)  # a lone speck as dark
     found, count = find_dust(y, dark=True)
     assert count == 1 and found[30, 50] and not found[80, 101]
+
+
+def test_a_word_holds_its_full_stop_and_a_speck_no_other():
+    """A single word of small print (no line of letters) holds the full stop just after it.  A speck is
+    no letter: neither two specks side by side nor a ring-shaped one hold each other or themselves, and
+    a thin slanted wire across a plain sky is no word that would hold the dust beside it."""
+    y = np.full((160, 320), 0.9, np.float32)
+    y[40:47, 40:70] = 0.15  # a word (its letters joined over the wide median) ...
+    y[40:47, 42:68:4] = 0.9
+    y[45:47, 72:74] = 0.15  # ... and its full stop
+    y = cv2.GaussianBlur(y, (0, 0), 0.7) + np.random.default_rng(12).normal(0, 0.01, y.shape).astype(y.dtype)
+    found, count = find_dust(y, dark=True)
+    assert count == 0, np.argwhere(found)
+
+    y = _grainy(160, 320, level=0.4, seed=13)
+    for cx in (40, 48):  # two 5-px specks 3 px apart
+        cv2.circle(y, (cx, 40), 2, 0.8, -1)
+    ring = np.ones((5, 5), bool)
+    ring[1:4, 1:4] = False
+    y[100:105, 60:65][ring] = 0.8
+    cv2.line(y, (120, 150), (310, 110), 0.8, 1)  # a wire
+    for cx, cy in ((200, 120), (260, 128)):  # dust beside it
+        _speck(y, cy, cx, 0.8)
+    found, count = find_dust(y)
+    assert count == 5 and found[40, 40] and found[40, 48] and found[100, 62], np.argwhere(found)

@@ -25,6 +25,7 @@ import pytest
 from PIL import Image
 from web_support import Client, FakeRestorer, png_bytes, served
 
+from oldphoto.stages.faces import face_detection_available
 from oldphoto.web.engine import Engine
 
 pytest.importorskip("starlette", reason="the web extra is not installed: pip install 'oldphoto[web]'")
@@ -60,6 +61,8 @@ def test_upload_restore_download_and_zip(tmp_path):
         status, head, data = client.request("GET", "/api/config")
         config = json.loads(data)
         assert config["defaults"]["fidelity"] == 0.5 and config["faces_available"] is False
+        # (--dark-dust's note says whether faces are left: dlib finds them)
+        assert config["face_detection_available"] is face_detection_available()
         assert client.cookie is None  # looking starts no session: the first upload does
         status, head, data = client.request("POST", "/api/photos", body=png_bytes(),
                                             query={"name": "first scan.png"})

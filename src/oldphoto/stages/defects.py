@@ -697,8 +697,8 @@ class Defects:
     blobs: int = 0  # holes, tears, stains
     edges: int = 0  # the print's own edge (torn or curled border, a corner's crease): counted, not repaired
     content: int = 0  # flagged regions judged to be scene content and left alone
-    dust: int = 0  # specks of fine dust the detector missed, added with --dust (oldphoto.stages.dust)
-    dust_only: bool = False  # --dust repaired the dust alone: the rest was left as it is
+    dust: int = 0  # specks of dust the detector missed, added with --dust/--dark-dust (oldphoto.stages.dust)
+    dust_only: bool = False  # --dust/--dark-dust repaired the dust alone: the rest was left as it is
     stroke_length: float = 0.0  # the strokes' lengths added up, in short sides of the photo
     dark_length: float = 0.0  # the part of stroke_length that is darker than its surroundings
     stroke_alignment: float = 0.0  # how much the short bright strokes share a direction (0: every way)

@@ -58,8 +58,9 @@ DUST_RING = (1, 5)  # the ring a speck is judged against: this many px beyond it
 DUST_RING_K = 4.0
 DUST_MIN_RING = 12  # px: specks at the frame with less ring than this are not judged
 DUST_LETTER_MIN_HEIGHT = 5  # px: small print's lower-case letters
-DUST_TAIL_K = 0.5  # a speck that, at this share of its threshold, joins something ...
-DUST_TAIL_EXTENT = 12  # px: ... this long or longer is part of a line of the scene
+DUST_LINE_K = 0.5  # a speck that, at this share of its threshold, joins something ...
+DUST_LINE_EXTENT = 12  # px at the working side: ... this long or longer is part of a line of the scene
+DUST_WORD_INK = 0.15  # a letter or word fills at least this share of its box (a slanted wire far less)
 DUST_LETTER_MEDIAN = 21  # px: the median that light letters stand out from whole (see _in_writing)
 DUST_LETTER_GROUND = 2.0  # a letter's ground is flat within this many times the photo's noise
 
@@ -91,7 +92,7 @@ def find_dust(gray: np.ndarray, colour: np.ndarray | None = None, dark: bool = F
     n, labels, stats, _ = cv2.connectedComponentsWithStats(candidates.astype(np.uint8), connectivity=8)
     # (the fainter regions around the candidates, see _joins_a_line)
     _, tails, tail_stats, _ = cv2.connectedComponentsWithStats(
-        ((y - background) > DUST_TAIL_K * standing_out).astype(np.uint8), connectivity=8)
+        ((y - background) > DUST_LINE_K * standing_out).astype(np.uint8), connectivity=8)
     cb_cr = None if colour is None else colourfulness(chroma(colour))
     passed: list[int] = []
     inner_kernel = np.ones((2 * DUST_RING[0] + 1,) * 2, np.uint8)
@@ -134,12 +135,13 @@ def find_dust(gray: np.ndarray, colour: np.ndarray | None = None, dark: bool = F
 
 def _joins_a_line(tails: np.ndarray, tail_stats: np.ndarray, labels: np.ndarray, i: int, x: int, t: int
                   ) -> bool:
-    """Whether speck ``i`` (whose box starts at column ``x``, row ``t``) is the darkest (brightest)
-    stretch of something longer: the fainter region around it (``tails``, its statistics ``tail_stats``:
-    standing out by ``DUST_TAIL_K`` of the specks' threshold) reaches ``DUST_TAIL_EXTENT`` px."""
+    """Whether speck ``i`` (whose box starts at column ``x``, row ``t``) is the strongest stretch of
+    something longer: the fainter region around it (``tails``, its statistics ``tail_stats``: standing
+    out by ``DUST_LINE_K`` of the specks' threshold) reaches ``DUST_LINE_EXTENT`` px.  (The working image
+    is the negative for dark specks, so "stronger" is brighter there.)"""
     row = labels[t, x:x + DUST_MAX_EXTENT + 1]
     k = tails[t, x + int(np.argmax(row == i))]
-    return max(tail_stats[k, cv2.CC_STAT_WIDTH], tail_stats[k, cv2.CC_STAT_HEIGHT]) >= DUST_TAIL_EXTENT
+    return max(tail_stats[k, cv2.CC_STAT_WIDTH], tail_stats[k, cv2.CC_STAT_HEIGHT]) >= DUST_LINE_EXTENT
 
 
 def _in_writing(y: np.ndarray, u8: np.ndarray, contrast: float, sigma: float, specks: np.ndarray
@@ -155,7 +157,10 @@ def _in_writing(y: np.ndarray, u8: np.ndarray, contrast: float, sigma: float, sp
     flagged regions are, the specks joining them as specks.  Small print's letters join over the wide
     median into whole words, which no line of letters is made of (they are wider than two heights), so
     each such region on a flat ground, letter or word, also holds the specks in its own box grown as a
-    line's is (a full stop, a comma, an i-dot), but not the speck it is itself."""
+    line's is (a full stop, a comma, an i-dot).  A region no larger than a speck (and its soft edge) is
+    that speck, neither letter nor word (two specks side by side made a line of four letters), and a
+    thin line across its box, filling less than ``DUST_WORD_INK`` of it (a slanted wire), is no word.
+    Four or more specks of a small letter's height in a row still read as writing."""
     if len(specks) == 0:
         return []
     wide = cv2.medianBlur(u8, DUST_LETTER_MEDIAN).astype(np.float32)
@@ -166,10 +171,17 @@ def _in_writing(y: np.ndarray, u8: np.ndarray, contrast: float, sigma: float, sp
     kinds = ["background"] + ["scene"] * (n - 1)
     in_words = np.zeros(len(specks), bool)
     sx, sy, sw, sh = (specks[:, c] for c in range(4))
-    part_of = parts[sy + sh // 2, sx + sw // 2]  # the region each speck is a part of (a speck is no letter)
+    around = parts[sy + sh // 2, sx + sw // 2]  # the region at each speck's middle
     for i in range(1, n):
         x, t, bw, bh, _ = (int(v) for v in regions[i])
         if not DUST_LETTER_MIN_HEIGHT <= bh < max_height:
+            continue
+        # a region within a speck's box grown by its soft edge (2 px) is that speck over the wide median,
+        # and so is a speck-sized one at a speck's middle (of which only a side stood out over the narrow
+        # median); a thin line across its box (a slanted wire or crack) is no word
+        own = ((sx - 2 <= x) & (x + bw <= sx + sw + 2) & (sy - 2 <= t) & (t + bh <= sy + sh + 2)) | (
+            (around == i) & (max(bw, bh) <= 2 * DUST_MAX_EXTENT))
+        if own.any() or regions[i, cv2.CC_STAT_AREA] < DUST_WORD_INK * bw * bh:
             continue
         x0, y0 = max(0, x - 2), max(0, t - 2)
         x1, y1 = min(u8.shape[1], x + bw + 2), min(u8.shape[0], t + bh + 2)
@@ -182,7 +194,7 @@ def _in_writing(y: np.ndarray, u8: np.ndarray, contrast: float, sigma: float, sp
         if bw <= 2 * bh:
             kinds[i] = "content"
         beside = (sx >= x - bh) & (sx + sw <= x + bw + bh) & (sy >= t - bh / 2) & (sy + sh <= t + bh + bh / 2)
-        in_words |= beside & (part_of != i)
+        in_words |= beside
     stats = np.concatenate([regions, specks])
     kinds += ["speck"] * len(specks)
     lettering = set(lines_of_writing(stats, kinds, max_height, DUST_LETTER_MIN_HEIGHT))

@@ -170,6 +170,11 @@ def merge_faces(*groups: list[FaceInfo], iou: float = 0.3) -> list[FaceInfo]:
     return sorted(kept, key=lambda f: (f.box[0], f.box[1]))
 
 
+def detector_pixels(image: np.ndarray) -> np.ndarray:
+    """A float RGB photo in [0, 1] as the 8-bit pixels dlib's detector reads (rounded)."""
+    return np.clip(np.floor(image * 255.0 + 0.5), 0, 255).astype(np.uint8)
+
+
 class FaceDetector:
     """dlib face detector (``hog`` or ``cnn``) plus the 68-point landmark predictor.
 
@@ -467,7 +472,7 @@ class FaceStage:
         Compat mode detects on the restored image only, as the official code does.
         """
         def run(img: np.ndarray) -> list[FaceInfo]:
-            return self.detector(np.clip(np.floor(img * 255.0 + 0.5), 0, 255).astype(np.uint8))
+            return self.detector(detector_pixels(img))
 
         if self.compat or original is None or self.detect_on == "restored":
             faces = run(image)

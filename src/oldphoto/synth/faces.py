@@ -32,6 +32,7 @@ from oldphoto.stages.faces import (
     FaceInfo,
     align_face,
     apply_affine,
+    detector_pixels,
     similarity_transform,
     template_points,
 )
@@ -170,10 +171,6 @@ def _eye_distance(face: FaceInfo) -> float:
     return float(np.linalg.norm(face.landmarks[1] - face.landmarks[0]))
 
 
-def _to_u8(image: np.ndarray) -> np.ndarray:
-    return np.clip(np.floor(image * 255.0 + 0.5), 0, 255).astype(np.uint8)
-
-
 def align_synthetic(image: np.ndarray, detector: FaceDetector, size: int) -> Aligned | None:
     """Detect the (single, centred) face of a generated image and align it; None when none is found.
 
@@ -182,7 +179,7 @@ def align_synthetic(image: np.ndarray, detector: FaceDetector, size: int) -> Ali
     """
     scale = 512.0 / max(image.shape[:2])
     small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
-    faces = detector(_to_u8(small))
+    faces = detector(detector_pixels(small))
     if not faces:
         return None
     face = max(faces, key=_eye_distance)
@@ -327,7 +324,7 @@ def faces_from_folder(source: Path, out: Path, size: int = 512, min_eye_distance
                 log(f"skipped {rel}: {exc}")
                 manifest["rejected"].append(dict(photo=rel, reason=str(exc)))
             else:
-                for j, face in enumerate(detector(_to_u8(image))):
+                for j, face in enumerate(detector(detector_pixels(image))):
                     if _eye_distance(face) < min_eye_distance:
                         continue
                     aligned = align_to_template(image, face, size)

@@ -47,6 +47,7 @@ from starlette.routing import Route
 
 from oldphoto import __version__
 from oldphoto.io import DEFAULT_JPEG_QUALITY, PhotoError, _heif
+from oldphoto.stages.faces import face_detection_available
 from oldphoto.web.engine import (
     DONE,
     UPLOADING,
@@ -240,6 +241,8 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
             "faces_available": await run_in_threadpool(engine.faces_possible),
             "upscale_available": await run_in_threadpool(engine.upscale_possible),
             "heic_available": _heif.register(),  # (pillow-heif installed)
+            # dark dust leaves the faces dlib finds; without it the page says that moles can go too
+            "face_detection_available": face_detection_available(),
             "notices": list(getattr(engine.base, "notices", [])),
             "max_upload": max_upload, "max_pixels": engine.max_pixels,
             "full_view_pixels": engine.full_view_pixels,

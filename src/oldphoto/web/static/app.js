@@ -51,6 +51,10 @@ function applyDefaults() {
   }
   $("#dust").checked = d.dust;
   $("#dark_dust").checked = d.dark_dust;
+  if (!config.face_detection_available) {
+    $("#dark-dust-faces").textContent = "Faces are not looked for on this server (dlib-bin is not installed): " +
+      "moles and freckles can go too.";
+  }
   $("#hr").checked = d.hr;
   if (config.hr_above !== null && config.hr_above !== undefined) {  // (the label alone suggests ticking it)
     $("#hr-note").textContent = `Photos of more than ${config.hr_above} megapixels are repaired this way ` +
@@ -226,7 +230,7 @@ function describeRepair(photo) {
   }
   const parts = [];
   const d = r.defects || {};
-  const dust = d.dust ? `${d.dust} speck${d.dust > 1 ? "s" : ""} of fine dust` : "";
+  const dust = d.dust ? `${d.dust} speck${d.dust > 1 ? "s" : ""} of dust` : "";
   if (d.dust_only) {  // --dust repaired the dust alone: what the detector found was left as it is
     return `Repaired ${pct}% of the photo (${dust}).` + (d.lines_left_alone
       ? " Lines that look like scratches were left alone: they may belong to the picture (wires, grass, " +
