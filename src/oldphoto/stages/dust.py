@@ -20,7 +20,7 @@ watch chain on the Solvay photo), so a speck counts as dust only when
   dust on a print falls anywhere, mostly on the flat areas where it shows;
 * in a colour photo, it is not more colourful than its ring (damage takes colour away; a small flower
   in foliage adds some);
-* it is not the strongest stretch of something longer (:func:`_joins_a_line`): a seam between boards,
+* it is not the strongest stretch of something longer: a seam between boards,
   a wire, a hairline crack or the tip of a spire stands out from the median in pieces the size of a
   speck, and at half the specks' threshold the piece joins the rest of it;
 * it is not part of writing: light lettering on a dark ground (a slide's cardboard mount, a caption in
@@ -88,11 +88,14 @@ def find_dust(gray: np.ndarray, colour: np.ndarray | None = None, dark: bool = F
     background = cv2.medianBlur(u8, DUST_MEDIAN).astype(np.float32) / 255.0
     sigma = max(noise_sigma(y), 1.0 / 255.0)
     standing_out = max(DUST_MIN_CONTRAST, DUST_NOISE_K * sigma)  # above the median, for specks and letters
-    candidates = (y - background) > standing_out
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(candidates.astype(np.uint8), connectivity=8)
-    # (the fainter regions around the candidates, see _joins_a_line)
-    _, tails, tail_stats, _ = cv2.connectedComponentsWithStats(
-        ((y - background) > DUST_LINE_K * standing_out).astype(np.uint8), connectivity=8)
+    rise = y - background
+    candidates = (rise > standing_out).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(candidates, connectivity=8)
+    # the fainter regions around the candidates: a speck that reaches DUST_LINE_EXTENT px in its own is the
+    # strongest stretch of something longer (a seam between boards, a wire, a hairline crack, the tip of a
+    # spire stand out from the median in pieces the size of a speck)
+    _, fainter, fainter_stats, _ = cv2.connectedComponentsWithStats(
+        (rise > DUST_LINE_K * standing_out).astype(np.uint8), connectivity=8)
     cb_cr = None if colour is None else colourfulness(chroma(colour))
     passed: list[int] = []
     inner_kernel = np.ones((2 * DUST_RING[0] + 1,) * 2, np.uint8)
@@ -120,7 +123,8 @@ def find_dust(gray: np.ndarray, colour: np.ndarray | None = None, dark: bool = F
             own = cb_cr[y0:y1, x0:x1]
             if float(own[speck > 0].mean()) - float(np.median(own[ring])) > COLOUR_MAX_GAIN:
                 continue
-        if _joins_a_line(tails, tail_stats, labels, i, x, t):
+        line = fainter_stats[fainter[y0:y1, x0:x1][speck > 0][0]]  # (the speck lies within one region)
+        if max(line[cv2.CC_STAT_WIDTH], line[cv2.CC_STAT_HEIGHT]) >= DUST_LINE_EXTENT:
             continue
         passed.append(i)
     writing = _in_writing(y, u8, standing_out, sigma, stats[passed])
@@ -131,17 +135,6 @@ def find_dust(gray: np.ndarray, colour: np.ndarray | None = None, dark: bool = F
         grown = cv2.resize(found.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
         found = grown > 0.25
     return found, count
-
-
-def _joins_a_line(tails: np.ndarray, tail_stats: np.ndarray, labels: np.ndarray, i: int, x: int, t: int
-                  ) -> bool:
-    """Whether speck ``i`` (whose box starts at column ``x``, row ``t``) is the strongest stretch of
-    something longer: the fainter region around it (``tails``, its statistics ``tail_stats``: standing
-    out by ``DUST_LINE_K`` of the specks' threshold) reaches ``DUST_LINE_EXTENT`` px.  (The working image
-    is the negative for dark specks, so "stronger" is brighter there.)"""
-    row = labels[t, x:x + DUST_MAX_EXTENT + 1]
-    k = tails[t, x + int(np.argmax(row == i))]
-    return max(tail_stats[k, cv2.CC_STAT_WIDTH], tail_stats[k, cv2.CC_STAT_HEIGHT]) >= DUST_LINE_EXTENT
 
 
 def _in_writing(y: np.ndarray, u8: np.ndarray, contrast: float, sigma: float, specks: np.ndarray
