@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from oldphoto.masks import user_mask
-from oldphoto.stages.defects import DefectStage, dilate, needs_inpainting
+from oldphoto.stages.defects import DefectStage, dilate, needs_inpainting, percentiles
 
 
 def dark_line_detector(x: torch.Tensor) -> torch.Tensor:
@@ -968,3 +968,15 @@ def test_the_writing_checks_quick_median_and_ground_spread_are_numpys():
         around = values[near][ground[near]]
         spread = around.size > 0 and np.subtract(*np.percentile(around, (90, 10))) < WRITING_MAX_SPREAD
         assert _plain_ground(values, ground, box, grow) == spread
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_percentiles_are_numpys(dtype):
+    """The speck and stroke tests' fast percentiles give np.percentile's values, to the last bit, on
+    small arrays of every size (odd, even, one value) and at the percentiles they ask."""
+    rng = np.random.default_rng(0)
+    for size in [1, 2, 3, 16, 47, 83, 144]:
+        for _ in range(30):
+            values = (rng.integers(0, 256, size) / 255).astype(dtype)
+            for qs in [(25, 50, 75), (10, 90), (25, 75)]:
+                assert percentiles(values, qs) == tuple(float(v) for v in np.percentile(values, qs))

@@ -1105,6 +1105,22 @@ def _median(values: np.ndarray) -> float:
     return float((part[mid - 1] + part[mid]) / 2)
 
 
+def percentiles(values: np.ndarray, qs: tuple[float, ...]) -> tuple[float, ...]:
+    """``np.percentile(values, qs)`` (its default, linear interpolation; the same values) at a tenth of
+    its cost on the small arrays the speck and stroke tests ask it of, thousands of times on a grainy
+    photo: one sort, and each percentile read between its two neighbours as numpy reads it."""
+    ordered = np.sort(values, axis=None)
+    last = ordered.size - 1
+    out = []
+    for q in qs:
+        place = last * (q / 100.0)
+        below = min(int(place), last)
+        lo, hi = ordered[below], ordered[min(below + 1, last)]
+        step, frac = np.float64(hi - lo), place - below  # the step in the values' own precision, as numpy
+        out.append(float(hi) - float(step) * (1.0 - frac) if frac >= 0.5 else float(lo) + float(step) * frac)
+    return tuple(out)
+
+
 def _plain_ground(smooth: np.ndarray, ground: np.ndarray, box: np.ndarray, grow: int) -> bool:
     """Whether the ground (``ground``: the pixels that are not ink or next to it) around a piece of ink
     (``box``: x, y, width, height, grown by ``grow`` px) is plain in the smoothed luma ``smooth``: its
@@ -1137,7 +1153,7 @@ def _classify(region: np.ndarray, gray: np.ndarray, colour: np.ndarray | None, p
     bright = True
     if around.size:
         mean = float(inside.mean())
-        lo, hi = np.percentile(around, (25, 75))
+        lo, hi = percentiles(around, (25, 75))
         # bright defects stand above most of their surroundings, dark ones below
         if max(mean - hi, lo - mean) < MIN_CONTRAST:
             return "content", None, None

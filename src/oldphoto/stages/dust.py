@@ -45,7 +45,7 @@ import cv2
 import numpy as np
 
 from oldphoto.luma import chroma, colourfulness
-from oldphoto.stages.defects import COLOUR_MAX_GAIN, REPEAT_MAX_LENGTH, lines_of_writing
+from oldphoto.stages.defects import COLOUR_MAX_GAIN, REPEAT_MAX_LENGTH, lines_of_writing, percentiles
 from oldphoto.stages.fidelity import noise_sigma
 
 DUST_WORK_SIDE = 1024  # larger photos are searched scaled down to this short side (specks grow with the scan)
@@ -114,7 +114,7 @@ def find_dust(gray: np.ndarray, colour: np.ndarray | None = None, dark: bool = F
         around = y[y0:y1, x0:x1][ring]
         if around.size < DUST_MIN_RING:
             continue
-        q1, middle, q3 = np.percentile(around, (25, 50, 75))
+        q1, middle, q3 = percentiles(around, (25, 50, 75))
         spread = max(float(q3 - q1) / 1.349, sigma)  # the IQR of a normal spread is 1.349 σ
         contrast = float(y[y0:y1, x0:x1][speck > 0].mean()) - float(middle)
         if contrast <= max(DUST_MIN_CONTRAST, DUST_RING_K * spread):
@@ -181,7 +181,7 @@ def _in_writing(y: np.ndarray, u8: np.ndarray, contrast: float, sigma: float, sp
         ground = y[y0:y1, x0:x1][~bright[y0:y1, x0:x1]]
         if not ground.size:
             continue
-        q1, q3 = np.percentile(ground, (25, 75))
+        q1, q3 = percentiles(ground, (25, 75))
         if (q3 - q1) / 1.349 > flat_ground:
             continue
         if bw <= 2 * bh:
