@@ -1,7 +1,7 @@
 """What ``--scratches auto`` decides on prints lying on a plain surround, against the print on its own.
 
 Each photo is pasted on surrounds a scan of a print may have (``print_on_surround`` in
-:mod:`oldphoto.stages.defects`): a white border of a fifth of each side (``white20``; for the scratched
+:mod:`oldphoto.stages.prints`): a white border of a fifth of each side (``white20``; for the scratched
 portraits also a third and a sixth, ``white30``), a grained dark album page (``album``), the same with
 the print turned by 2° (``album_skew``), and a light gray scanner bed with a soft shadow (``bed``); the
 scratched portraits also on dark pages of luma 0.08, 0.13 and 0.2 turned by 0, 1.5 and 3°, with and

@@ -28,10 +28,9 @@ from oldphoto.stages.defects import (
     dilate_official,
     merged_prints,
     official_mask,
-    print_on_surround,
-    prints_on_surround,
 )
 from oldphoto.stages.fidelity import blend, denoised_photo
+from oldphoto.stages.prints import print_on_surround, prints_on_surround
 from oldphoto.stages.repair import GROW, repair
 from oldphoto.stages.tone import Tone, fit_tone, luma
 

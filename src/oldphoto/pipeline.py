@@ -35,17 +35,15 @@ from oldphoto.stages.defects import (
     OFFICIAL_THRESHOLD,
     Defects,
     DefectStage,
-    Frame,
     detection_short_side,
     dilate,
     find_defects,
     needs_inpainting,
-    pictures,
-    print_on_surround,
 )
 from oldphoto.stages.dust import find_dust
 from oldphoto.stages.faces import FaceDetector, FaceInfo, FaceStage, detector_pixels, face_detection_available
 from oldphoto.stages.fidelity import denoise_luma, denoise_luma_network
+from oldphoto.stages.prints import Frame, pictures, print_on_surround
 from oldphoto.stages.restore import (
     BYTES_PER_PIXEL,
     MIN_TILE_SIDE,
