@@ -1,5 +1,6 @@
 """Defect masks given by a person (``--mask-dir`` files, the web page's marks, the API's ``mask``): one
-reading for all of them.  Numpy only: the command line reads mask files without loading torch."""
+reading for all of them; and growing a mask (:func:`dilate`).  Numpy only until a mask is grown: the
+command line reads mask files without loading OpenCV or torch."""
 
 from __future__ import annotations
 
@@ -53,3 +54,21 @@ def check_marked_share(mask: np.ndarray, what: str = "the photo") -> None:
         raise ValueError(f"the mask marks {100 * share:.0f} % of {what} as damaged (white marks a defect, "
                          f"black keeps the photo): is it inverted?  At most {100 * MAX_MARKED_SHARE:.0f} % "
                          "can be repaired, since a repair is made from the photo around it")
+
+
+def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Grow a boolean mask by a disk of ``radius`` pixels (0 = unchanged)."""
+    if radius <= 0:
+        return mask
+    import cv2
+
+    k = 2 * radius + 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    return cv2.dilate(mask.astype(np.uint8), kernel) > 0
+
+
+def dilate_official(mask: np.ndarray) -> np.ndarray:
+    """HR-mode dilation of the official test.py: 3×3 square kernel, 3 iterations."""
+    import cv2
+
+    return cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=3) > 0

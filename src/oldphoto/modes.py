@@ -18,14 +18,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from oldphoto.masks import check_marked_share, user_mask
+from oldphoto.masks import check_marked_share, dilate, dilate_official, user_mask
 from oldphoto.stages import compat as compat_rules
 from oldphoto.stages.colour import gray_colour, photo_colour
 from oldphoto.stages.defects import (
     DEFAULT_MIN_AREA,
     Defects,
-    dilate,
-    dilate_official,
     merged_prints,
     official_mask,
 )
@@ -79,7 +77,7 @@ class DefaultMode(Mode):
 
     def _each_print(self, image: np.ndarray, marks: np.ndarray | None, prints: list[tuple[slice, slice]],
                     timings: dict[str, float]) -> Stage1:
-        """Several prints on a plain surround (``defects.PRINTS_MIN_SHARE``): each restored as if it had
+        """Several prints on a plain surround (``prints.PRINTS_MIN_SHARE``): each restored as if it had
         been scanned alone (with its part of a user's ``marks``), the surround left as scanned."""
         out = image.copy()
         used = None

@@ -24,6 +24,7 @@ from torch import nn
 
 from oldphoto.io.photo import MIN_SIDE, too_small
 from oldphoto.luma import luma
+from oldphoto.masks import dilate
 from oldphoto.modes import DefaultMode, Mode, OfficialMode
 from oldphoto.nets import width_ratio
 from oldphoto.nets.descriptors import UPSCALE_ROLE, descriptor
@@ -36,7 +37,6 @@ from oldphoto.stages.defects import (
     Defects,
     DefectStage,
     detection_short_side,
-    dilate,
     find_defects,
     needs_inpainting,
 )

@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 from tiny_nets import tiny_models
 
+from oldphoto.masks import dilate
 from oldphoto.pipeline import Restorer
 from oldphoto.stages.colour import photo_colour
-from oldphoto.stages.defects import dilate
 from oldphoto.stages.repair import reach
 from oldphoto.stages.tone import fit_tone, luma
 

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from oldphoto.masks import user_mask
-from oldphoto.stages.defects import DefectStage, dilate, needs_inpainting, percentiles
+from oldphoto.masks import dilate, user_mask
+from oldphoto.stages.defects import DefectStage, needs_inpainting
 
 
 def dark_line_detector(x: torch.Tensor) -> torch.Tensor:
@@ -564,7 +564,7 @@ def test_the_lines_of_writing_are_found_quickly_among_thousands_of_specks():
     # specks: 15 s, longer than the rest of find_defects; now a fraction of a second)
     import time
 
-    from oldphoto.stages.defects import lines_of_writing
+    from oldphoto.stages.writing import lines_of_writing
 
     rows = [(0, 0, 4000, 4000, 0)] + [(20 + 27 * c, 20 + 27 * r, 11, 11, 97) for r in range(142)
                                       for c in range(142)]
@@ -700,36 +700,3 @@ def test_the_edge_of_a_print_lying_askew_is_its_own_not_the_boxs(tilt):
     askew = find_defects(_prob_from(flagged), gray, 0.5, frame=found.frame)
     assert askew.edges == 1 and askew.strokes == 0 and not askew.mask.any()
     assert find_defects(_prob_from(flagged), gray, 0.5).strokes == 1  # by the box's sides
-
-
-def test_the_writing_checks_quick_median_and_ground_spread_are_numpys():
-    """ink_of_writing asks a median and a ground's spread for each short stroke or speck (thousands on a
-    grainy photo): its quicker ones give np.median's value and np.percentile's decision."""
-    from oldphoto.stages.defects import WRITING_MAX_SPREAD, _median, _plain_ground
-
-    rng = np.random.default_rng(0)
-    for k in range(3000):
-        h, w = (int(v) for v in rng.integers(1, 40, 2))
-        values = (0.5 + rng.normal(0, rng.choice([0.005, 0.01, 0.015, 0.02]), (h, w))).astype(np.float32)
-        if k % 2:
-            values = (np.round(values * 255) / 255).astype(np.float32)  # ties, as 8-bit scans have
-        assert _median(values) == float(np.median(values))
-        ground = rng.random((h, w)) < 0.7
-        box, grow = np.array([rng.integers(0, w), rng.integers(0, h), 4, 4]), int(rng.integers(0, 5))
-        x, y = int(box[0]), int(box[1])
-        near = (slice(max(0, y - grow), y + 4 + grow), slice(max(0, x - grow), x + 4 + grow))
-        around = values[near][ground[near]]
-        spread = around.size > 0 and np.subtract(*np.percentile(around, (90, 10))) < WRITING_MAX_SPREAD
-        assert _plain_ground(values, ground, box, grow) == spread
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_percentiles_are_numpys(dtype):
-    """The speck and stroke tests' fast percentiles give np.percentile's values, to the last bit, on
-    small arrays of every size (odd, even, one value) and at the percentiles they ask."""
-    rng = np.random.default_rng(0)
-    for size in [1, 2, 3, 16, 47, 83, 144]:
-        for _ in range(30):
-            values = (rng.integers(0, 256, size) / 255).astype(dtype)
-            for qs in [(25, 50, 75), (10, 90), (25, 75)]:
-                assert percentiles(values, qs) == tuple(float(v) for v in np.percentile(values, qs))

@@ -27,7 +27,7 @@ watch chain on the Solvay photo), so a speck counts as dust only when
   white ink on an album page) stands out from the median as the dust does, and the dots of its i's,
   its full stops, dashes and the small pieces of its letters passed as specks.  Bright regions of
   letter size on a flat ground are grouped into lines as the defect detector's flagged regions are
-  (:func:`oldphoto.stages.defects.lines_of_writing`), and what lies in a line's box, or beside one
+  (:func:`oldphoto.stages.writing.lines_of_writing`), and what lies in a line's box, or beside one
   such region (a letter, or a word of small print), is the writing's (:func:`_in_writing`).  For dark
   specks, dark writing on a light ground (a caption in ink on a white border, print on a page) is the
   same in the negative.
@@ -45,8 +45,10 @@ import cv2
 import numpy as np
 
 from oldphoto.luma import chroma, colourfulness
-from oldphoto.stages.defects import COLOUR_MAX_GAIN, REPEAT_MAX_LENGTH, lines_of_writing, percentiles
+from oldphoto.quantiles import percentiles
+from oldphoto.stages.defects import COLOUR_MAX_GAIN, REPEAT_MAX_LENGTH
 from oldphoto.stages.fidelity import noise_sigma
+from oldphoto.stages.writing import lines_of_writing
 
 DUST_WORK_SIDE = 1024  # larger photos are searched scaled down to this short side (specks grow with the scan)
 DUST_MEDIAN = 7  # px: the neighbourhood whose median a speck stands out from

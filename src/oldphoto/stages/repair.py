@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from oldphoto.luma import luma
-from oldphoto.stages.defects import dilate
+from oldphoto.masks import dilate
 from oldphoto.stages.fidelity import robust_sigma
 
 # Repair weight: the mask grown by GROW px is fully repaired, then the weight falls to 0 over FEATHER px.

@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 
 from oldphoto.levels import match_levels
+from oldphoto.masks import dilate_official
 from oldphoto.nets.descriptors import architecture_of, photo_multiple
 from oldphoto.stages import compat
-from oldphoto.stages.defects import dilate_official
 from oldphoto.stages.normstats import GlobalInstanceNorm
 from oldphoto.stages.runtime import host_for
 from oldphoto.stages.tiling import (
