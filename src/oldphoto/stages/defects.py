@@ -8,6 +8,11 @@ memory budget, so a 4000-pixel scan costs memory of one tile.  The probability m
 Compat mode (``official_mask``): exactly the official detection.py on the ×16 BICUBIC-resized 8-bit image:
 PIL luma, bilinear rescale to a 256-pixel short side, sigmoid, nearest upsample, ``≥ 0.4``, and the
 saved-mask quirk that a constant mask (all or nothing) becomes empty.
+
+``find_defects`` then judges each flagged region by its shape (strokes, specks, blobs, the print's edge,
+scene content) and weighs the evidence ``--scratches auto`` decides on.  Two of its questions have
+modules of their own: where the print lies on the scan (:mod:`oldphoto.stages.prints`) and what is
+writing (:mod:`oldphoto.stages.writing`).
 """
 
 from __future__ import annotations
