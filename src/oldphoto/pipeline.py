@@ -539,14 +539,15 @@ class Restorer:
         # in a gray or toned photo colour follows luma and says nothing more: the colour rules need colour
         colour = None if toned else image
         prob, gray, threshold = self.probabilities(image), luma(image), self.mask_threshold()
-        defects = find_defects(prob, gray, threshold, colour, frame)
+        faces = functools.cache(lambda: self._face_landmarks(image))  # asked once strokes are found
+        defects = find_defects(prob, gray, threshold, colour, frame, faces)
         default = self._default_threshold()
         if threshold < default:
             # a lower threshold joins fainter pixels to the defects, and scene lines with them: a crack
             # joined to one is judged with it and may be left whole as scene content (the scratched boy at
             # 0.3: 1.3 % found, too little for auto, against 2.9 % at the calibrated 0.61).  A more
             # sensitive reading keeps what the calibrated one finds; its figures are the stronger one's
-            calibrated = find_defects(prob, gray, default, colour, frame)
+            calibrated = find_defects(prob, gray, default, colour, frame, faces)
             stronger = calibrated if calibrated.evidence > defects.evidence else defects
             defects = dataclasses.replace(stronger, mask=defects.mask | calibrated.mask,
                                           candidates=defects.candidates | calibrated.candidates)
@@ -589,6 +590,12 @@ class Restorer:
         alone = Defects(dust, print_box=print_box) if defects is None else defects
         return (dataclasses.replace(alone, mask=dust, dust=count, dust_only=True),
                 self._repair_path(image.shape[:2]))
+
+    def _face_landmarks(self, image: np.ndarray) -> list[np.ndarray]:
+        """The 68 landmarks of each face on ``image``, under which strokes are clothing
+        (:data:`oldphoto.stages.defects.CLOTHING_DEPTH`); none without a face detector."""
+        detector = self.face_detector()
+        return [] if detector is None else [face.landmarks68 for face in detector(detector_pixels(image))]
 
     def _face_area(self, image: np.ndarray) -> np.ndarray | None:
         """Where the faces of ``image`` lie, for ``--dark-dust`` to leave their moles and freckles: each

@@ -700,3 +700,51 @@ def test_the_edge_of_a_print_lying_askew_is_its_own_not_the_boxs(tilt):
     askew = find_defects(_prob_from(flagged), gray, 0.5, frame=found.frame)
     assert askew.edges == 1 and askew.strokes == 0 and not askew.mask.any()
     assert find_defects(_prob_from(flagged), gray, 0.5).strokes == 1  # by the box's sides
+
+
+def _face_landmarks(cx: float, cy: float, rx: float, ry: float) -> np.ndarray:
+    """68 landmarks in dlib's order for an oval face centred at (cx, cy): the jaw from ear to ear through
+    the chin (cy + ry), the brows at cy - 0.6 ry, the rest at the centre."""
+    points = np.tile([cx, cy], (68, 1)).astype(np.float64)
+    angles = np.linspace(np.pi, 0.0, 17)  # from the left ear down to the chin and up to the right ear
+    points[:17] = np.column_stack([cx + rx * np.cos(angles), cy + ry * np.sin(angles)])
+    brows_x = np.linspace(cx - 0.8 * rx, cx + 0.8 * rx, 10)
+    points[17:27] = np.column_stack([brows_x, np.full(10, cy - 0.6 * ry)])
+    return points
+
+
+def test_a_shirt_front_under_a_face_is_clothing_and_a_scratch_across_the_chest_is_not():
+    from oldphoto.stages.defects import clothing_zone, find_defects
+
+    gray = np.full((400, 400), 0.15, np.float32)  # a dark suit, a dark backdrop
+    flagged = np.zeros_like(gray, bool)
+    face = _face_landmarks(200, 100, 40, 50)  # chin at y 150, ears at y 100
+    zone = clothing_zone([face], gray.shape)
+    assert zone[160, 200] and zone[120, 243]  # under the chin, beside the jaw
+    assert not zone[100, 200]  # the face itself
+    assert not zone[160, 300] and not zone[260, 200]  # beyond the face's width, or farther down
+    shirt = (slice(155, 200), slice(185, 188))  # a white shirt front between lapel and tie: 45 x 3 px
+    scratch = (slice(300, 303), slice(20, 380))  # a scratch across the chest, under the zone
+    crossing = (slice(170, 173), slice(225, 390))  # one running into the zone: mostly outside it
+    across_chin = (slice(130, 142), slice(190, 193))  # a crack on the chin, inside the face's outline
+    for box in (shirt, scratch, crossing, across_chin):
+        gray[box] = 0.9
+        flagged[box] = True
+    asked = []
+
+    def faces():
+        asked.append(True)
+        return [face]
+
+    d = find_defects(_prob_from(flagged), gray, 0.5, faces=faces)
+    assert asked == [True]  # looked for once
+    assert not d.mask[shirt].any() and d.content == 1
+    assert d.mask[scratch].all() and d.mask[crossing].all() and d.mask[across_chin].all()
+    without = find_defects(_prob_from(flagged), gray, 0.5)
+    assert without.mask[shirt].all() and without.stroke_length > d.stroke_length  # no evidence of damage
+    # no strokes: the faces are not looked for (dlib's detector costs a second on a group photo)
+    speck = np.zeros_like(flagged)
+    speck[300:303, 50:53] = True
+    asked.clear()
+    find_defects(_prob_from(speck), gray, 0.5, faces=faces)
+    assert asked == []

@@ -273,3 +273,29 @@ def test_a_large_face_comes_back_with_its_own_pixels_when_the_model_changes_noth
     img = grace_hopper()  # a 208-px face: the 256 crop (face about 130 px wide in it) shrinks it
     out, faces = FaceStage(lambda x: x, detector=detector)(img)
     assert faces and np.abs(out - img).max() < 1e-3  # was up to 0.24 when the crop itself was pasted
+
+
+def test_the_shirt_fronts_of_the_solvay_photo_are_clothing_not_scratches():
+    """The bundled detector flags the white shirt fronts between lapels and ties as thin bright strokes;
+    under the faces dlib finds they are left as they are (repaired, they were filled from the dark suits)."""
+    from pathlib import Path
+
+    import cv2
+
+    from oldphoto import RestoreOptions, Restorer
+    from oldphoto.io import read_photo
+    from oldphoto.stages.defects import CLOTHING_MIN_SHARE, clothing_zone
+    from oldphoto.stages.faces import detector_pixels
+
+    image = read_photo(Path(__file__).resolve().parents[2] / "examples" / "solvay_1927.jpg").pixels
+    restorer = Restorer(RestoreOptions(faces=False, scratches="on"))
+    found = restorer.detect(image)
+    restorer.face_detector = lambda: None  # as without dlib: no face, no clothing
+    blind = restorer.detect(image)
+    assert not (found.mask & ~blind.mask).any()  # only left out
+    left = blind.mask & ~found.mask
+    pieces = cv2.connectedComponents(left.astype(np.uint8))[0] - 1
+    assert pieces >= 5 and found.evidence < blind.evidence
+    faces = FaceDetector()(detector_pixels(image))
+    zone = clothing_zone([f.landmarks68 for f in faces], image.shape[:2])
+    assert zone[left].mean() >= CLOTHING_MIN_SHARE  # (each piece's fringe is left with it)
