@@ -58,6 +58,7 @@ from oldphoto.stages.runtime import Runner, resolve_device
 from oldphoto.stages.tiling import tile_side_for_budget
 from oldphoto.stages.tone import fit_tone
 from oldphoto.stages.unfade import unfade
+from oldphoto.stages.unfade import unfade_gain as unfade_gain_of  # (the name is Result's field)
 from oldphoto.stages.upscale import MIN_TILE as UPSCALE_MIN_TILE
 from oldphoto.stages.upscale import UpscaleStage
 from oldphoto.tensors import batch_to_images, images_to_batch
@@ -96,6 +97,9 @@ class Result:
     stage1: np.ndarray | None = field(default=None, repr=False)
     defects: Defects | None = field(default=None, repr=False)  # what the detector found (or the user mask)
     fidelity: float | None = None  # None in compat mode
+    # --unfade: how much the tones were stretched (the largest gain of the pictures' channels; 1: not at
+    # all, the photo already reaching black and white); None without --unfade
+    unfade_gain: float | None = None
 
 
 def _missing_weights_error(role: str, weights_dir: Path | None) -> Exception:
@@ -641,13 +645,17 @@ class Restorer:
                 x0, y0, x1, y1 = f.box
                 sx, sy = scale
                 f.box = (round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy))
+        unfade_gain = None
         if self.options.unfade != "off":
             t = time.perf_counter()
             # each picture stretched by its own levels, its frame and surround left as scanned: read with
             # them, each channel's white point came from a different thing (an instant photo's white
             # frame turned yellow or green under `colour`, blue marker ink on it black)
+            unfade_gain = 1.0
             for box in pictures(luma(image)):
-                out[box] = unfade(out[box], self.options.unfade, toned=tone is not None)
+                toned = tone is not None
+                unfade_gain = max(unfade_gain, unfade_gain_of(out[box], self.options.unfade, toned))
+                out[box] = unfade(out[box], self.options.unfade, toned=toned)
             timings["unfade"] = time.perf_counter() - t
         if self.options.upscale > 1:
             t = time.perf_counter()
@@ -658,7 +666,7 @@ class Restorer:
             timings["upscale"] = time.perf_counter() - t
         return Result(image=np.ascontiguousarray(out, dtype=np.float32), mask=used_mask, faces=faces,
                       timings=timings, models=self.model_info(), path=path, stage1=stage1, defects=defects,
-                      fidelity=self.mode.fidelity())
+                      fidelity=self.mode.fidelity(), unfade_gain=unfade_gain)
 
     def restore_stage(self, path: str, shape: tuple[int, int] | None = None) -> RestoreStage:
         """The restoration stage of ``path`` as the modes run it (tile for a photo of ``shape``)."""

@@ -782,6 +782,25 @@ def test_unfade_stretches_the_restored_photo_only_when_asked(models_no_faces):
     assert out.image.min() < 0.05 and out.image.max() > 0.95
 
 
+def test_unfade_says_when_it_found_nothing_to_stretch(models_no_faces):
+    """A photo whose tones already reach black and white (a glint or a lamp pins the white point) is not
+    stretched by --unfade: the report's record and the progress line say so, rather than nothing."""
+    from oldphoto.batch.progress import _repair_note
+    from oldphoto.batch.report import restoration_record
+
+    gray = np.repeat(smooth_image(64, 80)[..., :1], 3, axis=2)
+    faded = (0.2 + 0.6 * (gray - gray.min()) / np.ptp(gray)).astype(np.float32)
+    glare = faded.copy()
+    glare[20:30, 30:40], glare[40:50, 50:60] = 1.0, 0.0  # a glint and a black shadow within the picture
+    models = dict(models_no_faces, mapping_quality=Forbidden())
+    assert restorer(models, scratches="off", fidelity=1.0).restore(faded).unfade_gain is None
+    unfading = restorer(models, scratches="off", fidelity=1.0, unfade="contrast")
+    stretched, pinned = unfading.restore(faded), unfading.restore(glare)
+    assert stretched.unfade_gain > 1.5 and pinned.unfade_gain == pytest.approx(1.0, abs=0.02)
+    assert "nothing to stretch" not in _repair_note(restoration_record(stretched))
+    assert "nothing to stretch" in _repair_note(restoration_record(pinned))
+
+
 def test_unfade_stretches_each_picture_by_its_own_levels_and_leaves_its_frame(models_no_faces):
     """An instant photo scanned with its white frame: read with the frame, each channel's white point
     came from a different thing, and under `colour` the frame turned yellow (and marker ink on it black).

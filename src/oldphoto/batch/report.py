@@ -164,6 +164,9 @@ def restoration_record(result: Any, user_mask: bool = False) -> dict[str, Any] |
         # whose the repaired areas are: the detector's, the user's, or nobody's
         "mask": "none" if defects is None else "user" if user_mask else "detected",
     }
+    gain = getattr(result, "unfade_gain", None)
+    if gain is not None:  # --unfade: how much the tones were stretched (1: not at all)
+        record["unfade_gain"] = round(gain, 3)
     if defects is not None and not user_mask:  # (the user's mask is repaired as given: nothing weighed)
         # what --scratches auto weighs: stroke_length (in short sides of the photo) less its dark part
         # and the short bright strokes' length when they share a direction (stroke_alignment)
