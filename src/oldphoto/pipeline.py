@@ -57,8 +57,7 @@ from oldphoto.stages.restore import (
 from oldphoto.stages.runtime import Runner, resolve_device
 from oldphoto.stages.tiling import tile_side_for_budget
 from oldphoto.stages.tone import fit_tone
-from oldphoto.stages.unfade import unfade
-from oldphoto.stages.unfade import unfade_gain as unfade_gain_of  # (the name is Result's field)
+from oldphoto.stages.unfade import unfade, unfade_gain
 from oldphoto.stages.upscale import MIN_TILE as UPSCALE_MIN_TILE
 from oldphoto.stages.upscale import UpscaleStage
 from oldphoto.tensors import batch_to_images, images_to_batch
@@ -645,16 +644,16 @@ class Restorer:
                 x0, y0, x1, y1 = f.box
                 sx, sy = scale
                 f.box = (round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy))
-        unfade_gain = None
+        stretch = None  # Result.unfade_gain
         if self.options.unfade != "off":
             t = time.perf_counter()
             # each picture stretched by its own levels, its frame and surround left as scanned: read with
             # them, each channel's white point came from a different thing (an instant photo's white
             # frame turned yellow or green under `colour`, blue marker ink on it black)
-            unfade_gain = 1.0
+            stretch = 1.0
             for box in pictures(luma(image)):
                 toned = tone is not None
-                unfade_gain = max(unfade_gain, unfade_gain_of(out[box], self.options.unfade, toned))
+                stretch = max(stretch, unfade_gain(out[box], self.options.unfade, toned))
                 out[box] = unfade(out[box], self.options.unfade, toned=toned)
             timings["unfade"] = time.perf_counter() - t
         if self.options.upscale > 1:
@@ -666,7 +665,7 @@ class Restorer:
             timings["upscale"] = time.perf_counter() - t
         return Result(image=np.ascontiguousarray(out, dtype=np.float32), mask=used_mask, faces=faces,
                       timings=timings, models=self.model_info(), path=path, stage1=stage1, defects=defects,
-                      fidelity=self.mode.fidelity(), unfade_gain=unfade_gain)
+                      fidelity=self.mode.fidelity(), unfade_gain=stretch)
 
     def restore_stage(self, path: str, shape: tuple[int, int] | None = None) -> RestoreStage:
         """The restoration stage of ``path`` as the modes run it (tile for a photo of ``shape``)."""
