@@ -57,7 +57,7 @@ from oldphoto.stages.restore import (
 from oldphoto.stages.runtime import Runner, resolve_device
 from oldphoto.stages.tiling import tile_side_for_budget
 from oldphoto.stages.tone import fit_tone
-from oldphoto.stages.unfade import unfade, unfade_gain
+from oldphoto.stages.unfade import unfaded
 from oldphoto.stages.upscale import MIN_TILE as UPSCALE_MIN_TILE
 from oldphoto.stages.upscale import UpscaleStage
 from oldphoto.tensors import batch_to_images, images_to_batch
@@ -652,9 +652,8 @@ class Restorer:
             # frame turned yellow or green under `colour`, blue marker ink on it black)
             stretch = 1.0
             for box in pictures(luma(image)):
-                toned = tone is not None
-                stretch = max(stretch, unfade_gain(out[box], self.options.unfade, toned))
-                out[box] = unfade(out[box], self.options.unfade, toned=toned)
+                out[box], gain = unfaded(out[box], self.options.unfade, toned=tone is not None)
+                stretch = max(stretch, gain)
             timings["unfade"] = time.perf_counter() - t
         if self.options.upscale > 1:
             t = time.perf_counter()

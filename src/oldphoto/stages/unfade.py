@@ -80,23 +80,15 @@ def unfade(image: np.ndarray, mode: str, toned: bool = False) -> np.ndarray:
     """``image`` (``H×W×3`` in [0, 1]) with its fading undone as ``mode`` says (``off``, ``contrast`` or
     ``colour``, see the module).  ``toned``: the photo is gray or toned, so ``colour`` stretches it as
     ``contrast`` does."""
+    return unfaded(image, mode, toned)[0]
+
+
+def unfaded(image: np.ndarray, mode: str, toned: bool = False) -> tuple[np.ndarray, float]:
+    """:func:`unfade`'s photo and how much it stretched the tones: the largest of the channels' gains (1:
+    not at all, when the tones already reach black and white: a glint, a lamp or a white frame within
+    the picture can pin the white point)."""
     if mode == "off":
-        return image
-    black, gain = _stretch(image, mode, toned)
-    out = np.subtract(image, black, dtype=np.float32)  # (one photo-sized buffer: big scans)
-    out *= gain.astype(np.float32)
-    return np.clip(out, 0.0, 1.0, out=out)
-
-
-def unfade_gain(image: np.ndarray, mode: str, toned: bool = False) -> float:
-    """How much :func:`unfade` stretches ``image``'s tones (the largest of the channels' gains; 1: not at
-    all, when its tones already reach black and white: a glint, a lamp or a white frame within the
-    picture can pin its white point)."""
-    return 1.0 if mode == "off" else float(_stretch(image, mode, toned)[1].max())
-
-
-def _stretch(image: np.ndarray, mode: str, toned: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(the tone that becomes black, the gain) of each channel for :func:`unfade`."""
+        return image, 1.0
     low, high = black_and_white_points(image, per_channel=mode == "colour" and not toned)
     span = np.maximum(high - low, 1e-6)
     gain = np.minimum(1.0 / span, MAX_GAIN)
@@ -105,4 +97,6 @@ def _stretch(image: np.ndarray, mode: str, toned: bool) -> tuple[np.ndarray, np.
     # not lifted, (low - black) * gain <= low, nor the lightest dimmed, (high - black) * gain >= high
     middle, shrink = (low + high) / 2.0 - 0.5 / gain, 1.0 - 1.0 / gain
     black = np.where(gain < 1.0 / span, np.clip(middle, low * shrink, high * shrink), low)
-    return black, gain
+    out = np.subtract(image, black, dtype=np.float32)  # (one photo-sized buffer: big scans)
+    out *= gain.astype(np.float32)
+    return np.clip(out, 0.0, 1.0, out=out), float(gain.max())
