@@ -88,10 +88,6 @@ class LogToProgress(logging.Handler):
             self.handleError(record)
 
 
-# --unfade stretching the tones by less than this (2 %) changed nothing a person would see: said so
-UNFADE_NOTE_GAIN = 1.02
-
-
 def _repair_note(record: dict[str, Any] | None) -> str:
     """What the photo's progress line says about its defects: how much was repaired, or that --scratches
     auto left scratch-like lines alone (a user who sees scratches in the result knows what to do)."""
@@ -105,7 +101,7 @@ def _repair_note(record: dict[str, Any] | None) -> str:
     if (record.get("defects") or {}).get("lines_in_doubt"):
         note += ("; some lines repaired may be the scene's (highlights, wires, branches): look at them, "
                  "--scratches off keeps them")
-    if record.get("unfade_gain", UNFADE_NOTE_GAIN) < UNFADE_NOTE_GAIN:
+    if record.get("unfade_stretched_nothing"):
         note += ("; --unfade found nothing to stretch: the photo's tones already reach black and white "
                  "(a glint, a lamp or a white frame within the picture can set its white point)")
     return note

@@ -147,6 +147,8 @@ NOTE_STROKE_LENGTH = 0.5
 # hedgehog in grass; scikit-image's coffee cup in sepia 2.24, its saucer's and spoon's highlights); the
 # scratched portraits have 1.04 and 1.43.
 NOTE_DOUBT_LENGTH = 3.0
+# --unfade stretching the tones by less than this (2 %) changed nothing a person would see: said so
+NOTE_UNFADE_GAIN = 1.02
 
 
 def restoration_record(result: Any, user_mask: bool = False) -> dict[str, Any] | None:
@@ -167,6 +169,8 @@ def restoration_record(result: Any, user_mask: bool = False) -> dict[str, Any] |
     gain = getattr(result, "unfade_gain", None)
     if gain is not None:  # --unfade: how much the tones were stretched (1: not at all)
         record["unfade_gain"] = round(gain, 3)
+        # (the progress line and the web page say so)
+        record["unfade_stretched_nothing"] = gain < NOTE_UNFADE_GAIN
     if defects is not None and not user_mask:  # (the user's mask is repaired as given: nothing weighed)
         # what --scratches auto weighs: stroke_length (in short sides of the photo) less its dark part
         # and the short bright strokes' length when they share a direction (stroke_alignment)

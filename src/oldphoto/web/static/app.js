@@ -208,13 +208,10 @@ function update(card, photo) {
 const REPAIR_LINES = "To repair them, choose \u201cRepair every defect found\u201d above and press " +
   "\u201cRestore again\u201d, or mark them by hand.";
 
-// --unfade stretching the tones by less than this changed nothing to see (oldphoto.batch.progress)
-const UNFADE_NOTE_GAIN = 1.02;
-
 function describeRepair(photo) {
   const r = photo.restoration;
   if (!r) return "";
-  const unfaded = r.unfade_gain !== undefined && r.unfade_gain < UNFADE_NOTE_GAIN
+  const unfaded = r.unfade_stretched_nothing  // the record says so where the command line does
     ? " Restoring its contrast found nothing to stretch: its tones already reach black and white (a " +
       "glint, a lamp or a white frame within the picture can set its white point)."
     : "";
