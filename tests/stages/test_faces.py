@@ -10,6 +10,7 @@ from oldphoto.stages.faces import (
     FaceDetector,
     FaceStage,
     apply_affine,
+    detector_pixels,
     face_mask,
     match_quantiles,
     similarity_transform,
@@ -299,3 +300,19 @@ def test_the_shirt_fronts_of_the_solvay_photo_are_clothing_not_scratches():
     faces = FaceDetector()(detector_pixels(image))
     zone = clothing_zone([f.landmarks68 for f in faces], image.shape[:2])
     assert zone[left].mean() >= CLOTHING_MIN_SHARE  # (each piece's fringe is left with it)
+
+
+def test_a_photo_is_searched_for_faces_once(monkeypatch):
+    """The clothing rule, --dark-dust and the face stage ask for the same photo's faces: one search."""
+    detector = FaceDetector()
+    searches = []
+    find = detector._find
+    monkeypatch.setattr(detector, "_find", lambda image: searches.append(image.shape) or find(image))
+    pixels = detector_pixels(astronaut())
+    first = detector(pixels)
+    first[0].enhanced = True  # the face stage marks its faces: the remembered ones stay as found
+    again = detector(pixels.copy())
+    assert len(searches) == 1 and len(again) == 1 and not again[0].enhanced
+    assert np.array_equal(again[0].landmarks68, first[0].landmarks68)
+    detector(pixels[:, ::-1])  # other pixels: searched again
+    assert len(searches) == 2
