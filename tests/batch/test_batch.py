@@ -349,6 +349,35 @@ def test_saved_masks_go_back_to_their_own_inputs_and_a_restored_photo_is_no_mask
     assert given[True][2] is None and given[False][2] is None and "no mask named" in log
 
 
+def test_saved_masks_edited_in_an_image_editor_still_go_back_to_their_own_inputs(tmp_path):
+    """An editor that saves a mask drops the provenance that said whose it was: a.png's a_png.mask.png
+    is still a.png's, not a.jpg's a.mask.png (found by a user review: a.png got a.jpg's empty mask)."""
+    from PIL import Image
+
+    from oldphoto.stages.defects import Defects
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    _img(src / "a.jpg", value=(10, 10, 10))
+    _img(src / "a.png", value=(200, 200, 200))
+    given: dict[bool, list] = {True: [], False: []}
+
+    def repair(pixels, mask):
+        dark = bool(pixels.mean() < 0.5)
+        given[dark].append(mask)
+        return types.SimpleNamespace(image=pixels, mask=np.zeros(pixels.shape[:2], bool) if mask is None
+                                     else mask, faces=[], models={"fake": "none"}, path="scratch",
+                                     fidelity=1.0, defects=Defects(np.zeros(pixels.shape[:2], bool)))
+
+    assert _run([str(src), "-o", str(out), "--save-mask"], repair)[0] == 0
+    edited = np.zeros((8, 12), np.uint8)
+    edited[2:5, 3:7] = 255
+    Image.fromarray(edited).save(out / "a_png.mask.png")  # re-saved without oldphoto's text chunk
+    Image.open(out / "a.mask.png").convert("L").save(out / "a.mask.png")
+    assert _run([str(src), "-o", str(tmp_path / "again"), "--mask-dir", str(out)], repair)[0] == 0
+    assert np.array_equal(given[False][1], edited > 0)  # a.png: its own edited mask
+    assert not given[True][1].any()  # a.jpg: its own, empty
+
+
 def test_a_rerun_with_save_mask_says_the_skipped_photos_masks_were_not_made(tmp_path):
     # found by the archivist review: adding --save-mask to a rerun skipped every photo and wrote no mask,
     # the log saying only "use --overwrite to redo it"

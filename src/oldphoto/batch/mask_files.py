@@ -22,18 +22,22 @@ def find_mask(mask_dir: Path, job: Job) -> Path | None:
     * a mask ``--save-mask`` wrote for this very input (``<stem>.mask.*``, or ``<stem>_<...>.mask.*``
       when outputs of one stem collided; its provenance names the input), so that an output folder can
       be given back as ``--mask-dir`` once its masks are edited, and another input's mask is not taken;
-    * else, among the files oldphoto did not write (a restored photo is never a mask), ``<stem>.mask.*``,
-      then ``<stem>.*``, by exact stem: ``a.2.png`` is the mask of ``a.2.jpg``, not of ``a.jpg``; the
-      photo itself is never its own mask (masks kept beside the photos, ``--mask-dir`` their folder).
+    * else, among the files oldphoto did not write (a restored photo is never a mask), the collision
+      name of this input's suffix ``<stem>_<suffix>.mask.*``, then ``<stem>.mask.*``, then ``<stem>.*``,
+      by exact stem: ``a.2.png`` is the mask of ``a.2.jpg``, not of ``a.jpg``; the photo itself is never
+      its own mask (masks kept beside the photos, ``--mask-dir`` their folder).  An image editor that
+      saves an edited mask drops its provenance: ``a_png.mask.png`` is still ``a.png``'s, not ``a.jpg``'s
+      ``a.mask.png``.
     """
     stem, source = glob.escape(job.input.stem), job.relative.as_posix()
+    suffix = glob.escape(job.input.suffix.lstrip(".").lower())
     itself = job.input.resolve()
     for folder in (mask_dir / job.relative.parent, mask_dir):
         saved = [p for p in _images(folder, stem + ".mask") + _images(folder, stem + "_*.mask")
                  if (_provenance_of(p) or {}).get("source", {}).get("path") == source]
         if saved:
             return _png_first(saved)
-        for name in (stem + ".mask", stem):
+        for name in (f"{stem}_{suffix}.mask", stem + ".mask", stem):
             own = [p for p in _images(folder, name) if p.resolve() != itself and _provenance_of(p) is None]
             if own:
                 return _png_first(own)
