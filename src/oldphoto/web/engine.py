@@ -314,14 +314,21 @@ class PhotoTimes:
     """Seconds a photo takes, learned from the latest ones restored: a fixed part (per photo) plus a
     part per megapixel, so that small photos, where the fixed part dominates, do not make a large one's
     estimate several times too long.  Until photos of different sizes have been seen, it is
-    proportional to the pixels."""
+    proportional to the pixels.  The first photo is left out: it loads the networks, the face
+    detector and the imports they need (a 256² photo took 2.7 s, and a 1-megapixel one was then
+    estimated at 47 s and took 2.6; a user review).  Each kind of photo (``--upscale``) has its own
+    times, so the upscaler's loading is left out too."""
 
     KEEP = 20  # photos remembered: recent enough to follow the machine's load
 
     def __init__(self) -> None:
         self.samples: deque[tuple[float, float]] = deque(maxlen=self.KEEP)
+        self.cold = True  # the next photo is the first
 
     def add(self, megapixels: float, seconds: float) -> None:
+        if self.cold:
+            self.cold = False
+            return
         self.samples.append((max(megapixels, 0.01), seconds))
 
     def predict(self, megapixels: float) -> float | None:
