@@ -314,18 +314,47 @@ def argument_problem(args: argparse.Namespace) -> str | None:
 
 def weights_problem(args: argparse.Namespace) -> str | None:
     """Why the weights the options ask for cannot be there, or None: ``--upscale 2`` or ``4`` without the
-    upscaler installed, found before any photo is read and without importing torch (exit 2, said once).
-    Other roles are checked when the restorer is built (a broken card says what is wrong then)."""
+    upscaler installed, ``--faces`` without face weights, found before any photo is read and without
+    importing torch (exit 2, said once).  Other roles are checked when the restorer is built (a broken
+    card says what is wrong then)."""
     try:
         options = RestoreOptions.from_args(args)
     except ValueError as exc:
         return str(exc)
+    from oldphoto.weights.locate import present
+
     if options.upscale > 1:
         from oldphoto.nets.descriptors import UPSCALE_ROLE
-        from oldphoto.weights.locate import missing_upscaler, present
+        from oldphoto.weights.locate import missing_upscaler
 
         if not present(UPSCALE_ROLE, options.weights):
             return missing_upscaler(options.weights)
+    if options.faces:
+        from oldphoto.nets.descriptors import descriptor
+
+        roles = {int(r.config["size"]): r.name for r in descriptor("face_generator").roles}
+        wanted = [roles[options.face_size]] if options.face_size else list(roles.values())
+        if not any(present(role, options.weights) for role in wanted):
+            where = options.weights or "the user weights folder"
+            return (f"--faces: no face weights ({' or '.join(wanted)}) in {where} or the bundled weights; "
+                    "`oldphoto weights download` fetches the official ones and imports them (or, with the "
+                    "file at hand, `oldphoto weights import face_checkpoints.zip`)")
+    return None
+
+
+def device_problem(args: argparse.Namespace) -> str | None:
+    """Why ``--device`` and ``--precision`` cannot run on this machine (``--precision fp16`` on a CPU, a
+    GPU that is not there), or None, found before any photo is read (exit 2, said once).  Torch is
+    imported only when either is asked for."""
+    options = RestoreOptions.from_args(args)  # (weights_problem has said what is wrong with them)
+    if options.device == "auto" and options.precision == "fp32":
+        return None
+    from oldphoto.stages.runtime import check_precision, resolve_device
+
+    try:
+        check_precision(options.precision, resolve_device(options.device))
+    except ValueError as exc:
+        return str(exc)
     return None
 
 

@@ -1099,22 +1099,27 @@ def test_a_full_disk_stops_a_cluster_run_the_same_way(tmp_path, monkeypatch):
     _no_partials(out)
 
 
-def test_upscale_without_its_weights_is_a_bad_option_said_once_before_torch(tmp_path):
-    """``--upscale 2`` with no upscaler installed: exit 2 and the message once, before any photo is read,
-    and without importing torch (the real command, in a process of its own)."""
+@pytest.mark.parametrize("option, said, advice", [
+    (["--upscale", "2"], "no weights for 'upscale_x4' (--upscale)", "oldphoto weights download realesrgan"),
+    (["--faces"], "--faces: no face weights (face_256 or face_512)", "oldphoto weights download"),
+])
+def test_missing_weights_for_an_option_are_a_bad_option_said_once(tmp_path, option, said, advice):
+    """``--upscale 2`` with no upscaler installed, ``--faces`` with no face weights: exit 2 and the message
+    once, before any photo is read, and without importing torch (the real command, in a process of its
+    own; ``--faces`` stopped the batch at its first photo, the message twice and exit 1)."""
     import subprocess
 
     _img(tmp_path / "in" / "a.png")
     src = Path(__file__).resolve().parents[2] / "src"
-    argv = ["restore", "--no-progress", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--upscale", "2"]
+    argv = ["restore", "--no-progress", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *option]
     code = (f"import sys\nfrom oldphoto.cli import main\nrc = main({argv!r})\n"
             "print('torch' in sys.modules)\nsys.exit(rc)\n")
     env = {**os.environ, "OLDPHOTO_WEIGHTS": str(tmp_path / "no_weights"),
            "PYTHONPATH": os.pathsep.join(p for p in (str(src), os.environ.get("PYTHONPATH")) if p)}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.count("no weights for 'upscale_x4' (--upscale)") == 1, proc.stderr
-    assert "oldphoto weights download realesrgan" in proc.stderr and "restored" not in proc.stderr
+    assert proc.stderr.count(said) == 1, proc.stderr
+    assert advice in proc.stderr and "restored" not in proc.stderr
     assert proc.stdout.strip() == "False"  # torch not imported
     assert not (tmp_path / "out").exists()
 
@@ -1132,6 +1137,21 @@ def test_upscale_weights_are_looked_for_where_the_restorer_looks(tmp_path, monke
                                  "--weights", str(tmp_path / "other")])
     assert str(tmp_path / "other") in weights_problem(args)
     assert weights_problem(_parser().parse_args(["restore", "in", "-o", "out"])) is None
+
+
+def test_a_precision_or_device_this_machine_lacks_is_a_bad_option(tmp_path):
+    """``--precision fp16`` on a CPU stopped the batch at its first photo (exit 1, said twice)."""
+    from oldphoto.options import device_problem
+
+    def problem(*option):
+        return device_problem(_parser().parse_args(["restore", "in", "-o", "out", *option]))
+
+    assert problem() is None and problem("--precision", "bf16", "--device", "cpu") is None
+    assert problem("--precision", "fp16", "--device", "cpu").startswith("--precision fp16 needs a GPU")
+    _img(tmp_path / "in" / "a.png")
+    code, log = _run([str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--device", "cpu", "--precision",
+                      "fp16"], None)
+    assert code == 2 and log.count("needs a GPU") == 1 and not (tmp_path / "out").exists()
 
 
 def test_a_photo_too_small_to_restore_fails_with_a_reason_not_an_exception(tmp_path):

@@ -144,9 +144,9 @@ def main(args, restore: RestoreFn | None = None, stream=None) -> int:
             print(f"oldphoto restore: {problem}", file=stream)
             return 2
     elif restore is None:  # (a cluster's restorers look for weights on their own nodes)
-        from oldphoto.options import weights_problem
+        from oldphoto.options import device_problem, weights_problem
 
-        problem = weights_problem(args)
+        problem = weights_problem(args) or device_problem(args)
         if problem:
             print(f"oldphoto restore: {problem}", file=stream)
             return 2
