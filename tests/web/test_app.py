@@ -152,6 +152,11 @@ def test_bad_uploads_get_clear_messages_and_the_server_goes_on(tmp_path):
         client = Client(url)
         status, body = client.upload("letter.jpg", b"Dear Sir, this is not a photo")
         assert status == 422 and "not an image" in body["error"] and body["photo"]["status"] == "failed"
+        form = (b"--b\r\nContent-Disposition: form-data; name=file; filename=x.png\r\n\r\n" + png_bytes()
+                + b"\r\n--b--\r\n")  # curl -F: a form around the photo, said so (not "not an image")
+        status, body = client.json("POST", "/api/photos", body=form, query={"name": "x.png"},
+                                   headers={"Content-Type": "multipart/form-data; boundary=b"})
+        assert status == 415 and "--data-binary" in body["error"], body
         status, body = client.upload("huge.png", png_bytes((120, 120)))
         # in plain words (the page's user has never heard of decompression bombs), saying who can help
         assert status == 422 and "decompression" not in body["error"], body

@@ -264,6 +264,10 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
             await run_in_threadpool(engine.check_choices, choices)  # (may look for face weights once)
         except OptionError as exc:
             return error(request, session, 400, str(exc))
+        if request.headers.get("content-type", "").lower().startswith("multipart/"):
+            # (a form's parts and boundaries around the file read as a file that is no image)
+            return error(request, session, 415, f"{name}: send the photo's own bytes as the request's body "
+                         "(curl --data-binary @photo.jpg), not a form (curl -F)")
         limit_text = (f"{name} is larger than this server accepts ({_size(max_upload)} per photo; "
                       "the server's --max-upload-mb sets it)")
         length = request.headers.get("content-length", "")

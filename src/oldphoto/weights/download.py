@@ -49,8 +49,8 @@ def resolve_sources(sources: Sequence[str]) -> list[str]:
         elif source.startswith(("http://", "https://")):
             urls.append(source)
         else:
-            raise DownloadError(f"{source!r}: give `official` or http(s) URLs (a file already on disk is "
-                                f"imported with `oldphoto weights import {source}`)")
+            raise DownloadError(f"{source!r}: give `official`, `realesrgan` or http(s) URLs (a file already "
+                                f"on disk is imported with `oldphoto weights import {source}`)")
     return list(dict.fromkeys(urls))
 
 
