@@ -925,7 +925,7 @@ def test_progress_lines_say_what_was_repaired_or_left_alone():
     assert a.endswith("(1.0 s; 2.99 % repaired)")
     progress.update(Entry("e.png", OK, output="out/e.png", seconds=1.0,
                           restoration=scratched | {"defects": {"lines_in_doubt": True}}))
-    assert "--scratches off keeps them" in stream.getvalue().splitlines()[-1]
+    assert "unmark them in the --save-mask mask" in stream.getvalue().splitlines()[-1]
     assert "scratch-like lines left alone" in b and "--scratches on repairs them" in b
     assert c.endswith("(1.0 s)")
     assert "0.12 % repaired; scratch-like lines left alone" in d

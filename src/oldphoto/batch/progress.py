@@ -99,8 +99,10 @@ def _repair_note(record: dict[str, Any] | None) -> str:
     if (record.get("defects") or {}).get("lines_left_alone"):
         note += "; scratch-like lines left alone, they may be the scene's: --scratches on repairs them"
     if (record.get("defects") or {}).get("lines_in_doubt"):
-        note += ("; some lines repaired may be the scene's (highlights, wires, branches): look at them, "
-                 "--scratches off keeps them")
+        # (not just "--scratches off": that would throw the real scratches' repair away with them)
+        note += ("; some lines repaired may be the scene's (highlights, wires, branches): look at them; to "
+                 "keep some, unmark them in the --save-mask mask and restore again with --mask-dir "
+                 "(--scratches off repairs none)")
     if record.get("unfade_stretched_nothing"):
         note += ("; --unfade found nothing to stretch: the photo's tones already reach black and white "
                  "(a glint, a lamp or a white frame within the picture can set its white point)")
