@@ -594,18 +594,23 @@ class Restorer:
         return (dataclasses.replace(alone, mask=dust, dust=count, dust_only=True),
                 self._repair_path(image.shape[:2]))
 
+    def _faces_on(self, image: np.ndarray) -> list[FaceInfo] | None:
+        """The faces on ``image`` (found once per photo: the detector remembers the last one), None
+        without a face detector."""
+        detector = self.face_detector()
+        return None if detector is None else detector(detector_pixels(image))
+
     def _face_landmarks(self, image: np.ndarray) -> list[np.ndarray]:
         """The 68 landmarks of each face on ``image``, under which strokes are clothing
         (:data:`oldphoto.stages.defects.CLOTHING_DEPTH`); none without a face detector."""
-        detector = self.face_detector()
-        return [] if detector is None else [face.landmarks68 for face in detector(detector_pixels(image))]
+        return [face.landmarks68 for face in self._faces_on(image) or []]
 
     def _face_area(self, image: np.ndarray) -> np.ndarray | None:
         """Where the faces of ``image`` lie, for ``--dark-dust`` to leave their moles and freckles: each
         face's box grown by ``FACE_AREA_MARGIN`` of its side (dlib's box runs from the brows to the chin:
         the forehead, the ears and the neck are outside it).  None, with a notice, without a detector."""
-        detector = self.face_detector()
-        if detector is None:
+        faces = self._faces_on(image)
+        if faces is None:
             notice = ("--dark-dust: faces are not looked for (dlib-bin / face-recognition-models are not "
                       "installed), so a mole or a freckle can be taken for dust")
             if notice not in self.notices:
@@ -613,7 +618,7 @@ class Restorer:
                 log.warning(notice)
             return None
         area = np.zeros(image.shape[:2], bool)
-        for face in detector(detector_pixels(image)):
+        for face in faces:
             x0, y0, x1, y1 = face.box
             grow = round(FACE_AREA_MARGIN * max(x1 - x0, y1 - y0))
             area[max(0, y0 - grow):max(0, y1 + grow), max(0, x0 - grow):max(0, x1 + grow)] = True
