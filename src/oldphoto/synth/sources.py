@@ -413,13 +413,20 @@ def build_patches(corpus: Corpus, out: Path, size: int = 256, budget_mib: float 
     used = 0
     entries = [e for e in corpus.entries if not any(x in e.source for x in exclude_sources)]
 
-    def add(pack: str, crop: np.ndarray, key: str) -> None:
+    def add(pack: str, crop: np.ndarray, key: str, fill: bool = False) -> bool:
+        """Pack one crop; a crop that ``fill``s the budget is left out where it would go beyond it
+        (the last one went over, and a pack made to fit a device call beside the tree no longer did)."""
         nonlocal used
         blob = encode_jpeg(crop, quality)
+        cost = len(blob) + 200  # + npz/key overhead estimate
+        if fill and used + cost > budget:
+            used = budget  # (full: the loops below stop)
+            return False
         blobs, keys = packs.setdefault(pack, ([], []))
         blobs.append(blob)
         keys.append(key)
-        used += len(blob) + 200  # + npz/key overhead estimate
+        used += cost
+        return True
 
     for kind, split, per in (("clean", "heldout", per_heldout), ("real_old", "train", per_old),
                              ("real_old", "heldout", per_old)):
@@ -440,7 +447,7 @@ def build_patches(corpus: Corpus, out: Path, size: int = 256, budget_mib: float 
     for e in order:
         if used >= budget:
             break
-        add("clean_train", _crops_from(load_image(corpus.root / e.path), 1, size, rng)[0], e.key)
+        add("clean_train", _crops_from(load_image(corpus.root / e.path), 1, size, rng)[0], e.key, fill=True)
     n_first = len(packs.get("clean_train", ([], []))[0])
     per_crop = (used - first_used) / max(1, n_first)
     extra = int(max(0, budget - used) / per_crop)
@@ -457,7 +464,7 @@ def build_patches(corpus: Corpus, out: Path, size: int = 256, budget_mib: float 
             for c in _crops_from(load_image(corpus.root / e.path), int(n), size, rng):
                 if used >= budget:
                     break
-                add("clean_train", c, e.key)
+                add("clean_train", c, e.key, fill=True)
     out.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
     files: dict[str, str] = {}
