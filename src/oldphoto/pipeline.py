@@ -161,7 +161,9 @@ class Restorer:
         self._explicit = dict(models) if models is not None else None
         self._loaded: dict[str, nn.Module] = {}
         self._face_stage: FaceStage | None = None
-        self._face_detector: FaceDetector | None = None
+        # by (detector, upsample, threshold): shared with the Restorers of with_options, as the models
+        # are (each holds dlib's landmark model, 77 MB, loaded in about a second)
+        self._face_detectors: dict[tuple[str, int | None, float], FaceDetector] = {}
         self._info: dict[str, str] | None = None
         self._card_values: dict[tuple[str, str], float] = {}
         self.mode: Mode = OfficialMode(self) if options.compat == "official" else DefaultMode(self)
@@ -183,7 +185,8 @@ class Restorer:
     SHARED_OPTIONS = ("device", "weights")
 
     def with_options(self, **overrides: Any) -> Restorer:
-        """A Restorer for other options that shares this one's loaded models (loaded or not yet).
+        """A Restorer for other options that shares this one's loaded models (loaded or not yet), and
+        its face detectors.
 
         A server that lets each user choose options keeps one copy of each model this way.  The
         Restorers must be used one at a time (models are not thread-safe); ``device`` and ``weights``
@@ -195,6 +198,7 @@ class Restorer:
             raise ValueError(f"cannot change {', '.join(fixed)} of a Restorer that shares models")
         other = Restorer(dataclasses.replace(self.options, **overrides), models=self._explicit)
         other._loaded = self._loaded  # the same dict: a model loaded by either is there for both
+        other._face_detectors = self._face_detectors
         return other
 
     def _same(self, name: str, value: Any) -> bool:
@@ -422,10 +426,10 @@ class Restorer:
     def face_detector(self) -> FaceDetector | None:
         """The face detector of the face stage and of ``--dark-dust`` (None without dlib-bin and the
         face-recognition models)."""
-        if self._face_detector is None and face_detection_available():
-            self._face_detector = FaceDetector(self.options.face_detector, self.options.face_upsample,
-                                               self.options.face_threshold)
-        return self._face_detector
+        key = (self.options.face_detector, self.options.face_upsample, self.options.face_threshold)
+        if key not in self._face_detectors and face_detection_available():
+            self._face_detectors[key] = FaceDetector(*key)
+        return self._face_detectors.get(key)
 
     def upscale_stage(self) -> UpscaleStage:
         """The ×2/×4 enlargement of ``--upscale``, tiled for the memory budget."""

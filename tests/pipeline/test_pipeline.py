@@ -592,6 +592,16 @@ def test_with_options_shares_the_loaded_models(models_no_faces):
     assert Restorer(models=models_no_faces).with_options(device="cpu", fidelity=0.5).device.type == "cpu"
 
 
+def test_with_options_shares_the_face_detector(models_no_faces):
+    """A server keeps a Restorer per option set: each loaded dlib's landmark model (77 MB, ~1 s) again."""
+    pytest.importorskip("dlib")
+    base = restorer(models_no_faces)
+    same = base.with_options(scratches="on", dark_dust=True)
+    assert same.face_detector() is base.face_detector() is not None
+    other = base.with_options(face_threshold=0.5)  # another detector's settings: a detector of its own
+    assert other.face_detector() is not base.face_detector() and other.face_detector().min_score == 0.5
+
+
 def test_faces_off_with_a_notice_when_no_face_weights(models_no_faces):
     r = Restorer(models=models_no_faces, device="cpu")
     assert not r.faces_enabled and any("face enhancement is off" in n for n in r.notices)
