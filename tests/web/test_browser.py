@@ -789,6 +789,37 @@ def test_restore_again_with_other_options(tmp_path, browser):
         assert calls[1] == dataclasses.replace(calls[0], scratches="off")  # nothing else changed
 
 
+class _LeavesWhatItIsNotToRepair(FakeRestorer):
+    """Inverts as FakeRestorer does, but with --scratches off gives the photo back as it is."""
+
+    def restore(self, pixels, mask=None):
+        result = super().restore(pixels, mask)
+        if self.options.scratches == "off":
+            result.image = pixels
+        return result
+
+
+def test_a_result_restored_again_is_the_one_shown(tmp_path, browser):
+    """The new result's pictures, not the old ones the browser had shown from the same address (a user
+    review: after 'Restore again' the page kept showing the first result, and the overlay its marks)."""
+    mean_of = """img => { const c = document.createElement("canvas");
+        c.width = img.naturalWidth; c.height = img.naturalHeight;
+        const g = c.getContext("2d"); g.drawImage(img, 0, 0);
+        const d = g.getImageData(0, 0, c.width, c.height).data; let sum = 0;
+        for (let i = 0; i < d.length; i += 4) sum += d[i + 1];
+        return sum / (d.length / 4); }"""
+    with _one_restored_photo(tmp_path, browser, _LeavesWhatItIsNotToRepair()) as (engine, page, card):
+        first = card.locator("img.after")
+        first.evaluate("img => img.decode()")
+        assert first.evaluate(mean_of) == pytest.approx(255 - 150, abs=6)  # inverted: green 150 -> 105
+        page.check("input[name=scratches][value=off]")
+        card.locator(".restore-again").click()
+        second = page.locator(".card[data-status=done][data-shown$=':1'] img.after")
+        second.wait_for(state="attached", timeout=30_000)
+        second.evaluate("img => img.decode()")
+        assert second.evaluate(mean_of) == pytest.approx(150, abs=6)  # as it is
+
+
 def test_a_failed_photo_is_tried_again_with_other_options(tmp_path, browser):
     class FailsAtThatFidelity(FakeRestorer):
         def restore(self, pixels, mask=None):
@@ -1009,7 +1040,7 @@ def test_the_100_percent_view(tmp_path, browser):
         assert rendered(big) == [width, height, width, height]
         assert rendered(big, "before")[:2] == [width, height] and rendered(big, "before")[2] == width
         assert sorted(u.rsplit("/", 1)[1] for u in requests if "_full" in u) == [
-            "after_full.png", "before_full.png", "overlay_full.png"]
+            "after_full.png?revision=0", "before_full.png?revision=0", "overlay_full.png?revision=0"]
         view = big.locator(".view")
         scroll = view.evaluate("v => [v.scrollLeft, v.scrollTop, v.clientWidth, v.clientHeight, "
                                "v.scrollWidth, v.scrollHeight]")

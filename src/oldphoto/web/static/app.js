@@ -261,10 +261,14 @@ function describeDefects(photo) {
 
 function comparison(photo) {
   const base = `/api/photos/${photo.id}`;
+  // each result's pictures at an address of their own: a browser shows an image it has already shown
+  // from the same address again, whatever the server says about caching, and a photo restored again
+  // kept its first result on the page
+  const revision = `?revision=${photo.revision}`;
   const frame = el("div", {class: "frame"},
-    el("img", {class: "after", src: `${base}/preview/after.jpg`, alt: "restored"}),
-    el("img", {class: "before", src: `${base}/preview/before.jpg`, alt: "original"}),
-    el("img", {class: "overlay", src: `${base}/preview/overlay.png`, alt: "repaired areas", hidden: ""}),
+    el("img", {class: "after", src: `${base}/preview/after.jpg${revision}`, alt: "restored"}),
+    el("img", {class: "before", src: `${base}/preview/before.jpg${revision}`, alt: "original"}),
+    el("img", {class: "overlay", src: `${base}/preview/overlay.png${revision}`, alt: "repaired areas", hidden: ""}),
     el("div", {class: "faces", hidden: ""}),
     el("div", {class: "handle"}),
     el("span", {class: "tag tag-before", text: "Before"}),
@@ -303,7 +307,7 @@ function comparison(photo) {
   };
   view.addEventListener("scroll", inSight);
   actualToggle.addEventListener("change", () => {
-    if (actualToggle.checked && !frame.dataset.full) loadFull(frame, base, actualNote);
+    if (actualToggle.checked && !frame.dataset.full) loadFull(frame, base, revision, actualNote);
     view.classList.toggle("actual", actualToggle.checked);
     if (actualToggle.checked) {  // the point in the middle of the view (the split passes through it)
       view.scrollLeft = focus.x * frame.offsetWidth - view.clientWidth / 2;
@@ -331,8 +335,8 @@ function comparison(photo) {
   }
   tools.append(
     el("span", {class: "spacer"}),
-    el("a", {class: "button quiet mask-download", href: `${base}/mask`, download: "", text: "Download mask"}),
-    el("a", {class: "button primary download", href: `${base}/download`, download: photo.output || "", text: "Download restored photo"}));
+    el("a", {class: "button quiet mask-download", href: `${base}/mask${revision}`, download: "", text: "Download mask"}),
+    el("a", {class: "button primary download", href: `${base}/download${revision}`, download: photo.output || "", text: "Download restored photo"}));
   // not quite right: the user's own marks, or other options, without sending the photo again
   const markButton = el("button", {class: "quiet mark-start", text: "Mark defects by hand\u2026",
                                    title: "Paint over the scratches and dust the repair missed, or unmark what it should have left alone"});
@@ -645,13 +649,13 @@ function marksPicture(canvas) {
 
 // The full-size pictures, fetched the first time the 100 % view is asked for (lossless PNGs made by the
 // server on that request); until they arrive the previews stand in, enlarged.
-async function loadFull(frame, base, note) {
+async function loadFull(frame, base, revision, note) {
   frame.dataset.full = "loading";
   note.hidden = false;
   note.textContent = "Loading the full-size photo\u2026";
   try {
     const blobs = await Promise.all(["before", "after", "overlay"].map(async kind => {
-      const response = await fetch(`${base}/preview/${kind}_full.png`);
+      const response = await fetch(`${base}/preview/${kind}_full.png${revision}`);
       if (!response.ok) {
         const body = await response.json().catch(() => ({}));
         throw new Error(body.error || `error ${response.status}`);
