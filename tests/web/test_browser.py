@@ -403,6 +403,45 @@ def test_marking_with_a_pen_and_with_touch(tmp_path, browser):
         context.close()
 
 
+def test_a_finger_scrolls_the_page_over_a_photo_and_moves_the_split_across_it(tmp_path, browser):
+    """On a phone a photo fills most of the screen: a swipe up on it scrolled nothing and moved the split
+    (a user review); a swipe across it still moves the split."""
+    engine = Engine(FakeRestorer(), tmp_path / "root")
+    photos = [tmp_path / f"scan{i}.png" for i in range(3)]
+    for photo in photos:
+        photo.write_bytes(png_bytes(size=(800, 600)))
+    with served(engine) as url:
+        context, page = open_page(browser, url, viewport={"width": 390, "height": 844}, has_touch=True,
+                                  is_mobile=True)
+        page.set_input_files("#files", [str(p) for p in photos])
+        page.click("#go")
+        page.locator(".card[data-status=done]").nth(2).wait_for(timeout=60_000)
+        frame = page.locator(".card .frame").first
+        frame.scroll_into_view_if_needed()
+        box = frame.bounding_box()
+        cdp = context.new_cdp_session(page)
+
+        def swipe(x0: float, y0: float, x1: float, y1: float) -> None:
+            def at(t: float) -> list[dict]:
+                return [{"x": box["x"] + (x0 + t * (x1 - x0)) * box["width"],
+                         "y": box["y"] + (y0 + t * (y1 - y0)) * box["height"], "id": 1}]
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": at(0)})
+            for i in range(1, 11):
+                cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": at(i / 10)})
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+            page.wait_for_timeout(300)
+
+        slider = page.locator(".card .slider").first
+        before = page.evaluate("window.scrollY")
+        swipe(0.5, 0.8, 0.5, 0.2)
+        assert page.evaluate("window.scrollY") > before + 50
+        assert float(slider.input_value()) == 50
+        box = frame.bounding_box()
+        swipe(0.5, 0.5, 0.8, 0.5)
+        assert float(slider.input_value()) > 60
+        context.close()
+
+
 def test_marking_defects_with_the_keyboard(tmp_path, browser):
     """Without a pointer: 'Mark defects by hand…' pressed from the keyboard puts the focus on the canvas,
     where the arrow keys move the brush's circle (Shift: ten times farther), Space puts the brush down and
