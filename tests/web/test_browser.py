@@ -335,6 +335,9 @@ def test_marking_defects_by_hand(tmp_path, browser):
         canvas.scroll_into_view_if_needed()
         box = canvas.bounding_box()
         assert abs(box["width"] - 200) < 1  # the photo at its own size, the marks over it
+        # the tools right under the photo (they came after its buttons, out of sight: a user review)
+        view = card.locator(".view").bounding_box()
+        assert 0 <= card.locator(".marking-tools").bounding_box()["y"] - (view["y"] + view["height"]) < 20
 
         def drag(y: float, x0: float, x1: float) -> None:
             page.mouse.move(box["x"] + x0 * box["width"], box["y"] + y * box["height"])

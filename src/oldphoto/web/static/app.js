@@ -410,7 +410,8 @@ function startMarking(photo, frame, box, markButton) {
        " takes the last stroke back; ", el("kbd", {text: "Esc"}), " lifts the brush, or else stops marking, " +
        "as Cancel (asking first if anything is painted)."));
   restored.addEventListener("change", () => frame.classList.toggle("marking-restored", restored.checked));
-  box.append(bar);
+  // right under the photo (after the buttons it was out of sight, below a photo that fills the screen)
+  frame.closest(".view").after(bar);
   const overlay = $(".overlay", frame);
   const overlayWas = overlay.hidden;
   frame.append(canvas, cursor);
