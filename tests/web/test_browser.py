@@ -406,6 +406,26 @@ def test_marking_with_a_pen_and_with_touch(tmp_path, browser):
         context.close()
 
 
+def test_photos_added_are_said_where_they_were_dropped(tmp_path, browser):
+    """The list of photos and the button are below the options: on a desktop, adding photos changed
+    nothing in sight (a user review)."""
+    photos = [tmp_path / f"scan{i}.png" for i in range(2)]
+    for photo in photos:
+        photo.write_bytes(png_bytes())
+    with served(Engine(FakeRestorer(), tmp_path / "root")) as url:
+        context, page = open_page(browser, url, viewport={"width": 1280, "height": 800})
+        assert page.locator("#drop-added").is_hidden()
+        page.set_input_files("#files", [str(p) for p in photos])
+        added = page.locator("#drop-added")
+        assert added.inner_text() == ("2 photos added: choose the options below, then press "
+                                      "\u201cRestore 2 photos\u201d.")
+        assert added.bounding_box()["y"] + added.bounding_box()["height"] < 800  # in sight
+        page.click("#go")
+        page.locator(".card[data-status=done]").nth(1).wait_for(timeout=30_000)
+        assert added.is_hidden()  # sent: nothing waits
+        context.close()
+
+
 def test_a_finger_scrolls_the_page_over_a_photo_and_moves_the_split_across_it(tmp_path, browser):
     """On a phone a photo fills most of the screen: a swipe up on it scrolled nothing and moved the split
     (a user review); a swipe across it still moves the split."""

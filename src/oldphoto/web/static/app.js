@@ -694,6 +694,11 @@ function refreshButton() {
   $("#go").disabled = n === 0 || sending;
   $("#go").textContent = n > 1 ? `Restore ${n} photos` : "Restore photo" + (n === 1 ? "" : "s");
   $("#go-note").textContent = n === 0 ? (sending ? "" : "Add photos first.") : "";
+  // said where they were dropped: the list and the button are below the options, out of sight
+  const added = $("#drop-added");
+  added.hidden = n === 0;
+  added.textContent = n === 0 ? "" : `${n} photo${n > 1 ? "s" : ""} added: choose the options below, then ` +
+    `press \u201c${$("#go").textContent}\u201d.`;
 }
 
 async function removeCard(card, item) {
