@@ -239,7 +239,10 @@ function describeDefects(photo) {
   }
   const parts = [];
   const d = r.defects || {};
-  const dust = d.dust ? `${d.dust} speck${d.dust > 1 ? "s" : ""} of dust` : "";
+  // (the fine dust --dust adds to the detector's specks: "14 dust specks, 348 specks of dust" read as one
+  // thing said twice)
+  const dust = d.dust ? `${d.dust} ${d.specks && !d.dust_only ? "more " : ""}speck${d.dust > 1 ? "s" : ""} ` +
+    "of fine dust" : "";
   if (d.dust_only) {  // --dust repaired the dust alone: what the detector found was left as it is
     return `Repaired ${pct}% of the photo (${dust}).` + (d.lines_left_alone
       ? " Lines that look like scratches were left alone: they may belong to the picture (wires, grass, " +
