@@ -170,7 +170,8 @@ function update(card, photo) {
     bar.hidden = false; bar.removeAttribute("value");
   } else if (photo.status === "running") {
     let text = `restoring\u2026 ${seconds(photo.elapsed || 0)}`;
-    if (photo.estimate) text += ` of about ${seconds(photo.estimate)}`;
+    // (past the estimate, "3 s of about 2 s" said nothing worth reading)
+    if (photo.estimate && (photo.elapsed || 0) <= photo.estimate) text += ` of about ${seconds(photo.estimate)}`;
     if (photo.stage) text += ` (${photo.stage})`;  // e.g. enlarging 40%
     setState(card, "running", text);
     bar.hidden = false;
