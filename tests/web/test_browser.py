@@ -851,6 +851,21 @@ def test_restore_again_with_other_options(tmp_path, browser):
         assert calls[1] == dataclasses.replace(calls[0], scratches="off")  # nothing else changed
 
 
+def test_a_number_out_of_its_range_is_named_as_the_page_names_it(tmp_path, browser):
+    """The server's answer named the command line's flag ("--mask-threshold must be between 0 and 1,
+    got 5.0"; a user review): the page says it with the field's own name, and sends nothing."""
+    with _one_restored_photo(tmp_path, browser) as (engine, page, card):
+        page.locator("details.advanced summary").click()
+        page.fill("#mask_threshold", "5")
+        card.locator(".restore-again").click()
+        said = "\u201cDefect threshold\u201d takes a number from 0.01 to 0.99 (5 is given)"
+        page.locator(".card .compare", has_text=said).wait_for(timeout=5_000)
+        page.set_input_files("#files", [str(tmp_path / "scan.png")])
+        page.click("#go")
+        assert page.locator("#go-note").inner_text() == f"Not sent: {said}"
+        assert len(engine.base.shared["calls"]) == 1  # the first restoration only
+
+
 class _LeavesWhatItIsNotToRepair(FakeRestorer):
     """Inverts as FakeRestorer does, but with --scratches off gives the photo back as it is."""
 

@@ -89,7 +89,17 @@ function showFidelity() {
 
 // Only the options the user changed are sent: the others are the server's defaults, exactly as an
 // `oldphoto restore` without those flags.
+// An Error naming the field as the page does when a number is out of its range (the server's message
+// named the command line's flag: "--mask-threshold must be between 0 and 1, got 5.0").
 function chosenOptions() {
+  for (const id of OPTION_IDS) {
+    const input = $("#" + id);
+    if (!input.disabled && input.type === "number" && !input.checkValidity()) {
+      const name = input.closest("label").firstChild.textContent.trim();
+      throw new Error(`\u201c${name}\u201d takes a number from ${input.min}` +
+                      (input.max ? ` to ${input.max}` : "") + ` (${input.value} is given)`);
+    }
+  }
   const d = config.defaults;
   const params = new URLSearchParams();
   const scratches = $("input[name=scratches]:checked").value;
@@ -184,7 +194,7 @@ function update(card, photo) {
     if (photo.retry && !$(".restore-again", error)) {  // (e.g. faces asked for where they cannot be)
       const again = el("button", {class: "quiet restore-again", text: "Try again with the options above"});
       const note = el("span", {class: "note"});
-      again.addEventListener("click", () => sendBack(photo, `again?${chosenOptions()}`, null, again, note));
+      again.addEventListener("click", () => sendBack(photo, () => `again?${chosenOptions()}`, null, again, note));
       error.append(" ", again, " ", note);
     }
   } else if (photo.status === "done" && card.dataset.shown !== `${photo.id}:${photo.revision}`) {
@@ -346,7 +356,7 @@ function comparison(photo) {
                                    title: "Paint over the scratches and dust the repair missed, or unmark what it should have left alone"});
   const againButton = el("button", {class: "quiet restore-again", text: "Restore again with the options above",
                                     title: "Restore this photo again with the options now chosen above"});
-  againButton.addEventListener("click", () => sendBack(photo, `again?${chosenOptions()}`, null, againButton,
+  againButton.addEventListener("click", () => sendBack(photo, () => `again?${chosenOptions()}`, null, againButton,
                                                       $(".summary", box)));
   const fixes = el("div", {class: "tools fixes"}, el("span", {class: "note", text: "Not quite right?"}),
                    markButton, againButton);
@@ -616,7 +626,8 @@ async function sendBack(photo, what, body, button, note) {
   const hadFocus = box.contains(document.activeElement);
   button.disabled = true;  // (which may take the focus away from it: to the page's body)
   try {
-    const reply = await fetch(`/api/photos/${photo.id}/${what}`, {method: "POST", body});
+    const path = typeof what === "function" ? what() : what;  // (the options, read when pressed)
+    const reply = await fetch(`/api/photos/${photo.id}/${path}`, {method: "POST", body});
     const answer = await reply.json().catch(() => ({}));
     if (!reply.ok) throw new Error(answer.error || `error ${reply.status}`);
     const card = box.closest(".card");
@@ -762,8 +773,14 @@ function upload(item, params) {
 
 async function sendAll() {
   if (sending) return;
+  let params;
+  try {
+    params = chosenOptions();
+  } catch (e) {
+    $("#go-note").textContent = `Not sent: ${e.message}`;
+    return;
+  }
   sending = true;
-  const params = chosenOptions();
   refreshButton();
   const first = pending.find(p => !p.sent && !p.removed);
   const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
