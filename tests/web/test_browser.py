@@ -1100,8 +1100,8 @@ def test_the_100_percent_view(tmp_path, browser):
                 if card.locator("img.after").evaluate("img => img.complete && img.naturalWidth > 0"):
                     break
                 page.wait_for_timeout(100)
-        # fitted: a small photo at its own size, not blown up; a large one within the page
-        assert rendered(little)[:2] == [40, 30]
+        # fitted: a small photo at its own size in CSS pixels, not blown up; a large one within the page
+        assert rendered(little)[:2] == [80, 60]  # one photo pixel per CSS pixel (2 device pixels here)
         fitted = rendered(big)
         assert fitted[0] < width and fitted[2:] == [1600, 1067]
         assert not [u for u in requests if "_full" in u]  # nothing full-size fetched before it is asked for
@@ -1140,7 +1140,7 @@ def test_the_100_percent_view(tmp_path, browser):
         big.locator(".show-mask").check()
         assert rendered(big, "overlay") == [width, height, width, height]
 
-        # back to fitted: within the page again; a small photo at 100 % is the same size as fitted
+        # back to fitted: within the page again; a small photo at 100 % is one pixel per device pixel
         big.locator(".actual-size").uncheck()
         assert rendered(big)[0] == fitted[0]
         little.locator(".actual-size").check()
