@@ -338,6 +338,8 @@ def test_marking_defects_by_hand(tmp_path, browser):
         # the tools right under the photo (they came after its buttons, out of sight: a user review)
         view = card.locator(".view").bounding_box()
         assert 0 <= card.locator(".marking-tools").bounding_box()["y"] - (view["y"] + view["height"]) < 20
+        toggle = card.locator(".show-mask")  # the repaired areas shown, and their box says so
+        assert toggle.is_checked() and toggle.is_disabled() and card.locator("img.overlay").is_visible()
 
         def drag(y: float, x0: float, x1: float) -> None:
             page.mouse.move(box["x"] + x0 * box["width"], box["y"] + y * box["height"])
@@ -580,6 +582,8 @@ def test_escape_stops_marking_but_asks_before_dropping_strokes(tmp_path, browser
         page.keyboard.press("Escape")  # nothing painted: stopped at once
         assert card.locator("canvas.marks").count() == 0 and not asked
         assert page.evaluate(inside, ".mark-start") and start.is_enabled()
+        toggle = card.locator(".show-mask")  # the repaired areas as they were shown before
+        assert not toggle.is_checked() and toggle.is_enabled() and card.locator("img.overlay").is_hidden()
 
         page.keyboard.press("Enter")
         for key in ("Shift+ArrowUp", "Shift+ArrowUp", "Space", "Shift+ArrowRight", "Escape"):

@@ -427,12 +427,15 @@ function startMarking(photo, frame, box, markButton) {
   // right under the photo (after the buttons it was out of sight, below a photo that fills the screen)
   frame.closest(".view").after(bar);
   const overlay = $(".overlay", frame);
-  const overlayWas = overlay.hidden;
   frame.append(canvas, cursor);
   frame.classList.add("marking");
   const again = $(".restore-again", box);
   again.disabled = true;  // (one way back at a time)
   overlay.hidden = false;
+  // the red areas shown while marking, and said so by their box (it stayed unticked: a user review)
+  const maskToggle = $(".show-mask", box);
+  const maskWas = maskToggle.checked;
+  maskToggle.checked = maskToggle.disabled = true;
   markButton.disabled = true;
   // the strokes, kept as lines so that Undo can draw the others again: {erase, width, points}
   const strokes = [];
@@ -589,8 +592,9 @@ function startMarking(photo, frame, box, markButton) {
     box.removeEventListener("keydown", escape);
     canvas.remove(); cursor.remove(); bar.remove();
     frame.classList.remove("marking", "marking-restored");
-    overlay.hidden = overlayWas;
-    markButton.disabled = again.disabled = false;
+    overlay.hidden = !maskWas;
+    maskToggle.checked = maskWas;
+    maskToggle.disabled = markButton.disabled = again.disabled = false;
     markButton.focus();  // (Cancel is gone with its bar: the keyboard goes back where it came from)
   };
   cancel.addEventListener("click", stop);
