@@ -349,13 +349,12 @@ def device_problem(args: argparse.Namespace) -> str | None:
     options = RestoreOptions.from_args(args)  # (weights_problem has said what is wrong with them)
     if options.device == "auto" and options.precision == "fp32":
         return None
-    from oldphoto.stages.runtime import check_precision, resolve_device
+    from oldphoto.stages.runtime import precision_problem, resolve_device
 
     try:
-        check_precision(options.precision, resolve_device(options.device))
-    except ValueError as exc:
+        return precision_problem(options.precision, resolve_device(options.device))
+    except ValueError as exc:  # (a device that is not there)
         return str(exc)
-    return None
 
 
 def parse_memory(text: str | int | float | None) -> int | None:

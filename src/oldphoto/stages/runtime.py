@@ -49,28 +49,37 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
-def check_precision(precision: str, device: torch.device) -> None:
-    """Reject combinations autocast cannot run; bf16 on a CPU without native bf16 only gets a notice."""
+def precision_problem(precision: str, device: torch.device) -> str | None:
+    """Why ``precision`` cannot run on ``device``, or None (nothing said: the command line asks this
+    before any photo, the Restorer again when it is built)."""
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        return f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}"
     if precision == "fp16" and device.type == "cpu":
-        raise ValueError("--precision fp16 needs a GPU (cuda or mps); on a CPU use bf16 or fp32")
+        return "--precision fp16 needs a GPU (cuda or mps); on a CPU use bf16 or fp32"
     if precision == "bf16" and device.type == "mps":
-        raise ValueError("--precision bf16 is not supported on Apple MPS; use fp16 or fp32")
-    if precision == "bf16" and device.type == "cpu":
-        capability = torch.backends.cpu.get_cpu_capability()
-        if "AVX512" not in capability and "AMX" not in capability:
-            # (a warning: asked for to go faster, it may go several times slower, which is worth saying)
-            log.warning("this CPU (%s) has no native bf16 instructions; bf16 will be emulated and may be "
-                        "slower than fp32", capability)
+        return "--precision bf16 is not supported on Apple MPS; use fp16 or fp32"
     if precision != "fp32":
         # autocast's own rules, asked up front rather than at the first network of the first photo: MPS
         # autocast needs PyTorch 2.5 or later, and older PyTorch refuses bf16 on GPUs without it
         try:
             torch.autocast(device_type=device.type, dtype=PRECISIONS[precision])
         except RuntimeError as exc:
-            raise ValueError(f"--precision {precision} cannot run on {device} with PyTorch "
-                             f"{torch.__version__} ({exc}); use --precision fp32") from None
+            return (f"--precision {precision} cannot run on {device} with PyTorch {torch.__version__} "
+                    f"({exc}); use --precision fp32")
+    return None
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """Reject combinations autocast cannot run; bf16 on a CPU without native bf16 only gets a notice."""
+    problem = precision_problem(precision, device)
+    if problem:
+        raise ValueError(problem)
+    if precision == "bf16" and device.type == "cpu":
+        capability = torch.backends.cpu.get_cpu_capability()
+        if "AVX512" not in capability and "AMX" not in capability:
+            # (a warning: asked for to go faster, it may go several times slower, which is worth saying)
+            log.warning("this CPU (%s) has no native bf16 instructions; bf16 will be emulated and may be "
+                        "slower than fp32", capability)
 
 
 class Runner:
