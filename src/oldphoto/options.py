@@ -33,6 +33,10 @@ WHOLE_NUMBER_OPTIONS = ("mask_dilation", "detect_size", "face_size", "face_batch
                         "upscale")
 NUMBER_OPTIONS = ("mask_threshold", "scratch_min_area", "fidelity", "diffusion_depth", "texture_depth",
                   "hr_above", "face_threshold")
+# switches, True or False (faces also None: on when face weights are installed); from a JSON file or a
+# form, hr="False" was a non-empty string, so true: the photo took the high-resolution path
+SWITCH_OPTIONS = ("dust", "dark_dust", "denoise", "remove_grain", "hr", "faces", "keep_tone")
+MAX_FACE_UPSAMPLE = 3  # --face-upsample: the photo doubled at most 3 times (8×) to find its faces
 
 # --fidelity for quality-path weights whose card recommends none (e.g. imported official weights): an even
 # blend; the bundled weights' card carries the value measured for them (docs/restore.md)
@@ -85,6 +89,10 @@ class RestoreOptions:
                 unset = value is None and getattr(RestoreOptions, name) is None  # (None: the default)
                 if not isinstance(value, kind) and not unset:
                     raise ValueError(f"--{name.replace('_', '-')} must be {what}, got {value!r}")
+        for name in SWITCH_OPTIONS:
+            value = getattr(self, name)
+            if not _is_switch(value) and not (value is None and name == "faces"):
+                raise ValueError(f"{name} must be True or False, got {value!r}")
         if self.scratches not in SCRATCH_MODES:
             raise ValueError(f"--scratches must be one of {', '.join(SCRATCH_MODES)}, got {self.scratches!r}")
         if self.colour not in COLOUR_MODES:
@@ -133,6 +141,9 @@ class RestoreOptions:
             raise ValueError(f"--face-detector must be hog or cnn, got {self.face_detector!r}")
         if self.face_size not in (None, 256, 512):
             raise ValueError(f"--face-size must be 256 or 512, got {self.face_size}")
+        if self.face_upsample is not None and not 0 <= self.face_upsample <= MAX_FACE_UPSAMPLE:
+            raise ValueError(f"--face-upsample must be 0 to {MAX_FACE_UPSAMPLE} (doublings of the photo), "
+                             f"got {self.face_upsample}")
         if self.face_batch < 1:
             raise ValueError(f"--face-batch must be >= 1, got {self.face_batch}")
         if self.face_input not in FACE_INPUT:
@@ -310,6 +321,12 @@ def argument_problem(args: argparse.Namespace) -> str | None:
         return (f"--weights {options.weights} is not a folder (give the folder `oldphoto weights import "
                 "--dest` wrote, or leave --weights out for the installed weights)")
     return None
+
+
+def _is_switch(value: object) -> bool:
+    """True or False, also numpy's (not 1, 0 or "False")."""
+    return isinstance(value, bool) or (getattr(getattr(value, "dtype", None), "kind", None) == "b"
+                                       and getattr(value, "ndim", None) == 0)
 
 
 def weights_problem(args: argparse.Namespace) -> str | None:

@@ -645,7 +645,14 @@ def test_options_round_trip_through_argparse():
                                         ({"tile": 100.5}, "--tile must be a whole number"),
                                         ({"fidelity": "0.5"}, "--fidelity must be a number, got '0.5'"),
                                         ({"hr_above": "4"}, "--hr-above must be a number"),
-                                        ({"face_threshold": None}, "--face-threshold must be a number")])
+                                        ({"face_threshold": None}, "--face-threshold must be a number"),
+                                        # a string is true: hr="False" took the high-resolution path
+                                        ({"hr": "False"}, "hr must be True or False, got 'False'"),
+                                        ({"faces": "no"}, "faces must be True or False"),
+                                        ({"dust": 1}, "dust must be True or False"),
+                                        # (40 failed in restore() with an OpenCV error about the size)
+                                        ({"face_upsample": 40}, "--face-upsample must be 0 to 3"),
+                                        ({"face_upsample": -3}, "--face-upsample must be 0 to 3")])
 def test_options_of_the_wrong_type_are_refused_up_front(kw, message):
     """From Python or a JSON file: upscale=2.0 and mask_dilation=1.5 passed validation and failed with a
     TypeError in a stage, after the detector had run; fidelity="0.5" with a TypeError about "<="."""
@@ -654,7 +661,8 @@ def test_options_of_the_wrong_type_are_refused_up_front(kw, message):
 
 
 def test_numpy_numbers_are_options_like_any_other():
-    RestoreOptions(fidelity=np.float32(0.5), tile=np.int64(128), texture_depth=np.int32(5)).validate()
+    RestoreOptions(fidelity=np.float32(0.5), tile=np.int64(128), texture_depth=np.int32(5),
+                   hr=np.bool_(False), faces=None, dust=np.bool_(True)).validate()
 
 
 @pytest.mark.parametrize("flag,kw", [("--detect-size", {"detect_size": 0}),
