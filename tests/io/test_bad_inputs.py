@@ -83,6 +83,19 @@ def test_write_rejects_unknown_format(tmp_path):
         write_photo(tmp_path / "x.bmp", np.zeros((2, 2, 3), np.float32))
 
 
+@pytest.mark.parametrize("pixels, said", [
+    (np.full((4, 4, 3), 200, np.uint8), "must be floats in \\[0, 1\\], got uint8"),
+    (np.full((4, 4, 3), 200.0), "got values from 200 to 200"),
+    (np.full((4, 4, 3), np.nan, np.float32), "got values from nan to nan"),
+])
+def test_write_refuses_pixels_that_are_not_in_0_to_1(tmp_path, pixels, said):
+    """8-bit or 0-255 pixels were written all white, NaN black, without a word (an API review)."""
+    with pytest.raises(ValueError, match=said):
+        write_photo(tmp_path / "x.png", pixels)
+    assert not (tmp_path / "x.png").exists()
+    write_photo(tmp_path / "x.png", np.full((4, 4, 3), 1.004))  # rounding beyond 1: clipped
+
+
 @pytest.mark.parametrize("dtype, top", [(np.int32, 250_000), (np.int16, 300)])
 def test_integer_samples_beyond_16_bits_are_refused_not_clipped(tmp_path, dtype, top):
     import tifffile

@@ -28,6 +28,9 @@ from oldphoto.io._warnings import guarded_warnings
 
 DEFAULT_MAX_PIXELS = 120_000_000  # an 8x10" print scanned at 1200 dpi is 115 Mpx
 DEFAULT_JPEG_QUALITY = 95
+# write_photo takes pixels in [0, 1] give or take this much (rounding in a caller's arithmetic); 0-255
+# values, or NaN, were written all white or black without a word
+PIXEL_SLACK = 0.01
 MIN_SIDE = 8  # the smallest width and height the restorer takes (oldphoto.pipeline)
 GRAY_TOLERANCE = 0.02  # chroma (max-min channel) above which a gray input is said to have gained colour
 
@@ -674,9 +677,17 @@ def write_photo(path: str | os.PathLike, pixels: np.ndarray, like: Photo | None 
         SAME_FAMILY[like.family] if like else None)
     if family not in WRITABLE_FAMILIES:
         raise ValueError(f"{out}: cannot write format {family or out.suffix!r} (use png, jpg, tiff or webp)")
-    rgb = np.asarray(pixels, dtype=np.float32)
+    given = np.asarray(pixels)
+    if given.dtype.kind not in "f":  # (8-bit pixels were written all white without a word)
+        raise ValueError(f"{out}: pixels must be floats in [0, 1], got {given.dtype} (8-bit values: divide "
+                         "by 255)")
+    rgb = given.astype(np.float32, copy=False)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"{out}: pixels must be H×W×3, got {rgb.shape}")
+    low, high = (float(rgb.min()), float(rgb.max())) if rgb.size else (0.0, 0.0)  # (NaN comes out of both)
+    if not -PIXEL_SLACK <= low <= high <= 1 + PIXEL_SLACK:  # (False for NaN and infinities)
+        raise ValueError(f"{out}: pixels must be finite numbers in [0, 1], got values from {low:g} to "
+                         f"{high:g}")
     enlarged = _enlargement(rgb.shape[:2], like, out) if like is not None else 1
     notes: list[str] = []
     src_space = like.space if like else "RGB"
