@@ -47,6 +47,13 @@ def test_a_gpu_index_beyond_the_gpus_is_refused_up_front(monkeypatch):
         runtime.resolve_device("cuda:1")
 
 
+@pytest.mark.parametrize("name", ["gpu", None, "meta", "cuda:x"])
+def test_a_device_that_is_no_device_is_an_option_error(name):
+    """"gpu" raised torch's RuntimeError and None a TypeError, from Restorer(device=...) (an API review)."""
+    with pytest.raises(ValueError, match="--device must be auto, cpu, cuda, cuda:N or mps"):
+        runtime.resolve_device(name)
+
+
 def test_copies_to_a_device_other_than_cuda_are_blocking():
     # PyTorch's MPS backend reads a non-blocking copy's pageable source when the stream runs: the face
     # stage's temporary batch was freed by then (silently wrong pixels).  The meta device stands in.

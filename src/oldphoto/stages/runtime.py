@@ -36,7 +36,12 @@ def resolve_device(name: str = "auto") -> torch.device:
         if mps is not None and mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):  # ("gpu", None: torch's own errors, not about the option)
+        raise ValueError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {name!r}") from None
+    if device.type not in ("cpu", "cuda", "mps"):  # (meta, xpu, ...: no path of ours runs there)
+        raise ValueError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {name!r}")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for but PyTorch sees no CUDA GPU (try --device auto)")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
