@@ -660,6 +660,8 @@ class Restorer:
             # them, each channel's white point came from a different thing (an instant photo's white
             # frame turned yellow or green under `colour`, blue marker ink on it black)
             stretch = 1.0
+            if np.shares_memory(out, stage1):  # (Result.stage1, before faces and fading, stays so)
+                out = out.copy()
             for box in pictures(luma(image)):
                 out[box], gain = unfaded(out[box], self.options.unfade, toned=tone is not None)
                 stretch = max(stretch, gain)

@@ -798,6 +798,9 @@ def test_unfade_stretches_the_restored_photo_only_when_asked(models_no_faces):
     assert "unfade" in out.timings
     assert np.allclose(out.image, unfade(kept.image, "contrast", toned=True), atol=1e-6)
     assert out.image.min() < 0.05 and out.image.max() > 0.95
+    # the global restoration before faces and fading, as its name says (it came back unfaded: the
+    # same array as the image; an API review)
+    assert np.array_equal(out.stage1, kept.stage1) and not np.shares_memory(out.stage1, out.image)
 
 
 def test_unfade_says_when_it_found_nothing_to_stretch(models_no_faces):
