@@ -135,6 +135,15 @@ def _say_if_below_smallest_tiles(max_memory: str, budget: int) -> None:
                     human_bytes(smallest))
 
 
+@functools.cache
+def _say_if_no_weights_there(folder: Path, roles: tuple[str, ...]) -> None:
+    """Warn once per process and folder: a weights folder holding none of the networks a restoration uses
+    (a wrong or empty folder) left every one to the bundled weights without a word."""
+    if not any((folder / f"{role}{ext}").is_file() for role in roles for ext in (".safetensors", ".json")):
+        log.warning("weights folder %s holds none of the networks this restoration uses (%s): the bundled "
+                    "weights are used", folder, ", ".join(roles))
+
+
 class Restorer:
     """Restores photos with one set of loaded models.
 
@@ -179,6 +188,8 @@ class Restorer:
             for role in self.required_roles():
                 if not self._available(role):
                     raise _missing_weights_error(role, options.weights)
+            if options.weights is not None:
+                _say_if_no_weights_there(Path(options.weights).resolve(), tuple(self.required_roles()))
             self._check_chains()
 
     # Options every model depends on: a Restorer sharing models with another must agree on these.

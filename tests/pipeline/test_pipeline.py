@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import pathlib
 
 import cv2
 import numpy as np
@@ -1052,6 +1053,23 @@ def test_remove_grain_denoises_with_the_denoiser_network_and_only_when_asked(mod
 
     with pytest.raises(MissingWeightsError, match="remove-grain"):
         restorer(models_no_faces, scratches="off", remove_grain=True).restore(photo)
+
+
+def test_a_weights_folder_without_any_of_the_networks_is_said(tmp_path, caplog):
+    """A wrong or empty --weights folder left every network to the bundled weights without a word (an
+    API review); one that holds some of them is used as always."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    Restorer(weights=empty, faces=False)
+    assert f"weights folder {empty.resolve()} holds none of the networks" in caplog.text
+    caplog.clear()
+    some = tmp_path / "some"
+    some.mkdir()
+    bundled = pathlib.Path(__file__).resolve().parents[2] / "src" / "oldphoto" / "weights" / "bundled"
+    for name in ("vae_a.json", "vae_a.safetensors"):
+        (some / name).write_bytes((bundled / name).read_bytes())
+    Restorer(weights=some, faces=False)
+    assert "holds none" not in caplog.text
 
 
 def test_remove_grain_cannot_go_with_no_denoise():
