@@ -76,8 +76,8 @@ def _place_new(tmp: Path, path: Path) -> None:
     name, where a rename would replace it."""
     try:
         os.link(tmp, path)
-    except FileExistsError:
-        raise
+    except FileExistsError:  # (named by the destination, not the temporary file link() was given first)
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
     except OSError as exc:
         if exc.errno not in _NO_LINKS:
             raise

@@ -342,8 +342,9 @@ def test_a_write_that_must_not_replace_refuses_an_existing_file(tmp_path, monkey
         monkeypatch.setattr(files.os, "link", no_link)
     target = tmp_path / "a.png"
     files.atomic_write_bytes(target, b"first")
-    with pytest.raises(FileExistsError):
+    with pytest.raises(FileExistsError) as refused:
         files.atomic_write(target, lambda tmp: tmp.write_bytes(b"second"), replace=False)
+    assert refused.value.filename == str(target)  # (not the temporary .part file: an API review)
     assert target.read_bytes() == b"first" and sorted(tmp_path.iterdir()) == [target]
     files.atomic_write(tmp_path / "b.png", lambda tmp: tmp.write_bytes(b"new"), replace=False)
     assert (tmp_path / "b.png").read_bytes() == b"new" and len(list(tmp_path.iterdir())) == 2
