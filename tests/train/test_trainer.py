@@ -252,10 +252,14 @@ def _signal_during_step(monkeypatch, signum: int, at: int):
     return real_build
 
 
+@pytest.mark.parametrize("ctrl_c", ["default", "ignored"])
 @pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
-def test_sigterm_and_sighup_stop_after_the_step_with_its_checkpoint(tmp_path, monkeypatch, capsys, name):
+def test_sigterm_and_sighup_stop_after_the_step_with_its_checkpoint(tmp_path, monkeypatch, capsys, name,
+                                                                    ctrl_c):
     """A scheduler's SIGTERM, or the SIGHUP of a closed terminal or ssh session, killed the run at once,
-    losing every step since the last periodic checkpoint: now they end it as Ctrl-C does (exit 128+N)."""
+    losing every step since the last periodic checkpoint: now they end it as Ctrl-C does (exit 128+N).
+    Also in a job a script started in the background, where Ctrl-C is ignored (a training review: the
+    run was killed without a word, its checkpoint not written)."""
     import signal
 
     from oldphoto.cli import main
@@ -267,12 +271,16 @@ def test_sigterm_and_sighup_stop_after_the_step_with_its_checkpoint(tmp_path, mo
     out = tmp_path / "run"
     # at its default, as in a fresh process (an earlier test's Ray left its own SIGTERM handler here)
     previous = signal.signal(signum, signal.SIG_DFL)
+    interrupt = signal.getsignal(signal.SIGINT)
     try:
+        if ctrl_c == "ignored":
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         code = main(["train", "detector", "--config", "tiny", "--out", str(out), "--steps", "5",
                      "--set", "crop=32", "--set", "checkpoint_every=100", "--set", "log_every=100"])
         assert signal.getsignal(signum) is signal.SIG_DFL
     finally:
         signal.signal(signum, previous)
+        signal.signal(signal.SIGINT, interrupt)
     assert code == 128 + signum
     assert f"stopped by {name} at step 2" in capsys.readouterr().err
     assert load_checkpoint(out / "checkpoint.pt")["step"] == 2

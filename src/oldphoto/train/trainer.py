@@ -267,13 +267,16 @@ def _stop_after_step(enabled: bool, name: str):
     the step under way and writes its checkpoint; ``state["signal"]`` says which); a second Ctrl-C raises
     KeyboardInterrupt at once.  Left alone off the main thread and under DDP (every rank must stop at the
     same step); each signal is left alone where it is not at its default (SIGINT ignored or someone
-    else's handler; SIGHUP ignored under ``nohup``)."""
+    else's handler, which leaves them all to that application; SIGHUP ignored under ``nohup``)."""
     # (the terminals are read now: once hung up, isatty says False)
     state: dict[str, Any] = {"stop": False, "signal": None, "terminals": terminal_fds()}
     defaults = {signal.SIGINT: signal.default_int_handler}
     ours = [] if not enabled or threading.current_thread() is not threading.main_thread() else [
         signum for signum in STOP_SIGNALS if signal.getsignal(signum) is defaults.get(signum, signal.SIG_DFL)]
-    if signal.SIGINT not in ours:  # (Ctrl-C not ours: nor the rest, as before)
+    # someone else's Ctrl-C handler (an application training in-process): its signals, all of them; an
+    # ignored Ctrl-C is a job a script started in the background (`&` ignores SIGINT there), whose
+    # scheduler's SIGTERM must still end the step and write its checkpoint (it lost the run's progress)
+    if signal.SIGINT not in ours and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         yield state
         return
 
