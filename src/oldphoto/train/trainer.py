@@ -471,7 +471,8 @@ def _resume_mismatch(path: Path, ckpt: dict[str, Any], stage) -> str:
     diffs += [f"network {k} is not in the run" for k in sorted(built - stored)]
     diffs += [f"the run's network {k} is not built now" for k in sorted(stored - built)]
     return (f"{path}: this config does not build the run's networks ({'; '.join(diffs) or 'other tensors'}); "
-            "--resume continues a run with the config it was started with (its config.json); to change "
+            "--resume builds the run's networks from the command line as a new run does: give the --config "
+            "and --set options it was started with again (its config.json records them); to change "
             "networks or losses, start a new run with --set init_from=" + str(path.parent))
 
 
