@@ -321,3 +321,13 @@ def test_mappings_use_the_vae_the_leg_returns_when_a_vae_stage_fails(tmp_path, p
     used = json.loads((tmp_path / "work" / "runs" / "mapping_quality" / "config.json").read_text())
     assert used["vae_b"] == str(bundled_weights_dir())  # what the leg returns: init_from's vae_b
     assert "vae_b_quality" in summary["copied_roles"]
+
+
+def test_a_corpus_or_its_packed_crops_given_as_a_folder_is_its_training_split(corpus, pack):
+    """`--data FOLDER` of a corpus read every image under it, held-out photos too, and a folder of packed
+    crops (`oldphoto data patches`) held no images at all: "no usable photos" (a training review)."""
+    from oldphoto.train.data import load_pool
+
+    train = Corpus(corpus).clean("train")
+    assert len(load_pool(corpus, max_side=320, min_side=32)) == len(train)
+    assert len(load_pool(pack, max_side=320, min_side=32)) == len(Corpus(pack).clean("train")) > 0

@@ -33,8 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="auto (CUDA, then Apple MPS, then the CPU) | cpu | cuda | cuda:N | mps; a device "
                             "that is not there is an error")
         p.add_argument("--data", action="append",
-                       help="clean-photo source: a folder, corpus:train or skimage:train "
-                            "(repeatable; the first that works is used)")
+                       help="clean-photo source: a folder of photos, a corpus or packed crops folder "
+                            "(its training split), corpus:train or skimage:train (repeatable; the first "
+                            "that works is used)")
         p.add_argument("--vgg19", help="VGG19 ImageNet state dict (torchvision layout) for the perceptual "
                                        "loss; default: the ImageNet VGG16 of `oldphoto data perception`")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

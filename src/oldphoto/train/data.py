@@ -15,6 +15,7 @@ comes from the ``numpy.random.Generator`` the trainer passes in, so a seed repro
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -126,8 +127,9 @@ def _corpus_images(spec: str, max_side: int) -> list[np.ndarray]:
 def load_pool(source: str | Path, max_side: int = 768, min_side: int = 64) -> list[np.ndarray]:
     """Decode all photos of ``source`` into uint8 RGB arrays (longest side ≤ ``max_side``).
 
-    ``source``: a folder; ``skimage`` / ``skimage:train`` / ``skimage:heldout``; ``corpus:<split>`` or
-    ``corpus:<root>:<split>``; ``real_old:<split>`` (the corpus' real old photos).
+    ``source``: a folder of photos, or of a corpus or its packed crops (their training split);
+    ``skimage`` / ``skimage:train`` / ``skimage:heldout``; ``corpus:<split>`` or ``corpus:<root>:<split>``;
+    ``real_old:<split>`` (the corpus' real old photos).
     """
     source = str(source)
     names: list[str] = []  # a folder's file names, to say which photos are left out
@@ -135,6 +137,11 @@ def load_pool(source: str | Path, max_side: int = 768, min_side: int = 64) -> li
         images = _skimage_photos(max_side, source.split(":", 1)[1] if ":" in source else "all")
     elif source.startswith(("corpus:", "real_old:")):
         images = _corpus_images(source, max_side)
+    elif _is_corpus(Path(source)):
+        # a corpus (`oldphoto data build`) or its packed crops (`oldphoto data patches`) given as a folder:
+        # its training split (read as a folder of images, the held-out photos were trained on with the
+        # rest, and packed crops were no images at all: "no usable photos"; a training review)
+        images = _corpus_images(f"corpus:{source}:train", max_side)
     else:
         root = Path(source)
         if not root.is_dir():
@@ -159,6 +166,17 @@ def load_pool(source: str | Path, max_side: int = 768, min_side: int = 64) -> li
     if not images:
         raise DataError(f"no usable photos (min side {min_side}) in {source}")
     return images
+
+
+def _is_corpus(root: Path) -> bool:
+    """Whether the folder ``root`` holds a corpus or packed crops (their manifest says so)."""
+    from oldphoto.synth.corpus import CORPUS_FORMAT, PATCHES_FORMAT
+
+    try:
+        return json.loads((root / "manifest.json").read_text()).get("format") in (CORPUS_FORMAT,
+                                                                                   PATCHES_FORMAT)
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def warn(text: str) -> None:
