@@ -99,6 +99,12 @@ def test_faces_from_a_folder_of_photos(tmp_path):
     # a rerun skips the photos already done and keeps the files
     again = faces_from_folder(photos, tmp_path / "faces", size=256, progress=False)
     assert again["faces"] == out["faces"]
+    # faces too small to learn from are left out, and said to be (a group photo gave "0 faces")
+    said: list[str] = []
+    none = faces_from_folder(photos, tmp_path / "small", size=256, progress=False, min_eye_distance=1e4,
+                             log=said.append)
+    assert none["faces"] == [] and said == ["2 face(s) found with their eyes closer than 10000 px were left "
+                                            "out (--min-eye-distance)"]
 
 
 def test_cli_refuses_a_missing_folder(tmp_path, capsys):

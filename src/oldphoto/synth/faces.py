@@ -312,6 +312,7 @@ def faces_from_folder(source: Path, out: Path, size: int = 512, min_eye_distance
     detector = detector or FaceDetector()
     photos = list(_images_below(source))
     bar = _bar(len(photos), 0, "photos", progress)
+    small = 0  # faces found but too small to learn from: said at the end (a group photo gave "0 faces")
     try:
         for k, path in enumerate(photos):  # noqa: B007 - k paces the manifest writes
             rel = path.relative_to(source).as_posix()
@@ -326,6 +327,7 @@ def faces_from_folder(source: Path, out: Path, size: int = 512, min_eye_distance
             else:
                 for j, face in enumerate(detector(detector_pixels(image))):
                     if _eye_distance(face) < min_eye_distance:
+                        small += 1
                         continue
                     aligned = align_to_template(image, face, size)
                     # named by the photo's path, so that adding photos later never renames a face
@@ -340,4 +342,7 @@ def faces_from_folder(source: Path, out: Path, size: int = 512, min_eye_distance
         manifest["count"] = len(manifest["faces"])
         write_json(out / "manifest.json", manifest)
         bar.close()
+    if small:
+        log(f"{small} face(s) found with their eyes closer than {min_eye_distance:g} px were left out "
+            "(--min-eye-distance)")
     return manifest
