@@ -208,7 +208,7 @@ def test_training_device_is_resolved_like_restore_and_never_falls_back():
     if mps is None or not mps.is_available():
         with pytest.raises(ValueError, match="MPS"):
             init("mps")
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ValueError, match="--device must be auto, cpu, cuda, cuda:N or mps, got 'gpu'"):
         init("gpu")
 
 
