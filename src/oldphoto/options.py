@@ -347,10 +347,9 @@ def weights_problem(args: argparse.Namespace) -> str | None:
         if not present(UPSCALE_ROLE, options.weights):
             return missing_upscaler(options.weights)
     if options.faces:
-        from oldphoto.nets.descriptors import descriptor
+        from oldphoto.nets.descriptors import FACE_ROLES
 
-        roles = {int(r.config["size"]): r.name for r in descriptor("face_generator").roles}
-        wanted = [roles[options.face_size]] if options.face_size else list(roles.values())
+        wanted = [FACE_ROLES[options.face_size]] if options.face_size else list(FACE_ROLES.values())
         if not any(present(role, options.weights) for role in wanted):
             where = options.weights or "the user weights folder"
             return (f"--faces: no face weights ({' or '.join(wanted)}) in {where} or the bundled weights; "

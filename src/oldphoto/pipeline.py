@@ -27,7 +27,7 @@ from oldphoto.luma import luma
 from oldphoto.masks import dilate
 from oldphoto.modes import DefaultMode, Mode, OfficialMode
 from oldphoto.nets import width_ratio
-from oldphoto.nets.descriptors import UPSCALE_ROLE, descriptor
+from oldphoto.nets.descriptors import FACE_ROLES, UPSCALE_ROLE, descriptor
 from oldphoto.nets.inference import InferenceOptions, prepare
 from oldphoto.options import DEFAULT_FIDELITY, RestoreOptions, parse_memory
 from oldphoto.stages.defects import (
@@ -67,7 +67,6 @@ __all__ = ["RestoreOptions", "Restorer", "Result", "FaceInfo", "PipelineError"]
 log = logging.getLogger(__name__)
 
 # face generator role per face size (256, 512)
-FACE_ROLES = {int(r.config["size"]): r.name for r in descriptor("face_generator").roles}
 UPSCALER = descriptor("rrdbnet")
 # --remove-grain's learned denoiser of the photo away from the defects (bundled; not in the official release)
 DENOISER = descriptor("luma_denoiser")
@@ -185,11 +184,12 @@ class Restorer:
                 raise MissingWeightsError(
                     f"weights folder {options.weights} is not a folder (give the folder `oldphoto weights "
                     "import --dest` wrote, or leave weights unset for the installed weights)")
-            for role in self.required_roles():
+            roles = self.required_roles()
+            for role in roles:
                 if not self._available(role):
                     raise _missing_weights_error(role, options.weights)
             if options.weights is not None:
-                _say_if_no_weights_there(Path(options.weights).resolve(), tuple(self.required_roles()))
+                _say_if_no_weights_there(Path(options.weights).resolve(), tuple(roles))
             self._check_chains()
 
     # Options every model depends on: a Restorer sharing models with another must agree on these.
@@ -557,7 +557,8 @@ class Restorer:
         # in a gray or toned photo colour follows luma and says nothing more: the colour rules need colour
         colour = None if toned else image
         prob, gray, threshold = self.probabilities(image), luma(image), self.mask_threshold()
-        faces = functools.cache(lambda: self._face_landmarks(image))  # asked once strokes are found
+        # asked once strokes are found (the detector remembers the photo's faces for a second reading)
+        faces = functools.partial(self._face_landmarks, image)
         defects = find_defects(prob, gray, threshold, colour, frame, faces)
         default = self._default_threshold()
         if threshold < default:

@@ -21,6 +21,7 @@ from typing import Any
 __all__ = [
     "SizeRequirements", "OfficialCheckpoint", "Role", "ArchitectureDescriptor", "DESCRIPTORS", "descriptor",
     "role", "roles", "role_for", "architecture_of", "photo_multiple", "official_sources", "UPSCALE_ROLE",
+    "FACE_ROLES",
 ]
 
 # the official release assets (microsoft/Bringing-Old-Photos-Back-to-Life, v1.0)
@@ -260,3 +261,7 @@ def photo_multiple(role_names: Iterable[str]) -> int:
 def official_sources() -> dict[str, OfficialCheckpoint]:
     """role -> its official checkpoint, in pipeline order."""
     return {name: r.official for name, (r, _d) in _ROLES.items() if r.official is not None}
+
+
+# the face generator's roles by their resolution (256: face_256, 512: face_512)
+FACE_ROLES = {int(r.config["size"]): r.name for r in descriptor("face_generator").roles}

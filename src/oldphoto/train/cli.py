@@ -272,7 +272,7 @@ def _run_export(args: argparse.Namespace) -> int:
         return 1
     for role, path in written.items():
         print(f"{role}: {path}")
-    from oldphoto.pipeline import FACE_ROLES
+    from oldphoto.nets.descriptors import FACE_ROLES
     from oldphoto.weights.store import ROLES
 
     for role in written:

@@ -15,7 +15,6 @@ comes from the ``numpy.random.Generator`` the trainer passes in, so a seed repro
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterator
@@ -170,13 +169,13 @@ def load_pool(source: str | Path, max_side: int = 768, min_side: int = 64) -> li
 
 def _is_corpus(root: Path) -> bool:
     """Whether the folder ``root`` holds a corpus or packed crops (their manifest says so)."""
-    from oldphoto.synth.corpus import CORPUS_FORMAT, PATCHES_FORMAT
+    from oldphoto.synth.corpus import Corpus, CorpusError
 
     try:
-        return json.loads((root / "manifest.json").read_text()).get("format") in (CORPUS_FORMAT,
-                                                                                   PATCHES_FORMAT)
-    except (OSError, ValueError, AttributeError):
+        Corpus(root)
+    except CorpusError:
         return False
+    return True
 
 
 def warn(text: str) -> None:
