@@ -10,6 +10,7 @@ for the new file, a provenance record, and an atomic replace so no half-written 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import warnings
@@ -810,7 +811,12 @@ def _write_pillow(tmp: Path, family: str, data: np.ndarray, space: str, alpha: n
         params["dpi"] = dpi
     if exif is not None:
         params["exif"] = _fit_jpeg_exif(exif, notes) if family == "jpeg" else exif.tobytes()
-    image.save(tmp, "JPEG" if family == "jpeg" else "WEBP", **params)
+    # encoded in memory, then written by Python, which fails a write cut short: Pillow hands libjpeg's
+    # whole output to one write() to a file and does not look at its count, so on a nearly full disk a
+    # JPEG cut short was renamed into place as a restoration (and skipped by every rerun)
+    encoded = io.BytesIO()
+    image.save(encoded, "JPEG" if family == "jpeg" else "WEBP", **params)
+    tmp.write_bytes(encoded.getbuffer())
 
 
 JPEG_EXIF_MAX = 65533  # bytes: EXIF goes in one APP1 segment
