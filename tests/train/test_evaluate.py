@@ -22,6 +22,15 @@ def test_heldout_cases_are_deterministic_and_cover_both_kinds():
                for x, y in zip(mixed, [c for c in a if c.kind == "mixed"], strict=True))
 
 
+def test_a_quick_evaluation_is_the_full_tables_first_photos():
+    full, _ = heldout_cases(["skimage:heldout"], size=64, crops=1, max_side=128)
+    first, _ = heldout_cases(["skimage:heldout"], size=64, crops=1, max_side=128, photos=1)
+    assert len(first) == 2 and len(full) > len(first)
+    assert all(np.array_equal(x.degraded, y.degraded) for x, y in zip(first, full[:2], strict=True))
+    with pytest.raises(ValueError, match="at least 1"):
+        heldout_cases(["skimage:heldout"], size=64, crops=1, max_side=128, photos=0)
+
+
 @pytest.fixture(scope="module")
 def bundled():
     folder = bundled_weights_dir()
@@ -93,3 +102,20 @@ def test_the_table_names_the_weights_evaluated_not_the_bundled_ones():
     table = markdown_table({"unstructured": {"pipeline": row, "restored": row}, "weights": "runs/mine/w"})
     assert "bundled" not in table and "small networks" not in table
     assert "`oldphoto restore` (runs/mine/w, faces off)" in table
+
+
+def test_a_quick_table_is_not_put_into_cards(tmp_path, capsys):
+    """`train evaluate --photos 2` measures two photos: its figures must not stand in a card."""
+    import json
+
+    from oldphoto.cli import main
+
+    quick = tmp_path / "quick.json"
+    quick.write_text(json.dumps({"unstructured": {}, "mixed": {}, "heldout_photos": 2}))
+    assert main(["train", "export", "--runs", str(tmp_path / "runs"), "--dest", str(tmp_path / "w"),
+                 "--metrics", str(quick)]) == 2
+    assert "only the first 2 held-out photos" in capsys.readouterr().err
+    assert main(["train", "import-leg", str(tmp_path / "leg"), "--dest", str(tmp_path / "w"),
+                 "--metrics", str(quick)]) == 1
+    assert "only the first 2 held-out photos" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()

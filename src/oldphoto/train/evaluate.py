@@ -62,9 +62,15 @@ KIND_SEED = {"unstructured": 0, "mixed": 1, "oldlook": 2, "structured": 3}
 
 
 def heldout_cases(sources: list[str] | None = None, size: int = 256, crops: int = 2, max_side: int = 512,
-                  kinds: tuple[str, ...] = ("unstructured", "mixed"), seed: int = 1234
-                  ) -> tuple[list[Case], str]:
+                  kinds: tuple[str, ...] = ("unstructured", "mixed"), seed: int = 1234,
+                  photos: int | None = None) -> tuple[list[Case], str]:
+    """The held-out crops; ``photos`` keeps the first N photos only (a quick look: each keeps the crops
+    and seeds it has in the full table, so its rows are that table's first rows)."""
     pool, used = D.resolve_pool(sources or ["corpus:heldout", "skimage:heldout"], max_side, size)
+    if photos is not None:
+        if photos < 1:
+            raise ValueError(f"the number of held-out photos must be at least 1 ({photos} is given)")
+        pool = pool[:photos]
     cases = []
     for i, photo in enumerate(pool):
         img = photo.astype(np.float32) / 255.0
@@ -256,11 +262,13 @@ def markdown_table(result: dict[str, Any]) -> str:
 
 
 def main_evaluate(runs: str | Path | None, weights: str | Path | None, out: str | Path | None,
-                  ablation_runs: dict[str, str] | None = None) -> dict[str, Any]:
+                  ablation_runs: dict[str, str] | None = None, photos: int | None = None) -> dict[str, Any]:
     restorer = evaluation_restorer(runs, weights)
-    cases, used = heldout_cases()
+    cases, used = heldout_cases(photos=photos)
     result = evaluate_restoration(restorer, cases, pipeline=bool(weights))
     result["heldout_source"] = used
+    if photos is not None:
+        result["heldout_photos"] = photos  # a partial table: not comparable with the cards' figures
     result["weights" if weights else "runs"] = str(weights or runs)
     if ablation_runs:
         from oldphoto.train.checkpoints import load_trained
