@@ -74,7 +74,8 @@ def test_upload_restore_download_and_zip(tmp_path):
         assert done["status"] == "done" and done["output"] == "first scan.png"
         status, head, data = client.request("GET", f"/api/photos/{photo['id']}/download")
         assert status == 200 and data[:8] == b"\x89PNG\r\n\x1a\n"
-        assert head["content-disposition"] == "attachment; filename*=utf-8''first%20scan.png"
+        # saved beside the original (a Downloads folder), it neither replaces it nor passes for it
+        assert head["content-disposition"] == "attachment; filename*=utf-8''first%20scan_restored.png"
         assert data == (tmp_path / "root").joinpath(*_output_parts(tmp_path, "first scan.png")).read_bytes()
         for kind in ("before.jpg", "after.jpg", "overlay.png"):
             status, _, _ = client.request("GET", f"/api/photos/{photo['id']}/preview/{kind}")
@@ -86,7 +87,7 @@ def test_upload_restore_download_and_zip(tmp_path):
         status, head, data = client.request("GET", "/api/download.zip")
         assert status == 200 and head["content-type"] == "application/zip"
         names = sorted(zipfile.ZipFile(io.BytesIO(data)).namelist())
-        assert names == ["first scan.png", "first scan_2.png"]
+        assert names == ["first scan_2_restored.png", "first scan_restored.png"]
         status, listing = client.json("GET", "/api/photos")
         assert [p["id"] for p in listing["photos"]] == [photo["id"], second["id"]]
         status, _, _ = client.request("DELETE", f"/api/photos/{second['id']}")

@@ -172,7 +172,8 @@ def test_restore_in_the_browser_equals_the_cli(tmp_path, real_old_dir, browser, 
         # a few values by one level, about 1 run in 5: docs/restore.md, "Precision and devices")
         with page.expect_download() as download:
             done.locator(".download").click()
-        assert download.value.suggested_filename == PHOTO
+        assert download.value.suggested_filename == PHOTO.replace(".png", "_restored.png")
+        assert done.locator(".mask-download").get_attribute("download") == ""  # named by the server
         download.value.save_as(tmp_path / "web.png")
         _same_file(tmp_path / "web.png", tmp_path / "cli" / PHOTO)
         with page.expect_download() as download:
@@ -235,7 +236,7 @@ def test_busy_server_faces_zip_and_forgetting(tmp_path, browser):
         with page.expect_download() as download:
             page.click("#zip")
         download.value.save_as(tmp_path / "all.zip")
-        assert sorted(zipfile.ZipFile(tmp_path / "all.zip").namelist()) == [p.name for p in names]
+        assert sorted(zipfile.ZipFile(tmp_path / "all.zip").namelist()) == [f"{p.stem}_restored{p.suffix}" for p in names]
         page.on("dialog", lambda dialog: dialog.accept())
         page.click("#forget")
         page.locator("#results").wait_for(state="hidden")

@@ -328,13 +328,12 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
         return reply(request, session, Response(status_code=204))
 
     def file_reply(request: Request, session: Session | None, path: Path | None, *,
-                   attachment: bool) -> Response:
+                   attachment: str | None = None) -> Response:
+        """``path`` shown in the page, or saved as a file named ``attachment``."""
         if path is None or not path.is_file():
             return error(request, session, 404, "not ready")
         media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        if attachment:
-            return reply(request, session, FileResponse(path, media_type=media, filename=path.name))
-        return reply(request, session, FileResponse(path, media_type=media))
+        return reply(request, session, FileResponse(path, media_type=media, filename=attachment))
 
     async def preview(request: Request) -> Response:
         session = session_of(request)
@@ -344,28 +343,31 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
         if job is None or not job.previews or not known or (full and job.status != DONE):
             return error(request, session, 404, "no such preview")
         if not full:
-            return file_reply(request, session, job.preview(kind), attachment=False)
+            return file_reply(request, session, job.preview(kind))
         try:  # made on first request (seconds for a large photo): off the event loop
             path = await run_in_threadpool(engine.full_view, job, kind)
         except TooLargeToView as exc:
             return error(request, session, 422, str(exc))
         except (PhotoError, OSError, NotRestored):  # its files deleted or being replaced meanwhile
             return error(request, session, 404, "no such preview")
-        return file_reply(request, session, path, attachment=False)
+        return file_reply(request, session, path)
 
-    def restored_file(request: Request, file_of: Callable[[PhotoJob], Path | None]) -> Response:
-        """A file of a finished photo (its result or its mask), as an attachment."""
+    def restored_file(request: Request, file_of: Callable[[PhotoJob], Path | None],
+                      name_of: Callable[[Path], str]) -> Response:
+        """A file of a finished photo (its result or its mask), as an attachment named ``name_of(it)``."""
         session = session_of(request)
         job = found(request, session)
         if job is None or job.status != DONE:
             return error(request, session, 404, "no restored photo with this id")
-        return file_reply(request, session, file_of(job), attachment=True)
+        path = file_of(job)
+        return file_reply(request, session, path, attachment=name_of(path) if path else None)
 
     async def download(request: Request) -> Response:
-        return restored_file(request, lambda job: job.output)
+        return restored_file(request, lambda job: job.output, download_name)
 
     async def mask(request: Request) -> Response:
-        return restored_file(request, lambda job: job.mask)
+        # (NAME.mask.png keeps the photo's name: `oldphoto restore --mask-dir` pairs it with NAME.jpg)
+        return restored_file(request, lambda job: job.mask, lambda path: path.name)
 
     async def send_back(request: Request, queue: Callable[[PhotoJob], Any]) -> Response:
         """Restore one of the caller's photos again (``queue(job)`` queues it): 202 and its state, or why
@@ -454,6 +456,13 @@ def _size(n: int) -> str:
     return f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 
+def download_name(output: Path) -> str:
+    """The name a restored photo is saved under: the original's with "_restored" (an original in the
+    same Downloads folder, or a zip unpacked beside the originals, is never replaced by its restoration,
+    and the two are told apart at a glance)."""
+    return f"{output.stem}_restored{output.suffix}"
+
+
 def _zip(outputs: list[Path], folder: Path) -> str:
     """A zip of ``outputs`` in ``folder`` (names made distinct: two uploads may share a name)."""
     fd, name = tempfile.mkstemp(prefix=".download-", suffix=".zip", dir=folder)
@@ -461,9 +470,9 @@ def _zip(outputs: list[Path], folder: Path) -> str:
     used: set[str] = set()
     with zipfile.ZipFile(name, "w") as archive:
         for path in outputs:
-            arcname, n = path.name, 2
+            arcname, n = download_name(path), 2
             while arcname.lower() in used:
-                arcname, n = f"{path.stem}_{n}{path.suffix}", n + 1
+                arcname, n = download_name(path.with_stem(f"{path.stem}_{n}")), n + 1
             used.add(arcname.lower())
             method = zipfile.ZIP_STORED if path.suffix.lower() in STORED else zipfile.ZIP_DEFLATED
             archive.write(path, arcname, compress_type=method)

@@ -350,7 +350,7 @@ function comparison(photo) {
   tools.append(
     el("span", {class: "spacer"}),
     el("a", {class: "button quiet mask-download", href: `${base}/mask${revision}`, download: "", text: "Download mask"}),
-    el("a", {class: "button primary download", href: `${base}/download${revision}`, download: photo.output || "", text: "Download restored photo"}));
+    el("a", {class: "button primary download", href: `${base}/download${revision}`, download: "", text: "Download restored photo"}));
   // not quite right: the user's own marks, or other options, without sending the photo again
   const markButton = el("button", {class: "quiet mark-start", text: "Mark defects by hand\u2026",
                                    title: "Paint over the scratches and dust the repair missed, or unmark what it should have left alone"});
