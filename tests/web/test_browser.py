@@ -236,7 +236,8 @@ def test_busy_server_faces_zip_and_forgetting(tmp_path, browser):
         with page.expect_download() as download:
             page.click("#zip")
         download.value.save_as(tmp_path / "all.zip")
-        assert sorted(zipfile.ZipFile(tmp_path / "all.zip").namelist()) == [f"{p.stem}_restored{p.suffix}" for p in names]
+        zipped = sorted(zipfile.ZipFile(tmp_path / "all.zip").namelist())
+        assert zipped == [f"{p.stem}_restored{p.suffix}" for p in names]
         page.on("dialog", lambda dialog: dialog.accept())
         page.click("#forget")
         page.locator("#results").wait_for(state="hidden")
