@@ -528,7 +528,7 @@ def test_tiffs_only_tifffile_reads_say_what_their_samples_and_metadata_become(tm
     xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"/>'
     tifffile.imwrite(tmp_path / "x.tif", np.full((8, 8, 2), 100, np.uint16), photometric="minisblack",
                      extrasamples=[2], extratags=[(700, 1, len(xmp), xmp, True)])
-    assert read_photo(tmp_path / "x.tif").unkept == ("XMP",)
+    assert read_photo(tmp_path / "x.tif").xmp == xmp
 
 
 def test_strip_metadata(tmp_path):
@@ -548,24 +548,26 @@ def test_strip_metadata(tmp_path):
 
 
 def test_metadata_that_is_not_carried_over_is_said(tmp_path):
-    # XMP and IPTC (docs/files-and-batches.md: not carried over) are named in a warning of each photo,
-    # and so are PNG text chunks written into another format; nothing is said when metadata is stripped
+    # what the restored file cannot hold is named in a warning of each photo: IPTC in a PNG or WebP, a
+    # JPEG's extended XMP, PNG text chunks written into another format; nothing is said when metadata is
+    # stripped, or when all of it is carried (XMP and IPTC into a JPEG)
     xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"/>'
     pixels = _smooth(16, 16, 3)
     Image.fromarray(pixels).save(tmp_path / "x.jpg", xmp=xmp)
-    iptc = b"Photoshop 3.0\x008BIM\x04\x04\x00\x00\x00\x00\x00\x00"
+    iptc = b"Photoshop 3.0\x00" + _photoshop_resources(b"\x1c\x02\x78\x00\x03Box")
+    extended = b"http://ns.adobe.com/xmp/extension/\x00" + b"0" * 32 + struct.pack(">II", 3, 0) + b"<x>"
     plain = io.BytesIO()
     Image.fromarray(pixels).save(plain, "JPEG")
     data = plain.getvalue()
     app13 = b"\xff\xed" + struct.pack(">H", len(iptc) + 2) + iptc
     (tmp_path / "i.jpg").write_bytes(data[:2] + app13 + data[2:])
-    tifffile.imwrite(tmp_path / "x.tif", pixels, photometric="rgb", extratags=[(700, 1, len(xmp), xmp, True)])
+    (tmp_path / "e.jpg").write_bytes(insert_jpeg_app1(data, extended))
     info = PngImagePlugin.PngInfo()
     info.add_text("Title", "Box 12")
     Image.fromarray(pixels).save(tmp_path / "t.png", pnginfo=info)
-    for name, fmt, said in (("x.jpg", None, "XMP metadata"), ("i.jpg", None, "IPTC metadata"),
-                            ("x.tif", None, "XMP metadata"), ("t.png", "jpg", "PNG text (Title) metadata"),
-                            ("t.png", None, None)):
+    for name, fmt, said in (("x.jpg", None, None), ("i.jpg", None, None), ("i.jpg", "png", "IPTC metadata"),
+                            ("i.jpg", "webp", "IPTC metadata"), ("e.jpg", None, "extended XMP metadata"),
+                            ("t.png", "jpg", "PNG text (Title) metadata"), ("t.png", None, None)):
         photo = read_photo(tmp_path / name)
         notes = write_photo(tmp_path / f"o_{name}", photo.pixels, like=photo, format=fmt, provenance=PROV)
         said_it = any(said in n for n in notes) if said else not any("metadata" in n for n in notes)
@@ -749,8 +751,8 @@ def test_tiff_storage_tags_are_not_carried_into_another_format(tmp_path, fmt):
 @pytest.mark.parametrize("fmt", ["jpg", "png"])
 def test_a_tiffs_large_xmp_and_photoshop_blocks_do_not_fail_another_format(tmp_path, fmt):
     # a scan's XMP (an editor's history) or Photoshop resources over 64 KB, read as part of the TIFF's
-    # EXIF, failed the JPEG write after the restoration ("ValueError: EXIF data is too long"); the photo's
-    # warning says they are not carried over, and now they are not, in any format
+    # EXIF, failed the JPEG write after the restoration ("ValueError: EXIF data is too long"); they are not
+    # in the EXIF of any format now, and an XMP too large for a JPEG's one segment is said to be left out
     xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/">' + b" " * 90_000 + b"</x:xmpmeta>"
     resources = b"8BIM" + bytes(80_000)
     tifffile.imwrite(tmp_path / "s.tif", _smooth(32, 32, 3), photometric="rgb", metadata=None,
@@ -759,11 +761,12 @@ def test_a_tiffs_large_xmp_and_photoshop_blocks_do_not_fail_another_format(tmp_p
     photo = read_photo(tmp_path / "s.tif")
     out = tmp_path / f"out.{fmt}"
     notes = write_photo(out, photo.pixels, like=photo, format=fmt, provenance=PROV)
-    assert any("XMP" in n and "not carried" in n for n in notes), notes
+    assert any("XMP" in n and "not carried" in n for n in notes) == (fmt == "jpg"), notes
     with Image.open(out) as im:
         exif = im.getexif()
         assert exif.get(0x010F) == "TestCam"
         assert 700 not in exif and 34377 not in exif
+        assert im.info.get("xmp") == (xmp if fmt == "png" else None)
     assert read_provenance(out)["software"] == "oldphoto"
 
 
@@ -844,3 +847,84 @@ def test_a_tiff_only_tifffile_reads_keeps_its_resolution(tmp_path):
             assert int(tags["ResolutionUnit"].value) == 2
             written = [v[0] / v[1] for v in (tags["XResolution"].value, tags["YResolution"].value)]
             assert np.allclose(written, dpi, rtol=1e-4)
+
+
+# an archive's caption, as catalogue software writes it: XMP (upright only once the EXIF orientation 6 is
+# applied, as the XMP repeats it) and the same in IPTC-IIM (2:120 caption, 2:25 keyword)
+_XMP = ('<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
+        '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description '
+        'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:tiff="http://ns.adobe.com/tiff/1.0/" '
+        'tiff:Orientation="6"><dc:description><rdf:Alt><rdf:li xml:lang="x-default">Hochzeit von Anna und '
+        'Karl, Köln 1931</rdf:li></rdf:Alt></dc:description></rdf:Description></rdf:RDF></x:xmpmeta>'
+        '<?xpacket end="w"?>').encode("utf-8")
+_CAPTION = b"Hochzeit von Anna und Karl"
+_IPTC = (b"\x1c\x02\x78" + struct.pack(">H", len(_CAPTION)) + _CAPTION
+         + b"\x1c\x02\x19" + struct.pack(">H", 5) + b"Kln31")
+
+
+def _photoshop_resources(iptc: bytes) -> bytes:
+    return b"8BIM\x04\x04\x00\x00" + struct.pack(">I", len(iptc)) + iptc + b"\0" * (len(iptc) % 2)
+
+
+def _archive_photo(path) -> None:
+    """A photo with the caption in XMP and (where the format holds it) IPTC, stored turned (EXIF 6)."""
+    pixels = _smooth(24, 32, 3)
+    exif = _exif(o274=6)
+    suffix = path.suffix
+    if suffix == ".jpg":
+        plain = io.BytesIO()
+        Image.fromarray(pixels).save(plain, "JPEG", exif=exif.tobytes())
+        data = plain.getvalue()
+        app1 = b"http://ns.adobe.com/xap/1.0/\0" + _XMP
+        app13 = b"Photoshop 3.0\0" + _photoshop_resources(_IPTC)
+        segments = (b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1
+                    + b"\xff\xed" + struct.pack(">H", len(app13) + 2) + app13)
+        path.write_bytes(data[:2] + segments + data[2:])
+    elif suffix == ".tif":  # IPTC in its own tag (typed LONG, as Photoshop does), or in Photoshop's resources
+        resources, padded = _photoshop_resources(_IPTC), _IPTC + b"\0" * (-len(_IPTC) % 4)
+        iptc = ((34377, 1, len(resources), resources, True) if path.name.endswith(".psd.tif")
+                else (33723, 4, len(padded) // 4, padded, True))
+        tifffile.imwrite(path, pixels, photometric="rgb", metadata=None,
+                         extratags=[(274, 3, 1, 6, True), (700, 1, len(_XMP), _XMP, True), iptc])
+    elif suffix == ".png":
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt("XML:com.adobe.xmp", _XMP.decode("utf-8"))
+        Image.fromarray(pixels).save(path, pnginfo=info, exif=exif)
+    else:
+        Image.fromarray(pixels).save(path, "WEBP", exif=exif.tobytes(), xmp=_XMP, lossless=True)
+
+
+def _xmp_and_iptc_of(path) -> tuple[bytes | None, bytes | None]:
+    from PIL import IptcImagePlugin
+
+    with Image.open(path) as im:
+        xmp = im.tag_v2.get(700) if im.format == "TIFF" else im.info.get("xmp")
+        iptc = IptcImagePlugin.getiptcinfo(im) if im.format in ("JPEG", "TIFF") else None
+    return (xmp.encode("utf-8") if isinstance(xmp, str) else xmp), iptc
+
+
+@pytest.mark.parametrize("src", ["s.jpg", "s.tif", "s.psd.tif", "s.png", "s.webp"])
+@pytest.mark.parametrize("fmt", [None, "jpg", "tiff", "png", "webp"])
+def test_xmp_and_iptc_captions_are_carried_and_say_upright(tmp_path, src, fmt):
+    # an archive's captions, keywords and credits live in XMP and IPTC: they were left out of every
+    # restoration (a warning said so), so the restored copy lost what the catalogue knows about the photo
+    _archive_photo(tmp_path / src)
+    photo = read_photo(tmp_path / src)
+    assert photo.size == (24, 32)
+    out = tmp_path / f"out{'.' + fmt if fmt else src[1:]}"
+    notes = write_photo(out, photo.pixels, like=photo, format=fmt, provenance=PROV)
+    xmp, iptc = _xmp_and_iptc_of(out)
+    # the XMP, written as it was, but upright like the pixels (orientation 6 applied once, not twice)
+    assert xmp == _XMP.replace(b'tiff:Orientation="6"', b'tiff:Orientation="1"')
+    family = fmt or src.rsplit(".", 1)[1]
+    had_iptc = src[2:] in ("jpg", "tif", "psd.tif")
+    if had_iptc and family in ("jpg", "tif", "tiff"):
+        assert iptc == {(2, 120): _CAPTION, (2, 25): b"Kln31"}
+    said = [n for n in notes if "IPTC" in n or "XMP" in n]
+    if had_iptc and family in ("png", "webp"):  # (no place for IPTC there: said)
+        assert said and "IPTC metadata" in said[0] and "--format jpg or tiff" in said[0], notes
+    else:
+        assert not said, notes
+    # stripped: neither
+    write_photo(tmp_path / f"stripped_{out.name}", photo.pixels, like=photo, format=fmt, strip_metadata=True)
+    assert _xmp_and_iptc_of(tmp_path / f"stripped_{out.name}") == (None, None)

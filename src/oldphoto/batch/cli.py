@@ -90,8 +90,9 @@ def register(subparsers) -> None:
                         help="redo photos whose output was made from the same source (a file oldphoto did "
                              "not make from this source is never replaced)")
     parser.add_argument("--strip-metadata", action="store_true",
-                        help="write no EXIF, ICC profile, text or provenance (pixels are then plain sRGB; "
-                             "the resolution, DPI, is kept, except in WebP, which holds it only in EXIF)")
+                        help="write no EXIF, ICC profile, text, XMP, IPTC or provenance (pixels are then "
+                             "plain sRGB; the resolution, DPI, is kept, except in WebP, which holds it only "
+                             "in EXIF)")
     parser.add_argument("--mask-dir", type=Path, metavar="DIR",
                         help="user defect masks (white = defect), matched to inputs by file stem")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",

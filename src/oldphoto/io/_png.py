@@ -13,6 +13,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from oldphoto.io import _xmp_iptc
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOUR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type
 _BLOCK_BYTES = 1 << 20  # rows are filtered in blocks of about this many bytes (int16 temporaries: ~12x)
@@ -31,6 +33,11 @@ def text_chunk(keyword: str, text: str) -> bytes:
         return chunk(b"tEXt", key + b"\0" + text.encode("latin-1"))
     except UnicodeEncodeError:
         return chunk(b"iTXt", key + b"\0\0\0\0\0" + text.encode("utf-8"))
+
+
+def xmp_chunk(xmp: bytes) -> bytes:
+    """The XMP packet's chunk: uncompressed iTXt keyed ``XML:com.adobe.xmp``, as the XMP standard puts it."""
+    return chunk(b"iTXt", _xmp_iptc.XMP_PNG_KEY.encode("latin-1") + b"\0\0\0\0\0" + xmp)
 
 
 def iccp_chunk(icc: bytes, name: str = "ICC profile") -> bytes:

@@ -18,6 +18,8 @@ import numpy as np
 import tifffile
 from PIL import ExifTags, Image, TiffImagePlugin
 
+from oldphoto.io import _xmp_iptc
+
 _log = logging.getLogger(__name__)
 
 # sub-IFD pointer tag -> placeholder tag written by tifffile (adjacent number keeps the entries sorted)
@@ -27,14 +29,7 @@ _OWN_TAGS = {254, 255, 256, 257, 258, 259, 262, 266, 269, 273, 274, 277, 278, 27
              270, 317, 320, 322, 323, 324, 325, 330, 338, 339, 340, 341, 347, 529, 530, 531, 532, 34665,
              34675, 34853, 0x0201, 0x0202, 700, 33723, 34377}
 
-
-# TIFF tags whose blocks are not written back (the writer keeps IFD0's plain tags and EXIF)
-UNKEPT_TAGS = {700: "XMP", 33723: "IPTC", 34377: "IPTC"}  # (34377: Photoshop's resources, IPTC inside)
-
-
-def unkept_blocks(tags) -> tuple[str, ...]:
-    """The names of the blocks among ``tags`` (anything that answers ``code in tags``) not written back."""
-    return tuple(dict.fromkeys(name for code, name in UNKEPT_TAGS.items() if code in tags))
+XMP_TAG, IPTC_TAG, PHOTOSHOP_TAG = 700, 33723, 34377  # (Photoshop's image resources hold IPTC too)
 
 
 class _Drop(logging.Filter):
@@ -108,7 +103,6 @@ class TiffPixels:
     pages: int
     icc: bytes | None
     stored_as: str | None = None  # "F" (float samples, clipped to 16-bit) or "1" (1-bit, as 8-bit): changed
-    unkept: tuple[str, ...] = ()  # metadata blocks not written back ("XMP", "IPTC")
     dpi: tuple[float, float] | None = None  # pixels per inch (stored axes), as Pillow's info["dpi"]
 
 
@@ -143,7 +137,6 @@ def read_tiff(path: Path, max_pixels: int | None,
         colormap = page.colormap
         icc_tag = page.tags.get(34675)
         icc = bytes(icc_tag.value) if icc_tag is not None else None
-        unkept = unkept_blocks(page.tags)
         dpi = _dpi(page.tags)
     if axes == "YX":
         arr = arr[:, :, None]
@@ -164,7 +157,7 @@ def read_tiff(path: Path, max_pixels: int | None,
         rgb = np.moveaxis(np.asarray(colormap)[:, arr[..., 0]], 0, -1)
         eight_bit = np.all(np.asarray(colormap) % 257 == 0)
         arr = (rgb // 257).astype(np.uint8) if eight_bit else rgb.astype(np.uint16)
-        return TiffPixels(arr, "RGB", None, False, pages, icc, stored_as, unkept, dpi)
+        return TiffPixels(arr, "RGB", None, False, pages, icc, stored_as, dpi)
     colour = {0: 1, 1: 1, 2: 3, 5: 4}.get(photometric)
     if colour is None:
         raise ValueError(f"unsupported TIFF photometric interpretation {photometric}")
@@ -174,7 +167,7 @@ def read_tiff(path: Path, max_pixels: int | None,
     space = {1: "GRAY", 3: "RGB", 4: "CMYK"}[colour]
     return TiffPixels(np.ascontiguousarray(arr[..., :colour]), space,
                       None if alpha is None else np.ascontiguousarray(alpha),
-                      bool(extras) and extras[0] == 1, pages, icc, stored_as, unkept, dpi)
+                      bool(extras) and extras[0] == 1, pages, icc, stored_as, dpi)
 
 
 def read_rgb16_by_opencv(path: Path) -> TiffPixels | None:
@@ -191,14 +184,14 @@ def read_rgb16_by_opencv(path: Path) -> TiffPixels | None:
         extras = tuple(int(e) for e in (page.extrasamples or ()))
         icc_tag = page.tags.get(34675)
         icc = bytes(icc_tag.value) if icc_tag is not None else None
-        pages, unkept, dpi = len(tif.pages), unkept_blocks(page.tags), _dpi(page.tags)
+        pages, dpi = len(tif.pages), _dpi(page.tags)
     # (IMREAD_UNCHANGED: the stored orientation, as read_tiff gives it; the first page)
     arr = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if arr is None or arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[2] not in (3, 4):
         return None
     alpha = np.ascontiguousarray(arr[..., 3]) if arr.shape[2] == 4 else None
     return TiffPixels(np.ascontiguousarray(arr[..., 2::-1]), "RGB", alpha, bool(extras) and extras[0] == 1,
-                      pages, icc, None, unkept, dpi)
+                      pages, icc, None, dpi)
 
 
 def stored_header(path: Path) -> tuple[tuple[int, int], dict[int, object], bool, bool]:
@@ -209,6 +202,22 @@ def stored_header(path: Path) -> tuple[tuple[int, int], dict[int, object], bool,
         page = tif.pages.first
         return ((int(page.imagewidth), int(page.imagelength)), _ifd0_tags(tif, page),
                 34665 in page.tags, 34675 in page.tags)
+
+
+def xmp_iptc(path: Path) -> tuple[bytes | None, bytes | None]:
+    """The first page's XMP packet and IPTC records (tag 33723, else those among Photoshop's resources),
+    as stored (IPTC is often typed LONG: its bytes are the records whatever the type says)."""
+    with tifffile.TiffFile(path) as tif:
+        tags = tif.pages.first.tags
+        xmp, iptc, resources = (_raw_bytes(tif, tags[code]) if code in tags else None
+                                for code in (XMP_TAG, IPTC_TAG, PHOTOSHOP_TAG))
+    return xmp or None, _xmp_iptc.iim(iptc) or _xmp_iptc.iptc_in_photoshop(resources)
+
+
+def _raw_bytes(tif: tifffile.TiffFile, tag: tifffile.TiffTag) -> bytes:
+    fh = tif.filehandle
+    fh.seek(tag.valueoffset)
+    return fh.read(tag.valuebytecount)
 
 
 def ifd0_tags(path: Path) -> dict[int, object]:
@@ -231,9 +240,7 @@ def _ifd0_tags(tif: tifffile.TiffFile, page) -> dict[int, object]:
 
 def _raw_ascii(tif: tifffile.TiffFile, tag: tifffile.TiffTag) -> str:
     """An ASCII tag's text as stored (tifffile strips surrounding whitespace, e.g. a copyright of ' ')."""
-    fh = tif.filehandle
-    fh.seek(tag.valueoffset)
-    raw = fh.read(tag.valuebytecount)
+    raw = _raw_bytes(tif, tag)
     # (Latin-1, as Pillow reads EXIF text: every stored byte kept, to be written back as it was)
     return raw.rstrip(b"\0").decode("latin-1")
 
@@ -298,8 +305,10 @@ def _ascii_tags(exif: Image.Exif | None) -> list[tuple]:
 
 def write_tiff(path: Path, data: np.ndarray, space: str, alpha: np.ndarray | None, associated_alpha: bool,
                icc: bytes | None, dpi: tuple[float, float] | None, exif: Image.Exif | None,
-               description: str | None, software: str | None) -> None:
-    """Write one page (zlib + predictor) with ICC, resolution, IFD0 text tags and EXIF/GPS sub-IFDs."""
+               description: str | None, software: str | None, xmp: bytes | None = None,
+               iptc: bytes | None = None) -> None:
+    """Write one page (zlib + predictor) with ICC, resolution, IFD0 text tags, XMP, IPTC and EXIF/GPS
+    sub-IFDs."""
     pixels = data if data.ndim == 3 else data[:, :, None]
     if alpha is not None:
         pixels = np.concatenate([pixels, alpha[:, :, None].astype(pixels.dtype)], axis=-1)
@@ -311,6 +320,11 @@ def write_tiff(path: Path, data: np.ndarray, space: str, alpha: np.ndarray | Non
         for tag, placeholder in _SUB_IFDS.items():
             if exif.get_ifd(tag):
                 extratags.append((placeholder, 4, 1, 0, True))
+    if xmp:
+        extratags.append((XMP_TAG, 1, len(xmp), xmp, True))
+    if iptc:  # (typed LONG, as Photoshop writes it and readers expect: the records padded to 4 bytes)
+        iptc += b"\0" * (-len(iptc) % 4)
+        extratags.append((IPTC_TAG, 4, len(iptc) // 4, iptc, True))
     kwargs = {}
     if dpi:
         kwargs.update(resolution=(float(dpi[0]), float(dpi[1])), resolutionunit="INCH")

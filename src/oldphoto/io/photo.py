@@ -24,7 +24,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
 
 from oldphoto.files import TEMP_NAME, atomic_write  # noqa: F401 - re-exported by oldphoto.io
-from oldphoto.io import _colour, _heif, _jpeg, _metadata, _png, _tiff
+from oldphoto.io import _colour, _heif, _jpeg, _metadata, _png, _tiff, _xmp_iptc
 from oldphoto.io._warnings import guarded_warnings
 
 DEFAULT_MAX_PIXELS = 120_000_000  # an 8x10" print scanned at 1200 dpi is 115 Mpx
@@ -82,7 +82,9 @@ class Photo:
     dpi: tuple[float, float] | None = None
     pages: int = 1
     warnings: list[str] = field(default_factory=list)
-    unkept: tuple[str, ...] = ()  # metadata blocks of the file that are not written back ("XMP", "IPTC")
+    xmp: bytes | None = None      # the XMP packet (captions, keywords, credits), written back
+    iptc: bytes | None = None     # the IPTC-IIM records, written back where the format holds them
+    unkept: tuple[str, ...] = ()  # metadata blocks of the file that are not written back ("extended XMP")
 
     @property
     def size(self) -> tuple[int, int]:
@@ -224,6 +226,8 @@ def _exif_warnings(said: list[str]) -> Iterator[None]:
     finally:
         for w in caught:
             text = " ".join(str(w.message).split())
+            if text.startswith(f"Metadata Warning, tag {_tiff.IPTC_TAG} "):
+                continue  # (IPTC typed LONG, as Photoshop writes it: read by _tiff.xmp_iptc as bytes)
             if "EXIF" in text or text == "Truncated File Read":  # (the latter: Pillow on a cut TIFF)
                 note = (f"EXIF partly unreadable: {text}; what could be read is kept" if "EXIF" in text
                         else "the file is shorter than its header says; what could be read is kept")
@@ -363,6 +367,7 @@ def _read_open_image(p: Path, image: Image.Image, head: bytes, max_pixels: int |
     try:
         data, space, alpha, assoc, bit_depth, mode, icc = _decode(p, image, family, head, max_pixels)
         text = {str(k): str(v) for k, v in getattr(image, "text", {}).items()} if family == "png" else {}
+        png_xmp = text.pop(_xmp_iptc.XMP_PNG_KEY, None)  # (written back as XMP, into any format)
     except PhotoError:
         raise
     except MemoryError:
@@ -386,29 +391,32 @@ def _read_open_image(p: Path, image: Image.Image, head: bytes, max_pixels: int |
     if not dpi:  # a WebP's resolution is in its EXIF only, which Pillow does not read as info["dpi"]
         dpi = _metadata.exif_dpi(exif)
     dpi = _metadata.displayed_dpi(dpi, orientation)
+    xmp, iptc, unkept = _xmp_and_iptc(p, image, family)
     return Photo(
         path=p, format=image.format or family.upper(), family=family, pixels=np.ascontiguousarray(pixels),
         space=space, bit_depth=bit_depth, mode=mode, alpha=alpha, associated_alpha=assoc, icc_profile=icc,
         exif=exif, orientation=orientation, text=text,
         dpi=(float(dpi[0]), float(dpi[1])) if dpi and len(dpi) == 2 and dpi[0] and dpi[1] else None,
-        pages=pages, warnings=notes, unkept=_unkept_metadata(image, family),
+        pages=pages, warnings=notes, xmp=png_xmp.encode("utf-8") if png_xmp else xmp, iptc=iptc,
+        unkept=unkept,
     )
 
 
-def _unkept_metadata(image: Image.Image, family: str) -> tuple[str, ...]:
-    """The file's XMP and IPTC blocks, which are not written back (docs/files-and-batches.md): named, so
-    that the loss is said for each photo rather than only in the documentation.  (A PNG's XMP is a text
-    chunk, kept with the others.)"""
-    found = []
+def _xmp_and_iptc(p: Path, image: Image.Image, family: str) -> tuple[bytes | None, bytes | None,
+                                                                       tuple[str, ...]]:
+    """The file's XMP packet and IPTC records, carried into the restoration, and the names of the blocks
+    that are not (a JPEG's extended XMP, the part of a large packet in further segments): said for each
+    photo.  (A PNG's XMP is one of its text chunks.)"""
     try:
         if family == "tiff":
-            found += _tiff.unkept_blocks(getattr(image, "tag_v2", {}))
-        elif family != "png":
-            found += ["XMP"] * bool(image.info.get("xmp"))
-            found += ["IPTC"] * any(marker == "APP13" for marker, _ in getattr(image, "applist", []))
+            return (*_tiff.xmp_iptc(p), ())
+        xmp = image.info.get("xmp")
+        iptc = _xmp_iptc.iim((image.info.get("photoshop") or {}).get(_xmp_iptc.IPTC_RESOURCE))
+        extended = any(marker == "APP1" and data.startswith(_xmp_iptc.JPEG_EXTENDED_XMP_HEADER)
+                       for marker, data in getattr(image, "applist", []))
     except Exception:  # never cost the photo
-        return ()
-    return tuple(found)
+        return None, None, ()
+    return xmp if isinstance(xmp, bytes) and xmp else None, iptc, ("extended XMP",) * extended
 
 
 def _read_tiff_only(p: Path, max_pixels: int | None, guard: Guard | None) -> Photo:
@@ -445,6 +453,10 @@ def _read_tiff_only(p: Path, max_pixels: int | None, guard: Guard | None) -> Pho
         notes.append(_STORED_AS[t.stored_as])
     icc, icc_note = _usable_profile(t.icc, t.space)
     notes += [icc_note] if icc_note else []
+    try:
+        xmp, iptc = _tiff.xmp_iptc(p)
+    except Exception:  # never cost the photo
+        xmp = iptc = None
     data, alpha = t.data, t.alpha
     if orientation != 1:
         data = _metadata.apply_orientation(data, orientation)
@@ -455,7 +467,7 @@ def _read_tiff_only(p: Path, max_pixels: int | None, guard: Guard | None) -> Pho
                  dpi=_metadata.displayed_dpi(t.dpi, orientation),
                  bit_depth=bits, mode=f"tiff {t.space} {bits}-bit", alpha=alpha,
                  associated_alpha=t.associated_alpha, icc_profile=icc, exif=exif, orientation=orientation,
-                 pages=t.pages, warnings=notes, unkept=t.unkept)
+                 pages=t.pages, warnings=notes, xmp=xmp, iptc=iptc)
 
 
 def _tiff_reason(p: Path, exc: Exception) -> str:
@@ -737,6 +749,8 @@ def write_photo(path: str | os.PathLike, pixels: np.ndarray, like: Photo | None 
         exif = _metadata.with_resolution(exif, dpi)
     text = {} if strip_metadata or like is None else {
         k: v for k, v in like.text.items() if k.lower() not in _DROPPED_TEXT}
+    xmp, iptc = (None, None) if strip_metadata or like is None else (like.xmp, like.iptc)
+    xmp = _xmp_iptc.upright(xmp) if xmp else None
     if like is not None and not strip_metadata:
         lost = list(like.unkept)
         if text and family != "png":
@@ -744,18 +758,22 @@ def write_photo(path: str | os.PathLike, pixels: np.ndarray, like: Photo | None 
         if lost:
             notes.append(f"{' and '.join(lost)} metadata of the original is not carried into the restored "
                          "file (the original keeps it)")
+    if iptc and family not in _xmp_iptc.IPTC_FAMILIES:
+        notes.append(f"IPTC metadata of the original is not carried into the restored file: {family.upper()} "
+                     "has no place for it (the original keeps it; --format jpg or tiff carries it)")
+        iptc = None
 
     def encode(tmp: Path) -> None:
         if family == "png":
-            _write_png(tmp, data, alpha, out_icc, dpi, exif, text, prov)
+            _write_png(tmp, data, alpha, out_icc, dpi, exif, text, prov, xmp)
         elif family == "tiff":
             description = exif.get(0x010E) if exif is not None else None
             assoc = bool(like and like.associated_alpha)
             _tiff.write_tiff(tmp, data, space, alpha, assoc, out_icc, dpi, exif,
                              description if isinstance(description, str) else None,
-                             _metadata.software_name() if prov else None)
+                             _metadata.software_name() if prov else None, xmp, iptc)
         else:
-            _write_pillow(tmp, family, data, space, alpha, out_icc, dpi, exif, quality, notes)
+            _write_pillow(tmp, family, data, space, alpha, out_icc, dpi, exif, quality, notes, xmp, iptc)
 
     atomic_write(out, encode, replace=replace)
     return notes
@@ -774,7 +792,8 @@ def _to_samples(rgb: np.ndarray, icc: bytes | None, space: str, bits: int) -> np
 
 
 def _write_png(tmp: Path, data: np.ndarray, alpha: np.ndarray | None, icc: bytes | None,
-               dpi: tuple[float, float] | None, exif: Any, text: dict[str, str], prov: str | None) -> None:
+               dpi: tuple[float, float] | None, exif: Any, text: dict[str, str], prov: str | None,
+               xmp: bytes | None = None) -> None:
     chunks = []
     if icc:
         chunks.append(_png.iccp_chunk(icc))
@@ -787,13 +806,15 @@ def _write_png(tmp: Path, data: np.ndarray, alpha: np.ndarray | None, icc: bytes
         chunks.append(_png.text_chunk(_metadata.PROVENANCE_KEY, prov))
     if exif is not None:
         chunks.append(_png.chunk(b"eXIf", exif.tobytes()[6:]))  # without the "Exif\0\0" JPEG prefix
+    if xmp:
+        chunks.append(_png.xmp_chunk(xmp))
     pixels = data if alpha is None else np.dstack([data, alpha.astype(data.dtype)])
     tmp.write_bytes(_png.encode_png(pixels, chunks))
 
 
 def _write_pillow(tmp: Path, family: str, data: np.ndarray, space: str, alpha: np.ndarray | None,
                   icc: bytes | None, dpi: tuple[float, float] | None, exif: Any, quality: int,
-                  notes: list[str]) -> None:
+                  notes: list[str], xmp: bytes | None = None, iptc: bytes | None = None) -> None:
     mode = {"GRAY": "L", "RGB": "RGB", "CMYK": "CMYK"}[space]
     h, w = data.shape[:2]
     image = Image.frombytes(mode, (w, h), np.ascontiguousarray(data).tobytes())
@@ -811,11 +832,20 @@ def _write_pillow(tmp: Path, family: str, data: np.ndarray, space: str, alpha: n
         params["dpi"] = dpi
     if exif is not None:
         params["exif"] = _fit_jpeg_exif(exif, notes) if family == "jpeg" else exif.tobytes()
+    if family == "webp" and xmp:
+        params["xmp"] = xmp
     # encoded in memory, then written by Python, which fails a write cut short: Pillow hands libjpeg's
     # whole output to one write() to a file and does not look at its count, so on a nearly full disk a
     # JPEG cut short was renamed into place as a restoration (and skipped by every rerun)
     encoded = io.BytesIO()
     image.save(encoded, "JPEG" if family == "jpeg" else "WEBP", **params)
+    if family == "jpeg" and (xmp or iptc):
+        segments, too_large = _xmp_iptc.jpeg_segments(xmp, iptc)
+        if too_large:
+            notes.append(f"{' and '.join(too_large)} metadata of the original is too large for a JPEG (over "
+                         "64 kB) and is not carried into the restored file (the original keeps it; --format "
+                         "tiff carries it)")
+        encoded = io.BytesIO(_xmp_iptc.insert_into_jpeg(encoded.getvalue(), segments))
     tmp.write_bytes(encoded.getbuffer())
 
 
