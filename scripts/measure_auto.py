@@ -2,7 +2,8 @@
 
 * Must be repaired: the real scratched portraits (``--scratched``), at their own size and enlarged
   ``--scales`` times (Lanczos), as a print scanned at a higher resolution shows the same damage: the
-  evidence (:attr:`Defects.evidence`, short sides) should not depend on the scan's resolution.
+  evidence (:attr:`Defects.evidence`, short sides) should not depend on the scan's resolution; and
+  saved as JPEG at ``--jpeg`` qualities (what most scans are): nor on the file's compression.
 * Must not: clean held-out photos (``--sources``, fitted to ``--max-side``) as they are and as gray
   copies (where gloss, wires and branches pass for scratches most easily), and real photos without
   scratches (``--clean-real``).
@@ -40,6 +41,13 @@ def decide(restorer: Restorer, image: np.ndarray) -> dict[str, object]:
             "area_pct": round(100 * d.area, 3), "repaired": bool(d.worth_repairing() and d.mask.any())}
 
 
+def jpeg_copy(image: np.ndarray, quality: int) -> np.ndarray:
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor((image * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR),
+                            [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB).astype(np.float32) / 255
+
+
 def enlarged(image: np.ndarray, scale: float) -> np.ndarray:
     if scale == 1:
         return image
@@ -53,6 +61,8 @@ def main() -> None:
     ap.add_argument("--weights", type=Path, help="weights folder (default: the bundled weights)")
     ap.add_argument("--scratched", type=Path, nargs="*", default=SCRATCHED)
     ap.add_argument("--scales", type=float, nargs="+", default=[1, 2, 3, 4])
+    ap.add_argument("--jpeg", type=int, nargs="*", default=[95, 85, 75],
+                    help="JPEG qualities the scratched photos are also saved at (at their own size)")
     ap.add_argument("--clean-real", type=Path, nargs="*", default=CLEAN_REAL)
     ap.add_argument("--sources", nargs="*", default=["corpus:heldout"])
     ap.add_argument("--max-side", type=int, default=1024)
@@ -74,6 +84,8 @@ def main() -> None:
         image = read_photo(path).pixels
         for s in args.scales:
             show("scratched", f"{path.stem} x{s:g}", decide(restorer, enlarged(image, s)))
+        for q in args.jpeg:
+            show("scratched", f"{path.stem} q{q}", decide(restorer, jpeg_copy(image, q)))
     for path in args.clean_real:
         show("clean_real", path.stem, decide(restorer, read_photo(path).pixels))
     for source in args.sources:
