@@ -221,6 +221,18 @@ def may_be_stripped(path: Path, size: tuple[int, int] | None, scales: Iterable[i
     return size is None or any(header[0] == (size[0] * k, size[1] * k) for k in scales)
 
 
+def made_by_oldphoto(path: Path, strip_metadata: bool = False) -> bool:
+    """Whether the photo at ``path`` (in an output folder) is a restoration or mask oldphoto wrote: it carries
+    a provenance record, or, with ``strip_metadata`` (whose files carry none), it may be a stripped file
+    (:func:`may_be_stripped`)."""
+    try:
+        if read_provenance(path) is not None:
+            return True
+    except Exception:  # unreadable, or not an image
+        return False
+    return strip_metadata and may_be_stripped(path, None)
+
+
 @dataclass
 class Decision:
     output: Path

@@ -1016,3 +1016,35 @@ def test_soak_with_hostile_files(tmp_path, monkeypatch):
     assert {k: v for k, v in after.items() if not k.startswith("restored")} == originals
     restored = [p for p in (root / "restored").rglob("*") if p.is_file()]
     assert len(restored) == 900 and not any(p.name.startswith(".") for p in restored)
+
+
+@pytest.mark.parametrize("strip", [False, True])
+def test_photos_already_in_an_output_folder_inside_the_input_are_listed_not_left_out(tmp_path, strip):
+    # `restore scans -r -o scans/1950s` (meant: -o restored/1950s): nothing under the output folder is read
+    # as an input, so the photos of scans/1950s were left out of the batch without a word, neither
+    # restored nor in the report; they are listed as skipped, saying why (and never touched), while the
+    # batch's own restorations there are passed over quietly on a rerun, stripped ones too
+    scans = tmp_path / "scans"
+    _img(scans / "1960s" / "a.png")
+    # (the archive's scans carry EXIF: with --strip-metadata, a photo there without EXIF or ICC profile may
+    # be a stripped restoration, and is passed over)
+    exif = Image.Exif()
+    exif[0x010E] = "wedding, 1953"
+    scans_1950 = scans / "1950s" / "wedding.png"
+    for photo in (scans_1950, scans / "1950s" / "box 2" / "b.png"):
+        photo.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (12, 8), (200, 100, 50)).save(photo, exif=exif)
+    before = _hashes(scans / "1950s")
+    strip_arg = ["--strip-metadata"] if strip else []
+    for run in range(2):
+        code, log = _run([scans, "-r", "-o", scans / "1950s", "--report", tmp_path / "r.json", *strip_arg])
+        inputs = {e["input"]: e for e in _report(tmp_path / "r.json")["inputs"]}
+        assert code == 0, log
+        assert inputs[str(scans / "1960s" / "a.png")]["status"] == ("ok" if run == 0 else "skipped")
+        assert len(inputs) == 3, sorted(inputs)  # (not the restoration of a.png made in the first run)
+        for photo in (scans_1950, scans / "1950s" / "box 2" / "b.png"):
+            entry = inputs[str(photo)]
+            assert entry["status"] == "skipped"
+            assert entry["reason"].startswith(f"in the output folder {scans / '1950s'}: not restored"), entry
+        assert f"skipped: {scans_1950}: in the output folder" in log
+    assert {k: v for k, v in _hashes(scans / "1950s").items() if not k.startswith("1960s")} == before

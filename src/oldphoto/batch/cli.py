@@ -214,7 +214,7 @@ def _restore(args, restore: RestoreFn | None, stream, folder: outputs.FolderChec
     )
     jobs, pre = collect_inputs(args.inputs, recursive=args.recursive, exclude=folder.exclude,
                                outdir=Path(args.outdir).resolve(),
-                               report=args.report)
+                               report=args.report, strip_metadata=args.strip_metadata)
     plan_outputs(jobs, config.outdir, config.format)
     progress = Progress(len(jobs) + len(pre), stream=stream, enabled=not args.no_progress)
     if lazy is not None and not on_cluster:  # (a cluster's restorers live in other processes)

@@ -39,11 +39,14 @@ def glob_root(spec: str) -> Path:
 
 
 def collect_inputs(specs: Sequence[str], recursive: bool = False, exclude: Path | None = None,
-                   report: Path | None = None, outdir: Path | None = None) -> tuple[list[Job], list[Entry]]:
+                   report: Path | None = None, outdir: Path | None = None,
+                   strip_metadata: bool = False) -> tuple[list[Job], list[Entry]]:
     """Expand files, folders and globs into jobs; non-image files in folders become 'skipped' entries,
     missing paths 'failed' ones.  Relative output paths: a file's name, a folder's relative path, or a
     glob match's path relative to the glob's fixed prefix.  Files that folders and globs find under
-    ``exclude`` (a resolved folder: the output folder) are left out, and so are the batch's own
+    ``exclude`` (a resolved folder: the output folder) are not restored: photos there that oldphoto did not
+    write (``outputs.made_by_oldphoto``; ``strip_metadata``: the batch's files carry no provenance) become
+    'skipped' entries saying why, its restorations are left out, and so are the batch's own
     ``report`` and any earlier report of oldphoto's (``is_report``): a report written into the input
     folder is not listed as a skipped input by every later run.  Other non-images (a scanner's
     ``.json``, notes) are still listed, as a user may have meant them for photos.  With ``recursive``, links
@@ -58,9 +61,16 @@ def collect_inputs(specs: Sequence[str], recursive: bool = False, exclude: Path 
 
     def add(path: Path, relative: Path, from_folder: bool) -> None:
         key = path.resolve()
-        if key in seen or (from_folder and exclude is not None and key.is_relative_to(exclude)):
+        if key in seen:
             return
         seen.add(key)
+        if from_folder and exclude is not None and key.is_relative_to(exclude):
+            # (a photo of the archive there, `-o scans/1950s` for `-o restored/1950s`, was left out unsaid)
+            if path.suffix.lower() in IMAGE_EXTENSIONS and not outputs.made_by_oldphoto(path, strip_metadata):
+                shown = next((a for a in path.parents if a.resolve() == exclude), exclude)  # (as it was given)
+                entries.append(Entry(str(path), SKIPPED, f"in the output folder {shown}: not restored, as "
+                                     "nothing there is read as an input (restore it with another -o)"))
+            return
         if from_folder and path.suffix.lower() not in IMAGE_EXTENSIONS:
             reason = f"not an image file (extension {path.suffix or 'none'})"
             entries.append(Entry(str(path), SKIPPED, reason))
