@@ -67,7 +67,7 @@ def collect_inputs(specs: Sequence[str], recursive: bool = False, exclude: Path 
         if from_folder and exclude is not None and key.is_relative_to(exclude):
             # (a photo of the archive there, `-o scans/1950s` for `-o restored/1950s`, was left out unsaid)
             if path.suffix.lower() in IMAGE_EXTENSIONS and not outputs.made_by_oldphoto(path, strip_metadata):
-                shown = next((a for a in path.parents if a.resolve() == exclude), exclude)  # (as it was given)
+                shown = next((a for a in path.parents if a.resolve() == exclude), exclude)  # (as given)
                 entries.append(Entry(str(path), SKIPPED, f"in the output folder {shown}: not restored, as "
                                      "nothing there is read as an input (restore it with another -o)"))
             return
