@@ -1171,3 +1171,31 @@ def test_no_100_percent_view_above_the_limit(tmp_path, browser):
         note = card.locator(".actual-note").inner_text()
         assert "too large for the 100 % view here" in note and "download it" in note, note
         context.close()
+
+
+# ------------------------------------------------------------------------------------- accessibility
+# (WCAG 2.1 AA, as a volunteer at an archive uses the page: keyboard alone, a screen reader, 200 % zoom,
+# high contrast, reduced motion; docs/serve.md, "Accessibility")
+
+def test_restoring_from_the_keyboard_keeps_the_focus(tmp_path, browser):
+    """'Restore photos' is disabled once pressed (nothing is left to send): the focus fell to the page's
+    body, and stayed there, where a screen reader reads nothing.  It waits on the first photo's status
+    line, then goes to that photo's result."""
+    gate = threading.Event()
+    photos = [tmp_path / f"scan{i}.png" for i in range(2)]
+    for photo in photos:
+        photo.write_bytes(png_bytes())
+    with served(Engine(FakeRestorer(gate=gate), tmp_path / "root")) as url:
+        context, page = open_page(browser, url)
+        page.set_input_files("#files", [str(p) for p in photos])
+        active = ("() => [document.activeElement.className, "
+                  "document.activeElement.closest('.card')?.dataset.id]")
+        page.focus("#go")
+        page.keyboard.press("Enter")
+        page.locator(".card[data-status=running]").wait_for(timeout=10_000)
+        first = page.locator(".card").first
+        assert page.evaluate(active) == ["state", first.get_attribute("data-id")]
+        gate.set()
+        page.locator(".card[data-status=done]").nth(1).wait_for(timeout=30_000)
+        assert page.evaluate(active) == ["slider", first.get_attribute("data-id")]
+        context.close()

@@ -785,8 +785,13 @@ async function sendAll() {
     return;
   }
   sending = true;
+  // Disabled while sending, the button lets go of the focus, to the page's body, where a screen reader
+  // reads nothing: from the keyboard, it waits on the first photo's status line, then goes on to its
+  // result (as for a photo restored again).  (Not after a click: its result would pull the page to it.)
+  const keyboard = $("#go").matches(":focus-visible");
   refreshButton();
   const first = pending.find(p => !p.sent && !p.removed);
+  if (first && keyboard) holdFocus(first.card);
   const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
   if (first) first.card.scrollIntoView({behavior: still ? "auto" : "smooth", block: "start"});
   for (const item of pending) {
