@@ -30,6 +30,7 @@ import argparse
 import dataclasses
 import importlib.util
 import logging
+import os
 import pickle
 import re
 import signal
@@ -79,8 +80,9 @@ RATE_WINDOW = 120.0    # the rate is measured over about this many seconds
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("cluster (Ray; docs/cluster.md)")
     g.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                   help="run on a Ray cluster: ADDRESS host:port or ray://host:port; 'auto' = the cluster "
-                        "started on this machine; 'local' = a Ray instance of this machine alone; without "
+                   help="run on a Ray cluster: ADDRESS host:port of a cluster this machine belongs to (not "
+                        "ray://: run on the head node); 'auto' = the cluster started on this machine; "
+                        "'local' = a Ray instance of this machine alone; without "
                         "ADDRESS: $RAY_ADDRESS, else the cluster of this machine, else a local instance. "
                         "Put it after the inputs, or write --ray=ADDRESS")
     g.add_argument("--ray-workers", type=int, default=None, metavar="N",
@@ -97,10 +99,18 @@ def ray_available() -> bool:
 def check_arguments(args: argparse.Namespace) -> str | None:
     """Why ``--ray`` cannot run as given (None: it can); nothing is started."""
     address = args.ray or ""
+    client = address or os.environ.get("RAY_ADDRESS", "")
+    if client.startswith("ray://"):
+        # Ray Data runs only in a driver of the cluster: through Ray Client it failed after starting, with
+        # "AttributeError: 'Worker' object has no attribute 'core_worker'" (ray-project/ray#48682)
+        given = f"--ray {address}" if address else f"RAY_ADDRESS={client}"
+        return (f"{given}: Ray Client (ray://) cannot run Ray Data; run the command on a machine of the "
+                "cluster (the head node) with --ray or --ray HOST:PORT, or submit it as a Ray Job "
+                "(docs/cluster.md)")
     if address and address not in ("auto", "local") and ":" not in address:
         taken = " (it is a file or folder: was it meant as an input?)" if Path(address).exists() else ""
-        return (f"--ray {address!r} is not a cluster address (host:port, ray://host:port, auto or "
-                f"local){taken}; write the inputs before --ray, or --ray=ADDRESS")
+        return (f"--ray {address!r} is not a cluster address (host:port, auto or local){taken}; write "
+                "the inputs before --ray, or --ray=ADDRESS")
     if args.ray_workers is not None and args.ray_workers < 1:
         return f"--ray-workers must be at least 1, got {args.ray_workers}"
     cpus = args.ray_cpus

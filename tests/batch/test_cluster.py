@@ -73,6 +73,18 @@ def test_bad_cluster_options_exit_2(tmp_path, argv, message):
     assert code == 2 and message in log
 
 
+@pytest.mark.parametrize("option, env", [("--ray=ray://head:10001", ""), ("--ray", "ray://head:10001")])
+def test_ray_client_addresses_are_refused_before_anything_starts(tmp_path, monkeypatch, option, env):
+    """Ray Data cannot run through Ray Client: a documented `--ray ray://host:port` started, then failed
+    with Ray's "'Worker' object has no attribute 'core_worker'" and a 30-line trace, every photo not
+    processed."""
+    monkeypatch.setenv("RAY_ADDRESS", env)
+    (tmp_path / "in").mkdir()
+    code, log = _main([str(tmp_path / "in"), "-o", str(tmp_path / "out"), option])
+    assert code == 2 and "Ray Client (ray://) cannot run Ray Data" in log and "head node" in log
+    assert not (tmp_path / "out").exists()
+
+
 def test_report_accounts_for_every_input():
     jobs = [batch.Job(Path(f"p{i}.png"), Path(f"p{i}.png")) for i in range(3)]
     done = {0: batch.Entry("p0.png", batch.OK), 2: batch.Entry("p2.png", batch.SKIPPED)}
