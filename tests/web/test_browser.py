@@ -1199,3 +1199,36 @@ def test_restoring_from_the_keyboard_keeps_the_focus(tmp_path, browser):
         page.locator(".card[data-status=done]").nth(1).wait_for(timeout=30_000)
         assert page.evaluate(active) == ["slider", first.get_attribute("data-id")]
         context.close()
+
+
+def test_the_100_percent_view_scrolls_with_the_keyboard(tmp_path, browser):
+    """The 100 % view scrolls both ways, but only a mouse or a finger could scroll it: the slider in it
+    takes the arrow keys.  It is reached with Tab (named, its focus shown), and the arrows scroll it."""
+    large = tmp_path / "large.png"
+    large.write_bytes(png_bytes(size=(1600, 1200)))
+    with served(Engine(FakeRestorer(), tmp_path / "root")) as url:
+        context, page = open_page(browser, url, viewport={"width": 800, "height": 600})
+        page.set_input_files("#files", [str(large)])
+        page.click("#go")
+        card = page.locator(".card[data-status=done]")
+        card.wait_for(timeout=30_000)
+        view = card.locator(".view")
+        assert view.get_attribute("tabindex") is None  # (fitted: nothing to scroll)
+        card.locator(".actual-size").focus()
+        page.keyboard.press("Space")
+        card.locator(".frame[data-full=done]").wait_for(timeout=30_000)
+        page.keyboard.press("Shift+Tab")
+        assert page.evaluate("document.activeElement.className") == "slider"
+        page.keyboard.press("Shift+Tab")
+        assert page.evaluate("document.activeElement.classList.contains('view')")
+        assert page.get_by_role("group", name=re.compile("^large.png at 100 %")).count() == 1
+        assert view.evaluate("v => getComputedStyle(v).outlineStyle") == "solid"
+        before = view.evaluate("v => [v.scrollLeft, v.scrollTop]")
+        for key in ("ArrowRight", "ArrowDown"):
+            page.keyboard.press(key)
+        page.wait_for_timeout(300)  # (a smooth scroll)
+        after = view.evaluate("v => [v.scrollLeft, v.scrollTop]")
+        assert after[0] > before[0] and after[1] > before[1], (before, after)
+        card.locator(".actual-size").uncheck()
+        assert view.get_attribute("tabindex") is None
+        context.close()

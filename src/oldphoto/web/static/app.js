@@ -323,6 +323,7 @@ function comparison(photo) {
   actualToggle.addEventListener("change", () => {
     if (actualToggle.checked && !frame.dataset.full) loadFull(frame, base, revision, actualNote);
     view.classList.toggle("actual", actualToggle.checked);
+    scrollableByKeys(view, actualToggle.checked, `${photo.name} at 100 %: the arrow keys scroll it`);
     if (actualToggle.checked) {  // the point in the middle of the view (the split passes through it)
       view.scrollLeft = focus.x * frame.offsetWidth - view.clientWidth / 2;
       view.scrollTop = focus.y * frame.offsetHeight - view.clientHeight / 2;
@@ -369,6 +370,18 @@ function comparison(photo) {
     box.append(list);
   }
   return box;
+}
+
+// A view scrolled both ways: the slider in it takes the arrow keys, so the view itself is reached with
+// Tab (before the slider), named, where the arrows scroll it; a mouse or a finger was the only way.
+function scrollableByKeys(view, on, name) {
+  if (on) {
+    view.tabIndex = 0;
+    view.setAttribute("role", "group");
+    view.setAttribute("aria-label", name);
+  } else {
+    for (const attribute of ["tabindex", "role", "aria-label"]) view.removeAttribute(attribute);
+  }
 }
 
 // ------------------------------------------------------------------------------------------- marking
