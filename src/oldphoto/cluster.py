@@ -33,6 +33,7 @@ import logging
 import os
 import pickle
 import re
+import secrets
 import signal
 import threading
 import time
@@ -73,6 +74,8 @@ MAX_BLOCKS = 10_000    # the photo list is cut into at most this many blocks (dr
 BLOCK_BYTES = 1 << 20  # a decoded photo larger than this travels alone (so it can be restored in parallel)
 RATE_EVERY = 30.0      # seconds between two "done, rate, ETA" lines in plain (non-terminal) output
 RATE_WINDOW = 120.0    # the rate is measured over about this many seconds
+# Ray's token authentication (Ray 2.5x and later): what configures it in the environment
+AUTH_VARIABLES = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
 
 
 # ------------------------------------------------------------------------------------------ arguments
@@ -424,8 +427,10 @@ def run(jobs: list[Job], args: argparse.Namespace, config: BatchConfig, *, resto
     interrupted = False
     fatal: str | None = None
     duplicates = 0
+    auth: dict[str, str | None] | None = None
     try:
         if not ray.is_initialized():
+            auth = _own_token(args.ray)
             handlers = _signal_handlers()
             try:
                 ray.init(address=args.ray or None, logging_level="WARNING", configure_logging=True,
@@ -521,8 +526,32 @@ def run(jobs: list[Job], args: argparse.Namespace, config: BatchConfig, *, resto
     finally:
         if owned:
             ray.shutdown()
+        if auth is not None:
+            _put_back(auth)
     interrupted = interrupted or (stop is not None and stop.is_set())
     return _report(entries_pre, jobs, received, started, interrupted, fatal, stop, running=False)
+
+
+def _own_token(address: str | None) -> dict[str, str | None]:
+    """Before ``ray.init``: Ray's authentication variables as they are (``_put_back`` restores them); for
+    ``--ray local`` where none is set, a token of this run's own, in the environment that the local
+    instance's processes inherit.  Ray would otherwise write the new instance's token to ~/.ray/auth_token,
+    and from then on every driver that finds a cluster by itself (``--ray``, ``--ray auto``) turns token
+    authentication on, which a cluster started without it answers by cancelling every actor: each later run
+    on that cluster failed with "The actor never ran - it was cancelled before it started running"."""
+    saved = {name: os.environ.get(name) for name in AUTH_VARIABLES}
+    if address == "local" and not any(saved.values()):
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+    return saved
+
+
+def _put_back(saved: Mapping[str, str | None]) -> None:
+    """The environment variables ``saved`` as they were (Ray sets RAY_AUTH_MODE in ``ray.init``)."""
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def _signal_handlers(restore: dict[int, Any] | None = None) -> dict[int, Any]:

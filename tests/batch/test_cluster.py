@@ -419,6 +419,27 @@ def test_a_photo_that_kills_its_worker_every_time_is_reported_and_the_run_goes_o
         assert im.getpixel((0, 0)) == (245, 165, 55)
 
 
+@pytest.mark.slow
+def test_a_local_instance_leaves_no_token_behind(tmp_path):
+    """`--ray local` on a machine whose cluster runs without token authentication (`ray start --head`):
+    Ray wrote the new instance's token to ~/.ray/auth_token, and from then on every `--ray` or `--ray auto`
+    run on that cluster failed ("The actor never ran - it was cancelled before it started running")."""
+    src, home = tmp_path / "in", tmp_path / "home"
+    src.mkdir()
+    home.mkdir()
+    Image.new("RGB", (24, 16), (90, 120, 150)).save(src / "a.png")
+    temp = tempfile.mkdtemp(prefix="opray", dir="/tmp")  # (short: Ray's sockets live there)
+    os.makedirs(os.path.join(temp, "ray"))
+    try:
+        proc = _cli([str(src), "-o", str(tmp_path / "out"), "--scratches", "off", "--no-faces"], "local",
+                    HOME=str(home), RAY_TMPDIR=temp, RAY_USAGE_STATS_ENABLED="0")
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _files(tmp_path / "out") == ["a.png"]
+    assert not (home / ".ray" / "auth_token").exists()
+
+
 def test_layout_defaults_and_shortfall():
     class FakeRay:
         def __init__(self, cpus, gpus):
