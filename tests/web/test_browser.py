@@ -753,7 +753,7 @@ def test_a_restored_photo_is_announced(tmp_path, browser):
     with _one_restored_photo(tmp_path, browser) as (engine, page, card):
         region = page.get_by_role("status").filter(has_text="scan.png")
         assert region.count() == 1 and region.get_attribute("id") == "announce"
-        assert region.inner_text().startswith("scan.png: restored in")
+        assert region.locator("p").last.inner_text().startswith("scan.png: restored in")
         assert region.bounding_box()["width"] <= 1
         page.reload()
         page.locator(".card[data-status=done]").wait_for(timeout=30_000)
@@ -1232,3 +1232,30 @@ def test_the_100_percent_view_scrolls_with_the_keyboard(tmp_path, browser):
         card.locator(".actual-size").uncheck()
         assert view.get_attribute("tabindex") is None
         context.close()
+
+
+def test_what_the_page_says_after_an_action_is_announced(tmp_path, browser):
+    """A screen reader hears what the page says after an action without moving to it (WCAG 4.1.3): photos
+    added (the chooser then says "no file chosen"), why they were not sent, a full-size photo loading or
+    not loaded, a photo removed, the user's files deleted; each was written where only the eyes found it."""
+    with _one_restored_photo(tmp_path, browser) as (engine, page, card):
+        said = page.locator("#announce")
+        page.set_input_files("#files", [str(tmp_path / "scan.png")])
+        assert "1 photo added: choose the options below" in said.inner_text()
+        page.locator("details.advanced summary").click()
+        page.fill("#mask_threshold", "5")
+        page.click("#go")
+        not_sent = "Not sent: \u201cDefect threshold\u201d"
+        assert page.get_by_role("status").filter(has_text=not_sent).count() == 1
+        card.locator(".restore-again").click()  # (a result's "Not sent" goes where its summary was)
+        assert said.filter(has_text=not_sent).count() == 1
+        page.fill("#mask_threshold", "")
+        page.route("**/preview/*_full.png*", lambda r: r.fulfill(status=500, body="{}"))
+        card.locator(".actual-size").check()
+        page.get_by_role("status").filter(has_text="The full-size photo could not be loaded").wait_for()
+        page.locator(".card").last.locator(".remove").click()
+        assert said.inner_text().endswith("scan.png removed.")
+        page.on("dialog", lambda dialog: dialog.accept())
+        page.click("#forget")
+        page.locator("#results").wait_for(state="hidden")
+        assert said.inner_text().endswith("Your photos and results are deleted from this server.")

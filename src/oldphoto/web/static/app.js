@@ -160,7 +160,8 @@ function showError(card, text) {
   $("progress", card).hidden = true;
 }
 
-// a screen reader hears that a photo is restored (the cards' own states change every second: not read out)
+// a screen reader hears that a photo is restored (the cards' own states change every second: not read
+// out), and what the page says after an action where only the eyes would find it
 function announce(text) {
   const region = $("#announce");
   region.append(el("p", {text}));
@@ -311,7 +312,7 @@ function comparison(photo) {
   const maskToggle = el("input", {type: "checkbox", class: "show-mask"});
   maskToggle.addEventListener("change", () => { $(".overlay", frame).hidden = !maskToggle.checked; });
   const tools = el("div", {class: "tools"});
-  const actualNote = el("span", {class: "note actual-note", hidden: ""});
+  const actualNote = el("span", {class: "note actual-note", role: "status", hidden: ""});  // (loading, failed)
   const actualToggle = el("input", {type: "checkbox", class: "actual-size"});
   const inSight = () => {  // the part of the frame in the view: the tags and the handle's grip stay there
     frame.style.setProperty("--seen-top", view.scrollTop + "px");
@@ -658,6 +659,7 @@ async function sendBack(photo, what, body, button, note) {
     return true;
   } catch (e) {
     note.textContent = `Not sent: ${e.message}`;
+    if (!note.closest("[role=status]")) announce(note.textContent);  // (a result's summary: not read out)
     button.disabled = false;
     if (hadFocus && document.activeElement === document.body) button.focus();  // (where it was)
     return false;
@@ -719,6 +721,8 @@ function addFiles(files) {
     pending.push(item);
   }
   refreshButton();
+  // (a screen reader is back on the chooser, which says "no file chosen": it is emptied for the next)
+  if (files.length) announce($("#drop-added").textContent);
 }
 
 function refreshButton() {
@@ -747,6 +751,7 @@ async function removeCard(card, item) {
   }
   dropCard(card);
   afterRemoval();
+  announce(`${$(".name", card).textContent} removed.`);
 }
 
 // A card taken off the page: the focus in it (unless moved on meanwhile) goes to the next card's first
@@ -935,6 +940,7 @@ async function start() {
     $("#zip").hidden = true;
     refreshButton();
     if (refocus) $("#files").focus();
+    announce("Your photos and results are deleted from this server.");
   });
   await poll();
   startPolling();
