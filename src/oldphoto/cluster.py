@@ -76,6 +76,12 @@ RATE_EVERY = 30.0      # seconds between two "done, rate, ETA" lines in plain (n
 RATE_WINDOW = 120.0    # the rate is measured over about this many seconds
 # Ray's token authentication (Ray 2.5x and later): what configures it in the environment
 AUTH_VARIABLES = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+# said when a run fails after Ray offered a token found on this machine to the cluster: one started
+# without token authentication cancels every actor of such a driver, which Ray reports as nothing more
+# than "The actor never ran - it was cancelled before it started running"
+TOKEN_ADVICE = ("; Ray found a token on this machine (~/.ray/auth_token) and offered it to the cluster: if "
+                "the cluster was started without token authentication, give its address (--ray HOST:PORT, "
+                "where Ray offers no token) or set RAY_AUTH_MODE=disabled")
 
 
 # ------------------------------------------------------------------------------------------ arguments
@@ -428,6 +434,7 @@ def run(jobs: list[Job], args: argparse.Namespace, config: BatchConfig, *, resto
     fatal: str | None = None
     duplicates = 0
     auth: dict[str, str | None] | None = None
+    token_found = False
     try:
         if not ray.is_initialized():
             auth = _own_token(args.ray)
@@ -441,6 +448,7 @@ def run(jobs: list[Job], args: argparse.Namespace, config: BatchConfig, *, resto
                 say(f"error: {fatal}")
                 return _report(entries_pre, jobs, received, started, False, fatal, stop, running=False)
             owned = True
+        token_found = auth is not None and _token_turned_on(auth, args.ray)
         layout = _layout(ray, args)
         say(layout.describe())
         if layout.shortfall():
@@ -510,6 +518,8 @@ def run(jobs: list[Job], args: argparse.Namespace, config: BatchConfig, *, resto
                 interrupted = True
             except Exception as exc:  # the cluster itself failed (an actor cannot start, lost head)
                 fatal = f"the Ray run failed: {_first_line(exc)}"
+                if token_found:
+                    fatal = fatal.rstrip(".") + TOKEN_ADVICE
                 say(f"error: {fatal}")
             finally:
                 close = getattr(rows, "close", None)
@@ -543,6 +553,13 @@ def _own_token(address: str | None) -> dict[str, str | None]:
     if address == "local" and not any(saved.values()):
         os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
     return saved
+
+
+def _token_turned_on(saved: Mapping[str, str | None], address: str | None) -> bool:
+    """Whether ``ray.init`` turned token authentication on by itself, having found a token (in
+    ~/.ray/auth_token) while finding the cluster of this machine (``--ray``, ``--ray auto``)."""
+    turned_on = saved["RAY_AUTH_MODE"] is None and os.environ.get("RAY_AUTH_MODE") == "token"
+    return turned_on and address != "local"
 
 
 def _put_back(saved: Mapping[str, str | None]) -> None:

@@ -130,6 +130,62 @@ def test_reasons_and_warnings_name_the_paths_as_given(tmp_path, monkeypatch):
     assert local.warnings[0].startswith("out/gray.png exists")  # (what the test is about)
 
 
+class _FakeRay(types.ModuleType):
+    """Just what ``cluster.run`` asks of Ray before its pipeline; ``init`` turns token authentication on as
+    Ray 2.5x does when it finds ~/.ray/auth_token while looking for the cluster of this machine."""
+
+    def __init__(self, token_found: bool):
+        super().__init__("ray")
+        self.data = types.ModuleType("ray.data")
+        self.token_found = token_found
+
+    def is_initialized(self):
+        return False
+
+    def init(self, **kwargs):
+        if self.token_found:
+            os.environ["RAY_AUTH_MODE"] = "token"
+
+    def nodes(self):
+        return [{"Alive": True, "Resources": {"CPU": 2}}]
+
+    def cluster_resources(self):
+        return {"CPU": 2}
+
+    def put(self, value):
+        return value
+
+    def shutdown(self):
+        pass
+
+
+class _CancelledActors:
+    def iter_rows(self):  # (a generator, as Ray Data's: it fails when the first row is asked for)
+        yield from ()
+        raise RuntimeError("The actor never ran - it was cancelled before it started running.")
+
+
+@pytest.mark.parametrize("token_found", [True, False])
+def test_a_run_refused_for_a_token_found_on_this_machine_says_so(tmp_path, monkeypatch, token_found):
+    """Ray offers a token it finds in ~/.ray/auth_token to the cluster it finds by itself; one started without
+    token authentication cancels every actor, and the run failed with Ray's words alone: 'The actor never
+    ran - it was cancelled before it started running'."""
+    fake = _FakeRay(token_found)
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    monkeypatch.setitem(sys.modules, "ray.data", fake.data)
+    monkeypatch.setattr(cluster, "_configure_data", lambda ray: None)
+    monkeypatch.setattr(cluster, "_pipeline", lambda *args: _CancelledActors())
+    for name in cluster.AUTH_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    jobs = [batch.Job(tmp_path / "a.png", Path("a.png"))]
+    batch.plan_outputs(jobs, tmp_path / "out", None)
+    args = argparse.Namespace(ray="auto", ray_workers=None, ray_cpus=None)
+    report = cluster.run(jobs, args, batch.BatchConfig(outdir=tmp_path / "out"))
+    assert report.fatal.startswith("the Ray run failed: ") and "never ran" in report.fatal
+    assert ("~/.ray/auth_token" in report.fatal and "--ray HOST:PORT" in report.fatal) == token_found
+    assert "RAY_AUTH_MODE" not in os.environ  # (as it was before the run)
+
+
 def test_ray_data_does_not_tell_the_user_to_set_its_progress_bars():
     """Found on every run: 'WARNING ... Progress bars disabled. To enable, set
     `ray.data.DataContext.get_current().enable_progress_bars = True`.' among the photo lines."""
