@@ -1259,3 +1259,27 @@ def test_what_the_page_says_after_an_action_is_announced(tmp_path, browser):
         page.click("#forget")
         page.locator("#results").wait_for(state="hidden")
         assert said.inner_text().endswith("Your photos and results are deleted from this server.")
+
+
+def test_each_result_is_found_by_its_photos_name(tmp_path, browser):
+    """A screen reader goes from photo to photo by their headings (each card's name, under "Results"),
+    and names each picture of a result by its photo ("restored", "original" were the same for every
+    photo); the split's grip (read as two triangles) and the Before/After tags (the pictures' names
+    again) are not read out."""
+    photos = [tmp_path / f"scan{i}.png" for i in range(2)]
+    for photo in photos:
+        photo.write_bytes(png_bytes())
+    with served(Engine(FakeRestorer(), tmp_path / "root")) as url:
+        context, page = open_page(browser, url)
+        page.set_input_files("#files", [str(p) for p in photos])
+        page.click("#go")
+        page.locator(".card[data-status=done]").nth(1).wait_for(timeout=30_000)
+        for i, photo in enumerate(photos):
+            card = page.locator(".card").nth(i)
+            assert card.get_by_role("heading", level=3, name=photo.name, exact=True).count() == 1
+            frame = card.locator(".frame")
+            assert [image.get_attribute("alt") for image in frame.locator("img").all()] == [
+                f"{photo.name}, restored", f"{photo.name}, original", f"{photo.name}, repaired areas"]
+            tree = frame.aria_snapshot()
+            assert "\u25c0" not in tree and "Before" not in tree and "After" not in tree, tree
+        context.close()

@@ -124,7 +124,7 @@ function chosenOptions() {
 function makeCard(name) {
   const card = el("li", {class: "card", "data-status": "ready"},
     el("div", {class: "card-head"},
-      el("span", {class: "name", text: name}),
+      el("h3", {class: "name", text: name}),  // (a screen reader goes from photo to photo by heading)
       el("span", {class: "state", text: "ready to restore"}),
       el("button", {class: "remove quiet", title: "Remove this photo", "aria-label": "Remove " + name, text: "\u00d7"})),
     el("progress", {max: "1", hidden: "", "aria-label": "Progress of " + name}));
@@ -280,14 +280,16 @@ function comparison(photo) {
   // from the same address again, whatever the server says about caching, and a photo restored again
   // kept its first result on the page
   const revision = `?revision=${photo.revision}`;
+  // (the grip's triangles and the tags, the pictures' names again, are not read out)
   const frame = el("div", {class: "frame"},
-    el("img", {class: "after", src: `${base}/preview/after.jpg${revision}`, alt: "restored"}),
-    el("img", {class: "before", src: `${base}/preview/before.jpg${revision}`, alt: "original"}),
-    el("img", {class: "overlay", src: `${base}/preview/overlay.png${revision}`, alt: "repaired areas", hidden: ""}),
+    el("img", {class: "after", src: `${base}/preview/after.jpg${revision}`, alt: `${photo.name}, restored`}),
+    el("img", {class: "before", src: `${base}/preview/before.jpg${revision}`, alt: `${photo.name}, original`}),
+    el("img", {class: "overlay", src: `${base}/preview/overlay.png${revision}`, alt: `${photo.name}, repaired areas`,
+               hidden: ""}),
     el("div", {class: "faces", hidden: ""}),
-    el("div", {class: "handle"}),
-    el("span", {class: "tag tag-before", text: "Before"}),
-    el("span", {class: "tag tag-after", text: "After"}));
+    el("div", {class: "handle", "aria-hidden": "true"}),
+    el("span", {class: "tag tag-before", text: "Before", "aria-hidden": "true"}),
+    el("span", {class: "tag tag-after", text: "After", "aria-hidden": "true"}));
   // its size in app.css from the photo's pixels: fitted (never above 100 %), or 100 % in a scrolled view
   frame.style.setProperty("--w", photo.width);
   frame.style.setProperty("--h", photo.height);
