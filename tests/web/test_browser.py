@@ -1283,3 +1283,23 @@ def test_each_result_is_found_by_its_photos_name(tmp_path, browser):
             tree = frame.aria_snapshot()
             assert "\u25c0" not in tree and "Before" not in tree and "After" not in tree, tree
         context.close()
+
+
+def test_high_contrast_keeps_the_colours_of_what_is_on_the_photo(tmp_path, browser):
+    """In a high-contrast theme (forced colours) the browser paints every box in the theme's few colours,
+    but not the photo: the swatches saying what red, yellow and blue mean on it all turned the page's
+    background, the face boxes the theme's text colour, and the split lost its shadow (white on a white
+    sky).  They keep their own colours."""
+    with _one_restored_photo(tmp_path, browser) as (engine, page, card):
+        page.emulate_media(forced_colors="active")
+        card.locator(".mark-start").click()
+        look = "(e, property) => getComputedStyle(e)[property]"
+        for selector, colour in ((".swatch-mask", "rgb(255, 40, 40)"), (".swatch-marked", "rgb(255, 205, 0)"),
+                                 (".swatch-unmarked", "rgb(0, 150, 255)")):
+            assert card.locator(selector).evaluate(look, "backgroundColor") == colour, selector
+        assert card.locator(".face").evaluate(look, "borderTopColor") == "rgb(63, 167, 255)"
+        assert card.locator(".handle").evaluate(look, "boxShadow") != "none"
+        canvas = card.locator("canvas.marks")
+        canvas.focus()
+        page.keyboard.press("Space")  # painting: the brush's circle filled with the colour it paints
+        assert card.locator(".brush-cursor").evaluate(look, "backgroundColor") == "rgba(255, 205, 0, 0.55)"
