@@ -27,6 +27,7 @@ temporary files of writes lost with their worker at the end).  A photo whose wor
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib.util
 import logging
@@ -39,12 +40,12 @@ import threading
 import time
 import warnings
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from oldphoto import __version__, footprint
+from oldphoto import __version__, footprint, outputs
 from oldphoto.batch import (
     FAILED,
     NOT_PROCESSED,
@@ -65,6 +66,8 @@ from oldphoto.batch import (
     restore_photo,
     write_restored,
 )
+from oldphoto.batch.mask_files import mask_paths
+from oldphoto.files import TEMP_NAME, temp_name_part
 
 INSTALL_HINT = ("--ray needs Ray with Ray Data, an optional extra: pip install 'oldphoto[ray]' "
                 "(or pip install 'ray[data]'), the same version on every node of the cluster")
@@ -412,12 +415,14 @@ def _pipeline(ray: Any, jobs: list[Job], handle: _SharedHandle, layout: _Layout,
 def run(jobs: list[Job], args: argparse.Namespace, config: BatchConfig, *, restore: Any = None,
         pre_entries: Sequence[Entry] = (), progress: Progress | None = None,
         stop: threading.Event | None = None, busy: threading.Event | None = None,
-        on_progress: Callable[[BatchReport], None] | None = None) -> BatchReport:
+        on_progress: Callable[[BatchReport], None] | None = None,
+        folder_lock: outputs.FolderLock | None = None) -> BatchReport:
     """Restore ``jobs`` (planned, see ``batch.plan_outputs``) on the Ray cluster that ``args.ray`` names.
 
     ``restore``: a picklable callable that replaces the pipeline in every actor (tests); None = the
     Restorer from the command line's options.  ``stop``/``busy`` as in ``batch.run_batch``, except that
     an interrupt abandons the photos in flight (``busy`` is set while waiting for the cluster).
+    ``folder_lock``: the output folder's, taken as soon as the run's first write has made the folder.
     """
     import ray
     import ray.data
@@ -492,6 +497,10 @@ def run(jobs: list[Job], args: argparse.Namespace, config: BatchConfig, *, resto
                             busy.clear()
                     if row is None:
                         break
+                    if folder_lock is not None:
+                        # held from the first write on: a job started later into the same folder must not
+                        # take this one's writes in progress for leftovers of an interrupted run
+                        folder_lock.take()
                     index, kind = int(row["index"]), row["kind"]
                     value = pickle.loads(row["data"])
                     if kind == "fatal":
@@ -569,6 +578,35 @@ def _put_back(saved: Mapping[str, str | None]) -> None:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+def remove_lost_writes(jobs: Sequence[Job], entries: Iterable[Entry]) -> list[Path]:
+    """Temporary files (``.NAME.xxxxxxxx.part``) of this run's writes lost with their worker, or cut off when
+    an interrupt stopped the run: those named after its outputs and masks only.  Another batch writing other
+    photos into the same folder has its writes in progress there: removing every temporary file made its
+    photos fail."""
+    own = {(path.parent, temp_name_part(path.name)) for path in _own_names(jobs, entries)}
+    removed = []
+    for folder in {folder for folder, _ in own}:
+        for path in folder.glob(".*.part") if folder.is_dir() else ():
+            match = TEMP_NAME.match(path.name)
+            if match is None or (folder, match["name"]) not in own or path.is_symlink() or not path.is_file():
+                continue
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+def _own_names(jobs: Sequence[Job], entries: Iterable[Entry]) -> Iterator[Path]:
+    """What this run may have written: its planned outputs and their masks, and the outputs and masks its
+    photos took (another name where a file it did not write had the planned one)."""
+    for job in jobs:
+        if job.output is not None:
+            yield job.output
+            yield from mask_paths(job.output)
+    for entry in entries:
+        yield from (Path(path) for path in (entry.output, entry.mask) if path is not None)
 
 
 def _signal_handlers(restore: dict[int, Any] | None = None) -> dict[int, Any]:

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from oldphoto import batch, cluster
+from oldphoto import batch, cluster, outputs
 from oldphoto.io import read_provenance
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -184,6 +184,59 @@ def test_a_run_refused_for_a_token_found_on_this_machine_says_so(tmp_path, monke
     assert report.fatal.startswith("the Ray run failed: ") and "never ran" in report.fatal
     assert ("~/.ray/auth_token" in report.fatal and "--ray HOST:PORT" in report.fatal) == token_found
     assert "RAY_AUTH_MODE" not in os.environ  # (as it was before the run)
+
+
+def test_the_end_of_a_run_leaves_another_batchs_writes_in_progress_alone(tmp_path, monkeypatch):
+    """Two jobs writing into one archive folder: the first to end removed every temporary file there as
+    "lost with their worker", the other job's writes in progress too (found: a 'removed 1 temporary file(s)
+    of writes lost with their worker' where no worker was lost), failing those photos."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    Image.new("RGB", (8, 8)).save(src / "a.png")
+    theirs = out / "1942" / ".b.png.k3j4h5g6.part"
+
+    def run(jobs, args, config, **kwargs):  # this run: its worker lost a.png's write, then redid it
+        (out / "1942").mkdir(parents=True)
+        (out / ".a.png.x1y2z3w4.part").write_bytes(b"half a photo")
+        (out / "a.png").write_bytes(b"the photo")
+        theirs.write_bytes(b"another job's photo, being written")
+        entries = [batch.Entry(str(jobs[0].input), batch.OK, output=str(jobs[0].output))]
+        return batch.BatchReport(entries, 0.0, 1.0, False, None)
+
+    monkeypatch.setattr(cluster, "ray_available", lambda: True)
+    monkeypatch.setattr(cluster, "run", run)
+    code, log = _main([str(src), "-o", str(out), "--ray=auto"])
+    assert code == 0, log
+    assert theirs.exists()
+    assert not (out / ".a.png.x1y2z3w4.part").exists() and "removed 1 temporary file(s)" in log
+
+
+def test_the_output_folder_is_held_from_the_run_s_first_write(tmp_path, monkeypatch):
+    """A job started into a folder that did not exist yet never held it: a second job started into the same
+    folder meanwhile took it and removed the first one's writes in progress as leftovers of an interrupted
+    earlier run."""
+    out = tmp_path / "out"
+    jobs = [batch.Job(tmp_path / "a.png", Path("a.png"))]
+    batch.plan_outputs(jobs, out, None)
+
+    class FirstWrite:
+        def iter_rows(self):
+            out.mkdir()  # (the run's first write makes the folder)
+            entry = batch.Entry(str(jobs[0].input), batch.OK, output=str(jobs[0].output))
+            yield cluster._row(0, "entry", entry)
+
+    fake = _FakeRay(token_found=False)
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    monkeypatch.setitem(sys.modules, "ray.data", fake.data)
+    monkeypatch.setattr(cluster, "_configure_data", lambda ray: None)
+    monkeypatch.setattr(cluster, "_pipeline", lambda *args: FirstWrite())
+    lock = outputs.FolderLock(out)
+    assert not lock.take()  # (no folder yet)
+    with lock:
+        report = cluster.run(jobs, argparse.Namespace(ray="auto", ray_workers=None, ray_cpus=None),
+                             batch.BatchConfig(outdir=out), folder_lock=lock)
+        assert [entry.status for entry in report.entries] == ["ok"]
+        assert lock.held and not outputs.FolderLock(out).take()  # (what a second job's start asks)
 
 
 def test_ray_data_does_not_tell_the_user_to_set_its_progress_bars():

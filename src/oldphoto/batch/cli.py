@@ -240,11 +240,11 @@ def _restore(args, restore: RestoreFn | None, stream, folder: outputs.FolderChec
                 else:
                     report = cluster.run(jobs, args, config, restore=None if lazy is not None else restore,
                                          pre_entries=pre, progress=progress, stop=stop, busy=handler.busy,
-                                         on_progress=writer)
+                                         on_progress=writer, folder_lock=lock)
             if on_cluster and lock.take():  # (the folder may have been made by the run)
                 # a worker lost in the middle of a write leaves its temporary file (its photo was redone),
                 # and so does a write cut off when an interrupt stops the run
-                removed = outputs.clean_stale_parts(config.outdir, spare=folder.input_folders)
+                removed = cluster.remove_lost_writes(jobs, report.entries)
                 if removed:
                     progress.log(f"removed {len(removed)} temporary file(s) of writes lost with their worker")
     finally:
