@@ -98,10 +98,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "ADDRESS: $RAY_ADDRESS, else the cluster of this machine, else a local instance. "
                         "Put it after the inputs, or write --ray=ADDRESS")
     g.add_argument("--ray-workers", type=int, default=None, metavar="N",
-                   help="restorer actors (default: one per GPU of the cluster; without GPUs, one per node)")
+                   help="restorer actors (default: one per GPU of the cluster; without GPUs or with --device "
+                        "cpu, one per node)")
     g.add_argument("--ray-cpus", type=float, default=None, metavar="C",
                    help="CPUs each restorer actor reserves and uses for its threads (default: 1 with GPUs; "
-                        "without GPUs, all but one of the smallest node's, or 0.5 on one-CPU nodes)")
+                        "without GPUs, all but one of the smallest node's, or 0.5 on one-CPU nodes, shared "
+                        "by the actors of a node when --ray-workers exceeds the nodes)")
 
 
 def ray_available() -> bool:
@@ -292,7 +294,9 @@ class _Layout:
                     "now: the others wait until an autoscaler adds GPUs")
         if self.workers * self.cpus + TASK_CPUS > self.cluster_cpus:
             return (f"{self.workers} workers with {self.cpus:g} CPU each and the decode/write tasks need "
-                    f"more than the cluster's {self.cluster_cpus:g} CPUs now: some wait for an autoscaler")
+                    f"more than the cluster's {self.cluster_cpus:g} CPUs now: unless an autoscaler adds "
+                    "nodes, the workers may leave the tasks no CPU and the run wait for ever (lower "
+                    "--ray-workers or --ray-cpus)")
         return None
 
     def describe(self) -> str:
@@ -306,14 +310,25 @@ def _layout(ray: Any, args: argparse.Namespace) -> _Layout:
     resources = ray.cluster_resources()
     cluster_gpus = int(resources.get("GPU", 0))
     cluster_cpus = float(resources.get("CPU", 0))
-    if cluster_gpus:
+    # --device cpu on a cluster with GPUs: CPU actors, not one per GPU holding a GPU it never uses
+    gpus = 1 if cluster_gpus and getattr(args, "device", "auto") != "cpu" else 0
+    if gpus:
         workers = args.ray_workers or cluster_gpus
         cpus = args.ray_cpus or 1.0
     else:
         workers = args.ray_workers or max(1, len(nodes))
-        smallest = min((n.get("Resources", {}).get("CPU", 0) for n in nodes), default=1)
-        cpus = args.ray_cpus or (float(int(smallest) - 1) if smallest >= 2 else 0.5)
-    return _Layout(workers, cpus, 1 if cluster_gpus else 0, len(nodes), cluster_cpus, cluster_gpus)
+        cpus = args.ray_cpus or _cpu_share(nodes, workers)
+    return _Layout(workers, cpus, gpus, len(nodes), cluster_cpus, cluster_gpus)
+
+
+def _cpu_share(nodes: Sequence[Mapping[str, Any]], workers: int) -> float:
+    """The CPUs of a CPU actor by default: all but one of the smallest node's (0.5 on one-CPU nodes), shared
+    by the actors a node holds when there are more of them than nodes.  (Each taking all but one, two
+    actors on one node left no CPU to the decode/write tasks: the run waited for ever, saying nothing.)"""
+    smallest = min((n.get("Resources", {}).get("CPU", 0) for n in nodes), default=1)
+    spare = float(int(smallest) - 1) if smallest >= 2 else 0.5
+    share = spare / -(-workers // max(1, len(nodes)))
+    return float(int(share)) if share >= 1 else max(0.01, int(share * 100) / 100)
 
 
 def _absolute(job: Job) -> Job:

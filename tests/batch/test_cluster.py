@@ -569,3 +569,15 @@ def test_layout_defaults_and_shortfall():
     assert (tiny.workers, tiny.cpus, tiny.shortfall()) == (2, 0.5, None)
     many = cluster._layout(FakeRay([8], 2), argparse.Namespace(ray_workers=3, ray_cpus=None))
     assert "3 GPUs" in many.shortfall()
+    # more workers than nodes share a node's spare CPUs: two taking 1 CPU each of a 2-CPU node left none
+    # to the decode/write tasks, and the run waited for ever
+    shared = cluster._layout(FakeRay([2], 0), argparse.Namespace(ray_workers=2, ray_cpus=None))
+    assert (shared.workers, shared.cpus, shared.shortfall()) == (2, 0.5, None)
+    assert cluster._layout(FakeRay([16, 16], 0), argparse.Namespace(ray_workers=6, ray_cpus=None)).cpus == 5.0
+    told = cluster._layout(FakeRay([2], 0), argparse.Namespace(ray_workers=2, ray_cpus=1.0))
+    assert "wait for ever" in told.shortfall() and "--ray-cpus" in told.shortfall()
+    # --device cpu on a cluster with GPUs: CPU actors, none holding a GPU it does not use
+    cpu_asked = cluster._layout(FakeRay([8, 16, 16], 4), argparse.Namespace(ray_workers=None, ray_cpus=None,
+                                                                         device="cpu"))
+    assert (cpu_asked.workers, cpu_asked.cpus, cpu_asked.gpus) == (3, 7.0, 0)
+    assert cpu_asked.describe().endswith("3 restorer worker(s) with 7 CPU each")
