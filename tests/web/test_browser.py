@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import io
 import os
 import re
 import shutil
@@ -1303,3 +1304,29 @@ def test_high_contrast_keeps_the_colours_of_what_is_on_the_photo(tmp_path, brows
         canvas.focus()
         page.keyboard.press("Space")  # painting: the brush's circle filled with the colour it paints
         assert card.locator(".brush-cursor").evaluate(look, "backgroundColor") == "rgba(255, 205, 0, 0.55)"
+
+
+def test_a_waiting_photos_progress_bar_is_still_with_reduced_motion(tmp_path, browser):
+    """The progress bar of a photo waiting its turn (or restored without an estimate) is indeterminate:
+    Chromium sweeps it to and fro, for minutes, even when the system asks for reduced motion; then it
+    stands still (the status line beside it says what happens)."""
+    gate = threading.Event()
+    photos = [tmp_path / f"scan{i}.png" for i in range(2)]
+    for photo in photos:
+        photo.write_bytes(png_bytes())
+    with served(Engine(FakeRestorer(gate=gate), tmp_path / "root")) as url:
+        context, page = open_page(browser, url, reduced_motion="reduce")
+        page.set_input_files("#files", [str(p) for p in photos])
+        page.click("#go")
+        bar = page.locator(".card").nth(1).locator("progress")
+        page.locator(".card:nth-child(2)[data-status=queued]").wait_for(timeout=10_000)  # (behind the 1st)
+        frames = set()
+        for _ in range(4):
+            with Image.open(io.BytesIO(bar.screenshot())) as shot:  # (not its rounded ends: at a fraction
+                row = np.asarray(shot.convert("RGB"))[shot.height // 2, 10:-10]  # of a pixel, they vary)
+            frames.add(row.tobytes())
+            page.wait_for_timeout(150)
+        assert len(frames) == 1
+        assert bar.bounding_box()["height"] > 0  # (still shown)
+        gate.set()
+        context.close()
