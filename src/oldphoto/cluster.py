@@ -408,11 +408,12 @@ def _configure_data(ray: Any) -> None:
     ctx.target_max_block_size = BLOCK_BYTES
 
 
-def _pipeline(ray: Any, jobs: list[Job], handle: _SharedHandle, layout: _Layout, options: dict[str, Any],
-              restore: Any) -> Any:
-    """The Ray Data dataset: one row per photo, through open (task), restore (actor), write (task)."""
-    items = [_row(index, "job", job) for index, job in enumerate(jobs)]
-    data = ray.data.from_items(items, override_num_blocks=min(len(jobs), MAX_BLOCKS))
+def _pipeline(ray: Any, jobs: Sequence[tuple[int, Job]], handle: _SharedHandle, layout: _Layout,
+              options: dict[str, Any], restore: Any) -> Any:
+    """The Ray Data dataset: one row per photo (its index and job), through open (task), restore (actor),
+    write (task)."""
+    items = [_row(index, "job", job) for index, job in jobs]
+    data = ray.data.from_items(items, override_num_blocks=min(len(items), MAX_BLOCKS))
     restorer_args = {"handle": handle, "options": options, "restore": restore,
                      "threads": max(1, int(layout.cpus)), "version": __version__}
     # retries are bounded (Ray Data's default is forever, which a photo that kills its worker every
@@ -498,8 +499,12 @@ def run(jobs: list[Job], args: argparse.Namespace, config: BatchConfig, *, resto
             next_snapshot = time.monotonic() + max(REPORT_INTERVAL, 10 * (time.monotonic() - begun))
 
         snapshot()
-        if jobs:
-            data = _pipeline(ray, work_jobs, handle, layout, _options(args), restore)
+        options = _options(args)
+
+        def drain(indices: list[int]) -> None:
+            """One pass of the photos ``indices`` through the cluster, their entries into ``received``."""
+            nonlocal fatal, interrupted, duplicates
+            data = _pipeline(ray, [(i, work_jobs[i]) for i in indices], handle, layout, options, restore)
             rows = iter(data.iter_rows())
             try:
                 while not (stop is not None and stop.is_set()):
@@ -529,7 +534,8 @@ def run(jobs: list[Job], args: argparse.Namespace, config: BatchConfig, *, resto
                         value, written = value
                         fatal = disk_full_fatal(_given(written, config.outdir))
                         value.reason = value.reason.replace(written, _given(written, config.outdir), 1)
-                    entry = received[index] = _as_given(value, jobs[index], config.outdir, config.mask_dir)
+                    entry = _as_given(value, jobs[index], config.outdir, config.mask_dir)
+                    received[index] = entry
                     if progress is not None:
                         progress.update(entry)
                     if fatal is not None:
@@ -549,6 +555,16 @@ def run(jobs: list[Job], args: argparse.Namespace, config: BatchConfig, *, resto
                 close = getattr(rows, "close", None)
                 if close is not None:
                     close()
+
+        pending = list(range(len(jobs)))
+        while pending:
+            drain(pending)
+            stopped = fatal is not None or interrupted or (stop is not None and stop.is_set())
+            pending = [] if stopped else _lost_together(pending, received)
+            if pending:
+                say(f"note: {len(pending)} photo(s) lost with workers that died on a photo beside them are "
+                    "tried again, in smaller groups")
+
         if duplicates:
             say(f"note: {duplicates} photo(s) were answered twice by retried tasks; each is reported once")
         elapsed = time.time() - started
@@ -622,6 +638,16 @@ def _own_names(jobs: Sequence[Job], entries: Iterable[Entry]) -> Iterator[Path]:
             yield from mask_paths(job.output)
     for entry in entries:
         yield from (Path(path) for path in (entry.output, entry.mask) if path is not None)
+
+
+def _lost_together(indices: Sequence[int], received: Mapping[int, Entry]) -> list[int]:
+    """The photos of a pass that its workers lost, to be tried again: [] when each photo had a block of its
+    own (those lost then are reported failed).  A block holds several photos in an archive of more than
+    ``MAX_BLOCKS``, and a photo that crashes its worker every time (a decoder, memory) took the other photos
+    of its block with it, reported lost too: a hundred per crashing photo in a million, on every rerun."""
+    if len(indices) <= MAX_BLOCKS:
+        return []
+    return [index for index in indices if index not in received]
 
 
 def _signal_handlers(restore: dict[int, Any] | None = None) -> dict[int, Any]:

@@ -506,8 +506,13 @@ class _DiesOnOnePhoto:
 
 
 @pytest.mark.slow
-def test_a_photo_that_kills_its_worker_every_time_is_reported_and_the_run_goes_on(ray_cluster, tmp_path):
+def test_a_photo_that_kills_its_worker_every_time_is_reported_and_the_run_goes_on(ray_cluster, tmp_path,
+                                                                                   monkeypatch):
+    """Alone: the photos beside it are restored.  Blocks of several photos (an archive of more than
+    ``MAX_BLOCKS``, here 2) lost the crashing photo's block-mates with it, reported lost on every rerun."""
     import ray.cloudpickle
+
+    monkeypatch.setattr(cluster, "MAX_BLOCKS", 2)
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the actors cannot import tests
     src, out, report = tmp_path / "in", tmp_path / "out", tmp_path / "report.json"
