@@ -1330,3 +1330,21 @@ def test_a_waiting_photos_progress_bar_is_still_with_reduced_motion(tmp_path, br
         assert bar.bounding_box()["height"] > 0  # (still shown)
         gate.set()
         context.close()
+
+
+def test_an_options_note_is_read_with_it(tmp_path, browser):
+    """The notes under the options (what fine dust takes with it, that enlarging invents texture and takes
+    minutes…) are the options' descriptions: a screen reader going from control to control with Tab
+    skipped them."""
+    with served(Engine(FakeRestorer(), tmp_path / "root")) as url:
+        context, page = open_page(browser, url)
+        described = {"#dust": "Stars, city lights", "#dark_dust": "Small ones on plain areas",
+                     "#fidelity": "how much of the photo's own grain", "#hr": "are repaired this way anyway",
+                     "#faces": "Not available on this server", "#upscale": "Not available on this server",
+                     "#unfade": "its darkest tones become black"}
+        for control, note in described.items():
+            description = re.compile(re.escape(note))
+            sync_api.expect(page.locator(control)).to_have_accessible_description(description)
+        ends = re.compile("^more restored")  # (and first what the slider's ends mean)
+        sync_api.expect(page.locator("#fidelity")).to_have_accessible_description(ends)
+        context.close()
