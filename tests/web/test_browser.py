@@ -1246,16 +1246,18 @@ def test_what_the_page_says_after_an_action_is_announced(tmp_path, browser):
         page.locator("details.advanced summary").click()
         page.fill("#mask_threshold", "5")
         page.click("#go")
-        not_sent = "Not sent: \u201cDefect threshold\u201d"
-        assert page.get_by_role("status").filter(has_text=not_sent).count() == 1
+        not_sent = said.locator("p", has_text="Not sent: \u201cDefect threshold\u201d")
+        assert not_sent.count() == 1
         card.locator(".restore-again").click()  # (a result's "Not sent" goes where its summary was)
-        assert said.filter(has_text=not_sent).count() == 1
+        assert not_sent.count() == 2
         page.fill("#mask_threshold", "")
         page.route("**/preview/*_full.png*", lambda r: r.fulfill(status=500, body="{}"))
         card.locator(".actual-size").check()
         page.get_by_role("status").filter(has_text="The full-size photo could not be loaded").wait_for()
         page.locator(".card").last.locator(".remove").click()
         assert said.inner_text().endswith("scan.png removed.")
+        # (not what the button's note says after each sending, and now: "Add photos first.")
+        assert page.get_by_role("status").filter(has_text="Add photos first").count() == 0
         page.on("dialog", lambda dialog: dialog.accept())
         page.click("#forget")
         page.locator("#results").wait_for(state="hidden")

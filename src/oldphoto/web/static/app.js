@@ -802,6 +802,7 @@ async function sendAll() {
     params = chosenOptions();
   } catch (e) {
     $("#go-note").textContent = `Not sent: ${e.message}`;
+    announce($("#go-note").textContent);  // (not the note itself: "Add photos first." after each sending)
     return;
   }
   sending = true;
