@@ -1350,3 +1350,16 @@ def test_an_options_note_is_read_with_it(tmp_path, browser):
         ends = re.compile("^more restored")  # (and first what the slider's ends mean)
         sync_api.expect(page.locator("#fidelity")).to_have_accessible_description(ends)
         context.close()
+
+
+def test_the_faithfulness_is_read_once(tmp_path, browser):
+    """The number shown beside the faithfulness slider is an <output>, a status region: a screen reader
+    read each new value twice, the slider's and the region's.  The slider's alone is read."""
+    with served(Engine(FakeRestorer(), tmp_path / "root")) as url:
+        context, page = open_page(browser, url)
+        page.focus("#fidelity")
+        page.keyboard.press("ArrowRight")
+        assert page.locator("#fidelity-value").inner_text() == "0.55"  # (still shown)
+        assert page.get_by_role("slider", name="Faithfulness to the original").input_value() == "0.55"
+        assert page.get_by_role("status").filter(has_text="0.55").count() == 0
+        context.close()
