@@ -925,6 +925,12 @@ def test_a_failed_photo_is_tried_again_with_other_options(tmp_path, browser):
         assert "out of memory" in failed.locator(".error .message").inner_text()
         page.focus("#fidelity")
         page.keyboard.press("ArrowLeft")  # back to the server's 0.5
+        page.locator("details.advanced summary").click()
+        page.fill("#mask_threshold", "5")  # not sent: said in the error, an alert, and so read out once
+        failed.locator(".restore-again").click()
+        failed.locator(".error", has_text="Not sent").wait_for(timeout=5_000)
+        assert "Not sent" not in page.locator("#announce").inner_text()
+        page.fill("#mask_threshold", "")
         failed.locator(".restore-again").click()
         page.locator(".card[data-status=done] .compare").wait_for(timeout=30_000)
         assert page.locator(".card .error").count() == 0

@@ -661,7 +661,7 @@ async function sendBack(photo, what, body, button, note) {
     return true;
   } catch (e) {
     note.textContent = `Not sent: ${e.message}`;
-    if (!note.closest("[role=status]")) announce(note.textContent);  // (a result's summary: not read out)
+    if (!note.closest("[role=status], [role=alert]")) announce(note.textContent);  // (a result's summary)
     button.disabled = false;
     if (hadFocus && document.activeElement === document.body) button.focus();  // (where it was)
     return false;
