@@ -1369,3 +1369,18 @@ def test_the_faithfulness_is_read_once(tmp_path, browser):
         assert page.get_by_role("slider", name="Faithfulness to the original").input_value() == "0.55"
         assert page.get_by_role("status").filter(has_text="0.55").count() == 0
         context.close()
+
+
+def test_results_and_marking_fit_a_narrow_phone_and_200_percent(tmp_path, browser):
+    """At 320 CSS pixels wide (1280 at 400 %) and 640 (at 200 %) a result, a failed photo and the marking
+    tools do not make the page scroll sideways (WCAG 1.4.10; the options: the test above, at 320)."""
+    letter = tmp_path / "letter.jpg"
+    letter.write_text("Dear Sir, this is a letter, not a photo.")
+    with _one_restored_photo(tmp_path, browser) as (engine, page, card):
+        page.set_input_files("#files", [str(letter)])
+        page.click("#go")
+        page.locator(".card[data-status=failed]").wait_for(timeout=30_000)
+        card.locator(".mark-start").click()
+        for width in (320, 640):
+            page.set_viewport_size({"width": width, "height": 640})
+            assert page.evaluate("document.documentElement.scrollWidth") <= width, width
