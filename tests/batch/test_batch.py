@@ -865,7 +865,7 @@ def test_a_cluster_run_into_a_new_folder_cleans_what_its_lost_writes_left(tmp_pa
 
     def fake_run(jobs, args, config, **kw):
         (out / "album").mkdir(parents=True)
-        (out / "album" / ".a.mask.png.ecri74da.part").write_bytes(b"cut off")
+        (out / ".a.mask.png.ecri74da.part").write_bytes(b"cut off")  # (its mask's write)
         (out / "a.png").write_bytes(b"a photo")
         return batch.BatchReport([batch.Entry(str(jobs[0].input), batch.NOT_PROCESSED, "interrupted")],
                                  0.0, 1.0, True, None)
@@ -1065,7 +1065,7 @@ def test_a_full_disk_stops_a_cluster_run_the_same_way(tmp_path, monkeypatch):
 
     def pipeline(ray, jobs, shared, layout, options, restore):
         def rows():
-            for index, job in enumerate(jobs):
+            for index, job in jobs:  # (each with its index in the batch)
                 row = cluster._open_stage(cluster._row(index, "job", job), shared)
                 if row["kind"] == "work":
                     step = batch.restore_photo(pickle.loads(row["data"]), restore,
