@@ -641,13 +641,14 @@ def _own_names(jobs: Sequence[Job], entries: Iterable[Entry]) -> Iterator[Path]:
 
 
 def _lost_together(indices: Sequence[int], received: Mapping[int, Entry]) -> list[int]:
-    """The photos of a pass that its workers lost, to be tried again: [] when each photo had a block of its
-    own (those lost then are reported failed).  A block holds several photos in an archive of more than
-    ``MAX_BLOCKS``, and a photo that crashes its worker every time (a decoder, memory) took the other photos
-    of its block with it, reported lost too: a hundred per crashing photo in a million, on every rerun."""
-    if len(indices) <= MAX_BLOCKS:
-        return []
-    return [index for index in indices if index not in received]
+    """The photos of a pass that its workers lost, to be tried again in smaller blocks: [] when their
+    blocks would be no smaller (each photo had a block of its own, or nearly every photo was lost: those
+    are reported failed).  A block holds several photos in an archive of more than ``MAX_BLOCKS``, and a
+    photo that crashes its worker every time (a decoder, memory) took the other photos of its block with it,
+    reported lost too: a hundred per crashing photo in a million, on every rerun."""
+    lost = [index for index in indices if index not in received]
+    smaller = -(-len(lost) // MAX_BLOCKS) < -(-len(indices) // MAX_BLOCKS)  # (photos per block, rounded up)
+    return lost if lost and smaller else []
 
 
 def _signal_handlers(restore: dict[int, Any] | None = None) -> dict[int, Any]:

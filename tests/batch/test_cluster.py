@@ -554,6 +554,15 @@ def test_a_local_instance_leaves_no_token_behind(tmp_path):
     assert not (home / ".ray" / "auth_token").exists()
 
 
+def test_photos_lost_together_are_tried_again_in_smaller_blocks_only(monkeypatch):
+    monkeypatch.setattr(cluster, "MAX_BLOCKS", 2)
+    done = {i: batch.Entry(f"p{i}", batch.OK) for i in range(10) if i not in (3, 4, 7)}
+    assert cluster._lost_together(range(10), done) == [3, 4, 7]  # (blocks of 5, then of 2)
+    assert cluster._lost_together([3, 4, 7], {3: batch.Entry("p3", batch.OK)}) == [4, 7]
+    assert cluster._lost_together([4, 7], {}) == []  # each had a block of its own: they are lost
+    assert cluster._lost_together(range(10), {0: batch.Entry("p0", batch.OK)}) == []  # (no smaller: no end)
+
+
 def test_layout_defaults_and_shortfall():
     class FakeRay:
         def __init__(self, cpus, gpus):
