@@ -19,9 +19,10 @@ Failures: a photo that fails is a 'failed' entry and the run goes on (a write th
 stops it, as locally: that photo fails naming its output, the others are not processed); a worker that
 dies (crash, killed, node lost) is replaced by Ray and its photos are redone (retried tasks write to the
 decided name with an atomic replace, so never a partial file nor a second copy; the driver removes
-temporary files of writes lost with their worker at the end).  A photo whose workers die
-``RETRIES + 1`` times is reported failed instead of stopping the run.  The restorer failing to start at all
-(no weights) stops the run with the reason, as locally.
+temporary files of writes lost with their worker at the end, those named after its own outputs).  A photo
+whose workers die ``RETRIES + 1`` times is reported failed instead of stopping the run (the photos of its
+block lost with it are tried again in smaller blocks).  The restorer failing to start at all (no weights)
+stops the run with the reason, as locally.
 """
 
 from __future__ import annotations
