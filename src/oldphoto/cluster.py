@@ -86,6 +86,11 @@ AUTH_VARIABLES = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
 TOKEN_ADVICE = ("; Ray found a token on this machine (~/.ray/auth_token) and offered it to the cluster: if "
                 "the cluster was started without token authentication, give its address (--ray HOST:PORT, "
                 "where Ray offers no token) or set RAY_AUTH_MODE=disabled")
+# `--ray` without an address where Ray finds no cluster: the photos are restored on this machine alone,
+# which the line saying the layout ("1 node(s)") does not tell from a cluster of one node
+NO_CLUSTER = ("no Ray cluster found ($RAY_ADDRESS is not set, and Ray's temporary folder holds no address of "
+              "a `ray start`): the photos are restored by a Ray instance of this machine alone; --ray auto "
+              "joins any cluster running on this machine, --ray HOST:PORT a given one")
 
 
 # ------------------------------------------------------------------------------------------ arguments
@@ -459,17 +464,20 @@ def run(jobs: list[Job], args: argparse.Namespace, config: BatchConfig, *, resto
     token_found = False
     try:
         if not ray.is_initialized():
-            auth = _own_token(args.ray)
+            alone = _starts_instance(args.ray)
+            auth = _own_token(alone)
             handlers = _signal_handlers()
             try:
                 ray.init(address=args.ray or None, logging_level="WARNING", configure_logging=True,
-                         include_dashboard=False if args.ray == "local" else None)
+                         include_dashboard=False if alone else None)
                 _signal_handlers(handlers)  # Ray's own would end the driver at once on SIGTERM
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 fatal = f"cannot connect to the Ray cluster {args.ray or '(default)'}: {_first_line(exc)}"
                 say(f"error: {fatal}")
                 return _report(entries_pre, jobs, received, started, False, fatal, stop, running=False)
             owned = True
+            if alone and args.ray != "local":
+                say(f"note: {NO_CLUSTER}")
         token_found = auth is not None and _token_turned_on(auth, args.ray)
         layout = _layout(ray, args)
         say(layout.describe())
@@ -583,15 +591,32 @@ def run(jobs: list[Job], args: argparse.Namespace, config: BatchConfig, *, resto
     return _report(entries_pre, jobs, received, started, interrupted, fatal, stop, running=False)
 
 
-def _own_token(address: str | None) -> dict[str, str | None]:
-    """Before ``ray.init``: Ray's authentication variables as they are (``_put_back`` restores them); for
-    ``--ray local`` where none is set, a token of this run's own, in the environment that the local
-    instance's processes inherit.  Ray would otherwise write the new instance's token to ~/.ray/auth_token,
-    and from then on every driver that finds a cluster by itself (``--ray``, ``--ray auto``) turns token
-    authentication on, which a cluster started without it answers by cancelling every actor: each later run
-    on that cluster failed with "The actor never ran - it was cancelled before it started running"."""
+def _starts_instance(address: str | None) -> bool:
+    """Whether ``ray.init`` will start a Ray instance of this machine alone rather than join a cluster:
+    ``--ray local``, and ``--ray`` without an address where Ray finds none ($RAY_ADDRESS unset, no address
+    of a ``ray start`` in its temporary folder), as Ray itself decides."""
+    if address:
+        return address == "local"
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+    except ImportError:  # (a Ray without it: nothing is said, and Ray's token is left to Ray)
+        return False
+    try:
+        return canonicalize_bootstrap_address(None) is None
+    except Exception:  # (what is wrong is said by ray.init)
+        return False
+
+
+def _own_token(alone: bool) -> dict[str, str | None]:
+    """Before ``ray.init``: Ray's authentication variables as they are (``_put_back`` restores them); for a
+    Ray instance of this machine alone (``_starts_instance``) where none is set, a token of this run's own, in
+    the environment that the instance's processes inherit.  Ray would otherwise write the new instance's
+    token to ~/.ray/auth_token, and from then on every driver that finds a cluster by itself (``--ray``,
+    ``--ray auto``) turns token authentication on, which a cluster started without it answers by cancelling
+    every actor: each later run on that cluster failed with "The actor never ran - it was cancelled before
+    it started running"."""
     saved = {name: os.environ.get(name) for name in AUTH_VARIABLES}
-    if address == "local" and not any(saved.values()):
+    if alone and not any(saved.values()):
         os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
     return saved
 

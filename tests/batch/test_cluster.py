@@ -534,10 +534,13 @@ def test_a_photo_that_kills_its_worker_every_time_is_reported_and_the_run_goes_o
 
 
 @pytest.mark.slow
-def test_a_local_instance_leaves_no_token_behind(tmp_path):
+@pytest.mark.parametrize("address", ["local", ""])
+def test_a_local_instance_leaves_no_token_behind(tmp_path, address):
     """`--ray local` on a machine whose cluster runs without token authentication (`ray start --head`):
     Ray wrote the new instance's token to ~/.ray/auth_token, and from then on every `--ray` or `--ray auto`
-    run on that cluster failed ("The actor never ran - it was cancelled before it started running")."""
+    run on that cluster failed ("The actor never ran - it was cancelled before it started running").  So did
+    `--ray` where Ray found no cluster's address (one found when run on the head, once a benchmark had
+    removed Ray's address file there), restoring on the head alone without a word."""
     src, home = tmp_path / "in", tmp_path / "home"
     src.mkdir()
     home.mkdir()
@@ -545,13 +548,14 @@ def test_a_local_instance_leaves_no_token_behind(tmp_path):
     temp = tempfile.mkdtemp(prefix="opray", dir="/tmp")  # (short: Ray's sockets live there)
     os.makedirs(os.path.join(temp, "ray"))
     try:
-        proc = _cli([str(src), "-o", str(tmp_path / "out"), "--scratches", "off", "--no-faces"], "local",
-                    HOME=str(home), RAY_TMPDIR=temp, RAY_USAGE_STATS_ENABLED="0")
+        proc = _cli([str(src), "-o", str(tmp_path / "out"), "--scratches", "off", "--no-faces"], address,
+                    HOME=str(home), RAY_TMPDIR=temp, RAY_USAGE_STATS_ENABLED="0", RAY_ADDRESS="")
     finally:
         shutil.rmtree(temp, ignore_errors=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert _files(tmp_path / "out") == ["a.png"]
     assert not (home / ".ray" / "auth_token").exists()
+    assert ("restored by a Ray instance of this machine alone" in proc.stderr) == (address == "")
 
 
 def test_photos_lost_together_are_tried_again_in_smaller_blocks_only(monkeypatch):
