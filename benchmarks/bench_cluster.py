@@ -78,11 +78,16 @@ def main() -> None:
     width, height = (int(v) for v in args.size.lower().split("x"))
     options = args.options.split()
 
+    # a short folder of its own (Ray's sockets live there): in the machine's /tmp/ray the benchmark's cluster
+    # took the place of the address a `ray start` left there, and removed it on shutdown, so that a later
+    # `oldphoto restore --ray` on a cluster's head found no cluster and restored on the head alone
+    work = Path(tempfile.mkdtemp(prefix="opbench", dir="/tmp" if os.path.isdir("/tmp") else None))
+    (work / "ray").mkdir()
     # loopback only, set before Ray is imported (it reads them once)
-    os.environ.update({"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"})
+    os.environ.update({"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
+                       "RAY_TMPDIR": str(work)})
     from ray.cluster_utils import Cluster
 
-    work = Path(tempfile.mkdtemp(prefix="opbench"))
     rows = []
     load_before = os.getloadavg()
     nodes = None
