@@ -1384,3 +1384,26 @@ def test_results_and_marking_fit_a_narrow_phone_and_200_percent(tmp_path, browse
         for width in (320, 640):
             page.set_viewport_size({"width": width, "height": 640})
             assert page.evaluate("document.documentElement.scrollWidth") <= width, width
+
+
+def test_a_page_in_use_keeps_its_files_and_one_left_alone_does_not(tmp_path, browser):
+    """The server deletes a session after --session-minutes without a request, and a page whose photos
+    are done asks nothing: someone marking defects (or reading the results) for longer lost the photos
+    and the marks.  A page in use now keeps them; one left alone lets them go."""
+    engine = Engine(FakeRestorer(), tmp_path / "root", session_ttl=2.0)
+    photo = tmp_path / "scan.png"
+    photo.write_bytes(png_bytes(size=(200, 150)))
+    with served(engine) as url:
+        context, page = open_page(browser, url)
+        page.set_input_files("#files", [str(photo)])
+        page.click("#go")
+        page.locator(".card[data-status=done]").wait_for(timeout=30_000)
+        for _ in range(20):  # 5 s of use: two and a half times the limit, no request of its own
+            page.keyboard.press("Shift")
+            page.wait_for_timeout(250)
+        engine.sweep()
+        assert len(engine.sessions) == 1
+        page.wait_for_timeout(4000)  # left alone (the last use is told within 0.75 s)
+        engine.sweep()
+        assert not engine.sessions
+        context.close()

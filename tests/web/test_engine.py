@@ -366,7 +366,7 @@ def test_uploads_beyond_the_storage_limit_are_refused_until_sessions_end(tmp_pat
         engine.reserve(old, "fits.png", 1_000_000)  # 6 MB held, 2 MB more needed: room
         with pytest.raises(StorageFull, match=r"^the server holds as many photos as it may keep "
                                               r"\(6 MB of 10 MB, its --max-storage-gb\)\. Photos are "
-                                              r"deleted 1 minute after their page was last open"):
+                                              r"deleted 1 minute after their page was last used"):
             engine.reserve(engine.session(None), "b.png", 2_500_000)  # 6 + 5 > 10 MB
         now[0] += 61  # the old session ends, and its files with it
         engine.reserve(engine.session(None), "b.png", 2_500_000)

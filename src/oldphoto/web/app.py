@@ -248,6 +248,8 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
             "full_view_pixels": engine.full_view_pixels,
             # photos above this many megapixels take the high-resolution path unticked (None: only ticked)
             "hr_above": engine.base.hr_above,
+            # a session's files go after this long without a request: the page keeps them while in use
+            "session_seconds": engine.session_ttl,
         })
 
     async def list_photos(request: Request) -> Response:

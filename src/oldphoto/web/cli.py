@@ -62,8 +62,8 @@ def register(subparsers) -> None:
                         "(default: half the disk's free space when the server starts; 0 = up to the disk's "
                         "last GB); an upload beyond it is refused until sessions end")
     g.add_argument("--session-minutes", type=float, default=60.0, metavar="MIN",
-                   help="delete a browser session's files after this many minutes without a visit "
-                        "(default 60; all files are deleted when the server stops)")
+                   help="delete a browser session's files after this many minutes without a request or "
+                        "any use of its page (default 60; all files are deleted when the server stops)")
     from oldphoto.options import RestoreOptions  # torch-free: --help stays fast
 
     RestoreOptions.add_arguments(parser)

@@ -475,7 +475,7 @@ class Engine:
                 raise StorageFull(
                     f"the server holds as many photos as it may keep ({_gigabytes(held)} of "
                     f"{_gigabytes(self.max_storage)}, its --max-storage-gb). Photos are deleted "
-                    f"{minutes:g} minute{'' if minutes == 1 else 's'} after their page was last open: "
+                    f"{minutes:g} minute{'' if minutes == 1 else 's'} after their page was last used: "
                     "remove the photos you have saved, or try again later")
         free = shutil.disk_usage(self.root).free
         if free - need < MIN_FREE_DISK:

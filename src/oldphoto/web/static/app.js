@@ -948,6 +948,27 @@ async function start() {
   await poll();
   startPolling();
   window.addEventListener("focus", () => poll());  // back from another tab: what was done there shows here
+  keepWhileInUse();
+}
+
+// The server deletes a session's files after config.session_seconds without a request, and the page
+// asks nothing once its photos are done: someone marking defects for an hour, or reading the results
+// with a screen reader, lost their photos and marks.  While the page is used (a key, a click, a touch
+// since it last told), it tells the server, at most four times per period; a page left alone lets its
+// files go as the server's limit says, counted from the last use told.
+function keepWhileInUse() {
+  const period = config.session_seconds * 1000;
+  let used = Date.now(), told = Date.now();
+  for (const name of ["pointerdown", "keydown", "input", "wheel"]) {
+    document.addEventListener(name, () => { used = Date.now(); }, {capture: true, passive: true});
+  }
+  setInterval(() => {
+    const now = Date.now();
+    if (cards.size && used > told && now - told > period / 4) {
+      told = now;
+      fetch("/api/photos").catch(() => {});  // (any request of the session keeps it)
+    }
+  }, Math.min(60_000, period / 8));
 }
 
 document.addEventListener("DOMContentLoaded", start);
