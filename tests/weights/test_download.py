@@ -7,6 +7,7 @@ import http.server
 import io
 import json
 import re
+import socket
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -412,3 +413,34 @@ def test_sources_and_cache_layout(tmp_path, monkeypatch):
     monkeypatch.delenv("OLDPHOTO_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
     assert fetch.default_cache_dir() == tmp_path / "x" / "oldphoto"
+
+
+def test_without_internet_the_error_says_which_files_to_fetch_elsewhere_and_how_to_import_them(
+        dirs, tmp_path, monkeypatch, capsys):
+    """On an air-gapped workstation `weights download` said only "Connection refused ... behind a proxy,
+    set https_proxy": nothing about the files to carry over from another machine or the command that
+    installs them.  Now the error names both release assets and the exact `weights import` command."""
+    cache, dest = dirs
+    before = snapshot(dest)
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there: every connection is refused, as with no network
+    monkeypatch.setattr(download, "OFFICIAL_RELEASE_URL", f"http://127.0.0.1:{port}/releases/download/v1.0")
+    monkeypatch.setattr(fetch, "_RETRY_DELAYS", (0.0,))
+    rc, out, err = run_cli(["weights", "download", "--dest", str(dest), "--cache", str(cache),
+                            "--no-progress"], capsys)
+    assert rc == 1 and out == ""
+    urls = download.official_urls()
+    assert (f"without internet access here, download on a machine that has it:\n  {urls[0]}\n  {urls[1]}\n"
+            f"then copy the files here and run: oldphoto weights import global_checkpoints.zip "
+            f"face_checkpoints.zip --dest {dest}\n") in err
+    assert err.endswith(f"nothing was changed in {dest}\n")
+    assert snapshot(dest) == before and cache_files(cache) == []
+    # the default weights folder needs no --dest; a URL of one's own is named as given
+    monkeypatch.setenv("OLDPHOTO_WEIGHTS", str(dest))
+    with pytest.raises(weights.DownloadError) as info:
+        download.download_weights([f"http://127.0.0.1:{port}/mirror/my%20weights.zip"], None, cache,
+                                  retries=0, progress=False)
+    assert str(info.value).endswith("then copy the file here and run: oldphoto weights import "
+                                    "'my weights.zip'\n(docs/weights.md, \"Installing without internet\")")

@@ -11,6 +11,8 @@ left as it was.
 from __future__ import annotations
 
 import os
+import shlex
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +20,10 @@ from typing import Any
 
 from oldphoto.weights.fetch import DownloadError, Fetched, fetch
 from oldphoto.weights.importer import ImportResult, import_checkpoints, official_roles
-from oldphoto.weights.store import OFFICIAL_SOURCES, WeightsError
+from oldphoto.weights.store import OFFICIAL_SOURCES, WeightsError, default_weights_dir
 
-__all__ = ["OFFICIAL_RELEASE_URL", "official_urls", "resolve_sources", "DownloadResult", "download_weights"]
+__all__ = ["OFFICIAL_RELEASE_URL", "official_urls", "resolve_sources", "by_hand", "DownloadResult",
+           "download_weights"]
 
 # The release the official README links to (the older blob-storage links are dead).
 OFFICIAL_RELEASE_URL = "https://github.com/microsoft/Bringing-Old-Photos-Back-to-Life/releases/download/v1.0"
@@ -54,6 +57,19 @@ def resolve_sources(sources: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(urls))
 
 
+def by_hand(urls: Sequence[str], dest: str | os.PathLike | None = None) -> str:
+    """What to do where this machine cannot download ``urls`` (no internet, a firewall): fetch them on a
+    machine that can, carry them over, and import them here."""
+    names = [urllib.parse.unquote(urllib.parse.urlsplit(url).path).rpartition("/")[2] for url in urls]
+    command = ["oldphoto", "weights", "import", *names]
+    if dest is not None and Path(dest) != default_weights_dir():
+        command += ["--dest", str(dest)]
+    return ("without internet access here, download on a machine that has it:\n"
+            + "".join(f"  {url}\n" for url in urls)
+            + f"then copy the file{'s' * (len(urls) > 1)} here and run: {shlex.join(command)}\n"
+            "(docs/weights.md, \"Installing without internet\")")
+
+
 @dataclass
 class DownloadResult:
     fetched: list[Fetched]
@@ -72,7 +88,12 @@ def download_weights(sources: Sequence[str] = ("official",), dest: str | os.Path
     urls = resolve_sources(sources)
     fetched: list[Fetched] = []
     for url in urls:
-        item = fetch(url, cache_dir, timeout=timeout, retries=retries, progress=progress, log=log)
+        try:
+            item = fetch(url, cache_dir, timeout=timeout, retries=retries, progress=progress, log=log)
+        except DownloadError as exc:
+            if not exc.by_hand:
+                raise
+            raise DownloadError(f"{exc}\n{by_hand(urls, dest)}", exc.resumable, by_hand=True) from None
         if log:
             how = ("already in the cache" if item.reused else
                    f"resumed at {item.resumed_from:,} bytes" if item.resumed_from else "downloaded")

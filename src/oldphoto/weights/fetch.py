@@ -44,11 +44,14 @@ _FILE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class DownloadError(WeightsError):
-    """A download failed; ``resumable`` says whether a ``.part`` file was kept for the next attempt."""
+    """A download failed; ``resumable`` says whether a ``.part`` file was kept for the next attempt, and
+    ``by_hand`` whether the network or the server was at fault (no internet here, a firewall, an HTTP
+    error), so that fetching the file on another machine and importing it is the way around."""
 
-    def __init__(self, message: str, resumable: bool = False) -> None:
+    def __init__(self, message: str, resumable: bool = False, by_hand: bool = False) -> None:
         super().__init__(message)
         self.resumable = resumable
+        self.by_hand = by_hand
 
 
 class _Retry(Exception):
@@ -121,7 +124,8 @@ def fetch(url: str, cache_dir: str | os.PathLike | None = None, *, timeout: floa
                 except _Retry as exc:
                     if attempt == retries:
                         raise DownloadError(f"{url}: {exc} ({_gave_up(attempt + 1, part)}; behind a proxy, "
-                                            f"set https_proxy)", resumable=part.is_file()) from None
+                                            f"set https_proxy)", resumable=part.is_file(),
+                                            by_hand=True) from None
                     delay = _RETRY_DELAYS[min(attempt, len(_RETRY_DELAYS) - 1)]
                     log(f"{target.name}: {exc}; retrying in {delay:g} s ({attempt + 1} of {retries} retries)")
                     time.sleep(delay)
@@ -182,7 +186,7 @@ def _attempt(opener: urllib.request.OpenerDirector, url: str, part: Path, meta: 
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
         else:
-            raise DownloadError(f"{url}: unexpected HTTP {response.status} {response.reason}")
+            raise DownloadError(f"{url}: unexpected HTTP {response.status} {response.reason}", by_hand=True)
         _check_space(part.parent, (total or 0) - have, url)
         _write_meta(meta, {"url": url, "validator": _validator(response.headers), "total": total})
         bar.reset(total=total)
@@ -225,7 +229,7 @@ def _http_error(exc: urllib.error.HTTPError, url: str, have: int, info: dict[str
         raise _Retry(f"HTTP {exc.code} {exc.reason}")
     hint = (" (the file is not there: check the URL; the official release assets are listed in "
             "docs/weights.md)" if exc.code in (404, 410) else "")
-    raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}{hint}")
+    raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}{hint}", by_hand=True)
 
 
 def _network_problem(exc: BaseException, timeout: float) -> str:
