@@ -214,6 +214,19 @@ def _bad_inputs(tmp_path: Path, conformance_dir: Path) -> dict[str, tuple[list[s
     truncated.write_bytes(good_zip.read_bytes()[: good_zip.stat().st_size // 2])
     cases["truncated_zip"] = ([], "not a readable zip archive", truncated)
 
+    # cut where a member ends: zipfile found that checkpoint's own index (torch.save writes zips) and the
+    # release zip read as "no official checkpoints in this zip" (a copy to a USB stick cut short)
+    two = tmp_path / "two.zip"
+    g = "checkpoints/restoration/"
+    write_zip(two, {g + "VAE_A_quality/latest_net_G.pth": vae, g + "VAE_B_quality/latest_net_G.pth": vae},
+              tmp_path)
+    with zipfile.ZipFile(two) as zf:
+        cut = zf.infolist()[1].header_offset
+    (tmp_path / "usb").mkdir()
+    cut_short = tmp_path / "usb" / "global_checkpoints.zip"
+    cut_short.write_bytes(two.read_bytes()[:cut])
+    cases["zip_cut_after_a_member"] = ([], "the zip is incomplete", cut_short)
+
     evil = tmp_path / "latest_net_G.pth"
     torch.save({"encoder.1.weight": torch.zeros(1), "extra": _Payload(str(tmp_path / "PWNED"))}, evil)
     cases["pickle_with_code"] = (["--role", "vae_a"], "refused: the file carries pickled code", evil)
@@ -245,8 +258,8 @@ def _bad_inputs(tmp_path: Path, conformance_dir: Path) -> dict[str, tuple[list[s
     return cases
 
 
-BAD = ["not_a_checkpoint", "truncated_zip", "pickle_with_code", "unknown_architecture", "missing_keys",
-       "misshaped_keys", "unexpected_keys", "one_bad_of_two"]
+BAD = ["not_a_checkpoint", "truncated_zip", "zip_cut_after_a_member", "pickle_with_code",
+       "unknown_architecture", "missing_keys", "misshaped_keys", "unexpected_keys", "one_bad_of_two"]
 
 
 @pytest.mark.parametrize("case", BAD)

@@ -308,6 +308,7 @@ def _zip_candidates(path: Path, stack: contextlib.ExitStack) -> Iterator[_Candid
     except (zipfile.BadZipFile, OSError) as exc:
         raise WeightsError(f"{path}: not a readable zip archive ({exc}); the download may be "
                            f"truncated") from None
+    _check_complete(zf, path)
     found = False
     for info in zf.infolist():
         if info.is_dir() or "__MACOSX" in info.filename:
@@ -339,6 +340,16 @@ def _zip_candidates(path: Path, stack: contextlib.ExitStack) -> Iterator[_Candid
     if not found:
         raise WeightsError(f"{path}: no official checkpoints in this zip (expected global_checkpoints.zip "
                            f"or face_checkpoints.zip from the official release)")
+
+
+def _check_complete(zf: zipfile.ZipFile, path: Path) -> None:
+    """Refuse a zip cut short.  Its own index (at its end) is gone, and zipfile then finds the index of
+    a checkpoint stored inside it (``torch.save`` writes zips), as if the file were that checkpoint with
+    other data before it: its first member does not start at the file's first byte."""
+    start = min((info.header_offset for info in zf.infolist()), default=0)
+    if start:
+        raise WeightsError(f"{path}: the zip is incomplete ({path.stat().st_size:,} bytes, its end missing): "
+                           f"the download or the copy was cut short; fetch or copy it again")
 
 
 def import_checkpoints(paths: Sequence[str | os.PathLike], dest: str | os.PathLike | None = None,
