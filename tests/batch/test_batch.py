@@ -1263,3 +1263,19 @@ def test_running_out_of_memory_on_apple_mps_counts_as_out_of_memory(monkeypatch)
     monkeypatch.setattr(torch.mps, "empty_cache", lambda: emptied.append(True))
     run._free_memory()
     assert emptied == [True]
+
+
+def test_a_batch_holds_the_output_folder_its_first_write_made(tmp_path):
+    """A second batch started into the same folder while the first runs must leave the first's writes in
+    progress alone; a batch whose folder did not exist at its start never held it, so the second took
+    them for leftovers of an interrupted run and removed them (a cluster user's review)."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    _five(src)
+    second_could_clean = []
+
+    def second_batch_starts(calls, pixels):
+        if calls == 3:  # (two photos written: the folder is there)
+            second_could_clean.append(outputs.FolderLock(out).take())
+
+    code, log = _run([str(src), "-o", str(out)], Inverter(on_call=second_batch_starts))
+    assert code == 0 and second_could_clean == [False]

@@ -236,7 +236,7 @@ def _restore(args, restore: RestoreFn | None, stream, folder: outputs.FolderChec
             with SignalHandler(stop, progress.log, abort_at_once=on_cluster) as handler:
                 if not on_cluster:
                     report = run_batch(jobs, restore, config, pre_entries=pre, progress=progress, stop=stop,
-                                       busy=handler.busy, on_progress=writer)
+                                       busy=handler.busy, on_progress=writer, folder_lock=lock)
                 else:
                     report = cluster.run(jobs, args, config, restore=None if lazy is not None else restore,
                                          pre_entries=pre, progress=progress, stop=stop, busy=handler.busy,

@@ -375,13 +375,15 @@ def restore_one(job: Job, restore: RestoreFn, config: BatchConfig, *, reserved: 
 def run_batch(jobs: list[Job], restore: RestoreFn, config: BatchConfig, *,
               pre_entries: Sequence[Entry] = (), progress: Progress | None = None,
               stop: threading.Event | None = None, busy: threading.Event | None = None,
-              on_progress: Callable[[BatchReport], None] | None = None) -> BatchReport:
+              on_progress: Callable[[BatchReport], None] | None = None,
+              folder_lock: outputs.FolderLock | None = None) -> BatchReport:
     """Process ``jobs`` in order.  ``stop`` set (first Ctrl-C) -> finish the current photo, mark the
     rest 'not processed'; KeyboardInterrupt inside a photo (second Ctrl-C, SIGTERM) -> that photo too.
 
     ``busy`` is set while a photo is processed (signal handlers raise only then);  ``on_progress`` gets
     a snapshot of the report (inputs not reached yet marked 'not processed') before the first photo and
-    after each one.
+    after each one.  ``folder_lock``: the output folder's, taken as soon as a photo's write has made the
+    folder (a batch started later into it must not take this one's writes in progress for leftovers).
     """
     started = time.time()
     if any(job.output is None for job in jobs):
@@ -438,6 +440,8 @@ def run_batch(jobs: list[Job], restore: RestoreFn, config: BatchConfig, *,
             if busy is not None:
                 busy.clear()
         entries.append(entry)
+        if folder_lock is not None:
+            folder_lock.take()
         if entry.status == OK and entry.width and entry.height:
             guard.record(entry.width * entry.height / 1e6, entry.seconds)
         if progress is not None:
