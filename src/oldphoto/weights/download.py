@@ -22,8 +22,8 @@ from oldphoto.weights.fetch import DownloadError, Fetched, fetch
 from oldphoto.weights.importer import ImportResult, import_checkpoints, official_roles
 from oldphoto.weights.store import OFFICIAL_SOURCES, WeightsError, default_weights_dir
 
-__all__ = ["OFFICIAL_RELEASE_URL", "official_urls", "resolve_sources", "by_hand", "DownloadResult",
-           "download_weights"]
+__all__ = ["OFFICIAL_RELEASE_URL", "official_urls", "resolve_sources", "by_hand", "import_command",
+           "DownloadResult", "download_weights"]
 
 # The release the official README links to (the older blob-storage links are dead).
 OFFICIAL_RELEASE_URL = "https://github.com/microsoft/Bringing-Old-Photos-Back-to-Life/releases/download/v1.0"
@@ -61,13 +61,18 @@ def by_hand(urls: Sequence[str], dest: str | os.PathLike | None = None) -> str:
     """What to do where this machine cannot download ``urls`` (no internet, a firewall): fetch them on a
     machine that can, carry them over, and import them here."""
     names = [urllib.parse.unquote(urllib.parse.urlsplit(url).path).rpartition("/")[2] for url in urls]
-    command = ["oldphoto", "weights", "import", *names]
-    if dest is not None and Path(dest) != default_weights_dir():
-        command += ["--dest", str(dest)]
     return ("without internet access here, download on a machine that has it:\n"
             + "".join(f"  {url}\n" for url in urls)
-            + f"then copy the file{'s' * (len(urls) > 1)} here and run: {shlex.join(command)}\n"
+            + f"then copy the file{'s' * (len(urls) > 1)} here and run: {import_command(names, dest)}\n"
             "(docs/weights.md, \"Installing without internet\")")
+
+
+def import_command(files: Sequence[str], dest: str | os.PathLike | None = None) -> str:
+    """The ``oldphoto weights import`` command line that installs ``files`` into ``dest``."""
+    command = ["oldphoto", "weights", "import", *files]
+    if dest is not None and Path(dest) != default_weights_dir():
+        command += ["--dest", str(dest)]
+    return shlex.join(command)
 
 
 @dataclass

