@@ -61,6 +61,7 @@ from oldphoto.stages.unfade import unfaded
 from oldphoto.stages.upscale import MIN_TILE as UPSCALE_MIN_TILE
 from oldphoto.stages.upscale import UpscaleStage
 from oldphoto.tensors import batch_to_images, images_to_batch
+from oldphoto.weights.locate import chosen_weights_dir
 
 __all__ = ["RestoreOptions", "Restorer", "Result", "FaceInfo", "PipelineError"]
 
@@ -188,8 +189,9 @@ class Restorer:
             for role in roles:
                 if not self._available(role):
                     raise _missing_weights_error(role, options.weights)
-            if options.weights is not None:
-                _say_if_no_weights_there(Path(options.weights).resolve(), tuple(roles))
+            chosen = chosen_weights_dir(options.weights)  # --weights, else $OLDPHOTO_WEIGHTS
+            if chosen is not None:
+                _say_if_no_weights_there(chosen.resolve(), tuple(roles))
             self._check_chains()
 
     # Options every model depends on: a Restorer sharing models with another must agree on these.

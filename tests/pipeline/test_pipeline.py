@@ -1072,6 +1072,20 @@ def test_a_weights_folder_without_any_of_the_networks_is_said(tmp_path, caplog):
     assert "holds none" not in caplog.text
 
 
+def test_an_oldphoto_weights_folder_without_any_of_the_networks_is_said(tmp_path, monkeypatch, caplog):
+    """OLDPHOTO_WEIGHTS naming a folder an admin shared that is not mounted (or mistyped) left every
+    network to the bundled weights without a word, as --weights did; the default user folder, empty
+    until weights are installed, is not worth one."""
+    monkeypatch.setenv("OLDPHOTO_WEIGHTS", str(tmp_path / "share" / "oldphoto"))
+    Restorer(faces=False)
+    assert f"weights folder {tmp_path / 'share' / 'oldphoto'} holds none of the networks" in caplog.text
+    caplog.clear()
+    monkeypatch.delenv("OLDPHOTO_WEIGHTS")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "fresh"))
+    Restorer(faces=False)
+    assert "holds none" not in caplog.text
+
+
 def test_remove_grain_cannot_go_with_no_denoise():
     with pytest.raises(ValueError, match="--no-denoise"):
         RestoreOptions(remove_grain=True, denoise=False).validate()

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["default_weights_dir", "bundled_weights_dir", "search_dirs", "present", "missing_upscaler"]
+__all__ = ["default_weights_dir", "chosen_weights_dir", "bundled_weights_dir", "search_dirs", "present",
+           "missing_upscaler"]
 
 
 def default_weights_dir() -> Path:
@@ -20,6 +21,17 @@ def default_weights_dir() -> Path:
     xdg = os.environ.get("XDG_DATA_HOME", "").strip()
     base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
     return base / "oldphoto" / "weights"
+
+
+def chosen_weights_dir(weights_dir: str | os.PathLike | None = None) -> Path | None:
+    """The weights folder someone chose: ``weights_dir``, else $OLDPHOTO_WEIGHTS (e.g. a folder an admin
+    shared); None where the default user folder is used.  Only a chosen folder that holds none of the
+    networks is worth a word (an unmounted share, a typo): the default one is empty until weights are
+    installed."""
+    if weights_dir is not None:
+        return Path(weights_dir)
+    env = os.environ.get("OLDPHOTO_WEIGHTS", "").strip()
+    return Path(env).expanduser() if env else None
 
 
 def bundled_weights_dir() -> Path:
