@@ -165,3 +165,16 @@ def test_a_missing_denoiser_is_not_sent_to_the_upscalers_download(tmp_path, monk
     with pytest.raises(weights.MissingWeightsError) as info:
         weights.load_model("denoiser", tmp_path / "user")
     assert "realesrgan" not in str(info.value) and "bundled" in str(info.value)
+
+
+def test_weights_list_says_when_the_weights_folder_does_not_exist(tmp_path, monkeypatch, capsys):
+    """OLDPHOTO_WEIGHTS naming a shared folder that is not mounted (or mistyped) was listed as '(no
+    weights)', as a folder where nothing is installed yet; now the listing says the folder is not there."""
+    from oldphoto.cli import main
+
+    monkeypatch.setenv("OLDPHOTO_WEIGHTS", str(tmp_path / "share"))
+    assert main(["weights", "list"]) == 0
+    assert capsys.readouterr().out.startswith(f"{tmp_path / 'share'}:\n  (no weights: no such folder)\n")
+    (tmp_path / "share").mkdir()
+    assert main(["weights", "list"]) == 0
+    assert capsys.readouterr().out.startswith(f"{tmp_path / 'share'}:\n  (no weights)\n")

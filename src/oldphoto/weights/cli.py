@@ -186,6 +186,8 @@ def _download_upscaler(dest, cache) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from oldphoto.weights.store import (
         OFFICIAL_SOURCES,
         ROLES,
@@ -210,7 +212,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
                 cards.remove(card)
                 problems.append(str(exc))
         print(f"{folder}:")
-        if not cards and not problems:
+        if not Path(folder).exists():  # e.g. $OLDPHOTO_WEIGHTS naming a shared folder that is not mounted
+            print("  (no weights: no such folder)")
+        elif not cards and not problems:
             print("  (no weights)")
         for line in describe(cards):
             print(f"  {line}")
