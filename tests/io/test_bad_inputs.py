@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import struct
 import zlib
 
@@ -147,30 +149,30 @@ def test_damaged_exif_is_a_warning_of_the_photo_not_a_python_warning(tmp_path, r
     assert not [w for w in recwarn if "EXIF" in str(w.message)]
 
 
-@pytest.fixture
-def file_size_limit():
-    """Files this process writes may grow to ``limit(n)`` bytes (RLIMIT_FSIZE), as on a disk with ``n``
-    bytes left: a write across it is cut short (a short count), the next one fails with EFBIG."""
+@contextlib.contextmanager
+def file_size_limit(n: int):
+    """Files this process writes may grow to ``n`` bytes (RLIMIT_FSIZE) within the block, as on a disk
+    with ``n`` bytes left: a write across it is cut short (a short count), the next one fails with EFBIG.
+    Lifted at the block's end, before pytest writes the test's result: with the limit still on, its
+    write to a log file already larger (CI's) failed with "File too large" and ended the run."""
     resource = pytest.importorskip("resource")
-    import signal
-
     saved = resource.getrlimit(resource.RLIMIT_FSIZE)
     handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # (else the signal kills the process)
     try:
-        yield lambda n: resource.setrlimit(resource.RLIMIT_FSIZE, (n, saved[1]))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (n, saved[1]))
+        yield
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, saved)
         signal.signal(signal.SIGXFSZ, handler)
 
 
 @pytest.mark.parametrize("name", ["x.jpg", "x.webp", "x.png", "x.tif"])
-def test_a_write_cut_short_by_a_full_disk_fails_and_leaves_nothing(tmp_path, file_size_limit, name):
+def test_a_write_cut_short_by_a_full_disk_fails_and_leaves_nothing(tmp_path, name):
     # Pillow hands a JPEG's whole output to one write() and does not look at its count: on a nearly full
     # disk a JPEG cut short was renamed into place, reported restored, and skipped by every rerun
     y, x = np.mgrid[0:300, 0:400].astype(np.float32)
     photo = np.stack([np.sin(x / 7) * np.cos(y / 11), np.sin(x / 5 + y / 9), np.cos(x / 13)], -1) / 2 + 0.5
     write_photo(tmp_path / "whole" / name, photo)
-    file_size_limit((tmp_path / "whole" / name).stat().st_size // 2)
-    with pytest.raises(OSError):
+    with file_size_limit((tmp_path / "whole" / name).stat().st_size // 2), pytest.raises(OSError):
         write_photo(tmp_path / "out" / name, photo)
     assert list((tmp_path / "out").iterdir()) == []
