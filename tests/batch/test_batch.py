@@ -1279,3 +1279,37 @@ def test_a_batch_holds_the_output_folder_its_first_write_made(tmp_path):
 
     code, log = _run([str(src), "-o", str(out)], Inverter(on_call=second_batch_starts))
     assert code == 0 and second_could_clean == [False]
+
+
+def test_files_from_a_list_keep_their_paths_below_the_folder_holding_them(tmp_path, monkeypatch):
+    """An archive's selection (a million photos, from a catalogue query) does not fit a command line:
+    --files-from LIST restores the files it names, their tree kept (box1/001 and box2/001 stay apart)."""
+    scans, out = tmp_path / "scans", tmp_path / "out"
+    a = _img(scans / "box1" / "001.png", value=(10, 20, 30))
+    b = _img(scans / "box2" / "001.png", value=(200, 20, 30))
+    _img(scans / "box2" / "002.png")  # not listed
+    odd = scans / "box1" / os.fsdecode(b"caf\xe9.png")  # a Latin-1 name, not UTF-8
+    _img(odd)
+    listing = tmp_path / "selection.txt"
+    listing.write_bytes(b"# from the catalogue\n" + os.fsencode(a) + b"\r\n\n" + os.fsencode(b) + b"\n"
+                        + os.fsencode(odd) + b"\n" + os.fsencode(scans / "gone.png") + b"\n"
+                        + os.fsencode(scans / "box1") + b"\n")
+    code, log = _run(["--files-from", str(listing), "-o", str(out)], Inverter())
+    assert code == 1  # (the missing photo and the folder failed)
+    written = sorted(p.relative_to(out) for p in out.rglob("*.png"))
+    assert written == sorted([Path("box1/001.png"), Path("box2/001.png"), odd.relative_to(scans)])
+    assert "gone.png: no such file or directory" in log and "a list names photo files" in log
+    # from standard input, and refused where it would write beside the photos it lists
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(os.fsencode(a) + b"\n")))
+    assert _run(["--files-from", "-", "-o", str(tmp_path / "out2")], Inverter())[0] == 0
+    assert (tmp_path / "out2" / "001.png").is_file()
+    code, log = _run(["--files-from", str(listing), "-o", str(scans)], Inverter())
+    assert code == 2 and "is the input folder" in log
+    # nothing to restore is said, as argparse said it when INPUT was required
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing\n")
+    assert _run(["--files-from", str(empty), "-o", str(out)], Inverter())[0] == 2
+    code, log = _run(["-o", str(out)], Inverter())
+    assert code == 2 and "give the photos to restore" in log
+    code, log = _run(["--files-from", str(tmp_path / "missing.txt"), "-o", str(out)], Inverter())
+    assert code == 2 and "missing.txt" in log

@@ -14,7 +14,15 @@ import numpy as np
 
 from oldphoto import outputs
 from oldphoto.batch.fatal import SetupError
-from oldphoto.batch.inputs import STARSTAR_NOTE, collect_inputs, glob_root, is_glob, plan_outputs
+from oldphoto.batch.inputs import (
+    STARSTAR_NOTE,
+    collect_inputs,
+    glob_root,
+    is_glob,
+    list_root,
+    plan_outputs,
+    read_file_list,
+)
 from oldphoto.batch.progress import LogToProgress, Progress
 from oldphoto.batch.report import ReportLock, ReportWriter, report_problem
 from oldphoto.batch.run import BatchConfig, RestoreFn, run_batch
@@ -77,7 +85,11 @@ def register(subparsers) -> None:
                "output folder or report refused before any photo; 130 when interrupted (Ctrl-C); 143 after "
                "SIGTERM; 129 after SIGHUP (the terminal closed); 141 when the reader of its log went away. "
                "Details: docs/files-and-batches.md.")
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders or glob patterns")
+    parser.add_argument("--files-from", metavar="LIST",
+                        help="also restore the photo files LIST names, one path a line (- reads standard "
+                             "input; blank lines and lines starting with # are left out); their paths below "
+                             "the deepest folder holding them all are kept under OUTDIR")
     parser.add_argument("-o", "--output", dest="outdir", required=True, metavar="OUTDIR",
                         help="output folder (relative paths of folder and glob inputs are kept)")
     parser.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
@@ -160,7 +172,23 @@ def main(args, restore: RestoreFn | None = None, stream=None) -> int:
         except ValueError as exc:
             print(f"oldphoto restore: --memory-limit: {exc}", file=stream)
             return 2
-    folder = outputs.check_folder(args.inputs, Path(args.outdir), glob_root)
+    args.listed = []
+    if args.files_from is not None:
+        try:
+            args.listed = read_file_list(args.files_from)
+        except OSError as exc:
+            print(f"oldphoto restore: --files-from {args.files_from}: {exc.strerror or exc}", file=stream)
+            return 2
+        if not args.listed and not args.inputs:
+            print(f"oldphoto restore: --files-from {args.files_from} names no photos", file=stream)
+            return 2
+    if not args.inputs and not args.listed:
+        print("oldphoto restore: give the photos to restore: files, folders or patterns, or --files-from "
+              "LIST", file=stream)
+        return 2
+    # (the listed photos' outputs mirror the folder that holds them all: -o must not be that folder)
+    specs = [*args.inputs, *([str(list_root(args.listed))] if args.listed else [])]
+    folder = outputs.check_folder(specs, Path(args.outdir), glob_root)
     if folder.error:
         print(f"oldphoto restore: {folder.error}", file=stream)
         return 2
@@ -213,8 +241,8 @@ def _restore(args, restore: RestoreFn | None, stream, folder: outputs.FolderChec
         estimate_options=restore_options,
     )
     jobs, pre = collect_inputs(args.inputs, recursive=args.recursive, exclude=folder.exclude,
-                               outdir=Path(args.outdir).resolve(),
-                               report=args.report, strip_metadata=args.strip_metadata)
+                               outdir=Path(args.outdir).resolve(), report=args.report,
+                               strip_metadata=args.strip_metadata, listed=args.listed)
     plan_outputs(jobs, config.outdir, config.format)
     progress = Progress(len(jobs) + len(pre), stream=stream, enabled=not args.no_progress)
     if lazy is not None and not on_cluster:  # (a cluster's restorers live in other processes)

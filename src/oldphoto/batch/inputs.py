@@ -1,10 +1,12 @@
-"""What a batch restores: files, folders and globs expanded into jobs (``collect_inputs``), each given a
-distinct output path (``plan_outputs``)."""
+"""What a batch restores: files, folders and globs expanded into jobs (``collect_inputs``), and the photos
+a list names (``read_file_list``, ``--files-from``), each given a distinct output path (``plan_outputs``)."""
 
 from __future__ import annotations
 
 import glob
 import itertools
+import os
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,9 +40,29 @@ def glob_root(spec: str) -> Path:
     return Path(*root) if root else Path(".")
 
 
+def read_file_list(source: str) -> list[str]:
+    """The photos a ``--files-from`` list names: one path a line, as bytes the system's file names are
+    (a name not in UTF-8 is read as the file system gives it); blank lines and lines starting with ``#``
+    are left out; ``-`` reads standard input.  (An archive's selection of a million photos does not fit
+    a command line.)"""
+    if source == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        with open(source, "rb") as fh:
+            data = fh.read()
+    lines = (os.fsdecode(line.rstrip(b"\r")) for line in data.split(b"\n"))
+    return [line for line in lines if line.strip() and not line.startswith("#")]
+
+
+def list_root(listed: Sequence[str]) -> Path:
+    """The deepest folder holding every listed photo: their outputs keep their paths below it, as a
+    folder's photos keep theirs below the folder (``box1/001.tif`` and ``box2/001.tif`` stay apart)."""
+    return Path(os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in listed]))
+
+
 def collect_inputs(specs: Sequence[str], recursive: bool = False, exclude: Path | None = None,
                    report: Path | None = None, outdir: Path | None = None,
-                   strip_metadata: bool = False) -> tuple[list[Job], list[Entry]]:
+                   strip_metadata: bool = False, listed: Sequence[str] = ()) -> tuple[list[Job], list[Entry]]:
     """Expand files, folders and globs into jobs; non-image files in folders become 'skipped' entries,
     missing paths 'failed' ones.  Relative output paths: a file's name, a folder's relative path, or a
     glob match's path relative to the glob's fixed prefix.  Files that folders and globs find under
@@ -50,7 +72,9 @@ def collect_inputs(specs: Sequence[str], recursive: bool = False, exclude: Path 
     ``report`` and any earlier report of oldphoto's (``is_report``): a report written into the input
     folder is not listed as a skipped input by every later run.  Other non-images (a scanner's
     ``.json``, notes) are still listed, as a user may have meant them for photos.  With ``recursive``, links
-    to folders are followed (not into ``outdir``, the resolved output folder, or ``exclude``)."""
+    to folders are followed (not into ``outdir``, the resolved output folder, or ``exclude``).
+    ``listed``: photo files a list names (:func:`read_file_list`), each kept at its path below
+    :func:`list_root`; one that is not a file is 'failed'."""
     jobs: list[Job] = []
     entries: list[Entry] = []
     seen: set[Path] = set()
@@ -116,6 +140,16 @@ def collect_inputs(specs: Sequence[str], recursive: bool = False, exclude: Path 
                     add(m, m.relative_to(root) if m.is_relative_to(root) else Path(m.name), from_folder=True)
         else:
             entries.append(Entry(spec, FAILED, "no such file or directory"))
+    root = list_root(listed) if listed else None
+    for spec in listed:
+        path = Path(spec)
+        if path.is_file():
+            add(path, Path(os.path.abspath(path)).relative_to(root), from_folder=False)
+        elif path.is_dir():
+            entries.append(Entry(spec, FAILED, "a folder: a list names photo files (give folders as INPUTs)"))
+        else:
+            entries.append(Entry(spec, FAILED, "not a regular file" if path.exists()
+                                 else "no such file or directory"))
     return jobs, entries
 
 
