@@ -76,6 +76,12 @@ DENOISER_ROLE = DENOISER.roles[0].name
 FACE_AREA_MARGIN = 0.35
 _face_notice_shown = False
 _chain_notices_shown: set[str] = set()  # (each said once per process, as the face notice)
+_bundled_notice_shown = False
+# said where the restoration's own networks are the package's small ones, so that nobody takes their
+# result for what the paper's networks give (README, "Status, honestly")
+BUNDLED_NOTICE = ("restoring with the small networks bundled with oldphoto (trained on a CPU: they denoise "
+                  "and repair clear damage, little more); `oldphoto weights download` installs the "
+                  "official ones")
 
 
 class PipelineError(RuntimeError):
@@ -193,6 +199,7 @@ class Restorer:
             if chosen is not None:
                 _say_if_no_weights_there(chosen.resolve(), tuple(roles))
             self._check_chains()
+            self._say_if_bundled()
 
     # Options every model depends on: a Restorer sharing models with another must agree on these.
     SHARED_OPTIONS = ("device", "weights")
@@ -264,6 +271,20 @@ class Restorer:
                 if notice not in _chain_notices_shown:
                     log.warning(notice)
                     _chain_notices_shown.add(notice)
+
+    def _say_if_bundled(self) -> None:
+        """:data:`BUNDLED_NOTICE`, once per process, where the quality path's mapping (the network every
+        photo goes through) is the bundled one."""
+        global _bundled_notice_shown
+        from oldphoto.weights import bundled_weights_dir, find_card
+
+        card = find_card(PATH_ROLES["quality"][1], self.options.weights)
+        if card is None or card.path is None or card.path.resolve().parent != bundled_weights_dir():
+            return
+        self.notices.append(BUNDLED_NOTICE)
+        if not _bundled_notice_shown:
+            log.warning(BUNDLED_NOTICE)
+            _bundled_notice_shown = True
 
     def _available(self, role: str) -> bool:
         if self._explicit is not None:

@@ -1114,3 +1114,20 @@ def test_dark_dust_is_repaired_when_asked_and_faces_keep_their_moles(models_no_f
 def test_dark_dust_is_not_part_of_the_official_stage_1():
     with pytest.raises(ValueError, match="--dark-dust is not part of the official stage 1"):
         RestoreOptions(dark_dust=True, compat="official").validate()
+
+
+def test_restoring_with_the_bundled_networks_is_said(tmp_path, monkeypatch):
+    """A restore with the small bundled networks said nothing of them (an air-gapped install review): its
+    result could be taken for what the official networks give.  A folder of other networks is not."""
+    from oldphoto import pipeline
+
+    monkeypatch.setattr(pipeline, "_bundled_notice_shown", False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "fresh"))  # (no user weights installed)
+    monkeypatch.delenv("OLDPHOTO_WEIGHTS", raising=False)
+    assert pipeline.BUNDLED_NOTICE in Restorer(faces=False).notices
+    own = tmp_path / "own"
+    own.mkdir()
+    bundled = pathlib.Path(__file__).resolve().parents[2] / "src" / "oldphoto" / "weights" / "bundled"
+    for name in ("mapping_quality.json", "mapping_quality.safetensors"):
+        (own / name).write_bytes((bundled / name).read_bytes())
+    assert pipeline.BUNDLED_NOTICE not in Restorer(weights=own, faces=False).notices
