@@ -105,8 +105,16 @@ def test_official_zips_end_to_end(tmp_path, conformance_dir, capsys):
     assert rc == 0, err
     assert "imported vae_a: vae, 872,131 params, from global_checkpoints.zip:" in out
     assert "imported detector: detector, 37,626,177 params" in out
-    assert "9 network(s) imported" in out
+    assert "9 network(s) imported" in out and "yet:" not in out
     assert "latest_net_D.pth: not an official inference checkpoint location, skipped" in err
+    # one zip alone (or a zip missing members) is imported, and what is still missing is said
+    rc, out, _ = run_cli(["weights", "import", str(face_zip), "--dest", str(tmp_path / "faces")], capsys)
+    assert rc == 0 and "2 network(s) imported" in out
+    assert (f"not in {tmp_path / 'faces'} yet: vae_a, vae_b_quality, vae_b_scratch, mapping_quality, "
+            "mapping_scratch, mapping_hr, detector (from global_checkpoints.zip): the bundled networks "
+            "stand in") in out.replace("\n", " ")
+    rc, out, _ = run_cli(["weights", "import", str(global_zip), "--dest", str(tmp_path / "global")], capsys)
+    assert "face_256, face_512 (from face_checkpoints.zip): faces are not enhanced until they are" in out
     # no staging left behind
     assert sorted(p.name for p in dest.iterdir()) == sorted(
         f"{r}{s}" for r in weights.OFFICIAL_SOURCES for s in (".json", ".safetensors"))

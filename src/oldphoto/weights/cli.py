@@ -114,7 +114,26 @@ def _cmd_import(args: argparse.Namespace) -> int:
               f"-> {card.path}")
         print(f"licence: {card.licence}")
     print(f"{len(result.imported) + len(upscalers)} network(s) imported into {dest}")
+    if result.imported:
+        for line in _official_missing(Path(dest)):
+            print(line)
     return 0
+
+
+def _official_missing(dest) -> list[str]:
+    """What ``dest`` still lacks of the official networks, by release asset, and what that means: a
+    release zip missing members, or one of the two zips alone, imports the rest without an error."""
+    from oldphoto.weights.store import OFFICIAL_SOURCES
+
+    missing: dict[str, list[str]] = {}
+    for role, (asset, _) in OFFICIAL_SOURCES.items():
+        if not (dest / f"{role}.safetensors").is_file():
+            missing.setdefault(asset, []).append(role)
+    return [f"not in {dest} yet: {', '.join(roles)} (from {asset}): "
+            + ("faces are not enhanced until they are" if all(r.startswith("face_") for r in roles)
+               else "the bundled networks stand in for them, and with networks of another training "
+                    "mixed in a path the result is wrong (restore says so)")
+            for asset, roles in missing.items()]
 
 
 def _positive_float(text: str) -> float:
