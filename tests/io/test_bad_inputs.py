@@ -166,6 +166,18 @@ def file_size_limit(n: int):
         signal.signal(signal.SIGXFSZ, handler)
 
 
+def test_a_web_preview_cut_short_by_a_full_disk_fails_and_leaves_nothing(tmp_path):
+    """The web page's previews went through Pillow's unchecked write of a JPEG too: a cut-off picture."""
+    from oldphoto.web.previews import write_preview
+
+    y, x = np.mgrid[0:300, 0:400].astype(np.float32)  # (a preview Pillow writes in one piece)
+    photo = np.stack([np.sin(x / 7) * np.cos(y / 11), np.sin(x / 5 + y / 9), np.cos(x / 13)], -1) / 2 + 0.5
+    write_preview(tmp_path / "whole" / "before.jpg", photo)
+    with file_size_limit((tmp_path / "whole" / "before.jpg").stat().st_size // 2), pytest.raises(OSError):
+        write_preview(tmp_path / "out" / "before.jpg", photo)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 @pytest.mark.parametrize("name", ["x.jpg", "x.webp", "x.png", "x.tif"])
 def test_a_write_cut_short_by_a_full_disk_fails_and_leaves_nothing(tmp_path, name):
     # Pillow hands a JPEG's whole output to one write() and does not look at its count: on a nearly full

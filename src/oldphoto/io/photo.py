@@ -812,6 +812,15 @@ def _write_png(tmp: Path, data: np.ndarray, alpha: np.ndarray | None, icc: bytes
     tmp.write_bytes(_png.encode_png(pixels, chunks))
 
 
+def pillow_bytes(image: Image.Image, format: str, **params: Any) -> bytes:
+    """``image`` encoded by Pillow in memory, for Python to write: Pillow hands libjpeg's whole output
+    to one write() to a file and does not look at its count, so on a nearly full disk a JPEG cut short
+    was renamed into place as a restoration (and skipped by every rerun); Python's write fails instead."""
+    encoded = io.BytesIO()
+    image.save(encoded, format, **params)
+    return encoded.getvalue()
+
+
 def _write_pillow(tmp: Path, family: str, data: np.ndarray, space: str, alpha: np.ndarray | None,
                   icc: bytes | None, dpi: tuple[float, float] | None, exif: Any, quality: int,
                   notes: list[str], xmp: bytes | None = None, iptc: bytes | None = None) -> None:
@@ -834,11 +843,7 @@ def _write_pillow(tmp: Path, family: str, data: np.ndarray, space: str, alpha: n
         params["exif"] = _fit_jpeg_exif(exif, notes) if family == "jpeg" else exif.tobytes()
     if family == "webp" and xmp:
         params["xmp"] = xmp
-    # encoded in memory, then written by Python, which fails a write cut short: Pillow hands libjpeg's
-    # whole output to one write() to a file and does not look at its count, so on a nearly full disk a
-    # JPEG cut short was renamed into place as a restoration (and skipped by every rerun)
-    encoded = io.BytesIO()
-    image.save(encoded, "JPEG" if family == "jpeg" else "WEBP", **params)
+    encoded = io.BytesIO(pillow_bytes(image, "JPEG" if family == "jpeg" else "WEBP", **params))
     if family == "jpeg" and (xmp or iptc):
         segments, too_large = _xmp_iptc.jpeg_segments(xmp, iptc)
         if too_large:

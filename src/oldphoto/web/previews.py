@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from oldphoto.io import atomic_write
+from oldphoto.files import atomic_write_bytes
+from oldphoto.io.photo import pillow_bytes
 
 PREVIEW_SIDE = 1600  # long side of the previews: sharp on a laptop screen, a few hundred kB each
 OVERLAY_RGBA = (255, 40, 40, 200)  # repaired areas: red, mostly opaque, on transparent
@@ -40,14 +41,14 @@ def write_preview(path: Path, pixels: np.ndarray, side: int = PREVIEW_SIDE) -> N
     size = preview_size(image.width, image.height, side)
     if size != image.size:
         image = image.resize(size, Image.LANCZOS)
-    atomic_write(path, lambda tmp: image.save(tmp, format="JPEG", quality=90))
+    atomic_write_bytes(path, pillow_bytes(image, "JPEG", quality=90))
 
 
 def write_full(path: Path, pixels: np.ndarray) -> None:
     """``pixels`` (float sRGB H×W×3 in [0, 1]) at full size as an 8-bit PNG, for the 100 % view.  Fast
     compression: it is made while its user waits, and travels to a browser on the same machine or network."""
     image = Image.fromarray(to_8bit(pixels), "RGB")
-    atomic_write(path, lambda tmp: image.save(tmp, format="PNG", compress_level=1))
+    atomic_write_bytes(path, pillow_bytes(image, "PNG", compress_level=1))
 
 
 def write_overlay(path: Path, mask: np.ndarray | None, size: tuple[int, int],
@@ -67,4 +68,4 @@ def write_overlay(path: Path, mask: np.ndarray | None, size: tuple[int, int],
         marked = np.asarray(gray) > 0
     rgba = np.zeros((*marked.shape, 4), np.uint8)
     rgba[marked] = OVERLAY_RGBA
-    atomic_write(path, lambda tmp: Image.fromarray(rgba, "RGBA").save(tmp, format="PNG"))
+    atomic_write_bytes(path, pillow_bytes(Image.fromarray(rgba, "RGBA"), "PNG"))
