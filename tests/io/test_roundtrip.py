@@ -457,6 +457,80 @@ def test_multipage_tiff_reads_first_page_and_says_so(tmp_path):
     assert np.allclose(photo.pixels, 10 / 255)
 
 
+def test_a_tiff_output_keeps_the_pages_after_the_first_as_they_are(tmp_path):
+    """An archive scans the back of a print (its date, its caption) as page 2: only page 1 is restored,
+    and the restored TIFF lost the others."""
+    front = np.full((6, 8, 3), 10, np.uint8)
+    back = (np.arange(48, dtype=np.uint16).reshape(6, 8) * 1000)  # 16-bit gray
+    palette = np.arange(48, dtype=np.uint8).reshape(6, 8) % 4
+    colormap = np.zeros((3, 256), np.uint16)
+    colormap[0, :4] = [0, 65535, 0, 30000]
+    with tifffile.TiffWriter(tmp_path / "scan.tif") as tw:
+        tw.write(front, photometric="rgb")
+        tw.write(back, photometric="minisblack", description="verso: Paris 1921",
+                 resolution=(600, 600), resolutionunit="INCH")
+        tw.write(palette, photometric="palette", colormap=colormap)
+    photo = read_photo(tmp_path / "scan.tif")
+    assert photo.pages == 3 and any("a TIFF output keeps the others" in w for w in photo.warnings)
+    restored = np.full_like(photo.pixels, 0.5)
+    assert write_photo(tmp_path / "out.tif", restored, like=photo) == []
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        assert len(tif.pages) == 3
+        assert np.array_equal(tif.pages[1].asarray(), back)
+        assert tif.pages[1].description == "verso: Paris 1921"
+        assert tif.pages[1].tags[282].value == (600, 1)
+        assert np.array_equal(tif.pages[2].asarray(), palette)
+        assert np.array_equal(tif.pages[2].colormap[:, :4], colormap[:, :4])
+    again = read_photo(tmp_path / "out.tif")  # the restored page, its metadata as before
+    assert np.allclose(again.pixels, 128 / 255) and again.pages == 3
+    notes = write_photo(tmp_path / "out.jpg", restored, like=photo)
+    assert any("pages 2 to 3 of the original are not in the restored JPEG file" in n for n in notes)
+
+
+def test_lzw_pages_are_kept_too(tmp_path):
+    """LZW, the compression most archival TIFFs use, needs imagecodecs in tifffile (not installed):
+    Pillow reads such pages."""
+    front = Image.fromarray(np.full((6, 8, 3), 10, np.uint8))
+    back = Image.fromarray((np.arange(48).reshape(6, 8) * 5).astype(np.uint8))
+    sketch = Image.fromarray((np.arange(48).reshape(6, 8) % 3).astype(np.uint8), "P")
+    sketch.putpalette([0, 0, 0, 255, 0, 0, 0, 0, 255])
+    front.save(tmp_path / "scan.tif", save_all=True, append_images=[back, sketch], compression="tiff_lzw")
+    photo = read_photo(tmp_path / "scan.tif")
+    assert write_photo(tmp_path / "out.tif", np.full_like(photo.pixels, 0.5), like=photo) == []
+    with Image.open(tmp_path / "out.tif") as out:
+        assert out.n_frames == 3
+        out.seek(1)
+        assert np.array_equal(np.asarray(out), np.asarray(back))
+        out.seek(2)
+        assert out.mode == "P" and np.array_equal(np.asarray(out.convert("RGB")),
+                                                  np.asarray(sketch.convert("RGB")))
+
+
+def test_a_page_that_cannot_be_copied_does_not_cost_the_restored_one(tmp_path, monkeypatch):
+    with tifffile.TiffWriter(tmp_path / "scan.tif") as tw:
+        for value in (10, 20, 30):
+            tw.write(np.full((6, 8, 3), value, np.uint8), photometric="rgb")
+    photo = read_photo(tmp_path / "scan.tif")
+    decode = tifffile.TiffPage.asarray
+
+    def unreadable_second(page, *args, **kwargs):
+        if page.index == 1 and page.parent.filehandle.name == "scan.tif":
+            raise ValueError("a compression this reader does not know")
+        return decode(page, *args, **kwargs)
+
+    monkeypatch.setattr(tifffile.TiffPage, "asarray", unreadable_second)
+    from oldphoto.io import _tiff
+
+    def nor_by_pillow(source, index):
+        raise KeyError("I;32")
+    monkeypatch.setattr(_tiff, "_page_by_pillow", nor_by_pillow)
+    notes = write_photo(tmp_path / "out.tif", np.full_like(photo.pixels, 0.5), like=photo)
+    assert notes == ["page 2 of the original could not be read (a compression this reader does not know) "
+                     "and is not in the restored file (the original keeps it)"]
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        assert len(tif.pages) == 2 and int(tif.pages[1].asarray()[0, 0, 0]) == 30
+
+
 def test_float_and_one_bit_samples_say_what_they_become(tmp_path):
     tifffile.imwrite(tmp_path / "f.tif", np.array([[0.25, 1.5]], np.float32).repeat(8, 0).repeat(4, 1))
     Image.fromarray(np.eye(8, dtype=bool)).save(tmp_path / "b.png")

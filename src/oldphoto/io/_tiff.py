@@ -13,6 +13,7 @@ import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tifffile
@@ -306,9 +307,10 @@ def _ascii_tags(exif: Image.Exif | None) -> list[tuple]:
 def write_tiff(path: Path, data: np.ndarray, space: str, alpha: np.ndarray | None, associated_alpha: bool,
                icc: bytes | None, dpi: tuple[float, float] | None, exif: Image.Exif | None,
                description: str | None, software: str | None, xmp: bytes | None = None,
-               iptc: bytes | None = None) -> None:
+               iptc: bytes | None = None, pages_of: Path | None = None) -> list[str]:
     """Write one page (zlib + predictor) with ICC, resolution, IFD0 text tags, XMP, IPTC and EXIF/GPS
-    sub-IFDs."""
+    sub-IFDs; then ``pages_of``'s pages after its first, as they are (:func:`_copy_pages`).  Returns
+    what could not be carried."""
     pixels = data if data.ndim == 3 else data[:, :, None]
     if alpha is not None:
         pixels = np.concatenate([pixels, alpha[:, :, None].astype(pixels.dtype)], axis=-1)
@@ -328,14 +330,76 @@ def write_tiff(path: Path, data: np.ndarray, space: str, alpha: np.ndarray | Non
     kwargs = {}
     if dpi:
         kwargs.update(resolution=(float(dpi[0]), float(dpi[1])), resolutionunit="INCH")
-    tifffile.imwrite(
-        path, pixels if pixels.shape[-1] > 1 else pixels[..., 0], photometric=photometric,
-        extrasamples=extrasamples, planarconfig="contig", compression="zlib", predictor=True,
-        iccprofile=icc, description=description, software=software or False, metadata=None,
-        extratags=extratags, **kwargs,
-    )
+    with tifffile.TiffWriter(path) as writer:
+        writer.write(pixels if pixels.shape[-1] > 1 else pixels[..., 0], photometric=photometric,
+                     extrasamples=extrasamples, planarconfig="contig", compression="zlib", predictor=True,
+                     iccprofile=icc, description=description, software=software or False, metadata=None,
+                     extratags=extratags, **kwargs)
+        left = _copy_pages(pages_of, writer) if pages_of is not None else []
     if exif is not None:
         _append_sub_ifds(path, exif)
+    return left
+
+
+def _copy_pages(source: Path, writer: tifffile.TiffWriter) -> list[str]:
+    """The pages of ``source`` after its first, their samples as they are (only the first is restored):
+    an archive scans the back of a print, its date and caption, as the second page, and the restored
+    file must not lose it.  Each keeps its colour model, alpha, palette, resolution, orientation,
+    description and colour profile; it is stored with zlib.  A page that cannot be decoded (a
+    compression tifffile does not read) is left out and said, in the returned notes: the restored page
+    is not lost for it."""
+    left = []
+    with tifffile.TiffFile(source) as tif:
+        for number, page in enumerate(list(tif.pages)[1:], start=2):
+            photometric, planar, extras, colormap = (page.photometric, page.planarconfig,
+                                                     page.extrasamples or None, page.colormap)
+            try:
+                samples = page.asarray()
+            except Exception as exc:  # (tifffile raises many kinds for what it cannot decode)
+                try:  # LZW and JPEG pages need imagecodecs, which is not installed: Pillow reads them
+                    samples, photometric, extras, colormap = _page_by_pillow(source, number - 1)
+                    planar = "contig"
+                except Exception:
+                    left.append(f"page {number} of the original could not be read ({exc}) and is not in "
+                                "the restored file (the original keeps it)")
+                    continue
+            tags = page.tags
+            kwargs: dict[str, Any] = {}
+            if 282 in tags and 283 in tags:
+                kwargs.update(resolution=(tags[282].value, tags[283].value),
+                              resolutionunit=int(tags[296].value) if 296 in tags else 2)
+            extratags = [(274, 3, 1, int(tags[274].value), True)] if 274 in tags else []
+            writer.write(samples, photometric=photometric, planarconfig=planar,
+                         extrasamples=extras, colormap=colormap,
+                         compression="zlib", description=page.description or None,
+                         iccprofile=tags[34675].value if 34675 in tags else None, software=False,
+                         metadata=None, extratags=extratags, **kwargs)
+    return left
+
+
+_PILLOW_PAGES = {"1": "minisblack", "L": "minisblack", "I;16": "minisblack", "I;16B": "minisblack",
+                 "RGB": "rgb", "RGBA": "rgb", "CMYK": "separated", "P": "palette"}
+
+
+def _page_by_pillow(source: Path, index: int) -> tuple[np.ndarray, str, tuple[str, ...] | None,
+                                                      np.ndarray | None]:
+    """Page ``index`` of ``source`` decoded by Pillow: (samples, photometric, extra samples, colormap)."""
+    with Image.open(source) as image:
+        image.seek(index)
+        photometric = _PILLOW_PAGES[image.mode]  # (KeyError for a mode not kept: the page is said left)
+        if image.mode == "1":
+            samples = np.asarray(image.convert("L"))
+        elif image.mode.startswith("I;16"):
+            samples = np.asarray(image).astype(np.uint16)
+        else:
+            samples = np.asarray(image)
+        colormap = None
+        if image.mode == "P":
+            rgb = np.zeros(768, np.uint16)
+            palette = image.getpalette() or []
+            rgb[:len(palette)] = palette
+            colormap = rgb.reshape(256, 3).T * 257
+    return samples, photometric, ("unassalpha",) if image.mode == "RGBA" else None, colormap
 
 
 def _append_sub_ifds(path: Path, exif: Image.Exif) -> None:

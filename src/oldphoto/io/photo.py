@@ -342,7 +342,8 @@ def _read_open_image(p: Path, image: Image.Image, head: bytes, max_pixels: int |
     pages = int(getattr(image, "n_frames", 1) or 1)
     if pages > 1:
         kind = "multi-page TIFF" if family == "tiff" else f"multi-frame {image.format}"
-        notes.append(f"{kind} with {pages} pages: only the first page is restored")
+        notes.append(f"{kind} with {pages} pages: only the first page is restored" + (
+            " (a TIFF output keeps the others as they are)" if family == "tiff" else ""))
     stored_as = _STORED_AS.get(image.mode)
     if stored_as:
         notes.append(stored_as)
@@ -758,6 +759,11 @@ def write_photo(path: str | os.PathLike, pixels: np.ndarray, like: Photo | None 
         if lost:
             notes.append(f"{' and '.join(lost)} metadata of the original is not carried into the restored "
                          "file (the original keeps it)")
+    # the pages after the first (the back of a print, its caption) go into a TIFF output as they are
+    pages_of = like.path if like is not None and like.family == "tiff" and like.pages > 1 else None
+    if pages_of is not None and family != "tiff":
+        notes.append(f"pages 2 to {like.pages} of the original are not in the restored {family.upper()} file "
+                     "(the original keeps them; --format tiff carries them)")
     if iptc and family not in _xmp_iptc.IPTC_FAMILIES:
         notes.append(f"IPTC metadata of the original is not carried into the restored file: {family.upper()} "
                      "has no place for it (the original keeps it; --format jpg or tiff carries it)")
@@ -769,9 +775,9 @@ def write_photo(path: str | os.PathLike, pixels: np.ndarray, like: Photo | None 
         elif family == "tiff":
             description = exif.get(0x010E) if exif is not None else None
             assoc = bool(like and like.associated_alpha)
-            _tiff.write_tiff(tmp, data, space, alpha, assoc, out_icc, dpi, exif,
-                             description if isinstance(description, str) else None,
-                             _metadata.software_name() if prov else None, xmp, iptc)
+            notes.extend(_tiff.write_tiff(tmp, data, space, alpha, assoc, out_icc, dpi, exif,
+                                          description if isinstance(description, str) else None,
+                                          _metadata.software_name() if prov else None, xmp, iptc, pages_of))
         else:
             _write_pillow(tmp, family, data, space, alpha, out_icc, dpi, exif, quality, notes, xmp, iptc)
 
