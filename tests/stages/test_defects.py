@@ -382,6 +382,38 @@ def test_auto_does_not_take_many_lines_of_one_direction_for_damage():
         assert d.worth_repairing() == repair, angles
 
 
+def _pieces(gray: np.ndarray, at: list[int], spans: list[tuple[int, int]], vertical: bool) -> None:
+    """Bright lines at ``at`` (rows, or columns when ``vertical``), each drawn in pieces over ``spans``."""
+    for k in at:
+        for a, b in spans:
+            if vertical:
+                gray[a:b, k] = 0.95
+            else:
+                gray[k, a:b] = 0.95
+
+
+def test_a_print_folded_in_four_is_damage_and_a_plaid_is_not():
+    """The creases of a print folded in four, found in short pieces, run in two directions at right
+    angles like a grid's lines, but each lies along one straight line across the print: they count.
+    A plaid's lines, as straight and as broken, repeat in parallel: they still do not."""
+    from oldphoto.stages.defects import find_defects
+
+    fold = np.full((400, 400), 0.3, np.float32)
+    spans = [(5, 65), (95, 155), (245, 305), (335, 395)]  # 8 pieces of 60 px: 1.2 short sides
+    _pieces(fold, [205], spans, vertical=False)
+    _pieces(fold, [210], spans, vertical=True)
+    d = find_defects(_prob_from(fold > 0.5), fold, 0.5)
+    assert d.strokes == 8 and d.stroke_length >= 1.0
+    assert d.aligned_length == 0.0 and d.worth_repairing()
+
+    plaid = np.full((400, 400), 0.3, np.float32)
+    _pieces(plaid, [50, 150, 250, 350], [(20, 80), (120, 180), (220, 280), (320, 380)], vertical=False)
+    _pieces(plaid, [100, 200, 300], [(20, 80), (120, 180), (220, 280), (320, 380)], vertical=True)
+    d = find_defects(_prob_from(plaid > 0.5), plaid, 0.5)
+    assert d.strokes == 28 and d.stroke_length >= 1.0
+    assert d.aligned_length == pytest.approx(d.stroke_length) and not d.worth_repairing()
+
+
 def test_hysteresis_takes_the_soft_edges_of_a_defect_only():
     from oldphoto.stages.defects import hysteresis
 
