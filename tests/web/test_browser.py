@@ -1406,4 +1406,10 @@ def test_a_page_in_use_keeps_its_files_and_one_left_alone_does_not(tmp_path, bro
         page.wait_for_timeout(4000)  # left alone (the last use is told within 0.75 s)
         engine.sweep()
         assert not engine.sessions
+        # back to the page: its results went, and it says why (they vanished without a word)
+        page.evaluate("window.dispatchEvent(new Event('focus'))")
+        page.locator(".card").wait_for(state="detached", timeout=10_000)
+        note = page.locator("#drop-added")
+        assert note.is_visible() and "no longer on this server" in note.text_content()
+        assert "no longer on this server" in page.locator("#announce").text_content()
         context.close()

@@ -256,7 +256,9 @@ def create_app(engine: Engine, *, max_upload: int = 200_000_000, credentials: tu
         session = session_of(request)
         jobs = list(session.photos.values()) if session is not None else []
         photos = [engine.describe(job) for job in jobs if job.status != UPLOADING]
-        return reply(request, session, JSONResponse({"photos": photos, "queue": engine.queue_length()}))
+        # ("session": whether the caller still has one: a page whose photos all went learns why)
+        return reply(request, session, JSONResponse({"photos": photos, "queue": engine.queue_length(),
+                                                     "session": session is not None}))
 
     async def upload(request: Request) -> Response:
         session = session_of(request)

@@ -897,6 +897,7 @@ async function poll() {
       if (known.has(id) && !listed.has(id)) { cards.delete(id); dropCard(card); gone = true; }
     }
     if (gone) afterRemoval();
+    if (gone && !body.session && !cards.size) sayFilesWentAway();
   }
   if (!active && !sending && epoch === pollEpoch) { clearInterval(polling); polling = null; }
 }
@@ -949,6 +950,19 @@ async function start() {
   startPolling();
   window.addEventListener("focus", () => poll());  // back from another tab: what was done there shows here
   keepWhileInUse();
+}
+
+// Back to a page left alone past the server's limit (or whose files another tab deleted): its results
+// vanished without a word.  Said where photos are added, and read out.
+function sayFilesWentAway() {
+  const minutes = Math.round(config.session_seconds / 60);
+  const text = "Your photos and results are no longer on this server: it deletes them after " +
+    `${minutes} minute${minutes === 1 ? "" : "s"} without use of this page (or they were deleted from ` +
+    "another tab). Add the photos again to restore them.";
+  const note = $("#drop-added");
+  note.textContent = text;
+  note.hidden = false;
+  announce(text);
 }
 
 // The server deletes a session's files after config.session_seconds without a request, and the page
