@@ -37,6 +37,7 @@ import pickle
 import re
 import secrets
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -461,6 +462,7 @@ def run(jobs: list[Job], args: argparse.Namespace, config: BatchConfig, *, resto
     fatal: str | None = None
     duplicates = 0
     auth: dict[str, str | None] | None = None
+    colour = _plain_worker_lines()
     token_found = False
     try:
         if not ray.is_initialized():
@@ -587,6 +589,7 @@ def run(jobs: list[Job], args: argparse.Namespace, config: BatchConfig, *, resto
             ray.shutdown()
         if auth is not None:
             _put_back(auth)
+        _put_back(colour)
     interrupted = interrupted or (stop is not None and stop.is_set())
     return _report(entries_pre, jobs, received, started, interrupted, fatal, stop, running=False)
 
@@ -605,6 +608,16 @@ def _starts_instance(address: str | None) -> bool:
         return canonicalize_bootstrap_address(None) is None
     except Exception:  # (what is wrong is said by ray.init)
         return False
+
+
+def _plain_worker_lines() -> dict[str, str | None]:
+    """Ray's colour codes off for the workers' lines it forwards, where they go to a file or a pipe (a
+    nightly job's log read "\x1b[36m(MapWorker pid=…)\x1b[0m"), unless RAY_COLOR_PREFIX says otherwise.
+    Returns the variable as it was, for :func:`_put_back`."""
+    saved = {"RAY_COLOR_PREFIX": os.environ.get("RAY_COLOR_PREFIX")}
+    if saved["RAY_COLOR_PREFIX"] is None and not (sys.stdout.isatty() and sys.stderr.isatty()):
+        os.environ["RAY_COLOR_PREFIX"] = "0"  # (read by the driver as it prints each forwarded line)
+    return saved
 
 
 def _own_token(alone: bool) -> dict[str, str | None]:

@@ -186,6 +186,27 @@ def test_a_run_refused_for_a_token_found_on_this_machine_says_so(tmp_path, monke
     assert "RAY_AUTH_MODE" not in os.environ  # (as it was before the run)
 
 
+def test_workers_lines_come_without_colour_codes_into_a_log_file(tmp_path, monkeypatch):
+    """A nightly job's log read '\x1b[36m(MapWorker pid=...)\x1b[0m' for every line Ray forwarded."""
+    fake = _FakeRay(token_found=False)
+    seen = []
+    fake.init = lambda **kwargs: seen.append(os.environ.get("RAY_COLOR_PREFIX"))
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    monkeypatch.setitem(sys.modules, "ray.data", fake.data)
+    monkeypatch.setattr(cluster, "_configure_data", lambda ray: None)
+    monkeypatch.setattr(cluster, "_pipeline", lambda *args: _CancelledActors())
+    monkeypatch.delenv("RAY_COLOR_PREFIX", raising=False)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # (the log file)
+    jobs = [batch.Job(tmp_path / "a.png", Path("a.png"))]
+    batch.plan_outputs(jobs, tmp_path / "out", None)
+    args = argparse.Namespace(ray="auto", ray_workers=None, ray_cpus=None)
+    cluster.run(jobs, args, batch.BatchConfig(outdir=tmp_path / "out"))
+    assert seen == ["0"] and "RAY_COLOR_PREFIX" not in os.environ  # (as it was, after the run)
+    monkeypatch.setenv("RAY_COLOR_PREFIX", "1")  # asked for: kept
+    cluster.run(jobs, args, batch.BatchConfig(outdir=tmp_path / "out"))
+    assert seen == ["0", "1"]
+
+
 def test_the_end_of_a_run_leaves_another_batchs_writes_in_progress_alone(tmp_path, monkeypatch):
     """Two jobs writing into one archive folder: the first to end removed every temporary file there as
     "lost with their worker", the other job's writes in progress too (found: a 'removed 1 temporary file(s)
