@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import json
 import os
 import re
@@ -23,6 +24,9 @@ from oldphoto.io import atomic_write
 
 OK, SKIPPED, FAILED, NOT_PROCESSED = "ok", "skipped", "failed", "not processed"
 REPORT_INTERVAL = 1.0  # seconds between two rewrites of the report while the batch runs
+# the layout of the report (its "report_format"): raised when a field changes meaning or goes; fields added
+# leave it as it is (docs/files-and-batches.md, "Report")
+REPORT_FORMAT = 1
 
 
 @dataclass
@@ -42,6 +46,7 @@ class Entry:
     models: dict[str, str] = field(default_factory=dict)
     restoration: dict[str, Any] | None = None  # what was done: path, repaired area, fidelity, defects
     mask: str | None = None  # the saved defect mask (--save-mask)
+    sha256: str | None = None  # of the input file's bytes, as its output's provenance says (None: not read)
 
 
 # how every report BatchReport.write makes begins (json.dumps with indent=2)
@@ -58,6 +63,7 @@ class BatchReport:
     terminated: bool = False     # stopped by SIGTERM or SIGHUP
     running: bool = False        # a snapshot written while the batch runs
     hangup: bool = False         # ... by SIGHUP: the terminal was closed
+    options: dict[str, Any] | None = None  # the restore options, as the outputs' provenance records them
 
     def counts(self) -> dict[str, int]:
         counts = {OK: 0, SKIPPED: 0, FAILED: 0, NOT_PROCESSED: 0}
@@ -89,21 +95,30 @@ class BatchReport:
     def to_json(self) -> dict[str, Any]:
         return {
             "software": f"oldphoto {__version__}",
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started)),
-            "finished": (None if self.running
-                         else time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.finished))),
+            "report_format": REPORT_FORMAT,
+            # what the relative paths below (inputs, outputs, masks, as given) are relative to
+            "directory": os.getcwd(),
+            "started": _timestamp(self.started),
+            "finished": None if self.running else _timestamp(self.finished),
             "running": self.running,
             "interrupted": self.interrupted,
             "terminated": self.terminated,
             "fatal": self.fatal,
             "exit_code": None if self.running else self.exit_code,
             "summary": self.counts(),
+            "options": self.options,
             "inputs": [dataclasses.asdict(e) for e in self.entries],
         }
 
     def write(self, path: Path) -> None:
         text = json.dumps(self.to_json(), indent=2, default=str)
         atomic_write(Path(path), lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
+
+
+def _timestamp(seconds: float) -> str:
+    """Local time with its offset, as RFC 3339 writes it (``2026-12-07T01:19:23+01:00``): the colon is what
+    JSON tools and Python before 3.11 need to parse it."""
+    return dt.datetime.fromtimestamp(seconds).astimezone().replace(microsecond=0).isoformat()
 
 
 def report_problem(path: Path) -> str | None:

@@ -29,6 +29,7 @@ from oldphoto.io import (
     PhotoError,
     provenance_record,
     read_photo,
+    read_provenance,
     too_small,
     write_photo,
 )
@@ -188,6 +189,7 @@ def open_photo(job: Job, config: BatchConfig, *, reserved: Collection[str] = fro
             before = job.input.stat()
             entry.bytes = before.st_size
             source = outputs.source_record(job.relative, sha256_file(job.input))
+            entry.sha256 = source["sha256"]
         except OSError as exc:
             entry.status, entry.reason, entry.output = FAILED, f"cannot read ({exc.strerror or exc})", None
             return entry
@@ -205,6 +207,7 @@ def open_photo(job: Job, config: BatchConfig, *, reserved: Collection[str] = fro
         if not decision.write:
             entry.status = SKIPPED
             entry.reason = "already restored from this source (use --overwrite to redo it)"
+            _as_restored_before(entry, decision.output, source, config, size)
             names = [path for path in mask_paths(decision.output) if name_fits(path.name)]
             if config.save_mask and names and not any(path.exists() for path in names):
                 # (an earlier run without --save-mask: the mask is made only with the restoration)
@@ -243,6 +246,26 @@ def open_photo(job: Job, config: BatchConfig, *, reserved: Collection[str] = fro
                     raise PhotoError(mask_path, str(exc)) from None
         return Opened(job, entry, source, decision.output, photo, mask, replaces=decision.replaces)
     return entry  # failed while decoding
+
+
+def _as_restored_before(entry: Entry, output: Path, source: dict[str, str], config: BatchConfig,
+                        size: tuple[int, int] | None) -> None:
+    """A skipped photo's entry told as the run that restored it told it: what was done and with which models
+    (from its output's provenance) and its mask (one made from this source, at a ``--save-mask`` name), so
+    that the report of a rerun that skips everything still links each output to its mask and says what was
+    repaired (with --strip-metadata there is no record: a mask that may be its stripped one is linked)."""
+    with contextlib.suppress(Exception):  # (unreadable now: the entry says only where the output is)
+        record = read_provenance(output) or {}
+        if isinstance(record.get("restoration"), dict):
+            entry.restoration = record["restoration"]
+        if isinstance(record.get("models"), dict):
+            entry.models = record["models"]
+    for path in mask_paths(output):
+        if not (name_fits(path.name) and path.is_file()):
+            continue
+        if outputs.leave_alone(path, source, unmarked_ours=config.strip_metadata, size=size) is None:
+            entry.mask = str(path)
+            return
 
 
 def restore_photo(work: Opened, restore: RestoreFn, config: BatchConfig) -> Restored | Entry:
@@ -405,7 +428,7 @@ def run_batch(jobs: list[Job], restore: RestoreFn, config: BatchConfig, *,
                              "report was written") for j in jobs[done:]]
             on_progress(BatchReport(entries + pending, started, time.time(), interrupted, fatal,
                                     terminated=bool(getattr(stop, "terminated", False)), running=True,
-                                    hangup=bool(getattr(stop, "hangup", False))))
+                                    hangup=bool(getattr(stop, "hangup", False)), options=config.options))
 
     snapshot(0)
     for index, job in enumerate(jobs):
@@ -450,4 +473,4 @@ def run_batch(jobs: list[Job], restore: RestoreFn, config: BatchConfig, *,
     interrupted = interrupted or (stop is not None and stop.is_set())
     return BatchReport(entries, started, time.time(), interrupted, fatal,
                        terminated=bool(getattr(stop, "terminated", False)),
-                       hangup=bool(getattr(stop, "hangup", False)))
+                       hangup=bool(getattr(stop, "hangup", False)), options=config.options)
