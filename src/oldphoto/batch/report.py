@@ -45,7 +45,7 @@ class Entry:
     faces: int | None = None
     models: dict[str, str] = field(default_factory=dict)
     restoration: dict[str, Any] | None = None  # what was done: path, repaired area, fidelity, defects
-    mask: str | None = None  # the saved defect mask (--save-mask)
+    mask: str | None = None  # the saved defect mask (--save-mask; a skipped photo: its earlier one)
     sha256: str | None = None  # of the input file's bytes, as its output's provenance says (None: not read)
 
 
