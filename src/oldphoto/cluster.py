@@ -476,7 +476,8 @@ def run(jobs: list[Job], args: argparse.Namespace, config: BatchConfig, *, resto
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 fatal = f"cannot connect to the Ray cluster {args.ray or '(default)'}: {_first_line(exc)}"
                 say(f"error: {fatal}")
-                return _report(entries_pre, jobs, received, started, False, fatal, stop, running=False)
+                return _report(entries_pre, jobs, received, started, False, fatal, stop, running=False,
+                               options=config.options)
             owned = True
             if alone and args.ray != "local":
                 say(f"note: {NO_CLUSTER}")
@@ -506,7 +507,8 @@ def run(jobs: list[Job], args: argparse.Namespace, config: BatchConfig, *, resto
             if on_progress is None or time.monotonic() < next_snapshot:
                 return
             begun = time.monotonic()
-            on_progress(_report(entries_pre, jobs, received, started, interrupted, fatal, stop, running=True))
+            on_progress(_report(entries_pre, jobs, received, started, interrupted, fatal, stop, running=True,
+                                options=config.options))
             next_snapshot = time.monotonic() + max(REPORT_INTERVAL, 10 * (time.monotonic() - begun))
 
         snapshot()
@@ -591,7 +593,8 @@ def run(jobs: list[Job], args: argparse.Namespace, config: BatchConfig, *, resto
             _put_back(auth)
         _put_back(colour)
     interrupted = interrupted or (stop is not None and stop.is_set())
-    return _report(entries_pre, jobs, received, started, interrupted, fatal, stop, running=False)
+    return _report(entries_pre, jobs, received, started, interrupted, fatal, stop, running=False,
+                   options=config.options)
 
 
 def _starts_instance(address: str | None) -> bool:
@@ -704,8 +707,10 @@ def _signal_handlers(restore: dict[int, Any] | None = None) -> dict[int, Any]:
 
 
 def _report(pre: list[Entry], jobs: list[Job], received: dict[int, Entry], started: float, interrupted: bool,
-            fatal: str | None, stop: threading.Event | None, running: bool) -> BatchReport:
-    """Every input once, in the local batch's order: those the cluster answered, and the others."""
+            fatal: str | None, stop: threading.Event | None, running: bool,
+            options: dict[str, Any] | None = None) -> BatchReport:
+    """Every input once, in the local batch's order: those the cluster answered, and the others;
+    ``options``: the restore options, as the local batch's report records them."""
     if running:
         missing = "not reached yet: the batch was running when this report was written"
     elif fatal:
@@ -729,5 +734,5 @@ def _report(pre: list[Entry], jobs: list[Job], received: dict[int, Entry], start
         entries.append(entry)
     return BatchReport(entries, started, time.time(), interrupted, fatal,
                        terminated=bool(getattr(stop, "terminated", False)), running=running,
-                       hangup=bool(getattr(stop, "hangup", False)))
+                       hangup=bool(getattr(stop, "hangup", False)), options=options)
 

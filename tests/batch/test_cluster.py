@@ -200,8 +200,10 @@ def test_workers_lines_come_without_colour_codes_into_a_log_file(tmp_path, monke
     jobs = [batch.Job(tmp_path / "a.png", Path("a.png"))]
     batch.plan_outputs(jobs, tmp_path / "out", None)
     args = argparse.Namespace(ray="auto", ray_workers=None, ray_cpus=None)
-    cluster.run(jobs, args, batch.BatchConfig(outdir=tmp_path / "out"))
+    config = batch.BatchConfig(outdir=tmp_path / "out", options={"scratches": "auto"})
+    report = cluster.run(jobs, args, config)
     assert seen == ["0"] and "RAY_COLOR_PREFIX" not in os.environ  # (as it was, after the run)
+    assert report.options == {"scratches": "auto"}  # (as the local batch's report: it said null)
     monkeypatch.setenv("RAY_COLOR_PREFIX", "1")  # asked for: kept
     cluster.run(jobs, args, batch.BatchConfig(outdir=tmp_path / "out"))
     assert seen == ["0", "1"]
