@@ -937,6 +937,26 @@ def test_a_failed_photo_is_tried_again_with_other_options(tmp_path, browser):
         context.close()
 
 
+def test_a_failed_photos_error_is_read_out_once_not_again_after_a_reload(tmp_path, browser):
+    class Fails(FakeRestorer):
+        def restore(self, pixels, mask=None):
+            raise RuntimeError("out of memory (a fake failure)")
+
+    photo = tmp_path / "scan.png"
+    photo.write_bytes(png_bytes(size=(200, 150)))
+    with served(Engine(Fails(), tmp_path / "root")) as url:
+        context, page = open_page(browser, url)
+        page.set_input_files("#files", [str(photo)])
+        page.click("#go")
+        page.locator(".card[data-status=failed] .error").wait_for(timeout=30_000)
+        assert page.locator(".card .error").get_attribute("role") == "alert"
+        page.reload()
+        page.locator(".card[data-status=failed] .error").wait_for(timeout=30_000)
+        assert "out of memory" in page.locator(".card .error").inner_text()
+        assert page.locator(".card .error").get_attribute("role") is None  # (shown, not read out again)
+        context.close()
+
+
 def test_removing_a_photo_while_it_is_sent(tmp_path, browser):
     """A photo removed from the page while its bytes are on their way is not restored (its upload is
     stopped, or the server told to forget it), and the photos after it are still sent."""

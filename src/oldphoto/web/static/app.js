@@ -154,7 +154,13 @@ function setState(card, status, text) {
 
 function showError(card, text) {
   let box = $(".error", card);
-  if (!box) { box = el("p", {class: "error", role: "alert"}, el("span", {class: "message"})); card.append(box); }
+  if (!box) {
+    // (a photo that had failed before the page was reloaded is shown as it is, not read out again)
+    const quiet = card.dataset.failedBefore === "1";
+    delete card.dataset.failedBefore;
+    box = el("p", quiet ? {class: "error"} : {class: "error", role: "alert"}, el("span", {class: "message"}));
+    card.append(box);
+  }
   const message = $(".message", box);
   if (message.textContent !== text) message.textContent = text;  // (polled every second: nothing else moves)
   $("progress", card).hidden = true;
@@ -884,6 +890,7 @@ async function poll() {
       if (sending) continue;  // may be the one being sent now: its card learns its id from the reply
       card = makeCard(photo.name);
       card.dataset.status = photo.status;  // (restored before: not announced as new)
+      if (photo.status === "failed") card.dataset.failedBefore = "1";  // (nor its error)
       $(".remove", card).addEventListener("click", () => removeCard(card, null));
       cards.set(photo.id, card);
     }
