@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from oldphoto.nets.descriptors import DESCRIPTORS, UPSCALE_ROLE  # torch-free
+from oldphoto.nets.descriptors import DESCRIPTORS, FACE_ROLES, UPSCALE_ROLE  # torch-free
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -123,14 +123,15 @@ def _cmd_import(args: argparse.Namespace) -> int:
 def _official_missing(dest) -> list[str]:
     """What ``dest`` still lacks of the official networks, by release asset, and what that means: a
     release zip missing members, or one of the two zips alone, imports the rest without an error."""
-    from oldphoto.weights.store import OFFICIAL_SOURCES
+    from oldphoto.weights.store import OFFICIAL_SOURCES, installed
 
+    there = {card.role for card in installed(dest)}
     missing: dict[str, list[str]] = {}
     for role, (asset, _) in OFFICIAL_SOURCES.items():
-        if not (dest / f"{role}.safetensors").is_file():
+        if role not in there:
             missing.setdefault(asset, []).append(role)
     return [f"not in {dest} yet: {', '.join(roles)} (from {asset}): "
-            + ("faces are not enhanced until they are" if all(r.startswith("face_") for r in roles)
+            + ("faces are not enhanced until they are" if set(roles) <= set(FACE_ROLES.values())
                else "the bundled networks stand in for them, and with networks of another training "
                     "mixed in a path the result is wrong (restore says so)")
             for asset, roles in missing.items()]
