@@ -70,6 +70,7 @@ from oldphoto.batch import (
 )
 from oldphoto.batch.mask_files import mask_paths
 from oldphoto.files import TEMP_NAME, temp_name_part
+from oldphoto.reasons import ReasonCode
 
 INSTALL_HINT = ("--ray needs Ray with Ray Data, an optional extra: pip install 'oldphoto[ray]' "
                 "(or pip install 'ray[data]'), the same version on every node of the cluster")
@@ -356,7 +357,7 @@ def _as_given(entry: Entry, job: Job, outdir: Path, mask_dir: Path | None = None
     if mask_dir is not None:
         folders.append((mask_dir.absolute(), mask_dir))
     folders.append((job.input.absolute(), job.input))
-    entry.reason = _given_text(entry.reason, folders)
+    entry.mark(entry.status, entry.reason_code, _given_text(entry.reason, folders))
     entry.warnings = [_given_text(text, folders) for text in entry.warnings]
     return entry
 
@@ -546,7 +547,8 @@ def run(jobs: list[Job], args: argparse.Namespace, config: BatchConfig, *, resto
                     if kind == "disk_full":  # every later write would fail too: stop, as the local batch
                         value, written = value
                         fatal = disk_full_fatal(_given(written, config.outdir))
-                        value.reason = value.reason.replace(written, _given(written, config.outdir), 1)
+                        value.mark(value.status, value.reason_code,
+                                   value.reason.replace(written, _given(written, config.outdir), 1))
                     entry = _as_given(value, jobs[index], config.outdir, config.mask_dir)
                     received[index] = entry
                     if progress is not None:
@@ -711,14 +713,16 @@ def _report(pre: list[Entry], jobs: list[Job], received: dict[int, Entry], start
             options: dict[str, Any] | None = None) -> BatchReport:
     """Every input once, in the local batch's order: those the cluster answered, and the others;
     ``options``: the restore options, as the local batch's report records them."""
+    missing: tuple[str, ReasonCode] | None  # why the photos not answered were not processed
     if running:
-        missing = "not reached yet: the batch was running when this report was written"
+        missing = ("not reached yet: the batch was running when this report was written",
+                   ReasonCode.NOT_REACHED_YET)
     elif fatal:
-        missing = fatal
+        missing = (fatal, ReasonCode.BATCH_STOPPED)
     elif interrupted:
         # on a cluster many photos are in flight when the run stops: any of them may have been written
         missing = ("batch interrupted before this photo was reported (it may have been in flight and "
-                   "written all the same; a rerun skips it then)")
+                   "written all the same; a rerun skips it then)", ReasonCode.INTERRUPTED)
     else:
         missing = None
     entries = list(pre)
@@ -726,11 +730,11 @@ def _report(pre: list[Entry], jobs: list[Job], received: dict[int, Entry], start
         entry = received.get(index)
         if entry is None:
             if missing is not None:
-                entry = Entry(str(job.input), NOT_PROCESSED, missing)
+                entry = Entry(str(job.input), NOT_PROCESSED, *missing)
             else:
                 entry = Entry(str(job.input), FAILED,
                               f"lost: the workers processing it died {RETRIES + 1} times (a crash or out of "
-                              "memory); nothing was written, a rerun tries again")
+                              "memory); nothing was written, a rerun tries again", ReasonCode.WORKERS_LOST)
         entries.append(entry)
     return BatchReport(entries, started, time.time(), interrupted, fatal,
                        terminated=bool(getattr(stop, "terminated", False)), running=running,

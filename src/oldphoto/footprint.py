@@ -23,6 +23,7 @@ from typing import Any
 
 from oldphoto.io import PhotoError
 from oldphoto.io.photo import PhotoHeader
+from oldphoto.reasons import ReasonCode
 from oldphoto.stages.official_sizes import detector_scale_size, official_size
 
 # whole-photo bytes per pixel of each path beyond the decoded input's float copy (12 B/px): the slope of
@@ -185,7 +186,7 @@ class Guard:
             raise PhotoError(header.path, (
                 f"not enough memory: a {size} photo needs about {human_bytes(need.bytes)} {where}, more than "
                 f"{what} {human_bytes(room)} (estimated from the header, nothing decoded); free memory, "
-                f"{remedy}, or raise --memory-limit to try anyway"))
+                f"{remedy}, or raise --memory-limit to try anyway"), code=ReasonCode.NOT_ENOUGH_MEMORY)
         notes = []
         if need.seconds is not None and need.seconds > LONG_SECONDS:
             note = (f"large photo {size}: about {human_seconds(need.seconds)} at this batch's rate so far, "

@@ -867,7 +867,8 @@ def test_a_cluster_run_into_a_new_folder_cleans_what_its_lost_writes_left(tmp_pa
         (out / "album").mkdir(parents=True)
         (out / ".a.mask.png.ecri74da.part").write_bytes(b"cut off")  # (its mask's write)
         (out / "a.png").write_bytes(b"a photo")
-        return batch.BatchReport([batch.Entry(str(jobs[0].input), batch.NOT_PROCESSED, "interrupted")],
+        return batch.BatchReport([batch.Entry(str(jobs[0].input), batch.NOT_PROCESSED, "interrupted",
+                                              batch.ReasonCode.INTERRUPTED)],
                                  0.0, 1.0, True, None)
 
     monkeypatch.setattr(cluster, "check_arguments", lambda args: None)

@@ -88,18 +88,23 @@ def test_ray_client_addresses_are_refused_before_anything_starts(tmp_path, monke
 def test_report_accounts_for_every_input():
     jobs = [batch.Job(Path(f"p{i}.png"), Path(f"p{i}.png")) for i in range(3)]
     done = {0: batch.Entry("p0.png", batch.OK), 2: batch.Entry("p2.png", batch.SKIPPED)}
-    pre = [batch.Entry("notes.txt", batch.SKIPPED, "not an image file")]
+    pre = [batch.Entry("notes.txt", batch.SKIPPED, "not an image file", batch.ReasonCode.NOT_AN_IMAGE_FILE)]
     report = cluster._report(pre, jobs, done, 0.0, False, None, None, running=False)
     assert [(e.input, e.status) for e in report.entries] == [
         ("notes.txt", "skipped"), ("p0.png", "ok"), ("p1.png", "failed"), ("p2.png", "skipped")]
     assert "lost" in report.entries[2].reason and report.exit_code == 1
+    assert [e.reason_code for e in report.entries] == ["not_an_image_file", None, "workers_lost", None]
     stopped = cluster._report(pre, jobs, done, 0.0, True, None, None, running=False)
     assert stopped.entries[2].status == "not processed" and stopped.exit_code == 130
     # many photos are in flight on a cluster (an interrupted run wrote 2 it reported not processed)
     reason = stopped.entries[2].reason
     assert "one in flight" not in reason and "it may have been" in reason
+    assert stopped.entries[2].reason_code == "interrupted"
     running = cluster._report(pre, jobs, done, 0.0, False, None, None, running=True)
     assert running.entries[2].status == "not processed" and running.to_json()["exit_code"] is None
+    assert running.to_json()["inputs"][2]["reason_code"] == "not_reached_yet"
+    fatal = cluster._report(pre, jobs, done, 0.0, False, "cannot set up the restorer", None, running=False)
+    assert (fatal.entries[2].status, fatal.entries[2].reason_code) == ("not processed", "batch_stopped")
 
 
 def test_reasons_and_warnings_name_the_paths_as_given(tmp_path, monkeypatch):
@@ -125,8 +130,8 @@ def test_reasons_and_warnings_name_the_paths_as_given(tmp_path, monkeypatch):
         remote = remote.entry if isinstance(remote, batch.Opened) else remote
         assert str(tmp_path) in remote.reason + "".join(remote.warnings)  # what the worker says
         given = cluster._as_given(remote, job, Path("out"), Path("masks"))
-        assert (given.status, given.reason, given.warnings, given.output) == (
-            local.status, local.reason, local.warnings, local.output)
+        assert (given.status, given.reason, given.reason_code, given.warnings, given.output) == (
+            local.status, local.reason, local.reason_code, local.warnings, local.output)
     assert local.warnings[0].startswith("out/gray.png exists")  # (what the test is about)
 
 
@@ -406,7 +411,8 @@ def _assert_same_outputs(reference: Path, out: Path) -> None:
 def _assert_same_report(local: dict, remote: dict, local_out: Path, out: Path) -> None:
     assert remote["summary"] == local["summary"] and remote["exit_code"] == local["exit_code"]
     for a, b in zip(local["inputs"], remote["inputs"], strict=True):
-        for key in ("input", "status", "reason", "width", "height", "bytes", "models", "restoration"):
+        for key in ("input", "status", "reason", "reason_code", "width", "height", "bytes", "models",
+                    "restoration"):
             assert a[key] == b[key], (a["input"], key)
         for key in ("output", "mask"):
             if a[key] is not None:

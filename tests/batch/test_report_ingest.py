@@ -9,14 +9,16 @@ import hashlib
 import io
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from oldphoto import batch
-from oldphoto.batch import BatchConfig, collect_inputs, run_batch
+from oldphoto.batch import FAILED, OK, BatchConfig, Entry, ReasonCode, collect_inputs, run_batch
 from oldphoto.io import read_provenance
 
 
@@ -102,3 +104,70 @@ def test_the_report_says_its_format_its_folder_its_options_and_each_inputs_hash(
         assert entry["sha256"] == read_provenance(output)["source"]["sha256"]
     for key in ("started", "finished"):
         assert data[key][-3] == ":" and dt.datetime.fromisoformat(data[key]).utcoffset() is not None
+
+
+def _entries(report: Path) -> dict[str, dict]:
+    return {Path(e["input"]).name: e for e in json.loads(report.read_text())["inputs"]}
+
+
+def test_each_reason_comes_with_a_code_a_script_can_branch_on(tmp_path):
+    # found by the DAM integrator's review: a nightly ingest must tell "retry later" from "tell a person" from
+    # "nothing to do", and had only the sentences for people, which change with their wording
+    src, out, report = tmp_path / "in", tmp_path / "out", tmp_path / "report.json"
+    _photos(src)
+    (src / "notes.txt").write_text("a scanner's notes\n")
+    (src / "letter.jpg").write_text("a text file named like a photo\n")
+    Image.new("RGB", (600, 500)).save(src / "large.png")
+    Image.new("RGB", (1, 1)).save(src / "speck.png")
+    (src / "gone.jpg").symlink_to(tmp_path / "unmounted" / "gone.jpg")
+    argv = [str(src), str(tmp_path / "missing.jpg"), str(tmp_path / "*.tif"), "-o", str(out),
+            "--max-pixels", "200000", "--report", str(report)]
+    assert _run(argv) == 1
+    codes = {name: (e["status"], e["reason_code"]) for name, e in _entries(report).items()}
+    assert codes == {"a.png": ("ok", None), "b.jpg": ("ok", None),
+                     "notes.txt": ("skipped", "not_an_image_file"),
+                     "letter.jpg": ("failed", "damaged_or_unsupported"),
+                     "large.png": ("failed", "too_many_pixels"), "speck.png": ("failed", "too_small"),
+                     "gone.jpg": ("failed", "broken_link"), "missing.jpg": ("failed", "no_such_file"),
+                     "*.tif": ("failed", "no_match")}
+    assert _run(argv) == 1
+    assert _entries(report)["a.png"]["reason_code"] == "already_restored"
+
+
+def test_a_photo_refused_for_memory_says_so_in_its_code(tmp_path):
+    src, out, report = tmp_path / "in", tmp_path / "out", tmp_path / "report.json"
+    _photos(src)
+    assert _run([str(src), "-o", str(out), "--memory-limit", "1M", "--report", str(report)]) == 1
+    assert {e["reason_code"] for e in _entries(report).values()} == {"not_enough_memory"}
+
+
+def test_a_mask_of_the_wrong_size_fails_its_photo_as_the_mask_s_fault(tmp_path):
+    src, out, masks, report = tmp_path / "in", tmp_path / "out", tmp_path / "masks", tmp_path / "r.json"
+    _photos(src)
+    masks.mkdir()
+    Image.new("L", (5, 5)).save(masks / "a.png")
+    assert _run([str(src), "-o", str(out), "--mask-dir", str(masks), "--report", str(report)]) == 1
+    assert _entries(report)["a.png"]["reason_code"] == "mask_unusable"
+    assert _entries(report)["b.jpg"]["reason_code"] is None
+
+
+def test_a_report_entry_takes_no_reason_without_its_code():
+    with pytest.raises(ValueError, match="code"):
+        Entry("a.png", FAILED, "cannot read (Permission denied)")
+    with pytest.raises(ValueError):
+        Entry("a.png", FAILED, "cannot read (Permission denied)", "no_such_code")
+    with pytest.raises(ValueError, match="code"):
+        Entry("a.png", OK, reason_code=ReasonCode.BROKEN_LINK)  # (a code says why; nothing to say here)
+    entry = Entry("a.png", OK)
+    with pytest.raises(AttributeError, match="mark"):
+        entry.reason = "cannot read (Permission denied)"
+    entry.mark(FAILED, ReasonCode.CANNOT_READ_FILE, "cannot read (Permission denied)")
+    assert (entry.status, entry.reason_code, entry.reason) == (FAILED, "cannot_read_file",
+                                                               "cannot read (Permission denied)")
+
+
+def test_the_docs_list_every_reason_code_with_its_meaning():
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "files-and-batches.md").read_text()
+    table = docs.split("#### Reason codes", 1)[1].split("| code | meaning |", 1)[1].split("\n\n", 1)[0]
+    listed = re.findall(r"^\| `([a-z_]+)` \| (.+) \|$", table, flags=re.MULTILINE)
+    assert listed == [(code.value, code.meaning) for code in ReasonCode]

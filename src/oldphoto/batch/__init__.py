@@ -77,13 +77,15 @@ from oldphoto.batch.signals import (
     STOP_SIGNALS,
     StopFlag,
 )
+from oldphoto.reasons import ReasonCode
 
 __all__ = [
     "DISK_FULL_ADVICE", "DISK_FULL_ERRNOS", "ENDING_SIGNALS", "EXIT_HANGUP", "EXIT_INTERRUPTED",
     "EXIT_TERMINATED", "FAILED", "NOTE_DOUBT_LENGTH", "NOTE_STROKE_LENGTH", "NOT_PROCESSED", "OK",
     "RACE_TRIES", "REPORT_INTERVAL", "SKIPPED", "STARSTAR_NOTE", "STOP_SIGNALS", "BatchConfig", "BatchReport",
-    "DiskFull", "Entry", "Job", "LazyRestorer", "Opened", "Progress", "ReportLock", "RestoreFn", "Restored",
-    "SetupError", "StopFlag", "collect_inputs", "disk_full_fatal", "find_mask", "is_disk_full", "is_report",
-    "main", "open_photo", "plan_outputs", "read_mask", "register", "report_problem", "restoration_record",
-    "restore_one", "restore_photo", "run_batch", "saved_mask_path", "write_mask", "write_restored",
+    "DiskFull", "Entry", "Job", "LazyRestorer", "Opened", "Progress", "ReasonCode", "ReportLock", "RestoreFn",
+    "Restored", "SetupError", "StopFlag", "collect_inputs", "disk_full_fatal", "find_mask", "is_disk_full",
+    "is_report", "main", "open_photo", "plan_outputs", "read_mask", "register", "report_problem",
+    "restoration_record", "restore_one", "restore_photo", "run_batch", "saved_mask_path", "write_mask",
+    "write_restored",
 ]

@@ -16,6 +16,7 @@ from oldphoto.batch.report import FAILED, SKIPPED, Entry, is_report
 from oldphoto.io import EXTENSION_FAMILY, IMAGE_EXTENSIONS
 from oldphoto.io._warnings import guarded_warnings
 from oldphoto.io.photo import DEFAULT_SUFFIX, FORMAT_FAMILY, SAME_FAMILY, normalise_format
+from oldphoto.reasons import ReasonCode
 
 
 @dataclass
@@ -93,11 +94,12 @@ def collect_inputs(specs: Sequence[str], recursive: bool = False, exclude: Path 
             if path.suffix.lower() in IMAGE_EXTENSIONS and not outputs.made_by_oldphoto(path, strip_metadata):
                 shown = next((a for a in path.parents if a.resolve() == exclude), exclude)  # (as given)
                 entries.append(Entry(str(path), SKIPPED, f"in the output folder {shown}: not restored, as "
-                                     "nothing there is read as an input (restore it with another -o)"))
+                                     "nothing there is read as an input (restore it with another -o)",
+                                     ReasonCode.IN_OUTPUT_FOLDER))
             return
         if from_folder and path.suffix.lower() not in IMAGE_EXTENSIONS:
             reason = f"not an image file (extension {path.suffix or 'none'})"
-            entries.append(Entry(str(path), SKIPPED, reason))
+            entries.append(Entry(str(path), SKIPPED, reason, ReasonCode.NOT_AN_IMAGE_FILE))
             return
         jobs.append(Job(path, relative))
 
@@ -111,7 +113,8 @@ def collect_inputs(specs: Sequence[str], recursive: bool = False, exclude: Path 
             files = [c for c in visible if c.is_file() and not ours(c)]
             entries.extend(_broken_links(visible))
             # a FIFO, socket or device named like a photo (opening it could block): said, not left out
-            entries.extend(Entry(str(c), FAILED, "not a regular file") for c in visible
+            entries.extend(Entry(str(c), FAILED, "not a regular file", ReasonCode.NOT_A_REGULAR_FILE)
+                           for c in visible
                            if c.suffix.lower() in IMAGE_EXTENSIONS and c.exists() and not c.is_file()
                            and not c.is_dir())
             for child in files:
@@ -121,17 +124,18 @@ def collect_inputs(specs: Sequence[str], recursive: bool = False, exclude: Path 
                 # an empty folder, or one whose photos are in sub-folders, is not a batch that went well
                 folders = not recursive and any(c.is_dir() and not c.name.startswith(".") for c in children)
                 entries.append(Entry(spec, FAILED, "no photos in this folder" + (
-                    " (its photos may be in its sub-folders: add -r to look in them)" if folders else "")))
+                    " (its photos may be in its sub-folders: add -r to look in them)" if folders else ""),
+                    ReasonCode.NO_PHOTOS_IN_FOLDER))
         elif path.exists() and not path.is_file():
             # a FIFO or a device: opening or hashing it would block or never end
-            entries.append(Entry(spec, FAILED, "not a regular file"))
+            entries.append(Entry(spec, FAILED, "not a regular file", ReasonCode.NOT_A_REGULAR_FILE))
         elif path.exists():
             add(path, Path(path.name), from_folder=False)
         elif is_glob(spec):
             matches = sorted(glob.glob(spec, recursive=recursive))
             if not matches:
                 entries.append(Entry(spec, FAILED, "no file matches this pattern" + (
-                    "" if recursive or "**" not in spec else f" ({STARSTAR_NOTE})")))
+                    "" if recursive or "**" not in spec else f" ({STARSTAR_NOTE})"), ReasonCode.NO_MATCH))
             root = glob_root(spec)
             entries.extend(_broken_links(Path(m) for m in matches))
             for match in matches:
@@ -139,17 +143,19 @@ def collect_inputs(specs: Sequence[str], recursive: bool = False, exclude: Path 
                 if m.is_file() and not ours(m):
                     add(m, m.relative_to(root) if m.is_relative_to(root) else Path(m.name), from_folder=True)
         else:
-            entries.append(Entry(spec, FAILED, "no such file or directory"))
+            entries.append(Entry(spec, FAILED, "no such file or directory", ReasonCode.NO_SUCH_FILE))
     root = list_root(listed) if listed else None
     for spec in listed:
         path = Path(spec)
         if path.is_file():
             add(path, Path(os.path.abspath(path)).relative_to(root), from_folder=False)
         elif path.is_dir():
-            entries.append(Entry(spec, FAILED, "a folder: a list names photo files (give folders as INPUTs)"))
+            entries.append(Entry(spec, FAILED, "a folder: a list names photo files (give folders as INPUTs)",
+                                 ReasonCode.FOLDER_IN_LIST))
+        elif path.exists():
+            entries.append(Entry(spec, FAILED, "not a regular file", ReasonCode.NOT_A_REGULAR_FILE))
         else:
-            entries.append(Entry(spec, FAILED, "not a regular file" if path.exists()
-                                 else "no such file or directory"))
+            entries.append(Entry(spec, FAILED, "no such file or directory", ReasonCode.NO_SUCH_FILE))
     return jobs, entries
 
 
@@ -174,7 +180,8 @@ def _walk(root: Path, skip: Sequence[Path], entries: list[Entry]) -> list[Path]:
         except OSError as exc:
             if folder == root:
                 raise
-            entries.append(Entry(str(folder), FAILED, f"cannot read this folder ({exc.strerror or exc})"))
+            entries.append(Entry(str(folder), FAILED, f"cannot read this folder ({exc.strerror or exc})",
+                                 ReasonCode.UNREADABLE_FOLDER))
             return
         for child in children:
             found.append(child)
@@ -196,7 +203,7 @@ def _walk(root: Path, skip: Sequence[Path], entries: list[Entry]) -> list[Path]:
 def _broken_links(paths: Iterable[Path]) -> list[Entry]:
     """A failed entry for each photo among ``paths`` that is a link to nothing (a moved or unmounted
     archive): said, not silently left out of the batch as if it were not a file."""
-    return [Entry(str(p), FAILED, "broken link: the file it points to is missing")
+    return [Entry(str(p), FAILED, "broken link: the file it points to is missing", ReasonCode.BROKEN_LINK)
             for p in paths if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_symlink() and not p.exists()]
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from oldphoto import __version__, outputs
 from oldphoto.batch.signals import EXIT_HANGUP, EXIT_INTERRUPTED, EXIT_TERMINATED
 from oldphoto.io import atomic_write
+from oldphoto.reasons import ReasonCode
 
 OK, SKIPPED, FAILED, NOT_PROCESSED = "ok", "skipped", "failed", "not processed"
 REPORT_INTERVAL = 1.0  # seconds between two rewrites of the report while the batch runs
@@ -31,11 +32,14 @@ REPORT_FORMAT = 1
 
 @dataclass
 class Entry:
-    """One line of the report."""
+    """One line of the report.  A reason comes with its code, for programs (``ReasonCode``): given together
+    to the constructor or to ``mark``, and refused without it (a reader branches on the code; a reason
+    without one would go unnoticed until a reader met it)."""
 
     input: str
     status: str
-    reason: str = ""
+    reason: str = ""  # why it was skipped, failed or not processed, a sentence for people ("" when ok)
+    reason_code: ReasonCode | None = None  # the same, as a code that does not change (None when ok)
     output: str | None = None
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -47,6 +51,27 @@ class Entry:
     restoration: dict[str, Any] | None = None  # what was done: path, repaired area, fidelity, defects
     mask: str | None = None  # the saved defect mask (--save-mask; a skipped photo: its earlier one)
     sha256: str | None = None  # of the input file's bytes, as its output's provenance says (None: not read)
+
+    def __post_init__(self) -> None:
+        self.__dict__["reason_code"] = _checked_code(self.reason, self.reason_code)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("reason", "reason_code") and "reason_code" in self.__dict__:  # (set by __init__ first)
+            raise AttributeError(f"Entry.{name} is set with the reason and its code together: Entry.mark")
+        super().__setattr__(name, value)
+
+    def mark(self, status: str, code: ReasonCode | None, reason: str) -> None:
+        """Set the entry's status, and why, for people (``reason``) and for programs (``code``)."""
+        self.__dict__.update(status=status, reason_code=_checked_code(reason, code), reason=reason)
+
+
+def _checked_code(reason: str, code: ReasonCode | str | None) -> ReasonCode | None:
+    """``code`` as a ``ReasonCode`` (one of the table), given with a reason and only with one."""
+    if not reason and code is None:
+        return None
+    if not reason or code is None:
+        raise ValueError(f"a report entry's reason comes with its code (ReasonCode): {reason!r}, {code!r}")
+    return ReasonCode(code)
 
 
 # how every report BatchReport.write makes begins (json.dumps with indent=2)

@@ -34,6 +34,7 @@ from oldphoto.io import (
     write_photo,
 )
 from oldphoto.io.photo import PhotoHeader
+from oldphoto.reasons import ReasonCode
 from oldphoto.stages.official_sizes import official_size
 
 
@@ -124,9 +125,9 @@ def _photo_step(entry: Entry, job: Job) -> Iterator[None]:
     try:
         yield
     except PhotoError as exc:
-        entry.status, entry.reason = FAILED, exc.reason if exc.path == job.input else str(exc)
+        entry.mark(FAILED, _photo_error_code(exc, job), exc.reason if exc.path == job.input else str(exc))
     except DiskFull as exc:  # this photo failed; the caller stops the batch
-        entry.status, entry.reason = FAILED, str(exc)
+        entry.mark(FAILED, ReasonCode.DISK_FULL, str(exc))
         exc.entry = entry
         raise
     except (KeyboardInterrupt, SetupError):
@@ -134,14 +135,22 @@ def _photo_step(entry: Entry, job: Job) -> Iterator[None]:
     except Exception as exc:
         if _is_out_of_memory(exc):
             _free_memory()
-            entry.status = FAILED
-            entry.reason = f"out of memory ({type(exc).__name__}); try a smaller --max-pixels or tile size"
+            entry.mark(FAILED, ReasonCode.OUT_OF_MEMORY,
+                       f"out of memory ({type(exc).__name__}); try a smaller --max-pixels or tile size")
         else:
-            entry.status, entry.reason = FAILED, f"{type(exc).__name__}: {exc}"
+            entry.mark(FAILED, ReasonCode.UNEXPECTED_ERROR, f"{type(exc).__name__}: {exc}")
     finally:
         entry.seconds = round(entry.seconds + time.perf_counter() - started, 3)
         if entry.status == FAILED:
             entry.output = None
+
+
+def _photo_error_code(exc: PhotoError, job: Job) -> ReasonCode:
+    """Why ``job``'s photo failed, as a code: its mask's problem, or the photo's (the cause its raiser named,
+    else that it could not be decoded)."""
+    if exc.path != job.input:
+        return ReasonCode.MASK_UNUSABLE  # (the only other file a photo's steps read)
+    return ReasonCode(exc.code) if exc.code is not None else ReasonCode.DAMAGED_OR_UNSUPPORTED
 
 
 def _changed(path: Path, before: os.stat_result) -> bool:
@@ -161,7 +170,7 @@ def _size_checked(guard: footprint.Guard | None, options: dict[str, Any] | None 
     def check(header: PhotoHeader) -> list[str] | None:
         small = too_small(header.width, header.height) or _too_small_for_official(header, options or {})
         if small:
-            raise PhotoError(header.path, small)
+            raise PhotoError(header.path, small, code=ReasonCode.TOO_SMALL)
         return guard(header) if guard is not None else None
     return check
 
@@ -191,7 +200,8 @@ def open_photo(job: Job, config: BatchConfig, *, reserved: Collection[str] = fro
             source = outputs.source_record(job.relative, sha256_file(job.input))
             entry.sha256 = source["sha256"]
         except OSError as exc:
-            entry.status, entry.reason, entry.output = FAILED, f"cannot read ({exc.strerror or exc})", None
+            entry.mark(FAILED, ReasonCode.CANNOT_READ_FILE, f"cannot read ({exc.strerror or exc})")
+            entry.output = None
             return entry
         size = outputs.displayed_size(job.input) if config.strip_metadata else None  # (of a stripped output)
         try:
@@ -200,33 +210,36 @@ def open_photo(job: Job, config: BatchConfig, *, reserved: Collection[str] = fro
                                       overwrite=config.overwrite, strip_metadata=config.strip_metadata,
                                       size=size)
         except OSError as exc:
-            entry.status, entry.reason, entry.output = FAILED, f"cannot place the output: {exc}", None
+            entry.mark(FAILED, ReasonCode.CANNOT_PLACE_OUTPUT, f"cannot place the output: {exc}")
+            entry.output = None
             return entry
         entry.output = str(decision.output)
         entry.warnings.extend(decision.notes)
         if not decision.write:
-            entry.status = SKIPPED
-            entry.reason = "already restored from this source (use --overwrite to redo it)"
+            entry.mark(SKIPPED, ReasonCode.ALREADY_RESTORED,
+                       "already restored from this source (use --overwrite to redo it)")
             _as_restored_before(entry, decision.output, source, config, size)
             names = [path for path in mask_paths(decision.output) if name_fits(path.name)]
             if config.save_mask and names and not any(path.exists() for path in names):
                 # (an earlier run without --save-mask: the mask is made only with the restoration)
-                entry.reason = ("already restored from this source, without its mask (use --overwrite to "
-                                "redo it with its mask)")
+                entry.mark(SKIPPED, ReasonCode.ALREADY_RESTORED_WITHOUT_MASK,
+                           "already restored from this source, without its mask (use --overwrite to redo it "
+                           "with its mask)")
             return entry
         # the output folder was checked before the batch, its sub-folders only here: one that is read-only
         # (another mount) or a plain file fails the photo now, not after restoring it only to fail its write
         problem = outputs.unwritable(decision.output.parent)
         if problem:
-            entry.status, entry.output = FAILED, None
-            entry.reason = f"cannot write {decision.output}: {problem}"
+            entry.mark(FAILED, ReasonCode.OUTPUT_NOT_WRITABLE, f"cannot write {decision.output}: {problem}")
+            entry.output = None
             return entry
         photo = read_photo(job.input, max_pixels=config.max_pixels,
                            guard=_size_checked(guard, config.restore_options()))
         if _changed(job.input, before):
             # the pixels may not be those of the bytes hashed: the provenance (and resume) would lie
             raise PhotoError(job.input, "the file changed while it was read (still being scanned or "
-                                        "copied?); run again once it is complete")
+                                        "copied?); run again once it is complete",
+                             code=ReasonCode.CHANGED_WHILE_READ)
         entry.width, entry.height = photo.size
         entry.warnings.extend(photo.warnings)
         mask = None
@@ -370,8 +383,8 @@ def _placed_again(opened: Opened, entry: Entry, config: BatchConfig, reserved: C
                               size=opened.photo.size)
     entry.output = str(decision.output)
     if not decision.write:
-        entry.status = SKIPPED
-        entry.reason = "restored meanwhile by another batch writing into this folder"
+        entry.mark(SKIPPED, ReasonCode.RESTORED_BY_ANOTHER_BATCH,
+                   "restored meanwhile by another batch writing into this folder")
         return False
     opened.output, opened.replaces = decision.output, decision.replaces
     return True
@@ -425,7 +438,7 @@ def run_batch(jobs: list[Job], restore: RestoreFn, config: BatchConfig, *,
     def snapshot(done: int) -> None:
         if on_progress is not None:
             pending = [Entry(str(j.input), NOT_PROCESSED, "not reached yet: the batch was running when this "
-                             "report was written") for j in jobs[done:]]
+                             "report was written", ReasonCode.NOT_REACHED_YET) for j in jobs[done:]]
             on_progress(BatchReport(entries + pending, started, time.time(), interrupted, fatal,
                                     terminated=bool(getattr(stop, "terminated", False)), running=True,
                                     hangup=bool(getattr(stop, "hangup", False)), options=config.options))
@@ -435,7 +448,8 @@ def run_batch(jobs: list[Job], restore: RestoreFn, config: BatchConfig, *,
         if stop is not None and stop.is_set():
             interrupted = True
         if interrupted:
-            entries.extend(Entry(str(j.input), NOT_PROCESSED, "batch interrupted") for j in jobs[index:])
+            entries.extend(Entry(str(j.input), NOT_PROCESSED, "batch interrupted", ReasonCode.INTERRUPTED)
+                           for j in jobs[index:])
             break
         try:
             if busy is not None:
@@ -443,10 +457,12 @@ def run_batch(jobs: list[Job], restore: RestoreFn, config: BatchConfig, *,
             entry = restore_one(job, restore, config, reserved=reserved, inputs=inputs, guard=guard)
         except KeyboardInterrupt:
             interrupted = True
-            entry = Entry(str(job.input), NOT_PROCESSED, "interrupted while processing; no output written")
+            entry = Entry(str(job.input), NOT_PROCESSED, "interrupted while processing; no output written",
+                          ReasonCode.INTERRUPTED)
         except SetupError as exc:
             fatal = str(exc)
-            entries.extend(Entry(str(j.input), NOT_PROCESSED, fatal) for j in jobs[index:])
+            entries.extend(Entry(str(j.input), NOT_PROCESSED, fatal, ReasonCode.BATCH_STOPPED)
+                           for j in jobs[index:])
             if progress is not None:
                 progress.log(f"error: {fatal}")
             break
@@ -456,8 +472,8 @@ def run_batch(jobs: list[Job], restore: RestoreFn, config: BatchConfig, *,
             entries.append(exc.entry)
             if progress is not None:
                 progress.update(exc.entry)
-            entries.extend(Entry(str(j.input), NOT_PROCESSED, f"not attempted: {fatal}")
-                           for j in jobs[index + 1:])
+            entries.extend(Entry(str(j.input), NOT_PROCESSED, f"not attempted: {fatal}",
+                                 ReasonCode.BATCH_STOPPED) for j in jobs[index + 1:])
             break
         finally:
             if busy is not None:

@@ -26,6 +26,7 @@ from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
 from oldphoto.files import TEMP_NAME, atomic_write  # noqa: F401 - re-exported by oldphoto.io
 from oldphoto.io import _colour, _heif, _jpeg, _metadata, _png, _tiff, _xmp_iptc
 from oldphoto.io._warnings import guarded_warnings
+from oldphoto.reasons import ReasonCode
 
 DEFAULT_MAX_PIXELS = 120_000_000  # an 8x10" print scanned at 1200 dpi is 115 Mpx
 DEFAULT_JPEG_QUALITY = 95
@@ -54,12 +55,15 @@ _BLOCK_PIXELS = 1 << 20  # float conversions run in row blocks of about this man
 
 
 class PhotoError(Exception):
-    """A photo that cannot be read (or written); the message names the file and the reason."""
+    """A photo that cannot be read (or written); the message names the file and the reason.  ``code``: the
+    cause as the batch report's code (``oldphoto.reasons``), where the raiser knows it (None: the file's
+    content could not be decoded)."""
 
-    def __init__(self, path: str | os.PathLike, reason: str):
+    def __init__(self, path: str | os.PathLike, reason: str, *, code: ReasonCode | None = None):
         super().__init__(f"{path}: {reason}")
         self.path = Path(path)
         self.reason = reason
+        self.code = code
 
 
 @dataclass
@@ -191,16 +195,16 @@ def read_photo(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
     try:
         size = p.stat().st_size
     except OSError as exc:
-        raise PhotoError(p, f"cannot read ({exc.strerror or exc})") from exc
+        raise PhotoError(p, f"cannot read ({exc.strerror or exc})", code=ReasonCode.CANNOT_READ_FILE) from exc
     if not p.is_file():
-        raise PhotoError(p, "not a regular file")
+        raise PhotoError(p, "not a regular file", code=ReasonCode.NOT_A_REGULAR_FILE)
     if size == 0:
         raise PhotoError(p, "empty file (0 bytes)")
     try:
         with open(p, "rb") as fh:
             head = fh.read(64)
     except OSError as exc:
-        raise PhotoError(p, f"cannot read ({exc.strerror or exc})") from exc
+        raise PhotoError(p, f"cannot read ({exc.strerror or exc})", code=ReasonCode.CANNOT_READ_FILE) from exc
     riff = _riff_shortfall(head, size)
     if riff:
         raise PhotoError(p, riff)
@@ -338,7 +342,7 @@ def _read_open_image(p: Path, image: Image.Image, head: bytes, max_pixels: int |
         notes.append(f"named {name} but the content is {image.format}; read by content")
     width, height = image.size
     if max_pixels is not None and width * height > max_pixels:
-        raise PhotoError(p, _bomb_reason(width, height, max_pixels))
+        raise PhotoError(p, _bomb_reason(width, height, max_pixels), code=ReasonCode.TOO_MANY_PIXELS)
     pages = int(getattr(image, "n_frames", 1) or 1)
     if pages > 1:
         kind = "multi-page TIFF" if family == "tiff" else f"multi-frame {image.format}"
@@ -350,7 +354,7 @@ def _read_open_image(p: Path, image: Image.Image, head: bytes, max_pixels: int |
     try:
         problem, data_notes = _data_problem(p, family)
     except OSError as exc:
-        raise PhotoError(p, f"cannot read ({exc.strerror or exc})") from exc
+        raise PhotoError(p, f"cannot read ({exc.strerror or exc})", code=ReasonCode.CANNOT_READ_FILE) from exc
     if problem:
         raise PhotoError(p, problem)
     notes += data_notes
@@ -433,7 +437,8 @@ def _read_tiff_only(p: Path, max_pixels: int | None, guard: Guard | None) -> Pho
         t = _tiff.read_tiff(p, max_pixels, on_header)
         _, tags, exif_ifd, _ = _tiff.stored_header(p)
     except _tiff._TooLarge as exc:
-        raise PhotoError(p, _bomb_reason(exc.width, exc.height, max_pixels or 0)) from exc
+        raise PhotoError(p, _bomb_reason(exc.width, exc.height, max_pixels or 0),
+                         code=ReasonCode.TOO_MANY_PIXELS) from exc
     except _tiff.UnusableFloats as exc:
         raise PhotoError(p, str(exc)) from exc
     except (MemoryError, PhotoError):
@@ -536,7 +541,8 @@ def _decode(p: Path, image: Image.Image, family: str, head: bytes, max_pixels: i
         try:
             t = _tiff.read_tiff(p, max_pixels)
         except _tiff._TooLarge as exc:
-            raise PhotoError(p, _bomb_reason(exc.width, exc.height, max_pixels or 0)) from exc
+            raise PhotoError(p, _bomb_reason(exc.width, exc.height, max_pixels or 0),
+                             code=ReasonCode.TOO_MANY_PIXELS) from exc
         except _tiff.UnusableFloats as exc:
             raise PhotoError(p, str(exc)) from exc
         except MemoryError:
