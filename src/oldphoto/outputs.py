@@ -239,6 +239,9 @@ class Decision:
     write: bool                 # False: an output made from this source is already there
     replaces: bool = False      # write over an existing output of this source (--overwrite)
     notes: list[str] = field(default_factory=list)
+    # the provenance record of the output of this source found there, as read to decide (None: none found,
+    # or a --strip-metadata output, which carries none): what a skipped photo's report says was done
+    record: dict[str, Any] | None = None
 
 
 def leave_alone(path: Path, source: dict[str, str], *, unmarked_ours: bool = False,
@@ -295,7 +298,7 @@ def decide(natural: Path, input_path: Path, source: dict[str, str], *, reserved:
             # or the photo would be restored a second time under a new name
             earlier = _earlier_output(natural, input_path.suffix, source, reserved, owners, own_key, inputs)
             if earlier is not None:
-                return Decision(earlier, overwrite, replaces=overwrite, notes=notes)
+                return Decision(earlier[0], overwrite, replaces=overwrite, notes=notes, record=earlier[1])
             return Decision(candidate, True, notes=notes)
         if not candidate.is_file() or candidate.is_symlink():
             notes.append(f"{candidate} exists and is not a plain file: left untouched")
@@ -311,7 +314,7 @@ def decide(natural: Path, input_path: Path, source: dict[str, str], *, reserved:
         if same is None and strip_metadata and may_be_stripped(candidate, size, UPSCALE_CHOICES):
             same = True  # stripped outputs carry no record: a file that may be one is taken at its word
         if same:
-            return Decision(candidate, overwrite, replaces=overwrite, notes=notes)
+            return Decision(candidate, overwrite, replaces=overwrite, notes=notes, record=record)
         if same is None:
             notes.append(f"{candidate} exists and was not written by oldphoto: left untouched")
         else:
@@ -322,13 +325,14 @@ def decide(natural: Path, input_path: Path, source: dict[str, str], *, reserved:
 
 
 def _earlier_output(natural: Path, input_suffix: str, source: dict[str, str], reserved: set[str],
-                    owners: Mapping[str, Path], own_key: str | None, inputs: set[Path]) -> Path | None:
-    """An existing file among the names ``natural`` may take that was made from ``source``, or None.  One
-    planned for another input (in ``reserved``; ``owners``: planned path -> input) is taken only when that
-    input is not a byte-identical copy of the same name (whose record would be the same); with no owner
-    known, not at all.  Names are given in order, first free first, so the search stops after
-    ``EARLIER_MAX_GAP`` missing names in a row (a few stats per photo, where listing a folder of scans
-    for every photo cost a first run of several boxes minutes)."""
+                    owners: Mapping[str, Path], own_key: str | None, inputs: set[Path]
+                    ) -> tuple[Path, dict[str, Any]] | None:
+    """An existing file among the names ``natural`` may take that was made from ``source``, with its
+    provenance record, or None.  One planned for another input (in ``reserved``; ``owners``: planned path ->
+    input) is taken only when that input is not a byte-identical copy of the same name (whose record would
+    be the same); with no owner known, not at all.  Names are given in order, first free first, so the
+    search stops after ``EARLIER_MAX_GAP`` missing names in a row (a few stats per photo, where listing a
+    folder of scans for every photo cost a first run of several boxes minutes)."""
     missing = 0
     for candidate in candidates(natural, input_suffix):
         if not candidate.exists() and not candidate.is_symlink():
@@ -353,7 +357,7 @@ def _earlier_output(natural: Path, input_suffix: str, source: dict[str, str], re
                     continue  # (the identical copy's own output)
             except OSError:
                 continue
-        return candidate
+        return candidate, record
     return None
 
 

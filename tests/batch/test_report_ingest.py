@@ -19,6 +19,7 @@ from PIL import Image
 
 from oldphoto import batch
 from oldphoto.batch import FAILED, OK, BatchConfig, Entry, ReasonCode, collect_inputs, run_batch
+from oldphoto.io import photo as photo_io
 from oldphoto.io import read_provenance
 
 
@@ -171,3 +172,21 @@ def test_the_docs_list_every_reason_code_with_its_meaning():
     table = docs.split("#### Reason codes", 1)[1].split("| code | meaning |", 1)[1].split("\n\n", 1)[0]
     listed = re.findall(r"^\| `([a-z_]+)` \| (.+) \|$", table, flags=re.MULTILINE)
     assert listed == [(code.value, code.meaning) for code in ReasonCode]
+
+
+def test_a_skipped_photo_s_output_is_read_once(tmp_path, monkeypatch):
+    # the record read to decide the skip is the one the report tells (it was read a second time for that)
+    src, out, report = tmp_path / "in", tmp_path / "out", tmp_path / "report.json"
+    _photos(src)
+    assert _run([str(src), "-o", str(out), "--report", str(report)]) == 0
+    reads = []
+    png_provenance = photo_io._png_provenance  # (what read_provenance reads a PNG's record with)
+
+    def counted(path):
+        reads.append(path.name)
+        return png_provenance(path)
+
+    monkeypatch.setattr(photo_io, "_png_provenance", counted)
+    assert _run([str(src), "-o", str(out), "--report", str(report)]) == 0
+    assert reads == ["a.png"]
+    assert _entries(report)["a.png"]["restoration"]["path"] == "scratch"

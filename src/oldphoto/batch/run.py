@@ -29,7 +29,6 @@ from oldphoto.io import (
     PhotoError,
     provenance_record,
     read_photo,
-    read_provenance,
     too_small,
     write_photo,
 )
@@ -218,7 +217,7 @@ def open_photo(job: Job, config: BatchConfig, *, reserved: Collection[str] = fro
         if not decision.write:
             entry.mark(SKIPPED, ReasonCode.ALREADY_RESTORED,
                        "already restored from this source (use --overwrite to redo it)")
-            _as_restored_before(entry, decision.output, source, config, size)
+            _as_restored_before(entry, decision, source, config, size)
             names = [path for path in mask_paths(decision.output) if name_fits(path.name)]
             if config.save_mask and names and not any(path.exists() for path in names):
                 # (an earlier run without --save-mask: the mask is made only with the restoration)
@@ -261,19 +260,19 @@ def open_photo(job: Job, config: BatchConfig, *, reserved: Collection[str] = fro
     return entry  # failed while decoding
 
 
-def _as_restored_before(entry: Entry, output: Path, source: dict[str, str], config: BatchConfig,
+def _as_restored_before(entry: Entry, decision: outputs.Decision, source: dict[str, str], config: BatchConfig,
                         size: tuple[int, int] | None) -> None:
     """A skipped photo's entry told as the run that restored it told it: what was done and with which models
-    (from its output's provenance) and its mask (one made from this source, at a ``--save-mask`` name), so
-    that the report of a rerun that skips everything still links each output to its mask and says what was
-    repaired (with --strip-metadata there is no record: a mask that may be its stripped one is linked)."""
-    with contextlib.suppress(Exception):  # (unreadable now: the entry says only where the output is)
-        record = read_provenance(output) or {}
-        if isinstance(record.get("restoration"), dict):
-            entry.restoration = record["restoration"]
-        if isinstance(record.get("models"), dict):
-            entry.models = record["models"]
-    for path in mask_paths(output):
+    (from its output's provenance, as ``decision`` read it) and its mask (one made from this source, at a
+    ``--save-mask`` name), so that the report of a rerun that skips everything still links each output to
+    its mask and says what was repaired (with --strip-metadata there is no record: a mask that may be its
+    stripped one is linked)."""
+    record = decision.record or {}
+    if isinstance(record.get("restoration"), dict):
+        entry.restoration = record["restoration"]
+    if isinstance(record.get("models"), dict):
+        entry.models = record["models"]
+    for path in mask_paths(decision.output):
         if not (name_fits(path.name) and path.is_file()):
             continue
         if outputs.leave_alone(path, source, unmarked_ours=config.strip_metadata, size=size) is None:
