@@ -22,7 +22,7 @@ import tifffile
 from PIL import Image
 
 from oldphoto import batch, outputs
-from oldphoto.batch import mask_files, run
+from oldphoto.batch import cli, inputs, mask_files, run
 from oldphoto.io import read_photo, read_provenance
 
 
@@ -1314,3 +1314,21 @@ def test_files_from_a_list_keep_their_paths_below_the_folder_holding_them(tmp_pa
     assert code == 2 and "give the photos to restore" in log
     code, log = _run(["--files-from", str(tmp_path / "missing.txt"), "-o", str(out)], Inverter())
     assert code == 2 and "missing.txt" in log
+
+
+def test_files_from_finds_the_folder_holding_the_listed_photos_once(tmp_path, monkeypatch):
+    # (each listed path is made absolute for it: a catalogue's selection may name a million photos)
+    listing = tmp_path / "selection.txt"
+    photos = [_img(tmp_path / "scans" / f"box{i}" / "001.png") for i in (1, 2)]
+    listing.write_text("".join(f"{photo}\n" for photo in photos))
+    lists = []
+    real = inputs.list_root
+
+    def list_root(listed):
+        lists.append(list(listed))
+        return real(listed)
+
+    monkeypatch.setattr(cli, "list_root", list_root)
+    monkeypatch.setattr(inputs, "list_root", list_root)
+    assert _run(["--files-from", str(listing), "-o", str(tmp_path / "out")], Inverter())[0] == 0
+    assert len(lists) == 1 and (tmp_path / "out" / "box2" / "001.png").is_file()

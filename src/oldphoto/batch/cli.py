@@ -187,7 +187,8 @@ def main(args, restore: RestoreFn | None = None, stream=None) -> int:
               "LIST", file=stream)
         return 2
     # (the listed photos' outputs mirror the folder that holds them all: -o must not be that folder)
-    specs = [*args.inputs, *([str(list_root(args.listed))] if args.listed else [])]
+    args.listed_root = list_root(args.listed) if args.listed else None
+    specs = [*args.inputs, *([str(args.listed_root)] if args.listed_root is not None else [])]
     folder = outputs.check_folder(specs, Path(args.outdir), glob_root)
     if folder.error:
         print(f"oldphoto restore: {folder.error}", file=stream)
@@ -242,7 +243,8 @@ def _restore(args, restore: RestoreFn | None, stream, folder: outputs.FolderChec
     )
     jobs, pre = collect_inputs(args.inputs, recursive=args.recursive, exclude=folder.exclude,
                                outdir=Path(args.outdir).resolve(), report=args.report,
-                               strip_metadata=args.strip_metadata, listed=args.listed)
+                               strip_metadata=args.strip_metadata, listed=args.listed,
+                               listed_root=args.listed_root)
     plan_outputs(jobs, config.outdir, config.format)
     progress = Progress(len(jobs) + len(pre), stream=stream, enabled=not args.no_progress)
     if lazy is not None and not on_cluster:  # (a cluster's restorers live in other processes)

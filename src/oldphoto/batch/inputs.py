@@ -63,7 +63,8 @@ def list_root(listed: Sequence[str]) -> Path:
 
 def collect_inputs(specs: Sequence[str], recursive: bool = False, exclude: Path | None = None,
                    report: Path | None = None, outdir: Path | None = None,
-                   strip_metadata: bool = False, listed: Sequence[str] = ()) -> tuple[list[Job], list[Entry]]:
+                   strip_metadata: bool = False, listed: Sequence[str] = (), listed_root: Path | None = None
+                   ) -> tuple[list[Job], list[Entry]]:
     """Expand files, folders and globs into jobs; non-image files in folders become 'skipped' entries,
     missing paths 'failed' ones.  Relative output paths: a file's name, a folder's relative path, or a
     glob match's path relative to the glob's fixed prefix.  Files that folders and globs find under
@@ -75,7 +76,8 @@ def collect_inputs(specs: Sequence[str], recursive: bool = False, exclude: Path 
     ``.json``, notes) are still listed, as a user may have meant them for photos.  With ``recursive``, links
     to folders are followed (not into ``outdir``, the resolved output folder, or ``exclude``).
     ``listed``: photo files a list names (:func:`read_file_list`), each kept at its path below
-    :func:`list_root`; one that is not a file is 'failed'."""
+    ``listed_root`` (:func:`list_root` of them, where the caller has it already); one that is not a file is
+    'failed'."""
     jobs: list[Job] = []
     entries: list[Entry] = []
     seen: set[Path] = set()
@@ -144,7 +146,7 @@ def collect_inputs(specs: Sequence[str], recursive: bool = False, exclude: Path 
                     add(m, m.relative_to(root) if m.is_relative_to(root) else Path(m.name), from_folder=True)
         else:
             entries.append(Entry(spec, FAILED, "no such file or directory", ReasonCode.NO_SUCH_FILE))
-    root = list_root(listed) if listed else None
+    root = listed_root if listed_root is not None or not listed else list_root(listed)
     for spec in listed:
         path = Path(spec)
         if path.is_file():
