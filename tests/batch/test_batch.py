@@ -13,25 +13,17 @@ import sys
 import threading
 import types
 import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
+from batch_support import FakeResult
 from PIL import Image
 
 from oldphoto import batch, outputs
 from oldphoto.batch import cli, inputs, mask_files, run
 from oldphoto.io import read_photo, read_provenance
-
-
-@dataclass
-class FakeResult:
-    image: np.ndarray
-    mask: np.ndarray | None = None
-    faces: list = field(default_factory=list)
-    models: dict = field(default_factory=lambda: {"fake": "invert"})
 
 
 class Inverter:
@@ -596,18 +588,14 @@ def test_saved_mask_report_and_provenance_say_what_was_repaired(tmp_path):
     _img(src / "rot.jpg", exif=exif.tobytes())
     _img(src / "clean.png")
 
-    @dataclass
-    class Repaired(FakeResult):
-        path: str = "scratch"
-        defects: Defects | None = None
-        fidelity: float | None = 0.5
-
     def restore(pixels, mask):
         if pixels.shape[:2] == (8, 12):  # the clean photo: nothing repaired
-            return Repaired(pixels, None, path="quality", defects=Defects(np.zeros((8, 12), bool)))
+            return FakeResult(pixels, None, path="quality", fidelity=0.5,
+                              defects=Defects(np.zeros((8, 12), bool)))
         m = np.zeros(pixels.shape[:2], bool)
         m[1:3, :] = True  # the top two displayed rows
-        return Repaired(pixels, m, defects=Defects(m, strokes=1, specks=4, content=2, stroke_length=1.25))
+        return FakeResult(pixels, m, path="scratch", fidelity=0.5,
+                          defects=Defects(m, strokes=1, specks=4, content=2, stroke_length=1.25))
 
     report = tmp_path / "report.json"
     assert _run([str(src), "-o", str(out), "--save-mask", "--report", str(report)], restore)[0] == 0

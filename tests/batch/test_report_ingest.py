@@ -10,11 +10,11 @@ import io
 import json
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytest
+from batch_support import FakeResult
 from PIL import Image
 
 from oldphoto import batch
@@ -23,21 +23,11 @@ from oldphoto.io import photo as photo_io
 from oldphoto.io import read_provenance
 
 
-@dataclass
-class Repaired:
-    image: np.ndarray
-    mask: np.ndarray | None = None
-    faces: list = field(default_factory=list)
-    models: dict = field(default_factory=lambda: {"fake": "invert 0123456789ab"})
-    path: str = "scratch"
-    fidelity: float | None = 1.0
-    defects: object = None
-
-
 def _restore(pixels, mask):
     repaired = np.zeros(pixels.shape[:2], bool)
     repaired[:2] = True
-    return Repaired(1.0 - pixels, repaired)
+    return FakeResult(1.0 - pixels, repaired, models={"fake": "invert 0123456789ab"}, path="scratch",
+                      fidelity=1.0)
 
 
 def _run(argv) -> int:
