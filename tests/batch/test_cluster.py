@@ -556,6 +556,7 @@ def test_a_photo_that_kills_its_worker_every_time_is_reported_and_the_run_goes_o
     entries = {Path(e["input"]).name: e for e in json.loads(report.read_text())["inputs"]}
     assert code == 1, log.getvalue()[-3000:]
     assert entries["poison.png"]["status"] == "failed" and "lost" in entries["poison.png"]["reason"]
+    assert entries["poison.png"]["reason_code"] == "workers_lost"
     assert [entries[f"a{i}.png"]["status"] for i in range(6)] == ["ok"] * 6
     assert _files(out) == [f"a{i}.png" for i in range(6)]
     with Image.open(out / "a1.png") as im:
