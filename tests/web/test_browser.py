@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import threading
+import time
 import types
 import zipfile
 from contextlib import contextmanager
@@ -1485,4 +1486,42 @@ def test_a_page_in_use_keeps_its_files_and_one_left_alone_does_not(tmp_path, bro
         note = page.locator("#drop-added")
         assert note.is_visible() and "no longer on this server" in note.text_content()
         assert "no longer on this server" in page.locator("#announce").text_content()
+        context.close()
+
+
+def test_a_page_left_alone_warns_before_its_files_go(tmp_path, browser):
+    """Someone who left the page for another box of photos came back to 'Your photos and results are no
+    longer on this server', unwarned.  Shortly before (here 3 s of a 6 s limit; 5 minutes of 60 by
+    default) the page says so, in sight and to a screen reader (its status region); 'Keep my photos'
+    keeps them (the focus back where it was), and so does any use while the warning shows."""
+    engine = Engine(FakeRestorer(), tmp_path / "root", session_ttl=6.0)
+    photo = tmp_path / "scan.png"
+    photo.write_bytes(png_bytes(size=(200, 150)))
+    with served(engine) as url:
+        context, page = open_page(browser, url)
+        page.set_input_files("#files", [str(photo)])
+        page.click("#go")
+        card = page.locator(".card[data-status=done]")
+        card.wait_for(timeout=30_000)
+        card.locator(".show-mask").focus()  # (where the user was; focusing is no use of the page)
+        notice = page.locator("#expiry")
+        assert notice.is_hidden()
+        notice.wait_for(state="visible", timeout=10_000)
+        seen = time.monotonic()
+        assert "deletes your photos and results at" in notice.text_content()
+        assert "deletes your photos and results at" in page.locator("#announce").text_content()
+        box = notice.bounding_box()  # at the bottom of the window, wherever the page is scrolled
+        assert box["y"] >= 0 and abs(box["y"] + box["height"] - page.viewport_size["height"]) < 1, box
+        page.locator("#keep").focus()
+        page.keyboard.press("Enter")
+        notice.wait_for(state="hidden", timeout=5000)
+        assert page.evaluate("document.activeElement.className") == "show-mask"
+        page.locator("#announce").get_by_text("Your photos and results are kept.").wait_for(timeout=5000)
+        time.sleep(max(0.0, seen + 4.5 - time.monotonic()))  # past the limit counted from before the warning
+        engine.sweep()
+        assert len(engine.sessions) == 1
+        notice.wait_for(state="visible", timeout=10_000)  # left alone again
+        page.mouse.wheel(0, 40)  # a use: the server is told at once
+        notice.wait_for(state="hidden", timeout=5000)
+        assert len(engine.sessions) == 1
         context.close()

@@ -9,6 +9,7 @@ const pending = [];          // files chosen but not sent yet: {file, card}
 const cards = new Map();     // photo id -> card element
 let sending = false;
 let polling = null;
+let lastAsked = Date.now();  // when the page last asked the server about its photos (any request keeps them)
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -873,11 +874,13 @@ function startPolling() {
   if (!polling) polling = setInterval(poll, 1000);
 }
 
+// The photos' states; true when the session is still there (undefined: the server could not be reached).
 async function poll() {
   const epoch = pollEpoch;
   const known = new Set(cards.keys());  // (a photo sent while this poll is answered is not in its answer)
   let body;
   try {
+    lastAsked = Date.now();
     const response = await fetch("/api/photos");
     body = await response.json();
   } catch (e) {
@@ -907,6 +910,8 @@ async function poll() {
     if (gone && !body.session && !cards.size) sayFilesWentAway();
   }
   if (!active && !sending && epoch === pollEpoch) { clearInterval(polling); polling = null; }
+  warnBeforeTheFilesGo();  // (no photo left: no warning)
+  return body.session;
 }
 
 // ------------------------------------------------------------------------------------------- start
@@ -975,21 +980,64 @@ function sayFilesWentAway() {
 // The server deletes a session's files after config.session_seconds without a request, and the page
 // asks nothing once its photos are done: someone marking defects for an hour, or reading the results
 // with a screen reader, lost their photos and marks.  While the page is used (a key, a click, a touch
-// since it last told), it tells the server, at most four times per period; a page left alone lets its
-// files go as the server's limit says, counted from the last use told.
+// or a scroll since its last request), it tells the server, at most four times per period; a page left
+// alone lets its files go as the server's limit says, counted from its last request.  While the warning
+// below shows, a use tells the server at once; one on the warning itself is left to its button's click
+// (the warning gone at Enter's keydown, and the focus handed back, Enter would click what it was handed).
 function keepWhileInUse() {
   const period = config.session_seconds * 1000;
-  let used = Date.now(), told = Date.now();
+  let used = Date.now();
   for (const name of ["pointerdown", "keydown", "input", "wheel"]) {
-    document.addEventListener(name, () => { used = Date.now(); }, {capture: true, passive: true});
+    document.addEventListener(name, event => {
+      used = Date.now();
+      const notice = $("#expiry");
+      if (!notice.hidden && !notice.contains(event.target)) keepMyPhotos();
+    }, {capture: true, passive: true});
   }
   setInterval(() => {
-    const now = Date.now();
-    if (cards.size && used > told && now - told > period / 4) {
-      told = now;
-      fetch("/api/photos").catch(() => {});  // (any request of the session keeps it)
-    }
+    if (cards.size && used > lastAsked && Date.now() - lastAsked > period / 4) poll();  // (any request keeps it)
   }, Math.min(60_000, period / 8));
+  $("#keep").addEventListener("click", keepMyPhotos);  // (a screen reader's click comes without a pointer)
+  setInterval(warnBeforeTheFilesGo, Math.min(10_000, warningTime() / 4));
+}
+
+// A page left alone (its user fetching another box of photos) lost its files without a warning.  Shortly
+// before they go it says so at the bottom of the window and to a screen reader (politely), with a button
+// that is a use like any other.  Counted from the page's last request: the server's clock starts with its
+// arrival, a little later, so the page is never late.
+const WARN_BEFORE = 5 * 60_000;
+let focusBeforeWarning = null;
+
+function warningTime() { return Math.min(WARN_BEFORE, config.session_seconds * 1000 / 2); }
+
+function warnBeforeTheFilesGo() {
+  const notice = $("#expiry");
+  const deadline = lastAsked + config.session_seconds * 1000;
+  const due = cards.size > 0 && Date.now() >= deadline - warningTime();
+  if (due === !notice.hidden) return;
+  if (!due) {
+    notice.hidden = true;
+    // (the button the focus was on is gone: back where the user was)
+    if (notice.contains(document.activeElement)) {
+      const was = focusBeforeWarning;
+      const back = was && was !== document.body && was.isConnected ? was : $("#files");
+      back.focus({preventScroll: true});
+    }
+    return;
+  }
+  const at = new Date(deadline).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"});
+  const text = `This page has not been used for ${seconds((Date.now() - lastAsked) / 1000)}: the server ` +
+    `deletes your photos and results at ${at}, unless the page is used.`;
+  $("#expiry-text").textContent = text;
+  focusBeforeWarning = document.activeElement;
+  notice.hidden = false;
+  announce(`${text} Press \u201cKeep my photos\u201d to keep them.`);
+}
+
+async function keepMyPhotos() {
+  const answer = poll();  // (it counts as asked from now on: the warning goes at once)
+  warnBeforeTheFilesGo();
+  if (await answer) announce("Your photos and results are kept.");
 }
 
 document.addEventListener("DOMContentLoaded", start);
