@@ -560,7 +560,8 @@ class Restorer:
 
     def detect(self, image: np.ndarray, toned: bool | None = None) -> Defects:
         """The defects the detector finds on ``image`` (default mode), scene content filtered out.
-        ``toned``: whether the photo is gray or toned, when its tone is known already (else fitted).
+        ``toned``: whether the photo is gray or toned, when known already (False: a colour photo; else
+        its tone is fitted, for the colour rules to read its colour beyond it).
         A print on a plain surround (a wide border, an album page, the scanner's bed) is judged as if it
         had been cropped (:func:`print_on_surround`): its strokes are measured in its own short sides, and
         the surround is never repaired."""
@@ -575,21 +576,20 @@ class Restorer:
         return dataclasses.replace(inner, mask=mask, print_box=found.box, candidates=candidates)
 
     def _detect(self, image: np.ndarray, toned: bool | None, frame: Frame | None = None) -> Defects:
-        if toned is None:
-            toned = fit_tone(image) is not None
-        # in a gray or toned photo colour follows luma and says nothing more: the colour rules need colour
-        colour = None if toned else image
+        # in a gray or toned photo colour follows luma, and what departs from its tone was added in colour
+        # (ink, a stamp): the colour rules read that departure
+        tone = None if toned is False else fit_tone(image)
         prob, gray, threshold = self.probabilities(image), luma(image), self.mask_threshold()
         # asked once strokes are found (the detector remembers the photo's faces for a second reading)
         faces = functools.partial(self._face_landmarks, image)
-        defects = find_defects(prob, gray, threshold, colour, frame, faces)
+        defects = find_defects(prob, gray, threshold, image, frame, faces, tone)
         default = self._default_threshold()
         if threshold < default:
             # a lower threshold joins fainter pixels to the defects, and scene lines with them: a crack
             # joined to one is judged with it and may be left whole as scene content (the scratched boy at
             # 0.3: 1.3 % found, too little for auto, against 2.9 % at the calibrated 0.61).  A more
             # sensitive reading keeps what the calibrated one finds; its figures are the stronger one's
-            calibrated = find_defects(prob, gray, default, colour, frame, faces)
+            calibrated = find_defects(prob, gray, default, image, frame, faces, tone)
             stronger = calibrated if calibrated.evidence > defects.evidence else defects
             defects = dataclasses.replace(stronger, mask=defects.mask | calibrated.mask,
                                           candidates=defects.candidates | calibrated.candidates)
@@ -605,21 +605,20 @@ class Restorer:
         :meth:`detect`.  On a print lying on a plain surround (``Defects.print_box``) the dust is looked
         for on the print, as if it had been cropped: the surround is not repaired; with ``--scratches
         off`` (no ``defects``) the print is looked for here."""
-        if toned is None:
-            toned = fit_tone(image) is not None
         if defects is None:
             found = print_on_surround(luma(image))
             print_box = None if found is None else found.box
         else:
             print_box = defects.print_box
         box = (slice(None), slice(None)) if print_box is None else print_box
-        gray, colour = luma(image[box]), None if toned else image[box]
+        colour = image[box]
+        gray, tone = luma(colour), None if toned is False else fit_tone(colour)
         dust = np.zeros(image.shape[:2], bool)
         count = 0
         if self.options.dust:
-            dust[box], count = find_dust(gray, colour)
+            dust[box], count = find_dust(gray, colour, tone=tone)
         if self.options.dark_dust:
-            dark, dark_count = find_dust(gray, colour, dark=True, leave=self._face_area(image[box]))
+            dark, dark_count = find_dust(gray, colour, dark=True, leave=self._face_area(colour), tone=tone)
             dust[box] |= dark
             count += dark_count
         repaired = defects is not None and path != "quality"

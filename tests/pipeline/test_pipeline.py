@@ -917,6 +917,21 @@ def test_probabilities_are_what_detect_thresholds(models_no_faces):
     assert np.array_equal(r.detect(img).mask, found.mask)
 
 
+def test_ink_on_a_toned_print_is_not_repaired_as_a_scratch(models_no_faces):
+    """A blue pen line drawn on a sepia print (a circle round someone, a name) is the print's, not damage:
+    the detector's colour rules read a toned photo's colour beyond its tone.  A black one, as dark, is
+    repaired as a scratch: in tone, nothing tells it from one."""
+    tones = np.linspace(0.15, 0.9, 96, dtype=np.float32)[:, None] * np.ones((1, 96), np.float32)
+    tones = np.concatenate([tones, np.linspace(0.0, 0.12, 32 * 96, dtype=np.float32).reshape(32, 96)])
+    img = np.ascontiguousarray(tones[..., None] * np.array((1.1, 0.95, 0.72), np.float32)).clip(0, 1)
+    # (its dark tones below, a dark coat, as many pixels as the ink's: the tone is fitted on the print)
+    img[5:90, 30:32] = (0.02, 0.04, 0.3)  # blue ink
+    img[5:90, 64:66] = 0.03  # black ink, or a dark scratch
+    r = restorer({**models_no_faces, "detector": StripeDetector()}, scratches="on")
+    mask = r.detect(img).mask
+    assert not mask[:90, 26:36].any() and mask[10:85, 64:66].all()
+
+
 class SizeSpy(StripeDetector):
     """The stand-in detector, noting the sizes it is run at."""
 
@@ -986,19 +1001,23 @@ def test_a_memory_budget_below_the_smallest_tiles_is_said(models_no_faces, caplo
     assert not any("--max-memory" in r.getMessage() for r in caplog.records)
 
 
-def test_colour_rules_see_colour_only_in_colour_photos(models_no_faces, monkeypatch):
-    """In a gray or toned photo colour follows luma, so the detector's colour rules get no colour."""
+def test_colour_rules_read_a_gray_or_toned_photo_beyond_its_tone(models_no_faces, monkeypatch):
+    """The detector's colour rules get the photo itself, and with a gray or toned one its tone, whose
+    colour they read beyond it (a colour photo's own: no tone)."""
     import oldphoto.pipeline as pipeline
     from oldphoto.synth.oldlook import tone
 
     seen = []
     real = pipeline.find_defects
-    monkeypatch.setattr(pipeline, "find_defects", lambda *a: seen.append(a[3]) or real(*a))
+    monkeypatch.setattr(pipeline, "find_defects", lambda *a: seen.append(a) or real(*a))
     r = restorer({**models_no_faces, "detector": StripeDetector()})
     colour = smooth_image(64, 96, seed=2)
-    for img in (colour, tone(colour, "sepia"), np.repeat(colour.mean(axis=2, keepdims=True), 3, axis=2)):
+    photos = (colour, tone(colour, "sepia"), np.repeat(colour.mean(axis=2, keepdims=True), 3, axis=2))
+    for img in photos:
         r.detect(img)
-    assert seen[0] is colour and seen[1] is None and seen[2] is None  # the colour photo itself
+    assert [a[3] is img for a, img in zip(seen, photos, strict=True)] == [True] * 3
+    tones = [a[6] for a in seen]
+    assert tones[0] is None and not tones[1].gray and tones[2].gray
     assert r.has_models("detector", "vae_a") and not r.has_models("face_256")
 
 

@@ -198,6 +198,40 @@ def test_coloured_lines_and_lines_between_two_colours_are_scene_content():
     assert photo(sepia, sepia, (0.92, 0.9, 0.86)).strokes == 1  # a white scratch on a toned print
 
 
+def test_ink_on_a_gray_or_toned_print_is_scene_content_and_its_cracks_are_not():
+    """A gray or toned print's colour is read beyond its tone: a blue pen line on sepia (a circle drawn
+    round someone) and a blue or red one on gray are ink, kept.  A crack showing white or cream paper, a
+    rust-brown line (foxing's colour) and a black pen line are judged as by their luma alone: repaired
+    as scratches where they stand out (nothing tells black ink from a dark scratch)."""
+    from oldphoto.luma import luma
+    from oldphoto.stages.defects import find_defects
+    from oldphoto.stages.tone import fit_tone
+
+    sepia = np.array((1.1, 0.95, 0.72), np.float32)
+    ramp = np.linspace(0.15, 0.85, 200, dtype=np.float32)[:, None, None]
+
+    def judged(tint, line):
+        img = np.ascontiguousarray(np.broadcast_to(ramp * tint, (200, 200, 3))).clip(0, 1)
+        tone = fit_tone(img)
+        img[20:180, 99:101] = line
+        flagged = np.zeros((200, 200), bool)
+        flagged[20:180, 99:101] = True
+        d = find_defects(_prob_from(flagged), luma(img), 0.5, img, tone=tone)
+        return d, find_defects(_prob_from(flagged), luma(img), 0.5), tone
+
+    d, by_luma, tone = judged(sepia, (0.12, 0.18, 0.55))
+    assert tone is not None and not tone.gray
+    assert by_luma.strokes == 1 and d.content == 1 and not d.mask.any()  # blue ink on sepia
+    d, by_luma, tone = judged(1.0, (0.12, 0.18, 0.55))
+    assert tone is not None and tone.gray and by_luma.strokes == 1 and d.content == 1  # blue ink on gray
+    assert judged(1.0, (0.8, 0.1, 0.1))[0].content == 1  # red ink on gray
+    for tint in (sepia, 1.0):
+        for line in ((0.95, 0.95, 0.95), (0.92, 0.91, 0.86), (0.55, 0.35, 0.25), (0.05, 0.05, 0.05)):
+            d, by_luma, _ = judged(tint, line)
+            assert np.array_equal(d.mask, by_luma.mask) and d.strokes == by_luma.strokes, (tint, line)
+    assert judged(sepia, (0.95, 0.95, 0.95))[0].strokes == 1
+
+
 def test_a_glowing_coloured_line_is_scene_content():
     """A camera's date imprint: a bright orange digit whose dimmer orange glow reaches 6 px each side.
     Read 3 px out its sides are as colourful as it is; read beyond the glow, it adds colour: content."""

@@ -63,6 +63,25 @@ def test_a_coloured_speck_in_a_colour_photo_is_content():
     assert count == 1 and found[29, 89] and not found[59, 59]
 
 
+def test_a_coloured_speck_on_a_toned_print_is_content():
+    """On a sepia print colour is read beyond the tone: a blue ink dot (an i's dot in a name written on
+    it) is the print's, white dust is dust, and a speck in the print's own warm hue is judged by luma."""
+    from oldphoto.stages.tone import fit_tone
+
+    y = _grainy(120, 120, seed=3)
+    y += np.linspace(-0.2, 0.5, 120, dtype=np.float32)[:, None]  # the print's tones, for its tone's fit
+    rgb = np.clip(y[..., None] * np.array((1.1, 0.95, 0.72), np.float32), 0, 1)
+    tone = fit_tone(rgb)
+    rgb[28:31, 58:61] = (0.55, 0.65, 0.98)  # a light blue ink dot
+    rgb[28:31, 88:91] = 0.9  # white dust
+    rgb[28:31, 28:31] = (1.0, 0.9, 0.68)  # a pale sepia speck
+    luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    assert tone is not None and not tone.gray
+    found, count = find_dust(luma, rgb, tone=tone)
+    assert count == 2 and found[29, 89] and found[29, 29] and not found[29, 59]
+    assert find_dust(luma)[1] == 3  # by luma alone
+
+
 def test_a_large_scan_is_searched_scaled_down_and_answered_at_full_size():
     side = DUST_WORK_SIDE * 2
     y = _grainy(side, side + 100, seed=4)

@@ -34,7 +34,7 @@ from oldphoto.quantiles import median, percentiles
 from oldphoto.stages import compat
 from oldphoto.stages.prints import Frame
 from oldphoto.stages.tiling import crop_to, pad_to_multiple, plan_tiles, run_tiled
-from oldphoto.stages.tone import luma
+from oldphoto.stages.tone import Tone, luma
 from oldphoto.stages.writing import ink_of_writing, lines_of_writing
 from oldphoto.tensors import image_to_tensor
 
@@ -227,6 +227,11 @@ OUTLINE_SIDE_GAP = 3.0
 # the sides read OUTLINE_SIDE_GAP px out, so its gain there is small (a red "1" 0.015); its gain is also
 # read COLOUR_FAR_GAP px out, beyond the glow (0.031), and the larger counts.
 COLOUR_FAR_GAP = 8.0
+# The warm hues of paper and stains, as angles of (Cb, Cr) in degrees: from red-brown foxing (rust,
+# RGB 0.55/0.35/0.25: 128°) to cream and yellowed paper (0.92/0.91/0.86 and 0.95/0.93/0.80: 161-163°),
+# with a few degrees to spare.  Colour within them is not taken for added colour on a gray or toned
+# print (:func:`_added_colour`); red ink (0.8/0.1/0.1) lies at 109°, blue ink and green far outside.
+WARM_HUES = (122.0, 170.0)
 COLOUR_FAR_REACH = int(COLOUR_FAR_GAP) + 2  # px around a region that hold its pixels COLOUR_FAR_GAP + 1 out
 COLOURED_PIXEL_GAIN = 0.06
 COLOURED_MIN_AREA = 6
@@ -375,10 +380,11 @@ def hysteresis(prob: np.ndarray, high: float, low: float) -> np.ndarray:
 
 def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float,
                  colour: np.ndarray | None = None, frame: Frame | None = None,
-                 faces: Callable[[], list[np.ndarray]] | None = None) -> Defects:
+                 faces: Callable[[], list[np.ndarray]] | None = None, tone: Tone | None = None) -> Defects:
     """Defects from a probability map ``prob`` (H×W in [0, 1]) of the photo whose luma is ``gray``;
-    ``colour``: the photo itself (H×W×3) when it is a colour photo, None for a gray or toned one, where
-    colour says nothing more than luma (its (Cb, Cr) are read only around the strokes judged).
+    ``colour``: the photo itself (H×W×3), its (Cb, Cr) read only around the strokes judged (None: luma
+    alone).  ``tone``: the photo's tone when it is gray or toned; its colour is then read as its
+    departure from the tone (:func:`colour_beyond_tone`).
     ``frame``: the print's edge when it lies askew in the photo (:class:`PrintOnSurround`), else the
     photo's frame is.  ``faces``: called once strokes are found, the 68 landmarks of each face in
     the photo, under which they are clothing (:data:`CLOTHING_DEPTH`).
@@ -411,7 +417,7 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float,
         y0, x0 = max(0, y - side_margin), max(0, x - side_margin)
         y1, x1 = min(h, y + bh + side_margin), min(w, x + bw + side_margin)
         region = labels[y0:y1, x0:x1] == i
-        crop = None if colour is None else colour[y0:y1, x0:x1]
+        crop = None if colour is None else colour_beyond_tone(colour[y0:y1, x0:x1], tone)
         kinds[i], rect, stretch = _classify(region, gray[y0:y1, x0:x1], crop, prob[y0:y1, x0:x1], area,
                                             ring_kernel, min_length, max_width, max_speck,
                                             NETWORK_MIN_LENGTH * short)
@@ -445,7 +451,7 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float,
         region = (labels[y0:y1, x0:x1] == i) & ~outlines[y0:y1, x0:x1]
         mask[y0:y1, x0:x1] |= _fringe(region, gray[y0:y1, x0:x1]) & ~outlines[y0:y1, x0:x1]
         if coloured:
-            marks[y0:y1, x0:x1] |= _coloured_pixels(region, colour[y0:y1, x0:x1])
+            marks[y0:y1, x0:x1] |= _coloured_pixels(region, colour_beyond_tone(colour[y0:y1, x0:x1], tone))
     # left out once all fringes are in: a neighbour's fringe (within FRINGE_REACH) put back a mark's
     # pixels when that neighbour came later in the labels' order, not when it came earlier
     mask &= ~marks
@@ -464,6 +470,42 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float,
                    edges=counts["edge"], content=counts["content"], stroke_length=length,
                    dark_length=dark_length, stroke_alignment=alignment, aligned_length=aligned,
                    candidates=candidates)
+
+
+def colour_beyond_tone(crop: np.ndarray, tone: Tone | None) -> np.ndarray:
+    """The colour the rules (here and :func:`oldphoto.stages.dust.find_dust`'s) read in ``crop`` of the
+    photo: a colour photo's own (``tone`` None); a gray or toned photo's colour beyond what damage gives it
+    (:func:`_added_colour`), on gray.  A blue pen circle drawn round a
+    face on a sepia print was half erased as scratches while colour went unread there: a stroke more
+    colourful than its sides is the scene's."""
+    if tone is None:
+        return crop
+    y = luma(crop)
+    cb, cr = np.moveaxis(_added_colour(chroma(crop), chroma(tone.apply(y))), -1, 0)
+    red, blue = y + cr / 0.713, y + cb / 0.564  # (chroma's planes, inverted)
+    return np.stack([red, (y - 0.299 * red - 0.114 * blue) / 0.587, blue], axis=-1)
+
+
+def _added_colour(planes: np.ndarray, tone: np.ndarray) -> np.ndarray:
+    """The part of a gray or toned print's colour (``planes``, (Cb, Cr) ``H×W×2``) that damage does not
+    explain, given the tone's colour at each pixel's luma (``tone``, the same).  Damage moves such a
+    print's colour along its tone's hue (lost emulsion and bare paper towards neutral, stains browner) or
+    towards the paper's and the stains' warm hues (a crack on a gray print shows cream paper, foxing is
+    brown): the colour within :data:`WARM_HUES` or along the tone's hue is none; beyond them it is what
+    lies off the nearest of those hues.  So ink, a stamp or a tint count in full (blue, green, violet,
+    red), black ink not at all, as a dark scratch."""
+    angle = np.degrees(np.arctan2(planes[..., 1], planes[..., 0]))
+    left = planes.copy()
+    left[(angle >= WARM_HUES[0]) & (angle <= WARM_HUES[1])] = 0.0
+    length = colourfulness(tone)[..., None]
+    hue = np.divide(tone, length, out=np.zeros_like(tone), where=length > 0)  # (none in a gray print)
+    edges = [np.array([np.cos(np.radians(a)), np.sin(np.radians(a))], np.float32) for a in WARM_HUES]
+    for direction in (hue, *edges):
+        along = np.maximum((planes * direction).sum(axis=-1, keepdims=True), 0.0)
+        off = planes - along * direction
+        nearer = colourfulness(off) < colourfulness(left)
+        left[nearer] = off[nearer]
+    return left
 
 
 def _print_edge(region: np.ndarray, offset: tuple[int, int], shape: tuple[int, int], gray: np.ndarray,

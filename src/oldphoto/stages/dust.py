@@ -46,8 +46,9 @@ import numpy as np
 
 from oldphoto.luma import chroma, colourfulness
 from oldphoto.quantiles import percentiles
-from oldphoto.stages.defects import COLOUR_MAX_GAIN, REPEAT_MAX_LENGTH
+from oldphoto.stages.defects import COLOUR_MAX_GAIN, REPEAT_MAX_LENGTH, colour_beyond_tone
 from oldphoto.stages.fidelity import noise_sigma
+from oldphoto.stages.tone import Tone
 from oldphoto.stages.writing import lines_of_writing
 
 DUST_WORK_SIDE = 1024  # larger photos are searched scaled down to this short side (specks grow with the scan)
@@ -68,17 +69,17 @@ DUST_LETTER_GROUND = 2.0  # a letter's ground is flat within this many times the
 
 
 def find_dust(gray: np.ndarray, colour: np.ndarray | None = None, dark: bool = False,
-              leave: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+              leave: np.ndarray | None = None, tone: Tone | None = None) -> tuple[np.ndarray, int]:
     """The dust specks of a photo whose luma is ``gray`` (``H×W`` in [0, 1]): a bool mask of the photo's
-    size and their number.  ``colour``: the photo (``H×W×3``) when it is a colour photo, else None.
+    size and their number.  ``colour``: the photo (``H×W×3``; None: luma alone), read beyond its ``tone``
+    when it is gray or toned (:func:`colour_beyond_tone`: ink there is no dust either).
     ``dark``: the dark specks instead of the bright ones.  ``leave``: where specks are the photo's own
     (a bool mask of its size, the faces for dark specks): one that touches it is not dust."""
     h, w = gray.shape
     scale = min(1.0, DUST_WORK_SIDE / min(h, w))
     y = np.asarray(gray, np.float32)
-    if dark:  # the negative, whose chroma is the photo's negated: as colourful, pixel for pixel
+    if dark:  # the negative (its chroma is the photo's negated, as colourful pixel for pixel)
         y = 1.0 - y
-        colour = None if colour is None else 1.0 - np.asarray(colour, np.float32)
     if scale < 1.0:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         y = cv2.resize(y, size, interpolation=cv2.INTER_AREA)
@@ -98,7 +99,7 @@ def find_dust(gray: np.ndarray, colour: np.ndarray | None = None, dark: bool = F
     # spire stand out from the median in pieces the size of a speck)
     _, fainter, fainter_stats, _ = cv2.connectedComponentsWithStats(
         (rise > DUST_LINE_K * standing_out).astype(np.uint8), connectivity=8)
-    cb_cr = None if colour is None else colourfulness(chroma(colour))
+    cb_cr = None if colour is None else colourfulness(chroma(colour_beyond_tone(colour, tone)))
     passed: list[int] = []
     inner_kernel = np.ones((2 * DUST_RING[0] + 1,) * 2, np.uint8)
     outer_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * DUST_RING[1] + 1,) * 2)
