@@ -133,6 +133,12 @@ def check_arguments(args: argparse.Namespace) -> str | None:
         taken = " (it is a file or folder: was it meant as an input?)" if Path(address).exists() else ""
         return (f"--ray {address!r} is not a cluster address (host:port, auto or local){taken}; write "
                 "the inputs before --ray, or --ray=ADDRESS")
+    device = getattr(args, "device", "auto") or "auto"
+    if device.startswith("cuda:") and device != "cuda:0":
+        # Ray gives each worker its GPU as the only one it sees (cuda:0): cuda:1 failed in every worker
+        return (f"--device {device} with --ray: each worker is given one GPU of its own by Ray, so there is "
+                "no GPU to choose; use --device cuda (or auto), and CUDA_VISIBLE_DEVICES when starting "
+                "the cluster's nodes to keep GPUs out of it")
     if args.ray_workers is not None and args.ray_workers < 1:
         return f"--ray-workers must be at least 1, got {args.ray_workers}"
     cpus = args.ray_cpus

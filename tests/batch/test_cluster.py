@@ -66,7 +66,8 @@ def test_an_input_taken_for_the_address_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [(["--ray-workers", "0"], "--ray-workers"),
-                                           (["--ray-cpus", "1.5"], "--ray-cpus")])
+                                           (["--ray-cpus", "1.5"], "--ray-cpus"),
+                                           (["--device", "cuda:1"], "one GPU of its own")])
 def test_bad_cluster_options_exit_2(tmp_path, argv, message):
     (tmp_path / "in").mkdir()
     code, log = _main([str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--ray=auto", *argv])
