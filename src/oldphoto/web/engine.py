@@ -51,6 +51,7 @@ from oldphoto.io import (
 from oldphoto.io.photo import FORMAT_FAMILY, own_pixel_limit
 from oldphoto.nets.descriptors import UPSCALE_ROLE
 from oldphoto.options import DEFAULT_FIDELITY
+from oldphoto.reasons import ReasonCode
 from oldphoto.web.marks import apply_marks
 from oldphoto.web.previews import (
     FULL_VIEW_PIXELS,
@@ -813,12 +814,13 @@ class Engine:
         job.entry = entry
         if entry.status != OK:
             job.status, job.reason = FAILED, entry.reason
-            if entry.reason.startswith("out of memory"):  # the command line's advice names its flags
+            out_of_memory = entry.reason_code == ReasonCode.OUT_OF_MEMORY
+            if out_of_memory:  # the command line's advice names its flags
                 job.reason = entry.reason.split(";")[0] + (
                     ": this computer did not have enough memory for this photo just now. Try again "
                     "later, or with fewer options above (no enlarging, no face enhancement); a smaller "
                     "scan needs less.")
-            if entry.width is None and not entry.reason.startswith("out of memory"):
+            if entry.width is None and not out_of_memory:
                 # the file itself could not be read (truncated, broken data): no option makes it readable,
                 # so none is offered ("Try again with the options above" would fail the same way)
                 job.input.unlink(missing_ok=True)
