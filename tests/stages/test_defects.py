@@ -232,6 +232,28 @@ def test_ink_on_a_gray_or_toned_print_is_scene_content_and_its_cracks_are_not():
     assert judged(sepia, (0.95, 0.95, 0.95))[0].strokes == 1
 
 
+def test_a_gray_prints_added_colour_is_its_distance_from_the_warm_hues():
+    """A gray print's tone has no hue (its chroma is rounding, 3e-8, which once pointed anywhere and took
+    colours along it for damage's): its added colour is its distance from the warm hues of paper and
+    stains, none within them."""
+    from oldphoto.luma import chroma, colourfulness
+    from oldphoto.stages.defects import WARM_HUES, colour_beyond_tone
+    from oldphoto.stages.tone import Tone
+
+    crop = np.random.default_rng(0).random((40, 40, 3)).astype(np.float32)
+    planes = chroma(crop)
+    angle = np.degrees(np.arctan2(planes[..., 1], planes[..., 0]))
+    warm = (angle >= WARM_HUES[0]) & (angle <= WARM_HUES[1])
+    distance = colourfulness(planes)
+    for degrees in WARM_HUES:
+        edge = np.array([np.cos(np.radians(degrees)), np.sin(np.radians(degrees))], np.float32)
+        along = np.maximum(planes @ edge, 0.0)[..., None]
+        distance = np.minimum(distance, colourfulness(planes - along * edge))
+    added = colourfulness(chroma(colour_beyond_tone(crop, Tone(None))))
+    assert warm.any() and np.allclose(added[warm], 0.0, atol=1e-5)
+    assert np.allclose(added[~warm], distance[~warm], atol=1e-5)
+
+
 def test_a_glowing_coloured_line_is_scene_content():
     """A camera's date imprint: a bright orange digit whose dimmer orange glow reaches 6 px each side.
     Read 3 px out its sides are as colourful as it is; read beyond the glow, it adds colour: content."""

@@ -404,8 +404,8 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float,
     max_width = max(STROKE_MAX_WIDTH[0], STROKE_MAX_WIDTH[1] * short)
     max_speck = max(SPECK_MAX_AREA[0], SPECK_MAX_AREA[1] * h * w)
     ring_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
-    # room for the sides an outline is judged by (_sides: a stroke's half-width plus the gap; a colour
-    # photo's colour is read COLOUR_FAR_GAP out too); a gray photo's crops stay as small as they were
+    # room for the sides an outline is judged by (_sides: a stroke's half-width plus the gap; colour is
+    # read COLOUR_FAR_GAP out too); crops judged by luma alone stay as small as they were
     gap = OUTLINE_SIDE_GAP if colour is None else max(OUTLINE_SIDE_GAP, COLOUR_FAR_GAP)
     side_margin = int(np.ceil(max_width / 2 + gap)) + 4
     kinds = ["content"] * n
@@ -475,36 +475,44 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float,
 def colour_beyond_tone(crop: np.ndarray, tone: Tone | None) -> np.ndarray:
     """The colour the rules (here and :func:`oldphoto.stages.dust.find_dust`'s) read in ``crop`` of the
     photo: a colour photo's own (``tone`` None); a gray or toned photo's colour beyond what damage gives it
-    (:func:`_added_colour`), on gray.  A blue pen circle drawn round a
-    face on a sepia print was half erased as scratches while colour went unread there: a stroke more
-    colourful than its sides is the scene's."""
+    (:func:`_added_colour`), on gray.  A blue pen circle drawn round a face on a sepia print was half
+    erased as scratches while colour went unread there: a stroke more colourful than its sides is the
+    scene's."""
     if tone is None:
         return crop
     y = luma(crop)
-    cb, cr = np.moveaxis(_added_colour(chroma(crop), chroma(tone.apply(y))), -1, 0)
+    cb, cr = np.moveaxis(_added_colour(chroma(crop), None if tone.gray else chroma(tone.apply(y))), -1, 0)
     red, blue = y + cr / 0.713, y + cb / 0.564  # (chroma's planes, inverted)
     return np.stack([red, (y - 0.299 * red - 0.114 * blue) / 0.587, blue], axis=-1)
 
 
-def _added_colour(planes: np.ndarray, tone: np.ndarray) -> np.ndarray:
+_WARM_EDGES = [np.array([np.cos(np.radians(a)), np.sin(np.radians(a))], np.float32) for a in WARM_HUES]
+
+
+def _added_colour(planes: np.ndarray, tone: np.ndarray | None) -> np.ndarray:
     """The part of a gray or toned print's colour (``planes``, (Cb, Cr) ``H×W×2``) that damage does not
-    explain, given the tone's colour at each pixel's luma (``tone``, the same).  Damage moves such a
-    print's colour along its tone's hue (lost emulsion and bare paper towards neutral, stains browner) or
-    towards the paper's and the stains' warm hues (a crack on a gray print shows cream paper, foxing is
-    brown): the colour within :data:`WARM_HUES` or along the tone's hue is none; beyond them it is what
-    lies off the nearest of those hues.  So ink, a stamp or a tint count in full (blue, green, violet,
-    red), black ink not at all, as a dark scratch."""
-    angle = np.degrees(np.arctan2(planes[..., 1], planes[..., 0]))
-    left = planes.copy()
-    left[(angle >= WARM_HUES[0]) & (angle <= WARM_HUES[1])] = 0.0
-    length = colourfulness(tone)[..., None]
-    hue = np.divide(tone, length, out=np.zeros_like(tone), where=length > 0)  # (none in a gray print)
-    edges = [np.array([np.cos(np.radians(a)), np.sin(np.radians(a))], np.float32) for a in WARM_HUES]
-    for direction in (hue, *edges):
-        along = np.maximum((planes * direction).sum(axis=-1, keepdims=True), 0.0)
-        off = planes - along * direction
-        nearer = colourfulness(off) < colourfulness(left)
-        left[nearer] = off[nearer]
+    explain, given the tone's colour at each pixel's luma (``tone``, the same; None for a gray print).
+    Damage moves such a print's colour along its tone's hue (lost emulsion and bare paper towards
+    neutral, stains browner) or towards the paper's and the stains' warm hues (a crack on a gray print
+    shows cream paper, foxing is brown): the colour within :data:`WARM_HUES` or along the tone's hue is
+    none; beyond them it is what lies off the nearest of those hues.  So ink, a stamp or a tint count in
+    full (blue, green, violet, red), black ink not at all, as a dark scratch."""
+    (cos_lo, sin_lo), (cos_hi, sin_hi) = _WARM_EDGES
+    cb, cr = planes[..., 0], planes[..., 1]
+    # within the warm hues (less than half a turn): left of their first edge, right of their last
+    within = (cos_lo * cr - sin_lo * cb >= 0) & (cb * sin_hi - cr * cos_hi >= 0)
+    left = np.where(within[..., None], 0.0, planes).astype(np.float32)
+    size = (left * left).sum(axis=-1)
+    directions = list(_WARM_EDGES)
+    if tone is not None:
+        length = colourfulness(tone)[..., None]
+        # (a hue where the tone has one: a gray print's is 3e-8 of rounding, pointing anywhere)
+        directions.append(np.divide(tone, length, out=np.zeros_like(tone), where=length > 1.0 / 255.0))
+    for direction in directions:
+        off = planes - np.maximum((planes * direction).sum(axis=-1, keepdims=True), 0.0) * direction
+        off_size = (off * off).sum(axis=-1)
+        nearer = off_size < size
+        left[nearer], size[nearer] = off[nearer], off_size[nearer]
     return left
 
 
