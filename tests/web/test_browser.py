@@ -265,10 +265,10 @@ def test_deleting_my_files_from_the_keyboard_keeps_the_focus(tmp_path, browser):
 
 
 @contextmanager
-def _one_restored_photo(tmp_path, browser, restorer=None):
-    """The fake restorer (or `restorer`) behind the page, one 200×150 photo restored there: (engine, page,
-    its card).  No script error may happen on the page meanwhile."""
-    engine = Engine(restorer or FakeRestorer(), tmp_path / "root")
+def _one_restored_photo(tmp_path, browser, restorer=None, **engine_options):
+    """The fake restorer (or `restorer`) behind the page (an Engine with ``engine_options``), one 200×150
+    photo restored there: (engine, page, its card).  No script error may happen on the page meanwhile."""
+    engine = Engine(restorer or FakeRestorer(), tmp_path / "root", **engine_options)
     photo = tmp_path / "scan.png"
     photo.write_bytes(png_bytes(size=(200, 150)))
     errors: list[str] = []
@@ -1464,14 +1464,7 @@ def test_a_page_in_use_keeps_its_files_and_one_left_alone_does_not(tmp_path, bro
     """The server deletes a session after --session-minutes without a request, and a page whose photos
     are done asks nothing: someone marking defects (or reading the results) for longer lost the photos
     and the marks.  A page in use now keeps them; one left alone lets them go."""
-    engine = Engine(FakeRestorer(), tmp_path / "root", session_ttl=2.0)
-    photo = tmp_path / "scan.png"
-    photo.write_bytes(png_bytes(size=(200, 150)))
-    with served(engine) as url:
-        context, page = open_page(browser, url)
-        page.set_input_files("#files", [str(photo)])
-        page.click("#go")
-        page.locator(".card[data-status=done]").wait_for(timeout=30_000)
+    with _one_restored_photo(tmp_path, browser, session_ttl=2.0) as (engine, page, _):
         for _ in range(20):  # 5 s of use: two and a half times the limit, no request of its own
             page.keyboard.press("Shift")
             page.wait_for_timeout(250)
@@ -1486,7 +1479,6 @@ def test_a_page_in_use_keeps_its_files_and_one_left_alone_does_not(tmp_path, bro
         note = page.locator("#drop-added")
         assert note.is_visible() and "no longer on this server" in note.text_content()
         assert "no longer on this server" in page.locator("#announce").text_content()
-        context.close()
 
 
 def test_a_page_left_alone_warns_before_its_files_go(tmp_path, browser):
@@ -1494,15 +1486,7 @@ def test_a_page_left_alone_warns_before_its_files_go(tmp_path, browser):
     longer on this server', unwarned.  Shortly before (here 3 s of a 6 s limit; 5 minutes of 60 by
     default) the page says so, in sight and to a screen reader (its status region); 'Keep my photos'
     keeps them (the focus back where it was), and so does any use while the warning shows."""
-    engine = Engine(FakeRestorer(), tmp_path / "root", session_ttl=6.0)
-    photo = tmp_path / "scan.png"
-    photo.write_bytes(png_bytes(size=(200, 150)))
-    with served(engine) as url:
-        context, page = open_page(browser, url)
-        page.set_input_files("#files", [str(photo)])
-        page.click("#go")
-        card = page.locator(".card[data-status=done]")
-        card.wait_for(timeout=30_000)
+    with _one_restored_photo(tmp_path, browser, session_ttl=6.0) as (engine, page, card):
         card.locator(".show-mask").focus()  # (where the user was; focusing is no use of the page)
         notice = page.locator("#expiry")
         assert notice.is_hidden()
@@ -1524,4 +1508,3 @@ def test_a_page_left_alone_warns_before_its_files_go(tmp_path, browser):
         page.mouse.wheel(0, 40)  # a use: the server is told at once
         notice.wait_for(state="hidden", timeout=5000)
         assert len(engine.sessions) == 1
-        context.close()
