@@ -15,6 +15,7 @@ from web_support import FakeRestorer, png_bytes
 
 from oldphoto.io import PhotoError, read_provenance
 from oldphoto.pipeline import RestoreOptions
+from oldphoto.web import engine as engine_module
 from oldphoto.web.engine import (
     DONE,
     FAILED,
@@ -279,6 +280,26 @@ def test_bad_files_are_refused_with_the_reason_and_the_engine_goes_on(tmp_path):
             engine.restore_again(job, Choices((("scratches", "on"),)))
         good = _add(engine, session, "good.png", png_bytes())
         assert _wait(engine, good)["status"] == DONE
+    finally:
+        engine.close()
+
+
+def test_each_photo_gives_the_memory_it_freed_back_to_the_system(tmp_path, monkeypatch):
+    """glibc keeps what a restoration freed for the process unless told (malloc_trim): a server that had
+    restored 46 photos of 2-5 megapixels held 1.07 GB, 0.59 GB when it gives it back after each."""
+    engine_module._memory_releaser()()  # it runs here, whatever the platform (a no-op without glibc)
+    released = []
+    monkeypatch.setattr(engine_module, "release_memory", lambda: released.append(time.monotonic()))
+    engine = _engine(tmp_path)
+    try:
+        session = engine.session(None)
+        done, failed = _add(engine, session, "good.png", png_bytes()), _add(engine, session, "cut.png",
+                                                                              png_bytes()[:-40])
+        assert _wait(engine, done)["status"] == DONE and _wait(engine, failed)["status"] == FAILED
+        end = time.monotonic() + 10
+        while len(released) < 2 and time.monotonic() < end:  # (just after the photo's state is set)
+            time.sleep(0.01)
+        assert len(released) == 2  # after each photo, restored or not
     finally:
         engine.close()
 

@@ -20,11 +20,13 @@
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import itertools
 import os
 import secrets
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -144,6 +146,23 @@ def _sweep_abandoned_roots() -> None:
             shutil.rmtree(folder, ignore_errors=True)
         finally:
             os.close(fd)
+
+
+def _memory_releaser() -> Callable[[], Any]:
+    """A function that hands the memory the process has freed back to the system: glibc's
+    ``malloc_trim``, or nothing where there is none (macOS, Windows, musl).  glibc keeps what a photo's
+    restoration freed for the process's later use, so a server held more memory with every photo it had
+    restored, long after (docs/serve.md, *One model copy*, has the figures)."""
+    if not sys.platform.startswith("linux"):
+        return lambda: None
+    try:
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return lambda: None
+    return lambda: trim(0)
+
+
+release_memory = _memory_releaser()
 
 
 class Busy(Exception):
@@ -724,6 +743,7 @@ class Engine:
                 if job.session.ended or job.id not in job.session.photos:
                     shutil.rmtree(job.session.folder if job.session.ended else job.folder, ignore_errors=True)
                 self._lock.notify_all()
+            release_memory()  # (the photo's arrays are freed: the next one may be smaller)
 
     def restorer_for(self, choices: Choices) -> Any:
         """The Restorer for these options (made once, sharing the server's models)."""
