@@ -248,6 +248,28 @@ def test_busy_server_faces_zip_and_forgetting(tmp_path, browser):
         context.close()
 
 
+def test_a_waiting_photo_says_about_how_long_it_waits(tmp_path, browser):
+    """A long wait is said with its length (a box of prints ahead: "about 5 min")."""
+    gate = threading.Event()
+    engine = Engine(FakeRestorer(gate=gate), tmp_path / "root")
+    for megapixels, seconds in ((1.0, 60.0), (0.01, 100.0), (0.01, 100.0)):  # 100 s each (the first: loading)
+        engine._times[1].add(megapixels, seconds)
+    names = []
+    for i in range(4):
+        names.append(tmp_path / f"photo{i}.png")
+        names[-1].write_bytes(png_bytes())
+    with served(engine) as url:
+        context, page = open_page(browser, url)
+        page.set_input_files("#files", [str(p) for p in names])
+        page.click("#go")
+        cards = page.locator(".card")
+        # the running photo's 100 s (less the few gone) and two more
+        cards.nth(3).get_by_text("waiting: 3 photos before this one, about 5 min").wait_for(timeout=10_000)
+        cards.nth(1).get_by_text("waiting: 1 photo before this one, about 2 min").wait_for(timeout=10_000)
+        gate.set()
+        context.close()
+
+
 def test_deleting_my_files_from_the_keyboard_keeps_the_focus(tmp_path, browser):
     """'Delete my files' goes with the results it deletes: the focus (it fell to the page's body) goes to
     the file chooser, where photos are added again."""

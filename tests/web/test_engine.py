@@ -333,6 +333,36 @@ def test_time_estimates_separate_the_fixed_part_from_the_part_per_megapixel():
     assert times.predict(0.01) == pytest.approx(3.0, abs=0.3)
 
 
+def test_a_waiting_photo_says_how_long_until_its_turn(tmp_path):
+    """Someone whose 31st photo waits was told only "31 photos before this one": the wait is the running
+    photo's time left and the estimates of the photos ahead, once the times are known."""
+    now = [1000.0]
+    gate = threading.Event()
+    engine = _engine(tmp_path, restorer=FakeRestorer(gate=gate), clock=lambda: now[0])
+    try:
+        session = engine.session(None)
+        first = _add(engine, session, "0.png", png_bytes(size=(400, 300)))
+        while engine.describe(first)["status"] == QUEUED:  # the worker holds it at the gate
+            time.sleep(0.01)
+        second = _add(engine, session, "1.png", png_bytes(size=(800, 600)))
+        assert engine.describe(second)["wait"] is None  # no photo restored yet: no time known
+        assert engine.describe(first)["wait"] is None  # (running: no wait)
+        times = engine._times[1]
+        for megapixels, seconds in ((1.0, 60.0), (0.5, 6.0), (1.0, 11.0)):  # (the first: loading)
+            times.add(megapixels, seconds)
+        first.estimate = engine.estimate_for(0.12)  # (as if known when it started)
+        third = _add(engine, session, "2.png", png_bytes(size=(200, 100)))
+        now[0] += 0.5
+        left = first.estimate - 0.5
+        assert engine.describe(second)["wait"] == pytest.approx(left, abs=0.05)
+        assert engine.describe(third)["wait"] == pytest.approx(left + engine.estimate_for(0.48), abs=0.05)
+        now[0] += 100  # the running photo past its estimate: nothing more is counted for it
+        assert engine.describe(second)["wait"] == 0.0
+    finally:
+        gate.set()
+        engine.close()
+
+
 def test_idle_sessions_expire(tmp_path):
     now = [1000.0]
     engine = _engine(tmp_path, session_ttl=60, clock=lambda: now[0])

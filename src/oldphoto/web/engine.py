@@ -344,25 +344,37 @@ class PhotoTimes:
     def __init__(self) -> None:
         self.samples: deque[tuple[float, float]] = deque(maxlen=self.KEEP)
         self.cold = True  # the next photo is the first
+        self.added = 0  # samples added so far
+        # (samples added, (fixed, per megapixel)) fitted to them: a page's poll asks for every photo
+        # waiting ahead of each of its own
+        self._fit: tuple[int, tuple[float, float]] = (0, (0.0, 0.0))
 
     def add(self, megapixels: float, seconds: float) -> None:
         if self.cold:
             self.cold = False
             return
         self.samples.append((max(megapixels, 0.01), seconds))
+        self.added += 1
 
     def predict(self, megapixels: float) -> float | None:
-        samples = list(self.samples)  # one copy (the worker thread adds while requests read)
-        if not samples:
+        added, fit = self._fit  # (one read: the worker thread adds while requests read)
+        if added != self.added:
+            added = self.added
+            samples = list(self.samples)
+            fit = self._fitted(np.array([s[0] for s in samples]), np.array([s[1] for s in samples]))
+            self._fit = added, fit
+        if not added:
             return None
-        m = np.array([s[0] for s in samples])
-        t = np.array([s[1] for s in samples])
-        megapixels = max(megapixels, 0.01)
+        fixed, per_megapixel = fit
+        return float(fixed + per_megapixel * max(megapixels, 0.01))
+
+    @staticmethod
+    def _fitted(m: np.ndarray, t: np.ndarray) -> tuple[float, float]:
         if m.max() > 1.5 * m.min():
             slope, fixed = np.polyfit(m, t, 1)
             if slope > 0 and fixed >= 0:
-                return float(fixed + slope * megapixels)
-        return float(np.median(t / m) * megapixels)
+                return float(fixed), float(slope)
+        return 0.0, float(np.median(t / m))
 
 
 class Engine:
@@ -667,12 +679,14 @@ class Engine:
     def describe(self, job: PhotoJob) -> dict[str, Any]:
         """What the page shows of a photo."""
         with self._lock:
-            position = self._order().index(job) if job.status == QUEUED else None
+            order = self._order() if job.status == QUEUED else []
+            position = order.index(job) if job.status == QUEUED else None
             ahead = position if position is None else position + (1 if self._running is not None else 0)
             now = self.clock()
             info: dict[str, Any] = {
                 "id": job.id, "name": job.name, "status": job.status, "reason": job.reason,
                 "ahead": ahead, "estimate": job.estimate,
+                "wait": None if position is None else self._wait_before(order[:position], now),
                 "elapsed": round(now - job.started, 1) if job.started is not None and job.finished is None
                 else None,
                 "revision": job.revision, "marked": job.marks is not None,
@@ -707,6 +721,22 @@ class Engine:
             tick += 1
             turns[job.session.id] = tick
         return order
+
+    def _wait_before(self, ahead: list[PhotoJob], now: float) -> float | None:
+        """Seconds until a photo waiting behind the photos ``ahead`` (and the one running) starts, from
+        their estimates; None while one is unknown (no photo of its kind restored yet but the first)."""
+        total = 0.0
+        running = self._running
+        if running is not None:
+            if running.estimate is None or running.started is None:
+                return None
+            total += max(0.0, running.estimate - (now - running.started))
+        for job in ahead:
+            seconds = self.estimate_for(job.megapixels, self.upscale_of(job))
+            if seconds is None:
+                return None
+            total += seconds
+        return round(total, 1)
 
     def _retry_after(self, waiting: int) -> int:
         typical = self._times[1].predict(1.0)

@@ -184,7 +184,10 @@ function update(card, photo) {
   card.dataset.id = photo.id;
   const bar = $("progress", card);
   if (photo.status === "queued") {
-    setState(card, "queued", photo.ahead ? `waiting: ${photo.ahead} photo${photo.ahead > 1 ? "s" : ""} before this one` : "waiting");
+    let text = photo.ahead ? `waiting: ${photo.ahead} photo${photo.ahead > 1 ? "s" : ""} before this one` : "waiting";
+    // (a wait of a few seconds is not worth a word; a long one is, for someone with a box of prints)
+    if (photo.ahead && photo.wait >= 30) text += `, about ${seconds(photo.wait)}`;
+    setState(card, "queued", text);
     bar.hidden = false; bar.removeAttribute("value");
   } else if (photo.status === "running") {
     let text = `restoring\u2026 ${seconds(photo.elapsed || 0)}`;
