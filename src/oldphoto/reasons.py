@@ -127,6 +127,12 @@ class ReasonCode(str, enum.Enum):
         "output_not_writable",
         "failed before it was decoded: the sub-folder its output goes in cannot be written"
     )
+    CANNOT_WRITE_OUTPUT = (
+        "cannot_write_output",
+        "failed: the file system refused its output (or its `--save-mask` mask) for another cause than a "
+        "full disk: turned read-only, an I/O error, a name it does not take; the reason names the file "
+        "and has the system's error"
+    )
     DISK_FULL = (
         "disk_full",
         "failed: its output could not be written, the disk (or a quota) is full; the batch stopped there "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import errno
 import hashlib
 import io
 import json
@@ -18,7 +19,7 @@ from batch_support import FakeResult
 from PIL import Image
 
 from oldphoto import batch
-from oldphoto.batch import FAILED, OK, BatchConfig, Entry, ReasonCode, collect_inputs, run_batch
+from oldphoto.batch import FAILED, OK, BatchConfig, Entry, ReasonCode, collect_inputs, mask_files, run_batch
 from oldphoto.io import photo as photo_io
 from oldphoto.io import read_provenance
 
@@ -180,3 +181,34 @@ def test_a_skipped_photo_s_output_is_read_once(tmp_path, monkeypatch):
     assert _run([str(src), "-o", str(out), "--report", str(report)]) == 0
     assert reads == ["a.png"]
     assert _entries(report)["a.png"]["restoration"]["path"] == "scratch"
+
+
+def test_an_output_the_file_system_refuses_fails_with_its_own_code(tmp_path, monkeypatch):
+    # a USB drive remounted read-only after an error (or a share refusing a name) failed every photo as
+    # unexpected_error, "worth reporting", naming no file: a nightly ingest took the archive's fault for
+    # oldphoto's
+    src, out, report = tmp_path / "in", tmp_path / "out", tmp_path / "report.json"
+    _photos(src)
+
+    def read_only(path, write, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(photo_io, "atomic_write", read_only)
+    assert _run([str(src), "-o", str(out), "--report", str(report)]) == 1
+    entry = _entries(report)["a.png"]
+    assert entry["status"] == "failed" and entry["reason_code"] == "cannot_write_output"
+    assert entry["reason"] == f"cannot write {out / 'a.png'} (Read-only file system)"
+    assert _entries(report)["b.jpg"]["reason_code"] == "cannot_write_output"  # (the batch went on)
+    monkeypatch.undo()  # the photos are written now, and their masks refused: the photo fails whole
+    monkeypatch.setattr(mask_files, "atomic_write", read_only)
+    assert _run([str(src), "-o", str(out), "--save-mask", "--report", str(report)]) == 1
+    entry = _entries(report)["a.png"]
+    assert entry["reason_code"] == "cannot_write_output" and str(out / "a.mask.png") in entry["reason"]
+    assert not out.exists() or not list(out.iterdir())
+
+    def encoder_error(path, write, **kwargs):  # (Pillow's, not the file system's: no errno)
+        raise OSError("encoder error -2")
+
+    monkeypatch.setattr(photo_io, "atomic_write", encoder_error)
+    assert _run([str(src), "-o", str(out), "--report", str(report)]) == 1
+    assert _entries(report)["a.png"]["reason_code"] == "unexpected_error"

@@ -125,6 +125,8 @@ def _photo_step(entry: Entry, job: Job) -> Iterator[None]:
         yield
     except PhotoError as exc:
         entry.mark(FAILED, _photo_error_code(exc, job), exc.reason if exc.path == job.input else str(exc))
+    except _Unwritten as exc:
+        entry.mark(FAILED, ReasonCode.CANNOT_WRITE_OUTPUT, str(exc))
     except DiskFull as exc:  # this photo failed; the caller stops the batch
         entry.mark(FAILED, ReasonCode.DISK_FULL, str(exc))
         exc.entry = entry
@@ -142,6 +144,31 @@ def _photo_step(entry: Entry, job: Job) -> Iterator[None]:
         entry.seconds = round(entry.seconds + time.perf_counter() - started, 3)
         if entry.status == FAILED:
             entry.output = None
+
+
+class _Unwritten(Exception):
+    """The file system refused a write of a photo's output or mask, for another cause than a full disk (a
+    drive turned read-only, an I/O error, a name it does not take): the photo fails, the batch goes on."""
+
+    def __init__(self, path: Path, exc: OSError):
+        super().__init__(f"cannot write {path} ({exc.strerror or exc})")
+
+
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """A write of ``path``: refused for a full disk, ``DiskFull``; for another cause, ``_Unwritten``; each
+    names ``path`` (the OSError names at most the temporary file).  A ``FileExistsError`` (the name taken
+    meanwhile) is the caller's, and an OSError without an errno is not the system's (Pillow's encoders
+    raise them)."""
+    try:
+        with disk_full_names(path):
+            yield
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        raise _Unwritten(path, exc) from exc
 
 
 def _photo_error_code(exc: PhotoError, job: Job) -> ReasonCode:
@@ -315,7 +342,7 @@ def write_restored(work: Restored, config: BatchConfig, *, reserved: Collection[
             try:
                 # a name found free is taken only if still free: never over a file another batch writing
                 # into this folder (or a person) put there while this photo was restored
-                with disk_full_names(opened.output):
+                with _writing(opened.output):
                     entry.warnings.extend(write_photo(opened.output, image, like=opened.photo,
                                                       format=config.format, quality=config.quality,
                                                       provenance=record, strip_metadata=config.strip_metadata,
@@ -339,7 +366,7 @@ def write_restored(work: Restored, config: BatchConfig, *, reserved: Collection[
                     refused.append(why)
                     continue
                 try:
-                    with disk_full_names(target):
+                    with _writing(target):
                         write_mask(target, work.repaired, opened.photo.size,
                                    provenance=None if config.strip_metadata else record,
                                    replace=target.exists())
