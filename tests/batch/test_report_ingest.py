@@ -212,3 +212,22 @@ def test_an_output_the_file_system_refuses_fails_with_its_own_code(tmp_path, mon
     monkeypatch.setattr(photo_io, "atomic_write", encoder_error)
     assert _run([str(src), "-o", str(out), "--report", str(report)]) == 1
     assert _entries(report)["a.png"]["reason_code"] == "unexpected_error"
+
+
+def test_an_output_whose_names_other_files_keep_taking_fails_as_not_placed(tmp_path, monkeypatch):
+    # another program putting files at each name the photo's output took, while it was written, failed it as
+    # unexpected_error ("OSError: ... other files kept appearing"), not as the output that found no place
+    src, out, report = tmp_path / "in", tmp_path / "out", tmp_path / "report.json"
+    _photos(src)
+    real = photo_io.atomic_write
+
+    def taken_meanwhile(path, write, **kwargs):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (3, 3)).save(path)  # (someone's own file, not an output of this source)
+        return real(path, write, **kwargs)
+
+    monkeypatch.setattr(photo_io, "atomic_write", taken_meanwhile)
+    assert _run([str(src), "-o", str(out), "--report", str(report)]) == 1
+    entry = _entries(report)["a.png"]
+    assert entry["status"] == "failed" and entry["reason_code"] == "cannot_place_output", entry
+    assert entry["reason"].startswith("cannot place the output: ") and entry["output"] is None

@@ -350,10 +350,11 @@ def write_restored(work: Restored, config: BatchConfig, *, reserved: Collection[
                 break
             except FileExistsError:
                 if not _placed_again(opened, entry, config, reserved):
-                    return entry  # (restored meanwhile by another batch: skipped)
+                    return entry  # (restored meanwhile by another batch: skipped; or no name left)
         else:
-            raise OSError(f"{opened.output}: other files kept appearing at the names this photo's output "
-                          "took while it was written")
+            entry.mark(FAILED, ReasonCode.CANNOT_PLACE_OUTPUT, "cannot place the output: other files kept "
+                       f"appearing at the names it took while it was written ({opened.output})")
+            return entry
         del image
         if config.save_mask:
             refused = []
@@ -394,8 +395,8 @@ RACE_TRIES = 5
 def _placed_again(opened: Opened, entry: Entry, config: BatchConfig, reserved: Collection[str]) -> bool:
     """A file appeared at ``opened.output`` while the photo was restored: decide again where the output goes.
     One made from this very source (a second batch of the same photos, a retried cluster task) is
-    replaced; another is left untouched, said, and the next free name taken.  False: an output of this
-    source is there now, the photo is skipped."""
+    replaced; another is left untouched, said, and the next free name taken.  False: the photo is not to be
+    written (an output of this source is there now: skipped; or no name is left: failed)."""
     if outputs.leave_alone(opened.output, opened.source, unmarked_ours=config.strip_metadata,
                            size=opened.photo.size) is None:
         opened.replaces = True
@@ -403,10 +404,14 @@ def _placed_again(opened: Opened, entry: Entry, config: BatchConfig, reserved: C
     entry.warnings.append(f"{opened.output} appeared while this photo was restored (another batch writing "
                           "into this folder?): left untouched")
     job = opened.job
-    decision = outputs.decide(job.natural or job.output, job.input, opened.source, reserved=reserved,
-                              own=job.output, inputs=frozenset({job.input.resolve()}),
-                              overwrite=config.overwrite, strip_metadata=config.strip_metadata,
-                              size=opened.photo.size)
+    try:
+        decision = outputs.decide(job.natural or job.output, job.input, opened.source, reserved=reserved,
+                                  own=job.output, inputs=frozenset({job.input.resolve()}),
+                                  overwrite=config.overwrite, strip_metadata=config.strip_metadata,
+                                  size=opened.photo.size)
+    except OSError as exc:  # (as open_photo says it)
+        entry.mark(FAILED, ReasonCode.CANNOT_PLACE_OUTPUT, f"cannot place the output: {exc}")
+        return False
     entry.output = str(decision.output)
     if not decision.write:
         entry.mark(SKIPPED, ReasonCode.RESTORED_BY_ANOTHER_BATCH,
