@@ -1530,3 +1530,16 @@ def test_a_page_left_alone_warns_before_its_files_go(tmp_path, browser):
         page.mouse.wheel(0, 40)  # a use: the server is told at once
         notice.wait_for(state="hidden", timeout=5000)
         assert len(engine.sessions) == 1
+
+
+def test_a_page_left_alone_past_the_limit_says_its_files_went(tmp_path, browser):
+    """Past the time the warning gave, it stayed: 'the server deletes your photos and results at 14:05,
+    unless the page is used' with 'Keep my photos', at 15:30, over results whose files were gone.  Once
+    the limit (and the lag of the server's clock) is past, the page asks and says what is so."""
+    with _one_restored_photo(tmp_path, browser, session_ttl=4.0) as (engine, page, card):
+        notice = page.locator("#expiry")
+        notice.wait_for(state="visible", timeout=10_000)
+        card.wait_for(state="detached", timeout=10_000)  # (no use of the page meanwhile)
+        note = page.locator("#drop-added")
+        assert note.is_visible() and "no longer on this server" in note.text_content()
+        assert notice.is_hidden() and not engine.sessions

@@ -1016,6 +1016,13 @@ function warningTime() { return Math.min(WARN_BEFORE, config.session_seconds * 1
 function warnBeforeTheFilesGo() {
   const notice = $("#expiry");
   const deadline = lastAsked + config.session_seconds * 1000;
+  if (cards.size && Date.now() >= deadline + warningTime() / 4) {
+    // past the limit, and the lag of the server's clock (a quarter of the warning, well beyond it): the
+    // warning still promised the files that went, over their results.  Asking says what is so (the server
+    // ends an expired session before it counts a request); only a session another tab kept is kept
+    poll();
+    return;
+  }
   const due = cards.size > 0 && Date.now() >= deadline - warningTime();
   if (due === !notice.hidden) return;
   if (!due) {
