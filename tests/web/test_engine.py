@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import io
+import os
 import shutil
 import threading
 import time
@@ -13,7 +15,9 @@ import pytest
 from PIL import Image
 from web_support import FakeRestorer, png_bytes
 
+from oldphoto import outputs
 from oldphoto.io import PhotoError, read_provenance
+from oldphoto.io import photo as photo_io
 from oldphoto.pipeline import RestoreOptions
 from oldphoto.web import engine as engine_module
 from oldphoto.web.engine import (
@@ -552,5 +556,27 @@ def test_out_of_memory_is_said_for_the_page_not_with_the_command_lines_flags(tmp
         assert info["status"] == FAILED and info["reason"].startswith("out of memory (MemoryError)")
         assert "--" not in info["reason"] and "Try again" in info["reason"], info["reason"]
         assert info["retry"] is True  # its file is kept: it can be tried again
+    finally:
+        engine.close()
+
+
+def test_a_restored_photo_the_server_cannot_save_is_said_without_the_servers_folders(tmp_path, monkeypatch):
+    # the batch's reason names the output's path: on the page that is the server's own folders, the
+    # session's id among them ('cannot write /srv/.../<session>/<photo>/out/a.png (Read-only file system)')
+    def read_only(path, write, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(photo_io, "atomic_write", read_only)
+    engine = _engine(tmp_path)
+    try:
+        session = engine.session(None)
+        info = _wait(engine, _add(engine, session, "a.png", png_bytes()))
+        assert info["status"] == FAILED and "could not save" in info["reason"], info["reason"]
+        assert str(engine.root) not in info["reason"] and session.id not in info["reason"]
+        assert info["retry"] is True  # (its upload is kept)
+        monkeypatch.setattr(outputs, "unwritable", lambda folder, **kwargs: f"{folder} is not writable")
+        info = _wait(engine, _add(engine, session, "b.png", png_bytes()))  # (found before it is decoded)
+        assert "could not save" in info["reason"] and session.id not in info["reason"]
+        assert info["retry"] is True
     finally:
         engine.close()

@@ -165,6 +165,11 @@ def _memory_releaser() -> Callable[[], Any]:
 release_memory = _memory_releaser()
 
 
+# a photo's failures that are the server's storage's, not the photo's
+SERVER_STORAGE = frozenset({ReasonCode.CANNOT_PLACE_OUTPUT, ReasonCode.OUTPUT_NOT_WRITABLE,
+                            ReasonCode.CANNOT_WRITE_OUTPUT})
+
+
 class Busy(Exception):
     """The queue is full: try again after ``retry_after`` seconds."""
 
@@ -870,7 +875,12 @@ class Engine:
                     ": this computer did not have enough memory for this photo just now. Try again "
                     "later, or with fewer options above (no enlarging, no face enhancement); a smaller "
                     "scan needs less.")
-            if entry.width is None and not out_of_memory:
+            # (the batch's reason names the output's path: here the server's own folders, the session's
+            # id among them; the upload is not to blame)
+            not_saved = entry.reason_code in SERVER_STORAGE
+            if not_saved:
+                job.reason = "the server could not save the restored photo just now; try again later"
+            if entry.width is None and not (out_of_memory or not_saved):
                 # the file itself could not be read (truncated, broken data): no option makes it readable,
                 # so none is offered ("Try again with the options above" would fail the same way)
                 job.input.unlink(missing_ok=True)
