@@ -399,19 +399,17 @@ def test_a_photo_is_never_its_own_mask(tmp_path):
     assert restorer.calls[1][1] is None and "no mask named b.* in" in log  # b.jpg: detected as usual
 
 
-def test_scratches_off_looks_for_no_mask_and_says_none_is_missing(tmp_path):
-    # --scratches off ignores user masks and detects nothing: a photo without a mask was said to have
-    # "defects detected automatically", and a wrong-size mask that would be ignored failed its photo
+def test_scratches_off_with_mask_dir_is_refused_before_any_work(tmp_path):
+    # --scratches off repairs no defect: the hand-made masks of --mask-dir were ignored without a word
+    # (the photos came out as with --scratches off alone, exit 0), a user's marks lost
     src, masks, out = tmp_path / "in", tmp_path / "masks", tmp_path / "out"
     _img(src / "a.png")
-    _img(src / "b.png")
     masks.mkdir()
-    Image.new("L", (5, 5), 255).save(masks / "a.png")  # wrong size: ignored with the rest
+    Image.new("L", (12, 8), 255).save(masks / "a.png")
     restorer = Inverter()
     code, log = _run([str(src), "-o", str(out), "--mask-dir", str(masks), "--scratches", "off"], restorer)
-    assert code == 0 and len(restorer.calls) == 2, log
-    assert all(mask is None for _, mask in restorer.calls)
-    assert "no mask named" not in log and "detected automatically" not in log, log
+    assert code == 2 and not restorer.calls and not out.exists(), log
+    assert "--scratches off" in log and "--mask-dir" in log and "Traceback" not in log, log
 
 
 def test_damaged_exif_is_said_in_the_photos_line_not_on_the_console(tmp_path, recwarn):

@@ -106,7 +106,8 @@ def register(subparsers) -> None:
                              "plain sRGB; the resolution, DPI, is kept, except in WebP, which holds it only "
                              "in EXIF)")
     parser.add_argument("--mask-dir", type=Path, metavar="DIR",
-                        help="user defect masks (white = defect), matched to inputs by file stem")
+                        help="user defect masks (white = defect), matched to inputs by file stem, repaired "
+                             "as given (not with --scratches off)")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
                         help=f"refuse images larger than N pixels (decompression-bomb guard; default "
                              f"{DEFAULT_MAX_PIXELS}; 0 = no limit)")
@@ -141,6 +142,11 @@ def main(args, restore: RestoreFn | None = None, stream=None) -> int:
         return 2
     if args.mask_dir is not None and not args.mask_dir.is_dir():
         print(f"oldphoto restore: --mask-dir {args.mask_dir} is not a folder", file=stream)
+        return 2
+    if args.mask_dir is not None and args.scratches == "off":  # (the masks would be ignored, unsaid)
+        print("oldphoto restore: --scratches off repairs no defect, so the masks of --mask-dir would be "
+              "ignored: leave out --scratches off (a mask is repaired as given, and nothing the detector "
+              "finds is added to it)", file=stream)
         return 2
     from oldphoto.options import argument_problem
 
