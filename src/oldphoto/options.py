@@ -223,18 +223,19 @@ class RestoreOptions:
                        help="away from the defects, 1 keeps the photo's own structure and detail (only "
                             "denoised), 0 takes the networks' restoration as is; values between blend them "
                             "(default: the value measured for the installed weights, written in their "
-                            f"card; {DEFAULT_FIDELITY} when it has none; ignored with --compat official)")
+                            f"card; {DEFAULT_FIDELITY} when it has none; not with --compat official)")
         g.add_argument("--denoise", action=argparse.BooleanOptionalAction, default=d.denoise,
                        help="remove the photo's noise away from the defects, in its luma (non-local means "
                             "at the noise level it reads) and colours (default on). --no-denoise keeps "
                             "the photo's own pixels there: for a clean photo, whose fine texture the "
-                            "noise estimate may take for noise (a small photo before --upscale)")
+                            "noise estimate may take for noise (a small photo before --upscale); not with "
+                            "--compat official, which denoises nothing")
         g.add_argument("--remove-grain", action="store_true", default=d.remove_grain,
                        help="denoise with the bundled learned denoiser instead: it also removes film "
                             "grain, JPEG blocks and some blur, for a smoother photo, and smooths skin "
                             "texture and softens fine hair with them (docs/restore.md, step 2). Off by "
-                            "default: the default keeps the print's grain and detail. Nothing at "
-                            "--fidelity 0 or with --compat official, where the photo is not denoised")
+                            "default: the default keeps the print's grain and detail. Not at --fidelity "
+                            "0 or with --compat official, where the photo is not denoised")
         g.add_argument("--hr", action="store_true", default=d.hr,
                        help="high-resolution mode: multi-scale patch attention for defects, 512 faces")
         g.add_argument("--hr-above", type=float, default=d.hr_above, metavar="MPIX",
@@ -320,6 +321,25 @@ def argument_problem(args: argparse.Namespace) -> str | None:
     if options.weights is not None and not Path(options.weights).is_dir():
         return (f"--weights {options.weights} is not a folder (give the folder `oldphoto weights import "
                 "--dest` wrote, or leave --weights out for the installed weights)")
+    return unused_problem(options)
+
+
+def unused_problem(options: RestoreOptions) -> str | None:
+    """Why options given together would change nothing, or None: the photo came out pixel for pixel as
+    without the option, exit 0.  Said on the command line only (not by ``validate``): the web page's form
+    sends --fidelity, --remove-grain and --denoise with every photo, whatever the server's mode."""
+    if options.compat == "official":
+        # the official stage 1 runs the whole photo through the networks: no blend with the photo, no
+        # denoising of it
+        unused = [flag for flag, asked in (("--fidelity", options.fidelity is not None),
+                                           ("--remove-grain", options.remove_grain),
+                                           ("--no-denoise", not options.denoise)) if asked]
+        if unused:
+            return (f"{', '.join(unused)} changes nothing with --compat official: the official stage 1 "
+                    "takes the networks' restoration as is, the photo neither blended in nor denoised")
+    if options.remove_grain and options.fidelity == 0:
+        return ("--remove-grain changes nothing at --fidelity 0: it denoises the photo that --fidelity "
+                "keeps, and at 0 none is kept (the networks' restoration as is)")
     return None
 
 

@@ -679,6 +679,27 @@ def test_options_the_official_stage_1_has_not_are_refused_with_compat_official(f
     RestoreOptions(compat="official", mask_dilation=0, diffusion_depth=0.0, texture_depth=0.0).validate()
 
 
+@pytest.mark.parametrize("argv,said", [
+    (["--compat", "official", "--fidelity", "0.5"], "--fidelity"),
+    (["--compat", "official", "--remove-grain"], "--remove-grain"),
+    (["--compat", "official", "--no-denoise"], "--no-denoise"),
+    (["--fidelity", "0", "--remove-grain"], "--remove-grain"),
+])
+def test_options_that_would_change_nothing_are_refused_on_the_command_line(argv, said):
+    """The official stage 1 neither blends nor denoises, and at --fidelity 0 no photo is kept to denoise:
+    these came out pixel for pixel as without the option, exit 0 (a sweep of restore's options). The
+    command line refuses them; Python and the web page's form, which sends every option, are not."""
+    from oldphoto.options import argument_problem
+
+    parser = argparse.ArgumentParser()
+    RestoreOptions.add_arguments(parser)
+    problem = argument_problem(parser.parse_args(argv))
+    assert problem is not None and said in problem and "changes nothing" in problem, problem
+    for fine in (["--compat", "official"], ["--fidelity", "0"], ["--fidelity", "0.5", "--remove-grain"]):
+        assert argument_problem(parser.parse_args(fine)) is None, fine
+    RestoreOptions(compat="official", fidelity=0.5, remove_grain=True).validate()
+
+
 def test_missing_weights_is_an_error_that_says_what_to_do(tmp_path, monkeypatch):
     store = pytest.importorskip("oldphoto.weights.store")
     monkeypatch.setenv("OLDPHOTO_WEIGHTS", str(tmp_path / "none"))
