@@ -241,7 +241,11 @@ class RestoreOptions:
         g.add_argument("--hr-above", type=float, default=d.hr_above, metavar="MPIX",
                        help="use patch attention for defects above this many megapixels (default 4)")
         g.add_argument("--keep-tone", action=argparse.BooleanOptionalAction, default=d.keep_tone,
-                       help="keep black-and-white and toned (sepia) photos in their own tone (default on)")
+                       help="keep black-and-white and toned (sepia) photos in their own tone (default on). "
+                            "--no-keep-tone takes them for colour photos, which keep their own colours: "
+                            "alone it changes next to nothing; it acts with --colour network below "
+                            "--fidelity 1 (the networks' colours) and --unfade colour (the tone stretched "
+                            "away as a cast)")
         g.add_argument("--colour", choices=COLOUR_MODES, default=d.colour,
                        help="colour photos: photo = restored luminance with the photo's own colours, "
                             "denoised and filled in under defects (default); network = the networks' "

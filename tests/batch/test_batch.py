@@ -536,6 +536,20 @@ def test_restore_help_gives_the_exit_codes(capsys):
     assert all(f"{code} " in text for code in ("2", "130", "143", "129", "141"))
 
 
+def test_restore_help_says_when_no_keep_tone_changes_anything(capsys):
+    # "keep black-and-white and toned (sepia) photos in their own tone": --no-keep-tone alone gave the
+    # same pixels on every photo of a sweep (gray and toned prints keep their own colours anyway); it acts
+    # only with the networks' colours or --unfade colour
+    from oldphoto.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["restore", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    keep_tone = text[text.index("--keep-tone, --no-keep-tone"):text.index("--colour {photo,network}")]
+    assert "--colour network" in keep_tone and "--unfade colour" in keep_tone, keep_tone
+    assert "alone" in keep_tone, keep_tone
+
+
 def test_a_misspelt_option_value_is_said_in_two_lines(capsys):
     # argparse printed its usage of every option, 30 lines, above the one line that says what is wrong
     from oldphoto.cli import build_parser
