@@ -846,7 +846,9 @@ def _write_pillow(tmp: Path, family: str, data: np.ndarray, space: str, alpha: n
     if family == "jpeg":
         params.update(subsampling=0 if quality >= 90 else 2, optimize=True)
     else:
-        params.update(method=4)
+        # exact: the colours under transparent pixels are the picture's (libwebp otherwise replaces them
+        # to compress better, and a transparency removed or edited later showed flat gray there)
+        params.update(method=4, exact=alpha is not None)
     if icc:
         params["icc_profile"] = icc
     if dpi:
