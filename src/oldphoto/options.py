@@ -258,7 +258,9 @@ class RestoreOptions:
                             "stretched as by contrast). Off by default: a dim or hazy scene looks faded too")
         g.add_argument("--compat", choices=("none", "official"), default=d.compat,
                        help="official = reproduce the official stage-1 output exactly (sizes rounded to "
-                            "×4/×16, min–max stretched); see docs/restore.md")
+                            "×4/×16, min–max stretched; the networks' restoration as is, not denoised, and "
+                            "in the networks' colours: gray and toned photos are not kept in their tone); "
+                            "see docs/restore.md")
         g.add_argument("--upscale", type=int, choices=UPSCALE_CHOICES, default=d.upscale,
                        help="enlarge the restored photo 2 or 4 times with the Real-ESRGAN x4plus network "
                             "(`oldphoto weights download realesrgan`; not part of the paper's method; slow "

@@ -536,7 +536,7 @@ def test_restore_help_gives_the_exit_codes(capsys):
     assert all(f"{code} " in text for code in ("2", "130", "143", "129", "141"))
 
 
-def test_restore_help_says_when_no_keep_tone_changes_anything(capsys):
+def test_restore_help_says_when_the_tone_is_kept(capsys):
     # "keep black-and-white and toned (sepia) photos in their own tone": --no-keep-tone alone gave the
     # same pixels on every photo of a sweep (gray and toned prints keep their own colours anyway); it acts
     # only with the networks' colours or --unfade colour
@@ -548,6 +548,9 @@ def test_restore_help_says_when_no_keep_tone_changes_anything(capsys):
     keep_tone = text[text.index("--keep-tone, --no-keep-tone"):text.index("--colour {photo,network}")]
     assert "--colour network" in keep_tone and "--unfade colour" in keep_tone, keep_tone
     assert "alone" in keep_tone, keep_tone
+    # nor was a gray photo kept gray with --compat official (the networks' colours, a brown cast on Solvay)
+    compat = text[text.index("--compat {none,official}"):text.index("--upscale {1,2,4}")]
+    assert "gray" in compat and "networks' colours" in compat, compat
 
 
 def test_a_misspelt_option_value_is_said_in_two_lines(capsys):
