@@ -197,12 +197,13 @@ class RestoreOptions:
         g.add_argument("--dust", action="store_true", default=d.dust,
                        help="also remove fine dust: small bright specks on flat areas, which the detector "
                             "misses (whatever --scratches decides for the rest; not with --compat "
-                            "official). Off by default: it takes stars, city lights and glints on water "
-                            "for dust too")
+                            "official, nor on a photo given a --mask-dir mask, repaired as given). Off by "
+                            "default: it takes stars, city lights and glints on water for dust too")
         g.add_argument("--dark-dust", action="store_true", default=d.dark_dust,
                        help="also remove small dark specks on flat areas: the dust of a slide, a "
                             "transparency or a glass plate, which blocks the light, and dirt on a print "
-                            "(with --dust: both kinds; not fibres or hairs). Faces are left (found with "
+                            "(with --dust: both kinds; not fibres or hairs; as --dust, not on a photo given "
+                            "a --mask-dir mask). Faces are left (found with "
                             "dlib-bin, as for face enhancement): moles and freckles look the same. Off by "
                             "default: it takes dark dots of the scene too (knots, distant figures, the "
                             "tips of spires)")

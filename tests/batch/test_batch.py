@@ -249,6 +249,25 @@ def test_masks_matched_by_stem_not_order(tmp_path):
     assert "mask is 5x5 but the photo is 12x8" in log
 
 
+def test_dust_beside_a_mask_is_said_to_be_left_to_the_mask(tmp_path):
+    # a photo given a mask is repaired as given: --dust and --dark-dust add nothing to it, and a sweep of
+    # restore's options found --mask-dir --dust pixel for pixel as --mask-dir alone, without a word
+    src, masks, out = tmp_path / "in", tmp_path / "masks", tmp_path / "out"
+    _img(src / "a.png")
+    _img(src / "b.png")
+    masks.mkdir()
+    m = np.zeros((8, 12), np.uint8)
+    m[2:4, 3:9] = 255
+    Image.fromarray(m).save(masks / "a.png")
+    report = tmp_path / "r.json"
+    code, log = _run([str(src), "-o", str(out), "--mask-dir", str(masks), "--dust", "--dark-dust",
+                      "--report", str(report)], Inverter())
+    assert code == 0, log
+    a, b = json.loads(report.read_text())["inputs"]
+    assert any("--dust and --dark-dust" in w and "mask" in w for w in a["warnings"]), a["warnings"]
+    assert not any("--dust" in w for w in b["warnings"]), b["warnings"]  # b has no mask: its dust is found
+
+
 def test_an_inverted_mask_fails_its_photo_naming_the_mask(tmp_path):
     """A mask marking almost the whole photo (black defects on white: inverted) is refused with its
     file's name before the photo is restored; it would have painted the photo over."""

@@ -271,8 +271,8 @@ def open_photo(job: Job, config: BatchConfig, *, reserved: Collection[str] = fro
         mask = None
         # --scratches off ignores user masks and detects nothing: no mask is looked for, and none is said
         # to be missing with "defects detected automatically"
-        scratches = config.restore_options().get("scratches")
-        if config.mask_dir is not None and scratches != "off":
+        options = config.restore_options()
+        if config.mask_dir is not None and options.get("scratches") != "off":
             mask_path = find_mask(config.mask_dir, job)
             if mask_path is None:
                 entry.warnings.append(f"no mask named {job.input.stem}.* in {config.mask_dir}; "
@@ -283,8 +283,18 @@ def open_photo(job: Job, config: BatchConfig, *, reserved: Collection[str] = fro
                     masks.check_marked_share(mask)
                 except ValueError as exc:
                     raise PhotoError(mask_path, str(exc)) from None
+                dust = _dust_asked(options)
+                if dust:  # (a mask is repaired as given: dust left out of it, a star unmarked, stays)
+                    entry.warnings.append(f"{dust}: nothing added to the mask {mask_path}, which is repaired "
+                                          "as given (mark the dust in it)")
         return Opened(job, entry, source, decision.output, photo, mask, replaces=decision.replaces)
     return entry  # failed while decoding
+
+
+def _dust_asked(options: dict[str, Any]) -> str:
+    """The dust options asked for, as the command line names them ("" when none)."""
+    return " and ".join(flag for flag, name in (("--dust", "dust"), ("--dark-dust", "dark_dust"))
+                        if options.get(name))
 
 
 def _as_restored_before(entry: Entry, decision: outputs.Decision, source: dict[str, str], config: BatchConfig,
