@@ -249,7 +249,7 @@ def test_masks_matched_by_stem_not_order(tmp_path):
     assert "mask is 5x5 but the photo is 12x8" in log
 
 
-def test_dust_beside_a_mask_is_said_to_be_left_to_the_mask(tmp_path):
+def test_dust_and_dilation_beside_a_mask_are_said_to_add_nothing(tmp_path):
     # a photo given a mask is repaired as given: --dust and --dark-dust add nothing to it, and a sweep of
     # restore's options found --mask-dir --dust pixel for pixel as --mask-dir alone, without a word
     src, masks, out = tmp_path / "in", tmp_path / "masks", tmp_path / "out"
@@ -266,6 +266,10 @@ def test_dust_beside_a_mask_is_said_to_be_left_to_the_mask(tmp_path):
     a, b = json.loads(report.read_text())["inputs"]
     assert any("--dust and --dark-dust" in w and "mask" in w for w in a["warnings"]), a["warnings"]
     assert not any("--dust" in w for w in b["warnings"]), b["warnings"]  # b has no mask: its dust is found
+    # nor is a mask grown by --mask-dilation (it grows predicted masks)
+    code, log = _run([str(src / "a.png"), "-o", str(tmp_path / "grown"), "--mask-dir", str(masks),
+                      "--mask-dilation", "3"], Inverter())
+    assert code == 0 and "--mask-dilation 3: nothing added to the mask" in log, log
 
 
 def test_an_inverted_mask_fails_its_photo_naming_the_mask(tmp_path):

@@ -283,18 +283,21 @@ def open_photo(job: Job, config: BatchConfig, *, reserved: Collection[str] = fro
                     masks.check_marked_share(mask)
                 except ValueError as exc:
                     raise PhotoError(mask_path, str(exc)) from None
-                dust = _dust_asked(options)
-                if dust:  # (a mask is repaired as given: dust left out of it, a star unmarked, stays)
-                    entry.warnings.append(f"{dust}: nothing added to the mask {mask_path}, which is repaired "
-                                          "as given (mark the dust in it)")
+                added = _additions_asked(options)
+                if added:  # (a mask is repaired as given: dust left out of it, a star unmarked, stays)
+                    entry.warnings.append(f"{added}: nothing added to the mask {mask_path}, which is "
+                                          "repaired as given (mark in it what is to be repaired)")
         return Opened(job, entry, source, decision.output, photo, mask, replaces=decision.replaces)
     return entry  # failed while decoding
 
 
-def _dust_asked(options: dict[str, Any]) -> str:
-    """The dust options asked for, as the command line names them ("" when none)."""
-    return " and ".join(flag for flag, name in (("--dust", "dust"), ("--dark-dust", "dark_dust"))
-                        if options.get(name))
+def _additions_asked(options: dict[str, Any]) -> str:
+    """The options asked for that add to a detected mask but not to a user's, as the command line names
+    them ("" when none)."""
+    asked = [flag for flag, name in (("--dust", "dust"), ("--dark-dust", "dark_dust")) if options.get(name)]
+    if options.get("mask_dilation"):
+        asked.append(f"--mask-dilation {options['mask_dilation']}")
+    return " and ".join(asked)
 
 
 def _as_restored_before(entry: Entry, decision: outputs.Decision, source: dict[str, str], config: BatchConfig,
