@@ -342,8 +342,9 @@ def unused_problem(options: RestoreOptions) -> str | None:
                                            ("--remove-grain", options.remove_grain),
                                            ("--no-denoise", not options.denoise)) if asked]
         if unused:
-            return (f"{', '.join(unused)} changes nothing with --compat official: the official stage 1 "
-                    "takes the networks' restoration as is, the photo neither blended in nor denoised")
+            return (f"{' and '.join(unused)} {'changes' if len(unused) == 1 else 'change'} nothing with "
+                    "--compat official: the official stage 1 takes the networks' restoration as is, the "
+                    "photo neither blended in nor denoised")
     if options.remove_grain and options.fidelity == 0:
         return ("--remove-grain changes nothing at --fidelity 0: it denoises the photo that --fidelity "
                 "keeps, and at 0 none is kept (the networks' restoration as is)")

@@ -697,6 +697,8 @@ def test_options_that_would_change_nothing_are_refused_on_the_command_line(argv,
     assert problem is not None and said in problem and "changes nothing" in problem, problem
     for fine in (["--compat", "official"], ["--fidelity", "0"], ["--fidelity", "0.5", "--remove-grain"]):
         assert argument_problem(parser.parse_args(fine)) is None, fine
+    both = argument_problem(parser.parse_args(["--compat", "official", "--fidelity", "1", "--no-denoise"]))
+    assert both.startswith("--fidelity and --no-denoise change nothing with --compat official"), both
     RestoreOptions(compat="official", fidelity=0.5, remove_grain=True).validate()
 
 
