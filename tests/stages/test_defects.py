@@ -232,6 +232,28 @@ def test_ink_on_a_gray_or_toned_print_is_scene_content_and_its_cracks_are_not():
     assert judged(sepia, (0.95, 0.95, 0.95))[0].strokes == 1
 
 
+def test_a_scratch_crossing_a_pen_line_is_repaired_and_the_line_kept():
+    """A short white scratch across a blue pen line is joined to it in one region, whose colour makes it
+    the print's: the scratch was left with the line.  Its pieces, brighter than around them, are judged
+    on their own: repaired, the ink kept (on a sepia and a gray print)."""
+    from oldphoto.luma import luma
+    from oldphoto.stages.defects import find_defects
+    from oldphoto.stages.tone import fit_tone
+
+    ramp = np.linspace(0.25, 0.75, 200, dtype=np.float32)[:, None, None]
+    for tint in (np.array((1.1, 0.95, 0.72), np.float32), 1.0):
+        img = np.ascontiguousarray(np.broadcast_to(ramp * tint, (200, 200, 3))).clip(0, 1)
+        tone = fit_tone(img)
+        flagged = np.zeros((200, 200), bool)
+        img[20:180, 99:101] = (0.12, 0.18, 0.55)  # the pen line
+        img[120:122, 80:120] = 0.95  # the scratch across it
+        flagged[20:180, 99:101] = flagged[120:122, 80:120] = True
+        d = find_defects(_prob_from(flagged), luma(img), 0.5, img, tone=tone)
+        assert d.mask[120:122, 80:97].all() and d.mask[120:122, 103:120].all()
+        assert not d.mask[20:118, 97:103].any() and not d.mask[124:180, 97:103].any()
+        assert d.strokes == 1 and d.content == 1
+
+
 def test_a_gray_prints_added_colour_is_its_distance_from_the_warm_hues():
     """A gray print's tone has no hue (its chroma is rounding, 3e-8, which once pointed anywhere and took
     colours along it for damage's): its added colour is its distance from the warm hues of paper and

@@ -235,6 +235,15 @@ WARM_HUES = (122.0, 170.0)
 COLOUR_FAR_REACH = int(COLOUR_FAR_GAP) + 2  # px around a region that hold its pixels COLOUR_FAR_GAP + 1 out
 COLOURED_PIXEL_GAIN = 0.06
 COLOURED_MIN_AREA = 6
+# A scratch crossing a dark coloured line (a pen circle drawn on a print) is joined to it in one region,
+# which its colour makes the print's: the scratch was left with it.  The pieces of such a region brighter
+# than most pixels around them (by MIN_CONTRAST above the upper quartile of those within CROSSING_REACH px,
+# the region left out, as for a bright defect in _classify) and without colour of their own (at most
+# COLOUR_MAX_GAIN: a red line over a dark coat is brighter than the coat), of CROSSING_MIN_AREA px or more,
+# are judged on their own: damage is lighter than the ink it crosses, and takes colour away.  (Above the
+# mean instead, the ink's light edge where it enters dark hair was taken for a piece, and repaired.)
+CROSSING_REACH = 8
+CROSSING_MIN_AREA = 6
 # A crack network is judged as one region, and a scratch may run along an outline for part of its way:
 # on the scratched boy one branch of his crack network follows the edge of a dark torn notch, and its fill
 # mixed the notch into the backdrop (a soft dark smear where the print has a crisp edge).  The stretches
@@ -412,7 +421,8 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float,
     outlines = np.zeros((h, w), bool)  # stretches of strokes that run along an outline: left as they are
     strokes: dict[int, tuple[float, float, float, float]] = {}  # label -> (cx, cy, length, angle)
     dark: set[int] = set()  # the strokes darker than their surroundings
-    for i in range(1, n):
+    i = 0
+    while (i := i + 1) < len(kinds):  # (with the pieces split off a coloured line, appended as they are)
         x, y, bw, bh, area = (int(v) for v in stats[i])
         y0, x0 = max(0, y - side_margin), max(0, x - side_margin)
         y1, x1 = min(h, y + bh + side_margin), min(w, x + bw + side_margin)
@@ -421,6 +431,11 @@ def find_defects(prob: np.ndarray, gray: np.ndarray, threshold: float,
         kinds[i], rect, stretch = _classify(region, gray[y0:y1, x0:x1], crop, prob[y0:y1, x0:x1], area,
                                             ring_kernel, min_length, max_width, max_speck,
                                             NETWORK_MIN_LENGTH * short)
+        if kinds[i] == "coloured line":
+            kinds[i] = "content"
+            stats = _split_crossings(i, region, gray[y0:y1, x0:x1], crop, labels[y0:y1, x0:x1], (x0, y0),
+                                     stats)
+            kinds += ["content"] * (len(stats) - len(kinds))
         if stretch is not None and stretch.any():
             outlines[y0:y1, x0:x1] |= stretch
         if kinds[i] == "stroke":
@@ -699,7 +714,8 @@ def _classify(region: np.ndarray, gray: np.ndarray, colour: np.ndarray | None, p
               min_length: float, max_width: float, max_speck: float, min_network: float
               ) -> tuple[str, tuple[tuple[float, float], float, float, bool] | None, np.ndarray | None]:
     """(kind, ((cx, cy), length, angle in degrees, whether brighter than its surroundings) of a stroke,
-    else None, the stroke's stretches along an outline (pixels of ``region``) or None)."""
+    else None, the stroke's stretches along an outline (pixels of ``region``) or None).  The kind
+    "coloured line" is content: a line darker and more colourful than its sides (:func:`_split_crossings`)."""
     ring = (cv2.dilate(region.astype(np.uint8), ring_kernel) > 0) & ~region
     inside, around = gray[region], gray[ring]
     bright = True
@@ -727,11 +743,39 @@ def _classify(region: np.ndarray, gray: np.ndarray, colour: np.ndarray | None, p
     if (length >= min_length and area / length <= max_width) or (
             length >= min_network and _crack_network(region, area, max_width)):
         step, colour_step, colour_gain, stretch = _sides(region, gray, colour)
-        if step > OUTLINE_MAX_STEP or colour_step > OUTLINE_MAX_COLOUR_STEP or colour_gain > COLOUR_MAX_GAIN:
+        if step > OUTLINE_MAX_STEP or colour_step > OUTLINE_MAX_COLOUR_STEP:
             return "content", None, None
+        if colour_gain > COLOUR_MAX_GAIN:  # a coloured line: a dark one may be crossed by a scratch
+            return ("content" if bright else "coloured line"), None, None
         # the angle of the long side, in [0, 180)
         return "stroke", (centre, length, (angle + (90.0 if b > a else 0.0)) % 180.0, bright), stretch
     return ("blob" if float(prob[region].mean()) >= BLOB_MIN_PROBABILITY else "content"), None, None
+
+
+def _split_crossings(i: int, region: np.ndarray, gray: np.ndarray, colour: np.ndarray, labels: np.ndarray,
+                     offset: tuple[int, int], stats: np.ndarray) -> np.ndarray:
+    """The scratches crossing a dark coloured line (label ``i``): its pieces brighter than most pixels
+    around them and colourless (:data:`CROSSING_REACH`) get labels of their own in ``labels``, to be
+    judged on their own.  ``region``, ``gray``, ``colour`` (as the colour rules read it) and ``labels`` (a
+    view, written in place) are a crop of the photo at ``offset`` (x, y).  Returns ``stats`` with a row
+    for each piece, row ``i``'s area without theirs."""
+    from skimage.filters.rank import percentile  # only photos with coloured lines pay for the import
+
+    levels = np.clip(np.rint(gray * 255.0), 0, 255).astype(np.uint8)
+    footprint = np.ones((2 * CROSSING_REACH + 1,) * 2, np.uint8)
+    around = percentile(levels, footprint, mask=~region, p0=0.75).astype(np.float32) / 255.0
+    brighter = region & (gray > around + MIN_CONTRAST) & (colourfulness(chroma(colour)) <= COLOUR_MAX_GAIN)
+    n, pieces, found, _ = cv2.connectedComponentsWithStats(brighter.astype(np.uint8), connectivity=8)
+    rows = []
+    for k in range(1, n):
+        if found[k, cv2.CC_STAT_AREA] >= CROSSING_MIN_AREA:
+            labels[pieces == k] = len(stats) + len(rows)
+            rows.append(found[k, :5] + (offset[0], offset[1], 0, 0, 0))
+    if not rows:
+        return stats
+    stats = np.vstack([stats, np.array(rows, stats.dtype)])
+    stats[i, cv2.CC_STAT_AREA] -= int(sum(row[cv2.CC_STAT_AREA] for row in rows))
+    return stats
 
 
 def _colourful_speck(region: np.ndarray, ring: np.ndarray, colour: np.ndarray) -> bool:
