@@ -100,6 +100,7 @@ def find_dust(gray: np.ndarray, colour: np.ndarray | None = None, dark: bool = F
     _, fainter, fainter_stats, _ = cv2.connectedComponentsWithStats(
         (rise > DUST_LINE_K * standing_out).astype(np.uint8), connectivity=8)
     passed: list[int] = []
+    cb_cr = None if colour is None else colourfulness(chroma(colour_beyond_tone(colour, tone)))
     inner_kernel = np.ones((2 * DUST_RING[0] + 1,) * 2, np.uint8)
     outer_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * DUST_RING[1] + 1,) * 2)
     pad = DUST_RING[1] + 1
@@ -121,10 +122,8 @@ def find_dust(gray: np.ndarray, colour: np.ndarray | None = None, dark: bool = F
         contrast = float(y[y0:y1, x0:x1][speck > 0].mean()) - float(middle)
         if contrast <= max(DUST_MIN_CONTRAST, DUST_RING_K * spread):
             continue
-        if colour is not None:  # damage takes colour away, as for the detector's strokes (defects)
-            # (read round the specks that get this far alone: a gray photo's colour beyond its tone, read
-            # whole, took 0.55 s at the working size)
-            own = colourfulness(chroma(colour_beyond_tone(colour[y0:y1, x0:x1], tone)))
+        if cb_cr is not None:  # damage takes colour away, as for the detector's strokes (defects)
+            own = cb_cr[y0:y1, x0:x1]
             if float(own[speck > 0].mean()) - float(np.median(own[ring])) > COLOUR_MAX_GAIN:
                 continue
         line = fainter_stats[fainter[y0:y1, x0:x1][speck > 0][0]]  # (the speck lies within one region)
