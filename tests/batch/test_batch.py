@@ -249,6 +249,19 @@ def test_masks_matched_by_stem_not_order(tmp_path):
     assert "mask is 5x5 but the photo is 12x8" in log
 
 
+def test_a_mask_drawn_on_a_sideways_photos_stored_pixels_is_told_to_be_turned(tmp_path):
+    """A TIFF stored sideways (EXIF orientation 6) is restored as shown; a mask drawn on its stored pixels
+    was refused as 'mask is 8x12 but the photo is 12x8', which did not say why."""
+    src, masks, out = tmp_path / "in", tmp_path / "masks", tmp_path / "out"
+    _img(src / "a.png")
+    masks.mkdir()
+    Image.new("L", (8, 12), 255).save(masks / "a.png")  # the photo's size turned
+    code, log = _run([str(src), "-o", str(out), "--mask-dir", str(masks)], Inverter())
+    assert code == 1
+    assert "mask is 8x12 but the photo is 12x8 as it is shown (its EXIF orientation applied): turn the " \
+           "mask the same way" in log
+
+
 def test_dust_and_dilation_beside_a_mask_are_said_to_add_nothing(tmp_path):
     # a photo given a mask is repaired as given: --dust and --dark-dust add nothing to it, and a sweep of
     # restore's options found --mask-dir --dust pixel for pixel as --mask-dir alone, without a word

@@ -65,8 +65,11 @@ def read_mask(path: Path, size: tuple[int, int], max_pixels: int | None) -> np.n
     """A bool H×W mask (white = defect), oriented like the displayed photo, of exactly ``size``."""
     mask_photo = read_photo(path, max_pixels=max_pixels)
     if mask_photo.size != size:
+        # a mask drawn on a sideways photo's stored pixels, before its EXIF orientation turned it
+        turned = mask_photo.size == size[::-1] and size[0] != size[1]
         raise PhotoError(path, f"mask is {mask_photo.size[0]}x{mask_photo.size[1]} but the photo is "
-                               f"{size[0]}x{size[1]}")
+                               f"{size[0]}x{size[1]}" + (" as it is shown (its EXIF orientation applied): "
+                                                          "turn the mask the same way" if turned else ""))
     return masks.user_mask(mask_photo.pixels, mask_photo.pixels.shape[:2], name=path.name)
 
 
