@@ -116,12 +116,11 @@ class DefaultMode(Mode):
         # nothing more in a gray or toned photo)
         fitted = fit_tone(image) if o.keep_tone or detecting or dusting else None
         tone = fitted if o.keep_tone else None
-        toned = fitted is not None
         t = time.perf_counter()
         defects: Defects | None = None
         detected: Defects | None = None  # what the detector finds, also beside a user's mask
         if o.scratches != "off":
-            detected = r.detect(image, toned=toned)
+            detected = r.detect(image, fitted)
             if mask is not None:
                 given = user_mask(mask, image.shape[:2])
                 check_marked_share(given, what)
@@ -133,7 +132,7 @@ class DefaultMode(Mode):
         # by --scratches off) is repaired as given: dust it leaves out (a star unmarked on the web page)
         # stays out
         if dusting:
-            defects, path = r.with_dust(image, defects, path, toned=toned)
+            defects, path = r.with_dust(image, defects, path, fitted)
         # a print on a plain surround is restored as if it had been cropped (Defects.print_box), and the
         # surround is left as it is: a fill at the print's edge reaches beyond its defects (GROW, FEATHER)
         # and smeared the print into a white border, and a plain border or page read as a noiseless part

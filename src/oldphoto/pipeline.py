@@ -56,7 +56,7 @@ from oldphoto.stages.restore import (
 )
 from oldphoto.stages.runtime import Runner, resolve_device
 from oldphoto.stages.tiling import tile_side_for_budget
-from oldphoto.stages.tone import fit_tone
+from oldphoto.stages.tone import Tone, fit_tone
 from oldphoto.stages.unfade import unfaded
 from oldphoto.stages.upscale import MIN_TILE as UPSCALE_MIN_TILE
 from oldphoto.stages.upscale import UpscaleStage
@@ -77,6 +77,7 @@ FACE_AREA_MARGIN = 0.35
 _face_notice_shown = False
 _chain_notices_shown: set[str] = set()  # (each said once per process, as the face notice)
 _bundled_notice_shown = False
+UNFITTED = object()  # a photo's tone not fitted yet (Restorer.detect, Restorer.with_dust): fitted there
 # said where the restoration's own networks are the package's small ones, so that nobody takes their
 # result for what the paper's networks give (README, "Status, honestly")
 BUNDLED_NOTICE = ("restoring with the small networks bundled with oldphoto (trained on a CPU: they denoise "
@@ -558,27 +559,26 @@ class Restorer:
         short_side = detection_short_side(self.options.detect_size, shape)
         return min(shape) / short_side if short_side else 1.0
 
-    def detect(self, image: np.ndarray, toned: bool | None = None) -> Defects:
+    def detect(self, image: np.ndarray, tone: Tone | None | object = UNFITTED) -> Defects:
         """The defects the detector finds on ``image`` (default mode), scene content filtered out.
-        ``toned``: whether the photo is gray or toned, when known already (False: a colour photo; else
-        its tone is fitted, for the colour rules to read its colour beyond it).
+        ``tone``: the photo's tone (:func:`fit_tone`: None for a colour photo) when it is fitted already,
+        else it is fitted here; the colour rules read a gray or toned photo's colour beyond it.
         A print on a plain surround (a wide border, an album page, the scanner's bed) is judged as if it
         had been cropped (:func:`print_on_surround`): its strokes are measured in its own short sides, and
         the surround is never repaired."""
         found = print_on_surround(luma(image))
         if found is None:
-            return self._detect(image, toned)
-        inner = self._detect(image[found.box], None, found.frame)  # (its tone fitted on the print)
+            return self._detect(image, fit_tone(image) if tone is UNFITTED else tone)
+        inner = self._detect(image[found.box], fit_tone(image[found.box]), found.frame)  # (the print's tone)
         mask = np.zeros(image.shape[:2], bool)
         mask[found.box] = inner.mask
         candidates = np.zeros(image.shape[:2], bool)
         candidates[found.box] = inner.candidates
         return dataclasses.replace(inner, mask=mask, print_box=found.box, candidates=candidates)
 
-    def _detect(self, image: np.ndarray, toned: bool | None, frame: Frame | None = None) -> Defects:
+    def _detect(self, image: np.ndarray, tone: Tone | None, frame: Frame | None = None) -> Defects:
         # in a gray or toned photo colour follows luma, and what departs from its tone was added in colour
         # (ink, a stamp): the colour rules read that departure
-        tone = None if toned is False else fit_tone(image)
         prob, gray, threshold = self.probabilities(image), luma(image), self.mask_threshold()
         # asked once strokes are found (the detector remembers the photo's faces for a second reading)
         faces = functools.partial(self._face_landmarks, image)
@@ -597,11 +597,11 @@ class Restorer:
             defects = dataclasses.replace(defects, mask=dilate(defects.mask, self.options.mask_dilation))
         return defects
 
-    def with_dust(self, image: np.ndarray, defects: Defects | None, path: str, toned: bool | None = None
-                  ) -> tuple[Defects | None, str]:
+    def with_dust(self, image: np.ndarray, defects: Defects | None, path: str,
+                  tone: Tone | None | object = UNFITTED) -> tuple[Defects | None, str]:
         """``--dust``, ``--dark-dust``: the defects to repair and the path, with the fine dust the
         detector misses (:mod:`oldphoto.stages.dust`; the dark specks outside the faces) added; a photo
-        that was to be left as it is (``path`` quality) has its dust repaired alone.  ``toned`` as for
+        that was to be left as it is (``path`` quality) has its dust repaired alone.  ``tone`` as for
         :meth:`detect`.  On a print lying on a plain surround (``Defects.print_box``) the dust is looked
         for on the print, as if it had been cropped: the surround is not repaired; with ``--scratches
         off`` (no ``defects``) the print is looked for here."""
@@ -612,7 +612,9 @@ class Restorer:
             print_box = defects.print_box
         box = (slice(None), slice(None)) if print_box is None else print_box
         colour = image[box]
-        gray, tone = luma(colour), None if toned is False else fit_tone(colour)
+        if tone is UNFITTED or (tone is not None and print_box is not None):  # (on a surround, the print's)
+            tone = fit_tone(colour)
+        gray = luma(colour)
         dust = np.zeros(image.shape[:2], bool)
         count = 0
         if self.options.dust:
