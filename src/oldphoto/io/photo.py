@@ -857,15 +857,15 @@ def _write_pillow(tmp: Path, family: str, data: np.ndarray, space: str, alpha: n
         params["exif"] = _fit_jpeg_exif(exif, notes) if family == "jpeg" else exif.tobytes()
     if family == "webp" and xmp:
         params["xmp"] = xmp
-    encoded = io.BytesIO(pillow_bytes(image, "JPEG" if family == "jpeg" else "WEBP", **params))
+    encoded = pillow_bytes(image, "JPEG" if family == "jpeg" else "WEBP", **params)
     if family == "jpeg" and (xmp or iptc):
         segments, too_large = _xmp_iptc.jpeg_segments(xmp, iptc)
         if too_large:
             notes.append(f"{' and '.join(too_large)} metadata of the original is too large for a JPEG (over "
                          "64 kB) and is not carried into the restored file (the original keeps it; --format "
                          "tiff carries it)")
-        encoded = io.BytesIO(_xmp_iptc.insert_into_jpeg(encoded.getvalue(), segments))
-    tmp.write_bytes(encoded.getbuffer())
+        encoded = _xmp_iptc.insert_into_jpeg(encoded, segments)
+    tmp.write_bytes(encoded)
 
 
 JPEG_EXIF_MAX = 65533  # bytes: EXIF goes in one APP1 segment
